@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole suite: type check, lint (the workflow-determinism rules live there), then every
+# test/**/*.test.ts with Node's test runner. Extra arguments are passed to `node --test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+npx tsc -p tsconfig.json
+npx eslint src test scripts
+mapfile -t files < <(find test -name '*.test.ts' | sort)
+exec node --import tsx --test --test-concurrency=1 "$@" "${files[@]}"

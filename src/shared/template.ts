@@ -1,0 +1,20 @@
+/**
+ * `{{name}}` templates for object names, endpoints and PromQL. Pure string work, so the workflow
+ * can render the names its activity inputs carry (and the history shows them).
+ */
+
+/** Placeholders a template may use. */
+export const TEMPLATE_VARIABLES = ['app', 'namespace', 'slot', 'window', 'service'] as const;
+export type TemplateVariable = (typeof TEMPLATE_VARIABLES)[number];
+export type TemplateVariables = Partial<Record<TemplateVariable, string>>;
+
+/** Matches one `{{ name }}` placeholder; global, so use it with matchAll or replace only. */
+export const PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g;
+
+/** Fills the placeholders it has values for and leaves the others as they are. */
+export function renderTemplate(template: string, variables: TemplateVariables): string {
+  return template.replace(PLACEHOLDER, (whole, name: string) => {
+    const value = variables[name as TemplateVariable];
+    return value === undefined ? whole : value;
+  });
+}

@@ -1,0 +1,293 @@
+/**
+ * The deployment spec: what to deploy, where, and the gates it must pass. Shared by the client,
+ * the worker and the activities; never imported by workflow code (which takes the parsed,
+ * defaulted `DeploymentSpec` as plain JSON and imports only its type).
+ *
+ * Defaults are the seed procedure's numbers: 3 replicas, 180 s readiness, 5 s smoke timeout,
+ * 100 ms latency budget, 5 min of monitoring every 5 s, and the seed's SLO table written as
+ * slot-scoped ratios.
+ */
+import { z } from 'zod';
+import { Comparison } from '../shared/analysis.js';
+import { PLACEHOLDER } from '../shared/template.js';
+
+/** RFC 1123 label, as Kubernetes requires for namespaces and app names used in object names. */
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** RFC 1123 subdomain, as Kubernetes requires for Service and Deployment names. */
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+/** A Kubernetes label value: at most 63 characters, alphanumeric at both ends. */
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+/** A Kubernetes label key: optional DNS-subdomain prefix and a name of at most 63 characters. */
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+/** A Prometheus range duration such as 30s, 1m, 1m30s. */
+const PROM_DURATION = /^([0-9]+(ms|s|m|h|d|w|y))+$/;
+
+/**
+ * An OCI image reference as the distribution reference grammar defines it, with a tag or a digest
+ * required: a deployment of an implicit `latest` cannot be reproduced or rolled back to.
+ */
+const IMAGE_REFERENCE =
+  /^(?<name>(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)(?::(?<tag>[\w][\w.-]{0,127}))?(?:@(?<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?$/;
+
+const template = (allowed: readonly string[]) =>
+  z
+    .string()
+    .min(1)
+    .superRefine((value, ctx) => {
+      for (const match of value.matchAll(PLACEHOLDER)) {
+        const name = match[1] ?? '';
+        if (!allowed.includes(name)) {
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            message: `unknown placeholder {{${name}}}: allowed are ${allowed.map((a) => `{{${a}}}`).join(', ')}`,
+          });
+        }
+      }
+    });
+
+const dnsLabel = (what: string) =>
+  z
+    .string()
+    .max(63, `${what} must be at most 63 characters`)
+    .regex(DNS_LABEL, `${what} must be an RFC 1123 label: lower-case letters, digits and '-', starting and ending alphanumeric`);
+
+const seconds = (what: string) =>
+  z.number().int(`${what} must be a whole number of seconds`).positive(`${what} must be greater than 0`);
+
+const jsonScalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+
+/** One check of a declarative smoke suite, for services other than the reference workload. */
+export const HttpCheckSchema = z
+  .object({
+    name: z.string().min(1),
+    method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD']).default('GET'),
+    path: z.string().startsWith('/', 'path must start with /'),
+    headers: z.record(z.string()).default({}),
+    body: z.unknown().optional(),
+    expectStatus: z.number().int().min(100).max(599).default(200),
+    /** Dotted JSON paths and the value (or one of the values) each must have. */
+    expectJson: z.record(z.union([jsonScalar, z.array(jsonScalar).min(1)])).default({}),
+    /** Dotted JSON paths that must be present and not null. */
+    expectPresent: z.array(z.string().min(1)).default([]),
+    latencyBudgetMs: z.number().positive().optional(),
+  })
+  .strict();
+
+export type HttpCheck = z.output<typeof HttpCheckSchema>;
+
+export const SmokeSuite = {
+  /** The seed's seven checks against the reference detection API. */
+  DetectionApi: 'detection-api',
+  /** The spec's own `checks`. */
+  Http: 'http',
+} as const;
+
+const SmokeSchema = z
+  .object({
+    /** Where the idle slot answers, e.g. a per-slot Service; `{{slot}}` is the idle slot. */
+    endpoint: template(['app', 'namespace', 'slot', 'service']).default('http://{{app}}-{{slot}}.{{namespace}}.svc:8000'),
+    timeoutSeconds: seconds('smoke.timeoutSeconds').default(5),
+    latencyBudgetMs: z.number().positive('smoke.latencyBudgetMs must be greater than 0').default(100),
+    /** The seed only warns on a slow answer; `fail` makes the latency check a gate. */
+    latencyBudgetAction: z.enum(['warn', 'fail']).default('warn'),
+    suite: z.enum([SmokeSuite.DetectionApi, SmokeSuite.Http]).default(SmokeSuite.DetectionApi),
+    checks: z.array(HttpCheckSchema).default([]),
+  })
+  .strict()
+  .superRefine((smoke, ctx) => {
+    if (smoke.suite === SmokeSuite.Http && smoke.checks.length === 0) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['checks'],
+        message: "suite 'http' needs at least one check",
+      });
+    }
+  });
+
+const GatesSchema = z
+  .object({
+    approveBeforeSwitch: z.boolean().default(false),
+    approveBeforeCleanup: z.boolean().default(false),
+    /** How long a gate (or a pause for a decision) waits before it rolls back. */
+    approvalTimeoutSeconds: seconds('gates.approvalTimeoutSeconds').default(3600),
+  })
+  .strict();
+
+export const SloSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][-a-z0-9_]*$/, 'name must be lower-case letters, digits, - and _'),
+    /** PromQL over {{app}}, {{namespace}}, {{slot}} and {{window}}; scope it to the slot. */
+    query: template(['app', 'namespace', 'slot', 'window', 'service']),
+    comparison: z.enum([Comparison.LessThan, Comparison.LessOrEqual, Comparison.GreaterThan, Comparison.GreaterOrEqual]),
+    threshold: z.number().finite(),
+    /** false: reported as a warning, never rolls back (the seed's CPU and memory rows). */
+    gate: z.boolean().default(true),
+    unit: z.string().optional(),
+  })
+  .strict();
+
+export type Slo = z.output<typeof SloSchema>;
+
+const slotSelector = 'app="{{app}}",namespace="{{namespace}}",slot="{{slot}}"';
+
+/** The seed's SLO table, done right: ratios, scoped to the new slot, over a window. */
+export const DEFAULT_SLOS: Slo[] = [
+  {
+    name: 'error-rate',
+    query: `sum(rate(http_requests_total{${slotSelector},status=~"5.."}[{{window}}])) / sum(rate(http_requests_total{${slotSelector}}[{{window}}]))`,
+    comparison: '<',
+    threshold: 0.01,
+    gate: true,
+    unit: 'ratio',
+  },
+  {
+    name: 'p95-latency',
+    query: `histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{${slotSelector}}[{{window}}])))`,
+    comparison: '<',
+    threshold: 0.5,
+    gate: true,
+    unit: 'seconds',
+  },
+  {
+    name: 'tak-output-latency',
+    query: `histogram_quantile(0.95, sum by (le) (rate(tak_output_latency_seconds_bucket{${slotSelector}}[{{window}}])))`,
+    comparison: '<',
+    threshold: 2,
+    gate: true,
+    unit: 'seconds',
+  },
+  {
+    name: 'geolocation-accuracy',
+    query: `min(geolocation_validation_success_rate{${slotSelector}})`,
+    comparison: '>',
+    threshold: 0.95,
+    gate: true,
+    unit: 'ratio',
+  },
+  {
+    name: 'cpu-per-pod',
+    query: `max(rate(process_cpu_seconds_total{${slotSelector}}[{{window}}]))`,
+    comparison: '<',
+    threshold: 0.7,
+    gate: false,
+    unit: 'cores',
+  },
+  {
+    name: 'memory-per-pod',
+    query: `max(process_resident_memory_bytes{${slotSelector}})`,
+    comparison: '<',
+    threshold: 402653184,
+    gate: false,
+    unit: 'bytes',
+  },
+];
+
+const MonitorSchema = z
+  .object({
+    durationSeconds: seconds('monitor.durationSeconds').default(300),
+    intervalSeconds: seconds('monitor.intervalSeconds').default(5),
+    /** The range of the rate() windows in the SLO queries. */
+    window: z.string().regex(PROM_DURATION, 'window must be a Prometheus duration such as 1m or 30s').default('1m'),
+    /** Failed ticks tolerated before rolling back; 0 rolls back on the first breach. */
+    failureLimit: z.number().int().min(0).default(0),
+    /** Consecutive measurement errors that end the analysis as Error (rollback), as Argo Rollouts. */
+    consecutiveErrorLimit: z.number().int().min(1).default(4),
+    /** Inconclusive ticks (no data) tolerated before pausing for an operator's decision. */
+    inconclusiveLimit: z.number().int().min(0).default(6),
+    /** Container restarts of the new slot's pods tolerated during monitoring (the seed: 0). */
+    restartLimit: z.number().int().min(0).default(0),
+    slos: z.array(SloSchema).default(DEFAULT_SLOS),
+  })
+  .strict()
+  .superRefine((monitor, ctx) => {
+    if (monitor.intervalSeconds > monitor.durationSeconds) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['intervalSeconds'],
+        message: `must not exceed monitor.durationSeconds (${monitor.durationSeconds})`,
+      });
+    }
+    const seen = new Set<string>();
+    monitor.slos.forEach((slo, index) => {
+      if (seen.has(slo.name)) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['slos', index, 'name'], message: `duplicate SLO name '${slo.name}'` });
+      }
+      seen.add(slo.name);
+    });
+  });
+
+const SpecInputSchema = z
+  .object({
+    app: dnsLabel('app'),
+    namespace: dnsLabel('namespace').default('default'),
+    image: z
+      .string()
+      .max(4096)
+      .regex(IMAGE_REFERENCE, 'image must be an OCI reference such as registry.example/team/app:v1.2.3')
+      .refine((image) => /(:[\w][\w.-]{0,127}|@[^@]+)$/.test(image.replace(/^[^/]*\//, '')), {
+        message: 'image must name a tag or a digest (an implicit :latest cannot be rolled back to)',
+      }),
+    /** The version label; defaults to the image tag (or the digest's first 12 hex digits). */
+    version: z.string().max(63).regex(LABEL_VALUE, 'version must be a valid Kubernetes label value').optional(),
+    replicas: z.number().int('replicas must be a whole number').min(1, 'replicas must be at least 1').max(1000).default(3),
+    slotLabelKey: z.string().regex(LABEL_KEY, 'slotLabelKey must be a valid Kubernetes label key').default('slot'),
+    /** The Service whose selector carries the slot label; defaults to `<app>-service`, as the seed. */
+    service: z.string().max(253).regex(DNS_SUBDOMAIN, 'service must be an RFC 1123 subdomain').optional(),
+    deploymentNamePattern: template(['app', 'slot', 'namespace'])
+      .refine((p) => p.includes('{{slot}}'), { message: 'deploymentNamePattern must contain {{slot}} so the two slots differ' })
+      .default('{{app}}-{{slot}}'),
+    /** The container whose image is set; defaults to the app name. */
+    container: dnsLabel('container').optional(),
+    readinessTimeoutSeconds: seconds('readinessTimeoutSeconds').default(180),
+    smoke: SmokeSchema.default({}),
+    gates: GatesSchema.default({}),
+    monitor: MonitorSchema.default({}),
+    /** Seconds between the end of monitoring and scaling the old slot to zero (Argo's default 30). */
+    scaleDownDelaySeconds: z.number().int().min(0).default(30),
+  })
+  .strict();
+
+/** The spec as users write it (YAML or flags): most fields optional. */
+export type DeploymentSpecInput = z.input<typeof SpecInputSchema>;
+
+export const DeploymentSpecSchema = SpecInputSchema.transform((spec) => ({
+  ...spec,
+  version: spec.version ?? versionFromImage(spec.image),
+  service: spec.service ?? `${spec.app}-service`,
+  container: spec.container ?? spec.app,
+}));
+
+/** A parsed spec with every default filled in: the workflow's input, plain JSON. */
+export type DeploymentSpec = z.output<typeof DeploymentSpecSchema>;
+
+/** The tag of an image, or the first 12 hex digits of its digest. */
+export function versionFromImage(image: string): string {
+  const match = IMAGE_REFERENCE.exec(image);
+  const tag = match?.groups?.['tag'];
+  if (tag) return tag.slice(0, 63).replace(/[^A-Za-z0-9]+$/, '');
+  const digest = match?.groups?.['digest'] ?? '';
+  return digest.split(':')[1]?.slice(0, 12) ?? 'unknown';
+}
+
+/** A rejected spec: every offending field, with its path and the rule it broke. */
+export class SpecValidationError extends Error {
+  readonly issues: { path: string; message: string }[];
+
+  constructor(issues: { path: string; message: string }[]) {
+    super(`invalid deployment spec:\n${issues.map((i) => `  - ${i.path}: ${i.message}`).join('\n')}`);
+    this.name = 'SpecValidationError';
+    this.issues = issues;
+  }
+}
+
+/** Parses and defaults a spec; throws `SpecValidationError` naming every bad field. */
+export function parseDeploymentSpec(input: unknown): DeploymentSpec {
+  const result = DeploymentSpecSchema.safeParse(input);
+  if (result.success) return result.data;
+  throw new SpecValidationError(
+    result.error.issues.map((issue) => ({
+      path: issue.path.length > 0 ? issue.path.join('.') : '(spec)',
+      message: issue.message,
+    })),
+  );
+}

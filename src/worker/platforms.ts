@@ -1,0 +1,29 @@
+/**
+ * Chooses the platform and gates the worker drives, from configuration. The worker registers
+ * nothing fake: a platform that is not configured, or not built yet, stops the worker at start
+ * with a message saying what to set.
+ */
+import { z } from 'zod';
+import type { ActivityDependencies } from '../activities/index.js';
+import { ConfigError, parseEnv } from '../config/temporal.js';
+
+export const PLATFORMS = ['kubernetes', 'local'] as const;
+
+export const PlatformConfigSchema = z.object({
+  BLUEGREEN_PLATFORM: z.enum(PLATFORMS, {
+    errorMap: () => ({
+      message: `BLUEGREEN_PLATFORM must be one of ${PLATFORMS.join(', ')}: 'kubernetes' drives a cluster through a kubeconfig, 'local' runs slots as processes on this machine`,
+    }),
+  }),
+});
+
+export type PlatformConfig = z.output<typeof PlatformConfigSchema>;
+
+/** The dependencies of `createActivities` for the configured platform. */
+export async function loadActivityDependencies(env: NodeJS.ProcessEnv): Promise<ActivityDependencies> {
+  const { BLUEGREEN_PLATFORM: platform } = parseEnv(PlatformConfigSchema, env);
+  throw new ConfigError(
+    `BLUEGREEN_PLATFORM=${platform}: this build has no ${platform} platform adapter yet, so the worker cannot drive deployments; ` +
+      'see the README for the platforms that are available',
+  );
+}

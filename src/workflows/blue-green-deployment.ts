@@ -1,0 +1,601 @@
+/**
+ * The blue-green deployment as a durable workflow: the seed's five phases, each one call, with a
+ * LIFO stack of compensations that runs, uncancellable, on a failed gate, an SLO breach, an error
+ * that cannot be retried, or an operator's abort.
+ *
+ * Deterministic code only: no I/O, no Node built-ins, activity types imported as types. Time comes
+ * from the SDK's deterministic `Date`; waits are timers and conditions, visible in the history.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  log,
+  proxyActivities,
+  setHandler,
+  sleep,
+} from '@temporalio/workflow';
+import type { ActivityOptions } from '@temporalio/workflow';
+import type { createActivities } from '../activities/index.js';
+import type { LiveState, SlotState, Target } from '../activities/contract.js';
+import { AnalysisResult, judgeTick, judgeValue } from '../shared/analysis.js';
+import type { Measurement } from '../shared/analysis.js';
+import {
+  Gate,
+  Outcome,
+  Phase,
+  PHASE_MESSAGES,
+  RollbackReason,
+} from '../shared/deployment-status.js';
+import type {
+  AbortRequest,
+  DeploymentResult,
+  DeploymentStatus,
+  MonitorProgress,
+} from '../shared/deployment-status.js';
+import { ErrorType, NON_RETRYABLE_ERROR_TYPES } from '../shared/errors.js';
+import { otherSlot, SLOTS } from '../shared/slots.js';
+import type { Slot } from '../shared/slots.js';
+import { renderTemplate } from '../shared/template.js';
+import type { DeploymentSpec } from '../spec/deployment-spec.js';
+import { abortSignal, approveSignal, statusQuery } from './definitions.js';
+
+type Activities = ReturnType<typeof createActivities>;
+
+/** The name of the restart measurement recorded beside the SLOs at every monitor tick. */
+export const RESTARTS_MEASUREMENT = 'pod-restarts';
+
+/** A phase that cannot go on: carries why, for the rollback and the result. */
+class PhaseFailure extends Error {
+  constructor(
+    readonly reason: RollbackReason,
+    message: string,
+    readonly failedCheck: string | null = null,
+  ) {
+    super(message);
+    this.name = 'PhaseFailure';
+  }
+}
+
+const RETRY = {
+  initialInterval: '1s',
+  backoffCoefficient: 2,
+  maximumInterval: '10s',
+  nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
+} as const;
+
+/** Activity options per kind of call: short writes, long waits, and the SLO tick. */
+function proxiesFor(spec: DeploymentSpec) {
+  const options = (extra: ActivityOptions) => proxyActivities<Activities>(extra);
+  return {
+    /** Reads and single writes: short, retried a few times. */
+    quick: options({ startToCloseTimeout: '30s', retry: { ...RETRY, maximumAttempts: 5 } }),
+    /** Waiting for replicas: as long as the readiness timeout, heartbeating. */
+    readiness: options({
+      startToCloseTimeout: `${spec.readinessTimeoutSeconds + 30}s`,
+      heartbeatTimeout: '30s',
+      retry: { ...RETRY, maximumAttempts: 3 },
+    }),
+    /** Endpoint convergence, scaling and the smoke suite: bounded waits, heartbeating. */
+    waiting: options({
+      startToCloseTimeout: '5m',
+      heartbeatTimeout: '30s',
+      retry: { ...RETRY, maximumAttempts: 3 },
+    }),
+    /** One SLO tick: never retried, because a failed measurement is counted, not hidden. */
+    measure: options({ startToCloseTimeout: '15s', retry: { maximumAttempts: 1 } }),
+    /** Compensation and cleanup: retried harder, since they restore service. */
+    restore: options({
+      startToCloseTimeout: '5m',
+      heartbeatTimeout: '30s',
+      retry: { ...RETRY, maximumAttempts: 10 },
+    }),
+  };
+}
+
+/** Undo steps, pushed as each change is made and run last-in first-out. */
+class Compensations {
+  private readonly steps: { name: string; run: () => Promise<void> }[] = [];
+
+  push(name: string, run: () => Promise<void>): void {
+    this.steps.push({ name, run });
+  }
+
+  get isEmpty(): boolean {
+    return this.steps.length === 0;
+  }
+
+  clear(): void {
+    this.steps.length = 0;
+  }
+
+  /**
+   * Runs every step, newest first. Stops at the first step that fails: undoing further (say,
+   * scaling the new slot down while the selector still points at it) would make things worse.
+   * Returns the failed step's description, or null when everything was undone.
+   */
+  async runAll(): Promise<string | null> {
+    while (this.steps.length > 0) {
+      const step = this.steps[this.steps.length - 1]!;
+      try {
+        await step.run();
+      } catch (error) {
+        return `${step.name}: ${describeError(error)}`;
+      }
+      this.steps.pop();
+    }
+    return null;
+  }
+}
+
+/** The innermost message of an activity failure, for people. */
+function describeError(error: unknown): string {
+  if (error instanceof ActivityFailure && error.cause) return describeError(error.cause);
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
+
+/** Maps an activity's permanent failure to the reason the deployment rolls back. */
+function failureFrom(error: unknown, fallback: RollbackReason): PhaseFailure {
+  if (error instanceof PhaseFailure) return error;
+  const activity = error instanceof ActivityFailure ? error.activityType : null;
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  const type = cause instanceof ApplicationFailure ? cause.type : null;
+  const reason =
+    type === ErrorType.ReadinessTimeout
+      ? RollbackReason.ReadinessTimeout
+      : type === ErrorType.TrafficNotVerified
+        ? RollbackReason.TrafficNotVerified
+        : fallback;
+  return new PhaseFailure(reason, describeError(error), activity ?? null);
+}
+
+function now(): string {
+  return new Date().toISOString();
+}
+
+/** One run of the procedure; the exported workflow function below reads its recipe. */
+class BlueGreenDeployment {
+  private spec: DeploymentSpec;
+  private acts: ReturnType<typeof proxiesFor>;
+  private readonly undo = new Compensations();
+  private readonly forward = new CancellationScope();
+  private readonly status: DeploymentStatus;
+  private readonly warnings: string[] = [];
+  private live: LiveState | null = null;
+  private target: Target | null = null;
+  private abortRequested = false;
+  private cleanupStarted = false;
+  private approved = false;
+
+  constructor(spec: DeploymentSpec) {
+    this.spec = spec;
+    this.acts = proxiesFor(spec);
+    this.status = {
+      app: spec.app,
+      namespace: spec.namespace,
+      image: spec.image,
+      version: spec.version,
+      phase: Phase.Preflight,
+      message: PHASE_MESSAGES.Preflight,
+      activeSlot: null,
+      idleSlot: null,
+      fromSlot: null,
+      toSlot: null,
+      awaiting: null,
+      abort: null,
+      rejectedAborts: [],
+      smoke: null,
+      monitor: null,
+      transitions: [{ phase: Phase.Preflight, at: now(), message: PHASE_MESSAGES.Preflight }],
+    };
+    setHandler(statusQuery, () => this.status);
+    setHandler(abortSignal, (request) => this.onAbort(request));
+    setHandler(approveSignal, (request) => {
+      const awaiting = this.status.awaiting;
+      if (awaiting && (request.gate === undefined || request.gate === awaiting.gate)) {
+        this.approved = true;
+        log.info('approved', { gate: awaiting.gate, by: request.by ?? 'unknown' });
+      } else {
+        log.warn('approval ignored: no matching gate is waiting', { gate: request.gate, by: request.by });
+      }
+    });
+  }
+
+  /** The recipe: one phase per call; any failure leaves through the rollback. */
+  async run(): Promise<DeploymentResult> {
+    try {
+      await this.forward.run(async () => {
+        await this.preflight();
+        await this.deployIdleSlot();
+        await this.smokeTestIdleSlot();
+        await this.awaitApproval(Gate.BeforeSwitch, this.spec.gates.approveBeforeSwitch);
+        await this.switchServiceSelector();
+        await this.monitorSlos();
+        await this.awaitApproval(Gate.BeforeCleanup, this.spec.gates.approveBeforeCleanup);
+      });
+    } catch (error) {
+      return await this.rollBack(this.failureOf(error));
+    }
+    if (this.abortRequested) {
+      return await this.rollBack(new PhaseFailure(RollbackReason.Aborted, this.abortMessage()));
+    }
+    return await this.scaleDownOldSlot();
+  }
+
+  // Phase 0: validate the spec and read what is live. Nothing is changed here.
+  private async preflight(): Promise<void> {
+    try {
+      this.spec = await this.acts.quick.validateSpec(this.spec);
+    } catch (error) {
+      throw new PhaseFailure(RollbackReason.InvalidSpec, describeError(error), 'spec');
+    }
+    this.acts = proxiesFor(this.spec);
+    this.target = targetOf(this.spec);
+    let live: LiveState;
+    try {
+      live = await this.acts.quick.describe(this.target);
+    } catch (error) {
+      throw failureFrom(error, RollbackReason.PreflightFailed);
+    }
+    this.live = live;
+    const active = live.slots[live.activeSlot];
+    const idle = otherSlot(live.activeSlot);
+    Object.assign(this.status, { activeSlot: live.activeSlot, idleSlot: idle, fromSlot: live.activeSlot, toSlot: idle });
+    if (!isHealthy(active)) {
+      throw new PhaseFailure(
+        RollbackReason.PreflightFailed,
+        `the active slot ${active.slot} (${active.deployment}) is not healthy: ${active.readyReplicas}/${active.replicas} replicas ready`,
+        'active-slot-health',
+      );
+    }
+  }
+
+  // Phase 1: the new image on the idle slot, scaled up, every replica Ready.
+  private async deployIdleSlot(): Promise<void> {
+    const { target, idle, idleBefore } = this.slots();
+    this.enterPhase(Phase.Deploying, `deploying ${this.spec.image} to ${idle} (${target.deployments[idle]})`);
+    // Pushed before the write: a deploy cancelled mid-call may still have landed, and restoring
+    // the snapshot taken in preflight is idempotent.
+    this.undo.push(`restore ${idle} to ${idleBefore.image ?? 'no image'} x${idleBefore.replicas}`, async () => {
+      await this.acts.restore.scaleSlot({ target, slot: idle, replicas: idleBefore.replicas, image: idleBefore.image });
+    });
+    try {
+      await this.acts.quick.deploySlot({
+        target,
+        slot: idle,
+        image: this.spec.image,
+        version: this.spec.version,
+        replicas: this.spec.replicas,
+      });
+      const ready = await this.acts.readiness.waitForSlotReady({
+        target,
+        slot: idle,
+        replicas: this.spec.replicas,
+        timeoutSeconds: this.spec.readinessTimeoutSeconds,
+      });
+      this.status.message = `${ready.readyReplicas}/${this.spec.replicas} replicas of ${idle} ready after ${ready.seconds.toFixed(1)} s`;
+    } catch (error) {
+      throw failureFrom(error, RollbackReason.ActivityError);
+    }
+  }
+
+  // Phase 2: the smoke suite against the idle slot only; traffic has not moved.
+  private async smokeTestIdleSlot(): Promise<void> {
+    const { target, idle } = this.slots();
+    this.enterPhase(Phase.SmokeTesting, `smoke-testing ${idle}`);
+    let report;
+    try {
+      report = await this.acts.waiting.runSmokeSuite({ target, slot: idle, smoke: this.spec.smoke });
+    } catch (error) {
+      throw failureFrom(error, RollbackReason.SmokeFailed);
+    }
+    this.status.smoke = report;
+    const passed = report.checks.filter((c) => c.verdict !== 'failed').length;
+    this.status.message = `smoke: ${passed}/${report.checks.length} passed`;
+    const failed = report.checks.find((c) => c.verdict === 'failed');
+    if (!report.passed || failed) {
+      throw new PhaseFailure(
+        RollbackReason.SmokeFailed,
+        failed ? `smoke check '${failed.name}' failed: ${failed.message}` : 'the smoke suite failed',
+        failed?.name ?? 'smoke',
+      );
+    }
+  }
+
+  // Phase 3: the Service selector to the new slot, then endpoints verified to list only it.
+  private async switchServiceSelector(): Promise<void> {
+    const { target, active, idle } = this.slots();
+    this.enterPhase(Phase.Switching, `switching ${target.service} from ${active} to ${idle}`);
+    // The old slot is still warm: switching back is the first thing a rollback does. Pushed
+    // before the write for the same reason as the deploy's undo.
+    this.undo.push(`switch ${target.service} back to ${active}`, async () => {
+      await this.acts.restore.switchTraffic({ target, slot: active });
+      this.status.activeSlot = active;
+      await this.acts.restore.verifyTraffic({ target, slot: active, timeoutSeconds: 60 });
+    });
+    try {
+      await this.acts.quick.switchTraffic({ target, slot: idle });
+      this.status.activeSlot = idle;
+      this.status.idleSlot = active;
+      const traffic = await this.acts.waiting.verifyTraffic({ target, slot: idle, timeoutSeconds: 60 });
+      this.status.message = `${target.service} serves ${idle}: ${traffic.endpoints} endpoints after ${traffic.seconds.toFixed(1)} s`;
+    } catch (error) {
+      throw failureFrom(error, RollbackReason.ActivityError);
+    }
+  }
+
+  // Phase 4: every interval for the monitor window, the SLOs and restarts of the new slot.
+  private async monitorSlos(): Promise<void> {
+    const { target, idle: slot } = this.slots();
+    const monitor = this.spec.monitor;
+    const ticks = Math.max(1, Math.floor(monitor.durationSeconds / monitor.intervalSeconds));
+    const baseline = await this.acts.quick.readRestarts({ target, slot }).catch((error: unknown) => {
+      throw failureFrom(error, RollbackReason.ActivityError);
+    });
+    const progress: MonitorProgress = {
+      tick: 0,
+      ticks,
+      durationSeconds: monitor.durationSeconds,
+      intervalSeconds: monitor.intervalSeconds,
+      successful: 0,
+      failed: 0,
+      inconclusive: 0,
+      errors: 0,
+      consecutiveErrors: 0,
+      restarts: 0,
+      latest: {},
+    };
+    this.status.monitor = progress;
+    this.enterPhase(Phase.Monitoring, `monitoring ${slot} for ${monitor.durationSeconds} s every ${monitor.intervalSeconds} s`);
+    let inconclusiveSincePause = 0;
+    for (let tick = 1; tick <= ticks; tick++) {
+      const measurements = await this.measureSlot(target, slot, baseline);
+      const result = measurements === null ? AnalysisResult.Error : judgeTick(measurements);
+      progress.tick = tick;
+      for (const m of measurements ?? []) progress.latest[m.name] = m;
+      progress.consecutiveErrors = result === AnalysisResult.Error ? progress.consecutiveErrors + 1 : 0;
+      this.status.message = `monitor tick ${tick}/${ticks}: ${result}`;
+      if (result === AnalysisResult.Successful) progress.successful++;
+      if (result === AnalysisResult.Failed) {
+        progress.failed++;
+        if (progress.failed > monitor.failureLimit) throw breachOf(measurements ?? []);
+      }
+      if (result === AnalysisResult.Error) {
+        progress.errors++;
+        if (progress.consecutiveErrors >= monitor.consecutiveErrorLimit) {
+          throw new PhaseFailure(
+            RollbackReason.MeasurementErrors,
+            `${progress.consecutiveErrors} consecutive measurement errors (limit ${monitor.consecutiveErrorLimit}): the SLOs cannot be verified`,
+            'measurement',
+          );
+        }
+      }
+      if (result === AnalysisResult.Inconclusive) {
+        progress.inconclusive++;
+        if (++inconclusiveSincePause > monitor.inconclusiveLimit) {
+          await this.awaitApproval(Gate.Inconclusive, true);
+          inconclusiveSincePause = 0;
+          this.enterPhase(Phase.Monitoring, `monitoring ${slot}: resumed by an operator at tick ${tick}/${ticks}`);
+        }
+      }
+      if (await condition(() => this.abortRequested, monitor.intervalSeconds * 1000)) {
+        throw new PhaseFailure(RollbackReason.Aborted, this.abortMessage());
+      }
+    }
+    this.status.message = `monitoring passed: ${progress.successful}/${ticks} ticks successful`;
+  }
+
+  /** One tick: SLOs and restarts side by side; null when either could not be measured. */
+  private async measureSlot(target: Target, slot: Slot, baseline: number): Promise<Measurement[] | null> {
+    const monitor = this.spec.monitor;
+    const [slos, restarts] = await Promise.allSettled([
+      this.acts.measure.evaluateSlos({ target, slot, window: monitor.window, slos: monitor.slos }),
+      this.acts.measure.readRestarts({ target, slot }),
+    ]);
+    for (const settled of [slos, restarts]) {
+      if (settled.status === 'rejected' && isCancellation(settled.reason)) throw settled.reason;
+    }
+    if (slos.status === 'rejected' || restarts.status === 'rejected') {
+      const error = slos.status === 'rejected' ? slos.reason : (restarts as PromiseRejectedResult).reason;
+      log.warn('measurement error', { error: describeError(error) });
+      return null;
+    }
+    const restartCount = Math.max(0, restarts.value - baseline);
+    this.status.monitor!.restarts = restartCount;
+    const restartMeasurement: Measurement = {
+      name: RESTARTS_MEASUREMENT,
+      value: restartCount,
+      comparison: '<=',
+      threshold: monitor.restartLimit,
+      gate: true,
+      result: judgeValue(restartCount, '<=', monitor.restartLimit),
+    };
+    return [...slos.value, restartMeasurement];
+  }
+
+  /** A gate: waits for `approve` (or an abort, which cancels the wait) up to the timeout. */
+  private async awaitApproval(gate: Gate, enabled: boolean): Promise<void> {
+    if (!enabled) return;
+    const timeoutSeconds = this.spec.gates.approvalTimeoutSeconds;
+    const since = new Date();
+    this.approved = false;
+    this.status.awaiting = {
+      gate,
+      since: since.toISOString(),
+      timeoutAt: new Date(since.getTime() + timeoutSeconds * 1000).toISOString(),
+    };
+    this.enterPhase(
+      gate === Gate.Inconclusive ? Phase.Paused : Phase.AwaitingApproval,
+      gate === Gate.Inconclusive
+        ? `${this.spec.monitor.inconclusiveLimit + 1} inconclusive measurements (no data): approve to continue or abort to roll back`
+        : `waiting for approval (${gate}) for up to ${timeoutSeconds} s`,
+    );
+    const approved = await condition(() => this.approved, timeoutSeconds * 1000);
+    this.status.awaiting = null;
+    if (!approved) {
+      throw new PhaseFailure(
+        gate === Gate.Inconclusive ? RollbackReason.NoDecision : RollbackReason.ApprovalTimeout,
+        `nobody approved the ${gate} gate within ${timeoutSeconds} s`,
+        gate,
+      );
+    }
+  }
+
+  // Phase 5: past the point of no return. The old slot goes to zero; it is the next idle slot.
+  private async scaleDownOldSlot(): Promise<DeploymentResult> {
+    this.cleanupStarted = true;
+    this.undo.clear();
+    const { target, active: old } = this.slots();
+    this.enterPhase(Phase.CleaningUp, `scaling ${old} (${target.deployments[old]}) to zero in ${this.spec.scaleDownDelaySeconds} s`);
+    await CancellationScope.nonCancellable(async () => {
+      if (this.spec.scaleDownDelaySeconds > 0) await sleep(this.spec.scaleDownDelaySeconds * 1000);
+      try {
+        await this.acts.restore.scaleSlot({ target, slot: old, replicas: 0 });
+      } catch (error) {
+        this.warnings.push(
+          `cleanup degraded: ${old} (${target.deployments[old]}) could not be scaled to zero: ${describeError(error)}; scale it down by hand`,
+        );
+      }
+    });
+    const { idle } = this.slots();
+    return this.finish(Outcome.Succeeded, null, `${this.spec.version} is live on ${idle}`, null, idle, this.spec.image);
+  }
+
+  /** Runs the compensations, uncancellable, and reports what is live afterwards. */
+  private async rollBack(failure: PhaseFailure): Promise<DeploymentResult> {
+    const nothingChanged = this.undo.isEmpty;
+    const fromSlot = this.status.fromSlot;
+    const fromImage = this.live && fromSlot ? this.live.slots[fromSlot].image : null;
+    if (nothingChanged && failure.reason !== RollbackReason.Aborted) {
+      return this.finish(Outcome.Failed, failure.reason, `${failure.message}; nothing was changed`, failure.failedCheck, fromSlot, fromImage);
+    }
+    this.enterPhase(Phase.RollingBack, `rolling back (${failure.reason}): ${failure.message}`);
+    const incomplete = await CancellationScope.nonCancellable(() => this.undo.runAll());
+    if (incomplete !== null) {
+      return this.finish(
+        Outcome.Failed,
+        failure.reason,
+        `${failure.message}; ROLLBACK INCOMPLETE at '${incomplete}': the cluster needs a person`,
+        failure.failedCheck,
+        this.status.activeSlot,
+        null,
+      );
+    }
+    this.status.activeSlot = fromSlot;
+    this.status.idleSlot = fromSlot ? otherSlot(fromSlot) : null;
+    return this.finish(Outcome.RolledBack, failure.reason, failure.message, failure.failedCheck, fromSlot, fromImage);
+  }
+
+  private onAbort(request: AbortRequest): void {
+    const entry = { reason: request.reason || 'no reason given', by: request.by || 'unknown', at: now() };
+    if (this.cleanupStarted) {
+      const message =
+        'abort rejected: cleanup has begun and the new version passed monitoring; to roll back, deploy the previous image';
+      this.status.rejectedAborts.push({ ...entry, message });
+      log.warn(message, entry);
+      return;
+    }
+    if (this.abortRequested) return;
+    this.abortRequested = true;
+    this.status.abort = entry;
+    this.status.message = `abort requested by ${entry.by}: ${entry.reason}`;
+    log.info('abort requested', entry);
+    this.forward.cancel();
+  }
+
+  private abortMessage(): string {
+    const abort = this.status.abort;
+    return abort ? `aborted by ${abort.by}: ${abort.reason}` : 'the workflow was cancelled';
+  }
+
+  private failureOf(error: unknown): PhaseFailure {
+    if (isCancellation(error)) return new PhaseFailure(RollbackReason.Aborted, this.abortMessage());
+    if (error instanceof PhaseFailure) return error;
+    return failureFrom(error, RollbackReason.ActivityError);
+  }
+
+  private slots(): { target: Target; active: Slot; idle: Slot; idleBefore: SlotState } {
+    if (!this.target || !this.live) throw new Error('the live state has not been read yet');
+    const active = this.live.activeSlot;
+    const idle = otherSlot(active);
+    return { target: this.target, active, idle, idleBefore: this.live.slots[idle] };
+  }
+
+  private enterPhase(phase: Phase, message: string): void {
+    this.status.phase = phase;
+    this.status.message = message;
+    this.status.transitions.push({ phase, at: now(), message });
+    log.info(`phase ${phase}: ${message}`);
+  }
+
+  private finish(
+    outcome: Outcome,
+    reason: RollbackReason | null,
+    message: string,
+    failedCheck: string | null,
+    liveSlot: Slot | null,
+    liveImage: string | null,
+  ): DeploymentResult {
+    const phase = outcome === Outcome.Succeeded ? Phase.Succeeded : outcome === Outcome.RolledBack ? Phase.RolledBack : Phase.Failed;
+    this.enterPhase(phase, message);
+    const { app, namespace, image, version, fromSlot, toSlot } = this.status;
+    return {
+      outcome,
+      app,
+      namespace,
+      image,
+      version,
+      fromSlot,
+      toSlot,
+      liveSlot,
+      liveImage,
+      reason,
+      failedCheck,
+      message,
+      warnings: [...this.warnings],
+      status: this.status,
+    };
+  }
+}
+
+function isHealthy(slot: SlotState): boolean {
+  return slot.replicas > 0 && slot.readyReplicas >= slot.replicas;
+}
+
+/** The first failed gated measurement of a tick, as the reason to roll back. */
+function breachOf(measurements: readonly Measurement[]): PhaseFailure {
+  const breach = measurements.find((m) => m.gate && m.result === AnalysisResult.Failed);
+  if (!breach) return new PhaseFailure(RollbackReason.SloBreach, 'an SLO was breached', 'slo');
+  return new PhaseFailure(
+    RollbackReason.SloBreach,
+    `SLO '${breach.name}' breached: ${breach.value} (must be ${breach.comparison} ${breach.threshold})`,
+    breach.name,
+  );
+}
+
+/** The objects a spec names, with the slot Deployments' names rendered from the pattern. */
+function targetOf(spec: DeploymentSpec): Target {
+  const deployment = (slot: Slot) =>
+    renderTemplate(spec.deploymentNamePattern, { app: spec.app, namespace: spec.namespace, slot });
+  const [blue, green] = SLOTS.map(deployment) as [string, string];
+  return {
+    app: spec.app,
+    namespace: spec.namespace,
+    service: spec.service,
+    slotLabelKey: spec.slotLabelKey,
+    container: spec.container,
+    deployments: { blue, green },
+  };
+}
+
+/**
+ * Deploys `spec.image` to the idle slot, smoke-tests it, switches traffic, watches the SLOs and
+ * scales the old slot down, rolling back by itself when any gate fails or `abort` arrives.
+ * Always completes: the result says what happened and what is live.
+ */
+export async function blueGreenDeploymentWorkflow(spec: DeploymentSpec): Promise<DeploymentResult> {
+  return await new BlueGreenDeployment(spec).run();
+}

@@ -511,8 +511,9 @@ class BlueGreenDeployment {
     return abort ? `aborted by ${abort.by}: ${abort.reason}` : 'the workflow was cancelled';
   }
 
+  /** Once an abort was requested, whatever interrupted the phase is the abort's doing. */
   private failureOf(error: unknown): PhaseFailure {
-    if (isCancellation(error)) return new PhaseFailure(RollbackReason.Aborted, this.abortMessage());
+    if (this.abortRequested || isCancellation(error)) return new PhaseFailure(RollbackReason.Aborted, this.abortMessage());
     if (error instanceof PhaseFailure) return error;
     return failureFrom(error, RollbackReason.ActivityError);
   }

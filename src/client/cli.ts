@@ -1,0 +1,201 @@
+/**
+ * `bluegreen`: start, follow, abort, approve and inspect deployments.
+ *
+ * Exit codes (stable, for CI):
+ *   0  the deployment succeeded (or the command did what it was asked)
+ *   1  the deployment rolled back or failed
+ *   2  invalid input: a bad spec or flag, or no deployment of that app
+ *   3  Temporal unreachable
+ *   4  refused: a deployment of the app is already running, or an abort/approve does not apply now
+ */
+import { userInfo, hostname } from 'node:os';
+import { Command, CommanderError, Option } from 'commander';
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { ConfigError, connectionOptions, parseEnv, TemporalConfigSchema } from '../config/temporal.js';
+import type { TemporalConfig } from '../config/temporal.js';
+import { Gate, Outcome } from '../shared/deployment-status.js';
+import { SpecValidationError } from '../spec/deployment-spec.js';
+import { DeploymentAlreadyRunningError, DeploymentClient, RequestRefusedError } from './deployment-client.js';
+import { ProgressPrinter, renderResult, renderStatus } from './render.js';
+import { loadSpec } from './spec-source.js';
+
+export const ExitCode = {
+  Succeeded: 0,
+  RolledBackOrFailed: 1,
+  InvalidInput: 2,
+  Unreachable: 3,
+  Refused: 4,
+} as const;
+
+/** Thrown inside commands to leave with a message and a code. */
+class Exit extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface GlobalOptions {
+  address?: string;
+  temporalNamespace?: string;
+  taskQueue?: string;
+}
+
+function defaultOperator(): string {
+  try {
+    return `${userInfo().username}@${hostname()}`;
+  } catch {
+    return 'cli';
+  }
+}
+
+async function connect(program: Command): Promise<{ client: DeploymentClient; connection: Connection; config: TemporalConfig }> {
+  const globals = program.opts<GlobalOptions>();
+  const config = parseEnv(TemporalConfigSchema, {
+    ...process.env,
+    ...(globals.address ? { TEMPORAL_ADDRESS: globals.address } : {}),
+    ...(globals.temporalNamespace ? { TEMPORAL_NAMESPACE: globals.temporalNamespace } : {}),
+    ...(globals.taskQueue ? { TEMPORAL_TASK_QUEUE: globals.taskQueue } : {}),
+  });
+  let connection: Connection;
+  try {
+    connection = await Connection.connect({ ...connectionOptions(config), connectTimeout: '5s' });
+  } catch (error) {
+    throw new Exit(ExitCode.Unreachable, `cannot reach Temporal at ${config.TEMPORAL_ADDRESS}: ${(error as Error).message}`);
+  }
+  const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  return { client: new DeploymentClient(temporal, config.TEMPORAL_TASK_QUEUE), connection, config };
+}
+
+/** Runs `body` with a connected client, closing the connection after. */
+async function withClient<T>(program: Command, body: (client: DeploymentClient, config: TemporalConfig) => Promise<T>): Promise<T> {
+  const { client, connection, config } = await connect(program);
+  try {
+    return await body(client, config);
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) {
+      throw new Exit(ExitCode.InvalidInput, `no deployment found: ${error.message}`);
+    }
+    throw error;
+  } finally {
+    await connection.close();
+  }
+}
+
+function out(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+export function buildProgram(): Command {
+  const program = new Command('bluegreen')
+    .description('Blue-green deployments of Kubernetes services as durable Temporal workflows')
+    .option('--address <host:port>', 'Temporal frontend address (env TEMPORAL_ADDRESS, default localhost:7233)')
+    .option('--temporal-namespace <name>', 'Temporal namespace (env TEMPORAL_NAMESPACE, default "default")')
+    .option('--task-queue <name>', 'task queue of the workers (env TEMPORAL_TASK_QUEUE, default "bluegreen")')
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command('deploy')
+    .description('deploy a new version to the idle slot of an app')
+    .option('-f, --file <spec.yaml>', 'deployment spec (YAML or JSON); flags override its fields')
+    .option('--app <name>', 'app name')
+    .option('-n, --namespace <name>', 'Kubernetes namespace')
+    .option('--image <ref>', 'image reference with a tag or digest')
+    .option('--version <label>', 'version label (default: the image tag)')
+    .option('--replicas <n>', 'replicas of the new slot')
+    .option('--set <path=value>', 'override any spec field, e.g. monitor.durationSeconds=60 (repeatable)', collect)
+    .option('--wait', 'follow the deployment to its end; the exit code is its outcome')
+    .option('--json', 'machine-readable output (the result as JSON)')
+    .action(async (options: { file?: string; app?: string; namespace?: string; image?: string; version?: string; replicas?: string; set?: string[]; wait?: boolean; json?: boolean }) => {
+      const spec = loadSpec(options);
+      await withClient(program, async (client, config) => {
+        const handle = await client.start(spec);
+        if (!options.json) {
+          out(`started ${handle.workflowId} (run ${handle.firstExecutionRunId}): ${spec.app} ${spec.version} in ${spec.namespace} [Temporal namespace ${config.TEMPORAL_NAMESPACE}]`);
+        }
+        if (!options.wait) {
+          if (options.json) out(JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }));
+          return;
+        }
+        const printer = new ProgressPrinter(out);
+        const result = await client.follow(spec.namespace, spec.app, (status) => {
+          if (!options.json) printer.update(status);
+        });
+        out(options.json ? JSON.stringify(result, null, 2) : renderResult(result));
+        if (result.outcome !== Outcome.Succeeded) process.exitCode = ExitCode.RolledBackOrFailed;
+      });
+    });
+
+  program
+    .command('abort')
+    .description('roll back a running deployment (refused once cleanup has begun)')
+    .argument('<app>', 'app name')
+    .option('-n, --namespace <name>', 'Kubernetes namespace', 'default')
+    .requiredOption('--reason <text>', 'why; recorded in the deployment history')
+    .option('--by <operator>', 'who is aborting', defaultOperator())
+    .action(async (app: string, options: { namespace: string; reason: string; by: string }) => {
+      await withClient(program, async (client) => {
+        await client.abort(options.namespace, app, { reason: options.reason, by: options.by });
+        out(`abort sent to ${options.namespace}/${app}: ${options.reason}`);
+      });
+    });
+
+  program
+    .command('approve')
+    .description('approve the gate a deployment is waiting at')
+    .argument('<app>', 'app name')
+    .option('-n, --namespace <name>', 'Kubernetes namespace', 'default')
+    .addOption(new Option('--gate <gate>', 'the gate you mean to approve').choices(Object.values(Gate)))
+    .option('--by <operator>', 'who is approving', defaultOperator())
+    .action(async (app: string, options: { namespace: string; gate?: Gate; by: string }) => {
+      await withClient(program, async (client) => {
+        const status = await client.approve(options.namespace, app, { by: options.by, gate: options.gate });
+        out(`approved gate ${status.awaiting?.gate} of ${options.namespace}/${app}`);
+      });
+    });
+
+  program
+    .command('status')
+    .description('phase, slots and SLO table of the latest deployment of an app')
+    .argument('<app>', 'app name')
+    .option('-n, --namespace <name>', 'Kubernetes namespace', 'default')
+    .option('--json', 'machine-readable output')
+    .action(async (app: string, options: { namespace: string; json?: boolean }) => {
+      await withClient(program, async (client) => {
+        const status = await client.status(options.namespace, app);
+        out(options.json ? JSON.stringify(status, null, 2) : renderStatus(status));
+      });
+    });
+
+  return program;
+}
+
+/** Runs the CLI and returns the exit code (the bin sets it on the process). */
+export async function runCli(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.Succeeded;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode === 0 ? ExitCode.Succeeded : ExitCode.InvalidInput;
+    }
+    const [code, message] =
+      error instanceof Exit
+        ? [error.code, error.message]
+        : error instanceof SpecValidationError || error instanceof ConfigError
+          ? [ExitCode.InvalidInput, error.message]
+          : error instanceof DeploymentAlreadyRunningError || error instanceof RequestRefusedError
+            ? [ExitCode.Refused, error.message]
+            : [ExitCode.RolledBackOrFailed, `error: ${(error as Error).message ?? String(error)}`];
+    process.stderr.write(`${message}\n`);
+    return code;
+  }
+}

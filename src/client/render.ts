@@ -1,0 +1,85 @@
+/**
+ * Plain-text rendering of a deployment for people: phase lines as they pass, smoke checks, monitor
+ * ticks and the SLO table. Lines only, no cursor tricks, so CI logs read the same as terminals.
+ */
+import type { Measurement } from '../shared/analysis.js';
+import type { DeploymentResult, DeploymentStatus } from '../shared/deployment-status.js';
+
+function time(iso: string): string {
+  return iso.slice(11, 19);
+}
+
+function formatValue(value: number | null): string {
+  if (value === null) return 'no data';
+  if (Number.isInteger(value)) return String(value);
+  return Math.abs(value) >= 100 ? value.toFixed(0) : value.toPrecision(3);
+}
+
+export function formatMeasurement(m: Measurement): string {
+  const mark = m.result === 'Successful' ? 'ok' : m.result === 'Failed' ? (m.gate ? 'FAIL' : 'warn') : m.result.toLowerCase();
+  return `${m.name}=${formatValue(m.value)} (${m.comparison} ${m.threshold}) ${mark}`;
+}
+
+/** Remembers what was printed, so each status poll prints only what is new. */
+export class ProgressPrinter {
+  private transitions = 0;
+  private smokePrinted = false;
+  private tick = 0;
+
+  constructor(private readonly write: (line: string) => void) {}
+
+  update(status: DeploymentStatus): void {
+    for (const t of status.transitions.slice(this.transitions)) {
+      this.write(`[${time(t.at)}] ${t.phase.padEnd(16)} ${t.message}`);
+    }
+    this.transitions = status.transitions.length;
+    if (status.smoke && !this.smokePrinted) {
+      for (const check of status.smoke.checks) {
+        const latency = check.latencyMs === null ? '' : ` ${check.latencyMs.toFixed(0)} ms`;
+        this.write(`    smoke ${check.verdict.padEnd(7)} ${check.name}${latency}: ${check.message}`);
+      }
+      this.smokePrinted = true;
+    }
+    const monitor = status.monitor;
+    if (monitor && monitor.tick > this.tick) {
+      const readings = Object.values(monitor.latest).filter((m) => m.gate).map(formatMeasurement);
+      this.write(`    monitor ${monitor.tick}/${monitor.ticks}: ${readings.join(', ')}`);
+      this.tick = monitor.tick;
+    }
+  }
+}
+
+/** The `status` command's view: phase, slots, gate, abort, and the SLO table. */
+export function renderStatus(status: DeploymentStatus): string {
+  const lines = [
+    `deployment ${status.namespace}/${status.app} ${status.version} (${status.image})`,
+    `phase:   ${status.phase}: ${status.message}`,
+    `slots:   ${status.fromSlot ?? '?'} -> ${status.toSlot ?? '?'}; active ${status.activeSlot ?? '?'}, idle ${status.idleSlot ?? '?'}`,
+  ];
+  if (status.awaiting) lines.push(`waiting: gate ${status.awaiting.gate} until ${status.awaiting.timeoutAt}`);
+  if (status.abort) lines.push(`abort:   by ${status.abort.by} at ${status.abort.at}: ${status.abort.reason}`);
+  for (const rejected of status.rejectedAborts) lines.push(`refused: abort by ${rejected.by}: ${rejected.message}`);
+  if (status.smoke) {
+    const passed = status.smoke.checks.filter((c) => c.verdict !== 'failed').length;
+    lines.push(`smoke:   ${passed}/${status.smoke.checks.length} passed against ${status.smoke.endpoint}`);
+  }
+  if (status.monitor) {
+    const m = status.monitor;
+    lines.push(
+      `monitor: tick ${m.tick}/${m.ticks} (${m.durationSeconds} s every ${m.intervalSeconds} s): ` +
+        `${m.successful} ok, ${m.failed} failed, ${m.inconclusive} inconclusive, ${m.errors} errors`,
+    );
+    for (const measurement of Object.values(m.latest)) {
+      lines.push(`    ${measurement.gate ? 'gate   ' : 'warning'} ${formatMeasurement(measurement)}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+export function renderResult(result: DeploymentResult): string {
+  const lines = [`${result.outcome}: ${result.message}`];
+  if (result.reason) lines.push(`reason: ${result.reason}${result.failedCheck ? ` (${result.failedCheck})` : ''}`);
+  lines.push(`live:   ${result.liveSlot ?? 'unknown slot'} running ${result.liveImage ?? 'unknown image'}`);
+  for (const warning of result.warnings) lines.push(`warning: ${warning}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,74 @@
+/**
+ * Runs deployments on a real Temporal server with the real worker code and injected activity
+ * doubles, and captures histories for the replay tests.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import type { WorkflowHandle } from '@temporalio/client';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { createActivities } from '../../src/activities/index.js';
+import { parseDeploymentSpec } from '../../src/spec/deployment-spec.js';
+import type { DeploymentSpec, DeploymentSpecInput } from '../../src/spec/deployment-spec.js';
+import { createDeploymentWorker } from '../../src/worker/worker.js';
+import { blueGreenDeploymentWorkflow } from '../../src/workflows/blue-green-deployment.js';
+import type { RecordingPlatformDouble } from './recording-platform-double.js';
+import { workflowBundle } from './temporal-servers.js';
+
+// Workflow logs and the activity failures the scenarios cause on purpose would drown the report.
+Runtime.install({ logger: new DefaultLogger('ERROR') });
+
+export const HISTORIES_DIR = fileURLToPath(new URL('../histories/', import.meta.url));
+
+/** The reference workload's spec with the seed's defaults, plus the test's overrides. */
+export function testSpec(overrides: Partial<DeploymentSpecInput> = {}): DeploymentSpec {
+  return parseDeploymentSpec({
+    app: 'detection-api',
+    namespace: 'default',
+    image: 'registry.internal/detection-api:v2.2.0',
+    ...overrides,
+  });
+}
+
+/**
+ * Runs `body` while a worker with the double's activities polls a fresh task queue, then stops
+ * the worker (releasing any call the double still blocks).
+ */
+export async function withWorker<T>(
+  env: TestWorkflowEnvironment,
+  double: RecordingPlatformDouble,
+  body: (taskQueue: string) => Promise<T>,
+  taskQueue = `test-${randomUUID()}`,
+): Promise<T> {
+  const worker = await createDeploymentWorker({
+    connection: env.nativeConnection,
+    namespace: env.namespace ?? 'default',
+    taskQueue,
+    activities: createActivities({ platform: double, smoke: double, slo: double }),
+    workflowBundle: await workflowBundle(),
+  });
+  try {
+    return await worker.runUntil(body(taskQueue));
+  } finally {
+    double.releaseAll();
+  }
+}
+
+/** Starts a deployment workflow directly (the client library is tested on its own). */
+export async function startDeployment(env: TestWorkflowEnvironment, taskQueue: string, spec: DeploymentSpec) {
+  return await env.client.workflow.start(blueGreenDeploymentWorkflow, {
+    taskQueue,
+    workflowId: `deploy-${randomUUID()}`,
+    args: [spec],
+  });
+}
+
+/** Writes a finished run's history for the replay tests when UPDATE_HISTORIES=1. */
+export async function captureHistory(handle: WorkflowHandle, name: string): Promise<void> {
+  if (process.env['UPDATE_HISTORIES'] !== '1') return;
+  const history = await handle.fetchHistory();
+  mkdirSync(HISTORIES_DIR, { recursive: true });
+  writeFileSync(`${HISTORIES_DIR}${name}.json`, `${JSON.stringify(JSON.parse(historyToJSON(history)), null, 1)}\n`);
+}

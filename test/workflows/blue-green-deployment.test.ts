@@ -1,0 +1,434 @@
+/**
+ * The deployment workflow on the real time-skipping Temporal server, with the platform and gates
+ * replaced by a recording double: each scenario asserts the exact platform calls, the state they
+ * leave behind, and the result.
+ */
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { abortSignal, approveSignal, statusQuery } from '../../src/workflows/definitions.js';
+import type { DeploymentResult } from '../../src/shared/deployment-status.js';
+import { captureHistory, startDeployment, testSpec, withWorker } from '../helpers/deployment-harness.js';
+import { RecordingPlatformDouble } from '../helpers/recording-platform-double.js';
+import { startTimeSkippingServer } from '../helpers/temporal-servers.js';
+
+const NEW_IMAGE = 'registry.internal/detection-api:v2.2.0';
+const LIVE_IMAGE = 'registry.internal/detection-api:v2.1.0';
+const IDLE_IMAGE = 'registry.internal/detection-api:v2.0.0';
+
+/** The forward calls of a deployment from blue to green, up to and including `last`. */
+function forwardCalls(last: string): string[] {
+  const all = [
+    'describe',
+    'deploySlot green',
+    'waitForSlotReady green',
+    'runSmokeSuite green',
+    'switchTraffic green',
+    'verifyTraffic green',
+    'readRestarts green',
+  ];
+  return all.slice(0, all.indexOf(last) + 1);
+}
+
+/** Compensation before traffic moved: the idle slot back to what it was. */
+const RESTORE_IDLE = ['scaleSlot green'];
+/** Compensation after traffic moved: selector back first, verified, then the idle slot restored. */
+const SWITCH_BACK_THEN_RESTORE = ['switchTraffic blue', 'verifyTraffic blue', 'scaleSlot green'];
+
+/** Blue serves the old version; green is back to its previous image and replica count. */
+function assertRestored(double: RecordingPlatformDouble): void {
+  assert.equal(double.selector, 'blue', 'traffic must end on the old slot');
+  assert.deepEqual(
+    { image: double.slots.blue.image, replicas: double.slots.blue.replicas },
+    { image: LIVE_IMAGE, replicas: 3 },
+    'the old slot must be untouched',
+  );
+  assert.deepEqual(
+    { image: double.slots.green.image, replicas: double.slots.green.replicas },
+    { image: IDLE_IMAGE, replicas: 0 },
+    'the idle slot must be restored to its previous image and replicas',
+  );
+}
+
+function assertRolledBack(result: DeploymentResult, reason: string, failedCheck?: string): void {
+  assert.equal(result.outcome, 'RolledBack', result.message);
+  assert.equal(result.reason, reason);
+  if (failedCheck !== undefined) assert.equal(result.failedCheck, failedCheck);
+  assert.equal(result.liveSlot, 'blue');
+  assert.equal(result.liveImage, LIVE_IMAGE);
+  assert.equal(result.status.phase, 'RolledBack');
+}
+
+describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
+  let env: TestWorkflowEnvironment;
+
+  // A server per scenario: a cancelled activity that outlives its workflow keeps the test
+  // server's clock from skipping for the rest of that server's life, so scenarios must not share.
+  beforeEach(async () => {
+    env = await startTimeSkippingServer();
+  });
+
+  afterEach(async () => {
+    await env?.teardown();
+  });
+
+  it('deploys to the idle slot, switches, monitors the whole window and scales the old slot down', async () => {
+    const double = new RecordingPlatformDouble();
+    const result = await withWorker(env, double, async (taskQueue) => {
+      const handle = await startDeployment(env, taskQueue, testSpec());
+      const result = await handle.result();
+      await captureHistory(handle, 'succeeded-blue-to-green');
+      const history = await handle.fetchHistory();
+      const timers = (history.events ?? []).filter((e) => e.timerStartedEventAttributes).map((e) => Number(e.timerStartedEventAttributes!.startToFireTimeout!.seconds));
+      // The five-minute window of the seed, every 5 s (60 ticks), then the 30 s scale-down delay:
+      // all of it ran on skipped time.
+      assert.deepEqual(timers, [...Array<number>(60).fill(5), 30]);
+      return result;
+    });
+
+    assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), 'scaleSlot blue']);
+    assert.equal(double.ticks, 60);
+    assert.deepEqual(double.calls.find((c) => c.name === 'deploySlot')?.request, {
+      target: {
+        app: 'detection-api',
+        namespace: 'default',
+        service: 'detection-api-service',
+        slotLabelKey: 'slot',
+        container: 'detection-api',
+        deployments: { blue: 'detection-api-blue', green: 'detection-api-green' },
+      },
+      slot: 'green',
+      image: NEW_IMAGE,
+      version: 'v2.2.0',
+      replicas: 3,
+    });
+    assert.equal(double.selector, 'green');
+    assert.deepEqual(double.slots.green, { image: NEW_IMAGE, replicas: 3, readyReplicas: 3, restarts: 0 });
+    assert.equal(double.slots.blue.replicas, 0, 'the old slot is scaled to zero, not left running');
+    assert.equal(result.outcome, 'Succeeded');
+    assert.deepEqual([result.fromSlot, result.toSlot, result.liveSlot, result.liveImage], ['blue', 'green', 'green', NEW_IMAGE]);
+    assert.deepEqual(
+      result.status.transitions.map((t) => t.phase),
+      ['Preflight', 'Deploying', 'SmokeTesting', 'Switching', 'Monitoring', 'CleaningUp', 'Succeeded'],
+    );
+    assert.equal(result.status.monitor?.tick, 60);
+    assert.equal(result.status.monitor?.latest['error-rate']?.value, 0.001);
+    assert.equal(result.status.smoke?.checks.length, 7);
+  });
+
+  it('sends the next deployment the other way, from green back to blue', async () => {
+    const double = new RecordingPlatformDouble();
+    const results = await withWorker(env, double, async (taskQueue) => {
+      const first = await (await startDeployment(env, taskQueue, testSpec())).result();
+      const next = await startDeployment(env, taskQueue, testSpec({ image: 'registry.internal/detection-api:v2.3.0' }));
+      const second = await next.result();
+      await captureHistory(next, 'succeeded-green-to-blue');
+      return [first, second];
+    });
+    assert.deepEqual(results.map((r) => [r.outcome, r.fromSlot, r.toSlot]), [
+      ['Succeeded', 'blue', 'green'],
+      ['Succeeded', 'green', 'blue'],
+    ]);
+    assert.equal(double.selector, 'blue');
+    assert.equal(double.slots.blue.image, 'registry.internal/detection-api:v2.3.0');
+    assert.equal(double.slots.green.replicas, 0);
+    const secondRun = double.platformCalls().slice(double.platformCalls().lastIndexOf('describe'));
+    assert.deepEqual(secondRun, [
+      'describe',
+      'deploySlot blue',
+      'waitForSlotReady blue',
+      'runSmokeSuite blue',
+      'switchTraffic blue',
+      'verifyTraffic blue',
+      'readRestarts blue',
+      'scaleSlot green',
+    ]);
+  });
+
+  it('restores the idle slot when it never becomes ready, and never moves traffic', async () => {
+    const double = new RecordingPlatformDouble({ behaviour: { readinessTimeout: true } });
+    const result = await withWorker(env, double, async (taskQueue) => {
+      const handle = await startDeployment(env, taskQueue, testSpec());
+      const result = await handle.result();
+      await captureHistory(handle, 'rolled-back-readiness-timeout');
+      return result;
+    });
+    assert.deepEqual(double.platformCalls(), [...forwardCalls('waitForSlotReady green'), ...RESTORE_IDLE]);
+    assert.deepEqual(double.calls.at(-1)?.request, {
+      target: double.calls[0]!.request,
+      slot: 'green',
+      replicas: 0,
+      image: IDLE_IMAGE,
+    });
+    assertRestored(double);
+    assertRolledBack(result, 'ReadinessTimeout', 'waitForSlotReady');
+    assert.match(result.message, /0\/3 replicas of detection-api-green ready after 180 s/);
+  });
+
+  it('restores the idle slot when a smoke check fails, naming the check', async () => {
+    const double = new RecordingPlatformDouble({ behaviour: { failSmokeCheck: 'accuracy-flag' } });
+    const result = await withWorker(env, double, async (taskQueue) => {
+      const handle = await startDeployment(env, taskQueue, testSpec());
+      const result = await handle.result();
+      await captureHistory(handle, 'rolled-back-smoke-failed');
+      return result;
+    });
+    assert.deepEqual(double.platformCalls(), [...forwardCalls('runSmokeSuite green'), ...RESTORE_IDLE]);
+    assertRestored(double);
+    assertRolledBack(result, 'SmokeFailed', 'accuracy-flag');
+    assert.match(result.message, /smoke check 'accuracy-flag' failed/);
+    assert.equal(result.status.smoke?.checks.find((c) => c.name === 'accuracy-flag')?.verdict, 'failed');
+  });
+
+  it('restores the idle slot when nobody approves the switch before the approval timeout', async () => {
+    const double = new RecordingPlatformDouble();
+    const spec = testSpec({ gates: { approveBeforeSwitch: true, approvalTimeoutSeconds: 1800 } });
+    const result = await withWorker(env, double, async (taskQueue) => (await startDeployment(env, taskQueue, spec)).result());
+    assert.deepEqual(double.platformCalls(), [...forwardCalls('runSmokeSuite green'), ...RESTORE_IDLE]);
+    assertRestored(double);
+    assertRolledBack(result, 'ApprovalTimeout', 'beforeSwitch');
+    assert.ok(result.status.transitions.some((t) => t.phase === 'AwaitingApproval'));
+  });
+
+  it('waits at both approval gates and goes on when each is approved', async () => {
+    const double = new RecordingPlatformDouble();
+    const spec = testSpec({
+      gates: { approveBeforeSwitch: true, approveBeforeCleanup: true },
+      monitor: { durationSeconds: 3, intervalSeconds: 1 },
+    });
+    const result = await withWorker(env, double, async (taskQueue) => {
+      const handle = await startDeployment(env, taskQueue, spec);
+      for (const gate of ['beforeSwitch', 'beforeCleanup'] as const) {
+        await eventually(async () => (await handle.query(statusQuery)).awaiting?.gate === gate);
+        assert.equal((await handle.query(statusQuery)).phase, 'AwaitingApproval');
+        await handle.signal(approveSignal, { by: 'operator', gate });
+      }
+      return await handle.result();
+    });
+    assert.equal(result.outcome, 'Succeeded');
+    assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), 'scaleSlot blue']);
+    assert.equal(result.status.transitions.filter((t) => t.phase === 'AwaitingApproval').length, 2);
+  });
+
+  it('switches back first and then restores the idle slot on an SLO breach', async () => {
+    const double = new RecordingPlatformDouble({
+      behaviour: { sloValues: (tick) => (tick === 3 ? { 'error-rate': 0.05 } : {}) },
+    });
+    const result = await withWorker(env, double, async (taskQueue) => {
+      const handle = await startDeployment(env, taskQueue, testSpec());
+      const result = await handle.result();
+      await captureHistory(handle, 'rolled-back-slo-breach');
+      return result;
+    });
+    assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), ...SWITCH_BACK_THEN_RESTORE]);
+    assert.equal(double.ticks, 3);
+    assertRestored(double);
+    assertRolledBack(result, 'SloBreach', 'error-rate');
+    assert.match(result.message, /SLO 'error-rate' breached: 0.05 \(must be < 0.01\)/);
+  });
+
+  it('rolls back when the new slot restarts a pod during monitoring', async () => {
+    const double = new RecordingPlatformDouble({ behaviour: { restartsAt: (tick) => (tick >= 2 ? 1 : 0) } });
+    const result = await withWorker(env, double, async (taskQueue) => (await startDeployment(env, taskQueue, testSpec())).result());
+    assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), ...SWITCH_BACK_THEN_RESTORE]);
+    assertRestored(double);
+    assertRolledBack(result, 'SloBreach', 'pod-restarts');
+    assert.equal(result.status.monitor?.restarts, 1);
+  });
+
+  it('never reports success when the SLOs cannot be measured: rolls back at the consecutive error limit', async () => {
+    const double = new RecordingPlatformDouble({
+      behaviour: {
+        sloValues: () => {
+          throw new Error('connect ECONNREFUSED 127.0.0.1:9090');
+        },
+      },
+    });
+    const result = await withWorker(env, double, async (taskQueue) => {
+      const handle = await startDeployment(env, taskQueue, testSpec());
+      const result = await handle.result();
+      await captureHistory(handle, 'rolled-back-measurement-errors');
+      return result;
+    });
+    assert.equal(double.ticks, 4, 'consecutiveErrorLimit defaults to 4');
+    assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), ...SWITCH_BACK_THEN_RESTORE]);
+    assertRestored(double);
+    assertRolledBack(result, 'MeasurementErrors', 'measurement');
+    assert.equal(result.status.monitor?.errors, 4);
+  });
+
+  it('pauses on inconclusive data and rolls back when nobody decides', async () => {
+    const double = new RecordingPlatformDouble({ behaviour: { sloValues: () => ({ 'error-rate': null }) } });
+    const spec = testSpec({ gates: { approvalTimeoutSeconds: 600 } });
+    const result = await withWorker(env, double, async (taskQueue) => {
+      const handle = await startDeployment(env, taskQueue, spec);
+      const result = await handle.result();
+      await captureHistory(handle, 'rolled-back-no-decision');
+      return result;
+    });
+    assert.equal(double.ticks, 7, 'inconclusiveLimit 6: the seventh inconclusive tick pauses');
+    assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), ...SWITCH_BACK_THEN_RESTORE]);
+    assertRestored(double);
+    assertRolledBack(result, 'NoDecision', 'inconclusive');
+    assert.ok(result.status.transitions.some((t) => t.phase === 'Paused'));
+  });
+
+  it('resumes monitoring when an operator approves after inconclusive data', async () => {
+    const double = new RecordingPlatformDouble({ behaviour: { sloValues: (tick) => (tick <= 2 ? { 'error-rate': null } : {}) } });
+    const spec = testSpec({ monitor: { durationSeconds: 5, intervalSeconds: 1, inconclusiveLimit: 1 } });
+    const result = await withWorker(env, double, async (taskQueue) => {
+      const handle = await startDeployment(env, taskQueue, spec);
+      await eventually(async () => (await handle.query(statusQuery)).phase === 'Paused');
+      await handle.signal(approveSignal, { by: 'operator' });
+      return await handle.result();
+    });
+    assert.equal(result.outcome, 'Succeeded');
+    assert.equal(result.status.monitor?.inconclusive, 2);
+    assert.equal(double.selector, 'green');
+  });
+
+  describe('abort', () => {
+    const cases = [
+      { during: 'deploy', block: 'waitForSlotReady', expected: [...forwardCalls('waitForSlotReady green'), ...RESTORE_IDLE] },
+      { during: 'smoke', block: 'runSmokeSuite', expected: [...forwardCalls('runSmokeSuite green'), ...RESTORE_IDLE] },
+      { during: 'switch', block: 'verifyTraffic', expected: [...forwardCalls('verifyTraffic green'), ...SWITCH_BACK_THEN_RESTORE] },
+    ];
+    for (const { during, block, expected } of cases) {
+      it(`during ${during}: cancels the waiting call, leaves traffic on the old slot, restores the idle slot`, async () => {
+        const double = new RecordingPlatformDouble({ behaviour: { block: [block] } });
+        const result = await withWorker(env, double, async (taskQueue) => {
+          const handle = await startDeployment(env, taskQueue, testSpec());
+          await double.waitForCall(block);
+          await handle.signal(abortSignal, { reason: `bad build (during ${during})`, by: 'alice' });
+          const result = await handle.result();
+          await captureHistory(handle, `rolled-back-abort-during-${during}`);
+          return result;
+        });
+        assert.deepEqual(double.platformCalls(), expected);
+        assertRestored(double);
+        assertRolledBack(result, 'Aborted');
+        assert.equal(result.message, `aborted by alice: bad build (during ${during})`);
+        assert.deepEqual(
+          { by: result.status.abort?.by, reason: result.status.abort?.reason },
+          { by: 'alice', reason: `bad build (during ${during})` },
+        );
+      });
+    }
+
+    it('during the approval gate: rolls back without waiting for the timeout', async () => {
+      const double = new RecordingPlatformDouble();
+      const spec = testSpec({ gates: { approveBeforeSwitch: true } });
+      const result = await withWorker(env, double, async (taskQueue) => {
+        const handle = await startDeployment(env, taskQueue, spec);
+        await eventually(async () => (await handle.query(statusQuery)).phase === 'AwaitingApproval');
+        await handle.signal(abortSignal, { reason: 'not today', by: 'bob' });
+        return await handle.result();
+      });
+      assert.deepEqual(double.platformCalls(), [...forwardCalls('runSmokeSuite green'), ...RESTORE_IDLE]);
+      assertRestored(double);
+      assertRolledBack(result, 'Aborted');
+    });
+
+    it('during monitoring: interrupts the wait at once and switches back', async () => {
+      const double = new RecordingPlatformDouble();
+      const spec = testSpec({ monitor: { durationSeconds: 600, intervalSeconds: 1 } });
+      const result = await withWorker(env, double, async (taskQueue) => {
+        const handle = await startDeployment(env, taskQueue, spec);
+        await double.waitForCall('tick:evaluateSlos', 2);
+        await handle.signal(abortSignal, { reason: 'customer reports', by: 'carol' });
+        const result = await handle.result();
+        await captureHistory(handle, 'rolled-back-abort-during-monitor');
+        return result;
+      });
+      assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), ...SWITCH_BACK_THEN_RESTORE]);
+      assert.ok(double.ticks < 10, `monitoring stopped at the abort (after ${double.ticks} ticks)`);
+      assertRestored(double);
+      assertRolledBack(result, 'Aborted');
+    });
+
+    it('after cleanup began: is rejected with a message and the deployment succeeds', async () => {
+      const double = new RecordingPlatformDouble();
+      const spec = testSpec({ monitor: { durationSeconds: 2, intervalSeconds: 1 }, scaleDownDelaySeconds: 120 });
+      const result = await withWorker(env, double, async (taskQueue) => {
+        const handle = await startDeployment(env, taskQueue, spec);
+        await eventually(async () => (await handle.query(statusQuery)).phase === 'CleaningUp');
+        await handle.signal(abortSignal, { reason: 'too late', by: 'dave' });
+        const result = await handle.result();
+        await captureHistory(handle, 'succeeded-abort-rejected');
+        return result;
+      });
+      assert.equal(result.outcome, 'Succeeded');
+      assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), 'scaleSlot blue']);
+      assert.equal(double.selector, 'green');
+      assert.equal(result.status.abort, null);
+      assert.match(result.status.rejectedAborts[0]!.message, /cleanup has begun.*deploy the previous image/);
+    });
+  });
+
+  it('reports a degraded cleanup without rolling back when the old slot cannot be scaled down', async () => {
+    const double = new RecordingPlatformDouble({ behaviour: { failScaleDown: true } });
+    const result = await withWorker(env, double, async (taskQueue) => (await startDeployment(env, taskQueue, testSpec())).result());
+    assert.equal(result.outcome, 'Succeeded');
+    assert.equal(double.selector, 'green');
+    assert.equal(result.warnings.length, 1);
+    assert.match(result.warnings[0]!, /cleanup degraded: blue \(detection-api-blue\) could not be scaled to zero: serviceaccount bluegreen cannot patch/);
+  });
+
+  it('fails in preflight without changing anything when the active slot is unhealthy', async () => {
+    const double = new RecordingPlatformDouble();
+    double.slots.blue.readyReplicas = 1;
+    const result = await withWorker(env, double, async (taskQueue) => (await startDeployment(env, taskQueue, testSpec())).result());
+    assert.deepEqual(double.platformCalls(), ['describe']);
+    assert.equal(result.outcome, 'Failed');
+    assert.equal(result.reason, 'PreflightFailed');
+    assert.match(result.message, /the active slot blue \(detection-api-blue\) is not healthy: 1\/3 replicas ready; nothing was changed/);
+  });
+
+  it('rejects an invalid spec started without the client, before any platform call', async () => {
+    const double = new RecordingPlatformDouble();
+    const bad = { ...testSpec(), replicas: 0, image: 'Not An Image' };
+    const result = await withWorker(env, double, async (taskQueue) => {
+      const handle = await env.client.workflow.start('blueGreenDeploymentWorkflow', { taskQueue, workflowId: `bad-${taskQueue}`, args: [bad] });
+      return (await handle.result()) as DeploymentResult;
+    });
+    assert.deepEqual(double.calls, []);
+    assert.equal(result.outcome, 'Failed');
+    assert.equal(result.reason, 'InvalidSpec');
+    assert.match(result.message, /image: image must be an OCI reference/);
+    assert.match(result.message, /replicas: replicas must be at least 1/);
+  });
+
+  it('resumes and finishes when its worker stops mid-monitor and another one starts', async () => {
+    const double = new RecordingPlatformDouble();
+    const spec = testSpec({ monitor: { durationSeconds: 30, intervalSeconds: 1 } });
+    const taskQueue = `restart-${Date.now()}`;
+    const handle = await withWorker(
+      env,
+      double,
+      async () => {
+        const handle = await startDeployment(env, taskQueue, spec);
+        await double.waitForCall('tick:evaluateSlos', 3);
+        return handle;
+      },
+      taskQueue,
+    );
+    const ticksBeforeStop = double.ticks;
+    assert.equal((await handle.describe()).status.name, 'RUNNING');
+    const result = await withWorker(env, double, async () => await handle.result(), taskQueue);
+    assert.equal(result.outcome, 'Succeeded');
+    assert.ok(ticksBeforeStop >= 3 && ticksBeforeStop < 30);
+    assert.equal(result.status.monitor?.tick, 30);
+    assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), 'scaleSlot blue']);
+    assert.equal(double.selector, 'green');
+  });
+});
+
+/** Polls `predicate` until it holds (bounded: 20 s). */
+async function eventually(predicate: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (await predicate()) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error('condition not met within 20 s');
+}

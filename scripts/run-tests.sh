@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 npx tsc -p tsconfig.json
-npx eslint src test scripts
+npx eslint src test
 mapfile -t files < <(find test -name '*.test.ts' | sort)
 exec node --import tsx --test --test-concurrency=1 "$@" "${files[@]}"

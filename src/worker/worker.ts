@@ -3,8 +3,8 @@
  * build it with activity doubles; production builds it through `main.ts` from configuration.
  */
 import { fileURLToPath } from 'node:url';
-import { NativeConnection, Worker } from '@temporalio/worker';
-import type { WorkerOptions } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
+import type { WorkerOptions , NativeConnection} from '@temporalio/worker';
 import type { Activities } from '../activities/index.js';
 
 /** The workflow module the worker bundles. */

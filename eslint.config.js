@@ -1,0 +1,67 @@
+// Lint rules as architecture: workflow code stays deterministic (no I/O libraries, no Node
+// built-ins, no wall clock or randomness outside the SDK's replacements, activities imported as
+// types only), and no promise is left floating anywhere.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import { builtinModules } from 'node:module';
+
+const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
+
+export default tseslint.config(
+  { ignores: ['node_modules/', '.venv/', '.state/', 'dist/', 'test/histories/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        // node:test collects these itself; awaiting them is not how suites are written.
+        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'suite'] }] },
+      ],
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'separate-type-imports' }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    files: ['src/workflows/**/*.ts', 'src/shared/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            ...nodeBuiltins.map((name) => ({ name, message: 'Workflow code runs in a deterministic sandbox: no Node built-ins.' })),
+            { name: 'axios', message: 'No I/O in workflow code: call an activity.' },
+            { name: 'zod', message: 'Validation happens at the edges (client, worker, activities), not in workflows.' },
+            { name: '@kubernetes/client-node', message: 'No I/O in workflow code: call an activity.' },
+            { name: '@temporalio/activity', message: 'Workflows call activities through proxyActivities.' },
+            { name: '@temporalio/client', message: 'Workflows do not use the client.' },
+            { name: '@temporalio/worker', message: 'Workflows do not use the worker.' },
+          ],
+          patterns: [
+            {
+              group: ['**/activities/*', '**/spec/*', '**/config/*', '**/client/*', '**/worker/*'],
+              allowTypeImports: true,
+              message: 'Workflow code may import these only with `import type`.',
+            },
+          ],
+        },
+      ],
+      'no-restricted-properties': [
+        'error',
+        { object: 'Date', property: 'now', message: 'Use `new Date()`: the sandbox makes it the workflow task time.' },
+        { object: 'Math', property: 'random', message: 'Use uuid4() from @temporalio/workflow for ids; nothing here needs chance.' },
+      ],
+      'no-restricted-globals': [
+        'error',
+        { name: 'setTimeout', message: 'Use sleep() or condition() from @temporalio/workflow.' },
+        { name: 'setInterval', message: 'Use sleep() in a loop from @temporalio/workflow.' },
+        { name: 'process', message: 'No process state in workflow code.' },
+      ],
+    },
+  },
+);

@@ -1,0 +1,44 @@
+/**
+ * Replays the histories captured from the scenario tests (test/histories, refreshed with
+ * `UPDATE_HISTORIES=1 npm test`) against the current workflow code. A change that would break a
+ * running deployment on upgrade fails here with a nondeterminism error.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
+import { Worker } from '@temporalio/worker';
+import { HISTORIES_DIR } from '../helpers/deployment-harness.js';
+import { workflowBundle } from '../helpers/temporal-servers.js';
+
+const files = readdirSync(HISTORIES_DIR).filter((f) => f.endsWith('.json')).sort();
+
+describe('replay of captured deployment histories', () => {
+  it('has histories for every outcome and every abort point', () => {
+    const names = files.map((f) => f.replace(/\.json$/, ''));
+    for (const expected of [
+      'succeeded-blue-to-green',
+      'succeeded-green-to-blue',
+      'succeeded-abort-rejected',
+      'rolled-back-readiness-timeout',
+      'rolled-back-smoke-failed',
+      'rolled-back-slo-breach',
+      'rolled-back-measurement-errors',
+      'rolled-back-no-decision',
+      'rolled-back-abort-during-deploy',
+      'rolled-back-abort-during-smoke',
+      'rolled-back-abort-during-switch',
+      'rolled-back-abort-during-monitor',
+    ]) {
+      assert.ok(names.includes(expected), `test/histories/${expected}.json is missing`);
+    }
+  });
+
+  for (const file of files) {
+    it(`replays ${file} without nondeterminism`, async () => {
+      const history = historyFromJSON(JSON.parse(readFileSync(`${HISTORIES_DIR}${file}`, 'utf8')));
+      assert.ok((history.events ?? []).length > 10, 'a captured history holds a whole deployment');
+      await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, file);
+    });
+  }
+});

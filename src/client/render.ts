@@ -12,7 +12,7 @@ function time(iso: string): string {
 function formatValue(value: number | null): string {
   if (value === null) return 'no data';
   if (Number.isInteger(value)) return String(value);
-  return Math.abs(value) >= 100 ? value.toFixed(0) : value.toPrecision(3);
+  return Math.abs(value) >= 100 ? value.toFixed(0) : String(Number(value.toPrecision(3)));
 }
 
 export function formatMeasurement(m: Measurement): string {
@@ -29,23 +29,28 @@ export class ProgressPrinter {
   constructor(private readonly write: (line: string) => void) {}
 
   update(status: DeploymentStatus): void {
-    for (const t of status.transitions.slice(this.transitions)) {
+    status.transitions.slice(this.transitions).forEach((t, offset) => {
+      // The smoke checks belong right after the smoke phase, however many phases a poll brings.
+      if (status.transitions[this.transitions + offset - 1]?.phase === 'SmokeTesting') this.printSmoke(status);
       this.write(`[${time(t.at)}] ${t.phase.padEnd(16)} ${t.message}`);
-    }
+    });
     this.transitions = status.transitions.length;
-    if (status.smoke && !this.smokePrinted) {
-      for (const check of status.smoke.checks) {
-        const latency = check.latencyMs === null ? '' : ` ${check.latencyMs.toFixed(0)} ms`;
-        this.write(`    smoke ${check.verdict.padEnd(7)} ${check.name}${latency}: ${check.message}`);
-      }
-      this.smokePrinted = true;
-    }
+    this.printSmoke(status);
     const monitor = status.monitor;
     if (monitor && monitor.tick > this.tick) {
       const readings = Object.values(monitor.latest).filter((m) => m.gate).map(formatMeasurement);
       this.write(`    monitor ${monitor.tick}/${monitor.ticks}: ${readings.join(', ')}`);
       this.tick = monitor.tick;
     }
+  }
+
+  private printSmoke(status: DeploymentStatus): void {
+    if (!status.smoke || this.smokePrinted) return;
+    for (const check of status.smoke.checks) {
+      const latency = check.latencyMs === null ? '' : ` ${check.latencyMs.toFixed(0)} ms`;
+      this.write(`    smoke ${check.verdict.padEnd(7)} ${check.name}${latency}: ${check.message}`);
+    }
+    this.smokePrinted = true;
   }
 }
 

@@ -433,8 +433,13 @@ class BlueGreenDeployment {
         ? `${this.spec.monitor.inconclusiveLimit + 1} inconclusive measurements (no data): approve to continue or abort to roll back`
         : `waiting for approval (${gate}) for up to ${timeoutSeconds} s`,
     );
-    const approved = await condition(() => this.approved, timeoutSeconds * 1000);
-    this.status.awaiting = null;
+    let approved: boolean;
+    try {
+      approved = await condition(() => this.approved, timeoutSeconds * 1000);
+    } finally {
+      // An abort cancels the wait: the gate is no longer waiting either way.
+      this.status.awaiting = null;
+    }
     if (!approved) {
       throw new PhaseFailure(
         gate === Gate.Inconclusive ? RollbackReason.NoDecision : RollbackReason.ApprovalTimeout,

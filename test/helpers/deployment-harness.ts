@@ -7,7 +7,6 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import type { WorkflowHandle } from '@temporalio/client';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../src/activities/index.js';
 import { parseDeploymentSpec } from '../../src/spec/deployment-spec.js';
@@ -16,9 +15,6 @@ import { createDeploymentWorker } from '../../src/worker/worker.js';
 import { blueGreenDeploymentWorkflow } from '../../src/workflows/blue-green-deployment.js';
 import type { RecordingPlatformDouble } from './recording-platform-double.js';
 import { workflowBundle } from './temporal-servers.js';
-
-// Workflow logs and the activity failures the scenarios cause on purpose would drown the report.
-Runtime.install({ logger: new DefaultLogger('ERROR') });
 
 export const HISTORIES_DIR = fileURLToPath(new URL('../histories/', import.meta.url));
 

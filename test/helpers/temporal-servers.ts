@@ -5,9 +5,12 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { WORKFLOWS_PATH } from '../../src/worker/worker.js';
+
+// Workflow logs and the activity failures the scenarios cause on purpose would drown the report.
+Runtime.install({ logger: new DefaultLogger('ERROR') });
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 

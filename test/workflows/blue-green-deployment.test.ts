@@ -9,6 +9,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { abortSignal, approveSignal, statusQuery } from '../../src/workflows/definitions.js';
 import type { DeploymentResult } from '../../src/shared/deployment-status.js';
 import { captureHistory, startDeployment, testSpec, withWorker } from '../helpers/deployment-harness.js';
+import { eventually } from '../helpers/eventually.js';
 import { RecordingPlatformDouble } from '../helpers/recording-platform-double.js';
 import { startTimeSkippingServer } from '../helpers/temporal-servers.js';
 
@@ -327,6 +328,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       assert.deepEqual(double.platformCalls(), [...forwardCalls('runSmokeSuite green'), ...RESTORE_IDLE]);
       assertRestored(double);
       assertRolledBack(result, 'Aborted');
+      assert.equal(result.status.awaiting, null, 'a finished deployment waits at no gate');
     });
 
     it('during monitoring: interrupts the wait at once and switches back', async () => {
@@ -422,13 +424,3 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     assert.equal(double.selector, 'green');
   });
 });
-
-/** Polls `predicate` until it holds (bounded: 20 s). */
-async function eventually(predicate: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    if (await predicate()) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error('condition not met within 20 s');
-}

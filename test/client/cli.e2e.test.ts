@@ -1,0 +1,166 @@
+/**
+ * The `bluegreen` CLI end to end, as CI and operators run it: a real Temporal dev server
+ * (`temporal server start-dev`), a worker built by the product's own code with the recording
+ * double as its platform, and the CLI as a child process whose exit codes and output are checked.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { createActivities } from '../../src/activities/index.js';
+import type { DeploymentStatus } from '../../src/shared/deployment-status.js';
+import { createDeploymentWorker } from '../../src/worker/worker.js';
+import { eventually } from '../helpers/eventually.js';
+import { RecordingPlatformDouble } from '../helpers/recording-platform-double.js';
+import { startDevServer, workflowBundle } from '../helpers/temporal-servers.js';
+
+const BIN = fileURLToPath(new URL('../../bin/bluegreen.js', import.meta.url));
+const TASK_QUEUE = 'bluegreen-e2e';
+const FAST = ['--set', 'monitor.durationSeconds=3', '--set', 'monitor.intervalSeconds=1', '--set', 'scaleDownDelaySeconds=0'];
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+describe('bluegreen CLI against the Temporal dev server', () => {
+  let env: TestWorkflowEnvironment;
+  let worker: Worker;
+  let running: Promise<void>;
+  const double = new RecordingPlatformDouble();
+
+  function cli(...args: string[]): Promise<Run> {
+    return new Promise((resolve) => {
+      execFile(
+        process.execPath,
+        [BIN, '--address', env.address, '--task-queue', TASK_QUEUE, ...args],
+        { timeout: 60_000 },
+        (error, stdout, stderr) => {
+          const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+          resolve({ code, stdout, stderr });
+        },
+      );
+    });
+  }
+
+  async function status(app: string): Promise<DeploymentStatus> {
+    const run = await cli('status', app, '--json');
+    assert.equal(run.code, 0, run.stderr);
+    return JSON.parse(run.stdout) as DeploymentStatus;
+  }
+
+  before(async () => {
+    env = await startDevServer();
+    worker = await createDeploymentWorker({
+      connection: env.nativeConnection,
+      namespace: 'default',
+      taskQueue: TASK_QUEUE,
+      activities: createActivities({ platform: double, smoke: double, slo: double }),
+      workflowBundle: await workflowBundle(),
+    });
+    running = worker.run();
+  });
+
+  after(async () => {
+    double.releaseAll();
+    worker?.shutdown();
+    await running;
+    await env?.teardown();
+  });
+
+  it('deploy --wait prints the phases as they pass and exits 0 when the version goes live', async () => {
+    const run = await cli('deploy', '--app', 'detection-api', '--image', 'registry.internal/detection-api:v2.2.0', ...FAST, '--wait');
+    assert.equal(run.code, 0, run.stderr);
+    const phases = run.stdout.split('\n').map((line) => /^\[\d\d:\d\d:\d\d\] (\w+)/.exec(line)?.[1]).filter(Boolean);
+    assert.deepEqual(phases, ['Preflight', 'Deploying', 'SmokeTesting', 'Switching', 'Monitoring', 'CleaningUp', 'Succeeded']);
+    assert.match(run.stdout, /started bluegreen\/default\/detection-api \(run [0-9a-f-]+\)/);
+    assert.match(run.stdout, /smoke passed +health/);
+    assert.match(run.stdout, /monitor 3\/3: error-rate=0\.001 \(< 0\.01\) ok/);
+    assert.match(run.stdout, /Succeeded: v2\.2\.0 is live on green/);
+    assert.equal(double.selector, 'green');
+    assert.equal(double.slots.blue.replicas, 0);
+
+    const shown = await status('detection-api');
+    assert.equal(shown.phase, 'Succeeded');
+    const text = await cli('status', 'detection-api');
+    assert.match(text.stdout, /phase: +Succeeded/);
+    assert.match(text.stdout, /gate +error-rate=0\.001/);
+  });
+
+  it('deploy --wait exits 1 with the reason when the deployment rolls back', async () => {
+    double.behaviour = { failSmokeCheck: 'metrics' };
+    try {
+      const run = await cli('deploy', '--app', 'detection-api', '--image', 'registry.internal/detection-api:v2.3.0', ...FAST, '--wait', '--json');
+      assert.equal(run.code, 1, run.stderr);
+      const result = JSON.parse(run.stdout);
+      assert.equal(result.outcome, 'RolledBack');
+      assert.equal(result.reason, 'SmokeFailed');
+      assert.equal(result.failedCheck, 'metrics');
+      assert.equal(result.liveSlot, 'green');
+      assert.equal(double.selector, 'green');
+      assert.equal(double.slots.blue.replicas, 0, 'the idle slot is restored to zero replicas');
+    } finally {
+      double.behaviour = {};
+    }
+  });
+
+  it('refuses a second deploy of a running app, then aborts the running one', async () => {
+    const live = double.selector;
+    const liveImage = double.slots[live].image;
+    const first = await cli('deploy', '--app', 'detection-api', '--image', 'registry.internal/detection-api:v2.4.0', '--set', 'gates.approveBeforeSwitch=true');
+    assert.equal(first.code, 0, first.stderr);
+    await eventually(async () => (await status('detection-api')).phase === 'AwaitingApproval');
+
+    const second = await cli('deploy', '--app', 'detection-api', '--image', 'registry.internal/detection-api:v2.5.0');
+    assert.equal(second.code, 4, second.stderr);
+    assert.match(second.stderr, /a deployment of this app is already running: v2\.4\.0 \(registry\.internal\/detection-api:v2\.4\.0\), phase AwaitingApproval; workflow bluegreen\/default\/detection-api run [0-9a-f-]+/);
+
+    const abort = await cli('abort', 'detection-api', '--reason', 'wrong build', '--by', 'alice');
+    assert.equal(abort.code, 0, abort.stderr);
+    await eventually(async () => (await status('detection-api')).phase === 'RolledBack');
+    const final = await status('detection-api');
+    assert.deepEqual(final.abort && { by: final.abort.by, reason: final.abort.reason }, { by: 'alice', reason: 'wrong build' });
+    assert.equal(double.selector, live);
+    assert.equal(double.slots[live].image, liveImage, 'the live version is untouched');
+    assert.equal(double.slots[live === 'blue' ? 'green' : 'blue'].replicas, 0, 'the idle slot is back to zero');
+
+    const late = await cli('abort', 'detection-api', '--reason', 'again');
+    assert.equal(late.code, 4, late.stderr);
+    assert.match(late.stderr, /abort rejected: the deployment is RolledBack/);
+    const approve = await cli('approve', 'detection-api');
+    assert.equal(approve.code, 4, approve.stderr);
+    assert.match(approve.stderr, /nothing to approve/);
+  });
+
+  it('approve lets a deployment through its gate', async () => {
+    const start = await cli('deploy', '--app', 'gated', '--image', 'registry.internal/gated:v1', ...FAST, '--set', 'gates.approveBeforeSwitch=true');
+    assert.equal(start.code, 0, start.stderr);
+    await eventually(async () => (await status('gated')).phase === 'AwaitingApproval');
+    const approve = await cli('approve', 'gated', '--gate', 'beforeSwitch', '--by', 'bob');
+    assert.equal(approve.code, 0, approve.stderr);
+    assert.match(approve.stdout, /approved gate beforeSwitch of default\/gated/);
+    await eventually(async () => (await status('gated')).phase === 'Succeeded');
+  });
+
+  it('rejects an invalid spec with exit 2 and every field path, before connecting anywhere', async () => {
+    const run = await cli('--address', '127.0.0.1:1', 'deploy', '--app', 'Bad_Name', '--image', 'no-tag', '--replicas', '0');
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /invalid deployment spec:/);
+    assert.match(run.stderr, /- app: app must be an RFC 1123 label/);
+    assert.match(run.stderr, /- image: image must name a tag or a digest/);
+    assert.match(run.stderr, /- replicas: replicas must be at least 1/);
+    assert.doesNotMatch(run.stderr, /cannot reach Temporal/);
+  });
+
+  it('exits 3 when Temporal cannot be reached, and 2 for an app with no deployment', async () => {
+    const unreachable = await cli('--address', '127.0.0.1:1', 'status', 'detection-api');
+    assert.equal(unreachable.code, 3);
+    assert.match(unreachable.stderr, /cannot reach Temporal at 127\.0\.0\.1:1/);
+    const unknown = await cli('status', 'never-deployed');
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /no deployment found/);
+  });
+});

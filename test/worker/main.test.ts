@@ -1,0 +1,48 @@
+/**
+ * The worker process refuses to start, with a message saying what to set, when its configuration
+ * cannot work: it never registers a fake platform.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+import { connectionOptions, parseEnv, TemporalConfigSchema } from '../../src/config/temporal.js';
+
+const MAIN = fileURLToPath(new URL('../../src/worker/main.ts', import.meta.url));
+
+function startWorker(env: Record<string, string>): Promise<{ code: number; output: string }> {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TEMPORAL_') && !k.startsWith('BLUEGREEN_')));
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', MAIN], { env: { ...clean, ...env }, timeout: 30_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? Number(error.code) : 0, output: stdout + stderr });
+    });
+  });
+}
+
+describe('worker process configuration', () => {
+  it('refuses to start without a platform, naming the variable and its choices', async () => {
+    const { code, output } = await startWorker({});
+    assert.equal(code, 2);
+    assert.match(output, /BLUEGREEN_PLATFORM must be one of kubernetes, local/);
+  });
+
+  it('refuses a platform this build cannot drive instead of faking one', async () => {
+    const { code, output } = await startWorker({ BLUEGREEN_PLATFORM: 'kubernetes' });
+    assert.equal(code, 2);
+    assert.match(output, /BLUEGREEN_PLATFORM=kubernetes: this build has no kubernetes platform adapter yet/);
+  });
+
+  it('names each malformed Temporal variable', async () => {
+    const { code, output } = await startWorker({ BLUEGREEN_PLATFORM: 'local', TEMPORAL_ADDRESS: 'no-port', TEMPORAL_TLS_CERT_PATH: '/x.pem' });
+    assert.equal(code, 2);
+    assert.match(output, /TEMPORAL_ADDRESS: TEMPORAL_ADDRESS must be host:port/);
+    assert.match(output, /TEMPORAL_TLS_KEY_PATH: mutual TLS needs both TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH/);
+  });
+
+  it('turns TLS on for an API key and leaves it off for a plain local server', () => {
+    const cloud = connectionOptions(parseEnv(TemporalConfigSchema, { TEMPORAL_ADDRESS: 'ns.acct.tmprl.cloud:7233', TEMPORAL_API_KEY: 'k' }));
+    assert.deepEqual([cloud.address, cloud.apiKey, typeof cloud.tls], ['ns.acct.tmprl.cloud:7233', 'k', 'object']);
+    const local = connectionOptions(parseEnv(TemporalConfigSchema, {}));
+    assert.deepEqual([local.address, local.tls], ['localhost:7233', undefined]);
+  });
+});

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../../src/activities/index.js';
 import { parseDeploymentSpec } from '../../src/spec/deployment-spec.js';
 import type { DeploymentSpec, DeploymentSpecInput } from '../../src/spec/deployment-spec.js';
@@ -37,6 +38,7 @@ export async function withWorker<T>(
   double: RecordingPlatformDouble,
   body: (taskQueue: string) => Promise<T>,
   taskQueue = `test-${randomUUID()}`,
+  options: Partial<WorkerOptions> = {},
 ): Promise<T> {
   const worker = await createDeploymentWorker({
     connection: env.nativeConnection,
@@ -44,6 +46,7 @@ export async function withWorker<T>(
     taskQueue,
     activities: createActivities({ platform: double, smoke: double, slo: double }),
     workflowBundle: await workflowBundle(),
+    options,
   });
   try {
     return await worker.runUntil(body(taskQueue));

@@ -413,6 +413,9 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
         return handle;
       },
       taskQueue,
+      // No sticky cache: the stopped worker's sticky queue would hold the next task until the
+      // server's sticky timeout; the test is about resuming, not about that timeout.
+      { maxCachedWorkflows: 0 },
     );
     const ticksBeforeStop = double.ticks;
     assert.equal((await handle.describe()).status.name, 'RUNNING');

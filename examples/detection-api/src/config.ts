@@ -1,0 +1,46 @@
+/**
+ * The detection API's configuration, from the environment, validated: a bad variable stops the
+ * service at start with its name and rule, rather than misbehaving later.
+ */
+import { z } from 'zod';
+
+const ratio = z.coerce.number().min(0).max(1);
+const nonNegative = z.coerce.number().min(0);
+
+export const ConfigSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(8000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  /** Reported as labels on every metric, so SLO queries can select a slot without relabelling. */
+  APP_NAME: z.string().min(1).default('detection-api'),
+  APP_VERSION: z.string().min(1).default('dev'),
+  SLOT: z.string().default(''),
+  NAMESPACE: z.string().default('default'),
+  /** The TAK server's CoT TCP input, host:port. */
+  TAK_ADDRESS: z.string().regex(/^[^\s:]+:[0-9]{1,5}$/, 'TAK_ADDRESS must be host:port').default('127.0.0.1:8087'),
+  /** The durable offline queue (SQLite). */
+  QUEUE_PATH: z.string().min(1).default('./detection-queue.sqlite'),
+  /** /health turns 503 when the oldest undelivered detection is older than this. */
+  QUEUE_MAX_AGE_SECONDS: nonNegative.default(300),
+  /** How long a request waits for TAK delivery before answering PENDING_SYNC. */
+  TAK_SYNC_TIMEOUT_MS: nonNegative.default(250),
+  /** Seconds after SIGTERM before the process exits, whatever is still running. */
+  SHUTDOWN_GRACE_SECONDS: nonNegative.default(30),
+  /** Fault injection, off by default: a share of 5xx answers on the API. */
+  FAULT_ERROR_RATE: ratio.default(0),
+  /** Fault injection: latency added to every API answer. */
+  FAULT_LATENCY_MS: nonNegative.default(0),
+  /** Fault injection: latency added before each TAK delivery. */
+  FAULT_TAK_LATENCY_MS: nonNegative.default(0),
+  /** Fault injection: the process exits with an error this many seconds after start. */
+  FAULT_CRASH_AFTER_SECONDS: nonNegative.optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = z.output<typeof ConfigSchema>;
+
+export function loadConfig(env: NodeJS.ProcessEnv): Config {
+  const result = ConfigSchema.safeParse(env);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((i) => `  - ${i.path.join('.')}: ${i.message}`);
+  throw new Error(`invalid configuration:\n${lines.join('\n')}`);
+}

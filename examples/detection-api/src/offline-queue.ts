@@ -1,0 +1,109 @@
+/**
+ * The durable record of every accepted detection, and the queue of those not yet delivered to TAK.
+ * A detection is committed here (SQLite, WAL, synchronous=FULL) before the API answers, so nothing
+ * accepted is lost across restarts or SIGKILL; delivery order is the insertion order (`seq`).
+ */
+import Database from 'better-sqlite3';
+import type { AccuracyFlag } from './accuracy.js';
+
+export const DeliveryStatus = { Synced: 'SYNCED', PendingSync: 'PENDING_SYNC' } as const;
+export type DeliveryStatus = (typeof DeliveryStatus)[keyof typeof DeliveryStatus];
+
+export interface StoredDetection {
+  seq: number;
+  id: string;
+  flag: AccuracyFlag;
+  status: DeliveryStatus;
+  cot: string;
+  receivedAt: number;
+  syncedAt: number | null;
+}
+
+interface Row {
+  seq: number;
+  id: string;
+  flag: AccuracyFlag;
+  status: DeliveryStatus;
+  cot: string;
+  received_at: number;
+  synced_at: number | null;
+}
+
+const fromRow = (row: Row): StoredDetection => ({
+  seq: row.seq,
+  id: row.id,
+  flag: row.flag,
+  status: row.status,
+  cot: row.cot,
+  receivedAt: row.received_at,
+  syncedAt: row.synced_at,
+});
+
+export class OfflineQueue {
+  private readonly db: Database.Database;
+  private readonly statements;
+
+  constructor(path: string) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS detections (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        flag TEXT NOT NULL,
+        status TEXT NOT NULL,
+        cot TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        synced_at INTEGER
+      );
+      CREATE INDEX IF NOT EXISTS detections_pending ON detections (status, seq);
+    `);
+    this.statements = {
+      insert: this.db.prepare<[string, string, string, number], Row>(
+        `INSERT INTO detections (id, flag, status, cot, received_at) VALUES (?, ?, 'PENDING_SYNC', ?, ?) RETURNING *`,
+      ),
+      pending: this.db.prepare<[number], Row>(`SELECT * FROM detections WHERE status = 'PENDING_SYNC' ORDER BY seq LIMIT ?`),
+      markSynced: this.db.prepare<[number, number]>(`UPDATE detections SET status = 'SYNCED', synced_at = ? WHERE seq = ?`),
+      byId: this.db.prepare<[string], Row>(`SELECT * FROM detections WHERE id = ?`),
+      depth: this.db.prepare<[], { depth: number; oldest: number | null }>(
+        `SELECT count(*) AS depth, min(received_at) AS oldest FROM detections WHERE status = 'PENDING_SYNC'`,
+      ),
+      prune: this.db.prepare<[number]>(`DELETE FROM detections WHERE status = 'SYNCED' AND synced_at < ?`),
+    };
+  }
+
+  /** Commits a new detection as PENDING_SYNC; durable when this returns. */
+  insert(id: string, flag: AccuracyFlag, cot: string, receivedAt: number): StoredDetection {
+    return fromRow(this.statements.insert.get(id, flag, cot, receivedAt)!);
+  }
+
+  /** The oldest undelivered detections, in delivery order. */
+  pending(limit: number): StoredDetection[] {
+    return this.statements.pending.all(limit).map(fromRow);
+  }
+
+  markSynced(seq: number, syncedAt: number): void {
+    this.statements.markSynced.run(syncedAt, seq);
+  }
+
+  get(id: string): StoredDetection | null {
+    const row = this.statements.byId.get(id);
+    return row ? fromRow(row) : null;
+  }
+
+  /** Undelivered count and the receive time of the oldest (ms since epoch), for /health. */
+  backlog(): { depth: number; oldestReceivedAt: number | null } {
+    const { depth, oldest } = this.statements.depth.get()!;
+    return { depth, oldestReceivedAt: oldest };
+  }
+
+  /** Forgets delivered detections older than `before` (ms since epoch); the undelivered stay. */
+  prune(before: number): number {
+    return this.statements.prune.run(before).changes;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

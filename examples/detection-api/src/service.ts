@@ -1,0 +1,179 @@
+/**
+ * The detection API: takes detections from drones and sensors, grades their geolocation, stores
+ * them durably and forwards them to TAK as CoT events. The contract the seed's smoke tests and SLO
+ * queries check: /health, /ready, POST /api/detections, GET /api/detections/:id, /metrics.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { gradeAccuracy } from './accuracy.js';
+import type { Config } from './config.js';
+import { toCotEvent } from './cot.js';
+import { ServiceMetrics } from './metrics.js';
+import { DeliveryStatus, OfflineQueue } from './offline-queue.js';
+import { TakLink } from './tak-link.js';
+import { TakOutput } from './tak-output.js';
+
+export const DetectionSchema = z.object({
+  source: z.string().min(1, 'source must not be empty').max(128),
+  latitude: z.number({ required_error: 'latitude is required' }).min(-90, 'latitude must be within -90..90').max(90, 'latitude must be within -90..90'),
+  longitude: z
+    .number({ required_error: 'longitude is required' })
+    .min(-180, 'longitude must be within -180..180')
+    .max(180, 'longitude must be within -180..180'),
+  accuracy_meters: z.number({ required_error: 'accuracy_meters is required' }).positive('accuracy_meters must be greater than 0').finite(),
+  confidence: z.number({ required_error: 'confidence is required' }).min(0, 'confidence must be within 0..1').max(1, 'confidence must be within 0..1'),
+  class: z.string().min(1).max(64).optional(),
+  timestamp: z.string().datetime({ offset: true, message: 'timestamp must be an ISO 8601 date-time' }).optional(),
+});
+
+export interface DetectionService {
+  app: FastifyInstance;
+  metrics: ServiceMetrics;
+  /** Starts the TAK link and listens; /ready answers 200 from then on. */
+  start(): Promise<string>;
+  /** Drains: 503 on health, ready and the API at once, in-flight requests finish, then closes. */
+  shutdown(): Promise<void>;
+}
+
+const API = /^\/api\//;
+
+export function createDetectionService(config: Config): DetectionService {
+  const queue = new OfflineQueue(config.QUEUE_PATH);
+  const [takHost, takPort] = config.TAK_ADDRESS.split(':') as [string, string];
+  const link = new TakLink(takHost, Number(takPort));
+  const metrics = new ServiceMetrics(config);
+  const output = new TakOutput(queue, link, {
+    syncTimeoutMs: config.TAK_SYNC_TIMEOUT_MS,
+    addedLatencyMs: config.FAULT_TAK_LATENCY_MS,
+    onDelivered: (detection, syncedAt) => metrics.takLatency.observe((syncedAt - detection.receivedAt) / 1000),
+  });
+  let ready = false;
+  let draining = false;
+
+  const app = Fastify({ logger: { level: config.LOG_LEVEL }, return503OnClosing: true, forceCloseConnections: 'idle' });
+
+  app.addHook('onRequest', async (request, reply) => {
+    (request as FastifyRequest & { startedAt: bigint }).startedAt = process.hrtime.bigint();
+    if (draining && API.test(request.url)) {
+      return reply.code(503).header('connection', 'close').send({ error: 'Server shutting down' });
+    }
+    if (config.FAULT_LATENCY_MS > 0 && request.url !== '/metrics') {
+      await new Promise((resolve) => setTimeout(resolve, config.FAULT_LATENCY_MS));
+    }
+    if (config.FAULT_ERROR_RATE > 0 && API.test(request.url) && Math.random() < config.FAULT_ERROR_RATE) {
+      return reply.code(500).send({ error: 'injected fault (FAULT_ERROR_RATE)' });
+    }
+  });
+
+  // While draining, every answer closes its connection, so kept-alive clients let go and the
+  // server can close once the requests in flight are answered.
+  app.addHook('onSend', async (_request, reply) => {
+    if (draining) reply.header('connection', 'close');
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    const labels = { method: request.method, route, status: String(reply.statusCode) };
+    const startedAt = (request as FastifyRequest & { startedAt?: bigint }).startedAt;
+    metrics.requests.inc(labels);
+    if (startedAt !== undefined) metrics.duration.observe(labels, Number(process.hrtime.bigint() - startedAt) / 1e9);
+  });
+
+  app.setErrorHandler((error: Error & { statusCode?: number }, _request, reply) => {
+    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    if (status === 500) app.log.error(error);
+    return reply.code(status).send({ error: status === 500 ? 'internal error' : error.message, fields: [] });
+  });
+
+  app.get('/health', async (_request, reply) => {
+    if (draining) return reply.code(503).send({ status: 'shutting_down' });
+    const { depth, oldestReceivedAt } = queue.backlog();
+    const oldestAgeSeconds = oldestReceivedAt === null ? 0 : (Date.now() - oldestReceivedAt) / 1000;
+    const details = { tak: link.connected ? 'connected' : 'disconnected', queue: { depth, oldestAgeSeconds } };
+    if (oldestAgeSeconds > config.QUEUE_MAX_AGE_SECONDS) {
+      return reply.code(503).send({
+        status: 'unhealthy',
+        reason: `offline queue: the oldest undelivered detection waits ${oldestAgeSeconds.toFixed(0)} s (limit ${config.QUEUE_MAX_AGE_SECONDS} s)`,
+        ...details,
+      });
+    }
+    return { status: 'healthy', ...details };
+  });
+
+  app.get('/ready', async (_request, reply) => {
+    if (draining) return reply.code(503).send({ status: 'draining' });
+    if (!ready) return reply.code(503).send({ status: 'starting' });
+    return { status: 'ready', version: config.APP_VERSION, slot: config.SLOT };
+  });
+
+  app.post('/api/detections', async (request: FastifyRequest, reply: FastifyReply) => {
+    const parsed = DetectionSchema.safeParse(request.body);
+    if (!parsed.success) {
+      return reply.code(422).send({
+        error: 'invalid detection',
+        fields: parsed.error.issues.map((issue) => ({ field: issue.path.join('.') || '(body)', message: issue.message })),
+      });
+    }
+    const detection = parsed.data;
+    const id = randomUUID();
+    const receivedAt = Date.now();
+    const flag = gradeAccuracy(detection.accuracy_meters, detection.confidence);
+    const cot = toCotEvent({
+      id,
+      source: detection.source,
+      latitude: detection.latitude,
+      longitude: detection.longitude,
+      accuracyMeters: detection.accuracy_meters,
+      confidence: detection.confidence,
+      detectionClass: detection.class ?? null,
+      flag,
+      time: detection.timestamp ? new Date(detection.timestamp) : new Date(receivedAt),
+    });
+    const status = await output.submit(id, flag, cot, receivedAt);
+    metrics.recordFlag(flag);
+    return reply
+      .code(201)
+      .header('location', `/api/detections/${id}`)
+      .send({ detection_id: id, accuracy_flag: flag, status, received_at: new Date(receivedAt).toISOString() });
+  });
+
+  app.get('/api/detections/:id', async (request: FastifyRequest<{ Params: { id: string } }>, reply) => {
+    const stored = queue.get(request.params.id);
+    if (!stored) return reply.code(404).send({ error: `no detection ${request.params.id}` });
+    return {
+      detection_id: stored.id,
+      accuracy_flag: stored.flag,
+      status: stored.status,
+      received_at: new Date(stored.receivedAt).toISOString(),
+      synced_at: stored.syncedAt === null ? null : new Date(stored.syncedAt).toISOString(),
+    };
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    return reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  return {
+    app,
+    metrics,
+    async start() {
+      link.start();
+      const address = await app.listen({ port: config.PORT, host: config.HOST });
+      ready = true;
+      // Anything left undelivered by an earlier run goes out first, in order, once TAK answers.
+      void output.kick();
+      return address;
+    },
+    async shutdown() {
+      draining = true;
+      await app.close();
+      await Promise.race([output.kick(), new Promise((resolve) => setTimeout(resolve, 2000))]);
+      link.stop();
+      queue.close();
+    },
+  };
+}
+
+export { DeliveryStatus };

@@ -1,0 +1,80 @@
+/**
+ * Delivers accepted detections to TAK in the order they were accepted. Every detection is first
+ * committed to the offline queue; one delivery loop sends the queue's head while the link is up, so
+ * a detection accepted while older ones wait can never overtake them. A request waits a short
+ * while for its own delivery: SYNCED if it made it, PENDING_SYNC if it is queued.
+ */
+import type { OfflineQueue, StoredDetection } from './offline-queue.js';
+import { DeliveryStatus } from './offline-queue.js';
+import type { TakLink } from './tak-link.js';
+
+export interface TakOutputOptions {
+  syncTimeoutMs: number;
+  /** Fault injection: delay before each send. */
+  addedLatencyMs: number;
+  onDelivered: (detection: StoredDetection, syncedAt: number) => void;
+}
+
+/** Delivered rows are kept this long for GET /api/detections/:id, then pruned. */
+const KEEP_DELIVERED_MS = 24 * 60 * 60 * 1000;
+
+export class TakOutput {
+  private draining: Promise<void> | null = null;
+  private readonly waiters = new Map<number, () => void>();
+  private delivered = 0;
+
+  constructor(
+    private readonly queue: OfflineQueue,
+    private readonly link: TakLink,
+    private readonly options: TakOutputOptions,
+  ) {
+    link.on('connected', () => void this.kick());
+  }
+
+  /** Commits a detection and tries to deliver it; says where it stands. */
+  async submit(id: string, flag: StoredDetection['flag'], cot: string, receivedAt: number): Promise<DeliveryStatus> {
+    const stored = this.queue.insert(id, flag, cot, receivedAt);
+    if (!this.link.connected) return DeliveryStatus.PendingSync;
+    const synced = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(stored.seq);
+        resolve(false);
+      }, this.options.syncTimeoutMs);
+      this.waiters.set(stored.seq, () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    void this.kick();
+    return (await synced) ? DeliveryStatus.Synced : DeliveryStatus.PendingSync;
+  }
+
+  /** Starts the delivery loop unless it runs; resolves when it has nothing left it can send. */
+  kick(): Promise<void> {
+    this.draining ??= this.drain().finally(() => {
+      this.draining = null;
+    });
+    return this.draining;
+  }
+
+  private async drain(): Promise<void> {
+    while (this.link.connected) {
+      const batch = this.queue.pending(100);
+      if (batch.length === 0) return;
+      for (const detection of batch) {
+        if (this.options.addedLatencyMs > 0) await new Promise((r) => setTimeout(r, this.options.addedLatencyMs));
+        try {
+          await this.link.send(`${detection.cot}\n`);
+        } catch {
+          return; // the link went down: the detection stays queued; 'connected' restarts the loop
+        }
+        const syncedAt = Date.now();
+        this.queue.markSynced(detection.seq, syncedAt);
+        this.options.onDelivered(detection, syncedAt);
+        this.waiters.get(detection.seq)?.();
+        this.waiters.delete(detection.seq);
+        if (++this.delivered % 10_000 === 0) this.queue.prune(syncedAt - KEEP_DELIVERED_MS);
+      }
+    }
+  }
+}

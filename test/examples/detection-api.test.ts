@@ -1,0 +1,337 @@
+/**
+ * The reference detection API, tested as the real process it is: its HTTP contract, the CoT events
+ * a real TCP listener receives, the durable offline queue across SIGKILL, graceful shutdown under
+ * load, the metrics exposition, and fault injection.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { DetectionApiProcess } from '../helpers/detection-api-process.js';
+import { postDetection, SEED_DETECTION, startDetectionApi, TakListener, tempQueuePath } from '../helpers/detection-api-process.js';
+
+/** The labels of a series as a sorted, comparable string: `a="1",b="2"`. */
+function labelSet(labels: string): string {
+  return (labels.match(/[a-zA-Z_]+="(?:[^"\\]|\\.)*"/g) ?? []).sort().join(',');
+}
+
+/** The value of one series in a Prometheus text exposition (labels in any order), or undefined. */
+function sample(exposition: string, series: string): number | undefined {
+  const [, name, labels = ''] = /^([a-zA-Z_:]+)(?:\{(.*)\})?$/.exec(series) ?? [];
+  for (const line of exposition.split('\n')) {
+    const match = /^([a-zA-Z_:]+)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (match && match[1] === name && labelSet(match[2] ?? '') === labelSet(labels)) return Number(match[3]);
+  }
+  return undefined;
+}
+
+describe('detection API: HTTP contract', () => {
+  let tak: TakListener;
+  let api: DetectionApiProcess;
+
+  before(async () => {
+    tak = await TakListener.start();
+    api = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: tempQueuePath(), APP_VERSION: 'v2.2.0', SLOT: 'green' });
+  });
+
+  after(async () => {
+    api?.kill('SIGKILL');
+    await api?.exited;
+    await tak?.close();
+  });
+
+  it('answers /health with the TAK link and queue state, and /ready with version and slot', async () => {
+    const health = await fetch(`${api.url}/health`);
+    assert.equal(health.status, 200);
+    assert.deepEqual(await health.json(), { status: 'healthy', tak: 'connected', queue: { depth: 0, oldestAgeSeconds: 0 } });
+    const ready = await fetch(`${api.url}/ready`);
+    assert.equal(ready.status, 200);
+    assert.deepEqual(await ready.json(), { status: 'ready', version: 'v2.2.0', slot: 'green' });
+  });
+
+  it('accepts the seed smoke test detection: an id, a GREEN flag, SYNCED to TAK', async () => {
+    const { status, body } = await postDetection(api.url, SEED_DETECTION);
+    assert.equal(status, 201);
+    assert.match(String(body['detection_id']), /^[0-9a-f-]{36}$/);
+    assert.equal(body['accuracy_flag'], 'GREEN');
+    assert.equal(body['status'], 'SYNCED');
+    const stored = await fetch(`${api.url}/api/detections/${body['detection_id']}`);
+    assert.equal(stored.status, 200);
+    const json = (await stored.json()) as Record<string, unknown>;
+    assert.equal(json['status'], 'SYNCED');
+    assert.equal(json['accuracy_flag'], 'GREEN');
+    assert.ok(json['synced_at']);
+  });
+
+  it('grades accuracy by the documented rules, at their boundaries', async () => {
+    const cases: [number, number, string][] = [
+      [50, 0.8, 'GREEN'],
+      [50.01, 0.8, 'YELLOW'],
+      [50, 0.79, 'YELLOW'],
+      [200, 0.5, 'YELLOW'],
+      [200.01, 0.9, 'RED'],
+      [10, 0.49, 'RED'],
+      [100, 0.85, 'YELLOW'],
+    ];
+    for (const [accuracy, confidence, flag] of cases) {
+      const { status, body } = await postDetection(api.url, { ...SEED_DETECTION, accuracy_meters: accuracy, confidence });
+      assert.equal(status, 201);
+      assert.equal(body['accuracy_flag'], flag, `accuracy ${accuracy} m, confidence ${confidence}`);
+    }
+  });
+
+  it('accepts the edges of every range', async () => {
+    for (const edge of [
+      { latitude: 90, longitude: 180 },
+      { latitude: -90, longitude: -180 },
+      { confidence: 0 },
+      { confidence: 1 },
+      { accuracy_meters: 0.001 },
+      { class: 'vehicle', timestamp: '2026-11-26T10:00:00Z' },
+    ]) {
+      const { status } = await postDetection(api.url, { ...SEED_DETECTION, ...edge });
+      assert.equal(status, 201, JSON.stringify(edge));
+    }
+  });
+
+  it('rejects each bad field with 422, naming it', async () => {
+    const { status, body } = await postDetection(api.url, {
+      source: '',
+      latitude: 90.0001,
+      longitude: -180.5,
+      accuracy_meters: 0,
+      confidence: 1.01,
+      timestamp: 'yesterday',
+    });
+    assert.equal(status, 422);
+    assert.deepEqual(
+      (body['fields'] as { field: string; message: string }[]).map((f) => f.field),
+      ['source', 'latitude', 'longitude', 'accuracy_meters', 'confidence', 'timestamp'],
+    );
+    const missing = await postDetection(api.url, { source: 'x' });
+    assert.equal(missing.status, 422);
+    assert.deepEqual(
+      (missing.body['fields'] as { field: string; message: string }[]).map((f) => `${f.field}: ${f.message}`),
+      ['latitude: latitude is required', 'longitude: longitude is required', 'accuracy_meters: accuracy_meters is required', 'confidence: confidence is required'],
+    );
+    const notJson = await postDetection(api.url, '{"source":');
+    assert.equal(notJson.status, 400);
+    assert.match(String(notJson.body['error']), /not valid JSON/);
+  });
+
+  it('answers 404 for an unknown detection id', async () => {
+    const response = await fetch(`${api.url}/api/detections/00000000-0000-0000-0000-000000000000`);
+    assert.equal(response.status, 404);
+  });
+
+  it('sends each detection to TAK as a valid CoT event', async () => {
+    const before = tak.events.length;
+    const sent = Date.now();
+    const { body } = await postDetection(api.url, { ...SEED_DETECTION, latitude: 40.7128, longitude: -74.006, accuracy_meters: 100, confidence: 0.85, class: 'truck' });
+    const events = await tak.waitForEvents(before + 1);
+    const event = events.find((e) => e.uid === body['detection_id']);
+    assert.ok(event, 'the event carries the detection id as its uid');
+    assert.equal(event.type, 'a-u-G');
+    assert.equal(event.how, 'm-p');
+    assert.deepEqual([event.point.lat, event.point.lon, event.point.ce], [40.7128, -74.006, 100]);
+    const time = Date.parse(event.time);
+    assert.ok(Math.abs(time - sent) < 5000, `event time ${event.time} is the receive time`);
+    assert.equal(Date.parse(event.stale) - time, 5 * 60 * 1000);
+    assert.match(event.remarks, /source=test-uav confidence=0\.85 accuracy_flag=YELLOW class=truck/);
+  });
+});
+
+describe('detection API: TAK down', () => {
+  it('queues detections durably, survives SIGKILL, and delivers them in order once TAK returns', async () => {
+    const tak = await TakListener.start();
+    await tak.close(); // the port is known, nothing listens: TAK is down
+    const queuePath = tempQueuePath();
+    const env = { TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: queuePath };
+    const first = await startDetectionApi(env);
+    const ids: string[] = [];
+    try {
+      for (let i = 0; i < 20; i++) {
+        const { status, body } = await postDetection(first.url, { ...SEED_DETECTION, source: `uav-${i}` });
+        assert.equal(status, 201);
+        assert.equal(body['status'], 'PENDING_SYNC');
+        ids.push(String(body['detection_id']));
+      }
+      const health = (await (await fetch(`${first.url}/health`)).json()) as { tak: string; queue: { depth: number } };
+      assert.deepEqual([health.tak, health.queue.depth], ['disconnected', 20]);
+    } finally {
+      first.kill('SIGKILL');
+      await first.exited;
+    }
+
+    const second = await startDetectionApi(env);
+    try {
+      assert.equal(((await (await fetch(`${second.url}/api/detections/${ids[7]}`)).json()) as { status: string }).status, 'PENDING_SYNC');
+      await tak.listen(); // TAK is back
+      const events = await tak.waitForEvents(20);
+      await new Promise((resolve) => setTimeout(resolve, 500)); // nothing more may arrive
+      assert.deepEqual(tak.events.map((e) => e.uid), ids, 'every accepted detection, once, in the order accepted');
+      assert.deepEqual(events.map((e) => e.remarks.split(' ')[0]), ids.map((_, i) => `source=uav-${i}`));
+      const stored = (await (await fetch(`${second.url}/api/detections/${ids[19]}`)).json()) as { status: string };
+      assert.equal(stored.status, 'SYNCED');
+    } finally {
+      second.kill('SIGKILL');
+      await second.exited;
+      await tak.close();
+    }
+  });
+
+  it('turns /health 503 with the reason when the oldest queued detection is too old', async () => {
+    const api = await startDetectionApi({ TAK_ADDRESS: '127.0.0.1:1', QUEUE_PATH: tempQueuePath(), QUEUE_MAX_AGE_SECONDS: '1' });
+    try {
+      await postDetection(api.url, SEED_DETECTION);
+      await new Promise((resolve) => setTimeout(resolve, 1300));
+      const health = await fetch(`${api.url}/health`);
+      assert.equal(health.status, 503);
+      const body = (await health.json()) as { status: string; reason: string };
+      assert.equal(body.status, 'unhealthy');
+      assert.match(body.reason, /oldest undelivered detection waits \d+ s \(limit 1 s\)/);
+    } finally {
+      api.kill('SIGKILL');
+      await api.exited;
+    }
+  });
+});
+
+describe('detection API: graceful shutdown', () => {
+  it('finishes in-flight requests after SIGTERM, refuses new work, and keeps every accepted detection', async () => {
+    const tak = await TakListener.start();
+    const queuePath = tempQueuePath();
+    const env = { TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: queuePath, FAULT_LATENCY_MS: '40' };
+    const api = await startDetectionApi(env);
+    const accepted: string[] = [];
+    const refused: string[] = [];
+    const failures: string[] = [];
+    let stop = false;
+    // A steady stream from 8 clients, before and after SIGTERM, until the service is gone.
+    const clients = Array.from({ length: 8 }, async (_, client) => {
+      for (let i = 0; !stop && i < 500; i++) {
+        try {
+          const { status, body } = await postDetection(api.url, { ...SEED_DETECTION, source: `c${client}-${i}` });
+          if (status === 201) accepted.push(String(body['detection_id']));
+          else if (status === 503) refused.push('503');
+          else failures.push(`HTTP ${status}`);
+        } catch (error) {
+          const code = (error as { cause?: { code?: string } }).cause?.code ?? String(error);
+          if (code === 'ECONNREFUSED') {
+            refused.push(code);
+            return;
+          }
+          failures.push(code);
+        }
+      }
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const acceptedBeforeSigterm = accepted.length;
+    api.kill('SIGTERM');
+    const code = await api.exited;
+    stop = true;
+    await Promise.all(clients);
+    assert.equal(code, 0, api.output());
+    assert.deepEqual(failures, [], 'no request was cut off: each got an answer or a refused connection');
+    assert.ok(acceptedBeforeSigterm > 20, `a steady stream was flowing (${acceptedBeforeSigterm} accepted)`);
+    assert.ok(refused.length > 0, 'new work was refused once draining began');
+
+    const restarted = await startDetectionApi(env);
+    try {
+      for (const id of accepted) {
+        const response = await fetch(`${restarted.url}/api/detections/${id}`);
+        assert.equal(response.status, 200, `accepted detection ${id} was kept`);
+      }
+      await tak.waitForEvents(accepted.length);
+      assert.deepEqual(new Set(tak.events.map((e) => e.uid)), new Set(accepted));
+    } finally {
+      restarted.kill('SIGKILL');
+      await restarted.exited;
+      await tak.close();
+    }
+  });
+
+  it('answers 503 shutting_down on /health while draining, and completes the detection in flight', async () => {
+    const api = await startDetectionApi({ TAK_ADDRESS: '127.0.0.1:1', QUEUE_PATH: tempQueuePath(), FAULT_LATENCY_MS: '1500' });
+    try {
+      // Requests already in flight (each held 1.5 s by the injected latency) when SIGTERM arrives.
+      const inFlight = [fetch(`${api.url}/health`), postDetection(api.url, SEED_DETECTION)];
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      api.kill('SIGTERM');
+      const [health, post] = await Promise.all(inFlight);
+      assert.equal((health as Response).status, 503);
+      assert.deepEqual(await (health as Response).json(), { status: 'shutting_down' });
+      assert.equal((post as { status: number }).status, 201, 'a detection accepted before SIGTERM completes');
+      assert.equal(await api.exited, 0);
+    } finally {
+      api.kill('SIGKILL');
+    }
+  });
+});
+
+describe('detection API: metrics', () => {
+  it('counts known traffic under the seed metric names, labelled with app, version and slot', async () => {
+    const tak = await TakListener.start();
+    const api = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: tempQueuePath(), APP_VERSION: 'v2.3.0', SLOT: 'blue', NAMESPACE: 'prod' });
+    try {
+      for (const confidence of [0.9, 0.95, 0.99]) await postDetection(api.url, { ...SEED_DETECTION, confidence });
+      await postDetection(api.url, { ...SEED_DETECTION, accuracy_meters: 500 });
+      await postDetection(api.url, { source: 'x' });
+      await postDetection(api.url, { source: 'y' });
+      await fetch(`${api.url}/health`);
+      const exposition = await (await fetch(`${api.url}/metrics`)).text();
+      const labels = 'app="detection-api",version="v2.3.0",slot="blue",namespace="prod"';
+      assert.equal(sample(exposition, `http_requests_total{method="POST",route="/api/detections",status="201",${labels}}`), 4);
+      assert.equal(sample(exposition, `http_requests_total{method="POST",route="/api/detections",status="422",${labels}}`), 2);
+      assert.equal(sample(exposition, `http_requests_total{method="GET",route="/health",status="200",${labels}}`), 1);
+      assert.equal(sample(exposition, `http_request_duration_seconds_count{method="POST",route="/api/detections",status="201",${labels}}`), 4);
+      assert.equal(sample(exposition, `http_request_duration_seconds_bucket{le="+Inf",method="POST",route="/api/detections",status="201",${labels}}`), 4);
+      assert.equal(sample(exposition, `tak_output_latency_seconds_count{${labels}}`), 4);
+      assert.equal(sample(exposition, `geolocation_validation_success_rate{${labels}}`), 0.75);
+      assert.ok((sample(exposition, `process_resident_memory_bytes{${labels}}`) ?? 0) > 0, 'process metrics are exposed');
+    } finally {
+      api.kill('SIGKILL');
+      await api.exited;
+      await tak.close();
+    }
+  });
+});
+
+describe('detection API: fault injection', () => {
+  it('answers 5xx on the API at FAULT_ERROR_RATE=1 and stores nothing', async () => {
+    const api = await startDetectionApi({ TAK_ADDRESS: '127.0.0.1:1', QUEUE_PATH: tempQueuePath(), FAULT_ERROR_RATE: '1' });
+    try {
+      const { status } = await postDetection(api.url, SEED_DETECTION);
+      assert.equal(status, 500);
+      const health = (await (await fetch(`${api.url}/health`)).json()) as { queue: { depth: number } };
+      assert.equal(health.queue.depth, 0);
+    } finally {
+      api.kill('SIGKILL');
+      await api.exited;
+    }
+  });
+
+  it('adds FAULT_LATENCY_MS to every answer', async () => {
+    const api = await startDetectionApi({ TAK_ADDRESS: '127.0.0.1:1', QUEUE_PATH: tempQueuePath(), FAULT_LATENCY_MS: '300' });
+    try {
+      const started = performance.now();
+      await fetch(`${api.url}/health`);
+      assert.ok(performance.now() - started >= 300, 'the injected latency is added');
+    } finally {
+      api.kill('SIGKILL');
+      await api.exited;
+    }
+  });
+
+  it('crashes after FAULT_CRASH_AFTER_SECONDS', async () => {
+    const api = await startDetectionApi({ TAK_ADDRESS: '127.0.0.1:1', QUEUE_PATH: tempQueuePath(), FAULT_CRASH_AFTER_SECONDS: '2' });
+    assert.equal(await api.exited, 70);
+    assert.match(api.output(), /injected crash/);
+  });
+
+  it('refuses to start on a malformed variable, naming it', async () => {
+    await assert.rejects(startDetectionApi({ FAULT_ERROR_RATE: '2', TAK_ADDRESS: 'nowhere' }), (error: Error) => {
+      assert.match(error.message, /FAULT_ERROR_RATE: Number must be less than or equal to 1/);
+      assert.match(error.message, /TAK_ADDRESS: TAK_ADDRESS must be host:port/);
+      return true;
+    });
+  });
+});

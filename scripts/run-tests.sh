@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 npx tsc -p tsconfig.json
-npx eslint src test examples
+npx eslint src test examples bench
 mapfile -t files < <(find test -name '*.test.ts' | sort)
 # A scenario that hangs fails after 3 minutes instead of holding CI until its deadline.
 exec node --import tsx --test --test-concurrency=1 --test-timeout=180000 "$@" "${files[@]}"

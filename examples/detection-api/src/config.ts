@@ -19,6 +19,8 @@ export const ConfigSchema = z.object({
   TAK_ADDRESS: z.string().regex(/^[^\s:]+:[0-9]{1,5}$/, 'TAK_ADDRESS must be host:port').default('127.0.0.1:8087'),
   /** The durable offline queue (SQLite). */
   QUEUE_PATH: z.string().min(1).default('./detection-queue.sqlite'),
+  /** NORMAL survives a killed process; FULL also survives power loss, at a disk flush per detection. */
+  QUEUE_SYNCHRONOUS: z.enum(['NORMAL', 'FULL']).default('NORMAL'),
   /** /health turns 503 when the oldest undelivered detection is older than this. */
   QUEUE_MAX_AGE_SECONDS: nonNegative.default(300),
   /** How long a request waits for TAK delivery before answering PENDING_SYNC. */

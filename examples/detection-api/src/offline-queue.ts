@@ -1,7 +1,11 @@
 /**
  * The durable record of every accepted detection, and the queue of those not yet delivered to TAK.
- * A detection is committed here (SQLite, WAL, synchronous=FULL) before the API answers, so nothing
- * accepted is lost across restarts or SIGKILL; delivery order is the insertion order (`seq`).
+ * A detection is committed here (SQLite, WAL) before the API answers, so nothing accepted is lost
+ * across restarts or SIGKILL; delivery order is the insertion order (`seq`).
+ *
+ * Durability: with `synchronous=NORMAL` (the default) a commit is in the WAL, which the operating
+ * system keeps across a killed process; `FULL` also fsyncs each commit, so it survives losing the
+ * machine's power, at the cost of a disk flush per detection.
  */
 import Database from 'better-sqlite3';
 import type { AccuracyFlag } from './accuracy.js';
@@ -43,10 +47,10 @@ export class OfflineQueue {
   private readonly db: Database.Database;
   private readonly statements;
 
-  constructor(path: string) {
+  constructor(path: string, synchronous: 'NORMAL' | 'FULL' = 'NORMAL') {
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
+    this.db.pragma(`synchronous = ${synchronous}`);
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS detections (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -83,8 +87,11 @@ export class OfflineQueue {
     return this.statements.pending.all(limit).map(fromRow);
   }
 
-  markSynced(seq: number, syncedAt: number): void {
-    this.statements.markSynced.run(syncedAt, seq);
+  /** Marks delivered detections, in one transaction. */
+  markSynced(seqs: readonly number[], syncedAt: number): void {
+    this.db.transaction(() => {
+      for (const seq of seqs) this.statements.markSynced.run(syncedAt, seq);
+    })();
   }
 
   get(id: string): StoredDetection | null {

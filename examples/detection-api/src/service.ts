@@ -40,7 +40,7 @@ export interface DetectionService {
 const API = /^\/api\//;
 
 export function createDetectionService(config: Config): DetectionService {
-  const queue = new OfflineQueue(config.QUEUE_PATH);
+  const queue = new OfflineQueue(config.QUEUE_PATH, config.QUEUE_SYNCHRONOUS);
   const [takHost, takPort] = config.TAK_ADDRESS.split(':') as [string, string];
   const link = new TakLink(takHost, Number(takPort));
   const metrics = new ServiceMetrics(config);
@@ -53,6 +53,11 @@ export function createDetectionService(config: Config): DetectionService {
   let draining = false;
 
   const app = Fastify({ logger: { level: config.LOG_LEVEL }, return503OnClosing: true, forceCloseConnections: 'idle' });
+  // Requests are counted and timed in the metrics; a log line per request would only cost
+  // throughput, so request logs are at warn: errors still show.
+  app.addHook('onRoute', (route) => {
+    route.logLevel = 'warn';
+  });
 
   app.addHook('onRequest', async (request, reply) => {
     (request as FastifyRequest & { startedAt: bigint }).startedAt = process.hrtime.bigint();

@@ -57,23 +57,36 @@ export class TakOutput {
     return this.draining;
   }
 
+  /**
+   * Sends the queue's head in batches: every event of a batch is written in order, then the batch
+   * is marked delivered in one commit. If the link drops mid-batch, the batch stays queued and is
+   * sent again on reconnect; the CoT uid makes a repeat an update of the same track, not a new one.
+   */
   private async drain(): Promise<void> {
     while (this.link.connected) {
       const batch = this.queue.pending(100);
       if (batch.length === 0) return;
+      const writes: Promise<void>[] = [];
       for (const detection of batch) {
         if (this.options.addedLatencyMs > 0) await new Promise((r) => setTimeout(r, this.options.addedLatencyMs));
-        try {
-          await this.link.send(`${detection.cot}\n`);
-        } catch {
-          return; // the link went down: the detection stays queued; 'connected' restarts the loop
-        }
-        const syncedAt = Date.now();
-        this.queue.markSynced(detection.seq, syncedAt);
+        writes.push(this.link.send(`${detection.cot}\n`));
+      }
+      try {
+        await Promise.all(writes);
+      } catch {
+        return; // the link went down: the batch stays queued; 'connected' restarts the loop
+      }
+      const syncedAt = Date.now();
+      this.queue.markSynced(batch.map((d) => d.seq), syncedAt);
+      for (const detection of batch) {
         this.options.onDelivered(detection, syncedAt);
         this.waiters.get(detection.seq)?.();
         this.waiters.delete(detection.seq);
-        if (++this.delivered % 10_000 === 0) this.queue.prune(syncedAt - KEEP_DELIVERED_MS);
+      }
+      this.delivered += batch.length;
+      if (this.delivered >= 10_000) {
+        this.delivered = 0;
+        this.queue.prune(syncedAt - KEEP_DELIVERED_MS);
       }
     }
   }

@@ -12,6 +12,11 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
+    // The few plain JavaScript files run on Node (a worker thread, the CLI entry point).
+    files: ['**/*.js'],
+    languageOptions: { globals: { setInterval: 'readonly', clearInterval: 'readonly', process: 'readonly' } },
+  },
+  {
     files: ['**/*.ts'],
     languageOptions: {
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },

@@ -7,6 +7,7 @@
  * system keeps across a killed process; `FULL` also fsyncs each commit, so it survives losing the
  * machine's power, at the cost of a disk flush per detection.
  */
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { AccuracyFlag } from './accuracy.js';
 
@@ -46,11 +47,16 @@ const fromRow = (row: Row): StoredDetection => ({
 export class OfflineQueue {
   private readonly db: Database.Database;
   private readonly statements;
+  private readonly checkpointer: Worker;
 
   constructor(path: string, synchronous: 'NORMAL' | 'FULL' = 'NORMAL') {
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${synchronous}`);
+    // Checkpoints run in a worker thread (checkpoint-worker.js), never on the event loop.
+    this.db.pragma('wal_autocheckpoint = 0');
+    this.checkpointer = new Worker(new URL('./checkpoint-worker.js', import.meta.url), { workerData: { path, intervalMs: 1000 } });
+    this.checkpointer.unref();
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS detections (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -61,18 +67,16 @@ export class OfflineQueue {
         received_at INTEGER NOT NULL,
         synced_at INTEGER
       );
-      CREATE INDEX IF NOT EXISTS detections_pending ON detections (status, seq);
+      DROP INDEX IF EXISTS detections_pending;
+      CREATE INDEX IF NOT EXISTS detections_undelivered ON detections (seq) WHERE status = 'PENDING_SYNC';
     `);
     this.statements = {
       insert: this.db.prepare<[string, string, string, number], Row>(
         `INSERT INTO detections (id, flag, status, cot, received_at) VALUES (?, ?, 'PENDING_SYNC', ?, ?) RETURNING *`,
       ),
-      pending: this.db.prepare<[number], Row>(`SELECT * FROM detections WHERE status = 'PENDING_SYNC' ORDER BY seq LIMIT ?`),
+      pending: this.db.prepare<[], Row>(`SELECT * FROM detections WHERE status = 'PENDING_SYNC' ORDER BY seq`),
       markSynced: this.db.prepare<[number, number]>(`UPDATE detections SET status = 'SYNCED', synced_at = ? WHERE seq = ?`),
       byId: this.db.prepare<[string], Row>(`SELECT * FROM detections WHERE id = ?`),
-      depth: this.db.prepare<[], { depth: number; oldest: number | null }>(
-        `SELECT count(*) AS depth, min(received_at) AS oldest FROM detections WHERE status = 'PENDING_SYNC'`,
-      ),
       prune: this.db.prepare<[number]>(`DELETE FROM detections WHERE status = 'SYNCED' AND synced_at < ?`),
     };
   }
@@ -82,9 +86,9 @@ export class OfflineQueue {
     return fromRow(this.statements.insert.get(id, flag, cot, receivedAt)!);
   }
 
-  /** The oldest undelivered detections, in delivery order. */
-  pending(limit: number): StoredDetection[] {
-    return this.statements.pending.all(limit).map(fromRow);
+  /** Every undelivered detection, in delivery order (read once, at start). */
+  pending(): StoredDetection[] {
+    return this.statements.pending.all().map(fromRow);
   }
 
   /** Marks delivered detections, in one transaction. */
@@ -99,18 +103,17 @@ export class OfflineQueue {
     return row ? fromRow(row) : null;
   }
 
-  /** Undelivered count and the receive time of the oldest (ms since epoch), for /health. */
-  backlog(): { depth: number; oldestReceivedAt: number | null } {
-    const { depth, oldest } = this.statements.depth.get()!;
-    return { depth, oldestReceivedAt: oldest };
-  }
-
   /** Forgets delivered detections older than `before` (ms since epoch); the undelivered stay. */
   prune(before: number): number {
     return this.statements.prune.run(before).changes;
   }
 
-  close(): void {
+  /** Closes the database after a last checkpoint, so the file is whole without its WAL. */
+  async close(): Promise<void> {
     this.db.close();
+    const closed = new Promise((resolve) => this.checkpointer.once('message', resolve));
+    this.checkpointer.postMessage('close');
+    await closed;
+    await this.checkpointer.terminate();
   }
 }

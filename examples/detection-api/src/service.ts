@@ -94,7 +94,7 @@ export function createDetectionService(config: Config): DetectionService {
 
   app.get('/health', async (_request, reply) => {
     if (draining) return reply.code(503).send({ status: 'shutting_down' });
-    const { depth, oldestReceivedAt } = queue.backlog();
+    const { depth, oldestReceivedAt } = output.backlog();
     const oldestAgeSeconds = oldestReceivedAt === null ? 0 : (Date.now() - oldestReceivedAt) / 1000;
     const details = { tak: link.connected ? 'connected' : 'disconnected', queue: { depth, oldestAgeSeconds } };
     if (oldestAgeSeconds > config.QUEUE_MAX_AGE_SECONDS) {
@@ -176,7 +176,7 @@ export function createDetectionService(config: Config): DetectionService {
       await app.close();
       await Promise.race([output.kick(), new Promise((resolve) => setTimeout(resolve, 2000))]);
       link.stop();
-      queue.close();
+      await queue.close();
     },
   };
 }

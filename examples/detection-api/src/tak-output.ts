@@ -3,6 +3,9 @@
  * committed to the offline queue; one delivery loop sends the queue's head while the link is up, so
  * a detection accepted while older ones wait can never overtake them. A request waits a short
  * while for its own delivery: SYNCED if it made it, PENDING_SYNC if it is queued.
+ *
+ * The undelivered detections are also held here, in order, so the loop never has to ask the
+ * database what is next: SQLite is written on every change and read once, at start.
  */
 import type { OfflineQueue, StoredDetection } from './offline-queue.js';
 import { DeliveryStatus } from './offline-queue.js';
@@ -20,6 +23,8 @@ const KEEP_DELIVERED_MS = 24 * 60 * 60 * 1000;
 
 export class TakOutput {
   private draining: Promise<void> | null = null;
+  /** Undelivered detections, oldest first; the same rows the database marks PENDING_SYNC. */
+  private readonly undelivered: StoredDetection[];
   private readonly waiters = new Map<number, () => void>();
   private delivered = 0;
 
@@ -28,12 +33,19 @@ export class TakOutput {
     private readonly link: TakLink,
     private readonly options: TakOutputOptions,
   ) {
+    this.undelivered = queue.pending();
     link.on('connected', () => void this.kick());
+  }
+
+  /** How many detections wait for TAK, and since when the oldest has (ms since epoch). */
+  backlog(): { depth: number; oldestReceivedAt: number | null } {
+    return { depth: this.undelivered.length, oldestReceivedAt: this.undelivered[0]?.receivedAt ?? null };
   }
 
   /** Commits a detection and tries to deliver it; says where it stands. */
   async submit(id: string, flag: StoredDetection['flag'], cot: string, receivedAt: number): Promise<DeliveryStatus> {
     const stored = this.queue.insert(id, flag, cot, receivedAt);
+    this.undelivered.push(stored);
     if (!this.link.connected) return DeliveryStatus.PendingSync;
     const synced = new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => {
@@ -58,26 +70,24 @@ export class TakOutput {
   }
 
   /**
-   * Sends the queue's head in batches: every event of a batch is written in order, then the batch
-   * is marked delivered in one commit. If the link drops mid-batch, the batch stays queued and is
+   * Sends the queue's head in batches: the events of a batch are written in order, in one write,
+   * then the batch is marked delivered in one commit. If the link drops mid-batch, the batch stays queued and is
    * sent again on reconnect; the CoT uid makes a repeat an update of the same track, not a new one.
    */
   private async drain(): Promise<void> {
     while (this.link.connected) {
-      const batch = this.queue.pending(100);
+      const batch = this.undelivered.slice(0, 100);
       if (batch.length === 0) return;
-      const writes: Promise<void>[] = [];
-      for (const detection of batch) {
-        if (this.options.addedLatencyMs > 0) await new Promise((r) => setTimeout(r, this.options.addedLatencyMs));
-        writes.push(this.link.send(`${detection.cot}\n`));
-      }
+      if (this.options.addedLatencyMs > 0) await new Promise((r) => setTimeout(r, this.options.addedLatencyMs * batch.length));
       try {
-        await Promise.all(writes);
+        // One write per batch: one system call here and one read at TAK, however many events.
+        await this.link.send(batch.map((detection) => `${detection.cot}\n`).join(''));
       } catch {
         return; // the link went down: the batch stays queued; 'connected' restarts the loop
       }
       const syncedAt = Date.now();
       this.queue.markSynced(batch.map((d) => d.seq), syncedAt);
+      this.undelivered.splice(0, batch.length);
       for (const detection of batch) {
         this.options.onDelivered(detection, syncedAt);
         this.waiters.get(detection.seq)?.();

@@ -134,7 +134,8 @@ const slotSelector = 'app="{{app}}",namespace="{{namespace}}",slot="{{slot}}"';
 export const DEFAULT_SLOS: Slo[] = [
   {
     name: 'error-rate',
-    query: `sum(rate(http_requests_total{${slotSelector},status=~"5.."}[{{window}}])) / sum(rate(http_requests_total{${slotSelector}}[{{window}}]))`,
+    // `or vector(0)`: no 5xx at all is a ratio of 0, while no traffic at all stays no data.
+    query: `(sum(rate(http_requests_total{${slotSelector},status=~"5.."}[{{window}}])) or vector(0)) / sum(rate(http_requests_total{${slotSelector}}[{{window}}]))`,
     comparison: '<',
     threshold: 0.01,
     gate: true,

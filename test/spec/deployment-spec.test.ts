@@ -52,7 +52,7 @@ describe('deployment spec', () => {
     const selector = 'app="{{app}}",namespace="{{namespace}}",slot="{{slot}}"';
     assert.equal(
       errorRate,
-      `sum(rate(http_requests_total{${selector},status=~"5.."}[{{window}}])) / sum(rate(http_requests_total{${selector}}[{{window}}]))`,
+      `(sum(rate(http_requests_total{${selector},status=~"5.."}[{{window}}])) or vector(0)) / sum(rate(http_requests_total{${selector}}[{{window}}]))`,
     );
   });
 

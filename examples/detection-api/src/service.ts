@@ -80,6 +80,8 @@ export function createDetectionService(config: Config): DetectionService {
 
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
+    // Scrapes are not traffic: counting them would make a slot nobody uses look busy and healthy.
+    if (route === '/metrics') return;
     const labels = { method: request.method, route, status: String(reply.statusCode) };
     const startedAt = (request as FastifyRequest & { startedAt?: bigint }).startedAt;
     metrics.requests.inc(labels);

@@ -1,0 +1,123 @@
+/**
+ * The SLOs of a slot, measured by instant queries against the Prometheus HTTP API. Each SLO is one
+ * measurement: its value, threshold and verdict. No data (an empty result, NaN) is Inconclusive; an
+ * HTTP error, a timeout or an answer that is not Prometheus's is Error, never success. Credentials
+ * and TLS come from the worker's configuration, never from the spec or the history.
+ */
+import { readFileSync } from 'node:fs';
+import { Agent } from 'node:https';
+import axios from 'axios';
+import type { AxiosInstance } from 'axios';
+import { z } from 'zod';
+import { AnalysisResult, judgeValue } from '../shared/analysis.js';
+import type { Measurement } from '../shared/analysis.js';
+import { renderTemplate } from '../shared/template.js';
+import { ConfigError, parseEnv } from '../config/temporal.js';
+import type { EvaluateSlosRequest, SloSource } from '../activities/contract.js';
+import type { Slo } from '../spec/deployment-spec.js';
+
+export const PrometheusConfigSchema = z
+  .object({
+    PROMETHEUS_URL: z.string().regex(/^https?:\/\/[^\s/]+/, 'PROMETHEUS_URL must be an http(s) URL such as http://prometheus:9090'),
+    PROMETHEUS_BEARER_TOKEN: z.string().min(1).optional(),
+    PROMETHEUS_USERNAME: z.string().min(1).optional(),
+    PROMETHEUS_PASSWORD: z.string().min(1).optional(),
+    PROMETHEUS_CA_PATH: z.string().min(1).optional(),
+    PROMETHEUS_INSECURE_SKIP_VERIFY: z.enum(['true', 'false']).default('false'),
+    PROMETHEUS_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
+  })
+  .superRefine((env, ctx) => {
+    if (Boolean(env.PROMETHEUS_USERNAME) !== Boolean(env.PROMETHEUS_PASSWORD)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['PROMETHEUS_PASSWORD'], message: 'basic auth needs both PROMETHEUS_USERNAME and PROMETHEUS_PASSWORD' });
+    }
+    if (env.PROMETHEUS_BEARER_TOKEN && env.PROMETHEUS_USERNAME) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['PROMETHEUS_BEARER_TOKEN'], message: 'use either a bearer token or basic auth, not both' });
+    }
+  });
+
+export type PrometheusConfig = z.output<typeof PrometheusConfigSchema>;
+
+/** What Prometheus answers to /api/v1/query; anything else is a malformed answer. */
+const sampleValue = z.tuple([z.number(), z.string()]);
+const QueryResponseSchema = z.discriminatedUnion('status', [
+  z.object({
+    status: z.literal('success'),
+    data: z.discriminatedUnion('resultType', [
+      z.object({ resultType: z.literal('vector'), result: z.array(z.object({ metric: z.record(z.string()), value: sampleValue })) }),
+      z.object({ resultType: z.literal('scalar'), result: sampleValue }),
+      z.object({ resultType: z.literal('matrix'), result: z.array(z.unknown()) }),
+      z.object({ resultType: z.literal('string'), result: sampleValue }),
+    ]),
+  }),
+  z.object({ status: z.literal('error'), errorType: z.string(), error: z.string() }),
+]);
+
+export class PrometheusSloSource implements SloSource {
+  private readonly http: AxiosInstance;
+
+  constructor(private readonly config: PrometheusConfig) {
+    const ca = config.PROMETHEUS_CA_PATH ? readFileSync(config.PROMETHEUS_CA_PATH) : undefined;
+    this.http = axios.create({
+      baseURL: config.PROMETHEUS_URL.replace(/\/+$/, ''),
+      timeout: config.PROMETHEUS_TIMEOUT_MS,
+      headers: config.PROMETHEUS_BEARER_TOKEN ? { authorization: `Bearer ${config.PROMETHEUS_BEARER_TOKEN}` } : {},
+      auth: config.PROMETHEUS_USERNAME ? { username: config.PROMETHEUS_USERNAME, password: config.PROMETHEUS_PASSWORD ?? '' } : undefined,
+      httpsAgent: new Agent({ ca, rejectUnauthorized: config.PROMETHEUS_INSECURE_SKIP_VERIFY !== 'true' }),
+      validateStatus: () => true,
+    });
+  }
+
+  static fromEnv(env: NodeJS.ProcessEnv): PrometheusSloSource {
+    const config = parseEnv(PrometheusConfigSchema, env);
+    if (config.PROMETHEUS_CA_PATH) {
+      try {
+        readFileSync(config.PROMETHEUS_CA_PATH);
+      } catch (error) {
+        throw new ConfigError(`PROMETHEUS_CA_PATH: cannot read ${config.PROMETHEUS_CA_PATH}: ${(error as Error).message}`);
+      }
+    }
+    return new PrometheusSloSource(config);
+  }
+
+  async evaluateSlos(request: EvaluateSlosRequest): Promise<Measurement[]> {
+    const variables = {
+      app: request.target.app,
+      namespace: request.target.namespace,
+      slot: request.slot,
+      window: request.window,
+      service: request.target.service,
+    };
+    return await Promise.all(request.slos.map((slo) => this.measure(slo, renderTemplate(slo.query, variables))));
+  }
+
+  private async measure(slo: Slo, query: string): Promise<Measurement> {
+    const base = { name: slo.name, comparison: slo.comparison, threshold: slo.threshold, gate: slo.gate };
+    const error = (message: string): Measurement => ({ ...base, value: null, result: AnalysisResult.Error, message });
+    let body: unknown;
+    try {
+      const response = await this.http.get('/api/v1/query', { params: { query } });
+      if (response.status >= 400 && !(response.data && typeof response.data === 'object' && 'errorType' in response.data)) {
+        return error(`Prometheus answered HTTP ${response.status}`);
+      }
+      body = response.data;
+    } catch (cause) {
+      const code = (cause as { code?: string }).code;
+      return error(`Prometheus unreachable at ${this.config.PROMETHEUS_URL}: ${code ?? (cause as Error).message}`);
+    }
+    const parsed = QueryResponseSchema.safeParse(body);
+    if (!parsed.success) return error(`malformed answer from Prometheus: ${parsed.error.issues[0]?.message ?? 'unexpected shape'}`);
+    if (parsed.data.status === 'error') return error(`query rejected (${parsed.data.errorType}): ${parsed.data.error}`);
+    const data = parsed.data.data;
+    let values: number[];
+    if (data.resultType === 'vector') values = data.result.map((series) => Number(series.value[1]));
+    else if (data.resultType === 'scalar') values = [Number(data.result[1])];
+    else return error(`the query must give an instant vector or a scalar, not a ${data.resultType}`);
+    const numbers = values.filter((v) => !Number.isNaN(v));
+    if (numbers.length === 0) {
+      return { ...base, value: null, result: AnalysisResult.Inconclusive, message: values.length === 0 ? 'no data' : 'NaN (no traffic)' };
+    }
+    // Several series: judge the one closest to breaching.
+    const value = slo.comparison.startsWith('<') ? Math.max(...numbers) : Math.min(...numbers);
+    return { ...base, value, result: judgeValue(value, slo.comparison, slo.threshold) };
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * The smoke suite, run against the idle slot before any traffic moves: the seed's seven checks for
+ * the reference detection API, or the spec's declarative HTTP checks for any other service. A
+ * failed check is a verdict with a message, never an exception: the history shows which check
+ * failed and why.
+ */
+import axios from 'axios';
+import type { AxiosResponse } from 'axios';
+import type { HttpCheck } from '../spec/deployment-spec.js';
+import { SmokeSuite } from '../spec/deployment-spec.js';
+import { renderTemplate } from '../shared/template.js';
+import { CheckVerdict } from '../activities/contract.js';
+import type { Progress, SmokeCheckResult, SmokeReport, SmokeRequest, SmokeRunner } from '../activities/contract.js';
+
+/** The seed's smoke detections (section 2.3, tests 3 and 5). */
+const HAPPY_PATH_DETECTION = { source: 'test-uav', latitude: 34.0522, longitude: -118.2437, accuracy_meters: 50, confidence: 0.92 };
+const QUEUE_DETECTION = { source: 'test-queue', latitude: 40.7128, longitude: -74.006, accuracy_meters: 100, confidence: 0.85 };
+
+interface Call {
+  response: AxiosResponse | null;
+  latencyMs: number;
+  /** Why there is no response: connection refused, timeout, ... */
+  error: string | null;
+}
+
+/** Reads a dotted path (`a.b.0.c`) from a JSON value. */
+export function readPath(value: unknown, path: string): unknown {
+  let node = value;
+  for (const key of path.split('.')) {
+    if (node === null || typeof node !== 'object') return undefined;
+    node = (node as Record<string, unknown>)[key];
+  }
+  return node;
+}
+
+export class HttpSmokeRunner implements SmokeRunner {
+  async runSmokeSuite(request: SmokeRequest, progress: Progress): Promise<SmokeReport> {
+    const { smoke, target, slot } = request;
+    const endpoint = renderTemplate(smoke.endpoint, {
+      app: target.app,
+      namespace: target.namespace,
+      slot,
+      service: target.service,
+    }).replace(/\/+$/, '');
+    const http = axios.create({
+      baseURL: endpoint,
+      timeout: smoke.timeoutSeconds * 1000,
+      validateStatus: () => true,
+      signal: progress.signal,
+      headers: { 'user-agent': 'bluegreen-smoke' },
+    });
+    const call = async (method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Call> => {
+      const started = performance.now();
+      try {
+        const response = await http.request({ method, url: path, data: body, headers });
+        return { response, latencyMs: performance.now() - started, error: null };
+      } catch (error) {
+        return { response: null, latencyMs: performance.now() - started, error: describeHttpError(error, `${endpoint}${path}`, smoke.timeoutSeconds) };
+      }
+    };
+    const checks: SmokeCheckResult[] = [];
+    const record = (result: SmokeCheckResult) => {
+      checks.push(result);
+      progress.heartbeat({ check: result.name, verdict: result.verdict });
+    };
+    if (smoke.suite === SmokeSuite.DetectionApi) {
+      await runDetectionApiSuite(call, smoke, record);
+    } else {
+      for (const check of smoke.checks) record(await runHttpCheck(call, check, smoke));
+    }
+    return { endpoint, passed: checks.every((c) => c.verdict !== CheckVerdict.Failed), checks };
+  }
+}
+
+function describeHttpError(error: unknown, url: string, timeoutSeconds: number): string {
+  const code = (error as { code?: string }).code;
+  if (code === 'ECONNREFUSED') return `connection refused at ${url}`;
+  if (code === 'ECONNABORTED' || code === 'ETIMEDOUT') return `no answer from ${url} within ${timeoutSeconds} s`;
+  if (code === 'ENOTFOUND') return `cannot resolve the host of ${url}`;
+  return `${url}: ${(error as Error).message}`;
+}
+
+const passed = (name: string, call: Call, message: string): SmokeCheckResult => ({
+  name,
+  verdict: CheckVerdict.Passed,
+  latencyMs: call.latencyMs,
+  message,
+});
+const failed = (name: string, call: Call | null, message: string): SmokeCheckResult => ({
+  name,
+  verdict: CheckVerdict.Failed,
+  latencyMs: call?.latencyMs ?? null,
+  message,
+});
+
+/** 'HTTP 503 {"status":"shutting_down"}', shortened, for messages. */
+function answer(response: AxiosResponse): string {
+  const body = typeof response.data === 'string' ? response.data : JSON.stringify(response.data);
+  return `HTTP ${response.status} ${body.length > 160 ? `${body.slice(0, 160)}...` : body}`;
+}
+
+type Caller = (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<Call>;
+
+/** The seed's section 2.3, check by check. */
+async function runDetectionApiSuite(call: Caller, smoke: SmokeRequest['smoke'], record: (r: SmokeCheckResult) => void): Promise<void> {
+  const health = await call('GET', '/health');
+  record(
+    health.error || !health.response
+      ? failed('health', health, health.error ?? 'no answer')
+      : health.response.status === 200 && readPath(health.response.data, 'status') === 'healthy'
+        ? passed('health', health, 'healthy')
+        : failed('health', health, `expected HTTP 200 {"status":"healthy"}, got ${answer(health.response)}`),
+  );
+
+  const ready = await call('GET', '/ready');
+  record(
+    ready.error || !ready.response
+      ? failed('ready', ready, ready.error ?? 'no answer')
+      : ready.response.status === 200
+        ? passed('ready', ready, 'ready')
+        : failed('ready', ready, `expected HTTP 200, got ${answer(ready.response)}`),
+  );
+
+  const happy = await call('POST', '/api/detections', HAPPY_PATH_DETECTION);
+  const id = happy.response ? readPath(happy.response.data, 'detection_id') : undefined;
+  const happyOk = happy.response !== null && happy.response.status >= 200 && happy.response.status < 300 && typeof id === 'string' && id !== '';
+  record(
+    happy.error || !happy.response
+      ? failed('api-happy-path', happy, happy.error ?? 'no answer')
+      : happyOk
+        ? passed('api-happy-path', happy, `detection_id ${String(id)}`)
+        : failed('api-happy-path', happy, `expected a 2xx answer with a detection_id, got ${answer(happy.response)}`),
+  );
+
+  const flag = happy.response ? readPath(happy.response.data, 'accuracy_flag') : undefined;
+  record(
+    !happyOk
+      ? failed('accuracy-flag', happy, 'not checked: the API happy path failed')
+      : flag === 'GREEN' || flag === 'YELLOW' || flag === 'RED'
+        ? passed('accuracy-flag', happy, `accuracy_flag ${flag}`)
+        : failed('accuracy-flag', happy, `expected accuracy_flag GREEN, YELLOW or RED, got ${JSON.stringify(flag)}`),
+  );
+
+  const queued = await call('POST', '/api/detections', QUEUE_DETECTION);
+  const status = queued.response ? readPath(queued.response.data, 'status') : undefined;
+  record(
+    queued.error || !queued.response
+      ? failed('offline-queue', queued, queued.error ?? 'no answer')
+      : status === 'SYNCED' || status === 'PENDING_SYNC'
+        ? passed('offline-queue', queued, `status ${status}`)
+        : failed('offline-queue', queued, `expected status SYNCED or PENDING_SYNC, got ${answer(queued.response)}`),
+  );
+
+  const metrics = await call('GET', '/metrics');
+  record(
+    metrics.error || !metrics.response
+      ? failed('metrics', metrics, metrics.error ?? 'no answer')
+      : metrics.response.status === 200 && String(metrics.response.data).includes('http_requests_total')
+        ? passed('metrics', metrics, 'exposition with http_requests_total')
+        : failed('metrics', metrics, `expected HTTP 200 with http_requests_total, got HTTP ${metrics.response.status}`),
+  );
+
+  const timed = await call('GET', '/health');
+  record(latencyVerdict('latency', timed, smoke.latencyBudgetMs, smoke.latencyBudgetAction));
+}
+
+/** The seed's latency check: over budget warns (its choice) or fails (the spec's). */
+function latencyVerdict(name: string, timed: Call, budgetMs: number, action: 'warn' | 'fail'): SmokeCheckResult {
+  if (timed.error || !timed.response) return failed(name, timed, timed.error ?? 'no answer');
+  if (timed.latencyMs <= budgetMs) return passed(name, timed, `${timed.latencyMs.toFixed(0)} ms (budget ${budgetMs} ms)`);
+  const message = `${timed.latencyMs.toFixed(0)} ms, over the ${budgetMs} ms budget`;
+  return action === 'fail' ? failed(name, timed, message) : { name, verdict: CheckVerdict.Warning, latencyMs: timed.latencyMs, message };
+}
+
+/** One declarative check: status, JSON fields, latency. */
+async function runHttpCheck(call: Caller, check: HttpCheck, smoke: SmokeRequest['smoke']): Promise<SmokeCheckResult> {
+  const result = await call(check.method, check.path, check.body, check.headers);
+  if (result.error || !result.response) return failed(check.name, result, result.error ?? 'no answer');
+  const response = result.response;
+  if (response.status !== check.expectStatus) {
+    return failed(check.name, result, `expected HTTP ${check.expectStatus}, got ${answer(response)}`);
+  }
+  for (const [path, expected] of Object.entries(check.expectJson)) {
+    const actual = readPath(response.data, path);
+    const allowed = Array.isArray(expected) ? expected : [expected];
+    if (!allowed.some((value) => value === actual)) {
+      return failed(check.name, result, `expected ${path} to be ${allowed.map((v) => JSON.stringify(v)).join(' or ')}, got ${JSON.stringify(actual)}`);
+    }
+  }
+  for (const path of check.expectPresent) {
+    const actual = readPath(response.data, path);
+    if (actual === undefined || actual === null) return failed(check.name, result, `expected ${path} in the answer, got ${answer(response)}`);
+  }
+  return latencyVerdict(check.name, result, check.latencyBudgetMs ?? smoke.latencyBudgetMs, smoke.latencyBudgetAction);
+}

@@ -1,0 +1,159 @@
+/**
+ * The SLO source against a real Prometheus scraping the real reference service every second, with
+ * real traffic: healthy traffic is Successful, injected 5xx fails the error ratio, injected latency
+ * fails p95, no traffic is Inconclusive, and Prometheus stopped or wrong is Error.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { PrometheusSloSource } from '../../src/gates/prometheus-slo-source.js';
+import type { Measurement } from '../../src/shared/analysis.js';
+import { DEFAULT_SLOS } from '../../src/spec/deployment-spec.js';
+import type { Slo } from '../../src/spec/deployment-spec.js';
+import { eventually } from '../helpers/eventually.js';
+import type { DetectionApiProcess } from '../helpers/detection-api-process.js';
+import { postDetection, SEED_DETECTION, startDetectionApi, TakListener, tempQueuePath } from '../helpers/detection-api-process.js';
+import { startPrometheus } from '../helpers/prometheus.js';
+import type { PrometheusServer } from '../helpers/prometheus.js';
+
+const TARGET = {
+  app: 'detection-api',
+  namespace: 'default',
+  service: 'detection-api-service',
+  slotLabelKey: 'slot',
+  container: 'detection-api',
+  deployments: { blue: 'detection-api-blue', green: 'detection-api-green' },
+};
+
+function source(url: string): PrometheusSloSource {
+  return PrometheusSloSource.fromEnv({ PROMETHEUS_URL: url, PROMETHEUS_TIMEOUT_MS: '2000' });
+}
+
+async function evaluate(url: string, slos: Slo[] = DEFAULT_SLOS): Promise<Record<string, Measurement>> {
+  const measurements = await source(url).evaluateSlos({ target: TARGET, slot: 'green', window: '5s', slos });
+  return Object.fromEntries(measurements.map((m) => [m.name, m]));
+}
+
+/** Sends detections from `clients` concurrent clients until `stop()`. */
+function drive(url: string, clients = 4): { stop: () => Promise<void> } {
+  let running = true;
+  const loops = Array.from({ length: clients }, async () => {
+    while (running) {
+      await postDetection(url, SEED_DETECTION).catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  });
+  return {
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}
+
+/** A green-slot service with `env`, scraped by a fresh Prometheus, torn down after `body`. */
+async function withScrapedService(env: Record<string, string>, body: (service: DetectionApiProcess, prometheus: PrometheusServer) => Promise<void>) {
+  const tak = await TakListener.start();
+  const service = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: tempQueuePath(), SLOT: 'green', APP_VERSION: 'v2.2.0', ...env });
+  const prometheus = await startPrometheus([service.url.replace('http://', '')]);
+  try {
+    await body(service, prometheus);
+  } finally {
+    await prometheus.stop();
+    service.kill('SIGKILL');
+    await service.exited;
+    await tak.close();
+  }
+}
+
+/** Drives traffic until Prometheus has rates for it, then measures. */
+async function measureUnderTraffic(service: DetectionApiProcess, prometheus: PrometheusServer, clients = 4): Promise<Record<string, Measurement>> {
+  const traffic = drive(service.url, clients);
+  try {
+    let latest: Record<string, Measurement> = {};
+    await eventually(async () => {
+      latest = await evaluate(prometheus.url);
+      return latest['error-rate']?.value !== null && latest['p95-latency']?.value !== null;
+    }, 'Prometheus has rates for the traffic');
+    await new Promise((resolve) => setTimeout(resolve, 2000)); // a few more scrapes of steady traffic
+    return await evaluate(prometheus.url);
+  } finally {
+    await traffic.stop();
+  }
+}
+
+describe('Prometheus SLO source against a real Prometheus', () => {
+  it('measures healthy traffic as Successful on every gated SLO, scoped to the slot', async () => {
+    await withScrapedService({}, async (service, prometheus) => {
+      const m = await measureUnderTraffic(service, prometheus);
+      for (const name of ['error-rate', 'p95-latency', 'tak-output-latency', 'geolocation-accuracy']) {
+        assert.equal(m[name]?.result, 'Successful', `${name}: ${JSON.stringify(m[name])}`);
+      }
+      assert.equal(m['error-rate']?.value, 0);
+      assert.equal(m['geolocation-accuracy']?.value, 1);
+      assert.ok((m['p95-latency']?.value ?? 1) < 0.5);
+      assert.equal(m['cpu-per-pod']?.gate, false, 'CPU is reported as a warning, not a gate');
+      assert.notEqual(m['memory-per-pod']?.value, null);
+      // The same queries for the other slot find nothing: they are scoped to the slot.
+      const blue = await source(prometheus.url).evaluateSlos({ target: TARGET, slot: 'blue', window: '5s', slos: DEFAULT_SLOS.slice(0, 1) });
+      assert.equal(blue[0]?.result, 'Inconclusive');
+    });
+  });
+
+  it('fails the error ratio when the version answers 5xx', async () => {
+    await withScrapedService({ FAULT_ERROR_RATE: '0.5' }, async (service, prometheus) => {
+      const m = await measureUnderTraffic(service, prometheus);
+      assert.equal(m['error-rate']?.result, 'Failed', JSON.stringify(m['error-rate']));
+      assert.ok((m['error-rate']?.value ?? 0) > 0.2 && (m['error-rate']?.value ?? 1) < 0.8, `about half: ${m['error-rate']?.value}`);
+    });
+  });
+
+  it('fails p95 latency when the version is slow', async () => {
+    await withScrapedService({ FAULT_LATENCY_MS: '600' }, async (service, prometheus) => {
+      const m = await measureUnderTraffic(service, prometheus, 8);
+      assert.equal(m['p95-latency']?.result, 'Failed', JSON.stringify(m['p95-latency']));
+      assert.ok((m['p95-latency']?.value ?? 0) > 0.5);
+      assert.equal(m['error-rate']?.result, 'Successful');
+    });
+  });
+
+  it('reports no traffic as Inconclusive, never as success', async () => {
+    await withScrapedService({}, async (_service, prometheus) => {
+      await eventually(async () => {
+        const up = await (await fetch(`${prometheus.url}/api/v1/query?query=up`)).json();
+        return (up as { data: { result: unknown[] } }).data.result.length > 0;
+      }, 'the first scrape');
+      const m = await evaluate(prometheus.url);
+      assert.equal(m['error-rate']?.result, 'Inconclusive');
+      assert.equal(m['geolocation-accuracy']?.result, 'Inconclusive');
+      assert.match(m['geolocation-accuracy']?.message ?? '', /no data|NaN/);
+    });
+  });
+
+  it('reports Error when Prometheus is stopped, is not Prometheus, or rejects the query', async () => {
+    await withScrapedService({}, async (service, prometheus) => {
+      const bad: Slo = { name: 'bad', query: 'sum(rate(http_requests_total[', comparison: '<', threshold: 1, gate: true };
+      const rejected = await evaluate(prometheus.url, [bad]);
+      assert.equal(rejected['bad']?.result, 'Error');
+      assert.match(rejected['bad']?.message ?? '', /query rejected \(bad_data\)/);
+
+      const wrong = await evaluate(service.url, DEFAULT_SLOS.slice(0, 1));
+      assert.equal(wrong['error-rate']?.result, 'Error');
+      assert.match(wrong['error-rate']?.message ?? '', /Prometheus answered HTTP 404/);
+
+      await prometheus.stop();
+      const stopped = await evaluate(prometheus.url);
+      for (const m of Object.values(stopped)) {
+        assert.equal(m.result, 'Error');
+        assert.match(m.message ?? '', /Prometheus unreachable at http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/);
+      }
+    });
+  });
+
+  it('names each malformed Prometheus variable', () => {
+    assert.throws(() => PrometheusSloSource.fromEnv({ PROMETHEUS_URL: 'prometheus:9090' }), /PROMETHEUS_URL: PROMETHEUS_URL must be an http\(s\) URL/);
+    assert.throws(
+      () => PrometheusSloSource.fromEnv({ PROMETHEUS_URL: 'http://prometheus:9090', PROMETHEUS_USERNAME: 'u' }),
+      /PROMETHEUS_PASSWORD: basic auth needs both PROMETHEUS_USERNAME and PROMETHEUS_PASSWORD/,
+    );
+  });
+});

@@ -5,7 +5,10 @@
  */
 import { z } from 'zod';
 import type { ActivityDependencies } from '../activities/index.js';
+import type { Platform } from '../activities/contract.js';
 import { ConfigError, parseEnv } from '../config/temporal.js';
+import { PrometheusSloSource } from '../gates/prometheus-slo-source.js';
+import { HttpSmokeRunner } from '../gates/smoke-suite.js';
 
 export const PLATFORMS = ['kubernetes', 'local'] as const;
 
@@ -19,11 +22,16 @@ export const PlatformConfigSchema = z.object({
 
 export type PlatformConfig = z.output<typeof PlatformConfigSchema>;
 
-/** The dependencies of `createActivities` for the configured platform. */
-export async function loadActivityDependencies(env: NodeJS.ProcessEnv): Promise<ActivityDependencies> {
-  const { BLUEGREEN_PLATFORM: platform } = parseEnv(PlatformConfigSchema, env);
+function loadPlatform(name: PlatformConfig['BLUEGREEN_PLATFORM']): Platform {
   throw new ConfigError(
-    `BLUEGREEN_PLATFORM=${platform}: this build has no ${platform} platform adapter yet, so the worker cannot drive deployments; ` +
+    `BLUEGREEN_PLATFORM=${name}: this build has no ${name} platform adapter yet, so the worker cannot drive deployments; ` +
       'see the README for the platforms that are available',
   );
+}
+
+/** The dependencies of `createActivities`: the configured platform, the smoke suite, Prometheus. */
+export async function loadActivityDependencies(env: NodeJS.ProcessEnv): Promise<ActivityDependencies> {
+  const { BLUEGREEN_PLATFORM: platform } = parseEnv(PlatformConfigSchema, env);
+  const slo = PrometheusSloSource.fromEnv(env);
+  return { platform: loadPlatform(platform), smoke: new HttpSmokeRunner(), slo };
 }

@@ -27,9 +27,15 @@ describe('worker process configuration', () => {
   });
 
   it('refuses a platform this build cannot drive instead of faking one', async () => {
-    const { code, output } = await startWorker({ BLUEGREEN_PLATFORM: 'kubernetes' });
+    const { code, output } = await startWorker({ BLUEGREEN_PLATFORM: 'kubernetes', PROMETHEUS_URL: 'http://127.0.0.1:9090' });
     assert.equal(code, 2);
     assert.match(output, /BLUEGREEN_PLATFORM=kubernetes: this build has no kubernetes platform adapter yet/);
+  });
+
+  it('refuses to start without a Prometheus to measure the SLOs with', async () => {
+    const { code, output } = await startWorker({ BLUEGREEN_PLATFORM: 'kubernetes' });
+    assert.equal(code, 2);
+    assert.match(output, /PROMETHEUS_URL: Required/);
   });
 
   it('names each malformed Temporal variable', async () => {

@@ -385,6 +385,10 @@ class BlueGreenDeployment {
         throw new PhaseFailure(RollbackReason.Aborted, this.abortMessage());
       }
     }
+    if (progress.successful === 0) {
+      // A window in which nothing could be measured proves nothing: an operator decides.
+      await this.awaitApproval(Gate.Inconclusive, true);
+    }
     this.status.message = `monitoring passed: ${progress.successful}/${ticks} ticks successful`;
   }
 
@@ -430,7 +434,7 @@ class BlueGreenDeployment {
     this.enterPhase(
       gate === Gate.Inconclusive ? Phase.Paused : Phase.AwaitingApproval,
       gate === Gate.Inconclusive
-        ? `${this.spec.monitor.inconclusiveLimit + 1} inconclusive measurements (no data): approve to continue or abort to roll back`
+        ? `${this.status.monitor?.inconclusive ?? 0} inconclusive measurements (no data): approve to go on or abort to roll back`
         : `waiting for approval (${gate}) for up to ${timeoutSeconds} s`,
     );
     let approved: boolean;

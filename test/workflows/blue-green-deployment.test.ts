@@ -274,6 +274,15 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     assert.ok(result.status.transitions.some((t) => t.phase === 'Paused'));
   });
 
+  it('does not pass a monitor window in which nothing could be measured', async () => {
+    const double = new RecordingPlatformDouble({ behaviour: { sloValues: () => ({ 'error-rate': null }) } });
+    const spec = testSpec({ monitor: { durationSeconds: 20, intervalSeconds: 5 }, gates: { approvalTimeoutSeconds: 300 } });
+    const result = await withWorker(env, double, async (taskQueue) => (await startDeployment(env, taskQueue, spec)).result());
+    assert.equal(double.ticks, 4, 'four inconclusive ticks, under the limit of 6');
+    assertRolledBack(result, 'NoDecision', 'inconclusive');
+    assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), ...SWITCH_BACK_THEN_RESTORE]);
+  });
+
   it('resumes monitoring when an operator approves after inconclusive data', async () => {
     const double = new RecordingPlatformDouble({ behaviour: { sloValues: (tick) => (tick <= 2 ? { 'error-rate': null } : {}) } });
     const spec = testSpec({ monitor: { durationSeconds: 5, intervalSeconds: 1, inconclusiveLimit: 1 } });

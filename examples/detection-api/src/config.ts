@@ -25,6 +25,11 @@ export const ConfigSchema = z.object({
   QUEUE_MAX_AGE_SECONDS: nonNegative.default(300),
   /** How long a request waits for TAK delivery before answering PENDING_SYNC. */
   TAK_SYNC_TIMEOUT_MS: nonNegative.default(250),
+  /**
+   * After SIGTERM, how long the service keeps answering (503, closing each connection) before it
+   * stops listening, so that kept-alive clients let go rather than write into a closing socket.
+   */
+  SHUTDOWN_DRAIN_MS: nonNegative.default(500),
   /** Seconds after SIGTERM before the process exits, whatever is still running. */
   SHUTDOWN_GRACE_SECONDS: nonNegative.default(30),
   /** Fault injection, off by default: a share of 5xx answers on the API. */

@@ -175,6 +175,7 @@ export function createDetectionService(config: Config): DetectionService {
     },
     async shutdown() {
       draining = true;
+      await new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_DRAIN_MS));
       await app.close();
       await Promise.race([output.kick(), new Promise((resolve) => setTimeout(resolve, 2000))]);
       link.stop();

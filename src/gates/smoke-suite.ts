@@ -33,15 +33,23 @@ export function readPath(value: unknown, path: string): unknown {
   return node;
 }
 
+export interface SmokeRunnerOptions {
+  /**
+   * Where a slot answers, when the platform knows better than the spec's endpoint template (the
+   * local platform's slots listen on ports of their own); null falls back to the template.
+   */
+  resolveEndpoint?: (request: SmokeRequest) => string | null;
+}
+
 export class HttpSmokeRunner implements SmokeRunner {
+  constructor(private readonly options: SmokeRunnerOptions = {}) {}
+
   async runSmokeSuite(request: SmokeRequest, progress: Progress): Promise<SmokeReport> {
     const { smoke, target, slot } = request;
-    const endpoint = renderTemplate(smoke.endpoint, {
-      app: target.app,
-      namespace: target.namespace,
-      slot,
-      service: target.service,
-    }).replace(/\/+$/, '');
+    const endpoint = (
+      this.options.resolveEndpoint?.(request) ??
+      renderTemplate(smoke.endpoint, { app: target.app, namespace: target.namespace, slot, service: target.service })
+    ).replace(/\/+$/, '');
     const http = axios.create({
       baseURL: endpoint,
       timeout: smoke.timeoutSeconds * 1000,

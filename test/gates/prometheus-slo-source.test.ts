@@ -149,6 +149,26 @@ describe('Prometheus SLO source against a real Prometheus', () => {
     });
   });
 
+  it('authenticates with the worker-configured credentials, and reports a refusal as Error', async () => {
+    const tak = await TakListener.start();
+    const service = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: tempQueuePath(), SLOT: 'green' });
+    const prometheus = await startPrometheus([service.url.replace('http://', '')], { username: 'bluegreen', password: 's3cret-for-tests' });
+    try {
+      const query = { target: TARGET, slot: 'green' as const, window: '5s', slos: DEFAULT_SLOS.slice(3, 4) };
+      const refused = await PrometheusSloSource.fromEnv({ PROMETHEUS_URL: prometheus.url }).evaluateSlos(query);
+      assert.equal(refused[0]?.result, 'Error');
+      assert.equal(refused[0]?.message, 'Prometheus answered HTTP 401');
+      const authenticated = PrometheusSloSource.fromEnv({ PROMETHEUS_URL: prometheus.url, PROMETHEUS_USERNAME: 'bluegreen', PROMETHEUS_PASSWORD: 's3cret-for-tests' });
+      await postDetection(service.url, SEED_DETECTION);
+      await eventually(async () => (await authenticated.evaluateSlos(query))[0]?.result === 'Successful', 'an authenticated measurement');
+    } finally {
+      await prometheus.stop();
+      service.kill('SIGKILL');
+      await service.exited;
+      await tak.close();
+    }
+  });
+
   it('names each malformed Prometheus variable', () => {
     assert.throws(() => PrometheusSloSource.fromEnv({ PROMETHEUS_URL: 'prometheus:9090' }), /PROMETHEUS_URL: PROMETHEUS_URL must be an http\(s\) URL/);
     assert.throws(

@@ -7,6 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import bcrypt from 'bcryptjs';
 import { freePort } from './detection-api-process.js';
 
 export interface PrometheusServer {
@@ -15,8 +16,16 @@ export interface PrometheusServer {
   stop(): Promise<void>;
 }
 
-export async function startPrometheus(targets: string[]): Promise<PrometheusServer> {
+/** With `basicAuth`, Prometheus itself demands those credentials (its web configuration). */
+export async function startPrometheus(targets: string[], basicAuth?: { username: string; password: string }): Promise<PrometheusServer> {
   const dir = mkdtempSync(join(tmpdir(), 'prometheus-'));
+  const extraArgs: string[] = [];
+  const headers: Record<string, string> = {};
+  if (basicAuth) {
+    writeFileSync(join(dir, 'web.yml'), `basic_auth_users:\n  ${basicAuth.username}: '${bcrypt.hashSync(basicAuth.password, 10)}'\n`);
+    extraArgs.push(`--web.config.file=${join(dir, 'web.yml')}`);
+    headers['authorization'] = `Basic ${Buffer.from(`${basicAuth.username}:${basicAuth.password}`).toString('base64')}`;
+  }
   const port = await freePort();
   const config = [
     'global:',
@@ -33,7 +42,7 @@ export async function startPrometheus(targets: string[]): Promise<PrometheusServ
   writeFileSync(join(dir, 'prometheus.yml'), config);
   const child = spawn(
     'prometheus',
-    [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+    [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn', ...extraArgs],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let output = '';
@@ -44,7 +53,7 @@ export async function startPrometheus(targets: string[]): Promise<PrometheusServ
   for (;;) {
     if (child.exitCode !== null) throw new Error(`prometheus exited with ${child.exitCode}:\n${output}`);
     try {
-      if ((await fetch(`${url}/-/ready`)).ok) break;
+      if ((await fetch(`${url}/-/ready`, { headers })).ok) break;
     } catch {
       // not listening yet
     }

@@ -54,6 +54,13 @@ export class DeploymentClient {
         args: [spec],
         workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
         workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+        // What the Temporal UI shows for this deployment before anyone opens its history.
+        staticSummary: `deploy ${spec.app} ${spec.version} in ${spec.namespace}`,
+        staticDetails: [
+          `| app | namespace | version | image | replicas | monitor |`,
+          `|---|---|---|---|---|---|`,
+          `| ${spec.app} | ${spec.namespace} | ${spec.version} | ${spec.image} | ${spec.replicas} | ${spec.monitor.durationSeconds} s every ${spec.monitor.intervalSeconds} s |`,
+        ].join('\n'),
       });
     } catch (error) {
       if (error instanceof WorkflowExecutionAlreadyStartedError) {

@@ -14,6 +14,7 @@ import {
   isCancellation,
   log,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   sleep,
 } from '@temporalio/workflow';
@@ -67,33 +68,26 @@ const RETRY = {
 } as const;
 
 /** Activity options per kind of call: short writes, long waits, and the SLO tick. */
-function proxiesFor(spec: DeploymentSpec) {
-  const options = (extra: ActivityOptions) => proxyActivities<Activities>(extra);
+function activityOptions(spec: DeploymentSpec): Record<CallKind, ActivityOptions> {
   return {
     /** Reads and single writes: short, retried a few times. */
-    quick: options({ startToCloseTimeout: '30s', retry: { ...RETRY, maximumAttempts: 5 } }),
+    quick: { startToCloseTimeout: '30s', retry: { ...RETRY, maximumAttempts: 5 } },
     /** Waiting for replicas: as long as the readiness timeout, heartbeating. */
-    readiness: options({
+    readiness: {
       startToCloseTimeout: `${spec.readinessTimeoutSeconds + 30}s`,
       heartbeatTimeout: '30s',
       retry: { ...RETRY, maximumAttempts: 3 },
-    }),
+    },
     /** Endpoint convergence, scaling and the smoke suite: bounded waits, heartbeating. */
-    waiting: options({
-      startToCloseTimeout: '5m',
-      heartbeatTimeout: '30s',
-      retry: { ...RETRY, maximumAttempts: 3 },
-    }),
+    waiting: { startToCloseTimeout: '5m', heartbeatTimeout: '30s', retry: { ...RETRY, maximumAttempts: 3 } },
     /** One SLO tick: never retried, because a failed measurement is counted, not hidden. */
-    measure: options({ startToCloseTimeout: '15s', retry: { maximumAttempts: 1 } }),
+    measure: { startToCloseTimeout: '15s', retry: { maximumAttempts: 1 } },
     /** Compensation and cleanup: retried harder, since they restore service. */
-    restore: options({
-      startToCloseTimeout: '5m',
-      heartbeatTimeout: '30s',
-      retry: { ...RETRY, maximumAttempts: 10 },
-    }),
+    restore: { startToCloseTimeout: '5m', heartbeatTimeout: '30s', retry: { ...RETRY, maximumAttempts: 10 } },
   };
 }
+
+type CallKind = 'quick' | 'readiness' | 'waiting' | 'measure' | 'restore';
 
 /** Undo steps, pushed as each change is made and run last-in first-out. */
 class Compensations {
@@ -159,7 +153,7 @@ function now(): string {
 /** One run of the procedure; the exported workflow function below reads its recipe. */
 class BlueGreenDeployment {
   private spec: DeploymentSpec;
-  private acts: ReturnType<typeof proxiesFor>;
+  private options: Record<CallKind, ActivityOptions>;
   private readonly undo = new Compensations();
   private readonly forward = new CancellationScope();
   private readonly status: DeploymentStatus;
@@ -172,7 +166,7 @@ class BlueGreenDeployment {
 
   constructor(spec: DeploymentSpec) {
     this.spec = spec;
-    this.acts = proxiesFor(spec);
+    this.options = activityOptions(spec);
     this.status = {
       app: spec.app,
       namespace: spec.namespace,
@@ -228,15 +222,15 @@ class BlueGreenDeployment {
   // Phase 0: validate the spec and read what is live. Nothing is changed here.
   private async preflight(): Promise<void> {
     try {
-      this.spec = await this.acts.quick.validateSpec(this.spec);
+      this.spec = await this.act('quick', 'validate the spec').validateSpec(this.spec);
     } catch (error) {
       throw new PhaseFailure(RollbackReason.InvalidSpec, describeError(error), 'spec');
     }
-    this.acts = proxiesFor(this.spec);
+    this.options = activityOptions(this.spec);
     this.target = targetOf(this.spec);
     let live: LiveState;
     try {
-      live = await this.acts.quick.describe(this.target);
+      live = await this.act('quick', `read ${this.target.service} and both slots`).describe(this.target);
     } catch (error) {
       throw failureFrom(error, RollbackReason.PreflightFailed);
     }
@@ -260,17 +254,22 @@ class BlueGreenDeployment {
     // Pushed before the write: a deploy cancelled mid-call may still have landed, and restoring
     // the snapshot taken in preflight is idempotent.
     this.undo.push(`restore ${idle} to ${idleBefore.image ?? 'no image'} x${idleBefore.replicas}`, async () => {
-      await this.acts.restore.scaleSlot({ target, slot: idle, replicas: idleBefore.replicas, image: idleBefore.image });
+      await this.act('restore', `restore ${idle} to ${idleBefore.image ?? 'no image'} x${idleBefore.replicas}`).scaleSlot({
+        target,
+        slot: idle,
+        replicas: idleBefore.replicas,
+        image: idleBefore.image,
+      });
     });
     try {
-      await this.acts.quick.deploySlot({
+      await this.act('quick', `deploy ${this.spec.version} to ${idle} x${this.spec.replicas}`).deploySlot({
         target,
         slot: idle,
         image: this.spec.image,
         version: this.spec.version,
         replicas: this.spec.replicas,
       });
-      const ready = await this.acts.readiness.waitForSlotReady({
+      const ready = await this.act('readiness', `wait for ${this.spec.replicas} ready replicas of ${idle}`).waitForSlotReady({
         target,
         slot: idle,
         replicas: this.spec.replicas,
@@ -288,7 +287,11 @@ class BlueGreenDeployment {
     this.enterPhase(Phase.SmokeTesting, `smoke-testing ${idle}`);
     let report;
     try {
-      report = await this.acts.waiting.runSmokeSuite({ target, slot: idle, smoke: this.spec.smoke });
+      report = await this.act('waiting', `smoke suite ${this.spec.smoke.suite} against ${idle}`).runSmokeSuite({
+        target,
+        slot: idle,
+        smoke: this.spec.smoke,
+      });
     } catch (error) {
       throw failureFrom(error, RollbackReason.SmokeFailed);
     }
@@ -312,15 +315,15 @@ class BlueGreenDeployment {
     // The old slot is still warm: switching back is the first thing a rollback does. Pushed
     // before the write for the same reason as the deploy's undo.
     this.undo.push(`switch ${target.service} back to ${active}`, async () => {
-      await this.acts.restore.switchTraffic({ target, slot: active });
+      await this.act('restore', `switch ${target.service} back to ${active}`).switchTraffic({ target, slot: active });
       this.status.activeSlot = active;
-      await this.acts.restore.verifyTraffic({ target, slot: active, timeoutSeconds: 60 });
+      await this.act('restore', `verify ${target.service} serves ${active}`).verifyTraffic({ target, slot: active, timeoutSeconds: 60 });
     });
     try {
-      await this.acts.quick.switchTraffic({ target, slot: idle });
+      await this.act('quick', `switch ${target.service} to ${idle}`).switchTraffic({ target, slot: idle });
       this.status.activeSlot = idle;
       this.status.idleSlot = active;
-      const traffic = await this.acts.waiting.verifyTraffic({ target, slot: idle, timeoutSeconds: 60 });
+      const traffic = await this.act('waiting', `verify ${target.service} serves ${idle}`).verifyTraffic({ target, slot: idle, timeoutSeconds: 60 });
       this.status.message = `${target.service} serves ${idle}: ${traffic.endpoints} endpoints after ${traffic.seconds.toFixed(1)} s`;
     } catch (error) {
       throw failureFrom(error, RollbackReason.ActivityError);
@@ -332,7 +335,7 @@ class BlueGreenDeployment {
     const { target, idle: slot } = this.slots();
     const monitor = this.spec.monitor;
     const ticks = Math.max(1, Math.floor(monitor.durationSeconds / monitor.intervalSeconds));
-    const baseline = await this.acts.quick.readRestarts({ target, slot }).catch((error: unknown) => {
+    const baseline = await this.act('quick', `restart baseline of ${slot}`).readRestarts({ target, slot }).catch((error: unknown) => {
       throw failureFrom(error, RollbackReason.ActivityError);
     });
     const progress: MonitorProgress = {
@@ -352,7 +355,7 @@ class BlueGreenDeployment {
     this.enterPhase(Phase.Monitoring, `monitoring ${slot} for ${monitor.durationSeconds} s every ${monitor.intervalSeconds} s`);
     let inconclusiveSincePause = 0;
     for (let tick = 1; tick <= ticks; tick++) {
-      const measurements = await this.measureSlot(target, slot, baseline);
+      const measurements = await this.measureSlot(target, slot, baseline, `monitor tick ${tick}/${ticks}`);
       const result = measurements === null ? AnalysisResult.Error : judgeTick(measurements);
       progress.tick = tick;
       for (const m of measurements ?? []) progress.latest[m.name] = m;
@@ -381,6 +384,7 @@ class BlueGreenDeployment {
           this.enterPhase(Phase.Monitoring, `monitoring ${slot}: resumed by an operator at tick ${tick}/${ticks}`);
         }
       }
+      this.publishDetails();
       if (await condition(() => this.abortRequested, monitor.intervalSeconds * 1000)) {
         throw new PhaseFailure(RollbackReason.Aborted, this.abortMessage());
       }
@@ -393,11 +397,11 @@ class BlueGreenDeployment {
   }
 
   /** One tick: SLOs and restarts side by side; null when either could not be measured. */
-  private async measureSlot(target: Target, slot: Slot, baseline: number): Promise<Measurement[] | null> {
+  private async measureSlot(target: Target, slot: Slot, baseline: number, tick: string): Promise<Measurement[] | null> {
     const monitor = this.spec.monitor;
     const [slos, restarts] = await Promise.allSettled([
-      this.acts.measure.evaluateSlos({ target, slot, window: monitor.window, slos: monitor.slos }),
-      this.acts.measure.readRestarts({ target, slot }),
+      this.act('measure', `${tick}: SLOs of ${slot}`).evaluateSlos({ target, slot, window: monitor.window, slos: monitor.slos }),
+      this.act('measure', `${tick}: restarts of ${slot}`).readRestarts({ target, slot }),
     ]);
     for (const settled of [slos, restarts]) {
       if (settled.status === 'rejected' && isCancellation(settled.reason)) throw settled.reason;
@@ -460,9 +464,11 @@ class BlueGreenDeployment {
     const { target, active: old } = this.slots();
     this.enterPhase(Phase.CleaningUp, `scaling ${old} (${target.deployments[old]}) to zero in ${this.spec.scaleDownDelaySeconds} s`);
     await CancellationScope.nonCancellable(async () => {
-      if (this.spec.scaleDownDelaySeconds > 0) await sleep(this.spec.scaleDownDelaySeconds * 1000);
+      if (this.spec.scaleDownDelaySeconds > 0) {
+        await sleep(this.spec.scaleDownDelaySeconds * 1000, { summary: `scale-down delay before ${old} goes to zero` });
+      }
       try {
-        await this.acts.restore.scaleSlot({ target, slot: old, replicas: 0 });
+        await this.act('restore', `scale ${old} to zero`).scaleSlot({ target, slot: old, replicas: 0 });
       } catch (error) {
         this.warnings.push(
           `cleanup degraded: ${old} (${target.deployments[old]}) could not be scaled to zero: ${describeError(error)}; scale it down by hand`,
@@ -534,11 +540,37 @@ class BlueGreenDeployment {
     return { target: this.target, active, idle, idleBefore: this.live.slots[idle] };
   }
 
+  /** Activities of one kind of call, with a summary the Temporal UI shows on the event. */
+  private act(kind: CallKind, summary: string) {
+    return proxyActivities<Activities>({ ...this.options[kind], summary });
+  }
+
   private enterPhase(phase: Phase, message: string): void {
     this.status.phase = phase;
     this.status.message = message;
     this.status.transitions.push({ phase, at: now(), message });
+    this.publishDetails();
     log.info(`phase ${phase}: ${message}`);
+  }
+
+  /** The Temporal UI's current details: phase, slots and the SLO table, as markdown. */
+  private publishDetails(): void {
+    const s = this.status;
+    const lines = [
+      `**${s.phase}**: ${s.message}`,
+      '',
+      `${s.app} ${s.version} (${s.image}), ${s.fromSlot ?? '?'} → ${s.toSlot ?? '?'}, active: ${s.activeSlot ?? '?'}`,
+    ];
+    if (s.smoke) lines.push('', `smoke: ${s.smoke.checks.filter((c) => c.verdict !== 'failed').length}/${s.smoke.checks.length} passed`);
+    if (s.monitor) {
+      const m = s.monitor;
+      lines.push('', `monitor tick ${m.tick}/${m.ticks}: ${m.successful} ok, ${m.failed} failed, ${m.inconclusive} inconclusive, ${m.errors} errors`);
+      lines.push('', '| SLO | value | rule | verdict |', '|---|---|---|---|');
+      for (const x of Object.values(m.latest)) {
+        lines.push(`| ${x.name}${x.gate ? '' : ' (warning)'} | ${x.value ?? 'no data'} | ${x.comparison} ${x.threshold} | ${x.result} |`);
+      }
+    }
+    setCurrentDetails(lines.join('\n'));
   }
 
   private finish(

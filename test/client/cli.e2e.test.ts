@@ -85,6 +85,31 @@ describe('bluegreen CLI against the Temporal dev server', () => {
 
     const shown = await status('detection-api');
     assert.equal(shown.phase, 'Succeeded');
+
+    // Readable in the Temporal UI without our CLI: a summary, details, and a summary per event.
+    const handle = env.client.workflow.getHandle('bluegreen/default/detection-api');
+    const description = await handle.describe();
+    assert.equal(await description.staticSummary(), 'deploy detection-api v2.2.0 in default');
+    assert.match((await description.staticDetails()) ?? '', /\| detection-api \| default \| v2\.2\.0 \| registry\.internal\/detection-api:v2\.2\.0 \| 3 \|/);
+    const converter = env.client.options.loadedDataConverter.payloadConverter;
+    const summaries = ((await handle.fetchHistory()).events ?? []).flatMap((e) => {
+      const summary = e.userMetadata?.summary;
+      return summary ? [converter.fromPayload<string>(summary)] : [];
+    });
+    assert.deepEqual(summaries.slice(0, 7), [
+      'deploy detection-api v2.2.0 in default',
+      'validate the spec',
+      'read detection-api-service and both slots',
+      'deploy v2.2.0 to green x3',
+      'wait for 3 ready replicas of green',
+      'smoke suite detection-api against green',
+      'switch detection-api-service to green',
+    ]);
+    assert.ok(summaries.includes('monitor tick 3/3: SLOs of green'));
+    const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+    assert.match(metadata.currentDetails ?? '', /^\*\*Succeeded\*\*: v2\.2\.0 is live on green/);
+    assert.match(metadata.currentDetails ?? '', /\| error-rate \| 0\.001 \| < 0\.01 \| Successful \|/);
+    assert.equal(summaries.at(-1), 'scale blue to zero');
     const text = await cli('status', 'detection-api');
     assert.match(text.stdout, /phase: +Succeeded/);
     assert.match(text.stdout, /gate +error-rate=0\.001/);

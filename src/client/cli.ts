@@ -7,6 +7,7 @@
  *   2  invalid input: a bad spec or flag, or no deployment of that app
  *   3  Temporal unreachable
  *   4  refused: a deployment of the app is already running, or an abort/approve does not apply now
+ *   130 interrupted: Ctrl+C stopped watching (without --abort-on-interrupt); the deployment goes on
  */
 import { userInfo, hostname } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
@@ -25,6 +26,8 @@ export const ExitCode = {
   InvalidInput: 2,
   Unreachable: 3,
   Refused: 4,
+  /** Ctrl+C stopped the watching; the deployment itself goes on. */
+  Interrupted: 130,
 } as const;
 
 /** Thrown inside commands to leave with a message and a code. */
@@ -92,6 +95,41 @@ function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
+/**
+ * Follows a deployment to its end and sets the exit code from its outcome. Ctrl+C sends the seed's
+ * manual abort with `--abort-on-interrupt` and keeps following the rollback; without it, Ctrl+C
+ * only stops watching (exit 130) and the deployment goes on.
+ */
+async function followToTheEnd(
+  client: DeploymentClient,
+  namespace: string,
+  app: string,
+  options: { abortOnInterrupt?: boolean; json?: boolean },
+): Promise<void> {
+  const printer = new ProgressPrinter(out);
+  const onInterrupt = () => {
+    if (!options.abortOnInterrupt) {
+      process.stderr.write(`stopped watching; the deployment goes on (bluegreen watch ${app} -n ${namespace})\n`);
+      process.exit(ExitCode.Interrupted);
+    }
+    process.stderr.write('interrupted: sending abort, following the rollback (Ctrl+C again to stop watching)\n');
+    process.once('SIGINT', () => process.exit(ExitCode.Interrupted));
+    client.abort(namespace, app, { reason: 'interrupted (Ctrl+C) during --wait', by: defaultOperator() }).catch((error: unknown) => {
+      process.stderr.write(`${(error as Error).message}\n`);
+    });
+  };
+  process.once('SIGINT', onInterrupt);
+  try {
+    const result = await client.follow(namespace, app, (status) => {
+      if (!options.json) printer.update(status);
+    });
+    out(options.json ? JSON.stringify(result, null, 2) : renderResult(result));
+    if (result.outcome !== Outcome.Succeeded) process.exitCode = ExitCode.RolledBackOrFailed;
+  } finally {
+    process.removeListener('SIGINT', onInterrupt);
+  }
+}
+
 export function buildProgram(): Command {
   const program = new Command('bluegreen')
     .description('Blue-green deployments of Kubernetes services as durable Temporal workflows')
@@ -112,8 +150,9 @@ export function buildProgram(): Command {
     .option('--replicas <n>', 'replicas of the new slot')
     .option('--set <path=value>', 'override any spec field, e.g. monitor.durationSeconds=60 (repeatable)', collect)
     .option('--wait', 'follow the deployment to its end; the exit code is its outcome')
+    .option('--abort-on-interrupt', 'with --wait: Ctrl+C sends abort (the deployment rolls back) instead of only stopping to watch')
     .option('--json', 'machine-readable output (the result as JSON)')
-    .action(async (options: { file?: string; app?: string; namespace?: string; image?: string; version?: string; replicas?: string; set?: string[]; wait?: boolean; json?: boolean }) => {
+    .action(async (options: { file?: string; app?: string; namespace?: string; image?: string; version?: string; replicas?: string; set?: string[]; wait?: boolean; abortOnInterrupt?: boolean; json?: boolean }) => {
       const spec = loadSpec(options);
       await withClient(program, async (client, config) => {
         const handle = await client.start(spec);
@@ -124,13 +163,19 @@ export function buildProgram(): Command {
           if (options.json) out(JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }));
           return;
         }
-        const printer = new ProgressPrinter(out);
-        const result = await client.follow(spec.namespace, spec.app, (status) => {
-          if (!options.json) printer.update(status);
-        });
-        out(options.json ? JSON.stringify(result, null, 2) : renderResult(result));
-        if (result.outcome !== Outcome.Succeeded) process.exitCode = ExitCode.RolledBackOrFailed;
+        await followToTheEnd(client, spec.namespace, spec.app, options);
       });
+    });
+
+  program
+    .command('watch')
+    .description('follow the latest deployment of an app to its end; the exit code is its outcome')
+    .argument('<app>', 'app name')
+    .option('-n, --namespace <name>', 'Kubernetes namespace', 'default')
+    .option('--abort-on-interrupt', 'Ctrl+C sends abort (the deployment rolls back) instead of only stopping to watch')
+    .option('--json', 'machine-readable output (the result as JSON)')
+    .action(async (app: string, options: { namespace: string; abortOnInterrupt?: boolean; json?: boolean }) => {
+      await withClient(program, (client) => followToTheEnd(client, options.namespace, app, options));
     });
 
   program

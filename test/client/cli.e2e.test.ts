@@ -4,7 +4,8 @@
  * double as its platform, and the CLI as a child process whose exit codes and output are checked.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -44,6 +45,17 @@ describe('bluegreen CLI against the Temporal dev server', () => {
         },
       );
     });
+  }
+
+  /** The CLI as a running child, for tests that signal it. */
+  function cliProcess(...args: string[]): { child: ChildProcess; stdout: () => string; done: Promise<Run> } {
+    let stdout = '';
+    let stderr = '';
+    const child = spawn(process.execPath, [BIN, '--address', env.address, '--task-queue', TASK_QUEUE, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.on('data', (chunk) => (stdout += chunk));
+    child.stderr!.on('data', (chunk) => (stderr += chunk));
+    const done = new Promise<Run>((resolve) => child.once('exit', (code) => resolve({ code: code ?? -1, stdout, stderr })));
+    return { child, stdout: () => stdout, done };
   }
 
   async function status(app: string): Promise<DeploymentStatus> {
@@ -168,6 +180,24 @@ describe('bluegreen CLI against the Temporal dev server', () => {
     assert.equal(approve.code, 0, approve.stderr);
     assert.match(approve.stdout, /approved gate beforeSwitch of default\/gated/);
     await eventually(async () => (await status('gated')).phase === 'Succeeded');
+  });
+
+  it('Ctrl+C only stops watching, unless --abort-on-interrupt: then the deployment rolls back', async () => {
+    const waiting = cliProcess('deploy', '--app', 'interrupted', '--image', 'registry.internal/interrupted:v1', ...FAST, '--set', 'gates.approveBeforeSwitch=true', '--wait');
+    await eventually(async () => waiting.stdout().includes('AwaitingApproval'), 'the gate is reached');
+    waiting.child.kill('SIGINT');
+    const stopped = await waiting.done;
+    assert.equal(stopped.code, 130);
+    assert.match(stopped.stderr, /stopped watching; the deployment goes on \(bluegreen watch interrupted -n default\)/);
+    assert.equal((await status('interrupted')).phase, 'AwaitingApproval', 'the deployment went on');
+
+    const watching = cliProcess('watch', 'interrupted', '--abort-on-interrupt');
+    await eventually(async () => watching.stdout().includes('AwaitingApproval'), 'watch has attached');
+    watching.child.kill('SIGINT');
+    const rolledBack = await watching.done;
+    assert.equal(rolledBack.code, 1, rolledBack.stderr);
+    assert.match(rolledBack.stdout, /RolledBack: aborted by .+: interrupted \(Ctrl\+C\) during --wait/);
+    assert.equal((await status('interrupted')).phase, 'RolledBack');
   });
 
   it('rejects an invalid spec with exit 2 and every field path, before connecting anywhere', async () => {

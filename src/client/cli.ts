@@ -219,6 +219,23 @@ export function buildProgram(): Command {
       });
     });
 
+  program
+    .command('list')
+    .description('recent deployments and their outcomes, newest first (from Temporal visibility)')
+    .option('--limit <n>', 'how many', '20')
+    .option('--json', 'machine-readable output')
+    .action(async (options: { limit: string; json?: boolean }) => {
+      await withClient(program, async (client) => {
+        const deployments = await client.list(Number(options.limit));
+        if (options.json) return out(JSON.stringify(deployments, null, 2));
+        out(['STARTED'.padEnd(20), 'NAMESPACE/APP'.padEnd(32), 'VERSION'.padEnd(14), 'STATUS'.padEnd(10), 'OUTCOME'].join(' '));
+        for (const d of deployments) {
+          const outcome = d.outcome ? `${d.outcome}${d.reason ? ` (${d.reason})` : ''}` : '-';
+          out([d.startTime.slice(0, 19).padEnd(20), `${d.namespace}/${d.app}`.padEnd(32), d.version.padEnd(14), d.status.padEnd(10), outcome].join(' '));
+        }
+      });
+    });
+
   return program;
 }
 

@@ -38,6 +38,21 @@ export class RequestRefusedError extends Error {
 /** Phases after which `abort` is refused: the new version passed monitoring, or it is over. */
 const NO_ABORT_PHASES: readonly string[] = [Phase.CleaningUp, Phase.Succeeded, Phase.RolledBack, Phase.Failed, Phase.RollingBack];
 
+/** One line of `bluegreen list`. */
+export interface DeploymentSummary {
+  workflowId: string;
+  runId: string;
+  app: string;
+  namespace: string;
+  version: string;
+  /** Temporal's execution status: RUNNING, COMPLETED, ... */
+  status: string;
+  outcome: string | null;
+  reason: string | null;
+  startTime: string;
+  closeTime: string | null;
+}
+
 export class DeploymentClient {
   constructor(
     private readonly client: Client,
@@ -54,6 +69,7 @@ export class DeploymentClient {
         args: [spec],
         workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
         workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+        memo: { app: spec.app, namespace: spec.namespace, version: spec.version, image: spec.image },
         // What the Temporal UI shows for this deployment before anyone opens its history.
         staticSummary: `deploy ${spec.app} ${spec.version} in ${spec.namespace}`,
         staticDetails: [
@@ -116,6 +132,28 @@ export class DeploymentClient {
     }
     await handle.signal(approveSignal, { ...request, gate: status.awaiting.gate });
     return status;
+  }
+
+  /** Recent deployments, newest first, with their outcome once they have one. */
+  async list(limit = 20): Promise<DeploymentSummary[]> {
+    const summaries: DeploymentSummary[] = [];
+    for await (const execution of this.client.workflow.list({ query: `WorkflowType = 'blueGreenDeploymentWorkflow'` })) {
+      const memo = (execution.memo ?? {}) as Record<string, unknown>;
+      summaries.push({
+        workflowId: execution.workflowId,
+        runId: execution.runId,
+        app: String(memo['app'] ?? ''),
+        namespace: String(memo['namespace'] ?? ''),
+        version: String(memo['version'] ?? ''),
+        status: execution.status.name,
+        outcome: typeof memo['outcome'] === 'string' ? memo['outcome'] : null,
+        reason: typeof memo['reason'] === 'string' ? memo['reason'] : null,
+        startTime: execution.startTime.toISOString(),
+        closeTime: execution.closeTime?.toISOString() ?? null,
+      });
+      if (summaries.length >= limit) break;
+    }
+    return summaries;
   }
 
   /**

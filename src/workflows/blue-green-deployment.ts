@@ -13,10 +13,12 @@ import {
   condition,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
   sleep,
+  upsertMemo,
 } from '@temporalio/workflow';
 import type { ActivityOptions } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
@@ -44,6 +46,12 @@ import type { DeploymentSpec } from '../spec/deployment-spec.js';
 import { abortSignal, approveSignal, statusQuery } from './definitions.js';
 
 type Activities = ReturnType<typeof createActivities>;
+
+/** Changes to the workflow's commands, guarded so that running and recorded deployments replay. */
+const Patch = {
+  /** The outcome is written to the memo when the deployment ends. */
+  OutcomeInMemo: 'outcome-in-memo',
+} as const;
 
 /** The name of the restart measurement recorded beside the SLOs at every monitor tick. */
 export const RESTARTS_MEASUREMENT = 'pod-restarts';
@@ -584,6 +592,10 @@ class BlueGreenDeployment {
     const phase = outcome === Outcome.Succeeded ? Phase.Succeeded : outcome === Outcome.RolledBack ? Phase.RolledBack : Phase.Failed;
     this.enterPhase(phase, message);
     const { app, namespace, image, version, fromSlot, toSlot } = this.status;
+    if (patched(Patch.OutcomeInMemo)) {
+      // Visibility lists show the memo: `bluegreen list` reads outcomes from it.
+      upsertMemo({ outcome, reason, liveSlot, liveImage });
+    }
     return {
       outcome,
       app,

@@ -200,6 +200,23 @@ describe('bluegreen CLI against the Temporal dev server', () => {
     assert.equal((await status('interrupted')).phase, 'RolledBack');
   });
 
+  it('lists recent deployments with their outcomes', async () => {
+    let listed: { app: string; version: string; status: string; outcome: string | null; reason: string | null }[] = [];
+    await eventually(async () => {
+      const run = await cli('list', '--json');
+      assert.equal(run.code, 0, run.stderr);
+      listed = JSON.parse(run.stdout);
+      return listed.filter((d) => d.status === 'COMPLETED').length >= 5;
+    }, 'visibility lists the finished deployments');
+    const line = (app: string, version: string) => listed.find((d) => d.app === app && d.version === version);
+    assert.deepEqual(line('detection-api', 'v2.2.0') && [line('detection-api', 'v2.2.0')!.outcome], ['Succeeded']);
+    assert.deepEqual(line('detection-api', 'v2.3.0') && [line('detection-api', 'v2.3.0')!.outcome, line('detection-api', 'v2.3.0')!.reason], ['RolledBack', 'SmokeFailed']);
+    assert.equal(line('gated', 'v1')?.outcome, 'Succeeded');
+    assert.equal(line('interrupted', 'v1')?.reason, 'Aborted');
+    const table = await cli('list');
+    assert.match(table.stdout, /default\/detection-api +v2\.3\.0 +COMPLETED +RolledBack \(SmokeFailed\)/);
+  });
+
   it('rejects an invalid spec with exit 2 and every field path, before connecting anywhere', async () => {
     const run = await cli('--address', '127.0.0.1:1', 'deploy', '--app', 'Bad_Name', '--image', 'no-tag', '--replicas', '0');
     assert.equal(run.code, 2);

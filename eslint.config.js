@@ -49,7 +49,7 @@ export default tseslint.config(
           ],
           patterns: [
             {
-              group: ['**/activities/*', '**/spec/*', '**/config/*', '**/client/*', '**/worker/*'],
+              group: ['**/activities/*', '**/spec/*', '**/config/*', '**/client/*', '**/worker/*', '**/gates/*', '**/notifications/*'],
               allowTypeImports: true,
               message: 'Workflow code may import these only with `import type`.',
             },

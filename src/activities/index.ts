@@ -6,6 +6,7 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { ErrorType } from '../shared/errors.js';
+import type { DeploymentEvent, Notifier } from '../notifications/webhook-notifier.js';
 import { parseDeploymentSpec, SpecValidationError } from '../spec/deployment-spec.js';
 import type {
   DeploySlotRequest,
@@ -27,6 +28,8 @@ export interface ActivityDependencies {
   platform: Platform;
   smoke: SmokeRunner;
   slo: SloSource;
+  /** Where notifications go; without one, `notify` records that none is configured. */
+  notifier?: Notifier | null;
 }
 
 /** The heartbeat and cancellation of the running activity, as the ports see them. */
@@ -38,7 +41,7 @@ function currentProgress(): Progress {
   };
 }
 
-export function createActivities({ platform, smoke, slo }: ActivityDependencies) {
+export function createActivities({ platform, smoke, slo, notifier = null }: ActivityDependencies) {
   return {
     /**
      * Validates a spec again inside the worker, so a deployment started without our client (say,
@@ -80,6 +83,10 @@ export function createActivities({ platform, smoke, slo }: ActivityDependencies)
     },
     async evaluateSlos(request: EvaluateSlosRequest) {
       return await slo.evaluateSlos(request);
+    },
+    /** Never throws: a notification that cannot be delivered must not change a deployment. */
+    async notify(event: DeploymentEvent): Promise<string> {
+      return notifier ? await notifier.notify(event) : 'no webhook configured';
     },
   };
 }

@@ -9,6 +9,7 @@ import type { Platform } from '../activities/contract.js';
 import { ConfigError, parseEnv } from '../config/temporal.js';
 import { PrometheusSloSource } from '../gates/prometheus-slo-source.js';
 import { HttpSmokeRunner } from '../gates/smoke-suite.js';
+import { WebhookNotifier } from '../notifications/webhook-notifier.js';
 
 export const PLATFORMS = ['kubernetes', 'local'] as const;
 
@@ -29,9 +30,10 @@ function loadPlatform(name: PlatformConfig['BLUEGREEN_PLATFORM']): Platform {
   );
 }
 
-/** The dependencies of `createActivities`: the configured platform, the smoke suite, Prometheus. */
+/** The dependencies of `createActivities`: the platform, the smoke suite, Prometheus, the webhook. */
 export async function loadActivityDependencies(env: NodeJS.ProcessEnv): Promise<ActivityDependencies> {
   const { BLUEGREEN_PLATFORM: platform } = parseEnv(PlatformConfigSchema, env);
   const slo = PrometheusSloSource.fromEnv(env);
-  return { platform: loadPlatform(platform), smoke: new HttpSmokeRunner(), slo };
+  const notifier = WebhookNotifier.fromEnv(env);
+  return { platform: loadPlatform(platform), smoke: new HttpSmokeRunner(), slo, notifier };
 }

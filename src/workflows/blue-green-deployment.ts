@@ -19,10 +19,12 @@ import {
   setHandler,
   sleep,
   upsertMemo,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { ActivityOptions } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import type { LiveState, SlotState, Target } from '../activities/contract.js';
+import type { DeploymentEvent } from '../notifications/webhook-notifier.js';
 import { AnalysisResult, judgeTick, judgeValue } from '../shared/analysis.js';
 import type { Measurement } from '../shared/analysis.js';
 import {
@@ -51,6 +53,8 @@ type Activities = ReturnType<typeof createActivities>;
 const Patch = {
   /** The outcome is written to the memo when the deployment ends. */
   OutcomeInMemo: 'outcome-in-memo',
+  /** People are notified when a gate waits and when the deployment ends. */
+  Notifications: 'notifications',
 } as const;
 
 /** The name of the restart measurement recorded beside the SLOs at every monitor tick. */
@@ -449,6 +453,7 @@ class BlueGreenDeployment {
         ? `${this.status.monitor?.inconclusive ?? 0} inconclusive measurements (no data): approve to go on or abort to roll back`
         : `waiting for approval (${gate}) for up to ${timeoutSeconds} s`,
     );
+    await this.notify('awaiting-approval', `${this.status.message}; approve with: bluegreen approve ${this.spec.app} -n ${this.spec.namespace}`);
     let approved: boolean;
     try {
       approved = await condition(() => this.approved, timeoutSeconds * 1000);
@@ -548,6 +553,19 @@ class BlueGreenDeployment {
     return { target: this.target, active, idle, idleBefore: this.live.slots[idle] };
   }
 
+  /** Tells people (through the worker's webhook, if any); never fails the deployment. */
+  private async notify(kind: DeploymentEvent['kind'], message: string, reason: string | null = null, failedCheck: string | null = null): Promise<void> {
+    if (!patched(Patch.Notifications)) return;
+    const { app, namespace, version, image } = this.status;
+    try {
+      await CancellationScope.nonCancellable(() =>
+        this.act('quick', `notify: ${kind}`).notify({ kind, app, namespace, version, image, message, reason, failedCheck, workflowId: workflowInfo().workflowId }),
+      );
+    } catch (error) {
+      log.warn('notification failed', { kind, error: describeError(error) });
+    }
+  }
+
   /** Activities of one kind of call, with a summary the Temporal UI shows on the event. */
   private act(kind: CallKind, summary: string) {
     return proxyActivities<Activities>({ ...this.options[kind], summary });
@@ -581,14 +599,14 @@ class BlueGreenDeployment {
     setCurrentDetails(lines.join('\n'));
   }
 
-  private finish(
+  private async finish(
     outcome: Outcome,
     reason: RollbackReason | null,
     message: string,
     failedCheck: string | null,
     liveSlot: Slot | null,
     liveImage: string | null,
-  ): DeploymentResult {
+  ): Promise<DeploymentResult> {
     const phase = outcome === Outcome.Succeeded ? Phase.Succeeded : outcome === Outcome.RolledBack ? Phase.RolledBack : Phase.Failed;
     this.enterPhase(phase, message);
     const { app, namespace, image, version, fromSlot, toSlot } = this.status;
@@ -596,6 +614,8 @@ class BlueGreenDeployment {
       // Visibility lists show the memo: `bluegreen list` reads outcomes from it.
       upsertMemo({ outcome, reason, liveSlot, liveImage });
     }
+    const kind = outcome === Outcome.Succeeded ? 'succeeded' : outcome === Outcome.RolledBack ? 'rolled-back' : 'failed';
+    await this.notify(kind, message, reason, failedCheck);
     return {
       outcome,
       app,

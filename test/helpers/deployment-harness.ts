@@ -10,6 +10,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../../src/activities/index.js';
+import type { Notifier } from '../../src/notifications/webhook-notifier.js';
 import { parseDeploymentSpec } from '../../src/spec/deployment-spec.js';
 import type { DeploymentSpec, DeploymentSpecInput } from '../../src/spec/deployment-spec.js';
 import { createDeploymentWorker } from '../../src/worker/worker.js';
@@ -37,14 +38,13 @@ export async function withWorker<T>(
   env: TestWorkflowEnvironment,
   double: RecordingPlatformDouble,
   body: (taskQueue: string) => Promise<T>,
-  taskQueue = `test-${randomUUID()}`,
-  options: Partial<WorkerOptions> = {},
+  { taskQueue = `test-${randomUUID()}`, options = {}, notifier = null }: { taskQueue?: string; options?: Partial<WorkerOptions>; notifier?: Notifier | null } = {},
 ): Promise<T> {
   const worker = await createDeploymentWorker({
     connection: env.nativeConnection,
     namespace: env.namespace ?? 'default',
     taskQueue,
-    activities: createActivities({ platform: double, smoke: double, slo: double }),
+    activities: createActivities({ platform: double, smoke: double, slo: double, notifier }),
     workflowBundle: await workflowBundle(),
     options,
   });

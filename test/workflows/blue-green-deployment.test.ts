@@ -4,10 +4,14 @@
  * leave behind, and the result.
  */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { abortSignal, approveSignal, statusQuery } from '../../src/workflows/definitions.js';
 import type { DeploymentResult } from '../../src/shared/deployment-status.js';
+import { WebhookNotifier } from '../../src/notifications/webhook-notifier.js';
+import { freePort } from '../helpers/detection-api-process.js';
 import { captureHistory, startDeployment, testSpec, withWorker } from '../helpers/deployment-harness.js';
 import { eventually } from '../helpers/eventually.js';
 import { RecordingPlatformDouble } from '../helpers/recording-platform-double.js';
@@ -297,6 +301,82 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     assert.equal(double.selector, 'green');
   });
 
+  describe('notifications', () => {
+    let webhook: Server;
+    let url: string;
+    const received: Record<string, unknown>[] = [];
+
+    beforeEach(async () => {
+      received.length = 0;
+      webhook = createServer((request, response) => {
+        let body = '';
+        request.on('data', (chunk) => (body += chunk));
+        request.on('end', () => {
+          received.push(JSON.parse(body) as Record<string, unknown>);
+          response.writeHead(200).end('ok');
+        });
+      });
+      await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+      url = `http://127.0.0.1:${(webhook.address() as { port: number }).port}/hooks/deployments`;
+    });
+
+    afterEach(async () => {
+      await new Promise((resolve) => webhook.close(resolve));
+    });
+
+    it('posts Slack-compatible messages when a gate waits and when the deployment ends', async () => {
+      const double = new RecordingPlatformDouble();
+      const spec = testSpec({ gates: { approveBeforeSwitch: true }, monitor: { durationSeconds: 2, intervalSeconds: 1 } });
+      const result = await withWorker(
+        env,
+        double,
+        async (taskQueue) => {
+          const handle = await startDeployment(env, taskQueue, spec);
+          await eventually(async () => received.length === 1, 'the approval notification');
+          await handle.signal(approveSignal, { by: 'operator' });
+          return await handle.result();
+        },
+        { notifier: new WebhookNotifier(url) },
+      );
+      assert.equal(result.outcome, 'Succeeded');
+      assert.deepEqual(received.map((m) => m['kind']), ['awaiting-approval', 'succeeded']);
+      assert.match(String(received[0]!['text']), /^:hourglass: default\/detection-api v2\.2\.0: waiting for approval \(beforeSwitch\).*bluegreen approve detection-api -n default/);
+      assert.equal(received[1]!['text'], ':white_check_mark: default/detection-api v2.2.0: v2.2.0 is live on green');
+    });
+
+    it('tells why a deployment rolled back', async () => {
+      const double = new RecordingPlatformDouble({ behaviour: { failSmokeCheck: 'metrics' } });
+      const result = await withWorker(env, double, async (taskQueue) => (await startDeployment(env, taskQueue, testSpec())).result(), {
+        notifier: new WebhookNotifier(url),
+      });
+      assert.equal(result.outcome, 'RolledBack');
+      assert.equal(received.length, 1);
+      assert.deepEqual([received[0]!['kind'], received[0]!['reason'], received[0]!['failedCheck']], ['rolled-back', 'SmokeFailed', 'metrics']);
+    });
+
+    it('never lets a failing webhook change the deployment', async () => {
+      const double = new RecordingPlatformDouble();
+      const refused = `http://127.0.0.1:${await freePort()}/hooks`;
+      const notices: string[] = [];
+      const result = await withWorker(
+        env,
+        double,
+        async (taskQueue) => {
+          const handle = await startDeployment(env, taskQueue, testSpec({ monitor: { durationSeconds: 2, intervalSeconds: 1 } }));
+          const result = await handle.result();
+          const events = (await handle.fetchHistory()).events ?? [];
+          assert.ok(events.some((e) => e.activityTaskCompletedEventAttributes), 'the notify activity completed');
+          return result;
+        },
+        { notifier: new WebhookNotifier(refused, 1000, (line) => notices.push(line)) },
+      );
+      assert.equal(result.outcome, 'Succeeded');
+      assert.equal(double.selector, 'green');
+      assert.equal(notices.length, 1);
+      assert.match(notices[0]!, /^notification not delivered \(succeeded, deploy-[0-9a-f-]+\): webhook unreachable: ECONNREFUSED$/);
+    });
+  });
+
   describe('abort', () => {
     const cases = [
       { during: 'deploy', block: 'waitForSlotReady', expected: [...forwardCalls('waitForSlotReady green'), ...RESTORE_IDLE] },
@@ -421,14 +501,13 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
         await double.waitForCall('tick:evaluateSlos', 3);
         return handle;
       },
-      taskQueue,
       // No sticky cache: the stopped worker's sticky queue would hold the next task until the
       // server's sticky timeout; the test is about resuming, not about that timeout.
-      { maxCachedWorkflows: 0 },
+      { taskQueue, options: { maxCachedWorkflows: 0 } },
     );
     const ticksBeforeStop = double.ticks;
     assert.equal((await handle.describe()).status.name, 'RUNNING');
-    const result = await withWorker(env, double, async () => await handle.result(), taskQueue);
+    const result = await withWorker(env, double, async () => await handle.result(), { taskQueue });
     assert.equal(result.outcome, 'Succeeded');
     assert.ok(ticksBeforeStop >= 3 && ticksBeforeStop < 30);
     assert.equal(result.status.monitor?.tick, 30);

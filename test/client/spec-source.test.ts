@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { loadSpec } from '../../src/client/spec-source.js';
 import { SpecValidationError } from '../../src/spec/deployment-spec.js';
 
@@ -33,6 +34,11 @@ describe('spec sources', () => {
     assert.deepEqual([spec.monitor.durationSeconds, spec.monitor.intervalSeconds], [120, 10]);
     assert.equal(spec.gates.approveBeforeSwitch, true);
     assert.equal(spec.smoke.latencyBudgetAction, 'fail');
+  });
+
+  it('accepts the example spec the README and the CI example use', () => {
+    const spec = loadSpec({ file: fileURLToPath(new URL('../../examples/detection-api/bluegreen.yaml', import.meta.url)), image: 'registry.internal/detection-api:v2.3.0' });
+    assert.deepEqual([spec.app, spec.service, spec.version, spec.replicas, spec.monitor.slos.length], ['detection-api', 'detection-api-service', 'v2.3.0', 3, 6]);
   });
 
   it('works from flags alone', () => {

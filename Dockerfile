@@ -8,4 +8,6 @@ COPY tsconfig.json ./
 COPY bin ./bin
 COPY src ./src
 USER node
+# Prometheus metrics of the worker (BLUEGREEN_METRICS_ADDRESS).
+EXPOSE 9464
 CMD ["node", "--import", "tsx", "src/worker/main.ts"]

@@ -5,16 +5,25 @@
  */
 import { NativeConnection } from '@temporalio/worker';
 import { pino } from 'pino';
+import { z } from 'zod';
 import { createActivities } from '../activities/index.js';
 import { ConfigError, connectionOptions, parseEnv, TemporalConfigSchema } from '../config/temporal.js';
 import { loadActivityDependencies } from './platforms.js';
+import { installRuntime } from './runtime.js';
 import { createDeploymentWorker } from './worker.js';
+
+const WorkerProcessSchema = z.object({
+  /** Where Prometheus scrapes the worker: the SDK's metrics and the deployments' own. */
+  BLUEGREEN_METRICS_ADDRESS: z.string().regex(/^[^\s:]+:[0-9]{1,5}$/, 'BLUEGREEN_METRICS_ADDRESS must be host:port').default('0.0.0.0:9464'),
+});
 
 const logger = pino({ name: 'bluegreen-worker' });
 
 async function main(): Promise<void> {
   const config = parseEnv(TemporalConfigSchema, process.env);
+  const { BLUEGREEN_METRICS_ADDRESS: metricsAddress } = parseEnv(WorkerProcessSchema, process.env);
   const dependencies = await loadActivityDependencies(process.env);
+  installRuntime({ metricsAddress, logger });
   const connection = await NativeConnection.connect(connectionOptions(config));
   try {
     const worker = await createDeploymentWorker({
@@ -24,7 +33,7 @@ async function main(): Promise<void> {
       activities: createActivities(dependencies),
     });
     logger.info(
-      { address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE, platform: dependencies.platform.name },
+      { address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE, platform: dependencies.platform.name, metrics: `http://${metricsAddress}/metrics` },
       'worker started',
     );
     await worker.run();

@@ -13,6 +13,7 @@ import {
   condition,
   isCancellation,
   log,
+  metricMeter,
   patched,
   proxyActivities,
   setCurrentDetails,
@@ -48,6 +49,13 @@ import type { DeploymentSpec } from '../spec/deployment-spec.js';
 import { abortSignal, approveSignal, statusQuery } from './definitions.js';
 
 type Activities = ReturnType<typeof createActivities>;
+
+/** Deployment metrics, exported by the worker's runtime (replay-safe: not re-counted on replay). */
+const metrics = {
+  started: metricMeter.createCounter('bluegreen_deployments_started', 'deployments', 'Deployments started'),
+  finished: metricMeter.createCounter('bluegreen_deployments_finished', 'deployments', 'Deployments ended, by outcome and reason'),
+  phaseDuration: metricMeter.createHistogram('bluegreen_phase_duration', 'int', 'ms', 'Time spent in each phase'),
+};
 
 /** Changes to the workflow's commands, guarded so that running and recorded deployments replay. */
 const Patch = {
@@ -197,6 +205,7 @@ class BlueGreenDeployment {
       monitor: null,
       transitions: [{ phase: Phase.Preflight, at: now(), message: PHASE_MESSAGES.Preflight }],
     };
+    metrics.started.add(1, { app: spec.app, namespace: spec.namespace });
     setHandler(statusQuery, () => this.status);
     setHandler(abortSignal, (request) => this.onAbort(request));
     setHandler(approveSignal, (request) => {
@@ -572,6 +581,11 @@ class BlueGreenDeployment {
   }
 
   private enterPhase(phase: Phase, message: string): void {
+    const previous = this.status.transitions.at(-1);
+    if (previous && previous.phase !== phase) {
+      const spent = new Date().getTime() - new Date(previous.at).getTime();
+      metrics.phaseDuration.record(spent, { app: this.spec.app, phase: previous.phase });
+    }
     this.status.phase = phase;
     this.status.message = message;
     this.status.transitions.push({ phase, at: now(), message });
@@ -614,6 +628,7 @@ class BlueGreenDeployment {
       // Visibility lists show the memo: `bluegreen list` reads outcomes from it.
       upsertMemo({ outcome, reason, liveSlot, liveImage });
     }
+    metrics.finished.add(1, { app, namespace, outcome, reason: reason ?? 'none' });
     const kind = outcome === Outcome.Succeeded ? 'succeeded' : outcome === Outcome.RolledBack ? 'rolled-back' : 'failed';
     await this.notify(kind, message, reason, failedCheck);
     return {

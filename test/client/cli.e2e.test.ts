@@ -15,7 +15,8 @@ import type { DeploymentStatus } from '../../src/shared/deployment-status.js';
 import { createDeploymentWorker } from '../../src/worker/worker.js';
 import { eventually } from '../helpers/eventually.js';
 import { RecordingPlatformDouble } from '../helpers/recording-platform-double.js';
-import { startDevServer, workflowBundle } from '../helpers/temporal-servers.js';
+import { sample } from '../helpers/prometheus-text.js';
+import { startDevServer, WORKER_METRICS_URL, workflowBundle } from '../helpers/temporal-servers.js';
 
 const BIN = fileURLToPath(new URL('../../bin/bluegreen.js', import.meta.url));
 const TASK_QUEUE = 'bluegreen-e2e';
@@ -121,7 +122,7 @@ describe('bluegreen CLI against the Temporal dev server', () => {
     const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
     assert.match(metadata.currentDetails ?? '', /^\*\*Succeeded\*\*: v2\.2\.0 is live on green/);
     assert.match(metadata.currentDetails ?? '', /\| error-rate \| 0\.001 \| < 0\.01 \| Successful \|/);
-    assert.equal(summaries.at(-1), 'scale blue to zero');
+    assert.deepEqual(summaries.slice(-2), ['scale blue to zero', 'notify: succeeded']);
     const text = await cli('status', 'detection-api');
     assert.match(text.stdout, /phase: +Succeeded/);
     assert.match(text.stdout, /gate +error-rate=0\.001/);
@@ -215,6 +216,18 @@ describe('bluegreen CLI against the Temporal dev server', () => {
     assert.equal(line('interrupted', 'v1')?.reason, 'Aborted');
     const table = await cli('list');
     assert.match(table.stdout, /default\/detection-api +v2\.3\.0 +COMPLETED +RolledBack \(SmokeFailed\)/);
+  });
+
+  it('counts deployments by outcome and times phases in the worker metrics', async () => {
+    const exposition = await (await fetch(WORKER_METRICS_URL)).text();
+    const tags = `namespace="default",taskQueue="${TASK_QUEUE}",workflowType="blueGreenDeploymentWorkflow"`;
+    assert.equal(sample(exposition, `bluegreen_deployments_started{app="detection-api",${tags}}`), 3);
+    assert.equal(sample(exposition, `bluegreen_deployments_finished{app="detection-api",outcome="Succeeded",reason="none",${tags}}`), 1);
+    assert.equal(sample(exposition, `bluegreen_deployments_finished{app="detection-api",outcome="RolledBack",reason="SmokeFailed",${tags}}`), 1);
+    assert.equal(sample(exposition, `bluegreen_deployments_finished{app="interrupted",outcome="RolledBack",reason="Aborted",${tags}}`), 1);
+    assert.ok((sample(exposition, `bluegreen_phase_duration_count{app="detection-api",phase="Monitoring",${tags}}`) ?? 0) >= 1);
+    assert.ok((sample(exposition, `bluegreen_phase_duration_sum{app="gated",phase="Monitoring",${tags}}`) ?? 0) >= 2000, 'a 3 s window, measured');
+    assert.match(exposition, /^temporal_workflow_completed\{/m, "the SDK's own metrics are exported too");
   });
 
   it('rejects an invalid spec with exit 2 and every field path, before connecting anywhere', async () => {

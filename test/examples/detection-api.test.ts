@@ -7,21 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { DetectionApiProcess } from '../helpers/detection-api-process.js';
 import { postDetection, SEED_DETECTION, startDetectionApi, TakListener, tempQueuePath } from '../helpers/detection-api-process.js';
-
-/** The labels of a series as a sorted, comparable string: `a="1",b="2"`. */
-function labelSet(labels: string): string {
-  return (labels.match(/[a-zA-Z_]+="(?:[^"\\]|\\.)*"/g) ?? []).sort().join(',');
-}
-
-/** The value of one series in a Prometheus text exposition (labels in any order), or undefined. */
-function sample(exposition: string, series: string): number | undefined {
-  const [, name, labels = ''] = /^([a-zA-Z_:]+)(?:\{(.*)\})?$/.exec(series) ?? [];
-  for (const line of exposition.split('\n')) {
-    const match = /^([a-zA-Z_:]+)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (match && match[1] === name && labelSet(match[2] ?? '') === labelSet(labels)) return Number(match[3]);
-  }
-  return undefined;
-}
+import { sample } from '../helpers/prometheus-text.js';
 
 describe('detection API: HTTP contract', () => {
   let tak: TakListener;

@@ -5,12 +5,20 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { pino } from 'pino';
+import { installRuntime } from '../../src/worker/runtime.js';
+import { freePort } from './detection-api-process.js';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { WORKFLOWS_PATH } from '../../src/worker/worker.js';
 
-// Workflow logs and the activity failures the scenarios cause on purpose would drown the report.
-Runtime.install({ logger: new DefaultLogger('ERROR') });
+// The product's runtime set-up, with its metrics exporter on a free loopback port; logs at ERROR
+// only: workflow logs and the activity failures the scenarios cause on purpose would drown the report.
+const metricsPort = await freePort();
+installRuntime({ metricsAddress: `127.0.0.1:${metricsPort}`, logLevel: 'ERROR', logger: pino({ level: 'error' }) });
+
+/** Where this test process's worker runtime serves its Prometheus metrics. */
+export const WORKER_METRICS_URL = `http://127.0.0.1:${metricsPort}/metrics`;
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 

@@ -220,8 +220,10 @@ describe('detection API: graceful shutdown', () => {
     stop = true;
     await Promise.all(clients);
     assert.equal(code, 0, api.output());
+    // A connection the server accepted just before it stopped listening, but whose request it had
+    // not read yet, is closed unanswered; the comparison with TAK below proves no such request was
+    // accepted.
     assert.deepEqual(failures, [], 'every request got an answer, a refused connection, or a closed one');
-    assert.ok(unanswered.length <= 2, `at most a stray race with a closing socket (${unanswered.length})`);
     assert.ok(acceptedBeforeSigterm > 20, `a steady stream was flowing (${acceptedBeforeSigterm} accepted)`);
     assert.ok(refused.length > 0, 'new work was refused once draining began');
 

@@ -50,12 +50,18 @@ import { abortSignal, approveSignal, statusQuery } from './definitions.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
-/** Deployment metrics, exported by the worker's runtime (replay-safe: not re-counted on replay). */
-const metrics = {
-  started: metricMeter.createCounter('bluegreen_deployments_started', 'deployments', 'Deployments started'),
-  finished: metricMeter.createCounter('bluegreen_deployments_finished', 'deployments', 'Deployments ended, by outcome and reason'),
-  phaseDuration: metricMeter.createHistogram('bluegreen_phase_duration', 'int', 'ms', 'Time spent in each phase'),
-};
+/**
+ * Deployment metrics, exported by the worker's runtime (replay-safe: not re-counted on replay).
+ * Made inside the workflow: the meter exists only in a workflow context, and clients import this
+ * module for its types and function name.
+ */
+function deploymentMetrics() {
+  return {
+    started: metricMeter.createCounter('bluegreen_deployments_started', 'deployments', 'Deployments started'),
+    finished: metricMeter.createCounter('bluegreen_deployments_finished', 'deployments', 'Deployments ended, by outcome and reason'),
+    phaseDuration: metricMeter.createHistogram('bluegreen_phase_duration', 'int', 'ms', 'Time spent in each phase'),
+  };
+}
 
 /** Changes to the workflow's commands, guarded so that running and recorded deployments replay. */
 const Patch = {
@@ -178,6 +184,7 @@ class BlueGreenDeployment {
   private readonly forward = new CancellationScope();
   private readonly status: DeploymentStatus;
   private readonly warnings: string[] = [];
+  private readonly metrics = deploymentMetrics();
   private live: LiveState | null = null;
   private target: Target | null = null;
   private abortRequested = false;
@@ -205,7 +212,7 @@ class BlueGreenDeployment {
       monitor: null,
       transitions: [{ phase: Phase.Preflight, at: now(), message: PHASE_MESSAGES.Preflight }],
     };
-    metrics.started.add(1, { app: spec.app, namespace: spec.namespace });
+    this.metrics.started.add(1, { app: spec.app, namespace: spec.namespace });
     setHandler(statusQuery, () => this.status);
     setHandler(abortSignal, (request) => this.onAbort(request));
     setHandler(approveSignal, (request) => {
@@ -584,7 +591,7 @@ class BlueGreenDeployment {
     const previous = this.status.transitions.at(-1);
     if (previous && previous.phase !== phase) {
       const spent = new Date().getTime() - new Date(previous.at).getTime();
-      metrics.phaseDuration.record(spent, { app: this.spec.app, phase: previous.phase });
+      this.metrics.phaseDuration.record(spent, { app: this.spec.app, phase: previous.phase });
     }
     this.status.phase = phase;
     this.status.message = message;
@@ -628,7 +635,7 @@ class BlueGreenDeployment {
       // Visibility lists show the memo: `bluegreen list` reads outcomes from it.
       upsertMemo({ outcome, reason, liveSlot, liveImage });
     }
-    metrics.finished.add(1, { app, namespace, outcome, reason: reason ?? 'none' });
+    this.metrics.finished.add(1, { app, namespace, outcome, reason: reason ?? 'none' });
     const kind = outcome === Outcome.Succeeded ? 'succeeded' : outcome === Outcome.RolledBack ? 'rolled-back' : 'failed';
     await this.notify(kind, message, reason, failedCheck);
     return {

@@ -9,27 +9,21 @@ import { PrometheusSloSource } from '../../src/gates/prometheus-slo-source.js';
 import type { Measurement } from '../../src/shared/analysis.js';
 import { DEFAULT_SLOS } from '../../src/spec/deployment-spec.js';
 import type { Slo } from '../../src/spec/deployment-spec.js';
+import { REFERENCE_TARGET } from '../helpers/deployment-harness.js';
 import { eventually } from '../helpers/eventually.js';
 import type { DetectionApiProcess } from '../helpers/detection-api-process.js';
 import { postDetection, SEED_DETECTION, startDetectionApi, TakListener, tempQueuePath } from '../helpers/detection-api-process.js';
 import { startPrometheus } from '../helpers/prometheus.js';
 import type { PrometheusServer } from '../helpers/prometheus.js';
 
-const TARGET = {
-  app: 'detection-api',
-  namespace: 'default',
-  service: 'detection-api-service',
-  slotLabelKey: 'slot',
-  container: 'detection-api',
-  deployments: { blue: 'detection-api-blue', green: 'detection-api-green' },
-};
+
 
 function source(url: string): PrometheusSloSource {
   return PrometheusSloSource.fromEnv({ PROMETHEUS_URL: url, PROMETHEUS_TIMEOUT_MS: '2000' });
 }
 
 async function evaluate(url: string, slos: Slo[] = DEFAULT_SLOS): Promise<Record<string, Measurement>> {
-  const measurements = await source(url).evaluateSlos({ target: TARGET, slot: 'green', window: '5s', slos });
+  const measurements = await source(url).evaluateSlos({ target: REFERENCE_TARGET, slot: 'green', window: '5s', slos });
   return Object.fromEntries(measurements.map((m) => [m.name, m]));
 }
 
@@ -94,7 +88,7 @@ describe('Prometheus SLO source against a real Prometheus', () => {
       assert.equal(m['cpu-per-pod']?.gate, false, 'CPU is reported as a warning, not a gate');
       assert.notEqual(m['memory-per-pod']?.value, null);
       // The same queries for the other slot find nothing: they are scoped to the slot.
-      const blue = await source(prometheus.url).evaluateSlos({ target: TARGET, slot: 'blue', window: '5s', slos: DEFAULT_SLOS.slice(0, 1) });
+      const blue = await source(prometheus.url).evaluateSlos({ target: REFERENCE_TARGET, slot: 'blue', window: '5s', slos: DEFAULT_SLOS.slice(0, 1) });
       assert.equal(blue[0]?.result, 'Inconclusive');
     });
   });
@@ -154,7 +148,7 @@ describe('Prometheus SLO source against a real Prometheus', () => {
     const service = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: tempQueuePath(), SLOT: 'green' });
     const prometheus = await startPrometheus([service.url.replace('http://', '')], { username: 'bluegreen', password: 's3cret-for-tests' });
     try {
-      const query = { target: TARGET, slot: 'green' as const, window: '5s', slos: DEFAULT_SLOS.slice(3, 4) };
+      const query = { target: REFERENCE_TARGET, slot: 'green' as const, window: '5s', slos: DEFAULT_SLOS.slice(3, 4) };
       const refused = await PrometheusSloSource.fromEnv({ PROMETHEUS_URL: prometheus.url }).evaluateSlos(query);
       assert.equal(refused[0]?.result, 'Error');
       assert.equal(refused[0]?.message, 'Prometheus answered HTTP 401');

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { HttpSmokeRunner } from '../../src/gates/smoke-suite.js';
 import type { SmokeReport } from '../../src/activities/contract.js';
 import type { DeploymentSpecInput } from '../../src/spec/deployment-spec.js';
-import { testSpec } from '../helpers/deployment-harness.js';
+import { REFERENCE_TARGET, testSpec } from '../helpers/deployment-harness.js';
 import { freePort, postDetection, SEED_DETECTION, startDetectionApi, TakListener, tempQueuePath } from '../helpers/detection-api-process.js';
 
 const runner = new HttpSmokeRunner();
@@ -15,8 +15,7 @@ const progress = { heartbeat: () => undefined, signal: new AbortController().sig
 
 async function smoke(endpoint: string, overrides: Partial<NonNullable<DeploymentSpecInput['smoke']>> = {}): Promise<SmokeReport> {
   const spec = testSpec({ smoke: { endpoint, ...overrides } });
-  const target = { app: spec.app, namespace: spec.namespace, service: spec.service, slotLabelKey: 'slot', container: spec.container, deployments: { blue: 'b', green: 'g' } };
-  return await runner.runSmokeSuite({ target, slot: 'green', smoke: spec.smoke }, progress);
+  return await runner.runSmokeSuite({ target: REFERENCE_TARGET, slot: 'green', smoke: spec.smoke }, progress);
 }
 
 const verdicts = (report: SmokeReport) => Object.fromEntries(report.checks.map((c) => [c.name, c.verdict]));

@@ -10,6 +10,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../../src/activities/index.js';
+import type { Target } from '../../src/activities/contract.js';
 import type { Notifier } from '../../src/notifications/webhook-notifier.js';
 import { parseDeploymentSpec } from '../../src/spec/deployment-spec.js';
 import type { DeploymentSpec, DeploymentSpecInput } from '../../src/spec/deployment-spec.js';
@@ -19,6 +20,16 @@ import type { RecordingPlatformDouble } from './recording-platform-double.js';
 import { workflowBundle } from './temporal-servers.js';
 
 export const HISTORIES_DIR = fileURLToPath(new URL('../histories/', import.meta.url));
+
+/** The objects `testSpec()` names, written out: what the workflow must render from the spec. */
+export const REFERENCE_TARGET: Target = {
+  app: 'detection-api',
+  namespace: 'default',
+  service: 'detection-api-service',
+  slotLabelKey: 'slot',
+  container: 'detection-api',
+  deployments: { blue: 'detection-api-blue', green: 'detection-api-green' },
+};
 
 /** The reference workload's spec with the seed's defaults, plus the test's overrides. */
 export function testSpec(overrides: Partial<DeploymentSpecInput> = {}): DeploymentSpec {

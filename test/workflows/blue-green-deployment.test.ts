@@ -12,7 +12,7 @@ import { abortSignal, approveSignal, statusQuery } from '../../src/workflows/def
 import type { DeploymentResult } from '../../src/shared/deployment-status.js';
 import { WebhookNotifier } from '../../src/notifications/webhook-notifier.js';
 import { freePort } from '../helpers/detection-api-process.js';
-import { captureHistory, startDeployment, testSpec, withWorker } from '../helpers/deployment-harness.js';
+import { captureHistory, REFERENCE_TARGET, startDeployment, testSpec, withWorker } from '../helpers/deployment-harness.js';
 import { eventually } from '../helpers/eventually.js';
 import { RecordingPlatformDouble } from '../helpers/recording-platform-double.js';
 import { startTimeSkippingServer } from '../helpers/temporal-servers.js';
@@ -94,14 +94,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), 'scaleSlot blue']);
     assert.equal(double.ticks, 60);
     assert.deepEqual(double.calls.find((c) => c.name === 'deploySlot')?.request, {
-      target: {
-        app: 'detection-api',
-        namespace: 'default',
-        service: 'detection-api-service',
-        slotLabelKey: 'slot',
-        container: 'detection-api',
-        deployments: { blue: 'detection-api-blue', green: 'detection-api-green' },
-      },
+      target: REFERENCE_TARGET,
       slot: 'green',
       image: NEW_IMAGE,
       version: 'v2.2.0',

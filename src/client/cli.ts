@@ -223,14 +223,16 @@ export function buildProgram(): Command {
     .command('list')
     .description('recent deployments and their outcomes, newest first (from Temporal visibility)')
     .option('--limit <n>', 'how many', '20')
+    .option('--app <name>', 'only this app (needs the search attributes registered)')
+    .option('--outcome <outcome>', 'only Succeeded, RolledBack or Failed (needs the search attributes registered)')
     .option('--json', 'machine-readable output')
-    .action(async (options: { limit: string; json?: boolean }) => {
+    .action(async (options: { limit: string; app?: string; outcome?: string; json?: boolean }) => {
       await withClient(program, async (client) => {
-        const deployments = await client.list(Number(options.limit));
+        const deployments = await client.list({ limit: Number(options.limit), app: options.app, outcome: options.outcome });
         if (options.json) return out(JSON.stringify(deployments, null, 2));
         out(['STARTED'.padEnd(20), 'NAMESPACE/APP'.padEnd(32), 'VERSION'.padEnd(14), 'STATUS'.padEnd(10), 'OUTCOME'].join(' '));
         for (const d of deployments) {
-          const outcome = d.outcome ? `${d.outcome}${d.reason ? ` (${d.reason})` : ''}` : '-';
+          const outcome = d.outcome ? `${d.outcome}${d.reason ? ` (${d.reason})` : ''}` : d.phase ? `in ${d.phase}` : '-';
           out([d.startTime.slice(0, 19).padEnd(20), `${d.namespace}/${d.app}`.padEnd(32), d.version.padEnd(14), d.status.padEnd(10), outcome].join(' '));
         }
       });

@@ -8,6 +8,7 @@ import { abortSignal, approveSignal, statusQuery } from '../workflows/definition
 import type { blueGreenDeploymentWorkflow } from '../workflows/blue-green-deployment.js';
 import type { AbortRequest, ApproveRequest, DeploymentResult, DeploymentStatus } from '../shared/deployment-status.js';
 import { Phase } from '../shared/deployment-status.js';
+import { SEARCH_ATTRIBUTE_KEYS, SearchAttribute } from '../shared/search-attributes.js';
 import { deploymentWorkflowId } from '../shared/workflow-id.js';
 import type { DeploymentSpec } from '../spec/deployment-spec.js';
 
@@ -48,6 +49,8 @@ export interface DeploymentSummary {
   /** Temporal's execution status: RUNNING, COMPLETED, ... */
   status: string;
   outcome: string | null;
+  /** The phase, where the namespace indexes it (search attributes registered). */
+  phase: string | null;
   reason: string | null;
   startTime: string;
   closeTime: string | null;
@@ -59,9 +62,27 @@ export class DeploymentClient {
     private readonly taskQueue: string,
   ) {}
 
+  private indexed: Promise<boolean> | null = null;
+
+  /** Whether the namespace has the deployments' search attributes registered (asked once). */
+  isIndexed(): Promise<boolean> {
+    this.indexed ??= this.client.connection.operatorService
+      .listSearchAttributes({ namespace: this.client.options.namespace })
+      .then((answer) => SEARCH_ATTRIBUTE_KEYS.every((key) => key.name in (answer.customAttributes ?? {})))
+      .catch(() => false);
+    return this.indexed;
+  }
+
   /** Starts a deployment; refuses with `DeploymentAlreadyRunningError` if one of the app runs. */
   async start(spec: DeploymentSpec): Promise<WorkflowHandleWithFirstExecutionRunId<typeof blueGreenDeploymentWorkflow>> {
     const workflowId = deploymentWorkflowId(spec.namespace, spec.app);
+    const typedSearchAttributes = (await this.isIndexed())
+      ? [
+          { key: SearchAttribute.App, value: spec.app },
+          { key: SearchAttribute.Version, value: spec.version },
+          { key: SearchAttribute.Phase, value: Phase.Preflight },
+        ]
+      : undefined;
     try {
       return await this.client.workflow.start<typeof blueGreenDeploymentWorkflow>('blueGreenDeploymentWorkflow', {
         workflowId,
@@ -70,6 +91,7 @@ export class DeploymentClient {
         workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
         workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
         memo: { app: spec.app, namespace: spec.namespace, version: spec.version, image: spec.image },
+        typedSearchAttributes,
         // What the Temporal UI shows for this deployment before anyone opens its history.
         staticSummary: `deploy ${spec.app} ${spec.version} in ${spec.namespace}`,
         staticDetails: [
@@ -134,10 +156,23 @@ export class DeploymentClient {
     return status;
   }
 
-  /** Recent deployments, newest first, with their outcome once they have one. */
-  async list(limit = 20): Promise<DeploymentSummary[]> {
+  /**
+   * Recent deployments, newest first, with their outcome once they have one. Filtering by app or
+   * outcome needs the search attributes registered (see `isIndexed`).
+   */
+  async list({ limit = 20, app, outcome }: { limit?: number; app?: string; outcome?: string } = {}): Promise<DeploymentSummary[]> {
+    const conditions = [`WorkflowType = 'blueGreenDeploymentWorkflow'`];
+    if (app || outcome) {
+      if (!(await this.isIndexed())) {
+        throw new RequestRefusedError(
+          `filtering by app or outcome needs the search attributes ${SEARCH_ATTRIBUTE_KEYS.map((k) => k.name).join(', ')} registered in this namespace (see the README)`,
+        );
+      }
+      if (app) conditions.push(`${SearchAttribute.App.name} = '${app.replace(/'/g, '')}'`);
+      if (outcome) conditions.push(`${SearchAttribute.Outcome.name} = '${outcome.replace(/'/g, '')}'`);
+    }
     const summaries: DeploymentSummary[] = [];
-    for await (const execution of this.client.workflow.list({ query: `WorkflowType = 'blueGreenDeploymentWorkflow'` })) {
+    for await (const execution of this.client.workflow.list({ query: conditions.join(' AND ') })) {
       const memo = (execution.memo ?? {}) as Record<string, unknown>;
       summaries.push({
         workflowId: execution.workflowId,
@@ -146,7 +181,8 @@ export class DeploymentClient {
         namespace: String(memo['namespace'] ?? ''),
         version: String(memo['version'] ?? ''),
         status: execution.status.name,
-        outcome: typeof memo['outcome'] === 'string' ? memo['outcome'] : null,
+        outcome: execution.typedSearchAttributes.get(SearchAttribute.Outcome) ?? (typeof memo['outcome'] === 'string' ? memo['outcome'] : null),
+        phase: execution.typedSearchAttributes.get(SearchAttribute.Phase) ?? null,
         reason: typeof memo['reason'] === 'string' ? memo['reason'] : null,
         startTime: execution.startTime.toISOString(),
         closeTime: execution.closeTime?.toISOString() ?? null,

@@ -20,6 +20,7 @@ import {
   setHandler,
   sleep,
   upsertMemo,
+  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ActivityOptions } from '@temporalio/workflow';
@@ -42,6 +43,7 @@ import type {
   MonitorProgress,
 } from '../shared/deployment-status.js';
 import { ErrorType, NON_RETRYABLE_ERROR_TYPES } from '../shared/errors.js';
+import { SearchAttribute } from '../shared/search-attributes.js';
 import { otherSlot, SLOTS } from '../shared/slots.js';
 import type { Slot } from '../shared/slots.js';
 import { renderTemplate } from '../shared/template.js';
@@ -587,6 +589,14 @@ class BlueGreenDeployment {
     return proxyActivities<Activities>({ ...this.options[kind], summary });
   }
 
+  /**
+   * Whether this run carries search attributes: the client sets them at start only where the
+   * namespace has them registered, and upserting unregistered ones would fail the workflow task.
+   */
+  private get isIndexed(): boolean {
+    return workflowInfo().typedSearchAttributes.get(SearchAttribute.App) !== undefined;
+  }
+
   private enterPhase(phase: Phase, message: string): void {
     const previous = this.status.transitions.at(-1);
     if (previous && previous.phase !== phase) {
@@ -597,6 +607,7 @@ class BlueGreenDeployment {
     this.status.message = message;
     this.status.transitions.push({ phase, at: now(), message });
     this.publishDetails();
+    if (this.isIndexed) upsertSearchAttributes([{ key: SearchAttribute.Phase, value: phase }]);
     log.info(`phase ${phase}: ${message}`);
   }
 
@@ -636,6 +647,7 @@ class BlueGreenDeployment {
       upsertMemo({ outcome, reason, liveSlot, liveImage });
     }
     this.metrics.finished.add(1, { app, namespace, outcome, reason: reason ?? 'none' });
+    if (this.isIndexed) upsertSearchAttributes([{ key: SearchAttribute.Outcome, value: outcome }]);
     const kind = outcome === Outcome.Succeeded ? 'succeeded' : outcome === Outcome.RolledBack ? 'rolled-back' : 'failed';
     await this.notify(kind, message, reason, failedCheck);
     return {

@@ -16,7 +16,7 @@ import { createDeploymentWorker } from '../../src/worker/worker.js';
 import { eventually } from '../helpers/eventually.js';
 import { RecordingPlatformDouble } from '../helpers/recording-platform-double.js';
 import { sample } from '../helpers/prometheus-text.js';
-import { startDevServer, WORKER_METRICS_URL, workflowBundle } from '../helpers/temporal-servers.js';
+import { startDevServer, TEMPORAL_CLI, WORKER_METRICS_URL, workflowBundle } from '../helpers/temporal-servers.js';
 
 const BIN = fileURLToPath(new URL('../../bin/bluegreen.js', import.meta.url));
 const TASK_QUEUE = 'bluegreen-e2e';
@@ -216,6 +216,18 @@ describe('bluegreen CLI against the Temporal dev server', () => {
     assert.equal(line('interrupted', 'v1')?.reason, 'Aborted');
     const table = await cli('list');
     assert.match(table.stdout, /default\/detection-api +v2\.3\.0 +COMPLETED +RolledBack \(SmokeFailed\)/);
+
+    // By search attribute: bluegreen's filters, and the same query through the Temporal CLI.
+    const byApp = JSON.parse((await cli('list', '--app', 'interrupted', '--json')).stdout) as { app: string; phase: string }[];
+    assert.deepEqual(byApp.map((d) => [d.app, d.phase]), [['interrupted', 'RolledBack']]);
+    const rolledBack = JSON.parse((await cli('list', '--outcome', 'RolledBack', '--json')).stdout) as { app: string; version: string }[];
+    assert.deepEqual(rolledBack.map((d) => `${d.app} ${d.version}`).sort(), ['detection-api v2.3.0', 'detection-api v2.4.0', 'interrupted v1']);
+    const temporal = await new Promise<string>((resolve, reject) =>
+      execFile(TEMPORAL_CLI(), ['workflow', 'list', '--address', env.address, '--query', "BlueGreenOutcome = 'RolledBack' AND BlueGreenApp = 'interrupted'", '-o', 'json'], (error, stdout) =>
+        error ? reject(error) : resolve(stdout),
+      ),
+    );
+    assert.match(temporal, /"workflowId": "bluegreen\/default\/interrupted"/);
   });
 
   it('counts deployments by outcome and times phases in the worker metrics', async () => {

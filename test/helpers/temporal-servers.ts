@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { pino } from 'pino';
+import { SEARCH_ATTRIBUTE_KEYS } from '../../src/shared/search-attributes.js';
 import { installRuntime } from '../../src/worker/runtime.js';
 import { freePort } from './detection-api-process.js';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
@@ -35,12 +36,16 @@ export async function startTimeSkippingServer(): Promise<TestWorkflowEnvironment
   });
 }
 
-/** A full dev server (`temporal server start-dev`), as operators and CI would meet one. */
-export async function startDevServer(): Promise<TestWorkflowEnvironment> {
+/**
+ * A full dev server (`temporal server start-dev`), as operators and CI would meet one; with the
+ * deployments' search attributes registered unless `indexed` is false.
+ */
+export async function startDevServer({ indexed = true } = {}): Promise<TestWorkflowEnvironment> {
   return await TestWorkflowEnvironment.createLocal({
     server: {
       executable: { type: 'existing-path', path: binary('temporal') },
       extraArgs: ['--log-level', 'error'],
+      searchAttributes: indexed ? SEARCH_ATTRIBUTE_KEYS : [],
     },
   });
 }

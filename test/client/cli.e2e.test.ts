@@ -10,7 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
+import { z } from 'zod';
 import { createActivities } from '../../src/activities/index.js';
+import { DeploymentResultSchema, DeploymentStatusSchema, DeploymentSummarySchema, StartedSchema } from '../../src/client/output-schemas.js';
 import type { DeploymentStatus } from '../../src/shared/deployment-status.js';
 import { createDeploymentWorker } from '../../src/worker/worker.js';
 import { eventually } from '../helpers/eventually.js';
@@ -62,7 +64,7 @@ describe('bluegreen CLI against the Temporal dev server', () => {
   async function status(app: string): Promise<DeploymentStatus> {
     const run = await cli('status', app, '--json');
     assert.equal(run.code, 0, run.stderr);
-    return JSON.parse(run.stdout) as DeploymentStatus;
+    return DeploymentStatusSchema.parse(JSON.parse(run.stdout)) as DeploymentStatus;
   }
 
   before(async () => {
@@ -133,7 +135,7 @@ describe('bluegreen CLI against the Temporal dev server', () => {
     try {
       const run = await cli('deploy', '--app', 'detection-api', '--image', 'registry.internal/detection-api:v2.3.0', ...FAST, '--wait', '--json');
       assert.equal(run.code, 1, run.stderr);
-      const result = JSON.parse(run.stdout);
+      const result = DeploymentResultSchema.parse(JSON.parse(run.stdout));
       assert.equal(result.outcome, 'RolledBack');
       assert.equal(result.reason, 'SmokeFailed');
       assert.equal(result.failedCheck, 'metrics');
@@ -174,8 +176,9 @@ describe('bluegreen CLI against the Temporal dev server', () => {
   });
 
   it('approve lets a deployment through its gate', async () => {
-    const start = await cli('deploy', '--app', 'gated', '--image', 'registry.internal/gated:v1', ...FAST, '--set', 'gates.approveBeforeSwitch=true');
+    const start = await cli('deploy', '--app', 'gated', '--image', 'registry.internal/gated:v1', ...FAST, '--set', 'gates.approveBeforeSwitch=true', '--json');
     assert.equal(start.code, 0, start.stderr);
+    assert.equal(StartedSchema.parse(JSON.parse(start.stdout)).workflowId, 'bluegreen/default/gated', 'with --json, stdout is only JSON');
     await eventually(async () => (await status('gated')).phase === 'AwaitingApproval');
     const approve = await cli('approve', 'gated', '--gate', 'beforeSwitch', '--by', 'bob');
     assert.equal(approve.code, 0, approve.stderr);
@@ -206,7 +209,7 @@ describe('bluegreen CLI against the Temporal dev server', () => {
     await eventually(async () => {
       const run = await cli('list', '--json');
       assert.equal(run.code, 0, run.stderr);
-      listed = JSON.parse(run.stdout);
+      listed = z.array(DeploymentSummarySchema).parse(JSON.parse(run.stdout));
       return listed.filter((d) => d.status === 'COMPLETED').length >= 5;
     }, 'visibility lists the finished deployments');
     const line = (app: string, version: string) => listed.find((d) => d.app === app && d.version === version);

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { abortSignal, approveSignal, statusQuery } from '../../src/workflows/definitions.js';
@@ -346,6 +346,30 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       assert.equal(received.length, 1);
       assert.deepEqual([received[0]!['kind'], received[0]!['reason'], received[0]!['failedCheck']], ['rolled-back', 'SmokeFailed', 'metrics']);
     });
+
+    for (const [behaviour, answer, expected] of [
+      ['answers 500', (response: ServerResponse) => response.writeHead(500).end('boom'), /webhook answered HTTP 500/],
+      ['hangs', () => undefined, /webhook unreachable: ECONNABORTED/],
+    ] as const) {
+      it(`goes on when the webhook ${behaviour}`, async () => {
+        const server = createServer((_request, response) => answer(response));
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+        const notices: string[] = [];
+        try {
+          const double = new RecordingPlatformDouble({ behaviour: { failSmokeCheck: 'health' } });
+          const hook = new WebhookNotifier(`http://127.0.0.1:${(server.address() as { port: number }).port}/`, 1000, (line) => notices.push(line));
+          const result = await withWorker(env, double, async (taskQueue) => (await startDeployment(env, taskQueue, testSpec())).result(), { notifier: hook });
+          assert.equal(result.outcome, 'RolledBack');
+          assert.equal(result.reason, 'SmokeFailed');
+          assertRestored(double);
+          assert.equal(notices.length, 1);
+          assert.match(notices[0]!, expected);
+        } finally {
+          server.closeAllConnections();
+          await new Promise((resolve) => server.close(resolve));
+        }
+      });
+    }
 
     it('never lets a failing webhook change the deployment', async () => {
       const double = new RecordingPlatformDouble();

@@ -1,0 +1,108 @@
+/**
+ * The shapes of the CLI's `--json` output, as zod schemas: the contract CI scripts can rely on
+ * (and validate against). `deploy --wait --json` and `watch --json` print a result, `status --json`
+ * a status, `list --json` an array of summaries, `deploy --json` without --wait a started run.
+ */
+import { z } from 'zod';
+import { AnalysisResult, Comparison } from '../shared/analysis.js';
+import { Gate, Outcome, Phase, RollbackReason } from '../shared/deployment-status.js';
+import { Slot } from '../shared/slots.js';
+
+const slot = z.enum([Slot.Blue, Slot.Green]);
+const isoTime = z.string().datetime({ offset: true });
+const phase = z.nativeEnum(Phase);
+
+export const MeasurementSchema = z
+  .object({
+    name: z.string(),
+    value: z.number().nullable(),
+    comparison: z.nativeEnum(Comparison),
+    threshold: z.number(),
+    gate: z.boolean(),
+    result: z.nativeEnum(AnalysisResult),
+    message: z.string().optional(),
+  })
+  .strict();
+
+export const SmokeReportSchema = z
+  .object({
+    endpoint: z.string(),
+    passed: z.boolean(),
+    checks: z.array(
+      z.object({ name: z.string(), verdict: z.enum(['passed', 'warning', 'failed']), latencyMs: z.number().nullable(), message: z.string() }).strict(),
+    ),
+  })
+  .strict();
+
+export const DeploymentStatusSchema = z
+  .object({
+    app: z.string(),
+    namespace: z.string(),
+    image: z.string(),
+    version: z.string(),
+    phase,
+    message: z.string(),
+    activeSlot: slot.nullable(),
+    idleSlot: slot.nullable(),
+    fromSlot: slot.nullable(),
+    toSlot: slot.nullable(),
+    awaiting: z.object({ gate: z.nativeEnum(Gate), since: isoTime, timeoutAt: isoTime }).strict().nullable(),
+    abort: z.object({ reason: z.string(), by: z.string(), at: isoTime }).strict().nullable(),
+    rejectedAborts: z.array(z.object({ reason: z.string(), by: z.string(), at: isoTime, message: z.string() }).strict()),
+    smoke: SmokeReportSchema.nullable(),
+    monitor: z
+      .object({
+        tick: z.number().int(),
+        ticks: z.number().int(),
+        durationSeconds: z.number(),
+        intervalSeconds: z.number(),
+        successful: z.number().int(),
+        failed: z.number().int(),
+        inconclusive: z.number().int(),
+        errors: z.number().int(),
+        consecutiveErrors: z.number().int(),
+        restarts: z.number().int(),
+        latest: z.record(MeasurementSchema),
+      })
+      .strict()
+      .nullable(),
+    transitions: z.array(z.object({ phase, at: isoTime, message: z.string() }).strict()),
+  })
+  .strict();
+
+export const DeploymentResultSchema = z
+  .object({
+    outcome: z.nativeEnum(Outcome),
+    app: z.string(),
+    namespace: z.string(),
+    image: z.string(),
+    version: z.string(),
+    fromSlot: slot.nullable(),
+    toSlot: slot.nullable(),
+    liveSlot: slot.nullable(),
+    liveImage: z.string().nullable(),
+    reason: z.nativeEnum(RollbackReason).nullable(),
+    failedCheck: z.string().nullable(),
+    message: z.string(),
+    warnings: z.array(z.string()),
+    status: DeploymentStatusSchema,
+  })
+  .strict();
+
+export const DeploymentSummarySchema = z
+  .object({
+    workflowId: z.string(),
+    runId: z.string(),
+    app: z.string(),
+    namespace: z.string(),
+    version: z.string(),
+    status: z.string(),
+    outcome: z.nativeEnum(Outcome).nullable(),
+    phase: phase.nullable(),
+    reason: z.nativeEnum(RollbackReason).nullable(),
+    startTime: isoTime,
+    closeTime: isoTime.nullable(),
+  })
+  .strict();
+
+export const StartedSchema = z.object({ workflowId: z.string(), runId: z.string() }).strict();

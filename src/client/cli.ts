@@ -106,7 +106,7 @@ async function followToTheEnd(
   app: string,
   options: { abortOnInterrupt?: boolean; json?: boolean },
 ): Promise<void> {
-  const printer = new ProgressPrinter(out);
+  const printer = new ProgressPrinter(out, process.stdout.isTTY && !options.json ? process.stdout : null);
   const onInterrupt = () => {
     if (!options.abortOnInterrupt) {
       process.stderr.write(`stopped watching; the deployment goes on (bluegreen watch ${app} -n ${namespace})\n`);
@@ -123,6 +123,7 @@ async function followToTheEnd(
     const result = await client.follow(namespace, app, (status) => {
       if (!options.json) printer.update(status);
     });
+    printer.stopBar();
     out(options.json ? JSON.stringify(result, null, 2) : renderResult(result));
     if (result.outcome !== Outcome.Succeeded) process.exitCode = ExitCode.RolledBackOrFailed;
   } finally {

@@ -2,6 +2,7 @@
  * Plain-text rendering of a deployment for people: phase lines as they pass, smoke checks, monitor
  * ticks and the SLO table. Lines only, no cursor tricks, so CI logs read the same as terminals.
  */
+import { Presets, SingleBar } from 'cli-progress';
 import type { Measurement } from '../shared/analysis.js';
 import type { DeploymentResult, DeploymentStatus } from '../shared/deployment-status.js';
 
@@ -20,15 +21,24 @@ export function formatMeasurement(m: Measurement): string {
   return `${m.name}=${formatValue(m.value)} (${m.comparison} ${m.threshold}) ${mark}`;
 }
 
-/** Remembers what was printed, so each status poll prints only what is new. */
+/**
+ * Remembers what was printed, so each status poll prints only what is new. On a terminal the
+ * monitor window is a progress bar carrying the latest value of each SLO; elsewhere (CI logs,
+ * pipes) every tick is a plain line.
+ */
 export class ProgressPrinter {
   private transitions = 0;
   private smokePrinted = false;
   private tick = 0;
+  private bar: SingleBar | null = null;
 
-  constructor(private readonly write: (line: string) => void) {}
+  constructor(
+    private readonly write: (line: string) => void,
+    private readonly terminal: NodeJS.WriteStream | null = null,
+  ) {}
 
   update(status: DeploymentStatus): void {
+    if (this.bar && status.transitions.length > this.transitions) this.stopBar();
     status.transitions.slice(this.transitions).forEach((t, offset) => {
       // The smoke checks belong right after the smoke phase, however many phases a poll brings.
       if (status.transitions[this.transitions + offset - 1]?.phase === 'SmokeTesting') this.printSmoke(status);
@@ -38,10 +48,28 @@ export class ProgressPrinter {
     this.printSmoke(status);
     const monitor = status.monitor;
     if (monitor && monitor.tick > this.tick) {
-      const readings = Object.values(monitor.latest).filter((m) => m.gate).map(formatMeasurement);
-      this.write(`    monitor ${monitor.tick}/${monitor.ticks}: ${readings.join(', ')}`);
+      const readings = Object.values(monitor.latest).filter((m) => m.gate).map(formatMeasurement).join(', ');
+      if (this.terminal && status.phase === 'Monitoring') {
+        if (!this.bar) {
+          this.bar = new SingleBar(
+            { stream: this.terminal, format: '    monitor [{bar}] {value}/{total} | {slos}', barsize: 24, hideCursor: true, clearOnComplete: false },
+            Presets.legacy,
+          );
+          this.bar.start(monitor.ticks, monitor.tick, { slos: readings });
+        } else {
+          this.bar.update(monitor.tick, { slos: readings });
+        }
+      } else {
+        this.write(`    monitor ${monitor.tick}/${monitor.ticks}: ${readings}`);
+      }
       this.tick = monitor.tick;
     }
+  }
+
+  /** Leaves the bar as its last state and gives the terminal back to plain lines. */
+  stopBar(): void {
+    this.bar?.stop();
+    this.bar = null;
   }
 
   private printSmoke(status: DeploymentStatus): void {

@@ -263,4 +263,23 @@ describe('bluegreen CLI against the Temporal dev server', () => {
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /no deployment found/);
   });
+
+  it('shows the monitor window as a progress bar with the latest SLO values on a terminal', async () => {
+    // `script` gives the CLI a pseudo-terminal, as a person's shell would. Last in this file: the
+    // platform double is shared, and this deployment moves its selector.
+    const command = [process.execPath, BIN, '--address', env.address, '--task-queue', TASK_QUEUE, 'deploy', '--app', 'on-a-tty', '--image', 'registry.internal/on-a-tty:v1', ...FAST, '--wait']
+      .map((arg) => `'${arg}'`)
+      .join(' ');
+    const run = await new Promise<Run>((resolve) =>
+      execFile('script', ['-qec', command, '/dev/null'], { timeout: 60_000 }, (error, stdout, stderr) =>
+        resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
+      ),
+    );
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, /monitor \[=+-+\] 1\/3 \| error-rate=0\.001 \(< 0\.01\) ok/);
+    assert.match(run.stdout, /monitor \[={24}\] 3\/3 \| error-rate=0\.001 \(< 0\.01\) ok, p95-latency=0\.08 \(< 0\.5\) ok/);
+    assert.doesNotMatch(run.stdout, /monitor 1\/3:/, 'no plain tick lines on a terminal');
+    assert.match(run.stdout, /Succeeded: v1 is live on (blue|green)/);
+  });
+
 });

@@ -415,7 +415,7 @@ class BlueGreenDeployment {
         }
       }
       this.publishDetails();
-      if (await condition(() => this.abortRequested, monitor.intervalSeconds * 1000)) {
+      if (await condition(() => this.abortRequested, monitor.intervalSeconds * 1000, { summary: `monitor tick ${tick}/${ticks}: next in ${monitor.intervalSeconds} s` })) {
         throw new PhaseFailure(RollbackReason.Aborted, this.abortMessage());
       }
     }
@@ -474,7 +474,7 @@ class BlueGreenDeployment {
     await this.notify('awaiting-approval', `${this.status.message}; approve with: bluegreen approve ${this.spec.app} -n ${this.spec.namespace}`);
     let approved: boolean;
     try {
-      approved = await condition(() => this.approved, timeoutSeconds * 1000);
+      approved = await condition(() => this.approved, timeoutSeconds * 1000, { summary: `${gate}: approval timeout ${timeoutSeconds} s` });
     } finally {
       // An abort cancels the wait: the gate is no longer waiting either way.
       this.status.awaiting = null;

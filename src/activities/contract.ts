@@ -1,7 +1,8 @@
 /**
- * The activity contract between the workflow and the platforms and gates it drives. Types only:
- * the workflow imports them with `import type`, so nothing here can reach workflow code at run
- * time. Every request carries the names it acts on, so the history says exactly what was touched.
+ * The activity contract between the workflow and the platforms and gates it drives: types, and
+ * the one vocabulary of check verdicts. The workflow imports it with `import type` only, so
+ * nothing here reaches workflow code at run time. Every request carries the names it acts on, so
+ * the history says exactly what was touched.
  */
 import type { Measurement } from '../shared/analysis.js';
 import type { Slot } from '../shared/slots.js';

@@ -495,11 +495,14 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
   it('rejects an invalid spec started without the client, before any platform call', async () => {
     const double = new RecordingPlatformDouble();
     const bad = { ...testSpec(), replicas: 0, image: 'Not An Image' };
-    const result = await withWorker(env, double, async (taskQueue) => {
-      const handle = await env.client.workflow.start('blueGreenDeploymentWorkflow', { taskQueue, workflowId: `bad-${taskQueue}`, args: [bad] });
-      return (await handle.result()) as DeploymentResult;
+    const [result, empty] = await withWorker(env, double, async (taskQueue) => {
+      const start = async (spec: unknown, id: string) =>
+        (await (await env.client.workflow.start('blueGreenDeploymentWorkflow', { taskQueue, workflowId: `${id}-${taskQueue}`, args: [spec] })).result()) as DeploymentResult;
+      return [await start(bad, 'bad'), await start({}, 'empty')];
     });
     assert.deepEqual(double.calls, []);
+    assert.deepEqual([empty.outcome, empty.reason], ['Failed', 'InvalidSpec']);
+    assert.match(empty.message, /app: Required[\s\S]*image: Required/);
     assert.equal(result.outcome, 'Failed');
     assert.equal(result.reason, 'InvalidSpec');
     assert.match(result.message, /image: image must be an OCI reference/);

@@ -12,7 +12,8 @@
 import { userInfo, hostname } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
-import { ConfigError, connectionOptions, parseEnv, TemporalConfigSchema } from '../config/temporal.js';
+import { connectionOptions, TemporalConfigSchema } from '../config/temporal.js';
+import { ConfigError, parseEnv } from '../config/env.js';
 import type { TemporalConfig } from '../config/temporal.js';
 import { Gate, Outcome } from '../shared/deployment-status.js';
 import { SpecValidationError } from '../spec/deployment-spec.js';

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { TLSConfig } from '@temporalio/client';
 import { DEFAULT_TASK_QUEUE } from '../shared/workflow-id.js';
+import { ConfigError } from './env.js';
 
 const optionalPath = z.string().min(1).optional();
 
@@ -38,22 +39,6 @@ export const TemporalConfigSchema = z
   });
 
 export type TemporalConfig = z.output<typeof TemporalConfigSchema>;
-
-/** A configuration that cannot work, with every variable at fault named. */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
-
-/** Parses environment variables with a schema; the error lists each variable and its rule. */
-export function parseEnv<S extends z.ZodTypeAny>(schema: S, env: NodeJS.ProcessEnv): z.output<S> {
-  const result = schema.safeParse(env);
-  if (result.success) return result.data as z.output<S>;
-  const lines = result.error.issues.map((i) => `  - ${i.path.join('.') || '(environment)'}: ${i.message}`);
-  throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
-}
 
 export interface TemporalConnectionOptions {
   address: string;

@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { AnalysisResult, judgeValue } from '../shared/analysis.js';
 import type { Measurement } from '../shared/analysis.js';
 import { renderTemplate } from '../shared/template.js';
-import { ConfigError, parseEnv } from '../config/temporal.js';
+import { ConfigError, parseEnv } from '../config/env.js';
 import type { EvaluateSlosRequest, SloSource } from '../activities/contract.js';
 import type { Slo } from '../spec/deployment-spec.js';
 

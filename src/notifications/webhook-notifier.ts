@@ -6,7 +6,7 @@
  */
 import axios from 'axios';
 import { z } from 'zod';
-import { parseEnv } from '../config/temporal.js';
+import { parseEnv } from '../config/env.js';
 
 /** What the workflow reports; plain JSON, recorded in the history as the activity's input. */
 export interface DeploymentEvent {

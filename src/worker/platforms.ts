@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import type { ActivityDependencies } from '../activities/index.js';
 import type { Platform } from '../activities/contract.js';
-import { ConfigError, parseEnv } from '../config/temporal.js';
+import { ConfigError, parseEnv } from '../config/env.js';
 import { PrometheusSloSource } from '../gates/prometheus-slo-source.js';
 import { HttpSmokeRunner } from '../gates/smoke-suite.js';
 import { WebhookNotifier } from '../notifications/webhook-notifier.js';

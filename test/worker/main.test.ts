@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
-import { connectionOptions, parseEnv, TemporalConfigSchema } from '../../src/config/temporal.js';
+import { connectionOptions, TemporalConfigSchema } from '../../src/config/temporal.js';
+import { parseEnv } from '../../src/config/env.js';
 
 const MAIN = fileURLToPath(new URL('../../src/worker/main.ts', import.meta.url));
 

@@ -442,7 +442,10 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       const spec = testSpec({ monitor: { durationSeconds: 600, intervalSeconds: 1 } });
       const result = await withWorker(env, double, async (taskQueue) => {
         const handle = await startDeployment(env, taskQueue, spec);
-        await double.waitForCall('tick:evaluateSlos', 2);
+        // Between ticks, in the interval wait: an abort that races a tick's activity completing is
+        // refused by the time-skipping server (ACTIVITY_UNKNOWN) where a real server replays it;
+        // aborts during running activities are the deploy, smoke and switch cases above.
+        await eventually(async () => ((await handle.query(statusQuery)).monitor?.tick ?? 0) >= 2, 'the second tick');
         await handle.signal(abortSignal, { reason: 'customer reports', by: 'carol' });
         const result = await handle.result();
         await captureHistory(handle, 'rolled-back-abort-during-monitor');

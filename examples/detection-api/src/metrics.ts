@@ -18,6 +18,7 @@ export class ServiceMetrics {
   readonly takLatency: Histogram;
   private readonly successRate: Gauge;
   private readonly recentFlags: boolean[] = [];
+  private recentGreen = 0;
 
   constructor(config: Pick<Config, 'APP_NAME' | 'APP_VERSION' | 'SLOT' | 'NAMESPACE'>) {
     this.registry.setDefaultLabels({ app: config.APP_NAME, version: config.APP_VERSION, slot: config.SLOT, namespace: config.NAMESPACE });
@@ -51,8 +52,10 @@ export class ServiceMetrics {
 
   /** Records one graded detection in the success-rate window. */
   recordFlag(flag: AccuracyFlag): void {
-    this.recentFlags.push(flag === AccuracyFlag.Green);
-    if (this.recentFlags.length > SUCCESS_RATE_WINDOW) this.recentFlags.shift();
-    this.successRate.set(this.recentFlags.filter(Boolean).length / this.recentFlags.length);
+    const green = flag === AccuracyFlag.Green;
+    this.recentFlags.push(green);
+    if (green) this.recentGreen++;
+    if (this.recentFlags.length > SUCCESS_RATE_WINDOW && this.recentFlags.shift()) this.recentGreen--;
+    this.successRate.set(this.recentGreen / this.recentFlags.length);
   }
 }

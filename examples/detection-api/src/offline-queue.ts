@@ -48,6 +48,8 @@ export class OfflineQueue {
   private readonly db: Database.Database;
   private readonly statements;
   private readonly checkpointer: Worker;
+  /** Built once: the delivery loop calls it for every batch. */
+  private readonly markSyncedBatch: (seqs: readonly number[], syncedAt: number) => void;
 
   constructor(path: string, synchronous: 'NORMAL' | 'FULL' = 'NORMAL') {
     this.db = new Database(path);
@@ -55,6 +57,9 @@ export class OfflineQueue {
     this.db.pragma(`synchronous = ${synchronous}`);
     // Checkpoints run in a worker thread (checkpoint-worker.js), never on the event loop.
     this.db.pragma('wal_autocheckpoint = 0');
+    this.markSyncedBatch = this.db.transaction((seqs: readonly number[], syncedAt: number) => {
+      for (const seq of seqs) this.statements.markSynced.run(syncedAt, seq);
+    });
     this.checkpointer = new Worker(new URL('./checkpoint-worker.js', import.meta.url), { workerData: { path, intervalMs: 1000 } });
     this.checkpointer.unref();
     this.db.exec(`
@@ -93,9 +98,7 @@ export class OfflineQueue {
 
   /** Marks delivered detections, in one transaction. */
   markSynced(seqs: readonly number[], syncedAt: number): void {
-    this.db.transaction(() => {
-      for (const seq of seqs) this.statements.markSynced.run(syncedAt, seq);
-    })();
+    this.markSyncedBatch(seqs, syncedAt);
   }
 
   get(id: string): StoredDetection | null {

@@ -11,7 +11,7 @@ import { gradeAccuracy } from './accuracy.js';
 import type { Config } from './config.js';
 import { toCotEvent } from './cot.js';
 import { ServiceMetrics } from './metrics.js';
-import { DeliveryStatus, OfflineQueue } from './offline-queue.js';
+import { OfflineQueue } from './offline-queue.js';
 import { TakLink } from './tak-link.js';
 import { TakOutput } from './tak-output.js';
 
@@ -184,4 +184,3 @@ export function createDetectionService(config: Config): DetectionService {
   };
 }
 
-export { DeliveryStatus };

@@ -7,7 +7,7 @@ import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } fr
 import { abortSignal, approveSignal, statusQuery } from '../workflows/definitions.js';
 import type { blueGreenDeploymentWorkflow } from '../workflows/blue-green-deployment.js';
 import type { AbortRequest, ApproveRequest, DeploymentResult, DeploymentStatus } from '../shared/deployment-status.js';
-import { Phase } from '../shared/deployment-status.js';
+import { ABORT_AFTER_CLEANUP_MESSAGE, Phase } from '../shared/deployment-status.js';
 import { SEARCH_ATTRIBUTE_KEYS, SearchAttribute } from '../shared/search-attributes.js';
 import { deploymentWorkflowId } from '../shared/workflow-id.js';
 import type { DeploymentSpec } from '../spec/deployment-spec.js';
@@ -134,7 +134,7 @@ export class DeploymentClient {
     if (NO_ABORT_PHASES.includes(status.phase)) {
       throw new RequestRefusedError(
         status.phase === Phase.CleaningUp
-          ? 'abort rejected: cleanup has begun and the new version passed monitoring; to roll back, deploy the previous image'
+          ? ABORT_AFTER_CLEANUP_MESSAGE
           : `abort rejected: the deployment is ${status.phase}`,
       );
     }

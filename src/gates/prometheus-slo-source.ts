@@ -52,11 +52,19 @@ const QueryResponseSchema = z.discriminatedUnion('status', [
   z.object({ status: z.literal('error'), errorType: z.string(), error: z.string() }),
 ]);
 
+function readCa(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new ConfigError(`PROMETHEUS_CA_PATH: cannot read ${path}: ${(error as Error).message}`);
+  }
+}
+
 export class PrometheusSloSource implements SloSource {
   private readonly http: AxiosInstance;
 
   constructor(private readonly config: PrometheusConfig) {
-    const ca = config.PROMETHEUS_CA_PATH ? readFileSync(config.PROMETHEUS_CA_PATH) : undefined;
+    const ca = config.PROMETHEUS_CA_PATH ? readCa(config.PROMETHEUS_CA_PATH) : undefined;
     this.http = axios.create({
       baseURL: config.PROMETHEUS_URL.replace(/\/+$/, ''),
       timeout: config.PROMETHEUS_TIMEOUT_MS,
@@ -68,15 +76,7 @@ export class PrometheusSloSource implements SloSource {
   }
 
   static fromEnv(env: NodeJS.ProcessEnv): PrometheusSloSource {
-    const config = parseEnv(PrometheusConfigSchema, env);
-    if (config.PROMETHEUS_CA_PATH) {
-      try {
-        readFileSync(config.PROMETHEUS_CA_PATH);
-      } catch (error) {
-        throw new ConfigError(`PROMETHEUS_CA_PATH: cannot read ${config.PROMETHEUS_CA_PATH}: ${(error as Error).message}`);
-      }
-    }
-    return new PrometheusSloSource(config);
+    return new PrometheusSloSource(parseEnv(PrometheusConfigSchema, env));
   }
 
   async evaluateSlos(request: EvaluateSlosRequest): Promise<Measurement[]> {

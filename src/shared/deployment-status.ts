@@ -39,6 +39,10 @@ export const PHASE_MESSAGES: Record<Phase, string> = {
   Failed: 'failed',
 };
 
+/** What an abort is told once cleanup has begun; the workflow records it and the client shows it. */
+export const ABORT_AFTER_CLEANUP_MESSAGE =
+  'abort rejected: cleanup has begun and the new version passed monitoring; to roll back, deploy the previous image';
+
 export const Outcome = {
   Succeeded: 'Succeeded',
   RolledBack: 'RolledBack',

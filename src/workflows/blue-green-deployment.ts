@@ -30,6 +30,7 @@ import type { DeploymentEvent } from '../notifications/webhook-notifier.js';
 import { AnalysisResult, judgeTick, judgeValue } from '../shared/analysis.js';
 import type { Measurement } from '../shared/analysis.js';
 import {
+  ABORT_AFTER_CLEANUP_MESSAGE,
   Gate,
   Outcome,
   Phase,
@@ -538,10 +539,8 @@ class BlueGreenDeployment {
   private onAbort(request: AbortRequest): void {
     const entry = { reason: request.reason || 'no reason given', by: request.by || 'unknown', at: now() };
     if (this.cleanupStarted) {
-      const message =
-        'abort rejected: cleanup has begun and the new version passed monitoring; to roll back, deploy the previous image';
-      this.status.rejectedAborts.push({ ...entry, message });
-      log.warn(message, entry);
+      this.status.rejectedAborts.push({ ...entry, message: ABORT_AFTER_CLEANUP_MESSAGE });
+      log.warn(ABORT_AFTER_CLEANUP_MESSAGE, entry);
       return;
     }
     if (this.abortRequested) return;

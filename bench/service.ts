@@ -12,6 +12,7 @@ import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { freePort, postDetection, SEED_DETECTION, startDetectionApi, tempQueuePath } from '../test/helpers/detection-api-process.js';
+import { waitUntilReady } from '../test/helpers/wait-until-ready.js';
 
 const RATES = (process.env['RATES'] ?? '500,1000,2000').split(',').map(Number);
 const SECONDS = Number(process.env['SECONDS'] ?? 5);
@@ -56,15 +57,8 @@ async function startBare(): Promise<{ url: string; stop: () => void }> {
     stdio: 'ignore',
   });
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(`${url}/ready`)).ok) return { url, stop: () => child.kill('SIGKILL') };
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-  child.kill('SIGKILL');
-  throw new Error('the bare handler did not start');
+  await waitUntilReady('the bare handler', child, `${url}/ready`);
+  return { url, stop: () => child.kill('SIGKILL') };
 }
 
 const takPort = await freePort();

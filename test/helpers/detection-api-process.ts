@@ -11,6 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { XMLParser } from 'fast-xml-parser';
+import { eventually } from './eventually.js';
+import { waitUntilReady } from './wait-until-ready.js';
 
 const MAIN = fileURLToPath(new URL('../../examples/detection-api/src/main.ts', import.meta.url));
 
@@ -48,20 +50,7 @@ export async function startDetectionApi(env: Record<string, string>): Promise<De
   child.stderr!.on('data', (chunk) => (output += chunk));
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`detection-api exited with ${child.exitCode}:\n${output}`);
-    try {
-      if ((await fetch(`${url}/ready`)).status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`detection-api did not become ready within 20 s:\n${output}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  await waitUntilReady('detection-api', child, `${url}/ready`, { output: () => output });
   return { url, child, output: () => output, exited, kill: (signal) => child.kill(signal) };
 }
 
@@ -113,11 +102,7 @@ export class TakListener {
   }
 
   async waitForEvents(count: number, timeoutMs = 15_000): Promise<CotEvent[]> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.events.length < count) {
-      if (Date.now() > deadline) throw new Error(`expected ${count} CoT events, got ${this.events.length}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await eventually(async () => this.events.length >= count, `${count} CoT events`, timeoutMs);
     return this.events;
   }
 

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { freePort } from './detection-api-process.js';
+import { waitUntilReady } from './wait-until-ready.js';
 
 export interface PrometheusServer {
   url: string;
@@ -49,20 +50,7 @@ export async function startPrometheus(targets: string[], basicAuth?: { username:
   child.stderr!.on('data', (chunk) => (output += chunk));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`prometheus exited with ${child.exitCode}:\n${output}`);
-    try {
-      if ((await fetch(`${url}/-/ready`, { headers })).ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`prometheus did not become ready within 20 s:\n${output}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  await waitUntilReady('prometheus', child, `${url}/-/ready`, { headers, output: () => output });
   return {
     url,
     child,

@@ -110,62 +110,62 @@ function answer(response: AxiosResponse): string {
 type Caller = (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<Call>;
 
 /** The seed's section 2.3, check by check. */
+/**
+ * One check on one answer: no answer fails with the reason; otherwise `expect` passes it or says
+ * what was wrong.
+ */
+function judge(name: string, call: Call, expect: (response: AxiosResponse) => { passed: string } | { failed: string }): SmokeCheckResult {
+  if (call.error || !call.response) return failed(name, call, call.error ?? 'no answer');
+  const verdict = expect(call.response);
+  return 'passed' in verdict ? passed(name, call, verdict.passed) : failed(name, call, verdict.failed);
+}
+
 async function runDetectionApiSuite(call: Caller, smoke: SmokeRequest['smoke'], record: (r: SmokeCheckResult) => void): Promise<void> {
-  const health = await call('GET', '/health');
   record(
-    health.error || !health.response
-      ? failed('health', health, health.error ?? 'no answer')
-      : health.response.status === 200 && readPath(health.response.data, 'status') === 'healthy'
-        ? passed('health', health, 'healthy')
-        : failed('health', health, `expected HTTP 200 {"status":"healthy"}, got ${answer(health.response)}`),
+    judge('health', await call('GET', '/health'), (r) =>
+      r.status === 200 && readPath(r.data, 'status') === 'healthy'
+        ? { passed: 'healthy' }
+        : { failed: `expected HTTP 200 {"status":"healthy"}, got ${answer(r)}` },
+    ),
   );
 
-  const ready = await call('GET', '/ready');
-  record(
-    ready.error || !ready.response
-      ? failed('ready', ready, ready.error ?? 'no answer')
-      : ready.response.status === 200
-        ? passed('ready', ready, 'ready')
-        : failed('ready', ready, `expected HTTP 200, got ${answer(ready.response)}`),
-  );
+  record(judge('ready', await call('GET', '/ready'), (r) => (r.status === 200 ? { passed: 'ready' } : { failed: `expected HTTP 200, got ${answer(r)}` })));
 
   const happy = await call('POST', '/api/detections', HAPPY_PATH_DETECTION);
-  const id = happy.response ? readPath(happy.response.data, 'detection_id') : undefined;
-  const happyOk = happy.response !== null && happy.response.status >= 200 && happy.response.status < 300 && typeof id === 'string' && id !== '';
-  record(
-    happy.error || !happy.response
-      ? failed('api-happy-path', happy, happy.error ?? 'no answer')
-      : happyOk
-        ? passed('api-happy-path', happy, `detection_id ${String(id)}`)
-        : failed('api-happy-path', happy, `expected a 2xx answer with a detection_id, got ${answer(happy.response)}`),
-  );
+  const happyResult = judge('api-happy-path', happy, (r) => {
+    const id = readPath(r.data, 'detection_id');
+    return r.status >= 200 && r.status < 300 && typeof id === 'string' && id !== ''
+      ? { passed: `detection_id ${id}` }
+      : { failed: `expected a 2xx answer with a detection_id, got ${answer(r)}` };
+  });
+  record(happyResult);
 
-  const flag = happy.response ? readPath(happy.response.data, 'accuracy_flag') : undefined;
   record(
-    !happyOk
+    happyResult.verdict !== CheckVerdict.Passed
       ? failed('accuracy-flag', happy, 'not checked: the API happy path failed')
-      : flag === 'GREEN' || flag === 'YELLOW' || flag === 'RED'
-        ? passed('accuracy-flag', happy, `accuracy_flag ${flag}`)
-        : failed('accuracy-flag', happy, `expected accuracy_flag GREEN, YELLOW or RED, got ${JSON.stringify(flag)}`),
+      : judge('accuracy-flag', happy, (r) => {
+          const flag = readPath(r.data, 'accuracy_flag');
+          return flag === 'GREEN' || flag === 'YELLOW' || flag === 'RED'
+            ? { passed: `accuracy_flag ${flag}` }
+            : { failed: `expected accuracy_flag GREEN, YELLOW or RED, got ${JSON.stringify(flag)}` };
+        }),
   );
 
-  const queued = await call('POST', '/api/detections', QUEUE_DETECTION);
-  const status = queued.response ? readPath(queued.response.data, 'status') : undefined;
   record(
-    queued.error || !queued.response
-      ? failed('offline-queue', queued, queued.error ?? 'no answer')
-      : status === 'SYNCED' || status === 'PENDING_SYNC'
-        ? passed('offline-queue', queued, `status ${status}`)
-        : failed('offline-queue', queued, `expected status SYNCED or PENDING_SYNC, got ${answer(queued.response)}`),
+    judge('offline-queue', await call('POST', '/api/detections', QUEUE_DETECTION), (r) => {
+      const status = readPath(r.data, 'status');
+      return status === 'SYNCED' || status === 'PENDING_SYNC'
+        ? { passed: `status ${status}` }
+        : { failed: `expected status SYNCED or PENDING_SYNC, got ${answer(r)}` };
+    }),
   );
 
-  const metrics = await call('GET', '/metrics');
   record(
-    metrics.error || !metrics.response
-      ? failed('metrics', metrics, metrics.error ?? 'no answer')
-      : metrics.response.status === 200 && String(metrics.response.data).includes('http_requests_total')
-        ? passed('metrics', metrics, 'exposition with http_requests_total')
-        : failed('metrics', metrics, `expected HTTP 200 with http_requests_total, got HTTP ${metrics.response.status}`),
+    judge('metrics', await call('GET', '/metrics'), (r) =>
+      r.status === 200 && String(r.data).includes('http_requests_total')
+        ? { passed: 'exposition with http_requests_total' }
+        : { failed: `expected HTTP 200 with http_requests_total, got HTTP ${r.status}` },
+    ),
   );
 
   const timed = await call('GET', '/health');

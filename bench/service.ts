@@ -12,7 +12,7 @@ import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { freePort, postDetection, SEED_DETECTION, startDetectionApi, tempQueuePath } from '../test/helpers/detection-api-process.js';
-import { waitUntilReady } from '../test/helpers/wait-until-ready.js';
+import { waitUntilReady } from '../src/local-platform/processes.js';
 
 const RATES = (process.env['RATES'] ?? '500,1000,2000').split(',').map(Number);
 const SECONDS = Number(process.env['SECONDS'] ?? 5);

@@ -35,10 +35,10 @@ export function readPath(value: unknown, path: string): unknown {
 
 export interface SmokeRunnerOptions {
   /**
-   * Where a slot answers, when the platform knows better than the spec's endpoint template (the
-   * local platform's slots listen on ports of their own); null falls back to the template.
+   * Turns the endpoint the spec names into one this worker can reach: the local platform answers
+   * for cluster DNS names (`http://app-green.default.svc:8000`) with its slot Service's router.
    */
-  resolveEndpoint?: (request: SmokeRequest) => string | null;
+  resolveEndpoint?: (endpoint: string) => Promise<string> | string;
 }
 
 export class HttpSmokeRunner implements SmokeRunner {
@@ -46,10 +46,8 @@ export class HttpSmokeRunner implements SmokeRunner {
 
   async runSmokeSuite(request: SmokeRequest, progress: Progress): Promise<SmokeReport> {
     const { smoke, target, slot } = request;
-    const endpoint = (
-      this.options.resolveEndpoint?.(request) ??
-      renderTemplate(smoke.endpoint, { app: target.app, namespace: target.namespace, slot, service: target.service })
-    ).replace(/\/+$/, '');
+    const named = renderTemplate(smoke.endpoint, { app: target.app, namespace: target.namespace, slot, service: target.service });
+    const endpoint = (this.options.resolveEndpoint ? await this.options.resolveEndpoint(named) : named).replace(/\/+$/, '');
     const http = axios.create({
       baseURL: endpoint,
       timeout: smoke.timeoutSeconds * 1000,

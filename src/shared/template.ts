@@ -8,13 +8,13 @@ export const TEMPLATE_VARIABLES = ['app', 'namespace', 'slot', 'window', 'servic
 export type TemplateVariable = (typeof TEMPLATE_VARIABLES)[number];
 export type TemplateVariables = Partial<Record<TemplateVariable, string>>;
 
-/** Matches one `{{ name }}` placeholder; global, so use it with matchAll or replace only. */
-export const PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g;
+/** Matches one `{{ name }}` (or `{{ label.key }}`) placeholder; global: use it with matchAll or replace only. */
+export const PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_.\/-]+)?)\s*\}\}/g;
 
 /** Fills the placeholders it has values for and leaves the others as they are. */
-export function renderTemplate(template: string, variables: TemplateVariables): string {
+export function renderTemplate(template: string, variables: TemplateVariables | Readonly<Record<string, string | undefined>>): string {
   return template.replace(PLACEHOLDER, (whole, name: string) => {
-    const value = variables[name as TemplateVariable];
+    const value = (variables as Readonly<Record<string, string | undefined>>)[name];
     return value === undefined ? whole : value;
   });
 }

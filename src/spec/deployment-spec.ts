@@ -29,6 +29,15 @@ const PROM_DURATION = /^([0-9]+(ms|s|m|h|d|w|y))+$/;
 const IMAGE_REFERENCE =
   /^(?<name>(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)(?::(?<tag>[\w][\w.-]{0,127}))?(?:@(?<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?$/;
 
+/** An image reference with a tag or a digest; shared with the local platform's configuration. */
+export const imageReference = z
+  .string()
+  .max(4096)
+  .regex(IMAGE_REFERENCE, 'image must be an OCI reference such as registry.example/team/app:v1.2.3')
+  .refine((image) => /(:[\w][\w.-]{0,127}|@[^@]+)$/.test(image.replace(/^[^/]*\//, '')), {
+    message: 'image must name a tag or a digest (an implicit :latest cannot be rolled back to)',
+  });
+
 const template = (allowed: readonly string[]) =>
   z
     .string()
@@ -221,13 +230,7 @@ const SpecInputSchema = z
   .object({
     app: dnsLabel('app'),
     namespace: dnsLabel('namespace').default('default'),
-    image: z
-      .string()
-      .max(4096)
-      .regex(IMAGE_REFERENCE, 'image must be an OCI reference such as registry.example/team/app:v1.2.3')
-      .refine((image) => /(:[\w][\w.-]{0,127}|@[^@]+)$/.test(image.replace(/^[^/]*\//, '')), {
-        message: 'image must name a tag or a digest (an implicit :latest cannot be rolled back to)',
-      }),
+    image: imageReference,
     /** The version label; defaults to the image tag (or the digest's first 12 hex digits). */
     version: z.string().max(63).regex(LABEL_VALUE, 'version must be a valid Kubernetes label value').optional(),
     replicas: z.number().int('replicas must be a whole number').min(1, 'replicas must be at least 1').max(1000).default(3),
@@ -260,6 +263,11 @@ export const DeploymentSpecSchema = SpecInputSchema.transform((spec) => ({
 
 /** A parsed spec with every default filled in: the workflow's input, plain JSON. */
 export type DeploymentSpec = z.output<typeof DeploymentSpecSchema>;
+
+/** The repository of an image: the reference without its tag and digest. */
+export function repositoryFromImage(image: string): string {
+  return IMAGE_REFERENCE.exec(image)?.groups?.['name'] ?? image;
+}
 
 /** The tag of an image, or the first 12 hex digits of its digest. */
 export function versionFromImage(image: string): string {

@@ -5,10 +5,10 @@
  */
 import { z } from 'zod';
 import type { ActivityDependencies } from '../activities/index.js';
-import type { Platform } from '../activities/contract.js';
 import { ConfigError, parseEnv } from '../config/env.js';
 import { PrometheusSloSource } from '../gates/prometheus-slo-source.js';
 import { HttpSmokeRunner } from '../gates/smoke-suite.js';
+import { LocalPlatform } from '../platforms/local-platform.js';
 import { WebhookNotifier } from '../notifications/webhook-notifier.js';
 
 export const PLATFORMS = ['kubernetes', 'local'] as const;
@@ -23,17 +23,17 @@ export const PlatformConfigSchema = z.object({
 
 export type PlatformConfig = z.output<typeof PlatformConfigSchema>;
 
-function loadPlatform(name: PlatformConfig['BLUEGREEN_PLATFORM']): Platform {
-  throw new ConfigError(
-    `BLUEGREEN_PLATFORM=${name}: this build has no ${name} platform adapter yet, so the worker cannot drive deployments; ` +
-      'see the README for the platforms that are available',
-  );
-}
-
 /** The dependencies of `createActivities`: the platform, the smoke suite, Prometheus, the webhook. */
 export async function loadActivityDependencies(env: NodeJS.ProcessEnv): Promise<ActivityDependencies> {
   const { BLUEGREEN_PLATFORM: platform } = parseEnv(PlatformConfigSchema, env);
   const slo = PrometheusSloSource.fromEnv(env);
   const notifier = WebhookNotifier.fromEnv(env);
-  return { platform: loadPlatform(platform), smoke: new HttpSmokeRunner(), slo, notifier };
+  if (platform === 'local') {
+    const local = LocalPlatform.fromEnv(env);
+    return { platform: local, smoke: new HttpSmokeRunner({ resolveEndpoint: (url) => local.resolveServiceUrl(url) }), slo, notifier };
+  }
+  throw new ConfigError(
+    `BLUEGREEN_PLATFORM=${platform}: this build has no ${platform} platform adapter yet, so the worker cannot drive deployments; ` +
+      'see the README for the platforms that are available',
+  );
 }

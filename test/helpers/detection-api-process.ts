@@ -12,19 +12,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { XMLParser } from 'fast-xml-parser';
 import { eventually } from './eventually.js';
-import { waitUntilReady } from './wait-until-ready.js';
+import { freePort, waitUntilReady } from '../../src/local-platform/processes.js';
+
+export { freePort };
 
 const MAIN = fileURLToPath(new URL('../../examples/detection-api/src/main.ts', import.meta.url));
 
-/** A port that was free a moment ago (the OS picks it). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
+/** A queue file in a fresh temporary directory. */
 export function tempQueuePath(): string {
   return join(mkdtempSync(join(tmpdir(), 'detection-api-')), 'queue.sqlite');
 }

@@ -38,6 +38,12 @@ export const ConfigSchema = z.object({
   FAULT_LATENCY_MS: nonNegative.default(0),
   /** Fault injection: latency added before each TAK delivery. */
   FAULT_TAK_LATENCY_MS: nonNegative.default(0),
+  /**
+   * Fault injection: the API faults above (error rate, latency) begin this many seconds after
+   * start, as a regression that shows only under sustained traffic: it passes a smoke test, then
+   * breaches an SLO while monitored.
+   */
+  FAULT_AFTER_SECONDS: nonNegative.default(0),
   /** Fault injection: the process exits with an error this many seconds after start. */
   FAULT_CRASH_AFTER_SECONDS: nonNegative.optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -59,11 +59,15 @@ export function createDetectionService(config: Config): DetectionService {
     route.logLevel = 'warn';
   });
 
+  const faultsFrom = performance.now() + config.FAULT_AFTER_SECONDS * 1000;
+  const faultsActive = () => performance.now() >= faultsFrom;
+
   app.addHook('onRequest', async (request, reply) => {
     (request as FastifyRequest & { startedAt: bigint }).startedAt = process.hrtime.bigint();
     if (draining && API.test(request.url)) {
       return reply.code(503).header('connection', 'close').send({ error: 'Server shutting down' });
     }
+    if (!faultsActive()) return;
     if (config.FAULT_LATENCY_MS > 0 && request.url !== '/metrics') {
       await new Promise((resolve) => setTimeout(resolve, config.FAULT_LATENCY_MS));
     }

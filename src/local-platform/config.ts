@@ -1,0 +1,90 @@
+/**
+ * The local platform's configuration file: which Services and Deployments exist, as a small
+ * cluster would hold them, and how an image reference becomes a command to run. Validated with
+ * zod at start, so a mistake names its field before any process starts.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from '../config/env.js';
+import { imageReference } from '../spec/deployment-spec.js';
+
+const name = z
+  .string()
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS-1123 label: lowercase letters, digits and -')
+  .max(63);
+const labels = z.record(z.string().min(1), z.string());
+const address = z.string().regex(/^[^\s:]+:[0-9]{1,5}$/, 'must be host:port');
+
+const ServiceSchema = z.object({
+  name,
+  namespace: name.default('default'),
+  /** Where the Service's router listens, on loopback. */
+  listen: address,
+  /** The labels a Deployment must carry for its ready replicas to be endpoints. */
+  selector: labels.refine((s) => Object.keys(s).length > 0, 'must select at least one label'),
+});
+
+const DeploymentSchema = z.object({
+  name,
+  namespace: name.default('default'),
+  labels: labels.default({}),
+  /** The container whose image is set (the spec's `container`). */
+  container: name,
+  image: imageReference.nullable().default(null),
+  replicas: z.number().int().min(0).max(50).default(0),
+  readinessPath: z.string().startsWith('/').default('/ready'),
+  terminationGracePeriodSeconds: z.number().int().min(0).max(600).default(30),
+});
+
+/** How to run an image: a repository (any tag), with environment added for particular tags. */
+const ImageSchema = z.object({
+  repository: z.string().min(1),
+  /** argv; `{{node}}` (this Node.js), `{{port}}`, `{{tag}}`, `{{image}}`, `{{pod}}`, `{{namespace}}`, `{{dataDir}}` and `{{label.KEY}}` are filled in. */
+  command: z.array(z.string().min(1)).min(1),
+  env: z.record(z.string()).default({}),
+  /** Environment for particular tags, over `env`: a version with a fault injected, for instance. */
+  tags: z.record(z.object({ env: z.record(z.string()).default({}) })).default({}),
+});
+
+export const LocalPlatformConfigSchema = z
+  .object({
+    /** The control API the worker's adapter talks to; loopback only. */
+    control: address.default('127.0.0.1:7070'),
+    /** Working directories of the replicas and the Prometheus targets file. */
+    stateDir: z.string().min(1).default('.state/local-platform'),
+    services: z.array(ServiceSchema).min(1),
+    deployments: z.array(DeploymentSchema).min(1),
+    images: z.array(ImageSchema).min(1),
+  })
+  .superRefine((config, ctx) => {
+    const seen = new Set<string>();
+    for (const [index, deployment] of config.deployments.entries()) {
+      const key = `${deployment.namespace}/${deployment.name}`;
+      if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['deployments', index, 'name'], message: `${key} is declared twice` });
+      seen.add(key);
+    }
+  });
+
+export type LocalPlatformConfig = z.output<typeof LocalPlatformConfigSchema>;
+export type ServiceConfig = LocalPlatformConfig['services'][number];
+export type DeploymentConfig = LocalPlatformConfig['deployments'][number];
+export type ImageConfig = LocalPlatformConfig['images'][number];
+
+/** Validates a configuration object; the error names every field at fault and its rule. */
+export function parseLocalPlatformConfig(input: unknown, source = 'local platform configuration'): LocalPlatformConfig {
+  const result = LocalPlatformConfigSchema.safeParse(input);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((i) => `  - ${i.path.join('.') || '(root)'}: ${i.message}`);
+  throw new ConfigError(`${source} is invalid:\n${lines.join('\n')}`);
+}
+
+/** Reads a YAML file; relative `stateDir` is taken from the current directory, as the commands run. */
+export function loadLocalPlatformConfig(file: string): LocalPlatformConfig {
+  const config = parseLocalPlatformConfig(parseYaml(readFileSync(file, 'utf8')), file);
+  return { ...config, stateDir: resolve(config.stateDir) };
+}
+
+/** The directory a configuration file sits in, for commands given relative to it. */
+export const configDir = (file: string): string => dirname(resolve(file));

@@ -1,0 +1,140 @@
+/**
+ * One replica of a local Deployment: a child process on a port of its own, probed for readiness
+ * like a kubelet would (its readiness path, every 250 ms), restarted with backoff when it dies and
+ * counted as a restart, and stopped with SIGTERM, then SIGKILL after the grace period.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+import { exited, stopProcess } from './processes.js';
+
+export interface PodSpec {
+  name: string;
+  namespace: string;
+  deployment: string;
+  labels: Record<string, string>;
+  image: string;
+  command: string[];
+  env: Record<string, string>;
+  cwd: string;
+  dataDir: string;
+  port: number;
+  readinessPath: string;
+  terminationGracePeriodSeconds: number;
+}
+
+export const PodPhase = {
+  Pending: 'Pending',
+  Running: 'Running',
+  Terminating: 'Terminating',
+  Terminated: 'Terminated',
+} as const;
+export type PodPhase = (typeof PodPhase)[keyof typeof PodPhase];
+
+/** What the control API reports of a pod. */
+export interface PodStatus {
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  port: number;
+  pid: number | null;
+  phase: PodPhase;
+  ready: boolean;
+  restarts: number;
+}
+
+const PROBE_INTERVAL_MS = 250;
+const MAX_BACKOFF_MS = 5_000;
+
+export class Pod {
+  phase: PodPhase = PodPhase.Pending;
+  ready = false;
+  restarts = 0;
+  private child: ChildProcess | null = null;
+  private probe: NodeJS.Timeout | null = null;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private terminated: Promise<void> | null = null;
+
+  constructor(
+    readonly spec: PodSpec,
+    private readonly onChange: () => void,
+  ) {}
+
+  start(): void {
+    mkdirSync(this.spec.dataDir, { recursive: true });
+    const log = openSync(join(this.spec.dataDir, 'output.log'), 'a');
+    const child = spawn(this.spec.command[0]!, this.spec.command.slice(1), {
+      cwd: this.spec.cwd,
+      env: { ...process.env, ...this.spec.env },
+      stdio: ['ignore', log, log],
+    });
+    closeSync(log);
+    this.child = child;
+    this.phase = PodPhase.Running;
+    child.once('error', () => undefined); // a command that cannot start exits with a code too
+    child.once('exit', () => this.onExit(child));
+    this.probe ??= setInterval(() => void this.probeReadiness(), PROBE_INTERVAL_MS);
+    this.onChange();
+  }
+
+  status(): PodStatus {
+    const { name, image, labels, port } = this.spec;
+    return { name, image, labels, port, pid: this.child?.pid ?? null, phase: this.phase, ready: this.ready, restarts: this.restarts };
+  }
+
+  /** SIGTERM, SIGKILL after the grace period; resolves when the process is gone. Idempotent. */
+  terminate(): Promise<void> {
+    this.terminated ??= this.stop();
+    return this.terminated;
+  }
+
+  private async stop(): Promise<void> {
+    this.phase = PodPhase.Terminating;
+    this.setReady(false);
+    if (this.probe) clearInterval(this.probe);
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.onChange();
+    if (this.child) await stopProcess(this.child, this.spec.terminationGracePeriodSeconds * 1000);
+    this.phase = PodPhase.Terminated;
+    this.onChange();
+  }
+
+  private onExit(child: ChildProcess): void {
+    if (this.phase === PodPhase.Terminating || this.phase === PodPhase.Terminated || child !== this.child) return;
+    // The container died on its own: count it, and start it again after a growing backoff.
+    this.restarts += 1;
+    this.setReady(false);
+    this.phase = PodPhase.Pending;
+    this.onChange();
+    const backoff = Math.min(MAX_BACKOFF_MS, 250 * 2 ** (this.restarts - 1));
+    this.restartTimer = setTimeout(() => {
+      if (this.phase === PodPhase.Pending) this.start();
+    }, backoff);
+  }
+
+  private async probeReadiness(): Promise<void> {
+    if (this.phase !== PodPhase.Running || !this.child) return;
+    const child = this.child;
+    let ready = false;
+    try {
+      const response = await fetch(`http://127.0.0.1:${this.spec.port}${this.spec.readinessPath}`, { signal: AbortSignal.timeout(1000) });
+      ready = response.ok;
+      await response.body?.cancel();
+    } catch {
+      ready = false;
+    }
+    if (this.phase === PodPhase.Running && this.child === child) this.setReady(ready);
+  }
+
+  private setReady(ready: boolean): void {
+    if (this.ready === ready) return;
+    this.ready = ready;
+    this.onChange();
+  }
+
+  /** Resolves once the current process (if any) has exited. */
+  async exited(): Promise<void> {
+    if (this.child) await exited(this.child);
+  }
+}

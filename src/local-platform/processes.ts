@@ -1,0 +1,65 @@
+/**
+ * Small process and port utilities shared by the local platform, the demo and the tests: a free
+ * loopback port, a wait for a child process to answer its readiness URL, and a stop by PID that
+ * escalates to SIGKILL after a grace period.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+
+/** A port free on 127.0.0.1 at the time of the call. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * Waits for a process to answer its readiness URL, and fails fast (with what the process printed)
+ * if it exits first or takes longer than `timeoutMs`.
+ */
+export async function waitUntilReady(
+  what: string,
+  child: ChildProcess,
+  url: string,
+  { headers = {}, output = () => '', timeoutMs = 20_000 }: { headers?: Record<string, string>; output?: () => string; timeoutMs?: number } = {},
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what} exited with ${child.exitCode ?? child.signalCode}:\n${output()}`);
+    try {
+      if ((await fetch(url, { headers, signal: AbortSignal.timeout(2000) })).ok) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`${what} did not become ready within ${timeoutMs / 1000} s:\n${output()}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Resolves when the child has exited (at once if it already has). */
+export function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+/** SIGTERM, then SIGKILL once `graceMs` has passed; resolves when the process is gone. */
+export async function stopProcess(child: ChildProcess, graceMs = 10_000): Promise<void> {
+  const gone = exited(child);
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  const killed = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve();
+    }, graceMs);
+  });
+  await Promise.race([gone, killed]);
+  clearTimeout(timer);
+  await gone;
+}

@@ -1,0 +1,195 @@
+/**
+ * The `local` adapter against the real local platform process and real detection-API replicas:
+ * every platform call, asserting what the router then serves and what runs, the idempotent
+ * re-runs, restarts counted, and each error mapping.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Progress } from '../../src/activities/contract.js';
+import { ErrorType } from '../../src/shared/errors.js';
+import { REFERENCE_TARGET } from '../helpers/deployment-harness.js';
+import { postDetection, SEED_DETECTION, TakListener } from '../helpers/detection-api-process.js';
+import { eventually } from '../helpers/eventually.js';
+import { startLocalPlatform } from '../helpers/local-platform-process.js';
+import type { LocalPlatformProcess } from '../helpers/local-platform-process.js';
+
+const target = REFERENCE_TARGET;
+const V1 = 'registry.internal/detection-api:v2.1.0';
+const V2 = 'registry.internal/detection-api:v2.2.0';
+
+function progress(): Progress & { beats: unknown[] } {
+  const beats: unknown[] = [];
+  return { beats, heartbeat: (details) => beats.push(details), signal: new AbortController().signal };
+}
+
+/** Which pods answered `count` requests through a router. */
+async function servedBy(url: string, count = 8): Promise<Set<string>> {
+  const pods = new Set<string>();
+  for (let i = 0; i < count; i++) {
+    const response = await fetch(`${url}/api/detections`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(SEED_DETECTION) });
+    assert.equal(response.status, 201);
+    pods.add(response.headers.get('x-served-by') ?? '?');
+    await response.body?.cancel();
+  }
+  return pods;
+}
+
+async function rejection(promise: Promise<unknown>): Promise<ApplicationFailure> {
+  const error = await promise.then(
+    () => assert.fail('expected a failure'),
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof ApplicationFailure, `expected an ApplicationFailure, got ${String(error)}`);
+  return error;
+}
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('the local platform adapter against the real local platform', () => {
+  let tak: TakListener;
+  let local: LocalPlatformProcess;
+
+  before(async () => {
+    tak = await TakListener.start();
+    local = await startLocalPlatform({ takAddress: `127.0.0.1:${tak.port}` });
+    await local.platform.waitForSlotReady({ target, slot: 'blue', replicas: 2, timeoutSeconds: 30 }, progress());
+  });
+
+  after(async () => {
+    await local?.stop();
+    await tak?.close();
+  });
+
+  it('describes the live state: blue selected, two ready replicas of v2.1.0, green empty', async () => {
+    const state = await local.platform.describe(target);
+    assert.equal(state.activeSlot, 'blue');
+    assert.deepEqual(
+      { image: state.slots.blue.image, replicas: state.slots.blue.replicas, ready: state.slots.blue.readyReplicas },
+      { image: V1, replicas: 2, ready: 2 },
+    );
+    assert.deepEqual({ replicas: state.slots.green.replicas, ready: state.slots.green.readyReplicas }, { replicas: 0, ready: 0 });
+    assert.deepEqual(await servedBy(local.routerUrl), new Set(['detection-api-blue-1', 'detection-api-blue-2']));
+  });
+
+  it('lists every running replica in the Prometheus targets file with its pod and deployment', async () => {
+    const groups = JSON.parse(readFileSync(local.targetsFile, 'utf8')) as { targets: string[]; labels: Record<string, string> }[];
+    assert.deepEqual(groups.map((g) => g.labels['pod']).sort(), ['detection-api-blue-1', 'detection-api-blue-2']);
+    for (const group of groups) {
+      const metrics = await (await fetch(`http://${group.targets[0]}/metrics`)).text();
+      assert.match(metrics, /slot="blue"/);
+    }
+  });
+
+  it('deploys the idle slot in one change, returns what was there, and is idempotent', async () => {
+    const before = await local.platform.deploySlot({ target, slot: 'green', image: V2, version: 'v2.2.0', replicas: 2 });
+    assert.deepEqual({ image: before.image, replicas: before.replicas }, { image: V1, replicas: 0 });
+    const beats = progress();
+    const ready = await local.platform.waitForSlotReady({ target, slot: 'green', replicas: 2, timeoutSeconds: 30 }, beats);
+    assert.equal(ready.readyReplicas, 2);
+    assert.ok(beats.beats.length >= 1, 'waiting heartbeats');
+    const again = await local.platform.deploySlot({ target, slot: 'green', image: V2, version: 'v2.2.0', replicas: 2 });
+    assert.deepEqual({ image: again.image, replicas: again.replicas, ready: again.readyReplicas }, { image: V2, replicas: 2, ready: 2 });
+    // The re-run changed nothing: the same two pods still serve the slot's own Service.
+    assert.deepEqual(await servedBy(local.slotUrls.green), new Set(['detection-api-green-1', 'detection-api-green-2']));
+    const answer = await postDetection(local.slotUrls.green, SEED_DETECTION);
+    assert.equal(answer.status, 201);
+  });
+
+  it('maps cluster DNS names of slot Services to their local routers', async () => {
+    assert.equal(await local.platform.resolveServiceUrl('http://detection-api-green.default.svc:8000'), local.slotUrls.green);
+    assert.equal(await local.platform.resolveServiceUrl('http://detection-api-blue.default.svc.cluster.local:8000/'), local.slotUrls.blue);
+    assert.equal(await local.platform.resolveServiceUrl('http://example.test:8000'), 'http://example.test:8000');
+  });
+
+  it('switches traffic atomically, verifies it, and writes nothing when already switched', async () => {
+    const switched = await local.platform.switchTraffic({ target, slot: 'green' });
+    assert.deepEqual(switched, { changed: true, previousSlot: 'blue' });
+    const verified = await local.platform.verifyTraffic({ target, slot: 'green', timeoutSeconds: 10 }, progress());
+    assert.equal(verified.endpoints, 2);
+    assert.deepEqual(await servedBy(local.routerUrl), new Set(['detection-api-green-1', 'detection-api-green-2']));
+    assert.deepEqual(await local.platform.switchTraffic({ target, slot: 'green' }), { changed: false, previousSlot: 'green' });
+  });
+
+  it('scales the old slot to zero: its processes are gone, the router never used it', async () => {
+    const pids = (await (await fetch(`${local.controlUrl}/api/v1/namespaces/default/deployments/detection-api-blue`)).json()) as { pods: { pid: number }[] };
+    await local.platform.scaleSlot({ target, slot: 'blue', replicas: 0 }, progress());
+    const state = await local.platform.describe(target);
+    assert.deepEqual({ replicas: state.slots.blue.replicas, ready: state.slots.blue.readyReplicas, image: state.slots.blue.image }, { replicas: 0, ready: 0, image: V1 });
+    assert.ok(pids.pods.length === 2 && pids.pods.every((p) => !isAlive(p.pid)), 'every blue process has exited');
+    await local.platform.scaleSlot({ target, slot: 'blue', replicas: 0 }, progress());
+  });
+
+  it('restores a slot with its previous image when compensating, and counts a killed replica as a restart', async () => {
+    await local.platform.scaleSlot({ target, slot: 'blue', replicas: 1, image: V1 }, progress());
+    await local.platform.waitForSlotReady({ target, slot: 'blue', replicas: 1, timeoutSeconds: 30 }, progress());
+    assert.equal(await local.platform.readRestarts({ target, slot: 'blue' }), 0);
+    const blue = (await (await fetch(`${local.controlUrl}/api/v1/namespaces/default/deployments/detection-api-blue`)).json()) as { pods: { pid: number }[] };
+    process.kill(blue.pods[0]!.pid, 'SIGKILL');
+    await eventually(async () => (await local.platform.readRestarts({ target, slot: 'blue' })) === 1, 'the restart counted');
+    await local.platform.waitForSlotReady({ target, slot: 'blue', replicas: 1, timeoutSeconds: 30 }, progress());
+    await local.platform.scaleSlot({ target, slot: 'blue', replicas: 0 }, progress());
+  });
+
+  it('reports a slot that never becomes ready as a non-retryable ReadinessTimeout', async () => {
+    await local.platform.deploySlot({ target, slot: 'blue', image: 'registry.internal/detection-api:v2.4.0-crashloop', version: 'v2.4.0-crashloop', replicas: 1 });
+    await eventually(async () => (await local.platform.readRestarts({ target, slot: 'blue' })) >= 1, 'the crash counted', 20_000);
+    const failure = await rejection(local.platform.waitForSlotReady({ target, slot: 'blue', replicas: 2, timeoutSeconds: 2 }, progress()));
+    assert.equal(failure.type, ErrorType.ReadinessTimeout);
+    assert.equal(failure.nonRetryable, true);
+    assert.match(failure.message, /detection-api-blue: [01] of 2 replicas ready after 2 s \(\d+ restarts/);
+    await local.platform.scaleSlot({ target, slot: 'blue', replicas: 0, image: V1 }, progress());
+  });
+
+  it('names what is missing or invalid, without retrying', async () => {
+    const missing = await rejection(local.platform.describe({ ...target, service: 'no-such-service' }));
+    assert.equal(missing.type, ErrorType.NotFound);
+    assert.match(missing.message, /service "no-such-service" not found in namespace "default"/);
+
+    const noDeployment = await rejection(local.platform.describe({ ...target, deployments: { blue: 'detection-api-blue', green: 'nope' } }));
+    assert.equal(noDeployment.type, ErrorType.NotFound);
+    assert.match(noDeployment.message, /deployment "nope" not found/);
+
+    const unknownImage = await rejection(local.platform.deploySlot({ target, slot: 'blue', image: 'registry.internal/other:v1', version: 'v1', replicas: 1 }));
+    assert.equal(unknownImage.type, ErrorType.InvalidInput);
+    assert.match(unknownImage.message, /no entry in 'images' runs registry.internal\/other/);
+
+    const wrongContainer = await rejection(local.platform.deploySlot({ target: { ...target, container: 'sidecar' }, slot: 'blue', image: V2, version: 'v2.2.0', replicas: 1 }));
+    assert.equal(wrongContainer.type, ErrorType.InvalidInput);
+    assert.match(wrongContainer.message, /has no container named sidecar/);
+
+    const badReplicas = await fetch(`${local.controlUrl}/api/v1/namespaces/default/deployments/detection-api-blue`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ replicas: -1 }),
+    });
+    assert.equal(badReplicas.status, 422);
+    assert.match(((await badReplicas.json()) as { message: string }).message, /replicas: replicas must be 0 or more/);
+
+    // A selector on neither slot is a precondition the deployment cannot work from.
+    await fetch(`${local.controlUrl}/api/v1/namespaces/default/services/detection-api-service`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ selector: { slot: 'purple' } }),
+    });
+    const neither = await rejection(local.platform.describe(target));
+    assert.equal(neither.type, ErrorType.PreconditionFailed);
+    assert.match(neither.message, /selects slot=purple, which is neither slot/);
+    await local.platform.switchTraffic({ target, slot: 'green' });
+  });
+
+  it('retries (plain error) when the control API cannot be reached', async () => {
+    const { LocalPlatform } = await import('../../src/platforms/local-platform.js');
+    const error = await new LocalPlatform('http://127.0.0.1:9').describe(target).catch((e: unknown) => e);
+    assert.ok(error instanceof Error && !(error instanceof ApplicationFailure), 'a retryable error');
+    assert.match((error as Error).message, /local platform at http:\/\/127.0.0.1:9: .*ECONNREFUSED/);
+  });
+});

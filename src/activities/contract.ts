@@ -121,6 +121,12 @@ export interface SmokeReport {
 export interface EvaluateSlosRequest {
   target: Target;
   slot: Slot;
+  /**
+   * The version being deployed, so queries can leave out a previous version's series still in
+   * the window (a redeploy of the same slot right after a rollback). Absent in histories
+   * recorded before it existed.
+   */
+  version?: string;
   window: string;
   slos: Slo[];
 }

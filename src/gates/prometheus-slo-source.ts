@@ -84,6 +84,7 @@ export class PrometheusSloSource implements SloSource {
       app: request.target.app,
       namespace: request.target.namespace,
       slot: request.slot,
+      version: request.version,
       window: request.window,
       service: request.target.service,
     };

@@ -125,8 +125,8 @@ const GatesSchema = z
 export const SloSchema = z
   .object({
     name: z.string().regex(/^[a-z0-9][-a-z0-9_]*$/, 'name must be lower-case letters, digits, - and _'),
-    /** PromQL over {{app}}, {{namespace}}, {{slot}} and {{window}}; scope it to the slot. */
-    query: template(['app', 'namespace', 'slot', 'window', 'service']),
+    /** PromQL over {{app}}, {{namespace}}, {{slot}}, {{version}}, {{window}} and {{service}}; scope it to the new slot and version. */
+    query: template(['app', 'namespace', 'slot', 'version', 'window', 'service']),
     comparison: z.enum([Comparison.LessThan, Comparison.LessOrEqual, Comparison.GreaterThan, Comparison.GreaterOrEqual]),
     threshold: z.number().finite(),
     /** false: reported as a warning, never rolls back (the seed's CPU and memory rows). */
@@ -137,7 +137,7 @@ export const SloSchema = z
 
 export type Slo = z.output<typeof SloSchema>;
 
-const slotSelector = 'app="{{app}}",namespace="{{namespace}}",slot="{{slot}}"';
+const slotSelector = 'app="{{app}}",namespace="{{namespace}}",slot="{{slot}}",version="{{version}}"';
 
 /** The seed's SLO table, done right: ratios, scoped to the new slot, over a window. */
 export const DEFAULT_SLOS: Slo[] = [

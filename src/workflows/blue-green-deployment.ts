@@ -431,7 +431,7 @@ class BlueGreenDeployment {
   private async measureSlot(target: Target, slot: Slot, baseline: number, tick: string): Promise<Measurement[] | null> {
     const monitor = this.spec.monitor;
     const [slos, restarts] = await Promise.allSettled([
-      this.act('measure', `${tick}: SLOs of ${slot}`).evaluateSlos({ target, slot, window: monitor.window, slos: monitor.slos }),
+      this.act('measure', `${tick}: SLOs of ${slot}`).evaluateSlos({ target, slot, version: this.spec.version, window: monitor.window, slos: monitor.slos }),
       this.act('measure', `${tick}: restarts of ${slot}`).readRestarts({ target, slot }),
     ]);
     for (const settled of [slos, restarts]) {

@@ -49,7 +49,7 @@ describe('deployment spec', () => {
       assert.match(slo.query, /app="\{\{app\}\}",namespace="\{\{namespace\}\}",slot="\{\{slot\}\}"/, slo.name);
     }
     const errorRate = spec.monitor.slos.find((s) => s.name === 'error-rate')!.query;
-    const selector = 'app="{{app}}",namespace="{{namespace}}",slot="{{slot}}"';
+    const selector = 'app="{{app}}",namespace="{{namespace}}",slot="{{slot}}",version="{{version}}"';
     assert.equal(
       errorRate,
       `(sum(rate(http_requests_total{${selector},status=~"5.."}[{{window}}])) or vector(0)) / sum(rate(http_requests_total{${selector}}[{{window}}]))`,

@@ -1,0 +1,86 @@
+/**
+ * Starts the local platform as its own process (`src/local-platform/main.ts`) from the detection
+ * API's example configuration, with the ports, state directory and replica environment the
+ * caller chooses: the demo's fixed ports, or a test's free ones.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import type { z } from 'zod';
+import type { LocalPlatformConfigSchema } from '../local-platform/config.js';
+import { stopProcess, waitUntilReady } from '../local-platform/processes.js';
+import { LocalPlatform } from '../platforms/local-platform.js';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const EXAMPLE_CONFIG = join(ROOT, 'examples/detection-api/local-platform.yaml');
+
+export interface LocalPlatformPorts {
+  control: number;
+  /** The switched Service (detection-api-service) and the two slot Services. */
+  router: number;
+  blue: number;
+  green: number;
+}
+
+export interface LocalPlatformProcess {
+  child: ChildProcess;
+  platform: LocalPlatform;
+  controlUrl: string;
+  routerUrl: string;
+  slotUrls: { blue: string; green: string };
+  targetsFile: string;
+  output: () => string;
+  stop(): Promise<void>;
+}
+
+const SERVICE_PORT: Record<string, keyof LocalPlatformPorts> = {
+  'detection-api-service': 'router',
+  'detection-api-blue': 'blue',
+  'detection-api-green': 'green',
+};
+
+export async function startLocalPlatformProcess({
+  stateDir,
+  ports,
+  env = {},
+  blueReplicas,
+}: {
+  stateDir: string;
+  ports: LocalPlatformPorts;
+  /** Environment added to every replica of the detection API. */
+  env?: Record<string, string>;
+  blueReplicas?: number;
+}): Promise<LocalPlatformProcess> {
+  mkdirSync(stateDir, { recursive: true });
+  const config = parseYaml(readFileSync(EXAMPLE_CONFIG, 'utf8')) as z.input<typeof LocalPlatformConfigSchema>;
+  config.control = `127.0.0.1:${ports.control}`;
+  config.stateDir = stateDir;
+  for (const service of config.services) service.listen = `127.0.0.1:${ports[SERVICE_PORT[service.name]!]}`;
+  if (blueReplicas !== undefined) config.deployments.find((d) => d.name === 'detection-api-blue')!.replicas = blueReplicas;
+  config.images[0]!.env = { ...config.images[0]!.env, ...env };
+  const file = join(stateDir, 'local-platform.yaml');
+  writeFileSync(file, toYaml(config));
+
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/local-platform/main.ts', '--config', file], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  const controlUrl = `http://127.0.0.1:${ports.control}`;
+  await waitUntilReady('local platform', child, `${controlUrl}/healthz`, { output: () => output, timeoutMs: 30_000 });
+  return {
+    child,
+    platform: new LocalPlatform(controlUrl),
+    controlUrl,
+    routerUrl: `http://127.0.0.1:${ports.router}`,
+    slotUrls: { blue: `http://127.0.0.1:${ports.blue}`, green: `http://127.0.0.1:${ports.green}` },
+    targetsFile: join(stateDir, 'prometheus-targets.json'),
+    output: () => output,
+    stop: () => stopProcess(child, 40_000),
+  };
+}

@@ -1,0 +1,197 @@
+/**
+ * The embedded default, whole: a Temporal dev server (Web UI, the deployments' search attributes,
+ * history in a file), a TAK stand-in, the local platform with the detection API live on blue, a
+ * Prometheus scraping its replicas, and the worker as its own process. The demo runs it on fixed
+ * ports; the tests and benchmarks on free ones. Everything started is stopped by PID.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { DeploymentClient } from '../client/deployment-client.js';
+import { startPrometheus } from '../local-platform/prometheus-process.js';
+import type { PrometheusProcess } from '../local-platform/prometheus-process.js';
+import { freePort, stopProcess, waitUntilReady } from '../local-platform/processes.js';
+import { SEARCH_ATTRIBUTE_KEYS } from '../shared/search-attributes.js';
+import { DEFAULT_TASK_QUEUE } from '../shared/workflow-id.js';
+import { ROOT, startLocalPlatformProcess } from './local-platform-process.js';
+import type { LocalPlatformPorts, LocalPlatformProcess } from './local-platform-process.js';
+import { startTakSink } from './tak-sink.js';
+import type { TakSink } from './tak-sink.js';
+
+export interface StackPorts extends LocalPlatformPorts {
+  temporal: number;
+  ui: number;
+  prometheus: number;
+  tak: number;
+  workerMetrics: number;
+}
+
+/** The demo's ports: Temporal's and Prometheus' usual ones, the local platform's from its example file. */
+export const DEMO_PORTS: StackPorts = {
+  temporal: 7233,
+  ui: 8233,
+  prometheus: 9090,
+  tak: 8087,
+  workerMetrics: 9464,
+  control: 7070,
+  router: 8080,
+  blue: 8081,
+  green: 8082,
+};
+
+export async function freeStackPorts(): Promise<StackPorts> {
+  const ports = {} as StackPorts;
+  for (const key of Object.keys(DEMO_PORTS) as (keyof StackPorts)[]) ports[key] = await freePort();
+  return ports;
+}
+
+export interface StackOptions {
+  stateDir: string;
+  ports: StackPorts;
+  taskQueue?: string;
+  /** Environment added to every detection-API replica. */
+  replicaEnv?: Record<string, string>;
+  log?: (line: string) => void;
+}
+
+export class EmbeddedStack {
+  temporal: ChildProcess | null = null;
+  tak: TakSink | null = null;
+  local: LocalPlatformProcess | null = null;
+  prometheus: PrometheusProcess | null = null;
+  worker: ChildProcess | null = null;
+  connection: Connection | null = null;
+  deployments: DeploymentClient | null = null;
+  readonly taskQueue: string;
+  private workerOutput = '';
+
+  constructor(readonly options: StackOptions) {
+    this.taskQueue = options.taskQueue ?? DEFAULT_TASK_QUEUE;
+  }
+
+  get temporalAddress(): string {
+    return `127.0.0.1:${this.options.ports.temporal}`;
+  }
+
+  get uiUrl(): string {
+    return `http://127.0.0.1:${this.options.ports.ui}`;
+  }
+
+  /** The Temporal UI page of a workflow. */
+  workflowUrl(workflowId: string): string {
+    return `${this.uiUrl}/namespaces/default/workflows/${encodeURIComponent(workflowId)}`;
+  }
+
+  async start(): Promise<void> {
+    const { stateDir, ports } = this.options;
+    const log = this.options.log ?? (() => undefined);
+    mkdirSync(stateDir, { recursive: true });
+    try {
+      this.tak = await startTakSink(ports.tak);
+      log(`TAK stand-in       127.0.0.1:${ports.tak}`);
+      await this.startTemporal();
+      log(`Temporal           ${this.temporalAddress} (Web UI ${this.uiUrl})`);
+      this.local = await startLocalPlatformProcess({
+        stateDir: join(stateDir, 'local-platform'),
+        ports,
+        env: { TAK_ADDRESS: `127.0.0.1:${ports.tak}`, ...this.options.replicaEnv },
+      });
+      log(`local platform     ${this.local.controlUrl} (detection-api-service on ${this.local.routerUrl})`);
+      this.prometheus = await startPrometheus({
+        dir: join(stateDir, 'prometheus'),
+        listen: `127.0.0.1:${ports.prometheus}`,
+        targets: { file: this.local.targetsFile },
+      });
+      log(`Prometheus         ${this.prometheus.url}`);
+      await this.startWorker();
+      log(`worker             task queue ${this.taskQueue}, metrics http://127.0.0.1:${ports.workerMetrics}/metrics`);
+    } catch (error) {
+      await this.stop();
+      throw error;
+    }
+  }
+
+  private async startTemporal(): Promise<void> {
+    const { stateDir, ports } = this.options;
+    const cli = join(ROOT, '.venv/bin/temporal');
+    if (!existsSync(cli)) throw new Error(`${cli} is missing: run 'bash scripts/setup.sh' to install the Temporal CLI`);
+    const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(ports.temporal), '--ui-port', String(ports.ui)];
+    args.push('--db-filename', join(stateDir, 'temporal.db'), '--log-level', 'error');
+    for (const key of SEARCH_ATTRIBUTE_KEYS) args.push('--search-attribute', `${key.name}=Keyword`);
+    const child = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.temporal = child;
+    let output = '';
+    child.stdout!.on('data', (chunk) => (output += chunk));
+    child.stderr!.on('data', (chunk) => (output += chunk));
+    await waitUntilReady('Temporal dev server', child, this.uiUrl, { output: () => output, timeoutMs: 60_000 });
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        this.connection = await Connection.connect({ address: this.temporalAddress, connectTimeout: 2000 });
+        await this.connection.workflowService.getSystemInfo({});
+        break;
+      } catch (error) {
+        await this.connection?.close();
+        this.connection = null;
+        if (Date.now() > deadline) throw new Error(`Temporal at ${this.temporalAddress} did not answer: ${(error as Error).message}\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    }
+    this.deployments = new DeploymentClient(new Client({ connection: this.connection, namespace: 'default' }), this.taskQueue);
+  }
+
+  /** Starts the worker process (again, after `killWorker`); resolves when it polls. */
+  async startWorker(): Promise<void> {
+    const { ports } = this.options;
+    this.workerOutput = '';
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker/main.ts'], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        BLUEGREEN_PLATFORM: 'local',
+        BLUEGREEN_LOCAL_URL: this.local!.controlUrl,
+        PROMETHEUS_URL: this.prometheus!.url,
+        TEMPORAL_ADDRESS: this.temporalAddress,
+        TEMPORAL_TASK_QUEUE: this.taskQueue,
+        BLUEGREEN_METRICS_ADDRESS: `127.0.0.1:${ports.workerMetrics}`,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.worker = child;
+    child.stdout!.on('data', (chunk) => (this.workerOutput += chunk));
+    child.stderr!.on('data', (chunk) => (this.workerOutput += chunk));
+    await waitUntilReady('worker', child, `http://127.0.0.1:${ports.workerMetrics}/metrics`, { output: () => this.workerOutput, timeoutMs: 60_000 });
+    // The metrics endpoint comes up with the runtime; the worker polls once its log says so.
+    const deadline = Date.now() + 60_000;
+    while (!this.workerOutput.includes('worker started')) {
+      if (child.exitCode !== null) throw new Error(`worker exited with ${child.exitCode}:\n${this.workerOutput}`);
+      if (Date.now() > deadline) throw new Error(`worker did not start within 60 s:\n${this.workerOutput}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  /** SIGKILL: the worker dies mid-activity, as a crashed node would take it. */
+  async killWorker(): Promise<void> {
+    const worker = this.worker;
+    if (!worker || worker.exitCode !== null) return;
+    const gone = new Promise((resolve) => worker.once('exit', resolve));
+    worker.kill('SIGKILL');
+    await gone;
+  }
+
+  workerLog(): string {
+    return this.workerOutput;
+  }
+
+  /** Stops everything this stack started, newest first. */
+  async stop(): Promise<void> {
+    if (this.worker) await stopProcess(this.worker, 15_000);
+    await this.prometheus?.stop();
+    await this.local?.stop();
+    await this.connection?.close();
+    if (this.temporal) await stopProcess(this.temporal, 15_000);
+    await this.tak?.close();
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * A steady stream of detections through a router, at a fixed rate, that keeps the score a user of
+ * the service would: answers by status, connection-level failures (no HTTP answer at all) apart
+ * from the service's own 5xx, which slot served, and the latency of every answer.
+ */
+import { Agent, request } from 'node:http';
+
+export interface TrafficReport {
+  sent: number;
+  /** 2xx answers. */
+  ok: number;
+  /** 5xx answers: the service (or the router finding no endpoint) answered with an error. */
+  serverErrors: number;
+  /** Other non-2xx answers. */
+  otherAnswers: number;
+  /** No HTTP answer at all: refused, reset, timed out. The zero-downtime target is none. */
+  connectionFailures: number;
+  /** Answers per Deployment that served them (from the router's x-served-by). */
+  servedBy: Record<string, number>;
+  p50Ms: number;
+  p99Ms: number;
+  seconds: number;
+  /** The first few connection failures, for a report a person can act on. */
+  failureSamples: string[];
+}
+
+const DETECTION = JSON.stringify({ source: 'demo-uav', latitude: 34.0522, longitude: -118.2437, accuracy_meters: 12, confidence: 0.93 });
+
+export class TrafficGenerator {
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private inFlight = new Set<Promise<void>>();
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  private readonly latencies: number[] = [];
+  private startedAt = 0;
+  private stoppedAt = 0;
+  private readonly report: Omit<TrafficReport, 'p50Ms' | 'p99Ms' | 'seconds'> = {
+    sent: 0,
+    ok: 0,
+    serverErrors: 0,
+    otherAnswers: 0,
+    connectionFailures: 0,
+    servedBy: {},
+    failureSamples: [],
+  };
+
+  /** `rate` requests per second to `url` + /api/detections, at most `maxInFlight` at once. */
+  constructor(
+    private readonly url: string,
+    private readonly rate = 50,
+    private readonly maxInFlight = 64,
+  ) {}
+
+  start(): void {
+    this.running = true;
+    this.startedAt = performance.now();
+    this.loop = this.run();
+  }
+
+  /** Stops sending, waits for the answers in flight, and returns the score. */
+  async stop(): Promise<TrafficReport> {
+    this.running = false;
+    await this.loop;
+    await Promise.all(this.inFlight);
+    this.stoppedAt = performance.now();
+    this.agent.destroy();
+    return this.snapshot();
+  }
+
+  snapshot(): TrafficReport {
+    const sorted = [...this.latencies].sort((a, b) => a - b);
+    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+    const end = this.stoppedAt || performance.now();
+    return { ...this.report, servedBy: { ...this.report.servedBy }, p50Ms: at(0.5), p99Ms: at(0.99), seconds: (end - this.startedAt) / 1000 };
+  }
+
+  private async run(): Promise<void> {
+    const { url } = this;
+    const target = new URL('/api/detections', url);
+    while (this.running) {
+      const due = Math.floor(((performance.now() - this.startedAt) / 1000) * this.rate);
+      while (this.report.sent < due && this.inFlight.size < this.maxInFlight && this.running) {
+        const call = this.send(target).finally(() => this.inFlight.delete(call));
+        this.inFlight.add(call);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
+  private send(target: URL): Promise<void> {
+    this.report.sent += 1;
+    const started = performance.now();
+    return new Promise((resolve) => {
+      const call = request(
+        target,
+        { method: 'POST', agent: this.agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(DETECTION) }, timeout: 10_000 },
+        (answer) => {
+          answer.resume();
+          answer.once('end', () => {
+            this.latencies.push(performance.now() - started);
+            const status = answer.statusCode ?? 0;
+            if (status >= 200 && status < 300) this.report.ok += 1;
+            else if (status >= 500) this.report.serverErrors += 1;
+            else this.report.otherAnswers += 1;
+            const pod = answer.headers['x-served-by'];
+            if (typeof pod === 'string') {
+              const deployment = pod.replace(/-[0-9]+$/, '');
+              this.report.servedBy[deployment] = (this.report.servedBy[deployment] ?? 0) + 1;
+            }
+            resolve();
+          });
+          answer.once('error', (error) => this.fail(error, resolve));
+        },
+      );
+      call.once('timeout', () => call.destroy(new Error('no answer within 10 s')));
+      call.once('error', (error) => this.fail(error, resolve));
+      call.end(DETECTION);
+    });
+  }
+
+  private fail(error: Error, done: () => void): void {
+    this.report.connectionFailures += 1;
+    if (this.report.failureSamples.length < 5) this.report.failureSamples.push(`${(error as NodeJS.ErrnoException).code ?? ''} ${error.message}`.trim());
+    done();
+  }
+}

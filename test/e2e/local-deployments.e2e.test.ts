@@ -1,0 +1,136 @@
+/**
+ * Whole deployments on the embedded default: the real Temporal dev server, the worker as its own
+ * process on the `local` platform, the local platform's routers and detection-API replicas, and a
+ * real Prometheus scraping them, with a steady stream of detections through the switched Service.
+ * A good version goes live without a connection-level failure; a regression that passes smoke is
+ * rolled back by the monitor; an abort during monitoring restores the old slot; a worker killed
+ * mid-deployment is replaced and the deployment finishes, the slots untouched meanwhile.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { LiveState } from '../../src/activities/contract.js';
+import { EmbeddedStack, freeStackPorts } from '../../src/embedded/stack.js';
+import { TrafficGenerator } from '../../src/embedded/traffic.js';
+import type { DeploymentResult, DeploymentStatus } from '../../src/shared/deployment-status.js';
+import { REFERENCE_TARGET, testSpec } from '../helpers/deployment-harness.js';
+import { eventually } from '../helpers/eventually.js';
+
+const IMAGE = (tag: string) => `registry.internal/detection-api:${tag}`;
+
+describe('deployments on the embedded default (dev server, local platform, Prometheus, worker process)', () => {
+  let stack: EmbeddedStack;
+  let traffic: TrafficGenerator;
+
+  before(async () => {
+    stack = new EmbeddedStack({
+      stateDir: mkdtempSync(join(tmpdir(), 'embedded-stack-')),
+      ports: await freeStackPorts(),
+      taskQueue: 'bluegreen-embedded-e2e',
+      replicaEnv: { SHUTDOWN_DRAIN_MS: '100' },
+    });
+    await stack.start();
+    await stack.local!.platform.waitForSlotReady(
+      { target: REFERENCE_TARGET, slot: 'blue', replicas: 2, timeoutSeconds: 60 },
+      { heartbeat: () => undefined, signal: new AbortController().signal },
+    );
+  });
+
+  after(async () => {
+    await traffic?.stop();
+    await stack?.stop();
+  });
+
+  const describeLive = (): Promise<LiveState> => stack.local!.platform.describe(REFERENCE_TARGET);
+
+  function start(tag: string, monitorSeconds = 12) {
+    return stack.deployments!.start(
+      testSpec({
+        image: IMAGE(tag),
+        replicas: 2,
+        readinessTimeoutSeconds: 60,
+        monitor: { durationSeconds: monitorSeconds, intervalSeconds: 2, window: '5s' },
+        scaleDownDelaySeconds: 1,
+      }),
+    );
+  }
+
+  async function until(phase: string): Promise<DeploymentStatus> {
+    let status: DeploymentStatus | null = null;
+    await eventually(async () => {
+      status = await stack.deployments!.status('default', 'detection-api').catch(() => null);
+      return status?.phase === phase;
+    }, `phase ${phase}`, 60_000);
+    return status!;
+  }
+
+  it('puts a good version live under steady traffic with no connection-level failure', async () => {
+    traffic = new TrafficGenerator(stack.local!.routerUrl, 40);
+    traffic.start();
+    const before = traffic.snapshot();
+    const handle = await start('v2.2.0');
+    const result: DeploymentResult = await handle.result();
+    const score = traffic.snapshot();
+    assert.equal(result.outcome, 'Succeeded', result.message);
+    assert.deepEqual([result.fromSlot, result.toSlot], ['blue', 'green']);
+    const live = await describeLive();
+    assert.equal(live.activeSlot, 'green');
+    assert.deepEqual([live.slots.green.image, live.slots.green.readyReplicas], [IMAGE('v2.2.0'), 2]);
+    assert.deepEqual([live.slots.blue.replicas, live.slots.blue.readyReplicas], [0, 0], 'the old slot is scaled to zero');
+    assert.equal(score.connectionFailures, 0, `no request went unanswered: ${score.failureSamples.join('; ')}`);
+    assert.equal(score.serverErrors - before.serverErrors, 0);
+    assert.ok((score.servedBy['detection-api-blue'] ?? 0) > 0 && (score.servedBy['detection-api-green'] ?? 0) > 0, JSON.stringify(score.servedBy));
+    assert.equal(result.status.smoke?.passed, true);
+    assert.ok(result.status.monitor!.successful >= 1, JSON.stringify(result.status.monitor));
+  });
+
+  it('rolls back a regression that passed its smoke tests when the monitor sees its error rate', async () => {
+    const handle = await start('v2.3.0', 20);
+    const result = await handle.result();
+    assert.equal(result.outcome, 'RolledBack', result.message);
+    assert.equal(result.reason, 'SloBreach');
+    assert.equal(result.failedCheck, 'error-rate');
+    assert.equal(result.status.smoke?.passed, true, 'the fault began after the smoke suite');
+    const live = await describeLive();
+    assert.equal(live.activeSlot, 'green', 'traffic is back on v2.2.0');
+    assert.deepEqual([live.slots.blue.replicas, live.slots.blue.image], [0, IMAGE('v2.1.0')], 'the idle slot is restored as it was');
+    assert.equal(traffic.snapshot().connectionFailures, 0, traffic.snapshot().failureSamples.join('; '));
+    const answer = await fetch(`${stack.local!.routerUrl}/ready`);
+    assert.deepEqual(await answer.json(), { status: 'ready', version: 'v2.2.0', slot: 'green' });
+  });
+
+  it('restores the old slot when an operator aborts during monitoring', async () => {
+    const handle = await start('v2.2.1', 60);
+    await until('Monitoring');
+    assert.equal((await describeLive()).activeSlot, 'blue', 'switched to the new slot');
+    await stack.deployments!.abort('default', 'detection-api', { reason: 'operator saw something', by: 'e2e' });
+    const result = await handle.result();
+    assert.equal(result.outcome, 'RolledBack');
+    assert.equal(result.reason, 'Aborted');
+    const live = await describeLive();
+    assert.equal(live.activeSlot, 'green');
+    assert.equal(live.slots.blue.replicas, 0);
+    assert.equal(traffic.snapshot().connectionFailures, 0, traffic.snapshot().failureSamples.join('; '));
+  });
+
+  it('finishes a deployment whose worker was killed mid-monitoring, once a new worker starts', async () => {
+    const handle = await start('v2.2.2', 16);
+    await until('Monitoring');
+    await stack.killWorker();
+    const frozen = await describeLive();
+    await new Promise((resolve) => setTimeout(resolve, 4000));
+    assert.deepEqual(await describeLive(), frozen, 'nothing touched the slots while no worker ran');
+    assert.equal(frozen.activeSlot, 'blue');
+    await stack.startWorker();
+    const result = await handle.result();
+    assert.equal(result.outcome, 'Succeeded', result.message);
+    const live = await describeLive();
+    assert.equal(live.activeSlot, 'blue');
+    assert.deepEqual([live.slots.blue.image, live.slots.green.replicas], [IMAGE('v2.2.2'), 0]);
+    const score = await traffic.stop();
+    assert.equal(score.connectionFailures, 0, score.failureSamples.join('; '));
+    assert.ok(score.ok > 500, `traffic flowed throughout: ${JSON.stringify(score)}`);
+  });
+});

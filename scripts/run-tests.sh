@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 npx tsc -p tsconfig.json
-npx eslint src test examples bench
+npx eslint src test examples bench scripts
 mapfile -t files < <(find test -name '*.test.ts' | sort)
 # A hang fails (the bound applies to each test and to each file as a whole) instead of holding CI
 # until its deadline.

@@ -9,6 +9,7 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import type { Target } from '../activities/contract.js';
 import { DeploymentClient } from '../client/deployment-client.js';
 import { startPrometheus } from '../local-platform/prometheus-process.js';
 import type { PrometheusProcess } from '../local-platform/prometheus-process.js';
@@ -46,6 +47,16 @@ export async function freeStackPorts(): Promise<StackPorts> {
   for (const key of Object.keys(DEMO_PORTS) as (keyof StackPorts)[]) ports[key] = await freePort();
   return ports;
 }
+
+/** The objects of examples/detection-api/local-platform.yaml, as a deployment's target. */
+export const DETECTION_API_TARGET: Target = {
+  app: 'detection-api',
+  namespace: 'default',
+  service: 'detection-api-service',
+  slotLabelKey: 'slot',
+  container: 'detection-api',
+  deployments: { blue: 'detection-api-blue', green: 'detection-api-green' },
+};
 
 export interface StackOptions {
   stateDir: string;
@@ -135,11 +146,17 @@ export class EmbeddedStack {
       } catch (error) {
         await this.connection?.close();
         this.connection = null;
-        if (Date.now() > deadline) throw new Error(`Temporal at ${this.temporalAddress} did not answer: ${(error as Error).message}\n${output}`);
+        if (Date.now() > deadline) throw new Error(`Temporal at ${this.temporalAddress} did not answer: ${(error as Error).message}\n${output}`, { cause: error });
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
     }
     this.deployments = new DeploymentClient(new Client({ connection: this.connection, namespace: 'default' }), this.taskQueue);
+  }
+
+  /** Waits until the example's initial slot (blue, two replicas of v2.1.0) serves. */
+  async waitForInitialSlot(timeoutSeconds = 60): Promise<void> {
+    const progress = { heartbeat: () => undefined, signal: new AbortController().signal };
+    await this.local!.platform.waitForSlotReady({ target: DETECTION_API_TARGET, slot: 'blue', replicas: 2, timeoutSeconds }, progress);
   }
 
   /** Starts the worker process (again, after `killWorker`); resolves when it polls. */

@@ -17,6 +17,8 @@ export interface TrafficReport {
   connectionFailures: number;
   /** Answers per Deployment that served them (from the router's x-served-by). */
   servedBy: Record<string, number>;
+  /** 5xx answers per Deployment that gave them. */
+  serverErrorsBy: Record<string, number>;
   p50Ms: number;
   p99Ms: number;
   seconds: number;
@@ -41,6 +43,7 @@ export class TrafficGenerator {
     otherAnswers: 0,
     connectionFailures: 0,
     servedBy: {},
+    serverErrorsBy: {},
     failureSamples: [],
   };
 
@@ -71,7 +74,7 @@ export class TrafficGenerator {
     const sorted = [...this.latencies].sort((a, b) => a - b);
     const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
     const end = this.stoppedAt || performance.now();
-    return { ...this.report, servedBy: { ...this.report.servedBy }, p50Ms: at(0.5), p99Ms: at(0.99), seconds: (end - this.startedAt) / 1000 };
+    return { ...this.report, servedBy: { ...this.report.servedBy }, serverErrorsBy: { ...this.report.serverErrorsBy }, p50Ms: at(0.5), p99Ms: at(0.99), seconds: (end - this.startedAt) / 1000 };
   }
 
   private async run(): Promise<void> {
@@ -106,6 +109,7 @@ export class TrafficGenerator {
             if (typeof pod === 'string') {
               const deployment = pod.replace(/-[0-9]+$/, '');
               this.report.servedBy[deployment] = (this.report.servedBy[deployment] ?? 0) + 1;
+              if (status >= 500) this.report.serverErrorsBy[deployment] = (this.report.serverErrorsBy[deployment] ?? 0) + 1;
             }
             resolve();
           });

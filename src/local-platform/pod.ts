@@ -116,7 +116,7 @@ export class Pod {
   private async probeReadiness(): Promise<void> {
     if (this.phase !== PodPhase.Running || !this.child) return;
     const child = this.child;
-    let ready = false;
+    let ready: boolean;
     try {
       const response = await fetch(`http://127.0.0.1:${this.spec.port}${this.spec.readinessPath}`, { signal: AbortSignal.timeout(1000) });
       ready = response.ok;

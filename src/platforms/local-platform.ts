@@ -217,11 +217,11 @@ export class LocalPlatform implements Platform {
       const response = await this.http.request({ method, url: path, data: body });
       return response.data;
     } catch (error) {
-      if (!axios.isAxiosError(error) || !error.response) throw new Error(`local platform at ${this.baseUrl}: ${(error as Error).message}`);
+      if (!axios.isAxiosError(error) || !error.response) throw new Error(`local platform at ${this.baseUrl}: ${(error as Error).message}`, { cause: error });
       const message = (error.response.data as { message?: string } | undefined)?.message ?? `HTTP ${error.response.status}`;
       const type = { 404: ErrorType.NotFound, 422: ErrorType.InvalidInput, 400: ErrorType.InvalidInput }[error.response.status];
       if (type) throw ApplicationFailure.create({ type, message: `local platform: ${message}`, nonRetryable: true });
-      throw new Error(`local platform ${method.toUpperCase()} ${path}: ${message}`);
+      throw new Error(`local platform ${method.toUpperCase()} ${path}: ${message}`, { cause: error });
     }
   }
 }

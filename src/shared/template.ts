@@ -9,7 +9,7 @@ export type TemplateVariable = (typeof TEMPLATE_VARIABLES)[number];
 export type TemplateVariables = Partial<Record<TemplateVariable, string>>;
 
 /** Matches one `{{ name }}` (or `{{ label.key }}`) placeholder; global: use it with matchAll or replace only. */
-export const PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_.\/-]+)?)\s*\}\}/g;
+export const PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_./-]+)?)\s*\}\}/g;
 
 /** Fills the placeholders it has values for and leaves the others as they are. */
 export function renderTemplate(template: string, variables: TemplateVariables | Readonly<Record<string, string | undefined>>): string {

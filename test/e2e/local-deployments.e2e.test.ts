@@ -32,10 +32,7 @@ describe('deployments on the embedded default (dev server, local platform, Prome
       replicaEnv: { SHUTDOWN_DRAIN_MS: '100' },
     });
     await stack.start();
-    await stack.local!.platform.waitForSlotReady(
-      { target: REFERENCE_TARGET, slot: 'blue', replicas: 2, timeoutSeconds: 60 },
-      { heartbeat: () => undefined, signal: new AbortController().signal },
-    );
+    await stack.waitForInitialSlot();
   });
 
   after(async () => {

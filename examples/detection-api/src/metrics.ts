@@ -10,6 +10,11 @@ import type { Config } from './config.js';
 
 /** How many recent detections the geolocation success rate is computed over. */
 export const SUCCESS_RATE_WINDOW = 100;
+/**
+ * Fewer detections than this and the rate stays NaN (no data): a share of a handful, such as a
+ * smoke suite's own probes, is noise that would fail or pass a gate by chance.
+ */
+export const SUCCESS_RATE_MIN_SAMPLES = 20;
 
 export class ServiceMetrics {
   readonly registry = new Registry();
@@ -44,7 +49,7 @@ export class ServiceMetrics {
     });
     this.successRate = new Gauge({
       name: 'geolocation_validation_success_rate',
-      help: `Share of the last ${SUCCESS_RATE_WINDOW} detections whose geolocation graded GREEN (NaN before the first)`,
+      help: `Share of the last ${SUCCESS_RATE_WINDOW} detections whose geolocation graded GREEN (NaN before ${SUCCESS_RATE_MIN_SAMPLES})`,
       registers: [this.registry],
     });
     this.successRate.set(Number.NaN);
@@ -56,6 +61,6 @@ export class ServiceMetrics {
     this.recentFlags.push(green);
     if (green) this.recentGreen++;
     if (this.recentFlags.length > SUCCESS_RATE_WINDOW && this.recentFlags.shift()) this.recentGreen--;
-    this.successRate.set(this.recentGreen / this.recentFlags.length);
+    this.successRate.set(this.recentFlags.length < SUCCESS_RATE_MIN_SAMPLES ? Number.NaN : this.recentGreen / this.recentFlags.length);
   }
 }

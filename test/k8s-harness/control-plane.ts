@@ -1,0 +1,228 @@
+/**
+ * A real Kubernetes control plane on loopback, from the project's harness binary (this folder's
+ * Go module: etcd, kube-apiserver, kube-controller-manager and kube-scheduler of one Kubernetes
+ * release, and a node simulator standing in for kubelets). Builds the binary when it is missing or
+ * older than its sources, starts each part as its own process on free ports with token
+ * authentication and RBAC, waits for /readyz, nodes Ready and the default ServiceAccount, and
+ * writes an admin kubeconfig. `mintToken` issues ServiceAccount tokens through the TokenRequest
+ * API. Everything started is stopped by PID.
+ */
+import { execFile, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { get } from 'node:https';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import * as k8s from '@kubernetes/client-node';
+import { freePort, stopProcess } from '../../src/local-platform/processes.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const MODULE_DIR = fileURLToPath(new URL('.', import.meta.url));
+export const HARNESS_BINARY = join(ROOT, '.tools/k8s-harness');
+/** The Kubernetes release the harness is built from (test/k8s-harness/go.mod). */
+export const KUBERNETES_VERSION = /k8s\.io\/kubernetes (v[0-9.]+)/.exec(readFileSync(join(MODULE_DIR, 'go.mod'), 'utf8'))![1]!;
+
+const run = promisify(execFile);
+
+/** Builds the harness binary when missing or older than any of its sources; returns seconds spent. */
+export async function buildHarness(log: (line: string) => void = () => undefined): Promise<number> {
+  const sources = readdirSync(MODULE_DIR).filter((f) => f.endsWith('.go') || f === 'go.mod' || f === 'go.sum');
+  const newest = Math.max(...sources.map((f) => statSync(join(MODULE_DIR, f)).mtimeMs));
+  if (existsSync(HARNESS_BINARY) && statSync(HARNESS_BINARY).mtimeMs >= newest) return 0;
+  log(`building the Kubernetes ${KUBERNETES_VERSION} control plane (${HARNESS_BINARY}); the first build takes minutes`);
+  const started = performance.now();
+  await run('go', ['build', '-trimpath', '-o', HARNESS_BINARY, '.'], { cwd: MODULE_DIR, maxBuffer: 64 * 1024 * 1024, timeout: 40 * 60_000 });
+  return (performance.now() - started) / 1000;
+}
+
+export interface ControlPlane {
+  /** https://127.0.0.1:PORT */
+  server: string;
+  kubeconfigPath: string;
+  /** A KubeConfig for the admin user (system:masters). */
+  adminConfig(): k8s.KubeConfig;
+  /** A KubeConfig that authenticates with `token` (a ServiceAccount's, say). */
+  configForToken(token: string): k8s.KubeConfig;
+  /** Issues a token for a ServiceAccount through the TokenRequest API. */
+  mintToken(namespace: string, serviceAccount: string, seconds?: number): Promise<string>;
+  /** Seconds from the first process start to /readyz, nodes Ready and the default ServiceAccount. */
+  startSeconds: number;
+  dir: string;
+  stop(): Promise<void>;
+}
+
+interface Part {
+  name: string;
+  child: ChildProcess;
+}
+
+export async function startControlPlane({ dir, nodes = 2, log = () => undefined }: { dir: string; nodes?: number; log?: (line: string) => void }): Promise<ControlPlane> {
+  await buildHarness(log);
+  mkdirSync(join(dir, 'logs'), { recursive: true });
+  const started = performance.now();
+  const parts: Part[] = [];
+  const stop = async () => {
+    for (const part of [...parts].reverse()) await stopProcess(part.child, 10_000);
+  };
+  const launch = (name: string, args: string[]) => {
+    const out = createWriteStream(join(dir, 'logs', `${name}.log`));
+    const child = spawn(HARNESS_BINARY, [name, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.pipe(out);
+    child.stderr!.pipe(out);
+    parts.push({ name, child });
+    return child;
+  };
+  const logTail = (name: string) => {
+    try {
+      return readFileSync(join(dir, 'logs', `${name}.log`), 'utf8').slice(-3000);
+    } catch {
+      return '';
+    }
+  };
+  const alive = () => {
+    for (const part of parts) if (part.child.exitCode !== null) throw new Error(`${part.name} exited with ${part.child.exitCode}:\n${logTail(part.name)}`);
+  };
+
+  try {
+    // Credentials: the ServiceAccount signing key, and the admin's bearer token.
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    writeFileSync(join(dir, 'sa.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    writeFileSync(join(dir, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
+    const adminToken = randomBytes(24).toString('hex');
+    writeFileSync(join(dir, 'tokens.csv'), `${adminToken},admin,admin,"system:masters"\n`);
+
+    const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+    launch('etcd', ['--data-dir', join(dir, 'etcd'), '--client-url', `http://127.0.0.1:${etcdPort}`, '--peer-url', `http://127.0.0.1:${peerPort}`]);
+    await until(async () => (await fetch(`http://127.0.0.1:${etcdPort}/health`)).ok, 'etcd health', 30_000, alive);
+
+    launch('kube-apiserver', [
+      `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${apiPort}`,
+      `--cert-dir=${join(dir, 'certs')}`,
+      `--token-auth-file=${join(dir, 'tokens.csv')}`,
+      '--authorization-mode=RBAC',
+      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+      `--service-account-key-file=${join(dir, 'sa.pub')}`,
+      `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
+      '--service-cluster-ip-range=10.96.0.0/16',
+      '--endpoint-reconciler-type=none',
+      '--enable-priority-and-fairness=false',
+      '--v=0',
+    ]);
+    const server = `https://127.0.0.1:${apiPort}`;
+    const caFile = join(dir, 'certs', 'apiserver.crt');
+    await until(async () => existsSync(caFile), 'the serving certificate', 60_000, alive);
+
+    const kubeconfigPath = join(dir, 'admin.kubeconfig');
+    writeFileSync(kubeconfigPath, kubeconfig(server, caFile, 'admin', adminToken));
+    const adminConfig = () => {
+      const config = new k8s.KubeConfig();
+      config.loadFromFile(kubeconfigPath);
+      return config;
+    };
+    const readyz = () =>
+      new Promise<boolean>((resolve) => {
+        const ca = readFileSync(caFile);
+        get(`${server}/readyz`, { ca, headers: { authorization: `Bearer ${adminToken}` } }, (answer) => {
+          answer.resume();
+          resolve(answer.statusCode === 200);
+        }).once('error', () => resolve(false));
+      });
+    await until(readyz, 'kube-apiserver /readyz', 90_000, alive);
+
+    launch('kube-controller-manager', [
+      `--kubeconfig=${kubeconfigPath}`,
+      '--leader-elect=false',
+      `--service-account-private-key-file=${join(dir, 'sa.key')}`,
+      `--root-ca-file=${caFile}`,
+      '--use-service-account-credentials=false',
+      `--secure-port=${await freePort()}`,
+      '--bind-address=127.0.0.1',
+      '--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller',
+      '--v=0',
+    ]);
+    launch('kube-scheduler', [`--kubeconfig=${kubeconfigPath}`, '--leader-elect=false', `--secure-port=${await freePort()}`, '--bind-address=127.0.0.1', '--v=0']);
+    launch('node-simulator', ['--kubeconfig', kubeconfigPath, '--nodes', String(nodes)]);
+
+    const core = adminConfig().makeApiClient(k8s.CoreV1Api);
+    await until(
+      async () => {
+        const list = await core.listNode();
+        return list.items.length >= nodes && list.items.every((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+      },
+      `${nodes} Ready nodes`,
+      60_000,
+      alive,
+    );
+    await until(async () => Boolean(await core.readNamespacedServiceAccount({ name: 'default', namespace: 'default' })), 'the default ServiceAccount', 60_000, alive);
+    const startSeconds = (performance.now() - started) / 1000;
+
+    return {
+      server,
+      kubeconfigPath,
+      adminConfig,
+      configForToken: (token) => {
+        const config = new k8s.KubeConfig();
+        config.loadFromString(kubeconfig(server, caFile, 'token-user', token));
+        return config;
+      },
+      mintToken: async (namespace, serviceAccount, seconds = 3600) => {
+        const answer = await core.createNamespacedServiceAccountToken({
+          name: serviceAccount,
+          namespace,
+          body: { spec: { audiences: [], expirationSeconds: seconds } },
+        });
+        return answer.status!.token;
+      },
+      startSeconds,
+      dir,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+function kubeconfig(server: string, caFile: string, user: string, token: string): string {
+  return [
+    'apiVersion: v1',
+    'kind: Config',
+    'clusters:',
+    '  - name: harness',
+    '    cluster:',
+    `      server: ${server}`,
+    `      certificate-authority: ${caFile}`,
+    'users:',
+    `  - name: ${user}`,
+    '    user:',
+    `      token: ${token}`,
+    'contexts:',
+    '  - name: harness',
+    '    context:',
+    '      cluster: harness',
+    `      user: ${user}`,
+    '      namespace: default',
+    'current-context: harness',
+    '',
+  ].join('\n');
+}
+
+async function until(predicate: () => Promise<boolean>, what: string, timeoutMs: number, check: () => void): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = null;
+  for (;;) {
+    check();
+    try {
+      if (await predicate()) return;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs / 1000} s${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}

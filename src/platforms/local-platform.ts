@@ -25,6 +25,7 @@ import type {
   WaitForSlotReadyRequest,
 } from '../activities/contract.js';
 import { parseEnv } from '../config/env.js';
+import { sleep } from './abortable-sleep.js';
 import { ErrorType } from '../shared/errors.js';
 import { isSlot } from '../shared/slots.js';
 import type { Slot } from '../shared/slots.js';
@@ -236,19 +237,4 @@ function toSlotState(target: Target, slot: Slot, d: DeploymentStatus): SlotState
     updatedReplicas: d.updatedReplicas,
     availableReplicas: d.availableReplicas,
   };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason as Error);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason as Error);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -1,13 +1,14 @@
 /**
  * Chooses the platform and gates the worker drives, from configuration. The worker registers
- * nothing fake: a platform that is not configured, or not built yet, stops the worker at start
+ * nothing fake: a platform that is not configured (no kubeconfig, say) stops the worker at start
  * with a message saying what to set.
  */
 import { z } from 'zod';
 import type { ActivityDependencies } from '../activities/index.js';
-import { ConfigError, parseEnv } from '../config/env.js';
+import { parseEnv } from '../config/env.js';
 import { PrometheusSloSource } from '../gates/prometheus-slo-source.js';
 import { HttpSmokeRunner } from '../gates/smoke-suite.js';
+import { KubernetesPlatform } from '../platforms/kubernetes-platform.js';
 import { LocalPlatform } from '../platforms/local-platform.js';
 import { WebhookNotifier } from '../notifications/webhook-notifier.js';
 
@@ -32,8 +33,5 @@ export async function loadActivityDependencies(env: NodeJS.ProcessEnv): Promise<
     const local = LocalPlatform.fromEnv(env);
     return { platform: local, smoke: new HttpSmokeRunner({ resolveEndpoint: (url) => local.resolveServiceUrl(url) }), slo, notifier };
   }
-  throw new ConfigError(
-    `BLUEGREEN_PLATFORM=${platform}: this build has no ${platform} platform adapter yet, so the worker cannot drive deployments; ` +
-      'see the README for the platforms that are available',
-  );
+  return { platform: KubernetesPlatform.fromEnv(env), smoke: new HttpSmokeRunner(), slo, notifier };
 }

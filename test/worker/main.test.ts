@@ -4,6 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { connectionOptions, TemporalConfigSchema } from '../../src/config/temporal.js';
@@ -27,10 +30,19 @@ describe('worker process configuration', () => {
     assert.match(output, /BLUEGREEN_PLATFORM must be one of kubernetes, local/);
   });
 
-  it('refuses a platform this build cannot drive instead of faking one', async () => {
-    const { code, output } = await startWorker({ BLUEGREEN_PLATFORM: 'kubernetes', PROMETHEUS_URL: 'http://127.0.0.1:9090' });
+  it('refuses the kubernetes platform without a kubeconfig, naming what to set', async () => {
+    const { code, output } = await startWorker({ BLUEGREEN_PLATFORM: 'kubernetes', PROMETHEUS_URL: 'http://127.0.0.1:9090', HOME: '/nonexistent' });
     assert.equal(code, 2);
-    assert.match(output, /BLUEGREEN_PLATFORM=kubernetes: this build has no kubernetes platform adapter yet/);
+    assert.match(output, /no kubeconfig at \/nonexistent\/.kube\/config and not running in a cluster: set BLUEGREEN_KUBECONFIG/);
+  });
+
+  it('refuses a kubeconfig context that does not exist, listing those that do', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kubeconfig-'));
+    const file = join(dir, 'config');
+    writeFileSync(file, 'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: dev, context: {cluster: c, user: u}}]\ncurrent-context: dev\n');
+    const { code, output } = await startWorker({ BLUEGREEN_PLATFORM: 'kubernetes', PROMETHEUS_URL: 'http://127.0.0.1:9090', BLUEGREEN_KUBECONFIG: file, BLUEGREEN_KUBE_CONTEXT: 'prod' });
+    assert.equal(code, 2);
+    assert.match(output, /BLUEGREEN_KUBE_CONTEXT: no context 'prod' in .*; it has dev/);
   });
 
   it('refuses to start without a Prometheus to measure the SLOs with', async () => {

@@ -1,0 +1,321 @@
+/**
+ * The `kubernetes` platform adapter: what the seed does with kubectl, through
+ * @kubernetes/client-node. The Service's selector is the live slot; each slot is a Deployment.
+ * Every write checks first and writes only what differs; waits poll with backoff and heartbeat.
+ * Permanent API answers (400, 403, 404, 422) become non-retryable failures naming the object and
+ * the rule; 409, 429, 5xx and connection errors are plain errors, retried by Temporal.
+ */
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { ApplicationFailure } from '@temporalio/activity';
+import * as k8s from '@kubernetes/client-node';
+import { z } from 'zod';
+import type {
+  DeploySlotRequest,
+  LiveState,
+  Platform,
+  Progress,
+  ReadRestartsRequest,
+  ReadyReport,
+  ScaleSlotRequest,
+  SlotState,
+  SwitchReport,
+  SwitchTrafficRequest,
+  Target,
+  TrafficReport,
+  VerifyTrafficRequest,
+  WaitForSlotReadyRequest,
+} from '../activities/contract.js';
+import { ConfigError, parseEnv } from '../config/env.js';
+import { sleep } from './abortable-sleep.js';
+import { ErrorType } from '../shared/errors.js';
+import { isSlot } from '../shared/slots.js';
+import type { Slot } from '../shared/slots.js';
+import { versionFromImage } from '../spec/deployment-spec.js';
+
+export const KubernetesEnvSchema = z.object({
+  /** A kubeconfig file; without it, $KUBECONFIG, then ~/.kube/config, then the in-cluster ServiceAccount. */
+  BLUEGREEN_KUBECONFIG: z.string().min(1).optional(),
+  /** The kubeconfig context to use instead of its current one. */
+  BLUEGREEN_KUBE_CONTEXT: z.string().min(1).optional(),
+});
+
+/** The pod label that carries the version, for SLO queries relabelled from pod labels. */
+export const VERSION_LABEL = 'version';
+
+const STRATEGIC = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch);
+const MERGE = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
+
+/** Polling of waits: from 200 ms up to 2 s, so a slow rollout costs few requests. */
+const FIRST_POLL_MS = 200;
+const MAX_POLL_MS = 2000;
+
+export class KubernetesPlatform implements Platform {
+  readonly name = 'kubernetes';
+  private readonly core: k8s.CoreV1Api;
+  private readonly apps: k8s.AppsV1Api;
+  private readonly discovery: k8s.DiscoveryV1Api;
+
+  constructor(config: k8s.KubeConfig) {
+    this.core = config.makeApiClient(k8s.CoreV1Api);
+    this.apps = config.makeApiClient(k8s.AppsV1Api);
+    this.discovery = config.makeApiClient(k8s.DiscoveryV1Api);
+  }
+
+  static fromEnv(env: NodeJS.ProcessEnv): KubernetesPlatform {
+    const settings = parseEnv(KubernetesEnvSchema, env);
+    const config = new k8s.KubeConfig();
+    const file = settings.BLUEGREEN_KUBECONFIG ?? env['KUBECONFIG'] ?? join(homedir(), '.kube', 'config');
+    if (existsSync(file)) {
+      try {
+        config.loadFromFile(file);
+      } catch (error) {
+        throw new ConfigError(`kubeconfig ${file} cannot be read: ${(error as Error).message}`);
+      }
+    } else if (env['KUBERNETES_SERVICE_HOST']) {
+      config.loadFromCluster();
+    } else {
+      throw new ConfigError(
+        `no kubeconfig at ${file} and not running in a cluster: set BLUEGREEN_KUBECONFIG (or KUBECONFIG) to a kubeconfig file, or run the worker in a pod with a ServiceAccount`,
+      );
+    }
+    const context = settings.BLUEGREEN_KUBE_CONTEXT;
+    if (context) {
+      if (!config.getContextObject(context)) {
+        throw new ConfigError(`BLUEGREEN_KUBE_CONTEXT: no context '${context}' in ${file}; it has ${config.getContexts().map((c) => c.name).join(', ') || 'none'}`);
+      }
+      config.setCurrentContext(context);
+    }
+    return new KubernetesPlatform(config);
+  }
+
+  async describe(target: Target): Promise<LiveState> {
+    const service = await this.readService(target);
+    const activeSlot = service.spec?.selector?.[target.slotLabelKey];
+    if (!isSlot(activeSlot)) {
+      throw ApplicationFailure.create({
+        type: ErrorType.PreconditionFailed,
+        message: `service ${target.service} in namespace ${target.namespace} selects ${target.slotLabelKey}=${activeSlot ?? '(no such label)'}, which is neither slot (blue, green)`,
+        nonRetryable: true,
+      });
+    }
+    const [blue, green] = await Promise.all([this.readDeployment(target, 'blue'), this.readDeployment(target, 'green')]);
+    return { activeSlot, slots: { blue: toSlotState(target, 'blue', blue), green: toSlotState(target, 'green', green) } };
+  }
+
+  async deploySlot({ target, slot, image, version, replicas }: DeploySlotRequest): Promise<SlotState> {
+    const before = await this.readDeployment(target, slot);
+    containerOf(target, before);
+    const state = toSlotState(target, slot, before);
+    const labelled = before.spec?.template?.metadata?.labels?.[VERSION_LABEL] === version;
+    if (state.image !== image || state.replicas !== replicas || !labelled) {
+      await this.patchDeployment(target, slot, { image, version, replicas });
+    }
+    return state;
+  }
+
+  async waitForSlotReady({ target, slot, replicas, timeoutSeconds }: WaitForSlotReadyRequest, progress: Progress): Promise<ReadyReport> {
+    const started = performance.now();
+    for (let poll = FIRST_POLL_MS; ; poll = Math.min(MAX_POLL_MS, poll * 1.5)) {
+      const deployment = await this.readDeployment(target, slot);
+      const status = deployment.status ?? {};
+      const old = await this.podsOfOlderTemplates(target, deployment);
+      progress.heartbeat({ ready: status.readyReplicas ?? 0, of: replicas, oldPods: old.length });
+      const caughtUp = (status.observedGeneration ?? 0) >= (deployment.metadata?.generation ?? 0);
+      const counts = [status.updatedReplicas ?? 0, status.readyReplicas ?? 0, status.availableReplicas ?? 0];
+      if (caughtUp && counts.every((n) => n === replicas) && old.length === 0) {
+        return { readyReplicas: replicas, seconds: (performance.now() - started) / 1000 };
+      }
+      if (performance.now() - started > timeoutSeconds * 1000) {
+        const pods = await this.podsOf(target, deployment);
+        const restarts = pods.reduce((sum, pod) => sum + restartsOf(pod), 0);
+        const waiting = [...new Set(pods.flatMap((p) => (p.status?.containerStatuses ?? []).map((c) => c.state?.waiting?.reason).filter(Boolean)))];
+        throw ApplicationFailure.create({
+          type: ErrorType.ReadinessTimeout,
+          message:
+            `deployment ${target.deployments[slot]} in namespace ${target.namespace}: ${status.readyReplicas ?? 0} of ${replicas} replicas ready ` +
+            `after ${timeoutSeconds} s (updated ${status.updatedReplicas ?? 0}, available ${status.availableReplicas ?? 0}, ${old.length} pods of an older template, ` +
+            `${restarts} restarts${waiting.length ? `, waiting: ${waiting.join(', ')}` : ''})`,
+          nonRetryable: true,
+        });
+      }
+      await sleep(poll, progress.signal);
+    }
+  }
+
+  async switchTraffic({ target, slot }: SwitchTrafficRequest): Promise<SwitchReport> {
+    const service = await this.readService(target);
+    const current = service.spec?.selector?.[target.slotLabelKey];
+    const previousSlot = isSlot(current) ? current : null;
+    if (current === slot) return { changed: false, previousSlot };
+    await this.call(`patch service ${target.service}`, target, () =>
+      this.core.patchNamespacedService(
+        { name: target.service, namespace: target.namespace, body: { spec: { selector: { [target.slotLabelKey]: slot } } } },
+        MERGE,
+      ),
+    );
+    return { changed: true, previousSlot };
+  }
+
+  async verifyTraffic({ target, slot, timeoutSeconds }: VerifyTrafficRequest, progress: Progress): Promise<TrafficReport> {
+    const started = performance.now();
+    for (let poll = 50; ; poll = Math.min(MAX_POLL_MS, poll * 1.5)) {
+      const [slices, slotPods] = await Promise.all([
+        this.call(`list endpointslices of ${target.service}`, target, () =>
+          this.discovery.listNamespacedEndpointSlice({ namespace: target.namespace, labelSelector: `kubernetes.io/service-name=${target.service}` }),
+        ),
+        this.call(`list pods of slot ${slot}`, target, () =>
+          this.core.listNamespacedPod({ namespace: target.namespace, labelSelector: `${target.slotLabelKey}=${slot}` }),
+        ),
+      ]);
+      const inSlot = new Set(slotPods.items.map((p) => p.metadata?.name));
+      const endpoints = slices.items.flatMap((s) => s.endpoints ?? []).filter((e) => e.conditions?.ready !== false);
+      const strays = endpoints.filter((e) => !inSlot.has(e.targetRef?.name));
+      progress.heartbeat({ endpoints: endpoints.length, strays: strays.length });
+      if (endpoints.length > 0 && strays.length === 0) {
+        return { endpoints: endpoints.length, seconds: (performance.now() - started) / 1000 };
+      }
+      if (performance.now() - started > timeoutSeconds * 1000) {
+        throw ApplicationFailure.create({
+          type: ErrorType.TrafficNotVerified,
+          message: `service ${target.service} in namespace ${target.namespace} has ${endpoints.length} ready endpoints, ${strays.length} of them outside slot ${slot}, after ${timeoutSeconds} s`,
+          nonRetryable: true,
+        });
+      }
+      await sleep(poll, progress.signal);
+    }
+  }
+
+  async readRestarts({ target, slot }: ReadRestartsRequest): Promise<number> {
+    const deployment = await this.readDeployment(target, slot);
+    const pods = await this.podsOf(target, deployment);
+    return pods.reduce((sum, pod) => sum + restartsOf(pod), 0);
+  }
+
+  async scaleSlot({ target, slot, replicas, image }: ScaleSlotRequest, progress: Progress): Promise<void> {
+    const before = await this.readDeployment(target, slot);
+    const state = toSlotState(target, slot, before);
+    const restore = image && state.image !== image ? { image, version: versionFromImage(image) } : {};
+    if (state.replicas !== replicas || 'image' in restore) await this.patchDeployment(target, slot, { replicas, ...restore });
+    // Done when the surplus pods are gone: within their grace period, plus time to notice.
+    const grace = before.spec?.template?.spec?.terminationGracePeriodSeconds ?? 30;
+    const deadline = performance.now() + (grace + 30) * 1000;
+    for (let poll = FIRST_POLL_MS; ; poll = Math.min(MAX_POLL_MS, poll * 1.5)) {
+      const pods = await this.podsOf(target, before);
+      progress.heartbeat({ pods: pods.length, of: replicas });
+      if (pods.length <= replicas) return;
+      if (performance.now() > deadline) {
+        throw new Error(`deployment ${target.deployments[slot]} in namespace ${target.namespace}: ${pods.length} pods left after ${grace + 30} s (want ${replicas})`);
+      }
+      await sleep(poll, progress.signal);
+    }
+  }
+
+  private async readService(target: Target): Promise<k8s.V1Service> {
+    return await this.call(`read service ${target.service}`, target, () => this.core.readNamespacedService({ name: target.service, namespace: target.namespace }));
+  }
+
+  private async readDeployment(target: Target, slot: Slot): Promise<k8s.V1Deployment> {
+    const name = target.deployments[slot];
+    return await this.call(`read deployment ${name}`, target, () => this.apps.readNamespacedDeployment({ name, namespace: target.namespace }));
+  }
+
+  /** One strategic merge patch: the container's image (merged by name), the version label, the replicas. */
+  private async patchDeployment(target: Target, slot: Slot, change: { image?: string; version?: string; replicas: number }): Promise<void> {
+    const name = target.deployments[slot];
+    const template: Record<string, unknown> = {};
+    if (change.version) template['metadata'] = { labels: { [VERSION_LABEL]: change.version } };
+    if (change.image) template['spec'] = { containers: [{ name: target.container, image: change.image }] };
+    const body = { spec: { replicas: change.replicas, ...(Object.keys(template).length ? { template } : {}) } };
+    await this.call(`patch deployment ${name}`, target, () => this.apps.patchNamespacedDeployment({ name, namespace: target.namespace, body }, STRATEGIC));
+  }
+
+  /** Pods the Deployment's selector matches, terminating ones included. */
+  private async podsOf(target: Target, deployment: k8s.V1Deployment): Promise<k8s.V1Pod[]> {
+    const labels = deployment.spec?.selector?.matchLabels ?? {};
+    const labelSelector = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
+    const pods = await this.call(`list pods of ${deployment.metadata?.name}`, target, () => this.core.listNamespacedPod({ namespace: target.namespace, labelSelector }));
+    return pods.items;
+  }
+
+  /** Pods whose pod-template-hash is not the newest ReplicaSet's: the rollout has not finished. */
+  private async podsOfOlderTemplates(target: Target, deployment: k8s.V1Deployment): Promise<k8s.V1Pod[]> {
+    const revision = deployment.metadata?.annotations?.['deployment.kubernetes.io/revision'];
+    const labels = deployment.spec?.selector?.matchLabels ?? {};
+    const labelSelector = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
+    const sets = await this.call(`list replicasets of ${deployment.metadata?.name}`, target, () =>
+      this.apps.listNamespacedReplicaSet({ namespace: target.namespace, labelSelector }),
+    );
+    const newest = sets.items.find(
+      (rs) => rs.metadata?.annotations?.['deployment.kubernetes.io/revision'] === revision && rs.metadata?.ownerReferences?.some((o) => o.uid === deployment.metadata?.uid),
+    );
+    const hash = newest?.metadata?.labels?.['pod-template-hash'];
+    const pods = await this.podsOf(target, deployment);
+    return pods.filter((p) => hash === undefined || p.metadata?.labels?.['pod-template-hash'] !== hash);
+  }
+
+  /** Runs one API call; maps its failure to the error vocabulary (see the module comment). */
+  private async call<T>(what: string, target: Target, request: () => Promise<T>): Promise<T> {
+    try {
+      return await request();
+    } catch (error) {
+      throw toFailure(error, what, target.namespace);
+    }
+  }
+}
+
+/** ApiException to ApplicationFailure (permanent) or Error (retried), with the API's own words. */
+export function toFailure(error: unknown, what: string, namespace: string): Error {
+  if (!(error instanceof k8s.ApiException)) {
+    return new Error(`kubernetes: ${what} in namespace ${namespace}: ${(error as Error).message}`, { cause: error });
+  }
+  const code = error.code as number;
+  const message = apiMessage(error.body) ?? `HTTP ${code}`;
+  const type = { 400: ErrorType.InvalidInput, 403: ErrorType.Forbidden, 404: ErrorType.NotFound, 422: ErrorType.InvalidInput }[code];
+  if (type === ErrorType.NotFound) {
+    return ApplicationFailure.create({ type, message: `${what}: not found in namespace ${namespace} (${message})`, nonRetryable: true });
+  }
+  if (type) return ApplicationFailure.create({ type, message: `${what}: ${message}`, nonRetryable: true });
+  return new Error(`kubernetes: ${what} in namespace ${namespace}: HTTP ${code}: ${message}`, { cause: error });
+}
+
+function apiMessage(body: unknown): string | null {
+  try {
+    const parsed = (typeof body === 'string' ? JSON.parse(body) : body) as { message?: string } | null;
+    return parsed?.message ?? null;
+  } catch {
+    return typeof body === 'string' && body ? body.slice(0, 300) : null;
+  }
+}
+
+function containerOf(target: Target, deployment: k8s.V1Deployment): k8s.V1Container {
+  const containers = deployment.spec?.template?.spec?.containers ?? [];
+  const container = containers.find((c) => c.name === target.container);
+  if (!container) {
+    throw ApplicationFailure.create({
+      type: ErrorType.InvalidInput,
+      message: `deployment ${deployment.metadata?.name} in namespace ${target.namespace} has no container named ${target.container} (it has ${containers.map((c) => c.name).join(', ') || 'none'}); set the spec's container`,
+      nonRetryable: true,
+    });
+  }
+  return container;
+}
+
+function toSlotState(target: Target, slot: Slot, deployment: k8s.V1Deployment): SlotState {
+  const container = (deployment.spec?.template?.spec?.containers ?? []).find((c) => c.name === target.container);
+  const status = deployment.status ?? {};
+  return {
+    slot,
+    deployment: deployment.metadata?.name ?? target.deployments[slot],
+    image: container?.image ?? null,
+    replicas: deployment.spec?.replicas ?? 0,
+    readyReplicas: status.readyReplicas ?? 0,
+    updatedReplicas: status.updatedReplicas ?? 0,
+    availableReplicas: status.availableReplicas ?? 0,
+  };
+}
+
+function restartsOf(pod: k8s.V1Pod): number {
+  return (pod.status?.containerStatuses ?? []).reduce((sum, c) => sum + c.restartCount, 0);
+}

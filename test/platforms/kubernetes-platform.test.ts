@@ -1,0 +1,184 @@
+/**
+ * The kubernetes adapter against the real control plane with deploy/ applied: every activity,
+ * asserting the cluster state afterwards (selector, images, replicas, EndpointSlices), the
+ * idempotent re-runs that write nothing, and each error mapping caused for real: a 403 from an
+ * RBAC denial, a 404 from a missing object, a 422 from an invalid patch.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { ApplicationFailure } from '@temporalio/activity';
+import * as k8s from '@kubernetes/client-node';
+import type { Progress } from '../../src/activities/contract.js';
+import { KubernetesPlatform } from '../../src/platforms/kubernetes-platform.js';
+import { ErrorType } from '../../src/shared/errors.js';
+import { REFERENCE_TARGET } from '../helpers/deployment-harness.js';
+import { eventually } from '../helpers/eventually.js';
+import { endpointPods, slotPods, startClusterWithManifests } from '../helpers/kubernetes.js';
+import type { Cluster } from '../helpers/kubernetes.js';
+
+const target = REFERENCE_TARGET;
+const V1 = 'registry.internal/detection-api:v2.1.0';
+const V2 = 'registry.internal/detection-api:v2.2.0';
+
+function progress(): Progress & { beats: unknown[] } {
+  const beats: unknown[] = [];
+  return { beats, heartbeat: (details) => beats.push(details), signal: new AbortController().signal };
+}
+
+async function rejection(promise: Promise<unknown>): Promise<ApplicationFailure> {
+  const error = await promise.then(
+    () => assert.fail('expected a failure'),
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof ApplicationFailure, `expected an ApplicationFailure, got ${String(error)}`);
+  return error;
+}
+
+describe('the kubernetes adapter against a real control plane', () => {
+  let cluster: Cluster;
+  let platform: KubernetesPlatform;
+
+  const readDeployment = (name: string) => cluster.apps.readNamespacedDeployment({ name, namespace: 'default' });
+  const readService = () => cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: 'default' });
+
+  before(async () => {
+    cluster = await startClusterWithManifests();
+    platform = new KubernetesPlatform(cluster.plane.adminConfig());
+  });
+
+  after(async () => {
+    await cluster?.plane.stop();
+  });
+
+  it('describes the live state from the Service selector and both Deployments', async () => {
+    const state = await platform.describe(target);
+    assert.equal(state.activeSlot, 'blue');
+    assert.deepEqual(state.slots.blue, { slot: 'blue', deployment: 'detection-api-blue', image: V1, replicas: 3, readyReplicas: 3, updatedReplicas: 3, availableReplicas: 3 });
+    assert.deepEqual([state.slots.green.image, state.slots.green.replicas, state.slots.green.readyReplicas], [V1, 0, 0]);
+  });
+
+  it('deploys the idle slot in one patch, returns what was there, and writes nothing when re-run', async () => {
+    const generation = (await readDeployment('detection-api-green')).metadata!.generation!;
+    const before = await platform.deploySlot({ target, slot: 'green', image: V2, version: 'v2.2.0', replicas: 2 });
+    assert.deepEqual([before.image, before.replicas], [V1, 0]);
+    const after = await readDeployment('detection-api-green');
+    assert.equal(after.metadata!.generation, generation + 1, 'image, version label and replicas in one write');
+    assert.equal(after.spec!.replicas, 2);
+    assert.equal(after.spec!.template.spec!.containers[0]!.image, V2);
+    assert.equal(after.spec!.template.metadata!.labels!['version'], 'v2.2.0');
+    assert.ok(after.spec!.template.spec!.containers[0]!.readinessProbe, 'the strategic merge kept the rest of the container');
+
+    const beats = progress();
+    const ready = await platform.waitForSlotReady({ target, slot: 'green', replicas: 2, timeoutSeconds: 60 }, beats);
+    assert.equal(ready.readyReplicas, 2);
+    assert.ok(beats.beats.length >= 1);
+    assert.equal((await slotPods(cluster, 'green')).length, 2);
+
+    const resourceVersion = (await readDeployment('detection-api-green')).metadata!.resourceVersion;
+    const again = await platform.deploySlot({ target, slot: 'green', image: V2, version: 'v2.2.0', replicas: 2 });
+    assert.deepEqual([again.image, again.replicas, again.readyReplicas], [V2, 2, 2]);
+    assert.equal((await readDeployment('detection-api-green')).metadata!.resourceVersion, resourceVersion, 'the re-run wrote nothing');
+  });
+
+  it('switches the selector and waits until the EndpointSlices list only the new slot', async () => {
+    const switched = await platform.switchTraffic({ target, slot: 'green' });
+    assert.deepEqual(switched, { changed: true, previousSlot: 'blue' });
+    assert.equal((await readService()).spec!.selector!['slot'], 'green');
+    const verified = await platform.verifyTraffic({ target, slot: 'green', timeoutSeconds: 30 }, progress());
+    assert.equal(verified.endpoints, 2);
+    assert.deepEqual(await endpointPods(cluster, 'detection-api-service'), await slotPods(cluster, 'green'));
+    const resourceVersion = (await readService()).metadata!.resourceVersion;
+    assert.deepEqual(await platform.switchTraffic({ target, slot: 'green' }), { changed: false, previousSlot: 'green' });
+    assert.equal((await readService()).metadata!.resourceVersion, resourceVersion, 'no write when already switched');
+  });
+
+  it('reads the restarts of a slot, as a crash loop raises them', async () => {
+    assert.equal(await platform.readRestarts({ target, slot: 'green' }), 0);
+    const [name] = await slotPods(cluster, 'green');
+    const pod = await cluster.core.readNamespacedPod({ name: name!, namespace: 'default' });
+    pod.status!.containerStatuses![0]!.restartCount = 2;
+    await cluster.core.replaceNamespacedPodStatus({ name: name!, namespace: 'default', body: pod });
+    assert.equal(await platform.readRestarts({ target, slot: 'green' }), 2);
+  });
+
+  it('times out a slot whose pod stays unready, naming the counts', async () => {
+    const [name] = await slotPods(cluster, 'green');
+    const pod = await cluster.core.readNamespacedPod({ name: name!, namespace: 'default' });
+    pod.status!.conditions = pod.status!.conditions!.map((c) => (c.type === 'Ready' || c.type === 'ContainersReady' ? { ...c, status: 'False' } : c));
+    pod.status!.containerStatuses![0]!.ready = false;
+    await cluster.core.replaceNamespacedPodStatus({ name: name!, namespace: 'default', body: pod });
+    await eventually(async () => (await readDeployment('detection-api-green')).status?.readyReplicas === 1, 'readyReplicas 1');
+    const failure = await rejection(platform.waitForSlotReady({ target, slot: 'green', replicas: 2, timeoutSeconds: 1 }, progress()));
+    assert.equal(failure.type, ErrorType.ReadinessTimeout);
+    assert.equal(failure.nonRetryable, true);
+    assert.match(failure.message, /detection-api-green in namespace default: 1 of 2 replicas ready after 1 s .*2 restarts/);
+    await eventually(async () => (await endpointPods(cluster, 'detection-api-service')).length === 1, 'the unready pod left the endpoints');
+  });
+
+  it('scales a slot to zero and waits for its pods to go; restores a previous image when asked', async () => {
+    await platform.scaleSlot({ target, slot: 'blue', replicas: 0 }, progress());
+    assert.equal((await readDeployment('detection-api-blue')).spec!.replicas, 0);
+    assert.deepEqual(await slotPods(cluster, 'blue'), []);
+    await platform.scaleSlot({ target, slot: 'green', replicas: 0, image: V1 }, progress());
+    const green = await readDeployment('detection-api-green');
+    assert.deepEqual([green.spec!.replicas, green.spec!.template.spec!.containers[0]!.image, green.spec!.template.metadata!.labels!['version']], [0, V1, 'v2.1.0']);
+    assert.deepEqual(await slotPods(cluster, 'green'), []);
+  });
+
+  it('maps a missing object to NotFound, naming it and its namespace', async () => {
+    const service = await rejection(platform.describe({ ...target, service: 'no-such-service' }));
+    assert.equal(service.type, ErrorType.NotFound);
+    assert.equal(service.nonRetryable, true);
+    assert.match(service.message, /read service no-such-service: not found in namespace default/);
+    const deployment = await rejection(platform.describe({ ...target, namespace: 'kube-public' }));
+    assert.equal(deployment.type, ErrorType.NotFound);
+    assert.match(deployment.message, /not found in namespace kube-public/);
+  });
+
+  it('maps an invalid patch to InvalidInput with the API server’s own reason (422)', async () => {
+    const failure = await rejection(platform.deploySlot({ target, slot: 'blue', image: V2, version: 'v2.2.0', replicas: -1 }));
+    assert.equal(failure.type, ErrorType.InvalidInput);
+    assert.match(failure.message, /patch deployment detection-api-blue: .*spec.replicas: Invalid value: -1/);
+    assert.equal((await readDeployment('detection-api-blue')).spec!.template.spec!.containers[0]!.image, V1, 'nothing changed');
+  });
+
+  it('refuses a container the Deployment does not have, before writing', async () => {
+    const failure = await rejection(platform.deploySlot({ target: { ...target, container: 'sidecar' }, slot: 'blue', image: V2, version: 'v2.2.0', replicas: 1 }));
+    assert.equal(failure.type, ErrorType.InvalidInput);
+    assert.match(failure.message, /has no container named sidecar \(it has detection-api\)/);
+  });
+
+  it('reports a selector on neither slot as a failed precondition', async () => {
+    await cluster.core.patchNamespacedService(
+      { name: 'detection-api-service', namespace: 'default', body: { spec: { selector: { slot: 'canary' } } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    const failure = await rejection(platform.describe(target));
+    assert.equal(failure.type, ErrorType.PreconditionFailed);
+    assert.match(failure.message, /selects slot=canary, which is neither slot/);
+    await platform.switchTraffic({ target, slot: 'blue' });
+  });
+
+  it('maps an RBAC denial to Forbidden, naming the ServiceAccount, the verb and the namespace', async () => {
+    await cluster.core.createNamespacedServiceAccount({ namespace: 'default', body: { metadata: { name: 'no-rights' } } });
+    const token = await cluster.plane.mintToken('default', 'no-rights');
+    const denied = new KubernetesPlatform(cluster.plane.configForToken(token));
+    const failure = await rejection(denied.switchTraffic({ target, slot: 'green' }));
+    assert.equal(failure.type, ErrorType.Forbidden);
+    assert.equal(failure.nonRetryable, true);
+    assert.match(failure.message, /User "system:serviceaccount:default:no-rights" cannot get resource "services" in API group "" in the namespace "default"/);
+  });
+
+  it('leaves an unreachable API server to the retry policy (a plain error)', async () => {
+    const config = new k8s.KubeConfig();
+    config.loadFromOptions({
+      clusters: [{ name: 'gone', server: 'https://127.0.0.1:9', skipTLSVerify: true }],
+      users: [{ name: 'u', token: 't' }],
+      contexts: [{ name: 'gone', cluster: 'gone', user: 'u' }],
+      currentContext: 'gone',
+    });
+    const error = await new KubernetesPlatform(config).describe(target).catch((e: unknown) => e);
+    assert.ok(error instanceof Error && !(error instanceof ApplicationFailure), `a retryable error, got ${String(error)}`);
+    assert.match((error as Error).message, /kubernetes: read service detection-api-service in namespace default: .*ECONNREFUSED/);
+  });
+});

@@ -1,0 +1,224 @@
+/**
+ * Whole deployments on the Temporal dev server against the real control plane, with the worker
+ * authenticated as deploy/'s ServiceAccount (least privilege): blue to green and back, a smoke
+ * failure that leaves traffic where it was, an abort during monitoring, and a crash loop the
+ * monitor sees in restartCount. The smoke suite checks a locally running reference service whose
+ * URL the spec names (the cluster's pods are simulated). Then each rule and verb of deploy/'s Role
+ * is removed in turn, and some step of a deployment fails with 403 every time.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { ApplicationFailure } from '@temporalio/activity';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import * as k8s from '@kubernetes/client-node';
+import { parse as parseYaml } from 'yaml';
+import { createActivities } from '../../src/activities/index.js';
+import type { Progress } from '../../src/activities/contract.js';
+import { PrometheusSloSource } from '../../src/gates/prometheus-slo-source.js';
+import { HttpSmokeRunner } from '../../src/gates/smoke-suite.js';
+import { freePort } from '../../src/local-platform/processes.js';
+import { KubernetesPlatform } from '../../src/platforms/kubernetes-platform.js';
+import type { DeploymentResult } from '../../src/shared/deployment-status.js';
+import { ErrorType } from '../../src/shared/errors.js';
+import { otherSlot } from '../../src/shared/slots.js';
+import { createDeploymentWorker } from '../../src/worker/worker.js';
+import { blueGreenDeploymentWorkflow } from '../../src/workflows/blue-green-deployment.js';
+import { statusQuery } from '../../src/workflows/definitions.js';
+import { REFERENCE_TARGET, testSpec } from '../helpers/deployment-harness.js';
+import { startDetectionApi, TakListener, tempQueuePath } from '../helpers/detection-api-process.js';
+import type { DetectionApiProcess } from '../helpers/detection-api-process.js';
+import { eventually } from '../helpers/eventually.js';
+import { endpointPods, slotPods, startClusterWithManifests } from '../helpers/kubernetes.js';
+import type { Cluster } from '../helpers/kubernetes.js';
+import { startDevServer, workflowBundle } from '../helpers/temporal-servers.js';
+
+const TASK_QUEUE = 'bluegreen-kubernetes-e2e';
+const IMAGE = (tag: string) => `registry.internal/detection-api:${tag}`;
+const ROLE = parseYaml(readFileSync(fileURLToPath(new URL('../../deploy/worker/role.yaml', import.meta.url)), 'utf8')) as k8s.V1Role;
+
+describe('deployments on the dev server against a real control plane, as the worker ServiceAccount', () => {
+  let env: TestWorkflowEnvironment;
+  let cluster: Cluster;
+  let tak: TakListener;
+  let reference: DetectionApiProcess;
+  let worker: Worker;
+  let running: Promise<void>;
+  let sequence = 0;
+
+  before(async () => {
+    [env, cluster, tak] = await Promise.all([startDevServer(), startClusterWithManifests(), TakListener.start()]);
+    reference = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: tempQueuePath() });
+    const token = await cluster.plane.mintToken('default', 'bluegreen-worker');
+    worker = await createDeploymentWorker({
+      connection: env.nativeConnection,
+      namespace: 'default',
+      taskQueue: TASK_QUEUE,
+      activities: createActivities({
+        platform: new KubernetesPlatform(cluster.plane.configForToken(token)),
+        smoke: new HttpSmokeRunner(),
+        // No SLO queries (the pods are simulated): the monitor gates on the pods' restarts.
+        slo: PrometheusSloSource.fromEnv({ PROMETHEUS_URL: 'http://127.0.0.1:9' }),
+      }),
+      workflowBundle: await workflowBundle(),
+    });
+    running = worker.run();
+  });
+
+  after(async () => {
+    worker?.shutdown();
+    await running;
+    reference?.kill('SIGKILL');
+    await tak?.close();
+    await cluster?.plane.stop();
+    await env?.teardown();
+  });
+
+  const liveSlot = async () => (await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: 'default' })).spec!.selector!['slot'];
+  const deployment = (slot: string) => cluster.apps.readNamespacedDeployment({ name: `detection-api-${slot}`, namespace: 'default' });
+
+  function start(tag: string, { monitorSeconds = 4, smokeEndpoint = reference.url } = {}) {
+    sequence += 1;
+    return env.client.workflow.start(blueGreenDeploymentWorkflow, {
+      taskQueue: TASK_QUEUE,
+      workflowId: `k8s-e2e-${sequence}`,
+      args: [
+        testSpec({
+          image: IMAGE(tag),
+          replicas: 2,
+          readinessTimeoutSeconds: 60,
+          smoke: { endpoint: smokeEndpoint },
+          monitor: { durationSeconds: monitorSeconds, intervalSeconds: 1, slos: [] },
+          scaleDownDelaySeconds: 0,
+        }),
+      ],
+    });
+  }
+
+  /** The seconds verifyTraffic reported: from the switch's patch to EndpointSlices on new pods only. */
+  async function switchToEndpoints(handle: { fetchHistory(): Promise<{ events?: unknown[] | null }> }): Promise<number> {
+    const history = await handle.fetchHistory();
+    const events = (history.events ?? []) as { activityTaskCompletedEventAttributes?: { result?: { payloads?: { data?: Uint8Array }[] } } }[];
+    for (const event of events) {
+      const data = event.activityTaskCompletedEventAttributes?.result?.payloads?.[0]?.data;
+      if (!data) continue;
+      const value = JSON.parse(Buffer.from(data).toString()) as { endpoints?: number; seconds?: number };
+      if (typeof value === 'object' && value && 'endpoints' in value && typeof value.seconds === 'number') return value.seconds;
+    }
+    throw new Error('no verifyTraffic result in the history');
+  }
+
+  it('goes blue to green, then green to blue, leaving the old slot at zero each time', async () => {
+    const first = await start('v2.2.0');
+    const toGreen: DeploymentResult = await first.result();
+    assert.equal(toGreen.outcome, 'Succeeded', toGreen.message);
+    assert.deepEqual([toGreen.fromSlot, toGreen.toSlot, await liveSlot()], ['blue', 'green', 'green']);
+    assert.deepEqual(await endpointPods(cluster, 'detection-api-service'), await slotPods(cluster, 'green'));
+    assert.equal((await deployment('blue')).spec!.replicas, 0);
+    assert.deepEqual(await slotPods(cluster, 'blue'), []);
+    const green = await deployment('green');
+    assert.deepEqual([green.spec!.template.spec!.containers[0]!.image, green.spec!.template.metadata!.labels!['version']], [IMAGE('v2.2.0'), 'v2.2.0']);
+
+    const second = await start('v2.2.1');
+    const toBlue: DeploymentResult = await second.result();
+    assert.equal(toBlue.outcome, 'Succeeded', toBlue.message);
+    assert.deepEqual([toBlue.fromSlot, toBlue.toSlot, await liveSlot()], ['green', 'blue', 'blue']);
+    assert.equal((await deployment('green')).spec!.replicas, 0);
+    assert.equal((await deployment('blue')).spec!.template.spec!.containers[0]!.image, IMAGE('v2.2.1'));
+    const seconds = [await switchToEndpoints(first), await switchToEndpoints(second)];
+    console.log(`switch patch to EndpointSlices on the new slot only: ${seconds.map((s) => `${(s * 1000).toFixed(0)} ms`).join(', ')}`);
+  });
+
+  it('leaves traffic on the old slot and scales the idle slot back when the smoke suite fails', async () => {
+    const closed = `http://127.0.0.1:${await freePort()}`;
+    const result: DeploymentResult = await (await start('v2.3.0', { smokeEndpoint: closed })).result();
+    assert.equal(result.outcome, 'RolledBack');
+    assert.equal(result.reason, 'SmokeFailed');
+    assert.equal(await liveSlot(), 'blue');
+    const green = await deployment('green');
+    assert.deepEqual([green.spec!.replicas, green.spec!.template.spec!.containers[0]!.image], [0, IMAGE('v2.2.0')], 'the idle slot is as it was');
+    assert.deepEqual(await slotPods(cluster, 'green'), []);
+  });
+
+  it('puts the selector back on the old slot when an operator aborts during monitoring', async () => {
+    const handle = await start('v2.3.1', { monitorSeconds: 120 });
+    await eventually(async () => (await handle.query(statusQuery)).phase === 'Monitoring', 'monitoring', 60_000);
+    assert.equal(await liveSlot(), 'green');
+    const signalled = performance.now();
+    await handle.signal('abort', { reason: 'operator abort in the e2e test', by: 'e2e' });
+    let restoredMs = 0;
+    await eventually(async () => {
+      if ((await liveSlot()) !== 'blue') return false;
+      restoredMs = performance.now() - signalled;
+      return true;
+    }, 'selector back on blue', 30_000);
+    const result: DeploymentResult = await handle.result();
+    assert.equal(result.outcome, 'RolledBack');
+    assert.equal(result.reason, 'Aborted');
+    assert.deepEqual(await endpointPods(cluster, 'detection-api-service'), await slotPods(cluster, 'blue'));
+    assert.equal((await deployment('green')).spec!.replicas, 0);
+    console.log(`abort signal to selector back on the old slot: ${restoredMs.toFixed(0)} ms (polled every 200 ms)`);
+  });
+
+  it('rolls back when the new slot starts restarting during monitoring', async () => {
+    const handle = await start('v2.3.2', { monitorSeconds: 60 });
+    await eventually(async () => (await handle.query(statusQuery)).phase === 'Monitoring', 'monitoring', 60_000);
+    const [name] = await slotPods(cluster, 'green');
+    const pod = await cluster.core.readNamespacedPod({ name: name!, namespace: 'default' });
+    pod.status!.containerStatuses![0]!.restartCount = 1;
+    await cluster.core.replaceNamespacedPodStatus({ name: name!, namespace: 'default', body: pod });
+    const result: DeploymentResult = await handle.result();
+    assert.equal(result.outcome, 'RolledBack');
+    assert.equal(result.failedCheck, 'pod-restarts');
+    assert.equal(await liveSlot(), 'blue');
+  });
+
+  it('needs every rule and verb of the worker Role: without any one, a deployment step is refused with 403', async () => {
+    const admin = new KubernetesPlatform(cluster.plane.adminConfig());
+    const target = REFERENCE_TARGET;
+    const progress: Progress = { heartbeat: () => undefined, signal: new AbortController().signal };
+    const variants = ROLE.rules!.flatMap((rule, index) =>
+      rule.verbs.map((verb) => ({
+        label: `${verb} ${rule.resources!.join(',')}`,
+        rules: ROLE.rules!.map((r, i) => (i === index ? { ...r, verbs: r.verbs.filter((v) => v !== verb) } : r)).filter((r) => r.verbs.length > 0),
+      })),
+    );
+    assert.ok(variants.length >= 7);
+    for (const [index, variant] of variants.entries()) {
+      const name = `least-privilege-${index}`;
+      await cluster.core.createNamespacedServiceAccount({ namespace: 'default', body: { metadata: { name } } });
+      await cluster.rbac.createNamespacedRole({ namespace: 'default', body: { metadata: { name }, rules: variant.rules } });
+      await cluster.rbac.createNamespacedRoleBinding({
+        namespace: 'default',
+        body: { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name }, subjects: [{ kind: 'ServiceAccount', name, namespace: 'default' }] },
+      });
+      const restricted = new KubernetesPlatform(cluster.plane.configForToken(await cluster.plane.mintToken('default', name)));
+      const live = (await admin.describe(target)).activeSlot;
+      const idle = otherSlot(live);
+      // The steps of a deployment and its rollback, as the workflow runs them.
+      const steps = async () => {
+        await restricted.describe(target);
+        await restricted.deploySlot({ target, slot: idle, image: IMAGE('v9.0.0'), version: 'v9.0.0', replicas: 1 });
+        await restricted.waitForSlotReady({ target, slot: idle, replicas: 1, timeoutSeconds: 30 }, progress);
+        await restricted.switchTraffic({ target, slot: idle });
+        await restricted.verifyTraffic({ target, slot: idle, timeoutSeconds: 30 }, progress);
+        await restricted.readRestarts({ target, slot: idle });
+        await restricted.switchTraffic({ target, slot: live });
+        await restricted.scaleSlot({ target, slot: idle, replicas: 0 }, progress);
+      };
+      // RBAC reads its objects from informers: give the new Role a moment to be seen.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const error = await steps().then(
+        () => null,
+        (e: unknown) => e,
+      );
+      assert.ok(error instanceof ApplicationFailure, `without ${variant.label} the deployment should fail; got ${String(error)}`);
+      assert.equal(error.type, ErrorType.Forbidden, `without ${variant.label}: ${error.message}`);
+      // Put the cluster back as it was for the next variant.
+      await admin.switchTraffic({ target, slot: live });
+      await admin.scaleSlot({ target, slot: idle, replicas: 0 }, progress);
+    }
+  });
+});

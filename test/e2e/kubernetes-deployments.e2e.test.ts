@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
-import * as k8s from '@kubernetes/client-node';
+import type { V1Role } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 import { createActivities } from '../../src/activities/index.js';
 import type { Progress } from '../../src/activities/contract.js';
@@ -37,7 +37,7 @@ import { startDevServer, workflowBundle } from '../helpers/temporal-servers.js';
 
 const TASK_QUEUE = 'bluegreen-kubernetes-e2e';
 const IMAGE = (tag: string) => `registry.internal/detection-api:${tag}`;
-const ROLE = parseYaml(readFileSync(fileURLToPath(new URL('../../deploy/worker/role.yaml', import.meta.url)), 'utf8')) as k8s.V1Role;
+const ROLE = parseYaml(readFileSync(fileURLToPath(new URL('../../deploy/worker/role.yaml', import.meta.url)), 'utf8')) as V1Role;
 
 describe('deployments on the dev server against a real control plane, as the worker ServiceAccount', () => {
   let env: TestWorkflowEnvironment;

@@ -210,21 +210,28 @@ const MonitorSchema = z
   })
   .strict()
   .superRefine((monitor, ctx) => {
-    if (monitor.intervalSeconds > monitor.durationSeconds) {
-      ctx.addIssue({
-        code: z.ZodIssueCode.custom,
-        path: ['intervalSeconds'],
-        message: `must not exceed monitor.durationSeconds (${monitor.durationSeconds})`,
-      });
-    }
-    const seen = new Set<string>();
-    monitor.slos.forEach((slo, index) => {
-      if (seen.has(slo.name)) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['slos', index, 'name'], message: `duplicate SLO name '${slo.name}'` });
-      }
-      seen.add(slo.name);
-    });
+    for (const issue of monitorRuleIssues(monitor)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: issue.path, message: issue.message });
   });
+
+/**
+ * The rules between monitor fields. zod runs an object's refinements only once every field in it
+ * is valid, so parseDeploymentSpec also checks them on the raw input: a spec with a bad SLO and
+ * an interval longer than the window hears about both at once.
+ */
+function monitorRuleIssues(monitor: { durationSeconds?: unknown; intervalSeconds?: unknown; slos?: unknown }): { path: (string | number)[]; message: string }[] {
+  const issues: { path: (string | number)[]; message: string }[] = [];
+  const duration = typeof monitor.durationSeconds === 'number' ? monitor.durationSeconds : 300;
+  const interval = typeof monitor.intervalSeconds === 'number' ? monitor.intervalSeconds : 5;
+  if (interval > duration) issues.push({ path: ['intervalSeconds'], message: `must not exceed monitor.durationSeconds (${duration})` });
+  const seen = new Set<string>();
+  (Array.isArray(monitor.slos) ? (monitor.slos as unknown[]) : []).forEach((slo, index) => {
+    const name = (slo as { name?: unknown } | null)?.name;
+    if (typeof name !== 'string') return;
+    if (seen.has(name)) issues.push({ path: ['slos', index, 'name'], message: `duplicate SLO name '${name}'` });
+    seen.add(name);
+  });
+  return issues;
+}
 
 const SpecInputSchema = z
   .object({
@@ -293,10 +300,16 @@ export class SpecValidationError extends Error {
 export function parseDeploymentSpec(input: unknown): DeploymentSpec {
   const result = DeploymentSpecSchema.safeParse(input);
   if (result.success) return result.data;
-  throw new SpecValidationError(
-    result.error.issues.map((issue) => ({
-      path: issue.path.length > 0 ? issue.path.join('.') : '(spec)',
-      message: issue.message,
-    })),
-  );
+  const issues = result.error.issues.map((issue) => ({
+    path: issue.path.length > 0 ? issue.path.join('.') : '(spec)',
+    message: issue.message,
+  }));
+  const monitor = (input as { monitor?: unknown } | null)?.monitor;
+  if (monitor !== null && typeof monitor === 'object') {
+    for (const issue of monitorRuleIssues(monitor)) {
+      const path = ['monitor', ...issue.path].join('.');
+      if (!issues.some((i) => i.path === path)) issues.push({ path, message: issue.message });
+    }
+  }
+  throw new SpecValidationError(issues);
 }

@@ -23,7 +23,7 @@ function source(url: string): PrometheusSloSource {
 }
 
 async function evaluate(url: string, slos: Slo[] = DEFAULT_SLOS): Promise<Record<string, Measurement>> {
-  const measurements = await source(url).evaluateSlos({ target: REFERENCE_TARGET, slot: 'green', window: '5s', slos });
+  const measurements = await source(url).evaluateSlos({ target: REFERENCE_TARGET, slot: 'green', version: 'v2.2.0', window: '5s', slos });
   return Object.fromEntries(measurements.map((m) => [m.name, m]));
 }
 
@@ -76,7 +76,7 @@ async function measureUnderTraffic(service: DetectionApiProcess, prometheus: Pro
 }
 
 describe('Prometheus SLO source against a real Prometheus', () => {
-  it('measures healthy traffic as Successful on every gated SLO, scoped to the slot', async () => {
+  it('measures healthy traffic as Successful on every gated SLO, scoped to the slot and version', async () => {
     await withScrapedService({}, async (service, prometheus) => {
       const m = await measureUnderTraffic(service, prometheus);
       for (const name of ['error-rate', 'p95-latency', 'tak-output-latency', 'geolocation-accuracy']) {
@@ -88,8 +88,11 @@ describe('Prometheus SLO source against a real Prometheus', () => {
       assert.equal(m['cpu-per-pod']?.gate, false, 'CPU is reported as a warning, not a gate');
       assert.notEqual(m['memory-per-pod']?.value, null);
       // The same queries for the other slot find nothing: they are scoped to the slot.
-      const blue = await source(prometheus.url).evaluateSlos({ target: REFERENCE_TARGET, slot: 'blue', window: '5s', slos: DEFAULT_SLOS.slice(0, 1) });
+      const blue = await source(prometheus.url).evaluateSlos({ target: REFERENCE_TARGET, slot: 'blue', version: 'v2.2.0', window: '5s', slos: DEFAULT_SLOS.slice(0, 1) });
       assert.equal(blue[0]?.result, 'Inconclusive');
+      // And to the version: another version's series in the same slot are not this deployment's.
+      const other = await source(prometheus.url).evaluateSlos({ target: REFERENCE_TARGET, slot: 'green', version: 'v2.1.0', window: '5s', slos: DEFAULT_SLOS.slice(0, 1) });
+      assert.equal(other[0]?.result, 'Inconclusive');
     });
   });
 
@@ -148,12 +151,13 @@ describe('Prometheus SLO source against a real Prometheus', () => {
     const service = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: tempQueuePath(), SLOT: 'green' });
     const prometheus = await startPrometheus([service.url.replace('http://', '')], { username: 'bluegreen', password: 's3cret-for-tests' });
     try {
-      const query = { target: REFERENCE_TARGET, slot: 'green' as const, window: '5s', slos: DEFAULT_SLOS.slice(3, 4) };
+      const query = { target: REFERENCE_TARGET, slot: 'green' as const, version: 'dev', window: '5s', slos: DEFAULT_SLOS.slice(3, 4) };
       const refused = await PrometheusSloSource.fromEnv({ PROMETHEUS_URL: prometheus.url }).evaluateSlos(query);
       assert.equal(refused[0]?.result, 'Error');
       assert.equal(refused[0]?.message, 'Prometheus answered HTTP 401');
       const authenticated = PrometheusSloSource.fromEnv({ PROMETHEUS_URL: prometheus.url, PROMETHEUS_USERNAME: 'bluegreen', PROMETHEUS_PASSWORD: 's3cret-for-tests' });
-      await postDetection(service.url, SEED_DETECTION);
+      // The success rate needs 20 detections before it reads as data.
+      for (let i = 0; i < 20; i++) await postDetection(service.url, SEED_DETECTION);
       await eventually(async () => (await authenticated.evaluateSlos(query))[0]?.result === 'Successful', 'an authenticated measurement');
     } finally {
       await prometheus.stop();

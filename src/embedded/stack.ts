@@ -64,6 +64,8 @@ export interface StackOptions {
   taskQueue?: string;
   /** Environment added to every detection-API replica. */
   replicaEnv?: Record<string, string>;
+  /** Environment added to the worker (credentials, say). */
+  workerEnv?: Record<string, string>;
   log?: (line: string) => void;
 }
 
@@ -110,12 +112,8 @@ export class EmbeddedStack {
         env: { TAK_ADDRESS: `127.0.0.1:${ports.tak}`, ...this.options.replicaEnv },
       });
       log(`local platform     ${this.local.controlUrl} (detection-api-service on ${this.local.routerUrl})`);
-      this.prometheus = await startPrometheus({
-        dir: join(stateDir, 'prometheus'),
-        listen: `127.0.0.1:${ports.prometheus}`,
-        targets: { file: this.local.targetsFile },
-      });
-      log(`Prometheus         ${this.prometheus.url}`);
+      await this.startPrometheus();
+      log(`Prometheus         ${this.prometheus!.url}`);
       await this.startWorker();
       log(`worker             task queue ${this.taskQueue}, metrics http://127.0.0.1:${ports.workerMetrics}/metrics`);
     } catch (error) {
@@ -125,6 +123,41 @@ export class EmbeddedStack {
   }
 
   private async startTemporal(): Promise<void> {
+    const output = await this.startTemporalProcess();
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        this.connection = await Connection.connect({ address: this.temporalAddress, connectTimeout: 2000 });
+        await this.connection.workflowService.getSystemInfo({});
+        break;
+      } catch (error) {
+        await this.connection?.close();
+        this.connection = null;
+        if (Date.now() > deadline) throw new Error(`Temporal at ${this.temporalAddress} did not answer: ${(error as Error).message}\n${output()}`, { cause: error });
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    }
+    this.deployments = new DeploymentClient(new Client({ connection: this.connection, namespace: 'default' }), this.taskQueue);
+  }
+
+  /** Stops the dev server and starts it again on its database file: a server restart. */
+  async restartTemporal(): Promise<void> {
+    if (this.temporal) await stopProcess(this.temporal, 15_000);
+    await this.startTemporalProcess();
+  }
+
+  /** Stops Prometheus: monitoring is lost. */
+  async stopPrometheus(): Promise<void> {
+    await this.prometheus?.stop();
+  }
+
+  /** Starts Prometheus again on the same port and data. */
+  async startPrometheus(): Promise<void> {
+    const { stateDir, ports } = this.options;
+    this.prometheus = await startPrometheus({ dir: join(stateDir, 'prometheus'), listen: `127.0.0.1:${ports.prometheus}`, targets: { file: this.local!.targetsFile } });
+  }
+
+  private async startTemporalProcess(): Promise<() => string> {
     const { stateDir, ports } = this.options;
     const cli = join(ROOT, '.venv/bin/temporal');
     if (!existsSync(cli)) throw new Error(`${cli} is missing: run 'bash scripts/setup.sh' to install the Temporal CLI`);
@@ -137,20 +170,7 @@ export class EmbeddedStack {
     child.stdout!.on('data', (chunk) => (output += chunk));
     child.stderr!.on('data', (chunk) => (output += chunk));
     await waitUntilReady('Temporal dev server', child, this.uiUrl, { output: () => output, timeoutMs: 60_000 });
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      try {
-        this.connection = await Connection.connect({ address: this.temporalAddress, connectTimeout: 2000 });
-        await this.connection.workflowService.getSystemInfo({});
-        break;
-      } catch (error) {
-        await this.connection?.close();
-        this.connection = null;
-        if (Date.now() > deadline) throw new Error(`Temporal at ${this.temporalAddress} did not answer: ${(error as Error).message}\n${output}`, { cause: error });
-        await new Promise((resolve) => setTimeout(resolve, 250));
-      }
-    }
-    this.deployments = new DeploymentClient(new Client({ connection: this.connection, namespace: 'default' }), this.taskQueue);
+    return () => output;
   }
 
   /** Waits until the example's initial slot (blue, two replicas of v2.1.0) serves. */
@@ -173,6 +193,7 @@ export class EmbeddedStack {
         TEMPORAL_ADDRESS: this.temporalAddress,
         TEMPORAL_TASK_QUEUE: this.taskQueue,
         BLUEGREEN_METRICS_ADDRESS: `127.0.0.1:${ports.workerMetrics}`,
+        ...this.options.workerEnv,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -98,21 +98,25 @@ const RETRY = {
 
 /** Activity options per kind of call: short writes, long waits, and the SLO tick. */
 function activityOptions(spec: DeploymentSpec): Record<CallKind, ActivityOptions> {
+  // Waiting activities heartbeat at least every poll (at most 2 s apart) and after every smoke
+  // check: a worker that died is noticed this soon, and its activity retried on another.
+  // (The constructor builds these from the raw input, before validateSpec: smoke may be absent.)
+  const heartbeatTimeout = `${Math.max(10, (spec.smoke?.timeoutSeconds ?? 5) + 5)}s`;
   return {
     /** Reads and single writes: short, retried a few times. */
     quick: { startToCloseTimeout: '30s', retry: { ...RETRY, maximumAttempts: 5 } },
     /** Waiting for replicas: as long as the readiness timeout, heartbeating. */
     readiness: {
       startToCloseTimeout: `${spec.readinessTimeoutSeconds + 30}s`,
-      heartbeatTimeout: '30s',
+      heartbeatTimeout,
       retry: { ...RETRY, maximumAttempts: 3 },
     },
     /** Endpoint convergence, scaling and the smoke suite: bounded waits, heartbeating. */
-    waiting: { startToCloseTimeout: '5m', heartbeatTimeout: '30s', retry: { ...RETRY, maximumAttempts: 3 } },
+    waiting: { startToCloseTimeout: '5m', heartbeatTimeout, retry: { ...RETRY, maximumAttempts: 3 } },
     /** One SLO tick: never retried, because a failed measurement is counted, not hidden. */
     measure: { startToCloseTimeout: '15s', retry: { maximumAttempts: 1 } },
     /** Compensation and cleanup: retried harder, since they restore service. */
-    restore: { startToCloseTimeout: '5m', heartbeatTimeout: '30s', retry: { ...RETRY, maximumAttempts: 10 } },
+    restore: { startToCloseTimeout: '5m', heartbeatTimeout, retry: { ...RETRY, maximumAttempts: 10 } },
   };
 }
 

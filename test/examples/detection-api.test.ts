@@ -285,6 +285,16 @@ describe('detection API: metrics', () => {
       for (let i = 0; i < 16; i++) await postDetection(api.url, SEED_DETECTION);
       const later = await (await fetch(`${api.url}/metrics`)).text();
       assert.equal(sample(later, `geolocation_validation_success_rate{${labels}}`), 19 / 20);
+      // A smoke suite's probe is stored and answered, but is not sensor data: the rate ignores it.
+      const probe = await fetch(`${api.url}/api/detections`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'user-agent': 'bluegreen-smoke' },
+        body: JSON.stringify({ ...SEED_DETECTION, accuracy_meters: 500 }),
+      });
+      assert.equal(probe.status, 201);
+      const afterProbe = await (await fetch(`${api.url}/metrics`)).text();
+      assert.equal(sample(afterProbe, `geolocation_validation_success_rate{${labels}}`), 19 / 20);
+      assert.equal(sample(afterProbe, `http_requests_total{method="POST",route="/api/detections",status="201",${labels}}`), 21);
       assert.ok((sample(exposition, `process_resident_memory_bytes{${labels}}`) ?? 0) > 0, 'process metrics are exposed');
     } finally {
       api.kill('SIGKILL');

@@ -143,7 +143,9 @@ export function createDetectionService(config: Config): DetectionService {
       time: detection.timestamp ? new Date(detection.timestamp) : new Date(receivedAt),
     });
     const status = await output.submit(id, flag, cot, receivedAt);
-    metrics.recordFlag(flag);
+    // A deployment's smoke probes (one deliberately YELLOW) say nothing of the sensors' data
+    // quality the success rate measures; they are stored and delivered like any other.
+    if (!isSyntheticProbe(request.headers['user-agent'])) metrics.recordFlag(flag);
     return reply
       .code(201)
       .header('location', `/api/detections/${id}`)
@@ -188,3 +190,7 @@ export function createDetectionService(config: Config): DetectionService {
   };
 }
 
+/** Requests from the orchestrator's smoke suite (its user agent), as opposed to sensors. */
+export function isSyntheticProbe(userAgent: string | undefined): boolean {
+  return userAgent?.startsWith('bluegreen-smoke') ?? false;
+}

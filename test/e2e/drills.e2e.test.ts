@@ -13,12 +13,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DETECTION_API_TARGET, EmbeddedStack, freeStackPorts } from '../../src/embedded/stack.js';
 import { TrafficGenerator } from '../../src/embedded/traffic.js';
-import type { DeploymentResult, DeploymentStatus } from '../../src/shared/deployment-status.js';
+import type { DeploymentResult } from '../../src/shared/deployment-status.js';
 import type { Slot } from '../../src/shared/slots.js';
-import { testSpec } from '../helpers/deployment-harness.js';
-import { eventually } from '../helpers/eventually.js';
+import { DETECTION_API_IMAGE, deployTag, untilPhase } from '../helpers/embedded-stack.js';
 
-const IMAGE = (tag: string) => `registry.internal/detection-api:${tag}`;
+const IMAGE = DETECTION_API_IMAGE;
 const PROMETHEUS_TOKEN = `prometheus-token-${randomBytes(12).toString('hex')}`;
 const WEBHOOK_SECRET = `webhook-secret-${randomBytes(12).toString('hex')}`;
 
@@ -50,26 +49,8 @@ describe('resilience drills on the embedded stack', () => {
 
   const live = () => stack.local!.platform.describe(DETECTION_API_TARGET);
 
-  function start(tag: string, monitorSeconds = 8) {
-    return stack.deployments!.start(
-      testSpec({
-        image: IMAGE(tag),
-        replicas: 2,
-        readinessTimeoutSeconds: 60,
-        monitor: { durationSeconds: monitorSeconds, intervalSeconds: 1, window: '5s' },
-        scaleDownDelaySeconds: 4,
-      }),
-    );
-  }
-
-  async function until(phase: string): Promise<DeploymentStatus> {
-    let status: DeploymentStatus | null = null;
-    await eventually(async () => {
-      status = await stack.deployments!.status('default', 'detection-api').catch(() => null);
-      return status?.phase === phase;
-    }, `phase ${phase}`, 60_000);
-    return status!;
-  }
+  const start = (tag: string, monitorSeconds = 8) => deployTag(stack, tag, { monitorSeconds, intervalSeconds: 1, scaleDownDelaySeconds: 4 });
+  const until = (phase: string) => untilPhase(stack, phase);
 
   /** The result, waiting through a server restart (the long poll fails while it is down). */
   async function result(handle: { result(): Promise<DeploymentResult> }): Promise<DeploymentResult> {

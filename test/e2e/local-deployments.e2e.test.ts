@@ -14,11 +14,11 @@ import { after, before, describe, it } from 'node:test';
 import type { LiveState } from '../../src/activities/contract.js';
 import { EmbeddedStack, freeStackPorts } from '../../src/embedded/stack.js';
 import { TrafficGenerator } from '../../src/embedded/traffic.js';
-import type { DeploymentResult, DeploymentStatus } from '../../src/shared/deployment-status.js';
-import { REFERENCE_TARGET, testSpec } from '../helpers/deployment-harness.js';
-import { eventually } from '../helpers/eventually.js';
+import type { DeploymentResult } from '../../src/shared/deployment-status.js';
+import { REFERENCE_TARGET } from '../helpers/deployment-harness.js';
+import { DETECTION_API_IMAGE, deployTag, untilPhase } from '../helpers/embedded-stack.js';
 
-const IMAGE = (tag: string) => `registry.internal/detection-api:${tag}`;
+const IMAGE = DETECTION_API_IMAGE;
 
 describe('deployments on the embedded default (dev server, local platform, Prometheus, worker process)', () => {
   let stack: EmbeddedStack;
@@ -42,26 +42,8 @@ describe('deployments on the embedded default (dev server, local platform, Prome
 
   const describeLive = (): Promise<LiveState> => stack.local!.platform.describe(REFERENCE_TARGET);
 
-  function start(tag: string, monitorSeconds = 12) {
-    return stack.deployments!.start(
-      testSpec({
-        image: IMAGE(tag),
-        replicas: 2,
-        readinessTimeoutSeconds: 60,
-        monitor: { durationSeconds: monitorSeconds, intervalSeconds: 2, window: '5s' },
-        scaleDownDelaySeconds: 1,
-      }),
-    );
-  }
-
-  async function until(phase: string): Promise<DeploymentStatus> {
-    let status: DeploymentStatus | null = null;
-    await eventually(async () => {
-      status = await stack.deployments!.status('default', 'detection-api').catch(() => null);
-      return status?.phase === phase;
-    }, `phase ${phase}`, 60_000);
-    return status!;
-  }
+  const start = (tag: string, monitorSeconds = 12) => deployTag(stack, tag, { monitorSeconds, intervalSeconds: 2, scaleDownDelaySeconds: 1 });
+  const until = (phase: string) => untilPhase(stack, phase);
 
   it('puts a good version live under steady traffic with no connection-level failure', async () => {
     traffic = new TrafficGenerator(stack.local!.routerUrl, 40);

@@ -8,31 +8,17 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/activity';
 import * as k8s from '@kubernetes/client-node';
-import type { Progress } from '../../src/activities/contract.js';
 import { KubernetesPlatform } from '../../src/platforms/kubernetes-platform.js';
 import { ErrorType } from '../../src/shared/errors.js';
 import { REFERENCE_TARGET } from '../helpers/deployment-harness.js';
 import { eventually } from '../helpers/eventually.js';
+import { progress, rejection } from '../helpers/platform-calls.js';
 import { endpointPods, slotPods, startClusterWithManifests } from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
 
 const target = REFERENCE_TARGET;
 const V1 = 'registry.internal/detection-api:v2.1.0';
 const V2 = 'registry.internal/detection-api:v2.2.0';
-
-function progress(): Progress & { beats: unknown[] } {
-  const beats: unknown[] = [];
-  return { beats, heartbeat: (details) => beats.push(details), signal: new AbortController().signal };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  const error = await promise.then(
-    () => assert.fail('expected a failure'),
-    (e: unknown) => e,
-  );
-  assert.ok(error instanceof ApplicationFailure, `expected an ApplicationFailure, got ${String(error)}`);
-  return error;
-}
 
 describe('the kubernetes adapter against a real control plane', () => {
   let cluster: Cluster;

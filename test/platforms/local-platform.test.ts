@@ -7,22 +7,17 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/activity';
-import type { Progress } from '../../src/activities/contract.js';
 import { ErrorType } from '../../src/shared/errors.js';
 import { REFERENCE_TARGET } from '../helpers/deployment-harness.js';
 import { postDetection, SEED_DETECTION, TakListener } from '../helpers/detection-api-process.js';
 import { eventually } from '../helpers/eventually.js';
+import { progress, rejection } from '../helpers/platform-calls.js';
 import { startLocalPlatform } from '../helpers/local-platform-process.js';
 import type { LocalPlatformProcess } from '../helpers/local-platform-process.js';
 
 const target = REFERENCE_TARGET;
 const V1 = 'registry.internal/detection-api:v2.1.0';
 const V2 = 'registry.internal/detection-api:v2.2.0';
-
-function progress(): Progress & { beats: unknown[] } {
-  const beats: unknown[] = [];
-  return { beats, heartbeat: (details) => beats.push(details), signal: new AbortController().signal };
-}
 
 /** Which pods answered `count` requests through a router. */
 async function servedBy(url: string, count = 8): Promise<Set<string>> {
@@ -34,15 +29,6 @@ async function servedBy(url: string, count = 8): Promise<Set<string>> {
     await response.body?.cancel();
   }
   return pods;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  const error = await promise.then(
-    () => assert.fail('expected a failure'),
-    (e: unknown) => e,
-  );
-  assert.ok(error instanceof ApplicationFailure, `expected an ApplicationFailure, got ${String(error)}`);
-  return error;
 }
 
 const isAlive = (pid: number) => {

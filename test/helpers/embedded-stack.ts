@@ -1,0 +1,34 @@
+/** Deployments of the detection API on the embedded stack, for the end-to-end tests and drills. */
+import type { EmbeddedStack } from '../../src/embedded/stack.js';
+import type { DeploymentStatus } from '../../src/shared/deployment-status.js';
+import { testSpec } from './deployment-harness.js';
+import { eventually } from './eventually.js';
+
+export const DETECTION_API_IMAGE = (tag: string) => `registry.internal/detection-api:${tag}`;
+
+/** Starts a deployment of `tag` with two replicas and a short monitor window. */
+export function deployTag(
+  stack: EmbeddedStack,
+  tag: string,
+  { monitorSeconds, intervalSeconds, scaleDownDelaySeconds }: { monitorSeconds: number; intervalSeconds: number; scaleDownDelaySeconds: number },
+) {
+  return stack.deployments!.start(
+    testSpec({
+      image: DETECTION_API_IMAGE(tag),
+      replicas: 2,
+      readinessTimeoutSeconds: 60,
+      monitor: { durationSeconds: monitorSeconds, intervalSeconds, window: '5s' },
+      scaleDownDelaySeconds,
+    }),
+  );
+}
+
+/** Waits until the running deployment of the detection API is in `phase`. */
+export async function untilPhase(stack: EmbeddedStack, phase: string): Promise<DeploymentStatus> {
+  let status: DeploymentStatus | null = null;
+  await eventually(async () => {
+    status = await stack.deployments!.status('default', 'detection-api').catch(() => null);
+    return status?.phase === phase;
+  }, `phase ${phase}`, 60_000);
+  return status!;
+}

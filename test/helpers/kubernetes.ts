@@ -9,8 +9,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
-import { startControlPlane } from '../k8s-harness/control-plane.js';
+import { useControlPlane } from '../k8s-harness/control-plane.js';
 import type { ControlPlane } from '../k8s-harness/control-plane.js';
+import { DETECTION_API_TARGET } from '../../src/embedded/stack.js';
+import { KubernetesPlatform } from '../../src/platforms/kubernetes-platform.js';
 import { eventually } from './eventually.js';
 
 const run = promisify(execFile);
@@ -24,9 +26,12 @@ export interface Cluster {
   rbac: k8s.RbacAuthorizationV1Api;
 }
 
-/** Starts a control plane and applies deploy/; waits until blue's three replicas are Ready. */
+/**
+ * The suite's control plane (or a new one) with deploy/ applied, which also resets the objects an
+ * earlier test file changed; waits until blue's three replicas of v2.1.0 serve and green has none.
+ */
 export async function startClusterWithManifests(): Promise<Cluster> {
-  const plane = await startControlPlane({ dir: mkdtempSync(join(tmpdir(), 'k8s-cluster-')) });
+  const plane = await useControlPlane({ dir: mkdtempSync(join(tmpdir(), 'k8s-cluster-')) });
   try {
     await run('kubectl', ['--kubeconfig', plane.kubeconfigPath, 'apply', '-k', join(ROOT, 'deploy')]);
     const config = plane.adminConfig();
@@ -37,11 +42,11 @@ export async function startClusterWithManifests(): Promise<Cluster> {
       discovery: config.makeApiClient(k8s.DiscoveryV1Api),
       rbac: config.makeApiClient(k8s.RbacAuthorizationV1Api),
     };
-    await eventually(
-      async () => (await cluster.apps.readNamespacedDeployment({ name: 'detection-api-blue', namespace: 'default' })).status?.readyReplicas === 3,
-      'detection-api-blue Ready',
-      60_000,
-    );
+    const platform = new KubernetesPlatform(config);
+    const progress = { heartbeat: () => undefined, signal: new AbortController().signal };
+    await platform.waitForSlotReady({ target: DETECTION_API_TARGET, slot: 'blue', replicas: 3, timeoutSeconds: 60 }, progress);
+    await platform.scaleSlot({ target: DETECTION_API_TARGET, slot: 'green', replicas: 0 }, progress);
+    await eventually(async () => JSON.stringify(await endpointPods(cluster, 'detection-api-service')) === JSON.stringify(await slotPods(cluster, 'blue')), 'endpoints on blue');
     return cluster;
   } catch (error) {
     await plane.stop();

@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { eventually } from '../helpers/eventually.js';
-import { KUBERNETES_VERSION, startControlPlane } from './control-plane.js';
+import { KUBERNETES_VERSION, useControlPlane } from './control-plane.js';
 import type { ControlPlane } from './control-plane.js';
 
 const run = promisify(execFile);
@@ -26,7 +26,7 @@ describe(`the test control plane (Kubernetes ${KUBERNETES_VERSION})`, () => {
   let discovery: k8s.DiscoveryV1Api;
 
   before(async () => {
-    plane = await startControlPlane({ dir: mkdtempSync(join(tmpdir(), 'k8s-harness-')) });
+    plane = await useControlPlane({ dir: mkdtempSync(join(tmpdir(), 'k8s-harness-')) });
     const config = plane.adminConfig();
     core = config.makeApiClient(k8s.CoreV1Api);
     apps = config.makeApiClient(k8s.AppsV1Api);

@@ -160,32 +160,67 @@ export async function startControlPlane({ dir, nodes = 2, log = () => undefined 
     );
     await until(async () => Boolean(await core.readNamespacedServiceAccount({ name: 'default', namespace: 'default' })), 'the default ServiceAccount', 60_000, alive);
     const startSeconds = (performance.now() - started) / 1000;
-
-    return {
-      server,
-      kubeconfigPath,
-      adminConfig,
-      configForToken: (token) => {
-        const config = new k8s.KubeConfig();
-        config.loadFromString(kubeconfig(server, caFile, 'token-user', token));
-        return config;
-      },
-      mintToken: async (namespace, serviceAccount, seconds = 3600) => {
-        const answer = await core.createNamespacedServiceAccountToken({
-          name: serviceAccount,
-          namespace,
-          body: { spec: { audiences: [], expirationSeconds: seconds } },
-        });
-        return answer.status!.token;
-      },
-      startSeconds,
-      dir,
-      stop,
-    };
+    const description: PlaneFile = { server, caFile, kubeconfigPath, startSeconds };
+    writeFileSync(join(dir, PLANE_FILE), JSON.stringify(description));
+    return planeFrom(dir, description, stop);
   } catch (error) {
     await stop();
     throw error;
   }
+}
+
+/** What a running control plane writes about itself, so other processes can use it. */
+interface PlaneFile {
+  server: string;
+  caFile: string;
+  kubeconfigPath: string;
+  startSeconds: number;
+}
+const PLANE_FILE = 'plane.json';
+
+/**
+ * The control plane `scripts/run-tests.sh` started for the whole suite (its directory in
+ * BLUEGREEN_TEST_CONTROL_PLANE), so each test file does not pay the start-up; otherwise one of
+ * this file's own, stopped by `stop()`. A shared one outlives `stop()`: test files on it keep to
+ * their own objects or reset the ones they share (`kubectl apply -k deploy/`).
+ */
+export async function useControlPlane({ dir, log }: { dir: string; log?: (line: string) => void }): Promise<ControlPlane> {
+  const shared = process.env['BLUEGREEN_TEST_CONTROL_PLANE'];
+  if (shared && existsSync(join(shared, PLANE_FILE))) {
+    const description = JSON.parse(readFileSync(join(shared, PLANE_FILE), 'utf8')) as PlaneFile;
+    return planeFrom(shared, description, async () => undefined);
+  }
+  return await startControlPlane({ dir, ...(log ? { log } : {}) });
+}
+
+function planeFrom(dir: string, { server, caFile, kubeconfigPath, startSeconds }: PlaneFile, stop: () => Promise<void>): ControlPlane {
+  const adminConfig = () => {
+    const config = new k8s.KubeConfig();
+    config.loadFromFile(kubeconfigPath);
+    return config;
+  };
+  const core = adminConfig().makeApiClient(k8s.CoreV1Api);
+  return {
+    server,
+    kubeconfigPath,
+    adminConfig,
+    configForToken: (token) => {
+      const config = new k8s.KubeConfig();
+      config.loadFromString(kubeconfig(server, caFile, 'token-user', token));
+      return config;
+    },
+    mintToken: async (namespace, serviceAccount, seconds = 3600) => {
+      const answer = await core.createNamespacedServiceAccountToken({
+        name: serviceAccount,
+        namespace,
+        body: { spec: { audiences: [], expirationSeconds: seconds } },
+      });
+      return answer.status!.token;
+    },
+    startSeconds,
+    dir,
+    stop,
+  };
 }
 
 function kubeconfig(server: string, caFile: string, user: string, token: string): string {

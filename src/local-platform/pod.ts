@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import { exited, stopProcess } from './processes.js';
+import { stopProcess } from './processes.js';
 
 export interface PodSpec {
   name: string;
@@ -131,10 +131,5 @@ export class Pod {
     if (this.ready === ready) return;
     this.ready = ready;
     this.onChange();
-  }
-
-  /** Resolves once the current process (if any) has exited. */
-  async exited(): Promise<void> {
-    if (this.child) await exited(this.child);
   }
 }

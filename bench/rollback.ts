@@ -21,17 +21,13 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { EmbeddedStack, freeStackPorts } from '../src/embedded/stack.js';
 import { TrafficGenerator } from '../src/embedded/traffic.js';
 import { parseDeploymentSpec } from '../src/spec/deployment-spec.js';
+import { median } from './statistics.js';
 
 const RUNS = Number(process.env['RUNS'] ?? 3);
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
 type Event = NonNullable<Awaited<ReturnType<WorkflowHandle['fetchHistory']>>['events']>[number];
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 const ms = (event: Event | undefined): number => {
   const time = event?.eventTime;

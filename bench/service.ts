@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { freePort, postDetection, SEED_DETECTION, startDetectionApi, tempQueuePath } from '../test/helpers/detection-api-process.js';
 import { waitUntilReady } from '../src/local-platform/processes.js';
+import { median } from './statistics.js';
 
 const RATES = (process.env['RATES'] ?? '500,1000,2000').split(',').map(Number);
 const SECONDS = Number(process.env['SECONDS'] ?? 5);
@@ -26,11 +27,6 @@ interface Figures {
   errors: number;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 async function measure(url: string, rate: number, seconds: number): Promise<Figures> {
   const result = await autocannon({

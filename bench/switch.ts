@@ -16,6 +16,7 @@ import { DETECTION_API_TARGET, EmbeddedStack, freeStackPorts } from '../src/embe
 import { TrafficGenerator } from '../src/embedded/traffic.js';
 import type { Slot } from '../src/shared/slots.js';
 import { parseDeploymentSpec } from '../src/spec/deployment-spec.js';
+import { median } from './statistics.js';
 
 const RATE = Number(process.env['RATE'] ?? 250);
 const ABORTS = Number(process.env['ABORTS'] ?? 5);
@@ -23,11 +24,6 @@ const MIN_REQUESTS = Number(process.env['MIN_REQUESTS'] ?? 20_000);
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 const spec = (tag: string, monitorSeconds: number) =>
   parseDeploymentSpec({

@@ -233,8 +233,7 @@ export class KubernetesPlatform implements Platform {
 
   /** Pods the Deployment's selector matches, terminating ones included. */
   private async podsOf(target: Target, deployment: k8s.V1Deployment): Promise<k8s.V1Pod[]> {
-    const labels = deployment.spec?.selector?.matchLabels ?? {};
-    const labelSelector = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
+    const labelSelector = selectorOf(deployment);
     const pods = await this.call(`list pods of ${deployment.metadata?.name}`, target, () => this.core.listNamespacedPod({ namespace: target.namespace, labelSelector }));
     return pods.items;
   }
@@ -242,8 +241,7 @@ export class KubernetesPlatform implements Platform {
   /** Pods whose pod-template-hash is not the newest ReplicaSet's: the rollout has not finished. */
   private async podsOfOlderTemplates(target: Target, deployment: k8s.V1Deployment): Promise<k8s.V1Pod[]> {
     const revision = deployment.metadata?.annotations?.['deployment.kubernetes.io/revision'];
-    const labels = deployment.spec?.selector?.matchLabels ?? {};
-    const labelSelector = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
+    const labelSelector = selectorOf(deployment);
     const sets = await this.call(`list replicasets of ${deployment.metadata?.name}`, target, () =>
       this.apps.listNamespacedReplicaSet({ namespace: target.namespace, labelSelector }),
     );
@@ -314,6 +312,13 @@ function toSlotState(target: Target, slot: Slot, deployment: k8s.V1Deployment): 
     updatedReplicas: status.updatedReplicas ?? 0,
     availableReplicas: status.availableReplicas ?? 0,
   };
+}
+
+/** The Deployment's matchLabels as a label selector string. */
+function selectorOf(deployment: k8s.V1Deployment): string {
+  return Object.entries(deployment.spec?.selector?.matchLabels ?? {})
+    .map(([key, value]) => `${key}=${value}`)
+    .join(',');
 }
 
 function restartsOf(pod: k8s.V1Pod): number {

@@ -93,7 +93,7 @@ export class LocalPlatform implements Platform {
 
   async deploySlot({ target, slot, image, replicas }: DeploySlotRequest): Promise<SlotState> {
     const before = await this.deployment(target, slot);
-    if (before.image !== image || before.replicas !== replicas) await this.patchDeployment(target, slot, { image, replicas });
+    if (before.image !== image || before.replicas !== replicas) await this.patchDeployment(target, before, { image, replicas });
     return toSlotState(target, slot, before);
   }
 
@@ -162,7 +162,7 @@ export class LocalPlatform implements Platform {
   async scaleSlot({ target, slot, replicas, image }: ScaleSlotRequest, progress: Progress): Promise<void> {
     const before = await this.deployment(target, slot);
     const patch = { replicas, ...(image ? { image } : {}) };
-    if (before.replicas !== replicas || (image && before.image !== image)) await this.patchDeployment(target, slot, patch);
+    if (before.replicas !== replicas || (image && before.image !== image)) await this.patchDeployment(target, before, patch);
     // Scaling down completes when the surplus pods are gone, within their grace period.
     const deadline = performance.now() + (before.terminationGracePeriodSeconds + 10) * 1000;
     for (;;) {
@@ -200,8 +200,8 @@ export class LocalPlatform implements Platform {
     return DeploymentSchema.parse(await this.request('get', `/api/v1/namespaces/${target.namespace}/deployments/${target.deployments[slot]}`));
   }
 
-  private async patchDeployment(target: Target, slot: Slot, patch: { image?: string; replicas: number }): Promise<void> {
-    const d = await this.deployment(target, slot);
+  /** Patches the Deployment `d` was read from, once its container is the target's. */
+  private async patchDeployment(target: Target, d: DeploymentStatus, patch: { image?: string; replicas: number }): Promise<void> {
     if (d.container !== target.container) {
       throw ApplicationFailure.create({
         type: ErrorType.InvalidInput,
@@ -209,7 +209,7 @@ export class LocalPlatform implements Platform {
         nonRetryable: true,
       });
     }
-    await this.request('patch', `/api/v1/namespaces/${target.namespace}/deployments/${target.deployments[slot]}`, patch);
+    await this.request('patch', `/api/v1/namespaces/${target.namespace}/deployments/${d.name}`, patch);
   }
 
   /** One control API call; 404 and 422 are permanent, anything else (refused, 5xx) is retried. */

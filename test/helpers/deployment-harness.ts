@@ -18,18 +18,15 @@ import { createDeploymentWorker } from '../../src/worker/worker.js';
 import { blueGreenDeploymentWorkflow } from '../../src/workflows/blue-green-deployment.js';
 import type { RecordingPlatformDouble } from './recording-platform-double.js';
 import { workflowBundle } from './temporal-servers.js';
+import { DETECTION_API_TARGET } from '../../src/embedded/stack.js';
 
 export const HISTORIES_DIR = fileURLToPath(new URL('../histories/', import.meta.url));
 
-/** The objects `testSpec()` names, written out: what the workflow must render from the spec. */
-export const REFERENCE_TARGET: Target = {
-  app: 'detection-api',
-  namespace: 'default',
-  service: 'detection-api-service',
-  slotLabelKey: 'slot',
-  container: 'detection-api',
-  deployments: { blue: 'detection-api-blue', green: 'detection-api-green' },
-};
+/**
+ * The objects `testSpec()` names: what the workflow must render from the spec, and what the
+ * example local platform configuration and Kubernetes manifests hold.
+ */
+export const REFERENCE_TARGET: Target = DETECTION_API_TARGET;
 
 /** The reference workload's spec with the seed's defaults, plus the test's overrides. */
 export function testSpec(overrides: Partial<DeploymentSpecInput> = {}): DeploymentSpec {

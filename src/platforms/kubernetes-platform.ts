@@ -3,7 +3,9 @@
  * @kubernetes/client-node. The Service's selector is the live slot; each slot is a Deployment.
  * Every write checks first and writes only what differs; waits poll with backoff and heartbeat.
  * Permanent API answers (400, 403, 404, 422) become non-retryable failures naming the object and
- * the rule; 409, 429, 5xx and connection errors are plain errors, retried by Temporal.
+ * the rule. Transient ones (409, 429, 5xx, a lost connection) are retried here, a few times within
+ * about two seconds, honouring Retry-After as client-go does; what outlasts that is a plain error,
+ * retried by Temporal. Every request is safe to repeat: reads, and patches that set values.
  */
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -50,6 +52,14 @@ const MERGE = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch)
 /** Polling of waits: from 200 ms up to 2 s, so a slow rollout costs few requests. */
 const FIRST_POLL_MS = 200;
 const MAX_POLL_MS = 2000;
+
+/** Tries of one request through transient faults, and the waits between them (100 ms doubling). */
+const REQUEST_TRIES = 5;
+const FIRST_RETRY_MS = 100;
+/** The longest Retry-After obeyed; a server asking for more gets Temporal's retry instead. */
+const MAX_RETRY_AFTER_MS = 2000;
+/** Connection-level failures worth another try. */
+const TRANSIENT_NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ECONNABORTED']);
 
 export class KubernetesPlatform implements Platform {
   readonly name = 'kubernetes';
@@ -253,14 +263,32 @@ export class KubernetesPlatform implements Platform {
     return pods.filter((p) => hash === undefined || p.metadata?.labels?.['pod-template-hash'] !== hash);
   }
 
-  /** Runs one API call; maps its failure to the error vocabulary (see the module comment). */
+  /** Runs one API call, through transient faults; maps its failure to the error vocabulary (see the module comment). */
   private async call<T>(what: string, target: Target, request: () => Promise<T>): Promise<T> {
-    try {
-      return await request();
-    } catch (error) {
-      throw toFailure(error, what, target.namespace);
+    for (let attempt = 1, wait = FIRST_RETRY_MS; ; attempt += 1, wait *= 2) {
+      try {
+        return await request();
+      } catch (error) {
+        const retryAfter = transientDelay(error, wait);
+        if (retryAfter === null || attempt >= REQUEST_TRIES) throw toFailure(error, what, target.namespace);
+        await new Promise((resolve) => setTimeout(resolve, retryAfter));
+      }
     }
   }
+}
+
+/** How long to wait before repeating a request that failed with `error`, or null when it is permanent. */
+export function transientDelay(error: unknown, backoffMs: number): number | null {
+  if (error instanceof k8s.ApiException) {
+    const code = error.code as number;
+    if (code !== 409 && code !== 429 && code < 500) return null;
+    const headers = (error.headers ?? {}) as Record<string, string | undefined>;
+    const seconds = Number(headers['retry-after'] ?? headers['Retry-After']);
+    if (Number.isFinite(seconds) && seconds > 0) return seconds * 1000 <= MAX_RETRY_AFTER_MS ? seconds * 1000 : null;
+    return backoffMs;
+  }
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' && TRANSIENT_NETWORK_CODES.has(code) ? backoffMs : null;
 }
 
 /** ApiException to ApplicationFailure (permanent) or Error (retried), with the API's own words. */

@@ -40,11 +40,13 @@ export async function buildHarness(log: (line: string) => void = () => undefined
 export interface ControlPlane {
   /** https://127.0.0.1:PORT */
   server: string;
+  /** The CA that signed the API server's serving certificate. */
+  caFile: string;
   kubeconfigPath: string;
   /** A KubeConfig for the admin user (system:masters). */
   adminConfig(): k8s.KubeConfig;
-  /** A KubeConfig that authenticates with `token` (a ServiceAccount's, say). */
-  configForToken(token: string): k8s.KubeConfig;
+  /** A KubeConfig that authenticates with `token` (a ServiceAccount's, say), at `server` or the API server. */
+  configForToken(token: string, server?: string): k8s.KubeConfig;
   /** Issues a token for a ServiceAccount through the TokenRequest API. */
   mintToken(namespace: string, serviceAccount: string, seconds?: number): Promise<string>;
   /** Seconds from the first process start to /readyz, nodes Ready and the default ServiceAccount. */
@@ -202,11 +204,12 @@ function planeFrom(dir: string, { server, caFile, kubeconfigPath, startSeconds }
   const core = adminConfig().makeApiClient(k8s.CoreV1Api);
   return {
     server,
+    caFile,
     kubeconfigPath,
     adminConfig,
-    configForToken: (token) => {
+    configForToken: (token, at = server) => {
       const config = new k8s.KubeConfig();
-      config.loadFromString(kubeconfig(server, caFile, 'token-user', token));
+      config.loadFromString(kubeconfig(at, caFile, 'token-user', token));
       return config;
     },
     mintToken: async (namespace, serviceAccount, seconds = 3600) => {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/activity';
 import * as k8s from '@kubernetes/client-node';
-import { KubernetesPlatform } from '../../src/platforms/kubernetes-platform.js';
+import { KubernetesPlatform, transientDelay } from '../../src/platforms/kubernetes-platform.js';
 import { ErrorType } from '../../src/shared/errors.js';
 import { REFERENCE_TARGET } from '../helpers/deployment-harness.js';
 import { eventually } from '../helpers/eventually.js';
@@ -166,5 +166,25 @@ describe('the kubernetes adapter against a real control plane', () => {
     const error = await new KubernetesPlatform(config).describe(target).catch((e: unknown) => e);
     assert.ok(error instanceof Error && !(error instanceof ApplicationFailure), `a retryable error, got ${String(error)}`);
     assert.match((error as Error).message, /kubernetes: read service detection-api-service in namespace default: .*ECONNREFUSED/);
+  });
+});
+
+describe('which API answers the adapter repeats at once (the drill in kubernetes-api-faults.e2e proves them end to end)', () => {
+  const answer = (code: number, headers: Record<string, string> = {}) => new k8s.ApiException(code, `HTTP ${code}`, '{}', headers);
+
+  it('repeats 409, 429 and 5xx after the backoff, or after a short Retry-After', () => {
+    assert.deepEqual([409, 429, 500, 503].map((code) => transientDelay(answer(code), 400)), [400, 400, 400, 400]);
+    assert.equal(transientDelay(answer(429, { 'retry-after': '1' }), 100), 1000);
+  });
+
+  it('leaves a long Retry-After, permanent answers and programming errors to the caller', () => {
+    assert.equal(transientDelay(answer(429, { 'retry-after': '30' }), 100), null);
+    assert.deepEqual([400, 401, 403, 404, 422].map((code) => transientDelay(answer(code), 100)), [null, null, null, null, null]);
+    assert.equal(transientDelay(new TypeError('x is undefined'), 100), null);
+  });
+
+  it('repeats a lost connection', () => {
+    const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+    assert.equal(transientDelay(reset, 200), 200);
   });
 });

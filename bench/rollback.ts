@@ -17,66 +17,14 @@
 import { mkdtempSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import type { WorkflowHandle } from '@temporalio/client';
 import { EmbeddedStack, freeStackPorts } from '../src/embedded/stack.js';
 import { TrafficGenerator } from '../src/embedded/traffic.js';
 import { parseDeploymentSpec } from '../src/spec/deployment-spec.js';
+import { breachToRestored, overhead } from './histories.js';
 import { median } from './statistics.js';
 
 const RUNS = Number(process.env['RUNS'] ?? 3);
 const say = (line: string) => process.stdout.write(`${line}\n`);
-
-type Event = NonNullable<Awaited<ReturnType<WorkflowHandle['fetchHistory']>>['events']>[number];
-
-
-const ms = (event: Event | undefined): number => {
-  const time = event?.eventTime;
-  return time ? Number(time.seconds ?? 0) * 1000 + Math.floor((time.nanos ?? 0) / 1e6) : NaN;
-};
-
-function payload(event: Event): unknown {
-  const data = event.activityTaskCompletedEventAttributes?.result?.payloads?.[0]?.data;
-  return data ? JSON.parse(Buffer.from(data).toString('utf8')) : null;
-}
-
-/** Activity type of each scheduled event id. */
-function activityTypes(events: Event[]): Map<string, string> {
-  const types = new Map<string, string>();
-  for (const event of events) {
-    const name = event.activityTaskScheduledEventAttributes?.activityType?.name;
-    if (name) types.set(String(event.eventId), name);
-  }
-  return types;
-}
-
-function overhead(events: Event[]): { wall: number; waits: number; overhead: number } {
-  const byId = new Map(events.map((e) => [String(e.eventId), e]));
-  const types = activityTypes(events);
-  const wall = ms(events.at(-1)) - ms(events[0]);
-  let waits = 0;
-  for (const event of events) {
-    const completed = event.activityTaskCompletedEventAttributes;
-    if (completed && types.get(String(completed.scheduledEventId)) === 'waitForSlotReady') {
-      waits += ms(event) - ms(byId.get(String(completed.scheduledEventId)));
-    }
-    const fired = event.timerFiredEventAttributes;
-    if (fired) waits += ms(event) - ms(byId.get(String(fired.startedEventId)));
-  }
-  return { wall, waits, overhead: wall - waits };
-}
-
-function breachToRestored(events: Event[]): number {
-  const types = activityTypes(events);
-  const completedOf = (name: string) =>
-    events.filter((e) => e.activityTaskCompletedEventAttributes && types.get(String(e.activityTaskCompletedEventAttributes.scheduledEventId)) === name);
-  const breach = completedOf('evaluateSlos').find((e) =>
-    ((payload(e) as { result: string; gate: boolean }[] | null) ?? []).some((m) => m.gate && m.result === 'Failed'),
-  );
-  if (!breach) throw new Error('no monitor tick saw a breach');
-  const restored = completedOf('verifyTraffic').find((e) => ms(e) > ms(breach));
-  if (!restored) throw new Error('no verifyTraffic after the breach');
-  return ms(restored) - ms(breach);
-}
 
 const spec = (tag: string) =>
   parseDeploymentSpec({

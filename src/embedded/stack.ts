@@ -66,6 +66,12 @@ export interface StackOptions {
   replicaEnv?: Record<string, string>;
   /** Environment added to the worker (credentials, say). */
   workerEnv?: Record<string, string>;
+  /**
+   * Drive the cluster of this kubeconfig instead: no local platform and no Prometheus are
+   * started, and the worker runs with the kubernetes platform (its SLO source unreachable, so
+   * deployments must gate on restarts alone).
+   */
+  kubeconfig?: string;
   log?: (line: string) => void;
 }
 
@@ -106,6 +112,11 @@ export class EmbeddedStack {
       log(`TAK stand-in       127.0.0.1:${ports.tak}`);
       await this.startTemporal();
       log(`Temporal           ${this.temporalAddress} (Web UI ${this.uiUrl})`);
+      if (this.options.kubeconfig) {
+        await this.startWorker();
+        log(`worker             task queue ${this.taskQueue}, kubeconfig ${this.options.kubeconfig}`);
+        return;
+      }
       this.local = await startLocalPlatformProcess({
         stateDir: join(stateDir, 'local-platform'),
         ports,
@@ -187,9 +198,9 @@ export class EmbeddedStack {
       cwd: ROOT,
       env: {
         ...process.env,
-        BLUEGREEN_PLATFORM: 'local',
-        BLUEGREEN_LOCAL_URL: this.local!.controlUrl,
-        PROMETHEUS_URL: this.prometheus!.url,
+        ...(this.options.kubeconfig
+          ? { BLUEGREEN_PLATFORM: 'kubernetes', BLUEGREEN_KUBECONFIG: this.options.kubeconfig, PROMETHEUS_URL: 'http://127.0.0.1:9' }
+          : { BLUEGREEN_PLATFORM: 'local', BLUEGREEN_LOCAL_URL: this.local!.controlUrl, PROMETHEUS_URL: this.prometheus!.url }),
         TEMPORAL_ADDRESS: this.temporalAddress,
         TEMPORAL_TASK_QUEUE: this.taskQueue,
         BLUEGREEN_METRICS_ADDRESS: `127.0.0.1:${ports.workerMetrics}`,

@@ -7,7 +7,9 @@
  * about two seconds, honouring Retry-After as client-go does; what outlasts that is a plain error,
  * retried by Temporal. Every request is safe to repeat: reads, and patches that set values.
  */
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { Agent } from 'node:https';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
@@ -68,9 +70,15 @@ export class KubernetesPlatform implements Platform {
   private readonly discovery: k8s.DiscoveryV1Api;
 
   constructor(config: k8s.KubeConfig) {
-    this.core = config.makeApiClient(k8s.CoreV1Api);
-    this.apps = config.makeApiClient(k8s.AppsV1Api);
-    this.discovery = config.makeApiClient(k8s.DiscoveryV1Api);
+    const cluster = config.getCurrentCluster();
+    if (!cluster) throw new ConfigError('the kubeconfig has no current cluster: set its current-context, or BLUEGREEN_KUBE_CONTEXT');
+    const configuration = k8s.createConfiguration({
+      baseServer: new k8s.ServerConfiguration(cluster.server, {}),
+      authMethods: { default: new KeptAliveConnections(config) },
+    });
+    this.core = new k8s.CoreV1Api(configuration);
+    this.apps = new k8s.AppsV1Api(configuration);
+    this.discovery = new k8s.DiscoveryV1Api(configuration);
   }
 
   static fromEnv(env: NodeJS.ProcessEnv): KubernetesPlatform {
@@ -170,14 +178,14 @@ export class KubernetesPlatform implements Platform {
 
   async verifyTraffic({ target, slot, timeoutSeconds }: VerifyTrafficRequest, progress: Progress): Promise<TrafficReport> {
     const started = performance.now();
+    // The slot's pods are its Deployment's: other apps in the namespace have slots too.
+    const labelSelector = selectorOf(await this.readDeployment(target, slot));
     for (let poll = 50; ; poll = Math.min(MAX_POLL_MS, poll * 1.5)) {
       const [slices, slotPods] = await Promise.all([
         this.call(`list endpointslices of ${target.service}`, target, () =>
           this.discovery.listNamespacedEndpointSlice({ namespace: target.namespace, labelSelector: `kubernetes.io/service-name=${target.service}` }),
         ),
-        this.call(`list pods of slot ${slot}`, target, () =>
-          this.core.listNamespacedPod({ namespace: target.namespace, labelSelector: `${target.slotLabelKey}=${slot}` }),
-        ),
+        this.call(`list pods of slot ${slot}`, target, () => this.core.listNamespacedPod({ namespace: target.namespace, labelSelector })),
       ]);
       const inSlot = new Set(slotPods.items.map((p) => p.metadata?.name));
       const endpoints = slices.items.flatMap((s) => s.endpoints ?? []).filter((e) => e.conditions?.ready !== false);
@@ -289,6 +297,39 @@ export function transientDelay(error: unknown, backoffMs: number): number | null
   }
   const code = (error as NodeJS.ErrnoException | null)?.code;
   return typeof code === 'string' && TRANSIENT_NETWORK_CODES.has(code) ? backoffMs : null;
+}
+
+/**
+ * The kubeconfig's authentication, with connections kept alive. client-node builds a new
+ * https.Agent for every request, so each request would open, and handshake, a TLS connection of
+ * its own: at a hundred deployments polling, that was most of the worker's CPU. One agent is kept
+ * per TLS identity (CA, client certificate and key), so a rotated credential gets a pool of its
+ * own; proxies and plain HTTP keep the agent client-node made.
+ */
+class KeptAliveConnections implements k8s.SecurityAuthentication {
+  private readonly agents = new Map<string, Agent>();
+
+  constructor(private readonly config: k8s.KubeConfig) {}
+
+  getName(): string {
+    return 'kubeconfig, connections kept alive';
+  }
+
+  async applySecurityAuthentication(context: k8s.RequestContext): Promise<void> {
+    await this.config.applySecurityAuthentication(context);
+    const made = context.getAgent();
+    if (!(made instanceof Agent)) return;
+    const { ca, cert, key, pfx, passphrase, rejectUnauthorized, servername } = made.options;
+    const identity = createHash('sha256')
+      .update(JSON.stringify([ca, cert, key, pfx, passphrase, rejectUnauthorized, servername].map((v) => (v === undefined ? null : String(v)))))
+      .digest('hex');
+    let agent = this.agents.get(identity);
+    if (!agent) {
+      agent = new Agent({ ...made.options, keepAlive: true });
+      this.agents.set(identity, agent);
+    }
+    context.setAgent(agent);
+  }
 }
 
 /** ApiException to ApplicationFailure (permanent) or Error (retried), with the API's own words. */

@@ -2,12 +2,14 @@
  * Resilience drills on the embedded stack (dev server with a database file, worker process, local
  * platform, Prometheus): the worker SIGKILLed in each phase it spends time in and a new one
  * started; the Temporal server restarted during monitoring; Prometheus stopped during monitoring.
- * Every deployment ends with the right outcome and the slots are checked. Last, no credential the
- * worker was given appears anywhere in the histories of these runs.
+ * Every deployment ends with the right outcome and the slots are checked. The worker connects to
+ * Temporal with mutual TLS and an API key (through a TLS terminator, as the dev server takes no
+ * TLS) and holds a Prometheus token and a webhook secret: last, none of these credentials appears
+ * anywhere in the histories of these runs.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -16,23 +18,42 @@ import { TrafficGenerator } from '../../src/embedded/traffic.js';
 import type { DeploymentResult } from '../../src/shared/deployment-status.js';
 import type { Slot } from '../../src/shared/slots.js';
 import { DETECTION_API_IMAGE, deployTag, untilPhase } from '../helpers/embedded-stack.js';
+import { makeCredentials, TemporalTlsTerminator } from '../helpers/temporal-tls-terminator.js';
 
 const IMAGE = DETECTION_API_IMAGE;
 const PROMETHEUS_TOKEN = `prometheus-token-${randomBytes(12).toString('hex')}`;
 const WEBHOOK_SECRET = `webhook-secret-${randomBytes(12).toString('hex')}`;
+const TEMPORAL_API_KEY = `temporal-api-key-${randomBytes(12).toString('hex')}`;
 
 describe('resilience drills on the embedded stack', () => {
   let stack: EmbeddedStack;
   let traffic: TrafficGenerator;
+  let tls: TemporalTlsTerminator;
+  let clientKey: string;
 
   before(async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'drills-'));
+    const ports = await freeStackPorts();
+    // The worker reaches Temporal as production does: mutual TLS and an API key.
+    const credentials = await makeCredentials(stateDir);
+    clientKey = readFileSync(credentials.keyFile, 'utf8');
+    tls = await TemporalTlsTerminator.start({ upstreamPort: ports.temporal, ...credentials });
     stack = new EmbeddedStack({
-      stateDir: mkdtempSync(join(tmpdir(), 'drills-')),
-      ports: await freeStackPorts(),
+      stateDir,
+      ports,
       taskQueue: 'bluegreen-drills',
       replicaEnv: { SHUTDOWN_DRAIN_MS: '100' },
       // Credentials the worker holds: they must never reach a history.
-      workerEnv: { PROMETHEUS_BEARER_TOKEN: PROMETHEUS_TOKEN, BLUEGREEN_WEBHOOK_URL: `http://127.0.0.1:9/hook?secret=${WEBHOOK_SECRET}` },
+      workerEnv: {
+        PROMETHEUS_BEARER_TOKEN: PROMETHEUS_TOKEN,
+        BLUEGREEN_WEBHOOK_URL: `http://127.0.0.1:9/hook?secret=${WEBHOOK_SECRET}`,
+        TEMPORAL_ADDRESS: tls.address,
+        TEMPORAL_TLS_CA_PATH: credentials.caFile,
+        TEMPORAL_TLS_CERT_PATH: credentials.certFile,
+        TEMPORAL_TLS_KEY_PATH: credentials.keyFile,
+        TEMPORAL_TLS_SERVER_NAME: credentials.serverName,
+        TEMPORAL_API_KEY,
+      },
     });
     await stack.start();
     await stack.waitForInitialSlot();
@@ -44,6 +65,7 @@ describe('resilience drills on the embedded stack', () => {
   after(async () => {
     const score = await traffic?.stop();
     await stack?.stop();
+    await tls?.close();
     assert.equal(score?.connectionFailures, 0, `requests went unanswered during the drills: ${score?.failureSamples.join('; ')}`);
   });
 
@@ -141,6 +163,10 @@ describe('resilience drills on the embedded stack', () => {
     const runs = await client.list({ limit: 50 });
     assert.ok(runs.length >= 7, `the drills' deployments are listed (${runs.length})`);
     const workflow = new (await import('@temporalio/client')).Client({ connection: stack.connection!, namespace: 'default' }).workflow;
+    // The worker's connections all came through mutual TLS; none was refused.
+    assert.ok(tls.accepted >= 1 && tls.refused === 0, `TLS connections: ${tls.accepted} accepted, ${tls.refused} refused`);
+    const keyLines = clientKey.split('\n').filter((line) => line.length > 40);
+    assert.ok(keyLines.length > 5);
     let bytes = 0;
     for (const run of runs) {
       const history = await workflow.getHandle(run.workflowId, run.runId).fetchHistory();
@@ -148,6 +174,8 @@ describe('resilience drills on the embedded stack', () => {
       bytes += text.length;
       assert.ok(!text.includes(PROMETHEUS_TOKEN), `the Prometheus token is in ${run.workflowId}/${run.runId}`);
       assert.ok(!text.includes(WEBHOOK_SECRET), `the webhook URL's secret is in ${run.workflowId}/${run.runId}`);
+      assert.ok(!text.includes(TEMPORAL_API_KEY), `the Temporal API key is in ${run.workflowId}/${run.runId}`);
+      for (const line of keyLines) assert.ok(!text.includes(line), `the worker's TLS key is in ${run.workflowId}/${run.runId}`);
     }
     assert.ok(bytes > 10_000, 'the histories were read');
   });

@@ -3,10 +3,12 @@
  * authenticated as deploy/'s ServiceAccount (least privilege): blue to green and back, a smoke
  * failure that leaves traffic where it was, an abort during monitoring, and a crash loop the
  * monitor sees in restartCount. The smoke suite checks a locally running reference service whose
- * URL the spec names (the cluster's pods are simulated). Then each rule and verb of deploy/'s Role
+ * URL the spec names (the cluster's pods are simulated). Three apps deploy in parallel on the one
+ * worker. Then each rule and verb of deploy/'s Role
  * is removed in turn, and some step of a deployment fails with 403 every time.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
@@ -31,7 +33,7 @@ import { REFERENCE_TARGET, testSpec } from '../helpers/deployment-harness.js';
 import { startDetectionApi, TakListener, tempQueuePath } from '../helpers/detection-api-process.js';
 import type { DetectionApiProcess } from '../helpers/detection-api-process.js';
 import { eventually } from '../helpers/eventually.js';
-import { endpointPods, slotPods, startClusterWithManifests } from '../helpers/kubernetes.js';
+import { createBlueGreenApp, endpointPods, slotPods, startClusterWithManifests } from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
 import { startDevServer, workflowBundle } from '../helpers/temporal-servers.js';
 
@@ -173,6 +175,41 @@ describe('deployments on the dev server against a real control plane, as the wor
     assert.equal(result.outcome, 'RolledBack');
     assert.equal(result.failedCheck, 'pod-restarts');
     assert.equal(await liveSlot(), 'blue');
+  });
+
+  it('runs deployments of different apps in parallel on one worker, each to its own new slot', async () => {
+    const suffix = randomBytes(3).toString('hex');
+    const others = await Promise.all(['a', 'b'].map((name) => createBlueGreenApp(cluster.apps, cluster.core, `parallel-${name}-${suffix}`)));
+    const admin = new KubernetesPlatform(cluster.plane.adminConfig());
+    const progress = { heartbeat: () => undefined, signal: new AbortController().signal };
+    for (const target of others) await admin.waitForSlotReady({ target, slot: 'blue', replicas: 1, timeoutSeconds: 60 }, progress);
+    const before = await liveSlot();
+    const specs = [
+      { target: REFERENCE_TARGET, image: IMAGE('v2.5.0') },
+      ...others.map((target) => ({ target, image: `registry.internal/${target.app}:v1.1.0` })),
+    ];
+    const handles = await Promise.all(
+      specs.map(({ target, image }) =>
+        env.client.workflow.start(blueGreenDeploymentWorkflow, {
+          taskQueue: TASK_QUEUE,
+          workflowId: `k8s-e2e-parallel-${target.app}`,
+          args: [testSpec({ app: target.app, image, replicas: 1, readinessTimeoutSeconds: 60, smoke: { endpoint: reference.url }, monitor: { durationSeconds: 4, intervalSeconds: 1, slos: [] }, scaleDownDelaySeconds: 0 })],
+        }),
+      ),
+    );
+    const results: DeploymentResult[] = await Promise.all(handles.map((h) => h.result()));
+    for (const [index, result] of results.entries()) assert.equal(result.outcome, 'Succeeded', `${specs[index]!.target.app}: ${result.message}`);
+    assert.deepEqual(results.map((r) => r.toSlot), [otherSlot(before as 'blue' | 'green'), 'green', 'green']);
+    for (const [index, { target, image }] of specs.entries()) {
+      const live = await admin.describe(target);
+      assert.deepEqual([live.activeSlot, live.slots[live.activeSlot].image], [results[index]!.toSlot, image], target.app);
+      assert.equal(live.slots[otherSlot(live.activeSlot)].replicas, 0, `${target.app}'s old slot scaled down`);
+    }
+    // In parallel, not one after another: every run started before any of them closed.
+    const runs = await Promise.all(handles.map((h) => h.describe()));
+    const lastStart = Math.max(...runs.map((r) => r.startTime.getTime()));
+    const firstClose = Math.min(...runs.map((r) => r.closeTime!.getTime()));
+    assert.ok(lastStart < firstClose, `the runs overlapped: last start ${new Date(lastStart).toISOString()}, first close ${new Date(firstClose).toISOString()}`);
   });
 
   it('needs every rule and verb of the worker Role: without any one, a deployment step is refused with 403', async () => {

@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { useControlPlane } from '../k8s-harness/control-plane.js';
 import type { ControlPlane } from '../k8s-harness/control-plane.js';
+import type { Target } from '../../src/activities/contract.js';
 import { DETECTION_API_TARGET } from '../../src/embedded/stack.js';
 import { KubernetesPlatform } from '../../src/platforms/kubernetes-platform.js';
 import { eventually } from './eventually.js';
@@ -68,4 +69,28 @@ export async function endpointPods(cluster: Cluster, service: string, namespace 
 export async function slotPods(cluster: Cluster, slot: string, namespace = 'default'): Promise<string[]> {
   const pods = await cluster.core.listNamespacedPod({ namespace, labelSelector: `app=detection-api,slot=${slot}` });
   return pods.items.map((p) => p.metadata!.name!).sort();
+}
+
+/** The objects a deployment of `app` drives, as deploy/ has them for the detection API. */
+export function appTarget(app: string, namespace = 'default'): Target {
+  return { app, namespace, service: `${app}-service`, slotLabelKey: 'slot', container: app, deployments: { blue: `${app}-blue`, green: `${app}-green` } };
+}
+
+/** Creates another app's Service (on blue) and its blue (`replicas`) and green (none) Deployments. */
+export async function createBlueGreenApp(apps: k8s.AppsV1Api, core: k8s.CoreV1Api, app: string, { namespace = 'default', replicas = 1 } = {}): Promise<Target> {
+  const slotDeployment = (slot: 'blue' | 'green', count: number): k8s.V1Deployment => ({
+    metadata: { name: `${app}-${slot}`, labels: { app, slot } },
+    spec: {
+      replicas: count,
+      selector: { matchLabels: { app, slot } },
+      template: {
+        metadata: { labels: { app, slot, version: 'v1.0.0' } },
+        spec: { terminationGracePeriodSeconds: 5, containers: [{ name: app, image: `registry.internal/${app}:v1.0.0`, ports: [{ containerPort: 8000 }] }] },
+      },
+    },
+  });
+  await core.createNamespacedService({ namespace, body: { metadata: { name: `${app}-service` }, spec: { selector: { app, slot: 'blue' }, ports: [{ port: 80, targetPort: 8000 }] } } });
+  await apps.createNamespacedDeployment({ namespace, body: slotDeployment('blue', replicas) });
+  await apps.createNamespacedDeployment({ namespace, body: slotDeployment('green', 0) });
+  return appTarget(app, namespace);
 }

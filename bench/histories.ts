@@ -1,0 +1,84 @@
+/**
+ * Figures read from a deployment's workflow history, on the Temporal server's clock: what the
+ * orchestration itself cost, and how fast a breach was answered.
+ */
+import type { WorkflowHandle } from '@temporalio/client';
+
+export type Event = NonNullable<Awaited<ReturnType<WorkflowHandle['fetchHistory']>>['events']>[number];
+
+const ms = (event: Event | undefined): number => {
+  const time = event?.eventTime;
+  return time ? Number(time.seconds ?? 0) * 1000 + Math.floor((time.nanos ?? 0) / 1e6) : NaN;
+};
+
+function payload(event: Event): unknown {
+  const data = event.activityTaskCompletedEventAttributes?.result?.payloads?.[0]?.data;
+  return data ? JSON.parse(Buffer.from(data).toString('utf8')) : null;
+}
+
+/** Activity type of each scheduled event id. */
+function activityTypes(events: Event[]): Map<string, string> {
+  const types = new Map<string, string>();
+  for (const event of events) {
+    const name = event.activityTaskScheduledEventAttributes?.activityType?.name;
+    if (name) types.set(String(event.eventId), name);
+  }
+  return types;
+}
+
+/**
+ * Orchestration overhead: wall time minus the waits the deployment was configured or forced to
+ * make (waiting for readiness, and every timer: monitor intervals, scale-down delay).
+ */
+export function overhead(events: Event[]): { wall: number; waits: number; overhead: number } {
+  const byId = new Map(events.map((e) => [String(e.eventId), e]));
+  const types = activityTypes(events);
+  const wall = ms(events.at(-1)) - ms(events[0]);
+  let waits = 0;
+  for (const event of events) {
+    const completed = event.activityTaskCompletedEventAttributes;
+    if (completed && types.get(String(completed.scheduledEventId)) === 'waitForSlotReady') {
+      waits += ms(event) - ms(byId.get(String(completed.scheduledEventId)));
+    }
+    const fired = event.timerFiredEventAttributes;
+    if (fired) waits += ms(event) - ms(byId.get(String(fired.startedEventId)));
+  }
+  return { wall, waits, overhead: wall - waits };
+}
+
+/** From the completion of the monitor tick that saw a breach to the rollback's verifyTraffic. */
+export function breachToRestored(events: Event[]): number {
+  const types = activityTypes(events);
+  const completedOf = (name: string) =>
+    events.filter((e) => e.activityTaskCompletedEventAttributes && types.get(String(e.activityTaskCompletedEventAttributes.scheduledEventId)) === name);
+  const breach = completedOf('evaluateSlos').find((e) =>
+    ((payload(e) as { result: string; gate: boolean }[] | null) ?? []).some((m) => m.gate && m.result === 'Failed'),
+  );
+  if (!breach) throw new Error('no monitor tick saw a breach');
+  const restored = completedOf('verifyTraffic').find((e) => ms(e) > ms(breach));
+  if (!restored) throw new Error('no verifyTraffic after the breach');
+  return ms(restored) - ms(breach);
+}
+
+/**
+ * Where a deployment's time went, in ms: each activity type's run time (started to closed), the
+ * time activities and workflow tasks waited in the task queue for a worker (scheduled to
+ * started), and the time the worker spent on workflow tasks (started to completed).
+ */
+export function breakdown(events: Event[]): Record<string, number> {
+  const byId = new Map(events.map((e) => [String(e.eventId), e]));
+  const types = activityTypes(events);
+  const spent: Record<string, number> = { 'queue: activities': 0, 'queue: workflow tasks': 0, 'workflow tasks': 0 };
+  const add = (key: string, value: number) => (spent[key] = (spent[key] ?? 0) + value);
+  for (const event of events) {
+    const started = event.activityTaskStartedEventAttributes;
+    if (started) add('queue: activities', ms(event) - ms(byId.get(String(started.scheduledEventId))));
+    const closed = event.activityTaskCompletedEventAttributes ?? event.activityTaskFailedEventAttributes;
+    if (closed) add(`activity ${types.get(String(closed.scheduledEventId))}`, ms(event) - ms(byId.get(String(closed.startedEventId))));
+    if (event.workflowTaskStartedEventAttributes) add('queue: workflow tasks', ms(event) - ms(byId.get(String(Number(event.eventId) - 1))));
+    const completed = event.workflowTaskCompletedEventAttributes;
+    if (completed) add('workflow tasks', ms(event) - ms(byId.get(String(completed.startedEventId))));
+    if (completed) add('workflow task count', 1);
+  }
+  return spent;
+}

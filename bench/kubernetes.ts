@@ -1,0 +1,196 @@
+/**
+ * bench:kubernetes: the figures of deployments against the Kubernetes test control plane (real
+ * API server, controllers and scheduler; simulated nodes), driven by the worker as its own
+ * process, authenticated as deploy/'s ServiceAccount, on a Temporal dev server.
+ *
+ * - Abort to traffic restored: a deployment of the detection API is aborted during monitoring;
+ *   from the signal to the Service selecting the old slot again with every ready endpoint in it
+ *   (polled every few ms through the API). Median of RUNS. Target under 1 s.
+ * - Orchestration overhead of a lone deployment (as bench:rollback, from its history), median of
+ *   RUNS; then APPS deployments of different apps started at once on the one worker: all must
+ *   succeed; their overhead's p50, p95 and max; target p95 within 2x of the lone median.
+ * - The worker's peak resident memory (VmHWM, start-up included) and its peak during the
+ *   concurrent deployments. Target under 400 MB.
+ *
+ *   npm run bench:kubernetes
+ *   APPS=20 RUNS=3 npm run bench:kubernetes
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import * as k8s from '@kubernetes/client-node';
+import { EmbeddedStack, DETECTION_API_TARGET, freeStackPorts } from '../src/embedded/stack.js';
+import { ROOT } from '../src/embedded/local-platform-process.js';
+import { KubernetesPlatform } from '../src/platforms/kubernetes-platform.js';
+import type { DeploymentResult } from '../src/shared/deployment-status.js';
+import { parseDeploymentSpec } from '../src/spec/deployment-spec.js';
+import { startControlPlane } from '../test/k8s-harness/control-plane.js';
+import { startDetectionApi, tempQueuePath } from '../test/helpers/detection-api-process.js';
+import { appTarget, createBlueGreenApp } from '../test/helpers/kubernetes.js';
+import { breakdown, overhead } from './histories.js';
+import { median, percentile } from './statistics.js';
+
+const APPS = Number(process.env['APPS'] ?? 100);
+const RUNS = Number(process.env['RUNS'] ?? 5);
+const PREBUILT = process.env['PREBUILT_BUNDLE'] !== '0';
+const NAMESPACE = 'default';
+const say = (line: string) => process.stdout.write(`${line}\n`);
+const run = promisify(execFile);
+const progress = { heartbeat: () => undefined, signal: new AbortController().signal };
+
+const appName = (i: number) => `scale-${String(i).padStart(3, '0')}`;
+
+/** Resident memory of a process, from /proc: now (VmRSS) and its peak so far (VmHWM), in MB. */
+function memoryOf(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
+  return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
+}
+
+/** CPU seconds spent so far by every running process, summed by command name (from /proc). */
+function cpuByCommand(): Map<string, number> {
+  const seconds = new Map<string, number>();
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const command = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ticks = Number(fields[11]) + Number(fields[12]);
+      seconds.set(command, (seconds.get(command) ?? 0) + ticks / 100);
+    } catch {
+      // The process ended while being read.
+    }
+  }
+  return seconds;
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-kubernetes-'));
+  say(`starting the control plane, ${APPS} apps, Temporal and the worker`);
+  const plane = await startControlPlane({ dir: join(dir, 'plane'), nodes: 4 });
+  let stack: EmbeddedStack | null = null;
+  let reference: Awaited<ReturnType<typeof startDetectionApi>> | null = null;
+  try {
+    await run('kubectl', ['--kubeconfig', plane.kubeconfigPath, 'apply', '-k', join(ROOT, 'deploy')]);
+    const admin = plane.adminConfig();
+    const [apps, core, discovery] = [admin.makeApiClient(k8s.AppsV1Api), admin.makeApiClient(k8s.CoreV1Api), admin.makeApiClient(k8s.DiscoveryV1Api)];
+    const adminPlatform = new KubernetesPlatform(admin);
+    for (let i = 0; i < APPS; i += 10) {
+      await Promise.all(Array.from({ length: Math.min(10, APPS - i) }, (_, j) => createBlueGreenApp(apps, core, appName(i + j))));
+    }
+    await adminPlatform.waitForSlotReady({ target: DETECTION_API_TARGET, slot: 'blue', replicas: 3, timeoutSeconds: 120 }, progress);
+    for (let i = 0; i < APPS; i++) await adminPlatform.waitForSlotReady({ target: appTarget(appName(i)), slot: 'blue', replicas: 1, timeoutSeconds: 120 }, progress);
+
+    const kubeconfig = join(dir, 'worker.kubeconfig');
+    writeFileSync(kubeconfig, plane.configForToken(await plane.mintToken(NAMESPACE, 'bluegreen-worker', 7200)).exportConfig());
+    // The worker as the Dockerfile runs it: workflows bundled ahead of time.
+    const bundle = join(dir, 'workflow-bundle.js');
+    if (PREBUILT) await run(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts/bundle-workflows.ts'), '--out', bundle], { cwd: ROOT });
+    const ports = await freeStackPorts();
+    stack = new EmbeddedStack({ stateDir: join(dir, 'stack'), ports, kubeconfig, workerEnv: { LOG_LEVEL: 'warn', ...(PREBUILT ? { BLUEGREEN_WORKFLOW_BUNDLE: bundle } : {}) } });
+    await stack.start();
+    const worker = stack.worker!.pid!;
+    const startup = memoryOf(worker);
+    reference = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${ports.tak}`, QUEUE_PATH: tempQueuePath() });
+    const client = stack.deployments!;
+    const spec = (app: string, version: string, monitorSeconds: number, replicas: number) =>
+      parseDeploymentSpec({
+        app,
+        namespace: NAMESPACE,
+        image: `registry.internal/${app}:${version}`,
+        replicas,
+        readinessTimeoutSeconds: 180,
+        smoke: { endpoint: reference!.url },
+        monitor: { durationSeconds: monitorSeconds, intervalSeconds: 2, slos: [] },
+        scaleDownDelaySeconds: 0,
+      });
+
+    // 1. Abort to traffic restored.
+    const restoredMs: number[] = [];
+    for (let i = 1; i <= RUNS; i++) {
+      const oldSlot = (await adminPlatform.describe(DETECTION_API_TARGET)).activeSlot;
+      const handle = await client.start(spec('detection-api', `v3.0.${i}`, 120, 2));
+      for (;;) {
+        const status = await client.status(NAMESPACE, 'detection-api').catch(() => null);
+        if (status?.phase === 'Monitoring') break;
+        if (status && ['Succeeded', 'RolledBack', 'Failed', 'RollingBack'].includes(status.phase)) throw new Error(`abort run ${i} ended before monitoring: ${status.message}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const signalled = performance.now();
+      await client.abort(NAMESPACE, 'detection-api', { reason: `bench:kubernetes abort ${i}`, by: 'bench' });
+      const oldPods = new Set((await core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: `app=detection-api,slot=${oldSlot}` })).items.map((p) => p.metadata!.name));
+      for (;;) {
+        const [service, slices] = await Promise.all([
+          core.readNamespacedService({ name: 'detection-api-service', namespace: NAMESPACE }),
+          discovery.listNamespacedEndpointSlice({ namespace: NAMESPACE, labelSelector: 'kubernetes.io/service-name=detection-api-service' }),
+        ]);
+        const ready = slices.items.flatMap((s) => s.endpoints ?? []).filter((e) => e.conditions?.ready !== false);
+        if (service.spec!.selector!['slot'] === oldSlot && ready.length > 0 && ready.every((e) => oldPods.has(e.targetRef?.name))) break;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      restoredMs.push(performance.now() - signalled);
+      const result = await handle.result();
+      if (result.outcome !== 'RolledBack') throw new Error(`abort run ${i}: ${result.outcome}: ${result.message}`);
+      say(`abort ${i}: selector and endpoints back on ${oldSlot} ${restoredMs.at(-1)!.toFixed(0)} ms after the signal (${result.reason})`);
+    }
+
+    // 2. A lone deployment's overhead.
+    const lone: number[] = [];
+    let loneSpent: Record<string, number> = {};
+    for (let i = 1; i <= RUNS; i++) {
+      const handle = await client.start(spec(appName(0), `v1.1.${i}`, 6, 1));
+      const result = await handle.result();
+      if (result.outcome !== 'Succeeded') throw new Error(`lone run ${i}: ${result.outcome}: ${result.message}`);
+      const events = (await handle.fetchHistory()).events ?? [];
+      const figures = overhead(events);
+      loneSpent = breakdown(events);
+      lone.push(figures.overhead);
+      say(`lone ${i}: ${(figures.wall / 1000).toFixed(2)} s wall, ${(figures.waits / 1000).toFixed(2)} s of waits, overhead ${figures.overhead} ms`);
+    }
+
+    // 3. APPS deployments of different apps at once.
+    let peakDuring = 0;
+    const sampler = setInterval(() => (peakDuring = Math.max(peakDuring, memoryOf(worker).rss)), 200);
+    const cpuBefore = cpuByCommand();
+    const started = performance.now();
+    const handles = await Promise.all(Array.from({ length: APPS }, (_, i) => client.start(spec(appName(i), 'v2.0.0', 6, 1))));
+    const results: DeploymentResult[] = await Promise.all(handles.map((h) => h.result()));
+    const allSeconds = (performance.now() - started) / 1000;
+    clearInterval(sampler);
+    const cpu = [...cpuByCommand()].map(([command, total]) => [command, total - (cpuBefore.get(command) ?? 0)] as const).filter(([, used]) => used >= 1).sort((a, b) => b[1] - a[1]);
+    const failed = results.filter((r) => r.outcome !== 'Succeeded');
+    const histories = await Promise.all(handles.map(async (h) => (await h.fetchHistory()).events ?? []));
+    const overheads = histories.map((events) => overhead(events).overhead);
+    const walls = histories.map((events) => overhead(events).wall);
+    const spent = histories.map(breakdown);
+    const live = await Promise.all(Array.from({ length: APPS }, async (_, i) => (await adminPlatform.describe(appTarget(appName(i)))).activeSlot));
+    const onNew = live.filter((slot, i) => slot === results[i]!.toSlot).length;
+    const end = memoryOf(worker);
+
+    say('');
+    say(`bench:kubernetes on ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${new Date().toISOString().slice(0, 10)}; control plane with 4 simulated nodes`);
+    say(`abort signal to traffic restored: median ${median(restoredMs).toFixed(0)} ms, max ${Math.max(...restoredMs).toFixed(0)} ms over ${RUNS} aborts (target < 1000 ms)`);
+    say(`orchestration overhead, lone deployment: median ${median(lone)} ms over ${RUNS} runs`);
+    say(
+      `${APPS} deployments at once: ${APPS - failed.length} succeeded, ${onNew} with their Service on the new slot, all done in ${allSeconds.toFixed(1)} s ` +
+        `(wall per deployment p50 ${(median(walls) / 1000).toFixed(1)} s, max ${(Math.max(...walls) / 1000).toFixed(1)} s)`,
+    );
+    for (const r of failed.slice(0, 5)) say(`  ${r.outcome}: ${r.message}`);
+    say(`  CPU seconds meanwhile (of ${(allSeconds * cpus().length).toFixed(0)} available): ${cpu.map(([command, used]) => `${command} ${used.toFixed(0)}`).join(', ')}`);
+    const p95 = percentile(overheads, 95);
+    const parts = [...new Set(spent.flatMap((s) => Object.keys(s)))].sort();
+    say(`  where a deployment's time went (median ms; lone: ${JSON.stringify(loneSpent)}):`);
+    say(`    ${parts.map((part) => `${part} ${median(spent.map((s) => s[part] ?? 0))}`).join(', ')}`);
+    say(`  overhead p50 ${median(overheads)} ms, p95 ${p95} ms, max ${Math.max(...overheads)} ms: p95 is ${(p95 / median(lone)).toFixed(2)}x the lone median (target within 2x)`);
+    say(`worker resident memory: peak ${end.peak.toFixed(0)} MB over its life (${startup.peak.toFixed(0)} MB by the end of start-up), peak ${peakDuring.toFixed(0)} MB during the ${APPS} deployments (target < 400 MB)`);
+    process.exitCode = failed.length === 0 && onNew === APPS ? 0 : 1;
+  } finally {
+    reference?.kill('SIGKILL');
+    await stack?.stop();
+    await plane.stop();
+  }
+}
+
+await main();

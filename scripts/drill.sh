@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# npm run drill:NAME — one resilience drill of docs/RESULTS.md on its own, against real servers
+# (the same tests `npm test` runs, chosen by file and name). Installs what it needs first.
+#   worker-kill            the worker SIGKILLed in each phase, a new one started
+#   temporal-restart       the Temporal dev server restarted (database file) during monitoring
+#   prometheus-down        Prometheus stopped during monitoring: rolled back on measurement errors
+#   kubernetes-api-faults  20 % transient API faults, then permanent 403/404/422, through a proxy
+#   bad-input              thousands of generated specs, every invalid one rejected before any call
+#   secrets                no credential (mTLS key, API key, Prometheus token, webhook) in histories
+#   concurrent-deploys     a second deploy of a running app refused; different apps in parallel
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pattern=''
+case "${1:-}" in
+  worker-kill) files=(test/e2e/drills.e2e.test.ts) pattern='SIGKILLed' ;;
+  temporal-restart) files=(test/e2e/drills.e2e.test.ts) pattern='Temporal server restarts' ;;
+  prometheus-down) files=(test/e2e/drills.e2e.test.ts) pattern='Prometheus stops' ;;
+  kubernetes-api-faults) files=(test/e2e/kubernetes-api-faults.e2e.test.ts) ;;
+  bad-input) files=(test/spec/deployment-spec.property.test.ts) ;;
+  # The histories checked are those of the drills run before it in the same file.
+  secrets) files=(test/e2e/drills.e2e.test.ts) ;;
+  concurrent-deploys) files=(test/client/cli.e2e.test.ts test/e2e/kubernetes-deployments.e2e.test.ts) pattern='refuses a second deploy|different apps' ;;
+  *) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+esac
+
+bash scripts/setup.sh
+exec node --import tsx --test --test-reporter=spec --test-concurrency=1 --test-timeout=600000 ${pattern:+--test-name-pattern="$pattern"} "${files[@]}"

@@ -72,6 +72,10 @@ export interface StackOptions {
    * deployments must gate on restarts alone).
    */
   kubeconfig?: string;
+  /** How the worker process is started: node's arguments (default: src/worker/main.ts through tsx). */
+  workerCommand?: string[];
+  /** Where the dev server keeps its history: a database file in stateDir (default), or memory. */
+  temporalDb?: 'file' | 'memory';
   log?: (line: string) => void;
 }
 
@@ -173,7 +177,8 @@ export class EmbeddedStack {
     const cli = join(ROOT, '.venv/bin/temporal');
     if (!existsSync(cli)) throw new Error(`${cli} is missing: run 'bash scripts/setup.sh' to install the Temporal CLI`);
     const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(ports.temporal), '--ui-port', String(ports.ui)];
-    args.push('--db-filename', join(stateDir, 'temporal.db'), '--log-level', 'error');
+    if (this.options.temporalDb !== 'memory') args.push('--db-filename', join(stateDir, 'temporal.db'));
+    args.push('--log-level', 'error');
     for (const key of SEARCH_ATTRIBUTE_KEYS) args.push('--search-attribute', `${key.name}=Keyword`);
     const child = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.temporal = child;
@@ -194,7 +199,7 @@ export class EmbeddedStack {
   async startWorker(): Promise<void> {
     const { ports } = this.options;
     this.workerOutput = '';
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker/main.ts'], {
+    const child = spawn(process.execPath, this.options.workerCommand ?? ['--import', 'tsx', 'src/worker/main.ts'], {
       cwd: ROOT,
       env: {
         ...process.env,

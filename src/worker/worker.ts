@@ -2,13 +2,14 @@
  * Builds the deployment worker: the workflow bundle plus the activities of one platform. Tests
  * build it with activity doubles; production builds it through `main.ts` from configuration.
  */
+import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from '@temporalio/worker';
 import type { WorkerOptions , NativeConnection} from '@temporalio/worker';
 import type { Activities } from '../activities/index.js';
 
-/** The workflow module the worker bundles. */
-export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+/** The workflow module the worker bundles: TypeScript from src/, or JavaScript built into dist/. */
+export const WORKFLOWS_PATH = fileURLToPath(new URL(`../workflows/index${extname(import.meta.url)}`, import.meta.url));
 
 export interface DeploymentWorkerOptions {
   connection: NativeConnection;

@@ -5,14 +5,17 @@
  * Every deployment ends with the right outcome and the slots are checked. The worker connects to
  * Temporal with mutual TLS and an API key (through a TLS terminator, as the dev server takes no
  * TLS) and holds a Prometheus token and a webhook secret: last, none of these credentials appears
- * anywhere in the histories of these runs.
+ * anywhere in the histories of these runs. The worker loads its workflows bundled ahead of time.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { ROOT } from '../../src/embedded/local-platform-process.js';
 import { DETECTION_API_TARGET, EmbeddedStack, freeStackPorts } from '../../src/embedded/stack.js';
 import { TrafficGenerator } from '../../src/embedded/traffic.js';
 import type { DeploymentResult } from '../../src/shared/deployment-status.js';
@@ -21,6 +24,7 @@ import { DETECTION_API_IMAGE, deployTag, untilPhase } from '../helpers/embedded-
 import { makeCredentials, TemporalTlsTerminator } from '../helpers/temporal-tls-terminator.js';
 
 const IMAGE = DETECTION_API_IMAGE;
+const run = promisify(execFile);
 const PROMETHEUS_TOKEN = `prometheus-token-${randomBytes(12).toString('hex')}`;
 const WEBHOOK_SECRET = `webhook-secret-${randomBytes(12).toString('hex')}`;
 const TEMPORAL_API_KEY = `temporal-api-key-${randomBytes(12).toString('hex')}`;
@@ -38,6 +42,9 @@ describe('resilience drills on the embedded stack', () => {
     const credentials = await makeCredentials(stateDir);
     clientKey = readFileSync(credentials.keyFile, 'utf8');
     tls = await TemporalTlsTerminator.start({ upstreamPort: ports.temporal, ...credentials });
+    // And with its workflows bundled ahead of time, as the Dockerfile builds it.
+    const bundle = join(stateDir, 'workflow-bundle.js');
+    await run(process.execPath, ['--import', 'tsx', 'scripts/bundle-workflows.ts', '--out', bundle], { cwd: ROOT });
     stack = new EmbeddedStack({
       stateDir,
       ports,
@@ -53,6 +60,7 @@ describe('resilience drills on the embedded stack', () => {
         TEMPORAL_TLS_KEY_PATH: credentials.keyFile,
         TEMPORAL_TLS_SERVER_NAME: credentials.serverName,
         TEMPORAL_API_KEY,
+        BLUEGREEN_WORKFLOW_BUNDLE: bundle,
       },
     });
     await stack.start();

@@ -51,6 +51,12 @@ describe('worker process configuration', () => {
     assert.match(output, /PROMETHEUS_URL: Required/);
   });
 
+  it('refuses a prebuilt workflow bundle that is not there, saying how to build one', async () => {
+    const { code, output } = await startWorker({ BLUEGREEN_PLATFORM: 'local', BLUEGREEN_WORKFLOW_BUNDLE: '/nonexistent/workflow-bundle.js' });
+    assert.equal(code, 2);
+    assert.match(output, /BLUEGREEN_WORKFLOW_BUNDLE: no file at \/nonexistent\/workflow-bundle\.js; build it with 'npm run bundle:workflows'/);
+  });
+
   it('names each malformed Temporal variable', async () => {
     const { code, output } = await startWorker({ BLUEGREEN_PLATFORM: 'local', TEMPORAL_ADDRESS: 'no-port', TEMPORAL_TLS_CERT_PATH: '/x.pem' });
     assert.equal(code, 2);

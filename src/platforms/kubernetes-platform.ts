@@ -302,9 +302,9 @@ export function transientDelay(error: unknown, backoffMs: number): number | null
 /**
  * The kubeconfig's authentication, with connections kept alive. client-node builds a new
  * https.Agent for every request, so each request would open, and handshake, a TLS connection of
- * its own, hundreds a minute when many deployments poll. One agent is kept
- * per TLS identity (CA, client certificate and key), so a rotated credential gets a pool of its
- * own; proxies and plain HTTP keep the agent client-node made.
+ * its own: hundreds a minute when many deployments poll. One agent is kept per TLS identity (CA,
+ * client certificate and key), so a rotated credential gets a pool of its own; proxies and plain
+ * HTTP keep the agent client-node made.
  */
 class KeptAliveConnections implements k8s.SecurityAuthentication {
   private readonly agents = new Map<string, Agent>();

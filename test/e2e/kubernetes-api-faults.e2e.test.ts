@@ -14,22 +14,16 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
-import { createActivities } from '../../src/activities/index.js';
-import { PrometheusSloSource } from '../../src/gates/prometheus-slo-source.js';
-import { HttpSmokeRunner } from '../../src/gates/smoke-suite.js';
-import { KubernetesPlatform } from '../../src/platforms/kubernetes-platform.js';
 import type { DeploymentResult } from '../../src/shared/deployment-status.js';
-import { createDeploymentWorker } from '../../src/worker/worker.js';
 import { blueGreenDeploymentWorkflow } from '../../src/workflows/blue-green-deployment.js';
 import { statusQuery } from '../../src/workflows/definitions.js';
 import { testSpec } from '../helpers/deployment-harness.js';
-import { startDetectionApi, TakListener, tempQueuePath } from '../helpers/detection-api-process.js';
-import type { DetectionApiProcess } from '../helpers/detection-api-process.js';
 import { FaultInjectingKubeProxy } from '../helpers/fault-injecting-kube-proxy-double.js';
 import { endpointPods, slotPods, startClusterWithManifests } from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
-import { startDevServer, workflowBundle } from '../helpers/temporal-servers.js';
+import { startKubernetesWorker } from '../helpers/kubernetes-worker.js';
+import type { KubernetesWorker } from '../helpers/kubernetes-worker.js';
+import { startDevServer } from '../helpers/temporal-servers.js';
 
 const TASK_QUEUE = 'bluegreen-kubernetes-faults';
 const IMAGE = (tag: string) => `registry.internal/detection-api:${tag}`;
@@ -38,15 +32,11 @@ describe('drill: Kubernetes API faults between the worker and the API server', (
   let env: TestWorkflowEnvironment;
   let cluster: Cluster;
   let proxy: FaultInjectingKubeProxy;
-  let tak: TakListener;
-  let reference: DetectionApiProcess;
-  let worker: Worker;
-  let running: Promise<void>;
+  let worker: KubernetesWorker;
   let sequence = 0;
 
   before(async () => {
-    [env, cluster, tak] = await Promise.all([startDevServer(), startClusterWithManifests(), TakListener.start()]);
-    reference = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: tempQueuePath() });
+    [env, cluster] = await Promise.all([startDevServer(), startClusterWithManifests()]);
     const certs = join(cluster.plane.dir, 'certs');
     proxy = await FaultInjectingKubeProxy.start({
       upstream: cluster.plane.server,
@@ -56,27 +46,12 @@ describe('drill: Kubernetes API faults between the worker and the API server', (
       seed: 20,
     });
     const token = await cluster.plane.mintToken('default', 'bluegreen-worker');
-    worker = await createDeploymentWorker({
-      connection: env.nativeConnection,
-      namespace: 'default',
-      taskQueue: TASK_QUEUE,
-      activities: createActivities({
-        platform: new KubernetesPlatform(cluster.plane.configForToken(token, proxy.url)),
-        smoke: new HttpSmokeRunner(),
-        // No SLO queries (the pods are simulated): the monitor gates on the pods' restarts.
-        slo: PrometheusSloSource.fromEnv({ PROMETHEUS_URL: 'http://127.0.0.1:9' }),
-      }),
-      workflowBundle: await workflowBundle(),
-    });
-    running = worker.run();
+    worker = await startKubernetesWorker(env, cluster.plane.configForToken(token, proxy.url), TASK_QUEUE);
   });
 
   after(async () => {
-    worker?.shutdown();
-    await running;
+    await worker?.stop();
     await proxy?.close();
-    reference?.kill('SIGKILL');
-    await tak?.close();
     await cluster?.plane.stop();
     await env?.teardown();
   });
@@ -97,7 +72,7 @@ describe('drill: Kubernetes API faults between the worker and the API server', (
           image: IMAGE(tag),
           replicas: 2,
           readinessTimeoutSeconds: 60,
-          smoke: { endpoint: reference.url },
+          smoke: { endpoint: worker.referenceUrl },
           monitor: { durationSeconds: 3, intervalSeconds: 1, slos: [] },
           scaleDownDelaySeconds: 0,
         }),

@@ -14,28 +14,23 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import type { V1Role } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
-import { createActivities } from '../../src/activities/index.js';
 import type { Progress } from '../../src/activities/contract.js';
-import { PrometheusSloSource } from '../../src/gates/prometheus-slo-source.js';
-import { HttpSmokeRunner } from '../../src/gates/smoke-suite.js';
 import { freePort } from '../../src/local-platform/processes.js';
 import { KubernetesPlatform } from '../../src/platforms/kubernetes-platform.js';
 import type { DeploymentResult } from '../../src/shared/deployment-status.js';
 import { ErrorType } from '../../src/shared/errors.js';
 import { otherSlot } from '../../src/shared/slots.js';
-import { createDeploymentWorker } from '../../src/worker/worker.js';
 import { blueGreenDeploymentWorkflow } from '../../src/workflows/blue-green-deployment.js';
 import { statusQuery } from '../../src/workflows/definitions.js';
 import { REFERENCE_TARGET, testSpec } from '../helpers/deployment-harness.js';
-import { startDetectionApi, TakListener, tempQueuePath } from '../helpers/detection-api-process.js';
-import type { DetectionApiProcess } from '../helpers/detection-api-process.js';
 import { eventually } from '../helpers/eventually.js';
 import { createBlueGreenApp, endpointPods, slotPods, startClusterWithManifests } from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
-import { startDevServer, workflowBundle } from '../helpers/temporal-servers.js';
+import { startKubernetesWorker } from '../helpers/kubernetes-worker.js';
+import type { KubernetesWorker } from '../helpers/kubernetes-worker.js';
+import { startDevServer } from '../helpers/temporal-servers.js';
 
 const TASK_QUEUE = 'bluegreen-kubernetes-e2e';
 const IMAGE = (tag: string) => `registry.internal/detection-api:${tag}`;
@@ -44,36 +39,17 @@ const ROLE = parseYaml(readFileSync(fileURLToPath(new URL('../../deploy/worker/r
 describe('deployments on the dev server against a real control plane, as the worker ServiceAccount', () => {
   let env: TestWorkflowEnvironment;
   let cluster: Cluster;
-  let tak: TakListener;
-  let reference: DetectionApiProcess;
-  let worker: Worker;
-  let running: Promise<void>;
+  let worker: KubernetesWorker;
   let sequence = 0;
 
   before(async () => {
-    [env, cluster, tak] = await Promise.all([startDevServer(), startClusterWithManifests(), TakListener.start()]);
-    reference = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: tempQueuePath() });
+    [env, cluster] = await Promise.all([startDevServer(), startClusterWithManifests()]);
     const token = await cluster.plane.mintToken('default', 'bluegreen-worker');
-    worker = await createDeploymentWorker({
-      connection: env.nativeConnection,
-      namespace: 'default',
-      taskQueue: TASK_QUEUE,
-      activities: createActivities({
-        platform: new KubernetesPlatform(cluster.plane.configForToken(token)),
-        smoke: new HttpSmokeRunner(),
-        // No SLO queries (the pods are simulated): the monitor gates on the pods' restarts.
-        slo: PrometheusSloSource.fromEnv({ PROMETHEUS_URL: 'http://127.0.0.1:9' }),
-      }),
-      workflowBundle: await workflowBundle(),
-    });
-    running = worker.run();
+    worker = await startKubernetesWorker(env, cluster.plane.configForToken(token), TASK_QUEUE);
   });
 
   after(async () => {
-    worker?.shutdown();
-    await running;
-    reference?.kill('SIGKILL');
-    await tak?.close();
+    await worker?.stop();
     await cluster?.plane.stop();
     await env?.teardown();
   });
@@ -81,7 +57,7 @@ describe('deployments on the dev server against a real control plane, as the wor
   const liveSlot = async () => (await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: 'default' })).spec!.selector!['slot'];
   const deployment = (slot: string) => cluster.apps.readNamespacedDeployment({ name: `detection-api-${slot}`, namespace: 'default' });
 
-  function start(tag: string, { monitorSeconds = 4, smokeEndpoint = reference.url } = {}) {
+  function start(tag: string, { monitorSeconds = 4, smokeEndpoint = worker.referenceUrl } = {}) {
     sequence += 1;
     return env.client.workflow.start(blueGreenDeploymentWorkflow, {
       taskQueue: TASK_QUEUE,
@@ -193,7 +169,7 @@ describe('deployments on the dev server against a real control plane, as the wor
         env.client.workflow.start(blueGreenDeploymentWorkflow, {
           taskQueue: TASK_QUEUE,
           workflowId: `k8s-e2e-parallel-${target.app}`,
-          args: [testSpec({ app: target.app, image, replicas: 1, readinessTimeoutSeconds: 60, smoke: { endpoint: reference.url }, monitor: { durationSeconds: 4, intervalSeconds: 1, slos: [] }, scaleDownDelaySeconds: 0 })],
+          args: [testSpec({ app: target.app, image, replicas: 1, readinessTimeoutSeconds: 60, smoke: { endpoint: worker.referenceUrl }, monitor: { durationSeconds: 4, intervalSeconds: 1, slos: [] }, scaleDownDelaySeconds: 0 })],
         }),
       ),
     );

@@ -1,0 +1,47 @@
+/**
+ * A deployment worker in the test process that drives the control plane through `config` (the
+ * worker ServiceAccount's token, straight to the API server or through a proxy), and a real
+ * reference service for the smoke suite to check. No SLO queries: the cluster's pods are
+ * simulated, so the monitor gates on their restarts.
+ */
+import type * as k8s from '@kubernetes/client-node';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { createActivities } from '../../src/activities/index.js';
+import { PrometheusSloSource } from '../../src/gates/prometheus-slo-source.js';
+import { HttpSmokeRunner } from '../../src/gates/smoke-suite.js';
+import { KubernetesPlatform } from '../../src/platforms/kubernetes-platform.js';
+import { createDeploymentWorker } from '../../src/worker/worker.js';
+import { startDetectionApi, TakListener, tempQueuePath } from './detection-api-process.js';
+import { workflowBundle } from './temporal-servers.js';
+
+export interface KubernetesWorker {
+  /** Where the reference service answers: the smoke endpoint for the specs. */
+  referenceUrl: string;
+  stop(): Promise<void>;
+}
+
+export async function startKubernetesWorker(env: TestWorkflowEnvironment, config: k8s.KubeConfig, taskQueue: string): Promise<KubernetesWorker> {
+  const tak = await TakListener.start();
+  const reference = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: tempQueuePath() });
+  const worker = await createDeploymentWorker({
+    connection: env.nativeConnection,
+    namespace: 'default',
+    taskQueue,
+    activities: createActivities({
+      platform: new KubernetesPlatform(config),
+      smoke: new HttpSmokeRunner(),
+      slo: PrometheusSloSource.fromEnv({ PROMETHEUS_URL: 'http://127.0.0.1:9' }),
+    }),
+    workflowBundle: await workflowBundle(),
+  });
+  const running = worker.run();
+  return {
+    referenceUrl: reference.url,
+    stop: async () => {
+      worker.shutdown();
+      await running;
+      reference.kill('SIGKILL');
+      await tak.close();
+    },
+  };
+}

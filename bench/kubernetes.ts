@@ -33,6 +33,7 @@ import { startControlPlane } from '../test/k8s-harness/control-plane.js';
 import { startDetectionApi, tempQueuePath } from '../test/helpers/detection-api-process.js';
 import { appTarget, createBlueGreenApp } from '../test/helpers/kubernetes.js';
 import { breakdown, overhead } from './histories.js';
+import { untilMonitoring } from './deployments.js';
 import { median, percentile } from './statistics.js';
 
 const APPS = Number(process.env['APPS'] ?? 100);
@@ -91,7 +92,7 @@ async function main(): Promise<void> {
     writeFileSync(kubeconfig, plane.configForToken(await plane.mintToken(NAMESPACE, 'bluegreen-worker', 7200)).exportConfig());
     // The worker as the Dockerfile runs it: compiled to dist/, its workflows bundled ahead of time.
     const bundle = join(dir, 'workflow-bundle.js');
-    await run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT });
+    await run('npm', ['run', 'build'], { cwd: ROOT });
     await run(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts/bundle-workflows.ts'), '--out', bundle], { cwd: ROOT });
     const ports = await freeStackPorts();
     stack = new EmbeddedStack({
@@ -124,12 +125,7 @@ async function main(): Promise<void> {
     for (let i = 1; i <= RUNS; i++) {
       const oldSlot = (await adminPlatform.describe(DETECTION_API_TARGET)).activeSlot;
       const handle = await client.start(spec('detection-api', `v3.0.${i}`, 120, 2));
-      for (;;) {
-        const status = await client.status(NAMESPACE, 'detection-api').catch(() => null);
-        if (status?.phase === 'Monitoring') break;
-        if (status && ['Succeeded', 'RolledBack', 'Failed', 'RollingBack'].includes(status.phase)) throw new Error(`abort run ${i} ended before monitoring: ${status.message}`);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      await untilMonitoring(client, NAMESPACE, 'detection-api');
       const signalled = performance.now();
       await client.abort(NAMESPACE, 'detection-api', { reason: `bench:kubernetes abort ${i}`, by: 'bench' });
       const oldPods = new Set((await core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: `app=detection-api,slot=${oldSlot}` })).items.map((p) => p.metadata!.name));
@@ -174,8 +170,9 @@ async function main(): Promise<void> {
     const cpu = [...cpuByCommand()].map(([command, total]) => [command, total - (cpuBefore.get(command) ?? 0)] as const).filter(([, used]) => used >= 1).sort((a, b) => b[1] - a[1]);
     const failed = results.filter((r) => r.outcome !== 'Succeeded');
     const histories = await Promise.all(handles.map(async (h) => (await h.fetchHistory()).events ?? []));
-    const overheads = histories.map((events) => overhead(events).overhead);
-    const walls = histories.map((events) => overhead(events).wall);
+    const figures = histories.map(overhead);
+    const overheads = figures.map((f) => f.overhead);
+    const walls = figures.map((f) => f.wall);
     const spent = histories.map(breakdown);
     const live = await Promise.all(Array.from({ length: APPS }, async (_, i) => (await adminPlatform.describe(appTarget(appName(i)))).activeSlot));
     const onNew = live.filter((slot, i) => slot === results[i]!.toSlot).length;

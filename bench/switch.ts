@@ -16,6 +16,7 @@ import { DETECTION_API_TARGET, EmbeddedStack, freeStackPorts } from '../src/embe
 import { TrafficGenerator } from '../src/embedded/traffic.js';
 import type { Slot } from '../src/shared/slots.js';
 import { parseDeploymentSpec } from '../src/spec/deployment-spec.js';
+import { untilMonitoring } from './deployments.js';
 import { median } from './statistics.js';
 
 const RATE = Number(process.env['RATE'] ?? 250);
@@ -55,12 +56,7 @@ async function main(): Promise<void> {
       const before = await platform.describe(DETECTION_API_TARGET);
       const oldSlot: Slot = before.activeSlot;
       const handle = await client.start(spec(`v2.2.${i}`, 120));
-      for (;;) {
-        const status = await client.status('default', 'detection-api').catch(() => null);
-        if (status?.phase === 'Monitoring') break;
-        if (status && ['Succeeded', 'RolledBack', 'Failed', 'RollingBack'].includes(status.phase)) throw new Error(`deployment ${i} ended before monitoring: ${status.message}`);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      await untilMonitoring(client, 'default', 'detection-api');
       const signalled = performance.now();
       await client.abort('default', 'detection-api', { reason: `bench:switch abort ${i}`, by: 'bench' }).catch(async (error: unknown) => {
         const ended = await handle.result();

@@ -7,7 +7,6 @@
  * about two seconds, honouring Retry-After as client-go does; what outlasts that is a plain error,
  * retried by Temporal. Every request is safe to repeat: reads, and patches that set values.
  */
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { homedir } from 'node:os';
@@ -290,8 +289,8 @@ export function transientDelay(error: unknown, backoffMs: number): number | null
   if (error instanceof k8s.ApiException) {
     const code = error.code as number;
     if (code !== 409 && code !== 429 && code < 500) return null;
-    const headers = (error.headers ?? {}) as Record<string, string | undefined>;
-    const seconds = Number(headers['retry-after'] ?? headers['Retry-After']);
+    // client-node passes on the response's headers with lower-case names.
+    const seconds = Number((error.headers as Record<string, string | undefined> | undefined)?.['retry-after']);
     if (Number.isFinite(seconds) && seconds > 0) return seconds * 1000 <= MAX_RETRY_AFTER_MS ? seconds * 1000 : null;
     return backoffMs;
   }
@@ -302,12 +301,12 @@ export function transientDelay(error: unknown, backoffMs: number): number | null
 /**
  * The kubeconfig's authentication, with connections kept alive. client-node builds a new
  * https.Agent for every request, so each request would open, and handshake, a TLS connection of
- * its own: hundreds a minute when many deployments poll. One agent is kept per TLS identity (CA,
- * client certificate and key), so a rotated credential gets a pool of its own; proxies and plain
- * HTTP keep the agent client-node made.
+ * its own: hundreds a minute when many deployments poll. One agent is kept for the TLS identity
+ * (CA, client certificate and key) and replaced when a credential rotates; proxies and plain HTTP
+ * keep the agent client-node made.
  */
 class KeptAliveConnections implements k8s.SecurityAuthentication {
-  private readonly agents = new Map<string, Agent>();
+  private kept: { identity: string; agent: Agent } | null = null;
 
   constructor(private readonly config: k8s.KubeConfig) {}
 
@@ -320,15 +319,9 @@ class KeptAliveConnections implements k8s.SecurityAuthentication {
     const made = context.getAgent();
     if (!(made instanceof Agent)) return;
     const { ca, cert, key, pfx, passphrase, rejectUnauthorized, servername } = made.options;
-    const identity = createHash('sha256')
-      .update(JSON.stringify([ca, cert, key, pfx, passphrase, rejectUnauthorized, servername].map((v) => (v === undefined ? null : String(v)))))
-      .digest('hex');
-    let agent = this.agents.get(identity);
-    if (!agent) {
-      agent = new Agent({ ...made.options, keepAlive: true });
-      this.agents.set(identity, agent);
-    }
-    context.setAgent(agent);
+    const identity = [ca, cert, key, pfx, passphrase, rejectUnauthorized, servername].map((v) => (v === undefined ? '' : String(v))).join('\0');
+    if (this.kept?.identity !== identity) this.kept = { identity, agent: new Agent({ ...made.options, keepAlive: true }) };
+    context.setAgent(this.kept.agent);
   }
 }
 

@@ -45,9 +45,9 @@ import type {
 } from '../shared/deployment-status.js';
 import { ErrorType, NON_RETRYABLE_ERROR_TYPES } from '../shared/errors.js';
 import { SearchAttribute } from '../shared/search-attributes.js';
-import { otherSlot, SLOTS } from '../shared/slots.js';
+import { otherSlot } from '../shared/slots.js';
 import type { Slot } from '../shared/slots.js';
-import { renderTemplate } from '../shared/template.js';
+import { targetOf } from '../shared/target.js';
 import type { DeploymentSpec } from '../spec/deployment-spec.js';
 import { abortSignal, approveSignal, statusQuery } from './definitions.js';
 
@@ -685,21 +685,6 @@ function breachOf(measurements: readonly Measurement[]): PhaseFailure {
     `SLO '${breach.name}' breached: ${breach.value} (must be ${breach.comparison} ${breach.threshold})`,
     breach.name,
   );
-}
-
-/** The objects a spec names, with the slot Deployments' names rendered from the pattern. */
-function targetOf(spec: DeploymentSpec): Target {
-  const deployment = (slot: Slot) =>
-    renderTemplate(spec.deploymentNamePattern, { app: spec.app, namespace: spec.namespace, slot });
-  const [blue, green] = SLOTS.map(deployment) as [string, string];
-  return {
-    app: spec.app,
-    namespace: spec.namespace,
-    service: spec.service,
-    slotLabelKey: spec.slotLabelKey,
-    container: spec.container,
-    deployments: { blue, green },
-  };
 }
 
 /**

@@ -27,7 +27,6 @@ export interface PermanentFault {
 
 export interface FaultCounts {
   requests: number;
-  forwarded: number;
   transient: Record<string, number>;
   permanent: number;
 }
@@ -39,7 +38,7 @@ export class FaultInjectingKubeProxy {
   transientRate = 0;
   faultFirstTryOfWrites = false;
   permanent: PermanentFault[] = [];
-  counts: FaultCounts = { requests: 0, forwarded: 0, transient: {}, permanent: 0 };
+  counts: FaultCounts = { requests: 0, transient: {}, permanent: 0 };
   private readonly random: () => number;
   /** Writes whose last try was faulted, by method and path: their next try passes. */
   private readonly faultedWrites = new Set<string>();
@@ -75,7 +74,7 @@ export class FaultInjectingKubeProxy {
     this.transientRate = 0;
     this.faultFirstTryOfWrites = false;
     this.permanent = [];
-    this.counts = { requests: 0, forwarded: 0, transient: {}, permanent: 0 };
+    this.counts = { requests: 0, transient: {}, permanent: 0 };
   }
 
   async close(): Promise<void> {
@@ -121,7 +120,6 @@ export class FaultInjectingKubeProxy {
   }
 
   private forward(req: IncomingMessage, res: ServerResponse, loseAnswer: (() => void) | null): void {
-    this.counts.forwarded += 1;
     const upstream = httpsRequest(
       {
         host: this.upstream.hostname,

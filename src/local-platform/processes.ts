@@ -4,15 +4,53 @@
  * escalates to SIGKILL after a grace period.
  */
 import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
-/** A port free on 127.0.0.1 at the time of the call. */
+/** Where the kernel's ephemeral ports (port-0 binds, outgoing connections) begin: Linux's setting, else IANA's. */
+function firstEphemeralPort(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (Number.isInteger(low)) return low;
+  } catch {
+    // not Linux: IANA's range
+  }
+  return 49152;
+}
+
+const FIRST_CHOSEN_PORT = 10_000;
+const handedOut = new Set<number>();
+
+/**
+ * A port free on 127.0.0.1 at the time of the call, for a server that binds it later. It is
+ * chosen at random below the kernel's ephemeral range, so that between now and that bind no
+ * other process can take it by binding port 0 or by connecting out (the Temporal dev server picks
+ * a handful of its own ports that way as it starts), and it is never handed out twice by this
+ * process. Where the range leaves no room below it, the kernel picks.
+ */
 export async function freePort(): Promise<number> {
+  const span = firstEphemeralPort() - FIRST_CHOSEN_PORT;
+  for (let attempt = 0; span >= 1000 && attempt < 100; attempt++) {
+    const port = FIRST_CHOSEN_PORT + Math.floor(Math.random() * span);
+    if (handedOut.has(port) || !(await bindable(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+async function bindable(port: number): Promise<boolean> {
+  const server = createServer();
+  const bound = await new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => resolve(true));
+  });
+  if (bound) await new Promise((resolve) => server.close(resolve));
+  return bound;
 }
 
 /**

@@ -1,0 +1,30 @@
+/**
+ * freePort: the ports it hands out stay clear of the kernel's ephemeral range, where every
+ * port-0 bind and outgoing connection of any process lands, and none is handed out twice.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { describe, it } from 'node:test';
+import { freePort } from '../../src/local-platform/processes.js';
+
+describe('freePort', () => {
+  it('hands out distinct ports below the ephemeral range, each free to bind', async () => {
+    const firstEphemeral = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    const ports: number[] = [];
+    for (let i = 0; i < 200; i++) ports.push(await freePort());
+    assert.equal(new Set(ports).size, ports.length, 'no port twice');
+    for (const port of ports) assert.ok(port >= 10_000 && port < firstEphemeral, `${port} lies below ${firstEphemeral}`);
+    const servers = await Promise.all(
+      ports.slice(0, 20).map(
+        (port) =>
+          new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+            const server = createServer();
+            server.once('error', reject);
+            server.listen(port, '127.0.0.1', () => resolve(server));
+          }),
+      ),
+    );
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  });
+});

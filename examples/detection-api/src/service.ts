@@ -4,7 +4,7 @@
  * queries check: /health, /ready, POST /api/detections, GET /api/detections/:id, /metrics.
  */
 import { randomUUID } from 'node:crypto';
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { gradeAccuracy } from './accuracy.js';
@@ -56,7 +56,7 @@ export function createDetectionService(config: Config): DetectionService {
   // throughput, so Fastify's own request logs are off. Errors are still logged.
   const app = Fastify({
     logger: { level: config.LOG_LEVEL },
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   });

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 /** Where the kernel's ephemeral ports (port-0 binds, outgoing connections) begin: Linux's setting, else IANA's. */
-function firstEphemeralPort(): number {
+const FIRST_EPHEMERAL_PORT = (() => {
   try {
     const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
     if (Number.isInteger(low)) return low;
@@ -16,7 +16,7 @@ function firstEphemeralPort(): number {
     // not Linux: IANA's range
   }
   return 49152;
-}
+})();
 
 const FIRST_CHOSEN_PORT = 10_000;
 const handedOut = new Set<number>();
@@ -29,28 +29,27 @@ const handedOut = new Set<number>();
  * process. Where the range leaves no room below it, the kernel picks.
  */
 export async function freePort(): Promise<number> {
-  const span = firstEphemeralPort() - FIRST_CHOSEN_PORT;
+  const span = FIRST_EPHEMERAL_PORT - FIRST_CHOSEN_PORT;
   for (let attempt = 0; span >= 1000 && attempt < 100; attempt++) {
     const port = FIRST_CHOSEN_PORT + Math.floor(Math.random() * span);
-    if (handedOut.has(port) || !(await bindable(port))) continue;
+    if (handedOut.has(port) || (await bindAndRelease(port)) === null) continue;
     handedOut.add(port);
     return port;
   }
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+  return (await bindAndRelease(0))!;
 }
 
-async function bindable(port: number): Promise<boolean> {
+/** Binds `port` on 127.0.0.1 (0: one the kernel picks) and lets it go: the port, or null if taken. */
+async function bindAndRelease(port: number): Promise<number | null> {
   const server = createServer();
   const bound = await new Promise<boolean>((resolve) => {
     server.once('error', () => resolve(false));
     server.listen(port, '127.0.0.1', () => resolve(true));
   });
-  if (bound) await new Promise((resolve) => server.close(resolve));
-  return bound;
+  if (!bound) return null;
+  const chosen = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return chosen;
 }
 
 /**

@@ -62,6 +62,8 @@ export class OfflineQueue {
   private readonly checkpointer: Worker;
   /** Assigned here rather than by SQLite, so that a seq is never reused once its rows are pruned. */
   private nextSeq: number;
+  /** One prune, in one transaction; built once, as the delivery loop calls it every 100 deliveries. */
+  private readonly pruneOnce: (before: number) => number;
 
   constructor(path: string, synchronous: 'NORMAL' | 'FULL' = 'NORMAL') {
     this.db = new Database(path);
@@ -93,6 +95,15 @@ export class OfflineQueue {
       pruneDeliveries: this.db.prepare<[number]>(`
         DELETE FROM deliveries WHERE up_to_seq <= ? AND up_to_seq < (SELECT max(up_to_seq) FROM deliveries)`),
     };
+    this.pruneOnce = this.db.transaction((before: number) => {
+      const cutoff = this.statements.lastDeliveredBefore.get(before)?.up_to_seq;
+      const oldest = this.statements.oldest.get()?.seq;
+      if (cutoff === undefined || oldest == null) return 0;
+      const upTo = Math.min(cutoff, oldest + PRUNE_AT_MOST - 1);
+      const removed = this.statements.pruneDetections.run(upTo).changes;
+      this.statements.pruneDeliveries.run(upTo);
+      return removed;
+    });
     const last = this.db
       .prepare<[], { seq: number | null }>(`SELECT max(coalesce((SELECT max(seq) FROM detections), 0), coalesce((SELECT max(up_to_seq) FROM deliveries), 0)) AS seq`)
       .get()!;
@@ -159,15 +170,7 @@ export class OfflineQueue {
    * oldest per call, so that one call never holds the event loop for long; the undelivered stay.
    */
   prune(before: number): number {
-    return this.db.transaction(() => {
-      const cutoff = this.statements.lastDeliveredBefore.get(before)?.up_to_seq;
-      const oldest = this.statements.oldest.get()?.seq;
-      if (cutoff === undefined || oldest == null) return 0;
-      const upTo = Math.min(cutoff, oldest + PRUNE_AT_MOST - 1);
-      const removed = this.statements.pruneDetections.run(upTo).changes;
-      this.statements.pruneDeliveries.run(upTo);
-      return removed;
-    })();
+    return this.pruneOnce(before);
   }
 
   /** Closes the database after a last checkpoint, so the file is whole without its WAL. */

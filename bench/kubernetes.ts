@@ -35,6 +35,7 @@ import { appTarget, createBlueGreenApp } from '../test/helpers/kubernetes.js';
 import { breakdown, overhead } from './histories.js';
 import { untilMonitoring } from './deployments.js';
 import { median, percentile } from './statistics.js';
+import { deploymentResult } from '../src/client/deployment-client.js';
 
 const APPS = Number(process.env['APPS'] ?? 100);
 const RUNS = Number(process.env['RUNS'] ?? 5);
@@ -139,7 +140,7 @@ async function main(): Promise<void> {
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
       restoredMs.push(performance.now() - signalled);
-      const result = await handle.result();
+      const result = await deploymentResult(handle);
       if (result.outcome !== 'RolledBack') throw new Error(`abort run ${i}: ${result.outcome}: ${result.message}`);
       say(`abort ${i}: selector and endpoints back on ${oldSlot} ${restoredMs.at(-1)!.toFixed(0)} ms after the signal (${result.reason})`);
     }
@@ -149,7 +150,7 @@ async function main(): Promise<void> {
     let loneSpent: Record<string, number> = {};
     for (let i = 1; i <= RUNS; i++) {
       const handle = await client.start(spec(appName(0), `v1.1.${i}`, 6, 1));
-      const result = await handle.result();
+      const result = await deploymentResult(handle);
       if (result.outcome !== 'Succeeded') throw new Error(`lone run ${i}: ${result.outcome}: ${result.message}`);
       const events = (await handle.fetchHistory()).events ?? [];
       const figures = overhead(events);
@@ -164,7 +165,7 @@ async function main(): Promise<void> {
     const cpuBefore = cpuByCommand();
     const started = performance.now();
     const handles = await Promise.all(Array.from({ length: APPS }, (_, i) => client.start(spec(appName(i), 'v2.0.0', 6, 1))));
-    const results: DeploymentResult[] = await Promise.all(handles.map((h) => h.result()));
+    const results: DeploymentResult[] = await Promise.all(handles.map((h) => deploymentResult(h)));
     const allSeconds = (performance.now() - started) / 1000;
     clearInterval(sampler);
     const cpu = [...cpuByCommand()].map(([command, total]) => [command, total - (cpuBefore.get(command) ?? 0)] as const).filter(([, used]) => used >= 1).sort((a, b) => b[1] - a[1]);

@@ -22,6 +22,7 @@ import { TrafficGenerator } from '../src/embedded/traffic.js';
 import { parseDeploymentSpec } from '../src/spec/deployment-spec.js';
 import { breachToRestored, overhead } from './histories.js';
 import { median } from './statistics.js';
+import { deploymentResult } from '../src/client/deployment-client.js';
 
 const RUNS = Number(process.env['RUNS'] ?? 3);
 const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -47,14 +48,14 @@ async function main(): Promise<void> {
     const breaches: number[] = [];
     for (let run = 1; run <= RUNS; run++) {
       const good = await stack.deployments!.start(spec(`v2.2.${run}`));
-      const result = await good.result();
+      const result = await deploymentResult(good);
       if (result.outcome !== 'Succeeded') throw new Error(`run ${run}: the good version did not go live: ${result.message}`);
       const figures = overhead((await good.fetchHistory()).events ?? []);
       overheads.push(figures.overhead);
       say(`run ${run}: good deployment ${(figures.wall / 1000).toFixed(2)} s wall, ${(figures.waits / 1000).toFixed(2)} s of waits, overhead ${figures.overhead} ms`);
 
       const faulty = await stack.deployments!.start(spec('v2.3.0'));
-      const rolled = await faulty.result();
+      const rolled = await deploymentResult(faulty);
       if (rolled.outcome !== 'RolledBack') throw new Error(`run ${run}: the faulty version was not rolled back: ${rolled.message}`);
       const restored = breachToRestored((await faulty.fetchHistory()).events ?? []);
       breaches.push(restored);

@@ -18,6 +18,7 @@ import type { Slot } from '../src/shared/slots.js';
 import { parseDeploymentSpec } from '../src/spec/deployment-spec.js';
 import { untilMonitoring } from './deployments.js';
 import { median } from './statistics.js';
+import { deploymentResult } from '../src/client/deployment-client.js';
 
 const RATE = Number(process.env['RATE'] ?? 250);
 const ABORTS = Number(process.env['ABORTS'] ?? 5);
@@ -47,7 +48,7 @@ async function main(): Promise<void> {
     const platform = stack.local!.platform;
 
     const live = await client.start(spec('v2.2.0', 10));
-    const result = await live.result();
+    const result = await deploymentResult(live);
     say(`deployment v2.2.0: ${result.outcome} (${result.fromSlot} -> ${result.toSlot})`);
     if (result.outcome !== 'Succeeded') throw new Error(`the first deployment did not go live: ${result.message}`);
 
@@ -59,7 +60,7 @@ async function main(): Promise<void> {
       await untilMonitoring(client, 'default', 'detection-api');
       const signalled = performance.now();
       await client.abort('default', 'detection-api', { reason: `bench:switch abort ${i}`, by: 'bench' }).catch(async (error: unknown) => {
-        const ended = await handle.result();
+        const ended = await deploymentResult(handle);
         throw new Error(`abort ${i} refused (${(error as Error).message}); the deployment ended ${ended.outcome}: ${ended.message}`, { cause: error });
       });
       // Restored: the Service selects the old slot again and every endpoint is in it.
@@ -70,7 +71,7 @@ async function main(): Promise<void> {
         await new Promise((resolve) => setTimeout(resolve, 2));
       }
       restoredMs.push(performance.now() - signalled);
-      const aborted = await handle.result();
+      const aborted = await deploymentResult(handle);
       say(`abort ${i}: traffic back on ${oldSlot} ${restoredMs.at(-1)!.toFixed(0)} ms after the signal; deployment ${aborted.outcome} (${aborted.reason})`);
     }
 

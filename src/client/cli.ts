@@ -7,6 +7,8 @@
  *   2  invalid input: a bad spec or flag, or no deployment of that app
  *   3  Temporal unreachable
  *   4  refused: a deployment of the app is already running, or an abort/approve does not apply now
+ *   5  recorded, not yet answered: no worker answered an abort/approve within 5 s, so it was sent
+ *      as a signal, which Temporal keeps; it takes effect as soon as a worker runs
  *   130 interrupted: Ctrl+C stopped watching (without --abort-on-interrupt); the deployment goes on
  */
 import { userInfo, hostname } from 'node:os';
@@ -18,7 +20,8 @@ import type { TemporalConfig } from '../config/temporal.js';
 import { Gate, Outcome } from '../shared/deployment-status.js';
 import { SpecValidationError } from '../spec/deployment-spec.js';
 import { DeploymentAlreadyRunningError, DeploymentClient, RequestRefusedError } from './deployment-client.js';
-import { ProgressPrinter, renderResult, renderStatus } from './render.js';
+import type { OperatorDelivery } from './deployment-client.js';
+import { ProgressPrinter, renderResult, renderSnapshot, renderStatus } from './render.js';
 import { loadSpec } from './spec-source.js';
 
 export const ExitCode = {
@@ -27,6 +30,8 @@ export const ExitCode = {
   InvalidInput: 2,
   Unreachable: 3,
   Refused: 4,
+  /** No worker answered: the abort or approve is recorded by Temporal and waits for a worker. */
+  Recorded: 5,
   /** Ctrl+C stopped the watching; the deployment itself goes on. */
   Interrupted: 130,
 } as const;
@@ -92,6 +97,14 @@ function out(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
+/** Prints how an operator's verb landed; a verb only recorded (no worker) exits 5. */
+function report(verb: 'abort' | 'approve', app: string, answer: OperatorDelivery, json = false): void {
+  if (json) out(JSON.stringify({ verb, ...answer }));
+  else if (answer.delivery === 'accepted') out(`${verb} ${app}: ${answer.message}`);
+  else out(`${verb} ${app} RECORDED, not yet answered: ${answer.message}`);
+  if (answer.delivery === 'recorded') process.exitCode = ExitCode.Recorded;
+}
+
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
@@ -115,9 +128,12 @@ async function followToTheEnd(
     }
     process.stderr.write('interrupted: sending abort, following the rollback (Ctrl+C again to stop watching)\n');
     process.once('SIGINT', () => process.exit(ExitCode.Interrupted));
-    client.abort(namespace, app, { reason: 'interrupted (Ctrl+C) during --wait', by: defaultOperator() }).catch((error: unknown) => {
-      process.stderr.write(`${(error as Error).message}\n`);
-    });
+    client
+      .abort(namespace, app, { reason: 'interrupted (Ctrl+C) during --wait', by: defaultOperator() })
+      .then((answer) => process.stderr.write(`${answer.message}\n`))
+      .catch((error: unknown) => {
+        process.stderr.write(`${(error as Error).message}\n`);
+      });
   };
   process.once('SIGINT', onInterrupt);
   try {
@@ -187,10 +203,11 @@ export function buildProgram(): Command {
     .option('-n, --namespace <name>', 'Kubernetes namespace', 'default')
     .requiredOption('--reason <text>', 'why; recorded in the deployment history')
     .option('--by <operator>', 'who is aborting', defaultOperator())
-    .action(async (app: string, options: { namespace: string; reason: string; by: string }) => {
+    .option('--json', 'machine-readable output')
+    .action(async (app: string, options: { namespace: string; reason: string; by: string; json?: boolean }) => {
       await withClient(program, async (client) => {
-        await client.abort(options.namespace, app, { reason: options.reason, by: options.by });
-        out(`abort sent to ${options.namespace}/${app}: ${options.reason}`);
+        const answer = await client.abort(options.namespace, app, { reason: options.reason, by: options.by });
+        report('abort', `${options.namespace}/${app}`, answer, options.json);
       });
     });
 
@@ -201,10 +218,11 @@ export function buildProgram(): Command {
     .option('-n, --namespace <name>', 'Kubernetes namespace', 'default')
     .addOption(new Option('--gate <gate>', 'the gate you mean to approve').choices(Object.values(Gate)))
     .option('--by <operator>', 'who is approving', defaultOperator())
-    .action(async (app: string, options: { namespace: string; gate?: Gate; by: string }) => {
+    .option('--json', 'machine-readable output')
+    .action(async (app: string, options: { namespace: string; gate?: Gate; by: string; json?: boolean }) => {
       await withClient(program, async (client) => {
-        const status = await client.approve(options.namespace, app, { by: options.by, gate: options.gate });
-        out(`approved gate ${status.awaiting?.gate} of ${options.namespace}/${app}`);
+        const answer = await client.approve(options.namespace, app, { by: options.by, gate: options.gate });
+        report('approve', `${options.namespace}/${app}`, answer, options.json);
       });
     });
 
@@ -216,8 +234,9 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output')
     .action(async (app: string, options: { namespace: string; json?: boolean }) => {
       await withClient(program, async (client) => {
-        const status = await client.status(options.namespace, app);
-        out(options.json ? JSON.stringify(status, null, 2) : renderStatus(status));
+        const answer = await client.statusOrSnapshot(options.namespace, app);
+        if ('status' in answer) return out(options.json ? JSON.stringify(answer.status, null, 2) : renderStatus(answer.status));
+        out(options.json ? JSON.stringify(answer.snapshot, null, 2) : renderSnapshot(answer.snapshot));
       });
     });
 

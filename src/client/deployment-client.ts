@@ -2,12 +2,21 @@
  * A typed client for deployments: start one, follow it, abort or approve it, read its status.
  * The CLI is a thin shell over this; CI systems and other tools can use it directly.
  */
-import { WorkflowExecutionAlreadyStartedError, WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/client';
+import {
+  ApplicationFailure,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  WorkflowIdConflictPolicy,
+  WorkflowIdReusePolicy,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+} from '@temporalio/client';
 import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
-import { abortSignal, approveSignal, statusQuery } from '../workflows/definitions.js';
+import proto from '@temporalio/proto';
+import { abortSignal, abortUpdate, approveSignal, approveUpdate, statusQuery } from '../workflows/definitions.js';
 import type { blueGreenDeploymentWorkflow } from '../workflows/blue-green-deployment.js';
-import type { AbortRequest, ApproveRequest, DeploymentResult, DeploymentStatus } from '../shared/deployment-status.js';
-import { ABORT_AFTER_CLEANUP_MESSAGE, Phase } from '../shared/deployment-status.js';
+import type { AbortRequest, ApproveRequest, DeploymentResult, DeploymentStatus, OperatorAnswer } from '../shared/deployment-status.js';
+import { DeploymentFailureType, Phase } from '../shared/deployment-status.js';
 import { SEARCH_ATTRIBUTE_KEYS, SearchAttribute } from '../shared/search-attributes.js';
 import { deploymentWorkflowId } from '../shared/workflow-id.js';
 import type { DeploymentSpec } from '../spec/deployment-spec.js';
@@ -36,8 +45,60 @@ export class RequestRefusedError extends Error {
   }
 }
 
-/** Phases after which `abort` is refused: the new version passed monitoring, or it is over. */
-const NO_ABORT_PHASES: readonly string[] = [Phase.CleaningUp, Phase.Succeeded, Phase.RolledBack, Phase.Failed, Phase.RollingBack];
+/**
+ * How an operator's verb reached the deployment: `accepted`, answered by the workflow through a
+ * worker; or `recorded`, durably as a signal while no worker answered, taking effect (under the
+ * same rules) as soon as a worker runs.
+ */
+export interface OperatorDelivery {
+  delivery: 'accepted' | 'recorded';
+  message: string;
+  /** The phase the workflow answered from; null when it was only recorded. */
+  phase: Phase | null;
+}
+
+/** What Temporal holds of a deployment when no worker answers the status query. */
+export interface DeploymentSnapshot {
+  answeredBy: 'temporal';
+  /** Why there is no live status (no worker polls the task queue, or none answered in time). */
+  why: string;
+  workflowId: string;
+  runId: string;
+  app: string;
+  namespace: string;
+  version: string;
+  /** Temporal's execution status: RUNNING, COMPLETED, FAILED, ... */
+  executionStatus: string;
+  /** The last phase the workflow recorded, where the namespace indexes it. */
+  phase: Phase | null;
+  workerPollers: number;
+  /** Signals recorded since the workflow last ran: they take effect when a worker runs. */
+  pendingSignals: { name: string; at: string; input: unknown }[];
+  pendingActivities: { activity: string; attempt: number; lastFailure: string | null }[];
+  startTime: string;
+  closeTime: string | null;
+}
+
+/**
+ * The result of a finished deployment, whichever way it ended: a deployment that did not go live
+ * ends as a workflow failure carrying its result (so the Temporal UI lists it as Failed), and runs
+ * recorded before that simply complete with it.
+ */
+export async function deploymentResult(handle: { result(): Promise<unknown> }): Promise<DeploymentResult> {
+  try {
+    return (await handle.result()) as DeploymentResult;
+  } catch (error) {
+    const cause = error instanceof WorkflowFailedError ? error.cause : null;
+    const types: readonly string[] = Object.values(DeploymentFailureType);
+    if (cause instanceof ApplicationFailure && cause.type && types.includes(cause.type) && cause.details?.[0]) {
+      return cause.details[0] as DeploymentResult;
+    }
+    throw error;
+  }
+}
+
+/** How long the client waits for a worker's answer before it falls back (the signal, the history). */
+const DEFAULT_ANSWER_TIMEOUT_MS = 5000;
 
 /** One line of `bluegreen list`. */
 export interface DeploymentSummary {
@@ -60,6 +121,7 @@ export class DeploymentClient {
   constructor(
     private readonly client: Client,
     private readonly taskQueue: string,
+    private readonly answerTimeoutMs = DEFAULT_ANSWER_TIMEOUT_MS,
   ) {}
 
   private indexed: Promise<boolean> | null = null;
@@ -103,7 +165,7 @@ export class DeploymentClient {
     } catch (error) {
       if (error instanceof WorkflowExecutionAlreadyStartedError) {
         const running = this.handle(spec.namespace, spec.app);
-        const status = await running.query(statusQuery).catch(() => null);
+        const status = await this.withDeadline(() => running.query(statusQuery)).catch(() => null);
         const { runId } = await running.describe().catch(() => ({ runId: undefined }));
         throw new DeploymentAlreadyRunningError(workflowId, runId, status);
       }
@@ -116,44 +178,145 @@ export class DeploymentClient {
     return this.client.workflow.getHandle<typeof blueGreenDeploymentWorkflow>(deploymentWorkflowId(namespace, app));
   }
 
+  /** The live status, from the workflow (needs a worker to answer the query). */
   async status(namespace: string, app: string): Promise<DeploymentStatus> {
-    return await this.handle(namespace, app).query(statusQuery);
-  }
-
-  async result(namespace: string, app: string): Promise<DeploymentResult> {
-    return await this.handle(namespace, app).result();
+    return await this.withDeadline(() => this.handle(namespace, app).query(statusQuery));
   }
 
   /**
-   * Sends `abort`. Refuses before sending when the deployment is past the point where an abort
-   * can roll it back; the workflow refuses such an abort too and records it in its status.
+   * The live status when a worker answers within the answer timeout; otherwise what Temporal
+   * itself holds (execution status, last recorded phase, signals waiting for a worker, pending
+   * activities), and why there is no live status.
    */
-  async abort(namespace: string, app: string, request: AbortRequest): Promise<DeploymentStatus> {
+  async statusOrSnapshot(namespace: string, app: string): Promise<{ status: DeploymentStatus } | { snapshot: DeploymentSnapshot }> {
     const handle = this.handle(namespace, app);
-    const status = await handle.query(statusQuery);
-    if (NO_ABORT_PHASES.includes(status.phase)) {
-      throw new RequestRefusedError(
-        status.phase === Phase.CleaningUp
-          ? ABORT_AFTER_CLEANUP_MESSAGE
-          : `abort rejected: the deployment is ${status.phase}`,
-      );
+    const description = await handle.describe();
+    if (description.status.name === 'RUNNING') {
+      try {
+        return { status: await this.withDeadline(() => handle.query(statusQuery)) };
+      } catch (error) {
+        if (!isNoAnswer(error)) throw error;
+      }
+    } else {
+      try {
+        // A finished run answers from its history (a worker replays it), or not at all.
+        return { status: (await this.withDeadline(() => deploymentResult(handle))).status };
+      } catch (error) {
+        if (!isNoAnswer(error)) throw error;
+      }
     }
-    await handle.signal(abortSignal, request);
-    return status;
+    return { snapshot: await this.snapshot(handle) };
   }
 
-  /** Sends `approve`; refuses when no gate is waiting (an approval is not kept for later). */
-  async approve(namespace: string, app: string, request: ApproveRequest): Promise<DeploymentStatus> {
+  async result(namespace: string, app: string): Promise<DeploymentResult> {
+    return await deploymentResult(this.handle(namespace, app));
+  }
+
+  /**
+   * Asks the deployment to roll back. The workflow answers through a worker: accepted, or refused
+   * with its reason (`RequestRefusedError`; the rules live in the workflow). When no worker answers
+   * within the answer timeout, the abort is sent as a signal instead: Temporal records it at once,
+   * and it takes effect, under the same rules, as soon as a worker runs.
+   */
+  async abort(namespace: string, app: string, request: AbortRequest): Promise<OperatorDelivery> {
+    return await this.sendVerb(namespace, app, 'abort', (handle) => handle.executeUpdate(abortUpdate, { args: [request] }), (handle) => handle.signal(abortSignal, request));
+  }
+
+  /** Lets the deployment through the gate it waits at; as `abort`, it falls back to the signal. */
+  async approve(namespace: string, app: string, request: ApproveRequest): Promise<OperatorDelivery> {
+    return await this.sendVerb(namespace, app, 'approve', (handle) => handle.executeUpdate(approveUpdate, { args: [request] }), (handle) => handle.signal(approveSignal, request));
+  }
+
+  private async sendVerb(
+    namespace: string,
+    app: string,
+    verb: 'abort' | 'approve',
+    update: (handle: WorkflowHandle<typeof blueGreenDeploymentWorkflow>) => Promise<OperatorAnswer>,
+    signal: (handle: WorkflowHandle<typeof blueGreenDeploymentWorkflow>) => Promise<void>,
+  ): Promise<OperatorDelivery> {
     const handle = this.handle(namespace, app);
-    const status = await handle.query(statusQuery);
-    if (!status.awaiting) {
-      throw new RequestRefusedError(`nothing to approve: the deployment is ${status.phase}, not waiting at a gate`);
+    const { status } = await handle.describe();
+    if (status.name !== 'RUNNING') throw new RequestRefusedError(`${verb} rejected: the deployment is over (${status.name})`);
+    try {
+      const answer = await this.withDeadline(() => update(handle));
+      return { delivery: 'accepted', message: answer.message, phase: answer.phase };
+    } catch (error) {
+      if (error instanceof WorkflowUpdateFailedError) {
+        throw new RequestRefusedError(error.cause?.message ?? error.message);
+      }
+      if (!isNoAnswer(error)) throw error;
     }
-    if (request.gate && request.gate !== status.awaiting.gate) {
-      throw new RequestRefusedError(`the deployment waits at gate '${status.awaiting.gate}', not '${request.gate}'`);
-    }
-    await handle.signal(approveSignal, { ...request, gate: status.awaiting.gate });
-    return status;
+    await signal(handle);
+    const pollers = await this.workerPollers();
+    return {
+      delivery: 'recorded',
+      message:
+        `no worker answered within ${(this.answerTimeoutMs / 1000).toFixed(0)} s` +
+        `${pollers === 0 ? ` (no worker polls task queue '${this.taskQueue}')` : ''}: ` +
+        `the ${verb} is recorded by Temporal and takes effect as soon as a worker runs`,
+      phase: null,
+    };
+  }
+
+  /** How many workers poll this client's task queue for workflow tasks. */
+  private async workerPollers(): Promise<number> {
+    const answer = await this.client.workflowService
+      .describeTaskQueue({
+        namespace: this.client.options.namespace,
+        taskQueue: { name: this.taskQueue, kind: proto.temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+        taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+      })
+      .catch(() => null);
+    return answer?.pollers?.length ?? 0;
+  }
+
+  private async snapshot(handle: WorkflowHandle<typeof blueGreenDeploymentWorkflow>): Promise<DeploymentSnapshot> {
+    const description = await handle.describe();
+    const memo = (description.memo ?? {}) as Record<string, unknown>;
+    const events = (await handle.fetchHistory()).events ?? [];
+    let lastRan = -1;
+    events.forEach((event, index) => {
+      if (event.workflowTaskCompletedEventAttributes) lastRan = index;
+    });
+    const converter = this.client.options.loadedDataConverter.payloadConverter;
+    const pendingSignals = events.slice(lastRan + 1).flatMap((event) => {
+      const signal = event.workflowExecutionSignaledEventAttributes;
+      if (!signal) return [];
+      const payload = signal.input?.payloads?.[0];
+      const at = event.eventTime?.seconds ? new Date(Number(event.eventTime.seconds) * 1000 + Math.floor((event.eventTime.nanos ?? 0) / 1e6)).toISOString() : '';
+      return [{ name: signal.signalName ?? '', at, input: payload ? converter.fromPayload(payload) : null }];
+    });
+    const pollers = await this.workerPollers();
+    const running = description.status.name === 'RUNNING';
+    return {
+      answeredBy: 'temporal',
+      why: !running
+        ? `the deployment is over (${description.status.name}) and no worker answered to read its result`
+        : pollers === 0
+          ? `no worker polls task queue '${this.taskQueue}'`
+          : `no worker answered within ${(this.answerTimeoutMs / 1000).toFixed(0)} s (${pollers} polling)`,
+      workflowId: description.workflowId,
+      runId: description.runId,
+      app: String(memo['app'] ?? ''),
+      namespace: String(memo['namespace'] ?? ''),
+      version: String(memo['version'] ?? ''),
+      executionStatus: description.status.name,
+      phase: (description.typedSearchAttributes.get(SearchAttribute.Phase) as Phase | undefined) ?? null,
+      workerPollers: pollers,
+      pendingSignals,
+      pendingActivities: (description.raw.pendingActivities ?? []).map((activity) => ({
+        activity: activity.activityType?.name ?? '',
+        attempt: activity.attempt ?? 0,
+        lastFailure: activity.lastFailure?.message ?? null,
+      })),
+      startTime: description.startTime.toISOString(),
+      closeTime: description.closeTime?.toISOString() ?? null,
+    };
+  }
+
+  /** Runs a call that needs a worker's answer, bounded by the answer timeout. */
+  private async withDeadline<T>(call: () => Promise<T>): Promise<T> {
+    return await this.client.connection.withDeadline(Date.now() + this.answerTimeoutMs, call);
   }
 
   /**
@@ -204,12 +367,12 @@ export class DeploymentClient {
   ): Promise<DeploymentResult> {
     const handle = this.handle(namespace, app);
     let done = false;
-    const result = handle.result().finally(() => {
+    const result = deploymentResult(handle).finally(() => {
       done = true;
     });
     let previous = '';
     while (!done) {
-      const status = await handle.query(statusQuery).catch(() => null);
+      const status = await this.withDeadline(() => handle.query(statusQuery)).catch(() => null);
       if (status) {
         const serialised = JSON.stringify(status);
         if (serialised !== previous) onStatus(status);
@@ -221,4 +384,12 @@ export class DeploymentClient {
     onStatus(final.status);
     return final;
   }
+}
+
+/** Whether a call failed because no worker answered in time (as opposed to a refusal or an error). */
+function isNoAnswer(error: unknown): boolean {
+  if (error instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return true;
+  const code = (error as { code?: unknown; cause?: { code?: unknown } } | null)?.code ?? (error as { cause?: { code?: unknown } } | null)?.cause?.code;
+  // DEADLINE_EXCEEDED (4), or the query's own "no worker" answers.
+  return code === 4 || /deadline|timed? ?out|no poller|Failed to query Workflow/i.test((error as Error)?.message ?? '');
 }

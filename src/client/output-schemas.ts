@@ -66,6 +66,11 @@ export const DeploymentStatusSchema = z
       })
       .strict()
       .nullable(),
+    rollback: z
+      .object({ startedAt: isoTime, seconds: z.number().nullable(), stuckSince: isoTime.nullable(), step: z.string().nullable() })
+      .strict()
+      .nullable()
+      .optional(),
     transitions: z.array(z.object({ phase, at: isoTime, message: z.string() }).strict()),
   })
   .strict();
@@ -85,6 +90,7 @@ export const DeploymentResultSchema = z
     failedCheck: z.string().nullable(),
     message: z.string(),
     warnings: z.array(z.string()),
+    rollbackSeconds: z.number().nullable().optional(),
     status: DeploymentStatusSchema,
   })
   .strict();
@@ -102,6 +108,36 @@ export const DeploymentSummarySchema = z
     reason: z.nativeEnum(RollbackReason).nullable(),
     startTime: isoTime,
     closeTime: isoTime.nullable(),
+  })
+  .strict();
+
+/** What `status --json` prints when no worker answers: what Temporal itself holds. */
+export const DeploymentSnapshotSchema = z
+  .object({
+    answeredBy: z.literal('temporal'),
+    why: z.string(),
+    workflowId: z.string(),
+    runId: z.string(),
+    app: z.string(),
+    namespace: z.string(),
+    version: z.string(),
+    executionStatus: z.string(),
+    phase: phase.nullable(),
+    workerPollers: z.number().int(),
+    pendingSignals: z.array(z.object({ name: z.string(), at: isoTime, input: z.unknown() }).strict()),
+    pendingActivities: z.array(z.object({ activity: z.string(), attempt: z.number().int(), lastFailure: z.string().nullable() }).strict()),
+    startTime: isoTime,
+    closeTime: isoTime.nullable(),
+  })
+  .strict();
+
+/** What `abort` and `approve` print with `--json`. */
+export const OperatorAnswerSchema = z
+  .object({
+    verb: z.enum(['abort', 'approve']),
+    delivery: z.enum(['accepted', 'recorded']),
+    message: z.string(),
+    phase: phase.nullable(),
   })
   .strict();
 

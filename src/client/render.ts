@@ -3,18 +3,15 @@
  * ticks and the SLO table. Lines only, no cursor tricks, so CI logs read the same as terminals.
  */
 import { Presets, SingleBar } from 'cli-progress';
+import { formatValue } from '../shared/analysis.js';
 import type { Measurement } from '../shared/analysis.js';
 import type { DeploymentResult, DeploymentStatus } from '../shared/deployment-status.js';
+import type { DeploymentSnapshot } from './deployment-client.js';
 
 function time(iso: string): string {
   return iso.slice(11, 19);
 }
 
-function formatValue(value: number | null): string {
-  if (value === null) return 'no data';
-  if (Number.isInteger(value)) return String(value);
-  return Math.abs(value) >= 100 ? value.toFixed(0) : String(Number(value.toPrecision(3)));
-}
 
 export function formatMeasurement(m: Measurement): string {
   const mark = m.result === 'Successful' ? 'ok' : m.result === 'Failed' ? (m.gate ? 'FAIL' : 'warn') : m.result.toLowerCase();
@@ -92,6 +89,11 @@ export function renderStatus(status: DeploymentStatus): string {
   if (status.awaiting) lines.push(`waiting: gate ${status.awaiting.gate} until ${status.awaiting.timeoutAt}`);
   if (status.abort) lines.push(`abort:   by ${status.abort.by} at ${status.abort.at}: ${status.abort.reason}`);
   for (const rejected of status.rejectedAborts) lines.push(`refused: abort by ${rejected.by}: ${rejected.message}`);
+  if (status.rollback) {
+    const r = status.rollback;
+    const state = r.seconds !== null ? `done in ${r.seconds.toFixed(1)} s` : r.stuckSince ? `STUCK since ${r.stuckSince}, still retrying` : 'running';
+    lines.push(`rollback: since ${r.startedAt}, ${state}${r.step ? ` (step: ${r.step})` : ''}`);
+  }
   if (status.smoke) {
     const passed = status.smoke.checks.filter((c) => c.verdict !== 'failed').length;
     lines.push(`smoke:   ${passed}/${status.smoke.checks.length} passed against ${status.smoke.endpoint}`);
@@ -109,10 +111,27 @@ export function renderStatus(status: DeploymentStatus): string {
   return lines.join('\n');
 }
 
+/** The `status` view when no worker answers: what Temporal holds, and what waits for a worker. */
+export function renderSnapshot(snapshot: DeploymentSnapshot): string {
+  const lines = [
+    `deployment ${snapshot.namespace}/${snapshot.app} ${snapshot.version}: ${snapshot.executionStatus}${snapshot.phase ? `, last recorded phase ${snapshot.phase}` : ''}`,
+    `no live status: ${snapshot.why}`,
+    `workflow ${snapshot.workflowId} run ${snapshot.runId}, started ${snapshot.startTime}${snapshot.closeTime ? `, closed ${snapshot.closeTime}` : ''}`,
+  ];
+  for (const signal of snapshot.pendingSignals) {
+    lines.push(`waiting for a worker: ${signal.name} recorded at ${signal.at} ${JSON.stringify(signal.input)}`);
+  }
+  for (const activity of snapshot.pendingActivities) {
+    lines.push(`pending: ${activity.activity}, attempt ${activity.attempt}${activity.lastFailure ? `, last failure: ${activity.lastFailure}` : ''}`);
+  }
+  return lines.join('\n');
+}
+
 export function renderResult(result: DeploymentResult): string {
   const lines = [`${result.outcome}: ${result.message}`];
   if (result.reason) lines.push(`reason: ${result.reason}${result.failedCheck ? ` (${result.failedCheck})` : ''}`);
   lines.push(`live:   ${result.liveSlot ?? 'unknown slot'} running ${result.liveImage ?? 'unknown image'}`);
+  if (typeof result.rollbackSeconds === 'number') lines.push(`rollback took ${result.rollbackSeconds.toFixed(1)} s`);
   for (const warning of result.warnings) lines.push(`warning: ${warning}`);
   return lines.join('\n');
 }

@@ -10,7 +10,7 @@ import { parseEnv } from '../config/env.js';
 
 /** What the workflow reports; plain JSON, recorded in the history as the activity's input. */
 export interface DeploymentEvent {
-  kind: 'awaiting-approval' | 'rolled-back' | 'failed' | 'succeeded';
+  kind: 'awaiting-approval' | 'rollback-stuck' | 'rolled-back' | 'failed' | 'succeeded';
   app: string;
   namespace: string;
   version: string;
@@ -34,6 +34,7 @@ export const WebhookConfigSchema = z.object({
 
 const ICONS: Record<DeploymentEvent['kind'], string> = {
   'awaiting-approval': ':hourglass:',
+  'rollback-stuck': ':warning:',
   'rolled-back': ':rewind:',
   failed: ':rotating_light:',
   succeeded: ':white_check_mark:',

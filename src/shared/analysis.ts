@@ -76,3 +76,10 @@ export interface Measurement {
 export function judgeTick(measurements: readonly Measurement[]): AnalysisResult {
   return worst(measurements.filter((m) => m.gate).map((m) => m.result));
 }
+
+/** A measured value for people: three significant digits, whole numbers from 100 up; null is no data. */
+export function formatValue(value: number | null): string {
+  if (value === null) return 'no data';
+  if (Number.isInteger(value)) return String(value);
+  return Math.abs(value) >= 100 ? value.toFixed(0) : String(Number(value.toPrecision(3)));
+}

@@ -86,6 +86,31 @@ export interface ApproveRequest {
   gate?: Gate;
 }
 
+/** The workflow's answer to an accepted `abort` or `approve` Update (a refusal is an error). */
+export interface OperatorAnswer {
+  /** What the request did, in words for the operator. */
+  message: string;
+  /** The phase the deployment was in when it took the request. */
+  phase: Phase;
+}
+
+/** The failure types a deployment that did not go live ends with; its details hold the result. */
+export const DeploymentFailureType = {
+  RolledBack: 'DeploymentRolledBack',
+  Failed: 'DeploymentFailed',
+} as const;
+
+/** How the rollback went: how long the restore took, and whether it was reported stuck. */
+export interface RollbackProgress {
+  startedAt: string;
+  /** Seconds from the start of the rollback to the last compensation done; null while running. */
+  seconds: number | null;
+  /** Set when the restore outlasted `rollback.stuckAfterSeconds`: it goes on trying. */
+  stuckSince: string | null;
+  /** The compensation being run (or last run). */
+  step: string | null;
+}
+
 export interface PhaseTransition {
   phase: Phase;
   at: string;
@@ -125,6 +150,8 @@ export interface DeploymentStatus {
   rejectedAborts: { reason: string; by: string; at: string; message: string }[];
   smoke: SmokeReport | null;
   monitor: MonitorProgress | null;
+  /** Present once a rollback has begun. */
+  rollback?: RollbackProgress | null;
   transitions: PhaseTransition[];
 }
 
@@ -145,5 +172,7 @@ export interface DeploymentResult {
   message: string;
   /** Things that went wrong without changing the outcome (e.g. cleanup could not scale down). */
   warnings: string[];
+  /** Seconds the rollback's compensations took, when there was one. */
+  rollbackSeconds?: number | null;
   status: DeploymentStatus;
 }

@@ -233,6 +233,17 @@ function monitorRuleIssues(monitor: { durationSeconds?: unknown; intervalSeconds
   return issues;
 }
 
+const RollbackSchema = z
+  .object({
+    /**
+     * A restore that the platform keeps refusing with transient errors (an API server down for an
+     * upgrade) goes on retrying, backoff capped at 30 s; after this long it is reported stuck: a
+     * `rollback-stuck` notification, and the state in `status`. Argo Rollouts has no such alarm.
+     */
+    stuckAfterSeconds: seconds('rollback.stuckAfterSeconds').default(120),
+  })
+  .strict();
+
 const SpecInputSchema = z
   .object({
     app: dnsLabel('app'),
@@ -253,6 +264,7 @@ const SpecInputSchema = z
     smoke: SmokeSchema.default({}),
     gates: GatesSchema.default({}),
     monitor: MonitorSchema.default({}),
+    rollback: RollbackSchema.default({}),
     /** Seconds between the end of monitoring and scaling the old slot to zero (Argo's default 30). */
     scaleDownDelaySeconds: z.number().int().min(0).default(30),
   })

@@ -7,6 +7,7 @@
  * from the SDK's deterministic `Date`; waits are timers and conditions, visible in the history.
  */
 import {
+  ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
@@ -27,10 +28,11 @@ import type { ActivityOptions } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import type { LiveState, SlotState, Target } from '../activities/contract.js';
 import type { DeploymentEvent } from '../notifications/webhook-notifier.js';
-import { AnalysisResult, judgeTick, judgeValue } from '../shared/analysis.js';
+import { AnalysisResult, formatValue, judgeTick, judgeValue } from '../shared/analysis.js';
 import type { Measurement } from '../shared/analysis.js';
 import {
   ABORT_AFTER_CLEANUP_MESSAGE,
+  DeploymentFailureType,
   Gate,
   Outcome,
   Phase,
@@ -39,9 +41,11 @@ import {
 } from '../shared/deployment-status.js';
 import type {
   AbortRequest,
+  ApproveRequest,
   DeploymentResult,
   DeploymentStatus,
   MonitorProgress,
+  OperatorAnswer,
 } from '../shared/deployment-status.js';
 import { ErrorType, NON_RETRYABLE_ERROR_TYPES } from '../shared/errors.js';
 import { SearchAttribute } from '../shared/search-attributes.js';
@@ -49,7 +53,7 @@ import { otherSlot } from '../shared/slots.js';
 import type { Slot } from '../shared/slots.js';
 import { targetOf } from '../shared/target.js';
 import type { DeploymentSpec } from '../spec/deployment-spec.js';
-import { abortSignal, approveSignal, statusQuery } from './definitions.js';
+import { abortSignal, abortUpdate, approveSignal, approveUpdate, statusQuery } from './definitions.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -72,7 +76,16 @@ const Patch = {
   OutcomeInMemo: 'outcome-in-memo',
   /** People are notified when a gate waits and when the deployment ends. */
   Notifications: 'notifications',
+  /** A cancelled write is waited for: a compensation never runs beside its own write. */
+  SettledWrites: 'settled-writes',
+  /** A restore retries until it succeeds (or is refused for good), reported stuck after a while. */
+  PersistentRollback: 'persistent-rollback',
+  /** A deployment that did not go live ends as a workflow failure carrying its result. */
+  FailedExecution: 'failed-execution',
 } as const;
+
+/** A restore that outlasts this (when the spec, recorded before the field existed, has none). */
+const DEFAULT_STUCK_AFTER_SECONDS = 120;
 
 /** The name of the restart measurement recorded beside the SLOs at every monitor tick. */
 export const RESTARTS_MEASUREMENT = 'pod-restarts';
@@ -96,31 +109,58 @@ const RETRY = {
   nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
 } as const;
 
-/** Activity options per kind of call: short writes, long waits, and the SLO tick. */
-function activityOptions(spec: DeploymentSpec): Record<CallKind, ActivityOptions> {
+/**
+ * Activity options per kind of call: reads, writes, long waits, the SLO tick, restores and cleanup.
+ *
+ * Every kind names its `cancellationType`: left unset, the SDK sends TRY_CANCEL (whatever its doc
+ * comment says), so a cancelled call's promise rejects at once while the call goes on running on
+ * the worker. That is right for a read or a wait, which change nothing, and wrong for a write: an
+ * abort during a slow selector PATCH would run the switch-back beside it, read the old selector,
+ * write nothing, and then the PATCH lands on a slot the rollback is scaling to zero. Writes wait
+ * for the call to end (WAIT_CANCELLATION_COMPLETED); the compensation then reads what is in effect.
+ */
+function activityOptions(spec: DeploymentSpec, persistentRollback = false): Record<CallKind, ActivityOptions> {
   // Waiting activities heartbeat at least every poll (at most 2 s apart) and after every smoke
   // check: a worker that died is noticed this soon, and its activity retried on another.
   // (The constructor builds these from the raw input, before validateSpec: smoke may be absent.)
   const heartbeatTimeout = `${Math.max(10, (spec.smoke?.timeoutSeconds ?? 5) + 5)}s`;
+  const { TRY_CANCEL, WAIT_CANCELLATION_COMPLETED } = ActivityCancellationType;
+  const cleanup: ActivityOptions = {
+    startToCloseTimeout: '5m',
+    heartbeatTimeout,
+    retry: { ...RETRY, maximumAttempts: 10 },
+    // Runs uncancellable; named all the same, as a write.
+    cancellationType: WAIT_CANCELLATION_COMPLETED,
+  };
   return {
-    /** Reads and single writes: short, retried a few times. */
-    quick: { startToCloseTimeout: '30s', retry: { ...RETRY, maximumAttempts: 5 } },
-    /** Waiting for replicas: as long as the readiness timeout, heartbeating. */
+    /** Reads: short, retried a few times; a cancelled read may be abandoned. */
+    quick: { startToCloseTimeout: '30s', retry: { ...RETRY, maximumAttempts: 5 }, cancellationType: TRY_CANCEL },
+    /** Single writes (the new image, the selector): as reads, but a cancelled write is waited for. */
+    write: { startToCloseTimeout: '30s', retry: { ...RETRY, maximumAttempts: 5 }, cancellationType: WAIT_CANCELLATION_COMPLETED },
+    /** Waiting for replicas: as long as the readiness timeout, heartbeating; stops at once on cancel. */
     readiness: {
       startToCloseTimeout: `${spec.readinessTimeoutSeconds + 30}s`,
       heartbeatTimeout,
       retry: { ...RETRY, maximumAttempts: 3 },
+      cancellationType: TRY_CANCEL,
     },
-    /** Endpoint convergence, scaling and the smoke suite: bounded waits, heartbeating. */
-    waiting: { startToCloseTimeout: '5m', heartbeatTimeout, retry: { ...RETRY, maximumAttempts: 3 } },
+    /** Endpoint convergence and the smoke suite: bounded waits that change nothing. */
+    waiting: { startToCloseTimeout: '5m', heartbeatTimeout, retry: { ...RETRY, maximumAttempts: 3 }, cancellationType: TRY_CANCEL },
     /** One SLO tick: never retried, because a failed measurement is counted, not hidden. */
-    measure: { startToCloseTimeout: '15s', retry: { maximumAttempts: 1 } },
-    /** Compensation and cleanup: retried harder, since they restore service. */
-    restore: { startToCloseTimeout: '5m', heartbeatTimeout, retry: { ...RETRY, maximumAttempts: 10 } },
+    measure: { startToCloseTimeout: '15s', retry: { maximumAttempts: 1 }, cancellationType: TRY_CANCEL },
+    /**
+     * Compensation: it restores service, so it keeps trying through an API server's outage
+     * (unlimited attempts, backoff capped at 30 s) until it succeeds or is refused for good.
+     */
+    restore: persistentRollback
+      ? { ...cleanup, retry: { ...RETRY, maximumInterval: '30s' } } // no maximumAttempts: unlimited
+      : cleanup,
+    /** Cleanup after a success: retried, then reported degraded; never a rollback. */
+    cleanup,
   };
 }
 
-type CallKind = 'quick' | 'readiness' | 'waiting' | 'measure' | 'restore';
+type CallKind = 'quick' | 'write' | 'readiness' | 'waiting' | 'measure' | 'restore' | 'cleanup';
 
 /** Undo steps, pushed as each change is made and run last-in first-out. */
 class Compensations {
@@ -143,9 +183,10 @@ class Compensations {
    * scaling the new slot down while the selector still points at it) would make things worse.
    * Returns the failed step's description, or null when everything was undone.
    */
-  async runAll(): Promise<string | null> {
+  async runAll(onStep: (name: string) => void = () => undefined): Promise<string | null> {
     while (this.steps.length > 0) {
       const step = this.steps[this.steps.length - 1]!;
+      onStep(step.name);
       try {
         await step.run();
       } catch (error) {
@@ -183,6 +224,7 @@ function now(): string {
   return new Date().toISOString();
 }
 
+
 /** One run of the procedure; the exported workflow function below reads its recipe. */
 class BlueGreenDeployment {
   private spec: DeploymentSpec;
@@ -197,6 +239,7 @@ class BlueGreenDeployment {
   private abortRequested = false;
   private cleanupStarted = false;
   private approved = false;
+  private persistentRollback = false;
 
   constructor(spec: DeploymentSpec) {
     this.spec = spec;
@@ -221,15 +264,24 @@ class BlueGreenDeployment {
     };
     this.metrics.started.add(1, { app: spec.app, namespace: spec.namespace });
     setHandler(statusQuery, () => this.status);
-    setHandler(abortSignal, (request) => this.onAbort(request));
-    setHandler(approveSignal, (request) => {
-      const awaiting = this.status.awaiting;
-      if (awaiting && (request.gate === undefined || request.gate === awaiting.gate)) {
-        this.approved = true;
-        log.info('approved', { gate: awaiting.gate, by: request.by ?? 'unknown' });
-      } else {
-        log.warn('approval ignored: no matching gate is waiting', { gate: request.gate, by: request.by });
+    // The same rules answer the Update (refused: an error to the sender, nothing recorded) and the
+    // signal (recorded by Temporal even with no worker; a refused one is kept in the status).
+    setHandler(abortUpdate, (request) => this.takeAbort(request), { validator: (_request: AbortRequest) => refuseWith(this.abortRefusal()) });
+    setHandler(approveUpdate, (request) => this.takeApproval(request), { validator: (request) => refuseWith(this.approvalRefusal(request)) });
+    setHandler(abortSignal, (request) => {
+      const refusal = this.abortRefusal();
+      if (refusal === null) {
+        this.takeAbort(request);
+        return;
       }
+      const entry = { reason: request.reason || 'no reason given', by: request.by || 'unknown', at: now(), message: refusal };
+      this.status.rejectedAborts.push(entry);
+      log.warn(refusal, entry);
+    });
+    setHandler(approveSignal, (request) => {
+      const refusal = this.approvalRefusal(request);
+      if (refusal === null) this.takeApproval(request);
+      else log.warn(`approval ignored: ${refusal}`, { gate: request.gate, by: request.by });
     });
   }
 
@@ -297,7 +349,7 @@ class BlueGreenDeployment {
       });
     });
     try {
-      await this.act('quick', `deploy ${this.spec.version} to ${idle} x${this.spec.replicas}`).deploySlot({
+      await this.act('write', `deploy ${this.spec.version} to ${idle} x${this.spec.replicas}`).deploySlot({
         target,
         slot: idle,
         image: this.spec.image,
@@ -355,7 +407,7 @@ class BlueGreenDeployment {
       await this.act('restore', `verify ${target.service} serves ${active}`).verifyTraffic({ target, slot: active, timeoutSeconds: 60 });
     });
     try {
-      await this.act('quick', `switch ${target.service} to ${idle}`).switchTraffic({ target, slot: idle });
+      await this.act('write', `switch ${target.service} to ${idle}`).switchTraffic({ target, slot: idle });
       this.status.activeSlot = idle;
       this.status.idleSlot = active;
       const traffic = await this.act('waiting', `verify ${target.service} serves ${idle}`).verifyTraffic({ target, slot: idle, timeoutSeconds: 60 });
@@ -504,7 +556,7 @@ class BlueGreenDeployment {
         await sleep(this.spec.scaleDownDelaySeconds * 1000, { summary: `scale-down delay before ${old} goes to zero` });
       }
       try {
-        await this.act('restore', `scale ${old} to zero`).scaleSlot({ target, slot: old, replicas: 0 });
+        await this.act('cleanup', `scale ${old} to zero`).scaleSlot({ target, slot: old, replicas: 0 });
       } catch (error) {
         this.warnings.push(
           `cleanup degraded: ${old} (${target.deployments[old]}) could not be scaled to zero: ${describeError(error)}; scale it down by hand`,
@@ -524,12 +576,16 @@ class BlueGreenDeployment {
       return this.finish(Outcome.Failed, failure.reason, `${failure.message}; nothing was changed`, failure.failedCheck, fromSlot, fromImage);
     }
     this.enterPhase(Phase.RollingBack, `rolling back (${failure.reason}): ${failure.message}`);
-    const incomplete = await CancellationScope.nonCancellable(() => this.undo.runAll());
+    const incomplete = await CancellationScope.nonCancellable(() => this.runCompensations());
     if (incomplete !== null) {
       return this.finish(
         Outcome.Failed,
         failure.reason,
-        `${failure.message}; ROLLBACK INCOMPLETE at '${incomplete}': the cluster needs a person`,
+        this.persistentRollback
+          ? `${failure.message}; ROLLBACK INCOMPLETE at '${incomplete}': the platform refused it for good, so a person must ` +
+              `restore ${this.status.fromSlot ?? 'the old slot'} by hand (fix the permission or object named above, then ` +
+              `point ${this.target?.service ?? 'the Service'} at ${this.status.fromSlot ?? 'the old slot'} and scale ${this.status.toSlot ?? 'the new slot'} to zero)`
+          : `${failure.message}; ROLLBACK INCOMPLETE at '${incomplete}': the cluster needs a person`,
         failure.failedCheck,
         this.status.activeSlot,
         null,
@@ -540,19 +596,82 @@ class BlueGreenDeployment {
     return this.finish(Outcome.RolledBack, failure.reason, failure.message, failure.failedCheck, fromSlot, fromImage);
   }
 
-  private onAbort(request: AbortRequest): void {
-    const entry = { reason: request.reason || 'no reason given', by: request.by || 'unknown', at: now() };
-    if (this.cleanupStarted) {
-      this.status.rejectedAborts.push({ ...entry, message: ABORT_AFTER_CLEANUP_MESSAGE });
-      log.warn(ABORT_AFTER_CLEANUP_MESSAGE, entry);
-      return;
+  /**
+   * Runs the compensations. Where the patch applies, each restore retries until it succeeds or is
+   * refused for good, and one that outlasts `rollback.stuckAfterSeconds` is reported stuck (a
+   * notification, the status, the UI's details) while it goes on trying.
+   */
+  private async runCompensations(): Promise<string | null> {
+    this.persistentRollback = patched(Patch.PersistentRollback);
+    if (!this.persistentRollback) return await this.undo.runAll();
+    this.options = activityOptions(this.spec, true);
+    const startedAt = new Date();
+    const progress = { startedAt: startedAt.toISOString(), seconds: null as number | null, stuckSince: null as string | null, step: null as string | null };
+    this.status.rollback = progress;
+    let settled = false;
+    const undoing = this.undo.runAll((step) => {
+      progress.step = step;
+      this.status.message = `rolling back: ${step}`;
+      this.publishDetails();
+    });
+    void undoing.then(() => {
+      settled = true;
+    });
+    const stuckAfter = this.spec.rollback?.stuckAfterSeconds ?? DEFAULT_STUCK_AFTER_SECONDS;
+    if (!(await condition(() => settled, stuckAfter * 1000, { summary: `rollback reported stuck after ${stuckAfter} s` }))) {
+      progress.stuckSince = now();
+      this.status.message = `ROLLBACK STUCK for ${stuckAfter} s at '${progress.step}': still retrying until the platform answers`;
+      this.publishDetails();
+      await this.notify('rollback-stuck', this.status.message, this.status.abort ? RollbackReason.Aborted : null, progress.step);
     }
-    if (this.abortRequested) return;
+    const incomplete = await undoing;
+    progress.seconds = (new Date().getTime() - startedAt.getTime()) / 1000;
+    return incomplete;
+  }
+
+  /** Why an abort cannot be taken now, or null when it can. The one place the rule lives. */
+  private abortRefusal(): string | null {
+    if (this.cleanupStarted) return ABORT_AFTER_CLEANUP_MESSAGE;
+    const phase = this.status.phase;
+    if (phase === Phase.RollingBack || phase === Phase.RolledBack || phase === Phase.Failed || phase === Phase.Succeeded) {
+      return `abort rejected: the deployment is ${phase}`;
+    }
+    const awaiting = this.status.awaiting;
+    if (this.approved && awaiting && !this.abortRequested) {
+      // Both arrived at the same instant: the approval was first, and it is what happens.
+      return `abort rejected: the ${awaiting.gate} gate was approved at the same moment, and the approval came first; abort again to roll back`;
+    }
+    return null;
+  }
+
+  /** Why an approval cannot be taken now, or null when it can. */
+  private approvalRefusal(request: ApproveRequest): string | null {
+    if (this.abortRequested) return `approve rejected: an abort is rolling the deployment back (${this.abortMessage()})`;
+    const awaiting = this.status.awaiting;
+    if (!awaiting) return `nothing to approve: the deployment is ${this.status.phase}, not waiting at a gate`;
+    if (request.gate !== undefined && request.gate !== awaiting.gate) {
+      return `the deployment waits at gate '${awaiting.gate}', not '${request.gate}'`;
+    }
+    return null;
+  }
+
+  private takeAbort(request: AbortRequest): OperatorAnswer {
+    const phase = this.status.phase;
+    if (this.abortRequested) return { message: `already aborting: ${this.abortMessage()}`, phase };
+    const entry = { reason: request.reason || 'no reason given', by: request.by || 'unknown', at: now() };
     this.abortRequested = true;
     this.status.abort = entry;
     this.status.message = `abort requested by ${entry.by}: ${entry.reason}`;
     log.info('abort requested', entry);
     this.forward.cancel();
+    return { message: `abort accepted in ${phase}: rolling back`, phase };
+  }
+
+  private takeApproval(request: ApproveRequest): OperatorAnswer {
+    const gate = this.status.awaiting?.gate;
+    this.approved = true;
+    log.info('approved', { gate, by: request.by ?? 'unknown' });
+    return { message: `approved gate ${gate}`, phase: this.status.phase };
   }
 
   private abortMessage(): string {
@@ -589,7 +708,12 @@ class BlueGreenDeployment {
 
   /** Activities of one kind of call, with a summary the Temporal UI shows on the event. */
   private act(kind: CallKind, summary: string) {
-    return proxyActivities<Activities>({ ...this.options[kind], summary });
+    const options = this.options[kind];
+    if (kind === 'write' && !patched(Patch.SettledWrites)) {
+      // Recorded before writes were waited for: replay them as they ran.
+      return proxyActivities<Activities>({ ...options, cancellationType: ActivityCancellationType.TRY_CANCEL, summary });
+    }
+    return proxyActivities<Activities>({ ...options, summary });
   }
 
   /**
@@ -623,12 +747,16 @@ class BlueGreenDeployment {
       `${s.app} ${s.version} (${s.image}), ${s.fromSlot ?? '?'} → ${s.toSlot ?? '?'}, active: ${s.activeSlot ?? '?'}`,
     ];
     if (s.smoke) lines.push('', `smoke: ${s.smoke.checks.filter((c) => c.verdict !== 'failed').length}/${s.smoke.checks.length} passed`);
+    if (s.rollback) {
+      const r = s.rollback;
+      lines.push('', `rollback since ${r.startedAt}${r.step ? `, step: ${r.step}` : ''}${r.stuckSince ? `, **stuck since ${r.stuckSince}** (still retrying)` : ''}${r.seconds !== null ? `, done in ${r.seconds.toFixed(1)} s` : ''}`);
+    }
     if (s.monitor) {
       const m = s.monitor;
       lines.push('', `monitor tick ${m.tick}/${m.ticks}: ${m.successful} ok, ${m.failed} failed, ${m.inconclusive} inconclusive, ${m.errors} errors`);
       lines.push('', '| SLO | value | rule | verdict |', '|---|---|---|---|');
       for (const x of Object.values(m.latest)) {
-        lines.push(`| ${x.name}${x.gate ? '' : ' (warning)'} | ${x.value ?? 'no data'} | ${x.comparison} ${x.threshold} | ${x.result} |`);
+        lines.push(`| ${x.name}${x.gate ? '' : ' (warning)'} | ${formatValue(x.value)} | ${x.comparison} ${x.threshold} | ${x.result} |`);
       }
     }
     setCurrentDetails(lines.join('\n'));
@@ -667,6 +795,7 @@ class BlueGreenDeployment {
       failedCheck,
       message,
       warnings: [...this.warnings],
+      ...(this.status.rollback ? { rollbackSeconds: this.status.rollback.seconds } : {}),
       status: this.status,
     };
   }
@@ -682,7 +811,7 @@ function breachOf(measurements: readonly Measurement[]): PhaseFailure {
   if (!breach) return new PhaseFailure(RollbackReason.SloBreach, 'an SLO was breached', 'slo');
   return new PhaseFailure(
     RollbackReason.SloBreach,
-    `SLO '${breach.name}' breached: ${breach.value} (must be ${breach.comparison} ${breach.threshold})`,
+    `SLO '${breach.name}' breached: ${formatValue(breach.value)} (must be ${breach.comparison} ${breach.threshold})`,
     breach.name,
   );
 }
@@ -690,8 +819,24 @@ function breachOf(measurements: readonly Measurement[]): PhaseFailure {
 /**
  * Deploys `spec.image` to the idle slot, smoke-tests it, switches traffic, watches the SLOs and
  * scales the old slot down, rolling back by itself when any gate fails or `abort` arrives.
- * Always completes: the result says what happened and what is live.
+ * Completes with the result when the new version went live. Otherwise it fails, with the reason as
+ * the failure's message and the whole result as its details, so the Temporal UI's list and
+ * `ExecutionStatus = "Failed"` tell a rollback from a success (runs recorded before this completed).
  */
 export async function blueGreenDeploymentWorkflow(spec: DeploymentSpec): Promise<DeploymentResult> {
-  return await new BlueGreenDeployment(spec).run();
+  const result = await new BlueGreenDeployment(spec).run();
+  if (result.outcome !== Outcome.Succeeded && patched(Patch.FailedExecution)) {
+    throw ApplicationFailure.create({
+      type: result.outcome === Outcome.RolledBack ? DeploymentFailureType.RolledBack : DeploymentFailureType.Failed,
+      message: `${result.outcome}${result.reason ? ` (${result.reason})` : ''}: ${result.message}`,
+      details: [result],
+      nonRetryable: true,
+    });
+  }
+  return result;
+}
+
+/** An Update's validator: a refusal is an error the sender gets back; nothing is recorded. */
+function refuseWith(refusal: string | null): void {
+  if (refusal !== null) throw new Error(refusal);
 }

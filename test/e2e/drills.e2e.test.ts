@@ -22,6 +22,7 @@ import type { DeploymentResult } from '../../src/shared/deployment-status.js';
 import type { Slot } from '../../src/shared/slots.js';
 import { DETECTION_API_IMAGE, deployTag, untilPhase } from '../helpers/embedded-stack.js';
 import { makeCredentials, TemporalTlsTerminator } from '../helpers/temporal-tls-terminator.js';
+import { deploymentResult } from '../../src/client/deployment-client.js';
 
 const IMAGE = DETECTION_API_IMAGE;
 const run = promisify(execFile);
@@ -86,7 +87,7 @@ describe('resilience drills on the embedded stack', () => {
   async function result(handle: { result(): Promise<DeploymentResult> }): Promise<DeploymentResult> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await handle.result();
+        return await deploymentResult(handle);
       } catch (error) {
         if (attempt > 30) throw error;
         await new Promise((resolve) => setTimeout(resolve, 1000));

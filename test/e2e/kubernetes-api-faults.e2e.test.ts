@@ -24,6 +24,7 @@ import type { Cluster } from '../helpers/kubernetes.js';
 import { startKubernetesWorker } from '../helpers/kubernetes-worker.js';
 import type { KubernetesWorker } from '../helpers/kubernetes-worker.js';
 import { startDevServer } from '../helpers/temporal-servers.js';
+import { deploymentResult } from '../../src/client/deployment-client.js';
 
 const TASK_QUEUE = 'bluegreen-kubernetes-faults';
 const IMAGE = (tag: string) => `registry.internal/detection-api:${tag}`;
@@ -78,7 +79,7 @@ describe('drill: Kubernetes API faults between the worker and the API server', (
         }),
       ],
     });
-    const result: DeploymentResult = await handle.result();
+    const result: DeploymentResult = await deploymentResult(handle);
     const seconds = (performance.now() - started) / 1000;
     const phases = (await handle.query(statusQuery)).transitions.map((t) => t.phase);
     return { result, seconds, phases };

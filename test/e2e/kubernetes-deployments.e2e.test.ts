@@ -31,6 +31,7 @@ import type { Cluster } from '../helpers/kubernetes.js';
 import { startKubernetesWorker } from '../helpers/kubernetes-worker.js';
 import type { KubernetesWorker } from '../helpers/kubernetes-worker.js';
 import { startDevServer } from '../helpers/temporal-servers.js';
+import { deploymentResult } from '../../src/client/deployment-client.js';
 
 const TASK_QUEUE = 'bluegreen-kubernetes-e2e';
 const IMAGE = (tag: string) => `registry.internal/detection-api:${tag}`;
@@ -90,7 +91,7 @@ describe('deployments on the dev server against a real control plane, as the wor
 
   it('goes blue to green, then green to blue, leaving the old slot at zero each time', async () => {
     const first = await start('v2.2.0');
-    const toGreen: DeploymentResult = await first.result();
+    const toGreen: DeploymentResult = await deploymentResult(first);
     assert.equal(toGreen.outcome, 'Succeeded', toGreen.message);
     assert.deepEqual([toGreen.fromSlot, toGreen.toSlot, await liveSlot()], ['blue', 'green', 'green']);
     assert.deepEqual(await endpointPods(cluster, 'detection-api-service'), await slotPods(cluster, 'green'));
@@ -100,7 +101,7 @@ describe('deployments on the dev server against a real control plane, as the wor
     assert.deepEqual([green.spec!.template.spec!.containers[0]!.image, green.spec!.template.metadata!.labels!['version']], [IMAGE('v2.2.0'), 'v2.2.0']);
 
     const second = await start('v2.2.1');
-    const toBlue: DeploymentResult = await second.result();
+    const toBlue: DeploymentResult = await deploymentResult(second);
     assert.equal(toBlue.outcome, 'Succeeded', toBlue.message);
     assert.deepEqual([toBlue.fromSlot, toBlue.toSlot, await liveSlot()], ['green', 'blue', 'blue']);
     assert.equal((await deployment('green')).spec!.replicas, 0);
@@ -111,7 +112,7 @@ describe('deployments on the dev server against a real control plane, as the wor
 
   it('leaves traffic on the old slot and scales the idle slot back when the smoke suite fails', async () => {
     const closed = `http://127.0.0.1:${await freePort()}`;
-    const result: DeploymentResult = await (await start('v2.3.0', { smokeEndpoint: closed })).result();
+    const result: DeploymentResult = await deploymentResult(await start('v2.3.0', { smokeEndpoint: closed }));
     assert.equal(result.outcome, 'RolledBack');
     assert.equal(result.reason, 'SmokeFailed');
     assert.equal(await liveSlot(), 'blue');
@@ -132,7 +133,7 @@ describe('deployments on the dev server against a real control plane, as the wor
       restoredMs = performance.now() - signalled;
       return true;
     }, 'selector back on blue', 30_000);
-    const result: DeploymentResult = await handle.result();
+    const result: DeploymentResult = await deploymentResult(handle);
     assert.equal(result.outcome, 'RolledBack');
     assert.equal(result.reason, 'Aborted');
     assert.deepEqual(await endpointPods(cluster, 'detection-api-service'), await slotPods(cluster, 'blue'));
@@ -147,7 +148,7 @@ describe('deployments on the dev server against a real control plane, as the wor
     const pod = await cluster.core.readNamespacedPod({ name: name!, namespace: 'default' });
     pod.status!.containerStatuses![0]!.restartCount = 1;
     await cluster.core.replaceNamespacedPodStatus({ name: name!, namespace: 'default', body: pod });
-    const result: DeploymentResult = await handle.result();
+    const result: DeploymentResult = await deploymentResult(handle);
     assert.equal(result.outcome, 'RolledBack');
     assert.equal(result.failedCheck, 'pod-restarts');
     assert.equal(await liveSlot(), 'blue');
@@ -173,7 +174,7 @@ describe('deployments on the dev server against a real control plane, as the wor
         }),
       ),
     );
-    const results: DeploymentResult[] = await Promise.all(handles.map((h) => h.result()));
+    const results: DeploymentResult[] = await Promise.all(handles.map((h) => deploymentResult(h)));
     for (const [index, result] of results.entries()) assert.equal(result.outcome, 'Succeeded', `${specs[index]!.target.app}: ${result.message}`);
     assert.deepEqual(results.map((r) => r.toSlot), [otherSlot(before as 'blue' | 'green'), 'green', 'green']);
     for (const [index, { target, image }] of specs.entries()) {

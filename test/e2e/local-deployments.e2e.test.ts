@@ -17,6 +17,7 @@ import { TrafficGenerator } from '../../src/embedded/traffic.js';
 import type { DeploymentResult } from '../../src/shared/deployment-status.js';
 import { REFERENCE_TARGET } from '../helpers/deployment-harness.js';
 import { DETECTION_API_IMAGE, deployTag, untilPhase } from '../helpers/embedded-stack.js';
+import { deploymentResult } from '../../src/client/deployment-client.js';
 
 const IMAGE = DETECTION_API_IMAGE;
 
@@ -50,7 +51,7 @@ describe('deployments on the embedded default (dev server, local platform, Prome
     traffic.start();
     const before = traffic.snapshot();
     const handle = await start('v2.2.0');
-    const result: DeploymentResult = await handle.result();
+    const result: DeploymentResult = await deploymentResult(handle);
     const score = traffic.snapshot();
     assert.equal(result.outcome, 'Succeeded', result.message);
     assert.deepEqual([result.fromSlot, result.toSlot], ['blue', 'green']);
@@ -67,7 +68,7 @@ describe('deployments on the embedded default (dev server, local platform, Prome
 
   it('rolls back a regression that passed its smoke tests when the monitor sees its error rate', async () => {
     const handle = await start('v2.3.0', 20);
-    const result = await handle.result();
+    const result = await deploymentResult(handle);
     assert.equal(result.outcome, 'RolledBack', result.message);
     assert.equal(result.reason, 'SloBreach');
     assert.equal(result.failedCheck, 'error-rate');
@@ -85,7 +86,7 @@ describe('deployments on the embedded default (dev server, local platform, Prome
     await until('Monitoring');
     assert.equal((await describeLive()).activeSlot, 'blue', 'switched to the new slot');
     await stack.deployments!.abort('default', 'detection-api', { reason: 'operator saw something', by: 'e2e' });
-    const result = await handle.result();
+    const result = await deploymentResult(handle);
     assert.equal(result.outcome, 'RolledBack');
     assert.equal(result.reason, 'Aborted');
     const live = await describeLive();
@@ -103,7 +104,7 @@ describe('deployments on the embedded default (dev server, local platform, Prome
     assert.deepEqual(await describeLive(), frozen, 'nothing touched the slots while no worker ran');
     assert.equal(frozen.activeSlot, 'blue');
     await stack.startWorker();
-    const result = await handle.result();
+    const result = await deploymentResult(handle);
     assert.equal(result.outcome, 'Succeeded', result.message);
     const live = await describeLive();
     assert.equal(live.activeSlot, 'blue');

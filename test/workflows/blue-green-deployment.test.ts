@@ -16,6 +16,7 @@ import { captureHistory, REFERENCE_TARGET, startDeployment, testSpec, withWorker
 import { eventually } from '../helpers/eventually.js';
 import { RecordingPlatformDouble } from '../helpers/recording-platform-double.js';
 import { startTimeSkippingServer } from '../helpers/temporal-servers.js';
+import { deploymentResult } from '../../src/client/deployment-client.js';
 
 const NEW_IMAGE = 'registry.internal/detection-api:v2.2.0';
 const LIVE_IMAGE = 'registry.internal/detection-api:v2.1.0';
@@ -81,7 +82,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     const double = new RecordingPlatformDouble();
     const result = await withWorker(env, double, async (taskQueue) => {
       const handle = await startDeployment(env, taskQueue, testSpec());
-      const result = await handle.result();
+      const result = await deploymentResult(handle);
       await captureHistory(handle, 'succeeded-blue-to-green');
       const history = await handle.fetchHistory();
       const timers = (history.events ?? []).filter((e) => e.timerStartedEventAttributes).map((e) => Number(e.timerStartedEventAttributes!.startToFireTimeout!.seconds));
@@ -117,9 +118,9 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
   it('sends the next deployment the other way, from green back to blue', async () => {
     const double = new RecordingPlatformDouble();
     const results = await withWorker(env, double, async (taskQueue) => {
-      const first = await (await startDeployment(env, taskQueue, testSpec())).result();
+      const first = await deploymentResult(await startDeployment(env, taskQueue, testSpec()));
       const next = await startDeployment(env, taskQueue, testSpec({ image: 'registry.internal/detection-api:v2.3.0' }));
-      const second = await next.result();
+      const second = await deploymentResult(next);
       await captureHistory(next, 'succeeded-green-to-blue');
       return [first, second];
     });
@@ -147,7 +148,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     const double = new RecordingPlatformDouble({ behaviour: { readinessTimeout: true } });
     const result = await withWorker(env, double, async (taskQueue) => {
       const handle = await startDeployment(env, taskQueue, testSpec());
-      const result = await handle.result();
+      const result = await deploymentResult(handle);
       await captureHistory(handle, 'rolled-back-readiness-timeout');
       return result;
     });
@@ -167,7 +168,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     const double = new RecordingPlatformDouble({ behaviour: { failSmokeCheck: 'accuracy-flag' } });
     const result = await withWorker(env, double, async (taskQueue) => {
       const handle = await startDeployment(env, taskQueue, testSpec());
-      const result = await handle.result();
+      const result = await deploymentResult(handle);
       await captureHistory(handle, 'rolled-back-smoke-failed');
       return result;
     });
@@ -181,7 +182,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
   it('restores the idle slot when nobody approves the switch before the approval timeout', async () => {
     const double = new RecordingPlatformDouble();
     const spec = testSpec({ gates: { approveBeforeSwitch: true, approvalTimeoutSeconds: 1800 } });
-    const result = await withWorker(env, double, async (taskQueue) => (await startDeployment(env, taskQueue, spec)).result());
+    const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, spec)));
     assert.deepEqual(double.platformCalls(), [...forwardCalls('runSmokeSuite green'), ...RESTORE_IDLE]);
     assertRestored(double);
     assertRolledBack(result, 'ApprovalTimeout', 'beforeSwitch');
@@ -201,7 +202,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
         assert.equal((await handle.query(statusQuery)).phase, 'AwaitingApproval');
         await handle.signal(approveSignal, { by: 'operator', gate });
       }
-      return await handle.result();
+      return await deploymentResult(handle);
     });
     assert.equal(result.outcome, 'Succeeded');
     assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), 'scaleSlot blue']);
@@ -214,7 +215,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     });
     const result = await withWorker(env, double, async (taskQueue) => {
       const handle = await startDeployment(env, taskQueue, testSpec());
-      const result = await handle.result();
+      const result = await deploymentResult(handle);
       await captureHistory(handle, 'rolled-back-slo-breach');
       return result;
     });
@@ -227,7 +228,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
 
   it('rolls back when the new slot restarts a pod during monitoring', async () => {
     const double = new RecordingPlatformDouble({ behaviour: { restartsAt: (tick) => (tick >= 2 ? 1 : 0) } });
-    const result = await withWorker(env, double, async (taskQueue) => (await startDeployment(env, taskQueue, testSpec())).result());
+    const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, testSpec())));
     assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), ...SWITCH_BACK_THEN_RESTORE]);
     assertRestored(double);
     assertRolledBack(result, 'SloBreach', 'pod-restarts');
@@ -244,7 +245,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     });
     const result = await withWorker(env, double, async (taskQueue) => {
       const handle = await startDeployment(env, taskQueue, testSpec());
-      const result = await handle.result();
+      const result = await deploymentResult(handle);
       await captureHistory(handle, 'rolled-back-measurement-errors');
       return result;
     });
@@ -260,7 +261,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     const spec = testSpec({ gates: { approvalTimeoutSeconds: 600 } });
     const result = await withWorker(env, double, async (taskQueue) => {
       const handle = await startDeployment(env, taskQueue, spec);
-      const result = await handle.result();
+      const result = await deploymentResult(handle);
       await captureHistory(handle, 'rolled-back-no-decision');
       return result;
     });
@@ -274,7 +275,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
   it('does not pass a monitor window in which nothing could be measured', async () => {
     const double = new RecordingPlatformDouble({ behaviour: { sloValues: () => ({ 'error-rate': null }) } });
     const spec = testSpec({ monitor: { durationSeconds: 20, intervalSeconds: 5 }, gates: { approvalTimeoutSeconds: 300 } });
-    const result = await withWorker(env, double, async (taskQueue) => (await startDeployment(env, taskQueue, spec)).result());
+    const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, spec)));
     assert.equal(double.ticks, 4, 'four inconclusive ticks, under the limit of 6');
     assertRolledBack(result, 'NoDecision', 'inconclusive');
     assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), ...SWITCH_BACK_THEN_RESTORE]);
@@ -287,7 +288,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       const handle = await startDeployment(env, taskQueue, spec);
       await eventually(async () => (await handle.query(statusQuery)).phase === 'Paused');
       await handle.signal(approveSignal, { by: 'operator' });
-      return await handle.result();
+      return await deploymentResult(handle);
     });
     assert.equal(result.outcome, 'Succeeded');
     assert.equal(result.status.monitor?.inconclusive, 2);
@@ -327,7 +328,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
           const handle = await startDeployment(env, taskQueue, spec);
           await eventually(async () => received.length === 1, 'the approval notification');
           await handle.signal(approveSignal, { by: 'operator' });
-          return await handle.result();
+          return await deploymentResult(handle);
         },
         { notifier: new WebhookNotifier(url) },
       );
@@ -339,7 +340,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
 
     it('tells why a deployment rolled back', async () => {
       const double = new RecordingPlatformDouble({ behaviour: { failSmokeCheck: 'metrics' } });
-      const result = await withWorker(env, double, async (taskQueue) => (await startDeployment(env, taskQueue, testSpec())).result(), {
+      const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, testSpec())), {
         notifier: new WebhookNotifier(url),
       });
       assert.equal(result.outcome, 'RolledBack');
@@ -358,7 +359,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
         try {
           const double = new RecordingPlatformDouble({ behaviour: { failSmokeCheck: 'health' } });
           const hook = new WebhookNotifier(`http://127.0.0.1:${(server.address() as { port: number }).port}/`, 1000, (line) => notices.push(line));
-          const result = await withWorker(env, double, async (taskQueue) => (await startDeployment(env, taskQueue, testSpec())).result(), { notifier: hook });
+          const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, testSpec())), { notifier: hook });
           assert.equal(result.outcome, 'RolledBack');
           assert.equal(result.reason, 'SmokeFailed');
           assertRestored(double);
@@ -380,7 +381,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
         double,
         async (taskQueue) => {
           const handle = await startDeployment(env, taskQueue, testSpec({ monitor: { durationSeconds: 2, intervalSeconds: 1 } }));
-          const result = await handle.result();
+          const result = await deploymentResult(handle);
           const events = (await handle.fetchHistory()).events ?? [];
           assert.ok(events.some((e) => e.activityTaskCompletedEventAttributes), 'the notify activity completed');
           return result;
@@ -407,7 +408,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
           const handle = await startDeployment(env, taskQueue, testSpec());
           await double.waitForCall(block);
           await handle.signal(abortSignal, { reason: `bad build (during ${during})`, by: 'alice' });
-          const result = await handle.result();
+          const result = await deploymentResult(handle);
           await captureHistory(handle, `rolled-back-abort-during-${during}`);
           return result;
         });
@@ -429,7 +430,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
         const handle = await startDeployment(env, taskQueue, spec);
         await eventually(async () => (await handle.query(statusQuery)).phase === 'AwaitingApproval');
         await handle.signal(abortSignal, { reason: 'not today', by: 'bob' });
-        return await handle.result();
+        return await deploymentResult(handle);
       });
       assert.deepEqual(double.platformCalls(), [...forwardCalls('runSmokeSuite green'), ...RESTORE_IDLE]);
       assertRestored(double);
@@ -447,7 +448,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
         // aborts during running activities are the deploy, smoke and switch cases above.
         await eventually(async () => ((await handle.query(statusQuery)).monitor?.tick ?? 0) >= 2, 'the second tick');
         await handle.signal(abortSignal, { reason: 'customer reports', by: 'carol' });
-        const result = await handle.result();
+        const result = await deploymentResult(handle);
         await captureHistory(handle, 'rolled-back-abort-during-monitor');
         return result;
       });
@@ -464,7 +465,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
         const handle = await startDeployment(env, taskQueue, spec);
         await eventually(async () => (await handle.query(statusQuery)).phase === 'CleaningUp');
         await handle.signal(abortSignal, { reason: 'too late', by: 'dave' });
-        const result = await handle.result();
+        const result = await deploymentResult(handle);
         await captureHistory(handle, 'succeeded-abort-rejected');
         return result;
       });
@@ -478,7 +479,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
 
   it('reports a degraded cleanup without rolling back when the old slot cannot be scaled down', async () => {
     const double = new RecordingPlatformDouble({ behaviour: { failScaleDown: true } });
-    const result = await withWorker(env, double, async (taskQueue) => (await startDeployment(env, taskQueue, testSpec())).result());
+    const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, testSpec())));
     assert.equal(result.outcome, 'Succeeded');
     assert.equal(double.selector, 'green');
     assert.equal(result.warnings.length, 1);
@@ -488,7 +489,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
   it('fails in preflight without changing anything when the active slot is unhealthy', async () => {
     const double = new RecordingPlatformDouble();
     double.slots.blue.readyReplicas = 1;
-    const result = await withWorker(env, double, async (taskQueue) => (await startDeployment(env, taskQueue, testSpec())).result());
+    const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, testSpec())));
     assert.deepEqual(double.platformCalls(), ['describe']);
     assert.equal(result.outcome, 'Failed');
     assert.equal(result.reason, 'PreflightFailed');
@@ -500,7 +501,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     const bad = { ...testSpec(), replicas: 0, image: 'Not An Image' };
     const [result, empty] = await withWorker(env, double, async (taskQueue) => {
       const start = async (spec: unknown, id: string) =>
-        (await (await env.client.workflow.start('blueGreenDeploymentWorkflow', { taskQueue, workflowId: `${id}-${taskQueue}`, args: [spec] })).result()) as DeploymentResult;
+        await deploymentResult(await env.client.workflow.start('blueGreenDeploymentWorkflow', { taskQueue, workflowId: `${id}-${taskQueue}`, args: [spec] }));
       return [await start(bad, 'bad'), await start({}, 'empty')];
     });
     assert.deepEqual(double.calls, []);
@@ -530,7 +531,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     );
     const ticksBeforeStop = double.ticks;
     assert.equal((await handle.describe()).status.name, 'RUNNING');
-    const result = await withWorker(env, double, async () => await handle.result(), { taskQueue });
+    const result = await withWorker(env, double, async () => await deploymentResult(handle), { taskQueue });
     assert.equal(result.outcome, 'Succeeded');
     assert.ok(ticksBeforeStop >= 3 && ticksBeforeStop < 30);
     assert.equal(result.status.monitor?.tick, 30);

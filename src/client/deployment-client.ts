@@ -251,14 +251,16 @@ export class DeploymentClient {
     return {
       delivery: 'recorded',
       message:
-        `no worker answered within ${(this.answerTimeoutMs / 1000).toFixed(0)} s` +
-        `${pollers === 0 ? ` (no worker polls task queue '${this.taskQueue}')` : ''}: ` +
+        `no worker answered within ${(this.answerTimeoutMs / 1000).toFixed(0)} s (${describePollers(pollers, this.taskQueue)}): ` +
         `the ${verb} is recorded by Temporal and takes effect as soon as a worker runs`,
       phase: null,
     };
   }
 
-  /** How many workers poll this client's task queue for workflow tasks. */
+  /**
+   * The workers the server heard polling this client's task queue for workflow tasks in the last
+   * minute or so (a worker killed seconds ago is still among them).
+   */
   private async workerPollers(): Promise<number> {
     const answer = await this.client.workflowService
       .describeTaskQueue({
@@ -294,7 +296,7 @@ export class DeploymentClient {
         ? `the deployment is over (${description.status.name}) and no worker answered to read its result`
         : pollers === 0
           ? `no worker polls task queue '${this.taskQueue}'`
-          : `no worker answered within ${(this.answerTimeoutMs / 1000).toFixed(0)} s (${pollers} polling)`,
+          : `no worker answered within ${(this.answerTimeoutMs / 1000).toFixed(0)} s (${describePollers(pollers, this.taskQueue)})`,
       workflowId: description.workflowId,
       runId: description.runId,
       app: String(memo['app'] ?? ''),
@@ -392,4 +394,8 @@ function isNoAnswer(error: unknown): boolean {
   const code = (error as { code?: unknown; cause?: { code?: unknown } } | null)?.code ?? (error as { cause?: { code?: unknown } } | null)?.cause?.code;
   // DEADLINE_EXCEEDED (4), or the query's own "no worker" answers.
   return code === 4 || /deadline|timed? ?out|no poller|Failed to query Workflow/i.test((error as Error)?.message ?? '');
+}
+
+function describePollers(pollers: number, taskQueue: string): string {
+  return pollers === 0 ? `no worker polls task queue '${taskQueue}'` : `${pollers} polled task queue '${taskQueue}' within the last minute, and none answered`;
 }

@@ -12,7 +12,14 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { z } from 'zod';
 import { createActivities } from '../../src/activities/index.js';
-import { DeploymentResultSchema, DeploymentStatusSchema, DeploymentSummarySchema, StartedSchema } from '../../src/client/output-schemas.js';
+import {
+  DeploymentResultSchema,
+  DeploymentSnapshotSchema,
+  DeploymentStatusSchema,
+  DeploymentSummarySchema,
+  OperatorAnswerSchema,
+  StartedSchema,
+} from '../../src/client/output-schemas.js';
 import type { DeploymentStatus } from '../../src/shared/deployment-status.js';
 import { createDeploymentWorker } from '../../src/worker/worker.js';
 import { eventually } from '../helpers/eventually.js';
@@ -161,6 +168,7 @@ describe('bluegreen CLI against the Temporal dev server', () => {
 
     const abort = await cli('abort', 'detection-api', '--reason', 'wrong build', '--by', 'alice');
     assert.equal(abort.code, 0, abort.stderr);
+    assert.match(abort.stdout, /abort default\/detection-api: abort accepted in AwaitingApproval: rolling back/);
     await eventually(async () => (await status('detection-api')).phase === 'RolledBack');
     const final = await status('detection-api');
     assert.deepEqual(final.abort && { by: final.abort.by, reason: final.abort.reason }, { by: 'alice', reason: 'wrong build' });
@@ -170,10 +178,10 @@ describe('bluegreen CLI against the Temporal dev server', () => {
 
     const late = await cli('abort', 'detection-api', '--reason', 'again');
     assert.equal(late.code, 4, late.stderr);
-    assert.match(late.stderr, /abort rejected: the deployment is RolledBack/);
+    assert.match(late.stderr, /abort rejected: the deployment is over \(FAILED\)/);
     const approve = await cli('approve', 'detection-api');
     assert.equal(approve.code, 4, approve.stderr);
-    assert.match(approve.stderr, /nothing to approve/);
+    assert.match(approve.stderr, /approve rejected: the deployment is over/);
   });
 
   it('approve lets a deployment through its gate', async () => {
@@ -181,9 +189,12 @@ describe('bluegreen CLI against the Temporal dev server', () => {
     assert.equal(start.code, 0, start.stderr);
     assert.equal(StartedSchema.parse(JSON.parse(start.stdout)).workflowId, 'bluegreen/default/gated', 'with --json, stdout is only JSON');
     await eventually(async () => (await status('gated')).phase === 'AwaitingApproval');
-    const approve = await cli('approve', 'gated', '--gate', 'beforeSwitch', '--by', 'bob');
+    const wrongGate = await cli('approve', 'gated', '--gate', 'beforeCleanup');
+    assert.equal(wrongGate.code, 4, 'the workflow refuses an approval of a gate it does not wait at');
+    assert.match(wrongGate.stderr, /the deployment waits at gate 'beforeSwitch', not 'beforeCleanup'/);
+    const approve = await cli('approve', 'gated', '--gate', 'beforeSwitch', '--by', 'bob', '--json');
     assert.equal(approve.code, 0, approve.stderr);
-    assert.match(approve.stdout, /approved gate beforeSwitch of default\/gated/);
+    assert.deepEqual(OperatorAnswerSchema.parse(JSON.parse(approve.stdout)), { verb: 'approve', delivery: 'accepted', message: 'approved gate beforeSwitch', phase: 'AwaitingApproval' });
     await eventually(async () => (await status('gated')).phase === 'Succeeded');
   });
 
@@ -211,7 +222,7 @@ describe('bluegreen CLI against the Temporal dev server', () => {
       const run = await cli('list', '--json');
       assert.equal(run.code, 0, run.stderr);
       listed = z.array(DeploymentSummarySchema).parse(JSON.parse(run.stdout));
-      return listed.filter((d) => d.status === 'COMPLETED').length >= 5;
+      return listed.filter((d) => d.status !== 'RUNNING').length >= 5;
     }, 'visibility lists the finished deployments');
     const line = (app: string, version: string) => listed.find((d) => d.app === app && d.version === version);
     assert.deepEqual(line('detection-api', 'v2.2.0') && [line('detection-api', 'v2.2.0')!.outcome], ['Succeeded']);
@@ -219,7 +230,9 @@ describe('bluegreen CLI against the Temporal dev server', () => {
     assert.equal(line('gated', 'v1')?.outcome, 'Succeeded');
     assert.equal(line('interrupted', 'v1')?.reason, 'Aborted');
     const table = await cli('list');
-    assert.match(table.stdout, /default\/detection-api +v2\.3\.0 +COMPLETED +RolledBack \(SmokeFailed\)/);
+    // The execution status follows the outcome: a rollback is FAILED, a success COMPLETED.
+    assert.match(table.stdout, /default\/detection-api +v2\.3\.0 +FAILED +RolledBack \(SmokeFailed\)/);
+    assert.match(table.stdout, /default\/gated +v1 +COMPLETED +Succeeded/);
 
     // By search attribute: bluegreen's filters, and the same query through the Temporal CLI.
     const byApp = JSON.parse((await cli('list', '--app', 'interrupted', '--json')).stdout) as { app: string; phase: string }[];
@@ -232,6 +245,14 @@ describe('bluegreen CLI against the Temporal dev server', () => {
       ),
     );
     assert.match(temporal, /"workflowId": "bluegreen\/default\/interrupted"/);
+    // What the Temporal UI's Failures view asks for.
+    const failed = await new Promise<string>((resolve, reject) =>
+      execFile(TEMPORAL_CLI(), ['workflow', 'list', '--address', env.address, '--query', "ExecutionStatus = 'Failed'", '-o', 'json'], (error, stdout) =>
+        error ? reject(error) : resolve(stdout),
+      ),
+    );
+    assert.match(failed, /"workflowId": "bluegreen\/default\/interrupted"/);
+    assert.doesNotMatch(failed, /"workflowId": "bluegreen\/default\/gated"/);
   });
 
   it('counts deployments by outcome and times phases in the worker metrics', async () => {
@@ -263,6 +284,48 @@ describe('bluegreen CLI against the Temporal dev server', () => {
     const unknown = await cli('status', 'never-deployed');
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /no deployment found/);
+  });
+
+  it('with no worker running: abort is recorded (exit 5), status says so, and the next worker rolls back', async () => {
+    const live = double.selector;
+    const start = await cli('deploy', '--app', 'detection-api', '--image', 'registry.internal/detection-api:v2.6.0', '--set', 'gates.approveBeforeSwitch=true');
+    assert.equal(start.code, 0, start.stderr);
+    await eventually(async () => (await status('detection-api')).phase === 'AwaitingApproval');
+    worker.shutdown();
+    await running;
+
+    const began = Date.now();
+    const abort = await cli('abort', 'detection-api', '--reason', 'worker crashed, pull it back', '--by', 'carol');
+    const seconds = (Date.now() - began) / 1000;
+    assert.equal(abort.code, 5, abort.stdout + abort.stderr);
+    assert.match(abort.stdout, /abort default\/detection-api RECORDED, not yet answered: no worker answered within 5 s( \([^)]*\))?: the abort is recorded by Temporal and takes effect as soon as a worker runs/);
+    assert.ok(seconds < 15, `the CLI answers within the answer timeout, not a query's 30 s (took ${seconds.toFixed(1)} s)`);
+
+    const snapshot = await cli('status', 'detection-api', '--json');
+    assert.equal(snapshot.code, 0, snapshot.stderr);
+    const held = DeploymentSnapshotSchema.parse(JSON.parse(snapshot.stdout));
+    assert.equal(held.executionStatus, 'RUNNING');
+    assert.equal(held.phase, 'AwaitingApproval', 'the last phase the workflow recorded');
+    // The server lists a worker it heard from within the last minute: a just-killed one still shows.
+    assert.match(held.why, /no worker polls task queue 'bluegreen-e2e'|no worker answered within 5 s \([0-9]+ polled/);
+    assert.deepEqual(held.pendingSignals.map((s) => [s.name, s.input]), [['abort', { reason: 'worker crashed, pull it back', by: 'carol' }]]);
+    const text = await cli('status', 'detection-api');
+    assert.match(text.stdout, /waiting for a worker: abort recorded at/);
+    assert.equal(double.selector, live, 'nothing happens without a worker');
+
+    worker = await createDeploymentWorker({
+      connection: env.nativeConnection,
+      namespace: 'default',
+      taskQueue: TASK_QUEUE,
+      activities: createActivities({ platform: double, smoke: double, slo: double }),
+      workflowBundle: await workflowBundle(),
+    });
+    running = worker.run();
+    await eventually(async () => (await status('detection-api')).phase === 'RolledBack', 'the new worker takes the recorded abort');
+    const final = await status('detection-api');
+    assert.deepEqual(final.abort && [final.abort.by, final.abort.reason], ['carol', 'worker crashed, pull it back']);
+    assert.equal(double.selector, live);
+    assert.equal(double.slots[live === 'blue' ? 'green' : 'blue'].replicas, 0, 'the idle slot is back to zero');
   });
 
   it('shows the monitor window as a progress bar with the latest SLO values on a terminal', async () => {

@@ -1,0 +1,183 @@
+/**
+ * The operator's abort at the worst moments, on the embedded stack (dev server, worker process,
+ * local platform, Prometheus) under steady traffic. The worker reaches the local platform's control
+ * API through a proxy that can hold a write, as a slow API server would (the one test double here,
+ * named so); everything else is real.
+ *
+ * - An abort while the switch's selector PATCH is held for 5 s: the compensation waits for the
+ *   write to land, reads the selector it left, and switches back; no request fails.
+ * - The abort sweep: one deployment per offset across Deploying and Switching, in steps of at most
+ *   50 ms; every run ends rolled back with the old slot serving and the new one restored.
+ * - No worker: `bluegreen abort` is recorded (exit 5) and the next worker restores traffic.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { deploymentResult } from '../../src/client/deployment-client.js';
+import { ROOT } from '../../src/embedded/local-platform-process.js';
+import { DETECTION_API_TARGET, EmbeddedStack, freeStackPorts } from '../../src/embedded/stack.js';
+import { TrafficGenerator } from '../../src/embedded/traffic.js';
+import type { DeploymentResult } from '../../src/shared/deployment-status.js';
+import type { Slot } from '../../src/shared/slots.js';
+import { phaseSpans, runSweep, summarise, sweepPoints } from '../helpers/abort-sweep.js';
+import { DETECTION_API_IMAGE, deployTag, untilPhase } from '../helpers/embedded-stack.js';
+import { SlowWriteProxy } from '../helpers/slow-write-proxy-double.js';
+
+const run = promisify(execFile);
+const IMAGE = DETECTION_API_IMAGE;
+const SERVICE_PATCH = /\/services\/detection-api-service$/;
+const deploymentPatch = (slot: Slot) => new RegExp(`/deployments/detection-api-${slot}$`);
+
+describe('abort drills on the embedded stack', () => {
+  let stack: EmbeddedStack;
+  let proxy: SlowWriteProxy;
+  let traffic: TrafficGenerator;
+
+  before(async () => {
+    const ports = await freeStackPorts();
+    proxy = await SlowWriteProxy.start(`http://127.0.0.1:${ports.control}`);
+    stack = new EmbeddedStack({
+      stateDir: mkdtempSync(join(tmpdir(), 'abort-drills-')),
+      ports,
+      taskQueue: 'bluegreen-abort-drills',
+      replicaEnv: { SHUTDOWN_DRAIN_MS: '100' },
+      // The worker's platform calls go through the proxy; the test reads the platform directly.
+      workerEnv: { BLUEGREEN_LOCAL_URL: proxy.url },
+    });
+    await stack.start();
+    await stack.waitForInitialSlot();
+    traffic = new TrafficGenerator(stack.local!.routerUrl, 20);
+    traffic.start();
+  });
+
+  after(async () => {
+    const score = await traffic?.stop();
+    await stack?.stop();
+    await proxy?.close();
+    assert.equal(score?.connectionFailures, 0, `requests went unanswered during the drills: ${score?.failureSamples.join('; ')}`);
+  });
+
+  const live = () => stack.local!.platform.describe(DETECTION_API_TARGET);
+  const start = (tag: string, monitorSeconds = 30) => deployTag(stack, tag, { monitorSeconds, intervalSeconds: 1, scaleDownDelaySeconds: 0 });
+  const abort = (reason: string) => stack.deployments!.abort('default', 'detection-api', { reason, by: 'abort-drill' });
+
+  /** The old slot serves (selector and every endpoint, read back), fully Ready; the new one restored. */
+  async function assertRestored(from: Slot, before: { image: string | null; replicas: number }): Promise<void> {
+    const to: Slot = from === 'blue' ? 'green' : 'blue';
+    const state = await live();
+    assert.equal(state.activeSlot, from, 'the Service selects the old slot');
+    assert.deepEqual([state.slots[from].readyReplicas, state.slots[from].replicas], [2, 2], 'the old slot is fully Ready');
+    assert.deepEqual({ image: state.slots[to].image, replicas: state.slots[to].replicas }, before, 'the new slot is back to its previous image and replicas');
+    const progress = { heartbeat: () => undefined, signal: new AbortController().signal };
+    await stack.local!.platform.verifyTraffic({ target: DETECTION_API_TARGET, slot: from, timeoutSeconds: 10 }, progress);
+    const answer = await fetch(`${stack.local!.routerUrl}/health`);
+    assert.equal(answer.status, 200, 'the Service answers');
+  }
+
+  async function assertNothingPending(workflowId: string): Promise<void> {
+    const description = await stack.deployments!.handle('default', 'detection-api').describe();
+    assert.equal(description.workflowId, workflowId);
+    assert.notEqual(description.status.name, 'RUNNING');
+    assert.deepEqual(description.raw.pendingActivities ?? [], [], 'nothing left running');
+  }
+
+  it('an abort while the switch is held 5 s by a slow API ends on the old slot, serving, with no failed request', async () => {
+    const from = (await live()).activeSlot;
+    const to: Slot = from === 'blue' ? 'green' : 'blue';
+    const before = { image: (await live()).slots[to].image, replicas: (await live()).slots[to].replicas };
+    const score = traffic.snapshot();
+    proxy.holdNext(SERVICE_PATCH, 5000);
+    const held = proxy.nextWrite(SERVICE_PATCH);
+    const handle = await start('v2.2.0');
+    await held;
+    const answer = await abort('the switch is slow: pull it back');
+    assert.equal(answer.delivery, 'accepted');
+    assert.equal(answer.phase, 'Switching');
+    const result: DeploymentResult = await deploymentResult(handle);
+    assert.deepEqual([result.outcome, result.reason, result.liveSlot], ['RolledBack', 'Aborted', from], result.message);
+    // The held PATCH landed before the switch-back ran: the compensation saw it and undid it.
+    const selectorWrites = proxy.writes.filter((w) => SERVICE_PATCH.test(w.path));
+    assert.equal(selectorWrites.length, 2, 'the switch and the switch-back');
+    await assertRestored(from, before);
+    // Held 5 s more: had the switch landed after the rollback, every request would now fail.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.equal((await live()).activeSlot, from);
+    const after = traffic.snapshot();
+    assert.equal(after.serverErrors - score.serverErrors, 0, 'no request answered 5xx');
+    assert.equal(after.connectionFailures - score.connectionFailures, 0);
+    await assertNothingPending(handle.workflowId);
+  });
+
+  it('sweeps the abort across Deploying and Switching: every run rolls back, the old slot serving', async () => {
+    // Calibration: a deployment aborted in Monitoring gives the spans of both phases.
+    const from = (await live()).activeSlot;
+    const to: Slot = from === 'blue' ? 'green' : 'blue';
+    const before = { image: (await live()).slots[to].image, replicas: (await live()).slots[to].replicas };
+    const calibration = await start('v2.2.1');
+    await untilPhase(stack, 'Monitoring');
+    await abort('calibration');
+    const calibrated = await deploymentResult(calibration);
+    await assertRestored(from, before);
+    const spans = phaseSpans(calibrated.status);
+    const points = sweepPoints(spans);
+    assert.ok(points.length >= 40, `${points.length} offsets`);
+    const score = traffic.snapshot();
+    const runs = await runSweep(
+      points,
+      {
+        start: () => start('v2.2.1'),
+        anchorWrite: (anchor) => proxy.nextWrite(anchor === 'deploy' ? deploymentPatch(to) : SERVICE_PATCH),
+        abort: () => abort('abort sweep'),
+        assertRestored: async () => assertRestored(from, before),
+      },
+      (line) => process.stdout.write(`# ${line}\n`),
+    );
+    const after = traffic.snapshot();
+    process.stdout.write(`# abort sweep (local platform): Deploying ${spans.deployMs} ms, Switching ${spans.switchMs} ms; ${summarise(runs)}\n`);
+    assert.equal(after.connectionFailures - score.connectionFailures, 0);
+    assert.equal(after.serverErrors - score.serverErrors, 0, 'no request answered 5xx during the sweep');
+    assert.ok(runs.some((r) => r.acceptedIn === 'Deploying') && runs.some((r) => r.acceptedIn === 'Switching'), summarise(runs));
+  });
+
+  it('with the worker SIGKILLed, `bluegreen abort` is recorded (exit 5) and the next worker restores traffic', async () => {
+    const from = (await live()).activeSlot;
+    const to: Slot = from === 'blue' ? 'green' : 'blue';
+    const handle = await start('v2.2.2', 600);
+    await untilPhase(stack, 'Monitoring');
+    assert.equal((await live()).activeSlot, to);
+    await stack.killWorker();
+    const cli = await run(
+      process.execPath,
+      [join(ROOT, 'bin/bluegreen.js'), '--address', stack.temporalAddress, '--task-queue', stack.taskQueue, 'abort', 'detection-api', '--reason', 'worker gone, pull it back'],
+      { cwd: ROOT },
+    ).then(
+      () => ({ code: 0, stdout: '' }),
+      (error: { code: number; stdout: string }) => ({ code: error.code, stdout: error.stdout }),
+    );
+    assert.equal(cli.code, 5, cli.stdout);
+    assert.match(cli.stdout, /RECORDED, not yet answered: .*the abort is recorded by Temporal and takes effect as soon as a worker runs/);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.equal((await live()).activeSlot, to, 'no worker, no change');
+
+    const began = performance.now();
+    await stack.startWorker();
+    const started = performance.now();
+    for (;;) {
+      if ((await live()).activeSlot === from) break;
+      assert.ok(performance.now() - started < 60_000, 'traffic restored within 60 s of the worker starting');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const restored = performance.now();
+    process.stdout.write(`# worker down: worker start took ${((started - began) / 1000).toFixed(1)} s, then traffic restored ${((restored - started) / 1000).toFixed(2)} s after it polled\n`);
+    const result = await deploymentResult(handle);
+    assert.deepEqual([result.outcome, result.reason], ['RolledBack', 'Aborted']);
+    assert.equal(result.status.abort?.reason, 'worker gone, pull it back');
+    const state = await live();
+    assert.deepEqual([state.activeSlot, state.slots[from].readyReplicas, state.slots[to].replicas], [from, 2, 0]);
+    assert.equal(state.slots[from].image === IMAGE('v2.2.2'), false, 'the old version serves');
+  });
+});

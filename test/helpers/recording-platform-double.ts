@@ -56,6 +56,8 @@ export interface DoubleBehaviour {
   block?: string[];
   /** scaleSlot to zero fails permanently (cleanup cannot scale down). */
   failScaleDown?: boolean;
+  /** The first n switches back to the slot traffic came from fail as an unreachable API would. */
+  failSwitchBack?: number;
 }
 
 const HEALTHY_VALUES: Record<string, number> = {
@@ -77,8 +79,12 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
   private readonly releases = new Set<() => void>();
   private sloCalls = 0;
 
+  /** The slot traffic was on when the double was made. */
+  private readonly origin: Slot;
+
   constructor(options: { active?: Slot; image?: string; behaviour?: DoubleBehaviour } = {}) {
     this.selector = options.active ?? 'blue';
+    this.origin = this.selector;
     const live = { image: options.image ?? 'registry.internal/detection-api:v2.1.0', replicas: 3, readyReplicas: 3, restarts: 0 };
     const idle = { image: 'registry.internal/detection-api:v2.0.0', replicas: 0, readyReplicas: 0, restarts: 0 };
     this.slots = this.selector === 'blue' ? { blue: live, green: idle } : { blue: idle, green: live };
@@ -181,6 +187,10 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
 
   async switchTraffic(request: SwitchTrafficRequest) {
     this.record('switchTraffic', request.slot, request);
+    if (request.slot === this.origin && this.selector !== this.origin) {
+      const attempt = this.calls.filter((c) => c.name === 'switchTraffic' && c.slot === this.origin).length;
+      if (attempt <= (this.behaviour.failSwitchBack ?? 0)) throw new Error(`connect ECONNREFUSED 127.0.0.1:6443 (switch back, try ${attempt})`);
+    }
     const previousSlot = this.selector;
     this.selector = request.slot;
     return { changed: previousSlot !== request.slot, previousSlot };

@@ -8,7 +8,8 @@ import { createServer } from 'node:http';
 import type { Server, ServerResponse } from 'node:http';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { abortSignal, approveSignal, statusQuery } from '../../src/workflows/definitions.js';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { abortSignal, abortUpdate, approveSignal, approveUpdate, statusQuery } from '../../src/workflows/definitions.js';
 import type { DeploymentResult } from '../../src/shared/deployment-status.js';
 import { WebhookNotifier } from '../../src/notifications/webhook-notifier.js';
 import { freePort } from '../helpers/detection-api-process.js';
@@ -372,6 +373,22 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       });
     }
 
+    it('keeps restoring through an API outage, says rollback-stuck after 2 min, and ends rolled back with the restore time', async () => {
+      // Twelve refused switch-backs at backoff 1, 2, 4, 8, 16, then 30 s: about four minutes.
+      const double = new RecordingPlatformDouble({ behaviour: { sloValues: (call) => (call >= 2 ? { 'error-rate': 0.0872812917 } : {}), failSwitchBack: 12 } });
+      const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, testSpec())), {
+        notifier: new WebhookNotifier(url),
+      });
+      assertRolledBack(result, 'SloBreach', 'error-rate');
+      assert.equal(result.message, "SLO 'error-rate' breached: 0.0873 (must be < 0.01)", 'the value is rounded for people');
+      assert.equal(double.calls.filter((c) => c.name === 'switchTraffic' && c.slot === 'blue').length, 13, 'twelve refused, the thirteenth landed');
+      assertRestored(double);
+      assert.ok((result.rollbackSeconds ?? 0) > 120, `the restore took ${result.rollbackSeconds} s`);
+      assert.ok(result.status.rollback?.stuckSince, 'the status says the restore was stuck');
+      assert.deepEqual(received.map((m) => m['kind']), ['rollback-stuck', 'rolled-back']);
+      assert.match(String(received[0]!['text']), /^:warning: default\/detection-api v2\.2\.0: ROLLBACK STUCK for 120 s at 'switch detection-api-service back to blue': still retrying/);
+    });
+
     it('never lets a failing webhook change the deployment', async () => {
       const double = new RecordingPlatformDouble();
       const refused = `http://127.0.0.1:${await freePort()}/hooks`;
@@ -474,6 +491,63 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       assert.equal(double.selector, 'green');
       assert.equal(result.status.abort, null);
       assert.match(result.status.rejectedAborts[0]!.message, /cleanup has begun.*deploy the previous image/);
+    });
+  });
+
+  describe('operator verbs as Updates', () => {
+    it('answers an abort synchronously, and refuses with the reason what the rules forbid', async () => {
+      const double = new RecordingPlatformDouble();
+      const spec = testSpec({ gates: { approveBeforeSwitch: true } });
+      const result = await withWorker(env, double, async (taskQueue) => {
+        const handle = await startDeployment(env, taskQueue, spec);
+        await eventually(async () => (await handle.query(statusQuery)).phase === 'AwaitingApproval');
+        const wrongGate = await handle.executeUpdate(approveUpdate, { args: [{ gate: 'beforeCleanup', by: 'erin' }] }).catch((error: unknown) => error);
+        assert.ok(wrongGate instanceof WorkflowUpdateFailedError);
+        assert.equal(wrongGate.cause?.message, "the deployment waits at gate 'beforeSwitch', not 'beforeCleanup'");
+        const answer = await handle.executeUpdate(abortUpdate, { args: [{ reason: 'wrong build', by: 'erin' }] });
+        assert.deepEqual(answer, { message: 'abort accepted in AwaitingApproval: rolling back', phase: 'AwaitingApproval' });
+        const late = await handle.executeUpdate(approveUpdate, { args: [{ by: 'frank' }] }).catch((error: unknown) => error);
+        assert.match((late as WorkflowUpdateFailedError).cause?.message ?? '', /approve rejected: an abort is rolling the deployment back \(aborted by erin: wrong build\)/);
+        return await deploymentResult(handle);
+      });
+      assertRolledBack(result, 'Aborted');
+      assertRestored(double);
+    });
+
+    it('approve against abort at the same instant, 100 trials: exactly one takes effect, and the history says which', async () => {
+      const spec = testSpec({ gates: { approveBeforeCleanup: true }, monitor: { durationSeconds: 1, intervalSeconds: 1 }, scaleDownDelaySeconds: 0 });
+      const tally = { approve: 0, abort: 0 };
+      // One worker and one platform for all trials: each deployment starts where the last ended.
+      const double = new RecordingPlatformDouble();
+      await withWorker(env, double, async (taskQueue) => {
+        for (let trial = 0; trial < 100; trial++) {
+          const handle = await startDeployment(env, taskQueue, spec);
+          await eventually(async () => (await handle.query(statusQuery)).phase === 'AwaitingApproval', 'the gate');
+          // Both at once; which one the client sends first alternates.
+          const send = {
+            approve: () => handle.executeUpdate(approveUpdate, { args: [{ by: 'approver' }] }),
+            abort: () => handle.executeUpdate(abortUpdate, { args: [{ reason: 'race', by: 'aborter' }] }),
+          };
+          const order = trial % 2 === 0 ? (['approve', 'abort'] as const) : (['abort', 'approve'] as const);
+          const answers = await Promise.allSettled(order.map((verb) => send[verb]()));
+          const accepted = order.filter((_, i) => answers[i]!.status === 'fulfilled');
+          assert.equal(accepted.length, 1, `trial ${trial}: exactly one accepted (${answers.map((a) => a.status).join(', ')})`);
+          const winner = accepted[0]!;
+          tally[winner]++;
+          const result = await deploymentResult(handle);
+          assert.equal(result.outcome, winner === 'approve' ? 'Succeeded' : 'RolledBack', `trial ${trial}: ${winner} won, ${result.message}`);
+          assert.equal(double.selector, winner === 'approve' ? result.toSlot : result.fromSlot);
+          const history = await handle.fetchHistory();
+          const acceptedUpdates = (history.events ?? []).filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes);
+          assert.deepEqual(
+            acceptedUpdates.map((e) => e.workflowExecutionUpdateAcceptedEventAttributes!.acceptedRequest!.input!.name),
+            [winner],
+            `trial ${trial}: the history records the ${winner} alone`,
+          );
+        }
+      });
+      process.stdout.write(`# approve against abort: ${tally.approve} approvals and ${tally.abort} aborts took effect, one per trial\n`);
+      assert.equal(tally.approve + tally.abort, 100);
     });
   });
 

@@ -75,7 +75,13 @@ function trafficLines(report: TrafficReport, faultyErrors: number): string[] {
 
 async function main(): Promise<number> {
   await assertPortsFree(DEMO_PORTS);
-  const stack = new EmbeddedStack({ stateDir: join(ROOT, '.state/demo'), ports: DEMO_PORTS, log: (line) => say(`   ${line}`) });
+  const stack = new EmbeddedStack({
+    stateDir: join(ROOT, '.state/demo'),
+    ports: DEMO_PORTS,
+    log: (line) => say(`   ${line}`),
+    // The history is kept (the Web UI shows earlier demos); the local platform starts afresh.
+    endLeftoverDeployments: 'npm run demo started the local platform afresh: a deployment left running by an earlier demo cannot go on against it',
+  });
   say('starting the embedded default:');
   let stopping: Promise<void> | null = null;
   const stop = () => (stopping ??= stack.stop());

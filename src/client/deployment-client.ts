@@ -358,6 +358,21 @@ export class DeploymentClient {
   }
 
   /**
+   * Ends every running deployment in this namespace, recording `reason` in each history (a
+   * termination: nothing is compensated). For the embedded default, whose local platform starts
+   * afresh: a deployment left from an earlier run must not go on against a platform reset under it.
+   * Returns the workflow ids ended.
+   */
+  async endRunning(reason: string): Promise<string[]> {
+    const ended: string[] = [];
+    for await (const execution of this.client.workflow.list({ query: `WorkflowType = 'blueGreenDeploymentWorkflow' AND ExecutionStatus = 'Running'` })) {
+      await this.client.workflow.getHandle(execution.workflowId, execution.runId).terminate(reason);
+      ended.push(execution.workflowId);
+    }
+    return ended;
+  }
+
+  /**
    * Follows a deployment to its end, calling `onStatus` with each new status (polled every
    * `pollMs`), and returns its result.
    */

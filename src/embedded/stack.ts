@@ -76,6 +76,11 @@ export interface StackOptions {
   workerCommand?: string[];
   /** Where the dev server keeps its history: a database file in stateDir (default), or memory. */
   temporalDb?: 'file' | 'memory';
+  /**
+   * With a history kept from an earlier run and a platform started afresh: end the deployments
+   * still running in that history, with this reason recorded, before any worker could resume them.
+   */
+  endLeftoverDeployments?: string;
   log?: (line: string) => void;
 }
 
@@ -116,6 +121,10 @@ export class EmbeddedStack {
       log(`TAK stand-in       127.0.0.1:${ports.tak}`);
       await this.startTemporal();
       log(`Temporal           ${this.temporalAddress} (Web UI ${this.uiUrl})`);
+      if (this.options.endLeftoverDeployments) {
+        const ended = await this.deployments!.endRunning(this.options.endLeftoverDeployments);
+        if (ended.length > 0) log(`ended ${ended.length} deployment(s) left running by an earlier run: ${ended.join(', ')} (terminated; the reason is in each history)`);
+      }
       if (this.options.kubeconfig) {
         await this.startWorker();
         log(`worker             task queue ${this.taskQueue}, kubeconfig ${this.options.kubeconfig}`);

@@ -11,7 +11,10 @@ import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { z } from 'zod';
+import { Client } from '@temporalio/client';
 import { createActivities } from '../../src/activities/index.js';
+import { DeploymentClient } from '../../src/client/deployment-client.js';
+import { testSpec } from '../helpers/deployment-harness.js';
 import {
   DeploymentResultSchema,
   DeploymentSnapshotSchema,
@@ -346,4 +349,17 @@ describe('bluegreen CLI against the Temporal dev server', () => {
     assert.match(run.stdout, /Succeeded: v1 is live on (blue|green)/);
   });
 
+  it('ends the deployments left running in a kept history, recording why (the embedded default starting afresh)', async () => {
+    // A deployment nobody works on: its task queue has no worker.
+    const orphaned = new DeploymentClient(new Client({ connection: env.connection, namespace: 'default' }), 'no-worker-polls-this');
+    const handle = await orphaned.start(testSpec({ app: 'leftover', image: 'registry.internal/leftover:v1' }));
+    let ended: string[] = [];
+    await eventually(async () => (ended = await orphaned.endRunning('the platform was started afresh')).length > 0, 'visibility lists the running deployment');
+    assert.deepEqual(ended, ['bluegreen/default/leftover']);
+    const description = await handle.describe();
+    assert.equal(description.status.name, 'TERMINATED');
+    const history = await handle.fetchHistory();
+    const terminated = (history.events ?? []).find((e) => e.workflowExecutionTerminatedEventAttributes);
+    assert.equal(terminated?.workflowExecutionTerminatedEventAttributes?.reason, 'the platform was started afresh');
+  });
 });

@@ -90,8 +90,8 @@ describe('abort drills on the embedded stack', () => {
     const to: Slot = from === 'blue' ? 'green' : 'blue';
     const before = { image: (await live()).slots[to].image, replicas: (await live()).slots[to].replicas };
     const score = traffic.snapshot();
-    proxy.holdNext(SERVICE_PATCH, 5000);
-    const held = proxy.nextWrite(SERVICE_PATCH);
+    proxy.tap.holdNext(SERVICE_PATCH, 5000);
+    const held = proxy.tap.nextWrite(SERVICE_PATCH);
     const handle = await start('v2.2.0');
     await held;
     const answer = await abort('the switch is slow: pull it back');
@@ -100,7 +100,7 @@ describe('abort drills on the embedded stack', () => {
     const result: DeploymentResult = await deploymentResult(handle);
     assert.deepEqual([result.outcome, result.reason, result.liveSlot], ['RolledBack', 'Aborted', from], result.message);
     // The held PATCH landed before the switch-back ran: the compensation saw it and undid it.
-    const selectorWrites = proxy.writes.filter((w) => SERVICE_PATCH.test(w.path));
+    const selectorWrites = proxy.tap.writes.filter((w) => SERVICE_PATCH.test(w.path));
     assert.equal(selectorWrites.length, 2, 'the switch and the switch-back');
     await assertRestored(from, before);
     // Held 5 s more: had the switch landed after the rollback, every request would now fail.
@@ -130,7 +130,7 @@ describe('abort drills on the embedded stack', () => {
       points,
       {
         start: () => start('v2.2.1'),
-        anchorWrite: (anchor) => proxy.nextWrite(anchor === 'deploy' ? deploymentPatch(to) : SERVICE_PATCH),
+        anchorWrite: (anchor) => proxy.tap.nextWrite(anchor === 'deploy' ? deploymentPatch(to) : SERVICE_PATCH),
         abort: () => abort('abort sweep'),
         assertRestored: async () => assertRestored(from, before),
       },

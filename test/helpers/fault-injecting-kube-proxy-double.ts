@@ -16,6 +16,7 @@ import type { Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { WRITES, WriteTap } from './write-tap.js';
 
 /** 'reset' closes the connection before the request reaches the server; 'lost-answer' after it was answered. */
 export type TransientFault = 500 | 429 | 409 | 'reset' | 'lost-answer';
@@ -31,10 +32,11 @@ export interface FaultCounts {
   permanent: number;
 }
 
-const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const REASONS: Record<number, string> = { 403: 'Forbidden', 404: 'NotFound', 409: 'Conflict', 422: 'Invalid', 429: 'TooManyRequests', 500: 'InternalError' };
 
 export class FaultInjectingKubeProxy {
+  /** Tells the test of each write as it arrives, and can hold writes (an API slow to answer). */
+  readonly tap = new WriteTap();
   transientRate = 0;
   faultFirstTryOfWrites = false;
   permanent: PermanentFault[] = [];
@@ -75,6 +77,7 @@ export class FaultInjectingKubeProxy {
     this.faultFirstTryOfWrites = false;
     this.permanent = [];
     this.counts = { requests: 0, transient: {}, permanent: 0 };
+    this.tap.writeDelayMs = 0;
   }
 
   async close(): Promise<void> {
@@ -83,6 +86,10 @@ export class FaultInjectingKubeProxy {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
+    WriteTap.after(this.tap.arrive(req.method ?? 'GET', req.url ?? '/'), () => this.answerOrForward(req, res));
+  }
+
+  private answerOrForward(req: IncomingMessage, res: ServerResponse): void {
     this.counts.requests += 1;
     const rule = this.permanent.find((r) => r.method === req.method && r.path.test(req.url ?? ''));
     if (rule) {

@@ -7,6 +7,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../src/activities/index.js';
+import type { Notifier } from '../../src/notifications/webhook-notifier.js';
 import { PrometheusSloSource } from '../../src/gates/prometheus-slo-source.js';
 import { HttpSmokeRunner } from '../../src/gates/smoke-suite.js';
 import { KubernetesPlatform } from '../../src/platforms/kubernetes-platform.js';
@@ -20,7 +21,12 @@ export interface KubernetesWorker {
   stop(): Promise<void>;
 }
 
-export async function startKubernetesWorker(env: TestWorkflowEnvironment, config: k8s.KubeConfig, taskQueue: string): Promise<KubernetesWorker> {
+export async function startKubernetesWorker(
+  env: TestWorkflowEnvironment,
+  config: k8s.KubeConfig,
+  taskQueue: string,
+  notifier: Notifier | null = null,
+): Promise<KubernetesWorker> {
   const tak = await TakListener.start();
   const reference = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: tempQueuePath() });
   const worker = await createDeploymentWorker({
@@ -31,6 +37,7 @@ export async function startKubernetesWorker(env: TestWorkflowEnvironment, config
       platform: new KubernetesPlatform(config),
       smoke: new HttpSmokeRunner(),
       slo: PrometheusSloSource.fromEnv({ PROMETHEUS_URL: 'http://127.0.0.1:9' }),
+      notifier,
     }),
     workflowBundle: await workflowBundle(),
   });

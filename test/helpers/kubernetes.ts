@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
-import { useControlPlane } from '../k8s-harness/control-plane.js';
+import { startControlPlane, useControlPlane } from '../k8s-harness/control-plane.js';
 import type { ControlPlane } from '../k8s-harness/control-plane.js';
 import type { Target } from '../../src/activities/contract.js';
 import { DETECTION_API_TARGET } from '../../src/embedded/stack.js';
@@ -33,8 +33,10 @@ export interface Cluster {
  * The suite's control plane (or a new one) with deploy/ applied, which also resets the objects an
  * earlier test file changed; waits until blue's three replicas of v2.1.0 serve and green has none.
  */
-export async function startClusterWithManifests(): Promise<Cluster> {
-  const plane = await useControlPlane({ dir: mkdtempSync(join(tmpdir(), 'k8s-cluster-')) });
+export async function startClusterWithManifests({ own = false }: { own?: boolean } = {}): Promise<Cluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'k8s-cluster-'));
+  // `own`: a control plane of this file's alone, for a drill that stops its API server.
+  const plane = own ? await startControlPlane({ dir }) : await useControlPlane({ dir });
   try {
     await run('kubectl', ['--kubeconfig', plane.kubeconfigPath, 'apply', '-k', join(ROOT, 'deploy')]);
     const config = plane.adminConfig();

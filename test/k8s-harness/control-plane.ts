@@ -53,6 +53,12 @@ export interface ControlPlane {
   startSeconds: number;
   dir: string;
   stop(): Promise<void>;
+  /**
+   * Stops the kube-apiserver process alone (etcd, the controllers and the nodes go on), and starts
+   * it again on the same port, certificates and etcd: an API server outage. Only on a control
+   * plane of this file's own, never the suite's shared one.
+   */
+  apiServer?: { stop(): Promise<void>; start(): Promise<void> };
 }
 
 interface Part {
@@ -99,7 +105,7 @@ export async function startControlPlane({ dir, nodes = 2, log = () => undefined 
     launch('etcd', ['--data-dir', join(dir, 'etcd'), '--client-url', `http://127.0.0.1:${etcdPort}`, '--peer-url', `http://127.0.0.1:${peerPort}`]);
     await until(async () => (await fetch(`http://127.0.0.1:${etcdPort}/health`)).ok, 'etcd health', 30_000, alive);
 
-    launch('kube-apiserver', [
+    const apiServerArgs = [
       `--etcd-servers=http://127.0.0.1:${etcdPort}`,
       '--bind-address=127.0.0.1',
       '--advertise-address=127.0.0.1',
@@ -114,7 +120,8 @@ export async function startControlPlane({ dir, nodes = 2, log = () => undefined 
       '--endpoint-reconciler-type=none',
       '--enable-priority-and-fairness=false',
       '--v=0',
-    ]);
+    ];
+    launch('kube-apiserver', apiServerArgs);
     const server = `https://127.0.0.1:${apiPort}`;
     const caFile = join(dir, 'certs', 'apiserver.crt');
     await until(async () => existsSync(caFile), 'the serving certificate', 60_000, alive);
@@ -164,7 +171,19 @@ export async function startControlPlane({ dir, nodes = 2, log = () => undefined 
     const startSeconds = (performance.now() - started) / 1000;
     const description: PlaneFile = { server, caFile, kubeconfigPath, startSeconds };
     writeFileSync(join(dir, PLANE_FILE), JSON.stringify(description));
-    return planeFrom(dir, description, stop);
+    const apiServer = {
+      stop: async () => {
+        const part = parts.find((p) => p.name === 'kube-apiserver');
+        if (!part) return;
+        parts.splice(parts.indexOf(part), 1);
+        await stopProcess(part.child, 10_000);
+      },
+      start: async () => {
+        launch('kube-apiserver', apiServerArgs);
+        await until(readyz, 'kube-apiserver /readyz after a restart', 90_000, alive);
+      },
+    };
+    return { ...planeFrom(dir, description, stop), apiServer };
   } catch (error) {
     await stop();
     throw error;

@@ -1,0 +1,182 @@
+/**
+ * The operator's abort on the real control plane, at the worst moments. The worker (as deploy/'s
+ * ServiceAccount) reaches the API server through FaultInjectingKubeProxy, the one test double here:
+ * it holds every write about 300 ms, as a loaded API server would.
+ *
+ * - The abort sweep: one deployment per offset across Deploying and Switching, in steps of at most
+ *   50 ms, with every write in flight for 300 ms; every run ends rolled back, the Service and its
+ *   endpoints on the old slot, the new slot back to its previous image and replicas.
+ * - The API server down for 3 minutes during a rollback (the real kube-apiserver process stopped,
+ *   on a control plane of this file's own): the restore keeps trying, `rollback-stuck` reaches a
+ *   real webhook receiver after 2 minutes, and once the API server is back the deployment ends
+ *   rolled back with nobody involved.
+ */
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DeploymentClient } from '../../src/client/deployment-client.js';
+import { WebhookNotifier } from '../../src/notifications/webhook-notifier.js';
+import type { DeploymentResult } from '../../src/shared/deployment-status.js';
+import type { Slot } from '../../src/shared/slots.js';
+import { phaseSpans, runSweep, summarise, sweepPoints } from '../helpers/abort-sweep.js';
+import { testSpec } from '../helpers/deployment-harness.js';
+import { eventually } from '../helpers/eventually.js';
+import { FaultInjectingKubeProxy } from '../helpers/fault-injecting-kube-proxy-double.js';
+import { endpointPods, slotPods, startClusterWithManifests } from '../helpers/kubernetes.js';
+import type { Cluster } from '../helpers/kubernetes.js';
+import { startKubernetesWorker } from '../helpers/kubernetes-worker.js';
+import type { KubernetesWorker } from '../helpers/kubernetes-worker.js';
+import { startDevServer } from '../helpers/temporal-servers.js';
+import { deploymentResult } from '../../src/client/deployment-client.js';
+
+const TASK_QUEUE = 'bluegreen-kubernetes-abort-drills';
+const IMAGE = (tag: string) => `registry.internal/detection-api:${tag}`;
+const SERVICE_PATCH = /\/api\/v1\/namespaces\/default\/services\/detection-api-service$/;
+const deploymentPatch = (slot: Slot) => new RegExp(`/apis/apps/v1/namespaces/default/deployments/detection-api-${slot}$`);
+const OUTAGE_MS = 180_000;
+
+describe('abort drills on the Kubernetes control plane', () => {
+  let env: TestWorkflowEnvironment;
+  let cluster: Cluster;
+  let proxy: FaultInjectingKubeProxy;
+  let worker: KubernetesWorker;
+  let deployments: DeploymentClient;
+  let webhook: Server;
+  const received: { at: number; body: Record<string, unknown> }[] = [];
+
+  before(async () => {
+    [env, cluster] = await Promise.all([startDevServer(), startClusterWithManifests({ own: true })]);
+    const certs = join(cluster.plane.dir, 'certs');
+    proxy = await FaultInjectingKubeProxy.start({
+      upstream: cluster.plane.server,
+      caFile: cluster.plane.caFile,
+      certFile: join(certs, 'apiserver.crt'),
+      keyFile: join(certs, 'apiserver.key'),
+    });
+    webhook = createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk) => (body += chunk));
+      request.on('end', () => {
+        received.push({ at: performance.now(), body: JSON.parse(body) as Record<string, unknown> });
+        response.writeHead(200).end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+    const hook = new WebhookNotifier(`http://127.0.0.1:${(webhook.address() as { port: number }).port}/incidents`);
+    const token = await cluster.plane.mintToken('default', 'bluegreen-worker');
+    worker = await startKubernetesWorker(env, cluster.plane.configForToken(token, proxy.url), TASK_QUEUE, hook);
+    deployments = new DeploymentClient(env.client, TASK_QUEUE);
+  });
+
+  after(async () => {
+    await worker?.stop();
+    await proxy?.close();
+    await cluster?.plane.stop();
+    await env?.teardown();
+    webhook?.closeAllConnections();
+    await new Promise((resolve) => webhook?.close(resolve));
+  });
+
+  const liveSlot = async () => (await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: 'default' })).spec!.selector!['slot'] as Slot;
+  const deployment = (slot: Slot) => cluster.apps.readNamespacedDeployment({ name: `detection-api-${slot}`, namespace: 'default' });
+  const start = (tag: string, intervalSeconds = 1) =>
+    deployments.start(
+      testSpec({
+        image: IMAGE(tag),
+        replicas: 2,
+        readinessTimeoutSeconds: 60,
+        smoke: { endpoint: worker.referenceUrl },
+        monitor: { durationSeconds: 60, intervalSeconds, slos: [] },
+        scaleDownDelaySeconds: 0,
+      }),
+    );
+  const abort = (reason: string) => deployments.abort('default', 'detection-api', { reason, by: 'abort-drill' });
+  const untilPhase = (phase: string) => eventually(async () => (await deployments.status('default', 'detection-api').catch(() => null))?.phase === phase, phase, 60_000);
+
+  /** What the idle slot held before, to check the rollback put it back. */
+  async function idleBefore(from: Slot): Promise<{ image: string | undefined; replicas: number | undefined }> {
+    const idle = await deployment(from === 'blue' ? 'green' : 'blue');
+    return { image: idle.spec!.template.spec!.containers[0]!.image, replicas: idle.spec!.replicas };
+  }
+
+  /** The Service and every endpoint on the old slot, which is fully Ready; the new slot as before. */
+  async function assertRestored(from: Slot, before: { image: string | undefined; replicas: number | undefined }): Promise<void> {
+    const to: Slot = from === 'blue' ? 'green' : 'blue';
+    assert.equal(await liveSlot(), from);
+    assert.deepEqual(await endpointPods(cluster, 'detection-api-service'), await slotPods(cluster, from), 'every endpoint is an old-slot pod');
+    const old = await deployment(from);
+    assert.equal(old.status?.readyReplicas, old.spec!.replicas, 'the old slot is fully Ready');
+    const idle = await deployment(to);
+    assert.deepEqual({ image: idle.spec!.template.spec!.containers[0]!.image, replicas: idle.spec!.replicas }, before);
+    assert.deepEqual(await slotPods(cluster, to), []);
+  }
+
+  it('sweeps the abort across Deploying and Switching with every write held 300 ms: every run rolls back', async () => {
+    proxy.reset();
+    proxy.tap.writeDelayMs = 300;
+    const from = await liveSlot();
+    const to: Slot = from === 'blue' ? 'green' : 'blue';
+    const before = await idleBefore(from);
+    const calibration = await start('v2.2.0');
+    await untilPhase('Monitoring');
+    await abort('calibration');
+    const spans = phaseSpans((await deploymentResult(calibration)).status);
+    await assertRestored(from, before);
+    const points = sweepPoints(spans, 30, 10);
+    assert.ok(points.length >= 40, `${points.length} offsets`);
+    const runs = await runSweep(
+      points,
+      {
+        start: () => start('v2.2.0'),
+        anchorWrite: (anchor) => proxy.tap.nextWrite(anchor === 'deploy' ? deploymentPatch(to) : SERVICE_PATCH),
+        abort: () => abort('abort sweep'),
+        assertRestored: () => assertRestored(from, before),
+      },
+      (line) => process.stdout.write(`# ${line}\n`),
+    );
+    process.stdout.write(`# abort sweep (Kubernetes, writes held 300 ms): Deploying ${spans.deployMs} ms, Switching ${spans.switchMs} ms; ${summarise(runs)}\n`);
+    assert.ok(runs.some((r) => r.acceptedIn === 'Deploying') && runs.some((r) => r.acceptedIn === 'Switching'), summarise(runs));
+  });
+
+  it('keeps restoring through 3 minutes without an API server, says rollback-stuck, and ends rolled back by itself', async () => {
+    proxy.reset();
+    received.length = 0;
+    const from = await liveSlot();
+    const to: Slot = from === 'blue' ? 'green' : 'blue';
+    const before = await idleBefore(from);
+    const handle = await start('v2.2.1', 5);
+    await untilPhase('Monitoring');
+    assert.equal(await liveSlot(), to);
+
+    await cluster.plane.apiServer!.stop();
+    const down = performance.now();
+    const answer = await abort('the API server is going down for an upgrade');
+    assert.equal(answer.delivery, 'accepted');
+
+    await eventually(async () => received.some((r) => r.body['kind'] === 'rollback-stuck'), 'the rollback-stuck notification', 170_000);
+    const stuck = received.find((r) => r.body['kind'] === 'rollback-stuck')!;
+    assert.ok(stuck.at - down < OUTAGE_MS, 'it came while the API server was still down');
+    assert.match(String(stuck.body['text']), /ROLLBACK STUCK for 120 s at 'switch detection-api-service back to (blue|green)': still retrying/);
+    const status = await deployments.status('default', 'detection-api');
+    assert.equal(status.phase, 'RollingBack');
+    assert.ok(status.rollback?.stuckSince, 'status shows the restore is stuck');
+
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, OUTAGE_MS - (performance.now() - down))));
+    await cluster.plane.apiServer!.start();
+    const up = performance.now();
+    const result: DeploymentResult = await deploymentResult(handle);
+    const ended = performance.now();
+    assert.deepEqual([result.outcome, result.reason, result.liveSlot], ['RolledBack', 'Aborted', from], result.message);
+    assert.ok((result.rollbackSeconds ?? 0) >= OUTAGE_MS / 1000 - 5, `the restore took ${result.rollbackSeconds} s`);
+    await eventually(async () => JSON.stringify(await endpointPods(cluster, 'detection-api-service')) === JSON.stringify(await slotPods(cluster, from)), 'endpoints on the old slot');
+    await assertRestored(from, before);
+    assert.deepEqual(received.map((r) => r.body['kind']), ['rollback-stuck', 'rolled-back']);
+    process.stdout.write(
+      `# API server down ${(OUTAGE_MS / 1000).toFixed(0)} s during a rollback: rollback-stuck after ${((stuck.at - down) / 1000).toFixed(1)} s, ` +
+        `RolledBack ${((ended - up) / 1000).toFixed(1)} s after the API server was back; restore took ${result.rollbackSeconds?.toFixed(1)} s\n`,
+    );
+  });
+});

@@ -237,7 +237,7 @@ const RollbackSchema = z
   .object({
     /**
      * A restore that the platform keeps refusing with transient errors (an API server down for an
-     * upgrade) goes on retrying, backoff capped at 30 s; after this long it is reported stuck: a
+     * upgrade) goes on retrying, backoff capped at 10 s; after this long it is reported stuck: a
      * `rollback-stuck` notification, and the state in `status`. Argo Rollouts has no such alarm.
      */
     stuckAfterSeconds: seconds('rollback.stuckAfterSeconds').default(120),

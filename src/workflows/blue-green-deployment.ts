@@ -150,10 +150,11 @@ function activityOptions(spec: DeploymentSpec, persistentRollback = false): Reco
     measure: { startToCloseTimeout: '15s', retry: { maximumAttempts: 1 }, cancellationType: TRY_CANCEL },
     /**
      * Compensation: it restores service, so it keeps trying through an API server's outage
-     * (unlimited attempts, backoff capped at 30 s) until it succeeds or is refused for good.
+     * (unlimited attempts, backoff capped at 10 s, so it lands within about 10 s of the API's return)
+     * until it succeeds or is refused for good.
      */
     restore: persistentRollback
-      ? { ...cleanup, retry: { ...RETRY, maximumInterval: '30s' } } // no maximumAttempts: unlimited
+      ? { ...cleanup, retry: { ...RETRY } } // no maximumAttempts: unlimited
       : cleanup,
     /** Cleanup after a success: retried, then reported degraded; never a rollback. */
     cleanup,

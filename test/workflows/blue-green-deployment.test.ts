@@ -374,14 +374,14 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     }
 
     it('keeps restoring through an API outage, says rollback-stuck after 2 min, and ends rolled back with the restore time', async () => {
-      // Twelve refused switch-backs at backoff 1, 2, 4, 8, 16, then 30 s: about four minutes.
-      const double = new RecordingPlatformDouble({ behaviour: { sloValues: (call) => (call >= 2 ? { 'error-rate': 0.0872812917 } : {}), failSwitchBack: 12 } });
+      // Sixteen refused switch-backs at backoff 1, 2, 4, 8, then 10 s: well over two minutes.
+      const double = new RecordingPlatformDouble({ behaviour: { sloValues: (call) => (call >= 2 ? { 'error-rate': 0.0872812917 } : {}), failSwitchBack: 16 } });
       const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, testSpec())), {
         notifier: new WebhookNotifier(url),
       });
       assertRolledBack(result, 'SloBreach', 'error-rate');
       assert.equal(result.message, "SLO 'error-rate' breached: 0.0873 (must be < 0.01)", 'the value is rounded for people');
-      assert.equal(double.calls.filter((c) => c.name === 'switchTraffic' && c.slot === 'blue').length, 13, 'twelve refused, the thirteenth landed');
+      assert.equal(double.calls.filter((c) => c.name === 'switchTraffic' && c.slot === 'blue').length, 17, 'sixteen refused, the seventeenth landed');
       assertRestored(double);
       assert.ok((result.rollbackSeconds ?? 0) > 120, `the restore took ${result.rollbackSeconds} s`);
       assert.ok(result.status.rollback?.stuckSince, 'the status says the restore was stuck');

@@ -161,7 +161,22 @@ export interface SmokeRunner {
   runSmokeSuite(request: SmokeRequest, progress: Progress): Promise<SmokeReport>;
 }
 
+export interface ScrapeIntervalRequest {
+  target: Target;
+  slot: Slot;
+}
+
+/** How often the new slot's series are scraped, and how that was found out. */
+export interface ScrapeIntervalReport {
+  /** null when the source could not tell. */
+  seconds: number | null;
+  /** In words: which targets it came from, or why it is unknown. */
+  source: string;
+}
+
 /** Measures the SLOs of a slot; an unreachable or malformed source throws (counted as Error). */
 export interface SloSource {
   evaluateSlos(request: EvaluateSlosRequest): Promise<Measurement[]>;
+  /** The scrape interval of the targets carrying the slot's series; never throws. */
+  readScrapeInterval(request: ScrapeIntervalRequest): Promise<ScrapeIntervalReport>;
 }

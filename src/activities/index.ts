@@ -14,6 +14,7 @@ import type {
   Platform,
   Progress,
   ReadRestartsRequest,
+  ScrapeIntervalRequest,
   ScaleSlotRequest,
   SloSource,
   SmokeRequest,
@@ -80,6 +81,9 @@ export function createActivities({ platform, smoke, slo, notifier = null }: Acti
     },
     async runSmokeSuite(request: SmokeRequest) {
       return await smoke.runSmokeSuite(request, currentProgress());
+    },
+    async readScrapeInterval(request: ScrapeIntervalRequest) {
+      return await slo.readScrapeInterval(request);
     },
     async evaluateSlos(request: EvaluateSlosRequest) {
       return await slo.evaluateSlos(request);

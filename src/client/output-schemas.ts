@@ -63,6 +63,10 @@ export const DeploymentStatusSchema = z
         consecutiveErrors: z.number().int(),
         restarts: z.number().int(),
         latest: z.record(MeasurementSchema),
+        warmUpSeconds: z.number().optional(),
+        scrapeIntervalSeconds: z.number().nullable().optional(),
+        consecutiveInconclusive: z.number().int().optional(),
+        pausedTicks: z.number().int().optional(),
       })
       .strict()
       .nullable(),

@@ -76,6 +76,8 @@ export interface StackOptions {
   workerCommand?: string[];
   /** Where the dev server keeps its history: a database file in stateDir (default), or memory. */
   temporalDb?: 'file' | 'memory';
+  /** How often Prometheus scrapes the replicas (default 1 s; teams run 15 s to 1 min). */
+  scrapeIntervalSeconds?: number;
   /**
    * With a history kept from an earlier run and a platform started afresh: end the deployments
    * still running in that history, with this reason recorded, before any worker could resume them.
@@ -178,7 +180,12 @@ export class EmbeddedStack {
   /** Starts Prometheus again on the same port and data. */
   async startPrometheus(): Promise<void> {
     const { stateDir, ports } = this.options;
-    this.prometheus = await startPrometheus({ dir: join(stateDir, 'prometheus'), listen: `127.0.0.1:${ports.prometheus}`, targets: { file: this.local!.targetsFile } });
+    this.prometheus = await startPrometheus({
+      dir: join(stateDir, 'prometheus'),
+      listen: `127.0.0.1:${ports.prometheus}`,
+      targets: { file: this.local!.targetsFile },
+      scrapeIntervalSeconds: this.options.scrapeIntervalSeconds,
+    });
   }
 
   private async startTemporalProcess(): Promise<() => string> {

@@ -9,11 +9,11 @@ import { Agent } from 'node:https';
 import axios from 'axios';
 import type { AxiosInstance } from 'axios';
 import { z } from 'zod';
-import { AnalysisResult, judgeValue } from '../shared/analysis.js';
+import { AnalysisResult, judgeValue, promDurationSeconds } from '../shared/analysis.js';
 import type { Measurement } from '../shared/analysis.js';
 import { renderTemplate } from '../shared/template.js';
 import { ConfigError, parseEnv } from '../config/env.js';
-import type { EvaluateSlosRequest, SloSource } from '../activities/contract.js';
+import type { EvaluateSlosRequest, ScrapeIntervalReport, ScrapeIntervalRequest, SloSource } from '../activities/contract.js';
 import type { Slo } from '../spec/deployment-spec.js';
 
 export const PrometheusConfigSchema = z
@@ -52,6 +52,34 @@ const QueryResponseSchema = z.discriminatedUnion('status', [
   z.object({ status: z.literal('error'), errorType: z.string(), error: z.string() }),
 ]);
 
+/** What Prometheus answers to /api/v1/targets (only the fields read here). */
+const TargetsResponseSchema = z.object({
+  status: z.literal('success'),
+  data: z.object({
+    activeTargets: z.array(
+      z.object({
+        labels: z.record(z.string()),
+        scrapePool: z.string().optional(),
+        scrapeInterval: z.string().optional(),
+      }),
+    ),
+  }),
+});
+
+/**
+ * Whether a target carries the slot's series, as a deployment's targets are usually labelled: by
+ * the slot label (with the app), by the slot Deployment's name, or by a pod of that Deployment.
+ */
+function isSlotTarget(labels: Record<string, string>, { target, slot }: ScrapeIntervalRequest): boolean {
+  if (labels['namespace'] !== undefined && labels['namespace'] !== target.namespace) return false;
+  const deployment = target.deployments[slot];
+  return (
+    (labels[target.slotLabelKey] === slot && (labels['app'] === undefined || labels['app'] === target.app)) ||
+    labels['deployment'] === deployment ||
+    (labels['pod'] ?? '').startsWith(`${deployment}-`)
+  );
+}
+
 function readCa(path: string): Buffer {
   try {
     return readFileSync(path);
@@ -89,6 +117,33 @@ export class PrometheusSloSource implements SloSource {
       service: request.target.service,
     };
     return await Promise.all(request.slos.map((slo) => this.measure(slo, renderTemplate(slo.query, variables))));
+  }
+
+  /**
+   * The scrape interval of the targets that carry the slot's series (the longest, if they differ),
+   * from /api/v1/targets; failing that, the longest of all active targets; null when Prometheus
+   * cannot tell (unreachable, or too old to report it).
+   */
+  async readScrapeInterval(request: ScrapeIntervalRequest): Promise<ScrapeIntervalReport> {
+    let body: unknown;
+    try {
+      const response = await this.http.get('/api/v1/targets', { params: { state: 'active' } });
+      if (response.status >= 400) return { seconds: null, source: `Prometheus answered HTTP ${response.status} to /api/v1/targets` };
+      body = response.data;
+    } catch (cause) {
+      return { seconds: null, source: `Prometheus unreachable at ${this.config.PROMETHEUS_URL}: ${(cause as { code?: string }).code ?? (cause as Error).message}` };
+    }
+    const parsed = TargetsResponseSchema.safeParse(body);
+    if (!parsed.success) return { seconds: null, source: `malformed answer from /api/v1/targets: ${parsed.error.issues[0]?.message ?? 'unexpected shape'}` };
+    const longest = (targets: { scrapeInterval?: string | undefined }[]) =>
+      Math.max(...targets.map((t) => promDurationSeconds(t.scrapeInterval ?? '')).filter((seconds) => Number.isFinite(seconds)));
+    const targets = parsed.data.data.activeTargets;
+    const slotTargets = targets.filter((t) => isSlotTarget(t.labels, request));
+    const ofSlot = longest(slotTargets);
+    if (Number.isFinite(ofSlot)) return { seconds: ofSlot, source: `${slotTargets.length} target(s) of ${request.target.deployments[request.slot]}` };
+    const ofAll = longest(targets);
+    if (Number.isFinite(ofAll)) return { seconds: ofAll, source: `no target names ${request.target.deployments[request.slot]}: the longest of ${targets.length} active target(s)` };
+    return { seconds: null, source: 'Prometheus reports no active target with a scrape interval' };
   }
 
   private async measure(slo: Slo, query: string): Promise<Measurement> {

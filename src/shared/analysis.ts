@@ -83,3 +83,125 @@ export function formatValue(value: number | null): string {
   if (Number.isInteger(value)) return String(value);
   return Math.abs(value) >= 100 ? value.toFixed(0) : String(Number(value.toPrecision(3)));
 }
+
+/** Seconds in a Prometheus duration such as 1m30s or 500ms; NaN when it is not one. */
+export function promDurationSeconds(duration: string): number {
+  const units: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400, w: 604800, y: 31536000 };
+  let seconds = 0;
+  let rest = duration;
+  while (rest.length > 0) {
+    const match = /^([0-9]+)(ms|s|m|h|d|w|y)/.exec(rest);
+    if (!match) return Number.NaN;
+    seconds += Number(match[1]) * units[match[2]!]!;
+    rest = rest.slice(match[0].length);
+  }
+  return duration.length > 0 ? seconds : Number.NaN;
+}
+
+/** Prometheus's own default scrape interval: assumed when the targets' cannot be read. */
+export const DEFAULT_SCRAPE_INTERVAL_SECONDS = 60;
+
+/** How long the monitor measures without counting missing data, and why. */
+export interface WarmUp {
+  seconds: number;
+  /** The scrape interval the warm-up was derived from (null: set by the spec). */
+  scrapeIntervalSeconds: number | null;
+  /** Warnings for people, with numbers: a window or a duration that cannot hold enough data. */
+  warnings: string[];
+}
+
+/**
+ * The monitor's warm-up: a rate() over the new version's series answers only once two scrapes of
+ * them fall inside its window, and the series begin with the first scrape after traffic reaches
+ * the new slot; so the first 2 scrape intervals after the switch (plus one tick, for the query's
+ * own timing) cannot have data, whatever the version does. Missing data then is not Inconclusive.
+ * `initialDelaySeconds` from the spec overrides the derivation.
+ */
+export function monitorWarmUp({
+  windowSeconds,
+  intervalSeconds,
+  durationSeconds,
+  scrapeIntervalSeconds,
+  initialDelaySeconds,
+}: {
+  windowSeconds: number;
+  intervalSeconds: number;
+  durationSeconds: number;
+  scrapeIntervalSeconds: number | null;
+  initialDelaySeconds?: number | undefined;
+}): WarmUp {
+  const scrape = scrapeIntervalSeconds ?? DEFAULT_SCRAPE_INTERVAL_SECONDS;
+  const seconds = initialDelaySeconds ?? 2 * scrape + intervalSeconds;
+  const warnings: string[] = [];
+  const scrapeSource = scrapeIntervalSeconds === null ? `Prometheus's default ${scrape} s, assumed` : `${scrape} s`;
+  if (windowSeconds < 2 * scrape) {
+    warnings.push(
+      `monitor.window (${windowSeconds} s) holds fewer than 2 scrapes at the targets' scrape interval (${scrapeSource}): ` +
+        `rate() over it has no data at all; make it at least ${2 * scrape} s (4 scrapes, ${4 * scrape} s, is safer)`,
+    );
+  }
+  const judged = Math.floor(Math.max(0, durationSeconds - seconds) / intervalSeconds);
+  if (judged < 3) {
+    warnings.push(
+      `monitor.durationSeconds (${durationSeconds} s) leaves ${judged} judged tick(s) after a ${seconds} s warm-up ` +
+        `(scrape interval ${scrapeSource}); make it at least ${seconds + 3 * intervalSeconds} s`,
+    );
+  }
+  return { seconds, scrapeIntervalSeconds: initialDelaySeconds === undefined ? scrape : null, warnings };
+}
+
+export const MonitorDecision = {
+  /** Keep measuring. */
+  Continue: 'Continue',
+  /** More failed ticks than `failureLimit`: roll back. */
+  Breach: 'Breach',
+  /** `consecutiveErrorLimit` measurement errors in a row: the SLOs cannot be verified, roll back. */
+  ErrorLimit: 'ErrorLimit',
+  /** More Inconclusive ticks than `inconclusiveLimit`: pause for a decision. */
+  Pause: 'Pause',
+} as const;
+export type MonitorDecision = (typeof MonitorDecision)[keyof typeof MonitorDecision];
+
+export interface MonitorLimits {
+  failureLimit: number;
+  consecutiveErrorLimit: number;
+  inconclusiveLimit: number;
+}
+
+export interface MonitorCounters {
+  failed: number;
+  consecutiveErrors: number;
+  /** Inconclusive ticks since the last pause, or (with `consecutive`) since the last Successful one. */
+  inconclusive: number;
+}
+
+/**
+ * The monitor's limits as a pure function: one tick's result, the counters so far, and what to do.
+ * A breach counts whenever it is seen (a breach with data is a breach, warm-up or not); missing
+ * data counts only after the warm-up and, with `consecutive`, only in a row: "still no data",
+ * not "no data once". Deployments recorded before the warm-up existed count every Inconclusive tick
+ * since the last pause (`consecutive: false`).
+ */
+export function judgeMonitorTick(
+  limits: MonitorLimits,
+  counters: MonitorCounters,
+  result: AnalysisResult,
+  { warmingUp = false, consecutive = true }: { warmingUp?: boolean; consecutive?: boolean } = {},
+): { counters: MonitorCounters; decision: MonitorDecision } {
+  const next = { ...counters, consecutiveErrors: result === AnalysisResult.Error ? counters.consecutiveErrors + 1 : 0 };
+  switch (result) {
+    case AnalysisResult.Failed:
+      next.failed += 1;
+      return { counters: next, decision: next.failed > limits.failureLimit ? MonitorDecision.Breach : MonitorDecision.Continue };
+    case AnalysisResult.Error:
+      return { counters: next, decision: next.consecutiveErrors >= limits.consecutiveErrorLimit ? MonitorDecision.ErrorLimit : MonitorDecision.Continue };
+    case AnalysisResult.Inconclusive:
+      if (warmingUp) return { counters: next, decision: MonitorDecision.Continue };
+      next.inconclusive += 1;
+      if (next.inconclusive > limits.inconclusiveLimit) return { counters: { ...next, inconclusive: 0 }, decision: MonitorDecision.Pause };
+      return { counters: next, decision: MonitorDecision.Continue };
+    default:
+      if (consecutive) next.inconclusive = 0;
+      return { counters: next, decision: MonitorDecision.Continue };
+  }
+}

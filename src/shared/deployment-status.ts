@@ -130,6 +130,14 @@ export interface MonitorProgress {
   restarts: number;
   /** The last measurement of each SLO, by name (plus `pod-restarts`). */
   latest: Record<string, Measurement>;
+  /** Seconds at the start in which missing data is not counted (absent before it existed). */
+  warmUpSeconds?: number;
+  /** The scrape interval the warm-up was derived from; null when the spec set it. */
+  scrapeIntervalSeconds?: number | null;
+  /** Inconclusive ticks in a row after the warm-up. */
+  consecutiveInconclusive?: number;
+  /** Ticks measured while paused for missing data. */
+  pausedTicks?: number;
 }
 
 export interface DeploymentStatus {

@@ -206,6 +206,17 @@ const MonitorSchema = z
     inconclusiveLimit: z.number().int().min(0).default(6),
     /** Container restarts of the new slot's pods tolerated during monitoring (the seed: 0). */
     restartLimit: z.number().int().min(0).default(0),
+    /**
+     * Seconds at the start of monitoring in which missing data is not counted. Unset: derived from
+     * the window and the scrape interval Prometheus reports for the new slot's targets.
+     */
+    initialDelaySeconds: z.number().int('monitor.initialDelaySeconds must be a whole number of seconds').min(0).optional(),
+    /**
+     * While paused for missing data, this many Successful ticks in a row end the pause by
+     * themselves (the data the pause waited for has arrived, and it is good); 0: only a person
+     * ends it. A Failed tick while paused rolls back, as during monitoring.
+     */
+    resumeWhenConclusive: z.number().int().min(0).default(3),
     slos: z.array(SloSchema).default(DEFAULT_SLOS),
   })
   .strict()

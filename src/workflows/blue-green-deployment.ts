@@ -28,8 +28,8 @@ import type { ActivityOptions } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import type { LiveState, SlotState, Target } from '../activities/contract.js';
 import type { DeploymentEvent } from '../notifications/webhook-notifier.js';
-import { AnalysisResult, formatValue, judgeTick, judgeValue } from '../shared/analysis.js';
-import type { Measurement } from '../shared/analysis.js';
+import { AnalysisResult, formatValue, judgeMonitorTick, judgeTick, judgeValue, MonitorDecision, monitorWarmUp, promDurationSeconds } from '../shared/analysis.js';
+import type { Measurement, MonitorCounters, WarmUp } from '../shared/analysis.js';
 import {
   ABORT_AFTER_CLEANUP_MESSAGE,
   DeploymentFailureType,
@@ -82,6 +82,11 @@ const Patch = {
   PersistentRollback: 'persistent-rollback',
   /** A deployment that did not go live ends as a workflow failure carrying its result. */
   FailedExecution: 'failed-execution',
+  /**
+   * The monitor reads the scrape interval in preflight, counts missing data only after a warm-up
+   * and only in a row, and keeps measuring while paused for missing data.
+   */
+  ScrapeAwareMonitor: 'scrape-aware-monitor',
 } as const;
 
 /** A restore that outlasts this (when the spec, recorded before the field existed, has none). */
@@ -241,6 +246,8 @@ class BlueGreenDeployment {
   private cleanupStarted = false;
   private approved = false;
   private persistentRollback = false;
+  /** Set in preflight where the scrape-aware monitor applies (see Patch.ScrapeAwareMonitor). */
+  private warmUp: WarmUp | null = null;
 
   constructor(spec: DeploymentSpec) {
     this.spec = spec;
@@ -333,6 +340,37 @@ class BlueGreenDeployment {
         'active-slot-health',
       );
     }
+    if (patched(Patch.ScrapeAwareMonitor)) await this.planWarmUp(idle);
+  }
+
+  /**
+   * How long the monitor must wait before missing data means anything: from the scrape interval
+   * Prometheus reports for the new slot's targets (or the spec's `initialDelaySeconds`). Its
+   * warnings (a window or a duration too short for that interval) are given now, before anything
+   * changes, and kept in the result.
+   */
+  private async planWarmUp(idle: Slot): Promise<void> {
+    const monitor = this.spec.monitor;
+    let scrape: { seconds: number | null; source: string } = { seconds: null, source: 'no SLO is measured' };
+    if (monitor.slos.length > 0) {
+      try {
+        scrape = await this.act('quick', `scrape interval of ${idle}'s targets`).readScrapeInterval({ target: this.target!, slot: idle });
+      } catch (error) {
+        scrape = { seconds: null, source: describeError(error) };
+      }
+      if (scrape.seconds === null && monitor.initialDelaySeconds === undefined) {
+        this.warnings.push(`the scrape interval could not be read (${scrape.source}): the warm-up assumes Prometheus's default`);
+      }
+    }
+    this.warmUp = monitorWarmUp({
+      windowSeconds: promDurationSeconds(monitor.window),
+      intervalSeconds: monitor.intervalSeconds,
+      durationSeconds: monitor.durationSeconds,
+      scrapeIntervalSeconds: scrape.seconds,
+      initialDelaySeconds: monitor.initialDelaySeconds,
+    });
+    if (monitor.slos.length > 0) this.warnings.push(...this.warmUp.warnings);
+    for (const warning of this.warnings) log.warn(warning);
   }
 
   // Phase 1: the new image on the idle slot, scaled up, every replica Ready.
@@ -440,35 +478,36 @@ class BlueGreenDeployment {
       latest: {},
     };
     this.status.monitor = progress;
-    this.enterPhase(Phase.Monitoring, `monitoring ${slot} for ${monitor.durationSeconds} s every ${monitor.intervalSeconds} s`);
-    let inconclusiveSincePause = 0;
+    const warmUp = this.warmUp;
+    if (warmUp) Object.assign(progress, { warmUpSeconds: warmUp.seconds, scrapeIntervalSeconds: warmUp.scrapeIntervalSeconds, consecutiveInconclusive: 0 });
+    this.enterPhase(
+      Phase.Monitoring,
+      `monitoring ${slot} for ${monitor.durationSeconds} s every ${monitor.intervalSeconds} s` +
+        (warmUp
+          ? `; missing data counts after a ${warmUp.seconds} s warm-up (${warmUp.scrapeIntervalSeconds === null ? 'monitor.initialDelaySeconds' : `scrape interval ${warmUp.scrapeIntervalSeconds} s`})`
+          : ''),
+    );
+    const startedAt = new Date().getTime();
+    let counters: MonitorCounters = { failed: 0, consecutiveErrors: 0, inconclusive: 0 };
     for (let tick = 1; tick <= ticks; tick++) {
       const measurements = await this.measureSlot(target, slot, baseline, `monitor tick ${tick}/${ticks}`);
       const result = measurements === null ? AnalysisResult.Error : judgeTick(measurements);
+      const warmingUp = warmUp !== null && new Date().getTime() - startedAt < warmUp.seconds * 1000;
       progress.tick = tick;
       for (const m of measurements ?? []) progress.latest[m.name] = m;
-      progress.consecutiveErrors = result === AnalysisResult.Error ? progress.consecutiveErrors + 1 : 0;
-      this.status.message = `monitor tick ${tick}/${ticks}: ${result}`;
-      if (result === AnalysisResult.Successful) progress.successful++;
-      if (result === AnalysisResult.Failed) {
-        progress.failed++;
-        if (progress.failed > monitor.failureLimit) throw breachOf(measurements ?? []);
-      }
-      if (result === AnalysisResult.Error) {
-        progress.errors++;
-        if (progress.consecutiveErrors >= monitor.consecutiveErrorLimit) {
-          throw new PhaseFailure(
-            RollbackReason.MeasurementErrors,
-            `${progress.consecutiveErrors} consecutive measurement errors (limit ${monitor.consecutiveErrorLimit}): the SLOs cannot be verified`,
-            'measurement',
-          );
-        }
-      }
-      if (result === AnalysisResult.Inconclusive) {
-        progress.inconclusive++;
-        if (++inconclusiveSincePause > monitor.inconclusiveLimit) {
+      this.status.message = `monitor tick ${tick}/${ticks}: ${result}${warmingUp && result === AnalysisResult.Inconclusive ? ' (warming up: not counted)' : ''}`;
+      const judged = judgeMonitorTick(monitor, counters, result, { warmingUp, consecutive: warmUp !== null });
+      counters = judged.counters;
+      this.count(progress, result, counters);
+      if (judged.decision === MonitorDecision.Breach) throw breachOf(measurements ?? []);
+      if (judged.decision === MonitorDecision.ErrorLimit) throw this.errorLimitFailure(progress.consecutiveErrors);
+      if (judged.decision === MonitorDecision.Pause) {
+        if (warmUp) {
+          const how = await this.pauseWhileMeasuring(target, slot, baseline, progress, counters);
+          counters = { ...counters, consecutiveErrors: 0 };
+          this.enterPhase(Phase.Monitoring, `monitoring ${slot}: ${how} at tick ${tick}/${ticks}`);
+        } else {
           await this.awaitApproval(Gate.Inconclusive, true);
-          inconclusiveSincePause = 0;
           this.enterPhase(Phase.Monitoring, `monitoring ${slot}: resumed by an operator at tick ${tick}/${ticks}`);
         }
       }
@@ -479,9 +518,79 @@ class BlueGreenDeployment {
     }
     if (progress.successful === 0) {
       // A window in which nothing could be measured proves nothing: an operator decides.
-      await this.awaitApproval(Gate.Inconclusive, true);
+      if (warmUp) await this.pauseWhileMeasuring(target, slot, baseline, progress, counters);
+      else await this.awaitApproval(Gate.Inconclusive, true);
     }
     this.status.message = `monitoring passed: ${progress.successful}/${ticks} ticks successful`;
+  }
+
+  /** Keeps the counts people see in step with the monitor's counters. */
+  private count(progress: MonitorProgress, result: AnalysisResult, counters: MonitorCounters): void {
+    if (result === AnalysisResult.Successful) progress.successful++;
+    if (result === AnalysisResult.Failed) progress.failed++;
+    if (result === AnalysisResult.Error) progress.errors++;
+    if (result === AnalysisResult.Inconclusive) progress.inconclusive++;
+    progress.consecutiveErrors = counters.consecutiveErrors;
+    if (progress.consecutiveInconclusive !== undefined) progress.consecutiveInconclusive = counters.inconclusive;
+  }
+
+  private errorLimitFailure(consecutiveErrors: number): PhaseFailure {
+    return new PhaseFailure(
+      RollbackReason.MeasurementErrors,
+      `${consecutiveErrors} consecutive measurement errors (limit ${this.spec.monitor.consecutiveErrorLimit}): the SLOs cannot be verified`,
+      'measurement',
+    );
+  }
+
+  /**
+   * Paused for missing data, the monitor goes on measuring every interval and shows the latest
+   * values, so the operator decides on facts. The pause ends with an approval, or by itself after
+   * `resumeWhenConclusive` Successful ticks in a row; a breach or the error limit rolls back as
+   * during monitoring; an abort cancels it; nobody answering within the approval timeout rolls back.
+   * Returns how it ended, for the phase message.
+   */
+  private async pauseWhileMeasuring(target: Target, slot: Slot, baseline: number, progress: MonitorProgress, counters: MonitorCounters): Promise<string> {
+    const { monitor, gates } = this.spec;
+    const resumeAfter = monitor.resumeWhenConclusive ?? 0;
+    const since = new Date();
+    const deadline = since.getTime() + gates.approvalTimeoutSeconds * 1000;
+    this.approved = false;
+    this.status.awaiting = { gate: Gate.Inconclusive, since: since.toISOString(), timeoutAt: new Date(deadline).toISOString() };
+    this.enterPhase(
+      Phase.Paused,
+      `no data for ${monitor.inconclusiveLimit + 1} ticks in a row after the warm-up: approve to go on or abort to roll back` +
+        (resumeAfter > 0 ? `; goes on by itself after ${resumeAfter} successful ticks in a row` : '') +
+        `; still measuring every ${monitor.intervalSeconds} s`,
+    );
+    await this.notify('awaiting-approval', `${this.status.message}; approve with: bluegreen approve ${this.spec.app} -n ${this.spec.namespace}`);
+    let current = counters;
+    let successes = 0;
+    try {
+      for (let tick = 1; ; tick++) {
+        const left = deadline - new Date().getTime();
+        if (left <= 0) {
+          throw new PhaseFailure(RollbackReason.NoDecision, `nobody approved the ${Gate.Inconclusive} gate within ${gates.approvalTimeoutSeconds} s`, Gate.Inconclusive);
+        }
+        if (await condition(() => this.approved, Math.min(monitor.intervalSeconds * 1000, left), { summary: `paused: next measurement in ${monitor.intervalSeconds} s` })) {
+          return 'resumed by an operator';
+        }
+        const measurements = await this.measureSlot(target, slot, baseline, `paused tick ${tick}`);
+        const result = measurements === null ? AnalysisResult.Error : judgeTick(measurements);
+        for (const m of measurements ?? []) progress.latest[m.name] = m;
+        const judged = judgeMonitorTick(monitor, current, result, { consecutive: true });
+        current = { ...judged.counters, inconclusive: 0 };
+        this.count(progress, result, current);
+        progress.pausedTicks = (progress.pausedTicks ?? 0) + 1;
+        if (judged.decision === MonitorDecision.Breach) throw breachOf(measurements ?? []);
+        if (judged.decision === MonitorDecision.ErrorLimit) throw this.errorLimitFailure(progress.consecutiveErrors);
+        successes = result === AnalysisResult.Successful ? successes + 1 : 0;
+        this.status.message = `paused, still measuring: tick ${tick}: ${result}${resumeAfter > 0 ? ` (${successes}/${resumeAfter} successful in a row)` : ''}`;
+        this.publishDetails();
+        if (resumeAfter > 0 && successes >= resumeAfter) return `resumed by itself after ${successes} successful ticks in a row`;
+      }
+    } finally {
+      this.status.awaiting = null;
+    }
   }
 
   /** One tick: SLOs and restarts side by side; null when either could not be measured. */

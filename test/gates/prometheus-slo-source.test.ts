@@ -4,7 +4,11 @@
  * fails p95, no traffic is Inconclusive, and Prometheus stopped or wrong is Error.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { freePort } from '../../src/local-platform/processes.js';
 import { PrometheusSloSource } from '../../src/gates/prometheus-slo-source.js';
 import type { Measurement } from '../../src/shared/analysis.js';
 import { DEFAULT_SLOS } from '../../src/spec/deployment-spec.js';
@@ -166,6 +170,31 @@ describe('Prometheus SLO source against a real Prometheus', () => {
       await service.exited;
       await tak.close();
     }
+  });
+
+  it("reads the scrape interval Prometheus reports for the slot's targets, and says why when it cannot", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scrape-targets-'));
+    const file = join(dir, 'targets.json');
+    // Two replicas of the two slots, as the local platform (and a pod-role relabelling) label them.
+    const [green, blue] = [await freePort(), await freePort()];
+    writeFileSync(
+      file,
+      JSON.stringify([
+        { targets: [`127.0.0.1:${green}`], labels: { namespace: 'default', deployment: 'detection-api-green', pod: 'detection-api-green-0' } },
+        { targets: [`127.0.0.1:${blue}`], labels: { namespace: 'default', deployment: 'detection-api-blue', pod: 'detection-api-blue-0' } },
+      ]),
+    );
+    const prometheus = await startPrometheus({ file }, undefined, 15);
+    try {
+      let report = await source(prometheus.url).readScrapeInterval({ target: REFERENCE_TARGET, slot: 'green' });
+      await eventually(async () => (report = await source(prometheus.url).readScrapeInterval({ target: REFERENCE_TARGET, slot: 'green' })).seconds !== null, 'the targets are discovered');
+      assert.deepEqual(report, { seconds: 15, source: '1 target(s) of detection-api-green' });
+    } finally {
+      await prometheus.stop();
+    }
+    const gone = await source(prometheus.url).readScrapeInterval({ target: REFERENCE_TARGET, slot: 'green' });
+    assert.equal(gone.seconds, null);
+    assert.match(gone.source, /Prometheus unreachable at http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED|ECONNRESET/);
   });
 
   it('names each malformed Prometheus variable', () => {

@@ -15,6 +15,7 @@ export type PrometheusServer = PrometheusProcess;
 export async function startPrometheus(
   targets: PrometheusOptions['targets'],
   basicAuth?: { username: string; password: string },
+  scrapeIntervalSeconds?: number,
 ): Promise<PrometheusServer> {
   const dir = mkdtempSync(join(tmpdir(), 'prometheus-'));
   const extraArgs: string[] = [];
@@ -24,5 +25,5 @@ export async function startPrometheus(
     extraArgs.push(`--web.config.file=${join(dir, 'web.yml')}`);
     headers['authorization'] = `Basic ${Buffer.from(`${basicAuth.username}:${basicAuth.password}`).toString('base64')}`;
   }
-  return await launch({ dir, listen: `127.0.0.1:${await freePort()}`, targets, extraArgs, headers });
+  return await launch({ dir, listen: `127.0.0.1:${await freePort()}`, targets, extraArgs, headers, scrapeIntervalSeconds });
 }

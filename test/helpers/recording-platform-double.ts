@@ -15,6 +15,8 @@ import type {
   Progress,
   ReadRestartsRequest,
   ScaleSlotRequest,
+  ScrapeIntervalReport,
+  ScrapeIntervalRequest,
   SloSource,
   SmokeReport,
   SmokeRequest,
@@ -58,6 +60,8 @@ export interface DoubleBehaviour {
   failScaleDown?: boolean;
   /** The first n switches back to the slot traffic came from fail as an unreachable API would. */
   failSwitchBack?: number;
+  /** The scrape interval the SLO source reports (default 1 s; null: it cannot tell). */
+  scrapeIntervalSeconds?: number | null;
 }
 
 const HEALTHY_VALUES: Record<string, number> = {
@@ -238,6 +242,12 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
         : { name, verdict: 'passed' as const, latencyMs: 3, message: 'ok' },
     );
     return { endpoint: `http://${request.target.deployments[request.slot]}:8000`, passed: !this.behaviour.failSmokeCheck, checks };
+  }
+
+  async readScrapeInterval(request: ScrapeIntervalRequest): Promise<ScrapeIntervalReport> {
+    this.record('readScrapeInterval', request.slot, request);
+    const seconds = this.behaviour.scrapeIntervalSeconds === undefined ? 1 : this.behaviour.scrapeIntervalSeconds;
+    return { seconds, source: seconds === null ? 'the test double cannot tell' : 'the test double' };
   }
 
   async evaluateSlos(request: EvaluateSlosRequest): Promise<Measurement[]> {

@@ -27,6 +27,7 @@ const IDLE_IMAGE = 'registry.internal/detection-api:v2.0.0';
 function forwardCalls(last: string): string[] {
   const all = [
     'describe',
+    'readScrapeInterval green',
     'deploySlot green',
     'waitForSlotReady green',
     'runSmokeSuite green',
@@ -135,6 +136,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     const secondRun = double.platformCalls().slice(double.platformCalls().lastIndexOf('describe'));
     assert.deepEqual(secondRun, [
       'describe',
+      'readScrapeInterval blue',
       'deploySlot blue',
       'waitForSlotReady blue',
       'runSmokeSuite blue',
@@ -266,7 +268,13 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       await captureHistory(handle, 'rolled-back-no-decision');
       return result;
     });
-    assert.equal(double.ticks, 7, 'inconclusiveLimit 6: the seventh inconclusive tick pauses');
+    // Warm-up 2 x 1 s scrapes + one 5 s tick: ticks 1 and 2 are not counted; the seventh counted
+    // one (tick 9) pauses, and the pause goes on measuring every 5 s until the 600 s timeout.
+    assert.equal(result.status.monitor?.warmUpSeconds, 7);
+    assert.equal(result.status.monitor?.tick, 9, 'inconclusiveLimit 6: the seventh counted inconclusive tick pauses');
+    const paused = result.status.monitor?.pausedTicks ?? 0;
+    assert.ok(paused >= 110 && paused <= 120, `measured every 5 s while paused (${paused} ticks)`);
+    assert.equal(double.ticks, 9 + paused);
     assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), ...SWITCH_BACK_THEN_RESTORE]);
     assertRestored(double);
     assertRolledBack(result, 'NoDecision', 'inconclusive');
@@ -277,14 +285,17 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     const double = new RecordingPlatformDouble({ behaviour: { sloValues: () => ({ 'error-rate': null }) } });
     const spec = testSpec({ monitor: { durationSeconds: 20, intervalSeconds: 5 }, gates: { approvalTimeoutSeconds: 300 } });
     const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, spec)));
-    assert.equal(double.ticks, 4, 'four inconclusive ticks, under the limit of 6');
+    const paused = result.status.monitor?.pausedTicks ?? 0;
+    assert.equal(double.ticks, 4 + paused, 'four inconclusive ticks, under the limit of 6, then the pause measured on');
+    assert.ok(paused >= 50, `${paused} ticks while paused`);
     assertRolledBack(result, 'NoDecision', 'inconclusive');
     assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), ...SWITCH_BACK_THEN_RESTORE]);
   });
 
   it('resumes monitoring when an operator approves after inconclusive data', async () => {
     const double = new RecordingPlatformDouble({ behaviour: { sloValues: (tick) => (tick <= 2 ? { 'error-rate': null } : {}) } });
-    const spec = testSpec({ monitor: { durationSeconds: 5, intervalSeconds: 1, inconclusiveLimit: 1 } });
+    // No warm-up and no pause ending by itself: only the operator ends it.
+    const spec = testSpec({ monitor: { durationSeconds: 5, intervalSeconds: 1, inconclusiveLimit: 1, initialDelaySeconds: 0, resumeWhenConclusive: 0 } });
     const result = await withWorker(env, double, async (taskQueue) => {
       const handle = await startDeployment(env, taskQueue, spec);
       await eventually(async () => (await handle.query(statusQuery)).phase === 'Paused');
@@ -294,6 +305,62 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     assert.equal(result.outcome, 'Succeeded');
     assert.equal(result.status.monitor?.inconclusive, 2);
     assert.equal(double.selector, 'green');
+  });
+
+  describe('monitoring at the scrape intervals teams run', () => {
+    it('counts missing data only after the warm-up the scrape interval needs: a healthy release at 30 s passes unattended', async () => {
+      // Scraped every 30 s: no data for the first 60 s (13 ticks at 5 s), then healthy.
+      const double = new RecordingPlatformDouble({ behaviour: { scrapeIntervalSeconds: 30, sloValues: (call) => (call <= 13 ? { 'error-rate': null, 'p95-latency': null } : {}) } });
+      const spec = testSpec({ monitor: { durationSeconds: 300, intervalSeconds: 5, window: '2m' } });
+      const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, spec)));
+      assert.equal(result.outcome, 'Succeeded', result.message);
+      assert.deepEqual([result.status.monitor?.warmUpSeconds, result.status.monitor?.scrapeIntervalSeconds], [65, 30]);
+      assert.equal(result.status.monitor?.inconclusive, 13);
+      assert.ok(!result.status.transitions.some((t) => t.phase === 'Paused'), 'never paused');
+      assert.match(result.status.transitions.find((t) => t.phase === 'Monitoring')!.message, /missing data counts after a 65 s warm-up \(scrape interval 30 s\)/);
+      assert.deepEqual(result.warnings, []);
+    });
+
+    it('counts Inconclusive in a row: scattered no-data ticks never pause', async () => {
+      // Every third tick has no data (a scrape that landed late), after the warm-up too.
+      const double = new RecordingPlatformDouble({ behaviour: { sloValues: (call) => (call % 3 === 0 ? { 'error-rate': null } : {}) } });
+      const spec = testSpec({ monitor: { durationSeconds: 100, intervalSeconds: 5, inconclusiveLimit: 1 } });
+      const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, spec)));
+      assert.equal(result.outcome, 'Succeeded', result.message);
+      assert.ok((result.status.monitor?.inconclusive ?? 0) >= 6);
+      assert.ok(!result.status.transitions.some((t) => t.phase === 'Paused'));
+    });
+
+    it('goes on measuring while paused, and ends the pause by itself after 3 successful ticks in a row', async () => {
+      const double = new RecordingPlatformDouble({ behaviour: { sloValues: (call) => (call <= 5 ? { 'error-rate': null } : {}) } });
+      const spec = testSpec({ monitor: { durationSeconds: 30, intervalSeconds: 5, inconclusiveLimit: 2, initialDelaySeconds: 0 } });
+      const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, spec)));
+      assert.equal(result.outcome, 'Succeeded', result.message);
+      const phases = result.status.transitions.map((t) => t.phase);
+      assert.deepEqual(phases.slice(phases.indexOf('Monitoring')), ['Monitoring', 'Paused', 'Monitoring', 'CleaningUp', 'Succeeded']);
+      assert.match(result.status.transitions[phases.lastIndexOf('Monitoring')]!.message, /resumed by itself after 3 successful ticks in a row at tick 3\/6/);
+      assert.equal(result.status.monitor?.pausedTicks, 5, 'two more without data, then three with');
+      assert.equal(result.status.awaiting, null);
+    });
+
+    it('rolls back on a breach seen while paused', async () => {
+      const double = new RecordingPlatformDouble({ behaviour: { sloValues: (call) => (call <= 3 ? { 'error-rate': null } : { 'error-rate': 0.2 }) } });
+      const spec = testSpec({ monitor: { durationSeconds: 60, intervalSeconds: 5, inconclusiveLimit: 2, initialDelaySeconds: 0 } });
+      const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, spec)));
+      assertRolledBack(result, 'SloBreach', 'error-rate');
+      assert.equal(result.status.monitor?.pausedTicks, 1);
+      assertRestored(double);
+    });
+
+    it('warns, with numbers, of a window or a duration too short for the scrape interval', async () => {
+      const double = new RecordingPlatformDouble({ behaviour: { scrapeIntervalSeconds: 60 } });
+      const spec = testSpec({ monitor: { durationSeconds: 120, intervalSeconds: 5, window: '1m' } });
+      const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, spec)));
+      assert.deepEqual(result.warnings, [
+        "monitor.window (60 s) holds fewer than 2 scrapes at the targets' scrape interval (60 s): rate() over it has no data at all; make it at least 120 s (4 scrapes, 240 s, is safer)",
+        'monitor.durationSeconds (120 s) leaves 0 judged tick(s) after a 125 s warm-up (scrape interval 60 s); make it at least 140 s',
+      ]);
+    });
   });
 
   describe('notifications', () => {

@@ -82,3 +82,17 @@ export function breakdown(events: Event[]): Record<string, number> {
   }
   return spent;
 }
+
+/**
+ * For a version whose fault begins `faultAfterMs` after its pods start: from the fault's onset as
+ * traffic met it (the later of the switch and the pods' start plus the delay; the pods start with
+ * deploySlot) to traffic restored (the rollback's switchTraffic completed).
+ */
+export function faultOnsetToRestored(events: Event[], faultAfterMs: number): number {
+  const types = activityTypes(events);
+  const completed = (name: string) => events.filter((e) => e.activityTaskCompletedEventAttributes && types.get(String(e.activityTaskCompletedEventAttributes.scheduledEventId)) === name);
+  const [deployed] = completed('deploySlot');
+  const [switched, switchedBack] = completed('switchTraffic');
+  if (!deployed || !switched || !switchedBack) throw new Error('the history holds no deploy, switch and switch-back');
+  return ms(switchedBack) - Math.max(ms(switched), ms(deployed) + faultAfterMs);
+}

@@ -205,10 +205,20 @@ export class EmbeddedStack {
     return () => output;
   }
 
-  /** Waits until the example's initial slot (blue, two replicas of v2.1.0) serves. */
+  /**
+   * Waits until the example's initial slot (blue, two replicas of v2.1.0) serves, and Prometheus
+   * has discovered its replicas (a deployment reads their scrape interval in preflight).
+   */
   async waitForInitialSlot(timeoutSeconds = 60): Promise<void> {
     const progress = { heartbeat: () => undefined, signal: new AbortController().signal };
     await this.local!.platform.waitForSlotReady({ target: DETECTION_API_TARGET, slot: 'blue', replicas: 2, timeoutSeconds }, progress);
+    const deadline = Date.now() + timeoutSeconds * 1000;
+    for (;;) {
+      const answer = (await fetch(`${this.prometheus!.url}/api/v1/targets?state=active`).then((r) => r.json()).catch(() => null)) as { data?: { activeTargets?: unknown[] } } | null;
+      if ((answer?.data?.activeTargets?.length ?? 0) >= 2) return;
+      if (Date.now() > deadline) throw new Error(`Prometheus did not discover the initial slot's replicas within ${timeoutSeconds} s`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
   }
 
   /** Starts the worker process (again, after `killWorker`); resolves when it polls. */

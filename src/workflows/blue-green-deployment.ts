@@ -340,21 +340,23 @@ class BlueGreenDeployment {
         'active-slot-health',
       );
     }
-    if (patched(Patch.ScrapeAwareMonitor)) await this.planWarmUp(idle);
+    if (patched(Patch.ScrapeAwareMonitor)) await this.planWarmUp(live.activeSlot);
   }
 
   /**
    * How long the monitor must wait before missing data means anything: from the scrape interval
-   * Prometheus reports for the new slot's targets (or the spec's `initialDelaySeconds`). Its
-   * warnings (a window or a duration too short for that interval) are given now, before anything
-   * changes, and kept in the result.
+   * Prometheus reports (or the spec's `initialDelaySeconds`). The new slot has no pods yet, so it
+   * is read from the live slot's targets, which the same scrape configuration covers (the same
+   * Deployment template); failing that, from every active target; failing that, Prometheus's
+   * default is assumed, the longer wait. Its warnings (a window or a duration too short for that
+   * interval) are given now, before anything changes, and kept in the result.
    */
-  private async planWarmUp(idle: Slot): Promise<void> {
+  private async planWarmUp(live: Slot): Promise<void> {
     const monitor = this.spec.monitor;
     let scrape: { seconds: number | null; source: string } = { seconds: null, source: 'no SLO is measured' };
     if (monitor.slos.length > 0) {
       try {
-        scrape = await this.act('quick', `scrape interval of ${idle}'s targets`).readScrapeInterval({ target: this.target!, slot: idle });
+        scrape = await this.act('quick', `scrape interval of ${live}'s targets`).readScrapeInterval({ target: this.target!, slot: live });
       } catch (error) {
         scrape = { seconds: null, source: describeError(error) };
       }
@@ -443,7 +445,7 @@ class BlueGreenDeployment {
     this.undo.push(`switch ${target.service} back to ${active}`, async () => {
       await this.act('restore', `switch ${target.service} back to ${active}`).switchTraffic({ target, slot: active });
       this.status.activeSlot = active;
-      await this.act('restore', `verify ${target.service} serves ${active}`).verifyTraffic({ target, slot: active, timeoutSeconds: 60 });
+      await this.verifyRestored(target, active);
     });
     try {
       await this.act('write', `switch ${target.service} to ${idle}`).switchTraffic({ target, slot: idle });
@@ -737,6 +739,26 @@ class BlueGreenDeployment {
     const incomplete = await undoing;
     progress.seconds = (new Date().getTime() - startedAt.getTime()) / 1000;
     return incomplete;
+  }
+
+  /**
+   * The switch-back's verification. The selector is back; its endpoints are the cluster's to
+   * converge (after a control-plane outage the node controller may have marked the old slot's pods
+   * NotReady until their kubelets report again), so where the rollback persists it verifies again
+   * rather than giving up; the stuck alarm tells people meanwhile.
+   */
+  private async verifyRestored(target: Target, slot: Slot): Promise<void> {
+    for (;;) {
+      try {
+        await this.act('restore', `verify ${target.service} serves ${slot}`).verifyTraffic({ target, slot, timeoutSeconds: 60 });
+        return;
+      } catch (error) {
+        const cause = error instanceof ActivityFailure ? error.cause : error;
+        if (!this.persistentRollback || !(cause instanceof ApplicationFailure) || cause.type !== ErrorType.TrafficNotVerified) throw error;
+        log.warn('the old slot does not serve yet; verifying again', { error: describeError(error) });
+        this.status.message = `rolling back: ${describeError(error)}; verifying again`;
+      }
+    }
   }
 
   /** Why an abort cannot be taken now, or null when it can. The one place the rule lives. */

@@ -32,3 +32,20 @@ export async function untilPhase(stack: EmbeddedStack, phase: string): Promise<D
   }, `phase ${phase}`, 60_000);
   return status!;
 }
+
+/**
+ * A deployment of `tag` as a team scraping every `scrapeSeconds` would write it: ticks every 5 s, a
+ * rate window of 4 scrapes, and a window long enough for 30 s of judged ticks after the warm-up
+ * the monitor derives (2 scrapes and a tick). Nothing else is tuned to the interval.
+ */
+export function deployTagAtScrapeInterval(stack: EmbeddedStack, tag: string, scrapeSeconds: number) {
+  return stack.deployments!.start(
+    testSpec({
+      image: DETECTION_API_IMAGE(tag),
+      replicas: 2,
+      readinessTimeoutSeconds: 60,
+      monitor: { durationSeconds: 2 * scrapeSeconds + 5 + 30, intervalSeconds: 5, window: `${4 * scrapeSeconds}s` },
+      scaleDownDelaySeconds: 1,
+    }),
+  );
+}

@@ -230,7 +230,12 @@ func (s *simulator) reconcilePod(ctx context.Context, pod *corev1.Pod) {
 		return
 	}
 	if len(pod.Status.ContainerStatuses) > 0 || pod.Status.Phase != corev1.PodPending {
-		return // started already: from here on the status is the test's to change
+		// Started already: from here on the status is the test's to change, but for one thing a
+		// kubelet does. The node lifecycle controller marks a pod Ready=False (and only that
+		// condition) when its node's lease went stale, say through an API server outage; once the
+		// node is back, its kubelet reports the containers' readiness again.
+		s.reportReadyAgain(ctx, pod)
+		return
 	}
 	select {
 	case <-ctx.Done():
@@ -238,6 +243,34 @@ func (s *simulator) reconcilePod(ctx context.Context, pod *corev1.Pod) {
 	case <-time.After(s.readyDelay):
 	}
 	s.startPod(ctx, pod)
+}
+
+// reportReadyAgain sets Ready back to True on a pod whose containers are ready but which the node
+// lifecycle controller marked not Ready (a test that makes a pod unready sets ContainersReady too).
+func (s *simulator) reportReadyAgain(ctx context.Context, pod *corev1.Pod) {
+	var ready, containersReady *corev1.PodCondition
+	for i := range pod.Status.Conditions {
+		switch pod.Status.Conditions[i].Type {
+		case corev1.PodReady:
+			ready = &pod.Status.Conditions[i]
+		case corev1.ContainersReady:
+			containersReady = &pod.Status.Conditions[i]
+		}
+	}
+	if ready == nil || containersReady == nil || ready.Status != corev1.ConditionFalse || containersReady.Status != corev1.ConditionTrue || pod.DeletionTimestamp != nil {
+		return
+	}
+	updated := pod.DeepCopy()
+	for i := range updated.Status.Conditions {
+		if updated.Status.Conditions[i].Type == corev1.PodReady {
+			updated.Status.Conditions[i].Status = corev1.ConditionTrue
+			updated.Status.Conditions[i].LastTransitionTime = metav1.Now()
+		}
+	}
+	_, err := s.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) && ctx.Err() == nil {
+		fmt.Fprintf(os.Stderr, "node-simulator: report %s/%s ready again: %v\n", pod.Namespace, pod.Name, err)
+	}
 }
 
 func (s *simulator) startPod(ctx context.Context, pod *corev1.Pod) {

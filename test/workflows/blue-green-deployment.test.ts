@@ -27,7 +27,7 @@ const IDLE_IMAGE = 'registry.internal/detection-api:v2.0.0';
 function forwardCalls(last: string): string[] {
   const all = [
     'describe',
-    'readScrapeInterval green',
+    'readScrapeInterval blue',
     'deploySlot green',
     'waitForSlotReady green',
     'runSmokeSuite green',
@@ -136,7 +136,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     const secondRun = double.platformCalls().slice(double.platformCalls().lastIndexOf('describe'));
     assert.deepEqual(secondRun, [
       'describe',
-      'readScrapeInterval blue',
+      'readScrapeInterval green',
       'deploySlot blue',
       'waitForSlotReady blue',
       'runSmokeSuite blue',

@@ -22,9 +22,11 @@ const program = new Command('demo')
   .description('a good deployment and a rolled-back one, on the embedded default')
   .option('--keep', 'leave everything running at the end (Ctrl+C stops it)')
   .option('--rate <n>', 'detections per second through the router', '50')
-  .option('--monitor-seconds <n>', 'monitor window of each deployment', '30')
+  .option('--scrape-interval <seconds>', 'how often Prometheus scrapes the replicas (teams run 15 s to 1 min)', '15')
+  .option('--monitor-seconds <n>', 'monitor window of each deployment (default: the warm-up the scrape interval needs, plus 30 s)')
   .parse();
-const options = program.opts<{ keep?: boolean; rate: string; monitorSeconds: string }>();
+const options = program.opts<{ keep?: boolean; rate: string; scrapeInterval: string; monitorSeconds?: string }>();
+const scrapeSeconds = Number(options.scrapeInterval);
 
 const say = (line = '') => process.stdout.write(`${line}\n`);
 const IMAGE = 'registry.internal/detection-api';
@@ -46,7 +48,9 @@ async function deploy(stack: EmbeddedStack, version: string, what: string): Prom
     image: `${IMAGE}:${version}`,
     replicas: 2,
     readinessTimeoutSeconds: 60,
-    monitor: { durationSeconds: Number(options.monitorSeconds), intervalSeconds: 5, window: '10s' },
+    // As a team scraping every 15 s would write it: a rate window of 4 scrapes; the monitor waits
+    // out the warm-up (2 scrapes and a tick) that it reads from Prometheus, then judges 30 s.
+    monitor: { durationSeconds: Number(options.monitorSeconds ?? 2 * scrapeSeconds + 5 + 30), intervalSeconds: 5, window: `${4 * scrapeSeconds}s` },
     scaleDownDelaySeconds: 5,
   });
   say();
@@ -78,6 +82,7 @@ async function main(): Promise<number> {
   const stack = new EmbeddedStack({
     stateDir: join(ROOT, '.state/demo'),
     ports: DEMO_PORTS,
+    scrapeIntervalSeconds: scrapeSeconds,
     log: (line) => say(`   ${line}`),
     // The history is kept (the Web UI shows earlier demos); the local platform starts afresh.
     endLeftoverDeployments: 'npm run demo started the local platform afresh: a deployment left running by an earlier demo cannot go on against it',

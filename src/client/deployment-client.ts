@@ -299,9 +299,7 @@ export class DeploymentClient {
           : `no worker answered within ${(this.answerTimeoutMs / 1000).toFixed(0)} s (${describePollers(pollers, this.taskQueue)})`,
       workflowId: description.workflowId,
       runId: description.runId,
-      app: String(memo['app'] ?? ''),
-      namespace: String(memo['namespace'] ?? ''),
-      version: String(memo['version'] ?? ''),
+      ...memoFields(memo),
       executionStatus: description.status.name,
       phase: (description.typedSearchAttributes.get(SearchAttribute.Phase) as Phase | undefined) ?? null,
       workerPollers: pollers,
@@ -342,9 +340,7 @@ export class DeploymentClient {
       summaries.push({
         workflowId: execution.workflowId,
         runId: execution.runId,
-        app: String(memo['app'] ?? ''),
-        namespace: String(memo['namespace'] ?? ''),
-        version: String(memo['version'] ?? ''),
+        ...memoFields(memo),
         status: execution.status.name,
         outcome: execution.typedSearchAttributes.get(SearchAttribute.Outcome) ?? (typeof memo['outcome'] === 'string' ? memo['outcome'] : null),
         phase: execution.typedSearchAttributes.get(SearchAttribute.Phase) ?? null,
@@ -413,4 +409,9 @@ function isNoAnswer(error: unknown): boolean {
 
 function describePollers(pollers: number, taskQueue: string): string {
   return pollers === 0 ? `no worker polls task queue '${taskQueue}'` : `${pollers} polled task queue '${taskQueue}' within the last minute, and none answered`;
+}
+
+/** What the client puts in every deployment's memo at start. */
+function memoFields(memo: Record<string, unknown>): { app: string; namespace: string; version: string } {
+  return { app: String(memo['app'] ?? ''), namespace: String(memo['namespace'] ?? ''), version: String(memo['version'] ?? '') };
 }

@@ -77,8 +77,8 @@ describe('bluegreen CLI against the Temporal dev server', () => {
     return DeploymentStatusSchema.parse(JSON.parse(run.stdout)) as DeploymentStatus;
   }
 
-  before(async () => {
-    env = await startDevServer();
+  /** A worker with the double as its platform, running until `worker.shutdown()`. */
+  async function startWorker(): Promise<void> {
     worker = await createDeploymentWorker({
       connection: env.nativeConnection,
       namespace: 'default',
@@ -87,6 +87,11 @@ describe('bluegreen CLI against the Temporal dev server', () => {
       workflowBundle: await workflowBundle(),
     });
     running = worker.run();
+  }
+
+  before(async () => {
+    env = await startDevServer();
+    await startWorker();
   });
 
   after(async () => {
@@ -316,14 +321,7 @@ describe('bluegreen CLI against the Temporal dev server', () => {
     assert.match(text.stdout, /waiting for a worker: abort recorded at/);
     assert.equal(double.selector, live, 'nothing happens without a worker');
 
-    worker = await createDeploymentWorker({
-      connection: env.nativeConnection,
-      namespace: 'default',
-      taskQueue: TASK_QUEUE,
-      activities: createActivities({ platform: double, smoke: double, slo: double }),
-      workflowBundle: await workflowBundle(),
-    });
-    running = worker.run();
+    await startWorker();
     await eventually(async () => (await status('detection-api')).phase === 'RolledBack', 'the new worker takes the recorded abort');
     const final = await status('detection-api');
     assert.deepEqual(final.abort && [final.abort.by, final.abort.reason], ['carol', 'worker crashed, pull it back']);

@@ -12,19 +12,19 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { deploymentResult } from '../../src/client/deployment-client.js';
 import { ROOT } from '../../src/embedded/local-platform-process.js';
-import { DETECTION_API_TARGET, EmbeddedStack, freeStackPorts } from '../../src/embedded/stack.js';
-import { TrafficGenerator } from '../../src/embedded/traffic.js';
+import { DETECTION_API_TARGET, freeStackPorts } from '../../src/embedded/stack.js';
+import type { EmbeddedStack } from '../../src/embedded/stack.js';
+import type { TrafficGenerator } from '../../src/embedded/traffic.js';
 import type { DeploymentResult } from '../../src/shared/deployment-status.js';
 import type { Slot } from '../../src/shared/slots.js';
 import { phaseSpans, runSweep, summarise, sweepPoints } from '../helpers/abort-sweep.js';
-import { DETECTION_API_IMAGE, deployTag, untilPhase } from '../helpers/embedded-stack.js';
+import { DETECTION_API_IMAGE, deployTag, startStackUnderTraffic, stopStackUnderTraffic, untilPhase } from '../helpers/embedded-stack.js';
+import type { StackUnderTraffic } from '../helpers/embedded-stack.js';
 import { SlowWriteProxy } from '../helpers/slow-write-proxy-double.js';
 
 const run = promisify(execFile);
@@ -36,29 +36,19 @@ describe('abort drills on the embedded stack', () => {
   let stack: EmbeddedStack;
   let proxy: SlowWriteProxy;
   let traffic: TrafficGenerator;
+  const running: Partial<StackUnderTraffic> = {};
 
   before(async () => {
     const ports = await freeStackPorts();
     proxy = await SlowWriteProxy.start(`http://127.0.0.1:${ports.control}`);
-    stack = new EmbeddedStack({
-      stateDir: mkdtempSync(join(tmpdir(), 'abort-drills-')),
-      ports,
-      taskQueue: 'bluegreen-abort-drills',
-      replicaEnv: { SHUTDOWN_DRAIN_MS: '100' },
-      // The worker's platform calls go through the proxy; the test reads the platform directly.
-      workerEnv: { BLUEGREEN_LOCAL_URL: proxy.url },
-    });
-    await stack.start();
-    await stack.waitForInitialSlot();
-    traffic = new TrafficGenerator(stack.local!.routerUrl, 20);
-    traffic.start();
+    // The worker's platform calls go through the proxy; the test reads the platform directly.
+    Object.assign(running, await startStackUnderTraffic({ ports, taskQueue: 'bluegreen-abort-drills', workerEnv: { BLUEGREEN_LOCAL_URL: proxy.url } }));
+    ({ stack, traffic } = running as StackUnderTraffic);
   });
 
   after(async () => {
-    const score = await traffic?.stop();
-    await stack?.stop();
+    await stopStackUnderTraffic(running);
     await proxy?.close();
-    assert.equal(score?.connectionFailures, 0, `requests went unanswered during the drills: ${score?.failureSamples.join('; ')}`);
   });
 
   const live = () => stack.local!.platform.describe(DETECTION_API_TARGET);

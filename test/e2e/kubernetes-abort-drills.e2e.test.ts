@@ -14,7 +14,6 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DeploymentClient } from '../../src/client/deployment-client.js';
@@ -49,13 +48,7 @@ describe('abort drills on the Kubernetes control plane', () => {
 
   before(async () => {
     [env, cluster] = await Promise.all([startDevServer(), startClusterWithManifests({ own: true })]);
-    const certs = join(cluster.plane.dir, 'certs');
-    proxy = await FaultInjectingKubeProxy.start({
-      upstream: cluster.plane.server,
-      caFile: cluster.plane.caFile,
-      certFile: join(certs, 'apiserver.crt'),
-      keyFile: join(certs, 'apiserver.key'),
-    });
+    proxy = await FaultInjectingKubeProxy.inFrontOf(cluster.plane);
     webhook = createServer((request, response) => {
       let body = '';
       request.on('data', (chunk) => (body += chunk));

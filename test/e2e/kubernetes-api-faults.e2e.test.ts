@@ -11,7 +11,6 @@
  *   exactly once), and the compensation leaves the cluster serving the old slot.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { DeploymentResult } from '../../src/shared/deployment-status.js';
@@ -38,14 +37,7 @@ describe('drill: Kubernetes API faults between the worker and the API server', (
 
   before(async () => {
     [env, cluster] = await Promise.all([startDevServer(), startClusterWithManifests()]);
-    const certs = join(cluster.plane.dir, 'certs');
-    proxy = await FaultInjectingKubeProxy.start({
-      upstream: cluster.plane.server,
-      caFile: cluster.plane.caFile,
-      certFile: join(certs, 'apiserver.crt'),
-      keyFile: join(certs, 'apiserver.key'),
-      seed: 20,
-    });
+    proxy = await FaultInjectingKubeProxy.inFrontOf(cluster.plane, 20);
     const token = await cluster.plane.mintToken('default', 'bluegreen-worker');
     worker = await startKubernetesWorker(env, cluster.plane.configForToken(token, proxy.url), TASK_QUEUE);
   });

@@ -5,39 +5,24 @@
  * Prometheus's targets); a faulty one is rolled back on its error rate.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { deploymentResult } from '../../src/client/deployment-client.js';
-import { DETECTION_API_TARGET, EmbeddedStack, freeStackPorts } from '../../src/embedded/stack.js';
-import { TrafficGenerator } from '../../src/embedded/traffic.js';
-import { deployTagAtScrapeInterval } from '../helpers/embedded-stack.js';
+import { DETECTION_API_TARGET } from '../../src/embedded/stack.js';
+import type { EmbeddedStack } from '../../src/embedded/stack.js';
+import { deployTagAtScrapeInterval, startStackUnderTraffic, stopStackUnderTraffic } from '../helpers/embedded-stack.js';
+import type { StackUnderTraffic } from '../helpers/embedded-stack.js';
 
 for (const scrape of [15, 60]) {
   describe(`monitoring with Prometheus scraping every ${scrape} s, unattended`, () => {
     let stack: EmbeddedStack;
-    let traffic: TrafficGenerator;
+    const running: Partial<StackUnderTraffic> = {};
 
     before(async () => {
-      stack = new EmbeddedStack({
-        stateDir: mkdtempSync(join(tmpdir(), `scrape-${scrape}s-`)),
-        ports: await freeStackPorts(),
-        taskQueue: `bluegreen-scrape-${scrape}s`,
-        replicaEnv: { SHUTDOWN_DRAIN_MS: '100' },
-        scrapeIntervalSeconds: scrape,
-      });
-      await stack.start();
-      await stack.waitForInitialSlot();
-      traffic = new TrafficGenerator(stack.local!.routerUrl, 20);
-      traffic.start();
+      Object.assign(running, await startStackUnderTraffic({ taskQueue: `bluegreen-scrape-${scrape}s`, scrapeIntervalSeconds: scrape }));
+      stack = running.stack!;
     });
 
-    after(async () => {
-      const score = await traffic?.stop();
-      await stack?.stop();
-      assert.equal(score?.connectionFailures, 0, score?.failureSamples.join('; '));
-    });
+    after(() => stopStackUnderTraffic(running));
 
     it('passes a healthy release without pausing for an operator', async () => {
       const result = await deploymentResult(await deployTagAtScrapeInterval(stack, 'v2.2.0', scrape));

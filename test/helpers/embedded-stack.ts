@@ -1,5 +1,11 @@
 /** Deployments of the detection API on the embedded stack, for the end-to-end tests and drills. */
-import type { EmbeddedStack } from '../../src/embedded/stack.js';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EmbeddedStack, freeStackPorts } from '../../src/embedded/stack.js';
+import type { StackOptions, StackPorts } from '../../src/embedded/stack.js';
+import { TrafficGenerator } from '../../src/embedded/traffic.js';
 import type { DeploymentStatus } from '../../src/shared/deployment-status.js';
 import { testSpec } from './deployment-harness.js';
 import { eventually } from './eventually.js';
@@ -48,4 +54,34 @@ export function deployTagAtScrapeInterval(stack: EmbeddedStack, tag: string, scr
       scaleDownDelaySeconds: 1,
     }),
   );
+}
+
+export interface StackUnderTraffic {
+  stack: EmbeddedStack;
+  traffic: TrafficGenerator;
+}
+
+/**
+ * An embedded stack in a temporary directory (on `ports`, or free ones), the detection API live on
+ * blue and discovered by Prometheus, and `rate` requests/s through its router.
+ */
+export async function startStackUnderTraffic(options: Omit<StackOptions, 'stateDir' | 'ports'> & { ports?: StackPorts }, rate = 20): Promise<StackUnderTraffic> {
+  const stack = new EmbeddedStack({
+    stateDir: mkdtempSync(join(tmpdir(), 'embedded-stack-')),
+    ports: options.ports ?? (await freeStackPorts()),
+    replicaEnv: { SHUTDOWN_DRAIN_MS: '100' },
+    ...options,
+  });
+  await stack.start();
+  await stack.waitForInitialSlot();
+  const traffic = new TrafficGenerator(stack.local!.routerUrl, rate);
+  traffic.start();
+  return { stack, traffic };
+}
+
+/** Stops the traffic and the stack; fails if any request went unanswered meanwhile. */
+export async function stopStackUnderTraffic(running: Partial<StackUnderTraffic>): Promise<void> {
+  const score = await running.traffic?.stop();
+  await running.stack?.stop();
+  assert.equal(score?.connectionFailures ?? 0, 0, `requests went unanswered: ${score?.failureSamples.join('; ')}`);
 }

@@ -17,6 +17,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { WRITES, WriteTap } from './write-tap.js';
+import { join } from 'node:path';
 
 /** 'reset' closes the connection before the request reaches the server; 'lost-answer' after it was answered. */
 export type TransientFault = 500 | 429 | 409 | 'reset' | 'lost-answer';
@@ -65,6 +66,18 @@ export class FaultInjectingKubeProxy {
     proxy = new FaultInjectingKubeProxy(server, new URL(upstream), readFileSync(caFile), seed);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     return proxy;
+  }
+
+  /** A proxy in front of a test control plane's API server, with its serving certificate. */
+  static async inFrontOf(plane: { server: string; caFile: string; dir: string }, seed?: number): Promise<FaultInjectingKubeProxy> {
+    const certs = join(plane.dir, 'certs');
+    return await FaultInjectingKubeProxy.start({
+      upstream: plane.server,
+      caFile: plane.caFile,
+      certFile: join(certs, 'apiserver.crt'),
+      keyFile: join(certs, 'apiserver.key'),
+      ...(seed === undefined ? {} : { seed }),
+    });
   }
 
   get url(): string {

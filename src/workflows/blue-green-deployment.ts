@@ -230,7 +230,6 @@ function now(): string {
   return new Date().toISOString();
 }
 
-
 /** One run of the procedure; the exported workflow function below reads its recipe. */
 class BlueGreenDeployment {
   private spec: DeploymentSpec;
@@ -505,9 +504,9 @@ class BlueGreenDeployment {
       if (judged.decision === MonitorDecision.ErrorLimit) throw this.errorLimitFailure(progress.consecutiveErrors);
       if (judged.decision === MonitorDecision.Pause) {
         if (warmUp) {
-          const how = await this.pauseWhileMeasuring(target, slot, baseline, progress, counters);
-          counters = { ...counters, consecutiveErrors: 0 };
-          this.enterPhase(Phase.Monitoring, `monitoring ${slot}: ${how} at tick ${tick}/${ticks}`);
+          const paused = await this.pauseWhileMeasuring(target, slot, baseline, progress, counters, `no data for ${monitor.inconclusiveLimit + 1} ticks in a row after the warm-up`);
+          counters = paused.counters;
+          this.enterPhase(Phase.Monitoring, `monitoring ${slot}: ${paused.how} at tick ${tick}/${ticks}`);
         } else {
           await this.awaitApproval(Gate.Inconclusive, true);
           this.enterPhase(Phase.Monitoring, `monitoring ${slot}: resumed by an operator at tick ${tick}/${ticks}`);
@@ -520,7 +519,7 @@ class BlueGreenDeployment {
     }
     if (progress.successful === 0) {
       // A window in which nothing could be measured proves nothing: an operator decides.
-      if (warmUp) await this.pauseWhileMeasuring(target, slot, baseline, progress, counters);
+      if (warmUp) await this.pauseWhileMeasuring(target, slot, baseline, progress, counters, `not one tick of the ${monitor.durationSeconds} s window had data`);
       else await this.awaitApproval(Gate.Inconclusive, true);
     }
     this.status.message = `monitoring passed: ${progress.successful}/${ticks} ticks successful`;
@@ -549,9 +548,16 @@ class BlueGreenDeployment {
    * values, so the operator decides on facts. The pause ends with an approval, or by itself after
    * `resumeWhenConclusive` Successful ticks in a row; a breach or the error limit rolls back as
    * during monitoring; an abort cancels it; nobody answering within the approval timeout rolls back.
-   * Returns how it ended, for the phase message.
+   * Returns how it ended, for the phase message, and the counters as the pause left them.
    */
-  private async pauseWhileMeasuring(target: Target, slot: Slot, baseline: number, progress: MonitorProgress, counters: MonitorCounters): Promise<string> {
+  private async pauseWhileMeasuring(
+    target: Target,
+    slot: Slot,
+    baseline: number,
+    progress: MonitorProgress,
+    counters: MonitorCounters,
+    why: string,
+  ): Promise<{ how: string; counters: MonitorCounters }> {
     const { monitor, gates } = this.spec;
     const resumeAfter = monitor.resumeWhenConclusive ?? 0;
     const since = new Date();
@@ -560,7 +566,7 @@ class BlueGreenDeployment {
     this.status.awaiting = { gate: Gate.Inconclusive, since: since.toISOString(), timeoutAt: new Date(deadline).toISOString() };
     this.enterPhase(
       Phase.Paused,
-      `no data for ${monitor.inconclusiveLimit + 1} ticks in a row after the warm-up: approve to go on or abort to roll back` +
+      `${why}: approve to go on or abort to roll back` +
         (resumeAfter > 0 ? `; goes on by itself after ${resumeAfter} successful ticks in a row` : '') +
         `; still measuring every ${monitor.intervalSeconds} s`,
     );
@@ -574,7 +580,7 @@ class BlueGreenDeployment {
           throw new PhaseFailure(RollbackReason.NoDecision, `nobody approved the ${Gate.Inconclusive} gate within ${gates.approvalTimeoutSeconds} s`, Gate.Inconclusive);
         }
         if (await condition(() => this.approved, Math.min(monitor.intervalSeconds * 1000, left), { summary: `paused: next measurement in ${monitor.intervalSeconds} s` })) {
-          return 'resumed by an operator';
+          return { how: 'resumed by an operator', counters: current };
         }
         const measurements = await this.measureSlot(target, slot, baseline, `paused tick ${tick}`);
         const result = measurements === null ? AnalysisResult.Error : judgeTick(measurements);
@@ -588,7 +594,7 @@ class BlueGreenDeployment {
         successes = result === AnalysisResult.Successful ? successes + 1 : 0;
         this.status.message = `paused, still measuring: tick ${tick}: ${result}${resumeAfter > 0 ? ` (${successes}/${resumeAfter} successful in a row)` : ''}`;
         this.publishDetails();
-        if (resumeAfter > 0 && successes >= resumeAfter) return `resumed by itself after ${successes} successful ticks in a row`;
+        if (resumeAfter > 0 && successes >= resumeAfter) return { how: `resumed by itself after ${successes} successful ticks in a row`, counters: current };
       }
     } finally {
       this.status.awaiting = null;

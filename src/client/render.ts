@@ -27,6 +27,7 @@ export class ProgressPrinter {
   private transitions = 0;
   private smokePrinted = false;
   private tick = 0;
+  private pausedTicks = 0;
   private bar: SingleBar | null = null;
 
   constructor(
@@ -44,8 +45,16 @@ export class ProgressPrinter {
     this.transitions = status.transitions.length;
     this.printSmoke(status);
     const monitor = status.monitor;
+    if (monitor && (monitor.pausedTicks ?? 0) > this.pausedTicks) {
+      // Paused for missing data, the monitor goes on measuring: the operator decides on these.
+      this.stopBar();
+      this.write(`    paused, still measuring: ${Object.values(monitor.latest).filter((m) => m.gate).map(formatMeasurement).join(', ')}`);
+      this.pausedTicks = monitor.pausedTicks ?? 0;
+    }
     if (monitor && monitor.tick > this.tick) {
-      const readings = Object.values(monitor.latest).filter((m) => m.gate).map(formatMeasurement).join(', ');
+      const warmingUp = monitor.warmUpSeconds !== undefined && (monitor.tick - 1) * monitor.intervalSeconds < monitor.warmUpSeconds;
+      const readings =
+        Object.values(monitor.latest).filter((m) => m.gate).map(formatMeasurement).join(', ') + (warmingUp ? ' (warm-up: no data is not counted yet)' : '');
       if (this.terminal && status.phase === 'Monitoring') {
         if (!this.bar) {
           this.bar = new SingleBar(

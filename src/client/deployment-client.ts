@@ -205,7 +205,7 @@ export class DeploymentClient {
         if (!isNoAnswer(error)) throw error;
       }
     }
-    return { snapshot: await this.snapshot(handle) };
+    return { snapshot: await this.snapshot(handle, description) };
   }
 
   async result(namespace: string, app: string): Promise<DeploymentResult> {
@@ -272,8 +272,10 @@ export class DeploymentClient {
     return answer?.pollers?.length ?? 0;
   }
 
-  private async snapshot(handle: WorkflowHandle<typeof blueGreenDeploymentWorkflow>): Promise<DeploymentSnapshot> {
-    const description = await handle.describe();
+  private async snapshot(
+    handle: WorkflowHandle<typeof blueGreenDeploymentWorkflow>,
+    description: Awaited<ReturnType<WorkflowHandle['describe']>>,
+  ): Promise<DeploymentSnapshot> {
     const memo = (description.memo ?? {}) as Record<string, unknown>;
     const events = (await handle.fetchHistory()).events ?? [];
     let lastRan = -1;

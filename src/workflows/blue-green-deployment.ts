@@ -560,17 +560,12 @@ class BlueGreenDeployment {
   ): Promise<{ how: string; counters: MonitorCounters }> {
     const { monitor, gates } = this.spec;
     const resumeAfter = monitor.resumeWhenConclusive ?? 0;
-    const since = new Date();
-    const deadline = since.getTime() + gates.approvalTimeoutSeconds * 1000;
-    this.approved = false;
-    this.status.awaiting = { gate: Gate.Inconclusive, since: since.toISOString(), timeoutAt: new Date(deadline).toISOString() };
-    this.enterPhase(
-      Phase.Paused,
+    const deadline = await this.openGate(
+      Gate.Inconclusive,
       `${why}: approve to go on or abort to roll back` +
         (resumeAfter > 0 ? `; goes on by itself after ${resumeAfter} successful ticks in a row` : '') +
         `; still measuring every ${monitor.intervalSeconds} s`,
     );
-    await this.notify('awaiting-approval', `${this.status.message}; approve with: bluegreen approve ${this.spec.app} -n ${this.spec.namespace}`);
     let current = counters;
     let successes = 0;
     try {
@@ -629,24 +624,30 @@ class BlueGreenDeployment {
     return [...slos.value, restartMeasurement];
   }
 
+  /**
+   * Opens a gate: nothing approved yet, the gate and its timeout in the status, the phase entered
+   * (Paused for missing data, AwaitingApproval otherwise) and people told. Returns the deadline.
+   */
+  private async openGate(gate: Gate, message: string): Promise<number> {
+    const since = new Date();
+    const deadline = since.getTime() + this.spec.gates.approvalTimeoutSeconds * 1000;
+    this.approved = false;
+    this.status.awaiting = { gate, since: since.toISOString(), timeoutAt: new Date(deadline).toISOString() };
+    this.enterPhase(gate === Gate.Inconclusive ? Phase.Paused : Phase.AwaitingApproval, message);
+    await this.notify('awaiting-approval', `${this.status.message}; approve with: bluegreen approve ${this.spec.app} -n ${this.spec.namespace}`);
+    return deadline;
+  }
+
   /** A gate: waits for `approve` (or an abort, which cancels the wait) up to the timeout. */
   private async awaitApproval(gate: Gate, enabled: boolean): Promise<void> {
     if (!enabled) return;
     const timeoutSeconds = this.spec.gates.approvalTimeoutSeconds;
-    const since = new Date();
-    this.approved = false;
-    this.status.awaiting = {
+    await this.openGate(
       gate,
-      since: since.toISOString(),
-      timeoutAt: new Date(since.getTime() + timeoutSeconds * 1000).toISOString(),
-    };
-    this.enterPhase(
-      gate === Gate.Inconclusive ? Phase.Paused : Phase.AwaitingApproval,
       gate === Gate.Inconclusive
         ? `${this.status.monitor?.inconclusive ?? 0} inconclusive measurements (no data): approve to go on or abort to roll back`
         : `waiting for approval (${gate}) for up to ${timeoutSeconds} s`,
     );
-    await this.notify('awaiting-approval', `${this.status.message}; approve with: bluegreen approve ${this.spec.app} -n ${this.spec.namespace}`);
     let approved: boolean;
     try {
       approved = await condition(() => this.approved, timeoutSeconds * 1000, { summary: `${gate}: approval timeout ${timeoutSeconds} s` });

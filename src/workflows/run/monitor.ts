@@ -1,0 +1,240 @@
+/**
+ * The monitor: every interval, the SLOs and restarts of a slot, judged by the pure limits of
+ * `judgeMonitorTick`; a warm-up derived from the scrape interval; a pause for missing data that
+ * goes on measuring. One short activity per tick, then a condition on the abort, so every sample
+ * is in the history and an abort interrupts the wait at once.
+ */
+import { condition, isCancellation, log, patched } from '@temporalio/workflow';
+import type { Target } from '../../activities/contract.js';
+import { AnalysisResult, judgeMonitorTick, judgeTick, judgeValue, MonitorDecision, monitorWarmUp, promDurationSeconds } from '../../shared/analysis.js';
+import type { Measurement, MonitorCounters } from '../../shared/analysis.js';
+import { Gate, Phase, RollbackReason } from '../../shared/deployment-status.js';
+import type { MonitorProgress } from '../../shared/deployment-status.js';
+import type { Slot } from '../../shared/slots.js';
+import { awaitApproval, openGate } from './approvals.js';
+import { breachOf, describeError, PhaseError, phaseErrorFrom } from './phase-error.js';
+import { Patch } from './patches.js';
+import type { RunContext } from './run-context.js';
+
+/** The name of the restart measurement recorded beside the SLOs at every monitor tick. */
+export const RESTARTS_MEASUREMENT = 'pod-restarts';
+
+/**
+ * How long the monitor must wait before missing data means anything: from the scrape interval
+ * Prometheus reports (or the spec's `initialDelaySeconds`). The new slot has no pods yet, so it
+ * is read from the live slot's targets, which the same scrape configuration covers (the same
+ * Deployment template); failing that, from every active target; failing that, Prometheus's
+ * default is assumed, the longer wait. Its warnings (a window or a duration too short for that
+ * interval) are given now, before anything changes, and kept in the result.
+ */
+export async function planWarmUp(run: RunContext, live: Slot, durationSeconds = run.spec.monitor.durationSeconds): Promise<void> {
+  if (!patched(Patch.ScrapeAwareMonitor)) return;
+  const monitor = run.spec.monitor;
+  let scrape: { seconds: number | null; source: string } = { seconds: null, source: 'no SLO is measured' };
+  if (monitor.slos.length > 0) {
+    try {
+      scrape = await run.act('quick', `scrape interval of ${live}'s targets`).readScrapeInterval({ target: run.target!, slot: live });
+    } catch (error) {
+      scrape = { seconds: null, source: describeError(error) };
+    }
+    if (scrape.seconds === null && monitor.initialDelaySeconds === undefined) {
+      run.warnings.push(`the scrape interval could not be read (${scrape.source}): the warm-up assumes Prometheus's default`);
+    }
+  }
+  run.warmUp = monitorWarmUp({
+    windowSeconds: promDurationSeconds(monitor.window),
+    intervalSeconds: monitor.intervalSeconds,
+    durationSeconds,
+    scrapeIntervalSeconds: scrape.seconds,
+    initialDelaySeconds: monitor.initialDelaySeconds,
+  });
+  if (monitor.slos.length > 0) run.warnings.push(...run.warmUp.warnings);
+  for (const warning of run.warnings) log.warn(warning);
+}
+
+/** The restart count a slot starts monitoring from. */
+export async function readRestartBaseline(run: RunContext, target: Target, slot: Slot): Promise<number> {
+  return await run
+    .act('quick', `restart baseline of ${slot}`)
+    .readRestarts({ target, slot })
+    .catch((error: unknown) => {
+      throw phaseErrorFrom(error, RollbackReason.ActivityError);
+    });
+}
+
+/** Fresh counts for people, with the warm-up where it applies. */
+export function newMonitorProgress(run: RunContext, ticks: number, durationSeconds: number): MonitorProgress {
+  const monitor = run.spec.monitor;
+  const progress: MonitorProgress = {
+    tick: 0,
+    ticks,
+    durationSeconds,
+    intervalSeconds: monitor.intervalSeconds,
+    successful: 0,
+    failed: 0,
+    inconclusive: 0,
+    errors: 0,
+    consecutiveErrors: 0,
+    restarts: 0,
+    latest: {},
+  };
+  const warmUp = run.warmUp;
+  if (warmUp) Object.assign(progress, { warmUpSeconds: warmUp.seconds, scrapeIntervalSeconds: warmUp.scrapeIntervalSeconds, consecutiveInconclusive: 0 });
+  return progress;
+}
+
+/** In words, for the phase message: how long missing data is not counted, and why. */
+export function warmUpMessage(run: RunContext): string {
+  const warmUp = run.warmUp;
+  if (!warmUp) return '';
+  return `; missing data counts after a ${warmUp.seconds} s warm-up (${warmUp.scrapeIntervalSeconds === null ? 'monitor.initialDelaySeconds' : `scrape interval ${warmUp.scrapeIntervalSeconds} s`})`;
+}
+
+/** Blue-green's phase 4: every interval for the monitor window, the SLOs and restarts of the new slot. */
+export async function monitorSlot(run: RunContext, target: Target, slot: Slot): Promise<void> {
+  const monitor = run.spec.monitor;
+  const ticks = Math.max(1, Math.floor(monitor.durationSeconds / monitor.intervalSeconds));
+  const baseline = await readRestartBaseline(run, target, slot);
+  const progress = newMonitorProgress(run, ticks, monitor.durationSeconds);
+  run.status.monitor = progress;
+  const warmUp = run.warmUp;
+  run.enterPhase(Phase.Monitoring, `monitoring ${slot} for ${monitor.durationSeconds} s every ${monitor.intervalSeconds} s${warmUpMessage(run)}`);
+  const startedAt = new Date().getTime();
+  let counters: MonitorCounters = { failed: 0, consecutiveErrors: 0, inconclusive: 0 };
+  for (let tick = 1; tick <= ticks; tick++) {
+    const measurements = await measureSlot(run, target, slot, baseline, `monitor tick ${tick}/${ticks}`);
+    const result = measurements === null ? AnalysisResult.Error : judgeTick(measurements);
+    const warmingUp = warmUp !== null && new Date().getTime() - startedAt < warmUp.seconds * 1000;
+    progress.tick = tick;
+    for (const m of measurements ?? []) progress.latest[m.name] = m;
+    run.status.message = `monitor tick ${tick}/${ticks}: ${result}${warmingUp && result === AnalysisResult.Inconclusive ? ' (warming up: not counted)' : ''}`;
+    const judged = judgeMonitorTick(monitor, counters, result, { warmingUp, consecutive: warmUp !== null });
+    counters = judged.counters;
+    countTick(progress, result, counters);
+    if (judged.decision === MonitorDecision.Breach) throw breachOf(measurements ?? []);
+    if (judged.decision === MonitorDecision.ErrorLimit) throw errorLimitError(run, progress.consecutiveErrors);
+    if (judged.decision === MonitorDecision.Pause) {
+      if (warmUp) {
+        const paused = await pauseWhileMeasuring(run, target, slot, baseline, progress, counters, `no data for ${monitor.inconclusiveLimit + 1} ticks in a row after the warm-up`);
+        counters = paused.counters;
+        run.enterPhase(Phase.Monitoring, `monitoring ${slot}: ${paused.how} at tick ${tick}/${ticks}`);
+      } else {
+        await awaitApproval(run, Gate.Inconclusive, true);
+        run.enterPhase(Phase.Monitoring, `monitoring ${slot}: resumed by an operator at tick ${tick}/${ticks}`);
+      }
+    }
+    run.publishDetails();
+    if (await condition(() => run.abortRequested, monitor.intervalSeconds * 1000, { summary: `monitor tick ${tick}/${ticks}: next in ${monitor.intervalSeconds} s` })) {
+      throw new PhaseError(RollbackReason.Aborted, run.abortMessage());
+    }
+  }
+  if (progress.successful === 0) {
+    // A window in which nothing could be measured proves nothing: an operator decides.
+    if (warmUp) await pauseWhileMeasuring(run, target, slot, baseline, progress, counters, `not one tick of the ${monitor.durationSeconds} s window had data`);
+    else await awaitApproval(run, Gate.Inconclusive, true);
+  }
+  run.status.message = `monitoring passed: ${progress.successful}/${ticks} ticks successful`;
+}
+
+/** Keeps the counts people see in step with the monitor's counters. */
+export function countTick(progress: MonitorProgress, result: AnalysisResult, counters: MonitorCounters): void {
+  if (result === AnalysisResult.Successful) progress.successful++;
+  if (result === AnalysisResult.Failed) progress.failed++;
+  if (result === AnalysisResult.Error) progress.errors++;
+  if (result === AnalysisResult.Inconclusive) progress.inconclusive++;
+  progress.consecutiveErrors = counters.consecutiveErrors;
+  if (progress.consecutiveInconclusive !== undefined) progress.consecutiveInconclusive = counters.inconclusive;
+}
+
+export function errorLimitError(run: RunContext, consecutiveErrors: number): PhaseError {
+  return new PhaseError(
+    RollbackReason.MeasurementErrors,
+    `${consecutiveErrors} consecutive measurement errors (limit ${run.spec.monitor.consecutiveErrorLimit}): the SLOs cannot be verified`,
+    'measurement',
+  );
+}
+
+/**
+ * Paused for missing data, the monitor goes on measuring every interval and shows the latest
+ * values, so the operator decides on facts. The pause ends with an approval, or by itself after
+ * `resumeWhenConclusive` Successful ticks in a row; a breach or the error limit rolls back as
+ * during monitoring; an abort cancels it; nobody answering within the approval timeout rolls back.
+ * Returns how it ended, for the phase message, and the counters as the pause left them.
+ * `measure` is the tick (the canary's judges the requests it served too).
+ */
+export async function pauseWhileMeasuring(
+  run: RunContext,
+  target: Target,
+  slot: Slot,
+  baseline: number,
+  progress: MonitorProgress,
+  counters: MonitorCounters,
+  why: string,
+  measure: (tick: string) => Promise<Measurement[] | null> = (tick) => measureSlot(run, target, slot, baseline, tick),
+): Promise<{ how: string; counters: MonitorCounters }> {
+  const { monitor, gates } = run.spec;
+  const resumeAfter = monitor.resumeWhenConclusive ?? 0;
+  const deadline = await openGate(
+    run,
+    Gate.Inconclusive,
+    `${why}: approve to go on or abort to roll back` +
+      (resumeAfter > 0 ? `; goes on by itself after ${resumeAfter} successful ticks in a row` : '') +
+      `; still measuring every ${monitor.intervalSeconds} s`,
+  );
+  let current = counters;
+  let successes = 0;
+  try {
+    for (let tick = 1; ; tick++) {
+      const left = deadline - new Date().getTime();
+      if (left <= 0) {
+        throw new PhaseError(RollbackReason.NoDecision, `nobody approved the ${Gate.Inconclusive} gate within ${gates.approvalTimeoutSeconds} s`, Gate.Inconclusive);
+      }
+      if (await condition(() => run.approved, Math.min(monitor.intervalSeconds * 1000, left), { summary: `paused: next measurement in ${monitor.intervalSeconds} s` })) {
+        return { how: 'resumed by an operator', counters: current };
+      }
+      const measurements = await measure(`paused tick ${tick}`);
+      const result = measurements === null ? AnalysisResult.Error : judgeTick(measurements);
+      for (const m of measurements ?? []) progress.latest[m.name] = m;
+      const judged = judgeMonitorTick(monitor, current, result, { consecutive: true });
+      current = { ...judged.counters, inconclusive: 0 };
+      countTick(progress, result, current);
+      progress.pausedTicks = (progress.pausedTicks ?? 0) + 1;
+      if (judged.decision === MonitorDecision.Breach) throw breachOf(measurements ?? []);
+      if (judged.decision === MonitorDecision.ErrorLimit) throw errorLimitError(run, progress.consecutiveErrors);
+      successes = result === AnalysisResult.Successful ? successes + 1 : 0;
+      run.status.message = `paused, still measuring: tick ${tick}: ${result}${resumeAfter > 0 ? ` (${successes}/${resumeAfter} successful in a row)` : ''}`;
+      run.publishDetails();
+      if (resumeAfter > 0 && successes >= resumeAfter) return { how: `resumed by itself after ${successes} successful ticks in a row`, counters: current };
+    }
+  } finally {
+    run.status.awaiting = null;
+  }
+}
+
+/** One tick: SLOs and restarts side by side; null when either could not be measured. */
+export async function measureSlot(run: RunContext, target: Target, slot: Slot, baseline: number, tick: string): Promise<Measurement[] | null> {
+  const monitor = run.spec.monitor;
+  const [slos, restarts] = await Promise.allSettled([
+    run.act('measure', `${tick}: SLOs of ${slot}`).evaluateSlos({ target, slot, version: run.spec.version, window: monitor.window, slos: monitor.slos }),
+    run.act('measure', `${tick}: restarts of ${slot}`).readRestarts({ target, slot }),
+  ]);
+  for (const settled of [slos, restarts]) {
+    if (settled.status === 'rejected' && isCancellation(settled.reason)) throw settled.reason;
+  }
+  if (slos.status === 'rejected' || restarts.status === 'rejected') {
+    const error = slos.status === 'rejected' ? slos.reason : (restarts as PromiseRejectedResult).reason;
+    log.warn('measurement error', { error: describeError(error) });
+    return null;
+  }
+  const restartCount = Math.max(0, restarts.value - baseline);
+  run.status.monitor!.restarts = restartCount;
+  const restartMeasurement: Measurement = {
+    name: RESTARTS_MEASUREMENT,
+    value: restartCount,
+    comparison: '<=',
+    threshold: monitor.restartLimit,
+    gate: true,
+    result: judgeValue(restartCount, '<=', monitor.restartLimit),
+  };
+  return [...slos.value, restartMeasurement];
+}

@@ -1,0 +1,22 @@
+/**
+ * Changes to the workflow's commands, guarded with `patched()` so that running and recorded
+ * deployments replay. A name here is never reused or removed while a history that lacks it may
+ * still be replayed (the committed ones in test/histories/ are).
+ */
+export const Patch = {
+  /** The outcome is written to the memo when the deployment ends. */
+  OutcomeInMemo: 'outcome-in-memo',
+  /** People are notified when a gate waits and when the deployment ends. */
+  Notifications: 'notifications',
+  /** A cancelled write is waited for: a compensation never runs beside its own write. */
+  SettledWrites: 'settled-writes',
+  /** A restore retries until it succeeds (or is refused for good), reported stuck after a while. */
+  PersistentRollback: 'persistent-rollback',
+  /** A deployment that did not go live ends as a workflow failure carrying its result. */
+  FailedExecution: 'failed-execution',
+  /**
+   * The monitor reads the scrape interval in preflight, counts missing data only after a warm-up
+   * and only in a row, and keeps measuring while paused for missing data.
+   */
+  ScrapeAwareMonitor: 'scrape-aware-monitor',
+} as const;

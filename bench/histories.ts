@@ -96,3 +96,23 @@ export function faultOnsetToRestored(events: Event[], faultAfterMs: number): num
   if (!deployed || !switched || !switchedBack) throw new Error('the history holds no deploy, switch and switch-back');
   return ms(switchedBack) - Math.max(ms(switched), ms(deployed) + faultAfterMs);
 }
+
+/**
+ * From an operator's abort (the Update accepted, or the signal recorded) to the rollback's first
+ * verification of weight 0 completed: how long the canary kept any traffic after the abort.
+ */
+export function abortToWeightZero(events: Event[]): number {
+  const types = activityTypes(events);
+  const abort = events.find(
+    (e) =>
+      (e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name ?? e.workflowExecutionSignaledEventAttributes?.signalName) === 'abort',
+  );
+  if (!abort) throw new Error('the history holds no abort');
+  const verified = events.find((e) => {
+    const completed = e.activityTaskCompletedEventAttributes;
+    if (!completed || ms(e) < ms(abort) || types.get(String(completed.scheduledEventId)) !== 'verifyTrafficWeight') return false;
+    return (payload(e) as { weight?: number } | null)?.weight === 0;
+  });
+  if (!verified) throw new Error('no verification of weight 0 after the abort');
+  return ms(verified) - ms(abort);
+}

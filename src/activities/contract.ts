@@ -6,6 +6,7 @@
  */
 import type { Measurement } from '../shared/analysis.js';
 import type { Slot } from '../shared/slots.js';
+import type { TrafficRouter } from '../shared/traffic.js';
 import type { DeploymentSpec, Slo } from '../spec/deployment-spec.js';
 
 /** The objects one deployment acts on: a Service that selects a slot, and a Deployment per slot. */
@@ -24,6 +25,8 @@ export interface SlotState {
   deployment: string;
   /** The image of the target container; null if the Deployment has no such container. */
   image: string | null;
+  /** The version its pods are labelled with (the canary's SLO queries read the stable's by it). */
+  version?: string | null;
   replicas: number;
   readyReplicas: number;
   updatedReplicas: number;
@@ -79,6 +82,36 @@ export interface TrafficReport {
   seconds: number;
 }
 
+/** A canary's weight through a router: `weight` percent to `canary`, the rest to `stable`. */
+export interface SetWeightRequest {
+  target: Target;
+  router: TrafficRouter;
+  stable: Slot;
+  canary: Slot;
+  /** 0: all traffic to the stable slot; 100: all of it to the canary. */
+  weight: number;
+}
+
+export interface WeightReport {
+  /** false when the router already held this weight (nothing was written). */
+  changed: boolean;
+  /** What was in effect before, in words. */
+  previous: string;
+}
+
+export interface VerifyWeightRequest extends SetWeightRequest {
+  timeoutSeconds: number;
+}
+
+/** What the router holds once verified, read back from the platform. */
+export interface WeightVerification {
+  /** The canary's share in effect, in percent (for replica-ratio: its part of the ready endpoints). */
+  weight: number;
+  /** Ready endpoints of each slot behind the router. */
+  endpoints: Record<Slot, number>;
+  seconds: number;
+}
+
 export interface ReadRestartsRequest {
   target: Target;
   slot: Slot;
@@ -131,6 +164,28 @@ export interface EvaluateSlosRequest {
   slos: Slo[];
 }
 
+/** One canary tick: both slots' SLOs over the same window, and the requests each served. */
+export interface MeasureCanaryRequest {
+  target: Target;
+  canary: Slot;
+  stable: Slot;
+  /** The canary's version and the stable's, for queries scoped by version. */
+  version: string;
+  stableVersion: string;
+  window: string;
+  slos: Slo[];
+  /** Requests a slot served within the window (the spec's `canary.requestsQuery`). */
+  requestsQuery: string;
+}
+
+export interface CanaryMeasurements {
+  canary: Measurement[];
+  stable: Measurement[];
+  /** null: the query had no data (no traffic at all) or failed. */
+  canaryRequests: number | null;
+  stableRequests: number | null;
+}
+
 /** Reports progress while an activity waits; wired to the activity heartbeat. */
 export interface Progress {
   heartbeat(details?: unknown): void;
@@ -145,6 +200,8 @@ export interface Progress {
  */
 export interface Platform {
   readonly name: string;
+  /** The traffic routers this platform can drive; the worker rejects a spec naming another. */
+  readonly routers: readonly TrafficRouter[];
   describe(target: Target): Promise<LiveState>;
   /** Sets image and replicas of the slot in one write; returns what was there before. */
   deploySlot(request: DeploySlotRequest): Promise<SlotState>;
@@ -154,6 +211,10 @@ export interface Platform {
   /** Total container restarts of the slot's current pods. */
   readRestarts(request: ReadRestartsRequest): Promise<number>;
   scaleSlot(request: ScaleSlotRequest, progress: Progress): Promise<void>;
+  /** Sets a canary's weight through the router (checks first; writes only what differs). */
+  setTrafficWeight(request: SetWeightRequest): Promise<WeightReport>;
+  /** Waits until the router holds the weight, read back from what is in effect. */
+  verifyTrafficWeight(request: VerifyWeightRequest, progress: Progress): Promise<WeightVerification>;
 }
 
 /** Runs the smoke suite against the idle slot; a failed check is a verdict, not an exception. */

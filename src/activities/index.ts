@@ -8,22 +8,30 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { ErrorType } from '../shared/errors.js';
 import type { DeploymentEvent, Notifier } from '../notifications/webhook-notifier.js';
 import { parseDeploymentSpec, SpecValidationError } from '../spec/deployment-spec.js';
+import type { Slo } from '../spec/deployment-spec.js';
 import type {
+  CanaryMeasurements,
   DeploySlotRequest,
   EvaluateSlosRequest,
+  MeasureCanaryRequest,
   Platform,
   Progress,
   ReadRestartsRequest,
   ScrapeIntervalRequest,
   ScaleSlotRequest,
+  SetWeightRequest,
   SloSource,
   SmokeRequest,
   SmokeRunner,
   SwitchTrafficRequest,
   Target,
   VerifyTrafficRequest,
+  VerifyWeightRequest,
   WaitForSlotReadyRequest,
 } from './contract.js';
+
+/** The name the requests query is measured under, beside the SLOs. */
+const REQUESTS = 'requests';
 
 export interface ActivityDependencies {
   platform: Platform;
@@ -49,14 +57,20 @@ export function createActivities({ platform, smoke, slo, notifier = null }: Acti
      * with `temporal workflow start`) is rejected with field paths before anything changes.
      */
     async validateSpec(spec: unknown) {
+      let parsed;
       try {
-        return parseDeploymentSpec(spec);
+        parsed = parseDeploymentSpec(spec);
       } catch (error) {
         if (error instanceof SpecValidationError) {
           throw ApplicationFailure.create({ type: ErrorType.InvalidInput, message: error.message, nonRetryable: true });
         }
         throw error;
       }
+      if (!platform.routers.includes(parsed.traffic.router)) {
+        const message = `invalid deployment spec:\n  - traffic.router: the ${platform.name} platform cannot route by '${parsed.traffic.router}' (it can: ${platform.routers.join(', ')})`;
+        throw ApplicationFailure.create({ type: ErrorType.InvalidInput, message, nonRetryable: true });
+      }
+      return parsed;
     },
     async describe(target: Target) {
       return await platform.describe(target);
@@ -73,6 +87,12 @@ export function createActivities({ platform, smoke, slo, notifier = null }: Acti
     async verifyTraffic(request: VerifyTrafficRequest) {
       return await platform.verifyTraffic(request, currentProgress());
     },
+    async setTrafficWeight(request: SetWeightRequest) {
+      return await platform.setTrafficWeight(request);
+    },
+    async verifyTrafficWeight(request: VerifyWeightRequest) {
+      return await platform.verifyTrafficWeight(request, currentProgress());
+    },
     async readRestarts(request: ReadRestartsRequest) {
       return await platform.readRestarts(request);
     },
@@ -87,6 +107,22 @@ export function createActivities({ platform, smoke, slo, notifier = null }: Acti
     },
     async evaluateSlos(request: EvaluateSlosRequest) {
       return await slo.evaluateSlos(request);
+    },
+    /**
+     * One canary tick: the SLOs of both slots over the same window (the canary judged against
+     * the stable where its SLO says so, and a breach on both told apart from the canary's own),
+     * and the requests each served. Throws only when the source does (counted as an Error tick).
+     */
+    async measureCanary(request: MeasureCanaryRequest): Promise<CanaryMeasurements> {
+      const { target, window, slos } = request;
+      const requests: Slo = { name: REQUESTS, query: request.requestsQuery, comparison: '>=', threshold: 0, gate: false };
+      const [canary, stable] = await Promise.all([
+        slo.evaluateSlos({ target, slot: request.canary, version: request.version, window, slos: [...slos, requests] }),
+        slo.evaluateSlos({ target, slot: request.stable, version: request.stableVersion, window, slos: [...slos, requests] }),
+      ]);
+      const count = (measurements: typeof canary) => measurements.find((m) => m.name === REQUESTS)?.value ?? null;
+      const withoutCount = (measurements: typeof canary) => measurements.filter((m) => m.name !== REQUESTS);
+      return { canary: withoutCount(canary), stable: withoutCount(stable), canaryRequests: count(canary), stableRequests: count(stable) };
     },
     /** Never throws: a notification that cannot be delivered must not change a deployment. */
     async notify(event: DeploymentEvent): Promise<string> {

@@ -6,8 +6,8 @@
  *   1  the deployment rolled back or failed
  *   2  invalid input: a bad spec or flag, or no deployment of that app
  *   3  Temporal unreachable
- *   4  refused: a deployment of the app is already running, or an abort/approve does not apply now
- *   5  recorded, not yet answered: no worker answered an abort/approve within 5 s, so it was sent
+ *   4  refused: a deployment of the app is already running, or an abort/approve/promote does not apply now
+ *   5  recorded, not yet answered: no worker answered an abort/approve/promote within 5 s, so it was sent
  *      as a signal, which Temporal keeps; it takes effect as soon as a worker runs
  *   130 interrupted: Ctrl+C stopped watching (without --abort-on-interrupt); the deployment goes on
  */
@@ -98,7 +98,7 @@ function out(line: string): void {
 }
 
 /** Prints how an operator's verb landed; a verb only recorded (no worker) exits 5. */
-function report(verb: 'abort' | 'approve', app: string, answer: OperatorDelivery, json = false): void {
+function report(verb: 'abort' | 'approve' | 'promote', app: string, answer: OperatorDelivery, json = false): void {
   if (json) out(JSON.stringify({ verb, ...answer }));
   else if (answer.delivery === 'accepted') out(`${verb} ${app}: ${answer.message}`);
   else out(`${verb} ${app} RECORDED, not yet answered: ${answer.message}`);
@@ -150,7 +150,7 @@ async function followToTheEnd(
 
 export function buildProgram(): Command {
   const program = new Command('bluegreen')
-    .description('Blue-green deployments of Kubernetes services as durable Temporal workflows')
+    .description('Blue-green and canary deployments of Kubernetes services as durable Temporal workflows')
     .option('--address <host:port>', 'Temporal frontend address (env TEMPORAL_ADDRESS, default localhost:7233)')
     .option('--temporal-namespace <name>', 'Temporal namespace (env TEMPORAL_NAMESPACE, default "default")')
     .option('--task-queue <name>', 'task queue of the workers (env TEMPORAL_TASK_QUEUE, default "bluegreen")')
@@ -227,6 +227,21 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('promote')
+    .description("canary: end the current step's hold now and go to the next step")
+    .argument('<app>', 'app name')
+    .option('-n, --namespace <name>', 'Kubernetes namespace', 'default')
+    .option('--full', 'skip the remaining steps: straight to 100 %')
+    .option('--by <operator>', 'who is promoting', defaultOperator())
+    .option('--json', 'machine-readable output')
+    .action(async (app: string, options: { namespace: string; full?: boolean; by: string; json?: boolean }) => {
+      await withClient(program, async (client) => {
+        const answer = await client.promote(options.namespace, app, { by: options.by, full: options.full === true });
+        report('promote', `${options.namespace}/${app}`, answer, options.json);
+      });
+    });
+
+  program
     .command('status')
     .description('phase, slots and SLO table of the latest deployment of an app')
     .argument('<app>', 'app name')
@@ -251,10 +266,10 @@ export function buildProgram(): Command {
       await withClient(program, async (client) => {
         const deployments = await client.list({ limit: Number(options.limit), app: options.app, outcome: options.outcome });
         if (options.json) return out(JSON.stringify(deployments, null, 2));
-        out(['STARTED'.padEnd(20), 'NAMESPACE/APP'.padEnd(32), 'VERSION'.padEnd(14), 'STATUS'.padEnd(10), 'OUTCOME'].join(' '));
+        out(['STARTED'.padEnd(20), 'NAMESPACE/APP'.padEnd(32), 'VERSION'.padEnd(14), 'STRATEGY'.padEnd(10), 'STATUS'.padEnd(10), 'OUTCOME'].join(' '));
         for (const d of deployments) {
           const outcome = d.outcome ? `${d.outcome}${d.reason ? ` (${d.reason})` : ''}` : d.phase ? `in ${d.phase}` : '-';
-          out([d.startTime.slice(0, 19).padEnd(20), `${d.namespace}/${d.app}`.padEnd(32), d.version.padEnd(14), d.status.padEnd(10), outcome].join(' '));
+          out([d.startTime.slice(0, 19).padEnd(20), `${d.namespace}/${d.app}`.padEnd(32), d.version.padEnd(14), d.strategy.padEnd(10), d.status.padEnd(10), outcome].join(' '));
         }
       });
     });

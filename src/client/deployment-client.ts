@@ -13,13 +13,23 @@ import {
 } from '@temporalio/client';
 import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import proto from '@temporalio/proto';
-import { abortSignal, abortUpdate, approveSignal, approveUpdate, statusQuery } from '../workflows/definitions.js';
+import { abortSignal, abortUpdate, approveSignal, approveUpdate, promoteSignal, promoteUpdate, statusQuery } from '../workflows/definitions.js';
 import type { blueGreenDeploymentWorkflow } from '../workflows/blue-green-deployment.js';
-import type { AbortRequest, ApproveRequest, DeploymentResult, DeploymentStatus, OperatorAnswer } from '../shared/deployment-status.js';
+import type { AbortRequest, ApproveRequest, DeploymentResult, DeploymentStatus, OperatorAnswer, PromoteRequest } from '../shared/deployment-status.js';
 import { DeploymentFailureType, Phase } from '../shared/deployment-status.js';
 import { SEARCH_ATTRIBUTE_KEYS, SearchAttribute } from '../shared/search-attributes.js';
 import { deploymentWorkflowId } from '../shared/workflow-id.js';
+import { Strategy } from '../spec/deployment-spec.js';
 import type { DeploymentSpec } from '../spec/deployment-spec.js';
+
+/** The workflow type of each strategy; both take the spec and return the same result. */
+export const WORKFLOW_TYPES: Record<Strategy, string> = {
+  [Strategy.BlueGreen]: 'blueGreenDeploymentWorkflow',
+  [Strategy.Canary]: 'canaryDeploymentWorkflow',
+};
+
+/** A visibility query's condition that finds deployments of either strategy. */
+const ANY_DEPLOYMENT = `WorkflowType IN (${Object.values(WORKFLOW_TYPES).map((type) => `'${type}'`).join(', ')})`;
 
 /** A second deployment of an app whose deployment is still running. */
 export class DeploymentAlreadyRunningError extends Error {
@@ -107,6 +117,8 @@ export interface DeploymentSummary {
   app: string;
   namespace: string;
   version: string;
+  /** blueGreen or canary, from the workflow type. */
+  strategy: string;
   /** Temporal's execution status: RUNNING, COMPLETED, ... */
   status: string;
   outcome: string | null;
@@ -146,7 +158,7 @@ export class DeploymentClient {
         ]
       : undefined;
     try {
-      return await this.client.workflow.start<typeof blueGreenDeploymentWorkflow>('blueGreenDeploymentWorkflow', {
+      return await this.client.workflow.start<typeof blueGreenDeploymentWorkflow>(WORKFLOW_TYPES[spec.strategy], {
         workflowId,
         taskQueue: this.taskQueue,
         args: [spec],
@@ -155,11 +167,11 @@ export class DeploymentClient {
         memo: { app: spec.app, namespace: spec.namespace, version: spec.version, image: spec.image },
         typedSearchAttributes,
         // What the Temporal UI shows for this deployment before anyone opens its history.
-        staticSummary: `deploy ${spec.app} ${spec.version} in ${spec.namespace}`,
+        staticSummary: `deploy ${spec.app} ${spec.version} in ${spec.namespace}${spec.strategy === Strategy.Canary ? ' (canary)' : ''}`,
         staticDetails: [
-          `| app | namespace | version | image | replicas | monitor |`,
-          `|---|---|---|---|---|---|`,
-          `| ${spec.app} | ${spec.namespace} | ${spec.version} | ${spec.image} | ${spec.replicas} | ${spec.monitor.durationSeconds} s every ${spec.monitor.intervalSeconds} s |`,
+          `| app | namespace | version | image | replicas | strategy | monitor |`,
+          `|---|---|---|---|---|---|---|`,
+          `| ${spec.app} | ${spec.namespace} | ${spec.version} | ${spec.image} | ${spec.replicas} | ${describeStrategy(spec)} | ${spec.monitor.durationSeconds} s every ${spec.monitor.intervalSeconds} s |`,
         ].join('\n'),
       });
     } catch (error) {
@@ -227,10 +239,18 @@ export class DeploymentClient {
     return await this.sendVerb(namespace, app, 'approve', (handle) => handle.executeUpdate(approveUpdate, { args: [request] }), (handle) => handle.signal(approveSignal, request));
   }
 
+  /**
+   * Canary: ends the current step's hold now, or with `full` goes straight to 100 %; as `abort`,
+   * it falls back to the signal when no worker answers.
+   */
+  async promote(namespace: string, app: string, request: PromoteRequest): Promise<OperatorDelivery> {
+    return await this.sendVerb(namespace, app, 'promote', (handle) => handle.executeUpdate(promoteUpdate, { args: [request] }), (handle) => handle.signal(promoteSignal, request));
+  }
+
   private async sendVerb(
     namespace: string,
     app: string,
-    verb: 'abort' | 'approve',
+    verb: 'abort' | 'approve' | 'promote',
     update: (handle: WorkflowHandle<typeof blueGreenDeploymentWorkflow>) => Promise<OperatorAnswer>,
     signal: (handle: WorkflowHandle<typeof blueGreenDeploymentWorkflow>) => Promise<void>,
   ): Promise<OperatorDelivery> {
@@ -326,7 +346,7 @@ export class DeploymentClient {
    * outcome needs the search attributes registered (see `isIndexed`).
    */
   async list({ limit = 20, app, outcome }: { limit?: number; app?: string; outcome?: string } = {}): Promise<DeploymentSummary[]> {
-    const conditions = [`WorkflowType = 'blueGreenDeploymentWorkflow'`];
+    const conditions = [ANY_DEPLOYMENT];
     if (app || outcome) {
       if (!(await this.isIndexed())) {
         throw new RequestRefusedError(
@@ -343,6 +363,7 @@ export class DeploymentClient {
         workflowId: execution.workflowId,
         runId: execution.runId,
         ...memoFields(memo),
+        strategy: execution.type === WORKFLOW_TYPES.canary ? Strategy.Canary : Strategy.BlueGreen,
         status: execution.status.name,
         outcome: execution.typedSearchAttributes.get(SearchAttribute.Outcome) ?? (typeof memo['outcome'] === 'string' ? memo['outcome'] : null),
         phase: execution.typedSearchAttributes.get(SearchAttribute.Phase) ?? null,
@@ -363,7 +384,7 @@ export class DeploymentClient {
    */
   async endRunning(reason: string): Promise<string[]> {
     const ended: string[] = [];
-    for await (const execution of this.client.workflow.list({ query: `WorkflowType = 'blueGreenDeploymentWorkflow' AND ExecutionStatus = 'Running'` })) {
+    for await (const execution of this.client.workflow.list({ query: `${ANY_DEPLOYMENT} AND ExecutionStatus = 'Running'` })) {
       await this.client.workflow.getHandle(execution.workflowId, execution.runId).terminate(reason);
       ended.push(execution.workflowId);
     }
@@ -399,6 +420,12 @@ export class DeploymentClient {
     onStatus(final.status);
     return final;
   }
+}
+
+/** The strategy in a few words, for the Temporal UI's summary table. */
+function describeStrategy(spec: DeploymentSpec): string {
+  if (spec.strategy !== Strategy.Canary) return 'blue-green';
+  return `canary ${spec.canary.steps.map((step) => `${step.weight}`).join('/')} % via ${spec.traffic.router}`;
 }
 
 /** Whether a call failed because no worker answered in time (as opposed to a refusal or an error). */

@@ -21,6 +21,7 @@ export const MeasurementSchema = z
     gate: z.boolean(),
     result: z.nativeEnum(AnalysisResult),
     message: z.string().optional(),
+    stable: z.object({ value: z.number().nullable(), threshold: z.number().nullable() }).strict().optional(),
   })
   .strict();
 
@@ -75,6 +76,30 @@ export const DeploymentStatusSchema = z
       .strict()
       .nullable()
       .optional(),
+    strategy: z.enum(['blueGreen', 'canary']).optional(),
+    canary: z
+      .object({
+        router: z.string(),
+        step: z.number().int(),
+        steps: z.number().int(),
+        weight: z.number(),
+        stepWeight: z.number(),
+        effectiveWeight: z.number().nullable(),
+        observedShare: z.number().nullable(),
+        canaryRequests: z.number().nullable(),
+        stableRequests: z.number().nullable(),
+        canaryReplicas: z.number().int(),
+        hold: z.object({ since: isoTime, seconds: z.number(), extendedSeconds: z.number(), untilPromote: z.boolean() }).strict().nullable(),
+        analysis: z.string().nullable(),
+        sharedCause: z.string().nullable(),
+        completed: z.array(
+          z.object({ step: z.number().int(), weight: z.number(), observedShare: z.number().nullable(), canaryRequests: z.number().nullable(), seconds: z.number() }).strict(),
+        ),
+        promotedBy: z.string().nullable(),
+      })
+      .strict()
+      .nullable()
+      .optional(),
     transitions: z.array(z.object({ phase, at: isoTime, message: z.string() }).strict()),
   })
   .strict();
@@ -106,6 +131,7 @@ export const DeploymentSummarySchema = z
     app: z.string(),
     namespace: z.string(),
     version: z.string(),
+    strategy: z.enum(['blueGreen', 'canary']),
     status: z.string(),
     outcome: z.nativeEnum(Outcome).nullable(),
     phase: phase.nullable(),
@@ -135,10 +161,10 @@ export const DeploymentSnapshotSchema = z
   })
   .strict();
 
-/** What `abort` and `approve` print with `--json`. */
+/** What `abort`, `approve` and `promote` print with `--json`. */
 export const OperatorAnswerSchema = z
   .object({
-    verb: z.enum(['abort', 'approve']),
+    verb: z.enum(['abort', 'approve', 'promote']),
     delivery: z.enum(['accepted', 'recorded']),
     message: z.string(),
     phase: phase.nullable(),

@@ -5,11 +5,19 @@
 import { Presets, SingleBar } from 'cli-progress';
 import { formatValue } from '../shared/analysis.js';
 import type { Measurement } from '../shared/analysis.js';
-import type { DeploymentResult, DeploymentStatus } from '../shared/deployment-status.js';
+import type { CanaryProgress, DeploymentResult, DeploymentStatus } from '../shared/deployment-status.js';
+import { formatShare } from '../shared/traffic.js';
 import type { DeploymentSnapshot } from './deployment-client.js';
 
 function time(iso: string): string {
   return iso.slice(11, 19);
+}
+
+/** A canary's step in one line: the weight set beside the share observed. */
+export function formatCanary(c: CanaryProgress): string {
+  const observed = c.observedShare === null ? 'no share observed yet' : `${formatShare(c.observedShare)} % observed`;
+  const requests = c.canaryRequests === null ? 'no canary requests yet' : `${Math.round(c.canaryRequests)} canary requests in the window`;
+  return `step ${c.step}/${c.steps}: ${c.weight} % set, ${observed} (${requests}), ${c.canaryReplicas} canary replicas${c.analysis ? `, ${c.analysis}` : ''}`;
 }
 
 
@@ -28,6 +36,8 @@ export class ProgressPrinter {
   private smokePrinted = false;
   private tick = 0;
   private pausedTicks = 0;
+  /** The canary step whose ticks are being printed: each step's hold counts its ticks afresh. */
+  private step = 0;
   private bar: SingleBar | null = null;
 
   constructor(
@@ -44,6 +54,12 @@ export class ProgressPrinter {
     });
     this.transitions = status.transitions.length;
     this.printSmoke(status);
+    if (status.canary && status.canary.step !== this.step) {
+      this.stopBar();
+      this.step = status.canary.step;
+      this.tick = 0;
+      this.pausedTicks = 0;
+    }
     const monitor = status.monitor;
     if (monitor && (monitor.pausedTicks ?? 0) > this.pausedTicks) {
       // Paused for missing data, the monitor goes on measuring: the operator decides on these.
@@ -54,7 +70,9 @@ export class ProgressPrinter {
     if (monitor && monitor.tick > this.tick) {
       const warmingUp = monitor.warmUpSeconds !== undefined && (monitor.tick - 1) * monitor.intervalSeconds < monitor.warmUpSeconds;
       const readings =
-        Object.values(monitor.latest).filter((m) => m.gate).map(formatMeasurement).join(', ') + (warmingUp ? ' (warm-up: no data is not counted yet)' : '');
+        (status.canary ? `${formatCanary(status.canary)} | ` : '') +
+        Object.values(monitor.latest).filter((m) => m.gate).map(formatMeasurement).join(', ') +
+        (warmingUp && !status.canary ? ' (warm-up: no data is not counted yet)' : '');
       if (this.terminal && status.phase === 'Monitoring') {
         if (!this.bar) {
           this.bar = new SingleBar(
@@ -103,6 +121,13 @@ export function renderStatus(status: DeploymentStatus): string {
     const state = r.seconds !== null ? `done in ${r.seconds.toFixed(1)} s` : r.stuckSince ? `STUCK since ${r.stuckSince}, still retrying` : 'running';
     lines.push(`rollback: since ${r.startedAt}, ${state}${r.step ? ` (step: ${r.step})` : ''}`);
   }
+  if (status.canary) {
+    const c = status.canary;
+    lines.push(`canary:  ${formatCanary(c)}; router ${c.router}${c.effectiveWeight !== null ? `, ${formatShare(c.effectiveWeight)} % in effect` : ''}`);
+    if (c.hold) lines.push(`hold:    since ${c.hold.since}, ${c.hold.untilPromote ? 'until promoted' : `${c.hold.seconds} s`}${c.hold.extendedSeconds ? `, extended ${c.hold.extendedSeconds} s` : ''}`);
+    if (c.sharedCause) lines.push(`shared cause: ${c.sharedCause}`);
+    for (const done of c.completed) lines.push(`    step ${done.step} done: ${done.weight} %, ${done.observedShare === null ? 'no share observed' : `${formatShare(done.observedShare)} % observed`}, ${Math.round(done.seconds)} s`);
+  }
   if (status.smoke) {
     const passed = status.smoke.checks.filter((c) => c.verdict !== 'failed').length;
     lines.push(`smoke:   ${passed}/${status.smoke.checks.length} passed against ${status.smoke.endpoint}`);
@@ -140,6 +165,13 @@ export function renderResult(result: DeploymentResult): string {
   const lines = [`${result.outcome}: ${result.message}`];
   if (result.reason) lines.push(`reason: ${result.reason}${result.failedCheck ? ` (${result.failedCheck})` : ''}`);
   lines.push(`live:   ${result.liveSlot ?? 'unknown slot'} running ${result.liveImage ?? 'unknown image'}`);
+  const canary = result.status.canary;
+  if (canary) {
+    for (const done of canary.completed) {
+      lines.push(`step ${done.step}/${canary.steps}: ${done.weight} % set, ${done.observedShare === null ? 'no share observed' : `${formatShare(done.observedShare)} % observed`} (${done.canaryRequests === null ? 'no' : Math.round(done.canaryRequests)} canary requests in the last window)`);
+    }
+    if (result.outcome !== 'Succeeded' && canary.step > 0) lines.push(`the canary had ${canary.weight} % at step ${canary.step}/${canary.steps} when it was stopped`);
+  }
   if (typeof result.rollbackSeconds === 'number') lines.push(`rollback took ${result.rollbackSeconds.toFixed(1)} s`);
   for (const warning of result.warnings) lines.push(`warning: ${warning}`);
   return lines.join('\n');

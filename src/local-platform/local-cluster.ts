@@ -15,7 +15,23 @@ import { PodPhase } from './pod.js';
 import { LocalService, splitAddress } from './service-router.js';
 
 const ObjectParams = z.object({ namespace: z.string(), name: z.string() });
-const ServicePatch = z.object({ selector: z.record(z.string().min(1), z.string()) }).strict();
+/**
+ * A Service patch, as a JSON merge patch: a selector key set to null is removed (a Service over
+ * both slots); `weights` replaces the split, and null clears it.
+ */
+const ServicePatch = z
+  .object({
+    selector: z.record(z.string().min(1), z.string().nullable()).optional(),
+    weights: z
+      .object({
+        label: z.string().min(1),
+        split: z.record(z.string().min(1), z.number().int('weights must be whole numbers').min(0, 'weights must be 0 or more')),
+      })
+      .strict()
+      .nullable()
+      .optional(),
+  })
+  .strict();
 const DeploymentPatch = z
   .object({
     image: z.string().min(1).optional(),
@@ -91,7 +107,14 @@ export class LocalCluster {
       if (!service) return reply.code(404).send(notFound('service', params));
       const patch = ServicePatch.safeParse(request.body);
       if (!patch.success) return reply.code(422).send(invalid(patch.error));
-      service.selector = { ...service.selector, ...patch.data.selector };
+      const selector = { ...service.selector };
+      for (const [key, value] of Object.entries(patch.data.selector ?? {})) {
+        if (value === null) delete selector[key];
+        else selector[key] = value;
+      }
+      if (Object.keys(selector).length === 0) return reply.code(422).send({ message: 'selector: must select at least one label' });
+      service.selector = selector;
+      if (patch.data.weights !== undefined) service.setWeights(patch.data.weights);
       return service.status();
     });
 

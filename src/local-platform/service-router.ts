@@ -1,7 +1,14 @@
 /**
  * A local Service: a label selector, and an HTTP router on its own port that forwards each request
  * to a ready pod the selector matches, round robin. The selector is read per request, so a switch
- * is atomic for new requests while requests in flight finish where they started. A request that
+ * is atomic for new requests while requests in flight finish where they started.
+ *
+ * With `weights` the router splits traffic between groups of endpoints, as a Gateway API
+ * HTTPRoute's weighted backendRefs do: the endpoints are grouped by one label's value (the slot),
+ * a group is picked by smooth weighted round robin (deterministic: 5/95 sends exactly 5 of every
+ * 100 requests to the first group), and a pod within the group round robin. A group with no ready
+ * endpoint gets nothing and the others share its part. Every answer is counted per Deployment, so
+ * the share each backend actually served can be read back. A request that
  * never reached a pod (connection refused, or a kept-alive connection the pod had just closed) is
  * sent to the next endpoint, as a kube-proxy'd client would reconnect; nothing is retried once a
  * pod may have seen it.
@@ -11,12 +18,21 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { ServiceConfig } from './config.js';
 import type { Pod } from './pod.js';
 
+/** A weighted split between groups of endpoints: by the value of `label`, in relative weights. */
+export interface ServiceWeights {
+  label: string;
+  split: Record<string, number>;
+}
+
 export interface ServiceStatus {
   name: string;
   namespace: string;
   listen: string;
   selector: Record<string, string>;
+  weights: ServiceWeights | null;
   endpoints: { pod: string; deployment: string; labels: Record<string, string>; port: number }[];
+  /** Requests answered, per Deployment, since the platform started. */
+  served: Record<string, number>;
 }
 
 /** Whether every label of the selector is on the pod's Deployment. */
@@ -29,8 +45,13 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 
 
 export class LocalService {
   selector: Record<string, string>;
+  weights: ServiceWeights | null = null;
   private server: Server | null = null;
   private next = 0;
+  /** Smooth weighted round robin: each group's running credit. */
+  private credit = new Map<string, number>();
+  private readonly nextInGroup = new Map<string, number>();
+  private readonly served = new Map<string, number>();
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 256 });
 
   constructor(
@@ -55,8 +76,47 @@ export class LocalService {
       namespace,
       listen,
       selector: { ...this.selector },
+      weights: this.weights ? { label: this.weights.label, split: { ...this.weights.split } } : null,
       endpoints: this.endpoints().map((p) => ({ pod: p.spec.name, deployment: p.spec.deployment, labels: p.spec.labels, port: p.spec.port })),
+      served: Object.fromEntries(this.served),
     };
+  }
+
+  /** Sets (or, with null, clears) the weighted split; the picks start afresh. */
+  setWeights(weights: ServiceWeights | null): void {
+    this.weights = weights;
+    this.credit = new Map();
+  }
+
+  /**
+   * The next pod among `endpoints`: round robin, or with weights, the group the smooth weighted
+   * round robin picks (nginx's algorithm: every group gains its weight, the richest is picked and
+   * pays the total) and then round robin within it.
+   */
+  private pick(endpoints: Pod[]): Pod {
+    const weights = this.weights;
+    if (!weights) return endpoints[(this.next = (this.next + 1) % endpoints.length)]!;
+    const groups = new Map<string, Pod[]>();
+    for (const pod of endpoints) {
+      const value = pod.spec.labels[weights.label] ?? '';
+      if ((weights.split[value] ?? 0) <= 0) continue;
+      groups.set(value, [...(groups.get(value) ?? []), pod]);
+    }
+    if (groups.size === 0) return endpoints[(this.next = (this.next + 1) % endpoints.length)]!;
+    let total = 0;
+    let chosen: string | null = null;
+    for (const value of [...groups.keys()].sort()) {
+      const weight = weights.split[value]!;
+      total += weight;
+      const credit = (this.credit.get(value) ?? 0) + weight;
+      this.credit.set(value, credit);
+      if (chosen === null || credit > this.credit.get(chosen)!) chosen = value;
+    }
+    this.credit.set(chosen!, this.credit.get(chosen!)! - total);
+    const members = groups.get(chosen!)!;
+    const index = ((this.nextInGroup.get(chosen!) ?? -1) + 1) % members.length;
+    this.nextInGroup.set(chosen!, index);
+    return members[index]!;
   }
 
   async listen(): Promise<void> {
@@ -90,7 +150,7 @@ export class LocalService {
         res.end(JSON.stringify({ error: `service ${this.key} has no ready endpoint for selector ${JSON.stringify(this.selector)}` }));
         return;
       }
-      const pod = endpoints[(this.next = (this.next + 1) % endpoints.length)]!;
+      const pod = this.pick(endpoints);
       tried.add(pod);
       const outcome = await this.send(pod, req, body, res);
       if (outcome === 'done') return;
@@ -110,7 +170,10 @@ export class LocalService {
           for (const name of HOP_BY_HOP) delete answerHeaders[name];
           res.writeHead(answer.statusCode ?? 502, { ...answerHeaders, 'x-served-by': pod.spec.name });
           answer.pipe(res);
-          answer.once('end', () => resolve('done'));
+          answer.once('end', () => {
+            this.served.set(pod.spec.deployment, (this.served.get(pod.spec.deployment) ?? 0) + 1);
+            resolve('done');
+          });
           answer.once('error', () => {
             res.destroy();
             resolve('done');

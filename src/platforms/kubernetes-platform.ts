@@ -22,19 +22,24 @@ import type {
   ReadRestartsRequest,
   ReadyReport,
   ScaleSlotRequest,
+  SetWeightRequest,
   SlotState,
   SwitchReport,
   SwitchTrafficRequest,
   Target,
   TrafficReport,
   VerifyTrafficRequest,
+  VerifyWeightRequest,
   WaitForSlotReadyRequest,
+  WeightReport,
+  WeightVerification,
 } from '../activities/contract.js';
 import { ConfigError, parseEnv } from '../config/env.js';
 import { sleep } from './abortable-sleep.js';
 import { ErrorType } from '../shared/errors.js';
 import { isSlot } from '../shared/slots.js';
 import type { Slot } from '../shared/slots.js';
+import { formatShare, REPLICA_RATIO_TOLERANCE_POINTS, TrafficRouter } from '../shared/traffic.js';
 import { versionFromImage } from '../spec/deployment-spec.js';
 
 export const KubernetesEnvSchema = z.object({
@@ -62,8 +67,26 @@ const MAX_RETRY_AFTER_MS = 2000;
 /** Connection-level failures worth another try. */
 const TRANSIENT_NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ECONNABORTED']);
 
+/**
+ * The slot a Service's selector should name for a canary's weight through replica-ratio: the
+ * stable at 0, the canary at 100, and none in between (the Service then selects both slots, and
+ * the replica counts set the share).
+ */
+function selectedSlotFor({ router, stable, canary, weight }: SetWeightRequest): Slot | null {
+  if (router !== TrafficRouter.ReplicaRatio && router !== TrafficRouter.ServiceSelector) {
+    throw ApplicationFailure.create({ type: ErrorType.InvalidInput, message: `traffic.router: the kubernetes platform cannot route by '${router}'`, nonRetryable: true });
+  }
+  if (weight <= 0) return stable;
+  if (weight >= 100) return canary;
+  if (router === TrafficRouter.ServiceSelector) {
+    throw ApplicationFailure.create({ type: ErrorType.InvalidInput, message: `traffic.router: service-selector cannot send ${weight} % to one slot`, nonRetryable: true });
+  }
+  return null;
+}
+
 export class KubernetesPlatform implements Platform {
   readonly name = 'kubernetes';
+  readonly routers = [TrafficRouter.ServiceSelector, TrafficRouter.ReplicaRatio] as const;
   private readonly core: k8s.CoreV1Api;
   private readonly apps: k8s.AppsV1Api;
   private readonly discovery: k8s.DiscoveryV1Api;
@@ -197,6 +220,59 @@ export class KubernetesPlatform implements Platform {
         throw ApplicationFailure.create({
           type: ErrorType.TrafficNotVerified,
           message: `service ${target.service} in namespace ${target.namespace} has ${endpoints.length} ready endpoints, ${strays.length} of them outside slot ${slot}, after ${timeoutSeconds} s`,
+          nonRetryable: true,
+        });
+      }
+      await sleep(poll, progress.signal);
+    }
+  }
+
+  async setTrafficWeight(request: SetWeightRequest): Promise<WeightReport> {
+    const { target } = request;
+    const slot = selectedSlotFor(request);
+    const service = await this.readService(target);
+    const current = service.spec?.selector?.[target.slotLabelKey];
+    const previous = current === undefined ? 'both slots, by replicas' : `selector ${target.slotLabelKey}=${current}`;
+    if ((current ?? null) === slot) return { changed: false, previous };
+    // A JSON merge patch: null removes the slot label, and the Service selects both slots.
+    await this.call(`patch service ${target.service}`, target, () =>
+      this.core.patchNamespacedService({ name: target.service, namespace: target.namespace, body: { spec: { selector: { [target.slotLabelKey]: slot } } } }, MERGE),
+    );
+    return { changed: true, previous };
+  }
+
+  async verifyTrafficWeight(request: VerifyWeightRequest, progress: Progress): Promise<WeightVerification> {
+    const { target, stable, canary, weight, timeoutSeconds } = request;
+    const slot = selectedSlotFor(request);
+    const started = performance.now();
+    const [stableSelector, canarySelector] = await Promise.all([this.readDeployment(target, stable), this.readDeployment(target, canary)]).then((ds) => ds.map(selectorOf));
+    for (let poll = 50; ; poll = Math.min(MAX_POLL_MS, poll * 1.5)) {
+      const [service, slices, stablePods, canaryPods] = await Promise.all([
+        this.readService(target),
+        this.call(`list endpointslices of ${target.service}`, target, () =>
+          this.discovery.listNamespacedEndpointSlice({ namespace: target.namespace, labelSelector: `kubernetes.io/service-name=${target.service}` }),
+        ),
+        this.call(`list pods of slot ${stable}`, target, () => this.core.listNamespacedPod({ namespace: target.namespace, labelSelector: stableSelector })),
+        this.call(`list pods of slot ${canary}`, target, () => this.core.listNamespacedPod({ namespace: target.namespace, labelSelector: canarySelector })),
+      ]);
+      const names = (pods: k8s.V1PodList) => new Set(pods.items.map((p) => p.metadata?.name));
+      const [inStable, inCanary] = [names(stablePods), names(canaryPods)];
+      const ready = slices.items.flatMap((s) => s.endpoints ?? []).filter((e) => e.conditions?.ready !== false);
+      const endpoints = { [stable]: ready.filter((e) => inStable.has(e.targetRef?.name)).length, [canary]: ready.filter((e) => inCanary.has(e.targetRef?.name)).length } as Record<Slot, number>;
+      const strays = ready.length - endpoints[stable] - endpoints[canary];
+      const effective = ready.length === 0 ? 0 : (100 * endpoints[canary]) / ready.length;
+      progress.heartbeat({ endpoints, strays, effective });
+      const selected = (service.spec?.selector?.[target.slotLabelKey] ?? null) === slot;
+      const serving = weight <= 0 ? endpoints[canary] === 0 && endpoints[stable] > 0 : weight >= 100 ? endpoints[stable] === 0 && endpoints[canary] > 0 : endpoints[stable] > 0 && endpoints[canary] > 0;
+      if (selected && serving && strays === 0 && Math.abs(effective - weight) <= REPLICA_RATIO_TOLERANCE_POINTS) {
+        return { weight: effective, endpoints, seconds: (performance.now() - started) / 1000 };
+      }
+      if (performance.now() - started > timeoutSeconds * 1000) {
+        throw ApplicationFailure.create({
+          type: ErrorType.TrafficNotVerified,
+          message:
+            `service ${target.service} in namespace ${target.namespace} does not hold ${weight} % for ${canary} after ${timeoutSeconds} s: ` +
+            `${endpoints[stable]} ready endpoints in ${stable}, ${endpoints[canary]} in ${canary} (${formatShare(effective)} %), ${strays} outside both slots`,
           nonRetryable: true,
         });
       }
@@ -369,6 +445,7 @@ function toSlotState(target: Target, slot: Slot, deployment: k8s.V1Deployment): 
     slot,
     deployment: deployment.metadata?.name ?? target.deployments[slot],
     image: container?.image ?? null,
+    version: deployment.spec?.template?.metadata?.labels?.[VERSION_LABEL] ?? (container?.image ? versionFromImage(container.image) : null),
     replicas: deployment.spec?.replicas ?? 0,
     readyReplicas: status.readyReplicas ?? 0,
     updatedReplicas: status.updatedReplicas ?? 0,

@@ -16,19 +16,25 @@ import type {
   ReadRestartsRequest,
   ReadyReport,
   ScaleSlotRequest,
+  SetWeightRequest,
   SlotState,
   SwitchReport,
   SwitchTrafficRequest,
   Target,
   TrafficReport,
   VerifyTrafficRequest,
+  VerifyWeightRequest,
   WaitForSlotReadyRequest,
+  WeightReport,
+  WeightVerification,
 } from '../activities/contract.js';
 import { parseEnv } from '../config/env.js';
 import { sleep } from './abortable-sleep.js';
 import { ErrorType } from '../shared/errors.js';
 import { isSlot } from '../shared/slots.js';
 import type { Slot } from '../shared/slots.js';
+import { formatShare, REPLICA_RATIO_TOLERANCE_POINTS, TrafficRouter } from '../shared/traffic.js';
+import { versionFromImage } from '../spec/deployment-spec.js';
 
 const PodSchema = z.object({ name: z.string(), image: z.string(), phase: z.string(), ready: z.boolean(), restarts: z.number() });
 const DeploymentSchema = z.object({
@@ -49,6 +55,7 @@ const ServiceSchema = z.object({
   name: z.string(),
   listen: z.string(),
   selector: z.record(z.string()),
+  weights: z.object({ label: z.string(), split: z.record(z.number()) }).nullable().default(null),
   endpoints: z.array(z.object({ pod: z.string(), deployment: z.string(), labels: z.record(z.string()) })),
 });
 type DeploymentStatus = z.output<typeof DeploymentSchema>;
@@ -65,8 +72,33 @@ const POLL_MS = 100;
 /** `<service>.<namespace>.svc[.cluster.local]`: a cluster DNS name the local platform can resolve. */
 const CLUSTER_HOST = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.svc(\.cluster\.local)?$/;
 
+/**
+ * What a router should hold for a canary's weight on the local platform: the Service's selector
+ * (the slot label set to one slot, or removed so that it selects both) and its weighted split.
+ * Gateway API is played by the Service's own weights, as an HTTPRoute splits between the slots.
+ */
+function intendedRouting({ router, stable, canary, weight }: SetWeightRequest): { slot: Slot | null; weights: Record<string, number> | null } {
+  if (weight <= 0) return { slot: stable, weights: null };
+  if (weight >= 100) return { slot: canary, weights: null };
+  if (router === TrafficRouter.GatewayApi) return { slot: null, weights: { [stable]: 100 - weight, [canary]: weight } };
+  return { slot: null, weights: null };
+}
+
+function sameSplit(a: Record<string, number> | null, b: Record<string, number> | null): boolean {
+  if (a === null || b === null) return a === b;
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].every((key) => (a[key] ?? 0) === (b[key] ?? 0));
+}
+
+function describeRouting(service: ServiceStatus, slotLabelKey: string): string {
+  const slot = service.selector[slotLabelKey];
+  if (slot !== undefined) return `selector ${slotLabelKey}=${slot}`;
+  return service.weights ? `both slots, weights ${JSON.stringify(service.weights.split)}` : 'both slots, by replicas';
+}
+
 export class LocalPlatform implements Platform {
   readonly name = 'local';
+  readonly routers = [TrafficRouter.ServiceSelector, TrafficRouter.ReplicaRatio, TrafficRouter.GatewayApi] as const;
   private readonly http: AxiosInstance;
 
   constructor(readonly baseUrl: string) {
@@ -154,6 +186,55 @@ export class LocalPlatform implements Platform {
     }
   }
 
+  async setTrafficWeight(request: SetWeightRequest): Promise<WeightReport> {
+    const { target } = request;
+    const service = await this.service(target);
+    const intended = intendedRouting(request);
+    const current = service.selector[target.slotLabelKey] ?? null;
+    const currentWeights = service.weights?.label === target.slotLabelKey ? service.weights.split : null;
+    const previous = describeRouting(service, target.slotLabelKey);
+    if (current === intended.slot && sameSplit(currentWeights, intended.weights) && (service.weights === null) === (currentWeights === null)) return { changed: false, previous };
+    await this.request('patch', `/api/v1/namespaces/${target.namespace}/services/${target.service}`, {
+      selector: { [target.slotLabelKey]: intended.slot },
+      weights: intended.weights ? { label: target.slotLabelKey, split: intended.weights } : null,
+    });
+    return { changed: true, previous };
+  }
+
+  async verifyTrafficWeight(request: VerifyWeightRequest, progress: Progress): Promise<WeightVerification> {
+    const { target, stable, canary, weight, timeoutSeconds } = request;
+    const intended = intendedRouting(request);
+    const started = performance.now();
+    for (;;) {
+      const service = await this.service(target);
+      const count = (slot: Slot) => service.endpoints.filter((e) => e.labels[target.slotLabelKey] === slot).length;
+      const endpoints = { [stable]: count(stable), [canary]: count(canary) } as Record<Slot, number>;
+      const total = endpoints[stable] + endpoints[canary];
+      const effective = service.weights
+        ? (100 * (service.weights.split[canary] ?? 0)) / Math.max(1, (service.weights.split[canary] ?? 0) + (service.weights.split[stable] ?? 0))
+        : total === 0
+          ? 0
+          : (100 * endpoints[canary]) / total;
+      progress.heartbeat({ endpoints, effective });
+      const routed = (service.selector[target.slotLabelKey] ?? null) === intended.slot && sameSplit(service.weights?.split ?? null, intended.weights);
+      const served =
+        weight <= 0 ? endpoints[stable] > 0 && endpoints[canary] === 0 : weight >= 100 ? endpoints[canary] > 0 && endpoints[stable] === 0 : endpoints[stable] > 0 && endpoints[canary] > 0;
+      if (routed && served && Math.abs(effective - weight) <= REPLICA_RATIO_TOLERANCE_POINTS) {
+        return { weight: effective, endpoints, seconds: (performance.now() - started) / 1000 };
+      }
+      if (performance.now() - started > timeoutSeconds * 1000) {
+        throw ApplicationFailure.create({
+          type: ErrorType.TrafficNotVerified,
+          message:
+            `service ${target.service} does not hold ${weight} % for ${canary} after ${timeoutSeconds} s: ${describeRouting(service, target.slotLabelKey)}, ` +
+            `${endpoints[stable]} endpoints in ${stable} and ${endpoints[canary]} in ${canary} (${formatShare(effective)} %)`,
+          nonRetryable: true,
+        });
+      }
+      await sleep(POLL_MS, progress.signal);
+    }
+  }
+
   async readRestarts({ target, slot }: ReadRestartsRequest): Promise<number> {
     const d = await this.deployment(target, slot);
     return d.pods.filter((p) => p.image === d.image).reduce((sum, p) => sum + p.restarts, 0);
@@ -232,6 +313,7 @@ function toSlotState(target: Target, slot: Slot, d: DeploymentStatus): SlotState
     slot,
     deployment: d.name,
     image: d.container === target.container ? d.image : null,
+    version: d.container === target.container && d.image ? versionFromImage(d.image) : null,
     replicas: d.replicas,
     readyReplicas: d.readyReplicas,
     updatedReplicas: d.updatedReplicas,

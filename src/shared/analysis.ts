@@ -70,6 +70,8 @@ export interface Measurement {
   gate: boolean;
   result: AnalysisResult;
   message?: string;
+  /** Canary: the stable slot's value of the same query and the threshold derived from it. */
+  stable?: { value: number | null; threshold: number | null };
 }
 
 /** A tick's verdict: the worst gated measurement; warnings never decide. */
@@ -204,4 +206,94 @@ export function judgeMonitorTick(
       if (consecutive) next.inconclusive = 0;
       return { counters: next, decision: MonitorDecision.Continue };
   }
+}
+
+/** The name of the canary's request count among its measurements. */
+export const CANARY_REQUESTS_MEASUREMENT = 'canary-requests';
+
+/** An SLO held against the stable slot: `value <comparison> stable * factor + offset`. */
+export interface StableComparison {
+  factor: number;
+  offset: number;
+}
+
+export interface CanaryTickInput {
+  /** The canary's measurements (SLOs, and restarts), each judged against its own threshold. */
+  canary: readonly Measurement[];
+  /** The stable slot's measurements of the same SLOs over the same window. */
+  stable: readonly Measurement[];
+  canaryRequests: number | null;
+  stableRequests: number | null;
+  /** Requests the canary must have served within the window before a tick can be Successful. */
+  minRequests: number;
+  /** The SLOs held against the stable slot too, by name. */
+  comparedToStable: Readonly<Record<string, StableComparison>>;
+}
+
+export interface CanaryTick {
+  /** The canary's measurements, with the stable comparison applied, and its request count. */
+  measurements: Measurement[];
+  result: AnalysisResult;
+  /**
+   * Set when every breach of the tick is shared: the stable slot breaches the same SLO's absolute
+   * threshold over the same window (and the canary is no worse than the stable allows). Rolling
+   * back cannot help then; a person should look at what both depend on.
+   */
+  sharedCause: string | null;
+  /** The canary's share of the requests both slots served within the window, in percent. */
+  observedShare: number | null;
+}
+
+/**
+ * One canary tick, judged: each SLO against its threshold and, where the spec says so, against
+ * the stable slot's value; too few requests make the tick Inconclusive, never Successful; and a
+ * breach both slots share is told apart from the canary's own.
+ */
+export function judgeCanaryTick(input: CanaryTickInput): CanaryTick {
+  const stableByName = new Map(input.stable.map((m) => [m.name, m]));
+  const shared: string[] = [];
+  let ownBreach = false;
+  const measurements = input.canary.map((m): Measurement => {
+    const rule = input.comparedToStable[m.name];
+    const stable = stableByName.get(m.name);
+    let relative: AnalysisResult = AnalysisResult.Successful;
+    let judged: Measurement = m;
+    if (rule) {
+      const threshold = stable?.value === null || stable?.value === undefined ? null : stable.value * rule.factor + rule.offset;
+      relative = threshold === null ? AnalysisResult.Inconclusive : judgeValue(m.value, m.comparison, threshold);
+      judged = { ...m, result: worst([m.result, relative]), stable: { value: stable?.value ?? null, threshold } };
+    } else if (stable) {
+      judged = { ...m, stable: { value: stable.value, threshold: null } };
+    }
+    if (m.gate && judged.result === AnalysisResult.Failed) {
+      const bothBreach = m.result === AnalysisResult.Failed && stable?.result === AnalysisResult.Failed && relative !== AnalysisResult.Failed;
+      if (bothBreach) {
+        shared.push(`'${m.name}' is ${formatValue(m.value)} on the canary and ${formatValue(stable!.value)} on the stable slot (must be ${m.comparison} ${m.threshold})`);
+      } else {
+        ownBreach = true;
+      }
+    }
+    return judged;
+  });
+  const requests = input.canaryRequests;
+  measurements.push({
+    name: CANARY_REQUESTS_MEASUREMENT,
+    value: requests === null ? null : Math.round(requests),
+    comparison: '>=',
+    threshold: input.minRequests,
+    gate: input.minRequests > 0,
+    // Too few requests is missing data, not a breach.
+    result: requests !== null && requests >= input.minRequests ? AnalysisResult.Successful : AnalysisResult.Inconclusive,
+  });
+  const sharedCause =
+    shared.length > 0 && !ownBreach
+      ? `both slots breach the same SLO over the same window: ${shared.join('; ')}; the cause is shared (a dependency, a cascade), so rolling the canary back would not help`
+      : null;
+  const total = (input.canaryRequests ?? 0) + (input.stableRequests ?? 0);
+  return {
+    measurements,
+    result: judgeTick(measurements),
+    sharedCause,
+    observedShare: input.canaryRequests === null || input.stableRequests === null || total <= 0 ? null : (100 * input.canaryRequests) / total,
+  };
 }

@@ -71,6 +71,11 @@ export const Gate = {
   BeforeCleanup: 'beforeCleanup',
   /** Too many inconclusive measurements: continue (approve) or roll back (abort). */
   Inconclusive: 'inconclusive',
+  /**
+   * Canary: both slots breach the same SLO at once, so the cause is shared (a dependency, a
+   * cascade) and rolling back would not help: go on (approve) or roll back (abort).
+   */
+  SharedCause: 'sharedCause',
 } as const;
 export type Gate = (typeof Gate)[keyof typeof Gate];
 
@@ -84,6 +89,12 @@ export interface AbortRequest {
 export interface ApproveRequest {
   by?: string;
   gate?: Gate;
+}
+
+/** The payload of `promoteSignal`: end the canary's current hold now, or with `full` go to 100 %. */
+export interface PromoteRequest {
+  by?: string;
+  full?: boolean;
 }
 
 /** The workflow's answer to an accepted `abort` or `approve` Update (a refusal is an error). */
@@ -140,6 +151,34 @@ export interface MonitorProgress {
   pausedTicks?: number;
 }
 
+/** Where a canary stands: its step, the weight set, the share observed and the step's analysis. */
+export interface CanaryProgress {
+  router: string;
+  /** 1-based; 0 before the first weight is set. */
+  step: number;
+  steps: number;
+  /** The weight the router holds now (verified), in percent. */
+  weight: number;
+  /** The weight of the current step as the spec sets it. */
+  stepWeight: number;
+  /** The weight in effect as the router reported it when verified (replica counts, weights). */
+  effectiveWeight: number | null;
+  /** The canary's share of the requests both slots served over the monitor window, in percent. */
+  observedShare: number | null;
+  canaryRequests: number | null;
+  stableRequests: number | null;
+  canaryReplicas: number;
+  /** The current hold: since when, for how long, how much it was extended, and how it waits. */
+  hold: { since: string; seconds: number; extendedSeconds: number; untilPromote: boolean } | null;
+  /** The result of the step's last tick (Successful, Inconclusive, ...). */
+  analysis: string | null;
+  /** Set when both slots breached the same SLO: the diagnosis the pause shows. */
+  sharedCause: string | null;
+  /** Steps done, with the share each observed when it ended. */
+  completed: { step: number; weight: number; observedShare: number | null; canaryRequests: number | null; seconds: number }[];
+  promotedBy: string | null;
+}
+
 export interface DeploymentStatus {
   app: string;
   namespace: string;
@@ -160,6 +199,10 @@ export interface DeploymentStatus {
   monitor: MonitorProgress | null;
   /** Present once a rollback has begun. */
   rollback?: RollbackProgress | null;
+  /** blueGreen or canary (absent in runs recorded before the canary existed: blueGreen). */
+  strategy?: string;
+  /** Present in a canary. */
+  canary?: CanaryProgress | null;
   transitions: PhaseTransition[];
 }
 

@@ -10,6 +10,7 @@
 import { z } from 'zod';
 import { Comparison } from '../shared/analysis.js';
 import { PLACEHOLDER } from '../shared/template.js';
+import { formatShare, replicaRatioReplicas, replicaRatioShares, replicasNeededFor, TRAFFIC_ROUTERS, TrafficRouter } from '../shared/traffic.js';
 
 /** RFC 1123 label, as Kubernetes requires for namespaces and app names used in object names. */
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -132,6 +133,19 @@ export const SloSchema = z
     /** false: reported as a warning, never rolls back (the seed's CPU and memory rows). */
     gate: z.boolean().default(true),
     unit: z.string().optional(),
+    /**
+     * Canary only: the canary is also held to the stable slot's value of the same query over the
+     * same window, scaled: `value <comparison> stable * factor + offset` (an error ratio at most
+     * the stable's plus 0.5 points: offset 0.005; a p95 at most 1.25 times the stable's: factor
+     * 1.25). Both slots serve at once, so the stable is the fairest baseline there is.
+     */
+    comparedToStable: z
+      .object({
+        factor: z.number().positive('comparedToStable.factor must be greater than 0').default(1),
+        offset: z.number().finite().default(0),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -255,6 +269,107 @@ const RollbackSchema = z
   })
   .strict();
 
+export const Strategy = {
+  BlueGreen: 'blueGreen',
+  Canary: 'canary',
+} as const;
+export type Strategy = (typeof Strategy)[keyof typeof Strategy];
+
+const CanaryStepSchema = z
+  .object({
+    /** The canary's share of the traffic, in percent, from this step on. */
+    weight: z.number().int('weight must be a whole percent').min(1, 'weight must be at least 1').max(100, 'weight must be at most 100'),
+    /** How long the step is held under analysis before the next (the procedure: 10 minutes). */
+    holdSeconds: seconds('holdSeconds').default(600),
+    /** Held under analysis until an operator runs `bluegreen promote`, however long that takes. */
+    untilPromote: z.boolean().default(false),
+  })
+  .strict();
+
+export type CanaryStep = z.output<typeof CanaryStepSchema>;
+
+/** The procedure's phase 2: 5, 25, 50 and 100 %, each held 10 minutes under analysis. */
+const DEFAULT_CANARY_STEPS = [5, 25, 50, 100].map((weight) => ({ weight, holdSeconds: 600, untilPromote: false }));
+
+const CanarySchema = z
+  .object({
+    steps: z.array(CanaryStepSchema).min(1, 'canary.steps needs at least one step').default(DEFAULT_CANARY_STEPS),
+    /**
+     * Requests the canary must have served within the monitor window before a tick can be
+     * Successful; below it the tick is Inconclusive. At 5 % a quiet hour gives few requests, and
+     * a success without data is not one.
+     */
+    minRequests: z.number().int().min(0).default(50),
+    /** The requests a slot served within the window (the same labels as the SLO queries). */
+    requestsQuery: template(['app', 'namespace', 'slot', 'version', 'window', 'service']).default(
+      `sum(increase(http_requests_total{${slotSelector}}[{{window}}]))`,
+    ),
+    /**
+     * How much longer a hold goes on when its end finds no Successful tick (too few requests, no
+     * data); after that the deployment pauses for an operator.
+     */
+    maxHoldExtensionSeconds: z.number().int().min(0).default(600),
+  })
+  .strict()
+  .superRefine((canary, ctx) => {
+    // Weights out of range have their own issue already.
+    const valid = (weight: number) => Number.isInteger(weight) && weight >= 1 && weight <= 100;
+    canary.steps.forEach((step, index) => {
+      const previous = canary.steps[index - 1];
+      if (previous && valid(step.weight) && valid(previous.weight) && step.weight <= previous.weight) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['steps', index, 'weight'], message: `weights must rise step by step: ${step.weight} follows ${previous.weight}` });
+      }
+    });
+    const last = canary.steps.at(-1);
+    if (last && valid(last.weight) && last.weight !== 100) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['steps', canary.steps.length - 1, 'weight'], message: `the last step must send 100 % to the canary (it sends ${last.weight})` });
+    }
+  });
+
+const TrafficSchema = z
+  .object({
+    /**
+     * How traffic moves: `service-selector` (blue-green's switch), `replica-ratio` (one Service
+     * over both slots), `gateway-api` (weighted backends). Defaults: service-selector for
+     * blueGreen, replica-ratio for canary (it needs no mesh).
+     */
+    router: z.enum(TRAFFIC_ROUTERS as [TrafficRouter, ...TrafficRouter[]]).optional(),
+  })
+  .strict();
+
+/**
+ * The rules between strategy, router, replicas and steps: a plan the router cannot express is
+ * rejected here, naming the field, before anything changes.
+ */
+function planIssues(spec: { strategy: Strategy; traffic: { router?: TrafficRouter | undefined }; replicas: number; canary: { steps: CanaryStep[] } }): { path: (string | number)[]; message: string }[] {
+  const issues: { path: (string | number)[]; message: string }[] = [];
+  const router = spec.traffic.router;
+  if (spec.strategy === Strategy.BlueGreen) {
+    if (router !== undefined && router !== TrafficRouter.ServiceSelector) {
+      issues.push({ path: ['traffic', 'router'], message: `strategy blueGreen switches all traffic at once through service-selector; '${router}' splits traffic for strategy canary` });
+    }
+    return issues;
+  }
+  if (router === TrafficRouter.ServiceSelector) {
+    issues.push({ path: ['traffic', 'router'], message: 'service-selector moves all traffic at once: a canary needs replica-ratio or gateway-api' });
+  }
+  if ((router ?? TrafficRouter.ReplicaRatio) === TrafficRouter.ReplicaRatio) {
+    spec.canary.steps.forEach((step, index) => {
+      // A weight out of range has its own issue already.
+      if (!Number.isInteger(step.weight) || step.weight < 1 || step.weight > 100) return;
+      if (replicaRatioReplicas(spec.replicas, step.weight) !== null) return;
+      issues.push({
+        path: ['canary', 'steps', index, 'weight'],
+        message:
+          `${step.weight} % cannot be expressed by replica-ratio with replicas ${spec.replicas}: beside the fully scaled stable slot ` +
+          `the canary's share is c/(${spec.replicas}+c), so the weights it can set (within ${formatShare(1)} point) are ${replicaRatioShares(spec.replicas)}; ` +
+          `set one of those, replicas to at least ${replicasNeededFor(step.weight)}, or traffic.router gateway-api`,
+      });
+    });
+  }
+  return issues;
+}
+
 const SpecInputSchema = z
   .object({
     app: dnsLabel('app'),
@@ -278,8 +393,16 @@ const SpecInputSchema = z
     rollback: RollbackSchema.default({}),
     /** Seconds between the end of monitoring and scaling the old slot to zero (Argo's default 30). */
     scaleDownDelaySeconds: z.number().int().min(0).default(30),
+    /** blueGreen (the default): all traffic at once after the smoke suite. canary: step by step. */
+    strategy: z.enum([Strategy.BlueGreen, Strategy.Canary]).default(Strategy.BlueGreen),
+    traffic: TrafficSchema.default({}),
+    /** The canary's steps and analysis; read only with `strategy: canary`. */
+    canary: CanarySchema.default({}),
   })
-  .strict();
+  .strict()
+  .superRefine((spec, ctx) => {
+    for (const issue of planIssues(spec)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: issue.path, message: issue.message });
+  });
 
 /** The spec as users write it (YAML or flags): most fields optional. */
 export type DeploymentSpecInput = z.input<typeof SpecInputSchema>;
@@ -289,6 +412,7 @@ export const DeploymentSpecSchema = SpecInputSchema.transform((spec) => ({
   version: spec.version ?? versionFromImage(spec.image),
   service: spec.service ?? `${spec.app}-service`,
   container: spec.container ?? spec.app,
+  traffic: { ...spec.traffic, router: spec.traffic.router ?? (spec.strategy === Strategy.Canary ? TrafficRouter.ReplicaRatio : TrafficRouter.ServiceSelector) },
 }));
 
 /** A parsed spec with every default filled in: the workflow's input, plain JSON. */

@@ -9,10 +9,13 @@
  * abort --input '{"reason":"..."}'` works too. Both go through the same rules in the workflow.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { AbortRequest, ApproveRequest, DeploymentStatus, OperatorAnswer } from '../shared/deployment-status.js';
+import type { AbortRequest, ApproveRequest, DeploymentStatus, OperatorAnswer, PromoteRequest } from '../shared/deployment-status.js';
 
 export const abortSignal = defineSignal<[AbortRequest]>('abort');
 export const approveSignal = defineSignal<[ApproveRequest]>('approve');
 export const abortUpdate = defineUpdate<OperatorAnswer, [AbortRequest]>('abort');
 export const approveUpdate = defineUpdate<OperatorAnswer, [ApproveRequest]>('approve');
+/** Canary only: ends the current hold now, or with `full` skips to 100 %. */
+export const promoteSignal = defineSignal<[PromoteRequest]>('promote');
+export const promoteUpdate = defineUpdate<OperatorAnswer, [PromoteRequest]>('promote');
 export const statusQuery = defineQuery<DeploymentStatus>('status');

@@ -23,6 +23,7 @@ import type { DeploymentResult } from '../../src/shared/deployment-status.js';
 import { ErrorType } from '../../src/shared/errors.js';
 import { otherSlot } from '../../src/shared/slots.js';
 import { blueGreenDeploymentWorkflow } from '../../src/workflows/blue-green-deployment.js';
+import { canaryDeploymentWorkflow } from '../../src/workflows/canary-deployment.js';
 import { statusQuery } from '../../src/workflows/definitions.js';
 import { REFERENCE_TARGET, testSpec } from '../helpers/deployment-harness.js';
 import { eventually } from '../helpers/eventually.js';
@@ -152,6 +153,62 @@ describe('deployments on the dev server against a real control plane, as the wor
     assert.equal(result.outcome, 'RolledBack');
     assert.equal(result.failedCheck, 'pod-restarts');
     assert.equal(await liveSlot(), 'blue');
+  });
+
+  /** A replica-ratio canary: 1 canary beside 2 stable replicas (33 %), then 100 %. */
+  function startCanary(tag: string, holdSeconds: number) {
+    sequence += 1;
+    return env.client.workflow.start(canaryDeploymentWorkflow, {
+      taskQueue: TASK_QUEUE,
+      workflowId: `k8s-e2e-${sequence}`,
+      args: [
+        testSpec({
+          image: IMAGE(tag),
+          replicas: 2,
+          strategy: 'canary',
+          traffic: { router: 'replica-ratio' },
+          readinessTimeoutSeconds: 60,
+          smoke: { endpoint: worker.referenceUrl },
+          monitor: { durationSeconds: holdSeconds, intervalSeconds: 1, slos: [] },
+          canary: { steps: [{ weight: 33, holdSeconds }, { weight: 100, holdSeconds: 2 }], minRequests: 0 },
+          scaleDownDelaySeconds: 0,
+        }),
+      ],
+    });
+  }
+
+  it('runs a replica-ratio canary: one Service over both slots at 33 %, the stable slot fully scaled, then the canary live', async () => {
+    const stable = (await liveSlot()) as 'blue' | 'green';
+    const canary = otherSlot(stable);
+    const handle = await startCanary('v2.5.0', 8);
+    await eventually(async () => (await handle.query(statusQuery)).canary?.weight === 33 && (await handle.query(statusQuery)).phase === 'Monitoring', 'the 33 % hold', 60_000);
+    const service = await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: 'default' });
+    assert.deepEqual(service.spec!.selector, { app: 'detection-api' }, 'the slot label is off the selector: both slots serve');
+    const endpoints = await endpointPods(cluster, 'detection-api-service');
+    const [stablePods, canaryPods] = [await slotPods(cluster, stable), await slotPods(cluster, canary)];
+    assert.deepEqual([stablePods.length, canaryPods.length], [2, 1]);
+    assert.deepEqual(endpoints, [...stablePods, ...canaryPods].sort(), 'the endpoints are both slots: 1 of 3 is the canary');
+    const result: DeploymentResult = await deploymentResult(handle);
+    assert.equal(result.outcome, 'Succeeded', result.message);
+    assert.equal(await liveSlot(), canary);
+    assert.deepEqual(await endpointPods(cluster, 'detection-api-service'), await slotPods(cluster, canary));
+    assert.deepEqual([(await deployment(canary)).spec!.replicas, (await deployment(stable)).spec!.replicas], [2, 0]);
+    assert.deepEqual(result.status.canary?.completed.map((c) => c.weight), [33, 100]);
+  });
+
+  it('puts the selector back on the stable slot, verified, when a replica-ratio canary is aborted', async () => {
+    const stable = (await liveSlot()) as 'blue' | 'green';
+    const canary = otherSlot(stable);
+    const handle = await startCanary('v2.5.1', 120);
+    await eventually(async () => (await handle.query(statusQuery)).canary?.weight === 33 && (await handle.query(statusQuery)).phase === 'Monitoring', 'the 33 % hold', 60_000);
+    await handle.executeUpdate('abort', { args: [{ reason: 'e2e', by: 'test' }] });
+    const result: DeploymentResult = await deploymentResult(handle);
+    assert.equal(result.reason, 'Aborted');
+    const service = await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: 'default' });
+    assert.deepEqual(service.spec!.selector, { app: 'detection-api', slot: stable });
+    assert.deepEqual(await endpointPods(cluster, 'detection-api-service'), await slotPods(cluster, stable));
+    assert.equal((await deployment(canary)).spec!.replicas, 0);
+    assert.equal((await deployment(stable)).spec!.replicas, 2, 'the stable slot never shrank');
   });
 
   it('runs deployments of different apps in parallel on one worker, each to its own new slot', async () => {

@@ -16,6 +16,7 @@ import { parseDeploymentSpec } from '../../src/spec/deployment-spec.js';
 import type { DeploymentSpec, DeploymentSpecInput } from '../../src/spec/deployment-spec.js';
 import { createDeploymentWorker } from '../../src/worker/worker.js';
 import { blueGreenDeploymentWorkflow } from '../../src/workflows/blue-green-deployment.js';
+import { canaryDeploymentWorkflow } from '../../src/workflows/canary-deployment.js';
 import type { RecordingPlatformDouble } from './recording-platform-double.js';
 import { workflowBundle } from './temporal-servers.js';
 import { DETECTION_API_TARGET } from '../../src/embedded/stack.js';
@@ -63,9 +64,9 @@ export async function withWorker<T>(
   }
 }
 
-/** Starts a deployment workflow directly (the client library is tested on its own). */
+/** Starts a deployment workflow directly, of the spec's strategy (the client library is tested on its own). */
 export async function startDeployment(env: TestWorkflowEnvironment, taskQueue: string, spec: DeploymentSpec) {
-  return await env.client.workflow.start(blueGreenDeploymentWorkflow, {
+  return await env.client.workflow.start(spec.strategy === 'canary' ? canaryDeploymentWorkflow : blueGreenDeploymentWorkflow, {
     taskQueue,
     workflowId: `deploy-${randomUUID()}`,
     args: [spec],

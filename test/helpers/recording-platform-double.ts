@@ -15,6 +15,7 @@ import type {
   Progress,
   ReadRestartsRequest,
   ScaleSlotRequest,
+  SetWeightRequest,
   ScrapeIntervalReport,
   ScrapeIntervalRequest,
   SloSource,
@@ -24,8 +25,11 @@ import type {
   SwitchTrafficRequest,
   Target,
   VerifyTrafficRequest,
+  VerifyWeightRequest,
   WaitForSlotReadyRequest,
+  WeightVerification,
 } from '../../src/activities/contract.js';
+import { TRAFFIC_ROUTERS } from '../../src/shared/traffic.js';
 import { judgeValue } from '../../src/shared/analysis.js';
 import type { Measurement } from '../../src/shared/analysis.js';
 import { ErrorType } from '../../src/shared/errors.js';
@@ -62,6 +66,10 @@ export interface DoubleBehaviour {
   failSwitchBack?: number;
   /** The scrape interval the SLO source reports (default 1 s; null: it cannot tell). */
   scrapeIntervalSeconds?: number | null;
+  /** Canary: the stable slot's measurement values at the n-th tick (healthy by default). */
+  stableSloValues?: (call: number) => Partial<Record<string, number | null>>;
+  /** Canary: the requests each slot served within the window at the n-th tick (default 500 and 9500). */
+  requests?: (call: number) => { canary: number | null; stable: number | null };
 }
 
 const HEALTHY_VALUES: Record<string, number> = {
@@ -75,8 +83,11 @@ const HEALTHY_VALUES: Record<string, number> = {
 
 export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource {
   readonly name = 'recording-double';
+  readonly routers = TRAFFIC_ROUTERS;
   readonly calls: RecordedCall[] = [];
   selector: Slot;
+  /** Canary: the weight the router holds (0: all to the live slot). */
+  weight = 0;
   readonly slots: Record<Slot, SimulatedSlot>;
   behaviour: DoubleBehaviour;
   private readonly waiters: { name: string; count: number; resolve: () => void }[] = [];
@@ -105,10 +116,20 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
     return this.sloCalls;
   }
 
-  /** Resolves once `name` has been called `count` times in all. */
-  async waitForCall(name: string, count = 1): Promise<void> {
+  /** Resolves once `name` has been called `count` times in all; fails after `timeoutMs`, so a test waiting for a call that never comes says so. */
+  async waitForCall(name: string, count = 1, timeoutMs = 120_000): Promise<void> {
     if (this.calls.filter((c) => c.name === name).length >= count) return;
-    await new Promise<void>((resolve) => this.waiters.push({ name, count, resolve }));
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        new Promise<void>((resolve) => this.waiters.push({ name, count, resolve })),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`${name} was called ${this.calls.filter((c) => c.name === name).length} times, not ${count}, within ${timeoutMs / 1000} s; calls: ${this.platformCalls().join(', ')}`)), timeoutMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Ends every blocked call (tests call it before tearing their worker down). */
@@ -206,6 +227,27 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
     return { endpoints: this.slots[request.slot].readyReplicas, seconds: 0.1 };
   }
 
+  async setTrafficWeight(request: SetWeightRequest) {
+    this.record('setTrafficWeight', request.canary, request);
+    await this.maybeBlock('setTrafficWeight');
+    const previous = `${this.weight} %`;
+    const changed = this.weight !== request.weight;
+    this.weight = request.weight;
+    if (request.weight <= 0) this.selector = request.stable;
+    if (request.weight >= 100) this.selector = request.canary;
+    return { changed, previous };
+  }
+
+  async verifyTrafficWeight(request: VerifyWeightRequest, progress: Progress): Promise<WeightVerification> {
+    this.record('verifyTrafficWeight', request.canary, request);
+    await this.maybeBlock('verifyTrafficWeight', progress);
+    return {
+      weight: this.weight,
+      endpoints: { [request.stable]: this.slots[request.stable].readyReplicas, [request.canary]: this.slots[request.canary].readyReplicas } as Record<Slot, number>,
+      seconds: 0.1,
+    };
+  }
+
   async readRestarts(request: ReadRestartsRequest): Promise<number> {
     // The first read after traffic was verified is the monitor's baseline; later ones are ticks.
     const lastSwitch = this.calls.map((c) => c.name).lastIndexOf('verifyTraffic');
@@ -251,9 +293,16 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
   }
 
   async evaluateSlos(request: EvaluateSlosRequest): Promise<Measurement[]> {
-    this.record('tick:evaluateSlos', request.slot, request);
-    const call = ++this.sloCalls;
-    const values = { ...HEALTHY_VALUES, ...(this.behaviour.sloValues?.(call) ?? {}) };
+    // A canary measures the slot traffic came from too (its stable), beside the new one.
+    const ofStable = request.slot === this.origin;
+    this.record(ofStable ? 'tick:evaluateStableSlos' : 'tick:evaluateSlos', request.slot, request);
+    const call = ofStable ? this.sloCalls : ++this.sloCalls;
+    const requests = this.behaviour.requests?.(call) ?? { canary: 500, stable: 9500 };
+    const values: Record<string, number | null> = {
+      ...HEALTHY_VALUES,
+      requests: ofStable ? requests.stable : requests.canary,
+      ...((ofStable ? this.behaviour.stableSloValues?.(call) : this.behaviour.sloValues?.(call)) ?? {}),
+    };
     return request.slos.map((slo) => {
       const value = values[slo.name] ?? null;
       return {

@@ -105,6 +105,42 @@ describe('the local platform adapter against the real local platform', () => {
     assert.deepEqual(await local.platform.switchTraffic({ target, slot: 'green' }), { changed: false, previousSlot: 'green' });
   });
 
+  it('splits traffic by weight (gateway-api) and by replicas (replica-ratio), exactly, verifies each, and reports what each slot served', async () => {
+    // Green serves (2 replicas of v2.2.0); blue still runs 2 of v2.1.0: here blue plays the canary.
+    const weighted = { target, router: 'gateway-api' as const, stable: 'green' as const, canary: 'blue' as const };
+    const countServed = async (requests: number) => {
+      const before = await serviceStatus();
+      for (let i = 0; i < requests; i++) await servedBy(local.routerUrl, 1);
+      const after = await serviceStatus();
+      const delta = (deployment: string) => (after.served[deployment] ?? 0) - (before.served[deployment] ?? 0);
+      return { blue: delta('detection-api-blue'), green: delta('detection-api-green') };
+    };
+    const serviceStatus = async () =>
+      (await (await fetch(`${local.controlUrl}/api/v1/namespaces/default/services/detection-api-service`)).json()) as { selector: Record<string, string>; served: Record<string, number> };
+
+    assert.deepEqual(await local.platform.setTrafficWeight({ ...weighted, weight: 25 }), { changed: true, previous: 'selector slot=green' });
+    const at25 = await local.platform.verifyTrafficWeight({ ...weighted, weight: 25, timeoutSeconds: 10 }, progress());
+    assert.deepEqual([at25.weight, at25.endpoints], [25, { green: 2, blue: 2 }]);
+    assert.deepEqual(await countServed(100), { blue: 25, green: 75 }, 'smooth weighted round robin: exactly 25 of every 100');
+    assert.deepEqual(await local.platform.setTrafficWeight({ ...weighted, weight: 25 }), { changed: false, previous: 'both slots, weights {"green":75,"blue":25}' });
+
+    const byReplicas = { ...weighted, router: 'replica-ratio' as const };
+    await local.platform.setTrafficWeight({ ...byReplicas, weight: 50 });
+    const at50 = await local.platform.verifyTrafficWeight({ ...byReplicas, weight: 50, timeoutSeconds: 10 }, progress());
+    assert.equal(at50.weight, 50, 'two replicas of each slot behind one selector');
+    assert.deepEqual((await serviceStatus()).selector, { app: 'detection-api' }, 'the slot label is gone from the selector');
+    assert.deepEqual(await countServed(40), { blue: 20, green: 20 });
+    // A weight the replicas do not hold is not verified: 25 % of 2 + 2 endpoints cannot be.
+    const wrong = await rejection(local.platform.verifyTrafficWeight({ ...byReplicas, weight: 25, timeoutSeconds: 1 }, progress()));
+    assert.equal(wrong.type, ErrorType.TrafficNotVerified);
+    assert.match(wrong.message, /does not hold 25 % for blue after 1 s: both slots, by replicas, 2 endpoints in green and 2 in blue \(50 %\)/);
+
+    await local.platform.setTrafficWeight({ ...weighted, weight: 0 });
+    await local.platform.verifyTrafficWeight({ ...weighted, weight: 0, timeoutSeconds: 10 }, progress());
+    assert.deepEqual(await countServed(10), { blue: 0, green: 10 });
+    assert.deepEqual((await serviceStatus()).selector, { app: 'detection-api', slot: 'green' });
+  });
+
   it('scales the old slot to zero: its processes are gone, the router never used it', async () => {
     const pids = (await (await fetch(`${local.controlUrl}/api/v1/namespaces/default/deployments/detection-api-blue`)).json()) as { pods: { pid: number }[] };
     await local.platform.scaleSlot({ target, slot: 'blue', replicas: 0 }, progress());

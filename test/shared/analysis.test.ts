@@ -7,14 +7,18 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import {
   AnalysisResult,
+  CANARY_REQUESTS_MEASUREMENT,
   formatValue,
+  judgeCanaryTick,
   judgeMonitorTick,
+  judgeValue,
   MonitorDecision,
   monitorWarmUp,
   promDurationSeconds,
   worst,
 } from '../../src/shared/analysis.js';
 import type { MonitorCounters } from '../../src/shared/analysis.js';
+import { canaryReplicasFor, replicaRatioReplicas, replicaRatioShare, replicasNeededFor } from '../../src/shared/traffic.js';
 
 const LIMITS = { failureLimit: 0, consecutiveErrorLimit: 4, inconclusiveLimit: 2 };
 const ZERO: MonitorCounters = { failed: 0, consecutiveErrors: 0, inconclusive: 0 };
@@ -112,5 +116,87 @@ describe('small arithmetic', () => {
   it('combines results with worst()', () => {
     assert.equal(worst([Successful, Inconclusive, Error]), Error);
     assert.equal(worst([]), Successful);
+  });
+});
+
+describe('judgeCanaryTick: a canary tick against its thresholds, the stable slot and its requests', () => {
+  const m = (name: string, value: number | null, threshold: number, comparison: '<' | '>' = '<') => ({
+    name,
+    value,
+    comparison,
+    threshold,
+    gate: true,
+    result: judgeValue(value, comparison, threshold),
+  });
+  const input = (canary: ReturnType<typeof m>[], stable: ReturnType<typeof m>[], canaryRequests: number | null = 500) => ({
+    canary,
+    stable,
+    canaryRequests,
+    stableRequests: 9500,
+    minRequests: 100,
+    comparedToStable: {},
+  });
+
+  it('is Successful with enough requests, and reports the share the canary served', () => {
+    const tick = judgeCanaryTick(input([m('error-rate', 0.001, 0.01)], [m('error-rate', 0.002, 0.01)]));
+    assert.equal(tick.result, AnalysisResult.Successful);
+    assert.equal(tick.observedShare, 5);
+    assert.equal(tick.sharedCause, null);
+    assert.deepEqual(tick.measurements.at(-1), { name: CANARY_REQUESTS_MEASUREMENT, value: 500, comparison: '>=', threshold: 100, gate: true, result: 'Successful' });
+  });
+
+  it('is never Successful below minRequests: Inconclusive, not Failed', () => {
+    assert.equal(judgeCanaryTick(input([m('error-rate', 0.001, 0.01)], [], 99)).result, AnalysisResult.Inconclusive);
+    assert.equal(judgeCanaryTick(input([m('error-rate', 0.001, 0.01)], [], null)).result, AnalysisResult.Inconclusive);
+    assert.equal(judgeCanaryTick(input([m('error-rate', 0.2, 0.01)], [m('error-rate', 0.001, 0.01)], 3)).result, AnalysisResult.Failed, 'a breach is a breach, however few requests');
+  });
+
+  it('holds an SLO against the stable slot: threshold = stable x factor + offset', () => {
+    const tick = judgeCanaryTick({ ...input([m('error-rate', 0.008, 0.01)], [m('error-rate', 0.001, 0.01)]), comparedToStable: { 'error-rate': { factor: 1, offset: 0.005 } } });
+    assert.equal(tick.result, AnalysisResult.Failed);
+    assert.deepEqual(tick.measurements[0]?.stable, { value: 0.001, threshold: 0.006 });
+    const p95 = judgeCanaryTick({ ...input([m('p95', 0.3, 0.5)], [m('p95', 0.25, 0.5)]), comparedToStable: { p95: { factor: 1.25, offset: 0 } } });
+    assert.equal(p95.result, AnalysisResult.Successful, '0.3 is within 1.25 x 0.25');
+    const noBaseline = judgeCanaryTick({ ...input([m('p95', 0.3, 0.5)], [m('p95', null, 0.5)]), comparedToStable: { p95: { factor: 1.25, offset: 0 } } });
+    assert.equal(noBaseline.result, AnalysisResult.Inconclusive, 'no stable value: nothing to compare with');
+  });
+
+  it('tells a breach both slots share from the canary own', () => {
+    const shared = judgeCanaryTick(input([m('error-rate', 0.3, 0.01)], [m('error-rate', 0.29, 0.01)]));
+    assert.equal(shared.result, AnalysisResult.Failed);
+    assert.match(shared.sharedCause ?? '', /'error-rate' is 0\.3 on the canary and 0\.29 on the stable slot \(must be < 0\.01\)/);
+    const own = judgeCanaryTick(input([m('error-rate', 0.3, 0.01)], [m('error-rate', 0.002, 0.01)]));
+    assert.equal(own.sharedCause, null);
+    const mixed = judgeCanaryTick(input([m('error-rate', 0.3, 0.01), m('p95', 2, 0.5)], [m('error-rate', 0.29, 0.01), m('p95', 0.1, 0.5)]));
+    assert.equal(mixed.sharedCause, null, 'one breach of its own is enough to roll back');
+    const worseThanShared = judgeCanaryTick({ ...input([m('error-rate', 0.5, 0.01)], [m('error-rate', 0.2, 0.01)]), comparedToStable: { 'error-rate': { factor: 1.25, offset: 0 } } });
+    assert.equal(worseThanShared.sharedCause, null, 'worse than the stable allows is the canary own breach');
+  });
+});
+
+describe('traffic routers: what replica-ratio can express', () => {
+  it('finds the canary replicas beside a fully scaled stable slot, within one point', () => {
+    assert.equal(replicaRatioReplicas(3, 5), null);
+    assert.equal(replicaRatioReplicas(3, 25), 1);
+    assert.equal(replicaRatioReplicas(3, 50), 3);
+    assert.equal(replicaRatioReplicas(19, 5), 1);
+    assert.equal(replicaRatioReplicas(20, 25), 7, '7 of 27 is 25.9 %');
+    assert.equal(replicaRatioReplicas(3, 100), 3);
+    assert.equal(replicasNeededFor(5), 16, '1 of 17 is 5.9 %');
+  });
+
+  it('gives weighted routing enough canary replicas for its share, at least one', () => {
+    assert.deepEqual([5, 25, 50, 100].map((w) => canaryReplicasFor('gateway-api', 3, w)), [1, 1, 2, 3]);
+    assert.deepEqual([25, 50, 100].map((w) => canaryReplicasFor('replica-ratio', 3, w)), [1, 3, 3]);
+  });
+
+  it('never offers a share that a count does not give (property)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 200 }), fc.integer({ min: 1, max: 99 }), (replicas, weight) => {
+        const canary = replicaRatioReplicas(replicas, weight);
+        if (canary === null) return true;
+        return canary >= 1 && canary <= replicas && Math.abs(replicaRatioShare(replicas, canary) - weight) <= 1;
+      }),
+    );
   });
 });

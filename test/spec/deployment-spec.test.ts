@@ -127,3 +127,55 @@ describe('deployment spec', () => {
     });
   });
 });
+
+describe('deployment spec: the canary strategy', () => {
+  const base = { app: 'detection-api', image: 'registry.internal/detection-api:v2.2.0' };
+
+  it('defaults to blue-green through the Service selector, and to the procedure steps for a canary by replica ratio', () => {
+    const blueGreen = parseDeploymentSpec(base);
+    assert.deepEqual([blueGreen.strategy, blueGreen.traffic.router], ['blueGreen', 'service-selector']);
+    const canary = parseDeploymentSpec({ ...base, strategy: 'canary', replicas: 20 });
+    assert.deepEqual([canary.strategy, canary.traffic.router], ['canary', 'replica-ratio']);
+    assert.deepEqual(
+      canary.canary.steps.map((s) => [s.weight, s.holdSeconds, s.untilPromote]),
+      [
+        [5, 600, false],
+        [25, 600, false],
+        [50, 600, false],
+        [100, 600, false],
+      ],
+    );
+    assert.deepEqual([canary.canary.minRequests, canary.canary.maxHoldExtensionSeconds], [50, 600]);
+  });
+
+  it('rejects a plan replica-ratio cannot express, naming the step, what it can set and what would do', () => {
+    const issues = issuesOf({ ...base, strategy: 'canary', replicas: 3 });
+    assert.match(
+      issues['canary.steps.0.weight'] ?? '',
+      /^5 % cannot be expressed by replica-ratio with replicas 3: beside the fully scaled stable slot the canary's share is c\/\(3\+c\), so the weights it can set \(within 1 point\) are 25, 40, 50 and 100; set one of those, replicas to at least 16, or traffic.router gateway-api$/,
+    );
+    assert.equal(issues['canary.steps.1.weight'], undefined, '25 % is 1 canary beside 3 stable replicas');
+    assert.doesNotThrow(() => parseDeploymentSpec({ ...base, strategy: 'canary', replicas: 3, traffic: { router: 'gateway-api' } }));
+    assert.doesNotThrow(() => parseDeploymentSpec({ ...base, strategy: 'canary', replicas: 3, canary: { steps: [{ weight: 25 }, { weight: 50 }, { weight: 100 }] } }));
+  });
+
+  it('rejects steps that do not rise, a last step short of 100 %, and routers that do not fit the strategy', () => {
+    const steps = issuesOf({ ...base, strategy: 'canary', traffic: { router: 'gateway-api' }, canary: { steps: [{ weight: 50 }, { weight: 20 }, { weight: 90 }] } });
+    assert.equal(steps['canary.steps.1.weight'], 'weights must rise step by step: 20 follows 50');
+    assert.equal(steps['canary.steps.2.weight'], 'the last step must send 100 % to the canary (it sends 90)');
+    assert.match(issuesOf({ ...base, traffic: { router: 'replica-ratio' } })['traffic.router'] ?? '', /strategy blueGreen switches all traffic at once/);
+    assert.match(issuesOf({ ...base, strategy: 'canary', traffic: { router: 'service-selector' } })['traffic.router'] ?? '', /a canary needs replica-ratio or gateway-api/);
+    assert.match(issuesOf({ ...base, strategy: 'canary', canary: { steps: [{ weight: 0 }] } })['canary.steps.0.weight'] ?? '', /weight must be at least 1/);
+    assert.match(issuesOf({ ...base, strategy: 'rolling' })['strategy'] ?? '', /Invalid enum value/);
+  });
+
+  it('takes an SLO held against the stable slot, with a factor or an offset', () => {
+    const spec = parseDeploymentSpec({
+      ...base,
+      monitor: { slos: [{ name: 'error-rate', query: 'up', comparison: '<=', threshold: 0.05, comparedToStable: { offset: 0.005 } }] },
+    });
+    assert.deepEqual(spec.monitor.slos[0]?.comparedToStable, { factor: 1, offset: 0.005 });
+    const bad = issuesOf({ ...base, monitor: { slos: [{ name: 'p95', query: 'up', comparison: '<', threshold: 1, comparedToStable: { factor: 0 } }] } });
+    assert.equal(bad['monitor.slos.0.comparedToStable.factor'], 'comparedToStable.factor must be greater than 0');
+  });
+});

@@ -31,6 +31,12 @@ describe('replay of captured deployment histories', () => {
       'rolled-back-abort-during-smoke',
       'rolled-back-abort-during-switch',
       'rolled-back-abort-during-monitor',
+      'canary-succeeded',
+      'canary-promoted',
+      'canary-rolled-back-slo-breach',
+      'canary-rolled-back-abort',
+      'canary-inconclusive-low-traffic',
+      'canary-shared-cause-aborted',
     ]) {
       assert.ok(names.includes(expected), `test/histories/${expected}.json is missing`);
     }

@@ -226,15 +226,13 @@ export async function measureSlot(run: RunContext, target: Target, slot: Slot, b
     log.warn('measurement error', { error: describeError(error) });
     return null;
   }
-  const restartCount = Math.max(0, restarts.value - baseline);
-  run.status.monitor!.restarts = restartCount;
-  const restartMeasurement: Measurement = {
-    name: RESTARTS_MEASUREMENT,
-    value: restartCount,
-    comparison: '<=',
-    threshold: monitor.restartLimit,
-    gate: true,
-    result: judgeValue(restartCount, '<=', monitor.restartLimit),
-  };
-  return [...slos.value, restartMeasurement];
+  return [...slos.value, restartsMeasurement(run, restarts.value, baseline)];
+}
+
+/** The restarts since the baseline, as a gated measurement (the seed: none tolerated). */
+export function restartsMeasurement(run: RunContext, restarts: number, baseline: number): Measurement {
+  const limit = run.spec.monitor.restartLimit;
+  const count = Math.max(0, restarts - baseline);
+  if (run.status.monitor) run.status.monitor.restarts = count;
+  return { name: RESTARTS_MEASUREMENT, value: count, comparison: '<=', threshold: limit, gate: true, result: judgeValue(count, '<=', limit) };
 }

@@ -85,8 +85,6 @@ export class RunContext {
   warmUp: WarmUp | null = null;
   /** Extra lines for the Temporal UI's details, given by the recipe (the canary's step). */
   detailLines: () => string[] = () => [];
-  /** Extra rules for an abort, given by the recipe; null lets the shared rules decide. */
-  extraAbortRefusal: () => string | null = () => null;
 
   constructor(spec: DeploymentSpec) {
     this.spec = spec;
@@ -242,7 +240,7 @@ export class RunContext {
       // Both arrived at the same instant: the approval was first, and it is what happens.
       return `abort rejected: the ${awaiting.gate} gate was approved at the same moment, and the approval came first; abort again to roll back`;
     }
-    return this.extraAbortRefusal();
+    return null;
   }
 
   /** Why an approval cannot be taken now, or null when it can. */
@@ -422,6 +420,6 @@ export function endWith(result: DeploymentResult): DeploymentResult {
 }
 
 /** An Update's validator: a refusal is an error the sender gets back; nothing is recorded. */
-function refuseWith(refusal: string | null): void {
+export function refuseWith(refusal: string | null): void {
   if (refusal !== null) throw new Error(refusal);
 }

@@ -1,0 +1,383 @@
+/**
+ * The canary recipe (docs/PROCEDURE.md, section 6: the procedure's phase 2). The live slot is the
+ * stable one and stays fully scaled until promotion; the idle slot takes the canary. Step by step
+ * the canary gets more replicas (capacity before weight), then its weight through the traffic
+ * router, verified, then a hold judged by the monitor with the same limits as blue-green's. At
+ * 100 % the end state is blue-green's: the new slot live with full replicas, the old one scaled to
+ * zero after the delay. An abort or a failed step sets the weight to 0, verified, before anything
+ * else, and then restores the canary slot.
+ *
+ * Deterministic code only: no I/O, no Node built-ins, activity types imported as types.
+ */
+import { condition, isCancellation, log, setHandler } from '@temporalio/workflow';
+import type { Target } from '../activities/contract.js';
+import { AnalysisResult, formatValue, judgeCanaryTick, judgeMonitorTick, MonitorDecision } from '../shared/analysis.js';
+import type { CanaryTick, MonitorCounters, StableComparison } from '../shared/analysis.js';
+import { Gate, Phase, RollbackReason } from '../shared/deployment-status.js';
+import type { CanaryProgress, DeploymentResult, OperatorAnswer, PromoteRequest } from '../shared/deployment-status.js';
+import type { Slot } from '../shared/slots.js';
+import { canaryReplicasFor, formatShare } from '../shared/traffic.js';
+import type { CanaryStep, DeploymentSpec } from '../spec/deployment-spec.js';
+import { promoteSignal, promoteUpdate } from './definitions.js';
+import { awaitApproval } from './run/approvals.js';
+import { countTick, errorLimitError, newMonitorProgress, pauseWhileMeasuring, readRestartBaseline, restartsMeasurement, warmUpMessage } from './run/monitor.js';
+import { breachOf, describeError, PhaseError, phaseErrorFrom } from './run/phase-error.js';
+import { deployIdleSlot, preflight, scaleDownOldSlot, smokeTestIdleSlot } from './run/phases.js';
+import { endWith, now, refuseWith, RunContext } from './run/run-context.js';
+
+/**
+ * Deploys `spec.image` to the idle slot as a canary, smoke-tests it, and raises its share of the
+ * traffic step by step (`spec.canary.steps`), each held under analysis; promotes it at 100 % and
+ * scales the old slot down, or rolls back by itself when a step fails or `abort` arrives.
+ * `promote` ends the current hold now (`full`: straight to 100 %). Ends as blue-green's does.
+ */
+export async function canaryDeploymentWorkflow(spec: DeploymentSpec): Promise<DeploymentResult> {
+  const run = new RunContext(spec);
+  return endWith(await rolloutCanary(run, new CanarySteps(run)));
+}
+
+/** The recipe: one phase per call; any failure leaves through the rollback. */
+async function rolloutCanary(run: RunContext, canary: CanarySteps): Promise<DeploymentResult> {
+  const rolledBack = await run.runForward(async () => {
+    await preflight(run, (spec) => Math.min(...spec.canary.steps.map((step) => step.holdSeconds)));
+    const first = canary.begin();
+    await deployIdleSlot(run, first);
+    await smokeTestIdleSlot(run);
+    await awaitApproval(run, Gate.BeforeSwitch, run.spec.gates.approveBeforeSwitch);
+    await canary.runSteps();
+    await awaitApproval(run, Gate.BeforeCleanup, run.spec.gates.approveBeforeCleanup);
+  });
+  return rolledBack ?? (await scaleDownOldSlot(run));
+}
+
+/** How a hold ended. */
+type HoldEnd = 'held' | 'promoted' | 'resumed';
+
+/** The canary's own state and steps, beside the shared run context. */
+class CanarySteps {
+  private progress: CanaryProgress | null = null;
+  private promoteRequested = false;
+  private promoteFull = false;
+  /** Replicas the canary slot runs now. */
+  private replicas = 0;
+
+  constructor(private readonly run: RunContext) {
+    run.status.strategy = 'canary';
+    run.detailLines = () => this.detailLines();
+    setHandler(promoteUpdate, (request) => this.takePromotion(request), { validator: (_request: PromoteRequest) => refuseWith(this.promotionRefusal()) });
+    setHandler(promoteSignal, (request) => {
+      const refusal = this.promotionRefusal();
+      if (refusal === null) this.takePromotion(request);
+      else log.warn(`promote ignored: ${refusal}`, { by: request.by });
+    });
+  }
+
+  private get spec(): DeploymentSpec {
+    return this.run.spec;
+  }
+
+  private get steps(): CanaryStep[] {
+    return this.spec.canary.steps;
+  }
+
+  /** Starts the canary's status once the spec is validated; returns the first step's replicas. */
+  begin(): number {
+    this.replicas = canaryReplicasFor(this.spec.traffic.router, this.spec.replicas, this.steps[0]!.weight);
+    this.progress = {
+      router: this.spec.traffic.router,
+      step: 0,
+      steps: this.steps.length,
+      weight: 0,
+      stepWeight: 0,
+      effectiveWeight: null,
+      observedShare: null,
+      canaryRequests: null,
+      stableRequests: null,
+      canaryReplicas: this.replicas,
+      hold: null,
+      analysis: null,
+      sharedCause: null,
+      completed: [],
+      promotedBy: null,
+    };
+    this.run.status.canary = this.progress;
+    return this.replicas;
+  }
+
+  /** The steps: capacity, then weight (verified), then the hold; 100 % is the promotion. */
+  async runSteps(): Promise<void> {
+    const run = this.run;
+    const progress = this.progress!;
+    const { target, active: stable, idle: canary } = run.slots();
+    const router = this.spec.traffic.router;
+    const baseline = await readRestartBaseline(run, target, canary);
+    // Pushed before the first weight is written: a cancelled write may still land, and weight 0
+    // (all traffic to the stable slot, which never shrank) is idempotent. It runs before the
+    // canary slot is restored: traffic leaves the canary first.
+    run.undo.push(`send all traffic back to ${stable}`, async () => {
+      await run.act('restore', `set the weight of ${canary} to 0 %`).setTrafficWeight({ target, router, stable, canary, weight: 0 });
+      progress.weight = 0;
+      run.status.activeSlot = stable;
+      run.status.idleSlot = canary;
+      await run.verifyRestoring(() =>
+        run.act('restore', `verify ${target.service} sends everything to ${stable}`).verifyTrafficWeight({ target, router, stable, canary, weight: 0, timeoutSeconds: 60 }),
+      );
+    });
+    for (let index = 0; index < this.steps.length; index++) {
+      if (this.promoteFull) index = this.steps.length - 1;
+      const step = this.steps[index]!;
+      const label = `step ${index + 1}/${this.steps.length}`;
+      Object.assign(progress, { step: index + 1, stepWeight: step.weight, analysis: null, sharedCause: null, hold: null });
+      await this.ensureCapacity(target, canary, step, label);
+      await this.setWeight(target, stable, canary, step.weight, label);
+      const startedAt = new Date().getTime();
+      const end = await this.hold(target, stable, canary, baseline, step, label);
+      progress.completed.push({
+        step: index + 1,
+        weight: step.weight,
+        observedShare: progress.observedShare,
+        canaryRequests: progress.canaryRequests,
+        seconds: (new Date().getTime() - startedAt) / 1000,
+      });
+      run.status.message = `${label}: ${step.weight} % ${end === 'promoted' ? `promoted by ${progress.promotedBy ?? 'an operator'}` : end === 'resumed' ? 'resumed after a pause' : 'held'}`;
+      run.publishDetails();
+    }
+    run.status.message = `the canary ${canary} serves 100 % after ${this.steps.length} steps`;
+  }
+
+  /** Capacity before weight: the canary has enough Ready replicas for its share first. */
+  private async ensureCapacity(target: Target, canary: Slot, step: CanaryStep, label: string): Promise<void> {
+    const run = this.run;
+    const needed = canaryReplicasFor(this.spec.traffic.router, this.spec.replicas, step.weight);
+    if (needed <= this.replicas) return;
+    run.enterPhase(Phase.Deploying, `${label}: scaling the canary ${canary} to ${needed} replicas before its weight rises to ${step.weight} %`);
+    try {
+      await run.act('write', `scale ${canary} to ${needed} for ${step.weight} %`).deploySlot({ target, slot: canary, image: this.spec.image, version: this.spec.version, replicas: needed });
+      const ready = await run.act('readiness', `wait for ${needed} ready replicas of ${canary}`).waitForSlotReady({
+        target,
+        slot: canary,
+        replicas: needed,
+        timeoutSeconds: this.spec.readinessTimeoutSeconds,
+      });
+      run.status.message = `${label}: ${ready.readyReplicas}/${needed} replicas of ${canary} ready after ${ready.seconds.toFixed(1)} s`;
+    } catch (error) {
+      throw phaseErrorFrom(error, RollbackReason.ActivityError);
+    }
+    this.replicas = needed;
+    this.progress!.canaryReplicas = needed;
+  }
+
+  /** The weight through the router, then read back until it is in effect. */
+  private async setWeight(target: Target, stable: Slot, canary: Slot, weight: number, label: string): Promise<void> {
+    const run = this.run;
+    const progress = this.progress!;
+    const router = this.spec.traffic.router;
+    run.enterPhase(Phase.Switching, `${label}: ${weight} % of ${target.service} to the canary ${canary} (${router})`);
+    try {
+      await run.act('write', `set the weight of ${canary} to ${weight} %`).setTrafficWeight({ target, router, stable, canary, weight });
+      progress.weight = weight;
+      if (weight >= 100) {
+        run.status.activeSlot = canary;
+        run.status.idleSlot = stable;
+      }
+      const verified = await run.act('waiting', `verify ${target.service} sends ${weight} % to ${canary}`).verifyTrafficWeight({ target, router, stable, canary, weight, timeoutSeconds: 60 });
+      progress.effectiveWeight = verified.weight;
+      run.status.message = `${label}: ${formatShare(verified.weight)} % to ${canary} in effect (${verified.endpoints[canary]} canary and ${verified.endpoints[stable]} stable endpoints) after ${verified.seconds.toFixed(1)} s`;
+    } catch (error) {
+      throw phaseErrorFrom(error, RollbackReason.ActivityError);
+    }
+  }
+
+  /**
+   * One step's hold under analysis. Failed ticks and measurement errors count against the
+   * monitor's limits as in blue-green. Missing data (too few requests at 5 %) is judged at the
+   * hold's end: the hold ends on a Successful tick, is extended while there is none (up to
+   * `canary.maxHoldExtensionSeconds`), and then pauses for an operator, still measuring. A breach
+   * that both slots share pauses with that diagnosis instead of rolling back.
+   */
+  private async hold(target: Target, stable: Slot, canary: Slot, baseline: number, step: CanaryStep, label: string): Promise<HoldEnd> {
+    const run = this.run;
+    const { monitor } = this.spec;
+    const progress = this.progress!;
+    const cap = step.holdSeconds + this.spec.canary.maxHoldExtensionSeconds;
+    const ticks = Math.max(1, Math.floor(step.holdSeconds / monitor.intervalSeconds));
+    const monitorProgress = newMonitorProgress(run, ticks, step.holdSeconds);
+    run.status.monitor = monitorProgress;
+    const startedAt = new Date().getTime();
+    progress.hold = { since: now(), seconds: step.holdSeconds, extendedSeconds: 0, untilPromote: step.untilPromote };
+    run.enterPhase(
+      Phase.Monitoring,
+      `${label}: holding ${step.weight} % ${step.untilPromote ? `until promoted (bluegreen promote ${this.spec.app} -n ${this.spec.namespace})` : `for ${step.holdSeconds} s`}, ` +
+        `measuring every ${monitor.intervalSeconds} s${progress.step === 1 ? warmUpMessage(run) : ''}`,
+    );
+    let counters: MonitorCounters = { failed: 0, consecutiveErrors: 0, inconclusive: 0 };
+    let sharedCauseAccepted = false;
+    const measure = async (tick: string): Promise<CanaryTick | null> => {
+      const judged = await this.measure(target, stable, canary, baseline, tick);
+      if (judged && sharedCauseAccepted && judged.sharedCause !== null) {
+        // An operator looked at the shared cause and let the canary go on: not the canary's
+        // breach, and no data about the canary either while it lasts.
+        const measurements = judged.measurements.map((m) =>
+          m.gate && m.result === AnalysisResult.Failed ? { ...m, result: AnalysisResult.Inconclusive, message: 'shared cause, accepted by an operator' } : m,
+        );
+        return { ...judged, measurements, result: AnalysisResult.Inconclusive };
+      }
+      return judged;
+    };
+    for (let tick = 1; ; tick++) {
+      const judged = await measure(`${label} tick ${tick}`);
+      const result = judged === null ? AnalysisResult.Error : judged.result;
+      monitorProgress.tick = tick;
+      progress.analysis = result;
+      for (const m of judged?.measurements ?? []) monitorProgress.latest[m.name] = m;
+      const elapsed = (new Date().getTime() - startedAt) / 1000;
+      const decision = judgeMonitorTick(monitor, counters, result, { warmingUp: true, consecutive: true });
+      counters = decision.counters;
+      countTick(monitorProgress, result, counters);
+      run.status.message = `${label} tick ${tick}: ${result}${this.trafficLine()}`;
+      if (decision.decision === MonitorDecision.Breach || (result === AnalysisResult.Failed && judged?.sharedCause)) {
+        if (!judged?.sharedCause) throw breachOf(judged?.measurements ?? []);
+        progress.sharedCause = judged.sharedCause;
+        counters = { ...counters, failed: Math.max(0, counters.failed - 1) };
+        await awaitApproval(run, Gate.SharedCause, true);
+        sharedCauseAccepted = true;
+        run.enterPhase(Phase.Monitoring, `${label}: resumed by an operator after a shared cause: ${judged.sharedCause}`);
+      }
+      if (decision.decision === MonitorDecision.ErrorLimit) throw errorLimitError(run, monitorProgress.consecutiveErrors);
+      if (!step.untilPromote && elapsed >= step.holdSeconds) {
+        if (result === AnalysisResult.Successful) return 'held';
+        if (elapsed >= cap) {
+          const paused = await pauseWhileMeasuring(
+            run,
+            target,
+            canary,
+            baseline,
+            monitorProgress,
+            counters,
+            `${label}: no Successful tick in ${Math.round(elapsed)} s at ${step.weight} % (${this.requestsLine()})`,
+            async (pausedTick) => (await measure(`${label} ${pausedTick}`))?.measurements ?? null,
+          );
+          this.takePromoteRequest();
+          run.enterPhase(Phase.Monitoring, `${label}: ${paused.how}`);
+          return 'resumed';
+        }
+        progress.hold.extendedSeconds = Math.round(elapsed - step.holdSeconds);
+        run.status.message = `${label}: hold extended ${progress.hold.extendedSeconds} s of at most ${this.spec.canary.maxHoldExtensionSeconds} s: last tick ${result}${this.trafficLine()}`;
+      }
+      run.publishDetails();
+      const interrupted = await condition(() => run.abortRequested || this.promoteRequested, monitor.intervalSeconds * 1000, {
+        summary: `${label} tick ${tick}: next in ${monitor.intervalSeconds} s`,
+      });
+      if (interrupted && run.abortRequested) throw new PhaseError(RollbackReason.Aborted, run.abortMessage());
+      if (this.takePromoteRequest()) return 'promoted';
+    }
+  }
+
+  /** One tick: both slots' SLOs, the requests each served and the canary's restarts, judged; null on a measurement error. */
+  private async measure(target: Target, stable: Slot, canary: Slot, baseline: number, tick: string): Promise<CanaryTick | null> {
+    const run = this.run;
+    const { monitor } = this.spec;
+    const live = run.live!.slots[stable];
+    const [measured, restarts] = await Promise.allSettled([
+      run.act('measure', `${tick}: SLOs of ${canary} and ${stable}`).measureCanary({
+        target,
+        canary,
+        stable,
+        version: this.spec.version,
+        stableVersion: live.version ?? 'unknown',
+        window: monitor.window,
+        slos: monitor.slos,
+        requestsQuery: this.spec.canary.requestsQuery,
+      }),
+      run.act('measure', `${tick}: restarts of ${canary}`).readRestarts({ target, slot: canary }),
+    ]);
+    for (const settled of [measured, restarts]) {
+      if (settled.status === 'rejected' && isCancellation(settled.reason)) throw settled.reason;
+    }
+    if (measured.status === 'rejected' || restarts.status === 'rejected') {
+      const error = measured.status === 'rejected' ? measured.reason : (restarts as PromiseRejectedResult).reason;
+      log.warn('measurement error', { error: describeError(error) });
+      return null;
+    }
+    const comparedToStable: Record<string, StableComparison> = {};
+    for (const slo of monitor.slos) if (slo.comparedToStable) comparedToStable[slo.name] = slo.comparedToStable;
+    const judged = judgeCanaryTick({
+      canary: [...measured.value.canary, restartsMeasurement(run, restarts.value, baseline)],
+      stable: measured.value.stable,
+      canaryRequests: measured.value.canaryRequests,
+      stableRequests: measured.value.stableRequests,
+      minRequests: this.spec.canary.minRequests,
+      comparedToStable,
+    });
+    const progress = this.progress!;
+    progress.observedShare = judged.observedShare;
+    progress.canaryRequests = measured.value.canaryRequests;
+    progress.stableRequests = measured.value.stableRequests;
+    return judged;
+  }
+
+  private trafficLine(): string {
+    const p = this.progress!;
+    return `; ${p.weight} % set, ${p.observedShare === null ? 'no share observed yet' : `${formatShare(p.observedShare)} % observed`} (${this.requestsLine()})`;
+  }
+
+  private requestsLine(): string {
+    const p = this.progress!;
+    return `${formatValue(p.canaryRequests === null ? null : Math.round(p.canaryRequests))} canary requests in the window, at least ${this.spec.canary.minRequests} needed`;
+  }
+
+  private takePromoteRequest(): boolean {
+    const requested = this.promoteRequested;
+    this.promoteRequested = false;
+    return requested;
+  }
+
+  /** Why a promotion cannot be taken now, or null when it can. */
+  private promotionRefusal(): string | null {
+    const run = this.run;
+    const phase = run.status.phase;
+    if (run.abortRequested) return `promote rejected: an abort is rolling the deployment back (${run.abortMessage()})`;
+    if (run.cleanupStarted || phase === Phase.Succeeded || phase === Phase.RolledBack || phase === Phase.Failed || phase === Phase.RollingBack) {
+      return `nothing to promote: the deployment is ${phase}`;
+    }
+    const progress = this.progress;
+    if (!progress || progress.step === 0) return `nothing to promote yet: the canary has no traffic (the deployment is ${phase})`;
+    const awaiting = run.status.awaiting;
+    if (awaiting && awaiting.gate !== Gate.Inconclusive) return `the deployment waits at gate '${awaiting.gate}': approve or abort it`;
+    if (progress.completed.length === progress.steps) return 'nothing to promote: every step is done';
+    return null;
+  }
+
+  private takePromotion(request: PromoteRequest): OperatorAnswer {
+    const run = this.run;
+    const progress = this.progress!;
+    this.promoteRequested = true;
+    this.promoteFull ||= request.full === true;
+    progress.promotedBy = request.by ?? 'unknown';
+    // A pause for missing data is a hold too: promoting ends it.
+    if (run.status.awaiting?.gate === Gate.Inconclusive) run.approved = true;
+    log.info('promote requested', { by: progress.promotedBy, full: this.promoteFull, step: progress.step });
+    return {
+      message: this.promoteFull ? `promoted at step ${progress.step}/${progress.steps}: going straight to 100 %` : `promoted: step ${progress.step}/${progress.steps} (${progress.weight} %) ends its hold now`,
+      phase: run.status.phase,
+    };
+  }
+
+  /** The canary's lines in the Temporal UI's details. */
+  private detailLines(): string[] {
+    const p = this.progress;
+    if (!p) return [];
+    const lines = [
+      '',
+      `canary (${p.router}): step ${p.step}/${p.steps}, ${p.weight} % set` +
+        (p.effectiveWeight !== null ? ` (${formatShare(p.effectiveWeight)} % in effect)` : '') +
+        `, ${p.observedShare === null ? 'no share observed yet' : `${formatShare(p.observedShare)} % observed`}, ` +
+        `${formatValue(p.canaryRequests === null ? null : Math.round(p.canaryRequests))} canary requests, ${p.canaryReplicas} canary replicas` +
+        (p.analysis ? `; analysis: ${p.analysis}` : '') +
+        (p.hold?.extendedSeconds ? `; hold extended ${p.hold.extendedSeconds} s` : ''),
+    ];
+    if (p.sharedCause) lines.push('', `**shared cause**: ${p.sharedCause}`);
+    for (const c of p.completed) lines.push(`- step ${c.step}: ${c.weight} %, ${c.observedShare === null ? 'no share observed' : `${formatShare(c.observedShare)} % observed`}, ${Math.round(c.seconds)} s`);
+    return lines;
+  }
+}

@@ -3,8 +3,14 @@
  * server with its Web UI, the local platform with detection-api v2.1.0 live on blue, Prometheus,
  * the worker), sends a steady stream of detections through the switched Service, deploys a good
  * version that goes live and then a faulty one that the monitor rolls back, and prints what the
- * traffic saw. `--keep` leaves everything up for the Web UI and for trying `abort` by hand.
- * Exit code 0 when both deployments ended as they should and no request went unanswered.
+ * traffic saw. Each deployment uses the service's own spec, examples/detection-api/bluegreen.yaml.
+ *
+ * `--strategy canary`: the good version as a canary (5, 25, 50, 100 % by weight), each step's set
+ * weight beside the share the router served; then the faulty version as a canary, rolled back at
+ * 5 %, beside the same faulty version deployed blue-green: the requests each let it answer.
+ *
+ * `--keep` leaves everything up for the Web UI and for trying `abort` by hand. Exit code 0 when
+ * every deployment ended as it should and no request went unanswered.
  */
 import { join } from 'node:path';
 import { createServer } from 'node:net';
@@ -16,7 +22,9 @@ import type { StackPorts } from '../src/embedded/stack.js';
 import { TrafficGenerator } from '../src/embedded/traffic.js';
 import type { TrafficReport } from '../src/embedded/traffic.js';
 import type { DeploymentResult } from '../src/shared/deployment-status.js';
-import { parseDeploymentSpec } from '../src/spec/deployment-spec.js';
+import { loadSpec } from '../src/client/spec-source.js';
+import type { DeploymentStatus } from '../src/shared/deployment-status.js';
+import { formatShare } from '../src/shared/traffic.js';
 
 const program = new Command('demo')
   .description('a good deployment and a rolled-back one, on the embedded default')
@@ -24,8 +32,13 @@ const program = new Command('demo')
   .option('--rate <n>', 'detections per second through the router', '50')
   .option('--scrape-interval <seconds>', 'how often Prometheus scrapes the replicas (teams run 15 s to 1 min)', '15')
   .option('--monitor-seconds <n>', 'monitor window of each deployment (default: the warm-up the scrape interval needs, plus 30 s)')
+  .option('--strategy <strategy>', 'blueGreen, or canary: the good version step by step, and the faulty one stopped at 5 % beside blue-green', 'blueGreen')
   .parse();
-const options = program.opts<{ keep?: boolean; rate: string; scrapeInterval: string; monitorSeconds?: string }>();
+const options = program.opts<{ keep?: boolean; rate: string; scrapeInterval: string; monitorSeconds?: string; strategy: string }>();
+if (options.strategy !== 'blueGreen' && options.strategy !== 'canary') {
+  process.stderr.write(`demo: --strategy must be blueGreen or canary, not '${options.strategy}'\n`);
+  process.exit(2);
+}
 const scrapeSeconds = Number(options.scrapeInterval);
 
 const say = (line = '') => process.stdout.write(`${line}\n`);
@@ -42,26 +55,73 @@ async function assertPortsFree(ports: StackPorts): Promise<void> {
   }
 }
 
-async function deploy(stack: EmbeddedStack, version: string, what: string): Promise<DeploymentResult> {
-  const spec = parseDeploymentSpec({
-    app: 'detection-api',
-    image: `${IMAGE}:${version}`,
-    replicas: 2,
-    readinessTimeoutSeconds: 60,
-    // As a team scraping every 15 s would write it: a rate window of 4 scrapes; the monitor waits
-    // out the warm-up (2 scrapes and a tick) that it reads from Prometheus, then judges 30 s.
-    monitor: { durationSeconds: Number(options.monitorSeconds ?? 2 * scrapeSeconds + 5 + 30), intervalSeconds: 5, window: `${4 * scrapeSeconds}s` },
-    scaleDownDelaySeconds: 5,
-  });
+/** What the router served per Deployment since the local platform started. */
+async function servedBy(stack: EmbeddedStack): Promise<Record<string, number>> {
+  const answer = await fetch(`${stack.local!.controlUrl}/api/v1/namespaces/default/services/detection-api-service`);
+  return ((await answer.json()) as { served: Record<string, number> }).served;
+}
+
+/** A canary step as the router counted it: the weight set, and what each slot served during its hold. */
+interface StepServed {
+  step: number;
+  weight: number;
+  canary: number;
+  total: number;
+  prometheusShare: number | null;
+}
+
+async function deploy(stack: EmbeddedStack, version: string, what: string, strategy: 'blueGreen' | 'canary'): Promise<{ result: DeploymentResult; steps: StepServed[] }> {
+  const monitorSeconds = Number(options.monitorSeconds ?? 2 * scrapeSeconds + 5 + 30);
+  // The service's own spec, as its pipeline would pass it, with the demo's sizes on top: a rate
+  // window of 4 scrapes; the monitor waits out the warm-up (2 scrapes and a tick) that it reads
+  // from Prometheus, then judges 30 s. A canary step is held 2 scrapes and 10 s.
+  const set = [
+    'readinessTimeoutSeconds=60',
+    `monitor.durationSeconds=${monitorSeconds}`,
+    'monitor.intervalSeconds=5',
+    `monitor.window=${4 * scrapeSeconds}s`,
+    'scaleDownDelaySeconds=5',
+  ];
+  if (strategy === 'canary') {
+    const hold = 2 * scrapeSeconds + 10;
+    set.push('strategy=canary', 'traffic.router=gateway-api', `canary.steps=[${[5, 25, 50, 100].map((weight) => `{weight: ${weight}, holdSeconds: ${hold}}`).join(', ')}]`);
+  }
+  const spec = loadSpec({ file: join(ROOT, 'examples/detection-api/bluegreen.yaml'), image: `${IMAGE}:${version}`, replicas: '2', set });
   say();
-  say(`━━ deploying ${version}: ${what}`);
+  say(`━━ deploying ${version}${strategy === 'canary' ? ' as a canary' : ''}: ${what}`);
   const handle = await stack.deployments!.start(spec);
   say(`   Temporal UI: ${stack.uiUrl}/namespaces/default/workflows/${encodeURIComponent(handle.workflowId)}/${handle.firstExecutionRunId}/history`);
   const printer = new ProgressPrinter((line) => say(`   ${line}`), process.stdout.isTTY ? process.stdout : null);
-  const result = await stack.deployments!.follow('default', 'detection-api', (status) => printer.update(status));
+  // The router's counts when each step's hold began, read as the status shows it.
+  const marks: { step: number; weight: number; at: Promise<Record<string, number>>; status: DeploymentStatus }[] = [];
+  const result = await stack.deployments!.follow('default', 'detection-api', (status) => {
+    printer.update(status);
+    const c = status.canary;
+    if (c && status.phase === 'Monitoring' && marks.at(-1)?.step !== c.step) marks.push({ step: c.step, weight: c.weight, at: servedBy(stack), status });
+  });
   printer.stopBar();
   say(`   => ${result.outcome}${result.reason ? ` (${result.reason})` : ''}: ${result.message}`);
-  return result;
+  const end = await servedBy(stack);
+  const slot = `detection-api-${result.toSlot}`;
+  const steps: StepServed[] = [];
+  for (const [index, mark] of marks.entries()) {
+    const from = await mark.at;
+    const to = index + 1 < marks.length ? await marks[index + 1]!.at : end;
+    const total = Object.keys(to).reduce((sum, key) => sum + (to[key] ?? 0) - (from[key] ?? 0), 0);
+    const done = result.status.canary?.completed.find((c) => c.step === mark.step);
+    steps.push({ step: mark.step, weight: mark.weight, canary: (to[slot] ?? 0) - (from[slot] ?? 0), total, prometheusShare: done?.observedShare ?? null });
+  }
+  return { result, steps };
+}
+
+/** What the faulty slot answered during a deployment, by the router's counts and the traffic's 5xx. */
+async function blastRadius(stack: EmbeddedStack, traffic: TrafficGenerator, run: () => Promise<DeploymentResult>): Promise<{ result: DeploymentResult; answered: number; errors: number }> {
+  const before = await servedBy(stack);
+  const errorsBefore = traffic.snapshot().serverErrorsBy;
+  const result = await run();
+  const slot = `detection-api-${result.toSlot}`;
+  const after = await servedBy(stack);
+  return { result, answered: (after[slot] ?? 0) - (before[slot] ?? 0), errors: (traffic.snapshot().serverErrorsBy[slot] ?? 0) - (errorsBefore[slot] ?? 0) };
 }
 
 function trafficLines(report: TrafficReport, faultyErrors: number): string[] {
@@ -100,19 +160,35 @@ async function main(): Promise<number> {
     traffic.start();
     say(`   sending ${options.rate} detections/s through the router`);
 
-    const good = await deploy(stack, 'v2.2.0', 'a good version; it should go live');
+    const canary = options.strategy === 'canary';
+    const good = await deploy(stack, 'v2.2.0', canary ? 'a good version, step by step; it should go live' : 'a good version; it should go live', canary ? 'canary' : 'blueGreen');
     const beforeFaulty = traffic.snapshot();
-    const faulty = await deploy(stack, 'v2.3.0', 'passes its smoke tests, then fails a quarter of its requests; the monitor should roll it back');
+    const fault = 'passes its smoke tests, then fails a quarter of its requests; the monitor should roll it back';
+    const faulty = await blastRadius(stack, traffic, async () => (await deploy(stack, 'v2.3.0', fault, canary ? 'canary' : 'blueGreen')).result);
+    const compared = canary ? await blastRadius(stack, traffic, async () => (await deploy(stack, 'v2.3.0-rebuild', `the same fault, blue-green: ${fault}`, 'blueGreen')).result) : null;
     const afterFaulty = traffic.snapshot();
     const report = await traffic.stop();
     const faultyErrors = afterFaulty.serverErrors - beforeFaulty.serverErrors;
 
     say();
     say('━━ summary');
-    say(`v2.2.0: ${good.outcome} (live slot ${good.liveSlot})`);
-    say(`v2.3.0: ${faulty.outcome}${faulty.reason ? ` on ${faulty.reason}` : ''}${faulty.failedCheck ? ` (${faulty.failedCheck})` : ''} (live slot ${faulty.liveSlot})`);
+    say(`v2.2.0: ${good.result.outcome} (live slot ${good.result.liveSlot})`);
+    if (canary) {
+      say('  step | weight set | share the canary served (router) | requests in the hold | share Prometheus saw');
+      for (const step of good.steps) {
+        const share = (100 * step.canary) / Math.max(1, step.total);
+        say(`  ${`${step.step}`.padStart(4)} | ${`${step.weight} %`.padStart(10)} | ${`${formatShare(share)} %`.padStart(32)} | ${String(step.total).padStart(20)} | ${step.prometheusShare === null ? 'no data' : `${formatShare(step.prometheusShare)} %`}`);
+      }
+    }
+    const outcome = (r: DeploymentResult) => `${r.outcome}${r.reason ? ` on ${r.reason}` : ''}${r.failedCheck ? ` (${r.failedCheck})` : ''}`;
+    say(`v2.3.0${canary ? ' as a canary' : ''}: ${outcome(faulty.result)} (live slot ${faulty.result.liveSlot}); it answered ${faulty.answered} requests, ${faulty.errors} of them 5xx`);
+    if (compared) {
+      say(`v2.3.0-rebuild blue-green: ${outcome(compared.result)} (live slot ${compared.result.liveSlot}); it answered ${compared.answered} requests, ${compared.errors} of them 5xx`);
+      say(`  the canary at ${faulty.result.status.canary?.stepWeight ?? '?'} % let the faulty version answer ${faulty.answered} requests against blue-green's ${compared.answered}`);
+    }
     for (const line of trafficLines(report, faultyErrors)) say(line);
-    const ok = good.outcome === 'Succeeded' && faulty.outcome === 'RolledBack' && report.connectionFailures === 0;
+    const rolledBack = faulty.result.outcome === 'RolledBack' && (compared === null || compared.result.outcome === 'RolledBack');
+    const ok = good.result.outcome === 'Succeeded' && rolledBack && report.connectionFailures === 0;
     say(ok ? 'demo passed: the good version went live, the faulty one was rolled back, no request went unanswered' : 'demo FAILED: see above');
 
     if (options.keep) {

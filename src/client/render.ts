@@ -17,7 +17,7 @@ function time(iso: string): string {
 export function formatCanary(c: CanaryProgress): string {
   const observed = c.observedShare === null ? 'no share observed yet' : `${formatShare(c.observedShare)} % observed`;
   const requests = c.canaryRequests === null ? 'no canary requests yet' : `${Math.round(c.canaryRequests)} canary requests in the window`;
-  return `step ${c.step}/${c.steps}: ${c.weight} % set, ${observed} (${requests}), ${c.canaryReplicas} canary replicas${c.analysis ? `, ${c.analysis}` : ''}`;
+  return `step ${c.step}/${c.steps}: ${c.weight} % set, ${observed} (${requests}), canary replicas: ${c.canaryReplicas}${c.analysis ? `, ${c.analysis}` : ''}`;
 }
 
 

@@ -3,9 +3,9 @@
  * the worker and the activities; never imported by workflow code (which takes the parsed,
  * defaulted `DeploymentSpec` as plain JSON and imports only its type).
  *
- * Defaults are the seed procedure's numbers: 3 replicas, 180 s readiness, 5 s smoke timeout,
- * 100 ms latency budget, 5 min of monitoring every 5 s, and the seed's SLO table written as
- * slot-scoped ratios.
+ * Defaults are the procedure's numbers (docs/PROCEDURE.md): 3 replicas, 180 s readiness, 5 s smoke
+ * timeout, 100 ms latency budget, 5 min of monitoring every 5 s; and checks that fit any HTTP
+ * service: `/health` and `/ready` before the switch, the error ratio and p95 latency after it.
  */
 import { z } from 'zod';
 import { Comparison } from '../shared/analysis.js';
@@ -86,11 +86,17 @@ export const HttpCheckSchema = z
 export type HttpCheck = z.output<typeof HttpCheckSchema>;
 
 export const SmokeSuite = {
-  /** The seed's seven checks against the reference detection API. */
+  /** The procedure's seven checks against the reference detection API (its preset). */
   DetectionApi: 'detection-api',
-  /** The spec's own `checks`. */
+  /** The spec's own `checks`; by default `/health` and `/ready` answer 200. */
   Http: 'http',
 } as const;
+
+/** The product's default smoke checks: what any service with health and readiness endpoints answers. */
+const DEFAULT_HTTP_CHECKS = [
+  { name: 'health', path: '/health' },
+  { name: 'ready', path: '/ready' },
+];
 
 const SmokeSchema = z
   .object({
@@ -98,10 +104,10 @@ const SmokeSchema = z
     endpoint: template(['app', 'namespace', 'slot', 'service']).default('http://{{app}}-{{slot}}.{{namespace}}.svc:8000'),
     timeoutSeconds: seconds('smoke.timeoutSeconds').default(5),
     latencyBudgetMs: z.number().positive('smoke.latencyBudgetMs must be greater than 0').default(100),
-    /** The seed only warns on a slow answer; `fail` makes the latency check a gate. */
+    /** The procedure only warns on a slow answer; `fail` makes the latency check a gate. */
     latencyBudgetAction: z.enum(['warn', 'fail']).default('warn'),
-    suite: z.enum([SmokeSuite.DetectionApi, SmokeSuite.Http]).default(SmokeSuite.DetectionApi),
-    checks: z.array(HttpCheckSchema).default([]),
+    suite: z.enum([SmokeSuite.DetectionApi, SmokeSuite.Http]).default(SmokeSuite.Http),
+    checks: z.array(HttpCheckSchema).default(DEFAULT_HTTP_CHECKS),
   })
   .strict()
   .superRefine((smoke, ctx) => {
@@ -130,7 +136,7 @@ export const SloSchema = z
     query: template(['app', 'namespace', 'slot', 'version', 'window', 'service']),
     comparison: z.enum([Comparison.LessThan, Comparison.LessOrEqual, Comparison.GreaterThan, Comparison.GreaterOrEqual]),
     threshold: z.number().finite(),
-    /** false: reported as a warning, never rolls back (the seed's CPU and memory rows). */
+    /** false: reported as a warning, never rolls back (the procedure's CPU and memory rows, PROCEDURE §4). */
     gate: z.boolean().default(true),
     unit: z.string().optional(),
     /**
@@ -153,7 +159,11 @@ export type Slo = z.output<typeof SloSchema>;
 
 const slotSelector = 'app="{{app}}",namespace="{{namespace}}",slot="{{slot}}",version="{{version}}"';
 
-/** The seed's SLO table, done right: ratios, scoped to the new slot, over a window. */
+/**
+ * The product's default SLOs, for any HTTP service with the conventional metrics: the error ratio
+ * (5xx over all requests) and the p95 latency, scoped to the new slot and version. A service adds
+ * its own (the detection API's full table is its preset, examples/detection-api/bluegreen.yaml).
+ */
 export const DEFAULT_SLOS: Slo[] = [
   {
     name: 'error-rate',
@@ -172,38 +182,6 @@ export const DEFAULT_SLOS: Slo[] = [
     gate: true,
     unit: 'seconds',
   },
-  {
-    name: 'tak-output-latency',
-    query: `histogram_quantile(0.95, sum by (le) (rate(tak_output_latency_seconds_bucket{${slotSelector}}[{{window}}])))`,
-    comparison: '<',
-    threshold: 2,
-    gate: true,
-    unit: 'seconds',
-  },
-  {
-    name: 'geolocation-accuracy',
-    query: `min(geolocation_validation_success_rate{${slotSelector}})`,
-    comparison: '>',
-    threshold: 0.95,
-    gate: true,
-    unit: 'ratio',
-  },
-  {
-    name: 'cpu-per-pod',
-    query: `max(rate(process_cpu_seconds_total{${slotSelector}}[{{window}}]))`,
-    comparison: '<',
-    threshold: 0.7,
-    gate: false,
-    unit: 'cores',
-  },
-  {
-    name: 'memory-per-pod',
-    query: `max(process_resident_memory_bytes{${slotSelector}})`,
-    comparison: '<',
-    threshold: 402653184,
-    gate: false,
-    unit: 'bytes',
-  },
 ];
 
 const MonitorSchema = z
@@ -218,7 +196,7 @@ const MonitorSchema = z
     consecutiveErrorLimit: z.number().int().min(1).default(4),
     /** Inconclusive ticks (no data) tolerated before pausing for an operator's decision. */
     inconclusiveLimit: z.number().int().min(0).default(6),
-    /** Container restarts of the new slot's pods tolerated during monitoring (the seed: 0). */
+    /** Container restarts of the new slot's pods tolerated during monitoring (the procedure: 0). */
     restartLimit: z.number().int().min(0).default(0),
     /**
      * Seconds at the start of monitoring in which missing data is not counted. Unset: derived from
@@ -379,7 +357,7 @@ const SpecInputSchema = z
     version: z.string().max(63).regex(LABEL_VALUE, 'version must be a valid Kubernetes label value').optional(),
     replicas: z.number().int('replicas must be a whole number').min(1, 'replicas must be at least 1').max(1000).default(3),
     slotLabelKey: z.string().regex(LABEL_KEY, 'slotLabelKey must be a valid Kubernetes label key').default('slot'),
-    /** The Service whose selector carries the slot label; defaults to `<app>-service`, as the seed. */
+    /** The Service whose selector carries the slot label; defaults to `<app>-service`, as in the procedure. */
     service: z.string().max(253).regex(DNS_SUBDOMAIN, 'service must be an RFC 1123 subdomain').optional(),
     deploymentNamePattern: template(['app', 'slot', 'namespace'])
       .refine((p) => p.includes('{{slot}}'), { message: 'deploymentNamePattern must contain {{slot}} so the two slots differ' })

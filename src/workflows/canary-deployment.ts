@@ -128,6 +128,8 @@ class CanarySteps {
       const step = this.steps[index]!;
       const label = `step ${index + 1}/${this.steps.length}`;
       Object.assign(progress, { step: index + 1, stepWeight: step.weight, analysis: null, sharedCause: null, hold: null });
+      // Each hold is measured afresh: the previous step's ticks are in its `completed` entry.
+      run.status.monitor = null;
       await this.ensureCapacity(target, canary, step, label);
       await this.setWeight(target, stable, canary, step.weight, label);
       const startedAt = new Date().getTime();
@@ -200,7 +202,8 @@ class CanarySteps {
     const { monitor } = this.spec;
     const progress = this.progress!;
     const cap = step.holdSeconds + this.spec.canary.maxHoldExtensionSeconds;
-    const ticks = Math.max(1, Math.floor(step.holdSeconds / monitor.intervalSeconds));
+    // A tick at the start and one every interval until the hold is over.
+    const ticks = Math.floor(step.holdSeconds / monitor.intervalSeconds) + 1;
     const monitorProgress = newMonitorProgress(run, ticks, step.holdSeconds);
     run.status.monitor = monitorProgress;
     const startedAt = new Date().getTime();
@@ -372,7 +375,7 @@ class CanarySteps {
       `canary (${p.router}): step ${p.step}/${p.steps}, ${p.weight} % set` +
         (p.effectiveWeight !== null ? ` (${formatShare(p.effectiveWeight)} % in effect)` : '') +
         `, ${p.observedShare === null ? 'no share observed yet' : `${formatShare(p.observedShare)} % observed`}, ` +
-        `${formatValue(p.canaryRequests === null ? null : Math.round(p.canaryRequests))} canary requests, ${p.canaryReplicas} canary replicas` +
+        `${formatValue(p.canaryRequests === null ? null : Math.round(p.canaryRequests))} canary requests, canary replicas: ${p.canaryReplicas}` +
         (p.analysis ? `; analysis: ${p.analysis}` : '') +
         (p.hold?.extendedSeconds ? `; hold extended ${p.hold.extendedSeconds} s` : ''),
     ];

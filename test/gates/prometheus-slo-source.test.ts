@@ -11,9 +11,8 @@ import { describe, it } from 'node:test';
 import { freePort } from '../../src/local-platform/processes.js';
 import { PrometheusSloSource } from '../../src/gates/prometheus-slo-source.js';
 import type { Measurement } from '../../src/shared/analysis.js';
-import { DEFAULT_SLOS } from '../../src/spec/deployment-spec.js';
 import type { Slo } from '../../src/spec/deployment-spec.js';
-import { REFERENCE_TARGET } from '../helpers/deployment-harness.js';
+import { DETECTION_API_SLOS, REFERENCE_TARGET } from '../helpers/deployment-harness.js';
 import { eventually } from '../helpers/eventually.js';
 import type { DetectionApiProcess } from '../helpers/detection-api-process.js';
 import { postDetection, SEED_DETECTION, startDetectionApi, TakListener, tempQueuePath } from '../helpers/detection-api-process.js';
@@ -26,7 +25,7 @@ function source(url: string): PrometheusSloSource {
   return PrometheusSloSource.fromEnv({ PROMETHEUS_URL: url, PROMETHEUS_TIMEOUT_MS: '2000' });
 }
 
-async function evaluate(url: string, slos: Slo[] = DEFAULT_SLOS): Promise<Record<string, Measurement>> {
+async function evaluate(url: string, slos: Slo[] = DETECTION_API_SLOS): Promise<Record<string, Measurement>> {
   const measurements = await source(url).evaluateSlos({ target: REFERENCE_TARGET, slot: 'green', version: 'v2.2.0', window: '5s', slos });
   return Object.fromEntries(measurements.map((m) => [m.name, m]));
 }
@@ -92,10 +91,10 @@ describe('Prometheus SLO source against a real Prometheus', () => {
       assert.equal(m['cpu-per-pod']?.gate, false, 'CPU is reported as a warning, not a gate');
       assert.notEqual(m['memory-per-pod']?.value, null);
       // The same queries for the other slot find nothing: they are scoped to the slot.
-      const blue = await source(prometheus.url).evaluateSlos({ target: REFERENCE_TARGET, slot: 'blue', version: 'v2.2.0', window: '5s', slos: DEFAULT_SLOS.slice(0, 1) });
+      const blue = await source(prometheus.url).evaluateSlos({ target: REFERENCE_TARGET, slot: 'blue', version: 'v2.2.0', window: '5s', slos: DETECTION_API_SLOS.slice(0, 1) });
       assert.equal(blue[0]?.result, 'Inconclusive');
       // And to the version: another version's series in the same slot are not this deployment's.
-      const other = await source(prometheus.url).evaluateSlos({ target: REFERENCE_TARGET, slot: 'green', version: 'v2.1.0', window: '5s', slos: DEFAULT_SLOS.slice(0, 1) });
+      const other = await source(prometheus.url).evaluateSlos({ target: REFERENCE_TARGET, slot: 'green', version: 'v2.1.0', window: '5s', slos: DETECTION_API_SLOS.slice(0, 1) });
       assert.equal(other[0]?.result, 'Inconclusive');
     });
   });
@@ -137,7 +136,7 @@ describe('Prometheus SLO source against a real Prometheus', () => {
       assert.equal(rejected['bad']?.result, 'Error');
       assert.match(rejected['bad']?.message ?? '', /query rejected \(bad_data\)/);
 
-      const wrong = await evaluate(service.url, DEFAULT_SLOS.slice(0, 1));
+      const wrong = await evaluate(service.url, DETECTION_API_SLOS.slice(0, 1));
       assert.equal(wrong['error-rate']?.result, 'Error');
       assert.match(wrong['error-rate']?.message ?? '', /Prometheus answered HTTP 404/);
 
@@ -156,7 +155,7 @@ describe('Prometheus SLO source against a real Prometheus', () => {
     const service = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: tempQueuePath(), SLOT: 'green' });
     const prometheus = await startPrometheus([service.url.replace('http://', '')], { username: 'bluegreen', password: 's3cret-for-tests' });
     try {
-      const query = { target: REFERENCE_TARGET, slot: 'green' as const, version: 'dev', window: '5s', slos: DEFAULT_SLOS.slice(3, 4) };
+      const query = { target: REFERENCE_TARGET, slot: 'green' as const, version: 'dev', window: '5s', slos: DETECTION_API_SLOS.slice(3, 4) };
       const refused = await PrometheusSloSource.fromEnv({ PROMETHEUS_URL: prometheus.url }).evaluateSlos(query);
       assert.equal(refused[0]?.result, 'Error');
       assert.equal(refused[0]?.message, 'Prometheus answered HTTP 401');

@@ -3,12 +3,13 @@
  * doubles, and captures histories for the replay tests.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkerOptions } from '@temporalio/worker';
+import { parse as parseYaml } from 'yaml';
 import { createActivities } from '../../src/activities/index.js';
 import type { Target } from '../../src/activities/contract.js';
 import type { Notifier } from '../../src/notifications/webhook-notifier.js';
@@ -29,13 +30,30 @@ export const HISTORIES_DIR = fileURLToPath(new URL('../histories/', import.meta.
  */
 export const REFERENCE_TARGET: Target = DETECTION_API_TARGET;
 
-/** The reference workload's spec with the seed's defaults, plus the test's overrides. */
+/** The reference workload's preset, as its repository keeps it: the seven smoke checks and the full SLO table. */
+export const DETECTION_API_PRESET = parseYaml(readFileSync(fileURLToPath(new URL('../../examples/detection-api/bluegreen.yaml', import.meta.url)), 'utf8')) as {
+  smoke: NonNullable<DeploymentSpecInput['smoke']>;
+  monitor: NonNullable<DeploymentSpecInput['monitor']>;
+  canary: NonNullable<DeploymentSpecInput['canary']>;
+};
+
+/** The detection API's SLO table, parsed (its preset's `monitor.slos`). */
+export const DETECTION_API_SLOS = parseDeploymentSpec({ app: 'detection-api', image: 'registry.internal/detection-api:v2.2.0', monitor: { slos: DETECTION_API_PRESET.monitor.slos } }).monitor.slos;
+
+/**
+ * The reference workload's spec: the product's defaults with the detection API's preset (its
+ * smoke suite, SLO table and canary request count), plus the test's overrides (over the preset's
+ * smoke, monitor and canary fields, field by field).
+ */
 export function testSpec(overrides: Partial<DeploymentSpecInput> = {}): DeploymentSpec {
   return parseDeploymentSpec({
     app: 'detection-api',
     namespace: 'default',
     image: 'registry.internal/detection-api:v2.2.0',
     ...overrides,
+    smoke: { suite: DETECTION_API_PRESET.smoke.suite, ...overrides.smoke },
+    monitor: { slos: DETECTION_API_PRESET.monitor.slos, ...overrides.monitor },
+    canary: { requestsQuery: DETECTION_API_PRESET.canary.requestsQuery, ...overrides.canary },
   });
 }
 

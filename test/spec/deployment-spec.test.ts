@@ -13,7 +13,7 @@ function issuesOf(input: unknown): Record<string, string> {
 }
 
 describe('deployment spec', () => {
-  it('fills in the seed procedure numbers as defaults', () => {
+  it("fills in the procedure's numbers, and checks any HTTP service has, as defaults", () => {
     const spec = parseDeploymentSpec({ app: 'detection-api', image: 'registry.internal/detection-api:v2.2.0' });
     assert.equal(spec.namespace, 'default');
     assert.equal(spec.version, 'v2.2.0');
@@ -24,12 +24,32 @@ describe('deployment spec', () => {
     assert.equal(spec.slotLabelKey, 'slot');
     assert.deepEqual(
       [spec.smoke.timeoutSeconds, spec.smoke.latencyBudgetMs, spec.smoke.latencyBudgetAction, spec.smoke.suite],
-      [5, 100, 'warn', 'detection-api'],
+      [5, 100, 'warn', 'http'],
+    );
+    assert.deepEqual(
+      spec.smoke.checks.map((c) => [c.name, c.method, c.path, c.expectStatus]),
+      [
+        ['health', 'GET', '/health', 200],
+        ['ready', 'GET', '/ready', 200],
+      ],
     );
     assert.deepEqual([spec.monitor.durationSeconds, spec.monitor.intervalSeconds], [300, 5]);
     assert.equal(spec.monitor.consecutiveErrorLimit, 4);
     assert.equal(spec.monitor.restartLimit, 0);
     assert.deepEqual([spec.gates.approveBeforeSwitch, spec.gates.approveBeforeCleanup], [false, false]);
+    assert.deepEqual(
+      spec.monitor.slos.map((s) => [s.name, s.comparison, s.threshold, s.gate]),
+      [
+        ['error-rate', '<', 0.01, true],
+        ['p95-latency', '<', 0.5, true],
+      ],
+    );
+  });
+
+  it("keeps the detection API's procedure table and seven checks as its preset, in its example spec", async () => {
+    const { loadSpec } = await import('../../src/client/spec-source.js');
+    const spec = loadSpec({ file: 'examples/detection-api/bluegreen.yaml' });
+    assert.equal(spec.smoke.suite, 'detection-api');
     assert.deepEqual(
       spec.monitor.slos.map((s) => [s.name, s.comparison, s.threshold, s.gate]),
       [
@@ -41,6 +61,7 @@ describe('deployment spec', () => {
         ['memory-per-pod', '<', 402653184, false],
       ],
     );
+    for (const slo of spec.monitor.slos) assert.match(slo.query, /app="\{\{app\}\}",namespace="\{\{namespace\}\}",slot="\{\{slot\}\}",version="\{\{version\}\}"/, slo.name);
   });
 
   it('scopes every default SLO query to the app, namespace and slot, and makes the error rate a ratio', () => {
@@ -63,7 +84,7 @@ describe('deployment spec', () => {
       replicas: 0,
       monitor: { intervalSeconds: 600, slos: [{ name: 'x', query: 'up{slot="{{slt}}"}', comparison: '<', threshold: 1 }] },
       gates: { approveBeforeSwitch: 'yes' },
-      smoke: { suite: 'http' },
+      smoke: { suite: 'http', checks: [] },
       replica: 3,
     });
     assert.deepEqual(Object.keys(issues).sort(), [

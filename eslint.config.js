@@ -7,6 +7,39 @@ import { builtinModules } from 'node:module';
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
+/** What the deterministic sandbox cannot import. */
+const SANDBOX_PATHS = [
+  ...nodeBuiltins.map((name) => ({ name, message: 'Workflow code runs in a deterministic sandbox: no Node built-ins.' })),
+  { name: 'axios', message: 'No I/O in workflow code: call an activity.' },
+  { name: 'zod', message: 'Validation happens at the edges (client, worker, activities), not in workflows.' },
+  { name: '@kubernetes/client-node', message: 'No I/O in workflow code: call an activity.' },
+  { name: '@temporalio/activity', message: 'Workflows call activities through proxyActivities.' },
+  { name: '@temporalio/client', message: 'Workflows do not use the client.' },
+  { name: '@temporalio/worker', message: 'Workflows do not use the worker.' },
+];
+
+/** Modules workflow code may import only for their types. */
+const TYPES_ONLY = {
+  group: ['**/activities/*', '**/deployment-spec/*', '**/config/*', '**/client/*', '**/worker/*', '**/checks/*', '**/notifications/*'],
+  allowTypeImports: true,
+  message: 'Workflow code may import these only with `import type`.',
+};
+
+/** No wall clock, randomness or timers outside the SDK's deterministic replacements. */
+const DETERMINISM = {
+  'no-restricted-properties': [
+    'error',
+    { object: 'Date', property: 'now', message: 'Use `new Date()`: the sandbox makes it the workflow task time.' },
+    { object: 'Math', property: 'random', message: 'Use uuid4() from @temporalio/workflow for ids; nothing here needs chance.' },
+  ],
+  'no-restricted-globals': [
+    'error',
+    { name: 'setTimeout', message: 'Use sleep() or condition() from @temporalio/workflow.' },
+    { name: 'setInterval', message: 'Use sleep() in a loop from @temporalio/workflow.' },
+    { name: 'process', message: 'No process state in workflow code.' },
+  ],
+};
+
 export default tseslint.config(
   { ignores: ['node_modules/', '.venv/', '.state/', 'dist/', 'test/histories/'] },
   js.configs.recommended,
@@ -33,40 +66,31 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/workflows/**/*.ts', 'src/shared/**/*.ts'],
+    files: ['src/workflows/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { paths: SANDBOX_PATHS, patterns: [TYPES_ONLY] }],
+      ...DETERMINISM,
+    },
+  },
+  {
+    // Shared modules are imported by the workflow and by every side: they depend on no side's code,
+    // not even for types (the types they share live here).
+    files: ['src/shared/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
         {
-          paths: [
-            ...nodeBuiltins.map((name) => ({ name, message: 'Workflow code runs in a deterministic sandbox: no Node built-ins.' })),
-            { name: 'axios', message: 'No I/O in workflow code: call an activity.' },
-            { name: 'zod', message: 'Validation happens at the edges (client, worker, activities), not in workflows.' },
-            { name: '@kubernetes/client-node', message: 'No I/O in workflow code: call an activity.' },
-            { name: '@temporalio/activity', message: 'Workflows call activities through proxyActivities.' },
-            { name: '@temporalio/client', message: 'Workflows do not use the client.' },
-            { name: '@temporalio/worker', message: 'Workflows do not use the worker.' },
-          ],
+          paths: SANDBOX_PATHS,
           patterns: [
+            TYPES_ONLY,
             {
-              group: ['**/activities/*', '**/spec/*', '**/config/*', '**/client/*', '**/worker/*', '**/gates/*', '**/notifications/*'],
-              allowTypeImports: true,
-              message: 'Workflow code may import these only with `import type`.',
+              group: ['**/activities/*', '**/notifications/*', '**/client/*', '**/worker/*', '**/platforms/*', '**/checks/*'],
+              message: 'src/shared imports nothing from the activities, notifications, client, worker, platforms or checks: move the type here.',
             },
           ],
         },
       ],
-      'no-restricted-properties': [
-        'error',
-        { object: 'Date', property: 'now', message: 'Use `new Date()`: the sandbox makes it the workflow task time.' },
-        { object: 'Math', property: 'random', message: 'Use uuid4() from @temporalio/workflow for ids; nothing here needs chance.' },
-      ],
-      'no-restricted-globals': [
-        'error',
-        { name: 'setTimeout', message: 'Use sleep() or condition() from @temporalio/workflow.' },
-        { name: 'setInterval', message: 'Use sleep() in a loop from @temporalio/workflow.' },
-        { name: 'process', message: 'No process state in workflow code.' },
-      ],
+      ...DETERMINISM,
     },
   },
 );

@@ -23,7 +23,7 @@ import type { DeploymentClient } from '../src/client/deployment-client.js';
 import { EmbeddedStack, freeStackPorts } from '../src/embedded/stack.js';
 import { TrafficGenerator } from '../src/embedded/traffic.js';
 import type { DeploymentResult } from '../src/shared/deployment-status.js';
-import type { DeploymentSpecInput } from '../src/spec/deployment-spec.js';
+import type { DeploymentSpecInput } from '../src/deployment-spec/deployment-spec.js';
 import { testSpec } from '../test/helpers/deployment-harness.js';
 import { DETECTION_API_IMAGE, untilPhase } from '../test/helpers/embedded-stack.js';
 import { abortToWeightZero } from './histories.js';

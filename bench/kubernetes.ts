@@ -28,7 +28,7 @@ import { EmbeddedStack, DETECTION_API_TARGET, freeStackPorts } from '../src/embe
 import { ROOT } from '../src/embedded/local-platform-process.js';
 import { KubernetesPlatform } from '../src/platforms/kubernetes-platform.js';
 import type { DeploymentResult } from '../src/shared/deployment-status.js';
-import { parseDeploymentSpec } from '../src/spec/deployment-spec.js';
+import { parseDeploymentSpec } from '../src/deployment-spec/deployment-spec.js';
 import { startControlPlane } from '../test/k8s-harness/control-plane.js';
 import { startDetectionApi, tempQueuePath } from '../test/helpers/detection-api-process.js';
 import { appTarget, createBlueGreenApp } from '../test/helpers/kubernetes.js';

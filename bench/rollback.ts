@@ -19,7 +19,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { EmbeddedStack, freeStackPorts } from '../src/embedded/stack.js';
 import { TrafficGenerator } from '../src/embedded/traffic.js';
-import { parseDeploymentSpec } from '../src/spec/deployment-spec.js';
+import { parseDeploymentSpec } from '../src/deployment-spec/deployment-spec.js';
 import { breachToRestored, overhead } from './histories.js';
 import { median } from './statistics.js';
 import { deploymentResult } from '../src/client/deployment-client.js';

@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { freePort, postDetection, SEED_DETECTION, startDetectionApi, tempQueuePath } from '../test/helpers/detection-api-process.js';
-import { waitUntilReady } from '../src/local-platform/processes.js';
+import { waitUntilReady } from '../src/processes/processes.js';
 import { median, percentile } from './statistics.js';
 
 const RATES = (process.env['RATES'] ?? '500,1000,2000').split(',').map(Number);

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { DETECTION_API_TARGET, EmbeddedStack, freeStackPorts } from '../src/embedded/stack.js';
 import { TrafficGenerator } from '../src/embedded/traffic.js';
 import type { Slot } from '../src/shared/slots.js';
-import { parseDeploymentSpec } from '../src/spec/deployment-spec.js';
+import { parseDeploymentSpec } from '../src/deployment-spec/deployment-spec.js';
 import { untilMonitoring } from './deployments.js';
 import { median } from './statistics.js';
 import { deploymentResult } from '../src/client/deployment-client.js';

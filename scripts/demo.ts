@@ -20,7 +20,7 @@ import { ROOT } from '../src/embedded/local-platform-process.js';
 import { DEMO_PORTS, EmbeddedStack } from '../src/embedded/stack.js';
 import type { StackPorts } from '../src/embedded/stack.js';
 import { TrafficGenerator } from '../src/embedded/traffic.js';
-import type { TrafficReport } from '../src/embedded/traffic.js';
+import type { TrafficScore } from '../src/embedded/traffic.js';
 import type { DeploymentResult } from '../src/shared/deployment-status.js';
 import { loadSpec } from '../src/client/spec-source.js';
 import type { DeploymentStatus } from '../src/shared/deployment-status.js';
@@ -124,7 +124,7 @@ async function blastRadius(stack: EmbeddedStack, traffic: TrafficGenerator, run:
   return { result, answered: (after[slot] ?? 0) - (before[slot] ?? 0), errors: (traffic.snapshot().serverErrorsBy[slot] ?? 0) - (errorsBefore[slot] ?? 0) };
 }
 
-function trafficLines(report: TrafficReport, faultyErrors: number): string[] {
+function trafficLines(report: TrafficScore, faultyErrors: number): string[] {
   const served = Object.entries(report.servedBy).map(([deployment, n]) => `${deployment} ${n}`).join(', ');
   return [
     `requests sent through detection-api-service: ${report.sent} in ${report.seconds.toFixed(0)} s`,

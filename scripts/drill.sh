@@ -22,7 +22,7 @@ case "${1:-}" in
   temporal-restart) files=(test/e2e/drills.e2e.test.ts) pattern='Temporal server restarts' ;;
   prometheus-down) files=(test/e2e/drills.e2e.test.ts) pattern='Prometheus stops' ;;
   kubernetes-api-faults) files=(test/e2e/kubernetes-api-faults.e2e.test.ts) ;;
-  bad-input) files=(test/spec/deployment-spec.property.test.ts) ;;
+  bad-input) files=(test/deployment-spec/deployment-spec.property.test.ts) ;;
   # The histories checked are those of the drills run before it in the same file.
   secrets) files=(test/e2e/drills.e2e.test.ts) ;;
   concurrent-deploys) files=(test/client/cli.e2e.test.ts test/e2e/kubernetes-deployments.e2e.test.ts) pattern='refuses a second deploy|different apps' ;;

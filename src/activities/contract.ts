@@ -1,43 +1,17 @@
 /**
- * The activity contract between the workflow and the platforms and gates it drives: types, and
- * the one vocabulary of check verdicts. The workflow imports it with `import type` only, so
+ * The activity contract between the workflow and the platforms and checks it drives. The types
+ * the workflow itself keeps (Target, SlotState, LiveState, SmokeReport) live in src/shared/ and
+ * are re-exported here for the adapters. The workflow imports this with `import type` only, so
  * nothing here reaches workflow code at run time. Every request carries the names it acts on, so
  * the history says exactly what was touched.
  */
 import type { Measurement } from '../shared/analysis.js';
 import type { Slot } from '../shared/slots.js';
+import type { LiveState, SlotState } from '../shared/slots.js';
+import type { SmokeReport } from '../shared/smoke-report.js';
+import type { Target } from '../shared/target.js';
 import type { TrafficRouter } from '../shared/traffic.js';
-import type { DeploymentSpec, Slo } from '../spec/deployment-spec.js';
-
-/** The objects one deployment acts on: a Service that selects a slot, and a Deployment per slot. */
-export interface Target {
-  app: string;
-  namespace: string;
-  service: string;
-  slotLabelKey: string;
-  container: string;
-  deployments: Record<Slot, string>;
-}
-
-/** What runs in one slot, as the platform reports it. */
-export interface SlotState {
-  slot: Slot;
-  deployment: string;
-  /** The image of the target container; null if the Deployment has no such container. */
-  image: string | null;
-  /** The version its pods are labelled with (the canary's SLO queries read the stable's by it). */
-  version?: string | null;
-  replicas: number;
-  readyReplicas: number;
-  updatedReplicas: number;
-  availableReplicas: number;
-}
-
-/** The live state read in preflight: which slot serves, and what each slot runs. */
-export interface LiveState {
-  activeSlot: Slot;
-  slots: Record<Slot, SlotState>;
-}
+import type { DeploymentSpec, Slo } from '../deployment-spec/deployment-spec.js';
 
 export interface DeploySlotRequest {
   target: Target;
@@ -76,7 +50,7 @@ export interface VerifyTrafficRequest {
   timeoutSeconds: number;
 }
 
-export interface TrafficReport {
+export interface EndpointsReport {
   /** Endpoints now serving, all of them in the expected slot. */
   endpoints: number;
   seconds: number;
@@ -129,26 +103,6 @@ export interface SmokeRequest {
   target: Target;
   slot: Slot;
   smoke: DeploymentSpec['smoke'];
-}
-
-export const CheckVerdict = {
-  Passed: 'passed',
-  Warning: 'warning',
-  Failed: 'failed',
-} as const;
-export type CheckVerdict = (typeof CheckVerdict)[keyof typeof CheckVerdict];
-
-export interface SmokeCheckResult {
-  name: string;
-  verdict: CheckVerdict;
-  latencyMs: number | null;
-  message: string;
-}
-
-export interface SmokeReport {
-  endpoint: string;
-  passed: boolean;
-  checks: SmokeCheckResult[];
 }
 
 export interface EvaluateSlosRequest {
@@ -207,7 +161,7 @@ export interface Platform {
   deploySlot(request: DeploySlotRequest): Promise<SlotState>;
   waitForSlotReady(request: WaitForSlotReadyRequest, progress: Progress): Promise<ReadyReport>;
   switchTraffic(request: SwitchTrafficRequest): Promise<SwitchReport>;
-  verifyTraffic(request: VerifyTrafficRequest, progress: Progress): Promise<TrafficReport>;
+  verifyTraffic(request: VerifyTrafficRequest, progress: Progress): Promise<EndpointsReport>;
   /** Total container restarts of the slot's current pods. */
   readRestarts(request: ReadRestartsRequest): Promise<number>;
   scaleSlot(request: ScaleSlotRequest, progress: Progress): Promise<void>;
@@ -241,3 +195,7 @@ export interface SloSource {
   /** The scrape interval of the targets carrying the slot's series; never throws. */
   readScrapeInterval(request: ScrapeIntervalRequest): Promise<ScrapeIntervalReport>;
 }
+
+export type { LiveState, SlotState, Target, SmokeReport };
+export type { SmokeCheckResult } from '../shared/smoke-report.js';
+export { CheckVerdict } from '../shared/smoke-report.js';

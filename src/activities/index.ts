@@ -7,8 +7,8 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { ErrorType } from '../shared/errors.js';
 import type { DeploymentEvent, Notifier } from '../notifications/webhook-notifier.js';
-import { parseDeploymentSpec, SpecValidationError } from '../spec/deployment-spec.js';
-import type { Slo } from '../spec/deployment-spec.js';
+import { parseDeploymentSpec, SpecValidationError } from '../deployment-spec/deployment-spec.js';
+import type { Slo } from '../deployment-spec/deployment-spec.js';
 import type {
   CanaryMeasurements,
   DeploySlotRequest,

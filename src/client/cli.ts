@@ -18,7 +18,7 @@ import { connectionOptions, TemporalConfigSchema } from '../config/temporal.js';
 import { ConfigError, parseEnv } from '../config/env.js';
 import type { TemporalConfig } from '../config/temporal.js';
 import { Gate, Outcome } from '../shared/deployment-status.js';
-import { SpecValidationError } from '../spec/deployment-spec.js';
+import { SpecValidationError } from '../deployment-spec/deployment-spec.js';
 import { DeploymentAlreadyRunningError, DeploymentClient, RequestRefusedError } from './deployment-client.js';
 import type { OperatorDelivery } from './deployment-client.js';
 import { ProgressPrinter, renderResult, renderSnapshot, renderStatus } from './render.js';
@@ -110,7 +110,7 @@ function collect(value: string, previous: string[] = []): string[] {
 }
 
 /**
- * Follows a deployment to its end and sets the exit code from its outcome. Ctrl+C sends the seed's
+ * Follows a deployment to its end and sets the exit code from its outcome. Ctrl+C sends the procedure's
  * manual abort with `--abort-on-interrupt` and keeps following the rollback; without it, Ctrl+C
  * only stops watching (exit 130) and the deployment goes on.
  */

@@ -19,8 +19,8 @@ import type { AbortRequest, ApproveRequest, DeploymentResult, DeploymentStatus, 
 import { DeploymentFailureType, Phase } from '../shared/deployment-status.js';
 import { SEARCH_ATTRIBUTE_KEYS, SearchAttribute } from '../shared/search-attributes.js';
 import { deploymentWorkflowId } from '../shared/workflow-id.js';
-import { Strategy } from '../spec/deployment-spec.js';
-import type { DeploymentSpec } from '../spec/deployment-spec.js';
+import { Strategy } from '../deployment-spec/deployment-spec.js';
+import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
 
 /** The workflow type of each strategy; both take the spec and return the same result. */
 export const WORKFLOW_TYPES: Record<Strategy, string> = {

@@ -4,8 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
-import { parseDeploymentSpec, SpecValidationError } from '../spec/deployment-spec.js';
-import type { DeploymentSpec } from '../spec/deployment-spec.js';
+import { parseDeploymentSpec, SpecValidationError } from '../deployment-spec/deployment-spec.js';
+import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
 
 export interface SpecSources {
   /** Path of a YAML (or JSON) spec file. */

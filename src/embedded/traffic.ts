@@ -5,7 +5,7 @@
  */
 import { Agent, request } from 'node:http';
 
-export interface TrafficReport {
+export interface TrafficScore {
   sent: number;
   /** 2xx answers. */
   ok: number;
@@ -36,7 +36,7 @@ export class TrafficGenerator {
   private readonly latencies: number[] = [];
   private startedAt = 0;
   private stoppedAt = 0;
-  private readonly report: Omit<TrafficReport, 'p50Ms' | 'p99Ms' | 'seconds'> = {
+  private readonly report: Omit<TrafficScore, 'p50Ms' | 'p99Ms' | 'seconds'> = {
     sent: 0,
     ok: 0,
     serverErrors: 0,
@@ -61,7 +61,7 @@ export class TrafficGenerator {
   }
 
   /** Stops sending, waits for the answers in flight, and returns the score. */
-  async stop(): Promise<TrafficReport> {
+  async stop(): Promise<TrafficScore> {
     this.running = false;
     await this.loop;
     await Promise.all(this.inFlight);
@@ -70,7 +70,7 @@ export class TrafficGenerator {
     return this.snapshot();
   }
 
-  snapshot(): TrafficReport {
+  snapshot(): TrafficScore {
     const sorted = [...this.latencies].sort((a, b) => a - b);
     const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
     const end = this.stoppedAt || performance.now();

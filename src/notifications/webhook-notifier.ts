@@ -1,5 +1,5 @@
 /**
- * Tells people what a deployment needs or did, as the seed's "notify team" and "create incident
+ * Tells people what a deployment needs or did, as the procedure's "notify team" and "create incident
  * ticket" steps: a Slack-compatible JSON POST (`text`, plus the event's fields for other
  * receivers) when a deployment waits for approval, rolls back, fails or succeeds. A webhook that
  * fails is reported to the caller and logged; it never fails a deployment.
@@ -7,20 +7,10 @@
 import axios from 'axios';
 import { z } from 'zod';
 import { parseEnv } from '../config/env.js';
+import type { DeploymentEvent } from '../shared/deployment-event.js';
 
-/** What the workflow reports; plain JSON, recorded in the history as the activity's input. */
-export interface DeploymentEvent {
-  kind: 'awaiting-approval' | 'rollback-stuck' | 'rolled-back' | 'failed' | 'succeeded';
-  app: string;
-  namespace: string;
-  version: string;
-  image: string;
-  /** One line for people: what happened and what to do. */
-  message: string;
-  reason?: string | null;
-  failedCheck?: string | null;
-  workflowId: string;
-}
+export type { DeploymentEvent };
+
 
 export interface Notifier {
   /** Returns how the delivery went ('delivered', or why not); never throws. */

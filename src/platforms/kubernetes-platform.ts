@@ -1,5 +1,5 @@
 /**
- * The `kubernetes` platform adapter: what the seed does with kubectl, through
+ * The `kubernetes` platform adapter: what the procedure does with kubectl (PROCEDURE §3, §5, §8), through
  * @kubernetes/client-node. The Service's selector is the live slot; each slot is a Deployment.
  * Every write checks first and writes only what differs; waits poll with backoff and heartbeat.
  * Permanent API answers (400, 403, 404, 422) become non-retryable failures naming the object and
@@ -27,7 +27,7 @@ import type {
   SwitchReport,
   SwitchTrafficRequest,
   Target,
-  TrafficReport,
+  EndpointsReport,
   VerifyTrafficRequest,
   VerifyWeightRequest,
   WaitForSlotReadyRequest,
@@ -35,12 +35,12 @@ import type {
   WeightVerification,
 } from '../activities/contract.js';
 import { ConfigError, parseEnv } from '../config/env.js';
-import { sleep } from './abortable-sleep.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorType } from '../shared/errors.js';
 import { isSlot } from '../shared/slots.js';
 import type { Slot } from '../shared/slots.js';
 import { formatShare, REPLICA_RATIO_TOLERANCE_POINTS, TrafficRouter } from '../shared/traffic.js';
-import { versionFromImage } from '../spec/deployment-spec.js';
+import { versionFromImage } from '../deployment-spec/deployment-spec.js';
 
 export const KubernetesEnvSchema = z.object({
   /** A kubeconfig file; without it, $KUBECONFIG, then ~/.kube/config, then the in-cluster ServiceAccount. */
@@ -180,7 +180,7 @@ export class KubernetesPlatform implements Platform {
           nonRetryable: true,
         });
       }
-      await sleep(poll, progress.signal);
+      await sleep(poll, undefined, { signal: progress.signal });
     }
   }
 
@@ -198,7 +198,7 @@ export class KubernetesPlatform implements Platform {
     return { changed: true, previousSlot };
   }
 
-  async verifyTraffic({ target, slot, timeoutSeconds }: VerifyTrafficRequest, progress: Progress): Promise<TrafficReport> {
+  async verifyTraffic({ target, slot, timeoutSeconds }: VerifyTrafficRequest, progress: Progress): Promise<EndpointsReport> {
     const started = performance.now();
     // The slot's pods are its Deployment's: other apps in the namespace have slots too.
     const labelSelector = selectorOf(await this.readDeployment(target, slot));
@@ -223,7 +223,7 @@ export class KubernetesPlatform implements Platform {
           nonRetryable: true,
         });
       }
-      await sleep(poll, progress.signal);
+      await sleep(poll, undefined, { signal: progress.signal });
     }
   }
 
@@ -276,7 +276,7 @@ export class KubernetesPlatform implements Platform {
           nonRetryable: true,
         });
       }
-      await sleep(poll, progress.signal);
+      await sleep(poll, undefined, { signal: progress.signal });
     }
   }
 
@@ -301,7 +301,7 @@ export class KubernetesPlatform implements Platform {
       if (performance.now() > deadline) {
         throw new Error(`deployment ${target.deployments[slot]} in namespace ${target.namespace}: ${pods.length} pods left after ${grace + 30} s (want ${replicas})`);
       }
-      await sleep(poll, progress.signal);
+      await sleep(poll, undefined, { signal: progress.signal });
     }
   }
 

@@ -21,7 +21,7 @@ import type {
   SwitchReport,
   SwitchTrafficRequest,
   Target,
-  TrafficReport,
+  EndpointsReport,
   VerifyTrafficRequest,
   VerifyWeightRequest,
   WaitForSlotReadyRequest,
@@ -29,12 +29,12 @@ import type {
   WeightVerification,
 } from '../activities/contract.js';
 import { parseEnv } from '../config/env.js';
-import { sleep } from './abortable-sleep.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorType } from '../shared/errors.js';
 import { isSlot } from '../shared/slots.js';
 import type { Slot } from '../shared/slots.js';
 import { formatShare, REPLICA_RATIO_TOLERANCE_POINTS, TrafficRouter } from '../shared/traffic.js';
-import { versionFromImage } from '../spec/deployment-spec.js';
+import { versionFromImage } from '../deployment-spec/deployment-spec.js';
 
 const PodSchema = z.object({ name: z.string(), image: z.string(), phase: z.string(), ready: z.boolean(), restarts: z.number() });
 const DeploymentSchema = z.object({
@@ -58,8 +58,8 @@ const ServiceSchema = z.object({
   weights: z.object({ label: z.string(), split: z.record(z.number()) }).nullable().default(null),
   endpoints: z.array(z.object({ pod: z.string(), deployment: z.string(), labels: z.record(z.string()) })),
 });
-type DeploymentStatus = z.output<typeof DeploymentSchema>;
-type ServiceStatus = z.output<typeof ServiceSchema>;
+type LocalDeploymentState = z.output<typeof DeploymentSchema>;
+type LocalServiceState = z.output<typeof ServiceSchema>;
 
 export const LocalPlatformEnvSchema = z.object({
   /** The local platform's control API. */
@@ -90,7 +90,7 @@ function sameSplit(a: Record<string, number> | null, b: Record<string, number> |
   return [...keys].every((key) => (a[key] ?? 0) === (b[key] ?? 0));
 }
 
-function describeRouting(service: ServiceStatus, slotLabelKey: string): string {
+function describeRouting(service: LocalServiceState, slotLabelKey: string): string {
   const slot = service.selector[slotLabelKey];
   if (slot !== undefined) return `selector ${slotLabelKey}=${slot}`;
   return service.weights ? `both slots, weights ${JSON.stringify(service.weights.split)}` : 'both slots, by replicas';
@@ -152,7 +152,7 @@ export class LocalPlatform implements Platform {
           nonRetryable: true,
         });
       }
-      await sleep(POLL_MS, progress.signal);
+      await sleep(POLL_MS, undefined, { signal: progress.signal });
     }
   }
 
@@ -165,7 +165,7 @@ export class LocalPlatform implements Platform {
     return { changed: true, previousSlot };
   }
 
-  async verifyTraffic({ target, slot, timeoutSeconds }: VerifyTrafficRequest, progress: Progress): Promise<TrafficReport> {
+  async verifyTraffic({ target, slot, timeoutSeconds }: VerifyTrafficRequest, progress: Progress): Promise<EndpointsReport> {
     const started = performance.now();
     for (;;) {
       const service = await this.service(target);
@@ -182,7 +182,7 @@ export class LocalPlatform implements Platform {
           nonRetryable: true,
         });
       }
-      await sleep(POLL_MS, progress.signal);
+      await sleep(POLL_MS, undefined, { signal: progress.signal });
     }
   }
 
@@ -231,7 +231,7 @@ export class LocalPlatform implements Platform {
           nonRetryable: true,
         });
       }
-      await sleep(POLL_MS, progress.signal);
+      await sleep(POLL_MS, undefined, { signal: progress.signal });
     }
   }
 
@@ -253,7 +253,7 @@ export class LocalPlatform implements Platform {
       if (performance.now() > deadline) {
         throw new Error(`deployment ${d.name}: ${d.pods.length} pods still running after the grace period (want ${replicas})`);
       }
-      await sleep(POLL_MS, progress.signal);
+      await sleep(POLL_MS, undefined, { signal: progress.signal });
     }
   }
 
@@ -273,16 +273,16 @@ export class LocalPlatform implements Platform {
     return toSlotState(target, slot, await this.deployment(target, slot));
   }
 
-  private async service(target: Target): Promise<ServiceStatus> {
+  private async service(target: Target): Promise<LocalServiceState> {
     return ServiceSchema.parse(await this.request('get', `/api/v1/namespaces/${target.namespace}/services/${target.service}`));
   }
 
-  private async deployment(target: Target, slot: Slot): Promise<DeploymentStatus> {
+  private async deployment(target: Target, slot: Slot): Promise<LocalDeploymentState> {
     return DeploymentSchema.parse(await this.request('get', `/api/v1/namespaces/${target.namespace}/deployments/${target.deployments[slot]}`));
   }
 
   /** Patches the Deployment `d` was read from, once its container is the target's. */
-  private async patchDeployment(target: Target, d: DeploymentStatus, patch: { image?: string; replicas: number }): Promise<void> {
+  private async patchDeployment(target: Target, d: LocalDeploymentState, patch: { image?: string; replicas: number }): Promise<void> {
     if (d.container !== target.container) {
       throw ApplicationFailure.create({
         type: ErrorType.InvalidInput,
@@ -308,7 +308,7 @@ export class LocalPlatform implements Platform {
   }
 }
 
-function toSlotState(target: Target, slot: Slot, d: DeploymentStatus): SlotState {
+function toSlotState(target: Target, slot: Slot, d: LocalDeploymentState): SlotState {
   return {
     slot,
     deployment: d.name,

@@ -5,7 +5,7 @@
  */
 import type { Measurement } from './analysis.js';
 import type { Slot } from './slots.js';
-import type { SmokeReport } from '../activities/contract.js';
+import type { SmokeReport } from './smoke-report.js';
 
 export const Phase = {
   Preflight: 'Preflight',

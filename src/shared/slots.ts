@@ -20,3 +20,23 @@ export function otherSlot(slot: Slot): Slot {
 export function isSlot(value: unknown): value is Slot {
   return value === Slot.Blue || value === Slot.Green;
 }
+
+/** What runs in one slot, as the platform reports it. */
+export interface SlotState {
+  slot: Slot;
+  deployment: string;
+  /** The image of the target container; null if the Deployment has no such container. */
+  image: string | null;
+  /** The version its pods are labelled with (the canary's SLO queries read the stable's by it). */
+  version?: string | null;
+  replicas: number;
+  readyReplicas: number;
+  updatedReplicas: number;
+  availableReplicas: number;
+}
+
+/** The live state read in preflight: which slot serves, and what each slot runs. */
+export interface LiveState {
+  activeSlot: Slot;
+  slots: Record<Slot, SlotState>;
+}

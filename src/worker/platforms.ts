@@ -6,8 +6,8 @@
 import { z } from 'zod';
 import type { ActivityDependencies } from '../activities/index.js';
 import { parseEnv } from '../config/env.js';
-import { PrometheusSloSource } from '../gates/prometheus-slo-source.js';
-import { HttpSmokeRunner } from '../gates/smoke-suite.js';
+import { PrometheusSloSource } from '../checks/prometheus-slo-source.js';
+import { HttpSmokeRunner } from '../checks/smoke-suite.js';
 import { KubernetesPlatform } from '../platforms/kubernetes-platform.js';
 import { LocalPlatform } from '../platforms/local-platform.js';
 import { WebhookNotifier } from '../notifications/webhook-notifier.js';

@@ -1,5 +1,5 @@
 /**
- * The blue-green recipe: the seed's five phases, each one call, with the shared run context's
+ * The blue-green recipe: the procedure's five phases, each one call, with the shared run context's
  * LIFO compensations run, uncancellable, on a failed gate, an SLO breach, an error that cannot be
  * retried, or an operator's abort. The procedure is docs/PROCEDURE.md, sections 2 and 3.
  *
@@ -7,7 +7,7 @@
  */
 import type { DeploymentResult } from '../shared/deployment-status.js';
 import { Gate, Phase, RollbackReason } from '../shared/deployment-status.js';
-import type { DeploymentSpec } from '../spec/deployment-spec.js';
+import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
 import { awaitApproval } from './run/approvals.js';
 import { monitorSlot } from './run/monitor.js';
 import { phaseErrorFrom } from './run/phase-error.js';

@@ -10,14 +10,14 @@
  * Deterministic code only: no I/O, no Node built-ins, activity types imported as types.
  */
 import { condition, isCancellation, log, setHandler } from '@temporalio/workflow';
-import type { Target } from '../activities/contract.js';
+import type { Target } from '../shared/target.js';
 import { AnalysisResult, formatValue, judgeCanaryTick, judgeMonitorTick, MonitorDecision } from '../shared/analysis.js';
 import type { CanaryTick, MonitorCounters, StableComparison } from '../shared/analysis.js';
 import { Gate, Phase, RollbackReason } from '../shared/deployment-status.js';
 import type { CanaryProgress, DeploymentResult, OperatorAnswer, PromoteRequest } from '../shared/deployment-status.js';
 import type { Slot } from '../shared/slots.js';
 import { canaryReplicasFor, formatShare } from '../shared/traffic.js';
-import type { CanaryStep, DeploymentSpec } from '../spec/deployment-spec.js';
+import type { CanaryStep, DeploymentSpec } from '../deployment-spec/deployment-spec.js';
 import { promoteSignal, promoteUpdate } from './definitions.js';
 import { awaitApproval } from './run/approvals.js';
 import { countTick, errorLimitError, newMonitorProgress, pauseWhileMeasuring, readRestartBaseline, restartsMeasurement, warmUpMessage } from './run/monitor.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadSpec } from '../../src/client/spec-source.js';
-import { SpecValidationError } from '../../src/spec/deployment-spec.js';
+import { SpecValidationError } from '../../src/deployment-spec/deployment-spec.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bluegreen-spec-'));
 

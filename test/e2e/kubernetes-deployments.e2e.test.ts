@@ -17,7 +17,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { V1Role } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 import type { Progress } from '../../src/activities/contract.js';
-import { freePort } from '../../src/local-platform/processes.js';
+import { freePort } from '../../src/processes/processes.js';
 import { KubernetesPlatform } from '../../src/platforms/kubernetes-platform.js';
 import type { DeploymentResult } from '../../src/shared/deployment-status.js';
 import { ErrorType } from '../../src/shared/errors.js';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { XMLParser } from 'fast-xml-parser';
 import { eventually } from './eventually.js';
-import { freePort, waitUntilReady } from '../../src/local-platform/processes.js';
+import { freePort, waitUntilReady } from '../../src/processes/processes.js';
 
 export { freePort };
 

@@ -15,7 +15,7 @@ import type { Target } from '../../src/activities/contract.js';
 import { DETECTION_API_TARGET } from '../../src/embedded/stack.js';
 import { KubernetesPlatform } from '../../src/platforms/kubernetes-platform.js';
 import { targetOf } from '../../src/shared/target.js';
-import { parseDeploymentSpec } from '../../src/spec/deployment-spec.js';
+import { parseDeploymentSpec } from '../../src/deployment-spec/deployment-spec.js';
 import { eventually } from './eventually.js';
 
 const run = promisify(execFile);

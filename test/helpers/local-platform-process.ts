@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocalPlatformProcess } from '../../src/embedded/local-platform-process.js';
 import type { LocalPlatformProcess } from '../../src/embedded/local-platform-process.js';
-import { freePort } from '../../src/local-platform/processes.js';
+import { freePort } from '../../src/processes/processes.js';
 
 export type { LocalPlatformProcess };
 

@@ -6,9 +6,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
-import { freePort } from '../../src/local-platform/processes.js';
-import { startPrometheus as launch } from '../../src/local-platform/prometheus-process.js';
-import type { PrometheusOptions, PrometheusProcess } from '../../src/local-platform/prometheus-process.js';
+import { freePort } from '../../src/processes/processes.js';
+import { startPrometheus as launch } from '../../src/local-cluster/prometheus-process.js';
+import type { PrometheusOptions, PrometheusProcess } from '../../src/local-cluster/prometheus-process.js';
 
 export type PrometheusServer = PrometheusProcess;
 

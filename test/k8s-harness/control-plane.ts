@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
-import { freePort, stopProcess } from '../../src/local-platform/processes.js';
+import { freePort, stopProcess } from '../../src/processes/processes.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MODULE_DIR = fileURLToPath(new URL('.', import.meta.url));

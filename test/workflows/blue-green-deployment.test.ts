@@ -88,7 +88,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       await captureHistory(handle, 'succeeded-blue-to-green');
       const history = await handle.fetchHistory();
       const timers = (history.events ?? []).filter((e) => e.timerStartedEventAttributes).map((e) => Number(e.timerStartedEventAttributes!.startToFireTimeout!.seconds));
-      // The five-minute window of the seed, every 5 s (60 ticks), then the 30 s scale-down delay:
+      // The five-minute window of the procedure, every 5 s (60 ticks), then the 30 s scale-down delay:
       // all of it ran on skipped time.
       assert.deepEqual(timers, [...Array<number>(60).fill(5), 30]);
       return result;

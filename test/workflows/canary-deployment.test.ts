@@ -9,7 +9,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { abortUpdate, approveUpdate, promoteSignal, promoteUpdate, statusQuery } from '../../src/workflows/definitions.js';
 import type { DeploymentResult } from '../../src/shared/deployment-status.js';
-import type { DeploymentSpecInput } from '../../src/spec/deployment-spec.js';
+import type { DeploymentSpecInput } from '../../src/deployment-spec/deployment-spec.js';
 import { deploymentResult } from '../../src/client/deployment-client.js';
 import { captureHistory, startDeployment, testSpec, withWorker } from '../helpers/deployment-harness.js';
 import { eventually } from '../helpers/eventually.js';

@@ -1,5 +1,5 @@
 /**
- * Starts the detection API. On SIGTERM or SIGINT it drains as the seed's section 5 asks: health,
+ * Starts the detection API. On SIGTERM or SIGINT it drains as docs/PROCEDURE.md §8 asks: health,
  * readiness and new API requests answer 503 at once, requests in flight complete, and the process
  * exits within SHUTDOWN_GRACE_SECONDS whatever happens.
  */

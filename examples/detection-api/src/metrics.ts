@@ -1,5 +1,5 @@
 /**
- * The seed's metric names, exactly: http_requests_total, http_request_duration_seconds,
+ * The procedure's metric names (docs/PROCEDURE.md §4), exactly: http_requests_total, http_request_duration_seconds,
  * tak_output_latency_seconds, geolocation_validation_success_rate; plus process metrics. App,
  * version, slot and namespace are labels on every series, so an SLO query can select the new slot
  * even where no Kubernetes relabelling adds them.

@@ -1,6 +1,6 @@
 /**
  * The detection API: takes detections from drones and sensors, grades their geolocation, stores
- * them durably and forwards them to TAK as CoT events. The contract the seed's smoke tests and SLO
+ * them durably and forwards them to TAK as CoT events. The contract the procedure's smoke tests and SLO
  * queries check: /health, /ready, POST /api/detections, GET /api/detections/:id, /metrics.
  */
 import { randomUUID } from 'node:crypto';

@@ -11,7 +11,7 @@
 import { ActivityCancellationType } from '@temporalio/workflow';
 import type { ActivityOptions } from '@temporalio/workflow';
 import { NON_RETRYABLE_ERROR_TYPES } from '../../shared/errors.js';
-import type { DeploymentSpec } from '../../spec/deployment-spec.js';
+import type { DeploymentSpec } from '../../deployment-spec/deployment-spec.js';
 
 export type CallKind = 'quick' | 'write' | 'readiness' | 'waiting' | 'measure' | 'restore' | 'cleanup';
 

@@ -5,7 +5,7 @@
  * is in the history and an abort interrupts the wait at once.
  */
 import { condition, isCancellation, log, patched } from '@temporalio/workflow';
-import type { Target } from '../../activities/contract.js';
+import type { Target } from '../../shared/target.js';
 import { AnalysisResult, judgeMonitorTick, judgeTick, judgeValue, MonitorDecision, monitorWarmUp, promDurationSeconds } from '../../shared/analysis.js';
 import type { Measurement, MonitorCounters } from '../../shared/analysis.js';
 import { Gate, Phase, RollbackReason } from '../../shared/deployment-status.js';
@@ -229,7 +229,7 @@ export async function measureSlot(run: RunContext, target: Target, slot: Slot, b
   return [...slos.value, restartsMeasurement(run, restarts.value, baseline)];
 }
 
-/** The restarts since the baseline, as a gated measurement (the seed: none tolerated). */
+/** The restarts since the baseline, as a gated measurement (the procedure: none tolerated, PROCEDURE §4). */
 export function restartsMeasurement(run: RunContext, restarts: number, baseline: number): Measurement {
   const limit = run.spec.monitor.restartLimit;
   const count = Math.max(0, restarts - baseline);

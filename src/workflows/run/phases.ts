@@ -3,7 +3,7 @@
  * suite, and the cleanup after a success (past the point of no return).
  */
 import { CancellationScope, sleep } from '@temporalio/workflow';
-import type { LiveState, SlotState } from '../../activities/contract.js';
+import type { LiveState, SlotState } from '../../shared/slots.js';
 import { Outcome, Phase, RollbackReason } from '../../shared/deployment-status.js';
 import type { DeploymentResult } from '../../shared/deployment-status.js';
 import { otherSlot } from '../../shared/slots.js';

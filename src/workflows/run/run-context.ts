@@ -24,9 +24,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ActivityOptions } from '@temporalio/workflow';
-import type { createActivities } from '../../activities/index.js';
-import type { LiveState, SlotState, Target } from '../../activities/contract.js';
-import type { DeploymentEvent } from '../../notifications/webhook-notifier.js';
+import type { Activities } from '../../activities/index.js';
+import type { DeploymentEvent } from '../../shared/deployment-event.js';
 import { formatValue } from '../../shared/analysis.js';
 import type { WarmUp } from '../../shared/analysis.js';
 import { ABORT_AFTER_CLEANUP_MESSAGE, DeploymentFailureType, Outcome, Phase, PHASE_MESSAGES, RollbackReason } from '../../shared/deployment-status.js';
@@ -34,16 +33,15 @@ import type { AbortRequest, ApproveRequest, DeploymentResult, DeploymentStatus, 
 import { ErrorType } from '../../shared/errors.js';
 import { SearchAttribute } from '../../shared/search-attributes.js';
 import { otherSlot } from '../../shared/slots.js';
-import type { Slot } from '../../shared/slots.js';
-import type { DeploymentSpec } from '../../spec/deployment-spec.js';
+import type { LiveState, Slot, SlotState } from '../../shared/slots.js';
+import type { Target } from '../../shared/target.js';
+import type { DeploymentSpec } from '../../deployment-spec/deployment-spec.js';
 import { abortSignal, abortUpdate, approveSignal, approveUpdate, statusQuery } from '../definitions.js';
 import { activityOptions } from './activity-options.js';
 import type { CallKind } from './activity-options.js';
 import { Compensations } from './compensations.js';
 import { describeError, errorTypeOf, PhaseError, phaseErrorFrom } from './phase-error.js';
 import { Patch } from './patches.js';
-
-type Activities = ReturnType<typeof createActivities>;
 
 /** A restore that outlasts this (when the spec, recorded before the field existed, has none). */
 const DEFAULT_STUCK_AFTER_SECONDS = 120;

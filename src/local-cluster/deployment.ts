@@ -8,12 +8,12 @@ import { join } from 'node:path';
 import type { DeploymentConfig, ImageConfig } from './config.js';
 import { Pod, PodPhase } from './pod.js';
 import type { PodStatus } from './pod.js';
-import { freePort } from './processes.js';
+import { freePort } from '../processes/processes.js';
 import { renderTemplate } from '../shared/template.js';
-import { repositoryFromImage, versionFromImage } from '../spec/deployment-spec.js';
+import { repositoryFromImage, versionFromImage } from '../deployment-spec/deployment-spec.js';
 
 /** What the control API reports of a Deployment. */
-export interface DeploymentStatus {
+export interface LocalDeploymentStatus {
   name: string;
   namespace: string;
   labels: Record<string, string>;
@@ -153,7 +153,7 @@ export class LocalDeployment {
     return [...this.pods];
   }
 
-  status(): DeploymentStatus {
+  status(): LocalDeploymentStatus {
     const { name, namespace, labels, container, terminationGracePeriodSeconds } = this.config;
     const updated = this.pods.filter((p) => p.spec.image === this.image && p.phase !== PodPhase.Terminating && p.phase !== PodPhase.Terminated);
     const ready = this.readyPods().length;

@@ -14,7 +14,7 @@ import type { Measurement } from '../shared/analysis.js';
 import { renderTemplate } from '../shared/template.js';
 import { ConfigError, parseEnv } from '../config/env.js';
 import type { EvaluateSlosRequest, ScrapeIntervalReport, ScrapeIntervalRequest, SloSource } from '../activities/contract.js';
-import type { Slo } from '../spec/deployment-spec.js';
+import type { Slo } from '../deployment-spec/deployment-spec.js';
 
 export const PrometheusConfigSchema = z
   .object({

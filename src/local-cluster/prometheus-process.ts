@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { stopProcess, waitUntilReady } from './processes.js';
+import { stopProcess, waitUntilReady } from '../processes/processes.js';
 
 export interface PrometheusOptions {
   /** Working directory: configuration and TSDB. */

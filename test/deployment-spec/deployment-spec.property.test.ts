@@ -11,7 +11,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import fc from 'fast-check';
 import { createActivities } from '../../src/activities/index.js';
 import { ErrorType } from '../../src/shared/errors.js';
-import { parseDeploymentSpec, SpecValidationError } from '../../src/spec/deployment-spec.js';
+import { parseDeploymentSpec, SpecValidationError } from '../../src/deployment-spec/deployment-spec.js';
 import { RecordingPlatformDouble } from '../helpers/recording-platform-double.js';
 
 /** A field's value and, when it is invalid, the path the parser must name. */

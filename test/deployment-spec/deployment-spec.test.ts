@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseDeploymentSpec, SpecValidationError } from '../../src/spec/deployment-spec.js';
+import { parseDeploymentSpec, SpecValidationError } from '../../src/deployment-spec/deployment-spec.js';
 
 function issuesOf(input: unknown): Record<string, string> {
   try {

@@ -1,18 +1,18 @@
 /**
- * The smoke suite, run against the idle slot before any traffic moves: the seed's seven checks for
+ * The smoke suite, run against the idle slot before any traffic moves: the procedure's seven checks (PROCEDURE §3) for
  * the reference detection API, or the spec's declarative HTTP checks for any other service. A
  * failed check is a verdict with a message, never an exception: the history shows which check
  * failed and why.
  */
 import axios from 'axios';
 import type { AxiosResponse } from 'axios';
-import type { HttpCheck } from '../spec/deployment-spec.js';
-import { SmokeSuite } from '../spec/deployment-spec.js';
+import type { HttpCheck } from '../deployment-spec/deployment-spec.js';
+import { SmokeSuite } from '../deployment-spec/deployment-spec.js';
 import { renderTemplate } from '../shared/template.js';
 import { CheckVerdict } from '../activities/contract.js';
 import type { Progress, SmokeCheckResult, SmokeReport, SmokeRequest, SmokeRunner } from '../activities/contract.js';
 
-/** The seed's smoke detections (section 2.3, tests 3 and 5). */
+/** The procedure's smoke detections (its API happy path and offline-queue checks, PROCEDURE §3). */
 const HAPPY_PATH_DETECTION = { source: 'test-uav', latitude: 34.0522, longitude: -118.2437, accuracy_meters: 50, confidence: 0.92 };
 const QUEUE_DETECTION = { source: 'test-queue', latitude: 40.7128, longitude: -74.006, accuracy_meters: 100, confidence: 0.85 };
 
@@ -107,7 +107,7 @@ function answer(response: AxiosResponse): string {
 
 type Caller = (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<Call>;
 
-/** The seed's section 2.3, check by check. */
+/** The procedure's seven checks (PROCEDURE §3), check by check. */
 /**
  * One check on one answer: no answer fails with the reason; otherwise `expect` passes it or says
  * what was wrong.
@@ -170,7 +170,7 @@ async function runDetectionApiSuite(call: Caller, smoke: SmokeRequest['smoke'], 
   record(latencyVerdict('latency', timed, smoke.latencyBudgetMs, smoke.latencyBudgetAction));
 }
 
-/** The seed's latency check: over budget warns (its choice) or fails (the spec's). */
+/** The latency check: over budget warns (the procedure's choice) or fails (the spec's). */
 function latencyVerdict(name: string, timed: Call, budgetMs: number, action: 'warn' | 'fail'): SmokeCheckResult {
   if (timed.error || !timed.response) return failed(name, timed, timed.error ?? 'no answer');
   if (timed.latencyMs <= budgetMs) return passed(name, timed, `${timed.latencyMs.toFixed(0)} ms (budget ${budgetMs} ms)`);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { describe, it } from 'node:test';
-import { freePort } from '../../src/local-platform/processes.js';
+import { freePort } from '../../src/processes/processes.js';
 
 describe('freePort', () => {
   it('hands out distinct ports below the ephemeral range, each free to bind', async () => {

@@ -8,7 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../config/env.js';
-import { imageReference } from '../spec/deployment-spec.js';
+import { imageReference } from '../deployment-spec/deployment-spec.js';
 
 const name = z
   .string()

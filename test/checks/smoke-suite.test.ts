@@ -4,9 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { HttpSmokeRunner } from '../../src/gates/smoke-suite.js';
+import { HttpSmokeRunner } from '../../src/checks/smoke-suite.js';
 import type { SmokeReport } from '../../src/activities/contract.js';
-import type { DeploymentSpecInput } from '../../src/spec/deployment-spec.js';
+import type { DeploymentSpecInput } from '../../src/deployment-spec/deployment-spec.js';
 import { REFERENCE_TARGET, testSpec } from '../helpers/deployment-harness.js';
 import { freePort, postDetection, SEED_DETECTION, startDetectionApi, TakListener, tempQueuePath } from '../helpers/detection-api-process.js';
 

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import { stopProcess } from './processes.js';
+import { stopProcess } from '../processes/processes.js';
 
 export interface PodSpec {
   name: string;

@@ -8,7 +8,8 @@
  * 2. Abort: `ABORTS` canaries aborted at their first step; from the abort (Update accepted, in the
  *    history) to weight 0 verified.
  * 3. Blast radius: a faulty version (a quarter of its answers 500, from 8 s after its pods start)
- *    as a canary at 5 % and as a blue-green deployment, at the same rate and with the same monitor:
+ *    as a canary at 5 % and as a blue-green deployment (v2.3.0-rebuild, the same fault under
+ *    another tag), at the same rate and with the same monitor:
  *    the requests it answered before traffic left it, and how many of them were errors.
  * And over all of it: connection-level failures (no HTTP answer at all).
  *
@@ -125,7 +126,8 @@ try {
   };
   const radius = [
     await blast('canary at 5 %', canary('v2.3.0', [5, 100], 60)),
-    await blast('blue-green', spec('v2.3.0', { monitor: { durationSeconds: 60, intervalSeconds: 2, window: '5s' } })),
+    // The same fault under another tag: v2.3.0's series from the canary are still in the window.
+    await blast('blue-green', spec('v2.3.0-rebuild', { monitor: { durationSeconds: 60, intervalSeconds: 2, window: '5s' } })),
   ];
 
   const score = await traffic.stop();

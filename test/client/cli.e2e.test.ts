@@ -133,7 +133,7 @@ describe('bluegreen CLI against the Temporal dev server', () => {
       "scrape interval of blue's targets",
       'deploy v2.2.0 to green x3',
       'wait for 3 ready replicas of green',
-      'smoke suite detection-api against green',
+      'smoke suite http against green',
       'switch detection-api-service to green',
     ]);
     assert.ok(summaries.includes('monitor tick 3/3: SLOs of green'));
@@ -225,8 +225,30 @@ describe('bluegreen CLI against the Temporal dev server', () => {
     assert.equal((await status('interrupted')).phase, 'RolledBack');
   });
 
+  it('promote ends a canary step held until promoted; status shows the step, the weight and the share', async () => {
+    const steps = 'canary.steps=[{weight: 25, untilPromote: true}, {weight: 100, holdSeconds: 2}]';
+    const start = await cli('deploy', '--app', 'canaried', '--image', 'registry.internal/canaried:v1', ...FAST, '--set', 'strategy=canary', '--set', 'traffic.router=gateway-api', '--set', steps, '--json');
+    assert.equal(start.code, 0, start.stderr);
+    await eventually(async () => (await status('canaried')).canary?.hold?.untilPromote === true, 'the step held until promoted');
+    const shown = await cli('status', 'canaried');
+    assert.match(shown.stdout, /canary: +step 1\/2: 25 % set, 5 % observed \(500 canary requests in the window\), canary replicas: 1/);
+    assert.match(shown.stdout, /hold: +since .+, until promoted/);
+    const promote = await cli('promote', 'canaried', '--by', 'carol', '--json');
+    assert.equal(promote.code, 0, promote.stderr);
+    const answer = OperatorAnswerSchema.parse(JSON.parse(promote.stdout));
+    assert.deepEqual([answer.verb, answer.delivery], ['promote', 'accepted']);
+    assert.match(answer.message, /promoted: step 1\/2 \(25 %\) ends its hold now/);
+    await eventually(async () => (await status('canaried')).phase === 'Succeeded', 'the canary at 100 % and cleaned up');
+    const over = await cli('promote', 'canaried');
+    assert.equal(over.code, 4, 'nothing to promote once the deployment is over');
+    assert.match(over.stderr, /promote rejected: the deployment is over/);
+    const notCanary = await cli('deploy', '--app', 'canaried', '--image', 'registry.internal/canaried:v2', '--set', 'strategy=canary', '--replicas', '3', '--json');
+    assert.equal(notCanary.code, 2, 'a plan replica-ratio cannot express is refused before anything starts');
+    assert.match(notCanary.stderr, /canary\.steps\.0\.weight: 5 % cannot be expressed by replica-ratio with replicas 3/);
+  });
+
   it('lists recent deployments with their outcomes', async () => {
-    let listed: { app: string; version: string; status: string; outcome: string | null; reason: string | null }[] = [];
+    let listed: { app: string; version: string; strategy: string; status: string; outcome: string | null; reason: string | null }[] = [];
     await eventually(async () => {
       const run = await cli('list', '--json');
       assert.equal(run.code, 0, run.stderr);
@@ -238,10 +260,12 @@ describe('bluegreen CLI against the Temporal dev server', () => {
     assert.deepEqual(line('detection-api', 'v2.3.0') && [line('detection-api', 'v2.3.0')!.outcome, line('detection-api', 'v2.3.0')!.reason], ['RolledBack', 'SmokeFailed']);
     assert.equal(line('gated', 'v1')?.outcome, 'Succeeded');
     assert.equal(line('interrupted', 'v1')?.reason, 'Aborted');
+    assert.deepEqual([line('canaried', 'v1')?.strategy, line('gated', 'v1')?.strategy], ['canary', 'blueGreen']);
     const table = await cli('list');
     // The execution status follows the outcome: a rollback is FAILED, a success COMPLETED.
-    assert.match(table.stdout, /default\/detection-api +v2\.3\.0 +FAILED +RolledBack \(SmokeFailed\)/);
-    assert.match(table.stdout, /default\/gated +v1 +COMPLETED +Succeeded/);
+    assert.match(table.stdout, /default\/detection-api +v2\.3\.0 +blueGreen +FAILED +RolledBack \(SmokeFailed\)/);
+    assert.match(table.stdout, /default\/gated +v1 +blueGreen +COMPLETED +Succeeded/);
+    assert.match(table.stdout, /default\/canaried +v1 +canary +COMPLETED +Succeeded/, 'both strategies are listed');
 
     // By search attribute: bluegreen's filters, and the same query through the Temporal CLI.
     const byApp = JSON.parse((await cli('list', '--app', 'interrupted', '--json')).stdout) as { app: string; phase: string }[];

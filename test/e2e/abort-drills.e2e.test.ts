@@ -6,6 +6,7 @@
  *
  * - An abort while the switch's selector PATCH is held for 5 s: the compensation waits for the
  *   write to land, reads the selector it left, and switches back; no request fails.
+ * - The same for a canary's first weight: the weight 0, verified, after the held write lands.
  * - The abort sweep: one deployment per offset across Deploying and Switching, in steps of at most
  *   50 ms; every run ends rolled back with the old slot serving and the new one restored.
  * - No worker: `bluegreen abort` is recorded (exit 5) and the next worker restores traffic.
@@ -23,6 +24,7 @@ import type { TrafficGenerator } from '../../src/embedded/traffic.js';
 import type { DeploymentResult } from '../../src/shared/deployment-status.js';
 import type { Slot } from '../../src/shared/slots.js';
 import { phaseSpans, runSweep, summarise, sweepPoints } from '../helpers/abort-sweep.js';
+import { testSpec } from '../helpers/deployment-harness.js';
 import { DETECTION_API_IMAGE, deployTag, startStackUnderTraffic, stopStackUnderTraffic, untilPhase } from '../helpers/embedded-stack.js';
 import type { StackUnderTraffic } from '../helpers/embedded-stack.js';
 import { SlowWriteProxy } from '../helpers/slow-write-proxy-double.js';
@@ -94,6 +96,49 @@ describe('abort drills on the embedded stack', () => {
     assert.equal(selectorWrites.length, 2, 'the switch and the switch-back');
     await assertRestored(from, before);
     // Held 5 s more: had the switch landed after the rollback, every request would now fail.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.equal((await live()).activeSlot, from);
+    const after = traffic.snapshot();
+    assert.equal(after.serverErrors - score.serverErrors, 0, 'no request answered 5xx');
+    assert.equal(after.connectionFailures - score.connectionFailures, 0);
+    await assertNothingPending(handle.workflowId);
+  });
+
+  it("an abort while a canary's first weight is held 5 s by a slow API ends with weight 0, verified, and the canary restored", async () => {
+    const from = (await live()).activeSlot;
+    const to: Slot = from === 'blue' ? 'green' : 'blue';
+    const before = { image: (await live()).slots[to].image, replicas: (await live()).slots[to].replicas };
+    const score = traffic.snapshot();
+    const writesBefore = proxy.tap.writes.length;
+    proxy.tap.holdNext(SERVICE_PATCH, 5000);
+    const held = proxy.tap.nextWrite(SERVICE_PATCH);
+    const handle = await stack.deployments!.start(
+      testSpec({
+        image: IMAGE('v2.2.0'),
+        replicas: 2,
+        strategy: 'canary',
+        traffic: { router: 'gateway-api' },
+        readinessTimeoutSeconds: 60,
+        monitor: { durationSeconds: 30, intervalSeconds: 1, window: '5s' },
+        canary: { steps: [{ weight: 5, holdSeconds: 30 }, { weight: 100, holdSeconds: 30 }], minRequests: 5 },
+        scaleDownDelaySeconds: 0,
+      }),
+    );
+    await held;
+    const answer = await abort('the weight write is slow: pull the canary back');
+    assert.equal(answer.delivery, 'accepted');
+    assert.equal(answer.phase, 'Switching');
+    const result: DeploymentResult = await deploymentResult(handle);
+    assert.deepEqual([result.outcome, result.reason, result.liveSlot], ['RolledBack', 'Aborted', from], result.message);
+    // The held weight landed before the rollback's weight 0: both writes, in that order.
+    const weightWrites = proxy.tap.writes.slice(writesBefore).filter((w) => SERVICE_PATCH.test(w.path));
+    assert.equal(weightWrites.length, 2, 'the 5 % and the 0 %');
+    const service = (await (await fetch(`${stack.local!.controlUrl}/api/v1/namespaces/default/services/detection-api-service`)).json()) as {
+      selector: Record<string, string>;
+      weights: unknown;
+    };
+    assert.deepEqual([service.selector['slot'], service.weights], [from, null], 'the selector names the stable slot again, with no split left');
+    await assertRestored(from, before);
     await new Promise((resolve) => setTimeout(resolve, 1000));
     assert.equal((await live()).activeSlot, from);
     const after = traffic.snapshot();

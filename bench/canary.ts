@@ -21,9 +21,9 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { deploymentResult } from '../src/client/deployment-client.js';
 import type { DeploymentClient } from '../src/client/deployment-client.js';
+import { followCanary } from '../src/embedded/canary-shares.js';
 import { EmbeddedStack, freeStackPorts } from '../src/embedded/stack.js';
 import { TrafficGenerator } from '../src/embedded/traffic.js';
-import type { DeploymentResult } from '../src/shared/deployment-status.js';
 import type { DeploymentSpecInput } from '../src/deployment-spec/deployment-spec.js';
 import { testSpec } from '../test/helpers/deployment-harness.js';
 import { DETECTION_API_IMAGE, untilPhase } from '../test/helpers/embedded-stack.js';
@@ -46,12 +46,6 @@ const traffic = new TrafficGenerator(stack.local!.routerUrl, RATE);
 traffic.start();
 const client: DeploymentClient = stack.deployments!;
 
-/** What the router served per Deployment since the local platform started. */
-async function served(): Promise<Record<string, number>> {
-  const answer = await fetch(`${stack.local!.controlUrl}/api/v1/namespaces/default/services/detection-api-service`);
-  return ((await answer.json()) as { served: Record<string, number> }).served;
-}
-
 function spec(tag: string, overrides: Partial<DeploymentSpecInput>) {
   return testSpec({
     image: DETECTION_API_IMAGE(tag),
@@ -73,30 +67,10 @@ function canary(tag: string, weights: number[], holdSeconds: number) {
 
 try {
   // 1. The share each step served, by the router's counts during the step's hold.
-  const handle = await client.start(canary('v2.2.0', [5, 25, 50, 100], HOLD_SECONDS));
-  const done = deploymentResult(handle);
-  let finished = false;
-  void done.finally(() => (finished = true));
-  const holds: { weight: number; canary: number; total: number }[] = [];
-  let current = null as { weight: number; at: Record<string, number>; slot: string } | null;
-  while (!finished) {
-    const status = await client.status('default', 'detection-api').catch(() => null);
-    const weight = status?.phase === 'Monitoring' ? (status.canary?.weight ?? null) : null;
-    if (weight !== (current?.weight ?? null)) {
-      const now = await served();
-      if (current) {
-        const canaryServed = (now[`detection-api-${current.slot}`] ?? 0) - (current.at[`detection-api-${current.slot}`] ?? 0);
-        const total = Object.keys(now).reduce((sum, key) => sum + (now[key] ?? 0) - (current!.at[key] ?? 0), 0);
-        holds.push({ weight: current.weight, canary: canaryServed, total });
-      }
-      current = weight === null ? null : { weight, at: now, slot: status!.toSlot ?? 'green' };
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  const good: DeploymentResult = await done;
+  await client.start(canary('v2.2.0', [5, 25, 50, 100], HOLD_SECONDS));
+  const { result: good, steps: holds } = await followCanary(stack);
   if (good.outcome !== 'Succeeded') throw new Error(`the good version did not go live: ${good.message}`);
   say(`shares: ${good.outcome}, ${good.status.canary?.completed.length} steps held ${HOLD_SECONDS} s at ${RATE} requests/s`);
-  const observed = new Map(good.status.canary!.completed.map((c) => [c.weight, c.observedShare]));
 
   // 2. Abort at the first step: from the abort to weight 0 verified.
   const aborts: number[] = [];
@@ -112,13 +86,13 @@ try {
 
   // 3. The blast radius of a faulty version: canary at 5 %, and blue-green, on the same fault.
   const blast = async (label: string, input: ReturnType<typeof spec>) => {
-    const before = await served();
+    const before = await stack.servedBy();
     const errorsBefore = traffic.snapshot().serverErrorsBy;
     const run = await client.start(input);
     const result = await deploymentResult(run);
     if (result.outcome !== 'RolledBack') throw new Error(`${label}: the faulty version was not rolled back: ${result.message}`);
     const slot = `detection-api-${result.toSlot}`;
-    const after = await served();
+    const after = await stack.servedBy();
     const answered = (after[slot] ?? 0) - (before[slot] ?? 0);
     const errors = (traffic.snapshot().serverErrorsBy[slot] ?? 0) - (errorsBefore[slot] ?? 0);
     say(`${label}: ${result.reason} (${result.failedCheck}); the faulty slot answered ${answered} requests, ${errors} of them 5xx`);
@@ -136,7 +110,7 @@ try {
   say('weight set | served by the canary (router counts) | requests in the hold | share Prometheus saw (last tick)');
   for (const hold of holds) {
     const share = (100 * hold.canary) / Math.max(1, hold.total);
-    const prometheus = observed.get(hold.weight);
+    const prometheus = hold.observedShare;
     say(`${`${hold.weight} %`.padStart(10)} | ${`${share.toFixed(2)} % (${(share - hold.weight >= 0 ? '+' : '') + (share - hold.weight).toFixed(2)} pp)`.padStart(36)} | ${String(hold.total).padStart(20)} | ${prometheus == null ? 'no data' : `${prometheus.toFixed(1)} %`}`);
   }
   say(`abort -> weight 0 verified: median ${median(aborts)} ms, min ${Math.min(...aborts)} ms, max ${Math.max(...aborts)} ms over ${aborts.length} aborts`);

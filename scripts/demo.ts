@@ -16,6 +16,8 @@ import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { Command } from 'commander';
 import { ProgressPrinter } from '../src/client/render.js';
+import { followCanary } from '../src/embedded/canary-shares.js';
+import type { StepServed } from '../src/embedded/canary-shares.js';
 import { ROOT } from '../src/embedded/local-platform-process.js';
 import { DEMO_PORTS, EmbeddedStack } from '../src/embedded/stack.js';
 import type { StackPorts } from '../src/embedded/stack.js';
@@ -23,7 +25,6 @@ import { TrafficGenerator } from '../src/embedded/traffic.js';
 import type { TrafficScore } from '../src/embedded/traffic.js';
 import type { DeploymentResult } from '../src/shared/deployment-status.js';
 import { loadSpec } from '../src/client/spec-source.js';
-import type { DeploymentStatus } from '../src/shared/deployment-status.js';
 import { formatShare } from '../src/shared/traffic.js';
 
 const program = new Command('demo')
@@ -55,21 +56,6 @@ async function assertPortsFree(ports: StackPorts): Promise<void> {
   }
 }
 
-/** What the router served per Deployment since the local platform started. */
-async function servedBy(stack: EmbeddedStack): Promise<Record<string, number>> {
-  const answer = await fetch(`${stack.local!.controlUrl}/api/v1/namespaces/default/services/detection-api-service`);
-  return ((await answer.json()) as { served: Record<string, number> }).served;
-}
-
-/** A canary step as the router counted it: the weight set, and what each slot served during its hold. */
-interface StepServed {
-  step: number;
-  weight: number;
-  canary: number;
-  total: number;
-  prometheusShare: number | null;
-}
-
 async function deploy(stack: EmbeddedStack, version: string, what: string, strategy: 'blueGreen' | 'canary'): Promise<{ result: DeploymentResult; steps: StepServed[] }> {
   const monitorSeconds = Number(options.monitorSeconds ?? 2 * scrapeSeconds + 5 + 30);
   // The service's own spec, as its pipeline would pass it, with the demo's sizes on top: a rate
@@ -92,35 +78,19 @@ async function deploy(stack: EmbeddedStack, version: string, what: string, strat
   const handle = await stack.deployments!.start(spec);
   say(`   Temporal UI: ${stack.uiUrl}/namespaces/default/workflows/${encodeURIComponent(handle.workflowId)}/${handle.firstExecutionRunId}/history`);
   const printer = new ProgressPrinter((line) => say(`   ${line}`), process.stdout.isTTY ? process.stdout : null);
-  // The router's counts when each step's hold began, read as the status shows it.
-  const marks: { step: number; weight: number; at: Promise<Record<string, number>>; status: DeploymentStatus }[] = [];
-  const result = await stack.deployments!.follow('default', 'detection-api', (status) => {
-    printer.update(status);
-    const c = status.canary;
-    if (c && status.phase === 'Monitoring' && marks.at(-1)?.step !== c.step) marks.push({ step: c.step, weight: c.weight, at: servedBy(stack), status });
-  });
+  const { result, steps } = await followCanary(stack, (status) => printer.update(status));
   printer.stopBar();
   say(`   => ${result.outcome}${result.reason ? ` (${result.reason})` : ''}: ${result.message}`);
-  const end = await servedBy(stack);
-  const slot = `detection-api-${result.toSlot}`;
-  const steps: StepServed[] = [];
-  for (const [index, mark] of marks.entries()) {
-    const from = await mark.at;
-    const to = index + 1 < marks.length ? await marks[index + 1]!.at : end;
-    const total = Object.keys(to).reduce((sum, key) => sum + (to[key] ?? 0) - (from[key] ?? 0), 0);
-    const done = result.status.canary?.completed.find((c) => c.step === mark.step);
-    steps.push({ step: mark.step, weight: mark.weight, canary: (to[slot] ?? 0) - (from[slot] ?? 0), total, prometheusShare: done?.observedShare ?? null });
-  }
   return { result, steps };
 }
 
 /** What the faulty slot answered during a deployment, by the router's counts and the traffic's 5xx. */
 async function blastRadius(stack: EmbeddedStack, traffic: TrafficGenerator, run: () => Promise<DeploymentResult>): Promise<{ result: DeploymentResult; answered: number; errors: number }> {
-  const before = await servedBy(stack);
+  const before = await stack.servedBy();
   const errorsBefore = traffic.snapshot().serverErrorsBy;
   const result = await run();
   const slot = `detection-api-${result.toSlot}`;
-  const after = await servedBy(stack);
+  const after = await stack.servedBy();
   return { result, answered: (after[slot] ?? 0) - (before[slot] ?? 0), errors: (traffic.snapshot().serverErrorsBy[slot] ?? 0) - (errorsBefore[slot] ?? 0) };
 }
 
@@ -177,7 +147,7 @@ async function main(): Promise<number> {
       say('  step | weight set | share the canary served (router) | requests in the hold | share Prometheus saw');
       for (const step of good.steps) {
         const share = (100 * step.canary) / Math.max(1, step.total);
-        say(`  ${`${step.step}`.padStart(4)} | ${`${step.weight} %`.padStart(10)} | ${`${formatShare(share)} %`.padStart(32)} | ${String(step.total).padStart(20)} | ${step.prometheusShare === null ? 'no data' : `${formatShare(step.prometheusShare)} %`}`);
+        say(`  ${`${step.step}`.padStart(4)} | ${`${step.weight} %`.padStart(10)} | ${`${formatShare(share)} %`.padStart(32)} | ${String(step.total).padStart(20)} | ${step.observedShare === null ? 'no data' : `${formatShare(step.observedShare)} %`}`);
       }
     }
     const outcome = (r: DeploymentResult) => `${r.outcome}${r.reason ? ` on ${r.reason}` : ''}${r.failedCheck ? ` (${r.failedCheck})` : ''}`;

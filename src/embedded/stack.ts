@@ -221,6 +221,15 @@ export class EmbeddedStack {
     }
   }
 
+  /**
+   * What the detection API's Service served per Deployment since the local platform started (its
+   * router's own counts): the share each slot actually got, whatever the weights say.
+   */
+  async servedBy(): Promise<Record<string, number>> {
+    const answer = await fetch(`${this.local!.controlUrl}/api/v1/namespaces/default/services/${DETECTION_API_TARGET.service}`);
+    return ((await answer.json()) as { served: Record<string, number> }).served;
+  }
+
   /** Starts the worker process (again, after `killWorker`); resolves when it polls. */
   async startWorker(): Promise<void> {
     const { ports } = this.options;

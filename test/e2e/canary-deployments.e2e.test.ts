@@ -8,17 +8,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { deploymentResult } from '../../src/client/deployment-client.js';
-import type { DeploymentStatus } from '../../src/shared/deployment-status.js';
+import { followCanary } from '../../src/embedded/canary-shares.js';
 import { testSpec } from '../helpers/deployment-harness.js';
 import { DETECTION_API_IMAGE, startStackUnderTraffic, stopStackUnderTraffic } from '../helpers/embedded-stack.js';
 import type { StackUnderTraffic } from '../helpers/embedded-stack.js';
 import { REFERENCE_TARGET } from '../helpers/deployment-harness.js';
-
-/** What the router served per Deployment since the local platform started. */
-async function served(running: StackUnderTraffic): Promise<Record<string, number>> {
-  const answer = await fetch(`${running.stack.local!.controlUrl}/api/v1/namespaces/default/services/detection-api-service`);
-  return ((await answer.json()) as { served: Record<string, number> }).served;
-}
 
 function canary(tag: string, router: 'gateway-api' | 'replica-ratio', steps: number[], replicas: number, holdSeconds: number) {
   return testSpec({
@@ -46,32 +40,12 @@ describe('canary deployments on the embedded default (dev server, local platform
 
   it('raises a good version 10, 50, 100 % by weight, each share served as set, and puts it live with no failed request', async () => {
     const { stack } = running;
-    const handle = await stack.deployments!.start(canary('v2.2.0', 'gateway-api', [10, 50, 100], 2, 8));
-    // The router's counts at each step's hold: the share each slot actually served.
-    const shares: { weight: number; canary: number; total: number }[] = [];
-    let last = null as { weight: number; at: Record<string, number> } | null;
-    const done = deploymentResult(handle);
-    let finished = false;
-    void done.finally(() => {
-      finished = true;
-    });
-    while (!finished) {
-      const status: DeploymentStatus | null = await stack.deployments!.status('default', 'detection-api').catch(() => null);
-      const weight = status?.phase === 'Monitoring' ? (status.canary?.weight ?? null) : null;
-      if (weight !== (last?.weight ?? null)) {
-        const now = await served(running);
-        if (last) {
-          const canaryServed = (now['detection-api-green'] ?? 0) - (last.at['detection-api-green'] ?? 0);
-          const total = canaryServed + (now['detection-api-blue'] ?? 0) - (last.at['detection-api-blue'] ?? 0);
-          shares.push({ weight: last.weight, canary: canaryServed, total });
-        }
-        last = weight === null ? null : { weight, at: now };
-      }
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    const result = await done;
+    await stack.deployments!.start(canary('v2.2.0', 'gateway-api', [10, 50, 100], 2, 8));
+    // The router's counts during each step's hold: the share each slot actually served.
+    const { result, steps: shares } = await followCanary(stack);
     assert.equal(result.outcome, 'Succeeded', result.message);
     assert.deepEqual(result.status.canary?.completed.map((c) => c.weight), [10, 50, 100]);
+    assert.deepEqual(shares.map((s) => s.weight), [10, 50, 100], 'every step was seen holding');
     for (const step of shares.filter((s) => s.weight < 100)) {
       const share = (100 * step.canary) / step.total;
       assert.ok(step.total >= 200, `the ${step.weight} % hold saw ${step.total} requests`);
@@ -89,7 +63,7 @@ describe('canary deployments on the embedded default (dev server, local platform
   it('rolls a faulty version back at its first step by replica ratio (33 %, the least 2 stable replicas allow): the canary answered only its share, and the stable slot never shrank', async () => {
     const { stack } = running;
     // Green is live with 2 replicas; 2 stable replicas and 1 canary give 33 %: the smallest step there.
-    const before = await served(running);
+    const before = await running.stack.servedBy();
     const errorsBefore = running.traffic.snapshot().serverErrorsBy['detection-api-blue'] ?? 0;
     const handle = await stack.deployments!.start(canary('v2.3.0', 'replica-ratio', [33, 100], 2, 40));
     const result = await deploymentResult(handle);
@@ -97,7 +71,7 @@ describe('canary deployments on the embedded default (dev server, local platform
     assert.equal(result.reason, 'SloBreach');
     assert.equal(result.failedCheck, 'error-rate');
     assert.equal(result.status.canary?.step, 1);
-    const after = await served(running);
+    const after = await running.stack.servedBy();
     const canaryServed = (after['detection-api-blue'] ?? 0) - (before['detection-api-blue'] ?? 0);
     const stableServed = (after['detection-api-green'] ?? 0) - (before['detection-api-green'] ?? 0);
     assert.ok(canaryServed > 0 && canaryServed < stableServed, `the canary served ${canaryServed}, the stable ${stableServed}`);

@@ -25,6 +25,7 @@ import { otherSlot } from '../../src/shared/slots.js';
 import { blueGreenDeploymentWorkflow } from '../../src/workflows/blue-green-deployment.js';
 import { canaryDeploymentWorkflow } from '../../src/workflows/canary-deployment.js';
 import { statusQuery } from '../../src/workflows/definitions.js';
+import type { DeploymentSpecInput } from '../../src/deployment-spec/deployment-spec.js';
 import { REFERENCE_TARGET, testSpec } from '../helpers/deployment-harness.js';
 import { eventually } from '../helpers/eventually.js';
 import { createBlueGreenApp, endpointPods, slotPods, startClusterWithManifests } from '../helpers/kubernetes.js';
@@ -59,23 +60,25 @@ describe('deployments on the dev server against a real control plane, as the wor
   const liveSlot = async () => (await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: 'default' })).spec!.selector!['slot'];
   const deployment = (slot: string) => cluster.apps.readNamespacedDeployment({ name: `detection-api-${slot}`, namespace: 'default' });
 
-  function start(tag: string, { monitorSeconds = 4, smokeEndpoint = worker.referenceUrl } = {}) {
+  /** Starts a deployment of `tag` (blue-green, or what `overrides` make it), gated on restarts alone. */
+  function start(tag: string, { monitorSeconds = 4, smokeEndpoint = worker.referenceUrl, overrides }: { monitorSeconds?: number; smokeEndpoint?: string; overrides?: Partial<DeploymentSpecInput> } = {}) {
     sequence += 1;
-    return env.client.workflow.start(blueGreenDeploymentWorkflow, {
+    const spec = testSpec({
+      image: IMAGE(tag),
+      replicas: 2,
+      readinessTimeoutSeconds: 60,
+      smoke: { endpoint: smokeEndpoint },
+      monitor: { durationSeconds: monitorSeconds, intervalSeconds: 1, slos: [] },
+      scaleDownDelaySeconds: 0,
+      ...overrides,
+    });
+    return env.client.workflow.start(spec.strategy === 'canary' ? canaryDeploymentWorkflow : blueGreenDeploymentWorkflow, {
       taskQueue: TASK_QUEUE,
       workflowId: `k8s-e2e-${sequence}`,
-      args: [
-        testSpec({
-          image: IMAGE(tag),
-          replicas: 2,
-          readinessTimeoutSeconds: 60,
-          smoke: { endpoint: smokeEndpoint },
-          monitor: { durationSeconds: monitorSeconds, intervalSeconds: 1, slos: [] },
-          scaleDownDelaySeconds: 0,
-        }),
-      ],
+      args: [spec],
     });
   }
+
 
   /** The seconds verifyTraffic reported: from the switch's patch to EndpointSlices on new pods only. */
   async function switchToEndpoints(handle: { fetchHistory(): Promise<{ events?: unknown[] | null }> }): Promise<number> {
@@ -156,26 +159,15 @@ describe('deployments on the dev server against a real control plane, as the wor
   });
 
   /** A replica-ratio canary: 1 canary beside 2 stable replicas (33 %), then 100 %. */
-  function startCanary(tag: string, holdSeconds: number) {
-    sequence += 1;
-    return env.client.workflow.start(canaryDeploymentWorkflow, {
-      taskQueue: TASK_QUEUE,
-      workflowId: `k8s-e2e-${sequence}`,
-      args: [
-        testSpec({
-          image: IMAGE(tag),
-          replicas: 2,
-          strategy: 'canary',
-          traffic: { router: 'replica-ratio' },
-          readinessTimeoutSeconds: 60,
-          smoke: { endpoint: worker.referenceUrl },
-          monitor: { durationSeconds: holdSeconds, intervalSeconds: 1, slos: [] },
-          canary: { steps: [{ weight: 33, holdSeconds }, { weight: 100, holdSeconds: 2 }], minRequests: 0 },
-          scaleDownDelaySeconds: 0,
-        }),
-      ],
+  const startCanary = (tag: string, holdSeconds: number) =>
+    start(tag, {
+      monitorSeconds: holdSeconds,
+      overrides: {
+        strategy: 'canary',
+        traffic: { router: 'replica-ratio' },
+        canary: { steps: [{ weight: 33, holdSeconds }, { weight: 100, holdSeconds: 2 }], minRequests: 0 },
+      },
     });
-  }
 
   it('runs a replica-ratio canary: one Service over both slots at 33 %, the stable slot fully scaled, then the canary live', async () => {
     const stable = (await liveSlot()) as 'blue' | 'green';

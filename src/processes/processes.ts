@@ -22,6 +22,13 @@ const FIRST_CHOSEN_PORT = 10_000;
 const handedOut = new Set<number>();
 
 /**
+ * Ports the Fetch standard calls bad: `fetch()` refuses them outright, so a server on one is never
+ * seen ready (the Fetch standard's list, from 10,000 up; a worker once got 10080 and its metrics
+ * endpoint never answered).
+ */
+const FETCH_BAD_PORTS = new Set([10080]);
+
+/**
  * A port free on 127.0.0.1 at the time of the call, for a server that binds it later. It is
  * chosen at random below the kernel's ephemeral range, so that between now and that bind no
  * other process can take it by binding port 0 or by connecting out (the Temporal dev server picks
@@ -32,7 +39,7 @@ export async function freePort(): Promise<number> {
   const span = FIRST_EPHEMERAL_PORT - FIRST_CHOSEN_PORT;
   for (let attempt = 0; span >= 1000 && attempt < 100; attempt++) {
     const port = FIRST_CHOSEN_PORT + Math.floor(Math.random() * span);
-    if (handedOut.has(port) || (await bindAndRelease(port)) === null) continue;
+    if (handedOut.has(port) || FETCH_BAD_PORTS.has(port) || (await bindAndRelease(port)) === null) continue;
     handedOut.add(port);
     return port;
   }

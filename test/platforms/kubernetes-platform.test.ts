@@ -39,7 +39,7 @@ describe('the kubernetes adapter against a real control plane', () => {
   it('describes the live state from the Service selector and both Deployments', async () => {
     const state = await platform.describe(target);
     assert.equal(state.activeSlot, 'blue');
-    assert.deepEqual(state.slots.blue, { slot: 'blue', deployment: 'detection-api-blue', image: V1, replicas: 3, readyReplicas: 3, updatedReplicas: 3, availableReplicas: 3 });
+    assert.deepEqual(state.slots.blue, { slot: 'blue', deployment: 'detection-api-blue', image: V1, version: 'v2.1.0', replicas: 3, readyReplicas: 3, updatedReplicas: 3, availableReplicas: 3 });
     assert.deepEqual([state.slots.green.image, state.slots.green.replicas, state.slots.green.readyReplicas], [V1, 0, 0]);
   });
 
@@ -64,6 +64,27 @@ describe('the kubernetes adapter against a real control plane', () => {
     const again = await platform.deploySlot({ target, slot: 'green', image: V2, version: 'v2.2.0', replicas: 2 });
     assert.deepEqual([again.image, again.replicas, again.readyReplicas], [V2, 2, 2]);
     assert.equal((await readDeployment('detection-api-green')).metadata!.resourceVersion, resourceVersion, 'the re-run wrote nothing');
+  });
+
+  it('sets a canary weight by replica ratio: one Service over both slots, read back from the EndpointSlices; weight 0 selects the stable again', async () => {
+    // Blue serves 3 replicas; green (the canary here) runs 2: 2 of 5 endpoints is 40 %.
+    const request = { target, router: 'replica-ratio' as const, stable: 'blue' as const, canary: 'green' as const };
+    assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 40 }), { changed: true, previous: 'selector slot=blue' });
+    const service = await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: 'default' });
+    assert.equal(service.spec!.selector!['slot'], undefined, 'the slot label is off the selector');
+    const at40 = await platform.verifyTrafficWeight({ ...request, weight: 40, timeoutSeconds: 30 }, progress());
+    assert.deepEqual([at40.weight, at40.endpoints], [40, { blue: 3, green: 2 }]);
+    assert.deepEqual(await endpointPods(cluster, 'detection-api-service'), [...(await slotPods(cluster, 'blue')), ...(await slotPods(cluster, 'green'))].sort());
+    const unheld = await rejection(platform.verifyTrafficWeight({ ...request, weight: 25, timeoutSeconds: 1 }, progress()));
+    assert.equal(unheld.type, ErrorType.TrafficNotVerified);
+    assert.match(unheld.message, /does not hold 25 % for green after 1 s: 3 ready endpoints in blue, 2 in green \(40 %\)/);
+    const gateway = await rejection(platform.setTrafficWeight({ ...request, router: 'gateway-api', weight: 40 }));
+    assert.equal(gateway.type, ErrorType.InvalidInput);
+
+    await platform.setTrafficWeight({ ...request, weight: 0 });
+    await platform.verifyTrafficWeight({ ...request, weight: 0, timeoutSeconds: 30 }, progress());
+    assert.deepEqual(await endpointPods(cluster, 'detection-api-service'), await slotPods(cluster, 'blue'));
+    assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 0 }), { changed: false, previous: 'selector slot=blue' });
   });
 
   it('switches the selector and waits until the EndpointSlices list only the new slot', async () => {

@@ -90,6 +90,13 @@ function sameSplit(a: Record<string, number> | null, b: Record<string, number> |
   return [...keys].every((key) => (a[key] ?? 0) === (b[key] ?? 0));
 }
 
+/** Whether the Service routes as intended already: the slot label, and the split by it (or none). */
+function routesAs(service: LocalServiceState, slotLabelKey: string, intended: ReturnType<typeof intendedRouting>): boolean {
+  // A split by some other label is not what any router here writes: never as intended.
+  const split = service.weights === null ? null : service.weights.label === slotLabelKey ? service.weights.split : undefined;
+  return (service.selector[slotLabelKey] ?? null) === intended.slot && split !== undefined && sameSplit(split, intended.weights);
+}
+
 function describeRouting(service: LocalServiceState, slotLabelKey: string): string {
   const slot = service.selector[slotLabelKey];
   if (slot !== undefined) return `selector ${slotLabelKey}=${slot}`;
@@ -190,10 +197,8 @@ export class LocalPlatform implements Platform {
     const { target } = request;
     const service = await this.service(target);
     const intended = intendedRouting(request);
-    const current = service.selector[target.slotLabelKey] ?? null;
-    const currentWeights = service.weights?.label === target.slotLabelKey ? service.weights.split : null;
     const previous = describeRouting(service, target.slotLabelKey);
-    if (current === intended.slot && sameSplit(currentWeights, intended.weights) && (service.weights === null) === (currentWeights === null)) return { changed: false, previous };
+    if (routesAs(service, target.slotLabelKey, intended)) return { changed: false, previous };
     await this.request('patch', `/api/v1/namespaces/${target.namespace}/services/${target.service}`, {
       selector: { [target.slotLabelKey]: intended.slot },
       weights: intended.weights ? { label: target.slotLabelKey, split: intended.weights } : null,
@@ -216,7 +221,7 @@ export class LocalPlatform implements Platform {
           ? 0
           : (100 * endpoints[canary]) / total;
       progress.heartbeat({ endpoints, effective });
-      const routed = (service.selector[target.slotLabelKey] ?? null) === intended.slot && sameSplit(service.weights?.split ?? null, intended.weights);
+      const routed = routesAs(service, target.slotLabelKey, intended);
       const served =
         weight <= 0 ? endpoints[stable] > 0 && endpoints[canary] === 0 : weight >= 100 ? endpoints[canary] > 0 && endpoints[stable] === 0 : endpoints[stable] > 0 && endpoints[canary] > 0;
       if (routed && served && Math.abs(effective - weight) <= REPLICA_RATIO_TOLERANCE_POINTS) {

@@ -86,6 +86,47 @@ export interface WeightVerification {
   seconds: number;
 }
 
+/** The two ends of a route: `canary` takes the weight, `stable` the rest. */
+export interface RouteRequest {
+  target: Target;
+  stable: Slot;
+  canary: Slot;
+}
+
+/** What a router's write found before it, and whether it wrote. */
+export interface RouteReport extends WeightReport {
+  /** The slot that took all traffic before, or null when it was split. */
+  previousSlot: Slot | null;
+}
+
+/** What the router holds now: the slot taking all traffic, or null and the split in words. */
+export interface LiveRoute {
+  slot: Slot | null;
+  routing: string;
+}
+
+/**
+ * The traffic-router port: how one kind of router (the Service selector, replica counts, an
+ * HTTPRoute, an Ingress) moves traffic between the slots. Each adapter has one per router kind it
+ * plays; the platform's switch and weight activities pick it by the target's router. Writes check
+ * first and change only what differs; verify reads back what is in effect.
+ */
+export interface TrafficRouterPort {
+  readonly kind: TrafficRouter;
+  /** Which slot takes all the traffic now (describe's live slot). */
+  readLive(target: Target): Promise<LiveRoute>;
+  /** Sends `weight` percent (strictly between 0 and 100) to the canary. */
+  setWeight(request: RouteRequest & { weight: number }): Promise<RouteReport>;
+  /** Waits until `weight` is in effect, read back from the platform. */
+  verifyWeight(request: RouteRequest & { weight: number; timeoutSeconds: number }, progress: Progress): Promise<WeightVerification>;
+  /** All traffic to the stable slot: an abort's and a failed step's first write. */
+  reset(request: RouteRequest): Promise<RouteReport>;
+  /** All traffic to the canary, in the router's end state (blue-green's switch is this too). */
+  promote(request: RouteRequest): Promise<RouteReport>;
+  /** The smallest share, in percent, it can give the canary beside `replicas` stable replicas. */
+  smallestStep(replicas: number): number;
+}
+
 export interface ReadRestartsRequest {
   target: Target;
   slot: Slot;

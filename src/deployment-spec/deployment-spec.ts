@@ -10,7 +10,17 @@
 import { z } from 'zod';
 import { Comparison } from '../shared/analysis.js';
 import { PLACEHOLDER } from '../shared/template.js';
-import { formatShare, replicaRatioReplicas, replicaRatioShares, replicasNeededFor, TRAFFIC_ROUTERS, TrafficRouter } from '../shared/traffic.js';
+import {
+  formatShare,
+  replicaRatioReplicas,
+  replicaRatioShares,
+  replicasNeededFor,
+  smallestStep,
+  SPLITTING_ROUTERS,
+  SWITCHING_ROUTERS,
+  TRAFFIC_ROUTERS,
+  TrafficRouter,
+} from '../shared/traffic.js';
 
 /** RFC 1123 label, as Kubernetes requires for namespaces and app names used in object names. */
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -304,14 +314,28 @@ const CanarySchema = z
     }
   });
 
+const objectName = (what: string) => z.string().max(253).regex(DNS_SUBDOMAIN, `${what} must be an RFC 1123 subdomain`);
+
 const TrafficSchema = z
   .object({
     /**
-     * How traffic moves: `service-selector` (blue-green's switch), `replica-ratio` (one Service
-     * over both slots), `gateway-api` (weighted backends). Defaults: service-selector for
-     * blueGreen, replica-ratio for canary (it needs no mesh).
+     * How traffic moves: `service-selector` (the Service's selector names the live slot),
+     * `replica-ratio` (one Service over both slots, split by replicas), `gateway-api` (an
+     * HTTPRoute's weighted backendRefs), `ingress` (an Ingress's backend, and NGINX's canary
+     * annotations for a canary). Defaults: service-selector for blueGreen, replica-ratio for canary
+     * (neither needs anything beyond Services).
      */
     router: z.enum(TRAFFIC_ROUTERS as [TrafficRouter, ...TrafficRouter[]]).optional(),
+    /** The per-slot Services that gateway-api and ingress route to (and the smoke suite reaches). */
+    slotServicePattern: template(['app', 'slot', 'namespace'])
+      .refine((p) => p.includes('{{slot}}'), { message: 'slotServicePattern must contain {{slot}} so the two slots differ' })
+      .default('{{app}}-{{slot}}'),
+    /** gateway-api: the HTTPRoute whose rules name the slot Services; defaults to the app's name. */
+    httpRoute: objectName('httpRoute').optional(),
+    /** ingress: the Ingress whose paths name a slot Service; defaults to `<app>-ingress`. */
+    ingress: objectName('ingress').optional(),
+    /** ingress, canary: the second Ingress carrying NGINX's canary annotations; defaults to `<ingress>-canary`, made when missing. */
+    canaryIngress: objectName('canaryIngress').optional(),
   })
   .strict();
 
@@ -319,32 +343,53 @@ const TrafficSchema = z
  * The rules between strategy, router, replicas and steps: a plan the router cannot express is
  * rejected here, naming the field, before anything changes.
  */
-function planIssues(spec: { strategy: Strategy; traffic: { router?: TrafficRouter | undefined }; replicas: number; canary: { steps: CanaryStep[] } }): { path: (string | number)[]; message: string }[] {
+function planIssues(spec: {
+  strategy: Strategy;
+  traffic: { router?: TrafficRouter | undefined; httpRoute?: string | undefined; ingress?: string | undefined; canaryIngress?: string | undefined };
+  replicas: number;
+  canary: { steps: CanaryStep[] };
+}): { path: (string | number)[]; message: string }[] {
   const issues: { path: (string | number)[]; message: string }[] = [];
-  const router = spec.traffic.router;
+  const { traffic } = spec;
+  const router = traffic.router ?? (spec.strategy === Strategy.Canary ? TrafficRouter.ReplicaRatio : TrafficRouter.ServiceSelector);
+  if (traffic.httpRoute !== undefined && router !== TrafficRouter.GatewayApi) {
+    issues.push({ path: ['traffic', 'httpRoute'], message: `httpRoute is read only by traffic.router gateway-api (the router is ${router})` });
+  }
+  for (const field of ['ingress', 'canaryIngress'] as const) {
+    if (traffic[field] !== undefined && router !== TrafficRouter.Ingress) {
+      issues.push({ path: ['traffic', field], message: `${field} is read only by traffic.router ingress (the router is ${router})` });
+    }
+  }
   if (spec.strategy === Strategy.BlueGreen) {
-    if (router !== undefined && router !== TrafficRouter.ServiceSelector) {
-      issues.push({ path: ['traffic', 'router'], message: `strategy blueGreen switches all traffic at once through service-selector; '${router}' splits traffic for strategy canary` });
+    if (!SWITCHING_ROUTERS.includes(router)) {
+      issues.push({
+        path: ['traffic', 'router'],
+        message: `strategy blueGreen switches all traffic at once, through ${SWITCHING_ROUTERS.join(', ')}; '${router}' only splits traffic, for strategy canary`,
+      });
     }
     return issues;
   }
-  if (router === TrafficRouter.ServiceSelector) {
-    issues.push({ path: ['traffic', 'router'], message: 'service-selector moves all traffic at once: a canary needs replica-ratio or gateway-api' });
+  if (!SPLITTING_ROUTERS.includes(router)) {
+    issues.push({ path: ['traffic', 'router'], message: `${router} moves all traffic at once: a canary needs ${SPLITTING_ROUTERS.join(', ')}` });
+    return issues;
   }
-  if ((router ?? TrafficRouter.ReplicaRatio) === TrafficRouter.ReplicaRatio) {
-    spec.canary.steps.forEach((step, index) => {
-      // A weight out of range has its own issue already.
-      if (!Number.isInteger(step.weight) || step.weight < 1 || step.weight > 100) return;
-      if (replicaRatioReplicas(spec.replicas, step.weight) !== null) return;
-      issues.push({
-        path: ['canary', 'steps', index, 'weight'],
-        message:
-          `${step.weight} % cannot be expressed by replica-ratio with replicas ${spec.replicas}: beside the fully scaled stable slot ` +
-          `the canary's share is c/(${spec.replicas}+c), so the weights it can set (within ${formatShare(1)} point) are ${replicaRatioShares(spec.replicas)}; ` +
-          `set one of those, replicas to at least ${replicasNeededFor(step.weight)}, or traffic.router gateway-api`,
-      });
+  spec.canary.steps.forEach((step, index) => {
+    // A weight out of range has its own issue already.
+    if (!Number.isInteger(step.weight) || step.weight < 1 || step.weight > 100) return;
+    if (router !== TrafficRouter.ReplicaRatio) {
+      const smallest = smallestStep(router, spec.replicas);
+      if (step.weight < smallest) issues.push({ path: ['canary', 'steps', index, 'weight'], message: `${router} cannot send less than ${formatShare(smallest)} % to the canary` });
+      return;
+    }
+    if (replicaRatioReplicas(spec.replicas, step.weight) !== null) return;
+    issues.push({
+      path: ['canary', 'steps', index, 'weight'],
+      message:
+        `${step.weight} % cannot be expressed by replica-ratio with replicas ${spec.replicas}: beside the fully scaled stable slot ` +
+        `the canary's share is c/(${spec.replicas}+c), so the weights it can set (within ${formatShare(1)} point) are ${replicaRatioShares(spec.replicas)}; ` +
+        `set one of those, replicas to at least ${replicasNeededFor(step.weight)}, or traffic.router gateway-api or ingress`,
     });
-  }
+  });
   return issues;
 }
 
@@ -390,8 +435,21 @@ export const DeploymentSpecSchema = SpecInputSchema.transform((spec) => ({
   version: spec.version ?? versionFromImage(spec.image),
   service: spec.service ?? `${spec.app}-service`,
   container: spec.container ?? spec.app,
-  traffic: { ...spec.traffic, router: spec.traffic.router ?? (spec.strategy === Strategy.Canary ? TrafficRouter.ReplicaRatio : TrafficRouter.ServiceSelector) },
+  traffic: trafficOf(spec),
 }));
+
+/** The traffic section with its defaults: the router by strategy, and the objects that router names. */
+function trafficOf(spec: { app: string; strategy: Strategy; traffic: z.output<typeof TrafficSchema> }) {
+  const { traffic } = spec;
+  const router = traffic.router ?? (spec.strategy === Strategy.Canary ? TrafficRouter.ReplicaRatio : TrafficRouter.ServiceSelector);
+  const ingress = traffic.ingress ?? `${spec.app}-ingress`;
+  return {
+    ...traffic,
+    router,
+    ...(router === TrafficRouter.GatewayApi ? { httpRoute: traffic.httpRoute ?? spec.app } : {}),
+    ...(router === TrafficRouter.Ingress ? { ingress, canaryIngress: traffic.canaryIngress ?? `${ingress}-canary` } : {}),
+  };
+}
 
 /** A parsed spec with every default filled in: the workflow's input, plain JSON. */
 export type DeploymentSpec = z.output<typeof DeploymentSpecSchema>;

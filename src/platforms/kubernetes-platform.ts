@@ -1,7 +1,8 @@
 /**
  * The `kubernetes` platform adapter: what the procedure does with kubectl (PROCEDURE §3, §5, §8), through
- * @kubernetes/client-node. The Service's selector is the live slot; each slot is a Deployment.
- * Every write checks first and writes only what differs; waits poll with backoff and heartbeat.
+ * @kubernetes/client-node. Each slot is a Deployment; the live slot is what the target's traffic
+ * router holds (the Service's selector, an HTTPRoute's weights, an Ingress's backend: see
+ * kubernetes-routers.ts). Every write checks first and writes only what differs; waits poll with backoff and heartbeat.
  * Permanent API answers (400, 403, 404, 422) become non-retryable failures naming the object and
  * the rule. Transient ones (409, 429, 5xx, a lost connection) are retried here, a few times within
  * about two seconds, honouring Retry-After as client-go does; what outlasts that is a plain error,
@@ -37,9 +38,11 @@ import type {
 import { ConfigError, parseEnv } from '../config/env.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorType } from '../shared/errors.js';
-import { isSlot } from '../shared/slots.js';
 import type { Slot } from '../shared/slots.js';
-import { formatShare, REPLICA_RATIO_TOLERANCE_POINTS, TrafficRouter } from '../shared/traffic.js';
+import { TrafficRouter } from '../shared/traffic.js';
+import { GatewayApiRouter, IngressRouter, SelectorRouter, selectorOf } from './kubernetes-routers.js';
+import type { KubernetesApi } from './kubernetes-routers.js';
+import { RoutedTraffic } from './routing.js';
 import { versionFromImage } from '../deployment-spec/deployment-spec.js';
 
 export const KubernetesEnvSchema = z.object({
@@ -53,7 +56,6 @@ export const KubernetesEnvSchema = z.object({
 export const VERSION_LABEL = 'version';
 
 const STRATEGIC = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch);
-const MERGE = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
 
 /** Polling of waits: from 200 ms up to 2 s, so a slow rollout costs few requests. */
 const FIRST_POLL_MS = 200;
@@ -67,29 +69,11 @@ const MAX_RETRY_AFTER_MS = 2000;
 /** Connection-level failures worth another try. */
 const TRANSIENT_NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ECONNABORTED']);
 
-/**
- * The slot a Service's selector should name for a canary's weight through replica-ratio: the
- * stable at 0, the canary at 100, and none in between (the Service then selects both slots, and
- * the replica counts set the share).
- */
-function selectedSlotFor({ router, stable, canary, weight }: SetWeightRequest): Slot | null {
-  if (router !== TrafficRouter.ReplicaRatio && router !== TrafficRouter.ServiceSelector) {
-    throw ApplicationFailure.create({ type: ErrorType.InvalidInput, message: `traffic.router: the kubernetes platform cannot route by '${router}'`, nonRetryable: true });
-  }
-  if (weight <= 0) return stable;
-  if (weight >= 100) return canary;
-  if (router === TrafficRouter.ServiceSelector) {
-    throw ApplicationFailure.create({ type: ErrorType.InvalidInput, message: `traffic.router: service-selector cannot send ${weight} % to one slot`, nonRetryable: true });
-  }
-  return null;
-}
-
 export class KubernetesPlatform implements Platform {
   readonly name = 'kubernetes';
-  readonly routers = [TrafficRouter.ServiceSelector, TrafficRouter.ReplicaRatio] as const;
   private readonly core: k8s.CoreV1Api;
   private readonly apps: k8s.AppsV1Api;
-  private readonly discovery: k8s.DiscoveryV1Api;
+  private readonly traffic: RoutedTraffic;
 
   constructor(config: k8s.KubeConfig) {
     const cluster = config.getCurrentCluster();
@@ -100,7 +84,24 @@ export class KubernetesPlatform implements Platform {
     });
     this.core = new k8s.CoreV1Api(configuration);
     this.apps = new k8s.AppsV1Api(configuration);
-    this.discovery = new k8s.DiscoveryV1Api(configuration);
+    const api: KubernetesApi = {
+      core: this.core,
+      apps: this.apps,
+      discovery: new k8s.DiscoveryV1Api(configuration),
+      networking: new k8s.NetworkingV1Api(configuration),
+      custom: new k8s.CustomObjectsApi(configuration),
+      call: (what, target, request) => this.call(what, target, request),
+    };
+    this.traffic = new RoutedTraffic(this.name, [
+      new SelectorRouter(TrafficRouter.ServiceSelector, api),
+      new SelectorRouter(TrafficRouter.ReplicaRatio, api),
+      new GatewayApiRouter(api),
+      new IngressRouter(api),
+    ]);
+  }
+
+  get routers(): TrafficRouter[] {
+    return this.traffic.kinds;
   }
 
   static fromEnv(env: NodeJS.ProcessEnv): KubernetesPlatform {
@@ -131,15 +132,7 @@ export class KubernetesPlatform implements Platform {
   }
 
   async describe(target: Target): Promise<LiveState> {
-    const service = await this.readService(target);
-    const activeSlot = service.spec?.selector?.[target.slotLabelKey];
-    if (!isSlot(activeSlot)) {
-      throw ApplicationFailure.create({
-        type: ErrorType.PreconditionFailed,
-        message: `service ${target.service} in namespace ${target.namespace} selects ${target.slotLabelKey}=${activeSlot ?? '(no such label)'}, which is neither slot (blue, green)`,
-        nonRetryable: true,
-      });
-    }
+    const activeSlot = await this.traffic.liveSlot(target);
     const [blue, green] = await Promise.all([this.readDeployment(target, 'blue'), this.readDeployment(target, 'green')]);
     return { activeSlot, slots: { blue: toSlotState(target, 'blue', blue), green: toSlotState(target, 'green', green) } };
   }
@@ -184,100 +177,20 @@ export class KubernetesPlatform implements Platform {
     }
   }
 
-  async switchTraffic({ target, slot }: SwitchTrafficRequest): Promise<SwitchReport> {
-    const service = await this.readService(target);
-    const current = service.spec?.selector?.[target.slotLabelKey];
-    const previousSlot = isSlot(current) ? current : null;
-    if (current === slot) return { changed: false, previousSlot };
-    await this.call(`patch service ${target.service}`, target, () =>
-      this.core.patchNamespacedService(
-        { name: target.service, namespace: target.namespace, body: { spec: { selector: { [target.slotLabelKey]: slot } } } },
-        MERGE,
-      ),
-    );
-    return { changed: true, previousSlot };
+  async switchTraffic(request: SwitchTrafficRequest): Promise<SwitchReport> {
+    return await this.traffic.switchTraffic(request);
   }
 
-  async verifyTraffic({ target, slot, timeoutSeconds }: VerifyTrafficRequest, progress: Progress): Promise<EndpointsReport> {
-    const started = performance.now();
-    // The slot's pods are its Deployment's: other apps in the namespace have slots too.
-    const labelSelector = selectorOf(await this.readDeployment(target, slot));
-    for (let poll = 50; ; poll = Math.min(MAX_POLL_MS, poll * 1.5)) {
-      const [slices, slotPods] = await Promise.all([
-        this.call(`list endpointslices of ${target.service}`, target, () =>
-          this.discovery.listNamespacedEndpointSlice({ namespace: target.namespace, labelSelector: `kubernetes.io/service-name=${target.service}` }),
-        ),
-        this.call(`list pods of slot ${slot}`, target, () => this.core.listNamespacedPod({ namespace: target.namespace, labelSelector })),
-      ]);
-      const inSlot = new Set(slotPods.items.map((p) => p.metadata?.name));
-      const endpoints = slices.items.flatMap((s) => s.endpoints ?? []).filter((e) => e.conditions?.ready !== false);
-      const strays = endpoints.filter((e) => !inSlot.has(e.targetRef?.name));
-      progress.heartbeat({ endpoints: endpoints.length, strays: strays.length });
-      if (endpoints.length > 0 && strays.length === 0) {
-        return { endpoints: endpoints.length, seconds: (performance.now() - started) / 1000 };
-      }
-      if (performance.now() - started > timeoutSeconds * 1000) {
-        throw ApplicationFailure.create({
-          type: ErrorType.TrafficNotVerified,
-          message: `service ${target.service} in namespace ${target.namespace} has ${endpoints.length} ready endpoints, ${strays.length} of them outside slot ${slot}, after ${timeoutSeconds} s`,
-          nonRetryable: true,
-        });
-      }
-      await sleep(poll, undefined, { signal: progress.signal });
-    }
+  async verifyTraffic(request: VerifyTrafficRequest, progress: Progress): Promise<EndpointsReport> {
+    return await this.traffic.verifyTraffic(request, progress);
   }
 
   async setTrafficWeight(request: SetWeightRequest): Promise<WeightReport> {
-    const { target } = request;
-    const slot = selectedSlotFor(request);
-    const service = await this.readService(target);
-    const current = service.spec?.selector?.[target.slotLabelKey];
-    const previous = current === undefined ? 'both slots, by replicas' : `selector ${target.slotLabelKey}=${current}`;
-    if ((current ?? null) === slot) return { changed: false, previous };
-    // A JSON merge patch: null removes the slot label, and the Service selects both slots.
-    await this.call(`patch service ${target.service}`, target, () =>
-      this.core.patchNamespacedService({ name: target.service, namespace: target.namespace, body: { spec: { selector: { [target.slotLabelKey]: slot } } } }, MERGE),
-    );
-    return { changed: true, previous };
+    return await this.traffic.setTrafficWeight(request);
   }
 
   async verifyTrafficWeight(request: VerifyWeightRequest, progress: Progress): Promise<WeightVerification> {
-    const { target, stable, canary, weight, timeoutSeconds } = request;
-    const slot = selectedSlotFor(request);
-    const started = performance.now();
-    const [stableSelector, canarySelector] = await Promise.all([this.readDeployment(target, stable), this.readDeployment(target, canary)]).then((ds) => ds.map(selectorOf));
-    for (let poll = 50; ; poll = Math.min(MAX_POLL_MS, poll * 1.5)) {
-      const [service, slices, stablePods, canaryPods] = await Promise.all([
-        this.readService(target),
-        this.call(`list endpointslices of ${target.service}`, target, () =>
-          this.discovery.listNamespacedEndpointSlice({ namespace: target.namespace, labelSelector: `kubernetes.io/service-name=${target.service}` }),
-        ),
-        this.call(`list pods of slot ${stable}`, target, () => this.core.listNamespacedPod({ namespace: target.namespace, labelSelector: stableSelector })),
-        this.call(`list pods of slot ${canary}`, target, () => this.core.listNamespacedPod({ namespace: target.namespace, labelSelector: canarySelector })),
-      ]);
-      const names = (pods: k8s.V1PodList) => new Set(pods.items.map((p) => p.metadata?.name));
-      const [inStable, inCanary] = [names(stablePods), names(canaryPods)];
-      const ready = slices.items.flatMap((s) => s.endpoints ?? []).filter((e) => e.conditions?.ready !== false);
-      const endpoints = { [stable]: ready.filter((e) => inStable.has(e.targetRef?.name)).length, [canary]: ready.filter((e) => inCanary.has(e.targetRef?.name)).length } as Record<Slot, number>;
-      const strays = ready.length - endpoints[stable] - endpoints[canary];
-      const effective = ready.length === 0 ? 0 : (100 * endpoints[canary]) / ready.length;
-      progress.heartbeat({ endpoints, strays, effective });
-      const selected = (service.spec?.selector?.[target.slotLabelKey] ?? null) === slot;
-      const serving = weight <= 0 ? endpoints[canary] === 0 && endpoints[stable] > 0 : weight >= 100 ? endpoints[stable] === 0 && endpoints[canary] > 0 : endpoints[stable] > 0 && endpoints[canary] > 0;
-      if (selected && serving && strays === 0 && Math.abs(effective - weight) <= REPLICA_RATIO_TOLERANCE_POINTS) {
-        return { weight: effective, endpoints, seconds: (performance.now() - started) / 1000 };
-      }
-      if (performance.now() - started > timeoutSeconds * 1000) {
-        throw ApplicationFailure.create({
-          type: ErrorType.TrafficNotVerified,
-          message:
-            `service ${target.service} in namespace ${target.namespace} does not hold ${weight} % for ${canary} after ${timeoutSeconds} s: ` +
-            `${endpoints[stable]} ready endpoints in ${stable}, ${endpoints[canary]} in ${canary} (${formatShare(effective)} %), ${strays} outside both slots`,
-          nonRetryable: true,
-        });
-      }
-      await sleep(poll, undefined, { signal: progress.signal });
-    }
+    return await this.traffic.verifyTrafficWeight(request, progress);
   }
 
   async readRestarts({ target, slot }: ReadRestartsRequest): Promise<number> {
@@ -303,10 +216,6 @@ export class KubernetesPlatform implements Platform {
       }
       await sleep(poll, undefined, { signal: progress.signal });
     }
-  }
-
-  private async readService(target: Target): Promise<k8s.V1Service> {
-    return await this.call(`read service ${target.service}`, target, () => this.core.readNamespacedService({ name: target.service, namespace: target.namespace }));
   }
 
   private async readDeployment(target: Target, slot: Slot): Promise<k8s.V1Deployment> {
@@ -451,13 +360,6 @@ function toSlotState(target: Target, slot: Slot, deployment: k8s.V1Deployment): 
     updatedReplicas: status.updatedReplicas ?? 0,
     availableReplicas: status.availableReplicas ?? 0,
   };
-}
-
-/** The Deployment's matchLabels as a label selector string. */
-function selectorOf(deployment: k8s.V1Deployment): string {
-  return Object.entries(deployment.spec?.selector?.matchLabels ?? {})
-    .map(([key, value]) => `${key}=${value}`)
-    .join(',');
 }
 
 function restartsOf(pod: k8s.V1Pod): number {

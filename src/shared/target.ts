@@ -6,6 +6,7 @@ import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
 import { SLOTS } from './slots.js';
 import type { Slot } from './slots.js';
 import { renderTemplate } from './template.js';
+import { TrafficRouter } from './traffic.js';
 
 /** The objects one deployment acts on: a Service that selects a slot, and a Deployment per slot. */
 export interface Target {
@@ -15,11 +16,33 @@ export interface Target {
   slotLabelKey: string;
   container: string;
   deployments: Record<Slot, string>;
+  /**
+   * The router and the objects it writes. Absent in histories recorded before it existed, which
+   * route by the Service's selector (service-selector or replica-ratio).
+   */
+  traffic?: TargetTraffic;
+}
+
+/** What a router acts on: per-slot Services, and the HTTPRoute or the Ingresses that name them. */
+export interface TargetTraffic {
+  router: TrafficRouter;
+  slotServices: Record<Slot, string>;
+  httpRoute?: string;
+  ingress?: string;
+  canaryIngress?: string;
+}
+
+/** The router a target uses: its own, or the selector's for targets recorded before it had one. */
+export function routerOf(target: Target): TrafficRouter {
+  return target.traffic?.router ?? TrafficRouter.ServiceSelector;
 }
 
 export function targetOf(spec: DeploymentSpec): Target {
   const deployment = (slot: Slot) => renderTemplate(spec.deploymentNamePattern, { app: spec.app, namespace: spec.namespace, slot });
   const [blue, green] = SLOTS.map(deployment) as [string, string];
+  // Specs recorded before the traffic section had its defaults route by the selector.
+  const traffic = spec.traffic ?? { router: TrafficRouter.ServiceSelector };
+  const slotService = (slot: Slot) => renderTemplate(traffic.slotServicePattern ?? '{{app}}-{{slot}}', { app: spec.app, namespace: spec.namespace, slot });
   return {
     app: spec.app,
     namespace: spec.namespace,
@@ -27,5 +50,12 @@ export function targetOf(spec: DeploymentSpec): Target {
     slotLabelKey: spec.slotLabelKey,
     container: spec.container,
     deployments: { blue, green },
+    traffic: {
+      router: traffic.router,
+      slotServices: { blue: slotService('blue'), green: slotService('green') },
+      ...(traffic.httpRoute ? { httpRoute: traffic.httpRoute } : {}),
+      ...(traffic.ingress ? { ingress: traffic.ingress } : {}),
+      ...(traffic.canaryIngress ? { canaryIngress: traffic.canaryIngress } : {}),
+    },
   };
 }

@@ -12,12 +12,38 @@ export const TrafficRouter = {
    * is needed. The stable slot stays fully scaled, so the share is c / (N + c).
    */
   ReplicaRatio: 'replica-ratio',
-  /** Weighted backends between the two slot Services (an HTTPRoute's backendRefs). */
+  /**
+   * Weighted backendRefs between the two slot Services, in the rules of a Gateway API HTTPRoute
+   * that name them. Blue-green through it is a 0/100 switch.
+   */
   GatewayApi: 'gateway-api',
+  /**
+   * An Ingress (PROCEDURE §6): blue-green switches the backend Service of its paths that name a
+   * slot Service; a canary gets NGINX Ingress's canary annotations on a second Ingress whose paths
+   * name the canary slot's Service.
+   */
+  Ingress: 'ingress',
 } as const;
 export type TrafficRouter = (typeof TrafficRouter)[keyof typeof TrafficRouter];
 
 export const TRAFFIC_ROUTERS: readonly TrafficRouter[] = Object.values(TrafficRouter);
+
+/** The routers that switch all traffic at once: what blue-green may use. */
+export const SWITCHING_ROUTERS: readonly TrafficRouter[] = [TrafficRouter.ServiceSelector, TrafficRouter.GatewayApi, TrafficRouter.Ingress];
+/** The routers that split traffic by weight: what a canary may use. */
+export const SPLITTING_ROUTERS: readonly TrafficRouter[] = [TrafficRouter.ReplicaRatio, TrafficRouter.GatewayApi, TrafficRouter.Ingress];
+
+/**
+ * The smallest share, in percent, a router can give the canary beside `replicas` stable replicas:
+ * 100 for the selector (all or nothing), one canary replica among N + 1 for replica-ratio, and 1
+ * for the weighted routers (the spec's weights are whole percents; HTTPRoute weights and NGINX's
+ * `canary-weight` are whole numbers over a total of 100).
+ */
+export function smallestStep(router: TrafficRouter, replicas: number): number {
+  if (router === TrafficRouter.ServiceSelector) return 100;
+  if (router === TrafficRouter.ReplicaRatio) return replicaRatioShare(replicas, 1);
+  return 1;
+}
 
 /** How far (in percentage points) a replica ratio may sit from the weight a step asks for. */
 export const REPLICA_RATIO_TOLERANCE_POINTS = 1;

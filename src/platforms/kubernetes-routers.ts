@@ -44,7 +44,7 @@ function weightsFor({ stable, canary }: RouteRequest, weight: number): Record<Sl
 async function pollUntil(
   timeoutSeconds: number,
   progress: Progress,
-  check: () => Promise<{ done: WeightVerification | null; unmet: string; beat: unknown }>,
+  check: () => Promise<{ done: WeightVerification | null; unmet: [what: string, detail: string]; beat: unknown }>,
 ): Promise<WeightVerification> {
   const started = performance.now();
   for (let poll = 50; ; poll = Math.min(MAX_POLL_MS, poll * 1.5)) {
@@ -52,7 +52,7 @@ async function pollUntil(
     progress.heartbeat(beat);
     if (done) return { ...done, seconds: (performance.now() - started) / 1000 };
     if (performance.now() - started > timeoutSeconds * 1000) {
-      throw ApplicationFailure.create({ type: ErrorType.TrafficNotVerified, message: `${unmet} after ${timeoutSeconds} s`, nonRetryable: true });
+      throw ApplicationFailure.create({ type: ErrorType.TrafficNotVerified, message: `${unmet[0]} after ${timeoutSeconds} s: ${unmet[1]}`, nonRetryable: true });
     }
     await sleep(poll, undefined, { signal: progress.signal });
   }
@@ -170,9 +170,10 @@ export class SelectorRouter implements TrafficRouterPort {
       return {
         done: held ? { weight: effective, endpoints, seconds: 0 } : null,
         beat: { endpoints, strays, effective },
-        unmet:
-          `service ${target.service} in namespace ${target.namespace} does not hold ${weight} % for ${canary}: ` +
+        unmet: [
+          `service ${target.service} in namespace ${target.namespace} does not hold ${weight} % for ${canary}`,
           `${endpoints[stable]} ready endpoints in ${stable}, ${endpoints[canary]} in ${canary} (${formatShare(effective)} %), ${strays} outside both slots`,
+        ],
       };
     });
   }
@@ -278,10 +279,11 @@ export class GatewayApiRouter implements TrafficRouterPort {
       return {
         done: done ? { weight: effective, endpoints, seconds: 0 } : null,
         beat: { weights, endpoints },
-        unmet:
-          `httproute ${route.metadata.name} in namespace ${target.namespace} does not hold ${weight} % for ${canary}: it weighs ${describeWeights(target, weights)}, ` +
-          `with ${endpoints.blue} ready endpoints behind blue and ${endpoints.green} behind green` +
-          (refused.length ? `; its gateways report ${refused.join('; ')}` : ''),
+        unmet: [
+          `httproute ${route.metadata.name} in namespace ${target.namespace} does not hold ${weight} % for ${canary}`,
+          `it weighs ${describeWeights(target, weights)}, with ${endpoints.blue} ready endpoints behind blue and ${endpoints.green} behind green` +
+            (refused.length ? `; its gateways report ${refused.join('; ')}` : ''),
+        ],
       };
     });
   }
@@ -375,8 +377,9 @@ export class GatewayApiRouter implements TrafficRouterPort {
         this.api.custom.getNamespacedCustomObject({ group: GATEWAY_GROUP, version: GATEWAY_VERSION, namespace: target.namespace, plural: HTTP_ROUTES, name }),
       )) as HttpRoute;
     } catch (error) {
-      // A 404 for the kind itself (no CRD) names no object in its details; say what to install.
-      if (error instanceof ApplicationFailure && error.type === ErrorType.NotFound && /could not find the requested resource/.test(error.message)) {
+      // A 404 for the kind itself (no CRD: "404 page not found", or "could not find the requested
+      // resource" when other kinds of the group remain) does not name the route; say what to install.
+      if (error instanceof ApplicationFailure && error.type === ErrorType.NotFound && !error.message.includes(`"${name}" not found`)) {
         throw ApplicationFailure.create({
           type: ErrorType.NotFound,
           message: `read httproute ${name}: the API server does not serve ${HTTP_ROUTES}.${GATEWAY_GROUP}/${GATEWAY_VERSION}: install the Gateway API CRDs (standard channel), or choose another traffic.router`,
@@ -472,7 +475,7 @@ export class IngressRouter implements TrafficRouterPort {
       return {
         done: done ? { weight: effective, endpoints, seconds: 0 } : null,
         beat: { routing: state.routing, endpoints },
-        unmet: `${state.routing}, not ${weight} % for ${canary}, with ${endpoints.blue} ready endpoints behind blue and ${endpoints.green} behind green`,
+        unmet: [`${state.routing}, not ${weight} % for ${canary}`, `${endpoints.blue} ready endpoints behind blue and ${endpoints.green} behind green`],
       };
     });
   }

@@ -173,7 +173,7 @@ describe('deployment spec: the canary strategy', () => {
     const issues = issuesOf({ ...base, strategy: 'canary', replicas: 3 });
     assert.match(
       issues['canary.steps.0.weight'] ?? '',
-      /^5 % cannot be expressed by replica-ratio with replicas 3: beside the fully scaled stable slot the canary's share is c\/\(3\+c\), so the weights it can set \(within 1 point\) are 25, 40, 50 and 100; set one of those, replicas to at least 16, or traffic.router gateway-api$/,
+      /^5 % cannot be expressed by replica-ratio with replicas 3: beside the fully scaled stable slot the canary's share is c\/\(3\+c\), so the weights it can set \(within 1 point\) are 25, 40, 50 and 100; set one of those, replicas to at least 16, or traffic.router gateway-api or ingress$/,
     );
     assert.equal(issues['canary.steps.1.weight'], undefined, '25 % is 1 canary beside 3 stable replicas');
     assert.doesNotThrow(() => parseDeploymentSpec({ ...base, strategy: 'canary', replicas: 3, traffic: { router: 'gateway-api' } }));
@@ -185,7 +185,7 @@ describe('deployment spec: the canary strategy', () => {
     assert.equal(steps['canary.steps.1.weight'], 'weights must rise step by step: 20 follows 50');
     assert.equal(steps['canary.steps.2.weight'], 'the last step must send 100 % to the canary (it sends 90)');
     assert.match(issuesOf({ ...base, traffic: { router: 'replica-ratio' } })['traffic.router'] ?? '', /strategy blueGreen switches all traffic at once/);
-    assert.match(issuesOf({ ...base, strategy: 'canary', traffic: { router: 'service-selector' } })['traffic.router'] ?? '', /a canary needs replica-ratio or gateway-api/);
+    assert.match(issuesOf({ ...base, strategy: 'canary', traffic: { router: 'service-selector' } })['traffic.router'] ?? '', /a canary needs replica-ratio, gateway-api, ingress/);
     assert.match(issuesOf({ ...base, strategy: 'canary', canary: { steps: [{ weight: 0 }] } })['canary.steps.0.weight'] ?? '', /weight must be at least 1/);
     assert.match(issuesOf({ ...base, strategy: 'rolling' })['strategy'] ?? '', /Invalid enum value/);
   });

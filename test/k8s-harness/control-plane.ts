@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
 import { freePort, stopProcess } from '../../src/processes/processes.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -168,6 +169,7 @@ export async function startControlPlane({ dir, nodes = 2, log = () => undefined 
       alive,
     );
     await until(async () => Boolean(await core.readNamespacedServiceAccount({ name: 'default', namespace: 'default' })), 'the default ServiceAccount', 60_000, alive);
+    await installGatewayApi(adminConfig(), log);
     const startSeconds = (performance.now() - started) / 1000;
     const description: PlaneFile = { server, caFile, kubeconfigPath, startSeconds };
     writeFileSync(join(dir, PLANE_FILE), JSON.stringify(description));
@@ -188,6 +190,41 @@ export async function startControlPlane({ dir, nodes = 2, log = () => undefined 
     await stop();
     throw error;
   }
+}
+
+/** The Gateway API release whose CRDs every control plane serves (DESIGN §4). */
+export const GATEWAY_API_VERSION = 'v1.6.3';
+const GATEWAY_API_MODULE = 'sigs.k8s.io/gateway-api';
+
+/**
+ * The Gateway API's standard-channel CRDs, read from its Go module (the module proxy ships
+ * `config/crd/standard/` inside it), applied server-side: the HTTPRoute CRD is too large for the
+ * last-applied annotation of a client-side apply. Returns once every CRD is Established.
+ */
+export async function installGatewayApi(config: k8s.KubeConfig, log: (line: string) => void = () => undefined): Promise<string[]> {
+  const { stdout } = await run('go', ['mod', 'download', '-json', `${GATEWAY_API_MODULE}@${GATEWAY_API_VERSION}`], { cwd: MODULE_DIR, maxBuffer: 16 * 1024 * 1024, timeout: 10 * 60_000 });
+  const dir = join((JSON.parse(stdout) as { Dir: string }).Dir, 'config', 'crd', 'standard');
+  const objects = k8s.KubernetesObjectApi.makeApiClient(config);
+  const names: string[] = [];
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort()) {
+    for (const document of parseAllDocuments(readFileSync(join(dir, file), 'utf8')).map((d) => d.toJS() as k8s.KubernetesObject | null)) {
+      if (!document?.kind) continue;
+      await objects.patch(document, undefined, undefined, 'bluegreen-test-harness', true, k8s.PatchStrategy.ServerSideApply);
+      if (document.kind === 'CustomResourceDefinition') names.push(document.metadata!.name!);
+    }
+  }
+  const extensions = config.makeApiClient(k8s.ApiextensionsV1Api);
+  await until(
+    async () => {
+      const crds = await Promise.all(names.map((name) => extensions.readCustomResourceDefinition({ name })));
+      return crds.every((crd) => crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True'));
+    },
+    `the Gateway API ${GATEWAY_API_VERSION} CRDs Established`,
+    60_000,
+    () => undefined,
+  );
+  log(`Gateway API ${GATEWAY_API_VERSION}: ${names.length} CRDs installed`);
+  return names;
 }
 
 /** What a running control plane writes about itself, so other processes can use it. */

@@ -56,6 +56,7 @@ export const DETECTION_API_TARGET: Target = {
   slotLabelKey: 'slot',
   container: 'detection-api',
   deployments: { blue: 'detection-api-blue', green: 'detection-api-green' },
+  traffic: { router: 'service-selector', slotServices: { blue: 'detection-api-blue', green: 'detection-api-green' } },
 };
 
 export interface StackOptions {

@@ -59,3 +59,11 @@ export function targetOf(spec: DeploymentSpec): Target {
     },
   };
 }
+
+/** What carries the traffic, for messages: the Service, or the HTTPRoute or Ingress the router writes. */
+export function routeName(target: Target): string {
+  const traffic = target.traffic;
+  if (traffic?.router === TrafficRouter.GatewayApi) return `httproute ${traffic.httpRoute ?? target.app}`;
+  if (traffic?.router === TrafficRouter.Ingress) return `ingress ${traffic.ingress ?? `${target.app}-ingress`}`;
+  return target.service;
+}

@@ -8,6 +8,7 @@
 import type { DeploymentResult } from '../shared/deployment-status.js';
 import { Gate, Phase, RollbackReason } from '../shared/deployment-status.js';
 import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
+import { routeName } from '../shared/target.js';
 import { awaitApproval } from './run/approvals.js';
 import { monitorSlot } from './run/monitor.js';
 import { phaseErrorFrom } from './run/phase-error.js';
@@ -43,20 +44,20 @@ async function rolloutBlueGreen(run: RunContext): Promise<DeploymentResult> {
 /** Phase 3: the Service selector to the new slot, then endpoints verified to list only it. */
 async function switchServiceSelector(run: RunContext): Promise<void> {
   const { target, active, idle } = run.slots();
-  run.enterPhase(Phase.Switching, `switching ${target.service} from ${active} to ${idle}`);
+  run.enterPhase(Phase.Switching, `switching ${routeName(target)} from ${active} to ${idle}`);
   // The old slot is still warm: switching back is the first thing a rollback does. Pushed
   // before the write for the same reason as the deploy's undo.
-  run.undo.push(`switch ${target.service} back to ${active}`, async () => {
-    await run.act('restore', `switch ${target.service} back to ${active}`).switchTraffic({ target, slot: active });
+  run.undo.push(`switch ${routeName(target)} back to ${active}`, async () => {
+    await run.act('restore', `switch ${routeName(target)} back to ${active}`).switchTraffic({ target, slot: active });
     run.status.activeSlot = active;
-    await run.verifyRestoring(() => run.act('restore', `verify ${target.service} serves ${active}`).verifyTraffic({ target, slot: active, timeoutSeconds: 60 }));
+    await run.verifyRestoring(() => run.act('restore', `verify ${routeName(target)} serves ${active}`).verifyTraffic({ target, slot: active, timeoutSeconds: 60 }));
   });
   try {
-    await run.act('write', `switch ${target.service} to ${idle}`).switchTraffic({ target, slot: idle });
+    await run.act('write', `switch ${routeName(target)} to ${idle}`).switchTraffic({ target, slot: idle });
     run.status.activeSlot = idle;
     run.status.idleSlot = active;
-    const traffic = await run.act('waiting', `verify ${target.service} serves ${idle}`).verifyTraffic({ target, slot: idle, timeoutSeconds: 60 });
-    run.status.message = `${target.service} serves ${idle}: ${traffic.endpoints} endpoints after ${traffic.seconds.toFixed(1)} s`;
+    const traffic = await run.act('waiting', `verify ${routeName(target)} serves ${idle}`).verifyTraffic({ target, slot: idle, timeoutSeconds: 60 });
+    run.status.message = `${routeName(target)} serves ${idle}: ${traffic.endpoints} endpoints after ${traffic.seconds.toFixed(1)} s`;
   } catch (error) {
     throw phaseErrorFrom(error, RollbackReason.ActivityError);
   }

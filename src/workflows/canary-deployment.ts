@@ -10,6 +10,7 @@
  * Deterministic code only: no I/O, no Node built-ins, activity types imported as types.
  */
 import { condition, isCancellation, log, setHandler } from '@temporalio/workflow';
+import { routeName } from '../shared/target.js';
 import type { Target } from '../shared/target.js';
 import { AnalysisResult, formatValue, judgeCanaryTick, judgeMonitorTick, MonitorDecision } from '../shared/analysis.js';
 import type { CanaryTick, MonitorCounters, StableComparison } from '../shared/analysis.js';
@@ -120,7 +121,7 @@ class CanarySteps {
       run.status.activeSlot = stable;
       run.status.idleSlot = canary;
       await run.verifyRestoring(() =>
-        run.act('restore', `verify ${target.service} sends everything to ${stable}`).verifyTrafficWeight({ target, router, stable, canary, weight: 0, timeoutSeconds: 60 }),
+        run.act('restore', `verify ${routeName(target)} sends everything to ${stable}`).verifyTrafficWeight({ target, router, stable, canary, weight: 0, timeoutSeconds: 60 }),
       );
     });
     for (let index = 0; index < this.steps.length; index++) {
@@ -174,7 +175,7 @@ class CanarySteps {
     const run = this.run;
     const progress = this.progress!;
     const router = this.spec.traffic.router;
-    run.enterPhase(Phase.Switching, `${label}: ${weight} % of ${target.service} to the canary ${canary} (${router})`);
+    run.enterPhase(Phase.Switching, `${label}: ${weight} % of ${routeName(target)} to the canary ${canary} (${router})`);
     try {
       await run.act('write', `set the weight of ${canary} to ${weight} %`).setTrafficWeight({ target, router, stable, canary, weight });
       progress.weight = weight;
@@ -182,7 +183,7 @@ class CanarySteps {
         run.status.activeSlot = canary;
         run.status.idleSlot = stable;
       }
-      const verified = await run.act('waiting', `verify ${target.service} sends ${weight} % to ${canary}`).verifyTrafficWeight({ target, router, stable, canary, weight, timeoutSeconds: 60 });
+      const verified = await run.act('waiting', `verify ${routeName(target)} sends ${weight} % to ${canary}`).verifyTrafficWeight({ target, router, stable, canary, weight, timeoutSeconds: 60 });
       progress.effectiveWeight = verified.weight;
       run.status.message = `${label}: ${formatShare(verified.weight)} % to ${canary} in effect (${verified.endpoints[canary]} canary and ${verified.endpoints[stable]} stable endpoints) after ${verified.seconds.toFixed(1)} s`;
     } catch (error) {

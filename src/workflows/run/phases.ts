@@ -7,7 +7,7 @@ import type { LiveState, SlotState } from '../../shared/slots.js';
 import { Outcome, Phase, RollbackReason } from '../../shared/deployment-status.js';
 import type { DeploymentResult } from '../../shared/deployment-status.js';
 import { otherSlot } from '../../shared/slots.js';
-import { targetOf } from '../../shared/target.js';
+import { routeName, targetOf } from '../../shared/target.js';
 import { activityOptions } from './activity-options.js';
 import { planWarmUp } from './monitor.js';
 import { describeError, PhaseError, phaseErrorFrom } from './phase-error.js';
@@ -31,7 +31,7 @@ export async function preflight(run: RunContext, monitorSeconds?: (spec: RunCont
   run.target = targetOf(run.spec);
   let live: LiveState;
   try {
-    live = await run.act('quick', `read ${run.target.service} and both slots`).describe(run.target);
+    live = await run.act('quick', `read ${routeName(run.target)} and both slots`).describe(run.target);
   } catch (error) {
     throw phaseErrorFrom(error, RollbackReason.PreflightFailed);
   }

@@ -5,9 +5,11 @@
  * version that goes live and then a faulty one that the monitor rolls back, and prints what the
  * traffic saw. Each deployment uses the service's own spec, examples/detection-api/bluegreen.yaml.
  *
- * `--strategy canary`: the good version as a canary (5, 25, 50, 100 % by weight), each step's set
- * weight beside the share the router served; then the faulty version as a canary, rolled back at
- * 5 %, beside the same faulty version deployed blue-green: the requests each let it answer.
+ * `--strategy canary`: every deployment through the HTTPRoute (traffic enters at the local Gateway's
+ * listener): the good version as a canary (5, 25, 50, 100 % by weight), each step's set weight
+ * beside the share the route served; then the faulty version as a canary, rolled back at 5 %,
+ * beside the same faulty version deployed blue-green (a 0/100 switch of the route): the requests
+ * each let it answer.
  *
  * `--keep` leaves everything up for the Web UI and for trying `abort` by hand. Exit code 0 when
  * every deployment ended as it should and no request went unanswered.
@@ -25,7 +27,7 @@ import { TrafficGenerator } from '../src/embedded/traffic.js';
 import type { TrafficScore } from '../src/embedded/traffic.js';
 import type { DeploymentResult } from '../src/shared/deployment-status.js';
 import { loadSpec } from '../src/client/spec-source.js';
-import { formatShare } from '../src/shared/traffic.js';
+import { formatShare, TrafficRouter } from '../src/shared/traffic.js';
 
 const program = new Command('demo')
   .description('a good deployment and a rolled-back one, on the embedded default')
@@ -41,6 +43,9 @@ if (options.strategy !== 'blueGreen' && options.strategy !== 'canary') {
   process.exit(2);
 }
 const scrapeSeconds = Number(options.scrapeInterval);
+/** The blue-green demo switches the Service's selector; the canary demo goes through the HTTPRoute (the local Gateway's listener). */
+const ROUTER: TrafficRouter = options.strategy === 'canary' ? TrafficRouter.GatewayApi : TrafficRouter.ServiceSelector;
+const ENTRY = ROUTER === TrafficRouter.GatewayApi ? 'the gateway (httproute detection-api)' : 'detection-api-service';
 
 const say = (line = '') => process.stdout.write(`${line}\n`);
 const IMAGE = 'registry.internal/detection-api';
@@ -68,9 +73,11 @@ async function deploy(stack: EmbeddedStack, version: string, what: string, strat
     `monitor.window=${4 * scrapeSeconds}s`,
     'scaleDownDelaySeconds=5',
   ];
+  // The canary demo routes every deployment through the HTTPRoute: a canary by weights, blue-green as a 0/100 switch.
+  if (ROUTER === TrafficRouter.GatewayApi) set.push('traffic.router=gateway-api');
   if (strategy === 'canary') {
     const hold = 2 * scrapeSeconds + 10;
-    set.push('strategy=canary', 'traffic.router=gateway-api', `canary.steps=[${[5, 25, 50, 100].map((weight) => `{weight: ${weight}, holdSeconds: ${hold}}`).join(', ')}]`);
+    set.push('strategy=canary', `canary.steps=[${[5, 25, 50, 100].map((weight) => `{weight: ${weight}, holdSeconds: ${hold}}`).join(', ')}]`);
   }
   const spec = loadSpec({ file: join(ROOT, 'examples/detection-api/bluegreen.yaml'), image: `${IMAGE}:${version}`, replicas: '2', set });
   say();
@@ -78,7 +85,7 @@ async function deploy(stack: EmbeddedStack, version: string, what: string, strat
   const handle = await stack.deployments!.start(spec);
   say(`   Temporal UI: ${stack.uiUrl}/namespaces/default/workflows/${encodeURIComponent(handle.workflowId)}/${handle.firstExecutionRunId}/history`);
   const printer = new ProgressPrinter((line) => say(`   ${line}`), process.stdout.isTTY ? process.stdout : null);
-  const { result, steps } = await followCanary(stack, (status) => printer.update(status));
+  const { result, steps } = await followCanary(stack, (status) => printer.update(status), { router: ROUTER });
   printer.stopBar();
   say(`   => ${result.outcome}${result.reason ? ` (${result.reason})` : ''}: ${result.message}`);
   return { result, steps };
@@ -86,18 +93,18 @@ async function deploy(stack: EmbeddedStack, version: string, what: string, strat
 
 /** What the faulty slot answered during a deployment, by the router's counts and the traffic's 5xx. */
 async function blastRadius(stack: EmbeddedStack, traffic: TrafficGenerator, run: () => Promise<DeploymentResult>): Promise<{ result: DeploymentResult; answered: number; errors: number }> {
-  const before = await stack.servedBy();
+  const before = await stack.servedBy(ROUTER);
   const errorsBefore = traffic.snapshot().serverErrorsBy;
   const result = await run();
   const slot = `detection-api-${result.toSlot}`;
-  const after = await stack.servedBy();
+  const after = await stack.servedBy(ROUTER);
   return { result, answered: (after[slot] ?? 0) - (before[slot] ?? 0), errors: (traffic.snapshot().serverErrorsBy[slot] ?? 0) - (errorsBefore[slot] ?? 0) };
 }
 
 function trafficLines(report: TrafficScore, faultyErrors: number): string[] {
   const served = Object.entries(report.servedBy).map(([deployment, n]) => `${deployment} ${n}`).join(', ');
   return [
-    `requests sent through detection-api-service: ${report.sent} in ${report.seconds.toFixed(0)} s`,
+    `requests sent through ${ENTRY}: ${report.sent} in ${report.seconds.toFixed(0)} s`,
     `  answered 2xx:                            ${report.ok}`,
     `  connection-level failures (target 0):     ${report.connectionFailures}${report.failureSamples.length ? `  e.g. ${report.failureSamples[0]}` : ''}`,
     `  5xx from the faulty version before its rollback: ${faultyErrors}`,
@@ -125,10 +132,11 @@ async function main(): Promise<number> {
   try {
     await stack.start();
     await stack.waitForInitialSlot();
-    say(`   detection-api v2.1.0 live on blue (2 replicas) behind ${stack.local!.routerUrl}`);
-    const traffic = new TrafficGenerator(stack.local!.routerUrl, Number(options.rate));
+    const entry = stack.local!.entryUrls[ROUTER];
+    say(`   detection-api v2.1.0 live on blue (2 replicas) behind ${ENTRY} at ${entry}`);
+    const traffic = new TrafficGenerator(entry, Number(options.rate));
     traffic.start();
-    say(`   sending ${options.rate} detections/s through the router`);
+    say(`   sending ${options.rate} detections/s through ${ENTRY}`);
 
     const canary = options.strategy === 'canary';
     const good = await deploy(stack, 'v2.2.0', canary ? 'a good version, step by step; it should go live' : 'a good version; it should go live', canary ? 'canary' : 'blueGreen');

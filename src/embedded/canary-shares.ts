@@ -1,8 +1,10 @@
 /**
- * What a canary's steps actually sent to the canary, by the local router's own counts: the share
+ * What a canary's steps actually sent to the canary, by the local router's own counts (at the
+ * entry point of the router the deployment uses): the share
  * each step served beside the weight it set. For the demo, the e2e suite and bench:canary.
  */
 import type { DeploymentResult, DeploymentStatus } from '../shared/deployment-status.js';
+import { TrafficRouter } from '../shared/traffic.js';
 import type { EmbeddedStack } from './stack.js';
 
 /** One step: the weight set, and what the canary and both slots served while it held. */
@@ -23,7 +25,7 @@ export interface StepServed {
 export async function followCanary(
   stack: EmbeddedStack,
   onStatus: (status: DeploymentStatus) => void = () => undefined,
-  pollMs = 100,
+  { pollMs = 100, router = TrafficRouter.ServiceSelector }: { pollMs?: number; router?: TrafficRouter } = {},
 ): Promise<{ result: DeploymentResult; steps: StepServed[] }> {
   const marks: { step: number; weight: number; at: Promise<Record<string, number>> }[] = [];
   const result = await stack.deployments!.follow(
@@ -32,11 +34,11 @@ export async function followCanary(
     (status) => {
       onStatus(status);
       const canary = status.canary;
-      if (canary && status.phase === 'Monitoring' && marks.at(-1)?.step !== canary.step) marks.push({ step: canary.step, weight: canary.weight, at: stack.servedBy() });
+      if (canary && status.phase === 'Monitoring' && marks.at(-1)?.step !== canary.step) marks.push({ step: canary.step, weight: canary.weight, at: stack.servedBy(router) });
     },
     pollMs,
   );
-  const end = await stack.servedBy();
+  const end = await stack.servedBy(router);
   const slot = `detection-api-${result.toSlot}`;
   const steps: StepServed[] = [];
   for (const [index, mark] of marks.entries()) {

@@ -13,6 +13,7 @@ import type { z } from 'zod';
 import type { LocalPlatformConfigSchema } from '../local-cluster/config.js';
 import { stopProcess, waitUntilReady } from '../processes/processes.js';
 import { LocalPlatform } from '../platforms/local-platform.js';
+import type { TrafficRouter } from '../shared/traffic.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const EXAMPLE_CONFIG = join(ROOT, 'examples/detection-api/local-platform.yaml');
@@ -23,6 +24,9 @@ export interface LocalPlatformPorts {
   router: number;
   blue: number;
   green: number;
+  /** The listeners of the HTTPRoute (a Gateway's) and of the Ingress (an NGINX controller's). */
+  gateway: number;
+  ingress: number;
 }
 
 export interface LocalPlatformProcess {
@@ -30,6 +34,8 @@ export interface LocalPlatformProcess {
   platform: LocalPlatform;
   controlUrl: string;
   routerUrl: string;
+  /** Where clients call through each router: the Service, the Gateway, the Ingress controller. */
+  entryUrls: Record<TrafficRouter, string>;
   slotUrls: { blue: string; green: string };
   targetsFile: string;
   output: () => string;
@@ -59,6 +65,8 @@ export async function startLocalPlatformProcess({
   config.control = `127.0.0.1:${ports.control}`;
   config.stateDir = stateDir;
   for (const service of config.services) service.listen = `127.0.0.1:${ports[SERVICE_PORT[service.name]!]}`;
+  for (const route of config.routes ?? []) route.listen = `127.0.0.1:${ports.gateway}`;
+  for (const ingress of config.ingresses ?? []) if (ingress.listen) ingress.listen = `127.0.0.1:${ports.ingress}`;
   if (blueReplicas !== undefined) config.deployments.find((d) => d.name === 'detection-api-blue')!.replicas = blueReplicas;
   config.images[0]!.env = { ...config.images[0]!.env, ...env };
   const file = join(stateDir, 'local-platform.yaml');
@@ -78,6 +86,12 @@ export async function startLocalPlatformProcess({
     platform: new LocalPlatform(controlUrl),
     controlUrl,
     routerUrl: `http://127.0.0.1:${ports.router}`,
+    entryUrls: {
+      'service-selector': `http://127.0.0.1:${ports.router}`,
+      'replica-ratio': `http://127.0.0.1:${ports.router}`,
+      'gateway-api': `http://127.0.0.1:${ports.gateway}`,
+      ingress: `http://127.0.0.1:${ports.ingress}`,
+    },
     slotUrls: { blue: `http://127.0.0.1:${ports.blue}`, green: `http://127.0.0.1:${ports.green}` },
     targetsFile: join(stateDir, 'prometheus-targets.json'),
     output: () => output,

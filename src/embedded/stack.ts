@@ -15,6 +15,7 @@ import { startPrometheus } from '../local-cluster/prometheus-process.js';
 import type { PrometheusProcess } from '../local-cluster/prometheus-process.js';
 import { freePort, stopProcess, waitUntilReady } from '../processes/processes.js';
 import { SEARCH_ATTRIBUTE_KEYS } from '../shared/search-attributes.js';
+import { TrafficRouter } from '../shared/traffic.js';
 import { DEFAULT_TASK_QUEUE } from '../shared/workflow-id.js';
 import { ROOT, startLocalPlatformProcess } from './local-platform-process.js';
 import type { LocalPlatformPorts, LocalPlatformProcess } from './local-platform-process.js';
@@ -40,6 +41,8 @@ export const DEMO_PORTS: StackPorts = {
   router: 8080,
   blue: 8081,
   green: 8082,
+  gateway: 8083,
+  ingress: 8084,
 };
 
 export async function freeStackPorts(): Promise<StackPorts> {
@@ -223,11 +226,19 @@ export class EmbeddedStack {
   }
 
   /**
-   * What the detection API's Service served per Deployment since the local platform started (its
-   * router's own counts): the share each slot actually got, whatever the weights say.
+   * What the detection API's clients got through `router`'s entry point since the local platform
+   * started, per backend (its own counts): the share each slot actually served, whatever the
+   * weights say. Keys are the slots' Deployments (for the Service) or Services (for the HTTPRoute
+   * and the Ingress); the example names both `detection-api-<slot>`.
    */
-  async servedBy(): Promise<Record<string, number>> {
-    const answer = await fetch(`${this.local!.controlUrl}/api/v1/namespaces/default/services/${DETECTION_API_TARGET.service}`);
+  async servedBy(router: TrafficRouter = TrafficRouter.ServiceSelector): Promise<Record<string, number>> {
+    const path = {
+      [TrafficRouter.ServiceSelector]: `/api/v1/namespaces/default/services/${DETECTION_API_TARGET.service}`,
+      [TrafficRouter.ReplicaRatio]: `/api/v1/namespaces/default/services/${DETECTION_API_TARGET.service}`,
+      [TrafficRouter.GatewayApi]: '/apis/gateway.networking.k8s.io/v1/namespaces/default/httproutes/detection-api',
+      [TrafficRouter.Ingress]: '/apis/networking.k8s.io/v1/namespaces/default/ingresses/detection-api-ingress',
+    }[router];
+    const answer = await fetch(`${this.local!.controlUrl}${path}`);
     return ((await answer.json()) as { served: Record<string, number> }).served;
   }
 

@@ -26,6 +26,31 @@ const ServiceSchema = z.object({
   selector: labels.refine((s) => Object.keys(s).length > 0, 'must select at least one label'),
 });
 
+/** A Gateway API HTTPRoute, played: its listener stands for the Gateway, its backendRefs name Services. */
+const HttpRouteSchema = z.object({
+  name,
+  namespace: name.default('default'),
+  /** Where the gateway's listener for this route listens, on loopback. */
+  listen: address,
+  backendRefs: z
+    .array(z.object({ name, weight: z.number().int().min(0).default(1) }).strict())
+    .min(1, 'must name at least one Service'),
+});
+
+/**
+ * An Ingress, played as NGINX Ingress plays it: an Ingress with `listen` is an entry point whose
+ * backend Service takes the traffic, unless a canary Ingress (annotation
+ * `nginx.ingress.kubernetes.io/canary: "true"`) for the same host takes its `canary-weight`.
+ */
+const IngressSchema = z.object({
+  name,
+  namespace: name.default('default'),
+  listen: address.optional(),
+  host: z.string().min(1),
+  backend: name,
+  annotations: z.record(z.string()).default({}),
+});
+
 const DeploymentSchema = z.object({
   name,
   namespace: name.default('default'),
@@ -55,6 +80,8 @@ export const LocalPlatformConfigSchema = z
     /** Working directories of the replicas and the Prometheus targets file. */
     stateDir: z.string().min(1).default('.state/local-platform'),
     services: z.array(ServiceSchema).min(1),
+    routes: z.array(HttpRouteSchema).default([]),
+    ingresses: z.array(IngressSchema).default([]),
     deployments: z.array(DeploymentSchema).min(1),
     images: z.array(ImageSchema).min(1),
   })
@@ -69,6 +96,8 @@ export const LocalPlatformConfigSchema = z
 
 export type LocalPlatformConfig = z.output<typeof LocalPlatformConfigSchema>;
 export type ServiceConfig = LocalPlatformConfig['services'][number];
+export type HttpRouteConfig = LocalPlatformConfig['routes'][number];
+export type IngressConfig = LocalPlatformConfig['ingresses'][number];
 export type DeploymentConfig = LocalPlatformConfig['deployments'][number];
 export type ImageConfig = LocalPlatformConfig['images'][number];
 

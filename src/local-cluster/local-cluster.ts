@@ -13,25 +13,32 @@ import type { LocalPlatformConfig } from './config.js';
 import { LocalDeployment, UnknownImageError } from './deployment.js';
 import { PodPhase } from './pod.js';
 import { LocalService, splitAddress } from './service-router.js';
+import { LocalHttpRoute, LocalIngress } from './traffic-routes.js';
 
 const ObjectParams = z.object({ namespace: z.string(), name: z.string() });
-/**
- * A Service patch, as a JSON merge patch: a selector key set to null is removed (a Service over
- * both slots); `weights` replaces the split, and null clears it.
- */
+/** A Service patch, as a JSON merge patch: a selector key set to null is removed (a Service over both slots). */
 const ServicePatch = z
   .object({
     selector: z.record(z.string().min(1), z.string().nullable()).optional(),
-    weights: z
-      .object({
-        label: z.string().min(1),
-        split: z.record(z.string().min(1), z.number().int('weights must be whole numbers').min(0, 'weights must be 0 or more')),
-      })
-      .strict()
-      .nullable()
-      .optional(),
   })
   .strict();
+/** An HTTPRoute patch: its backendRefs, replaced as a merge patch replaces a list. */
+const RoutePatch = z
+  .object({
+    backendRefs: z
+      .array(z.object({ name: z.string().min(1), weight: z.number().int('weights must be whole numbers').min(0, 'weights must be 0 or more') }).strict())
+      .min(1, 'must name at least one Service'),
+  })
+  .strict();
+/** An Ingress patch: its backend Service, and annotations merged (null removes one). */
+const IngressPatch = z
+  .object({
+    backend: z.string().min(1).optional(),
+    annotations: z.record(z.string().min(1), z.string().nullable()).optional(),
+  })
+  .strict();
+/** A new Ingress (a canary's): no listener of its own, it shares its host's entry point. */
+const IngressCreate = z.object({ name: z.string().min(1), host: z.string().min(1), backend: z.string().min(1), annotations: z.record(z.string()).default({}) }).strict();
 const DeploymentPatch = z
   .object({
     image: z.string().min(1).optional(),
@@ -42,6 +49,8 @@ const DeploymentPatch = z
 export class LocalCluster {
   readonly deployments: LocalDeployment[];
   readonly services: LocalService[];
+  readonly routes: LocalHttpRoute[];
+  readonly ingresses: LocalIngress[];
   readonly targetsFile: string;
   private control: FastifyInstance | null = null;
   private targetsPending = false;
@@ -57,6 +66,9 @@ export class LocalCluster {
     this.services = config.services.map(
       (s) => new LocalService(s, () => this.deployments.filter((d) => d.config.namespace === s.namespace).flatMap((d) => d.readyPods())),
     );
+    const service = (namespace: string, name: string) => this.find(this.services, namespace, name);
+    this.routes = config.routes.map((r) => new LocalHttpRoute(r, service));
+    this.ingresses = config.ingresses.map((i) => new LocalIngress(i, service, () => this.ingresses));
   }
 
   /** The control API's base URL. */
@@ -66,7 +78,7 @@ export class LocalCluster {
 
   async start(): Promise<void> {
     this.writeTargets();
-    for (const service of this.services) await service.listen();
+    for (const listener of [...this.services, ...this.routes, ...this.ingresses]) await listener.listen();
     await Promise.all(this.deployments.map((d) => d.reconcile()));
     this.control = this.controlApi();
     const [host, port] = splitAddress(this.config.control);
@@ -75,7 +87,7 @@ export class LocalCluster {
 
   async stop(): Promise<void> {
     await this.control?.close();
-    await Promise.all(this.services.map((s) => s.close()));
+    await Promise.all([...this.services, ...this.routes, ...this.ingresses].map((s) => s.close()));
     await Promise.all(this.deployments.map((d) => d.shutdown()));
   }
 
@@ -114,8 +126,53 @@ export class LocalCluster {
       }
       if (Object.keys(selector).length === 0) return reply.code(422).send({ message: 'selector: must select at least one label' });
       service.selector = selector;
-      if (patch.data.weights !== undefined) service.setWeights(patch.data.weights);
       return service.status();
+    });
+
+    const routes = '/apis/gateway.networking.k8s.io/v1/namespaces/:namespace/httproutes/:name';
+    app.get(routes, async (request, reply) => {
+      const params = ObjectParams.parse(request.params);
+      const route = this.find(this.routes, params.namespace, params.name);
+      return route ? route.status() : reply.code(404).send(notFound('httproute', params));
+    });
+    app.patch(routes, async (request, reply) => {
+      const params = ObjectParams.parse(request.params);
+      const route = this.find(this.routes, params.namespace, params.name);
+      if (!route) return reply.code(404).send(notFound('httproute', params));
+      const patch = RoutePatch.safeParse(request.body);
+      if (!patch.success) return reply.code(422).send(invalid(patch.error));
+      route.backendRefs = patch.data.backendRefs;
+      return route.status();
+    });
+
+    const ingresses = '/apis/networking.k8s.io/v1/namespaces/:namespace/ingresses';
+    app.get(`${ingresses}/:name`, async (request, reply) => {
+      const params = ObjectParams.parse(request.params);
+      const ingress = this.find(this.ingresses, params.namespace, params.name);
+      return ingress ? ingress.status() : reply.code(404).send(notFound('ingress', params));
+    });
+    app.patch(`${ingresses}/:name`, async (request, reply) => {
+      const params = ObjectParams.parse(request.params);
+      const ingress = this.find(this.ingresses, params.namespace, params.name);
+      if (!ingress) return reply.code(404).send(notFound('ingress', params));
+      const patch = IngressPatch.safeParse(request.body);
+      if (!patch.success) return reply.code(422).send(invalid(patch.error));
+      if (patch.data.backend !== undefined) ingress.backend = patch.data.backend;
+      for (const [key, value] of Object.entries(patch.data.annotations ?? {})) {
+        if (value === null) delete ingress.annotations[key];
+        else ingress.annotations[key] = value;
+      }
+      return ingress.status();
+    });
+    app.post(ingresses, async (request, reply) => {
+      const { namespace } = z.object({ namespace: z.string() }).parse(request.params);
+      const body = IngressCreate.safeParse(request.body);
+      if (!body.success) return reply.code(422).send(invalid(body.error));
+      if (this.find(this.ingresses, namespace, body.data.name)) return reply.code(409).send({ message: `ingress "${body.data.name}" already exists in namespace "${namespace}"` });
+      const service = (ns: string, name: string) => this.find(this.services, ns, name);
+      const ingress = new LocalIngress({ ...body.data, namespace }, service, () => this.ingresses);
+      this.ingresses.push(ingress);
+      return reply.code(201).send(ingress.status());
     });
 
     app.get('/api/v1/namespaces/:namespace/deployments/:name', async (request, reply) => {

@@ -1,14 +1,10 @@
 /**
  * A local Service: a label selector, and an HTTP router on its own port that forwards each request
  * to a ready pod the selector matches, round robin. The selector is read per request, so a switch
- * is atomic for new requests while requests in flight finish where they started.
- *
- * With `weights` the router splits traffic between groups of endpoints, as a Gateway API
- * HTTPRoute's weighted backendRefs do: the endpoints are grouped by one label's value (the slot),
- * a group is picked by smooth weighted round robin (deterministic: 5/95 sends exactly 5 of every
- * 100 requests to the first group), and a pod within the group round robin. A group with no ready
- * endpoint gets nothing and the others share its part. Every answer is counted per Deployment, so
- * the share each backend actually served can be read back. A request that
+ * is atomic for new requests while requests in flight finish where they started. The local
+ * HTTPRoutes and Ingresses (traffic-routes.ts) hand their requests to a Service the same way.
+ * Every answer is counted per Deployment, so the share each backend actually served can be read
+ * back. A request that
  * never reached a pod (connection refused, or a kept-alive connection the pod had just closed) is
  * sent to the next endpoint, as a kube-proxy'd client would reconnect; nothing is retried once a
  * pod may have seen it.
@@ -18,18 +14,11 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { ServiceConfig } from './config.js';
 import type { Pod } from './pod.js';
 
-/** A weighted split between groups of endpoints: by the value of `label`, in relative weights. */
-export interface ServiceWeights {
-  label: string;
-  split: Record<string, number>;
-}
-
 export interface ServiceStatus {
   name: string;
   namespace: string;
   listen: string;
   selector: Record<string, string>;
-  weights: ServiceWeights | null;
   endpoints: { pod: string; deployment: string; labels: Record<string, string>; port: number }[];
   /** Requests answered, per Deployment, since the platform started. */
   served: Record<string, number>;
@@ -45,12 +34,8 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 
 
 export class LocalService {
   selector: Record<string, string>;
-  weights: ServiceWeights | null = null;
   private server: Server | null = null;
   private next = 0;
-  /** Smooth weighted round robin: each group's running credit. */
-  private credit = new Map<string, number>();
-  private readonly nextInGroup = new Map<string, number>();
   private readonly served = new Map<string, number>();
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 256 });
 
@@ -76,72 +61,22 @@ export class LocalService {
       namespace,
       listen,
       selector: { ...this.selector },
-      weights: this.weights ? { label: this.weights.label, split: { ...this.weights.split } } : null,
       endpoints: this.endpoints().map((p) => ({ pod: p.spec.name, deployment: p.spec.deployment, labels: p.spec.labels, port: p.spec.port })),
       served: Object.fromEntries(this.served),
     };
   }
 
-  /** Sets (or, with null, clears) the weighted split; the picks start afresh. */
-  setWeights(weights: ServiceWeights | null): void {
-    this.weights = weights;
-    this.credit = new Map();
-  }
-
-  /**
-   * The next pod among `endpoints`: round robin, or with weights, the group the smooth weighted
-   * round robin picks (nginx's algorithm: every group gains its weight, the richest is picked and
-   * pays the total) and then round robin within it.
-   */
-  private pick(endpoints: Pod[]): Pod {
-    const weights = this.weights;
-    if (!weights) return endpoints[(this.next = (this.next + 1) % endpoints.length)]!;
-    const groups = new Map<string, Pod[]>();
-    for (const pod of endpoints) {
-      const value = pod.spec.labels[weights.label] ?? '';
-      if ((weights.split[value] ?? 0) <= 0) continue;
-      groups.set(value, [...(groups.get(value) ?? []), pod]);
-    }
-    if (groups.size === 0) return endpoints[(this.next = (this.next + 1) % endpoints.length)]!;
-    let total = 0;
-    let chosen: string | null = null;
-    for (const value of [...groups.keys()].sort()) {
-      const weight = weights.split[value]!;
-      total += weight;
-      const credit = (this.credit.get(value) ?? 0) + weight;
-      this.credit.set(value, credit);
-      if (chosen === null || credit > this.credit.get(chosen)!) chosen = value;
-    }
-    this.credit.set(chosen!, this.credit.get(chosen!)! - total);
-    const members = groups.get(chosen!)!;
-    const index = ((this.nextInGroup.get(chosen!) ?? -1) + 1) % members.length;
-    this.nextInGroup.set(chosen!, index);
-    return members[index]!;
-  }
-
   async listen(): Promise<void> {
-    const [host, port] = splitAddress(this.config.listen);
-    const server = createServer((req, res) => void this.forward(req, res));
-    server.keepAliveTimeout = 65_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => resolve());
-    });
-    this.server = server;
+    this.server = await listenOn(this.config.listen, async (req, res) => await this.handle(req, res, await readBody(req)));
   }
 
   async close(): Promise<void> {
     this.agent.destroy();
-    const server = this.server;
-    if (!server) return;
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
+    await closeServer(this.server);
   }
 
-  private async forward(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const body = Buffer.concat(chunks);
+  /** Sends a request (its body already read) to a ready endpoint, round robin; 503 when there is none. */
+  async handle(req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> {
     const tried = new Set<Pod>();
     for (;;) {
       const endpoints = this.endpoints().filter((p) => !tried.has(p));
@@ -150,7 +85,7 @@ export class LocalService {
         res.end(JSON.stringify({ error: `service ${this.key} has no ready endpoint for selector ${JSON.stringify(this.selector)}` }));
         return;
       }
-      const pod = this.pick(endpoints);
+      const pod = endpoints[(this.next = (this.next + 1) % endpoints.length)]!;
       tried.add(pod);
       const outcome = await this.send(pod, req, body, res);
       if (outcome === 'done') return;
@@ -194,6 +129,31 @@ export class LocalService {
       upstream.end(body);
     });
   }
+}
+
+/** A request's whole body: a router reads it once, so it can send it again to another endpoint. */
+export async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** An HTTP server on `address` (host:port) with kept-alive connections, as a cluster's proxies keep them. */
+export async function listenOn(address: string, handler: (req: IncomingMessage, res: ServerResponse) => Promise<void>): Promise<Server> {
+  const [host, port] = splitAddress(address);
+  const server = createServer((req, res) => void handler(req, res));
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}
+
+export async function closeServer(server: Server | null): Promise<void> {
+  if (!server) return;
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
 }
 
 export function splitAddress(address: string): [string, number] {

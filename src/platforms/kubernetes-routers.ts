@@ -13,12 +13,22 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import * as k8s from '@kubernetes/client-node';
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { LiveRoute, Progress, RouteReport, RouteRequest, Target, TrafficRouterPort, WeightVerification } from '../activities/contract.js';
+import type { Target } from '../activities/contract.js';
 import { ErrorType } from '../shared/errors.js';
 import { isSlot, otherSlot, SLOTS } from '../shared/slots.js';
 import type { Slot } from '../shared/slots.js';
-import { formatShare, REPLICA_RATIO_TOLERANCE_POINTS, smallestStep, TrafficRouter } from '../shared/traffic.js';
+import { NGINX_CANARY, NGINX_CANARY_WEIGHT } from '../shared/traffic.js';
+import type { TrafficRouter } from '../shared/traffic.js';
+import {
+  canaryWeightOf,
+  describeWeights,
+  ingressNamesOf,
+  IngressRouterBase,
+  SelectorRouterBase,
+  slotServicesOf,
+  WeightedRouteRouter,
+} from './routers.js';
+import type { IngressView, RouteWeights, SelectorView } from './routers.js';
 
 /** What the routers need of the adapter: its API clients and its call wrapper (retries, error mapping). */
 export interface KubernetesApi {
@@ -31,32 +41,8 @@ export interface KubernetesApi {
 }
 
 const MERGE = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
-const MAX_POLL_MS = 2000;
 /** Tries of a route or Ingress write that keeps meeting someone else's newer version (409). */
 const CONFLICT_TRIES = 5;
-
-/** The weights of a route: `weight` percent to the canary, the rest to the stable slot. */
-function weightsFor({ stable, canary }: RouteRequest, weight: number): Record<Slot, number> {
-  return { [stable]: 100 - weight, [canary]: weight } as Record<Slot, number>;
-}
-
-/** Polls `check` until it reports done, heartbeating; past the timeout, throws what it last said. */
-async function pollUntil(
-  timeoutSeconds: number,
-  progress: Progress,
-  check: () => Promise<{ done: WeightVerification | null; unmet: [what: string, detail: string]; beat: unknown }>,
-): Promise<WeightVerification> {
-  const started = performance.now();
-  for (let poll = 50; ; poll = Math.min(MAX_POLL_MS, poll * 1.5)) {
-    const { done, unmet, beat } = await check();
-    progress.heartbeat(beat);
-    if (done) return { ...done, seconds: (performance.now() - started) / 1000 };
-    if (performance.now() - started > timeoutSeconds * 1000) {
-      throw ApplicationFailure.create({ type: ErrorType.TrafficNotVerified, message: `${unmet[0]} after ${timeoutSeconds} s: ${unmet[1]}`, nonRetryable: true });
-    }
-    await sleep(poll, undefined, { signal: progress.signal });
-  }
-}
 
 /** Whether the API answered 409: the object changed since it was read. */
 function isConflict(error: unknown): boolean {
@@ -78,15 +64,6 @@ async function readyEndpoints(api: KubernetesApi, target: Target, service: strin
   return slices.items.flatMap((s) => s.endpoints ?? []).filter((e) => e.conditions?.ready !== false);
 }
 
-/** The per-slot Services a weighted router sends traffic to. */
-function slotServicesOf(target: Target): Record<Slot, string> {
-  const services = target.traffic?.slotServices;
-  if (!services) {
-    throw ApplicationFailure.create({ type: ErrorType.InvalidInput, message: `traffic.slotServicePattern: the target names no slot Services`, nonRetryable: true });
-  }
-  return services;
-}
-
 /** Reads both slot Services, so a missing backend is named before any traffic moves. */
 async function requireSlotServices(api: KubernetesApi, target: Target): Promise<void> {
   const services = slotServicesOf(target);
@@ -104,90 +81,39 @@ async function slotEndpoints(api: KubernetesApi, target: Target): Promise<Record
   return { blue: blue!.length, green: green!.length };
 }
 
-/** Whether every slot given traffic has endpoints to take it, and the one given none needs none. */
-function endpointsServe(weights: Record<Slot, number>, endpoints: Record<Slot, number>): boolean {
-  return SLOTS.every((slot) => weights[slot] <= 0 || endpoints[slot] > 0);
-}
-
-/**
- * `service-selector` and `replica-ratio`: the Service's selector names the live slot, and for a
- * split its slot label is removed (a JSON merge patch with null), so the Service selects both
- * slots and the share is the canary's part of the ready endpoints.
- */
-export class SelectorRouter implements TrafficRouterPort {
+/** service-selector and replica-ratio on the Service's selector (a JSON merge patch with null removes the slot label). */
+export class SelectorRouter extends SelectorRouterBase {
   constructor(
-    readonly kind: typeof TrafficRouter.ServiceSelector | typeof TrafficRouter.ReplicaRatio,
+    kind: typeof TrafficRouter.ServiceSelector | typeof TrafficRouter.ReplicaRatio,
     private readonly api: KubernetesApi,
-  ) {}
-
-  smallestStep(replicas: number): number {
-    return smallestStep(this.kind, replicas);
+  ) {
+    super(kind);
   }
 
-  async readLive(target: Target): Promise<LiveRoute> {
-    const selected = (await this.readService(target)).spec?.selector?.[target.slotLabelKey];
-    const where = `service ${target.service} in namespace ${target.namespace}`;
-    if (isSlot(selected)) return { slot: selected, routing: `${where} selects ${target.slotLabelKey}=${selected}` };
-    if (selected === undefined) return { slot: null, routing: `${where} selects both slots (no ${target.slotLabelKey} in its selector)` };
-    return { slot: null, routing: `${where} selects ${target.slotLabelKey}=${selected}, which is neither slot (blue, green)` };
+  protected async readSelected(target: Target): Promise<string | undefined> {
+    return (await this.readService(target)).spec?.selector?.[target.slotLabelKey];
   }
 
-  async setWeight(request: RouteRequest & { weight: number }): Promise<RouteReport> {
-    if (this.kind === TrafficRouter.ServiceSelector) {
-      throw ApplicationFailure.create({ type: ErrorType.InvalidInput, message: `traffic.router: service-selector cannot send ${request.weight} % to one slot`, nonRetryable: true });
-    }
-    return await this.select(request.target, null);
-  }
-
-  async reset({ target, stable }: RouteRequest): Promise<RouteReport> {
-    return await this.select(target, stable);
-  }
-
-  async promote({ target, canary }: RouteRequest): Promise<RouteReport> {
-    return await this.select(target, canary);
-  }
-
-  async verifyWeight(request: RouteRequest & { weight: number; timeoutSeconds: number }, progress: Progress): Promise<WeightVerification> {
-    const { target, stable, canary, weight, timeoutSeconds } = request;
-    const slot = weight <= 0 ? stable : weight >= 100 ? canary : null;
-    const [stableSelector, canarySelector] = await Promise.all([this.readDeployment(target, stable), this.readDeployment(target, canary)]).then((ds) => ds.map(selectorOf));
-    return await pollUntil(timeoutSeconds, progress, async () => {
-      const [service, ready, stablePods, canaryPods] = await Promise.all([
-        this.readService(target),
-        readyEndpoints(this.api, target, target.service),
-        this.api.call(`list pods of slot ${stable}`, target, () => this.api.core.listNamespacedPod({ namespace: target.namespace, labelSelector: stableSelector })),
-        this.api.call(`list pods of slot ${canary}`, target, () => this.api.core.listNamespacedPod({ namespace: target.namespace, labelSelector: canarySelector })),
-      ]);
-      const names = (pods: k8s.V1PodList) => new Set(pods.items.map((p) => p.metadata?.name));
-      const [inStable, inCanary] = [names(stablePods), names(canaryPods)];
-      const endpoints = { [stable]: ready.filter((e) => inStable.has(e.targetRef?.name)).length, [canary]: ready.filter((e) => inCanary.has(e.targetRef?.name)).length } as Record<Slot, number>;
-      const strays = ready.length - endpoints[stable] - endpoints[canary];
-      const effective = ready.length === 0 ? 0 : (100 * endpoints[canary]) / ready.length;
-      const selected = (service.spec?.selector?.[target.slotLabelKey] ?? null) === slot;
-      const serving =
-        weight <= 0 ? endpoints[canary] === 0 && endpoints[stable] > 0 : weight >= 100 ? endpoints[stable] === 0 && endpoints[canary] > 0 : endpoints[stable] > 0 && endpoints[canary] > 0;
-      const held = selected && serving && strays === 0 && Math.abs(effective - weight) <= REPLICA_RATIO_TOLERANCE_POINTS;
-      return {
-        done: held ? { weight: effective, endpoints, seconds: 0 } : null,
-        beat: { endpoints, strays, effective },
-        unmet: [
-          `service ${target.service} in namespace ${target.namespace} does not hold ${weight} % for ${canary}`,
-          `${endpoints[stable]} ready endpoints in ${stable}, ${endpoints[canary]} in ${canary} (${formatShare(effective)} %), ${strays} outside both slots`,
-        ],
-      };
-    });
-  }
-
-  /** Sets the selector's slot label to `slot`, or removes it (null); writes only what differs. */
-  private async select(target: Target, slot: Slot | null): Promise<RouteReport> {
-    const current = (await this.readService(target)).spec?.selector?.[target.slotLabelKey];
-    const previous = current === undefined ? 'both slots, by replicas' : `selector ${target.slotLabelKey}=${current}`;
-    const previousSlot = isSlot(current) ? current : null;
-    if ((current ?? null) === slot) return { changed: false, previous, previousSlot };
+  protected async writeSelected(target: Target, slot: Slot | null): Promise<void> {
     await this.api.call(`patch service ${target.service}`, target, () =>
       this.api.core.patchNamespacedService({ name: target.service, namespace: target.namespace, body: { spec: { selector: { [target.slotLabelKey]: slot } } } }, MERGE),
     );
-    return { changed: true, previous, previousSlot };
+  }
+
+  /** The slots' pods are their Deployments' (other apps in the namespace have slots too). */
+  protected async readView(target: Target, stable: Slot, canary: Slot): Promise<SelectorView> {
+    const [stableSelector, canarySelector] = await Promise.all([this.readDeployment(target, stable), this.readDeployment(target, canary)]).then((ds) => ds.map(selectorOf));
+    const [service, ready, stablePods, canaryPods] = await Promise.all([
+      this.readService(target),
+      readyEndpoints(this.api, target, target.service),
+      this.api.call(`list pods of slot ${stable}`, target, () => this.api.core.listNamespacedPod({ namespace: target.namespace, labelSelector: stableSelector })),
+      this.api.call(`list pods of slot ${canary}`, target, () => this.api.core.listNamespacedPod({ namespace: target.namespace, labelSelector: canarySelector })),
+    ]);
+    const names = (pods: k8s.V1PodList) => new Set(pods.items.map((p) => p.metadata?.name));
+    const [inStable, inCanary] = [names(stablePods), names(canaryPods)];
+    const endpoints = { [stable]: ready.filter((e) => inStable.has(e.targetRef?.name)).length, [canary]: ready.filter((e) => inCanary.has(e.targetRef?.name)).length } as Record<Slot, number>;
+    const selected = service.spec?.selector?.[target.slotLabelKey];
+    return { selected: isSlot(selected) ? selected : null, endpoints, strays: ready.length - endpoints[stable] - endpoints[canary] };
   }
 
   private async readService(target: Target): Promise<k8s.V1Service> {
@@ -232,66 +158,50 @@ const GATEWAY_VERSION = 'v1';
 const HTTP_ROUTES = 'httproutes';
 
 /**
- * `gateway-api`: weights on the backendRefs naming the slot Services, in every rule that names
- * one (a rule naming only one slot gets the other beside it, with the same port and filters).
- * Blue-green through it is a 0/100 switch. The live slot is the one holding all the weight.
+ * gateway-api on an HTTPRoute: weights on the backendRefs naming the slot Services, in every rule
+ * that names one (a rule naming only one slot gets the other beside it, with the same port and
+ * filters). Other rules and refs are copied as read. The gateways' status, when they report one,
+ * must accept this generation.
  */
-export class GatewayApiRouter implements TrafficRouterPort {
-  readonly kind = TrafficRouter.GatewayApi;
-
-  constructor(private readonly api: KubernetesApi) {}
-
-  smallestStep(replicas: number): number {
-    return smallestStep(this.kind, replicas);
+export class GatewayApiRouter extends WeightedRouteRouter {
+  constructor(private readonly api: KubernetesApi) {
+    super();
   }
 
-  async readLive(target: Target): Promise<LiveRoute> {
+  protected async slotEndpoints(target: Target): Promise<Record<Slot, number>> {
+    await requireSlotServices(this.api, target);
+    return await slotEndpoints(this.api, target);
+  }
+
+  protected async readWeights(target: Target): Promise<RouteWeights> {
     const route = await this.readRoute(target);
-    const weights = this.weightsOf(target, route);
-    const routing = `httproute ${route.metadata.name} in namespace ${target.namespace} weighs ${describeWeights(target, weights)}`;
-    const live = SLOTS.find((slot) => weights[slot] > 0 && weights[otherSlot(slot)] === 0) ?? null;
-    return { slot: live, routing };
+    return { name: route.metadata.name, weights: this.weightsOf(target, route), refusals: parentsRefusing(route) };
   }
 
-  async setWeight(request: RouteRequest & { weight: number }): Promise<RouteReport> {
-    return await this.write(request, weightsFor(request, request.weight));
-  }
-
-  async reset(request: RouteRequest): Promise<RouteReport> {
-    return await this.write(request, weightsFor(request, 0));
-  }
-
-  async promote(request: RouteRequest): Promise<RouteReport> {
-    return await this.write(request, weightsFor(request, 100));
-  }
-
-  async verifyWeight(request: RouteRequest & { weight: number; timeoutSeconds: number }, progress: Progress): Promise<WeightVerification> {
-    const { target, canary, weight, timeoutSeconds } = request;
-    const wanted = weightsFor(request, weight);
-    return await pollUntil(timeoutSeconds, progress, async () => {
-      const [route, endpoints] = await Promise.all([this.readRoute(target), slotEndpoints(this.api, target)]);
-      const weights = this.weightsOf(target, route);
-      const total = weights.blue + weights.green;
-      const effective = total === 0 ? 0 : (100 * weights[canary]) / total;
-      const held = SLOTS.every((slot) => weights[slot] === wanted[slot]);
-      const refused = parentsRefusing(route);
-      const done = held && refused.length === 0 && endpointsServe(wanted, endpoints);
-      return {
-        done: done ? { weight: effective, endpoints, seconds: 0 } : null,
-        beat: { weights, endpoints },
-        unmet: [
-          `httproute ${route.metadata.name} in namespace ${target.namespace} does not hold ${weight} % for ${canary}`,
-          `it weighs ${describeWeights(target, weights)}, with ${endpoints.blue} ready endpoints behind blue and ${endpoints.green} behind green` +
-            (refused.length ? `; its gateways report ${refused.join('; ')}` : ''),
-        ],
-      };
-    });
+  /** Read, reweigh, patch with the read's resourceVersion; a 409 (someone wrote in between) starts again from a fresh read. */
+  protected async writeWeights(target: Target, weights: Record<Slot, number>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const route = await this.readRoute(target);
+      const body = { metadata: { resourceVersion: route.metadata.resourceVersion }, spec: { rules: this.reweigh(target, route, weights) } };
+      const written = await this.api.call(`patch httproute ${route.metadata.name}`, target, async () => {
+        try {
+          await this.api.custom.patchNamespacedCustomObject(
+            { group: GATEWAY_GROUP, version: GATEWAY_VERSION, namespace: target.namespace, plural: HTTP_ROUTES, name: route.metadata.name, body },
+            MERGE,
+          );
+          return true;
+        } catch (error) {
+          if (isConflict(error) && attempt < CONFLICT_TRIES) return false;
+          throw error;
+        }
+      });
+      if (written) return;
+    }
   }
 
   /** The weight of each slot Service across the rules naming them; rules that disagree are an error (someone else edits them). */
   private weightsOf(target: Target, route: HttpRoute): Record<Slot, number> {
-    const rules = this.slotRules(target, route);
-    const each = rules.map((rule) => {
+    const each = this.slotRules(target, route).map((rule) => {
       const weights = { blue: 0, green: 0 };
       for (const slot of SLOTS) for (const ref of rule.backendRefs ?? []) if (this.names(target, ref, slot)) weights[slot] += ref.weight ?? 1;
       return weights;
@@ -344,32 +254,6 @@ export class GatewayApiRouter implements TrafficRouterPort {
     });
   }
 
-  private async write(request: RouteRequest, weights: Record<Slot, number>): Promise<RouteReport> {
-    const { target } = request;
-    await requireSlotServices(this.api, target);
-    for (let attempt = 1; ; attempt++) {
-      const route = await this.readRoute(target);
-      const before = this.weightsOf(target, route);
-      const previous = `weights ${describeWeights(target, before)}`;
-      const previousSlot = SLOTS.find((slot) => before[slot] > 0 && before[otherSlot(slot)] === 0) ?? null;
-      if (SLOTS.every((slot) => before[slot] === weights[slot])) return { changed: false, previous, previousSlot };
-      const body = { metadata: { resourceVersion: route.metadata.resourceVersion }, spec: { rules: this.reweigh(target, route, weights) } };
-      const written = await this.api.call(`patch httproute ${route.metadata.name}`, target, async () => {
-        try {
-          await this.api.custom.patchNamespacedCustomObject(
-            { group: GATEWAY_GROUP, version: GATEWAY_VERSION, namespace: target.namespace, plural: HTTP_ROUTES, name: route.metadata.name, body },
-            MERGE,
-          );
-          return true;
-        } catch (error) {
-          if (isConflict(error) && attempt < CONFLICT_TRIES) return false;
-          throw error;
-        }
-      });
-      if (written) return { changed: true, previous, previousSlot };
-    }
-  }
-
   private async readRoute(target: Target): Promise<HttpRoute> {
     const name = target.traffic?.httpRoute ?? target.app;
     try {
@@ -406,101 +290,69 @@ function parentsRefusing(route: HttpRoute): string[] {
   return refusing;
 }
 
-function describeWeights(target: Target, weights: Record<Slot, number>): string {
-  const services = slotServicesOf(target);
-  return SLOTS.map((slot) => `${services[slot]} ${weights[slot]}`).join(', ');
-}
-
-/** NGINX Ingress's canary annotations (ingress-nginx "Canary" annotations). */
-export const NGINX_CANARY = 'nginx.ingress.kubernetes.io/canary';
-export const NGINX_CANARY_WEIGHT = 'nginx.ingress.kubernetes.io/canary-weight';
-
 /**
- * `ingress`: the stable Ingress's paths that name a slot Service (and its default backend, if it
- * does) name the live slot's; blue-green switches them. A canary's share goes through a second
- * Ingress over the same hosts and paths naming the canary slot's Service, with NGINX's
- * `canary: "true"` and `canary-weight`; it is made from the stable one when missing, and left at
- * weight 0 after a promotion, ready for the next canary.
+ * ingress on Ingresses: the stable one's paths that name a slot Service (and its default backend,
+ * if it does) name the live slot's; the canary one (made from the stable one when missing: same
+ * class, hosts and slot paths, over the canary slot) carries NGINX's canary annotations. Only the
+ * slot backends and the two canary annotations are ever written; other annotations stay.
  */
-export class IngressRouter implements TrafficRouterPort {
-  readonly kind = TrafficRouter.Ingress;
-
-  constructor(private readonly api: KubernetesApi) {}
-
-  smallestStep(replicas: number): number {
-    return smallestStep(this.kind, replicas);
+export class IngressRouter extends IngressRouterBase {
+  constructor(private readonly api: KubernetesApi) {
+    super();
   }
 
-  async readLive(target: Target): Promise<LiveRoute> {
-    const { stableSlot, canaryWeight, canarySlot, routing } = await this.read(target);
-    return { slot: canaryWeight > 0 && canarySlot !== stableSlot ? null : stableSlot, routing };
+  protected async slotEndpoints(target: Target): Promise<Record<Slot, number>> {
+    return await slotEndpoints(this.api, target);
   }
 
-  async setWeight(request: RouteRequest & { weight: number }): Promise<RouteReport> {
-    const before = await this.read(request.target);
-    const stable = await this.pointStable(request.target, request.stable);
-    const canary = await this.weighCanary(request.target, request.canary, request.weight);
-    return this.report(before, stable || canary);
-  }
-
-  async reset(request: RouteRequest): Promise<RouteReport> {
-    // The stable backend first: if a promotion was half done, the canary Ingress still carries the traffic meanwhile.
-    const before = await this.read(request.target);
-    const stable = await this.pointStable(request.target, request.stable);
-    const canary = await this.weighCanary(request.target, null, 0);
-    return this.report(before, stable || canary);
-  }
-
-  async promote(request: RouteRequest): Promise<RouteReport> {
-    // All to the canary through its Ingress, then the stable backend moves under it, then the canary Ingress lets go:
-    // no moment sends traffic back to the old slot. Without a canary Ingress (blue-green) it is the backend switch alone.
-    const before = await this.read(request.target);
-    let changed = false;
-    if (before.canary) changed = (await this.weighCanary(request.target, request.canary, 100)) || changed;
-    changed = (await this.pointStable(request.target, request.canary)) || changed;
-    if (before.canary) changed = (await this.weighCanary(request.target, null, 0)) || changed;
-    return this.report(before, changed);
-  }
-
-  async verifyWeight(request: RouteRequest & { weight: number; timeoutSeconds: number }, progress: Progress): Promise<WeightVerification> {
-    const { target, stable, canary, weight, timeoutSeconds } = request;
-    const wanted = weightsFor(request, weight);
-    return await pollUntil(timeoutSeconds, progress, async () => {
-      const [state, endpoints] = await Promise.all([this.read(target), slotEndpoints(this.api, target)]);
-      const split = weight > 0 && weight < 100;
-      const stableHeld = state.stableSlot === (weight >= 100 ? canary : stable);
-      const canaryHeld = split ? state.canarySlot === canary && state.canaryWeight === weight : state.canaryWeight === 0;
-      const effective = state.stableSlot === canary ? 100 : state.canarySlot === canary ? state.canaryWeight : 0;
-      const done = stableHeld && canaryHeld && endpointsServe(wanted, endpoints);
-      return {
-        done: done ? { weight: effective, endpoints, seconds: 0 } : null,
-        beat: { routing: state.routing, endpoints },
-        unmet: [`${state.routing}, not ${weight} % for ${canary}`, `${endpoints.blue} ready endpoints behind blue and ${endpoints.green} behind green`],
-      };
-    });
-  }
-
-  private report(before: IngressState, changed: boolean): RouteReport {
-    return { changed, previous: before.routing, previousSlot: before.canaryWeight > 0 ? null : before.stableSlot };
-  }
-
-  /** Both Ingresses as the router sees them: which slot each names, and the canary's weight. */
-  private async read(target: Target): Promise<IngressState> {
-    const { ingress: stableName, canaryIngress: canaryName } = this.names(target);
-    const stable = await this.api.call(`read ingress ${stableName}`, target, () => this.api.networking.readNamespacedIngress({ name: stableName, namespace: target.namespace }));
+  protected async read(target: Target): Promise<IngressView> {
+    const { ingress: stableName, canaryIngress: canaryName } = ingressNamesOf(target);
+    const stable = await this.readIngress(target, stableName);
     const canary = await this.readCanary(target, canaryName);
     const stableSlot = this.slotOf(target, stable, true);
     const canarySlot = canary ? this.slotOf(target, canary, false) : null;
-    const annotations = canary?.metadata?.annotations ?? {};
-    const canaryWeight = canary && annotations[NGINX_CANARY] === 'true' ? Number(annotations[NGINX_CANARY_WEIGHT] ?? 0) || 0 : 0;
+    const canaryWeight = canary ? canaryWeightOf(canary.metadata?.annotations) : 0;
     const routing =
-      `ingress ${stableName} in namespace ${target.namespace} sends to ${stableSlot}` + (canary ? `, canary ingress ${canaryName} sends ${canaryWeight} % to ${canarySlot ?? 'neither slot'}` : '');
-    return { stable, canary, stableSlot, canarySlot, canaryWeight, routing };
+      `ingress ${stableName} in namespace ${target.namespace} sends to ${stableSlot}` + (canary ? `, canary ingress ${canaryName} sends ${canaryWeight} % to ${canarySlot}` : '');
+    return { stableSlot, hasCanary: canary !== null, canarySlot, canaryWeight, routing };
+  }
+
+  protected async pointStable(target: Target, slot: Slot): Promise<boolean> {
+    await requireSlotServices(this.api, target);
+    return await this.patchIngress(target, ingressNamesOf(target).ingress, (ingress) => (this.slotOf(target, ingress, true) === slot ? null : { spec: retarget(target, ingress, slot) }));
+  }
+
+  protected async weighCanary(target: Target, slot: Slot | null, weight: number): Promise<boolean> {
+    const { ingress: stableName, canaryIngress: name } = ingressNamesOf(target);
+    const annotations = { [NGINX_CANARY]: 'true', [NGINX_CANARY_WEIGHT]: String(weight) };
+    if (!(await this.readCanary(target, name))) {
+      if (weight === 0 || slot === null) return false;
+      await requireSlotServices(this.api, target);
+      const stable = await this.readIngress(target, stableName);
+      const body: k8s.V1Ingress = {
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'Ingress',
+        metadata: { name, namespace: target.namespace, labels: { 'app.kubernetes.io/managed-by': 'bluegreen', app: target.app }, annotations },
+        spec: { ...(stable.spec?.ingressClassName ? { ingressClassName: stable.spec.ingressClassName } : {}), rules: canaryRules(target, stable, slot) },
+      };
+      await this.api.call(`create ingress ${name}`, target, () => this.api.networking.createNamespacedIngress({ namespace: target.namespace, body }));
+      return true;
+    }
+    return await this.patchIngress(target, name, (ingress) => {
+      const weighed = canaryWeightOf(ingress.metadata?.annotations) === weight && ingress.metadata?.annotations?.[NGINX_CANARY] === 'true';
+      const pointed = slot === null || this.slotOf(target, ingress, false) === slot;
+      if (weighed && pointed) return null;
+      return { metadata: { annotations }, ...(pointed ? {} : { spec: retarget(target, ingress, slot!) }) };
+    });
+  }
+
+  private async readIngress(target: Target, name: string): Promise<k8s.V1Ingress> {
+    return await this.api.call(`read ingress ${name}`, target, () => this.api.networking.readNamespacedIngress({ name, namespace: target.namespace }));
   }
 
   private async readCanary(target: Target, name: string): Promise<k8s.V1Ingress | null> {
     try {
-      return await this.api.call(`read ingress ${name}`, target, () => this.api.networking.readNamespacedIngress({ name, namespace: target.namespace }));
+      return await this.readIngress(target, name);
     } catch (error) {
       if (error instanceof ApplicationFailure && error.type === ErrorType.NotFound) return null;
       throw error;
@@ -509,8 +361,8 @@ export class IngressRouter implements TrafficRouterPort {
 
   /** The slot whose Service the Ingress's slot backends name; none, or both, is an error naming the Ingress. */
   private slotOf(target: Target, ingress: k8s.V1Ingress, stable: boolean): Slot {
-    const slots = new Set(slotBackends(ingress).map((b) => this.slotNamed(target, b.service?.name)).filter(isSlot));
     const services = slotServicesOf(target);
+    const slots = new Set(slotBackends(ingress).map((b) => slotNamed(target, b.service?.name)).filter(isSlot));
     if (slots.size !== 1) {
       throw ApplicationFailure.create({
         type: ErrorType.PreconditionFailed,
@@ -523,75 +375,10 @@ export class IngressRouter implements TrafficRouterPort {
     return [...slots][0]!;
   }
 
-  private slotNamed(target: Target, service: string | undefined): Slot | null {
-    const services = slotServicesOf(target);
-    return SLOTS.find((slot) => services[slot] === service) ?? null;
-  }
-
-  /** The stable Ingress's slot backends to `slot`'s Service; writes only what differs. */
-  private async pointStable(target: Target, slot: Slot): Promise<boolean> {
-    await requireSlotServices(this.api, target);
-    const { ingress: name } = this.names(target);
-    return await this.patchIngress(target, name, (ingress) => {
-      if (this.slotOf(target, ingress, true) === slot) return null;
-      return { spec: this.retarget(target, ingress, slot) };
-    });
-  }
-
-  /**
-   * The canary Ingress to `weight` percent, over `slot`'s Service (null: wherever it points). Made
-   * from the stable Ingress when missing and there is weight to give; only the two canary
-   * annotations and the slot backends are written, other annotations stay.
-   */
-  private async weighCanary(target: Target, slot: Slot | null, weight: number): Promise<boolean> {
-    const { ingress: stableName, canaryIngress: name } = this.names(target);
-    const existing = await this.readCanary(target, name);
-    if (!existing) {
-      if (weight === 0 || slot === null) return false;
-      await requireSlotServices(this.api, target);
-      const stable = await this.api.call(`read ingress ${stableName}`, target, () => this.api.networking.readNamespacedIngress({ name: stableName, namespace: target.namespace }));
-      const body: k8s.V1Ingress = {
-        apiVersion: 'networking.k8s.io/v1',
-        kind: 'Ingress',
-        metadata: {
-          name,
-          namespace: target.namespace,
-          labels: { 'app.kubernetes.io/managed-by': 'bluegreen', app: target.app },
-          annotations: { [NGINX_CANARY]: 'true', [NGINX_CANARY_WEIGHT]: String(weight) },
-        },
-        spec: { ...(stable.spec?.ingressClassName ? { ingressClassName: stable.spec.ingressClassName } : {}), rules: canaryRules(this, target, stable, slot) },
-      };
-      await this.api.call(`create ingress ${name}`, target, () => this.api.networking.createNamespacedIngress({ namespace: target.namespace, body }));
-      return true;
-    }
-    return await this.patchIngress(target, name, (ingress) => {
-      const annotations = ingress.metadata?.annotations ?? {};
-      const weighed = annotations[NGINX_CANARY] === 'true' && annotations[NGINX_CANARY_WEIGHT] === String(weight);
-      const pointed = slot === null || this.slotOf(target, ingress, false) === slot;
-      if (weighed && pointed) return null;
-      return {
-        metadata: { annotations: { [NGINX_CANARY]: 'true', [NGINX_CANARY_WEIGHT]: String(weight) } },
-        ...(pointed ? {} : { spec: this.retarget(target, ingress, slot!) }),
-      };
-    });
-  }
-
-  /** The Ingress's spec with every slot backend naming `slot`'s Service; everything else as it was. */
-  retarget(target: Target, ingress: k8s.V1Ingress, slot: Slot): Pick<k8s.V1IngressSpec, 'rules' | 'defaultBackend'> {
-    const service = slotServicesOf(target)[slot];
-    const move = (backend: k8s.V1IngressBackend): k8s.V1IngressBackend =>
-      this.slotNamed(target, backend.service?.name) === null ? backend : { ...backend, service: { ...backend.service!, name: service } };
-    const spec = ingress.spec ?? {};
-    return {
-      ...(spec.rules ? { rules: spec.rules.map((rule) => (rule.http ? { ...rule, http: { ...rule.http, paths: rule.http.paths.map((p) => ({ ...p, backend: move(p.backend) })) } } : rule)) } : {}),
-      ...(spec.defaultBackend ? { defaultBackend: move(spec.defaultBackend) } : {}),
-    };
-  }
-
   /** One merge patch computed from a fresh read, carrying its resourceVersion; a 409 is read again. */
   private async patchIngress(target: Target, name: string, change: (ingress: k8s.V1Ingress) => Record<string, unknown> | null): Promise<boolean> {
     for (let attempt = 1; ; attempt++) {
-      const ingress = await this.api.call(`read ingress ${name}`, target, () => this.api.networking.readNamespacedIngress({ name, namespace: target.namespace }));
+      const ingress = await this.readIngress(target, name);
       const patch = change(ingress);
       if (patch === null) return false;
       const metadata = { ...((patch['metadata'] as object | undefined) ?? {}), resourceVersion: ingress.metadata?.resourceVersion };
@@ -607,20 +394,22 @@ export class IngressRouter implements TrafficRouterPort {
       if (written) return true;
     }
   }
-
-  private names(target: Target): { ingress: string; canaryIngress: string } {
-    const ingress = target.traffic?.ingress ?? `${target.app}-ingress`;
-    return { ingress, canaryIngress: target.traffic?.canaryIngress ?? `${ingress}-canary` };
-  }
 }
 
-interface IngressState {
-  stable: k8s.V1Ingress;
-  canary: k8s.V1Ingress | null;
-  stableSlot: Slot;
-  canarySlot: Slot | null;
-  canaryWeight: number;
-  routing: string;
+function slotNamed(target: Target, service: string | undefined): Slot | null {
+  const services = slotServicesOf(target);
+  return SLOTS.find((slot) => services[slot] === service) ?? null;
+}
+
+/** The Ingress's spec with every slot backend naming `slot`'s Service; everything else as it was. */
+function retarget(target: Target, ingress: k8s.V1Ingress, slot: Slot): Pick<k8s.V1IngressSpec, 'rules' | 'defaultBackend'> {
+  const service = slotServicesOf(target)[slot];
+  const move = (backend: k8s.V1IngressBackend): k8s.V1IngressBackend => (slotNamed(target, backend.service?.name) === null ? backend : { ...backend, service: { ...backend.service!, name: service } });
+  const spec = ingress.spec ?? {};
+  return {
+    ...(spec.rules ? { rules: spec.rules.map((rule) => (rule.http ? { ...rule, http: { ...rule.http, paths: rule.http.paths.map((p) => ({ ...p, backend: move(p.backend) })) } } : rule)) } : {}),
+    ...(spec.defaultBackend ? { defaultBackend: move(spec.defaultBackend) } : {}),
+  };
 }
 
 /** Every backend of an Ingress (paths and default) that names a Service. */
@@ -630,9 +419,9 @@ function slotBackends(ingress: k8s.V1Ingress): k8s.V1IngressBackend[] {
 }
 
 /** The canary Ingress's rules: the stable Ingress's hosts and paths that name a slot Service, naming `slot`'s (NGINX pairs them by host and path). */
-function canaryRules(router: IngressRouter, target: Target, stable: k8s.V1Ingress, slot: Slot): k8s.V1IngressRule[] {
+function canaryRules(target: Target, stable: k8s.V1Ingress, slot: Slot): k8s.V1IngressRule[] {
   const services = new Set(Object.values(slotServicesOf(target)));
-  const rules = (router.retarget(target, stable, slot).rules ?? []).map((rule) => ({
+  const rules = (retarget(target, stable, slot).rules ?? []).map((rule) => ({
     ...rule,
     ...(rule.http ? { http: { paths: rule.http.paths.filter((p) => services.has(p.backend.service?.name ?? '')) } } : {}),
   }));

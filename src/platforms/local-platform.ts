@@ -1,8 +1,9 @@
 /**
  * The `local` platform adapter: the platform port over the local platform's control API
  * (`npm run local-platform`). Target names map one to one: the spec's Service is a local Service,
- * its slot Deployments are local Deployments, and the selector's slot label is switched exactly as
- * on Kubernetes, so the workflow cannot tell the two platforms apart.
+ * its slot Deployments are local Deployments, its HTTPRoute and Ingresses are local ones, and each
+ * traffic router writes them as it writes them on Kubernetes (local-routers.ts), so the workflow
+ * cannot tell the two platforms apart.
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import axios from 'axios';
@@ -31,9 +32,11 @@ import type {
 import { parseEnv } from '../config/env.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorType } from '../shared/errors.js';
-import { isSlot } from '../shared/slots.js';
 import type { Slot } from '../shared/slots.js';
-import { formatShare, REPLICA_RATIO_TOLERANCE_POINTS, TrafficRouter } from '../shared/traffic.js';
+import { TrafficRouter } from '../shared/traffic.js';
+import { LocalGatewayApiRouter, LocalIngressRouter, LocalSelectorRouter, LocalServiceSchema } from './local-routers.js';
+import type { LocalApi } from './local-routers.js';
+import { RoutedTraffic } from './routing.js';
 import { versionFromImage } from '../deployment-spec/deployment-spec.js';
 
 const PodSchema = z.object({ name: z.string(), image: z.string(), phase: z.string(), ready: z.boolean(), restarts: z.number() });
@@ -51,15 +54,7 @@ const DeploymentSchema = z.object({
   terminationGracePeriodSeconds: z.number(),
   pods: z.array(PodSchema),
 });
-const ServiceSchema = z.object({
-  name: z.string(),
-  listen: z.string(),
-  selector: z.record(z.string()),
-  weights: z.object({ label: z.string(), split: z.record(z.number()) }).nullable().default(null),
-  endpoints: z.array(z.object({ pod: z.string(), deployment: z.string(), labels: z.record(z.string()) })),
-});
 type LocalDeploymentState = z.output<typeof DeploymentSchema>;
-type LocalServiceState = z.output<typeof ServiceSchema>;
 
 export const LocalPlatformEnvSchema = z.object({
   /** The local platform's control API. */
@@ -72,44 +67,24 @@ const POLL_MS = 100;
 /** `<service>.<namespace>.svc[.cluster.local]`: a cluster DNS name the local platform can resolve. */
 const CLUSTER_HOST = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.svc(\.cluster\.local)?$/;
 
-/**
- * What a router should hold for a canary's weight on the local platform: the Service's selector
- * (the slot label set to one slot, or removed so that it selects both) and its weighted split.
- * Gateway API is played by the Service's own weights, as an HTTPRoute splits between the slots.
- */
-function intendedRouting({ router, stable, canary, weight }: SetWeightRequest): { slot: Slot | null; weights: Record<string, number> | null } {
-  if (weight <= 0) return { slot: stable, weights: null };
-  if (weight >= 100) return { slot: canary, weights: null };
-  if (router === TrafficRouter.GatewayApi) return { slot: null, weights: { [stable]: 100 - weight, [canary]: weight } };
-  return { slot: null, weights: null };
-}
-
-function sameSplit(a: Record<string, number> | null, b: Record<string, number> | null): boolean {
-  if (a === null || b === null) return a === b;
-  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-  return [...keys].every((key) => (a[key] ?? 0) === (b[key] ?? 0));
-}
-
-/** Whether the Service routes as intended already: the slot label, and the split by it (or none). */
-function routesAs(service: LocalServiceState, slotLabelKey: string, intended: ReturnType<typeof intendedRouting>): boolean {
-  // A split by some other label is not what any router here writes: never as intended.
-  const split = service.weights === null ? null : service.weights.label === slotLabelKey ? service.weights.split : undefined;
-  return (service.selector[slotLabelKey] ?? null) === intended.slot && split !== undefined && sameSplit(split, intended.weights);
-}
-
-function describeRouting(service: LocalServiceState, slotLabelKey: string): string {
-  const slot = service.selector[slotLabelKey];
-  if (slot !== undefined) return `selector ${slotLabelKey}=${slot}`;
-  return service.weights ? `both slots, weights ${JSON.stringify(service.weights.split)}` : 'both slots, by replicas';
-}
-
 export class LocalPlatform implements Platform {
   readonly name = 'local';
-  readonly routers = [TrafficRouter.ServiceSelector, TrafficRouter.ReplicaRatio, TrafficRouter.GatewayApi] as const;
   private readonly http: AxiosInstance;
+  private readonly traffic: RoutedTraffic;
 
   constructor(readonly baseUrl: string) {
     this.http = axios.create({ baseURL: baseUrl.replace(/\/+$/, ''), timeout: 10_000 });
+    const api: LocalApi = { request: (method, path, body) => this.request(method, path, body) };
+    this.traffic = new RoutedTraffic(this.name, [
+      new LocalSelectorRouter(TrafficRouter.ServiceSelector, api),
+      new LocalSelectorRouter(TrafficRouter.ReplicaRatio, api),
+      new LocalGatewayApiRouter(api),
+      new LocalIngressRouter(api),
+    ]);
+  }
+
+  get routers(): TrafficRouter[] {
+    return this.traffic.kinds;
   }
 
   static fromEnv(env: NodeJS.ProcessEnv): LocalPlatform {
@@ -117,15 +92,7 @@ export class LocalPlatform implements Platform {
   }
 
   async describe(target: Target): Promise<LiveState> {
-    const service = await this.service(target);
-    const activeSlot = service.selector[target.slotLabelKey];
-    if (!isSlot(activeSlot)) {
-      throw ApplicationFailure.create({
-        type: ErrorType.PreconditionFailed,
-        message: `service ${target.service} in namespace ${target.namespace} selects ${target.slotLabelKey}=${activeSlot ?? '(none)'}, which is neither slot (blue, green)`,
-        nonRetryable: true,
-      });
-    }
+    const activeSlot = await this.traffic.liveSlot(target);
     const [blue, green] = await Promise.all([this.slotState(target, 'blue'), this.slotState(target, 'green')]);
     return { activeSlot, slots: { blue, green } };
   }
@@ -163,81 +130,20 @@ export class LocalPlatform implements Platform {
     }
   }
 
-  async switchTraffic({ target, slot }: SwitchTrafficRequest): Promise<SwitchReport> {
-    const service = await this.service(target);
-    const current = service.selector[target.slotLabelKey];
-    const previousSlot = isSlot(current) ? current : null;
-    if (current === slot) return { changed: false, previousSlot };
-    await this.request('patch', `/api/v1/namespaces/${target.namespace}/services/${target.service}`, { selector: { [target.slotLabelKey]: slot } });
-    return { changed: true, previousSlot };
+  async switchTraffic(request: SwitchTrafficRequest): Promise<SwitchReport> {
+    return await this.traffic.switchTraffic(request);
   }
 
-  async verifyTraffic({ target, slot, timeoutSeconds }: VerifyTrafficRequest, progress: Progress): Promise<EndpointsReport> {
-    const started = performance.now();
-    for (;;) {
-      const service = await this.service(target);
-      const endpoints = service.endpoints;
-      const strays = endpoints.filter((e) => e.labels[target.slotLabelKey] !== slot);
-      progress.heartbeat({ endpoints: endpoints.length, strays: strays.length });
-      if (service.selector[target.slotLabelKey] === slot && endpoints.length > 0 && strays.length === 0) {
-        return { endpoints: endpoints.length, seconds: (performance.now() - started) / 1000 };
-      }
-      if (performance.now() - started > timeoutSeconds * 1000) {
-        throw ApplicationFailure.create({
-          type: ErrorType.TrafficNotVerified,
-          message: `service ${target.service} has ${endpoints.length} endpoints, ${strays.length} of them outside slot ${slot}, after ${timeoutSeconds} s`,
-          nonRetryable: true,
-        });
-      }
-      await sleep(POLL_MS, undefined, { signal: progress.signal });
-    }
+  async verifyTraffic(request: VerifyTrafficRequest, progress: Progress): Promise<EndpointsReport> {
+    return await this.traffic.verifyTraffic(request, progress);
   }
 
   async setTrafficWeight(request: SetWeightRequest): Promise<WeightReport> {
-    const { target } = request;
-    const service = await this.service(target);
-    const intended = intendedRouting(request);
-    const previous = describeRouting(service, target.slotLabelKey);
-    if (routesAs(service, target.slotLabelKey, intended)) return { changed: false, previous };
-    await this.request('patch', `/api/v1/namespaces/${target.namespace}/services/${target.service}`, {
-      selector: { [target.slotLabelKey]: intended.slot },
-      weights: intended.weights ? { label: target.slotLabelKey, split: intended.weights } : null,
-    });
-    return { changed: true, previous };
+    return await this.traffic.setTrafficWeight(request);
   }
 
   async verifyTrafficWeight(request: VerifyWeightRequest, progress: Progress): Promise<WeightVerification> {
-    const { target, stable, canary, weight, timeoutSeconds } = request;
-    const intended = intendedRouting(request);
-    const started = performance.now();
-    for (;;) {
-      const service = await this.service(target);
-      const count = (slot: Slot) => service.endpoints.filter((e) => e.labels[target.slotLabelKey] === slot).length;
-      const endpoints = { [stable]: count(stable), [canary]: count(canary) } as Record<Slot, number>;
-      const total = endpoints[stable] + endpoints[canary];
-      const effective = service.weights
-        ? (100 * (service.weights.split[canary] ?? 0)) / Math.max(1, (service.weights.split[canary] ?? 0) + (service.weights.split[stable] ?? 0))
-        : total === 0
-          ? 0
-          : (100 * endpoints[canary]) / total;
-      progress.heartbeat({ endpoints, effective });
-      const routed = routesAs(service, target.slotLabelKey, intended);
-      const served =
-        weight <= 0 ? endpoints[stable] > 0 && endpoints[canary] === 0 : weight >= 100 ? endpoints[canary] > 0 && endpoints[stable] === 0 : endpoints[stable] > 0 && endpoints[canary] > 0;
-      if (routed && served && Math.abs(effective - weight) <= REPLICA_RATIO_TOLERANCE_POINTS) {
-        return { weight: effective, endpoints, seconds: (performance.now() - started) / 1000 };
-      }
-      if (performance.now() - started > timeoutSeconds * 1000) {
-        throw ApplicationFailure.create({
-          type: ErrorType.TrafficNotVerified,
-          message:
-            `service ${target.service} does not hold ${weight} % for ${canary} after ${timeoutSeconds} s: ${describeRouting(service, target.slotLabelKey)}, ` +
-            `${endpoints[stable]} endpoints in ${stable} and ${endpoints[canary]} in ${canary} (${formatShare(effective)} %)`,
-          nonRetryable: true,
-        });
-      }
-      await sleep(POLL_MS, undefined, { signal: progress.signal });
-    }
+    return await this.traffic.verifyTrafficWeight(request, progress);
   }
 
   async readRestarts({ target, slot }: ReadRestartsRequest): Promise<number> {
@@ -270,16 +176,12 @@ export class LocalPlatform implements Platform {
     const parsed = new URL(url);
     const match = CLUSTER_HOST.exec(parsed.hostname);
     if (!match) return url;
-    const service = ServiceSchema.parse(await this.request('get', `/api/v1/namespaces/${match[3]}/services/${match[1]}`));
+    const service = LocalServiceSchema.parse(await this.request('get', `/api/v1/namespaces/${match[3]}/services/${match[1]}`));
     return `${parsed.protocol}//${service.listen}${parsed.pathname === '/' ? '' : parsed.pathname}`;
   }
 
   private async slotState(target: Target, slot: Slot): Promise<SlotState> {
     return toSlotState(target, slot, await this.deployment(target, slot));
-  }
-
-  private async service(target: Target): Promise<LocalServiceState> {
-    return ServiceSchema.parse(await this.request('get', `/api/v1/namespaces/${target.namespace}/services/${target.service}`));
   }
 
   private async deployment(target: Target, slot: Slot): Promise<LocalDeploymentState> {
@@ -299,7 +201,7 @@ export class LocalPlatform implements Platform {
   }
 
   /** One control API call; 404 and 422 are permanent, anything else (refused, 5xx) is retried. */
-  private async request(method: 'get' | 'patch', path: string, body?: unknown): Promise<unknown> {
+  private async request(method: 'get' | 'patch' | 'post', path: string, body?: unknown): Promise<unknown> {
     try {
       const response = await this.http.request({ method, url: path, data: body });
       return response.data;

@@ -6,6 +6,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type {
   EndpointsReport,
+  RouteRequest,
   Progress,
   SetWeightRequest,
   SwitchReport,
@@ -18,7 +19,8 @@ import type {
   WeightVerification,
 } from '../activities/contract.js';
 import { ErrorType } from '../shared/errors.js';
-import { otherSlot } from '../shared/slots.js';
+import { otherSlot, SLOTS } from '../shared/slots.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Slot } from '../shared/slots.js';
 import type { TrafficRouter } from '../shared/traffic.js';
 
@@ -37,9 +39,9 @@ export class RoutedTraffic {
     return [...this.byKind.keys()];
   }
 
-  /** The target's router; a request's own (a canary's) when the target predates the traffic section. */
+  /** The router a request names (a canary's weights do), else the target's. */
   routerFor(target: Target, requested?: TrafficRouter): TrafficRouterPort {
-    const kind = target.traffic?.router ?? requested ?? 'service-selector';
+    const kind = requested ?? target.traffic?.router ?? 'service-selector';
     const port = this.byKind.get(kind);
     if (!port) {
       throw ApplicationFailure.create({
@@ -84,4 +86,39 @@ export class RoutedTraffic {
   async verifyTrafficWeight({ target, router, stable, canary, weight, timeoutSeconds }: VerifyWeightRequest, progress: Progress): Promise<WeightVerification> {
     return await this.routerFor(target, router).verifyWeight({ target, stable, canary, weight, timeoutSeconds }, progress);
   }
+}
+
+/** The weights of a route: `weight` percent to the canary, the rest to the stable slot. */
+export function weightsFor({ stable, canary }: RouteRequest, weight: number): Record<Slot, number> {
+  return { [stable]: 100 - weight, [canary]: weight } as Record<Slot, number>;
+}
+
+const MAX_POLL_MS = 2000;
+
+/** Polls `check` until it reports done, heartbeating; past the timeout, throws what it last said. */
+export async function pollUntil(
+  timeoutSeconds: number,
+  progress: Progress,
+  check: () => Promise<{ done: WeightVerification | null; unmet: [what: string, detail: string]; beat: unknown }>,
+): Promise<WeightVerification> {
+  const started = performance.now();
+  for (let poll = 50; ; poll = Math.min(MAX_POLL_MS, poll * 1.5)) {
+    const { done, unmet, beat } = await check();
+    progress.heartbeat(beat);
+    if (done) return { ...done, seconds: (performance.now() - started) / 1000 };
+    if (performance.now() - started > timeoutSeconds * 1000) {
+      throw ApplicationFailure.create({ type: ErrorType.TrafficNotVerified, message: `${unmet[0]} after ${timeoutSeconds} s: ${unmet[1]}`, nonRetryable: true });
+    }
+    await sleep(poll, undefined, { signal: progress.signal });
+  }
+}
+
+/** Whether every slot given traffic has endpoints to take it, and the one given none needs none. */
+export function endpointsServe(weights: Record<Slot, number>, endpoints: Record<Slot, number>): boolean {
+  return SLOTS.every((slot) => weights[slot] <= 0 || endpoints[slot] > 0);
+}
+
+/** The slot holding all the weight, or null while both (or neither) have some. */
+export function liveSlotOf(weights: Record<Slot, number>): Slot | null {
+  return SLOTS.find((slot) => weights[slot] > 0 && weights[otherSlot(slot)] === 0) ?? null;
 }

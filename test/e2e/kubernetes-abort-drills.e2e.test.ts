@@ -6,22 +6,29 @@
  * - The abort sweep: one deployment per offset across Deploying and Switching, in steps of at most
  *   50 ms, with every write in flight for 300 ms; every run ends rolled back, the Service and its
  *   endpoints on the old slot, the new slot back to its previous image and replicas.
+ * - A gateway-api canary whose first HTTPRoute write is held 5 s, aborted meanwhile: the held 5 %
+ *   lands, then the 0 %, and the route ends at 100/0 for the stable slot, the canary restored.
  * - The API server down for 3 minutes during a rollback (the real kube-apiserver process stopped,
  *   on a control plane of this file's own): the restore keeps trying, `rollback-stuck` reaches a
  *   real webhook receiver after 2 minutes, and once the API server is back the deployment ends
  *   rolled back with nobody involved.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import * as k8s from '@kubernetes/client-node';
+import { KubernetesPlatform } from '../../src/platforms/kubernetes-platform.js';
 import { DeploymentClient } from '../../src/client/deployment-client.js';
 import { WebhookNotifier } from '../../src/notifications/webhook-notifier.js';
 import type { DeploymentResult } from '../../src/shared/deployment-status.js';
 import type { Slot } from '../../src/shared/slots.js';
 import { phaseSpans, runSweep, summarise, sweepPoints } from '../helpers/abort-sweep.js';
-import { testSpec } from '../helpers/deployment-harness.js';
+import { REFERENCE_TARGET, testSpec } from '../helpers/deployment-harness.js';
 import { eventually } from '../helpers/eventually.js';
 import { FaultInjectingKubeProxy } from '../helpers/fault-injecting-kube-proxy-double.js';
 import { endpointPods, slotPods, startClusterWithManifests } from '../helpers/kubernetes.js';
@@ -36,6 +43,9 @@ const IMAGE = (tag: string) => `registry.internal/detection-api:${tag}`;
 const SERVICE_PATCH = /\/api\/v1\/namespaces\/default\/services\/detection-api-service$/;
 const deploymentPatch = (slot: Slot) => new RegExp(`/apis/apps/v1/namespaces/default/deployments/detection-api-${slot}$`);
 const OUTAGE_MS = 180_000;
+const ROUTE_PATCH = /\/apis\/gateway.networking.k8s.io\/v1\/namespaces\/default\/httproutes\/detection-api$/;
+const ROUTERS_OVERLAY = fileURLToPath(new URL('./routers-overlay', import.meta.url));
+const run = promisify(execFile);
 
 describe('abort drills on the Kubernetes control plane', () => {
   let env: TestWorkflowEnvironment;
@@ -132,6 +142,51 @@ describe('abort drills on the Kubernetes control plane', () => {
     );
     process.stdout.write(`# abort sweep (Kubernetes, writes held 300 ms): Deploying ${spans.deployMs} ms, Switching ${spans.switchMs} ms; ${summarise(runs)}\n`);
     assert.ok(runs.some((r) => r.acceptedIn === 'Deploying') && runs.some((r) => r.acceptedIn === 'Switching'), summarise(runs));
+  });
+
+  it('an abort while a gateway-api canary’s first weight write is held 5 s leaves the HTTPRoute at 100/0 for the stable slot, verified, and the canary restored', async () => {
+    proxy.reset();
+    proxy.tap.writeDelayMs = 0;
+    // The routers' Roles and the example HTTPRoute, with the route on the slot that is live now.
+    await run('kubectl', ['--kubeconfig', cluster.plane.kubeconfigPath, 'apply', '--server-side', '--force-conflicts', '-k', ROUTERS_OVERLAY]);
+    const from = await liveSlot();
+    const to: Slot = from === 'blue' ? 'green' : 'blue';
+    const gatewayTarget = { ...REFERENCE_TARGET, traffic: { ...REFERENCE_TARGET.traffic!, router: 'gateway-api' as const, httpRoute: 'detection-api' } };
+    await new KubernetesPlatform(cluster.plane.adminConfig()).switchTraffic({ target: gatewayTarget, slot: from });
+    const before = await idleBefore(from);
+    const writesBefore = proxy.tap.writes.length;
+    proxy.tap.holdNext(ROUTE_PATCH, 5000);
+    const held = proxy.tap.nextWrite(ROUTE_PATCH);
+    const handle = await deployments.start(
+      testSpec({
+        image: IMAGE('v2.6.0'),
+        replicas: 2,
+        strategy: 'canary',
+        traffic: { router: 'gateway-api', httpRoute: 'detection-api' },
+        readinessTimeoutSeconds: 60,
+        smoke: { endpoint: worker.referenceUrl },
+        monitor: { durationSeconds: 30, intervalSeconds: 1, slos: [] },
+        canary: { steps: [{ weight: 5, holdSeconds: 30 }, { weight: 100, holdSeconds: 30 }], minRequests: 0 },
+        scaleDownDelaySeconds: 0,
+      }),
+    );
+    await held;
+    const answer = await abort('the route write is slow: pull the canary back');
+    assert.equal(answer.delivery, 'accepted');
+    assert.equal(answer.phase, 'Switching');
+    const result: DeploymentResult = await deploymentResult(handle);
+    assert.deepEqual([result.outcome, result.reason, result.liveSlot], ['RolledBack', 'Aborted', from], result.message);
+    // The held 5 % landed before the rollback's 0 %: both writes, in that order, and the route ends on the stable slot.
+    const routeWrites = proxy.tap.writes.slice(writesBefore).filter((w) => ROUTE_PATCH.test(w.path));
+    assert.equal(routeWrites.length, 2, 'the 5 % and the 0 %');
+    const route = (await cluster.plane
+      .adminConfig()
+      .makeApiClient(k8s.CustomObjectsApi)
+      .getNamespacedCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', namespace: 'default', plural: 'httproutes', name: 'detection-api' })) as {
+      spec: { rules: { backendRefs: { name: string; weight: number }[] }[] };
+    };
+    assert.deepEqual(Object.fromEntries(route.spec.rules[0]!.backendRefs.map((r) => [r.name, r.weight])), { [`detection-api-${from}`]: 100, [`detection-api-${to}`]: 0 });
+    await assertRestored(from, before);
   });
 
   it('keeps restoring through 3 minutes without an API server, says rollback-stuck, and ends rolled back by itself', async () => {

@@ -3,10 +3,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EmbeddedStack, freeStackPorts } from '../../src/embedded/stack.js';
+import { DETECTION_API_TARGET, EmbeddedStack, freeStackPorts } from '../../src/embedded/stack.js';
 import type { StackOptions, StackPorts } from '../../src/embedded/stack.js';
 import { TrafficGenerator } from '../../src/embedded/traffic.js';
 import type { DeploymentStatus } from '../../src/shared/deployment-status.js';
+import type { Slot } from '../../src/shared/slots.js';
+import { TRAFFIC_ROUTERS } from '../../src/shared/traffic.js';
 import { testSpec } from './deployment-harness.js';
 import { eventually } from './eventually.js';
 
@@ -77,6 +79,17 @@ export async function startStackUnderTraffic(options: Omit<StackOptions, 'stateD
   const traffic = new TrafficGenerator(stack.local!.routerUrl, rate);
   traffic.start();
   return { stack, traffic };
+}
+
+/**
+ * Points every router's objects at `slot` (the Service's selector, the HTTPRoute's weights, the
+ * Ingress's backend), as a team moving to another router would: each router reads the live slot
+ * from its own objects, so tests that change routers keep them in agreement.
+ */
+export async function routeAllTo(stack: EmbeddedStack, slot: Slot): Promise<void> {
+  for (const router of TRAFFIC_ROUTERS) {
+    await stack.local!.platform.switchTraffic({ target: { ...DETECTION_API_TARGET, traffic: { ...DETECTION_API_TARGET.traffic!, router } }, slot });
+  }
 }
 
 /** Stops the traffic and the stack; fails if any request went unanswered meanwhile. */

@@ -105,40 +105,73 @@ describe('the local platform adapter against the real local platform', () => {
     assert.deepEqual(await local.platform.switchTraffic({ target, slot: 'green' }), { changed: false, previousSlot: 'green' });
   });
 
-  it('splits traffic by weight (gateway-api) and by replicas (replica-ratio), exactly, verifies each, and reports what each slot served', async () => {
+  it('splits traffic through each router exactly, verifies each, and reports what each backend served', async () => {
     // Green serves (2 replicas of v2.2.0); blue still runs 2 of v2.1.0: here blue plays the canary.
-    const weighted = { target, router: 'gateway-api' as const, stable: 'green' as const, canary: 'blue' as const };
-    const countServed = async (requests: number) => {
-      const before = await serviceStatus();
-      for (let i = 0; i < requests; i++) await servedBy(local.routerUrl, 1);
-      const after = await serviceStatus();
-      const delta = (deployment: string) => (after.served[deployment] ?? 0) - (before.served[deployment] ?? 0);
+    const request = { target, stable: 'green' as const, canary: 'blue' as const };
+    /** Sends `requests` one at a time through an entry point; what each backend answered, by the entry's own counts. */
+    const countServed = async (entry: string, statusPath: string, requests: number) => {
+      const served = async () => ((await (await fetch(`${local.controlUrl}${statusPath}`)).json()) as { served: Record<string, number> }).served;
+      const before = await served();
+      for (let i = 0; i < requests; i++) await servedBy(entry, 1);
+      const after = await served();
+      const delta = (backend: string) => (after[backend] ?? 0) - (before[backend] ?? 0);
       return { blue: delta('detection-api-blue'), green: delta('detection-api-green') };
     };
-    const serviceStatus = async () =>
-      (await (await fetch(`${local.controlUrl}/api/v1/namespaces/default/services/detection-api-service`)).json()) as { selector: Record<string, string>; served: Record<string, number> };
+    const routePath = '/apis/gateway.networking.k8s.io/v1/namespaces/default/httproutes/detection-api';
+    const ingressPath = (name: string) => `/apis/networking.k8s.io/v1/namespaces/default/ingresses/${name}`;
+    const servicePath = '/api/v1/namespaces/default/services/detection-api-service';
+    const read = async <T>(path: string) => (await (await fetch(`${local.controlUrl}${path}`)).json()) as T;
 
-    assert.deepEqual(await local.platform.setTrafficWeight({ ...weighted, weight: 25 }), { changed: true, previous: 'selector slot=green' });
-    const at25 = await local.platform.verifyTrafficWeight({ ...weighted, weight: 25, timeoutSeconds: 10 }, progress());
+    // gateway-api: the route's backendRefs weights.
+    const gateway = { ...request, router: 'gateway-api' as const };
+    assert.deepEqual(await local.platform.setTrafficWeight({ ...gateway, weight: 25 }), { changed: true, previous: 'weights detection-api-blue 100, detection-api-green 0' });
+    assert.deepEqual((await read<{ backendRefs: unknown }>(routePath)).backendRefs, [
+      { name: 'detection-api-blue', weight: 25 },
+      { name: 'detection-api-green', weight: 75 },
+    ]);
+    const at25 = await local.platform.verifyTrafficWeight({ ...gateway, weight: 25, timeoutSeconds: 10 }, progress());
     assert.deepEqual([at25.weight, at25.endpoints], [25, { green: 2, blue: 2 }]);
-    assert.deepEqual(await countServed(100), { blue: 25, green: 75 }, 'smooth weighted round robin: exactly 25 of every 100');
-    assert.deepEqual(await local.platform.setTrafficWeight({ ...weighted, weight: 25 }), { changed: false, previous: 'both slots, weights {"green":75,"blue":25}' });
+    assert.deepEqual(await countServed(local.entryUrls['gateway-api'], routePath, 100), { blue: 25, green: 75 }, 'smooth weighted round robin: exactly 25 of every 100');
+    assert.deepEqual(await local.platform.setTrafficWeight({ ...gateway, weight: 25 }), { changed: false, previous: 'weights detection-api-blue 25, detection-api-green 75' });
+    await local.platform.setTrafficWeight({ ...gateway, weight: 0 });
+    await local.platform.verifyTrafficWeight({ ...gateway, weight: 0, timeoutSeconds: 10 }, progress());
+    assert.deepEqual(await countServed(local.entryUrls['gateway-api'], routePath, 10), { blue: 0, green: 10 });
 
-    const byReplicas = { ...weighted, router: 'replica-ratio' as const };
+    // ingress: the entry Ingress's backend moves to the stable slot, a canary Ingress for its host takes the weight.
+    const ingress = { ...request, router: 'ingress' as const };
+    await local.platform.setTrafficWeight({ ...ingress, weight: 20 });
+    const canaryIngress = await read<{ host: string; backend: string; annotations: Record<string, string> }>(ingressPath('detection-api-ingress-canary'));
+    assert.deepEqual(canaryIngress, {
+      name: 'detection-api-ingress-canary',
+      namespace: 'default',
+      listen: null,
+      host: 'detection-api.internal.example.com',
+      backend: 'detection-api-blue',
+      annotations: { 'nginx.ingress.kubernetes.io/canary': 'true', 'nginx.ingress.kubernetes.io/canary-weight': '20' },
+      served: {},
+    });
+    assert.equal((await read<{ backend: string }>(ingressPath('detection-api-ingress'))).backend, 'detection-api-green');
+    assert.equal((await local.platform.verifyTrafficWeight({ ...ingress, weight: 20, timeoutSeconds: 10 }, progress())).weight, 20);
+    assert.deepEqual(await countServed(local.entryUrls.ingress, ingressPath('detection-api-ingress'), 50), { blue: 10, green: 40 });
+    await local.platform.setTrafficWeight({ ...ingress, weight: 0 });
+    await local.platform.verifyTrafficWeight({ ...ingress, weight: 0, timeoutSeconds: 10 }, progress());
+    assert.deepEqual(await countServed(local.entryUrls.ingress, ingressPath('detection-api-ingress'), 10), { blue: 0, green: 10 });
+
+    // replica-ratio: one Service over both slots.
+    const byReplicas = { ...request, router: 'replica-ratio' as const };
     await local.platform.setTrafficWeight({ ...byReplicas, weight: 50 });
     const at50 = await local.platform.verifyTrafficWeight({ ...byReplicas, weight: 50, timeoutSeconds: 10 }, progress());
     assert.equal(at50.weight, 50, 'two replicas of each slot behind one selector');
-    assert.deepEqual((await serviceStatus()).selector, { app: 'detection-api' }, 'the slot label is gone from the selector');
-    assert.deepEqual(await countServed(40), { blue: 20, green: 20 });
+    assert.deepEqual((await read<{ selector: unknown }>(servicePath)).selector, { app: 'detection-api' }, 'the slot label is gone from the selector');
+    assert.deepEqual(await countServed(local.routerUrl, servicePath, 40), { blue: 20, green: 20 });
     // A weight the replicas do not hold is not verified: 25 % of 2 + 2 endpoints cannot be.
     const wrong = await rejection(local.platform.verifyTrafficWeight({ ...byReplicas, weight: 25, timeoutSeconds: 1 }, progress()));
     assert.equal(wrong.type, ErrorType.TrafficNotVerified);
-    assert.match(wrong.message, /does not hold 25 % for blue after 1 s: both slots, by replicas, 2 endpoints in green and 2 in blue \(50 %\)/);
-
-    await local.platform.setTrafficWeight({ ...weighted, weight: 0 });
-    await local.platform.verifyTrafficWeight({ ...weighted, weight: 0, timeoutSeconds: 10 }, progress());
-    assert.deepEqual(await countServed(10), { blue: 0, green: 10 });
-    assert.deepEqual((await serviceStatus()).selector, { app: 'detection-api', slot: 'green' });
+    assert.match(wrong.message, /does not hold 25 % for blue after 1 s: 2 ready endpoints in green, 2 in blue \(50 %\), 0 outside both slots/);
+    await local.platform.setTrafficWeight({ ...byReplicas, weight: 0 });
+    await local.platform.verifyTrafficWeight({ ...byReplicas, weight: 0, timeoutSeconds: 10 }, progress());
+    assert.deepEqual(await countServed(local.routerUrl, servicePath, 10), { blue: 0, green: 10 });
+    assert.deepEqual((await read<{ selector: unknown }>(servicePath)).selector, { app: 'detection-api', slot: 'green' });
   });
 
   it('scales the old slot to zero: its processes are gone, the router never used it', async () => {

@@ -31,7 +31,7 @@ import { TrafficRouter } from '../src/shared/traffic.js';
 import type { DeploymentSpecInput } from '../src/deployment-spec/deployment-spec.js';
 import { testSpec } from '../test/helpers/deployment-harness.js';
 import { DETECTION_API_IMAGE, untilPhase } from '../test/helpers/embedded-stack.js';
-import { abortToWeightZero } from './histories.js';
+import { abortToRestored } from './histories.js';
 import { median } from './statistics.js';
 
 const RATE = Number(process.env['RATE'] ?? 200);
@@ -83,7 +83,7 @@ try {
       await client.abort('default', 'detection-api', { reason: `bench run ${run}`, by: 'bench:canary' });
       const result = await deploymentResult(aborted);
       if (result.reason !== 'Aborted') throw new Error(`abort run ${run} through ${router}: ${result.message}`);
-      aborts.get(router)!.push(abortToWeightZero((await aborted.fetchHistory()).events ?? []));
+      aborts.get(router)!.push(abortToRestored((await aborted.fetchHistory()).events ?? []));
       say(`abort ${run}/${ABORTS} through ${router}: weight 0 verified ${aborts.get(router)!.at(-1)} ms after the abort`);
     }
   }

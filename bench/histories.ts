@@ -98,10 +98,11 @@ export function faultOnsetToRestored(events: Event[], faultAfterMs: number): num
 }
 
 /**
- * From an operator's abort (the Update accepted, or the signal recorded) to the rollback's first
- * verification of weight 0 completed: how long the canary kept any traffic after the abort.
+ * From an operator's abort (the Update accepted, or the signal recorded) to the first read-back of
+ * all traffic on the old slot: a canary's verification of weight 0, or blue-green's verification
+ * of its switch back. How long the new version kept any traffic after the abort.
  */
-export function abortToWeightZero(events: Event[]): number {
+export function abortToRestored(events: Event[]): number {
   const types = activityTypes(events);
   const abort = events.find(
     (e) =>
@@ -110,9 +111,10 @@ export function abortToWeightZero(events: Event[]): number {
   if (!abort) throw new Error('the history holds no abort');
   const verified = events.find((e) => {
     const completed = e.activityTaskCompletedEventAttributes;
-    if (!completed || ms(e) < ms(abort) || types.get(String(completed.scheduledEventId)) !== 'verifyTrafficWeight') return false;
-    return (payload(e) as { weight?: number } | null)?.weight === 0;
+    if (!completed || ms(e) < ms(abort)) return false;
+    const type = types.get(String(completed.scheduledEventId));
+    return type === 'verifyTraffic' || (type === 'verifyTrafficWeight' && (payload(e) as { weight?: number } | null)?.weight === 0);
   });
-  if (!verified) throw new Error('no verification of weight 0 after the abort');
+  if (!verified) throw new Error('no read-back of the old slot after the abort');
   return ms(verified) - ms(abort);
 }

@@ -8,7 +8,7 @@
 #   bad-input              thousands of generated specs, every invalid one rejected before any call
 #   secrets                no credential (mTLS key, API key, Prometheus token, webhook) in histories
 #   concurrent-deploys     a second deploy of a running app refused; different apps in parallel
-#   abort-slow-write       an abort while the switch's PATCH is held 5 s: the Service ends on the old slot
+#   abort-slow-write       an abort while a write is held 5 s (the switch, a canary's first weight, an HTTPRoute's): the old slot ends live
 #   abort-sweep            aborts across Deploying and Switching, local platform and control plane
 #   worker-down            abort with no worker: recorded (exit 5); the next worker restores traffic
 #   control-plane-down     the kube-apiserver stopped 3 min during a rollback: rollback-stuck, then rolled back
@@ -26,7 +26,7 @@ case "${1:-}" in
   # The histories checked are those of the drills run before it in the same file.
   secrets) files=(test/e2e/drills.e2e.test.ts) ;;
   concurrent-deploys) files=(test/client/cli.e2e.test.ts test/e2e/kubernetes-deployments.e2e.test.ts) pattern='refuses a second deploy|different apps' ;;
-  abort-slow-write) files=(test/e2e/abort-drills.e2e.test.ts) pattern='held 5 s' ;;
+  abort-slow-write) files=(test/e2e/abort-drills.e2e.test.ts test/e2e/kubernetes-abort-drills.e2e.test.ts) pattern='held 5 s' ;;
   abort-sweep) files=(test/e2e/abort-drills.e2e.test.ts test/e2e/kubernetes-abort-drills.e2e.test.ts) pattern='sweeps the abort' ;;
   worker-down) files=(test/e2e/abort-drills.e2e.test.ts test/client/cli.e2e.test.ts) pattern='SIGKILLed, `bluegreen abort`|no worker running' ;;
   control-plane-down) files=(test/e2e/kubernetes-abort-drills.e2e.test.ts) pattern='3 minutes without an API server' ;;

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseDeploymentSpec, SpecValidationError } from '../../src/deployment-spec/deployment-spec.js';
+import { routeName, targetOf } from '../../src/shared/target.js';
+import { formatShare, smallestStep, TRAFFIC_ROUTERS } from '../../src/shared/traffic.js';
 
 function issuesOf(input: unknown): Record<string, string> {
   try {
@@ -188,6 +190,39 @@ describe('deployment spec: the canary strategy', () => {
     assert.match(issuesOf({ ...base, strategy: 'canary', traffic: { router: 'service-selector' } })['traffic.router'] ?? '', /a canary needs replica-ratio, gateway-api, ingress/);
     assert.match(issuesOf({ ...base, strategy: 'canary', canary: { steps: [{ weight: 0 }] } })['canary.steps.0.weight'] ?? '', /weight must be at least 1/);
     assert.match(issuesOf({ ...base, strategy: 'rolling' })['strategy'] ?? '', /Invalid enum value/);
+  });
+
+  it('names the objects each router writes, with defaults, and refuses a field for a router that never reads it', () => {
+    const gateway = parseDeploymentSpec({ ...base, strategy: 'canary', traffic: { router: 'gateway-api' } });
+    assert.deepEqual(gateway.traffic, { router: 'gateway-api', slotServicePattern: '{{app}}-{{slot}}', httpRoute: 'detection-api' });
+    const ingress = parseDeploymentSpec({ ...base, traffic: { router: 'ingress', ingress: 'edge' } });
+    assert.deepEqual([ingress.strategy, ingress.traffic.ingress, ingress.traffic.canaryIngress], ['blueGreen', 'edge', 'edge-canary'], 'blue-green through an Ingress is its backend switch');
+    assert.deepEqual(targetOf(ingress).traffic, { router: 'ingress', slotServices: { blue: 'detection-api-blue', green: 'detection-api-green' }, ingress: 'edge', canaryIngress: 'edge-canary' });
+    assert.equal(routeName(targetOf(ingress)), 'ingress edge');
+    assert.equal(routeName(targetOf(gateway)), 'httproute detection-api');
+    assert.equal(routeName(targetOf(parseDeploymentSpec(base))), 'detection-api-service');
+    const custom = targetOf(parseDeploymentSpec({ ...base, traffic: { router: 'gateway-api', slotServicePattern: '{{app}}-{{slot}}-svc', httpRoute: 'edge-route' } }));
+    assert.deepEqual(custom.traffic, { router: 'gateway-api', slotServices: { blue: 'detection-api-blue-svc', green: 'detection-api-green-svc' }, httpRoute: 'edge-route' });
+
+    const misplaced = issuesOf({ ...base, traffic: { router: 'gateway-api', ingress: 'edge', canaryIngress: 'edge-canary' } });
+    assert.equal(misplaced['traffic.ingress'], 'ingress is read only by traffic.router ingress (the router is gateway-api)');
+    assert.equal(misplaced['traffic.canaryIngress'], 'canaryIngress is read only by traffic.router ingress (the router is gateway-api)');
+    assert.equal(issuesOf({ ...base, traffic: { httpRoute: 'edge' } })['traffic.httpRoute'], 'httpRoute is read only by traffic.router gateway-api (the router is service-selector)');
+    assert.equal(issuesOf({ ...base, traffic: { router: 'gateway-api', slotServicePattern: '{{app}}-svc' } })['traffic.slotServicePattern'], 'slotServicePattern must contain {{slot}} so the two slots differ');
+    assert.match(issuesOf({ ...base, traffic: { router: 'ingress', ingress: 'Not_A_Name' } })['traffic.ingress'] ?? '', /ingress must be an RFC 1123 subdomain/);
+  });
+
+  it('knows the smallest step of each router', () => {
+    assert.deepEqual(
+      TRAFFIC_ROUTERS.map((router) => [router, formatShare(smallestStep(router, 3))]),
+      [
+        ['service-selector', '100'],
+        ['replica-ratio', '25'],
+        ['gateway-api', '1'],
+        ['ingress', '1'],
+      ],
+    );
+    assert.equal(formatShare(smallestStep('replica-ratio', 19)), '5');
   });
 
   it('takes an SLO held against the stable slot, with a factor or an offset', () => {

@@ -24,8 +24,10 @@ import {
   describeWeights,
   ingressNamesOf,
   IngressRouterBase,
+  ingressView,
   SelectorRouterBase,
   slotServicesOf,
+  unlessNotFound,
   WeightedRouteRouter,
 } from './routers.js';
 import type { IngressView, RouteWeights, SelectorView } from './routers.js';
@@ -309,12 +311,7 @@ export class IngressRouter extends IngressRouterBase {
     const { ingress: stableName, canaryIngress: canaryName } = ingressNamesOf(target);
     const stable = await this.readIngress(target, stableName);
     const canary = await this.readCanary(target, canaryName);
-    const stableSlot = this.slotOf(target, stable, true);
-    const canarySlot = canary ? this.slotOf(target, canary, false) : null;
-    const canaryWeight = canary ? canaryWeightOf(canary.metadata?.annotations) : 0;
-    const routing =
-      `ingress ${stableName} in namespace ${target.namespace} sends to ${stableSlot}` + (canary ? `, canary ingress ${canaryName} sends ${canaryWeight} % to ${canarySlot}` : '');
-    return { stableSlot, hasCanary: canary !== null, canarySlot, canaryWeight, routing };
+    return ingressView(target, this.slotOf(target, stable, true), canary ? { slot: this.slotOf(target, canary, false), weight: canaryWeightOf(canary.metadata?.annotations) } : null);
   }
 
   protected async pointStable(target: Target, slot: Slot): Promise<boolean> {
@@ -351,12 +348,7 @@ export class IngressRouter extends IngressRouterBase {
   }
 
   private async readCanary(target: Target, name: string): Promise<k8s.V1Ingress | null> {
-    try {
-      return await this.readIngress(target, name);
-    } catch (error) {
-      if (error instanceof ApplicationFailure && error.type === ErrorType.NotFound) return null;
-      throw error;
-    }
+    return await unlessNotFound(this.readIngress(target, name));
   }
 
   /** The slot whose Service the Ingress's slot backends name; none, or both, is an error naming the Ingress. */

@@ -13,7 +13,7 @@ import { isSlot, SLOTS } from '../shared/slots.js';
 import type { Slot } from '../shared/slots.js';
 import { NGINX_CANARY, NGINX_CANARY_WEIGHT } from '../shared/traffic.js';
 import type { TrafficRouter } from '../shared/traffic.js';
-import { canaryWeightOf, ingressNamesOf, IngressRouterBase, SelectorRouterBase, slotServicesOf, WeightedRouteRouter } from './routers.js';
+import { canaryWeightOf, ingressNamesOf, IngressRouterBase, ingressView, SelectorRouterBase, slotServicesOf, unlessNotFound, WeightedRouteRouter } from './routers.js';
 import type { IngressView, RouteWeights, SelectorView } from './routers.js';
 
 /** What the routers need of the adapter: one control API call, its errors mapped as the adapter maps them. */
@@ -129,13 +129,8 @@ export class LocalIngressRouter extends IngressRouterBase {
   protected async read(target: Target): Promise<IngressView> {
     const names = ingressNamesOf(target);
     const stable = await this.readIngress(target, names.ingress);
-    const canary = await this.readCanary(target, names.canaryIngress);
-    const stableSlot = this.slotOf(target, stable);
-    const canarySlot = canary ? this.slotOf(target, canary) : null;
-    const canaryWeight = canary ? canaryWeightOf(canary.annotations) : 0;
-    const routing =
-      `ingress ${names.ingress} in namespace ${target.namespace} sends to ${stableSlot}` + (canary ? `, canary ingress ${names.canaryIngress} sends ${canaryWeight} % to ${canarySlot}` : '');
-    return { stableSlot, hasCanary: canary !== null, canarySlot, canaryWeight, routing };
+    const canary = await unlessNotFound(this.readIngress(target, names.canaryIngress));
+    return ingressView(target, this.slotOf(target, stable), canary ? { slot: this.slotOf(target, canary), weight: canaryWeightOf(canary.annotations) } : null);
   }
 
   protected async pointStable(target: Target, slot: Slot): Promise<boolean> {
@@ -149,7 +144,7 @@ export class LocalIngressRouter extends IngressRouterBase {
   protected async weighCanary(target: Target, slot: Slot | null, weight: number): Promise<boolean> {
     const { ingress: stableName, canaryIngress: name } = ingressNamesOf(target);
     const annotations = { [NGINX_CANARY]: 'true', [NGINX_CANARY_WEIGHT]: String(weight) };
-    const existing = await this.readCanary(target, name);
+    const existing = await unlessNotFound(this.readIngress(target, name));
     if (!existing) {
       if (weight === 0 || slot === null) return false;
       const stable = await this.readIngress(target, stableName);
@@ -169,15 +164,6 @@ export class LocalIngressRouter extends IngressRouterBase {
 
   private async readIngress(target: Target, name: string): Promise<LocalIngressState> {
     return IngressSchema.parse(await this.api.request('get', this.path(target, name)));
-  }
-
-  private async readCanary(target: Target, name: string): Promise<LocalIngressState | null> {
-    try {
-      return await this.readIngress(target, name);
-    } catch (error) {
-      if (error instanceof ApplicationFailure && error.type === ErrorType.NotFound) return null;
-      throw error;
-    }
   }
 
   private slotOf(target: Target, ingress: LocalIngressState): Slot {

@@ -256,6 +256,24 @@ export abstract class IngressRouterBase implements TrafficRouterPort {
   }
 }
 
+/** The view of both Ingresses from what each adapter read: the stable one's slot, and the canary one's slot and weight. */
+export function ingressView(target: Target, stableSlot: Slot, canary: { slot: Slot; weight: number } | null): IngressView {
+  const names = ingressNamesOf(target);
+  const routing =
+    `ingress ${names.ingress} in namespace ${target.namespace} sends to ${stableSlot}` + (canary ? `, canary ingress ${names.canaryIngress} sends ${canary.weight} % to ${canary.slot}` : '');
+  return { stableSlot, hasCanary: canary !== null, canarySlot: canary?.slot ?? null, canaryWeight: canary?.weight ?? 0, routing };
+}
+
+/** An object that may not exist yet (the canary Ingress before the first canary): null for NotFound. */
+export async function unlessNotFound<T>(read: Promise<T>): Promise<T | null> {
+  try {
+    return await read;
+  } catch (error) {
+    if (error instanceof ApplicationFailure && error.type === ErrorType.NotFound) return null;
+    throw error;
+  }
+}
+
 function report(before: IngressView, changed: boolean): RouteReport {
   return { changed, previous: before.routing, previousSlot: before.canaryWeight > 0 ? null : before.stableSlot };
 }

@@ -72,19 +72,25 @@ describe('the kubernetes adapter against a real control plane', () => {
     assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 40 }), { changed: true, previous: 'selector slot=blue' });
     const service = await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: 'default' });
     assert.equal(service.spec!.selector!['slot'], undefined, 'the slot label is off the selector');
+    const split = (await readService()).metadata!.resourceVersion;
+    assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 40 }), { changed: false, previous: 'both slots, by replicas' });
+    assert.equal((await readService()).metadata!.resourceVersion, split, 'the second call wrote nothing');
     const at40 = await platform.verifyTrafficWeight({ ...request, weight: 40, timeoutSeconds: 30 }, progress());
     assert.deepEqual([at40.weight, at40.endpoints], [40, { blue: 3, green: 2 }]);
     assert.deepEqual(await endpointPods(cluster, 'detection-api-service'), [...(await slotPods(cluster, 'blue')), ...(await slotPods(cluster, 'green'))].sort());
     const unheld = await rejection(platform.verifyTrafficWeight({ ...request, weight: 25, timeoutSeconds: 1 }, progress()));
     assert.equal(unheld.type, ErrorType.TrafficNotVerified);
     assert.match(unheld.message, /does not hold 25 % for green after 1 s: 3 ready endpoints in blue, 2 in green \(40 %\)/);
-    const gateway = await rejection(platform.setTrafficWeight({ ...request, router: 'gateway-api', weight: 40 }));
-    assert.equal(gateway.type, ErrorType.InvalidInput);
+    const selector = await rejection(platform.setTrafficWeight({ ...request, router: 'service-selector', weight: 40 }));
+    assert.equal(selector.type, ErrorType.InvalidInput);
+    assert.match(selector.message, /service-selector cannot send 40 % to one slot/);
 
     await platform.setTrafficWeight({ ...request, weight: 0 });
     await platform.verifyTrafficWeight({ ...request, weight: 0, timeoutSeconds: 30 }, progress());
     assert.deepEqual(await endpointPods(cluster, 'detection-api-service'), await slotPods(cluster, 'blue'));
+    const reset = (await readService()).metadata!.resourceVersion;
     assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 0 }), { changed: false, previous: 'selector slot=blue' });
+    assert.equal((await readService()).metadata!.resourceVersion, reset, 'the second reset wrote nothing');
   });
 
   it('switches the selector and waits until the EndpointSlices list only the new slot', async () => {

@@ -1,6 +1,7 @@
-# The deployment worker, compiled: the build stage runs tsc and bundles the workflows once, so the
-# worker neither transpiles at start nor runs webpack (seconds of start-up, and resident
-# memory: see docs/RESULTS.md, bench:kubernetes).
+# The deployment worker, and the bluegreen CLI beside it, from one build: the build stage compiles
+# src/ to dist/ (the same dist/ the npm package ships) and bundles the workflows once, so the worker
+# neither transpiles at start nor runs webpack (seconds of start-up, and resident memory: see
+# docs/RESULTS.md, bench:kubernetes). No TypeScript runs in the image.
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -16,12 +17,10 @@ ENV NODE_ENV=production
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
-# The bluegreen CLI runs its TypeScript through tsx.
-COPY tsconfig.json ./
+# bin/ runs dist/ when there is no src/ beside it, as in the installed package.
 COPY bin ./bin
-COPY src ./src
 ENV BLUEGREEN_WORKFLOW_BUNDLE=/app/dist/workflow-bundle.js
 USER node
 # Prometheus metrics of the worker (BLUEGREEN_METRICS_ADDRESS).
 EXPOSE 9464
-CMD ["node", "dist/worker/main.js"]
+CMD ["node", "bin/bluegreen-worker.js"]

@@ -13,14 +13,15 @@
  */
 import { userInfo, hostname } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
-import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
-import { connectionOptions, TemporalConfigSchema } from '../config/temporal.js';
-import { ConfigError, parseEnv } from '../config/env.js';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type { Connection } from '@temporalio/client';
+import { connectDeployments, TemporalUnreachableError } from './connect.js';
+import { ConfigError } from '../config/env.js';
 import type { TemporalConfig } from '../config/temporal.js';
 import { Gate, Outcome } from '../shared/deployment-status.js';
 import { SpecValidationError } from '../deployment-spec/deployment-spec.js';
-import { DeploymentAlreadyRunningError, DeploymentClient, RequestRefusedError } from './deployment-client.js';
-import type { OperatorDelivery } from './deployment-client.js';
+import { DeploymentAlreadyRunningError, RequestRefusedError } from './deployment-client.js';
+import type { DeploymentClient, OperatorDelivery } from './deployment-client.js';
 import { ProgressPrinter, renderResult, renderSnapshot, renderStatus } from './render.js';
 import { loadSpec } from './spec-source.js';
 
@@ -62,20 +63,18 @@ function defaultOperator(): string {
 
 async function connect(program: Command): Promise<{ client: DeploymentClient; connection: Connection; config: TemporalConfig }> {
   const globals = program.opts<GlobalOptions>();
-  const config = parseEnv(TemporalConfigSchema, {
-    ...process.env,
-    ...(globals.address ? { TEMPORAL_ADDRESS: globals.address } : {}),
-    ...(globals.temporalNamespace ? { TEMPORAL_NAMESPACE: globals.temporalNamespace } : {}),
-    ...(globals.taskQueue ? { TEMPORAL_TASK_QUEUE: globals.taskQueue } : {}),
-  });
-  let connection: Connection;
   try {
-    connection = await Connection.connect({ ...connectionOptions(config), connectTimeout: '5s' });
+    const { deployments, connection, config } = await connectDeployments({
+      ...process.env,
+      ...(globals.address ? { TEMPORAL_ADDRESS: globals.address } : {}),
+      ...(globals.temporalNamespace ? { TEMPORAL_NAMESPACE: globals.temporalNamespace } : {}),
+      ...(globals.taskQueue ? { TEMPORAL_TASK_QUEUE: globals.taskQueue } : {}),
+    });
+    return { client: deployments, connection, config };
   } catch (error) {
-    throw new Exit(ExitCode.Unreachable, `cannot reach Temporal at ${config.TEMPORAL_ADDRESS}: ${(error as Error).message}`);
+    if (error instanceof TemporalUnreachableError) throw new Exit(ExitCode.Unreachable, error.message);
+    throw error;
   }
-  const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
-  return { client: new DeploymentClient(temporal, config.TEMPORAL_TASK_QUEUE), connection, config };
 }
 
 /** Runs `body` with a connected client, closing the connection after. */

@@ -155,6 +155,7 @@ interface HttpRoute {
   status?: { parents?: { parentRef?: { name?: string }; controllerName?: string; conditions?: RouteCondition[] }[] };
 }
 
+/** The Gateway API's group: HTTPRoutes of gateway.networking.k8s.io/v1. */
 export const GATEWAY_GROUP = 'gateway.networking.k8s.io';
 const GATEWAY_VERSION = 'v1';
 const HTTP_ROUTES = 'httproutes';

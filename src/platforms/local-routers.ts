@@ -21,6 +21,7 @@ export interface LocalApi {
   request(method: 'get' | 'patch' | 'post', path: string, body?: unknown): Promise<unknown>;
 }
 
+/** A local Service as the control API answers it: its selector and its ready endpoints' labels. */
 export const LocalServiceSchema = z.object({
   name: z.string(),
   listen: z.string(),
@@ -32,7 +33,7 @@ const IngressSchema = z.object({ name: z.string(), host: z.string(), backend: z.
 type LocalServiceState = z.output<typeof LocalServiceSchema>;
 type LocalIngressState = z.output<typeof IngressSchema>;
 
-export async function readLocalService(api: LocalApi, target: Target, name: string): Promise<LocalServiceState> {
+async function readLocalService(api: LocalApi, target: Target, name: string): Promise<LocalServiceState> {
   return LocalServiceSchema.parse(await api.request('get', `/api/v1/namespaces/${target.namespace}/services/${name}`));
 }
 

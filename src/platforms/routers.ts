@@ -289,11 +289,11 @@ export function ingressNamesOf(target: Target): { ingress: string; canaryIngress
   return { ingress, canaryIngress: target.traffic?.canaryIngress ?? `${ingress}-canary` };
 }
 
+/** A route's slot weights for messages: each slot Service and its weight. */
 export function describeWeights(target: Target, weights: Record<Slot, number>): string {
   const services = slotServicesOf(target);
   return SLOTS.map((slot) => `${services[slot]} ${weights[slot]}`).join(', ');
 }
-
 
 /** The `canary-weight` an Ingress's annotations give, 0 unless it is marked a canary. */
 export function canaryWeightOf(annotations: Record<string, string> | undefined): number {

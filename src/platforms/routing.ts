@@ -24,6 +24,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Slot } from '../shared/slots.js';
 import type { TrafficRouter } from '../shared/traffic.js';
 
+/** The traffic activities of a platform, each sent to the router port its target (or request) names. */
 export class RoutedTraffic {
   private readonly byKind: Map<TrafficRouter, TrafficRouterPort>;
 

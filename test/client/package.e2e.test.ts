@@ -5,7 +5,9 @@
  * --help`; `bluegreen-worker` against the local platform and the Temporal dev server; `bluegreen
  * deploy --wait` of the detection API, which goes live; `bluegreen status`. No TypeScript runs
  * there: the project has neither tsx nor any of this repository's dev dependencies, and a test
- * imports the library from its own JavaScript. The example pipeline pins the same package and version.
+ * imports the library from its own JavaScript. The example pipeline pins the same package and
+ * version. The worker image runs the same start command over the same dist/ (no container engine
+ * runs here to build it).
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -57,7 +59,8 @@ describe('the packed package, installed into a fresh project', () => {
     project = mkdtempSync(join(tmpdir(), 'service-repo-'));
     writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'service-repo', private: true, type: 'module' }));
     await run('npm', ['install', '--no-audit', '--no-fund', tarball], { cwd: project, maxBuffer: 16 * 1024 * 1024, timeout: 600_000 });
-    [env, tak] = await Promise.all([startDevServer(), TakListener.start()]);
+    env = await startDevServer();
+    tak = await TakListener.start();
     local = await startLocalPlatform({ takAddress: `127.0.0.1:${tak.port}` });
   });
 

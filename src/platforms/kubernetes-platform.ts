@@ -23,17 +23,9 @@ import type {
   ReadRestartsRequest,
   ReadyReport,
   ScaleSlotRequest,
-  SetWeightRequest,
   SlotState,
-  SwitchReport,
-  SwitchTrafficRequest,
   Target,
-  EndpointsReport,
-  VerifyTrafficRequest,
-  VerifyWeightRequest,
   WaitForSlotReadyRequest,
-  WeightReport,
-  WeightVerification,
 } from '../activities/contract.js';
 import { ConfigError, parseEnv } from '../config/env.js';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -42,7 +34,7 @@ import type { Slot } from '../shared/slots.js';
 import { TrafficRouter } from '../shared/traffic.js';
 import { GatewayApiRouter, IngressRouter, SelectorRouter, selectorOf } from './kubernetes-routers.js';
 import type { KubernetesApi } from './kubernetes-routers.js';
-import { RoutedTraffic } from './routing.js';
+import { RoutedPlatform, RoutedTraffic } from './routing.js';
 import { versionFromImage } from '../deployment-spec/deployment-spec.js';
 
 export const KubernetesEnvSchema = z.object({
@@ -69,13 +61,14 @@ const MAX_RETRY_AFTER_MS = 2000;
 /** Connection-level failures worth another try. */
 const TRANSIENT_NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ECONNABORTED']);
 
-export class KubernetesPlatform implements Platform {
+export class KubernetesPlatform extends RoutedPlatform implements Platform {
   readonly name = 'kubernetes';
   private readonly core: k8s.CoreV1Api;
   private readonly apps: k8s.AppsV1Api;
-  private readonly traffic: RoutedTraffic;
+  protected readonly traffic: RoutedTraffic;
 
   constructor(config: k8s.KubeConfig) {
+    super();
     const cluster = config.getCurrentCluster();
     if (!cluster) throw new ConfigError('the kubeconfig has no current cluster: set its current-context, or BLUEGREEN_KUBE_CONTEXT');
     const configuration = k8s.createConfiguration({
@@ -100,9 +93,6 @@ export class KubernetesPlatform implements Platform {
     ]);
   }
 
-  get routers(): TrafficRouter[] {
-    return this.traffic.kinds;
-  }
 
   static fromEnv(env: NodeJS.ProcessEnv): KubernetesPlatform {
     const settings = parseEnv(KubernetesEnvSchema, env);
@@ -175,22 +165,6 @@ export class KubernetesPlatform implements Platform {
       }
       await sleep(poll, undefined, { signal: progress.signal });
     }
-  }
-
-  async switchTraffic(request: SwitchTrafficRequest): Promise<SwitchReport> {
-    return await this.traffic.switchTraffic(request);
-  }
-
-  async verifyTraffic(request: VerifyTrafficRequest, progress: Progress): Promise<EndpointsReport> {
-    return await this.traffic.verifyTraffic(request, progress);
-  }
-
-  async setTrafficWeight(request: SetWeightRequest): Promise<WeightReport> {
-    return await this.traffic.setTrafficWeight(request);
-  }
-
-  async verifyTrafficWeight(request: VerifyWeightRequest, progress: Progress): Promise<WeightVerification> {
-    return await this.traffic.verifyTrafficWeight(request, progress);
   }
 
   async readRestarts({ target, slot }: ReadRestartsRequest): Promise<number> {

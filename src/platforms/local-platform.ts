@@ -17,17 +17,9 @@ import type {
   ReadRestartsRequest,
   ReadyReport,
   ScaleSlotRequest,
-  SetWeightRequest,
   SlotState,
-  SwitchReport,
-  SwitchTrafficRequest,
   Target,
-  EndpointsReport,
-  VerifyTrafficRequest,
-  VerifyWeightRequest,
   WaitForSlotReadyRequest,
-  WeightReport,
-  WeightVerification,
 } from '../activities/contract.js';
 import { parseEnv } from '../config/env.js';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -36,7 +28,7 @@ import type { Slot } from '../shared/slots.js';
 import { TrafficRouter } from '../shared/traffic.js';
 import { LocalGatewayApiRouter, LocalIngressRouter, LocalSelectorRouter, LocalServiceSchema } from './local-routers.js';
 import type { LocalApi } from './local-routers.js';
-import { RoutedTraffic } from './routing.js';
+import { RoutedPlatform, RoutedTraffic } from './routing.js';
 import { versionFromImage } from '../deployment-spec/deployment-spec.js';
 
 const PodSchema = z.object({ name: z.string(), image: z.string(), phase: z.string(), ready: z.boolean(), restarts: z.number() });
@@ -67,12 +59,13 @@ const POLL_MS = 100;
 /** `<service>.<namespace>.svc[.cluster.local]`: a cluster DNS name the local platform can resolve. */
 const CLUSTER_HOST = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.svc(\.cluster\.local)?$/;
 
-export class LocalPlatform implements Platform {
+export class LocalPlatform extends RoutedPlatform implements Platform {
   readonly name = 'local';
   private readonly http: AxiosInstance;
-  private readonly traffic: RoutedTraffic;
+  protected readonly traffic: RoutedTraffic;
 
   constructor(readonly baseUrl: string) {
+    super();
     this.http = axios.create({ baseURL: baseUrl.replace(/\/+$/, ''), timeout: 10_000 });
     const api: LocalApi = { request: (method, path, body) => this.request(method, path, body) };
     this.traffic = new RoutedTraffic(this.name, [
@@ -83,9 +76,6 @@ export class LocalPlatform implements Platform {
     ]);
   }
 
-  get routers(): TrafficRouter[] {
-    return this.traffic.kinds;
-  }
 
   static fromEnv(env: NodeJS.ProcessEnv): LocalPlatform {
     return new LocalPlatform(parseEnv(LocalPlatformEnvSchema, env).BLUEGREEN_LOCAL_URL);
@@ -128,22 +118,6 @@ export class LocalPlatform implements Platform {
       }
       await sleep(POLL_MS, undefined, { signal: progress.signal });
     }
-  }
-
-  async switchTraffic(request: SwitchTrafficRequest): Promise<SwitchReport> {
-    return await this.traffic.switchTraffic(request);
-  }
-
-  async verifyTraffic(request: VerifyTrafficRequest, progress: Progress): Promise<EndpointsReport> {
-    return await this.traffic.verifyTraffic(request, progress);
-  }
-
-  async setTrafficWeight(request: SetWeightRequest): Promise<WeightReport> {
-    return await this.traffic.setTrafficWeight(request);
-  }
-
-  async verifyTrafficWeight(request: VerifyWeightRequest, progress: Progress): Promise<WeightVerification> {
-    return await this.traffic.verifyTrafficWeight(request, progress);
   }
 
   async readRestarts({ target, slot }: ReadRestartsRequest): Promise<number> {

@@ -94,6 +94,35 @@ export function weightsFor({ stable, canary }: RouteRequest, weight: number): Re
   return { [stable]: 100 - weight, [canary]: weight } as Record<Slot, number>;
 }
 
+/**
+ * What both adapters share of the platform port: the routers they play, and the four traffic
+ * activities, each handed to the router port the target (or a canary's request) names.
+ */
+export abstract class RoutedPlatform {
+  protected abstract readonly traffic: RoutedTraffic;
+
+  /** The traffic routers this platform plays; the worker rejects a spec naming another. */
+  get routers(): TrafficRouter[] {
+    return this.traffic.kinds;
+  }
+
+  async switchTraffic(request: SwitchTrafficRequest): Promise<SwitchReport> {
+    return await this.traffic.switchTraffic(request);
+  }
+
+  async verifyTraffic(request: VerifyTrafficRequest, progress: Progress): Promise<EndpointsReport> {
+    return await this.traffic.verifyTraffic(request, progress);
+  }
+
+  async setTrafficWeight(request: SetWeightRequest): Promise<WeightReport> {
+    return await this.traffic.setTrafficWeight(request);
+  }
+
+  async verifyTrafficWeight(request: VerifyWeightRequest, progress: Progress): Promise<WeightVerification> {
+    return await this.traffic.verifyTrafficWeight(request, progress);
+  }
+}
+
 const MAX_POLL_MS = 2000;
 
 /** Polls `check` until it reports done, heartbeating; past the timeout, throws what it last said. */

@@ -80,6 +80,28 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     await env?.teardown();
   });
 
+  it('switches through an Ingress: every traffic call carries the router and its objects, and the history names the Ingress', async () => {
+    const double = new RecordingPlatformDouble();
+    const spec = testSpec({ traffic: { router: 'ingress', ingress: 'edge' }, monitor: { durationSeconds: 20, intervalSeconds: 5 }, scaleDownDelaySeconds: 0 });
+    const { result, summaries } = await withWorker(env, double, async (taskQueue) => {
+      const handle = await startDeployment(env, taskQueue, spec);
+      const result = await deploymentResult(handle);
+      await captureHistory(handle, 'succeeded-through-ingress');
+      const events = (await handle.fetchHistory()).events ?? [];
+      const summaries = events.map((e) => (e.userMetadata?.summary?.data ? JSON.parse(Buffer.from(e.userMetadata.summary.data).toString()) as string : null)).filter(Boolean);
+      return { result, summaries };
+    });
+    assert.equal(result.outcome, 'Succeeded', result.message);
+    const traffic = double.calls.filter((c) => c.name === 'switchTraffic' || c.name === 'verifyTraffic' || c.name === 'describe');
+    assert.ok(traffic.length >= 3);
+    for (const call of traffic) {
+      const target = call.name === 'describe' ? (call.request as typeof REFERENCE_TARGET) : (call.request as { target: typeof REFERENCE_TARGET }).target;
+      assert.deepEqual(target.traffic, { router: 'ingress', slotServices: { blue: 'detection-api-blue', green: 'detection-api-green' }, ingress: 'edge', canaryIngress: 'edge-canary' });
+    }
+    assert.ok(summaries.includes('switch ingress edge to green'), summaries.join(' | '));
+    assert.ok(summaries.includes('verify ingress edge serves green'), summaries.join(' | '));
+  });
+
   it('deploys to the idle slot, switches, monitors the whole window and scales the old slot down', async () => {
     const double = new RecordingPlatformDouble();
     const result = await withWorker(env, double, async (taskQueue) => {

@@ -22,6 +22,7 @@ describe('replay of captured deployment histories', () => {
       'succeeded-blue-to-green',
       'succeeded-green-to-blue',
       'succeeded-abort-rejected',
+      'succeeded-through-ingress',
       'rolled-back-readiness-timeout',
       'rolled-back-smoke-failed',
       'rolled-back-slo-breach',

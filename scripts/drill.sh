@@ -35,4 +35,4 @@ case "${1:-}" in
 esac
 
 bash scripts/setup.sh
-exec node --import tsx --test --test-reporter=spec --test-concurrency=1 --test-timeout=600000 ${pattern:+--test-name-pattern="$pattern"} "${files[@]}"
+exec node --import tsx --import ./test/helpers/stop-descendants-on-exit.mjs --test --test-reporter=spec --test-concurrency=1 --test-timeout=600000 ${pattern:+--test-name-pattern="$pattern"} "${files[@]}"

@@ -23,5 +23,6 @@ done
 export BLUEGREEN_TEST_CONTROL_PLANE="$plane_dir"
 
 # A hang fails (the bound applies to each test and to each file as a whole) instead of holding CI
-# until its deadline.
-node --import tsx --test --test-concurrency=1 --test-timeout=600000 "$@" "${files[@]}"
+# until its deadline; a file ended at its bound stops every process it started
+# (test/helpers/stop-descendants-on-exit.mjs), so none outlives it to hold the runner open.
+node --import tsx --import ./test/helpers/stop-descendants-on-exit.mjs --test --test-concurrency=1 --test-timeout=600000 "$@" "${files[@]}"

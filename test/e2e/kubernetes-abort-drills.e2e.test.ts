@@ -29,7 +29,7 @@ import type { DeploymentResult } from '../../src/shared/deployment-status.js';
 import type { Slot } from '../../src/shared/slots.js';
 import { phaseSpans, runSweep, summarise, sweepPoints } from '../helpers/abort-sweep.js';
 import { REFERENCE_TARGET, testSpec } from '../helpers/deployment-harness.js';
-import { eventually } from '../helpers/eventually.js';
+import { eventually, within } from '../helpers/eventually.js';
 import { FaultInjectingKubeProxy } from '../helpers/fault-injecting-kube-proxy-double.js';
 import { endpointPods, slotPods, startClusterWithManifests } from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
@@ -215,7 +215,17 @@ describe('abort drills on the Kubernetes control plane', () => {
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, OUTAGE_MS - (performance.now() - down))));
     await cluster.plane.apiServer!.start();
     const up = performance.now();
-    const result: DeploymentResult = await deploymentResult(handle);
+    // Bounded, and explained if it runs out: what the nodes, the old slot's pods and the workflow say.
+    const result: DeploymentResult = await within(deploymentResult(handle), 'the rollback after the API server came back', 240_000, async () => {
+      const nodes = (await cluster.core.listNode()).items.map(
+        (n) => `${n.metadata!.name}: Ready=${n.status?.conditions?.find((c) => c.type === 'Ready')?.status}, taints ${JSON.stringify(n.spec?.taints ?? [])}`,
+      );
+      const pods = (await cluster.core.listNamespacedPod({ namespace: 'default', labelSelector: `app=detection-api,slot=${from}` })).items.map(
+        (p) => `${p.metadata!.name}: ${(p.status?.conditions ?? []).map((c) => `${c.type}=${c.status}`).join(' ')}`,
+      );
+      const status = await deployments.status('default', 'detection-api');
+      return [...nodes, ...pods, `endpoints: ${JSON.stringify(await endpointPods(cluster, 'detection-api-service'))}`, `workflow: ${status.phase}: ${status.message}`].join('\n');
+    });
     const ended = performance.now();
     assert.deepEqual([result.outcome, result.reason, result.liveSlot], ['RolledBack', 'Aborted', from], result.message);
     assert.ok((result.rollbackSeconds ?? 0) >= OUTAGE_MS / 1000 - 5, `the restore took ${result.rollbackSeconds} s`);

@@ -129,12 +129,18 @@ func nodeConditions() []corev1.NodeCondition {
 }
 
 // heartbeat renews each node's Lease every 10 s, as a kubelet does, so the node lifecycle
-// controller keeps the nodes Ready and untainted.
+// controller keeps the nodes Ready and untainted; and, as a kubelet's node status loop does, it
+// reports Ready again when the controller marked a node Unknown (an API server outage longer than
+// the lease, say). Without that, the node would stay Unknown and tainted for good, and the
+// controller would mark every pod on it not Ready again each time one was reported Ready.
 func (s *simulator) heartbeat(ctx context.Context) {
 	for {
 		for _, name := range s.nodes {
 			if err := s.renewLease(ctx, name); err != nil && ctx.Err() == nil {
 				fmt.Fprintf(os.Stderr, "node-simulator: lease %s: %v\n", name, err)
+			}
+			if err := s.reportNodeReady(ctx, name); err != nil && ctx.Err() == nil {
+				fmt.Fprintf(os.Stderr, "node-simulator: node status %s: %v\n", name, err)
 			}
 		}
 		select {
@@ -143,6 +149,25 @@ func (s *simulator) heartbeat(ctx context.Context) {
 		case <-time.After(10 * time.Second):
 		}
 	}
+}
+
+// reportNodeReady writes the node's conditions afresh when its Ready condition is not True.
+func (s *simulator) reportNodeReady(ctx context.Context, name string) error {
+	node, err := s.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	for _, condition := range node.Status.Conditions {
+		if condition.Type == corev1.NodeReady && condition.Status == corev1.ConditionTrue {
+			return nil
+		}
+	}
+	node.Status.Conditions = nodeConditions()
+	_, err = s.client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
+	if err == nil {
+		fmt.Fprintf(os.Stderr, "node-simulator: %s reported Ready again\n", name)
+	}
+	return err
 }
 
 func (s *simulator) renewLease(ctx context.Context, node string) error {
@@ -170,7 +195,9 @@ func (s *simulator) renewLease(ctx context.Context, node string) error {
 
 // runPods watches pods bound to any node and plays the kubelet for the simulated ones.
 func (s *simulator) runPods(ctx context.Context) error {
-	factory := informers.NewSharedInformerFactoryWithOptions(s.client, 0,
+	// Resynced every 10 s, as a kubelet's status manager syncs its pods' status: a pod the node
+	// lifecycle controller marked not Ready is reported Ready again even if no event follows.
+	factory := informers.NewSharedInformerFactoryWithOptions(s.client, 10*time.Second,
 		informers.WithTweakListOptions(func(options *metav1.ListOptions) {
 			options.FieldSelector = fields.OneTermNotEqualSelector("spec.nodeName", "").String()
 		}))

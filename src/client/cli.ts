@@ -166,23 +166,38 @@ export function buildProgram(): Command {
     .option('--version <label>', 'version label (default: the image tag)')
     .option('--replicas <n>', 'replicas of the new slot')
     .option('--set <path=value>', 'override any spec field, e.g. monitor.durationSeconds=60 (repeatable)', collect)
+    .option('--allow-unstable-active', 'deploy even if the active slot breaches its gated SLOs in preflight (a fix during an incident); the result records it')
     .option('--wait', 'follow the deployment to its end; the exit code is its outcome')
     .option('--abort-on-interrupt', 'with --wait: Ctrl+C sends abort (the deployment rolls back) instead of only stopping to watch')
     .option('--json', 'machine-readable output (the result as JSON)')
-    .action(async (options: { file?: string; app?: string; namespace?: string; image?: string; version?: string; replicas?: string; set?: string[]; wait?: boolean; abortOnInterrupt?: boolean; json?: boolean }) => {
-      const spec = loadSpec(options);
-      await withClient(program, async (client, config) => {
-        const handle = await client.start(spec);
-        if (!options.json) {
-          out(`started ${handle.workflowId} (run ${handle.firstExecutionRunId}): ${spec.app} ${spec.version} in ${spec.namespace} [Temporal namespace ${config.TEMPORAL_NAMESPACE}]`);
-        }
-        if (!options.wait) {
-          if (options.json) out(JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }));
-          return;
-        }
-        await followToTheEnd(client, spec.namespace, spec.app, options);
-      });
-    });
+    .action(
+      async (options: {
+        file?: string;
+        app?: string;
+        namespace?: string;
+        image?: string;
+        version?: string;
+        replicas?: string;
+        set?: string[];
+        allowUnstableActive?: boolean;
+        wait?: boolean;
+        abortOnInterrupt?: boolean;
+        json?: boolean;
+      }) => {
+        const spec = loadSpec(options);
+        await withClient(program, async (client, config) => {
+          const handle = await client.start(spec);
+          if (!options.json) {
+            out(`started ${handle.workflowId} (run ${handle.firstExecutionRunId}): ${spec.app} ${spec.version} in ${spec.namespace} [Temporal namespace ${config.TEMPORAL_NAMESPACE}]`);
+          }
+          if (!options.wait) {
+            if (options.json) out(JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }));
+            return;
+          }
+          await followToTheEnd(client, spec.namespace, spec.app, options);
+        });
+      },
+    );
 
   program
     .command('watch')

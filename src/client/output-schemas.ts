@@ -100,6 +100,18 @@ export const DeploymentStatusSchema = z
       .strict()
       .nullable()
       .optional(),
+    activeCheck: z
+      .object({
+        slot,
+        version: z.string().nullable(),
+        verdict: z.enum(['stable', 'breaching', 'unknown']),
+        measurements: z.array(MeasurementSchema),
+        detail: z.string().nullable(),
+        allowedUnstable: z.boolean(),
+      })
+      .strict()
+      .nullable()
+      .optional(),
     transitions: z.array(z.object({ phase, at: isoTime, message: z.string() }).strict()),
   })
   .strict();

@@ -5,7 +5,7 @@
 import { Presets, SingleBar } from 'cli-progress';
 import { formatValue } from '../shared/analysis.js';
 import type { Measurement } from '../shared/analysis.js';
-import type { CanaryProgress, DeploymentResult, DeploymentStatus } from '../shared/deployment-status.js';
+import type { ActiveSlotCheck, CanaryProgress, DeploymentResult, DeploymentStatus } from '../shared/deployment-status.js';
 import { formatShare } from '../shared/traffic.js';
 import type { DeploymentSnapshot } from './deployment-client.js';
 
@@ -106,6 +106,13 @@ export class ProgressPrinter {
   }
 }
 
+/** The preflight stability check in one line: the verdict, and why or what breached. */
+export function formatActiveCheck(check: ActiveSlotCheck): string {
+  const breached = check.measurements.filter((m) => m.gate && m.result === 'Failed').map(formatMeasurement);
+  const why = check.verdict === 'breaching' ? breached.join('; ') : (check.detail ?? check.measurements.map(formatMeasurement).join('; '));
+  return `active slot ${check.slot} ${check.verdict}${why ? `: ${why}` : ''}${check.allowedUnstable ? ' (let through: allowUnstableActive)' : ''}`;
+}
+
 /** The `status` command's view: phase, slots, gate, abort, and the SLO table. */
 export function renderStatus(status: DeploymentStatus): string {
   const lines = [
@@ -113,6 +120,7 @@ export function renderStatus(status: DeploymentStatus): string {
     `phase:   ${status.phase}: ${status.message}`,
     `slots:   ${status.fromSlot ?? '?'} -> ${status.toSlot ?? '?'}; active ${status.activeSlot ?? '?'}, idle ${status.idleSlot ?? '?'}`,
   ];
+  if (status.activeCheck) lines.push(`preflight: ${formatActiveCheck(status.activeCheck)}`);
   if (status.awaiting) lines.push(`waiting: gate ${status.awaiting.gate} until ${status.awaiting.timeoutAt}`);
   if (status.abort) lines.push(`abort:   by ${status.abort.by} at ${status.abort.at}: ${status.abort.reason}`);
   for (const rejected of status.rejectedAborts) lines.push(`refused: abort by ${rejected.by}: ${rejected.message}`);
@@ -172,6 +180,8 @@ export function renderResult(result: DeploymentResult): string {
     }
     if (result.outcome !== 'Succeeded' && canary.step > 0) lines.push(`the canary had ${canary.weight} % at step ${canary.step}/${canary.steps} when it was stopped`);
   }
+  const check = result.status.activeCheck;
+  if (check && check.verdict !== 'stable') lines.push(`preflight: ${formatActiveCheck(check)}`);
   if (typeof result.rollbackSeconds === 'number') lines.push(`rollback took ${result.rollbackSeconds.toFixed(1)} s`);
   for (const warning of result.warnings) lines.push(`warning: ${warning}`);
   return lines.join('\n');

@@ -15,6 +15,8 @@ export interface SpecSources {
   image?: string;
   version?: string;
   replicas?: string;
+  /** Deploy even onto an active slot that breaches its gated SLOs (the spec's allowUnstableActive). */
+  allowUnstableActive?: boolean;
   /** `path.to.field=value` overrides; the value is read as YAML (numbers, booleans, lists). */
   set?: string[];
 }
@@ -67,6 +69,7 @@ export function loadSpec(sources: SpecSources): DeploymentSpec {
     if (sources[flag] !== undefined) spec[field] = sources[flag];
   }
   if (sources.replicas !== undefined) spec['replicas'] = Number(sources.replicas);
+  if (sources.allowUnstableActive) spec['allowUnstableActive'] = true;
   for (const assignment of sources.set ?? []) {
     const equals = assignment.indexOf('=');
     if (equals <= 0) {

@@ -414,6 +414,12 @@ const SpecInputSchema = z
     gates: GatesSchema.default({}),
     monitor: MonitorSchema.default({}),
     rollback: RollbackSchema.default({}),
+    /**
+     * Preflight measures the active slot's gated SLOs once and refuses to deploy onto one that
+     * breaches them (PROCEDURE §2.1). true lets the deployment through all the same (a hotfix
+     * during an incident); the result and the history record that it was let through.
+     */
+    allowUnstableActive: z.boolean().default(false),
     /** Seconds between the end of monitoring and scaling the old slot to zero (Argo's default 30). */
     scaleDownDelaySeconds: z.number().int().min(0).default(30),
     /** blueGreen (the default): all traffic at once after the smoke suite. canary: step by step. */

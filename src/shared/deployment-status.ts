@@ -55,6 +55,8 @@ export const RollbackReason = {
   Aborted: 'Aborted',
   InvalidSpec: 'InvalidSpec',
   PreflightFailed: 'PreflightFailed',
+  /** The active slot breached a gated SLO in preflight: nothing was changed (PROCEDURE §2.1). */
+  ActiveSlotUnstable: 'ActiveSlotUnstable',
   ReadinessTimeout: 'ReadinessTimeout',
   SmokeFailed: 'SmokeFailed',
   ApprovalTimeout: 'ApprovalTimeout',
@@ -179,6 +181,23 @@ export interface CanaryProgress {
   promotedBy: string | null;
 }
 
+/**
+ * The stability check of preflight (PROCEDURE §2.1): the active slot's gated SLOs, measured once
+ * before anything changes.
+ */
+export interface ActiveSlotCheck {
+  slot: Slot;
+  /** The version its pods are labelled with, which scopes the queries; null when unlabelled. */
+  version: string | null;
+  /** stable: every gated SLO met; breaching: one or more not; unknown: no data, or no answer. */
+  verdict: 'stable' | 'breaching' | 'unknown';
+  measurements: Measurement[];
+  /** Why it could not be judged, when unknown. */
+  detail: string | null;
+  /** A breaching active slot let through by `allowUnstableActive` (a hotfix during an incident). */
+  allowedUnstable: boolean;
+}
+
 export interface DeploymentStatus {
   app: string;
   namespace: string;
@@ -203,6 +222,8 @@ export interface DeploymentStatus {
   strategy?: string;
   /** Present in a canary. */
   canary?: CanaryProgress | null;
+  /** The preflight stability check; absent where no gated SLO is set, and in runs before it existed. */
+  activeCheck?: ActiveSlotCheck | null;
   transitions: PhaseTransition[];
 }
 

@@ -126,10 +126,11 @@ describe('bluegreen CLI against the Temporal dev server', () => {
       const summary = e.userMetadata?.summary;
       return summary ? [converter.fromPayload<string>(summary)] : [];
     });
-    assert.deepEqual(summaries.slice(0, 8), [
+    assert.deepEqual(summaries.slice(0, 9), [
       'deploy detection-api v2.2.0 in default',
       'validate the spec',
       'read detection-api-service and both slots',
+      'stability of the active slot blue',
       "scrape interval of blue's targets",
       'deploy v2.2.0 to green x3',
       'wait for 3 ready replicas of green',

@@ -4,7 +4,9 @@
  * real Prometheus scraping them, with a steady stream of detections through the switched Service.
  * A good version goes live without a connection-level failure; a regression that passes smoke is
  * rolled back by the monitor; an abort during monitoring restores the old slot; a worker killed
- * mid-deployment is replaced and the deployment finishes, the slots untouched meanwhile.
+ * mid-deployment is replaced and the deployment finishes, the slots untouched meanwhile. A version
+ * that degrades once live makes the next deployment's preflight refuse, naming the SLO Prometheus
+ * sees breached, until the fix is let through with allowUnstableActive.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
@@ -15,7 +17,9 @@ import type { LiveState } from '../../src/activities/contract.js';
 import { EmbeddedStack, freeStackPorts } from '../../src/embedded/stack.js';
 import { TrafficGenerator } from '../../src/embedded/traffic.js';
 import type { DeploymentResult } from '../../src/shared/deployment-status.js';
-import { REFERENCE_TARGET } from '../helpers/deployment-harness.js';
+import { PrometheusSloSource } from '../../src/checks/prometheus-slo-source.js';
+import { DETECTION_API_SLOS, REFERENCE_TARGET, testSpec } from '../helpers/deployment-harness.js';
+import { eventually } from '../helpers/eventually.js';
 import { DETECTION_API_IMAGE, deployTag, untilPhase } from '../helpers/embedded-stack.js';
 import { deploymentResult } from '../../src/client/deployment-client.js';
 
@@ -112,5 +116,46 @@ describe('deployments on the embedded default (dev server, local platform, Prome
     const score = await traffic.stop();
     assert.equal(score.connectionFailures, 0, score.failureSamples.join('; '));
     assert.ok(score.ok > 500, `traffic flowed throughout: ${JSON.stringify(score)}`);
+  });
+
+  it('refuses to deploy onto a live slot whose error rate Prometheus sees breached, and lets the fix through with allowUnstableActive', async () => {
+    traffic = new TrafficGenerator(stack.local!.routerUrl, 40);
+    traffic.start();
+    const degrading = await deploymentResult(await start('v2.2.1-degrades', 8));
+    assert.equal(degrading.outcome, 'Succeeded', degrading.message);
+    const live = await describeLive();
+    const from = live.activeSlot;
+    // Until the live version's 500s show in Prometheus, over the window the specs use.
+    const prometheus = PrometheusSloSource.fromEnv({ PROMETHEUS_URL: stack.prometheus!.url });
+    const errorRate = DETECTION_API_SLOS.filter((slo) => slo.name === 'error-rate');
+    await eventually(
+      async () => (await prometheus.evaluateSlos({ target: REFERENCE_TARGET, slot: from, version: 'v2.2.1-degrades', window: '5s', slos: errorRate }))[0]!.result === 'Failed',
+      'the live slot breaching its error rate',
+      90_000,
+    );
+
+    const refused = await deploymentResult(await start('v2.2.3'));
+    assert.deepEqual([refused.outcome, refused.reason, refused.failedCheck, refused.liveSlot], ['Failed', 'ActiveSlotUnstable', 'error-rate', from], refused.message);
+    assert.match(refused.message, new RegExp(`the active slot ${from} \\(detection-api-${from}, v2\\.2\\.1-degrades\\) breaches SLO 'error-rate': [0-9.]+ \\(must be < 0\\.01\\)`));
+    assert.deepEqual(await describeLive(), live, 'nothing changed in either slot');
+
+    const fix = await deploymentResult(
+      await stack.deployments!.start(
+        testSpec({
+          image: IMAGE('v2.2.3'),
+          replicas: 2,
+          readinessTimeoutSeconds: 60,
+          monitor: { durationSeconds: 8, intervalSeconds: 2, window: '5s' },
+          scaleDownDelaySeconds: 1,
+          allowUnstableActive: true,
+        }),
+      ),
+    );
+    assert.equal(fix.outcome, 'Succeeded', fix.message);
+    assert.deepEqual([fix.status.activeCheck?.verdict, fix.status.activeCheck?.allowedUnstable], ['breaching', true]);
+    assert.match(fix.warnings.join('\n'), /deployed onto an unstable active slot: the active slot (blue|green) breaches SLO 'error-rate'/);
+    assert.equal((await describeLive()).slots[fix.toSlot!].image, IMAGE('v2.2.3'));
+    const score = await traffic.stop();
+    assert.equal(score.connectionFailures, 0, score.failureSamples.join('; '));
   });
 });

@@ -70,6 +70,8 @@ export interface DoubleBehaviour {
   stableSloValues?: (call: number) => Partial<Record<string, number | null>>;
   /** Canary: the requests each slot served within the window at the n-th tick (default 500 and 9500). */
   requests?: (call: number) => { canary: number | null; stable: number | null };
+  /** The active slot's measurement values in preflight's stability check (healthy by default); throw to error. */
+  activeSloValues?: () => Partial<Record<string, number | null>>;
 }
 
 const HEALTHY_VALUES: Record<string, number> = {
@@ -172,6 +174,8 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
       slot,
       deployment: target.deployments[slot],
       image: this.slots[slot].image,
+      // The platforms read it from the pods' version label, which a deployment sets to the image's tag.
+      version: this.slots[slot].image?.split(':').pop() ?? null,
       replicas: this.slots[slot].replicas,
       readyReplicas: this.slots[slot].readyReplicas,
       updatedReplicas: this.slots[slot].readyReplicas,
@@ -293,16 +297,24 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
   }
 
   async evaluateSlos(request: EvaluateSlosRequest): Promise<Measurement[]> {
+    // Right after describe, the measurement is preflight's stability check of the active slot.
+    if ([...this.calls].reverse().find((c) => !c.name.startsWith('tick:'))?.name === 'describe') {
+      this.record('evaluateActiveSlos', request.slot, request);
+      return this.judge(request, { ...HEALTHY_VALUES, ...(this.behaviour.activeSloValues?.() ?? {}) });
+    }
     // A canary measures the slot traffic came from too (its stable), beside the new one.
     const ofStable = request.slot === this.origin;
     this.record(ofStable ? 'tick:evaluateStableSlos' : 'tick:evaluateSlos', request.slot, request);
     const call = ofStable ? this.sloCalls : ++this.sloCalls;
     const requests = this.behaviour.requests?.(call) ?? { canary: 500, stable: 9500 };
-    const values: Record<string, number | null> = {
+    return this.judge(request, {
       ...HEALTHY_VALUES,
       requests: ofStable ? requests.stable : requests.canary,
       ...((ofStable ? this.behaviour.stableSloValues?.(call) : this.behaviour.sloValues?.(call)) ?? {}),
-    };
+    });
+  }
+
+  private judge(request: EvaluateSlosRequest, values: Partial<Record<string, number | null>>): Measurement[] {
     return request.slos.map((slo) => {
       const value = values[slo.name] ?? null;
       return {

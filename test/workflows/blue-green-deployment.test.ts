@@ -18,6 +18,7 @@ import { eventually } from '../helpers/eventually.js';
 import { RecordingPlatformDouble } from '../helpers/recording-platform-double.js';
 import { startTimeSkippingServer } from '../helpers/temporal-servers.js';
 import { deploymentResult } from '../../src/client/deployment-client.js';
+import type { EvaluateSlosRequest } from '../../src/activities/contract.js';
 
 const NEW_IMAGE = 'registry.internal/detection-api:v2.2.0';
 const LIVE_IMAGE = 'registry.internal/detection-api:v2.1.0';
@@ -27,6 +28,7 @@ const IDLE_IMAGE = 'registry.internal/detection-api:v2.0.0';
 function forwardCalls(last: string): string[] {
   const all = [
     'describe',
+    'evaluateActiveSlos blue',
     'readScrapeInterval blue',
     'deploySlot green',
     'waitForSlotReady green',
@@ -158,6 +160,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     const secondRun = double.platformCalls().slice(double.platformCalls().lastIndexOf('describe'));
     assert.deepEqual(secondRun, [
       'describe',
+      'evaluateActiveSlos green',
       'readScrapeInterval green',
       'deploySlot blue',
       'waitForSlotReady blue',
@@ -657,6 +660,66 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     assert.equal(result.outcome, 'Failed');
     assert.equal(result.reason, 'PreflightFailed');
     assert.match(result.message, /the active slot blue \(detection-api-blue\) is not healthy: 1\/3 replicas ready; nothing was changed/);
+  });
+
+  it('refuses to deploy onto an active slot that breaches a gated SLO, naming it, with nothing changed', async () => {
+    const double = new RecordingPlatformDouble({ behaviour: { activeSloValues: () => ({ 'error-rate': 0.2 }) } });
+    const result = await withWorker(env, double, async (taskQueue) => {
+      const handle = await startDeployment(env, taskQueue, testSpec());
+      const result = await deploymentResult(handle);
+      await captureHistory(handle, 'failed-active-slot-unstable');
+      return result;
+    });
+    assert.deepEqual(double.platformCalls(), ['describe', 'evaluateActiveSlos blue'], 'nothing was written');
+    assert.deepEqual([result.outcome, result.reason, result.failedCheck, result.liveSlot], ['Failed', 'ActiveSlotUnstable', 'error-rate', 'blue']);
+    assert.match(result.message, /the active slot blue \(detection-api-blue, v2\.1\.0\) breaches SLO 'error-rate': 0\.2 \(must be < 0\.01\): .*allowUnstableActive: true, or deploy --allow-unstable-active.*; nothing was changed/);
+    assert.deepEqual([double.slots.green.image, double.slots.green.replicas], [IDLE_IMAGE, 0]);
+    const check = result.status.activeCheck!;
+    assert.deepEqual([check.slot, check.version, check.verdict, check.allowedUnstable], ['blue', 'v2.1.0', 'breaching', false]);
+    // Measured over the monitor window, scoped to the live version, gated SLOs only.
+    const request = double.calls.find((c) => c.name === 'evaluateActiveSlos')!.request as EvaluateSlosRequest;
+    assert.deepEqual([request.slot, request.version, request.window], ['blue', 'v2.1.0', testSpec().monitor.window]);
+    assert.deepEqual(
+      request.slos.map((slo) => slo.name),
+      testSpec().monitor.slos.filter((slo) => slo.gate).map((slo) => slo.name),
+    );
+  });
+
+  it('deploys onto a breaching active slot when allowUnstableActive says so, and records it', async () => {
+    const double = new RecordingPlatformDouble({ behaviour: { activeSloValues: () => ({ 'error-rate': 0.2 }) } });
+    const result = await withWorker(env, double, async (taskQueue) => {
+      const handle = await startDeployment(env, taskQueue, testSpec({ allowUnstableActive: true }));
+      const result = await deploymentResult(handle);
+      await captureHistory(handle, 'succeeded-unstable-active-allowed');
+      return result;
+    });
+    assert.equal(result.outcome, 'Succeeded', result.message);
+    assert.equal(double.selector, 'green');
+    assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), 'scaleSlot blue']);
+    assert.deepEqual([result.status.activeCheck?.verdict, result.status.activeCheck?.allowedUnstable], ['breaching', true]);
+    assert.deepEqual(result.warnings, [
+      "deployed onto an unstable active slot: the active slot blue breaches SLO 'error-rate': 0.2 (must be < 0.01); let through by allowUnstableActive",
+    ]);
+  });
+
+  it('goes on when the active slot has no data or its metrics do not answer, saying it could not judge', async () => {
+    const quiet = new RecordingPlatformDouble({ behaviour: { activeSloValues: () => ({ 'error-rate': null }) } });
+    const silent = new RecordingPlatformDouble({
+      behaviour: {
+        activeSloValues: () => {
+          throw new Error('Prometheus unreachable');
+        },
+      },
+    });
+    for (const [double, detail] of [
+      [quiet, /no data for error-rate/],
+      [silent, /the SLOs could not be measured: Prometheus unreachable/],
+    ] as const) {
+      const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, testSpec())));
+      assert.equal(result.outcome, 'Succeeded', result.message);
+      assert.equal(result.status.activeCheck?.verdict, 'unknown');
+      assert.match(result.status.activeCheck?.detail ?? '', detail);
+    }
   });
 
   it('rejects an invalid spec started without the client, before any platform call', async () => {

@@ -62,7 +62,7 @@ function calls(double: RecordingPlatformDouble): string[] {
 }
 
 /** Up to the smoke suite and the restart baseline: nothing has moved traffic yet. */
-const BEFORE_TRAFFIC = ['describe', 'readScrapeInterval blue', 'deploySlot green x1', 'waitForSlotReady green x1', 'runSmokeSuite green', 'readRestarts green'];
+const BEFORE_TRAFFIC = ['describe', 'evaluateActiveSlos blue', 'readScrapeInterval blue', 'deploySlot green x1', 'waitForSlotReady green x1', 'runSmokeSuite green', 'readRestarts green'];
 
 /** Each step's calls: capacity first (where the step needs more canary replicas), then the weight, verified. */
 const STEP_CALLS: Record<number, string[]> = {

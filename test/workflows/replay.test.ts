@@ -23,6 +23,8 @@ describe('replay of captured deployment histories', () => {
       'succeeded-green-to-blue',
       'succeeded-abort-rejected',
       'succeeded-through-ingress',
+      'succeeded-unstable-active-allowed',
+      'failed-active-slot-unstable',
       'rolled-back-readiness-timeout',
       'rolled-back-smoke-failed',
       'rolled-back-slo-breach',

@@ -19,4 +19,6 @@ export const Patch = {
    * and only in a row, and keeps measuring while paused for missing data.
    */
   ScrapeAwareMonitor: 'scrape-aware-monitor',
+  /** Preflight measures the active slot's gated SLOs once and refuses a breaching one. */
+  StabilityCheck: 'stability-check',
 } as const;

@@ -2,14 +2,16 @@
  * The phases both recipes share: preflight (nothing changed), deploying the idle slot, its smoke
  * suite, and the cleanup after a success (past the point of no return).
  */
-import { CancellationScope, sleep } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, log, patched, sleep } from '@temporalio/workflow';
 import type { LiveState, SlotState } from '../../shared/slots.js';
+import { AnalysisResult, formatValue } from '../../shared/analysis.js';
 import { Outcome, Phase, RollbackReason } from '../../shared/deployment-status.js';
-import type { DeploymentResult } from '../../shared/deployment-status.js';
+import type { ActiveSlotCheck, DeploymentResult } from '../../shared/deployment-status.js';
 import { otherSlot } from '../../shared/slots.js';
 import { routeName, targetOf } from '../../shared/target.js';
 import { activityOptions } from './activity-options.js';
 import { planWarmUp } from './monitor.js';
+import { Patch } from './patches.js';
 import { describeError, PhaseError, phaseErrorFrom } from './phase-error.js';
 import type { RunContext } from './run-context.js';
 
@@ -46,7 +48,59 @@ export async function preflight(run: RunContext, monitorSeconds?: (spec: RunCont
       'active-slot-health',
     );
   }
+  if (patched(Patch.StabilityCheck)) await checkActiveSlot(run, active);
   await planWarmUp(run, live.activeSlot, monitorSeconds?.(run.spec));
+}
+
+/**
+ * The procedure's §2.1: deploy only onto a stable active slot. Its gated SLOs are measured once,
+ * over the monitor window and scoped to its version. A breach fails the deployment with nothing
+ * changed, naming the SLO, unless the spec allows an unstable active slot (a hotfix during an
+ * incident), which the status and the result record. No data (no traffic) or no answer from the
+ * metrics is not a breach: the check says it could not judge, and the deployment goes on.
+ */
+async function checkActiveSlot(run: RunContext, active: SlotState): Promise<void> {
+  const slos = run.spec.monitor.slos.filter((slo) => slo.gate);
+  if (slos.length === 0) return;
+  const check: ActiveSlotCheck = { slot: active.slot, version: active.version ?? null, verdict: 'unknown', measurements: [], detail: null, allowedUnstable: false };
+  run.status.activeCheck = check;
+  try {
+    check.measurements = await run.act('measure', `stability of the active slot ${active.slot}`).evaluateSlos({
+      target: run.target!,
+      slot: active.slot,
+      ...(active.version ? { version: active.version } : {}),
+      window: run.spec.monitor.window,
+      slos,
+    });
+  } catch (error) {
+    if (isCancellation(error)) throw error;
+    check.detail = `the SLOs could not be measured: ${describeError(error)}`;
+    log.warn(`stability check of ${active.slot} not judged`, { detail: check.detail });
+    return;
+  }
+  const breaches = check.measurements.filter((m) => m.result === AnalysisResult.Failed);
+  const noData = check.measurements.filter((m) => m.result !== AnalysisResult.Successful && m.result !== AnalysisResult.Failed);
+  if (breaches.length === 0) {
+    check.verdict = noData.length === 0 ? 'stable' : 'unknown';
+    if (noData.length > 0) check.detail = `no data for ${noData.map((m) => m.name).join(', ')} (no traffic in the window?)`;
+    return;
+  }
+  check.verdict = 'breaching';
+  const said = breaches.map((m) => `SLO '${m.name}': ${formatValue(m.value)} (must be ${m.comparison} ${m.threshold})`).join(', ');
+  if (run.spec.allowUnstableActive) {
+    check.allowedUnstable = true;
+    check.detail = `the active slot ${active.slot} breaches ${said}; let through by allowUnstableActive`;
+    run.warnings.push(`deployed onto an unstable active slot: ${check.detail}`);
+    log.warn(check.detail);
+    return;
+  }
+  throw new PhaseError(
+    RollbackReason.ActiveSlotUnstable,
+    `the active slot ${active.slot} (${active.deployment}${active.version ? `, ${active.version}` : ''}) breaches ${said}: ` +
+      'a deployment onto it could not tell its own faults from the ones already there ' +
+      '(to deploy a fix during the incident all the same: allowUnstableActive: true, or deploy --allow-unstable-active)',
+    breaches[0]!.name,
+  );
 }
 
 /**

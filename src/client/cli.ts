@@ -4,7 +4,7 @@
  * Exit codes (stable, for CI):
  *   0  the deployment succeeded (or the command did what it was asked)
  *   1  the deployment rolled back or failed
- *   2  invalid input: a bad spec or flag, or no deployment of that app
+ *   2  invalid input: a bad spec or flag, or no deployment of that app (for undo: no successful one)
  *   3  Temporal unreachable
  *   4  refused: a deployment of the app is already running, or an abort/approve/promote does not apply now
  *   5  recorded, not yet answered: no worker answered an abort/approve/promote within 5 s, so it was sent
@@ -20,7 +20,7 @@ import { ConfigError } from '../config/env.js';
 import type { TemporalConfig } from '../config/temporal.js';
 import { Gate, Outcome } from '../shared/deployment-status.js';
 import { SpecValidationError } from '../deployment-spec/deployment-spec.js';
-import { DeploymentAlreadyRunningError, RequestRefusedError } from './deployment-client.js';
+import { DeploymentAlreadyRunningError, NothingToUndoError, RequestRefusedError } from './deployment-client.js';
 import type { DeploymentClient, OperatorDelivery } from './deployment-client.js';
 import { ProgressPrinter, renderResult, renderSnapshot, renderStatus } from './render.js';
 import { loadSpec } from './spec-source.js';
@@ -200,6 +200,32 @@ export function buildProgram(): Command {
     );
 
   program
+    .command('undo')
+    .description('redeploy the version that was live before the app\'s last successful deployment, through every gate')
+    .argument('<app>', 'app name')
+    .option('-n, --namespace <name>', 'Kubernetes namespace', 'default')
+    .option('--wait', 'follow the undo to its end; the exit code is its outcome')
+    .option('--abort-on-interrupt', 'with --wait: Ctrl+C sends abort (the undo rolls back) instead of only stopping to watch')
+    .option('--json', 'machine-readable output (the result as JSON)')
+    .action(async (app: string, options: { namespace: string; wait?: boolean; abortOnInterrupt?: boolean; json?: boolean }) => {
+      await withClient(program, async (client) => {
+        const { spec, undone } = await client.planUndo(options.namespace, app);
+        const handle = await client.start(spec);
+        if (!options.json) {
+          out(
+            `undoing ${app} ${undone.version} (run ${undone.runId}): deploying ${spec.version} (${spec.image}), the version live before it, ` +
+              `with that deployment's spec; started ${handle.workflowId} (run ${handle.firstExecutionRunId})`,
+          );
+        }
+        if (!options.wait) {
+          if (options.json) out(JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }));
+          return;
+        }
+        await followToTheEnd(client, spec.namespace, spec.app, options);
+      });
+    });
+
+  program
     .command('watch')
     .description('follow the latest deployment of an app to its end; the exit code is its outcome')
     .argument('<app>', 'app name')
@@ -304,7 +330,7 @@ export async function runCli(argv: string[]): Promise<number> {
     const [code, message] =
       error instanceof Exit
         ? [error.code, error.message]
-        : error instanceof SpecValidationError || error instanceof ConfigError
+        : error instanceof SpecValidationError || error instanceof ConfigError || error instanceof NothingToUndoError
           ? [ExitCode.InvalidInput, error.message]
           : error instanceof DeploymentAlreadyRunningError || error instanceof RequestRefusedError
             ? [ExitCode.Refused, error.message]

@@ -19,7 +19,7 @@ import type { AbortRequest, ApproveRequest, DeploymentResult, DeploymentStatus, 
 import { DeploymentFailureType, Phase } from '../shared/deployment-status.js';
 import { SEARCH_ATTRIBUTE_KEYS, SearchAttribute } from '../shared/search-attributes.js';
 import { deploymentWorkflowId } from '../shared/workflow-id.js';
-import { Strategy } from '../deployment-spec/deployment-spec.js';
+import { parseDeploymentSpec, Strategy } from '../deployment-spec/deployment-spec.js';
 import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
 
 /** The workflow type of each strategy; both take the spec and return the same result. */
@@ -53,6 +53,20 @@ export class RequestRefusedError extends Error {
     super(message);
     this.name = 'RequestRefusedError';
   }
+}
+
+/** `undo` of an app with no successful deployment that recorded what it replaced. */
+export class NothingToUndoError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NothingToUndoError';
+  }
+}
+
+/** What `undo` deploys: the last success's spec with the version it replaced, and that success. */
+export interface UndoPlan {
+  spec: DeploymentSpec;
+  undone: { runId: string; version: string; image: string; closeTime: string | null };
 }
 
 /**
@@ -164,10 +178,12 @@ export class DeploymentClient {
         args: [spec],
         workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
         workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-        memo: { app: spec.app, namespace: spec.namespace, version: spec.version, image: spec.image },
+        memo: { app: spec.app, namespace: spec.namespace, version: spec.version, image: spec.image, ...(spec.undoOf ? { undoOf: spec.undoOf } : {}) },
         typedSearchAttributes,
         // What the Temporal UI shows for this deployment before anyone opens its history.
-        staticSummary: `deploy ${spec.app} ${spec.version} in ${spec.namespace}${spec.strategy === Strategy.Canary ? ' (canary)' : ''}`,
+        staticSummary: spec.undoOf
+          ? `undo ${spec.app} to ${spec.version} (undoing ${spec.undoOf.version}) in ${spec.namespace}${spec.strategy === Strategy.Canary ? ' (canary)' : ''}`
+          : `deploy ${spec.app} ${spec.version} in ${spec.namespace}${spec.strategy === Strategy.Canary ? ' (canary)' : ''}`,
         staticDetails: [
           `| app | namespace | version | image | replicas | strategy | monitor |`,
           `|---|---|---|---|---|---|---|`,
@@ -183,6 +199,57 @@ export class DeploymentClient {
       }
       throw error;
     }
+  }
+
+  /**
+   * `bluegreen undo`: the app's last successful deployment, found in Temporal's visibility, and a
+   * spec that redeploys what was live before it: that deployment's own spec (so the same strategy,
+   * gates and SLOs apply) with the image and version its preflight read, marked `undoOf`. The undo
+   * is itself the fix for a bad version, so it is let through the stability check (recorded).
+   * Undoing again goes back to the version undone, as `kubectl rollout undo` does.
+   */
+  async planUndo(namespace: string, app: string): Promise<UndoPlan> {
+    const workflowId = deploymentWorkflowId(namespace, app);
+    const completed: { runId: string; closeTime: Date | undefined }[] = [];
+    // The latest run first, read directly: visibility lists a run a moment after it ends.
+    const latest = await this.client.workflow
+      .getHandle(workflowId)
+      .describe()
+      .catch(() => null);
+    if (latest?.status.name === 'COMPLETED') completed.push({ runId: latest.runId, closeTime: latest.closeTime });
+    for await (const execution of this.client.workflow.list({ query: `WorkflowId = '${workflowId.replace(/'/g, '')}' AND ExecutionStatus = 'Completed'` })) {
+      if (execution.runId !== latest?.runId) completed.push({ runId: execution.runId, closeTime: execution.closeTime });
+      if (completed.length >= 100) break;
+    }
+    completed.sort((a, b) => (b.closeTime?.getTime() ?? 0) - (a.closeTime?.getTime() ?? 0));
+    for (const run of completed) {
+      const handle = this.client.workflow.getHandle(workflowId, run.runId);
+      const result = await deploymentResult(handle);
+      if (result.outcome !== 'Succeeded') continue;
+      const previous = result.status.previous;
+      if (!previous?.image) {
+        throw new NothingToUndoError(
+          `the last successful deployment of ${namespace}/${app} (${result.version}, run ${run.runId}) did not record what it replaced ` +
+            '(it ran before the record existed): deploy the earlier image by hand',
+        );
+      }
+      const started = ((await handle.fetchHistory()).events ?? [])[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+      if (!started) throw new NothingToUndoError(`the history of run ${run.runId} holds no spec`);
+      const input = this.client.options.loadedDataConverter.payloadConverter.fromPayload<Record<string, unknown>>(started);
+      // Its version (and what it undid, if it was an undo) give way to the version it replaced.
+      const rest = { ...input };
+      delete rest['version'];
+      delete rest['undoOf'];
+      const spec = parseDeploymentSpec({
+        ...rest,
+        image: previous.image,
+        ...(previous.version ? { version: previous.version } : {}),
+        allowUnstableActive: true,
+        undoOf: { runId: run.runId, version: result.version },
+      });
+      return { spec, undone: { runId: run.runId, version: result.version, image: result.image, closeTime: run.closeTime?.toISOString() ?? null } };
+    }
+    throw new NothingToUndoError(`no successful deployment of ${namespace}/${app} to undo`);
   }
 
   /** The latest deployment of an app (running or finished). */

@@ -100,6 +100,7 @@ export const DeploymentStatusSchema = z
       .strict()
       .nullable()
       .optional(),
+    previous: z.object({ slot, image: z.string().nullable(), version: z.string().nullable() }).strict().nullable().optional(),
     activeCheck: z
       .object({
         slot,

@@ -420,6 +420,8 @@ const SpecInputSchema = z
      * during an incident); the result and the history record that it was let through.
      */
     allowUnstableActive: z.boolean().default(false),
+    /** Set by `bluegreen undo`: the successful deployment (its run and version) this one undoes. */
+    undoOf: z.object({ runId: z.string().min(1), version: z.string().min(1) }).strict().optional(),
     /** Seconds between the end of monitoring and scaling the old slot to zero (Argo's default 30). */
     scaleDownDelaySeconds: z.number().int().min(0).default(30),
     /** blueGreen (the default): all traffic at once after the smoke suite. canary: step by step. */

@@ -222,6 +222,11 @@ export interface DeploymentStatus {
   strategy?: string;
   /** Present in a canary. */
   canary?: CanaryProgress | null;
+  /**
+   * What was live when the deployment began, read in preflight: what `bluegreen undo` goes back to
+   * after a success. Absent in runs recorded before it existed.
+   */
+  previous?: { slot: Slot; image: string | null; version: string | null } | null;
   /** The preflight stability check; absent where no gated SLO is set, and in runs before it existed. */
   activeCheck?: ActiveSlotCheck | null;
   transitions: PhaseTransition[];

@@ -320,6 +320,31 @@ describe('bluegreen CLI against the Temporal dev server', () => {
     assert.match(unknown.stderr, /no deployment found/);
   });
 
+  it('undo redeploys the version live before the last success, with its spec, recorded as an undo', async () => {
+    const nothing = await cli('undo', 'never-deployed');
+    assert.equal(nothing.code, 2);
+    assert.match(nothing.stderr, /no successful deployment of default\/never-deployed to undo/);
+    for (const version of ['v1', 'v2']) {
+      const run = await cli('deploy', '--app', 'undone', '--image', `registry.internal/undone:${version}`, '--set', 'monitor.window=30s', ...FAST, '--wait');
+      assert.equal(run.code, 0, run.stderr);
+    }
+    const v2 = await env.client.workflow.getHandle('bluegreen/default/undone').describe();
+    // Right after v2 ends: the latest run is read directly, not from visibility, which lags.
+    const undo = await cli('undo', 'undone', '--wait', '--json');
+    assert.equal(undo.code, 0, undo.stderr);
+    const result = DeploymentResultSchema.parse(JSON.parse(undo.stdout));
+    assert.deepEqual([result.outcome, result.image, result.version, result.status.previous?.image], ['Succeeded', 'registry.internal/undone:v1', 'v1', 'registry.internal/undone:v2']);
+    assert.equal(double.slots[double.selector].image, 'registry.internal/undone:v1', 'v1 is live again');
+    const handle = env.client.workflow.getHandle('bluegreen/default/undone');
+    const description = await handle.describe();
+    assert.equal(await description.staticSummary(), 'undo undone to v1 (undoing v2) in default');
+    assert.deepEqual(description.memo?.['undoOf'], { runId: v2.runId, version: 'v2' });
+    // The same spec as the deployment undone: its monitor window, not the default.
+    const started = (await handle.fetchHistory()).events![0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!;
+    const spec = env.client.options.loadedDataConverter.payloadConverter.fromPayload<{ monitor: { window: string }; undoOf: unknown; allowUnstableActive: boolean }>(started);
+    assert.deepEqual([spec.monitor.window, spec.undoOf, spec.allowUnstableActive], ['30s', { runId: v2.runId, version: 'v2' }, true]);
+  });
+
   it('with no worker running: abort is recorded (exit 5), status says so, and the next worker rolls back', async () => {
     const live = double.selector;
     const start = await cli('deploy', '--app', 'detection-api', '--image', 'registry.internal/detection-api:v2.6.0', '--set', 'gates.approveBeforeSwitch=true');

@@ -4,7 +4,8 @@
  * real Prometheus scraping them, with a steady stream of detections through the switched Service.
  * A good version goes live without a connection-level failure; a regression that passes smoke is
  * rolled back by the monitor; an abort during monitoring restores the old slot; a worker killed
- * mid-deployment is replaced and the deployment finishes, the slots untouched meanwhile. A version
+ * mid-deployment is replaced and the deployment finishes, the slots untouched meanwhile; undo puts
+ * the version before the last success back under traffic. A version
  * that degrades once live makes the next deployment's preflight refuse, naming the SLO Prometheus
  * sees breached, until the fix is let through with allowUnstableActive.
  */
@@ -116,6 +117,22 @@ describe('deployments on the embedded default (dev server, local platform, Prome
     const score = await traffic.stop();
     assert.equal(score.connectionFailures, 0, score.failureSamples.join('; '));
     assert.ok(score.ok > 500, `traffic flowed throughout: ${JSON.stringify(score)}`);
+  });
+
+  it('undo puts the version live before the last success back, under traffic with no connection failure', async () => {
+    traffic = new TrafficGenerator(stack.local!.routerUrl, 40);
+    traffic.start();
+    const before = traffic.snapshot();
+    const plan = await stack.deployments!.planUndo('default', 'detection-api');
+    assert.deepEqual([plan.undone.version, plan.spec.image, plan.spec.version, plan.spec.undoOf?.version], ['v2.2.2', IMAGE('v2.2.0'), 'v2.2.0', 'v2.2.2']);
+    const result = await deploymentResult(await stack.deployments!.start(plan.spec));
+    assert.equal(result.outcome, 'Succeeded', result.message);
+    const live = await describeLive();
+    assert.deepEqual([live.activeSlot, live.slots.green.image, live.slots.blue.replicas], ['green', IMAGE('v2.2.0'), 0]);
+    const score = await traffic.stop();
+    assert.equal(score.connectionFailures, 0, score.failureSamples.join('; '));
+    assert.equal(score.serverErrors - before.serverErrors, 0);
+    assert.ok((score.servedBy['detection-api-green'] ?? 0) > 0, JSON.stringify(score.servedBy));
   });
 
   it('refuses to deploy onto a live slot whose error rate Prometheus sees breached, and lets the fix through with allowUnstableActive', async () => {

@@ -41,6 +41,7 @@ export async function preflight(run: RunContext, monitorSeconds?: (spec: RunCont
   const active = live.slots[live.activeSlot];
   const idle = otherSlot(live.activeSlot);
   Object.assign(run.status, { activeSlot: live.activeSlot, idleSlot: idle, fromSlot: live.activeSlot, toSlot: idle });
+  run.status.previous = { slot: active.slot, image: active.image, version: active.version ?? null };
   if (!isHealthy(active)) {
     throw new PhaseError(
       RollbackReason.PreflightFailed,

@@ -256,6 +256,8 @@ export class EmbeddedStack {
         TEMPORAL_ADDRESS: this.temporalAddress,
         TEMPORAL_TASK_QUEUE: this.taskQueue,
         BLUEGREEN_METRICS_ADDRESS: `127.0.0.1:${ports.workerMetrics}`,
+        // An incident links to the run in this stack's Temporal UI.
+        BLUEGREEN_TEMPORAL_UI_URL: `http://127.0.0.1:${ports.ui}`,
         ...this.options.workerEnv,
       },
       stdio: ['ignore', 'pipe', 'pipe'],

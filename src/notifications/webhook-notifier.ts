@@ -1,13 +1,17 @@
 /**
  * Tells people what a deployment needs or did, as the procedure's "notify team" and "create incident
  * ticket" steps: a Slack-compatible JSON POST (`text`, plus the event's fields for other
- * receivers) when a deployment waits for approval, rolls back, fails or succeeds. A webhook that
- * fails is reported to the caller and logged; it never fails a deployment.
+ * receivers) when a deployment waits for approval, rolls back, fails or succeeds. A rollback, a
+ * failure and a stuck rollback are incidents: their text adds the summary and the links (the run
+ * in the Temporal UI, the breached query in Prometheus). A webhook that fails is reported to the
+ * caller and logged; it never fails a deployment.
  */
 import axios from 'axios';
 import { z } from 'zod';
 import { parseEnv } from '../config/env.js';
 import type { DeploymentEvent } from '../shared/deployment-event.js';
+import { incidentLinks, linkBasesFromEnv } from './incident-links.js';
+import type { LinkBases } from './incident-links.js';
 
 export type { DeploymentEvent };
 
@@ -30,31 +34,58 @@ const ICONS: Record<DeploymentEvent['kind'], string> = {
   succeeded: ':white_check_mark:',
 };
 
+/**
+ * POSTs `body` as JSON; returns 'delivered', or why not (logged). Never throws: a receiver that
+ * fails never fails a deployment.
+ */
+export async function deliver(url: string, body: unknown, { timeoutMs, what, event, log }: { timeoutMs: number; what: string; event: DeploymentEvent; log: (message: string) => void }): Promise<string> {
+  let outcome: string;
+  try {
+    const response = await axios.post(url, body, { timeout: timeoutMs, validateStatus: () => true });
+    if (response.status >= 200 && response.status < 300) return 'delivered';
+    outcome = `${what} answered HTTP ${response.status}`;
+  } catch (error) {
+    outcome = `${what} unreachable: ${(error as { code?: string }).code ?? (error as Error).message}`;
+  }
+  log(`notification not delivered (${event.kind}, ${event.workflowId}): ${outcome}`);
+  return outcome;
+}
+
+/** The Slack-compatible body: `text` (an incident adds its summary and links), plus the event's fields. */
+export function slackMessage(event: DeploymentEvent, bases: LinkBases = {}) {
+  const links = incidentLinks(event, bases);
+  const lines = [`${ICONS[event.kind]} ${event.namespace}/${event.app} ${event.version}: ${event.message}`];
+  // The summary's first line repeats the message.
+  if (event.incident) lines.push(...event.incident.summary.split('\n').slice(1));
+  if (links.length > 0) lines.push(links.map((link) => `<${link.href}|${link.text}>`).join(' · '));
+  return { text: lines.join('\n'), ...event, links };
+}
+
 export class WebhookNotifier implements Notifier {
   constructor(
     private readonly url: string,
     private readonly timeoutMs = 5000,
     private readonly log: (message: string) => void = (message) => process.stderr.write(`${message}\n`),
+    private readonly bases: LinkBases = {},
   ) {}
 
   /** The notifier the environment asks for, or null when no webhook is configured. */
   static fromEnv(env: NodeJS.ProcessEnv): WebhookNotifier | null {
     const config = parseEnv(WebhookConfigSchema, env);
-    return config.BLUEGREEN_WEBHOOK_URL ? new WebhookNotifier(config.BLUEGREEN_WEBHOOK_URL, config.BLUEGREEN_WEBHOOK_TIMEOUT_MS) : null;
+    return config.BLUEGREEN_WEBHOOK_URL ? new WebhookNotifier(config.BLUEGREEN_WEBHOOK_URL, config.BLUEGREEN_WEBHOOK_TIMEOUT_MS, undefined, linkBasesFromEnv(env)) : null;
   }
 
   async notify(event: DeploymentEvent): Promise<string> {
-    const text = `${ICONS[event.kind]} ${event.namespace}/${event.app} ${event.version}: ${event.message}`;
-    try {
-      const response = await axios.post(this.url, { text, ...event }, { timeout: this.timeoutMs, validateStatus: () => true });
-      if (response.status >= 200 && response.status < 300) return 'delivered';
-      const outcome = `webhook answered HTTP ${response.status}`;
-      this.log(`notification not delivered (${event.kind}, ${event.workflowId}): ${outcome}`);
-      return outcome;
-    } catch (error) {
-      const outcome = `webhook unreachable: ${(error as { code?: string }).code ?? (error as Error).message}`;
-      this.log(`notification not delivered (${event.kind}, ${event.workflowId}): ${outcome}`);
-      return outcome;
-    }
+    return await deliver(this.url, slackMessage(event, this.bases), { timeoutMs: this.timeoutMs, what: 'webhook', event, log: this.log });
+  }
+}
+
+/** Every configured receiver gets each event; the outcome names each one's delivery. */
+export class Notifiers implements Notifier {
+  constructor(private readonly receivers: readonly { name: string; notifier: Notifier }[]) {}
+
+  async notify(event: DeploymentEvent): Promise<string> {
+    const outcomes = await Promise.all(this.receivers.map(async ({ name, notifier }) => `${name}: ${await notifier.notify(event)}`));
+    return outcomes.join('; ');
   }
 }

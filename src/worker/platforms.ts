@@ -10,7 +10,8 @@ import { PrometheusSloSource } from '../checks/prometheus-slo-source.js';
 import { HttpSmokeRunner } from '../checks/smoke-suite.js';
 import { KubernetesPlatform } from '../platforms/kubernetes-platform.js';
 import { LocalPlatform } from '../platforms/local-platform.js';
-import { WebhookNotifier } from '../notifications/webhook-notifier.js';
+import { Notifiers, WebhookNotifier } from '../notifications/webhook-notifier.js';
+import { PagerDutyNotifier } from '../notifications/pagerduty-notifier.js';
 
 export const PLATFORMS = ['kubernetes', 'local'] as const;
 
@@ -24,11 +25,15 @@ export const PlatformConfigSchema = z.object({
 
 export type PlatformConfig = z.output<typeof PlatformConfigSchema>;
 
-/** The dependencies of `createActivities`: the platform, the smoke suite, Prometheus, the webhook. */
+/** The dependencies of `createActivities`: the platform, the smoke suite, Prometheus, the webhook and incident receiver. */
 export async function loadActivityDependencies(env: NodeJS.ProcessEnv): Promise<ActivityDependencies> {
   const { BLUEGREEN_PLATFORM: platform } = parseEnv(PlatformConfigSchema, env);
   const slo = PrometheusSloSource.fromEnv(env);
-  const notifier = WebhookNotifier.fromEnv(env);
+  const receivers = [
+    { name: 'webhook', notifier: WebhookNotifier.fromEnv(env) },
+    { name: 'pagerduty', notifier: PagerDutyNotifier.fromEnv(env) },
+  ].flatMap(({ name, notifier }) => (notifier ? [{ name, notifier }] : []));
+  const notifier = receivers.length > 0 ? new Notifiers(receivers) : null;
   if (platform === 'local') {
     const local = LocalPlatform.fromEnv(env);
     return { platform: local, smoke: new HttpSmokeRunner({ resolveEndpoint: (url) => local.resolveServiceUrl(url) }), slo, notifier };

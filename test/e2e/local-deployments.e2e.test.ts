@@ -11,6 +11,8 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -29,13 +31,31 @@ const IMAGE = DETECTION_API_IMAGE;
 describe('deployments on the embedded default (dev server, local platform, Prometheus, worker process)', () => {
   let stack: EmbeddedStack;
   let traffic: TrafficGenerator;
+  // The team's chat webhook and its incident tool, both real HTTP receivers.
+  let receiver: Server;
+  const received: { path: string; body: Record<string, unknown> }[] = [];
 
   before(async () => {
+    receiver = createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk) => (body += chunk));
+      request.on('end', () => {
+        received.push({ path: request.url ?? '', body: JSON.parse(body) as Record<string, unknown> });
+        response.writeHead(202).end('{"status":"success"}');
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const receiverUrl = `http://127.0.0.1:${(receiver.address() as { port: number }).port}`;
     stack = new EmbeddedStack({
       stateDir: mkdtempSync(join(tmpdir(), 'embedded-stack-')),
       ports: await freeStackPorts(),
       taskQueue: 'bluegreen-embedded-e2e',
       replicaEnv: { SHUTDOWN_DRAIN_MS: '100' },
+      workerEnv: {
+        BLUEGREEN_WEBHOOK_URL: `${receiverUrl}/hooks/deployments`,
+        BLUEGREEN_PAGERDUTY_ROUTING_KEY: 'e2e-routing-key',
+        BLUEGREEN_PAGERDUTY_URL: `${receiverUrl}/v2/enqueue`,
+      },
     });
     await stack.start();
     await stack.waitForInitialSlot();
@@ -44,6 +64,8 @@ describe('deployments on the embedded default (dev server, local platform, Prome
   after(async () => {
     await traffic?.stop();
     await stack?.stop();
+    receiver?.closeAllConnections();
+    await new Promise((resolve) => receiver?.close(resolve));
   });
 
   const describeLive = (): Promise<LiveState> => stack.local!.platform.describe(REFERENCE_TARGET);
@@ -71,12 +93,31 @@ describe('deployments on the embedded default (dev server, local platform, Prome
     assert.ok(result.status.monitor!.successful >= 1, JSON.stringify(result.status.monitor));
   });
 
-  it('rolls back a regression that passed its smoke tests when the monitor sees its error rate', async () => {
+  it('rolls back a regression that passed its smoke tests when the monitor sees its error rate, and raises the incident in both formats', async () => {
+    received.length = 0;
     const handle = await start('v2.3.0', 20);
     const result = await deploymentResult(handle);
     assert.equal(result.outcome, 'RolledBack', result.message);
     assert.equal(result.reason, 'SloBreach');
     assert.equal(result.failedCheck, 'error-rate');
+    // The incident, as the chat webhook and the incident tool received it.
+    await eventually(async () => received.length === 2, 'both incident messages');
+    const slack = received.find((r) => r.path === '/hooks/deployments')!.body as { text: string; links: { href: string }[]; incident: { breach: { query: string; from: string; to: string } } };
+    const pagerDuty = received.find((r) => r.path === '/v2/enqueue')!.body as { event_action: string; dedup_key: string; payload: { severity: string; class: string } };
+    assert.match(slack.text, /^:rewind: default\/detection-api v2\.3\.0: SLO 'error-rate' breached/);
+    assert.match(slack.text, /breached: error-rate = [0-9.]+ \(must be < 0\.01\) on green/);
+    assert.equal(slack.links[0]!.href, `http://127.0.0.1:${stack.options.ports.ui}/namespaces/default/workflows/${encodeURIComponent(handle.workflowId)}/${handle.firstExecutionRunId}/history`);
+    assert.deepEqual([pagerDuty.event_action, pagerDuty.dedup_key, pagerDuty.payload.severity, pagerDuty.payload.class], ['trigger', `${handle.workflowId}/${handle.firstExecutionRunId}`, 'error', 'SloBreach']);
+    // The graph link's query, run over the incident's span on the real Prometheus, shows the breach.
+    const expr = new URL(slack.links[1]!.href).searchParams.get('g0.expr')!;
+    assert.equal(expr, slack.incident.breach.query);
+    const { from, to } = slack.incident.breach;
+    const range = (await (
+      await fetch(`${stack.prometheus!.url}/api/v1/query_range?${new URLSearchParams({ query: expr, start: String(Date.parse(from) / 1000), end: String(Date.parse(to) / 1000), step: '1' })}`)
+    ).json()) as { status: string; data: { result: { values: [number, string][] }[] } };
+    assert.equal(range.status, 'success');
+    const values = range.data.result.flatMap((series) => series.values.map(([, value]) => Number(value)));
+    assert.ok(values.some((value) => value >= 0.01), `the graph shows the error rate over 0.01: ${JSON.stringify(values.slice(-5))}`);
     assert.equal(result.status.smoke?.passed, true, 'the fault began after the smoke suite');
     const live = await describeLive();
     assert.equal(live.activeSlot, 'green', 'traffic is back on v2.2.0');

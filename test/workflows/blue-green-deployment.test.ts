@@ -11,7 +11,8 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { abortSignal, abortUpdate, approveSignal, approveUpdate, statusQuery } from '../../src/workflows/definitions.js';
 import type { DeploymentResult } from '../../src/shared/deployment-status.js';
-import { WebhookNotifier } from '../../src/notifications/webhook-notifier.js';
+import { Notifiers, WebhookNotifier } from '../../src/notifications/webhook-notifier.js';
+import { PagerDutyNotifier } from '../../src/notifications/pagerduty-notifier.js';
 import { freePort } from '../helpers/detection-api-process.js';
 import { captureHistory, REFERENCE_TARGET, startDeployment, testSpec, withWorker } from '../helpers/deployment-harness.js';
 import { eventually } from '../helpers/eventually.js';
@@ -439,6 +440,77 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       assert.equal(result.outcome, 'RolledBack');
       assert.equal(received.length, 1);
       assert.deepEqual([received[0]!['kind'], received[0]!['reason'], received[0]!['failedCheck']], ['rolled-back', 'SmokeFailed', 'metrics']);
+    });
+
+    it('raises an incident on an SLO breach: summary and links as Slack-compatible JSON and as a PagerDuty Events v2 trigger', async () => {
+      const double = new RecordingPlatformDouble({ behaviour: { sloValues: (tick) => (tick === 2 ? { 'error-rate': 0.05 } : {}), restartsAt: () => 2 } });
+      const bases = { temporalUiUrl: 'http://temporal-ui.internal:8233/', prometheusUiUrl: 'http://prometheus.internal:9090' };
+      const pagerDutyUrl = url.replace('/hooks/deployments', '/v2/enqueue');
+      const notifier = new Notifiers([
+        { name: 'webhook', notifier: new WebhookNotifier(url, 5000, undefined, bases) },
+        { name: 'pagerduty', notifier: new PagerDutyNotifier('routing-key-0123', pagerDutyUrl, bases) },
+      ]);
+      const spec = testSpec({ monitor: { restartLimit: 5 } });
+      let run = { workflowId: '', runId: '' };
+      const result = await withWorker(
+        env,
+        double,
+        async (taskQueue) => {
+          const handle = await startDeployment(env, taskQueue, spec);
+          run = { workflowId: handle.workflowId, runId: handle.firstExecutionRunId };
+          return await deploymentResult(handle);
+        },
+        { notifier },
+      );
+      assertRolledBack(result, 'SloBreach', 'error-rate');
+      assert.equal(received.length, 2, 'one message in each format');
+      const slack = received.find((m) => 'text' in m)! as { text: string; links: { href: string; text: string }[]; incident: { breach: { from: string; to: string } } };
+      const temporalLink = `http://temporal-ui.internal:8233/namespaces/default/workflows/${encodeURIComponent(run.workflowId)}/${run.runId}/history`;
+      assert.deepEqual(slack.text.split('\n').slice(0, 4), [
+        `:rewind: default/detection-api v2.2.0: ${result.message}`,
+        'breached: error-rate = 0.05 (must be < 0.01) on green',
+        'pod restarts on green during monitoring: 2',
+        'live now: blue (registry.internal/detection-api:v2.1.0)',
+      ]);
+      assert.equal(slack.links[0]!.href, temporalLink);
+      assert.match(slack.text, new RegExp(`<${temporalLink.replace(/[.?/]/g, '\\$&')}\\|the deployment in the Temporal UI>`));
+      // The Prometheus graph: the breached query as the monitor ran it on the new slot and version.
+      const graph = new URL(slack.links[1]!.href);
+      assert.equal(graph.origin + graph.pathname, 'http://prometheus.internal:9090/graph');
+      const expr = graph.searchParams.get('g0.expr')!;
+      assert.match(expr, /slot="green"/);
+      assert.match(expr, /version="v2\.2\.0"/);
+      assert.match(expr, new RegExp(`\\[${spec.monitor.window}\\]`));
+      assert.doesNotMatch(expr, /\{\{/, 'every placeholder rendered');
+      assert.ok(new Date(slack.incident.breach.from) <= new Date(slack.incident.breach.to));
+
+      const pagerDuty = received.find((m) => 'routing_key' in m)! as Record<string, unknown> & { payload: Record<string, unknown> & { custom_details: Record<string, unknown> } };
+      assert.deepEqual(
+        [pagerDuty['routing_key'], pagerDuty['event_action'], pagerDuty['dedup_key'], pagerDuty['client_url']],
+        ['routing-key-0123', 'trigger', `${run.workflowId}/${run.runId}`, temporalLink],
+      );
+      assert.deepEqual(
+        [pagerDuty.payload['severity'], pagerDuty.payload['source'], pagerDuty.payload['component'], pagerDuty.payload['group'], pagerDuty.payload['class']],
+        ['error', run.workflowId, 'detection-api', 'default', 'SloBreach'],
+      );
+      assert.equal(pagerDuty.payload['summary'], `default/detection-api v2.2.0: ${result.message}`);
+      assert.deepEqual((pagerDuty.payload.custom_details['breach'] as { slo: string; value: number }).slo, 'error-rate');
+      assert.equal((pagerDuty['links'] as unknown[]).length, 2);
+    });
+
+    it('rolls back as ever when the incident receiver is unreachable, and says so', async () => {
+      const notices: string[] = [];
+      const notifier = new Notifiers([
+        { name: 'webhook', notifier: new WebhookNotifier(url) },
+        { name: 'pagerduty', notifier: new PagerDutyNotifier('routing-key-0123', `http://127.0.0.1:${await freePort()}/v2/enqueue`, {}, 1000, (line) => notices.push(line)) },
+      ]);
+      const double = new RecordingPlatformDouble({ behaviour: { failSmokeCheck: 'health' } });
+      const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, testSpec())), { notifier });
+      assert.deepEqual([result.outcome, result.reason], ['RolledBack', 'SmokeFailed']);
+      assertRestored(double);
+      assert.deepEqual(received.map((m) => m['kind']), ['rolled-back'], 'the webhook still got it');
+      assert.equal(notices.length, 1);
+      assert.match(notices[0]!, /notification not delivered \(rolled-back, deploy-[0-9a-f-]+\): incident receiver unreachable: ECONNREFUSED/);
     });
 
     for (const [behaviour, answer, expected] of [

@@ -25,6 +25,7 @@ import {
 } from '@temporalio/workflow';
 import type { ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
+import { incidentOf } from '../../shared/deployment-event.js';
 import type { DeploymentEvent } from '../../shared/deployment-event.js';
 import { formatValue } from '../../shared/analysis.js';
 import type { WarmUp } from '../../shared/analysis.js';
@@ -42,6 +43,9 @@ import type { CallKind } from './activity-options.js';
 import { Compensations } from './compensations.js';
 import { describeError, errorTypeOf, PhaseError, phaseErrorFrom } from './phase-error.js';
 import { Patch } from './patches.js';
+
+/** The kinds that are incidents (the procedure's §3.1 step 5). */
+const INCIDENT_KINDS: readonly DeploymentEvent['kind'][] = ['rolled-back', 'failed', 'rollback-stuck'];
 
 /** A restore that outlasts this (when the spec, recorded before the field existed, has none). */
 const DEFAULT_STUCK_AFTER_SECONDS = 120;
@@ -291,13 +295,19 @@ export class RunContext {
     return { target: this.target, active, idle, idleBefore: this.live.slots[idle] };
   }
 
-  /** Tells people (through the worker's webhook, if any); never fails the deployment. */
+  /**
+   * Tells people (through the worker's webhook and incident receiver, if any); never fails the
+   * deployment. A rollback, a failure and a stuck rollback carry the incident: the summary and
+   * what its links are built from.
+   */
   async notify(kind: DeploymentEvent['kind'], message: string, reason: string | null = null, failedCheck: string | null = null): Promise<void> {
     if (!patched(Patch.Notifications)) return;
     const { app, namespace, version, image } = this.status;
+    const { workflowId, runId, namespace: temporalNamespace } = workflowInfo();
+    const incident = INCIDENT_KINDS.includes(kind) ? incidentOf({ status: this.status, spec: this.spec, message, failedCheck, now: new Date() }) : null;
     try {
       await CancellationScope.nonCancellable(() =>
-        this.act('quick', `notify: ${kind}`).notify({ kind, app, namespace, version, image, message, reason, failedCheck, workflowId: workflowInfo().workflowId }),
+        this.act('quick', `notify: ${kind}`).notify({ kind, app, namespace, version, image, message, reason, failedCheck, workflowId, runId, temporalNamespace, incident }),
       );
     } catch (error) {
       log.warn('notification failed', { kind, error: describeError(error) });

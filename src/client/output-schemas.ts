@@ -100,6 +100,24 @@ export const DeploymentStatusSchema = z
       .strict()
       .nullable()
       .optional(),
+    observe: z
+      .object({
+        slot,
+        tick: z.number().int(),
+        ticks: z.number().int(),
+        durationSeconds: z.number(),
+        intervalSeconds: z.number(),
+        keepOldSlotWarm: z.boolean(),
+        successful: z.number().int(),
+        failed: z.number().int(),
+        inconclusive: z.number().int(),
+        errors: z.number().int(),
+        breaches: z.array(z.object({ name: z.string(), value: z.number().nullable(), comparison: z.string(), threshold: z.number(), at: isoTime }).strict()),
+        latest: z.record(MeasurementSchema),
+      })
+      .strict()
+      .nullable()
+      .optional(),
     previous: z.object({ slot, image: z.string().nullable(), version: z.string().nullable() }).strict().nullable().optional(),
     activeCheck: z
       .object({

@@ -150,6 +150,14 @@ export function renderStatus(status: DeploymentStatus): string {
       lines.push(`    ${measurement.gate ? 'gate   ' : 'warning'} ${formatMeasurement(measurement)}`);
     }
   }
+  if (status.observe) {
+    const o = status.observe;
+    lines.push(
+      `observe: tick ${o.tick}/${o.ticks} of ${o.slot} (${o.durationSeconds} s every ${o.intervalSeconds} s, ${o.keepOldSlotWarm ? 'old slot warm: a breach rolls back' : 'a breach is notified'}): ` +
+        `${o.successful} ok, ${o.failed} failed, ${o.inconclusive} inconclusive, ${o.errors} errors`,
+    );
+    for (const breach of o.breaches) lines.push(`    breached ${breach.name}=${formatValue(breach.value)} (${breach.comparison} ${breach.threshold}) at ${breach.at}`);
+  }
   return lines.join('\n');
 }
 

@@ -194,6 +194,26 @@ export const DEFAULT_SLOS: Slo[] = [
   },
 ];
 
+/**
+ * Watching after the deployment: the procedure's hour (§8). The live slot's SLOs and restarts are
+ * measured every interval and a breach is notified; the window changes nothing itself. With
+ * `keepOldSlotWarm`, the old slot stays up through the window and a breach rolls back as during
+ * monitoring (the scale-down waits for the window's end).
+ */
+const ObserveSchema = z
+  .object({
+    /** 0 (the default): no window. The procedure's is 3600. */
+    durationSeconds: z.number().int('observe.durationSeconds must be a whole number of seconds').min(0).max(86_400).default(0),
+    /** Seconds between measurements; default 60. */
+    intervalSeconds: seconds('observe.intervalSeconds').default(60),
+    keepOldSlotWarm: z.boolean().default(false),
+  })
+  .strict()
+  .refine((observe) => observe.durationSeconds === 0 || observe.intervalSeconds <= observe.durationSeconds, {
+    message: 'observe.intervalSeconds must not exceed observe.durationSeconds',
+    path: ['intervalSeconds'],
+  });
+
 const MonitorSchema = z
   .object({
     durationSeconds: seconds('monitor.durationSeconds').default(300),
@@ -414,6 +434,7 @@ const SpecInputSchema = z
     gates: GatesSchema.default({}),
     monitor: MonitorSchema.default({}),
     rollback: RollbackSchema.default({}),
+    observe: ObserveSchema.default({}),
     /**
      * Preflight measures the active slot's gated SLOs once and refuses to deploy onto one that
      * breaches them (PROCEDURE §2.1). true lets the deployment through all the same (a hotfix

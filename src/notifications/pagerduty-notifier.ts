@@ -1,6 +1,6 @@
 /**
  * Incidents as PagerDuty Events API v2 `trigger` events, a format many incident tools accept:
- * rollbacks, failures and stuck rollbacks only (a wait for approval or a success pages nobody).
+ * rollbacks, failures, stuck rollbacks and breaches after the deployment only (a wait for approval or a success pages nobody).
  * One run's events share a dedup key, so a stuck rollback and its end update one alert. A receiver
  * that fails is reported and logged; it never fails a deployment.
  */
@@ -22,6 +22,7 @@ const SEVERITY: Partial<Record<DeploymentEvent['kind'], 'critical' | 'error' | '
   'rollback-stuck': 'critical',
   'rolled-back': 'error',
   failed: 'warning',
+  'observe-breach': 'error',
 };
 
 /** The Events API v2 body of an incident event (PagerDuty limits the summary to 1024 characters). */

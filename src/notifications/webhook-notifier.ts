@@ -32,6 +32,7 @@ const ICONS: Record<DeploymentEvent['kind'], string> = {
   'rolled-back': ':rewind:',
   failed: ':rotating_light:',
   succeeded: ':white_check_mark:',
+  'observe-breach': ':mag:',
 };
 
 /**

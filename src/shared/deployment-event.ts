@@ -8,7 +8,7 @@ import { renderTemplate } from './template.js';
 
 /** What the workflow reports; plain JSON, recorded in the history as the activity's input. */
 export interface DeploymentEvent {
-  kind: 'awaiting-approval' | 'rollback-stuck' | 'rolled-back' | 'failed' | 'succeeded';
+  kind: 'awaiting-approval' | 'rollback-stuck' | 'rolled-back' | 'failed' | 'succeeded' | 'observe-breach';
   app: string;
   namespace: string;
   version: string;
@@ -62,10 +62,11 @@ interface IncidentSource {
 
 /** The incident for a rollback or failure, from the status and the spec. */
 export function incidentOf({ status, spec, message, failedCheck, now }: IncidentSource): Incident {
-  const measured = failedCheck ? (status.monitor?.latest[failedCheck] ?? null) : null;
+  // The window after the deployment measured last, if it ran; else the monitor.
+  const measured = failedCheck ? (status.observe?.latest[failedCheck] ?? status.monitor?.latest[failedCheck] ?? null) : null;
   const slo = failedCheck ? spec.monitor?.slos?.find((s) => s.name === failedCheck) : undefined;
   const movedAt = status.transitions.find((t) => t.phase === 'Switching' || t.phase === 'Monitoring')?.at ?? status.transitions[0]?.at ?? now.toISOString();
-  const slot = status.toSlot;
+  const slot = status.observe?.slot ?? status.toSlot;
   const breach: IncidentBreach | null =
     measured && slo && slot
       ? {

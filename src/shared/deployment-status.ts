@@ -15,6 +15,8 @@ export const Phase = {
   Switching: 'Switching',
   Monitoring: 'Monitoring',
   Paused: 'Paused',
+  /** After the deployment: the live slot watched for `observe.durationSeconds`. */
+  Observing: 'Observing',
   CleaningUp: 'CleaningUp',
   RollingBack: 'RollingBack',
   Succeeded: 'Succeeded',
@@ -32,6 +34,7 @@ export const PHASE_MESSAGES: Record<Phase, string> = {
   Switching: 'switching the Service to the new slot',
   Monitoring: 'watching the SLOs of the new slot',
   Paused: 'measurements inconclusive: waiting for an operator to approve or abort',
+  Observing: 'watching the live slot after the deployment',
   CleaningUp: 'scaling the old slot down',
   RollingBack: 'rolling back',
   Succeeded: 'the new version is live',
@@ -153,6 +156,24 @@ export interface MonitorProgress {
   pausedTicks?: number;
 }
 
+/** The window after the deployment: the ticks so far, and every breach seen (each notified once). */
+export interface ObserveProgress {
+  slot: Slot;
+  tick: number;
+  ticks: number;
+  durationSeconds: number;
+  intervalSeconds: number;
+  /** Whether the old slot stays warm, so that a breach rolls back. */
+  keepOldSlotWarm: boolean;
+  successful: number;
+  failed: number;
+  inconclusive: number;
+  errors: number;
+  /** The first breach of each SLO, when it came. */
+  breaches: { name: string; value: number | null; comparison: string; threshold: number; at: string }[];
+  latest: Record<string, Measurement>;
+}
+
 /** Where a canary stands: its step, the weight set, the share observed and the step's analysis. */
 export interface CanaryProgress {
   router: string;
@@ -227,6 +248,8 @@ export interface DeploymentStatus {
    * after a success. Absent in runs recorded before it existed.
    */
   previous?: { slot: Slot; image: string | null; version: string | null } | null;
+  /** The window after the deployment (`observe`), once it has begun. */
+  observe?: ObserveProgress | null;
   /** The preflight stability check; absent where no gated SLO is set, and in runs before it existed. */
   activeCheck?: ActiveSlotCheck | null;
   transitions: PhaseTransition[];

@@ -12,6 +12,7 @@ import { routeName } from '../shared/target.js';
 import { awaitApproval } from './run/approvals.js';
 import { monitorSlot } from './run/monitor.js';
 import { phaseErrorFrom } from './run/phase-error.js';
+import { observeLiveSlot } from './run/observe.js';
 import { deployIdleSlot, preflight, scaleDownOldSlot, smokeTestIdleSlot } from './run/phases.js';
 import { endWith, RunContext } from './run/run-context.js';
 
@@ -37,6 +38,7 @@ async function rolloutBlueGreen(run: RunContext): Promise<DeploymentResult> {
     await switchServiceSelector(run);
     await monitorSlot(run, run.target!, run.slots().idle);
     await awaitApproval(run, Gate.BeforeCleanup, run.spec.gates.approveBeforeCleanup);
+    await observeLiveSlot(run, { warm: true });
   });
   return rolledBack ?? (await scaleDownOldSlot(run));
 }

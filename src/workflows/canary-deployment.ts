@@ -23,6 +23,7 @@ import { promoteSignal, promoteUpdate } from './definitions.js';
 import { awaitApproval } from './run/approvals.js';
 import { countTick, errorLimitError, newMonitorProgress, pauseWhileMeasuring, readRestartBaseline, restartsMeasurement, warmUpMessage } from './run/monitor.js';
 import { breachOf, describeError, PhaseError, phaseErrorFrom } from './run/phase-error.js';
+import { observeLiveSlot } from './run/observe.js';
 import { deployIdleSlot, preflight, scaleDownOldSlot, smokeTestIdleSlot } from './run/phases.js';
 import { endWith, now, refuseWith, RunContext } from './run/run-context.js';
 
@@ -47,6 +48,7 @@ async function rolloutCanary(run: RunContext, canary: CanarySteps): Promise<Depl
     await awaitApproval(run, Gate.BeforeSwitch, run.spec.gates.approveBeforeSwitch);
     await canary.runSteps();
     await awaitApproval(run, Gate.BeforeCleanup, run.spec.gates.approveBeforeCleanup);
+    await observeLiveSlot(run, { warm: true });
   });
   return rolledBack ?? (await scaleDownOldSlot(run));
 }

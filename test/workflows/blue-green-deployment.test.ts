@@ -498,6 +498,81 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       assert.equal((pagerDuty['links'] as unknown[]).length, 2);
     });
 
+    it('observes the live slot after the cleanup: a breach is notified once, recorded, and changes nothing', async () => {
+      // Two monitor ticks, then six observe ticks; the error rate breaches from the second on.
+      const double = new RecordingPlatformDouble({ behaviour: { sloValues: (call) => (call >= 4 ? { 'error-rate': 0.03 } : {}) } });
+      const spec = testSpec({ monitor: { durationSeconds: 10, intervalSeconds: 5 }, observe: { durationSeconds: 3600, intervalSeconds: 600 } });
+      const result = await withWorker(
+        env,
+        double,
+        async (taskQueue) => {
+          const handle = await startDeployment(env, taskQueue, spec);
+          const result = await deploymentResult(handle);
+          await captureHistory(handle, 'succeeded-observe-breach-notified');
+          return result;
+        },
+        { notifier: new WebhookNotifier(url) },
+      );
+      assert.equal(result.outcome, 'Succeeded', result.message);
+      assert.deepEqual([double.selector, double.slots.blue.replicas], ['green', 0], 'nothing undone');
+      assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), 'scaleSlot blue'], 'the old slot went to zero before the window');
+      assert.equal(double.ticks, 2 + 6);
+      assert.deepEqual(
+        result.status.transitions.map((t) => t.phase).slice(-3),
+        ['CleaningUp', 'Observing', 'Succeeded'],
+      );
+      const observe = result.status.observe!;
+      assert.deepEqual([observe.tick, observe.ticks, observe.successful, observe.failed, observe.keepOldSlotWarm], [6, 6, 1, 5, false]);
+      assert.deepEqual(observe.breaches.map((b) => [b.name, b.value]), [['error-rate', 0.03]]);
+      assert.deepEqual(received.map((m) => m['kind']), ['observe-breach', 'succeeded'], 'notified once, not every tick');
+      assert.match(
+        String(received[0]!['text']),
+        /^:mag: default\/detection-api v2\.2\.0: SLO 'error-rate' breached while observing green: 0\.03 \(must be < 0\.01\), [0-9.]+ min into the window; nothing was changed: to go back, bluegreen undo detection-api -n default\nbreached: error-rate = 0\.03 \(must be < 0\.01\) on green/,
+      );
+      const observed = result.warnings.filter((w) => w.startsWith('observe:'));
+      assert.equal(observed.length, 1, result.warnings.join('\n'));
+      assert.match(observed[0]!, /^observe: SLO 'error-rate' breached while observing green/);
+    });
+
+    it('keeps the old slot warm through the window when asked: a breach then rolls back as during monitoring', async () => {
+      const double = new RecordingPlatformDouble({ behaviour: { sloValues: (call) => (call >= 4 ? { 'error-rate': 0.03 } : {}) } });
+      const spec = testSpec({ monitor: { durationSeconds: 10, intervalSeconds: 5 }, observe: { durationSeconds: 3600, intervalSeconds: 600, keepOldSlotWarm: true } });
+      const result = await withWorker(env, double, async (taskQueue) => {
+        const handle = await startDeployment(env, taskQueue, spec);
+        const result = await deploymentResult(handle);
+        await captureHistory(handle, 'rolled-back-observe-warm-breach');
+        return result;
+      });
+      assertRolledBack(result, 'SloBreach', 'error-rate');
+      assertRestored(double);
+      assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), ...SWITCH_BACK_THEN_RESTORE], 'blue was never scaled down');
+      assert.deepEqual(result.status.transitions.map((t) => t.phase).slice(-3), ['Observing', 'RollingBack', 'RolledBack']);
+      assert.deepEqual([result.status.observe?.tick, result.status.observe?.keepOldSlotWarm], [2, true]);
+    });
+
+    it('takes an abort while the old slot is warm, and refuses it once the cleanup has begun', async () => {
+      for (const keepOldSlotWarm of [true, false]) {
+        const double = new RecordingPlatformDouble();
+        // Real time up to the window (no result is awaited, so the server does not skip time).
+        const spec = testSpec({ monitor: { durationSeconds: 2, intervalSeconds: 1 }, scaleDownDelaySeconds: 0, observe: { durationSeconds: 3600, intervalSeconds: 600, keepOldSlotWarm } });
+        const result = await withWorker(env, double, async (taskQueue) => {
+          const handle = await startDeployment(env, taskQueue, spec);
+          await eventually(async () => (await handle.query(statusQuery)).phase === 'Observing', 'the window');
+          const answer = await handle.executeUpdate(abortUpdate, { args: [{ reason: 'looks wrong', by: 'erin' }] }).catch((error: unknown) => error);
+          if (keepOldSlotWarm) assert.deepEqual(answer, { message: 'abort accepted in Observing: rolling back', phase: 'Observing' });
+          else assert.match((answer as WorkflowUpdateFailedError).cause?.message ?? '', /cleanup has begun/);
+          return await deploymentResult(handle);
+        });
+        if (keepOldSlotWarm) {
+          assertRolledBack(result, 'Aborted');
+          assertRestored(double);
+        } else {
+          assert.equal(result.outcome, 'Succeeded');
+          assert.equal(result.status.observe?.tick, 6, 'the window ran to its end');
+        }
+      }
+    });
+
     it('rolls back as ever when the incident receiver is unreachable, and says so', async () => {
       const notices: string[] = [];
       const notifier = new Notifiers([

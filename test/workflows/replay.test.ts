@@ -25,6 +25,8 @@ describe('replay of captured deployment histories', () => {
       'succeeded-through-ingress',
       'succeeded-unstable-active-allowed',
       'failed-active-slot-unstable',
+      'succeeded-observe-breach-notified',
+      'rolled-back-observe-warm-breach',
       'rolled-back-readiness-timeout',
       'rolled-back-smoke-failed',
       'rolled-back-slo-breach',

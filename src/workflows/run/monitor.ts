@@ -233,6 +233,7 @@ export async function measureSlot(run: RunContext, target: Target, slot: Slot, b
 export function restartsMeasurement(run: RunContext, restarts: number, baseline: number): Measurement {
   const limit = run.spec.monitor.restartLimit;
   const count = Math.max(0, restarts - baseline);
-  if (run.status.monitor) run.status.monitor.restarts = count;
+  // The window after the deployment counts from its own baseline: the monitor's count stays as it ended.
+  if (run.status.monitor && run.status.phase !== Phase.Observing) run.status.monitor.restarts = count;
   return { name: RESTARTS_MEASUREMENT, value: count, comparison: '<=', threshold: limit, gate: true, result: judgeValue(count, '<=', limit) };
 }

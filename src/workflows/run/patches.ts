@@ -21,4 +21,6 @@ export const Patch = {
   ScrapeAwareMonitor: 'scrape-aware-monitor',
   /** Preflight measures the active slot's gated SLOs once and refuses a breaching one. */
   StabilityCheck: 'stability-check',
+  /** The window after the deployment (`observe`), warm before the cleanup or cold after it. */
+  Observe: 'observe',
 } as const;

@@ -11,6 +11,7 @@ import { otherSlot } from '../../shared/slots.js';
 import { routeName, targetOf } from '../../shared/target.js';
 import { activityOptions } from './activity-options.js';
 import { planWarmUp } from './monitor.js';
+import { observeLiveSlot } from './observe.js';
 import { Patch } from './patches.js';
 import { describeError, PhaseError, phaseErrorFrom } from './phase-error.js';
 import type { RunContext } from './run-context.js';
@@ -184,6 +185,7 @@ export async function scaleDownOldSlot(run: RunContext): Promise<DeploymentResul
       run.warnings.push(`cleanup degraded: ${old} (${target.deployments[old]}) could not be scaled to zero: ${describeError(error)}; scale it down by hand`);
     }
   });
+  await observeLiveSlot(run, { warm: false });
   const { idle } = run.slots();
   return run.finish(Outcome.Succeeded, null, `${run.spec.version} is live on ${idle}`, null, idle, run.spec.image);
 }

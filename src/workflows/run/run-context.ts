@@ -45,7 +45,7 @@ import { describeError, errorTypeOf, PhaseError, phaseErrorFrom } from './phase-
 import { Patch } from './patches.js';
 
 /** The kinds that are incidents (the procedure's §3.1 step 5). */
-const INCIDENT_KINDS: readonly DeploymentEvent['kind'][] = ['rolled-back', 'failed', 'rollback-stuck'];
+const INCIDENT_KINDS: readonly DeploymentEvent['kind'][] = ['rolled-back', 'failed', 'rollback-stuck', 'observe-breach'];
 
 /** A restore that outlasts this (when the spec, recorded before the field existed, has none). */
 const DEFAULT_STUCK_AFTER_SECONDS = 120;

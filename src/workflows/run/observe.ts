@@ -1,0 +1,93 @@
+/**
+ * The window after the deployment: the procedure's hour of watching (§8). Every interval, the live
+ * slot's SLOs and restarts, as the monitor measures them. Two ways, chosen by the spec:
+ *
+ * - warm (`observe.keepOldSlotWarm`): before the cleanup, with the old slot still up; a breach or
+ *   an abort rolls back as during monitoring.
+ * - cold (the default): after the cleanup; a breach is notified (once per SLO) and recorded, and
+ *   nothing is changed: going back is a person's call (`bluegreen undo`).
+ */
+import { condition, isCancellation, patched } from '@temporalio/workflow';
+import { AnalysisResult, formatValue, judgeTick } from '../../shared/analysis.js';
+import { Phase, RollbackReason } from '../../shared/deployment-status.js';
+import type { ObserveProgress } from '../../shared/deployment-status.js';
+import { measureSlot, readRestartBaseline } from './monitor.js';
+import { Patch } from './patches.js';
+import { breachOf, PhaseError } from './phase-error.js';
+import type { RunContext } from './run-context.js';
+
+/** Runs the window if the spec asks for it in this way (`warm` or cold); otherwise returns at once. */
+export async function observeLiveSlot(run: RunContext, { warm }: { warm: boolean }): Promise<void> {
+  const observe = run.spec.observe;
+  if (!observe || observe.durationSeconds === 0 || observe.keepOldSlotWarm !== warm) return;
+  if (!patched(Patch.Observe)) return;
+  if (warm) return await watch(run, true);
+  try {
+    await watch(run, false);
+  } catch (error) {
+    // The deployment has succeeded already: a cancelled window ends early, it undoes nothing.
+    if (!isCancellation(error)) throw error;
+    run.warnings.push(`observe: the window was cut short at tick ${run.status.observe?.tick ?? 0}/${run.status.observe?.ticks ?? 0} (the workflow was cancelled)`);
+  }
+}
+
+async function watch(run: RunContext, warm: boolean): Promise<void> {
+  const { durationSeconds, intervalSeconds } = run.spec.observe;
+  const { target, idle: live, active: old } = run.slots();
+  const ticks = Math.max(1, Math.floor(durationSeconds / intervalSeconds));
+  const baseline = await readRestartBaseline(run, target, live);
+  const progress: ObserveProgress = {
+    slot: live,
+    tick: 0,
+    ticks,
+    durationSeconds,
+    intervalSeconds,
+    keepOldSlotWarm: warm,
+    successful: 0,
+    failed: 0,
+    inconclusive: 0,
+    errors: 0,
+    breaches: [],
+    latest: {},
+  };
+  run.status.observe = progress;
+  run.enterPhase(
+    Phase.Observing,
+    `watching ${live} for ${durationSeconds} s every ${intervalSeconds} s: ` +
+      (warm ? `${old} stays warm, so a breach rolls back` : 'a breach is notified, nothing is changed'),
+  );
+  const startedAt = new Date().getTime();
+  for (let tick = 1; tick <= ticks; tick++) {
+    // Waits first: the monitor (or the previous tick) has just measured.
+    if (await condition(() => run.abortRequested, intervalSeconds * 1000, { summary: `observe tick ${tick}/${ticks} in ${intervalSeconds} s` })) {
+      // Only reachable while warm: once the cleanup has begun an abort is refused.
+      throw new PhaseError(RollbackReason.Aborted, run.abortMessage());
+    }
+    const measurements = await measureSlot(run, target, live, baseline, `observe tick ${tick}/${ticks}`);
+    const result = measurements === null ? AnalysisResult.Error : judgeTick(measurements);
+    progress.tick = tick;
+    for (const m of measurements ?? []) progress.latest[m.name] = m;
+    if (result === AnalysisResult.Successful) progress.successful++;
+    if (result === AnalysisResult.Failed) progress.failed++;
+    if (result === AnalysisResult.Inconclusive) progress.inconclusive++;
+    if (result === AnalysisResult.Error) progress.errors++;
+    run.status.message = `observe tick ${tick}/${ticks}: ${result}`;
+    if (result === AnalysisResult.Failed && measurements) {
+      if (warm) throw breachOf(measurements);
+      const minutes = ((new Date().getTime() - startedAt) / 60_000).toFixed(1);
+      for (const m of measurements.filter((m) => m.gate && m.result === AnalysisResult.Failed)) {
+        if (progress.breaches.some((b) => b.name === m.name)) continue;
+        progress.breaches.push({ name: m.name, value: m.value, comparison: m.comparison, threshold: m.threshold, at: new Date().toISOString() });
+        const message =
+          `SLO '${m.name}' breached while observing ${live}: ${formatValue(m.value)} (must be ${m.comparison} ${m.threshold}), ` +
+          `${minutes} min into the window; nothing was changed: to go back, bluegreen undo ${run.spec.app} -n ${run.spec.namespace}`;
+        run.warnings.push(`observe: ${message}`);
+        await run.notify('observe-breach', message, RollbackReason.SloBreach, m.name);
+      }
+    }
+    run.publishDetails();
+  }
+  run.status.message =
+    `observed ${live} for ${durationSeconds} s: ${progress.successful}/${ticks} ticks successful` +
+    (progress.breaches.length > 0 ? `, breached: ${progress.breaches.map((b) => b.name).join(', ')} (notified)` : '');
+}

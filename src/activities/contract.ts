@@ -11,6 +11,7 @@ import type { LiveState, SlotState } from '../shared/slots.js';
 import type { SmokeReport } from '../shared/smoke-report.js';
 import type { Target } from '../shared/target.js';
 import type { TrafficRouter } from '../shared/traffic.js';
+import type { Evidence, SloSeries, SlotEvidence } from '../shared/evidence.js';
 import type { DeploymentSpec, Slo } from '../deployment-spec/deployment-spec.js';
 
 export interface DeploySlotRequest {
@@ -210,6 +211,21 @@ export interface Platform {
   setTrafficWeight(request: SetWeightRequest): Promise<WeightReport>;
   /** Waits until the router holds the weight, read back from what is in effect. */
   verifyTrafficWeight(request: VerifyWeightRequest, progress: Progress): Promise<WeightVerification>;
+  /**
+   * What the slot's pods and objects hold before it is scaled down: log tails, events, restarts,
+   * the pod template's differences from the other slot. A part that cannot be read is named in
+   * `problems`; a refusal (403) throws Forbidden, so a missing permission is seen.
+   */
+  collectEvidence(request: CollectEvidenceRequest): Promise<SlotEvidence>;
+}
+
+export interface CollectEvidenceRequest {
+  target: Target;
+  slot: Slot;
+  /** The other slot, whose pod template the failing one is compared with. */
+  peer: Slot;
+  /** Log lines kept per container (and per previous container). */
+  tailLines: number;
 }
 
 /** Runs the smoke suite against the idle slot; a failed check is a verdict, not an exception. */
@@ -235,6 +251,38 @@ export interface SloSource {
   evaluateSlos(request: EvaluateSlosRequest): Promise<Measurement[]>;
   /** The scrape interval of the targets carrying the slot's series; never throws. */
   readScrapeInterval(request: ScrapeIntervalRequest): Promise<ScrapeIntervalReport>;
+  /** Each SLO's series over a span (range queries); a series that fails carries its error. Never throws. */
+  rangeSlos(request: RangeSlosRequest): Promise<SloSeries[]>;
+}
+
+export interface RangeSlosRequest {
+  target: Target;
+  slot: Slot;
+  version?: string;
+  window: string;
+  slos: Slo[];
+  /** Unix seconds. */
+  start: number;
+  end: number;
+  stepSeconds: number;
+}
+
+/** What the rollback's evidence capture gathers (see src/shared/evidence.ts). */
+export interface CaptureEvidenceRequest {
+  target: Target;
+  slot: Slot;
+  peer: Slot;
+  image: string;
+  version: string;
+  window: string;
+  slos: Slo[];
+  switchedAt: string | null;
+  /** The span of the series: from the deployment's start to the capture. */
+  from: string;
+  breach: Evidence['breach'];
+  tailLines: number;
+  /** The whole evidence is kept within this many bytes (as JSON; the history holds it). */
+  maxBytes: number;
 }
 
 export type { LiveState, SlotState, Target, SmokeReport };

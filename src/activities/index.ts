@@ -9,8 +9,11 @@ import { ErrorType } from '../shared/errors.js';
 import type { DeploymentEvent, Notifier } from '../notifications/webhook-notifier.js';
 import { parseDeploymentSpec, SpecValidationError } from '../deployment-spec/deployment-spec.js';
 import type { Slo } from '../deployment-spec/deployment-spec.js';
+import { boundEvidence } from '../shared/evidence.js';
+import type { Evidence } from '../shared/evidence.js';
 import type {
   CanaryMeasurements,
+  CaptureEvidenceRequest,
   DeploySlotRequest,
   EvaluateSlosRequest,
   MeasureCanaryRequest,
@@ -123,6 +126,43 @@ export function createActivities({ platform, smoke, slo, notifier = null }: Acti
       const count = (measurements: typeof canary) => measurements.find((m) => m.name === REQUESTS)?.value ?? null;
       const withoutCount = (measurements: typeof canary) => measurements.filter((m) => m.name !== REQUESTS);
       return { canary: withoutCount(canary), stable: withoutCount(stable), canaryRequests: count(canary), stableRequests: count(stable) };
+    },
+    /**
+     * A rollback's evidence, read before the failing slot is scaled down: what the platform holds
+     * (logs, events, restarts, the template diff) and each SLO's series over the deployment,
+     * within `maxBytes`. Only a refusal (403) or an unreachable platform throws.
+     */
+    async captureEvidence(request: CaptureEvidenceRequest): Promise<Evidence> {
+      const to = new Date();
+      const start = Math.floor(Date.parse(request.from) / 1000);
+      const end = Math.ceil(to.getTime() / 1000);
+      const [gathered, series] = await Promise.all([
+        platform.collectEvidence({ target: request.target, slot: request.slot, peer: request.peer, tailLines: request.tailLines }),
+        slo.rangeSlos({
+          target: request.target,
+          slot: request.slot,
+          version: request.version,
+          window: request.window,
+          slos: request.slos,
+          start,
+          end,
+          // About 300 points whatever the span, never finer than a second.
+          stepSeconds: Math.max(1, Math.ceil((end - start) / 300)),
+        }),
+      ]);
+      const evidence: Evidence = {
+        collectedAt: to.toISOString(),
+        slot: request.slot,
+        image: request.image,
+        version: request.version,
+        switchedAt: request.switchedAt,
+        from: request.from,
+        to: to.toISOString(),
+        breach: request.breach,
+        platform: gathered,
+        series,
+      };
+      return boundEvidence(evidence, request.maxBytes);
     },
     /** Never throws: a notification that cannot be delivered must not change a deployment. */
     async notify(event: DeploymentEvent): Promise<string> {

@@ -13,7 +13,8 @@ import { AnalysisResult, judgeValue, promDurationSeconds } from '../shared/analy
 import type { Measurement } from '../shared/analysis.js';
 import { renderTemplate } from '../shared/template.js';
 import { ConfigError, parseEnv } from '../config/env.js';
-import type { EvaluateSlosRequest, ScrapeIntervalReport, ScrapeIntervalRequest, SloSource } from '../activities/contract.js';
+import type { EvaluateSlosRequest, RangeSlosRequest, ScrapeIntervalReport, ScrapeIntervalRequest, SloSource } from '../activities/contract.js';
+import type { SloSeries } from '../shared/evidence.js';
 import type { Slo } from '../deployment-spec/deployment-spec.js';
 
 export const PrometheusConfigSchema = z
@@ -88,6 +89,15 @@ function readCa(path: string): Buffer {
   }
 }
 
+/** The answer of /api/v1/query_range: a matrix, or an error. */
+const RangeResponseSchema = z.union([
+  z.object({
+    status: z.literal('success'),
+    data: z.object({ resultType: z.literal('matrix'), result: z.array(z.object({ values: z.array(z.tuple([z.number(), z.string()])) })) }),
+  }),
+  z.object({ status: z.literal('error'), errorType: z.string(), error: z.string() }),
+]);
+
 export class PrometheusSloSource implements SloSource {
   private readonly http: AxiosInstance;
 
@@ -144,6 +154,42 @@ export class PrometheusSloSource implements SloSource {
     const ofAll = longest(targets);
     if (Number.isFinite(ofAll)) return { seconds: ofAll, source: `no target names ${request.target.deployments[request.slot]}: the longest of ${targets.length} active target(s)` };
     return { seconds: null, source: 'Prometheus reports no active target with a scrape interval' };
+  }
+
+  async rangeSlos(request: RangeSlosRequest): Promise<SloSeries[]> {
+    const variables = {
+      app: request.target.app,
+      namespace: request.target.namespace,
+      slot: request.slot,
+      version: request.version,
+      window: request.window,
+      service: request.target.service,
+    };
+    return await Promise.all(
+      request.slos.map(async (slo): Promise<SloSeries> => {
+        const query = renderTemplate(slo.query, variables);
+        const series: SloSeries = { name: slo.name, query, comparison: slo.comparison, threshold: slo.threshold, gate: slo.gate, points: [], error: null };
+        try {
+          const response = await this.http.get('/api/v1/query_range', { params: { query, start: request.start, end: request.end, step: request.stepSeconds } });
+          const parsed = RangeResponseSchema.safeParse(response.data);
+          if (!parsed.success) return { ...series, error: `Prometheus answered HTTP ${response.status}: ${parsed.error.issues[0]?.message ?? 'unexpected shape'}` };
+          if (parsed.data.status === 'error') return { ...series, error: `query rejected (${parsed.data.errorType}): ${parsed.data.error}` };
+          // Several series: at each instant, the one closest to breaching (as a tick judges them).
+          const byTime = new Map<number, number>();
+          const worse = (a: number, b: number) => (slo.comparison.startsWith('<') ? Math.max(a, b) : Math.min(a, b));
+          for (const one of parsed.data.data.result) {
+            for (const [t, v] of one.values) {
+              const value = Number(v);
+              if (Number.isNaN(value)) continue;
+              byTime.set(t, byTime.has(t) ? worse(byTime.get(t)!, value) : value);
+            }
+          }
+          return { ...series, points: [...byTime.entries()].sort((a, b) => a[0] - b[0]) };
+        } catch (cause) {
+          return { ...series, error: `Prometheus unreachable at ${this.config.PROMETHEUS_URL}: ${(cause as { code?: string }).code ?? (cause as Error).message}` };
+        }
+      }),
+    );
   }
 
   private async measure(slo: Slo, query: string): Promise<Measurement> {

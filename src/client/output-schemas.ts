@@ -100,6 +100,21 @@ export const DeploymentStatusSchema = z
       .strict()
       .nullable()
       .optional(),
+    evidence: z
+      .object({
+        collectedAt: isoTime,
+        slot,
+        breach: z.string().nullable(),
+        restartedPods: z.array(z.string()),
+        errorLines: z.array(z.string()),
+        events: z.number().int(),
+        warningEvents: z.array(z.string()),
+        bytes: z.number().int(),
+        problems: z.array(z.string()),
+      })
+      .strict()
+      .nullable()
+      .optional(),
     observe: z
       .object({
         slot,

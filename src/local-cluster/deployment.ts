@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import type { DeploymentConfig, ImageConfig } from './config.js';
 import { Pod, PodPhase } from './pod.js';
-import type { PodStatus } from './pod.js';
+import type { PodEvent, PodStatus } from './pod.js';
 import { freePort } from '../processes/processes.js';
 import { renderTemplate } from '../shared/template.js';
 import { repositoryFromImage, versionFromImage } from '../deployment-spec/deployment-spec.js';
@@ -37,6 +37,11 @@ export interface DeploymentUpdate {
 /** An image reference that no `images` entry of the configuration knows how to run. */
 export class UnknownImageError extends Error {}
 
+/** An event about an object of the local cluster (`Pod/<name>`, `Deployment/<name>`). */
+export interface ObjectEvent extends PodEvent {
+  object: string;
+}
+
 export class LocalDeployment {
   image: string | null;
   replicas: number;
@@ -48,7 +53,7 @@ export class LocalDeployment {
   constructor(
     readonly config: DeploymentConfig,
     private readonly images: ImageConfig[],
-    private readonly options: { stateDir: string; cwd: string; onChange: () => void },
+    private readonly options: { stateDir: string; cwd: string; onChange: () => void; record?: (event: ObjectEvent) => void },
   ) {
     this.image = config.image;
     this.replicas = config.replicas;
@@ -80,6 +85,7 @@ export class LocalDeployment {
       this.image = image;
       this.replicas = replicas;
       this.generation += 1;
+      this.options.record?.({ object: `Deployment/${this.config.name}`, type: 'Normal', reason: 'ScalingReplicaSet', message: `Scaled to ${replicas} with ${image ?? 'no image'}` });
     }
     return this.reconcile();
   }
@@ -139,6 +145,7 @@ export class LocalDeployment {
         terminationGracePeriodSeconds: this.config.terminationGracePeriodSeconds,
       },
       this.options.onChange,
+      (event) => this.options.record?.({ object: `Pod/${name}`, ...event }),
     );
     pod.start();
     return pod;

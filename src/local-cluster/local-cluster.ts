@@ -11,6 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { LocalPlatformConfig } from './config.js';
 import { LocalDeployment, UnknownImageError } from './deployment.js';
+import type { ObjectEvent } from './deployment.js';
 import { PodPhase } from './pod.js';
 import { LocalService, splitAddress } from './service-router.js';
 import { LocalHttpRoute, LocalIngress } from './traffic-routes.js';
@@ -46,6 +47,16 @@ const DeploymentPatch = z
   })
   .strict();
 
+/** Events kept, as a cluster keeps an hour of them. */
+const MAX_EVENTS = 5000;
+
+export interface ClusterEvent extends ObjectEvent {
+  at: string;
+  count: number;
+}
+
+const EvidenceQuery = z.object({ tailLines: z.coerce.number().int().min(1).max(5000).default(200) });
+
 export class LocalCluster {
   readonly deployments: LocalDeployment[];
   readonly services: LocalService[];
@@ -54,6 +65,8 @@ export class LocalCluster {
   readonly targetsFile: string;
   private control: FastifyInstance | null = null;
   private targetsPending = false;
+  /** The cluster's events, newest last; a repeat of the last one for an object is counted, not added. */
+  private readonly events: ClusterEvent[] = [];
 
   constructor(
     readonly config: LocalPlatformConfig,
@@ -62,7 +75,8 @@ export class LocalCluster {
     mkdirSync(config.stateDir, { recursive: true });
     this.targetsFile = join(config.stateDir, 'prometheus-targets.json');
     const onChange = () => this.scheduleTargets();
-    this.deployments = config.deployments.map((d) => new LocalDeployment(d, config.images, { stateDir: config.stateDir, cwd, onChange }));
+    const record = (event: ObjectEvent) => this.record(event);
+    this.deployments = config.deployments.map((d) => new LocalDeployment(d, config.images, { stateDir: config.stateDir, cwd, onChange, record }));
     this.services = config.services.map(
       (s) => new LocalService(s, () => this.deployments.filter((d) => d.config.namespace === s.namespace).flatMap((d) => d.readyPods())),
     );
@@ -89,6 +103,18 @@ export class LocalCluster {
     await this.control?.close();
     await Promise.all([...this.services, ...this.routes, ...this.ingresses].map((s) => s.close()));
     await Promise.all(this.deployments.map((d) => d.shutdown()));
+  }
+
+  private record(event: ObjectEvent): void {
+    const at = new Date().toISOString();
+    const last = [...this.events].reverse().find((e) => e.object === event.object);
+    if (last && last.reason === event.reason && last.message === event.message) {
+      last.count += 1;
+      last.at = at;
+      return;
+    }
+    this.events.push({ ...event, at, count: 1 });
+    if (this.events.length > MAX_EVENTS) this.events.splice(0, this.events.length - MAX_EVENTS);
   }
 
   private find<T extends { key: string }>(items: T[], namespace: string, name: string): T | undefined {
@@ -179,6 +205,22 @@ export class LocalCluster {
       const params = ObjectParams.parse(request.params);
       const deployment = this.find(this.deployments, params.namespace, params.name);
       return deployment ? deployment.status() : reply.code(404).send(notFound('deployment', params));
+    });
+    // What a rollback keeps before the pods go: each pod's log tail (and its previous container's),
+    // its restarts, and the events of the Deployment and its pods.
+    app.get('/api/v1/namespaces/:namespace/deployments/:name/evidence', async (request, reply) => {
+      const params = ObjectParams.parse(request.params);
+      const deployment = this.find(this.deployments, params.namespace, params.name);
+      if (!deployment) return reply.code(404).send(notFound('deployment', params));
+      const { tailLines } = EvidenceQuery.parse(request.query);
+      const pods = deployment.allPods().map((pod) => {
+        const { log, previous } = pod.logs(tailLines);
+        const status = pod.status();
+        return { name: status.name, phase: status.phase, ready: status.ready, restarts: status.restarts, container: deployment.config.container, log, previous };
+      });
+      const objects = new Set([`Deployment/${params.name}`, ...deployment.allPods().map((p) => `Pod/${p.spec.name}`)]);
+      const podPrefix = `Pod/${params.name}-`;
+      return { pods, events: this.events.filter((e) => objects.has(e.object) || e.object.startsWith(podPrefix)) };
     });
     app.patch('/api/v1/namespaces/:namespace/deployments/:name', async (request, reply) => {
       const params = ObjectParams.parse(request.params);

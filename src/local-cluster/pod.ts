@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { stopProcess } from '../processes/processes.js';
 
@@ -46,6 +46,32 @@ export interface PodStatus {
 
 const PROBE_INTERVAL_MS = 250;
 const MAX_BACKOFF_MS = 5_000;
+/** Lines each container instance keeps for `logs` (a kubelet keeps files; the evidence reads the tail). */
+const LOG_RING_LINES = 1000;
+
+/** Something that happened to a pod, as Kubernetes events say it. */
+export interface PodEvent {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+/** The last lines a process wrote (stdout and stderr interleaved, as a container log). */
+class LogRing {
+  private readonly lines: string[] = [];
+  private partial = '';
+
+  write(chunk: Buffer): void {
+    const parts = (this.partial + chunk.toString('utf8')).split('\n');
+    this.partial = parts.pop()!;
+    this.lines.push(...parts);
+    if (this.lines.length > LOG_RING_LINES) this.lines.splice(0, this.lines.length - LOG_RING_LINES);
+  }
+
+  tail(lines: number): string[] {
+    return [...this.lines, ...(this.partial ? [this.partial] : [])].slice(-lines);
+  }
+}
 
 export class Pod {
   phase: PodPhase = PodPhase.Pending;
@@ -55,27 +81,44 @@ export class Pod {
   private probe: NodeJS.Timeout | null = null;
   private restartTimer: NodeJS.Timeout | null = null;
   private terminated: Promise<void> | null = null;
+  /** The running container's log, and the one before it (after a restart), as `kubectl logs --previous`. */
+  private log = new LogRing();
+  private previousLog: LogRing | null = null;
 
   constructor(
     readonly spec: PodSpec,
     private readonly onChange: () => void,
+    private readonly record: (event: PodEvent) => void = () => undefined,
   ) {}
 
   start(): void {
     mkdirSync(this.spec.dataDir, { recursive: true });
-    const log = openSync(join(this.spec.dataDir, 'output.log'), 'a');
+    const file = createWriteStream(join(this.spec.dataDir, 'output.log'), { flags: 'a' });
     const child = spawn(this.spec.command[0]!, this.spec.command.slice(1), {
       cwd: this.spec.cwd,
       env: { ...process.env, ...this.spec.env },
-      stdio: ['ignore', log, log],
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    closeSync(log);
+    const log = this.log;
+    for (const stream of [child.stdout!, child.stderr!]) {
+      stream.on('data', (chunk: Buffer) => {
+        log.write(chunk);
+        file.write(chunk);
+      });
+    }
+    child.once('close', () => file.end());
     this.child = child;
     this.phase = PodPhase.Running;
+    this.record({ type: 'Normal', reason: 'Started', message: `Started container ${this.spec.deployment} (${this.spec.image})${this.restarts > 0 ? `, restart ${this.restarts}` : ''}` });
     child.once('error', () => undefined); // a command that cannot start exits with a code too
-    child.once('exit', () => this.onExit(child));
+    child.once('exit', (code, signal) => this.onExit(child, code, signal));
     this.probe ??= setInterval(() => void this.probeReadiness(), PROBE_INTERVAL_MS);
     this.onChange();
+  }
+
+  /** The last `lines` lines of the container's log, and of its previous instance if it restarted. */
+  logs(lines: number): { log: string[]; previous: string[] | null } {
+    return { log: this.log.tail(lines), previous: this.previousLog?.tail(lines) ?? null };
   }
 
   status(): PodStatus {
@@ -91,6 +134,7 @@ export class Pod {
 
   private async stop(): Promise<void> {
     this.phase = PodPhase.Terminating;
+    this.record({ type: 'Normal', reason: 'Killing', message: `Stopping container ${this.spec.deployment}` });
     this.setReady(false);
     if (this.probe) clearInterval(this.probe);
     if (this.restartTimer) clearTimeout(this.restartTimer);
@@ -100,14 +144,21 @@ export class Pod {
     this.onChange();
   }
 
-  private onExit(child: ChildProcess): void {
+  private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (this.phase === PodPhase.Terminating || this.phase === PodPhase.Terminated || child !== this.child) return;
     // The container died on its own: count it, and start it again after a growing backoff.
     this.restarts += 1;
     this.setReady(false);
     this.phase = PodPhase.Pending;
+    this.previousLog = this.log;
+    this.log = new LogRing();
     this.onChange();
     const backoff = Math.min(MAX_BACKOFF_MS, 250 * 2 ** (this.restarts - 1));
+    this.record({
+      type: 'Warning',
+      reason: 'BackOff',
+      message: `Container ${this.spec.deployment} exited (${signal ?? `code ${code}`}); back-off ${backoff} ms restarting it`,
+    });
     this.restartTimer = setTimeout(() => {
       if (this.phase === PodPhase.Pending) this.start();
     }, backoff);
@@ -130,6 +181,13 @@ export class Pod {
   private setReady(ready: boolean): void {
     if (this.ready === ready) return;
     this.ready = ready;
+    if (this.phase === PodPhase.Running) {
+      this.record(
+        ready
+          ? { type: 'Normal', reason: 'Ready', message: `Readiness probe ${this.spec.readinessPath} succeeded` }
+          : { type: 'Warning', reason: 'Unhealthy', message: `Readiness probe ${this.spec.readinessPath} failed` },
+      );
+    }
     this.onChange();
   }
 }

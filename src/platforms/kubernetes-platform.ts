@@ -16,6 +16,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import * as k8s from '@kubernetes/client-node';
 import { z } from 'zod';
 import type {
+  CollectEvidenceRequest,
   DeploySlotRequest,
   LiveState,
   Platform,
@@ -36,6 +37,8 @@ import { GatewayApiRouter, IngressRouter, SelectorRouter, selectorOf } from './k
 import type { KubernetesApi } from './kubernetes-routers.js';
 import { RoutedPlatform, RoutedTraffic } from './routing.js';
 import { versionFromImage } from '../deployment-spec/deployment-spec.js';
+import { diffObjects } from '../shared/evidence.js';
+import type { SlotEvidence } from '../shared/evidence.js';
 
 export const KubernetesEnvSchema = z.object({
   /** A kubeconfig file; without it, $KUBECONFIG, then ~/.kube/config, then the in-cluster ServiceAccount. */
@@ -195,6 +198,64 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
   private async readDeployment(target: Target, slot: Slot): Promise<k8s.V1Deployment> {
     const name = target.deployments[slot];
     return await this.call(`read deployment ${name}`, target, () => this.apps.readNamespacedDeployment({ name, namespace: target.namespace }));
+  }
+
+  /**
+   * Log tails (and the previous container's after a restart), restarts, the events of the
+   * Deployment, its ReplicaSets and pods, and the pod template's differences from the other
+   * slot's. Needs `pods/log` get and `events` list (deploy/rbac.yaml); a 403 throws Forbidden, and
+   * any other failure to read a log is kept in `logError` (a kubelet that does not answer).
+   */
+  async collectEvidence({ target, slot, peer, tailLines }: CollectEvidenceRequest): Promise<SlotEvidence> {
+    const [deployment, other] = await Promise.all([this.readDeployment(target, slot), this.readDeployment(target, peer)]);
+    const name = deployment.metadata!.name!;
+    const pods = await this.podsOf(target, deployment);
+    const problems: string[] = [];
+    const readLog = async (pod: string, container: string, previous: boolean): Promise<{ lines: string[]; error: string | null }> => {
+      try {
+        const text = await this.call(`read the log of ${pod}/${container}`, target, () =>
+          this.core.readNamespacedPodLog({ name: pod, namespace: target.namespace, container, tailLines, limitBytes: 64 * 1024, previous }),
+        );
+        return { lines: String(text).split('\n').filter((line, index, all) => line !== '' || index < all.length - 1), error: null };
+      } catch (error) {
+        if (error instanceof ApplicationFailure && error.type === ErrorType.Forbidden) throw error;
+        return { lines: [], error: (error as Error).message };
+      }
+    };
+    const containers = [];
+    for (const pod of pods) {
+      const podName = pod.metadata!.name!;
+      for (const status of pod.status?.containerStatuses ?? []) {
+        const current = await readLog(podName, status.name, false);
+        const previous = status.restartCount > 0 ? await readLog(podName, status.name, true) : null;
+        if (current.error) problems.push(`log of ${podName}/${status.name}: ${current.error}`);
+        containers.push({
+          pod: podName,
+          container: status.name,
+          ready: status.ready,
+          restarts: status.restartCount,
+          log: current.lines,
+          previousLog: previous ? previous.lines : null,
+          logError: current.error,
+        });
+      }
+    }
+    const sets = await this.call(`list replicasets of ${name}`, target, () => this.apps.listNamespacedReplicaSet({ namespace: target.namespace, labelSelector: selectorOf(deployment) }));
+    const objects = new Set([`Deployment/${name}`, ...sets.items.map((rs) => `ReplicaSet/${rs.metadata?.name}`), ...pods.map((p) => `Pod/${p.metadata?.name}`)]);
+    const listed = await this.call(`list events in ${target.namespace}`, target, () => this.core.listNamespacedEvent({ namespace: target.namespace }));
+    const events = listed.items
+      .filter((e) => objects.has(`${e.involvedObject.kind}/${e.involvedObject.name}`))
+      .map((e) => ({
+        at: (e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp)?.toISOString?.() ?? null,
+        type: e.type ?? 'Normal',
+        reason: e.reason ?? '',
+        object: `${e.involvedObject.kind}/${e.involvedObject.name}`,
+        message: e.message ?? '',
+        count: e.count ?? 1,
+      }))
+      .sort((a, b) => (a.at ?? '').localeCompare(b.at ?? ''))
+      .slice(-500);
+    return { deployment: name, containers, events, templateDiff: diffObjects(other.spec?.template, deployment.spec?.template), problems };
   }
 
   /** One strategic merge patch: the container's image (merged by name), the version label, the replicas. */

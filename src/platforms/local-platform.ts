@@ -10,6 +10,7 @@ import axios from 'axios';
 import type { AxiosInstance } from 'axios';
 import { z } from 'zod';
 import type {
+  CollectEvidenceRequest,
   DeploySlotRequest,
   LiveState,
   Platform,
@@ -30,6 +31,8 @@ import { LocalGatewayApiRouter, LocalIngressRouter, LocalSelectorRouter, LocalSe
 import type { LocalApi } from './local-routers.js';
 import { RoutedPlatform, RoutedTraffic } from './routing.js';
 import { versionFromImage } from '../deployment-spec/deployment-spec.js';
+import { diffObjects } from '../shared/evidence.js';
+import type { SlotEvidence } from '../shared/evidence.js';
 
 const PodSchema = z.object({ name: z.string(), image: z.string(), phase: z.string(), ready: z.boolean(), restarts: z.number() });
 const DeploymentSchema = z.object({
@@ -58,6 +61,14 @@ const POLL_MS = 100;
 
 /** `<service>.<namespace>.svc[.cluster.local]`: a cluster DNS name the local platform can resolve. */
 const CLUSTER_HOST = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.svc(\.cluster\.local)?$/;
+
+/** What the local cluster's evidence endpoint answers. */
+const EvidenceSchema = z.object({
+  pods: z.array(
+    z.object({ name: z.string(), ready: z.boolean(), restarts: z.number(), container: z.string(), log: z.array(z.string()), previous: z.array(z.string()).nullable() }),
+  ),
+  events: z.array(z.object({ at: z.string(), type: z.string(), reason: z.string(), object: z.string(), message: z.string(), count: z.number() })),
+});
 
 export class LocalPlatform extends RoutedPlatform implements Platform {
   readonly name = 'local';
@@ -156,6 +167,24 @@ export class LocalPlatform extends RoutedPlatform implements Platform {
 
   private async slotState(target: Target, slot: Slot): Promise<SlotState> {
     return toSlotState(target, slot, await this.deployment(target, slot));
+  }
+
+  async collectEvidence({ target, slot, peer, tailLines }: CollectEvidenceRequest): Promise<SlotEvidence> {
+    const name = target.deployments[slot];
+    const [gathered, failing, other] = await Promise.all([
+      this.request('get', `/api/v1/namespaces/${target.namespace}/deployments/${name}/evidence?tailLines=${tailLines}`),
+      this.deployment(target, slot),
+      this.deployment(target, peer),
+    ]);
+    const { pods, events } = EvidenceSchema.parse(gathered);
+    const template = (d: LocalDeploymentState) => ({ image: d.image, container: d.container, terminationGracePeriodSeconds: d.terminationGracePeriodSeconds });
+    return {
+      deployment: name,
+      containers: pods.map((p) => ({ pod: p.name, container: p.container, ready: p.ready, restarts: p.restarts, log: p.log, previousLog: p.previous, logError: null })),
+      events: events.map((e) => ({ at: e.at, type: e.type, reason: e.reason, object: e.object, message: e.message, count: e.count })),
+      templateDiff: diffObjects(template(other), template(failing)),
+      problems: [],
+    };
   }
 
   private async deployment(target: Target, slot: Slot): Promise<LocalDeploymentState> {

@@ -4,6 +4,7 @@
  * imports it too, so both sides speak the same words.
  */
 import type { Measurement } from './analysis.js';
+import type { EvidenceSummary } from './evidence.js';
 import type { Slot } from './slots.js';
 import type { SmokeReport } from './smoke-report.js';
 
@@ -248,6 +249,8 @@ export interface DeploymentStatus {
    * after a success. Absent in runs recorded before it existed.
    */
   previous?: { slot: Slot; image: string | null; version: string | null } | null;
+  /** A rollback's evidence, summarized (the whole is the capture's result in the history: `bluegreen evidence`). */
+  evidence?: EvidenceSummary | null;
   /** The window after the deployment (`observe`), once it has begun. */
   observe?: ObserveProgress | null;
   /** The preflight stability check; absent where no gated SLO is set, and in runs before it existed. */

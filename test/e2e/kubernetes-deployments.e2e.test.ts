@@ -269,6 +269,7 @@ describe('deployments on the dev server against a real control plane, as the wor
         await restricted.verifyTraffic({ target, slot: idle, timeoutSeconds: 30 }, progress);
         await restricted.readRestarts({ target, slot: idle });
         await restricted.switchTraffic({ target, slot: live });
+        await restricted.collectEvidence({ target, slot: idle, peer: live, tailLines: 10 });
         await restricted.scaleSlot({ target, slot: idle, replicas: 0 }, progress);
       };
       // RBAC reads its objects from informers: give the new Role a moment to be seen.

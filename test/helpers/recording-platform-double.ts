@@ -8,11 +8,13 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import type {
+  CollectEvidenceRequest,
   DeploySlotRequest,
   EvaluateSlosRequest,
   LiveState,
   Platform,
   Progress,
+  RangeSlosRequest,
   ReadRestartsRequest,
   ScaleSlotRequest,
   SetWeightRequest,
@@ -34,6 +36,7 @@ import { judgeValue } from '../../src/shared/analysis.js';
 import type { Measurement } from '../../src/shared/analysis.js';
 import { ErrorType } from '../../src/shared/errors.js';
 import type { Slot } from '../../src/shared/slots.js';
+import type { SloSeries, SlotEvidence } from '../../src/shared/evidence.js';
 
 export interface SimulatedSlot {
   image: string | null;
@@ -70,6 +73,8 @@ export interface DoubleBehaviour {
   stableSloValues?: (call: number) => Partial<Record<string, number | null>>;
   /** Canary: the requests each slot served within the window at the n-th tick (default 500 and 9500). */
   requests?: (call: number) => { canary: number | null; stable: number | null };
+  /** collectEvidence is refused, as without the pods/log permission. */
+  failEvidence?: boolean;
   /** The active slot's measurement values in preflight's stability check (healthy by default); throw to error. */
   activeSloValues?: () => Partial<Record<string, number | null>>;
 }
@@ -110,7 +115,7 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
 
   /** The calls as `name slot` strings, without the monitor's per-tick measurements. */
   platformCalls(): string[] {
-    return this.calls.filter((c) => !c.name.startsWith('tick:')).map((c) => (c.slot ? `${c.name} ${c.slot}` : c.name));
+    return this.calls.filter((c) => !c.name.startsWith('tick:') && !c.name.startsWith('evidence:')).map((c) => (c.slot ? `${c.name} ${c.slot}` : c.name));
   }
 
   /** How many monitor ticks measured the SLOs. */
@@ -296,9 +301,31 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
     return { seconds, source: seconds === null ? 'the test double cannot tell' : 'the test double' };
   }
 
+  /** What a slot's pods would show: one log line per replica, an event per pod, the image diff. */
+  async collectEvidence(request: CollectEvidenceRequest): Promise<SlotEvidence> {
+    this.record('evidence:collectEvidence', request.slot, request);
+    if (this.behaviour.failEvidence) {
+      throw ApplicationFailure.create({ type: ErrorType.Forbidden, message: 'read the log of a pod: pods "x" is forbidden: cannot get resource "pods/log"', nonRetryable: true });
+    }
+    const slot = this.slots[request.slot];
+    const pods = Array.from({ length: slot.replicas }, (_, i) => `${request.target.deployments[request.slot]}-${i + 1}`);
+    return {
+      deployment: request.target.deployments[request.slot],
+      containers: pods.map((pod) => ({ pod, container: request.target.container, ready: true, restarts: slot.restarts, log: [`serving ${slot.image}`], previousLog: null, logError: null })),
+      events: pods.map((pod) => ({ at: null, type: 'Normal', reason: 'Started', object: `Pod/${pod}`, message: `Started container with ${slot.image}`, count: 1 })),
+      templateDiff: slot.image === this.slots[request.peer].image ? [] : [`image: ${JSON.stringify(this.slots[request.peer].image)} → ${JSON.stringify(slot.image)}`],
+      problems: [],
+    };
+  }
+
+  async rangeSlos(request: RangeSlosRequest): Promise<SloSeries[]> {
+    this.record('evidence:rangeSlos', request.slot, request);
+    return request.slos.map((slo) => ({ name: slo.name, query: slo.query, comparison: slo.comparison, threshold: slo.threshold, gate: slo.gate, points: [], error: null }));
+  }
+
   async evaluateSlos(request: EvaluateSlosRequest): Promise<Measurement[]> {
     // Right after describe, the measurement is preflight's stability check of the active slot.
-    if ([...this.calls].reverse().find((c) => !c.name.startsWith('tick:'))?.name === 'describe') {
+    if ([...this.calls].reverse().find((c) => !c.name.startsWith('tick:') && !c.name.startsWith('evidence:'))?.name === 'describe') {
       this.record('evaluateActiveSlos', request.slot, request);
       return this.judge(request, { ...HEALTHY_VALUES, ...(this.behaviour.activeSloValues?.() ?? {}) });
     }

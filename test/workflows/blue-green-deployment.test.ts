@@ -238,6 +238,36 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     assert.equal(result.status.transitions.filter((t) => t.phase === 'AwaitingApproval').length, 2);
   });
 
+  it('captures the evidence of the failing slot after traffic is back and before it is scaled down, and keeps its summary', async () => {
+    const double = new RecordingPlatformDouble({ behaviour: { sloValues: (tick) => (tick === 3 ? { 'error-rate': 0.05 } : {}) } });
+    const result = await withWorker(env, double, async (taskQueue) => {
+      const handle = await startDeployment(env, taskQueue, testSpec());
+      const result = await deploymentResult(handle);
+      await captureHistory(handle, 'rolled-back-slo-breach-evidence');
+      return result;
+    });
+    assertRolledBack(result, 'SloBreach', 'error-rate');
+    const order = double.calls.map((c) => c.name).filter((name) => !name.startsWith('tick:'));
+    assert.deepEqual(order.slice(-5), ['switchTraffic', 'verifyTraffic', 'evidence:collectEvidence', 'evidence:rangeSlos', 'scaleSlot'], 'traffic first, evidence next, the slot last');
+    const capture = double.calls.find((c) => c.name === 'evidence:collectEvidence')!.request as { slot: string; peer: string; tailLines: number };
+    assert.deepEqual([capture.slot, capture.peer, capture.tailLines], ['green', 'blue', 200]);
+    const evidence = result.status.evidence!;
+    assert.equal(evidence.breach, 'error-rate = 0.05 (must be < 0.01)');
+    assert.deepEqual([evidence.slot, evidence.events, evidence.restartedPods, evidence.problems], ['green', 3, [], []]);
+    assert.ok(evidence.bytes > 0 && evidence.bytes <= 512 * 1024, `${evidence.bytes} bytes`);
+  });
+
+  it('rolls back as ever when the evidence cannot be captured, and says why', async () => {
+    const double = new RecordingPlatformDouble({ behaviour: { failSmokeCheck: 'health', failEvidence: true } });
+    const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, testSpec())));
+    assertRolledBack(result, 'SmokeFailed', 'health');
+    assertRestored(double);
+    assert.equal(result.status.evidence ?? null, null);
+    assert.deepEqual(result.warnings.filter((w) => w.startsWith('evidence')), [
+      'evidence of green not captured: read the log of a pod: pods "x" is forbidden: cannot get resource "pods/log"',
+    ]);
+  });
+
   it('switches back first and then restores the idle slot on an SLO breach', async () => {
     const double = new RecordingPlatformDouble({
       behaviour: { sloValues: (tick) => (tick === 3 ? { 'error-rate': 0.05 } : {}) },

@@ -73,7 +73,8 @@ const STEP_CALLS: Record<number, string[]> = {
 };
 
 /** The rollback once traffic moved: the weight to 0, verified, before the canary slot is restored. */
-const WEIGHT_ZERO_THEN_RESTORE = ['setTrafficWeight green 0', 'verifyTrafficWeight green 0', 'scaleSlot green x0'];
+/** Weight 0, verified; then the canary's evidence is captured; then the canary slot restored. */
+const WEIGHT_ZERO_THEN_RESTORE = ['setTrafficWeight green 0', 'verifyTrafficWeight green 0', 'evidence:collectEvidence green', 'evidence:rangeSlos green', 'scaleSlot green x0'];
 
 function assertRestored(double: RecordingPlatformDouble): void {
   assert.equal(double.selector, 'blue', 'traffic ends on the stable slot');

@@ -27,6 +27,7 @@ describe('replay of captured deployment histories', () => {
       'failed-active-slot-unstable',
       'succeeded-observe-breach-notified',
       'rolled-back-observe-warm-breach',
+      'rolled-back-slo-breach-evidence',
       'rolled-back-readiness-timeout',
       'rolled-back-smoke-failed',
       'rolled-back-slo-breach',

@@ -13,7 +13,7 @@ import type { ActivityOptions } from '@temporalio/workflow';
 import { NON_RETRYABLE_ERROR_TYPES } from '../../shared/errors.js';
 import type { DeploymentSpec } from '../../deployment-spec/deployment-spec.js';
 
-export type CallKind = 'quick' | 'write' | 'readiness' | 'waiting' | 'measure' | 'restore' | 'cleanup';
+export type CallKind = 'quick' | 'write' | 'readiness' | 'waiting' | 'measure' | 'restore' | 'cleanup' | 'evidence';
 
 const RETRY = {
   initialInterval: '1s',
@@ -61,5 +61,7 @@ export function activityOptions(spec: DeploymentSpec, persistentRollback = false
       : cleanup,
     /** Cleanup after a success: retried, then reported degraded; never a rollback. */
     cleanup,
+    /** The rollback's evidence: bounded, tried twice, then a warning; it never holds the rollback up for long. */
+    evidence: { startToCloseTimeout: '60s', retry: { ...RETRY, maximumAttempts: 2 }, cancellationType: TRY_CANCEL },
   };
 }

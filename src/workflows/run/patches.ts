@@ -23,4 +23,6 @@ export const Patch = {
   StabilityCheck: 'stability-check',
   /** The window after the deployment (`observe`), warm before the cleanup or cold after it. */
   Observe: 'observe',
+  /** A rollback captures the failing slot's evidence before scaling it down. */
+  Evidence: 'evidence',
 } as const;

@@ -11,6 +11,7 @@ import { otherSlot } from '../../shared/slots.js';
 import { routeName, targetOf } from '../../shared/target.js';
 import { activityOptions } from './activity-options.js';
 import { planWarmUp } from './monitor.js';
+import { pushEvidenceCapture } from './evidence.js';
 import { observeLiveSlot } from './observe.js';
 import { Patch } from './patches.js';
 import { describeError, PhaseError, phaseErrorFrom } from './phase-error.js';
@@ -122,6 +123,7 @@ export async function deployIdleSlot(run: RunContext, replicas = run.spec.replic
       image: idleBefore.image,
     });
   });
+  pushEvidenceCapture(run, idle, run.slots().active);
   try {
     await run.act('write', `deploy ${run.spec.version} to ${idle} x${replicas}`).deploySlot({
       target,

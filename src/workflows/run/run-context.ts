@@ -81,6 +81,8 @@ export class RunContext {
   target: Target | null = null;
   abortRequested = false;
   cleanupStarted = false;
+  /** Why the deployment is rolling back, once it is (the evidence names the breach from it). */
+  failure: PhaseError | null = null;
   approved = false;
   persistentRollback = false;
   /** Set in preflight where the scrape-aware monitor applies (see Patch.ScrapeAwareMonitor). */
@@ -151,6 +153,7 @@ export class RunContext {
 
   /** Runs the compensations, uncancellable, and reports what is live afterwards. */
   async rollBack(failure: PhaseError): Promise<DeploymentResult> {
+    this.failure = failure;
     const nothingChanged = this.undo.isEmpty;
     const fromSlot = this.status.fromSlot;
     const fromImage = this.live && fromSlot ? this.live.slots[fromSlot].image : null;

@@ -22,6 +22,7 @@ import { Gate, Outcome } from '../shared/deployment-status.js';
 import { SpecValidationError } from '../deployment-spec/deployment-spec.js';
 import { DeploymentAlreadyRunningError, NothingToUndoError, RequestRefusedError } from './deployment-client.js';
 import type { DeploymentClient, OperatorDelivery } from './deployment-client.js';
+import { writeEvidenceBundle } from './evidence-bundle.js';
 import { ProgressPrinter, renderResult, renderSnapshot, renderStatus } from './render.js';
 import { loadSpec } from './spec-source.js';
 
@@ -222,6 +223,25 @@ export function buildProgram(): Command {
           return;
         }
         await followToTheEnd(client, spec.namespace, spec.app, options);
+      });
+    });
+
+  program
+    .command('evidence')
+    .description("write a rollback's evidence (logs, events, SLO series and charts, the template diff) to a directory")
+    .argument('<app>', 'app name')
+    .option('-n, --namespace <name>', 'Kubernetes namespace', 'default')
+    .option('--run <id>', 'the run whose evidence to write (default: the latest deployment)')
+    .requiredOption('-o, --output <dir>', 'directory to write the bundle to')
+    .option('--json', 'machine-readable output (the files written)')
+    .action(async (app: string, options: { namespace: string; run?: string; output: string; json?: boolean }) => {
+      await withClient(program, async (client) => {
+        const { runId, evidence } = await client.evidence(options.namespace, app, options.run);
+        if (!evidence) throw new Exit(ExitCode.InvalidInput, `run ${runId} of ${options.namespace}/${app} captured no evidence (it did not roll back, or ran before the capture existed)`);
+        const files = writeEvidenceBundle(evidence, options.output);
+        if (options.json) return out(JSON.stringify({ runId, dir: options.output, files }));
+        out(`evidence of ${options.namespace}/${app} run ${runId} (${evidence.slot}, ${evidence.image}) in ${options.output}:`);
+        for (const file of files) out(`  ${file.path} (${file.bytes} bytes)`);
       });
     });
 

@@ -17,6 +17,7 @@ import { abortSignal, abortUpdate, approveSignal, approveUpdate, promoteSignal, 
 import type { blueGreenDeploymentWorkflow } from '../workflows/blue-green-deployment.js';
 import type { AbortRequest, ApproveRequest, DeploymentResult, DeploymentStatus, OperatorAnswer, PromoteRequest } from '../shared/deployment-status.js';
 import { DeploymentFailureType, Phase } from '../shared/deployment-status.js';
+import type { Evidence } from '../shared/evidence.js';
 import { SEARCH_ATTRIBUTE_KEYS, SearchAttribute } from '../shared/search-attributes.js';
 import { deploymentWorkflowId } from '../shared/workflow-id.js';
 import { parseDeploymentSpec, Strategy } from '../deployment-spec/deployment-spec.js';
@@ -250,6 +251,22 @@ export class DeploymentClient {
       return { spec, undone: { runId: run.runId, version: result.version, image: result.image, closeTime: run.closeTime?.toISOString() ?? null } };
     }
     throw new NothingToUndoError(`no successful deployment of ${namespace}/${app} to undo`);
+  }
+
+  /**
+   * A rollback's whole evidence, as the capture returned it into the history: of the latest
+   * deployment of the app, or of `runId`. Null when that run captured none (it did not roll back,
+   * or ran before the capture existed).
+   */
+  async evidence(namespace: string, app: string, runId?: string): Promise<{ runId: string; evidence: Evidence | null }> {
+    const handle = this.client.workflow.getHandle(deploymentWorkflowId(namespace, app), runId);
+    const run = runId ?? (await handle.describe()).runId;
+    const events = (await this.client.workflow.getHandle(deploymentWorkflowId(namespace, app), run).fetchHistory()).events ?? [];
+    const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'captureEvidence');
+    if (!scheduled) return { runId: run, evidence: null };
+    const completed = events.find((e) => e.activityTaskCompletedEventAttributes && String(e.activityTaskCompletedEventAttributes.scheduledEventId) === String(scheduled.eventId));
+    const payload = completed?.activityTaskCompletedEventAttributes?.result?.payloads?.[0];
+    return { runId: run, evidence: payload ? this.client.options.loadedDataConverter.payloadConverter.fromPayload<Evidence>(payload) : null };
   }
 
   /** The latest deployment of an app (running or finished). */

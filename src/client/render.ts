@@ -190,6 +190,15 @@ export function renderResult(result: DeploymentResult): string {
   }
   const check = result.status.activeCheck;
   if (check && check.verdict !== 'stable') lines.push(`preflight: ${formatActiveCheck(check)}`);
+  const evidence = result.status.evidence;
+  if (evidence) {
+    lines.push(
+      `evidence of ${evidence.slot} (captured before it was scaled down): ${evidence.breach ?? 'no SLO breach'}; ` +
+        `restarted: ${evidence.restartedPods.join(', ') || 'none'}; ${evidence.errorLines.length} error line(s), ${evidence.events} event(s); ` +
+        `bluegreen evidence ${result.app} -n ${result.namespace} -o DIR writes it all`,
+    );
+    for (const line of evidence.errorLines.slice(0, 3)) lines.push(`    ${line}`);
+  }
   if (typeof result.rollbackSeconds === 'number') lines.push(`rollback took ${result.rollbackSeconds.toFixed(1)} s`);
   for (const warning of result.warnings) lines.push(`warning: ${warning}`);
   return lines.join('\n');

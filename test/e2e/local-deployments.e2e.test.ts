@@ -10,7 +10,9 @@
  * sees breached, until the fix is let through with allowUnstableActive.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -27,6 +29,7 @@ import { DETECTION_API_IMAGE, deployTag, untilPhase } from '../helpers/embedded-
 import { deploymentResult } from '../../src/client/deployment-client.js';
 
 const IMAGE = DETECTION_API_IMAGE;
+const BLUEGREEN = fileURLToPath(new URL('../../bin/bluegreen.js', import.meta.url));
 
 describe('deployments on the embedded default (dev server, local platform, Prometheus, worker process)', () => {
   let stack: EmbeddedStack;
@@ -105,7 +108,7 @@ describe('deployments on the embedded default (dev server, local platform, Prome
     const slack = received.find((r) => r.path === '/hooks/deployments')!.body as { text: string; links: { href: string }[]; incident: { breach: { query: string; from: string; to: string } } };
     const pagerDuty = received.find((r) => r.path === '/v2/enqueue')!.body as { event_action: string; dedup_key: string; payload: { severity: string; class: string } };
     assert.match(slack.text, /^:rewind: default\/detection-api v2\.3\.0: SLO 'error-rate' breached/);
-    assert.match(slack.text, /breached: error-rate = [0-9.]+ \(must be < 0\.01\) on green/);
+    assert.match(slack.text, /breached: error-rate = [0-9.]+ \(must be < 0\.01\) on blue/);
     assert.equal(slack.links[0]!.href, `http://127.0.0.1:${stack.options.ports.ui}/namespaces/default/workflows/${encodeURIComponent(handle.workflowId)}/${handle.firstExecutionRunId}/history`);
     assert.deepEqual([pagerDuty.event_action, pagerDuty.dedup_key, pagerDuty.payload.severity, pagerDuty.payload.class], ['trigger', `${handle.workflowId}/${handle.firstExecutionRunId}`, 'error', 'SloBreach']);
     // The graph link's query, run over the incident's span on the real Prometheus, shows the breach.
@@ -118,6 +121,34 @@ describe('deployments on the embedded default (dev server, local platform, Prome
     assert.equal(range.status, 'success');
     const values = range.data.result.flatMap((series) => series.values.map(([, value]) => Number(value)));
     assert.ok(values.some((value) => value >= 0.01), `the graph shows the error rate over 0.01: ${JSON.stringify(values.slice(-5))}`);
+
+    // The evidence, captured before blue (where v2.3.0 ran) was scaled down, written out by the CLI.
+    const summary = result.status.evidence!;
+    assert.match(summary.breach ?? '', /^error-rate = [0-9.]+ \(must be < 0\.01\)$/);
+    assert.match(summary.errorLines[0] ?? '', /^detection-api-blue-[0-9]+: .*request failed: injected fault, answering 500/, 'the failing requests, from the logs');
+    const dir = mkdtempSync(join(tmpdir(), 'evidence-'));
+    const written = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+      execFile(
+        process.execPath,
+        [BLUEGREEN, '--address', stack.temporalAddress, '--task-queue', 'bluegreen-embedded-e2e', 'evidence', 'detection-api', '--run', handle.firstExecutionRunId, '-o', dir, '--json'],
+        (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
+      ),
+    );
+    assert.equal(written.code, 0, written.stderr);
+    const files = (JSON.parse(written.stdout) as { files: { path: string; bytes: number }[] }).files.map((f) => f.path);
+    const logs = files.filter((f) => f.startsWith('logs/detection-api-blue-'));
+    assert.equal(logs.length, 2, `a log per replica of v2.3.0: ${files.join(', ')}`);
+    assert.ok(files.includes('summary.md') && files.includes('events.txt') && files.includes('template-diff.txt'));
+    const events = readFileSync(join(dir, 'events.txt'), 'utf8');
+    assert.match(events, /\tNormal\tStarted\tPod\/detection-api-blue-[0-9]+\t1\tStarted container detection-api-blue \(registry\.internal\/detection-api:v2\.3\.0\)/);
+    assert.match(events, /\tNormal\tScalingReplicaSet\tDeployment\/detection-api-blue\t/);
+    assert.match(readFileSync(join(dir, 'template-diff.txt'), 'utf8'), /^image: "registry\.internal\/detection-api:v2\.2\.0" → "registry\.internal\/detection-api:v2\.3\.0"$/m);
+    const csv = readFileSync(join(dir, 'series/error-rate.csv'), 'utf8').trim().split('\n').slice(1).map((line) => Number(line.split(',')[2]));
+    assert.ok(csv.some((value) => value >= 0.01), 'the series holds the breach');
+    const svg = readFileSync(join(dir, 'charts/error-rate.svg'), 'utf8');
+    assert.match(svg, /<line class="threshold"/);
+    assert.match(svg, /<line class="switch"/);
+    assert.match(svg, /<circle class="breach"[^>]*\/>\n<text[^>]*>breach: [0-9.]+ at [0-9:]{8}<\/text>/, 'the chart marks the breach');
     assert.equal(result.status.smoke?.passed, true, 'the fault began after the smoke suite');
     const live = await describeLive();
     assert.equal(live.activeSlot, 'green', 'traffic is back on v2.2.0');

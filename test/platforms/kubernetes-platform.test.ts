@@ -114,6 +114,20 @@ describe('the kubernetes adapter against a real control plane', () => {
     assert.equal(await platform.readRestarts({ target, slot: 'green' }), 2);
   });
 
+  it("collects a crash-looping slot's evidence: restarts, the events of its objects, the template diff; a log the kubelet cannot serve is named", async () => {
+    const evidence = await platform.collectEvidence({ target, slot: 'green', peer: 'blue', tailLines: 20 });
+    assert.equal(evidence.deployment, 'detection-api-green');
+    assert.deepEqual(evidence.containers.map((c) => c.restarts).sort(), [0, 2], 'the restart raised in the test before');
+    const objects = new Set(evidence.events.map((e) => e.object.split('/')[0]));
+    assert.ok(objects.has('Deployment') && objects.has('ReplicaSet') && objects.has('Pod'), JSON.stringify(evidence.events.map((e) => `${e.object} ${e.reason}`)));
+    assert.ok(evidence.events.some((e) => e.object === 'Deployment/detection-api-green' && e.reason === 'ScalingReplicaSet'));
+    assert.ok(evidence.events.some((e) => e.object.startsWith('Pod/detection-api-green-') && e.reason === 'Scheduled'));
+    assert.ok(evidence.templateDiff.some((line) => /^spec\.containers\[0\]\.image: "registry\.internal\/detection-api:v2\.1\.0" → "registry\.internal\/detection-api:v2\.2\.0"$/.test(line)), evidence.templateDiff.join('\n'));
+    // The test control plane's nodes are simulated: no kubelet serves logs, and that is said per container.
+    for (const container of evidence.containers) assert.ok(container.logError, `${container.pod}: ${JSON.stringify(container)}`);
+    assert.equal(evidence.problems.length, evidence.containers.length);
+  });
+
   it('times out a slot whose pod stays unready, naming the counts', async () => {
     const [name] = await slotPods(cluster, 'green');
     const pod = await cluster.core.readNamespacedPod({ name: name!, namespace: 'default' });

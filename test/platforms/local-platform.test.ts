@@ -201,6 +201,14 @@ describe('the local platform adapter against the real local platform', () => {
     assert.equal(failure.type, ErrorType.ReadinessTimeout);
     assert.equal(failure.nonRetryable, true);
     assert.match(failure.message, /detection-api-blue: [01] of 2 replicas ready after 2 s \(\d+ restarts/);
+    // Its evidence, before it is scaled down: the crashed container's last lines, the restarts and their events.
+    const evidence = await local.platform.collectEvidence({ target, slot: 'blue', peer: 'green', tailLines: 50 });
+    const crashed = evidence.containers.find((c) => c.restarts >= 1)!;
+    assert.ok(crashed, JSON.stringify(evidence.containers.map((c) => [c.pod, c.restarts])));
+    assert.match(crashed.previousLog!.join('\n'), /injected crash \(FAULT_CRASH_AFTER_SECONDS=2\)/, 'the previous container said why it died');
+    assert.ok(evidence.events.some((e) => e.type === 'Warning' && e.reason === 'BackOff' && e.object === `Pod/${crashed.pod}` && /exited \(code \d+\)/.test(e.message)), JSON.stringify(evidence.events));
+    assert.ok(evidence.events.filter((e) => e.reason === 'Started' && e.object === `Pod/${crashed.pod}`).length >= 2, 'each start is an event');
+    assert.ok(evidence.templateDiff.some((line) => line.startsWith('image: ') && line.endsWith('"registry.internal/detection-api:v2.4.0-crashloop"')), evidence.templateDiff.join('\n'));
     await local.platform.scaleSlot({ target, slot: 'blue', replicas: 0, image: V1 }, progress());
   });
 

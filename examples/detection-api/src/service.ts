@@ -79,6 +79,8 @@ export function createDetectionService(config: Config): DetectionService {
         await new Promise((resolve) => setTimeout(resolve, config.FAULT_LATENCY_MS));
       }
       if (config.FAULT_ERROR_RATE > 0 && API.test(request.url) && Math.random() < config.FAULT_ERROR_RATE) {
+        // Logged as a real failing service logs its 500s: what a rollback's evidence picks up.
+        request.log.error({ url: request.url, fault: 'FAULT_ERROR_RATE' }, 'request failed: injected fault, answering 500');
         return reply.code(500).send({ error: 'injected fault (FAULT_ERROR_RATE)' });
       }
     });

@@ -274,6 +274,8 @@ const RollbackSchema = z
      * `rollback-stuck` notification, and the state in `status`. Argo Rollouts has no such alarm.
      */
     stuckAfterSeconds: seconds('rollback.stuckAfterSeconds').default(120),
+    /** Capture the failing slot's evidence before scaling it down (after traffic is restored). */
+    captureEvidence: z.boolean().default(true),
   })
   .strict();
 

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import * as k8s from '@kubernetes/client-node';
 import type { V1Role } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 import type { Progress } from '../../src/activities/contract.js';
@@ -149,6 +150,11 @@ describe('deployments on the dev server against a real control plane, as the wor
     const handle = await start('v2.3.2', { monitorSeconds: 60 });
     await eventually(async () => (await handle.query(statusQuery)).phase === 'Monitoring', 'monitoring', 60_000);
     const [name] = await slotPods(cluster, 'green');
+    // What the crashed container wrote, as the simulated kubelet serves it.
+    await cluster.core.patchNamespacedPod(
+      { name: name!, namespace: 'default', body: { metadata: { annotations: { 'k8s-harness.bluegreen.dev/previous-log': 'loading model\nFATAL: model file is corrupt' } } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
     const pod = await cluster.core.readNamespacedPod({ name: name!, namespace: 'default' });
     pod.status!.containerStatuses![0]!.restartCount = 1;
     await cluster.core.replaceNamespacedPodStatus({ name: name!, namespace: 'default', body: pod });
@@ -156,6 +162,12 @@ describe('deployments on the dev server against a real control plane, as the wor
     assert.equal(result.outcome, 'RolledBack');
     assert.equal(result.failedCheck, 'pod-restarts');
     assert.equal(await liveSlot(), 'blue');
+    // The evidence, captured as the worker ServiceAccount before green's pods went.
+    const evidence = result.status.evidence!;
+    assert.deepEqual([evidence.slot, evidence.restartedPods, evidence.problems], ['green', [`${name} (1 restarts)`], []]);
+    assert.deepEqual(evidence.errorLines, [`${name}: FATAL: model file is corrupt`]);
+    assert.ok(evidence.warningEvents.some((e) => e.startsWith(`Pod/${name} BackOff: Back-off restarting failed container detection-api`)), evidence.warningEvents.join('\n'));
+    assert.deepEqual(await slotPods(cluster, 'green'), [], 'and then they went');
   });
 
   /** A replica-ratio canary: 1 canary beside 2 stable replicas (33 %), then 100 %. */

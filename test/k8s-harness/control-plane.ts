@@ -120,6 +120,8 @@ export async function startControlPlane({ dir, nodes = 2, log = () => undefined 
       '--service-cluster-ip-range=10.96.0.0/16',
       '--endpoint-reconciler-type=none',
       '--enable-priority-and-fairness=false',
+      // The simulated kubelets answer on their nodes' InternalIP (their host names resolve nowhere).
+      '--kubelet-preferred-address-types=InternalIP',
       '--v=0',
     ];
     launch('kube-apiserver', apiServerArgs);
@@ -156,7 +158,7 @@ export async function startControlPlane({ dir, nodes = 2, log = () => undefined 
       '--v=0',
     ]);
     launch('kube-scheduler', [`--kubeconfig=${kubeconfigPath}`, '--leader-elect=false', `--secure-port=${await freePort()}`, '--bind-address=127.0.0.1', '--v=0']);
-    launch('node-simulator', ['--kubeconfig', kubeconfigPath, '--nodes', String(nodes)]);
+    launch('node-simulator', ['--kubeconfig', kubeconfigPath, '--nodes', String(nodes), '--kubelet-port', String(await freePort())]);
 
     const core = adminConfig().makeApiClient(k8s.CoreV1Api);
     await until(

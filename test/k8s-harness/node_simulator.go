@@ -36,6 +36,7 @@ func runNodeSimulator(args []string) int {
 	kubeconfig := flags.String("kubeconfig", "", "kubeconfig of a user allowed to write nodes and pods")
 	nodeCount := flags.Int("nodes", 2, "number of simulated nodes")
 	readyDelay := flags.Duration("ready-delay", 200*time.Millisecond, "time from binding to a pod's Ready")
+	kubeletPort := flags.Int("kubelet-port", 0, "port of the kubelet API (container logs) on each node's address; 0: none")
 	if err := flags.Parse(args); err != nil {
 		return 2
 	}
@@ -54,7 +55,7 @@ func runNodeSimulator(args []string) int {
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
 
-	sim := &simulator{client: client, readyDelay: *readyDelay, ips: map[string]string{}}
+	sim := &simulator{client: client, readyDelay: *readyDelay, kubeletPort: *kubeletPort, ips: map[string]string{}, restarts: map[string]int32{}}
 	for i := 0; i < *nodeCount; i++ {
 		name := fmt.Sprintf("sim-node-%d", i)
 		if err := sim.registerNode(ctx, name, i); err != nil {
@@ -64,6 +65,12 @@ func runNodeSimulator(args []string) int {
 		sim.nodes = append(sim.nodes, name)
 	}
 	go sim.heartbeat(ctx)
+	if *kubeletPort > 0 {
+		if err := sim.serveContainerLogs(ctx, *kubeletPort); err != nil {
+			fmt.Fprintf(os.Stderr, "node-simulator: kubelet API: %v\n", err)
+			return 1
+		}
+	}
 	if err := sim.runPods(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "node-simulator: %v\n", err)
 		return 1
@@ -72,13 +79,15 @@ func runNodeSimulator(args []string) int {
 }
 
 type simulator struct {
-	client     kubernetes.Interface
-	readyDelay time.Duration
-	nodes      []string
+	client      kubernetes.Interface
+	readyDelay  time.Duration
+	kubeletPort int
+	nodes       []string
 
-	mu     sync.Mutex
-	ips    map[string]string // pod UID -> IP
-	nextIP int
+	mu       sync.Mutex
+	ips      map[string]string // pod UID -> IP
+	nextIP   int
+	restarts map[string]int32 // pod UID/container -> the restart count last seen
 }
 
 func (s *simulator) registerNode(ctx context.Context, name string, index int) error {
@@ -105,11 +114,12 @@ func (s *simulator) registerNode(ctx context.Context, name string, index int) er
 		Allocatable: capacity,
 		Phase:       corev1.NodeRunning,
 		Addresses: []corev1.NodeAddress{
-			{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("127.0.1.%d", index+1)},
+			{Type: corev1.NodeInternalIP, Address: nodeAddress(index)},
 			{Type: corev1.NodeHostName, Address: name},
 		},
-		NodeInfo:   corev1.NodeSystemInfo{KubeletVersion: "v1.36.3-sim", OperatingSystem: "linux", Architecture: "amd64"},
-		Conditions: nodeConditions(),
+		NodeInfo:        corev1.NodeSystemInfo{KubeletVersion: "v1.36.3-sim", OperatingSystem: "linux", Architecture: "amd64"},
+		Conditions:      nodeConditions(),
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(s.kubeletPort)}},
 	}
 	_, err = s.client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
 	return err
@@ -262,6 +272,7 @@ func (s *simulator) reconcilePod(ctx context.Context, pod *corev1.Pod) {
 		// condition) when its node's lease went stale, say through an API server outage; once the
 		// node is back, its kubelet reports the containers' readiness again.
 		s.reportReadyAgain(ctx, pod)
+		s.noticeRestarts(ctx, pod)
 		return
 	}
 	select {
@@ -270,6 +281,20 @@ func (s *simulator) reconcilePod(ctx context.Context, pod *corev1.Pod) {
 	case <-time.After(s.readyDelay):
 	}
 	s.startPod(ctx, pod)
+}
+
+// noticeRestarts reports each container whose restart count rose since the last look.
+func (s *simulator) noticeRestarts(ctx context.Context, pod *corev1.Pod) {
+	for _, container := range pod.Status.ContainerStatuses {
+		key := string(pod.UID) + "/" + container.Name
+		s.mu.Lock()
+		seen, known := s.restarts[key]
+		s.restarts[key] = container.RestartCount
+		s.mu.Unlock()
+		if known && container.RestartCount > seen {
+			s.reportRestart(ctx, pod, container)
+		}
+	}
 }
 
 // reportReadyAgain sets Ready back to True on a pod whose containers are ready but which the node

@@ -18,7 +18,7 @@ export const EVIDENCE_MAX_BYTES = 512 * 1024;
 export function pushEvidenceCapture(run: RunContext, slot: Slot, peer: Slot): void {
   // Decided when pushed, not when run: a step that returned at once would let the rollback's
   // stuck timer be scheduled before the next restore, and recorded rollbacks would not replay.
-  if (!patched(Patch.Evidence)) return;
+  if (!patched(Patch.Evidence) || run.spec.rollback?.captureEvidence === false) return;
   run.undo.push(`capture the evidence of ${slot}`, async () => {
     const failedCheck = run.failure?.failedCheck ?? null;
     const measured = failedCheck ? (run.status.observe?.latest[failedCheck] ?? run.status.monitor?.latest[failedCheck] ?? null) : null;

@@ -89,6 +89,18 @@ function readCa(path: string): Buffer {
   }
 }
 
+/** What an SLO query's placeholders stand for, for one slot. */
+function queryVariables(request: { target: EvaluateSlosRequest['target']; slot: string; version?: string | undefined; window: string }) {
+  return {
+    app: request.target.app,
+    namespace: request.target.namespace,
+    slot: request.slot,
+    version: request.version,
+    window: request.window,
+    service: request.target.service,
+  };
+}
+
 /** The answer of /api/v1/query_range: a matrix, or an error. */
 const RangeResponseSchema = z.union([
   z.object({
@@ -118,15 +130,7 @@ export class PrometheusSloSource implements SloSource {
   }
 
   async evaluateSlos(request: EvaluateSlosRequest): Promise<Measurement[]> {
-    const variables = {
-      app: request.target.app,
-      namespace: request.target.namespace,
-      slot: request.slot,
-      version: request.version,
-      window: request.window,
-      service: request.target.service,
-    };
-    return await Promise.all(request.slos.map((slo) => this.measure(slo, renderTemplate(slo.query, variables))));
+    return await Promise.all(request.slos.map((slo) => this.measure(slo, renderTemplate(slo.query, queryVariables(request)))));
   }
 
   /**
@@ -157,17 +161,9 @@ export class PrometheusSloSource implements SloSource {
   }
 
   async rangeSlos(request: RangeSlosRequest): Promise<SloSeries[]> {
-    const variables = {
-      app: request.target.app,
-      namespace: request.target.namespace,
-      slot: request.slot,
-      version: request.version,
-      window: request.window,
-      service: request.target.service,
-    };
     return await Promise.all(
       request.slos.map(async (slo): Promise<SloSeries> => {
-        const query = renderTemplate(slo.query, variables);
+        const query = renderTemplate(slo.query, queryVariables(request));
         const series: SloSeries = { name: slo.name, query, comparison: slo.comparison, threshold: slo.threshold, gate: slo.gate, points: [], error: null };
         try {
           const response = await this.http.get('/api/v1/query_range', { params: { query, start: request.start, end: request.end, step: request.stepSeconds } });

@@ -20,11 +20,13 @@ import { ConfigError } from '../config/env.js';
 import type { TemporalConfig } from '../config/temporal.js';
 import { Gate, Outcome } from '../shared/deployment-status.js';
 import { SpecValidationError } from '../deployment-spec/deployment-spec.js';
+import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
 import { DeploymentAlreadyRunningError, NothingToUndoError, RequestRefusedError } from './deployment-client.js';
 import type { DeploymentClient, OperatorDelivery } from './deployment-client.js';
 import { writeEvidenceBundle } from './evidence-bundle.js';
 import { ProgressPrinter, renderResult, renderSnapshot, renderStatus } from './render.js';
 import { loadSpec } from './spec-source.js';
+import type { SpecSources } from './spec-source.js';
 
 export const ExitCode = {
   Succeeded: 0,
@@ -105,6 +107,22 @@ function report(verb: 'abort' | 'approve' | 'promote', app: string, answer: Oper
   if (answer.delivery === 'recorded') process.exitCode = ExitCode.Recorded;
 }
 
+/** Starts a deployment, says so (or prints its ids as JSON), and with --wait follows it to its end. */
+async function startAndFollow(
+  client: DeploymentClient,
+  spec: DeploymentSpec,
+  options: { wait?: boolean; abortOnInterrupt?: boolean; json?: boolean },
+  started: (handle: { workflowId: string; firstExecutionRunId: string }) => string,
+): Promise<void> {
+  const handle = await client.start(spec);
+  if (!options.json) out(started(handle));
+  if (!options.wait) {
+    if (options.json) out(JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }));
+    return;
+  }
+  await followToTheEnd(client, spec.namespace, spec.app, options);
+}
+
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
@@ -172,30 +190,12 @@ export function buildProgram(): Command {
     .option('--abort-on-interrupt', 'with --wait: Ctrl+C sends abort (the deployment rolls back) instead of only stopping to watch')
     .option('--json', 'machine-readable output (the result as JSON)')
     .action(
-      async (options: {
-        file?: string;
-        app?: string;
-        namespace?: string;
-        image?: string;
-        version?: string;
-        replicas?: string;
-        set?: string[];
-        allowUnstableActive?: boolean;
-        wait?: boolean;
-        abortOnInterrupt?: boolean;
-        json?: boolean;
-      }) => {
+      async (options: SpecSources & { wait?: boolean; abortOnInterrupt?: boolean; json?: boolean }) => {
         const spec = loadSpec(options);
         await withClient(program, async (client, config) => {
-          const handle = await client.start(spec);
-          if (!options.json) {
-            out(`started ${handle.workflowId} (run ${handle.firstExecutionRunId}): ${spec.app} ${spec.version} in ${spec.namespace} [Temporal namespace ${config.TEMPORAL_NAMESPACE}]`);
-          }
-          if (!options.wait) {
-            if (options.json) out(JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }));
-            return;
-          }
-          await followToTheEnd(client, spec.namespace, spec.app, options);
+          await startAndFollow(client, spec, options, (handle) =>
+            `started ${handle.workflowId} (run ${handle.firstExecutionRunId}): ${spec.app} ${spec.version} in ${spec.namespace} [Temporal namespace ${config.TEMPORAL_NAMESPACE}]`,
+          );
         });
       },
     );
@@ -211,18 +211,14 @@ export function buildProgram(): Command {
     .action(async (app: string, options: { namespace: string; wait?: boolean; abortOnInterrupt?: boolean; json?: boolean }) => {
       await withClient(program, async (client) => {
         const { spec, undone } = await client.planUndo(options.namespace, app);
-        const handle = await client.start(spec);
-        if (!options.json) {
-          out(
+        await startAndFollow(
+          client,
+          spec,
+          options,
+          (handle) =>
             `undoing ${app} ${undone.version} (run ${undone.runId}): deploying ${spec.version} (${spec.image}), the version live before it, ` +
-              `with that deployment's spec; started ${handle.workflowId} (run ${handle.firstExecutionRunId})`,
-          );
-        }
-        if (!options.wait) {
-          if (options.json) out(JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }));
-          return;
-        }
-        await followToTheEnd(client, spec.namespace, spec.app, options);
+            `with that deployment's spec; started ${handle.workflowId} (run ${handle.firstExecutionRunId})`,
+        );
       });
     });
 

@@ -13,7 +13,7 @@ import { Phase, RollbackReason } from '../../shared/deployment-status.js';
 import type { ObserveProgress } from '../../shared/deployment-status.js';
 import { measureSlot, readRestartBaseline } from './monitor.js';
 import { Patch } from './patches.js';
-import { breachOf, PhaseError } from './phase-error.js';
+import { breachOf, describeError, PhaseError } from './phase-error.js';
 import type { RunContext } from './run-context.js';
 
 /** Runs the window if the spec asks for it in this way (`warm` or cold); otherwise returns at once. */
@@ -25,9 +25,10 @@ export async function observeLiveSlot(run: RunContext, { warm }: { warm: boolean
   try {
     await watch(run, false);
   } catch (error) {
-    // The deployment has succeeded already: a cancelled window ends early, it undoes nothing.
-    if (!isCancellation(error)) throw error;
-    run.warnings.push(`observe: the window was cut short at tick ${run.status.observe?.tick ?? 0}/${run.status.observe?.ticks ?? 0} (the workflow was cancelled)`);
+    // The deployment has succeeded already: a window cut short (cancelled, or its restart baseline
+    // unreadable) ends early and undoes nothing.
+    const at = `tick ${run.status.observe?.tick ?? 0}/${run.status.observe?.ticks ?? 0}`;
+    run.warnings.push(`observe: the window ended early at ${at}: ${isCancellation(error) ? 'the workflow was cancelled' : describeError(error)}`);
   }
 }
 

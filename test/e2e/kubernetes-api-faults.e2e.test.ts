@@ -132,7 +132,11 @@ describe('drill: Kubernetes API faults between the worker and the API server', (
     const { result, phases } = await deploy('v2.3.1');
     assert.equal(result.outcome, 'RolledBack', result.message);
     assert.match(result.message, new RegExp(`list replicasets of detection-api-${idle}: not found in namespace default`));
-    assert.equal(proxy.counts.permanent, 1, 'the 404 is not retried');
+    // The rollback's evidence capture lists them too, meets the same 404, and becomes a warning.
+    assert.equal(proxy.counts.permanent, 2, 'the 404 is not retried: once for the readiness wait, once for the evidence');
+    const evidence = result.warnings.filter((w) => w.startsWith('evidence'));
+    assert.equal(evidence.length, 1, result.warnings.join('\n'));
+    assert.match(evidence[0]!, new RegExp(`^evidence of ${idle} not captured: list replicasets of detection-api-${idle}: not found in namespace default \\(injected permanent fault`));
     assert.ok(phases.includes('RollingBack'), `phases: ${phases.join(', ')}`);
     await assertUntouched(live!, idleImage);
   });

@@ -107,7 +107,8 @@ export class LocalCluster {
 
   private record(event: ObjectEvent): void {
     const at = new Date().toISOString();
-    const last = [...this.events].reverse().find((e) => e.object === event.object);
+    let last: ClusterEvent | undefined;
+    for (let i = this.events.length - 1; i >= 0 && !last; i--) if (this.events[i]!.object === event.object) last = this.events[i];
     if (last && last.reason === event.reason && last.message === event.message) {
       last.count += 1;
       last.at = at;

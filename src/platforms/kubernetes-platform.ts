@@ -210,7 +210,6 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
     const [deployment, other] = await Promise.all([this.readDeployment(target, slot), this.readDeployment(target, peer)]);
     const name = deployment.metadata!.name!;
     const pods = await this.podsOf(target, deployment);
-    const problems: string[] = [];
     const readLog = async (pod: string, container: string, previous: boolean): Promise<{ lines: string[]; error: string | null }> => {
       try {
         const text = await this.call(`read the log of ${pod}/${container}`, target, () =>
@@ -222,24 +221,25 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
         return { lines: [], error: (error as Error).message };
       }
     };
-    const containers = [];
-    for (const pod of pods) {
-      const podName = pod.metadata!.name!;
-      for (const status of pod.status?.containerStatuses ?? []) {
-        const current = await readLog(podName, status.name, false);
-        const previous = status.restartCount > 0 ? await readLog(podName, status.name, true) : null;
-        if (current.error) problems.push(`log of ${podName}/${status.name}: ${current.error}`);
-        containers.push({
-          pod: podName,
-          container: status.name,
-          ready: status.ready,
-          restarts: status.restartCount,
-          log: current.lines,
-          previousLog: previous ? previous.lines : null,
-          logError: current.error,
-        });
-      }
-    }
+    // Every log at once: a kubelet that does not answer costs its retries once, not once per container.
+    const containers = await Promise.all(
+      pods.flatMap((pod) =>
+        (pod.status?.containerStatuses ?? []).map(async (status) => {
+          const podName = pod.metadata!.name!;
+          const [current, previous] = await Promise.all([readLog(podName, status.name, false), status.restartCount > 0 ? readLog(podName, status.name, true) : null]);
+          return {
+            pod: podName,
+            container: status.name,
+            ready: status.ready,
+            restarts: status.restartCount,
+            log: current.lines,
+            previousLog: previous ? previous.lines : null,
+            logError: current.error,
+          };
+        }),
+      ),
+    );
+    const problems = containers.filter((c) => c.logError).map((c) => `log of ${c.pod}/${c.container}: ${c.logError}`);
     const sets = await this.call(`list replicasets of ${name}`, target, () => this.apps.listNamespacedReplicaSet({ namespace: target.namespace, labelSelector: selectorOf(deployment) }));
     const objects = new Set([`Deployment/${name}`, ...sets.items.map((rs) => `ReplicaSet/${rs.metadata?.name}`), ...pods.map((p) => `Pod/${p.metadata?.name}`)]);
     const listed = await this.call(`list events in ${target.namespace}`, target, () => this.core.listNamespacedEvent({ namespace: target.namespace }));

@@ -24,7 +24,8 @@ import { targetOf } from '../../src/shared/target.js';
 import { parseDeploymentSpec } from '../../src/deployment-spec/deployment-spec.js';
 import { installGatewayApi } from '../k8s-harness/control-plane.js';
 import { progress, rejection } from '../helpers/platform-calls.js';
-import { startClusterWithManifests } from '../helpers/kubernetes.js';
+import { endpointPods, startClusterWithManifests } from '../helpers/kubernetes.js';
+import { eventually } from '../helpers/eventually.js';
 import type { Cluster } from '../helpers/kubernetes.js';
 
 const ROUTERS = fileURLToPath(new URL('../../deploy/routers/', import.meta.url));
@@ -79,6 +80,8 @@ describe('the gateway-api and ingress routers against a real control plane', () 
     // The canary slot runs two replicas, so the weighted slots both have endpoints.
     await platform.deploySlot({ target: gatewayTarget, slot: 'green', image: V1, version: 'v2.1.0', replicas: 2 });
     await platform.waitForSlotReady({ target: gatewayTarget, slot: 'green', replicas: 2, timeoutSeconds: 60 }, progress());
+    // Ready pods reach the slot Service's EndpointSlices a moment later: the figures below count them.
+    await eventually(async () => (await endpointPods(cluster, 'detection-api-green')).length === 2, 'both green endpoints');
   });
 
   after(async () => {

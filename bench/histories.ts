@@ -51,9 +51,14 @@ export function breachToRestored(events: Event[]): number {
   const types = activityTypes(events);
   const completedOf = (name: string) =>
     events.filter((e) => e.activityTaskCompletedEventAttributes && types.get(String(e.activityTaskCompletedEventAttributes.scheduledEventId)) === name);
-  const breach = completedOf('evaluateSlos').find((e) =>
-    ((payload(e) as { result: string; gate: boolean }[] | null) ?? []).some((m) => m.gate && m.result === 'Failed'),
-  );
+  // A tick is one measureSlot (its SLOs beside the restarts); recorded before, an evaluateSlos.
+  const slosOf = (e: Event) => {
+    const result = payload(e) as { slos: unknown[] } | unknown[] | null;
+    return ((Array.isArray(result) ? result : result?.slos) ?? []) as { result: string; gate: boolean }[];
+  };
+  const breach = [...completedOf('measureSlot'), ...completedOf('evaluateSlos')]
+    .sort((a, b) => ms(a) - ms(b))
+    .find((e) => slosOf(e).some((m) => m.gate && m.result === 'Failed'));
   if (!breach) throw new Error('no monitor tick saw a breach');
   const restored = completedOf('verifyTraffic').find((e) => ms(e) > ms(breach));
   if (!restored) throw new Error('no verifyTraffic after the breach');
@@ -117,4 +122,24 @@ export function abortToRestored(events: Event[]): number {
   });
   if (!verified) throw new Error('no read-back of the old slot after the abort');
   return ms(verified) - ms(abort);
+}
+
+/** What a history asked of the Temporal server: its events, workflow tasks, activities (remote and local) and timers. */
+export interface RoundTrips {
+  events: number;
+  workflowTasks: number;
+  activities: number;
+  localActivities: number;
+  timers: number;
+}
+
+export function roundTrips(events: Event[]): RoundTrips {
+  const count = (has: (event: Event) => unknown) => events.filter(has).length;
+  return {
+    events: events.length,
+    workflowTasks: count((e) => e.workflowTaskCompletedEventAttributes),
+    activities: count((e) => e.activityTaskScheduledEventAttributes),
+    localActivities: count((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity'),
+    timers: count((e) => e.timerStartedEventAttributes),
+  };
 }

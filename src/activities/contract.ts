@@ -172,6 +172,8 @@ export interface MeasureCanaryRequest {
   slos: Slo[];
   /** Requests a slot served within the window (the spec's `canary.requestsQuery`). */
   requestsQuery: string;
+  /** The canary's restarts are read in the same call (absent in histories recorded before). */
+  withRestarts?: boolean;
 }
 
 export interface CanaryMeasurements {
@@ -180,6 +182,17 @@ export interface CanaryMeasurements {
   /** null: the query had no data (no traffic at all) or failed. */
   canaryRequests: number | null;
   stableRequests: number | null;
+  /** The canary's total container restarts, when asked for (`withRestarts`). */
+  canaryRestarts?: number;
+}
+
+/** One monitor tick of a slot: its SLOs and its restarts, read in one call. */
+export type MeasureSlotRequest = EvaluateSlosRequest;
+
+export interface SlotMeasurements {
+  slos: Measurement[];
+  /** Total container restarts of the slot's current pods. */
+  restarts: number;
 }
 
 /** Reports progress while an activity waits; wired to the activity heartbeat. */

@@ -17,12 +17,14 @@ import type {
   DeploySlotRequest,
   EvaluateSlosRequest,
   MeasureCanaryRequest,
+  MeasureSlotRequest,
   Platform,
   Progress,
   ReadRestartsRequest,
   ScrapeIntervalRequest,
   ScaleSlotRequest,
   SetWeightRequest,
+  SlotMeasurements,
   SloSource,
   SmokeRequest,
   SmokeRunner,
@@ -112,6 +114,14 @@ export function createActivities({ platform, smoke, slo, notifier = null }: Acti
       return await slo.evaluateSlos(request);
     },
     /**
+     * One monitor tick: the slot's SLOs and its restarts, read side by side in one call, so a
+     * tick costs the workflow one activity. Throws when either read does (an Error tick).
+     */
+    async measureSlot(request: MeasureSlotRequest): Promise<SlotMeasurements> {
+      const [slos, restarts] = await Promise.all([slo.evaluateSlos(request), platform.readRestarts({ target: request.target, slot: request.slot })]);
+      return { slos, restarts };
+    },
+    /**
      * One canary tick: the SLOs of both slots over the same window (the canary judged against
      * the stable where its SLO says so, and a breach on both told apart from the canary's own),
      * and the requests each served. Throws only when the source does (counted as an Error tick).
@@ -119,13 +129,15 @@ export function createActivities({ platform, smoke, slo, notifier = null }: Acti
     async measureCanary(request: MeasureCanaryRequest): Promise<CanaryMeasurements> {
       const { target, window, slos } = request;
       const requests: Slo = { name: REQUESTS, query: request.requestsQuery, comparison: '>=', threshold: 0, gate: false };
-      const [canary, stable] = await Promise.all([
+      const [canary, stable, canaryRestarts] = await Promise.all([
         slo.evaluateSlos({ target, slot: request.canary, version: request.version, window, slos: [...slos, requests] }),
         slo.evaluateSlos({ target, slot: request.stable, version: request.stableVersion, window, slos: [...slos, requests] }),
+        request.withRestarts ? platform.readRestarts({ target, slot: request.canary }) : undefined,
       ]);
       const count = (measurements: typeof canary) => measurements.find((m) => m.name === REQUESTS)?.value ?? null;
       const withoutCount = (measurements: typeof canary) => measurements.filter((m) => m.name !== REQUESTS);
-      return { canary: withoutCount(canary), stable: withoutCount(stable), canaryRequests: count(canary), stableRequests: count(stable) };
+      const measured = { canary: withoutCount(canary), stable: withoutCount(stable), canaryRequests: count(canary), stableRequests: count(stable) };
+      return canaryRestarts === undefined ? measured : { ...measured, canaryRestarts };
     },
     /**
      * A rollback's evidence, read before the failing slot is scaled down: what the platform holds

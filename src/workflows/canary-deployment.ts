@@ -9,7 +9,7 @@
  *
  * Deterministic code only: no I/O, no Node built-ins, activity types imported as types.
  */
-import { condition, isCancellation, log, setHandler } from '@temporalio/workflow';
+import { condition, isCancellation, log, patched, setHandler } from '@temporalio/workflow';
 import { routeName } from '../shared/target.js';
 import type { Target } from '../shared/target.js';
 import { AnalysisResult, formatValue, judgeCanaryTick, judgeMonitorTick, MonitorDecision } from '../shared/analysis.js';
@@ -23,6 +23,7 @@ import { promoteSignal, promoteUpdate } from './definitions.js';
 import { awaitApproval } from './run/approvals.js';
 import { countTick, errorLimitError, newMonitorProgress, pauseWhileMeasuring, readRestartBaseline, restartsMeasurement, warmUpMessage } from './run/monitor.js';
 import { breachOf, describeError, PhaseError, phaseErrorFrom } from './run/phase-error.js';
+import { Patch } from './run/patches.js';
 import { observeLiveSlot } from './run/observe.js';
 import { deployIdleSlot, preflight, scaleDownOldSlot, smokeTestIdleSlot } from './run/phases.js';
 import { endWith, now, refuseWith, RunContext } from './run/run-context.js';
@@ -284,18 +285,21 @@ class CanarySteps {
     const run = this.run;
     const { monitor } = this.spec;
     const live = run.live!.slots[stable];
+    const request = {
+      target,
+      canary,
+      stable,
+      version: this.spec.version,
+      stableVersion: live.version ?? 'unknown',
+      window: monitor.window,
+      slos: monitor.slos,
+      requestsQuery: this.spec.canary.requestsQuery,
+    };
+    const oneActivity = patched(Patch.FewerRoundTrips);
     const [measured, restarts] = await Promise.allSettled([
-      run.act('measure', `${tick}: SLOs of ${canary} and ${stable}`).measureCanary({
-        target,
-        canary,
-        stable,
-        version: this.spec.version,
-        stableVersion: live.version ?? 'unknown',
-        window: monitor.window,
-        slos: monitor.slos,
-        requestsQuery: this.spec.canary.requestsQuery,
-      }),
-      run.act('measure', `${tick}: restarts of ${canary}`).readRestarts({ target, slot: canary }),
+      run.act('measure', `${tick}: SLOs of ${canary} and ${stable}${oneActivity ? `, restarts of ${canary}` : ''}`).measureCanary(oneActivity ? { ...request, withRestarts: true } : request),
+      // Recorded before: the restarts in an activity of their own.
+      oneActivity ? Promise.resolve(undefined) : run.act('measure', `${tick}: restarts of ${canary}`).readRestarts({ target, slot: canary }),
     ]);
     for (const settled of [measured, restarts]) {
       if (settled.status === 'rejected' && isCancellation(settled.reason)) throw settled.reason;
@@ -305,10 +309,11 @@ class CanarySteps {
       log.warn('measurement error', { error: describeError(error) });
       return null;
     }
+    const restartCount = measured.value.canaryRestarts ?? restarts.value ?? 0;
     const comparedToStable: Record<string, StableComparison> = {};
     for (const slo of monitor.slos) if (slo.comparedToStable) comparedToStable[slo.name] = slo.comparedToStable;
     const judged = judgeCanaryTick({
-      canary: [...measured.value.canary, restartsMeasurement(run, restarts.value, baseline)],
+      canary: [...measured.value.canary, restartsMeasurement(run, restartCount, baseline)],
       stable: measured.value.stable,
       canaryRequests: measured.value.canaryRequests,
       stableRequests: measured.value.stableRequests,

@@ -79,6 +79,18 @@ export interface DoubleBehaviour {
   activeSloValues?: () => Partial<Record<string, number | null>>;
 }
 
+/**
+ * Preflight reads the active slot's stability and its scrape interval side by side: whichever the
+ * worker started first, a list of calls names them stability first.
+ */
+export function inPreflightOrder(calls: string[]): string[] {
+  const ordered = [...calls];
+  for (let i = 1; i < ordered.length; i++) {
+    if (ordered[i - 1]!.startsWith('readScrapeInterval') && ordered[i]!.startsWith('evaluateActiveSlos')) [ordered[i - 1], ordered[i]] = [ordered[i]!, ordered[i - 1]!];
+  }
+  return ordered;
+}
+
 const HEALTHY_VALUES: Record<string, number> = {
   'error-rate': 0.001,
   'p95-latency': 0.08,
@@ -115,7 +127,7 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
 
   /** The calls as `name slot` strings, without the monitor's per-tick measurements. */
   platformCalls(): string[] {
-    return this.calls.filter((c) => !c.name.startsWith('tick:') && !c.name.startsWith('evidence:')).map((c) => (c.slot ? `${c.name} ${c.slot}` : c.name));
+    return inPreflightOrder(this.calls.filter((c) => !c.name.startsWith('tick:') && !c.name.startsWith('evidence:')).map((c) => (c.slot ? `${c.name} ${c.slot}` : c.name)));
   }
 
   /** How many monitor ticks measured the SLOs. */
@@ -324,14 +336,16 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
   }
 
   async evaluateSlos(request: EvaluateSlosRequest): Promise<Measurement[]> {
-    // Right after describe, the measurement is preflight's stability check of the active slot.
-    if ([...this.calls].reverse().find((c) => !c.name.startsWith('tick:') && !c.name.startsWith('evidence:'))?.name === 'describe') {
+    // Right after describe (beside the scrape interval), the measurement is preflight's stability check of the active slot.
+    const previous = [...this.calls].reverse().find((c) => !c.name.startsWith('tick:') && !c.name.startsWith('evidence:'))?.name;
+    if (previous === 'describe' || previous === 'readScrapeInterval') {
       this.record('evaluateActiveSlos', request.slot, request);
       return this.judge(request, { ...HEALTHY_VALUES, ...(this.behaviour.activeSloValues?.() ?? {}) });
     }
     // A canary measures the slot traffic came from too (its stable), beside the new one.
     const ofStable = request.slot === this.origin;
     this.record(ofStable ? 'tick:evaluateStableSlos' : 'tick:evaluateSlos', request.slot, request);
+    if (!ofStable) await this.maybeBlock('tick:evaluateSlos');
     const call = ofStable ? this.sloCalls : ++this.sloCalls;
     const requests = this.behaviour.requests?.(call) ?? { canary: 500, stable: 9500 };
     return this.judge(request, {

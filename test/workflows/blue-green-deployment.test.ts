@@ -709,6 +709,27 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       });
     }
 
+    it('during a monitor tick, while its measurement is in flight: cancels the read and switches back at once', async () => {
+      // The tick is one activity (SLOs and restarts together): an abort must not wait for it.
+      const double = new RecordingPlatformDouble({ behaviour: { block: ['tick:evaluateSlos'] } });
+      const spec = testSpec({ monitor: { durationSeconds: 600, intervalSeconds: 1 } });
+      const { result, history } = await withWorker(env, double, async (taskQueue) => {
+        const handle = await startDeployment(env, taskQueue, spec);
+        await double.waitForCall('tick:evaluateSlos');
+        await handle.signal(abortSignal, { reason: 'pager fired', by: 'frank' });
+        const result = await deploymentResult(handle);
+        double.releaseAll(); // the abandoned read ends, so the worker can shut down
+        return { result, history: (await handle.fetchHistory()).events ?? [] };
+      });
+      assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), ...SWITCH_BACK_THEN_RESTORE]);
+      assertRestored(double);
+      assertRolledBack(result, 'Aborted');
+      assert.equal(result.status.monitor?.tick, 0, 'the tick in flight was never judged');
+      const scheduled = history.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+      assert.equal(scheduled.filter((name) => name === 'measureSlot').length, 1, 'one activity for the tick');
+      assert.ok(history.some((e) => e.activityTaskCancelRequestedEventAttributes), 'the measurement was cancelled');
+    });
+
     it('during the approval gate: rolls back without waiting for the timeout', async () => {
       const double = new RecordingPlatformDouble();
       const spec = testSpec({ gates: { approveBeforeSwitch: true } });
@@ -847,7 +868,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       await captureHistory(handle, 'failed-active-slot-unstable');
       return result;
     });
-    assert.deepEqual(double.platformCalls(), ['describe', 'evaluateActiveSlos blue'], 'nothing was written');
+    assert.deepEqual(double.platformCalls(), ['describe', 'evaluateActiveSlos blue', 'readScrapeInterval blue'], 'nothing was written: preflight read, and only read');
     assert.deepEqual([result.outcome, result.reason, result.failedCheck, result.liveSlot], ['Failed', 'ActiveSlotUnstable', 'error-rate', 'blue']);
     assert.match(result.message, /the active slot blue \(detection-api-blue, v2\.1\.0\) breaches SLO 'error-rate': 0\.2 \(must be < 0\.01\): .*allowUnstableActive: true, or deploy --allow-unstable-active.*; nothing was changed/);
     assert.deepEqual([double.slots.green.image, double.slots.green.replicas], [IDLE_IMAGE, 0]);

@@ -13,7 +13,7 @@ import type { DeploymentSpecInput } from '../../src/deployment-spec/deployment-s
 import { deploymentResult } from '../../src/client/deployment-client.js';
 import { captureHistory, startDeployment, testSpec, withWorker } from '../helpers/deployment-harness.js';
 import { eventually } from '../helpers/eventually.js';
-import { RecordingPlatformDouble } from '../helpers/recording-platform-double.js';
+import { inPreflightOrder, RecordingPlatformDouble } from '../helpers/recording-platform-double.js';
 import { startTimeSkippingServer } from '../helpers/temporal-servers.js';
 
 const NEW_IMAGE = 'registry.internal/detection-api:v2.2.0';
@@ -51,14 +51,16 @@ function weightsSet(double: RecordingPlatformDouble): number[] {
 
 /** The platform calls without the per-tick measurements, weights written beside their call. */
 function calls(double: RecordingPlatformDouble): string[] {
-  return double.calls
-    .filter((c) => !c.name.startsWith('tick:'))
-    .map((c) => {
-      const request = c.request as { weight?: number; replicas?: number };
-      if (c.name === 'setTrafficWeight' || c.name === 'verifyTrafficWeight') return `${c.name} ${c.slot} ${request.weight}`;
-      if (c.name === 'deploySlot' || c.name === 'scaleSlot' || c.name === 'waitForSlotReady') return `${c.name} ${c.slot} x${request.replicas}`;
-      return `${c.name}${c.slot ? ` ${c.slot}` : ''}`;
-    });
+  return inPreflightOrder(
+    double.calls
+      .filter((c) => !c.name.startsWith('tick:'))
+      .map((c) => {
+        const request = c.request as { weight?: number; replicas?: number };
+        if (c.name === 'setTrafficWeight' || c.name === 'verifyTrafficWeight') return `${c.name} ${c.slot} ${request.weight}`;
+        if (c.name === 'deploySlot' || c.name === 'scaleSlot' || c.name === 'waitForSlotReady') return `${c.name} ${c.slot} x${request.replicas}`;
+        return `${c.name}${c.slot ? ` ${c.slot}` : ''}`;
+      }),
+  );
 }
 
 /** Up to the smoke suite and the restart baseline: nothing has moved traffic yet. */

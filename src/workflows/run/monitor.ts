@@ -211,9 +211,23 @@ export async function pauseWhileMeasuring(
   }
 }
 
-/** One tick: SLOs and restarts side by side; null when either could not be measured. */
+/**
+ * One tick: SLOs and restarts side by side, in one activity (the workflow's round trips per tick
+ * are its cost at scale); null when either could not be measured.
+ */
 export async function measureSlot(run: RunContext, target: Target, slot: Slot, baseline: number, tick: string): Promise<Measurement[] | null> {
   const monitor = run.spec.monitor;
+  if (patched(Patch.FewerRoundTrips)) {
+    try {
+      const measured = await run.act('measure', `${tick}: SLOs and restarts of ${slot}`).measureSlot({ target, slot, version: run.spec.version, window: monitor.window, slos: monitor.slos });
+      return [...measured.slos, restartsMeasurement(run, measured.restarts, baseline)];
+    } catch (error) {
+      if (isCancellation(error)) throw error;
+      log.warn('measurement error', { error: describeError(error) });
+      return null;
+    }
+  }
+  // Recorded before: two activities a tick.
   const [slos, restarts] = await Promise.allSettled([
     run.act('measure', `${tick}: SLOs of ${slot}`).evaluateSlos({ target, slot, version: run.spec.version, window: monitor.window, slos: monitor.slos }),
     run.act('measure', `${tick}: restarts of ${slot}`).readRestarts({ target, slot }),

@@ -25,4 +25,9 @@ export const Patch = {
   Observe: 'observe',
   /** A rollback captures the failing slot's evidence before scaling it down. */
   Evidence: 'evidence',
+  /**
+   * Fewer round trips per deployment: a monitor tick is one activity (SLOs and restarts read side
+   * by side), not two; preflight reads the active slot's stability and its scrape interval at once.
+   */
+  FewerRoundTrips: 'fewer-round-trips',
 } as const;

@@ -51,7 +51,13 @@ export async function preflight(run: RunContext, monitorSeconds?: (spec: RunCont
       'active-slot-health',
     );
   }
-  if (patched(Patch.StabilityCheck)) await checkActiveSlot(run, active);
+  const checksStability = patched(Patch.StabilityCheck);
+  if (patched(Patch.FewerRoundTrips)) {
+    // Two reads of Prometheus that do not depend on each other: one round trip, not two.
+    await Promise.all([checksStability ? checkActiveSlot(run, active) : undefined, planWarmUp(run, live.activeSlot, monitorSeconds?.(run.spec))]);
+    return;
+  }
+  if (checksStability) await checkActiveSlot(run, active);
   await planWarmUp(run, live.activeSlot, monitorSeconds?.(run.spec));
 }
 

@@ -14,12 +14,18 @@
  *
  * The worker runs as the Dockerfile runs it: compiled (`npm run build`), workflows prebuilt.
  *
+ * - With WORKER_MEMORY_LIMIT_MIB, the worker runs as deploy/worker's container does: its heap
+ *   capped (`--max-old-space-size`, WORKER_HEAP_MIB, 384 by default as the Deployment sets it) and
+ *   the process in a memory cgroup of that limit, so the kernel kills it where the container's
+ *   would be killed. Reported: the cgroup's peak, how often the limit was hit, any OOM kill.
+ *
  *   npm run bench:kubernetes
  *   APPS=20 RUNS=3 npm run bench:kubernetes
  *   TEMPORAL_DB=memory npm run bench:kubernetes     # the dev server without its database file
+ *   WORKER_MEMORY_LIMIT_MIB=512 npm run bench:kubernetes   # the worker within deploy/'s limit
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -45,6 +51,35 @@ const NAMESPACE = 'default';
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const run = promisify(execFile);
 const progress = { heartbeat: () => undefined, signal: new AbortController().signal };
+
+const MEMORY_LIMIT_MIB = process.env['WORKER_MEMORY_LIMIT_MIB'] ? Number(process.env['WORKER_MEMORY_LIMIT_MIB']) : null;
+const HEAP_MIB = Number(process.env['WORKER_HEAP_MIB'] ?? 384);
+const CGROUPS = '/sys/fs/cgroup/memory';
+
+/**
+ * A memory cgroup (v1) of `limitMiB` for the worker, its charges moved with it, as a container's
+ * limit holds it; null where this machine gives no writable memory controller.
+ */
+function memoryCgroup(limitMiB: number): { enter(pid: number): void; read(): { peakMiB: number; limitHits: number; oomKills: number }; remove(): void } | null {
+  const dir = join(CGROUPS, `bluegreen-bench-${process.pid}`);
+  try {
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'memory.move_charge_at_immigrate'), '3');
+    writeFileSync(join(dir, 'memory.limit_in_bytes'), String(limitMiB * 2 ** 20));
+  } catch {
+    return null;
+  }
+  return {
+    enter: (pid) => writeFileSync(join(dir, 'cgroup.procs'), String(pid)),
+    read: () => ({
+      peakMiB: Number(readFileSync(join(dir, 'memory.max_usage_in_bytes'), 'utf8')) / 2 ** 20,
+      limitHits: Number(readFileSync(join(dir, 'memory.failcnt'), 'utf8')),
+      oomKills: Number(/oom_kill (\d+)/.exec(readFileSync(join(dir, 'memory.oom_control'), 'utf8'))?.[1] ?? 0),
+    }),
+    // Empty once the worker has stopped; a cgroup is removed as a directory, its files with it.
+    remove: () => rmdirSync(dir),
+  };
+}
 
 const appName = (i: number) => `scale-${String(i).padStart(3, '0')}`;
 
@@ -78,6 +113,7 @@ async function main(): Promise<void> {
   const plane = await startControlPlane({ dir: join(dir, 'plane'), nodes: 4 });
   let stack: EmbeddedStack | null = null;
   let reference: Awaited<ReturnType<typeof startDetectionApi>> | null = null;
+  let cgroup: ReturnType<typeof memoryCgroup> = null;
   try {
     await run('kubectl', ['--kubeconfig', plane.kubeconfigPath, 'apply', '-k', join(ROOT, 'deploy')]);
     const admin = plane.adminConfig();
@@ -101,11 +137,16 @@ async function main(): Promise<void> {
       ports,
       kubeconfig,
       workerCommand: [join(ROOT, 'dist/worker/main.js')],
-      workerEnv: { LOG_LEVEL: 'warn', BLUEGREEN_WORKFLOW_BUNDLE: bundle },
+      workerEnv: { LOG_LEVEL: 'warn', BLUEGREEN_WORKFLOW_BUNDLE: bundle, ...(MEMORY_LIMIT_MIB ? { NODE_OPTIONS: `--max-old-space-size=${HEAP_MIB}` } : {}) },
       temporalDb: TEMPORAL_DB,
     });
     await stack.start();
     const worker = stack.worker!.pid!;
+    if (MEMORY_LIMIT_MIB) {
+      cgroup = memoryCgroup(MEMORY_LIMIT_MIB);
+      if (cgroup) cgroup.enter(worker);
+      else say(`no writable memory cgroup here: the worker runs with its ${HEAP_MIB} MiB heap cap only`);
+    }
     const startup = memoryOf(worker);
     reference = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${ports.tak}`, QUEUE_PATH: tempQueuePath() });
     const client = stack.deployments!;
@@ -203,10 +244,22 @@ async function main(): Promise<void> {
     };
     say(`  worker, whole run: ${['workflow_task_execution_latency', 'workflow_activation_execution_latency', 'workflow_task_schedule_to_start_latency', 'workflow_task_replay_latency'].map(sdk).join('; ')}`);
     say(`worker resident memory: peak ${end.peak.toFixed(0)} MB over its life (${startup.peak.toFixed(0)} MB by the end of start-up), peak ${peakDuring.toFixed(0)} MB during the ${APPS} deployments (target < 400 MB)`);
+    if (MEMORY_LIMIT_MIB) {
+      const capped = cgroup?.read();
+      say(
+        `worker capped as deploy/ runs it: heap ${HEAP_MIB} MiB, ${cgroup ? `memory cgroup limit ${MEMORY_LIMIT_MIB} MiB: peak ${capped!.peakMiB.toFixed(0)} MiB charged (page cache included), limit hit ${capped!.limitHits} times, OOM kills ${capped!.oomKills}` : 'no cgroup'}; ` +
+          `worker ${stack.worker!.exitCode === null && stack.worker!.signalCode === null ? 'alive' : `gone (${stack.worker!.signalCode ?? stack.worker!.exitCode})`} at the end`,
+      );
+    }
     process.exitCode = failed.length === 0 && onNew === APPS ? 0 : 1;
   } finally {
     reference?.kill('SIGKILL');
     await stack?.stop();
+    try {
+      cgroup?.remove();
+    } catch {
+      // A process of it still running: left for the machine's next start.
+    }
     await plane.stop();
   }
 }

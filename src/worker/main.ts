@@ -4,12 +4,14 @@
  * signals; activities in flight get the shutdown grace time).
  */
 import { existsSync } from 'node:fs';
+import { getHeapStatistics } from 'node:v8';
 import { NativeConnection } from '@temporalio/worker';
 import { pino } from 'pino';
 import { z } from 'zod';
 import { createActivities } from '../activities/index.js';
 import { connectionOptions, TemporalConfigSchema } from '../config/temporal.js';
 import { ConfigError, parseEnv } from '../config/env.js';
+import { capacityFor, CapacityConfigSchema } from './capacity.js';
 import { loadActivityDependencies } from './platforms.js';
 import { installRuntime } from './runtime.js';
 import { createDeploymentWorker } from './worker.js';
@@ -30,6 +32,7 @@ const logger = pino({ name: 'bluegreen-worker' });
 async function main(): Promise<void> {
   const config = parseEnv(TemporalConfigSchema, process.env);
   const { BLUEGREEN_METRICS_ADDRESS: metricsAddress, BLUEGREEN_WORKFLOW_BUNDLE: bundle } = parseEnv(WorkerProcessSchema, process.env);
+  const capacity = capacityFor(getHeapStatistics().heap_size_limit / 2 ** 20, parseEnv(CapacityConfigSchema, process.env));
   const dependencies = await loadActivityDependencies(process.env);
   installRuntime({ metricsAddress, logger });
   const connection = await NativeConnection.connect(connectionOptions(config));
@@ -40,6 +43,11 @@ async function main(): Promise<void> {
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       activities: createActivities(dependencies),
       ...(bundle ? { workflowBundle: { codePath: bundle } } : {}),
+      options: {
+        maxCachedWorkflows: capacity.maxCachedWorkflows,
+        maxConcurrentWorkflowTaskExecutions: capacity.maxConcurrentWorkflowTaskExecutions,
+        maxConcurrentActivityTaskExecutions: capacity.maxConcurrentActivityTaskExecutions,
+      },
     });
     logger.info(
       {
@@ -49,6 +57,7 @@ async function main(): Promise<void> {
         platform: dependencies.platform.name,
         metrics: `http://${metricsAddress}/metrics`,
         workflows: bundle ?? 'bundled at start',
+        capacity,
       },
       'worker started',
     );

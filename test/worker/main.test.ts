@@ -57,6 +57,12 @@ describe('worker process configuration', () => {
     assert.match(output, /BLUEGREEN_WORKFLOW_BUNDLE: no file at \/nonexistent\/workflow-bundle\.js; build it with 'npm run bundle:workflows'/);
   });
 
+  it('refuses a worker capacity below its minimum before connecting anywhere', async () => {
+    const { code, output } = await startWorker({ BLUEGREEN_PLATFORM: 'local', BLUEGREEN_MAX_CONCURRENT_WORKFLOW_TASKS: '1' });
+    assert.equal(code, 2);
+    assert.match(output, /BLUEGREEN_MAX_CONCURRENT_WORKFLOW_TASKS must be at least 2/);
+  });
+
   it('names each malformed Temporal variable', async () => {
     const { code, output } = await startWorker({ BLUEGREEN_PLATFORM: 'local', TEMPORAL_ADDRESS: 'no-port', TEMPORAL_TLS_CERT_PATH: '/x.pem' });
     assert.equal(code, 2);

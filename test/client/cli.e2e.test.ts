@@ -106,7 +106,7 @@ describe('bluegreen CLI against the Temporal dev server', () => {
     assert.equal(run.code, 0, run.stderr);
     const phases = run.stdout.split('\n').map((line) => /^\[\d\d:\d\d:\d\d\] (\w+)/.exec(line)?.[1]).filter(Boolean);
     assert.deepEqual(phases, ['Preflight', 'Deploying', 'SmokeTesting', 'Switching', 'Monitoring', 'CleaningUp', 'Succeeded']);
-    assert.match(run.stdout, /started bluegreen\/default\/detection-api \(run [0-9a-f-]+\)/);
+    assert.match(run.stdout, /started bluegreen\/default\/detection-api \(run [0-9a-f-]+\)/, run.stdout);
     assert.match(run.stdout, /smoke passed +health/);
     assert.match(run.stdout, /monitor 3\/3: error-rate=0\.001 \(< 0\.01\) ok/);
     assert.match(run.stdout, /Succeeded: v2\.2\.0 is live on green/);
@@ -137,7 +137,7 @@ describe('bluegreen CLI against the Temporal dev server', () => {
       'smoke suite http against green',
       'switch detection-api-service to green',
     ]);
-    assert.ok(summaries.includes('monitor tick 3/3: SLOs of green'));
+    assert.ok(summaries.includes('monitor tick 3/3: SLOs and restarts of green'));
     assert.ok(summaries.includes('monitor tick 1/3: next in 1 s'), 'timers carry summaries too');
     const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
     assert.match(metadata.currentDetails ?? '', /^\*\*Succeeded\*\*: v2\.2\.0 is live on green/);

@@ -9,7 +9,7 @@
  *
  * Deterministic code only: no I/O, no Node built-ins, activity types imported as types.
  */
-import { condition, isCancellation, log, patched, setHandler } from '@temporalio/workflow';
+import { condition, log, patched, setHandler } from '@temporalio/workflow';
 import { routeName } from '../shared/target.js';
 import type { Target } from '../shared/target.js';
 import { AnalysisResult, formatValue, judgeCanaryTick, judgeMonitorTick, MonitorDecision } from '../shared/analysis.js';
@@ -21,8 +21,8 @@ import { canaryReplicasFor, formatShare } from '../shared/traffic.js';
 import type { CanaryStep, DeploymentSpec } from '../deployment-spec/deployment-spec.js';
 import { promoteSignal, promoteUpdate } from './definitions.js';
 import { awaitApproval } from './run/approvals.js';
-import { countTick, errorLimitError, newMonitorProgress, pauseWhileMeasuring, readRestartBaseline, restartsMeasurement, warmUpMessage } from './run/monitor.js';
-import { breachOf, describeError, PhaseError, phaseErrorFrom } from './run/phase-error.js';
+import { countTick, errorLimitError, measuredOrNull, newMonitorProgress, pauseWhileMeasuring, readRestartBaseline, restartsMeasurement, warmUpMessage } from './run/monitor.js';
+import { breachOf, PhaseError, phaseErrorFrom } from './run/phase-error.js';
 import { Patch } from './run/patches.js';
 import { observeLiveSlot } from './run/observe.js';
 import { deployIdleSlot, preflight, scaleDownOldSlot, smokeTestIdleSlot } from './run/phases.js';
@@ -296,34 +296,28 @@ class CanarySteps {
       requestsQuery: this.spec.canary.requestsQuery,
     };
     const oneActivity = patched(Patch.FewerRoundTrips);
-    const [measured, restarts] = await Promise.allSettled([
+    const measured = await measuredOrNull(
       run.act('measure', `${tick}: SLOs of ${canary} and ${stable}${oneActivity ? `, restarts of ${canary}` : ''}`).measureCanary(oneActivity ? { ...request, withRestarts: true } : request),
       // Recorded before: the restarts in an activity of their own.
       oneActivity ? Promise.resolve(undefined) : run.act('measure', `${tick}: restarts of ${canary}`).readRestarts({ target, slot: canary }),
-    ]);
-    for (const settled of [measured, restarts]) {
-      if (settled.status === 'rejected' && isCancellation(settled.reason)) throw settled.reason;
-    }
-    if (measured.status === 'rejected' || restarts.status === 'rejected') {
-      const error = measured.status === 'rejected' ? measured.reason : (restarts as PromiseRejectedResult).reason;
-      log.warn('measurement error', { error: describeError(error) });
-      return null;
-    }
-    const restartCount = measured.value.canaryRestarts ?? restarts.value ?? 0;
+    );
+    if (!measured) return null;
+    const [analysis, restarts] = measured;
+    const restartCount = analysis.canaryRestarts ?? restarts ?? 0;
     const comparedToStable: Record<string, StableComparison> = {};
     for (const slo of monitor.slos) if (slo.comparedToStable) comparedToStable[slo.name] = slo.comparedToStable;
     const judged = judgeCanaryTick({
-      canary: [...measured.value.canary, restartsMeasurement(run, restartCount, baseline)],
-      stable: measured.value.stable,
-      canaryRequests: measured.value.canaryRequests,
-      stableRequests: measured.value.stableRequests,
+      canary: [...analysis.canary, restartsMeasurement(run, restartCount, baseline)],
+      stable: analysis.stable,
+      canaryRequests: analysis.canaryRequests,
+      stableRequests: analysis.stableRequests,
       minRequests: this.spec.canary.minRequests,
       comparedToStable,
     });
     const progress = this.progress!;
     progress.observedShare = judged.observedShare;
-    progress.canaryRequests = measured.value.canaryRequests;
-    progress.stableRequests = measured.value.stableRequests;
+    progress.canaryRequests = analysis.canaryRequests;
+    progress.stableRequests = analysis.stableRequests;
     return judged;
   }
 

@@ -218,29 +218,32 @@ export async function pauseWhileMeasuring(
 export async function measureSlot(run: RunContext, target: Target, slot: Slot, baseline: number, tick: string): Promise<Measurement[] | null> {
   const monitor = run.spec.monitor;
   if (patched(Patch.FewerRoundTrips)) {
-    try {
-      const measured = await run.act('measure', `${tick}: SLOs and restarts of ${slot}`).measureSlot({ target, slot, version: run.spec.version, window: monitor.window, slos: monitor.slos });
-      return [...measured.slos, restartsMeasurement(run, measured.restarts, baseline)];
-    } catch (error) {
-      if (isCancellation(error)) throw error;
-      log.warn('measurement error', { error: describeError(error) });
-      return null;
-    }
+    const measured = await measuredOrNull(run.act('measure', `${tick}: SLOs and restarts of ${slot}`).measureSlot({ target, slot, version: run.spec.version, window: monitor.window, slos: monitor.slos }));
+    return measured && [...measured[0].slos, restartsMeasurement(run, measured[0].restarts, baseline)];
   }
   // Recorded before: two activities a tick.
-  const [slos, restarts] = await Promise.allSettled([
+  const measured = await measuredOrNull(
     run.act('measure', `${tick}: SLOs of ${slot}`).evaluateSlos({ target, slot, version: run.spec.version, window: monitor.window, slos: monitor.slos }),
     run.act('measure', `${tick}: restarts of ${slot}`).readRestarts({ target, slot }),
-  ]);
-  for (const settled of [slos, restarts]) {
-    if (settled.status === 'rejected' && isCancellation(settled.reason)) throw settled.reason;
+  );
+  return measured && [...measured[0], restartsMeasurement(run, measured[1], baseline)];
+}
+
+/**
+ * A tick's reads, side by side; null when any of them failed, which is a measurement error (an
+ * Error tick, counted), logged here. A cancellation is the abort's, not an error: it is rethrown.
+ */
+export async function measuredOrNull<T extends unknown[]>(...reads: { [K in keyof T]: Promise<T[K]> }): Promise<T | null> {
+  const settled = await Promise.allSettled(reads);
+  for (const read of settled) {
+    if (read.status === 'rejected' && isCancellation(read.reason)) throw read.reason;
   }
-  if (slos.status === 'rejected' || restarts.status === 'rejected') {
-    const error = slos.status === 'rejected' ? slos.reason : (restarts as PromiseRejectedResult).reason;
-    log.warn('measurement error', { error: describeError(error) });
+  const failed = settled.find((read): read is PromiseRejectedResult => read.status === 'rejected');
+  if (failed) {
+    log.warn('measurement error', { error: describeError(failed.reason) });
     return null;
   }
-  return [...slos.value, restartsMeasurement(run, restarts.value, baseline)];
+  return settled.map((read) => (read as PromiseFulfilledResult<unknown>).value) as T;
 }
 
 /** The restarts since the baseline, as a gated measurement (the procedure: none tolerated, PROCEDURE §4). */

@@ -13,6 +13,7 @@
 #   worker-down            abort with no worker: recorded (exit 5); the next worker restores traffic
 #   control-plane-down     the kube-apiserver stopped 3 min during a rollback: rollback-stuck, then rolled back
 #   approve-against-abort  both at the same instant, 100 trials: exactly one takes effect
+#   workers-chaos          3 workers, 50 deployments, one worker SIGKILLed every 20 s: outcomes, cluster state, repeated writes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +32,8 @@ case "${1:-}" in
   worker-down) files=(test/e2e/abort-drills.e2e.test.ts test/client/cli.e2e.test.ts) pattern='SIGKILLed, `bluegreen abort`|no worker running' ;;
   control-plane-down) files=(test/e2e/kubernetes-abort-drills.e2e.test.ts) pattern='3 minutes without an API server' ;;
   approve-against-abort) files=(test/workflows/blue-green-deployment.test.ts) pattern='approve against abort' ;;
-  *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  workers-chaos) files=(test/e2e/workers-chaos.e2e.test.ts) ;;
+  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
 
 bash scripts/setup.sh

@@ -20,6 +20,8 @@ import { DEFAULT_TASK_QUEUE } from '../shared/workflow-id.js';
 import { ROOT, startLocalPlatformProcess } from './local-platform-process.js';
 import type { LocalPlatformPorts, LocalPlatformProcess } from './local-platform-process.js';
 import { startTakSink } from './tak-sink.js';
+import { startWorkerProcess } from './worker-process.js';
+import type { WorkerProcess } from './worker-process.js';
 import type { TakSink } from './tak-sink.js';
 
 export interface StackPorts extends LocalPlatformPorts {
@@ -99,7 +101,7 @@ export class EmbeddedStack {
   connection: Connection | null = null;
   deployments: DeploymentClient | null = null;
   readonly taskQueue: string;
-  private workerOutput = '';
+  private workerProcess: WorkerProcess | null = null;
 
   constructor(readonly options: StackOptions) {
     this.taskQueue = options.taskQueue ?? DEFAULT_TASK_QUEUE;
@@ -245,47 +247,30 @@ export class EmbeddedStack {
   /** Starts the worker process (again, after `killWorker`); resolves when it polls. */
   async startWorker(): Promise<void> {
     const { ports } = this.options;
-    this.workerOutput = '';
-    const child = spawn(process.execPath, this.options.workerCommand ?? ['--import', 'tsx', 'src/worker/main.ts'], {
-      cwd: ROOT,
+    this.workerProcess = await startWorkerProcess({
+      command: this.options.workerCommand,
+      metricsPort: ports.workerMetrics,
       env: {
-        ...process.env,
         ...(this.options.kubeconfig
           ? { BLUEGREEN_PLATFORM: 'kubernetes', BLUEGREEN_KUBECONFIG: this.options.kubeconfig, PROMETHEUS_URL: 'http://127.0.0.1:9' }
           : { BLUEGREEN_PLATFORM: 'local', BLUEGREEN_LOCAL_URL: this.local!.controlUrl, PROMETHEUS_URL: this.prometheus!.url }),
         TEMPORAL_ADDRESS: this.temporalAddress,
         TEMPORAL_TASK_QUEUE: this.taskQueue,
-        BLUEGREEN_METRICS_ADDRESS: `127.0.0.1:${ports.workerMetrics}`,
         // An incident links to the run in this stack's Temporal UI.
         BLUEGREEN_TEMPORAL_UI_URL: `http://127.0.0.1:${ports.ui}`,
         ...this.options.workerEnv,
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    this.worker = child;
-    child.stdout!.on('data', (chunk) => (this.workerOutput += chunk));
-    child.stderr!.on('data', (chunk) => (this.workerOutput += chunk));
-    await waitUntilReady('worker', child, `http://127.0.0.1:${ports.workerMetrics}/metrics`, { output: () => this.workerOutput, timeoutMs: 60_000 });
-    // The metrics endpoint comes up with the runtime; the worker polls once its log says so.
-    const deadline = Date.now() + 60_000;
-    while (!this.workerOutput.includes('worker started')) {
-      if (child.exitCode !== null) throw new Error(`worker exited with ${child.exitCode}:\n${this.workerOutput}`);
-      if (Date.now() > deadline) throw new Error(`worker did not start within 60 s:\n${this.workerOutput}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    this.worker = this.workerProcess.child;
   }
 
   /** SIGKILL: the worker dies mid-activity, as a crashed node would take it. */
   async killWorker(): Promise<void> {
-    const worker = this.worker;
-    if (!worker || worker.exitCode !== null) return;
-    const gone = new Promise((resolve) => worker.once('exit', resolve));
-    worker.kill('SIGKILL');
-    await gone;
+    await this.workerProcess?.kill();
   }
 
   workerLog(): string {
-    return this.workerOutput;
+    return this.workerProcess?.output() ?? '';
   }
 
   /** Stops everything this stack started, newest first. */

@@ -1,0 +1,261 @@
+/**
+ * Several workers under chaos: three worker processes on one task queue of the Temporal dev
+ * server, and 50 deployments of different apps against the real control plane, as the worker
+ * ServiceAccount, while one worker after another is SIGKILLed and a new one started in its place
+ * every 20 s until the last deployment has ended. One app in five deploys a version whose pods
+ * crash-loop (their restartCount climbs, as a crashing container's does).
+ *
+ * Every deployment ends as its version should: Succeeded, or RolledBack on pod-restarts. Each
+ * app's cluster state is then what its outcome says, down to the Service's endpoints and the
+ * Deployments' rollouts. The writes repeated after a kill (a write activity whose history shows
+ * an attempt after the first) are counted and listed; each was harmless: its app's state is
+ * exactly its outcome's, and its Deployments rolled out once per change, never once per attempt.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DeploymentClient, deploymentResult } from '../../src/client/deployment-client.js';
+import { parseDeploymentSpec } from '../../src/deployment-spec/deployment-spec.js';
+import { ROOT } from '../../src/embedded/local-platform-process.js';
+import { startWorkerProcess } from '../../src/embedded/worker-process.js';
+import type { WorkerProcess } from '../../src/embedded/worker-process.js';
+import { freePort } from '../../src/processes/processes.js';
+import type { DeploymentResult } from '../../src/shared/deployment-status.js';
+import { startDetectionApi, TakListener, tempQueuePath } from '../helpers/detection-api-process.js';
+import type { DetectionApiProcess } from '../helpers/detection-api-process.js';
+import { eventually } from '../helpers/eventually.js';
+import { FaultInjectingKubeProxy } from '../helpers/fault-injecting-kube-proxy-double.js';
+import { createBlueGreenApp, endpointPods, startClusterWithManifests } from '../helpers/kubernetes.js';
+import type { Cluster } from '../helpers/kubernetes.js';
+import { startDevServer } from '../helpers/temporal-servers.js';
+
+const run = promisify(execFile);
+const APPS = 50;
+const WORKERS = 3;
+const KILL_EVERY_MS = 20_000;
+const WAVE = 10;
+const WAVE_EVERY_MS = 15_000;
+const WRITE_DELAY_MS = 1500;
+const TASK_QUEUE = 'bluegreen-chaos';
+const NAMESPACE = 'default';
+/** The activities that write to the cluster. */
+const WRITES = new Set(['deploySlot', 'switchTraffic', 'scaleSlot', 'setTrafficWeight']);
+
+const appName = (i: number) => `chaos-${String(i).padStart(2, '0')}`;
+/** One app in five deploys a version that crash-loops. */
+const isCrashLooping = (i: number) => i % 5 === 4;
+const versionOf = (i: number) => (isCrashLooping(i) ? 'v2.0.0-crashloop' : 'v2.0.0');
+const imageOf = (app: string, version: string) => `registry.internal/${app}:${version}`;
+
+describe('three workers on one task queue, one SIGKILLed every 20 s, under 50 deployments of different apps', () => {
+  let env: TestWorkflowEnvironment;
+  let cluster: Cluster;
+  let tak: TakListener;
+  let reference: DetectionApiProcess;
+  let workerEnv: Record<string, string>;
+  let proxy: FaultInjectingKubeProxy;
+  const workers: WorkerProcess[] = [];
+
+  const startWorker = async () =>
+    await startWorkerProcess({ command: ['--import', 'tsx', 'src/worker/main.ts'], env: workerEnv, metricsPort: await freePort() });
+
+  before(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chaos-'));
+    [env, cluster] = await Promise.all([startDevServer(), startClusterWithManifests()]);
+    tak = await TakListener.start();
+    reference = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: tempQueuePath() });
+    for (let i = 0; i < APPS; i += 10) {
+      await Promise.all(Array.from({ length: Math.min(10, APPS - i) }, (_, j) => createBlueGreenApp(cluster.apps, cluster.core, appName(i + j))));
+    }
+    await eventually(async () => {
+      const deployments = await cluster.apps.listNamespacedDeployment({ namespace: NAMESPACE });
+      return deployments.items.filter((d) => d.metadata!.name!.startsWith('chaos-') && d.metadata!.name!.endsWith('-blue') && d.status?.readyReplicas === 1).length === APPS;
+    }, `blue ready in all ${APPS} apps`, 120_000);
+    const kubeconfig = join(dir, 'worker.kubeconfig');
+    // The API server answers each write WRITE_DELAY_MS late, as a busy one does: a kill then
+    // often catches a write in flight, which is what the drill is after.
+    proxy = await FaultInjectingKubeProxy.inFrontOf(cluster.plane);
+    proxy.tap.writeDelayMs = WRITE_DELAY_MS;
+    const token = await cluster.plane.mintToken(NAMESPACE, 'bluegreen-worker', 3600);
+    writeFileSync(kubeconfig, cluster.plane.configForToken(token, proxy.url).exportConfig());
+    // Bundled once, so that a worker started after a kill polls within seconds.
+    const bundle = join(dir, 'workflow-bundle.js');
+    await run(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts/bundle-workflows.ts'), '--out', bundle], { cwd: ROOT });
+    workerEnv = {
+      BLUEGREEN_PLATFORM: 'kubernetes',
+      BLUEGREEN_KUBECONFIG: kubeconfig,
+      // The cluster's pods are simulated: no SLO queries; the monitor gates on restarts.
+      PROMETHEUS_URL: 'http://127.0.0.1:9',
+      TEMPORAL_ADDRESS: env.address,
+      TEMPORAL_TASK_QUEUE: TASK_QUEUE,
+      BLUEGREEN_WORKFLOW_BUNDLE: bundle,
+      LOG_LEVEL: 'warn',
+    };
+    workers.push(...(await Promise.all(Array.from({ length: WORKERS }, startWorker))));
+  });
+
+  after(async () => {
+    await Promise.all(workers.map((w) => w.stop()));
+    reference?.kill('SIGKILL');
+    await tak?.close();
+    await proxy?.close();
+    // The shared control plane goes on to other files: the drill's apps go.
+    if (cluster) {
+      await Promise.all(
+        Array.from({ length: APPS }, async (_, i) => {
+          const app = appName(i);
+          await cluster.core.deleteNamespacedService({ name: `${app}-service`, namespace: NAMESPACE }).catch(() => undefined);
+          for (const slot of ['blue', 'green']) await cluster.apps.deleteNamespacedDeployment({ name: `${app}-${slot}`, namespace: NAMESPACE }).catch(() => undefined);
+        }),
+      );
+      await cluster.plane.stop();
+    }
+    await env?.teardown();
+  });
+
+  it('ends every deployment as its version should, each app as its outcome says; the writes repeated after a kill were harmless', async () => {
+    const client = new DeploymentClient(env.client, TASK_QUEUE);
+    let stopped = false;
+
+    // A crash-looping version's pods: their restartCount climbs every 2 s while they run.
+    const crashLoop = (async () => {
+      while (!stopped) {
+        const pods = await cluster.core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: 'version=v2.0.0-crashloop' }).catch(() => null);
+        for (const pod of pods?.items ?? []) {
+          const container = pod.status?.containerStatuses?.[0];
+          if (!container || pod.metadata?.deletionTimestamp) continue;
+          container.restartCount += 1;
+          await cluster.core.replaceNamespacedPodStatus({ name: pod.metadata!.name!, namespace: NAMESPACE, body: pod }).catch(() => undefined);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+      }
+    })();
+
+    // One worker after another SIGKILLed, and a new one started in its place, every 20 s.
+    const kills: { at: number; worker: number }[] = [];
+    const started = performance.now();
+    const chaos = (async () => {
+      for (let k = 0; ; k++) {
+        await new Promise((resolve) => setTimeout(resolve, KILL_EVERY_MS));
+        if (stopped) return;
+        const slot = k % WORKERS;
+        await workers[slot]!.kill();
+        kills.push({ at: (performance.now() - started) / 1000, worker: slot });
+        workers[slot] = await startWorker();
+      }
+    })();
+
+    let results: DeploymentResult[];
+    let handles: Awaited<ReturnType<DeploymentClient['start']>>[];
+    try {
+      // In waves of ten, 15 s apart, as a team's deployments come: each kill meets some in their
+      // deploy, smoke and switch, and others monitoring.
+      handles = await Promise.all(
+        Array.from({ length: APPS }, async (_, i) => {
+          await new Promise((resolve) => setTimeout(resolve, Math.floor(i / WAVE) * WAVE_EVERY_MS));
+          return await client.start(
+            parseDeploymentSpec({
+              app: appName(i),
+              namespace: NAMESPACE,
+              image: imageOf(appName(i), versionOf(i)),
+              replicas: 1,
+              readinessTimeoutSeconds: 300,
+              smoke: { endpoint: reference.url },
+              monitor: { durationSeconds: 30, intervalSeconds: 5, slos: [] },
+              scaleDownDelaySeconds: 0,
+            }),
+          );
+        }),
+      );
+      results = await Promise.all(handles.map((h) => deploymentResult(h)));
+    } finally {
+      stopped = true;
+      await Promise.all([chaos, crashLoop]);
+    }
+    const seconds = (performance.now() - started) / 1000;
+    assert.ok(kills.length >= 3, `every worker was killed at least once: ${kills.length} kills in ${seconds.toFixed(0)} s`);
+
+    // Every outcome as the version should have it.
+    const outcomes = results.map((r, i) => `${appName(i)} ${r.outcome}${r.outcome === 'RolledBack' ? ` (${r.reason}: ${r.failedCheck ?? r.message})` : r.outcome === 'Succeeded' ? '' : `: ${r.message}`}`);
+    for (const [i, result] of results.entries()) {
+      if (isCrashLooping(i)) assert.deepEqual([result.outcome, result.failedCheck], ['RolledBack', 'pod-restarts'], outcomes[i]);
+      else assert.equal(result.outcome, 'Succeeded', outcomes[i]);
+    }
+
+    // Each app's cluster state, as its outcome says: where the Service sends traffic, who serves
+    // behind it, what each slot runs, and one rollout per change.
+    const stateOf = async (i: number) => {
+      const app = appName(i);
+      const [service, blue, green] = await Promise.all([
+        cluster.core.readNamespacedService({ name: `${app}-service`, namespace: NAMESPACE }),
+        cluster.apps.readNamespacedDeployment({ name: `${app}-blue`, namespace: NAMESPACE }),
+        cluster.apps.readNamespacedDeployment({ name: `${app}-green`, namespace: NAMESPACE }),
+      ]);
+      const slot = (d: typeof blue) => ({
+        image: d.spec!.template.spec!.containers[0]!.image,
+        replicas: d.spec!.replicas,
+        ready: d.status?.readyReplicas ?? 0,
+        revision: d.metadata?.annotations?.['deployment.kubernetes.io/revision'],
+      });
+      return { live: service.spec!.selector!['slot'], blue: slot(blue), green: slot(green) };
+    };
+    const expected = (i: number) => {
+      const app = appName(i);
+      const old = { image: imageOf(app, 'v1.0.0'), replicas: 0, ready: 0, revision: '1' };
+      if (isCrashLooping(i)) {
+        // Rolled back: blue serves as before; green is restored as it was (v1.0.0, none), its
+        // template back on the first ReplicaSet: revision 3 after the one to the new version.
+        return { live: 'blue', blue: { image: imageOf(app, 'v1.0.0'), replicas: 1, ready: 1, revision: '1' }, green: { ...old, revision: '3' } };
+      }
+      return { live: 'green', blue: old, green: { image: imageOf(app, versionOf(i)), replicas: 1, ready: 1, revision: '2' } };
+    };
+    for (let i = 0; i < APPS; i++) {
+      await eventually(async () => JSON.stringify(await stateOf(i)) === JSON.stringify(expected(i)), `${appName(i)}: ${outcomes[i]}, state ${JSON.stringify(expected(i))}`, 30_000).catch(async () => {
+        assert.deepEqual(await stateOf(i), expected(i), outcomes[i]);
+      });
+      const live = expected(i).live;
+      await eventually(async () => {
+        const [endpoints, pods] = await Promise.all([
+          endpointPods(cluster, `${appName(i)}-service`),
+          cluster.core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: `app=${appName(i)},slot=${live}` }),
+        ]);
+        return endpoints.length === 1 && JSON.stringify(endpoints) === JSON.stringify(pods.items.map((p) => p.metadata!.name!).sort());
+      }, `${appName(i)}: the Service's endpoints are ${live}'s one pod`, 30_000);
+    }
+
+    // The writes repeated after a kill, from the histories: an attempt after the first.
+    const repeats: string[] = [];
+    let retried = 0;
+    let lostWorkflowTasks = 0;
+    let timedOut = 0;
+    for (const [i, handle] of handles.entries()) {
+      const events = (await handle.fetchHistory()).events ?? [];
+      const scheduled = new Map<string, string>();
+      for (const event of events) {
+        if (event.activityTaskScheduledEventAttributes) scheduled.set(String(event.eventId), event.activityTaskScheduledEventAttributes.activityType?.name ?? '?');
+        if (event.workflowTaskTimedOutEventAttributes || event.workflowTaskFailedEventAttributes) lostWorkflowTasks++;
+        // An activity out of attempts (a tick's read has one: a lost one is a measurement error).
+        if (event.activityTaskTimedOutEventAttributes) timedOut++;
+        const attempt = event.activityTaskStartedEventAttributes?.attempt ?? 1;
+        if (attempt > 1) {
+          retried++;
+          const type = scheduled.get(String(event.activityTaskStartedEventAttributes!.scheduledEventId))!;
+          if (WRITES.has(type)) repeats.push(`${appName(i)} ${type} ran ${attempt} times (${outcomes[i]}; its state as the outcome says)`);
+        }
+      }
+    }
+    console.log(
+      `chaos: ${APPS} deployments on ${WORKERS} workers, ${kills.length} SIGKILLs in ${seconds.toFixed(0)} s; ` +
+        `${results.filter((r) => r.outcome === 'Succeeded').length} succeeded, ${results.filter((r) => r.outcome === 'RolledBack').length} rolled back; ` +
+        `${retried} activities retried after a lost attempt, ${repeats.length} of them writes; ${timedOut} activities timed out for good; ` +
+        `${lostWorkflowTasks} workflow tasks timed out or failed`,
+    );
+    for (const line of repeats) console.log(`  repeated write: ${line}`);
+    assert.ok(retried + timedOut + lostWorkflowTasks > 0, 'the kills caught work in flight (else the drill proves nothing)');
+  });
+});

@@ -14,6 +14,7 @@
 #   control-plane-down     the kube-apiserver stopped 3 min during a rollback: rollback-stuck, then rolled back
 #   approve-against-abort  both at the same instant, 100 trials: exactly one takes effect
 #   workers-chaos          3 workers, 50 deployments, one worker SIGKILLed every 20 s: outcomes, cluster state, repeated writes
+#   temporal-postgres      Temporal on PostgreSQL: deployments through a server restart and a database restart
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +34,8 @@ case "${1:-}" in
   control-plane-down) files=(test/e2e/kubernetes-abort-drills.e2e.test.ts) pattern='3 minutes without an API server' ;;
   approve-against-abort) files=(test/workflows/blue-green-deployment.test.ts) pattern='approve against abort' ;;
   workers-chaos) files=(test/e2e/workers-chaos.e2e.test.ts) ;;
-  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  temporal-postgres) files=(test/e2e/temporal-postgres.e2e.test.ts) ;;
+  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
 
 bash scripts/setup.sh

@@ -8,6 +8,9 @@
 #  - kubectl (Debian's kubernetes-client) where there is none, for the control plane's tests
 #  - the Kubernetes test control plane (test/k8s-harness, built with Go into .tools/k8s-harness):
 #    minutes the first time, seconds once Go's module and build caches are warm
+#  - Temporal on PostgreSQL, as docker-compose.yml runs it (test/temporal-harness): Debian's
+#    PostgreSQL 15, and the Temporal server and its SQL tool built with Go from deploy/temporal's
+#    module into .tools/temporal-server and .tools/temporal-sql-tool (minutes the first time)
 #  - with `--load-generator` (bench:service's), only the npm dependencies and vegeta, the open-loop
 #    HTTP load generator (Go module github.com/tsenart/vegeta, built into .tools/vegeta)
 # `--without-kubernetes` (the demo's) leaves out the control plane and kubectl.
@@ -68,5 +71,13 @@ if [ ! -x .tools/k8s-harness ] || [ -n "$(find test/k8s-harness -maxdepth 1 \( -
   echo "setup: building the Kubernetes test control plane (.tools/k8s-harness)" >&2
   start=$(date +%s)
   (cd test/k8s-harness && go build -trimpath -o ../../.tools/k8s-harness .) >&2
+  echo "setup: built in $(( $(date +%s) - start )) s" >&2
+fi
+
+[ -x /usr/lib/postgresql/15/bin/postgres ] || apt_install "PostgreSQL 15" postgresql-15
+if [ ! -x .tools/temporal-server ] || [ ! -x .tools/temporal-sql-tool ] || [ -n "$(find deploy/temporal -maxdepth 1 \( -name 'go.mod' -o -name 'go.sum' \) -newer .tools/temporal-server)" ]; then
+  echo "setup: building the Temporal server and its SQL tool ($(grep -o 'go.temporal.io/server v[0-9.]*' deploy/temporal/go.mod))" >&2
+  start=$(date +%s)
+  (cd deploy/temporal && go build -trimpath -o ../../.tools/temporal-sql-tool go.temporal.io/server/cmd/tools/sql && go build -trimpath -o ../../.tools/temporal-server go.temporal.io/server/cmd/server) >&2
   echo "setup: built in $(( $(date +%s) - start )) s" >&2
 fi

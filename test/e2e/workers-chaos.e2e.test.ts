@@ -16,6 +16,7 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -30,7 +31,7 @@ import { startDetectionApi, TakListener, tempQueuePath } from '../helpers/detect
 import type { DetectionApiProcess } from '../helpers/detection-api-process.js';
 import { eventually } from '../helpers/eventually.js';
 import { FaultInjectingKubeProxy } from '../helpers/fault-injecting-kube-proxy-double.js';
-import { createBlueGreenApp, endpointPods, startClusterWithManifests } from '../helpers/kubernetes.js';
+import { assertFirstDeploymentState, crashLoop, createBlueGreenApp, startClusterWithManifests } from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
 import { startDevServer } from '../helpers/temporal-servers.js';
 
@@ -120,29 +121,18 @@ describe('three workers on one task queue, one SIGKILLed every 20 s, under 50 de
 
   it('ends every deployment as its version should, each app as its outcome says; the writes repeated after a kill were harmless', async () => {
     const client = new DeploymentClient(env.client, TASK_QUEUE);
-    let stopped = false;
+    const ended = new AbortController();
 
     // A crash-looping version's pods: their restartCount climbs every 2 s while they run.
-    const crashLoop = (async () => {
-      while (!stopped) {
-        const pods = await cluster.core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: 'version=v2.0.0-crashloop' }).catch(() => null);
-        for (const pod of pods?.items ?? []) {
-          const container = pod.status?.containerStatuses?.[0];
-          if (!container || pod.metadata?.deletionTimestamp) continue;
-          container.restartCount += 1;
-          await cluster.core.replaceNamespacedPodStatus({ name: pod.metadata!.name!, namespace: NAMESPACE, body: pod }).catch(() => undefined);
-        }
-        await new Promise((resolve) => setTimeout(resolve, 2000));
-      }
-    })();
+    const crashing = crashLoop(cluster, 'v2.0.0-crashloop');
 
     // One worker after another SIGKILLed, and a new one started in its place, every 20 s.
     const kills: { at: number; worker: number }[] = [];
     const started = performance.now();
     const chaos = (async () => {
       for (let k = 0; ; k++) {
-        await new Promise((resolve) => setTimeout(resolve, KILL_EVERY_MS));
-        if (stopped) return;
+        await sleep(KILL_EVERY_MS, undefined, { signal: ended.signal }).catch(() => undefined);
+        if (ended.signal.aborted) return;
         const slot = k % WORKERS;
         await workers[slot]!.kill();
         kills.push({ at: (performance.now() - started) / 1000, worker: slot });
@@ -174,8 +164,8 @@ describe('three workers on one task queue, one SIGKILLed every 20 s, under 50 de
       );
       results = await Promise.all(handles.map((h) => deploymentResult(h)));
     } finally {
-      stopped = true;
-      await Promise.all([chaos, crashLoop]);
+      ended.abort();
+      await Promise.all([chaos, crashing.stop()]);
     }
     const seconds = (performance.now() - started) / 1000;
     assert.ok(kills.length >= 3, `every worker was killed at least once: ${kills.length} kills in ${seconds.toFixed(0)} s`);
@@ -189,44 +179,7 @@ describe('three workers on one task queue, one SIGKILLed every 20 s, under 50 de
 
     // Each app's cluster state, as its outcome says: where the Service sends traffic, who serves
     // behind it, what each slot runs, and one rollout per change.
-    const stateOf = async (i: number) => {
-      const app = appName(i);
-      const [service, blue, green] = await Promise.all([
-        cluster.core.readNamespacedService({ name: `${app}-service`, namespace: NAMESPACE }),
-        cluster.apps.readNamespacedDeployment({ name: `${app}-blue`, namespace: NAMESPACE }),
-        cluster.apps.readNamespacedDeployment({ name: `${app}-green`, namespace: NAMESPACE }),
-      ]);
-      const slot = (d: typeof blue) => ({
-        image: d.spec!.template.spec!.containers[0]!.image,
-        replicas: d.spec!.replicas,
-        ready: d.status?.readyReplicas ?? 0,
-        revision: d.metadata?.annotations?.['deployment.kubernetes.io/revision'],
-      });
-      return { live: service.spec!.selector!['slot'], blue: slot(blue), green: slot(green) };
-    };
-    const expected = (i: number) => {
-      const app = appName(i);
-      const old = { image: imageOf(app, 'v1.0.0'), replicas: 0, ready: 0, revision: '1' };
-      if (isCrashLooping(i)) {
-        // Rolled back: blue serves as before; green is restored as it was (v1.0.0, none), its
-        // template back on the first ReplicaSet: revision 3 after the one to the new version.
-        return { live: 'blue', blue: { image: imageOf(app, 'v1.0.0'), replicas: 1, ready: 1, revision: '1' }, green: { ...old, revision: '3' } };
-      }
-      return { live: 'green', blue: old, green: { image: imageOf(app, versionOf(i)), replicas: 1, ready: 1, revision: '2' } };
-    };
-    for (let i = 0; i < APPS; i++) {
-      await eventually(async () => JSON.stringify(await stateOf(i)) === JSON.stringify(expected(i)), `${appName(i)}: ${outcomes[i]}, state ${JSON.stringify(expected(i))}`, 30_000).catch(async () => {
-        assert.deepEqual(await stateOf(i), expected(i), outcomes[i]);
-      });
-      const live = expected(i).live;
-      await eventually(async () => {
-        const [endpoints, pods] = await Promise.all([
-          endpointPods(cluster, `${appName(i)}-service`),
-          cluster.core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: `app=${appName(i)},slot=${live}` }),
-        ]);
-        return endpoints.length === 1 && JSON.stringify(endpoints) === JSON.stringify(pods.items.map((p) => p.metadata!.name!).sort());
-      }, `${appName(i)}: the Service's endpoints are ${live}'s one pod`, 30_000);
-    }
+    for (let i = 0; i < APPS; i++) await assertFirstDeploymentState(cluster, appName(i), imageOf(appName(i), versionOf(i)), isCrashLooping(i) ? 'RolledBack' : 'Succeeded', outcomes[i]!);
 
     // The writes repeated after a kill, from the histories: an attempt after the first.
     const repeats: string[] = [];

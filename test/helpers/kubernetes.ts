@@ -2,6 +2,7 @@
  * The test control plane with the project's own manifests applied (`kubectl apply -k deploy/`):
  * the detection API's blue-green pair in `default`, and the worker's ServiceAccount and Role.
  */
+import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -97,4 +98,67 @@ export async function createBlueGreenApp(apps: k8s.AppsV1Api, core: k8s.CoreV1Ap
   await apps.createNamespacedDeployment({ namespace, body: slotDeployment('blue', replicas) });
   await apps.createNamespacedDeployment({ namespace, body: slotDeployment('green', 0) });
   return appTarget(app, namespace);
+}
+
+/**
+ * Asserts an app made by createBlueGreenApp (blue live with one replica of v1.0.0) is as its first
+ * deployment of `image` left it, once things settle: live on green with `image` after a success,
+ * or back on blue with green restored as it was (v1.0.0, none) after a rollback; the Service's
+ * endpoints exactly the live slot's one pod; one rollout per change, however often a write ran
+ * (green at revision 2 after a success, 3 after a rollback: back on its first ReplicaSet).
+ */
+export async function assertFirstDeploymentState(cluster: Cluster, app: string, image: string, outcome: 'Succeeded' | 'RolledBack', context: string, namespace = 'default'): Promise<void> {
+  const first = `registry.internal/${app}:v1.0.0`;
+  const idle = { image: first, replicas: 0, ready: 0, revision: '1' };
+  const expected =
+    outcome === 'Succeeded'
+      ? { live: 'green', blue: idle, green: { image, replicas: 1, ready: 1, revision: '2' } }
+      : { live: 'blue', blue: { image: first, replicas: 1, ready: 1, revision: '1' }, green: { ...idle, revision: '3' } };
+  const stateOf = async () => {
+    const [service, blue, green] = await Promise.all([
+      cluster.core.readNamespacedService({ name: `${app}-service`, namespace }),
+      cluster.apps.readNamespacedDeployment({ name: `${app}-blue`, namespace }),
+      cluster.apps.readNamespacedDeployment({ name: `${app}-green`, namespace }),
+    ]);
+    const slot = (d: k8s.V1Deployment) => ({
+      image: d.spec!.template.spec!.containers[0]!.image,
+      replicas: d.spec!.replicas,
+      ready: d.status?.readyReplicas ?? 0,
+      revision: d.metadata?.annotations?.['deployment.kubernetes.io/revision'],
+    });
+    return { live: service.spec!.selector!['slot'], blue: slot(blue), green: slot(green) };
+  };
+  await eventually(async () => JSON.stringify(await stateOf()) === JSON.stringify(expected), `${context}: ${JSON.stringify(expected)}`, 30_000).catch(async () => {
+    assert.deepEqual(await stateOf(), expected, context);
+  });
+  await eventually(async () => {
+    const [endpoints, pods] = await Promise.all([
+      endpointPods(cluster, `${app}-service`, namespace),
+      cluster.core.listNamespacedPod({ namespace, labelSelector: `app=${app},slot=${expected.live}` }),
+    ]);
+    return endpoints.length === 1 && JSON.stringify(endpoints) === JSON.stringify(pods.items.map((p) => p.metadata!.name!).sort());
+  }, `${context}: the Service's endpoints are ${expected.live}'s one pod`, 30_000);
+}
+
+/** Makes the pods labelled `version` crash-loop: their restartCount climbs every 2 s until stopped. */
+export function crashLoop(cluster: Cluster, version: string, namespace = 'default'): { stop(): Promise<void> } {
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const pods = await cluster.core.listNamespacedPod({ namespace, labelSelector: `version=${version}` }).catch(() => null);
+      for (const pod of pods?.items ?? []) {
+        const container = pod.status?.containerStatuses?.[0];
+        if (!container || pod.metadata?.deletionTimestamp) continue;
+        container.restartCount += 1;
+        await cluster.core.replaceNamespacedPodStatus({ name: pod.metadata!.name!, namespace, body: pod }).catch(() => undefined);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      await loop;
+    },
+  };
 }

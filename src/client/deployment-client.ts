@@ -82,6 +82,13 @@ export interface OperatorDelivery {
   phase: Phase | null;
 }
 
+/** The Release (its uid and generation) a deployment was started for, by the GitOps controller. */
+export interface ReleaseOrigin {
+  uid: string;
+  name: string;
+  generation: number;
+}
+
 /** What Temporal holds of a deployment when no worker answers the status query. */
 export interface DeploymentSnapshot {
   answeredBy: 'temporal';
@@ -162,8 +169,12 @@ export class DeploymentClient {
     return this.indexed;
   }
 
-  /** Starts a deployment; refuses with `DeploymentAlreadyRunningError` if one of the app runs. */
-  async start(spec: DeploymentSpec): Promise<WorkflowHandleWithFirstExecutionRunId<typeof blueGreenDeploymentWorkflow>> {
+  /**
+   * Starts a deployment; refuses with `DeploymentAlreadyRunningError` if one of the app runs.
+   * `release`: the Release generation it deploys, kept in the run's memo, so that a restarted
+   * controller finds the run it started and never starts the same generation twice.
+   */
+  async start(spec: DeploymentSpec, { release }: { release?: ReleaseOrigin } = {}): Promise<WorkflowHandleWithFirstExecutionRunId<typeof blueGreenDeploymentWorkflow>> {
     const workflowId = deploymentWorkflowId(spec.namespace, spec.app);
     const typedSearchAttributes = (await this.isIndexed())
       ? [
@@ -179,7 +190,7 @@ export class DeploymentClient {
         args: [spec],
         workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
         workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-        memo: { app: spec.app, namespace: spec.namespace, version: spec.version, image: spec.image, ...(spec.undoOf ? { undoOf: spec.undoOf } : {}) },
+        memo: { app: spec.app, namespace: spec.namespace, version: spec.version, image: spec.image, ...(spec.undoOf ? { undoOf: spec.undoOf } : {}), ...(release ? { release } : {}) },
         typedSearchAttributes,
         // What the Temporal UI shows for this deployment before anyone opens its history.
         staticSummary: spec.undoOf
@@ -269,9 +280,9 @@ export class DeploymentClient {
     return { runId: run, evidence: payload ? this.client.options.loadedDataConverter.payloadConverter.fromPayload<Evidence>(payload) : null };
   }
 
-  /** The latest deployment of an app (running or finished). */
-  handle(namespace: string, app: string): WorkflowHandle<typeof blueGreenDeploymentWorkflow> {
-    return this.client.workflow.getHandle<typeof blueGreenDeploymentWorkflow>(deploymentWorkflowId(namespace, app));
+  /** The latest deployment of an app (running or finished), or its run `runId`. */
+  handle(namespace: string, app: string, runId?: string): WorkflowHandle<typeof blueGreenDeploymentWorkflow> {
+    return this.client.workflow.getHandle<typeof blueGreenDeploymentWorkflow>(deploymentWorkflowId(namespace, app), runId);
   }
 
   /** The live status, from the workflow (needs a worker to answer the query). */

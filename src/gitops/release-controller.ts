@@ -1,0 +1,173 @@
+/**
+ * The GitOps controller: watches `Release` resources (an informer over the API server's watch) and
+ * turns each new generation into a deployment, then mirrors the deployment into the Release's
+ * status. Temporal keeps the truth: the run a generation started carries the Release's uid and
+ * generation in its memo, so a controller that restarts after starting a run (and before writing
+ * the status) finds that run and adopts it instead of starting the generation again.
+ *
+ * - A new generation while an older generation's deployment runs: that deployment is aborted (it
+ *   rolls back), and the new one starts once it has ended.
+ * - A generation the controller has taken up (status.observedGeneration) is only mirrored: a
+ *   deployment someone starts by hand afterwards is left alone.
+ * - A spec the worker's zod schema refuses is reported (Degraded, InvalidSpec), and nothing starts.
+ */
+import * as k8s from '@kubernetes/client-node';
+import { DeploymentAlreadyRunningError, deploymentResult } from '../client/deployment-client.js';
+import type { DeploymentClient } from '../client/deployment-client.js';
+import { parseDeploymentSpec, SpecValidationError } from '../deployment-spec/deployment-spec.js';
+import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
+import { statusQuery } from '../workflows/definitions.js';
+import { RELEASE_GROUP, RELEASE_PLURAL, RELEASE_VERSION } from './release-crd.js';
+import { releaseStatusOf } from './release-status.js';
+import type { ReleaseState, ReleaseStatus } from './release-status.js';
+
+export interface Release extends k8s.KubernetesObject {
+  spec: Record<string, unknown> & { app?: string };
+  status?: Partial<ReleaseStatus>;
+}
+
+export interface ReleaseControllerOptions {
+  /** The namespace to watch; all namespaces when absent. */
+  namespace?: string | undefined;
+  /** How often every Release is reconciled again, so that running deployments are mirrored. */
+  resyncMs?: number;
+  log?: (line: string, fields?: Record<string, unknown>) => void;
+}
+
+const MERGE_PATCH = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
+/** The status fields a deployment sets, some only in some states. */
+const MIRRORED = ['phase', 'step', 'weight', 'outcome', 'reason', 'message', 'liveSlot', 'image', 'workflowId', 'runId'];
+
+/** JSON with sorted keys, to compare a status written with one read back. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, inner: unknown) =>
+    inner && typeof inner === 'object' && !Array.isArray(inner) ? Object.fromEntries(Object.entries(inner as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b))) : inner,
+  );
+}
+
+export class ReleaseController {
+  private readonly api: k8s.CustomObjectsApi;
+  private informer: (k8s.Informer<Release> & k8s.ObjectCache<Release>) | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  /** Releases being reconciled now, by namespace/name: one reconcile at a time each. */
+  private readonly busy = new Set<string>();
+  /** Runs this controller has asked to abort, so it asks once. */
+  private readonly aborted = new Set<string>();
+  private readonly log: NonNullable<ReleaseControllerOptions['log']>;
+
+  constructor(
+    kubeConfig: k8s.KubeConfig,
+    private readonly deployments: DeploymentClient,
+    private readonly options: ReleaseControllerOptions = {},
+  ) {
+    this.api = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+    this.log = options.log ?? (() => undefined);
+    const { namespace } = options;
+    const path = namespace ? `/apis/${RELEASE_GROUP}/${RELEASE_VERSION}/namespaces/${namespace}/${RELEASE_PLURAL}` : `/apis/${RELEASE_GROUP}/${RELEASE_VERSION}/${RELEASE_PLURAL}`;
+    const list = () =>
+      (namespace
+        ? this.api.listNamespacedCustomObject({ group: RELEASE_GROUP, version: RELEASE_VERSION, namespace, plural: RELEASE_PLURAL })
+        : this.api.listClusterCustomObject({ group: RELEASE_GROUP, version: RELEASE_VERSION, plural: RELEASE_PLURAL })) as Promise<k8s.KubernetesListObject<Release>>;
+    this.informer = k8s.makeInformer<Release>(kubeConfig, path, list);
+  }
+
+  /** Starts watching; resolves once the first list is in. */
+  async start(): Promise<void> {
+    const informer = this.informer!;
+    const kick = (release: Release) => void this.reconcile(release);
+    informer.on('add', kick);
+    informer.on('update', kick);
+    informer.on('error', (error) => {
+      this.log('release watch failed; restarting it', { error: String(error) });
+      setTimeout(() => void informer.start().catch(() => undefined), 1000);
+    });
+    await informer.start();
+    this.timer = setInterval(() => {
+      for (const release of informer.list()) void this.reconcile(release);
+    }, this.options.resyncMs ?? 2000);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.informer?.stop();
+  }
+
+  /** Brings one Release's deployment and status to its newest generation; never throws. */
+  async reconcile(release: Release): Promise<void> {
+    const { namespace = 'default', name = '', uid = '', generation = 1 } = release.metadata ?? {};
+    const key = `${namespace}/${name}`;
+    if (this.busy.has(key)) return;
+    this.busy.add(key);
+    try {
+      const state = await this.advance(release, { namespace, name, uid, generation });
+      if (state) await this.writeStatus(release, releaseStatusOf(state, generation, release.status?.conditions ?? []));
+    } catch (error) {
+      this.log('release reconcile failed; tried again at the next resync', { release: key, error: error instanceof Error ? error.message : String(error) });
+    } finally {
+      this.busy.delete(key);
+    }
+  }
+
+  /** What the newest generation's deployment is now, after starting or aborting what it needs. */
+  private async advance(release: Release, { namespace, name, uid, generation }: { namespace: string; name: string; uid: string; generation: number }): Promise<ReleaseState | null> {
+    const app = release.spec.app ?? name;
+    let spec: DeploymentSpec;
+    try {
+      spec = parseDeploymentSpec({ ...release.spec, app, namespace });
+    } catch (error) {
+      if (error instanceof SpecValidationError) return { kind: 'invalid', message: error.issues.map((i) => `spec.${i.path}: ${i.message}`).join('; ') };
+      throw error;
+    }
+    const taken = release.status?.observedGeneration === generation && release.status.runId;
+    if (taken) return await this.stateOfRun(namespace, app, release.status!.runId!);
+
+    // Not taken up yet (or taken up by a controller that stopped before writing the status).
+    const latest = await this.deployments
+      .handle(namespace, app)
+      .describe()
+      .catch(() => null);
+    const origin = latest?.memo?.['release'] as { uid?: string; generation?: number } | undefined;
+    if (latest && origin?.uid === uid && origin.generation === generation) return await this.stateOfRun(namespace, app, latest.runId);
+    if (latest?.status.name === 'RUNNING') {
+      if (!this.aborted.has(latest.runId)) {
+        this.aborted.add(latest.runId);
+        const older = origin?.uid === uid ? `generation ${origin.generation}` : 'a deployment not started by this Release';
+        this.log('aborting the deployment of an older generation', { release: `${namespace}/${name}`, runId: latest.runId, generation });
+        await this.deployments.abort(namespace, app, { reason: `superseded by generation ${generation} of Release ${name}`, by: 'release-controller' });
+        return { kind: 'waiting', message: `generation ${generation} starts once ${older} (run ${latest.runId}) has rolled back` };
+      }
+      return null;
+    }
+    try {
+      const handle = await this.deployments.start(spec, { release: { uid, name, generation } });
+      this.log('deployment started', { release: `${namespace}/${name}`, generation, runId: handle.firstExecutionRunId });
+      return await this.stateOfRun(namespace, app, handle.firstExecutionRunId);
+    } catch (error) {
+      // Started meanwhile by someone else: the next resync sees it.
+      if (error instanceof DeploymentAlreadyRunningError) return null;
+      throw error;
+    }
+  }
+
+  private async stateOfRun(namespace: string, app: string, runId: string): Promise<ReleaseState | null> {
+    const handle = this.deployments.handle(namespace, app, runId);
+    const description = await handle.describe();
+    if (description.status.name === 'RUNNING') {
+      // No worker answers yet: the status is written once one does.
+      const status = await handle.query(statusQuery).catch(() => null);
+      return status ? { kind: 'running', workflowId: handle.workflowId, runId, status } : null;
+    }
+    return { kind: 'ended', workflowId: handle.workflowId, runId, result: await deploymentResult(handle) };
+  }
+
+  private async writeStatus(release: Release, status: ReleaseStatus): Promise<void> {
+    const { namespace = 'default', name = '' } = release.metadata ?? {};
+    if (canonical(release.status ?? {}) === canonical(status)) return;
+    // A merge patch keeps what it does not name: the fields of an older generation's status go by name.
+    const cleared = Object.fromEntries(MIRRORED.filter((field) => !(field in status)).map((field) => [field, null]));
+    const body = { status: { ...cleared, ...status } };
+    const updated = (await this.api.patchNamespacedCustomObjectStatus({ group: RELEASE_GROUP, version: RELEASE_VERSION, namespace, plural: RELEASE_PLURAL, name, body }, MERGE_PATCH)) as Release;
+    // The cache may lag the write: reconciles in between read what was written.
+    release.status = updated.status ?? status;
+  }
+}

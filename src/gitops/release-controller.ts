@@ -10,16 +10,35 @@
  * - A generation the controller has taken up (status.observedGeneration) is only mirrored: a
  *   deployment someone starts by hand afterwards is left alone.
  * - A spec the worker's zod schema refuses is reported (Degraded, InvalidSpec), and nothing starts.
+ * - An operator with only kubectl annotates the Release (`bluegreen.dev/abort`, `approve`,
+ *   `promote`): the controller removes the annotation, then sends the verb, then writes the answer
+ *   into `status.lastRequest`. Removing first makes a request act at most once: a promote sent twice
+ *   would skip a canary step.
  */
 import * as k8s from '@kubernetes/client-node';
-import { DeploymentAlreadyRunningError, deploymentResult } from '../client/deployment-client.js';
-import type { DeploymentClient } from '../client/deployment-client.js';
+import { DeploymentAlreadyRunningError, deploymentResult, RequestRefusedError } from '../client/deployment-client.js';
+import type { DeploymentClient, OperatorDelivery } from '../client/deployment-client.js';
 import { parseDeploymentSpec, SpecValidationError } from '../deployment-spec/deployment-spec.js';
 import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
 import { statusQuery } from '../workflows/definitions.js';
 import { RELEASE_GROUP, RELEASE_PLURAL, RELEASE_VERSION } from './release-crd.js';
 import { releaseStatusOf } from './release-status.js';
-import type { ReleaseState, ReleaseStatus } from './release-status.js';
+import type { OperatorRequestAnswer, ReleaseState, ReleaseStatus } from './release-status.js';
+
+/** The annotations an operator sets on a Release, with kubectl only, to act on its deployment. */
+export const ReleaseAnnotation = {
+  /** Value: the reason. */
+  Abort: 'bluegreen.dev/abort',
+  /** Value: a note, kept in the answer. */
+  Approve: 'bluegreen.dev/approve',
+  /** Value: empty for the next step, `full` for 100 % at once. */
+  Promote: 'bluegreen.dev/promote',
+} as const;
+const VERBS = [
+  ['abort', ReleaseAnnotation.Abort],
+  ['approve', ReleaseAnnotation.Approve],
+  ['promote', ReleaseAnnotation.Promote],
+] as const;
 
 export interface Release extends k8s.KubernetesObject {
   spec: Record<string, unknown> & { app?: string };
@@ -31,6 +50,8 @@ export interface ReleaseControllerOptions {
   namespace?: string | undefined;
   /** How often every Release is reconciled again, so that running deployments are mirrored. */
   resyncMs?: number;
+  /** Who writes: the field manager of the status patches (the replica's name), and the operator in `by`. */
+  identity?: string;
   log?: (line: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -54,6 +75,7 @@ export class ReleaseController {
   /** Runs this controller has asked to abort, so it asks once. */
   private readonly aborted = new Set<string>();
   private readonly log: NonNullable<ReleaseControllerOptions['log']>;
+  private readonly identity: string;
 
   constructor(
     kubeConfig: k8s.KubeConfig,
@@ -62,6 +84,7 @@ export class ReleaseController {
   ) {
     this.api = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
     this.log = options.log ?? (() => undefined);
+    this.identity = options.identity ?? 'bluegreen-release-controller';
     const { namespace } = options;
     const path = namespace ? `/apis/${RELEASE_GROUP}/${RELEASE_VERSION}/namespaces/${namespace}/${RELEASE_PLURAL}` : `/apis/${RELEASE_GROUP}/${RELEASE_VERSION}/${RELEASE_PLURAL}`;
     const list = () =>
@@ -100,7 +123,9 @@ export class ReleaseController {
     this.busy.add(key);
     try {
       const state = await this.advance(release, { namespace, name, uid, generation });
-      if (state) await this.writeStatus(release, releaseStatusOf(state, generation, release.status?.conditions ?? []));
+      const lastRequest = (await this.answerRequests(release)) ?? release.status?.lastRequest;
+      if (state) await this.writeStatus(release, { ...releaseStatusOf(state, generation, release.status?.conditions ?? []), ...(lastRequest ? { lastRequest } : {}) });
+      else if (lastRequest !== release.status?.lastRequest) await this.writeStatus(release, { ...(release.status as ReleaseStatus), lastRequest: lastRequest! });
     } catch (error) {
       this.log('release reconcile failed; tried again at the next resync', { release: key, error: error instanceof Error ? error.message : String(error) });
     } finally {
@@ -149,6 +174,45 @@ export class ReleaseController {
     }
   }
 
+  /** Sends the verbs of the operator annotations the Release carries, each once; the last answer. */
+  private async answerRequests(release: Release): Promise<OperatorRequestAnswer | undefined> {
+    const { namespace = 'default', name = '', annotations = {} } = release.metadata ?? {};
+    const present = VERBS.filter(([, key]) => key in annotations);
+    if (present.length === 0) return undefined;
+    const app = release.spec.app ?? name;
+    // Removed first, with the resourceVersion read: a request is sent at most once, even if two reconciles race.
+    const body = { metadata: { resourceVersion: release.metadata!.resourceVersion, annotations: Object.fromEntries(present.map(([, key]) => [key, null])) } };
+    await this.api.patchNamespacedCustomObject({ group: RELEASE_GROUP, version: RELEASE_VERSION, namespace, plural: RELEASE_PLURAL, name, body, fieldManager: this.identity }, MERGE_PATCH);
+    for (const [, key] of present) delete annotations[key];
+    let answer: OperatorRequestAnswer | undefined;
+    for (const [verb, key] of present) {
+      const value = release.metadata!.annotations?.[key] ?? '';
+      const by = `annotation ${key} on Release ${namespace}/${name}`;
+      const runId = await this.deployments
+        .handle(namespace, app)
+        .describe()
+        .then((d) => d.runId)
+        .catch(() => undefined);
+      let delivery: OperatorDelivery;
+      try {
+        delivery =
+          verb === 'abort'
+            ? await this.deployments.abort(namespace, app, { reason: value || 'aborted with an annotation', by })
+            : verb === 'approve'
+              ? await this.deployments.approve(namespace, app, { by })
+              : await this.deployments.promote(namespace, app, { by, full: value === 'full' });
+        answer = { verb, value, answer: delivery.delivery === 'accepted' ? 'Accepted' : 'Recorded', message: delivery.message, time: new Date().toISOString(), ...(runId ? { runId } : {}) };
+      } catch (error) {
+        const refused = error instanceof RequestRefusedError || (error as { name?: string }).name === 'WorkflowNotFoundError';
+        if (!refused) throw error;
+        const message = error instanceof RequestRefusedError ? error.message : `${verb} rejected: no deployment of ${app} was ever started`;
+        answer = { verb, value, answer: 'Refused', message, time: new Date().toISOString(), ...(runId ? { runId } : {}) };
+      }
+      this.log('operator request answered', { release: `${namespace}/${name}`, ...answer });
+    }
+    return answer;
+  }
+
   private async stateOfRun(namespace: string, app: string, runId: string): Promise<ReleaseState | null> {
     const handle = this.deployments.handle(namespace, app, runId);
     const description = await handle.describe();
@@ -166,7 +230,10 @@ export class ReleaseController {
     // A merge patch keeps what it does not name: the fields of an older generation's status go by name.
     const cleared = Object.fromEntries(MIRRORED.filter((field) => !(field in status)).map((field) => [field, null]));
     const body = { status: { ...cleared, ...status } };
-    const updated = (await this.api.patchNamespacedCustomObjectStatus({ group: RELEASE_GROUP, version: RELEASE_VERSION, namespace, plural: RELEASE_PLURAL, name, body }, MERGE_PATCH)) as Release;
+    const updated = (await this.api.patchNamespacedCustomObjectStatus(
+      { group: RELEASE_GROUP, version: RELEASE_VERSION, namespace, plural: RELEASE_PLURAL, name, body, fieldManager: this.identity },
+      MERGE_PATCH,
+    )) as Release;
     // The cache may lag the write: reconciles in between read what was written.
     release.status = updated.status ?? status;
   }

@@ -66,6 +66,18 @@ const STATUS_SCHEMA: Schema = {
     workflowId: { type: 'string' },
     runId: { type: 'string' },
     observedGeneration: { type: 'integer', format: 'int64', description: 'The generation whose deployment the status describes.' },
+    lastRequest: {
+      type: 'object',
+      description: "The answer to the last operator request made with an annotation (bluegreen.dev/abort, approve or promote); the controller removes the annotation once answered.",
+      properties: {
+        verb: { type: 'string', description: 'abort, approve or promote' },
+        value: { type: 'string', description: "The annotation's value: the abort's reason, the approval's note, or promote's 'full'." },
+        answer: { type: 'string', enum: ['Accepted', 'Recorded', 'Refused'], description: 'Accepted by the workflow; Recorded by Temporal while no worker answered (it takes effect once one runs); or Refused, and why.' },
+        message: { type: 'string' },
+        runId: { type: 'string' },
+        time: { type: 'string', format: 'date-time' },
+      },
+    },
     conditions: {
       type: 'array',
       description: 'Progressing, Healthy and Degraded, in the shape of metav1.Condition.',

@@ -15,6 +15,16 @@ export interface ReleaseCondition {
   message: string;
 }
 
+/** The answer to an operator's annotation, as `status.lastRequest` holds it. */
+export interface OperatorRequestAnswer {
+  verb: 'abort' | 'approve' | 'promote';
+  value: string;
+  answer: 'Accepted' | 'Recorded' | 'Refused';
+  message: string;
+  runId?: string;
+  time: string;
+}
+
 export interface ReleaseStatus {
   phase?: string;
   step?: number;
@@ -28,6 +38,7 @@ export interface ReleaseStatus {
   runId?: string;
   observedGeneration: number;
   conditions: ReleaseCondition[];
+  lastRequest?: OperatorRequestAnswer;
 }
 
 /** Where the Release's newest generation stands. */

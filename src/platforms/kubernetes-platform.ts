@@ -8,13 +8,9 @@
  * about two seconds, honouring Retry-After as client-go does; what outlasts that is a plain error,
  * retried by Temporal. Every request is safe to repeat: reads, and patches that set values.
  */
-import { existsSync } from 'node:fs';
 import { Agent } from 'node:https';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import * as k8s from '@kubernetes/client-node';
-import { z } from 'zod';
 import type {
   CollectEvidenceRequest,
   DeploySlotRequest,
@@ -28,7 +24,8 @@ import type {
   Target,
   WaitForSlotReadyRequest,
 } from '../activities/contract.js';
-import { ConfigError, parseEnv } from '../config/env.js';
+import { ConfigError } from '../config/env.js';
+import { KubeConfigEnvSchema, loadKubeConfig } from '../config/kubeconfig.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorType } from '../shared/errors.js';
 import type { Slot } from '../shared/slots.js';
@@ -40,12 +37,8 @@ import { versionFromImage } from '../deployment-spec/deployment-spec.js';
 import { diffObjects } from '../shared/evidence.js';
 import type { SlotEvidence } from '../shared/evidence.js';
 
-export const KubernetesEnvSchema = z.object({
-  /** A kubeconfig file; without it, $KUBECONFIG, then ~/.kube/config, then the in-cluster ServiceAccount. */
-  BLUEGREEN_KUBECONFIG: z.string().min(1).optional(),
-  /** The kubeconfig context to use instead of its current one. */
-  BLUEGREEN_KUBE_CONTEXT: z.string().min(1).optional(),
-});
+/** The worker's settings for the kubernetes platform: where its API server is. */
+export const KubernetesEnvSchema = KubeConfigEnvSchema;
 
 /** The pod label that carries the version, for SLO queries relabelled from pod labels. */
 export const VERSION_LABEL = 'version';
@@ -98,30 +91,7 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
 
 
   static fromEnv(env: NodeJS.ProcessEnv): KubernetesPlatform {
-    const settings = parseEnv(KubernetesEnvSchema, env);
-    const config = new k8s.KubeConfig();
-    const file = settings.BLUEGREEN_KUBECONFIG ?? env['KUBECONFIG'] ?? join(homedir(), '.kube', 'config');
-    if (existsSync(file)) {
-      try {
-        config.loadFromFile(file);
-      } catch (error) {
-        throw new ConfigError(`kubeconfig ${file} cannot be read: ${(error as Error).message}`);
-      }
-    } else if (env['KUBERNETES_SERVICE_HOST']) {
-      config.loadFromCluster();
-    } else {
-      throw new ConfigError(
-        `no kubeconfig at ${file} and not running in a cluster: set BLUEGREEN_KUBECONFIG (or KUBECONFIG) to a kubeconfig file, or run the worker in a pod with a ServiceAccount`,
-      );
-    }
-    const context = settings.BLUEGREEN_KUBE_CONTEXT;
-    if (context) {
-      if (!config.getContextObject(context)) {
-        throw new ConfigError(`BLUEGREEN_KUBE_CONTEXT: no context '${context}' in ${file}; it has ${config.getContexts().map((c) => c.name).join(', ') || 'none'}`);
-      }
-      config.setCurrentContext(context);
-    }
-    return new KubernetesPlatform(config);
+    return new KubernetesPlatform(loadKubeConfig(env));
   }
 
   async describe(target: Target): Promise<LiveState> {

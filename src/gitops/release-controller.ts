@@ -22,6 +22,7 @@ import { parseDeploymentSpec, SpecValidationError } from '../deployment-spec/dep
 import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
 import { statusQuery } from '../workflows/definitions.js';
 import { RELEASE_GROUP, RELEASE_PLURAL, RELEASE_VERSION } from './release-crd.js';
+import { httpCodeOf } from './leader-election.js';
 import { releaseStatusOf } from './release-status.js';
 import type { OperatorRequestAnswer, ReleaseState, ReleaseStatus } from './release-status.js';
 
@@ -50,6 +51,8 @@ export interface ReleaseControllerOptions {
   namespace?: string | undefined;
   /** How often every Release is reconciled again, so that running deployments are mirrored. */
   resyncMs?: number;
+  /** How long to wait before a failed list or watch is tried again. */
+  retryMs?: number;
   /** Who writes: the field manager of the status patches (the replica's name), and the operator in `by`. */
   identity?: string;
   log?: (line: string, fields?: Record<string, unknown>) => void;
@@ -68,8 +71,10 @@ function canonical(value: unknown): string {
 
 export class ReleaseController {
   private readonly api: k8s.CustomObjectsApi;
-  private informer: (k8s.Informer<Release> & k8s.ObjectCache<Release>) | null = null;
+  private readonly informer: k8s.Informer<Release> & k8s.ObjectCache<Release>;
   private timer: NodeJS.Timeout | null = null;
+  private retry: NodeJS.Timeout | null = null;
+  private running = false;
   /** Releases being reconciled now, by namespace/name: one reconcile at a time each. */
   private readonly busy = new Set<string>();
   /** Runs this controller has asked to abort, so it asks once. */
@@ -92,27 +97,51 @@ export class ReleaseController {
         ? this.api.listNamespacedCustomObject({ group: RELEASE_GROUP, version: RELEASE_VERSION, namespace, plural: RELEASE_PLURAL })
         : this.api.listClusterCustomObject({ group: RELEASE_GROUP, version: RELEASE_VERSION, plural: RELEASE_PLURAL })) as Promise<k8s.KubernetesListObject<Release>>;
     this.informer = k8s.makeInformer<Release>(kubeConfig, path, list);
+    const kick = (release: Release) => void this.reconcile(release);
+    this.informer.on('add', kick);
+    this.informer.on('update', kick);
+    this.informer.on('error', (error) => this.watchFailed(error));
   }
 
-  /** Starts watching; resolves once the first list is in. */
+  /**
+   * Starts watching and resyncing; resolves once the first watch is open. A failed list or watch
+   * (the API server down, a permission missing) is logged with its HTTP code and tried again every
+   * `retryMs` until `stop`.
+   */
   async start(): Promise<void> {
-    const informer = this.informer!;
-    const kick = (release: Release) => void this.reconcile(release);
-    informer.on('add', kick);
-    informer.on('update', kick);
-    informer.on('error', (error) => {
-      this.log('release watch failed; restarting it', { error: String(error) });
-      setTimeout(() => void informer.start().catch(() => undefined), 1000);
-    });
-    await informer.start();
-    this.timer = setInterval(() => {
-      for (const release of informer.list()) void this.reconcile(release);
+    this.running = true;
+    await this.watch();
+    this.timer ??= setInterval(() => {
+      for (const release of this.informer.list()) void this.reconcile(release);
     }, this.options.resyncMs ?? 2000);
   }
 
   async stop(): Promise<void> {
+    this.running = false;
     if (this.timer) clearInterval(this.timer);
-    await this.informer?.stop();
+    this.timer = null;
+    if (this.retry) clearTimeout(this.retry);
+    await this.informer.stop();
+  }
+
+  private async watch(): Promise<void> {
+    if (!this.running) return;
+    try {
+      await this.informer.start();
+    } catch (error) {
+      this.watchFailed(error);
+    }
+  }
+
+  private watchFailed(error: unknown): void {
+    const code = httpCodeOf(error) ?? (error as { statusCode?: number } | null)?.statusCode;
+    this.log('release watch failed; restarting it', { code, error: error instanceof Error ? error.message : String(error) });
+    if (this.running && !this.retry) {
+      this.retry = setTimeout(() => {
+        this.retry = null;
+        void this.watch();
+      }, this.options.retryMs ?? 1000);
+    }
   }
 
   /** Brings one Release's deployment and status to its newest generation; never throws. */
@@ -127,7 +156,7 @@ export class ReleaseController {
       if (state) await this.writeStatus(release, { ...releaseStatusOf(state, generation, release.status?.conditions ?? []), ...(lastRequest ? { lastRequest } : {}) });
       else if (lastRequest !== release.status?.lastRequest) await this.writeStatus(release, { ...(release.status as ReleaseStatus), lastRequest: lastRequest! });
     } catch (error) {
-      this.log('release reconcile failed; tried again at the next resync', { release: key, error: error instanceof Error ? error.message : String(error) });
+      this.log('release reconcile failed; tried again at the next resync', { release: key, code: httpCodeOf(error), error: error instanceof Error ? error.message : String(error) });
     } finally {
       this.busy.delete(key);
     }
@@ -183,10 +212,10 @@ export class ReleaseController {
     // Removed first, with the resourceVersion read: a request is sent at most once, even if two reconciles race.
     const body = { metadata: { resourceVersion: release.metadata!.resourceVersion, annotations: Object.fromEntries(present.map(([, key]) => [key, null])) } };
     await this.api.patchNamespacedCustomObject({ group: RELEASE_GROUP, version: RELEASE_VERSION, namespace, plural: RELEASE_PLURAL, name, body, fieldManager: this.identity }, MERGE_PATCH);
+    const requests = present.map(([verb, key]) => ({ verb, key, value: annotations[key] ?? '' }));
     for (const [, key] of present) delete annotations[key];
     let answer: OperatorRequestAnswer | undefined;
-    for (const [verb, key] of present) {
-      const value = release.metadata!.annotations?.[key] ?? '';
+    for (const { verb, key, value } of requests) {
       const by = `annotation ${key} on Release ${namespace}/${name}`;
       const runId = await this.deployments
         .handle(namespace, app)

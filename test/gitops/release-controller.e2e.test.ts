@@ -1,22 +1,35 @@
 /**
  * The GitOps controller on the real control plane and the Temporal dev server, with a worker as
- * the worker ServiceAccount: applying a Release runs a deployment and the status follows it to
- * Succeeded; a new image during monitoring rolls the old generation back and deploys the new one;
- * a controller that restarts before writing its status adopts the run it started (nothing starts
- * twice); a spec the API server takes but the spec's rules refuse is reported, and nothing starts.
+ * the worker ServiceAccount and the controller as its own ServiceAccount, bound to the Role of
+ * deploy/gitops/controller-role.yaml:
+ * - `kubectl apply -f` of a Release runs a deployment; `kubectl get releases -w` shows its phases
+ *   go by, and the status follows it to Succeeded;
+ * - a new image during monitoring rolls the old generation back and deploys the new one;
+ * - a controller that restarts before writing its status adopts the run it started;
+ * - a spec the API server takes but the spec's rules refuse is reported, and nothing starts;
+ * - annotations approve and abort, each answered in the status and removed;
+ * - each verb of the Role is needed: without it, something fails with 403;
+ * - two controller processes: exactly one acts, and the other takes over when it is killed.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
+import { parseAllDocuments, stringify } from 'yaml';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DeploymentClient, deploymentResult } from '../../src/client/deployment-client.js';
 import { parseDeploymentSpec } from '../../src/deployment-spec/deployment-spec.js';
 import { RELEASE_GROUP, RELEASE_PLURAL, RELEASE_VERSION } from '../../src/gitops/release-crd.js';
-import { ReleaseController } from '../../src/gitops/release-controller.js';
+import { LeaderElector } from '../../src/gitops/leader-election.js';
+import { ReleaseAnnotation, ReleaseController } from '../../src/gitops/release-controller.js';
 import type { Release } from '../../src/gitops/release-controller.js';
+import { Phase } from '../../src/shared/deployment-status.js';
 import { deploymentWorkflowId } from '../../src/shared/workflow-id.js';
 import { eventually } from '../helpers/eventually.js';
 import { assertFirstDeploymentState, createBlueGreenApp, startClusterWithManifests } from '../helpers/kubernetes.js';
@@ -26,6 +39,9 @@ import type { KubernetesWorker } from '../helpers/kubernetes-worker.js';
 import { startDevServer } from '../helpers/temporal-servers.js';
 
 const CRD = fileURLToPath(new URL('../../deploy/gitops/release-crd.yaml', import.meta.url));
+const ROLE = fileURLToPath(new URL('../../deploy/gitops/controller-role.yaml', import.meta.url));
+const CONTROLLER = fileURLToPath(new URL('../../bin/bluegreen-controller.js', import.meta.url));
+const CONTROLLER_SA = 'bluegreen-release-controller';
 const TASK_QUEUE = 'bluegreen-release-controller';
 const NAMESPACE = 'default';
 const run = promisify(execFile);
@@ -38,7 +54,10 @@ describe('the Release controller, on a real control plane and Temporal', () => {
   let api: k8s.CustomObjectsApi;
   let client: DeploymentClient;
   let controller: ReleaseController;
-  const apps = ['rel-a', 'rel-b', 'rel-c', 'rel-d'];
+  let controllerConfig: k8s.KubeConfig;
+  let kubectl: (...args: string[]) => Promise<string>;
+  const dir = mkdtempSync(join(tmpdir(), 'bluegreen-release-controller-'));
+  const apps = ['rel-a', 'rel-b', 'rel-c', 'rel-d', 'rel-e', 'rel-f'];
 
   const release = (name: string, spec: Record<string, unknown>) => ({
     apiVersion: `${RELEASE_GROUP}/${RELEASE_VERSION}`,
@@ -57,15 +76,16 @@ describe('the Release controller, on a real control plane and Temporal', () => {
 
   before(async () => {
     [env, cluster] = await Promise.all([startDevServer(), startClusterWithManifests()]);
-    await run('kubectl', ['--kubeconfig', cluster.plane.kubeconfigPath, 'apply', '-f', CRD]);
-    await run('kubectl', ['--kubeconfig', cluster.plane.kubeconfigPath, 'wait', '--for', 'condition=Established', 'crd/releases.bluegreen.dev', '--timeout=60s']);
+    kubectl = async (...args: string[]) => (await run('kubectl', ['--kubeconfig', cluster.plane.kubeconfigPath, ...args])).stdout;
+    await kubectl('apply', '-f', CRD, '-f', ROLE);
+    await kubectl('wait', '--for', 'condition=Established', 'crd/releases.bluegreen.dev', '--timeout=60s');
     for (const app of apps) await createBlueGreenApp(cluster.apps, cluster.core, app);
     const token = await cluster.plane.mintToken(NAMESPACE, 'bluegreen-worker');
     worker = await startKubernetesWorker(env, cluster.plane.configForToken(token), TASK_QUEUE);
-    const admin = cluster.plane.adminConfig();
-    api = admin.makeApiClient(k8s.CustomObjectsApi);
+    api = cluster.plane.adminConfig().makeApiClient(k8s.CustomObjectsApi);
     client = new DeploymentClient(env.client, TASK_QUEUE);
-    controller = new ReleaseController(admin, client, { namespace: NAMESPACE, resyncMs: 1000 });
+    controllerConfig = cluster.plane.configForToken(await cluster.plane.mintToken(NAMESPACE, CONTROLLER_SA));
+    controller = new ReleaseController(controllerConfig, client, { namespace: NAMESPACE, resyncMs: 1000 });
     await controller.start();
   });
 
@@ -73,7 +93,7 @@ describe('the Release controller, on a real control plane and Temporal', () => {
     await controller?.stop();
     await worker?.stop();
     if (cluster) {
-      await run('kubectl', ['--kubeconfig', cluster.plane.kubeconfigPath, 'delete', '-f', CRD, '--ignore-not-found', '--wait=false']).catch(() => undefined);
+      await kubectl('delete', '-f', CRD, '-f', ROLE, '--ignore-not-found', '--wait=false').catch(() => undefined);
       for (const app of apps) {
         await cluster.core.deleteNamespacedService({ name: `${app}-service`, namespace: NAMESPACE }).catch(() => undefined);
         for (const slot of ['blue', 'green']) await cluster.apps.deleteNamespacedDeployment({ name: `${app}-${slot}`, namespace: NAMESPACE }).catch(() => undefined);
@@ -83,16 +103,33 @@ describe('the Release controller, on a real control plane and Temporal', () => {
     await env?.teardown();
   });
 
-  it('runs a deployment when a Release is applied, its status following the phases to Succeeded', async () => {
-    await create(release('rel-a', { image: 'registry.internal/rel-a:v2.0.0', monitor: { durationSeconds: 6, intervalSeconds: 2, slos: [] } }));
-    const phases: string[] = [];
-    await eventually(async () => {
-      const status = (await read('rel-a')).status;
-      if (status?.phase && phases.at(-1) !== status.phase) phases.push(status.phase);
-      return status?.outcome === 'Succeeded';
-    }, 'rel-a Succeeded', 120_000);
+  it('runs a deployment on kubectl apply of a Release; kubectl get -w shows its phases, and its status follows them to Succeeded', async () => {
+    const manifest = join(dir, 'rel-a.yaml');
+    writeFileSync(manifest, stringify(release('rel-a', { image: 'registry.internal/rel-a:v2.0.0', monitor: { durationSeconds: 6, intervalSeconds: 2, slos: [] } })));
+    // What a user runs in a second terminal: its lines are the printer columns (name, image, phase, step, weight, outcome, age).
+    const watcher = spawn('kubectl', ['--kubeconfig', cluster.plane.kubeconfigPath, 'get', 'releases', '--watch', '--output-watch-events'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let watched = '';
+    watcher.stdout.on('data', (chunk: Buffer) => (watched += chunk.toString()));
+    try {
+      await kubectl('apply', '-f', manifest);
+      await eventually(async () => (await read('rel-a')).status?.outcome === 'Succeeded', 'rel-a Succeeded', 120_000);
+      await eventually(async () => / Succeeded /.test(watched), 'kubectl get -w shows Succeeded', 10_000);
+    } finally {
+      watcher.kill();
+    }
+    const lines = watched.trim().split('\n');
+    assert.match(lines[0]!, /^EVENT\s+NAME\s+IMAGE\s+PHASE\s+STEP\s+WEIGHT\s+OUTCOME\s+AGE/);
+    // The status is mirrored every second: a phase shorter than that (Deploying one replica) may not show.
+    const order = Object.values(Phase) as string[];
+    const phases = lines
+      .filter((line) => line.split(/\s+/)[1] === 'rel-a')
+      .map((line) => line.split(/\s+/)[3]!)
+      .filter((phase, i, all) => order.includes(phase) && phase !== all[i - 1]);
+    assert.ok(phases.length >= 3 && phases.includes('Monitoring') && phases.at(-1) === 'Succeeded', `kubectl get -w showed the phases go by: ${phases.join(' → ')}`);
+    assert.deepEqual([...phases].sort((x, y) => order.indexOf(x) - order.indexOf(y)), phases, 'in the order of the procedure');
+    // Blue-green has no step or weight: those columns stay empty.
+    assert.match(lines.at(-1)!, /^MODIFIED\s+rel-a\s+registry\.internal\/rel-a:v2\.0\.0\s+Succeeded\s+Succeeded\s+\d+s$/);
     const { status } = await read('rel-a');
-    assert.ok(phases.includes('Monitoring'), `the phases went by: ${phases.join(', ')}`);
     assert.equal(status!.observedGeneration, 1);
     assert.equal(status!.workflowId, deploymentWorkflowId(NAMESPACE, 'rel-a'));
     assert.deepEqual([status!.image, status!.liveSlot], ['registry.internal/rel-a:v2.0.0', 'green']);
@@ -134,7 +171,7 @@ describe('the Release controller, on a real control plane and Temporal', () => {
     const spec = parseDeploymentSpec({ ...created.spec, app: 'rel-c', namespace: NAMESPACE });
     const started = await client.start(spec, { release: { uid: created.metadata!.uid!, name: 'rel-c', generation: 1 } });
     assert.equal((await read('rel-c')).status, undefined, 'no status was written');
-    controller = new ReleaseController(cluster.plane.adminConfig(), client, { namespace: NAMESPACE, resyncMs: 1000 });
+    controller = new ReleaseController(controllerConfig, client, { namespace: NAMESPACE, resyncMs: 1000 });
     await controller.start();
     await eventually(async () => (await read('rel-c')).status?.outcome === 'Succeeded', 'rel-c Succeeded', 120_000);
     assert.equal((await read('rel-c')).status!.runId, started.firstExecutionRunId, 'the run it started was adopted');
@@ -150,5 +187,174 @@ describe('the Release controller, on a real control plane and Temporal', () => {
     assert.equal(degraded.reason, 'InvalidSpec');
     assert.match(degraded.message, /spec\.canary\.steps/);
     assert.deepEqual(await runsOf('rel-d'), []);
+  });
+
+  it('takes approve and abort as annotations, each answered in the status and removed; one after the end is refused', async () => {
+    await create(release('rel-e', { image: 'registry.internal/rel-e:v2.0.0', gates: { approveBeforeSwitch: true }, monitor: { durationSeconds: 120, intervalSeconds: 2, slos: [] } }));
+    await eventually(async () => (await read('rel-e')).status?.phase === 'AwaitingApproval', 'rel-e awaiting approval', 120_000);
+    const answered = async (verb: string) => {
+      await eventually(async () => (await read('rel-e')).status?.lastRequest?.verb === verb, `the ${verb} answered`, 30_000);
+      const current = await read('rel-e');
+      assert.equal(current.metadata!.annotations?.[`bluegreen.dev/${verb}`], undefined, `the ${verb} annotation is removed`);
+      return current.status!.lastRequest!;
+    };
+
+    await kubectl('annotate', 'release', 'rel-e', `${ReleaseAnnotation.Approve}=release notes read`);
+    const approved = await answered('approve');
+    assert.deepEqual([approved.answer, approved.value], ['Accepted', 'release notes read'], approved.message);
+    await eventually(async () => (await read('rel-e')).status?.phase === 'Monitoring', 'rel-e monitoring after the approval', 60_000);
+
+    await kubectl('annotate', 'release', 'rel-e', `${ReleaseAnnotation.Abort}=p95 latency too high`);
+    const aborted = await answered('abort');
+    assert.equal(aborted.answer, 'Accepted', aborted.message);
+    await eventually(async () => (await read('rel-e')).status?.outcome === 'RolledBack', 'rel-e rolled back', 60_000);
+    const result = await deploymentResult(client.handle(NAMESPACE, 'rel-e'));
+    assert.deepEqual([result.outcome, result.reason, result.status.abort!.reason], ['RolledBack', 'Aborted', 'p95 latency too high']);
+    assert.match(result.status.abort!.by ?? '', /annotation bluegreen\.dev\/abort on Release default\/rel-e/);
+    const conditions = Object.fromEntries((await read('rel-e')).status!.conditions!.map((c) => [c.type, c.status]));
+    assert.deepEqual([conditions['Degraded'], conditions['Healthy']], ['True', 'False']);
+    await assertFirstDeploymentState(cluster, 'rel-e', 'registry.internal/rel-e:v2.0.0', 'RolledBack', 'rel-e');
+
+    await kubectl('annotate', 'release', 'rel-e', `${ReleaseAnnotation.Promote}=full`);
+    const promoted = await answered('promote');
+    assert.equal(promoted.answer, 'Refused');
+    assert.match(promoted.message, /the deployment is over/);
+    assert.equal((await runsOf('rel-e')).length, 1, 'nothing else started');
+  });
+
+  it('needs each verb of its Role: without any one of them, something fails with 403', async () => {
+    const documents = parseAllDocuments(readFileSync(ROLE, 'utf8')).map((d) => d.toJS() as { kind: string; metadata: { namespace?: string }; rules?: { resources: string[]; verbs: string[] }[] });
+    const role = documents.find((d) => d.kind === 'Role')!;
+    const grants = role.rules!.flatMap((rule, index) => rule.verbs.map((verb) => ({ index, verb, resource: rule.resources.join(',') })));
+    // What fails, and where the controller says so, without each grant.
+    const failing: Record<string, RegExp> = {
+      'releases list': /^release watch failed/,
+      'releases watch': /^release watch failed/,
+      'releases patch': /^release reconcile failed/,
+      'releases/status patch': /^release reconcile failed/,
+      'leases get': /^lease acquisition failed/,
+      'leases create': /^lease acquisition failed/,
+      'leases update': /^lease renewal failed/,
+    };
+    assert.deepEqual(grants.map((g) => `${g.resource} ${g.verb}`).sort(), Object.keys(failing).sort(), 'the Role grants exactly these');
+
+    const cases = [null, ...grants];
+    const runTag = Date.now().toString(36); // a control plane kept between runs (BLUEGREEN_TEST_CONTROL_PLANE) has the last run's namespaces
+    for (const [n, without] of cases.entries()) {
+      const namespace = `release-rbac-${n}-${runTag}`;
+      const rules = role.rules!.map((rule, index) => ({ ...rule, verbs: rule.verbs.filter((verb) => !(without && index === without.index && verb === without.verb)) })).filter((rule) => rule.verbs.length > 0);
+      const file = join(dir, `${namespace}.yaml`);
+      writeFileSync(file, documents.map((d) => stringify({ ...d, metadata: { ...d.metadata, namespace }, ...(d.kind === 'Role' ? { rules } : {}), ...(d.kind === 'RoleBinding' ? { subjects: [{ kind: 'ServiceAccount', name: CONTROLLER_SA, namespace }] } : {}) })).join('---\n'));
+      await kubectl('create', 'namespace', namespace);
+      await kubectl('apply', '-f', file);
+      await api.createNamespacedCustomObject({
+        group: RELEASE_GROUP,
+        version: RELEASE_VERSION,
+        namespace,
+        plural: RELEASE_PLURAL,
+        // A spec the rules refuse (so no deployment is needed) and an approval to answer: every grant is used.
+        body: { ...release('app', { image: 'registry.internal/app:v2.0.0', strategy: 'canary', canary: { steps: [{ weight: 25, holdSeconds: 30 }] } }), metadata: { name: 'app', namespace, annotations: { [ReleaseAnnotation.Approve]: '' } } },
+      });
+      const config = cluster.plane.configForToken(await cluster.plane.mintToken(namespace, CONTROLLER_SA));
+      const logs: { line: string; code?: unknown }[] = [];
+      const log = (line: string, fields?: Record<string, unknown>) => logs.push({ line, code: fields?.['code'] });
+      const rbacController = new ReleaseController(config, client, { namespace, identity: 'rbac', resyncMs: 500, retryMs: 500, log });
+      const elector = new LeaderElector(config, {
+        namespace,
+        name: 'lease',
+        identity: 'rbac',
+        leaseDurationMs: 3000,
+        renewDeadlineMs: 2000,
+        retryMs: 500,
+        log,
+        onStartedLeading: () => void rbacController.start(),
+        onStoppedLeading: () => rbacController.stop(),
+      });
+      const elected = elector.run();
+      try {
+        if (without === null) {
+          await eventually(async () => {
+            const { status, metadata } = (await api.getNamespacedCustomObject({ group: RELEASE_GROUP, version: RELEASE_VERSION, namespace, plural: RELEASE_PLURAL, name: 'app' })) as Release;
+            return status?.conditions?.some((c) => c.reason === 'InvalidSpec') === true && status.lastRequest?.answer === 'Refused' && !metadata?.annotations?.[ReleaseAnnotation.Approve];
+          }, 'the full Role: status written, annotation answered and removed', 20_000);
+          const renewed = (await cluster.plane.adminConfig().makeApiClient(k8s.CoordinationV1Api).readNamespacedLease({ name: 'lease', namespace })).spec!;
+          await eventually(async () => {
+            const now = (await cluster.plane.adminConfig().makeApiClient(k8s.CoordinationV1Api).readNamespacedLease({ name: 'lease', namespace })).spec!;
+            return String(now.renewTime) !== String(renewed.renewTime) && now.holderIdentity === 'rbac';
+          }, 'the full Role: the lease renewed', 10_000);
+          assert.deepEqual(logs.filter((l) => l.code === 403), [], 'no 403 with the whole Role');
+        } else {
+          const expected = failing[`${without.resource} ${without.verb}`]!;
+          await eventually(async () => logs.some((l) => l.code === 403 && expected.test(l.line)), `without ${without.resource} ${without.verb}: a 403 in "${expected.source}"; logged: ${JSON.stringify(logs.slice(-5))}`, 20_000);
+        }
+      } finally {
+        await elector.stop();
+        await rbacController.stop();
+        await elected;
+      }
+    }
+  });
+
+  it('runs as two processes of which exactly one acts; the other takes over when the leader is killed', async () => {
+    await controller.stop();
+    const kubeconfig = join(dir, 'controller.kubeconfig');
+    writeFileSync(kubeconfig, controllerConfig.exportConfig());
+    const leases = cluster.plane.adminConfig().makeApiClient(k8s.CoordinationV1Api);
+    const lease = async () => (await leases.readNamespacedLease({ name: 'bluegreen-release-controller', namespace: NAMESPACE }).catch(() => null))?.spec;
+    const processes: { id: string; child: ChildProcess; output: string }[] = [];
+    const startController = (id: string) => {
+      const child = spawn(process.execPath, [CONTROLLER], {
+        env: {
+          ...process.env,
+          BLUEGREEN_KUBECONFIG: kubeconfig,
+          BLUEGREEN_RELEASE_NAMESPACE: NAMESPACE,
+          BLUEGREEN_CONTROLLER_ID: id,
+          TEMPORAL_ADDRESS: env.address,
+          TEMPORAL_NAMESPACE: 'default',
+          TEMPORAL_TASK_QUEUE: TASK_QUEUE,
+          BLUEGREEN_LEASE_DURATION_SECONDS: '6',
+          BLUEGREEN_RENEW_DEADLINE_SECONDS: '4',
+          BLUEGREEN_RETRY_PERIOD_SECONDS: '1',
+          BLUEGREEN_RESYNC_SECONDS: '1',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const entry = { id, child, output: '' };
+      child.stdout!.on('data', (chunk: Buffer) => (entry.output += chunk.toString()));
+      child.stderr!.on('data', (chunk: Buffer) => (entry.output += chunk.toString()));
+      processes.push(entry);
+      return entry;
+    };
+    const statusWriters = async (name: string) =>
+      ((await read(name)).metadata!.managedFields ?? []).filter((f) => f.subresource === 'status').map((f) => f.manager);
+    try {
+      const a = startController('controller-a');
+      await eventually(async () => (await lease())?.holderIdentity === 'controller-a', 'controller-a leads', 30_000);
+      const transitions = (await lease())!.leaseTransitions ?? 0;
+      const b = startController('controller-b');
+      await eventually(async () => b.output.includes('campaigning for the lease'), 'controller-b campaigning', 30_000);
+
+      await create(release('rel-f', { image: 'registry.internal/rel-f:v2.0.0', monitor: { durationSeconds: 30, intervalSeconds: 2, slos: [] } }));
+      await eventually(async () => (await read('rel-f')).status?.phase === 'Monitoring', 'rel-f monitoring', 120_000);
+      assert.deepEqual(await statusWriters('rel-f'), ['controller-a'], 'only the leader wrote the status');
+      assert.doesNotMatch(b.output, /"msg":"(leading|deployment started)"/, 'the other replica did nothing');
+      assert.match(a.output, /"msg":"deployment started"/);
+
+      a.child.kill('SIGKILL');
+      await eventually(async () => (await lease())?.holderIdentity === 'controller-b', 'controller-b took the lease over', 30_000);
+      await eventually(async () => (await read('rel-f')).status?.outcome === 'Succeeded', 'rel-f Succeeded', 120_000);
+      assert.ok((await statusWriters('rel-f')).includes('controller-b'), 'the new leader mirrors the deployment');
+      assert.match(b.output, /"msg":"took over the lease"/);
+      assert.equal((await lease())?.leaseTransitions, transitions + 1, 'one transition: from controller-a to controller-b');
+      assert.equal((await runsOf('rel-f')).length, 1, 'the deployment started once');
+      await assertFirstDeploymentState(cluster, 'rel-f', 'registry.internal/rel-f:v2.0.0', 'Succeeded', 'rel-f');
+
+      const exited = new Promise<number | null>((resolve) => b.child.once('exit', resolve));
+      b.child.kill('SIGTERM');
+      assert.equal(await exited, 0, b.output);
+      assert.equal((await lease())?.holderIdentity, '', 'the lease was handed back on SIGTERM');
+    } finally {
+      for (const { child } of processes) if (child.exitCode === null) child.kill('SIGKILL');
+    }
   });
 });

@@ -1,0 +1,93 @@
+/**
+ * The Release controller's process: Temporal from the same settings as the CLI and the worker, the
+ * API server from a kubeconfig or the pod's ServiceAccount, and a Lease so that of several replicas
+ * exactly one acts. A replica that loses the Lease exits (its Deployment restarts it as a
+ * candidate), as client-go's controllers do: it never acts beside a new leader. SIGTERM and SIGINT
+ * hand the Lease back, so that another replica takes over at once instead of after it expires.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pino } from 'pino';
+import { z } from 'zod';
+import { connectDeployments } from '../client/connect.js';
+import { ConfigError, parseEnv } from '../config/env.js';
+import { loadKubeConfig } from '../config/kubeconfig.js';
+import { LeaderElector } from './leader-election.js';
+import { ReleaseController } from './release-controller.js';
+
+const IN_CLUSTER_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+const seconds = (name: string, fallback: number) => z.coerce.number({ invalid_type_error: `${name} must be a number of seconds` }).positive(`${name} must be above 0`).default(fallback);
+
+const ControllerEnvSchema = z.object({
+  /** The namespace whose Releases this controller watches (its Role's); by default its pod's. */
+  BLUEGREEN_RELEASE_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'BLUEGREEN_RELEASE_NAMESPACE must be a namespace name').optional(),
+  /** This replica's name in the Lease: by default POD_NAME (from the downward API), else host and pid. */
+  BLUEGREEN_CONTROLLER_ID: z.string().min(1).optional(),
+  BLUEGREEN_LEASE_NAME: z.string().min(1).default('bluegreen-release-controller'),
+  BLUEGREEN_LEASE_DURATION_SECONDS: seconds('BLUEGREEN_LEASE_DURATION_SECONDS', 15),
+  BLUEGREEN_RENEW_DEADLINE_SECONDS: seconds('BLUEGREEN_RENEW_DEADLINE_SECONDS', 10),
+  BLUEGREEN_RETRY_PERIOD_SECONDS: seconds('BLUEGREEN_RETRY_PERIOD_SECONDS', 2),
+  /** How often every Release's deployment is read again and mirrored into its status. */
+  BLUEGREEN_RESYNC_SECONDS: seconds('BLUEGREEN_RESYNC_SECONDS', 5),
+});
+
+const logger = pino({ name: 'bluegreen-release-controller' });
+
+function podNamespace(): string | undefined {
+  try {
+    return readFileSync(IN_CLUSTER_NAMESPACE, 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function main(): Promise<void> {
+  const settings = parseEnv(ControllerEnvSchema, process.env);
+  const kubeConfig = loadKubeConfig(process.env);
+  const namespace = settings.BLUEGREEN_RELEASE_NAMESPACE ?? podNamespace() ?? 'default';
+  const identity = settings.BLUEGREEN_CONTROLLER_ID ?? process.env['POD_NAME'] ?? `${hostname()}-${process.pid}`;
+  const { deployments, config, close } = await connectDeployments(process.env);
+  const log = (line: string, fields?: Record<string, unknown>) => logger.info(fields ?? {}, line);
+  const retryMs = settings.BLUEGREEN_RETRY_PERIOD_SECONDS * 1000;
+  const controller = new ReleaseController(kubeConfig, deployments, { namespace, identity, resyncMs: settings.BLUEGREEN_RESYNC_SECONDS * 1000, retryMs, log });
+  let stopping = false;
+  const elector = new LeaderElector(kubeConfig, {
+    namespace,
+    name: settings.BLUEGREEN_LEASE_NAME,
+    identity,
+    leaseDurationMs: settings.BLUEGREEN_LEASE_DURATION_SECONDS * 1000,
+    renewDeadlineMs: settings.BLUEGREEN_RENEW_DEADLINE_SECONDS * 1000,
+    retryMs,
+    log,
+    // Not awaited: the elector keeps renewing while the first list is slow.
+    onStartedLeading: () => void controller.start(),
+    onStoppedLeading: () => controller.stop(),
+  });
+  const shutdown = () => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('stopping: handing the lease back');
+    void elector.stop();
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+  logger.info({ identity, namespace, lease: settings.BLUEGREEN_LEASE_NAME, temporal: config.TEMPORAL_ADDRESS, taskQueue: config.TEMPORAL_TASK_QUEUE }, 'release controller started; campaigning for the lease');
+  await elector.run();
+  await close();
+  if (!stopping) {
+    logger.error('lost the lease: exiting, so as never to act beside the new leader');
+    await sleep(10); // let pino flush
+    process.exitCode = 1;
+  }
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    logger.error(error.message);
+    process.exitCode = 2;
+  } else {
+    logger.error({ err: error }, 'release controller failed');
+    process.exitCode = 1;
+  }
+});

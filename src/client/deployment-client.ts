@@ -286,8 +286,8 @@ export class DeploymentClient {
   }
 
   /** The live status, from the workflow (needs a worker to answer the query). */
-  async status(namespace: string, app: string): Promise<DeploymentStatus> {
-    return await this.withDeadline(() => this.handle(namespace, app).query(statusQuery));
+  async status(namespace: string, app: string, runId?: string): Promise<DeploymentStatus> {
+    return await this.withDeadline(() => this.handle(namespace, app, runId).query(statusQuery));
   }
 
   /**

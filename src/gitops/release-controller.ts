@@ -20,7 +20,6 @@ import { DeploymentAlreadyRunningError, deploymentResult, RequestRefusedError } 
 import type { DeploymentClient, OperatorDelivery } from '../client/deployment-client.js';
 import { parseDeploymentSpec, SpecValidationError } from '../deployment-spec/deployment-spec.js';
 import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
-import { statusQuery } from '../workflows/definitions.js';
 import { RELEASE_GROUP, RELEASE_PLURAL, RELEASE_VERSION } from './release-crd.js';
 import { httpCodeOf } from './leader-election.js';
 import { releaseStatusOf } from './release-status.js';
@@ -151,8 +150,9 @@ export class ReleaseController {
     if (this.busy.has(key)) return;
     this.busy.add(key);
     try {
-      const state = await this.advance(release, { namespace, name, uid, generation });
+      // An operator's request first: it must not wait behind a slow read of the deployment.
       const lastRequest = (await this.answerRequests(release)) ?? release.status?.lastRequest;
+      const state = await this.advance(release, { namespace, name, uid, generation });
       if (state) await this.writeStatus(release, { ...releaseStatusOf(state, generation, release.status?.conditions ?? []), ...(lastRequest ? { lastRequest } : {}) });
       else if (lastRequest !== release.status?.lastRequest) await this.writeStatus(release, { ...(release.status as ReleaseStatus), lastRequest: lastRequest! });
     } catch (error) {
@@ -247,7 +247,7 @@ export class ReleaseController {
     const description = await handle.describe();
     if (description.status.name === 'RUNNING') {
       // No worker answers yet: the status is written once one does.
-      const status = await handle.query(statusQuery).catch(() => null);
+      const status = await this.deployments.status(namespace, app, runId).catch(() => null);
       return status ? { kind: 'running', workflowId: handle.workflowId, runId, status } : null;
     }
     return { kind: 'ended', workflowId: handle.workflowId, runId, result: await deploymentResult(handle) };

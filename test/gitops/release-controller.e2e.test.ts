@@ -8,6 +8,7 @@
  * - a controller that restarts before writing its status adopts the run it started;
  * - a spec the API server takes but the spec's rules refuse is reported, and nothing starts;
  * - annotations approve and abort, each answered in the status and removed;
+ * - an abort annotation while no worker runs is recorded, and rolls back once a worker is back;
  * - each verb of the Role is needed: without it, something fails with 403;
  * - two controller processes: exactly one acts, and the other takes over when it is killed.
  */
@@ -57,7 +58,7 @@ describe('the Release controller, on a real control plane and Temporal', () => {
   let controllerConfig: k8s.KubeConfig;
   let kubectl: (...args: string[]) => Promise<string>;
   const dir = mkdtempSync(join(tmpdir(), 'bluegreen-release-controller-'));
-  const apps = ['rel-a', 'rel-b', 'rel-c', 'rel-d', 'rel-e', 'rel-f'];
+  const apps = ['rel-a', 'rel-b', 'rel-c', 'rel-d', 'rel-e', 'rel-f', 'rel-g'];
 
   const release = (name: string, spec: Record<string, unknown>) => ({
     apiVersion: `${RELEASE_GROUP}/${RELEASE_VERSION}`,
@@ -91,7 +92,7 @@ describe('the Release controller, on a real control plane and Temporal', () => {
 
   after(async () => {
     await controller?.stop();
-    await worker?.stop();
+    await worker?.stop().catch(() => undefined); // already stopped if a drill failed without a worker
     if (cluster) {
       await kubectl('delete', '-f', CRD, '-f', ROLE, '--ignore-not-found', '--wait=false').catch(() => undefined);
       for (const app of apps) {
@@ -220,6 +221,27 @@ describe('the Release controller, on a real control plane and Temporal', () => {
     assert.equal(promoted.answer, 'Refused');
     assert.match(promoted.message, /the deployment is over/);
     assert.equal((await runsOf('rel-e')).length, 1, 'nothing else started');
+  });
+
+  it('records an abort annotation made while no worker runs, and rolls back once a worker is back', async () => {
+    await create(release('rel-g', { image: 'registry.internal/rel-g:v2.0.0', monitor: { durationSeconds: 120, intervalSeconds: 2, slos: [] } }));
+    await eventually(async () => (await read('rel-g')).status?.phase === 'Monitoring', 'rel-g monitoring', 120_000);
+    await worker.stop();
+    await kubectl('annotate', 'release', 'rel-g', `${ReleaseAnnotation.Abort}=aborted while the worker was gone`);
+    await eventually(async () => (await read('rel-g')).status?.lastRequest?.verb === 'abort', 'the abort answered', 30_000);
+    const recorded = (await read('rel-g')).status!.lastRequest!;
+    assert.equal(recorded.answer, 'Recorded', recorded.message);
+    assert.match(recorded.message, /no worker answered within 5 s/);
+    assert.equal((await read('rel-g')).metadata!.annotations?.[ReleaseAnnotation.Abort], undefined, 'the annotation is removed');
+    // Traffic stays on the new slot until a worker runs the rollback: nothing half-switches.
+    const service = await cluster.core.readNamespacedService({ name: 'rel-g-service', namespace: NAMESPACE });
+    assert.equal(service.spec!.selector!['slot'], 'green');
+
+    worker = await startKubernetesWorker(env, cluster.plane.configForToken(await cluster.plane.mintToken(NAMESPACE, 'bluegreen-worker')), TASK_QUEUE);
+    await eventually(async () => (await read('rel-g')).status?.outcome === 'RolledBack', 'rel-g rolled back', 60_000);
+    const result = await deploymentResult(client.handle(NAMESPACE, 'rel-g'));
+    assert.deepEqual([result.reason, result.status.abort!.reason], ['Aborted', 'aborted while the worker was gone']);
+    await assertFirstDeploymentState(cluster, 'rel-g', 'registry.internal/rel-g:v2.0.0', 'RolledBack', 'rel-g');
   });
 
   it('needs each verb of its Role: without any one of them, something fails with 403', async () => {

@@ -9,28 +9,14 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
-import { z } from 'zod';
 import { connectDeployments } from '../client/connect.js';
 import { ConfigError, parseEnv } from '../config/env.js';
 import { loadKubeConfig } from '../config/kubeconfig.js';
+import { ControllerEnvSchema } from './controller-config.js';
 import { LeaderElector } from './leader-election.js';
 import { ReleaseController } from './release-controller.js';
 
 const IN_CLUSTER_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
-const seconds = (name: string, fallback: number) => z.coerce.number({ invalid_type_error: `${name} must be a number of seconds` }).positive(`${name} must be above 0`).default(fallback);
-
-const ControllerEnvSchema = z.object({
-  /** The namespace whose Releases this controller watches (its Role's); by default its pod's. */
-  BLUEGREEN_RELEASE_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'BLUEGREEN_RELEASE_NAMESPACE must be a namespace name').optional(),
-  /** This replica's name in the Lease: by default POD_NAME (from the downward API), else host and pid. */
-  BLUEGREEN_CONTROLLER_ID: z.string().min(1).optional(),
-  BLUEGREEN_LEASE_NAME: z.string().min(1).default('bluegreen-release-controller'),
-  BLUEGREEN_LEASE_DURATION_SECONDS: seconds('BLUEGREEN_LEASE_DURATION_SECONDS', 15),
-  BLUEGREEN_RENEW_DEADLINE_SECONDS: seconds('BLUEGREEN_RENEW_DEADLINE_SECONDS', 10),
-  BLUEGREEN_RETRY_PERIOD_SECONDS: seconds('BLUEGREEN_RETRY_PERIOD_SECONDS', 2),
-  /** How often every Release's deployment is read again and mirrored into its status. */
-  BLUEGREEN_RESYNC_SECONDS: seconds('BLUEGREEN_RESYNC_SECONDS', 5),
-});
 
 const logger = pino({ name: 'bluegreen-release-controller' });
 

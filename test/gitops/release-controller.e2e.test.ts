@@ -39,7 +39,7 @@ import { startKubernetesWorker } from '../helpers/kubernetes-worker.js';
 import type { KubernetesWorker } from '../helpers/kubernetes-worker.js';
 import { startDevServer } from '../helpers/temporal-servers.js';
 
-const CRD = fileURLToPath(new URL('../../deploy/gitops/release-crd.yaml', import.meta.url));
+const GITOPS = fileURLToPath(new URL('../../deploy/gitops', import.meta.url));
 const ROLE = fileURLToPath(new URL('../../deploy/gitops/controller-role.yaml', import.meta.url));
 const CONTROLLER = fileURLToPath(new URL('../../bin/bluegreen-controller.js', import.meta.url));
 const CONTROLLER_SA = 'bluegreen-release-controller';
@@ -78,7 +78,8 @@ describe('the Release controller, on a real control plane and Temporal', () => {
   before(async () => {
     [env, cluster] = await Promise.all([startDevServer(), startClusterWithManifests()]);
     kubectl = async (...args: string[]) => (await run('kubectl', ['--kubeconfig', cluster.plane.kubeconfigPath, ...args])).stdout;
-    await kubectl('apply', '-f', CRD, '-f', ROLE);
+    // What a team applies: the CRD, the controller's Role, ServiceAccount and Deployment (its pods do not run here: the tests run the controller themselves).
+    await kubectl('apply', '-k', GITOPS);
     await kubectl('wait', '--for', 'condition=Established', 'crd/releases.bluegreen.dev', '--timeout=60s');
     for (const app of apps) await createBlueGreenApp(cluster.apps, cluster.core, app);
     const token = await cluster.plane.mintToken(NAMESPACE, 'bluegreen-worker');
@@ -94,7 +95,7 @@ describe('the Release controller, on a real control plane and Temporal', () => {
     await controller?.stop();
     await worker?.stop().catch(() => undefined); // already stopped if a drill failed without a worker
     if (cluster) {
-      await kubectl('delete', '-f', CRD, '-f', ROLE, '--ignore-not-found', '--wait=false').catch(() => undefined);
+      await kubectl('delete', '-k', GITOPS, '--ignore-not-found', '--wait=false').catch(() => undefined);
       for (const app of apps) {
         await cluster.core.deleteNamespacedService({ name: `${app}-service`, namespace: NAMESPACE }).catch(() => undefined);
         for (const slot of ['blue', 'green']) await cluster.apps.deleteNamespacedDeployment({ name: `${app}-${slot}`, namespace: NAMESPACE }).catch(() => undefined);

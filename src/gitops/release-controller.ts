@@ -173,7 +173,11 @@ export class ReleaseController {
       throw error;
     }
     const taken = release.status?.observedGeneration === generation && release.status.runId;
-    if (taken) return await this.stateOfRun(namespace, app, release.status!.runId!);
+    if (taken) {
+      // An ended deployment does not change: its Release is left alone until a new generation (or an annotation).
+      if (release.status!.outcome) return null;
+      return await this.stateOfRun(namespace, app, release.status!.runId!);
+    }
 
     // Not taken up yet (or taken up by a controller that stopped before writing the status).
     const latest = await this.deployments

@@ -22,7 +22,7 @@ import type { DeploymentResult } from '../../src/shared/deployment-status.js';
 import { startDetectionApi, TakListener, tempQueuePath } from '../helpers/detection-api-process.js';
 import type { DetectionApiProcess } from '../helpers/detection-api-process.js';
 import { eventually } from '../helpers/eventually.js';
-import { assertFirstDeploymentState, crashLoop, createBlueGreenApp, startClusterWithManifests } from '../helpers/kubernetes.js';
+import { assertFirstDeploymentState, crashLoop, createBlueGreenApp, deleteBlueGreenApp, startClusterWithManifests } from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
 import { startTemporalOnPostgres, TEMPORAL_SERVER_VERSION } from '../temporal-harness/temporal-postgres.js';
 import type { TemporalOnPostgres } from '../temporal-harness/temporal-postgres.js';
@@ -78,10 +78,7 @@ describe(`deployments on Temporal ${TEMPORAL_SERVER_VERSION} on PostgreSQL 15, t
     await tak?.close();
     await temporal?.stop();
     if (cluster) {
-      for (let i = 0; i < 6; i++) {
-        await cluster.core.deleteNamespacedService({ name: `${appName(i)}-service`, namespace: NAMESPACE }).catch(() => undefined);
-        for (const slot of ['blue', 'green']) await cluster.apps.deleteNamespacedDeployment({ name: `${appName(i)}-${slot}`, namespace: NAMESPACE }).catch(() => undefined);
-      }
+      for (let i = 0; i < 6; i++) await deleteBlueGreenApp(cluster, appName(i), NAMESPACE);
       await cluster.plane.stop();
     }
   });

@@ -31,7 +31,7 @@ import { startDetectionApi, TakListener, tempQueuePath } from '../helpers/detect
 import type { DetectionApiProcess } from '../helpers/detection-api-process.js';
 import { eventually } from '../helpers/eventually.js';
 import { FaultInjectingKubeProxy } from '../helpers/fault-injecting-kube-proxy-double.js';
-import { assertFirstDeploymentState, crashLoop, createBlueGreenApp, startClusterWithManifests } from '../helpers/kubernetes.js';
+import { assertFirstDeploymentState, crashLoop, createBlueGreenApp, deleteBlueGreenApp, startClusterWithManifests } from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
 import { startDevServer } from '../helpers/temporal-servers.js';
 
@@ -107,13 +107,7 @@ describe('three workers on one task queue, one SIGKILLed every 20 s, under 50 de
     await proxy?.close();
     // The shared control plane goes on to other files: the drill's apps go.
     if (cluster) {
-      await Promise.all(
-        Array.from({ length: APPS }, async (_, i) => {
-          const app = appName(i);
-          await cluster.core.deleteNamespacedService({ name: `${app}-service`, namespace: NAMESPACE }).catch(() => undefined);
-          for (const slot of ['blue', 'green']) await cluster.apps.deleteNamespacedDeployment({ name: `${app}-${slot}`, namespace: NAMESPACE }).catch(() => undefined);
-        }),
-      );
+      await Promise.all(Array.from({ length: APPS }, (_, i) => deleteBlueGreenApp(cluster, appName(i), NAMESPACE)));
       await cluster.plane.stop();
     }
     await env?.teardown();

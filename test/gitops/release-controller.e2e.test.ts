@@ -8,6 +8,7 @@
  * - a controller that restarts before writing its status adopts the run it started;
  * - a spec the API server takes but the spec's rules refuse is reported, and nothing starts;
  * - annotations approve and abort, each answered in the status and removed;
+ * - a canary's step and weight in the status and in kubectl get -w, promoted with an annotation;
  * - an abort annotation while no worker runs is recorded, and rolls back once a worker is back;
  * - each verb of the Role is needed: without it, something fails with 403;
  * - two controller processes: exactly one acts, and the other takes over when it is killed.
@@ -33,7 +34,7 @@ import type { Release } from '../../src/gitops/release-controller.js';
 import { Phase } from '../../src/shared/deployment-status.js';
 import { deploymentWorkflowId } from '../../src/shared/workflow-id.js';
 import { eventually } from '../helpers/eventually.js';
-import { assertFirstDeploymentState, createBlueGreenApp, startClusterWithManifests } from '../helpers/kubernetes.js';
+import { assertFirstDeploymentState, createBlueGreenApp, deleteBlueGreenApp, startClusterWithManifests } from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
 import { startKubernetesWorker } from '../helpers/kubernetes-worker.js';
 import type { KubernetesWorker } from '../helpers/kubernetes-worker.js';
@@ -58,7 +59,7 @@ describe('the Release controller, on a real control plane and Temporal', () => {
   let controllerConfig: k8s.KubeConfig;
   let kubectl: (...args: string[]) => Promise<string>;
   const dir = mkdtempSync(join(tmpdir(), 'bluegreen-release-controller-'));
-  const apps = ['rel-a', 'rel-b', 'rel-c', 'rel-d', 'rel-e', 'rel-f', 'rel-g'];
+  const apps = ['rel-a', 'rel-b', 'rel-c', 'rel-d', 'rel-e', 'rel-f', 'rel-g', 'rel-h'];
 
   const release = (name: string, spec: Record<string, unknown>) => ({
     apiVersion: `${RELEASE_GROUP}/${RELEASE_VERSION}`,
@@ -81,7 +82,7 @@ describe('the Release controller, on a real control plane and Temporal', () => {
     // What a team applies: the CRD, the controller's Role, ServiceAccount and Deployment (its pods do not run here: the tests run the controller themselves).
     await kubectl('apply', '-k', GITOPS);
     await kubectl('wait', '--for', 'condition=Established', 'crd/releases.bluegreen.dev', '--timeout=60s');
-    for (const app of apps) await createBlueGreenApp(cluster.apps, cluster.core, app);
+    for (const app of apps) await createBlueGreenApp(cluster.apps, cluster.core, app, { replicas: app === 'rel-h' ? 2 : 1 });
     const token = await cluster.plane.mintToken(NAMESPACE, 'bluegreen-worker');
     worker = await startKubernetesWorker(env, cluster.plane.configForToken(token), TASK_QUEUE);
     api = cluster.plane.adminConfig().makeApiClient(k8s.CustomObjectsApi);
@@ -96,10 +97,7 @@ describe('the Release controller, on a real control plane and Temporal', () => {
     await worker?.stop().catch(() => undefined); // already stopped if a drill failed without a worker
     if (cluster) {
       await kubectl('delete', '-k', GITOPS, '--ignore-not-found', '--wait=false').catch(() => undefined);
-      for (const app of apps) {
-        await cluster.core.deleteNamespacedService({ name: `${app}-service`, namespace: NAMESPACE }).catch(() => undefined);
-        for (const slot of ['blue', 'green']) await cluster.apps.deleteNamespacedDeployment({ name: `${app}-${slot}`, namespace: NAMESPACE }).catch(() => undefined);
-      }
+      for (const app of apps) await deleteBlueGreenApp(cluster, app, NAMESPACE);
       await cluster.plane.stop();
     }
     await env?.teardown();
@@ -222,6 +220,50 @@ describe('the Release controller, on a real control plane and Temporal', () => {
     assert.equal(promoted.answer, 'Refused');
     assert.match(promoted.message, /the deployment is over/);
     assert.equal((await runsOf('rel-e')).length, 1, 'nothing else started');
+  });
+
+  it("shows a canary's step and weight as it goes, and takes promote as an annotation", async () => {
+    const watcher = spawn('kubectl', ['--kubeconfig', cluster.plane.kubeconfigPath, 'get', 'releases', '--watch', '--output-watch-events'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let watched = '';
+    watcher.stdout.on('data', (chunk: Buffer) => (watched += chunk.toString()));
+    try {
+      await create(
+        release('rel-h', {
+          image: 'registry.internal/rel-h:v2.0.0',
+          replicas: 2,
+          strategy: 'canary',
+          traffic: { router: 'replica-ratio' },
+          // One canary replica beside two stable ones is 33 %, held until promoted.
+          canary: { steps: [{ weight: 33, untilPromote: true }, { weight: 100, holdSeconds: 2 }], minRequests: 0 },
+          monitor: { durationSeconds: 4, intervalSeconds: 2, slos: [] },
+        }),
+      );
+      await eventually(async () => {
+        const status = (await read('rel-h')).status;
+        return status?.phase === 'Monitoring' && status.step === 1 && status.weight === 33;
+      }, 'rel-h held at step 1, 33 %', 120_000);
+      const service = await cluster.core.readNamespacedService({ name: 'rel-h-service', namespace: NAMESPACE });
+      assert.deepEqual(service.spec!.selector, { app: 'rel-h' }, 'both slots serve');
+
+      await kubectl('annotate', 'release', 'rel-h', `${ReleaseAnnotation.Promote}=`);
+      await eventually(async () => (await read('rel-h')).status?.lastRequest?.verb === 'promote', 'the promote answered', 30_000);
+      const promoted = (await read('rel-h')).status!.lastRequest!;
+      assert.equal(promoted.answer, 'Accepted', promoted.message);
+      await eventually(async () => (await read('rel-h')).status?.outcome === 'Succeeded', 'rel-h Succeeded', 120_000);
+      await eventually(async () => /\srel-h\s.*\sSucceeded\s/.test(watched), 'kubectl get -w shows rel-h Succeeded', 10_000);
+    } finally {
+      watcher.kill();
+    }
+    const { status } = await read('rel-h');
+    assert.deepEqual([status!.step, status!.weight, status!.liveSlot], [2, 100, 'green']);
+    // An empty column (no outcome yet) prints nothing: match the lines whole.
+    const rows = watched.split('\n').filter((line) => line.split(/\s+/)[1] === 'rel-h');
+    assert.ok(rows.some((row) => /\sMonitoring\s+1\s+33\s+\d+s$/.test(row)), `kubectl get -w showed step 1 at 33 %:\n${rows.join('\n')}`);
+    assert.ok(rows.some((row) => /\sSucceeded\s+2\s+100\s+Succeeded\s+\d+s$/.test(row)), `and step 2 at 100 %, Succeeded:\n${rows.join('\n')}`);
+    const service = await cluster.core.readNamespacedService({ name: 'rel-h-service', namespace: NAMESPACE });
+    assert.deepEqual(service.spec!.selector, { app: 'rel-h', slot: 'green' });
+    const green = await cluster.apps.readNamespacedDeployment({ name: 'rel-h-green', namespace: NAMESPACE });
+    assert.deepEqual([green.spec!.template.spec!.containers[0]!.image, green.spec!.replicas], ['registry.internal/rel-h:v2.0.0', 2]);
   });
 
   it('records an abort annotation made while no worker runs, and rolls back once a worker is back', async () => {

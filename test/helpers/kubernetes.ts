@@ -100,6 +100,12 @@ export async function createBlueGreenApp(apps: k8s.AppsV1Api, core: k8s.CoreV1Ap
   return appTarget(app, namespace);
 }
 
+/** Deletes what createBlueGreenApp made (a test on the shared control plane leaves it as it found it); absent objects are fine. */
+export async function deleteBlueGreenApp(cluster: Pick<Cluster, 'apps' | 'core'>, app: string, namespace = 'default'): Promise<void> {
+  await cluster.core.deleteNamespacedService({ name: `${app}-service`, namespace }).catch(() => undefined);
+  for (const slot of ['blue', 'green']) await cluster.apps.deleteNamespacedDeployment({ name: `${app}-${slot}`, namespace }).catch(() => undefined);
+}
+
 /**
  * Asserts an app made by createBlueGreenApp (blue live with one replica of v1.0.0) is as its first
  * deployment of `image` left it, once things settle: live on green with `image` after a success,

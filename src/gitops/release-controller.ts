@@ -17,7 +17,7 @@
  */
 import * as k8s from '@kubernetes/client-node';
 import { DeploymentAlreadyRunningError, deploymentResult, RequestRefusedError } from '../client/deployment-client.js';
-import type { DeploymentClient, OperatorDelivery } from '../client/deployment-client.js';
+import type { DeploymentClient, OperatorDelivery, ReleaseOrigin } from '../client/deployment-client.js';
 import { parseDeploymentSpec, SpecValidationError } from '../deployment-spec/deployment-spec.js';
 import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
 import { RELEASE_GROUP, RELEASE_PLURAL, RELEASE_VERSION } from './release-crd.js';
@@ -78,6 +78,8 @@ export class ReleaseController {
   private readonly busy = new Set<string>();
   /** Runs this controller has asked to abort, so it asks once. */
   private readonly aborted = new Set<string>();
+  /** Runs whose end this controller waits for, to mirror it at once. */
+  private readonly awaitingEnd = new Set<string>();
   private readonly log: NonNullable<ReleaseControllerOptions['log']>;
   private readonly identity: string;
 
@@ -176,7 +178,7 @@ export class ReleaseController {
     if (taken) {
       // An ended deployment does not change: its Release is left alone until a new generation (or an annotation).
       if (release.status!.outcome) return null;
-      return await this.stateOfRun(namespace, app, release.status!.runId!);
+      return await this.stateOfRun(namespace, name, app, release.status!.runId!);
     }
 
     // Not taken up yet (or taken up by a controller that stopped before writing the status).
@@ -184,22 +186,32 @@ export class ReleaseController {
       .handle(namespace, app)
       .describe()
       .catch(() => null);
-    const origin = latest?.memo?.['release'] as { uid?: string; generation?: number } | undefined;
-    if (latest && origin?.uid === uid && origin.generation === generation) return await this.stateOfRun(namespace, app, latest.runId);
+    const origin = latest?.memo?.['release'] as ReleaseOrigin | undefined;
+    if (latest && origin?.uid === uid && origin.generation === generation) return await this.stateOfRun(namespace, name, app, latest.runId);
     if (latest?.status.name === 'RUNNING') {
-      if (!this.aborted.has(latest.runId)) {
-        this.aborted.add(latest.runId);
-        const older = origin?.uid === uid ? `generation ${origin.generation}` : 'a deployment not started by this Release';
-        this.log('aborting the deployment of an older generation', { release: `${namespace}/${name}`, runId: latest.runId, generation });
-        await this.deployments.abort(namespace, app, { reason: `superseded by generation ${generation} of Release ${name}`, by: 'release-controller' });
-        return { kind: 'waiting', message: `generation ${generation} starts once ${older} (run ${latest.runId}) has rolled back` };
+      if (origin && origin.uid !== uid) {
+        // Two Releases of one app would abort each other's deployments without end: this one waits its turn.
+        return { kind: 'waiting', message: `app ${app} is being deployed by Release ${origin.name} (generation ${origin.generation}, run ${latest.runId}); generation ${generation} starts once it has ended` };
       }
-      return null;
+      const older = origin ? `generation ${origin.generation}` : 'a deployment not started by this Release';
+      const waiting: ReleaseState = { kind: 'waiting', message: `generation ${generation} starts once ${older} (run ${latest.runId}) has ended` };
+      if (this.aborted.has(latest.runId)) return null;
+      this.log('aborting the deployment of an older generation', { release: `${namespace}/${name}`, runId: latest.runId, generation });
+      try {
+        await this.deployments.abort(namespace, app, { reason: `superseded by generation ${generation} of Release ${name}`, by: 'release-controller' });
+        this.aborted.add(latest.runId);
+      } catch (error) {
+        // Past the point of no return (cleanup has begun), or already aborting: it ends on its own.
+        if (!(error instanceof RequestRefusedError)) throw error;
+        this.aborted.add(latest.runId);
+        this.log('the older deployment refused the abort; waiting for it to end', { release: `${namespace}/${name}`, runId: latest.runId, answer: error.message });
+      }
+      return waiting;
     }
     try {
       const handle = await this.deployments.start(spec, { release: { uid, name, generation } });
       this.log('deployment started', { release: `${namespace}/${name}`, generation, runId: handle.firstExecutionRunId });
-      return await this.stateOfRun(namespace, app, handle.firstExecutionRunId);
+      return await this.stateOfRun(namespace, name, app, handle.firstExecutionRunId);
     } catch (error) {
       // Started meanwhile by someone else: the next resync sees it.
       if (error instanceof DeploymentAlreadyRunningError) return null;
@@ -246,15 +258,30 @@ export class ReleaseController {
     return answer;
   }
 
-  private async stateOfRun(namespace: string, app: string, runId: string): Promise<ReleaseState | null> {
+  private async stateOfRun(namespace: string, name: string, app: string, runId: string): Promise<ReleaseState | null> {
     const handle = this.deployments.handle(namespace, app, runId);
     const description = await handle.describe();
     if (description.status.name === 'RUNNING') {
+      this.reconcileWhenEnded(namespace, name, runId, handle);
       // No worker answers yet: the status is written once one does.
       const status = await this.deployments.status(namespace, app, runId).catch(() => null);
       return status ? { kind: 'running', workflowId: handle.workflowId, runId, status } : null;
     }
     return { kind: 'ended', workflowId: handle.workflowId, runId, result: await deploymentResult(handle) };
+  }
+
+  /** Reconciles the Release as soon as its deployment ends (a long poll), not at the next resync. */
+  private reconcileWhenEnded(namespace: string, name: string, runId: string, handle: ReturnType<DeploymentClient['handle']>): void {
+    if (this.awaitingEnd.has(runId)) return;
+    this.awaitingEnd.add(runId);
+    void handle
+      .result()
+      .catch(() => undefined)
+      .finally(() => {
+        this.awaitingEnd.delete(runId);
+        const release = this.running ? this.informer.get(name, namespace) : undefined;
+        if (release) void this.reconcile(release);
+      });
   }
 
   private async writeStatus(release: Release, status: ReleaseStatus): Promise<void> {

@@ -6,6 +6,7 @@
  *   go by, and the status follows it to Succeeded;
  * - a new image during monitoring rolls the old generation back and deploys the new one;
  * - a controller that restarts before writing its status adopts the run it started;
+ * - two Releases of one app take turns: neither aborts the other's deployment;
  * - a spec the API server takes but the spec's rules refuse is reported, and nothing starts;
  * - annotations approve and abort, each answered in the status and removed;
  * - a canary's step and weight in the status and in kubectl get -w, promoted with an annotation;
@@ -59,7 +60,7 @@ describe('the Release controller, on a real control plane and Temporal', () => {
   let controllerConfig: k8s.KubeConfig;
   let kubectl: (...args: string[]) => Promise<string>;
   const dir = mkdtempSync(join(tmpdir(), 'bluegreen-release-controller-'));
-  const apps = ['rel-a', 'rel-b', 'rel-c', 'rel-d', 'rel-e', 'rel-f', 'rel-g', 'rel-h'];
+  const apps = ['rel-a', 'rel-b', 'rel-c', 'rel-d', 'rel-e', 'rel-f', 'rel-g', 'rel-h', 'rel-i'];
 
   const release = (name: string, spec: Record<string, unknown>) => ({
     apiVersion: `${RELEASE_GROUP}/${RELEASE_VERSION}`,
@@ -176,6 +177,24 @@ describe('the Release controller, on a real control plane and Temporal', () => {
     await eventually(async () => (await read('rel-c')).status?.outcome === 'Succeeded', 'rel-c Succeeded', 120_000);
     assert.equal((await read('rel-c')).status!.runId, started.firstExecutionRunId, 'the run it started was adopted');
     assert.deepEqual(await runsOf('rel-c'), [started.firstExecutionRunId], 'and no other started');
+  });
+
+  it("takes turns when two Releases name one app: the second waits, and neither aborts the other's deployment", async () => {
+    await create(release('rel-i-first', { app: 'rel-i', image: 'registry.internal/rel-i:v2.0.0', monitor: { durationSeconds: 10, intervalSeconds: 2, slos: [] } }));
+    await eventually(async () => (await read('rel-i-first')).status?.phase === 'Monitoring', 'rel-i-first monitoring', 120_000);
+    const first = (await read('rel-i-first')).status!.runId!;
+    await create(release('rel-i-second', { app: 'rel-i', image: 'registry.internal/rel-i:v3.0.0', monitor: { durationSeconds: 4, intervalSeconds: 2, slos: [] } }));
+    await eventually(async () => /being deployed by Release rel-i-first/.test((await read('rel-i-second')).status?.message ?? ''), 'rel-i-second waits its turn', 30_000);
+    await eventually(async () => (await read('rel-i-second')).status?.outcome === 'Succeeded', 'rel-i-second Succeeded', 120_000);
+    const firstResult = await deploymentResult(client.handle(NAMESPACE, 'rel-i', first));
+    assert.equal(firstResult.outcome, 'Succeeded', 'the first was not aborted');
+    assert.equal((await read('rel-i-first')).status!.outcome, 'Succeeded');
+    assert.equal((await runsOf('rel-i')).length, 2);
+    // v2.0.0 went live on green, then v3.0.0 on blue.
+    const service = await cluster.core.readNamespacedService({ name: 'rel-i-service', namespace: NAMESPACE });
+    assert.equal(service.spec!.selector!['slot'], 'blue');
+    const blue = await cluster.apps.readNamespacedDeployment({ name: 'rel-i-blue', namespace: NAMESPACE });
+    assert.equal(blue.spec!.template.spec!.containers[0]!.image, 'registry.internal/rel-i:v3.0.0');
   });
 
   it('reports a spec the API server takes but the spec rules refuse, and starts nothing', async () => {

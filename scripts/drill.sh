@@ -15,6 +15,7 @@
 #   approve-against-abort  both at the same instant, 100 trials: exactly one takes effect
 #   workers-chaos          3 workers, 50 deployments, one worker SIGKILLed every 20 s: outcomes, cluster state, repeated writes
 #   temporal-postgres      Temporal on PostgreSQL: deployments through a server restart and a database restart
+#   release-controller     the GitOps controller: an abort annotation with no worker, the leader SIGKILLed, a 403 without each verb
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,7 +36,8 @@ case "${1:-}" in
   approve-against-abort) files=(test/workflows/blue-green-deployment.test.ts) pattern='approve against abort' ;;
   workers-chaos) files=(test/e2e/workers-chaos.e2e.test.ts) ;;
   temporal-postgres) files=(test/e2e/temporal-postgres.e2e.test.ts) ;;
-  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  release-controller) files=(test/gitops/release-controller.e2e.test.ts) ;;
+  *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
 
 bash scripts/setup.sh

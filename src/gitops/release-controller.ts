@@ -20,7 +20,8 @@ import { DeploymentAlreadyRunningError, deploymentResult, RequestRefusedError } 
 import type { DeploymentClient, OperatorDelivery, ReleaseOrigin } from '../client/deployment-client.js';
 import { parseDeploymentSpec, SpecValidationError } from '../deployment-spec/deployment-spec.js';
 import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
-import { RELEASE_GROUP, RELEASE_PLURAL, RELEASE_VERSION } from './release-crd.js';
+import { RELEASE_GROUP, RELEASE_PLURAL, RELEASE_VERSION } from './release-resource.js';
+import type { Release } from './release-resource.js';
 import { httpCodeOf } from './leader-election.js';
 import { releaseStatusOf } from './release-status.js';
 import type { OperatorRequestAnswer, ReleaseState, ReleaseStatus } from './release-status.js';
@@ -39,11 +40,6 @@ const VERBS = [
   ['approve', ReleaseAnnotation.Approve],
   ['promote', ReleaseAnnotation.Promote],
 ] as const;
-
-export interface Release extends k8s.KubernetesObject {
-  spec: Record<string, unknown> & { app?: string };
-  status?: Partial<ReleaseStatus>;
-}
 
 export interface ReleaseControllerOptions {
   /** The namespace to watch; all namespaces when absent. */

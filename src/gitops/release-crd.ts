@@ -9,11 +9,7 @@
 import { stringify } from 'yaml';
 import { zodToJsonSchema } from 'zod-to-json-schema';
 import { SpecInputSchema } from '../deployment-spec/deployment-spec.js';
-
-export const RELEASE_GROUP = 'bluegreen.dev';
-export const RELEASE_VERSION = 'v1alpha1';
-export const RELEASE_KIND = 'Release';
-export const RELEASE_PLURAL = 'releases';
+import { RELEASE_GROUP, RELEASE_KIND, RELEASE_PLURAL, RELEASE_VERSION } from './release-resource.js';
 
 /** An OpenAPI v3 schema node, as a CRD carries it. */
 export type Schema = { [key: string]: unknown };

@@ -28,10 +28,10 @@ import { parseAllDocuments, stringify } from 'yaml';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DeploymentClient, deploymentResult } from '../../src/client/deployment-client.js';
 import { parseDeploymentSpec } from '../../src/deployment-spec/deployment-spec.js';
-import { RELEASE_GROUP, RELEASE_PLURAL, RELEASE_VERSION } from '../../src/gitops/release-crd.js';
+import { RELEASE_GROUP, RELEASE_PLURAL, RELEASE_VERSION } from '../../src/gitops/release-resource.js';
 import { LeaderElector } from '../../src/gitops/leader-election.js';
 import { ReleaseAnnotation, ReleaseController } from '../../src/gitops/release-controller.js';
-import type { Release } from '../../src/gitops/release-controller.js';
+import type { Release } from '../../src/gitops/release-resource.js';
 import { Phase } from '../../src/shared/deployment-status.js';
 import { deploymentWorkflowId } from '../../src/shared/workflow-id.js';
 import { eventually } from '../helpers/eventually.js';
@@ -77,6 +77,14 @@ describe('the Release controller, on a real control plane and Temporal', () => {
     return runs;
   };
 
+  /** What a user sees in a second terminal: `kubectl get releases -w`, its lines the printer columns. */
+  const watchReleases = () => {
+    const child = spawn('kubectl', ['--kubeconfig', cluster.plane.kubeconfigPath, 'get', 'releases', '--watch', '--output-watch-events'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    return { output: () => output, stop: () => child.kill() };
+  };
+
   before(async () => {
     [env, cluster] = await Promise.all([startDevServer(), startClusterWithManifests()]);
     kubectl = async (...args: string[]) => (await run('kubectl', ['--kubeconfig', cluster.plane.kubeconfigPath, ...args])).stdout;
@@ -107,18 +115,15 @@ describe('the Release controller, on a real control plane and Temporal', () => {
   it('runs a deployment on kubectl apply of a Release; kubectl get -w shows its phases, and its status follows them to Succeeded', async () => {
     const manifest = join(dir, 'rel-a.yaml');
     writeFileSync(manifest, stringify(release('rel-a', { image: 'registry.internal/rel-a:v2.0.0', monitor: { durationSeconds: 6, intervalSeconds: 2, slos: [] } })));
-    // What a user runs in a second terminal: its lines are the printer columns (name, image, phase, step, weight, outcome, age).
-    const watcher = spawn('kubectl', ['--kubeconfig', cluster.plane.kubeconfigPath, 'get', 'releases', '--watch', '--output-watch-events'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let watched = '';
-    watcher.stdout.on('data', (chunk: Buffer) => (watched += chunk.toString()));
+    const watcher = watchReleases();
     try {
       await kubectl('apply', '-f', manifest);
       await eventually(async () => (await read('rel-a')).status?.outcome === 'Succeeded', 'rel-a Succeeded', 120_000);
-      await eventually(async () => / Succeeded /.test(watched), 'kubectl get -w shows Succeeded', 10_000);
+      await eventually(async () => / Succeeded /.test(watcher.output()), 'kubectl get -w shows Succeeded', 10_000);
     } finally {
-      watcher.kill();
+      watcher.stop();
     }
-    const lines = watched.trim().split('\n');
+    const lines = watcher.output().trim().split('\n');
     assert.match(lines[0]!, /^EVENT\s+NAME\s+IMAGE\s+PHASE\s+STEP\s+WEIGHT\s+OUTCOME\s+AGE/);
     // The status is mirrored every second: a phase shorter than that (Deploying one replica) may not show.
     const order = Object.values(Phase) as string[];
@@ -242,9 +247,7 @@ describe('the Release controller, on a real control plane and Temporal', () => {
   });
 
   it("shows a canary's step and weight as it goes, and takes promote as an annotation", async () => {
-    const watcher = spawn('kubectl', ['--kubeconfig', cluster.plane.kubeconfigPath, 'get', 'releases', '--watch', '--output-watch-events'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let watched = '';
-    watcher.stdout.on('data', (chunk: Buffer) => (watched += chunk.toString()));
+    const watcher = watchReleases();
     try {
       await create(
         release('rel-h', {
@@ -269,14 +272,14 @@ describe('the Release controller, on a real control plane and Temporal', () => {
       const promoted = (await read('rel-h')).status!.lastRequest!;
       assert.equal(promoted.answer, 'Accepted', promoted.message);
       await eventually(async () => (await read('rel-h')).status?.outcome === 'Succeeded', 'rel-h Succeeded', 120_000);
-      await eventually(async () => /\srel-h\s.*\sSucceeded\s/.test(watched), 'kubectl get -w shows rel-h Succeeded', 10_000);
+      await eventually(async () => /\srel-h\s.*\sSucceeded\s/.test(watcher.output()), 'kubectl get -w shows rel-h Succeeded', 10_000);
     } finally {
-      watcher.kill();
+      watcher.stop();
     }
     const { status } = await read('rel-h');
     assert.deepEqual([status!.step, status!.weight, status!.liveSlot], [2, 100, 'green']);
     // An empty column (no outcome yet) prints nothing: match the lines whole.
-    const rows = watched.split('\n').filter((line) => line.split(/\s+/)[1] === 'rel-h');
+    const rows = watcher.output().split('\n').filter((line) => line.split(/\s+/)[1] === 'rel-h');
     assert.ok(rows.some((row) => /\sMonitoring\s+1\s+33\s+\d+s$/.test(row)), `kubectl get -w showed step 1 at 33 %:\n${rows.join('\n')}`);
     assert.ok(rows.some((row) => /\sSucceeded\s+2\s+100\s+Succeeded\s+\d+s$/.test(row)), `and step 2 at 100 %, Succeeded:\n${rows.join('\n')}`);
     const service = await cluster.core.readNamespacedService({ name: 'rel-h-service', namespace: NAMESPACE });

@@ -26,10 +26,14 @@ export interface LeaderElectionOptions {
   log?: (line: string, fields?: Record<string, unknown>) => void;
 }
 
-/** The HTTP status of a failed API call, from client-node's ApiException. */
+/**
+ * The HTTP status of a failed API call: client-node's ApiException has it in `code`, a refused
+ * watch (its informer's ERROR event) in `statusCode`.
+ */
 export function httpCodeOf(error: unknown): number | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'number' ? code : undefined;
+  const { code, statusCode } = (error ?? {}) as { code?: unknown; statusCode?: unknown };
+  if (typeof code === 'number') return code;
+  return typeof statusCode === 'number' ? statusCode : undefined;
 }
 
 export class LeaderElector {

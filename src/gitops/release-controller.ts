@@ -16,6 +16,7 @@
  *   would skip a canary step.
  */
 import * as k8s from '@kubernetes/client-node';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { DeploymentAlreadyRunningError, deploymentResult, RequestRefusedError } from '../client/deployment-client.js';
 import type { DeploymentClient, OperatorDelivery, ReleaseOrigin } from '../client/deployment-client.js';
 import { parseDeploymentSpec, SpecValidationError } from '../deployment-spec/deployment-spec.js';
@@ -131,8 +132,7 @@ export class ReleaseController {
   }
 
   private watchFailed(error: unknown): void {
-    const code = httpCodeOf(error) ?? (error as { statusCode?: number } | null)?.statusCode;
-    this.log('release watch failed; restarting it', { code, error: error instanceof Error ? error.message : String(error) });
+    this.log('release watch failed; restarting it', { code: httpCodeOf(error), error: error instanceof Error ? error.message : String(error) });
     if (this.running && !this.retry) {
       this.retry = setTimeout(() => {
         this.retry = null;
@@ -226,14 +226,15 @@ export class ReleaseController {
     await this.api.patchNamespacedCustomObject({ group: RELEASE_GROUP, version: RELEASE_VERSION, namespace, plural: RELEASE_PLURAL, name, body, fieldManager: this.identity }, MERGE_PATCH);
     const requests = present.map(([verb, key]) => ({ verb, key, value: annotations[key] ?? '' }));
     for (const [, key] of present) delete annotations[key];
+    // The run the verbs reach: the app's latest, as the CLI's verbs do.
+    const runId = await this.deployments
+      .handle(namespace, app)
+      .describe()
+      .then((d) => d.runId)
+      .catch(() => undefined);
     let answer: OperatorRequestAnswer | undefined;
     for (const { verb, key, value } of requests) {
       const by = `annotation ${key} on Release ${namespace}/${name}`;
-      const runId = await this.deployments
-        .handle(namespace, app)
-        .describe()
-        .then((d) => d.runId)
-        .catch(() => undefined);
       let delivery: OperatorDelivery;
       try {
         delivery =
@@ -244,8 +245,7 @@ export class ReleaseController {
               : await this.deployments.promote(namespace, app, { by, full: value === 'full' });
         answer = { verb, value, answer: delivery.delivery === 'accepted' ? 'Accepted' : 'Recorded', message: delivery.message, time: new Date().toISOString(), ...(runId ? { runId } : {}) };
       } catch (error) {
-        const refused = error instanceof RequestRefusedError || (error as { name?: string }).name === 'WorkflowNotFoundError';
-        if (!refused) throw error;
+        if (!(error instanceof RequestRefusedError || error instanceof WorkflowNotFoundError)) throw error;
         const message = error instanceof RequestRefusedError ? error.message : `${verb} rejected: no deployment of ${app} was ever started`;
         answer = { verb, value, answer: 'Refused', message, time: new Date().toISOString(), ...(runId ? { runId } : {}) };
       }

@@ -66,9 +66,9 @@ async function main(): Promise<void> {
     const admin = plane.adminConfig();
     const [apps, core] = [admin.makeApiClient(k8s.AppsV1Api), admin.makeApiClient(k8s.CoreV1Api)];
     const releases = admin.makeApiClient(k8s.CustomObjectsApi);
-    for (let i = 0; i < APPS; i += 10) await Promise.all(Array.from({ length: Math.min(10, APPS - i) }, (_, j) => createBlueGreenApp(apps, core, appName(i + j))));
+    for (let i = 0; i < APPS; i += 10) await Promise.all(Array.from({ length: Math.min(10, APPS - i) }, (_, j) => createBlueGreenApp(apps, core, appName(i + j), { namespace: 'default' })));
     const adminPlatform = new KubernetesPlatform(admin);
-    for (let i = 0; i < APPS; i++) await adminPlatform.waitForSlotReady({ target: appTarget(appName(i)), slot: 'blue', replicas: 1, timeoutSeconds: 120 }, progress);
+    for (let i = 0; i < APPS; i++) await adminPlatform.waitForSlotReady({ target: appTarget(appName(i), 'default'), slot: 'blue', replicas: 1, timeoutSeconds: 120 }, progress);
 
     const workerKubeconfig = join(dir, 'worker.kubeconfig');
     writeFileSync(workerKubeconfig, plane.configForToken(await plane.mintToken(NAMESPACE, 'bluegreen-worker', 7200)).exportConfig());

@@ -120,10 +120,10 @@ async function main(): Promise<void> {
     const [apps, core, discovery] = [admin.makeApiClient(k8s.AppsV1Api), admin.makeApiClient(k8s.CoreV1Api), admin.makeApiClient(k8s.DiscoveryV1Api)];
     const adminPlatform = new KubernetesPlatform(admin);
     for (let i = 0; i < APPS; i += 10) {
-      await Promise.all(Array.from({ length: Math.min(10, APPS - i) }, (_, j) => createBlueGreenApp(apps, core, appName(i + j))));
+      await Promise.all(Array.from({ length: Math.min(10, APPS - i) }, (_, j) => createBlueGreenApp(apps, core, appName(i + j), { namespace: 'default' })));
     }
     await adminPlatform.waitForSlotReady({ target: DETECTION_API_TARGET, slot: 'blue', replicas: 3, timeoutSeconds: 120 }, progress);
-    for (let i = 0; i < APPS; i++) await adminPlatform.waitForSlotReady({ target: appTarget(appName(i)), slot: 'blue', replicas: 1, timeoutSeconds: 120 }, progress);
+    for (let i = 0; i < APPS; i++) await adminPlatform.waitForSlotReady({ target: appTarget(appName(i), 'default'), slot: 'blue', replicas: 1, timeoutSeconds: 120 }, progress);
 
     const kubeconfig = join(dir, 'worker.kubeconfig');
     writeFileSync(kubeconfig, plane.configForToken(await plane.mintToken(NAMESPACE, 'bluegreen-worker', 7200)).exportConfig());
@@ -216,7 +216,7 @@ async function main(): Promise<void> {
     const overheads = figures.map((f) => f.overhead);
     const walls = figures.map((f) => f.wall);
     const spent = histories.map(breakdown);
-    const live = await Promise.all(Array.from({ length: APPS }, async (_, i) => (await adminPlatform.describe(appTarget(appName(i)))).activeSlot));
+    const live = await Promise.all(Array.from({ length: APPS }, async (_, i) => (await adminPlatform.describe(appTarget(appName(i), 'default'))).activeSlot));
     const onNew = live.filter((slot, i) => slot === results[i]!.toSlot).length;
     const end = memoryOf(worker);
     const metrics = await (await fetch(`http://127.0.0.1:${ports.workerMetrics}/metrics`)).text();

@@ -15,7 +15,12 @@
 #  - with `--load-generator` (bench:service's), only the npm dependencies and vegeta, the open-loop
 #    HTTP load generator (Go module github.com/tsenart/vegeta, built into .tools/vegeta)
 # `--without-kubernetes` (the demo's) leaves out what only the tests need: Lua, kubectl, the
-# control plane and Temporal on PostgreSQL.
+# control plane and Temporal on PostgreSQL. `--without-temporal-server` (npm test's) leaves out
+# Temporal on PostgreSQL, which the suite's runner builds in the background while the first files
+# run (`--temporal-server`: only that).
+# Go binaries are kept in a cache outside the checkout (BLUEGREEN_BUILD_CACHE, by default
+# ~/.cache/bluegreen), named by a hash of their sources and the Go version, so that a new clone
+# copies them instead of linking them again; Go's own caches hold the compiled packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,12 +44,47 @@ if [ ! -d node_modules/@temporalio/worker ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund >&2
 fi
 
+BUILD_CACHE="${BLUEGREEN_BUILD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bluegreen}"
+
+# build_cached OUTPUT SOURCE_DIR -- BUILD COMMAND...: runs the build (in SOURCE_DIR, writing OUTPUT)
+# unless the cache holds OUTPUT for these sources, and keeps what it built there.
+build_cached() {
+  local output="$1" dir="$2"
+  shift 3
+  local key
+  key="$( (go version; cd "$dir" && find . -maxdepth 1 \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16)"
+  local cached="$BUILD_CACHE/$(basename "$output")-$key"
+  if [ -x "$cached" ]; then
+    if [ -x "$output" ] && cmp -s "$cached" "$output"; then touch "$output"; else mkdir -p "$(dirname "$output")"; cp "$cached" "$output"; fi
+    return 0
+  fi
+  echo "setup: building $output" >&2
+  local start
+  start=$(date +%s)
+  (cd "$dir" && "$@") >&2
+  echo "setup: built $output in $(( $(date +%s) - start )) s" >&2
+  mkdir -p "$BUILD_CACHE"
+  cp "$output" "$cached.tmp$$" && mv "$cached.tmp$$" "$cached"
+}
+
+temporal_on_postgres() {
+  [ -x /usr/lib/postgresql/15/bin/postgres ] || apt_install "PostgreSQL 15" postgresql-15
+  require_go "the Temporal server"
+  build_cached .tools/temporal-sql-tool deploy/temporal -- go build -trimpath -o ../../.tools/temporal-sql-tool go.temporal.io/server/cmd/tools/sql
+  build_cached .tools/temporal-server deploy/temporal -- go build -trimpath -o ../../.tools/temporal-server go.temporal.io/server/cmd/server
+}
+
 require_go() {
   if ! command -v go >/dev/null 2>&1; then
     echo "setup: Go is missing; $1 is built with it (https://go.dev/doc/install)" >&2
     exit 1
   fi
 }
+
+if [ "${1:-}" = "--temporal-server" ]; then
+  temporal_on_postgres
+  exit 0
+fi
 
 if [ "${1:-}" = "--load-generator" ]; then
   if [ ! -x .tools/vegeta ] || ! go version -m .tools/vegeta | grep -q "vegeta/v12[[:space:]]*${VEGETA_VERSION}"; then
@@ -73,17 +113,6 @@ dpkg -s lua-cjson >/dev/null 2>&1 || apt_install "Lua's JSON module" lua-cjson
 command -v kubectl >/dev/null 2>&1 || apt_install kubectl kubernetes-client
 
 require_go "the Kubernetes test control plane"
-if [ ! -x .tools/k8s-harness ] || [ -n "$(find test/k8s-harness -maxdepth 1 \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -newer .tools/k8s-harness)" ]; then
-  echo "setup: building the Kubernetes test control plane (.tools/k8s-harness)" >&2
-  start=$(date +%s)
-  (cd test/k8s-harness && go build -trimpath -o ../../.tools/k8s-harness .) >&2
-  echo "setup: built in $(( $(date +%s) - start )) s" >&2
-fi
+build_cached .tools/k8s-harness test/k8s-harness -- go build -trimpath -o ../../.tools/k8s-harness .
 
-[ -x /usr/lib/postgresql/15/bin/postgres ] || apt_install "PostgreSQL 15" postgresql-15
-if [ ! -x .tools/temporal-server ] || [ ! -x .tools/temporal-sql-tool ] || [ -n "$(find deploy/temporal -maxdepth 1 \( -name 'go.mod' -o -name 'go.sum' \) -newer .tools/temporal-server)" ]; then
-  echo "setup: building the Temporal server and its SQL tool ($(grep -o 'go.temporal.io/server v[0-9.]*' deploy/temporal/go.mod))" >&2
-  start=$(date +%s)
-  (cd deploy/temporal && go build -trimpath -o ../../.tools/temporal-sql-tool go.temporal.io/server/cmd/tools/sql && go build -trimpath -o ../../.tools/temporal-server go.temporal.io/server/cmd/server) >&2
-  echo "setup: built in $(( $(date +%s) - start )) s" >&2
-fi
+[ "${1:-}" = "--without-temporal-server" ] || temporal_on_postgres

@@ -18,12 +18,15 @@ import { blueGreenDeploymentWorkflow } from '../../src/workflows/blue-green-depl
 import { statusQuery } from '../../src/workflows/definitions.js';
 import { testSpec } from '../helpers/deployment-harness.js';
 import { FaultInjectingKubeProxy } from '../helpers/fault-injecting-kube-proxy-double.js';
-import { endpointPods, slotPods, startClusterWithManifests } from '../helpers/kubernetes.js';
+import { endpointPods, fileNamespace, slotPods, startClusterWithManifests } from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
 import { startKubernetesWorker } from '../helpers/kubernetes-worker.js';
 import type { KubernetesWorker } from '../helpers/kubernetes-worker.js';
 import { startDevServer } from '../helpers/temporal-servers.js';
 import { deploymentResult } from '../../src/client/deployment-client.js';
+
+/** This file's namespace on the shared control plane. */
+const NS = fileNamespace(import.meta.url);
 
 const TASK_QUEUE = 'bluegreen-kubernetes-faults';
 const IMAGE = (tag: string) => `registry.internal/detection-api:${tag}`;
@@ -36,9 +39,9 @@ describe('drill: Kubernetes API faults between the worker and the API server', (
   let sequence = 0;
 
   before(async () => {
-    [env, cluster] = await Promise.all([startDevServer(), startClusterWithManifests()]);
+    [env, cluster] = await Promise.all([startDevServer(), startClusterWithManifests({ namespace: NS })]);
     proxy = await FaultInjectingKubeProxy.inFrontOf(cluster.plane, 20);
-    const token = await cluster.plane.mintToken('default', 'bluegreen-worker');
+    const token = await cluster.plane.mintToken(NS, 'bluegreen-worker');
     worker = await startKubernetesWorker(env, cluster.plane.configForToken(token, proxy.url), TASK_QUEUE);
   });
 
@@ -51,8 +54,8 @@ describe('drill: Kubernetes API faults between the worker and the API server', (
 
   beforeEach(() => proxy.reset());
 
-  const liveSlot = async () => (await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: 'default' })).spec!.selector!['slot'];
-  const deployment = (slot: string) => cluster.apps.readNamespacedDeployment({ name: `detection-api-${slot}`, namespace: 'default' });
+  const liveSlot = async () => (await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: NS })).spec!.selector!['slot'];
+  const deployment = (slot: string) => cluster.apps.readNamespacedDeployment({ name: `detection-api-${slot}`, namespace: NS });
 
   async function deploy(tag: string): Promise<{ result: DeploymentResult; seconds: number; phases: string[] }> {
     sequence += 1;
@@ -62,6 +65,7 @@ describe('drill: Kubernetes API faults between the worker and the API server', (
       workflowId: `k8s-faults-${sequence}`,
       args: [
         testSpec({
+          namespace: NS,
           image: IMAGE(tag),
           replicas: 2,
           readinessTimeoutSeconds: 60,
@@ -81,10 +85,10 @@ describe('drill: Kubernetes API faults between the worker and the API server', (
   async function assertUntouched(live: string, idleImage: string | undefined): Promise<void> {
     const idle = live === 'blue' ? 'green' : 'blue';
     assert.equal(await liveSlot(), live);
-    assert.deepEqual(await endpointPods(cluster, 'detection-api-service'), await slotPods(cluster, live));
+    assert.deepEqual(await endpointPods(cluster, 'detection-api-service', NS), await slotPods(cluster, live, NS));
     const idleDeployment = await deployment(idle);
     assert.deepEqual([idleDeployment.spec!.replicas, idleDeployment.spec!.template.spec!.containers[0]!.image], [0, idleImage]);
-    assert.deepEqual(await slotPods(cluster, idle), []);
+    assert.deepEqual(await slotPods(cluster, idle, NS), []);
   }
 
   it('succeeds through 20 % transient faults and a faulted first try of every write', async () => {
@@ -96,9 +100,9 @@ describe('drill: Kubernetes API faults between the worker and the API server', (
     assert.equal(second.result.outcome, 'Succeeded', second.result.message);
     assert.equal(await liveSlot(), 'blue');
     assert.equal((await deployment('blue')).spec!.template.spec!.containers[0]!.image, IMAGE('v2.2.1'));
-    assert.deepEqual(await endpointPods(cluster, 'detection-api-service'), await slotPods(cluster, 'blue'));
+    assert.deepEqual(await endpointPods(cluster, 'detection-api-service', NS), await slotPods(cluster, 'blue', NS));
     assert.equal((await deployment('green')).spec!.replicas, 0);
-    assert.deepEqual(await slotPods(cluster, 'green'), []);
+    assert.deepEqual(await slotPods(cluster, 'green', NS), []);
 
     const injected = proxy.counts.transient;
     const requests = proxy.counts.requests;
@@ -114,7 +118,7 @@ describe('drill: Kubernetes API faults between the worker and the API server', (
   it('fails at once on a 403 for the switch, and leaves the old slot live with the idle one scaled back', async () => {
     const live = await liveSlot();
     const idleImage = (await deployment(live === 'blue' ? 'green' : 'blue')).spec!.template.spec!.containers[0]!.image;
-    proxy.permanent = [{ method: 'PATCH', path: /\/api\/v1\/namespaces\/default\/services\/detection-api-service$/, status: 403 }];
+    proxy.permanent = [{ method: 'PATCH', path: new RegExp(`\\/api\\/v1\\/namespaces\\/${NS}\\/services\\/detection-api-service$`), status: 403 }];
     const { result, seconds, phases } = await deploy('v2.3.0');
     assert.equal(result.outcome, 'RolledBack', result.message);
     assert.match(result.message, /patch service detection-api-service: injected permanent fault: PATCH .* is answered 403/);
@@ -128,15 +132,15 @@ describe('drill: Kubernetes API faults between the worker and the API server', (
     const live = await liveSlot();
     const idle = live === 'blue' ? 'green' : 'blue';
     const idleImage = (await deployment(idle)).spec!.template.spec!.containers[0]!.image;
-    proxy.permanent = [{ method: 'GET', path: /\/apis\/apps\/v1\/namespaces\/default\/replicasets\?/, status: 404 }];
+    proxy.permanent = [{ method: 'GET', path: new RegExp(`\\/apis\\/apps\\/v1\\/namespaces\\/${NS}\\/replicasets\\?`), status: 404 }];
     const { result, phases } = await deploy('v2.3.1');
     assert.equal(result.outcome, 'RolledBack', result.message);
-    assert.match(result.message, new RegExp(`list replicasets of detection-api-${idle}: not found in namespace default`));
+    assert.match(result.message, new RegExp(`list replicasets of detection-api-${idle}: not found in namespace ${NS}`));
     // The rollback's evidence capture lists them too, meets the same 404, and becomes a warning.
     assert.equal(proxy.counts.permanent, 2, 'the 404 is not retried: once for the readiness wait, once for the evidence');
     const evidence = result.warnings.filter((w) => w.startsWith('evidence'));
     assert.equal(evidence.length, 1, result.warnings.join('\n'));
-    assert.match(evidence[0]!, new RegExp(`^evidence of ${idle} not captured: list replicasets of detection-api-${idle}: not found in namespace default \\(injected permanent fault`));
+    assert.match(evidence[0]!, new RegExp(`^evidence of ${idle} not captured: list replicasets of detection-api-${idle}: not found in namespace ${NS} \\(injected permanent fault`));
     assert.ok(phases.includes('RollingBack'), `phases: ${phases.join(', ')}`);
     await assertUntouched(live!, idleImage);
   });

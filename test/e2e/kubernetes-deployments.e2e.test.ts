@@ -27,14 +27,18 @@ import { blueGreenDeploymentWorkflow } from '../../src/workflows/blue-green-depl
 import { canaryDeploymentWorkflow } from '../../src/workflows/canary-deployment.js';
 import { statusQuery } from '../../src/workflows/definitions.js';
 import type { DeploymentSpecInput } from '../../src/deployment-spec/deployment-spec.js';
-import { REFERENCE_TARGET, testSpec } from '../helpers/deployment-harness.js';
+import { testSpec } from '../helpers/deployment-harness.js';
 import { eventually } from '../helpers/eventually.js';
-import { createBlueGreenApp, endpointPods, slotPods, startClusterWithManifests } from '../helpers/kubernetes.js';
+import { createBlueGreenApp, detectionApiTarget, endpointPods, fileNamespace, slotPods, startClusterWithManifests } from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
 import { startKubernetesWorker } from '../helpers/kubernetes-worker.js';
 import type { KubernetesWorker } from '../helpers/kubernetes-worker.js';
 import { startDevServer } from '../helpers/temporal-servers.js';
 import { deploymentResult } from '../../src/client/deployment-client.js';
+
+/** This file's namespace on the shared control plane. */
+const NS = fileNamespace(import.meta.url);
+const TARGET = detectionApiTarget(NS);
 
 const TASK_QUEUE = 'bluegreen-kubernetes-e2e';
 const IMAGE = (tag: string) => `registry.internal/detection-api:${tag}`;
@@ -47,8 +51,8 @@ describe('deployments on the dev server against a real control plane, as the wor
   let sequence = 0;
 
   before(async () => {
-    [env, cluster] = await Promise.all([startDevServer(), startClusterWithManifests()]);
-    const token = await cluster.plane.mintToken('default', 'bluegreen-worker');
+    [env, cluster] = await Promise.all([startDevServer(), startClusterWithManifests({ namespace: NS })]);
+    const token = await cluster.plane.mintToken(NS, 'bluegreen-worker');
     worker = await startKubernetesWorker(env, cluster.plane.configForToken(token), TASK_QUEUE);
   });
 
@@ -58,13 +62,14 @@ describe('deployments on the dev server against a real control plane, as the wor
     await env?.teardown();
   });
 
-  const liveSlot = async () => (await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: 'default' })).spec!.selector!['slot'];
-  const deployment = (slot: string) => cluster.apps.readNamespacedDeployment({ name: `detection-api-${slot}`, namespace: 'default' });
+  const liveSlot = async () => (await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: NS })).spec!.selector!['slot'];
+  const deployment = (slot: string) => cluster.apps.readNamespacedDeployment({ name: `detection-api-${slot}`, namespace: NS });
 
   /** Starts a deployment of `tag` (blue-green, or what `overrides` make it), gated on restarts alone. */
   function start(tag: string, { monitorSeconds = 4, smokeEndpoint = worker.referenceUrl, overrides }: { monitorSeconds?: number; smokeEndpoint?: string; overrides?: Partial<DeploymentSpecInput> } = {}) {
     sequence += 1;
     const spec = testSpec({
+      namespace: NS,
       image: IMAGE(tag),
       replicas: 2,
       readinessTimeoutSeconds: 60,
@@ -99,9 +104,9 @@ describe('deployments on the dev server against a real control plane, as the wor
     const toGreen: DeploymentResult = await deploymentResult(first);
     assert.equal(toGreen.outcome, 'Succeeded', toGreen.message);
     assert.deepEqual([toGreen.fromSlot, toGreen.toSlot, await liveSlot()], ['blue', 'green', 'green']);
-    assert.deepEqual(await endpointPods(cluster, 'detection-api-service'), await slotPods(cluster, 'green'));
+    assert.deepEqual(await endpointPods(cluster, 'detection-api-service', NS), await slotPods(cluster, 'green', NS));
     assert.equal((await deployment('blue')).spec!.replicas, 0);
-    assert.deepEqual(await slotPods(cluster, 'blue'), []);
+    assert.deepEqual(await slotPods(cluster, 'blue', NS), []);
     const green = await deployment('green');
     assert.deepEqual([green.spec!.template.spec!.containers[0]!.image, green.spec!.template.metadata!.labels!['version']], [IMAGE('v2.2.0'), 'v2.2.0']);
 
@@ -123,7 +128,7 @@ describe('deployments on the dev server against a real control plane, as the wor
     assert.equal(await liveSlot(), 'blue');
     const green = await deployment('green');
     assert.deepEqual([green.spec!.replicas, green.spec!.template.spec!.containers[0]!.image], [0, IMAGE('v2.2.0')], 'the idle slot is as it was');
-    assert.deepEqual(await slotPods(cluster, 'green'), []);
+    assert.deepEqual(await slotPods(cluster, 'green', NS), []);
   });
 
   it('puts the selector back on the old slot when an operator aborts during monitoring', async () => {
@@ -141,7 +146,7 @@ describe('deployments on the dev server against a real control plane, as the wor
     const result: DeploymentResult = await deploymentResult(handle);
     assert.equal(result.outcome, 'RolledBack');
     assert.equal(result.reason, 'Aborted');
-    assert.deepEqual(await endpointPods(cluster, 'detection-api-service'), await slotPods(cluster, 'blue'));
+    assert.deepEqual(await endpointPods(cluster, 'detection-api-service', NS), await slotPods(cluster, 'blue', NS));
     assert.equal((await deployment('green')).spec!.replicas, 0);
     console.log(`abort signal to selector back on the old slot: ${restoredMs.toFixed(0)} ms (polled every 200 ms)`);
   });
@@ -149,15 +154,15 @@ describe('deployments on the dev server against a real control plane, as the wor
   it('rolls back when the new slot starts restarting during monitoring', async () => {
     const handle = await start('v2.3.2', { monitorSeconds: 60 });
     await eventually(async () => (await handle.query(statusQuery)).phase === 'Monitoring', 'monitoring', 60_000);
-    const [name] = await slotPods(cluster, 'green');
+    const [name] = await slotPods(cluster, 'green', NS);
     // What the crashed container wrote, as the simulated kubelet serves it.
     await cluster.core.patchNamespacedPod(
-      { name: name!, namespace: 'default', body: { metadata: { annotations: { 'k8s-harness.bluegreen.dev/previous-log': 'loading model\nFATAL: model file is corrupt' } } } },
+      { name: name!, namespace: NS, body: { metadata: { annotations: { 'k8s-harness.bluegreen.dev/previous-log': 'loading model\nFATAL: model file is corrupt' } } } },
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
     );
-    const pod = await cluster.core.readNamespacedPod({ name: name!, namespace: 'default' });
+    const pod = await cluster.core.readNamespacedPod({ name: name!, namespace: NS });
     pod.status!.containerStatuses![0]!.restartCount = 1;
-    await cluster.core.replaceNamespacedPodStatus({ name: name!, namespace: 'default', body: pod });
+    await cluster.core.replaceNamespacedPodStatus({ name: name!, namespace: NS, body: pod });
     const result: DeploymentResult = await deploymentResult(handle);
     assert.equal(result.outcome, 'RolledBack');
     assert.equal(result.failedCheck, 'pod-restarts');
@@ -167,7 +172,7 @@ describe('deployments on the dev server against a real control plane, as the wor
     assert.deepEqual([evidence.slot, evidence.restartedPods, evidence.problems], ['green', [`${name} (1 restarts)`], []]);
     assert.deepEqual(evidence.errorLines, [`${name}: FATAL: model file is corrupt`]);
     assert.ok(evidence.warningEvents.some((e) => e.startsWith(`Pod/${name} BackOff: Back-off restarting failed container detection-api`)), evidence.warningEvents.join('\n'));
-    assert.deepEqual(await slotPods(cluster, 'green'), [], 'and then they went');
+    assert.deepEqual(await slotPods(cluster, 'green', NS), [], 'and then they went');
   });
 
   /** A replica-ratio canary: 1 canary beside 2 stable replicas (33 %), then 100 %. */
@@ -186,16 +191,16 @@ describe('deployments on the dev server against a real control plane, as the wor
     const canary = otherSlot(stable);
     const handle = await startCanary('v2.5.0', 8);
     await eventually(async () => (await handle.query(statusQuery)).canary?.weight === 33 && (await handle.query(statusQuery)).phase === 'Monitoring', 'the 33 % hold', 60_000);
-    const service = await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: 'default' });
+    const service = await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: NS });
     assert.deepEqual(service.spec!.selector, { app: 'detection-api' }, 'the slot label is off the selector: both slots serve');
-    const endpoints = await endpointPods(cluster, 'detection-api-service');
-    const [stablePods, canaryPods] = [await slotPods(cluster, stable), await slotPods(cluster, canary)];
+    const endpoints = await endpointPods(cluster, 'detection-api-service', NS);
+    const [stablePods, canaryPods] = [await slotPods(cluster, stable, NS), await slotPods(cluster, canary, NS)];
     assert.deepEqual([stablePods.length, canaryPods.length], [2, 1]);
     assert.deepEqual(endpoints, [...stablePods, ...canaryPods].sort(), 'the endpoints are both slots: 1 of 3 is the canary');
     const result: DeploymentResult = await deploymentResult(handle);
     assert.equal(result.outcome, 'Succeeded', result.message);
     assert.equal(await liveSlot(), canary);
-    assert.deepEqual(await endpointPods(cluster, 'detection-api-service'), await slotPods(cluster, canary));
+    assert.deepEqual(await endpointPods(cluster, 'detection-api-service', NS), await slotPods(cluster, canary, NS));
     assert.deepEqual([(await deployment(canary)).spec!.replicas, (await deployment(stable)).spec!.replicas], [2, 0]);
     assert.deepEqual(result.status.canary?.completed.map((c) => c.weight), [33, 100]);
   });
@@ -208,22 +213,22 @@ describe('deployments on the dev server against a real control plane, as the wor
     await handle.executeUpdate('abort', { args: [{ reason: 'e2e', by: 'test' }] });
     const result: DeploymentResult = await deploymentResult(handle);
     assert.equal(result.reason, 'Aborted');
-    const service = await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: 'default' });
+    const service = await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: NS });
     assert.deepEqual(service.spec!.selector, { app: 'detection-api', slot: stable });
-    assert.deepEqual(await endpointPods(cluster, 'detection-api-service'), await slotPods(cluster, stable));
+    assert.deepEqual(await endpointPods(cluster, 'detection-api-service', NS), await slotPods(cluster, stable, NS));
     assert.equal((await deployment(canary)).spec!.replicas, 0);
     assert.equal((await deployment(stable)).spec!.replicas, 2, 'the stable slot never shrank');
   });
 
   it('runs deployments of different apps in parallel on one worker, each to its own new slot', async () => {
     const suffix = randomBytes(3).toString('hex');
-    const others = await Promise.all(['a', 'b'].map((name) => createBlueGreenApp(cluster.apps, cluster.core, `parallel-${name}-${suffix}`)));
+    const others = await Promise.all(['a', 'b'].map((name) => createBlueGreenApp(cluster.apps, cluster.core, `parallel-${name}-${suffix}`, { namespace: NS })));
     const admin = new KubernetesPlatform(cluster.plane.adminConfig());
     const progress = { heartbeat: () => undefined, signal: new AbortController().signal };
     for (const target of others) await admin.waitForSlotReady({ target, slot: 'blue', replicas: 1, timeoutSeconds: 60 }, progress);
     const before = await liveSlot();
     const specs = [
-      { target: REFERENCE_TARGET, image: IMAGE('v2.5.0') },
+      { target: TARGET, image: IMAGE('v2.5.0') },
       ...others.map((target) => ({ target, image: `registry.internal/${target.app}:v1.1.0` })),
     ];
     const handles = await Promise.all(
@@ -231,7 +236,7 @@ describe('deployments on the dev server against a real control plane, as the wor
         env.client.workflow.start(blueGreenDeploymentWorkflow, {
           taskQueue: TASK_QUEUE,
           workflowId: `k8s-e2e-parallel-${target.app}`,
-          args: [testSpec({ app: target.app, image, replicas: 1, readinessTimeoutSeconds: 60, smoke: { endpoint: worker.referenceUrl }, monitor: { durationSeconds: 4, intervalSeconds: 1, slos: [] }, scaleDownDelaySeconds: 0 })],
+          args: [testSpec({ namespace: NS, app: target.app, image, replicas: 1, readinessTimeoutSeconds: 60, smoke: { endpoint: worker.referenceUrl }, monitor: { durationSeconds: 4, intervalSeconds: 1, slos: [] }, scaleDownDelaySeconds: 0 })],
         }),
       ),
     );
@@ -252,7 +257,7 @@ describe('deployments on the dev server against a real control plane, as the wor
 
   it('needs every rule and verb of the worker Role: without any one, a deployment step is refused with 403', async () => {
     const admin = new KubernetesPlatform(cluster.plane.adminConfig());
-    const target = REFERENCE_TARGET;
+    const target = TARGET;
     const progress: Progress = { heartbeat: () => undefined, signal: new AbortController().signal };
     const variants = ROLE.rules!.flatMap((rule, index) =>
       rule.verbs.map((verb) => ({
@@ -263,13 +268,13 @@ describe('deployments on the dev server against a real control plane, as the wor
     assert.ok(variants.length >= 7);
     for (const [index, variant] of variants.entries()) {
       const name = `least-privilege-${index}`;
-      await cluster.core.createNamespacedServiceAccount({ namespace: 'default', body: { metadata: { name } } });
-      await cluster.rbac.createNamespacedRole({ namespace: 'default', body: { metadata: { name }, rules: variant.rules } });
+      await cluster.core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name } } });
+      await cluster.rbac.createNamespacedRole({ namespace: NS, body: { metadata: { name }, rules: variant.rules } });
       await cluster.rbac.createNamespacedRoleBinding({
-        namespace: 'default',
-        body: { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name }, subjects: [{ kind: 'ServiceAccount', name, namespace: 'default' }] },
+        namespace: NS,
+        body: { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name }, subjects: [{ kind: 'ServiceAccount', name, namespace: NS }] },
       });
-      const restricted = new KubernetesPlatform(cluster.plane.configForToken(await cluster.plane.mintToken('default', name)));
+      const restricted = new KubernetesPlatform(cluster.plane.configForToken(await cluster.plane.mintToken(NS, name)));
       const live = (await admin.describe(target)).activeSlot;
       const idle = otherSlot(live);
       // The steps of a deployment and its rollback, as the workflow runs them.

@@ -22,11 +22,14 @@ import { canaryDeploymentWorkflow } from '../../src/workflows/canary-deployment.
 import { statusQuery } from '../../src/workflows/definitions.js';
 import { testSpec } from '../helpers/deployment-harness.js';
 import { eventually } from '../helpers/eventually.js';
-import { slotPods, startClusterWithManifests } from '../helpers/kubernetes.js';
+import { applyInNamespace, fileNamespace, slotPods, startClusterWithManifests } from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
 import { startKubernetesWorker } from '../helpers/kubernetes-worker.js';
 import type { KubernetesWorker } from '../helpers/kubernetes-worker.js';
 import { startDevServer } from '../helpers/temporal-servers.js';
+
+/** This file's namespace on the shared control plane. */
+const NS = fileNamespace(import.meta.url);
 
 const run = promisify(execFile);
 const TASK_QUEUE = 'bluegreen-routers-e2e';
@@ -46,12 +49,12 @@ describe('canary and blue-green deployments through the gateway-api and ingress 
   let sequence = 0;
 
   before(async () => {
-    [env, cluster] = await Promise.all([startDevServer(), startClusterWithManifests()]);
-    await run('kubectl', ['--kubeconfig', cluster.plane.kubeconfigPath, 'apply', '--server-side', '--force-conflicts', '-k', OVERLAY]);
+    [env, cluster] = await Promise.all([startDevServer(), startClusterWithManifests({ namespace: NS })]);
+    await applyInNamespace(cluster.plane, OVERLAY, NS, '--server-side', '--force-conflicts');
     const config = cluster.plane.adminConfig();
     custom = config.makeApiClient(k8s.CustomObjectsApi);
     networking = config.makeApiClient(k8s.NetworkingV1Api);
-    const token = await cluster.plane.mintToken('default', 'bluegreen-worker');
+    const token = await cluster.plane.mintToken(NS, 'bluegreen-worker');
     worker = await startKubernetesWorker(env, cluster.plane.configForToken(token), TASK_QUEUE);
   });
 
@@ -62,19 +65,20 @@ describe('canary and blue-green deployments through the gateway-api and ingress 
   });
 
   const routeWeights = async (): Promise<Record<Slot, number>> => {
-    const route = (await custom.getNamespacedCustomObject({ group: GATEWAY_GROUP, version: 'v1', namespace: 'default', plural: 'httproutes', name: 'detection-api' })) as Route;
+    const route = (await custom.getNamespacedCustomObject({ group: GATEWAY_GROUP, version: 'v1', namespace: NS, plural: 'httproutes', name: 'detection-api' })) as Route;
     const refs = route.spec.rules[0]!.backendRefs;
     return { blue: refs.find((r) => r.name === 'detection-api-blue')?.weight ?? 0, green: refs.find((r) => r.name === 'detection-api-green')?.weight ?? 0 };
   };
-  const replicas = async (slot: Slot) => (await cluster.apps.readNamespacedDeployment({ name: `detection-api-${slot}`, namespace: 'default' })).spec!.replicas;
+  const replicas = async (slot: Slot) => (await cluster.apps.readNamespacedDeployment({ name: `detection-api-${slot}`, namespace: NS })).spec!.replicas;
   const ingressSlot = async () => {
-    const ingress = await networking.readNamespacedIngress({ name: 'detection-api-ingress', namespace: 'default' });
+    const ingress = await networking.readNamespacedIngress({ name: 'detection-api-ingress', namespace: NS });
     return ingress.spec!.rules![0]!.http!.paths[0]!.backend.service!.name.replace('detection-api-', '');
   };
 
   function start(tag: string, overrides: Partial<DeploymentSpecInput>) {
     sequence += 1;
     const spec = testSpec({
+      namespace: NS,
       image: IMAGE(tag),
       replicas: 2,
       readinessTimeoutSeconds: 60,
@@ -121,7 +125,7 @@ describe('canary and blue-green deployments through the gateway-api and ingress 
     assert.deepEqual(result.status.canary?.completed.map((c) => c.weight), [5, 25, 50, 100]);
     assert.deepEqual(await routeWeights(), { [stable]: 0, [canary]: 100 });
     assert.deepEqual([await replicas(canary), await replicas(stable)], [2, 0]);
-    assert.equal((await slotPods(cluster, stable)).length, 0);
+    assert.equal((await slotPods(cluster, stable, NS)).length, 0);
   });
 
   it('aborted at 25 %, leaves the HTTPRoute at 100/0 for the stable slot, verified, and the canary slot scaled back', async () => {
@@ -152,7 +156,7 @@ describe('canary and blue-green deployments through the gateway-api and ingress 
     // The team's Ingress routes to the slot that runs (the canaries above moved the Deployments).
     const live: Slot = (await replicas('blue'))! > 0 ? 'blue' : 'green';
     await networking.patchNamespacedIngress(
-      { name: 'detection-api-ingress', namespace: 'default', body: [{ op: 'replace', path: '/spec/rules/0/http/paths/0/backend/service/name', value: `detection-api-${live}` }] },
+      { name: 'detection-api-ingress', namespace: NS, body: [{ op: 'replace', path: '/spec/rules/0/http/paths/0/backend/service/name', value: `detection-api-${live}` }] },
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch),
     );
     const idle = otherSlot(live);
@@ -161,7 +165,7 @@ describe('canary and blue-green deployments through the gateway-api and ingress 
     assert.equal(result.outcome, 'Succeeded', result.message);
     assert.equal(await ingressSlot(), idle);
     assert.deepEqual([await replicas(idle), await replicas(live)], [2, 0]);
-    await assert.rejects(networking.readNamespacedIngress({ name: 'detection-api-ingress-canary', namespace: 'default' }), 'blue-green makes no canary Ingress');
+    await assert.rejects(networking.readNamespacedIngress({ name: 'detection-api-ingress-canary', namespace: NS }), 'blue-green makes no canary Ingress');
 
     const handle = await start('v3.1.1', { ...ingress, monitor: { durationSeconds: 120, intervalSeconds: 1, slos: [] } });
     await eventually(async () => (await handle.query(statusQuery)).phase === 'Monitoring', 'monitoring', 60_000);

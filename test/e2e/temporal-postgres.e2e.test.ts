@@ -22,13 +22,13 @@ import type { DeploymentResult } from '../../src/shared/deployment-status.js';
 import { startDetectionApi, TakListener, tempQueuePath } from '../helpers/detection-api-process.js';
 import type { DetectionApiProcess } from '../helpers/detection-api-process.js';
 import { eventually } from '../helpers/eventually.js';
-import { assertFirstDeploymentState, crashLoop, createBlueGreenApp, deleteBlueGreenApp, startClusterWithManifests } from '../helpers/kubernetes.js';
+import { assertFirstDeploymentState, crashLoop, createBlueGreenApp, deleteBlueGreenApp, fileNamespace, startClusterWithManifests } from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
 import { startTemporalOnPostgres, TEMPORAL_SERVER_VERSION } from '../temporal-harness/temporal-postgres.js';
 import type { TemporalOnPostgres } from '../temporal-harness/temporal-postgres.js';
 
 const TASK_QUEUE = 'bluegreen-postgres';
-const NAMESPACE = 'default';
+const NAMESPACE = fileNamespace(import.meta.url);
 const CRASHING = 'v2.0.0-crashloop';
 const appName = (i: number) => `pg-${i}`;
 const imageOf = (app: string, version: string) => `registry.internal/${app}:${version}`;
@@ -47,12 +47,12 @@ describe(`deployments on Temporal ${TEMPORAL_SERVER_VERSION} on PostgreSQL 15, t
     // Each assigned as it comes up, so that `after` stops it even if the other failed.
     await Promise.all([
       startTemporalOnPostgres({ dir: mkdtempSync(join(tmpdir(), 'temporal-postgres-data-')) }).then((started) => (temporal = started)),
-      startClusterWithManifests().then((started) => (cluster = started)),
+      startClusterWithManifests({ namespace: NAMESPACE }).then((started) => (cluster = started)),
     ]);
     console.log(`Temporal ${TEMPORAL_SERVER_VERSION} on PostgreSQL: up in ${temporal.startSeconds.toFixed(1)} s (database, schema, server, namespace)`);
     tak = await TakListener.start();
     reference = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: tempQueuePath() });
-    await Promise.all(Array.from({ length: 6 }, (_, i) => createBlueGreenApp(cluster.apps, cluster.core, appName(i))));
+    await Promise.all(Array.from({ length: 6 }, (_, i) => createBlueGreenApp(cluster.apps, cluster.core, appName(i), { namespace: NAMESPACE })));
     const kubeconfig = join(dir, 'worker.kubeconfig');
     writeFileSync(kubeconfig, cluster.plane.configForToken(await cluster.plane.mintToken(NAMESPACE, 'bluegreen-worker', 3600)).exportConfig());
     worker = await startWorkerProcess({
@@ -68,7 +68,7 @@ describe(`deployments on Temporal ${TEMPORAL_SERVER_VERSION} on PostgreSQL 15, t
       },
     });
     connection = await Connection.connect({ address: temporal.address });
-    client = new DeploymentClient(new Client({ connection, namespace: NAMESPACE }), TASK_QUEUE);
+    client = new DeploymentClient(new Client({ connection, namespace: 'default' }), TASK_QUEUE);
   });
 
   after(async () => {
@@ -91,7 +91,7 @@ describe(`deployments on Temporal ${TEMPORAL_SERVER_VERSION} on PostgreSQL 15, t
   async function deployThrough(first: number, outage: () => Promise<void>): Promise<DeploymentResult[]> {
     const apps = [first, first + 1, first + 2].map(appName);
     const versions = ['v2.0.0', 'v2.0.0', CRASHING];
-    const crashing = crashLoop(cluster, CRASHING);
+    const crashing = crashLoop(cluster, CRASHING, NAMESPACE);
     try {
       const handles = await Promise.all(
         apps.map((app, i) =>
@@ -128,7 +128,7 @@ describe(`deployments on Temporal ${TEMPORAL_SERVER_VERSION} on PostgreSQL 15, t
         const context = `${apps[i]} ${versions[i]}: ${result.outcome} (${result.reason ?? ''}: ${result.message})`;
         if (versions[i] === CRASHING) assert.deepEqual([result.outcome, result.failedCheck], ['RolledBack', 'pod-restarts'], context);
         else assert.equal(result.outcome, 'Succeeded', context);
-        await assertFirstDeploymentState(cluster, apps[i]!, imageOf(apps[i]!, versions[i]!), versions[i] === CRASHING ? 'RolledBack' : 'Succeeded', context);
+        await assertFirstDeploymentState(cluster, apps[i]!, imageOf(apps[i]!, versions[i]!), versions[i] === CRASHING ? 'RolledBack' : 'Succeeded', context, NAMESPACE);
       }
       return results;
     } finally {

@@ -31,7 +31,7 @@ import { startDetectionApi, TakListener, tempQueuePath } from '../helpers/detect
 import type { DetectionApiProcess } from '../helpers/detection-api-process.js';
 import { eventually } from '../helpers/eventually.js';
 import { FaultInjectingKubeProxy } from '../helpers/fault-injecting-kube-proxy-double.js';
-import { assertFirstDeploymentState, crashLoop, createBlueGreenApp, deleteBlueGreenApp, startClusterWithManifests } from '../helpers/kubernetes.js';
+import { assertFirstDeploymentState, crashLoop, createBlueGreenApp, deleteBlueGreenApp, fileNamespace, startClusterWithManifests } from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
 import { startDevServer } from '../helpers/temporal-servers.js';
 
@@ -43,7 +43,7 @@ const WAVE = 10;
 const WAVE_EVERY_MS = 15_000;
 const WRITE_DELAY_MS = 1500;
 const TASK_QUEUE = 'bluegreen-chaos';
-const NAMESPACE = 'default';
+const NAMESPACE = fileNamespace(import.meta.url);
 /** The activities that write to the cluster. */
 const WRITES = new Set(['deploySlot', 'switchTraffic', 'scaleSlot', 'setTrafficWeight']);
 
@@ -67,11 +67,11 @@ describe('three workers on one task queue, one SIGKILLed every 20 s, under 50 de
 
   before(async () => {
     const dir = mkdtempSync(join(tmpdir(), 'chaos-'));
-    [env, cluster] = await Promise.all([startDevServer(), startClusterWithManifests()]);
+    [env, cluster] = await Promise.all([startDevServer(), startClusterWithManifests({ namespace: NAMESPACE })]);
     tak = await TakListener.start();
     reference = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: tempQueuePath() });
     for (let i = 0; i < APPS; i += 10) {
-      await Promise.all(Array.from({ length: Math.min(10, APPS - i) }, (_, j) => createBlueGreenApp(cluster.apps, cluster.core, appName(i + j))));
+      await Promise.all(Array.from({ length: Math.min(10, APPS - i) }, (_, j) => createBlueGreenApp(cluster.apps, cluster.core, appName(i + j), { namespace: NAMESPACE })));
     }
     await eventually(async () => {
       const deployments = await cluster.apps.listNamespacedDeployment({ namespace: NAMESPACE });
@@ -118,7 +118,7 @@ describe('three workers on one task queue, one SIGKILLed every 20 s, under 50 de
     const ended = new AbortController();
 
     // A crash-looping version's pods: their restartCount climbs every 2 s while they run.
-    const crashing = crashLoop(cluster, 'v2.0.0-crashloop');
+    const crashing = crashLoop(cluster, 'v2.0.0-crashloop', NAMESPACE);
 
     // One worker after another SIGKILLed, and a new one started in its place, every 20 s.
     const kills: { at: number; worker: number }[] = [];
@@ -173,7 +173,7 @@ describe('three workers on one task queue, one SIGKILLed every 20 s, under 50 de
 
     // Each app's cluster state, as its outcome says: where the Service sends traffic, who serves
     // behind it, what each slot runs, and one rollout per change.
-    for (let i = 0; i < APPS; i++) await assertFirstDeploymentState(cluster, appName(i), imageOf(appName(i), versionOf(i)), isCrashLooping(i) ? 'RolledBack' : 'Succeeded', outcomes[i]!);
+    for (let i = 0; i < APPS; i++) await assertFirstDeploymentState(cluster, appName(i), imageOf(appName(i), versionOf(i)), isCrashLooping(i) ? 'RolledBack' : 'Succeeded', outcomes[i]!, NAMESPACE);
 
     // The writes repeated after a kill, from the histories: an attempt after the first.
     const repeats: string[] = [];

@@ -35,7 +35,7 @@ import type { Release } from '../../src/gitops/release-resource.js';
 import { Phase } from '../../src/shared/deployment-status.js';
 import { deploymentWorkflowId } from '../../src/shared/workflow-id.js';
 import { eventually } from '../helpers/eventually.js';
-import { assertFirstDeploymentState, createBlueGreenApp, deleteBlueGreenApp, startClusterWithManifests } from '../helpers/kubernetes.js';
+import { applyInNamespace, assertFirstDeploymentState, createBlueGreenApp, deleteBlueGreenApp, fileNamespace, startClusterWithManifests } from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
 import { startKubernetesWorker } from '../helpers/kubernetes-worker.js';
 import type { KubernetesWorker } from '../helpers/kubernetes-worker.js';
@@ -46,7 +46,7 @@ const ROLE = fileURLToPath(new URL('../../deploy/gitops/controller-role.yaml', i
 const CONTROLLER = fileURLToPath(new URL('../../bin/bluegreen-controller.js', import.meta.url));
 const CONTROLLER_SA = 'bluegreen-release-controller';
 const TASK_QUEUE = 'bluegreen-release-controller';
-const NAMESPACE = 'default';
+const NAMESPACE = fileNamespace(import.meta.url);
 const run = promisify(execFile);
 const MERGE_PATCH = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
 
@@ -79,19 +79,19 @@ describe('the Release controller, on a real control plane and Temporal', () => {
 
   /** What a user sees in a second terminal: `kubectl get releases -w`, its lines the printer columns. */
   const watchReleases = () => {
-    const child = spawn('kubectl', ['--kubeconfig', cluster.plane.kubeconfigPath, 'get', 'releases', '--watch', '--output-watch-events'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('kubectl', ['--kubeconfig', cluster.plane.kubeconfigPath, '--namespace', NAMESPACE, 'get', 'releases', '--watch', '--output-watch-events'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     return { output: () => output, stop: () => child.kill() };
   };
 
   before(async () => {
-    [env, cluster] = await Promise.all([startDevServer(), startClusterWithManifests()]);
+    [env, cluster] = await Promise.all([startDevServer(), startClusterWithManifests({ namespace: NAMESPACE })]);
     kubectl = async (...args: string[]) => (await run('kubectl', ['--kubeconfig', cluster.plane.kubeconfigPath, ...args])).stdout;
     // What a team applies: the CRD, the controller's Role, ServiceAccount and Deployment (its pods do not run here: the tests run the controller themselves).
-    await kubectl('apply', '-k', GITOPS);
+    await applyInNamespace(cluster.plane, GITOPS, NAMESPACE);
     await kubectl('wait', '--for', 'condition=Established', 'crd/releases.bluegreen.dev', '--timeout=60s');
-    for (const app of apps) await createBlueGreenApp(cluster.apps, cluster.core, app, { replicas: app === 'rel-h' ? 2 : 1 });
+    for (const app of apps) await createBlueGreenApp(cluster.apps, cluster.core, app, { namespace: NAMESPACE, replicas: app === 'rel-h' ? 2 : 1 });
     const token = await cluster.plane.mintToken(NAMESPACE, 'bluegreen-worker');
     worker = await startKubernetesWorker(env, cluster.plane.configForToken(token), TASK_QUEUE);
     api = cluster.plane.adminConfig().makeApiClient(k8s.CustomObjectsApi);
@@ -105,7 +105,6 @@ describe('the Release controller, on a real control plane and Temporal', () => {
     await controller?.stop();
     await worker?.stop().catch(() => undefined); // already stopped if a drill failed without a worker
     if (cluster) {
-      await kubectl('delete', '-k', GITOPS, '--ignore-not-found', '--wait=false').catch(() => undefined);
       for (const app of apps) await deleteBlueGreenApp(cluster, app, NAMESPACE);
       await cluster.plane.stop();
     }
@@ -141,7 +140,7 @@ describe('the Release controller, on a real control plane and Temporal', () => {
     assert.deepEqual([status!.image, status!.liveSlot], ['registry.internal/rel-a:v2.0.0', 'green']);
     const conditions = Object.fromEntries(status!.conditions!.map((c) => [c.type, c.status]));
     assert.deepEqual(conditions, { Progressing: 'False', Healthy: 'True', Degraded: 'False', Ready: 'True', Reconciling: 'False', Stalled: 'False' });
-    await assertFirstDeploymentState(cluster, 'rel-a', 'registry.internal/rel-a:v2.0.0', 'Succeeded', 'rel-a');
+    await assertFirstDeploymentState(cluster, 'rel-a', 'registry.internal/rel-a:v2.0.0', 'Succeeded', 'rel-a', NAMESPACE);
     assert.equal((await runsOf('rel-a')).length, 1, 'one run for the one generation');
   });
 
@@ -223,23 +222,23 @@ describe('the Release controller, on a real control plane and Temporal', () => {
       return current.status!.lastRequest!;
     };
 
-    await kubectl('annotate', 'release', 'rel-e', `${ReleaseAnnotation.Approve}=release notes read`);
+    await kubectl('annotate', '--namespace', NAMESPACE, 'release', 'rel-e', `${ReleaseAnnotation.Approve}=release notes read`);
     const approved = await answered('approve');
     assert.deepEqual([approved.answer, approved.value], ['Accepted', 'release notes read'], approved.message);
     await eventually(async () => (await read('rel-e')).status?.phase === 'Monitoring', 'rel-e monitoring after the approval', 60_000);
 
-    await kubectl('annotate', 'release', 'rel-e', `${ReleaseAnnotation.Abort}=p95 latency too high`);
+    await kubectl('annotate', '--namespace', NAMESPACE, 'release', 'rel-e', `${ReleaseAnnotation.Abort}=p95 latency too high`);
     const aborted = await answered('abort');
     assert.equal(aborted.answer, 'Accepted', aborted.message);
     await eventually(async () => (await read('rel-e')).status?.outcome === 'RolledBack', 'rel-e rolled back', 60_000);
     const result = await deploymentResult(client.handle(NAMESPACE, 'rel-e'));
     assert.deepEqual([result.outcome, result.reason, result.status.abort!.reason], ['RolledBack', 'Aborted', 'p95 latency too high']);
-    assert.match(result.status.abort!.by ?? '', /annotation bluegreen\.dev\/abort on Release default\/rel-e/);
+    assert.match(result.status.abort!.by ?? '', new RegExp(`annotation bluegreen\\.dev/abort on Release ${NAMESPACE}/rel-e`));
     const conditions = Object.fromEntries((await read('rel-e')).status!.conditions!.map((c) => [c.type, c.status]));
     assert.deepEqual([conditions['Degraded'], conditions['Healthy']], ['True', 'False']);
-    await assertFirstDeploymentState(cluster, 'rel-e', 'registry.internal/rel-e:v2.0.0', 'RolledBack', 'rel-e');
+    await assertFirstDeploymentState(cluster, 'rel-e', 'registry.internal/rel-e:v2.0.0', 'RolledBack', 'rel-e', NAMESPACE);
 
-    await kubectl('annotate', 'release', 'rel-e', `${ReleaseAnnotation.Promote}=full`);
+    await kubectl('annotate', '--namespace', NAMESPACE, 'release', 'rel-e', `${ReleaseAnnotation.Promote}=full`);
     const promoted = await answered('promote');
     assert.equal(promoted.answer, 'Refused');
     assert.match(promoted.message, /the deployment is over/);
@@ -267,7 +266,7 @@ describe('the Release controller, on a real control plane and Temporal', () => {
       const service = await cluster.core.readNamespacedService({ name: 'rel-h-service', namespace: NAMESPACE });
       assert.deepEqual(service.spec!.selector, { app: 'rel-h' }, 'both slots serve');
 
-      await kubectl('annotate', 'release', 'rel-h', `${ReleaseAnnotation.Promote}=`);
+      await kubectl('annotate', '--namespace', NAMESPACE, 'release', 'rel-h', `${ReleaseAnnotation.Promote}=`);
       await eventually(async () => (await read('rel-h')).status?.lastRequest?.verb === 'promote', 'the promote answered', 30_000);
       const promoted = (await read('rel-h')).status!.lastRequest!;
       assert.equal(promoted.answer, 'Accepted', promoted.message);
@@ -292,7 +291,7 @@ describe('the Release controller, on a real control plane and Temporal', () => {
     await create(release('rel-g', { image: 'registry.internal/rel-g:v2.0.0', monitor: { durationSeconds: 120, intervalSeconds: 2, slos: [] } }));
     await eventually(async () => (await read('rel-g')).status?.phase === 'Monitoring', 'rel-g monitoring', 120_000);
     await worker.stop();
-    await kubectl('annotate', 'release', 'rel-g', `${ReleaseAnnotation.Abort}=aborted while the worker was gone`);
+    await kubectl('annotate', '--namespace', NAMESPACE, 'release', 'rel-g', `${ReleaseAnnotation.Abort}=aborted while the worker was gone`);
     await eventually(async () => (await read('rel-g')).status?.lastRequest?.verb === 'abort', 'the abort answered', 30_000);
     const recorded = (await read('rel-g')).status!.lastRequest!;
     assert.equal(recorded.answer, 'Recorded', recorded.message);
@@ -306,7 +305,7 @@ describe('the Release controller, on a real control plane and Temporal', () => {
     await eventually(async () => (await read('rel-g')).status?.outcome === 'RolledBack', 'rel-g rolled back', 60_000);
     const result = await deploymentResult(client.handle(NAMESPACE, 'rel-g'));
     assert.deepEqual([result.reason, result.status.abort!.reason], ['Aborted', 'aborted while the worker was gone']);
-    await assertFirstDeploymentState(cluster, 'rel-g', 'registry.internal/rel-g:v2.0.0', 'RolledBack', 'rel-g');
+    await assertFirstDeploymentState(cluster, 'rel-g', 'registry.internal/rel-g:v2.0.0', 'RolledBack', 'rel-g', NAMESPACE);
   });
 
   it('needs each verb of its Role: without any one of them, something fails with 403', async () => {
@@ -434,7 +433,7 @@ describe('the Release controller, on a real control plane and Temporal', () => {
       assert.match(b.output, /"msg":"took over the lease"/);
       assert.equal((await lease())?.leaseTransitions, transitions + 1, 'one transition: from controller-a to controller-b');
       assert.equal((await runsOf('rel-f')).length, 1, 'the deployment started once');
-      await assertFirstDeploymentState(cluster, 'rel-f', 'registry.internal/rel-f:v2.0.0', 'Succeeded', 'rel-f');
+      await assertFirstDeploymentState(cluster, 'rel-f', 'registry.internal/rel-f:v2.0.0', 'Succeeded', 'rel-f', NAMESPACE);
 
       const exited = new Promise<number | null>((resolve) => b.child.once('exit', resolve));
       b.child.kill('SIGTERM');

@@ -1,12 +1,13 @@
 /**
  * The test control plane with the project's own manifests applied (`kubectl apply -k deploy/`):
- * the detection API's blue-green pair in `default`, and the worker's ServiceAccount and Role.
+ * the detection API's blue-green pair, and the worker's ServiceAccount and Role, in a namespace of
+ * the test file's own.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
@@ -31,15 +32,36 @@ export interface Cluster {
 }
 
 /**
- * The suite's control plane (or a new one) with deploy/ applied, which also resets the objects an
- * earlier test file changed; waits until blue's three replicas of v2.1.0 serve and green has none.
+ * The namespace a test file keeps to on the shared control plane, from its path under test/
+ * (`test/e2e/kubernetes-deployments.e2e.test.ts` → `e2e-kubernetes-deployments`): files that run
+ * side by side (test/suite.ts) never touch each other's objects.
  */
-export async function startClusterWithManifests({ own = false }: { own?: boolean } = {}): Promise<Cluster> {
+export function fileNamespace(metaUrl: string): string {
+  const path = relative(join(ROOT, 'test'), fileURLToPath(metaUrl));
+  return path
+    .replace(/(\.e2e)?\.test\.ts$/, '')
+    .replace(/[^a-z0-9]+/gi, '-')
+    .toLowerCase()
+    .slice(0, 63)
+    .replace(/-+$/, '');
+}
+
+/** The detection API's objects (deploy/'s) in `namespace`. */
+export function detectionApiTarget(namespace: string): Target {
+  return { ...DETECTION_API_TARGET, namespace };
+}
+
+/**
+ * The suite's control plane (or a new one) with deploy/ applied in `namespace` (made if missing),
+ * which also resets the objects an earlier run of the same file changed; waits until blue's three
+ * replicas of v2.1.0 serve and green has none.
+ */
+export async function startClusterWithManifests({ own = false, namespace }: { own?: boolean; namespace: string }): Promise<Cluster> {
   const dir = mkdtempSync(join(tmpdir(), 'k8s-cluster-'));
   // `own`: a control plane of this file's alone, for a drill that stops its API server.
   const plane = own ? await startControlPlane({ dir }) : await useControlPlane({ dir });
   try {
-    await run('kubectl', ['--kubeconfig', plane.kubeconfigPath, 'apply', '-k', join(ROOT, 'deploy')]);
+    await applyInNamespace(plane, join(ROOT, 'deploy'), namespace);
     const config = plane.adminConfig();
     const cluster = {
       plane,
@@ -50,9 +72,11 @@ export async function startClusterWithManifests({ own = false }: { own?: boolean
     };
     const platform = new KubernetesPlatform(config);
     const progress = { heartbeat: () => undefined, signal: new AbortController().signal };
-    await platform.waitForSlotReady({ target: DETECTION_API_TARGET, slot: 'blue', replicas: 3, timeoutSeconds: 60 }, progress);
-    await platform.scaleSlot({ target: DETECTION_API_TARGET, slot: 'green', replicas: 0 }, progress);
-    await eventually(async () => JSON.stringify(await endpointPods(cluster, 'detection-api-service')) === JSON.stringify(await slotPods(cluster, 'blue')), 'endpoints on blue');
+    const target = detectionApiTarget(namespace);
+    await platform.waitForSlotReady({ target, slot: 'blue', replicas: 3, timeoutSeconds: 60 }, progress);
+    await platform.scaleSlot({ target, slot: 'green', replicas: 0 }, progress);
+    const onBlue = async () => JSON.stringify(await endpointPods(cluster, 'detection-api-service', namespace)) === JSON.stringify(await slotPods(cluster, 'blue', namespace));
+    await eventually(onBlue, 'endpoints on blue');
     return cluster;
   } catch (error) {
     await plane.stop();
@@ -60,8 +84,23 @@ export async function startClusterWithManifests({ own = false }: { own?: boolean
   }
 }
 
+/**
+ * `kubectl apply -k dir` with every namespaced object (and each RoleBinding's ServiceAccount
+ * subject) moved to `namespace`, which is made if missing: an overlay of kustomize's own.
+ */
+export async function applyInNamespace(plane: ControlPlane, dir: string, namespace: string, ...options: string[]): Promise<void> {
+  const kubectl = (...args: string[]) => run('kubectl', ['--kubeconfig', plane.kubeconfigPath, ...args]);
+  const overlay = mkdtempSync(join(tmpdir(), 'overlay-'));
+  const kustomization = ['kind: Kustomization', `namespace: ${namespace}`, 'resources:', `  - ${relative(overlay, dir)}`];
+  writeFileSync(join(overlay, 'kustomization.yaml'), `apiVersion: kustomize.config.k8s.io/v1beta1\n${kustomization.join('\n')}\n`);
+  await kubectl('create', 'namespace', namespace).catch((error: Error) => {
+    if (!/AlreadyExists/.test(error.message)) throw error;
+  });
+  await kubectl('apply', ...options, '-k', overlay);
+}
+
 /** Names of the ready pods in the Service's EndpointSlices, sorted. */
-export async function endpointPods(cluster: Cluster, service: string, namespace = 'default'): Promise<string[]> {
+export async function endpointPods(cluster: Cluster, service: string, namespace: string): Promise<string[]> {
   const slices = await cluster.discovery.listNamespacedEndpointSlice({ namespace, labelSelector: `kubernetes.io/service-name=${service}` });
   return slices.items
     .flatMap((s) => s.endpoints ?? [])
@@ -71,18 +110,18 @@ export async function endpointPods(cluster: Cluster, service: string, namespace 
 }
 
 /** Names of a slot's pods, sorted. */
-export async function slotPods(cluster: Cluster, slot: string, namespace = 'default'): Promise<string[]> {
+export async function slotPods(cluster: Cluster, slot: string, namespace: string): Promise<string[]> {
   const pods = await cluster.core.listNamespacedPod({ namespace, labelSelector: `app=detection-api,slot=${slot}` });
   return pods.items.map((p) => p.metadata!.name!).sort();
 }
 
 /** The objects a deployment of `app` drives, named as the spec's defaults name them. */
-export function appTarget(app: string, namespace = 'default'): Target {
+export function appTarget(app: string, namespace: string): Target {
   return targetOf(parseDeploymentSpec({ app, namespace, image: `registry.internal/${app}:v1.0.0` }));
 }
 
 /** Creates another app's Service (on blue) and its blue (`replicas`) and green (none) Deployments. */
-export async function createBlueGreenApp(apps: k8s.AppsV1Api, core: k8s.CoreV1Api, app: string, { namespace = 'default', replicas = 1 } = {}): Promise<Target> {
+export async function createBlueGreenApp(apps: k8s.AppsV1Api, core: k8s.CoreV1Api, app: string, { namespace, replicas = 1 }: { namespace: string; replicas?: number }): Promise<Target> {
   const slotDeployment = (slot: 'blue' | 'green', count: number): k8s.V1Deployment => ({
     metadata: { name: `${app}-${slot}`, labels: { app, slot } },
     spec: {
@@ -101,7 +140,7 @@ export async function createBlueGreenApp(apps: k8s.AppsV1Api, core: k8s.CoreV1Ap
 }
 
 /** Deletes what createBlueGreenApp made (a test on the shared control plane leaves it as it found it); absent objects are fine. */
-export async function deleteBlueGreenApp(cluster: Pick<Cluster, 'apps' | 'core'>, app: string, namespace = 'default'): Promise<void> {
+export async function deleteBlueGreenApp(cluster: Pick<Cluster, 'apps' | 'core'>, app: string, namespace: string): Promise<void> {
   await cluster.core.deleteNamespacedService({ name: `${app}-service`, namespace }).catch(() => undefined);
   for (const slot of ['blue', 'green']) await cluster.apps.deleteNamespacedDeployment({ name: `${app}-${slot}`, namespace }).catch(() => undefined);
 }
@@ -113,7 +152,7 @@ export async function deleteBlueGreenApp(cluster: Pick<Cluster, 'apps' | 'core'>
  * endpoints exactly the live slot's one pod; one rollout per change, however often a write ran
  * (green at revision 2 after a success, 3 after a rollback: back on its first ReplicaSet).
  */
-export async function assertFirstDeploymentState(cluster: Cluster, app: string, image: string, outcome: 'Succeeded' | 'RolledBack', context: string, namespace = 'default'): Promise<void> {
+export async function assertFirstDeploymentState(cluster: Cluster, app: string, image: string, outcome: 'Succeeded' | 'RolledBack', context: string, namespace: string): Promise<void> {
   const first = `registry.internal/${app}:v1.0.0`;
   const idle = { image: first, replicas: 0, ready: 0, revision: '1' };
   const expected =
@@ -147,7 +186,7 @@ export async function assertFirstDeploymentState(cluster: Cluster, app: string, 
 }
 
 /** Makes the pods labelled `version` crash-loop: their restartCount climbs every 2 s until stopped. */
-export function crashLoop(cluster: Cluster, version: string, namespace = 'default'): { stop(): Promise<void> } {
+export function crashLoop(cluster: Cluster, version: string, namespace: string): { stop(): Promise<void> } {
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {

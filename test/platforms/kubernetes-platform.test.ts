@@ -10,13 +10,14 @@ import { ApplicationFailure } from '@temporalio/activity';
 import * as k8s from '@kubernetes/client-node';
 import { KubernetesPlatform, transientDelay } from '../../src/platforms/kubernetes-platform.js';
 import { ErrorType } from '../../src/shared/errors.js';
-import { REFERENCE_TARGET } from '../helpers/deployment-harness.js';
 import { eventually } from '../helpers/eventually.js';
 import { progress, rejection } from '../helpers/platform-calls.js';
-import { endpointPods, slotPods, startClusterWithManifests } from '../helpers/kubernetes.js';
+import { detectionApiTarget, endpointPods, fileNamespace, slotPods, startClusterWithManifests } from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
 
-const target = REFERENCE_TARGET;
+/** This file's namespace on the shared control plane. */
+const NS = fileNamespace(import.meta.url);
+const target = detectionApiTarget(NS);
 const V1 = 'registry.internal/detection-api:v2.1.0';
 const V2 = 'registry.internal/detection-api:v2.2.0';
 
@@ -24,11 +25,11 @@ describe('the kubernetes adapter against a real control plane', () => {
   let cluster: Cluster;
   let platform: KubernetesPlatform;
 
-  const readDeployment = (name: string) => cluster.apps.readNamespacedDeployment({ name, namespace: 'default' });
-  const readService = () => cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: 'default' });
+  const readDeployment = (name: string) => cluster.apps.readNamespacedDeployment({ name, namespace: NS });
+  const readService = () => cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: NS });
 
   before(async () => {
-    cluster = await startClusterWithManifests();
+    cluster = await startClusterWithManifests({ namespace: NS });
     platform = new KubernetesPlatform(cluster.plane.adminConfig());
   });
 
@@ -58,7 +59,7 @@ describe('the kubernetes adapter against a real control plane', () => {
     const ready = await platform.waitForSlotReady({ target, slot: 'green', replicas: 2, timeoutSeconds: 60 }, beats);
     assert.equal(ready.readyReplicas, 2);
     assert.ok(beats.beats.length >= 1);
-    assert.equal((await slotPods(cluster, 'green')).length, 2);
+    assert.equal((await slotPods(cluster, 'green', NS)).length, 2);
 
     const resourceVersion = (await readDeployment('detection-api-green')).metadata!.resourceVersion;
     const again = await platform.deploySlot({ target, slot: 'green', image: V2, version: 'v2.2.0', replicas: 2 });
@@ -70,14 +71,14 @@ describe('the kubernetes adapter against a real control plane', () => {
     // Blue serves 3 replicas; green (the canary here) runs 2: 2 of 5 endpoints is 40 %.
     const request = { target, router: 'replica-ratio' as const, stable: 'blue' as const, canary: 'green' as const };
     assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 40 }), { changed: true, previous: 'selector slot=blue' });
-    const service = await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: 'default' });
+    const service = await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: NS });
     assert.equal(service.spec!.selector!['slot'], undefined, 'the slot label is off the selector');
     const split = (await readService()).metadata!.resourceVersion;
     assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 40 }), { changed: false, previous: 'both slots, by replicas' });
     assert.equal((await readService()).metadata!.resourceVersion, split, 'the second call wrote nothing');
     const at40 = await platform.verifyTrafficWeight({ ...request, weight: 40, timeoutSeconds: 30 }, progress());
     assert.deepEqual([at40.weight, at40.endpoints], [40, { blue: 3, green: 2 }]);
-    assert.deepEqual(await endpointPods(cluster, 'detection-api-service'), [...(await slotPods(cluster, 'blue')), ...(await slotPods(cluster, 'green'))].sort());
+    assert.deepEqual(await endpointPods(cluster, 'detection-api-service', NS), [...(await slotPods(cluster, 'blue', NS)), ...(await slotPods(cluster, 'green', NS))].sort());
     const unheld = await rejection(platform.verifyTrafficWeight({ ...request, weight: 25, timeoutSeconds: 1 }, progress()));
     assert.equal(unheld.type, ErrorType.TrafficNotVerified);
     assert.match(unheld.message, /does not hold 25 % for green after 1 s: 3 ready endpoints in blue, 2 in green \(40 %\)/);
@@ -87,7 +88,7 @@ describe('the kubernetes adapter against a real control plane', () => {
 
     await platform.setTrafficWeight({ ...request, weight: 0 });
     await platform.verifyTrafficWeight({ ...request, weight: 0, timeoutSeconds: 30 }, progress());
-    assert.deepEqual(await endpointPods(cluster, 'detection-api-service'), await slotPods(cluster, 'blue'));
+    assert.deepEqual(await endpointPods(cluster, 'detection-api-service', NS), await slotPods(cluster, 'blue', NS));
     const reset = (await readService()).metadata!.resourceVersion;
     assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 0 }), { changed: false, previous: 'selector slot=blue' });
     assert.equal((await readService()).metadata!.resourceVersion, reset, 'the second reset wrote nothing');
@@ -99,7 +100,7 @@ describe('the kubernetes adapter against a real control plane', () => {
     assert.equal((await readService()).spec!.selector!['slot'], 'green');
     const verified = await platform.verifyTraffic({ target, slot: 'green', timeoutSeconds: 30 }, progress());
     assert.equal(verified.endpoints, 2);
-    assert.deepEqual(await endpointPods(cluster, 'detection-api-service'), await slotPods(cluster, 'green'));
+    assert.deepEqual(await endpointPods(cluster, 'detection-api-service', NS), await slotPods(cluster, 'green', NS));
     const resourceVersion = (await readService()).metadata!.resourceVersion;
     assert.deepEqual(await platform.switchTraffic({ target, slot: 'green' }), { changed: false, previousSlot: 'green' });
     assert.equal((await readService()).metadata!.resourceVersion, resourceVersion, 'no write when already switched');
@@ -107,22 +108,22 @@ describe('the kubernetes adapter against a real control plane', () => {
 
   it('reads the restarts of a slot, as a crash loop raises them', async () => {
     assert.equal(await platform.readRestarts({ target, slot: 'green' }), 0);
-    const [name] = await slotPods(cluster, 'green');
-    const pod = await cluster.core.readNamespacedPod({ name: name!, namespace: 'default' });
+    const [name] = await slotPods(cluster, 'green', NS);
+    const pod = await cluster.core.readNamespacedPod({ name: name!, namespace: NS });
     pod.status!.containerStatuses![0]!.restartCount = 2;
-    await cluster.core.replaceNamespacedPodStatus({ name: name!, namespace: 'default', body: pod });
+    await cluster.core.replaceNamespacedPodStatus({ name: name!, namespace: NS, body: pod });
     assert.equal(await platform.readRestarts({ target, slot: 'green' }), 2);
   });
 
   it("collects a crash-looping slot's evidence through the API server: log tails (the previous container's too), BackOff events, restarts, the template diff", async () => {
     // What the crashing container wrote, as the simulated kubelet serves it (see test/k8s-harness/kubelet_logs.go).
-    const crashing = (await cluster.core.listNamespacedPod({ namespace: 'default', labelSelector: 'app=detection-api,slot=green' })).items.find(
+    const crashing = (await cluster.core.listNamespacedPod({ namespace: NS, labelSelector: 'app=detection-api,slot=green' })).items.find(
       (p) => p.status?.containerStatuses?.[0]?.restartCount === 2,
     )!;
     await cluster.core.patchNamespacedPod(
       {
         name: crashing.metadata!.name!,
-        namespace: 'default',
+        namespace: NS,
         body: {
           metadata: {
             annotations: {
@@ -152,34 +153,34 @@ describe('the kubernetes adapter against a real control plane', () => {
   });
 
   it('times out a slot whose pod stays unready, naming the counts', async () => {
-    const [name] = await slotPods(cluster, 'green');
-    const pod = await cluster.core.readNamespacedPod({ name: name!, namespace: 'default' });
+    const [name] = await slotPods(cluster, 'green', NS);
+    const pod = await cluster.core.readNamespacedPod({ name: name!, namespace: NS });
     pod.status!.conditions = pod.status!.conditions!.map((c) => (c.type === 'Ready' || c.type === 'ContainersReady' ? { ...c, status: 'False' } : c));
     pod.status!.containerStatuses![0]!.ready = false;
-    await cluster.core.replaceNamespacedPodStatus({ name: name!, namespace: 'default', body: pod });
+    await cluster.core.replaceNamespacedPodStatus({ name: name!, namespace: NS, body: pod });
     await eventually(async () => (await readDeployment('detection-api-green')).status?.readyReplicas === 1, 'readyReplicas 1');
     const failure = await rejection(platform.waitForSlotReady({ target, slot: 'green', replicas: 2, timeoutSeconds: 1 }, progress()));
     assert.equal(failure.type, ErrorType.ReadinessTimeout);
     assert.equal(failure.nonRetryable, true);
-    assert.match(failure.message, /detection-api-green in namespace default: 1 of 2 replicas ready after 1 s .*2 restarts/);
-    await eventually(async () => (await endpointPods(cluster, 'detection-api-service')).length === 1, 'the unready pod left the endpoints');
+    assert.match(failure.message, new RegExp(`detection-api-green in namespace ${NS}: 1 of 2 replicas ready after 1 s .*2 restarts`));
+    await eventually(async () => (await endpointPods(cluster, 'detection-api-service', NS)).length === 1, 'the unready pod left the endpoints');
   });
 
   it('scales a slot to zero and waits for its pods to go; restores a previous image when asked', async () => {
     await platform.scaleSlot({ target, slot: 'blue', replicas: 0 }, progress());
     assert.equal((await readDeployment('detection-api-blue')).spec!.replicas, 0);
-    assert.deepEqual(await slotPods(cluster, 'blue'), []);
+    assert.deepEqual(await slotPods(cluster, 'blue', NS), []);
     await platform.scaleSlot({ target, slot: 'green', replicas: 0, image: V1 }, progress());
     const green = await readDeployment('detection-api-green');
     assert.deepEqual([green.spec!.replicas, green.spec!.template.spec!.containers[0]!.image, green.spec!.template.metadata!.labels!['version']], [0, V1, 'v2.1.0']);
-    assert.deepEqual(await slotPods(cluster, 'green'), []);
+    assert.deepEqual(await slotPods(cluster, 'green', NS), []);
   });
 
   it('maps a missing object to NotFound, naming it and its namespace', async () => {
     const service = await rejection(platform.describe({ ...target, service: 'no-such-service' }));
     assert.equal(service.type, ErrorType.NotFound);
     assert.equal(service.nonRetryable, true);
-    assert.match(service.message, /read service no-such-service: not found in namespace default/);
+    assert.match(service.message, new RegExp(`read service no-such-service: not found in namespace ${NS}`));
     const deployment = await rejection(platform.describe({ ...target, namespace: 'kube-public' }));
     assert.equal(deployment.type, ErrorType.NotFound);
     assert.match(deployment.message, /not found in namespace kube-public/);
@@ -200,7 +201,7 @@ describe('the kubernetes adapter against a real control plane', () => {
 
   it('reports a selector on neither slot as a failed precondition', async () => {
     await cluster.core.patchNamespacedService(
-      { name: 'detection-api-service', namespace: 'default', body: { spec: { selector: { slot: 'canary' } } } },
+      { name: 'detection-api-service', namespace: NS, body: { spec: { selector: { slot: 'canary' } } } },
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
     );
     const failure = await rejection(platform.describe(target));
@@ -210,13 +211,13 @@ describe('the kubernetes adapter against a real control plane', () => {
   });
 
   it('maps an RBAC denial to Forbidden, naming the ServiceAccount, the verb and the namespace', async () => {
-    await cluster.core.createNamespacedServiceAccount({ namespace: 'default', body: { metadata: { name: 'no-rights' } } });
-    const token = await cluster.plane.mintToken('default', 'no-rights');
+    await cluster.core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name: 'no-rights' } } });
+    const token = await cluster.plane.mintToken(NS, 'no-rights');
     const denied = new KubernetesPlatform(cluster.plane.configForToken(token));
     const failure = await rejection(denied.switchTraffic({ target, slot: 'green' }));
     assert.equal(failure.type, ErrorType.Forbidden);
     assert.equal(failure.nonRetryable, true);
-    assert.match(failure.message, /User "system:serviceaccount:default:no-rights" cannot get resource "services" in API group "" in the namespace "default"/);
+    assert.match(failure.message, new RegExp(`User "system:serviceaccount:${NS}:no-rights" cannot get resource "services" in API group "" in the namespace "${NS}"`));
   });
 
   it('leaves an unreachable API server to the retry policy (a plain error)', async () => {
@@ -229,7 +230,7 @@ describe('the kubernetes adapter against a real control plane', () => {
     });
     const error = await new KubernetesPlatform(config).describe(target).catch((e: unknown) => e);
     assert.ok(error instanceof Error && !(error instanceof ApplicationFailure), `a retryable error, got ${String(error)}`);
-    assert.match((error as Error).message, /kubernetes: read service detection-api-service in namespace default: .*ECONNREFUSED/);
+    assert.match((error as Error).message, new RegExp(`kubernetes: read service detection-api-service in namespace ${NS}: .*ECONNREFUSED`));
   });
 });
 

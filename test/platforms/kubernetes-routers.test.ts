@@ -24,14 +24,14 @@ import { targetOf } from '../../src/shared/target.js';
 import { parseDeploymentSpec } from '../../src/deployment-spec/deployment-spec.js';
 import { installGatewayApi } from '../k8s-harness/control-plane.js';
 import { progress, rejection } from '../helpers/platform-calls.js';
-import { endpointPods, startClusterWithManifests } from '../helpers/kubernetes.js';
+import { endpointPods, fileNamespace, startClusterWithManifests } from '../helpers/kubernetes.js';
 import { eventually } from '../helpers/eventually.js';
 import type { Cluster } from '../helpers/kubernetes.js';
 
 const ROUTERS = fileURLToPath(new URL('../../deploy/routers/', import.meta.url));
 const manifest = <T>(path: string) => parseYaml(readFileSync(`${ROUTERS}${path}`, 'utf8')) as T;
 const V1 = 'registry.internal/detection-api:v2.1.0';
-const NS = 'default';
+const NS = fileNamespace(import.meta.url);
 const MERGE = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
 
 const gatewayTarget = targetOf(parseDeploymentSpec({ app: 'detection-api', image: V1, strategy: 'canary', traffic: { router: 'gateway-api', httpRoute: 'detection-api' } }));
@@ -68,7 +68,7 @@ describe('the gateway-api and ingress routers against a real control plane', () 
   };
 
   before(async () => {
-    cluster = await startClusterWithManifests();
+    cluster = await startClusterWithManifests({ namespace: NS });
     const config = cluster.plane.adminConfig();
     platform = new KubernetesPlatform(config);
     custom = config.makeApiClient(k8s.CustomObjectsApi);
@@ -82,7 +82,7 @@ describe('the gateway-api and ingress routers against a real control plane', () 
     await platform.waitForSlotReady({ target: gatewayTarget, slot: 'green', replicas: 2, timeoutSeconds: 60 }, progress());
     // Ready pods reach the slot Services' EndpointSlices a moment later: the figures below count them.
     // Blue's may still lag too when an earlier file on the shared control plane replaced its pods.
-    await eventually(async () => (await endpointPods(cluster, 'detection-api-green')).length === 2 && (await endpointPods(cluster, 'detection-api-blue')).length === 3, 'three blue and two green endpoints');
+    await eventually(async () => (await endpointPods(cluster, 'detection-api-green', NS)).length === 2 && (await endpointPods(cluster, 'detection-api-blue', NS)).length === 3, 'three blue and two green endpoints');
   });
 
   after(async () => {
@@ -108,7 +108,7 @@ describe('the gateway-api and ingress routers against a real control plane', () 
     assert.equal((await readRoute()).metadata.resourceVersion, at25.metadata.resourceVersion, 'the second call wrote nothing');
     const split = await rejection(platform.describe(gatewayTarget));
     assert.equal(split.type, ErrorType.PreconditionFailed);
-    assert.match(split.message, /httproute detection-api in namespace default weighs detection-api-blue 75, detection-api-green 25: no slot takes all the traffic/);
+    assert.match(split.message, new RegExp(`httproute detection-api in namespace ${NS} weighs detection-api-blue 75, detection-api-green 25: no slot takes all the traffic`));
 
     const unheld = await rejection(platform.verifyTrafficWeight({ ...request, weight: 50, timeoutSeconds: 1 }, progress()));
     assert.equal(unheld.type, ErrorType.TrafficNotVerified);
@@ -220,15 +220,15 @@ describe('the gateway-api and ingress routers against a real control plane', () 
     const missingBackend = retarget(gatewayTarget, { slotServices: { blue: 'detection-api-blue', green: 'no-such-green' } });
     const backend = await rejection(platform.setTrafficWeight({ target: missingBackend, router: 'gateway-api', stable: 'blue', canary: 'green', weight: 5 }));
     assert.equal(backend.type, ErrorType.NotFound);
-    assert.match(backend.message, /read service no-such-green \(slot green's backend\): not found in namespace default/);
+    assert.match(backend.message, new RegExp(`read service no-such-green \\(slot green's backend\\): not found in namespace ${NS}`));
     const route = await rejection(platform.describe(retarget(gatewayTarget, { httpRoute: 'no-such-route' })));
     assert.equal(route.type, ErrorType.NotFound);
-    assert.match(route.message, /read httproute no-such-route: not found in namespace default \(httproutes.gateway.networking.k8s.io "no-such-route" not found\)/);
+    assert.match(route.message, new RegExp(`read httproute no-such-route: not found in namespace ${NS} \\(httproutes.gateway.networking.k8s.io "no-such-route" not found\\)`));
     // Services that exist, but that no rule of the route names.
     const unnamed = retarget(gatewayTarget, { slotServices: { blue: 'detection-api-service', green: 'detection-api-service' } });
     const rule = await rejection(platform.setTrafficWeight({ target: unnamed, router: 'gateway-api', stable: 'blue', canary: 'green', weight: 5 }));
     assert.equal(rule.type, ErrorType.PreconditionFailed);
-    assert.match(rule.message, /httproute detection-api in namespace default has no rule with a backendRef to detection-api-service or detection-api-service/);
+    assert.match(rule.message, new RegExp(`httproute detection-api in namespace ${NS} has no rule with a backendRef to detection-api-service or detection-api-service`));
     assert.equal((await readRoute()).metadata.resourceVersion, before, 'nothing was written');
   });
 
@@ -252,7 +252,7 @@ describe('the gateway-api and ingress routers against a real control plane', () 
 
   it('ingress: a canary goes through NGINX canary annotations on a second Ingress over the canary slot; promotion moves the stable backend and lets go', async () => {
     const request = { target: ingressTarget, router: 'ingress' as const, stable: 'blue' as const, canary: 'green' as const };
-    assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 5 }), { changed: true, previous: 'ingress detection-api-ingress in namespace default sends to blue' });
+    assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 5 }), { changed: true, previous: `ingress detection-api-ingress in namespace ${NS} sends to blue` });
     const made = await readIngress('detection-api-ingress-canary');
     assert.deepEqual([made.metadata!.annotations![NGINX_CANARY], made.metadata!.annotations![NGINX_CANARY_WEIGHT]], ['true', '5']);
     assert.equal(made.spec!.ingressClassName, 'nginx');
@@ -268,7 +268,7 @@ describe('the gateway-api and ingress routers against a real control plane', () 
     assert.deepEqual([at50.metadata!.annotations![NGINX_CANARY_WEIGHT], at50.metadata!.annotations!['example.com/owner']], ['50', 'edge']);
     assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 50 }), {
       changed: false,
-      previous: 'ingress detection-api-ingress in namespace default sends to blue, canary ingress detection-api-ingress-canary sends 50 % to green',
+      previous: `ingress detection-api-ingress in namespace ${NS} sends to blue, canary ingress detection-api-ingress-canary sends 50 % to green`,
     });
     assert.equal((await readIngress('detection-api-ingress-canary')).metadata!.resourceVersion, at50.metadata!.resourceVersion, 'the second call wrote nothing');
 
@@ -296,10 +296,10 @@ describe('the gateway-api and ingress routers against a real control plane', () 
     assert.match(backend.message, /read service no-such-green \(slot green's backend\): not found/);
     const missing = await rejection(platform.describe(retarget(ingressTarget, { ingress: 'no-such-ingress' })));
     assert.equal(missing.type, ErrorType.NotFound);
-    assert.match(missing.message, /read ingress no-such-ingress: not found in namespace default/);
+    assert.match(missing.message, new RegExp(`read ingress no-such-ingress: not found in namespace ${NS}`));
     const neither = await rejection(platform.describe(retarget(ingressTarget, { slotServices: { blue: 'a', green: 'b' } })));
     assert.equal(neither.type, ErrorType.PreconditionFailed);
-    assert.match(neither.message, /ingress detection-api-ingress in namespace default has no path whose backend is a or b/);
+    assert.match(neither.message, new RegExp(`ingress detection-api-ingress in namespace ${NS} has no path whose backend is a or b`));
     assert.equal((await readIngress('detection-api-ingress')).metadata!.resourceVersion, before, 'nothing was written');
   });
 

@@ -1,18 +1,19 @@
 /**
  * Monitoring against Prometheus as teams run it, on the embedded stack: Prometheus scraping every
- * 15 s and every 60 s (its own default), steady traffic, no operator. A healthy release passes
- * without pausing (the monitor waits out the warm-up the scrape interval needs, read from
- * Prometheus's targets); a faulty one is rolled back on its error rate.
+ * `scrape` seconds, steady traffic, no operator. A healthy release passes without pausing (the
+ * monitor waits out the warm-up the scrape interval needs, read from Prometheus's targets); a
+ * faulty one is rolled back on its error rate. One file per interval
+ * (test/e2e/scrape-interval-*.e2e.test.ts), so that the two run side by side.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { deploymentResult } from '../../src/client/deployment-client.js';
 import { DETECTION_API_TARGET } from '../../src/embedded/stack.js';
 import type { EmbeddedStack } from '../../src/embedded/stack.js';
-import { deployTagAtScrapeInterval, startStackUnderTraffic, stopStackUnderTraffic } from '../helpers/embedded-stack.js';
-import type { StackUnderTraffic } from '../helpers/embedded-stack.js';
+import { deployTagAtScrapeInterval, startStackUnderTraffic, stopStackUnderTraffic } from './embedded-stack.js';
+import type { StackUnderTraffic } from './embedded-stack.js';
 
-for (const scrape of [15, 60]) {
+export function describeScrapeInterval(scrape: number): void {
   describe(`monitoring with Prometheus scraping every ${scrape} s, unattended`, () => {
     let stack: EmbeddedStack;
     const running: Partial<StackUnderTraffic> = {};

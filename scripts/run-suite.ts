@@ -1,0 +1,243 @@
+/**
+ * Runs the test files (scripts/run-tests.sh, after the type check and the lint): several at once,
+ * as test/suite.ts says, each in a `node --test` of its own, whose output is printed whole when it
+ * ends so that files running side by side do not interleave. Ends with each file's wall and CPU
+ * time, slowest first, the suite's wall time beside the CPU time it used, and the totals.
+ *
+ *   node --import tsx scripts/run-suite.ts [node --test options] [files]
+ *
+ * Options (arguments starting with `--`) go to every file's `node --test`; files given run instead
+ * of the whole suite. Exit code 1 when any test failed or any file did not end by itself.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ALONE, BACKGROUND_BUILDS, concurrency, FILE_TIMEOUT_MS, LONGEST_FIRST, TEST_TIMEOUT_MS } from '../test/suite.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+/** Each file's wall time at its last run on this machine, to start the longest first. */
+const LAST_TIMES = process.env['BLUEGREEN_SUITE_TIMES'] ?? join(ROOT, '.state/suite-times.json');
+
+interface Counts {
+  tests: number;
+  pass: number;
+  fail: number;
+  cancelled: number;
+  skipped: number;
+  todo: number;
+}
+
+interface FileRun {
+  file: string;
+  code: number | null;
+  wallSeconds: number;
+  cpuSeconds: number;
+  counts: Counts;
+  timedOut: boolean;
+}
+
+const COUNT_NAMES = ['tests', 'pass', 'fail', 'cancelled', 'skipped', 'todo'] as const;
+
+/** The counts in the closing lines of node --test's spec reporter (`ℹ pass 12`). */
+export function countsOf(output: string): Counts {
+  const counts: Counts = { tests: 0, pass: 0, fail: 0, cancelled: 0, skipped: 0, todo: 0 };
+  for (const name of COUNT_NAMES) {
+    const matches = [...output.matchAll(new RegExp(`^ℹ ${name} (\\d+)$`, 'gm'))];
+    counts[name] = matches.length > 0 ? Number(matches.at(-1)![1]) : 0;
+  }
+  return counts;
+}
+
+function testFiles(dir: string): string[] {
+  return readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((entry) => {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory()) return entry.name === 'histories' ? [] : testFiles(path);
+    return entry.name.endsWith('.test.ts') ? [path] : [];
+  });
+}
+
+/** Longest first: the previous run's times on this machine, else test/suite.ts's list, else path order. */
+function ordered(files: string[]): string[] {
+  const last: Record<string, number> = existsSync(LAST_TIMES) ? (JSON.parse(readFileSync(LAST_TIMES, 'utf8')) as Record<string, number>) : {};
+  const listed = (file: string) => {
+    const at = LONGEST_FIRST.indexOf(file);
+    return at === -1 ? Infinity : at;
+  };
+  return [...files].sort((a, b) => (last[b] ?? -1) - (last[a] ?? -1) || listed(a) - listed(b) || a.localeCompare(b));
+}
+
+/** Busy CPU-seconds of the whole machine so far (/proc/stat: all but idle and iowait). */
+function machineBusySeconds(): number {
+  if (!existsSync('/proc/stat')) return NaN;
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
+  return (user + nice + system + irq + softirq + steal) / 100;
+}
+
+/**
+ * One file in a `node --test` of its own, under bash so that `times` reports the CPU its processes
+ * used (those reaped by it or by their parents: every process a file starts is stopped by PID).
+ */
+function runFile(file: string, options: string[]): Promise<FileRun & { output: string }> {
+  const script = 'node "$@"; code=$?; times >&3; exit $code';
+  const args = [
+    '--import', 'tsx', '--import', './test/helpers/stop-descendants-on-exit.mjs',
+    '--test', '--test-reporter=spec', `--test-timeout=${TEST_TIMEOUT_MS}`, ...options, file,
+  ];
+  const started = performance.now();
+  const child = spawn('bash', ['-c', script, 'bash', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
+  let output = '';
+  let times = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  (child.stdio[3] as NodeJS.ReadableStream).on('data', (chunk: Buffer) => (times += chunk.toString()));
+  let timedOut = false;
+  const bound = setTimeout(() => {
+    timedOut = true;
+    // The file's process stops everything it started on SIGTERM (stop-descendants-on-exit.mjs).
+    child.kill('SIGTERM');
+  }, FILE_TIMEOUT_MS);
+  return new Promise((resolve) => {
+    child.on('close', (code) => {
+      clearTimeout(bound);
+      // `times`: the shell's own user and system time, then its children's: "0m1.250s 0m0.310s".
+      const children = times.trim().split('\n').at(-1) ?? '';
+      const cpuSeconds = [...children.matchAll(/(\d+)m([\d.]+)s/g)].reduce((sum, [, m, s]) => sum + Number(m) * 60 + Number(s), 0);
+      const wallSeconds = (performance.now() - started) / 1000;
+      resolve({ file, code, wallSeconds, cpuSeconds, counts: countsOf(output), timedOut, output });
+    });
+  });
+}
+
+interface Build {
+  done: boolean;
+  ended: Promise<void>;
+  seconds: number;
+  /** Null while it runs or once it succeeded; its output if it failed. */
+  failure: string | null;
+}
+
+/** Starts each background build a chosen file needs (test/suite.ts), once per command. */
+function startBuilds(files: string[]): Map<string, Build> {
+  const byCommand = new Map<string, Build>();
+  const byFile = new Map<string, Build>();
+  for (const file of files) {
+    const command = BACKGROUND_BUILDS[file];
+    if (!command) continue;
+    const key = command.join(' ');
+    if (!byCommand.has(key)) {
+      const started = performance.now();
+      const build: Build = { done: false, ended: Promise.resolve(), seconds: 0, failure: null };
+      build.ended = new Promise((resolve) => {
+        const child = spawn(command[0]!, command.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+        let output = '';
+        child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+        child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+        child.on('close', (code) => {
+          Object.assign(build, { done: true, seconds: (performance.now() - started) / 1000, failure: code === 0 ? null : `${key}: exit ${code}\n${output}` });
+          process.stdout.write(`suite: background build \`${key}\` ${code === 0 ? 'done' : 'FAILED'} in ${build.seconds.toFixed(1)} s\n`);
+          resolve();
+        });
+      });
+      byCommand.set(key, build);
+    }
+    byFile.set(file, byCommand.get(key)!);
+  }
+  return byFile;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const options = argv.filter((a) => a.startsWith('--'));
+  const chosen = argv.filter((a) => !a.startsWith('--')).map((f) => relative(ROOT, join(process.cwd(), f)));
+  const files = chosen.length > 0 ? chosen : testFiles('test');
+  const alone = ordered(files.filter((f) => f in ALONE));
+  const shared = ordered(files.filter((f) => !(f in ALONE)));
+  const width = concurrency();
+  process.stdout.write(
+    `suite: ${files.length} files, ${width} at a time; alone afterwards: ${alone.length > 0 ? alone.join(', ') : 'none'}\n`,
+  );
+
+  const busyAtStart = machineBusySeconds();
+  const started = performance.now();
+  const runs: FileRun[] = [];
+  const finish = (run: FileRun & { output: string }) => {
+    const bad = run.code !== 0 || run.counts.fail > 0 || run.counts.cancelled > 0;
+    process.stdout.write(`\n▶ ${run.file}\n${run.output.trimEnd()}\n`);
+    process.stdout.write(
+      `${bad ? '✖' : '✔'} ${run.file}: ${run.counts.pass} passed, ${run.counts.fail + run.counts.cancelled} failed` +
+        ` in ${run.wallSeconds.toFixed(1)} s${run.timedOut ? ` (ended at its bound of ${FILE_TIMEOUT_MS / 60_000} min)` : ''}\n`,
+    );
+    runs.push({ file: run.file, code: run.code, wallSeconds: run.wallSeconds, cpuSeconds: run.cpuSeconds, counts: run.counts, timedOut: run.timedOut });
+  };
+
+  const builds = startBuilds(files);
+  const queue = [...shared];
+  /** The next file whose build (if any) has ended; waits while only files with builds running are left. */
+  const next = async (): Promise<string | undefined> => {
+    for (;;) {
+      const at = queue.findIndex((file) => builds.get(file)?.done !== false);
+      if (at !== -1) return queue.splice(at, 1)[0];
+      if (queue.length === 0) return undefined;
+      await Promise.race(queue.map((file) => builds.get(file)!.ended));
+    }
+  };
+  const run = async (file: string) => {
+    const failure = builds.get(file)?.failure;
+    if (failure) {
+      const counts = { tests: 1, pass: 0, fail: 1, cancelled: 0, skipped: 0, todo: 0 };
+      return finish({ file, code: 1, wallSeconds: 0, cpuSeconds: 0, counts, timedOut: false, output: `its build failed:\n${failure}` });
+    }
+    finish(await runFile(file, options));
+  };
+  const lane = async () => {
+    for (let file = await next(); file !== undefined; file = await next()) {
+      process.stdout.write(`▷ ${file}\n`);
+      await run(file);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, queue.length) }, lane));
+  for (const file of alone) {
+    process.stdout.write(`▷ ${file} (alone: ${ALONE[file]})\n`);
+    await builds.get(file)?.ended;
+    await run(file);
+  }
+
+  const wall = (performance.now() - started) / 1000;
+  const busy = machineBusySeconds() - busyAtStart;
+  report(runs, wall, busy);
+  const failed = runs.filter((r) => r.code !== 0 || r.counts.fail > 0 || r.counts.cancelled > 0);
+  return failed.length > 0 ? 1 : 0;
+}
+
+function report(runs: FileRun[], wall: number, busy: number): void {
+  const byTime = [...runs].sort((a, b) => b.wallSeconds - a.wallSeconds);
+  const fileWall = runs.reduce((sum, r) => sum + r.wallSeconds, 0);
+  const fileCpu = runs.reduce((sum, r) => sum + r.cpuSeconds, 0);
+  const lines = ['', 'Each file\'s wall and CPU time, slowest first (the 15 slowest are marked):'];
+  byTime.forEach((r, i) => {
+    const mark = i < 15 ? '*' : ' ';
+    lines.push(`${mark} ${r.wallSeconds.toFixed(1).padStart(7)} s wall ${r.cpuSeconds.toFixed(1).padStart(7)} s CPU  ${r.file}`);
+  });
+  lines.push(
+    '',
+    `suite wall time ${wall.toFixed(1)} s for ${fileWall.toFixed(1)} s of files' wall time (${(fileWall / wall).toFixed(2)} files at once on average)`,
+    `CPU time: ${fileCpu.toFixed(1)} s used by the files' processes; ${Number.isNaN(busy) ? 'n/a' : busy.toFixed(1)} s busy on the whole machine` +
+      ` (${Number.isNaN(busy) ? 'n/a' : ((100 * busy) / wall / 2).toFixed(0)} % of 2 cores)`,
+  );
+  const failed = runs.filter((r) => r.code !== 0 || r.counts.fail > 0 || r.counts.cancelled > 0);
+  for (const r of failed) lines.push(`✖ failed: ${r.file}${r.timedOut ? ' (ended at its bound)' : r.code !== 0 && r.counts.fail === 0 ? ` (exit ${r.code})` : ''}`);
+  const total = (name: keyof Counts) => runs.reduce((sum, r) => sum + r.counts[name], 0);
+  // A file that ended without its closing lines (killed, crashed) counts as one failed test.
+  const silent = failed.filter((r) => r.counts.tests === 0).length;
+  for (const name of COUNT_NAMES) lines.push(`ℹ ${name} ${total(name) + (name === 'tests' || name === 'fail' ? silent : 0)}`);
+  lines.push(`ℹ duration_ms ${(wall * 1000).toFixed(0)}`);
+  lines.push(`suite: ${total('pass')} passed, ${total('fail') + total('cancelled') + silent} failed, ${total('skipped')} skipped`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  mkdirSync(dirname(LAST_TIMES), { recursive: true });
+  const last = existsSync(LAST_TIMES) ? (JSON.parse(readFileSync(LAST_TIMES, 'utf8')) as Record<string, number>) : {};
+  const times = { ...last, ...Object.fromEntries(runs.map((r) => [r.file, Math.round(r.wallSeconds)])) };
+  writeFileSync(LAST_TIMES, JSON.stringify(times, null, 2));
+}
+
+process.exitCode = await main(process.argv.slice(2));

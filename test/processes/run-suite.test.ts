@@ -1,0 +1,51 @@
+/**
+ * The suite's runner (scripts/run-suite.ts): files run side by side, each file's output whole, a
+ * failure in one file fails the run, and the closing lines count every file's tests.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const FILES = ['test/processes/fixtures/suite-file.ts', 'test/processes/fixtures/suite-other-file.ts'];
+
+/** The runner on the two fixture files, two at a time; its exit code, output and the files' log. */
+async function runSuite(failIn: string): Promise<{ code: number; stdout: string; log: string[] }> {
+  const dir = mkdtempSync(join(tmpdir(), 'run-suite-'));
+  const env: NodeJS.ProcessEnv = { ...process.env, SUITE_LOG: join(dir, 'log'), FAIL_IN: failIn, BLUEGREEN_TEST_CONCURRENCY: '2', BLUEGREEN_SUITE_TIMES: join(dir, 'times.json') };
+  delete env['NODE_TEST_CONTEXT']; // a runner of its own, not a child of this one
+  const { code, stdout } = await new Promise<{ code: number; stdout: string }>((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', 'scripts/run-suite.ts', ...FILES], { cwd: ROOT, env, timeout: 60_000 }, (error, stdout) =>
+      resolve({ code: error ? Number((error as { code?: number }).code) : 0, stdout }),
+    );
+  });
+  return { code, stdout, log: readFileSync(join(dir, 'log'), 'utf8').trim().split('\n') };
+}
+
+describe('the suite runner', () => {
+  it('runs files side by side and counts every test of every file', async () => {
+    const { code, stdout, log } = await runSuite('');
+    assert.equal(code, 0, stdout);
+    const at = (line: string) => Number(log.find((l) => l.startsWith(line))?.split(' ')[2]);
+    const [aStart, aEnd, bStart, bEnd] = [at('suite-file.ts start'), at('suite-file.ts end'), at('suite-other-file.ts start'), at('suite-other-file.ts end')];
+    assert.ok(aStart < bEnd && bStart < aEnd, `the two files overlap in time: ${log.join(', ')}`);
+    assert.match(stdout, /^suite: 2 files, 2 at a time/m);
+    assert.match(stdout, /^suite: 4 passed, 0 failed, 0 skipped$/m);
+    assert.match(stdout, /^ℹ pass 4$/m);
+    for (const file of FILES) assert.match(stdout, new RegExp(`^\\* +[\\d.]+ s wall +[\\d.]+ s CPU  ${file}$`, 'm'), `${file}'s time is listed`);
+  });
+
+  it('fails the run when one test of one file fails, and names the file', async () => {
+    const { code, stdout } = await runSuite('suite-other-file.ts');
+    assert.equal(code, 1);
+    assert.match(stdout, /^✖ failed: test\/processes\/fixtures\/suite-other-file.ts$/m);
+    assert.match(stdout, /^suite: 3 passed, 1 failed, 0 skipped$/m);
+    // Each file's output is printed whole: the failing test's name directly under its file's heading.
+    const block = stdout.slice(stdout.indexOf('▶ test/processes/fixtures/suite-other-file.ts'));
+    assert.match(block.slice(0, block.indexOf('✖ test/processes/fixtures/suite-other-file.ts')), /✖ fails when told to/);
+  });
+});

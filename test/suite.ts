@@ -1,0 +1,63 @@
+/**
+ * How the suite runs its files (scripts/run-suite.ts), in one place: which files run alone, how
+ * many run side by side, and which start first.
+ *
+ * Files share nothing unless listed here: each starts its own Temporal server, picks free ports,
+ * and keeps to its own namespace on the shared control plane (test/helpers/kubernetes.ts). So the
+ * runner starts several at once, and a file that fails only when others run beside it has an
+ * isolation bug to fix, not a reason to be listed in ALONE.
+ */
+import { availableParallelism, totalmem } from 'node:os';
+
+/**
+ * Files that run one at a time, after every other file has ended, each with the machine to
+ * itself, and why. Keep this list short: a file here adds its whole wall time to the suite's.
+ */
+export const ALONE: Record<string, string> = {
+  'test/e2e/workers-chaos.e2e.test.ts':
+    'three workers and fifty deployments on two cores: its SIGKILLs are timed to catch writes in flight, which CPU taken by other files moves',
+};
+
+/**
+ * Files started first, longest first (their wall time at the last measured run), so that the
+ * longest file does not start last and hold the suite up alone. A file not listed starts after
+ * these, in path order; the runner also reorders by the times of the previous run on this machine.
+ */
+export const LONGEST_FIRST: readonly string[] = [
+  'test/e2e/kubernetes-abort-drills.e2e.test.ts',
+  'test/e2e/scrape-interval-60s.e2e.test.ts',
+  'test/workflows/blue-green-deployment.test.ts',
+  'test/e2e/drills.e2e.test.ts',
+  'test/e2e/local-deployments.e2e.test.ts',
+  'test/e2e/scrape-interval-15s.e2e.test.ts',
+  'test/gitops/release-controller.e2e.test.ts',
+  'test/e2e/temporal-postgres.e2e.test.ts',
+  'test/e2e/abort-drills.e2e.test.ts',
+];
+
+/**
+ * How many files run at once: most of a file's time is spent waiting (on timers, scrapes,
+ * servers), so twice the cores, bounded by memory (a file with its servers stays under 2 GiB).
+ * BLUEGREEN_TEST_CONCURRENCY overrides it.
+ */
+export function concurrency(env: NodeJS.ProcessEnv = process.env): number {
+  const set = Number(env['BLUEGREEN_TEST_CONCURRENCY']);
+  if (Number.isInteger(set) && set >= 1) return set;
+  const byMemory = Math.floor(totalmem() / 2 ** 31);
+  return Math.max(1, Math.min(availableParallelism() * 2, byMemory));
+}
+
+/**
+ * Builds only some files need, started in the background when the suite starts (scripts/setup.sh
+ * leaves them out of `npm test`'s setup) so that the first files run meanwhile; a file listed
+ * here is started once its build has ended, and fails with the build's output if the build did.
+ */
+export const BACKGROUND_BUILDS: Record<string, readonly string[]> = {
+  'test/e2e/temporal-postgres.e2e.test.ts': ['bash', 'scripts/setup.sh', '--temporal-server'],
+};
+
+/** A file's bound as a whole: it is ended (and every process it started with it) past this. */
+export const FILE_TIMEOUT_MS = 20 * 60_000;
+
+/** Each test's bound (node --test's --test-timeout). */
+export const TEST_TIMEOUT_MS = 10 * 60_000;

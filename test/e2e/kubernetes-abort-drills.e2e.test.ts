@@ -14,9 +14,7 @@
  *   rolled back with nobody involved.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import { after, before, describe, it } from 'node:test';
@@ -58,7 +56,6 @@ const OUTAGE_MS = FULL_LENGTH ? 180_000 : 90_000;
 const STUCK_AFTER_SECONDS = FULL_LENGTH ? 120 : 30;
 const ROUTE_PATCH = new RegExp(`\\/apis\\/gateway.networking.k8s.io\\/v1\\/namespaces\\/${NS}\\/httproutes\\/detection-api$`);
 const ROUTERS_OVERLAY = fileURLToPath(new URL('./routers-overlay', import.meta.url));
-const run = promisify(execFile);
 
 describe('abort drills on the Kubernetes control plane', () => {
   let env: TestWorkflowEnvironment;

@@ -6,9 +6,7 @@
  * 100/0 for the stable slot, verified; and a blue-green through the Ingress's backend switch.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import * as k8s from '@kubernetes/client-node';
@@ -31,7 +29,6 @@ import { startDevServer } from '../helpers/temporal-servers.js';
 /** This file's namespace on the shared control plane. */
 const NS = fileNamespace(import.meta.url);
 
-const run = promisify(execFile);
 const TASK_QUEUE = 'bluegreen-routers-e2e';
 const IMAGE = (tag: string) => `registry.internal/detection-api:${tag}`;
 const OVERLAY = fileURLToPath(new URL('./routers-overlay', import.meta.url));

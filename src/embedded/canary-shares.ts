@@ -20,21 +20,26 @@ export interface StepServed {
 /**
  * Follows the running deployment of the detection API to its end (calling `onStatus` with each new
  * status) and returns its result with, for a canary, each step's share: from the moment its hold
- * began (its weight set and verified) to the next step's, or the end.
+ * began (its weight set and verified) to the first status that shows it over (the next step's
+ * scaling or weight, a rollback, the end), so that no request sent at the next weight is counted.
  */
 export async function followCanary(
   stack: EmbeddedStack,
   onStatus: (status: DeploymentStatus) => void = () => undefined,
   { pollMs = 100, router = TrafficRouter.ServiceSelector }: { pollMs?: number; router?: TrafficRouter } = {},
 ): Promise<{ result: DeploymentResult; steps: StepServed[] }> {
-  const marks: { step: number; weight: number; at: Promise<Record<string, number>> }[] = [];
+  type Counts = Promise<Record<string, number>>;
+  const marks: { step: number; weight: number; at: Counts; until?: Counts }[] = [];
   const result = await stack.deployments!.follow(
     'default',
     'detection-api',
     (status) => {
       onStatus(status);
       const canary = status.canary;
-      if (canary && status.phase === 'Monitoring' && marks.at(-1)?.step !== canary.step) marks.push({ step: canary.step, weight: canary.weight, at: stack.servedBy(router) });
+      const holding = canary && status.phase === 'Monitoring' ? canary.step : null;
+      const last = marks.at(-1);
+      if (last && !last.until && holding !== last.step) last.until = stack.servedBy(router);
+      if (canary && holding !== null && last?.step !== holding) marks.push({ step: holding, weight: canary.weight, at: stack.servedBy(router) });
     },
     pollMs,
   );
@@ -43,7 +48,7 @@ export async function followCanary(
   const steps: StepServed[] = [];
   for (const [index, mark] of marks.entries()) {
     const from = await mark.at;
-    const to = index + 1 < marks.length ? await marks[index + 1]!.at : end;
+    const to = (await mark.until) ?? (index + 1 < marks.length ? await marks[index + 1]!.at : end);
     const total = Object.keys(to).reduce((sum, key) => sum + (to[key] ?? 0) - (from[key] ?? 0), 0);
     const done = result.status.canary?.completed.find((c) => c.step === mark.step);
     steps.push({ step: mark.step, weight: mark.weight, canary: (to[slot] ?? 0) - (from[slot] ?? 0), total, observedShare: done?.observedShare ?? null });

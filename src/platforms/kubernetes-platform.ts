@@ -7,6 +7,10 @@
  * the rule. Transient ones (409, 429, 5xx, a lost connection) are retried here, a few times within
  * about two seconds, honouring Retry-After as client-go does; what outlasts that is a plain error,
  * retried by Temporal. Every request is safe to repeat: reads, and patches that set values.
+ * A 403 is permanent, except within a minute of the API server being unreachable (a connection
+ * refused or reset, or 502, 503 or 504 from it or a load balancer in front of it): one that has
+ * just started answers before its authorizer has loaded RBAC, and refuses every request for a
+ * moment (the drill of an API server restarted during a rollback met it), so then it is retried.
  */
 import { Agent } from 'node:https';
 import { ApplicationFailure } from '@temporalio/activity';
@@ -54,6 +58,8 @@ const REQUEST_TRIES = 5;
 const FIRST_RETRY_MS = 100;
 /** The longest Retry-After obeyed; a server asking for more gets Temporal's retry instead. */
 const MAX_RETRY_AFTER_MS = 2000;
+/** How long after the API server was last unreachable a 403 is taken for one that is starting. */
+const JUST_STARTED_MS = 60_000;
 /** Connection-level failures worth another try. */
 const TRANSIENT_NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ECONNABORTED']);
 
@@ -61,6 +67,8 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
   readonly name = 'kubernetes';
   private readonly core: k8s.CoreV1Api;
   private readonly apps: k8s.AppsV1Api;
+  /** When a request last failed to reach the API server (performance.now()), or never. */
+  private unreachableAt = -Infinity;
   protected readonly traffic: RoutedTraffic;
 
   constructor(config: k8s.KubeConfig) {
@@ -266,12 +274,33 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
       try {
         return await request();
       } catch (error) {
-        const retryAfter = transientDelay(error, wait);
-        if (retryAfter === null || attempt >= REQUEST_TRIES) throw toFailure(error, what, target.namespace);
-        await new Promise((resolve) => setTimeout(resolve, retryAfter));
+        if (isUnreachable(error)) this.unreachableAt = performance.now();
+        const starting = isForbidden(error) && performance.now() - this.unreachableAt < JUST_STARTED_MS;
+        const retryAfter = starting ? wait : transientDelay(error, wait);
+        if (retryAfter !== null && attempt < REQUEST_TRIES) {
+          await new Promise((resolve) => setTimeout(resolve, retryAfter));
+          continue;
+        }
+        if (starting) {
+          const message = `HTTP 403 from an API server that was unreachable moments ago (its authorizer may not have loaded RBAC yet): ${toFailure(error, what, target.namespace).message}`;
+          throw new Error(`kubernetes: ${what} in namespace ${target.namespace}: ${message}`, { cause: error });
+        }
+        throw toFailure(error, what, target.namespace);
       }
     }
   }
+
+}
+
+function isForbidden(error: unknown): boolean {
+  return error instanceof k8s.ApiException && error.code === 403;
+}
+
+/** A connection that failed, or a gateway's or starting server's answer that the server is not there (502, 503, 504). */
+function isUnreachable(error: unknown): boolean {
+  if (error instanceof k8s.ApiException) return [502, 503, 504].includes(error.code as number);
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' && TRANSIENT_NETWORK_CODES.has(code);
 }
 
 /** How long to wait before repeating a request that failed with `error`, or null when it is permanent. */

@@ -49,7 +49,9 @@ describe('docker-compose.yml', () => {
     const dockerfile = readFileSync(`${ROOT}deploy/temporal/Dockerfile`, 'utf8');
     assert.match(dockerfile, /^COPY go\.mod go\.sum \.\/$/m);
     assert.match(dockerfile, /go build -trimpath -o \/out\/temporal-server go\.temporal\.io\/server\/cmd\/server/);
-    assert.match(readFileSync(`${ROOT}scripts/setup.sh`, 'utf8'), /cd deploy\/temporal && go build .*go\.temporal\.io\/server\/cmd\/tools\/sql && go build .*go\.temporal\.io\/server\/cmd\/server/);
+    const setup = readFileSync(`${ROOT}scripts/setup.sh`, 'utf8');
+    assert.match(setup, /build_cached \.tools\/temporal-sql-tool deploy\/temporal -- go build .*go\.temporal\.io\/server\/cmd\/tools\/sql$/m);
+    assert.match(setup, /build_cached \.tools\/temporal-server deploy\/temporal -- go build .*go\.temporal\.io\/server\/cmd\/server$/m);
     // The schema and the namespace: the scripts the harness runs.
     assert.deepEqual(compose.services['temporal-schema']!.command, ['sh', '/etc/temporal/schema.sh']);
     assert.deepEqual(compose.services['temporal-namespace']!.command, ['sh', '/etc/temporal/namespace.sh']);

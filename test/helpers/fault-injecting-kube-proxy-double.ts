@@ -10,6 +10,7 @@
  *   answer: the writes the seeded 20 % would reach only rarely, made certain.
  * - Permanent faults: every request matching a method and path is answered with one status
  *   (403, 404, 422), with the body the real server would send (a `Status` object).
+ * - An outage: while `unreachable`, every connection is reset before any request reaches the server.
  */
 import { createServer, request as httpsRequest } from 'node:https';
 import type { Server } from 'node:https';
@@ -40,6 +41,7 @@ export class FaultInjectingKubeProxy {
   readonly tap = new WriteTap();
   transientRate = 0;
   faultFirstTryOfWrites = false;
+  unreachable = false;
   permanent: PermanentFault[] = [];
   counts: FaultCounts = { requests: 0, transient: {}, permanent: 0 };
   private readonly random: () => number;
@@ -88,6 +90,7 @@ export class FaultInjectingKubeProxy {
   reset(): void {
     this.transientRate = 0;
     this.faultFirstTryOfWrites = false;
+    this.unreachable = false;
     this.permanent = [];
     this.counts = { requests: 0, transient: {}, permanent: 0 };
     this.tap.writeDelayMs = 0;
@@ -104,6 +107,10 @@ export class FaultInjectingKubeProxy {
 
   private answerOrForward(req: IncomingMessage, res: ServerResponse): void {
     this.counts.requests += 1;
+    if (this.unreachable) {
+      req.socket.destroy();
+      return;
+    }
     const rule = this.permanent.find((r) => r.method === req.method && r.path.test(req.url ?? ''));
     if (rule) {
       this.counts.permanent += 1;

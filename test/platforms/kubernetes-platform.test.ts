@@ -11,6 +11,7 @@ import * as k8s from '@kubernetes/client-node';
 import { KubernetesPlatform, transientDelay } from '../../src/platforms/kubernetes-platform.js';
 import { ErrorType } from '../../src/shared/errors.js';
 import { eventually } from '../helpers/eventually.js';
+import { FaultInjectingKubeProxy } from '../helpers/fault-injecting-kube-proxy-double.js';
 import { progress, rejection } from '../helpers/platform-calls.js';
 import { detectionApiTarget, endpointPods, fileNamespace, slotPods, startClusterWithManifests } from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
@@ -218,6 +219,31 @@ describe('the kubernetes adapter against a real control plane', () => {
     assert.equal(failure.type, ErrorType.Forbidden);
     assert.equal(failure.nonRetryable, true);
     assert.match(failure.message, new RegExp(`User "system:serviceaccount:${NS}:no-rights" cannot get resource "services" in API group "" in the namespace "${NS}"`));
+  });
+
+  it('takes a 403 within a minute of the API server being unreachable for one that has just started (retried), and any other 403 as Forbidden', async () => {
+    // TEST DOUBLE for the fault: a restarted API server refuses every request until its authorizer
+    // has loaded RBAC, for about a second; the proxy makes that window certain.
+    const proxy = await FaultInjectingKubeProxy.inFrontOf(cluster.plane);
+    try {
+      const config = cluster.plane.configForToken(await cluster.plane.mintToken(NS, 'bluegreen-worker'), proxy.url);
+      const path = new RegExp(`/api/v1/namespaces/${NS}/services/detection-api-service$`);
+      proxy.permanent = [{ method: 'GET', path, status: 403 }];
+      const fresh = await rejection(new KubernetesPlatform(config).describe(target));
+      assert.deepEqual([fresh.type, fresh.nonRetryable], [ErrorType.Forbidden, true], 'a 403 with no outage before it is permanent');
+
+      const restarted = new KubernetesPlatform(config);
+      proxy.unreachable = true;
+      await assert.rejects(restarted.describe(target), (error: Error) => !(error instanceof ApplicationFailure) && /ECONNRESET|socket hang up/.test(error.message));
+      proxy.unreachable = false;
+      const starting = await restarted.describe(target).catch((error: unknown) => error as Error);
+      assert.ok(starting instanceof Error && !(starting instanceof ApplicationFailure), `a plain error, retried by Temporal: ${String(starting)}`);
+      assert.match(starting.message, /HTTP 403 from an API server that was unreachable moments ago/);
+      proxy.permanent = [];
+      assert.equal((await restarted.describe(target)).activeSlot, (await platform.describe(target)).activeSlot, 'answered once the server authorizes again');
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('leaves an unreachable API server to the retry policy (a plain error)', async () => {

@@ -34,8 +34,8 @@ const V1 = 'registry.internal/detection-api:v2.1.0';
 const NS = fileNamespace(import.meta.url);
 const MERGE = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
 
-const gatewayTarget = targetOf(parseDeploymentSpec({ app: 'detection-api', image: V1, strategy: 'canary', traffic: { router: 'gateway-api', httpRoute: 'detection-api' } }));
-const ingressTarget = targetOf(parseDeploymentSpec({ app: 'detection-api', image: V1, strategy: 'canary', traffic: { router: 'ingress' } }));
+const gatewayTarget = targetOf(parseDeploymentSpec({ app: 'detection-api', namespace: NS, image: V1, strategy: 'canary', traffic: { router: 'gateway-api', httpRoute: 'detection-api' } }));
+const ingressTarget = targetOf(parseDeploymentSpec({ app: 'detection-api', namespace: NS, image: V1, strategy: 'canary', traffic: { router: 'ingress' } }));
 
 interface Route {
   metadata: { resourceVersion: string; annotations?: Record<string, string> };

@@ -17,7 +17,7 @@
 # `--without-kubernetes` (the demo's) leaves out what only the tests need: Lua, kubectl, the
 # control plane and Temporal on PostgreSQL. `--without-temporal-server` (npm test's) leaves out
 # Temporal on PostgreSQL, which the suite's runner builds in the background while the first files
-# run (`--temporal-server`: only that).
+# run (`--temporal-server`: only that; `--k8s-harness`: only the control plane's binary).
 # Go binaries are kept in a cache outside the checkout (BLUEGREEN_BUILD_CACHE, by default
 # ~/.cache/bluegreen), named by a hash of their sources and the Go version, so that a new clone
 # copies them instead of linking them again; Go's own caches hold the compiled packages.
@@ -52,7 +52,7 @@ build_cached() {
   local output="$1" dir="$2"
   shift 3
   local key
-  key="$( (go version; cd "$dir" && find . -maxdepth 1 \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16)"
+  key="$( (go version; echo "$@"; cd "$dir" && find . -maxdepth 1 \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16)"
   local cached="$BUILD_CACHE/$(basename "$output")-$key"
   if [ -x "$cached" ]; then
     if [ -x "$output" ] && cmp -s "$cached" "$output"; then touch "$output"; else mkdir -p "$(dirname "$output")"; cp "$cached" "$output"; fi
@@ -74,6 +74,20 @@ temporal_on_postgres() {
   build_cached .tools/temporal-server deploy/temporal -- go build -trimpath -o ../../.tools/temporal-server go.temporal.io/server/cmd/server
 }
 
+k8s_harness() {
+  require_go "the Kubernetes test control plane"
+  # Kubernetes' version variables, set as its own build sets them (hack/lib/version.sh), so that the
+  # API server, the kubelet and kube-proxy report the release they are, not v0.0.0-master.
+  k8s_version="$(grep -o 'k8s.io/kubernetes v[0-9.]*' test/k8s-harness/go.mod | cut -d' ' -f2)"
+  k8s_minor="$(echo "$k8s_version" | cut -d. -f2)"
+  k8s_ldflags=""
+  for package in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    k8s_ldflags+=" -X $package.gitVersion=$k8s_version -X $package.gitMajor=1 -X $package.gitMinor=$k8s_minor"
+    k8s_ldflags+=" -X $package.gitTreeState=clean -X $package.buildDate=1970-01-01T00:00:00Z"
+  done
+  build_cached .tools/k8s-harness test/k8s-harness -- go build -trimpath -ldflags "$k8s_ldflags" -o ../../.tools/k8s-harness .
+}
+
 require_go() {
   if ! command -v go >/dev/null 2>&1; then
     echo "setup: Go is missing; $1 is built with it (https://go.dev/doc/install)" >&2
@@ -83,6 +97,10 @@ require_go() {
 
 if [ "${1:-}" = "--temporal-server" ]; then
   temporal_on_postgres
+  exit 0
+fi
+if [ "${1:-}" = "--k8s-harness" ]; then
+  k8s_harness
   exit 0
 fi
 
@@ -112,7 +130,6 @@ dpkg -s lua-cjson >/dev/null 2>&1 || apt_install "Lua's JSON module" lua-cjson
 
 command -v kubectl >/dev/null 2>&1 || apt_install kubectl kubernetes-client
 
-require_go "the Kubernetes test control plane"
-build_cached .tools/k8s-harness test/k8s-harness -- go build -trimpath -o ../../.tools/k8s-harness .
+k8s_harness
 
 [ "${1:-}" = "--without-temporal-server" ] || temporal_on_postgres

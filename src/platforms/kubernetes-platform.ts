@@ -7,8 +7,8 @@
  * the rule. Transient ones (409, 429, 5xx, a lost connection) are retried here, a few times within
  * about two seconds, honouring Retry-After as client-go does; what outlasts that is a plain error,
  * retried by Temporal. Every request is safe to repeat: reads, and patches that set values.
- * A 403 is permanent, except within a minute of the API server being unreachable (a connection
- * refused or reset, or 502, 503 or 504 from it or a load balancer in front of it): one that has
+ * A 403 is permanent, except within 30 s of the API server being unreachable (a connection
+ * refused, or 502, 503 or 504 from it or a load balancer in front of it): one that has
  * just started answers before its authorizer has loaded RBAC, and refuses every request for a
  * moment (the drill of an API server restarted during a rollback met it), so then it is retried.
  */
@@ -58,8 +58,11 @@ const REQUEST_TRIES = 5;
 const FIRST_RETRY_MS = 100;
 /** The longest Retry-After obeyed; a server asking for more gets Temporal's retry instead. */
 const MAX_RETRY_AFTER_MS = 2000;
-/** How long after the API server was last unreachable a 403 is taken for one that is starting. */
-const JUST_STARTED_MS = 60_000;
+/**
+ * How long after the API server was last unreachable a 403 is taken for one that is starting: a
+ * restore retries at least every 10 s, and an authorizer loads RBAC within seconds of the start.
+ */
+const JUST_STARTED_MS = 30_000;
 /** Connection-level failures worth another try. */
 const TRANSIENT_NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ECONNABORTED']);
 
@@ -296,11 +299,13 @@ function isForbidden(error: unknown): boolean {
   return error instanceof k8s.ApiException && error.code === 403;
 }
 
-/** A connection that failed, or a gateway's or starting server's answer that the server is not there (502, 503, 504). */
+/**
+ * Nothing serving the API: a connection refused, or a gateway's or starting server's answer that
+ * the server is not there (502, 503, 504). Not a reset or a 500, which a serving server gives too.
+ */
 function isUnreachable(error: unknown): boolean {
   if (error instanceof k8s.ApiException) return [502, 503, 504].includes(error.code as number);
-  const code = (error as NodeJS.ErrnoException | null)?.code;
-  return typeof code === 'string' && TRANSIENT_NETWORK_CODES.has(code);
+  return (error as NodeJS.ErrnoException | null)?.code === 'ECONNREFUSED';
 }
 
 /** How long to wait before repeating a request that failed with `error`, or null when it is permanent. */

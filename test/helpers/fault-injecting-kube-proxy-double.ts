@@ -10,7 +10,8 @@
  *   answer: the writes the seeded 20 % would reach only rarely, made certain.
  * - Permanent faults: every request matching a method and path is answered with one status
  *   (403, 404, 422), with the body the real server would send (a `Status` object).
- * - An outage: while `unreachable`, every connection is reset before any request reaches the server.
+ * - An outage: while `unreachable`, every request is answered 502, as a load balancer in front of
+ *   an API server that is down answers.
  */
 import { createServer, request as httpsRequest } from 'node:https';
 import type { Server } from 'node:https';
@@ -108,8 +109,8 @@ export class FaultInjectingKubeProxy {
   private answerOrForward(req: IncomingMessage, res: ServerResponse): void {
     this.counts.requests += 1;
     if (this.unreachable) {
-      req.socket.destroy();
-      return;
+      req.resume();
+      return answer(res, 502, 'fault-injecting proxy: upstream failed: connect ECONNREFUSED (the API server is down)');
     }
     const rule = this.permanent.find((r) => r.method === req.method && r.path.test(req.url ?? ''));
     if (rule) {

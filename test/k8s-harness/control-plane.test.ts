@@ -65,6 +65,13 @@ describe(`the test control plane (Kubernetes ${KUBERNETES_VERSION})`, () => {
       .sort();
   };
 
+  it('reports the release it is built from, to kubectl and to every client', async () => {
+    const version = await plane.adminConfig().makeApiClient(k8s.VersionApi).getCode();
+    assert.deepEqual([version.gitVersion, version.major, version.minor, version.gitTreeState], [KUBERNETES_VERSION, '1', KUBERNETES_VERSION.split('.')[1], 'clean']);
+    const { stdout } = await promisify(execFile)('kubectl', ['--kubeconfig', plane.kubeconfigPath, 'version', '--output=json']);
+    assert.equal((JSON.parse(stdout) as { serverVersion: { gitVersion: string } }).serverVersion.gitVersion, KUBERNETES_VERSION);
+  });
+
   it('turns a Deployment into a ReplicaSet and Ready pods', async () => {
     await apps.createNamespacedDeployment({ namespace: NS, body: deployment('blue', 2) });
     await apps.createNamespacedDeployment({ namespace: NS, body: deployment('green', 2) });

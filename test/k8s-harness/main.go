@@ -1,29 +1,38 @@
-// Command k8s-harness is one binary holding a real Kubernetes control plane for the tests:
-// embedded etcd, kube-apiserver, kube-controller-manager and kube-scheduler from one pinned
-// Kubernetes release, plus a node simulator that stands in for kubelets (there is no container
-// runtime on the machines this project is tested on). The TypeScript helper in
-// test/helpers/k8s-harness.ts starts each part as its own process:
+// Command k8s-harness is one binary holding a real Kubernetes for the tests, from one pinned
+// Kubernetes release: embedded etcd, kube-apiserver, kube-controller-manager and kube-scheduler;
+// a node simulator that stands in for kubelets where a simulated node is the point; and the
+// kubelet and kube-proxy of a real node. One binary, so that their shared packages build once.
+// The TypeScript helper in test/k8s-harness/control-plane.ts starts each part as its own process:
 //
 //	k8s-harness etcd --data-dir DIR --client-url URL --peer-url URL
 //	k8s-harness kube-apiserver FLAGS...
 //	k8s-harness kube-controller-manager FLAGS...
 //	k8s-harness kube-scheduler FLAGS...
 //	k8s-harness node-simulator --kubeconfig FILE --nodes N
+//	k8s-harness kubelet FLAGS...
+//	k8s-harness kube-proxy FLAGS...
+//
+// scripts/setup.sh links it with Kubernetes' version variables set, as Kubernetes' own build does,
+// so that every part reports the release it is (kubectl version, the nodes' kubeletVersion).
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 
 	"k8s.io/component-base/cli"
+	_ "k8s.io/component-base/logs/json/register"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: k8s-harness etcd|kube-apiserver|kube-controller-manager|kube-scheduler|node-simulator [flags]")
+		fmt.Fprintln(os.Stderr, "usage: k8s-harness etcd|kube-apiserver|kube-controller-manager|kube-scheduler|node-simulator|kubelet|kube-proxy [flags]")
 		os.Exit(2)
 	}
 	part := os.Args[1]
@@ -40,6 +49,10 @@ func main() {
 		os.Exit(cli.Run(scheduler.NewSchedulerCommand()))
 	case "node-simulator":
 		os.Exit(runNodeSimulator(os.Args[1:]))
+	case "kubelet":
+		os.Exit(cli.Run(kubelet.NewKubeletCommand(context.Background())))
+	case "kube-proxy":
+		os.Exit(cli.Run(proxy.NewProxyCommand()))
 	default:
 		fmt.Fprintf(os.Stderr, "k8s-harness: unknown part %q\n", part)
 		os.Exit(2)

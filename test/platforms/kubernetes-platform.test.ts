@@ -221,7 +221,7 @@ describe('the kubernetes adapter against a real control plane', () => {
     assert.match(failure.message, new RegExp(`User "system:serviceaccount:${NS}:no-rights" cannot get resource "services" in API group "" in the namespace "${NS}"`));
   });
 
-  it('takes a 403 within a minute of the API server being unreachable for one that has just started (retried), and any other 403 as Forbidden', async () => {
+  it('takes a 403 within 30 s of the API server being unreachable for one that has just started (retried), and any other 403 as Forbidden', async () => {
     // TEST DOUBLE for the fault: a restarted API server refuses every request until its authorizer
     // has loaded RBAC, for about a second; the proxy makes that window certain.
     const proxy = await FaultInjectingKubeProxy.inFrontOf(cluster.plane);
@@ -232,9 +232,17 @@ describe('the kubernetes adapter against a real control plane', () => {
       const fresh = await rejection(new KubernetesPlatform(config).describe(target));
       assert.deepEqual([fresh.type, fresh.nonRetryable], [ErrorType.Forbidden, true], 'a 403 with no outage before it is permanent');
 
+      // A connection reset is not an outage: a serving API server's connections reset too.
+      const reset = new KubernetesPlatform(config);
+      [proxy.permanent, proxy.transientRate] = [[], 1];
+      await assert.rejects(reset.describe(target), (error: Error) => !(error instanceof ApplicationFailure));
+      [proxy.permanent, proxy.transientRate] = [[{ method: 'GET', path, status: 403 }], 0];
+      const afterReset = await rejection(reset.describe(target));
+      assert.deepEqual([afterReset.type, afterReset.nonRetryable], [ErrorType.Forbidden, true], 'a 403 after resets and 500s is permanent');
+
       const restarted = new KubernetesPlatform(config);
       proxy.unreachable = true;
-      await assert.rejects(restarted.describe(target), (error: Error) => !(error instanceof ApplicationFailure) && /ECONNRESET|socket hang up/.test(error.message));
+      await assert.rejects(restarted.describe(target), (error: Error) => !(error instanceof ApplicationFailure) && /HTTP 502/.test(error.message));
       proxy.unreachable = false;
       const starting = await restarted.describe(target).catch((error: unknown) => error as Error);
       assert.ok(starting instanceof Error && !(starting instanceof ApplicationFailure), `a plain error, retried by Temporal: ${String(starting)}`);

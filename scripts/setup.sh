@@ -17,7 +17,8 @@
 # `--without-kubernetes` (the demo's) leaves out what only the tests need: Lua, kubectl, the
 # control plane and Temporal on PostgreSQL. `--without-temporal-server` (npm test's) leaves out
 # Temporal on PostgreSQL, which the suite's runner builds in the background while the first files
-# run (`--temporal-server`: only that; `--k8s-harness`: only the control plane's binary).
+# run (`--temporal-server`: only that; `--k8s-harness`: only the control plane's binary;
+# `--real-node`: that and what a real node needs: containerd, runc, the CNI plugins, the pause image).
 # Go binaries are kept in a cache outside the checkout (BLUEGREEN_BUILD_CACHE, by default
 # ~/.cache/bluegreen), named by a hash of their sources and the Go version, so that a new clone
 # copies them instead of linking them again; Go's own caches hold the compiled packages.
@@ -47,15 +48,23 @@ fi
 BUILD_CACHE="${BLUEGREEN_BUILD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bluegreen}"
 
 # build_cached OUTPUT SOURCE_DIR -- BUILD COMMAND...: runs the build (in SOURCE_DIR, writing OUTPUT)
-# unless the cache holds OUTPUT for these sources, and keeps what it built there.
+# unless the cache holds OUTPUT for these sources and this command, and keeps what it built there.
 build_cached() {
   local output="$1" dir="$2"
   shift 3
   local key
   key="$( (go version; echo "$@"; cd "$dir" && find . -maxdepth 1 \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16)"
-  local cached="$BUILD_CACHE/$(basename "$output")-$key"
-  if [ -x "$cached" ]; then
-    if [ -x "$output" ] && cmp -s "$cached" "$output"; then touch "$output"; else mkdir -p "$(dirname "$output")"; cp "$cached" "$output"; fi
+  cached_as "$output" "$key" "$dir" "$@"
+}
+
+# cached_as OUTPUT KEY DIR BUILD COMMAND...: OUTPUT from the cache under KEY, or built (in DIR) and kept.
+cached_as() {
+  local output="$1" key="$2" dir="$3"
+  shift 3
+  local cached
+  cached="$BUILD_CACHE/$(basename "$output")-$key"
+  if [ -x "$cached" ] || [ -f "$cached" ]; then
+    if [ -e "$output" ] && cmp -s "$cached" "$output"; then touch "$output"; else mkdir -p "$(dirname "$output")"; cp "$cached" "$output"; fi
     return 0
   fi
   echo "setup: building $output" >&2
@@ -88,6 +97,43 @@ k8s_harness() {
   build_cached .tools/k8s-harness test/k8s-harness -- go build -trimpath -ldflags "$k8s_ldflags" -o ../../.tools/k8s-harness .
 }
 
+# The real node (test/k8s-harness/real-node.ts): Debian's runc, CNI plugins, podman and iptables;
+# containerd v2 built from the Go module proxy (Debian's 1.6 is too old for Kubernetes 1.36); the
+# pause image built from Kubernetes' own pause.c, as an archive containerd imports.
+CONTAINERD_VERSION=v2.4.2
+real_node() {
+  command -v runc >/dev/null 2>&1 || apt_install runc runc
+  [ -x /usr/lib/cni/bridge ] || apt_install "the CNI plugins" containernetworking-plugins
+  command -v podman >/dev/null 2>&1 || apt_install podman podman
+  command -v iptables >/dev/null 2>&1 || apt_install iptables iptables
+  command -v gcc >/dev/null 2>&1 || apt_install gcc gcc
+  require_go "containerd"
+  local module=github.com/containerd/containerd/v2
+  for command in containerd ctr containerd-shim-runc-v2; do
+    local tags=no_btrfs
+    [ "$command" = containerd-shim-runc-v2 ] && tags=no_btrfs,no_grpc
+    cached_as ".tools/node/$command" "$CONTAINERD_VERSION-$tags" . \
+      env CGO_ENABLED=0 GOBIN="$PWD/.tools/node" go install -trimpath -tags "$tags" "$module/cmd/$command@$CONTAINERD_VERSION"
+  done
+  local kubernetes
+  kubernetes="$(cd test/k8s-harness && go mod download -json "k8s.io/kubernetes@$(grep -o 'k8s.io/kubernetes v[0-9.]*' go.mod | cut -d' ' -f2)" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+  cached_as .tools/node/pause.tar "$(sha256sum "$kubernetes/build/pause/linux/pause.c" | cut -c1-16)" . build_pause_image "$kubernetes/build/pause/linux/pause.c"
+}
+
+# build_pause_image PAUSE_C: the sandbox image (registry.k8s.io/pause:3.10, as the kubelet expects it
+# by default) from pause.c linked statically, saved as an OCI archive in .tools/node/pause.tar.
+build_pause_image() {
+  local work
+  work="$(mktemp -d)"
+  gcc -Os -static -DVERSION=3.10 -o "$work/pause" "$1"
+  printf 'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n' > "$work/Containerfile"
+  podman build --quiet --tag registry.k8s.io/pause:3.10 --file "$work/Containerfile" "$work" >/dev/null
+  mkdir -p .tools/node
+  rm -f .tools/node/pause.tar
+  podman save --format oci-archive --output .tools/node/pause.tar registry.k8s.io/pause:3.10
+  rm -rf "$work"
+}
+
 require_go() {
   if ! command -v go >/dev/null 2>&1; then
     echo "setup: Go is missing; $1 is built with it (https://go.dev/doc/install)" >&2
@@ -101,6 +147,11 @@ if [ "${1:-}" = "--temporal-server" ]; then
 fi
 if [ "${1:-}" = "--k8s-harness" ]; then
   k8s_harness
+  exit 0
+fi
+if [ "${1:-}" = "--real-node" ]; then
+  k8s_harness
+  real_node
   exit 0
 fi
 

@@ -18,6 +18,9 @@ import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { freePort, stopProcess } from '../../src/processes/processes.js';
+import { prepareRealNode } from './real-node.js';
+import type { RealNode } from './real-node.js';
+import { until } from './until.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MODULE_DIR = fileURLToPath(new URL('.', import.meta.url));
@@ -68,12 +71,29 @@ interface Part {
   child: ChildProcess;
 }
 
-export async function startControlPlane({ dir, nodes = 2, log = () => undefined }: { dir: string; nodes?: number; log?: (line: string) => void }): Promise<ControlPlane> {
+/**
+ * `realNode`: instead of simulated nodes, one real node on this machine (real-node.ts), the API
+ * server bound to the node's address so that pods reach it through the `kubernetes` Service.
+ */
+export async function startControlPlane({
+  dir,
+  nodes = 2,
+  realNode = false,
+  log = () => undefined,
+}: {
+  dir: string;
+  nodes?: number;
+  realNode?: boolean;
+  log?: (line: string) => void;
+}): Promise<ControlPlane> {
   await buildHarness(log);
+  if (realNode) nodes = 0;
   mkdirSync(join(dir, 'logs'), { recursive: true });
   const started = performance.now();
   const parts: Part[] = [];
+  let node: RealNode | null = null;
   const stop = async () => {
+    await node?.stop();
     for (const part of [...parts].reverse()) await stopProcess(part.child, 10_000);
   };
   const launch = (name: string, args: string[]) => {
@@ -103,14 +123,16 @@ export async function startControlPlane({ dir, nodes = 2, log = () => undefined 
     const adminToken = randomBytes(24).toString('hex');
     writeFileSync(join(dir, 'tokens.csv'), `${adminToken},admin,admin,"system:masters"\n`);
 
+    if (realNode) node = await prepareRealNode({ dir: join(dir, 'node'), harness: HARNESS_BINARY, log });
+    const address = node?.ip ?? '127.0.0.1';
     const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
     launch('etcd', ['--data-dir', join(dir, 'etcd'), '--client-url', `http://127.0.0.1:${etcdPort}`, '--peer-url', `http://127.0.0.1:${peerPort}`]);
     await until(async () => (await fetch(`http://127.0.0.1:${etcdPort}/health`)).ok, 'etcd health', 30_000, alive);
 
     const apiServerArgs = [
       `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
+      `--bind-address=${address}`,
+      `--advertise-address=${address}`,
       `--secure-port=${apiPort}`,
       `--cert-dir=${join(dir, 'certs')}`,
       `--token-auth-file=${join(dir, 'tokens.csv')}`,
@@ -119,14 +141,15 @@ export async function startControlPlane({ dir, nodes = 2, log = () => undefined 
       `--service-account-key-file=${join(dir, 'sa.pub')}`,
       `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
       '--service-cluster-ip-range=10.96.0.0/16',
-      '--endpoint-reconciler-type=none',
+      // A real node's pods reach the API server through the `kubernetes` Service: its endpoint is kept.
+      `--endpoint-reconciler-type=${realNode ? 'lease' : 'none'}`,
       '--enable-priority-and-fairness=false',
       // The simulated kubelets answer on their nodes' InternalIP (their host names resolve nowhere).
       '--kubelet-preferred-address-types=InternalIP',
       '--v=0',
     ];
     launch('kube-apiserver', apiServerArgs);
-    const server = `https://127.0.0.1:${apiPort}`;
+    const server = `https://${address}:${apiPort}`;
     const caFile = join(dir, 'certs', 'apiserver.crt');
     await until(async () => existsSync(caFile), 'the serving certificate', 60_000, alive);
 
@@ -159,13 +182,14 @@ export async function startControlPlane({ dir, nodes = 2, log = () => undefined 
       '--v=0',
     ]);
     launch('kube-scheduler', [`--kubeconfig=${kubeconfigPath}`, '--leader-elect=false', `--secure-port=${await freePort()}`, '--bind-address=127.0.0.1', '--v=0']);
-    launch('node-simulator', ['--kubeconfig', kubeconfigPath, '--nodes', String(nodes), '--kubelet-port', String(await freePort())]);
+    if (node) await node.join({ kubeconfigPath, adminConfig });
+    else launch('node-simulator', ['--kubeconfig', kubeconfigPath, '--nodes', String(nodes), '--kubelet-port', String(await freePort())]);
 
     const core = adminConfig().makeApiClient(k8s.CoreV1Api);
     await until(
       async () => {
         const list = await core.listNode();
-        return list.items.length >= nodes && list.items.every((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+        return list.items.length >= Math.max(nodes, 1) && list.items.every((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
       },
       `${nodes} Ready nodes`,
       60_000,
@@ -308,19 +332,4 @@ function kubeconfig(server: string, caFile: string, user: string, token: string)
     'current-context: harness',
     '',
   ].join('\n');
-}
-
-async function until(predicate: () => Promise<boolean>, what: string, timeoutMs: number, check: () => void): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = null;
-  for (;;) {
-    check();
-    try {
-      if (await predicate()) return;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs / 1000} s${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
 }

@@ -4,6 +4,7 @@
  *
  *   npm run k8s-harness                 # state in .state/k8s-harness
  *   npm run k8s-harness -- --dir /tmp/k8s --nodes 3
+ *   npm run k8s-harness -- --real-node  # a real node instead of simulated ones (root; setup.sh --real-node)
  */
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -13,12 +14,13 @@ import { KUBERNETES_VERSION, startControlPlane } from './control-plane.js';
 const options = new Command('k8s-harness')
   .option('--dir <dir>', 'state directory (wiped at start)', '.state/k8s-harness')
   .option('--nodes <n>', 'simulated nodes', '2')
+  .option('--real-node', 'one real node instead (kubelet, kube-proxy, containerd; as root)')
   .parse()
-  .opts<{ dir: string; nodes: string }>();
+  .opts<{ dir: string; nodes: string; realNode?: boolean }>();
 
 const dir = resolve(options.dir);
 rmSync(dir, { recursive: true, force: true });
-const plane = await startControlPlane({ dir, nodes: Number(options.nodes), log: (line) => process.stdout.write(`${line}\n`) });
+const plane = await startControlPlane({ dir, nodes: Number(options.nodes), realNode: options.realNode ?? false, log: (line) => process.stdout.write(`${line}\n`) });
 process.stdout.write(
   [
     `Kubernetes ${KUBERNETES_VERSION} control plane up in ${plane.startSeconds.toFixed(1)} s at ${plane.server}`,

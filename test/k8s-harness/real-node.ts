@@ -1,0 +1,419 @@
+/**
+ * A real Kubernetes node on this machine, joined to a control plane of the harness: containerd v2
+ * (built by scripts/setup.sh from the Go module proxy) running Debian's runc, the kubelet and
+ * kube-proxy of the harness binary, Debian's CNI plugins on a bridge. Pods run for real: their
+ * containers are processes here, the kubelet reports their readiness and restarts, and requests to
+ * a Service's ClusterIP go through kube-proxy's iptables rules to pod IPs.
+ *
+ * No registry is reachable, so every image the node runs is imported from an archive
+ * (`importImage`): the pause image built from Kubernetes' own pause.c, pinned in containerd's
+ * config, and the images the project builds with podman.
+ *
+ * Bridge names, iptables chains and cgroups are host-wide, so one real node runs per machine: a
+ * second is refused, naming the first. `stop()` ends every container and process it started,
+ * unmounts what they mounted, and removes its network state, leaving the host as it found it.
+ */
+import { execFile, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import * as k8s from '@kubernetes/client-node';
+import { freePort, stopProcess } from '../../src/processes/processes.js';
+import { until } from './until.js';
+
+const run = promisify(execFile);
+
+/** The node's fixed addresses: its own (a dummy interface), its pods' and its Services'. */
+export const REAL_NODE = {
+  name: 'real-node',
+  ip: '10.250.0.1',
+  podCidr: '10.244.0.0/24',
+  bridge: 'bluegreen-cni0',
+  dummy: 'bluegreen-node0',
+  /** The sandbox image every pod starts with, built from pause.c and imported at start. */
+  pauseImage: 'registry.k8s.io/pause:3.10',
+} as const;
+
+const LOCK = '/run/bluegreen-real-node.pid';
+
+export interface RealNode {
+  name: string;
+  ip: string;
+  /**
+   * Starts containerd, then the kubelet and kube-proxy against the control plane (`kubeconfigPath`:
+   * the admin's), and returns once the node is Ready and kube-proxy has written its rules.
+   */
+  join(plane: { kubeconfigPath: string; adminConfig: () => k8s.KubeConfig }): Promise<void>;
+  /** Imports an image archive (docker-archive or oci-archive) into the node's containerd. */
+  importImage(archive: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Where containerd's binaries (scripts/setup.sh --real-node) and the pause image archive are. */
+const NODE_TOOLS = join(fileURLToPath(new URL('../..', import.meta.url)), '.tools/node');
+
+export interface RealNodeOptions {
+  dir: string;
+  /** The harness binary, whose kubelet and kube-proxy parts run. */
+  harness: string;
+  log?: (line: string) => void;
+}
+
+/** Runs `command` and fails with its output when it fails. */
+async function sh(command: string, args: string[]): Promise<string> {
+  try {
+    return (await run(command, args, { maxBuffer: 16 * 1024 * 1024 })).stdout;
+  } catch (error) {
+    const { stderr, stdout } = error as { stderr?: string; stdout?: string };
+    throw new Error(`${command} ${args.join(' ')}: ${(stderr || stdout || (error as Error).message).trim()}`);
+  }
+}
+
+const quietly = (command: string, args: string[]) => run(command, args).catch(() => undefined);
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Takes the machine's one real node, or says who holds it. */
+function takeLock(): void {
+  if (existsSync(LOCK)) {
+    const holder = Number(readFileSync(LOCK, 'utf8'));
+    if (holder && holder !== process.pid && isAlive(holder)) {
+      throw new Error(`a real node already runs on this machine (process ${holder}, ${LOCK}): bridges, iptables chains and cgroups are host-wide, so one runs at a time`);
+    }
+  }
+  writeFileSync(LOCK, String(process.pid));
+}
+
+/**
+ * Takes the machine's one real node and gives it its address (a control plane for it binds there),
+ * ready to `join` a control plane.
+ */
+export async function prepareRealNode({ dir, harness, log = () => undefined }: RealNodeOptions): Promise<RealNode> {
+  takeLock();
+  const binaries = {
+    containerd: join(NODE_TOOLS, 'containerd'),
+    ctr: join(NODE_TOOLS, 'ctr'),
+    pauseArchive: join(NODE_TOOLS, 'pause.tar'),
+  };
+  const parts: { name: string; child: ChildProcess }[] = [];
+  const logs = join(dir, 'logs');
+  mkdirSync(logs, { recursive: true });
+  const launch = (name: string, command: string, args: string[], env: NodeJS.ProcessEnv = process.env) => {
+    const out = createWriteStream(join(logs, `${name}.log`));
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    child.stdout!.pipe(out);
+    child.stderr!.pipe(out);
+    parts.push({ name, child });
+    return child;
+  };
+  const containerdDir = join(dir, 'containerd');
+  const socket = join(containerdDir, 'containerd.sock');
+  const ctr = (...args: string[]) => sh(binaries.ctr, ['--address', socket, '--namespace', 'k8s.io', ...args]);
+  // What the node changes on the host, to put back when it stops.
+  const host = {
+    forwarding: readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim(),
+    bridgeNf: readFileSync('/proc/sys/net/bridge/bridge-nf-call-iptables', 'utf8').trim(),
+    rootPropagation: (await sh('findmnt', ['--noheadings', '--output', 'PROPAGATION', '/'])).trim(),
+  };
+
+  const stop = async () => {
+    // The kubelet first, so that it restarts nothing; then every container and its shim.
+    for (const name of ['kube-proxy', 'kubelet']) {
+      const part = parts.find((p) => p.name === name);
+      if (part) await stopProcess(part.child, 10_000);
+    }
+    await ctr('tasks', 'ls', '-q')
+      .then(async (ids) => {
+        for (const id of ids.split('\n').filter(Boolean)) await quietly(binaries.ctr, ['--address', socket, '-n', 'k8s.io', 'tasks', 'kill', '-s', 'SIGKILL', id]);
+      })
+      .catch(() => undefined);
+    await killCgroup('kubepods');
+    const containerd = parts.find((p) => p.name === 'containerd');
+    if (containerd) await stopProcess(containerd.child, 10_000);
+    await killShims(containerdDir);
+    await unmountUnder(dir);
+    await removeNetwork();
+    writeFileSync('/proc/sys/net/ipv4/ip_forward', host.forwarding);
+    writeFileSync('/proc/sys/net/bridge/bridge-nf-call-iptables', host.bridgeNf);
+    if (host.rootPropagation === 'private') await quietly('mount', ['--make-rprivate', '/']);
+    rmSync(LOCK, { force: true });
+  };
+
+  try {
+    await sh('mount', ['--make-rshared', '/']);
+    await setUpNetwork(dir);
+  } catch (error) {
+    await stop().catch(() => undefined);
+    throw error;
+  }
+
+  const join_ = async ({ kubeconfigPath, adminConfig }: { kubeconfigPath: string; adminConfig: () => k8s.KubeConfig }) => {
+    const started = performance.now();
+
+    // containerd, with the CRI plugin, on a socket of its own; the pause image pinned.
+    mkdirSync(containerdDir, { recursive: true });
+    const config = join(containerdDir, 'config.toml');
+    writeFileSync(config, containerdConfig(containerdDir, join(dir, 'cni')));
+    launch('containerd', binaries.containerd, ['--config', config], { ...process.env, PATH: `${NODE_TOOLS}:${process.env['PATH']}` });
+    await until(async () => (await ctr('version')).includes('Server'), 'containerd', 30_000, () => alive(parts, logs));
+    await ctr('images', 'import', '--all-platforms', binaries.pauseArchive);
+    log(`containerd up, pause image imported (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+
+    // The kubelet, registering the node with the admin's credentials.
+    const kubeletDir = join(dir, 'kubelet');
+    mkdirSync(kubeletDir, { recursive: true });
+    const kubeletConfig = join(kubeletDir, 'config.yaml');
+    writeFileSync(kubeletConfig, kubeletConfiguration(socket, await freePort(), await freePort()));
+    launch('kubelet', harness, [
+      'kubelet',
+      `--config=${kubeletConfig}`,
+      `--kubeconfig=${kubeconfigPath}`,
+      `--root-dir=${join(kubeletDir, 'root')}`,
+      `--cert-dir=${join(kubeletDir, 'pki')}`,
+      `--hostname-override=${REAL_NODE.name}`,
+      `--node-ip=${REAL_NODE.ip}`,
+      '--v=1',
+    ]);
+    const core = adminConfig().makeApiClient(k8s.CoreV1Api);
+    await until(
+      async () => (await core.readNode({ name: REAL_NODE.name })).status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+      'the real node Ready',
+      90_000,
+      () => alive(parts, logs),
+    );
+
+    const proxyConfig = join(dir, 'kube-proxy.yaml');
+    writeFileSync(proxyConfig, kubeProxyConfiguration(kubeconfigPath, await freePort(), await freePort()));
+    launch('kube-proxy', harness, ['kube-proxy', `--config=${proxyConfig}`, '--v=1']);
+    await until(async () => (await sh('iptables', ['-t', 'nat', '-S', 'KUBE-SERVICES'])).includes('KUBE-SVC'), "kube-proxy's Service rules", 30_000, () =>
+      alive(parts, logs),
+    );
+    log(`real node ${REAL_NODE.name} Ready at ${REAL_NODE.ip} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  };
+  return {
+    name: REAL_NODE.name,
+    ip: REAL_NODE.ip,
+    join: async (plane) => {
+      try {
+        await join_(plane);
+      } catch (error) {
+        await stop().catch(() => undefined);
+        throw error;
+      }
+    },
+    importImage: async (archive) => void (await ctr('images', 'import', '--all-platforms', archive)),
+    stop,
+  };
+}
+
+
+function alive(parts: { name: string; child: ChildProcess }[], logs: string): void {
+  for (const part of parts) {
+    if (part.child.exitCode !== null) {
+      const tail = existsSync(join(logs, `${part.name}.log`)) ? readFileSync(join(logs, `${part.name}.log`), 'utf8').slice(-3000) : '';
+      throw new Error(`${part.name} exited with ${part.child.exitCode}:\n${tail}`);
+    }
+  }
+}
+
+/** The node's address on a dummy interface, forwarding on, and the CNI bridge's configuration. */
+async function setUpNetwork(dir: string): Promise<void> {
+  await quietly('ip', ['link', 'del', REAL_NODE.dummy]);
+  await sh('ip', ['link', 'add', REAL_NODE.dummy, 'type', 'dummy']);
+  await sh('ip', ['addr', 'add', `${REAL_NODE.ip}/32`, 'dev', REAL_NODE.dummy]);
+  await sh('ip', ['link', 'set', REAL_NODE.dummy, 'up']);
+  writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
+  writeFileSync('/proc/sys/net/bridge/bridge-nf-call-iptables', '1');
+  const netd = join(dir, 'cni', 'net.d');
+  mkdirSync(netd, { recursive: true });
+  writeFileSync(
+    join(netd, '10-bluegreen.conflist'),
+    JSON.stringify(
+      {
+        cniVersion: '1.0.0',
+        name: 'bluegreen',
+        plugins: [
+          {
+            type: 'bridge',
+            bridge: REAL_NODE.bridge,
+            isGateway: true,
+            ipMasq: true,
+            hairpinMode: true,
+            ipam: { type: 'host-local', ranges: [[{ subnet: REAL_NODE.podCidr }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: join(dir, 'cni', 'ipam') },
+          },
+          { type: 'portmap', capabilities: { portMappings: true } },
+        ],
+      },
+      null,
+      2,
+    ),
+  );
+}
+
+/** Removes the bridge, the dummy interface, kube-proxy's and CNI's chains. */
+async function removeNetwork(): Promise<void> {
+  await quietly('ip', ['link', 'del', REAL_NODE.bridge]);
+  await quietly('ip', ['link', 'del', REAL_NODE.dummy]);
+  // Each table restored without kube-proxy's and CNI's chains and the rules that jump to them.
+  for (const table of ['nat', 'filter', 'mangle']) {
+    const saved = await sh('iptables-save', ['-t', table]).catch(() => '');
+    if (!/KUBE-|CNI-/.test(saved)) continue;
+    const kept = saved
+      .split('\n')
+      .filter((line) => !/^:(KUBE-|CNI-)/.test(line) && !/(^-A (KUBE-|CNI-))|( -j (KUBE-|CNI-))/.test(line))
+      .join('\n');
+    await new Promise<void>((resolve) => {
+      const restore = spawn('iptables-restore', ['--table', table], { stdio: ['pipe', 'ignore', 'ignore'] });
+      restore.on('close', () => resolve());
+      restore.stdin!.end(kept);
+    });
+  }
+}
+
+/** SIGKILLs every process in the cgroup `name` (under each v1 controller) and removes the cgroups, deepest first. */
+async function killCgroup(name: string): Promise<void> {
+  const roots = readdirSync('/sys/fs/cgroup').map((c) => join('/sys/fs/cgroup', c, name)).filter(existsSync);
+  const walk = (path: string): string[] => [
+    ...readdirSync(path, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .flatMap((e) => walk(join(path, e.name))),
+    path,
+  ];
+  for (let pass = 0; pass < 5; pass++) {
+    for (const root of roots) {
+      for (const group of walk(root)) {
+        const procs = existsSync(join(group, 'cgroup.procs')) ? readFileSync(join(group, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean) : [];
+        for (const pid of procs) {
+          try {
+            process.kill(Number(pid), 'SIGKILL');
+          } catch {
+            // gone
+          }
+        }
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  for (const root of roots) for (const group of walk(root)) await quietly('rmdir', [group]);
+}
+
+/** containerd's runc shims outlive containerd: they are found by the socket directory in their command line. */
+async function killShims(containerdDir: string): Promise<void> {
+  for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      const command = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (command.includes('containerd-shim') && command.includes(containerdDir)) process.kill(Number(entry), 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+}
+
+/** Unmounts every mount under `dir` (overlay rootfs, shm, secrets, netns), deepest first. */
+async function unmountUnder(dir: string): Promise<void> {
+  for (let pass = 0; pass < 3; pass++) {
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4])
+      .filter((m): m is string => Boolean(m) && (m!.startsWith(`${dir}/`) || m!.startsWith('/run/netns/cni-')))
+      .sort((a, b) => b.length - a.length);
+    if (mounts.length === 0) return;
+    for (const mount of mounts) await quietly('umount', ['-l', mount]);
+  }
+}
+
+function containerdConfig(root: string, cni: string): string {
+  return `version = 3
+root = '${join(root, 'root')}'
+state = '${join(root, 'state')}'
+
+[grpc]
+  address = '${join(root, 'containerd.sock')}'
+
+[ttrpc]
+  address = '${join(root, 'containerd.sock.ttrpc')}'
+
+[plugins]
+  [plugins.'io.containerd.cri.v1.images']
+    snapshotter = 'overlayfs'
+    [plugins.'io.containerd.cri.v1.images'.pinned_images]
+      sandbox = '${REAL_NODE.pauseImage}'
+  [plugins.'io.containerd.cri.v1.runtime']
+    enable_selinux = false
+    [plugins.'io.containerd.cri.v1.runtime'.containerd]
+      default_runtime_name = 'runc'
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+        runtime_type = 'io.containerd.runc.v2'
+        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+          SystemdCgroup = false
+          BinaryName = '/usr/sbin/runc'
+    [plugins.'io.containerd.cri.v1.runtime'.cni]
+      bin_dirs = ['/usr/lib/cni']
+      conf_dir = '${join(cni, 'net.d')}'
+  [plugins.'io.containerd.grpc.v1.cri']
+    disable_tcp_service = true
+  [plugins.'io.containerd.snapshotter.v1.overlayfs']
+    root_path = '${join(root, 'root', 'overlayfs')}'
+`;
+}
+
+function kubeletConfiguration(socket: string, port: number, healthzPort: number): string {
+  return `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+# The kernel here mounts cgroup v1 only; the kubelet refuses it unless told (since 1.35).
+failCgroupV1: false
+cgroupDriver: cgroupfs
+# The host's resolver is not for pods; there is no cluster DNS (pods reach addresses).
+resolvConf: ""
+containerRuntimeEndpoint: unix://${socket}
+address: ${REAL_NODE.ip}
+port: ${port}
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: ${healthzPort}
+authentication:
+  anonymous:
+    enabled: true
+  webhook:
+    enabled: false
+authorization:
+  mode: AlwaysAllow
+failSwapOn: false
+podCIDR: ${REAL_NODE.podCidr}
+serializeImagePulls: false
+# Test machines keep little free disk: evict on memory only, never collect the imported images.
+evictionHard:
+  memory.available: 100Mi
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+staticPodPath: ""
+maxPods: 110
+`;
+}
+
+function kubeProxyConfiguration(kubeconfigPath: string, metricsPort: number, healthzPort: number): string {
+  return `apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection:
+  kubeconfig: ${kubeconfigPath}
+hostnameOverride: ${REAL_NODE.name}
+mode: iptables
+clusterCIDR: ${REAL_NODE.podCidr}
+bindAddress: ${REAL_NODE.ip}
+metricsBindAddress: 127.0.0.1:${metricsPort}
+healthzBindAddress: 127.0.0.1:${healthzPort}
+# Leave the host's conntrack table size alone.
+conntrack:
+  maxPerCore: 0
+  min: 0
+`;
+}

@@ -67,7 +67,7 @@ async function sh(command: string, args: string[]): Promise<string> {
     return (await run(command, args, { maxBuffer: 16 * 1024 * 1024 })).stdout;
   } catch (error) {
     const { stderr, stdout } = error as { stderr?: string; stdout?: string };
-    throw new Error(`${command} ${args.join(' ')}: ${(stderr || stdout || (error as Error).message).trim()}`);
+    throw new Error(`${command} ${args.join(' ')}: ${(stderr || stdout || (error as Error).message).trim()}`, { cause: error });
   }
 }
 

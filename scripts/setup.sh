@@ -9,6 +9,8 @@
 #  - kubectl (Debian's kubernetes-client) where there is none, for the control plane's tests
 #  - the Kubernetes test control plane (test/k8s-harness, built with Go into .tools/k8s-harness):
 #    minutes the first time, seconds once Go's module and build caches are warm
+#  - as root, what its real node needs: Debian's runc, CNI plugins, podman and iptables, containerd
+#    built with Go into .tools/node, and the pause image built from Kubernetes' pause.c
 #  - Temporal on PostgreSQL, as docker-compose.yml runs it (test/temporal-harness): Debian's
 #    PostgreSQL 15, and the Temporal server and its SQL tool built with Go from deploy/temporal's
 #    module into .tools/temporal-server and .tools/temporal-sql-tool (minutes the first time)
@@ -182,5 +184,11 @@ dpkg -s lua-cjson >/dev/null 2>&1 || apt_install "Lua's JSON module" lua-cjson
 command -v kubectl >/dev/null 2>&1 || apt_install kubectl kubernetes-client
 
 k8s_harness
+# The real node's tests run as root only (its network, mounts and cgroups are the host's).
+if [ "$(id -u)" -eq 0 ]; then
+  real_node
+else
+  echo "setup: not root: the real node's tests (test/k8s-harness/real-node.test.ts) will be skipped" >&2
+fi
 
 [ "${1:-}" = "--without-temporal-server" ] || temporal_on_postgres

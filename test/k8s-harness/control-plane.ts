@@ -93,8 +93,15 @@ export async function startControlPlane({
   const parts: Part[] = [];
   let node: RealNode | null = null;
   const stop = async () => {
-    await node?.stop();
+    // The node's failure to clean up is reported after every part has stopped, not instead.
+    const nodeStopped = node?.stop().then(
+      () => null,
+      (error: unknown) => error,
+    );
+    const failure = await nodeStopped;
     for (const part of [...parts].reverse()) await stopProcess(part.child, 10_000);
+    await node?.release();
+    if (failure) throw failure;
   };
   const launch = (name: string, args: string[]) => {
     const out = createWriteStream(join(dir, 'logs', `${name}.log`));

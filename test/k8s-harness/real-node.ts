@@ -31,6 +31,7 @@ export const REAL_NODE = {
   ip: '10.250.0.1',
   podCidr: '10.244.0.0/24',
   bridge: 'bluegreen-cni0',
+  /** A bridge of no ports that holds the node's address (the kernel here has no dummy device). */
   dummy: 'bluegreen-node0',
   /** The sandbox image every pod starts with, built from pause.c and imported at start. */
   pauseImage: 'registry.k8s.io/pause:3.10',
@@ -48,7 +49,10 @@ export interface RealNode {
   join(plane: { kubeconfigPath: string; adminConfig: () => k8s.KubeConfig }): Promise<void>;
   /** Imports an image archive (docker-archive or oci-archive) into the node's containerd. */
   importImage(archive: string): Promise<void>;
+  /** Stops the kubelet and kube-proxy, every container and containerd, and unmounts what they mounted. */
   stop(): Promise<void>;
+  /** Then (once the control plane bound to its address has stopped): its network state, the host's settings, the lock. */
+  release(): Promise<void>;
 }
 
 /** Where containerd's binaries (scripts/setup.sh --real-node) and the pause image archive are. */
@@ -86,7 +90,7 @@ function isAlive(pid: number): boolean {
 function takeLock(): void {
   if (existsSync(LOCK)) {
     const holder = Number(readFileSync(LOCK, 'utf8'));
-    if (holder && holder !== process.pid && isAlive(holder)) {
+    if (holder && isAlive(holder)) {
       throw new Error(`a real node already runs on this machine (process ${holder}, ${LOCK}): bridges, iptables chains and cgroups are host-wide, so one runs at a time`);
     }
   }
@@ -141,6 +145,8 @@ export async function prepareRealNode({ dir, harness, log = () => undefined }: R
     if (containerd) await stopProcess(containerd.child, 10_000);
     await killShims(containerdDir);
     await unmountUnder(dir);
+  };
+  const release = async () => {
     await removeNetwork();
     writeFileSync('/proc/sys/net/ipv4/ip_forward', host.forwarding);
     writeFileSync('/proc/sys/net/bridge/bridge-nf-call-iptables', host.bridgeNf);
@@ -152,7 +158,7 @@ export async function prepareRealNode({ dir, harness, log = () => undefined }: R
     await sh('mount', ['--make-rshared', '/']);
     await setUpNetwork(dir);
   } catch (error) {
-    await stop().catch(() => undefined);
+    await release().catch(() => undefined);
     throw error;
   }
 
@@ -207,11 +213,13 @@ export async function prepareRealNode({ dir, harness, log = () => undefined }: R
         await join_(plane);
       } catch (error) {
         await stop().catch(() => undefined);
+        await release().catch(() => undefined);
         throw error;
       }
     },
     importImage: async (archive) => void (await ctr('images', 'import', '--all-platforms', archive)),
     stop,
+    release,
   };
 }
 
@@ -228,7 +236,7 @@ function alive(parts: { name: string; child: ChildProcess }[], logs: string): vo
 /** The node's address on a dummy interface, forwarding on, and the CNI bridge's configuration. */
 async function setUpNetwork(dir: string): Promise<void> {
   await quietly('ip', ['link', 'del', REAL_NODE.dummy]);
-  await sh('ip', ['link', 'add', REAL_NODE.dummy, 'type', 'dummy']);
+  await sh('ip', ['link', 'add', REAL_NODE.dummy, 'type', 'bridge']);
   await sh('ip', ['addr', 'add', `${REAL_NODE.ip}/32`, 'dev', REAL_NODE.dummy]);
   await sh('ip', ['link', 'set', REAL_NODE.dummy, 'up']);
   writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
@@ -349,6 +357,9 @@ state = '${join(root, 'state')}'
       sandbox = '${REAL_NODE.pauseImage}'
   [plugins.'io.containerd.cri.v1.runtime']
     enable_selinux = false
+    # Root here lacks CAP_SYS_RESOURCE, so no process may lower its oom_score_adj below the
+    # runtime's own (the pause container asks for -998): keep each at least at containerd's.
+    restrict_oom_score_adj = true
     [plugins.'io.containerd.cri.v1.runtime'.containerd]
       default_runtime_name = 'runc'
       [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]

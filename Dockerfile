@@ -2,7 +2,10 @@
 # src/ to dist/ (the same dist/ the npm package ships) and bundles the workflows once, so the worker
 # neither transpiles at start nor runs webpack (seconds of start-up, and resident memory: see
 # docs/RESULTS.md, bench:kubernetes). No TypeScript runs in the image.
-FROM node:22-bookworm-slim AS build
+# The base image: Node.js 22 on Debian bookworm. The public image by default; where no registry is
+# reachable, the one scripts/images/base.sh makes locally (--build-arg BASE=localhost/node-base:22-bookworm).
+ARG BASE=node:22-bookworm-slim
+FROM ${BASE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -11,7 +14,7 @@ COPY src ./src
 COPY scripts/bundle-workflows.ts ./scripts/
 RUN npm run build && node --import tsx scripts/bundle-workflows.ts --out dist/workflow-bundle.js
 
-FROM node:22-bookworm-slim
+FROM ${BASE}
 WORKDIR /app
 ENV NODE_ENV=production
 COPY package.json package-lock.json ./

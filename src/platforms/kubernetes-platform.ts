@@ -292,7 +292,6 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
       }
     }
   }
-
 }
 
 function isForbidden(error: unknown): boolean {

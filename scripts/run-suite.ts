@@ -78,6 +78,25 @@ function machineBusySeconds(): number {
   return (user + nice + system + irq + softirq + steal) / 100;
 }
 
+/** The process groups of the files running now. */
+const running = new Set<number>();
+
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // ended already
+  }
+}
+
+// Interrupted (Ctrl+C, CI's deadline): the running files end as at their bound.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    for (const pid of running) signalGroup(pid, 'SIGTERM');
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  });
+}
+
 /**
  * One file in a `node --test` of its own, under bash so that `times` reports the CPU its processes
  * used (those reaped by it or by their parents: every process a file starts is stopped by PID).
@@ -89,21 +108,32 @@ function runFile(file: string, options: string[]): Promise<FileRun & { output: s
     '--test', '--test-reporter=spec', `--test-timeout=${TEST_TIMEOUT_MS}`, ...options, file,
   ];
   const started = performance.now();
-  const child = spawn('bash', ['-c', script, 'bash', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
+  // A process group of its own, so that a file past its bound is ended whole (see below).
+  const child = spawn('bash', ['-c', script, 'bash', ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    env: { ...process.env, FORCE_COLOR: '0' },
+    detached: true,
+  });
+  running.add(child.pid!);
   let output = '';
   let times = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   (child.stdio[3] as NodeJS.ReadableStream).on('data', (chunk: Buffer) => (times += chunk.toString()));
   let timedOut = false;
+  // Past its bound (node --test's own ends a test at TEST_TIMEOUT_MS; this is the file's), the
+  // file's process group gets SIGTERM, on which the file stops every process it started
+  // (stop-descendants-on-exit.mjs), and SIGKILL 10 s later.
   const bound = setTimeout(() => {
     timedOut = true;
-    // The file's process stops everything it started on SIGTERM (stop-descendants-on-exit.mjs).
-    child.kill('SIGTERM');
+    signalGroup(child.pid!, 'SIGTERM');
+    setTimeout(() => signalGroup(child.pid!, 'SIGKILL'), 10_000).unref();
   }, FILE_TIMEOUT_MS);
   return new Promise((resolve) => {
     child.on('close', (code) => {
       clearTimeout(bound);
+      running.delete(child.pid!);
       // `times`: the shell's own user and system time, then its children's: "0m1.250s 0m0.310s".
       const children = times.trim().split('\n').at(-1) ?? '';
       const cpuSeconds = [...children.matchAll(/(\d+)m([\d.]+)s/g)].reduce((sum, [, m, s]) => sum + Number(m) * 60 + Number(s), 0);

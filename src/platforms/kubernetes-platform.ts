@@ -285,8 +285,8 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
           continue;
         }
         if (starting) {
-          const message = `HTTP 403 from an API server that was unreachable moments ago (its authorizer may not have loaded RBAC yet): ${toFailure(error, what, target.namespace).message}`;
-          throw new Error(`kubernetes: ${what} in namespace ${target.namespace}: ${message}`, { cause: error });
+          const reason = 'from an API server that was unreachable moments ago (its authorizer may not have loaded RBAC yet)';
+          throw new Error(`kubernetes: ${what} in namespace ${target.namespace}: HTTP 403 ${reason}: ${apiMessage((error as k8s.ApiException<unknown>).body)}`, { cause: error });
         }
         throw toFailure(error, what, target.namespace);
       }

@@ -26,6 +26,7 @@ import { WebhookNotifier } from '../../src/notifications/webhook-notifier.js';
 import type { DeploymentResult } from '../../src/shared/deployment-status.js';
 import type { Slot } from '../../src/shared/slots.js';
 import { phaseSpans, runSweep, summarise, sweepPoints } from '../helpers/abort-sweep.js';
+import type { DeploymentSpecInput } from '../../src/deployment-spec/deployment-spec.js';
 import { testSpec } from '../helpers/deployment-harness.js';
 import { eventually, within } from '../helpers/eventually.js';
 import { FaultInjectingKubeProxy } from '../helpers/fault-injecting-kube-proxy-double.js';
@@ -95,7 +96,7 @@ describe('abort drills on the Kubernetes control plane', () => {
 
   const liveSlot = async () => (await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: NS })).spec!.selector!['slot'] as Slot;
   const deployment = (slot: Slot) => cluster.apps.readNamespacedDeployment({ name: `detection-api-${slot}`, namespace: NS });
-  const start = (tag: string, intervalSeconds = 1, stuckAfterSeconds = 120) =>
+  const start = (tag: string, intervalSeconds = 1, rollback: DeploymentSpecInput['rollback'] = {}) =>
     deployments.start(
       testSpec({
         namespace: NS,
@@ -105,7 +106,7 @@ describe('abort drills on the Kubernetes control plane', () => {
         smoke: { endpoint: worker.referenceUrl },
         monitor: { durationSeconds: 60, intervalSeconds, slos: [] },
         scaleDownDelaySeconds: 0,
-        rollback: { stuckAfterSeconds },
+        rollback,
       }),
     );
   const abort = (reason: string) => deployments.abort(NS, 'detection-api', { reason, by: 'abort-drill' });
@@ -208,7 +209,7 @@ describe('abort drills on the Kubernetes control plane', () => {
     const from = await liveSlot();
     const to: Slot = from === 'blue' ? 'green' : 'blue';
     const before = await idleBefore(from);
-    const handle = await start('v2.2.1', 5, STUCK_AFTER_SECONDS);
+    const handle = await start('v2.2.1', 5, { stuckAfterSeconds: STUCK_AFTER_SECONDS });
     await untilPhase('Monitoring');
     assert.equal(await liveSlot(), to);
 

@@ -77,6 +77,9 @@ describe('the Release controller, on a real control plane and Temporal', () => {
     return runs;
   };
 
+  /** `kubectl annotate release NAME KEY=VALUE` in this file's namespace, as a team with only kubectl would. */
+  const annotate = (name: string, annotation: string) => kubectl('annotate', '--namespace', NAMESPACE, 'release', name, annotation);
+
   /** What a user sees in a second terminal: `kubectl get releases -w`, its lines the printer columns. */
   const watchReleases = () => {
     const child = spawn('kubectl', ['--kubeconfig', cluster.plane.kubeconfigPath, '--namespace', NAMESPACE, 'get', 'releases', '--watch', '--output-watch-events'], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -222,12 +225,12 @@ describe('the Release controller, on a real control plane and Temporal', () => {
       return current.status!.lastRequest!;
     };
 
-    await kubectl('annotate', '--namespace', NAMESPACE, 'release', 'rel-e', `${ReleaseAnnotation.Approve}=release notes read`);
+    await annotate('rel-e', `${ReleaseAnnotation.Approve}=release notes read`);
     const approved = await answered('approve');
     assert.deepEqual([approved.answer, approved.value], ['Accepted', 'release notes read'], approved.message);
     await eventually(async () => (await read('rel-e')).status?.phase === 'Monitoring', 'rel-e monitoring after the approval', 60_000);
 
-    await kubectl('annotate', '--namespace', NAMESPACE, 'release', 'rel-e', `${ReleaseAnnotation.Abort}=p95 latency too high`);
+    await annotate('rel-e', `${ReleaseAnnotation.Abort}=p95 latency too high`);
     const aborted = await answered('abort');
     assert.equal(aborted.answer, 'Accepted', aborted.message);
     await eventually(async () => (await read('rel-e')).status?.outcome === 'RolledBack', 'rel-e rolled back', 60_000);
@@ -238,7 +241,7 @@ describe('the Release controller, on a real control plane and Temporal', () => {
     assert.deepEqual([conditions['Degraded'], conditions['Healthy']], ['True', 'False']);
     await assertFirstDeploymentState(cluster, 'rel-e', 'registry.internal/rel-e:v2.0.0', 'RolledBack', 'rel-e', NAMESPACE);
 
-    await kubectl('annotate', '--namespace', NAMESPACE, 'release', 'rel-e', `${ReleaseAnnotation.Promote}=full`);
+    await annotate('rel-e', `${ReleaseAnnotation.Promote}=full`);
     const promoted = await answered('promote');
     assert.equal(promoted.answer, 'Refused');
     assert.match(promoted.message, /the deployment is over/);
@@ -266,7 +269,7 @@ describe('the Release controller, on a real control plane and Temporal', () => {
       const service = await cluster.core.readNamespacedService({ name: 'rel-h-service', namespace: NAMESPACE });
       assert.deepEqual(service.spec!.selector, { app: 'rel-h' }, 'both slots serve');
 
-      await kubectl('annotate', '--namespace', NAMESPACE, 'release', 'rel-h', `${ReleaseAnnotation.Promote}=`);
+      await annotate('rel-h', `${ReleaseAnnotation.Promote}=`);
       await eventually(async () => (await read('rel-h')).status?.lastRequest?.verb === 'promote', 'the promote answered', 30_000);
       const promoted = (await read('rel-h')).status!.lastRequest!;
       assert.equal(promoted.answer, 'Accepted', promoted.message);
@@ -291,7 +294,7 @@ describe('the Release controller, on a real control plane and Temporal', () => {
     await create(release('rel-g', { image: 'registry.internal/rel-g:v2.0.0', monitor: { durationSeconds: 120, intervalSeconds: 2, slos: [] } }));
     await eventually(async () => (await read('rel-g')).status?.phase === 'Monitoring', 'rel-g monitoring', 120_000);
     await worker.stop();
-    await kubectl('annotate', '--namespace', NAMESPACE, 'release', 'rel-g', `${ReleaseAnnotation.Abort}=aborted while the worker was gone`);
+    await annotate('rel-g', `${ReleaseAnnotation.Abort}=aborted while the worker was gone`);
     await eventually(async () => (await read('rel-g')).status?.lastRequest?.verb === 'abort', 'the abort answered', 30_000);
     const recorded = (await read('rel-g')).status!.lastRequest!;
     assert.equal(recorded.answer, 'Recorded', recorded.message);

@@ -35,7 +35,7 @@ export interface FaultCounts {
   permanent: number;
 }
 
-const REASONS: Record<number, string> = { 403: 'Forbidden', 404: 'NotFound', 409: 'Conflict', 422: 'Invalid', 429: 'TooManyRequests', 500: 'InternalError' };
+const REASONS: Record<number, string> = { 403: 'Forbidden', 404: 'NotFound', 409: 'Conflict', 422: 'Invalid', 429: 'TooManyRequests', 500: 'InternalError', 502: 'BadGateway' };
 
 export class FaultInjectingKubeProxy {
   /** Tells the test of each write as it arrives, and can hold writes (an API slow to answer). */

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -96,7 +96,7 @@ export async function applyInNamespace(plane: ControlPlane, dir: string, namespa
   await kubectl('create', 'namespace', namespace).catch((error: Error) => {
     if (!/AlreadyExists/.test(error.message)) throw error;
   });
-  await kubectl('apply', ...options, '-k', overlay);
+  await kubectl('apply', ...options, '-k', overlay).finally(() => rmSync(overlay, { recursive: true, force: true }));
 }
 
 /** Names of the ready pods in the Service's EndpointSlices, sorted. */

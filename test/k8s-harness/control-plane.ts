@@ -7,20 +7,19 @@
  * writes an admin kubeconfig. `mintToken` issues ServiceAccount tokens through the TokenRequest
  * API. Everything started is stopped by PID.
  */
-import { execFile, spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { get } from 'node:https';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
-import { freePort, stopProcess } from '../../src/processes/processes.js';
+import { freePort } from '../../src/processes/processes.js';
 import { prepareRealNode } from './real-node.js';
 import type { RealNode } from './real-node.js';
-import { until } from './until.js';
+import { Parts, until } from './parts.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MODULE_DIR = fileURLToPath(new URL('.', import.meta.url));
@@ -30,16 +29,13 @@ export const KUBERNETES_VERSION = /k8s\.io\/kubernetes (v[0-9.]+)/.exec(readFile
 
 const run = promisify(execFile);
 
-/** Builds the harness binary when missing or older than any of its sources; returns seconds spent. */
-export async function buildHarness(log: (line: string) => void = () => undefined): Promise<number> {
-  const sources = readdirSync(MODULE_DIR).filter((f) => f.endsWith('.go') || f === 'go.mod' || f === 'go.sum');
-  const newest = Math.max(...sources.map((f) => statSync(join(MODULE_DIR, f)).mtimeMs));
-  if (existsSync(HARNESS_BINARY) && statSync(HARNESS_BINARY).mtimeMs >= newest) return 0;
-  log(`building the Kubernetes ${KUBERNETES_VERSION} control plane (${HARNESS_BINARY}); the first build takes minutes`);
-  const started = performance.now();
-  // As setup.sh builds it (with Kubernetes' version variables), and from its cache when it can.
-  await run('bash', [join(ROOT, 'scripts/setup.sh'), '--k8s-harness'], { cwd: ROOT, maxBuffer: 64 * 1024 * 1024, timeout: 40 * 60_000 });
-  return (performance.now() - started) / 1000;
+/**
+ * The harness binary as scripts/setup.sh builds it (with Kubernetes' version variables): copied
+ * from its build cache when the sources are unchanged, else built (minutes the first time).
+ */
+export async function buildHarness(log: (line: string) => void = () => undefined): Promise<void> {
+  const { stderr } = await run('bash', [join(ROOT, 'scripts/setup.sh'), '--k8s-harness'], { cwd: ROOT, maxBuffer: 64 * 1024 * 1024, timeout: 40 * 60_000 });
+  for (const line of stderr.split('\n').filter(Boolean)) log(line);
 }
 
 export interface ControlPlane {
@@ -66,11 +62,6 @@ export interface ControlPlane {
   apiServer?: { stop(): Promise<void>; start(): Promise<void> };
 }
 
-interface Part {
-  name: string;
-  child: ChildProcess;
-}
-
 /**
  * `realNode`: instead of simulated nodes, one real node on this machine (real-node.ts), the API
  * server bound to the node's address so that pods reach it through the `kubernetes` Service.
@@ -87,39 +78,21 @@ export async function startControlPlane({
   log?: (line: string) => void;
 }): Promise<ControlPlane> {
   await buildHarness(log);
-  if (realNode) nodes = 0;
-  mkdirSync(join(dir, 'logs'), { recursive: true });
+  const expectedNodes = realNode ? 1 : nodes;
   const started = performance.now();
-  const parts: Part[] = [];
+  const parts = new Parts(join(dir, 'logs'));
+  const launch = (name: string, args: string[]) => parts.launch(name, HARNESS_BINARY, [name, ...args]);
+  const alive = () => parts.alive();
   let node: RealNode | null = null;
   const stop = async () => {
     // The node's failure to clean up is reported after every part has stopped, not instead.
-    const nodeStopped = node?.stop().then(
+    const failure = await node?.stop().then(
       () => null,
       (error: unknown) => error,
     );
-    const failure = await nodeStopped;
-    for (const part of [...parts].reverse()) await stopProcess(part.child, 10_000);
+    await parts.stopAll();
     await node?.release();
     if (failure) throw failure;
-  };
-  const launch = (name: string, args: string[]) => {
-    const out = createWriteStream(join(dir, 'logs', `${name}.log`));
-    const child = spawn(HARNESS_BINARY, [name, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.pipe(out);
-    child.stderr!.pipe(out);
-    parts.push({ name, child });
-    return child;
-  };
-  const logTail = (name: string) => {
-    try {
-      return readFileSync(join(dir, 'logs', `${name}.log`), 'utf8').slice(-3000);
-    } catch {
-      return '';
-    }
-  };
-  const alive = () => {
-    for (const part of parts) if (part.child.exitCode !== null) throw new Error(`${part.name} exited with ${part.child.exitCode}:\n${logTail(part.name)}`);
   };
 
   try {
@@ -196,9 +169,9 @@ export async function startControlPlane({
     await until(
       async () => {
         const list = await core.listNode();
-        return list.items.length >= Math.max(nodes, 1) && list.items.every((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+        return list.items.length >= expectedNodes && list.items.every((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
       },
-      `${nodes} Ready nodes`,
+      `${expectedNodes} Ready nodes`,
       60_000,
       alive,
     );
@@ -208,12 +181,7 @@ export async function startControlPlane({
     const description: PlaneFile = { server, caFile, kubeconfigPath, startSeconds };
     writeFileSync(join(dir, PLANE_FILE), JSON.stringify(description));
     const apiServer = {
-      stop: async () => {
-        const part = parts.find((p) => p.name === 'kube-apiserver');
-        if (!part) return;
-        parts.splice(parts.indexOf(part), 1);
-        await stopProcess(part.child, 10_000);
-      },
+      stop: () => parts.stop('kube-apiserver'),
       start: async () => {
         launch('kube-apiserver', apiServerArgs);
         await until(readyz, 'kube-apiserver /readyz after a restart', 90_000, alive);

@@ -14,25 +14,25 @@
  * unmounts what they mounted, and removes its network state, leaving the host as it found it.
  */
 import { execFile, spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
-import { freePort, stopProcess } from '../../src/processes/processes.js';
-import { until } from './until.js';
+import { freePort } from '../../src/processes/processes.js';
+import { Parts, until } from './parts.js';
 
 const run = promisify(execFile);
 
-/** The node's fixed addresses: its own (a dummy interface), its pods' and its Services'. */
+/** The node's name, its address and its pods', and the host-wide names it takes. */
 export const REAL_NODE = {
   name: 'real-node',
   ip: '10.250.0.1',
   podCidr: '10.244.0.0/24',
+  /** The CNI bridge its pods are on. */
   bridge: 'bluegreen-cni0',
   /** A bridge of no ports that holds the node's address (the kernel here has no dummy device). */
-  dummy: 'bluegreen-node0',
+  addressBridge: 'bluegreen-node0',
   /** The sandbox image every pod starts with, built from pause.c and imported at start. */
   pauseImage: 'registry.k8s.io/pause:3.10',
 } as const;
@@ -108,17 +108,8 @@ export async function prepareRealNode({ dir, harness, log = () => undefined }: R
     ctr: join(NODE_TOOLS, 'ctr'),
     pauseArchive: join(NODE_TOOLS, 'pause.tar'),
   };
-  const parts: { name: string; child: ChildProcess }[] = [];
-  const logs = join(dir, 'logs');
-  mkdirSync(logs, { recursive: true });
-  const launch = (name: string, command: string, args: string[], env: NodeJS.ProcessEnv = process.env) => {
-    const out = createWriteStream(join(logs, `${name}.log`));
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
-    child.stdout!.pipe(out);
-    child.stderr!.pipe(out);
-    parts.push({ name, child });
-    return child;
-  };
+  const parts = new Parts(join(dir, 'logs'));
+  const alive = () => parts.alive();
   const containerdDir = join(dir, 'containerd');
   const socket = join(containerdDir, 'containerd.sock');
   const ctr = (...args: string[]) => sh(binaries.ctr, ['--address', socket, '--namespace', 'k8s.io', ...args]);
@@ -130,19 +121,12 @@ export async function prepareRealNode({ dir, harness, log = () => undefined }: R
   };
 
   const stop = async () => {
-    // The kubelet first, so that it restarts nothing; then every container and its shim.
-    for (const name of ['kube-proxy', 'kubelet']) {
-      const part = parts.find((p) => p.name === name);
-      if (part) await stopProcess(part.child, 10_000);
-    }
-    await ctr('tasks', 'ls', '-q')
-      .then(async (ids) => {
-        for (const id of ids.split('\n').filter(Boolean)) await quietly(binaries.ctr, ['--address', socket, '-n', 'k8s.io', 'tasks', 'kill', '-s', 'SIGKILL', id]);
-      })
-      .catch(() => undefined);
+    // The kubelet first, so that it restarts nothing; then every container (each is in the pods'
+    // cgroups), containerd, and the shims that outlive it.
+    await parts.stop('kube-proxy');
+    await parts.stop('kubelet');
     await killCgroup('kubepods');
-    const containerd = parts.find((p) => p.name === 'containerd');
-    if (containerd) await stopProcess(containerd.child, 10_000);
+    await parts.stop('containerd');
     await killShims(containerdDir);
     await unmountUnder(dir);
   };
@@ -162,15 +146,15 @@ export async function prepareRealNode({ dir, harness, log = () => undefined }: R
     throw error;
   }
 
-  const join_ = async ({ kubeconfigPath, adminConfig }: { kubeconfigPath: string; adminConfig: () => k8s.KubeConfig }) => {
+  const joinPlane = async ({ kubeconfigPath, adminConfig }: { kubeconfigPath: string; adminConfig: () => k8s.KubeConfig }) => {
     const started = performance.now();
 
     // containerd, with the CRI plugin, on a socket of its own; the pause image pinned.
     mkdirSync(containerdDir, { recursive: true });
     const config = join(containerdDir, 'config.toml');
     writeFileSync(config, containerdConfig(containerdDir, join(dir, 'cni')));
-    launch('containerd', binaries.containerd, ['--config', config], { ...process.env, PATH: `${NODE_TOOLS}:${process.env['PATH']}` });
-    await until(async () => (await ctr('version')).includes('Server'), 'containerd', 30_000, () => alive(parts, logs));
+    parts.launch('containerd', binaries.containerd, ['--config', config], { ...process.env, PATH: `${NODE_TOOLS}:${process.env['PATH']}` });
+    await until(async () => (await ctr('version')).includes('Server'), 'containerd', 30_000, alive);
     await ctr('images', 'import', '--all-platforms', binaries.pauseArchive);
     log(`containerd up, pause image imported (${((performance.now() - started) / 1000).toFixed(1)} s)`);
 
@@ -179,7 +163,7 @@ export async function prepareRealNode({ dir, harness, log = () => undefined }: R
     mkdirSync(kubeletDir, { recursive: true });
     const kubeletConfig = join(kubeletDir, 'config.yaml');
     writeFileSync(kubeletConfig, kubeletConfiguration(socket, await freePort(), await freePort()));
-    launch('kubelet', harness, [
+    parts.launch('kubelet', harness, [
       'kubelet',
       `--config=${kubeletConfig}`,
       `--kubeconfig=${kubeconfigPath}`,
@@ -194,15 +178,13 @@ export async function prepareRealNode({ dir, harness, log = () => undefined }: R
       async () => (await core.readNode({ name: REAL_NODE.name })).status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
       'the real node Ready',
       90_000,
-      () => alive(parts, logs),
+      alive,
     );
 
     const proxyConfig = join(dir, 'kube-proxy.yaml');
     writeFileSync(proxyConfig, kubeProxyConfiguration(kubeconfigPath, await freePort(), await freePort()));
-    launch('kube-proxy', harness, ['kube-proxy', `--config=${proxyConfig}`, '--v=1']);
-    await until(async () => (await sh('iptables', ['-t', 'nat', '-S', 'KUBE-SERVICES'])).includes('KUBE-SVC'), "kube-proxy's Service rules", 30_000, () =>
-      alive(parts, logs),
-    );
+    parts.launch('kube-proxy', harness, ['kube-proxy', `--config=${proxyConfig}`, '--v=1']);
+    await until(async () => (await sh('iptables', ['-t', 'nat', '-S', 'KUBE-SERVICES'])).includes('KUBE-SVC'), "kube-proxy's Service rules", 30_000, alive);
     log(`real node ${REAL_NODE.name} Ready at ${REAL_NODE.ip} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   };
   return {
@@ -210,7 +192,7 @@ export async function prepareRealNode({ dir, harness, log = () => undefined }: R
     ip: REAL_NODE.ip,
     join: async (plane) => {
       try {
-        await join_(plane);
+        await joinPlane(plane);
       } catch (error) {
         await stop().catch(() => undefined);
         await release().catch(() => undefined);
@@ -224,21 +206,12 @@ export async function prepareRealNode({ dir, harness, log = () => undefined }: R
 }
 
 
-function alive(parts: { name: string; child: ChildProcess }[], logs: string): void {
-  for (const part of parts) {
-    if (part.child.exitCode !== null) {
-      const tail = existsSync(join(logs, `${part.name}.log`)) ? readFileSync(join(logs, `${part.name}.log`), 'utf8').slice(-3000) : '';
-      throw new Error(`${part.name} exited with ${part.child.exitCode}:\n${tail}`);
-    }
-  }
-}
-
-/** The node's address on a dummy interface, forwarding on, and the CNI bridge's configuration. */
+/** The node's address on a bridge of its own, forwarding on, and the CNI bridge's configuration. */
 async function setUpNetwork(dir: string): Promise<void> {
-  await quietly('ip', ['link', 'del', REAL_NODE.dummy]);
-  await sh('ip', ['link', 'add', REAL_NODE.dummy, 'type', 'bridge']);
-  await sh('ip', ['addr', 'add', `${REAL_NODE.ip}/32`, 'dev', REAL_NODE.dummy]);
-  await sh('ip', ['link', 'set', REAL_NODE.dummy, 'up']);
+  await quietly('ip', ['link', 'del', REAL_NODE.addressBridge]);
+  await sh('ip', ['link', 'add', REAL_NODE.addressBridge, 'type', 'bridge']);
+  await sh('ip', ['addr', 'add', `${REAL_NODE.ip}/32`, 'dev', REAL_NODE.addressBridge]);
+  await sh('ip', ['link', 'set', REAL_NODE.addressBridge, 'up']);
   writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
   writeFileSync('/proc/sys/net/bridge/bridge-nf-call-iptables', '1');
   const netd = join(dir, 'cni', 'net.d');
@@ -267,10 +240,10 @@ async function setUpNetwork(dir: string): Promise<void> {
   );
 }
 
-/** Removes the bridge, the dummy interface, kube-proxy's and CNI's chains. */
+/** Removes both bridges, and kube-proxy's and CNI's chains. */
 async function removeNetwork(): Promise<void> {
   await quietly('ip', ['link', 'del', REAL_NODE.bridge]);
-  await quietly('ip', ['link', 'del', REAL_NODE.dummy]);
+  await quietly('ip', ['link', 'del', REAL_NODE.addressBridge]);
   // Each table restored without kube-proxy's and CNI's chains and the rules that jump to them.
   for (const table of ['nat', 'filter', 'mangle']) {
     const saved = await sh('iptables-save', ['-t', table]).catch(() => '');

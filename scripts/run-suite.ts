@@ -272,8 +272,8 @@ function report(runs: FileRun[], wall: number, busy: number): void {
   const failed = runs.filter(isFailed);
   for (const r of failed) lines.push(`✖ failed: ${r.file}${r.timedOut ? ' (ended at its bound)' : r.code !== 0 && r.counts.fail === 0 ? ` (exit ${r.code})` : ''}`);
   const total = (name: keyof Counts) => runs.reduce((sum, r) => sum + r.counts[name], 0);
-  // A file that ended without its closing lines (killed, crashed) counts as one failed test.
-  const silent = failed.filter((r) => r.counts.tests === 0).length;
+  // A failed file whose counts show no failed test (killed, crashed, or a failing hook) counts as one.
+  const silent = failed.filter((r) => r.counts.fail + r.counts.cancelled === 0).length;
   for (const name of COUNT_NAMES) lines.push(`ℹ ${name} ${total(name) + (name === 'tests' || name === 'fail' ? silent : 0)}`);
   lines.push(`ℹ duration_ms ${(wall * 1000).toFixed(0)}`);
   lines.push(`suite: ${total('pass')} passed, ${total('fail') + total('cancelled') + silent} failed, ${total('skipped')} skipped`);

@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { availableParallelism } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ALONE, BACKGROUND_BUILDS, concurrency, FILE_TIMEOUT_MS, LONGEST_FIRST, TEST_TIMEOUT_MS } from '../test/suite.js';
+import { ALONE, BACKGROUND_BUILDS, concurrency, FILE_TIMEOUT_MS, HOLDS, LONGEST_FIRST, TEST_TIMEOUT_MS } from '../test/suite.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** Each file's wall time at its last run on this machine, to start the longest first. */
@@ -216,13 +216,18 @@ async function main(argv: string[]): Promise<number> {
 
   const builds = startBuilds(files);
   const queue = [...shared];
-  /** The next file whose build (if any) has ended; waits while only files with builds running are left. */
+  /** The resources (test/suite.ts's HOLDS) held by running files, and a wake-up for when one is let go. */
+  const held = new Set<string>();
+  let release = () => undefined as void;
+  let released = new Promise<void>((resolve) => (release = resolve));
+  const ready = (file: string) => builds.get(file)?.done !== false && !(HOLDS[file] !== undefined && held.has(HOLDS[file]));
+  /** The next file whose build (if any) has ended and whose resource (if any) is free; waits for one otherwise. */
   const next = async (): Promise<string | undefined> => {
     for (;;) {
-      const at = queue.findIndex((file) => builds.get(file)?.done !== false);
+      const at = queue.findIndex(ready);
       if (at !== -1) return queue.splice(at, 1)[0];
       if (queue.length === 0) return undefined;
-      await Promise.race(queue.map((file) => builds.get(file)!.ended));
+      await Promise.race([released, ...queue.flatMap((file) => builds.get(file)?.ended ?? [])]);
     }
   };
   const run = async (file: string) => {
@@ -235,8 +240,15 @@ async function main(argv: string[]): Promise<number> {
   };
   const lane = async () => {
     for (let file = await next(); file !== undefined; file = await next()) {
+      const resource = HOLDS[file];
+      if (resource !== undefined) held.add(resource);
       process.stdout.write(`▷ ${file}\n`);
       await run(file);
+      if (resource !== undefined) {
+        held.delete(resource);
+        release();
+        released = new Promise<void>((resolve) => (release = resolve));
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(width, queue.length) }, lane));

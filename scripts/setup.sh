@@ -137,6 +137,17 @@ build_pause_image() {
   rm -rf "$work"
 }
 
+# The images the real node's tests run, built here from the repository's Dockerfiles
+# (scripts/images/): the detection API at its versions, on a base made with debootstrap.
+images() {
+  command -v podman >/dev/null 2>&1 || apt_install podman podman
+  command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap debootstrap
+  local key
+  key="$(cd examples/detection-api && cat ../../scripts/images/base.sh ../../scripts/images/detection-api.sh ../../tsconfig.json \
+    Dockerfile package.json package-lock.json src/* | sha256sum | cut -c1-16)"
+  cached_as .tools/images/detection-api.tar "$key" . bash scripts/images/detection-api.sh .tools/images/detection-api.tar
+}
+
 require_go() {
   if ! command -v go >/dev/null 2>&1; then
     echo "setup: Go is missing; $1 is built with it (https://go.dev/doc/install)" >&2
@@ -149,6 +160,7 @@ case "${1:-}" in
   --temporal-server) temporal_on_postgres; exit 0 ;;
   --k8s-harness) k8s_harness; exit 0 ;;
   --real-node) k8s_harness; real_node; exit 0 ;;
+  --images) images; exit 0 ;;
   --load-generator)
     require_go vegeta
     cached_as .tools/vegeta "$VEGETA_VERSION" . env GOBIN="$PWD/.tools" go install "github.com/tsenart/vegeta/v12@${VEGETA_VERSION}"

@@ -19,6 +19,16 @@ export const ALONE: Record<string, string> = {
 };
 
 /**
+ * Files that hold a resource of which the machine has one, by the resource's name: two files that
+ * hold the same one never run at once (others run beside each). A real node's bridge, iptables
+ * chains and cgroups are host-wide (test/k8s-harness/real-node.ts), so one runs per machine.
+ */
+export const HOLDS: Record<string, string> = {
+  'test/k8s-harness/real-node.test.ts': 'the real node',
+  'test/e2e/real-node-deployments.e2e.test.ts': 'the real node',
+};
+
+/**
  * Files started first, longest first (their wall time at the last measured run), so that the
  * longest file does not start last and hold the suite up alone. A file not listed starts after
  * these, in path order; the runner also reorders by the times of the previous run on this machine.
@@ -54,6 +64,7 @@ export function concurrency(env: NodeJS.ProcessEnv = process.env): number {
  */
 export const BACKGROUND_BUILDS: Record<string, readonly string[]> = {
   'test/e2e/temporal-postgres.e2e.test.ts': ['bash', 'scripts/setup.sh', '--temporal-server'],
+  'test/e2e/real-node-deployments.e2e.test.ts': ['bash', 'scripts/setup.sh', '--images'],
 };
 
 /**

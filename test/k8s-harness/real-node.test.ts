@@ -13,21 +13,7 @@ import * as k8s from '@kubernetes/client-node';
 import { eventually } from '../helpers/eventually.js';
 import { HARNESS_BINARY, KUBERNETES_VERSION, startControlPlane } from './control-plane.js';
 import type { ControlPlane } from './control-plane.js';
-import { prepareRealNode, REAL_NODE } from './real-node.js';
-
-/** The processes on this machine whose cgroup names the container. */
-function processesOf(containerId: string): number[] {
-  return readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(containerId);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
+import { containerProcesses, prepareRealNode, REAL_NODE } from './real-node.js';
 
 /** What the node changes on the host: its links, iptables chains, pod cgroups and mounts. */
 function hostState(dir: string): Record<string, number> {
@@ -74,7 +60,7 @@ describe('a real node', { skip: process.getuid?.() !== 0 ? 'a real node needs ro
     await eventually(async () => Boolean((await status())?.ready), 'the pod Ready', 60_000);
     const first = (await status())!;
     const id = first.containerID!.replace('containerd://', '');
-    const [pid] = processesOf(id);
+    const [pid] = containerProcesses(id);
     assert.ok(pid, `a process of container ${id} runs here`);
     assert.equal(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim(), '/pause');
 
@@ -82,7 +68,7 @@ describe('a real node', { skip: process.getuid?.() !== 0 ? 'a real node needs ro
     await eventually(async () => (await status())?.restartCount === 1 && Boolean((await status())?.ready), 'restartCount 1 and Ready again', 60_000);
     const again = (await status())!;
     assert.equal(again.lastState?.terminated?.exitCode, 137, 'the kubelet saw the SIGKILL');
-    const [restarted] = processesOf(again.containerID!.replace('containerd://', ''));
+    const [restarted] = containerProcesses(again.containerID!.replace('containerd://', ''));
     assert.ok(restarted && restarted !== pid, `a new process (${restarted}) replaced ${pid}`);
   });
 

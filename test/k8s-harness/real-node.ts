@@ -39,6 +39,21 @@ export const REAL_NODE = {
 
 const LOCK = '/run/bluegreen-real-node.pid';
 
+/** The processes on this machine of a container (its ID, with or without `containerd://`): those whose cgroup names it. */
+export function containerProcesses(containerId: string): number[] {
+  const id = containerId.replace(/^containerd:\/\//, '');
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(id);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
 export interface RealNode {
   name: string;
   ip: string;

@@ -1,7 +1,7 @@
 /**
- * Starts the detection API. On SIGTERM or SIGINT it drains as docs/PROCEDURE.md §8 asks: health,
- * readiness and new API requests answer 503 at once, requests in flight complete, and the process
- * exits within SHUTDOWN_GRACE_SECONDS whatever happens.
+ * Starts the detection API. On SIGTERM or SIGINT it drains as docs/PROCEDURE.md §8 asks: health
+ * and readiness answer 503 at once, API requests are still answered, each closing its connection,
+ * requests in flight complete, and the process exits within SHUTDOWN_GRACE_SECONDS whatever happens.
  */
 import { loadConfig } from './config.js';
 import { createDetectionService } from './service.js';

@@ -33,7 +33,7 @@ export interface DetectionService {
   metrics: ServiceMetrics;
   /** Starts the TAK link and listens; /ready answers 200 from then on. */
   start(): Promise<string>;
-  /** Drains: 503 on health, ready and the API at once, in-flight requests finish, then closes. */
+  /** Drains: 503 on health and ready at once, every answer closes its connection, in-flight requests finish, then closes. */
   shutdown(): Promise<void>;
 }
 
@@ -57,18 +57,11 @@ export function createDetectionService(config: Config): DetectionService {
   const app = Fastify({
     logger: { level: config.LOG_LEVEL },
     logController: new LogController({ disableRequestLogging: true }),
-    return503OnClosing: true,
+    // A request that reaches a draining replica came on a connection its client kept alive (new
+    // connections went elsewhere when the endpoint was removed, before SIGTERM): it is answered,
+    // not refused, and its connection closed after the answer (onSend below).
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
-  });
-
-  // The hooks on every request take a callback rather than return a promise: on this path each
-  // promise is measurable (bench:service).
-  app.addHook('onRequest', (request, reply, done) => {
-    if (draining && API.test(request.url)) {
-      reply.code(503).header('connection', 'close').send({ error: 'Server shutting down' });
-      return;
-    }
-    done();
   });
 
   if (config.FAULT_LATENCY_MS > 0 || config.FAULT_ERROR_RATE > 0) {
@@ -86,8 +79,10 @@ export function createDetectionService(config: Config): DetectionService {
     });
   }
 
-  // While draining, every answer closes its connection, so kept-alive clients let go and the
-  // server can close once the requests in flight are answered.
+  // While draining, every answer closes its connection, so kept-alive clients let go (their next
+  // request opens a connection to a replica that serves) and the server can close once the
+  // requests in flight are answered. The hooks on every request take a callback rather than return
+  // a promise: on this path each promise is measurable (bench:service).
   app.addHook('onSend', (_request, reply, payload, done) => {
     if (draining) reply.header('connection', 'close');
     done(null, payload);

@@ -1,0 +1,201 @@
+/**
+ * Deployments of the reference detection API whose pods run for real, on a real node
+ * (test/k8s-harness/real-node.ts), from the images built here (scripts/images/: the good versions,
+ * one whose API answers 500, one whose process exits 30 s after each start). The worker runs as
+ * deploy/'s ServiceAccount; the smoke suite reaches the idle slot through its Service's ClusterIP,
+ * and steady traffic reaches the live slot through the switched Service's, both through
+ * kube-proxy's rules:
+ * - readiness probes gate the EndpointSlices: a pod that runs is not an endpoint until its probe
+ *   passes;
+ * - the old slot's pods drain (preStop, then SIGTERM) with the traffic answered;
+ * - a version that answers 500 fails its smoke suite and traffic stays where it was;
+ * - a version that crash-loops is rolled back on the restarts the kubelet counts, and the evidence
+ *   holds what its container wrote before it exited, read through pods/log.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { get } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import * as k8s from '@kubernetes/client-node';
+import { KubernetesPlatform } from '../../src/platforms/kubernetes-platform.js';
+import type { DeploymentResult } from '../../src/shared/deployment-status.js';
+import type { Slot } from '../../src/shared/slots.js';
+import { otherSlot } from '../../src/shared/slots.js';
+import { TrafficGenerator } from '../../src/embedded/traffic.js';
+import { blueGreenDeploymentWorkflow } from '../../src/workflows/blue-green-deployment.js';
+import { deploymentResult } from '../../src/client/deployment-client.js';
+import { testSpec } from '../helpers/deployment-harness.js';
+import { eventually } from '../helpers/eventually.js';
+import { applyInNamespace, detectionApiTarget, endpointPods, fileNamespace, slotPods } from '../helpers/kubernetes.js';
+import type { Cluster } from '../helpers/kubernetes.js';
+import { startKubernetesWorker } from '../helpers/kubernetes-worker.js';
+import type { KubernetesWorker } from '../helpers/kubernetes-worker.js';
+import { startDevServer } from '../helpers/temporal-servers.js';
+import { startControlPlane } from '../k8s-harness/control-plane.js';
+import { containerProcesses } from '../k8s-harness/real-node.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** The detection API's image at every version scripts/images/detection-api.sh tags. */
+const IMAGES = join(ROOT, '.tools/images/detection-api.tar');
+const NS = fileNamespace(import.meta.url);
+const TARGET = detectionApiTarget(NS);
+const TASK_QUEUE = 'bluegreen-real-node-e2e';
+const IMAGE = (tag: string) => `registry.internal/detection-api:${tag}`;
+
+/** GET `url`, its status and body. */
+function fetchText(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    get(url, { agent: false, timeout: 5_000 }, (answer) => {
+      let body = '';
+      answer.setEncoding('utf8');
+      answer.on('data', (chunk: string) => (body += chunk));
+      answer.on('end', () => resolve({ status: answer.statusCode ?? 0, body }));
+    })
+      .once('timeout', function (this: { destroy(error: Error): void }) {
+        this.destroy(new Error(`no answer from ${url} within 5 s`));
+      })
+      .once('error', reject);
+  });
+}
+
+describe('deployments whose pods run on a real node', { skip: process.getuid?.() !== 0 ? 'a real node needs root' : false }, () => {
+  let env: TestWorkflowEnvironment;
+  let cluster: Cluster;
+  let worker: KubernetesWorker;
+  let sequence = 0;
+
+  before(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'real-node-e2e-'));
+    const [started, plane] = await Promise.all([startDevServer(), startControlPlane({ dir, realNode: true })]);
+    env = started;
+    const config = plane.adminConfig();
+    cluster = { plane, core: config.makeApiClient(k8s.CoreV1Api), apps: config.makeApiClient(k8s.AppsV1Api), discovery: config.makeApiClient(k8s.DiscoveryV1Api), rbac: config.makeApiClient(k8s.RbacAuthorizationV1Api) };
+    const imported = performance.now();
+    await plane.realNode!.importImage(IMAGES);
+    console.log(`detection API images imported into the node's containerd in ${((performance.now() - imported) / 1000).toFixed(1)} s`);
+    await applyInNamespace(plane, join(ROOT, 'deploy'), NS);
+    // The worker's own Deployment (deploy/worker) is not under test here: its image is not on the node.
+    await cluster.apps.patchNamespacedDeploymentScale(
+      { name: 'bluegreen-worker', namespace: NS, body: { spec: { replicas: 0 } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    const platform = new KubernetesPlatform(config);
+    const progress = { heartbeat: () => undefined, signal: new AbortController().signal };
+    await platform.waitForSlotReady({ target: TARGET, slot: 'blue', replicas: 3, timeoutSeconds: 180 }, progress);
+    const token = await plane.mintToken(NS, 'bluegreen-worker');
+    worker = await startKubernetesWorker(env, plane.configForToken(token), TASK_QUEUE);
+  });
+
+  after(async () => {
+    await worker?.stop();
+    await cluster?.plane.stop();
+    await env?.teardown();
+  });
+
+  const service = async (name: string) => (await cluster.core.readNamespacedService({ name, namespace: NS })).spec!;
+  const liveSlot = async () => (await service('detection-api-service')).selector!['slot'] as Slot;
+  const pods = async (slot: Slot) => (await cluster.core.listNamespacedPod({ namespace: NS, labelSelector: `app=detection-api,slot=${slot}` })).items;
+
+  /** Deploys `tag` blue-green to the idle slot, its smoke suite sent to that slot's Service. */
+  async function deploy(tag: string, { monitorSeconds = 4 } = {}) {
+    const idle = otherSlot(await liveSlot());
+    const { clusterIP } = await service(`detection-api-${idle}`);
+    sequence += 1;
+    const spec = testSpec({
+      namespace: NS,
+      image: IMAGE(tag),
+      replicas: 2,
+      readinessTimeoutSeconds: 120,
+      smoke: { endpoint: `http://${clusterIP}:8000` },
+      monitor: { durationSeconds: monitorSeconds, intervalSeconds: 2, slos: [] },
+      scaleDownDelaySeconds: 0,
+    });
+    return { idle, handle: await env.client.workflow.start(blueGreenDeploymentWorkflow, { taskQueue: TASK_QUEUE, workflowId: `real-node-e2e-${sequence}`, args: [spec] }) };
+  }
+
+  it('goes blue to green with pods that run: not an endpoint until Ready, the traffic answered through kube-proxy throughout', async (t) => {
+    const { clusterIP } = await service('detection-api-service');
+    const before = JSON.parse((await fetchText(`http://${clusterIP}/ready`)).body) as { version: string; slot: string };
+    assert.deepEqual(before, { status: 'ready', version: 'v2.1.0', slot: 'blue' });
+
+    const traffic = new TrafficGenerator(`http://${clusterIP}`, 10);
+    traffic.start();
+    // Stopped however the test ends: a generator left running would keep this file's process alive.
+    t.after(async () => void (await traffic.stop()));
+    const { idle, handle } = await deploy('v2.2.0');
+    // While it deploys: each of the new slot's pods, as the kubelet reports it and as the EndpointSlices list it.
+    const seen: { pod: string; running: boolean; ready: boolean; endpoint: boolean }[] = [];
+    let done = false;
+    const result = deploymentResult(handle).finally(() => (done = true));
+    while (!done) {
+      // The EndpointSlices first, then the pods: a pod an endpoint before it was Ready would be seen
+      // not Ready after it was seen an endpoint.
+      const endpoints = await endpointPods(cluster, `detection-api-${idle}`, NS);
+      const items = await pods(idle);
+      for (const pod of items) {
+        const status = pod.status?.containerStatuses?.[0];
+        seen.push({ pod: pod.metadata!.name!, running: Boolean(status?.state?.running), ready: Boolean(status?.ready), endpoint: endpoints.includes(pod.metadata!.name!) });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    const outcome: DeploymentResult = await result;
+    assert.equal(outcome.outcome, 'Succeeded', outcome.message);
+    assert.equal(await liveSlot(), idle);
+
+    assert.ok(seen.some((s) => s.running && !s.ready && !s.endpoint), 'a running pod of the new slot was seen before its readiness probe passed, and was no endpoint then');
+    assert.deepEqual(seen.filter((s) => s.endpoint && !s.ready), [], 'no pod was an endpoint before the kubelet reported it Ready');
+    const live = await pods(idle);
+    assert.equal(live.length, 2);
+    for (const pod of live) {
+      const status = pod.status!.containerStatuses![0]!;
+      const [pid] = containerProcesses(status.containerID!);
+      assert.ok(pid, `a process of ${pod.metadata!.name} runs on this machine`);
+      assert.match(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '), /^node --import tsx src\/main\.ts/);
+      const ready = pod.status!.conditions!.find((c) => c.type === 'Ready')!;
+      const waited = (new Date(ready.lastTransitionTime!).getTime() - new Date(status.state!.running!.startedAt!).getTime()) / 1000;
+      assert.ok(waited >= 4, `${pod.metadata!.name} Ready ${waited} s after its container started: not before the probe's initial delay of 5 s`);
+      const created = (new Date(ready.lastTransitionTime!).getTime() - new Date(pod.metadata!.creationTimestamp!).getTime()) / 1000;
+      console.log(`${pod.metadata!.name}: created to Ready in ${created} s (container started to Ready ${waited} s)`);
+    }
+    assert.deepEqual(await endpointPods(cluster, 'detection-api-service', NS), live.map((p) => p.metadata!.name!).sort());
+    for (let i = 0; i < 10; i++) {
+      assert.deepEqual(JSON.parse((await fetchText(`http://${clusterIP}/ready`)).body), { status: 'ready', version: 'v2.2.0', slot: idle });
+    }
+
+    // The old slot drains: its pods go once their preStop and SIGTERM are over, the traffic answered meanwhile.
+    await eventually(async () => (await pods(otherSlot(idle))).length === 0, 'the old slot has no pods', 90_000);
+    const score = await traffic.stop();
+    console.log(`traffic through the Service during the switch and the drain: ${JSON.stringify({ ...score, servedBy: undefined, serverErrorsBy: undefined })}`);
+    assert.ok(score.sent > 100, `${score.sent} requests sent`);
+    assert.deepEqual([score.connectionFailures, score.serverErrors, score.otherAnswers], [0, 0, 0], score.failureSamples.join('; '));
+  });
+
+  it('leaves traffic on the live slot when the new version answers 500 to its smoke suite', async () => {
+    const live = await liveSlot();
+    const { idle, handle } = await deploy('v2.4.0-errors');
+    const outcome: DeploymentResult = await deploymentResult(handle);
+    assert.deepEqual([outcome.outcome, outcome.reason], ['RolledBack', 'SmokeFailed'], outcome.message);
+    assert.match(outcome.message ?? '', /500/);
+    assert.equal(await liveSlot(), live);
+    assert.equal((await cluster.apps.readNamespacedDeployment({ name: `detection-api-${idle}`, namespace: NS })).spec!.replicas, 0);
+    const { clusterIP } = await service('detection-api-service');
+    assert.equal(JSON.parse((await fetchText(`http://${clusterIP}/ready`)).body).version, 'v2.2.0');
+  });
+
+  it('rolls back a version that crash-loops on the restarts the kubelet counts, with what its container wrote as evidence', async () => {
+    const live = await liveSlot();
+    const { idle, handle } = await deploy('v2.4.0-crashloop', { monitorSeconds: 120 });
+    const outcome: DeploymentResult = await deploymentResult(handle);
+    assert.deepEqual([outcome.outcome, outcome.failedCheck], ['RolledBack', 'pod-restarts'], outcome.message);
+    assert.equal(await liveSlot(), live);
+    const evidence = outcome.status.evidence!;
+    assert.equal(evidence.slot, idle);
+    assert.ok(evidence.restartedPods.length > 0 && evidence.restartedPods.every((p) => /^detection-api-\w+-\w+-\w+ \(\d+ restarts\)$/.test(p)), evidence.restartedPods.join('; '));
+    assert.ok(evidence.errorLines.some((line) => line.includes('injected crash (FAULT_CRASH_AFTER_SECONDS=30)')), evidence.errorLines.join('\n'));
+    await eventually(async () => (await slotPods(cluster, idle, NS)).length === 0, 'the crash-looping pods are gone', 90_000);
+  });
+});

@@ -8,7 +8,9 @@ ARG BASE=node:22-bookworm-slim
 FROM ${BASE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# No install scripts: the build compiles TypeScript and bundles the workflows, and needs none of the
+# native modules the tests use (better-sqlite3 would compile here, with a toolchain the base lacks).
+RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY scripts/bundle-workflows.ts ./scripts/
@@ -23,7 +25,9 @@ COPY --from=build /app/dist ./dist
 # bin/ runs dist/ when there is no src/ beside it, as in the installed package.
 COPY bin ./bin
 ENV BLUEGREEN_WORKFLOW_BUNDLE=/app/dist/workflow-bundle.js
-USER node
+# The node user (uid 1000 in both bases) by number: deploy/worker runs with runAsNonRoot, which the
+# kubelet can only verify for a numeric user (with `USER node` it refuses to start the container).
+USER 1000:1000
 # Prometheus metrics of the worker (BLUEGREEN_METRICS_ADDRESS).
 EXPOSE 9464
 CMD ["node", "bin/bluegreen-worker.js"]

@@ -138,14 +138,18 @@ build_pause_image() {
 }
 
 # The images the real node's tests run, built here from the repository's Dockerfiles
-# (scripts/images/): the detection API at its versions, on a base made with debootstrap.
+# (scripts/images/), on a base made with debootstrap: the detection API at its versions, and the
+# worker. Each is cached under a hash of what goes into it.
 images() {
   command -v podman >/dev/null 2>&1 || apt_install podman podman
   command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap debootstrap
-  local key
-  key="$(cd examples/detection-api && cat ../../scripts/images/base.sh ../../scripts/images/detection-api.sh ../../tsconfig.json \
-    Dockerfile package.json package-lock.json src/* | sha256sum | cut -c1-16)"
-  cached_as .tools/images/detection-api.tar "$key" . bash scripts/images/detection-api.sh .tools/images/detection-api.tar
+  local detection_api worker
+  detection_api="$(find scripts/images/base.sh scripts/images/detection-api.sh tsconfig.json examples/detection-api/Dockerfile \
+    examples/detection-api/package.json examples/detection-api/package-lock.json examples/detection-api/src -type f | sort | xargs cat | sha256sum | cut -c1-16)"
+  cached_as .tools/images/detection-api.tar "$detection_api" . bash scripts/images/detection-api.sh .tools/images/detection-api.tar
+  worker="$(find scripts/images/base.sh scripts/images/worker.sh Dockerfile package.json package-lock.json tsconfig.json tsconfig.build.json \
+    scripts/bundle-workflows.ts deploy/worker/deployment.yaml src bin -type f | sort | xargs cat | sha256sum | cut -c1-16)"
+  cached_as .tools/images/worker.tar "$worker" . bash scripts/images/worker.sh .tools/images/worker.tar
 }
 
 require_go() {

@@ -13,8 +13,11 @@
  *   holds what its container wrote before it exited, read through pods/log.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { get } from 'node:http';
+import { connect, createServer } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,19 +31,20 @@ import { otherSlot } from '../../src/shared/slots.js';
 import { TrafficGenerator } from '../../src/embedded/traffic.js';
 import { blueGreenDeploymentWorkflow } from '../../src/workflows/blue-green-deployment.js';
 import { deploymentResult } from '../../src/client/deployment-client.js';
+import { statusQuery } from '../../src/workflows/definitions.js';
 import { testSpec } from '../helpers/deployment-harness.js';
-import { eventually } from '../helpers/eventually.js';
+import { eventually, within } from '../helpers/eventually.js';
 import { applyInNamespace, detectionApiTarget, endpointPods, fileNamespace, slotPods } from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
 import { startKubernetesWorker } from '../helpers/kubernetes-worker.js';
 import type { KubernetesWorker } from '../helpers/kubernetes-worker.js';
 import { startDevServer } from '../helpers/temporal-servers.js';
 import { startControlPlane } from '../k8s-harness/control-plane.js';
-import { containerProcesses } from '../k8s-harness/real-node.js';
+import { containerMemory, containerProcesses } from '../k8s-harness/real-node.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-/** The detection API's image at every version scripts/images/detection-api.sh tags. */
-const IMAGES = join(ROOT, '.tools/images/detection-api.tar');
+/** The detection API's image at every version scripts/images/detection-api.sh tags, and the worker's. */
+const IMAGES = [join(ROOT, '.tools/images/detection-api.tar'), join(ROOT, '.tools/images/worker.tar')];
 const NS = fileNamespace(import.meta.url);
 const TARGET = detectionApiTarget(NS);
 const TASK_QUEUE = 'bluegreen-real-node-e2e';
@@ -62,10 +66,34 @@ function fetchText(url: string): Promise<{ status: number; body: string }> {
   });
 }
 
+/** Relays TCP connections to a free port on `host` on to `target` (host:port), until closed. */
+async function relay(host: string, target: string): Promise<{ address: string; close(): Promise<void> }> {
+  const [targetHost, targetPort] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    const upstream = connect(targetPort, targetHost);
+    for (const [one, other] of [[socket, upstream], [upstream, socket]] as const) {
+      sockets.add(one);
+      one.once('close', () => sockets.delete(one));
+      one.once('error', () => other.destroy());
+      one.pipe(other);
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return {
+    address: `${host}:${(server.address() as AddressInfo).port}`,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
 describe('deployments whose pods run on a real node', { skip: process.getuid?.() !== 0 ? 'a real node needs root' : false }, () => {
   let env: TestWorkflowEnvironment;
   let cluster: Cluster;
   let worker: KubernetesWorker;
+  let temporalForPods: { address: string; close(): Promise<void> } | undefined;
   let sequence = 0;
 
   before(async () => {
@@ -74,11 +102,15 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
     env = started;
     const config = plane.adminConfig();
     cluster = { plane, core: config.makeApiClient(k8s.CoreV1Api), apps: config.makeApiClient(k8s.AppsV1Api), discovery: config.makeApiClient(k8s.DiscoveryV1Api), rbac: config.makeApiClient(k8s.RbacAuthorizationV1Api) };
-    const imported = performance.now();
-    await plane.realNode!.importImage(IMAGES);
-    console.log(`detection API images imported into the node's containerd in ${((performance.now() - imported) / 1000).toFixed(1)} s`);
+    // The dev server listens on loopback; pods reach the node's address, where this relays to it.
+    temporalForPods = await relay(plane.realNode!.ip, env.address);
+    for (const archive of IMAGES) {
+      const imported = performance.now();
+      await plane.realNode!.importImage(archive);
+      console.log(`${archive} imported into the node's containerd in ${((performance.now() - imported) / 1000).toFixed(1)} s`);
+    }
     await applyInNamespace(plane, join(ROOT, 'deploy'), NS);
-    // The worker's own Deployment (deploy/worker) is not under test here: its image is not on the node.
+    // The worker's own Deployment (deploy/worker) waits for its test, which points it at this Temporal.
     await cluster.apps.patchNamespacedDeploymentScale(
       { name: 'bluegreen-worker', namespace: NS, body: { spec: { replicas: 0 } } },
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
@@ -91,6 +123,7 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
   });
 
   after(async () => {
+    await temporalForPods?.close();
     await worker?.stop();
     await cluster?.plane.stop();
     await env?.teardown();
@@ -101,7 +134,7 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
   const pods = async (slot: Slot) => (await cluster.core.listNamespacedPod({ namespace: NS, labelSelector: `app=detection-api,slot=${slot}` })).items;
 
   /** Deploys `tag` blue-green to the idle slot, its smoke suite sent to that slot's Service. */
-  async function deploy(tag: string, { monitorSeconds = 4 } = {}) {
+  async function deploy(tag: string, { monitorSeconds = 4, taskQueue = TASK_QUEUE } = {}) {
     const idle = otherSlot(await liveSlot());
     const { clusterIP } = await service(`detection-api-${idle}`);
     sequence += 1;
@@ -114,7 +147,7 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
       monitor: { durationSeconds: monitorSeconds, intervalSeconds: 2, slos: [] },
       scaleDownDelaySeconds: 0,
     });
-    return { idle, handle: await env.client.workflow.start(blueGreenDeploymentWorkflow, { taskQueue: TASK_QUEUE, workflowId: `real-node-e2e-${sequence}`, args: [spec] }) };
+    return { idle, handle: await env.client.workflow.start(blueGreenDeploymentWorkflow, { taskQueue, workflowId: `real-node-e2e-${sequence}`, args: [spec] }) };
   }
 
   it('goes blue to green with pods that run: not an endpoint until Ready, the traffic answered through kube-proxy throughout', async (t) => {
@@ -197,5 +230,42 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
     assert.ok(evidence.restartedPods.length > 0 && evidence.restartedPods.every((p) => /^detection-api-\w+-\w+-\w+ \(\d+ restarts\)$/.test(p)), evidence.restartedPods.join('; '));
     assert.ok(evidence.errorLines.some((line) => line.includes('injected crash (FAULT_CRASH_AFTER_SECONDS=30)')), evidence.errorLines.join('\n'));
     await eventually(async () => (await slotPods(cluster, idle, NS)).length === 0, 'the crash-looping pods are gone', 90_000);
+  });
+  it("runs the worker as a pod, as its ServiceAccount: its container SIGKILLed while monitoring, the kubelet restarts it and the deployment succeeds", async () => {
+    const queue = 'bluegreen-worker-pod';
+    const kubectl = (...args: string[]) => execFileSync('kubectl', ['--kubeconfig', cluster.plane.kubeconfigPath, '-n', NS, ...args]).toString();
+    // deploy/worker as a team applies it, pointed at this Temporal (no Prometheus: the gates here are the pods').
+    kubectl('set', 'env', 'deployment/bluegreen-worker', `TEMPORAL_ADDRESS=${temporalForPods!.address}`, `TEMPORAL_TASK_QUEUE=${queue}`, `PROMETHEUS_URL=http://${cluster.plane.realNode!.ip}:9`);
+    kubectl('scale', 'deployment/bluegreen-worker', '--replicas=1');
+    const workerPod = async () => (await cluster.core.listNamespacedPod({ namespace: NS, labelSelector: 'app.kubernetes.io/name=bluegreen-worker' })).items.find((p) => !p.metadata!.deletionTimestamp);
+    await within(
+      eventually(async () => Boolean((await workerPod())?.status?.containerStatuses?.[0]?.ready), 'the worker pod Ready', 120_000),
+      'the worker pod Ready',
+      110_000,
+      async () => JSON.stringify((await workerPod())?.status),
+    );
+    const pod = (await workerPod())!;
+    assert.equal(pod.spec!.serviceAccountName, 'bluegreen-worker');
+    const first = pod.status!.containerStatuses![0]!;
+    const memory = containerMemory(first.containerID!);
+
+    const live = await liveSlot();
+    const { idle, handle } = await deploy('v2.3.0', { monitorSeconds: 45, taskQueue: queue });
+    await eventually(async () => (await handle.query(statusQuery)).phase === 'Monitoring', 'monitoring', 120_000);
+    const [pid] = containerProcesses(first.containerID!);
+    assert.ok(pid, "the worker container's process runs on this machine");
+    assert.match(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '), /^node bin\/bluegreen-worker\.js/);
+    const peakBeforeKill = memory.peak();
+    process.kill(pid, 'SIGKILL');
+
+    const outcome: DeploymentResult = await deploymentResult(handle);
+    assert.equal(outcome.outcome, 'Succeeded', outcome.message);
+    assert.deepEqual([await liveSlot(), live], [idle, otherSlot(idle)]);
+    const again = (await workerPod())!.status!.containerStatuses![0]!;
+    assert.equal(again.restartCount, 1);
+    assert.equal(again.lastState?.terminated?.exitCode, 137, 'the kubelet saw the SIGKILL');
+    const { clusterIP } = await service('detection-api-service');
+    assert.equal(JSON.parse((await fetchText(`http://${clusterIP}/ready`)).body).version, 'v2.3.0');
+    console.log(`worker pod memory: peak ${(peakBeforeKill / 2 ** 20).toFixed(0)} MiB of its 512 MiB limit up to monitoring; the restarted container peaked at ${(containerMemory(again.containerID!).peak() / 2 ** 20).toFixed(0)} MiB`);
   });
 });

@@ -39,6 +39,23 @@ export const REAL_NODE = {
 
 const LOCK = '/run/bluegreen-real-node.pid';
 
+/** A container's memory cgroup (cgroup v1, as the kubelet's cgroupfs driver lays it out): its peak use, in bytes. */
+export function containerMemory(containerId: string): { peak(): number } {
+  const id = containerId.replace(/^containerd:\/\//, '');
+  const find = (dir: string): string | null => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      if (entry.name === id) return join(dir, entry.name);
+      const found = find(join(dir, entry.name));
+      if (found) return found;
+    }
+    return null;
+  };
+  const dir = find('/sys/fs/cgroup/memory/kubepods');
+  if (!dir) throw new Error(`no memory cgroup for container ${id}`);
+  return { peak: () => Number(readFileSync(join(dir, 'memory.max_usage_in_bytes'), 'utf8')) };
+}
+
 /** The processes on this machine of a container (its ID, with or without `containerd://`): those whose cgroup names it. */
 export function containerProcesses(containerId: string): number[] {
   const id = containerId.replace(/^containerd:\/\//, '');

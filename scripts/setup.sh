@@ -9,8 +9,10 @@
 #  - kubectl (Debian's kubernetes-client) where there is none, for the control plane's tests
 #  - the Kubernetes test control plane (test/k8s-harness, built with Go into .tools/k8s-harness):
 #    minutes the first time, seconds once Go's module and build caches are warm
-#  - as root, what its real node needs: Debian's runc, CNI plugins, podman and iptables, containerd
-#    built with Go into .tools/node, and the pause image built from Kubernetes' pause.c
+#  - as root, what its real node needs: Debian's runc, CNI plugins, podman, debootstrap and iptables,
+#    containerd built with Go into .tools/node, and the pause image built from Kubernetes' pause.c;
+#    with `--images` (which the suite's runner starts in the background), the images its tests run,
+#    built with podman from the repository's Dockerfiles into .tools/images (scripts/images/)
 #  - Temporal on PostgreSQL, as docker-compose.yml runs it (test/temporal-harness): Debian's
 #    PostgreSQL 15, and the Temporal server and its SQL tool built with Go from deploy/temporal's
 #    module into .tools/temporal-server and .tools/temporal-sql-tool (minutes the first time)
@@ -108,6 +110,7 @@ real_node() {
   command -v runc >/dev/null 2>&1 || apt_install runc runc
   [ -x /usr/lib/cni/bridge ] || apt_install "the CNI plugins" containernetworking-plugins
   command -v podman >/dev/null 2>&1 || apt_install podman podman
+  command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap debootstrap
   command -v iptables >/dev/null 2>&1 || apt_install iptables iptables
   command -v gcc >/dev/null 2>&1 || apt_install gcc gcc
   require_go "containerd"
@@ -141,6 +144,12 @@ build_pause_image() {
 # (scripts/images/), on a base made with debootstrap: the detection API at its versions, and the
 # worker. Each is cached under a hash of what goes into it.
 images() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: not root: the real node's images are not built (its tests are skipped)" >&2
+    return 0
+  fi
+  # podman and debootstrap come with the real node's packages (real_node), installed before the
+  # suite starts: this runs beside the suite's other background build, and apt takes one at a time.
   command -v podman >/dev/null 2>&1 || apt_install podman podman
   command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap debootstrap
   local detection_api worker

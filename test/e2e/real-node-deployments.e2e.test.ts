@@ -10,7 +10,13 @@
  * - the old slot's pods drain (preStop, then SIGTERM) with the traffic answered;
  * - a version that answers 500 fails its smoke suite and traffic stays where it was;
  * - a version that crash-loops is rolled back on the restarts the kubelet counts, and the evidence
- *   holds what its container wrote before it exited, read through pods/log.
+ *   holds what its container wrote before it exited, read through pods/log;
+ * - the worker runs as a pod from deploy/worker (the image built from Dockerfile), as its
+ *   ServiceAccount, and SIGKILLed while monitoring is restarted by the kubelet, the deployment
+ *   ending as it should;
+ * - the Release controller runs as deploy/gitops's two pods, one leading through its Lease.
+ * Temporal (a dev server on loopback) reaches the pods through a relay on the node's address; there
+ * is no cluster DNS, so addresses are IPs.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -267,5 +273,34 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
     const { clusterIP } = await service('detection-api-service');
     assert.equal(JSON.parse((await fetchText(`http://${clusterIP}/ready`)).body).version, 'v2.3.0');
     console.log(`worker pod memory: peak ${(peakBeforeKill / 2 ** 20).toFixed(0)} MiB of its 512 MiB limit up to monitoring; the restarted container peaked at ${(containerMemory(again.containerID!).peak() / 2 ** 20).toFixed(0)} MiB`);
+  });
+
+  it('runs the Release controller as two pods from deploy/gitops: one leads through the Lease, and when its pod is deleted the other takes over', async () => {
+    const kubectl = (...args: string[]) => execFileSync('kubectl', ['--kubeconfig', cluster.plane.kubeconfigPath, '-n', NS, ...args]).toString();
+    await applyInNamespace(cluster.plane, join(ROOT, 'deploy/gitops'), NS);
+    kubectl('set', 'env', 'deployment/bluegreen-release-controller', `TEMPORAL_ADDRESS=${temporalForPods!.address}`);
+    const controllerPods = async () =>
+      (await cluster.core.listNamespacedPod({ namespace: NS, labelSelector: 'app.kubernetes.io/name=bluegreen-release-controller' })).items.filter((p) => !p.metadata!.deletionTimestamp && p.status?.containerStatuses?.[0]?.ready);
+    const coordination = cluster.plane.adminConfig().makeApiClient(k8s.CoordinationV1Api);
+    const holder = async () => (await coordination.readNamespacedLease({ name: 'bluegreen-release-controller', namespace: NS }).catch(() => null))?.spec?.holderIdentity ?? null;
+    let names: string[] = [];
+    await eventually(
+      async () => {
+        names = (await controllerPods()).map((p) => p.metadata!.name!);
+        return names.length === 2 && names.includes((await holder()) ?? '');
+      },
+      'two controller pods Ready, one of them holding the Lease',
+      120_000,
+    );
+    const leader = (await holder())!;
+    const [pid] = containerProcesses((await cluster.core.readNamespacedPod({ name: leader, namespace: NS })).status!.containerStatuses![0]!.containerID!);
+    assert.match(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '), /^node bin\/bluegreen-controller\.js/);
+
+    const deleted = performance.now();
+    await cluster.core.deleteNamespacedPod({ name: leader, namespace: NS });
+    const follower = names.find((name) => name !== leader)!;
+    // The leader hands the Lease back on SIGTERM: the other replica takes it within a retry period or two, not a lease duration.
+    await eventually(async () => (await holder()) === follower, `${follower} holding the Lease`, 30_000);
+    console.log(`Release controller: the leader's pod deleted to the other replica leading in ${((performance.now() - deleted) / 1000).toFixed(1)} s`);
   });
 });

@@ -34,6 +34,7 @@ export const HOLDS: Record<string, string> = {
  * these, in path order; the runner also reorders by the times of the previous run on this machine.
  */
 export const LONGEST_FIRST: readonly string[] = [
+  'test/e2e/real-node-deployments.e2e.test.ts',
   'test/e2e/kubernetes-abort-drills.e2e.test.ts',
   'test/e2e/scrape-interval-60s.e2e.test.ts',
   'test/workflows/blue-green-deployment.test.ts',

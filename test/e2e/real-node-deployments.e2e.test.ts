@@ -15,8 +15,8 @@
  *   ServiceAccount, and SIGKILLed while monitoring is restarted by the kubelet, the deployment
  *   ending as it should;
  * - the Release controller runs as deploy/gitops's two pods, one leading through its Lease.
- * Temporal (a dev server on loopback) reaches the pods through a relay on the node's address; there
- * is no cluster DNS, so addresses are IPs.
+ * Temporal (a dev server on loopback) reaches the pods through a relay on the node's address. Pods
+ * resolve Service names through the node's cluster DNS; the host does not, so its worker gets IPs.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -139,8 +139,12 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
   const liveSlot = async () => (await service('detection-api-service')).selector!['slot'] as Slot;
   const pods = async (slot: Slot) => (await cluster.core.listNamespacedPod({ namespace: NS, labelSelector: `app=detection-api,slot=${slot}` })).items;
 
-  /** Deploys `tag` blue-green to the idle slot, its smoke suite sent to that slot's Service. */
-  async function deploy(tag: string, { monitorSeconds = 4, taskQueue = TASK_QUEUE } = {}) {
+  /**
+   * Deploys `tag` blue-green to the idle slot, its smoke suite sent to that slot's Service: at its
+   * ClusterIP from the host's worker (the host does not resolve Service names), by the spec's
+   * default, its Service name, from a worker in a pod (`byName`).
+   */
+  async function deploy(tag: string, { monitorSeconds = 4, taskQueue = TASK_QUEUE, byName = false } = {}) {
     const idle = otherSlot(await liveSlot());
     const { clusterIP } = await service(`detection-api-${idle}`);
     sequence += 1;
@@ -149,7 +153,7 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
       image: IMAGE(tag),
       replicas: 2,
       readinessTimeoutSeconds: 120,
-      smoke: { endpoint: `http://${clusterIP}:8000` },
+      ...(byName ? {} : { smoke: { endpoint: `http://${clusterIP}:8000` } }),
       monitor: { durationSeconds: monitorSeconds, intervalSeconds: 2, slos: [] },
       scaleDownDelaySeconds: 0,
     });
@@ -256,7 +260,7 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
     const memory = containerMemory(first.containerID!);
 
     const live = await liveSlot();
-    const { idle, handle } = await deploy('v2.3.0', { monitorSeconds: 45, taskQueue: queue });
+    const { idle, handle } = await deploy('v2.3.0', { monitorSeconds: 45, taskQueue: queue, byName: true });
     await eventually(async () => (await handle.query(statusQuery)).phase === 'Monitoring', 'monitoring', 120_000);
     const [pid] = containerProcesses(first.containerID!);
     assert.ok(pid, "the worker container's process runs on this machine");
@@ -267,6 +271,8 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
     const outcome: DeploymentResult = await deploymentResult(handle);
     assert.equal(outcome.outcome, 'Succeeded', outcome.message);
     assert.deepEqual([await liveSlot(), live], [idle, otherSlot(idle)]);
+    // Its smoke suite went to the Service's name, which the pod resolved through the cluster DNS.
+    assert.equal(outcome.status.smoke?.endpoint, `http://detection-api-${idle}.${NS}.svc:8000`);
     const again = (await workerPod())!.status!.containerStatuses![0]!;
     assert.equal(again.restartCount, 1);
     assert.equal(again.lastState?.terminated?.exitCode, 137, 'the kubelet saw the SIGKILL');

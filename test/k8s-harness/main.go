@@ -1,7 +1,7 @@
 // Command k8s-harness is one binary holding a real Kubernetes for the tests, from one pinned
 // Kubernetes release: embedded etcd, kube-apiserver, kube-controller-manager and kube-scheduler;
 // a node simulator that stands in for kubelets where a simulated node is the point; and the
-// kubelet and kube-proxy of a real node. One binary, so that their shared packages build once.
+// kubelet, kube-proxy and cluster DNS of a real node. One binary, so that their shared packages build once.
 // The TypeScript helper in test/k8s-harness/control-plane.ts starts each part as its own process:
 //
 //	k8s-harness etcd --data-dir DIR --client-url URL --peer-url URL
@@ -11,6 +11,7 @@
 //	k8s-harness node-simulator --kubeconfig FILE --nodes N
 //	k8s-harness kubelet FLAGS...
 //	k8s-harness kube-proxy FLAGS...
+//	k8s-harness cluster-dns --kubeconfig FILE --listen HOST:PORT
 //
 // scripts/setup.sh links it with Kubernetes' version variables set, as Kubernetes' own build does,
 // so that every part reports the release it is (kubectl version, the nodes' kubeletVersion).
@@ -32,7 +33,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: k8s-harness etcd|kube-apiserver|kube-controller-manager|kube-scheduler|node-simulator|kubelet|kube-proxy [flags]")
+		fmt.Fprintln(os.Stderr, "usage: k8s-harness etcd|kube-apiserver|kube-controller-manager|kube-scheduler|node-simulator|kubelet|kube-proxy|cluster-dns [flags]")
 		os.Exit(2)
 	}
 	part := os.Args[1]
@@ -53,6 +54,8 @@ func main() {
 		os.Exit(cli.Run(kubelet.NewKubeletCommand(context.Background())))
 	case "kube-proxy":
 		os.Exit(cli.Run(proxy.NewProxyCommand()))
+	case "cluster-dns":
+		os.Exit(runClusterDNS(os.Args[1:]))
 	default:
 		fmt.Fprintf(os.Stderr, "k8s-harness: unknown part %q\n", part)
 		os.Exit(2)

@@ -3,7 +3,8 @@
  * (built by scripts/setup.sh from the Go module proxy) running Debian's runc, the kubelet and
  * kube-proxy of the harness binary, Debian's CNI plugins on a bridge. Pods run for real: their
  * containers are processes here, the kubelet reports their readiness and restarts, and requests to
- * a Service's ClusterIP go through kube-proxy's iptables rules to pod IPs.
+ * a Service's ClusterIP go through kube-proxy's iptables rules to pod IPs. Pods resolve Service
+ * names through the node's cluster DNS (the harness's cluster-dns part).
  *
  * No registry is reachable, so every image the node runs is imported from an archive
  * (`importImage`): the pause image built from Kubernetes' own pause.c, pinned in containerd's
@@ -14,6 +15,7 @@
  * unmounts what they mounted, and removes its network state, leaving the host as it found it.
  */
 import { execFile, spawn } from 'node:child_process';
+import { Resolver } from 'node:dns/promises';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +35,8 @@ export const REAL_NODE = {
   bridge: 'bluegreen-cni0',
   /** A bridge of no ports that holds the node's address (the kernel here has no dummy device). */
   addressBridge: 'bluegreen-node0',
+  /** The domain of Service names (SERVICE.NAMESPACE.svc.DOMAIN), answered by the node's cluster DNS on its address. */
+  clusterDomain: 'cluster.local',
   /** The sandbox image every pod starts with, built from pause.c and imported at start. */
   pauseImage: 'registry.k8s.io/pause:3.10',
 } as const;
@@ -154,13 +158,20 @@ export async function prepareRealNode({ dir, harness, log = () => undefined }: R
 
   const stop = async () => {
     // The kubelet first, so that it restarts nothing; then every container (each is in the pods'
-    // cgroups), containerd, and the shims that outlive it.
-    await parts.stop('kube-proxy');
-    await parts.stop('kubelet');
-    await killCgroup('kubepods');
-    await parts.stop('containerd');
-    await killShims(containerdDir);
-    await unmountUnder(dir);
+    // cgroups), containerd, and the shims that outlive it. Every step runs even if one before it
+    // failed (a process left running would outlive the test); the first failure is reported.
+    const steps = [
+      () => parts.stop('cluster-dns'),
+      () => parts.stop('kube-proxy'),
+      () => parts.stop('kubelet'),
+      () => killCgroup('kubepods'),
+      () => parts.stop('containerd'),
+      () => killShims(containerdDir),
+      () => unmountUnder(dir),
+    ];
+    let failure: unknown = null;
+    for (const step of steps) await step().catch((error: unknown) => (failure ??= error));
+    if (failure) throw failure;
   };
   const release = async () => {
     await removeNetwork();
@@ -217,6 +228,13 @@ export async function prepareRealNode({ dir, harness, log = () => undefined }: R
     writeFileSync(proxyConfig, kubeProxyConfiguration(kubeconfigPath, await freePort(), await freePort()));
     parts.launch('kube-proxy', harness, ['kube-proxy', `--config=${proxyConfig}`, '--v=1']);
     await until(async () => (await sh('iptables', ['-t', 'nat', '-S', 'KUBE-SERVICES'])).includes('KUBE-SVC'), "kube-proxy's Service rules", 30_000, alive);
+
+    // Cluster DNS on the node's address (the kubelet's clusterDNS): Service names for the pods.
+    parts.launch('cluster-dns', harness, ['cluster-dns', `--kubeconfig=${kubeconfigPath}`, `--listen=${REAL_NODE.ip}:53`, `--domain=${REAL_NODE.clusterDomain}`]);
+    const resolver = new Resolver({ timeout: 1000, tries: 1 });
+    resolver.setServers([REAL_NODE.ip]);
+    const kubernetesService = `kubernetes.default.svc.${REAL_NODE.clusterDomain}`;
+    await until(async () => (await resolver.resolve4(kubernetesService).catch(() => [])).length === 1, `cluster DNS answering ${kubernetesService}`, 30_000, alive);
     log(`real node ${REAL_NODE.name} Ready at ${REAL_NODE.ip} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   };
   return {
@@ -295,16 +313,32 @@ async function removeNetwork(): Promise<void> {
 /** SIGKILLs every process in the cgroup `name` (under each v1 controller) and removes the cgroups, deepest first. */
 async function killCgroup(name: string): Promise<void> {
   const roots = readdirSync('/sys/fs/cgroup').map((c) => join('/sys/fs/cgroup', c, name)).filter(existsSync);
-  const walk = (path: string): string[] => [
-    ...readdirSync(path, { withFileTypes: true })
-      .filter((e) => e.isDirectory())
-      .flatMap((e) => walk(join(path, e.name))),
-    path,
-  ];
+  // A container that exits meanwhile takes its cgroup with it: a group gone is a group emptied.
+  const gone = (error: unknown) => {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  };
+  const walk = (path: string): string[] => {
+    const entries = (() => {
+      try {
+        return readdirSync(path, { withFileTypes: true });
+      } catch (error) {
+        return gone(error) ?? [];
+      }
+    })();
+    return [...entries.filter((e) => e.isDirectory()).flatMap((e) => walk(join(path, e.name))), path];
+  };
+  const procsOf = (group: string): string[] => {
+    try {
+      return readFileSync(join(group, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
+    } catch (error) {
+      return gone(error) ?? [];
+    }
+  };
   for (let pass = 0; pass < 5; pass++) {
     for (const root of roots) {
       for (const group of walk(root)) {
-        const procs = existsSync(join(group, 'cgroup.procs')) ? readFileSync(join(group, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean) : [];
+        const procs = procsOf(group);
         for (const pid of procs) {
           try {
             process.kill(Number(pid), 'SIGKILL');
@@ -388,8 +422,10 @@ kind: KubeletConfiguration
 # The kernel here mounts cgroup v1 only; the kubelet refuses it unless told (since 1.35).
 failCgroupV1: false
 cgroupDriver: cgroupfs
-# The host's resolver is not for pods; there is no cluster DNS (pods reach addresses).
+# The host's resolver is not for pods: they ask the node's cluster DNS, for Service names only.
 resolvConf: ""
+clusterDNS: [${REAL_NODE.ip}]
+clusterDomain: ${REAL_NODE.clusterDomain}
 containerRuntimeEndpoint: unix://${socket}
 address: ${REAL_NODE.ip}
 port: ${port}

@@ -225,9 +225,17 @@ async function main(argv: string[]): Promise<number> {
   const next = async (): Promise<string | undefined> => {
     for (;;) {
       const at = queue.findIndex(ready);
-      if (at !== -1) return queue.splice(at, 1)[0];
+      if (at !== -1) {
+        // Held from here, before another lane looks.
+        const [file] = queue.splice(at, 1);
+        if (HOLDS[file!] !== undefined) held.add(HOLDS[file!]!);
+        return file;
+      }
       if (queue.length === 0) return undefined;
-      await Promise.race([released, ...queue.flatMap((file) => builds.get(file)?.ended ?? [])]);
+      // Only what can change the answer: a resource let go, or a build still running ending (one
+      // already ended would resolve at once, and this loop would never yield).
+      const running = queue.flatMap((file) => (builds.get(file)?.done === false ? [builds.get(file)!.ended] : []));
+      await Promise.race([released, ...running]);
     }
   };
   const run = async (file: string) => {
@@ -241,7 +249,6 @@ async function main(argv: string[]): Promise<number> {
   const lane = async () => {
     for (let file = await next(); file !== undefined; file = await next()) {
       const resource = HOLDS[file];
-      if (resource !== undefined) held.add(resource);
       process.stdout.write(`▷ ${file}\n`);
       await run(file);
       if (resource !== undefined) {

@@ -47,6 +47,16 @@ describe('the suite runner', () => {
     for (const file of FILES) assert.match(stdout, new RegExp(`^\\* +[\\d.]+ s wall +[\\d.]+ s CPU  ${file}$`, 'm'), `${file}'s time is listed`);
   });
 
+  it('never runs two files that hold the same resource at once, and ends', async () => {
+    const holds = Object.fromEntries(FILES.map((file) => [file, 'the one thing']));
+    const { code, stdout, log } = await runSuite('', FILES, { BLUEGREEN_SUITE_HOLDS: JSON.stringify(holds) });
+    assert.equal(code, 0, stdout);
+    const at = (line: string) => Number(log.find((l) => l.startsWith(line))?.split(' ')[2]);
+    const [aStart, aEnd, bStart, bEnd] = [at('suite-file.ts start'), at('suite-file.ts end'), at('suite-other-file.ts start'), at('suite-other-file.ts end')];
+    assert.ok(aEnd <= bStart || bEnd <= aStart, `one after the other: ${log.join(', ')}`);
+    assert.match(stdout, /^suite: 4 passed, 0 failed, 0 skipped$/m);
+  });
+
   it('fails the run when one test of one file fails, and names the file', async () => {
     const { code, stdout } = await runSuite('suite-other-file.ts');
     assert.equal(code, 1);

@@ -104,10 +104,16 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
 
   before(async () => {
     const dir = mkdtempSync(join(tmpdir(), 'real-node-e2e-'));
-    const [started, plane] = await Promise.all([startDevServer(), startControlPlane({ dir, realNode: true })]);
-    env = started;
+    // Each kept as soon as it is up, so that after() stops it even if the other failed to start.
+    await Promise.all([
+      startDevServer().then((started) => (env = started)),
+      startControlPlane({ dir, realNode: true }).then((plane) => {
+        const config = plane.adminConfig();
+        cluster = { plane, core: config.makeApiClient(k8s.CoreV1Api), apps: config.makeApiClient(k8s.AppsV1Api), discovery: config.makeApiClient(k8s.DiscoveryV1Api), rbac: config.makeApiClient(k8s.RbacAuthorizationV1Api) };
+      }),
+    ]);
+    const { plane } = cluster;
     const config = plane.adminConfig();
-    cluster = { plane, core: config.makeApiClient(k8s.CoreV1Api), apps: config.makeApiClient(k8s.AppsV1Api), discovery: config.makeApiClient(k8s.DiscoveryV1Api), rbac: config.makeApiClient(k8s.RbacAuthorizationV1Api) };
     // The dev server listens on loopback; pods reach the node's address, where this relays to it.
     temporalForPods = await relay(plane.realNode!.ip, env.address);
     for (const archive of IMAGES) {

@@ -216,26 +216,29 @@ async function main(argv: string[]): Promise<number> {
 
   const builds = startBuilds(files);
   const queue = [...shared];
-  /** The resources (test/suite.ts's HOLDS) held by running files, and a wake-up for when one is let go. */
+  /** The resources (test/suite.ts's HOLDS) held by running files. */
   const held = new Set<string>();
-  let release = () => undefined as void;
-  let released = new Promise<void>((resolve) => (release = resolve));
-  const ready = (file: string) => builds.get(file)?.done !== false && !(HOLDS[file] !== undefined && held.has(HOLDS[file]));
+  /** Settles when a build ends or a resource is let go: what can make a waiting file ready. */
+  let wake = () => undefined as void;
+  let changed = new Promise<void>((resolve) => (wake = resolve));
+  const changes = () => {
+    wake();
+    changed = new Promise<void>((resolve) => (wake = resolve));
+  };
+  for (const build of new Set(builds.values())) void build.ended.then(changes);
+  const ready = (file: string) => builds.get(file)?.done !== false && (HOLDS[file] === undefined || !held.has(HOLDS[file]));
   /** The next file whose build (if any) has ended and whose resource (if any) is free; waits for one otherwise. */
   const next = async (): Promise<string | undefined> => {
     for (;;) {
       const at = queue.findIndex(ready);
       if (at !== -1) {
         // Held from here, before another lane looks.
-        const [file] = queue.splice(at, 1);
-        if (HOLDS[file!] !== undefined) held.add(HOLDS[file!]!);
+        const file = queue.splice(at, 1)[0]!;
+        if (HOLDS[file] !== undefined) held.add(HOLDS[file]);
         return file;
       }
       if (queue.length === 0) return undefined;
-      // Only what can change the answer: a resource let go, or a build still running ending (one
-      // already ended would resolve at once, and this loop would never yield).
-      const running = queue.flatMap((file) => (builds.get(file)?.done === false ? [builds.get(file)!.ended] : []));
-      await Promise.race([released, ...running]);
+      await changed;
     }
   };
   const run = async (file: string) => {
@@ -253,8 +256,7 @@ async function main(argv: string[]): Promise<number> {
       await run(file);
       if (resource !== undefined) {
         held.delete(resource);
-        release();
-        released = new Promise<void>((resolve) => (release = resolve));
+        changes();
       }
     }
   };

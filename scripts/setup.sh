@@ -12,7 +12,7 @@
 #  - as root, what its real node needs: Debian's runc, CNI plugins, podman, debootstrap and iptables,
 #    containerd built with Go into .tools/node, and the pause image built from Kubernetes' pause.c;
 #    with `--images` (which the suite's runner starts in the background), the images its tests run,
-#    built with podman from the repository's Dockerfiles into .tools/images (scripts/images/)
+#    built with podman from the repository's Dockerfiles into .tools/images (scripts/images/build.sh)
 #  - Temporal on PostgreSQL, as docker-compose.yml runs it (test/temporal-harness): Debian's
 #    PostgreSQL 15, and the Temporal server and its SQL tool built with Go from deploy/temporal's
 #    module into .tools/temporal-server and .tools/temporal-sql-tool (minutes the first time)
@@ -141,8 +141,8 @@ build_pause_image() {
 }
 
 # The images the real node's tests run, built here from the repository's Dockerfiles
-# (scripts/images/), on a base made with debootstrap: the detection API at its versions, and the
-# worker. Each is cached under a hash of what goes into it.
+# (scripts/images/build.sh), on a base made with debootstrap: the detection API at its versions, and
+# the worker. Each is cached under a hash of what goes into it.
 images() {
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: not root: the real node's images are not built (its tests are skipped)" >&2
@@ -152,13 +152,20 @@ images() {
   # suite starts: this runs beside the suite's other background build, and apt takes one at a time.
   command -v podman >/dev/null 2>&1 || apt_install podman podman
   command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap debootstrap
-  local detection_api worker
-  detection_api="$(find scripts/images/base.sh scripts/images/detection-api.sh tsconfig.json examples/detection-api/Dockerfile \
-    examples/detection-api/package.json examples/detection-api/package-lock.json examples/detection-api/src -type f | sort | xargs cat | sha256sum | cut -c1-16)"
-  cached_as .tools/images/detection-api.tar "$detection_api" . bash scripts/images/detection-api.sh .tools/images/detection-api.tar
-  worker="$(find scripts/images/base.sh scripts/images/worker.sh Dockerfile package.json package-lock.json tsconfig.json tsconfig.build.json \
-    scripts/bundle-workflows.ts deploy/worker/deployment.yaml src bin -type f | sort | xargs cat | sha256sum | cut -c1-16)"
-  cached_as .tools/images/worker.tar "$worker" . bash scripts/images/worker.sh .tools/images/worker.tar
+  image detection-api tsconfig.json examples/detection-api/Dockerfile examples/detection-api/package.json \
+    examples/detection-api/package-lock.json examples/detection-api/src
+  image worker Dockerfile package.json package-lock.json tsconfig.json tsconfig.build.json scripts/bundle-workflows.ts \
+    deploy/worker/deployment.yaml src bin
+}
+
+# image NAME INPUT...: .tools/images/NAME.tar, from the cache under a hash of its inputs (files or
+# directories) and of the scripts that build it, else built by scripts/images/build.sh.
+image() {
+  local name="$1"
+  shift
+  local key
+  key="$(find scripts/images/base.sh scripts/images/build.sh "$@" -type f | sort | xargs cat | sha256sum | cut -c1-16)"
+  cached_as ".tools/images/$name.tar" "$key" . bash scripts/images/build.sh "$name" ".tools/images/$name.tar"
 }
 
 require_go() {

@@ -21,7 +21,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { get } from 'node:http';
 import { connect, createServer } from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -39,8 +38,8 @@ import { blueGreenDeploymentWorkflow } from '../../src/workflows/blue-green-depl
 import { deploymentResult } from '../../src/client/deployment-client.js';
 import { statusQuery } from '../../src/workflows/definitions.js';
 import { testSpec } from '../helpers/deployment-harness.js';
-import { eventually, within } from '../helpers/eventually.js';
-import { applyInNamespace, detectionApiTarget, endpointPods, fileNamespace, slotPods } from '../helpers/kubernetes.js';
+import { eventually } from '../helpers/eventually.js';
+import { applyInNamespace, detectionApiTarget, endpointPods, fileNamespace } from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
 import { startKubernetesWorker } from '../helpers/kubernetes-worker.js';
 import type { KubernetesWorker } from '../helpers/kubernetes-worker.js';
@@ -49,35 +48,19 @@ import { startControlPlane } from '../k8s-harness/control-plane.js';
 import { containerMemory, containerProcesses } from '../k8s-harness/real-node.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-/** The detection API's image at every version scripts/images/detection-api.sh tags, and the worker's. */
+/** The detection API's image at every version scripts/images/build.sh tags, and the worker's. */
 const IMAGES = [join(ROOT, '.tools/images/detection-api.tar'), join(ROOT, '.tools/images/worker.tar')];
 const NS = fileNamespace(import.meta.url);
 const TARGET = detectionApiTarget(NS);
 const TASK_QUEUE = 'bluegreen-real-node-e2e';
 const IMAGE = (tag: string) => `registry.internal/detection-api:${tag}`;
 
-/** GET `url`, its status and body. */
-function fetchText(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    get(url, { agent: false, timeout: 5_000 }, (answer) => {
-      let body = '';
-      answer.setEncoding('utf8');
-      answer.on('data', (chunk: string) => (body += chunk));
-      answer.on('end', () => resolve({ status: answer.statusCode ?? 0, body }));
-    })
-      .once('timeout', function (this: { destroy(error: Error): void }) {
-        this.destroy(new Error(`no answer from ${url} within 5 s`));
-      })
-      .once('error', reject);
-  });
-}
-
 /** Relays TCP connections to a free port on `host` on to `target` (host:port), until closed. */
 async function relay(host: string, target: string): Promise<{ address: string; close(): Promise<void> }> {
-  const [targetHost, targetPort] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
+  const { hostname, port } = new URL(`tcp://${target}`);
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
-    const upstream = connect(targetPort, targetHost);
+    const upstream = connect(Number(port), hostname);
     for (const [one, other] of [[socket, upstream], [upstream, socket]] as const) {
       sockets.add(one);
       one.once('close', () => sockets.delete(one));
@@ -144,6 +127,18 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
   const service = async (name: string) => (await cluster.core.readNamespacedService({ name, namespace: NS })).spec!;
   const liveSlot = async () => (await service('detection-api-service')).selector!['slot'] as Slot;
   const pods = async (slot: Slot) => (await cluster.core.listNamespacedPod({ namespace: NS, labelSelector: `app=detection-api,slot=${slot}` })).items;
+  /** What the switched Service's /ready answers, through kube-proxy. */
+  const readyAnswer = async () => {
+    const { clusterIP } = await service('detection-api-service');
+    return (await (await fetch(`http://${clusterIP}/ready`, { signal: AbortSignal.timeout(5_000) })).json()) as { status: string; version: string; slot: string };
+  };
+  /** The command line of a container's process on this machine (its first). */
+  const commandOf = (containerId: string) => {
+    const [pid] = containerProcesses(containerId);
+    assert.ok(pid, `a process of container ${containerId} runs on this machine`);
+    return { pid, command: readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ') };
+  };
+  const kubectl = (...args: string[]) => execFileSync('kubectl', ['--kubeconfig', cluster.plane.kubeconfigPath, '-n', NS, ...args]).toString();
 
   /**
    * Deploys `tag` blue-green to the idle slot, its smoke suite sent to that slot's Service: at its
@@ -168,8 +163,7 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
 
   it('goes blue to green with pods that run: not an endpoint until Ready, the traffic answered through kube-proxy throughout', async (t) => {
     const { clusterIP } = await service('detection-api-service');
-    const before = JSON.parse((await fetchText(`http://${clusterIP}/ready`)).body) as { version: string; slot: string };
-    assert.deepEqual(before, { status: 'ready', version: 'v2.1.0', slot: 'blue' });
+    assert.deepEqual(await readyAnswer(), { status: 'ready', version: 'v2.1.0', slot: 'blue' });
 
     const traffic = new TrafficGenerator(`http://${clusterIP}`, 10);
     traffic.start();
@@ -201,9 +195,7 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
     assert.equal(live.length, 2);
     for (const pod of live) {
       const status = pod.status!.containerStatuses![0]!;
-      const [pid] = containerProcesses(status.containerID!);
-      assert.ok(pid, `a process of ${pod.metadata!.name} runs on this machine`);
-      assert.match(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '), /^node --import tsx src\/main\.ts/);
+      assert.match(commandOf(status.containerID!).command, /^node --import tsx src\/main\.ts/);
       const ready = pod.status!.conditions!.find((c) => c.type === 'Ready')!;
       const waited = (new Date(ready.lastTransitionTime!).getTime() - new Date(status.state!.running!.startedAt!).getTime()) / 1000;
       assert.ok(waited >= 4, `${pod.metadata!.name} Ready ${waited} s after its container started: not before the probe's initial delay of 5 s`);
@@ -212,7 +204,7 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
     }
     assert.deepEqual(await endpointPods(cluster, 'detection-api-service', NS), live.map((p) => p.metadata!.name!).sort());
     for (let i = 0; i < 10; i++) {
-      assert.deepEqual(JSON.parse((await fetchText(`http://${clusterIP}/ready`)).body), { status: 'ready', version: 'v2.2.0', slot: idle });
+      assert.deepEqual(await readyAnswer(), { status: 'ready', version: 'v2.2.0', slot: idle });
     }
 
     // The old slot drains: its pods go once their preStop and SIGTERM are over, the traffic answered meanwhile.
@@ -231,8 +223,7 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
     assert.match(outcome.message ?? '', /500/);
     assert.equal(await liveSlot(), live);
     assert.equal((await cluster.apps.readNamespacedDeployment({ name: `detection-api-${idle}`, namespace: NS })).spec!.replicas, 0);
-    const { clusterIP } = await service('detection-api-service');
-    assert.equal(JSON.parse((await fetchText(`http://${clusterIP}/ready`)).body).version, 'v2.2.0');
+    assert.equal((await readyAnswer()).version, 'v2.2.0');
   });
 
   it('rolls back a version that crash-loops on the restarts the kubelet counts, with what its container wrote as evidence', async () => {
@@ -245,21 +236,16 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
     assert.equal(evidence.slot, idle);
     assert.ok(evidence.restartedPods.length > 0 && evidence.restartedPods.every((p) => /^detection-api-\w+-\w+-\w+ \(\d+ restarts\)$/.test(p)), evidence.restartedPods.join('; '));
     assert.ok(evidence.errorLines.some((line) => line.includes('injected crash (FAULT_CRASH_AFTER_SECONDS=30)')), evidence.errorLines.join('\n'));
-    await eventually(async () => (await slotPods(cluster, idle, NS)).length === 0, 'the crash-looping pods are gone', 90_000);
+    await eventually(async () => (await pods(idle)).length === 0, 'the crash-looping pods are gone', 90_000);
   });
+
   it("runs the worker as a pod, as its ServiceAccount: its container SIGKILLed while monitoring, the kubelet restarts it and the deployment succeeds", async () => {
     const queue = 'bluegreen-worker-pod';
-    const kubectl = (...args: string[]) => execFileSync('kubectl', ['--kubeconfig', cluster.plane.kubeconfigPath, '-n', NS, ...args]).toString();
     // deploy/worker as a team applies it, pointed at this Temporal (no Prometheus: the gates here are the pods').
     kubectl('set', 'env', 'deployment/bluegreen-worker', `TEMPORAL_ADDRESS=${temporalForPods!.address}`, `TEMPORAL_TASK_QUEUE=${queue}`, `PROMETHEUS_URL=http://${cluster.plane.realNode!.ip}:9`);
     kubectl('scale', 'deployment/bluegreen-worker', '--replicas=1');
     const workerPod = async () => (await cluster.core.listNamespacedPod({ namespace: NS, labelSelector: 'app.kubernetes.io/name=bluegreen-worker' })).items.find((p) => !p.metadata!.deletionTimestamp);
-    await within(
-      eventually(async () => Boolean((await workerPod())?.status?.containerStatuses?.[0]?.ready), 'the worker pod Ready', 120_000),
-      'the worker pod Ready',
-      110_000,
-      async () => JSON.stringify((await workerPod())?.status),
-    );
+    await eventually(async () => Boolean((await workerPod())?.status?.containerStatuses?.[0]?.ready), 'the worker pod Ready', 120_000, async () => JSON.stringify((await workerPod())?.status));
     const pod = (await workerPod())!;
     assert.equal(pod.spec!.serviceAccountName, 'bluegreen-worker');
     const first = pod.status!.containerStatuses![0]!;
@@ -268,9 +254,8 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
     const live = await liveSlot();
     const { idle, handle } = await deploy('v2.3.0', { monitorSeconds: 45, taskQueue: queue, byName: true });
     await eventually(async () => (await handle.query(statusQuery)).phase === 'Monitoring', 'monitoring', 120_000);
-    const [pid] = containerProcesses(first.containerID!);
-    assert.ok(pid, "the worker container's process runs on this machine");
-    assert.match(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '), /^node bin\/bluegreen-worker\.js/);
+    const { pid, command } = commandOf(first.containerID!);
+    assert.match(command, /^node bin\/bluegreen-worker\.js/);
     const peakBeforeKill = memory.peak();
     process.kill(pid, 'SIGKILL');
 
@@ -282,13 +267,11 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
     const again = (await workerPod())!.status!.containerStatuses![0]!;
     assert.equal(again.restartCount, 1);
     assert.equal(again.lastState?.terminated?.exitCode, 137, 'the kubelet saw the SIGKILL');
-    const { clusterIP } = await service('detection-api-service');
-    assert.equal(JSON.parse((await fetchText(`http://${clusterIP}/ready`)).body).version, 'v2.3.0');
+    assert.equal((await readyAnswer()).version, 'v2.3.0');
     console.log(`worker pod memory: peak ${(peakBeforeKill / 2 ** 20).toFixed(0)} MiB of its 512 MiB limit up to monitoring; the restarted container peaked at ${(containerMemory(again.containerID!).peak() / 2 ** 20).toFixed(0)} MiB`);
   });
 
   it('runs the Release controller as two pods from deploy/gitops: one leads through the Lease, and when its pod is deleted the other takes over', async () => {
-    const kubectl = (...args: string[]) => execFileSync('kubectl', ['--kubeconfig', cluster.plane.kubeconfigPath, '-n', NS, ...args]).toString();
     await applyInNamespace(cluster.plane, join(ROOT, 'deploy/gitops'), NS);
     kubectl('set', 'env', 'deployment/bluegreen-release-controller', `TEMPORAL_ADDRESS=${temporalForPods!.address}`);
     const controllerPods = async () =>
@@ -305,8 +288,8 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
       120_000,
     );
     const leader = (await holder())!;
-    const [pid] = containerProcesses((await cluster.core.readNamespacedPod({ name: leader, namespace: NS })).status!.containerStatuses![0]!.containerID!);
-    assert.match(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '), /^node bin\/bluegreen-controller\.js/);
+    const leaderPod = await cluster.core.readNamespacedPod({ name: leader, namespace: NS });
+    assert.match(commandOf(leaderPod.status!.containerStatuses![0]!.containerID!).command, /^node bin\/bluegreen-controller\.js/);
 
     const deleted = performance.now();
     await cluster.core.deleteNamespacedPod({ name: leader, namespace: NS });

@@ -1,11 +1,15 @@
-/** Polls `predicate` until it holds; bounded, so a test that waits for the wrong thing fails. */
-export async function eventually(predicate: () => Promise<boolean>, what = 'condition', timeoutMs = 30_000): Promise<void> {
+/**
+ * Polls `predicate` until it holds; bounded, so a test that waits for the wrong thing fails, with
+ * `explain()`'s account of the state then if given.
+ */
+export async function eventually(predicate: () => Promise<boolean>, what = 'condition', timeoutMs = 30_000, explain?: () => Promise<string>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await predicate()) return;
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-  throw new Error(`${what} not met within ${timeoutMs / 1000} s`);
+  const state = explain ? await explain().catch((error: unknown) => `(the state could not be read: ${String(error)})`) : '';
+  throw new Error(`${what} not met within ${timeoutMs / 1000} s${state ? `\n${state}` : ''}`);
 }
 
 /**

@@ -43,35 +43,39 @@ export const REAL_NODE = {
 
 const LOCK = '/run/bluegreen-real-node.pid';
 
+/** A container's ID without its runtime's prefix (`containerd://`). */
+const bareId = (containerId: string) => containerId.replace(/^containerd:\/\//, '');
+
+/** `read()`, or `fallback` if what it reads is gone: a container that exits takes its cgroup with it. */
+function unlessGone<T>(read: () => T, fallback: T): T {
+  try {
+    return read();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return fallback;
+    throw error;
+  }
+}
+
+/** A cgroup directory and every one under it, deepest first. */
+function cgroupsUnder(path: string): string[] {
+  const entries = unlessGone(() => readdirSync(path, { withFileTypes: true }), []);
+  return [...entries.filter((e) => e.isDirectory()).flatMap((e) => cgroupsUnder(join(path, e.name))), path];
+}
+
 /** A container's memory cgroup (cgroup v1, as the kubelet's cgroupfs driver lays it out): its peak use, in bytes. */
 export function containerMemory(containerId: string): { peak(): number } {
-  const id = containerId.replace(/^containerd:\/\//, '');
-  const find = (dir: string): string | null => {
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      if (!entry.isDirectory()) continue;
-      if (entry.name === id) return join(dir, entry.name);
-      const found = find(join(dir, entry.name));
-      if (found) return found;
-    }
-    return null;
-  };
-  const dir = find('/sys/fs/cgroup/memory/kubepods');
+  const id = bareId(containerId);
+  const dir = cgroupsUnder('/sys/fs/cgroup/memory/kubepods').find((group) => group.endsWith(`/${id}`));
   if (!dir) throw new Error(`no memory cgroup for container ${id}`);
   return { peak: () => Number(readFileSync(join(dir, 'memory.max_usage_in_bytes'), 'utf8')) };
 }
 
 /** The processes on this machine of a container (its ID, with or without `containerd://`): those whose cgroup names it. */
 export function containerProcesses(containerId: string): number[] {
-  const id = containerId.replace(/^containerd:\/\//, '');
+  const id = bareId(containerId);
   return readdirSync('/proc')
     .filter((entry) => /^\d+$/.test(entry))
-    .filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(id);
-      } catch {
-        return false;
-      }
-    })
+    .filter((pid) => unlessGone(() => readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(id), false))
     .map(Number);
 }
 
@@ -313,33 +317,11 @@ async function removeNetwork(): Promise<void> {
 /** SIGKILLs every process in the cgroup `name` (under each v1 controller) and removes the cgroups, deepest first. */
 async function killCgroup(name: string): Promise<void> {
   const roots = readdirSync('/sys/fs/cgroup').map((c) => join('/sys/fs/cgroup', c, name)).filter(existsSync);
-  // A container that exits meanwhile takes its cgroup with it: a group gone is a group emptied.
-  const gone = (error: unknown) => {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
-  };
-  const walk = (path: string): string[] => {
-    const entries = (() => {
-      try {
-        return readdirSync(path, { withFileTypes: true });
-      } catch (error) {
-        return gone(error) ?? [];
-      }
-    })();
-    return [...entries.filter((e) => e.isDirectory()).flatMap((e) => walk(join(path, e.name))), path];
-  };
-  const procsOf = (group: string): string[] => {
-    try {
-      return readFileSync(join(group, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
-    } catch (error) {
-      return gone(error) ?? [];
-    }
-  };
+  const procsOf = (group: string) => unlessGone(() => readFileSync(join(group, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean), []);
   for (let pass = 0; pass < 5; pass++) {
     for (const root of roots) {
-      for (const group of walk(root)) {
-        const procs = procsOf(group);
-        for (const pid of procs) {
+      for (const group of cgroupsUnder(root)) {
+        for (const pid of procsOf(group)) {
           try {
             process.kill(Number(pid), 'SIGKILL');
           } catch {
@@ -350,7 +332,7 @@ async function killCgroup(name: string): Promise<void> {
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-  for (const root of roots) for (const group of walk(root)) await quietly('rmdir', [group]);
+  for (const root of roots) for (const group of cgroupsUnder(root)) await quietly('rmdir', [group]);
 }
 
 /** containerd's runc shims outlive containerd: they are found by the socket directory in their command line. */

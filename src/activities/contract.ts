@@ -5,7 +5,9 @@
  * nothing here reaches workflow code at run time. Every request carries the names it acts on, so
  * the history says exactly what was touched.
  */
-import type { Measurement } from '../shared/analysis.js';
+import type { Measurement, MonitorCounters } from '../shared/analysis.js';
+import type { MonitorProgress } from '../shared/deployment-status.js';
+import type { MonitorWindowResult, MonitorWindowRules } from '../shared/monitor-window.js';
 import type { Slot } from '../shared/slots.js';
 import type { LiveState, SlotState } from '../shared/slots.js';
 import type { SmokeReport } from '../shared/smoke-report.js';
@@ -194,6 +196,25 @@ export interface SlotMeasurements {
   /** Total container restarts of the slot's current pods. */
   restarts: number;
 }
+
+/**
+ * A whole monitor window in one activity: every interval the slot's SLOs and restarts, judged by
+ * `rules`, heartbeating each tick's counts, until a verdict (src/shared/monitor-window.ts).
+ */
+export interface MonitorWindowRequest extends MonitorWindowRules {
+  target: Target;
+  slot: Slot;
+  version: string;
+  window: string;
+  slos: Slo[];
+  /** The slot's restarts when monitoring began (null: the window reads them first), and how many more are tolerated. */
+  restarts: { baseline: number | null; limit: number };
+  counters: MonitorCounters;
+  /** The counts so far; `tick` is the last tick measured. */
+  progress: MonitorProgress;
+}
+
+export type { MonitorWindowResult };
 
 /** Reports progress while an activity waits; wired to the activity heartbeat. */
 export interface Progress {

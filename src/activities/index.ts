@@ -10,6 +10,10 @@ import type { DeploymentEvent, Notifier } from '../notifications/webhook-notifie
 import { parseDeploymentSpec, SpecValidationError } from '../deployment-spec/deployment-spec.js';
 import type { Slo } from '../deployment-spec/deployment-spec.js';
 import { boundEvidence } from '../shared/evidence.js';
+import { restartsMeasurement } from '../shared/monitor-window.js';
+import type { MonitorWindowResult, MonitorWindowState } from '../shared/monitor-window.js';
+import { runMonitorWindow, systemClock } from './monitor-window.js';
+import type { Clock } from './monitor-window.js';
 import type { Evidence } from '../shared/evidence.js';
 import type {
   CanaryMeasurements,
@@ -18,6 +22,7 @@ import type {
   EvaluateSlosRequest,
   MeasureCanaryRequest,
   MeasureSlotRequest,
+  MonitorWindowRequest,
   Platform,
   Progress,
   ReadRestartsRequest,
@@ -44,6 +49,8 @@ export interface ActivityDependencies {
   slo: SloSource;
   /** Where notifications go; without one, `notify` records that none is configured. */
   notifier?: Notifier | null;
+  /** The monitor window's time: the system's, except under a test server that skips time. */
+  clock?: Clock;
 }
 
 /** The heartbeat and cancellation of the running activity, as the ports see them. */
@@ -55,7 +62,7 @@ function currentProgress(): Progress {
   };
 }
 
-export function createActivities({ platform, smoke, slo, notifier = null }: ActivityDependencies) {
+export function createActivities({ platform, smoke, slo, notifier = null, clock = systemClock }: ActivityDependencies) {
   return {
     /**
      * Validates a spec again inside the worker, so a deployment started without our client (say,
@@ -120,6 +127,25 @@ export function createActivities({ platform, smoke, slo, notifier = null }: Acti
     async measureSlot(request: MeasureSlotRequest): Promise<SlotMeasurements> {
       const [slos, restarts] = await Promise.all([slo.evaluateSlos(request), platform.readRestarts({ target: request.target, slot: request.slot })]);
       return { slos, restarts };
+    },
+    /**
+     * A whole monitor window (src/activities/monitor-window.ts): a tick every interval, the SLOs
+     * and restarts read side by side, until a verdict; resumed from the last heartbeat on a retry.
+     */
+    async monitorWindow(request: MonitorWindowRequest): Promise<MonitorWindowResult> {
+      const { target, slot, version, window, slos, restarts } = request;
+      const context = Context.current();
+      return await runMonitorWindow(request, {
+        readRestarts: async () => await platform.readRestarts({ target, slot }),
+        measure: async (baseline) => {
+          const [measured, count] = await Promise.all([slo.evaluateSlos({ target, slot, version, window, slos }), platform.readRestarts({ target, slot })]);
+          return [...measured, restartsMeasurement(count, baseline, restarts.limit)];
+        },
+        clock,
+        progress: currentProgress(),
+        cancelRequested: () => context.cancellationDetails?.cancelRequested ?? false,
+        resumeFrom: context.info.heartbeatDetails as MonitorWindowState | undefined,
+      });
     },
     /**
      * One canary tick: the SLOs of both slots over the same window (the canary judged against

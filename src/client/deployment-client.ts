@@ -18,6 +18,7 @@ import type { blueGreenDeploymentWorkflow } from '../workflows/blue-green-deploy
 import type { AbortRequest, ApproveRequest, DeploymentResult, DeploymentStatus, OperatorAnswer, PromoteRequest } from '../shared/deployment-status.js';
 import { DeploymentFailureType, Phase } from '../shared/deployment-status.js';
 import type { Evidence } from '../shared/evidence.js';
+import type { MonitorWindowState } from '../shared/monitor-window.js';
 import { SEARCH_ATTRIBUTE_KEYS, SearchAttribute } from '../shared/search-attributes.js';
 import { deploymentWorkflowId } from '../shared/workflow-id.js';
 import { parseDeploymentSpec, Strategy } from '../deployment-spec/deployment-spec.js';
@@ -285,9 +286,29 @@ export class DeploymentClient {
     return this.client.workflow.getHandle<typeof blueGreenDeploymentWorkflow>(deploymentWorkflowId(namespace, app), runId);
   }
 
-  /** The live status, from the workflow (needs a worker to answer the query). */
+  /** The live status, from the workflow (needs a worker to answer the query), with the monitor's latest tick. */
   async status(namespace: string, app: string, runId?: string): Promise<DeploymentStatus> {
-    return await this.withDeadline(() => this.handle(namespace, app, runId).query(statusQuery));
+    const handle = this.handle(namespace, app, runId);
+    return await this.withLatestTick(handle, await this.withDeadline(() => handle.query(statusQuery)));
+  }
+
+  /**
+   * The status with the monitor window's latest tick. A window is one activity that returns at its
+   * verdict, so the workflow's status holds the counts as of the window's start; the activity
+   * heartbeats each tick's counts, and Temporal keeps the latest on the pending activity (the UI
+   * shows them there too). Reading them costs the server no history event, where a progress the
+   * workflow published would cost it events on every tick, which the window exists to save.
+   */
+  async withLatestTick(handle: WorkflowHandle, status: DeploymentStatus): Promise<DeploymentStatus> {
+    if (!status.monitor || (status.phase !== Phase.Monitoring && status.phase !== Phase.Paused)) return status;
+    const description = await handle.describe().catch(() => null);
+    const window = description?.raw.pendingActivities?.find((activity) => activity.activityType?.name === 'monitorWindow');
+    const payload = window?.heartbeatDetails?.payloads?.[0];
+    if (!payload) return status;
+    const latest = this.client.options.loadedDataConverter.payloadConverter.fromPayload<MonitorWindowState>(payload);
+    const counted = (m: { tick: number; pausedTicks?: number }) => m.tick + (m.pausedTicks ?? 0);
+    if (!latest?.progress || counted(latest.progress) < counted(status.monitor)) return status;
+    return { ...status, monitor: latest.progress, message: latest.message || status.message };
   }
 
   /**
@@ -300,7 +321,7 @@ export class DeploymentClient {
     const description = await handle.describe();
     if (description.status.name === 'RUNNING') {
       try {
-        return { status: await this.withDeadline(() => handle.query(statusQuery)) };
+        return { status: await this.withLatestTick(handle, await this.withDeadline(() => handle.query(statusQuery))) };
       } catch (error) {
         if (!isNoAnswer(error)) throw error;
       }
@@ -503,7 +524,8 @@ export class DeploymentClient {
     });
     let previous = '';
     while (!done) {
-      const status = await this.withDeadline(() => handle.query(statusQuery)).catch(() => null);
+      const queried = await this.withDeadline(() => handle.query(statusQuery)).catch(() => null);
+      const status = queried && (await this.withLatestTick(handle, queried));
       if (status) {
         const serialised = JSON.stringify(status);
         if (serialised !== previous) onStatus(status);

@@ -31,6 +31,9 @@ export async function createDeploymentWorker(options: DeploymentWorkerOptions): 
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     // Activities in flight get this long to finish after SIGTERM before the worker gives up.
     shutdownGraceTime: '30s',
+    // A heartbeat reaches the server at least this often (the SDK throttles to 80 % of the
+    // heartbeat timeout otherwise): the monitor window's 10 s timeout keeps a margin under load.
+    maxHeartbeatThrottleInterval: '3s',
     ...options.options,
   });
 }

@@ -36,15 +36,19 @@ export function phaseSpans(status: DeploymentStatus): { deployMs: number; switch
 /**
  * Offsets over each phase's whole span in even steps of at most 50 ms: at least `perDeploy` in
  * Deploying and `perSwitch` in Switching, each phase's span once more past its end (a slower run).
+ * At most MAX_PER_PHASE offsets a phase: on a loaded machine, where a phase takes seconds, the
+ * steps widen rather than the sweep outgrowing its bound.
  */
+export const MAX_PER_PHASE = 60;
+
 export function sweepPoints({ deployMs, switchMs }: { deployMs: number; switchMs: number }, perDeploy = 30, perSwitch = 12): SweepPoint[] {
   const points: SweepPoint[] = [];
   for (const [anchor, span, least] of [
     ['deploy', deployMs, perDeploy],
     ['switch', switchMs, perSwitch],
   ] as const) {
-    const count = Math.max(least, Math.ceil(span / 50));
-    const step = Math.min(50, span / count);
+    const count = Math.min(MAX_PER_PHASE, Math.max(least, Math.ceil(span / 50)));
+    const step = count === MAX_PER_PHASE ? span / count : Math.min(50, span / count);
     for (let i = 0; i <= count; i++) points.push({ anchor, offsetMs: Math.round(i * step) });
   }
   return points;

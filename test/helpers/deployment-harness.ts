@@ -3,6 +3,7 @@
  * doubles, and captures histories for the replay tests.
  */
 import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
@@ -11,6 +12,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkerOptions } from '@temporalio/worker';
 import { parse as parseYaml } from 'yaml';
 import { createActivities } from '../../src/activities/index.js';
+import type { Clock } from '../../src/activities/monitor-window.js';
 import type { Target } from '../../src/activities/contract.js';
 import type { Notifier } from '../../src/notifications/webhook-notifier.js';
 import { parseDeploymentSpec } from '../../src/deployment-spec/deployment-spec.js';
@@ -67,19 +69,39 @@ export async function withWorker<T>(
   body: (taskQueue: string) => Promise<T>,
   { taskQueue = `test-${randomUUID()}`, options = {}, notifier = null }: { taskQueue?: string; options?: Partial<WorkerOptions>; notifier?: Notifier | null } = {},
 ): Promise<T> {
+  const skipping = env.supportsTimeSkipping;
   const worker = await createDeploymentWorker({
     connection: env.nativeConnection,
     namespace: env.namespace ?? 'default',
     taskQueue,
-    activities: createActivities({ platform: double, smoke: double, slo: double, notifier }),
+    activities: createActivities({ platform: double, smoke: double, slo: double, notifier, ...(skipping ? { clock: acceleratedClock(env) } : {}) }),
     workflowBundle: await workflowBundle(),
-    options,
+    // Under skipped time a heartbeat must reach the server before the next skip, not 3 s later.
+    options: { ...(skipping ? { maxHeartbeatThrottleInterval: '1ms' } : {}), ...options },
   });
   try {
     return await worker.runUntil(body(taskQueue));
   } finally {
     double.releaseAll();
   }
+}
+
+/** How much faster than real time the monitor window's clock runs under the time-skipping server. */
+export const ACCELERATION = 100;
+
+/**
+ * The monitor window's clock under the time-skipping test server: each sleep skips the server's
+ * time (as the workflow's timers are skipped) and takes a hundredth of it in real time, so a
+ * window of 10 minutes at 1 s passes in 6 s and a test can still act while it runs.
+ */
+export function acceleratedClock(env: TestWorkflowEnvironment): Clock {
+  return {
+    now: async () => await env.currentTimeMs(),
+    sleep: async (ms, signal) => {
+      await delay(ms / ACCELERATION, undefined, { signal });
+      await env.sleep(ms);
+    },
+  };
 }
 
 /** Starts a deployment workflow directly, of the spec's strategy (the client library is tested on its own). */

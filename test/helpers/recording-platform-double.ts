@@ -6,7 +6,7 @@
  * against real servers in their own suites; this double lets the workflow's tests assert the exact
  * sequence of platform calls and the state they leave behind.
  */
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type {
   CollectEvidenceRequest,
   DeploySlotRequest,
@@ -111,6 +111,8 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
   behaviour: DoubleBehaviour;
   private readonly waiters: { name: string; count: number; resolve: () => void }[] = [];
   private readonly releases = new Set<() => void>();
+  /** The last call each monitor window activity made (see readRestarts). */
+  private readonly lastInWindow = new Map<string, string>();
   private sloCalls = 0;
 
   /** The slot traffic was on when the double was made. */
@@ -158,6 +160,8 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
 
   private record(name: string, slot: Slot | null, request: unknown): void {
     this.calls.push({ name, slot, request });
+    const window = monitorWindow();
+    if (window) this.lastInWindow.set(window, name);
     const seen = this.calls.filter((c) => c.name === name).length;
     for (const waiter of [...this.waiters]) {
       if (waiter.name === name && seen >= waiter.count) {
@@ -271,8 +275,10 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
 
   async readRestarts(request: ReadRestartsRequest): Promise<number> {
     // The first read after traffic was verified is the monitor's baseline; later ones are ticks.
+    // In a monitor window's activity, a tick reads the SLOs first, then the restarts beside them.
     const lastSwitch = this.calls.map((c) => c.name).lastIndexOf('verifyTraffic');
-    const monitoring = this.calls.slice(lastSwitch + 1).some((c) => c.name.endsWith('readRestarts'));
+    const window = monitorWindow();
+    const monitoring = window ? (this.lastInWindow.get(window) ?? '').startsWith('tick:evaluate') : this.calls.slice(lastSwitch + 1).some((c) => c.name.endsWith('readRestarts'));
     this.record(monitoring ? 'tick:readRestarts' : 'readRestarts', request.slot, request);
     const call = this.calls.filter((c) => c.name === 'tick:readRestarts').length;
     if (monitoring && this.behaviour.restartsAt) this.slots[request.slot].restarts = this.behaviour.restartsAt(call);
@@ -367,5 +373,15 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
         result: judgeValue(value, slo.comparison, slo.threshold),
       };
     });
+  }
+}
+
+/** The monitor window's activity the call comes from (its workflow, id and attempt), or null. */
+function monitorWindow(): string | null {
+  try {
+    const { activityType, workflowExecution, activityId, attempt } = Context.current().info;
+    return activityType === 'monitorWindow' ? `${workflowExecution?.workflowId}/${activityId}/${attempt}` : null;
+  } catch {
+    return null;
   }
 }

@@ -11,6 +11,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { abortSignal, abortUpdate, approveSignal, approveUpdate, statusQuery } from '../../src/workflows/definitions.js';
 import type { DeploymentResult } from '../../src/shared/deployment-status.js';
+import type { MonitorWindowResult } from '../../src/shared/monitor-window.js';
 import { Notifiers, WebhookNotifier } from '../../src/notifications/webhook-notifier.js';
 import { PagerDutyNotifier } from '../../src/notifications/pagerduty-notifier.js';
 import { freePort } from '../helpers/detection-api-process.js';
@@ -18,7 +19,7 @@ import { captureHistory, REFERENCE_TARGET, startDeployment, testSpec, withWorker
 import { eventually } from '../helpers/eventually.js';
 import { RecordingPlatformDouble } from '../helpers/recording-platform-double.js';
 import { startTimeSkippingServer } from '../helpers/temporal-servers.js';
-import { deploymentResult } from '../../src/client/deployment-client.js';
+import { DeploymentClient, deploymentResult } from '../../src/client/deployment-client.js';
 import type { EvaluateSlosRequest } from '../../src/activities/contract.js';
 
 const NEW_IMAGE = 'registry.internal/detection-api:v2.2.0';
@@ -111,11 +112,21 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       const handle = await startDeployment(env, taskQueue, testSpec());
       const result = await deploymentResult(handle);
       await captureHistory(handle, 'succeeded-blue-to-green');
-      const history = await handle.fetchHistory();
-      const timers = (history.events ?? []).filter((e) => e.timerStartedEventAttributes).map((e) => Number(e.timerStartedEventAttributes!.startToFireTimeout!.seconds));
-      // The five-minute window of the procedure, every 5 s (60 ticks), then the 30 s scale-down delay:
-      // all of it ran on skipped time.
-      assert.deepEqual(timers, [...Array<number>(60).fill(5), 30]);
+      const events = (await handle.fetchHistory()).events ?? [];
+      const timers = events.filter((e) => e.timerStartedEventAttributes).map((e) => Number(e.timerStartedEventAttributes!.startToFireTimeout!.seconds));
+      // The five-minute window of the procedure, every 5 s (60 ticks), is one activity; then the
+      // 30 s scale-down delay. All of it ran on skipped time.
+      assert.deepEqual(timers, [30]);
+      const windows = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'monitorWindow');
+      assert.equal(windows.length, 1);
+      const completed = events.find((e) => String(e.activityTaskCompletedEventAttributes?.scheduledEventId) === String(windows[0]!.eventId));
+      const answer = env.client.options.loadedDataConverter.payloadConverter.fromPayload<MonitorWindowResult>(completed!.activityTaskCompletedEventAttributes!.result!.payloads![0]!);
+      // Every sample of the window is in the history, in the activity's result.
+      assert.deepEqual(answer.samples.map((sample) => [sample.tick, sample.result]), Array.from({ length: 60 }, (_, i) => [i + 1, 'Successful']));
+      // 757 events when each tick was a timer and an activity; now 12 activities, 14 workflow tasks,
+      // a marker per patch and a search attribute per phase, whatever the window's length.
+      const tasks = events.filter((e) => e.workflowTaskCompletedEventAttributes).length;
+      assert.ok(events.length <= 100 && tasks <= 14, `${events.length} history events and ${tasks} workflow tasks for a 60-tick deployment`);
       return result;
     });
 
@@ -726,7 +737,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       assertRolledBack(result, 'Aborted');
       assert.equal(result.status.monitor?.tick, 0, 'the tick in flight was never judged');
       const scheduled = history.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
-      assert.equal(scheduled.filter((name) => name === 'measureSlot').length, 1, 'one activity for the tick');
+      assert.equal(scheduled.filter((name) => name === 'monitorWindow').length, 1, 'one activity for the window');
       assert.ok(history.some((e) => e.activityTaskCancelRequestedEventAttributes), 'the measurement was cancelled');
     });
 
@@ -750,17 +761,18 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       const spec = testSpec({ monitor: { durationSeconds: 600, intervalSeconds: 1 } });
       const result = await withWorker(env, double, async (taskQueue) => {
         const handle = await startDeployment(env, taskQueue, spec);
-        // Between ticks, in the interval wait: an abort that races a tick's activity completing is
-        // refused by the time-skipping server (ACTIVITY_UNKNOWN) where a real server replays it;
-        // aborts during running activities are the deploy, smoke and switch cases above.
-        await eventually(async () => ((await handle.query(statusQuery)).monitor?.tick ?? 0) >= 2, 'the second tick');
+        // Between ticks, in the window's interval wait.
+        await double.waitForCall('tick:evaluateSlos', 2);
         await handle.signal(abortSignal, { reason: 'customer reports', by: 'carol' });
         const result = await deploymentResult(handle);
         await captureHistory(handle, 'rolled-back-abort-during-monitor');
         return result;
       });
       assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), ...SWITCH_BACK_THEN_RESTORE]);
-      assert.ok(double.ticks < 10, `monitoring stopped at the abort (after ${double.ticks} ticks)`);
+      const ticksAtRollback = double.ticks;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(double.ticks, ticksAtRollback, 'monitoring stopped with the rollback');
+      assert.ok(double.ticks < 600, `monitoring stopped at the abort (after ${double.ticks} of 600 ticks)`);
       assertRestored(double);
       assertRolledBack(result, 'Aborted');
     });
@@ -937,9 +949,28 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     assert.match(result.message, /replicas: replicas must be at least 1/);
   });
 
-  it('resumes and finishes when its worker stops mid-monitor and another one starts', async () => {
+  it("shows the monitor window's latest tick in the status while the window runs, from the activity's heartbeat", async () => {
     const double = new RecordingPlatformDouble();
-    const spec = testSpec({ monitor: { durationSeconds: 30, intervalSeconds: 1 } });
+    const spec = testSpec({ monitor: { durationSeconds: 600, intervalSeconds: 1 } });
+    await withWorker(env, double, async (taskQueue) => {
+      const handle = await startDeployment(env, taskQueue, spec);
+      await double.waitForCall('tick:evaluateSlos', 5);
+      const queried = await handle.query(statusQuery);
+      assert.deepEqual([queried.phase, queried.monitor?.tick], ['Monitoring', 0], "the workflow's own status: as the window began");
+      const client = new DeploymentClient(env.client, taskQueue);
+      let status = queried;
+      await eventually(async () => ((status = await client.withLatestTick(handle, await handle.query(statusQuery))).monitor?.tick ?? 0) >= 5, 'the fifth tick in the status');
+      assert.match(status.message, /^monitor tick \d+\/600: Successful$/);
+      assert.equal(status.monitor?.successful, status.monitor?.tick);
+      assert.equal(status.monitor?.latest['error-rate']?.value, 0.001);
+      await handle.signal(abortSignal, { reason: 'seen enough', by: 'test' });
+      assert.equal((await deploymentResult(handle)).reason, 'Aborted');
+    });
+  });
+
+  it('resumes and finishes when its worker stops mid-monitor and another one starts: the window goes on from its last heartbeat', async () => {
+    const double = new RecordingPlatformDouble();
+    const spec = testSpec({ monitor: { durationSeconds: 300, intervalSeconds: 1 } });
     const taskQueue = `restart-${Date.now()}`;
     const handle = await withWorker(
       env,
@@ -950,15 +981,22 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
         return handle;
       },
       // No sticky cache: the stopped worker's sticky queue would hold the next task until the
-      // server's sticky timeout; the test is about resuming, not about that timeout.
-      { taskQueue, options: { maxCachedWorkflows: 0 } },
+      // server's sticky timeout; the test is about resuming, not about that timeout. No grace for
+      // the window's activity: the worker stops in the middle of it.
+      { taskQueue, options: { maxCachedWorkflows: 0, shutdownGraceTime: '1ms' } },
     );
     const ticksBeforeStop = double.ticks;
     assert.equal((await handle.describe()).status.name, 'RUNNING');
     const result = await withWorker(env, double, async () => await deploymentResult(handle), { taskQueue });
     assert.equal(result.outcome, 'Succeeded');
-    assert.ok(ticksBeforeStop >= 3 && ticksBeforeStop < 30);
-    assert.equal(result.status.monitor?.tick, 30);
+    assert.ok(ticksBeforeStop >= 3 && ticksBeforeStop < 300, `${ticksBeforeStop} ticks before the worker stopped`);
+    assert.equal(result.status.monitor?.tick, 300);
+    // Resumed, not started again: at most the tick in flight when the worker stopped is measured twice.
+    assert.ok(double.ticks <= 301, `${double.ticks} ticks measured for a 300-tick window`);
+    const events = (await handle.fetchHistory()).events ?? [];
+    const window = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'monitorWindow')!;
+    const started = events.find((e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId) === String(window.eventId));
+    assert.ok((started?.activityTaskStartedEventAttributes?.attempt ?? 0) >= 2, 'the window was retried on the second worker');
     assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), 'scaleSlot blue']);
     assert.equal(double.selector, 'green');
   });

@@ -13,7 +13,10 @@ import type { ActivityOptions } from '@temporalio/workflow';
 import { NON_RETRYABLE_ERROR_TYPES } from '../../shared/errors.js';
 import type { DeploymentSpec } from '../../deployment-spec/deployment-spec.js';
 
-export type CallKind = 'quick' | 'write' | 'readiness' | 'waiting' | 'measure' | 'restore' | 'cleanup' | 'evidence';
+export type CallKind = 'quick' | 'write' | 'readiness' | 'waiting' | 'measure' | 'monitor' | 'restore' | 'cleanup' | 'evidence';
+
+/** The monitor window's heartbeat timeout: a lost worker is noticed this soon (it heartbeats every 2 s). */
+export const MONITOR_HEARTBEAT_TIMEOUT_SECONDS = 10;
 
 const RETRY = {
   initialInterval: '1s',
@@ -51,6 +54,17 @@ export function activityOptions(spec: DeploymentSpec, persistentRollback = false
     waiting: { startToCloseTimeout: '5m', heartbeatTimeout, retry: { ...RETRY, maximumAttempts: 3 }, cancellationType: TRY_CANCEL },
     /** One SLO tick: never retried, because a failed measurement is counted, not hidden. */
     measure: { startToCloseTimeout: '15s', retry: { maximumAttempts: 1 }, cancellationType: TRY_CANCEL },
+    /**
+     * A monitor window in one activity (its start-to-close is set per call, from the window): a
+     * lost worker is noticed within the heartbeat timeout and the retry resumes from the last
+     * heartbeat; it only reads, so a cancelled one is abandoned (an abort does not wait for it).
+     */
+    monitor: {
+      startToCloseTimeout: '1h',
+      heartbeatTimeout: `${MONITOR_HEARTBEAT_TIMEOUT_SECONDS}s`,
+      retry: { ...RETRY, maximumAttempts: 10 },
+      cancellationType: TRY_CANCEL,
+    },
     /**
      * Compensation: it restores service, so it keeps trying through an API server's outage
      * (unlimited attempts, backoff capped at 10 s, so it lands within about 10 s of the API's return)

@@ -4,12 +4,15 @@
  * goes on measuring. One short activity per tick, then a condition on the abort, so every sample
  * is in the history and an abort interrupts the wait at once.
  */
-import { condition, isCancellation, log, patched } from '@temporalio/workflow';
+import { ActivityCancellationType, ActivityFailure, CancellationScope, CancelledFailure, condition, isCancellation, log, patched } from '@temporalio/workflow';
+import type { MonitorWindowRequest } from '../../activities/contract.js';
 import type { Target } from '../../shared/target.js';
 import { AnalysisResult, judgeMonitorTick, judgeTick, judgeValue, MonitorDecision, monitorWarmUp, promDurationSeconds } from '../../shared/analysis.js';
 import type { Measurement, MonitorCounters } from '../../shared/analysis.js';
 import { Gate, Phase, RollbackReason } from '../../shared/deployment-status.js';
 import type { MonitorProgress } from '../../shared/deployment-status.js';
+import { MonitorVerdict } from '../../shared/monitor-window.js';
+import type { MonitorPolicy, MonitorWindowResult, MonitorWindowState } from '../../shared/monitor-window.js';
 import type { Slot } from '../../shared/slots.js';
 import { awaitApproval, openGate } from './approvals.js';
 import { breachOf, describeError, PhaseError, phaseErrorFrom } from './phase-error.js';
@@ -94,6 +97,7 @@ export function warmUpMessage(run: RunContext): string {
 export async function monitorSlot(run: RunContext, target: Target, slot: Slot): Promise<void> {
   const monitor = run.spec.monitor;
   const ticks = Math.max(1, Math.floor(monitor.durationSeconds / monitor.intervalSeconds));
+  if (patched(Patch.MonitorLoop)) return await monitorInOneActivity(run, target, slot, ticks);
   const baseline = await readRestartBaseline(run, target, slot);
   const progress = newMonitorProgress(run, ticks, monitor.durationSeconds);
   run.status.monitor = progress;
@@ -134,6 +138,139 @@ export async function monitorSlot(run: RunContext, target: Target, slot: Slot): 
     else await awaitApproval(run, Gate.Inconclusive, true);
   }
   run.status.message = `monitoring passed: ${progress.successful}/${ticks} ticks successful`;
+}
+
+/** What the window's activities have measured so far: the counters and the restart baseline. */
+interface WindowSoFar {
+  counters: MonitorCounters;
+  /** null until the first activity has read it. */
+  baseline: number | null;
+}
+
+/** A monitor window's activity request for a policy, from what was measured so far. */
+type WindowRequests = (policy: MonitorPolicy, soFar: WindowSoFar) => MonitorWindowRequest;
+
+function windowRequests(run: RunContext, target: Target, slot: Slot, progress: MonitorProgress, startedAt: number): WindowRequests {
+  const monitor = run.spec.monitor;
+  const warmUp = run.warmUp;
+  return (policy, { counters, baseline }) => ({
+    target,
+    slot,
+    version: run.spec.version,
+    window: monitor.window,
+    slos: monitor.slos,
+    restarts: { baseline, limit: monitor.restartLimit },
+    limits: { failureLimit: monitor.failureLimit, consecutiveErrorLimit: monitor.consecutiveErrorLimit, inconclusiveLimit: monitor.inconclusiveLimit },
+    intervalSeconds: monitor.intervalSeconds,
+    warmUpUntil: warmUp ? startedAt + warmUp.seconds * 1000 : null,
+    consecutive: warmUp !== null,
+    counters,
+    progress,
+    policy,
+  });
+}
+
+/**
+ * The window in one activity (Patch.MonitorLoop): it measures every interval and returns at a
+ * verdict, with every sample in its result. The workflow waits on it or on an abort, which
+ * cancels the forward scope and leaves the read behind. Missing data past its limit pauses, still
+ * measuring in one activity, until an approval, the pause ending by itself, or the gate's timeout.
+ */
+async function monitorInOneActivity(run: RunContext, target: Target, slot: Slot, ticks: number): Promise<void> {
+  const { monitor } = run.spec;
+  const progress = newMonitorProgress(run, ticks, monitor.durationSeconds);
+  run.status.monitor = progress;
+  run.enterPhase(Phase.Monitoring, `monitoring ${slot} for ${monitor.durationSeconds} s every ${monitor.intervalSeconds} s${warmUpMessage(run)}`);
+  const request = windowRequests(run, target, slot, progress, new Date().getTime());
+  let soFar: WindowSoFar = { counters: { failed: 0, consecutiveErrors: 0, inconclusive: 0 }, baseline: null };
+  for (;;) {
+    const left = progress.ticks - progress.tick;
+    const answer = await run
+      .act('monitor', `monitor ${slot}: ticks ${progress.tick + 1} to ${progress.ticks}, every ${monitor.intervalSeconds} s`, {
+        // Each tick's reads get 15 s at most, and a minute to spare.
+        startToCloseTimeout: `${(left + 1) * (monitor.intervalSeconds + 15) + 60}s`,
+      })
+      .monitorWindow(request({ kind: 'window' }, soFar));
+    soFar = takeAnswer(run, progress, answer);
+    if (answer.verdict === MonitorVerdict.Passed) break;
+    if (answer.verdict === MonitorVerdict.Breach) throw breachOf(answer.last ?? []);
+    if (answer.verdict === MonitorVerdict.ErrorLimit) throw errorLimitError(run, progress.consecutiveErrors);
+    const paused = await pauseInOneActivity(run, request, soFar, `no data for ${monitor.inconclusiveLimit + 1} ticks in a row after the warm-up`);
+    soFar = paused.soFar;
+    run.enterPhase(Phase.Monitoring, `monitoring ${slot}: ${paused.how} at tick ${progress.tick}/${progress.ticks}`);
+  }
+  if (progress.successful === 0) {
+    // A window in which nothing could be measured proves nothing: an operator decides.
+    await pauseInOneActivity(run, request, soFar, `not one tick of the ${monitor.durationSeconds} s window had data`);
+  }
+  run.status.message = `monitoring passed: ${progress.successful}/${progress.ticks} ticks successful`;
+}
+
+/** What a window's activity measured, shown to people; returns its counters and baseline. */
+function takeAnswer(run: RunContext, progress: MonitorProgress, answer: MonitorWindowState): WindowSoFar {
+  Object.assign(progress, answer.progress);
+  run.status.message = answer.message;
+  run.publishDetails();
+  return { counters: answer.counters, baseline: answer.baseline };
+}
+
+/**
+ * Paused for missing data (the gate open, people told), still measuring in one activity. An
+ * approval or the gate's timeout cancels it and waits for what it measured (its cancellation
+ * carries it); an abort leaves it behind. Returns how the pause ended and the counters then.
+ */
+async function pauseInOneActivity(run: RunContext, request: WindowRequests, soFar: WindowSoFar, why: string): Promise<{ how: string; soFar: WindowSoFar }> {
+  const { monitor, gates } = run.spec;
+  const progress = run.status.monitor!;
+  const resumeAfter = monitor.resumeWhenConclusive ?? 0;
+  const deadline = await openGate(
+    run,
+    Gate.Inconclusive,
+    `${why}: approve to go on or abort to roll back` +
+      (resumeAfter > 0 ? `; goes on by itself after ${resumeAfter} successful ticks in a row` : '') +
+      `; still measuring every ${monitor.intervalSeconds} s`,
+  );
+  const measuring = new CancellationScope();
+  const pause: { ended: { answer: MonitorWindowResult } | { error: unknown } | null } = { ended: null };
+  const running = measuring.run(() =>
+    run
+      .act('monitor', `paused: measuring ${request({ kind: 'paused', resumeAfter }, soFar).slot} every ${monitor.intervalSeconds} s`, {
+        startToCloseTimeout: `${gates.approvalTimeoutSeconds + 60}s`,
+        cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+      })
+      .monitorWindow(request({ kind: 'paused', resumeAfter }, soFar)),
+  );
+  void running.then(
+    (answer) => (pause.ended = { answer }),
+    (error: unknown) => (pause.ended = { error }),
+  );
+  try {
+    await condition(() => run.approved || pause.ended !== null, Math.max(1, deadline - new Date().getTime()));
+    if (pause.ended === null) {
+      // Approved, or the gate's time is up: what the pause measured comes with its cancellation.
+      measuring.cancel();
+      await condition(() => pause.ended !== null);
+    }
+    const end = pause.ended!;
+    const answer = 'answer' in end ? end.answer : cancelledState(end.error);
+    const current = answer ? takeAnswer(run, progress, answer) : soFar;
+    if ('answer' in end) {
+      if (end.answer.verdict === MonitorVerdict.Breach) throw breachOf(end.answer.last ?? []);
+      if (end.answer.verdict === MonitorVerdict.ErrorLimit) throw errorLimitError(run, progress.consecutiveErrors);
+      if (end.answer.verdict === MonitorVerdict.Resumed) return { how: `resumed by itself after ${end.answer.successes} successful ticks in a row`, soFar: current };
+    }
+    if (run.approved) return { how: 'resumed by an operator', soFar: current };
+    if (!answer) throw 'error' in end ? end.error : new Error('the pause ended without an answer');
+    throw new PhaseError(RollbackReason.NoDecision, `nobody approved the ${Gate.Inconclusive} gate within ${gates.approvalTimeoutSeconds} s`, Gate.Inconclusive);
+  } finally {
+    run.status.awaiting = null;
+  }
+}
+
+/** What a cancelled window had measured, from its cancellation's details (null: none came). */
+function cancelledState(error: unknown): MonitorWindowState | null {
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  return cause instanceof CancelledFailure ? ((cause.details[0] as MonitorWindowState | undefined) ?? null) : null;
 }
 
 /** Keeps the counts people see in step with the monitor's counters. */

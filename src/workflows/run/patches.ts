@@ -30,4 +30,9 @@ export const Patch = {
    * by side), not two; preflight reads the active slot's stability and its scrape interval at once.
    */
   FewerRoundTrips: 'fewer-round-trips',
+  /**
+   * Blue-green's monitor window, and its pause for missing data, is one activity that measures
+   * every interval and heartbeats, not a timer and an activity per tick.
+   */
+  MonitorLoop: 'monitor-loop',
 } as const;

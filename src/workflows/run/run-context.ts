@@ -318,8 +318,8 @@ export class RunContext {
   }
 
   /** Activities of one kind of call, with a summary the Temporal UI shows on the event. */
-  act(kind: CallKind, summary: string) {
-    const options = this.options[kind];
+  act(kind: CallKind, summary: string, overrides: Partial<ActivityOptions> = {}) {
+    const options = { ...this.options[kind], ...overrides };
     if (kind === 'write' && !patched(Patch.SettledWrites)) {
       // Recorded before writes were waited for: replay them as they ran.
       return proxyActivities<Activities>({ ...options, cancellationType: ActivityCancellationType.TRY_CANCEL, summary });

@@ -2,13 +2,13 @@
  * bench:round-trips: what one deployment asks of the Temporal server, read from the histories of
  * real deployments on the embedded stack (dev server, worker process, local platform, Prometheus):
  * history events, workflow tasks, activities (remote, and local ones run inside a workflow task)
- * and timers. Per deployment, with a monitor of SHORT ticks; per tick, the difference a window of
- * LONG ticks makes, divided by the ticks between them (counted by their timers). Blue-green, and a canary (one step held,
+ * and timers. Per deployment, with a monitor of SHORT ticks and of LONG; per tick, the difference
+ * between them, divided by the ticks between them. Blue-green, and a canary (one step held,
  * then promotion). Every figure is the median of RUNS runs; the counts vary only with how the
  * activities of a tick happen to complete (together, or each in its own workflow task).
  *
  *   npm run bench:round-trips
- *   RUNS=5 SHORT=3 LONG=13 npm run bench:round-trips
+ *   RUNS=5 SHORT=3 LONG=30 npm run bench:round-trips
  */
 import { mkdtempSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -25,7 +25,7 @@ import { median } from './statistics.js';
 
 const RUNS = Number(process.env['RUNS'] ?? 3);
 const SHORT = Number(process.env['SHORT'] ?? 3);
-const LONG = Number(process.env['LONG'] ?? 13);
+const LONG = Number(process.env['LONG'] ?? 30);
 const INTERVAL = 1;
 /**
  * A gated SLO that always has data and always passes: every tick is conclusive and Successful,
@@ -79,12 +79,14 @@ try {
       say(`${strategy} run ${run}: ${SHORT} ticks ${JSON.stringify(short.at(-1))}; ${LONG} ticks ${JSON.stringify(long.at(-1))}`);
     }
     const field = (runs: RoundTrips[], key: keyof RoundTrips) => median(runs.map((r) => r[key]));
-    // Each tick waits on one timer: the timers between the two windows count the ticks (a hold can end early).
-    const ticks = field(long, 'timers') - field(short, 'timers');
+    // A blue-green window is one activity whatever its ticks; a canary's hold waits on one timer a
+    // tick, so the timers between its two windows count its ticks (a hold can end early).
+    const ticks = strategy === 'blue-green' ? LONG - SHORT : field(long, 'timers') - field(short, 'timers');
     const perTick = (key: keyof RoundTrips) => ((field(long, key) - field(short, key)) / ticks).toFixed(1);
     rows.push(
       `${strategy.padEnd(10)} | per deployment (${SHORT} ticks): ${field(short, 'events')} events, ${field(short, 'workflowTasks')} workflow tasks, ` +
         `${field(short, 'activities')} activities, ${field(short, 'localActivities')} local activities, ${field(short, 'timers')} timers` +
+        ` | (${LONG} ticks): ${field(long, 'events')} events, ${field(long, 'workflowTasks')} workflow tasks` +
         ` | per tick: ${perTick('events')} events, ${perTick('workflowTasks')} workflow tasks, ${perTick('activities')} activities`,
     );
   }

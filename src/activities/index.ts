@@ -62,6 +62,21 @@ function currentProgress(): Progress {
   };
 }
 
+/**
+ * Runs a write, heartbeating every second while it is in flight: a write lost with its worker is
+ * retried once the heartbeat timeout (5 s) has passed, not its start-to-close (30 s), while a slow
+ * write on a live worker (an API server slow for one request) goes on beating.
+ */
+async function heartbeating<T>(write: () => Promise<T>): Promise<T> {
+  const context = Context.current();
+  const beating = setInterval(() => context.heartbeat(), 1_000);
+  try {
+    return await write();
+  } finally {
+    clearInterval(beating);
+  }
+}
+
 export function createActivities({ platform, smoke, slo, notifier = null, clock = systemClock }: ActivityDependencies) {
   return {
     /**
@@ -88,19 +103,19 @@ export function createActivities({ platform, smoke, slo, notifier = null, clock 
       return await platform.describe(target);
     },
     async deploySlot(request: DeploySlotRequest) {
-      return await platform.deploySlot(request);
+      return await heartbeating(() => platform.deploySlot(request));
     },
     async waitForSlotReady(request: WaitForSlotReadyRequest) {
       return await platform.waitForSlotReady(request, currentProgress());
     },
     async switchTraffic(request: SwitchTrafficRequest) {
-      return await platform.switchTraffic(request);
+      return await heartbeating(() => platform.switchTraffic(request));
     },
     async verifyTraffic(request: VerifyTrafficRequest) {
       return await platform.verifyTraffic(request, currentProgress());
     },
     async setTrafficWeight(request: SetWeightRequest) {
-      return await platform.setTrafficWeight(request);
+      return await heartbeating(() => platform.setTrafficWeight(request));
     },
     async verifyTrafficWeight(request: VerifyWeightRequest) {
       return await platform.verifyTrafficWeight(request, currentProgress());

@@ -1,9 +1,9 @@
 /**
  * A Prometheus server (Debian's package, installed by scripts/setup.sh), scraping fixed targets,
- * the local platform's file_sd targets file, or a Kubernetes cluster's pods that ask for it (their
- * `prometheus.io/scrape` and `prometheus.io/port` annotations, the convention deploy/ follows):
- * every second by default, so that SLO queries see a new pod within a second or two of its start,
- * or at the interval a team runs (15 s to 1 min) where a test or the demo asks for it.
+ * the local platform's file_sd targets file, or the targets an HTTP service discovery endpoint
+ * lists (http_sd): every second by default, so that SLO queries see a new pod within a second or
+ * two of its start, or at the interval a team runs (15 s to 1 min) where a test or the demo asks
+ * for it.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -16,10 +16,10 @@ export interface PrometheusOptions {
   dir: string;
   listen: string;
   /**
-   * host:port targets; the path of a file_sd JSON file; or the pods of a cluster's namespaces,
-   * discovered through the API server with a kubeconfig.
+   * host:port targets; the path of a file_sd JSON file; or the URL of an http_sd endpoint (Debian's
+   * Prometheus is built without Kubernetes discovery), read every 5 s.
    */
-  targets: string[] | { file: string } | { kubeconfig: string; namespaces: string[] };
+  targets: string[] | { file: string } | { http: string };
   /** Extra command-line flags (a web configuration file, say). */
   extraArgs?: string[];
   /** Headers the readiness check needs (basic auth, say). */
@@ -40,7 +40,7 @@ export async function startPrometheus({ dir, listen, targets, extraArgs = [], he
     ? ['    static_configs:', `      - targets: [${targets.map((t) => `'${t}'`).join(', ')}]`]
     : 'file' in targets
       ? ['    file_sd_configs:', `      - files: ['${targets.file}']`, '        refresh_interval: 1s']
-      : podDiscovery(targets);
+      : ['    http_sd_configs:', `      - url: '${targets.http}'`, '        refresh_interval: 5s'];
   const config = [
     'global:',
     `  scrape_interval: ${scrapeIntervalSeconds}s`,
@@ -67,26 +67,3 @@ export async function startPrometheus({ dir, listen, targets, extraArgs = [], he
   return { url, child, stop: () => stopProcess(child) };
 }
 
-/**
- * The pods of `namespaces` that ask to be scraped, at their pod IP and annotated port, with their
- * namespace, name and labels (app, slot, version) as target labels: what the monitor reads a
- * slot's scrape interval from. Running pods only: a pending or finished one has nothing to scrape.
- */
-function podDiscovery({ kubeconfig, namespaces }: { kubeconfig: string; namespaces: string[] }): string[] {
-  return [
-    '    kubernetes_sd_configs:',
-    '      - role: pod',
-    `        kubeconfig_file: '${kubeconfig}'`,
-    `        namespaces: { names: [${namespaces.map((n) => `'${n}'`).join(', ')}] }`,
-    '    relabel_configs:',
-    '      - { source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape], regex: "true", action: keep }',
-    '      - { source_labels: [__meta_kubernetes_pod_phase], regex: Running, action: keep }',
-    '      - source_labels: [__meta_kubernetes_pod_ip, __meta_kubernetes_pod_annotation_prometheus_io_port]',
-    "        regex: '(.+);(\\d+)'",
-    '        target_label: __address__',
-    "        replacement: '$1:$2'",
-    '      - { action: labelmap, regex: __meta_kubernetes_pod_label_(.+) }',
-    '      - { source_labels: [__meta_kubernetes_namespace], target_label: namespace }',
-    '      - { source_labels: [__meta_kubernetes_pod_name], target_label: pod }',
-  ];
-}

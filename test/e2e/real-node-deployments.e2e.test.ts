@@ -7,20 +7,27 @@
  * kube-proxy's rules:
  * - readiness probes gate the EndpointSlices: a pod that runs is not an endpoint until its probe
  *   passes;
- * - the old slot's pods drain (preStop, then SIGTERM) with the traffic answered;
+ * - the old slot's pods drain (preStop, then SIGTERM) with the traffic answered, and uploads still
+ *   in flight when SIGTERM comes are answered before the process exits;
  * - a version that answers 500 fails its smoke suite and traffic stays where it was;
  * - a version that crash-loops is rolled back on the restarts the kubelet counts, and the evidence
  *   holds what its container wrote before it exited, read through pods/log;
  * - the worker runs as a pod from deploy/worker (the image built from Dockerfile), as its
  *   ServiceAccount, and SIGKILLed while monitoring is restarted by the kubelet, the deployment
  *   ending as it should;
+ * - a version that degrades once live (half its requests 500 after 40 s) is rolled back on the
+ *   error rate the worker pod reads from Prometheus, which discovers the pods through the API
+ *   server (their prometheus.io annotations) and scrapes them every 15 s, as teams run it;
  * - the Release controller runs as deploy/gitops's two pods, one leading through its Lease.
- * Temporal (a dev server on loopback) reaches the pods through a relay on the node's address. Pods
- * resolve Service names through the node's cluster DNS; the host does not, so its worker gets IPs.
+ * Temporal (a dev server on loopback) reaches the pods through a relay on the node's address, and
+ * Prometheus listens on that address; it finds the pods through the API server (podDiscovery). Pods resolve Service names through the node's cluster DNS;
+ * the host does not, so its worker gets IPs.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
+import { createServer as createHttpServer, request } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { connect, createServer } from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -29,7 +36,10 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import * as k8s from '@kubernetes/client-node';
+import { startPrometheus } from '../../src/local-cluster/prometheus-process.js';
+import type { PrometheusProcess } from '../../src/local-cluster/prometheus-process.js';
 import { KubernetesPlatform } from '../../src/platforms/kubernetes-platform.js';
+import { freePort } from '../../src/processes/processes.js';
 import type { DeploymentResult } from '../../src/shared/deployment-status.js';
 import type { Slot } from '../../src/shared/slots.js';
 import { otherSlot } from '../../src/shared/slots.js';
@@ -37,7 +47,7 @@ import { TrafficGenerator } from '../../src/embedded/traffic.js';
 import { blueGreenDeploymentWorkflow } from '../../src/workflows/blue-green-deployment.js';
 import { deploymentResult } from '../../src/client/deployment-client.js';
 import { statusQuery } from '../../src/workflows/definitions.js';
-import { testSpec } from '../helpers/deployment-harness.js';
+import { DETECTION_API_SLOS, testSpec } from '../helpers/deployment-harness.js';
 import { eventually } from '../helpers/eventually.js';
 import { applyInNamespace, detectionApiTarget, endpointPods, fileNamespace } from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
@@ -53,6 +63,8 @@ const IMAGES = [join(ROOT, '.tools/images/detection-api.tar'), join(ROOT, '.tool
 const NS = fileNamespace(import.meta.url);
 const TARGET = detectionApiTarget(NS);
 const TASK_QUEUE = 'bluegreen-real-node-e2e';
+/** The task queue of the worker that runs as a pod. */
+const WORKER_POD_QUEUE = 'bluegreen-worker-pod';
 const IMAGE = (tag: string) => `registry.internal/detection-api:${tag}`;
 
 /** Relays TCP connections to a free port on `host` on to `target` (host:port), until closed. */
@@ -78,11 +90,71 @@ async function relay(host: string, target: string): Promise<{ address: string; c
   };
 }
 
+/**
+ * Prometheus's discovery of the pods that ask to be scraped (`prometheus.io/scrape` and `/port`, as
+ * deploy/ annotates them), read from the API server at each of Prometheus's refreshes and served as
+ * http_sd targets with the labels Kubernetes discovery's usual relabelling gives: namespace, pod
+ * and the pod's own labels (app, slot, version). Debian's Prometheus is built without Kubernetes
+ * discovery; the pods are real, and so are the scrapes.
+ */
+async function podDiscovery(core: k8s.CoreV1Api, namespace: string): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createHttpServer((_request, response) => {
+    core
+      .listNamespacedPod({ namespace })
+      .then(({ items }) => {
+        const groups = items
+          .filter((pod) => pod.metadata?.annotations?.['prometheus.io/scrape'] === 'true' && pod.status?.phase === 'Running' && pod.status.podIP)
+          .map((pod) => ({
+            targets: [`${pod.status!.podIP}:${pod.metadata!.annotations!['prometheus.io/port'] ?? '80'}`],
+            labels: { ...Object.fromEntries(Object.entries(pod.metadata!.labels ?? {}).map(([key, value]) => [key.replace(/\W/g, '_'), value])), namespace, pod: pod.metadata!.name! },
+          }));
+        response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(groups));
+      })
+      .catch((error: unknown) => response.writeHead(500).end(String(error)));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/targets`,
+    close: async () => await new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/**
+ * A detection uploaded slowly, as from a sensor on a poor link: the request's headers and the
+ * detection go at once, then its trailing whitespace a byte a second, so the request stays in
+ * flight at the server until finish() sends the rest and reads the answer.
+ */
+function slowUpload(url: string): { finish(): Promise<{ status: number; connection: string | undefined; body: string }> } {
+  const detection = JSON.stringify({ source: 'slow-link-uav', latitude: 34.05, longitude: -118.24, accuracy_meters: 12, confidence: 0.9 });
+  const padding = 600;
+  const upload = request(url, { method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': detection.length + padding } });
+  const answered = new Promise<IncomingMessage>((resolve, reject) => {
+    upload.once('response', resolve);
+    upload.once('error', reject);
+  });
+  answered.catch(() => undefined); // read by finish(); a failure before then is reported there
+  upload.write(detection);
+  let sent = 0;
+  const trickle = setInterval(() => sent < padding - 1 && (upload.write(' '), (sent += 1)), 1_000);
+  return {
+    finish: async () => {
+      clearInterval(trickle);
+      upload.end(' '.repeat(padding - sent));
+      const response = await answered;
+      let body = '';
+      for await (const chunk of response) body += chunk;
+      return { status: response.statusCode!, connection: response.headers.connection, body };
+    },
+  };
+}
+
 describe('deployments whose pods run on a real node', { skip: process.getuid?.() !== 0 ? 'a real node needs root' : false }, () => {
   let env: TestWorkflowEnvironment;
   let cluster: Cluster;
   let worker: KubernetesWorker;
   let temporalForPods: { address: string; close(): Promise<void> } | undefined;
+  let prometheus: PrometheusProcess | undefined;
+  let discovery: { url: string; close(): Promise<void> } | undefined;
   let sequence = 0;
 
   before(async () => {
@@ -99,6 +171,15 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
     const config = plane.adminConfig();
     // The dev server listens on loopback; pods reach the node's address, where this relays to it.
     temporalForPods = await relay(plane.realNode!.ip, env.address);
+    // Prometheus as a team runs it beside a cluster: the pods found through the API server, scraped
+    // every 15 s; on the node's address, so that the worker's pod reaches it.
+    discovery = await podDiscovery(cluster.core, NS);
+    prometheus = await startPrometheus({
+      dir: join(dir, 'prometheus'),
+      listen: `${plane.realNode!.ip}:${await freePort()}`,
+      targets: { http: discovery.url },
+      scrapeIntervalSeconds: 15,
+    });
     for (const archive of IMAGES) {
       const imported = performance.now();
       await plane.realNode!.importImage(archive);
@@ -119,6 +200,8 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
 
   after(async () => {
     await temporalForPods?.close();
+    await prometheus?.stop();
+    await discovery?.close();
     await worker?.stop();
     await cluster?.plane.stop();
     await env?.teardown();
@@ -145,7 +228,7 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
    * ClusterIP from the host's worker (the host does not resolve Service names), by the spec's
    * default, its Service name, from a worker in a pod (`byName`).
    */
-  async function deploy(tag: string, { monitorSeconds = 4, taskQueue = TASK_QUEUE, byName = false } = {}) {
+  async function deploy(tag: string, { monitor = {}, taskQueue = TASK_QUEUE, byName = false }: { monitor?: Record<string, unknown>; taskQueue?: string; byName?: boolean } = {}) {
     const idle = otherSlot(await liveSlot());
     const { clusterIP } = await service(`detection-api-${idle}`);
     sequence += 1;
@@ -155,13 +238,13 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
       replicas: 2,
       readinessTimeoutSeconds: 120,
       ...(byName ? {} : { smoke: { endpoint: `http://${clusterIP}:8000` } }),
-      monitor: { durationSeconds: monitorSeconds, intervalSeconds: 2, slos: [] },
+      monitor: { durationSeconds: 4, intervalSeconds: 2, slos: [], ...monitor },
       scaleDownDelaySeconds: 0,
     });
     return { idle, handle: await env.client.workflow.start(blueGreenDeploymentWorkflow, { taskQueue, workflowId: `real-node-e2e-${sequence}`, args: [spec] }) };
   }
 
-  it('goes blue to green with pods that run: not an endpoint until Ready, the traffic answered through kube-proxy throughout', async (t) => {
+  it('goes blue to green with pods that run: not an endpoint until Ready, the traffic answered through kube-proxy throughout, uploads in flight at SIGTERM answered', async (t) => {
     const { clusterIP } = await service('detection-api-service');
     assert.deepEqual(await readyAnswer(), { status: 'ready', version: 'v2.1.0', slot: 'blue' });
 
@@ -169,7 +252,20 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
     traffic.start();
     // Stopped however the test ends: a generator left running would keep this file's process alive.
     t.after(async () => void (await traffic.stop()));
+    // A slow upload to each pod of the live slot (at its pod IP, where kube-proxy sends a connection),
+    // in flight from before the switch until the pod's process has been told to stop.
+    const uploads = (await pods('blue')).map((pod) => ({ pod: pod.metadata!.name!, upload: slowUpload(`http://${pod.status!.podIP}:8000/api/detections`) }));
     const { idle, handle } = await deploy('v2.2.0');
+    // Each upload is finished once its pod has been told to stop (its SIGTERM, logged), while the
+    // deployment runs its cleanup (the scale-down waits for the old pods to go).
+    const answers = Promise.all(
+      uploads.map(async ({ pod, upload }) => {
+        const log = async () => await cluster.core.readNamespacedPodLog({ name: pod, namespace: NS });
+        await eventually(async () => (await log()).includes('graceful shutdown initiated'), `${pod} told to stop (SIGTERM)`, 180_000);
+        return { pod, ...(await upload.finish()) };
+      }),
+    );
+    answers.catch(() => undefined); // awaited below; a failure before then is reported there
     // While it deploys: each of the new slot's pods, as the kubelet reports it and as the EndpointSlices list it.
     const seen: { pod: string; running: boolean; ready: boolean; endpoint: boolean }[] = [];
     let done = false;
@@ -207,7 +303,13 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
       assert.deepEqual(await readyAnswer(), { status: 'ready', version: 'v2.2.0', slot: idle });
     }
 
-    // The old slot drains: its pods go once their preStop and SIGTERM are over, the traffic answered meanwhile.
+    // The old slot drained: each pod's preStop (15 s), then SIGTERM; the upload still in flight then
+    // was answered, its connection closed, before the process exited.
+    for (const answer of await answers) {
+      assert.deepEqual([answer.status, answer.connection], [201, 'close'], `${answer.pod} answered the upload in flight at its SIGTERM: ${answer.body}`);
+      assert.match(answer.body, /"detection_id":"[0-9a-f-]{36}"/);
+    }
+    // Its pods go once their processes have exited, the traffic answered meanwhile.
     await eventually(async () => (await pods(otherSlot(idle))).length === 0, 'the old slot has no pods', 90_000);
     const score = await traffic.stop();
     console.log(`traffic through the Service during the switch and the drain: ${JSON.stringify({ ...score, servedBy: undefined, serverErrorsBy: undefined })}`);
@@ -228,7 +330,7 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
 
   it('rolls back a version that crash-loops on the restarts the kubelet counts, with what its container wrote as evidence', async () => {
     const live = await liveSlot();
-    const { idle, handle } = await deploy('v2.4.0-crashloop', { monitorSeconds: 120 });
+    const { idle, handle } = await deploy('v2.4.0-crashloop', { monitor: { durationSeconds: 120 } });
     const outcome: DeploymentResult = await deploymentResult(handle);
     assert.deepEqual([outcome.outcome, outcome.failedCheck], ['RolledBack', 'pod-restarts'], outcome.message);
     assert.equal(await liveSlot(), live);
@@ -240,9 +342,8 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
   });
 
   it("runs the worker as a pod, as its ServiceAccount: its container SIGKILLed while monitoring, the kubelet restarts it and the deployment succeeds", async () => {
-    const queue = 'bluegreen-worker-pod';
-    // deploy/worker as a team applies it, pointed at this Temporal (no Prometheus: the gates here are the pods').
-    kubectl('set', 'env', 'deployment/bluegreen-worker', `TEMPORAL_ADDRESS=${temporalForPods!.address}`, `TEMPORAL_TASK_QUEUE=${queue}`, `PROMETHEUS_URL=http://${cluster.plane.realNode!.ip}:9`);
+    // deploy/worker as a team applies it, pointed at this Temporal and this Prometheus.
+    kubectl('set', 'env', 'deployment/bluegreen-worker', `TEMPORAL_ADDRESS=${temporalForPods!.address}`, `TEMPORAL_TASK_QUEUE=${WORKER_POD_QUEUE}`, `PROMETHEUS_URL=${prometheus!.url}`);
     kubectl('scale', 'deployment/bluegreen-worker', '--replicas=1');
     const workerPod = async () => (await cluster.core.listNamespacedPod({ namespace: NS, labelSelector: 'app.kubernetes.io/name=bluegreen-worker' })).items.find((p) => !p.metadata!.deletionTimestamp);
     await eventually(async () => Boolean((await workerPod())?.status?.containerStatuses?.[0]?.ready), 'the worker pod Ready', 120_000, async () => JSON.stringify((await workerPod())?.status));
@@ -252,7 +353,7 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
     const memory = containerMemory(first.containerID!);
 
     const live = await liveSlot();
-    const { idle, handle } = await deploy('v2.3.0', { monitorSeconds: 45, taskQueue: queue, byName: true });
+    const { idle, handle } = await deploy('v2.3.0', { monitor: { durationSeconds: 45 }, taskQueue: WORKER_POD_QUEUE, byName: true });
     await eventually(async () => (await handle.query(statusQuery)).phase === 'Monitoring', 'monitoring', 120_000);
     const { pid, command } = commandOf(first.containerID!);
     assert.match(command, /^node bin\/bluegreen-worker\.js/);
@@ -269,6 +370,41 @@ describe('deployments whose pods run on a real node', { skip: process.getuid?.()
     assert.equal(again.lastState?.terminated?.exitCode, 137, 'the kubelet saw the SIGKILL');
     assert.equal((await readyAnswer()).version, 'v2.3.0');
     console.log(`worker pod memory: peak ${(peakBeforeKill / 2 ** 20).toFixed(0)} MiB of its 512 MiB limit up to monitoring; the restarted container peaked at ${(containerMemory(again.containerID!).peak() / 2 ** 20).toFixed(0)} MiB`);
+  });
+
+  it('rolls back a version that degrades once live, on the error rate the worker pod reads from Prometheus scraping the pods every 15 s', async (t) => {
+    const live = await liveSlot();
+    const { version } = await readyAnswer();
+    const { clusterIP } = await service('detection-api-service');
+    const traffic = new TrafficGenerator(`http://${clusterIP}`, 10);
+    traffic.start();
+    t.after(async () => void (await traffic.stop()));
+    // The monitor as a team configures it: the SLO table's error rate and latency over 1 m, every 5 s.
+    const slos = DETECTION_API_SLOS.filter((slo) => slo.name === 'error-rate' || slo.name === 'p95-latency');
+    const { idle, handle } = await deploy('v2.4.0-degrades', { monitor: { durationSeconds: 180, intervalSeconds: 5, slos }, taskQueue: WORKER_POD_QUEUE, byName: true });
+    const outcome: DeploymentResult = await deploymentResult(handle);
+    const started = new Date(outcome.status.transitions[0]!.at).getTime();
+    console.log(`v2.4.0-degrades: ${outcome.status.transitions.map((t) => `+${((new Date(t.at).getTime() - started) / 1000).toFixed(1)} s ${t.phase}: ${t.message}`).join('\n  ')}`);
+    assert.deepEqual([outcome.outcome, outcome.reason, outcome.failedCheck], ['RolledBack', 'SloBreach', 'error-rate'], outcome.message);
+    assert.equal(await liveSlot(), live);
+    const monitor = outcome.status.monitor!;
+    // The warm-up was derived from the scrape interval Prometheus reports for the pods it discovered.
+    assert.equal(monitor.scrapeIntervalSeconds, 15);
+    assert.ok((monitor.latest['error-rate']?.value ?? 0) > 0.01, JSON.stringify(monitor.latest['error-rate']));
+    const evidence = outcome.status.evidence!;
+    assert.equal(evidence.slot, idle);
+    assert.match(evidence.breach ?? '', /^error-rate = /);
+    assert.ok(evidence.errorLines.some((line) => line.includes('injected fault')), evidence.errorLines.join('\n'));
+    assert.deepEqual(evidence.problems, []);
+
+    // The traffic is back on the old version; what it met meanwhile is the faulty version's blast radius.
+    // (A new connection: one kept alive may still reach a pod of the rolled-back slot until it drains.)
+    await eventually(async () => (await readyAnswer()).version === version, `the Service answering ${version} again`, 10_000);
+    for (let i = 0; i < 5; i++) assert.equal((await readyAnswer()).version, version);
+    const score = await traffic.stop();
+    console.log(`traffic through the Service while v2.4.0-degrades was live and after its rollback: ${JSON.stringify({ ...score, servedBy: undefined, serverErrorsBy: undefined })}`);
+    assert.ok(score.serverErrors > 0, 'the degraded version answered 500 to traffic before the rollback');
+    assert.equal(score.connectionFailures, 0, score.failureSamples.join('; '));
   });
 
   it('runs the Release controller as two pods from deploy/gitops: one leads through the Lease, and when its pod is deleted the other takes over', async () => {

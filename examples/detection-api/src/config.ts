@@ -30,6 +30,13 @@ export const ConfigSchema = z.object({
    * stops listening, so that kept-alive clients let go rather than write into a closing socket.
    */
   SHUTDOWN_DRAIN_MS: nonNegative.default(500),
+  /**
+   * Answers on one kept-alive connection before the service closes it (0: no limit). Behind a
+   * Kubernetes Service a connection stays with the pod kube-proxy chose for it, so after the
+   * Service's selector moves, a client that keeps its connections alive goes on reaching the old
+   * slot until they close: a limit makes it reconnect, and its new connections reach the new slot.
+   */
+  MAX_REQUESTS_PER_CONNECTION: nonNegative.default(0),
   /** Seconds after SIGTERM before the process exits, whatever is still running. */
   SHUTDOWN_GRACE_SECONDS: nonNegative.default(30),
   /** Fault injection, off by default: a share of 5xx answers on the API. */

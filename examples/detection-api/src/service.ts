@@ -62,6 +62,7 @@ export function createDetectionService(config: Config): DetectionService {
     // not refused, and its connection closed after the answer (onSend below).
     return503OnClosing: false,
     forceCloseConnections: 'idle',
+    ...(config.MAX_REQUESTS_PER_CONNECTION > 0 ? { maxRequestsPerSocket: config.MAX_REQUESTS_PER_CONNECTION } : {}),
   });
 
   if (config.FAULT_LATENCY_MS > 0 || config.FAULT_ERROR_RATE > 0) {

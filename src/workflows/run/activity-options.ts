@@ -41,8 +41,11 @@ export function activityOptions(spec: DeploymentSpec, persistentRollback = false
   return {
     /** Reads: short, retried a few times; a cancelled read may be abandoned. */
     quick: { startToCloseTimeout: '30s', retry: { ...RETRY, maximumAttempts: 5 }, cancellationType: TRY_CANCEL },
-    /** Single writes (the new image, the selector): as reads, but a cancelled write is waited for. */
-    write: { startToCloseTimeout: '30s', retry: { ...RETRY, maximumAttempts: 5 }, cancellationType: WAIT_CANCELLATION_COMPLETED },
+    /**
+     * Single writes (the new image, the selector): as reads, but a cancelled write is waited for.
+     * They heartbeat while in flight, so a write lost with its worker is retried within 5 s.
+     */
+    write: { startToCloseTimeout: '30s', heartbeatTimeout: '5s', retry: { ...RETRY, maximumAttempts: 5 }, cancellationType: WAIT_CANCELLATION_COMPLETED },
     /** Waiting for replicas: as long as the readiness timeout, heartbeating; stops at once on cancel. */
     readiness: {
       startToCloseTimeout: `${spec.readinessTimeoutSeconds + 30}s`,

@@ -46,7 +46,16 @@ export class ProgressPrinter {
   ) {}
 
   update(status: DeploymentStatus): void {
-    if (this.bar && status.transitions.length > this.transitions) this.stopBar();
+    if (this.bar && status.transitions.length > this.transitions) {
+      // A window's last ticks can come with the phase after it (the window is one activity, seen
+      // through its heartbeat between polls): the bar ends on them.
+      const monitor = status.monitor;
+      if (monitor && monitor.tick > this.tick && (!status.canary || status.canary.step === this.step)) {
+        this.bar.update(monitor.tick, { slos: readings(status, monitor) });
+        this.tick = monitor.tick;
+      }
+      this.stopBar();
+    }
     status.transitions.slice(this.transitions).forEach((t, offset) => {
       // The smoke checks belong right after the smoke phase, however many phases a poll brings.
       if (status.transitions[this.transitions + offset - 1]?.phase === 'SmokeTesting') this.printSmoke(status);
@@ -68,23 +77,19 @@ export class ProgressPrinter {
       this.pausedTicks = monitor.pausedTicks ?? 0;
     }
     if (monitor && monitor.tick > this.tick) {
-      const warmingUp = monitor.warmUpSeconds !== undefined && (monitor.tick - 1) * monitor.intervalSeconds < monitor.warmUpSeconds;
-      const readings =
-        (status.canary ? `${formatCanary(status.canary)} | ` : '') +
-        Object.values(monitor.latest).filter((m) => m.gate).map(formatMeasurement).join(', ') +
-        (warmingUp && !status.canary ? ' (warm-up: no data is not counted yet)' : '');
+      const slos = readings(status, monitor);
       if (this.terminal && status.phase === 'Monitoring') {
         if (!this.bar) {
           this.bar = new SingleBar(
             { stream: this.terminal, format: '    monitor [{bar}] {value}/{total} | {slos}', barsize: 24, hideCursor: true, clearOnComplete: false },
             Presets.legacy,
           );
-          this.bar.start(monitor.ticks, monitor.tick, { slos: readings });
+          this.bar.start(monitor.ticks, monitor.tick, { slos });
         } else {
-          this.bar.update(monitor.tick, { slos: readings });
+          this.bar.update(monitor.tick, { slos });
         }
       } else {
-        this.write(`    monitor ${monitor.tick}/${monitor.ticks}: ${readings}`);
+        this.write(`    monitor ${monitor.tick}/${monitor.ticks}: ${slos}`);
       }
       this.tick = monitor.tick;
     }
@@ -104,6 +109,16 @@ export class ProgressPrinter {
     }
     this.smokePrinted = true;
   }
+}
+
+/** A tick's readings in one line: the canary's traffic, each gated SLO against its rule, the warm-up. */
+function readings(status: DeploymentStatus, monitor: NonNullable<DeploymentStatus['monitor']>): string {
+  const warmingUp = monitor.warmUpSeconds !== undefined && (monitor.tick - 1) * monitor.intervalSeconds < monitor.warmUpSeconds;
+  return (
+    (status.canary ? `${formatCanary(status.canary)} | ` : '') +
+    Object.values(monitor.latest).filter((m) => m.gate).map(formatMeasurement).join(', ') +
+    (warmingUp && !status.canary ? ' (warm-up: no data is not counted yet)' : '')
+  );
 }
 
 /** The preflight stability check in one line: the verdict, and why or what breached. */

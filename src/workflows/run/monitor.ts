@@ -7,11 +7,11 @@
 import { ActivityCancellationType, ActivityFailure, CancellationScope, CancelledFailure, condition, isCancellation, log, patched } from '@temporalio/workflow';
 import type { MonitorWindowRequest } from '../../activities/contract.js';
 import type { Target } from '../../shared/target.js';
-import { AnalysisResult, judgeMonitorTick, judgeTick, judgeValue, MonitorDecision, monitorWarmUp, promDurationSeconds } from '../../shared/analysis.js';
+import { AnalysisResult, judgeMonitorTick, judgeTick, MonitorDecision, monitorWarmUp, promDurationSeconds } from '../../shared/analysis.js';
 import type { Measurement, MonitorCounters } from '../../shared/analysis.js';
 import { Gate, Phase, RollbackReason } from '../../shared/deployment-status.js';
 import type { MonitorProgress } from '../../shared/deployment-status.js';
-import { MonitorVerdict } from '../../shared/monitor-window.js';
+import { countTick, MonitorVerdict, RESTARTS_MEASUREMENT, restartsMeasurement as measuredRestarts } from '../../shared/monitor-window.js';
 import type { MonitorPolicy, MonitorWindowResult, MonitorWindowState } from '../../shared/monitor-window.js';
 import type { Slot } from '../../shared/slots.js';
 import { awaitApproval, openGate } from './approvals.js';
@@ -19,8 +19,7 @@ import { breachOf, describeError, PhaseError, phaseErrorFrom } from './phase-err
 import { Patch } from './patches.js';
 import type { RunContext } from './run-context.js';
 
-/** The name of the restart measurement recorded beside the SLOs at every monitor tick. */
-export const RESTARTS_MEASUREMENT = 'pod-restarts';
+export { countTick, RESTARTS_MEASUREMENT };
 
 /**
  * How long the monitor must wait before missing data means anything: from the scrape interval
@@ -223,13 +222,7 @@ async function pauseInOneActivity(run: RunContext, request: WindowRequests, soFa
   const { monitor, gates } = run.spec;
   const progress = run.status.monitor!;
   const resumeAfter = monitor.resumeWhenConclusive ?? 0;
-  const deadline = await openGate(
-    run,
-    Gate.Inconclusive,
-    `${why}: approve to go on or abort to roll back` +
-      (resumeAfter > 0 ? `; goes on by itself after ${resumeAfter} successful ticks in a row` : '') +
-      `; still measuring every ${monitor.intervalSeconds} s`,
-  );
+  const deadline = await openPauseGate(run, why);
   const measuring = new CancellationScope();
   const pause: { ended: { answer: MonitorWindowResult } | { error: unknown } | null } = { ended: null };
   const running = measuring.run(() =>
@@ -267,20 +260,23 @@ async function pauseInOneActivity(run: RunContext, request: WindowRequests, soFa
   }
 }
 
+/** Opens the gate of a pause for missing data that goes on measuring; returns its deadline. */
+async function openPauseGate(run: RunContext, why: string): Promise<number> {
+  const { intervalSeconds, resumeWhenConclusive } = run.spec.monitor;
+  const resumeAfter = resumeWhenConclusive ?? 0;
+  return await openGate(
+    run,
+    Gate.Inconclusive,
+    `${why}: approve to go on or abort to roll back` +
+      (resumeAfter > 0 ? `; goes on by itself after ${resumeAfter} successful ticks in a row` : '') +
+      `; still measuring every ${intervalSeconds} s`,
+  );
+}
+
 /** What a cancelled window had measured, from its cancellation's details (null: none came). */
 function cancelledState(error: unknown): MonitorWindowState | null {
   const cause = error instanceof ActivityFailure ? error.cause : error;
   return cause instanceof CancelledFailure ? ((cause.details[0] as MonitorWindowState | undefined) ?? null) : null;
-}
-
-/** Keeps the counts people see in step with the monitor's counters. */
-export function countTick(progress: MonitorProgress, result: AnalysisResult, counters: MonitorCounters): void {
-  if (result === AnalysisResult.Successful) progress.successful++;
-  if (result === AnalysisResult.Failed) progress.failed++;
-  if (result === AnalysisResult.Error) progress.errors++;
-  if (result === AnalysisResult.Inconclusive) progress.inconclusive++;
-  progress.consecutiveErrors = counters.consecutiveErrors;
-  if (progress.consecutiveInconclusive !== undefined) progress.consecutiveInconclusive = counters.inconclusive;
 }
 
 export function errorLimitError(run: RunContext, consecutiveErrors: number): PhaseError {
@@ -311,13 +307,7 @@ export async function pauseWhileMeasuring(
 ): Promise<{ how: string; counters: MonitorCounters }> {
   const { monitor, gates } = run.spec;
   const resumeAfter = monitor.resumeWhenConclusive ?? 0;
-  const deadline = await openGate(
-    run,
-    Gate.Inconclusive,
-    `${why}: approve to go on or abort to roll back` +
-      (resumeAfter > 0 ? `; goes on by itself after ${resumeAfter} successful ticks in a row` : '') +
-      `; still measuring every ${monitor.intervalSeconds} s`,
-  );
+  const deadline = await openPauseGate(run, why);
   let current = counters;
   let successes = 0;
   try {
@@ -385,9 +375,8 @@ export async function measuredOrNull<T extends unknown[]>(...reads: { [K in keyo
 
 /** The restarts since the baseline, as a gated measurement (the procedure: none tolerated, PROCEDURE §4). */
 export function restartsMeasurement(run: RunContext, restarts: number, baseline: number): Measurement {
-  const limit = run.spec.monitor.restartLimit;
-  const count = Math.max(0, restarts - baseline);
+  const measured = measuredRestarts(restarts, baseline, run.spec.monitor.restartLimit);
   // The window after the deployment counts from its own baseline: the monitor's count stays as it ended.
-  if (run.status.monitor && run.status.phase !== Phase.Observing) run.status.monitor.restarts = count;
-  return { name: RESTARTS_MEASUREMENT, value: count, comparison: '<=', threshold: limit, gate: true, result: judgeValue(count, '<=', limit) };
+  if (run.status.monitor && run.status.phase !== Phase.Observing) run.status.monitor.restarts = measured.value!;
+  return measured;
 }

@@ -46,16 +46,10 @@ export class ProgressPrinter {
   ) {}
 
   update(status: DeploymentStatus): void {
-    if (this.bar && status.transitions.length > this.transitions) {
-      // A window's last ticks can come with the phase after it (the window is one activity, seen
-      // through its heartbeat between polls): the bar ends on them.
-      const monitor = status.monitor;
-      if (monitor && monitor.tick > this.tick && (!status.canary || status.canary.step === this.step)) {
-        this.bar.update(monitor.tick, { slos: readings(status, monitor) });
-        this.tick = monitor.tick;
-      }
-      this.stopBar();
-    }
+    // Ticks of the window already on screen that came with the phase after it (a window is one
+    // activity, seen between polls through its heartbeat) belong before that phase's line.
+    if (this.tick > 0 && (!status.canary || status.canary.step === this.step)) this.showTicks(status);
+    if (this.bar && status.transitions.length > this.transitions) this.stopBar();
     status.transitions.slice(this.transitions).forEach((t, offset) => {
       // The smoke checks belong right after the smoke phase, however many phases a poll brings.
       if (status.transitions[this.transitions + offset - 1]?.phase === 'SmokeTesting') this.printSmoke(status);
@@ -76,23 +70,26 @@ export class ProgressPrinter {
       this.write(`    paused, still measuring: ${Object.values(monitor.latest).filter((m) => m.gate).map(formatMeasurement).join(', ')}`);
       this.pausedTicks = monitor.pausedTicks ?? 0;
     }
-    if (monitor && monitor.tick > this.tick) {
-      const slos = readings(status, monitor);
-      if (this.terminal && status.phase === 'Monitoring') {
-        if (!this.bar) {
-          this.bar = new SingleBar(
-            { stream: this.terminal, format: '    monitor [{bar}] {value}/{total} | {slos}', barsize: 24, hideCursor: true, clearOnComplete: false },
-            Presets.legacy,
-          );
-          this.bar.start(monitor.ticks, monitor.tick, { slos });
-        } else {
-          this.bar.update(monitor.tick, { slos });
-        }
-      } else {
-        this.write(`    monitor ${monitor.tick}/${monitor.ticks}: ${slos}`);
-      }
-      this.tick = monitor.tick;
+    this.showTicks(status);
+  }
+
+  /** The ticks not shown yet: on a terminal, the bar (started while Monitoring); elsewhere, a line. */
+  private showTicks(status: DeploymentStatus): void {
+    const monitor = status.monitor;
+    if (!monitor || monitor.tick <= this.tick) return;
+    const slos = readings(status, monitor);
+    if (this.bar) {
+      this.bar.update(monitor.tick, { slos });
+    } else if (this.terminal && status.phase === 'Monitoring') {
+      this.bar = new SingleBar(
+        { stream: this.terminal, format: '    monitor [{bar}] {value}/{total} | {slos}', barsize: 24, hideCursor: true, clearOnComplete: false },
+        Presets.legacy,
+      );
+      this.bar.start(monitor.ticks, monitor.tick, { slos });
+    } else {
+      this.write(`    monitor ${monitor.tick}/${monitor.ticks}: ${slos}`);
     }
+    this.tick = monitor.tick;
   }
 
   /** Leaves the bar as its last state and gives the terminal back to plain lines. */

@@ -66,4 +66,3 @@ export async function startPrometheus({ dir, listen, targets, extraArgs = [], he
   await waitUntilReady('prometheus', child, `${url}/-/ready`, { headers, output: () => output });
   return { url, child, stop: () => stopProcess(child) };
 }
-

@@ -109,14 +109,21 @@ export function judgeWindowTick(
   const restarts = measurements?.find((m) => m.name === RESTARTS_MEASUREMENT);
   if (restarts?.value != null) progress.restarts = restarts.value;
   for (const m of measurements ?? []) progress.latest[m.name] = m;
-  const sample: MonitorSample = { tick: 0, at: measured.at.toISOString(), result, measurements, ...(measured.error ? { error: measured.error } : {}) };
-  state.samples.push(sample);
+  const paused = request.policy.kind === 'paused';
+  if (paused) progress.pausedTicks = (progress.pausedTicks ?? 0) + 1;
+  else progress.tick += 1;
+  state.samples.push({
+    tick: paused ? progress.pausedTicks! : progress.tick,
+    at: measured.at.toISOString(),
+    result,
+    measurements,
+    ...(measured.error ? { error: measured.error } : {}),
+    ...(paused ? { paused } : {}),
+  });
   if (request.policy.kind === 'paused') {
     const judged = judgeMonitorTick(request.limits, state.counters, result, { consecutive: true });
     state.counters = { ...judged.counters, inconclusive: 0 };
     countTick(progress, result, state.counters);
-    progress.pausedTicks = (progress.pausedTicks ?? 0) + 1;
-    Object.assign(sample, { tick: progress.pausedTicks, paused: true });
     if (judged.decision === MonitorDecision.Breach) return MonitorVerdict.Breach;
     if (judged.decision === MonitorDecision.ErrorLimit) return MonitorVerdict.ErrorLimit;
     const { resumeAfter } = request.policy;
@@ -125,8 +132,6 @@ export function judgeWindowTick(
     return resumeAfter > 0 && state.successes >= resumeAfter ? MonitorVerdict.Resumed : null;
   }
   const warmingUp = request.warmUpUntil !== null && measured.at.getTime() < request.warmUpUntil;
-  progress.tick += 1;
-  sample.tick = progress.tick;
   state.message = `monitor tick ${progress.tick}/${progress.ticks}: ${result}${warmingUp && result === AnalysisResult.Inconclusive ? ' (warming up: not counted)' : ''}`;
   const judged = judgeMonitorTick(request.limits, state.counters, result, { warmingUp, consecutive: request.consecutive });
   state.counters = judged.counters;

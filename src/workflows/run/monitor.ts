@@ -221,17 +221,17 @@ function takeAnswer(run: RunContext, progress: MonitorProgress, answer: MonitorW
 async function pauseInOneActivity(run: RunContext, request: WindowRequests, soFar: WindowSoFar, why: string): Promise<{ how: string; soFar: WindowSoFar }> {
   const { monitor, gates } = run.spec;
   const progress = run.status.monitor!;
-  const resumeAfter = monitor.resumeWhenConclusive ?? 0;
   const deadline = await openPauseGate(run, why);
   const measuring = new CancellationScope();
   const pause: { ended: { answer: MonitorWindowResult } | { error: unknown } | null } = { ended: null };
+  const paused = request({ kind: 'paused', resumeAfter: monitor.resumeWhenConclusive ?? 0 }, soFar);
   const running = measuring.run(() =>
     run
-      .act('monitor', `paused: measuring ${request({ kind: 'paused', resumeAfter }, soFar).slot} every ${monitor.intervalSeconds} s`, {
+      .act('monitor', `paused: measuring ${paused.slot} every ${monitor.intervalSeconds} s`, {
         startToCloseTimeout: `${gates.approvalTimeoutSeconds + 60}s`,
         cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
       })
-      .monitorWindow(request({ kind: 'paused', resumeAfter }, soFar)),
+      .monitorWindow(paused),
   );
   void running.then(
     (answer) => (pause.ended = { answer }),

@@ -36,6 +36,8 @@ interface FileRun {
   cpuSeconds: number;
   counts: Counts;
   timedOut: boolean;
+  /** For a failed file: why, as its output says (repeated under the summary, where a short excerpt of the output still shows it). */
+  why?: string;
 }
 
 const COUNT_NAMES = ['tests', 'pass', 'fail', 'cancelled', 'skipped', 'todo'] as const;
@@ -48,6 +50,17 @@ function countsOf(output: string): Counts {
     counts[name] = matches.length > 0 ? Number(matches.at(-1)![1]) : 0;
   }
   return counts;
+}
+
+/**
+ * The spec reporter's closing `✖ failing tests:` section (each failed test and its error), or the
+ * output's last lines when there is none, at most 60 lines.
+ */
+function whyFailed(output: string): string {
+  const lines = output.trimEnd().split('\n');
+  const at = lines.findIndex((line) => line.startsWith('✖ failing tests:'));
+  const shown = at === -1 ? lines.slice(-30) : lines.slice(at + 1).filter((line) => !/^ℹ /.test(line));
+  return shown.slice(0, 60).map((line) => `    ${line}`).join('\n');
 }
 
 /** A file failed: a test failed or was cancelled, or the file did not end well by itself. */
@@ -206,6 +219,7 @@ async function main(argv: string[]): Promise<number> {
   const started = performance.now();
   const runs: FileRun[] = [];
   const finish = ({ run, output }: { run: FileRun; output: string }) => {
+    if (isFailed(run)) run.why = whyFailed(output);
     process.stdout.write(`\n▶ ${run.file}\n${output.trimEnd()}\n`);
     process.stdout.write(
       `${isFailed(run) ? '✖' : '✔'} ${run.file}: ${run.counts.pass} passed, ${run.counts.fail + run.counts.cancelled} failed` +
@@ -291,7 +305,10 @@ function report(runs: FileRun[], wall: number, busy: number): void {
       ` (${Number.isNaN(busy) ? 'n/a' : ((100 * busy) / wall / availableParallelism()).toFixed(0)} % of ${availableParallelism()} cores)`,
   );
   const failed = runs.filter(isFailed);
-  for (const r of failed) lines.push(`✖ failed: ${r.file}${r.timedOut ? ' (ended at its bound)' : r.code !== 0 && r.counts.fail === 0 ? ` (exit ${r.code})` : ''}`);
+  for (const r of failed) {
+    lines.push(`✖ failed: ${r.file}${r.timedOut ? ' (ended at its bound)' : r.code !== 0 && r.counts.fail === 0 ? ` (exit ${r.code})` : ''}`);
+    if (r.why) lines.push(r.why);
+  }
   const total = (name: keyof Counts) => runs.reduce((sum, r) => sum + r.counts[name], 0);
   // A failed file whose counts show no failed test (killed, crashed, or a failing hook) counts as one.
   const silent = failed.filter((r) => r.counts.fail + r.counts.cancelled === 0).length;

@@ -65,6 +65,10 @@ describe('the suite runner', () => {
     // Each file's output is printed whole: the failing test's name directly under its file's heading.
     const block = stdout.slice(stdout.indexOf('▶ test/processes/fixtures/suite-other-file.ts'));
     assert.match(block.slice(0, block.indexOf('✖ test/processes/fixtures/suite-other-file.ts')), /✖ fails when told to/);
+    // And again under the summary, with its error, where a short excerpt of the output still shows why.
+    const summary = stdout.slice(stdout.indexOf('✖ failed: test/processes/fixtures/suite-other-file.ts'));
+    assert.match(summary, /^ {4}✖ fails when told to/m);
+    assert.match(summary, /told to fail/);
   });
 
   it('ends a file past its bound with every process it started, and fails it', async () => {

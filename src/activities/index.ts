@@ -10,7 +10,7 @@ import type { DeploymentEvent, Notifier } from '../notifications/webhook-notifie
 import { parseDeploymentSpec, SpecValidationError } from '../deployment-spec/deployment-spec.js';
 import type { Slo } from '../deployment-spec/deployment-spec.js';
 import { boundEvidence } from '../shared/evidence.js';
-import { restartsMeasurement } from '../shared/monitor-window.js';
+import { judgeCanaryMeasurements, restartsMeasurement } from '../shared/monitor-window.js';
 import type { MonitorWindowResult, MonitorWindowState } from '../shared/monitor-window.js';
 import { runMonitorWindow, systemClock } from './monitor-window.js';
 import type { Clock } from './monitor-window.js';
@@ -78,6 +78,20 @@ async function heartbeating<T>(write: () => Promise<T>): Promise<T> {
 }
 
 export function createActivities({ platform, smoke, slo, notifier = null, clock = systemClock }: ActivityDependencies) {
+  /** Both slots' SLOs over the same window, the requests each served, and (when asked) the canary's restarts. */
+  const measureBoth = async (request: MeasureCanaryRequest): Promise<CanaryMeasurements> => {
+    const { target, window, slos } = request;
+    const requests: Slo = { name: REQUESTS, query: request.requestsQuery, comparison: '>=', threshold: 0, gate: false };
+    const [canary, stable, canaryRestarts] = await Promise.all([
+      slo.evaluateSlos({ target, slot: request.canary, version: request.version, window, slos: [...slos, requests] }),
+      slo.evaluateSlos({ target, slot: request.stable, version: request.stableVersion, window, slos: [...slos, requests] }),
+      request.withRestarts ? platform.readRestarts({ target, slot: request.canary }) : undefined,
+    ]);
+    const count = (measurements: typeof canary) => measurements.find((m) => m.name === REQUESTS)?.value ?? null;
+    const withoutCount = (measurements: typeof canary) => measurements.filter((m) => m.name !== REQUESTS);
+    const measured = { canary: withoutCount(canary), stable: withoutCount(stable), canaryRequests: count(canary), stableRequests: count(stable) };
+    return canaryRestarts === undefined ? measured : { ...measured, canaryRestarts };
+  };
   return {
     /**
      * Validates a spec again inside the worker, so a deployment started without our client (say,
@@ -148,13 +162,17 @@ export function createActivities({ platform, smoke, slo, notifier = null, clock 
      * and restarts read side by side, until a verdict; resumed from the last heartbeat on a retry.
      */
     async monitorWindow(request: MonitorWindowRequest): Promise<MonitorWindowResult> {
-      const { target, slot, version, window, slos, restarts } = request;
+      const { target, slot, version, window, slos, restarts, canary: rules } = request;
       const context = Context.current();
       return await runMonitorWindow(request, {
         readRestarts: async () => await platform.readRestarts({ target, slot }),
         measure: async (baseline) => {
-          const [measured, count] = await Promise.all([slo.evaluateSlos({ target, slot, version, window, slos }), platform.readRestarts({ target, slot })]);
-          return [...measured, restartsMeasurement(count, baseline, restarts.limit)];
+          if (!rules) {
+            const [measured, count] = await Promise.all([slo.evaluateSlos({ target, slot, version, window, slos }), platform.readRestarts({ target, slot })]);
+            return { measurements: [...measured, restartsMeasurement(count, baseline, restarts.limit)] };
+          }
+          const both = await measureBoth({ target, canary: slot, stable: rules.stable, version, stableVersion: rules.stableVersion, window, slos, requestsQuery: rules.requestsQuery, withRestarts: true });
+          return judgeCanaryMeasurements(rules, { ...both, canary: [...both.canary, restartsMeasurement(both.canaryRestarts ?? 0, baseline, restarts.limit)] });
         },
         clock,
         progress: currentProgress(),
@@ -168,17 +186,7 @@ export function createActivities({ platform, smoke, slo, notifier = null, clock 
      * and the requests each served. Throws only when the source does (counted as an Error tick).
      */
     async measureCanary(request: MeasureCanaryRequest): Promise<CanaryMeasurements> {
-      const { target, window, slos } = request;
-      const requests: Slo = { name: REQUESTS, query: request.requestsQuery, comparison: '>=', threshold: 0, gate: false };
-      const [canary, stable, canaryRestarts] = await Promise.all([
-        slo.evaluateSlos({ target, slot: request.canary, version: request.version, window, slos: [...slos, requests] }),
-        slo.evaluateSlos({ target, slot: request.stable, version: request.stableVersion, window, slos: [...slos, requests] }),
-        request.withRestarts ? platform.readRestarts({ target, slot: request.canary }) : undefined,
-      ]);
-      const count = (measurements: typeof canary) => measurements.find((m) => m.name === REQUESTS)?.value ?? null;
-      const withoutCount = (measurements: typeof canary) => measurements.filter((m) => m.name !== REQUESTS);
-      const measured = { canary: withoutCount(canary), stable: withoutCount(stable), canaryRequests: count(canary), stableRequests: count(stable) };
-      return canaryRestarts === undefined ? measured : { ...measured, canaryRestarts };
+      return await measureBoth(request);
     },
     /**
      * A rollback's evidence, read before the failing slot is scaled down: what the platform holds

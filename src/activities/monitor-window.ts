@@ -13,7 +13,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { Measurement } from '../shared/analysis.js';
 import { judgeWindowTick, MonitorVerdict } from '../shared/monitor-window.js';
-import type { MonitorWindowResult, MonitorWindowState } from '../shared/monitor-window.js';
+import type { CanaryMeasured, MonitorWindowResult, MonitorWindowState } from '../shared/monitor-window.js';
 import type { MonitorWindowRequest, Progress } from './contract.js';
 
 /** The time the loop keeps: the system's, or a test server's that skips time. */
@@ -47,8 +47,11 @@ export async function runMonitorWindow(
   }: {
     /** The slot's restarts now: the baseline, when the request has none. */
     readRestarts(): Promise<number>;
-    /** One tick's measurements: the SLOs and the restarts since `baseline`. Throws when they cannot be read. */
-    measure(baseline: number): Promise<Measurement[]>;
+    /**
+     * One tick's measurements: the SLOs and the restarts since `baseline` (a canary's judged
+     * against the stable slot's, with its traffic). Throws when they cannot be read.
+     */
+    measure(baseline: number): Promise<{ measurements: Measurement[]; canary?: CanaryMeasured }>;
     clock: Clock;
     progress: Progress;
     /** Whether the workflow asked for the cancellation (not a worker shutting down). */
@@ -64,6 +67,7 @@ export async function runMonitorWindow(
     successes: 0,
     message: '',
     samples: [],
+    ...(request.canary ? { canary: { analysis: null, observedShare: null, canaryRequests: null, stableRequests: null, sharedCause: null, extendedSeconds: 0 } } : {}),
   };
   const beat = () => progress.heartbeat(state);
   // While a tick's reads run, too: a slow read must not look like a lost worker.
@@ -78,8 +82,11 @@ export async function runMonitorWindow(
     // Read once, kept in the heartbeat: a retry counts restarts from the same baseline.
     const baseline = (state.baseline ??= await readRestarts());
     const intervalMs = request.intervalSeconds * 1000;
-    // A window measures at once; a pause, and a retry of either, after an interval or at once.
-    let next = (await clock.now()) + (request.policy.kind === 'paused' && !resumeFrom ? intervalMs : 0);
+    // A window, and a hold at its start, measure at once; a pause, observe and a hold going on
+    // after an answer, after an interval; a retry of any, at once.
+    const { kind } = request.policy;
+    const atOnce = resumeFrom !== undefined || kind === 'window' || (kind === 'hold' && state.progress.tick === 0);
+    let next = (await clock.now()) + (atOnce ? 0 : intervalMs);
     for (;;) {
       await until(next);
       if (request.policy.kind === 'window' && state.progress.tick >= state.progress.ticks) {
@@ -87,15 +94,15 @@ export async function runMonitorWindow(
       }
       const at = await clock.now();
       next = at + intervalMs;
-      let measurements: Measurement[] | null = null;
-      let error: string | undefined;
+      let tick: { measurements: Measurement[] | null; canary?: CanaryMeasured; error?: string } = { measurements: null };
       try {
-        measurements = await within(measure(baseline), TICK_TIMEOUT_MS);
+        tick = await within(measure(baseline), TICK_TIMEOUT_MS);
       } catch (cause) {
         if (progress.signal.aborted) throw cause;
-        error = (cause as Error).message ?? String(cause);
+        tick = { measurements: null, error: (cause as Error).message ?? String(cause) };
       }
-      const verdict = judgeWindowTick(request, state, { measurements, ...(error ? { error } : {}), at: new Date(at) });
+      const { measurements } = tick;
+      const verdict = judgeWindowTick(request, state, { ...tick, at: new Date(at) });
       beat();
       if (verdict) return { ...state, verdict, last: measurements };
       // The window's last tick is followed by its last interval (the `until` above).

@@ -300,15 +300,27 @@ export class DeploymentClient {
    * workflow published would cost it events on every tick, which the window exists to save.
    */
   async withLatestTick(handle: WorkflowHandle, status: DeploymentStatus): Promise<DeploymentStatus> {
-    if (!status.monitor || (status.phase !== Phase.Monitoring && status.phase !== Phase.Paused)) return status;
+    const observing = status.phase === Phase.Observing && status.observe;
+    if (!observing && (!status.monitor || (status.phase !== Phase.Monitoring && status.phase !== Phase.Paused))) return status;
     const description = await handle.describe().catch(() => null);
     const window = description?.raw.pendingActivities?.find((activity) => activity.activityType?.name === 'monitorWindow');
     const payload = window?.heartbeatDetails?.payloads?.[0];
     if (!payload) return status;
     const latest = this.client.options.loadedDataConverter.payloadConverter.fromPayload<MonitorWindowState>(payload);
+    if (!latest?.progress) return status;
+    const message = latest.message || status.message;
+    if (status.observe && observing) {
+      if (latest.progress.tick < status.observe.tick) return status;
+      const { tick, successful, failed, inconclusive, errors, latest: values } = latest.progress;
+      return { ...status, observe: { ...status.observe, tick, successful, failed, inconclusive, errors, latest: values }, message };
+    }
     const counted = (m: { tick: number; pausedTicks?: number }) => m.tick + (m.pausedTicks ?? 0);
-    if (!latest?.progress || counted(latest.progress) < counted(status.monitor)) return status;
-    return { ...status, monitor: latest.progress, message: latest.message || status.message };
+    if (counted(latest.progress) < counted(status.monitor!)) return status;
+    if (status.canary && latest.canary) {
+      const { analysis, observedShare, canaryRequests, stableRequests } = latest.canary;
+      return { ...status, monitor: latest.progress, canary: { ...status.canary, analysis, observedShare, canaryRequests, stableRequests }, message };
+    }
+    return { ...status, monitor: latest.progress, message };
   }
 
   /**

@@ -21,7 +21,25 @@ import { canaryReplicasFor, formatShare } from '../shared/traffic.js';
 import type { CanaryStep, DeploymentSpec } from '../deployment-spec/deployment-spec.js';
 import { promoteSignal, promoteUpdate } from './definitions.js';
 import { awaitApproval } from './run/approvals.js';
-import { countTick, errorLimitError, measuredOrNull, newMonitorProgress, pauseWhileMeasuring, readRestartBaseline, restartsMeasurement, warmUpMessage } from './run/monitor.js';
+import { canaryRequestsLine, canaryTrafficLine, MonitorVerdict } from '../shared/monitor-window.js';
+import type { CanaryRules, HoldPolicy, MonitorWindowState } from '../shared/monitor-window.js';
+import {
+  countTick,
+  errorLimitError,
+  measuredOrNull,
+  measureUntil,
+  newMonitorProgress,
+  NOTHING_SO_FAR,
+  pauseInOneActivity,
+  pauseWhileMeasuring,
+  readRestartBaseline,
+  restartsMeasurement,
+  takeAnswer,
+  warmUpMessage,
+  windowRequests,
+  windowTimeout,
+} from './run/monitor.js';
+import type { MonitorProgress } from '../shared/deployment-status.js';
 import { breachOf, PhaseError, phaseErrorFrom } from './run/phase-error.js';
 import { Patch } from './run/patches.js';
 import { observeLiveSlot } from './run/observe.js';
@@ -64,6 +82,8 @@ class CanarySteps {
   private promoteFull = false;
   /** Replicas the canary slot runs now. */
   private replicas = 0;
+  /** The canary slot's restarts before its first step (Patch.OneLoop: read by the first hold's activity). */
+  private baseline: number | null = null;
 
   constructor(private readonly run: RunContext) {
     run.status.strategy = 'canary';
@@ -114,7 +134,8 @@ class CanarySteps {
     const progress = this.progress!;
     const { target, active: stable, idle: canary } = run.slots();
     const router = this.spec.traffic.router;
-    const baseline = await readRestartBaseline(run, target, canary);
+    const oneLoop = patched(Patch.OneLoop);
+    if (!oneLoop) this.baseline = await readRestartBaseline(run, target, canary);
     // Pushed before the first weight is written: a cancelled write may still land, and weight 0
     // (all traffic to the stable slot, which never shrank) is idempotent. It runs before the
     // canary slot is restored: traffic leaves the canary first.
@@ -137,7 +158,7 @@ class CanarySteps {
       await this.ensureCapacity(target, canary, step, label);
       await this.setWeight(target, stable, canary, step.weight, label);
       const startedAt = new Date().getTime();
-      const end = await this.hold(target, stable, canary, baseline, step, label);
+      const end = oneLoop ? await this.holdInOneActivity(target, stable, canary, step, label) : await this.hold(target, stable, canary, this.baseline!, step, label);
       progress.completed.push({
         step: index + 1,
         weight: step.weight,
@@ -194,6 +215,113 @@ class CanarySteps {
     }
   }
 
+  /** A hold begins: its counts, its status, and the phase message. */
+  private beginHold(step: CanaryStep, label: string): { monitorProgress: MonitorProgress; startedAt: number } {
+    const run = this.run;
+    const { monitor } = this.spec;
+    const progress = this.progress!;
+    // A tick at the start and one every interval until the hold is over.
+    const ticks = Math.floor(step.holdSeconds / monitor.intervalSeconds) + 1;
+    const monitorProgress = newMonitorProgress(run, ticks, step.holdSeconds);
+    run.status.monitor = monitorProgress;
+    const startedAt = new Date().getTime();
+    progress.hold = { since: now(), seconds: step.holdSeconds, extendedSeconds: 0, untilPromote: step.untilPromote };
+    run.enterPhase(
+      Phase.Monitoring,
+      `${label}: holding ${step.weight} % ${step.untilPromote ? `until promoted (bluegreen promote ${this.spec.app} -n ${this.spec.namespace})` : `for ${step.holdSeconds} s`}, ` +
+        `measuring every ${monitor.intervalSeconds} s${progress.step === 1 ? warmUpMessage(run) : ''}`,
+    );
+    return { monitorProgress, startedAt };
+  }
+
+  /**
+   * One step's hold in one activity (Patch.OneLoop), the monitor window's with the hold's policy:
+   * both slots measured every interval and judged together, until the hold is over, a breach, the
+   * error limit, a breach both slots share (an operator looks; approved, the hold goes on), or no
+   * Successful tick by the end of its extension (a pause, still measuring). `promote` stops it.
+   */
+  private async holdInOneActivity(target: Target, stable: Slot, canary: Slot, step: CanaryStep, label: string): Promise<HoldEnd> {
+    const run = this.run;
+    const { monitor } = this.spec;
+    const progress = this.progress!;
+    const { monitorProgress, startedAt } = this.beginHold(step, label);
+    const comparedToStable: Record<string, StableComparison> = {};
+    for (const slo of monitor.slos) if (slo.comparedToStable) comparedToStable[slo.name] = slo.comparedToStable;
+    const rules: CanaryRules = {
+      stable,
+      stableVersion: run.live!.slots[stable].version ?? 'unknown',
+      requestsQuery: this.spec.canary.requestsQuery,
+      minRequests: this.spec.canary.minRequests,
+      comparedToStable,
+      sharedCauseAccepted: false,
+    };
+    const windowed = windowRequests(run, target, canary, monitorProgress, { intervalSeconds: monitor.intervalSeconds, warmUpUntil: null, consecutive: true });
+    const request: typeof windowed = (policy, soFar) => ({ ...windowed(policy, soFar), canary: { ...rules } });
+    const capSeconds = step.holdSeconds + this.spec.canary.maxHoldExtensionSeconds;
+    const policy: HoldPolicy = { kind: 'hold', label, weight: step.weight, startedAt, holdSeconds: step.holdSeconds, capSeconds, untilPromote: step.untilPromote };
+    let soFar = { ...NOTHING_SO_FAR, baseline: this.baseline };
+    for (;;) {
+      const end = await measureUntil(
+        run,
+        `${label}: ${canary} at ${step.weight} % beside ${stable}, every ${monitor.intervalSeconds} s`,
+        // A hold until promoted has no end: a retry after this long resumes it.
+        step.untilPromote ? '24h' : windowTimeout(Math.ceil(capSeconds / monitor.intervalSeconds) + 1, monitor.intervalSeconds),
+        request(policy, soFar),
+        () => this.promoteRequested,
+      );
+      const state = 'answer' in end ? end.answer : end.stopped;
+      if (state) soFar = this.takeHoldTick(state);
+      if (!('answer' in end)) {
+        if (!this.promoteRequested) throw end.error;
+        this.takePromoteRequest();
+        return 'promoted';
+      }
+      const { answer } = end;
+      switch (answer.verdict) {
+        case MonitorVerdict.Held:
+          return 'held';
+        case MonitorVerdict.Breach:
+          throw breachOf(answer.last ?? []);
+        case MonitorVerdict.ErrorLimit:
+          throw errorLimitError(run, monitorProgress.consecutiveErrors);
+        case MonitorVerdict.SharedCause:
+          await awaitApproval(run, Gate.SharedCause, true);
+          rules.sharedCauseAccepted = true;
+          run.enterPhase(Phase.Monitoring, `${label}: resumed by an operator after a shared cause: ${progress.sharedCause}`);
+          break;
+        default: {
+          // Pause: no Successful tick by the end of the extension.
+          const lastAt = answer.samples.at(-1)?.at;
+          const elapsed = lastAt ? (Date.parse(lastAt) - startedAt) / 1000 : capSeconds;
+          const why = `${label}: no Successful tick in ${Math.round(elapsed)} s at ${step.weight} % (${canaryRequestsLine(progress.canaryRequests, rules.minRequests)})`;
+          const paused = await pauseInOneActivity(run, request, soFar, why);
+          if (paused.last) this.takeCanaryTraffic(paused.last);
+          this.takePromoteRequest();
+          run.enterPhase(Phase.Monitoring, `${label}: ${paused.how}`);
+          return 'resumed';
+        }
+      }
+    }
+  }
+
+  /** What a hold's activity measured, shown to people: the counts, and the canary's traffic; returns its counters and baseline. */
+  private takeHoldTick(state: MonitorWindowState): { counters: MonitorWindowState['counters']; baseline: number | null } {
+    this.takeCanaryTraffic(state);
+    const soFar = takeAnswer(this.run, this.run.status.monitor!, state);
+    this.baseline = soFar.baseline;
+    return soFar;
+  }
+
+  /** The canary's traffic as its window's last tick found it. */
+  private takeCanaryTraffic(state: MonitorWindowState): void {
+    const progress = this.progress!;
+    if (!state.canary) return;
+    const { analysis, observedShare, canaryRequests, stableRequests, sharedCause, extendedSeconds } = state.canary;
+    Object.assign(progress, { analysis, observedShare, canaryRequests, stableRequests });
+    if (sharedCause) progress.sharedCause = sharedCause;
+    if (progress.hold && extendedSeconds > 0) progress.hold.extendedSeconds = extendedSeconds;
+  }
+
   /**
    * One step's hold under analysis. Failed ticks and measurement errors count against the
    * monitor's limits as in blue-green. Missing data (too few requests at 5 %) is judged at the
@@ -206,17 +334,7 @@ class CanarySteps {
     const { monitor } = this.spec;
     const progress = this.progress!;
     const cap = step.holdSeconds + this.spec.canary.maxHoldExtensionSeconds;
-    // A tick at the start and one every interval until the hold is over.
-    const ticks = Math.floor(step.holdSeconds / monitor.intervalSeconds) + 1;
-    const monitorProgress = newMonitorProgress(run, ticks, step.holdSeconds);
-    run.status.monitor = monitorProgress;
-    const startedAt = new Date().getTime();
-    progress.hold = { since: now(), seconds: step.holdSeconds, extendedSeconds: 0, untilPromote: step.untilPromote };
-    run.enterPhase(
-      Phase.Monitoring,
-      `${label}: holding ${step.weight} % ${step.untilPromote ? `until promoted (bluegreen promote ${this.spec.app} -n ${this.spec.namespace})` : `for ${step.holdSeconds} s`}, ` +
-        `measuring every ${monitor.intervalSeconds} s${progress.step === 1 ? warmUpMessage(run) : ''}`,
-    );
+    const { monitorProgress, startedAt } = this.beginHold(step, label);
     let counters: MonitorCounters = { failed: 0, consecutiveErrors: 0, inconclusive: 0 };
     let sharedCauseAccepted = false;
     const measure = async (tick: string): Promise<CanaryTick | null> => {
@@ -268,8 +386,8 @@ class CanarySteps {
           run.enterPhase(Phase.Monitoring, `${label}: ${paused.how}`);
           return 'resumed';
         }
-        progress.hold.extendedSeconds = Math.round(elapsed - step.holdSeconds);
-        run.status.message = `${label}: hold extended ${progress.hold.extendedSeconds} s of at most ${this.spec.canary.maxHoldExtensionSeconds} s: last tick ${result}${this.trafficLine()}`;
+        progress.hold!.extendedSeconds = Math.round(elapsed - step.holdSeconds);
+        run.status.message = `${label}: hold extended ${progress.hold!.extendedSeconds} s of at most ${this.spec.canary.maxHoldExtensionSeconds} s: last tick ${result}${this.trafficLine()}`;
       }
       run.publishDetails();
       const interrupted = await condition(() => run.abortRequested || this.promoteRequested, monitor.intervalSeconds * 1000, {
@@ -322,13 +440,11 @@ class CanarySteps {
   }
 
   private trafficLine(): string {
-    const p = this.progress!;
-    return `; ${p.weight} % set, ${p.observedShare === null ? 'no share observed yet' : `${formatShare(p.observedShare)} % observed`} (${this.requestsLine()})`;
+    return `; ${canaryTrafficLine(this.progress!.weight, this.progress!, this.spec.canary.minRequests)}`;
   }
 
   private requestsLine(): string {
-    const p = this.progress!;
-    return `${formatValue(p.canaryRequests === null ? null : Math.round(p.canaryRequests))} canary requests in the window, at least ${this.spec.canary.minRequests} needed`;
+    return canaryRequestsLine(this.progress!.canaryRequests, this.spec.canary.minRequests);
   }
 
   private takePromoteRequest(): boolean {

@@ -64,7 +64,7 @@ async function run(values: (number | null | 'error')[], overrides: Partial<Monit
       measuredAt.push(clock.t - START);
       const value = values[Math.min(tick++, values.length - 1)]!;
       if (value === 'error') throw new Error('Prometheus unreachable');
-      return [errorRate(value), restartsMeasurement(2, baseline, 0)];
+      return { measurements: [errorRate(value), restartsMeasurement(2, baseline, 0)] };
     },
     clock,
     progress: { heartbeat: (details) => beats.push(structuredClone(details as MonitorWindowState)), signal: new AbortController().signal },
@@ -134,7 +134,7 @@ describe('the monitor window in one activity', () => {
         readRestarts: async () => 0,
         measure: async () => {
           if (clock.t - START >= 10_000) controller.abort();
-          return [errorRate(0.001)];
+          return { measurements: [errorRate(0.001)] };
         },
         clock,
         progress: { heartbeat: () => undefined, signal: controller.signal },

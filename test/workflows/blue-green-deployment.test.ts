@@ -542,7 +542,8 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     it('observes the live slot after the cleanup: a breach is notified once, recorded, and changes nothing', async () => {
       // Two monitor ticks, then six observe ticks; the error rate breaches from the second on.
       const double = new RecordingPlatformDouble({ behaviour: { sloValues: (call) => (call >= 4 ? { 'error-rate': 0.03 } : {}) } });
-      const spec = testSpec({ monitor: { durationSeconds: 10, intervalSeconds: 5 }, observe: { durationSeconds: 3600, intervalSeconds: 600 } });
+      // Six ticks of 10 s: the window's activity sleeps in skipped time at 25 times real time.
+      const spec = testSpec({ monitor: { durationSeconds: 10, intervalSeconds: 5 }, observe: { durationSeconds: 60, intervalSeconds: 10 } });
       const result = await withWorker(
         env,
         double,
@@ -556,7 +557,8 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       );
       assert.equal(result.outcome, 'Succeeded', result.message);
       assert.deepEqual([double.selector, double.slots.blue.replicas], ['green', 0], 'nothing undone');
-      assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), 'scaleSlot blue'], 'the old slot went to zero before the window');
+      // The window reads its own restart baseline, after the cleanup.
+      assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), 'scaleSlot blue', 'readRestarts green'], 'the old slot went to zero before the window');
       assert.equal(double.ticks, 2 + 6);
       assert.deepEqual(
         result.status.transitions.map((t) => t.phase).slice(-3),
@@ -577,7 +579,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
 
     it('keeps the old slot warm through the window when asked: a breach then rolls back as during monitoring', async () => {
       const double = new RecordingPlatformDouble({ behaviour: { sloValues: (call) => (call >= 4 ? { 'error-rate': 0.03 } : {}) } });
-      const spec = testSpec({ monitor: { durationSeconds: 10, intervalSeconds: 5 }, observe: { durationSeconds: 3600, intervalSeconds: 600, keepOldSlotWarm: true } });
+      const spec = testSpec({ monitor: { durationSeconds: 10, intervalSeconds: 5 }, observe: { durationSeconds: 60, intervalSeconds: 10, keepOldSlotWarm: true } });
       const result = await withWorker(env, double, async (taskQueue) => {
         const handle = await startDeployment(env, taskQueue, spec);
         const result = await deploymentResult(handle);
@@ -586,7 +588,7 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       });
       assertRolledBack(result, 'SloBreach', 'error-rate');
       assertRestored(double);
-      assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), ...SWITCH_BACK_THEN_RESTORE], 'blue was never scaled down');
+      assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), 'readRestarts green', ...SWITCH_BACK_THEN_RESTORE], 'blue was never scaled down');
       assert.deepEqual(result.status.transitions.map((t) => t.phase).slice(-3), ['Observing', 'RollingBack', 'RolledBack']);
       assert.deepEqual([result.status.observe?.tick, result.status.observe?.keepOldSlotWarm], [2, true]);
     });
@@ -595,7 +597,9 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       for (const keepOldSlotWarm of [true, false]) {
         const double = new RecordingPlatformDouble();
         // Real time up to the window (no result is awaited, so the server does not skip time).
-        const spec = testSpec({ monitor: { durationSeconds: 2, intervalSeconds: 1 }, scaleDownDelaySeconds: 0, observe: { durationSeconds: 3600, intervalSeconds: 600, keepOldSlotWarm } });
+        // Six ticks of a second: in this test the server did not skip the cold window's time (it
+        // passed in real time, 60 s for a minute's window), so the window is kept short.
+        const spec = testSpec({ monitor: { durationSeconds: 2, intervalSeconds: 1 }, scaleDownDelaySeconds: 0, observe: { durationSeconds: 6, intervalSeconds: 1, keepOldSlotWarm } });
         const result = await withWorker(env, double, async (taskQueue) => {
           const handle = await startDeployment(env, taskQueue, spec);
           await eventually(async () => (await handle.query(statusQuery)).phase === 'Observing', 'the window');

@@ -63,12 +63,15 @@ function calls(double: RecordingPlatformDouble): string[] {
   );
 }
 
-/** Up to the smoke suite and the restart baseline: nothing has moved traffic yet. */
-const BEFORE_TRAFFIC = ['describe', 'evaluateActiveSlos blue', 'readScrapeInterval blue', 'deploySlot green x1', 'waitForSlotReady green x1', 'runSmokeSuite green', 'readRestarts green'];
+/** Up to the smoke suite: nothing has moved traffic yet. */
+const BEFORE_TRAFFIC = ['describe', 'evaluateActiveSlos blue', 'readScrapeInterval blue', 'deploySlot green x1', 'waitForSlotReady green x1', 'runSmokeSuite green'];
 
-/** Each step's calls: capacity first (where the step needs more canary replicas), then the weight, verified. */
+/**
+ * Each step's calls: capacity first (where the step needs more canary replicas), then the weight,
+ * verified; the first hold reads the canary's restart baseline.
+ */
 const STEP_CALLS: Record<number, string[]> = {
-  5: ['setTrafficWeight green 5', 'verifyTrafficWeight green 5'],
+  5: ['setTrafficWeight green 5', 'verifyTrafficWeight green 5', 'readRestarts green'],
   25: ['setTrafficWeight green 25', 'verifyTrafficWeight green 25'],
   50: ['deploySlot green x2', 'waitForSlotReady green x2', 'setTrafficWeight green 50', 'verifyTrafficWeight green 50'],
   100: ['deploySlot green x3', 'waitForSlotReady green x3', 'setTrafficWeight green 100', 'verifyTrafficWeight green 100'],

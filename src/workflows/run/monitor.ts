@@ -140,18 +140,30 @@ export async function monitorSlot(run: RunContext, target: Target, slot: Slot): 
 }
 
 /** What the window's activities have measured so far: the counters and the restart baseline. */
-interface WindowSoFar {
+export interface WindowSoFar {
   counters: MonitorCounters;
   /** null until the first activity has read it. */
   baseline: number | null;
 }
 
-/** A monitor window's activity request for a policy, from what was measured so far. */
-type WindowRequests = (policy: MonitorPolicy, soFar: WindowSoFar) => MonitorWindowRequest;
+export const NOTHING_SO_FAR: WindowSoFar = { counters: { failed: 0, consecutiveErrors: 0, inconclusive: 0 }, baseline: null };
 
-function windowRequests(run: RunContext, target: Target, slot: Slot, progress: MonitorProgress, startedAt: number): WindowRequests {
+/** A monitor window's activity request for a policy, from what was measured so far. */
+export type WindowRequests = (policy: MonitorPolicy, soFar: WindowSoFar) => MonitorWindowRequest;
+
+/**
+ * The requests of a window over `slot` whose counts people see in `progress`: the spec's SLOs and
+ * limits, measured every `intervalSeconds`; missing data counted only after `warmUpUntil` (ms
+ * since the epoch; null: no warm-up) and, when `consecutive`, only in a row.
+ */
+export function windowRequests(
+  run: RunContext,
+  target: Target,
+  slot: Slot,
+  progress: MonitorProgress,
+  timing: { intervalSeconds: number; warmUpUntil: number | null; consecutive: boolean },
+): WindowRequests {
   const monitor = run.spec.monitor;
-  const warmUp = run.warmUp;
   return (policy, { counters, baseline }) => ({
     target,
     slot,
@@ -160,13 +172,16 @@ function windowRequests(run: RunContext, target: Target, slot: Slot, progress: M
     slos: monitor.slos,
     restarts: { baseline, limit: monitor.restartLimit },
     limits: { failureLimit: monitor.failureLimit, consecutiveErrorLimit: monitor.consecutiveErrorLimit, inconclusiveLimit: monitor.inconclusiveLimit },
-    intervalSeconds: monitor.intervalSeconds,
-    warmUpUntil: warmUp ? startedAt + warmUp.seconds * 1000 : null,
-    consecutive: warmUp !== null,
+    ...timing,
     counters,
     progress,
     policy,
   });
+}
+
+/** The start-to-close of a window's activity: each tick's reads get 15 s at most, and a minute to spare. */
+export function windowTimeout(ticksLeft: number, intervalSeconds: number): string {
+  return `${(ticksLeft + 1) * (intervalSeconds + 15) + 60}s`;
 }
 
 /**
@@ -180,14 +195,17 @@ async function monitorInOneActivity(run: RunContext, target: Target, slot: Slot,
   const progress = newMonitorProgress(run, ticks, monitor.durationSeconds);
   run.status.monitor = progress;
   run.enterPhase(Phase.Monitoring, `monitoring ${slot} for ${monitor.durationSeconds} s every ${monitor.intervalSeconds} s${warmUpMessage(run)}`);
-  const request = windowRequests(run, target, slot, progress, new Date().getTime());
-  let soFar: WindowSoFar = { counters: { failed: 0, consecutiveErrors: 0, inconclusive: 0 }, baseline: null };
+  const warmUp = run.warmUp;
+  const request = windowRequests(run, target, slot, progress, {
+    intervalSeconds: monitor.intervalSeconds,
+    warmUpUntil: warmUp ? new Date().getTime() + warmUp.seconds * 1000 : null,
+    consecutive: warmUp !== null,
+  });
+  let soFar = NOTHING_SO_FAR;
   for (;;) {
-    const left = progress.ticks - progress.tick;
     const answer = await run
       .act('monitor', `monitor ${slot}: ticks ${progress.tick + 1} to ${progress.ticks}, every ${monitor.intervalSeconds} s`, {
-        // Each tick's reads get 15 s at most, and a minute to spare.
-        startToCloseTimeout: `${(left + 1) * (monitor.intervalSeconds + 15) + 60}s`,
+        startToCloseTimeout: windowTimeout(progress.ticks - progress.tick, monitor.intervalSeconds),
       })
       .monitorWindow(request({ kind: 'window' }, soFar));
     soFar = takeAnswer(run, progress, answer);
@@ -206,53 +224,72 @@ async function monitorInOneActivity(run: RunContext, target: Target, slot: Slot,
 }
 
 /** What a window's activity measured, shown to people; returns its counters and baseline. */
-function takeAnswer(run: RunContext, progress: MonitorProgress, answer: MonitorWindowState): WindowSoFar {
+export function takeAnswer(run: RunContext, progress: MonitorProgress, answer: MonitorWindowState): WindowSoFar {
   Object.assign(progress, answer.progress);
   run.status.message = answer.message;
   run.publishDetails();
   return { counters: answer.counters, baseline: answer.baseline };
 }
 
+/** How a window's activity ended: its answer, or stopped by the workflow with what it had measured (null: nothing came). */
+export type WindowEnd = { answer: MonitorWindowResult } | { stopped: MonitorWindowState | null; error: unknown };
+
+/**
+ * A window's activity that the workflow may stop: once `stop()` holds (or `timeoutMs` has passed),
+ * it is cancelled and waited for, since its cancellation carries what it measured. An abort
+ * leaves it behind: the wait here is cancelled with the forward scope, and the read only reads.
+ */
+export async function measureUntil(run: RunContext, summary: string, startToCloseTimeout: string, request: MonitorWindowRequest, stop: () => boolean, timeoutMs?: number): Promise<WindowEnd> {
+  const measuring = new CancellationScope();
+  const ended: { end: WindowEnd | null } = { end: null };
+  const running = measuring.run(() =>
+    run.act('monitor', summary, { startToCloseTimeout, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED }).monitorWindow(request),
+  );
+  void running.then(
+    (answer) => (ended.end = { answer }),
+    (error: unknown) => (ended.end = { stopped: cancelledState(error), error }),
+  );
+  await condition(() => stop() || ended.end !== null, timeoutMs);
+  if (ended.end === null) {
+    measuring.cancel();
+    await condition(() => ended.end !== null);
+  }
+  return ended.end!;
+}
+
 /**
  * Paused for missing data (the gate open, people told), still measuring in one activity. An
  * approval or the gate's timeout cancels it and waits for what it measured (its cancellation
- * carries it); an abort leaves it behind. Returns how the pause ended and the counters then.
+ * carries it); an abort leaves it behind. Returns how the pause ended, the counters then, and
+ * what it measured last.
  */
-async function pauseInOneActivity(run: RunContext, request: WindowRequests, soFar: WindowSoFar, why: string): Promise<{ how: string; soFar: WindowSoFar }> {
+export async function pauseInOneActivity(
+  run: RunContext,
+  request: WindowRequests,
+  soFar: WindowSoFar,
+  why: string,
+): Promise<{ how: string; soFar: WindowSoFar; last: MonitorWindowState | null }> {
   const { monitor, gates } = run.spec;
   const progress = run.status.monitor!;
   const deadline = await openPauseGate(run, why);
-  const measuring = new CancellationScope();
-  const pause: { ended: { answer: MonitorWindowResult } | { error: unknown } | null } = { ended: null };
   const paused = request({ kind: 'paused', resumeAfter: monitor.resumeWhenConclusive ?? 0 }, soFar);
-  const running = measuring.run(() =>
-    run
-      .act('monitor', `paused: measuring ${paused.slot} every ${monitor.intervalSeconds} s`, {
-        startToCloseTimeout: `${gates.approvalTimeoutSeconds + 60}s`,
-        cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-      })
-      .monitorWindow(paused),
-  );
-  void running.then(
-    (answer) => (pause.ended = { answer }),
-    (error: unknown) => (pause.ended = { error }),
-  );
   try {
-    await condition(() => run.approved || pause.ended !== null, Math.max(1, deadline - new Date().getTime()));
-    if (pause.ended === null) {
-      // Approved, or the gate's time is up: what the pause measured comes with its cancellation.
-      measuring.cancel();
-      await condition(() => pause.ended !== null);
-    }
-    const end = pause.ended!;
-    const answer = 'answer' in end ? end.answer : cancelledState(end.error);
+    const end = await measureUntil(
+      run,
+      `paused: measuring ${paused.slot} every ${monitor.intervalSeconds} s`,
+      `${gates.approvalTimeoutSeconds + 60}s`,
+      paused,
+      () => run.approved,
+      Math.max(1, deadline - new Date().getTime()),
+    );
+    const answer = 'answer' in end ? end.answer : end.stopped;
     const current = answer ? takeAnswer(run, progress, answer) : soFar;
     if ('answer' in end) {
       if (end.answer.verdict === MonitorVerdict.Breach) throw breachOf(end.answer.last ?? []);
       if (end.answer.verdict === MonitorVerdict.ErrorLimit) throw errorLimitError(run, progress.consecutiveErrors);
-      if (end.answer.verdict === MonitorVerdict.Resumed) return { how: `resumed by itself after ${end.answer.successes} successful ticks in a row`, soFar: current };
+      if (end.answer.verdict === MonitorVerdict.Resumed) return { how: `resumed by itself after ${end.answer.successes} successful ticks in a row`, soFar: current, last: answer };
     }
-    if (run.approved) return { how: 'resumed by an operator', soFar: current };
+    if (run.approved) return { how: 'resumed by an operator', soFar: current, last: answer };
     if (!answer) throw 'error' in end ? end.error : new Error('the pause ended without an answer');
     throw new PhaseError(RollbackReason.NoDecision, `nobody approved the ${Gate.Inconclusive} gate within ${gates.approvalTimeoutSeconds} s`, Gate.Inconclusive);
   } finally {

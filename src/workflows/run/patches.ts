@@ -35,4 +35,9 @@ export const Patch = {
    * every interval and heartbeats, not a timer and an activity per tick.
    */
   MonitorLoop: 'monitor-loop',
+  /**
+   * The window after the deployment (observe) and each canary step's hold are measured by the
+   * monitor window's activity too, each with its policy: one measurement loop for all four.
+   */
+  OneLoop: 'one-loop',
 } as const;

@@ -9,6 +9,10 @@
  * - Orchestration overhead of a lone deployment (as bench:rollback, from its history), median of
  *   RUNS; then APPS deployments of different apps started at once on the one worker: all must
  *   succeed; their overhead's p50, p95 and max; goal p95 within 10x of the lone median on two shared cores.
+ * - The Temporal server's CPU seconds per deployment (its process's, from /proc), lone (the lone
+ *   runs' total over RUNS, idle time between them included) and among APPS at once (the total
+ *   over APPS). Each deployment monitors for TICKS ticks of 2 s (3 by default; a real window is 30
+ *   or more).
  * - The worker's peak resident memory (VmHWM, start-up included) and its peak during the
  *   concurrent deployments. Target under 400 MB.
  *
@@ -21,6 +25,7 @@
  *
  *   npm run bench:kubernetes
  *   APPS=20 RUNS=3 npm run bench:kubernetes
+ *   TICKS=30 npm run bench:kubernetes                # a 60 s monitor window
  *   TEMPORAL_DB=memory npm run bench:kubernetes     # the dev server without its database file
  *   WORKER_MEMORY_LIMIT_MIB=512 npm run bench:kubernetes   # the worker within deploy/'s limit
  */
@@ -45,6 +50,8 @@ import { deploymentResult } from '../src/client/deployment-client.js';
 
 const APPS = Number(process.env['APPS'] ?? 100);
 const RUNS = Number(process.env['RUNS'] ?? 5);
+/** Monitor ticks of each deployment but the abort's, 2 s apart. */
+const TICKS = Number(process.env['TICKS'] ?? 3);
 /** The dev server's history in its database file (as the demo keeps it), or in memory. */
 const TEMPORAL_DB = process.env['TEMPORAL_DB'] === 'memory' ? 'memory' : 'file';
 const NAMESPACE = 'default';
@@ -88,6 +95,13 @@ function memoryOf(pid: number): { rss: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
   return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
+}
+
+/** CPU seconds a process has spent so far (user and system, from /proc). */
+function cpuOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** CPU seconds spent so far by every running process, summed by command name (from /proc). */
@@ -189,8 +203,10 @@ async function main(): Promise<void> {
     // 2. A lone deployment's overhead.
     const lone: number[] = [];
     let loneSpent: Record<string, number> = {};
+    const server = stack.temporal!.pid!;
+    const serverBeforeLone = cpuOf(server);
     for (let i = 1; i <= RUNS; i++) {
-      const handle = await client.start(spec(appName(0), `v1.1.${i}`, 6, 1));
+      const handle = await client.start(spec(appName(0), `v1.1.${i}`, TICKS * 2, 1));
       const result = await deploymentResult(handle);
       if (result.outcome !== 'Succeeded') throw new Error(`lone run ${i}: ${result.outcome}: ${result.message}`);
       const events = (await handle.fetchHistory()).events ?? [];
@@ -200,14 +216,18 @@ async function main(): Promise<void> {
       say(`lone ${i}: ${(figures.wall / 1000).toFixed(2)} s wall, ${(figures.waits / 1000).toFixed(2)} s of waits, overhead ${figures.overhead} ms`);
     }
 
+    const serverPerLone = (cpuOf(server) - serverBeforeLone) / RUNS;
+
     // 3. APPS deployments of different apps at once.
     let peakDuring = 0;
     const sampler = setInterval(() => (peakDuring = Math.max(peakDuring, memoryOf(worker).rss)), 200);
     const cpuBefore = cpuByCommand();
+    const serverBefore = cpuOf(server);
     const started = performance.now();
-    const handles = await Promise.all(Array.from({ length: APPS }, (_, i) => client.start(spec(appName(i), 'v2.0.0', 6, 1))));
+    const handles = await Promise.all(Array.from({ length: APPS }, (_, i) => client.start(spec(appName(i), 'v2.0.0', TICKS * 2, 1))));
     const results: DeploymentResult[] = await Promise.all(handles.map((h) => deploymentResult(h)));
     const allSeconds = (performance.now() - started) / 1000;
+    const serverPerConcurrent = (cpuOf(server) - serverBefore) / APPS;
     clearInterval(sampler);
     const cpu = [...cpuByCommand()].map(([command, total]) => [command, total - (cpuBefore.get(command) ?? 0)] as const).filter(([, used]) => used >= 1).sort((a, b) => b[1] - a[1]);
     const failed = results.filter((r) => r.outcome !== 'Succeeded');
@@ -225,6 +245,7 @@ async function main(): Promise<void> {
     say(`bench:kubernetes on ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${new Date().toISOString().slice(0, 10)}; control plane with 4 simulated nodes; Temporal history in ${TEMPORAL_DB}`);
     say(`abort signal to traffic restored: median ${median(restoredMs).toFixed(0)} ms, max ${Math.max(...restoredMs).toFixed(0)} ms over ${RUNS} aborts (target < 1000 ms)`);
     say(`orchestration overhead, lone deployment: median ${median(lone)} ms over ${RUNS} runs`);
+    say(`Temporal server CPU per deployment of ${TICKS} monitor ticks: ${serverPerLone.toFixed(2)} s lone (${RUNS} in a row), ${serverPerConcurrent.toFixed(2)} s among ${APPS} at once`);
     say(
       `${APPS} deployments at once: ${APPS - failed.length} succeeded, ${onNew} with their Service on the new slot, all done in ${allSeconds.toFixed(1)} s ` +
         `(wall per deployment p50 ${(median(walls) / 1000).toFixed(1)} s, max ${(Math.max(...walls) / 1000).toFixed(1)} s)`,

@@ -7,6 +7,10 @@
  * then promotion). Every figure is the median of RUNS runs; the counts vary only with how the
  * activities of a tick happen to complete (together, or each in its own workflow task).
  *
+ * Then, RUNS times, the worker is SIGKILLed during a blue-green monitor window of LONG ticks and
+ * started again at once: the time from the kill until the window's ticks go on (the heartbeat
+ * the status shows counts past the tick seen at the kill); each deployment must still succeed.
+ *
  *   npm run bench:round-trips
  *   RUNS=5 SHORT=3 LONG=30 npm run bench:round-trips
  */
@@ -79,9 +83,8 @@ try {
       say(`${strategy} run ${run}: ${SHORT} ticks ${JSON.stringify(short.at(-1))}; ${LONG} ticks ${JSON.stringify(long.at(-1))}`);
     }
     const field = (runs: RoundTrips[], key: keyof RoundTrips) => median(runs.map((r) => r[key]));
-    // A blue-green window is one activity whatever its ticks; a canary's hold waits on one timer a
-    // tick, so the timers between its two windows count its ticks (a hold can end early).
-    const ticks = strategy === 'blue-green' ? LONG - SHORT : field(long, 'timers') - field(short, 'timers');
+    // A blue-green window and a canary's hold are each one activity, whatever their ticks.
+    const ticks = LONG - SHORT;
     const perTick = (key: keyof RoundTrips) => ((field(long, key) - field(short, key)) / ticks).toFixed(1);
     rows.push(
       `${strategy.padEnd(10)} | per deployment (${SHORT} ticks): ${field(short, 'events')} events, ${field(short, 'workflowTasks')} workflow tasks, ` +
@@ -90,9 +93,31 @@ try {
         ` | per tick: ${perTick('events')} events, ${perTick('workflowTasks')} workflow tasks, ${perTick('activities')} activities`,
     );
   }
+  const resumed: number[] = [];
+  for (let run = 1; run <= RUNS; run++) {
+    const spec = blueGreen(`v2.2.${++version}`, LONG);
+    const handle = await stack.deployments!.start(spec);
+    const tick = async () => (await stack.deployments!.status(spec.namespace, spec.app).catch(() => null))?.monitor?.tick ?? 0;
+    const until = async (done: () => Promise<boolean>, what: string) => {
+      for (const deadline = performance.now() + 120_000; !(await done()); await new Promise((resolve) => setTimeout(resolve, 100))) {
+        if (performance.now() > deadline) throw new Error(`${what}: not within 120 s`);
+      }
+    };
+    await until(async () => (await tick()) >= 3, 'tick 3');
+    const seen = await tick();
+    await stack.killWorker();
+    const killed = performance.now();
+    await stack.startWorker();
+    await until(async () => (await tick()) > seen, `a tick after ${seen}`);
+    resumed.push(performance.now() - killed);
+    const result = await deploymentResult(handle);
+    if (result.outcome !== 'Succeeded') throw new Error(`after the SIGKILL: ${result.outcome}: ${result.message}`);
+    say(`SIGKILL run ${run}: tick ${seen} seen at the kill, the window counted on ${(resumed.at(-1)! / 1000).toFixed(1)} s later; ${result.outcome}`);
+  }
   say('');
   say(`bench:round-trips on ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${new Date().toISOString().slice(0, 10)}; medians of ${RUNS} runs; ticks every ${INTERVAL} s`);
   for (const row of rows) say(row);
+  say(`worker SIGKILLed during a ${LONG}-tick window and started again at once: ticks went on after median ${(median(resumed) / 1000).toFixed(1)} s, max ${(Math.max(...resumed) / 1000).toFixed(1)} s over ${RUNS} kills`);
 } finally {
   await traffic.stop().catch(() => undefined);
   await stack.stop();

@@ -8,7 +8,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { ErrorType } from '../shared/errors.js';
 import type { DeploymentEvent, Notifier } from '../notifications/webhook-notifier.js';
 import { parseDeploymentSpec, SpecValidationError } from '../deployment-spec/deployment-spec.js';
-import type { Slo } from '../deployment-spec/deployment-spec.js';
+import type { DeploymentSpec, Slo } from '../deployment-spec/deployment-spec.js';
 import { boundEvidence } from '../shared/evidence.js';
 import { judgeCanaryMeasurements, restartsMeasurement } from '../shared/monitor-window.js';
 import type { MonitorWindowResult, MonitorWindowState } from '../shared/monitor-window.js';
@@ -63,18 +63,36 @@ function currentProgress(): Progress {
 }
 
 /**
- * Runs a write, heartbeating every second while it is in flight: a write lost with its worker is
- * retried once the heartbeat timeout (5 s) has passed, not its start-to-close (30 s), while a slow
- * write on a live worker (an API server slow for one request) goes on beating.
+ * Runs a write or a short read, heartbeating every second while it is in flight: a call lost with
+ * its worker is retried once the heartbeat timeout (5 s) has passed, not its start-to-close
+ * (30 s), while a slow call on a live worker (an API server slow for one request) goes on beating.
  */
-async function heartbeating<T>(write: () => Promise<T>): Promise<T> {
+async function heartbeating<T>(call: () => Promise<T>): Promise<T> {
   const context = Context.current();
   const beating = setInterval(() => context.heartbeat(), 1_000);
   try {
-    return await write();
+    return await call();
   } finally {
     clearInterval(beating);
   }
+}
+
+/** The spec parsed, and its router one the platform can route by; a bad spec is refused for good. */
+function validated(spec: unknown, platform: Platform): DeploymentSpec {
+  let parsed;
+  try {
+    parsed = parseDeploymentSpec(spec);
+  } catch (error) {
+    if (error instanceof SpecValidationError) {
+      throw ApplicationFailure.create({ type: ErrorType.InvalidInput, message: error.message, nonRetryable: true });
+    }
+    throw error;
+  }
+  if (!platform.routers.includes(parsed.traffic.router)) {
+    const message = `invalid deployment spec:\n  - traffic.router: the ${platform.name} platform cannot route by '${parsed.traffic.router}' (it can: ${platform.routers.join(', ')})`;
+    throw ApplicationFailure.create({ type: ErrorType.InvalidInput, message, nonRetryable: true });
+  }
+  return parsed;
 }
 
 export function createActivities({ platform, smoke, slo, notifier = null, clock = systemClock }: ActivityDependencies) {
@@ -98,23 +116,11 @@ export function createActivities({ platform, smoke, slo, notifier = null, clock 
      * with `temporal workflow start`) is rejected with field paths before anything changes.
      */
     async validateSpec(spec: unknown) {
-      let parsed;
-      try {
-        parsed = parseDeploymentSpec(spec);
-      } catch (error) {
-        if (error instanceof SpecValidationError) {
-          throw ApplicationFailure.create({ type: ErrorType.InvalidInput, message: error.message, nonRetryable: true });
-        }
-        throw error;
-      }
-      if (!platform.routers.includes(parsed.traffic.router)) {
-        const message = `invalid deployment spec:\n  - traffic.router: the ${platform.name} platform cannot route by '${parsed.traffic.router}' (it can: ${platform.routers.join(', ')})`;
-        throw ApplicationFailure.create({ type: ErrorType.InvalidInput, message, nonRetryable: true });
-      }
-      return parsed;
+      // Well within the heartbeat timeout: nothing to wait for.
+      return validated(spec, platform);
     },
     async describe(target: Target) {
-      return await platform.describe(target);
+      return await heartbeating(() => platform.describe(target));
     },
     async deploySlot(request: DeploySlotRequest) {
       return await heartbeating(() => platform.deploySlot(request));
@@ -135,7 +141,7 @@ export function createActivities({ platform, smoke, slo, notifier = null, clock 
       return await platform.verifyTrafficWeight(request, currentProgress());
     },
     async readRestarts(request: ReadRestartsRequest) {
-      return await platform.readRestarts(request);
+      return await heartbeating(() => platform.readRestarts(request));
     },
     async scaleSlot(request: ScaleSlotRequest) {
       return await platform.scaleSlot(request, currentProgress());
@@ -144,7 +150,7 @@ export function createActivities({ platform, smoke, slo, notifier = null, clock 
       return await smoke.runSmokeSuite(request, currentProgress());
     },
     async readScrapeInterval(request: ScrapeIntervalRequest) {
-      return await slo.readScrapeInterval(request);
+      return await heartbeating(() => slo.readScrapeInterval(request));
     },
     async evaluateSlos(request: EvaluateSlosRequest) {
       return await slo.evaluateSlos(request);
@@ -227,7 +233,7 @@ export function createActivities({ platform, smoke, slo, notifier = null, clock 
     },
     /** Never throws: a notification that cannot be delivered must not change a deployment. */
     async notify(event: DeploymentEvent): Promise<string> {
-      return notifier ? await notifier.notify(event) : 'no webhook configured';
+      return notifier ? await heartbeating(() => notifier.notify(event)) : 'no webhook configured';
     },
   };
 }

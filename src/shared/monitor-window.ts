@@ -192,8 +192,12 @@ export function judgeWindowTick(
   const { measurements } = measured;
   const result = measurements === null ? AnalysisResult.Error : (measured.canary?.result ?? judgeTick(measurements));
   if (state.canary) {
-    const { observedShare = null, canaryRequests = null, stableRequests = null } = measured.canary ?? {};
-    Object.assign(state.canary, { analysis: result, observedShare, canaryRequests, stableRequests });
+    state.canary.analysis = result;
+    // An Error tick measured nothing: the traffic stays as the last tick found it.
+    if (measured.canary) {
+      const { observedShare, canaryRequests, stableRequests } = measured.canary;
+      Object.assign(state.canary, { observedShare, canaryRequests, stableRequests });
+    }
   }
   const { progress } = state;
   const restarts = measurements?.find((m) => m.name === RESTARTS_MEASUREMENT);

@@ -10,8 +10,8 @@ import type { Clock } from '../../src/activities/monitor-window.js';
 import type { MonitorWindowRequest } from '../../src/activities/contract.js';
 import { judgeValue } from '../../src/shared/analysis.js';
 import type { Measurement } from '../../src/shared/analysis.js';
-import { MonitorVerdict, restartsMeasurement } from '../../src/shared/monitor-window.js';
-import type { MonitorWindowState } from '../../src/shared/monitor-window.js';
+import { judgeCanaryMeasurements, MonitorVerdict, restartsMeasurement } from '../../src/shared/monitor-window.js';
+import type { CanaryRules, HoldPolicy, MonitorWindowState } from '../../src/shared/monitor-window.js';
 import { REFERENCE_TARGET } from '../helpers/deployment-harness.js';
 
 const START = Date.parse('2026-12-06T08:00:00Z');
@@ -31,7 +31,7 @@ function testClock(): Clock & { t: number; sleeps: number[] } {
   return clock;
 }
 
-function request(overrides: Partial<MonitorWindowRequest> = {}): MonitorWindowRequest {
+function windowRequest(overrides: Partial<MonitorWindowRequest> = {}): MonitorWindowRequest {
   return {
     target: REFERENCE_TARGET,
     slot: 'green',
@@ -58,7 +58,7 @@ async function run(values: (number | null | 'error')[], overrides: Partial<Monit
   const beats: MonitorWindowState[] = [];
   const measuredAt: number[] = [];
   let tick = 0;
-  const answer = await runMonitorWindow(request(overrides), {
+  const answer = await runMonitorWindow(windowRequest(overrides), {
     readRestarts: async () => 2,
     measure: async (baseline) => {
       measuredAt.push(clock.t - START);
@@ -130,7 +130,7 @@ describe('the monitor window in one activity', () => {
     for (const requested of [true, false]) {
       const controller = new AbortController();
       const clock = testClock();
-      const stopping = runMonitorWindow(request({ restarts: { baseline: 0, limit: 0 } }), {
+      const stopping = runMonitorWindow(windowRequest({ restarts: { baseline: 0, limit: 0 } }), {
         readRestarts: async () => 0,
         measure: async () => {
           if (clock.t - START >= 10_000) controller.abort();
@@ -152,5 +152,81 @@ describe('the monitor window in one activity', () => {
         assert.match(error.message, /stopped with its worker at tick 3/);
       }
     }
+  });
+
+  it('observing, waits an interval first; cold, ends only at an SLO people have not been told of, and passes at its last tick; warm, a breach ends it', async () => {
+    const cold = await run([0.001, 0.2], { policy: { kind: 'observe', warm: false, notified: [] } });
+    assert.equal(cold.answer.verdict, MonitorVerdict.NewBreach);
+    assert.deepEqual(cold.measuredAt, [5_000, 10_000]);
+    assert.equal(cold.answer.message, 'observe tick 2/6: Failed');
+    const told = await run([0.2], { policy: { kind: 'observe', warm: false, notified: ['error-rate'] } });
+    assert.equal(told.answer.verdict, MonitorVerdict.Passed);
+    assert.deepEqual(told.measuredAt, [5_000, 10_000, 15_000, 20_000, 25_000, 30_000]);
+    assert.deepEqual([told.answer.progress.tick, told.answer.progress.failed], [6, 6]);
+    const warm = await run([0.001, 0.2], { policy: { kind: 'observe', warm: true, notified: [] } });
+    assert.equal(warm.answer.verdict, MonitorVerdict.Breach);
+  });
+
+  describe("a canary step's hold", () => {
+    const rules: CanaryRules = { stable: 'blue', stableVersion: 'v2.1.0', requestsQuery: 'requests', minRequests: 100, comparedToStable: {}, sharedCauseAccepted: false };
+    const policy: HoldPolicy = { kind: 'hold', label: 'step 1/4', weight: 5, startedAt: START, holdSeconds: 10, capSeconds: 20, untilPromote: false };
+
+    /** A hold whose ticks find these canary requests (and error rates, the stable's beside them). */
+    async function hold(ticks: { requests: number; canary?: number; stable?: number }[], overrides: Partial<MonitorWindowRequest> = {}) {
+      const clock = testClock();
+      const measuredAt: number[] = [];
+      let tick = 0;
+      const request = windowRequest({ policy, canary: rules, ...overrides });
+      const answer = await runMonitorWindow(request, {
+        readRestarts: async () => 0,
+        measure: async (baseline) => {
+          measuredAt.push(clock.t - START);
+          const t = ticks[Math.min(tick++, ticks.length - 1)]!;
+          return judgeCanaryMeasurements(request.canary!, {
+            canary: [errorRate(t.canary ?? 0.001), restartsMeasurement(0, baseline, 0)],
+            stable: [errorRate(t.stable ?? 0.001)],
+            canaryRequests: t.requests,
+            stableRequests: 9000,
+          });
+        },
+        clock,
+        progress: { heartbeat: () => undefined, signal: new AbortController().signal },
+        cancelRequested: () => false,
+      });
+      return { answer, measuredAt };
+    }
+
+    it('measures at once; past its length, ends on the first Successful tick, never on too few requests', async () => {
+      const { answer, measuredAt } = await hold([{ requests: 12 }, { requests: 12 }, { requests: 12 }, { requests: 400 }]);
+      assert.equal(answer.verdict, MonitorVerdict.Held);
+      assert.deepEqual(measuredAt, [0, 5_000, 10_000, 15_000]);
+      assert.deepEqual(answer.samples.map((s) => [s.result, s.canary?.canaryRequests]), [['Inconclusive', 12], ['Inconclusive', 12], ['Inconclusive', 12], ['Successful', 400]]);
+      assert.deepEqual([answer.canary?.analysis, answer.canary?.canaryRequests, answer.counters.inconclusive], ['Successful', 400, 0]);
+    });
+
+    it('is extended while no tick is Successful, and pauses at its cap, saying why in words', async () => {
+      const { answer, measuredAt } = await hold([{ requests: 12 }]);
+      assert.equal(answer.verdict, MonitorVerdict.Pause);
+      assert.deepEqual(measuredAt, [0, 5_000, 10_000, 15_000, 20_000]);
+      assert.equal(answer.canary?.extendedSeconds, 5, 'the extension as the last tick before the cap found it');
+      assert.equal(answer.message, 'step 1/4 tick 5: Inconclusive; 5 % set, 0.1 % observed (12 canary requests in the window, at least 100 needed)');
+    });
+
+    it('ends at a breach both slots share, for an operator, without counting it against the canary; once accepted, such a tick is no data', async () => {
+      const shared = [{ requests: 400, canary: 0.3, stable: 0.29 }];
+      const { answer } = await hold(shared);
+      assert.equal(answer.verdict, MonitorVerdict.SharedCause);
+      assert.match(answer.canary?.sharedCause ?? '', /'error-rate' is 0\.3 on the canary and 0\.29 on the stable slot/);
+      assert.equal(answer.counters.failed, 0);
+      const accepted = await hold(shared, { canary: { ...rules, sharedCauseAccepted: true } });
+      assert.equal(accepted.answer.verdict, MonitorVerdict.Pause, 'no Successful tick, and no breach either');
+      assert.ok(accepted.answer.samples.every((s) => s.result === 'Inconclusive'));
+    });
+
+    it('a breach of its own rolls it back', async () => {
+      const { answer } = await hold([{ requests: 400, canary: 0.2 }]);
+      assert.equal(answer.verdict, MonitorVerdict.Breach);
+      assert.equal(answer.progress.tick, 1);
+    });
   });
 });

@@ -9,7 +9,8 @@
  * - The same for a canary's first weight: the weight 0, verified, after the held write lands.
  * - The abort sweep: one deployment per offset across Deploying and Switching, in steps of at most
  *   50 ms; every run ends rolled back with the old slot serving and the new one restored.
- * - No worker: `bluegreen abort` is recorded (exit 5) and the next worker restores traffic.
+ * - No worker: `bluegreen abort` is recorded (exit 5) and the next worker restores traffic; the
+ *   same with the worker SIGKILLed in the middle of a canary's hold, whose activity it ran.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -24,6 +25,7 @@ import type { TrafficGenerator } from '../../src/embedded/traffic.js';
 import type { DeploymentResult } from '../../src/shared/deployment-status.js';
 import type { Slot } from '../../src/shared/slots.js';
 import { phaseSpans, runSweep, summarise, sweepPoints } from '../helpers/abort-sweep.js';
+import { eventually } from '../helpers/eventually.js';
 import { testSpec } from '../helpers/deployment-harness.js';
 import { DETECTION_API_IMAGE, deployTag, startStackUnderTraffic, stopStackUnderTraffic, untilPhase } from '../helpers/embedded-stack.js';
 import type { StackUnderTraffic } from '../helpers/embedded-stack.js';
@@ -68,6 +70,20 @@ describe('abort drills on the embedded stack', () => {
     await stack.local!.platform.verifyTraffic({ target: DETECTION_API_TARGET, slot: from, timeoutSeconds: 10 }, progress);
     const answer = await fetch(`${stack.local!.routerUrl}/health`);
     assert.equal(answer.status, 200, 'the Service answers');
+  }
+
+  /** `bluegreen abort` while no worker runs: recorded by Temporal, not yet answered (exit 5). */
+  async function abortWithoutWorker(reason: string): Promise<void> {
+    const cli = await run(
+      process.execPath,
+      [join(ROOT, 'bin/bluegreen.js'), '--address', stack.temporalAddress, '--task-queue', stack.taskQueue, 'abort', 'detection-api', '--reason', reason],
+      { cwd: ROOT },
+    ).then(
+      () => ({ code: 0, stdout: '' }),
+      (error: { code: number; stdout: string }) => ({ code: error.code, stdout: error.stdout }),
+    );
+    assert.equal(cli.code, 5, cli.stdout);
+    assert.match(cli.stdout, /RECORDED, not yet answered: .*the abort is recorded by Temporal and takes effect as soon as a worker runs/);
   }
 
   async function assertNothingPending(workflowId: string): Promise<void> {
@@ -183,16 +199,7 @@ describe('abort drills on the embedded stack', () => {
     await untilPhase(stack, 'Monitoring');
     assert.equal((await live()).activeSlot, to);
     await stack.killWorker();
-    const cli = await run(
-      process.execPath,
-      [join(ROOT, 'bin/bluegreen.js'), '--address', stack.temporalAddress, '--task-queue', stack.taskQueue, 'abort', 'detection-api', '--reason', 'worker gone, pull it back'],
-      { cwd: ROOT },
-    ).then(
-      () => ({ code: 0, stdout: '' }),
-      (error: { code: number; stdout: string }) => ({ code: error.code, stdout: error.stdout }),
-    );
-    assert.equal(cli.code, 5, cli.stdout);
-    assert.match(cli.stdout, /RECORDED, not yet answered: .*the abort is recorded by Temporal and takes effect as soon as a worker runs/);
+    await abortWithoutWorker('worker gone, pull it back');
     await new Promise((resolve) => setTimeout(resolve, 1000));
     assert.equal((await live()).activeSlot, to, 'no worker, no change');
 
@@ -212,5 +219,38 @@ describe('abort drills on the embedded stack', () => {
     const state = await live();
     assert.deepEqual([state.activeSlot, state.slots[from].readyReplicas, state.slots[to].replicas], [from, 2, 0]);
     assert.equal(state.slots[from].image === IMAGE('v2.2.2'), false, 'the old version serves');
+  });
+
+  it('with the worker SIGKILLed during a canary hold (one activity measuring), the abort is recorded and the next worker sends all traffic back and restores the canary', async () => {
+    const from = (await live()).activeSlot;
+    const to: Slot = from === 'blue' ? 'green' : 'blue';
+    const before = { image: (await live()).slots[to].image, replicas: (await live()).slots[to].replicas };
+    const score = traffic.snapshot();
+    const handle = await stack.deployments!.start(
+      testSpec({
+        image: IMAGE('v2.2.3'),
+        replicas: 2,
+        strategy: 'canary',
+        traffic: { router: 'replica-ratio' },
+        readinessTimeoutSeconds: 60,
+        monitor: { durationSeconds: 30, intervalSeconds: 1, window: '5s' },
+        canary: { steps: [{ weight: 33, holdSeconds: 600 }, { weight: 100, holdSeconds: 30 }], minRequests: 5 },
+        scaleDownDelaySeconds: 0,
+      }),
+    );
+    // The hold's activity has measured, and heartbeated, twice: the worker dies mid-hold.
+    await eventually(async () => ((await stack.deployments!.status('default', 'detection-api').catch(() => null))?.monitor?.tick ?? 0) >= 2, 'two ticks of the hold', 60_000);
+    await stack.killWorker();
+    await abortWithoutWorker('worker gone mid-hold, pull the canary back');
+    await stack.startWorker();
+    const result: DeploymentResult = await deploymentResult(handle);
+    assert.deepEqual([result.outcome, result.reason, result.liveSlot], ['RolledBack', 'Aborted', from], result.message);
+    assert.equal(result.status.abort?.reason, 'worker gone mid-hold, pull the canary back');
+    const service = (await (await fetch(`${stack.local!.controlUrl}/api/v1/namespaces/default/services/detection-api-service`)).json()) as { selector: Record<string, string> };
+    assert.equal(service.selector['slot'], from, 'the selector names the stable slot again: no split left');
+    await assertRestored(from, before);
+    const after = traffic.snapshot();
+    assert.equal(after.serverErrors - score.serverErrors, 0, 'no request answered 5xx');
+    await assertNothingPending(handle.workflowId);
   });
 });

@@ -39,8 +39,11 @@ export function activityOptions(spec: DeploymentSpec, persistentRollback = false
     cancellationType: WAIT_CANCELLATION_COMPLETED,
   };
   return {
-    /** Reads: short, retried a few times; a cancelled read may be abandoned. */
-    quick: { startToCloseTimeout: '30s', retry: { ...RETRY, maximumAttempts: 5 }, cancellationType: TRY_CANCEL },
+    /**
+     * Reads (and the notification): short, retried a few times; a cancelled read may be abandoned.
+     * They heartbeat while in flight, so a read lost with its worker is retried within 5 s.
+     */
+    quick: { startToCloseTimeout: '30s', heartbeatTimeout: '5s', retry: { ...RETRY, maximumAttempts: 5 }, cancellationType: TRY_CANCEL },
     /**
      * Single writes (the new image, the selector): as reads, but a cancelled write is waited for.
      * They heartbeat while in flight, so a write lost with its worker is retried within 5 s.

@@ -28,7 +28,11 @@ function activityTypes(events: Event[]): Map<string, string> {
 
 /**
  * Orchestration overhead: wall time minus the waits the deployment was configured or forced to
- * make (waiting for readiness, and every timer: monitor intervals, scale-down delay).
+ * make (waiting for readiness, and every timer: monitor intervals, scale-down delay). A monitor
+ * window measured by one activity waits an interval for each of its samples (a window's ticks
+ * each end an interval; a hold's last tick ends it early, so this counts one interval more than
+ * it waited, at most its whole run): what its run took beyond that is overhead, as a tick's
+ * activity was when each tick was one.
  */
 export function overhead(events: Event[]): { wall: number; waits: number; overhead: number } {
   const byId = new Map(events.map((e) => [String(e.eventId), e]));
@@ -37,8 +41,14 @@ export function overhead(events: Event[]): { wall: number; waits: number; overhe
   let waits = 0;
   for (const event of events) {
     const completed = event.activityTaskCompletedEventAttributes;
-    if (completed && types.get(String(completed.scheduledEventId)) === 'waitForSlotReady') {
+    const type = completed ? types.get(String(completed.scheduledEventId)) : undefined;
+    if (completed && type === 'waitForSlotReady') {
       waits += ms(event) - ms(byId.get(String(completed.scheduledEventId)));
+    }
+    if (completed && type === 'monitorWindow') {
+      const window = payload(event) as { samples: unknown[]; progress: { intervalSeconds: number } };
+      const ran = ms(event) - ms(byId.get(String(completed.startedEventId)));
+      waits += Math.min(ran, window.samples.length * window.progress.intervalSeconds * 1000);
     }
     const fired = event.timerFiredEventAttributes;
     if (fired) waits += ms(event) - ms(byId.get(String(fired.startedEventId)));

@@ -165,6 +165,11 @@ export function restartsMeasurement(restarts: number, baseline: number, limit: n
   return { name: RESTARTS_MEASUREMENT, value: count, comparison: '<=', threshold: limit, gate: true, result: judgeValue(count, '<=', limit) };
 }
 
+/** A window's counts before its first tick. */
+export function freshProgress(ticks: number, durationSeconds: number, intervalSeconds: number): MonitorProgress {
+  return { tick: 0, ticks, durationSeconds, intervalSeconds, successful: 0, failed: 0, inconclusive: 0, errors: 0, consecutiveErrors: 0, restarts: 0, latest: {} };
+}
+
 /** The gated measurements that failed: what a breach names. */
 export function failedGates(measurements: Measurement[]): Measurement[] {
   return measurements.filter((m) => m.gate && m.result === AnalysisResult.Failed);

@@ -289,8 +289,8 @@ class CanarySteps {
           rules.sharedCauseAccepted = true;
           run.enterPhase(Phase.Monitoring, `${label}: resumed by an operator after a shared cause: ${progress.sharedCause}`);
           break;
-        default: {
-          // Pause: no Successful tick by the end of the extension.
+        case MonitorVerdict.Pause: {
+          // No Successful tick by the end of the extension.
           const lastAt = answer.samples.at(-1)?.at;
           const elapsed = lastAt ? (Date.parse(lastAt) - startedAt) / 1000 : capSeconds;
           const why = `${label}: no Successful tick in ${Math.round(elapsed)} s at ${step.weight} % (${canaryRequestsLine(progress.canaryRequests, rules.minRequests)})`;
@@ -300,6 +300,8 @@ class CanarySteps {
           run.enterPhase(Phase.Monitoring, `${label}: ${paused.how}`);
           return 'resumed';
         }
+        default:
+          throw new Error(`a hold cannot end as ${answer.verdict}`);
       }
     }
   }

@@ -57,6 +57,21 @@ describe('abort drills on the embedded stack', () => {
 
   const live = () => stack.local!.platform.describe(DETECTION_API_TARGET);
   const start = (tag: string, monitorSeconds = 30) => deployTag(stack, tag, { monitorSeconds, intervalSeconds: 1, scaleDownDelaySeconds: 0 });
+  /**
+   * A replica-ratio canary of two steps, its first held `holdSeconds`: one canary replica beside
+   * two stable ones, so the first weight is the selector's slot label, removed.
+   */
+  const canary = (tag: string, holdSeconds: number) =>
+    testSpec({
+      image: IMAGE(tag),
+      replicas: 2,
+      strategy: 'canary',
+      traffic: { router: 'replica-ratio' },
+      readinessTimeoutSeconds: 60,
+      monitor: { durationSeconds: 30, intervalSeconds: 1, window: '5s' },
+      canary: { steps: [{ weight: 33, holdSeconds }, { weight: 100, holdSeconds: 30 }], minRequests: 5 },
+      scaleDownDelaySeconds: 0,
+    });
   const abort = (reason: string) => stack.deployments!.abort('default', 'detection-api', { reason, by: 'abort-drill' });
 
   /** The old slot serves (selector and every endpoint, read back), fully Ready; the new one restored. */
@@ -128,19 +143,7 @@ describe('abort drills on the embedded stack', () => {
     const writesBefore = proxy.tap.writes.length;
     proxy.tap.holdNext(SERVICE_PATCH, 5000);
     const held = proxy.tap.nextWrite(SERVICE_PATCH);
-    const handle = await stack.deployments!.start(
-      testSpec({
-        image: IMAGE('v2.2.0'),
-        replicas: 2,
-        strategy: 'canary',
-        // One canary replica beside two stable ones: the weight is the selector's slot label, removed.
-        traffic: { router: 'replica-ratio' },
-        readinessTimeoutSeconds: 60,
-        monitor: { durationSeconds: 30, intervalSeconds: 1, window: '5s' },
-        canary: { steps: [{ weight: 33, holdSeconds: 30 }, { weight: 100, holdSeconds: 30 }], minRequests: 5 },
-        scaleDownDelaySeconds: 0,
-      }),
-    );
+    const handle = await stack.deployments!.start(canary('v2.2.0', 30));
     await held;
     const answer = await abort('the weight write is slow: pull the canary back');
     assert.equal(answer.delivery, 'accepted');
@@ -226,18 +229,7 @@ describe('abort drills on the embedded stack', () => {
     const to: Slot = from === 'blue' ? 'green' : 'blue';
     const before = { image: (await live()).slots[to].image, replicas: (await live()).slots[to].replicas };
     const score = traffic.snapshot();
-    const handle = await stack.deployments!.start(
-      testSpec({
-        image: IMAGE('v2.2.3'),
-        replicas: 2,
-        strategy: 'canary',
-        traffic: { router: 'replica-ratio' },
-        readinessTimeoutSeconds: 60,
-        monitor: { durationSeconds: 30, intervalSeconds: 1, window: '5s' },
-        canary: { steps: [{ weight: 33, holdSeconds: 600 }, { weight: 100, holdSeconds: 30 }], minRequests: 5 },
-        scaleDownDelaySeconds: 0,
-      }),
-    );
+    const handle = await stack.deployments!.start(canary('v2.2.3', 600));
     // The hold's activity has measured, and heartbeated, twice: the worker dies mid-hold.
     await eventually(async () => ((await stack.deployments!.status('default', 'detection-api').catch(() => null))?.monitor?.tick ?? 0) >= 2, 'two ticks of the hold', 60_000);
     await stack.killWorker();

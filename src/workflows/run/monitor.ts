@@ -11,7 +11,7 @@ import { AnalysisResult, judgeMonitorTick, judgeTick, MonitorDecision, monitorWa
 import type { Measurement, MonitorCounters } from '../../shared/analysis.js';
 import { Gate, Phase, RollbackReason } from '../../shared/deployment-status.js';
 import type { MonitorProgress } from '../../shared/deployment-status.js';
-import { countTick, MonitorVerdict, RESTARTS_MEASUREMENT, restartsMeasurement as measuredRestarts } from '../../shared/monitor-window.js';
+import { countTick, freshProgress, MonitorVerdict, RESTARTS_MEASUREMENT, restartsMeasurement as measuredRestarts } from '../../shared/monitor-window.js';
 import type { MonitorPolicy, MonitorWindowResult, MonitorWindowState } from '../../shared/monitor-window.js';
 import type { Slot } from '../../shared/slots.js';
 import { awaitApproval, openGate } from './approvals.js';
@@ -66,20 +66,7 @@ export async function readRestartBaseline(run: RunContext, target: Target, slot:
 
 /** Fresh counts for people, with the warm-up where it applies. */
 export function newMonitorProgress(run: RunContext, ticks: number, durationSeconds: number): MonitorProgress {
-  const monitor = run.spec.monitor;
-  const progress: MonitorProgress = {
-    tick: 0,
-    ticks,
-    durationSeconds,
-    intervalSeconds: monitor.intervalSeconds,
-    successful: 0,
-    failed: 0,
-    inconclusive: 0,
-    errors: 0,
-    consecutiveErrors: 0,
-    restarts: 0,
-    latest: {},
-  };
+  const progress = freshProgress(ticks, durationSeconds, run.spec.monitor.intervalSeconds);
   const warmUp = run.warmUp;
   if (warmUp) Object.assign(progress, { warmUpSeconds: warmUp.seconds, scrapeIntervalSeconds: warmUp.scrapeIntervalSeconds, consecutiveInconclusive: 0 });
   return progress;

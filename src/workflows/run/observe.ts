@@ -11,8 +11,8 @@ import { condition, isCancellation, patched } from '@temporalio/workflow';
 import { AnalysisResult, formatValue, judgeTick } from '../../shared/analysis.js';
 import type { Measurement } from '../../shared/analysis.js';
 import { Phase, RollbackReason } from '../../shared/deployment-status.js';
-import type { MonitorProgress, ObserveProgress } from '../../shared/deployment-status.js';
-import { failedGates, MonitorVerdict } from '../../shared/monitor-window.js';
+import type { ObserveProgress } from '../../shared/deployment-status.js';
+import { failedGates, freshProgress, MonitorVerdict } from '../../shared/monitor-window.js';
 import { measureSlot, NOTHING_SO_FAR, readRestartBaseline, windowRequests, windowTimeout } from './monitor.js';
 import { Patch } from './patches.js';
 import { breachOf, describeError, PhaseError } from './phase-error.js';
@@ -78,19 +78,7 @@ async function watch(run: RunContext, warm: boolean): Promise<void> {
  */
 async function watchInOneActivity(run: RunContext, progress: ObserveProgress, warm: boolean, startedAt: number): Promise<void> {
   const { target } = run.slots();
-  const window: MonitorProgress = {
-    tick: 0,
-    ticks: progress.ticks,
-    durationSeconds: progress.durationSeconds,
-    intervalSeconds: progress.intervalSeconds,
-    successful: 0,
-    failed: 0,
-    inconclusive: 0,
-    errors: 0,
-    consecutiveErrors: 0,
-    restarts: 0,
-    latest: {},
-  };
+  const window = freshProgress(progress.ticks, progress.durationSeconds, progress.intervalSeconds);
   const request = windowRequests(run, target, progress.slot, window, { intervalSeconds: progress.intervalSeconds, warmUpUntil: null, consecutive: false });
   let soFar = NOTHING_SO_FAR;
   for (;;) {

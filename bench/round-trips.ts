@@ -23,6 +23,7 @@ import { TrafficGenerator } from '../src/embedded/traffic.js';
 import type { DeploymentSpecInput } from '../src/deployment-spec/deployment-spec.js';
 import { testSpec } from '../test/helpers/deployment-harness.js';
 import { DETECTION_API_IMAGE } from '../test/helpers/embedded-stack.js';
+import { eventually } from '../test/helpers/eventually.js';
 import { roundTrips } from './histories.js';
 import type { RoundTrips } from './histories.js';
 import { median } from './statistics.js';
@@ -98,17 +99,12 @@ try {
     const spec = blueGreen(`v2.2.${++version}`, LONG);
     const handle = await stack.deployments!.start(spec);
     const tick = async () => (await stack.deployments!.status(spec.namespace, spec.app).catch(() => null))?.monitor?.tick ?? 0;
-    const until = async (done: () => Promise<boolean>, what: string) => {
-      for (const deadline = performance.now() + 120_000; !(await done()); await new Promise((resolve) => setTimeout(resolve, 100))) {
-        if (performance.now() > deadline) throw new Error(`${what}: not within 120 s`);
-      }
-    };
-    await until(async () => (await tick()) >= 3, 'tick 3');
+    await eventually(async () => (await tick()) >= 3, 'tick 3', 120_000);
     const seen = await tick();
     await stack.killWorker();
     const killed = performance.now();
     await stack.startWorker();
-    await until(async () => (await tick()) > seen, `a tick after ${seen}`);
+    await eventually(async () => (await tick()) > seen, `a tick after ${seen}`, 120_000);
     resumed.push(performance.now() - killed);
     const result = await deploymentResult(handle);
     if (result.outcome !== 'Succeeded') throw new Error(`after the SIGKILL: ${result.outcome}: ${result.message}`);

@@ -96,6 +96,11 @@ function validated(spec: unknown, platform: Platform): DeploymentSpec {
 }
 
 export function createActivities({ platform, smoke, slo, notifier = null, clock = systemClock }: ActivityDependencies) {
+  /** A slot's SLOs and its restarts, read side by side. */
+  const measureOne = async (request: MeasureSlotRequest): Promise<SlotMeasurements> => {
+    const [slos, restarts] = await Promise.all([slo.evaluateSlos(request), platform.readRestarts({ target: request.target, slot: request.slot })]);
+    return { slos, restarts };
+  };
   /** Both slots' SLOs over the same window, the requests each served, and (when asked) the canary's restarts. */
   const measureBoth = async (request: MeasureCanaryRequest): Promise<CanaryMeasurements> => {
     const { target, window, slos } = request;
@@ -160,8 +165,7 @@ export function createActivities({ platform, smoke, slo, notifier = null, clock 
      * tick costs the workflow one activity. Throws when either read does (an Error tick).
      */
     async measureSlot(request: MeasureSlotRequest): Promise<SlotMeasurements> {
-      const [slos, restarts] = await Promise.all([slo.evaluateSlos(request), platform.readRestarts({ target: request.target, slot: request.slot })]);
-      return { slos, restarts };
+      return await measureOne(request);
     },
     /**
      * A whole monitor window (src/activities/monitor-window.ts): a tick every interval, the SLOs
@@ -174,8 +178,8 @@ export function createActivities({ platform, smoke, slo, notifier = null, clock 
         readRestarts: async () => await platform.readRestarts({ target, slot }),
         measure: async (baseline) => {
           if (!rules) {
-            const [measured, count] = await Promise.all([slo.evaluateSlos({ target, slot, version, window, slos }), platform.readRestarts({ target, slot })]);
-            return { measurements: [...measured, restartsMeasurement(count, baseline, restarts.limit)] };
+            const measured = await measureOne({ target, slot, version, window, slos });
+            return { measurements: [...measured.slos, restartsMeasurement(measured.restarts, baseline, restarts.limit)] };
           }
           const both = await measureBoth({ target, canary: slot, stable: rules.stable, version, stableVersion: rules.stableVersion, window, slos, requestsQuery: rules.requestsQuery, withRestarts: true });
           return judgeCanaryMeasurements(rules, { ...both, canary: [...both.canary, restartsMeasurement(both.canaryRestarts ?? 0, baseline, restarts.limit)] });

@@ -245,8 +245,7 @@ class CanarySteps {
     const { monitor } = this.spec;
     const progress = this.progress!;
     const { monitorProgress, startedAt } = this.beginHold(step, label);
-    const comparedToStable: Record<string, StableComparison> = {};
-    for (const slo of monitor.slos) if (slo.comparedToStable) comparedToStable[slo.name] = slo.comparedToStable;
+    const comparedToStable = this.comparedToStable();
     const rules: CanaryRules = {
       stable,
       stableVersion: run.live!.slots[stable].version ?? 'unknown',
@@ -312,6 +311,11 @@ class CanarySteps {
     const soFar = takeAnswer(this.run, this.run.status.monitor!, state);
     this.baseline = soFar.baseline;
     return soFar;
+  }
+
+  /** The SLOs held against the stable slot too, by name. */
+  private comparedToStable(): Record<string, StableComparison> {
+    return Object.fromEntries(this.spec.monitor.slos.flatMap((slo) => (slo.comparedToStable ? [[slo.name, slo.comparedToStable]] : [])));
   }
 
   /** The canary's traffic as its window's last tick found it. */
@@ -424,8 +428,7 @@ class CanarySteps {
     if (!measured) return null;
     const [analysis, restarts] = measured;
     const restartCount = analysis.canaryRestarts ?? restarts ?? 0;
-    const comparedToStable: Record<string, StableComparison> = {};
-    for (const slo of monitor.slos) if (slo.comparedToStable) comparedToStable[slo.name] = slo.comparedToStable;
+    const comparedToStable = this.comparedToStable();
     const judged = judgeCanaryTick({
       canary: [...analysis.canary, restartsMeasurement(run, restartCount, baseline)],
       stable: analysis.stable,

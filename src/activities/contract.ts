@@ -21,6 +21,8 @@ export interface DeploySlotRequest {
   slot: Slot;
   image: string;
   version: string;
+  /** Labels the pod template (`bluegreen.dev/run`): a new run rolls out new pods. Absent in histories recorded before. */
+  run?: string;
   replicas: number;
 }
 
@@ -158,6 +160,11 @@ export interface EvaluateSlosRequest {
    * recorded before it existed.
    */
   version?: string;
+  /**
+   * The run whose pods are measured (`{{run}}`), so an earlier run of the same version in the same
+   * slot is not judged; '' or absent: pods that carry no run label.
+   */
+  run?: string;
   window: string;
   slos: Slo[];
 }
@@ -170,6 +177,9 @@ export interface MeasureCanaryRequest {
   /** The canary's version and the stable's, for queries scoped by version. */
   version: string;
   stableVersion: string;
+  /** The runs whose pods each slot holds (see EvaluateSlosRequest.run). */
+  run?: string;
+  stableRun?: string;
   window: string;
   slos: Slo[];
   /** Requests a slot served within the window (the spec's `canary.requestsQuery`). */
@@ -205,6 +215,8 @@ export interface MonitorWindowRequest extends MonitorWindowRules {
   target: Target;
   slot: Slot;
   version: string;
+  /** See EvaluateSlosRequest.run. */
+  run?: string;
   window: string;
   slos: Slo[];
   /** The slot's restarts when monitoring began (null: the window reads them first), and how many more are tolerated. */
@@ -293,6 +305,7 @@ export interface RangeSlosRequest {
   target: Target;
   slot: Slot;
   version?: string;
+  run?: string;
   window: string;
   slos: Slo[];
   /** Unix seconds. */
@@ -308,6 +321,7 @@ export interface CaptureEvidenceRequest {
   peer: Slot;
   image: string;
   version: string;
+  run?: string;
   window: string;
   slos: Slo[];
   switchedAt: string | null;

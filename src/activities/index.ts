@@ -106,8 +106,8 @@ export function createActivities({ platform, smoke, slo, notifier = null, clock 
     const { target, window, slos } = request;
     const requests: Slo = { name: REQUESTS, query: request.requestsQuery, comparison: '>=', threshold: 0, gate: false };
     const [canary, stable, canaryRestarts] = await Promise.all([
-      slo.evaluateSlos({ target, slot: request.canary, version: request.version, window, slos: [...slos, requests] }),
-      slo.evaluateSlos({ target, slot: request.stable, version: request.stableVersion, window, slos: [...slos, requests] }),
+      slo.evaluateSlos({ target, slot: request.canary, version: request.version, run: request.run, window, slos: [...slos, requests] }),
+      slo.evaluateSlos({ target, slot: request.stable, version: request.stableVersion, run: request.stableRun, window, slos: [...slos, requests] }),
       request.withRestarts ? platform.readRestarts({ target, slot: request.canary }) : undefined,
     ]);
     const count = (measurements: typeof canary) => measurements.find((m) => m.name === REQUESTS)?.value ?? null;
@@ -172,16 +172,19 @@ export function createActivities({ platform, smoke, slo, notifier = null, clock 
      * and restarts read side by side, until a verdict; resumed from the last heartbeat on a retry.
      */
     async monitorWindow(request: MonitorWindowRequest): Promise<MonitorWindowResult> {
-      const { target, slot, version, window, slos, restarts, canary: rules } = request;
+      const { target, slot, version, run, window, slos, restarts, canary: rules } = request;
       const context = Context.current();
       return await runMonitorWindow(request, {
         readRestarts: async () => await platform.readRestarts({ target, slot }),
         measure: async (baseline) => {
           if (!rules) {
-            const measured = await measureOne({ target, slot, version, window, slos });
+            const measured = await measureOne({ target, slot, version, run, window, slos });
             return { measurements: [...measured.slos, restartsMeasurement(measured.restarts, baseline, restarts.limit)] };
           }
-          const both = await measureBoth({ target, canary: slot, stable: rules.stable, version, stableVersion: rules.stableVersion, window, slos, requestsQuery: rules.requestsQuery, withRestarts: true });
+          const both = await measureBoth({
+            ...{ target, canary: slot, stable: rules.stable, version, stableVersion: rules.stableVersion, run, stableRun: rules.stableRun },
+            ...{ window, slos, requestsQuery: rules.requestsQuery, withRestarts: true },
+          });
           return judgeCanaryMeasurements(rules, { ...both, canary: [...both.canary, restartsMeasurement(both.canaryRestarts ?? 0, baseline, restarts.limit)] });
         },
         clock,
@@ -213,6 +216,7 @@ export function createActivities({ platform, smoke, slo, notifier = null, clock 
           target: request.target,
           slot: request.slot,
           version: request.version,
+          run: request.run,
           window: request.window,
           slos: request.slos,
           start,

@@ -90,12 +90,14 @@ function readCa(path: string): Buffer {
 }
 
 /** What an SLO query's placeholders stand for, for one slot. */
-function queryVariables(request: { target: EvaluateSlosRequest['target']; slot: string; version?: string | undefined; window: string }) {
+function queryVariables(request: Pick<EvaluateSlosRequest, 'target' | 'slot' | 'version' | 'run' | 'window'>) {
   return {
     app: request.target.app,
     namespace: request.target.namespace,
     slot: request.slot,
     version: request.version,
+    // No run: the pods carry no run label, and `run=~"{{run}}|"` then matches unlabelled series only.
+    run: request.run ?? '',
     window: request.window,
     service: request.target.service,
   };

@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { Comparison } from '../shared/analysis.js';
-import { PLACEHOLDER } from '../shared/template.js';
+import { PLACEHOLDER, TEMPLATE_VARIABLES } from '../shared/template.js';
 import {
   formatShare,
   replicaRatioReplicas,
@@ -142,8 +142,8 @@ const GatesSchema = z
 export const SloSchema = z
   .object({
     name: z.string().regex(/^[a-z0-9][-a-z0-9_]*$/, 'name must be lower-case letters, digits, - and _'),
-    /** PromQL over {{app}}, {{namespace}}, {{slot}}, {{version}}, {{window}} and {{service}}; scope it to the new slot and version. */
-    query: template(['app', 'namespace', 'slot', 'version', 'window', 'service']),
+    /** PromQL over {{app}}, {{namespace}}, {{slot}}, {{version}}, {{run}}, {{window}} and {{service}}; scope it to the new slot, version and run. */
+    query: template(TEMPLATE_VARIABLES),
     comparison: z.enum([Comparison.LessThan, Comparison.LessOrEqual, Comparison.GreaterThan, Comparison.GreaterOrEqual]),
     threshold: z.number().finite(),
     /** false: reported as a warning, never rolls back (the procedure's CPU and memory rows, PROCEDURE §4). */
@@ -167,7 +167,13 @@ export const SloSchema = z
 
 export type Slo = z.output<typeof SloSchema>;
 
-const slotSelector = 'app="{{app}}",namespace="{{namespace}}",slot="{{slot}}",version="{{version}}"';
+/**
+ * The series of the slot's pods of this run. `run=~"{{run}}|"` takes this run's series, and a
+ * service's series that carry no run label at all (so a service that does not label by run is
+ * judged by slot and version, as before); an earlier run's series of the same version and slot
+ * are left out (a redeploy right after a rollback, under the same tag).
+ */
+const slotSelector = 'app="{{app}}",namespace="{{namespace}}",slot="{{slot}}",version="{{version}}",run=~"{{run}}|"';
 
 /**
  * The product's default SLOs, for any HTTP service with the conventional metrics: the error ratio
@@ -311,7 +317,7 @@ const CanarySchema = z
      */
     minRequests: z.number().int().min(0).default(50),
     /** The requests a slot served within the window (the same labels as the SLO queries). */
-    requestsQuery: template(['app', 'namespace', 'slot', 'version', 'window', 'service']).default(
+    requestsQuery: template(TEMPLATE_VARIABLES).default(
       `sum(increase(http_requests_total{${slotSelector}}[{{window}}]))`,
     ),
     /**

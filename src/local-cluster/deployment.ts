@@ -1,15 +1,16 @@
 /**
- * A local Deployment: a desired image and replica count, and the pods that run them. Changing
- * either bumps the generation and reconciles at once: pods of an older image are terminated while
- * pods of the new one start (slots are idle when they change, so nothing waits on the surge), and
- * the count follows `replicas`. Its status reads like a Kubernetes Deployment's.
+ * A local Deployment: a desired pod template (an image, and labels over the selector's) and a
+ * replica count, and the pods that run them. Changing any bumps the generation and reconciles at
+ * once: pods of an older template are terminated while pods of the new one start (slots are idle
+ * when they change, so nothing waits on the surge), and the count follows `replicas`. Its status
+ * reads like a Kubernetes Deployment's.
  */
 import { join } from 'node:path';
 import type { DeploymentConfig, ImageConfig } from './config.js';
 import { Pod, PodPhase } from './pod.js';
 import type { PodEvent, PodStatus } from './pod.js';
 import { freePort } from '../processes/processes.js';
-import { renderTemplate } from '../shared/template.js';
+import { PLACEHOLDER, renderTemplate } from '../shared/template.js';
 import { repositoryFromImage, versionFromImage } from '../deployment-spec/deployment-spec.js';
 
 /** What the control API reports of a Deployment. */
@@ -17,6 +18,8 @@ export interface LocalDeploymentStatus {
   name: string;
   namespace: string;
   labels: Record<string, string>;
+  /** The pod template's labels beyond `labels` (the run label a deployment sets). */
+  templateLabels: Record<string, string>;
   container: string;
   image: string | null;
   replicas: number;
@@ -26,12 +29,15 @@ export interface LocalDeploymentStatus {
   updatedReplicas: number;
   availableReplicas: number;
   terminationGracePeriodSeconds: number;
-  pods: PodStatus[];
+  /** Each pod, and whether it is of the current template. */
+  pods: (PodStatus & { updated: boolean })[];
 }
 
 export interface DeploymentUpdate {
   image?: string;
   replicas?: number;
+  /** Merged into the template's labels, as a strategic merge patch merges them. */
+  labels?: Record<string, string>;
 }
 
 /** An image reference that no `images` entry of the configuration knows how to run. */
@@ -45,6 +51,7 @@ export interface ObjectEvent extends PodEvent {
 export class LocalDeployment {
   image: string | null;
   replicas: number;
+  templateLabels: Record<string, string> = {};
   generation = 1;
   private pods: Pod[] = [];
   private podCounter = 0;
@@ -75,15 +82,17 @@ export class LocalDeployment {
     return found;
   }
 
-  /** Sets image and replicas in one change; resolves once pods are started or stopping. */
+  /** Sets image, labels and replicas in one change; resolves once pods are started or stopping. */
   update(change: DeploymentUpdate): Promise<void> {
     if (change.image !== undefined) this.imageConfig(change.image);
     const image = change.image ?? this.image;
     const replicas = change.replicas ?? this.replicas;
+    const templateLabels = { ...this.templateLabels, ...change.labels };
     if (replicas > 0 && image === null) throw new UnknownImageError('a Deployment without an image cannot have replicas');
-    if (image !== this.image || replicas !== this.replicas) {
+    if (image !== this.image || replicas !== this.replicas || !sameLabels(templateLabels, this.templateLabels)) {
       this.image = image;
       this.replicas = replicas;
+      this.templateLabels = templateLabels;
       this.generation += 1;
       this.options.record?.({ object: `Deployment/${this.config.name}`, type: 'Normal', reason: 'ScalingReplicaSet', message: `Scaled to ${replicas} with ${image ?? 'no image'}` });
     }
@@ -98,12 +107,21 @@ export class LocalDeployment {
 
   private async reconcileOnce(): Promise<void> {
     const live = this.pods.filter((p) => p.phase !== PodPhase.Terminating && p.phase !== PodPhase.Terminated);
-    const outdated = live.filter((p) => p.spec.image !== this.image);
-    const current = live.filter((p) => p.spec.image === this.image);
+    const outdated = live.filter((p) => !this.isCurrent(p));
+    const current = live.filter((p) => this.isCurrent(p));
     const surplus = current.slice(this.replicas);
     for (const pod of [...outdated, ...surplus]) void this.remove(pod);
     for (let i = current.length; i < this.replicas; i++) this.pods.push(await this.startPod(this.image!));
     this.options.onChange();
+  }
+
+  /** Of the current template: its image and its labels. */
+  private isCurrent(pod: Pod): boolean {
+    return pod.spec.image === this.image && sameLabels(pod.spec.labels, this.podLabels());
+  }
+
+  private podLabels(): Record<string, string> {
+    return { ...this.templateLabels, ...this.config.labels };
   }
 
   private async remove(pod: Pod): Promise<void> {
@@ -118,6 +136,7 @@ export class LocalDeployment {
     const name = `${this.config.name}-${(this.podCounter += 1)}`;
     const port = await freePort();
     const dataDir = join(this.options.stateDir, this.config.namespace, name);
+    const labels = this.podLabels();
     const variables: Record<string, string> = {
       node: process.execPath,
       port: String(port),
@@ -126,18 +145,20 @@ export class LocalDeployment {
       pod: name,
       namespace: this.config.namespace,
       dataDir,
-      ...Object.fromEntries(Object.entries(this.config.labels).map(([k, v]) => [`label.${k}`, v])),
+      ...Object.fromEntries(Object.entries(labels).map(([k, v]) => [`label.${k}`, v])),
     };
+    // A label the pod lacks reads as '', as the downward API gives it.
+    const render = (text: string) => renderTemplate(text, variables).replace(PLACEHOLDER, (whole, key: string) => (key.startsWith('label.') ? '' : whole));
     const env = { ...imageConfig.env, ...(imageConfig.tags[tag]?.env ?? {}) };
     const pod = new Pod(
       {
         name,
         namespace: this.config.namespace,
         deployment: this.config.name,
-        labels: this.config.labels,
+        labels,
         image,
-        command: imageConfig.command.map((part) => renderTemplate(part, variables)),
-        env: Object.fromEntries(Object.entries(env).map(([k, v]) => [k, renderTemplate(v, variables)])),
+        command: imageConfig.command.map(render),
+        env: Object.fromEntries(Object.entries(env).map(([k, v]) => [k, render(v)])),
         cwd: this.options.cwd,
         dataDir,
         port,
@@ -151,9 +172,9 @@ export class LocalDeployment {
     return pod;
   }
 
-  /** Pods that serve: running, ready, and of the current image. */
+  /** Pods that serve: running, ready, and of the current template. */
   readyPods(): Pod[] {
-    return this.pods.filter((p) => p.phase === PodPhase.Running && p.ready && p.spec.image === this.image);
+    return this.pods.filter((p) => p.phase === PodPhase.Running && p.ready && this.isCurrent(p));
   }
 
   allPods(): Pod[] {
@@ -162,12 +183,13 @@ export class LocalDeployment {
 
   status(): LocalDeploymentStatus {
     const { name, namespace, labels, container, terminationGracePeriodSeconds } = this.config;
-    const updated = this.pods.filter((p) => p.spec.image === this.image && p.phase !== PodPhase.Terminating && p.phase !== PodPhase.Terminated);
+    const updated = this.pods.filter((p) => this.isCurrent(p) && p.phase !== PodPhase.Terminating && p.phase !== PodPhase.Terminated);
     const ready = this.readyPods().length;
     return {
       name,
       namespace,
       labels,
+      templateLabels: this.templateLabels,
       container,
       image: this.image,
       replicas: this.replicas,
@@ -177,7 +199,7 @@ export class LocalDeployment {
       updatedReplicas: updated.length,
       availableReplicas: ready,
       terminationGracePeriodSeconds,
-      pods: this.pods.map((p) => p.status()),
+      pods: this.pods.map((p) => ({ ...p.status(), updated: this.isCurrent(p) })),
     };
   }
 
@@ -186,4 +208,9 @@ export class LocalDeployment {
     await this.reconciling.catch(() => undefined);
     await Promise.all(this.pods.map((p) => p.terminate()));
   }
+}
+
+function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((key) => a[key] === b[key]);
 }

@@ -13,6 +13,7 @@ import type { LocalPlatformConfig } from './config.js';
 import { LocalDeployment, UnknownImageError } from './deployment.js';
 import type { ObjectEvent } from './deployment.js';
 import { PodPhase } from './pod.js';
+import { repositoryFromImage, versionFromImage } from '../deployment-spec/deployment-spec.js';
 import { LocalService, splitAddress } from './service-router.js';
 import { LocalHttpRoute, LocalIngress } from './traffic-routes.js';
 
@@ -40,10 +41,17 @@ const IngressPatch = z
   .strict();
 /** A new Ingress (a canary's): no listener of its own, it shares its host's entry point. */
 const IngressCreate = z.object({ name: z.string().min(1), host: z.string().min(1), backend: z.string().min(1), annotations: z.record(z.string()).default({}) }).strict();
+/**
+ * A build pushed under a tag: from now on the tag's pods run with this environment (over the
+ * repository's), as a registry's tag moved to another build. Pods already running keep theirs.
+ */
+const ImagePush = z.object({ image: z.string().min(1), env: z.record(z.string()).default({}) }).strict();
 const DeploymentPatch = z
   .object({
     image: z.string().min(1).optional(),
     replicas: z.number().int('replicas must be a whole number').min(0, 'replicas must be 0 or more').max(50, 'replicas must be at most 50').optional(),
+    /** The pod template's labels, merged; a selector's label cannot be changed. */
+    labels: z.record(z.string().max(63, 'a label value must be at most 63 characters')).optional(),
   })
   .strict();
 
@@ -229,6 +237,8 @@ export class LocalCluster {
       if (!deployment) return reply.code(404).send(notFound('deployment', params));
       const patch = DeploymentPatch.safeParse(request.body);
       if (!patch.success) return reply.code(422).send(invalid(patch.error));
+      const selectorLabel = Object.keys(patch.data.labels ?? {}).find((key) => key in deployment.config.labels);
+      if (selectorLabel) return reply.code(422).send({ message: `labels.${selectorLabel}: the Deployment's selector label cannot be changed` });
       try {
         await deployment.update(patch.data);
       } catch (error) {
@@ -236,6 +246,15 @@ export class LocalCluster {
         throw error;
       }
       return deployment.status();
+    });
+    app.post('/api/v1/images', async (request, reply) => {
+      const push = ImagePush.safeParse(request.body);
+      if (!push.success) return reply.code(422).send(invalid(push.error));
+      const repository = repositoryFromImage(push.data.image);
+      const image = this.config.images.find((i) => i.repository === repository);
+      if (!image) return reply.code(422).send({ message: `image: no entry in 'images' runs ${repository}` });
+      image.tags[versionFromImage(push.data.image)] = { env: push.data.env };
+      return reply.code(201).send({ image: push.data.image, env: push.data.env });
     });
     return app;
   }

@@ -32,6 +32,7 @@ import { ConfigError } from '../config/env.js';
 import { KubeConfigEnvSchema, loadKubeConfig } from '../config/kubeconfig.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorType } from '../shared/errors.js';
+import { RUN_LABEL } from '../shared/slots.js';
 import type { Slot } from '../shared/slots.js';
 import { TrafficRouter } from '../shared/traffic.js';
 import { GatewayApiRouter, IngressRouter, SelectorRouter, selectorOf } from './kubernetes-routers.js';
@@ -111,13 +112,15 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
     return { activeSlot, slots: { blue: toSlotState(target, 'blue', blue), green: toSlotState(target, 'green', green) } };
   }
 
-  async deploySlot({ target, slot, image, version, replicas }: DeploySlotRequest): Promise<SlotState> {
+  /** A new run labels the pod template anew, so its pods (and their series) are new even with the same image. */
+  async deploySlot({ target, slot, image, version, run, replicas }: DeploySlotRequest): Promise<SlotState> {
     const before = await this.readDeployment(target, slot);
     containerOf(target, before);
     const state = toSlotState(target, slot, before);
-    const labelled = before.spec?.template?.metadata?.labels?.[VERSION_LABEL] === version;
+    const labels = before.spec?.template?.metadata?.labels ?? {};
+    const labelled = labels[VERSION_LABEL] === version && (run === undefined || labels[RUN_LABEL] === run);
     if (state.image !== image || state.replicas !== replicas || !labelled) {
-      await this.patchDeployment(target, slot, { image, version, replicas });
+      await this.patchDeployment(target, slot, { image, version, run, replicas });
     }
     return state;
   }
@@ -239,11 +242,12 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
     return { deployment: name, containers, events, templateDiff: diffObjects(other.spec?.template, deployment.spec?.template), problems };
   }
 
-  /** One strategic merge patch: the container's image (merged by name), the version label, the replicas. */
-  private async patchDeployment(target: Target, slot: Slot, change: { image?: string; version?: string; replicas: number }): Promise<void> {
+  /** One strategic merge patch: the container's image (merged by name), the version and run labels, the replicas. */
+  private async patchDeployment(target: Target, slot: Slot, change: { image?: string; version?: string; run?: string | undefined; replicas: number }): Promise<void> {
     const name = target.deployments[slot];
     const template: Record<string, unknown> = {};
-    if (change.version) template['metadata'] = { labels: { [VERSION_LABEL]: change.version } };
+    const labels = { ...(change.version ? { [VERSION_LABEL]: change.version } : {}), ...(change.run ? { [RUN_LABEL]: change.run } : {}) };
+    if (Object.keys(labels).length) template['metadata'] = { labels };
     if (change.image) template['spec'] = { containers: [{ name: target.container, image: change.image }] };
     const body = { spec: { replicas: change.replicas, ...(Object.keys(template).length ? { template } : {}) } };
     await this.call(`patch deployment ${name}`, target, () => this.apps.patchNamespacedDeployment({ name, namespace: target.namespace, body }, STRATEGIC));
@@ -393,6 +397,7 @@ function toSlotState(target: Target, slot: Slot, deployment: k8s.V1Deployment): 
     deployment: deployment.metadata?.name ?? target.deployments[slot],
     image: container?.image ?? null,
     version: deployment.spec?.template?.metadata?.labels?.[VERSION_LABEL] ?? (container?.image ? versionFromImage(container.image) : null),
+    run: deployment.spec?.template?.metadata?.labels?.[RUN_LABEL] ?? null,
     replicas: deployment.spec?.replicas ?? 0,
     readyReplicas: status.readyReplicas ?? 0,
     updatedReplicas: status.updatedReplicas ?? 0,

@@ -25,6 +25,7 @@ import type {
 import { parseEnv } from '../config/env.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorType } from '../shared/errors.js';
+import { RUN_LABEL } from '../shared/slots.js';
 import type { Slot } from '../shared/slots.js';
 import { TrafficRouter } from '../shared/traffic.js';
 import { LocalGatewayApiRouter, LocalIngressRouter, LocalSelectorRouter, LocalServiceSchema } from './local-routers.js';
@@ -34,12 +35,13 @@ import { versionFromImage } from '../deployment-spec/deployment-spec.js';
 import { diffObjects } from '../shared/evidence.js';
 import type { SlotEvidence } from '../shared/evidence.js';
 
-const PodSchema = z.object({ name: z.string(), image: z.string(), phase: z.string(), ready: z.boolean(), restarts: z.number() });
+const PodSchema = z.object({ name: z.string(), image: z.string(), phase: z.string(), ready: z.boolean(), restarts: z.number(), updated: z.boolean() });
 const DeploymentSchema = z.object({
   name: z.string(),
   namespace: z.string(),
   container: z.string(),
   image: z.string().nullable(),
+  templateLabels: z.record(z.string()),
   replicas: z.number(),
   generation: z.number(),
   observedGeneration: z.number(),
@@ -98,9 +100,13 @@ export class LocalPlatform extends RoutedPlatform implements Platform {
     return { activeSlot, slots: { blue, green } };
   }
 
-  async deploySlot({ target, slot, image, replicas }: DeploySlotRequest): Promise<SlotState> {
+  /** A new run labels the pod template anew, so its pods (and their series) are new even with the same image. */
+  async deploySlot({ target, slot, image, run, replicas }: DeploySlotRequest): Promise<SlotState> {
     const before = await this.deployment(target, slot);
-    if (before.image !== image || before.replicas !== replicas) await this.patchDeployment(target, before, { image, replicas });
+    const labelled = run === undefined || before.templateLabels[RUN_LABEL] === run;
+    if (before.image !== image || before.replicas !== replicas || !labelled) {
+      await this.patchDeployment(target, before, { image, replicas, ...(run === undefined ? {} : { labels: { [RUN_LABEL]: run } }) });
+    }
     return toSlotState(target, slot, before);
   }
 
@@ -108,7 +114,7 @@ export class LocalPlatform extends RoutedPlatform implements Platform {
     const started = performance.now();
     for (;;) {
       const d = await this.deployment(target, slot);
-      const outdated = d.pods.filter((p) => p.image !== d.image).length;
+      const outdated = d.pods.filter((p) => !p.updated).length;
       progress.heartbeat({ ready: d.readyReplicas, of: replicas });
       if (
         d.observedGeneration >= d.generation &&
@@ -133,7 +139,7 @@ export class LocalPlatform extends RoutedPlatform implements Platform {
 
   async readRestarts({ target, slot }: ReadRestartsRequest): Promise<number> {
     const d = await this.deployment(target, slot);
-    return d.pods.filter((p) => p.image === d.image).reduce((sum, p) => sum + p.restarts, 0);
+    return d.pods.filter((p) => p.updated).reduce((sum, p) => sum + p.restarts, 0);
   }
 
   async scaleSlot({ target, slot, replicas, image }: ScaleSlotRequest, progress: Progress): Promise<void> {
@@ -192,7 +198,7 @@ export class LocalPlatform extends RoutedPlatform implements Platform {
   }
 
   /** Patches the Deployment `d` was read from, once its container is the target's. */
-  private async patchDeployment(target: Target, d: LocalDeploymentState, patch: { image?: string; replicas: number }): Promise<void> {
+  private async patchDeployment(target: Target, d: LocalDeploymentState, patch: { image?: string; replicas: number; labels?: Record<string, string> }): Promise<void> {
     if (d.container !== target.container) {
       throw ApplicationFailure.create({
         type: ErrorType.InvalidInput,
@@ -224,6 +230,7 @@ function toSlotState(target: Target, slot: Slot, d: LocalDeploymentState): SlotS
     deployment: d.name,
     image: d.container === target.container ? d.image : null,
     version: d.container === target.container && d.image ? versionFromImage(d.image) : null,
+    run: d.templateLabels[RUN_LABEL] ?? null,
     replicas: d.replicas,
     readyReplicas: d.readyReplicas,
     updatedReplicas: d.updatedReplicas,

@@ -54,6 +54,8 @@ interface IncidentSource {
   status: DeploymentStatus;
   /** The spec as far as it is known (a spec refused in preflight may lack any of it). */
   spec: { monitor?: { window?: string; slos?: readonly { name: string; query: string }[] }; service?: string };
+  /** The deployment's run (`{{run}}` in the queries). */
+  run: string;
   message: string;
   failedCheck: string | null;
   /** The workflow's time now. */
@@ -61,7 +63,7 @@ interface IncidentSource {
 }
 
 /** The incident for a rollback or failure, from the status and the spec. */
-export function incidentOf({ status, spec, message, failedCheck, now }: IncidentSource): Incident {
+export function incidentOf({ status, spec, run, message, failedCheck, now }: IncidentSource): Incident {
   // The window after the deployment measured last, if it ran; else the monitor.
   const measured = failedCheck ? (status.observe?.latest[failedCheck] ?? status.monitor?.latest[failedCheck] ?? null) : null;
   const slo = failedCheck ? spec.monitor?.slos?.find((s) => s.name === failedCheck) : undefined;
@@ -79,6 +81,7 @@ export function incidentOf({ status, spec, message, failedCheck, now }: Incident
             namespace: status.namespace,
             slot,
             version: status.version,
+            run,
             ...(spec.monitor?.window ? { window: spec.monitor.window } : {}),
             ...(spec.service ? { service: spec.service } : {}),
           }),

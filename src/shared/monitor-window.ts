@@ -58,8 +58,9 @@ export interface HoldPolicy {
  */
 export interface CanaryRules {
   stable: Slot;
-  /** For queries scoped by version. */
+  /** For queries scoped by version and by run (absent in histories recorded before). */
   stableVersion: string;
+  stableRun?: string;
   /** Requests a slot served within the window (the spec's `canary.requestsQuery`). */
   requestsQuery: string;
   /** Requests the canary must serve within the window before a tick can be Successful. */

@@ -21,6 +21,12 @@ export function isSlot(value: unknown): value is Slot {
   return value === Slot.Blue || value === Slot.Green;
 }
 
+/**
+ * The pod-template label each deployment sets to its run (the workflow's first run id), so a
+ * run's series are told from an earlier run's of the same version in the same slot.
+ */
+export const RUN_LABEL = 'bluegreen.dev/run';
+
 /** What runs in one slot, as the platform reports it. */
 export interface SlotState {
   slot: Slot;
@@ -29,6 +35,11 @@ export interface SlotState {
   image: string | null;
   /** The version its pods are labelled with (the canary's SLO queries read the stable's by it). */
   version?: string | null;
+  /**
+   * The deployment run that last rolled out its pods (their `bluegreen.dev/run` label); null when
+   * they carry none. Queries scoped by `{{run}}` read this slot's series by it.
+   */
+  run?: string | null;
   replicas: number;
   readyReplicas: number;
   updatedReplicas: number;

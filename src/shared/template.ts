@@ -4,7 +4,7 @@
  */
 
 /** Placeholders a template may use. */
-export const TEMPLATE_VARIABLES = ['app', 'namespace', 'slot', 'version', 'window', 'service'] as const;
+export const TEMPLATE_VARIABLES = ['app', 'namespace', 'slot', 'version', 'run', 'window', 'service'] as const;
 export type TemplateVariable = (typeof TEMPLATE_VARIABLES)[number];
 export type TemplateVariables = Partial<Record<TemplateVariable, string>>;
 

@@ -179,7 +179,7 @@ class CanarySteps {
     if (needed <= this.replicas) return;
     run.enterPhase(Phase.Deploying, `${label}: scaling the canary ${canary} to ${needed} replicas before its weight rises to ${step.weight} %`);
     try {
-      await run.act('write', `scale ${canary} to ${needed} for ${step.weight} %`).deploySlot({ target, slot: canary, image: this.spec.image, version: this.spec.version, replicas: needed });
+      await run.act('write', `scale ${canary} to ${needed} for ${step.weight} %`).deploySlot({ target, slot: canary, image: this.spec.image, version: this.spec.version, run: run.id, replicas: needed });
       const ready = await run.act('readiness', `wait for ${needed} ready replicas of ${canary}`).waitForSlotReady({
         target,
         slot: canary,
@@ -249,6 +249,7 @@ class CanarySteps {
     const rules: CanaryRules = {
       stable,
       stableVersion: run.live!.slots[stable].version ?? 'unknown',
+      stableRun: run.live!.slots[stable].run ?? '',
       requestsQuery: this.spec.canary.requestsQuery,
       minRequests: this.spec.canary.minRequests,
       comparedToStable,
@@ -415,6 +416,8 @@ class CanarySteps {
       stable,
       version: this.spec.version,
       stableVersion: live.version ?? 'unknown',
+      run: run.id,
+      stableRun: live.run ?? '',
       window: monitor.window,
       slos: monitor.slos,
       requestsQuery: this.spec.canary.requestsQuery,

@@ -25,8 +25,8 @@ function source(url: string): PrometheusSloSource {
   return PrometheusSloSource.fromEnv({ PROMETHEUS_URL: url, PROMETHEUS_TIMEOUT_MS: '2000' });
 }
 
-async function evaluate(url: string, slos: Slo[] = DETECTION_API_SLOS): Promise<Record<string, Measurement>> {
-  const measurements = await source(url).evaluateSlos({ target: REFERENCE_TARGET, slot: 'green', version: 'v2.2.0', window: '5s', slos });
+async function evaluate(url: string, slos: Slo[] = DETECTION_API_SLOS, run?: string): Promise<Record<string, Measurement>> {
+  const measurements = await source(url).evaluateSlos({ target: REFERENCE_TARGET, slot: 'green', version: 'v2.2.0', run, window: '5s', slos });
   return Object.fromEntries(measurements.map((m) => [m.name, m]));
 }
 
@@ -63,16 +63,16 @@ async function withScrapedService(env: Record<string, string>, body: (service: D
 }
 
 /** Drives traffic until Prometheus has rates for it, then measures. */
-async function measureUnderTraffic(service: DetectionApiProcess, prometheus: PrometheusServer, clients = 4): Promise<Record<string, Measurement>> {
+async function measureUnderTraffic(service: DetectionApiProcess, prometheus: PrometheusServer, clients = 4, run?: string): Promise<Record<string, Measurement>> {
   const traffic = drive(service.url, clients);
   try {
     let latest: Record<string, Measurement> = {};
     await eventually(async () => {
-      latest = await evaluate(prometheus.url);
+      latest = await evaluate(prometheus.url, DETECTION_API_SLOS, run);
       return latest['error-rate']?.value !== null && latest['p95-latency']?.value !== null;
     }, 'Prometheus has rates for the traffic');
     await new Promise((resolve) => setTimeout(resolve, 2000)); // a few more scrapes of steady traffic
-    return await evaluate(prometheus.url);
+    return await evaluate(prometheus.url, DETECTION_API_SLOS, run);
   } finally {
     await traffic.stop();
   }
@@ -99,11 +99,17 @@ describe('Prometheus SLO source against a real Prometheus', () => {
     });
   });
 
-  it('fails the error ratio when the version answers 5xx', async () => {
-    await withScrapedService({ FAULT_ERROR_RATE: '0.5' }, async (service, prometheus) => {
-      const m = await measureUnderTraffic(service, prometheus);
+  it('fails the error ratio when the version answers 5xx, and judges only the run whose pods answered', async () => {
+    await withScrapedService({ FAULT_ERROR_RATE: '0.5', RUN: 'run-a' }, async (service, prometheus) => {
+      const m = await measureUnderTraffic(service, prometheus, 4, 'run-a');
       assert.equal(m['error-rate']?.result, 'Failed', JSON.stringify(m['error-rate']));
       assert.ok((m['error-rate']?.value ?? 0) > 0.2 && (m['error-rate']?.value ?? 1) < 0.8, `about half: ${m['error-rate']?.value}`);
+      // Another run of the same version in the same slot (a redeploy under the same tag) does not
+      // see them, nor does a run whose pods carry no run label.
+      for (const run of ['run-b', '']) {
+        const [other] = await source(prometheus.url).evaluateSlos({ target: REFERENCE_TARGET, slot: 'green', version: 'v2.2.0', run, window: '5s', slos: DETECTION_API_SLOS.slice(0, 1) });
+        assert.equal(other?.result, 'Inconclusive', `run '${run}': ${JSON.stringify(other)}`);
+      }
     });
   });
 

@@ -66,13 +66,13 @@ describe('deployment spec', () => {
     for (const slo of spec.monitor.slos) assert.match(slo.query, /app="\{\{app\}\}",namespace="\{\{namespace\}\}",slot="\{\{slot\}\}",version="\{\{version\}\}"/, slo.name);
   });
 
-  it('scopes every default SLO query to the app, namespace and slot, and makes the error rate a ratio', () => {
+  it('scopes every default SLO query to the app, namespace, slot, version and run, and makes the error rate a ratio', () => {
     const spec = parseDeploymentSpec({ app: 'a', image: 'a:1' });
     for (const slo of spec.monitor.slos) {
       assert.match(slo.query, /app="\{\{app\}\}",namespace="\{\{namespace\}\}",slot="\{\{slot\}\}"/, slo.name);
     }
     const errorRate = spec.monitor.slos.find((s) => s.name === 'error-rate')!.query;
-    const selector = 'app="{{app}}",namespace="{{namespace}}",slot="{{slot}}",version="{{version}}"';
+    const selector = 'app="{{app}}",namespace="{{namespace}}",slot="{{slot}}",version="{{version}}",run=~"{{run}}|"';
     assert.equal(
       errorRate,
       `(sum(rate(http_requests_total{${selector},status=~"5.."}[{{window}}])) or vector(0)) / sum(rate(http_requests_total{${selector}}[{{window}}]))`,

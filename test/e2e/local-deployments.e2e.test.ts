@@ -7,7 +7,8 @@
  * mid-deployment is replaced and the deployment finishes, the slots untouched meanwhile; undo puts
  * the version before the last success back under traffic. A version
  * that degrades once live makes the next deployment's preflight refuse, naming the SLO Prometheus
- * sees breached, until the fix is let through with allowUnstableActive.
+ * sees breached, until the fix is let through with allowUnstableActive. A fix pushed under the tag
+ * that just failed, and redeployed at once to the same slot, is judged on its own run's series.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -27,6 +28,7 @@ import { DETECTION_API_SLOS, REFERENCE_TARGET, testSpec } from '../helpers/deplo
 import { eventually } from '../helpers/eventually.js';
 import { DETECTION_API_IMAGE, deployTag, untilPhase } from '../helpers/embedded-stack.js';
 import { deploymentResult } from '../../src/client/deployment-client.js';
+import { renderTemplate } from '../../src/shared/template.js';
 
 const IMAGE = DETECTION_API_IMAGE;
 const BLUEGREEN = fileURLToPath(new URL('../../bin/bluegreen.js', import.meta.url));
@@ -222,7 +224,8 @@ describe('deployments on the embedded default (dev server, local platform, Prome
     const prometheus = PrometheusSloSource.fromEnv({ PROMETHEUS_URL: stack.prometheus!.url });
     const errorRate = DETECTION_API_SLOS.filter((slo) => slo.name === 'error-rate');
     await eventually(
-      async () => (await prometheus.evaluateSlos({ target: REFERENCE_TARGET, slot: from, version: 'v2.2.1-degrades', window: '5s', slos: errorRate }))[0]!.result === 'Failed',
+      async () => (await prometheus.evaluateSlos({ target: REFERENCE_TARGET, slot: from, version: 'v2.2.1-degrades', run: live.slots[from].run ?? '', window: '5s', slos: errorRate }))[0]!
+          .result === 'Failed',
       'the live slot breaching its error rate',
       90_000,
     );
@@ -248,6 +251,56 @@ describe('deployments on the embedded default (dev server, local platform, Prome
     assert.deepEqual([fix.status.activeCheck?.verdict, fix.status.activeCheck?.allowedUnstable], ['breaching', true]);
     assert.match(fix.warnings.join('\n'), /deployed onto an unstable active slot: the active slot (blue|green) breaches SLO 'error-rate'/);
     assert.equal((await describeLive()).slots[fix.toSlot!].image, IMAGE('v2.2.3'));
+    const score = await traffic.stop();
+    assert.equal(score.connectionFailures, 0, score.failureSamples.join('; '));
+  });
+
+  it('judges a redeploy under the same tag, to the slot where that tag just failed, on its own series: the fixed build goes live', async () => {
+    traffic = new TrafficGenerator(stack.local!.routerUrl, 40);
+    traffic.start();
+    // A window of a minute: the failed run's errors are still in it when the fix is monitored.
+    const deploy = () =>
+      stack.deployments!.start(
+        testSpec({
+          image: IMAGE('v2.3.0'),
+          replicas: 2,
+          readinessTimeoutSeconds: 60,
+          monitor: { durationSeconds: 20, intervalSeconds: 2, window: '1m' },
+          scaleDownDelaySeconds: 1,
+        }),
+      );
+    const failedHandle = await deploy();
+    const failed = await deploymentResult(failedHandle);
+    assert.deepEqual([failed.outcome, failed.reason, failed.failedCheck], ['RolledBack', 'SloBreach', 'error-rate'], failed.message);
+
+    // The fix is pushed under the same tag (the tag's pods now answer without the fault) and deployed at once.
+    const pushed = await fetch(`${stack.local!.controlUrl}/api/v1/images`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ image: IMAGE('v2.3.0'), env: {} }),
+    });
+    assert.equal(pushed.status, 201);
+    const fixedHandle = await deploy();
+    const fixed = await deploymentResult(fixedHandle);
+    assert.equal(fixed.outcome, 'Succeeded', fixed.message);
+    assert.equal(fixed.toSlot, failed.toSlot, 'the same slot');
+    const live = await describeLive();
+    assert.deepEqual([live.activeSlot, live.slots[fixed.toSlot!].image, live.slots[fixed.toSlot!].run], [fixed.toSlot, IMAGE('v2.3.0'), fixedHandle.firstExecutionRunId]);
+    const monitor = fixed.status.monitor!;
+    assert.ok(monitor.successful >= 1 && monitor.failed === 0, JSON.stringify(monitor));
+    assert.ok(monitor.latest['error-rate']!.value! < 0.01, JSON.stringify(monitor.latest['error-rate']));
+
+    // The same error rate over the slot and version alone, every run's series, during the fix's
+    // monitor window: the failed run's 500s are there, and would have rolled the fix back.
+    const errorRate = DETECTION_API_SLOS.find((slo) => slo.name === 'error-rate')!;
+    const everyRun = renderTemplate(errorRate.query, { app: 'detection-api', namespace: 'default', slot: fixed.toSlot!, version: 'v2.3.0', run: '.*', window: '1m' });
+    const monitoring = Date.parse(fixed.status.transitions.find((t) => t.phase === 'Monitoring')!.at) / 1000;
+    const range = (await (
+      await fetch(`${stack.prometheus!.url}/api/v1/query_range?${new URLSearchParams({ query: everyRun, start: String(monitoring), end: String(monitoring + 20), step: '2' })}`)
+    ).json()) as { status: string; data: { result: { values: [number, string][] }[] } };
+    assert.equal(range.status, 'success');
+    const unscoped = range.data.result.flatMap((series) => series.values.map(([, value]) => Number(value)));
+    assert.ok(unscoped.some((value) => value >= 0.01), `the slot and version's series hold the failed run's errors: ${JSON.stringify(unscoped)}`);
     const score = await traffic.stop();
     assert.equal(score.connectionFailures, 0, score.failureSamples.join('; '));
   });

@@ -41,19 +41,20 @@ describe('the kubernetes adapter against a real control plane', () => {
   it('describes the live state from the Service selector and both Deployments', async () => {
     const state = await platform.describe(target);
     assert.equal(state.activeSlot, 'blue');
-    assert.deepEqual(state.slots.blue, { slot: 'blue', deployment: 'detection-api-blue', image: V1, version: 'v2.1.0', replicas: 3, readyReplicas: 3, updatedReplicas: 3, availableReplicas: 3 });
+    assert.deepEqual(state.slots.blue, { slot: 'blue', deployment: 'detection-api-blue', image: V1, version: 'v2.1.0', run: null, replicas: 3, readyReplicas: 3, updatedReplicas: 3, availableReplicas: 3 });
     assert.deepEqual([state.slots.green.image, state.slots.green.replicas, state.slots.green.readyReplicas], [V1, 0, 0]);
   });
 
-  it('deploys the idle slot in one patch, returns what was there, and writes nothing when re-run', async () => {
+  it('deploys the idle slot in one patch, returns what was there, writes nothing when re-run, and rolls out new pods for a new run of the same image', async () => {
     const generation = (await readDeployment('detection-api-green')).metadata!.generation!;
-    const before = await platform.deploySlot({ target, slot: 'green', image: V2, version: 'v2.2.0', replicas: 2 });
-    assert.deepEqual([before.image, before.replicas], [V1, 0]);
+    const before = await platform.deploySlot({ target, slot: 'green', image: V2, version: 'v2.2.0', run: 'run-1', replicas: 2 });
+    assert.deepEqual([before.image, before.replicas, before.run], [V1, 0, null]);
     const after = await readDeployment('detection-api-green');
-    assert.equal(after.metadata!.generation, generation + 1, 'image, version label and replicas in one write');
+    assert.equal(after.metadata!.generation, generation + 1, 'image, version and run labels and replicas in one write');
     assert.equal(after.spec!.replicas, 2);
     assert.equal(after.spec!.template.spec!.containers[0]!.image, V2);
     assert.equal(after.spec!.template.metadata!.labels!['version'], 'v2.2.0');
+    assert.equal(after.spec!.template.metadata!.labels!['bluegreen.dev/run'], 'run-1');
     assert.ok(after.spec!.template.spec!.containers[0]!.readinessProbe, 'the strategic merge kept the rest of the container');
 
     const beats = progress();
@@ -63,9 +64,19 @@ describe('the kubernetes adapter against a real control plane', () => {
     assert.equal((await slotPods(cluster, 'green', NS)).length, 2);
 
     const resourceVersion = (await readDeployment('detection-api-green')).metadata!.resourceVersion;
-    const again = await platform.deploySlot({ target, slot: 'green', image: V2, version: 'v2.2.0', replicas: 2 });
-    assert.deepEqual([again.image, again.replicas, again.readyReplicas], [V2, 2, 2]);
+    const again = await platform.deploySlot({ target, slot: 'green', image: V2, version: 'v2.2.0', run: 'run-1', replicas: 2 });
+    assert.deepEqual([again.image, again.replicas, again.readyReplicas, again.run], [V2, 2, 2, 'run-1']);
     assert.equal((await readDeployment('detection-api-green')).metadata!.resourceVersion, resourceVersion, 'the re-run wrote nothing');
+
+    // The same image again, from another run (a redeploy after a rollback): new pods, labelled with it.
+    const firstPods = await slotPods(cluster, 'green', NS);
+    await platform.deploySlot({ target, slot: 'green', image: V2, version: 'v2.2.0', run: 'run-2', replicas: 2 });
+    await platform.waitForSlotReady({ target, slot: 'green', replicas: 2, timeoutSeconds: 60 }, progress());
+    const rolled = await cluster.core.listNamespacedPod({ namespace: NS, labelSelector: 'slot=green' });
+    const running = rolled.items.filter((p) => !p.metadata!.deletionTimestamp);
+    assert.deepEqual(running.map((p) => p.metadata!.labels!['bluegreen.dev/run']), ['run-2', 'run-2']);
+    assert.ok(running.every((p) => !firstPods.includes(p.metadata!.name!)), 'none of the first run\'s pods serves the new run');
+    assert.equal((await platform.describe(target)).slots.green.run, 'run-2');
   });
 
   it('sets a canary weight by replica ratio: one Service over both slots, read back from the EndpointSlices; weight 0 selects the stable again', async () => {

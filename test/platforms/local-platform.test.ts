@@ -75,19 +75,29 @@ describe('the local platform adapter against the real local platform', () => {
     }
   });
 
-  it('deploys the idle slot in one change, returns what was there, and is idempotent', async () => {
-    const before = await local.platform.deploySlot({ target, slot: 'green', image: V2, version: 'v2.2.0', replicas: 2 });
-    assert.deepEqual({ image: before.image, replicas: before.replicas }, { image: V1, replicas: 0 });
+  it('deploys the idle slot in one change, returns what was there, is idempotent, and rolls out new pods for a new run of the same image', async () => {
+    const before = await local.platform.deploySlot({ target, slot: 'green', image: V2, version: 'v2.2.0', run: 'run-1', replicas: 2 });
+    assert.deepEqual({ image: before.image, replicas: before.replicas, run: before.run }, { image: V1, replicas: 0, run: null });
     const beats = progress();
     const ready = await local.platform.waitForSlotReady({ target, slot: 'green', replicas: 2, timeoutSeconds: 30 }, beats);
     assert.equal(ready.readyReplicas, 2);
     assert.ok(beats.beats.length >= 1, 'waiting heartbeats');
-    const again = await local.platform.deploySlot({ target, slot: 'green', image: V2, version: 'v2.2.0', replicas: 2 });
-    assert.deepEqual({ image: again.image, replicas: again.replicas, ready: again.readyReplicas }, { image: V2, replicas: 2, ready: 2 });
+    const again = await local.platform.deploySlot({ target, slot: 'green', image: V2, version: 'v2.2.0', run: 'run-1', replicas: 2 });
+    assert.deepEqual({ image: again.image, replicas: again.replicas, ready: again.readyReplicas, run: again.run }, { image: V2, replicas: 2, ready: 2, run: 'run-1' });
     // The re-run changed nothing: the same two pods still serve the slot's own Service.
     assert.deepEqual(await servedBy(local.slotUrls.green), new Set(['detection-api-green-1', 'detection-api-green-2']));
     const answer = await postDetection(local.slotUrls.green, SEED_DETECTION);
     assert.equal(answer.status, 201);
+
+    // The same image from another run: new pods, whose series carry the new run.
+    await local.platform.deploySlot({ target, slot: 'green', image: V2, version: 'v2.2.0', run: 'run-2', replicas: 2 });
+    await local.platform.waitForSlotReady({ target, slot: 'green', replicas: 2, timeoutSeconds: 30 }, progress());
+    assert.deepEqual(await servedBy(local.slotUrls.green), new Set(['detection-api-green-3', 'detection-api-green-4']));
+    assert.equal((await local.platform.describe(target)).slots.green.run, 'run-2');
+    const groups = JSON.parse(readFileSync(local.targetsFile, 'utf8')) as { targets: string[]; labels: Record<string, string> }[];
+    const green = groups.filter((g) => g.labels['deployment'] === 'detection-api-green');
+    assert.deepEqual(green.map((g) => g.labels['pod']).sort(), ['detection-api-green-3', 'detection-api-green-4']);
+    for (const group of green) assert.match(await (await fetch(`http://${group.targets[0]}/metrics`)).text(), /^http_requests_total\{[^}]*run="run-2"/m);
   });
 
   it('maps cluster DNS names of slot Services to their local routers', async () => {
@@ -101,7 +111,7 @@ describe('the local platform adapter against the real local platform', () => {
     assert.deepEqual(switched, { changed: true, previousSlot: 'blue' });
     const verified = await local.platform.verifyTraffic({ target, slot: 'green', timeoutSeconds: 10 }, progress());
     assert.equal(verified.endpoints, 2);
-    assert.deepEqual(await servedBy(local.routerUrl), new Set(['detection-api-green-1', 'detection-api-green-2']));
+    assert.deepEqual(await servedBy(local.routerUrl), new Set(['detection-api-green-3', 'detection-api-green-4']));
     assert.deepEqual(await local.platform.switchTraffic({ target, slot: 'green' }), { changed: false, previousSlot: 'green' });
   });
 
@@ -236,6 +246,13 @@ describe('the local platform adapter against the real local platform', () => {
     });
     assert.equal(badReplicas.status, 422);
     assert.match(((await badReplicas.json()) as { message: string }).message, /replicas: replicas must be 0 or more/);
+    const selectorLabel = await fetch(`${local.controlUrl}/api/v1/namespaces/default/deployments/detection-api-blue`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ labels: { slot: 'green' } }),
+    });
+    assert.equal(selectorLabel.status, 422);
+    assert.match(((await selectorLabel.json()) as { message: string }).message, /labels\.slot: the Deployment's selector label cannot be changed/);
 
     // A selector on neither slot is a precondition the deployment cannot work from.
     await fetch(`${local.controlUrl}/api/v1/namespaces/default/services/detection-api-service`, {

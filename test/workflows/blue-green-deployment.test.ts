@@ -108,8 +108,10 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
 
   it('deploys to the idle slot, switches, monitors the whole window and scales the old slot down', async () => {
     const double = new RecordingPlatformDouble();
+    let run = '';
     const result = await withWorker(env, double, async (taskQueue) => {
       const handle = await startDeployment(env, taskQueue, testSpec());
+      run = handle.firstExecutionRunId;
       const result = await deploymentResult(handle);
       await captureHistory(handle, 'succeeded-blue-to-green');
       const events = (await handle.fetchHistory()).events ?? [];
@@ -137,8 +139,11 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       slot: 'green',
       image: NEW_IMAGE,
       version: 'v2.2.0',
+      run,
       replicas: 3,
     });
+    // The window measures this run's series: the run that labelled the pods.
+    assert.equal((double.calls.find((c) => c.name === 'tick:evaluateSlos')?.request as { run?: string } | undefined)?.run, run);
     assert.equal(double.selector, 'green');
     assert.deepEqual(double.slots.green, { image: NEW_IMAGE, replicas: 3, readyReplicas: 3, restarts: 0 });
     assert.equal(double.slots.blue.replicas, 0, 'the old slot is scaled to zero, not left running');

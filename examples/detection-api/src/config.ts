@@ -14,6 +14,8 @@ export const ConfigSchema = z.object({
   APP_NAME: z.string().min(1).default('detection-api'),
   APP_VERSION: z.string().min(1).default('dev'),
   SLOT: z.string().default(''),
+  /** The deployment run that rolled out this pod (its `bluegreen.dev/run` label); '' for none. */
+  RUN: z.string().default(''),
   NAMESPACE: z.string().default('default'),
   /** The TAK server's CoT TCP input, host:port. */
   TAK_ADDRESS: z.string().regex(/^[^\s:]+:[0-9]{1,5}$/, 'TAK_ADDRESS must be host:port').default('127.0.0.1:8087'),

@@ -25,8 +25,15 @@ export class ServiceMetrics {
   private readonly recentFlags: boolean[] = [];
   private recentGreen = 0;
 
-  constructor(config: Pick<Config, 'APP_NAME' | 'APP_VERSION' | 'SLOT' | 'NAMESPACE'>) {
-    this.registry.setDefaultLabels({ app: config.APP_NAME, version: config.APP_VERSION, slot: config.SLOT, namespace: config.NAMESPACE });
+  constructor(config: Pick<Config, 'APP_NAME' | 'APP_VERSION' | 'SLOT' | 'NAMESPACE'> & Partial<Pick<Config, 'RUN'>>) {
+    this.registry.setDefaultLabels({
+      app: config.APP_NAME,
+      version: config.APP_VERSION,
+      slot: config.SLOT,
+      namespace: config.NAMESPACE,
+      // The run's series apart from an earlier run's of the same version and slot.
+      ...(config.RUN ? { run: config.RUN } : {}),
+    });
     collectDefaultMetrics({ register: this.registry });
     this.requests = new Counter({
       name: 'http_requests_total',

@@ -30,6 +30,7 @@ export function pushEvidenceCapture(run: RunContext, slot: Slot, peer: Slot): vo
         peer,
         image: run.spec.image,
         version: run.spec.version,
+        run: run.id,
         window: run.spec.monitor.window,
         slos: run.spec.monitor.slos,
         switchedAt: transitions.find((t) => t.phase === 'Switching')?.at ?? null,

@@ -155,6 +155,7 @@ export function windowRequests(
     target,
     slot,
     version: run.spec.version,
+    run: run.id,
     window: monitor.window,
     slos: monitor.slos,
     restarts: { baseline, limit: monitor.restartLimit },
@@ -369,12 +370,12 @@ export async function pauseWhileMeasuring(
 export async function measureSlot(run: RunContext, target: Target, slot: Slot, baseline: number, tick: string): Promise<Measurement[] | null> {
   const monitor = run.spec.monitor;
   if (patched(Patch.FewerRoundTrips)) {
-    const measured = await measuredOrNull(run.act('measure', `${tick}: SLOs and restarts of ${slot}`).measureSlot({ target, slot, version: run.spec.version, window: monitor.window, slos: monitor.slos }));
+    const measured = await measuredOrNull(run.act('measure', `${tick}: SLOs and restarts of ${slot}`).measureSlot({ target, slot, version: run.spec.version, run: run.id, window: monitor.window, slos: monitor.slos }));
     return measured && [...measured[0].slos, restartsMeasurement(run, measured[0].restarts, baseline)];
   }
   // Recorded before: two activities a tick.
   const measured = await measuredOrNull(
-    run.act('measure', `${tick}: SLOs of ${slot}`).evaluateSlos({ target, slot, version: run.spec.version, window: monitor.window, slos: monitor.slos }),
+    run.act('measure', `${tick}: SLOs of ${slot}`).evaluateSlos({ target, slot, version: run.spec.version, run: run.id, window: monitor.window, slos: monitor.slos }),
     run.act('measure', `${tick}: restarts of ${slot}`).readRestarts({ target, slot }),
   );
   return measured && [...measured[0], restartsMeasurement(run, measured[1], baseline)];

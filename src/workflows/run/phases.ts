@@ -78,6 +78,7 @@ async function checkActiveSlot(run: RunContext, active: SlotState): Promise<void
       target: run.target!,
       slot: active.slot,
       ...(active.version ? { version: active.version } : {}),
+      run: active.run ?? '',
       window: run.spec.monitor.window,
       slos,
     });
@@ -136,6 +137,7 @@ export async function deployIdleSlot(run: RunContext, replicas = run.spec.replic
       slot: idle,
       image: run.spec.image,
       version: run.spec.version,
+      run: run.id,
       replicas,
     });
     const ready = await run.act('readiness', `wait for ${replicas} ready replicas of ${idle}`).waitForSlotReady({

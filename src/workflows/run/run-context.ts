@@ -87,6 +87,11 @@ export class RunContext {
   persistentRollback = false;
   /** Set in preflight where the scrape-aware monitor applies (see Patch.ScrapeAwareMonitor). */
   warmUp: WarmUp | null = null;
+  /**
+   * The run's id, which labels the pods it rolls out (RUN_LABEL) and is `{{run}}` in its queries:
+   * the first run id, so a reset or a continue-as-new keeps its pods and its series.
+   */
+  readonly id = workflowInfo().firstExecutionRunId;
   /** Extra lines for the Temporal UI's details, given by the recipe (the canary's step). */
   detailLines: () => string[] = () => [];
 
@@ -307,7 +312,7 @@ export class RunContext {
     if (!patched(Patch.Notifications)) return;
     const { app, namespace, version, image } = this.status;
     const { workflowId, runId, namespace: temporalNamespace } = workflowInfo();
-    const incident = INCIDENT_KINDS.includes(kind) ? incidentOf({ status: this.status, spec: this.spec, message, failedCheck, now: new Date() }) : null;
+    const incident = INCIDENT_KINDS.includes(kind) ? incidentOf({ status: this.status, spec: this.spec, run: this.id, message, failedCheck, now: new Date() }) : null;
     try {
       await CancellationScope.nonCancellable(() =>
         this.act('quick', `notify: ${kind}`).notify({ kind, app, namespace, version, image, message, reason, failedCheck, workflowId, runId, temporalNamespace, incident }),

@@ -14,6 +14,7 @@ import type { SmokeReport } from '../shared/smoke-report.js';
 import type { Target } from '../shared/target.js';
 import type { TrafficRouter } from '../shared/traffic.js';
 import type { Evidence, SloSeries, SlotEvidence } from '../shared/evidence.js';
+import type { PlanCheck } from '../shared/plan.js';
 import type { DeploymentSpec, Slo } from '../deployment-spec/deployment-spec.js';
 
 export interface DeploySlotRequest {
@@ -263,6 +264,12 @@ export interface Platform {
    * `problems`; a refusal (403) throws Forbidden, so a missing permission is seen.
    */
   collectEvidence(request: CollectEvidenceRequest): Promise<SlotEvidence>;
+  /** The same platform with every write sent as a dry run (Kubernetes: dryRun=All): checked where it lands, never applied. */
+  dryRun(): Platform;
+  /** Whether the worker may do each thing a deployment through `router` does (Kubernetes: SelfSubjectAccessReview). */
+  reviewAccess(target: Target, router: TrafficRouter): Promise<PlanCheck[]>;
+  /** Whether the namespace can hold `replicas` pods of the slot's template (Kubernetes: ResourceQuota). */
+  checkCapacity(target: Target, slot: Slot, replicas: number): Promise<PlanCheck[]>;
 }
 
 export interface CollectEvidenceRequest {
@@ -277,6 +284,8 @@ export interface CollectEvidenceRequest {
 /** Runs the smoke suite against the idle slot; a failed check is a verdict, not an exception. */
 export interface SmokeRunner {
   runSmokeSuite(request: SmokeRequest, progress: Progress): Promise<SmokeReport>;
+  /** Whether the suite's endpoint for the slot resolves from this worker (for a plan); never throws. */
+  checkEndpoint(request: SmokeRequest): Promise<PlanCheck>;
 }
 
 export interface ScrapeIntervalRequest {

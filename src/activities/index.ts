@@ -13,6 +13,8 @@ import { boundEvidence } from '../shared/evidence.js';
 import { judgeCanaryMeasurements, restartsMeasurement } from '../shared/monitor-window.js';
 import type { MonitorWindowResult, MonitorWindowState } from '../shared/monitor-window.js';
 import { runMonitorWindow, systemClock } from './monitor-window.js';
+import { planChecks } from './plan-checks.js';
+import type { PlanReport } from '../shared/plan.js';
 import type { Clock } from './monitor-window.js';
 import type { Evidence } from '../shared/evidence.js';
 import type {
@@ -238,6 +240,13 @@ export function createActivities({ platform, smoke, slo, notifier = null, clock 
         series,
       };
       return boundEvidence(evidence, request.maxBytes);
+    },
+    /**
+     * A plan's reads and dry-run writes (src/activities/plan-checks.ts), nothing changed: what a
+     * deployment of `spec` would find and whether each of its steps would be let through.
+     */
+    async planChecks(spec: DeploymentSpec): Promise<PlanReport> {
+      return await heartbeating(() => planChecks(spec, { platform, smoke, slo }));
     },
     /** Never throws: a notification that cannot be delivered must not change a deployment. */
     async notify(event: DeploymentEvent): Promise<string> {

@@ -4,6 +4,7 @@
  * failed check is a verdict with a message, never an exception: the history shows which check
  * failed and why.
  */
+import { lookup } from 'node:dns/promises';
 import axios from 'axios';
 import type { AxiosResponse } from 'axios';
 import type { HttpCheck } from '../deployment-spec/deployment-spec.js';
@@ -11,6 +12,8 @@ import { SmokeSuite } from '../deployment-spec/deployment-spec.js';
 import { renderTemplate } from '../shared/template.js';
 import { CheckVerdict } from '../activities/contract.js';
 import type { Progress, SmokeCheckResult, SmokeReport, SmokeRequest, SmokeRunner } from '../activities/contract.js';
+import { PlanVerdict } from '../shared/plan.js';
+import type { PlanCheck } from '../shared/plan.js';
 
 /** The procedure's smoke detections (its API happy path and offline-queue checks, PROCEDURE §3). */
 const HAPPY_PATH_DETECTION = { source: 'test-uav', latitude: 34.0522, longitude: -118.2437, accuracy_meters: 50, confidence: 0.92 };
@@ -44,10 +47,28 @@ export interface SmokeRunnerOptions {
 export class HttpSmokeRunner implements SmokeRunner {
   constructor(private readonly options: SmokeRunnerOptions = {}) {}
 
-  async runSmokeSuite(request: SmokeRequest, progress: Progress): Promise<SmokeReport> {
-    const { smoke, target, slot } = request;
+  /** The endpoint the spec names for the slot, and the one this worker reaches it at. */
+  private async endpointOf({ smoke, target, slot }: SmokeRequest): Promise<{ named: string; endpoint: string }> {
     const named = renderTemplate(smoke.endpoint, { app: target.app, namespace: target.namespace, slot, service: target.service });
-    const endpoint = (this.options.resolveEndpoint ? await this.options.resolveEndpoint(named) : named).replace(/\/+$/, '');
+    return { named, endpoint: (this.options.resolveEndpoint ? await this.options.resolveEndpoint(named) : named).replace(/\/+$/, '') };
+  }
+
+  async checkEndpoint(request: SmokeRequest): Promise<PlanCheck> {
+    const name = `smoke endpoint of ${request.slot}`;
+    try {
+      const { named, endpoint } = await this.endpointOf(request);
+      const { hostname } = new URL(endpoint);
+      const { address } = await lookup(hostname);
+      return { kind: 'smoke', name, verdict: PlanVerdict.Ok, detail: `${named} resolves (${hostname} is ${address}${endpoint === named ? '' : `, through ${endpoint}`})` };
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      return { kind: 'smoke', name, verdict: PlanVerdict.Fail, detail: `${request.smoke.endpoint} for ${request.slot} does not resolve from the worker: ${code ?? (error as Error).message}` };
+    }
+  }
+
+  async runSmokeSuite(request: SmokeRequest, progress: Progress): Promise<SmokeReport> {
+    const { smoke } = request;
+    const { endpoint } = await this.endpointOf(request);
     const http = axios.create({
       baseURL: endpoint,
       timeout: smoke.timeoutSeconds * 1000,

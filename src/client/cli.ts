@@ -3,7 +3,7 @@
  *
  * Exit codes (stable, for CI):
  *   0  the deployment succeeded (or the command did what it was asked)
- *   1  the deployment rolled back or failed
+ *   1  the deployment rolled back or failed; for plan: a check says it would fail
  *   2  invalid input: a bad spec or flag, or no deployment of that app (for undo: no successful one)
  *   3  Temporal unreachable
  *   4  refused: a deployment of the app is already running, or an abort/approve/promote does not apply now
@@ -21,7 +21,9 @@ import type { TemporalConfig } from '../config/temporal.js';
 import { Gate, Outcome } from '../shared/deployment-status.js';
 import { SpecValidationError } from '../deployment-spec/deployment-spec.js';
 import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
-import { DeploymentAlreadyRunningError, NothingToUndoError, RequestRefusedError } from './deployment-client.js';
+import { DeploymentAlreadyRunningError, NothingToUndoError, PlanNotFoundError, RequestRefusedError } from './deployment-client.js';
+import { planLines } from '../shared/plan.js';
+import type { PlanResult } from '../shared/plan.js';
 import type { DeploymentClient, OperatorDelivery } from './deployment-client.js';
 import { writeEvidenceBundle } from './evidence-bundle.js';
 import { ProgressPrinter, renderResult, renderSnapshot, renderStatus } from './render.js';
@@ -113,8 +115,9 @@ async function startAndFollow(
   spec: DeploymentSpec,
   options: { wait?: boolean; abortOnInterrupt?: boolean; json?: boolean },
   started: (handle: { workflowId: string; firstExecutionRunId: string }) => string,
+  planned?: PlanResult,
 ): Promise<void> {
-  const handle = await client.start(spec);
+  const handle = await client.start(spec, planned ? { planned } : {});
   if (!options.json) out(started(handle));
   if (!options.wait) {
     if (options.json) out(JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId }));
@@ -125,6 +128,29 @@ async function startAndFollow(
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
+}
+
+/** The options that make a spec (spec-source.ts), shared by deploy and plan. */
+function specOptions(command: Command): Command {
+  return command
+    .option('-f, --file <spec.yaml>', 'deployment spec (YAML or JSON); flags override its fields')
+    .option('--app <name>', 'app name')
+    .option('-n, --namespace <name>', 'Kubernetes namespace')
+    .option('--image <ref>', 'image reference with a tag or digest')
+    .option('--version <label>', 'version label (default: the image tag)')
+    .option('--replicas <n>', 'replicas of the new slot')
+    .option('--set <path=value>', 'override any spec field, e.g. monitor.durationSeconds=60 (repeatable)', collect)
+    .option('--allow-unstable-active', 'deploy even if the active slot breaches its gated SLOs in preflight (a fix during an incident); the result records it');
+}
+
+/** The plan `--plan-id` names, if it planned a deployment that would proceed; the spec comes from it, so no other spec source is taken. */
+async function plannedSpec(client: DeploymentClient, options: SpecSources & { planId?: string }): Promise<PlanResult & { live: NonNullable<PlanResult['live']> }> {
+  const sources = (['file', 'app', 'image', 'version', 'replicas', 'set', 'allowUnstableActive'] as const).filter((key) => options[key] !== undefined);
+  if (sources.length > 0) throw new Exit(ExitCode.InvalidInput, `--plan-id deploys the planned spec as it is: leave out ${sources.map((key) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`);
+  const planned = await client.planResult(options.planId!);
+  if (!planned.plan || !planned.live) throw new Exit(ExitCode.InvalidInput, `plan ${planned.id} has no plan to deploy: ${planned.error?.message ?? 'unknown'}`);
+  if (!planned.plan.proceeds) throw new Exit(ExitCode.InvalidInput, `plan ${planned.id} says the deployment would fail; plan again once its checks pass`);
+  return { ...planned, live: planned.live };
 }
 
 /**
@@ -175,30 +201,44 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
 
-  program
-    .command('deploy')
-    .description('deploy a new version to the idle slot of an app')
-    .option('-f, --file <spec.yaml>', 'deployment spec (YAML or JSON); flags override its fields')
-    .option('--app <name>', 'app name')
-    .option('-n, --namespace <name>', 'Kubernetes namespace')
-    .option('--image <ref>', 'image reference with a tag or digest')
-    .option('--version <label>', 'version label (default: the image tag)')
-    .option('--replicas <n>', 'replicas of the new slot')
-    .option('--set <path=value>', 'override any spec field, e.g. monitor.durationSeconds=60 (repeatable)', collect)
-    .option('--allow-unstable-active', 'deploy even if the active slot breaches its gated SLOs in preflight (a fix during an incident); the result records it')
+  specOptions(program.command('deploy').description('deploy a new version to the idle slot of an app'))
+    .option('--plan-id <id>', 'deploy exactly the spec a plan checked (bluegreen plan prints its id); refused if the live state changed since')
     .option('--wait', 'follow the deployment to its end; the exit code is its outcome')
     .option('--abort-on-interrupt', 'with --wait: Ctrl+C sends abort (the deployment rolls back) instead of only stopping to watch')
     .option('--json', 'machine-readable output (the result as JSON)')
-    .action(
-      async (options: SpecSources & { wait?: boolean; abortOnInterrupt?: boolean; json?: boolean }) => {
-        const spec = loadSpec(options);
-        await withClient(program, async (client, config) => {
-          await startAndFollow(client, spec, options, (handle) =>
-            `started ${handle.workflowId} (run ${handle.firstExecutionRunId}): ${spec.app} ${spec.version} in ${spec.namespace} [Temporal namespace ${config.TEMPORAL_NAMESPACE}]`,
-          );
-        });
-      },
-    );
+    .action(async (options: SpecSources & { planId?: string; wait?: boolean; abortOnInterrupt?: boolean; json?: boolean }) => {
+      await withClient(program, async (client, config) => {
+        const planned = options.planId ? await plannedSpec(client, options) : undefined;
+        const spec = planned?.spec ?? loadSpec(options);
+        const started = (handle: { workflowId: string; firstExecutionRunId: string }) =>
+          `started ${handle.workflowId} (run ${handle.firstExecutionRunId}): ${spec.app} ${spec.version} in ${spec.namespace}` +
+          `${planned ? `, as planned by ${planned.id}` : ''} [Temporal namespace ${config.TEMPORAL_NAMESPACE}]`;
+        await startAndFollow(client, spec, options, started, planned);
+      });
+    });
+
+  specOptions(
+    program
+      .command('plan')
+      .description("what a deployment would do, checked against the cluster, Prometheus and the worker's access, with nothing changed; exit 0: it would proceed, 1: a check says it would fail"),
+  )
+    .option('--json', 'machine-readable output (the plan as JSON)')
+    .action(async (options: SpecSources & { json?: boolean }) => {
+      const spec = loadSpec(options);
+      await withClient(program, async (client, config) => {
+        const result = await client.plan(spec);
+        if (result.error?.invalid) throw new Exit(ExitCode.InvalidInput, result.error.message);
+        if (options.json) out(JSON.stringify(result, null, 2));
+        else if (result.error) out(`plan ${result.id}: the live state could not be read: ${result.error.message}`);
+        else {
+          for (const line of planLines(result.plan!)) out(line);
+          const ui = process.env['BLUEGREEN_TEMPORAL_UI_URL'];
+          out(`plan ${result.id}${ui ? ` (${ui.replace(/\/+$/, '')}/namespaces/${config.TEMPORAL_NAMESPACE}/workflows/${encodeURIComponent(result.id)})` : ''}`);
+          if (result.plan!.proceeds) out(`deploy it: bluegreen deploy --plan-id ${result.id}`);
+        }
+        if (result.error || !result.plan!.proceeds) process.exitCode = ExitCode.RolledBackOrFailed;
+      });
+    });
 
   program
     .command('undo')
@@ -346,7 +386,7 @@ export async function runCli(argv: string[]): Promise<number> {
     const [code, message] =
       error instanceof Exit
         ? [error.code, error.message]
-        : error instanceof SpecValidationError || error instanceof ConfigError || error instanceof NothingToUndoError
+        : error instanceof SpecValidationError || error instanceof ConfigError || error instanceof NothingToUndoError || error instanceof PlanNotFoundError
           ? [ExitCode.InvalidInput, error.message]
           : error instanceof DeploymentAlreadyRunningError || error instanceof RequestRefusedError
             ? [ExitCode.Refused, error.message]

@@ -8,10 +8,12 @@ import {
   WorkflowFailedError,
   WorkflowIdConflictPolicy,
   WorkflowIdReusePolicy,
+  WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   WorkflowUpdateRPCTimeoutOrCancelledError,
 } from '@temporalio/client';
 import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { randomUUID } from 'node:crypto';
 import proto from '@temporalio/proto';
 import { abortSignal, abortUpdate, approveSignal, approveUpdate, promoteSignal, promoteUpdate, statusQuery } from '../workflows/definitions.js';
 import type { blueGreenDeploymentWorkflow } from '../workflows/blue-green-deployment.js';
@@ -22,6 +24,8 @@ import type { MonitorWindowState } from '../shared/monitor-window.js';
 import { SEARCH_ATTRIBUTE_KEYS, SearchAttribute } from '../shared/search-attributes.js';
 import { deploymentWorkflowId } from '../shared/workflow-id.js';
 import { parseDeploymentSpec, Strategy } from '../deployment-spec/deployment-spec.js';
+import type { PlanResult } from '../shared/plan.js';
+import type { planWorkflow } from '../workflows/plan.js';
 import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
 
 /** The workflow type of each strategy; both take the spec and return the same result. */
@@ -54,6 +58,14 @@ export class RequestRefusedError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'RequestRefusedError';
+  }
+}
+
+/** `deploy --plan-id` naming a plan that does not exist. */
+export class PlanNotFoundError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PlanNotFoundError';
   }
 }
 
@@ -175,7 +187,10 @@ export class DeploymentClient {
    * `release`: the Release generation it deploys, kept in the run's memo, so that a restarted
    * controller finds the run it started and never starts the same generation twice.
    */
-  async start(spec: DeploymentSpec, { release }: { release?: ReleaseOrigin } = {}): Promise<WorkflowHandleWithFirstExecutionRunId<typeof blueGreenDeploymentWorkflow>> {
+  async start(
+    spec: DeploymentSpec,
+    { release, planned }: { release?: ReleaseOrigin; planned?: PlanResult } = {},
+  ): Promise<WorkflowHandleWithFirstExecutionRunId<typeof blueGreenDeploymentWorkflow>> {
     const workflowId = deploymentWorkflowId(spec.namespace, spec.app);
     const typedSearchAttributes = (await this.isIndexed())
       ? [
@@ -188,7 +203,7 @@ export class DeploymentClient {
       return await this.client.workflow.start<typeof blueGreenDeploymentWorkflow>(WORKFLOW_TYPES[spec.strategy], {
         workflowId,
         taskQueue: this.taskQueue,
-        args: [spec],
+        args: planned?.live ? [spec, { planned: { id: planned.id, live: planned.live } }] : [spec],
         workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
         workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
         memo: { app: spec.app, namespace: spec.namespace, version: spec.version, image: spec.image, ...(spec.undoOf ? { undoOf: spec.undoOf } : {}), ...(release ? { release } : {}) },
@@ -210,6 +225,31 @@ export class DeploymentClient {
         const { runId } = await running.describe().catch(() => ({ runId: undefined }));
         throw new DeploymentAlreadyRunningError(workflowId, runId, status);
       }
+      throw error;
+    }
+  }
+
+  /**
+   * `bluegreen plan`: what a deployment of `spec` would do, checked by the worker against the
+   * cluster, Prometheus and its own access, with nothing changed. Runs as a short workflow
+   * (`bluegreen/plan/<namespace>/<app>/<id>`), so the plan is kept and `deploy --plan-id` can
+   * deploy exactly what was planned.
+   */
+  async plan(spec: DeploymentSpec): Promise<PlanResult> {
+    return await this.client.workflow.execute<typeof planWorkflow>('planWorkflow', {
+      workflowId: `bluegreen/plan/${spec.namespace}/${spec.app}/${randomUUID().slice(0, 8)}`,
+      taskQueue: this.taskQueue,
+      args: [spec],
+      staticSummary: `plan ${spec.app} ${spec.version} in ${spec.namespace}`,
+    });
+  }
+
+  /** A plan kept by `plan()`; PlanNotFoundError when there is none. */
+  async planResult(id: string): Promise<PlanResult> {
+    try {
+      return await this.client.workflow.getHandle<typeof planWorkflow>(id).result();
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) throw new PlanNotFoundError(`no plan ${id} in Temporal namespace ${this.client.options.namespace}`);
       throw error;
     }
   }

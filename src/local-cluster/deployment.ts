@@ -82,13 +82,18 @@ export class LocalDeployment {
     return found;
   }
 
+  /** Throws UnknownImageError for a change that cannot be applied; changes nothing. */
+  check(change: DeploymentUpdate): void {
+    if (change.image !== undefined) this.imageConfig(change.image);
+    if ((change.replicas ?? this.replicas) > 0 && (change.image ?? this.image) === null) throw new UnknownImageError('a Deployment without an image cannot have replicas');
+  }
+
   /** Sets image, labels and replicas in one change; resolves once pods are started or stopping. */
   update(change: DeploymentUpdate): Promise<void> {
-    if (change.image !== undefined) this.imageConfig(change.image);
+    this.check(change);
     const image = change.image ?? this.image;
     const replicas = change.replicas ?? this.replicas;
     const templateLabels = { ...this.templateLabels, ...change.labels };
-    if (replicas > 0 && image === null) throw new UnknownImageError('a Deployment without an image cannot have replicas');
     if (image !== this.image || replicas !== this.replicas || !sameLabels(templateLabels, this.templateLabels)) {
       this.image = image;
       this.replicas = replicas;

@@ -63,6 +63,9 @@ export interface ClusterEvent extends ObjectEvent {
   count: number;
 }
 
+/** `?dryRun=All`: the write is validated and answered as it would be, and not applied (as Kubernetes does). */
+const dryRun = (request: { query: unknown }): boolean => (request.query as { dryRun?: string } | null)?.dryRun === 'All';
+
 const EvidenceQuery = z.object({ tailLines: z.coerce.number().int().min(1).max(5000).default(200) });
 
 export class LocalCluster {
@@ -160,6 +163,7 @@ export class LocalCluster {
         else selector[key] = value;
       }
       if (Object.keys(selector).length === 0) return reply.code(422).send({ message: 'selector: must select at least one label' });
+      if (dryRun(request)) return { ...service.status(), selector };
       service.selector = selector;
       return service.status();
     });
@@ -176,6 +180,7 @@ export class LocalCluster {
       if (!route) return reply.code(404).send(notFound('httproute', params));
       const patch = RoutePatch.safeParse(request.body);
       if (!patch.success) return reply.code(422).send(invalid(patch.error));
+      if (dryRun(request)) return { ...route.status(), backendRefs: patch.data.backendRefs };
       route.backendRefs = patch.data.backendRefs;
       return route.status();
     });
@@ -192,6 +197,7 @@ export class LocalCluster {
       if (!ingress) return reply.code(404).send(notFound('ingress', params));
       const patch = IngressPatch.safeParse(request.body);
       if (!patch.success) return reply.code(422).send(invalid(patch.error));
+      if (dryRun(request)) return ingress.status();
       if (patch.data.backend !== undefined) ingress.backend = patch.data.backend;
       for (const [key, value] of Object.entries(patch.data.annotations ?? {})) {
         if (value === null) delete ingress.annotations[key];
@@ -206,6 +212,7 @@ export class LocalCluster {
       if (this.find(this.ingresses, namespace, body.data.name)) return reply.code(409).send({ message: `ingress "${body.data.name}" already exists in namespace "${namespace}"` });
       const service = (ns: string, name: string) => this.find(this.services, ns, name);
       const ingress = new LocalIngress({ ...body.data, namespace }, service, () => this.ingresses);
+      if (dryRun(request)) return reply.code(201).send(ingress.status());
       this.ingresses.push(ingress);
       return reply.code(201).send(ingress.status());
     });
@@ -240,6 +247,10 @@ export class LocalCluster {
       const selectorLabel = Object.keys(patch.data.labels ?? {}).find((key) => key in deployment.config.labels);
       if (selectorLabel) return reply.code(422).send({ message: `labels.${selectorLabel}: the Deployment's selector label cannot be changed` });
       try {
+        if (dryRun(request)) {
+          deployment.check(patch.data);
+          return deployment.status();
+        }
         await deployment.update(patch.data);
       } catch (error) {
         if (error instanceof UnknownImageError) return reply.code(422).send({ message: `image: ${error.message}` });

@@ -34,7 +34,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorType } from '../shared/errors.js';
 import { RUN_LABEL } from '../shared/slots.js';
 import type { Slot } from '../shared/slots.js';
+import { PlanVerdict } from '../shared/plan.js';
+import type { PlanCheck } from '../shared/plan.js';
 import { TrafficRouter } from '../shared/traffic.js';
+import { accessNeeded, formatQuantity, podRequests, quantity } from './kubernetes-access.js';
 import { GatewayApiRouter, IngressRouter, SelectorRouter, selectorOf } from './kubernetes-routers.js';
 import type { KubernetesApi } from './kubernetes-routers.js';
 import { RoutedPlatform, RoutedTraffic } from './routing.js';
@@ -75,7 +78,13 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
   private unreachableAt = -Infinity;
   protected readonly traffic: RoutedTraffic;
 
-  constructor(config: k8s.KubeConfig) {
+  private readonly authorization: k8s.AuthorizationV1Api;
+
+  /** With `dryRun`, every write is sent with dryRun=All: admitted, validated and answered, never applied. */
+  constructor(
+    private readonly config: k8s.KubeConfig,
+    { dryRun = false }: { dryRun?: boolean } = {},
+  ) {
     super();
     const cluster = config.getCurrentCluster();
     if (!cluster) throw new ConfigError('the kubeconfig has no current cluster: set its current-context, or BLUEGREEN_KUBE_CONTEXT');
@@ -83,14 +92,16 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
       baseServer: new k8s.ServerConfiguration(cluster.server, {}),
       authMethods: { default: new KeptAliveConnections(config) },
     });
-    this.core = new k8s.CoreV1Api(configuration);
-    this.apps = new k8s.AppsV1Api(configuration);
+    const writes = <T extends object>(client: T): T => (dryRun ? dryRunWrites(client) : client);
+    this.core = writes(new k8s.CoreV1Api(configuration));
+    this.apps = writes(new k8s.AppsV1Api(configuration));
+    this.authorization = new k8s.AuthorizationV1Api(configuration);
     const api: KubernetesApi = {
       core: this.core,
       apps: this.apps,
       discovery: new k8s.DiscoveryV1Api(configuration),
-      networking: new k8s.NetworkingV1Api(configuration),
-      custom: new k8s.CustomObjectsApi(configuration),
+      networking: writes(new k8s.NetworkingV1Api(configuration)),
+      custom: writes(new k8s.CustomObjectsApi(configuration)),
       call: (what, target, request) => this.call(what, target, request),
     };
     this.traffic = new RoutedTraffic(this.name, [
@@ -104,6 +115,74 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
 
   static fromEnv(env: NodeJS.ProcessEnv): KubernetesPlatform {
     return new KubernetesPlatform(loadKubeConfig(env));
+  }
+
+  dryRun(): KubernetesPlatform {
+    return new KubernetesPlatform(this.config, { dryRun: true });
+  }
+
+  /** Each verb a deployment through `router` uses, asked of the API server for the worker's own identity. */
+  async reviewAccess(target: Target, router: TrafficRouter): Promise<PlanCheck[]> {
+    const needed = accessNeeded(router);
+    const reviews = await Promise.all(
+      needed.map(async (rule) => {
+        const [resource, subresource] = rule.resource.split('/');
+        const review = await this.call(`review access to ${rule.verb} ${rule.resource}`, target, () =>
+          this.authorization.createSelfSubjectAccessReview({
+            body: { spec: { resourceAttributes: { namespace: target.namespace, group: rule.group, resource, subresource, verb: rule.verb } } },
+          }),
+        );
+        return { rule, allowed: review.status?.allowed === true, reason: review.status?.reason ?? '' };
+      }),
+    );
+    const allowed = reviews.filter((r) => r.allowed).map((r) => `${r.rule.verb} ${r.rule.resource}`);
+    return [
+      ...(allowed.length ? [{ kind: 'access' as const, name: 'access', verdict: PlanVerdict.Ok, detail: `the worker may ${allowed.join(', ')} in ${target.namespace}` }] : []),
+      ...reviews
+        .filter((r) => !r.allowed)
+        .map((r) => ({
+          kind: 'access' as const,
+          name: `${r.rule.verb} ${r.rule.resource}${r.rule.group ? ` (${r.rule.group})` : ''}`,
+          verdict: PlanVerdict.Fail,
+          detail: `denied to the worker in ${target.namespace}${r.reason ? ` (${r.reason})` : ''}: ${r.rule.why} would fail with 403`,
+        })),
+    ];
+  }
+
+  /**
+   * Whether the namespace's ResourceQuotas leave room for the slot at `replicas`: pods, and the
+   * requests and limits its pod template asks for (LimitRange defaults where it asks none). The
+   * slot's own pods are already counted as used.
+   */
+  async checkCapacity(target: Target, slot: Slot, replicas: number): Promise<PlanCheck[]> {
+    let read;
+    try {
+      read = await Promise.all([
+        this.readDeployment(target, slot),
+        this.call(`list resourcequotas in ${target.namespace}`, target, () => this.core.listNamespacedResourceQuota({ namespace: target.namespace })),
+        this.call(`list limitranges in ${target.namespace}`, target, () => this.core.listNamespacedLimitRange({ namespace: target.namespace })),
+      ]);
+    } catch (error) {
+      if (!(error instanceof ApplicationFailure && error.type === ErrorType.Forbidden)) throw error;
+      const detail = `not checked: ${error.message} (deploy/worker/plan-role.yaml grants it)`;
+      return [{ kind: 'capacity', name: 'quota', verdict: PlanVerdict.Warning, detail }];
+    }
+    const [deployment, quotas, ranges] = read;
+    if (quotas.items.length === 0) return [{ kind: 'capacity', name: 'quota', verdict: PlanVerdict.Ok, detail: `no ResourceQuota in ${target.namespace}` }];
+    const more = replicas - (deployment.spec?.replicas ?? 0);
+    const perPod = podRequests(deployment.spec?.template?.spec?.containers ?? [], ranges.items);
+    return quotas.items.map((quota) => {
+      const short = Object.entries(quota.status?.hard ?? quota.spec?.hard ?? {}).flatMap(([resource, hard]) => {
+        const each = resource === 'pods' || resource === 'count/pods' ? 1 : perPod[resource];
+        if (each === undefined || more <= 0) return [];
+        const left = quantity(hard) - quantity(quota.status?.used?.[resource] ?? '0');
+        return more * each > left + 1e-9 ? [`${resource}: ${formatQuantity(more * each)} more needed, ${formatQuantity(Math.max(0, left))} left of ${hard}`] : [];
+      });
+      const name = `ResourceQuota ${quota.metadata?.name}`;
+      return short.length
+        ? { kind: 'capacity' as const, name, verdict: PlanVerdict.Fail, detail: `${slot} at ${replicas} replicas does not fit: ${short.join('; ')}` }
+        : { kind: 'capacity' as const, name, verdict: PlanVerdict.Ok, detail: `${slot} at ${replicas} replicas fits` };
+    });
   }
 
   async describe(target: Target): Promise<LiveState> {
@@ -296,6 +375,24 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
       }
     }
   }
+}
+
+/**
+ * The client with every write (create, patch, replace, delete) sent as a dry run: the API server
+ * runs admission, validation and conflicts, and answers as it would, without persisting.
+ */
+function dryRunWrites<T extends object>(client: T): T {
+  return new Proxy(client, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function') return value;
+      const method = value as (param: Record<string, unknown>, ...rest: unknown[]) => unknown;
+      if (typeof property === 'string' && /^(create|patch|replace|delete)/.test(property)) {
+        return (param: Record<string, unknown>, ...rest: unknown[]) => method.call(target, { ...param, dryRun: 'All' }, ...rest);
+      }
+      return method.bind(target);
+    },
+  });
 }
 
 function isForbidden(error: unknown): boolean {

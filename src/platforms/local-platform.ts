@@ -27,6 +27,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorType } from '../shared/errors.js';
 import { RUN_LABEL } from '../shared/slots.js';
 import type { Slot } from '../shared/slots.js';
+import { PlanVerdict } from '../shared/plan.js';
+import type { PlanCheck } from '../shared/plan.js';
 import { TrafficRouter } from '../shared/traffic.js';
 import { LocalGatewayApiRouter, LocalIngressRouter, LocalSelectorRouter, LocalServiceSchema } from './local-routers.js';
 import type { LocalApi } from './local-routers.js';
@@ -77,9 +79,13 @@ export class LocalPlatform extends RoutedPlatform implements Platform {
   private readonly http: AxiosInstance;
   protected readonly traffic: RoutedTraffic;
 
-  constructor(readonly baseUrl: string) {
+  /** With `dryRun`, every write is sent with `?dryRun=All`: validated and answered, never applied. */
+  constructor(
+    readonly baseUrl: string,
+    private readonly options: { dryRun?: boolean } = {},
+  ) {
     super();
-    this.http = axios.create({ baseURL: baseUrl.replace(/\/+$/, ''), timeout: 10_000 });
+    this.http = axios.create({ baseURL: baseUrl.replace(/\/+$/, ''), timeout: 10_000, ...(options.dryRun ? { params: { dryRun: 'All' } } : {}) });
     const api: LocalApi = { request: (method, path, body) => this.request(method, path, body) };
     this.traffic = new RoutedTraffic(this.name, [
       new LocalSelectorRouter(TrafficRouter.ServiceSelector, api),
@@ -92,6 +98,21 @@ export class LocalPlatform extends RoutedPlatform implements Platform {
 
   static fromEnv(env: NodeJS.ProcessEnv): LocalPlatform {
     return new LocalPlatform(parseEnv(LocalPlatformEnvSchema, env).BLUEGREEN_LOCAL_URL);
+  }
+
+  dryRun(): LocalPlatform {
+    return new LocalPlatform(this.baseUrl, { dryRun: true });
+  }
+
+  /** The local platform has no access control: whoever reaches its control API may do anything. */
+  async reviewAccess(target: Target): Promise<PlanCheck[]> {
+    await this.deployment(target, 'blue');
+    return [{ kind: 'access', name: 'access', verdict: PlanVerdict.Ok, detail: `the local platform at ${this.baseUrl} has no access control` }];
+  }
+
+  /** The local platform has no quota: its pods are processes on this machine. */
+  async checkCapacity(target: Target, slot: Slot, replicas: number): Promise<PlanCheck[]> {
+    return [{ kind: 'capacity', name: 'quota', verdict: PlanVerdict.Ok, detail: `no quota on the local platform (${replicas} processes of ${target.deployments[slot]})` }];
   }
 
   async describe(target: Target): Promise<LiveState> {

@@ -15,6 +15,7 @@ import { phaseErrorFrom } from './run/phase-error.js';
 import { observeLiveSlot } from './run/observe.js';
 import { deployIdleSlot, preflight, scaleDownOldSlot, smokeTestIdleSlot } from './run/phases.js';
 import { endWith, RunContext } from './run/run-context.js';
+import type { DeploymentOptions } from './run/run-context.js';
 
 export { RESTARTS_MEASUREMENT } from './run/monitor.js';
 
@@ -24,8 +25,8 @@ export { RESTARTS_MEASUREMENT } from './run/monitor.js';
  * Completes with the result when the new version went live. Otherwise it fails, with the reason as
  * the failure's message and the whole result as its details (see `endWith`).
  */
-export async function blueGreenDeploymentWorkflow(spec: DeploymentSpec): Promise<DeploymentResult> {
-  return endWith(await rolloutBlueGreen(new RunContext(spec)));
+export async function blueGreenDeploymentWorkflow(spec: DeploymentSpec, options: DeploymentOptions = {}): Promise<DeploymentResult> {
+  return endWith(await rolloutBlueGreen(new RunContext(spec, options)));
 }
 
 /** The recipe: one phase per call; any failure leaves through the rollback. */

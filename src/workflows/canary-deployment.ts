@@ -45,6 +45,7 @@ import { Patch } from './run/patches.js';
 import { observeLiveSlot } from './run/observe.js';
 import { deployIdleSlot, preflight, scaleDownOldSlot, smokeTestIdleSlot } from './run/phases.js';
 import { endWith, now, refuseWith, RunContext } from './run/run-context.js';
+import type { DeploymentOptions } from './run/run-context.js';
 
 /**
  * Deploys `spec.image` to the idle slot as a canary, smoke-tests it, and raises its share of the
@@ -52,8 +53,8 @@ import { endWith, now, refuseWith, RunContext } from './run/run-context.js';
  * scales the old slot down, or rolls back by itself when a step fails or `abort` arrives.
  * `promote` ends the current hold now (`full`: straight to 100 %). Ends as blue-green's does.
  */
-export async function canaryDeploymentWorkflow(spec: DeploymentSpec): Promise<DeploymentResult> {
-  const run = new RunContext(spec);
+export async function canaryDeploymentWorkflow(spec: DeploymentSpec, options: DeploymentOptions = {}): Promise<DeploymentResult> {
+  const run = new RunContext(spec, options);
   return endWith(await rolloutCanary(run, new CanarySteps(run)));
 }
 

@@ -1,3 +1,4 @@
 /** The workflows this worker registers; the worker bundles this file. */
 export { blueGreenDeploymentWorkflow } from './blue-green-deployment.js';
 export { canaryDeploymentWorkflow } from './canary-deployment.js';
+export { planWorkflow } from './plan.js';

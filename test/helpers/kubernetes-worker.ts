@@ -1,8 +1,8 @@
 /**
  * A deployment worker in the test process that drives the control plane through `config` (the
  * worker ServiceAccount's token, straight to the API server or through a proxy), and a real
- * reference service for the smoke suite to check. No SLO queries: the cluster's pods are
- * simulated, so the monitor gates on their restarts.
+ * reference service for the smoke suite to check. No SLO queries unless given a Prometheus: the
+ * cluster's pods are simulated, so the monitor gates on their restarts.
  */
 import type * as k8s from '@kubernetes/client-node';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -26,6 +26,7 @@ export async function startKubernetesWorker(
   config: k8s.KubeConfig,
   taskQueue: string,
   notifier: Notifier | null = null,
+  { prometheusUrl = 'http://127.0.0.1:9' }: { prometheusUrl?: string } = {},
 ): Promise<KubernetesWorker> {
   const tak = await TakListener.start();
   const reference = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: tempQueuePath() });
@@ -36,7 +37,7 @@ export async function startKubernetesWorker(
     activities: createActivities({
       platform: new KubernetesPlatform(config),
       smoke: new HttpSmokeRunner(),
-      slo: PrometheusSloSource.fromEnv({ PROMETHEUS_URL: 'http://127.0.0.1:9' }),
+      slo: PrometheusSloSource.fromEnv({ PROMETHEUS_URL: prometheusUrl }),
       notifier,
     }),
     workflowBundle: await workflowBundle(),

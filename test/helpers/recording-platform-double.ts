@@ -37,6 +37,8 @@ import type { Measurement } from '../../src/shared/analysis.js';
 import { ErrorType } from '../../src/shared/errors.js';
 import type { Slot } from '../../src/shared/slots.js';
 import type { SloSeries, SlotEvidence } from '../../src/shared/evidence.js';
+import { PlanVerdict } from '../../src/shared/plan.js';
+import type { PlanCheck } from '../../src/shared/plan.js';
 
 export interface SimulatedSlot {
   image: string | null;
@@ -219,6 +221,34 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
       updatedReplicas: before.readyReplicas,
       availableReplicas: before.readyReplicas,
     };
+  }
+
+  /** Writes recorded as `dryRun:<name>` and answered from the slots as they are; none is applied. */
+  dryRun(): Platform {
+    const slotOf = (request: DeploySlotRequest) => {
+      const slot = this.slots[request.slot];
+      const state = { slot: request.slot, deployment: request.target.deployments[request.slot], image: slot.image, replicas: slot.replicas, readyReplicas: slot.readyReplicas };
+      return { ...state, updatedReplicas: slot.readyReplicas, availableReplicas: slot.readyReplicas };
+    };
+    const writes: Pick<Platform, 'deploySlot' | 'switchTraffic' | 'setTrafficWeight'> = {
+      deploySlot: async (request) => (this.record('dryRun:deploySlot', request.slot, request), slotOf(request)),
+      switchTraffic: async (request) => (this.record('dryRun:switchTraffic', request.slot, request), { changed: this.selector !== request.slot, previousSlot: this.selector }),
+      setTrafficWeight: async (request) => (this.record('dryRun:setTrafficWeight', request.canary, request), { changed: this.weight !== request.weight, previous: `${this.weight} %` }),
+    };
+    return Object.assign(Object.create(this) as Platform, writes);
+  }
+
+  async reviewAccess(): Promise<PlanCheck[]> {
+    return [{ kind: 'access', name: 'access', verdict: PlanVerdict.Ok, detail: 'the recording double has no access control' }];
+  }
+
+  async checkCapacity(): Promise<PlanCheck[]> {
+    return [{ kind: 'capacity', name: 'quota', verdict: PlanVerdict.Ok, detail: 'the recording double has no quota' }];
+  }
+
+  async checkEndpoint(request: SmokeRequest): Promise<PlanCheck> {
+    this.record('checkEndpoint', request.slot, request);
+    return { kind: 'smoke', name: `smoke endpoint of ${request.slot}`, verdict: PlanVerdict.Ok, detail: 'the recording double answers for every slot' };
   }
 
   async waitForSlotReady(request: WaitForSlotReadyRequest, progress: Progress) {

@@ -8,6 +8,7 @@ import { AnalysisResult, formatValue } from '../../shared/analysis.js';
 import { Outcome, Phase, RollbackReason } from '../../shared/deployment-status.js';
 import type { ActiveSlotCheck, DeploymentResult } from '../../shared/deployment-status.js';
 import { otherSlot } from '../../shared/slots.js';
+import { liveChanges } from '../../shared/plan.js';
 import { routeName, targetOf } from '../../shared/target.js';
 import { activityOptions } from './activity-options.js';
 import { planWarmUp } from './monitor.js';
@@ -40,6 +41,12 @@ export async function preflight(run: RunContext, monitorSeconds?: (spec: RunCont
     throw phaseErrorFrom(error, RollbackReason.PreflightFailed);
   }
   run.live = live;
+  if (run.planned) {
+    const changes = liveChanges(run.planned.live, live);
+    if (changes.length > 0) {
+      throw new PhaseError(RollbackReason.PreflightFailed, `the live state changed since plan ${run.planned.id}: ${changes.join('; ')}; nothing was changed (plan again)`, 'plan');
+    }
+  }
   const active = live.slots[live.activeSlot];
   const idle = otherSlot(live.activeSlot);
   Object.assign(run.status, { activeSlot: live.activeSlot, idleSlot: idle, fromSlot: live.activeSlot, toSlot: idle });

@@ -67,6 +67,12 @@ export function now(): string {
   return new Date().toISOString();
 }
 
+/** A deployment's second argument, absent in histories recorded before it existed. */
+export interface DeploymentOptions {
+  /** The plan it deploys, and the live state that plan read. */
+  planned?: { id: string; live: LiveState };
+}
+
 /** One deployment's run: the state both recipes read and write, and the steps they share. */
 export class RunContext {
   spec: DeploymentSpec;
@@ -95,8 +101,12 @@ export class RunContext {
   /** Extra lines for the Temporal UI's details, given by the recipe (the canary's step). */
   detailLines: () => string[] = () => [];
 
-  constructor(spec: DeploymentSpec) {
+  /** The plan this run deploys (`deploy --plan-id`): preflight refuses if the live state changed since. */
+  readonly planned: DeploymentOptions['planned'] | null;
+
+  constructor(spec: DeploymentSpec, options: DeploymentOptions = {}) {
     this.spec = spec;
+    this.planned = options.planned ?? null;
     this.options = activityOptions(spec);
     this.status = {
       app: spec.app,

@@ -43,6 +43,8 @@ describe('replay of captured deployment histories', () => {
       'canary-rolled-back-abort',
       'canary-inconclusive-low-traffic',
       'canary-shared-cause-aborted',
+      'planned-blue-green',
+      'failed-plan-stale',
     ]) {
       assert.ok(names.includes(expected), `test/histories/${expected}.json is missing`);
     }

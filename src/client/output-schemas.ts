@@ -1,12 +1,14 @@
 /**
  * The shapes of the CLI's `--json` output, as zod schemas: the contract CI scripts can rely on
  * (and validate against). `deploy --wait --json` and `watch --json` print a result, `status --json`
- * a status, `list --json` an array of summaries, `deploy --json` without --wait a started run.
+ * a status, `list --json` an array of summaries, `deploy --json` without --wait a started run,
+ * `plan --json` a plan.
  */
 import { z } from 'zod';
 import { AnalysisResult, Comparison } from '../shared/analysis.js';
 import { Gate, Outcome, Phase, RollbackReason } from '../shared/deployment-status.js';
 import { Slot } from '../shared/slots.js';
+import { TrafficRouter } from '../shared/traffic.js';
 
 const slot = z.enum([Slot.Blue, Slot.Green]);
 const isoTime = z.string().datetime({ offset: true });
@@ -218,3 +220,55 @@ export const OperatorAnswerSchema = z
   .strict();
 
 export const StartedSchema = z.object({ workflowId: z.string(), runId: z.string() }).strict();
+
+const slotState = z
+  .object({
+    slot,
+    deployment: z.string(),
+    image: z.string().nullable(),
+    version: z.string().nullable().optional(),
+    run: z.string().nullable().optional(),
+    replicas: z.number().int(),
+    readyReplicas: z.number().int(),
+    updatedReplicas: z.number().int(),
+    availableReplicas: z.number().int(),
+  })
+  .strict();
+
+const change = z.object({ field: z.string(), from: z.union([z.string(), z.number()]).nullable(), to: z.union([z.string(), z.number()]).nullable() }).strict();
+
+/** What `plan --json` prints: the plan, the live state it read and the spec it validated (what `deploy --plan-id` deploys). */
+export const PlanResultSchema = z
+  .object({
+    id: z.string(),
+    plannedAt: isoTime,
+    spec: z.record(z.unknown()),
+    plan: z
+      .object({
+        app: z.string(),
+        namespace: z.string(),
+        image: z.string(),
+        version: z.string(),
+        strategy: z.enum(['blueGreen', 'canary']),
+        router: z.nativeEnum(TrafficRouter),
+        liveSlot: slot,
+        idleSlot: slot,
+        changes: z.array(change),
+        againstLive: z.array(change),
+        routerWrites: z.array(z.string()),
+        steps: z.array(z.object({ weight: z.number(), holdSeconds: z.number().nullable(), replicas: z.number().int() }).strict()),
+        gates: z.array(z.string()),
+        monitor: z.object({ warmUpSeconds: z.number(), scrapeIntervalSeconds: z.number().nullable(), ticks: z.number().int(), intervalSeconds: z.number(), window: z.string() }).strict(),
+        timeline: z.array(z.object({ phase: z.string(), seconds: z.number().nullable(), note: z.string() }).strict()),
+        leastSeconds: z.number(),
+        checks: z.array(
+          z.object({ kind: z.enum(['write', 'access', 'capacity', 'slo', 'smoke', 'spec', 'live']), name: z.string(), verdict: z.enum(['ok', 'warning', 'fail']), detail: z.string() }).strict(),
+        ),
+        proceeds: z.boolean(),
+      })
+      .strict()
+      .nullable(),
+    live: z.object({ activeSlot: slot, slots: z.object({ blue: slotState, green: slotState }).strict() }).strict().nullable(),
+    error: z.object({ invalid: z.boolean(), message: z.string() }).strict().nullable(),
+  })
+  .strict();

@@ -78,6 +78,28 @@ describe('deployments on the embedded default (dev server, local platform, Prome
   const start = (tag: string, monitorSeconds = 12) => deployTag(stack, tag, { monitorSeconds, intervalSeconds: 2, scaleDownDelaySeconds: 1 });
   const until = (phase: string) => untilPhase(stack, phase);
 
+  it('plans a release on the local platform with nothing changed, and names an image no entry runs', async () => {
+    const before = await describeLive();
+    const spec = (image: string) => testSpec({ image, replicas: 2, monitor: { durationSeconds: 12, intervalSeconds: 2, window: '5s' } });
+    const good = await stack.deployments!.plan(spec(IMAGE('v2.2.0')));
+    assert.equal(good.plan?.proceeds, true, JSON.stringify(good.plan?.checks ?? good.error));
+    assert.deepEqual(
+      good.plan!.checks.filter((c) => c.kind === 'write').map((c) => [c.name, c.verdict]),
+      [
+        ['deploy v2.2.0 to detection-api-green x2', 'ok'],
+        ['switch detection-api-service to green', 'ok'],
+        ['scale detection-api-blue to 0 at the cleanup', 'ok'],
+      ],
+    );
+    assert.match(good.plan!.checks.find((c) => c.kind === 'smoke')!.detail, /^http:\/\/detection-api-green\.default\.svc:8000 resolves \(127\.0\.0\.1 is 127\.0\.0\.1, through http:\/\/127\.0\.0\.1:[0-9]+\)$/);
+    const unknown = await stack.deployments!.plan(spec('registry.internal/detection-apj:v2.2.0'));
+    assert.equal(unknown.plan?.proceeds, false);
+    const refused = unknown.plan!.checks.filter((c) => c.verdict === 'fail');
+    assert.deepEqual(refused.map((c) => c.name), ['deploy v2.2.0 to detection-api-green x2']);
+    assert.match(refused[0]!.detail, /no entry in 'images' runs registry\.internal\/detection-apj/);
+    assert.deepEqual(await describeLive(), before, 'the plans changed nothing');
+  });
+
   it('puts a good version live under steady traffic with no connection-level failure', async () => {
     traffic = new TrafficGenerator(stack.local!.routerUrl, 40);
     traffic.start();

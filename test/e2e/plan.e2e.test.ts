@@ -20,6 +20,7 @@ import { stringify as toYaml } from 'yaml';
 import { DeploymentClient, deploymentResult } from '../../src/client/deployment-client.js';
 import type { DeploymentSpecInput } from '../../src/deployment-spec/deployment-spec.js';
 import type { PlanResult } from '../../src/shared/plan.js';
+import { PlanResultSchema } from '../../src/client/output-schemas.js';
 import { DETECTION_API_SLOS, testSpec } from '../helpers/deployment-harness.js';
 import { postDetection, SEED_DETECTION, startDetectionApi, TakListener, tempQueuePath } from '../helpers/detection-api-process.js';
 import type { DetectionApiProcess } from '../helpers/detection-api-process.js';
@@ -239,7 +240,7 @@ describe('bluegreen plan against a real control plane and Prometheus, as the wor
     const planned = await cli('plan', '-f', file, '--json');
     assert.equal(planned.code, 1, planned.stderr);
     assert.deepEqual(await versions(), before);
-    const result = JSON.parse(planned.stdout) as PlanResult;
+    const result = PlanResultSchema.parse(JSON.parse(planned.stdout)) as PlanResult;
     assert.equal(result.plan!.proceeds, false);
     const slos = failing(result).filter((c) => c.kind === 'slo');
     assert.deepEqual(slos.map((c) => c.name), ['error-rate on green', 'error-rate for the new version'], 'green is live since the first test');

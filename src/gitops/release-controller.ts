@@ -25,7 +25,8 @@ import { RELEASE_GROUP, RELEASE_PLURAL, RELEASE_VERSION } from './release-resour
 import type { Release } from './release-resource.js';
 import { httpCodeOf } from './leader-election.js';
 import { releaseStatusOf } from './release-status.js';
-import type { OperatorRequestAnswer, ReleaseState, ReleaseStatus } from './release-status.js';
+import type { OperatorRequestAnswer, ReleasePlan, ReleaseState, ReleaseStatus } from './release-status.js';
+import { planLines } from '../shared/plan.js';
 
 /** The annotations an operator sets on a Release, with kubectl only, to act on its deployment. */
 export const ReleaseAnnotation = {
@@ -35,6 +36,8 @@ export const ReleaseAnnotation = {
   Approve: 'bluegreen.dev/approve',
   /** Value: empty for the next step, `full` for 100 % at once. */
   Promote: 'bluegreen.dev/promote',
+  /** Any value: plans the Release's current spec (`bluegreen plan`) into `status.plan`; deploys nothing. */
+  Plan: 'bluegreen.dev/plan',
 } as const;
 const VERBS = [
   ['abort', ReleaseAnnotation.Abort],
@@ -150,9 +153,11 @@ export class ReleaseController {
     try {
       // An operator's request first: it must not wait behind a slow read of the deployment.
       const lastRequest = (await this.answerRequests(release)) ?? release.status?.lastRequest;
+      const plan = (await this.planOnRequest(release)) ?? release.status?.plan;
+      const kept = { ...(lastRequest ? { lastRequest } : {}), ...(plan ? { plan } : {}) };
       const state = await this.advance(release, { namespace, name, uid, generation });
-      if (state) await this.writeStatus(release, { ...releaseStatusOf(state, generation, release.status?.conditions ?? []), ...(lastRequest ? { lastRequest } : {}) });
-      else if (lastRequest !== release.status?.lastRequest) await this.writeStatus(release, { ...(release.status as ReleaseStatus), lastRequest: lastRequest! });
+      if (state) await this.writeStatus(release, { ...releaseStatusOf(state, generation, release.status?.conditions ?? []), ...kept });
+      else if (lastRequest !== release.status?.lastRequest || plan !== release.status?.plan) await this.writeStatus(release, { ...(release.status as ReleaseStatus), ...kept });
     } catch (error) {
       this.log('release reconcile failed; tried again at the next resync', { release: key, code: httpCodeOf(error), error: error instanceof Error ? error.message : String(error) });
     } finally {
@@ -222,8 +227,7 @@ export class ReleaseController {
     if (present.length === 0) return undefined;
     const app = release.spec.app ?? name;
     // Removed first, with the resourceVersion read: a request is sent at most once, even if two reconciles race.
-    const body = { metadata: { resourceVersion: release.metadata!.resourceVersion, annotations: Object.fromEntries(present.map(([, key]) => [key, null])) } };
-    await this.api.patchNamespacedCustomObject({ group: RELEASE_GROUP, version: RELEASE_VERSION, namespace, plural: RELEASE_PLURAL, name, body, fieldManager: this.identity }, MERGE_PATCH);
+    await this.removeAnnotations(release, present.map(([, key]) => key));
     const requests = present.map(([verb, key]) => ({ verb, key, value: annotations[key] ?? '' }));
     for (const [, key] of present) delete annotations[key];
     // The run the verbs reach: the app's latest, as the CLI's verbs do.
@@ -252,6 +256,39 @@ export class ReleaseController {
       this.log('operator request answered', { release: `${namespace}/${name}`, ...answer });
     }
     return answer;
+  }
+
+  /**
+   * Plans the Release's current spec when it carries `bluegreen.dev/plan`, as `bluegreen plan`
+   * does (through the worker, nothing changed); the annotation is removed first, so a request plans once.
+   */
+  private async planOnRequest(release: Release): Promise<ReleasePlan | undefined> {
+    const { namespace = 'default', name = '', annotations = {}, generation = 1 } = release.metadata ?? {};
+    if (!(ReleaseAnnotation.Plan in annotations)) return undefined;
+    await this.removeAnnotations(release, [ReleaseAnnotation.Plan]);
+    delete annotations[ReleaseAnnotation.Plan];
+    let spec: DeploymentSpec;
+    try {
+      spec = parseDeploymentSpec({ ...release.spec, app: release.spec.app ?? name, namespace });
+    } catch (error) {
+      if (!(error instanceof SpecValidationError)) throw error;
+      return { generation, plannedAt: new Date().toISOString(), verdict: 'InvalidSpec', lines: error.issues.map((i) => `spec.${i.path}: ${i.message}`) };
+    }
+    const result = await this.deployments.plan(spec);
+    const verdict = result.error ? (result.error.invalid ? 'InvalidSpec' : 'Unreadable') : result.plan!.proceeds ? 'WouldProceed' : 'WouldFail';
+    this.log('release planned', { release: `${namespace}/${name}`, generation, id: result.id, verdict });
+    return { id: result.id, generation, plannedAt: result.plannedAt, verdict, lines: result.plan ? planLines(result.plan) : [result.error!.message] };
+  }
+
+  /** Removes annotations with the resourceVersion read, so two reconciles that race act once. */
+  private async removeAnnotations(release: Release, keys: string[]): Promise<void> {
+    const { namespace = 'default', name = '' } = release.metadata ?? {};
+    const body = { metadata: { resourceVersion: release.metadata!.resourceVersion, annotations: Object.fromEntries(keys.map((key) => [key, null])) } };
+    const patched = (await this.api.patchNamespacedCustomObject(
+      { group: RELEASE_GROUP, version: RELEASE_VERSION, namespace, plural: RELEASE_PLURAL, name, body, fieldManager: this.identity },
+      MERGE_PATCH,
+    )) as Release;
+    release.metadata!.resourceVersion = patched.metadata?.resourceVersion;
   }
 
   private async stateOfRun(namespace: string, name: string, app: string, runId: string): Promise<ReleaseState | null> {

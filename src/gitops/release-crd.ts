@@ -74,6 +74,17 @@ const STATUS_SCHEMA: Schema = {
         time: { type: 'string', format: 'date-time' },
       },
     },
+    plan: {
+      type: 'object',
+      description: 'The last plan asked for with the annotation bluegreen.dev/plan: what a deployment of the spec would do, checked, nothing changed.',
+      properties: {
+        id: { type: 'string', description: 'The plan workflow: bluegreen deploy --plan-id takes it.' },
+        generation: { type: 'integer', format: 'int64', description: 'The generation whose spec was planned.' },
+        plannedAt: { type: 'string', format: 'date-time' },
+        verdict: { type: 'string', enum: ['WouldProceed', 'WouldFail', 'InvalidSpec', 'Unreadable'] },
+        lines: { type: 'array', items: { type: 'string' }, description: 'The plan as bluegreen plan prints it, or why there is none.' },
+      },
+    },
     conditions: {
       type: 'array',
       description: 'Progressing, Healthy and Degraded, in the shape of metav1.Condition.',

@@ -39,6 +39,19 @@ export interface ReleaseStatus {
   observedGeneration: number;
   conditions: ReleaseCondition[];
   lastRequest?: OperatorRequestAnswer;
+  plan?: ReleasePlan;
+}
+
+/** The last plan asked for with the `bluegreen.dev/plan` annotation, as `status.plan` holds it. */
+export interface ReleasePlan {
+  /** The plan workflow (what `bluegreen deploy --plan-id` takes); absent when the spec was refused before planning. */
+  id?: string;
+  /** The Release generation whose spec was planned. */
+  generation: number;
+  plannedAt: string;
+  verdict: 'WouldProceed' | 'WouldFail' | 'InvalidSpec' | 'Unreadable';
+  /** The plan as `bluegreen plan` prints it, or why there is none. */
+  lines: string[];
 }
 
 /** Where the Release's newest generation stands. */

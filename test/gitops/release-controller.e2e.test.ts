@@ -248,6 +248,21 @@ describe('the Release controller, on a real control plane and Temporal', () => {
     assert.equal((await runsOf('rel-e')).length, 1, 'nothing else started');
   });
 
+  it('plans the current spec of a Release annotated bluegreen.dev/plan into status.plan, and deploys nothing', async () => {
+    const before = (await read('rel-e')).metadata!.generation;
+    await annotate('rel-e', `${ReleaseAnnotation.Plan}=`);
+    await eventually(async () => (await read('rel-e')).status?.plan !== undefined, 'rel-e planned', 60_000);
+    const current = await read('rel-e');
+    assert.equal(current.metadata!.annotations?.[ReleaseAnnotation.Plan], undefined, 'the plan annotation is removed');
+    const plan = current.status!.plan!;
+    assert.deepEqual([plan.verdict, plan.generation], ['WouldProceed', before], plan.lines.join('\n'));
+    assert.match(plan.id ?? '', new RegExp(`^bluegreen/plan/${NAMESPACE}/rel-e/[0-9a-f]{8}$`));
+    assert.match(plan.lines[0]!, new RegExp(`^${NAMESPACE}/rel-e v2\\.0\\.0 \\(registry\\.internal/rel-e:v2\\.0\\.0\\), blueGreen through service-selector: would proceed$`));
+    assert.ok(plan.lines.some((line) => /^ok {3}write deploy v2\.0\.0 to rel-e-green x1: accepted as a dry run/.test(line)), plan.lines.join('\n'));
+    assert.equal((await runsOf('rel-e')).length, 1, 'the plan deployed nothing');
+    assert.equal(current.status!.outcome, 'RolledBack', 'the deployment it mirrors is unchanged');
+  });
+
   it("shows a canary's step and weight as it goes, and takes promote as an annotation", async () => {
     const watcher = watchReleases();
     try {

@@ -268,7 +268,7 @@ export const PlanResultSchema = z
       })
       .strict()
       .nullable(),
-    live: z.object({ activeSlot: slot, slots: z.object({ blue: slotState, green: slotState }).strict() }).strict().nullable(),
+    live: z.object({ activeSlot: slot, routing: z.string().optional(), slots: z.object({ blue: slotState, green: slotState }).strict() }).strict().nullable(),
     error: z.object({ invalid: z.boolean(), message: z.string() }).strict().nullable(),
   })
   .strict();

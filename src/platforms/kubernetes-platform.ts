@@ -186,9 +186,9 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
   }
 
   async describe(target: Target): Promise<LiveState> {
-    const activeSlot = await this.traffic.liveSlot(target);
+    const { slot: activeSlot, routing } = await this.traffic.liveSlot(target);
     const [blue, green] = await Promise.all([this.readDeployment(target, 'blue'), this.readDeployment(target, 'green')]);
-    return { activeSlot, slots: { blue: toSlotState(target, 'blue', blue), green: toSlotState(target, 'green', green) } };
+    return { activeSlot, routing, slots: { blue: toSlotState(target, 'blue', blue), green: toSlotState(target, 'green', green) } };
   }
 
   /** A new run labels the pod template anew, so its pods (and their series) are new even with the same image. */

@@ -116,9 +116,9 @@ export class LocalPlatform extends RoutedPlatform implements Platform {
   }
 
   async describe(target: Target): Promise<LiveState> {
-    const activeSlot = await this.traffic.liveSlot(target);
+    const { slot: activeSlot, routing } = await this.traffic.liveSlot(target);
     const [blue, green] = await Promise.all([this.slotState(target, 'blue'), this.slotState(target, 'green')]);
-    return { activeSlot, slots: { blue, green } };
+    return { activeSlot, routing, slots: { blue, green } };
   }
 
   /** A new run labels the pod template anew, so its pods (and their series) are new even with the same image. */

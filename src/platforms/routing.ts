@@ -54,8 +54,11 @@ export class RoutedTraffic {
     return port;
   }
 
-  /** The slot taking all traffic; a split (an interrupted canary) or a stray backend is refused, naming what the router holds. */
-  async liveSlot(target: Target): Promise<Slot> {
+  /**
+   * The slot taking all traffic, and what the router's object holds in words; a split (an
+   * interrupted canary) or a stray backend is refused, naming what the router holds.
+   */
+  async liveSlot(target: Target): Promise<{ slot: Slot; routing: string }> {
     const live = await this.routerFor(target).readLive(target);
     if (live.slot === null) {
       throw ApplicationFailure.create({
@@ -64,7 +67,7 @@ export class RoutedTraffic {
         nonRetryable: true,
       });
     }
-    return live.slot;
+    return { slot: live.slot, routing: live.routing };
   }
 
   async switchTraffic({ target, slot }: SwitchTrafficRequest): Promise<SwitchReport> {

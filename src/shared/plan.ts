@@ -238,6 +238,7 @@ export interface PlanResult {
 export function liveChanges(planned: LiveState, now: LiveState): string[] {
   const changes: string[] = [];
   if (planned.activeSlot !== now.activeSlot) changes.push(`the live slot was ${planned.activeSlot}, is ${now.activeSlot}`);
+  else if (planned.routing && now.routing && planned.routing !== now.routing) changes.push(`the router held "${planned.routing}", holds "${now.routing}"`);
   for (const slot of [planned.activeSlot, otherSlot(planned.activeSlot)]) {
     const [was, is] = [planned.slots[slot], now.slots[slot]];
     if (was.image !== is.image) changes.push(`${slot}'s image was ${was.image}, is ${is.image}`);

@@ -49,5 +49,7 @@ export interface SlotState {
 /** The live state read in preflight: which slot serves, and what each slot runs. */
 export interface LiveState {
   activeSlot: Slot;
+  /** What the router's object holds, in words ("Service x selects slot=blue"); absent in histories recorded before. */
+  routing?: string;
   slots: Record<Slot, SlotState>;
 }

@@ -15,13 +15,19 @@ plane_pid=$!
 trap 'kill "$plane_pid" 2>/dev/null; wait "$plane_pid" 2>/dev/null || true' EXIT
 
 checks_started=$(date +%s)
+# The files prettier formats (.prettierrc.json); `npm run format` writes them.
+FORMATTED=('src/**/*.ts' 'test/**/*.ts' 'examples/**/*.ts' 'bench/**/*.ts' 'scripts/**/*.ts' 'bin/*.js')
 npx tsc -p tsconfig.json & tsc_pid=$!
 npx eslint src test examples bench scripts & lint_pid=$!
-tsc_code=0; lint_code=0
+npx prettier --check --log-level warn "${FORMATTED[@]}" & format_pid=$!
+tsc_code=0; lint_code=0; format_code=0
 wait "$tsc_pid" || tsc_code=$?
 wait "$lint_pid" || lint_code=$?
-[ "$tsc_code" -eq 0 ] && [ "$lint_code" -eq 0 ] || { echo "type check (exit $tsc_code) or lint (exit $lint_code) failed" >&2; exit 1; }
-echo "type check and lint: $(( $(date +%s) - checks_started )) s"
+wait "$format_pid" || format_code=$?
+[ "$format_code" -eq 0 ] || echo "not formatted: npm run format writes the files above as prettier formats them" >&2
+[ "$tsc_code" -eq 0 ] && [ "$lint_code" -eq 0 ] && [ "$format_code" -eq 0 ] ||
+  { echo "type check (exit $tsc_code), lint (exit $lint_code) or format check (exit $format_code) failed" >&2; exit 1; }
+echo "type check, lint and format check: $(( $(date +%s) - checks_started )) s"
 
 for _ in $(seq 1 900); do
   [ -f "$plane_dir/plane.json" ] && break

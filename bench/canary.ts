@@ -84,7 +84,9 @@ try {
       const result = await deploymentResult(aborted);
       if (result.reason !== 'Aborted') throw new Error(`abort run ${run} through ${router}: ${result.message}`);
       aborts.get(router)!.push(abortToRestored((await aborted.fetchHistory()).events ?? []));
-      say(`abort ${run}/${ABORTS} through ${router}: weight 0 verified ${aborts.get(router)!.at(-1)} ms after the abort`);
+      say(
+        `abort ${run}/${ABORTS} through ${router}: weight 0 verified ${aborts.get(router)!.at(-1)} ms after the abort`,
+      );
     }
   }
 
@@ -92,7 +94,9 @@ try {
   await client.start(canary('v2.2.0', [5, 25, 50, 100], HOLD_SECONDS));
   const { result: good, steps: holds } = await followCanary(stack, undefined, { router: TrafficRouter.GatewayApi });
   if (good.outcome !== 'Succeeded') throw new Error(`the good version did not go live: ${good.message}`);
-  say(`shares: ${good.outcome}, ${good.status.canary?.completed.length} steps held ${HOLD_SECONDS} s at ${RATE} requests/s`);
+  say(
+    `shares: ${good.outcome}, ${good.status.canary?.completed.length} steps held ${HOLD_SECONDS} s at ${RATE} requests/s`,
+  );
 
   // 3. The blast radius of a faulty version: canary at 5 %, and blue-green, on the same fault.
   const blast = async (label: string, input: ReturnType<typeof spec>) => {
@@ -100,34 +104,51 @@ try {
     const errorsBefore = traffic.snapshot().serverErrorsBy;
     const run = await client.start(input);
     const result = await deploymentResult(run);
-    if (result.outcome !== 'RolledBack') throw new Error(`${label}: the faulty version was not rolled back: ${result.message}`);
+    if (result.outcome !== 'RolledBack')
+      throw new Error(`${label}: the faulty version was not rolled back: ${result.message}`);
     const slot = `detection-api-${result.toSlot}`;
     const after = await stack.servedBy(TrafficRouter.GatewayApi);
     const answered = (after[slot] ?? 0) - (before[slot] ?? 0);
     const errors = (traffic.snapshot().serverErrorsBy[slot] ?? 0) - (errorsBefore[slot] ?? 0);
-    say(`${label}: ${result.reason} (${result.failedCheck}); the faulty slot answered ${answered} requests, ${errors} of them 5xx`);
+    say(
+      `${label}: ${result.reason} (${result.failedCheck}); the faulty slot answered ${answered} requests, ${errors} of them 5xx`,
+    );
     return { label, answered, errors, reason: `${result.reason} (${result.failedCheck})` };
   };
   const radius = [
     await blast('canary at 5 %', canary('v2.3.0', [5, 100], 60)),
     // The same fault under another tag: v2.3.0's series from the canary are still in the window.
-    await blast('blue-green', spec('v2.3.0-rebuild', { monitor: { durationSeconds: 60, intervalSeconds: 2, window: '5s' } })),
+    await blast(
+      'blue-green',
+      spec('v2.3.0-rebuild', { monitor: { durationSeconds: 60, intervalSeconds: 2, window: '5s' } }),
+    ),
   ];
 
   const score = await traffic.stop();
   say('');
-  say(`bench:canary on ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${new Date().toISOString().slice(0, 16)}; ${RATE} requests/s through the gateway (httproute detection-api); Prometheus every 1 s`);
+  say(
+    `bench:canary on ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${new Date().toISOString().slice(0, 16)}; ${RATE} requests/s through the gateway (httproute detection-api); Prometheus every 1 s`,
+  );
   say('weight set | served by the canary (router counts) | requests in the hold | share Prometheus saw (last tick)');
   for (const hold of holds) {
     const share = (100 * hold.canary) / Math.max(1, hold.total);
     const prometheus = hold.observedShare;
-    say(`${`${hold.weight} %`.padStart(10)} | ${`${share.toFixed(2)} % (${(share - hold.weight >= 0 ? '+' : '') + (share - hold.weight).toFixed(2)} pp)`.padStart(36)} | ${String(hold.total).padStart(20)} | ${prometheus == null ? 'no data' : `${prometheus.toFixed(1)} %`}`);
+    say(
+      `${`${hold.weight} %`.padStart(10)} | ${`${share.toFixed(2)} % (${(share - hold.weight >= 0 ? '+' : '') + (share - hold.weight).toFixed(2)} pp)`.padStart(36)} | ${String(hold.total).padStart(20)} | ${prometheus == null ? 'no data' : `${prometheus.toFixed(1)} %`}`,
+    );
   }
   for (const [router, times] of aborts) {
-    say(`abort -> weight 0 verified, ${router.padEnd(13)}: median ${median(times)} ms, min ${Math.min(...times)} ms, max ${Math.max(...times)} ms over ${times.length} aborts`);
+    say(
+      `abort -> weight 0 verified, ${router.padEnd(13)}: median ${median(times)} ms, min ${Math.min(...times)} ms, max ${Math.max(...times)} ms over ${times.length} aborts`,
+    );
   }
-  for (const row of radius) say(`blast radius, ${row.label.padEnd(13)}: ${String(row.answered).padStart(5)} requests answered by the faulty version, ${String(row.errors).padStart(4)} of them 5xx (${row.reason})`);
-  say(`connection-level failures: ${score.connectionFailures} of ${score.sent} requests${score.failureSamples.length ? ` (${score.failureSamples.join('; ')})` : ''}`);
+  for (const row of radius)
+    say(
+      `blast radius, ${row.label.padEnd(13)}: ${String(row.answered).padStart(5)} requests answered by the faulty version, ${String(row.errors).padStart(4)} of them 5xx (${row.reason})`,
+    );
+  say(
+    `connection-level failures: ${score.connectionFailures} of ${score.sent} requests${score.failureSamples.length ? ` (${score.failureSamples.join('; ')})` : ''}`,
+  );
 } finally {
   await traffic.stop().catch(() => undefined);
   await stack.stop();

@@ -27,16 +27,31 @@ const PEAK_RSS = `data:text/javascript,${encodeURIComponent(
 )}`;
 
 const packDir = mkdtempSync(join(tmpdir(), 'bench-cli-pack-'));
-const { stdout: packed } = await run('npm', ['pack', '--json', '--pack-destination', packDir], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 });
-const tarball = (JSON.parse(packed) as { filename: string; size: number; unpackedSize: number; entryCount: number }[])[0]!;
+const { stdout: packed } = await run('npm', ['pack', '--json', '--pack-destination', packDir], {
+  cwd: ROOT,
+  maxBuffer: 16 * 1024 * 1024,
+});
+const tarball = (
+  JSON.parse(packed) as { filename: string; size: number; unpackedSize: number; entryCount: number }[]
+)[0]!;
 const project = mkdtempSync(join(tmpdir(), 'bench-cli-project-'));
 writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'service-repo', private: true }));
-await run('npm', ['install', '--no-audit', '--no-fund', join(packDir, tarball.filename)], { cwd: project, maxBuffer: 16 * 1024 * 1024 });
+await run('npm', ['install', '--no-audit', '--no-fund', join(packDir, tarball.filename)], {
+  cwd: project,
+  maxBuffer: 16 * 1024 * 1024,
+});
 
 const env = await startDevServer();
 try {
   const commands = {
-    'compiled (installed package)': join(project, 'node_modules', '@bluegreen-temporal', 'bluegreen', 'bin', 'bluegreen.js'),
+    'compiled (installed package)': join(
+      project,
+      'node_modules',
+      '@bluegreen-temporal',
+      'bluegreen',
+      'bin',
+      'bluegreen.js',
+    ),
     'tsx (repository bin)': join(ROOT, 'bin', 'bluegreen.js'),
   };
   const args = { '--help': ['--help'], status: ['--address', env.address, 'status', 'no-such-app'] };
@@ -55,13 +70,19 @@ try {
         seconds.push((performance.now() - started) / 1000);
         peaks.push(Number(/VmHWM (\d+)/.exec(stderr)?.[1] ?? NaN) / 1024);
       }
-      rows.push(`${what.padEnd(30)} | ${label.padEnd(7)} | ${median(seconds).toFixed(2)} s (${Math.min(...seconds).toFixed(2)}-${Math.max(...seconds).toFixed(2)}) | ${median(peaks).toFixed(0)} MB`);
+      rows.push(
+        `${what.padEnd(30)} | ${label.padEnd(7)} | ${median(seconds).toFixed(2)} s (${Math.min(...seconds).toFixed(2)}-${Math.max(...seconds).toFixed(2)}) | ${median(peaks).toFixed(0)} MB`,
+      );
     }
   }
-  say(`bench:cli on ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${new Date().toISOString().slice(0, 16)}; ${RUNS} starts each`);
+  say(
+    `bench:cli on ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${new Date().toISOString().slice(0, 16)}; ${RUNS} starts each`,
+  );
   say('command                        | args    | wall: median (min-max) | peak RSS (median)');
   for (const row of rows) say(row);
-  say(`tarball ${tarball.filename}: ${(tarball.size / 1024).toFixed(1)} kB, ${(tarball.unpackedSize / 1024).toFixed(1)} kB unpacked, ${tarball.entryCount} files`);
+  say(
+    `tarball ${tarball.filename}: ${(tarball.size / 1024).toFixed(1)} kB, ${(tarball.unpackedSize / 1024).toFixed(1)} kB unpacked, ${tarball.entryCount} files`,
+  );
 } finally {
   await env.teardown();
 }

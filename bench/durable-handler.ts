@@ -24,8 +24,20 @@ const app = Fastify({ logger: false });
 app.post('/api/detections', async (request, reply) => {
   const id = randomUUID();
   const receivedAt = Date.now();
-  const status = await output.submit(id, AccuracyFlag.Green, `<event uid="${id}">${JSON.stringify(request.body)}</event>`, receivedAt);
-  return reply.code(201).send({ detection_id: id, accuracy_flag: AccuracyFlag.Green, status, received_at: new Date(receivedAt).toISOString() });
+  const status = await output.submit(
+    id,
+    AccuracyFlag.Green,
+    `<event uid="${id}">${JSON.stringify(request.body)}</event>`,
+    receivedAt,
+  );
+  return reply.code(201).send({
+    detection_id: id,
+    accuracy_flag: AccuracyFlag.Green,
+    status,
+    received_at: new Date(receivedAt).toISOString(),
+  });
 });
-app.get('/ready', async (_request, reply) => (link.connected ? { status: 'ready' } : reply.code(503).send({ status: 'starting' })));
+app.get('/ready', async (_request, reply) =>
+  link.connected ? { status: 'ready' } : reply.code(503).send({ status: 'starting' }),
+);
 await app.listen({ port: Number(process.env['PORT'] ?? 8002), host: '127.0.0.1' });

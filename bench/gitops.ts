@@ -49,7 +49,9 @@ function usageOf(pid: number): { rss: number; peak: number; cpu: number } {
 }
 
 const figures = (label: string, ms: number[]) =>
-  say(`${label}: p50 ${(median(ms) / 1000).toFixed(2)} s, p95 ${(percentile(ms, 95) / 1000).toFixed(2)} s, max ${(Math.max(...ms) / 1000).toFixed(2)} s (n=${ms.length})`);
+  say(
+    `${label}: p50 ${(median(ms) / 1000).toFixed(2)} s, p95 ${(percentile(ms, 95) / 1000).toFixed(2)} s, max ${(Math.max(...ms) / 1000).toFixed(2)} s (n=${ms.length})`,
+  );
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-gitops-'));
@@ -59,24 +61,56 @@ async function main(): Promise<void> {
   let reference: Awaited<ReturnType<typeof startDetectionApi>> | null = null;
   let controller: ReturnType<typeof spawn> | null = null;
   try {
-    for (const kustomization of ['deploy', 'deploy/gitops']) await run('kubectl', ['--kubeconfig', plane.kubeconfigPath, 'apply', '-k', join(ROOT, kustomization)]);
-    await run('kubectl', ['--kubeconfig', plane.kubeconfigPath, 'wait', '--for', 'condition=Established', 'crd/releases.bluegreen.dev', '--timeout=60s']);
+    for (const kustomization of ['deploy', 'deploy/gitops'])
+      await run('kubectl', ['--kubeconfig', plane.kubeconfigPath, 'apply', '-k', join(ROOT, kustomization)]);
+    await run('kubectl', [
+      '--kubeconfig',
+      plane.kubeconfigPath,
+      'wait',
+      '--for',
+      'condition=Established',
+      'crd/releases.bluegreen.dev',
+      '--timeout=60s',
+    ]);
     // The controller's own Deployment has simulated pods here: the benchmark runs the real process.
-    await run('kubectl', ['--kubeconfig', plane.kubeconfigPath, 'scale', 'deployment/bluegreen-release-controller', '--replicas=0']);
+    await run('kubectl', [
+      '--kubeconfig',
+      plane.kubeconfigPath,
+      'scale',
+      'deployment/bluegreen-release-controller',
+      '--replicas=0',
+    ]);
     const admin = plane.adminConfig();
     const [apps, core] = [admin.makeApiClient(k8s.AppsV1Api), admin.makeApiClient(k8s.CoreV1Api)];
     const releases = admin.makeApiClient(k8s.CustomObjectsApi);
-    for (let i = 0; i < APPS; i += 10) await Promise.all(Array.from({ length: Math.min(10, APPS - i) }, (_, j) => createBlueGreenApp(apps, core, appName(i + j), { namespace: 'default' })));
+    for (let i = 0; i < APPS; i += 10)
+      await Promise.all(
+        Array.from({ length: Math.min(10, APPS - i) }, (_, j) =>
+          createBlueGreenApp(apps, core, appName(i + j), { namespace: 'default' }),
+        ),
+      );
     const adminPlatform = new KubernetesPlatform(admin);
-    for (let i = 0; i < APPS; i++) await adminPlatform.waitForSlotReady({ target: appTarget(appName(i), 'default'), slot: 'blue', replicas: 1, timeoutSeconds: 120 }, progress);
+    for (let i = 0; i < APPS; i++)
+      await adminPlatform.waitForSlotReady(
+        { target: appTarget(appName(i), 'default'), slot: 'blue', replicas: 1, timeoutSeconds: 120 },
+        progress,
+      );
 
     const workerKubeconfig = join(dir, 'worker.kubeconfig');
-    writeFileSync(workerKubeconfig, plane.configForToken(await plane.mintToken(NAMESPACE, 'bluegreen-worker', 7200)).exportConfig());
+    writeFileSync(
+      workerKubeconfig,
+      plane.configForToken(await plane.mintToken(NAMESPACE, 'bluegreen-worker', 7200)).exportConfig(),
+    );
     const controllerKubeconfig = join(dir, 'controller.kubeconfig');
-    writeFileSync(controllerKubeconfig, plane.configForToken(await plane.mintToken(NAMESPACE, 'bluegreen-release-controller', 7200)).exportConfig());
+    writeFileSync(
+      controllerKubeconfig,
+      plane.configForToken(await plane.mintToken(NAMESPACE, 'bluegreen-release-controller', 7200)).exportConfig(),
+    );
     const bundle = join(dir, 'workflow-bundle.js');
     await run('npm', ['run', 'build'], { cwd: ROOT });
-    await run(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts/bundle-workflows.ts'), '--out', bundle], { cwd: ROOT });
+    await run(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts/bundle-workflows.ts'), '--out', bundle], {
+      cwd: ROOT,
+    });
     const ports = await freeStackPorts();
     stack = new EmbeddedStack({
       stateDir: join(dir, 'stack'),
@@ -105,7 +139,9 @@ async function main(): Promise<void> {
     const pid = controller.pid!;
     const leases = admin.makeApiClient(k8s.CoordinationV1Api);
     for (;;) {
-      const lease = await leases.readNamespacedLease({ name: 'bluegreen-release-controller', namespace: NAMESPACE }).catch(() => null);
+      const lease = await leases
+        .readNamespacedLease({ name: 'bluegreen-release-controller', namespace: NAMESPACE })
+        .catch(() => null);
       if (lease?.spec?.holderIdentity === 'bench-controller') break;
       await sleep(200);
     }
@@ -121,7 +157,14 @@ async function main(): Promise<void> {
           apiVersion: `${RELEASE_GROUP}/${RELEASE_VERSION}`,
           kind: 'Release',
           metadata: { name: appName(i), namespace: NAMESPACE },
-          spec: { image: `registry.internal/${appName(i)}:v2.0.0`, replicas: 1, readinessTimeoutSeconds: 180, smoke: { endpoint: reference!.url }, monitor: { durationSeconds: 10, intervalSeconds: 2, slos: [] }, scaleDownDelaySeconds: 0 },
+          spec: {
+            image: `registry.internal/${appName(i)}:v2.0.0`,
+            replicas: 1,
+            readinessTimeoutSeconds: 180,
+            smoke: { endpoint: reference!.url },
+            monitor: { durationSeconds: 10, intervalSeconds: 2, slos: [] },
+            scaleDownDelaySeconds: 0,
+          },
         }),
       ).join('---\n'),
     );
@@ -132,7 +175,12 @@ async function main(): Promise<void> {
     const mirrored = new Map<string, number>();
     let peakDuring = 0;
     while (mirrored.size < APPS && Date.now() - applied < 15 * 60_000) {
-      const list = (await releases.listNamespacedCustomObject({ group: RELEASE_GROUP, version: RELEASE_VERSION, namespace: NAMESPACE, plural: RELEASE_PLURAL })) as { items: Release[] };
+      const list = (await releases.listNamespacedCustomObject({
+        group: RELEASE_GROUP,
+        version: RELEASE_VERSION,
+        namespace: NAMESPACE,
+        plural: RELEASE_PLURAL,
+      })) as { items: Release[] };
       const now = Date.now();
       for (const release of list.items) {
         const name = release.metadata!.name!;
@@ -146,7 +194,15 @@ async function main(): Promise<void> {
     const lags: number[] = [];
     for (const [name, seen] of mirrored) {
       const description = await stack.deployments!.handle(NAMESPACE, name).describe();
-      const result = ((await releases.getNamespacedCustomObject({ group: RELEASE_GROUP, version: RELEASE_VERSION, namespace: NAMESPACE, plural: RELEASE_PLURAL, name })) as Release).status!.outcome!;
+      const result = (
+        (await releases.getNamespacedCustomObject({
+          group: RELEASE_GROUP,
+          version: RELEASE_VERSION,
+          namespace: NAMESPACE,
+          plural: RELEASE_PLURAL,
+          name,
+        })) as Release
+      ).status!.outcome!;
       outcomes.set(result, (outcomes.get(result) ?? 0) + 1);
       lags.push(seen - description.closeTime!.getTime());
     }
@@ -154,7 +210,9 @@ async function main(): Promise<void> {
     say(`outcomes: ${[...outcomes].map(([outcome, n]) => `${n} ${outcome}`).join(', ')} of ${APPS}`);
     figures('apply to run id in the status', [...started.values()]);
     figures('workflow closed to outcome in the status (poll every 250 ms)', lags);
-    say(`controller: RSS peak during the run ${peakDuring.toFixed(0)} MB, VmHWM ${end.peak.toFixed(0)} MB (limit 256 MiB); CPU ${(end.cpu - atRest.cpu).toFixed(2)} s over ${((Date.now() - applied) / 1000).toFixed(0)} s`);
+    say(
+      `controller: RSS peak during the run ${peakDuring.toFixed(0)} MB, VmHWM ${end.peak.toFixed(0)} MB (limit 256 MiB); CPU ${(end.cpu - atRest.cpu).toFixed(2)} s over ${((Date.now() - applied) / 1000).toFixed(0)} s`,
+    );
   } finally {
     controller?.kill('SIGTERM');
     reference?.kill('SIGKILL');

@@ -60,7 +60,11 @@ export function overhead(events: Event[]): { wall: number; waits: number; overhe
 export function breachToRestored(events: Event[]): number {
   const types = activityTypes(events);
   const completedOf = (name: string) =>
-    events.filter((e) => e.activityTaskCompletedEventAttributes && types.get(String(e.activityTaskCompletedEventAttributes.scheduledEventId)) === name);
+    events.filter(
+      (e) =>
+        e.activityTaskCompletedEventAttributes &&
+        types.get(String(e.activityTaskCompletedEventAttributes.scheduledEventId)) === name,
+    );
   // A tick is one measureSlot (its SLOs beside the restarts); recorded before, an evaluateSlos.
   const slosOf = (e: Event) => {
     const result = payload(e) as { slos: unknown[] } | unknown[] | null;
@@ -89,8 +93,13 @@ export function breakdown(events: Event[]): Record<string, number> {
     const started = event.activityTaskStartedEventAttributes;
     if (started) add('queue: activities', ms(event) - ms(byId.get(String(started.scheduledEventId))));
     const closed = event.activityTaskCompletedEventAttributes ?? event.activityTaskFailedEventAttributes;
-    if (closed) add(`activity ${types.get(String(closed.scheduledEventId))}`, ms(event) - ms(byId.get(String(closed.startedEventId))));
-    if (event.workflowTaskStartedEventAttributes) add('queue: workflow tasks', ms(event) - ms(byId.get(String(Number(event.eventId) - 1))));
+    if (closed)
+      add(
+        `activity ${types.get(String(closed.scheduledEventId))}`,
+        ms(event) - ms(byId.get(String(closed.startedEventId))),
+      );
+    if (event.workflowTaskStartedEventAttributes)
+      add('queue: workflow tasks', ms(event) - ms(byId.get(String(Number(event.eventId) - 1))));
     const completed = event.workflowTaskCompletedEventAttributes;
     if (completed) add('workflow tasks', ms(event) - ms(byId.get(String(completed.startedEventId))));
     if (completed) add('workflow task count', 1);
@@ -105,7 +114,12 @@ export function breakdown(events: Event[]): Record<string, number> {
  */
 export function faultOnsetToRestored(events: Event[], faultAfterMs: number): number {
   const types = activityTypes(events);
-  const completed = (name: string) => events.filter((e) => e.activityTaskCompletedEventAttributes && types.get(String(e.activityTaskCompletedEventAttributes.scheduledEventId)) === name);
+  const completed = (name: string) =>
+    events.filter(
+      (e) =>
+        e.activityTaskCompletedEventAttributes &&
+        types.get(String(e.activityTaskCompletedEventAttributes.scheduledEventId)) === name,
+    );
   const [deployed] = completed('deploySlot');
   const [switched, switchedBack] = completed('switchTraffic');
   if (!deployed || !switched || !switchedBack) throw new Error('the history holds no deploy, switch and switch-back');
@@ -121,14 +135,18 @@ export function abortToRestored(events: Event[]): number {
   const types = activityTypes(events);
   const abort = events.find(
     (e) =>
-      (e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name ?? e.workflowExecutionSignaledEventAttributes?.signalName) === 'abort',
+      (e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name ??
+        e.workflowExecutionSignaledEventAttributes?.signalName) === 'abort',
   );
   if (!abort) throw new Error('the history holds no abort');
   const verified = events.find((e) => {
     const completed = e.activityTaskCompletedEventAttributes;
     if (!completed || ms(e) < ms(abort)) return false;
     const type = types.get(String(completed.scheduledEventId));
-    return type === 'verifyTraffic' || (type === 'verifyTrafficWeight' && (payload(e) as { weight?: number } | null)?.weight === 0);
+    return (
+      type === 'verifyTraffic' ||
+      (type === 'verifyTrafficWeight' && (payload(e) as { weight?: number } | null)?.weight === 0)
+    );
   });
   if (!verified) throw new Error('no read-back of the old slot after the abort');
   return ms(verified) - ms(abort);

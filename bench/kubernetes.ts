@@ -68,7 +68,9 @@ const CGROUPS = '/sys/fs/cgroup/memory';
  * it first thing (`join-cgroup.mjs`, before it loads anything), so all it allocates is charged
  * there. null where this machine gives no writable memory controller.
  */
-function memoryCgroup(limitMiB: number): { procs: string; read(): { peakMiB: number; limitHits: number; oomKills: number }; remove(): void } | null {
+function memoryCgroup(
+  limitMiB: number,
+): { procs: string; read(): { peakMiB: number; limitHits: number; oomKills: number }; remove(): void } | null {
   const dir = join(CGROUPS, `bluegreen-bench-${process.pid}`);
   try {
     mkdirSync(dir);
@@ -131,20 +133,40 @@ async function main(): Promise<void> {
   try {
     await run('kubectl', ['--kubeconfig', plane.kubeconfigPath, 'apply', '-k', join(ROOT, 'deploy')]);
     const admin = plane.adminConfig();
-    const [apps, core, discovery] = [admin.makeApiClient(k8s.AppsV1Api), admin.makeApiClient(k8s.CoreV1Api), admin.makeApiClient(k8s.DiscoveryV1Api)];
+    const [apps, core, discovery] = [
+      admin.makeApiClient(k8s.AppsV1Api),
+      admin.makeApiClient(k8s.CoreV1Api),
+      admin.makeApiClient(k8s.DiscoveryV1Api),
+    ];
     const adminPlatform = new KubernetesPlatform(admin);
     for (let i = 0; i < APPS; i += 10) {
-      await Promise.all(Array.from({ length: Math.min(10, APPS - i) }, (_, j) => createBlueGreenApp(apps, core, appName(i + j), { namespace: 'default' })));
+      await Promise.all(
+        Array.from({ length: Math.min(10, APPS - i) }, (_, j) =>
+          createBlueGreenApp(apps, core, appName(i + j), { namespace: 'default' }),
+        ),
+      );
     }
-    await adminPlatform.waitForSlotReady({ target: DETECTION_API_TARGET, slot: 'blue', replicas: 3, timeoutSeconds: 120 }, progress);
-    for (let i = 0; i < APPS; i++) await adminPlatform.waitForSlotReady({ target: appTarget(appName(i), 'default'), slot: 'blue', replicas: 1, timeoutSeconds: 120 }, progress);
+    await adminPlatform.waitForSlotReady(
+      { target: DETECTION_API_TARGET, slot: 'blue', replicas: 3, timeoutSeconds: 120 },
+      progress,
+    );
+    for (let i = 0; i < APPS; i++)
+      await adminPlatform.waitForSlotReady(
+        { target: appTarget(appName(i), 'default'), slot: 'blue', replicas: 1, timeoutSeconds: 120 },
+        progress,
+      );
 
     const kubeconfig = join(dir, 'worker.kubeconfig');
-    writeFileSync(kubeconfig, plane.configForToken(await plane.mintToken(NAMESPACE, 'bluegreen-worker', 7200)).exportConfig());
+    writeFileSync(
+      kubeconfig,
+      plane.configForToken(await plane.mintToken(NAMESPACE, 'bluegreen-worker', 7200)).exportConfig(),
+    );
     // The worker as the Dockerfile runs it: compiled to dist/, its workflows bundled ahead of time.
     const bundle = join(dir, 'workflow-bundle.js');
     await run('npm', ['run', 'build'], { cwd: ROOT });
-    await run(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts/bundle-workflows.ts'), '--out', bundle], { cwd: ROOT });
+    await run(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts/bundle-workflows.ts'), '--out', bundle], {
+      cwd: ROOT,
+    });
     if (MEMORY_LIMIT_MIB) {
       cgroup = memoryCgroup(MEMORY_LIMIT_MIB);
       if (!cgroup) say(`no writable memory cgroup here: the worker runs with its ${HEAP_MIB} MiB heap cap only`);
@@ -154,8 +176,14 @@ async function main(): Promise<void> {
       stateDir: join(dir, 'stack'),
       ports,
       kubeconfig,
-      workerCommand: cgroup ? [join(ROOT, 'bench/join-cgroup.mjs'), cgroup.procs, join(ROOT, 'dist/worker/main.js')] : [join(ROOT, 'dist/worker/main.js')],
-      workerEnv: { LOG_LEVEL: 'warn', BLUEGREEN_WORKFLOW_BUNDLE: bundle, ...(MEMORY_LIMIT_MIB ? { NODE_OPTIONS: `--max-old-space-size=${HEAP_MIB}` } : {}) },
+      workerCommand: cgroup
+        ? [join(ROOT, 'bench/join-cgroup.mjs'), cgroup.procs, join(ROOT, 'dist/worker/main.js')]
+        : [join(ROOT, 'dist/worker/main.js')],
+      workerEnv: {
+        LOG_LEVEL: 'warn',
+        BLUEGREEN_WORKFLOW_BUNDLE: bundle,
+        ...(MEMORY_LIMIT_MIB ? { NODE_OPTIONS: `--max-old-space-size=${HEAP_MIB}` } : {}),
+      },
       temporalDb: TEMPORAL_DB,
     });
     await stack.start();
@@ -184,20 +212,34 @@ async function main(): Promise<void> {
       await untilMonitoring(client, NAMESPACE, 'detection-api');
       const signalled = performance.now();
       await client.abort(NAMESPACE, 'detection-api', { reason: `bench:kubernetes abort ${i}`, by: 'bench' });
-      const oldPods = new Set((await core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: `app=detection-api,slot=${oldSlot}` })).items.map((p) => p.metadata!.name));
+      const oldPods = new Set(
+        (
+          await core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: `app=detection-api,slot=${oldSlot}` })
+        ).items.map((p) => p.metadata!.name),
+      );
       for (;;) {
         const [service, slices] = await Promise.all([
           core.readNamespacedService({ name: 'detection-api-service', namespace: NAMESPACE }),
-          discovery.listNamespacedEndpointSlice({ namespace: NAMESPACE, labelSelector: 'kubernetes.io/service-name=detection-api-service' }),
+          discovery.listNamespacedEndpointSlice({
+            namespace: NAMESPACE,
+            labelSelector: 'kubernetes.io/service-name=detection-api-service',
+          }),
         ]);
         const ready = slices.items.flatMap((s) => s.endpoints ?? []).filter((e) => e.conditions?.ready !== false);
-        if (service.spec!.selector!['slot'] === oldSlot && ready.length > 0 && ready.every((e) => oldPods.has(e.targetRef?.name))) break;
+        if (
+          service.spec!.selector!['slot'] === oldSlot &&
+          ready.length > 0 &&
+          ready.every((e) => oldPods.has(e.targetRef?.name))
+        )
+          break;
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
       restoredMs.push(performance.now() - signalled);
       const result = await deploymentResult(handle);
       if (result.outcome !== 'RolledBack') throw new Error(`abort run ${i}: ${result.outcome}: ${result.message}`);
-      say(`abort ${i}: selector and endpoints back on ${oldSlot} ${restoredMs.at(-1)!.toFixed(0)} ms after the signal (${result.reason})`);
+      say(
+        `abort ${i}: selector and endpoints back on ${oldSlot} ${restoredMs.at(-1)!.toFixed(0)} ms after the signal (${result.reason})`,
+      );
     }
 
     // 2. A lone deployment's overhead.
@@ -213,7 +255,9 @@ async function main(): Promise<void> {
       const figures = overhead(events);
       loneSpent = breakdown(events);
       lone.push(figures.overhead);
-      say(`lone ${i}: ${(figures.wall / 1000).toFixed(2)} s wall, ${(figures.waits / 1000).toFixed(2)} s of waits, overhead ${figures.overhead} ms`);
+      say(
+        `lone ${i}: ${(figures.wall / 1000).toFixed(2)} s wall, ${(figures.waits / 1000).toFixed(2)} s of waits, overhead ${figures.overhead} ms`,
+      );
     }
 
     const serverPerLone = (cpuOf(server) - serverBeforeLone) / RUNS;
@@ -224,47 +268,75 @@ async function main(): Promise<void> {
     const cpuBefore = cpuByCommand();
     const serverBefore = cpuOf(server);
     const started = performance.now();
-    const handles = await Promise.all(Array.from({ length: APPS }, (_, i) => client.start(spec(appName(i), 'v2.0.0', TICKS * 2, 1))));
+    const handles = await Promise.all(
+      Array.from({ length: APPS }, (_, i) => client.start(spec(appName(i), 'v2.0.0', TICKS * 2, 1))),
+    );
     const results: DeploymentResult[] = await Promise.all(handles.map((h) => deploymentResult(h)));
     const allSeconds = (performance.now() - started) / 1000;
     const serverPerConcurrent = (cpuOf(server) - serverBefore) / APPS;
     clearInterval(sampler);
-    const cpu = [...cpuByCommand()].map(([command, total]) => [command, total - (cpuBefore.get(command) ?? 0)] as const).filter(([, used]) => used >= 1).sort((a, b) => b[1] - a[1]);
+    const cpu = [...cpuByCommand()]
+      .map(([command, total]) => [command, total - (cpuBefore.get(command) ?? 0)] as const)
+      .filter(([, used]) => used >= 1)
+      .sort((a, b) => b[1] - a[1]);
     const failed = results.filter((r) => r.outcome !== 'Succeeded');
     const histories = await Promise.all(handles.map(async (h) => (await h.fetchHistory()).events ?? []));
     const figures = histories.map(overhead);
     const overheads = figures.map((f) => f.overhead);
     const walls = figures.map((f) => f.wall);
     const spent = histories.map(breakdown);
-    const live = await Promise.all(Array.from({ length: APPS }, async (_, i) => (await adminPlatform.describe(appTarget(appName(i), 'default'))).activeSlot));
+    const live = await Promise.all(
+      Array.from(
+        { length: APPS },
+        async (_, i) => (await adminPlatform.describe(appTarget(appName(i), 'default'))).activeSlot,
+      ),
+    );
     const onNew = live.filter((slot, i) => slot === results[i]!.toSlot).length;
     const end = memoryOf(worker);
     const metrics = await (await fetch(`http://127.0.0.1:${ports.workerMetrics}/metrics`)).text();
 
     say('');
-    say(`bench:kubernetes on ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${new Date().toISOString().slice(0, 10)}; control plane with 4 simulated nodes; Temporal history in ${TEMPORAL_DB}`);
-    say(`abort signal to traffic restored: median ${median(restoredMs).toFixed(0)} ms, max ${Math.max(...restoredMs).toFixed(0)} ms over ${RUNS} aborts (target < 1000 ms)`);
+    say(
+      `bench:kubernetes on ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${new Date().toISOString().slice(0, 10)}; control plane with 4 simulated nodes; Temporal history in ${TEMPORAL_DB}`,
+    );
+    say(
+      `abort signal to traffic restored: median ${median(restoredMs).toFixed(0)} ms, max ${Math.max(...restoredMs).toFixed(0)} ms over ${RUNS} aborts (target < 1000 ms)`,
+    );
     say(`orchestration overhead, lone deployment: median ${median(lone)} ms over ${RUNS} runs`);
-    say(`Temporal server CPU per deployment of ${TICKS} monitor ticks: ${serverPerLone.toFixed(2)} s lone (${RUNS} in a row), ${serverPerConcurrent.toFixed(2)} s among ${APPS} at once`);
+    say(
+      `Temporal server CPU per deployment of ${TICKS} monitor ticks: ${serverPerLone.toFixed(2)} s lone (${RUNS} in a row), ${serverPerConcurrent.toFixed(2)} s among ${APPS} at once`,
+    );
     say(
       `${APPS} deployments at once: ${APPS - failed.length} succeeded, ${onNew} with their Service on the new slot, all done in ${allSeconds.toFixed(1)} s ` +
         `(wall per deployment p50 ${(median(walls) / 1000).toFixed(1)} s, max ${(Math.max(...walls) / 1000).toFixed(1)} s)`,
     );
     for (const r of failed.slice(0, 5)) say(`  ${r.outcome}: ${r.message}`);
-    say(`  CPU seconds meanwhile (of ${(allSeconds * cpus().length).toFixed(0)} available): ${cpu.map(([command, used]) => `${command} ${used.toFixed(0)}`).join(', ')}`);
+    say(
+      `  CPU seconds meanwhile (of ${(allSeconds * cpus().length).toFixed(0)} available): ${cpu.map(([command, used]) => `${command} ${used.toFixed(0)}`).join(', ')}`,
+    );
     const p95 = percentile(overheads, 95);
     const parts = [...new Set(spent.flatMap((s) => Object.keys(s)))].sort();
     say(`  where a deployment's time went (median ms; lone: ${JSON.stringify(loneSpent)}):`);
     say(`    ${parts.map((part) => `${part} ${median(spent.map((s) => s[part] ?? 0))}`).join(', ')}`);
-    say(`  overhead p50 ${median(overheads)} ms, p95 ${p95} ms, max ${Math.max(...overheads)} ms: p95 is ${(p95 / median(lone)).toFixed(2)}x the lone median (goal: within 10x on two shared cores)`);
+    say(
+      `  overhead p50 ${median(overheads)} ms, p95 ${p95} ms, max ${Math.max(...overheads)} ms: p95 is ${(p95 / median(lone)).toFixed(2)}x the lone median (goal: within 10x on two shared cores)`,
+    );
     // The worker's own view (the SDK's metrics): time per workflow task and per poll.
     const sdk = (name: string) => {
-      const sum = Number(new RegExp(`^temporal_${name}_sum(?:\\{[^}]*\\})? ([0-9.e+]+)`, 'm').exec(metrics)?.[1] ?? NaN);
-      const count = Number(new RegExp(`^temporal_${name}_count(?:\\{[^}]*\\})? ([0-9.e+]+)`, 'm').exec(metrics)?.[1] ?? NaN);
+      const sum = Number(
+        new RegExp(`^temporal_${name}_sum(?:\\{[^}]*\\})? ([0-9.e+]+)`, 'm').exec(metrics)?.[1] ?? NaN,
+      );
+      const count = Number(
+        new RegExp(`^temporal_${name}_count(?:\\{[^}]*\\})? ([0-9.e+]+)`, 'm').exec(metrics)?.[1] ?? NaN,
+      );
       return `${name} ${count} x ${((sum / count) * (name.endsWith('_seconds') ? 1000 : 1)).toFixed(1)} ms`;
     };
-    say(`  worker, whole run: ${['workflow_task_execution_latency', 'workflow_activation_execution_latency', 'workflow_task_schedule_to_start_latency', 'workflow_task_replay_latency'].map(sdk).join('; ')}`);
-    say(`worker resident memory: peak ${end.peak.toFixed(0)} MB over its life (${startup.peak.toFixed(0)} MB by the end of start-up), peak ${peakDuring.toFixed(0)} MB during the ${APPS} deployments (target < 400 MB)`);
+    say(
+      `  worker, whole run: ${['workflow_task_execution_latency', 'workflow_activation_execution_latency', 'workflow_task_schedule_to_start_latency', 'workflow_task_replay_latency'].map(sdk).join('; ')}`,
+    );
+    say(
+      `worker resident memory: peak ${end.peak.toFixed(0)} MB over its life (${startup.peak.toFixed(0)} MB by the end of start-up), peak ${peakDuring.toFixed(0)} MB during the ${APPS} deployments (target < 400 MB)`,
+    );
     if (MEMORY_LIMIT_MIB) {
       const capped = cgroup?.read();
       say(

@@ -38,9 +38,12 @@ try {
     const events: number[] = [];
     for (let i = 0; i < PLANS; i++) {
       const started = performance.now();
-      const result = await stack.deployments!.plan(testSpec({ image: DETECTION_API_IMAGE('v2.2.0'), replicas: 2, ...overrides }));
+      const result = await stack.deployments!.plan(
+        testSpec({ image: DETECTION_API_IMAGE('v2.2.0'), replicas: 2, ...overrides }),
+      );
       times.push(performance.now() - started);
-      if (!result.plan?.proceeds) throw new Error(`the plan would not proceed: ${JSON.stringify(result.plan?.checks ?? result.error)}`);
+      if (!result.plan?.proceeds)
+        throw new Error(`the plan would not proceed: ${JSON.stringify(result.plan?.checks ?? result.error)}`);
       const history = await new Client({ connection: stack.connection! }).workflow.getHandle(result.id).fetchHistory();
       events.push(history.events?.length ?? 0);
     }
@@ -49,7 +52,9 @@ try {
     );
   }
   say('');
-  say(`bench:plan on ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${new Date().toISOString().slice(0, 16)}; ${PLANS} plans of each, client start to answer`);
+  say(
+    `bench:plan on ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${new Date().toISOString().slice(0, 16)}; ${PLANS} plans of each, client start to answer`,
+  );
   for (const row of rows) say(row);
 } finally {
   await stack.stop();

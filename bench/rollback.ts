@@ -41,7 +41,11 @@ const spec = (tag: string, captureEvidence = true) =>
   });
 
 async function main(): Promise<void> {
-  const stack = new EmbeddedStack({ stateDir: mkdtempSync(join(tmpdir(), 'bench-rollback-')), ports: await freeStackPorts(), replicaEnv: { LOG_LEVEL: 'error' } });
+  const stack = new EmbeddedStack({
+    stateDir: mkdtempSync(join(tmpdir(), 'bench-rollback-')),
+    ports: await freeStackPorts(),
+    replicaEnv: { LOG_LEVEL: 'error' },
+  });
   await stack.start();
   const traffic = new TrafficGenerator(stack.local!.routerUrl, 50);
   try {
@@ -54,15 +58,19 @@ async function main(): Promise<void> {
     for (let run = 1; run <= RUNS; run++) {
       const good = await stack.deployments!.start(spec(`v2.2.${run}`));
       const result = await deploymentResult(good);
-      if (result.outcome !== 'Succeeded') throw new Error(`run ${run}: the good version did not go live: ${result.message}`);
+      if (result.outcome !== 'Succeeded')
+        throw new Error(`run ${run}: the good version did not go live: ${result.message}`);
       const figures = overhead((await good.fetchHistory()).events ?? []);
       overheads.push(figures.overhead);
-      say(`run ${run}: good deployment ${(figures.wall / 1000).toFixed(2)} s wall, ${(figures.waits / 1000).toFixed(2)} s of waits, overhead ${figures.overhead} ms`);
+      say(
+        `run ${run}: good deployment ${(figures.wall / 1000).toFixed(2)} s wall, ${(figures.waits / 1000).toFixed(2)} s of waits, overhead ${figures.overhead} ms`,
+      );
 
       for (const capture of ['on', 'off'] as const) {
         const faulty = await stack.deployments!.start(spec('v2.3.0', capture === 'on'));
         const rolled = await deploymentResult(faulty);
-        if (rolled.outcome !== 'RolledBack') throw new Error(`run ${run}: the faulty version was not rolled back: ${rolled.message}`);
+        if (rolled.outcome !== 'RolledBack')
+          throw new Error(`run ${run}: the faulty version was not rolled back: ${rolled.message}`);
         const restored = breachToRestored((await faulty.fetchHistory()).events ?? []);
         breaches[capture].push(restored);
         rollbacks[capture].push(Math.round((rolled.rollbackSeconds ?? 0) * 1000));
@@ -75,12 +83,20 @@ async function main(): Promise<void> {
     }
     const score = await traffic.stop();
     say('');
-    say(`bench:rollback on ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${new Date().toISOString().slice(0, 10)}, ${RUNS} runs`);
+    say(
+      `bench:rollback on ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${new Date().toISOString().slice(0, 10)}, ${RUNS} runs`,
+    );
     say(`orchestration overhead of a deployment: median ${median(overheads)} ms (target < 2000 ms)`);
-    say(`SLO breach seen to traffic restored: median ${median(breaches.on)} ms with the evidence capture, ${median(breaches.off)} ms without (target < 1000 ms)`);
-    say(`whole rollback (restore, evidence, idle slot scaled back): median ${median(rollbacks.on)} ms with the capture, ${median(rollbacks.off)} ms without`);
+    say(
+      `SLO breach seen to traffic restored: median ${median(breaches.on)} ms with the evidence capture, ${median(breaches.off)} ms without (target < 1000 ms)`,
+    );
+    say(
+      `whole rollback (restore, evidence, idle slot scaled back): median ${median(rollbacks.on)} ms with the capture, ${median(rollbacks.off)} ms without`,
+    );
     say(`evidence kept in the history: median ${median(sizes)} bytes (bound ${512 * 1024})`);
-    say(`traffic throughout: ${score.sent} requests, ${score.connectionFailures} connection failures, ${score.serverErrors} 5xx`);
+    say(
+      `traffic throughout: ${score.sent} requests, ${score.connectionFailures} connection failures, ${score.serverErrors} 5xx`,
+    );
   } finally {
     await traffic.stop().catch(() => undefined);
     await stack.stop();

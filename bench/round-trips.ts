@@ -44,7 +44,13 @@ const blueGreen = (tag: string, ticks: number) =>
     image: DETECTION_API_IMAGE(tag),
     replicas: 2,
     readinessTimeoutSeconds: 60,
-    monitor: { durationSeconds: ticks * INTERVAL, intervalSeconds: INTERVAL, window: '5s', initialDelaySeconds: 0, slos: SLOS },
+    monitor: {
+      durationSeconds: ticks * INTERVAL,
+      intervalSeconds: INTERVAL,
+      window: '5s',
+      initialDelaySeconds: 0,
+      slos: SLOS,
+    },
     scaleDownDelaySeconds: 0,
   });
 const canary = (tag: string, ticks: number): ReturnType<typeof testSpec> => {
@@ -54,14 +60,31 @@ const canary = (tag: string, ticks: number): ReturnType<typeof testSpec> => {
     readinessTimeoutSeconds: 60,
     strategy: 'canary',
     traffic: { router: 'replica-ratio' },
-    monitor: { durationSeconds: ticks * INTERVAL, intervalSeconds: INTERVAL, window: '5s', initialDelaySeconds: 0, slos: SLOS },
-    canary: { steps: [{ weight: 50, holdSeconds: ticks * INTERVAL }, { weight: 100, holdSeconds: INTERVAL }], minRequests: 1, maxHoldExtensionSeconds: 0 },
+    monitor: {
+      durationSeconds: ticks * INTERVAL,
+      intervalSeconds: INTERVAL,
+      window: '5s',
+      initialDelaySeconds: 0,
+      slos: SLOS,
+    },
+    canary: {
+      steps: [
+        { weight: 50, holdSeconds: ticks * INTERVAL },
+        { weight: 100, holdSeconds: INTERVAL },
+      ],
+      minRequests: 1,
+      maxHoldExtensionSeconds: 0,
+    },
     scaleDownDelaySeconds: 0,
   };
   return testSpec(input);
 };
 
-const stack = new EmbeddedStack({ stateDir: mkdtempSync(join(tmpdir(), 'bench-round-trips-')), ports: await freeStackPorts(), replicaEnv: { LOG_LEVEL: 'error' } });
+const stack = new EmbeddedStack({
+  stateDir: mkdtempSync(join(tmpdir(), 'bench-round-trips-')),
+  ports: await freeStackPorts(),
+  replicaEnv: { LOG_LEVEL: 'error' },
+});
 await stack.start();
 const traffic = new TrafficGenerator(stack.local!.routerUrl, 50);
 const rows: string[] = [];
@@ -72,16 +95,22 @@ try {
   const deploy = async (spec: ReturnType<typeof testSpec>): Promise<RoundTrips> => {
     const handle = await stack.deployments!.start(spec);
     const result = await deploymentResult(handle);
-    if (result.outcome !== 'Succeeded') throw new Error(`${spec.strategy} ${spec.version}: ${result.outcome}: ${result.message}`);
+    if (result.outcome !== 'Succeeded')
+      throw new Error(`${spec.strategy} ${spec.version}: ${result.outcome}: ${result.message}`);
     return roundTrips((await handle.fetchHistory()).events ?? []);
   };
-  for (const [strategy, make] of [['blue-green', blueGreen], ['canary', canary]] as const) {
+  for (const [strategy, make] of [
+    ['blue-green', blueGreen],
+    ['canary', canary],
+  ] as const) {
     const short: RoundTrips[] = [];
     const long: RoundTrips[] = [];
     for (let run = 1; run <= RUNS; run++) {
       short.push(await deploy(make(`v2.2.${++version}`, SHORT)));
       long.push(await deploy(make(`v2.2.${++version}`, LONG)));
-      say(`${strategy} run ${run}: ${SHORT} ticks ${JSON.stringify(short.at(-1))}; ${LONG} ticks ${JSON.stringify(long.at(-1))}`);
+      say(
+        `${strategy} run ${run}: ${SHORT} ticks ${JSON.stringify(short.at(-1))}; ${LONG} ticks ${JSON.stringify(long.at(-1))}`,
+      );
     }
     const field = (runs: RoundTrips[], key: keyof RoundTrips) => median(runs.map((r) => r[key]));
     // A blue-green window and a canary's hold are each one activity, whatever their ticks.
@@ -98,7 +127,8 @@ try {
   for (let run = 1; run <= RUNS; run++) {
     const spec = blueGreen(`v2.2.${++version}`, LONG);
     const handle = await stack.deployments!.start(spec);
-    const tick = async () => (await stack.deployments!.status(spec.namespace, spec.app).catch(() => null))?.monitor?.tick ?? 0;
+    const tick = async () =>
+      (await stack.deployments!.status(spec.namespace, spec.app).catch(() => null))?.monitor?.tick ?? 0;
     await eventually(async () => (await tick()) >= 3, 'tick 3', 120_000);
     const seen = await tick();
     await stack.killWorker();
@@ -108,12 +138,18 @@ try {
     resumed.push(performance.now() - killed);
     const result = await deploymentResult(handle);
     if (result.outcome !== 'Succeeded') throw new Error(`after the SIGKILL: ${result.outcome}: ${result.message}`);
-    say(`SIGKILL run ${run}: tick ${seen} seen at the kill, the window counted on ${(resumed.at(-1)! / 1000).toFixed(1)} s later; ${result.outcome}`);
+    say(
+      `SIGKILL run ${run}: tick ${seen} seen at the kill, the window counted on ${(resumed.at(-1)! / 1000).toFixed(1)} s later; ${result.outcome}`,
+    );
   }
   say('');
-  say(`bench:round-trips on ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${new Date().toISOString().slice(0, 10)}; medians of ${RUNS} runs; ticks every ${INTERVAL} s`);
+  say(
+    `bench:round-trips on ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${new Date().toISOString().slice(0, 10)}; medians of ${RUNS} runs; ticks every ${INTERVAL} s`,
+  );
   for (const row of rows) say(row);
-  say(`worker SIGKILLed during a ${LONG}-tick window and started again at once: ticks went on after median ${(median(resumed) / 1000).toFixed(1)} s, max ${(Math.max(...resumed) / 1000).toFixed(1)} s over ${RUNS} kills`);
+  say(
+    `worker SIGKILLed during a ${LONG}-tick window and started again at once: ticks went on after median ${(median(resumed) / 1000).toFixed(1)} s, max ${(Math.max(...resumed) / 1000).toFixed(1)} s over ${RUNS} kills`,
+  );
 } finally {
   await traffic.stop().catch(() => undefined);
   await stack.stop();

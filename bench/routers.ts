@@ -39,17 +39,34 @@ const say = (line: string) => process.stdout.write(`${line}\n`);
 const run = promisify(execFile);
 const progress = { heartbeat: () => undefined, signal: new AbortController().signal };
 
-const plane = await startControlPlane({ dir: mkdtempSync(join(tmpdir(), 'bench-routers-')), log: (line) => say(`# ${line}`) });
+const plane = await startControlPlane({
+  dir: mkdtempSync(join(tmpdir(), 'bench-routers-')),
+  log: (line) => say(`# ${line}`),
+});
 const env = await startDevServer();
 let worker: KubernetesWorker | undefined;
 try {
-  await run('kubectl', ['--kubeconfig', plane.kubeconfigPath, 'apply', '--server-side', '-k', join(ROOT, 'test/e2e/routers-overlay')]);
+  await run('kubectl', [
+    '--kubeconfig',
+    plane.kubeconfigPath,
+    'apply',
+    '--server-side',
+    '-k',
+    join(ROOT, 'test/e2e/routers-overlay'),
+  ]);
   const admin = new KubernetesPlatform(plane.adminConfig());
   await admin.waitForSlotReady({ target: REFERENCE_TARGET, slot: 'blue', replicas: 3, timeoutSeconds: 120 }, progress);
-  worker = await startKubernetesWorker(env, plane.configForToken(await plane.mintToken('default', 'bluegreen-worker')), TASK_QUEUE);
+  worker = await startKubernetesWorker(
+    env,
+    plane.configForToken(await plane.mintToken('default', 'bluegreen-worker')),
+    TASK_QUEUE,
+  );
   const client = new DeploymentClient(env.client, TASK_QUEUE);
   const reference = worker.referenceUrl;
-  const targetFor = (router: TrafficRouter) => ({ ...REFERENCE_TARGET, traffic: { ...REFERENCE_TARGET.traffic!, router, httpRoute: 'detection-api', ingress: 'detection-api-ingress' } });
+  const targetFor = (router: TrafficRouter) => ({
+    ...REFERENCE_TARGET,
+    traffic: { ...REFERENCE_TARGET.traffic!, router, httpRoute: 'detection-api', ingress: 'detection-api-ingress' },
+  });
   /** Every router's objects on the live slot, so that any of them reads the same live slot. */
   const routeAllTo = async (slot: Slot) => {
     for (const router of TRAFFIC_ROUTERS) await admin.switchTraffic({ target: targetFor(router), slot });
@@ -72,25 +89,46 @@ try {
           monitor: { durationSeconds: 120, intervalSeconds: 1, slos: [] },
           scaleDownDelaySeconds: 0,
           traffic: { router, ...(router === TrafficRouter.GatewayApi ? { httpRoute: 'detection-api' } : {}) },
-          ...(canary ? { strategy: 'canary' as const, canary: { steps: [{ weight: 25, holdSeconds: 120 }, { weight: 100, holdSeconds: 1 }], minRequests: 0 } } : {}),
+          ...(canary
+            ? {
+                strategy: 'canary' as const,
+                canary: {
+                  steps: [
+                    { weight: 25, holdSeconds: 120 },
+                    { weight: 100, holdSeconds: 1 },
+                  ],
+                  minRequests: 0,
+                },
+              }
+            : {}),
         }),
       );
       await untilMonitoring(client, 'default', 'detection-api').catch(async (error: unknown) => {
         const result = await deploymentResult(handle);
-        throw new Error(`${router} run ${i} never reached monitoring: ${result.outcome} ${result.reason}: ${result.message}`, { cause: error });
+        throw new Error(
+          `${router} run ${i} never reached monitoring: ${result.outcome} ${result.reason}: ${result.message}`,
+          { cause: error },
+        );
       });
       await client.abort('default', 'detection-api', { reason: `bench run ${i}`, by: 'bench:routers' });
       const result = await deploymentResult(handle);
-      if (result.reason !== 'Aborted' || result.liveSlot !== live) throw new Error(`${router} run ${i}: ${result.outcome} ${result.reason}: ${result.message}`);
+      if (result.reason !== 'Aborted' || result.liveSlot !== live)
+        throw new Error(`${router} run ${i}: ${result.outcome} ${result.reason}: ${result.message}`);
       const restored = (await admin.describe({ ...targetFor(router) })).activeSlot;
       if (restored !== live) throw new Error(`${router} run ${i}: the router reads ${restored} live, not ${live}`);
       figures.get(router)!.push(abortToRestored((await handle.fetchHistory()).events ?? []));
-      say(`# ${router} ${i}/${RUNS}: old slot ${live} read back ${figures.get(router)!.at(-1)} ms after the abort (the new slot ${otherSlot(live)} restored)`);
+      say(
+        `# ${router} ${i}/${RUNS}: old slot ${live} read back ${figures.get(router)!.at(-1)} ms after the abort (the new slot ${otherSlot(live)} restored)`,
+      );
     }
   }
   say('');
-  say(`bench:routers on ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${new Date().toISOString().slice(0, 16)}; Kubernetes test control plane, worker as deploy/'s ServiceAccount`);
-  say('router           | what is read back                                | abort -> old slot read back: median (min-max), runs');
+  say(
+    `bench:routers on ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${new Date().toISOString().slice(0, 16)}; Kubernetes test control plane, worker as deploy/'s ServiceAccount`,
+  );
+  say(
+    'router           | what is read back                                | abort -> old slot read back: median (min-max), runs',
+  );
   const readBack: Record<TrafficRouter, string> = {
     [TrafficRouter.ServiceSelector]: 'Service selector, EndpointSlices (blue-green)',
     [TrafficRouter.ReplicaRatio]: 'Service selector, EndpointSlices (canary 25 %)',
@@ -98,7 +136,9 @@ try {
     [TrafficRouter.Ingress]: 'Ingress backend, canary-weight (25 %)',
   };
   for (const [router, times] of figures) {
-    say(`${router.padEnd(16)} | ${readBack[router].padEnd(48)} | ${median(times)} ms (${Math.min(...times)}-${Math.max(...times)}), ${times.length}`);
+    say(
+      `${router.padEnd(16)} | ${readBack[router].padEnd(48)} | ${median(times)} ms (${Math.min(...times)}-${Math.max(...times)}), ${times.length}`,
+    );
   }
 } finally {
   await worker?.stop();

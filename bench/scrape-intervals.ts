@@ -46,15 +46,27 @@ async function measure(scrape: number): Promise<Row> {
     traffic.start();
     const good = await deploymentResult(await deployTagAtScrapeInterval(stack, 'v2.2.0', scrape));
     const paused = good.status.transitions.some((t) => t.phase === 'Paused');
-    say(`scrape ${scrape} s: healthy release ${good.outcome}${paused ? ' after a pause' : ', never paused'}; warm-up ${good.status.monitor?.warmUpSeconds} s`);
+    say(
+      `scrape ${scrape} s: healthy release ${good.outcome}${paused ? ' after a pause' : ', never paused'}; warm-up ${good.status.monitor?.warmUpSeconds} s`,
+    );
     const before = traffic.snapshot();
     const handle = await deployTagAtScrapeInterval(stack, 'v2.3.0', scrape);
     const faulty = await deploymentResult(handle);
-    if (faulty.outcome !== 'RolledBack') throw new Error(`scrape ${scrape} s: the faulty version was not rolled back: ${faulty.message}`);
+    if (faulty.outcome !== 'RolledBack')
+      throw new Error(`scrape ${scrape} s: the faulty version was not rolled back: ${faulty.message}`);
     const onsetToRestored = faultOnsetToRestored((await handle.fetchHistory()).events ?? [], FAULT_AFTER_MS);
     const faulty5xx = traffic.snapshot().serverErrors - before.serverErrors;
-    say(`scrape ${scrape} s: faulty release ${faulty.outcome} (${faulty.failedCheck}), fault onset to traffic restored ${(onsetToRestored / 1000).toFixed(1)} s, ${faulty5xx} requests answered 5xx`);
-    return { scrape, warmUp: good.status.monitor?.warmUpSeconds ?? Number.NaN, healthy: good.outcome, paused, onsetToRestored, faulty5xx };
+    say(
+      `scrape ${scrape} s: faulty release ${faulty.outcome} (${faulty.failedCheck}), fault onset to traffic restored ${(onsetToRestored / 1000).toFixed(1)} s, ${faulty5xx} requests answered 5xx`,
+    );
+    return {
+      scrape,
+      warmUp: good.status.monitor?.warmUpSeconds ?? Number.NaN,
+      healthy: good.outcome,
+      paused,
+      onsetToRestored,
+      faulty5xx,
+    };
   } finally {
     await traffic.stop().catch(() => undefined);
     await stack.stop();
@@ -64,8 +76,12 @@ async function measure(scrape: number): Promise<Row> {
 const rows: Row[] = [];
 for (const scrape of INTERVALS) rows.push(await measure(scrape));
 say('');
-say(`bench:scrape-intervals on ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${new Date().toISOString().slice(0, 16)}; 20 requests/s; monitor every 5 s, window 4 scrapes`);
+say(
+  `bench:scrape-intervals on ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${new Date().toISOString().slice(0, 16)}; 20 requests/s; monitor every 5 s, window 4 scrapes`,
+);
 say('scrape | warm-up | healthy release, no operator | faulty: onset to traffic restored | 5xx answered');
 for (const row of rows) {
-  say(`${`${row.scrape} s`.padStart(6)} | ${`${row.warmUp} s`.padStart(7)} | ${`${row.healthy}${row.paused ? ' (paused)' : ', never paused'}`.padEnd(28)} | ${`${(row.onsetToRestored / 1000).toFixed(1)} s`.padStart(33)} | ${row.faulty5xx}`);
+  say(
+    `${`${row.scrape} s`.padStart(6)} | ${`${row.warmUp} s`.padStart(7)} | ${`${row.healthy}${row.paused ? ' (paused)' : ', never paused'}`.padEnd(28)} | ${`${(row.onsetToRestored / 1000).toFixed(1)} s`.padStart(33)} | ${row.faulty5xx}`,
+  );
 }

@@ -21,7 +21,13 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { freePort, postDetection, SEED_DETECTION, startDetectionApi, tempQueuePath } from '../test/helpers/detection-api-process.js';
+import {
+  freePort,
+  postDetection,
+  SEED_DETECTION,
+  startDetectionApi,
+  tempQueuePath,
+} from '../test/helpers/detection-api-process.js';
 import { waitUntilReady } from '../src/processes/processes.js';
 import { median, percentile } from './statistics.js';
 
@@ -49,9 +55,25 @@ async function measure(url: string, rate: number, seconds: number): Promise<Figu
   const targets = join(work, 'targets.json');
   const results = join(work, 'results.bin');
   const body = Buffer.from(JSON.stringify(SEED_DETECTION)).toString('base64');
-  writeFileSync(targets, JSON.stringify({ method: 'POST', url: `${url}/api/detections`, header: { 'Content-Type': ['application/json'] }, body }) + '\n');
-  const pacing = rate > 0 ? [`-rate=${rate}/1s`] : ['-rate=0', `-max-workers=${CONNECTIONS}`, `-workers=${CONNECTIONS}`];
-  await run(VEGETA, ['attack', '-format=json', `-targets=${targets}`, `-duration=${seconds}s`, `-output=${results}`, ...pacing]);
+  writeFileSync(
+    targets,
+    JSON.stringify({
+      method: 'POST',
+      url: `${url}/api/detections`,
+      header: { 'Content-Type': ['application/json'] },
+      body,
+    }) + '\n',
+  );
+  const pacing =
+    rate > 0 ? [`-rate=${rate}/1s`] : ['-rate=0', `-max-workers=${CONNECTIONS}`, `-workers=${CONNECTIONS}`];
+  await run(VEGETA, [
+    'attack',
+    '-format=json',
+    `-targets=${targets}`,
+    `-duration=${seconds}s`,
+    `-output=${results}`,
+    ...pacing,
+  ]);
   const { stdout } = await run(VEGETA, ['encode', '--to=csv', results], { maxBuffer: 1 << 30 });
   const latencies: number[] = [];
   let errors = 0;
@@ -68,7 +90,12 @@ async function measure(url: string, rate: number, seconds: number): Promise<Figu
     if (code === '201') latencies.push(ms);
     else errors++;
   }
-  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), rps: (latencies.length * 1000) / (last - first), errors };
+  return {
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    rps: (latencies.length * 1000) / (last - first),
+    errors,
+  };
 }
 
 async function startHandler(file: string, takPort: number): Promise<{ url: string; stop: () => void }> {
@@ -82,7 +109,8 @@ async function startHandler(file: string, takPort: number): Promise<{ url: strin
   return { url, stop: () => child.kill('SIGKILL') };
 }
 
-if (!existsSync(VEGETA)) throw new Error(`${VEGETA} is missing: run bash scripts/setup.sh --load-generator (npm run bench:service does)`);
+if (!existsSync(VEGETA))
+  throw new Error(`${VEGETA} is missing: run bash scripts/setup.sh --load-generator (npm run bench:service does)`);
 
 const takPort = await freePort();
 const tak = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('tak-sink.ts', import.meta.url))], {
@@ -92,7 +120,11 @@ const tak = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('t
 let sinkOutput = '';
 tak.stdout!.on('data', (chunk) => (sinkOutput += chunk));
 while (!sinkOutput.includes('listening')) await new Promise((resolve) => setTimeout(resolve, 50));
-const service = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${takPort}`, QUEUE_PATH: tempQueuePath(), LOG_LEVEL: 'warn' });
+const service = await startDetectionApi({
+  TAK_ADDRESS: `127.0.0.1:${takPort}`,
+  QUEUE_PATH: tempQueuePath(),
+  LOG_LEVEL: 'warn',
+});
 const bare = await startHandler('bare-handler.ts', takPort);
 const durable = await startHandler('durable-handler.ts', takPort);
 const targets = [
@@ -103,14 +135,21 @@ const targets = [
 try {
   for (const target of targets.slice(0, 2)) {
     const check = await postDetection(target.url, SEED_DETECTION);
-    if (check.body['status'] !== 'SYNCED') throw new Error(`${target.name} should deliver to TAK: ${JSON.stringify(check.body)}`);
+    if (check.body['status'] !== 'SYNCED')
+      throw new Error(`${target.name} should deliver to TAK: ${JSON.stringify(check.body)}`);
   }
   // Warm them up (JIT, SQLite page cache) before anything is measured.
   for (const target of targets) await measure(target.url, 1000, 5);
 
-  const version = (await run('go', ['version', '-m', VEGETA])).stdout.match(/mod\s+github.com\/tsenart\/vegeta\/v12\s+(\S+)/)?.[1] ?? '?';
-  console.log(`bench:service  ${new Date().toISOString()}  ${cpus().length} cores (${cpus()[0]?.model}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
-  console.log(`POST /api/detections, vegeta ${version} open-loop at fixed rates, ${SECONDS} s per run, median of ${RUNS} runs; latency in ms\n`);
+  const version =
+    (await run('go', ['version', '-m', VEGETA])).stdout.match(/mod\s+github.com\/tsenart\/vegeta\/v12\s+(\S+)/)?.[1] ??
+    '?';
+  console.log(
+    `bench:service  ${new Date().toISOString()}  ${cpus().length} cores (${cpus()[0]?.model}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
+  );
+  console.log(
+    `POST /api/detections, vegeta ${version} open-loop at fixed rates, ${SECONDS} s per run, median of ${RUNS} runs; latency in ms\n`,
+  );
   console.log('rate/s | target        |   p50 |   p99 | achieved/s | errors | p99 vs bare');
   console.log('-------|---------------|-------|-------|------------|--------|------------');
   // 0: as fast as it goes, CONNECTIONS at a time: the maximum throughput.

@@ -26,7 +26,6 @@ const MIN_REQUESTS = Number(process.env['MIN_REQUESTS'] ?? 20_000);
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
-
 const spec = (tag: string, monitorSeconds: number) =>
   parseDeploymentSpec({
     app: 'detection-api',
@@ -38,7 +37,11 @@ const spec = (tag: string, monitorSeconds: number) =>
   });
 
 async function main(): Promise<void> {
-  const stack = new EmbeddedStack({ stateDir: mkdtempSync(join(tmpdir(), 'bench-switch-')), ports: await freeStackPorts(), replicaEnv: { LOG_LEVEL: 'error' } });
+  const stack = new EmbeddedStack({
+    stateDir: mkdtempSync(join(tmpdir(), 'bench-switch-')),
+    ports: await freeStackPorts(),
+    replicaEnv: { LOG_LEVEL: 'error' },
+  });
   await stack.start();
   const traffic = new TrafficGenerator(stack.local!.routerUrl, RATE, 128);
   try {
@@ -59,32 +62,61 @@ async function main(): Promise<void> {
       const handle = await client.start(spec(`v2.2.${i}`, 120));
       await untilMonitoring(client, 'default', 'detection-api');
       const signalled = performance.now();
-      await client.abort('default', 'detection-api', { reason: `bench:switch abort ${i}`, by: 'bench' }).catch(async (error: unknown) => {
-        const ended = await deploymentResult(handle);
-        throw new Error(`abort ${i} refused (${(error as Error).message}); the deployment ended ${ended.outcome}: ${ended.message}`, { cause: error });
-      });
+      await client
+        .abort('default', 'detection-api', { reason: `bench:switch abort ${i}`, by: 'bench' })
+        .catch(async (error: unknown) => {
+          const ended = await deploymentResult(handle);
+          throw new Error(
+            `abort ${i} refused (${(error as Error).message}); the deployment ended ${ended.outcome}: ${ended.message}`,
+            { cause: error },
+          );
+        });
       // Restored: the Service selects the old slot again and every endpoint is in it.
       for (;;) {
-        const response = await fetch(`${stack.local!.controlUrl}/api/v1/namespaces/default/services/detection-api-service`);
-        const service = (await response.json()) as { selector: Record<string, string>; endpoints: { labels: Record<string, string> }[] };
-        if (service.selector['slot'] === oldSlot && service.endpoints.length > 0 && service.endpoints.every((e) => e.labels['slot'] === oldSlot)) break;
+        const response = await fetch(
+          `${stack.local!.controlUrl}/api/v1/namespaces/default/services/detection-api-service`,
+        );
+        const service = (await response.json()) as {
+          selector: Record<string, string>;
+          endpoints: { labels: Record<string, string> }[];
+        };
+        if (
+          service.selector['slot'] === oldSlot &&
+          service.endpoints.length > 0 &&
+          service.endpoints.every((e) => e.labels['slot'] === oldSlot)
+        )
+          break;
         await new Promise((resolve) => setTimeout(resolve, 2));
       }
       restoredMs.push(performance.now() - signalled);
       const aborted = await deploymentResult(handle);
-      say(`abort ${i}: traffic back on ${oldSlot} ${restoredMs.at(-1)!.toFixed(0)} ms after the signal; deployment ${aborted.outcome} (${aborted.reason})`);
+      say(
+        `abort ${i}: traffic back on ${oldSlot} ${restoredMs.at(-1)!.toFixed(0)} ms after the signal; deployment ${aborted.outcome} (${aborted.reason})`,
+      );
     }
 
     while (traffic.snapshot().sent < MIN_REQUESTS) await new Promise((resolve) => setTimeout(resolve, 250));
     const report = await traffic.stop();
     say('');
-    say(`bench:switch on ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${new Date().toISOString().slice(0, 10)}`);
-    say(`load: ${RATE} requests/s target, ${(report.sent / report.seconds).toFixed(0)} achieved, through detection-api-service`);
-    say(`requests ${report.sent}, 2xx ${report.ok}, 5xx ${report.serverErrors}, other ${report.otherAnswers}, connection failures ${report.connectionFailures}`);
+    say(
+      `bench:switch on ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${new Date().toISOString().slice(0, 10)}`,
+    );
+    say(
+      `load: ${RATE} requests/s target, ${(report.sent / report.seconds).toFixed(0)} achieved, through detection-api-service`,
+    );
+    say(
+      `requests ${report.sent}, 2xx ${report.ok}, 5xx ${report.serverErrors}, other ${report.otherAnswers}, connection failures ${report.connectionFailures}`,
+    );
     if (report.failureSamples.length) say(`  failures: ${report.failureSamples.join('; ')}`);
     say(`latency p50 ${report.p50Ms.toFixed(1)} ms, p99 ${report.p99Ms.toFixed(1)} ms`);
-    say(`served by: ${Object.entries(report.servedBy).map(([d, n]) => `${d} ${n}`).join(', ')}`);
-    say(`abort signal to traffic restored: median ${median(restoredMs).toFixed(0)} ms, max ${Math.max(...restoredMs).toFixed(0)} ms over ${restoredMs.length} aborts (target < 1000 ms)`);
+    say(
+      `served by: ${Object.entries(report.servedBy)
+        .map(([d, n]) => `${d} ${n}`)
+        .join(', ')}`,
+    );
+    say(
+      `abort signal to traffic restored: median ${median(restoredMs).toFixed(0)} ms, max ${Math.max(...restoredMs).toFixed(0)} ms over ${restoredMs.length} aborts (target < 1000 ms)`,
+    );
     process.exitCode = report.connectionFailures === 0 ? 0 : 1;
   } finally {
     await traffic.stop().catch(() => undefined);

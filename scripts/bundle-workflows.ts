@@ -12,7 +12,10 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import { Command } from 'commander';
 import { WORKFLOWS_PATH } from '../src/worker/worker.js';
 
-const { out } = new Command('bundle-workflows').option('--out <file>', 'where to write the bundle', 'dist/workflow-bundle.js').parse().opts<{ out: string }>();
+const { out } = new Command('bundle-workflows')
+  .option('--out <file>', 'where to write the bundle', 'dist/workflow-bundle.js')
+  .parse()
+  .opts<{ out: string }>();
 const file = resolve(out);
 const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
 mkdirSync(dirname(file), { recursive: true });

@@ -34,10 +34,23 @@ const program = new Command('demo')
   .option('--keep', 'leave everything running at the end (Ctrl+C stops it)')
   .option('--rate <n>', 'detections per second through the router', '50')
   .option('--scrape-interval <seconds>', 'how often Prometheus scrapes the replicas (teams run 15 s to 1 min)', '15')
-  .option('--monitor-seconds <n>', 'monitor window of each deployment (default: the warm-up the scrape interval needs, plus 30 s)')
-  .option('--strategy <strategy>', 'blueGreen, or canary: the good version step by step, and the faulty one stopped at 5 % beside blue-green', 'blueGreen')
+  .option(
+    '--monitor-seconds <n>',
+    'monitor window of each deployment (default: the warm-up the scrape interval needs, plus 30 s)',
+  )
+  .option(
+    '--strategy <strategy>',
+    'blueGreen, or canary: the good version step by step, and the faulty one stopped at 5 % beside blue-green',
+    'blueGreen',
+  )
   .parse();
-const options = program.opts<{ keep?: boolean; rate: string; scrapeInterval: string; monitorSeconds?: string; strategy: string }>();
+const options = program.opts<{
+  keep?: boolean;
+  rate: string;
+  scrapeInterval: string;
+  monitorSeconds?: string;
+  strategy: string;
+}>();
 if (options.strategy !== 'blueGreen' && options.strategy !== 'canary') {
   process.stderr.write(`demo: --strategy must be blueGreen or canary, not '${options.strategy}'\n`);
   process.exit(2);
@@ -57,11 +70,19 @@ async function assertPortsFree(ports: StackPorts): Promise<void> {
       server.once('error', () => resolve(false));
       server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
     });
-    if (!free) throw new Error(`port ${port} (${name}) is in use on 127.0.0.1: stop what holds it (a demo left running with --keep?) and run again`);
+    if (!free)
+      throw new Error(
+        `port ${port} (${name}) is in use on 127.0.0.1: stop what holds it (a demo left running with --keep?) and run again`,
+      );
   }
 }
 
-async function deploy(stack: EmbeddedStack, version: string, what: string, strategy: 'blueGreen' | 'canary'): Promise<{ result: DeploymentResult; steps: StepServed[] }> {
+async function deploy(
+  stack: EmbeddedStack,
+  version: string,
+  what: string,
+  strategy: 'blueGreen' | 'canary',
+): Promise<{ result: DeploymentResult; steps: StepServed[] }> {
   const monitorSeconds = Number(options.monitorSeconds ?? 2 * scrapeSeconds + 5 + 30);
   // The service's own spec, as its pipeline would pass it, with the demo's sizes on top: a rate
   // window of 4 scrapes; the monitor waits out the warm-up (2 scrapes and a tick) that it reads
@@ -77,13 +98,23 @@ async function deploy(stack: EmbeddedStack, version: string, what: string, strat
   if (ROUTER === TrafficRouter.GatewayApi) set.push('traffic.router=gateway-api');
   if (strategy === 'canary') {
     const hold = 2 * scrapeSeconds + 10;
-    set.push('strategy=canary', `canary.steps=[${[5, 25, 50, 100].map((weight) => `{weight: ${weight}, holdSeconds: ${hold}}`).join(', ')}]`);
+    set.push(
+      'strategy=canary',
+      `canary.steps=[${[5, 25, 50, 100].map((weight) => `{weight: ${weight}, holdSeconds: ${hold}}`).join(', ')}]`,
+    );
   }
-  const spec = loadSpec({ file: join(ROOT, 'examples/detection-api/bluegreen.yaml'), image: `${IMAGE}:${version}`, replicas: '2', set });
+  const spec = loadSpec({
+    file: join(ROOT, 'examples/detection-api/bluegreen.yaml'),
+    image: `${IMAGE}:${version}`,
+    replicas: '2',
+    set,
+  });
   say();
   say(`━━ deploying ${version}${strategy === 'canary' ? ' as a canary' : ''}: ${what}`);
   const handle = await stack.deployments!.start(spec);
-  say(`   Temporal UI: ${stack.uiUrl}/namespaces/default/workflows/${encodeURIComponent(handle.workflowId)}/${handle.firstExecutionRunId}/history`);
+  say(
+    `   Temporal UI: ${stack.uiUrl}/namespaces/default/workflows/${encodeURIComponent(handle.workflowId)}/${handle.firstExecutionRunId}/history`,
+  );
   const printer = new ProgressPrinter((line) => say(`   ${line}`), process.stdout.isTTY ? process.stdout : null);
   const { result, steps } = await followCanary(stack, (status) => printer.update(status), { router: ROUTER });
   printer.stopBar();
@@ -92,17 +123,27 @@ async function deploy(stack: EmbeddedStack, version: string, what: string, strat
 }
 
 /** What the faulty slot answered during a deployment, by the router's counts and the traffic's 5xx. */
-async function blastRadius(stack: EmbeddedStack, traffic: TrafficGenerator, run: () => Promise<DeploymentResult>): Promise<{ result: DeploymentResult; answered: number; errors: number }> {
+async function blastRadius(
+  stack: EmbeddedStack,
+  traffic: TrafficGenerator,
+  run: () => Promise<DeploymentResult>,
+): Promise<{ result: DeploymentResult; answered: number; errors: number }> {
   const before = await stack.servedBy(ROUTER);
   const errorsBefore = traffic.snapshot().serverErrorsBy;
   const result = await run();
   const slot = `detection-api-${result.toSlot}`;
   const after = await stack.servedBy(ROUTER);
-  return { result, answered: (after[slot] ?? 0) - (before[slot] ?? 0), errors: (traffic.snapshot().serverErrorsBy[slot] ?? 0) - (errorsBefore[slot] ?? 0) };
+  return {
+    result,
+    answered: (after[slot] ?? 0) - (before[slot] ?? 0),
+    errors: (traffic.snapshot().serverErrorsBy[slot] ?? 0) - (errorsBefore[slot] ?? 0),
+  };
 }
 
 function trafficLines(report: TrafficScore, faultyErrors: number): string[] {
-  const served = Object.entries(report.servedBy).map(([deployment, n]) => `${deployment} ${n}`).join(', ');
+  const served = Object.entries(report.servedBy)
+    .map(([deployment, n]) => `${deployment} ${n}`)
+    .join(', ');
   return [
     `requests sent through ${ENTRY}: ${report.sent} in ${report.seconds.toFixed(0)} s`,
     `  answered 2xx:                            ${report.ok}`,
@@ -122,7 +163,8 @@ async function main(): Promise<number> {
     scrapeIntervalSeconds: scrapeSeconds,
     log: (line) => say(`   ${line}`),
     // The history is kept (the Web UI shows earlier demos); the local platform starts afresh.
-    endLeftoverDeployments: 'npm run demo started the local platform afresh: a deployment left running by an earlier demo cannot go on against it',
+    endLeftoverDeployments:
+      'npm run demo started the local platform afresh: a deployment left running by an earlier demo cannot go on against it',
   });
   say('starting the embedded default:');
   let stopping: Promise<void> | null = null;
@@ -139,11 +181,27 @@ async function main(): Promise<number> {
     say(`   sending ${options.rate} detections/s through ${ENTRY}`);
 
     const canary = options.strategy === 'canary';
-    const good = await deploy(stack, 'v2.2.0', canary ? 'a good version, step by step; it should go live' : 'a good version; it should go live', canary ? 'canary' : 'blueGreen');
+    const good = await deploy(
+      stack,
+      'v2.2.0',
+      canary ? 'a good version, step by step; it should go live' : 'a good version; it should go live',
+      canary ? 'canary' : 'blueGreen',
+    );
     const beforeFaulty = traffic.snapshot();
     const fault = 'passes its smoke tests, then fails a quarter of its requests; the monitor should roll it back';
-    const faulty = await blastRadius(stack, traffic, async () => (await deploy(stack, 'v2.3.0', fault, canary ? 'canary' : 'blueGreen')).result);
-    const compared = canary ? await blastRadius(stack, traffic, async () => (await deploy(stack, 'v2.3.0-rebuild', `the same fault, blue-green: ${fault}`, 'blueGreen')).result) : null;
+    const faulty = await blastRadius(
+      stack,
+      traffic,
+      async () => (await deploy(stack, 'v2.3.0', fault, canary ? 'canary' : 'blueGreen')).result,
+    );
+    const compared = canary
+      ? await blastRadius(
+          stack,
+          traffic,
+          async () =>
+            (await deploy(stack, 'v2.3.0-rebuild', `the same fault, blue-green: ${fault}`, 'blueGreen')).result,
+        )
+      : null;
     const afterFaulty = traffic.snapshot();
     const report = await traffic.stop();
     const faultyErrors = afterFaulty.serverErrors - beforeFaulty.serverErrors;
@@ -155,27 +213,45 @@ async function main(): Promise<number> {
       say('  step | weight set | share the canary served (router) | requests in the hold | share Prometheus saw');
       for (const step of good.steps) {
         const share = (100 * step.canary) / Math.max(1, step.total);
-        say(`  ${`${step.step}`.padStart(4)} | ${`${step.weight} %`.padStart(10)} | ${`${formatShare(share)} %`.padStart(32)} | ${String(step.total).padStart(20)} | ${step.observedShare === null ? 'no data' : `${formatShare(step.observedShare)} %`}`);
+        say(
+          `  ${`${step.step}`.padStart(4)} | ${`${step.weight} %`.padStart(10)} | ${`${formatShare(share)} %`.padStart(32)} | ${String(step.total).padStart(20)} | ${step.observedShare === null ? 'no data' : `${formatShare(step.observedShare)} %`}`,
+        );
       }
     }
-    const outcome = (r: DeploymentResult) => `${r.outcome}${r.reason ? ` on ${r.reason}` : ''}${r.failedCheck ? ` (${r.failedCheck})` : ''}`;
-    say(`v2.3.0${canary ? ' as a canary' : ''}: ${outcome(faulty.result)} (live slot ${faulty.result.liveSlot}); it answered ${faulty.answered} requests, ${faulty.errors} of them 5xx`);
+    const outcome = (r: DeploymentResult) =>
+      `${r.outcome}${r.reason ? ` on ${r.reason}` : ''}${r.failedCheck ? ` (${r.failedCheck})` : ''}`;
+    say(
+      `v2.3.0${canary ? ' as a canary' : ''}: ${outcome(faulty.result)} (live slot ${faulty.result.liveSlot}); it answered ${faulty.answered} requests, ${faulty.errors} of them 5xx`,
+    );
     if (compared) {
-      say(`v2.3.0-rebuild blue-green: ${outcome(compared.result)} (live slot ${compared.result.liveSlot}); it answered ${compared.answered} requests, ${compared.errors} of them 5xx`);
-      say(`  the canary at ${faulty.result.status.canary?.stepWeight ?? '?'} % let the faulty version answer ${faulty.answered} requests against blue-green's ${compared.answered}`);
+      say(
+        `v2.3.0-rebuild blue-green: ${outcome(compared.result)} (live slot ${compared.result.liveSlot}); it answered ${compared.answered} requests, ${compared.errors} of them 5xx`,
+      );
+      say(
+        `  the canary at ${faulty.result.status.canary?.stepWeight ?? '?'} % let the faulty version answer ${faulty.answered} requests against blue-green's ${compared.answered}`,
+      );
     }
     for (const line of trafficLines(report, faultyErrors)) say(line);
-    const rolledBack = faulty.result.outcome === 'RolledBack' && (compared === null || compared.result.outcome === 'RolledBack');
+    const rolledBack =
+      faulty.result.outcome === 'RolledBack' && (compared === null || compared.result.outcome === 'RolledBack');
     const ok = good.result.outcome === 'Succeeded' && rolledBack && report.connectionFailures === 0;
-    say(ok ? 'demo passed: the good version went live, the faulty one was rolled back, no request went unanswered' : 'demo FAILED: see above');
+    say(
+      ok
+        ? 'demo passed: the good version went live, the faulty one was rolled back, no request went unanswered'
+        : 'demo FAILED: see above',
+    );
 
     if (options.keep) {
       say();
       say(`everything is still running (Ctrl+C stops it). Temporal UI: ${stack.uiUrl}`);
       say('try a deployment and abort it from another terminal:');
-      say(`  npx bluegreen deploy -f examples/detection-api/bluegreen.yaml --image ${IMAGE}:v2.2.1 --replicas 2 --wait`);
+      say(
+        `  npx bluegreen deploy -f examples/detection-api/bluegreen.yaml --image ${IMAGE}:v2.2.1 --replicas 2 --wait`,
+      );
       say('  npx bluegreen abort detection-api --reason "trying abort"');
-      say(`  .venv/bin/temporal workflow signal --workflow-id bluegreen/default/detection-api --name abort --input '{"reason":"trying abort"}'`);
+      say(
+        `  .venv/bin/temporal workflow signal --workflow-id bluegreen/default/detection-api --name abort --input '{"reason":"trying abort"}'`,
+      );
       await new Promise(() => undefined);
     }
     return ok ? 0 : 1;

@@ -14,7 +14,15 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { availableParallelism } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ALONE, BACKGROUND_BUILDS, concurrency, FILE_TIMEOUT_MS, HOLDS, LONGEST_FIRST, TEST_TIMEOUT_MS } from '../test/suite.js';
+import {
+  ALONE,
+  BACKGROUND_BUILDS,
+  concurrency,
+  FILE_TIMEOUT_MS,
+  HOLDS,
+  LONGEST_FIRST,
+  TEST_TIMEOUT_MS,
+} from '../test/suite.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** Each file's wall time at its last run on this machine, to start the longest first. */
@@ -60,7 +68,10 @@ function whyFailed(output: string): string {
   const lines = output.trimEnd().split('\n');
   const at = lines.findIndex((line) => line.startsWith('✖ failing tests:'));
   const shown = at === -1 ? lines.slice(-30) : lines.slice(at + 1).filter((line) => !/^ℹ /.test(line));
-  return shown.slice(0, 60).map((line) => `    ${line}`).join('\n');
+  return shown
+    .slice(0, 60)
+    .map((line) => `    ${line}`)
+    .join('\n');
 }
 
 /** A file failed: a test failed or was cancelled, or the file did not end well by itself. */
@@ -127,8 +138,15 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 function runFile(file: string, options: string[]): Promise<{ run: FileRun; output: string }> {
   const script = 'node "$@"; code=$?; times >&3; exit $code';
   const args = [
-    '--import', 'tsx', '--import', './test/helpers/stop-descendants-on-exit.mjs',
-    '--test', '--test-reporter=spec', `--test-timeout=${TEST_TIMEOUT_MS}`, ...options, file,
+    '--import',
+    'tsx',
+    '--import',
+    './test/helpers/stop-descendants-on-exit.mjs',
+    '--test',
+    '--test-reporter=spec',
+    `--test-timeout=${TEST_TIMEOUT_MS}`,
+    ...options,
+    file,
   ];
   const started = performance.now();
   // A process group of its own, so that a file past its bound is ended whole (see below).
@@ -159,7 +177,10 @@ function runFile(file: string, options: string[]): Promise<{ run: FileRun; outpu
       running.delete(child.pid!);
       // `times`: the shell's own user and system time, then its children's: "0m1.250s 0m0.310s".
       const children = times.trim().split('\n').at(-1) ?? '';
-      const cpuSeconds = [...children.matchAll(/(\d+)m([\d.]+)s/g)].reduce((sum, [, m, s]) => sum + Number(m) * 60 + Number(s), 0);
+      const cpuSeconds = [...children.matchAll(/(\d+)m([\d.]+)s/g)].reduce(
+        (sum, [, m, s]) => sum + Number(m) * 60 + Number(s),
+        0,
+      );
       const wallSeconds = (performance.now() - started) / 1000;
       resolve({ run: { file, code, wallSeconds, cpuSeconds, counts: countsOf(output), timedOut }, output });
     });
@@ -192,7 +213,9 @@ function startBuilds(files: string[]): Map<string, Build> {
         child.on('close', (code) => {
           Object.assign(build, { done: true, failure: code === 0 ? null : `${key}: exit ${code}\n${output}` });
           const seconds = (performance.now() - started) / 1000;
-          process.stdout.write(`suite: background build \`${key}\` ${code === 0 ? 'done' : 'FAILED'} in ${seconds.toFixed(1)} s\n`);
+          process.stdout.write(
+            `suite: background build \`${key}\` ${code === 0 ? 'done' : 'FAILED'} in ${seconds.toFixed(1)} s\n`,
+          );
           resolve();
         });
       });
@@ -208,8 +231,14 @@ async function main(argv: string[]): Promise<number> {
   const chosen = argv.filter((a) => !a.startsWith('--')).map((f) => relative(ROOT, join(process.cwd(), f)));
   const files = chosen.length > 0 ? chosen : testFiles('test');
   const last = lastTimes();
-  const alone = ordered(files.filter((f) => f in ALONE), last);
-  const shared = ordered(files.filter((f) => !(f in ALONE)), last);
+  const alone = ordered(
+    files.filter((f) => f in ALONE),
+    last,
+  );
+  const shared = ordered(
+    files.filter((f) => !(f in ALONE)),
+    last,
+  );
   const width = concurrency();
   process.stdout.write(
     `suite: ${files.length} files, ${width} at a time; alone afterwards: ${alone.length > 0 ? alone.join(', ') : 'none'}\n`,
@@ -240,7 +269,8 @@ async function main(argv: string[]): Promise<number> {
     changed = new Promise<void>((resolve) => (wake = resolve));
   };
   for (const build of new Set(builds.values())) void build.ended.then(changes);
-  const ready = (file: string) => builds.get(file)?.done !== false && (HOLDS[file] === undefined || !held.has(HOLDS[file]));
+  const ready = (file: string) =>
+    builds.get(file)?.done !== false && (HOLDS[file] === undefined || !held.has(HOLDS[file]));
   /** The next file whose build (if any) has ended and whose resource (if any) is free; waits for one otherwise. */
   const next = async (): Promise<string | undefined> => {
     for (;;) {
@@ -259,7 +289,10 @@ async function main(argv: string[]): Promise<number> {
     const failure = builds.get(file)?.failure;
     if (failure) {
       const counts = { tests: 1, pass: 0, fail: 1, cancelled: 0, skipped: 0, todo: 0 };
-      return finish({ run: { file, code: 1, wallSeconds: 0, cpuSeconds: 0, counts, timedOut: false }, output: `its build failed:\n${failure}` });
+      return finish({
+        run: { file, code: 1, wallSeconds: 0, cpuSeconds: 0, counts, timedOut: false },
+        output: `its build failed:\n${failure}`,
+      });
     }
     finish(await runFile(file, options));
   };
@@ -285,7 +318,10 @@ async function main(argv: string[]): Promise<number> {
   const busy = machineBusySeconds() - busyAtStart;
   report(runs, wall, busy);
   mkdirSync(dirname(LAST_TIMES), { recursive: true });
-  writeFileSync(LAST_TIMES, JSON.stringify({ ...last, ...Object.fromEntries(runs.map((r) => [r.file, Math.round(r.wallSeconds)])) }, null, 2));
+  writeFileSync(
+    LAST_TIMES,
+    JSON.stringify({ ...last, ...Object.fromEntries(runs.map((r) => [r.file, Math.round(r.wallSeconds)])) }, null, 2),
+  );
   return runs.some(isFailed) ? 1 : 0;
 }
 
@@ -293,10 +329,12 @@ function report(runs: FileRun[], wall: number, busy: number): void {
   const byTime = [...runs].sort((a, b) => b.wallSeconds - a.wallSeconds);
   const fileWall = runs.reduce((sum, r) => sum + r.wallSeconds, 0);
   const fileCpu = runs.reduce((sum, r) => sum + r.cpuSeconds, 0);
-  const lines = ['', 'Each file\'s wall and CPU time, slowest first (the 15 slowest are marked):'];
+  const lines = ['', "Each file's wall and CPU time, slowest first (the 15 slowest are marked):"];
   byTime.forEach((r, i) => {
     const mark = i < 15 ? '*' : ' ';
-    lines.push(`${mark} ${r.wallSeconds.toFixed(1).padStart(7)} s wall ${r.cpuSeconds.toFixed(1).padStart(7)} s CPU  ${r.file}`);
+    lines.push(
+      `${mark} ${r.wallSeconds.toFixed(1).padStart(7)} s wall ${r.cpuSeconds.toFixed(1).padStart(7)} s CPU  ${r.file}`,
+    );
   });
   lines.push(
     '',
@@ -306,15 +344,20 @@ function report(runs: FileRun[], wall: number, busy: number): void {
   );
   const failed = runs.filter(isFailed);
   for (const r of failed) {
-    lines.push(`✖ failed: ${r.file}${r.timedOut ? ' (ended at its bound)' : r.code !== 0 && r.counts.fail === 0 ? ` (exit ${r.code})` : ''}`);
+    lines.push(
+      `✖ failed: ${r.file}${r.timedOut ? ' (ended at its bound)' : r.code !== 0 && r.counts.fail === 0 ? ` (exit ${r.code})` : ''}`,
+    );
     if (r.why) lines.push(r.why);
   }
   const total = (name: keyof Counts) => runs.reduce((sum, r) => sum + r.counts[name], 0);
   // A failed file whose counts show no failed test (killed, crashed, or a failing hook) counts as one.
   const silent = failed.filter((r) => r.counts.fail + r.counts.cancelled === 0).length;
-  for (const name of COUNT_NAMES) lines.push(`ℹ ${name} ${total(name) + (name === 'tests' || name === 'fail' ? silent : 0)}`);
+  for (const name of COUNT_NAMES)
+    lines.push(`ℹ ${name} ${total(name) + (name === 'tests' || name === 'fail' ? silent : 0)}`);
   lines.push(`ℹ duration_ms ${(wall * 1000).toFixed(0)}`);
-  lines.push(`suite: ${total('pass')} passed, ${total('fail') + total('cancelled') + silent} failed, ${total('skipped')} skipped`);
+  lines.push(
+    `suite: ${total('pass')} passed, ${total('fail') + total('cancelled') + silent} failed, ${total('skipped')} skipped`,
+  );
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 

@@ -14,7 +14,13 @@
  */
 export { connectDeployments, TemporalUnreachableError } from './client/connect.js';
 export type { ConnectedDeployments } from './client/connect.js';
-export { DeploymentAlreadyRunningError, DeploymentClient, deploymentResult, RequestRefusedError, WORKFLOW_TYPES } from './client/deployment-client.js';
+export {
+  DeploymentAlreadyRunningError,
+  DeploymentClient,
+  deploymentResult,
+  RequestRefusedError,
+  WORKFLOW_TYPES,
+} from './client/deployment-client.js';
 export type { DeploymentSnapshot, DeploymentSummary, OperatorDelivery } from './client/deployment-client.js';
 export { loadSpec } from './client/spec-source.js';
 export type { SpecSources } from './client/spec-source.js';
@@ -22,5 +28,12 @@ export { ConfigError } from './config/env.js';
 export { DEFAULT_SLOS, parseDeploymentSpec, SpecValidationError, Strategy } from './deployment-spec/deployment-spec.js';
 export type { CanaryStep, DeploymentSpec, DeploymentSpecInput, Slo } from './deployment-spec/deployment-spec.js';
 export { Gate, Outcome, Phase, RollbackReason } from './shared/deployment-status.js';
-export type { AbortRequest, ApproveRequest, DeploymentResult, DeploymentStatus, OperatorAnswer, PromoteRequest } from './shared/deployment-status.js';
+export type {
+  AbortRequest,
+  ApproveRequest,
+  DeploymentResult,
+  DeploymentStatus,
+  OperatorAnswer,
+  PromoteRequest,
+} from './shared/deployment-status.js';
 export { TrafficRouter } from './shared/traffic.js';

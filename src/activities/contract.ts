@@ -124,7 +124,10 @@ export interface TrafficRouterPort {
   /** Sends `weight` percent (strictly between 0 and 100) to the canary. */
   setWeight(request: RouteRequest & { weight: number }): Promise<RouteReport>;
   /** Waits until `weight` is in effect, read back from the platform. */
-  verifyWeight(request: RouteRequest & { weight: number; timeoutSeconds: number }, progress: Progress): Promise<WeightVerification>;
+  verifyWeight(
+    request: RouteRequest & { weight: number; timeoutSeconds: number },
+    progress: Progress,
+  ): Promise<WeightVerification>;
   /** All traffic to the stable slot: an abort's and a failed step's first write. */
   reset(request: RouteRequest): Promise<RouteReport>;
   /** All traffic to the canary, in the router's end state (blue-green's switch is this too). */

@@ -100,7 +100,10 @@ function validated(spec: unknown, platform: Platform): DeploymentSpec {
 export function createActivities({ platform, smoke, slo, notifier = null, clock = systemClock }: ActivityDependencies) {
   /** A slot's SLOs and its restarts, read side by side. */
   const measureOne = async (request: MeasureSlotRequest): Promise<SlotMeasurements> => {
-    const [slos, restarts] = await Promise.all([slo.evaluateSlos(request), platform.readRestarts({ target: request.target, slot: request.slot })]);
+    const [slos, restarts] = await Promise.all([
+      slo.evaluateSlos(request),
+      platform.readRestarts({ target: request.target, slot: request.slot }),
+    ]);
     return { slos, restarts };
   };
   /** Both slots' SLOs over the same window, the requests each served, and (when asked) the canary's restarts. */
@@ -108,13 +111,32 @@ export function createActivities({ platform, smoke, slo, notifier = null, clock 
     const { target, window, slos } = request;
     const requests: Slo = { name: REQUESTS, query: request.requestsQuery, comparison: '>=', threshold: 0, gate: false };
     const [canary, stable, canaryRestarts] = await Promise.all([
-      slo.evaluateSlos({ target, slot: request.canary, version: request.version, run: request.run, window, slos: [...slos, requests] }),
-      slo.evaluateSlos({ target, slot: request.stable, version: request.stableVersion, run: request.stableRun, window, slos: [...slos, requests] }),
+      slo.evaluateSlos({
+        target,
+        slot: request.canary,
+        version: request.version,
+        run: request.run,
+        window,
+        slos: [...slos, requests],
+      }),
+      slo.evaluateSlos({
+        target,
+        slot: request.stable,
+        version: request.stableVersion,
+        run: request.stableRun,
+        window,
+        slos: [...slos, requests],
+      }),
       request.withRestarts ? platform.readRestarts({ target, slot: request.canary }) : undefined,
     ]);
     const count = (measurements: typeof canary) => measurements.find((m) => m.name === REQUESTS)?.value ?? null;
     const withoutCount = (measurements: typeof canary) => measurements.filter((m) => m.name !== REQUESTS);
-    const measured = { canary: withoutCount(canary), stable: withoutCount(stable), canaryRequests: count(canary), stableRequests: count(stable) };
+    const measured = {
+      canary: withoutCount(canary),
+      stable: withoutCount(stable),
+      canaryRequests: count(canary),
+      stableRequests: count(stable),
+    };
     return canaryRestarts === undefined ? measured : { ...measured, canaryRestarts };
   };
   return {
@@ -181,13 +203,26 @@ export function createActivities({ platform, smoke, slo, notifier = null, clock 
         measure: async (baseline) => {
           if (!rules) {
             const measured = await measureOne({ target, slot, version, run, window, slos });
-            return { measurements: [...measured.slos, restartsMeasurement(measured.restarts, baseline, restarts.limit)] };
+            return {
+              measurements: [...measured.slos, restartsMeasurement(measured.restarts, baseline, restarts.limit)],
+            };
           }
           const both = await measureBoth({
-            ...{ target, canary: slot, stable: rules.stable, version, stableVersion: rules.stableVersion, run, stableRun: rules.stableRun },
+            ...{
+              target,
+              canary: slot,
+              stable: rules.stable,
+              version,
+              stableVersion: rules.stableVersion,
+              run,
+              stableRun: rules.stableRun,
+            },
             ...{ window, slos, requestsQuery: rules.requestsQuery, withRestarts: true },
           });
-          return judgeCanaryMeasurements(rules, { ...both, canary: [...both.canary, restartsMeasurement(both.canaryRestarts ?? 0, baseline, restarts.limit)] });
+          return judgeCanaryMeasurements(rules, {
+            ...both,
+            canary: [...both.canary, restartsMeasurement(both.canaryRestarts ?? 0, baseline, restarts.limit)],
+          });
         },
         clock,
         progress: currentProgress(),
@@ -213,7 +248,12 @@ export function createActivities({ platform, smoke, slo, notifier = null, clock 
       const start = Math.floor(Date.parse(request.from) / 1000);
       const end = Math.ceil(to.getTime() / 1000);
       const [gathered, series] = await Promise.all([
-        platform.collectEvidence({ target: request.target, slot: request.slot, peer: request.peer, tailLines: request.tailLines }),
+        platform.collectEvidence({
+          target: request.target,
+          slot: request.slot,
+          peer: request.peer,
+          tailLines: request.tailLines,
+        }),
         slo.rangeSlos({
           target: request.target,
           slot: request.slot,

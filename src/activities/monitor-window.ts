@@ -67,7 +67,18 @@ export async function runMonitorWindow(
     successes: 0,
     message: '',
     samples: [],
-    ...(request.canary ? { canary: { analysis: null, observedShare: null, canaryRequests: null, stableRequests: null, sharedCause: null, extendedSeconds: 0 } } : {}),
+    ...(request.canary
+      ? {
+          canary: {
+            analysis: null,
+            observedShare: null,
+            canaryRequests: null,
+            stableRequests: null,
+            sharedCause: null,
+            extendedSeconds: 0,
+          },
+        }
+      : {}),
   };
   const beat = () => progress.heartbeat(state);
   // While a tick's reads run, too: a slow read must not look like a lost worker.
@@ -94,7 +105,9 @@ export async function runMonitorWindow(
       }
       const at = await clock.now();
       next = at + intervalMs;
-      let tick: { measurements: Measurement[] | null; canary?: CanaryMeasured; error?: string } = { measurements: null };
+      let tick: { measurements: Measurement[] | null; canary?: CanaryMeasured; error?: string } = {
+        measurements: null,
+      };
       try {
         tick = await within(measure(baseline), TICK_TIMEOUT_MS);
       } catch (cause) {
@@ -113,7 +126,10 @@ export async function runMonitorWindow(
     // with the cancellation, into the history, for a workflow that waits for it. Stopped with its
     // worker: a failure, so that the retry resumes from the last heartbeat on another worker.
     if (cancelRequested()) throw new CancelledFailure('the monitor window was cancelled', [state]);
-    throw ApplicationFailure.retryable(`the monitor window stopped with its worker at tick ${state.progress.tick}: it resumes from there`, 'WorkerStopped');
+    throw ApplicationFailure.retryable(
+      `the monitor window stopped with its worker at tick ${state.progress.tick}: it resumes from there`,
+      'WorkerStopped',
+    );
   } finally {
     clearInterval(beating);
   }

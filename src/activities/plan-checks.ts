@@ -19,7 +19,10 @@ import type { Platform, SloSource, SmokeRunner } from './contract.js';
  */
 export const PLAN_RUN = 'plan';
 
-export async function planChecks(spec: DeploymentSpec, { platform, smoke, slo }: { platform: Platform; smoke: SmokeRunner; slo: SloSource }): Promise<PlanReport> {
+export async function planChecks(
+  spec: DeploymentSpec,
+  { platform, smoke, slo }: { platform: Platform; smoke: SmokeRunner; slo: SloSource },
+): Promise<PlanReport> {
   const target = targetOf(spec);
   const live = await platform.describe(target);
   const liveSlot = live.activeSlot;
@@ -43,12 +46,20 @@ export async function planChecks(spec: DeploymentSpec, { platform, smoke, slo }:
     ),
     ...(canary
       ? spec.canary.steps.map((step) =>
-          tryWrite(`weight ${step.weight} % to ${idle} through ${routeName(target)}`, () => dry.setTrafficWeight({ target, router, stable: liveSlot, canary: idle, weight: step.weight })),
+          tryWrite(`weight ${step.weight} % to ${idle} through ${routeName(target)}`, () =>
+            dry.setTrafficWeight({ target, router, stable: liveSlot, canary: idle, weight: step.weight }),
+          ),
         )
       : [tryWrite(`switch ${routeName(target)} to ${idle}`, () => dry.switchTraffic({ target, slot: idle }))]),
     // The cleanup: the same Deployment write, replicas only.
     tryWrite(`scale ${target.deployments[liveSlot]} to 0 at the cleanup`, () =>
-      dry.deploySlot({ target, slot: liveSlot, image: active.image ?? spec.image, version: active.version ?? spec.version, replicas: 0 }),
+      dry.deploySlot({
+        target,
+        slot: liveSlot,
+        image: active.image ?? spec.image,
+        version: active.version ?? spec.version,
+        replicas: 0,
+      }),
     ),
   ];
   const measured = spec.monitor.slos;
@@ -56,8 +67,26 @@ export async function planChecks(spec: DeploymentSpec, { platform, smoke, slo }:
     slo.readScrapeInterval({ target, slot: liveSlot }),
     platform.reviewAccess(target, router),
     platform.checkCapacity(target, idle, spec.replicas),
-    measured.length ? slo.evaluateSlos({ target, slot: liveSlot, ...(active.version ? { version: active.version } : {}), run: active.run ?? '', window: spec.monitor.window, slos: measured }) : [],
-    measured.length ? slo.evaluateSlos({ target, slot: idle, version: spec.version, run: PLAN_RUN, window: spec.monitor.window, slos: measured }) : [],
+    measured.length
+      ? slo.evaluateSlos({
+          target,
+          slot: liveSlot,
+          ...(active.version ? { version: active.version } : {}),
+          run: active.run ?? '',
+          window: spec.monitor.window,
+          slos: measured,
+        })
+      : [],
+    measured.length
+      ? slo.evaluateSlos({
+          target,
+          slot: idle,
+          version: spec.version,
+          run: PLAN_RUN,
+          window: spec.monitor.window,
+          slos: measured,
+        })
+      : [],
     smoke.checkEndpoint({ target, slot: idle, smoke: spec.smoke }),
     ...writes,
   ]);

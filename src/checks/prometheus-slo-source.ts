@@ -13,13 +13,21 @@ import { AnalysisResult, judgeValue, promDurationSeconds } from '../shared/analy
 import type { Measurement } from '../shared/analysis.js';
 import { renderTemplate } from '../shared/template.js';
 import { ConfigError, parseEnv } from '../config/env.js';
-import type { EvaluateSlosRequest, RangeSlosRequest, ScrapeIntervalReport, ScrapeIntervalRequest, SloSource } from '../activities/contract.js';
+import type {
+  EvaluateSlosRequest,
+  RangeSlosRequest,
+  ScrapeIntervalReport,
+  ScrapeIntervalRequest,
+  SloSource,
+} from '../activities/contract.js';
 import type { SloSeries } from '../shared/evidence.js';
 import type { Slo } from '../deployment-spec/deployment-spec.js';
 
 export const PrometheusConfigSchema = z
   .object({
-    PROMETHEUS_URL: z.string().regex(/^https?:\/\/[^\s/]+/, 'PROMETHEUS_URL must be an http(s) URL such as http://prometheus:9090'),
+    PROMETHEUS_URL: z
+      .string()
+      .regex(/^https?:\/\/[^\s/]+/, 'PROMETHEUS_URL must be an http(s) URL such as http://prometheus:9090'),
     PROMETHEUS_BEARER_TOKEN: z.string().min(1).optional(),
     PROMETHEUS_USERNAME: z.string().min(1).optional(),
     PROMETHEUS_PASSWORD: z.string().min(1).optional(),
@@ -29,10 +37,18 @@ export const PrometheusConfigSchema = z
   })
   .superRefine((env, ctx) => {
     if (Boolean(env.PROMETHEUS_USERNAME) !== Boolean(env.PROMETHEUS_PASSWORD)) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['PROMETHEUS_PASSWORD'], message: 'basic auth needs both PROMETHEUS_USERNAME and PROMETHEUS_PASSWORD' });
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['PROMETHEUS_PASSWORD'],
+        message: 'basic auth needs both PROMETHEUS_USERNAME and PROMETHEUS_PASSWORD',
+      });
     }
     if (env.PROMETHEUS_BEARER_TOKEN && env.PROMETHEUS_USERNAME) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['PROMETHEUS_BEARER_TOKEN'], message: 'use either a bearer token or basic auth, not both' });
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['PROMETHEUS_BEARER_TOKEN'],
+        message: 'use either a bearer token or basic auth, not both',
+      });
     }
   });
 
@@ -44,7 +60,10 @@ const QueryResponseSchema = z.discriminatedUnion('status', [
   z.object({
     status: z.literal('success'),
     data: z.discriminatedUnion('resultType', [
-      z.object({ resultType: z.literal('vector'), result: z.array(z.object({ metric: z.record(z.string()), value: sampleValue })) }),
+      z.object({
+        resultType: z.literal('vector'),
+        result: z.array(z.object({ metric: z.record(z.string()), value: sampleValue })),
+      }),
       z.object({ resultType: z.literal('scalar'), result: sampleValue }),
       z.object({ resultType: z.literal('matrix'), result: z.array(z.unknown()) }),
       z.object({ resultType: z.literal('string'), result: sampleValue }),
@@ -107,7 +126,10 @@ function queryVariables(request: Pick<EvaluateSlosRequest, 'target' | 'slot' | '
 const RangeResponseSchema = z.union([
   z.object({
     status: z.literal('success'),
-    data: z.object({ resultType: z.literal('matrix'), result: z.array(z.object({ values: z.array(z.tuple([z.number(), z.string()])) })) }),
+    data: z.object({
+      resultType: z.literal('matrix'),
+      result: z.array(z.object({ values: z.array(z.tuple([z.number(), z.string()])) })),
+    }),
   }),
   z.object({ status: z.literal('error'), errorType: z.string(), error: z.string() }),
 ]);
@@ -121,7 +143,9 @@ export class PrometheusSloSource implements SloSource {
       baseURL: config.PROMETHEUS_URL.replace(/\/+$/, ''),
       timeout: config.PROMETHEUS_TIMEOUT_MS,
       headers: config.PROMETHEUS_BEARER_TOKEN ? { authorization: `Bearer ${config.PROMETHEUS_BEARER_TOKEN}` } : {},
-      auth: config.PROMETHEUS_USERNAME ? { username: config.PROMETHEUS_USERNAME, password: config.PROMETHEUS_PASSWORD ?? '' } : undefined,
+      auth: config.PROMETHEUS_USERNAME
+        ? { username: config.PROMETHEUS_USERNAME, password: config.PROMETHEUS_PASSWORD ?? '' }
+        : undefined,
       httpsAgent: new Agent({ ca, rejectUnauthorized: config.PROMETHEUS_INSECURE_SKIP_VERIFY !== 'true' }),
       validateStatus: () => true,
     });
@@ -132,7 +156,9 @@ export class PrometheusSloSource implements SloSource {
   }
 
   async evaluateSlos(request: EvaluateSlosRequest): Promise<Measurement[]> {
-    return await Promise.all(request.slos.map((slo) => this.measure(slo, renderTemplate(slo.query, queryVariables(request)))));
+    return await Promise.all(
+      request.slos.map((slo) => this.measure(slo, renderTemplate(slo.query, queryVariables(request)))),
+    );
   }
 
   /**
@@ -144,21 +170,41 @@ export class PrometheusSloSource implements SloSource {
     let body: unknown;
     try {
       const response = await this.http.get('/api/v1/targets', { params: { state: 'active' } });
-      if (response.status >= 400) return { seconds: null, source: `Prometheus answered HTTP ${response.status} to /api/v1/targets` };
+      if (response.status >= 400)
+        return { seconds: null, source: `Prometheus answered HTTP ${response.status} to /api/v1/targets` };
       body = response.data;
     } catch (cause) {
-      return { seconds: null, source: `Prometheus unreachable at ${this.config.PROMETHEUS_URL}: ${(cause as { code?: string }).code ?? (cause as Error).message}` };
+      return {
+        seconds: null,
+        source: `Prometheus unreachable at ${this.config.PROMETHEUS_URL}: ${(cause as { code?: string }).code ?? (cause as Error).message}`,
+      };
     }
     const parsed = TargetsResponseSchema.safeParse(body);
-    if (!parsed.success) return { seconds: null, source: `malformed answer from /api/v1/targets: ${parsed.error.issues[0]?.message ?? 'unexpected shape'}` };
+    if (!parsed.success)
+      return {
+        seconds: null,
+        source: `malformed answer from /api/v1/targets: ${parsed.error.issues[0]?.message ?? 'unexpected shape'}`,
+      };
     const longest = (targets: { scrapeInterval?: string | undefined }[]) =>
-      Math.max(...targets.map((t) => promDurationSeconds(t.scrapeInterval ?? '')).filter((seconds) => Number.isFinite(seconds)));
+      Math.max(
+        ...targets
+          .map((t) => promDurationSeconds(t.scrapeInterval ?? ''))
+          .filter((seconds) => Number.isFinite(seconds)),
+      );
     const targets = parsed.data.data.activeTargets;
     const slotTargets = targets.filter((t) => isSlotTarget(t.labels, request));
     const ofSlot = longest(slotTargets);
-    if (Number.isFinite(ofSlot)) return { seconds: ofSlot, source: `${slotTargets.length} target(s) of ${request.target.deployments[request.slot]}` };
+    if (Number.isFinite(ofSlot))
+      return {
+        seconds: ofSlot,
+        source: `${slotTargets.length} target(s) of ${request.target.deployments[request.slot]}`,
+      };
     const ofAll = longest(targets);
-    if (Number.isFinite(ofAll)) return { seconds: ofAll, source: `no target names ${request.target.deployments[request.slot]}: the longest of ${targets.length} active target(s)` };
+    if (Number.isFinite(ofAll))
+      return {
+        seconds: ofAll,
+        source: `no target names ${request.target.deployments[request.slot]}: the longest of ${targets.length} active target(s)`,
+      };
     return { seconds: null, source: 'Prometheus reports no active target with a scrape interval' };
   }
 
@@ -166,12 +212,27 @@ export class PrometheusSloSource implements SloSource {
     return await Promise.all(
       request.slos.map(async (slo): Promise<SloSeries> => {
         const query = renderTemplate(slo.query, queryVariables(request));
-        const series: SloSeries = { name: slo.name, query, comparison: slo.comparison, threshold: slo.threshold, gate: slo.gate, points: [], error: null };
+        const series: SloSeries = {
+          name: slo.name,
+          query,
+          comparison: slo.comparison,
+          threshold: slo.threshold,
+          gate: slo.gate,
+          points: [],
+          error: null,
+        };
         try {
-          const response = await this.http.get('/api/v1/query_range', { params: { query, start: request.start, end: request.end, step: request.stepSeconds } });
+          const response = await this.http.get('/api/v1/query_range', {
+            params: { query, start: request.start, end: request.end, step: request.stepSeconds },
+          });
           const parsed = RangeResponseSchema.safeParse(response.data);
-          if (!parsed.success) return { ...series, error: `Prometheus answered HTTP ${response.status}: ${parsed.error.issues[0]?.message ?? 'unexpected shape'}` };
-          if (parsed.data.status === 'error') return { ...series, error: `query rejected (${parsed.data.errorType}): ${parsed.data.error}` };
+          if (!parsed.success)
+            return {
+              ...series,
+              error: `Prometheus answered HTTP ${response.status}: ${parsed.error.issues[0]?.message ?? 'unexpected shape'}`,
+            };
+          if (parsed.data.status === 'error')
+            return { ...series, error: `query rejected (${parsed.data.errorType}): ${parsed.data.error}` };
           // Several series: at each instant, the one closest to breaching (as a tick judges them).
           const byTime = new Map<number, number>();
           const worse = (a: number, b: number) => (slo.comparison.startsWith('<') ? Math.max(a, b) : Math.min(a, b));
@@ -184,7 +245,10 @@ export class PrometheusSloSource implements SloSource {
           }
           return { ...series, points: [...byTime.entries()].sort((a, b) => a[0] - b[0]) };
         } catch (cause) {
-          return { ...series, error: `Prometheus unreachable at ${this.config.PROMETHEUS_URL}: ${(cause as { code?: string }).code ?? (cause as Error).message}` };
+          return {
+            ...series,
+            error: `Prometheus unreachable at ${this.config.PROMETHEUS_URL}: ${(cause as { code?: string }).code ?? (cause as Error).message}`,
+          };
         }
       }),
     );
@@ -196,7 +260,10 @@ export class PrometheusSloSource implements SloSource {
     let body: unknown;
     try {
       const response = await this.http.get('/api/v1/query', { params: { query } });
-      if (response.status >= 400 && !(response.data && typeof response.data === 'object' && 'errorType' in response.data)) {
+      if (
+        response.status >= 400 &&
+        !(response.data && typeof response.data === 'object' && 'errorType' in response.data)
+      ) {
         return error(`Prometheus answered HTTP ${response.status}`);
       }
       body = response.data;
@@ -205,7 +272,8 @@ export class PrometheusSloSource implements SloSource {
       return error(`Prometheus unreachable at ${this.config.PROMETHEUS_URL}: ${code ?? (cause as Error).message}`);
     }
     const parsed = QueryResponseSchema.safeParse(body);
-    if (!parsed.success) return error(`malformed answer from Prometheus: ${parsed.error.issues[0]?.message ?? 'unexpected shape'}`);
+    if (!parsed.success)
+      return error(`malformed answer from Prometheus: ${parsed.error.issues[0]?.message ?? 'unexpected shape'}`);
     if (parsed.data.status === 'error') return error(`query rejected (${parsed.data.errorType}): ${parsed.data.error}`);
     const data = parsed.data.data;
     let values: number[];
@@ -214,7 +282,12 @@ export class PrometheusSloSource implements SloSource {
     else return error(`the query must give an instant vector or a scalar, not a ${data.resultType}`);
     const numbers = values.filter((v) => !Number.isNaN(v));
     if (numbers.length === 0) {
-      return { ...base, value: null, result: AnalysisResult.Inconclusive, message: values.length === 0 ? 'no data' : 'NaN (no traffic)' };
+      return {
+        ...base,
+        value: null,
+        result: AnalysisResult.Inconclusive,
+        message: values.length === 0 ? 'no data' : 'NaN (no traffic)',
+      };
     }
     // Several series: judge the one closest to breaching.
     const value = slo.comparison.startsWith('<') ? Math.max(...numbers) : Math.min(...numbers);

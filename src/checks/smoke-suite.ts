@@ -16,8 +16,20 @@ import { PlanVerdict } from '../shared/plan.js';
 import type { PlanCheck } from '../shared/plan.js';
 
 /** The procedure's smoke detections (its API happy path and offline-queue checks, PROCEDURE §3). */
-const HAPPY_PATH_DETECTION = { source: 'test-uav', latitude: 34.0522, longitude: -118.2437, accuracy_meters: 50, confidence: 0.92 };
-const QUEUE_DETECTION = { source: 'test-queue', latitude: 40.7128, longitude: -74.006, accuracy_meters: 100, confidence: 0.85 };
+const HAPPY_PATH_DETECTION = {
+  source: 'test-uav',
+  latitude: 34.0522,
+  longitude: -118.2437,
+  accuracy_meters: 50,
+  confidence: 0.92,
+};
+const QUEUE_DETECTION = {
+  source: 'test-queue',
+  latitude: 40.7128,
+  longitude: -74.006,
+  accuracy_meters: 100,
+  confidence: 0.85,
+};
 
 interface Call {
   response: AxiosResponse | null;
@@ -49,8 +61,16 @@ export class HttpSmokeRunner implements SmokeRunner {
 
   /** The endpoint the spec names for the slot, and the one this worker reaches it at. */
   private async endpointOf({ smoke, target, slot }: SmokeRequest): Promise<{ named: string; endpoint: string }> {
-    const named = renderTemplate(smoke.endpoint, { app: target.app, namespace: target.namespace, slot, service: target.service });
-    return { named, endpoint: (this.options.resolveEndpoint ? await this.options.resolveEndpoint(named) : named).replace(/\/+$/, '') };
+    const named = renderTemplate(smoke.endpoint, {
+      app: target.app,
+      namespace: target.namespace,
+      slot,
+      service: target.service,
+    });
+    return {
+      named,
+      endpoint: (this.options.resolveEndpoint ? await this.options.resolveEndpoint(named) : named).replace(/\/+$/, ''),
+    };
   }
 
   async checkEndpoint(request: SmokeRequest): Promise<PlanCheck> {
@@ -59,10 +79,20 @@ export class HttpSmokeRunner implements SmokeRunner {
       const { named, endpoint } = await this.endpointOf(request);
       const { hostname } = new URL(endpoint);
       const { address } = await lookup(hostname);
-      return { kind: 'smoke', name, verdict: PlanVerdict.Ok, detail: `${named} resolves (${hostname} is ${address}${endpoint === named ? '' : `, through ${endpoint}`})` };
+      return {
+        kind: 'smoke',
+        name,
+        verdict: PlanVerdict.Ok,
+        detail: `${named} resolves (${hostname} is ${address}${endpoint === named ? '' : `, through ${endpoint}`})`,
+      };
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      return { kind: 'smoke', name, verdict: PlanVerdict.Fail, detail: `${request.smoke.endpoint} for ${request.slot} does not resolve from the worker: ${code ?? (error as Error).message}` };
+      return {
+        kind: 'smoke',
+        name,
+        verdict: PlanVerdict.Fail,
+        detail: `${request.smoke.endpoint} for ${request.slot} does not resolve from the worker: ${code ?? (error as Error).message}`,
+      };
     }
   }
 
@@ -76,13 +106,22 @@ export class HttpSmokeRunner implements SmokeRunner {
       signal: progress.signal,
       headers: { 'user-agent': 'bluegreen-smoke' },
     });
-    const call = async (method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Call> => {
+    const call = async (
+      method: string,
+      path: string,
+      body?: unknown,
+      headers?: Record<string, string>,
+    ): Promise<Call> => {
       const started = performance.now();
       try {
         const response = await http.request({ method, url: path, data: body, headers });
         return { response, latencyMs: performance.now() - started, error: null };
       } catch (error) {
-        return { response: null, latencyMs: performance.now() - started, error: describeHttpError(error, `${endpoint}${path}`, smoke.timeoutSeconds) };
+        return {
+          response: null,
+          latencyMs: performance.now() - started,
+          error: describeHttpError(error, `${endpoint}${path}`, smoke.timeoutSeconds),
+        };
       }
     };
     const checks: SmokeCheckResult[] = [];
@@ -133,13 +172,21 @@ type Caller = (method: string, path: string, body?: unknown, headers?: Record<st
  * One check on one answer: no answer fails with the reason; otherwise `expect` passes it or says
  * what was wrong.
  */
-function judge(name: string, call: Call, expect: (response: AxiosResponse) => { passed: string } | { failed: string }): SmokeCheckResult {
+function judge(
+  name: string,
+  call: Call,
+  expect: (response: AxiosResponse) => { passed: string } | { failed: string },
+): SmokeCheckResult {
   if (call.error || !call.response) return failed(name, call, call.error ?? 'no answer');
   const verdict = expect(call.response);
   return 'passed' in verdict ? passed(name, call, verdict.passed) : failed(name, call, verdict.failed);
 }
 
-async function runDetectionApiSuite(call: Caller, smoke: SmokeRequest['smoke'], record: (r: SmokeCheckResult) => void): Promise<void> {
+async function runDetectionApiSuite(
+  call: Caller,
+  smoke: SmokeRequest['smoke'],
+  record: (r: SmokeCheckResult) => void,
+): Promise<void> {
   record(
     judge('health', await call('GET', '/health'), (r) =>
       r.status === 200 && readPath(r.data, 'status') === 'healthy'
@@ -148,7 +195,11 @@ async function runDetectionApiSuite(call: Caller, smoke: SmokeRequest['smoke'], 
     ),
   );
 
-  record(judge('ready', await call('GET', '/ready'), (r) => (r.status === 200 ? { passed: 'ready' } : { failed: `expected HTTP 200, got ${answer(r)}` })));
+  record(
+    judge('ready', await call('GET', '/ready'), (r) =>
+      r.status === 200 ? { passed: 'ready' } : { failed: `expected HTTP 200, got ${answer(r)}` },
+    ),
+  );
 
   const happy = await call('POST', '/api/detections', HAPPY_PATH_DETECTION);
   const happyResult = judge('api-happy-path', happy, (r) => {
@@ -194,9 +245,12 @@ async function runDetectionApiSuite(call: Caller, smoke: SmokeRequest['smoke'], 
 /** The latency check: over budget warns (the procedure's choice) or fails (the spec's). */
 function latencyVerdict(name: string, timed: Call, budgetMs: number, action: 'warn' | 'fail'): SmokeCheckResult {
   if (timed.error || !timed.response) return failed(name, timed, timed.error ?? 'no answer');
-  if (timed.latencyMs <= budgetMs) return passed(name, timed, `${timed.latencyMs.toFixed(0)} ms (budget ${budgetMs} ms)`);
+  if (timed.latencyMs <= budgetMs)
+    return passed(name, timed, `${timed.latencyMs.toFixed(0)} ms (budget ${budgetMs} ms)`);
   const message = `${timed.latencyMs.toFixed(0)} ms, over the ${budgetMs} ms budget`;
-  return action === 'fail' ? failed(name, timed, message) : { name, verdict: CheckVerdict.Warning, latencyMs: timed.latencyMs, message };
+  return action === 'fail'
+    ? failed(name, timed, message)
+    : { name, verdict: CheckVerdict.Warning, latencyMs: timed.latencyMs, message };
 }
 
 /** One declarative check: status, JSON fields, latency. */
@@ -211,12 +265,17 @@ async function runHttpCheck(call: Caller, check: HttpCheck, smoke: SmokeRequest[
     const actual = readPath(response.data, path);
     const allowed = Array.isArray(expected) ? expected : [expected];
     if (!allowed.some((value) => value === actual)) {
-      return failed(check.name, result, `expected ${path} to be ${allowed.map((v) => JSON.stringify(v)).join(' or ')}, got ${JSON.stringify(actual)}`);
+      return failed(
+        check.name,
+        result,
+        `expected ${path} to be ${allowed.map((v) => JSON.stringify(v)).join(' or ')}, got ${JSON.stringify(actual)}`,
+      );
     }
   }
   for (const path of check.expectPresent) {
     const actual = readPath(response.data, path);
-    if (actual === undefined || actual === null) return failed(check.name, result, `expected ${path} in the answer, got ${answer(response)}`);
+    if (actual === undefined || actual === null)
+      return failed(check.name, result, `expected ${path} in the answer, got ${answer(response)}`);
   }
   return latencyVerdict(check.name, result, check.latencyBudgetMs ?? smoke.latencyBudgetMs, smoke.latencyBudgetAction);
 }

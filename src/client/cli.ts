@@ -21,7 +21,12 @@ import type { TemporalConfig } from '../config/temporal.js';
 import { Gate, Outcome } from '../shared/deployment-status.js';
 import { SpecValidationError } from '../deployment-spec/deployment-spec.js';
 import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
-import { DeploymentAlreadyRunningError, NothingToUndoError, PlanNotFoundError, RequestRefusedError } from './deployment-client.js';
+import {
+  DeploymentAlreadyRunningError,
+  NothingToUndoError,
+  PlanNotFoundError,
+  RequestRefusedError,
+} from './deployment-client.js';
 import { planLines } from '../shared/plan.js';
 import type { PlanResult } from '../shared/plan.js';
 import type { DeploymentClient, OperatorDelivery } from './deployment-client.js';
@@ -66,7 +71,9 @@ function defaultOperator(): string {
   }
 }
 
-async function connect(program: Command): Promise<{ client: DeploymentClient; connection: Connection; config: TemporalConfig }> {
+async function connect(
+  program: Command,
+): Promise<{ client: DeploymentClient; connection: Connection; config: TemporalConfig }> {
   const globals = program.opts<GlobalOptions>();
   try {
     const { deployments, connection, config } = await connectDeployments({
@@ -83,7 +90,10 @@ async function connect(program: Command): Promise<{ client: DeploymentClient; co
 }
 
 /** Runs `body` with a connected client, closing the connection after. */
-async function withClient<T>(program: Command, body: (client: DeploymentClient, config: TemporalConfig) => Promise<T>): Promise<T> {
+async function withClient<T>(
+  program: Command,
+  body: (client: DeploymentClient, config: TemporalConfig) => Promise<T>,
+): Promise<T> {
   const { client, connection, config } = await connect(program);
   try {
     return await body(client, config);
@@ -140,16 +150,36 @@ function specOptions(command: Command): Command {
     .option('--version <label>', 'version label (default: the image tag)')
     .option('--replicas <n>', 'replicas of the new slot')
     .option('--set <path=value>', 'override any spec field, e.g. monitor.durationSeconds=60 (repeatable)', collect)
-    .option('--allow-unstable-active', 'deploy even if the active slot breaches its gated SLOs in preflight (a fix during an incident); the result records it');
+    .option(
+      '--allow-unstable-active',
+      'deploy even if the active slot breaches its gated SLOs in preflight (a fix during an incident); the result records it',
+    );
 }
 
 /** The plan `--plan-id` names, if it planned a deployment that would proceed; the spec comes from it, so no other spec source is taken. */
-async function plannedSpec(client: DeploymentClient, options: SpecSources & { planId?: string }): Promise<PlanResult & { live: NonNullable<PlanResult['live']> }> {
-  const sources = (['file', 'app', 'image', 'version', 'replicas', 'set', 'allowUnstableActive'] as const).filter((key) => options[key] !== undefined);
-  if (sources.length > 0) throw new Exit(ExitCode.InvalidInput, `--plan-id deploys the planned spec as it is: leave out ${sources.map((key) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`);
+async function plannedSpec(
+  client: DeploymentClient,
+  options: SpecSources & { planId?: string },
+): Promise<PlanResult & { live: NonNullable<PlanResult['live']> }> {
+  const sources = (['file', 'app', 'image', 'version', 'replicas', 'set', 'allowUnstableActive'] as const).filter(
+    (key) => options[key] !== undefined,
+  );
+  if (sources.length > 0)
+    throw new Exit(
+      ExitCode.InvalidInput,
+      `--plan-id deploys the planned spec as it is: leave out ${sources.map((key) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`,
+    );
   const planned = await client.planResult(options.planId!);
-  if (!planned.plan || !planned.live) throw new Exit(ExitCode.InvalidInput, `plan ${planned.id} has no plan to deploy: ${planned.error?.message ?? 'unknown'}`);
-  if (!planned.plan.proceeds) throw new Exit(ExitCode.InvalidInput, `plan ${planned.id} says the deployment would fail; plan again once its checks pass`);
+  if (!planned.plan || !planned.live)
+    throw new Exit(
+      ExitCode.InvalidInput,
+      `plan ${planned.id} has no plan to deploy: ${planned.error?.message ?? 'unknown'}`,
+    );
+  if (!planned.plan.proceeds)
+    throw new Exit(
+      ExitCode.InvalidInput,
+      `plan ${planned.id} says the deployment would fail; plan again once its checks pass`,
+    );
   return { ...planned, live: planned.live };
 }
 
@@ -202,25 +232,37 @@ export function buildProgram(): Command {
     .exitOverride();
 
   specOptions(program.command('deploy').description('deploy a new version to the idle slot of an app'))
-    .option('--plan-id <id>', 'deploy exactly the spec a plan checked (bluegreen plan prints its id); refused if the live state changed since')
+    .option(
+      '--plan-id <id>',
+      'deploy exactly the spec a plan checked (bluegreen plan prints its id); refused if the live state changed since',
+    )
     .option('--wait', 'follow the deployment to its end; the exit code is its outcome')
-    .option('--abort-on-interrupt', 'with --wait: Ctrl+C sends abort (the deployment rolls back) instead of only stopping to watch')
+    .option(
+      '--abort-on-interrupt',
+      'with --wait: Ctrl+C sends abort (the deployment rolls back) instead of only stopping to watch',
+    )
     .option('--json', 'machine-readable output (the result as JSON)')
-    .action(async (options: SpecSources & { planId?: string; wait?: boolean; abortOnInterrupt?: boolean; json?: boolean }) => {
-      await withClient(program, async (client, config) => {
-        const planned = options.planId ? await plannedSpec(client, options) : undefined;
-        const spec = planned?.spec ?? loadSpec(options);
-        const started = (handle: { workflowId: string; firstExecutionRunId: string }) =>
-          `started ${handle.workflowId} (run ${handle.firstExecutionRunId}): ${spec.app} ${spec.version} in ${spec.namespace}` +
-          `${planned ? `, as planned by ${planned.id}` : ''} [Temporal namespace ${config.TEMPORAL_NAMESPACE}]`;
-        await startAndFollow(client, spec, options, started, planned);
-      });
-    });
+    .action(
+      async (
+        options: SpecSources & { planId?: string; wait?: boolean; abortOnInterrupt?: boolean; json?: boolean },
+      ) => {
+        await withClient(program, async (client, config) => {
+          const planned = options.planId ? await plannedSpec(client, options) : undefined;
+          const spec = planned?.spec ?? loadSpec(options);
+          const started = (handle: { workflowId: string; firstExecutionRunId: string }) =>
+            `started ${handle.workflowId} (run ${handle.firstExecutionRunId}): ${spec.app} ${spec.version} in ${spec.namespace}` +
+            `${planned ? `, as planned by ${planned.id}` : ''} [Temporal namespace ${config.TEMPORAL_NAMESPACE}]`;
+          await startAndFollow(client, spec, options, started, planned);
+        });
+      },
+    );
 
   specOptions(
     program
       .command('plan')
-      .description("what a deployment would do, checked against the cluster, Prometheus and the worker's access, with nothing changed; exit 0: it would proceed, 1: a check says it would fail"),
+      .description(
+        "what a deployment would do, checked against the cluster, Prometheus and the worker's access, with nothing changed; exit 0: it would proceed, 1: a check says it would fail",
+      ),
   )
     .option('--json', 'machine-readable output (the plan as JSON)')
     .action(async (options: SpecSources & { json?: boolean }) => {
@@ -233,7 +275,9 @@ export function buildProgram(): Command {
         else {
           for (const line of planLines(result.plan!)) out(line);
           const ui = process.env['BLUEGREEN_TEMPORAL_UI_URL'];
-          out(`plan ${result.id}${ui ? ` (${ui.replace(/\/+$/, '')}/namespaces/${config.TEMPORAL_NAMESPACE}/workflows/${encodeURIComponent(result.id)})` : ''}`);
+          out(
+            `plan ${result.id}${ui ? ` (${ui.replace(/\/+$/, '')}/namespaces/${config.TEMPORAL_NAMESPACE}/workflows/${encodeURIComponent(result.id)})` : ''}`,
+          );
           if (result.plan!.proceeds) out(`deploy it: bluegreen deploy --plan-id ${result.id}`);
         }
         if (result.error || !result.plan!.proceeds) process.exitCode = ExitCode.RolledBackOrFailed;
@@ -242,25 +286,33 @@ export function buildProgram(): Command {
 
   program
     .command('undo')
-    .description('redeploy the version that was live before the app\'s last successful deployment, through every gate')
+    .description("redeploy the version that was live before the app's last successful deployment, through every gate")
     .argument('<app>', 'app name')
     .option('-n, --namespace <name>', 'Kubernetes namespace', 'default')
     .option('--wait', 'follow the undo to its end; the exit code is its outcome')
-    .option('--abort-on-interrupt', 'with --wait: Ctrl+C sends abort (the undo rolls back) instead of only stopping to watch')
+    .option(
+      '--abort-on-interrupt',
+      'with --wait: Ctrl+C sends abort (the undo rolls back) instead of only stopping to watch',
+    )
     .option('--json', 'machine-readable output (the result as JSON)')
-    .action(async (app: string, options: { namespace: string; wait?: boolean; abortOnInterrupt?: boolean; json?: boolean }) => {
-      await withClient(program, async (client) => {
-        const { spec, undone } = await client.planUndo(options.namespace, app);
-        await startAndFollow(
-          client,
-          spec,
-          options,
-          (handle) =>
-            `undoing ${app} ${undone.version} (run ${undone.runId}): deploying ${spec.version} (${spec.image}), the version live before it, ` +
-            `with that deployment's spec; started ${handle.workflowId} (run ${handle.firstExecutionRunId})`,
-        );
-      });
-    });
+    .action(
+      async (
+        app: string,
+        options: { namespace: string; wait?: boolean; abortOnInterrupt?: boolean; json?: boolean },
+      ) => {
+        await withClient(program, async (client) => {
+          const { spec, undone } = await client.planUndo(options.namespace, app);
+          await startAndFollow(
+            client,
+            spec,
+            options,
+            (handle) =>
+              `undoing ${app} ${undone.version} (run ${undone.runId}): deploying ${spec.version} (${spec.image}), the version live before it, ` +
+              `with that deployment's spec; started ${handle.workflowId} (run ${handle.firstExecutionRunId})`,
+          );
+        });
+      },
+    );
 
   program
     .command('evidence')
@@ -273,10 +325,16 @@ export function buildProgram(): Command {
     .action(async (app: string, options: { namespace: string; run?: string; output: string; json?: boolean }) => {
       await withClient(program, async (client) => {
         const { runId, evidence } = await client.evidence(options.namespace, app, options.run);
-        if (!evidence) throw new Exit(ExitCode.InvalidInput, `run ${runId} of ${options.namespace}/${app} captured no evidence (it did not roll back, or ran before the capture existed)`);
+        if (!evidence)
+          throw new Exit(
+            ExitCode.InvalidInput,
+            `run ${runId} of ${options.namespace}/${app} captured no evidence (it did not roll back, or ran before the capture existed)`,
+          );
         const files = writeEvidenceBundle(evidence, options.output);
         if (options.json) return out(JSON.stringify({ runId, dir: options.output, files }));
-        out(`evidence of ${options.namespace}/${app} run ${runId} (${evidence.slot}, ${evidence.image}) in ${options.output}:`);
+        out(
+          `evidence of ${options.namespace}/${app} run ${runId} (${evidence.slot}, ${evidence.image}) in ${options.output}:`,
+        );
         for (const file of files) out(`  ${file.path} (${file.bytes} bytes)`);
       });
     });
@@ -346,7 +404,8 @@ export function buildProgram(): Command {
     .action(async (app: string, options: { namespace: string; json?: boolean }) => {
       await withClient(program, async (client) => {
         const answer = await client.statusOrSnapshot(options.namespace, app);
-        if ('status' in answer) return out(options.json ? JSON.stringify(answer.status, null, 2) : renderStatus(answer.status));
+        if ('status' in answer)
+          return out(options.json ? JSON.stringify(answer.status, null, 2) : renderStatus(answer.status));
         out(options.json ? JSON.stringify(answer.snapshot, null, 2) : renderSnapshot(answer.snapshot));
       });
     });
@@ -360,12 +419,38 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output')
     .action(async (options: { limit: string; app?: string; outcome?: string; json?: boolean }) => {
       await withClient(program, async (client) => {
-        const deployments = await client.list({ limit: Number(options.limit), app: options.app, outcome: options.outcome });
+        const deployments = await client.list({
+          limit: Number(options.limit),
+          app: options.app,
+          outcome: options.outcome,
+        });
         if (options.json) return out(JSON.stringify(deployments, null, 2));
-        out(['STARTED'.padEnd(20), 'NAMESPACE/APP'.padEnd(32), 'VERSION'.padEnd(14), 'STRATEGY'.padEnd(10), 'STATUS'.padEnd(10), 'OUTCOME'].join(' '));
+        out(
+          [
+            'STARTED'.padEnd(20),
+            'NAMESPACE/APP'.padEnd(32),
+            'VERSION'.padEnd(14),
+            'STRATEGY'.padEnd(10),
+            'STATUS'.padEnd(10),
+            'OUTCOME',
+          ].join(' '),
+        );
         for (const d of deployments) {
-          const outcome = d.outcome ? `${d.outcome}${d.reason ? ` (${d.reason})` : ''}` : d.phase ? `in ${d.phase}` : '-';
-          out([d.startTime.slice(0, 19).padEnd(20), `${d.namespace}/${d.app}`.padEnd(32), d.version.padEnd(14), d.strategy.padEnd(10), d.status.padEnd(10), outcome].join(' '));
+          const outcome = d.outcome
+            ? `${d.outcome}${d.reason ? ` (${d.reason})` : ''}`
+            : d.phase
+              ? `in ${d.phase}`
+              : '-';
+          out(
+            [
+              d.startTime.slice(0, 19).padEnd(20),
+              `${d.namespace}/${d.app}`.padEnd(32),
+              d.version.padEnd(14),
+              d.strategy.padEnd(10),
+              d.status.padEnd(10),
+              outcome,
+            ].join(' '),
+          );
         }
       });
     });
@@ -386,7 +471,10 @@ export async function runCli(argv: string[]): Promise<number> {
     const [code, message] =
       error instanceof Exit
         ? [error.code, error.message]
-        : error instanceof SpecValidationError || error instanceof ConfigError || error instanceof NothingToUndoError || error instanceof PlanNotFoundError
+        : error instanceof SpecValidationError ||
+            error instanceof ConfigError ||
+            error instanceof NothingToUndoError ||
+            error instanceof PlanNotFoundError
           ? [ExitCode.InvalidInput, error.message]
           : error instanceof DeploymentAlreadyRunningError || error instanceof RequestRefusedError
             ? [ExitCode.Refused, error.message]

@@ -29,7 +29,9 @@ export class TemporalUnreachableError extends Error {
  * Connects with `settings` (environment-style names; process.env by default). Invalid settings
  * throw a ConfigError naming each one; an unreachable server, TemporalUnreachableError after 5 s.
  */
-export async function connectDeployments(settings: Record<string, string | undefined> = process.env): Promise<ConnectedDeployments> {
+export async function connectDeployments(
+  settings: Record<string, string | undefined> = process.env,
+): Promise<ConnectedDeployments> {
   const config = parseEnv(TemporalConfigSchema, settings);
   let connection: Connection;
   try {
@@ -38,5 +40,10 @@ export async function connectDeployments(settings: Record<string, string | undef
     throw new TemporalUnreachableError(config.TEMPORAL_ADDRESS, error);
   }
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
-  return { deployments: new DeploymentClient(client, config.TEMPORAL_TASK_QUEUE), connection, config, close: () => connection.close() };
+  return {
+    deployments: new DeploymentClient(client, config.TEMPORAL_TASK_QUEUE),
+    connection,
+    config,
+    close: () => connection.close(),
+  };
 }

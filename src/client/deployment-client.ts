@@ -15,9 +15,24 @@ import {
 import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import proto from '@temporalio/proto';
-import { abortSignal, abortUpdate, approveSignal, approveUpdate, promoteSignal, promoteUpdate, statusQuery } from '../workflows/definitions.js';
+import {
+  abortSignal,
+  abortUpdate,
+  approveSignal,
+  approveUpdate,
+  promoteSignal,
+  promoteUpdate,
+  statusQuery,
+} from '../workflows/definitions.js';
 import type { blueGreenDeploymentWorkflow } from '../workflows/blue-green-deployment.js';
-import type { AbortRequest, ApproveRequest, DeploymentResult, DeploymentStatus, OperatorAnswer, PromoteRequest } from '../shared/deployment-status.js';
+import type {
+  AbortRequest,
+  ApproveRequest,
+  DeploymentResult,
+  DeploymentStatus,
+  OperatorAnswer,
+  PromoteRequest,
+} from '../shared/deployment-status.js';
 import { DeploymentFailureType, Phase } from '../shared/deployment-status.js';
 import type { Evidence } from '../shared/evidence.js';
 import type { MonitorWindowState } from '../shared/monitor-window.js';
@@ -35,7 +50,9 @@ export const WORKFLOW_TYPES: Record<Strategy, string> = {
 };
 
 /** A visibility query's condition that finds deployments of either strategy. */
-const ANY_DEPLOYMENT = `WorkflowType IN (${Object.values(WORKFLOW_TYPES).map((type) => `'${type}'`).join(', ')})`;
+const ANY_DEPLOYMENT = `WorkflowType IN (${Object.values(WORKFLOW_TYPES)
+  .map((type) => `'${type}'`)
+  .join(', ')})`;
 
 /** A second deployment of an app whose deployment is still running. */
 export class DeploymentAlreadyRunningError extends Error {
@@ -206,7 +223,14 @@ export class DeploymentClient {
         args: planned?.live ? [spec, { planned: { id: planned.id, live: planned.live } }] : [spec],
         workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
         workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-        memo: { app: spec.app, namespace: spec.namespace, version: spec.version, image: spec.image, ...(spec.undoOf ? { undoOf: spec.undoOf } : {}), ...(release ? { release } : {}) },
+        memo: {
+          app: spec.app,
+          namespace: spec.namespace,
+          version: spec.version,
+          image: spec.image,
+          ...(spec.undoOf ? { undoOf: spec.undoOf } : {}),
+          ...(release ? { release } : {}),
+        },
         typedSearchAttributes,
         // What the Temporal UI shows for this deployment before anyone opens its history.
         staticSummary: spec.undoOf
@@ -249,7 +273,8 @@ export class DeploymentClient {
     try {
       return await this.client.workflow.getHandle<typeof planWorkflow>(id).result();
     } catch (error) {
-      if (error instanceof WorkflowNotFoundError) throw new PlanNotFoundError(`no plan ${id} in Temporal namespace ${this.client.options.namespace}`);
+      if (error instanceof WorkflowNotFoundError)
+        throw new PlanNotFoundError(`no plan ${id} in Temporal namespace ${this.client.options.namespace}`);
       throw error;
     }
   }
@@ -270,7 +295,9 @@ export class DeploymentClient {
       .describe()
       .catch(() => null);
     if (latest?.status.name === 'COMPLETED') completed.push({ runId: latest.runId, closeTime: latest.closeTime });
-    for await (const execution of this.client.workflow.list({ query: `WorkflowId = '${workflowId.replace(/'/g, '')}' AND ExecutionStatus = 'Completed'` })) {
+    for await (const execution of this.client.workflow.list({
+      query: `WorkflowId = '${workflowId.replace(/'/g, '')}' AND ExecutionStatus = 'Completed'`,
+    })) {
       if (execution.runId !== latest?.runId) completed.push({ runId: execution.runId, closeTime: execution.closeTime });
       if (completed.length >= 100) break;
     }
@@ -286,9 +313,11 @@ export class DeploymentClient {
             '(it ran before the record existed): deploy the earlier image by hand',
         );
       }
-      const started = ((await handle.fetchHistory()).events ?? [])[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+      const started = ((await handle.fetchHistory()).events ?? [])[0]?.workflowExecutionStartedEventAttributes?.input
+        ?.payloads?.[0];
       if (!started) throw new NothingToUndoError(`the history of run ${run.runId} holds no spec`);
-      const input = this.client.options.loadedDataConverter.payloadConverter.fromPayload<Record<string, unknown>>(started);
+      const input =
+        this.client.options.loadedDataConverter.payloadConverter.fromPayload<Record<string, unknown>>(started);
       // Its version (and what it undid, if it was an undo) give way to the version it replaced.
       const rest = { ...input };
       delete rest['version'];
@@ -300,7 +329,15 @@ export class DeploymentClient {
         allowUnstableActive: true,
         undoOf: { runId: run.runId, version: result.version },
       });
-      return { spec, undone: { runId: run.runId, version: result.version, image: result.image, closeTime: run.closeTime?.toISOString() ?? null } };
+      return {
+        spec,
+        undone: {
+          runId: run.runId,
+          version: result.version,
+          image: result.image,
+          closeTime: run.closeTime?.toISOString() ?? null,
+        },
+      };
     }
     throw new NothingToUndoError(`no successful deployment of ${namespace}/${app} to undo`);
   }
@@ -310,20 +347,39 @@ export class DeploymentClient {
    * deployment of the app, or of `runId`. Null when that run captured none (it did not roll back,
    * or ran before the capture existed).
    */
-  async evidence(namespace: string, app: string, runId?: string): Promise<{ runId: string; evidence: Evidence | null }> {
+  async evidence(
+    namespace: string,
+    app: string,
+    runId?: string,
+  ): Promise<{ runId: string; evidence: Evidence | null }> {
     const handle = this.client.workflow.getHandle(deploymentWorkflowId(namespace, app), runId);
     const run = runId ?? (await handle.describe()).runId;
-    const events = (await this.client.workflow.getHandle(deploymentWorkflowId(namespace, app), run).fetchHistory()).events ?? [];
-    const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'captureEvidence');
+    const events =
+      (await this.client.workflow.getHandle(deploymentWorkflowId(namespace, app), run).fetchHistory()).events ?? [];
+    const scheduled = events.find(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'captureEvidence',
+    );
     if (!scheduled) return { runId: run, evidence: null };
-    const completed = events.find((e) => e.activityTaskCompletedEventAttributes && String(e.activityTaskCompletedEventAttributes.scheduledEventId) === String(scheduled.eventId));
+    const completed = events.find(
+      (e) =>
+        e.activityTaskCompletedEventAttributes &&
+        String(e.activityTaskCompletedEventAttributes.scheduledEventId) === String(scheduled.eventId),
+    );
     const payload = completed?.activityTaskCompletedEventAttributes?.result?.payloads?.[0];
-    return { runId: run, evidence: payload ? this.client.options.loadedDataConverter.payloadConverter.fromPayload<Evidence>(payload) : null };
+    return {
+      runId: run,
+      evidence: payload
+        ? this.client.options.loadedDataConverter.payloadConverter.fromPayload<Evidence>(payload)
+        : null,
+    };
   }
 
   /** The latest deployment of an app (running or finished), or its run `runId`. */
   handle(namespace: string, app: string, runId?: string): WorkflowHandle<typeof blueGreenDeploymentWorkflow> {
-    return this.client.workflow.getHandle<typeof blueGreenDeploymentWorkflow>(deploymentWorkflowId(namespace, app), runId);
+    return this.client.workflow.getHandle<typeof blueGreenDeploymentWorkflow>(
+      deploymentWorkflowId(namespace, app),
+      runId,
+    );
   }
 
   /** The live status, from the workflow (needs a worker to answer the query), with the monitor's latest tick. */
@@ -341,9 +397,12 @@ export class DeploymentClient {
    */
   async withLatestTick(handle: WorkflowHandle, status: DeploymentStatus): Promise<DeploymentStatus> {
     const observing = status.phase === Phase.Observing && status.observe;
-    if (!observing && (!status.monitor || (status.phase !== Phase.Monitoring && status.phase !== Phase.Paused))) return status;
+    if (!observing && (!status.monitor || (status.phase !== Phase.Monitoring && status.phase !== Phase.Paused)))
+      return status;
     const description = await handle.describe().catch(() => null);
-    const window = description?.raw.pendingActivities?.find((activity) => activity.activityType?.name === 'monitorWindow');
+    const window = description?.raw.pendingActivities?.find(
+      (activity) => activity.activityType?.name === 'monitorWindow',
+    );
     const payload = window?.heartbeatDetails?.payloads?.[0];
     if (!payload) return status;
     const latest = this.client.options.loadedDataConverter.payloadConverter.fromPayload<MonitorWindowState>(payload);
@@ -352,13 +411,22 @@ export class DeploymentClient {
     if (status.observe && observing) {
       if (latest.progress.tick < status.observe.tick) return status;
       const { tick, successful, failed, inconclusive, errors, latest: values } = latest.progress;
-      return { ...status, observe: { ...status.observe, tick, successful, failed, inconclusive, errors, latest: values }, message };
+      return {
+        ...status,
+        observe: { ...status.observe, tick, successful, failed, inconclusive, errors, latest: values },
+        message,
+      };
     }
     const counted = (m: { tick: number; pausedTicks?: number }) => m.tick + (m.pausedTicks ?? 0);
     if (counted(latest.progress) < counted(status.monitor!)) return status;
     if (status.canary && latest.canary) {
       const { analysis, observedShare, canaryRequests, stableRequests } = latest.canary;
-      return { ...status, monitor: latest.progress, canary: { ...status.canary, analysis, observedShare, canaryRequests, stableRequests }, message };
+      return {
+        ...status,
+        monitor: latest.progress,
+        canary: { ...status.canary, analysis, observedShare, canaryRequests, stableRequests },
+        message,
+      };
     }
     return { ...status, monitor: latest.progress, message };
   }
@@ -368,7 +436,10 @@ export class DeploymentClient {
    * itself holds (execution status, last recorded phase, signals waiting for a worker, pending
    * activities), and why there is no live status.
    */
-  async statusOrSnapshot(namespace: string, app: string): Promise<{ status: DeploymentStatus } | { snapshot: DeploymentSnapshot }> {
+  async statusOrSnapshot(
+    namespace: string,
+    app: string,
+  ): Promise<{ status: DeploymentStatus } | { snapshot: DeploymentSnapshot }> {
     const handle = this.handle(namespace, app);
     const description = await handle.describe();
     if (description.status.name === 'RUNNING') {
@@ -399,12 +470,24 @@ export class DeploymentClient {
    * and it takes effect, under the same rules, as soon as a worker runs.
    */
   async abort(namespace: string, app: string, request: AbortRequest): Promise<OperatorDelivery> {
-    return await this.sendVerb(namespace, app, 'abort', (handle) => handle.executeUpdate(abortUpdate, { args: [request] }), (handle) => handle.signal(abortSignal, request));
+    return await this.sendVerb(
+      namespace,
+      app,
+      'abort',
+      (handle) => handle.executeUpdate(abortUpdate, { args: [request] }),
+      (handle) => handle.signal(abortSignal, request),
+    );
   }
 
   /** Lets the deployment through the gate it waits at; as `abort`, it falls back to the signal. */
   async approve(namespace: string, app: string, request: ApproveRequest): Promise<OperatorDelivery> {
-    return await this.sendVerb(namespace, app, 'approve', (handle) => handle.executeUpdate(approveUpdate, { args: [request] }), (handle) => handle.signal(approveSignal, request));
+    return await this.sendVerb(
+      namespace,
+      app,
+      'approve',
+      (handle) => handle.executeUpdate(approveUpdate, { args: [request] }),
+      (handle) => handle.signal(approveSignal, request),
+    );
   }
 
   /**
@@ -412,7 +495,13 @@ export class DeploymentClient {
    * it falls back to the signal when no worker answers.
    */
   async promote(namespace: string, app: string, request: PromoteRequest): Promise<OperatorDelivery> {
-    return await this.sendVerb(namespace, app, 'promote', (handle) => handle.executeUpdate(promoteUpdate, { args: [request] }), (handle) => handle.signal(promoteSignal, request));
+    return await this.sendVerb(
+      namespace,
+      app,
+      'promote',
+      (handle) => handle.executeUpdate(promoteUpdate, { args: [request] }),
+      (handle) => handle.signal(promoteSignal, request),
+    );
   }
 
   private async sendVerb(
@@ -424,7 +513,8 @@ export class DeploymentClient {
   ): Promise<OperatorDelivery> {
     const handle = this.handle(namespace, app);
     const { status } = await handle.describe();
-    if (status.name !== 'RUNNING') throw new RequestRefusedError(`${verb} rejected: the deployment is over (${status.name})`);
+    if (status.name !== 'RUNNING')
+      throw new RequestRefusedError(`${verb} rejected: the deployment is over (${status.name})`);
     try {
       const answer = await this.withDeadline(() => update(handle));
       return { delivery: 'accepted', message: answer.message, phase: answer.phase };
@@ -475,7 +565,11 @@ export class DeploymentClient {
       const signal = event.workflowExecutionSignaledEventAttributes;
       if (!signal) return [];
       const payload = signal.input?.payloads?.[0];
-      const at = event.eventTime?.seconds ? new Date(Number(event.eventTime.seconds) * 1000 + Math.floor((event.eventTime.nanos ?? 0) / 1e6)).toISOString() : '';
+      const at = event.eventTime?.seconds
+        ? new Date(
+            Number(event.eventTime.seconds) * 1000 + Math.floor((event.eventTime.nanos ?? 0) / 1e6),
+          ).toISOString()
+        : '';
       return [{ name: signal.signalName ?? '', at, input: payload ? converter.fromPayload(payload) : null }];
     });
     const pollers = await this.workerPollers();
@@ -513,7 +607,9 @@ export class DeploymentClient {
    * Recent deployments, newest first, with their outcome once they have one. Filtering by app or
    * outcome needs the search attributes registered (see `isIndexed`).
    */
-  async list({ limit = 20, app, outcome }: { limit?: number; app?: string; outcome?: string } = {}): Promise<DeploymentSummary[]> {
+  async list({ limit = 20, app, outcome }: { limit?: number; app?: string; outcome?: string } = {}): Promise<
+    DeploymentSummary[]
+  > {
     const conditions = [ANY_DEPLOYMENT];
     if (app || outcome) {
       if (!(await this.isIndexed())) {
@@ -533,7 +629,9 @@ export class DeploymentClient {
         ...memoFields(memo),
         strategy: execution.type === WORKFLOW_TYPES.canary ? Strategy.Canary : Strategy.BlueGreen,
         status: execution.status.name,
-        outcome: execution.typedSearchAttributes.get(SearchAttribute.Outcome) ?? (typeof memo['outcome'] === 'string' ? memo['outcome'] : null),
+        outcome:
+          execution.typedSearchAttributes.get(SearchAttribute.Outcome) ??
+          (typeof memo['outcome'] === 'string' ? memo['outcome'] : null),
         phase: execution.typedSearchAttributes.get(SearchAttribute.Phase) ?? null,
         reason: typeof memo['reason'] === 'string' ? memo['reason'] : null,
         startTime: execution.startTime.toISOString(),
@@ -552,7 +650,9 @@ export class DeploymentClient {
    */
   async endRunning(reason: string): Promise<string[]> {
     const ended: string[] = [];
-    for await (const execution of this.client.workflow.list({ query: `${ANY_DEPLOYMENT} AND ExecutionStatus = 'Running'` })) {
+    for await (const execution of this.client.workflow.list({
+      query: `${ANY_DEPLOYMENT} AND ExecutionStatus = 'Running'`,
+    })) {
       await this.client.workflow.getHandle(execution.workflowId, execution.runId).terminate(reason);
       ended.push(execution.workflowId);
     }
@@ -600,16 +700,24 @@ function describeStrategy(spec: DeploymentSpec): string {
 /** Whether a call failed because no worker answered in time (as opposed to a refusal or an error). */
 function isNoAnswer(error: unknown): boolean {
   if (error instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return true;
-  const code = (error as { code?: unknown; cause?: { code?: unknown } } | null)?.code ?? (error as { cause?: { code?: unknown } } | null)?.cause?.code;
+  const code =
+    (error as { code?: unknown; cause?: { code?: unknown } } | null)?.code ??
+    (error as { cause?: { code?: unknown } } | null)?.cause?.code;
   // DEADLINE_EXCEEDED (4), or the query's own "no worker" answers.
   return code === 4 || /deadline|timed? ?out|no poller|Failed to query Workflow/i.test((error as Error)?.message ?? '');
 }
 
 function describePollers(pollers: number, taskQueue: string): string {
-  return pollers === 0 ? `no worker polls task queue '${taskQueue}'` : `${pollers} polled task queue '${taskQueue}' within the last minute, and none answered`;
+  return pollers === 0
+    ? `no worker polls task queue '${taskQueue}'`
+    : `${pollers} polled task queue '${taskQueue}' within the last minute, and none answered`;
 }
 
 /** What the client puts in every deployment's memo at start. */
 function memoFields(memo: Record<string, unknown>): { app: string; namespace: string; version: string } {
-  return { app: String(memo['app'] ?? ''), namespace: String(memo['namespace'] ?? ''), version: String(memo['version'] ?? '') };
+  return {
+    app: String(memo['app'] ?? ''),
+    namespace: String(memo['namespace'] ?? ''),
+    version: String(memo['version'] ?? ''),
+  };
 }

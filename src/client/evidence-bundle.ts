@@ -46,7 +46,9 @@ export function writeEvidenceBundle(evidence: Evidence, dir: string): WrittenFil
       '',
       '## Pod template: other slot → this one',
       '',
-      ...(evidence.platform.templateDiff.length > 0 ? evidence.platform.templateDiff.map((line) => `- ${line}`) : ['no difference']),
+      ...(evidence.platform.templateDiff.length > 0
+        ? evidence.platform.templateDiff.map((line) => `- ${line}`)
+        : ['no difference']),
       '',
     ].join('\n'),
   );
@@ -57,11 +59,17 @@ export function writeEvidenceBundle(evidence: Evidence, dir: string): WrittenFil
   }
   write(
     'events.txt',
-    ['TIME\tTYPE\tREASON\tOBJECT\tCOUNT\tMESSAGE', ...evidence.platform.events.map((e) => [e.at ?? '-', e.type, e.reason, e.object, e.count, e.message].join('\t'))].join('\n') + '\n',
+    [
+      'TIME\tTYPE\tREASON\tOBJECT\tCOUNT\tMESSAGE',
+      ...evidence.platform.events.map((e) => [e.at ?? '-', e.type, e.reason, e.object, e.count, e.message].join('\t')),
+    ].join('\n') + '\n',
   );
   write('template-diff.txt', evidence.platform.templateDiff.join('\n') + '\n');
   for (const series of evidence.series) {
-    write(`series/${safe(series.name)}.csv`, ['time,unix_seconds,value', ...series.points.map(([t, v]) => `${iso(t)},${t},${v}`)].join('\n') + '\n');
+    write(
+      `series/${safe(series.name)}.csv`,
+      ['time,unix_seconds,value', ...series.points.map(([t, v]) => `${iso(t)},${t},${v}`)].join('\n') + '\n',
+    );
     write(`charts/${safe(series.name)}.svg`, chart(series, evidence));
   }
   return written;
@@ -70,13 +78,22 @@ export function writeEvidenceBundle(evidence: Evidence, dir: string): WrittenFil
 /** The first point after the switch (or the start) that breaks the SLO's rule. */
 export function firstBreach(series: SloSeries, switchedAt: string | null): [number, number] | null {
   const after = switchedAt ? Date.parse(switchedAt) / 1000 : -Infinity;
-  return series.points.find(([t, v]) => t >= after && judgeValue(v, series.comparison as Comparison, series.threshold) === AnalysisResult.Failed) ?? null;
+  return (
+    series.points.find(
+      ([t, v]) =>
+        t >= after && judgeValue(v, series.comparison as Comparison, series.threshold) === AnalysisResult.Failed,
+    ) ?? null
+  );
 }
 
-const escape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const escape = (text: string) =>
+  text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 /** One SLO over time: the series, its threshold (dashed), the switch and the first breach. */
-export function chart(series: SloSeries, evidence: Pick<Evidence, 'slot' | 'version' | 'switchedAt' | 'from' | 'to'>): string {
+export function chart(
+  series: SloSeries,
+  evidence: Pick<Evidence, 'slot' | 'version' | 'switchedAt' | 'from' | 'to'>,
+): string {
   const [width, height, left, right, top, bottom] = [800, 320, 70, 20, 40, 40];
   const start = Date.parse(evidence.from) / 1000;
   const end = Math.max(Date.parse(evidence.to) / 1000, start + 1);
@@ -100,20 +117,26 @@ export function chart(series: SloSeries, evidence: Pick<Evidence, 'slot' | 'vers
   ];
   if (evidence.switchedAt) {
     const at = x(Date.parse(evidence.switchedAt) / 1000);
-    parts.push(`<line class="switch" x1="${at}" y1="${top}" x2="${at}" y2="${height - bottom}" stroke="#36c" stroke-dasharray="3 3"/>`);
+    parts.push(
+      `<line class="switch" x1="${at}" y1="${top}" x2="${at}" y2="${height - bottom}" stroke="#36c" stroke-dasharray="3 3"/>`,
+    );
     parts.push(`<text x="${at + 4}" y="${top + 12}" fill="#36c">switch</text>`);
   }
   if (series.points.length > 0) {
     const points = series.points.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
     parts.push(`<polyline class="series" points="${points}" fill="none" stroke="#222" stroke-width="1.5"/>`);
   } else {
-    parts.push(`<text x="${width / 2}" y="${height / 2}" text-anchor="middle" fill="#888">${escape(series.error ?? 'no data in the span')}</text>`);
+    parts.push(
+      `<text x="${width / 2}" y="${height / 2}" text-anchor="middle" fill="#888">${escape(series.error ?? 'no data in the span')}</text>`,
+    );
   }
   const breach = firstBreach(series, evidence.switchedAt);
   if (breach) {
     const [t, v] = breach;
     parts.push(`<circle class="breach" cx="${x(t).toFixed(1)}" cy="${y(v).toFixed(1)}" r="5" fill="#d33"/>`);
-    parts.push(`<text x="${x(t) + 8}" y="${y(v) - 8}" fill="#d33">${escape(`breach: ${formatValue(v)} at ${iso(t).slice(11, 19)}`)}</text>`);
+    parts.push(
+      `<text x="${x(t) + 8}" y="${y(v) - 8}" fill="#d33">${escape(`breach: ${formatValue(v)} at ${iso(t).slice(11, 19)}`)}</text>`,
+    );
   }
   parts.push('</svg>', '');
   return parts.join('\n');

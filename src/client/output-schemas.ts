@@ -32,7 +32,14 @@ export const SmokeReportSchema = z
     endpoint: z.string(),
     passed: z.boolean(),
     checks: z.array(
-      z.object({ name: z.string(), verdict: z.enum(['passed', 'warning', 'failed']), latencyMs: z.number().nullable(), message: z.string() }).strict(),
+      z
+        .object({
+          name: z.string(),
+          verdict: z.enum(['passed', 'warning', 'failed']),
+          latencyMs: z.number().nullable(),
+          message: z.string(),
+        })
+        .strict(),
     ),
   })
   .strict();
@@ -49,9 +56,14 @@ export const DeploymentStatusSchema = z
     idleSlot: slot.nullable(),
     fromSlot: slot.nullable(),
     toSlot: slot.nullable(),
-    awaiting: z.object({ gate: z.nativeEnum(Gate), since: isoTime, timeoutAt: isoTime }).strict().nullable(),
+    awaiting: z
+      .object({ gate: z.nativeEnum(Gate), since: isoTime, timeoutAt: isoTime })
+      .strict()
+      .nullable(),
     abort: z.object({ reason: z.string(), by: z.string(), at: isoTime }).strict().nullable(),
-    rejectedAborts: z.array(z.object({ reason: z.string(), by: z.string(), at: isoTime, message: z.string() }).strict()),
+    rejectedAborts: z.array(
+      z.object({ reason: z.string(), by: z.string(), at: isoTime, message: z.string() }).strict(),
+    ),
     smoke: SmokeReportSchema.nullable(),
     monitor: z
       .object({
@@ -74,7 +86,12 @@ export const DeploymentStatusSchema = z
       .strict()
       .nullable(),
     rollback: z
-      .object({ startedAt: isoTime, seconds: z.number().nullable(), stuckSince: isoTime.nullable(), step: z.string().nullable() })
+      .object({
+        startedAt: isoTime,
+        seconds: z.number().nullable(),
+        stuckSince: isoTime.nullable(),
+        step: z.string().nullable(),
+      })
       .strict()
       .nullable()
       .optional(),
@@ -91,11 +108,22 @@ export const DeploymentStatusSchema = z
         canaryRequests: z.number().nullable(),
         stableRequests: z.number().nullable(),
         canaryReplicas: z.number().int(),
-        hold: z.object({ since: isoTime, seconds: z.number(), extendedSeconds: z.number(), untilPromote: z.boolean() }).strict().nullable(),
+        hold: z
+          .object({ since: isoTime, seconds: z.number(), extendedSeconds: z.number(), untilPromote: z.boolean() })
+          .strict()
+          .nullable(),
         analysis: z.string().nullable(),
         sharedCause: z.string().nullable(),
         completed: z.array(
-          z.object({ step: z.number().int(), weight: z.number(), observedShare: z.number().nullable(), canaryRequests: z.number().nullable(), seconds: z.number() }).strict(),
+          z
+            .object({
+              step: z.number().int(),
+              weight: z.number(),
+              observedShare: z.number().nullable(),
+              canaryRequests: z.number().nullable(),
+              seconds: z.number(),
+            })
+            .strict(),
         ),
         promotedBy: z.string().nullable(),
       })
@@ -129,13 +157,27 @@ export const DeploymentStatusSchema = z
         failed: z.number().int(),
         inconclusive: z.number().int(),
         errors: z.number().int(),
-        breaches: z.array(z.object({ name: z.string(), value: z.number().nullable(), comparison: z.string(), threshold: z.number(), at: isoTime }).strict()),
+        breaches: z.array(
+          z
+            .object({
+              name: z.string(),
+              value: z.number().nullable(),
+              comparison: z.string(),
+              threshold: z.number(),
+              at: isoTime,
+            })
+            .strict(),
+        ),
         latest: z.record(MeasurementSchema),
       })
       .strict()
       .nullable()
       .optional(),
-    previous: z.object({ slot, image: z.string().nullable(), version: z.string().nullable() }).strict().nullable().optional(),
+    previous: z
+      .object({ slot, image: z.string().nullable(), version: z.string().nullable() })
+      .strict()
+      .nullable()
+      .optional(),
     activeCheck: z
       .object({
         slot,
@@ -203,7 +245,9 @@ export const DeploymentSnapshotSchema = z
     phase: phase.nullable(),
     workerPollers: z.number().int(),
     pendingSignals: z.array(z.object({ name: z.string(), at: isoTime, input: z.unknown() }).strict()),
-    pendingActivities: z.array(z.object({ activity: z.string(), attempt: z.number().int(), lastFailure: z.string().nullable() }).strict()),
+    pendingActivities: z.array(
+      z.object({ activity: z.string(), attempt: z.number().int(), lastFailure: z.string().nullable() }).strict(),
+    ),
     startTime: isoTime,
     closeTime: isoTime.nullable(),
   })
@@ -235,7 +279,13 @@ const slotState = z
   })
   .strict();
 
-const change = z.object({ field: z.string(), from: z.union([z.string(), z.number()]).nullable(), to: z.union([z.string(), z.number()]).nullable() }).strict();
+const change = z
+  .object({
+    field: z.string(),
+    from: z.union([z.string(), z.number()]).nullable(),
+    to: z.union([z.string(), z.number()]).nullable(),
+  })
+  .strict();
 
 /** What `plan --json` prints: the plan, the live state it read and the spec it validated (what `deploy --plan-id` deploys). */
 export const PlanResultSchema = z
@@ -256,19 +306,43 @@ export const PlanResultSchema = z
         changes: z.array(change),
         againstLive: z.array(change),
         routerWrites: z.array(z.string()),
-        steps: z.array(z.object({ weight: z.number(), holdSeconds: z.number().nullable(), replicas: z.number().int() }).strict()),
+        steps: z.array(
+          z.object({ weight: z.number(), holdSeconds: z.number().nullable(), replicas: z.number().int() }).strict(),
+        ),
         gates: z.array(z.string()),
-        monitor: z.object({ warmUpSeconds: z.number(), scrapeIntervalSeconds: z.number().nullable(), ticks: z.number().int(), intervalSeconds: z.number(), window: z.string() }).strict(),
+        monitor: z
+          .object({
+            warmUpSeconds: z.number(),
+            scrapeIntervalSeconds: z.number().nullable(),
+            ticks: z.number().int(),
+            intervalSeconds: z.number(),
+            window: z.string(),
+          })
+          .strict(),
         timeline: z.array(z.object({ phase: z.string(), seconds: z.number().nullable(), note: z.string() }).strict()),
         leastSeconds: z.number(),
         checks: z.array(
-          z.object({ kind: z.enum(['write', 'access', 'capacity', 'slo', 'smoke', 'spec', 'live']), name: z.string(), verdict: z.enum(['ok', 'warning', 'fail']), detail: z.string() }).strict(),
+          z
+            .object({
+              kind: z.enum(['write', 'access', 'capacity', 'slo', 'smoke', 'spec', 'live']),
+              name: z.string(),
+              verdict: z.enum(['ok', 'warning', 'fail']),
+              detail: z.string(),
+            })
+            .strict(),
         ),
         proceeds: z.boolean(),
       })
       .strict()
       .nullable(),
-    live: z.object({ activeSlot: slot, routing: z.string().optional(), slots: z.object({ blue: slotState, green: slotState }).strict() }).strict().nullable(),
+    live: z
+      .object({
+        activeSlot: slot,
+        routing: z.string().optional(),
+        slots: z.object({ blue: slotState, green: slotState }).strict(),
+      })
+      .strict()
+      .nullable(),
     error: z.object({ invalid: z.boolean(), message: z.string() }).strict().nullable(),
   })
   .strict();

@@ -5,7 +5,12 @@
 import { Presets, SingleBar } from 'cli-progress';
 import { formatValue } from '../shared/analysis.js';
 import type { Measurement } from '../shared/analysis.js';
-import type { ActiveSlotCheck, CanaryProgress, DeploymentResult, DeploymentStatus } from '../shared/deployment-status.js';
+import type {
+  ActiveSlotCheck,
+  CanaryProgress,
+  DeploymentResult,
+  DeploymentStatus,
+} from '../shared/deployment-status.js';
 import { formatShare } from '../shared/traffic.js';
 import type { DeploymentSnapshot } from './deployment-client.js';
 
@@ -16,13 +21,16 @@ function time(iso: string): string {
 /** A canary's step in one line: the weight set beside the share observed. */
 export function formatCanary(c: CanaryProgress): string {
   const observed = c.observedShare === null ? 'no share observed yet' : `${formatShare(c.observedShare)} % observed`;
-  const requests = c.canaryRequests === null ? 'no canary requests yet' : `${Math.round(c.canaryRequests)} canary requests in the window`;
+  const requests =
+    c.canaryRequests === null
+      ? 'no canary requests yet'
+      : `${Math.round(c.canaryRequests)} canary requests in the window`;
   return `step ${c.step}/${c.steps}: ${c.weight} % set, ${observed} (${requests}), canary replicas: ${c.canaryReplicas}${c.analysis ? `, ${c.analysis}` : ''}`;
 }
 
-
 export function formatMeasurement(m: Measurement): string {
-  const mark = m.result === 'Successful' ? 'ok' : m.result === 'Failed' ? (m.gate ? 'FAIL' : 'warn') : m.result.toLowerCase();
+  const mark =
+    m.result === 'Successful' ? 'ok' : m.result === 'Failed' ? (m.gate ? 'FAIL' : 'warn') : m.result.toLowerCase();
   return `${m.name}=${formatValue(m.value)} (${m.comparison} ${m.threshold}) ${mark}`;
 }
 
@@ -67,7 +75,12 @@ export class ProgressPrinter {
     if (monitor && (monitor.pausedTicks ?? 0) > this.pausedTicks) {
       // Paused for missing data, the monitor goes on measuring: the operator decides on these.
       this.stopBar();
-      this.write(`    paused, still measuring: ${Object.values(monitor.latest).filter((m) => m.gate).map(formatMeasurement).join(', ')}`);
+      this.write(
+        `    paused, still measuring: ${Object.values(monitor.latest)
+          .filter((m) => m.gate)
+          .map(formatMeasurement)
+          .join(', ')}`,
+      );
       this.pausedTicks = monitor.pausedTicks ?? 0;
     }
     this.showTicks(status);
@@ -82,7 +95,13 @@ export class ProgressPrinter {
       this.bar.update(monitor.tick, { slos });
     } else if (this.terminal && status.phase === 'Monitoring') {
       this.bar = new SingleBar(
-        { stream: this.terminal, format: '    monitor [{bar}] {value}/{total} | {slos}', barsize: 24, hideCursor: true, clearOnComplete: false },
+        {
+          stream: this.terminal,
+          format: '    monitor [{bar}] {value}/{total} | {slos}',
+          barsize: 24,
+          hideCursor: true,
+          clearOnComplete: false,
+        },
         Presets.legacy,
       );
       this.bar.start(monitor.ticks, monitor.tick, { slos });
@@ -110,10 +129,14 @@ export class ProgressPrinter {
 
 /** A tick's readings in one line: the canary's traffic, each gated SLO against its rule, the warm-up. */
 function readings(status: DeploymentStatus, monitor: NonNullable<DeploymentStatus['monitor']>): string {
-  const warmingUp = monitor.warmUpSeconds !== undefined && (monitor.tick - 1) * monitor.intervalSeconds < monitor.warmUpSeconds;
+  const warmingUp =
+    monitor.warmUpSeconds !== undefined && (monitor.tick - 1) * monitor.intervalSeconds < monitor.warmUpSeconds;
   return (
     (status.canary ? `${formatCanary(status.canary)} | ` : '') +
-    Object.values(monitor.latest).filter((m) => m.gate).map(formatMeasurement).join(', ') +
+    Object.values(monitor.latest)
+      .filter((m) => m.gate)
+      .map(formatMeasurement)
+      .join(', ') +
     (warmingUp && !status.canary ? ' (warm-up: no data is not counted yet)' : '')
   );
 }
@@ -121,7 +144,10 @@ function readings(status: DeploymentStatus, monitor: NonNullable<DeploymentStatu
 /** The preflight stability check in one line: the verdict, and why or what breached. */
 export function formatActiveCheck(check: ActiveSlotCheck): string {
   const breached = check.measurements.filter((m) => m.gate && m.result === 'Failed').map(formatMeasurement);
-  const why = check.verdict === 'breaching' ? breached.join('; ') : (check.detail ?? check.measurements.map(formatMeasurement).join('; '));
+  const why =
+    check.verdict === 'breaching'
+      ? breached.join('; ')
+      : (check.detail ?? check.measurements.map(formatMeasurement).join('; '));
   return `active slot ${check.slot} ${check.verdict}${why ? `: ${why}` : ''}${check.allowedUnstable ? ' (let through: allowUnstableActive)' : ''}`;
 }
 
@@ -138,15 +164,28 @@ export function renderStatus(status: DeploymentStatus): string {
   for (const rejected of status.rejectedAborts) lines.push(`refused: abort by ${rejected.by}: ${rejected.message}`);
   if (status.rollback) {
     const r = status.rollback;
-    const state = r.seconds !== null ? `done in ${r.seconds.toFixed(1)} s` : r.stuckSince ? `STUCK since ${r.stuckSince}, still retrying` : 'running';
+    const state =
+      r.seconds !== null
+        ? `done in ${r.seconds.toFixed(1)} s`
+        : r.stuckSince
+          ? `STUCK since ${r.stuckSince}, still retrying`
+          : 'running';
     lines.push(`rollback: since ${r.startedAt}, ${state}${r.step ? ` (step: ${r.step})` : ''}`);
   }
   if (status.canary) {
     const c = status.canary;
-    lines.push(`canary:  ${formatCanary(c)}; router ${c.router}${c.effectiveWeight !== null ? `, ${formatShare(c.effectiveWeight)} % in effect` : ''}`);
-    if (c.hold) lines.push(`hold:    since ${c.hold.since}, ${c.hold.untilPromote ? 'until promoted' : `${c.hold.seconds} s`}${c.hold.extendedSeconds ? `, extended ${c.hold.extendedSeconds} s` : ''}`);
+    lines.push(
+      `canary:  ${formatCanary(c)}; router ${c.router}${c.effectiveWeight !== null ? `, ${formatShare(c.effectiveWeight)} % in effect` : ''}`,
+    );
+    if (c.hold)
+      lines.push(
+        `hold:    since ${c.hold.since}, ${c.hold.untilPromote ? 'until promoted' : `${c.hold.seconds} s`}${c.hold.extendedSeconds ? `, extended ${c.hold.extendedSeconds} s` : ''}`,
+      );
     if (c.sharedCause) lines.push(`shared cause: ${c.sharedCause}`);
-    for (const done of c.completed) lines.push(`    step ${done.step} done: ${done.weight} %, ${done.observedShare === null ? 'no share observed' : `${formatShare(done.observedShare)} % observed`}, ${Math.round(done.seconds)} s`);
+    for (const done of c.completed)
+      lines.push(
+        `    step ${done.step} done: ${done.weight} %, ${done.observedShare === null ? 'no share observed' : `${formatShare(done.observedShare)} % observed`}, ${Math.round(done.seconds)} s`,
+      );
   }
   if (status.smoke) {
     const passed = status.smoke.checks.filter((c) => c.verdict !== 'failed').length;
@@ -168,7 +207,10 @@ export function renderStatus(status: DeploymentStatus): string {
       `observe: tick ${o.tick}/${o.ticks} of ${o.slot} (${o.durationSeconds} s every ${o.intervalSeconds} s, ${o.keepOldSlotWarm ? 'old slot warm: a breach rolls back' : 'a breach is notified'}): ` +
         `${o.successful} ok, ${o.failed} failed, ${o.inconclusive} inconclusive, ${o.errors} errors`,
     );
-    for (const breach of o.breaches) lines.push(`    breached ${breach.name}=${formatValue(breach.value)} (${breach.comparison} ${breach.threshold}) at ${breach.at}`);
+    for (const breach of o.breaches)
+      lines.push(
+        `    breached ${breach.name}=${formatValue(breach.value)} (${breach.comparison} ${breach.threshold}) at ${breach.at}`,
+      );
   }
   return lines.join('\n');
 }
@@ -184,7 +226,9 @@ export function renderSnapshot(snapshot: DeploymentSnapshot): string {
     lines.push(`waiting for a worker: ${signal.name} recorded at ${signal.at} ${JSON.stringify(signal.input)}`);
   }
   for (const activity of snapshot.pendingActivities) {
-    lines.push(`pending: ${activity.activity}, attempt ${activity.attempt}${activity.lastFailure ? `, last failure: ${activity.lastFailure}` : ''}`);
+    lines.push(
+      `pending: ${activity.activity}, attempt ${activity.attempt}${activity.lastFailure ? `, last failure: ${activity.lastFailure}` : ''}`,
+    );
   }
   return lines.join('\n');
 }
@@ -196,9 +240,12 @@ export function renderResult(result: DeploymentResult): string {
   const canary = result.status.canary;
   if (canary) {
     for (const done of canary.completed) {
-      lines.push(`step ${done.step}/${canary.steps}: ${done.weight} % set, ${done.observedShare === null ? 'no share observed' : `${formatShare(done.observedShare)} % observed`} (${done.canaryRequests === null ? 'no' : Math.round(done.canaryRequests)} canary requests in the last window)`);
+      lines.push(
+        `step ${done.step}/${canary.steps}: ${done.weight} % set, ${done.observedShare === null ? 'no share observed' : `${formatShare(done.observedShare)} % observed`} (${done.canaryRequests === null ? 'no' : Math.round(done.canaryRequests)} canary requests in the last window)`,
+      );
     }
-    if (result.outcome !== 'Succeeded' && canary.step > 0) lines.push(`the canary had ${canary.weight} % at step ${canary.step}/${canary.steps} when it was stopped`);
+    if (result.outcome !== 'Succeeded' && canary.step > 0)
+      lines.push(`the canary had ${canary.weight} % at step ${canary.step}/${canary.steps} when it was stopped`);
   }
   const check = result.status.activeCheck;
   if (check && check.verdict !== 'stable') lines.push(`preflight: ${formatActiveCheck(check)}`);

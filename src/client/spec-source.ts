@@ -35,7 +35,9 @@ function readSpecFile(file: string): Json {
     document = parseYaml(text);
   } catch (error) {
     const where = error instanceof YAMLParseError && error.linePos ? ` at line ${error.linePos[0].line}` : '';
-    throw new SpecValidationError([{ path: '(file)', message: `${file} is not valid YAML${where}: ${(error as Error).message}` }]);
+    throw new SpecValidationError([
+      { path: '(file)', message: `${file} is not valid YAML${where}: ${(error as Error).message}` },
+    ]);
   }
   if (document === null || document === undefined) return {};
   if (typeof document !== 'object' || Array.isArray(document)) {
@@ -73,7 +75,9 @@ export function loadSpec(sources: SpecSources): DeploymentSpec {
   for (const assignment of sources.set ?? []) {
     const equals = assignment.indexOf('=');
     if (equals <= 0) {
-      throw new SpecValidationError([{ path: '(--set)', message: `'${assignment}' must be path=value, e.g. monitor.durationSeconds=60` }]);
+      throw new SpecValidationError([
+        { path: '(--set)', message: `'${assignment}' must be path=value, e.g. monitor.durationSeconds=60` },
+      ]);
     }
     setPath(spec, assignment.slice(0, equals), parseYaml(assignment.slice(equals + 1)));
   }

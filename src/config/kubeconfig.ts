@@ -38,7 +38,14 @@ export function loadKubeConfig(env: NodeJS.ProcessEnv): k8s.KubeConfig {
   const context = settings.BLUEGREEN_KUBE_CONTEXT;
   if (context) {
     if (!config.getContextObject(context)) {
-      throw new ConfigError(`BLUEGREEN_KUBE_CONTEXT: no context '${context}' in ${file}; it has ${config.getContexts().map((c) => c.name).join(', ') || 'none'}`);
+      throw new ConfigError(
+        `BLUEGREEN_KUBE_CONTEXT: no context '${context}' in ${file}; it has ${
+          config
+            .getContexts()
+            .map((c) => c.name)
+            .join(', ') || 'none'
+        }`,
+      );
     }
     config.setCurrentContext(context);
   }

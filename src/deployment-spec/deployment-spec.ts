@@ -29,7 +29,8 @@ const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 /** A Kubernetes label value: at most 63 characters, alphanumeric at both ends. */
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 /** A Kubernetes label key: optional DNS-subdomain prefix and a name of at most 63 characters. */
-const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_KEY =
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 /** A Prometheus range duration such as 30s, 1m, 1m30s. */
 const PROM_DURATION = /^([0-9]+(ms|s|m|h|d|w|y))+$/;
 
@@ -69,7 +70,10 @@ const dnsLabel = (what: string) =>
   z
     .string()
     .max(63, `${what} must be at most 63 characters`)
-    .regex(DNS_LABEL, `${what} must be an RFC 1123 label: lower-case letters, digits and '-', starting and ending alphanumeric`);
+    .regex(
+      DNS_LABEL,
+      `${what} must be an RFC 1123 label: lower-case letters, digits and '-', starting and ending alphanumeric`,
+    );
 
 const seconds = (what: string) =>
   z.number().int(`${what} must be a whole number of seconds`).positive(`${what} must be greater than 0`);
@@ -111,7 +115,9 @@ const DEFAULT_HTTP_CHECKS = [
 const SmokeSchema = z
   .object({
     /** Where the idle slot answers, e.g. a per-slot Service; `{{slot}}` is the idle slot. */
-    endpoint: template(['app', 'namespace', 'slot', 'service']).default('http://{{app}}-{{slot}}.{{namespace}}.svc:8000'),
+    endpoint: template(['app', 'namespace', 'slot', 'service']).default(
+      'http://{{app}}-{{slot}}.{{namespace}}.svc:8000',
+    ),
     timeoutSeconds: seconds('smoke.timeoutSeconds').default(5),
     latencyBudgetMs: z.number().positive('smoke.latencyBudgetMs must be greater than 0').default(100),
     /** The procedure only warns on a slow answer; `fail` makes the latency check a gate. */
@@ -144,7 +150,12 @@ export const SloSchema = z
     name: z.string().regex(/^[a-z0-9][-a-z0-9_]*$/, 'name must be lower-case letters, digits, - and _'),
     /** PromQL over {{app}}, {{namespace}}, {{slot}}, {{version}}, {{run}}, {{window}} and {{service}}; scope it to the new slot, version and run. */
     query: template(TEMPLATE_VARIABLES),
-    comparison: z.enum([Comparison.LessThan, Comparison.LessOrEqual, Comparison.GreaterThan, Comparison.GreaterOrEqual]),
+    comparison: z.enum([
+      Comparison.LessThan,
+      Comparison.LessOrEqual,
+      Comparison.GreaterThan,
+      Comparison.GreaterOrEqual,
+    ]),
     threshold: z.number().finite(),
     /** false: reported as a warning, never rolls back (the procedure's CPU and memory rows, PROCEDURE §4). */
     gate: z.boolean().default(true),
@@ -209,7 +220,12 @@ export const DEFAULT_SLOS: Slo[] = [
 const ObserveSchema = z
   .object({
     /** 0 (the default): no window. The procedure's is 3600. */
-    durationSeconds: z.number().int('observe.durationSeconds must be a whole number of seconds').min(0).max(86_400).default(0),
+    durationSeconds: z
+      .number()
+      .int('observe.durationSeconds must be a whole number of seconds')
+      .min(0)
+      .max(86_400)
+      .default(0),
     /** Seconds between measurements; default 60. */
     intervalSeconds: seconds('observe.intervalSeconds').default(60),
     keepOldSlotWarm: z.boolean().default(false),
@@ -238,7 +254,11 @@ const MonitorSchema = z
      * Seconds at the start of monitoring in which missing data is not counted. Unset: derived from
      * the window and the scrape interval Prometheus reports for the new slot's targets.
      */
-    initialDelaySeconds: z.number().int('monitor.initialDelaySeconds must be a whole number of seconds').min(0).optional(),
+    initialDelaySeconds: z
+      .number()
+      .int('monitor.initialDelaySeconds must be a whole number of seconds')
+      .min(0)
+      .optional(),
     /**
      * While paused for missing data, this many Successful ticks in a row end the pause by
      * themselves (the data the pause waited for has arrived, and it is good); 0: only a person
@@ -249,7 +269,8 @@ const MonitorSchema = z
   })
   .strict()
   .superRefine((monitor, ctx) => {
-    for (const issue of monitorRuleIssues(monitor)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: issue.path, message: issue.message });
+    for (const issue of monitorRuleIssues(monitor))
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: issue.path, message: issue.message });
   });
 
 /**
@@ -257,11 +278,16 @@ const MonitorSchema = z
  * is valid, so parseDeploymentSpec also checks them on the raw input: a spec with a bad SLO and
  * an interval longer than the window hears about both at once.
  */
-function monitorRuleIssues(monitor: { durationSeconds?: unknown; intervalSeconds?: unknown; slos?: unknown }): { path: (string | number)[]; message: string }[] {
+function monitorRuleIssues(monitor: {
+  durationSeconds?: unknown;
+  intervalSeconds?: unknown;
+  slos?: unknown;
+}): { path: (string | number)[]; message: string }[] {
   const issues: { path: (string | number)[]; message: string }[] = [];
   const duration = typeof monitor.durationSeconds === 'number' ? monitor.durationSeconds : 300;
   const interval = typeof monitor.intervalSeconds === 'number' ? monitor.intervalSeconds : 5;
-  if (interval > duration) issues.push({ path: ['intervalSeconds'], message: `must not exceed monitor.durationSeconds (${duration})` });
+  if (interval > duration)
+    issues.push({ path: ['intervalSeconds'], message: `must not exceed monitor.durationSeconds (${duration})` });
   const seen = new Set<string>();
   (Array.isArray(monitor.slos) ? (monitor.slos as unknown[]) : []).forEach((slo, index) => {
     const name = (slo as { name?: unknown } | null)?.name;
@@ -294,7 +320,11 @@ export type Strategy = (typeof Strategy)[keyof typeof Strategy];
 const CanaryStepSchema = z
   .object({
     /** The canary's share of the traffic, in percent, from this step on. */
-    weight: z.number().int('weight must be a whole percent').min(1, 'weight must be at least 1').max(100, 'weight must be at most 100'),
+    weight: z
+      .number()
+      .int('weight must be a whole percent')
+      .min(1, 'weight must be at least 1')
+      .max(100, 'weight must be at most 100'),
     /** How long the step is held under analysis before the next (the procedure: 10 minutes). */
     holdSeconds: seconds('holdSeconds').default(600),
     /** Held under analysis until an operator runs `bluegreen promote`, however long that takes. */
@@ -333,12 +363,20 @@ const CanarySchema = z
     canary.steps.forEach((step, index) => {
       const previous = canary.steps[index - 1];
       if (previous && valid(step.weight) && valid(previous.weight) && step.weight <= previous.weight) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['steps', index, 'weight'], message: `weights must rise step by step: ${step.weight} follows ${previous.weight}` });
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['steps', index, 'weight'],
+          message: `weights must rise step by step: ${step.weight} follows ${previous.weight}`,
+        });
       }
     });
     const last = canary.steps.at(-1);
     if (last && valid(last.weight) && last.weight !== 100) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['steps', canary.steps.length - 1, 'weight'], message: `the last step must send 100 % to the canary (it sends ${last.weight})` });
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['steps', canary.steps.length - 1, 'weight'],
+        message: `the last step must send 100 % to the canary (it sends ${last.weight})`,
+      });
     }
   });
 
@@ -356,7 +394,9 @@ const TrafficSchema = z
     router: z.enum(TRAFFIC_ROUTERS as [TrafficRouter, ...TrafficRouter[]]).optional(),
     /** The per-slot Services that gateway-api and ingress route to (and the smoke suite reaches). */
     slotServicePattern: template(['app', 'slot', 'namespace'])
-      .refine((p) => p.includes('{{slot}}'), { message: 'slotServicePattern must contain {{slot}} so the two slots differ' })
+      .refine((p) => p.includes('{{slot}}'), {
+        message: 'slotServicePattern must contain {{slot}} so the two slots differ',
+      })
       .default('{{app}}-{{slot}}'),
     /** gateway-api: the HTTPRoute whose rules name the slot Services; defaults to the app's name. */
     httpRoute: objectName('httpRoute').optional(),
@@ -373,19 +413,31 @@ const TrafficSchema = z
  */
 function planIssues(spec: {
   strategy: Strategy;
-  traffic: { router?: TrafficRouter | undefined; httpRoute?: string | undefined; ingress?: string | undefined; canaryIngress?: string | undefined };
+  traffic: {
+    router?: TrafficRouter | undefined;
+    httpRoute?: string | undefined;
+    ingress?: string | undefined;
+    canaryIngress?: string | undefined;
+  };
   replicas: number;
   canary: { steps: CanaryStep[] };
 }): { path: (string | number)[]; message: string }[] {
   const issues: { path: (string | number)[]; message: string }[] = [];
   const { traffic } = spec;
-  const router = traffic.router ?? (spec.strategy === Strategy.Canary ? TrafficRouter.ReplicaRatio : TrafficRouter.ServiceSelector);
+  const router =
+    traffic.router ?? (spec.strategy === Strategy.Canary ? TrafficRouter.ReplicaRatio : TrafficRouter.ServiceSelector);
   if (traffic.httpRoute !== undefined && router !== TrafficRouter.GatewayApi) {
-    issues.push({ path: ['traffic', 'httpRoute'], message: `httpRoute is read only by traffic.router gateway-api (the router is ${router})` });
+    issues.push({
+      path: ['traffic', 'httpRoute'],
+      message: `httpRoute is read only by traffic.router gateway-api (the router is ${router})`,
+    });
   }
   for (const field of ['ingress', 'canaryIngress'] as const) {
     if (traffic[field] !== undefined && router !== TrafficRouter.Ingress) {
-      issues.push({ path: ['traffic', field], message: `${field} is read only by traffic.router ingress (the router is ${router})` });
+      issues.push({
+        path: ['traffic', field],
+        message: `${field} is read only by traffic.router ingress (the router is ${router})`,
+      });
     }
   }
   if (spec.strategy === Strategy.BlueGreen) {
@@ -398,7 +450,10 @@ function planIssues(spec: {
     return issues;
   }
   if (!SPLITTING_ROUTERS.includes(router)) {
-    issues.push({ path: ['traffic', 'router'], message: `${router} moves all traffic at once: a canary needs ${SPLITTING_ROUTERS.join(', ')}` });
+    issues.push({
+      path: ['traffic', 'router'],
+      message: `${router} moves all traffic at once: a canary needs ${SPLITTING_ROUTERS.join(', ')}`,
+    });
     return issues;
   }
   spec.canary.steps.forEach((step, index) => {
@@ -406,7 +461,11 @@ function planIssues(spec: {
     if (!Number.isInteger(step.weight) || step.weight < 1 || step.weight > 100) return;
     if (router !== TrafficRouter.ReplicaRatio) {
       const smallest = smallestStep(router, spec.replicas);
-      if (step.weight < smallest) issues.push({ path: ['canary', 'steps', index, 'weight'], message: `${router} cannot send less than ${formatShare(smallest)} % to the canary` });
+      if (step.weight < smallest)
+        issues.push({
+          path: ['canary', 'steps', index, 'weight'],
+          message: `${router} cannot send less than ${formatShare(smallest)} % to the canary`,
+        });
       return;
     }
     if (replicaRatioReplicas(spec.replicas, step.weight) !== null) return;
@@ -429,12 +488,19 @@ export const SpecInputSchema = z
     image: imageReference,
     /** The version label; defaults to the image tag (or the digest's first 12 hex digits). */
     version: z.string().max(63).regex(LABEL_VALUE, 'version must be a valid Kubernetes label value').optional(),
-    replicas: z.number().int('replicas must be a whole number').min(1, 'replicas must be at least 1').max(1000).default(3),
+    replicas: z
+      .number()
+      .int('replicas must be a whole number')
+      .min(1, 'replicas must be at least 1')
+      .max(1000)
+      .default(3),
     slotLabelKey: z.string().regex(LABEL_KEY, 'slotLabelKey must be a valid Kubernetes label key').default('slot'),
     /** The Service whose selector carries the slot label; defaults to `<app>-service`, as in the procedure. */
     service: z.string().max(253).regex(DNS_SUBDOMAIN, 'service must be an RFC 1123 subdomain').optional(),
     deploymentNamePattern: template(['app', 'slot', 'namespace'])
-      .refine((p) => p.includes('{{slot}}'), { message: 'deploymentNamePattern must contain {{slot}} so the two slots differ' })
+      .refine((p) => p.includes('{{slot}}'), {
+        message: 'deploymentNamePattern must contain {{slot}} so the two slots differ',
+      })
       .default('{{app}}-{{slot}}'),
     /** The container whose image is set; defaults to the app name. */
     container: dnsLabel('container').optional(),
@@ -451,7 +517,10 @@ export const SpecInputSchema = z
      */
     allowUnstableActive: z.boolean().default(false),
     /** Set by `bluegreen undo`: the successful deployment (its run and version) this one undoes. */
-    undoOf: z.object({ runId: z.string().min(1), version: z.string().min(1) }).strict().optional(),
+    undoOf: z
+      .object({ runId: z.string().min(1), version: z.string().min(1) })
+      .strict()
+      .optional(),
     /** Seconds between the end of monitoring and scaling the old slot to zero (Argo's default 30). */
     scaleDownDelaySeconds: z.number().int().min(0).default(30),
     /** blueGreen (the default): all traffic at once after the smoke suite. canary: step by step. */
@@ -462,7 +531,8 @@ export const SpecInputSchema = z
   })
   .strict()
   .superRefine((spec, ctx) => {
-    for (const issue of planIssues(spec)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: issue.path, message: issue.message });
+    for (const issue of planIssues(spec))
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: issue.path, message: issue.message });
   });
 
 /** The spec as users write it (YAML or flags): most fields optional. */
@@ -479,13 +549,16 @@ export const DeploymentSpecSchema = SpecInputSchema.transform((spec) => ({
 /** The traffic section with its defaults: the router by strategy, and the objects that router names. */
 function trafficOf(spec: { app: string; strategy: Strategy; traffic: z.output<typeof TrafficSchema> }) {
   const { traffic } = spec;
-  const router = traffic.router ?? (spec.strategy === Strategy.Canary ? TrafficRouter.ReplicaRatio : TrafficRouter.ServiceSelector);
+  const router =
+    traffic.router ?? (spec.strategy === Strategy.Canary ? TrafficRouter.ReplicaRatio : TrafficRouter.ServiceSelector);
   const ingress = traffic.ingress ?? `${spec.app}-ingress`;
   return {
     ...traffic,
     router,
     ...(router === TrafficRouter.GatewayApi ? { httpRoute: traffic.httpRoute ?? spec.app } : {}),
-    ...(router === TrafficRouter.Ingress ? { ingress, canaryIngress: traffic.canaryIngress ?? `${ingress}-canary` } : {}),
+    ...(router === TrafficRouter.Ingress
+      ? { ingress, canaryIngress: traffic.canaryIngress ?? `${ingress}-canary` }
+      : {}),
   };
 }
 

@@ -39,7 +39,8 @@ export async function followCanary(
       const holding = canary && status.phase === 'Monitoring' ? canary.step : null;
       const last = marks.at(-1);
       if (last && !last.until && holding !== last.step) last.until = stack.servedBy(router);
-      if (canary && holding !== null && last?.step !== holding) marks.push({ step: holding, weight: canary.weight, at: stack.servedBy(router) });
+      if (canary && holding !== null && last?.step !== holding)
+        marks.push({ step: holding, weight: canary.weight, at: stack.servedBy(router) });
     },
     pollMs,
   );
@@ -51,7 +52,13 @@ export async function followCanary(
     const to = (await mark.until) ?? (index + 1 < marks.length ? await marks[index + 1]!.at : end);
     const total = Object.keys(to).reduce((sum, key) => sum + (to[key] ?? 0) - (from[key] ?? 0), 0);
     const done = result.status.canary?.completed.find((c) => c.step === mark.step);
-    steps.push({ step: mark.step, weight: mark.weight, canary: (to[slot] ?? 0) - (from[slot] ?? 0), total, observedShare: done?.observedShare ?? null });
+    steps.push({
+      step: mark.step,
+      weight: mark.weight,
+      canary: (to[slot] ?? 0) - (from[slot] ?? 0),
+      total,
+      observedShare: done?.observedShare ?? null,
+    });
   }
   return { result, steps };
 }

@@ -67,7 +67,8 @@ export async function startLocalPlatformProcess({
   for (const service of config.services) service.listen = `127.0.0.1:${ports[SERVICE_PORT[service.name]!]}`;
   for (const route of config.routes ?? []) route.listen = `127.0.0.1:${ports.gateway}`;
   for (const ingress of config.ingresses ?? []) if (ingress.listen) ingress.listen = `127.0.0.1:${ports.ingress}`;
-  if (blueReplicas !== undefined) config.deployments.find((d) => d.name === 'detection-api-blue')!.replicas = blueReplicas;
+  if (blueReplicas !== undefined)
+    config.deployments.find((d) => d.name === 'detection-api-blue')!.replicas = blueReplicas;
   config.images[0]!.env = { ...config.images[0]!.env, ...env };
   const file = join(stateDir, 'local-platform.yaml');
   writeFileSync(file, toYaml(config));

@@ -131,7 +131,10 @@ export class EmbeddedStack {
       log(`Temporal           ${this.temporalAddress} (Web UI ${this.uiUrl})`);
       if (this.options.endLeftoverDeployments) {
         const ended = await this.deployments!.endRunning(this.options.endLeftoverDeployments);
-        if (ended.length > 0) log(`ended ${ended.length} deployment(s) left running by an earlier run: ${ended.join(', ')} (terminated; the reason is in each history)`);
+        if (ended.length > 0)
+          log(
+            `ended ${ended.length} deployment(s) left running by an earlier run: ${ended.join(', ')} (terminated; the reason is in each history)`,
+          );
       }
       if (this.options.kubeconfig) {
         await this.startWorker();
@@ -165,11 +168,18 @@ export class EmbeddedStack {
       } catch (error) {
         await this.connection?.close();
         this.connection = null;
-        if (Date.now() > deadline) throw new Error(`Temporal at ${this.temporalAddress} did not answer: ${(error as Error).message}\n${output()}`, { cause: error });
+        if (Date.now() > deadline)
+          throw new Error(
+            `Temporal at ${this.temporalAddress} did not answer: ${(error as Error).message}\n${output()}`,
+            { cause: error },
+          );
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
     }
-    this.deployments = new DeploymentClient(new Client({ connection: this.connection, namespace: 'default' }), this.taskQueue);
+    this.deployments = new DeploymentClient(
+      new Client({ connection: this.connection, namespace: 'default' }),
+      this.taskQueue,
+    );
   }
 
   /** Stops the dev server and starts it again on its database file: a server restart. */
@@ -198,7 +208,16 @@ export class EmbeddedStack {
     const { stateDir, ports } = this.options;
     const cli = join(ROOT, '.venv/bin/temporal');
     if (!existsSync(cli)) throw new Error(`${cli} is missing: run 'bash scripts/setup.sh' to install the Temporal CLI`);
-    const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(ports.temporal), '--ui-port', String(ports.ui)];
+    const args = [
+      'server',
+      'start-dev',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(ports.temporal),
+      '--ui-port',
+      String(ports.ui),
+    ];
     if (this.options.temporalDb !== 'memory') args.push('--db-filename', join(stateDir, 'temporal.db'));
     args.push('--log-level', 'error');
     for (const key of SEARCH_ATTRIBUTE_KEYS) args.push('--search-attribute', `${key.name}=Keyword`);
@@ -217,12 +236,18 @@ export class EmbeddedStack {
    */
   async waitForInitialSlot(timeoutSeconds = 60): Promise<void> {
     const progress = { heartbeat: () => undefined, signal: new AbortController().signal };
-    await this.local!.platform.waitForSlotReady({ target: DETECTION_API_TARGET, slot: 'blue', replicas: 2, timeoutSeconds }, progress);
+    await this.local!.platform.waitForSlotReady(
+      { target: DETECTION_API_TARGET, slot: 'blue', replicas: 2, timeoutSeconds },
+      progress,
+    );
     const deadline = Date.now() + timeoutSeconds * 1000;
     for (;;) {
-      const answer = (await fetch(`${this.prometheus!.url}/api/v1/targets?state=active`).then((r) => r.json()).catch(() => null)) as { data?: { activeTargets?: unknown[] } } | null;
+      const answer = (await fetch(`${this.prometheus!.url}/api/v1/targets?state=active`)
+        .then((r) => r.json())
+        .catch(() => null)) as { data?: { activeTargets?: unknown[] } } | null;
       if ((answer?.data?.activeTargets?.length ?? 0) >= 2) return;
-      if (Date.now() > deadline) throw new Error(`Prometheus did not discover the initial slot's replicas within ${timeoutSeconds} s`);
+      if (Date.now() > deadline)
+        throw new Error(`Prometheus did not discover the initial slot's replicas within ${timeoutSeconds} s`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }
@@ -252,8 +277,16 @@ export class EmbeddedStack {
       metricsPort: ports.workerMetrics,
       env: {
         ...(this.options.kubeconfig
-          ? { BLUEGREEN_PLATFORM: 'kubernetes', BLUEGREEN_KUBECONFIG: this.options.kubeconfig, PROMETHEUS_URL: 'http://127.0.0.1:9' }
-          : { BLUEGREEN_PLATFORM: 'local', BLUEGREEN_LOCAL_URL: this.local!.controlUrl, PROMETHEUS_URL: this.prometheus!.url }),
+          ? {
+              BLUEGREEN_PLATFORM: 'kubernetes',
+              BLUEGREEN_KUBECONFIG: this.options.kubeconfig,
+              PROMETHEUS_URL: 'http://127.0.0.1:9',
+            }
+          : {
+              BLUEGREEN_PLATFORM: 'local',
+              BLUEGREEN_LOCAL_URL: this.local!.controlUrl,
+              PROMETHEUS_URL: this.prometheus!.url,
+            }),
         TEMPORAL_ADDRESS: this.temporalAddress,
         TEMPORAL_TASK_QUEUE: this.taskQueue,
         // An incident links to the run in this stack's Temporal UI.

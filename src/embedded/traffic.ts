@@ -26,7 +26,13 @@ export interface TrafficScore {
   failureSamples: string[];
 }
 
-const DETECTION = JSON.stringify({ source: 'demo-uav', latitude: 34.0522, longitude: -118.2437, accuracy_meters: 12, confidence: 0.93 });
+const DETECTION = JSON.stringify({
+  source: 'demo-uav',
+  latitude: 34.0522,
+  longitude: -118.2437,
+  accuracy_meters: 12,
+  confidence: 0.93,
+});
 
 export class TrafficGenerator {
   private running = false;
@@ -74,7 +80,14 @@ export class TrafficGenerator {
     const sorted = [...this.latencies].sort((a, b) => a - b);
     const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
     const end = this.stoppedAt || performance.now();
-    return { ...this.report, servedBy: { ...this.report.servedBy }, serverErrorsBy: { ...this.report.serverErrorsBy }, p50Ms: at(0.5), p99Ms: at(0.99), seconds: (end - this.startedAt) / 1000 };
+    return {
+      ...this.report,
+      servedBy: { ...this.report.servedBy },
+      serverErrorsBy: { ...this.report.serverErrorsBy },
+      p50Ms: at(0.5),
+      p99Ms: at(0.99),
+      seconds: (end - this.startedAt) / 1000,
+    };
   }
 
   private async run(): Promise<void> {
@@ -96,7 +109,12 @@ export class TrafficGenerator {
     return new Promise((resolve) => {
       const call = request(
         target,
-        { method: 'POST', agent: this.agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(DETECTION) }, timeout: 10_000 },
+        {
+          method: 'POST',
+          agent: this.agent,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(DETECTION) },
+          timeout: 10_000,
+        },
         (answer) => {
           answer.resume();
           answer.once('end', () => {
@@ -109,7 +127,8 @@ export class TrafficGenerator {
             if (typeof pod === 'string') {
               const deployment = pod.replace(/-[0-9]+$/, '');
               this.report.servedBy[deployment] = (this.report.servedBy[deployment] ?? 0) + 1;
-              if (status >= 500) this.report.serverErrorsBy[deployment] = (this.report.serverErrorsBy[deployment] ?? 0) + 1;
+              if (status >= 500)
+                this.report.serverErrorsBy[deployment] = (this.report.serverErrorsBy[deployment] ?? 0) + 1;
             }
             resolve();
           });
@@ -124,7 +143,8 @@ export class TrafficGenerator {
 
   private fail(error: Error, done: () => void): void {
     this.report.connectionFailures += 1;
-    if (this.report.failureSamples.length < 5) this.report.failureSamples.push(`${(error as NodeJS.ErrnoException).code ?? ''} ${error.message}`.trim());
+    if (this.report.failureSamples.length < 5)
+      this.report.failureSamples.push(`${(error as NodeJS.ErrnoException).code ?? ''} ${error.message}`.trim());
     done();
   }
 }

@@ -48,7 +48,10 @@ export async function startWorkerProcess({ command, env, metricsPort }: WorkerPr
     stop: (graceMs = 15_000) => stopProcess(child, graceMs),
   };
   try {
-    await waitUntilReady('worker', child, `http://127.0.0.1:${metricsPort}/metrics`, { output: () => output, timeoutMs: 60_000 });
+    await waitUntilReady('worker', child, `http://127.0.0.1:${metricsPort}/metrics`, {
+      output: () => output,
+      timeoutMs: 60_000,
+    });
     // The metrics endpoint comes up with the runtime; the worker polls once its log says so.
     const deadline = Date.now() + 60_000;
     while (!output.includes('worker started')) {

@@ -60,7 +60,9 @@ export class LeaderElector {
     this.renewDeadlineMs = options.renewDeadlineMs ?? 10_000;
     this.retryMs = options.retryMs ?? 2_000;
     if (!(this.retryMs < this.renewDeadlineMs && this.renewDeadlineMs < this.leaseDurationMs)) {
-      throw new RangeError(`leader election needs retry (${this.retryMs} ms) < renew deadline (${this.renewDeadlineMs} ms) < lease duration (${this.leaseDurationMs} ms)`);
+      throw new RangeError(
+        `leader election needs retry (${this.retryMs} ms) < renew deadline (${this.renewDeadlineMs} ms) < lease duration (${this.leaseDurationMs} ms)`,
+      );
     }
     this.log = options.log ?? (() => undefined);
     this.settled = new Promise((resolve) => (this.settle = resolve));
@@ -84,7 +86,9 @@ export class LeaderElector {
     if (this.leading) {
       this.leading = false;
       await this.options.onStoppedLeading();
-      await this.release().catch((error: unknown) => this.log('could not hand the lease back', { error: String(error) }));
+      await this.release().catch((error: unknown) =>
+        this.log('could not hand the lease back', { error: String(error) }),
+      );
     }
     this.settle();
   }
@@ -94,10 +98,17 @@ export class LeaderElector {
     try {
       await this.tryAcquireOrRenew();
     } catch (error) {
-      this.log(this.leading ? 'lease renewal failed' : 'lease acquisition failed', { lease: this.options.name, code: httpCodeOf(error), error: error instanceof Error ? error.message : String(error) });
+      this.log(this.leading ? 'lease renewal failed' : 'lease acquisition failed', {
+        lease: this.options.name,
+        code: httpCodeOf(error),
+        error: error instanceof Error ? error.message : String(error),
+      });
     }
     if (this.leading && Date.now() - this.lastRenewal > this.renewDeadlineMs) {
-      this.log('lost the lease: no renewal within the renew deadline', { lease: this.options.name, identity: this.options.identity });
+      this.log('lost the lease: no renewal within the renew deadline', {
+        lease: this.options.name,
+        identity: this.options.identity,
+      });
       this.leading = false;
       this.stopped = true;
       await this.options.onStoppedLeading();
@@ -113,7 +124,10 @@ export class LeaderElector {
     const record = (holder: string, previous?: k8s.V1LeaseSpec): k8s.V1LeaseSpec => ({
       holderIdentity: holder,
       leaseDurationSeconds: Math.ceil(this.leaseDurationMs / 1000),
-      acquireTime: previous?.holderIdentity === holder && previous.acquireTime ? previous.acquireTime : new k8s.V1MicroTime(now.getTime()),
+      acquireTime:
+        previous?.holderIdentity === holder && previous.acquireTime
+          ? previous.acquireTime
+          : new k8s.V1MicroTime(now.getTime()),
       renewTime: new k8s.V1MicroTime(now.getTime()),
       leaseTransitions: (previous?.leaseTransitions ?? 0) + (previous && previous.holderIdentity !== holder ? 1 : 0),
     });
@@ -124,7 +138,10 @@ export class LeaderElector {
     } catch (error) {
       if (httpCodeOf(error) !== 404) throw error;
       try {
-        await this.api.createNamespacedLease({ namespace, body: { metadata: { name, namespace }, spec: record(identity) } });
+        await this.api.createNamespacedLease({
+          namespace,
+          body: { metadata: { name, namespace }, spec: record(identity) },
+        });
       } catch (createError) {
         if (httpCodeOf(createError) === 409) return; // another replica created it first
         throw createError;
@@ -136,8 +153,11 @@ export class LeaderElector {
     const spec = lease.spec ?? {};
     const holder = spec.holderIdentity ?? '';
     const renewTime = spec.renewTime ? new Date(spec.renewTime as unknown as string).toISOString() : '';
-    if (!this.observed || this.observed.holder !== holder || this.observed.renewTime !== renewTime) this.observed = { holder, renewTime, at: now.getTime() };
-    const expired = holder === '' || now.getTime() > this.observed.at + (spec.leaseDurationSeconds ?? this.leaseDurationMs / 1000) * 1000;
+    if (!this.observed || this.observed.holder !== holder || this.observed.renewTime !== renewTime)
+      this.observed = { holder, renewTime, at: now.getTime() };
+    const expired =
+      holder === '' ||
+      now.getTime() > this.observed.at + (spec.leaseDurationSeconds ?? this.leaseDurationMs / 1000) * 1000;
     if (holder !== identity && !expired) {
       if (this.leading) {
         // Someone else holds it: this replica's lead is over, whatever it believed.
@@ -168,6 +188,10 @@ export class LeaderElector {
     const { namespace, name, identity } = this.options;
     const lease = await this.api.readNamespacedLease({ name, namespace });
     if (lease.spec?.holderIdentity !== identity) return;
-    await this.api.replaceNamespacedLease({ name, namespace, body: { ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1 } } });
+    await this.api.replaceNamespacedLease({
+      name,
+      namespace,
+      body: { ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1 } },
+    });
   }
 }

@@ -36,7 +36,13 @@ async function main(): Promise<void> {
   const { deployments, config, close } = await connectDeployments(process.env);
   const log = (line: string, fields?: Record<string, unknown>) => logger.info(fields ?? {}, line);
   const retryMs = settings.BLUEGREEN_RETRY_PERIOD_SECONDS * 1000;
-  const controller = new ReleaseController(kubeConfig, deployments, { namespace, identity, resyncMs: settings.BLUEGREEN_RESYNC_SECONDS * 1000, retryMs, log });
+  const controller = new ReleaseController(kubeConfig, deployments, {
+    namespace,
+    identity,
+    resyncMs: settings.BLUEGREEN_RESYNC_SECONDS * 1000,
+    retryMs,
+    log,
+  });
   let stopping = false;
   const elector = new LeaderElector(kubeConfig, {
     namespace,
@@ -58,7 +64,16 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
-  logger.info({ identity, namespace, lease: settings.BLUEGREEN_LEASE_NAME, temporal: config.TEMPORAL_ADDRESS, taskQueue: config.TEMPORAL_TASK_QUEUE }, 'release controller started; campaigning for the lease');
+  logger.info(
+    {
+      identity,
+      namespace,
+      lease: settings.BLUEGREEN_LEASE_NAME,
+      temporal: config.TEMPORAL_ADDRESS,
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+    },
+    'release controller started; campaigning for the lease',
+  );
   await elector.run();
   await close();
   if (!stopping) {

@@ -59,12 +59,25 @@ export interface ReleaseControllerOptions {
 
 const MERGE_PATCH = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
 /** The status fields a deployment sets, some only in some states. */
-const MIRRORED = ['phase', 'step', 'weight', 'outcome', 'reason', 'message', 'liveSlot', 'image', 'workflowId', 'runId'];
+const MIRRORED = [
+  'phase',
+  'step',
+  'weight',
+  'outcome',
+  'reason',
+  'message',
+  'liveSlot',
+  'image',
+  'workflowId',
+  'runId',
+];
 
 /** JSON with sorted keys, to compare a status written with one read back. */
 function canonical(value: unknown): string {
   return JSON.stringify(value, (_key, inner: unknown) =>
-    inner && typeof inner === 'object' && !Array.isArray(inner) ? Object.fromEntries(Object.entries(inner as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b))) : inner,
+    inner && typeof inner === 'object' && !Array.isArray(inner)
+      ? Object.fromEntries(Object.entries(inner as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
+      : inner,
   );
 }
 
@@ -92,11 +105,22 @@ export class ReleaseController {
     this.log = options.log ?? (() => undefined);
     this.identity = options.identity ?? 'bluegreen-release-controller';
     const { namespace } = options;
-    const path = namespace ? `/apis/${RELEASE_GROUP}/${RELEASE_VERSION}/namespaces/${namespace}/${RELEASE_PLURAL}` : `/apis/${RELEASE_GROUP}/${RELEASE_VERSION}/${RELEASE_PLURAL}`;
+    const path = namespace
+      ? `/apis/${RELEASE_GROUP}/${RELEASE_VERSION}/namespaces/${namespace}/${RELEASE_PLURAL}`
+      : `/apis/${RELEASE_GROUP}/${RELEASE_VERSION}/${RELEASE_PLURAL}`;
     const list = () =>
       (namespace
-        ? this.api.listNamespacedCustomObject({ group: RELEASE_GROUP, version: RELEASE_VERSION, namespace, plural: RELEASE_PLURAL })
-        : this.api.listClusterCustomObject({ group: RELEASE_GROUP, version: RELEASE_VERSION, plural: RELEASE_PLURAL })) as Promise<k8s.KubernetesListObject<Release>>;
+        ? this.api.listNamespacedCustomObject({
+            group: RELEASE_GROUP,
+            version: RELEASE_VERSION,
+            namespace,
+            plural: RELEASE_PLURAL,
+          })
+        : this.api.listClusterCustomObject({
+            group: RELEASE_GROUP,
+            version: RELEASE_VERSION,
+            plural: RELEASE_PLURAL,
+          })) as Promise<k8s.KubernetesListObject<Release>>;
     this.informer = k8s.makeInformer<Release>(kubeConfig, path, list);
     const kick = (release: Release) => void this.reconcile(release);
     this.informer.on('add', kick);
@@ -135,7 +159,10 @@ export class ReleaseController {
   }
 
   private watchFailed(error: unknown): void {
-    this.log('release watch failed; restarting it', { code: httpCodeOf(error), error: error instanceof Error ? error.message : String(error) });
+    this.log('release watch failed; restarting it', {
+      code: httpCodeOf(error),
+      error: error instanceof Error ? error.message : String(error),
+    });
     if (this.running && !this.retry) {
       this.retry = setTimeout(() => {
         this.retry = null;
@@ -156,23 +183,36 @@ export class ReleaseController {
       const plan = (await this.planOnRequest(release)) ?? release.status?.plan;
       const kept = { ...(lastRequest ? { lastRequest } : {}), ...(plan ? { plan } : {}) };
       const state = await this.advance(release, { namespace, name, uid, generation });
-      if (state) await this.writeStatus(release, { ...releaseStatusOf(state, generation, release.status?.conditions ?? []), ...kept });
-      else if (lastRequest !== release.status?.lastRequest || plan !== release.status?.plan) await this.writeStatus(release, { ...(release.status as ReleaseStatus), ...kept });
+      if (state)
+        await this.writeStatus(release, {
+          ...releaseStatusOf(state, generation, release.status?.conditions ?? []),
+          ...kept,
+        });
+      else if (lastRequest !== release.status?.lastRequest || plan !== release.status?.plan)
+        await this.writeStatus(release, { ...(release.status as ReleaseStatus), ...kept });
     } catch (error) {
-      this.log('release reconcile failed; tried again at the next resync', { release: key, code: httpCodeOf(error), error: error instanceof Error ? error.message : String(error) });
+      this.log('release reconcile failed; tried again at the next resync', {
+        release: key,
+        code: httpCodeOf(error),
+        error: error instanceof Error ? error.message : String(error),
+      });
     } finally {
       this.busy.delete(key);
     }
   }
 
   /** What the newest generation's deployment is now, after starting or aborting what it needs. */
-  private async advance(release: Release, { namespace, name, uid, generation }: { namespace: string; name: string; uid: string; generation: number }): Promise<ReleaseState | null> {
+  private async advance(
+    release: Release,
+    { namespace, name, uid, generation }: { namespace: string; name: string; uid: string; generation: number },
+  ): Promise<ReleaseState | null> {
     const app = release.spec.app ?? name;
     let spec: DeploymentSpec;
     try {
       spec = parseDeploymentSpec({ ...release.spec, app, namespace });
     } catch (error) {
-      if (error instanceof SpecValidationError) return { kind: 'invalid', message: error.issues.map((i) => `spec.${i.path}: ${i.message}`).join('; ') };
+      if (error instanceof SpecValidationError)
+        return { kind: 'invalid', message: error.issues.map((i) => `spec.${i.path}: ${i.message}`).join('; ') };
       throw error;
     }
     const taken = release.status?.observedGeneration === generation && release.status.runId;
@@ -188,30 +228,52 @@ export class ReleaseController {
       .describe()
       .catch(() => null);
     const origin = latest?.memo?.['release'] as ReleaseOrigin | undefined;
-    if (latest && origin?.uid === uid && origin.generation === generation) return await this.stateOfRun(namespace, name, app, latest.runId);
+    if (latest && origin?.uid === uid && origin.generation === generation)
+      return await this.stateOfRun(namespace, name, app, latest.runId);
     if (latest?.status.name === 'RUNNING') {
       if (origin && origin.uid !== uid) {
         // Two Releases of one app would abort each other's deployments without end: this one waits its turn.
-        return { kind: 'waiting', message: `app ${app} is being deployed by Release ${origin.name} (generation ${origin.generation}, run ${latest.runId}); generation ${generation} starts once it has ended` };
+        return {
+          kind: 'waiting',
+          message: `app ${app} is being deployed by Release ${origin.name} (generation ${origin.generation}, run ${latest.runId}); generation ${generation} starts once it has ended`,
+        };
       }
       const older = origin ? `generation ${origin.generation}` : 'a deployment not started by this Release';
-      const waiting: ReleaseState = { kind: 'waiting', message: `generation ${generation} starts once ${older} (run ${latest.runId}) has ended` };
+      const waiting: ReleaseState = {
+        kind: 'waiting',
+        message: `generation ${generation} starts once ${older} (run ${latest.runId}) has ended`,
+      };
       if (this.aborted.has(latest.runId)) return null;
-      this.log('aborting the deployment of an older generation', { release: `${namespace}/${name}`, runId: latest.runId, generation });
+      this.log('aborting the deployment of an older generation', {
+        release: `${namespace}/${name}`,
+        runId: latest.runId,
+        generation,
+      });
       try {
-        await this.deployments.abort(namespace, app, { reason: `superseded by generation ${generation} of Release ${name}`, by: 'release-controller' });
+        await this.deployments.abort(namespace, app, {
+          reason: `superseded by generation ${generation} of Release ${name}`,
+          by: 'release-controller',
+        });
         this.aborted.add(latest.runId);
       } catch (error) {
         // Past the point of no return (cleanup has begun), or already aborting: it ends on its own.
         if (!(error instanceof RequestRefusedError)) throw error;
         this.aborted.add(latest.runId);
-        this.log('the older deployment refused the abort; waiting for it to end', { release: `${namespace}/${name}`, runId: latest.runId, answer: error.message });
+        this.log('the older deployment refused the abort; waiting for it to end', {
+          release: `${namespace}/${name}`,
+          runId: latest.runId,
+          answer: error.message,
+        });
       }
       return waiting;
     }
     try {
       const handle = await this.deployments.start(spec, { release: { uid, name, generation } });
-      this.log('deployment started', { release: `${namespace}/${name}`, generation, runId: handle.firstExecutionRunId });
+      this.log('deployment started', {
+        release: `${namespace}/${name}`,
+        generation,
+        runId: handle.firstExecutionRunId,
+      });
       return await this.stateOfRun(namespace, name, app, handle.firstExecutionRunId);
     } catch (error) {
       // Started meanwhile by someone else: the next resync sees it.
@@ -227,7 +289,10 @@ export class ReleaseController {
     if (present.length === 0) return undefined;
     const app = release.spec.app ?? name;
     // Removed first, with the resourceVersion read: a request is sent at most once, even if two reconciles race.
-    await this.removeAnnotations(release, present.map(([, key]) => key));
+    await this.removeAnnotations(
+      release,
+      present.map(([, key]) => key),
+    );
     const requests = present.map(([verb, key]) => ({ verb, key, value: annotations[key] ?? '' }));
     for (const [, key] of present) delete annotations[key];
     // The run the verbs reach: the app's latest, as the CLI's verbs do.
@@ -247,11 +312,28 @@ export class ReleaseController {
             : verb === 'approve'
               ? await this.deployments.approve(namespace, app, { by })
               : await this.deployments.promote(namespace, app, { by, full: value === 'full' });
-        answer = { verb, value, answer: delivery.delivery === 'accepted' ? 'Accepted' : 'Recorded', message: delivery.message, time: new Date().toISOString(), ...(runId ? { runId } : {}) };
+        answer = {
+          verb,
+          value,
+          answer: delivery.delivery === 'accepted' ? 'Accepted' : 'Recorded',
+          message: delivery.message,
+          time: new Date().toISOString(),
+          ...(runId ? { runId } : {}),
+        };
       } catch (error) {
         if (!(error instanceof RequestRefusedError || error instanceof WorkflowNotFoundError)) throw error;
-        const message = error instanceof RequestRefusedError ? error.message : `${verb} rejected: no deployment of ${app} was ever started`;
-        answer = { verb, value, answer: 'Refused', message, time: new Date().toISOString(), ...(runId ? { runId } : {}) };
+        const message =
+          error instanceof RequestRefusedError
+            ? error.message
+            : `${verb} rejected: no deployment of ${app} was ever started`;
+        answer = {
+          verb,
+          value,
+          answer: 'Refused',
+          message,
+          time: new Date().toISOString(),
+          ...(runId ? { runId } : {}),
+        };
       }
       this.log('operator request answered', { release: `${namespace}/${name}`, ...answer });
     }
@@ -272,20 +354,50 @@ export class ReleaseController {
       spec = parseDeploymentSpec({ ...release.spec, app: release.spec.app ?? name, namespace });
     } catch (error) {
       if (!(error instanceof SpecValidationError)) throw error;
-      return { generation, plannedAt: new Date().toISOString(), verdict: 'InvalidSpec', lines: error.issues.map((i) => `spec.${i.path}: ${i.message}`) };
+      return {
+        generation,
+        plannedAt: new Date().toISOString(),
+        verdict: 'InvalidSpec',
+        lines: error.issues.map((i) => `spec.${i.path}: ${i.message}`),
+      };
     }
     const result = await this.deployments.plan(spec);
-    const verdict = result.error ? (result.error.invalid ? 'InvalidSpec' : 'Unreadable') : result.plan!.proceeds ? 'WouldProceed' : 'WouldFail';
+    const verdict = result.error
+      ? result.error.invalid
+        ? 'InvalidSpec'
+        : 'Unreadable'
+      : result.plan!.proceeds
+        ? 'WouldProceed'
+        : 'WouldFail';
     this.log('release planned', { release: `${namespace}/${name}`, generation, id: result.id, verdict });
-    return { id: result.id, generation, plannedAt: result.plannedAt, verdict, lines: result.plan ? planLines(result.plan) : [result.error!.message] };
+    return {
+      id: result.id,
+      generation,
+      plannedAt: result.plannedAt,
+      verdict,
+      lines: result.plan ? planLines(result.plan) : [result.error!.message],
+    };
   }
 
   /** Removes annotations with the resourceVersion read, so two reconciles that race act once. */
   private async removeAnnotations(release: Release, keys: string[]): Promise<void> {
     const { namespace = 'default', name = '' } = release.metadata ?? {};
-    const body = { metadata: { resourceVersion: release.metadata!.resourceVersion, annotations: Object.fromEntries(keys.map((key) => [key, null])) } };
+    const body = {
+      metadata: {
+        resourceVersion: release.metadata!.resourceVersion,
+        annotations: Object.fromEntries(keys.map((key) => [key, null])),
+      },
+    };
     const patched = (await this.api.patchNamespacedCustomObject(
-      { group: RELEASE_GROUP, version: RELEASE_VERSION, namespace, plural: RELEASE_PLURAL, name, body, fieldManager: this.identity },
+      {
+        group: RELEASE_GROUP,
+        version: RELEASE_VERSION,
+        namespace,
+        plural: RELEASE_PLURAL,
+        name,
+        body,
+        fieldManager: this.identity,
+      },
       MERGE_PATCH,
     )) as Release;
     release.metadata!.resourceVersion = patched.metadata?.resourceVersion;
@@ -304,7 +416,12 @@ export class ReleaseController {
   }
 
   /** Reconciles the Release as soon as its deployment ends (a long poll), not at the next resync. */
-  private reconcileWhenEnded(namespace: string, name: string, runId: string, handle: ReturnType<DeploymentClient['handle']>): void {
+  private reconcileWhenEnded(
+    namespace: string,
+    name: string,
+    runId: string,
+    handle: ReturnType<DeploymentClient['handle']>,
+  ): void {
     if (this.awaitingEnd.has(runId)) return;
     this.awaitingEnd.add(runId);
     void handle
@@ -324,7 +441,15 @@ export class ReleaseController {
     const cleared = Object.fromEntries(MIRRORED.filter((field) => !(field in status)).map((field) => [field, null]));
     const body = { status: { ...cleared, ...status } };
     const updated = (await this.api.patchNamespacedCustomObjectStatus(
-      { group: RELEASE_GROUP, version: RELEASE_VERSION, namespace, plural: RELEASE_PLURAL, name, body, fieldManager: this.identity },
+      {
+        group: RELEASE_GROUP,
+        version: RELEASE_VERSION,
+        namespace,
+        plural: RELEASE_PLURAL,
+        name,
+        body,
+        fieldManager: this.identity,
+      },
       MERGE_PATCH,
     )) as Release;
     // The cache may lag the write: reconciles in between read what was written.

@@ -22,17 +22,21 @@ export type Schema = { [key: string]: unknown };
  * unvalidated there (`x-kubernetes-preserve-unknown-fields`); the worker's zod parse still judges it.
  */
 export function releaseSpecSchema(): Schema {
-  const generated = zodToJsonSchema(SpecInputSchema.innerType().omit({ namespace: true, undoOf: true }).partial({ app: true }), {
-    target: 'openApi3',
-    $refStrategy: 'none',
-    pipeStrategy: 'input',
-    effectStrategy: 'input',
-  }) as Schema;
+  const generated = zodToJsonSchema(
+    SpecInputSchema.innerType().omit({ namespace: true, undoOf: true }).partial({ app: true }),
+    {
+      target: 'openApi3',
+      $refStrategy: 'none',
+      pipeStrategy: 'input',
+      effectStrategy: 'input',
+    },
+  ) as Schema;
   return structural(generated);
 }
 
 function structural(node: Schema): Schema {
-  if (node['anyOf'] || node['oneOf'] || node['allOf'] || node['type'] === undefined) return { 'x-kubernetes-preserve-unknown-fields': true };
+  if (node['anyOf'] || node['oneOf'] || node['allOf'] || node['type'] === undefined)
+    return { 'x-kubernetes-preserve-unknown-fields': true };
   const out: Schema = {};
   for (const [key, value] of Object.entries(node)) {
     if (key === 'default' || key === '$schema') continue;
@@ -40,7 +44,10 @@ function structural(node: Schema): Schema {
       if (value !== false && typeof value === 'object') out[key] = structural(value as Schema);
       continue;
     }
-    if (key === 'properties') out[key] = Object.fromEntries(Object.entries(value as Record<string, Schema>).map(([name, child]) => [name, structural(child)]));
+    if (key === 'properties')
+      out[key] = Object.fromEntries(
+        Object.entries(value as Record<string, Schema>).map(([name, child]) => [name, structural(child)]),
+      );
     else if (key === 'items') out[key] = structural(value as Schema);
     else out[key] = value;
   }
@@ -51,7 +58,11 @@ function structural(node: Schema): Schema {
 const STATUS_SCHEMA: Schema = {
   type: 'object',
   properties: {
-    phase: { type: 'string', description: 'The deployment phase: Preflight, Deploying, SmokeTesting, Switching, Monitoring, ..., Succeeded, RolledBack, Failed.' },
+    phase: {
+      type: 'string',
+      description:
+        'The deployment phase: Preflight, Deploying, SmokeTesting, Switching, Monitoring, ..., Succeeded, RolledBack, Failed.',
+    },
     step: { type: 'integer', description: "The canary's current step (1-based); absent for blue-green." },
     weight: { type: 'number', description: "The canary's share of the traffic, in percent." },
     outcome: { type: 'string', description: 'Succeeded, RolledBack or Failed, once the deployment has ended.' },
@@ -61,14 +72,27 @@ const STATUS_SCHEMA: Schema = {
     image: { type: 'string', description: 'The image live now.' },
     workflowId: { type: 'string' },
     runId: { type: 'string' },
-    observedGeneration: { type: 'integer', format: 'int64', description: 'The generation whose deployment the status describes.' },
+    observedGeneration: {
+      type: 'integer',
+      format: 'int64',
+      description: 'The generation whose deployment the status describes.',
+    },
     lastRequest: {
       type: 'object',
-      description: "The answer to the last operator request made with an annotation (bluegreen.dev/abort, approve or promote); the controller removes the annotation once answered.",
+      description:
+        'The answer to the last operator request made with an annotation (bluegreen.dev/abort, approve or promote); the controller removes the annotation once answered.',
       properties: {
         verb: { type: 'string', description: 'abort, approve or promote' },
-        value: { type: 'string', description: "The annotation's value: the abort's reason, the approval's note, or promote's 'full'." },
-        answer: { type: 'string', enum: ['Accepted', 'Recorded', 'Refused'], description: 'Accepted by the workflow; Recorded by Temporal while no worker answered (it takes effect once one runs); or Refused, and why.' },
+        value: {
+          type: 'string',
+          description: "The annotation's value: the abort's reason, the approval's note, or promote's 'full'.",
+        },
+        answer: {
+          type: 'string',
+          enum: ['Accepted', 'Recorded', 'Refused'],
+          description:
+            'Accepted by the workflow; Recorded by Temporal while no worker answered (it takes effect once one runs); or Refused, and why.',
+        },
         message: { type: 'string' },
         runId: { type: 'string' },
         time: { type: 'string', format: 'date-time' },
@@ -76,13 +100,18 @@ const STATUS_SCHEMA: Schema = {
     },
     plan: {
       type: 'object',
-      description: 'The last plan asked for with the annotation bluegreen.dev/plan: what a deployment of the spec would do, checked, nothing changed.',
+      description:
+        'The last plan asked for with the annotation bluegreen.dev/plan: what a deployment of the spec would do, checked, nothing changed.',
       properties: {
         id: { type: 'string', description: 'The plan workflow: bluegreen deploy --plan-id takes it.' },
         generation: { type: 'integer', format: 'int64', description: 'The generation whose spec was planned.' },
         plannedAt: { type: 'string', format: 'date-time' },
         verdict: { type: 'string', enum: ['WouldProceed', 'WouldFail', 'InvalidSpec', 'Unreadable'] },
-        lines: { type: 'array', items: { type: 'string' }, description: 'The plan as bluegreen plan prints it, or why there is none.' },
+        lines: {
+          type: 'array',
+          items: { type: 'string' },
+          description: 'The plan as bluegreen plan prints it, or why there is none.',
+        },
       },
     },
     conditions: {
@@ -108,14 +137,26 @@ const STATUS_SCHEMA: Schema = {
 
 /** The CustomResourceDefinition of `Release`, as applied to a cluster. */
 export function releaseCrd(): Schema {
-  const column = (name: string, type: string, jsonPath: string, description: string) => ({ name, type, jsonPath, description });
+  const column = (name: string, type: string, jsonPath: string, description: string) => ({
+    name,
+    type,
+    jsonPath,
+    description,
+  });
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
     metadata: { name: `${RELEASE_PLURAL}.${RELEASE_GROUP}` },
     spec: {
       group: RELEASE_GROUP,
-      names: { kind: RELEASE_KIND, listKind: `${RELEASE_KIND}List`, plural: RELEASE_PLURAL, singular: 'release', shortNames: ['rel'], categories: ['bluegreen'] },
+      names: {
+        kind: RELEASE_KIND,
+        listKind: `${RELEASE_KIND}List`,
+        plural: RELEASE_PLURAL,
+        singular: 'release',
+        shortNames: ['rel'],
+        categories: ['bluegreen'],
+      },
       scope: 'Namespaced',
       versions: [
         {
@@ -134,13 +175,18 @@ export function releaseCrd(): Schema {
           schema: {
             openAPIV3Schema: {
               type: 'object',
-              description: 'A deployment of one app, declared: a change of its spec starts a blue-green or canary deployment as a Temporal workflow.',
+              description:
+                'A deployment of one app, declared: a change of its spec starts a blue-green or canary deployment as a Temporal workflow.',
               required: ['spec'],
               properties: {
                 apiVersion: { type: 'string' },
                 kind: { type: 'string' },
                 metadata: { type: 'object' },
-                spec: { ...releaseSpecSchema(), description: 'The deployment spec (docs: README, "The deployment spec"); app defaults to the resource name, the namespace is the resource\'s.' },
+                spec: {
+                  ...releaseSpecSchema(),
+                  description:
+                    'The deployment spec (docs: README, "The deployment spec"); app defaults to the resource name, the namespace is the resource\'s.',
+                },
                 status: STATUS_SCHEMA,
               },
             },

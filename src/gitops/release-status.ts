@@ -62,7 +62,12 @@ export type ReleaseState =
   | { kind: 'ended'; workflowId: string; runId: string; result: DeploymentResult };
 
 /** The status for `state` at `generation`, keeping the transition times of `previous` where nothing changed. */
-export function releaseStatusOf(state: ReleaseState, generation: number, previous: ReleaseCondition[] = [], now = new Date()): ReleaseStatus {
+export function releaseStatusOf(
+  state: ReleaseState,
+  generation: number,
+  previous: ReleaseCondition[] = [],
+  now = new Date(),
+): ReleaseStatus {
   const base: ReleaseStatus = { observedGeneration: generation, conditions: [] };
   let health: 'progressing' | 'healthy' | 'degraded';
   let reason: string;
@@ -85,7 +90,11 @@ export function releaseStatusOf(state: ReleaseState, generation: number, previou
     });
     if (state.kind === 'ended') {
       const { result } = state;
-      Object.assign(base, { outcome: result.outcome, ...(result.reason ? { reason: result.reason } : {}), ...(result.liveSlot ? { liveSlot: result.liveSlot } : {}) });
+      Object.assign(base, {
+        outcome: result.outcome,
+        ...(result.reason ? { reason: result.reason } : {}),
+        ...(result.liveSlot ? { liveSlot: result.liveSlot } : {}),
+      });
       if (result.liveImage) base.image = result.liveImage;
       health = result.outcome === 'Succeeded' ? 'healthy' : 'degraded';
       reason = result.outcome === 'Succeeded' ? 'Succeeded' : (result.reason ?? result.outcome);
@@ -103,7 +112,7 @@ export function releaseStatusOf(state: ReleaseState, generation: number, previou
     ['Degraded', flag(health === 'degraded')],
     ['Ready', flag(health === 'healthy')],
     ['Reconciling', flag(health === 'progressing')],
-    ['Stalled', flag(health === 'degraded' && (state.kind !== 'running'))],
+    ['Stalled', flag(health === 'degraded' && state.kind !== 'running')],
   ];
   base.conditions = wanted.map(([type, status]) => {
     const before = previous.find((c) => c.type === type);

@@ -89,7 +89,8 @@ export const LocalPlatformConfigSchema = z
     const seen = new Set<string>();
     for (const [index, deployment] of config.deployments.entries()) {
       const key = `${deployment.namespace}/${deployment.name}`;
-      if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['deployments', index, 'name'], message: `${key} is declared twice` });
+      if (seen.has(key))
+        ctx.addIssue({ code: 'custom', path: ['deployments', index, 'name'], message: `${key} is declared twice` });
       seen.add(key);
     }
   });

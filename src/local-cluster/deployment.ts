@@ -60,7 +60,12 @@ export class LocalDeployment {
   constructor(
     readonly config: DeploymentConfig,
     private readonly images: ImageConfig[],
-    private readonly options: { stateDir: string; cwd: string; onChange: () => void; record?: (event: ObjectEvent) => void },
+    private readonly options: {
+      stateDir: string;
+      cwd: string;
+      onChange: () => void;
+      record?: (event: ObjectEvent) => void;
+    },
   ) {
     this.image = config.image;
     this.replicas = config.replicas;
@@ -85,7 +90,8 @@ export class LocalDeployment {
   /** Throws UnknownImageError for a change that cannot be applied; changes nothing. */
   check(change: DeploymentUpdate): void {
     if (change.image !== undefined) this.imageConfig(change.image);
-    if ((change.replicas ?? this.replicas) > 0 && (change.image ?? this.image) === null) throw new UnknownImageError('a Deployment without an image cannot have replicas');
+    if ((change.replicas ?? this.replicas) > 0 && (change.image ?? this.image) === null)
+      throw new UnknownImageError('a Deployment without an image cannot have replicas');
   }
 
   /** Sets image, labels and replicas in one change; resolves once pods are started or stopping. */
@@ -99,7 +105,12 @@ export class LocalDeployment {
       this.replicas = replicas;
       this.templateLabels = templateLabels;
       this.generation += 1;
-      this.options.record?.({ object: `Deployment/${this.config.name}`, type: 'Normal', reason: 'ScalingReplicaSet', message: `Scaled to ${replicas} with ${image ?? 'no image'}` });
+      this.options.record?.({
+        object: `Deployment/${this.config.name}`,
+        type: 'Normal',
+        reason: 'ScalingReplicaSet',
+        message: `Scaled to ${replicas} with ${image ?? 'no image'}`,
+      });
     }
     return this.reconcile();
   }
@@ -153,7 +164,10 @@ export class LocalDeployment {
       ...Object.fromEntries(Object.entries(labels).map(([k, v]) => [`label.${k}`, v])),
     };
     // A label the pod lacks reads as '', as the downward API gives it.
-    const render = (text: string) => renderTemplate(text, variables).replace(PLACEHOLDER, (whole, key: string) => (key.startsWith('label.') ? '' : whole));
+    const render = (text: string) =>
+      renderTemplate(text, variables).replace(PLACEHOLDER, (whole, key: string) =>
+        key.startsWith('label.') ? '' : whole,
+      );
     const env = { ...imageConfig.env, ...(imageConfig.tags[tag]?.env ?? {}) };
     const pod = new Pod(
       {
@@ -188,7 +202,9 @@ export class LocalDeployment {
 
   status(): LocalDeploymentStatus {
     const { name, namespace, labels, container, terminationGracePeriodSeconds } = this.config;
-    const updated = this.pods.filter((p) => this.isCurrent(p) && p.phase !== PodPhase.Terminating && p.phase !== PodPhase.Terminated);
+    const updated = this.pods.filter(
+      (p) => this.isCurrent(p) && p.phase !== PodPhase.Terminating && p.phase !== PodPhase.Terminated,
+    );
     const ready = this.readyPods().length;
     return {
       name,

@@ -28,7 +28,14 @@ const ServicePatch = z
 const RoutePatch = z
   .object({
     backendRefs: z
-      .array(z.object({ name: z.string().min(1), weight: z.number().int('weights must be whole numbers').min(0, 'weights must be 0 or more') }).strict())
+      .array(
+        z
+          .object({
+            name: z.string().min(1),
+            weight: z.number().int('weights must be whole numbers').min(0, 'weights must be 0 or more'),
+          })
+          .strict(),
+      )
       .min(1, 'must name at least one Service'),
   })
   .strict();
@@ -40,7 +47,14 @@ const IngressPatch = z
   })
   .strict();
 /** A new Ingress (a canary's): no listener of its own, it shares its host's entry point. */
-const IngressCreate = z.object({ name: z.string().min(1), host: z.string().min(1), backend: z.string().min(1), annotations: z.record(z.string()).default({}) }).strict();
+const IngressCreate = z
+  .object({
+    name: z.string().min(1),
+    host: z.string().min(1),
+    backend: z.string().min(1),
+    annotations: z.record(z.string()).default({}),
+  })
+  .strict();
 /**
  * A build pushed under a tag: from now on the tag's pods run with this environment (over the
  * repository's), as a registry's tag moved to another build. Pods already running keep theirs.
@@ -49,7 +63,12 @@ const ImagePush = z.object({ image: z.string().min(1), env: z.record(z.string())
 const DeploymentPatch = z
   .object({
     image: z.string().min(1).optional(),
-    replicas: z.number().int('replicas must be a whole number').min(0, 'replicas must be 0 or more').max(50, 'replicas must be at most 50').optional(),
+    replicas: z
+      .number()
+      .int('replicas must be a whole number')
+      .min(0, 'replicas must be 0 or more')
+      .max(50, 'replicas must be at most 50')
+      .optional(),
     /** The pod template's labels, merged; a selector's label cannot be changed. */
     labels: z.record(z.string().max(63, 'a label value must be at most 63 characters')).optional(),
   })
@@ -64,7 +83,8 @@ export interface ClusterEvent extends ObjectEvent {
 }
 
 /** `?dryRun=All`: the write is validated and answered as it would be, and not applied (as Kubernetes does). */
-const dryRun = (request: { query: unknown }): boolean => (request.query as { dryRun?: string } | null)?.dryRun === 'All';
+const dryRun = (request: { query: unknown }): boolean =>
+  (request.query as { dryRun?: string } | null)?.dryRun === 'All';
 
 const EvidenceQuery = z.object({ tailLines: z.coerce.number().int().min(1).max(5000).default(200) });
 
@@ -87,9 +107,14 @@ export class LocalCluster {
     this.targetsFile = join(config.stateDir, 'prometheus-targets.json');
     const onChange = () => this.scheduleTargets();
     const record = (event: ObjectEvent) => this.record(event);
-    this.deployments = config.deployments.map((d) => new LocalDeployment(d, config.images, { stateDir: config.stateDir, cwd, onChange, record }));
+    this.deployments = config.deployments.map(
+      (d) => new LocalDeployment(d, config.images, { stateDir: config.stateDir, cwd, onChange, record }),
+    );
     this.services = config.services.map(
-      (s) => new LocalService(s, () => this.deployments.filter((d) => d.config.namespace === s.namespace).flatMap((d) => d.readyPods())),
+      (s) =>
+        new LocalService(s, () =>
+          this.deployments.filter((d) => d.config.namespace === s.namespace).flatMap((d) => d.readyPods()),
+        ),
     );
     const service = (namespace: string, name: string) => this.find(this.services, namespace, name);
     this.routes = config.routes.map((r) => new LocalHttpRoute(r, service));
@@ -119,7 +144,8 @@ export class LocalCluster {
   private record(event: ObjectEvent): void {
     const at = new Date().toISOString();
     let last: ClusterEvent | undefined;
-    for (let i = this.events.length - 1; i >= 0 && !last; i--) if (this.events[i]!.object === event.object) last = this.events[i];
+    for (let i = this.events.length - 1; i >= 0 && !last; i--)
+      if (this.events[i]!.object === event.object) last = this.events[i];
     if (last && last.reason === event.reason && last.message === event.message) {
       last.count += 1;
       last.at = at;
@@ -162,7 +188,8 @@ export class LocalCluster {
         if (value === null) delete selector[key];
         else selector[key] = value;
       }
-      if (Object.keys(selector).length === 0) return reply.code(422).send({ message: 'selector: must select at least one label' });
+      if (Object.keys(selector).length === 0)
+        return reply.code(422).send({ message: 'selector: must select at least one label' });
       if (dryRun(request)) return { ...service.status(), selector };
       service.selector = selector;
       return service.status();
@@ -209,7 +236,10 @@ export class LocalCluster {
       const { namespace } = z.object({ namespace: z.string() }).parse(request.params);
       const body = IngressCreate.safeParse(request.body);
       if (!body.success) return reply.code(422).send(invalid(body.error));
-      if (this.find(this.ingresses, namespace, body.data.name)) return reply.code(409).send({ message: `ingress "${body.data.name}" already exists in namespace "${namespace}"` });
+      if (this.find(this.ingresses, namespace, body.data.name))
+        return reply
+          .code(409)
+          .send({ message: `ingress "${body.data.name}" already exists in namespace "${namespace}"` });
       const service = (ns: string, name: string) => this.find(this.services, ns, name);
       const ingress = new LocalIngress({ ...body.data, namespace }, service, () => this.ingresses);
       if (dryRun(request)) return reply.code(201).send(ingress.status());
@@ -232,7 +262,15 @@ export class LocalCluster {
       const pods = deployment.allPods().map((pod) => {
         const { log, previous } = pod.logs(tailLines);
         const status = pod.status();
-        return { name: status.name, phase: status.phase, ready: status.ready, restarts: status.restarts, container: deployment.config.container, log, previous };
+        return {
+          name: status.name,
+          phase: status.phase,
+          ready: status.ready,
+          restarts: status.restarts,
+          container: deployment.config.container,
+          log,
+          previous,
+        };
       });
       const objects = new Set([`Deployment/${params.name}`, ...deployment.allPods().map((p) => `Pod/${p.spec.name}`)]);
       const podPrefix = `Pod/${params.name}-`;
@@ -245,7 +283,10 @@ export class LocalCluster {
       const patch = DeploymentPatch.safeParse(request.body);
       if (!patch.success) return reply.code(422).send(invalid(patch.error));
       const selectorLabel = Object.keys(patch.data.labels ?? {}).find((key) => key in deployment.config.labels);
-      if (selectorLabel) return reply.code(422).send({ message: `labels.${selectorLabel}: the Deployment's selector label cannot be changed` });
+      if (selectorLabel)
+        return reply
+          .code(422)
+          .send({ message: `labels.${selectorLabel}: the Deployment's selector label cannot be changed` });
       try {
         if (dryRun(request)) {
           deployment.check(patch.data);

@@ -109,7 +109,11 @@ export class Pod {
     child.once('close', () => file.end());
     this.child = child;
     this.phase = PodPhase.Running;
-    this.record({ type: 'Normal', reason: 'Started', message: `Started container ${this.spec.deployment} (${this.spec.image})${this.restarts > 0 ? `, restart ${this.restarts}` : ''}` });
+    this.record({
+      type: 'Normal',
+      reason: 'Started',
+      message: `Started container ${this.spec.deployment} (${this.spec.image})${this.restarts > 0 ? `, restart ${this.restarts}` : ''}`,
+    });
     child.once('error', () => undefined); // a command that cannot start exits with a code too
     child.once('exit', (code, signal) => this.onExit(child, code, signal));
     this.probe ??= setInterval(() => void this.probeReadiness(), PROBE_INTERVAL_MS);
@@ -123,7 +127,16 @@ export class Pod {
 
   status(): PodStatus {
     const { name, image, labels, port } = this.spec;
-    return { name, image, labels, port, pid: this.child?.pid ?? null, phase: this.phase, ready: this.ready, restarts: this.restarts };
+    return {
+      name,
+      image,
+      labels,
+      port,
+      pid: this.child?.pid ?? null,
+      phase: this.phase,
+      ready: this.ready,
+      restarts: this.restarts,
+    };
   }
 
   /** SIGTERM, SIGKILL after the grace period; resolves when the process is gone. Idempotent. */
@@ -169,7 +182,9 @@ export class Pod {
     const child = this.child;
     let ready: boolean;
     try {
-      const response = await fetch(`http://127.0.0.1:${this.spec.port}${this.spec.readinessPath}`, { signal: AbortSignal.timeout(1000) });
+      const response = await fetch(`http://127.0.0.1:${this.spec.port}${this.spec.readinessPath}`, {
+        signal: AbortSignal.timeout(1000),
+      });
       ready = response.ok;
       await response.body?.cancel();
     } catch {

@@ -34,7 +34,14 @@ export interface PrometheusProcess {
   stop(): Promise<void>;
 }
 
-export async function startPrometheus({ dir, listen, targets, extraArgs = [], headers = {}, scrapeIntervalSeconds = 1 }: PrometheusOptions): Promise<PrometheusProcess> {
+export async function startPrometheus({
+  dir,
+  listen,
+  targets,
+  extraArgs = [],
+  headers = {},
+  scrapeIntervalSeconds = 1,
+}: PrometheusOptions): Promise<PrometheusProcess> {
   mkdirSync(dir, { recursive: true });
   const discovery = Array.isArray(targets)
     ? ['    static_configs:', `      - targets: [${targets.map((t) => `'${t}'`).join(', ')}]`]
@@ -57,7 +64,13 @@ export async function startPrometheus({ dir, listen, targets, extraArgs = [], he
   writeFileSync(join(dir, 'prometheus.yml'), config);
   const child = spawn(
     'prometheus',
-    [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=${listen}`, '--log.level=warn', ...extraArgs],
+    [
+      `--config.file=${join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=${listen}`,
+      '--log.level=warn',
+      ...extraArgs,
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let output = '';

@@ -61,13 +61,21 @@ export class LocalService {
       namespace,
       listen,
       selector: { ...this.selector },
-      endpoints: this.endpoints().map((p) => ({ pod: p.spec.name, deployment: p.spec.deployment, labels: p.spec.labels, port: p.spec.port })),
+      endpoints: this.endpoints().map((p) => ({
+        pod: p.spec.name,
+        deployment: p.spec.deployment,
+        labels: p.spec.labels,
+        port: p.spec.port,
+      })),
       served: Object.fromEntries(this.served),
     };
   }
 
   async listen(): Promise<void> {
-    this.server = await listenOn(this.config.listen, async (req, res) => await this.handle(req, res, await readBody(req)));
+    this.server = await listenOn(
+      this.config.listen,
+      async (req, res) => await this.handle(req, res, await readBody(req)),
+    );
   }
 
   async close(): Promise<void> {
@@ -82,7 +90,11 @@ export class LocalService {
       const endpoints = this.endpoints().filter((p) => !tried.has(p));
       if (endpoints.length === 0) {
         if (!res.headersSent) res.writeHead(503, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ error: `service ${this.key} has no ready endpoint for selector ${JSON.stringify(this.selector)}` }));
+        res.end(
+          JSON.stringify({
+            error: `service ${this.key} has no ready endpoint for selector ${JSON.stringify(this.selector)}`,
+          }),
+        );
         return;
       }
       const pod = endpoints[(this.next = (this.next + 1) % endpoints.length)]!;
@@ -116,7 +128,8 @@ export class LocalService {
         },
       );
       upstream.once('error', (error: NodeJS.ErrnoException) => {
-        const neverReached = error.code === 'ECONNREFUSED' || (upstream.reusedSocket && NEVER_REACHED.has(error.code ?? ''));
+        const neverReached =
+          error.code === 'ECONNREFUSED' || (upstream.reusedSocket && NEVER_REACHED.has(error.code ?? ''));
         if (neverReached && !res.headersSent) return resolve('retry');
         if (!res.headersSent) {
           res.writeHead(502, { 'content-type': 'application/json' });
@@ -139,7 +152,10 @@ export async function readBody(req: IncomingMessage): Promise<Buffer> {
 }
 
 /** An HTTP server on `address` (host:port) with kept-alive connections, as a cluster's proxies keep them. */
-export async function listenOn(address: string, handler: (req: IncomingMessage, res: ServerResponse) => Promise<void>): Promise<Server> {
+export async function listenOn(
+  address: string,
+  handler: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
+): Promise<Server> {
   const [host, port] = splitAddress(address);
   const server = createServer((req, res) => void handler(req, res));
   server.keepAliveTimeout = 65_000;

@@ -13,7 +13,6 @@ import { closeServer, listenOn, readBody } from './service-router.js';
 import { SmoothWeightedPick } from './weighted-pick.js';
 import { NGINX_CANARY, NGINX_CANARY_WEIGHT } from '../shared/traffic.js';
 
-
 /** A listener that sends each request to one of its weighted backend Services. */
 abstract class WeightedListener {
   private server: Server | null = null;
@@ -47,7 +46,9 @@ abstract class WeightedListener {
     const body = await readBody(req);
     const weights = this.weights();
     // A backend without a ready endpoint gets nothing; the others share its part, as Envoy does.
-    const usable = Object.fromEntries(Object.entries(weights).filter(([name]) => (this.services(this.namespace, name)?.endpoints().length ?? 0) > 0));
+    const usable = Object.fromEntries(
+      Object.entries(weights).filter(([name]) => (this.services(this.namespace, name)?.endpoints().length ?? 0) > 0),
+    );
     const signature = JSON.stringify(weights);
     if (signature !== this.lastWeights) {
       this.lastWeights = signature;
@@ -84,7 +85,13 @@ export class LocalHttpRoute extends WeightedListener {
   }
 
   status() {
-    return { name: this.name, namespace: this.namespace, listen: this.config.listen, backendRefs: this.backendRefs.map((r) => ({ ...r })), served: Object.fromEntries(this.served) };
+    return {
+      name: this.name,
+      namespace: this.namespace,
+      listen: this.config.listen,
+      backendRefs: this.backendRefs.map((r) => ({ ...r })),
+      served: Object.fromEntries(this.served),
+    };
   }
 }
 
@@ -111,7 +118,9 @@ export class LocalIngress extends WeightedListener {
   }
 
   protected weights(): Record<string, number> {
-    const canary = this.ingresses().find((i) => i !== this && i.isCanary && i.namespace === this.namespace && i.config.host === this.config.host);
+    const canary = this.ingresses().find(
+      (i) => i !== this && i.isCanary && i.namespace === this.namespace && i.config.host === this.config.host,
+    );
     const weight = canary ? Math.min(100, Math.max(0, Number(canary.annotations[NGINX_CANARY_WEIGHT] ?? 0) || 0)) : 0;
     if (!canary || canary.backend === this.backend) return { [this.backend]: 100 };
     return { [this.backend]: 100 - weight, [canary.backend]: weight };

@@ -7,9 +7,15 @@ import { z } from 'zod';
 import type { DeploymentEvent } from '../shared/deployment-event.js';
 
 export const IncidentLinksConfigSchema = z.object({
-  BLUEGREEN_TEMPORAL_UI_URL: z.string().regex(/^https?:\/\/\S+$/, 'BLUEGREEN_TEMPORAL_UI_URL must be an http(s) URL such as http://localhost:8233').optional(),
+  BLUEGREEN_TEMPORAL_UI_URL: z
+    .string()
+    .regex(/^https?:\/\/\S+$/, 'BLUEGREEN_TEMPORAL_UI_URL must be an http(s) URL such as http://localhost:8233')
+    .optional(),
   /** Where people open Prometheus; defaults to PROMETHEUS_URL (which the worker queries). */
-  BLUEGREEN_PROMETHEUS_UI_URL: z.string().regex(/^https?:\/\/\S+$/, 'BLUEGREEN_PROMETHEUS_UI_URL must be an http(s) URL').optional(),
+  BLUEGREEN_PROMETHEUS_UI_URL: z
+    .string()
+    .regex(/^https?:\/\/\S+$/, 'BLUEGREEN_PROMETHEUS_UI_URL must be an http(s) URL')
+    .optional(),
   PROMETHEUS_URL: z.string().optional(),
 });
 
@@ -25,7 +31,10 @@ export interface Link {
 
 export function linkBasesFromEnv(env: NodeJS.ProcessEnv): LinkBases {
   const config = IncidentLinksConfigSchema.parse(env);
-  return { temporalUiUrl: config.BLUEGREEN_TEMPORAL_UI_URL, prometheusUiUrl: config.BLUEGREEN_PROMETHEUS_UI_URL ?? config.PROMETHEUS_URL };
+  return {
+    temporalUiUrl: config.BLUEGREEN_TEMPORAL_UI_URL,
+    prometheusUiUrl: config.BLUEGREEN_PROMETHEUS_UI_URL ?? config.PROMETHEUS_URL,
+  };
 }
 
 /** The incident's links, for the bases configured; none for an event that is not an incident. */
@@ -50,7 +59,10 @@ export function incidentLinks(event: DeploymentEvent, bases: LinkBases): Link[] 
       'g0.range_input': `${rangeSeconds}s`,
       'g0.end_input': new Date(end.getTime() + 60_000).toISOString().slice(0, 19).replace('T', ' '),
     });
-    links.push({ href: `${bases.prometheusUiUrl.replace(/\/+$/, '')}/graph?${params.toString()}`, text: `${breach.slo} on ${breach.slot} in Prometheus` });
+    links.push({
+      href: `${bases.prometheusUiUrl.replace(/\/+$/, '')}/graph?${params.toString()}`,
+      text: `${breach.slo} on ${breach.slot} in Prometheus`,
+    });
   }
   return links;
 }

@@ -14,7 +14,10 @@ import type { Notifier } from './webhook-notifier.js';
 
 export const PagerDutyConfigSchema = z.object({
   BLUEGREEN_PAGERDUTY_ROUTING_KEY: z.string().min(1).optional(),
-  BLUEGREEN_PAGERDUTY_URL: z.string().regex(/^https?:\/\/\S+$/, 'BLUEGREEN_PAGERDUTY_URL must be an http(s) URL').default('https://events.pagerduty.com/v2/enqueue'),
+  BLUEGREEN_PAGERDUTY_URL: z
+    .string()
+    .regex(/^https?:\/\/\S+$/, 'BLUEGREEN_PAGERDUTY_URL must be an http(s) URL')
+    .default('https://events.pagerduty.com/v2/enqueue'),
   BLUEGREEN_PAGERDUTY_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
 });
 
@@ -71,11 +74,21 @@ export class PagerDutyNotifier implements Notifier {
   static fromEnv(env: NodeJS.ProcessEnv): PagerDutyNotifier | null {
     const config = parseEnv(PagerDutyConfigSchema, env);
     if (!config.BLUEGREEN_PAGERDUTY_ROUTING_KEY) return null;
-    return new PagerDutyNotifier(config.BLUEGREEN_PAGERDUTY_ROUTING_KEY, config.BLUEGREEN_PAGERDUTY_URL, linkBasesFromEnv(env), config.BLUEGREEN_PAGERDUTY_TIMEOUT_MS);
+    return new PagerDutyNotifier(
+      config.BLUEGREEN_PAGERDUTY_ROUTING_KEY,
+      config.BLUEGREEN_PAGERDUTY_URL,
+      linkBasesFromEnv(env),
+      config.BLUEGREEN_PAGERDUTY_TIMEOUT_MS,
+    );
   }
 
   async notify(event: DeploymentEvent): Promise<string> {
     if (!event.incident) return 'not an incident';
-    return await deliver(this.url, pagerDutyEvent(event, this.routingKey, this.bases), { timeoutMs: this.timeoutMs, what: 'incident receiver', event, log: this.log });
+    return await deliver(this.url, pagerDutyEvent(event, this.routingKey, this.bases), {
+      timeoutMs: this.timeoutMs,
+      what: 'incident receiver',
+      event,
+      log: this.log,
+    });
   }
 }

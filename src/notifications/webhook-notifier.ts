@@ -15,14 +15,16 @@ import type { LinkBases } from './incident-links.js';
 
 export type { DeploymentEvent };
 
-
 export interface Notifier {
   /** Returns how the delivery went ('delivered', or why not); never throws. */
   notify(event: DeploymentEvent): Promise<string>;
 }
 
 export const WebhookConfigSchema = z.object({
-  BLUEGREEN_WEBHOOK_URL: z.string().regex(/^https?:\/\/\S+$/, 'BLUEGREEN_WEBHOOK_URL must be an http(s) URL').optional(),
+  BLUEGREEN_WEBHOOK_URL: z
+    .string()
+    .regex(/^https?:\/\/\S+$/, 'BLUEGREEN_WEBHOOK_URL must be an http(s) URL')
+    .optional(),
   BLUEGREEN_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
 });
 
@@ -39,7 +41,16 @@ const ICONS: Record<DeploymentEvent['kind'], string> = {
  * POSTs `body` as JSON; returns 'delivered', or why not (logged). Never throws: a receiver that
  * fails never fails a deployment.
  */
-export async function deliver(url: string, body: unknown, { timeoutMs, what, event, log }: { timeoutMs: number; what: string; event: DeploymentEvent; log: (message: string) => void }): Promise<string> {
+export async function deliver(
+  url: string,
+  body: unknown,
+  {
+    timeoutMs,
+    what,
+    event,
+    log,
+  }: { timeoutMs: number; what: string; event: DeploymentEvent; log: (message: string) => void },
+): Promise<string> {
   let outcome: string;
   try {
     const response = await axios.post(url, body, { timeout: timeoutMs, validateStatus: () => true });
@@ -73,11 +84,23 @@ export class WebhookNotifier implements Notifier {
   /** The notifier the environment asks for, or null when no webhook is configured. */
   static fromEnv(env: NodeJS.ProcessEnv): WebhookNotifier | null {
     const config = parseEnv(WebhookConfigSchema, env);
-    return config.BLUEGREEN_WEBHOOK_URL ? new WebhookNotifier(config.BLUEGREEN_WEBHOOK_URL, config.BLUEGREEN_WEBHOOK_TIMEOUT_MS, undefined, linkBasesFromEnv(env)) : null;
+    return config.BLUEGREEN_WEBHOOK_URL
+      ? new WebhookNotifier(
+          config.BLUEGREEN_WEBHOOK_URL,
+          config.BLUEGREEN_WEBHOOK_TIMEOUT_MS,
+          undefined,
+          linkBasesFromEnv(env),
+        )
+      : null;
   }
 
   async notify(event: DeploymentEvent): Promise<string> {
-    return await deliver(this.url, slackMessage(event, this.bases), { timeoutMs: this.timeoutMs, what: 'webhook', event, log: this.log });
+    return await deliver(this.url, slackMessage(event, this.bases), {
+      timeoutMs: this.timeoutMs,
+      what: 'webhook',
+      event,
+      log: this.log,
+    });
   }
 }
 
@@ -86,7 +109,9 @@ export class Notifiers implements Notifier {
   constructor(private readonly receivers: readonly { name: string; notifier: Notifier }[]) {}
 
   async notify(event: DeploymentEvent): Promise<string> {
-    const outcomes = await Promise.all(this.receivers.map(async ({ name, notifier }) => `${name}: ${await notifier.notify(event)}`));
+    const outcomes = await Promise.all(
+      this.receivers.map(async ({ name, notifier }) => `${name}: ${await notifier.notify(event)}`),
+    );
     return outcomes.join('; ');
   }
 }

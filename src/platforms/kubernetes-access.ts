@@ -28,7 +28,11 @@ export function accessNeeded(router: TrafficRouter): AccessRule[] {
   switch (router) {
     case TrafficRouter.ServiceSelector:
     case TrafficRouter.ReplicaRatio:
-      return [...rules, { group: '', resource: 'services', verb: 'get', why: 'reading the live slot' }, { group: '', resource: 'services', verb: 'patch', why: 'moving the traffic' }];
+      return [
+        ...rules,
+        { group: '', resource: 'services', verb: 'get', why: 'reading the live slot' },
+        { group: '', resource: 'services', verb: 'patch', why: 'moving the traffic' },
+      ];
     case TrafficRouter.GatewayApi:
       return [
         ...rules,
@@ -79,13 +83,18 @@ export function podRequests(containers: k8s.V1Container[], ranges: k8s.V1LimitRa
     for (const kind of ['requests', 'limits'] as const) {
       for (const resource of ['cpu', 'memory']) {
         const own = container.resources?.[kind]?.[resource];
-        const fallback = defaults.map((d) => (kind === 'requests' ? (d.defaultRequest?.[resource] ?? d._default?.[resource]) : d._default?.[resource])).find(Boolean);
+        const fallback = defaults
+          .map((d) =>
+            kind === 'requests' ? (d.defaultRequest?.[resource] ?? d._default?.[resource]) : d._default?.[resource],
+          )
+          .find(Boolean);
         const value = own ?? fallback;
         if (value === undefined) continue;
         totals[`${kind}.${resource}`] = (totals[`${kind}.${resource}`] ?? 0) + quantity(value);
       }
     }
   }
-  for (const resource of ['cpu', 'memory']) if (totals[`requests.${resource}`] !== undefined) totals[resource] = totals[`requests.${resource}`]!;
+  for (const resource of ['cpu', 'memory'])
+    if (totals[`requests.${resource}`] !== undefined) totals[resource] = totals[`requests.${resource}`]!;
   return totals;
 }

@@ -68,7 +68,14 @@ const MAX_RETRY_AFTER_MS = 2000;
  */
 const JUST_STARTED_MS = 30_000;
 /** Connection-level failures worth another try. */
-const TRANSIENT_NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ECONNABORTED']);
+const TRANSIENT_NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+]);
 
 export class KubernetesPlatform extends RoutedPlatform implements Platform {
   readonly name = 'kubernetes';
@@ -87,7 +94,10 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
   ) {
     super();
     const cluster = config.getCurrentCluster();
-    if (!cluster) throw new ConfigError('the kubeconfig has no current cluster: set its current-context, or BLUEGREEN_KUBE_CONTEXT');
+    if (!cluster)
+      throw new ConfigError(
+        'the kubeconfig has no current cluster: set its current-context, or BLUEGREEN_KUBE_CONTEXT',
+      );
     const configuration = k8s.createConfiguration({
       baseServer: new k8s.ServerConfiguration(cluster.server, {}),
       authMethods: { default: new KeptAliveConnections(config) },
@@ -112,7 +122,6 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
     ]);
   }
 
-
   static fromEnv(env: NodeJS.ProcessEnv): KubernetesPlatform {
     return new KubernetesPlatform(loadKubeConfig(env));
   }
@@ -129,7 +138,17 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
         const [resource, subresource] = rule.resource.split('/');
         const review = await this.call(`review access to ${rule.verb} ${rule.resource}`, target, () =>
           this.authorization.createSelfSubjectAccessReview({
-            body: { spec: { resourceAttributes: { namespace: target.namespace, group: rule.group, resource, subresource, verb: rule.verb } } },
+            body: {
+              spec: {
+                resourceAttributes: {
+                  namespace: target.namespace,
+                  group: rule.group,
+                  resource,
+                  subresource,
+                  verb: rule.verb,
+                },
+              },
+            },
           }),
         );
         return { rule, allowed: review.status?.allowed === true, reason: review.status?.reason ?? '' };
@@ -137,7 +156,16 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
     );
     const allowed = reviews.filter((r) => r.allowed).map((r) => `${r.rule.verb} ${r.rule.resource}`);
     return [
-      ...(allowed.length ? [{ kind: 'access' as const, name: 'access', verdict: PlanVerdict.Ok, detail: `the worker may ${allowed.join(', ')} in ${target.namespace}` }] : []),
+      ...(allowed.length
+        ? [
+            {
+              kind: 'access' as const,
+              name: 'access',
+              verdict: PlanVerdict.Ok,
+              detail: `the worker may ${allowed.join(', ')} in ${target.namespace}`,
+            },
+          ]
+        : []),
       ...reviews
         .filter((r) => !r.allowed)
         .map((r) => ({
@@ -159,8 +187,12 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
     try {
       read = await Promise.all([
         this.readDeployment(target, slot),
-        this.call(`list resourcequotas in ${target.namespace}`, target, () => this.core.listNamespacedResourceQuota({ namespace: target.namespace })),
-        this.call(`list limitranges in ${target.namespace}`, target, () => this.core.listNamespacedLimitRange({ namespace: target.namespace })),
+        this.call(`list resourcequotas in ${target.namespace}`, target, () =>
+          this.core.listNamespacedResourceQuota({ namespace: target.namespace }),
+        ),
+        this.call(`list limitranges in ${target.namespace}`, target, () =>
+          this.core.listNamespacedLimitRange({ namespace: target.namespace }),
+        ),
       ]);
     } catch (error) {
       if (!(error instanceof ApplicationFailure && error.type === ErrorType.Forbidden)) throw error;
@@ -168,7 +200,10 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
       return [{ kind: 'capacity', name: 'quota', verdict: PlanVerdict.Warning, detail }];
     }
     const [deployment, quotas, ranges] = read;
-    if (quotas.items.length === 0) return [{ kind: 'capacity', name: 'quota', verdict: PlanVerdict.Ok, detail: `no ResourceQuota in ${target.namespace}` }];
+    if (quotas.items.length === 0)
+      return [
+        { kind: 'capacity', name: 'quota', verdict: PlanVerdict.Ok, detail: `no ResourceQuota in ${target.namespace}` },
+      ];
     const more = replicas - (deployment.spec?.replicas ?? 0);
     const perPod = podRequests(deployment.spec?.template?.spec?.containers ?? [], ranges.items);
     return quotas.items.map((quota) => {
@@ -176,19 +211,35 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
         const each = resource === 'pods' || resource === 'count/pods' ? 1 : perPod[resource];
         if (each === undefined || more <= 0) return [];
         const left = quantity(hard) - quantity(quota.status?.used?.[resource] ?? '0');
-        return more * each > left + 1e-9 ? [`${resource}: ${formatQuantity(more * each)} more needed, ${formatQuantity(Math.max(0, left))} left of ${hard}`] : [];
+        return more * each > left + 1e-9
+          ? [
+              `${resource}: ${formatQuantity(more * each)} more needed, ${formatQuantity(Math.max(0, left))} left of ${hard}`,
+            ]
+          : [];
       });
       const name = `ResourceQuota ${quota.metadata?.name}`;
       return short.length
-        ? { kind: 'capacity' as const, name, verdict: PlanVerdict.Fail, detail: `${slot} at ${replicas} replicas does not fit: ${short.join('; ')}` }
+        ? {
+            kind: 'capacity' as const,
+            name,
+            verdict: PlanVerdict.Fail,
+            detail: `${slot} at ${replicas} replicas does not fit: ${short.join('; ')}`,
+          }
         : { kind: 'capacity' as const, name, verdict: PlanVerdict.Ok, detail: `${slot} at ${replicas} replicas fits` };
     });
   }
 
   async describe(target: Target): Promise<LiveState> {
     const { slot: activeSlot, routing } = await this.traffic.liveSlot(target);
-    const [blue, green] = await Promise.all([this.readDeployment(target, 'blue'), this.readDeployment(target, 'green')]);
-    return { activeSlot, routing, slots: { blue: toSlotState(target, 'blue', blue), green: toSlotState(target, 'green', green) } };
+    const [blue, green] = await Promise.all([
+      this.readDeployment(target, 'blue'),
+      this.readDeployment(target, 'green'),
+    ]);
+    return {
+      activeSlot,
+      routing,
+      slots: { blue: toSlotState(target, 'blue', blue), green: toSlotState(target, 'green', green) },
+    };
   }
 
   /** A new run labels the pod template anew, so its pods (and their series) are new even with the same image. */
@@ -204,7 +255,10 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
     return state;
   }
 
-  async waitForSlotReady({ target, slot, replicas, timeoutSeconds }: WaitForSlotReadyRequest, progress: Progress): Promise<ReadyReport> {
+  async waitForSlotReady(
+    { target, slot, replicas, timeoutSeconds }: WaitForSlotReadyRequest,
+    progress: Progress,
+  ): Promise<ReadyReport> {
     const started = performance.now();
     for (let poll = FIRST_POLL_MS; ; poll = Math.min(MAX_POLL_MS, poll * 1.5)) {
       const deployment = await this.readDeployment(target, slot);
@@ -219,7 +273,13 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
       if (performance.now() - started > timeoutSeconds * 1000) {
         const pods = await this.podsOf(target, deployment);
         const restarts = pods.reduce((sum, pod) => sum + restartsOf(pod), 0);
-        const waiting = [...new Set(pods.flatMap((p) => (p.status?.containerStatuses ?? []).map((c) => c.state?.waiting?.reason).filter(Boolean)))];
+        const waiting = [
+          ...new Set(
+            pods.flatMap((p) =>
+              (p.status?.containerStatuses ?? []).map((c) => c.state?.waiting?.reason).filter(Boolean),
+            ),
+          ),
+        ];
         throw ApplicationFailure.create({
           type: ErrorType.ReadinessTimeout,
           message:
@@ -243,7 +303,8 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
     const before = await this.readDeployment(target, slot);
     const state = toSlotState(target, slot, before);
     const restore = image && state.image !== image ? { image, version: versionFromImage(image) } : {};
-    if (state.replicas !== replicas || 'image' in restore) await this.patchDeployment(target, slot, { replicas, ...restore });
+    if (state.replicas !== replicas || 'image' in restore)
+      await this.patchDeployment(target, slot, { replicas, ...restore });
     // Done when the surplus pods are gone: within their grace period, plus time to notice.
     const grace = before.spec?.template?.spec?.terminationGracePeriodSeconds ?? 30;
     const deadline = performance.now() + (grace + 30) * 1000;
@@ -252,7 +313,9 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
       progress.heartbeat({ pods: pods.length, of: replicas });
       if (pods.length <= replicas) return;
       if (performance.now() > deadline) {
-        throw new Error(`deployment ${target.deployments[slot]} in namespace ${target.namespace}: ${pods.length} pods left after ${grace + 30} s (want ${replicas})`);
+        throw new Error(
+          `deployment ${target.deployments[slot]} in namespace ${target.namespace}: ${pods.length} pods left after ${grace + 30} s (want ${replicas})`,
+        );
       }
       await sleep(poll, undefined, { signal: progress.signal });
     }
@@ -260,7 +323,9 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
 
   private async readDeployment(target: Target, slot: Slot): Promise<k8s.V1Deployment> {
     const name = target.deployments[slot];
-    return await this.call(`read deployment ${name}`, target, () => this.apps.readNamespacedDeployment({ name, namespace: target.namespace }));
+    return await this.call(`read deployment ${name}`, target, () =>
+      this.apps.readNamespacedDeployment({ name, namespace: target.namespace }),
+    );
   }
 
   /**
@@ -270,15 +335,34 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
    * any other failure to read a log is kept in `logError` (a kubelet that does not answer).
    */
   async collectEvidence({ target, slot, peer, tailLines }: CollectEvidenceRequest): Promise<SlotEvidence> {
-    const [deployment, other] = await Promise.all([this.readDeployment(target, slot), this.readDeployment(target, peer)]);
+    const [deployment, other] = await Promise.all([
+      this.readDeployment(target, slot),
+      this.readDeployment(target, peer),
+    ]);
     const name = deployment.metadata!.name!;
     const pods = await this.podsOf(target, deployment);
-    const readLog = async (pod: string, container: string, previous: boolean): Promise<{ lines: string[]; error: string | null }> => {
+    const readLog = async (
+      pod: string,
+      container: string,
+      previous: boolean,
+    ): Promise<{ lines: string[]; error: string | null }> => {
       try {
         const text = await this.call(`read the log of ${pod}/${container}`, target, () =>
-          this.core.readNamespacedPodLog({ name: pod, namespace: target.namespace, container, tailLines, limitBytes: 64 * 1024, previous }),
+          this.core.readNamespacedPodLog({
+            name: pod,
+            namespace: target.namespace,
+            container,
+            tailLines,
+            limitBytes: 64 * 1024,
+            previous,
+          }),
         );
-        return { lines: String(text).split('\n').filter((line, index, all) => line !== '' || index < all.length - 1), error: null };
+        return {
+          lines: String(text)
+            .split('\n')
+            .filter((line, index, all) => line !== '' || index < all.length - 1),
+          error: null,
+        };
       } catch (error) {
         if (error instanceof ApplicationFailure && error.type === ErrorType.Forbidden) throw error;
         return { lines: [], error: (error as Error).message };
@@ -289,7 +373,10 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
       pods.flatMap((pod) =>
         (pod.status?.containerStatuses ?? []).map(async (status) => {
           const podName = pod.metadata!.name!;
-          const [current, previous] = await Promise.all([readLog(podName, status.name, false), status.restartCount > 0 ? readLog(podName, status.name, true) : null]);
+          const [current, previous] = await Promise.all([
+            readLog(podName, status.name, false),
+            status.restartCount > 0 ? readLog(podName, status.name, true) : null,
+          ]);
           return {
             pod: podName,
             container: status.name,
@@ -303,9 +390,17 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
       ),
     );
     const problems = containers.filter((c) => c.logError).map((c) => `log of ${c.pod}/${c.container}: ${c.logError}`);
-    const sets = await this.call(`list replicasets of ${name}`, target, () => this.apps.listNamespacedReplicaSet({ namespace: target.namespace, labelSelector: selectorOf(deployment) }));
-    const objects = new Set([`Deployment/${name}`, ...sets.items.map((rs) => `ReplicaSet/${rs.metadata?.name}`), ...pods.map((p) => `Pod/${p.metadata?.name}`)]);
-    const listed = await this.call(`list events in ${target.namespace}`, target, () => this.core.listNamespacedEvent({ namespace: target.namespace }));
+    const sets = await this.call(`list replicasets of ${name}`, target, () =>
+      this.apps.listNamespacedReplicaSet({ namespace: target.namespace, labelSelector: selectorOf(deployment) }),
+    );
+    const objects = new Set([
+      `Deployment/${name}`,
+      ...sets.items.map((rs) => `ReplicaSet/${rs.metadata?.name}`),
+      ...pods.map((p) => `Pod/${p.metadata?.name}`),
+    ]);
+    const listed = await this.call(`list events in ${target.namespace}`, target, () =>
+      this.core.listNamespacedEvent({ namespace: target.namespace }),
+    );
     const events = listed.items
       .filter((e) => objects.has(`${e.involvedObject.kind}/${e.involvedObject.name}`))
       .map((e) => ({
@@ -318,24 +413,41 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
       }))
       .sort((a, b) => (a.at ?? '').localeCompare(b.at ?? ''))
       .slice(-500);
-    return { deployment: name, containers, events, templateDiff: diffObjects(other.spec?.template, deployment.spec?.template), problems };
+    return {
+      deployment: name,
+      containers,
+      events,
+      templateDiff: diffObjects(other.spec?.template, deployment.spec?.template),
+      problems,
+    };
   }
 
   /** One strategic merge patch: the container's image (merged by name), the version and run labels, the replicas. */
-  private async patchDeployment(target: Target, slot: Slot, change: { image?: string; version?: string; run?: string | undefined; replicas: number }): Promise<void> {
+  private async patchDeployment(
+    target: Target,
+    slot: Slot,
+    change: { image?: string; version?: string; run?: string | undefined; replicas: number },
+  ): Promise<void> {
     const name = target.deployments[slot];
     const template: Record<string, unknown> = {};
-    const labels = { ...(change.version ? { [VERSION_LABEL]: change.version } : {}), ...(change.run ? { [RUN_LABEL]: change.run } : {}) };
+    const labels = {
+      ...(change.version ? { [VERSION_LABEL]: change.version } : {}),
+      ...(change.run ? { [RUN_LABEL]: change.run } : {}),
+    };
     if (Object.keys(labels).length) template['metadata'] = { labels };
     if (change.image) template['spec'] = { containers: [{ name: target.container, image: change.image }] };
     const body = { spec: { replicas: change.replicas, ...(Object.keys(template).length ? { template } : {}) } };
-    await this.call(`patch deployment ${name}`, target, () => this.apps.patchNamespacedDeployment({ name, namespace: target.namespace, body }, STRATEGIC));
+    await this.call(`patch deployment ${name}`, target, () =>
+      this.apps.patchNamespacedDeployment({ name, namespace: target.namespace, body }, STRATEGIC),
+    );
   }
 
   /** Pods the Deployment's selector matches, terminating ones included. */
   private async podsOf(target: Target, deployment: k8s.V1Deployment): Promise<k8s.V1Pod[]> {
     const labelSelector = selectorOf(deployment);
-    const pods = await this.call(`list pods of ${deployment.metadata?.name}`, target, () => this.core.listNamespacedPod({ namespace: target.namespace, labelSelector }));
+    const pods = await this.call(`list pods of ${deployment.metadata?.name}`, target, () =>
+      this.core.listNamespacedPod({ namespace: target.namespace, labelSelector }),
+    );
     return pods.items;
   }
 
@@ -347,7 +459,9 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
       this.apps.listNamespacedReplicaSet({ namespace: target.namespace, labelSelector }),
     );
     const newest = sets.items.find(
-      (rs) => rs.metadata?.annotations?.['deployment.kubernetes.io/revision'] === revision && rs.metadata?.ownerReferences?.some((o) => o.uid === deployment.metadata?.uid),
+      (rs) =>
+        rs.metadata?.annotations?.['deployment.kubernetes.io/revision'] === revision &&
+        rs.metadata?.ownerReferences?.some((o) => o.uid === deployment.metadata?.uid),
     );
     const hash = newest?.metadata?.labels?.['pod-template-hash'];
     const pods = await this.podsOf(target, deployment);
@@ -368,8 +482,12 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
           continue;
         }
         if (starting) {
-          const reason = 'from an API server that was unreachable moments ago (its authorizer may not have loaded RBAC yet)';
-          throw new Error(`kubernetes: ${what} in namespace ${target.namespace}: HTTP 403 ${reason}: ${apiMessage((error as k8s.ApiException<unknown>).body)}`, { cause: error });
+          const reason =
+            'from an API server that was unreachable moments ago (its authorizer may not have loaded RBAC yet)';
+          throw new Error(
+            `kubernetes: ${what} in namespace ${target.namespace}: HTTP 403 ${reason}: ${apiMessage((error as k8s.ApiException<unknown>).body)}`,
+            { cause: error },
+          );
         }
         throw toFailure(error, what, target.namespace);
       }
@@ -388,7 +506,8 @@ function dryRunWrites<T extends object>(client: T): T {
       if (typeof value !== 'function') return value;
       const method = value as (param: Record<string, unknown>, ...rest: unknown[]) => unknown;
       if (typeof property === 'string' && /^(create|patch|replace|delete)/.test(property)) {
-        return (param: Record<string, unknown>, ...rest: unknown[]) => method.call(target, { ...param, dryRun: 'All' }, ...rest);
+        return (param: Record<string, unknown>, ...rest: unknown[]) =>
+          method.call(target, { ...param, dryRun: 'All' }, ...rest);
       }
       return method.bind(target);
     },
@@ -443,8 +562,11 @@ class KeptAliveConnections implements k8s.SecurityAuthentication {
     const made = context.getAgent();
     if (!(made instanceof Agent)) return;
     const { ca, cert, key, pfx, passphrase, rejectUnauthorized, servername } = made.options;
-    const identity = [ca, cert, key, pfx, passphrase, rejectUnauthorized, servername].map((v) => (v === undefined ? '' : String(v))).join('\0');
-    if (this.kept?.identity !== identity) this.kept = { identity, agent: new Agent({ ...made.options, keepAlive: true }) };
+    const identity = [ca, cert, key, pfx, passphrase, rejectUnauthorized, servername]
+      .map((v) => (v === undefined ? '' : String(v)))
+      .join('\0');
+    if (this.kept?.identity !== identity)
+      this.kept = { identity, agent: new Agent({ ...made.options, keepAlive: true }) };
     context.setAgent(this.kept.agent);
   }
 }
@@ -456,9 +578,18 @@ export function toFailure(error: unknown, what: string, namespace: string): Erro
   }
   const code = error.code as number;
   const message = apiMessage(error.body) ?? `HTTP ${code}`;
-  const type = { 400: ErrorType.InvalidInput, 403: ErrorType.Forbidden, 404: ErrorType.NotFound, 422: ErrorType.InvalidInput }[code];
+  const type = {
+    400: ErrorType.InvalidInput,
+    403: ErrorType.Forbidden,
+    404: ErrorType.NotFound,
+    422: ErrorType.InvalidInput,
+  }[code];
   if (type === ErrorType.NotFound) {
-    return ApplicationFailure.create({ type, message: `${what}: not found in namespace ${namespace} (${message})`, nonRetryable: true });
+    return ApplicationFailure.create({
+      type,
+      message: `${what}: not found in namespace ${namespace} (${message})`,
+      nonRetryable: true,
+    });
   }
   if (type) return ApplicationFailure.create({ type, message: `${what}: ${message}`, nonRetryable: true });
   return new Error(`kubernetes: ${what} in namespace ${namespace}: HTTP ${code}: ${message}`, { cause: error });
@@ -493,7 +624,9 @@ function toSlotState(target: Target, slot: Slot, deployment: k8s.V1Deployment): 
     slot,
     deployment: deployment.metadata?.name ?? target.deployments[slot],
     image: container?.image ?? null,
-    version: deployment.spec?.template?.metadata?.labels?.[VERSION_LABEL] ?? (container?.image ? versionFromImage(container.image) : null),
+    version:
+      deployment.spec?.template?.metadata?.labels?.[VERSION_LABEL] ??
+      (container?.image ? versionFromImage(container.image) : null),
     run: deployment.spec?.template?.metadata?.labels?.[RUN_LABEL] ?? null,
     replicas: deployment.spec?.replicas ?? 0,
     readyReplicas: status.readyReplicas ?? 0,

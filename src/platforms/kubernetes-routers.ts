@@ -61,7 +61,10 @@ export function selectorOf(deployment: k8s.V1Deployment): string {
 /** Ready endpoints of a Service, by the pod they reach. */
 async function readyEndpoints(api: KubernetesApi, target: Target, service: string): Promise<k8s.V1Endpoint[]> {
   const slices = await api.call(`list endpointslices of ${service}`, target, () =>
-    api.discovery.listNamespacedEndpointSlice({ namespace: target.namespace, labelSelector: `kubernetes.io/service-name=${service}` }),
+    api.discovery.listNamespacedEndpointSlice({
+      namespace: target.namespace,
+      labelSelector: `kubernetes.io/service-name=${service}`,
+    }),
   );
   return slices.items.flatMap((s) => s.endpoints ?? []).filter((e) => e.conditions?.ready !== false);
 }
@@ -71,7 +74,9 @@ async function requireSlotServices(api: KubernetesApi, target: Target): Promise<
   const services = slotServicesOf(target);
   await Promise.all(
     SLOTS.map((slot) =>
-      api.call(`read service ${services[slot]} (slot ${slot}'s backend)`, target, () => api.core.readNamespacedService({ name: services[slot], namespace: target.namespace })),
+      api.call(`read service ${services[slot]} (slot ${slot}'s backend)`, target, () =>
+        api.core.readNamespacedService({ name: services[slot], namespace: target.namespace }),
+      ),
     ),
   );
 }
@@ -98,33 +103,58 @@ export class SelectorRouter extends SelectorRouterBase {
 
   protected async writeSelected(target: Target, slot: Slot | null): Promise<void> {
     await this.api.call(`patch service ${target.service}`, target, () =>
-      this.api.core.patchNamespacedService({ name: target.service, namespace: target.namespace, body: { spec: { selector: { [target.slotLabelKey]: slot } } } }, MERGE),
+      this.api.core.patchNamespacedService(
+        {
+          name: target.service,
+          namespace: target.namespace,
+          body: { spec: { selector: { [target.slotLabelKey]: slot } } },
+        },
+        MERGE,
+      ),
     );
   }
 
   /** The slots' pods are their Deployments' (other apps in the namespace have slots too). */
   protected async readView(target: Target, stable: Slot, canary: Slot): Promise<SelectorView> {
-    const [stableSelector, canarySelector] = await Promise.all([this.readDeployment(target, stable), this.readDeployment(target, canary)]).then((ds) => ds.map(selectorOf));
+    const [stableSelector, canarySelector] = await Promise.all([
+      this.readDeployment(target, stable),
+      this.readDeployment(target, canary),
+    ]).then((ds) => ds.map(selectorOf));
     const [service, ready, stablePods, canaryPods] = await Promise.all([
       this.readService(target),
       readyEndpoints(this.api, target, target.service),
-      this.api.call(`list pods of slot ${stable}`, target, () => this.api.core.listNamespacedPod({ namespace: target.namespace, labelSelector: stableSelector })),
-      this.api.call(`list pods of slot ${canary}`, target, () => this.api.core.listNamespacedPod({ namespace: target.namespace, labelSelector: canarySelector })),
+      this.api.call(`list pods of slot ${stable}`, target, () =>
+        this.api.core.listNamespacedPod({ namespace: target.namespace, labelSelector: stableSelector }),
+      ),
+      this.api.call(`list pods of slot ${canary}`, target, () =>
+        this.api.core.listNamespacedPod({ namespace: target.namespace, labelSelector: canarySelector }),
+      ),
     ]);
     const names = (pods: k8s.V1PodList) => new Set(pods.items.map((p) => p.metadata?.name));
     const [inStable, inCanary] = [names(stablePods), names(canaryPods)];
-    const endpoints = { [stable]: ready.filter((e) => inStable.has(e.targetRef?.name)).length, [canary]: ready.filter((e) => inCanary.has(e.targetRef?.name)).length } as Record<Slot, number>;
+    const endpoints = {
+      [stable]: ready.filter((e) => inStable.has(e.targetRef?.name)).length,
+      [canary]: ready.filter((e) => inCanary.has(e.targetRef?.name)).length,
+    } as Record<Slot, number>;
     const selected = service.spec?.selector?.[target.slotLabelKey];
-    return { selected: isSlot(selected) ? selected : null, endpoints, strays: ready.length - endpoints[stable] - endpoints[canary] };
+    return {
+      selected: isSlot(selected) ? selected : null,
+      endpoints,
+      strays: ready.length - endpoints[stable] - endpoints[canary],
+    };
   }
 
   private async readService(target: Target): Promise<k8s.V1Service> {
-    return await this.api.call(`read service ${target.service}`, target, () => this.api.core.readNamespacedService({ name: target.service, namespace: target.namespace }));
+    return await this.api.call(`read service ${target.service}`, target, () =>
+      this.api.core.readNamespacedService({ name: target.service, namespace: target.namespace }),
+    );
   }
 
   private async readDeployment(target: Target, slot: Slot): Promise<k8s.V1Deployment> {
     const name = target.deployments[slot];
-    return await this.api.call(`read deployment ${name}`, target, () => this.api.apps.readNamespacedDeployment({ name, namespace: target.namespace }));
+    return await this.api.call(`read deployment ${name}`, target, () =>
+      this.api.apps.readNamespacedDeployment({ name, namespace: target.namespace }),
+    );
   }
 }
 
@@ -185,11 +215,21 @@ export class GatewayApiRouter extends WeightedRouteRouter {
   protected async writeWeights(target: Target, weights: Record<Slot, number>): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       const route = await this.readRoute(target);
-      const body = { metadata: { resourceVersion: route.metadata.resourceVersion }, spec: { rules: this.reweigh(target, route, weights) } };
+      const body = {
+        metadata: { resourceVersion: route.metadata.resourceVersion },
+        spec: { rules: this.reweigh(target, route, weights) },
+      };
       const written = await this.api.call(`patch httproute ${route.metadata.name}`, target, async () => {
         try {
           await this.api.custom.patchNamespacedCustomObject(
-            { group: GATEWAY_GROUP, version: GATEWAY_VERSION, namespace: target.namespace, plural: HTTP_ROUTES, name: route.metadata.name, body },
+            {
+              group: GATEWAY_GROUP,
+              version: GATEWAY_VERSION,
+              namespace: target.namespace,
+              plural: HTTP_ROUTES,
+              name: route.metadata.name,
+              body,
+            },
             MERGE,
           );
           return true;
@@ -206,7 +246,8 @@ export class GatewayApiRouter extends WeightedRouteRouter {
   private weightsOf(target: Target, route: HttpRoute): Record<Slot, number> {
     const each = this.slotRules(target, route).map((rule) => {
       const weights = { blue: 0, green: 0 };
-      for (const slot of SLOTS) for (const ref of rule.backendRefs ?? []) if (this.names(target, ref, slot)) weights[slot] += ref.weight ?? 1;
+      for (const slot of SLOTS)
+        for (const ref of rule.backendRefs ?? []) if (this.names(target, ref, slot)) weights[slot] += ref.weight ?? 1;
       return weights;
     });
     const first = each[0]!;
@@ -222,7 +263,9 @@ export class GatewayApiRouter extends WeightedRouteRouter {
 
   /** Rules with a backendRef to either slot Service; none is an error naming the route and the Services. */
   private slotRules(target: Target, route: HttpRoute): HttpRouteRule[] {
-    const rules = (route.spec.rules ?? []).filter((rule) => (rule.backendRefs ?? []).some((ref) => SLOTS.some((slot) => this.names(target, ref, slot))));
+    const rules = (route.spec.rules ?? []).filter((rule) =>
+      (rule.backendRefs ?? []).some((ref) => SLOTS.some((slot) => this.names(target, ref, slot))),
+    );
     if (rules.length === 0) {
       const services = slotServicesOf(target);
       throw ApplicationFailure.create({
@@ -236,7 +279,12 @@ export class GatewayApiRouter extends WeightedRouteRouter {
 
   /** Whether a backendRef names the slot's Service (core group, kind Service, this namespace). */
   private names(target: Target, ref: BackendRef, slot: Slot): boolean {
-    return (ref.group ?? '') === '' && (ref.kind ?? 'Service') === 'Service' && (ref.namespace ?? target.namespace) === target.namespace && ref.name === slotServicesOf(target)[slot];
+    return (
+      (ref.group ?? '') === '' &&
+      (ref.kind ?? 'Service') === 'Service' &&
+      (ref.namespace ?? target.namespace) === target.namespace &&
+      ref.name === slotServicesOf(target)[slot]
+    );
   }
 
   /** The route's rules with `weights` on the slot backendRefs; other rules and fields are copied as they are. */
@@ -261,12 +309,22 @@ export class GatewayApiRouter extends WeightedRouteRouter {
     const name = target.traffic?.httpRoute ?? target.app;
     try {
       return (await this.api.call(`read httproute ${name}`, target, () =>
-        this.api.custom.getNamespacedCustomObject({ group: GATEWAY_GROUP, version: GATEWAY_VERSION, namespace: target.namespace, plural: HTTP_ROUTES, name }),
+        this.api.custom.getNamespacedCustomObject({
+          group: GATEWAY_GROUP,
+          version: GATEWAY_VERSION,
+          namespace: target.namespace,
+          plural: HTTP_ROUTES,
+          name,
+        }),
       )) as HttpRoute;
     } catch (error) {
       // A 404 for the kind itself (no CRD: "404 page not found", or "could not find the requested
       // resource" when other kinds of the group remain) does not name the route; say what to install.
-      if (error instanceof ApplicationFailure && error.type === ErrorType.NotFound && !error.message.includes(`"${name}" not found`)) {
+      if (
+        error instanceof ApplicationFailure &&
+        error.type === ErrorType.NotFound &&
+        !error.message.includes(`"${name}" not found`)
+      ) {
         throw ApplicationFailure.create({
           type: ErrorType.NotFound,
           message: `read httproute ${name}: the API server does not serve ${HTTP_ROUTES}.${GATEWAY_GROUP}/${GATEWAY_VERSION}: install the Gateway API CRDs (standard channel), or choose another traffic.router`,
@@ -287,7 +345,10 @@ function parentsRefusing(route: HttpRoute): string[] {
       if (!['Accepted', 'ResolvedRefs'].includes(condition.type)) continue;
       const current = (condition.observedGeneration ?? generation) >= generation;
       if (!current) refusing.push(`${parent.parentRef?.name ?? 'a gateway'} has not yet seen generation ${generation}`);
-      else if (condition.status !== 'True') refusing.push(`${parent.parentRef?.name ?? 'a gateway'}: ${condition.type} ${condition.status} (${condition.reason ?? ''}${condition.message ? `: ${condition.message}` : ''})`);
+      else if (condition.status !== 'True')
+        refusing.push(
+          `${parent.parentRef?.name ?? 'a gateway'}: ${condition.type} ${condition.status} (${condition.reason ?? ''}${condition.message ? `: ${condition.message}` : ''})`,
+        );
     }
   }
   return refusing;
@@ -312,12 +373,20 @@ export class IngressRouter extends IngressRouterBase {
     const { ingress: stableName, canaryIngress: canaryName } = ingressNamesOf(target);
     const stable = await this.readIngress(target, stableName);
     const canary = await this.readCanary(target, canaryName);
-    return ingressView(target, this.slotOf(target, stable, true), canary ? { slot: this.slotOf(target, canary, false), weight: canaryWeightOf(canary.metadata?.annotations) } : null);
+    return ingressView(
+      target,
+      this.slotOf(target, stable, true),
+      canary
+        ? { slot: this.slotOf(target, canary, false), weight: canaryWeightOf(canary.metadata?.annotations) }
+        : null,
+    );
   }
 
   protected async pointStable(target: Target, slot: Slot): Promise<boolean> {
     await requireSlotServices(this.api, target);
-    return await this.patchIngress(target, ingressNamesOf(target).ingress, (ingress) => (this.slotOf(target, ingress, true) === slot ? null : { spec: retarget(target, ingress, slot) }));
+    return await this.patchIngress(target, ingressNamesOf(target).ingress, (ingress) =>
+      this.slotOf(target, ingress, true) === slot ? null : { spec: retarget(target, ingress, slot) },
+    );
   }
 
   protected async weighCanary(target: Target, slot: Slot | null, weight: number): Promise<boolean> {
@@ -330,14 +399,26 @@ export class IngressRouter extends IngressRouterBase {
       const body: k8s.V1Ingress = {
         apiVersion: 'networking.k8s.io/v1',
         kind: 'Ingress',
-        metadata: { name, namespace: target.namespace, labels: { 'app.kubernetes.io/managed-by': 'bluegreen', app: target.app }, annotations },
-        spec: { ...(stable.spec?.ingressClassName ? { ingressClassName: stable.spec.ingressClassName } : {}), rules: canaryRules(target, stable, slot) },
+        metadata: {
+          name,
+          namespace: target.namespace,
+          labels: { 'app.kubernetes.io/managed-by': 'bluegreen', app: target.app },
+          annotations,
+        },
+        spec: {
+          ...(stable.spec?.ingressClassName ? { ingressClassName: stable.spec.ingressClassName } : {}),
+          rules: canaryRules(target, stable, slot),
+        },
       };
-      await this.api.call(`create ingress ${name}`, target, () => this.api.networking.createNamespacedIngress({ namespace: target.namespace, body }));
+      await this.api.call(`create ingress ${name}`, target, () =>
+        this.api.networking.createNamespacedIngress({ namespace: target.namespace, body }),
+      );
       return true;
     }
     return await this.patchIngress(target, name, (ingress) => {
-      const weighed = canaryWeightOf(ingress.metadata?.annotations) === weight && ingress.metadata?.annotations?.[NGINX_CANARY] === 'true';
+      const weighed =
+        canaryWeightOf(ingress.metadata?.annotations) === weight &&
+        ingress.metadata?.annotations?.[NGINX_CANARY] === 'true';
       const pointed = slot === null || this.slotOf(target, ingress, false) === slot;
       if (weighed && pointed) return null;
       return { metadata: { annotations }, ...(pointed ? {} : { spec: retarget(target, ingress, slot!) }) };
@@ -345,7 +426,9 @@ export class IngressRouter extends IngressRouterBase {
   }
 
   private async readIngress(target: Target, name: string): Promise<k8s.V1Ingress> {
-    return await this.api.call(`read ingress ${name}`, target, () => this.api.networking.readNamespacedIngress({ name, namespace: target.namespace }));
+    return await this.api.call(`read ingress ${name}`, target, () =>
+      this.api.networking.readNamespacedIngress({ name, namespace: target.namespace }),
+    );
   }
 
   private async readCanary(target: Target, name: string): Promise<k8s.V1Ingress | null> {
@@ -355,13 +438,19 @@ export class IngressRouter extends IngressRouterBase {
   /** The slot whose Service the Ingress's slot backends name; none, or both, is an error naming the Ingress. */
   private slotOf(target: Target, ingress: k8s.V1Ingress, stable: boolean): Slot {
     const services = slotServicesOf(target);
-    const slots = new Set(slotBackends(ingress).map((b) => slotNamed(target, b.service?.name)).filter(isSlot));
+    const slots = new Set(
+      slotBackends(ingress)
+        .map((b) => slotNamed(target, b.service?.name))
+        .filter(isSlot),
+    );
     if (slots.size !== 1) {
       throw ApplicationFailure.create({
         type: ErrorType.PreconditionFailed,
         message:
           `${stable ? '' : 'canary '}ingress ${ingress.metadata?.name} in namespace ${target.namespace} ` +
-          (slots.size === 0 ? `has no path whose backend is ${services.blue} or ${services.green}: add one (the router switches only such backends)` : `sends to both ${services.blue} and ${services.green}; one slot at a time`),
+          (slots.size === 0
+            ? `has no path whose backend is ${services.blue} or ${services.green}: add one (the router switches only such backends)`
+            : `sends to both ${services.blue} and ${services.green}; one slot at a time`),
         nonRetryable: true,
       });
     }
@@ -369,15 +458,25 @@ export class IngressRouter extends IngressRouterBase {
   }
 
   /** One merge patch computed from a fresh read, carrying its resourceVersion; a 409 is read again. */
-  private async patchIngress(target: Target, name: string, change: (ingress: k8s.V1Ingress) => Record<string, unknown> | null): Promise<boolean> {
+  private async patchIngress(
+    target: Target,
+    name: string,
+    change: (ingress: k8s.V1Ingress) => Record<string, unknown> | null,
+  ): Promise<boolean> {
     for (let attempt = 1; ; attempt++) {
       const ingress = await this.readIngress(target, name);
       const patch = change(ingress);
       if (patch === null) return false;
-      const metadata = { ...((patch['metadata'] as object | undefined) ?? {}), resourceVersion: ingress.metadata?.resourceVersion };
+      const metadata = {
+        ...((patch['metadata'] as object | undefined) ?? {}),
+        resourceVersion: ingress.metadata?.resourceVersion,
+      };
       const written = await this.api.call(`patch ingress ${name}`, target, async () => {
         try {
-          await this.api.networking.patchNamespacedIngress({ name, namespace: target.namespace, body: { ...patch, metadata } }, MERGE);
+          await this.api.networking.patchNamespacedIngress(
+            { name, namespace: target.namespace, body: { ...patch, metadata } },
+            MERGE,
+          );
           return true;
         } catch (error) {
           if (isConflict(error) && attempt < CONFLICT_TRIES) return false;
@@ -395,12 +494,30 @@ function slotNamed(target: Target, service: string | undefined): Slot | null {
 }
 
 /** The Ingress's spec with every slot backend naming `slot`'s Service; everything else as it was. */
-function retarget(target: Target, ingress: k8s.V1Ingress, slot: Slot): Pick<k8s.V1IngressSpec, 'rules' | 'defaultBackend'> {
+function retarget(
+  target: Target,
+  ingress: k8s.V1Ingress,
+  slot: Slot,
+): Pick<k8s.V1IngressSpec, 'rules' | 'defaultBackend'> {
   const service = slotServicesOf(target)[slot];
-  const move = (backend: k8s.V1IngressBackend): k8s.V1IngressBackend => (slotNamed(target, backend.service?.name) === null ? backend : { ...backend, service: { ...backend.service!, name: service } });
+  const move = (backend: k8s.V1IngressBackend): k8s.V1IngressBackend =>
+    slotNamed(target, backend.service?.name) === null
+      ? backend
+      : { ...backend, service: { ...backend.service!, name: service } };
   const spec = ingress.spec ?? {};
   return {
-    ...(spec.rules ? { rules: spec.rules.map((rule) => (rule.http ? { ...rule, http: { ...rule.http, paths: rule.http.paths.map((p) => ({ ...p, backend: move(p.backend) })) } } : rule)) } : {}),
+    ...(spec.rules
+      ? {
+          rules: spec.rules.map((rule) =>
+            rule.http
+              ? {
+                  ...rule,
+                  http: { ...rule.http, paths: rule.http.paths.map((p) => ({ ...p, backend: move(p.backend) })) },
+                }
+              : rule,
+          ),
+        }
+      : {}),
     ...(spec.defaultBackend ? { defaultBackend: move(spec.defaultBackend) } : {}),
   };
 }
@@ -408,7 +525,10 @@ function retarget(target: Target, ingress: k8s.V1Ingress, slot: Slot): Pick<k8s.
 /** Every backend of an Ingress (paths and default) that names a Service. */
 function slotBackends(ingress: k8s.V1Ingress): k8s.V1IngressBackend[] {
   const spec = ingress.spec ?? {};
-  return [...(spec.defaultBackend ? [spec.defaultBackend] : []), ...(spec.rules ?? []).flatMap((r) => (r.http?.paths ?? []).map((p) => p.backend))].filter((b) => b.service);
+  return [
+    ...(spec.defaultBackend ? [spec.defaultBackend] : []),
+    ...(spec.rules ?? []).flatMap((r) => (r.http?.paths ?? []).map((p) => p.backend)),
+  ].filter((b) => b.service);
 }
 
 /** The canary Ingress's rules: the stable Ingress's hosts and paths that name a slot Service, naming `slot`'s (NGINX pairs them by host and path). */
@@ -416,7 +536,9 @@ function canaryRules(target: Target, stable: k8s.V1Ingress, slot: Slot): k8s.V1I
   const services = new Set(Object.values(slotServicesOf(target)));
   const rules = (retarget(target, stable, slot).rules ?? []).map((rule) => ({
     ...rule,
-    ...(rule.http ? { http: { paths: rule.http.paths.filter((p) => services.has(p.backend.service?.name ?? '')) } } : {}),
+    ...(rule.http
+      ? { http: { paths: rule.http.paths.filter((p) => services.has(p.backend.service?.name ?? '')) } }
+      : {}),
   }));
   return rules.filter((rule) => (rule.http?.paths.length ?? 0) > 0);
 }

@@ -37,7 +37,14 @@ import { versionFromImage } from '../deployment-spec/deployment-spec.js';
 import { diffObjects } from '../shared/evidence.js';
 import type { SlotEvidence } from '../shared/evidence.js';
 
-const PodSchema = z.object({ name: z.string(), image: z.string(), phase: z.string(), ready: z.boolean(), restarts: z.number(), updated: z.boolean() });
+const PodSchema = z.object({
+  name: z.string(),
+  image: z.string(),
+  phase: z.string(),
+  ready: z.boolean(),
+  restarts: z.number(),
+  updated: z.boolean(),
+});
 const DeploymentSchema = z.object({
   name: z.string(),
   namespace: z.string(),
@@ -57,7 +64,10 @@ type LocalDeploymentState = z.output<typeof DeploymentSchema>;
 
 export const LocalPlatformEnvSchema = z.object({
   /** The local platform's control API. */
-  BLUEGREEN_LOCAL_URL: z.string().url('BLUEGREEN_LOCAL_URL must be a URL such as http://127.0.0.1:7070').default('http://127.0.0.1:7070'),
+  BLUEGREEN_LOCAL_URL: z
+    .string()
+    .url('BLUEGREEN_LOCAL_URL must be a URL such as http://127.0.0.1:7070')
+    .default('http://127.0.0.1:7070'),
 });
 
 /** How often waits poll the control API: it answers from memory on loopback. */
@@ -69,9 +79,25 @@ const CLUSTER_HOST = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9]([-a-z0-9]*[a-z
 /** What the local cluster's evidence endpoint answers. */
 const EvidenceSchema = z.object({
   pods: z.array(
-    z.object({ name: z.string(), ready: z.boolean(), restarts: z.number(), container: z.string(), log: z.array(z.string()), previous: z.array(z.string()).nullable() }),
+    z.object({
+      name: z.string(),
+      ready: z.boolean(),
+      restarts: z.number(),
+      container: z.string(),
+      log: z.array(z.string()),
+      previous: z.array(z.string()).nullable(),
+    }),
   ),
-  events: z.array(z.object({ at: z.string(), type: z.string(), reason: z.string(), object: z.string(), message: z.string(), count: z.number() })),
+  events: z.array(
+    z.object({
+      at: z.string(),
+      type: z.string(),
+      reason: z.string(),
+      object: z.string(),
+      message: z.string(),
+      count: z.number(),
+    }),
+  ),
 });
 
 export class LocalPlatform extends RoutedPlatform implements Platform {
@@ -85,7 +111,11 @@ export class LocalPlatform extends RoutedPlatform implements Platform {
     private readonly options: { dryRun?: boolean } = {},
   ) {
     super();
-    this.http = axios.create({ baseURL: baseUrl.replace(/\/+$/, ''), timeout: 10_000, ...(options.dryRun ? { params: { dryRun: 'All' } } : {}) });
+    this.http = axios.create({
+      baseURL: baseUrl.replace(/\/+$/, ''),
+      timeout: 10_000,
+      ...(options.dryRun ? { params: { dryRun: 'All' } } : {}),
+    });
     const api: LocalApi = { request: (method, path, body) => this.request(method, path, body) };
     this.traffic = new RoutedTraffic(this.name, [
       new LocalSelectorRouter(TrafficRouter.ServiceSelector, api),
@@ -94,7 +124,6 @@ export class LocalPlatform extends RoutedPlatform implements Platform {
       new LocalIngressRouter(api),
     ]);
   }
-
 
   static fromEnv(env: NodeJS.ProcessEnv): LocalPlatform {
     return new LocalPlatform(parseEnv(LocalPlatformEnvSchema, env).BLUEGREEN_LOCAL_URL);
@@ -107,12 +136,26 @@ export class LocalPlatform extends RoutedPlatform implements Platform {
   /** The local platform has no access control: whoever reaches its control API may do anything. */
   async reviewAccess(target: Target): Promise<PlanCheck[]> {
     await this.deployment(target, 'blue');
-    return [{ kind: 'access', name: 'access', verdict: PlanVerdict.Ok, detail: `the local platform at ${this.baseUrl} has no access control` }];
+    return [
+      {
+        kind: 'access',
+        name: 'access',
+        verdict: PlanVerdict.Ok,
+        detail: `the local platform at ${this.baseUrl} has no access control`,
+      },
+    ];
   }
 
   /** The local platform has no quota: its pods are processes on this machine. */
   async checkCapacity(target: Target, slot: Slot, replicas: number): Promise<PlanCheck[]> {
-    return [{ kind: 'capacity', name: 'quota', verdict: PlanVerdict.Ok, detail: `no quota on the local platform (${replicas} processes of ${target.deployments[slot]})` }];
+    return [
+      {
+        kind: 'capacity',
+        name: 'quota',
+        verdict: PlanVerdict.Ok,
+        detail: `no quota on the local platform (${replicas} processes of ${target.deployments[slot]})`,
+      },
+    ];
   }
 
   async describe(target: Target): Promise<LiveState> {
@@ -126,12 +169,19 @@ export class LocalPlatform extends RoutedPlatform implements Platform {
     const before = await this.deployment(target, slot);
     const labelled = run === undefined || before.templateLabels[RUN_LABEL] === run;
     if (before.image !== image || before.replicas !== replicas || !labelled) {
-      await this.patchDeployment(target, before, { image, replicas, ...(run === undefined ? {} : { labels: { [RUN_LABEL]: run } }) });
+      await this.patchDeployment(target, before, {
+        image,
+        replicas,
+        ...(run === undefined ? {} : { labels: { [RUN_LABEL]: run } }),
+      });
     }
     return toSlotState(target, slot, before);
   }
 
-  async waitForSlotReady({ target, slot, replicas, timeoutSeconds }: WaitForSlotReadyRequest, progress: Progress): Promise<ReadyReport> {
+  async waitForSlotReady(
+    { target, slot, replicas, timeoutSeconds }: WaitForSlotReadyRequest,
+    progress: Progress,
+  ): Promise<ReadyReport> {
     const started = performance.now();
     for (;;) {
       const d = await this.deployment(target, slot);
@@ -166,7 +216,8 @@ export class LocalPlatform extends RoutedPlatform implements Platform {
   async scaleSlot({ target, slot, replicas, image }: ScaleSlotRequest, progress: Progress): Promise<void> {
     const before = await this.deployment(target, slot);
     const patch = { replicas, ...(image ? { image } : {}) };
-    if (before.replicas !== replicas || (image && before.image !== image)) await this.patchDeployment(target, before, patch);
+    if (before.replicas !== replicas || (image && before.image !== image))
+      await this.patchDeployment(target, before, patch);
     // Scaling down completes when the surplus pods are gone, within their grace period.
     const deadline = performance.now() + (before.terminationGracePeriodSeconds + 10) * 1000;
     for (;;) {
@@ -174,7 +225,9 @@ export class LocalPlatform extends RoutedPlatform implements Platform {
       progress.heartbeat({ pods: d.pods.length, of: replicas });
       if (d.pods.length <= replicas) return;
       if (performance.now() > deadline) {
-        throw new Error(`deployment ${d.name}: ${d.pods.length} pods still running after the grace period (want ${replicas})`);
+        throw new Error(
+          `deployment ${d.name}: ${d.pods.length} pods still running after the grace period (want ${replicas})`,
+        );
       }
       await sleep(POLL_MS, undefined, { signal: progress.signal });
     }
@@ -188,7 +241,9 @@ export class LocalPlatform extends RoutedPlatform implements Platform {
     const parsed = new URL(url);
     const match = CLUSTER_HOST.exec(parsed.hostname);
     if (!match) return url;
-    const service = LocalServiceSchema.parse(await this.request('get', `/api/v1/namespaces/${match[3]}/services/${match[1]}`));
+    const service = LocalServiceSchema.parse(
+      await this.request('get', `/api/v1/namespaces/${match[3]}/services/${match[1]}`),
+    );
     return `${parsed.protocol}//${service.listen}${parsed.pathname === '/' ? '' : parsed.pathname}`;
   }
 
@@ -204,22 +259,47 @@ export class LocalPlatform extends RoutedPlatform implements Platform {
       this.deployment(target, peer),
     ]);
     const { pods, events } = EvidenceSchema.parse(gathered);
-    const template = (d: LocalDeploymentState) => ({ image: d.image, container: d.container, terminationGracePeriodSeconds: d.terminationGracePeriodSeconds });
+    const template = (d: LocalDeploymentState) => ({
+      image: d.image,
+      container: d.container,
+      terminationGracePeriodSeconds: d.terminationGracePeriodSeconds,
+    });
     return {
       deployment: name,
-      containers: pods.map((p) => ({ pod: p.name, container: p.container, ready: p.ready, restarts: p.restarts, log: p.log, previousLog: p.previous, logError: null })),
-      events: events.map((e) => ({ at: e.at, type: e.type, reason: e.reason, object: e.object, message: e.message, count: e.count })),
+      containers: pods.map((p) => ({
+        pod: p.name,
+        container: p.container,
+        ready: p.ready,
+        restarts: p.restarts,
+        log: p.log,
+        previousLog: p.previous,
+        logError: null,
+      })),
+      events: events.map((e) => ({
+        at: e.at,
+        type: e.type,
+        reason: e.reason,
+        object: e.object,
+        message: e.message,
+        count: e.count,
+      })),
       templateDiff: diffObjects(template(other), template(failing)),
       problems: [],
     };
   }
 
   private async deployment(target: Target, slot: Slot): Promise<LocalDeploymentState> {
-    return DeploymentSchema.parse(await this.request('get', `/api/v1/namespaces/${target.namespace}/deployments/${target.deployments[slot]}`));
+    return DeploymentSchema.parse(
+      await this.request('get', `/api/v1/namespaces/${target.namespace}/deployments/${target.deployments[slot]}`),
+    );
   }
 
   /** Patches the Deployment `d` was read from, once its container is the target's. */
-  private async patchDeployment(target: Target, d: LocalDeploymentState, patch: { image?: string; replicas: number; labels?: Record<string, string> }): Promise<void> {
+  private async patchDeployment(
+    target: Target,
+    d: LocalDeploymentState,
+    patch: { image?: string; replicas: number; labels?: Record<string, string> },
+  ): Promise<void> {
     if (d.container !== target.container) {
       throw ApplicationFailure.create({
         type: ErrorType.InvalidInput,
@@ -236,9 +316,13 @@ export class LocalPlatform extends RoutedPlatform implements Platform {
       const response = await this.http.request({ method, url: path, data: body });
       return response.data;
     } catch (error) {
-      if (!axios.isAxiosError(error) || !error.response) throw new Error(`local platform at ${this.baseUrl}: ${(error as Error).message}`, { cause: error });
-      const message = (error.response.data as { message?: string } | undefined)?.message ?? `HTTP ${error.response.status}`;
-      const type = { 404: ErrorType.NotFound, 422: ErrorType.InvalidInput, 400: ErrorType.InvalidInput }[error.response.status];
+      if (!axios.isAxiosError(error) || !error.response)
+        throw new Error(`local platform at ${this.baseUrl}: ${(error as Error).message}`, { cause: error });
+      const message =
+        (error.response.data as { message?: string } | undefined)?.message ?? `HTTP ${error.response.status}`;
+      const type = { 404: ErrorType.NotFound, 422: ErrorType.InvalidInput, 400: ErrorType.InvalidInput }[
+        error.response.status
+      ];
       if (type) throw ApplicationFailure.create({ type, message: `local platform: ${message}`, nonRetryable: true });
       throw new Error(`local platform ${method.toUpperCase()} ${path}: ${message}`, { cause: error });
     }

@@ -13,7 +13,16 @@ import { isSlot, SLOTS } from '../shared/slots.js';
 import type { Slot } from '../shared/slots.js';
 import { NGINX_CANARY, NGINX_CANARY_WEIGHT } from '../shared/traffic.js';
 import type { TrafficRouter } from '../shared/traffic.js';
-import { canaryWeightOf, ingressNamesOf, IngressRouterBase, ingressView, SelectorRouterBase, slotServicesOf, unlessNotFound, WeightedRouteRouter } from './routers.js';
+import {
+  canaryWeightOf,
+  ingressNamesOf,
+  IngressRouterBase,
+  ingressView,
+  SelectorRouterBase,
+  slotServicesOf,
+  unlessNotFound,
+  WeightedRouteRouter,
+} from './routers.js';
 import type { IngressView, RouteWeights, SelectorView } from './routers.js';
 
 /** What the routers need of the adapter: one control API call, its errors mapped as the adapter maps them. */
@@ -28,8 +37,16 @@ export const LocalServiceSchema = z.object({
   selector: z.record(z.string()),
   endpoints: z.array(z.object({ pod: z.string(), deployment: z.string(), labels: z.record(z.string()) })),
 });
-const RouteSchema = z.object({ name: z.string(), backendRefs: z.array(z.object({ name: z.string(), weight: z.number() })) });
-const IngressSchema = z.object({ name: z.string(), host: z.string(), backend: z.string(), annotations: z.record(z.string()) });
+const RouteSchema = z.object({
+  name: z.string(),
+  backendRefs: z.array(z.object({ name: z.string(), weight: z.number() })),
+});
+const IngressSchema = z.object({
+  name: z.string(),
+  host: z.string(),
+  backend: z.string(),
+  annotations: z.record(z.string()),
+});
 type LocalServiceState = z.output<typeof LocalServiceSchema>;
 type LocalIngressState = z.output<typeof IngressSchema>;
 
@@ -58,7 +75,9 @@ export class LocalSelectorRouter extends SelectorRouterBase {
   }
 
   protected async writeSelected(target: Target, slot: Slot | null): Promise<void> {
-    await this.api.request('patch', `/api/v1/namespaces/${target.namespace}/services/${target.service}`, { selector: { [target.slotLabelKey]: slot } });
+    await this.api.request('patch', `/api/v1/namespaces/${target.namespace}/services/${target.service}`, {
+      selector: { [target.slotLabelKey]: slot },
+    });
   }
 
   protected async readView(target: Target, stable: Slot, canary: Slot): Promise<SelectorView> {
@@ -66,7 +85,11 @@ export class LocalSelectorRouter extends SelectorRouterBase {
     const count = (slot: Slot) => service.endpoints.filter((e) => e.labels[target.slotLabelKey] === slot).length;
     const endpoints = { [stable]: count(stable), [canary]: count(canary) } as Record<Slot, number>;
     const selected = service.selector[target.slotLabelKey];
-    return { selected: isSlot(selected) ? selected : null, endpoints, strays: service.endpoints.length - endpoints[stable] - endpoints[canary] };
+    return {
+      selected: isSlot(selected) ? selected : null,
+      endpoints,
+      strays: service.endpoints.length - endpoints[stable] - endpoints[canary],
+    };
   }
 }
 
@@ -91,7 +114,8 @@ export class LocalGatewayApiRouter extends WeightedRouteRouter {
       const slot = SLOTS.find((s) => services[s] === ref.name);
       return slot === undefined ? ref : { ...ref, weight: weights[slot] };
     });
-    for (const slot of SLOTS) if (!refs.some((ref) => ref.name === services[slot])) refs.push({ name: services[slot], weight: weights[slot] });
+    for (const slot of SLOTS)
+      if (!refs.some((ref) => ref.name === services[slot])) refs.push({ name: services[slot], weight: weights[slot] });
     await this.api.request('patch', this.path(target), { backendRefs: refs });
   }
 
@@ -104,7 +128,8 @@ export class LocalGatewayApiRouter extends WeightedRouteRouter {
         nonRetryable: true,
       });
     }
-    const weight = (slot: Slot) => route.backendRefs.filter((ref) => ref.name === services[slot]).reduce((sum, ref) => sum + ref.weight, 0);
+    const weight = (slot: Slot) =>
+      route.backendRefs.filter((ref) => ref.name === services[slot]).reduce((sum, ref) => sum + ref.weight, 0);
     return { blue: weight('blue'), green: weight('green') };
   }
 
@@ -131,7 +156,11 @@ export class LocalIngressRouter extends IngressRouterBase {
     const names = ingressNamesOf(target);
     const stable = await this.readIngress(target, names.ingress);
     const canary = await unlessNotFound(this.readIngress(target, names.canaryIngress));
-    return ingressView(target, this.slotOf(target, stable), canary ? { slot: this.slotOf(target, canary), weight: canaryWeightOf(canary.annotations) } : null);
+    return ingressView(
+      target,
+      this.slotOf(target, stable),
+      canary ? { slot: this.slotOf(target, canary), weight: canaryWeightOf(canary.annotations) } : null,
+    );
   }
 
   protected async pointStable(target: Target, slot: Slot): Promise<boolean> {
@@ -149,13 +178,21 @@ export class LocalIngressRouter extends IngressRouterBase {
     if (!existing) {
       if (weight === 0 || slot === null) return false;
       const stable = await this.readIngress(target, stableName);
-      await this.api.request('post', this.path(target), { name, host: stable.host, backend: slotServicesOf(target)[slot], annotations });
+      await this.api.request('post', this.path(target), {
+        name,
+        host: stable.host,
+        backend: slotServicesOf(target)[slot],
+        annotations,
+      });
       return true;
     }
     const weighed = existing.annotations[NGINX_CANARY] === 'true' && canaryWeightOf(existing.annotations) === weight;
     const pointed = slot === null || this.slotOf(target, existing) === slot;
     if (weighed && pointed) return false;
-    await this.api.request('patch', this.path(target, name), { annotations, ...(pointed ? {} : { backend: slotServicesOf(target)[slot!] }) });
+    await this.api.request('patch', this.path(target, name), {
+      annotations,
+      ...(pointed ? {} : { backend: slotServicesOf(target)[slot!] }),
+    });
     return true;
   }
 

@@ -3,12 +3,27 @@
  * and the live slot. An adapter supplies the reads and writes of its own objects (the kubernetes
  * API, or the local platform's control API); the behaviour the workflow relies on lives here.
  */
-import type { LiveRoute, Progress, RouteReport, RouteRequest, Target, TrafficRouterPort, WeightVerification } from '../activities/contract.js';
+import type {
+  LiveRoute,
+  Progress,
+  RouteReport,
+  RouteRequest,
+  Target,
+  TrafficRouterPort,
+  WeightVerification,
+} from '../activities/contract.js';
 import { ApplicationFailure } from '@temporalio/activity';
 import { ErrorType } from '../shared/errors.js';
 import { isSlot, SLOTS } from '../shared/slots.js';
 import type { Slot } from '../shared/slots.js';
-import { formatShare, NGINX_CANARY, NGINX_CANARY_WEIGHT, REPLICA_RATIO_TOLERANCE_POINTS, smallestStep, TrafficRouter } from '../shared/traffic.js';
+import {
+  formatShare,
+  NGINX_CANARY,
+  NGINX_CANARY_WEIGHT,
+  REPLICA_RATIO_TOLERANCE_POINTS,
+  smallestStep,
+  TrafficRouter,
+} from '../shared/traffic.js';
 import { endpointsServe, liveSlotOf, pollUntil, weightsFor } from './routing.js';
 
 /** What a selector router reads: the slot its selector names (null: none), and the ready endpoints by slot. */
@@ -24,14 +39,22 @@ export interface SelectorView {
  * (100) or neither (a split), the endpoints serve accordingly, and the canary's share of them is
  * within the tolerance. Returns the share in effect.
  */
-export function selectorHolds(view: SelectorView, { stable, canary, weight }: RouteRequest & { weight: number }): { held: boolean; effective: number; unmet: string } {
+export function selectorHolds(
+  view: SelectorView,
+  { stable, canary, weight }: RouteRequest & { weight: number },
+): { held: boolean; effective: number; unmet: string } {
   const { endpoints, strays } = view;
   const total = endpoints[stable] + endpoints[canary] + strays;
   const effective = total === 0 ? 0 : (100 * endpoints[canary]) / total;
   const slot = weight <= 0 ? stable : weight >= 100 ? canary : null;
   const serving =
-    weight <= 0 ? endpoints[canary] === 0 && endpoints[stable] > 0 : weight >= 100 ? endpoints[stable] === 0 && endpoints[canary] > 0 : endpoints[stable] > 0 && endpoints[canary] > 0;
-  const held = view.selected === slot && serving && strays === 0 && Math.abs(effective - weight) <= REPLICA_RATIO_TOLERANCE_POINTS;
+    weight <= 0
+      ? endpoints[canary] === 0 && endpoints[stable] > 0
+      : weight >= 100
+        ? endpoints[stable] === 0 && endpoints[canary] > 0
+        : endpoints[stable] > 0 && endpoints[canary] > 0;
+  const held =
+    view.selected === slot && serving && strays === 0 && Math.abs(effective - weight) <= REPLICA_RATIO_TOLERANCE_POINTS;
   return {
     held,
     effective,
@@ -62,13 +85,21 @@ export abstract class SelectorRouterBase implements TrafficRouterPort {
     const selected = await this.readSelected(target);
     const where = `service ${target.service} in namespace ${target.namespace}`;
     if (isSlot(selected)) return { slot: selected, routing: `${where} selects ${target.slotLabelKey}=${selected}` };
-    if (selected === undefined) return { slot: null, routing: `${where} selects both slots (no ${target.slotLabelKey} in its selector)` };
-    return { slot: null, routing: `${where} selects ${target.slotLabelKey}=${selected}, which is neither slot (blue, green)` };
+    if (selected === undefined)
+      return { slot: null, routing: `${where} selects both slots (no ${target.slotLabelKey} in its selector)` };
+    return {
+      slot: null,
+      routing: `${where} selects ${target.slotLabelKey}=${selected}, which is neither slot (blue, green)`,
+    };
   }
 
   async setWeight(request: RouteRequest & { weight: number }): Promise<RouteReport> {
     if (this.kind === TrafficRouter.ServiceSelector) {
-      throw ApplicationFailure.create({ type: ErrorType.InvalidInput, message: `traffic.router: service-selector cannot send ${request.weight} % to one slot`, nonRetryable: true });
+      throw ApplicationFailure.create({
+        type: ErrorType.InvalidInput,
+        message: `traffic.router: service-selector cannot send ${request.weight} % to one slot`,
+        nonRetryable: true,
+      });
     }
     return await this.select(request.target, null);
   }
@@ -81,7 +112,10 @@ export abstract class SelectorRouterBase implements TrafficRouterPort {
     return await this.select(target, canary);
   }
 
-  async verifyWeight(request: RouteRequest & { weight: number; timeoutSeconds: number }, progress: Progress): Promise<WeightVerification> {
+  async verifyWeight(
+    request: RouteRequest & { weight: number; timeoutSeconds: number },
+    progress: Progress,
+  ): Promise<WeightVerification> {
     const { target, stable, canary, weight, timeoutSeconds } = request;
     return await pollUntil(timeoutSeconds, progress, async () => {
       const view = await this.readView(target, stable, canary);
@@ -89,7 +123,10 @@ export abstract class SelectorRouterBase implements TrafficRouterPort {
       return {
         done: held ? { weight: effective, endpoints: view.endpoints, seconds: 0 } : null,
         beat: { endpoints: view.endpoints, strays: view.strays, effective },
-        unmet: [`service ${target.service} in namespace ${target.namespace} does not hold ${weight} % for ${canary}`, unmet],
+        unmet: [
+          `service ${target.service} in namespace ${target.namespace} does not hold ${weight} % for ${canary}`,
+          unmet,
+        ],
       };
     });
   }
@@ -133,7 +170,10 @@ export abstract class WeightedRouteRouter implements TrafficRouterPort {
 
   async readLive(target: Target): Promise<LiveRoute> {
     const { name, weights } = await this.readWeights(target);
-    return { slot: liveSlotOf(weights), routing: `httproute ${name} in namespace ${target.namespace} weighs ${describeWeights(target, weights)}` };
+    return {
+      slot: liveSlotOf(weights),
+      routing: `httproute ${name} in namespace ${target.namespace} weighs ${describeWeights(target, weights)}`,
+    };
   }
 
   async setWeight(request: RouteRequest & { weight: number }): Promise<RouteReport> {
@@ -148,13 +188,22 @@ export abstract class WeightedRouteRouter implements TrafficRouterPort {
     return await this.write(request.target, weightsFor(request, 100));
   }
 
-  async verifyWeight(request: RouteRequest & { weight: number; timeoutSeconds: number }, progress: Progress): Promise<WeightVerification> {
+  async verifyWeight(
+    request: RouteRequest & { weight: number; timeoutSeconds: number },
+    progress: Progress,
+  ): Promise<WeightVerification> {
     const { target, canary, weight, timeoutSeconds } = request;
     const wanted = weightsFor(request, weight);
     return await pollUntil(timeoutSeconds, progress, async () => {
-      const [{ name, weights, refusals }, endpoints] = await Promise.all([this.readWeights(target), this.slotEndpoints(target)]);
+      const [{ name, weights, refusals }, endpoints] = await Promise.all([
+        this.readWeights(target),
+        this.slotEndpoints(target),
+      ]);
       const total = weights.blue + weights.green;
-      const held = SLOTS.every((slot) => weights[slot] === wanted[slot]) && refusals.length === 0 && endpointsServe(wanted, endpoints);
+      const held =
+        SLOTS.every((slot) => weights[slot] === wanted[slot]) &&
+        refusals.length === 0 &&
+        endpointsServe(wanted, endpoints);
       return {
         done: held ? { weight: total === 0 ? 0 : (100 * weights[canary]) / total, endpoints, seconds: 0 } : null,
         beat: { weights, endpoints },
@@ -237,7 +286,10 @@ export abstract class IngressRouterBase implements TrafficRouterPort {
     return report(before, changed);
   }
 
-  async verifyWeight(request: RouteRequest & { weight: number; timeoutSeconds: number }, progress: Progress): Promise<WeightVerification> {
+  async verifyWeight(
+    request: RouteRequest & { weight: number; timeoutSeconds: number },
+    progress: Progress,
+  ): Promise<WeightVerification> {
     const { target, stable, canary, weight, timeoutSeconds } = request;
     const wanted = weightsFor(request, weight);
     return await pollUntil(timeoutSeconds, progress, async () => {
@@ -250,18 +302,32 @@ export abstract class IngressRouterBase implements TrafficRouterPort {
       return {
         done: held ? { weight: effective, endpoints, seconds: 0 } : null,
         beat: { routing: view.routing, endpoints },
-        unmet: [`${view.routing}, not ${weight} % for ${canary}`, `${endpoints.blue} ready endpoints behind blue and ${endpoints.green} behind green`],
+        unmet: [
+          `${view.routing}, not ${weight} % for ${canary}`,
+          `${endpoints.blue} ready endpoints behind blue and ${endpoints.green} behind green`,
+        ],
       };
     });
   }
 }
 
 /** The view of both Ingresses from what each adapter read: the stable one's slot, and the canary one's slot and weight. */
-export function ingressView(target: Target, stableSlot: Slot, canary: { slot: Slot; weight: number } | null): IngressView {
+export function ingressView(
+  target: Target,
+  stableSlot: Slot,
+  canary: { slot: Slot; weight: number } | null,
+): IngressView {
   const names = ingressNamesOf(target);
   const routing =
-    `ingress ${names.ingress} in namespace ${target.namespace} sends to ${stableSlot}` + (canary ? `, canary ingress ${names.canaryIngress} sends ${canary.weight} % to ${canary.slot}` : '');
-  return { stableSlot, hasCanary: canary !== null, canarySlot: canary?.slot ?? null, canaryWeight: canary?.weight ?? 0, routing };
+    `ingress ${names.ingress} in namespace ${target.namespace} sends to ${stableSlot}` +
+    (canary ? `, canary ingress ${names.canaryIngress} sends ${canary.weight} % to ${canary.slot}` : '');
+  return {
+    stableSlot,
+    hasCanary: canary !== null,
+    canarySlot: canary?.slot ?? null,
+    canaryWeight: canary?.weight ?? 0,
+    routing,
+  };
 }
 
 /** An object that may not exist yet (the canary Ingress before the first canary): null for NotFound. */

@@ -75,20 +75,37 @@ export class RoutedTraffic {
     return { changed: report.changed, previousSlot: report.previousSlot };
   }
 
-  async verifyTraffic({ target, slot, timeoutSeconds }: VerifyTrafficRequest, progress: Progress): Promise<EndpointsReport> {
-    const verified = await this.routerFor(target).verifyWeight({ target, stable: otherSlot(slot), canary: slot, weight: 100, timeoutSeconds }, progress);
+  async verifyTraffic(
+    { target, slot, timeoutSeconds }: VerifyTrafficRequest,
+    progress: Progress,
+  ): Promise<EndpointsReport> {
+    const verified = await this.routerFor(target).verifyWeight(
+      { target, stable: otherSlot(slot), canary: slot, weight: 100, timeoutSeconds },
+      progress,
+    );
     return { endpoints: verified.endpoints[slot], seconds: verified.seconds };
   }
 
   async setTrafficWeight({ target, router, stable, canary, weight }: SetWeightRequest): Promise<WeightReport> {
     const port = this.routerFor(target, router);
     const route = { target, stable, canary };
-    const report = weight <= 0 ? await port.reset(route) : weight >= 100 ? await port.promote(route) : await port.setWeight({ ...route, weight });
+    const report =
+      weight <= 0
+        ? await port.reset(route)
+        : weight >= 100
+          ? await port.promote(route)
+          : await port.setWeight({ ...route, weight });
     return { changed: report.changed, previous: report.previous };
   }
 
-  async verifyTrafficWeight({ target, router, stable, canary, weight, timeoutSeconds }: VerifyWeightRequest, progress: Progress): Promise<WeightVerification> {
-    return await this.routerFor(target, router).verifyWeight({ target, stable, canary, weight, timeoutSeconds }, progress);
+  async verifyTrafficWeight(
+    { target, router, stable, canary, weight, timeoutSeconds }: VerifyWeightRequest,
+    progress: Progress,
+  ): Promise<WeightVerification> {
+    return await this.routerFor(target, router).verifyWeight(
+      { target, stable, canary, weight, timeoutSeconds },
+      progress,
+    );
   }
 }
 
@@ -140,7 +157,11 @@ export async function pollUntil(
     progress.heartbeat(beat);
     if (done) return { ...done, seconds: (performance.now() - started) / 1000 };
     if (performance.now() - started > timeoutSeconds * 1000) {
-      throw ApplicationFailure.create({ type: ErrorType.TrafficNotVerified, message: `${unmet[0]} after ${timeoutSeconds} s: ${unmet[1]}`, nonRetryable: true });
+      throw ApplicationFailure.create({
+        type: ErrorType.TrafficNotVerified,
+        message: `${unmet[0]} after ${timeoutSeconds} s: ${unmet[1]}`,
+        nonRetryable: true,
+      });
     }
     await sleep(poll, undefined, { signal: progress.signal });
   }

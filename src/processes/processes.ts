@@ -67,11 +67,16 @@ export async function waitUntilReady(
   what: string,
   child: ChildProcess,
   url: string,
-  { headers = {}, output = () => '', timeoutMs = 20_000 }: { headers?: Record<string, string>; output?: () => string; timeoutMs?: number } = {},
+  {
+    headers = {},
+    output = () => '',
+    timeoutMs = 20_000,
+  }: { headers?: Record<string, string>; output?: () => string; timeoutMs?: number } = {},
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what} exited with ${child.exitCode ?? child.signalCode}:\n${output()}`);
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`${what} exited with ${child.exitCode ?? child.signalCode}:\n${output()}`);
     try {
       if ((await fetch(url, { headers, signal: AbortSignal.timeout(2000) })).ok) return;
     } catch {

@@ -43,11 +43,7 @@ export type Comparison = (typeof Comparison)[keyof typeof Comparison];
  * Judges one measured value against its threshold. Missing data (null, NaN) is Inconclusive,
  * never Successful: an empty query result must not pass a gate.
  */
-export function judgeValue(
-  value: number | null,
-  comparison: Comparison,
-  threshold: number,
-): AnalysisResult {
+export function judgeValue(value: number | null, comparison: Comparison, threshold: number): AnalysisResult {
   if (value === null || Number.isNaN(value)) return AnalysisResult.Inconclusive;
   const ok =
     comparison === '<'
@@ -194,13 +190,23 @@ export function judgeMonitorTick(
   switch (result) {
     case AnalysisResult.Failed:
       next.failed += 1;
-      return { counters: next, decision: next.failed > limits.failureLimit ? MonitorDecision.Breach : MonitorDecision.Continue };
+      return {
+        counters: next,
+        decision: next.failed > limits.failureLimit ? MonitorDecision.Breach : MonitorDecision.Continue,
+      };
     case AnalysisResult.Error:
-      return { counters: next, decision: next.consecutiveErrors >= limits.consecutiveErrorLimit ? MonitorDecision.ErrorLimit : MonitorDecision.Continue };
+      return {
+        counters: next,
+        decision:
+          next.consecutiveErrors >= limits.consecutiveErrorLimit
+            ? MonitorDecision.ErrorLimit
+            : MonitorDecision.Continue,
+      };
     case AnalysisResult.Inconclusive:
       if (warmingUp) return { counters: next, decision: MonitorDecision.Continue };
       next.inconclusive += 1;
-      if (next.inconclusive > limits.inconclusiveLimit) return { counters: { ...next, inconclusive: 0 }, decision: MonitorDecision.Pause };
+      if (next.inconclusive > limits.inconclusiveLimit)
+        return { counters: { ...next, inconclusive: 0 }, decision: MonitorDecision.Pause };
       return { counters: next, decision: MonitorDecision.Continue };
     default:
       if (consecutive) next.inconclusive = 0;
@@ -259,16 +265,22 @@ export function judgeCanaryTick(input: CanaryTickInput): CanaryTick {
     let relative: AnalysisResult = AnalysisResult.Successful;
     let judged: Measurement = m;
     if (rule) {
-      const threshold = stable?.value === null || stable?.value === undefined ? null : stable.value * rule.factor + rule.offset;
+      const threshold =
+        stable?.value === null || stable?.value === undefined ? null : stable.value * rule.factor + rule.offset;
       relative = threshold === null ? AnalysisResult.Inconclusive : judgeValue(m.value, m.comparison, threshold);
       judged = { ...m, result: worst([m.result, relative]), stable: { value: stable?.value ?? null, threshold } };
     } else if (stable) {
       judged = { ...m, stable: { value: stable.value, threshold: null } };
     }
     if (m.gate && judged.result === AnalysisResult.Failed) {
-      const bothBreach = m.result === AnalysisResult.Failed && stable?.result === AnalysisResult.Failed && relative !== AnalysisResult.Failed;
+      const bothBreach =
+        m.result === AnalysisResult.Failed &&
+        stable?.result === AnalysisResult.Failed &&
+        relative !== AnalysisResult.Failed;
       if (bothBreach) {
-        shared.push(`'${m.name}' is ${formatValue(m.value)} on the canary and ${formatValue(stable!.value)} on the stable slot (must be ${m.comparison} ${m.threshold})`);
+        shared.push(
+          `'${m.name}' is ${formatValue(m.value)} on the canary and ${formatValue(stable!.value)} on the stable slot (must be ${m.comparison} ${m.threshold})`,
+        );
       } else {
         ownBreach = true;
       }
@@ -283,7 +295,8 @@ export function judgeCanaryTick(input: CanaryTickInput): CanaryTick {
     threshold: input.minRequests,
     gate: input.minRequests > 0,
     // Too few requests is missing data, not a breach.
-    result: requests !== null && requests >= input.minRequests ? AnalysisResult.Successful : AnalysisResult.Inconclusive,
+    result:
+      requests !== null && requests >= input.minRequests ? AnalysisResult.Successful : AnalysisResult.Inconclusive,
   });
   const sharedCause =
     shared.length > 0 && !ownBreach
@@ -294,6 +307,9 @@ export function judgeCanaryTick(input: CanaryTickInput): CanaryTick {
     measurements,
     result: judgeTick(measurements),
     sharedCause,
-    observedShare: input.canaryRequests === null || input.stableRequests === null || total <= 0 ? null : (100 * input.canaryRequests) / total,
+    observedShare:
+      input.canaryRequests === null || input.stableRequests === null || total <= 0
+        ? null
+        : (100 * input.canaryRequests) / total,
   };
 }

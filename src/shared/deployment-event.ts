@@ -65,9 +65,14 @@ interface IncidentSource {
 /** The incident for a rollback or failure, from the status and the spec. */
 export function incidentOf({ status, spec, run, message, failedCheck, now }: IncidentSource): Incident {
   // The window after the deployment measured last, if it ran; else the monitor.
-  const measured = failedCheck ? (status.observe?.latest[failedCheck] ?? status.monitor?.latest[failedCheck] ?? null) : null;
+  const measured = failedCheck
+    ? (status.observe?.latest[failedCheck] ?? status.monitor?.latest[failedCheck] ?? null)
+    : null;
   const slo = failedCheck ? spec.monitor?.slos?.find((s) => s.name === failedCheck) : undefined;
-  const movedAt = status.transitions.find((t) => t.phase === 'Switching' || t.phase === 'Monitoring')?.at ?? status.transitions[0]?.at ?? now.toISOString();
+  const movedAt =
+    status.transitions.find((t) => t.phase === 'Switching' || t.phase === 'Monitoring')?.at ??
+    status.transitions[0]?.at ??
+    now.toISOString();
   const slot = status.observe?.slot ?? status.toSlot;
   const breach: IncidentBreach | null =
     measured && slo && slot
@@ -92,8 +97,13 @@ export function incidentOf({ status, spec, run, message, failedCheck, now }: Inc
       : null;
   const restarts = status.monitor ? status.monitor.restarts : null;
   const lines = [`${status.namespace}/${status.app} ${status.version} (${status.image}): ${message}`];
-  if (breach) lines.push(`breached: ${breach.slo} = ${formatValue(breach.value)} (must be ${breach.comparison} ${breach.threshold}) on ${breach.slot}`);
+  if (breach)
+    lines.push(
+      `breached: ${breach.slo} = ${formatValue(breach.value)} (must be ${breach.comparison} ${breach.threshold}) on ${breach.slot}`,
+    );
   if (restarts) lines.push(`pod restarts on ${slot ?? 'the new slot'} during monitoring: ${restarts}`);
-  lines.push(`live now: ${status.activeSlot ?? 'unknown slot'}${status.previous?.image && status.activeSlot === status.previous.slot ? ` (${status.previous.image})` : ''}`);
+  lines.push(
+    `live now: ${status.activeSlot ?? 'unknown slot'}${status.previous?.image && status.activeSlot === status.previous.slot ? ` (${status.previous.image})` : ''}`,
+  );
   return { summary: lines.join('\n'), liveSlot: status.activeSlot, breach, restarts };
 }

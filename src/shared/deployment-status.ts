@@ -199,7 +199,13 @@ export interface CanaryProgress {
   /** Set when both slots breached the same SLO: the diagnosis the pause shows. */
   sharedCause: string | null;
   /** Steps done, with the share each observed when it ended. */
-  completed: { step: number; weight: number; observedShare: number | null; canaryRequests: number | null; seconds: number }[];
+  completed: {
+    step: number;
+    weight: number;
+    observedShare: number | null;
+    canaryRequests: number | null;
+    seconds: number;
+  }[];
   promotedBy: string | null;
 }
 

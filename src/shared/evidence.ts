@@ -84,7 +84,8 @@ export interface EvidenceSummary {
   problems: string[];
 }
 
-const ERROR_LINE = /\b(error|err|exception|fatal|panic|crash|failed|traceback)\b|"level":\s*(50|60)\b|"level":\s*"(error|fatal)"/i;
+const ERROR_LINE =
+  /\b(error|err|exception|fatal|panic|crash|failed|traceback)\b|"level":\s*(50|60)\b|"level":\s*"(error|fatal)"/i;
 
 export function summarizeEvidence(evidence: Evidence): EvidenceSummary {
   const { breach, platform } = evidence;
@@ -97,13 +98,21 @@ export function summarizeEvidence(evidence: Evidence): EvidenceSummary {
   return {
     collectedAt: evidence.collectedAt,
     slot: evidence.slot,
-    breach: breach ? `${breach.slo} = ${formatValue(breach.value)} (must be ${breach.comparison} ${breach.threshold})` : null,
+    breach: breach
+      ? `${breach.slo} = ${formatValue(breach.value)} (must be ${breach.comparison} ${breach.threshold})`
+      : null,
     restartedPods: platform.containers.filter((c) => c.restarts > 0).map((c) => `${c.pod} (${c.restarts} restarts)`),
     errorLines,
     events: platform.events.length,
-    warningEvents: platform.events.filter((e) => e.type === 'Warning').slice(-5).map((e) => `${e.object} ${e.reason}: ${e.message}${e.count > 1 ? ` (x${e.count})` : ''}`),
+    warningEvents: platform.events
+      .filter((e) => e.type === 'Warning')
+      .slice(-5)
+      .map((e) => `${e.object} ${e.reason}: ${e.message}${e.count > 1 ? ` (x${e.count})` : ''}`),
     bytes: JSON.stringify(evidence).length,
-    problems: [...platform.problems, ...evidence.series.filter((s) => s.error).map((s) => `series ${s.name}: ${s.error}`)],
+    problems: [
+      ...platform.problems,
+      ...evidence.series.filter((s) => s.error).map((s) => `series ${s.name}: ${s.error}`),
+    ],
   };
 }
 
@@ -111,9 +120,14 @@ export function summarizeEvidence(evidence: Evidence): EvidenceSummary {
 export function boundEvidence(evidence: Evidence, maxBytes: number): Evidence {
   let size = JSON.stringify(evidence).length;
   while (size > maxBytes) {
-    const longest = evidence.platform.containers.reduce<ContainerEvidence | null>((a, c) => (!a || c.log.length + (c.previousLog?.length ?? 0) > a.log.length + (a.previousLog?.length ?? 0) ? c : a), null);
+    const longest = evidence.platform.containers.reduce<ContainerEvidence | null>(
+      (a, c) =>
+        !a || c.log.length + (c.previousLog?.length ?? 0) > a.log.length + (a.previousLog?.length ?? 0) ? c : a,
+      null,
+    );
     if (!longest || longest.log.length + (longest.previousLog?.length ?? 0) === 0) break;
-    if ((longest.previousLog?.length ?? 0) > longest.log.length) longest.previousLog = longest.previousLog!.slice(Math.ceil(longest.previousLog!.length / 4));
+    if ((longest.previousLog?.length ?? 0) > longest.log.length)
+      longest.previousLog = longest.previousLog!.slice(Math.ceil(longest.previousLog!.length / 4));
     else longest.log = longest.log.slice(Math.ceil(longest.log.length / 4));
     size = JSON.stringify(evidence).length;
   }
@@ -125,7 +139,9 @@ export function diffObjects(before: unknown, after: unknown, path = ''): string[
   const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
   if (isObject(before) && isObject(after)) {
     const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
-    return keys.flatMap((key) => diffObjects(before[key], after[key], Array.isArray(before) ? `${path}[${key}]` : path ? `${path}.${key}` : key));
+    return keys.flatMap((key) =>
+      diffObjects(before[key], after[key], Array.isArray(before) ? `${path}[${key}]` : path ? `${path}.${key}` : key),
+    );
   }
   if (JSON.stringify(before) === JSON.stringify(after)) return [];
   return [`${path || '(root)'}: ${JSON.stringify(before) ?? 'absent'} → ${JSON.stringify(after) ?? 'absent'}`];

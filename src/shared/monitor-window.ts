@@ -5,7 +5,15 @@
  * workflow that reads its answer agree on every rule: the limits are `judgeMonitorTick`'s.
  * Pure module: safe to import from workflow code.
  */
-import { AnalysisResult, formatValue, judgeCanaryTick, judgeMonitorTick, judgeTick, judgeValue, MonitorDecision } from './analysis.js';
+import {
+  AnalysisResult,
+  formatValue,
+  judgeCanaryTick,
+  judgeMonitorTick,
+  judgeTick,
+  judgeValue,
+  MonitorDecision,
+} from './analysis.js';
 import type { Measurement, MonitorCounters, MonitorLimits, StableComparison } from './analysis.js';
 import type { MonitorProgress } from './deployment-status.js';
 import type { Slot } from './slots.js';
@@ -163,12 +171,31 @@ export interface MonitorWindowResult extends MonitorWindowState {
 /** The restarts since the baseline, as a gated measurement (the procedure: none tolerated, PROCEDURE §4). */
 export function restartsMeasurement(restarts: number, baseline: number, limit: number): Measurement {
   const count = Math.max(0, restarts - baseline);
-  return { name: RESTARTS_MEASUREMENT, value: count, comparison: '<=', threshold: limit, gate: true, result: judgeValue(count, '<=', limit) };
+  return {
+    name: RESTARTS_MEASUREMENT,
+    value: count,
+    comparison: '<=',
+    threshold: limit,
+    gate: true,
+    result: judgeValue(count, '<=', limit),
+  };
 }
 
 /** A window's counts before its first tick. */
 export function freshProgress(ticks: number, durationSeconds: number, intervalSeconds: number): MonitorProgress {
-  return { tick: 0, ticks, durationSeconds, intervalSeconds, successful: 0, failed: 0, inconclusive: 0, errors: 0, consecutiveErrors: 0, restarts: 0, latest: {} };
+  return {
+    tick: 0,
+    ticks,
+    durationSeconds,
+    intervalSeconds,
+    successful: 0,
+    failed: 0,
+    inconclusive: 0,
+    errors: 0,
+    consecutiveErrors: 0,
+    restarts: 0,
+    latest: {},
+  };
 }
 
 /** The gated measurements that failed: what a breach names. */
@@ -220,14 +247,24 @@ export function judgeWindowTick(
     measurements,
     ...(measured.error ? { error: measured.error } : {}),
     ...(paused ? { paused } : {}),
-    ...(measured.canary ? { canary: { observedShare: measured.canary.observedShare, canaryRequests: measured.canary.canaryRequests, stableRequests: measured.canary.stableRequests, sharedCause: measured.canary.sharedCause } } : {}),
+    ...(measured.canary
+      ? {
+          canary: {
+            observedShare: measured.canary.observedShare,
+            canaryRequests: measured.canary.canaryRequests,
+            stableRequests: measured.canary.stableRequests,
+            sharedCause: measured.canary.sharedCause,
+          },
+        }
+      : {}),
   });
   if (policy.kind === 'observe') {
     countTick(progress, result, state.counters);
     state.message = `observe tick ${progress.tick}/${progress.ticks}: ${result}`;
     if (result === AnalysisResult.Failed) {
       if (policy.warm) return MonitorVerdict.Breach;
-      if (failedGates(measurements ?? []).some((m) => !policy.notified.includes(m.name))) return MonitorVerdict.NewBreach;
+      if (failedGates(measurements ?? []).some((m) => !policy.notified.includes(m.name)))
+        return MonitorVerdict.NewBreach;
     }
     return progress.tick >= progress.ticks ? MonitorVerdict.Passed : null;
   }
@@ -245,7 +282,10 @@ export function judgeWindowTick(
   }
   const warmingUp = request.warmUpUntil !== null && measured.at.getTime() < request.warmUpUntil;
   state.message = `monitor tick ${progress.tick}/${progress.ticks}: ${result}${warmingUp && result === AnalysisResult.Inconclusive ? ' (warming up: not counted)' : ''}`;
-  const judged = judgeMonitorTick(request.limits, state.counters, result, { warmingUp, consecutive: request.consecutive });
+  const judged = judgeMonitorTick(request.limits, state.counters, result, {
+    warmingUp,
+    consecutive: request.consecutive,
+  });
   state.counters = judged.counters;
   countTick(progress, result, state.counters);
   switch (judged.decision) {
@@ -293,7 +333,11 @@ function judgeHoldTick(
 }
 
 /** A canary's traffic in words: the weight set, the share observed, and the requests it served. */
-export function canaryTrafficLine(weight: number, tick: { observedShare: number | null; canaryRequests: number | null }, minRequests: number): string {
+export function canaryTrafficLine(
+  weight: number,
+  tick: { observedShare: number | null; canaryRequests: number | null },
+  minRequests: number,
+): string {
   return `${weight} % set, ${tick.observedShare === null ? 'no share observed yet' : `${formatShare(tick.observedShare)} % observed`} (${canaryRequestsLine(tick.canaryRequests, minRequests)})`;
 }
 
@@ -309,13 +353,30 @@ export function canaryRequestsLine(canaryRequests: number | null, minRequests: n
  */
 export function judgeCanaryMeasurements(
   rules: CanaryRules,
-  measured: { canary: Measurement[]; stable: Measurement[]; canaryRequests: number | null; stableRequests: number | null },
+  measured: {
+    canary: Measurement[];
+    stable: Measurement[];
+    canaryRequests: number | null;
+    stableRequests: number | null;
+  },
 ): { measurements: Measurement[]; canary: CanaryMeasured } {
-  const judged = judgeCanaryTick({ ...measured, minRequests: rules.minRequests, comparedToStable: rules.comparedToStable });
-  const traffic = { observedShare: judged.observedShare, canaryRequests: measured.canaryRequests, stableRequests: measured.stableRequests, sharedCause: judged.sharedCause };
-  if (!rules.sharedCauseAccepted || judged.sharedCause === null) return { measurements: judged.measurements, canary: { result: judged.result, ...traffic } };
+  const judged = judgeCanaryTick({
+    ...measured,
+    minRequests: rules.minRequests,
+    comparedToStable: rules.comparedToStable,
+  });
+  const traffic = {
+    observedShare: judged.observedShare,
+    canaryRequests: measured.canaryRequests,
+    stableRequests: measured.stableRequests,
+    sharedCause: judged.sharedCause,
+  };
+  if (!rules.sharedCauseAccepted || judged.sharedCause === null)
+    return { measurements: judged.measurements, canary: { result: judged.result, ...traffic } };
   const measurements = judged.measurements.map((m) =>
-    m.gate && m.result === AnalysisResult.Failed ? { ...m, result: AnalysisResult.Inconclusive, message: 'shared cause, accepted by an operator' } : m,
+    m.gate && m.result === AnalysisResult.Failed
+      ? { ...m, result: AnalysisResult.Inconclusive, message: 'shared cause, accepted by an operator' }
+      : m,
   );
   return { measurements, canary: { result: AnalysisResult.Inconclusive, ...traffic } };
 }

@@ -75,7 +75,13 @@ export interface Plan {
   routerWrites: string[];
   steps: PlannedStep[];
   gates: string[];
-  monitor: { warmUpSeconds: number; scrapeIntervalSeconds: number | null; ticks: number; intervalSeconds: number; window: string };
+  monitor: {
+    warmUpSeconds: number;
+    scrapeIntervalSeconds: number | null;
+    ticks: number;
+    intervalSeconds: number;
+    window: string;
+  };
   timeline: PlannedPhase[];
   /** The fixed waits added up (holds, monitor, observe, scale-down delay): the least the deployment takes. */
   leastSeconds: number;
@@ -94,42 +100,90 @@ export function buildPlan(spec: DeploymentSpec, target: Target, report: PlanRepo
   const router = routerOf(target);
   const canary = spec.strategy === 'canary';
   const steps: PlannedStep[] = canary
-    ? spec.canary.steps.map((step) => ({ weight: step.weight, holdSeconds: step.untilPromote ? null : step.holdSeconds, replicas: canaryReplicasFor(router, spec.replicas, step.weight) }))
+    ? spec.canary.steps.map((step) => ({
+        weight: step.weight,
+        holdSeconds: step.untilPromote ? null : step.holdSeconds,
+        replicas: canaryReplicasFor(router, spec.replicas, step.weight),
+      }))
     : [];
   const newReplicas = canary ? (steps[0]?.replicas ?? spec.replicas) : spec.replicas;
   const monitor = spec.monitor;
   const warmUp = monitorWarmUp({
     windowSeconds: promDurationSeconds(monitor.window),
     intervalSeconds: monitor.intervalSeconds,
-    durationSeconds: canary ? Math.min(...steps.map((s) => s.holdSeconds ?? Infinity), monitor.durationSeconds) : monitor.durationSeconds,
+    durationSeconds: canary
+      ? Math.min(...steps.map((s) => s.holdSeconds ?? Infinity), monitor.durationSeconds)
+      : monitor.durationSeconds,
     scrapeIntervalSeconds: report.scrapeIntervalSeconds,
     initialDelaySeconds: monitor.initialDelaySeconds,
   });
-  const specChecks: PlanCheck[] = monitor.slos.length > 0 ? warmUp.warnings.map((detail) => ({ kind: 'spec', name: 'monitor window', verdict: PlanVerdict.Warning, detail })) : [];
+  const specChecks: PlanCheck[] =
+    monitor.slos.length > 0
+      ? warmUp.warnings.map((detail) => ({
+          kind: 'spec',
+          name: 'monitor window',
+          verdict: PlanVerdict.Warning,
+          detail,
+        }))
+      : [];
   const liveChecks: PlanCheck[] =
     active.replicas > 0 && active.readyReplicas >= active.replicas
       ? []
-      : [{ kind: 'live', name: `live slot ${liveSlot}`, verdict: PlanVerdict.Fail, detail: `${active.deployment} is not healthy: ${active.readyReplicas}/${active.replicas} replicas ready; preflight would stop here` }];
+      : [
+          {
+            kind: 'live',
+            name: `live slot ${liveSlot}`,
+            verdict: PlanVerdict.Fail,
+            detail: `${active.deployment} is not healthy: ${active.readyReplicas}/${active.replicas} replicas ready; preflight would stop here`,
+          },
+        ];
   const holds = steps.reduce((sum, s) => sum + (s.holdSeconds ?? 0), 0);
   const observe = spec.observe.durationSeconds;
   const timeline: PlannedPhase[] = [
     { phase: 'Preflight', seconds: null, note: 'validate, read the live state, the stability check of the live slot' },
-    { phase: 'Deploying', seconds: spec.readinessTimeoutSeconds, note: `${idleSlot} to ${newReplicas} replicas of ${spec.version}; at most ${spec.readinessTimeoutSeconds} s to be ready` },
+    {
+      phase: 'Deploying',
+      seconds: spec.readinessTimeoutSeconds,
+      note: `${idleSlot} to ${newReplicas} replicas of ${spec.version}; at most ${spec.readinessTimeoutSeconds} s to be ready`,
+    },
     { phase: 'SmokeTesting', seconds: null, note: `the ${spec.smoke.suite} suite against ${idleSlot}` },
-    ...(spec.gates.approveBeforeSwitch ? [{ phase: 'AwaitingApproval', seconds: null, note: 'an operator approves the switch' }] : []),
+    ...(spec.gates.approveBeforeSwitch
+      ? [{ phase: 'AwaitingApproval', seconds: null, note: 'an operator approves the switch' }]
+      : []),
     ...(canary
       ? steps.map((s) => ({
           phase: `Canary ${s.weight} %`,
           seconds: s.holdSeconds,
-          note: s.holdSeconds === null ? 'held until bluegreen promote' : `held ${s.holdSeconds} s, measured every ${monitor.intervalSeconds} s`,
+          note:
+            s.holdSeconds === null
+              ? 'held until bluegreen promote'
+              : `held ${s.holdSeconds} s, measured every ${monitor.intervalSeconds} s`,
         }))
       : [
           { phase: 'Switching', seconds: null, note: `${routeName(target)} to ${idleSlot}` },
-          { phase: 'Monitoring', seconds: monitor.durationSeconds, note: `${Math.floor(monitor.durationSeconds / monitor.intervalSeconds)} ticks every ${monitor.intervalSeconds} s; missing data not counted for the first ${warmUp.seconds} s` },
+          {
+            phase: 'Monitoring',
+            seconds: monitor.durationSeconds,
+            note: `${Math.floor(monitor.durationSeconds / monitor.intervalSeconds)} ticks every ${monitor.intervalSeconds} s; missing data not counted for the first ${warmUp.seconds} s`,
+          },
         ]),
-    ...(observe > 0 ? [{ phase: 'Observing', seconds: observe, note: `the live slot watched every ${spec.observe.intervalSeconds} s` }] : []),
-    ...(spec.gates.approveBeforeCleanup ? [{ phase: 'AwaitingApproval', seconds: null, note: 'an operator approves the cleanup' }] : []),
-    { phase: 'CleaningUp', seconds: spec.scaleDownDelaySeconds, note: `${liveSlot} scaled to 0 after ${spec.scaleDownDelaySeconds} s` },
+    ...(observe > 0
+      ? [
+          {
+            phase: 'Observing',
+            seconds: observe,
+            note: `the live slot watched every ${spec.observe.intervalSeconds} s`,
+          },
+        ]
+      : []),
+    ...(spec.gates.approveBeforeCleanup
+      ? [{ phase: 'AwaitingApproval', seconds: null, note: 'an operator approves the cleanup' }]
+      : []),
+    {
+      phase: 'CleaningUp',
+      seconds: spec.scaleDownDelaySeconds,
+      note: `${liveSlot} scaled to 0 after ${spec.scaleDownDelaySeconds} s`,
+    },
   ];
   const checks = [...liveChecks, ...report.checks, ...specChecks];
   return {
@@ -161,7 +215,13 @@ export function buildPlan(spec: DeploymentSpec, target: Target, report: PlanRepo
       ...monitor.slos.filter((slo) => slo.gate).map((slo) => `SLO ${slo.name} ${slo.comparison} ${slo.threshold}`),
       `at most ${monitor.restartLimit} restarts`,
     ],
-    monitor: { warmUpSeconds: warmUp.seconds, scrapeIntervalSeconds: report.scrapeIntervalSeconds, ticks: Math.floor(monitor.durationSeconds / monitor.intervalSeconds), intervalSeconds: monitor.intervalSeconds, window: monitor.window },
+    monitor: {
+      warmUpSeconds: warmUp.seconds,
+      scrapeIntervalSeconds: report.scrapeIntervalSeconds,
+      ticks: Math.floor(monitor.durationSeconds / monitor.intervalSeconds),
+      intervalSeconds: monitor.intervalSeconds,
+      window: monitor.window,
+    },
     timeline,
     leastSeconds: (canary ? holds : monitor.durationSeconds) + observe + spec.scaleDownDelaySeconds,
     checks,
@@ -177,18 +237,52 @@ export function buildPlan(spec: DeploymentSpec, target: Target, report: PlanRepo
 export function sloChecks(slos: { live: Measurement[]; next: Measurement[] }, liveSlot: Slot): PlanCheck[] {
   const live = slos.live.map((m): PlanCheck => {
     const value = `${formatValue(m.value)} (must be ${m.comparison} ${m.threshold})`;
-    if (m.result === AnalysisResult.Successful) return { kind: 'slo', name: `${m.name} on ${liveSlot}`, verdict: PlanVerdict.Ok, detail: `${value} now` };
+    if (m.result === AnalysisResult.Successful)
+      return { kind: 'slo', name: `${m.name} on ${liveSlot}`, verdict: PlanVerdict.Ok, detail: `${value} now` };
     if (m.result === AnalysisResult.Failed) {
       const detail = `${value} now: ${m.gate ? 'the stability check would refuse to deploy onto it (allowUnstableActive lets a fix through)' : 'a warning, not a gate'}`;
-      return { kind: 'slo', name: `${m.name} on ${liveSlot}`, verdict: m.gate ? PlanVerdict.Fail : PlanVerdict.Warning, detail };
+      return {
+        kind: 'slo',
+        name: `${m.name} on ${liveSlot}`,
+        verdict: m.gate ? PlanVerdict.Fail : PlanVerdict.Warning,
+        detail,
+      };
     }
-    if (m.result === AnalysisResult.Error) return { kind: 'slo', name: `${m.name} on ${liveSlot}`, verdict: PlanVerdict.Fail, detail: m.message ?? 'the query failed' };
-    return { kind: 'slo', name: `${m.name} on ${liveSlot}`, verdict: PlanVerdict.Warning, detail: `no data now (${m.message ?? 'no traffic?'}): the stability check could not judge it` };
+    if (m.result === AnalysisResult.Error)
+      return {
+        kind: 'slo',
+        name: `${m.name} on ${liveSlot}`,
+        verdict: PlanVerdict.Fail,
+        detail: m.message ?? 'the query failed',
+      };
+    return {
+      kind: 'slo',
+      name: `${m.name} on ${liveSlot}`,
+      verdict: PlanVerdict.Warning,
+      detail: `no data now (${m.message ?? 'no traffic?'}): the stability check could not judge it`,
+    };
   });
   const next = slos.next.map((m): PlanCheck => {
-    if (m.result === AnalysisResult.Error) return { kind: 'slo', name: `${m.name} for the new version`, verdict: PlanVerdict.Fail, detail: m.message ?? 'the query failed' };
-    if (m.value === null) return { kind: 'slo', name: `${m.name} for the new version`, verdict: PlanVerdict.Ok, detail: 'accepted by Prometheus; no data yet, as expected before its pods run' };
-    return { kind: 'slo', name: `${m.name} for the new version`, verdict: PlanVerdict.Warning, detail: `already has data (${formatValue(m.value)}): series of this version and slot exist outside any run, check the query's scope` };
+    if (m.result === AnalysisResult.Error)
+      return {
+        kind: 'slo',
+        name: `${m.name} for the new version`,
+        verdict: PlanVerdict.Fail,
+        detail: m.message ?? 'the query failed',
+      };
+    if (m.value === null)
+      return {
+        kind: 'slo',
+        name: `${m.name} for the new version`,
+        verdict: PlanVerdict.Ok,
+        detail: 'accepted by Prometheus; no data yet, as expected before its pods run',
+      };
+    return {
+      kind: 'slo',
+      name: `${m.name} for the new version`,
+      verdict: PlanVerdict.Warning,
+      detail: `already has data (${formatValue(m.value)}): series of this version and slot exist outside any run, check the query's scope`,
+    };
   });
   return [...live, ...next];
 }
@@ -210,7 +304,9 @@ function routerWrites(target: Target, router: TrafficRouter, live: Slot, idle: S
         `Service ${target.service}: spec.selector.${target.slotLabelKey} = ${idle} at 100 %`,
       ];
     case TrafficRouter.GatewayApi:
-      return [`HTTPRoute ${target.traffic?.httpRoute ?? target.app}: the weights of the backendRefs naming ${services?.[live]} and ${services?.[idle]}${canary ? ' at each step' : ' (0/100)'}`];
+      return [
+        `HTTPRoute ${target.traffic?.httpRoute ?? target.app}: the weights of the backendRefs naming ${services?.[live]} and ${services?.[idle]}${canary ? ' at each step' : ' (0/100)'}`,
+      ];
     case TrafficRouter.Ingress:
       return canary
         ? [
@@ -237,13 +333,16 @@ export interface PlanResult {
 /** What changed in the live state since a plan read it, in words; empty when nothing did. */
 export function liveChanges(planned: LiveState, now: LiveState): string[] {
   const changes: string[] = [];
-  if (planned.activeSlot !== now.activeSlot) changes.push(`the live slot was ${planned.activeSlot}, is ${now.activeSlot}`);
-  else if (planned.routing && now.routing && planned.routing !== now.routing) changes.push(`the router held "${planned.routing}", holds "${now.routing}"`);
+  if (planned.activeSlot !== now.activeSlot)
+    changes.push(`the live slot was ${planned.activeSlot}, is ${now.activeSlot}`);
+  else if (planned.routing && now.routing && planned.routing !== now.routing)
+    changes.push(`the router held "${planned.routing}", holds "${now.routing}"`);
   for (const slot of [planned.activeSlot, otherSlot(planned.activeSlot)]) {
     const [was, is] = [planned.slots[slot], now.slots[slot]];
     if (was.image !== is.image) changes.push(`${slot}'s image was ${was.image}, is ${is.image}`);
     if (was.replicas !== is.replicas) changes.push(`${slot}'s replicas were ${was.replicas}, are ${is.replicas}`);
-    if ((was.run ?? null) !== (is.run ?? null)) changes.push(`${slot} was rolled out again since (run ${is.run ?? 'none'})`);
+    if ((was.run ?? null) !== (is.run ?? null))
+      changes.push(`${slot} was rolled out again since (run ${is.run ?? 'none'})`);
   }
   return changes;
 }
@@ -260,7 +359,11 @@ export function planLines(plan: Plan): string[] {
     `${plan.idleSlot} changes: ${plan.changes.map(change).join('; ') || 'none'}`,
     `against the live slot: ${plan.againstLive.map(change).join('; ') || 'the same'}`,
     ...plan.routerWrites.map((w) => `router writes: ${w}`),
-    ...(plan.steps.length ? [`steps: ${plan.steps.map((s) => `${s.weight} % (${s.replicas} replicas, ${s.holdSeconds === null ? 'until promoted' : `${s.holdSeconds} s`})`).join(' → ')}`] : []),
+    ...(plan.steps.length
+      ? [
+          `steps: ${plan.steps.map((s) => `${s.weight} % (${s.replicas} replicas, ${s.holdSeconds === null ? 'until promoted' : `${s.holdSeconds} s`})`).join(' → ')}`,
+        ]
+      : []),
     `gates: ${plan.gates.join('; ') || 'none'}`,
     `monitor: ${plan.monitor.ticks} ticks every ${plan.monitor.intervalSeconds} s over a ${plan.monitor.window} window; warm-up ${plan.monitor.warmUpSeconds} s (scrape interval ${plan.monitor.scrapeIntervalSeconds === null ? 'unknown' : `${plan.monitor.scrapeIntervalSeconds} s`})`,
     `timeline: ${plan.timeline.map((p) => `${p.phase}${seconds(p.seconds)}`).join(' → ')}; at least ${plan.leastSeconds} s`,

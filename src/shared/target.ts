@@ -38,11 +38,17 @@ export function routerOf(target: Target): TrafficRouter {
 }
 
 export function targetOf(spec: DeploymentSpec): Target {
-  const deployment = (slot: Slot) => renderTemplate(spec.deploymentNamePattern, { app: spec.app, namespace: spec.namespace, slot });
+  const deployment = (slot: Slot) =>
+    renderTemplate(spec.deploymentNamePattern, { app: spec.app, namespace: spec.namespace, slot });
   const [blue, green] = SLOTS.map(deployment) as [string, string];
   // Specs recorded before the traffic section had its defaults route by the selector.
   const traffic = spec.traffic ?? { router: TrafficRouter.ServiceSelector };
-  const slotService = (slot: Slot) => renderTemplate(traffic.slotServicePattern ?? '{{app}}-{{slot}}', { app: spec.app, namespace: spec.namespace, slot });
+  const slotService = (slot: Slot) =>
+    renderTemplate(traffic.slotServicePattern ?? '{{app}}-{{slot}}', {
+      app: spec.app,
+      namespace: spec.namespace,
+      slot,
+    });
   return {
     app: spec.app,
     namespace: spec.namespace,

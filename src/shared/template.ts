@@ -12,7 +12,10 @@ export type TemplateVariables = Partial<Record<TemplateVariable, string>>;
 export const PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_./-]+)?)\s*\}\}/g;
 
 /** Fills the placeholders it has values for and leaves the others as they are. */
-export function renderTemplate(template: string, variables: TemplateVariables | Readonly<Record<string, string | undefined>>): string {
+export function renderTemplate(
+  template: string,
+  variables: TemplateVariables | Readonly<Record<string, string | undefined>>,
+): string {
   return template.replace(PLACEHOLDER, (whole, name: string) => {
     const value = (variables as Readonly<Record<string, string | undefined>>)[name];
     return value === undefined ? whole : value;

@@ -29,9 +29,17 @@ export type TrafficRouter = (typeof TrafficRouter)[keyof typeof TrafficRouter];
 export const TRAFFIC_ROUTERS: readonly TrafficRouter[] = Object.values(TrafficRouter);
 
 /** The routers that switch all traffic at once: what blue-green may use. */
-export const SWITCHING_ROUTERS: readonly TrafficRouter[] = [TrafficRouter.ServiceSelector, TrafficRouter.GatewayApi, TrafficRouter.Ingress];
+export const SWITCHING_ROUTERS: readonly TrafficRouter[] = [
+  TrafficRouter.ServiceSelector,
+  TrafficRouter.GatewayApi,
+  TrafficRouter.Ingress,
+];
 /** The routers that split traffic by weight: what a canary may use. */
-export const SPLITTING_ROUTERS: readonly TrafficRouter[] = [TrafficRouter.ReplicaRatio, TrafficRouter.GatewayApi, TrafficRouter.Ingress];
+export const SPLITTING_ROUTERS: readonly TrafficRouter[] = [
+  TrafficRouter.ReplicaRatio,
+  TrafficRouter.GatewayApi,
+  TrafficRouter.Ingress,
+];
 
 /**
  * The smallest share, in percent, a router can give the canary beside `replicas` stable replicas:
@@ -67,7 +75,8 @@ export function replicaRatioReplicas(replicas: number, weight: number): number |
   let best: { canary: number; distance: number } | null = null;
   for (let canary = 1; canary <= replicas; canary++) {
     const distance = Math.abs(replicaRatioShare(replicas, canary) - weight);
-    if (distance <= REPLICA_RATIO_TOLERANCE_POINTS && (best === null || distance < best.distance)) best = { canary, distance };
+    if (distance <= REPLICA_RATIO_TOLERANCE_POINTS && (best === null || distance < best.distance))
+      best = { canary, distance };
   }
   return best?.canary ?? null;
 }
@@ -75,13 +84,15 @@ export function replicaRatioReplicas(replicas: number, weight: number): number |
 /** The shares (whole percent) replica-ratio can set beside `replicas` stable replicas, for messages. */
 export function replicaRatioShares(replicas: number, limit = 8): string {
   const shares = [];
-  for (let canary = 1; canary <= replicas && shares.length < limit; canary++) shares.push(formatShare(replicaRatioShare(replicas, canary)));
+  for (let canary = 1; canary <= replicas && shares.length < limit; canary++)
+    shares.push(formatShare(replicaRatioShare(replicas, canary)));
   return `${shares.join(', ')}${replicas > limit ? ', ...' : ''} and 100`;
 }
 
 /** The fewest stable replicas with which replica-ratio expresses `weight` (a hint for messages). */
 export function replicasNeededFor(weight: number): number {
-  for (let replicas = 1; replicas <= 1000; replicas++) if (replicaRatioReplicas(replicas, weight) !== null) return replicas;
+  for (let replicas = 1; replicas <= 1000; replicas++)
+    if (replicaRatioReplicas(replicas, weight) !== null) return replicas;
   return 1000;
 }
 

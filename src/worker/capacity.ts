@@ -25,13 +25,21 @@ export interface WorkerCapacity {
 
 /** Overrides, from the environment: each is a whole number of its own minimum or more. */
 export const CapacityConfigSchema = z.object({
-  BLUEGREEN_MAX_CACHED_WORKFLOWS: z.coerce.number().int('BLUEGREEN_MAX_CACHED_WORKFLOWS must be a whole number').min(2, 'BLUEGREEN_MAX_CACHED_WORKFLOWS must be at least 2').optional(),
+  BLUEGREEN_MAX_CACHED_WORKFLOWS: z.coerce
+    .number()
+    .int('BLUEGREEN_MAX_CACHED_WORKFLOWS must be a whole number')
+    .min(2, 'BLUEGREEN_MAX_CACHED_WORKFLOWS must be at least 2')
+    .optional(),
   BLUEGREEN_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce
     .number()
     .int('BLUEGREEN_MAX_CONCURRENT_WORKFLOW_TASKS must be a whole number')
     .min(2, 'BLUEGREEN_MAX_CONCURRENT_WORKFLOW_TASKS must be at least 2')
     .optional(),
-  BLUEGREEN_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int('BLUEGREEN_MAX_CONCURRENT_ACTIVITIES must be a whole number').min(1, 'BLUEGREEN_MAX_CONCURRENT_ACTIVITIES must be at least 1').optional(),
+  BLUEGREEN_MAX_CONCURRENT_ACTIVITIES: z.coerce
+    .number()
+    .int('BLUEGREEN_MAX_CONCURRENT_ACTIVITIES must be a whole number')
+    .min(1, 'BLUEGREEN_MAX_CONCURRENT_ACTIVITIES must be at least 1')
+    .optional(),
 });
 export type CapacityConfig = z.output<typeof CapacityConfigSchema>;
 
@@ -42,10 +50,20 @@ export type CapacityConfig = z.output<typeof CapacityConfigSchema>;
  */
 export function capacityFor(heapMiB: number, overrides: CapacityConfig = {}): WorkerCapacity {
   const spare = Math.max(0, heapMiB - RESERVED_MIB);
-  const maxCachedWorkflows = overrides.BLUEGREEN_MAX_CACHED_WORKFLOWS ?? clamp(Math.floor((spare * 0.6) / CACHED_WORKFLOW_MIB), 10, 1000);
-  const maxConcurrentActivityTaskExecutions = overrides.BLUEGREEN_MAX_CONCURRENT_ACTIVITIES ?? clamp(Math.floor((spare * 0.4) / ACTIVITY_MIB), 5, 100);
-  const maxConcurrentWorkflowTaskExecutions = Math.min(overrides.BLUEGREEN_MAX_CONCURRENT_WORKFLOW_TASKS ?? MAX_WORKFLOW_TASKS, maxCachedWorkflows);
-  return { heapMiB: Math.round(heapMiB), maxCachedWorkflows, maxConcurrentWorkflowTaskExecutions, maxConcurrentActivityTaskExecutions };
+  const maxCachedWorkflows =
+    overrides.BLUEGREEN_MAX_CACHED_WORKFLOWS ?? clamp(Math.floor((spare * 0.6) / CACHED_WORKFLOW_MIB), 10, 1000);
+  const maxConcurrentActivityTaskExecutions =
+    overrides.BLUEGREEN_MAX_CONCURRENT_ACTIVITIES ?? clamp(Math.floor((spare * 0.4) / ACTIVITY_MIB), 5, 100);
+  const maxConcurrentWorkflowTaskExecutions = Math.min(
+    overrides.BLUEGREEN_MAX_CONCURRENT_WORKFLOW_TASKS ?? MAX_WORKFLOW_TASKS,
+    maxCachedWorkflows,
+  );
+  return {
+    heapMiB: Math.round(heapMiB),
+    maxCachedWorkflows,
+    maxConcurrentWorkflowTaskExecutions,
+    maxConcurrentActivityTaskExecutions,
+  };
 }
 
 function clamp(value: number, min: number, max: number): number {

@@ -18,12 +18,18 @@ import { createDeploymentWorker } from './worker.js';
 
 const WorkerProcessSchema = z.object({
   /** Where Prometheus scrapes the worker: the SDK's metrics and the deployments' own. */
-  BLUEGREEN_METRICS_ADDRESS: z.string().regex(/^[^\s:]+:[0-9]{1,5}$/, 'BLUEGREEN_METRICS_ADDRESS must be host:port').default('0.0.0.0:9464'),
+  BLUEGREEN_METRICS_ADDRESS: z
+    .string()
+    .regex(/^[^\s:]+:[0-9]{1,5}$/, 'BLUEGREEN_METRICS_ADDRESS must be host:port')
+    .default('0.0.0.0:9464'),
   /** The workflows bundled ahead of time (`npm run bundle:workflows`); without it they are bundled at start. */
   BLUEGREEN_WORKFLOW_BUNDLE: z
     .string()
     .min(1)
-    .refine((path) => existsSync(path), (path) => ({ message: `no file at ${path}; build it with 'npm run bundle:workflows'` }))
+    .refine(
+      (path) => existsSync(path),
+      (path) => ({ message: `no file at ${path}; build it with 'npm run bundle:workflows'` }),
+    )
     .optional(),
 });
 
@@ -31,8 +37,14 @@ const logger = pino({ name: 'bluegreen-worker' });
 
 async function main(): Promise<void> {
   const config = parseEnv(TemporalConfigSchema, process.env);
-  const { BLUEGREEN_METRICS_ADDRESS: metricsAddress, BLUEGREEN_WORKFLOW_BUNDLE: bundle } = parseEnv(WorkerProcessSchema, process.env);
-  const capacity = capacityFor(getHeapStatistics().heap_size_limit / 2 ** 20, parseEnv(CapacityConfigSchema, process.env));
+  const { BLUEGREEN_METRICS_ADDRESS: metricsAddress, BLUEGREEN_WORKFLOW_BUNDLE: bundle } = parseEnv(
+    WorkerProcessSchema,
+    process.env,
+  );
+  const capacity = capacityFor(
+    getHeapStatistics().heap_size_limit / 2 ** 20,
+    parseEnv(CapacityConfigSchema, process.env),
+  );
   const dependencies = await loadActivityDependencies(process.env);
   installRuntime({ metricsAddress, logger });
   const connection = await NativeConnection.connect(connectionOptions(config));

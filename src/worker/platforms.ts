@@ -36,7 +36,12 @@ export async function loadActivityDependencies(env: NodeJS.ProcessEnv): Promise<
   const notifier = receivers.length > 0 ? new Notifiers(receivers) : null;
   if (platform === 'local') {
     const local = LocalPlatform.fromEnv(env);
-    return { platform: local, smoke: new HttpSmokeRunner({ resolveEndpoint: (url) => local.resolveServiceUrl(url) }), slo, notifier };
+    return {
+      platform: local,
+      smoke: new HttpSmokeRunner({ resolveEndpoint: (url) => local.resolveServiceUrl(url) }),
+      slo,
+      notifier,
+    };
   }
   return { platform: KubernetesPlatform.fromEnv(env), smoke: new HttpSmokeRunner(), slo, notifier };
 }

@@ -18,7 +18,16 @@ export function installRuntime({ metricsAddress, logger, logLevel = 'INFO' }: Ru
   Runtime.install({
     logger: new DefaultLogger(logLevel, (entry) => {
       if (!logger) return;
-      const level = entry.level === 'TRACE' ? 'trace' : entry.level === 'DEBUG' ? 'debug' : entry.level === 'WARN' ? 'warn' : entry.level === 'ERROR' ? 'error' : 'info';
+      const level =
+        entry.level === 'TRACE'
+          ? 'trace'
+          : entry.level === 'DEBUG'
+            ? 'debug'
+            : entry.level === 'WARN'
+              ? 'warn'
+              : entry.level === 'ERROR'
+                ? 'error'
+                : 'info';
       logger[level]({ ...entry.meta }, entry.message);
     }),
     telemetryOptions: metricsAddress ? { metrics: { prometheus: { bindAddress: metricsAddress } } } : {},

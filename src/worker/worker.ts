@@ -5,7 +5,7 @@
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from '@temporalio/worker';
-import type { WorkerOptions , NativeConnection} from '@temporalio/worker';
+import type { WorkerOptions, NativeConnection } from '@temporalio/worker';
 import type { Activities } from '../activities/index.js';
 
 /** The workflow module the worker bundles: TypeScript from src/, or JavaScript built into dist/. */

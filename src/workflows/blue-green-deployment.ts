@@ -25,7 +25,10 @@ export { RESTARTS_MEASUREMENT } from './run/monitor.js';
  * Completes with the result when the new version went live. Otherwise it fails, with the reason as
  * the failure's message and the whole result as its details (see `endWith`).
  */
-export async function blueGreenDeploymentWorkflow(spec: DeploymentSpec, options: DeploymentOptions = {}): Promise<DeploymentResult> {
+export async function blueGreenDeploymentWorkflow(
+  spec: DeploymentSpec,
+  options: DeploymentOptions = {},
+): Promise<DeploymentResult> {
   return endWith(await rolloutBlueGreen(new RunContext(spec, options)));
 }
 
@@ -53,13 +56,19 @@ async function switchServiceSelector(run: RunContext): Promise<void> {
   run.undo.push(`switch ${routeName(target)} back to ${active}`, async () => {
     await run.act('restore', `switch ${routeName(target)} back to ${active}`).switchTraffic({ target, slot: active });
     run.status.activeSlot = active;
-    await run.verifyRestoring(() => run.act('restore', `verify ${routeName(target)} serves ${active}`).verifyTraffic({ target, slot: active, timeoutSeconds: 60 }));
+    await run.verifyRestoring(() =>
+      run
+        .act('restore', `verify ${routeName(target)} serves ${active}`)
+        .verifyTraffic({ target, slot: active, timeoutSeconds: 60 }),
+    );
   });
   try {
     await run.act('write', `switch ${routeName(target)} to ${idle}`).switchTraffic({ target, slot: idle });
     run.status.activeSlot = idle;
     run.status.idleSlot = active;
-    const traffic = await run.act('waiting', `verify ${routeName(target)} serves ${idle}`).verifyTraffic({ target, slot: idle, timeoutSeconds: 60 });
+    const traffic = await run
+      .act('waiting', `verify ${routeName(target)} serves ${idle}`)
+      .verifyTraffic({ target, slot: idle, timeoutSeconds: 60 });
     run.status.message = `${routeName(target)} serves ${idle}: ${traffic.endpoints} endpoints after ${traffic.seconds.toFixed(1)} s`;
   } catch (error) {
     throw phaseErrorFrom(error, RollbackReason.ActivityError);

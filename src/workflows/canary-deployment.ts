@@ -53,7 +53,10 @@ import type { DeploymentOptions } from './run/run-context.js';
  * scales the old slot down, or rolls back by itself when a step fails or `abort` arrives.
  * `promote` ends the current hold now (`full`: straight to 100 %). Ends as blue-green's does.
  */
-export async function canaryDeploymentWorkflow(spec: DeploymentSpec, options: DeploymentOptions = {}): Promise<DeploymentResult> {
+export async function canaryDeploymentWorkflow(
+  spec: DeploymentSpec,
+  options: DeploymentOptions = {},
+): Promise<DeploymentResult> {
   const run = new RunContext(spec, options);
   return endWith(await rolloutCanary(run, new CanarySteps(run)));
 }
@@ -89,7 +92,9 @@ class CanarySteps {
   constructor(private readonly run: RunContext) {
     run.status.strategy = 'canary';
     run.detailLines = () => this.detailLines();
-    setHandler(promoteUpdate, (request) => this.takePromotion(request), { validator: (_request: PromoteRequest) => refuseWith(this.promotionRefusal()) });
+    setHandler(promoteUpdate, (request) => this.takePromotion(request), {
+      validator: (_request: PromoteRequest) => refuseWith(this.promotionRefusal()),
+    });
     setHandler(promoteSignal, (request) => {
       const refusal = this.promotionRefusal();
       if (refusal === null) this.takePromotion(request);
@@ -141,25 +146,37 @@ class CanarySteps {
     // (all traffic to the stable slot, which never shrank) is idempotent. It runs before the
     // canary slot is restored: traffic leaves the canary first.
     run.undo.push(`send all traffic back to ${stable}`, async () => {
-      await run.act('restore', `set the weight of ${canary} to 0 %`).setTrafficWeight({ target, router, stable, canary, weight: 0 });
+      await run
+        .act('restore', `set the weight of ${canary} to 0 %`)
+        .setTrafficWeight({ target, router, stable, canary, weight: 0 });
       progress.weight = 0;
       run.status.activeSlot = stable;
       run.status.idleSlot = canary;
       await run.verifyRestoring(() =>
-        run.act('restore', `verify ${routeName(target)} sends everything to ${stable}`).verifyTrafficWeight({ target, router, stable, canary, weight: 0, timeoutSeconds: 60 }),
+        run
+          .act('restore', `verify ${routeName(target)} sends everything to ${stable}`)
+          .verifyTrafficWeight({ target, router, stable, canary, weight: 0, timeoutSeconds: 60 }),
       );
     });
     for (let index = 0; index < this.steps.length; index++) {
       if (this.promoteFull) index = this.steps.length - 1;
       const step = this.steps[index]!;
       const label = `step ${index + 1}/${this.steps.length}`;
-      Object.assign(progress, { step: index + 1, stepWeight: step.weight, analysis: null, sharedCause: null, hold: null });
+      Object.assign(progress, {
+        step: index + 1,
+        stepWeight: step.weight,
+        analysis: null,
+        sharedCause: null,
+        hold: null,
+      });
       // Each hold is measured afresh: the previous step's ticks are in its `completed` entry.
       run.status.monitor = null;
       await this.ensureCapacity(target, canary, step, label);
       await this.setWeight(target, stable, canary, step.weight, label);
       const startedAt = new Date().getTime();
-      const end = oneLoop ? await this.holdInOneActivity(target, stable, canary, step, label) : await this.hold(target, stable, canary, this.baseline!, step, label);
+      const end = oneLoop
+        ? await this.holdInOneActivity(target, stable, canary, step, label)
+        : await this.hold(target, stable, canary, this.baseline!, step, label);
       progress.completed.push({
         step: index + 1,
         weight: step.weight,
@@ -178,9 +195,19 @@ class CanarySteps {
     const run = this.run;
     const needed = canaryReplicasFor(this.spec.traffic.router, this.spec.replicas, step.weight);
     if (needed <= this.replicas) return;
-    run.enterPhase(Phase.Deploying, `${label}: scaling the canary ${canary} to ${needed} replicas before its weight rises to ${step.weight} %`);
+    run.enterPhase(
+      Phase.Deploying,
+      `${label}: scaling the canary ${canary} to ${needed} replicas before its weight rises to ${step.weight} %`,
+    );
     try {
-      await run.act('write', `scale ${canary} to ${needed} for ${step.weight} %`).deploySlot({ target, slot: canary, image: this.spec.image, version: this.spec.version, run: run.id, replicas: needed });
+      await run.act('write', `scale ${canary} to ${needed} for ${step.weight} %`).deploySlot({
+        target,
+        slot: canary,
+        image: this.spec.image,
+        version: this.spec.version,
+        run: run.id,
+        replicas: needed,
+      });
       const ready = await run.act('readiness', `wait for ${needed} ready replicas of ${canary}`).waitForSlotReady({
         target,
         slot: canary,
@@ -200,15 +227,22 @@ class CanarySteps {
     const run = this.run;
     const progress = this.progress!;
     const router = this.spec.traffic.router;
-    run.enterPhase(Phase.Switching, `${label}: ${weight} % of ${routeName(target)} to the canary ${canary} (${router})`);
+    run.enterPhase(
+      Phase.Switching,
+      `${label}: ${weight} % of ${routeName(target)} to the canary ${canary} (${router})`,
+    );
     try {
-      await run.act('write', `set the weight of ${canary} to ${weight} %`).setTrafficWeight({ target, router, stable, canary, weight });
+      await run
+        .act('write', `set the weight of ${canary} to ${weight} %`)
+        .setTrafficWeight({ target, router, stable, canary, weight });
       progress.weight = weight;
       if (weight >= 100) {
         run.status.activeSlot = canary;
         run.status.idleSlot = stable;
       }
-      const verified = await run.act('waiting', `verify ${routeName(target)} sends ${weight} % to ${canary}`).verifyTrafficWeight({ target, router, stable, canary, weight, timeoutSeconds: 60 });
+      const verified = await run
+        .act('waiting', `verify ${routeName(target)} sends ${weight} % to ${canary}`)
+        .verifyTrafficWeight({ target, router, stable, canary, weight, timeoutSeconds: 60 });
       progress.effectiveWeight = verified.weight;
       run.status.message = `${label}: ${formatShare(verified.weight)} % to ${canary} in effect (${verified.endpoints[canary]} canary and ${verified.endpoints[stable]} stable endpoints) after ${verified.seconds.toFixed(1)} s`;
     } catch (error) {
@@ -241,7 +275,13 @@ class CanarySteps {
    * error limit, a breach both slots share (an operator looks; approved, the hold goes on), or no
    * Successful tick by the end of its extension (a pause, still measuring). `promote` stops it.
    */
-  private async holdInOneActivity(target: Target, stable: Slot, canary: Slot, step: CanaryStep, label: string): Promise<HoldEnd> {
+  private async holdInOneActivity(
+    target: Target,
+    stable: Slot,
+    canary: Slot,
+    step: CanaryStep,
+    label: string,
+  ): Promise<HoldEnd> {
     const run = this.run;
     const { monitor } = this.spec;
     const progress = this.progress!;
@@ -256,17 +296,31 @@ class CanarySteps {
       comparedToStable,
       sharedCauseAccepted: false,
     };
-    const windowed = windowRequests(run, target, canary, monitorProgress, { intervalSeconds: monitor.intervalSeconds, warmUpUntil: null, consecutive: true });
+    const windowed = windowRequests(run, target, canary, monitorProgress, {
+      intervalSeconds: monitor.intervalSeconds,
+      warmUpUntil: null,
+      consecutive: true,
+    });
     const request: typeof windowed = (policy, soFar) => ({ ...windowed(policy, soFar), canary: { ...rules } });
     const capSeconds = step.holdSeconds + this.spec.canary.maxHoldExtensionSeconds;
-    const policy: HoldPolicy = { kind: 'hold', label, weight: step.weight, startedAt, holdSeconds: step.holdSeconds, capSeconds, untilPromote: step.untilPromote };
+    const policy: HoldPolicy = {
+      kind: 'hold',
+      label,
+      weight: step.weight,
+      startedAt,
+      holdSeconds: step.holdSeconds,
+      capSeconds,
+      untilPromote: step.untilPromote,
+    };
     let soFar = { ...NOTHING_SO_FAR, baseline: this.baseline };
     for (;;) {
       const end = await measureUntil(
         run,
         `${label}: ${canary} at ${step.weight} % beside ${stable}, every ${monitor.intervalSeconds} s`,
         // A hold until promoted has no end: a retry after this long resumes it.
-        step.untilPromote ? '24h' : windowTimeout(Math.ceil(capSeconds / monitor.intervalSeconds) + 1, monitor.intervalSeconds),
+        step.untilPromote
+          ? '24h'
+          : windowTimeout(Math.ceil(capSeconds / monitor.intervalSeconds) + 1, monitor.intervalSeconds),
         request(policy, soFar),
         () => this.promoteRequested,
       );
@@ -288,7 +342,10 @@ class CanarySteps {
         case MonitorVerdict.SharedCause:
           await awaitApproval(run, Gate.SharedCause, true);
           rules.sharedCauseAccepted = true;
-          run.enterPhase(Phase.Monitoring, `${label}: resumed by an operator after a shared cause: ${progress.sharedCause}`);
+          run.enterPhase(
+            Phase.Monitoring,
+            `${label}: resumed by an operator after a shared cause: ${progress.sharedCause}`,
+          );
           break;
         case MonitorVerdict.Pause: {
           // No Successful tick by the end of the extension.
@@ -308,7 +365,10 @@ class CanarySteps {
   }
 
   /** What a hold's activity measured, shown to people: the counts, and the canary's traffic; returns its counters and baseline. */
-  private takeHoldTick(state: MonitorWindowState): { counters: MonitorWindowState['counters']; baseline: number | null } {
+  private takeHoldTick(state: MonitorWindowState): {
+    counters: MonitorWindowState['counters'];
+    baseline: number | null;
+  } {
     this.takeCanaryTraffic(state);
     const soFar = takeAnswer(this.run, this.run.status.monitor!, state);
     this.baseline = soFar.baseline;
@@ -317,7 +377,9 @@ class CanarySteps {
 
   /** The SLOs held against the stable slot too, by name. */
   private comparedToStable(): Record<string, StableComparison> {
-    return Object.fromEntries(this.spec.monitor.slos.flatMap((slo) => (slo.comparedToStable ? [[slo.name, slo.comparedToStable]] : [])));
+    return Object.fromEntries(
+      this.spec.monitor.slos.flatMap((slo) => (slo.comparedToStable ? [[slo.name, slo.comparedToStable]] : [])),
+    );
   }
 
   /** The canary's traffic as its window's last tick found it. */
@@ -337,7 +399,14 @@ class CanarySteps {
    * `canary.maxHoldExtensionSeconds`), and then pauses for an operator, still measuring. A breach
    * that both slots share pauses with that diagnosis instead of rolling back.
    */
-  private async hold(target: Target, stable: Slot, canary: Slot, baseline: number, step: CanaryStep, label: string): Promise<HoldEnd> {
+  private async hold(
+    target: Target,
+    stable: Slot,
+    canary: Slot,
+    baseline: number,
+    step: CanaryStep,
+    label: string,
+  ): Promise<HoldEnd> {
     const run = this.run;
     const { monitor } = this.spec;
     const progress = this.progress!;
@@ -351,7 +420,9 @@ class CanarySteps {
         // An operator looked at the shared cause and let the canary go on: not the canary's
         // breach, and no data about the canary either while it lasts.
         const measurements = judged.measurements.map((m) =>
-          m.gate && m.result === AnalysisResult.Failed ? { ...m, result: AnalysisResult.Inconclusive, message: 'shared cause, accepted by an operator' } : m,
+          m.gate && m.result === AnalysisResult.Failed
+            ? { ...m, result: AnalysisResult.Inconclusive, message: 'shared cause, accepted by an operator' }
+            : m,
         );
         return { ...judged, measurements, result: AnalysisResult.Inconclusive };
       }
@@ -374,9 +445,13 @@ class CanarySteps {
         counters = { ...counters, failed: Math.max(0, counters.failed - 1) };
         await awaitApproval(run, Gate.SharedCause, true);
         sharedCauseAccepted = true;
-        run.enterPhase(Phase.Monitoring, `${label}: resumed by an operator after a shared cause: ${judged.sharedCause}`);
+        run.enterPhase(
+          Phase.Monitoring,
+          `${label}: resumed by an operator after a shared cause: ${judged.sharedCause}`,
+        );
       }
-      if (decision.decision === MonitorDecision.ErrorLimit) throw errorLimitError(run, monitorProgress.consecutiveErrors);
+      if (decision.decision === MonitorDecision.ErrorLimit)
+        throw errorLimitError(run, monitorProgress.consecutiveErrors);
       if (!step.untilPromote && elapsed >= step.holdSeconds) {
         if (result === AnalysisResult.Successful) return 'held';
         if (elapsed >= cap) {
@@ -398,16 +473,26 @@ class CanarySteps {
         run.status.message = `${label}: hold extended ${progress.hold!.extendedSeconds} s of at most ${this.spec.canary.maxHoldExtensionSeconds} s: last tick ${result}${this.trafficLine()}`;
       }
       run.publishDetails();
-      const interrupted = await condition(() => run.abortRequested || this.promoteRequested, monitor.intervalSeconds * 1000, {
-        summary: `${label} tick ${tick}: next in ${monitor.intervalSeconds} s`,
-      });
+      const interrupted = await condition(
+        () => run.abortRequested || this.promoteRequested,
+        monitor.intervalSeconds * 1000,
+        {
+          summary: `${label} tick ${tick}: next in ${monitor.intervalSeconds} s`,
+        },
+      );
       if (interrupted && run.abortRequested) throw new PhaseError(RollbackReason.Aborted, run.abortMessage());
       if (this.takePromoteRequest()) return 'promoted';
     }
   }
 
   /** One tick: both slots' SLOs, the requests each served and the canary's restarts, judged; null on a measurement error. */
-  private async measure(target: Target, stable: Slot, canary: Slot, baseline: number, tick: string): Promise<CanaryTick | null> {
+  private async measure(
+    target: Target,
+    stable: Slot,
+    canary: Slot,
+    baseline: number,
+    tick: string,
+  ): Promise<CanaryTick | null> {
     const run = this.run;
     const { monitor } = this.spec;
     const live = run.live!.slots[stable];
@@ -425,9 +510,13 @@ class CanarySteps {
     };
     const oneActivity = patched(Patch.FewerRoundTrips);
     const measured = await measuredOrNull(
-      run.act('measure', `${tick}: SLOs of ${canary} and ${stable}${oneActivity ? `, restarts of ${canary}` : ''}`).measureCanary(oneActivity ? { ...request, withRestarts: true } : request),
+      run
+        .act('measure', `${tick}: SLOs of ${canary} and ${stable}${oneActivity ? `, restarts of ${canary}` : ''}`)
+        .measureCanary(oneActivity ? { ...request, withRestarts: true } : request),
       // Recorded before: the restarts in an activity of their own.
-      oneActivity ? Promise.resolve(undefined) : run.act('measure', `${tick}: restarts of ${canary}`).readRestarts({ target, slot: canary }),
+      oneActivity
+        ? Promise.resolve(undefined)
+        : run.act('measure', `${tick}: restarts of ${canary}`).readRestarts({ target, slot: canary }),
     );
     if (!measured) return null;
     const [analysis, restarts] = measured;
@@ -467,13 +556,21 @@ class CanarySteps {
     const run = this.run;
     const phase = run.status.phase;
     if (run.abortRequested) return `promote rejected: an abort is rolling the deployment back (${run.abortMessage()})`;
-    if (run.cleanupStarted || phase === Phase.Succeeded || phase === Phase.RolledBack || phase === Phase.Failed || phase === Phase.RollingBack) {
+    if (
+      run.cleanupStarted ||
+      phase === Phase.Succeeded ||
+      phase === Phase.RolledBack ||
+      phase === Phase.Failed ||
+      phase === Phase.RollingBack
+    ) {
       return `nothing to promote: the deployment is ${phase}`;
     }
     const progress = this.progress;
-    if (!progress || progress.step === 0) return `nothing to promote yet: the canary has no traffic (the deployment is ${phase})`;
+    if (!progress || progress.step === 0)
+      return `nothing to promote yet: the canary has no traffic (the deployment is ${phase})`;
     const awaiting = run.status.awaiting;
-    if (awaiting && awaiting.gate !== Gate.Inconclusive) return `the deployment waits at gate '${awaiting.gate}': approve or abort it`;
+    if (awaiting && awaiting.gate !== Gate.Inconclusive)
+      return `the deployment waits at gate '${awaiting.gate}': approve or abort it`;
     if (progress.completed.length === progress.steps) return 'nothing to promote: every step is done';
     return null;
   }
@@ -488,7 +585,9 @@ class CanarySteps {
     if (run.status.awaiting?.gate === Gate.Inconclusive) run.approved = true;
     log.info('promote requested', { by: progress.promotedBy, full: this.promoteFull, step: progress.step });
     return {
-      message: this.promoteFull ? `promoted at step ${progress.step}/${progress.steps}: going straight to 100 %` : `promoted: step ${progress.step}/${progress.steps} (${progress.weight} %) ends its hold now`,
+      message: this.promoteFull
+        ? `promoted at step ${progress.step}/${progress.steps}: going straight to 100 %`
+        : `promoted: step ${progress.step}/${progress.steps} (${progress.weight} %) ends its hold now`,
       phase: run.status.phase,
     };
   }
@@ -507,7 +606,10 @@ class CanarySteps {
         (p.hold?.extendedSeconds ? `; hold extended ${p.hold.extendedSeconds} s` : ''),
     ];
     if (p.sharedCause) lines.push('', `**shared cause**: ${p.sharedCause}`);
-    for (const c of p.completed) lines.push(`- step ${c.step}: ${c.weight} %, ${c.observedShare === null ? 'no share observed' : `${formatShare(c.observedShare)} % observed`}, ${Math.round(c.seconds)} s`);
+    for (const c of p.completed)
+      lines.push(
+        `- step ${c.step}: ${c.weight} %, ${c.observedShare === null ? 'no share observed' : `${formatShare(c.observedShare)} % observed`}, ${Math.round(c.seconds)} s`,
+      );
     return lines;
   }
 }

@@ -9,7 +9,13 @@
  * abort --input '{"reason":"..."}'` works too. Both go through the same rules in the workflow.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { AbortRequest, ApproveRequest, DeploymentStatus, OperatorAnswer, PromoteRequest } from '../shared/deployment-status.js';
+import type {
+  AbortRequest,
+  ApproveRequest,
+  DeploymentStatus,
+  OperatorAnswer,
+  PromoteRequest,
+} from '../shared/deployment-status.js';
 
 export const abortSignal = defineSignal<[AbortRequest]>('abort');
 export const approveSignal = defineSignal<[ApproveRequest]>('approve');

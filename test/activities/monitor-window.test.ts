@@ -44,16 +44,39 @@ function windowRequest(overrides: Partial<MonitorWindowRequest> = {}): MonitorWi
     warmUpUntil: null,
     consecutive: true,
     counters: { failed: 0, consecutiveErrors: 0, inconclusive: 0 },
-    progress: { tick: 0, ticks: 6, durationSeconds: 30, intervalSeconds: 5, successful: 0, failed: 0, inconclusive: 0, errors: 0, consecutiveErrors: 0, restarts: 0, latest: {} },
+    progress: {
+      tick: 0,
+      ticks: 6,
+      durationSeconds: 30,
+      intervalSeconds: 5,
+      successful: 0,
+      failed: 0,
+      inconclusive: 0,
+      errors: 0,
+      consecutiveErrors: 0,
+      restarts: 0,
+      latest: {},
+    },
     policy: { kind: 'window' },
     ...overrides,
   };
 }
 
-const errorRate = (value: number | null): Measurement => ({ name: 'error-rate', value, comparison: '<', threshold: 0.01, gate: true, result: judgeValue(value, '<', 0.01) });
+const errorRate = (value: number | null): Measurement => ({
+  name: 'error-rate',
+  value,
+  comparison: '<',
+  threshold: 0.01,
+  gate: true,
+  result: judgeValue(value, '<', 0.01),
+});
 
 /** A window over `values` (one error rate per tick; a thrown error for 'error'), with restarts at 2 throughout. */
-async function run(values: (number | null | 'error')[], overrides: Partial<MonitorWindowRequest> = {}, resumeFrom?: MonitorWindowState) {
+async function run(
+  values: (number | null | 'error')[],
+  overrides: Partial<MonitorWindowRequest> = {},
+  resumeFrom?: MonitorWindowState,
+) {
   const clock = testClock();
   const beats: MonitorWindowState[] = [];
   const measuredAt: number[] = [];
@@ -67,7 +90,10 @@ async function run(values: (number | null | 'error')[], overrides: Partial<Monit
       return { measurements: [errorRate(value), restartsMeasurement(2, baseline, 0)] };
     },
     clock,
-    progress: { heartbeat: (details) => beats.push(structuredClone(details as MonitorWindowState)), signal: new AbortController().signal },
+    progress: {
+      heartbeat: (details) => beats.push(structuredClone(details as MonitorWindowState)),
+      signal: new AbortController().signal,
+    },
     cancelRequested: () => false,
     resumeFrom,
   });
@@ -80,9 +106,18 @@ describe('the monitor window in one activity', () => {
     assert.equal(answer.verdict, MonitorVerdict.Passed);
     assert.deepEqual(measuredAt, [0, 5_000, 10_000, 15_000, 20_000, 25_000]);
     assert.equal(clock.t - START, 30_000, 'the window is its duration');
-    assert.deepEqual(answer.samples.map((s) => [s.tick, s.result]), [1, 2, 3, 4, 5, 6].map((t) => [t, 'Successful']));
-    assert.deepEqual([answer.progress.tick, answer.progress.successful, answer.baseline, answer.progress.restarts], [6, 6, 2, 0]);
-    assert.ok(clock.sleeps.every((ms) => ms <= 2_000), 'it never sleeps longer than its heartbeat period');
+    assert.deepEqual(
+      answer.samples.map((s) => [s.tick, s.result]),
+      [1, 2, 3, 4, 5, 6].map((t) => [t, 'Successful']),
+    );
+    assert.deepEqual(
+      [answer.progress.tick, answer.progress.successful, answer.baseline, answer.progress.restarts],
+      [6, 6, 2, 0],
+    );
+    assert.ok(
+      clock.sleeps.every((ms) => ms <= 2_000),
+      'it never sleeps longer than its heartbeat period',
+    );
   });
 
   it('returns at a breach, with the measurements that decided it', async () => {
@@ -94,9 +129,14 @@ describe('the monitor window in one activity', () => {
   });
 
   it('counts a read that fails as an Error tick, and returns at the limit of errors in a row', async () => {
-    const { answer } = await run(['error'], { limits: { failureLimit: 0, consecutiveErrorLimit: 3, inconclusiveLimit: 2 } });
+    const { answer } = await run(['error'], {
+      limits: { failureLimit: 0, consecutiveErrorLimit: 3, inconclusiveLimit: 2 },
+    });
     assert.equal(answer.verdict, MonitorVerdict.ErrorLimit);
-    assert.deepEqual(answer.samples.map((s) => [s.result, s.error]), Array(3).fill(['Error', 'Prometheus unreachable']));
+    assert.deepEqual(
+      answer.samples.map((s) => [s.result, s.error]),
+      Array(3).fill(['Error', 'Prometheus unreachable']),
+    );
   });
 
   it('does not count missing data in the warm-up; past it, pauses at the limit of missing data in a row', async () => {
@@ -109,7 +149,10 @@ describe('the monitor window in one activity', () => {
   });
 
   it('paused, waits an interval first and ends by itself after enough Successful ticks in a row', async () => {
-    const { answer, measuredAt } = await run([null, 0.001], { policy: { kind: 'paused', resumeAfter: 3 }, restarts: { baseline: 2, limit: 0 } });
+    const { answer, measuredAt } = await run([null, 0.001], {
+      policy: { kind: 'paused', resumeAfter: 3 },
+      restarts: { baseline: 2, limit: 0 },
+    });
     assert.equal(answer.verdict, MonitorVerdict.Resumed);
     assert.deepEqual(measuredAt, [5_000, 10_000, 15_000, 20_000]);
     assert.deepEqual([answer.progress.pausedTicks, answer.successes, answer.progress.tick], [4, 3, 0]);
@@ -122,7 +165,10 @@ describe('the monitor window in one activity', () => {
     const resumed = await run([0.001], {}, third);
     assert.equal(resumed.answer.verdict, MonitorVerdict.Passed);
     assert.equal(resumed.measuredAt.length, 3, 'ticks 4 to 6 only');
-    assert.deepEqual(resumed.answer.samples.map((s) => s.tick), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(
+      resumed.answer.samples.map((s) => s.tick),
+      [1, 2, 3, 4, 5, 6],
+    );
     assert.equal(resumed.answer.baseline, 2);
   });
 
@@ -168,11 +214,29 @@ describe('the monitor window in one activity', () => {
   });
 
   describe("a canary step's hold", () => {
-    const rules: CanaryRules = { stable: 'blue', stableVersion: 'v2.1.0', requestsQuery: 'requests', minRequests: 100, comparedToStable: {}, sharedCauseAccepted: false };
-    const policy: HoldPolicy = { kind: 'hold', label: 'step 1/4', weight: 5, startedAt: START, holdSeconds: 10, capSeconds: 20, untilPromote: false };
+    const rules: CanaryRules = {
+      stable: 'blue',
+      stableVersion: 'v2.1.0',
+      requestsQuery: 'requests',
+      minRequests: 100,
+      comparedToStable: {},
+      sharedCauseAccepted: false,
+    };
+    const policy: HoldPolicy = {
+      kind: 'hold',
+      label: 'step 1/4',
+      weight: 5,
+      startedAt: START,
+      holdSeconds: 10,
+      capSeconds: 20,
+      untilPromote: false,
+    };
 
     /** A hold whose ticks find these canary requests (and error rates, the stable's beside them). */
-    async function hold(ticks: { requests: number; canary?: number; stable?: number }[], overrides: Partial<MonitorWindowRequest> = {}) {
+    async function hold(
+      ticks: { requests: number; canary?: number; stable?: number }[],
+      overrides: Partial<MonitorWindowRequest> = {},
+    ) {
       const clock = testClock();
       const measuredAt: number[] = [];
       let tick = 0;
@@ -197,11 +261,27 @@ describe('the monitor window in one activity', () => {
     }
 
     it('measures at once; past its length, ends on the first Successful tick, never on too few requests', async () => {
-      const { answer, measuredAt } = await hold([{ requests: 12 }, { requests: 12 }, { requests: 12 }, { requests: 400 }]);
+      const { answer, measuredAt } = await hold([
+        { requests: 12 },
+        { requests: 12 },
+        { requests: 12 },
+        { requests: 400 },
+      ]);
       assert.equal(answer.verdict, MonitorVerdict.Held);
       assert.deepEqual(measuredAt, [0, 5_000, 10_000, 15_000]);
-      assert.deepEqual(answer.samples.map((s) => [s.result, s.canary?.canaryRequests]), [['Inconclusive', 12], ['Inconclusive', 12], ['Inconclusive', 12], ['Successful', 400]]);
-      assert.deepEqual([answer.canary?.analysis, answer.canary?.canaryRequests, answer.counters.inconclusive], ['Successful', 400, 0]);
+      assert.deepEqual(
+        answer.samples.map((s) => [s.result, s.canary?.canaryRequests]),
+        [
+          ['Inconclusive', 12],
+          ['Inconclusive', 12],
+          ['Inconclusive', 12],
+          ['Successful', 400],
+        ],
+      );
+      assert.deepEqual(
+        [answer.canary?.analysis, answer.canary?.canaryRequests, answer.counters.inconclusive],
+        ['Successful', 400, 0],
+      );
     });
 
     it('is extended while no tick is Successful, and pauses at its cap, saying why in words', async () => {
@@ -209,7 +289,10 @@ describe('the monitor window in one activity', () => {
       assert.equal(answer.verdict, MonitorVerdict.Pause);
       assert.deepEqual(measuredAt, [0, 5_000, 10_000, 15_000, 20_000]);
       assert.equal(answer.canary?.extendedSeconds, 5, 'the extension as the last tick before the cap found it');
-      assert.equal(answer.message, 'step 1/4 tick 5: Inconclusive; 5 % set, 0.1 % observed (12 canary requests in the window, at least 100 needed)');
+      assert.equal(
+        answer.message,
+        'step 1/4 tick 5: Inconclusive; 5 % set, 0.1 % observed (12 canary requests in the window, at least 100 needed)',
+      );
     });
 
     it('ends at a breach both slots share, for an operator, without counting it against the canary; once accepted, such a tick is no data', async () => {

@@ -15,18 +15,33 @@ import type { Slo } from '../../src/deployment-spec/deployment-spec.js';
 import { DETECTION_API_SLOS, REFERENCE_TARGET } from '../helpers/deployment-harness.js';
 import { eventually } from '../helpers/eventually.js';
 import type { DetectionApiProcess } from '../helpers/detection-api-process.js';
-import { postDetection, SEED_DETECTION, startDetectionApi, TakListener, tempQueuePath } from '../helpers/detection-api-process.js';
+import {
+  postDetection,
+  SEED_DETECTION,
+  startDetectionApi,
+  TakListener,
+  tempQueuePath,
+} from '../helpers/detection-api-process.js';
 import { startPrometheus } from '../helpers/prometheus.js';
 import type { PrometheusServer } from '../helpers/prometheus.js';
-
-
 
 function source(url: string): PrometheusSloSource {
   return PrometheusSloSource.fromEnv({ PROMETHEUS_URL: url, PROMETHEUS_TIMEOUT_MS: '2000' });
 }
 
-async function evaluate(url: string, slos: Slo[] = DETECTION_API_SLOS, run?: string): Promise<Record<string, Measurement>> {
-  const measurements = await source(url).evaluateSlos({ target: REFERENCE_TARGET, slot: 'green', version: 'v2.2.0', run, window: '5s', slos });
+async function evaluate(
+  url: string,
+  slos: Slo[] = DETECTION_API_SLOS,
+  run?: string,
+): Promise<Record<string, Measurement>> {
+  const measurements = await source(url).evaluateSlos({
+    target: REFERENCE_TARGET,
+    slot: 'green',
+    version: 'v2.2.0',
+    run,
+    window: '5s',
+    slos,
+  });
   return Object.fromEntries(measurements.map((m) => [m.name, m]));
 }
 
@@ -48,9 +63,18 @@ function drive(url: string, clients = 4): { stop: () => Promise<void> } {
 }
 
 /** A green-slot service with `env`, scraped by a fresh Prometheus, torn down after `body`. */
-async function withScrapedService(env: Record<string, string>, body: (service: DetectionApiProcess, prometheus: PrometheusServer) => Promise<void>) {
+async function withScrapedService(
+  env: Record<string, string>,
+  body: (service: DetectionApiProcess, prometheus: PrometheusServer) => Promise<void>,
+) {
   const tak = await TakListener.start();
-  const service = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: tempQueuePath(), SLOT: 'green', APP_VERSION: 'v2.2.0', ...env });
+  const service = await startDetectionApi({
+    TAK_ADDRESS: `127.0.0.1:${tak.port}`,
+    QUEUE_PATH: tempQueuePath(),
+    SLOT: 'green',
+    APP_VERSION: 'v2.2.0',
+    ...env,
+  });
   const prometheus = await startPrometheus([service.url.replace('http://', '')]);
   try {
     await body(service, prometheus);
@@ -63,7 +87,12 @@ async function withScrapedService(env: Record<string, string>, body: (service: D
 }
 
 /** Drives traffic until Prometheus has rates for it, then measures. */
-async function measureUnderTraffic(service: DetectionApiProcess, prometheus: PrometheusServer, clients = 4, run?: string): Promise<Record<string, Measurement>> {
+async function measureUnderTraffic(
+  service: DetectionApiProcess,
+  prometheus: PrometheusServer,
+  clients = 4,
+  run?: string,
+): Promise<Record<string, Measurement>> {
   const traffic = drive(service.url, clients);
   try {
     let latest: Record<string, Measurement> = {};
@@ -91,10 +120,22 @@ describe('Prometheus SLO source against a real Prometheus', () => {
       assert.equal(m['cpu-per-pod']?.gate, false, 'CPU is reported as a warning, not a gate');
       assert.notEqual(m['memory-per-pod']?.value, null);
       // The same queries for the other slot find nothing: they are scoped to the slot.
-      const blue = await source(prometheus.url).evaluateSlos({ target: REFERENCE_TARGET, slot: 'blue', version: 'v2.2.0', window: '5s', slos: DETECTION_API_SLOS.slice(0, 1) });
+      const blue = await source(prometheus.url).evaluateSlos({
+        target: REFERENCE_TARGET,
+        slot: 'blue',
+        version: 'v2.2.0',
+        window: '5s',
+        slos: DETECTION_API_SLOS.slice(0, 1),
+      });
       assert.equal(blue[0]?.result, 'Inconclusive');
       // And to the version: another version's series in the same slot are not this deployment's.
-      const other = await source(prometheus.url).evaluateSlos({ target: REFERENCE_TARGET, slot: 'green', version: 'v2.1.0', window: '5s', slos: DETECTION_API_SLOS.slice(0, 1) });
+      const other = await source(prometheus.url).evaluateSlos({
+        target: REFERENCE_TARGET,
+        slot: 'green',
+        version: 'v2.1.0',
+        window: '5s',
+        slos: DETECTION_API_SLOS.slice(0, 1),
+      });
       assert.equal(other[0]?.result, 'Inconclusive');
     });
   });
@@ -103,11 +144,21 @@ describe('Prometheus SLO source against a real Prometheus', () => {
     await withScrapedService({ FAULT_ERROR_RATE: '0.5', RUN: 'run-a' }, async (service, prometheus) => {
       const m = await measureUnderTraffic(service, prometheus, 4, 'run-a');
       assert.equal(m['error-rate']?.result, 'Failed', JSON.stringify(m['error-rate']));
-      assert.ok((m['error-rate']?.value ?? 0) > 0.2 && (m['error-rate']?.value ?? 1) < 0.8, `about half: ${m['error-rate']?.value}`);
+      assert.ok(
+        (m['error-rate']?.value ?? 0) > 0.2 && (m['error-rate']?.value ?? 1) < 0.8,
+        `about half: ${m['error-rate']?.value}`,
+      );
       // Another run of the same version in the same slot (a redeploy under the same tag) does not
       // see them, nor does a run whose pods carry no run label.
       for (const run of ['run-b', '']) {
-        const [other] = await source(prometheus.url).evaluateSlos({ target: REFERENCE_TARGET, slot: 'green', version: 'v2.2.0', run, window: '5s', slos: DETECTION_API_SLOS.slice(0, 1) });
+        const [other] = await source(prometheus.url).evaluateSlos({
+          target: REFERENCE_TARGET,
+          slot: 'green',
+          version: 'v2.2.0',
+          run,
+          window: '5s',
+          slos: DETECTION_API_SLOS.slice(0, 1),
+        });
         assert.equal(other?.result, 'Inconclusive', `run '${run}': ${JSON.stringify(other)}`);
       }
     });
@@ -137,7 +188,13 @@ describe('Prometheus SLO source against a real Prometheus', () => {
 
   it('reports Error when Prometheus is stopped, is not Prometheus, or rejects the query', async () => {
     await withScrapedService({}, async (service, prometheus) => {
-      const bad: Slo = { name: 'bad', query: 'sum(rate(http_requests_total[', comparison: '<', threshold: 1, gate: true };
+      const bad: Slo = {
+        name: 'bad',
+        query: 'sum(rate(http_requests_total[',
+        comparison: '<',
+        threshold: 1,
+        gate: true,
+      };
       const rejected = await evaluate(prometheus.url, [bad]);
       assert.equal(rejected['bad']?.result, 'Error');
       assert.match(rejected['bad']?.message ?? '', /query rejected \(bad_data\)/);
@@ -158,17 +215,37 @@ describe('Prometheus SLO source against a real Prometheus', () => {
 
   it('authenticates with the worker-configured credentials, and reports a refusal as Error', async () => {
     const tak = await TakListener.start();
-    const service = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: tempQueuePath(), SLOT: 'green' });
-    const prometheus = await startPrometheus([service.url.replace('http://', '')], { username: 'bluegreen', password: 's3cret-for-tests' });
+    const service = await startDetectionApi({
+      TAK_ADDRESS: `127.0.0.1:${tak.port}`,
+      QUEUE_PATH: tempQueuePath(),
+      SLOT: 'green',
+    });
+    const prometheus = await startPrometheus([service.url.replace('http://', '')], {
+      username: 'bluegreen',
+      password: 's3cret-for-tests',
+    });
     try {
-      const query = { target: REFERENCE_TARGET, slot: 'green' as const, version: 'dev', window: '5s', slos: DETECTION_API_SLOS.slice(3, 4) };
+      const query = {
+        target: REFERENCE_TARGET,
+        slot: 'green' as const,
+        version: 'dev',
+        window: '5s',
+        slos: DETECTION_API_SLOS.slice(3, 4),
+      };
       const refused = await PrometheusSloSource.fromEnv({ PROMETHEUS_URL: prometheus.url }).evaluateSlos(query);
       assert.equal(refused[0]?.result, 'Error');
       assert.equal(refused[0]?.message, 'Prometheus answered HTTP 401');
-      const authenticated = PrometheusSloSource.fromEnv({ PROMETHEUS_URL: prometheus.url, PROMETHEUS_USERNAME: 'bluegreen', PROMETHEUS_PASSWORD: 's3cret-for-tests' });
+      const authenticated = PrometheusSloSource.fromEnv({
+        PROMETHEUS_URL: prometheus.url,
+        PROMETHEUS_USERNAME: 'bluegreen',
+        PROMETHEUS_PASSWORD: 's3cret-for-tests',
+      });
       // The success rate needs 20 detections before it reads as data.
       for (let i = 0; i < 20; i++) await postDetection(service.url, SEED_DETECTION);
-      await eventually(async () => (await authenticated.evaluateSlos(query))[0]?.result === 'Successful', 'an authenticated measurement');
+      await eventually(
+        async () => (await authenticated.evaluateSlos(query))[0]?.result === 'Successful',
+        'an authenticated measurement',
+      );
     } finally {
       await prometheus.stop();
       service.kill('SIGKILL');
@@ -185,14 +262,25 @@ describe('Prometheus SLO source against a real Prometheus', () => {
     writeFileSync(
       file,
       JSON.stringify([
-        { targets: [`127.0.0.1:${green}`], labels: { namespace: 'default', deployment: 'detection-api-green', pod: 'detection-api-green-0' } },
-        { targets: [`127.0.0.1:${blue}`], labels: { namespace: 'default', deployment: 'detection-api-blue', pod: 'detection-api-blue-0' } },
+        {
+          targets: [`127.0.0.1:${green}`],
+          labels: { namespace: 'default', deployment: 'detection-api-green', pod: 'detection-api-green-0' },
+        },
+        {
+          targets: [`127.0.0.1:${blue}`],
+          labels: { namespace: 'default', deployment: 'detection-api-blue', pod: 'detection-api-blue-0' },
+        },
       ]),
     );
     const prometheus = await startPrometheus({ file }, undefined, 15);
     try {
       let report = await source(prometheus.url).readScrapeInterval({ target: REFERENCE_TARGET, slot: 'green' });
-      await eventually(async () => (report = await source(prometheus.url).readScrapeInterval({ target: REFERENCE_TARGET, slot: 'green' })).seconds !== null, 'the targets are discovered');
+      await eventually(
+        async () =>
+          (report = await source(prometheus.url).readScrapeInterval({ target: REFERENCE_TARGET, slot: 'green' }))
+            .seconds !== null,
+        'the targets are discovered',
+      );
       assert.deepEqual(report, { seconds: 15, source: '1 target(s) of detection-api-green' });
     } finally {
       await prometheus.stop();
@@ -203,7 +291,10 @@ describe('Prometheus SLO source against a real Prometheus', () => {
   });
 
   it('names each malformed Prometheus variable', () => {
-    assert.throws(() => PrometheusSloSource.fromEnv({ PROMETHEUS_URL: 'prometheus:9090' }), /PROMETHEUS_URL: PROMETHEUS_URL must be an http\(s\) URL/);
+    assert.throws(
+      () => PrometheusSloSource.fromEnv({ PROMETHEUS_URL: 'prometheus:9090' }),
+      /PROMETHEUS_URL: PROMETHEUS_URL must be an http\(s\) URL/,
+    );
     assert.throws(
       () => PrometheusSloSource.fromEnv({ PROMETHEUS_URL: 'http://prometheus:9090', PROMETHEUS_USERNAME: 'u' }),
       /PROMETHEUS_PASSWORD: basic auth needs both PROMETHEUS_USERNAME and PROMETHEUS_PASSWORD/,

@@ -8,12 +8,22 @@ import { HttpSmokeRunner } from '../../src/checks/smoke-suite.js';
 import type { SmokeReport } from '../../src/activities/contract.js';
 import type { DeploymentSpecInput } from '../../src/deployment-spec/deployment-spec.js';
 import { REFERENCE_TARGET, testSpec } from '../helpers/deployment-harness.js';
-import { freePort, postDetection, SEED_DETECTION, startDetectionApi, TakListener, tempQueuePath } from '../helpers/detection-api-process.js';
+import {
+  freePort,
+  postDetection,
+  SEED_DETECTION,
+  startDetectionApi,
+  TakListener,
+  tempQueuePath,
+} from '../helpers/detection-api-process.js';
 
 const runner = new HttpSmokeRunner();
 const progress = { heartbeat: () => undefined, signal: new AbortController().signal };
 
-async function smoke(endpoint: string, overrides: Partial<NonNullable<DeploymentSpecInput['smoke']>> = {}): Promise<SmokeReport> {
+async function smoke(
+  endpoint: string,
+  overrides: Partial<NonNullable<DeploymentSpecInput['smoke']>> = {},
+): Promise<SmokeReport> {
   const spec = testSpec({ smoke: { endpoint, ...overrides } });
   return await runner.runSmokeSuite({ target: REFERENCE_TARGET, slot: 'green', smoke: spec.smoke }, progress);
 }
@@ -75,7 +85,10 @@ describe('smoke suite against the reference detection API', () => {
       metrics: 'passed',
       latency: 'passed',
     });
-    assert.match(message(report, 'api-happy-path'), /expected a 2xx answer with a detection_id, got HTTP 500 .*injected fault/);
+    assert.match(
+      message(report, 'api-happy-path'),
+      /expected a 2xx answer with a detection_id, got HTTP 500 .*injected fault/,
+    );
     assert.match(message(report, 'accuracy-flag'), /not checked: the API happy path failed/);
   });
 
@@ -86,7 +99,10 @@ describe('smoke suite against the reference detection API', () => {
       return await smoke(url);
     });
     assert.equal(verdicts(report)['health'], 'failed');
-    assert.match(message(report, 'health'), /expected HTTP 200 \{"status":"healthy"\}, got HTTP 503 .*oldest undelivered detection waits/);
+    assert.match(
+      message(report, 'health'),
+      /expected HTTP 200 \{"status":"healthy"\}, got HTTP 503 .*oldest undelivered detection waits/,
+    );
   });
 
   it('warns on a slow answer by default, and fails it when the spec says so', async () => {
@@ -116,14 +132,31 @@ describe('smoke suite against the reference detection API', () => {
         ...UNHURRIED,
         suite: 'http',
         checks: [
-          { name: 'ready', path: '/ready', expectJson: { status: 'ready', version: ['v8', 'v9'] }, expectPresent: ['slot'] },
-          { name: 'create', method: 'POST', path: '/api/detections', body: SEED_DETECTION, expectStatus: 201, expectPresent: ['detection_id'] },
+          {
+            name: 'ready',
+            path: '/ready',
+            expectJson: { status: 'ready', version: ['v8', 'v9'] },
+            expectPresent: ['slot'],
+          },
+          {
+            name: 'create',
+            method: 'POST',
+            path: '/api/detections',
+            body: SEED_DETECTION,
+            expectStatus: 201,
+            expectPresent: ['detection_id'],
+          },
           { name: 'wrong-version', path: '/ready', expectJson: { version: 'v10' } },
           { name: 'missing', path: '/api/detections/nope', expectStatus: 200 },
         ],
       }),
     );
-    assert.deepEqual(verdicts(report), { ready: 'passed', create: 'passed', 'wrong-version': 'failed', missing: 'failed' });
+    assert.deepEqual(verdicts(report), {
+      ready: 'passed',
+      create: 'passed',
+      'wrong-version': 'failed',
+      missing: 'failed',
+    });
     assert.equal(message(report, 'wrong-version'), 'expected version to be "v10", got "v9"');
     assert.match(message(report, 'missing'), /expected HTTP 200, got HTTP 404/);
   });

@@ -29,7 +29,11 @@ import { startDevServer } from '../helpers/temporal-servers.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const run = promisify(execFile);
-const PACKAGE = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string; dependencies: Record<string, string> };
+const PACKAGE = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+  name: string;
+  version: string;
+  dependencies: Record<string, string>;
+};
 const TASK_QUEUE = 'bluegreen-package-e2e';
 
 describe('the packed package, installed into a fresh project', () => {
@@ -43,7 +47,11 @@ describe('the packed package, installed into a fresh project', () => {
   const bin = (name: string) => join(project, 'node_modules', '.bin', name);
   const bluegreen = async (...args: string[]) => {
     try {
-      const { stdout, stderr } = await run(bin('bluegreen'), ['--address', env.address, '--task-queue', TASK_QUEUE, ...args], { cwd: project, timeout: 120_000 });
+      const { stdout, stderr } = await run(
+        bin('bluegreen'),
+        ['--address', env.address, '--task-queue', TASK_QUEUE, ...args],
+        { cwd: project, timeout: 120_000 },
+      );
       return { code: 0, stdout, stderr };
     } catch (error) {
       const failed = error as { code: number; stdout: string; stderr: string };
@@ -54,11 +62,22 @@ describe('the packed package, installed into a fresh project', () => {
   before(async () => {
     const packDir = mkdtempSync(join(tmpdir(), 'bluegreen-pack-'));
     // `npm pack` builds dist/ first (prepack); --json names the tarball.
-    const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', packDir], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024, timeout: 300_000 });
+    const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', packDir], {
+      cwd: ROOT,
+      maxBuffer: 16 * 1024 * 1024,
+      timeout: 300_000,
+    });
     const tarball = join(packDir, (JSON.parse(stdout) as { filename: string }[])[0]!.filename);
     project = mkdtempSync(join(tmpdir(), 'service-repo-'));
-    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'service-repo', private: true, type: 'module' }));
-    await run('npm', ['install', '--no-audit', '--no-fund', tarball], { cwd: project, maxBuffer: 16 * 1024 * 1024, timeout: 600_000 });
+    writeFileSync(
+      join(project, 'package.json'),
+      JSON.stringify({ name: 'service-repo', private: true, type: 'module' }),
+    );
+    await run('npm', ['install', '--no-audit', '--no-fund', tarball], {
+      cwd: project,
+      maxBuffer: 16 * 1024 * 1024,
+      timeout: 600_000,
+    });
     env = await startDevServer();
     tak = await TakListener.start();
     local = await startLocalPlatform({ takAddress: `127.0.0.1:${tak.port}` });
@@ -78,13 +97,17 @@ describe('the packed package, installed into a fresh project', () => {
     assert.ok(!existsSync(join(installed, 'src')), 'no TypeScript source');
     assert.ok(!existsSync(join(project, 'node_modules', 'tsx')), 'tsx is not installed');
     assert.ok(!existsSync(join(project, 'node_modules', 'typescript')), 'typescript is not installed');
-    assert.ok(!existsSync(join(project, 'node_modules', 'better-sqlite3')), 'the reference service’s dependencies are not installed');
+    assert.ok(
+      !existsSync(join(project, 'node_modules', 'better-sqlite3')),
+      'the reference service’s dependencies are not installed',
+    );
     assert.ok(!Object.keys(PACKAGE.dependencies).includes('tsx'));
   });
 
   it('runs the installed bluegreen: --help lists the commands', async () => {
     const { stdout } = await run(bin('bluegreen'), ['--help'], { cwd: project });
-    for (const command of ['deploy', 'status', 'abort', 'approve', 'promote', 'list']) assert.match(stdout, new RegExp(`\\n  ${command}\\b`));
+    for (const command of ['deploy', 'status', 'abort', 'approve', 'promote', 'list'])
+      assert.match(stdout, new RegExp(`\\n  ${command}\\b`));
   });
 
   it('deploys with the installed bluegreen and bluegreen-worker: the version goes live, and status says so', async () => {
@@ -107,16 +130,43 @@ describe('the packed package, installed into a fresh project', () => {
     await eventually(async () => /worker started/.test(workerOutput), 'the installed worker started', 120_000);
 
     const spec = join(project, 'bluegreen.yaml');
-    writeFileSync(spec, ['app: detection-api', 'replicas: 2', 'readinessTimeoutSeconds: 60', 'monitor: { durationSeconds: 3, intervalSeconds: 1, slos: [] }', 'scaleDownDelaySeconds: 0', ''].join('\n'));
-    const deployed = await bluegreen('deploy', '-f', spec, '--image', 'registry.internal/detection-api:v2.2.0', '--wait');
+    writeFileSync(
+      spec,
+      [
+        'app: detection-api',
+        'replicas: 2',
+        'readinessTimeoutSeconds: 60',
+        'monitor: { durationSeconds: 3, intervalSeconds: 1, slos: [] }',
+        'scaleDownDelaySeconds: 0',
+        '',
+      ].join('\n'),
+    );
+    const deployed = await bluegreen(
+      'deploy',
+      '-f',
+      spec,
+      '--image',
+      'registry.internal/detection-api:v2.2.0',
+      '--wait',
+    );
     assert.equal(deployed.code, 0, `${deployed.stdout}\n${deployed.stderr}\n${workerOutput}`);
     assert.match(deployed.stdout, /Succeeded/);
     const status = await bluegreen('status', 'detection-api', '--json');
     assert.equal(status.code, 0, status.stderr);
     const parsed = JSON.parse(status.stdout) as { phase: string; activeSlot: string; version: string };
     assert.deepEqual([parsed.phase, parsed.activeSlot, parsed.version], ['Succeeded', 'green', 'v2.2.0']);
-    const live = await local.platform.describe({ app: 'detection-api', namespace: 'default', service: 'detection-api-service', slotLabelKey: 'slot', container: 'detection-api', deployments: { blue: 'detection-api-blue', green: 'detection-api-green' } });
-    assert.deepEqual([live.activeSlot, live.slots.green.image, live.slots.blue.replicas], ['green', 'registry.internal/detection-api:v2.2.0', 0]);
+    const live = await local.platform.describe({
+      app: 'detection-api',
+      namespace: 'default',
+      service: 'detection-api-service',
+      slotLabelKey: 'slot',
+      container: 'detection-api',
+      deployments: { blue: 'detection-api-blue', green: 'detection-api-green' },
+    });
+    assert.deepEqual(
+      [live.activeSlot, live.slots.green.image, live.slots.blue.replicas],
+      ['green', 'registry.internal/detection-api:v2.2.0', 0],
+    );
   });
 
   it('serves the client library to the project’s own JavaScript', async () => {
@@ -136,7 +186,9 @@ describe('the packed package, installed into a fresh project', () => {
   });
 
   it('is the package and version the example pipeline installs', () => {
-    const pipeline = parseYaml(readFileSync(join(ROOT, '.github/workflows/deploy.example.yml'), 'utf8')) as { jobs: { deploy: { steps: { name?: string; run?: string }[] } } };
+    const pipeline = parseYaml(readFileSync(join(ROOT, '.github/workflows/deploy.example.yml'), 'utf8')) as {
+      jobs: { deploy: { steps: { name?: string; run?: string }[] } };
+    };
     const install = pipeline.jobs.deploy.steps.find((s) => s.name === 'Install bluegreen')!.run!;
     assert.ok(install.includes(`${PACKAGE.name}@${PACKAGE.version}`), install);
     const calls = pipeline.jobs.deploy.steps.map((s) => s.run ?? '').join('\n');

@@ -19,7 +19,14 @@ describe('spec sources', () => {
   it('reads a YAML file and lets flags and --set override it', () => {
     const path = file(
       'spec.yaml',
-      ['app: detection-api', 'namespace: prod', 'image: registry.internal/detection-api:v2.2.0', 'monitor:', '  durationSeconds: 120', ''].join('\n'),
+      [
+        'app: detection-api',
+        'namespace: prod',
+        'image: registry.internal/detection-api:v2.2.0',
+        'monitor:',
+        '  durationSeconds: 120',
+        '',
+      ].join('\n'),
     );
     const spec = loadSpec({
       file: path,
@@ -37,27 +44,45 @@ describe('spec sources', () => {
   });
 
   it('accepts the example spec the README and the CI example use', () => {
-    const spec = loadSpec({ file: fileURLToPath(new URL('../../examples/detection-api/bluegreen.yaml', import.meta.url)), image: 'registry.internal/detection-api:v2.3.0' });
-    assert.deepEqual([spec.app, spec.service, spec.version, spec.replicas, spec.monitor.slos.length], ['detection-api', 'detection-api-service', 'v2.3.0', 3, 6]);
+    const spec = loadSpec({
+      file: fileURLToPath(new URL('../../examples/detection-api/bluegreen.yaml', import.meta.url)),
+      image: 'registry.internal/detection-api:v2.3.0',
+    });
+    assert.deepEqual(
+      [spec.app, spec.service, spec.version, spec.replicas, spec.monitor.slos.length],
+      ['detection-api', 'detection-api-service', 'v2.3.0', 3, 6],
+    );
   });
 
   it('works from flags alone', () => {
     const spec = loadSpec({ app: 'detection-api', namespace: 'staging', image: 'detection-api:v1' });
-    assert.deepEqual([spec.app, spec.namespace, spec.image, spec.replicas], ['detection-api', 'staging', 'detection-api:v1', 3]);
+    assert.deepEqual(
+      [spec.app, spec.namespace, spec.image, spec.replicas],
+      ['detection-api', 'staging', 'detection-api:v1', 3],
+    );
   });
 
   it('names the line of a YAML syntax error', () => {
     const path = file('broken.yaml', 'app: a\nimage: [a:1\n');
-    assert.throws(() => loadSpec({ file: path }), (error: unknown) => {
-      assert.ok(error instanceof SpecValidationError);
-      assert.match(error.message, /broken\.yaml is not valid YAML at line \d/);
-      return true;
-    });
+    assert.throws(
+      () => loadSpec({ file: path }),
+      (error: unknown) => {
+        assert.ok(error instanceof SpecValidationError);
+        assert.match(error.message, /broken\.yaml is not valid YAML at line \d/);
+        return true;
+      },
+    );
   });
 
   it('rejects a flag value that breaks a rule, naming the field', () => {
-    assert.throws(() => loadSpec({ app: 'a', image: 'a:1', replicas: 'three' }), /replicas: Expected number, received nan/);
-    assert.throws(() => loadSpec({ app: 'a', image: 'a:1', set: ['monitor.durationSeconds'] }), /\(--set\): 'monitor.durationSeconds' must be path=value/);
+    assert.throws(
+      () => loadSpec({ app: 'a', image: 'a:1', replicas: 'three' }),
+      /replicas: Expected number, received nan/,
+    );
+    assert.throws(
+      () => loadSpec({ app: 'a', image: 'a:1', set: ['monitor.durationSeconds'] }),
+      /\(--set\): 'monitor.durationSeconds' must be path=value/,
+    );
     assert.throws(() => loadSpec({ file: join(dir, 'missing.yaml') }), /\(file\): cannot read .*missing\.yaml/);
   });
 });

@@ -28,15 +28,30 @@ interface ComposeService {
   depends_on?: Record<string, unknown> | string[];
 }
 // `merge`: compose reads YAML merge keys (`<<: *anchor`).
-const compose = parseYaml(readFileSync(`${ROOT}docker-compose.yml`, 'utf8'), { merge: true }) as { services: Record<string, ComposeService>; volumes: Record<string, unknown> };
+const compose = parseYaml(readFileSync(`${ROOT}docker-compose.yml`, 'utf8'), { merge: true }) as {
+  services: Record<string, ComposeService>;
+  volumes: Record<string, unknown>;
+};
 
 describe('docker-compose.yml', () => {
   it('has Temporal on PostgreSQL, the Temporal UI, Prometheus and the worker', () => {
-    assert.deepEqual(Object.keys(compose.services).sort(), ['postgresql', 'prometheus', 'temporal', 'temporal-namespace', 'temporal-schema', 'temporal-ui', 'worker']);
+    assert.deepEqual(Object.keys(compose.services).sort(), [
+      'postgresql',
+      'prometheus',
+      'temporal',
+      'temporal-namespace',
+      'temporal-schema',
+      'temporal-ui',
+      'worker',
+    ]);
     assert.match(compose.services['temporal-ui']!.image!, /^temporalio\/ui:\d+\.\d+\.\d+$/);
     assert.match(compose.services['prometheus']!.image!, /^prom\/prometheus:v\d+\.\d+\.\d+$/);
     assert.equal(compose.services['worker']!.build, '.');
-    assert.deepEqual(compose.services['worker']!.depends_on, { 'temporal-namespace': { condition: 'service_completed_successfully' } }, 'the worker starts once the namespace is there');
+    assert.deepEqual(
+      compose.services['worker']!.depends_on,
+      { 'temporal-namespace': { condition: 'service_completed_successfully' } },
+      'the worker starts once the namespace is there',
+    );
   });
 
   it('runs Temporal as the tested setup does: the same module, scripts, PostgreSQL major and template variables', async () => {
@@ -45,26 +60,37 @@ describe('docker-compose.yml', () => {
     const harness = readFileSync(`${ROOT}test/temporal-harness/temporal-postgres.ts`, 'utf8');
     assert.match(harness, /\/usr\/lib\/postgresql\/15\/bin/);
     // The server and the SQL tool: built from deploy/temporal/go.mod, the module setup.sh builds the harness's from.
-    for (const name of ['temporal-schema', 'temporal', 'temporal-namespace']) assert.equal(compose.services[name]!.build, './deploy/temporal', name);
+    for (const name of ['temporal-schema', 'temporal', 'temporal-namespace'])
+      assert.equal(compose.services[name]!.build, './deploy/temporal', name);
     const dockerfile = readFileSync(`${ROOT}deploy/temporal/Dockerfile`, 'utf8');
     assert.match(dockerfile, /^COPY go\.mod go\.sum \.\/$/m);
     assert.match(dockerfile, /go build -trimpath -o \/out\/temporal-server go\.temporal\.io\/server\/cmd\/server/);
     const setup = readFileSync(`${ROOT}scripts/setup.sh`, 'utf8');
-    assert.match(setup, /build_cached \.tools\/temporal-sql-tool deploy\/temporal -- go build .*go\.temporal\.io\/server\/cmd\/tools\/sql$/m);
-    assert.match(setup, /build_cached \.tools\/temporal-server deploy\/temporal -- go build .*go\.temporal\.io\/server\/cmd\/server$/m);
+    assert.match(
+      setup,
+      /build_cached \.tools\/temporal-sql-tool deploy\/temporal -- go build .*go\.temporal\.io\/server\/cmd\/tools\/sql$/m,
+    );
+    assert.match(
+      setup,
+      /build_cached \.tools\/temporal-server deploy\/temporal -- go build .*go\.temporal\.io\/server\/cmd\/server$/m,
+    );
     // The schema and the namespace: the scripts the harness runs.
     assert.deepEqual(compose.services['temporal-schema']!.command, ['sh', '/etc/temporal/schema.sh']);
     assert.deepEqual(compose.services['temporal-namespace']!.command, ['sh', '/etc/temporal/namespace.sh']);
     assert.match(harness, /join\(DEPLOY, 'schema\.sh'\)/);
     assert.match(harness, /join\(DEPLOY, 'namespace\.sh'\)/);
     // Every variable compose gives the server is one its embedded config template reads.
-    const { stdout } = await run('go', ['list', '-m', '-f', '{{.Dir}}', 'go.temporal.io/server'], { cwd: `${ROOT}deploy/temporal` });
+    const { stdout } = await run('go', ['list', '-m', '-f', '{{.Dir}}', 'go.temporal.io/server'], {
+      cwd: `${ROOT}deploy/temporal`,
+    });
     const template = readFileSync(`${stdout.trim()}/common/config/config_template_embedded.yaml`, 'utf8');
     const read = new Set([...template.matchAll(/env "([A-Z_]+)"/g)].map((m) => m[1]));
     const environment = compose.services['temporal']!.environment!;
     assert.equal(environment['DB'], 'postgres12');
-    for (const key of Object.keys(environment)) assert.ok(read.has(key), `${key} is read by the server's config template`);
-    for (const key of ['POSTGRES_SEEDS', 'DB_PORT', 'POSTGRES_USER', 'POSTGRES_PWD', 'DB', 'BIND_ON_IP']) assert.match(harness, new RegExp(`\\b${key}\\b`), `the harness sets ${key} too`);
+    for (const key of Object.keys(environment))
+      assert.ok(read.has(key), `${key} is read by the server's config template`);
+    for (const key of ['POSTGRES_SEEDS', 'DB_PORT', 'POSTGRES_USER', 'POSTGRES_PWD', 'DB', 'BIND_ON_IP'])
+      assert.match(harness, new RegExp(`\\b${key}\\b`), `the harness sets ${key} too`);
   });
 
   it('publishes the ports the README names', () => {
@@ -83,7 +109,10 @@ describe('docker-compose.yml', () => {
     assert.match(env['BLUEGREEN_PLATFORM']!, /kubernetes/);
     assert.match(env['PROMETHEUS_URL']!, /http:\/\/prometheus:9090/);
     assert.equal(env['KUBECONFIG'], '/home/node/.kube/config');
-    assert.ok(worker.volumes!.some((v) => v.endsWith(':/home/node/.kube/config:ro')), 'the kubeconfig is mounted read-only');
+    assert.ok(
+      worker.volumes!.some((v) => v.endsWith(':/home/node/.kube/config:ro')),
+      'the kubeconfig is mounted read-only',
+    );
   });
 
   it('gives Prometheus a configuration the real Prometheus accepts, scraping the worker', async () => {
@@ -91,7 +120,9 @@ describe('docker-compose.yml', () => {
     const file = `${ROOT}${volume.split(':')[0]!.replace(/^\.\//, '')}`;
     const { stdout } = await run('promtool', ['check', 'config', file]);
     assert.match(stdout, /SUCCESS/);
-    const config = parseYaml(readFileSync(file, 'utf8')) as { scrape_configs: { static_configs: { targets: string[] }[] }[] };
+    const config = parseYaml(readFileSync(file, 'utf8')) as {
+      scrape_configs: { static_configs: { targets: string[] }[] }[];
+    };
     assert.ok(config.scrape_configs.some((job) => job.static_configs.some((s) => s.targets.includes('worker:9464'))));
   });
 });

@@ -21,26 +21,51 @@ interface Part {
 }
 
 const ok = (arbitrary: fc.Arbitrary<unknown>): fc.Arbitrary<Part> => arbitrary.map((value) => ({ value, bad: null }));
-const bad = (path: string, arbitrary: fc.Arbitrary<unknown>): fc.Arbitrary<Part> => arbitrary.map((value) => ({ value, bad: path }));
+const bad = (path: string, arbitrary: fc.Arbitrary<unknown>): fc.Arbitrary<Part> =>
+  arbitrary.map((value) => ({ value, bad: path }));
 /** Valid most of the time, so that whole valid specs are common too. */
-const field = (valid: fc.Arbitrary<Part>, invalid: fc.Arbitrary<Part>) => fc.oneof({ arbitrary: valid, weight: 8 }, { arbitrary: invalid, weight: 1 });
+const field = (valid: fc.Arbitrary<Part>, invalid: fc.Arbitrary<Part>) =>
+  fc.oneof({ arbitrary: valid, weight: 8 }, { arbitrary: invalid, weight: 1 });
 
 const dnsLabel = fc.stringMatching(/^[a-z]([-a-z0-9]{0,20}[a-z0-9])?$/);
-const app = field(ok(dnsLabel), bad('app', fc.constantFrom('Detection_API', '', '-lead', 'trail-', 'a'.repeat(64), 42, null, ['x'])));
+const app = field(
+  ok(dnsLabel),
+  bad('app', fc.constantFrom('Detection_API', '', '-lead', 'trail-', 'a'.repeat(64), 42, null, ['x'])),
+);
 const image = field(
-  ok(fc.tuple(fc.stringMatching(/^[a-z0-9]{1,8}(\/[a-z0-9]{1,8}){0,2}$/), fc.stringMatching(/^v?[0-9]{1,2}\.[0-9]{1,2}(-rc[0-9])?$/)).map(([repo, tag]) => `${repo}:${tag}`)),
+  ok(
+    fc
+      .tuple(
+        fc.stringMatching(/^[a-z0-9]{1,8}(\/[a-z0-9]{1,8}){0,2}$/),
+        fc.stringMatching(/^v?[0-9]{1,2}\.[0-9]{1,2}(-rc[0-9])?$/),
+      )
+      .map(([repo, tag]) => `${repo}:${tag}`),
+  ),
   bad('image', fc.constantFrom('no-tag', 'Upper:v1', 'a:', 'a:b:c', '', 7, { name: 'a' }, 'a@sha256:short')),
 );
 const namespace = field(ok(dnsLabel), bad('namespace', fc.constantFrom('Prod!', 'x'.repeat(70), 3)));
-const replicas = field(ok(fc.integer({ min: 1, max: 1000 })), bad('replicas', fc.constantFrom(0, -1, 1.5, 1001, 'three', null)));
-const readiness = field(ok(fc.integer({ min: 1, max: 3600 })), bad('readinessTimeoutSeconds', fc.constantFrom(0, -5, 2.5, '60')));
-const scaleDownDelay = field(ok(fc.integer({ min: 0, max: 600 })), bad('scaleDownDelaySeconds', fc.constantFrom(-1, 0.5, 'soon')));
+const replicas = field(
+  ok(fc.integer({ min: 1, max: 1000 })),
+  bad('replicas', fc.constantFrom(0, -1, 1.5, 1001, 'three', null)),
+);
+const readiness = field(
+  ok(fc.integer({ min: 1, max: 3600 })),
+  bad('readinessTimeoutSeconds', fc.constantFrom(0, -5, 2.5, '60')),
+);
+const scaleDownDelay = field(
+  ok(fc.integer({ min: 0, max: 600 })),
+  bad('scaleDownDelaySeconds', fc.constantFrom(-1, 0.5, 'soon')),
+);
 
 const slo = field(
   ok(
     fc.record({
       name: fc.stringMatching(/^[a-z][-a-z0-9_]{0,15}$/),
-      query: fc.constantFrom('up{app="{{app}}",slot="{{slot}}"}', 'sum(rate(x{version="{{version}}"}[{{window}}]))', 'vector(1)'),
+      query: fc.constantFrom(
+        'up{app="{{app}}",slot="{{slot}}"}',
+        'sum(rate(x{version="{{version}}"}[{{window}}]))',
+        'vector(1)',
+      ),
       comparison: fc.constantFrom('<', '<=', '>', '>='),
       threshold: fc.double({ min: -1e6, max: 1e6, noNaN: true }),
     }),
@@ -54,7 +79,13 @@ const slo = field(
 );
 
 const monitor: fc.Arbitrary<Part[]> = fc
-  .tuple(fc.integer({ min: 1, max: 3600 }), fc.double({ min: 0, max: 1, noNaN: true }), fc.constantFrom('30s', '1m', '5m', '1h30m'), fc.option(slo, { nil: undefined }), fc.nat(9))
+  .tuple(
+    fc.integer({ min: 1, max: 3600 }),
+    fc.double({ min: 0, max: 1, noNaN: true }),
+    fc.constantFrom('30s', '1m', '5m', '1h30m'),
+    fc.option(slo, { nil: undefined }),
+    fc.nat(9),
+  )
   .map(([duration, share, window, oneSlo, flaw]) => {
     const interval = Math.max(1, Math.floor(duration * share));
     const value: Record<string, unknown> = { durationSeconds: duration, intervalSeconds: interval, window };
@@ -124,9 +155,13 @@ describe('deployment spec: generated input', () => {
           accepted += 1;
           return;
         }
-        assert.ok(error instanceof SpecValidationError, `expected a SpecValidationError for ${JSON.stringify(spec)}, got ${String(error)}`);
+        assert.ok(
+          error instanceof SpecValidationError,
+          `expected a SpecValidationError for ${JSON.stringify(spec)}, got ${String(error)}`,
+        );
         const paths = new Set(error.issues.map((i) => i.path));
-        for (const path of broken) assert.ok(paths.has(path), `${path} not named for ${JSON.stringify(spec)}: ${[...paths].join(', ')}`);
+        for (const path of broken)
+          assert.ok(paths.has(path), `${path} not named for ${JSON.stringify(spec)}: ${[...paths].join(', ')}`);
         assert.ok(error.issues.every((i) => i.message.length > 0));
         rejected += 1;
       }),
@@ -151,7 +186,8 @@ describe('deployment spec: generated input', () => {
         assert.ok(error instanceof ApplicationFailure, `expected an ApplicationFailure, got ${String(error)}`);
         assert.equal(error.type, ErrorType.InvalidInput);
         assert.equal(error.nonRetryable, true);
-        for (const path of broken) assert.ok(error.message.includes(`${path}:`), `${path} missing from: ${error.message}`);
+        for (const path of broken)
+          assert.ok(error.message.includes(`${path}:`), `${path} missing from: ${error.message}`);
         rejected += 1;
       }),
       { numRuns: 2000 },

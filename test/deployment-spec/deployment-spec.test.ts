@@ -63,7 +63,12 @@ describe('deployment spec', () => {
         ['memory-per-pod', '<', 402653184, false],
       ],
     );
-    for (const slo of spec.monitor.slos) assert.match(slo.query, /app="\{\{app\}\}",namespace="\{\{namespace\}\}",slot="\{\{slot\}\}",version="\{\{version\}\}"/, slo.name);
+    for (const slo of spec.monitor.slos)
+      assert.match(
+        slo.query,
+        /app="\{\{app\}\}",namespace="\{\{namespace\}\}",slot="\{\{slot\}\}",version="\{\{version\}\}"/,
+        slo.name,
+      );
   });
 
   it('scopes every default SLO query to the app, namespace, slot, version and run, and makes the error rate a ratio', () => {
@@ -84,7 +89,10 @@ describe('deployment spec', () => {
       app: 'Detection_API',
       image: 'registry.internal/detection-api',
       replicas: 0,
-      monitor: { intervalSeconds: 600, slos: [{ name: 'x', query: 'up{slot="{{slt}}"}', comparison: '<', threshold: 1 }] },
+      monitor: {
+        intervalSeconds: 600,
+        slos: [{ name: 'x', query: 'up{slot="{{slt}}"}', comparison: '<', threshold: 1 }],
+      },
       gates: { approveBeforeSwitch: 'yes' },
       smoke: { suite: 'http', checks: [] },
       replica: 3,
@@ -128,7 +136,15 @@ describe('deployment spec', () => {
   });
 
   it('rejects references that are not OCI references or name no tag or digest', () => {
-    for (const image of ['Detection-API:v1', 'registry.internal/detection-api', 'a:b:c', 'a:', 'a@sha256:short', ' a:1', 'a:-bad']) {
+    for (const image of [
+      'Detection-API:v1',
+      'registry.internal/detection-api',
+      'a:b:c',
+      'a:',
+      'a@sha256:short',
+      ' a:1',
+      'a:-bad',
+    ]) {
       assert.ok('image' in issuesOf({ app: 'a', image }), image);
     }
   });
@@ -178,38 +194,103 @@ describe('deployment spec: the canary strategy', () => {
       /^5 % cannot be expressed by replica-ratio with replicas 3: beside the fully scaled stable slot the canary's share is c\/\(3\+c\), so the weights it can set \(within 1 point\) are 25, 40, 50 and 100; set one of those, replicas to at least 16, or traffic.router gateway-api or ingress$/,
     );
     assert.equal(issues['canary.steps.1.weight'], undefined, '25 % is 1 canary beside 3 stable replicas');
-    assert.doesNotThrow(() => parseDeploymentSpec({ ...base, strategy: 'canary', replicas: 3, traffic: { router: 'gateway-api' } }));
-    assert.doesNotThrow(() => parseDeploymentSpec({ ...base, strategy: 'canary', replicas: 3, canary: { steps: [{ weight: 25 }, { weight: 50 }, { weight: 100 }] } }));
+    assert.doesNotThrow(() =>
+      parseDeploymentSpec({ ...base, strategy: 'canary', replicas: 3, traffic: { router: 'gateway-api' } }),
+    );
+    assert.doesNotThrow(() =>
+      parseDeploymentSpec({
+        ...base,
+        strategy: 'canary',
+        replicas: 3,
+        canary: { steps: [{ weight: 25 }, { weight: 50 }, { weight: 100 }] },
+      }),
+    );
   });
 
   it('rejects steps that do not rise, a last step short of 100 %, and routers that do not fit the strategy', () => {
-    const steps = issuesOf({ ...base, strategy: 'canary', traffic: { router: 'gateway-api' }, canary: { steps: [{ weight: 50 }, { weight: 20 }, { weight: 90 }] } });
+    const steps = issuesOf({
+      ...base,
+      strategy: 'canary',
+      traffic: { router: 'gateway-api' },
+      canary: { steps: [{ weight: 50 }, { weight: 20 }, { weight: 90 }] },
+    });
     assert.equal(steps['canary.steps.1.weight'], 'weights must rise step by step: 20 follows 50');
     assert.equal(steps['canary.steps.2.weight'], 'the last step must send 100 % to the canary (it sends 90)');
-    assert.match(issuesOf({ ...base, traffic: { router: 'replica-ratio' } })['traffic.router'] ?? '', /strategy blueGreen switches all traffic at once/);
-    assert.match(issuesOf({ ...base, strategy: 'canary', traffic: { router: 'service-selector' } })['traffic.router'] ?? '', /a canary needs replica-ratio, gateway-api, ingress/);
-    assert.match(issuesOf({ ...base, strategy: 'canary', canary: { steps: [{ weight: 0 }] } })['canary.steps.0.weight'] ?? '', /weight must be at least 1/);
+    assert.match(
+      issuesOf({ ...base, traffic: { router: 'replica-ratio' } })['traffic.router'] ?? '',
+      /strategy blueGreen switches all traffic at once/,
+    );
+    assert.match(
+      issuesOf({ ...base, strategy: 'canary', traffic: { router: 'service-selector' } })['traffic.router'] ?? '',
+      /a canary needs replica-ratio, gateway-api, ingress/,
+    );
+    assert.match(
+      issuesOf({ ...base, strategy: 'canary', canary: { steps: [{ weight: 0 }] } })['canary.steps.0.weight'] ?? '',
+      /weight must be at least 1/,
+    );
     assert.match(issuesOf({ ...base, strategy: 'rolling' })['strategy'] ?? '', /Invalid enum value/);
   });
 
   it('names the objects each router writes, with defaults, and refuses a field for a router that never reads it', () => {
     const gateway = parseDeploymentSpec({ ...base, strategy: 'canary', traffic: { router: 'gateway-api' } });
-    assert.deepEqual(gateway.traffic, { router: 'gateway-api', slotServicePattern: '{{app}}-{{slot}}', httpRoute: 'detection-api' });
+    assert.deepEqual(gateway.traffic, {
+      router: 'gateway-api',
+      slotServicePattern: '{{app}}-{{slot}}',
+      httpRoute: 'detection-api',
+    });
     const ingress = parseDeploymentSpec({ ...base, traffic: { router: 'ingress', ingress: 'edge' } });
-    assert.deepEqual([ingress.strategy, ingress.traffic.ingress, ingress.traffic.canaryIngress], ['blueGreen', 'edge', 'edge-canary'], 'blue-green through an Ingress is its backend switch');
-    assert.deepEqual(targetOf(ingress).traffic, { router: 'ingress', slotServices: { blue: 'detection-api-blue', green: 'detection-api-green' }, ingress: 'edge', canaryIngress: 'edge-canary' });
+    assert.deepEqual(
+      [ingress.strategy, ingress.traffic.ingress, ingress.traffic.canaryIngress],
+      ['blueGreen', 'edge', 'edge-canary'],
+      'blue-green through an Ingress is its backend switch',
+    );
+    assert.deepEqual(targetOf(ingress).traffic, {
+      router: 'ingress',
+      slotServices: { blue: 'detection-api-blue', green: 'detection-api-green' },
+      ingress: 'edge',
+      canaryIngress: 'edge-canary',
+    });
     assert.equal(routeName(targetOf(ingress)), 'ingress edge');
     assert.equal(routeName(targetOf(gateway)), 'httproute detection-api');
     assert.equal(routeName(targetOf(parseDeploymentSpec(base))), 'detection-api-service');
-    const custom = targetOf(parseDeploymentSpec({ ...base, traffic: { router: 'gateway-api', slotServicePattern: '{{app}}-{{slot}}-svc', httpRoute: 'edge-route' } }));
-    assert.deepEqual(custom.traffic, { router: 'gateway-api', slotServices: { blue: 'detection-api-blue-svc', green: 'detection-api-green-svc' }, httpRoute: 'edge-route' });
+    const custom = targetOf(
+      parseDeploymentSpec({
+        ...base,
+        traffic: { router: 'gateway-api', slotServicePattern: '{{app}}-{{slot}}-svc', httpRoute: 'edge-route' },
+      }),
+    );
+    assert.deepEqual(custom.traffic, {
+      router: 'gateway-api',
+      slotServices: { blue: 'detection-api-blue-svc', green: 'detection-api-green-svc' },
+      httpRoute: 'edge-route',
+    });
 
-    const misplaced = issuesOf({ ...base, traffic: { router: 'gateway-api', ingress: 'edge', canaryIngress: 'edge-canary' } });
-    assert.equal(misplaced['traffic.ingress'], 'ingress is read only by traffic.router ingress (the router is gateway-api)');
-    assert.equal(misplaced['traffic.canaryIngress'], 'canaryIngress is read only by traffic.router ingress (the router is gateway-api)');
-    assert.equal(issuesOf({ ...base, traffic: { httpRoute: 'edge' } })['traffic.httpRoute'], 'httpRoute is read only by traffic.router gateway-api (the router is service-selector)');
-    assert.equal(issuesOf({ ...base, traffic: { router: 'gateway-api', slotServicePattern: '{{app}}-svc' } })['traffic.slotServicePattern'], 'slotServicePattern must contain {{slot}} so the two slots differ');
-    assert.match(issuesOf({ ...base, traffic: { router: 'ingress', ingress: 'Not_A_Name' } })['traffic.ingress'] ?? '', /ingress must be an RFC 1123 subdomain/);
+    const misplaced = issuesOf({
+      ...base,
+      traffic: { router: 'gateway-api', ingress: 'edge', canaryIngress: 'edge-canary' },
+    });
+    assert.equal(
+      misplaced['traffic.ingress'],
+      'ingress is read only by traffic.router ingress (the router is gateway-api)',
+    );
+    assert.equal(
+      misplaced['traffic.canaryIngress'],
+      'canaryIngress is read only by traffic.router ingress (the router is gateway-api)',
+    );
+    assert.equal(
+      issuesOf({ ...base, traffic: { httpRoute: 'edge' } })['traffic.httpRoute'],
+      'httpRoute is read only by traffic.router gateway-api (the router is service-selector)',
+    );
+    assert.equal(
+      issuesOf({ ...base, traffic: { router: 'gateway-api', slotServicePattern: '{{app}}-svc' } })[
+        'traffic.slotServicePattern'
+      ],
+      'slotServicePattern must contain {{slot}} so the two slots differ',
+    );
+    assert.match(
+      issuesOf({ ...base, traffic: { router: 'ingress', ingress: 'Not_A_Name' } })['traffic.ingress'] ?? '',
+      /ingress must be an RFC 1123 subdomain/,
+    );
   });
 
   it('knows the smallest step of each router', () => {
@@ -228,10 +309,17 @@ describe('deployment spec: the canary strategy', () => {
   it('takes an SLO held against the stable slot, with a factor or an offset', () => {
     const spec = parseDeploymentSpec({
       ...base,
-      monitor: { slos: [{ name: 'error-rate', query: 'up', comparison: '<=', threshold: 0.05, comparedToStable: { offset: 0.005 } }] },
+      monitor: {
+        slos: [
+          { name: 'error-rate', query: 'up', comparison: '<=', threshold: 0.05, comparedToStable: { offset: 0.005 } },
+        ],
+      },
     });
     assert.deepEqual(spec.monitor.slos[0]?.comparedToStable, { factor: 1, offset: 0.005 });
-    const bad = issuesOf({ ...base, monitor: { slos: [{ name: 'p95', query: 'up', comparison: '<', threshold: 1, comparedToStable: { factor: 0 } }] } });
+    const bad = issuesOf({
+      ...base,
+      monitor: { slos: [{ name: 'p95', query: 'up', comparison: '<', threshold: 1, comparedToStable: { factor: 0 } }] },
+    });
     assert.equal(bad['monitor.slos.0.comparedToStable.factor'], 'comparedToStable.factor must be greater than 0');
   });
 });

@@ -28,7 +28,13 @@ import type { Slot } from '../../src/shared/slots.js';
 import { phaseSpans, runSweep, summarise, sweepPoints } from '../helpers/abort-sweep.js';
 import { eventually } from '../helpers/eventually.js';
 import { testSpec } from '../helpers/deployment-harness.js';
-import { DETECTION_API_IMAGE, deployTag, startStackUnderTraffic, stopStackUnderTraffic, untilPhase } from '../helpers/embedded-stack.js';
+import {
+  DETECTION_API_IMAGE,
+  deployTag,
+  startStackUnderTraffic,
+  stopStackUnderTraffic,
+  untilPhase,
+} from '../helpers/embedded-stack.js';
 import type { StackUnderTraffic } from '../helpers/embedded-stack.js';
 import { SlowWriteProxy } from '../helpers/slow-write-proxy-double.js';
 
@@ -48,7 +54,14 @@ describe('abort drills on the embedded stack', () => {
     const ports = await freeStackPorts();
     proxy = await SlowWriteProxy.start(`http://127.0.0.1:${ports.control}`);
     // The worker's platform calls go through the proxy; the test reads the platform directly.
-    Object.assign(running, await startStackUnderTraffic({ ports, taskQueue: 'bluegreen-abort-drills', workerEnv: { BLUEGREEN_LOCAL_URL: proxy.url } }));
+    Object.assign(
+      running,
+      await startStackUnderTraffic({
+        ports,
+        taskQueue: 'bluegreen-abort-drills',
+        workerEnv: { BLUEGREEN_LOCAL_URL: proxy.url },
+      }),
+    );
     ({ stack, traffic } = running as StackUnderTraffic);
   });
 
@@ -58,7 +71,8 @@ describe('abort drills on the embedded stack', () => {
   });
 
   const live = () => stack.local!.platform.describe(DETECTION_API_TARGET);
-  const start = (tag: string, monitorSeconds = 30) => deployTag(stack, tag, { monitorSeconds, intervalSeconds: 1, scaleDownDelaySeconds: 0 });
+  const start = (tag: string, monitorSeconds = 30) =>
+    deployTag(stack, tag, { monitorSeconds, intervalSeconds: 1, scaleDownDelaySeconds: 0 });
   /**
    * A replica-ratio canary of two steps, its first held `holdSeconds`: one canary replica beside
    * two stable ones, so the first weight is the selector's slot label, removed.
@@ -71,7 +85,13 @@ describe('abort drills on the embedded stack', () => {
       traffic: { router: 'replica-ratio' },
       readinessTimeoutSeconds: 60,
       monitor: { durationSeconds: 30, intervalSeconds: 1, window: '5s' },
-      canary: { steps: [{ weight: 33, holdSeconds }, { weight: 100, holdSeconds: 30 }], minRequests: 5 },
+      canary: {
+        steps: [
+          { weight: 33, holdSeconds },
+          { weight: 100, holdSeconds: 30 },
+        ],
+        minRequests: 5,
+      },
       scaleDownDelaySeconds: 0,
     });
   const abort = (reason: string) => stack.deployments!.abort('default', 'detection-api', { reason, by: 'abort-drill' });
@@ -81,10 +101,21 @@ describe('abort drills on the embedded stack', () => {
     const to: Slot = from === 'blue' ? 'green' : 'blue';
     const state = await live();
     assert.equal(state.activeSlot, from, 'the Service selects the old slot');
-    assert.deepEqual([state.slots[from].readyReplicas, state.slots[from].replicas], [2, 2], 'the old slot is fully Ready');
-    assert.deepEqual({ image: state.slots[to].image, replicas: state.slots[to].replicas }, before, 'the new slot is back to its previous image and replicas');
+    assert.deepEqual(
+      [state.slots[from].readyReplicas, state.slots[from].replicas],
+      [2, 2],
+      'the old slot is fully Ready',
+    );
+    assert.deepEqual(
+      { image: state.slots[to].image, replicas: state.slots[to].replicas },
+      before,
+      'the new slot is back to its previous image and replicas',
+    );
     const progress = { heartbeat: () => undefined, signal: new AbortController().signal };
-    await stack.local!.platform.verifyTraffic({ target: DETECTION_API_TARGET, slot: from, timeoutSeconds: 10 }, progress);
+    await stack.local!.platform.verifyTraffic(
+      { target: DETECTION_API_TARGET, slot: from, timeoutSeconds: 10 },
+      progress,
+    );
     const answer = await fetch(`${stack.local!.routerUrl}/health`);
     assert.equal(answer.status, 200, 'the Service answers');
   }
@@ -93,14 +124,27 @@ describe('abort drills on the embedded stack', () => {
   async function abortWithoutWorker(reason: string): Promise<void> {
     const cli = await run(
       process.execPath,
-      [join(ROOT, 'bin/bluegreen.js'), '--address', stack.temporalAddress, '--task-queue', stack.taskQueue, 'abort', 'detection-api', '--reason', reason],
+      [
+        join(ROOT, 'bin/bluegreen.js'),
+        '--address',
+        stack.temporalAddress,
+        '--task-queue',
+        stack.taskQueue,
+        'abort',
+        'detection-api',
+        '--reason',
+        reason,
+      ],
       { cwd: ROOT },
     ).then(
       () => ({ code: 0, stdout: '' }),
       (error: { code: number; stdout: string }) => ({ code: error.code, stdout: error.stdout }),
     );
     assert.equal(cli.code, 5, cli.stdout);
-    assert.match(cli.stdout, /RECORDED, not yet answered: .*the abort is recorded by Temporal and takes effect as soon as a worker runs/);
+    assert.match(
+      cli.stdout,
+      /RECORDED, not yet answered: .*the abort is recorded by Temporal and takes effect as soon as a worker runs/,
+    );
   }
 
   /**
@@ -113,10 +157,11 @@ describe('abort drills on the embedded stack', () => {
     assert.equal(description.workflowId, workflowId);
     assert.notEqual(description.status.name, 'RUNNING');
     const pending = description.raw.pendingActivities ?? [];
-    const left = cancelledWindow ? pending.filter((a) => !(a.activityType?.name === 'monitorWindow' && a.state === CANCEL_REQUESTED)) : pending;
+    const left = cancelledWindow
+      ? pending.filter((a) => !(a.activityType?.name === 'monitorWindow' && a.state === CANCEL_REQUESTED))
+      : pending;
     assert.deepEqual(left, [], 'nothing left running');
   }
-
 
   it('an abort while the switch is held 5 s by a slow API ends on the old slot, serving, with no failed request', async () => {
     const from = (await live()).activeSlot;
@@ -163,7 +208,9 @@ describe('abort drills on the embedded stack', () => {
     // The held weight landed before the rollback's weight 0: both writes, in that order.
     const weightWrites = proxy.tap.writes.slice(writesBefore).filter((w) => SERVICE_PATCH.test(w.path));
     assert.equal(weightWrites.length, 2, 'the 33 % and the 0 %');
-    const service = (await (await fetch(`${stack.local!.controlUrl}/api/v1/namespaces/default/services/detection-api-service`)).json()) as { selector: Record<string, string> };
+    const service = (await (
+      await fetch(`${stack.local!.controlUrl}/api/v1/namespaces/default/services/detection-api-service`)
+    ).json()) as { selector: Record<string, string> };
     assert.equal(service.selector['slot'], from, 'the selector names the stable slot again: no split left');
     await assertRestored(from, before);
     await new Promise((resolve) => setTimeout(resolve, 1000));
@@ -199,10 +246,15 @@ describe('abort drills on the embedded stack', () => {
       (line) => process.stdout.write(`# ${line}\n`),
     );
     const after = traffic.snapshot();
-    process.stdout.write(`# abort sweep (local platform): Deploying ${spans.deployMs} ms, Switching ${spans.switchMs} ms; ${summarise(runs)}\n`);
+    process.stdout.write(
+      `# abort sweep (local platform): Deploying ${spans.deployMs} ms, Switching ${spans.switchMs} ms; ${summarise(runs)}\n`,
+    );
     assert.equal(after.connectionFailures - score.connectionFailures, 0);
     assert.equal(after.serverErrors - score.serverErrors, 0, 'no request answered 5xx during the sweep');
-    assert.ok(runs.some((r) => r.acceptedIn === 'Deploying') && runs.some((r) => r.acceptedIn === 'Switching'), summarise(runs));
+    assert.ok(
+      runs.some((r) => r.acceptedIn === 'Deploying') && runs.some((r) => r.acceptedIn === 'Switching'),
+      summarise(runs),
+    );
   });
 
   it('with the worker SIGKILLed, `bluegreen abort` is recorded (exit 5) and the next worker restores traffic', async () => {
@@ -225,7 +277,9 @@ describe('abort drills on the embedded stack', () => {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     const restored = performance.now();
-    process.stdout.write(`# worker down: worker start took ${((started - began) / 1000).toFixed(1)} s, then traffic restored ${((restored - started) / 1000).toFixed(2)} s after it polled\n`);
+    process.stdout.write(
+      `# worker down: worker start took ${((started - began) / 1000).toFixed(1)} s, then traffic restored ${((restored - started) / 1000).toFixed(2)} s after it polled\n`,
+    );
     const result = await deploymentResult(handle);
     assert.deepEqual([result.outcome, result.reason], ['RolledBack', 'Aborted']);
     assert.equal(result.status.abort?.reason, 'worker gone, pull it back');
@@ -241,14 +295,21 @@ describe('abort drills on the embedded stack', () => {
     const score = traffic.snapshot();
     const handle = await stack.deployments!.start(canary('v2.2.3', 600));
     // The hold's activity has measured, and heartbeated, twice: the worker dies mid-hold.
-    await eventually(async () => ((await stack.deployments!.status('default', 'detection-api').catch(() => null))?.monitor?.tick ?? 0) >= 2, 'two ticks of the hold', 60_000);
+    await eventually(
+      async () =>
+        ((await stack.deployments!.status('default', 'detection-api').catch(() => null))?.monitor?.tick ?? 0) >= 2,
+      'two ticks of the hold',
+      60_000,
+    );
     await stack.killWorker();
     await abortWithoutWorker('worker gone mid-hold, pull the canary back');
     await stack.startWorker();
     const result: DeploymentResult = await deploymentResult(handle);
     assert.deepEqual([result.outcome, result.reason, result.liveSlot], ['RolledBack', 'Aborted', from], result.message);
     assert.equal(result.status.abort?.reason, 'worker gone mid-hold, pull the canary back');
-    const service = (await (await fetch(`${stack.local!.controlUrl}/api/v1/namespaces/default/services/detection-api-service`)).json()) as { selector: Record<string, string> };
+    const service = (await (
+      await fetch(`${stack.local!.controlUrl}/api/v1/namespaces/default/services/detection-api-service`)
+    ).json()) as { selector: Record<string, string> };
     assert.equal(service.selector['slot'], from, 'the selector names the stable slot again: no split left');
     await assertRestored(from, before);
     const after = traffic.snapshot();

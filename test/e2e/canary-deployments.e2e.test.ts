@@ -15,7 +15,12 @@ import type { EmbeddedStack } from '../../src/embedded/stack.js';
 import { otherSlot } from '../../src/shared/slots.js';
 import { TrafficRouter } from '../../src/shared/traffic.js';
 import { testSpec } from '../helpers/deployment-harness.js';
-import { DETECTION_API_IMAGE, routeAllTo, startStackUnderTraffic, stopStackUnderTraffic } from '../helpers/embedded-stack.js';
+import {
+  DETECTION_API_IMAGE,
+  routeAllTo,
+  startStackUnderTraffic,
+  stopStackUnderTraffic,
+} from '../helpers/embedded-stack.js';
 import type { StackUnderTraffic } from '../helpers/embedded-stack.js';
 import { REFERENCE_TARGET } from '../helpers/deployment-harness.js';
 
@@ -35,14 +40,22 @@ function canary(tag: string, router: TrafficRouter, steps: number[], replicas: n
 }
 
 /** `RATE` requests/s through the router's entry point while `body` runs; fails if any went unanswered. */
-async function underTraffic<T>(stack: EmbeddedStack, router: TrafficRouter, body: (traffic: TrafficGenerator) => Promise<T>): Promise<T> {
+async function underTraffic<T>(
+  stack: EmbeddedStack,
+  router: TrafficRouter,
+  body: (traffic: TrafficGenerator) => Promise<T>,
+): Promise<T> {
   const traffic = new TrafficGenerator(stack.local!.entryUrls[router], RATE);
   traffic.start();
   try {
     return await body(traffic);
   } finally {
     const score = await traffic.stop();
-    assert.equal(score.connectionFailures, 0, `requests through ${router} went unanswered: ${score.failureSamples.join('; ')}`);
+    assert.equal(
+      score.connectionFailures,
+      0,
+      `requests through ${router} went unanswered: ${score.failureSamples.join('; ')}`,
+    );
   }
 }
 
@@ -67,12 +80,22 @@ describe('canary deployments through each router on the embedded default (dev se
       await stack.deployments!.start(canary(tag, router, steps, 2, 8));
       const { result, steps: shares } = await followCanary(stack, undefined, { router });
       assert.equal(result.outcome, 'Succeeded', result.message);
-      assert.deepEqual(result.status.canary?.completed.map((c) => c.weight), steps);
-      assert.deepEqual(shares.map((s) => s.weight), steps, 'every step was seen holding');
+      assert.deepEqual(
+        result.status.canary?.completed.map((c) => c.weight),
+        steps,
+      );
+      assert.deepEqual(
+        shares.map((s) => s.weight),
+        steps,
+        'every step was seen holding',
+      );
       for (const step of shares.filter((s) => s.weight < 100)) {
         const share = (100 * step.canary) / step.total;
         assert.ok(step.total >= 200, `the ${step.weight} % hold saw ${step.total} requests`);
-        assert.ok(Math.abs(share - step.weight) <= 2, `${router}: ${step.weight} % set, ${share.toFixed(1)} % served by the canary (${step.canary} of ${step.total})`);
+        assert.ok(
+          Math.abs(share - step.weight) <= 2,
+          `${router}: ${step.weight} % set, ${share.toFixed(1)} % served by the canary (${step.canary} of ${step.total})`,
+        );
       }
       await routeAllTo(stack, otherSlot(stable));
       const live = await stack.local!.platform.describe(REFERENCE_TARGET);
@@ -87,7 +110,11 @@ describe('canary deployments through each router on the embedded default (dev se
     for (const step of result.status.canary!.completed.slice(0, 2)) {
       assert.ok(step.observedShare !== null, `Prometheus saw the share at ${step.weight} %`);
     }
-    const route = (await (await fetch(`${running.stack.local!.controlUrl}/apis/gateway.networking.k8s.io/v1/namespaces/default/httproutes/detection-api`)).json()) as { backendRefs: unknown };
+    const route = (await (
+      await fetch(
+        `${running.stack.local!.controlUrl}/apis/gateway.networking.k8s.io/v1/namespaces/default/httproutes/detection-api`,
+      )
+    ).json()) as { backendRefs: unknown };
     assert.deepEqual(route.backendRefs, [
       { name: 'detection-api-blue', weight: 0 },
       { name: 'detection-api-green', weight: 100 },
@@ -97,9 +124,19 @@ describe('canary deployments through each router on the embedded default (dev se
   it('raises a good version 20, 100 % through NGINX canary annotations on a second Ingress, each share served as set by the entry Ingress', async () => {
     await goodCanary(TrafficRouter.Ingress, 'v2.2.1', [20, 100]);
     const ingress = async (name: string) =>
-      (await (await fetch(`${running.stack.local!.controlUrl}/apis/networking.k8s.io/v1/namespaces/default/ingresses/${name}`)).json()) as { backend: string; annotations: Record<string, string> };
-    assert.equal((await ingress('detection-api-ingress')).backend, 'detection-api-blue', 'the promotion moved the stable backend');
-    assert.equal((await ingress('detection-api-ingress-canary')).annotations['nginx.ingress.kubernetes.io/canary-weight'], '0', 'and let the canary Ingress go');
+      (await (
+        await fetch(`${running.stack.local!.controlUrl}/apis/networking.k8s.io/v1/namespaces/default/ingresses/${name}`)
+      ).json()) as { backend: string; annotations: Record<string, string> };
+    assert.equal(
+      (await ingress('detection-api-ingress')).backend,
+      'detection-api-blue',
+      'the promotion moved the stable backend',
+    );
+    assert.equal(
+      (await ingress('detection-api-ingress-canary')).annotations['nginx.ingress.kubernetes.io/canary-weight'],
+      '0',
+      'and let the canary Ingress go',
+    );
   });
 
   it('rolls a faulty version back at its first step by replica ratio (33 %, the least 2 stable replicas allow): the canary answered only its share, and the stable slot never shrank', async () => {
@@ -119,13 +156,20 @@ describe('canary deployments through each router on the embedded default (dev se
       const after = await stack.servedBy(TrafficRouter.ReplicaRatio);
       const canaryServed = (after[canaryDeployment] ?? 0) - (before[canaryDeployment] ?? 0);
       const stableServed = (after[stableDeployment] ?? 0) - (before[stableDeployment] ?? 0);
-      assert.ok(canaryServed > 0 && canaryServed < stableServed, `the canary served ${canaryServed}, the stable ${stableServed}`);
+      assert.ok(
+        canaryServed > 0 && canaryServed < stableServed,
+        `the canary served ${canaryServed}, the stable ${stableServed}`,
+      );
       const errors = traffic.snapshot().serverErrorsBy[canaryDeployment] ?? 0;
       assert.ok(errors > 0 && errors < canaryServed, `${errors} of the canary's ${canaryServed} answers were errors`);
     });
     const live = await stack.local!.platform.describe(REFERENCE_TARGET);
     assert.equal(live.activeSlot, stable, 'the selector names the stable slot again');
-    assert.deepEqual([live.slots[stable].replicas, live.slots[stable].readyReplicas], [2, 2], 'the stable slot stayed fully scaled');
+    assert.deepEqual(
+      [live.slots[stable].replicas, live.slots[stable].readyReplicas],
+      [2, 2],
+      'the stable slot stayed fully scaled',
+    );
     assert.equal(live.slots[otherSlot(stable)].replicas, 0, 'the canary slot is restored');
   });
 });

@@ -75,12 +75,17 @@ describe('resilience drills on the embedded stack', () => {
     const score = await traffic?.stop();
     await stack?.stop();
     await tls?.close();
-    assert.equal(score?.connectionFailures, 0, `requests went unanswered during the drills: ${score?.failureSamples.join('; ')}`);
+    assert.equal(
+      score?.connectionFailures,
+      0,
+      `requests went unanswered during the drills: ${score?.failureSamples.join('; ')}`,
+    );
   });
 
   const live = () => stack.local!.platform.describe(DETECTION_API_TARGET);
 
-  const start = (tag: string, monitorSeconds = 8) => deployTag(stack, tag, { monitorSeconds, intervalSeconds: 1, scaleDownDelaySeconds: 4 });
+  const start = (tag: string, monitorSeconds = 8) =>
+    deployTag(stack, tag, { monitorSeconds, intervalSeconds: 1, scaleDownDelaySeconds: 4 });
   const until = (phase: string) => untilPhase(stack, phase);
 
   /** The result, waiting through a server restart (the long poll fails while it is down). */
@@ -100,7 +105,11 @@ describe('resilience drills on the embedded stack', () => {
     assert.equal(state.activeSlot, slot);
     assert.deepEqual([state.slots[slot].image, state.slots[slot].readyReplicas], [IMAGE(tag), 2]);
     const other = slot === 'blue' ? 'green' : 'blue';
-    assert.deepEqual([state.slots[other].replicas, state.slots[other].readyReplicas], [0, 0], `${other} scaled to zero`);
+    assert.deepEqual(
+      [state.slots[other].replicas, state.slots[other].readyReplicas],
+      [0, 0],
+      `${other} scaled to zero`,
+    );
   }
 
   for (const [phase, tag] of [
@@ -171,20 +180,29 @@ describe('resilience drills on the embedded stack', () => {
     const client = stack.deployments!;
     const runs = await client.list({ limit: 50 });
     assert.ok(runs.length >= 7, `the drills' deployments are listed (${runs.length})`);
-    const workflow = new (await import('@temporalio/client')).Client({ connection: stack.connection!, namespace: 'default' }).workflow;
+    const workflow = new (await import('@temporalio/client')).Client({
+      connection: stack.connection!,
+      namespace: 'default',
+    }).workflow;
     // The worker's connections all came through mutual TLS; none was refused.
-    assert.ok(tls.accepted >= 1 && tls.refused === 0, `TLS connections: ${tls.accepted} accepted, ${tls.refused} refused`);
+    assert.ok(
+      tls.accepted >= 1 && tls.refused === 0,
+      `TLS connections: ${tls.accepted} accepted, ${tls.refused} refused`,
+    );
     const keyLines = clientKey.split('\n').filter((line) => line.length > 40);
     assert.ok(keyLines.length > 5);
     let bytes = 0;
     for (const run of runs) {
       const history = await workflow.getHandle(run.workflowId, run.runId).fetchHistory();
-      const text = JSON.stringify(history, (_key, value: unknown) => (value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : value));
+      const text = JSON.stringify(history, (_key, value: unknown) =>
+        value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : value,
+      );
       bytes += text.length;
       assert.ok(!text.includes(PROMETHEUS_TOKEN), `the Prometheus token is in ${run.workflowId}/${run.runId}`);
       assert.ok(!text.includes(WEBHOOK_SECRET), `the webhook URL's secret is in ${run.workflowId}/${run.runId}`);
       assert.ok(!text.includes(TEMPORAL_API_KEY), `the Temporal API key is in ${run.workflowId}/${run.runId}`);
-      for (const line of keyLines) assert.ok(!text.includes(line), `the worker's TLS key is in ${run.workflowId}/${run.runId}`);
+      for (const line of keyLines)
+        assert.ok(!text.includes(line), `the worker's TLS key is in ${run.workflowId}/${run.runId}`);
     }
     assert.ok(bytes > 10_000, 'the histories were read');
   });

@@ -30,7 +30,14 @@ import type { DeploymentSpecInput } from '../../src/deployment-spec/deployment-s
 import { testSpec } from '../helpers/deployment-harness.js';
 import { eventually, within } from '../helpers/eventually.js';
 import { FaultInjectingKubeProxy } from '../helpers/fault-injecting-kube-proxy-double.js';
-import { applyInNamespace, detectionApiTarget, endpointPods, fileNamespace, slotPods, startClusterWithManifests } from '../helpers/kubernetes.js';
+import {
+  applyInNamespace,
+  detectionApiTarget,
+  endpointPods,
+  fileNamespace,
+  slotPods,
+  startClusterWithManifests,
+} from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
 import { startKubernetesWorker } from '../helpers/kubernetes-worker.js';
 import type { KubernetesWorker } from '../helpers/kubernetes-worker.js';
@@ -55,7 +62,9 @@ const deploymentPatch = (slot: Slot) => new RegExp(`/apis/apps/v1/namespaces/${N
 const FULL_LENGTH = process.env['BLUEGREEN_DRILL_FULL_LENGTH'] === '1';
 const OUTAGE_MS = FULL_LENGTH ? 180_000 : 90_000;
 const STUCK_AFTER_SECONDS = FULL_LENGTH ? 120 : 30;
-const ROUTE_PATCH = new RegExp(`\\/apis\\/gateway.networking.k8s.io\\/v1\\/namespaces\\/${NS}\\/httproutes\\/detection-api$`);
+const ROUTE_PATCH = new RegExp(
+  `\\/apis\\/gateway.networking.k8s.io\\/v1\\/namespaces\\/${NS}\\/httproutes\\/detection-api$`,
+);
 const ROUTERS_OVERLAY = fileURLToPath(new URL('./routers-overlay', import.meta.url));
 
 describe('abort drills on the Kubernetes control plane', () => {
@@ -94,8 +103,12 @@ describe('abort drills on the Kubernetes control plane', () => {
     await new Promise((resolve) => webhook?.close(resolve));
   });
 
-  const liveSlot = async () => (await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: NS })).spec!.selector!['slot'] as Slot;
-  const deployment = (slot: Slot) => cluster.apps.readNamespacedDeployment({ name: `detection-api-${slot}`, namespace: NS });
+  const liveSlot = async () =>
+    (await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: NS })).spec!.selector![
+      'slot'
+    ] as Slot;
+  const deployment = (slot: Slot) =>
+    cluster.apps.readNamespacedDeployment({ name: `detection-api-${slot}`, namespace: NS });
   const start = (tag: string, intervalSeconds = 1, rollback: DeploymentSpecInput['rollback'] = {}) =>
     deployments.start(
       testSpec({
@@ -110,7 +123,12 @@ describe('abort drills on the Kubernetes control plane', () => {
       }),
     );
   const abort = (reason: string) => deployments.abort(NS, 'detection-api', { reason, by: 'abort-drill' });
-  const untilPhase = (phase: string) => eventually(async () => (await deployments.status(NS, 'detection-api').catch(() => null))?.phase === phase, phase, 60_000);
+  const untilPhase = (phase: string) =>
+    eventually(
+      async () => (await deployments.status(NS, 'detection-api').catch(() => null))?.phase === phase,
+      phase,
+      60_000,
+    );
 
   /** What the idle slot held before, to check the rollback put it back. */
   async function idleBefore(from: Slot): Promise<{ image: string | undefined; replicas: number | undefined }> {
@@ -119,10 +137,17 @@ describe('abort drills on the Kubernetes control plane', () => {
   }
 
   /** The Service and every endpoint on the old slot, which is fully Ready; the new slot as before. */
-  async function assertRestored(from: Slot, before: { image: string | undefined; replicas: number | undefined }): Promise<void> {
+  async function assertRestored(
+    from: Slot,
+    before: { image: string | undefined; replicas: number | undefined },
+  ): Promise<void> {
     const to: Slot = from === 'blue' ? 'green' : 'blue';
     assert.equal(await liveSlot(), from);
-    assert.deepEqual(await endpointPods(cluster, 'detection-api-service', NS), await slotPods(cluster, from, NS), 'every endpoint is an old-slot pod');
+    assert.deepEqual(
+      await endpointPods(cluster, 'detection-api-service', NS),
+      await slotPods(cluster, from, NS),
+      'every endpoint is an old-slot pod',
+    );
     const old = await deployment(from);
     assert.equal(old.status?.readyReplicas, old.spec!.replicas, 'the old slot is fully Ready');
     const idle = await deployment(to);
@@ -153,8 +178,13 @@ describe('abort drills on the Kubernetes control plane', () => {
       },
       (line) => process.stdout.write(`# ${line}\n`),
     );
-    process.stdout.write(`# abort sweep (Kubernetes, writes held 300 ms): Deploying ${spans.deployMs} ms, Switching ${spans.switchMs} ms; ${summarise(runs)}\n`);
-    assert.ok(runs.some((r) => r.acceptedIn === 'Deploying') && runs.some((r) => r.acceptedIn === 'Switching'), summarise(runs));
+    process.stdout.write(
+      `# abort sweep (Kubernetes, writes held 300 ms): Deploying ${spans.deployMs} ms, Switching ${spans.switchMs} ms; ${summarise(runs)}\n`,
+    );
+    assert.ok(
+      runs.some((r) => r.acceptedIn === 'Deploying') && runs.some((r) => r.acceptedIn === 'Switching'),
+      summarise(runs),
+    );
   });
 
   it('an abort while a gateway-api canary’s first weight write is held 5 s leaves the HTTPRoute at 100/0 for the stable slot, verified, and the canary restored', async () => {
@@ -164,7 +194,10 @@ describe('abort drills on the Kubernetes control plane', () => {
     await applyInNamespace(cluster.plane, ROUTERS_OVERLAY, NS, '--server-side', '--force-conflicts');
     const from = await liveSlot();
     const to: Slot = from === 'blue' ? 'green' : 'blue';
-    const gatewayTarget = { ...TARGET, traffic: { ...TARGET.traffic!, router: 'gateway-api' as const, httpRoute: 'detection-api' } };
+    const gatewayTarget = {
+      ...TARGET,
+      traffic: { ...TARGET.traffic!, router: 'gateway-api' as const, httpRoute: 'detection-api' },
+    };
     await new KubernetesPlatform(cluster.plane.adminConfig()).switchTraffic({ target: gatewayTarget, slot: from });
     const before = await idleBefore(from);
     const writesBefore = proxy.tap.writes.length;
@@ -180,7 +213,13 @@ describe('abort drills on the Kubernetes control plane', () => {
         readinessTimeoutSeconds: 60,
         smoke: { endpoint: worker.referenceUrl },
         monitor: { durationSeconds: 30, intervalSeconds: 1, slos: [] },
-        canary: { steps: [{ weight: 5, holdSeconds: 30 }, { weight: 100, holdSeconds: 30 }], minRequests: 0 },
+        canary: {
+          steps: [
+            { weight: 5, holdSeconds: 30 },
+            { weight: 100, holdSeconds: 30 },
+          ],
+          minRequests: 0,
+        },
         scaleDownDelaySeconds: 0,
       }),
     );
@@ -193,13 +232,19 @@ describe('abort drills on the Kubernetes control plane', () => {
     // The held 5 % landed before the rollback's 0 %: both writes, in that order, and the route ends on the stable slot.
     const routeWrites = proxy.tap.writes.slice(writesBefore).filter((w) => ROUTE_PATCH.test(w.path));
     assert.equal(routeWrites.length, 2, 'the 5 % and the 0 %');
-    const route = (await cluster.plane
-      .adminConfig()
-      .makeApiClient(k8s.CustomObjectsApi)
-      .getNamespacedCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', namespace: NS, plural: 'httproutes', name: 'detection-api' })) as {
+    const route = (await cluster.plane.adminConfig().makeApiClient(k8s.CustomObjectsApi).getNamespacedCustomObject({
+      group: 'gateway.networking.k8s.io',
+      version: 'v1',
+      namespace: NS,
+      plural: 'httproutes',
+      name: 'detection-api',
+    })) as {
       spec: { rules: { backendRefs: { name: string; weight: number }[] }[] };
     };
-    assert.deepEqual(Object.fromEntries(route.spec.rules[0]!.backendRefs.map((r) => [r.name, r.weight])), { [`detection-api-${from}`]: 100, [`detection-api-${to}`]: 0 });
+    assert.deepEqual(Object.fromEntries(route.spec.rules[0]!.backendRefs.map((r) => [r.name, r.weight])), {
+      [`detection-api-${from}`]: 100,
+      [`detection-api-${to}`]: 0,
+    });
     await assertRestored(from, before);
   });
 
@@ -218,10 +263,19 @@ describe('abort drills on the Kubernetes control plane', () => {
     const answer = await abort('the API server is going down for an upgrade');
     assert.equal(answer.delivery, 'accepted');
 
-    await eventually(async () => received.some((r) => r.body['kind'] === 'rollback-stuck'), 'the rollback-stuck notification', STUCK_AFTER_SECONDS * 1000 + 50_000);
+    await eventually(
+      async () => received.some((r) => r.body['kind'] === 'rollback-stuck'),
+      'the rollback-stuck notification',
+      STUCK_AFTER_SECONDS * 1000 + 50_000,
+    );
     const stuck = received.find((r) => r.body['kind'] === 'rollback-stuck')!;
     assert.ok(stuck.at - down < OUTAGE_MS, 'it came while the API server was still down');
-    assert.match(String(stuck.body['text']), new RegExp(`ROLLBACK STUCK for ${STUCK_AFTER_SECONDS} s at 'switch detection-api-service back to (blue|green)': still retrying`));
+    assert.match(
+      String(stuck.body['text']),
+      new RegExp(
+        `ROLLBACK STUCK for ${STUCK_AFTER_SECONDS} s at 'switch detection-api-service back to (blue|green)': still retrying`,
+      ),
+    );
     const status = await deployments.status(NS, 'detection-api');
     assert.equal(status.phase, 'RollingBack');
     assert.ok(status.rollback?.stuckSince, 'status shows the restore is stuck');
@@ -230,22 +284,43 @@ describe('abort drills on the Kubernetes control plane', () => {
     await cluster.plane.apiServer!.start();
     const up = performance.now();
     // Bounded, and explained if it runs out: what the nodes, the old slot's pods and the workflow say.
-    const result: DeploymentResult = await within(deploymentResult(handle), 'the rollback after the API server came back', 240_000, async () => {
-      const nodes = (await cluster.core.listNode()).items.map(
-        (n) => `${n.metadata!.name}: Ready=${n.status?.conditions?.find((c) => c.type === 'Ready')?.status}, taints ${JSON.stringify(n.spec?.taints ?? [])}`,
-      );
-      const pods = (await cluster.core.listNamespacedPod({ namespace: NS, labelSelector: `app=detection-api,slot=${from}` })).items.map(
-        (p) => `${p.metadata!.name}: ${(p.status?.conditions ?? []).map((c) => `${c.type}=${c.status}`).join(' ')}`,
-      );
-      const status = await deployments.status(NS, 'detection-api');
-      return [...nodes, ...pods, `endpoints: ${JSON.stringify(await endpointPods(cluster, 'detection-api-service', NS))}`, `workflow: ${status.phase}: ${status.message}`].join('\n');
-    });
+    const result: DeploymentResult = await within(
+      deploymentResult(handle),
+      'the rollback after the API server came back',
+      240_000,
+      async () => {
+        const nodes = (await cluster.core.listNode()).items.map(
+          (n) =>
+            `${n.metadata!.name}: Ready=${n.status?.conditions?.find((c) => c.type === 'Ready')?.status}, taints ${JSON.stringify(n.spec?.taints ?? [])}`,
+        );
+        const pods = (
+          await cluster.core.listNamespacedPod({ namespace: NS, labelSelector: `app=detection-api,slot=${from}` })
+        ).items.map(
+          (p) => `${p.metadata!.name}: ${(p.status?.conditions ?? []).map((c) => `${c.type}=${c.status}`).join(' ')}`,
+        );
+        const status = await deployments.status(NS, 'detection-api');
+        return [
+          ...nodes,
+          ...pods,
+          `endpoints: ${JSON.stringify(await endpointPods(cluster, 'detection-api-service', NS))}`,
+          `workflow: ${status.phase}: ${status.message}`,
+        ].join('\n');
+      },
+    );
     const ended = performance.now();
     assert.deepEqual([result.outcome, result.reason, result.liveSlot], ['RolledBack', 'Aborted', from], result.message);
     assert.ok((result.rollbackSeconds ?? 0) >= OUTAGE_MS / 1000 - 5, `the restore took ${result.rollbackSeconds} s`);
-    await eventually(async () => JSON.stringify(await endpointPods(cluster, 'detection-api-service', NS)) === JSON.stringify(await slotPods(cluster, from, NS)), 'endpoints on the old slot');
+    await eventually(
+      async () =>
+        JSON.stringify(await endpointPods(cluster, 'detection-api-service', NS)) ===
+        JSON.stringify(await slotPods(cluster, from, NS)),
+      'endpoints on the old slot',
+    );
     await assertRestored(from, before);
-    assert.deepEqual(received.map((r) => r.body['kind']), ['rollback-stuck', 'rolled-back']);
+    assert.deepEqual(
+      received.map((r) => r.body['kind']),
+      ['rollback-stuck', 'rolled-back'],
+    );
     process.stdout.write(
       `# API server down ${(OUTAGE_MS / 1000).toFixed(0)} s during a rollback: rollback-stuck after ${((stuck.at - down) / 1000).toFixed(1)} s, ` +
         `RolledBack ${((ended - up) / 1000).toFixed(1)} s after the API server was back; restore took ${result.rollbackSeconds?.toFixed(1)} s\n`,

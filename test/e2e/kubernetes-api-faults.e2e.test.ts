@@ -54,8 +54,12 @@ describe('drill: Kubernetes API faults between the worker and the API server', (
 
   beforeEach(() => proxy.reset());
 
-  const liveSlot = async () => (await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: NS })).spec!.selector!['slot'];
-  const deployment = (slot: string) => cluster.apps.readNamespacedDeployment({ name: `detection-api-${slot}`, namespace: NS });
+  const liveSlot = async () =>
+    (await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: NS })).spec!.selector![
+      'slot'
+    ];
+  const deployment = (slot: string) =>
+    cluster.apps.readNamespacedDeployment({ name: `detection-api-${slot}`, namespace: NS });
 
   async function deploy(tag: string): Promise<{ result: DeploymentResult; seconds: number; phases: string[] }> {
     sequence += 1;
@@ -87,7 +91,10 @@ describe('drill: Kubernetes API faults between the worker and the API server', (
     assert.equal(await liveSlot(), live);
     assert.deepEqual(await endpointPods(cluster, 'detection-api-service', NS), await slotPods(cluster, live, NS));
     const idleDeployment = await deployment(idle);
-    assert.deepEqual([idleDeployment.spec!.replicas, idleDeployment.spec!.template.spec!.containers[0]!.image], [0, idleImage]);
+    assert.deepEqual(
+      [idleDeployment.spec!.replicas, idleDeployment.spec!.template.spec!.containers[0]!.image],
+      [0, idleImage],
+    );
     assert.deepEqual(await slotPods(cluster, idle, NS), []);
   }
 
@@ -107,7 +114,8 @@ describe('drill: Kubernetes API faults between the worker and the API server', (
     const injected = proxy.counts.transient;
     const requests = proxy.counts.requests;
     const faults = Object.values(injected).reduce((a, b) => a + b, 0);
-    for (const kind of ['500', '429', '409', 'reset', 'lost-answer']) assert.ok((injected[kind] ?? 0) > 0, `no ${kind} was injected: ${JSON.stringify(injected)}`);
+    for (const kind of ['500', '429', '409', 'reset', 'lost-answer'])
+      assert.ok((injected[kind] ?? 0) > 0, `no ${kind} was injected: ${JSON.stringify(injected)}`);
     assert.ok(faults / requests >= 0.2, `${faults} faults in ${requests} requests`);
     console.log(
       `transient faults: ${faults} of ${requests} requests (${JSON.stringify(injected)}); ` +
@@ -118,10 +126,19 @@ describe('drill: Kubernetes API faults between the worker and the API server', (
   it('fails at once on a 403 for the switch, and leaves the old slot live with the idle one scaled back', async () => {
     const live = await liveSlot();
     const idleImage = (await deployment(live === 'blue' ? 'green' : 'blue')).spec!.template.spec!.containers[0]!.image;
-    proxy.permanent = [{ method: 'PATCH', path: new RegExp(`\\/api\\/v1\\/namespaces\\/${NS}\\/services\\/detection-api-service$`), status: 403 }];
+    proxy.permanent = [
+      {
+        method: 'PATCH',
+        path: new RegExp(`\\/api\\/v1\\/namespaces\\/${NS}\\/services\\/detection-api-service$`),
+        status: 403,
+      },
+    ];
     const { result, seconds, phases } = await deploy('v2.3.0');
     assert.equal(result.outcome, 'RolledBack', result.message);
-    assert.match(result.message, /patch service detection-api-service: injected permanent fault: PATCH .* is answered 403/);
+    assert.match(
+      result.message,
+      /patch service detection-api-service: injected permanent fault: PATCH .* is answered 403/,
+    );
     assert.equal(proxy.counts.permanent, 1, 'the 403 is not retried');
     assert.ok(phases.includes('RollingBack'), `phases: ${phases.join(', ')}`);
     await assertUntouched(live!, idleImage);
@@ -132,15 +149,26 @@ describe('drill: Kubernetes API faults between the worker and the API server', (
     const live = await liveSlot();
     const idle = live === 'blue' ? 'green' : 'blue';
     const idleImage = (await deployment(idle)).spec!.template.spec!.containers[0]!.image;
-    proxy.permanent = [{ method: 'GET', path: new RegExp(`\\/apis\\/apps\\/v1\\/namespaces\\/${NS}\\/replicasets\\?`), status: 404 }];
+    proxy.permanent = [
+      { method: 'GET', path: new RegExp(`\\/apis\\/apps\\/v1\\/namespaces\\/${NS}\\/replicasets\\?`), status: 404 },
+    ];
     const { result, phases } = await deploy('v2.3.1');
     assert.equal(result.outcome, 'RolledBack', result.message);
     assert.match(result.message, new RegExp(`list replicasets of detection-api-${idle}: not found in namespace ${NS}`));
     // The rollback's evidence capture lists them too, meets the same 404, and becomes a warning.
-    assert.equal(proxy.counts.permanent, 2, 'the 404 is not retried: once for the readiness wait, once for the evidence');
+    assert.equal(
+      proxy.counts.permanent,
+      2,
+      'the 404 is not retried: once for the readiness wait, once for the evidence',
+    );
     const evidence = result.warnings.filter((w) => w.startsWith('evidence'));
     assert.equal(evidence.length, 1, result.warnings.join('\n'));
-    assert.match(evidence[0]!, new RegExp(`^evidence of ${idle} not captured: list replicasets of detection-api-${idle}: not found in namespace ${NS} \\(injected permanent fault`));
+    assert.match(
+      evidence[0]!,
+      new RegExp(
+        `^evidence of ${idle} not captured: list replicasets of detection-api-${idle}: not found in namespace ${NS} \\(injected permanent fault`,
+      ),
+    );
     assert.ok(phases.includes('RollingBack'), `phases: ${phases.join(', ')}`);
     await assertUntouched(live!, idleImage);
   });
@@ -156,6 +184,10 @@ describe('drill: Kubernetes API faults between the worker and the API server', (
     assert.equal(proxy.counts.permanent, 1, 'the 422 is not retried');
     assert.ok(phases.includes('RollingBack'), `phases: ${phases.join(', ')}`);
     await assertUntouched(live!, idleBefore.spec!.template.spec!.containers[0]!.image);
-    assert.equal((await deployment(idle)).metadata!.resourceVersion, idleBefore.metadata!.resourceVersion, 'the idle Deployment was not written');
+    assert.equal(
+      (await deployment(idle)).metadata!.resourceVersion,
+      idleBefore.metadata!.resourceVersion,
+      'the idle Deployment was not written',
+    );
   });
 });

@@ -29,7 +29,14 @@ import { statusQuery } from '../../src/workflows/definitions.js';
 import type { DeploymentSpecInput } from '../../src/deployment-spec/deployment-spec.js';
 import { testSpec } from '../helpers/deployment-harness.js';
 import { eventually } from '../helpers/eventually.js';
-import { createBlueGreenApp, detectionApiTarget, endpointPods, fileNamespace, slotPods, startClusterWithManifests } from '../helpers/kubernetes.js';
+import {
+  createBlueGreenApp,
+  detectionApiTarget,
+  endpointPods,
+  fileNamespace,
+  slotPods,
+  startClusterWithManifests,
+} from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
 import { startKubernetesWorker } from '../helpers/kubernetes-worker.js';
 import type { KubernetesWorker } from '../helpers/kubernetes-worker.js';
@@ -42,7 +49,9 @@ const TARGET = detectionApiTarget(NS);
 
 const TASK_QUEUE = 'bluegreen-kubernetes-e2e';
 const IMAGE = (tag: string) => `registry.internal/detection-api:${tag}`;
-const ROLE = parseYaml(readFileSync(fileURLToPath(new URL('../../deploy/worker/role.yaml', import.meta.url)), 'utf8')) as V1Role;
+const ROLE = parseYaml(
+  readFileSync(fileURLToPath(new URL('../../deploy/worker/role.yaml', import.meta.url)), 'utf8'),
+) as V1Role;
 
 describe('deployments on the dev server against a real control plane, as the worker ServiceAccount', () => {
   let env: TestWorkflowEnvironment;
@@ -62,11 +71,22 @@ describe('deployments on the dev server against a real control plane, as the wor
     await env?.teardown();
   });
 
-  const liveSlot = async () => (await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: NS })).spec!.selector!['slot'];
-  const deployment = (slot: string) => cluster.apps.readNamespacedDeployment({ name: `detection-api-${slot}`, namespace: NS });
+  const liveSlot = async () =>
+    (await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: NS })).spec!.selector![
+      'slot'
+    ];
+  const deployment = (slot: string) =>
+    cluster.apps.readNamespacedDeployment({ name: `detection-api-${slot}`, namespace: NS });
 
   /** Starts a deployment of `tag` (blue-green, or what `overrides` make it), gated on restarts alone. */
-  function start(tag: string, { monitorSeconds = 4, smokeEndpoint = worker.referenceUrl, overrides }: { monitorSeconds?: number; smokeEndpoint?: string; overrides?: Partial<DeploymentSpecInput> } = {}) {
+  function start(
+    tag: string,
+    {
+      monitorSeconds = 4,
+      smokeEndpoint = worker.referenceUrl,
+      overrides,
+    }: { monitorSeconds?: number; smokeEndpoint?: string; overrides?: Partial<DeploymentSpecInput> } = {},
+  ) {
     sequence += 1;
     const spec = testSpec({
       namespace: NS,
@@ -78,23 +98,30 @@ describe('deployments on the dev server against a real control plane, as the wor
       scaleDownDelaySeconds: 0,
       ...overrides,
     });
-    return env.client.workflow.start(spec.strategy === 'canary' ? canaryDeploymentWorkflow : blueGreenDeploymentWorkflow, {
-      taskQueue: TASK_QUEUE,
-      workflowId: `k8s-e2e-${sequence}`,
-      args: [spec],
-    });
+    return env.client.workflow.start(
+      spec.strategy === 'canary' ? canaryDeploymentWorkflow : blueGreenDeploymentWorkflow,
+      {
+        taskQueue: TASK_QUEUE,
+        workflowId: `k8s-e2e-${sequence}`,
+        args: [spec],
+      },
+    );
   }
 
-
   /** The seconds verifyTraffic reported: from the switch's patch to EndpointSlices on new pods only. */
-  async function switchToEndpoints(handle: { fetchHistory(): Promise<{ events?: unknown[] | null }> }): Promise<number> {
+  async function switchToEndpoints(handle: {
+    fetchHistory(): Promise<{ events?: unknown[] | null }>;
+  }): Promise<number> {
     const history = await handle.fetchHistory();
-    const events = (history.events ?? []) as { activityTaskCompletedEventAttributes?: { result?: { payloads?: { data?: Uint8Array }[] } } }[];
+    const events = (history.events ?? []) as {
+      activityTaskCompletedEventAttributes?: { result?: { payloads?: { data?: Uint8Array }[] } };
+    }[];
     for (const event of events) {
       const data = event.activityTaskCompletedEventAttributes?.result?.payloads?.[0]?.data;
       if (!data) continue;
       const value = JSON.parse(Buffer.from(data).toString()) as { endpoints?: number; seconds?: number };
-      if (typeof value === 'object' && value && 'endpoints' in value && typeof value.seconds === 'number') return value.seconds;
+      if (typeof value === 'object' && value && 'endpoints' in value && typeof value.seconds === 'number')
+        return value.seconds;
     }
     throw new Error('no verifyTraffic result in the history');
   }
@@ -108,7 +135,10 @@ describe('deployments on the dev server against a real control plane, as the wor
     assert.equal((await deployment('blue')).spec!.replicas, 0);
     assert.deepEqual(await slotPods(cluster, 'blue', NS), []);
     const green = await deployment('green');
-    assert.deepEqual([green.spec!.template.spec!.containers[0]!.image, green.spec!.template.metadata!.labels!['version']], [IMAGE('v2.2.0'), 'v2.2.0']);
+    assert.deepEqual(
+      [green.spec!.template.spec!.containers[0]!.image, green.spec!.template.metadata!.labels!['version']],
+      [IMAGE('v2.2.0'), 'v2.2.0'],
+    );
 
     const second = await start('v2.2.1');
     const toBlue: DeploymentResult = await deploymentResult(second);
@@ -117,7 +147,9 @@ describe('deployments on the dev server against a real control plane, as the wor
     assert.equal((await deployment('green')).spec!.replicas, 0);
     assert.equal((await deployment('blue')).spec!.template.spec!.containers[0]!.image, IMAGE('v2.2.1'));
     const seconds = [await switchToEndpoints(first), await switchToEndpoints(second)];
-    console.log(`switch patch to EndpointSlices on the new slot only: ${seconds.map((s) => `${(s * 1000).toFixed(0)} ms`).join(', ')}`);
+    console.log(
+      `switch patch to EndpointSlices on the new slot only: ${seconds.map((s) => `${(s * 1000).toFixed(0)} ms`).join(', ')}`,
+    );
   });
 
   it('leaves traffic on the old slot and scales the idle slot back when the smoke suite fails', async () => {
@@ -127,7 +159,11 @@ describe('deployments on the dev server against a real control plane, as the wor
     assert.equal(result.reason, 'SmokeFailed');
     assert.equal(await liveSlot(), 'blue');
     const green = await deployment('green');
-    assert.deepEqual([green.spec!.replicas, green.spec!.template.spec!.containers[0]!.image], [0, IMAGE('v2.2.0')], 'the idle slot is as it was');
+    assert.deepEqual(
+      [green.spec!.replicas, green.spec!.template.spec!.containers[0]!.image],
+      [0, IMAGE('v2.2.0')],
+      'the idle slot is as it was',
+    );
     assert.deepEqual(await slotPods(cluster, 'green', NS), []);
   });
 
@@ -138,11 +174,15 @@ describe('deployments on the dev server against a real control plane, as the wor
     const signalled = performance.now();
     await handle.signal('abort', { reason: 'operator abort in the e2e test', by: 'e2e' });
     let restoredMs = 0;
-    await eventually(async () => {
-      if ((await liveSlot()) !== 'blue') return false;
-      restoredMs = performance.now() - signalled;
-      return true;
-    }, 'selector back on blue', 30_000);
+    await eventually(
+      async () => {
+        if ((await liveSlot()) !== 'blue') return false;
+        restoredMs = performance.now() - signalled;
+        return true;
+      },
+      'selector back on blue',
+      30_000,
+    );
     const result: DeploymentResult = await deploymentResult(handle);
     assert.equal(result.outcome, 'RolledBack');
     assert.equal(result.reason, 'Aborted');
@@ -158,7 +198,13 @@ describe('deployments on the dev server against a real control plane, as the wor
       overrides: {
         strategy: 'canary',
         traffic: { router: 'replica-ratio' },
-        canary: { steps: [{ weight: 33, holdSeconds }, { weight: 100, holdSeconds: 2 }], minRequests: 0 },
+        canary: {
+          steps: [
+            { weight: 33, holdSeconds },
+            { weight: 100, holdSeconds: 2 },
+          ],
+          minRequests: 0,
+        },
       },
     });
 
@@ -166,26 +212,49 @@ describe('deployments on the dev server against a real control plane, as the wor
     const stable = (await liveSlot()) as 'blue' | 'green';
     const canary = otherSlot(stable);
     const handle = await startCanary('v2.5.0', 8);
-    await eventually(async () => (await handle.query(statusQuery)).canary?.weight === 33 && (await handle.query(statusQuery)).phase === 'Monitoring', 'the 33 % hold', 60_000);
+    await eventually(
+      async () =>
+        (await handle.query(statusQuery)).canary?.weight === 33 &&
+        (await handle.query(statusQuery)).phase === 'Monitoring',
+      'the 33 % hold',
+      60_000,
+    );
     const service = await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: NS });
-    assert.deepEqual(service.spec!.selector, { app: 'detection-api' }, 'the slot label is off the selector: both slots serve');
+    assert.deepEqual(
+      service.spec!.selector,
+      { app: 'detection-api' },
+      'the slot label is off the selector: both slots serve',
+    );
     const endpoints = await endpointPods(cluster, 'detection-api-service', NS);
     const [stablePods, canaryPods] = [await slotPods(cluster, stable, NS), await slotPods(cluster, canary, NS)];
     assert.deepEqual([stablePods.length, canaryPods.length], [2, 1]);
-    assert.deepEqual(endpoints, [...stablePods, ...canaryPods].sort(), 'the endpoints are both slots: 1 of 3 is the canary');
+    assert.deepEqual(
+      endpoints,
+      [...stablePods, ...canaryPods].sort(),
+      'the endpoints are both slots: 1 of 3 is the canary',
+    );
     const result: DeploymentResult = await deploymentResult(handle);
     assert.equal(result.outcome, 'Succeeded', result.message);
     assert.equal(await liveSlot(), canary);
     assert.deepEqual(await endpointPods(cluster, 'detection-api-service', NS), await slotPods(cluster, canary, NS));
     assert.deepEqual([(await deployment(canary)).spec!.replicas, (await deployment(stable)).spec!.replicas], [2, 0]);
-    assert.deepEqual(result.status.canary?.completed.map((c) => c.weight), [33, 100]);
+    assert.deepEqual(
+      result.status.canary?.completed.map((c) => c.weight),
+      [33, 100],
+    );
   });
 
   it('puts the selector back on the stable slot, verified, when a replica-ratio canary is aborted', async () => {
     const stable = (await liveSlot()) as 'blue' | 'green';
     const canary = otherSlot(stable);
     const handle = await startCanary('v2.5.1', 120);
-    await eventually(async () => (await handle.query(statusQuery)).canary?.weight === 33 && (await handle.query(statusQuery)).phase === 'Monitoring', 'the 33 % hold', 60_000);
+    await eventually(
+      async () =>
+        (await handle.query(statusQuery)).canary?.weight === 33 &&
+        (await handle.query(statusQuery)).phase === 'Monitoring',
+      'the 33 % hold',
+      60_000,
+    );
     await handle.executeUpdate('abort', { args: [{ reason: 'e2e', by: 'test' }] });
     const result: DeploymentResult = await deploymentResult(handle);
     assert.equal(result.reason, 'Aborted');
@@ -198,10 +267,15 @@ describe('deployments on the dev server against a real control plane, as the wor
 
   it('runs deployments of different apps in parallel on one worker, each to its own new slot', async () => {
     const suffix = randomBytes(3).toString('hex');
-    const others = await Promise.all(['a', 'b'].map((name) => createBlueGreenApp(cluster.apps, cluster.core, `parallel-${name}-${suffix}`, { namespace: NS })));
+    const others = await Promise.all(
+      ['a', 'b'].map((name) =>
+        createBlueGreenApp(cluster.apps, cluster.core, `parallel-${name}-${suffix}`, { namespace: NS }),
+      ),
+    );
     const admin = new KubernetesPlatform(cluster.plane.adminConfig());
     const progress = { heartbeat: () => undefined, signal: new AbortController().signal };
-    for (const target of others) await admin.waitForSlotReady({ target, slot: 'blue', replicas: 1, timeoutSeconds: 60 }, progress);
+    for (const target of others)
+      await admin.waitForSlotReady({ target, slot: 'blue', replicas: 1, timeoutSeconds: 60 }, progress);
     const before = await liveSlot();
     const specs = [
       { target: TARGET, image: IMAGE('v2.5.0') },
@@ -212,23 +286,45 @@ describe('deployments on the dev server against a real control plane, as the wor
         env.client.workflow.start(blueGreenDeploymentWorkflow, {
           taskQueue: TASK_QUEUE,
           workflowId: `k8s-e2e-parallel-${target.app}`,
-          args: [testSpec({ namespace: NS, app: target.app, image, replicas: 1, readinessTimeoutSeconds: 60, smoke: { endpoint: worker.referenceUrl }, monitor: { durationSeconds: 4, intervalSeconds: 1, slos: [] }, scaleDownDelaySeconds: 0 })],
+          args: [
+            testSpec({
+              namespace: NS,
+              app: target.app,
+              image,
+              replicas: 1,
+              readinessTimeoutSeconds: 60,
+              smoke: { endpoint: worker.referenceUrl },
+              monitor: { durationSeconds: 4, intervalSeconds: 1, slos: [] },
+              scaleDownDelaySeconds: 0,
+            }),
+          ],
         }),
       ),
     );
     const results: DeploymentResult[] = await Promise.all(handles.map((h) => deploymentResult(h)));
-    for (const [index, result] of results.entries()) assert.equal(result.outcome, 'Succeeded', `${specs[index]!.target.app}: ${result.message}`);
-    assert.deepEqual(results.map((r) => r.toSlot), [otherSlot(before as 'blue' | 'green'), 'green', 'green']);
+    for (const [index, result] of results.entries())
+      assert.equal(result.outcome, 'Succeeded', `${specs[index]!.target.app}: ${result.message}`);
+    assert.deepEqual(
+      results.map((r) => r.toSlot),
+      [otherSlot(before as 'blue' | 'green'), 'green', 'green'],
+    );
     for (const [index, { target, image }] of specs.entries()) {
       const live = await admin.describe(target);
-      assert.deepEqual([live.activeSlot, live.slots[live.activeSlot].image], [results[index]!.toSlot, image], target.app);
+      assert.deepEqual(
+        [live.activeSlot, live.slots[live.activeSlot].image],
+        [results[index]!.toSlot, image],
+        target.app,
+      );
       assert.equal(live.slots[otherSlot(live.activeSlot)].replicas, 0, `${target.app}'s old slot scaled down`);
     }
     // In parallel, not one after another: every run started before any of them closed.
     const runs = await Promise.all(handles.map((h) => h.describe()));
     const lastStart = Math.max(...runs.map((r) => r.startTime.getTime()));
     const firstClose = Math.min(...runs.map((r) => r.closeTime!.getTime()));
-    assert.ok(lastStart < firstClose, `the runs overlapped: last start ${new Date(lastStart).toISOString()}, first close ${new Date(firstClose).toISOString()}`);
+    assert.ok(
+      lastStart < firstClose,
+      `the runs overlapped: last start ${new Date(lastStart).toISOString()}, first close ${new Date(firstClose).toISOString()}`,
+    );
   });
 
   it('needs every rule and verb of the worker Role: without any one, a deployment step is refused with 403', async () => {
@@ -238,7 +334,9 @@ describe('deployments on the dev server against a real control plane, as the wor
     const variants = ROLE.rules!.flatMap((rule, index) =>
       rule.verbs.map((verb) => ({
         label: `${verb} ${rule.resources!.join(',')}`,
-        rules: ROLE.rules!.map((r, i) => (i === index ? { ...r, verbs: r.verbs.filter((v) => v !== verb) } : r)).filter((r) => r.verbs.length > 0),
+        rules: ROLE.rules!.map((r, i) => (i === index ? { ...r, verbs: r.verbs.filter((v) => v !== verb) } : r)).filter(
+          (r) => r.verbs.length > 0,
+        ),
       })),
     );
     assert.ok(variants.length >= 7);
@@ -248,7 +346,11 @@ describe('deployments on the dev server against a real control plane, as the wor
       await cluster.rbac.createNamespacedRole({ namespace: NS, body: { metadata: { name }, rules: variant.rules } });
       await cluster.rbac.createNamespacedRoleBinding({
         namespace: NS,
-        body: { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name }, subjects: [{ kind: 'ServiceAccount', name, namespace: NS }] },
+        body: {
+          metadata: { name },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+          subjects: [{ kind: 'ServiceAccount', name, namespace: NS }],
+        },
       });
       const restricted = new KubernetesPlatform(cluster.plane.configForToken(await cluster.plane.mintToken(NS, name)));
       const live = (await admin.describe(target)).activeSlot;
@@ -271,7 +373,10 @@ describe('deployments on the dev server against a real control plane, as the wor
         () => null,
         (e: unknown) => e,
       );
-      assert.ok(error instanceof ApplicationFailure, `without ${variant.label} the deployment should fail; got ${String(error)}`);
+      assert.ok(
+        error instanceof ApplicationFailure,
+        `without ${variant.label} the deployment should fail; got ${String(error)}`,
+      );
       assert.equal(error.type, ErrorType.Forbidden, `without ${variant.label}: ${error.message}`);
       // Put the cluster back as it was for the next variant.
       await admin.switchTraffic({ target, slot: live });

@@ -62,11 +62,21 @@ describe('canary and blue-green deployments through the gateway-api and ingress 
   });
 
   const routeWeights = async (): Promise<Record<Slot, number>> => {
-    const route = (await custom.getNamespacedCustomObject({ group: GATEWAY_GROUP, version: 'v1', namespace: NS, plural: 'httproutes', name: 'detection-api' })) as Route;
+    const route = (await custom.getNamespacedCustomObject({
+      group: GATEWAY_GROUP,
+      version: 'v1',
+      namespace: NS,
+      plural: 'httproutes',
+      name: 'detection-api',
+    })) as Route;
     const refs = route.spec.rules[0]!.backendRefs;
-    return { blue: refs.find((r) => r.name === 'detection-api-blue')?.weight ?? 0, green: refs.find((r) => r.name === 'detection-api-green')?.weight ?? 0 };
+    return {
+      blue: refs.find((r) => r.name === 'detection-api-blue')?.weight ?? 0,
+      green: refs.find((r) => r.name === 'detection-api-green')?.weight ?? 0,
+    };
   };
-  const replicas = async (slot: Slot) => (await cluster.apps.readNamespacedDeployment({ name: `detection-api-${slot}`, namespace: NS })).spec!.replicas;
+  const replicas = async (slot: Slot) =>
+    (await cluster.apps.readNamespacedDeployment({ name: `detection-api-${slot}`, namespace: NS })).spec!.replicas;
   const ingressSlot = async () => {
     const ingress = await networking.readNamespacedIngress({ name: 'detection-api-ingress', namespace: NS });
     return ingress.spec!.rules![0]!.http!.paths[0]!.backend.service!.name.replace('detection-api-', '');
@@ -84,11 +94,14 @@ describe('canary and blue-green deployments through the gateway-api and ingress 
       scaleDownDelaySeconds: 0,
       ...overrides,
     });
-    return env.client.workflow.start(spec.strategy === 'canary' ? canaryDeploymentWorkflow : blueGreenDeploymentWorkflow, {
-      taskQueue: TASK_QUEUE,
-      workflowId: `routers-e2e-${sequence}`,
-      args: [spec],
-    });
+    return env.client.workflow.start(
+      spec.strategy === 'canary' ? canaryDeploymentWorkflow : blueGreenDeploymentWorkflow,
+      {
+        taskQueue: TASK_QUEUE,
+        workflowId: `routers-e2e-${sequence}`,
+        args: [spec],
+      },
+    );
   }
 
   /** A canary through the example HTTPRoute, each step held `holds[i]` seconds (5, 25, 50, 100 %). */
@@ -116,10 +129,16 @@ describe('canary and blue-green deployments through the gateway-api and ingress 
       );
       seen.push(await routeWeights());
     }
-    assert.deepEqual(seen, [5, 25, 50, 100].map((w) => ({ [stable]: 100 - w, [canary]: w })));
+    assert.deepEqual(
+      seen,
+      [5, 25, 50, 100].map((w) => ({ [stable]: 100 - w, [canary]: w })),
+    );
     const result = await deploymentResult(handle);
     assert.equal(result.outcome, 'Succeeded', result.message);
-    assert.deepEqual(result.status.canary?.completed.map((c) => c.weight), [5, 25, 50, 100]);
+    assert.deepEqual(
+      result.status.canary?.completed.map((c) => c.weight),
+      [5, 25, 50, 100],
+    );
     assert.deepEqual(await routeWeights(), { [stable]: 0, [canary]: 100 });
     assert.deepEqual([await replicas(canary), await replicas(stable)], [2, 0]);
     assert.equal((await slotPods(cluster, stable, NS)).length, 0);
@@ -129,10 +148,14 @@ describe('canary and blue-green deployments through the gateway-api and ingress 
     const stable: Slot = 'green';
     const canary = otherSlot(stable);
     const handle = await gatewayCanary('v3.0.1', [2, 120, 2, 2]);
-    await eventually(async () => {
-      const status = await handle.query(statusQuery);
-      return status.canary?.weight === 25 && status.phase === 'Monitoring';
-    }, 'the 25 % hold', 90_000);
+    await eventually(
+      async () => {
+        const status = await handle.query(statusQuery);
+        return status.canary?.weight === 25 && status.phase === 'Monitoring';
+      },
+      'the 25 % hold',
+      90_000,
+    );
     assert.deepEqual(await routeWeights(), { [stable]: 75, [canary]: 25 });
     await handle.executeUpdate('abort', { args: [{ reason: 'e2e: abort at 25 %', by: 'test' }] });
     const result = await deploymentResult(handle);
@@ -142,7 +165,9 @@ describe('canary and blue-green deployments through the gateway-api and ingress 
     assert.equal(await replicas(stable), 2, 'the stable slot never shrank');
     // The reset was read back before the canary slot was touched: the history holds the verification at 0 %.
     const history = await handle.fetchHistory();
-    const summaries = (history.events ?? []).map((e) => e.userMetadata?.summary?.data && Buffer.from(e.userMetadata.summary.data).toString()).filter(Boolean);
+    const summaries = (history.events ?? [])
+      .map((e) => e.userMetadata?.summary?.data && Buffer.from(e.userMetadata.summary.data).toString())
+      .filter(Boolean);
     const verified = summaries.findIndex((s) => /verify httproute detection-api sends everything to green/.test(s!));
     const scaled = summaries.findIndex((s, i) => i > verified && /^"?restore blue to /.test(s!));
     assert.ok(verified >= 0, `the reset's verification is in the history: ${summaries.join(' | ')}`);
@@ -153,7 +178,13 @@ describe('canary and blue-green deployments through the gateway-api and ingress 
     // The team's Ingress routes to the slot that runs (the canaries above moved the Deployments).
     const live: Slot = (await replicas('blue'))! > 0 ? 'blue' : 'green';
     await networking.patchNamespacedIngress(
-      { name: 'detection-api-ingress', namespace: NS, body: [{ op: 'replace', path: '/spec/rules/0/http/paths/0/backend/service/name', value: `detection-api-${live}` }] },
+      {
+        name: 'detection-api-ingress',
+        namespace: NS,
+        body: [
+          { op: 'replace', path: '/spec/rules/0/http/paths/0/backend/service/name', value: `detection-api-${live}` },
+        ],
+      },
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch),
     );
     const idle = otherSlot(live);
@@ -162,9 +193,15 @@ describe('canary and blue-green deployments through the gateway-api and ingress 
     assert.equal(result.outcome, 'Succeeded', result.message);
     assert.equal(await ingressSlot(), idle);
     assert.deepEqual([await replicas(idle), await replicas(live)], [2, 0]);
-    await assert.rejects(networking.readNamespacedIngress({ name: 'detection-api-ingress-canary', namespace: NS }), 'blue-green makes no canary Ingress');
+    await assert.rejects(
+      networking.readNamespacedIngress({ name: 'detection-api-ingress-canary', namespace: NS }),
+      'blue-green makes no canary Ingress',
+    );
 
-    const handle = await start('v3.1.1', { ...ingress, monitor: { durationSeconds: 120, intervalSeconds: 1, slos: [] } });
+    const handle = await start('v3.1.1', {
+      ...ingress,
+      monitor: { durationSeconds: 120, intervalSeconds: 1, slos: [] },
+    });
     await eventually(async () => (await handle.query(statusQuery)).phase === 'Monitoring', 'monitoring', 60_000);
     assert.equal(await ingressSlot(), live);
     await handle.executeUpdate('abort', { args: [{ reason: 'e2e', by: 'test' }] });

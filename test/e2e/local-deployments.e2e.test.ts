@@ -75,12 +75,14 @@ describe('deployments on the embedded default (dev server, local platform, Prome
 
   const describeLive = (): Promise<LiveState> => stack.local!.platform.describe(REFERENCE_TARGET);
 
-  const start = (tag: string, monitorSeconds = 12) => deployTag(stack, tag, { monitorSeconds, intervalSeconds: 2, scaleDownDelaySeconds: 1 });
+  const start = (tag: string, monitorSeconds = 12) =>
+    deployTag(stack, tag, { monitorSeconds, intervalSeconds: 2, scaleDownDelaySeconds: 1 });
   const until = (phase: string) => untilPhase(stack, phase);
 
   it('plans a release on the local platform with nothing changed, and names an image no entry runs', async () => {
     const before = await describeLive();
-    const spec = (image: string) => testSpec({ image, replicas: 2, monitor: { durationSeconds: 12, intervalSeconds: 2, window: '5s' } });
+    const spec = (image: string) =>
+      testSpec({ image, replicas: 2, monitor: { durationSeconds: 12, intervalSeconds: 2, window: '5s' } });
     const good = await stack.deployments!.plan(spec(IMAGE('v2.2.0')));
     assert.equal(good.plan?.proceeds, true, JSON.stringify(good.plan?.checks ?? good.error));
     assert.deepEqual(
@@ -91,11 +93,17 @@ describe('deployments on the embedded default (dev server, local platform, Prome
         ['scale detection-api-blue to 0 at the cleanup', 'ok'],
       ],
     );
-    assert.match(good.plan!.checks.find((c) => c.kind === 'smoke')!.detail, /^http:\/\/detection-api-green\.default\.svc:8000 resolves \(127\.0\.0\.1 is 127\.0\.0\.1, through http:\/\/127\.0\.0\.1:[0-9]+\)$/);
+    assert.match(
+      good.plan!.checks.find((c) => c.kind === 'smoke')!.detail,
+      /^http:\/\/detection-api-green\.default\.svc:8000 resolves \(127\.0\.0\.1 is 127\.0\.0\.1, through http:\/\/127\.0\.0\.1:[0-9]+\)$/,
+    );
     const unknown = await stack.deployments!.plan(spec('registry.internal/detection-apj:v2.2.0'));
     assert.equal(unknown.plan?.proceeds, false);
     const refused = unknown.plan!.checks.filter((c) => c.verdict === 'fail');
-    assert.deepEqual(refused.map((c) => c.name), ['deploy v2.2.0 to detection-api-green x2']);
+    assert.deepEqual(
+      refused.map((c) => c.name),
+      ['deploy v2.2.0 to detection-api-green x2'],
+    );
     assert.match(refused[0]!.detail, /no entry in 'images' runs registry\.internal\/detection-apj/);
     assert.deepEqual(await describeLive(), before, 'the plans changed nothing');
   });
@@ -112,10 +120,17 @@ describe('deployments on the embedded default (dev server, local platform, Prome
     const live = await describeLive();
     assert.equal(live.activeSlot, 'green');
     assert.deepEqual([live.slots.green.image, live.slots.green.readyReplicas], [IMAGE('v2.2.0'), 2]);
-    assert.deepEqual([live.slots.blue.replicas, live.slots.blue.readyReplicas], [0, 0], 'the old slot is scaled to zero');
+    assert.deepEqual(
+      [live.slots.blue.replicas, live.slots.blue.readyReplicas],
+      [0, 0],
+      'the old slot is scaled to zero',
+    );
     assert.equal(score.connectionFailures, 0, `no request went unanswered: ${score.failureSamples.join('; ')}`);
     assert.equal(score.serverErrors - before.serverErrors, 0);
-    assert.ok((score.servedBy['detection-api-blue'] ?? 0) > 0 && (score.servedBy['detection-api-green'] ?? 0) > 0, JSON.stringify(score.servedBy));
+    assert.ok(
+      (score.servedBy['detection-api-blue'] ?? 0) > 0 && (score.servedBy['detection-api-green'] ?? 0) > 0,
+      JSON.stringify(score.servedBy),
+    );
     assert.equal(result.status.smoke?.passed, true);
     assert.ok(result.status.monitor!.successful >= 1, JSON.stringify(result.status.monitor));
   });
@@ -129,12 +144,26 @@ describe('deployments on the embedded default (dev server, local platform, Prome
     assert.equal(result.failedCheck, 'error-rate');
     // The incident, as the chat webhook and the incident tool received it.
     await eventually(async () => received.length === 2, 'both incident messages');
-    const slack = received.find((r) => r.path === '/hooks/deployments')!.body as { text: string; links: { href: string }[]; incident: { breach: { query: string; from: string; to: string } } };
-    const pagerDuty = received.find((r) => r.path === '/v2/enqueue')!.body as { event_action: string; dedup_key: string; payload: { severity: string; class: string } };
+    const slack = received.find((r) => r.path === '/hooks/deployments')!.body as {
+      text: string;
+      links: { href: string }[];
+      incident: { breach: { query: string; from: string; to: string } };
+    };
+    const pagerDuty = received.find((r) => r.path === '/v2/enqueue')!.body as {
+      event_action: string;
+      dedup_key: string;
+      payload: { severity: string; class: string };
+    };
     assert.match(slack.text, /^:rewind: default\/detection-api v2\.3\.0: SLO 'error-rate' breached/);
     assert.match(slack.text, /breached: error-rate = [0-9.]+ \(must be < 0\.01\) on blue/);
-    assert.equal(slack.links[0]!.href, `http://127.0.0.1:${stack.options.ports.ui}/namespaces/default/workflows/${encodeURIComponent(handle.workflowId)}/${handle.firstExecutionRunId}/history`);
-    assert.deepEqual([pagerDuty.event_action, pagerDuty.dedup_key, pagerDuty.payload.severity, pagerDuty.payload.class], ['trigger', `${handle.workflowId}/${handle.firstExecutionRunId}`, 'error', 'SloBreach']);
+    assert.equal(
+      slack.links[0]!.href,
+      `http://127.0.0.1:${stack.options.ports.ui}/namespaces/default/workflows/${encodeURIComponent(handle.workflowId)}/${handle.firstExecutionRunId}/history`,
+    );
+    assert.deepEqual(
+      [pagerDuty.event_action, pagerDuty.dedup_key, pagerDuty.payload.severity, pagerDuty.payload.class],
+      ['trigger', `${handle.workflowId}/${handle.firstExecutionRunId}`, 'error', 'SloBreach'],
+    );
     // The graph link, run on the real Prometheus over the span it shows, shows the breach. (The
     // incident's own span can end within a second of the breach, before a 1 s step reaches it.)
     const graph = new URL(slack.links[1]!.href).searchParams;
@@ -142,23 +171,49 @@ describe('deployments on the embedded default (dev server, local platform, Prome
     assert.equal(expr, slack.incident.breach.query);
     const graphEnd = Date.parse(`${graph.get('g0.end_input')!.replace(' ', 'T')}Z`) / 1000;
     const graphStart = graphEnd - Number(graph.get('g0.range_input')!.replace(/s$/, ''));
-    assert.ok(graphStart <= Date.parse(slack.incident.breach.from) / 1000 && graphEnd >= Date.parse(slack.incident.breach.to) / 1000, 'the graph spans the incident');
+    assert.ok(
+      graphStart <= Date.parse(slack.incident.breach.from) / 1000 &&
+        graphEnd >= Date.parse(slack.incident.breach.to) / 1000,
+      'the graph spans the incident',
+    );
     const range = (await (
-      await fetch(`${stack.prometheus!.url}/api/v1/query_range?${new URLSearchParams({ query: expr, start: String(graphStart), end: String(graphEnd), step: '1' })}`)
+      await fetch(
+        `${stack.prometheus!.url}/api/v1/query_range?${new URLSearchParams({ query: expr, start: String(graphStart), end: String(graphEnd), step: '1' })}`,
+      )
     ).json()) as { status: string; data: { result: { values: [number, string][] }[] } };
     assert.equal(range.status, 'success');
     const values = range.data.result.flatMap((series) => series.values.map(([, value]) => Number(value)));
-    assert.ok(values.some((value) => value >= 0.01), `the graph shows the error rate over 0.01: ${JSON.stringify(values)}`);
+    assert.ok(
+      values.some((value) => value >= 0.01),
+      `the graph shows the error rate over 0.01: ${JSON.stringify(values)}`,
+    );
 
     // The evidence, captured before blue (where v2.3.0 ran) was scaled down, written out by the CLI.
     const summary = result.status.evidence!;
     assert.match(summary.breach ?? '', /^error-rate = [0-9.]+ \(must be < 0\.01\)$/);
-    assert.match(summary.errorLines[0] ?? '', /^detection-api-blue-[0-9]+: .*request failed: injected fault, answering 500/, 'the failing requests, from the logs');
+    assert.match(
+      summary.errorLines[0] ?? '',
+      /^detection-api-blue-[0-9]+: .*request failed: injected fault, answering 500/,
+      'the failing requests, from the logs',
+    );
     const dir = mkdtempSync(join(tmpdir(), 'evidence-'));
     const written = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
       execFile(
         process.execPath,
-        [BLUEGREEN, '--address', stack.temporalAddress, '--task-queue', 'bluegreen-embedded-e2e', 'evidence', 'detection-api', '--run', handle.firstExecutionRunId, '-o', dir, '--json'],
+        [
+          BLUEGREEN,
+          '--address',
+          stack.temporalAddress,
+          '--task-queue',
+          'bluegreen-embedded-e2e',
+          'evidence',
+          'detection-api',
+          '--run',
+          handle.firstExecutionRunId,
+          '-o',
+          dir,
+          '--json',
+        ],
         (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
       ),
     );
@@ -168,19 +223,40 @@ describe('deployments on the embedded default (dev server, local platform, Prome
     assert.equal(logs.length, 2, `a log per replica of v2.3.0: ${files.join(', ')}`);
     assert.ok(files.includes('summary.md') && files.includes('events.txt') && files.includes('template-diff.txt'));
     const events = readFileSync(join(dir, 'events.txt'), 'utf8');
-    assert.match(events, /\tNormal\tStarted\tPod\/detection-api-blue-[0-9]+\t1\tStarted container detection-api-blue \(registry\.internal\/detection-api:v2\.3\.0\)/);
+    assert.match(
+      events,
+      /\tNormal\tStarted\tPod\/detection-api-blue-[0-9]+\t1\tStarted container detection-api-blue \(registry\.internal\/detection-api:v2\.3\.0\)/,
+    );
     assert.match(events, /\tNormal\tScalingReplicaSet\tDeployment\/detection-api-blue\t/);
-    assert.match(readFileSync(join(dir, 'template-diff.txt'), 'utf8'), /^image: "registry\.internal\/detection-api:v2\.2\.0" → "registry\.internal\/detection-api:v2\.3\.0"$/m);
-    const csv = readFileSync(join(dir, 'series/error-rate.csv'), 'utf8').trim().split('\n').slice(1).map((line) => Number(line.split(',')[2]));
-    assert.ok(csv.some((value) => value >= 0.01), 'the series holds the breach');
+    assert.match(
+      readFileSync(join(dir, 'template-diff.txt'), 'utf8'),
+      /^image: "registry\.internal\/detection-api:v2\.2\.0" → "registry\.internal\/detection-api:v2\.3\.0"$/m,
+    );
+    const csv = readFileSync(join(dir, 'series/error-rate.csv'), 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((line) => Number(line.split(',')[2]));
+    assert.ok(
+      csv.some((value) => value >= 0.01),
+      'the series holds the breach',
+    );
     const svg = readFileSync(join(dir, 'charts/error-rate.svg'), 'utf8');
     assert.match(svg, /<line class="threshold"/);
     assert.match(svg, /<line class="switch"/);
-    assert.match(svg, /<circle class="breach"[^>]*\/>\n<text[^>]*>breach: [0-9.]+ at [0-9:]{8}<\/text>/, 'the chart marks the breach');
+    assert.match(
+      svg,
+      /<circle class="breach"[^>]*\/>\n<text[^>]*>breach: [0-9.]+ at [0-9:]{8}<\/text>/,
+      'the chart marks the breach',
+    );
     assert.equal(result.status.smoke?.passed, true, 'the fault began after the smoke suite');
     const live = await describeLive();
     assert.equal(live.activeSlot, 'green', 'traffic is back on v2.2.0');
-    assert.deepEqual([live.slots.blue.replicas, live.slots.blue.image], [0, IMAGE('v2.1.0')], 'the idle slot is restored as it was');
+    assert.deepEqual(
+      [live.slots.blue.replicas, live.slots.blue.image],
+      [0, IMAGE('v2.1.0')],
+      'the idle slot is restored as it was',
+    );
     assert.equal(traffic.snapshot().connectionFailures, 0, traffic.snapshot().failureSamples.join('; '));
     const answer = await fetch(`${stack.local!.routerUrl}/ready`);
     assert.deepEqual(await answer.json(), { status: 'ready', version: 'v2.2.0', slot: 'green' });
@@ -224,11 +300,17 @@ describe('deployments on the embedded default (dev server, local platform, Prome
     traffic.start();
     const before = traffic.snapshot();
     const plan = await stack.deployments!.planUndo('default', 'detection-api');
-    assert.deepEqual([plan.undone.version, plan.spec.image, plan.spec.version, plan.spec.undoOf?.version], ['v2.2.2', IMAGE('v2.2.0'), 'v2.2.0', 'v2.2.2']);
+    assert.deepEqual(
+      [plan.undone.version, plan.spec.image, plan.spec.version, plan.spec.undoOf?.version],
+      ['v2.2.2', IMAGE('v2.2.0'), 'v2.2.0', 'v2.2.2'],
+    );
     const result = await deploymentResult(await stack.deployments!.start(plan.spec));
     assert.equal(result.outcome, 'Succeeded', result.message);
     const live = await describeLive();
-    assert.deepEqual([live.activeSlot, live.slots.green.image, live.slots.blue.replicas], ['green', IMAGE('v2.2.0'), 0]);
+    assert.deepEqual(
+      [live.activeSlot, live.slots.green.image, live.slots.blue.replicas],
+      ['green', IMAGE('v2.2.0'), 0],
+    );
     const score = await traffic.stop();
     assert.equal(score.connectionFailures, 0, score.failureSamples.join('; '));
     assert.equal(score.serverErrors - before.serverErrors, 0);
@@ -246,15 +328,33 @@ describe('deployments on the embedded default (dev server, local platform, Prome
     const prometheus = PrometheusSloSource.fromEnv({ PROMETHEUS_URL: stack.prometheus!.url });
     const errorRate = DETECTION_API_SLOS.filter((slo) => slo.name === 'error-rate');
     await eventually(
-      async () => (await prometheus.evaluateSlos({ target: REFERENCE_TARGET, slot: from, version: 'v2.2.1-degrades', run: live.slots[from].run ?? '', window: '5s', slos: errorRate }))[0]!
-          .result === 'Failed',
+      async () =>
+        (
+          await prometheus.evaluateSlos({
+            target: REFERENCE_TARGET,
+            slot: from,
+            version: 'v2.2.1-degrades',
+            run: live.slots[from].run ?? '',
+            window: '5s',
+            slos: errorRate,
+          })
+        )[0]!.result === 'Failed',
       'the live slot breaching its error rate',
       90_000,
     );
 
     const refused = await deploymentResult(await start('v2.2.3'));
-    assert.deepEqual([refused.outcome, refused.reason, refused.failedCheck, refused.liveSlot], ['Failed', 'ActiveSlotUnstable', 'error-rate', from], refused.message);
-    assert.match(refused.message, new RegExp(`the active slot ${from} \\(detection-api-${from}, v2\\.2\\.1-degrades\\) breaches SLO 'error-rate': [0-9.]+ \\(must be < 0\\.01\\)`));
+    assert.deepEqual(
+      [refused.outcome, refused.reason, refused.failedCheck, refused.liveSlot],
+      ['Failed', 'ActiveSlotUnstable', 'error-rate', from],
+      refused.message,
+    );
+    assert.match(
+      refused.message,
+      new RegExp(
+        `the active slot ${from} \\(detection-api-${from}, v2\\.2\\.1-degrades\\) breaches SLO 'error-rate': [0-9.]+ \\(must be < 0\\.01\\)`,
+      ),
+    );
     assert.deepEqual(await describeLive(), live, 'nothing changed in either slot');
 
     const fix = await deploymentResult(
@@ -271,7 +371,10 @@ describe('deployments on the embedded default (dev server, local platform, Prome
     );
     assert.equal(fix.outcome, 'Succeeded', fix.message);
     assert.deepEqual([fix.status.activeCheck?.verdict, fix.status.activeCheck?.allowedUnstable], ['breaching', true]);
-    assert.match(fix.warnings.join('\n'), /deployed onto an unstable active slot: the active slot (blue|green) breaches SLO 'error-rate'/);
+    assert.match(
+      fix.warnings.join('\n'),
+      /deployed onto an unstable active slot: the active slot (blue|green) breaches SLO 'error-rate'/,
+    );
     assert.equal((await describeLive()).slots[fix.toSlot!].image, IMAGE('v2.2.3'));
     const score = await traffic.stop();
     assert.equal(score.connectionFailures, 0, score.failureSamples.join('; '));
@@ -293,7 +396,11 @@ describe('deployments on the embedded default (dev server, local platform, Prome
       );
     const failedHandle = await deploy();
     const failed = await deploymentResult(failedHandle);
-    assert.deepEqual([failed.outcome, failed.reason, failed.failedCheck], ['RolledBack', 'SloBreach', 'error-rate'], failed.message);
+    assert.deepEqual(
+      [failed.outcome, failed.reason, failed.failedCheck],
+      ['RolledBack', 'SloBreach', 'error-rate'],
+      failed.message,
+    );
 
     // The fix is pushed under the same tag (the tag's pods now answer without the fault) and deployed at once.
     const pushed = await fetch(`${stack.local!.controlUrl}/api/v1/images`, {
@@ -307,7 +414,10 @@ describe('deployments on the embedded default (dev server, local platform, Prome
     assert.equal(fixed.outcome, 'Succeeded', fixed.message);
     assert.equal(fixed.toSlot, failed.toSlot, 'the same slot');
     const live = await describeLive();
-    assert.deepEqual([live.activeSlot, live.slots[fixed.toSlot!].image, live.slots[fixed.toSlot!].run], [fixed.toSlot, IMAGE('v2.3.0'), fixedHandle.firstExecutionRunId]);
+    assert.deepEqual(
+      [live.activeSlot, live.slots[fixed.toSlot!].image, live.slots[fixed.toSlot!].run],
+      [fixed.toSlot, IMAGE('v2.3.0'), fixedHandle.firstExecutionRunId],
+    );
     const monitor = fixed.status.monitor!;
     assert.ok(monitor.successful >= 1 && monitor.failed === 0, JSON.stringify(monitor));
     assert.ok(monitor.latest['error-rate']!.value! < 0.01, JSON.stringify(monitor.latest['error-rate']));
@@ -315,14 +425,26 @@ describe('deployments on the embedded default (dev server, local platform, Prome
     // The same error rate over the slot and version alone, every run's series, during the fix's
     // monitor window: the failed run's 500s are there, and would have rolled the fix back.
     const errorRate = DETECTION_API_SLOS.find((slo) => slo.name === 'error-rate')!;
-    const everyRun = renderTemplate(errorRate.query, { app: 'detection-api', namespace: 'default', slot: fixed.toSlot!, version: 'v2.3.0', run: '.*', window: '1m' });
+    const everyRun = renderTemplate(errorRate.query, {
+      app: 'detection-api',
+      namespace: 'default',
+      slot: fixed.toSlot!,
+      version: 'v2.3.0',
+      run: '.*',
+      window: '1m',
+    });
     const monitoring = Date.parse(fixed.status.transitions.find((t) => t.phase === 'Monitoring')!.at) / 1000;
     const range = (await (
-      await fetch(`${stack.prometheus!.url}/api/v1/query_range?${new URLSearchParams({ query: everyRun, start: String(monitoring), end: String(monitoring + 20), step: '2' })}`)
+      await fetch(
+        `${stack.prometheus!.url}/api/v1/query_range?${new URLSearchParams({ query: everyRun, start: String(monitoring), end: String(monitoring + 20), step: '2' })}`,
+      )
     ).json()) as { status: string; data: { result: { values: [number, string][] }[] } };
     assert.equal(range.status, 'success');
     const unscoped = range.data.result.flatMap((series) => series.values.map(([, value]) => Number(value)));
-    assert.ok(unscoped.some((value) => value >= 0.01), `the slot and version's series hold the failed run's errors: ${JSON.stringify(unscoped)}`);
+    assert.ok(
+      unscoped.some((value) => value >= 0.01),
+      `the slot and version's series hold the failed run's errors: ${JSON.stringify(unscoped)}`,
+    );
     const score = await traffic.stop();
     assert.equal(score.connectionFailures, 0, score.failureSamples.join('; '));
   });

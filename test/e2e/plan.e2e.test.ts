@@ -22,7 +22,13 @@ import type { DeploymentSpecInput } from '../../src/deployment-spec/deployment-s
 import type { PlanResult } from '../../src/shared/plan.js';
 import { PlanResultSchema } from '../../src/client/output-schemas.js';
 import { DETECTION_API_SLOS, testSpec } from '../helpers/deployment-harness.js';
-import { postDetection, SEED_DETECTION, startDetectionApi, TakListener, tempQueuePath } from '../helpers/detection-api-process.js';
+import {
+  postDetection,
+  SEED_DETECTION,
+  startDetectionApi,
+  TakListener,
+  tempQueuePath,
+} from '../helpers/detection-api-process.js';
 import type { DetectionApiProcess } from '../helpers/detection-api-process.js';
 import { eventually } from '../helpers/eventually.js';
 import { fileNamespace, startClusterWithManifests } from '../helpers/kubernetes.js';
@@ -58,9 +64,19 @@ describe('bluegreen plan against a real control plane and Prometheus, as the wor
   const dir = mkdtempSync(join(tmpdir(), 'plan-e2e-'));
 
   before(async () => {
-    [env, cluster, tak] = await Promise.all([startDevServer(), startClusterWithManifests({ namespace: NS }), TakListener.start()]);
+    [env, cluster, tak] = await Promise.all([
+      startDevServer(),
+      startClusterWithManifests({ namespace: NS }),
+      TakListener.start(),
+    ]);
     // The live slot's series: the reference service labelled as blue's pods are (v2.1.0, no run label).
-    live = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: tempQueuePath(), SLOT: 'blue', APP_VERSION: 'v2.1.0', NAMESPACE: NS });
+    live = await startDetectionApi({
+      TAK_ADDRESS: `127.0.0.1:${tak.port}`,
+      QUEUE_PATH: tempQueuePath(),
+      SLOT: 'blue',
+      APP_VERSION: 'v2.1.0',
+      NAMESPACE: NS,
+    });
     prometheus = await startPrometheus([live.url.replace('http://', '')]);
     traffic.loop = (async () => {
       while (traffic.running) {
@@ -69,7 +85,9 @@ describe('bluegreen plan against a real control plane and Prometheus, as the wor
       }
     })();
     const token = await cluster.plane.mintToken(NS, 'bluegreen-worker');
-    worker = await startKubernetesWorker(env, cluster.plane.configForToken(token), TASK_QUEUE, null, { prometheusUrl: prometheus.url });
+    worker = await startKubernetesWorker(env, cluster.plane.configForToken(token), TASK_QUEUE, null, {
+      prometheusUrl: prometheus.url,
+    });
     client = new DeploymentClient(env.client, TASK_QUEUE);
     admissionregistration = cluster.plane.adminConfig().makeApiClient(k8s.AdmissionregistrationV1Api);
   });
@@ -94,7 +112,13 @@ describe('bluegreen plan against a real control plane and Prometheus, as the wor
       readinessTimeoutSeconds: 60,
       smoke: { endpoint: worker.referenceUrl },
       // Reported, not a gate: the cluster's pods are simulated and serve no series, so the deployment of a plan gates on restarts.
-      monitor: { durationSeconds: 4, intervalSeconds: 1, window: '10s', slos: [{ ...ERROR_RATE, gate: false }], initialDelaySeconds: 0 },
+      monitor: {
+        durationSeconds: 4,
+        intervalSeconds: 1,
+        window: '10s',
+        slos: [{ ...ERROR_RATE, gate: false }],
+        initialDelaySeconds: 0,
+      },
       scaleDownDelaySeconds: 0,
       ...overrides,
     };
@@ -102,9 +126,14 @@ describe('bluegreen plan against a real control plane and Prometheus, as the wor
 
   function cli(...args: string[]): Promise<Run> {
     return new Promise((resolve) => {
-      execFile(process.execPath, [BIN, '--address', env.address, '--task-queue', TASK_QUEUE, ...args], { timeout: 120_000 }, (error, stdout, stderr) => {
-        resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
-      });
+      execFile(
+        process.execPath,
+        [BIN, '--address', env.address, '--task-queue', TASK_QUEUE, ...args],
+        { timeout: 120_000 },
+        (error, stdout, stderr) => {
+          resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
+        },
+      );
     });
   }
 
@@ -150,9 +179,18 @@ describe('bluegreen plan against a real control plane and Prometheus, as the wor
     assert.equal(planned.code, 0, planned.stdout + planned.stderr);
     assert.deepEqual(await versions(), before, 'the plan changed nothing');
     const out = planned.stdout;
-    assert.match(out, new RegExp(`^${NS}/detection-api v2\\.2\\.0 \\(registry\\.internal/detection-api:v2\\.2\\.0\\), blueGreen through service-selector: would proceed$`, 'm'));
+    assert.match(
+      out,
+      new RegExp(
+        `^${NS}/detection-api v2\\.2\\.0 \\(registry\\.internal/detection-api:v2\\.2\\.0\\), blueGreen through service-selector: would proceed$`,
+        'm',
+      ),
+    );
     assert.match(out, /^live: blue; deploys to: green$/m);
-    assert.match(out, /^green changes: image: registry\.internal\/detection-api:v2\.1\.0 → registry\.internal\/detection-api:v2\.2\.0; version: v2\.1\.0 → v2\.2\.0; replicas: 0 → 2; run label: none → \(this run\)$/m);
+    assert.match(
+      out,
+      /^green changes: image: registry\.internal\/detection-api:v2\.1\.0 → registry\.internal\/detection-api:v2\.2\.0; version: v2\.1\.0 → v2\.2\.0; replicas: 0 → 2; run label: none → \(this run\)$/m,
+    );
     assert.match(out, /^router writes: Service detection-api-service: spec\.selector\.slot blue → green$/m);
     assert.match(out, /^monitor: 4 ticks every 1 s over a 10s window; warm-up 0 s \(scrape interval 1 s\)$/m);
     assert.match(out, /^ok {3}write deploy v2\.2\.0 to detection-api-green x2: accepted as a dry run \(kubernetes\)$/m);
@@ -184,19 +222,34 @@ describe('bluegreen plan against a real control plane and Prometheus, as the wor
     assert.equal(result.plan!.idleSlot, 'blue');
     // Someone else rolls out the idle slot meanwhile.
     await cluster.apps.patchNamespacedDeployment(
-      { name: 'detection-api-blue', namespace: NS, body: { spec: { template: { spec: { containers: [{ name: 'detection-api', image: IMAGE('v2.2.5') }] } } } } },
+      {
+        name: 'detection-api-blue',
+        namespace: NS,
+        body: { spec: { template: { spec: { containers: [{ name: 'detection-api', image: IMAGE('v2.2.5') }] } } } },
+      },
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch),
     );
     const before = await versions();
     const outcome = await deploymentResult(await client.start(result.spec, { planned: result }));
-    assert.deepEqual([outcome.outcome, outcome.reason, outcome.failedCheck], ['Failed', 'PreflightFailed', 'plan'], outcome.message);
-    assert.match(outcome.message, new RegExp(`the live state changed since plan ${result.id.replace(/\//g, '\\/')}: blue's image was registry\\.internal/detection-api:v2\\.1\\.0, is registry\\.internal/detection-api:v2\\.2\\.5`));
+    assert.deepEqual(
+      [outcome.outcome, outcome.reason, outcome.failedCheck],
+      ['Failed', 'PreflightFailed', 'plan'],
+      outcome.message,
+    );
+    assert.match(
+      outcome.message,
+      new RegExp(
+        `the live state changed since plan ${result.id.replace(/\//g, '\\/')}: blue's image was registry\\.internal/detection-api:v2\\.1\\.0, is registry\\.internal/detection-api:v2\\.2\\.5`,
+      ),
+    );
     assert.deepEqual(await versions(), before, 'nothing was changed');
   });
 
-  it("names the verb a Role without patch on Deployments lacks, and the write it would refuse", async () => {
+  it('names the verb a Role without patch on Deployments lacks, and the write it would refuse', async () => {
     const role = await cluster.rbac.readNamespacedRole({ name: 'bluegreen-worker', namespace: NS });
-    const rules = role.rules!.map((rule) => (rule.resources?.includes('deployments') ? { ...rule, verbs: ['get'] } : rule));
+    const rules = role.rules!.map((rule) =>
+      rule.resources?.includes('deployments') ? { ...rule, verbs: ['get'] } : rule,
+    );
     await cluster.rbac.replaceNamespacedRole({ name: 'bluegreen-worker', namespace: NS, body: { ...role, rules } });
     try {
       let result: PlanResult | null = null;
@@ -208,16 +261,36 @@ describe('bluegreen plan against a real control plane and Prometheus, as the wor
       assert.equal(result!.plan!.proceeds, false);
       assert.deepEqual(
         checks.filter((c) => c.kind === 'access').map((c) => [c.name, c.detail]),
-        [['patch deployments (apps)', `denied to the worker in ${NS}: deploying the idle slot and scaling the old one would fail with 403`]],
+        [
+          [
+            'patch deployments (apps)',
+            `denied to the worker in ${NS}: deploying the idle slot and scaling the old one would fail with 403`,
+          ],
+        ],
       );
-      assert.ok(checks.some((c) => c.kind === 'write' && /^deploy v2\.3\.0 to detection-api-blue/.test(c.name) && /patch deployment detection-api-blue/.test(c.detail)), JSON.stringify(checks));
+      assert.ok(
+        checks.some(
+          (c) =>
+            c.kind === 'write' &&
+            /^deploy v2\.3\.0 to detection-api-blue/.test(c.name) &&
+            /patch deployment detection-api-blue/.test(c.detail),
+        ),
+        JSON.stringify(checks),
+      );
     } finally {
-      await cluster.rbac.replaceNamespacedRole({ name: 'bluegreen-worker', namespace: NS, body: { ...role, metadata: { name: role.metadata!.name!, namespace: NS } } });
+      await cluster.rbac.replaceNamespacedRole({
+        name: 'bluegreen-worker',
+        namespace: NS,
+        body: { ...role, metadata: { name: role.metadata!.name!, namespace: NS } },
+      });
     }
   });
 
   it('says when a ResourceQuota leaves too little room for the idle slot', async () => {
-    await cluster.core.createNamespacedResourceQuota({ namespace: NS, body: { metadata: { name: 'small' }, spec: { hard: { pods: '1' } } } });
+    await cluster.core.createNamespacedResourceQuota({
+      namespace: NS,
+      body: { metadata: { name: 'small' }, spec: { hard: { pods: '1' } } },
+    });
     try {
       const before = await versions();
       const result = await plan(spec('v2.3.0'));
@@ -226,16 +299,27 @@ describe('bluegreen plan against a real control plane and Prometheus, as the wor
         failing(result).map((c) => [c.kind, c.name]),
         [['capacity', 'ResourceQuota small']],
       );
-      assert.match(failing(result)[0]!.detail, /^blue at 2 replicas does not fit: pods: 2 more needed, [01] left of 1$/);
+      assert.match(
+        failing(result)[0]!.detail,
+        /^blue at 2 replicas does not fit: pods: 2 more needed, [01] left of 1$/,
+      );
     } finally {
       await cluster.core.deleteNamespacedResourceQuota({ name: 'small', namespace: NS });
     }
   });
 
   it("shows Prometheus's parse error for a query with a typo, and exits 1", async () => {
-    const typo = { name: 'error-rate', query: 'sum(rate(http_requests_total{app="{{app}}"}[{{window}}])', comparison: '<' as const, threshold: 0.01 };
+    const typo = {
+      name: 'error-rate',
+      query: 'sum(rate(http_requests_total{app="{{app}}"}[{{window}}])',
+      comparison: '<' as const,
+      threshold: 0.01,
+    };
     const file = join(dir, 'typo.yaml');
-    writeFileSync(file, toYaml(spec('v2.3.0', { monitor: { durationSeconds: 4, intervalSeconds: 1, window: '10s', slos: [typo] } })));
+    writeFileSync(
+      file,
+      toYaml(spec('v2.3.0', { monitor: { durationSeconds: 4, intervalSeconds: 1, window: '10s', slos: [typo] } })),
+    );
     const before = await versions();
     const planned = await cli('plan', '-f', file, '--json');
     assert.equal(planned.code, 1, planned.stderr);
@@ -243,7 +327,11 @@ describe('bluegreen plan against a real control plane and Prometheus, as the wor
     const result = PlanResultSchema.parse(JSON.parse(planned.stdout)) as PlanResult;
     assert.equal(result.plan!.proceeds, false);
     const slos = failing(result).filter((c) => c.kind === 'slo');
-    assert.deepEqual(slos.map((c) => c.name), ['error-rate on green', 'error-rate for the new version'], 'green is live since the first test');
+    assert.deepEqual(
+      slos.map((c) => c.name),
+      ['error-rate on green', 'error-rate for the new version'],
+      'green is live since the first test',
+    );
     for (const check of slos) assert.match(check.detail, /query rejected \(bad_data\): .*parse error/);
   });
 
@@ -254,15 +342,33 @@ describe('bluegreen plan against a real control plane and Prometheus, as the wor
         metadata: { name },
         spec: {
           failurePolicy: 'Fail',
-          matchConstraints: { resourceRules: [{ apiGroups: ['apps'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['deployments'] }] },
-          validations: [{ expression: "object.spec.template.spec.containers.all(c, !c.image.endsWith(':unsigned'))", message: 'images tagged unsigned are not admitted' }],
+          matchConstraints: {
+            resourceRules: [
+              {
+                apiGroups: ['apps'],
+                apiVersions: ['v1'],
+                operations: ['CREATE', 'UPDATE'],
+                resources: ['deployments'],
+              },
+            ],
+          },
+          validations: [
+            {
+              expression: "object.spec.template.spec.containers.all(c, !c.image.endsWith(':unsigned'))",
+              message: 'images tagged unsigned are not admitted',
+            },
+          ],
         },
       },
     });
     await admissionregistration.createValidatingAdmissionPolicyBinding({
       body: {
         metadata: { name },
-        spec: { policyName: name, validationActions: ['Deny'], matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': NS } } } },
+        spec: {
+          policyName: name,
+          validationActions: ['Deny'],
+          matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': NS } } },
+        },
       },
     });
     try {
@@ -285,7 +391,16 @@ describe('bluegreen plan against a real control plane and Prometheus, as the wor
 
   it('refuses a canary step below the smallest step the router can hold, as bad input, before planning', async () => {
     const file = join(dir, 'canary.yaml');
-    writeFileSync(file, toYaml(spec('v2.3.0', { strategy: 'canary', traffic: { router: 'replica-ratio' }, canary: { steps: [{ weight: 5 }, { weight: 100 }] } })));
+    writeFileSync(
+      file,
+      toYaml(
+        spec('v2.3.0', {
+          strategy: 'canary',
+          traffic: { router: 'replica-ratio' },
+          canary: { steps: [{ weight: 5 }, { weight: 100 }] },
+        }),
+      ),
+    );
     const before = await versions();
     const planned = await cli('plan', '-f', file);
     assert.equal(planned.code, 2, planned.stdout);

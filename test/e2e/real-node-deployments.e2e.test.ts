@@ -73,7 +73,10 @@ async function relay(host: string, target: string): Promise<{ address: string; c
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
     const upstream = connect(Number(port), hostname);
-    for (const [one, other] of [[socket, upstream], [upstream, socket]] as const) {
+    for (const [one, other] of [
+      [socket, upstream],
+      [upstream, socket],
+    ] as const) {
       sockets.add(one);
       one.once('close', () => sockets.delete(one));
       one.once('error', () => other.destroy());
@@ -103,10 +106,21 @@ async function podDiscovery(core: k8s.CoreV1Api, namespace: string): Promise<{ u
       .listNamespacedPod({ namespace })
       .then(({ items }) => {
         const groups = items
-          .filter((pod) => pod.metadata?.annotations?.['prometheus.io/scrape'] === 'true' && pod.status?.phase === 'Running' && pod.status.podIP)
+          .filter(
+            (pod) =>
+              pod.metadata?.annotations?.['prometheus.io/scrape'] === 'true' &&
+              pod.status?.phase === 'Running' &&
+              pod.status.podIP,
+          )
           .map((pod) => ({
             targets: [`${pod.status!.podIP}:${pod.metadata!.annotations!['prometheus.io/port'] ?? '80'}`],
-            labels: { ...Object.fromEntries(Object.entries(pod.metadata!.labels ?? {}).map(([key, value]) => [key.replace(/\W/g, '_'), value])), namespace, pod: pod.metadata!.name! },
+            labels: {
+              ...Object.fromEntries(
+                Object.entries(pod.metadata!.labels ?? {}).map(([key, value]) => [key.replace(/\W/g, '_'), value]),
+              ),
+              namespace,
+              pod: pod.metadata!.name!,
+            },
           }));
         response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(groups));
       })
@@ -124,10 +138,22 @@ async function podDiscovery(core: k8s.CoreV1Api, namespace: string): Promise<{ u
  * detection go at once, then its trailing whitespace a byte a second, so the request stays in
  * flight at the server until finish() sends the rest and reads the answer.
  */
-function slowUpload(url: string): { finish(): Promise<{ status: number; connection: string | undefined; body: string }> } {
-  const detection = JSON.stringify({ source: 'slow-link-uav', latitude: 34.05, longitude: -118.24, accuracy_meters: 12, confidence: 0.9 });
+function slowUpload(url: string): {
+  finish(): Promise<{ status: number; connection: string | undefined; body: string }>;
+} {
+  const detection = JSON.stringify({
+    source: 'slow-link-uav',
+    latitude: 34.05,
+    longitude: -118.24,
+    accuracy_meters: 12,
+    confidence: 0.9,
+  });
   const padding = 600;
-  const upload = request(url, { method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': detection.length + padding } });
+  const upload = request(url, {
+    method: 'POST',
+    agent: false,
+    headers: { 'content-type': 'application/json', 'content-length': detection.length + padding },
+  });
   const answered = new Promise<IncomingMessage>((resolve, reject) => {
     upload.once('response', resolve);
     upload.once('error', reject);
@@ -148,290 +174,428 @@ function slowUpload(url: string): { finish(): Promise<{ status: number; connecti
   };
 }
 
-describe('deployments whose pods run on a real node', { skip: process.getuid?.() !== 0 ? 'a real node needs root' : false }, () => {
-  let env: TestWorkflowEnvironment;
-  let cluster: Cluster;
-  let worker: KubernetesWorker;
-  let temporalForPods: { address: string; close(): Promise<void> } | undefined;
-  let prometheus: PrometheusProcess | undefined;
-  let discovery: { url: string; close(): Promise<void> } | undefined;
-  let sequence = 0;
+describe(
+  'deployments whose pods run on a real node',
+  { skip: process.getuid?.() !== 0 ? 'a real node needs root' : false },
+  () => {
+    let env: TestWorkflowEnvironment;
+    let cluster: Cluster;
+    let worker: KubernetesWorker;
+    let temporalForPods: { address: string; close(): Promise<void> } | undefined;
+    let prometheus: PrometheusProcess | undefined;
+    let discovery: { url: string; close(): Promise<void> } | undefined;
+    let sequence = 0;
 
-  before(async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'real-node-e2e-'));
-    // Each kept as soon as it is up, so that after() stops it even if the other failed to start.
-    await Promise.all([
-      startDevServer().then((started) => (env = started)),
-      startControlPlane({ dir, realNode: true }).then((plane) => {
-        const config = plane.adminConfig();
-        cluster = { plane, core: config.makeApiClient(k8s.CoreV1Api), apps: config.makeApiClient(k8s.AppsV1Api), discovery: config.makeApiClient(k8s.DiscoveryV1Api), rbac: config.makeApiClient(k8s.RbacAuthorizationV1Api) };
-      }),
-    ]);
-    const { plane } = cluster;
-    const config = plane.adminConfig();
-    // The dev server listens on loopback; pods reach the node's address, where this relays to it.
-    temporalForPods = await relay(plane.realNode!.ip, env.address);
-    // Prometheus as a team runs it beside a cluster: the pods found through the API server, scraped
-    // every 15 s; on the node's address, so that the worker's pod reaches it.
-    discovery = await podDiscovery(cluster.core, NS);
-    prometheus = await startPrometheus({
-      dir: join(dir, 'prometheus'),
-      listen: `${plane.realNode!.ip}:${await freePort()}`,
-      targets: { http: discovery.url },
-      scrapeIntervalSeconds: 15,
-    });
-    for (const archive of IMAGES) {
-      const imported = performance.now();
-      await plane.realNode!.importImage(archive);
-      console.log(`${archive} imported into the node's containerd in ${((performance.now() - imported) / 1000).toFixed(1)} s`);
-    }
-    await applyInNamespace(plane, join(ROOT, 'deploy'), NS);
-    // The worker's own Deployment (deploy/worker) waits for its test, which points it at this Temporal.
-    await cluster.apps.patchNamespacedDeploymentScale(
-      { name: 'bluegreen-worker', namespace: NS, body: { spec: { replicas: 0 } } },
-      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
-    );
-    const platform = new KubernetesPlatform(config);
-    const progress = { heartbeat: () => undefined, signal: new AbortController().signal };
-    await platform.waitForSlotReady({ target: TARGET, slot: 'blue', replicas: 3, timeoutSeconds: 180 }, progress);
-    const token = await plane.mintToken(NS, 'bluegreen-worker');
-    worker = await startKubernetesWorker(env, plane.configForToken(token), TASK_QUEUE);
-  });
-
-  after(async () => {
-    await temporalForPods?.close();
-    await prometheus?.stop();
-    await discovery?.close();
-    await worker?.stop();
-    await cluster?.plane.stop();
-    await env?.teardown();
-  });
-
-  const service = async (name: string) => (await cluster.core.readNamespacedService({ name, namespace: NS })).spec!;
-  const liveSlot = async () => (await service('detection-api-service')).selector!['slot'] as Slot;
-  const pods = async (slot: Slot) => (await cluster.core.listNamespacedPod({ namespace: NS, labelSelector: `app=detection-api,slot=${slot}` })).items;
-  /** What the switched Service's /ready answers, through kube-proxy. */
-  const readyAnswer = async () => {
-    const { clusterIP } = await service('detection-api-service');
-    return (await (await fetch(`http://${clusterIP}/ready`, { signal: AbortSignal.timeout(5_000) })).json()) as { status: string; version: string; slot: string };
-  };
-  /** The command line of a container's process on this machine (its first). */
-  const commandOf = (containerId: string) => {
-    const [pid] = containerProcesses(containerId);
-    assert.ok(pid, `a process of container ${containerId} runs on this machine`);
-    return { pid, command: readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ') };
-  };
-  const kubectl = (...args: string[]) => execFileSync('kubectl', ['--kubeconfig', cluster.plane.kubeconfigPath, '-n', NS, ...args]).toString();
-
-  /**
-   * Deploys `tag` blue-green to the idle slot, its smoke suite sent to that slot's Service: at its
-   * ClusterIP from the host's worker (the host does not resolve Service names), by the spec's
-   * default, its Service name, from a worker in a pod (`byName`).
-   */
-  async function deploy(tag: string, { monitor = {}, taskQueue = TASK_QUEUE, byName = false }: { monitor?: Record<string, unknown>; taskQueue?: string; byName?: boolean } = {}) {
-    const idle = otherSlot(await liveSlot());
-    const { clusterIP } = await service(`detection-api-${idle}`);
-    sequence += 1;
-    const spec = testSpec({
-      namespace: NS,
-      image: IMAGE(tag),
-      replicas: 2,
-      readinessTimeoutSeconds: 120,
-      ...(byName ? {} : { smoke: { endpoint: `http://${clusterIP}:8000` } }),
-      monitor: { durationSeconds: 4, intervalSeconds: 2, slos: [], ...monitor },
-      scaleDownDelaySeconds: 0,
-    });
-    return { idle, handle: await env.client.workflow.start(blueGreenDeploymentWorkflow, { taskQueue, workflowId: `real-node-e2e-${sequence}`, args: [spec] }) };
-  }
-
-  it('goes blue to green with pods that run: not an endpoint until Ready, the traffic answered through kube-proxy throughout, uploads in flight at SIGTERM answered', async (t) => {
-    const { clusterIP } = await service('detection-api-service');
-    assert.deepEqual(await readyAnswer(), { status: 'ready', version: 'v2.1.0', slot: 'blue' });
-
-    const traffic = new TrafficGenerator(`http://${clusterIP}`, 10);
-    traffic.start();
-    // Stopped however the test ends: a generator left running would keep this file's process alive.
-    t.after(async () => void (await traffic.stop()));
-    // A slow upload to each pod of the live slot (at its pod IP, where kube-proxy sends a connection),
-    // in flight from before the switch until the pod's process has been told to stop.
-    const uploads = (await pods('blue')).map((pod) => ({ pod: pod.metadata!.name!, upload: slowUpload(`http://${pod.status!.podIP}:8000/api/detections`) }));
-    const { idle, handle } = await deploy('v2.2.0');
-    // Each upload is finished once its pod has been told to stop (its SIGTERM, logged), while the
-    // deployment runs its cleanup (the scale-down waits for the old pods to go).
-    const answers = Promise.all(
-      uploads.map(async ({ pod, upload }) => {
-        const log = async () => await cluster.core.readNamespacedPodLog({ name: pod, namespace: NS });
-        await eventually(async () => (await log()).includes('graceful shutdown initiated'), `${pod} told to stop (SIGTERM)`, 180_000);
-        return { pod, ...(await upload.finish()) };
-      }),
-    );
-    answers.catch(() => undefined); // awaited below; a failure before then is reported there
-    // While it deploys: each of the new slot's pods, as the kubelet reports it and as the EndpointSlices list it.
-    const seen: { pod: string; running: boolean; ready: boolean; endpoint: boolean }[] = [];
-    let done = false;
-    const result = deploymentResult(handle).finally(() => (done = true));
-    while (!done) {
-      // The EndpointSlices first, then the pods: a pod an endpoint before it was Ready would be seen
-      // not Ready after it was seen an endpoint.
-      const endpoints = await endpointPods(cluster, `detection-api-${idle}`, NS);
-      const items = await pods(idle);
-      for (const pod of items) {
-        const status = pod.status?.containerStatuses?.[0];
-        seen.push({ pod: pod.metadata!.name!, running: Boolean(status?.state?.running), ready: Boolean(status?.ready), endpoint: endpoints.includes(pod.metadata!.name!) });
+    before(async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'real-node-e2e-'));
+      // Each kept as soon as it is up, so that after() stops it even if the other failed to start.
+      await Promise.all([
+        startDevServer().then((started) => (env = started)),
+        startControlPlane({ dir, realNode: true }).then((plane) => {
+          const config = plane.adminConfig();
+          cluster = {
+            plane,
+            core: config.makeApiClient(k8s.CoreV1Api),
+            apps: config.makeApiClient(k8s.AppsV1Api),
+            discovery: config.makeApiClient(k8s.DiscoveryV1Api),
+            rbac: config.makeApiClient(k8s.RbacAuthorizationV1Api),
+          };
+        }),
+      ]);
+      const { plane } = cluster;
+      const config = plane.adminConfig();
+      // The dev server listens on loopback; pods reach the node's address, where this relays to it.
+      temporalForPods = await relay(plane.realNode!.ip, env.address);
+      // Prometheus as a team runs it beside a cluster: the pods found through the API server, scraped
+      // every 15 s; on the node's address, so that the worker's pod reaches it.
+      discovery = await podDiscovery(cluster.core, NS);
+      prometheus = await startPrometheus({
+        dir: join(dir, 'prometheus'),
+        listen: `${plane.realNode!.ip}:${await freePort()}`,
+        targets: { http: discovery.url },
+        scrapeIntervalSeconds: 15,
+      });
+      for (const archive of IMAGES) {
+        const imported = performance.now();
+        await plane.realNode!.importImage(archive);
+        console.log(
+          `${archive} imported into the node's containerd in ${((performance.now() - imported) / 1000).toFixed(1)} s`,
+        );
       }
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      await applyInNamespace(plane, join(ROOT, 'deploy'), NS);
+      // The worker's own Deployment (deploy/worker) waits for its test, which points it at this Temporal.
+      await cluster.apps.patchNamespacedDeploymentScale(
+        { name: 'bluegreen-worker', namespace: NS, body: { spec: { replicas: 0 } } },
+        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+      );
+      const platform = new KubernetesPlatform(config);
+      const progress = { heartbeat: () => undefined, signal: new AbortController().signal };
+      await platform.waitForSlotReady({ target: TARGET, slot: 'blue', replicas: 3, timeoutSeconds: 180 }, progress);
+      const token = await plane.mintToken(NS, 'bluegreen-worker');
+      worker = await startKubernetesWorker(env, plane.configForToken(token), TASK_QUEUE);
+    });
+
+    after(async () => {
+      await temporalForPods?.close();
+      await prometheus?.stop();
+      await discovery?.close();
+      await worker?.stop();
+      await cluster?.plane.stop();
+      await env?.teardown();
+    });
+
+    const service = async (name: string) => (await cluster.core.readNamespacedService({ name, namespace: NS })).spec!;
+    const liveSlot = async () => (await service('detection-api-service')).selector!['slot'] as Slot;
+    const pods = async (slot: Slot) =>
+      (await cluster.core.listNamespacedPod({ namespace: NS, labelSelector: `app=detection-api,slot=${slot}` })).items;
+    /** What the switched Service's /ready answers, through kube-proxy. */
+    const readyAnswer = async () => {
+      const { clusterIP } = await service('detection-api-service');
+      return (await (await fetch(`http://${clusterIP}/ready`, { signal: AbortSignal.timeout(5_000) })).json()) as {
+        status: string;
+        version: string;
+        slot: string;
+      };
+    };
+    /** The command line of a container's process on this machine (its first). */
+    const commandOf = (containerId: string) => {
+      const [pid] = containerProcesses(containerId);
+      assert.ok(pid, `a process of container ${containerId} runs on this machine`);
+      return { pid, command: readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ') };
+    };
+    const kubectl = (...args: string[]) =>
+      execFileSync('kubectl', ['--kubeconfig', cluster.plane.kubeconfigPath, '-n', NS, ...args]).toString();
+
+    /**
+     * Deploys `tag` blue-green to the idle slot, its smoke suite sent to that slot's Service: at its
+     * ClusterIP from the host's worker (the host does not resolve Service names), by the spec's
+     * default, its Service name, from a worker in a pod (`byName`).
+     */
+    async function deploy(
+      tag: string,
+      {
+        monitor = {},
+        taskQueue = TASK_QUEUE,
+        byName = false,
+      }: { monitor?: Record<string, unknown>; taskQueue?: string; byName?: boolean } = {},
+    ) {
+      const idle = otherSlot(await liveSlot());
+      const { clusterIP } = await service(`detection-api-${idle}`);
+      sequence += 1;
+      const spec = testSpec({
+        namespace: NS,
+        image: IMAGE(tag),
+        replicas: 2,
+        readinessTimeoutSeconds: 120,
+        ...(byName ? {} : { smoke: { endpoint: `http://${clusterIP}:8000` } }),
+        monitor: { durationSeconds: 4, intervalSeconds: 2, slos: [], ...monitor },
+        scaleDownDelaySeconds: 0,
+      });
+      return {
+        idle,
+        handle: await env.client.workflow.start(blueGreenDeploymentWorkflow, {
+          taskQueue,
+          workflowId: `real-node-e2e-${sequence}`,
+          args: [spec],
+        }),
+      };
     }
-    const outcome: DeploymentResult = await result;
-    assert.equal(outcome.outcome, 'Succeeded', outcome.message);
-    assert.equal(await liveSlot(), idle);
 
-    assert.ok(seen.some((s) => s.running && !s.ready && !s.endpoint), 'a running pod of the new slot was seen before its readiness probe passed, and was no endpoint then');
-    assert.deepEqual(seen.filter((s) => s.endpoint && !s.ready), [], 'no pod was an endpoint before the kubelet reported it Ready');
-    const live = await pods(idle);
-    assert.equal(live.length, 2);
-    for (const pod of live) {
-      const status = pod.status!.containerStatuses![0]!;
-      assert.match(commandOf(status.containerID!).command, /^node --import tsx src\/main\.ts/);
-      const ready = pod.status!.conditions!.find((c) => c.type === 'Ready')!;
-      const waited = (new Date(ready.lastTransitionTime!).getTime() - new Date(status.state!.running!.startedAt!).getTime()) / 1000;
-      assert.ok(waited >= 4, `${pod.metadata!.name} Ready ${waited} s after its container started: not before the probe's initial delay of 5 s`);
-      const created = (new Date(ready.lastTransitionTime!).getTime() - new Date(pod.metadata!.creationTimestamp!).getTime()) / 1000;
-      console.log(`${pod.metadata!.name}: created to Ready in ${created} s (container started to Ready ${waited} s)`);
-    }
-    assert.deepEqual(await endpointPods(cluster, 'detection-api-service', NS), live.map((p) => p.metadata!.name!).sort());
-    for (let i = 0; i < 10; i++) {
-      assert.deepEqual(await readyAnswer(), { status: 'ready', version: 'v2.2.0', slot: idle });
-    }
+    it('goes blue to green with pods that run: not an endpoint until Ready, the traffic answered through kube-proxy throughout, uploads in flight at SIGTERM answered', async (t) => {
+      const { clusterIP } = await service('detection-api-service');
+      assert.deepEqual(await readyAnswer(), { status: 'ready', version: 'v2.1.0', slot: 'blue' });
 
-    // The old slot drained: each pod's preStop (15 s), then SIGTERM; the upload still in flight then
-    // was answered, its connection closed, before the process exited.
-    for (const answer of await answers) {
-      assert.deepEqual([answer.status, answer.connection], [201, 'close'], `${answer.pod} answered the upload in flight at its SIGTERM: ${answer.body}`);
-      assert.match(answer.body, /"detection_id":"[0-9a-f-]{36}"/);
-    }
-    // Its pods go once their processes have exited, the traffic answered meanwhile.
-    await eventually(async () => (await pods(otherSlot(idle))).length === 0, 'the old slot has no pods', 90_000);
-    const score = await traffic.stop();
-    console.log(`traffic through the Service during the switch and the drain: ${JSON.stringify({ ...score, servedBy: undefined, serverErrorsBy: undefined })}`);
-    assert.ok(score.sent > 100, `${score.sent} requests sent`);
-    assert.deepEqual([score.connectionFailures, score.serverErrors, score.otherAnswers], [0, 0, 0], score.failureSamples.join('; '));
-  });
+      const traffic = new TrafficGenerator(`http://${clusterIP}`, 10);
+      traffic.start();
+      // Stopped however the test ends: a generator left running would keep this file's process alive.
+      t.after(async () => void (await traffic.stop()));
+      // A slow upload to each pod of the live slot (at its pod IP, where kube-proxy sends a connection),
+      // in flight from before the switch until the pod's process has been told to stop.
+      const uploads = (await pods('blue')).map((pod) => ({
+        pod: pod.metadata!.name!,
+        upload: slowUpload(`http://${pod.status!.podIP}:8000/api/detections`),
+      }));
+      const { idle, handle } = await deploy('v2.2.0');
+      // Each upload is finished once its pod has been told to stop (its SIGTERM, logged), while the
+      // deployment runs its cleanup (the scale-down waits for the old pods to go).
+      const answers = Promise.all(
+        uploads.map(async ({ pod, upload }) => {
+          const log = async () => await cluster.core.readNamespacedPodLog({ name: pod, namespace: NS });
+          await eventually(
+            async () => (await log()).includes('graceful shutdown initiated'),
+            `${pod} told to stop (SIGTERM)`,
+            180_000,
+          );
+          return { pod, ...(await upload.finish()) };
+        }),
+      );
+      answers.catch(() => undefined); // awaited below; a failure before then is reported there
+      // While it deploys: each of the new slot's pods, as the kubelet reports it and as the EndpointSlices list it.
+      const seen: { pod: string; running: boolean; ready: boolean; endpoint: boolean }[] = [];
+      let done = false;
+      const result = deploymentResult(handle).finally(() => (done = true));
+      while (!done) {
+        // The EndpointSlices first, then the pods: a pod an endpoint before it was Ready would be seen
+        // not Ready after it was seen an endpoint.
+        const endpoints = await endpointPods(cluster, `detection-api-${idle}`, NS);
+        const items = await pods(idle);
+        for (const pod of items) {
+          const status = pod.status?.containerStatuses?.[0];
+          seen.push({
+            pod: pod.metadata!.name!,
+            running: Boolean(status?.state?.running),
+            ready: Boolean(status?.ready),
+            endpoint: endpoints.includes(pod.metadata!.name!),
+          });
+        }
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      const outcome: DeploymentResult = await result;
+      assert.equal(outcome.outcome, 'Succeeded', outcome.message);
+      assert.equal(await liveSlot(), idle);
 
-  it('leaves traffic on the live slot when the new version answers 500 to its smoke suite', async () => {
-    const live = await liveSlot();
-    const { idle, handle } = await deploy('v2.4.0-errors');
-    const outcome: DeploymentResult = await deploymentResult(handle);
-    assert.deepEqual([outcome.outcome, outcome.reason], ['RolledBack', 'SmokeFailed'], outcome.message);
-    assert.match(outcome.message ?? '', /500/);
-    assert.equal(await liveSlot(), live);
-    assert.equal((await cluster.apps.readNamespacedDeployment({ name: `detection-api-${idle}`, namespace: NS })).spec!.replicas, 0);
-    assert.equal((await readyAnswer()).version, 'v2.2.0');
-  });
+      assert.ok(
+        seen.some((s) => s.running && !s.ready && !s.endpoint),
+        'a running pod of the new slot was seen before its readiness probe passed, and was no endpoint then',
+      );
+      assert.deepEqual(
+        seen.filter((s) => s.endpoint && !s.ready),
+        [],
+        'no pod was an endpoint before the kubelet reported it Ready',
+      );
+      const live = await pods(idle);
+      assert.equal(live.length, 2);
+      for (const pod of live) {
+        const status = pod.status!.containerStatuses![0]!;
+        assert.match(commandOf(status.containerID!).command, /^node --import tsx src\/main\.ts/);
+        const ready = pod.status!.conditions!.find((c) => c.type === 'Ready')!;
+        const waited =
+          (new Date(ready.lastTransitionTime!).getTime() - new Date(status.state!.running!.startedAt!).getTime()) /
+          1000;
+        assert.ok(
+          waited >= 4,
+          `${pod.metadata!.name} Ready ${waited} s after its container started: not before the probe's initial delay of 5 s`,
+        );
+        const created =
+          (new Date(ready.lastTransitionTime!).getTime() - new Date(pod.metadata!.creationTimestamp!).getTime()) / 1000;
+        console.log(`${pod.metadata!.name}: created to Ready in ${created} s (container started to Ready ${waited} s)`);
+      }
+      assert.deepEqual(
+        await endpointPods(cluster, 'detection-api-service', NS),
+        live.map((p) => p.metadata!.name!).sort(),
+      );
+      for (let i = 0; i < 10; i++) {
+        assert.deepEqual(await readyAnswer(), { status: 'ready', version: 'v2.2.0', slot: idle });
+      }
 
-  it('rolls back a version that crash-loops on the restarts the kubelet counts, with what its container wrote as evidence', async () => {
-    const live = await liveSlot();
-    const { idle, handle } = await deploy('v2.4.0-crashloop', { monitor: { durationSeconds: 120 } });
-    const outcome: DeploymentResult = await deploymentResult(handle);
-    assert.deepEqual([outcome.outcome, outcome.failedCheck], ['RolledBack', 'pod-restarts'], outcome.message);
-    assert.equal(await liveSlot(), live);
-    const evidence = outcome.status.evidence!;
-    assert.equal(evidence.slot, idle);
-    assert.ok(evidence.restartedPods.length > 0 && evidence.restartedPods.every((p) => /^detection-api-\w+-\w+-\w+ \(\d+ restarts\)$/.test(p)), evidence.restartedPods.join('; '));
-    assert.ok(evidence.errorLines.some((line) => line.includes('injected crash (FAULT_CRASH_AFTER_SECONDS=30)')), evidence.errorLines.join('\n'));
-    await eventually(async () => (await pods(idle)).length === 0, 'the crash-looping pods are gone', 90_000);
-  });
+      // The old slot drained: each pod's preStop (15 s), then SIGTERM; the upload still in flight then
+      // was answered, its connection closed, before the process exited.
+      for (const answer of await answers) {
+        assert.deepEqual(
+          [answer.status, answer.connection],
+          [201, 'close'],
+          `${answer.pod} answered the upload in flight at its SIGTERM: ${answer.body}`,
+        );
+        assert.match(answer.body, /"detection_id":"[0-9a-f-]{36}"/);
+      }
+      // Its pods go once their processes have exited, the traffic answered meanwhile.
+      await eventually(async () => (await pods(otherSlot(idle))).length === 0, 'the old slot has no pods', 90_000);
+      const score = await traffic.stop();
+      console.log(
+        `traffic through the Service during the switch and the drain: ${JSON.stringify({ ...score, servedBy: undefined, serverErrorsBy: undefined })}`,
+      );
+      assert.ok(score.sent > 100, `${score.sent} requests sent`);
+      assert.deepEqual(
+        [score.connectionFailures, score.serverErrors, score.otherAnswers],
+        [0, 0, 0],
+        score.failureSamples.join('; '),
+      );
+    });
 
-  it("runs the worker as a pod, as its ServiceAccount: its container SIGKILLed while monitoring, the kubelet restarts it and the deployment succeeds", async () => {
-    // deploy/worker as a team applies it, pointed at this Temporal and this Prometheus.
-    kubectl('set', 'env', 'deployment/bluegreen-worker', `TEMPORAL_ADDRESS=${temporalForPods!.address}`, `TEMPORAL_TASK_QUEUE=${WORKER_POD_QUEUE}`, `PROMETHEUS_URL=${prometheus!.url}`);
-    kubectl('scale', 'deployment/bluegreen-worker', '--replicas=1');
-    const workerPod = async () => (await cluster.core.listNamespacedPod({ namespace: NS, labelSelector: 'app.kubernetes.io/name=bluegreen-worker' })).items.find((p) => !p.metadata!.deletionTimestamp);
-    await eventually(async () => Boolean((await workerPod())?.status?.containerStatuses?.[0]?.ready), 'the worker pod Ready', 120_000, async () => JSON.stringify((await workerPod())?.status));
-    const pod = (await workerPod())!;
-    assert.equal(pod.spec!.serviceAccountName, 'bluegreen-worker');
-    const first = pod.status!.containerStatuses![0]!;
-    const memory = containerMemory(first.containerID!);
+    it('leaves traffic on the live slot when the new version answers 500 to its smoke suite', async () => {
+      const live = await liveSlot();
+      const { idle, handle } = await deploy('v2.4.0-errors');
+      const outcome: DeploymentResult = await deploymentResult(handle);
+      assert.deepEqual([outcome.outcome, outcome.reason], ['RolledBack', 'SmokeFailed'], outcome.message);
+      assert.match(outcome.message ?? '', /500/);
+      assert.equal(await liveSlot(), live);
+      assert.equal(
+        (await cluster.apps.readNamespacedDeployment({ name: `detection-api-${idle}`, namespace: NS })).spec!.replicas,
+        0,
+      );
+      assert.equal((await readyAnswer()).version, 'v2.2.0');
+    });
 
-    const live = await liveSlot();
-    const { idle, handle } = await deploy('v2.3.0', { monitor: { durationSeconds: 45 }, taskQueue: WORKER_POD_QUEUE, byName: true });
-    await eventually(async () => (await handle.query(statusQuery)).phase === 'Monitoring', 'monitoring', 120_000);
-    const { pid, command } = commandOf(first.containerID!);
-    assert.match(command, /^node bin\/bluegreen-worker\.js/);
-    const peakBeforeKill = memory.peak();
-    process.kill(pid, 'SIGKILL');
+    it('rolls back a version that crash-loops on the restarts the kubelet counts, with what its container wrote as evidence', async () => {
+      const live = await liveSlot();
+      const { idle, handle } = await deploy('v2.4.0-crashloop', { monitor: { durationSeconds: 120 } });
+      const outcome: DeploymentResult = await deploymentResult(handle);
+      assert.deepEqual([outcome.outcome, outcome.failedCheck], ['RolledBack', 'pod-restarts'], outcome.message);
+      assert.equal(await liveSlot(), live);
+      const evidence = outcome.status.evidence!;
+      assert.equal(evidence.slot, idle);
+      assert.ok(
+        evidence.restartedPods.length > 0 &&
+          evidence.restartedPods.every((p) => /^detection-api-\w+-\w+-\w+ \(\d+ restarts\)$/.test(p)),
+        evidence.restartedPods.join('; '),
+      );
+      assert.ok(
+        evidence.errorLines.some((line) => line.includes('injected crash (FAULT_CRASH_AFTER_SECONDS=30)')),
+        evidence.errorLines.join('\n'),
+      );
+      await eventually(async () => (await pods(idle)).length === 0, 'the crash-looping pods are gone', 90_000);
+    });
 
-    const outcome: DeploymentResult = await deploymentResult(handle);
-    assert.equal(outcome.outcome, 'Succeeded', outcome.message);
-    assert.deepEqual([await liveSlot(), live], [idle, otherSlot(idle)]);
-    // Its smoke suite went to the Service's name, which the pod resolved through the cluster DNS.
-    assert.equal(outcome.status.smoke?.endpoint, `http://detection-api-${idle}.${NS}.svc:8000`);
-    const again = (await workerPod())!.status!.containerStatuses![0]!;
-    assert.equal(again.restartCount, 1);
-    assert.equal(again.lastState?.terminated?.exitCode, 137, 'the kubelet saw the SIGKILL');
-    assert.equal((await readyAnswer()).version, 'v2.3.0');
-    console.log(`worker pod memory: peak ${(peakBeforeKill / 2 ** 20).toFixed(0)} MiB of its 512 MiB limit up to monitoring; the restarted container peaked at ${(containerMemory(again.containerID!).peak() / 2 ** 20).toFixed(0)} MiB`);
-  });
+    it('runs the worker as a pod, as its ServiceAccount: its container SIGKILLed while monitoring, the kubelet restarts it and the deployment succeeds', async () => {
+      // deploy/worker as a team applies it, pointed at this Temporal and this Prometheus.
+      kubectl(
+        'set',
+        'env',
+        'deployment/bluegreen-worker',
+        `TEMPORAL_ADDRESS=${temporalForPods!.address}`,
+        `TEMPORAL_TASK_QUEUE=${WORKER_POD_QUEUE}`,
+        `PROMETHEUS_URL=${prometheus!.url}`,
+      );
+      kubectl('scale', 'deployment/bluegreen-worker', '--replicas=1');
+      const workerPod = async () =>
+        (
+          await cluster.core.listNamespacedPod({
+            namespace: NS,
+            labelSelector: 'app.kubernetes.io/name=bluegreen-worker',
+          })
+        ).items.find((p) => !p.metadata!.deletionTimestamp);
+      await eventually(
+        async () => Boolean((await workerPod())?.status?.containerStatuses?.[0]?.ready),
+        'the worker pod Ready',
+        120_000,
+        async () => JSON.stringify((await workerPod())?.status),
+      );
+      const pod = (await workerPod())!;
+      assert.equal(pod.spec!.serviceAccountName, 'bluegreen-worker');
+      const first = pod.status!.containerStatuses![0]!;
+      const memory = containerMemory(first.containerID!);
 
-  it('rolls back a version that degrades once live, on the error rate the worker pod reads from Prometheus scraping the pods every 15 s', async (t) => {
-    const live = await liveSlot();
-    const { version } = await readyAnswer();
-    const { clusterIP } = await service('detection-api-service');
-    const traffic = new TrafficGenerator(`http://${clusterIP}`, 10);
-    traffic.start();
-    t.after(async () => void (await traffic.stop()));
-    // The monitor as a team configures it: the SLO table's error rate and latency over 1 m, every 5 s.
-    const slos = DETECTION_API_SLOS.filter((slo) => slo.name === 'error-rate' || slo.name === 'p95-latency');
-    const { idle, handle } = await deploy('v2.4.0-degrades', { monitor: { durationSeconds: 180, intervalSeconds: 5, slos }, taskQueue: WORKER_POD_QUEUE, byName: true });
-    const outcome: DeploymentResult = await deploymentResult(handle);
-    const started = new Date(outcome.status.transitions[0]!.at).getTime();
-    console.log(`v2.4.0-degrades: ${outcome.status.transitions.map((t) => `+${((new Date(t.at).getTime() - started) / 1000).toFixed(1)} s ${t.phase}: ${t.message}`).join('\n  ')}`);
-    assert.deepEqual([outcome.outcome, outcome.reason, outcome.failedCheck], ['RolledBack', 'SloBreach', 'error-rate'], outcome.message);
-    assert.equal(await liveSlot(), live);
-    const monitor = outcome.status.monitor!;
-    // The warm-up was derived from the scrape interval Prometheus reports for the pods it discovered.
-    assert.equal(monitor.scrapeIntervalSeconds, 15);
-    assert.ok((monitor.latest['error-rate']?.value ?? 0) > 0.01, JSON.stringify(monitor.latest['error-rate']));
-    const evidence = outcome.status.evidence!;
-    assert.equal(evidence.slot, idle);
-    assert.match(evidence.breach ?? '', /^error-rate = /);
-    assert.ok(evidence.errorLines.some((line) => line.includes('injected fault')), evidence.errorLines.join('\n'));
-    assert.deepEqual(evidence.problems, []);
+      const live = await liveSlot();
+      const { idle, handle } = await deploy('v2.3.0', {
+        monitor: { durationSeconds: 45 },
+        taskQueue: WORKER_POD_QUEUE,
+        byName: true,
+      });
+      await eventually(async () => (await handle.query(statusQuery)).phase === 'Monitoring', 'monitoring', 120_000);
+      const { pid, command } = commandOf(first.containerID!);
+      assert.match(command, /^node bin\/bluegreen-worker\.js/);
+      const peakBeforeKill = memory.peak();
+      process.kill(pid, 'SIGKILL');
 
-    // The traffic is back on the old version; what it met meanwhile is the faulty version's blast radius.
-    // (A new connection: one kept alive may still reach a pod of the rolled-back slot until it drains.)
-    await eventually(async () => (await readyAnswer()).version === version, `the Service answering ${version} again`, 10_000);
-    for (let i = 0; i < 5; i++) assert.equal((await readyAnswer()).version, version);
-    const score = await traffic.stop();
-    console.log(`traffic through the Service while v2.4.0-degrades was live and after its rollback: ${JSON.stringify({ ...score, servedBy: undefined, serverErrorsBy: undefined })}`);
-    assert.ok(score.serverErrors > 0, 'the degraded version answered 500 to traffic before the rollback');
-    assert.equal(score.connectionFailures, 0, score.failureSamples.join('; '));
-  });
+      const outcome: DeploymentResult = await deploymentResult(handle);
+      assert.equal(outcome.outcome, 'Succeeded', outcome.message);
+      assert.deepEqual([await liveSlot(), live], [idle, otherSlot(idle)]);
+      // Its smoke suite went to the Service's name, which the pod resolved through the cluster DNS.
+      assert.equal(outcome.status.smoke?.endpoint, `http://detection-api-${idle}.${NS}.svc:8000`);
+      const again = (await workerPod())!.status!.containerStatuses![0]!;
+      assert.equal(again.restartCount, 1);
+      assert.equal(again.lastState?.terminated?.exitCode, 137, 'the kubelet saw the SIGKILL');
+      assert.equal((await readyAnswer()).version, 'v2.3.0');
+      console.log(
+        `worker pod memory: peak ${(peakBeforeKill / 2 ** 20).toFixed(0)} MiB of its 512 MiB limit up to monitoring; the restarted container peaked at ${(containerMemory(again.containerID!).peak() / 2 ** 20).toFixed(0)} MiB`,
+      );
+    });
 
-  it('runs the Release controller as two pods from deploy/gitops: one leads through the Lease, and when its pod is deleted the other takes over', async () => {
-    await applyInNamespace(cluster.plane, join(ROOT, 'deploy/gitops'), NS);
-    kubectl('set', 'env', 'deployment/bluegreen-release-controller', `TEMPORAL_ADDRESS=${temporalForPods!.address}`);
-    const controllerPods = async () =>
-      (await cluster.core.listNamespacedPod({ namespace: NS, labelSelector: 'app.kubernetes.io/name=bluegreen-release-controller' })).items.filter((p) => !p.metadata!.deletionTimestamp && p.status?.containerStatuses?.[0]?.ready);
-    const coordination = cluster.plane.adminConfig().makeApiClient(k8s.CoordinationV1Api);
-    const holder = async () => (await coordination.readNamespacedLease({ name: 'bluegreen-release-controller', namespace: NS }).catch(() => null))?.spec?.holderIdentity ?? null;
-    let names: string[] = [];
-    await eventually(
-      async () => {
-        names = (await controllerPods()).map((p) => p.metadata!.name!);
-        return names.length === 2 && names.includes((await holder()) ?? '');
-      },
-      'two controller pods Ready, one of them holding the Lease',
-      120_000,
-    );
-    const leader = (await holder())!;
-    const leaderPod = await cluster.core.readNamespacedPod({ name: leader, namespace: NS });
-    assert.match(commandOf(leaderPod.status!.containerStatuses![0]!.containerID!).command, /^node bin\/bluegreen-controller\.js/);
+    it('rolls back a version that degrades once live, on the error rate the worker pod reads from Prometheus scraping the pods every 15 s', async (t) => {
+      const live = await liveSlot();
+      const { version } = await readyAnswer();
+      const { clusterIP } = await service('detection-api-service');
+      const traffic = new TrafficGenerator(`http://${clusterIP}`, 10);
+      traffic.start();
+      t.after(async () => void (await traffic.stop()));
+      // The monitor as a team configures it: the SLO table's error rate and latency over 1 m, every 5 s.
+      const slos = DETECTION_API_SLOS.filter((slo) => slo.name === 'error-rate' || slo.name === 'p95-latency');
+      const { idle, handle } = await deploy('v2.4.0-degrades', {
+        monitor: { durationSeconds: 180, intervalSeconds: 5, slos },
+        taskQueue: WORKER_POD_QUEUE,
+        byName: true,
+      });
+      const outcome: DeploymentResult = await deploymentResult(handle);
+      const started = new Date(outcome.status.transitions[0]!.at).getTime();
+      console.log(
+        `v2.4.0-degrades: ${outcome.status.transitions.map((t) => `+${((new Date(t.at).getTime() - started) / 1000).toFixed(1)} s ${t.phase}: ${t.message}`).join('\n  ')}`,
+      );
+      assert.deepEqual(
+        [outcome.outcome, outcome.reason, outcome.failedCheck],
+        ['RolledBack', 'SloBreach', 'error-rate'],
+        outcome.message,
+      );
+      assert.equal(await liveSlot(), live);
+      const monitor = outcome.status.monitor!;
+      // The warm-up was derived from the scrape interval Prometheus reports for the pods it discovered.
+      assert.equal(monitor.scrapeIntervalSeconds, 15);
+      assert.ok((monitor.latest['error-rate']?.value ?? 0) > 0.01, JSON.stringify(monitor.latest['error-rate']));
+      const evidence = outcome.status.evidence!;
+      assert.equal(evidence.slot, idle);
+      assert.match(evidence.breach ?? '', /^error-rate = /);
+      assert.ok(
+        evidence.errorLines.some((line) => line.includes('injected fault')),
+        evidence.errorLines.join('\n'),
+      );
+      assert.deepEqual(evidence.problems, []);
 
-    const deleted = performance.now();
-    await cluster.core.deleteNamespacedPod({ name: leader, namespace: NS });
-    const follower = names.find((name) => name !== leader)!;
-    // The leader hands the Lease back on SIGTERM: the other replica takes it within a retry period or two, not a lease duration.
-    await eventually(async () => (await holder()) === follower, `${follower} holding the Lease`, 30_000);
-    console.log(`Release controller: the leader's pod deleted to the other replica leading in ${((performance.now() - deleted) / 1000).toFixed(1)} s`);
-  });
-});
+      // The traffic is back on the old version; what it met meanwhile is the faulty version's blast radius.
+      // (A new connection: one kept alive may still reach a pod of the rolled-back slot until it drains.)
+      await eventually(
+        async () => (await readyAnswer()).version === version,
+        `the Service answering ${version} again`,
+        10_000,
+      );
+      for (let i = 0; i < 5; i++) assert.equal((await readyAnswer()).version, version);
+      const score = await traffic.stop();
+      console.log(
+        `traffic through the Service while v2.4.0-degrades was live and after its rollback: ${JSON.stringify({ ...score, servedBy: undefined, serverErrorsBy: undefined })}`,
+      );
+      assert.ok(score.serverErrors > 0, 'the degraded version answered 500 to traffic before the rollback');
+      assert.equal(score.connectionFailures, 0, score.failureSamples.join('; '));
+    });
+
+    it('runs the Release controller as two pods from deploy/gitops: one leads through the Lease, and when its pod is deleted the other takes over', async () => {
+      await applyInNamespace(cluster.plane, join(ROOT, 'deploy/gitops'), NS);
+      kubectl('set', 'env', 'deployment/bluegreen-release-controller', `TEMPORAL_ADDRESS=${temporalForPods!.address}`);
+      const controllerPods = async () =>
+        (
+          await cluster.core.listNamespacedPod({
+            namespace: NS,
+            labelSelector: 'app.kubernetes.io/name=bluegreen-release-controller',
+          })
+        ).items.filter((p) => !p.metadata!.deletionTimestamp && p.status?.containerStatuses?.[0]?.ready);
+      const coordination = cluster.plane.adminConfig().makeApiClient(k8s.CoordinationV1Api);
+      const holder = async () =>
+        (
+          await coordination
+            .readNamespacedLease({ name: 'bluegreen-release-controller', namespace: NS })
+            .catch(() => null)
+        )?.spec?.holderIdentity ?? null;
+      let names: string[] = [];
+      await eventually(
+        async () => {
+          names = (await controllerPods()).map((p) => p.metadata!.name!);
+          return names.length === 2 && names.includes((await holder()) ?? '');
+        },
+        'two controller pods Ready, one of them holding the Lease',
+        120_000,
+      );
+      const leader = (await holder())!;
+      const leaderPod = await cluster.core.readNamespacedPod({ name: leader, namespace: NS });
+      assert.match(
+        commandOf(leaderPod.status!.containerStatuses![0]!.containerID!).command,
+        /^node bin\/bluegreen-controller\.js/,
+      );
+
+      const deleted = performance.now();
+      await cluster.core.deleteNamespacedPod({ name: leader, namespace: NS });
+      const follower = names.find((name) => name !== leader)!;
+      // The leader hands the Lease back on SIGTERM: the other replica takes it within a retry period or two, not a lease duration.
+      await eventually(async () => (await holder()) === follower, `${follower} holding the Lease`, 30_000);
+      console.log(
+        `Release controller: the leader's pod deleted to the other replica leading in ${((performance.now() - deleted) / 1000).toFixed(1)} s`,
+      );
+    });
+  },
+);

@@ -22,7 +22,14 @@ import type { DeploymentResult } from '../../src/shared/deployment-status.js';
 import { startDetectionApi, TakListener, tempQueuePath } from '../helpers/detection-api-process.js';
 import type { DetectionApiProcess } from '../helpers/detection-api-process.js';
 import { eventually } from '../helpers/eventually.js';
-import { assertFirstDeploymentState, crashLoop, createBlueGreenApp, deleteBlueGreenApp, fileNamespace, startClusterWithManifests } from '../helpers/kubernetes.js';
+import {
+  assertFirstDeploymentState,
+  crashLoop,
+  createBlueGreenApp,
+  deleteBlueGreenApp,
+  fileNamespace,
+  startClusterWithManifests,
+} from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
 import { startTemporalOnPostgres, TEMPORAL_SERVER_VERSION } from '../temporal-harness/temporal-postgres.js';
 import type { TemporalOnPostgres } from '../temporal-harness/temporal-postgres.js';
@@ -46,15 +53,26 @@ describe(`deployments on Temporal ${TEMPORAL_SERVER_VERSION} on PostgreSQL 15, t
     const dir = mkdtempSync(join(tmpdir(), 'temporal-postgres-'));
     // Each assigned as it comes up, so that `after` stops it even if the other failed.
     await Promise.all([
-      startTemporalOnPostgres({ dir: mkdtempSync(join(tmpdir(), 'temporal-postgres-data-')) }).then((started) => (temporal = started)),
+      startTemporalOnPostgres({ dir: mkdtempSync(join(tmpdir(), 'temporal-postgres-data-')) }).then(
+        (started) => (temporal = started),
+      ),
       startClusterWithManifests({ namespace: NAMESPACE }).then((started) => (cluster = started)),
     ]);
-    console.log(`Temporal ${TEMPORAL_SERVER_VERSION} on PostgreSQL: up in ${temporal.startSeconds.toFixed(1)} s (database, schema, server, namespace)`);
+    console.log(
+      `Temporal ${TEMPORAL_SERVER_VERSION} on PostgreSQL: up in ${temporal.startSeconds.toFixed(1)} s (database, schema, server, namespace)`,
+    );
     tak = await TakListener.start();
     reference = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: tempQueuePath() });
-    await Promise.all(Array.from({ length: 6 }, (_, i) => createBlueGreenApp(cluster.apps, cluster.core, appName(i), { namespace: NAMESPACE })));
+    await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        createBlueGreenApp(cluster.apps, cluster.core, appName(i), { namespace: NAMESPACE }),
+      ),
+    );
     const kubeconfig = join(dir, 'worker.kubeconfig');
-    writeFileSync(kubeconfig, cluster.plane.configForToken(await cluster.plane.mintToken(NAMESPACE, 'bluegreen-worker', 3600)).exportConfig());
+    writeFileSync(
+      kubeconfig,
+      cluster.plane.configForToken(await cluster.plane.mintToken(NAMESPACE, 'bluegreen-worker', 3600)).exportConfig(),
+    );
     worker = await startWorkerProcess({
       metricsPort: await freePort(),
       env: {
@@ -110,7 +128,14 @@ describe(`deployments on Temporal ${TEMPORAL_SERVER_VERSION} on PostgreSQL 15, t
         ),
       );
       // The good versions monitoring (the crash-looping one may be rolling back already).
-      await eventually(async () => (await Promise.all(apps.slice(0, 2).map((app) => client.status(NAMESPACE, app)))).every((s) => s.phase === 'Monitoring'), 'both good versions monitoring', 60_000);
+      await eventually(
+        async () =>
+          (await Promise.all(apps.slice(0, 2).map((app) => client.status(NAMESPACE, app)))).every(
+            (s) => s.phase === 'Monitoring',
+          ),
+        'both good versions monitoring',
+        60_000,
+      );
       await outage();
       const results = await Promise.all(
         handles.map(async (handle) => {
@@ -126,9 +151,17 @@ describe(`deployments on Temporal ${TEMPORAL_SERVER_VERSION} on PostgreSQL 15, t
       );
       for (const [i, result] of results.entries()) {
         const context = `${apps[i]} ${versions[i]}: ${result.outcome} (${result.reason ?? ''}: ${result.message})`;
-        if (versions[i] === CRASHING) assert.deepEqual([result.outcome, result.failedCheck], ['RolledBack', 'pod-restarts'], context);
+        if (versions[i] === CRASHING)
+          assert.deepEqual([result.outcome, result.failedCheck], ['RolledBack', 'pod-restarts'], context);
         else assert.equal(result.outcome, 'Succeeded', context);
-        await assertFirstDeploymentState(cluster, apps[i]!, imageOf(apps[i]!, versions[i]!), versions[i] === CRASHING ? 'RolledBack' : 'Succeeded', context, NAMESPACE);
+        await assertFirstDeploymentState(
+          cluster,
+          apps[i]!,
+          imageOf(apps[i]!, versions[i]!),
+          versions[i] === CRASHING ? 'RolledBack' : 'Succeeded',
+          context,
+          NAMESPACE,
+        );
       }
       return results;
     } finally {
@@ -153,6 +186,8 @@ describe(`deployments on Temporal ${TEMPORAL_SERVER_VERSION} on PostgreSQL 15, t
       await temporal.restartPostgres(5000);
       seconds = (performance.now() - started) / 1000;
     });
-    console.log(`PostgreSQL stopped (fast shutdown) and started again during monitoring: accepting connections after ${seconds.toFixed(1)} s`);
+    console.log(
+      `PostgreSQL stopped (fast shutdown) and started again during monitoring: accepting connections after ${seconds.toFixed(1)} s`,
+    );
   });
 });

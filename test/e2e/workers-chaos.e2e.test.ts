@@ -31,7 +31,14 @@ import { startDetectionApi, TakListener, tempQueuePath } from '../helpers/detect
 import type { DetectionApiProcess } from '../helpers/detection-api-process.js';
 import { eventually } from '../helpers/eventually.js';
 import { FaultInjectingKubeProxy } from '../helpers/fault-injecting-kube-proxy-double.js';
-import { assertFirstDeploymentState, crashLoop, createBlueGreenApp, deleteBlueGreenApp, fileNamespace, startClusterWithManifests } from '../helpers/kubernetes.js';
+import {
+  assertFirstDeploymentState,
+  crashLoop,
+  createBlueGreenApp,
+  deleteBlueGreenApp,
+  fileNamespace,
+  startClusterWithManifests,
+} from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
 import { startDevServer } from '../helpers/temporal-servers.js';
 
@@ -63,7 +70,11 @@ describe('three workers on one task queue, one SIGKILLed every 20 s, under 50 de
   const workers: WorkerProcess[] = [];
 
   const startWorker = async () =>
-    await startWorkerProcess({ command: ['--import', 'tsx', 'src/worker/main.ts'], env: workerEnv, metricsPort: await freePort() });
+    await startWorkerProcess({
+      command: ['--import', 'tsx', 'src/worker/main.ts'],
+      env: workerEnv,
+      metricsPort: await freePort(),
+    });
 
   before(async () => {
     const dir = mkdtempSync(join(tmpdir(), 'chaos-'));
@@ -71,12 +82,27 @@ describe('three workers on one task queue, one SIGKILLed every 20 s, under 50 de
     tak = await TakListener.start();
     reference = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: tempQueuePath() });
     for (let i = 0; i < APPS; i += 10) {
-      await Promise.all(Array.from({ length: Math.min(10, APPS - i) }, (_, j) => createBlueGreenApp(cluster.apps, cluster.core, appName(i + j), { namespace: NAMESPACE })));
+      await Promise.all(
+        Array.from({ length: Math.min(10, APPS - i) }, (_, j) =>
+          createBlueGreenApp(cluster.apps, cluster.core, appName(i + j), { namespace: NAMESPACE }),
+        ),
+      );
     }
-    await eventually(async () => {
-      const deployments = await cluster.apps.listNamespacedDeployment({ namespace: NAMESPACE });
-      return deployments.items.filter((d) => d.metadata!.name!.startsWith('chaos-') && d.metadata!.name!.endsWith('-blue') && d.status?.readyReplicas === 1).length === APPS;
-    }, `blue ready in all ${APPS} apps`, 120_000);
+    await eventually(
+      async () => {
+        const deployments = await cluster.apps.listNamespacedDeployment({ namespace: NAMESPACE });
+        return (
+          deployments.items.filter(
+            (d) =>
+              d.metadata!.name!.startsWith('chaos-') &&
+              d.metadata!.name!.endsWith('-blue') &&
+              d.status?.readyReplicas === 1,
+          ).length === APPS
+        );
+      },
+      `blue ready in all ${APPS} apps`,
+      120_000,
+    );
     const kubeconfig = join(dir, 'worker.kubeconfig');
     // The API server answers each write WRITE_DELAY_MS late, as a busy one does: a kill then
     // often catches a write in flight, which is what the drill is after.
@@ -86,7 +112,9 @@ describe('three workers on one task queue, one SIGKILLed every 20 s, under 50 de
     writeFileSync(kubeconfig, cluster.plane.configForToken(token, proxy.url).exportConfig());
     // Bundled once, so that a worker started after a kill polls within seconds.
     const bundle = join(dir, 'workflow-bundle.js');
-    await run(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts/bundle-workflows.ts'), '--out', bundle], { cwd: ROOT });
+    await run(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts/bundle-workflows.ts'), '--out', bundle], {
+      cwd: ROOT,
+    });
     workerEnv = {
       BLUEGREEN_PLATFORM: 'kubernetes',
       BLUEGREEN_KUBECONFIG: kubeconfig,
@@ -162,18 +190,33 @@ describe('three workers on one task queue, one SIGKILLed every 20 s, under 50 de
       await Promise.all([chaos, crashing.stop()]);
     }
     const seconds = (performance.now() - started) / 1000;
-    assert.ok(kills.length >= 3, `every worker was killed at least once: ${kills.length} kills in ${seconds.toFixed(0)} s`);
+    assert.ok(
+      kills.length >= 3,
+      `every worker was killed at least once: ${kills.length} kills in ${seconds.toFixed(0)} s`,
+    );
 
     // Every outcome as the version should have it.
-    const outcomes = results.map((r, i) => `${appName(i)} ${r.outcome}${r.outcome === 'RolledBack' ? ` (${r.reason}: ${r.failedCheck ?? r.message})` : r.outcome === 'Succeeded' ? '' : `: ${r.message}`}`);
+    const outcomes = results.map(
+      (r, i) =>
+        `${appName(i)} ${r.outcome}${r.outcome === 'RolledBack' ? ` (${r.reason}: ${r.failedCheck ?? r.message})` : r.outcome === 'Succeeded' ? '' : `: ${r.message}`}`,
+    );
     for (const [i, result] of results.entries()) {
-      if (isCrashLooping(i)) assert.deepEqual([result.outcome, result.failedCheck], ['RolledBack', 'pod-restarts'], outcomes[i]);
+      if (isCrashLooping(i))
+        assert.deepEqual([result.outcome, result.failedCheck], ['RolledBack', 'pod-restarts'], outcomes[i]);
       else assert.equal(result.outcome, 'Succeeded', outcomes[i]);
     }
 
     // Each app's cluster state, as its outcome says: where the Service sends traffic, who serves
     // behind it, what each slot runs, and one rollout per change.
-    for (let i = 0; i < APPS; i++) await assertFirstDeploymentState(cluster, appName(i), imageOf(appName(i), versionOf(i)), isCrashLooping(i) ? 'RolledBack' : 'Succeeded', outcomes[i]!, NAMESPACE);
+    for (let i = 0; i < APPS; i++)
+      await assertFirstDeploymentState(
+        cluster,
+        appName(i),
+        imageOf(appName(i), versionOf(i)),
+        isCrashLooping(i) ? 'RolledBack' : 'Succeeded',
+        outcomes[i]!,
+        NAMESPACE,
+      );
 
     // The writes repeated after a kill, from the histories: an attempt after the first.
     const repeats: string[] = [];
@@ -184,7 +227,8 @@ describe('three workers on one task queue, one SIGKILLed every 20 s, under 50 de
       const events = (await handle.fetchHistory()).events ?? [];
       const scheduled = new Map<string, string>();
       for (const event of events) {
-        if (event.activityTaskScheduledEventAttributes) scheduled.set(String(event.eventId), event.activityTaskScheduledEventAttributes.activityType?.name ?? '?');
+        if (event.activityTaskScheduledEventAttributes)
+          scheduled.set(String(event.eventId), event.activityTaskScheduledEventAttributes.activityType?.name ?? '?');
         if (event.workflowTaskTimedOutEventAttributes || event.workflowTaskFailedEventAttributes) lostWorkflowTasks++;
         // An activity out of attempts (a tick's read has one: a lost one is a measurement error).
         if (event.activityTaskTimedOutEventAttributes) timedOut++;
@@ -192,7 +236,8 @@ describe('three workers on one task queue, one SIGKILLed every 20 s, under 50 de
         if (attempt > 1) {
           retried++;
           const type = scheduled.get(String(event.activityTaskStartedEventAttributes!.scheduledEventId))!;
-          if (WRITES.has(type)) repeats.push(`${appName(i)} ${type} ran ${attempt} times (${outcomes[i]}; its state as the outcome says)`);
+          if (WRITES.has(type))
+            repeats.push(`${appName(i)} ${type} ran ${attempt} times (${outcomes[i]}; its state as the outcome says)`);
         }
       }
     }
@@ -203,6 +248,9 @@ describe('three workers on one task queue, one SIGKILLed every 20 s, under 50 de
         `${lostWorkflowTasks} workflow tasks timed out or failed`,
     );
     for (const line of repeats) console.log(`  repeated write: ${line}`);
-    assert.ok(retried + timedOut + lostWorkflowTasks > 0, 'the kills caught work in flight (else the drill proves nothing)');
+    assert.ok(
+      retried + timedOut + lostWorkflowTasks > 0,
+      'the kills caught work in flight (else the drill proves nothing)',
+    );
   });
 });

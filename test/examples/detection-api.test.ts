@@ -6,7 +6,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { DetectionApiProcess } from '../helpers/detection-api-process.js';
-import { postDetection, SEED_DETECTION, startDetectionApi, TakListener, tempQueuePath } from '../helpers/detection-api-process.js';
+import {
+  postDetection,
+  SEED_DETECTION,
+  startDetectionApi,
+  TakListener,
+  tempQueuePath,
+} from '../helpers/detection-api-process.js';
 import { sample } from '../helpers/prometheus-text.js';
 
 describe('detection API: HTTP contract', () => {
@@ -15,7 +21,12 @@ describe('detection API: HTTP contract', () => {
 
   before(async () => {
     tak = await TakListener.start();
-    api = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: tempQueuePath(), APP_VERSION: 'v2.2.0', SLOT: 'green' });
+    api = await startDetectionApi({
+      TAK_ADDRESS: `127.0.0.1:${tak.port}`,
+      QUEUE_PATH: tempQueuePath(),
+      APP_VERSION: 'v2.2.0',
+      SLOT: 'green',
+    });
   });
 
   after(async () => {
@@ -27,7 +38,11 @@ describe('detection API: HTTP contract', () => {
   it('answers /health with the TAK link and queue state, and /ready with version and slot', async () => {
     const health = await fetch(`${api.url}/health`);
     assert.equal(health.status, 200);
-    assert.deepEqual(await health.json(), { status: 'healthy', tak: 'connected', queue: { depth: 0, oldestAgeSeconds: 0 } });
+    assert.deepEqual(await health.json(), {
+      status: 'healthy',
+      tak: 'connected',
+      queue: { depth: 0, oldestAgeSeconds: 0 },
+    });
     const ready = await fetch(`${api.url}/ready`);
     assert.equal(ready.status, 200);
     assert.deepEqual(await ready.json(), { status: 'ready', version: 'v2.2.0', slot: 'green' });
@@ -58,7 +73,11 @@ describe('detection API: HTTP contract', () => {
       [100, 0.85, 'YELLOW'],
     ];
     for (const [accuracy, confidence, flag] of cases) {
-      const { status, body } = await postDetection(api.url, { ...SEED_DETECTION, accuracy_meters: accuracy, confidence });
+      const { status, body } = await postDetection(api.url, {
+        ...SEED_DETECTION,
+        accuracy_meters: accuracy,
+        confidence,
+      });
       assert.equal(status, 201);
       assert.equal(body['accuracy_flag'], flag, `accuracy ${accuracy} m, confidence ${confidence}`);
     }
@@ -96,7 +115,12 @@ describe('detection API: HTTP contract', () => {
     assert.equal(missing.status, 422);
     assert.deepEqual(
       (missing.body['fields'] as { field: string; message: string }[]).map((f) => `${f.field}: ${f.message}`),
-      ['latitude: latitude is required', 'longitude: longitude is required', 'accuracy_meters: accuracy_meters is required', 'confidence: confidence is required'],
+      [
+        'latitude: latitude is required',
+        'longitude: longitude is required',
+        'accuracy_meters: accuracy_meters is required',
+        'confidence: confidence is required',
+      ],
     );
     const notJson = await postDetection(api.url, '{"source":');
     assert.equal(notJson.status, 400);
@@ -111,7 +135,14 @@ describe('detection API: HTTP contract', () => {
   it('sends each detection to TAK as a valid CoT event', async () => {
     const before = tak.events.length;
     const sent = Date.now();
-    const { body } = await postDetection(api.url, { ...SEED_DETECTION, latitude: 40.7128, longitude: -74.006, accuracy_meters: 100, confidence: 0.85, class: 'truck' });
+    const { body } = await postDetection(api.url, {
+      ...SEED_DETECTION,
+      latitude: 40.7128,
+      longitude: -74.006,
+      accuracy_meters: 100,
+      confidence: 0.85,
+      class: 'truck',
+    });
     const events = await tak.waitForEvents(before + 1);
     const event = events.find((e) => e.uid === body['detection_id']);
     assert.ok(event, 'the event carries the detection id as its uid');
@@ -149,12 +180,22 @@ describe('detection API: TAK down', () => {
 
     const second = await startDetectionApi(env);
     try {
-      assert.equal(((await (await fetch(`${second.url}/api/detections/${ids[7]}`)).json()) as { status: string }).status, 'PENDING_SYNC');
+      assert.equal(
+        ((await (await fetch(`${second.url}/api/detections/${ids[7]}`)).json()) as { status: string }).status,
+        'PENDING_SYNC',
+      );
       await tak.listen(); // TAK is back
       const events = await tak.waitForEvents(20);
       await new Promise((resolve) => setTimeout(resolve, 500)); // nothing more may arrive
-      assert.deepEqual(tak.events.map((e) => e.uid), ids, 'every accepted detection, once, in the order accepted');
-      assert.deepEqual(events.map((e) => e.remarks.split(' ')[0]), ids.map((_, i) => `source=uav-${i}`));
+      assert.deepEqual(
+        tak.events.map((e) => e.uid),
+        ids,
+        'every accepted detection, once, in the order accepted',
+      );
+      assert.deepEqual(
+        events.map((e) => e.remarks.split(' ')[0]),
+        ids.map((_, i) => `source=uav-${i}`),
+      );
       const stored = (await (await fetch(`${second.url}/api/detections/${ids[19]}`)).json()) as { status: string };
       assert.equal(stored.status, 'SYNCED');
     } finally {
@@ -165,7 +206,11 @@ describe('detection API: TAK down', () => {
   });
 
   it('turns /health 503 with the reason when the oldest queued detection is too old', async () => {
-    const api = await startDetectionApi({ TAK_ADDRESS: '127.0.0.1:1', QUEUE_PATH: tempQueuePath(), QUEUE_MAX_AGE_SECONDS: '1' });
+    const api = await startDetectionApi({
+      TAK_ADDRESS: '127.0.0.1:1',
+      QUEUE_PATH: tempQueuePath(),
+      QUEUE_MAX_AGE_SECONDS: '1',
+    });
     try {
       await postDetection(api.url, SEED_DETECTION);
       await new Promise((resolve) => setTimeout(resolve, 1300));
@@ -206,7 +251,8 @@ describe('detection API: graceful shutdown', () => {
             body: JSON.stringify({ ...SEED_DETECTION, source: `c${client}-${i}` }),
           });
           const body = (await response.json()) as Record<string, unknown>;
-          if (signalled) draining.push({ status: response.status, close: response.headers.get('connection') === 'close' });
+          if (signalled)
+            draining.push({ status: response.status, close: response.headers.get('connection') === 'close' });
           if (response.status === 201) accepted.push(String(body['detection_id']));
           else failures.push(`HTTP ${response.status}`);
         } catch (error) {
@@ -236,8 +282,15 @@ describe('detection API: graceful shutdown', () => {
     assert.deepEqual(failures, [], 'every request got a 201, a refused connection, or a closed one');
     assert.ok(acceptedBeforeSigterm > 20, `a steady stream was flowing (${acceptedBeforeSigterm} accepted)`);
     // (The first answers read after SIGTERM may have been sent before it, without the close.)
-    assert.deepEqual(draining.filter((d) => d.status !== 201), [], 'every request that came while draining was answered 201');
-    assert.ok(draining.filter((d) => d.close).length >= 8, `the answers while draining closed their connections (${JSON.stringify(draining)})`);
+    assert.deepEqual(
+      draining.filter((d) => d.status !== 201),
+      [],
+      'every request that came while draining was answered 201',
+    );
+    assert.ok(
+      draining.filter((d) => d.close).length >= 8,
+      `the answers while draining closed their connections (${JSON.stringify(draining)})`,
+    );
     assert.ok(refused.length > 0, 'connections were refused once the service stopped listening');
 
     const restarted = await startDetectionApi(env);
@@ -259,7 +312,11 @@ describe('detection API: graceful shutdown', () => {
   });
 
   it('answers 503 shutting_down on /health while draining, and completes the detection in flight', async () => {
-    const api = await startDetectionApi({ TAK_ADDRESS: '127.0.0.1:1', QUEUE_PATH: tempQueuePath(), FAULT_LATENCY_MS: '1500' });
+    const api = await startDetectionApi({
+      TAK_ADDRESS: '127.0.0.1:1',
+      QUEUE_PATH: tempQueuePath(),
+      FAULT_LATENCY_MS: '1500',
+    });
     try {
       // Requests already in flight (each held 1.5 s by the injected latency) when SIGTERM arrives.
       const inFlight = [fetch(`${api.url}/health`), postDetection(api.url, SEED_DETECTION)];
@@ -279,7 +336,13 @@ describe('detection API: graceful shutdown', () => {
 describe('detection API: metrics', () => {
   it('counts known traffic under the seed metric names, labelled with app, version and slot', async () => {
     const tak = await TakListener.start();
-    const api = await startDetectionApi({ TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: tempQueuePath(), APP_VERSION: 'v2.3.0', SLOT: 'blue', NAMESPACE: 'prod' });
+    const api = await startDetectionApi({
+      TAK_ADDRESS: `127.0.0.1:${tak.port}`,
+      QUEUE_PATH: tempQueuePath(),
+      APP_VERSION: 'v2.3.0',
+      SLOT: 'blue',
+      NAMESPACE: 'prod',
+    });
     try {
       for (const confidence of [0.9, 0.95, 0.99]) await postDetection(api.url, { ...SEED_DETECTION, confidence });
       await postDetection(api.url, { ...SEED_DETECTION, accuracy_meters: 500 });
@@ -288,13 +351,34 @@ describe('detection API: metrics', () => {
       await fetch(`${api.url}/health`);
       const exposition = await (await fetch(`${api.url}/metrics`)).text();
       const labels = 'app="detection-api",version="v2.3.0",slot="blue",namespace="prod"';
-      assert.equal(sample(exposition, `http_requests_total{method="POST",route="/api/detections",status="201",${labels}}`), 4);
-      assert.equal(sample(exposition, `http_requests_total{method="POST",route="/api/detections",status="422",${labels}}`), 2);
+      assert.equal(
+        sample(exposition, `http_requests_total{method="POST",route="/api/detections",status="201",${labels}}`),
+        4,
+      );
+      assert.equal(
+        sample(exposition, `http_requests_total{method="POST",route="/api/detections",status="422",${labels}}`),
+        2,
+      );
       assert.equal(sample(exposition, `http_requests_total{method="GET",route="/health",status="200",${labels}}`), 1);
-      assert.equal(sample(exposition, `http_request_duration_seconds_count{method="POST",route="/api/detections",status="201",${labels}}`), 4);
-      assert.equal(sample(exposition, `http_request_duration_seconds_bucket{le="+Inf",method="POST",route="/api/detections",status="201",${labels}}`), 4);
+      assert.equal(
+        sample(
+          exposition,
+          `http_request_duration_seconds_count{method="POST",route="/api/detections",status="201",${labels}}`,
+        ),
+        4,
+      );
+      assert.equal(
+        sample(
+          exposition,
+          `http_request_duration_seconds_bucket{le="+Inf",method="POST",route="/api/detections",status="201",${labels}}`,
+        ),
+        4,
+      );
       assert.equal(sample(exposition, `tak_output_latency_seconds_count{${labels}}`), 4);
-      assert.ok(Number.isNaN(sample(exposition, `geolocation_validation_success_rate{${labels}}`)), 'no rate over 4 detections');
+      assert.ok(
+        Number.isNaN(sample(exposition, `geolocation_validation_success_rate{${labels}}`)),
+        'no rate over 4 detections',
+      );
       for (let i = 0; i < 16; i++) await postDetection(api.url, SEED_DETECTION);
       const later = await (await fetch(`${api.url}/metrics`)).text();
       assert.equal(sample(later, `geolocation_validation_success_rate{${labels}}`), 19 / 20);
@@ -307,8 +391,14 @@ describe('detection API: metrics', () => {
       assert.equal(probe.status, 201);
       const afterProbe = await (await fetch(`${api.url}/metrics`)).text();
       assert.equal(sample(afterProbe, `geolocation_validation_success_rate{${labels}}`), 19 / 20);
-      assert.equal(sample(afterProbe, `http_requests_total{method="POST",route="/api/detections",status="201",${labels}}`), 21);
-      assert.ok((sample(exposition, `process_resident_memory_bytes{${labels}}`) ?? 0) > 0, 'process metrics are exposed');
+      assert.equal(
+        sample(afterProbe, `http_requests_total{method="POST",route="/api/detections",status="201",${labels}}`),
+        21,
+      );
+      assert.ok(
+        (sample(exposition, `process_resident_memory_bytes{${labels}}`) ?? 0) > 0,
+        'process metrics are exposed',
+      );
     } finally {
       api.kill('SIGKILL');
       await api.exited;
@@ -319,7 +409,11 @@ describe('detection API: metrics', () => {
 
 describe('detection API: fault injection', () => {
   it('answers 5xx on the API at FAULT_ERROR_RATE=1 and stores nothing', async () => {
-    const api = await startDetectionApi({ TAK_ADDRESS: '127.0.0.1:1', QUEUE_PATH: tempQueuePath(), FAULT_ERROR_RATE: '1' });
+    const api = await startDetectionApi({
+      TAK_ADDRESS: '127.0.0.1:1',
+      QUEUE_PATH: tempQueuePath(),
+      FAULT_ERROR_RATE: '1',
+    });
     try {
       const { status } = await postDetection(api.url, SEED_DETECTION);
       assert.equal(status, 500);
@@ -332,7 +426,11 @@ describe('detection API: fault injection', () => {
   });
 
   it('adds FAULT_LATENCY_MS to every answer', async () => {
-    const api = await startDetectionApi({ TAK_ADDRESS: '127.0.0.1:1', QUEUE_PATH: tempQueuePath(), FAULT_LATENCY_MS: '300' });
+    const api = await startDetectionApi({
+      TAK_ADDRESS: '127.0.0.1:1',
+      QUEUE_PATH: tempQueuePath(),
+      FAULT_LATENCY_MS: '300',
+    });
     try {
       const started = performance.now();
       await fetch(`${api.url}/health`);
@@ -344,7 +442,11 @@ describe('detection API: fault injection', () => {
   });
 
   it('crashes after FAULT_CRASH_AFTER_SECONDS', async () => {
-    const api = await startDetectionApi({ TAK_ADDRESS: '127.0.0.1:1', QUEUE_PATH: tempQueuePath(), FAULT_CRASH_AFTER_SECONDS: '2' });
+    const api = await startDetectionApi({
+      TAK_ADDRESS: '127.0.0.1:1',
+      QUEUE_PATH: tempQueuePath(),
+      FAULT_CRASH_AFTER_SECONDS: '2',
+    });
     assert.equal(await api.exited, 70);
     assert.match(api.output(), /injected crash/);
   });

@@ -16,7 +16,9 @@ describe('offline queue', () => {
   it('marks delivery as a prefix, with the time of the batch each detection went in', async () => {
     const queue = new OfflineQueue(tempQueuePath());
     try {
-      const stored = ['a', 'b', 'c', 'd'].map((id, i) => queue.insert(id, AccuracyFlag.Green, `<event uid="${id}"/>`, 1000 + i));
+      const stored = ['a', 'b', 'c', 'd'].map((id, i) =>
+        queue.insert(id, AccuracyFlag.Green, `<event uid="${id}"/>`, 1000 + i),
+      );
       assert.deepEqual(
         stored.map((s) => s.seq),
         [1, 2, 3, 4],

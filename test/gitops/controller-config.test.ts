@@ -25,24 +25,40 @@ describe('the Release controller settings', () => {
     assert.deepEqual(container.command, ['node', 'bin/bluegreen-controller.js']);
     assert.equal(deployment.spec!.template.spec!.serviceAccountName, 'bluegreen-release-controller');
     assert.ok(deployment.spec!.replicas! >= 2, 'more than one replica: the Lease elects the leader');
-    const env = Object.fromEntries(container.env!.map((e) => [e.name, e.value ?? `from ${e.valueFrom?.fieldRef?.fieldPath}`]));
+    const env = Object.fromEntries(
+      container.env!.map((e) => [e.name, e.value ?? `from ${e.valueFrom?.fieldRef?.fieldPath}`]),
+    );
     assert.equal(env['POD_NAME'], 'from metadata.name', "each replica's name in the Lease is its pod's");
     const settings = parseEnv(ControllerEnvSchema, env);
     assert.deepEqual(
-      [settings.BLUEGREEN_LEASE_NAME, settings.BLUEGREEN_LEASE_DURATION_SECONDS, settings.BLUEGREEN_RENEW_DEADLINE_SECONDS, settings.BLUEGREEN_RETRY_PERIOD_SECONDS],
+      [
+        settings.BLUEGREEN_LEASE_NAME,
+        settings.BLUEGREEN_LEASE_DURATION_SECONDS,
+        settings.BLUEGREEN_RENEW_DEADLINE_SECONDS,
+        settings.BLUEGREEN_RETRY_PERIOD_SECONDS,
+      ],
       ['bluegreen-release-controller', 15, 10, 2],
     );
     assert.equal(parseEnv(TemporalConfigSchema, env).TEMPORAL_TASK_QUEUE, 'bluegreen');
   });
 
   it('refuses lease timings under which a leader could act after its lease expired, naming the variables', () => {
-    assert.throws(() => parseEnv(ControllerEnvSchema, { BLUEGREEN_RENEW_DEADLINE_SECONDS: '20' }), (error: Error) => {
-      assert.ok(error instanceof ConfigError);
-      assert.match(error.message, /BLUEGREEN_RENEW_DEADLINE_SECONDS: .*below BLUEGREEN_LEASE_DURATION_SECONDS/);
-      return true;
-    });
-    assert.throws(() => parseEnv(ControllerEnvSchema, { BLUEGREEN_RESYNC_SECONDS: 'often' }), /BLUEGREEN_RESYNC_SECONDS: BLUEGREEN_RESYNC_SECONDS must be a number of seconds/);
-    assert.throws(() => parseEnv(ControllerEnvSchema, { BLUEGREEN_RELEASE_NAMESPACE: 'Team_A' }), /BLUEGREEN_RELEASE_NAMESPACE must be a namespace name/);
+    assert.throws(
+      () => parseEnv(ControllerEnvSchema, { BLUEGREEN_RENEW_DEADLINE_SECONDS: '20' }),
+      (error: Error) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(error.message, /BLUEGREEN_RENEW_DEADLINE_SECONDS: .*below BLUEGREEN_LEASE_DURATION_SECONDS/);
+        return true;
+      },
+    );
+    assert.throws(
+      () => parseEnv(ControllerEnvSchema, { BLUEGREEN_RESYNC_SECONDS: 'often' }),
+      /BLUEGREEN_RESYNC_SECONDS: BLUEGREEN_RESYNC_SECONDS must be a number of seconds/,
+    );
+    assert.throws(
+      () => parseEnv(ControllerEnvSchema, { BLUEGREEN_RELEASE_NAMESPACE: 'Team_A' }),
+      /BLUEGREEN_RELEASE_NAMESPACE must be a namespace name/,
+    );
   });
 
   it('exits 2 with the variable named when a setting is bad, before it connects anywhere', async () => {

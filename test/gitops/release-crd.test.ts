@@ -46,8 +46,18 @@ describe('the Release custom resource on a real API server', () => {
     await kubectl('wait', '--for', 'condition=Established', 'crd/releases.bluegreen.dev', '--timeout=60s');
     // Discovery, and the OpenAPI document `kubectl explain` reads, catch up with a new resource
     // some seconds after it is Established.
-    await eventually(async () => (await kubectl('api-resources', '--api-group', 'bluegreen.dev').catch(() => ({ stdout: '' }))).stdout.includes('releases'), 'releases discovered');
-    await eventually(async () => (await kubectl('explain', 'releases.spec').catch(() => ({ stdout: '' }))).stdout.includes('KIND:'), 'the Release in the OpenAPI document', 60_000);
+    await eventually(
+      async () =>
+        (await kubectl('api-resources', '--api-group', 'bluegreen.dev').catch(() => ({ stdout: '' }))).stdout.includes(
+          'releases',
+        ),
+      'releases discovered',
+    );
+    await eventually(
+      async () => (await kubectl('explain', 'releases.spec').catch(() => ({ stdout: '' }))).stdout.includes('KIND:'),
+      'the Release in the OpenAPI document',
+      60_000,
+    );
   });
 
   after(async () => {
@@ -68,36 +78,94 @@ describe('the Release custom resource on a real API server', () => {
   });
 
   it('takes the example resource, whose spec is a valid deployment spec, and shows its phase, step and weight from the status subresource', async () => {
-    const example = parseYaml(readFileSync(EXAMPLE, 'utf8')) as { metadata: { name: string; namespace: string }; spec: Record<string, unknown> };
-    const spec = parseDeploymentSpec({ ...example.spec, app: example.metadata.name, namespace: example.metadata.namespace });
+    const example = parseYaml(readFileSync(EXAMPLE, 'utf8')) as {
+      metadata: { name: string; namespace: string };
+      spec: Record<string, unknown>;
+    };
+    const spec = parseDeploymentSpec({
+      ...example.spec,
+      app: example.metadata.name,
+      namespace: example.metadata.namespace,
+    });
     assert.equal(spec.strategy, 'canary');
     await kubectl('apply', '-f', EXAMPLE);
     // The status is the controller's: written through the subresource, never by a spec update.
-    await kubectl('patch', 'release', 'detection-api', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { phase: 'Monitoring', step: 1, weight: 25 } }));
-    await kubectl('patch', 'release', 'detection-api', '--type=merge', '-p', JSON.stringify({ status: { phase: 'Succeeded' }, spec: { replicas: 4 } }));
+    await kubectl(
+      'patch',
+      'release',
+      'detection-api',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status: { phase: 'Monitoring', step: 1, weight: 25 } }),
+    );
+    await kubectl(
+      'patch',
+      'release',
+      'detection-api',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status: { phase: 'Succeeded' }, spec: { replicas: 4 } }),
+    );
     const { stdout } = await kubectl('get', 'releases', '-n', 'default');
-    const [header, row] = stdout.trim().split('\n').map((line) => line.trim().split(/\s{2,}/));
+    const [header, row] = stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.trim().split(/\s{2,}/));
     assert.deepEqual(header, ['NAME', 'IMAGE', 'PHASE', 'STEP', 'WEIGHT', 'OUTCOME', 'AGE']);
-    assert.deepEqual(row!.slice(0, 5), ['detection-api', 'registry.internal/detection-api:v2.2.0', 'Monitoring', '1', '25']);
-    const stored = JSON.parse((await kubectl('get', 'release', 'detection-api', '-o', 'json')).stdout) as { spec: { replicas: number; smoke: { checks: { body: unknown }[] } } };
+    assert.deepEqual(row!.slice(0, 5), [
+      'detection-api',
+      'registry.internal/detection-api:v2.2.0',
+      'Monitoring',
+      '1',
+      '25',
+    ]);
+    const stored = JSON.parse((await kubectl('get', 'release', 'detection-api', '-o', 'json')).stdout) as {
+      spec: { replicas: number; smoke: { checks: { body: unknown }[] } };
+    };
     assert.equal(stored.spec.replicas, 4, 'the spec update went through');
-    assert.deepEqual(stored.spec.smoke.checks[0]!.body, example.spec['smoke'] && (example.spec['smoke'] as { checks: { body: unknown }[] }).checks[0]!.body, 'a request body is kept as written');
+    assert.deepEqual(
+      stored.spec.smoke.checks[0]!.body,
+      example.spec['smoke'] && (example.spec['smoke'] as { checks: { body: unknown }[] }).checks[0]!.body,
+      'a request body is kept as written',
+    );
     await kubectl('delete', 'release', 'detection-api', '-n', 'default');
   });
 
   it('is refused by the API server for a bad field, each named with its path and rule', async () => {
     const bad = (spec: Record<string, unknown>) => {
       const file = join(dir, `bad-${Math.random().toString(36).slice(2)}.yaml`);
-      writeFileSync(file, JSON.stringify({ apiVersion: 'bluegreen.dev/v1alpha1', kind: 'Release', metadata: { name: 'bad', namespace: 'default' }, spec }));
+      writeFileSync(
+        file,
+        JSON.stringify({
+          apiVersion: 'bluegreen.dev/v1alpha1',
+          kind: 'Release',
+          metadata: { name: 'bad', namespace: 'default' },
+          spec,
+        }),
+      );
       return file;
     };
-    const invalid = await refused('apply', '-f', bad({ image: 'Registry/Bad Image', replicas: 0, strategy: 'sideways', monitor: { intervalSeconds: 'often' }, canary: { steps: [{ weight: 150, holdSeconds: 60 }] } }));
+    const invalid = await refused(
+      'apply',
+      '-f',
+      bad({
+        image: 'Registry/Bad Image',
+        replicas: 0,
+        strategy: 'sideways',
+        monitor: { intervalSeconds: 'often' },
+        canary: { steps: [{ weight: 150, holdSeconds: 60 }] },
+      }),
+    );
     assert.match(invalid, /spec\.replicas: Invalid value: 0: .*greater than or equal to 1/);
     assert.match(invalid, /spec\.image: Invalid value: "Registry\/Bad Image": .*should match/);
     assert.match(invalid, /spec\.strategy: Unsupported value: "sideways": supported values: "blueGreen", "canary"/);
     assert.match(invalid, /spec\.monitor\.intervalSeconds: Invalid value: "string": .*must be of type integer/);
     assert.match(invalid, /spec\.canary\.steps\[0\]\.weight: Invalid value: 150: .*less than or equal to 100/);
-    assert.match(await refused('apply', '-f', bad({ image: 'registry.internal/x:v1', colour: 'blue' })), /unknown field "spec\.colour"/);
+    assert.match(
+      await refused('apply', '-f', bad({ image: 'registry.internal/x:v1', colour: 'blue' })),
+      /unknown field "spec\.colour"/,
+    );
     assert.match(await refused('apply', '-f', bad({ replicas: 2 })), /spec\.image: Required value/);
     await assert.rejects(kubectl('get', 'release', 'bad', '-n', 'default'), /NotFound/, 'nothing was stored');
   });

@@ -41,7 +41,11 @@ export function phaseSpans(status: DeploymentStatus): { deployMs: number; switch
  */
 export const MAX_PER_PHASE = 60;
 
-export function sweepPoints({ deployMs, switchMs }: { deployMs: number; switchMs: number }, perDeploy = 30, perSwitch = 12): SweepPoint[] {
+export function sweepPoints(
+  { deployMs, switchMs }: { deployMs: number; switchMs: number },
+  perDeploy = 30,
+  perSwitch = 12,
+): SweepPoint[] {
   const points: SweepPoint[] = [];
   for (const [anchor, span, least] of [
     ['deploy', deployMs, perDeploy],
@@ -65,7 +69,11 @@ export interface SweepDriver {
 }
 
 /** Runs one deployment per point, aborting at the point; every one must end rolled back and restored. */
-export async function runSweep(points: SweepPoint[], driver: SweepDriver, log: (line: string) => void = () => undefined): Promise<SweepRun[]> {
+export async function runSweep(
+  points: SweepPoint[],
+  driver: SweepDriver,
+  log: (line: string) => void = () => undefined,
+): Promise<SweepRun[]> {
   const runs: SweepRun[] = [];
   for (const point of points) {
     const anchored = driver.anchorWrite(point.anchor);
@@ -75,11 +83,17 @@ export async function runSweep(points: SweepPoint[], driver: SweepDriver, log: (
     const answer = await driver.abort();
     assert.equal(answer.delivery, 'accepted', `${point.anchor}+${point.offsetMs} ms: ${answer.message}`);
     const result = await deploymentResult(handle);
-    assert.deepEqual([result.outcome, result.reason], ['RolledBack', 'Aborted'], `${point.anchor}+${point.offsetMs} ms: ${result.message}`);
+    assert.deepEqual(
+      [result.outcome, result.reason],
+      ['RolledBack', 'Aborted'],
+      `${point.anchor}+${point.offsetMs} ms: ${result.message}`,
+    );
     await driver.assertRestored(result, point);
     const run = { ...point, acceptedIn: answer.phase ?? '?', outcome: result.outcome, reason: result.reason };
     runs.push(run);
-    log(`abort sweep: ${point.anchor}+${point.offsetMs} ms, accepted in ${run.acceptedIn}: ${result.outcome} (${result.reason}), restore ${result.rollbackSeconds?.toFixed(2)} s`);
+    log(
+      `abort sweep: ${point.anchor}+${point.offsetMs} ms, accepted in ${run.acceptedIn}: ${result.outcome} (${result.reason}), restore ${result.rollbackSeconds?.toFixed(2)} s`,
+    );
   }
   return runs;
 }

@@ -33,14 +33,20 @@ export const HISTORIES_DIR = fileURLToPath(new URL('../histories/', import.meta.
 export const REFERENCE_TARGET: Target = DETECTION_API_TARGET;
 
 /** The reference workload's preset, as its repository keeps it: the seven smoke checks and the full SLO table. */
-export const DETECTION_API_PRESET = parseYaml(readFileSync(fileURLToPath(new URL('../../examples/detection-api/bluegreen.yaml', import.meta.url)), 'utf8')) as {
+export const DETECTION_API_PRESET = parseYaml(
+  readFileSync(fileURLToPath(new URL('../../examples/detection-api/bluegreen.yaml', import.meta.url)), 'utf8'),
+) as {
   smoke: NonNullable<DeploymentSpecInput['smoke']>;
   monitor: NonNullable<DeploymentSpecInput['monitor']>;
   canary: NonNullable<DeploymentSpecInput['canary']>;
 };
 
 /** The detection API's SLO table, parsed (its preset's `monitor.slos`). */
-export const DETECTION_API_SLOS = parseDeploymentSpec({ app: 'detection-api', image: 'registry.internal/detection-api:v2.2.0', monitor: { slos: DETECTION_API_PRESET.monitor.slos } }).monitor.slos;
+export const DETECTION_API_SLOS = parseDeploymentSpec({
+  app: 'detection-api',
+  image: 'registry.internal/detection-api:v2.2.0',
+  monitor: { slos: DETECTION_API_PRESET.monitor.slos },
+}).monitor.slos;
 
 /**
  * The reference workload's spec: the product's defaults with the detection API's preset (its
@@ -67,14 +73,24 @@ export async function withWorker<T>(
   env: TestWorkflowEnvironment,
   double: RecordingPlatformDouble,
   body: (taskQueue: string) => Promise<T>,
-  { taskQueue = `test-${randomUUID()}`, options = {}, notifier = null }: { taskQueue?: string; options?: Partial<WorkerOptions>; notifier?: Notifier | null } = {},
+  {
+    taskQueue = `test-${randomUUID()}`,
+    options = {},
+    notifier = null,
+  }: { taskQueue?: string; options?: Partial<WorkerOptions>; notifier?: Notifier | null } = {},
 ): Promise<T> {
   const skipping = env.supportsTimeSkipping;
   const worker = await createDeploymentWorker({
     connection: env.nativeConnection,
     namespace: env.namespace ?? 'default',
     taskQueue,
-    activities: createActivities({ platform: double, smoke: double, slo: double, notifier, ...(skipping ? { clock: acceleratedClock(env) } : {}) }),
+    activities: createActivities({
+      platform: double,
+      smoke: double,
+      slo: double,
+      notifier,
+      ...(skipping ? { clock: acceleratedClock(env) } : {}),
+    }),
     workflowBundle: await workflowBundle(),
     // Under skipped time a heartbeat must reach the server before the next skip, not 3 s later.
     options: { ...(skipping ? { maxHeartbeatThrottleInterval: '1ms' } : {}), ...options },
@@ -108,11 +124,14 @@ export function acceleratedClock(env: TestWorkflowEnvironment): Clock {
 
 /** Starts a deployment workflow directly, of the spec's strategy (the client library is tested on its own). */
 export async function startDeployment(env: TestWorkflowEnvironment, taskQueue: string, spec: DeploymentSpec) {
-  return await env.client.workflow.start(spec.strategy === 'canary' ? canaryDeploymentWorkflow : blueGreenDeploymentWorkflow, {
-    taskQueue,
-    workflowId: `deploy-${randomUUID()}`,
-    args: [spec],
-  });
+  return await env.client.workflow.start(
+    spec.strategy === 'canary' ? canaryDeploymentWorkflow : blueGreenDeploymentWorkflow,
+    {
+      taskQueue,
+      workflowId: `deploy-${randomUUID()}`,
+      args: [spec],
+    },
+  );
 }
 
 /** Writes a finished run's history for the replay tests when UPDATE_HISTORIES=1. */

@@ -42,7 +42,9 @@ export async function startDetectionApi(env: Record<string, string>): Promise<De
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));
   child.stderr!.on('data', (chunk) => (output += chunk));
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)),
+  );
   const url = `http://127.0.0.1:${port}`;
   await waitUntilReady('detection-api', child, `${url}/ready`, { output: () => output });
   return { url, child, output: () => output, exited, kill: (signal) => child.kill(signal) };
@@ -59,7 +61,12 @@ export interface CotEvent {
   remarks: string;
 }
 
-const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '', parseAttributeValue: true, parseTagValue: false });
+const parser = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: '',
+  parseAttributeValue: true,
+  parseTagValue: false,
+});
 
 /** A TCP listener that plays the TAK server's CoT input and parses every event it receives. */
 export class TakListener {
@@ -106,7 +113,9 @@ export class TakListener {
     while ((end = this.buffer.indexOf('</event>')) >= 0) {
       const xml = this.buffer.slice(0, end + '</event>'.length);
       this.buffer = this.buffer.slice(end + '</event>'.length);
-      const { event } = parser.parse(xml) as { event: Record<string, unknown> & { point: CotEvent['point']; detail: { remarks: string } } };
+      const { event } = parser.parse(xml) as {
+        event: Record<string, unknown> & { point: CotEvent['point']; detail: { remarks: string } };
+      };
       this.events.push({
         uid: String(event['uid']),
         type: String(event['type']),
@@ -122,7 +131,10 @@ export class TakListener {
 }
 
 /** POSTs a detection; returns status and JSON body. */
-export async function postDetection(url: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+export async function postDetection(
+  url: string,
+  body: unknown,
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const response = await fetch(`${url}/api/detections`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -131,4 +143,10 @@ export async function postDetection(url: string, body: unknown): Promise<{ statu
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
-export const SEED_DETECTION = { source: 'test-uav', latitude: 34.0522, longitude: -118.2437, accuracy_meters: 50, confidence: 0.92 };
+export const SEED_DETECTION = {
+  source: 'test-uav',
+  latitude: 34.0522,
+  longitude: -118.2437,
+  accuracy_meters: 50,
+  confidence: 0.92,
+};

@@ -18,7 +18,11 @@ export const DETECTION_API_IMAGE = (tag: string) => `registry.internal/detection
 export function deployTag(
   stack: EmbeddedStack,
   tag: string,
-  { monitorSeconds, intervalSeconds, scaleDownDelaySeconds }: { monitorSeconds: number; intervalSeconds: number; scaleDownDelaySeconds: number },
+  {
+    monitorSeconds,
+    intervalSeconds,
+    scaleDownDelaySeconds,
+  }: { monitorSeconds: number; intervalSeconds: number; scaleDownDelaySeconds: number },
 ) {
   return stack.deployments!.start(
     testSpec({
@@ -34,10 +38,14 @@ export function deployTag(
 /** Waits until the running deployment of the detection API is in `phase`. */
 export async function untilPhase(stack: EmbeddedStack, phase: string): Promise<DeploymentStatus> {
   let status: DeploymentStatus | null = null;
-  await eventually(async () => {
-    status = await stack.deployments!.status('default', 'detection-api').catch(() => null);
-    return status?.phase === phase;
-  }, `phase ${phase}`, 60_000);
+  await eventually(
+    async () => {
+      status = await stack.deployments!.status('default', 'detection-api').catch(() => null);
+      return status?.phase === phase;
+    },
+    `phase ${phase}`,
+    60_000,
+  );
   return status!;
 }
 
@@ -67,7 +75,10 @@ export interface StackUnderTraffic {
  * An embedded stack in a temporary directory (on `ports`, or free ones), the detection API live on
  * blue and discovered by Prometheus, and `rate` requests/s through its router.
  */
-export async function startStackUnderTraffic(options: Omit<StackOptions, 'stateDir' | 'ports'> & { ports?: StackPorts }, rate = 20): Promise<StackUnderTraffic> {
+export async function startStackUnderTraffic(
+  options: Omit<StackOptions, 'stateDir' | 'ports'> & { ports?: StackPorts },
+  rate = 20,
+): Promise<StackUnderTraffic> {
   const stack = new EmbeddedStack({
     stateDir: mkdtempSync(join(tmpdir(), 'embedded-stack-')),
     ports: options.ports ?? (await freeStackPorts()),
@@ -88,7 +99,10 @@ export async function startStackUnderTraffic(options: Omit<StackOptions, 'stateD
  */
 export async function routeAllTo(stack: EmbeddedStack, slot: Slot): Promise<void> {
   for (const router of TRAFFIC_ROUTERS) {
-    await stack.local!.platform.switchTraffic({ target: { ...DETECTION_API_TARGET, traffic: { ...DETECTION_API_TARGET.traffic!, router } }, slot });
+    await stack.local!.platform.switchTraffic({
+      target: { ...DETECTION_API_TARGET, traffic: { ...DETECTION_API_TARGET.traffic!, router } },
+      slot,
+    });
   }
 }
 

@@ -2,13 +2,20 @@
  * Polls `predicate` until it holds; bounded, so a test that waits for the wrong thing fails, with
  * `explain()`'s account of the state then if given.
  */
-export async function eventually(predicate: () => Promise<boolean>, what = 'condition', timeoutMs = 30_000, explain?: () => Promise<string>): Promise<void> {
+export async function eventually(
+  predicate: () => Promise<boolean>,
+  what = 'condition',
+  timeoutMs = 30_000,
+  explain?: () => Promise<string>,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await predicate()) return;
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-  const state = explain ? await explain().catch((error: unknown) => `(the state could not be read: ${String(error)})`) : '';
+  const state = explain
+    ? await explain().catch((error: unknown) => `(the state could not be read: ${String(error)})`)
+    : '';
   throw new Error(`${what} not met within ${timeoutMs / 1000} s${state ? `\n${state}` : ''}`);
 }
 
@@ -16,7 +23,12 @@ export async function eventually(predicate: () => Promise<boolean>, what = 'cond
  * `promise`'s value, or an error naming `what` once `timeoutMs` has passed, with `explain()`'s
  * account of the state then (so a wait that cannot end fails with the reason, not at the file's bound).
  */
-export async function within<T>(promise: Promise<T>, what: string, timeoutMs: number, explain: () => Promise<string> = async () => ''): Promise<T> {
+export async function within<T>(
+  promise: Promise<T>,
+  what: string,
+  timeoutMs: number,
+  explain: () => Promise<string> = async () => '',
+): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {

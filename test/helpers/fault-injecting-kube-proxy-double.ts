@@ -35,7 +35,15 @@ export interface FaultCounts {
   permanent: number;
 }
 
-const REASONS: Record<number, string> = { 403: 'Forbidden', 404: 'NotFound', 409: 'Conflict', 422: 'Invalid', 429: 'TooManyRequests', 500: 'InternalError', 502: 'BadGateway' };
+const REASONS: Record<number, string> = {
+  403: 'Forbidden',
+  404: 'NotFound',
+  409: 'Conflict',
+  422: 'Invalid',
+  429: 'TooManyRequests',
+  500: 'InternalError',
+  502: 'BadGateway',
+};
 
 export class FaultInjectingKubeProxy {
   /** Tells the test of each write as it arrives, and can hold writes (an API slow to answer). */
@@ -63,16 +71,33 @@ export class FaultInjectingKubeProxy {
    * Listens on a free loopback port and forwards to `upstream`, both over TLS: it serves the API
    * server's own certificate (`certFile`, `keyFile`), so clients trust it with the same CA.
    */
-  static async start({ upstream, caFile, certFile, keyFile, seed = 1 }: { upstream: string; caFile: string; certFile: string; keyFile: string; seed?: number }): Promise<FaultInjectingKubeProxy> {
+  static async start({
+    upstream,
+    caFile,
+    certFile,
+    keyFile,
+    seed = 1,
+  }: {
+    upstream: string;
+    caFile: string;
+    certFile: string;
+    keyFile: string;
+    seed?: number;
+  }): Promise<FaultInjectingKubeProxy> {
     let proxy: FaultInjectingKubeProxy | null = null;
-    const server = createServer({ cert: readFileSync(certFile), key: readFileSync(keyFile) }, (req, res) => proxy!.handle(req, res));
+    const server = createServer({ cert: readFileSync(certFile), key: readFileSync(keyFile) }, (req, res) =>
+      proxy!.handle(req, res),
+    );
     proxy = new FaultInjectingKubeProxy(server, new URL(upstream), readFileSync(caFile), seed);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     return proxy;
   }
 
   /** A proxy in front of a test control plane's API server, with its serving certificate. */
-  static async inFrontOf(plane: { server: string; caFile: string; dir: string }, seed?: number): Promise<FaultInjectingKubeProxy> {
+  static async inFrontOf(
+    plane: { server: string; caFile: string; dir: string },
+    seed?: number,
+  ): Promise<FaultInjectingKubeProxy> {
     const certs = join(plane.dir, 'certs');
     return await FaultInjectingKubeProxy.start({
       upstream: plane.server,
@@ -116,9 +141,14 @@ export class FaultInjectingKubeProxy {
     if (rule) {
       this.counts.permanent += 1;
       req.resume();
-      return answer(res, rule.status, `injected permanent fault: ${req.method} ${req.url} is answered ${rule.status} by the fault-injecting proxy`);
+      return answer(
+        res,
+        rule.status,
+        `injected permanent fault: ${req.method} ${req.url} is answered ${rule.status} by the fault-injecting proxy`,
+      );
     }
-    const fault = this.firstTryOfWrite(req) ?? (this.random() < this.transientRate ? this.pick(req.method ?? 'GET') : null);
+    const fault =
+      this.firstTryOfWrite(req) ?? (this.random() < this.transientRate ? this.pick(req.method ?? 'GET') : null);
     if (fault !== null) this.counts.transient[String(fault)] = (this.counts.transient[String(fault)] ?? 0) + 1;
     if (fault === 'lost-answer') return this.forward(req, res, () => res.socket?.destroy());
     if (fault === 'reset') {
@@ -176,7 +206,15 @@ export class FaultInjectingKubeProxy {
 }
 
 function answer(res: ServerResponse, code: number, message: string): void {
-  const body = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: REASONS[code] ?? 'Unknown', code });
+  const body = JSON.stringify({
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message,
+    reason: REASONS[code] ?? 'Unknown',
+    code,
+  });
   res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }

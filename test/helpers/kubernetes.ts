@@ -56,7 +56,13 @@ export function detectionApiTarget(namespace: string): Target {
  * which also resets the objects an earlier run of the same file changed; waits until blue's three
  * replicas of v2.1.0 serve and green has none.
  */
-export async function startClusterWithManifests({ own = false, namespace }: { own?: boolean; namespace: string }): Promise<Cluster> {
+export async function startClusterWithManifests({
+  own = false,
+  namespace,
+}: {
+  own?: boolean;
+  namespace: string;
+}): Promise<Cluster> {
   const dir = mkdtempSync(join(tmpdir(), 'k8s-cluster-'));
   // `own`: a control plane of this file's alone, for a drill that stops its API server.
   const plane = own ? await startControlPlane({ dir }) : await useControlPlane({ dir });
@@ -75,7 +81,9 @@ export async function startClusterWithManifests({ own = false, namespace }: { ow
     const target = detectionApiTarget(namespace);
     await platform.waitForSlotReady({ target, slot: 'blue', replicas: 3, timeoutSeconds: 60 }, progress);
     await platform.scaleSlot({ target, slot: 'green', replicas: 0 }, progress);
-    const onBlue = async () => JSON.stringify(await endpointPods(cluster, 'detection-api-service', namespace)) === JSON.stringify(await slotPods(cluster, 'blue', namespace));
+    const onBlue = async () =>
+      JSON.stringify(await endpointPods(cluster, 'detection-api-service', namespace)) ===
+      JSON.stringify(await slotPods(cluster, 'blue', namespace));
     await eventually(onBlue, 'endpoints on blue');
     return cluster;
   } catch (error) {
@@ -88,11 +96,24 @@ export async function startClusterWithManifests({ own = false, namespace }: { ow
  * `kubectl apply -k dir` with every namespaced object (and each RoleBinding's ServiceAccount
  * subject) moved to `namespace`, which is made if missing: an overlay of kustomize's own.
  */
-export async function applyInNamespace(plane: ControlPlane, dir: string, namespace: string, ...options: string[]): Promise<void> {
+export async function applyInNamespace(
+  plane: ControlPlane,
+  dir: string,
+  namespace: string,
+  ...options: string[]
+): Promise<void> {
   const kubectl = (...args: string[]) => run('kubectl', ['--kubeconfig', plane.kubeconfigPath, ...args]);
   const overlay = mkdtempSync(join(tmpdir(), 'overlay-'));
-  const kustomization = ['kind: Kustomization', `namespace: ${namespace}`, 'resources:', `  - ${relative(overlay, dir)}`];
-  writeFileSync(join(overlay, 'kustomization.yaml'), `apiVersion: kustomize.config.k8s.io/v1beta1\n${kustomization.join('\n')}\n`);
+  const kustomization = [
+    'kind: Kustomization',
+    `namespace: ${namespace}`,
+    'resources:',
+    `  - ${relative(overlay, dir)}`,
+  ];
+  writeFileSync(
+    join(overlay, 'kustomization.yaml'),
+    `apiVersion: kustomize.config.k8s.io/v1beta1\n${kustomization.join('\n')}\n`,
+  );
   await kubectl('create', 'namespace', namespace).catch((error: Error) => {
     if (!/AlreadyExists/.test(error.message)) throw error;
   });
@@ -101,7 +122,10 @@ export async function applyInNamespace(plane: ControlPlane, dir: string, namespa
 
 /** Names of the ready pods in the Service's EndpointSlices, sorted. */
 export async function endpointPods(cluster: Cluster, service: string, namespace: string): Promise<string[]> {
-  const slices = await cluster.discovery.listNamespacedEndpointSlice({ namespace, labelSelector: `kubernetes.io/service-name=${service}` });
+  const slices = await cluster.discovery.listNamespacedEndpointSlice({
+    namespace,
+    labelSelector: `kubernetes.io/service-name=${service}`,
+  });
   return slices.items
     .flatMap((s) => s.endpoints ?? [])
     .filter((e) => e.conditions?.ready)
@@ -121,7 +145,12 @@ export function appTarget(app: string, namespace: string): Target {
 }
 
 /** Creates another app's Service (on blue) and its blue (`replicas`) and green (none) Deployments. */
-export async function createBlueGreenApp(apps: k8s.AppsV1Api, core: k8s.CoreV1Api, app: string, { namespace, replicas = 1 }: { namespace: string; replicas?: number }): Promise<Target> {
+export async function createBlueGreenApp(
+  apps: k8s.AppsV1Api,
+  core: k8s.CoreV1Api,
+  app: string,
+  { namespace, replicas = 1 }: { namespace: string; replicas?: number },
+): Promise<Target> {
   const slotDeployment = (slot: 'blue' | 'green', count: number): k8s.V1Deployment => ({
     metadata: { name: `${app}-${slot}`, labels: { app, slot } },
     spec: {
@@ -129,20 +158,34 @@ export async function createBlueGreenApp(apps: k8s.AppsV1Api, core: k8s.CoreV1Ap
       selector: { matchLabels: { app, slot } },
       template: {
         metadata: { labels: { app, slot, version: 'v1.0.0' } },
-        spec: { terminationGracePeriodSeconds: 5, containers: [{ name: app, image: `registry.internal/${app}:v1.0.0`, ports: [{ containerPort: 8000 }] }] },
+        spec: {
+          terminationGracePeriodSeconds: 5,
+          containers: [{ name: app, image: `registry.internal/${app}:v1.0.0`, ports: [{ containerPort: 8000 }] }],
+        },
       },
     },
   });
-  await core.createNamespacedService({ namespace, body: { metadata: { name: `${app}-service` }, spec: { selector: { app, slot: 'blue' }, ports: [{ port: 80, targetPort: 8000 }] } } });
+  await core.createNamespacedService({
+    namespace,
+    body: {
+      metadata: { name: `${app}-service` },
+      spec: { selector: { app, slot: 'blue' }, ports: [{ port: 80, targetPort: 8000 }] },
+    },
+  });
   await apps.createNamespacedDeployment({ namespace, body: slotDeployment('blue', replicas) });
   await apps.createNamespacedDeployment({ namespace, body: slotDeployment('green', 0) });
   return appTarget(app, namespace);
 }
 
 /** Deletes what createBlueGreenApp made (a test on the shared control plane leaves it as it found it); absent objects are fine. */
-export async function deleteBlueGreenApp(cluster: Pick<Cluster, 'apps' | 'core'>, app: string, namespace: string): Promise<void> {
+export async function deleteBlueGreenApp(
+  cluster: Pick<Cluster, 'apps' | 'core'>,
+  app: string,
+  namespace: string,
+): Promise<void> {
   await cluster.core.deleteNamespacedService({ name: `${app}-service`, namespace }).catch(() => undefined);
-  for (const slot of ['blue', 'green']) await cluster.apps.deleteNamespacedDeployment({ name: `${app}-${slot}`, namespace }).catch(() => undefined);
+  for (const slot of ['blue', 'green'])
+    await cluster.apps.deleteNamespacedDeployment({ name: `${app}-${slot}`, namespace }).catch(() => undefined);
 }
 
 /**
@@ -152,13 +195,24 @@ export async function deleteBlueGreenApp(cluster: Pick<Cluster, 'apps' | 'core'>
  * endpoints exactly the live slot's one pod; one rollout per change, however often a write ran
  * (green at revision 2 after a success, 3 after a rollback: back on its first ReplicaSet).
  */
-export async function assertFirstDeploymentState(cluster: Cluster, app: string, image: string, outcome: 'Succeeded' | 'RolledBack', context: string, namespace: string): Promise<void> {
+export async function assertFirstDeploymentState(
+  cluster: Cluster,
+  app: string,
+  image: string,
+  outcome: 'Succeeded' | 'RolledBack',
+  context: string,
+  namespace: string,
+): Promise<void> {
   const first = `registry.internal/${app}:v1.0.0`;
   const idle = { image: first, replicas: 0, ready: 0, revision: '1' };
   const expected =
     outcome === 'Succeeded'
       ? { live: 'green', blue: idle, green: { image, replicas: 1, ready: 1, revision: '2' } }
-      : { live: 'blue', blue: { image: first, replicas: 1, ready: 1, revision: '1' }, green: { ...idle, revision: '3' } };
+      : {
+          live: 'blue',
+          blue: { image: first, replicas: 1, ready: 1, revision: '1' },
+          green: { ...idle, revision: '3' },
+        };
   const stateOf = async () => {
     const [service, blue, green] = await Promise.all([
       cluster.core.readNamespacedService({ name: `${app}-service`, namespace }),
@@ -173,16 +227,27 @@ export async function assertFirstDeploymentState(cluster: Cluster, app: string, 
     });
     return { live: service.spec!.selector!['slot'], blue: slot(blue), green: slot(green) };
   };
-  await eventually(async () => JSON.stringify(await stateOf()) === JSON.stringify(expected), `${context}: ${JSON.stringify(expected)}`, 30_000).catch(async () => {
+  await eventually(
+    async () => JSON.stringify(await stateOf()) === JSON.stringify(expected),
+    `${context}: ${JSON.stringify(expected)}`,
+    30_000,
+  ).catch(async () => {
     assert.deepEqual(await stateOf(), expected, context);
   });
-  await eventually(async () => {
-    const [endpoints, pods] = await Promise.all([
-      endpointPods(cluster, `${app}-service`, namespace),
-      cluster.core.listNamespacedPod({ namespace, labelSelector: `app=${app},slot=${expected.live}` }),
-    ]);
-    return endpoints.length === 1 && JSON.stringify(endpoints) === JSON.stringify(pods.items.map((p) => p.metadata!.name!).sort());
-  }, `${context}: the Service's endpoints are ${expected.live}'s one pod`, 30_000);
+  await eventually(
+    async () => {
+      const [endpoints, pods] = await Promise.all([
+        endpointPods(cluster, `${app}-service`, namespace),
+        cluster.core.listNamespacedPod({ namespace, labelSelector: `app=${app},slot=${expected.live}` }),
+      ]);
+      return (
+        endpoints.length === 1 &&
+        JSON.stringify(endpoints) === JSON.stringify(pods.items.map((p) => p.metadata!.name!).sort())
+      );
+    },
+    `${context}: the Service's endpoints are ${expected.live}'s one pod`,
+    30_000,
+  );
 }
 
 /** Makes the pods labelled `version` crash-loop: their restartCount climbs every 2 s until stopped. */
@@ -190,12 +255,16 @@ export function crashLoop(cluster: Cluster, version: string, namespace: string):
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
-      const pods = await cluster.core.listNamespacedPod({ namespace, labelSelector: `version=${version}` }).catch(() => null);
+      const pods = await cluster.core
+        .listNamespacedPod({ namespace, labelSelector: `version=${version}` })
+        .catch(() => null);
       for (const pod of pods?.items ?? []) {
         const container = pod.status?.containerStatuses?.[0];
         if (!container || pod.metadata?.deletionTimestamp) continue;
         container.restartCount += 1;
-        await cluster.core.replaceNamespacedPodStatus({ name: pod.metadata!.name!, namespace, body: pod }).catch(() => undefined);
+        await cluster.core
+          .replaceNamespacedPodStatus({ name: pod.metadata!.name!, namespace, body: pod })
+          .catch(() => undefined);
       }
       await new Promise((resolve) => setTimeout(resolve, 2000));
     }

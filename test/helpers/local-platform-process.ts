@@ -11,10 +11,23 @@ import { freePort } from '../../src/processes/processes.js';
 
 export type { LocalPlatformProcess };
 
-export async function startLocalPlatform({ takAddress, blueReplicas = 2 }: { takAddress: string; blueReplicas?: number }): Promise<LocalPlatformProcess> {
+export async function startLocalPlatform({
+  takAddress,
+  blueReplicas = 2,
+}: {
+  takAddress: string;
+  blueReplicas?: number;
+}): Promise<LocalPlatformProcess> {
   return await startLocalPlatformProcess({
     stateDir: mkdtempSync(join(tmpdir(), 'local-platform-')),
-    ports: { control: await freePort(), router: await freePort(), blue: await freePort(), green: await freePort(), gateway: await freePort(), ingress: await freePort() },
+    ports: {
+      control: await freePort(),
+      router: await freePort(),
+      blue: await freePort(),
+      green: await freePort(),
+      gateway: await freePort(),
+      ingress: await freePort(),
+    },
     // Replicas drain fast in tests: a scale-down need not wait half a second per pod.
     env: { TAK_ADDRESS: takAddress, SHUTDOWN_DRAIN_MS: '100' },
     blueReplicas,

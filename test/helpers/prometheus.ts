@@ -21,9 +21,19 @@ export async function startPrometheus(
   const extraArgs: string[] = [];
   const headers: Record<string, string> = {};
   if (basicAuth) {
-    writeFileSync(join(dir, 'web.yml'), `basic_auth_users:\n  ${basicAuth.username}: '${bcrypt.hashSync(basicAuth.password, 10)}'\n`);
+    writeFileSync(
+      join(dir, 'web.yml'),
+      `basic_auth_users:\n  ${basicAuth.username}: '${bcrypt.hashSync(basicAuth.password, 10)}'\n`,
+    );
     extraArgs.push(`--web.config.file=${join(dir, 'web.yml')}`);
     headers['authorization'] = `Basic ${Buffer.from(`${basicAuth.username}:${basicAuth.password}`).toString('base64')}`;
   }
-  return await launch({ dir, listen: `127.0.0.1:${await freePort()}`, targets, extraArgs, headers, scrapeIntervalSeconds });
+  return await launch({
+    dir,
+    listen: `127.0.0.1:${await freePort()}`,
+    targets,
+    extraArgs,
+    headers,
+    scrapeIntervalSeconds,
+  });
 }

@@ -88,7 +88,8 @@ export interface DoubleBehaviour {
 export function inPreflightOrder(calls: string[]): string[] {
   const ordered = [...calls];
   for (let i = 1; i < ordered.length; i++) {
-    if (ordered[i - 1]!.startsWith('readScrapeInterval') && ordered[i]!.startsWith('evaluateActiveSlos')) [ordered[i - 1], ordered[i]] = [ordered[i]!, ordered[i - 1]!];
+    if (ordered[i - 1]!.startsWith('readScrapeInterval') && ordered[i]!.startsWith('evaluateActiveSlos'))
+      [ordered[i - 1], ordered[i]] = [ordered[i]!, ordered[i - 1]!];
   }
   return ordered;
 }
@@ -123,7 +124,12 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
   constructor(options: { active?: Slot; image?: string; behaviour?: DoubleBehaviour } = {}) {
     this.selector = options.active ?? 'blue';
     this.origin = this.selector;
-    const live = { image: options.image ?? 'registry.internal/detection-api:v2.1.0', replicas: 3, readyReplicas: 3, restarts: 0 };
+    const live = {
+      image: options.image ?? 'registry.internal/detection-api:v2.1.0',
+      replicas: 3,
+      readyReplicas: 3,
+      restarts: 0,
+    };
     const idle = { image: 'registry.internal/detection-api:v2.0.0', replicas: 0, readyReplicas: 0, restarts: 0 };
     this.slots = this.selector === 'blue' ? { blue: live, green: idle } : { blue: idle, green: live };
     this.behaviour = options.behaviour ?? {};
@@ -131,7 +137,11 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
 
   /** The calls as `name slot` strings, without the monitor's per-tick measurements. */
   platformCalls(): string[] {
-    return inPreflightOrder(this.calls.filter((c) => !c.name.startsWith('tick:') && !c.name.startsWith('evidence:')).map((c) => (c.slot ? `${c.name} ${c.slot}` : c.name)));
+    return inPreflightOrder(
+      this.calls
+        .filter((c) => !c.name.startsWith('tick:') && !c.name.startsWith('evidence:'))
+        .map((c) => (c.slot ? `${c.name} ${c.slot}` : c.name)),
+    );
   }
 
   /** How many monitor ticks measured the SLOs. */
@@ -147,7 +157,15 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
       await Promise.race([
         new Promise<void>((resolve) => this.waiters.push({ name, count, resolve })),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`${name} was called ${this.calls.filter((c) => c.name === name).length} times, not ${count}, within ${timeoutMs / 1000} s; calls: ${this.platformCalls().join(', ')}`)), timeoutMs);
+          timer = setTimeout(
+            () =>
+              reject(
+                new Error(
+                  `${name} was called ${this.calls.filter((c) => c.name === name).length} times, not ${count}, within ${timeoutMs / 1000} s; calls: ${this.platformCalls().join(', ')}`,
+                ),
+              ),
+            timeoutMs,
+          );
         }),
       ]);
     } finally {
@@ -227,19 +245,33 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
   dryRun(): Platform {
     const slotOf = (request: DeploySlotRequest) => {
       const slot = this.slots[request.slot];
-      const state = { slot: request.slot, deployment: request.target.deployments[request.slot], image: slot.image, replicas: slot.replicas, readyReplicas: slot.readyReplicas };
+      const state = {
+        slot: request.slot,
+        deployment: request.target.deployments[request.slot],
+        image: slot.image,
+        replicas: slot.replicas,
+        readyReplicas: slot.readyReplicas,
+      };
       return { ...state, updatedReplicas: slot.readyReplicas, availableReplicas: slot.readyReplicas };
     };
     const writes: Pick<Platform, 'deploySlot' | 'switchTraffic' | 'setTrafficWeight'> = {
       deploySlot: async (request) => (this.record('dryRun:deploySlot', request.slot, request), slotOf(request)),
-      switchTraffic: async (request) => (this.record('dryRun:switchTraffic', request.slot, request), { changed: this.selector !== request.slot, previousSlot: this.selector }),
-      setTrafficWeight: async (request) => (this.record('dryRun:setTrafficWeight', request.canary, request), { changed: this.weight !== request.weight, previous: `${this.weight} %` }),
+      switchTraffic: async (request) => (
+        this.record('dryRun:switchTraffic', request.slot, request),
+        { changed: this.selector !== request.slot, previousSlot: this.selector }
+      ),
+      setTrafficWeight: async (request) => (
+        this.record('dryRun:setTrafficWeight', request.canary, request),
+        { changed: this.weight !== request.weight, previous: `${this.weight} %` }
+      ),
     };
     return Object.assign(Object.create(this) as Platform, writes);
   }
 
   async reviewAccess(): Promise<PlanCheck[]> {
-    return [{ kind: 'access', name: 'access', verdict: PlanVerdict.Ok, detail: 'the recording double has no access control' }];
+    return [
+      { kind: 'access', name: 'access', verdict: PlanVerdict.Ok, detail: 'the recording double has no access control' },
+    ];
   }
 
   async checkCapacity(): Promise<PlanCheck[]> {
@@ -248,7 +280,12 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
 
   async checkEndpoint(request: SmokeRequest): Promise<PlanCheck> {
     this.record('checkEndpoint', request.slot, request);
-    return { kind: 'smoke', name: `smoke endpoint of ${request.slot}`, verdict: PlanVerdict.Ok, detail: 'the recording double answers for every slot' };
+    return {
+      kind: 'smoke',
+      name: `smoke endpoint of ${request.slot}`,
+      verdict: PlanVerdict.Ok,
+      detail: 'the recording double answers for every slot',
+    };
   }
 
   async waitForSlotReady(request: WaitForSlotReadyRequest, progress: Progress) {
@@ -269,7 +306,8 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
     this.record('switchTraffic', request.slot, request);
     if (request.slot === this.origin && this.selector !== this.origin) {
       const attempt = this.calls.filter((c) => c.name === 'switchTraffic' && c.slot === this.origin).length;
-      if (attempt <= (this.behaviour.failSwitchBack ?? 0)) throw new Error(`connect ECONNREFUSED 127.0.0.1:6443 (switch back, try ${attempt})`);
+      if (attempt <= (this.behaviour.failSwitchBack ?? 0))
+        throw new Error(`connect ECONNREFUSED 127.0.0.1:6443 (switch back, try ${attempt})`);
     }
     const previousSlot = this.selector;
     this.selector = request.slot;
@@ -298,7 +336,10 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
     await this.maybeBlock('verifyTrafficWeight', progress);
     return {
       weight: this.weight,
-      endpoints: { [request.stable]: this.slots[request.stable].readyReplicas, [request.canary]: this.slots[request.canary].readyReplicas } as Record<Slot, number>,
+      endpoints: {
+        [request.stable]: this.slots[request.stable].readyReplicas,
+        [request.canary]: this.slots[request.canary].readyReplicas,
+      } as Record<Slot, number>,
       seconds: 0.1,
     };
   }
@@ -308,7 +349,9 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
     // In a monitor window's activity, a tick reads the SLOs first, then the restarts beside them.
     const lastSwitch = this.calls.map((c) => c.name).lastIndexOf('verifyTraffic');
     const window = monitorWindow();
-    const monitoring = window ? (this.lastInWindow.get(window) ?? '').startsWith('tick:evaluate') : this.calls.slice(lastSwitch + 1).some((c) => c.name.endsWith('readRestarts'));
+    const monitoring = window
+      ? (this.lastInWindow.get(window) ?? '').startsWith('tick:evaluate')
+      : this.calls.slice(lastSwitch + 1).some((c) => c.name.endsWith('readRestarts'));
     this.record(monitoring ? 'tick:readRestarts' : 'readRestarts', request.slot, request);
     const call = this.calls.filter((c) => c.name === 'tick:readRestarts').length;
     if (monitoring && this.behaviour.restartsAt) this.slots[request.slot].restarts = this.behaviour.restartsAt(call);
@@ -340,7 +383,11 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
         ? { name, verdict: 'failed' as const, latencyMs: 4, message: `${name}: expected 200, got 500` }
         : { name, verdict: 'passed' as const, latencyMs: 3, message: 'ok' },
     );
-    return { endpoint: `http://${request.target.deployments[request.slot]}:8000`, passed: !this.behaviour.failSmokeCheck, checks };
+    return {
+      endpoint: `http://${request.target.deployments[request.slot]}:8000`,
+      passed: !this.behaviour.failSmokeCheck,
+      checks,
+    };
   }
 
   async readScrapeInterval(request: ScrapeIntervalRequest): Promise<ScrapeIntervalReport> {
@@ -353,27 +400,62 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
   async collectEvidence(request: CollectEvidenceRequest): Promise<SlotEvidence> {
     this.record('evidence:collectEvidence', request.slot, request);
     if (this.behaviour.failEvidence) {
-      throw ApplicationFailure.create({ type: ErrorType.Forbidden, message: 'read the log of a pod: pods "x" is forbidden: cannot get resource "pods/log"', nonRetryable: true });
+      throw ApplicationFailure.create({
+        type: ErrorType.Forbidden,
+        message: 'read the log of a pod: pods "x" is forbidden: cannot get resource "pods/log"',
+        nonRetryable: true,
+      });
     }
     const slot = this.slots[request.slot];
-    const pods = Array.from({ length: slot.replicas }, (_, i) => `${request.target.deployments[request.slot]}-${i + 1}`);
+    const pods = Array.from(
+      { length: slot.replicas },
+      (_, i) => `${request.target.deployments[request.slot]}-${i + 1}`,
+    );
     return {
       deployment: request.target.deployments[request.slot],
-      containers: pods.map((pod) => ({ pod, container: request.target.container, ready: true, restarts: slot.restarts, log: [`serving ${slot.image}`], previousLog: null, logError: null })),
-      events: pods.map((pod) => ({ at: null, type: 'Normal', reason: 'Started', object: `Pod/${pod}`, message: `Started container with ${slot.image}`, count: 1 })),
-      templateDiff: slot.image === this.slots[request.peer].image ? [] : [`image: ${JSON.stringify(this.slots[request.peer].image)} → ${JSON.stringify(slot.image)}`],
+      containers: pods.map((pod) => ({
+        pod,
+        container: request.target.container,
+        ready: true,
+        restarts: slot.restarts,
+        log: [`serving ${slot.image}`],
+        previousLog: null,
+        logError: null,
+      })),
+      events: pods.map((pod) => ({
+        at: null,
+        type: 'Normal',
+        reason: 'Started',
+        object: `Pod/${pod}`,
+        message: `Started container with ${slot.image}`,
+        count: 1,
+      })),
+      templateDiff:
+        slot.image === this.slots[request.peer].image
+          ? []
+          : [`image: ${JSON.stringify(this.slots[request.peer].image)} → ${JSON.stringify(slot.image)}`],
       problems: [],
     };
   }
 
   async rangeSlos(request: RangeSlosRequest): Promise<SloSeries[]> {
     this.record('evidence:rangeSlos', request.slot, request);
-    return request.slos.map((slo) => ({ name: slo.name, query: slo.query, comparison: slo.comparison, threshold: slo.threshold, gate: slo.gate, points: [], error: null }));
+    return request.slos.map((slo) => ({
+      name: slo.name,
+      query: slo.query,
+      comparison: slo.comparison,
+      threshold: slo.threshold,
+      gate: slo.gate,
+      points: [],
+      error: null,
+    }));
   }
 
   async evaluateSlos(request: EvaluateSlosRequest): Promise<Measurement[]> {
     // Right after describe (beside the scrape interval), the measurement is preflight's stability check of the active slot.
-    const previous = [...this.calls].reverse().find((c) => !c.name.startsWith('tick:') && !c.name.startsWith('evidence:'))?.name;
+    const previous = [...this.calls]
+      .reverse()
+      .find((c) => !c.name.startsWith('tick:') && !c.name.startsWith('evidence:'))?.name;
     if (previous === 'describe' || previous === 'readScrapeInterval') {
       this.record('evaluateActiveSlos', request.slot, request);
       return this.judge(request, { ...HEALTHY_VALUES, ...(this.behaviour.activeSloValues?.() ?? {}) });

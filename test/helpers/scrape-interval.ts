@@ -19,7 +19,10 @@ export function describeScrapeInterval(scrape: number): void {
     const running: Partial<StackUnderTraffic> = {};
 
     before(async () => {
-      Object.assign(running, await startStackUnderTraffic({ taskQueue: `bluegreen-scrape-${scrape}s`, scrapeIntervalSeconds: scrape }));
+      Object.assign(
+        running,
+        await startStackUnderTraffic({ taskQueue: `bluegreen-scrape-${scrape}s`, scrapeIntervalSeconds: scrape }),
+      );
       stack = running.stack!;
     });
 
@@ -29,22 +32,42 @@ export function describeScrapeInterval(scrape: number): void {
       const result = await deploymentResult(await deployTagAtScrapeInterval(stack, 'v2.2.0', scrape));
       assert.equal(result.outcome, 'Succeeded', result.message);
       const monitor = result.status.monitor!;
-      assert.deepEqual([monitor.scrapeIntervalSeconds, monitor.warmUpSeconds], [scrape, 2 * scrape + 5], 'the warm-up comes from the scrape interval Prometheus reports');
-      assert.ok(!result.status.transitions.some((t) => t.phase === 'Paused'), `never paused: ${result.status.transitions.map((t) => t.phase).join(', ')}`);
-      assert.ok(monitor.successful >= 3, `judged on data: ${monitor.successful} successful ticks, ${monitor.inconclusive} without data`);
+      assert.deepEqual(
+        [monitor.scrapeIntervalSeconds, monitor.warmUpSeconds],
+        [scrape, 2 * scrape + 5],
+        'the warm-up comes from the scrape interval Prometheus reports',
+      );
+      assert.ok(
+        !result.status.transitions.some((t) => t.phase === 'Paused'),
+        `never paused: ${result.status.transitions.map((t) => t.phase).join(', ')}`,
+      );
+      assert.ok(
+        monitor.successful >= 3,
+        `judged on data: ${monitor.successful} successful ticks, ${monitor.inconclusive} without data`,
+      );
       assert.deepEqual(result.warnings, []);
       assert.equal((await stack.local!.platform.describe(DETECTION_API_TARGET)).activeSlot, 'green');
     });
 
     it('rolls a faulty release back on its error rate', async () => {
       const result = await deploymentResult(await deployTagAtScrapeInterval(stack, 'v2.3.0', scrape));
-      assert.deepEqual([result.outcome, result.reason, result.failedCheck], ['RolledBack', 'SloBreach', 'error-rate'], result.message);
+      assert.deepEqual(
+        [result.outcome, result.reason, result.failedCheck],
+        ['RolledBack', 'SloBreach', 'error-rate'],
+        result.message,
+      );
       assert.ok(!result.status.transitions.some((t) => t.phase === 'Paused'));
       const live = await stack.local!.platform.describe(DETECTION_API_TARGET);
-      assert.deepEqual([live.activeSlot, live.slots.blue.replicas], ['green', 0], 'traffic back on the healthy version');
+      assert.deepEqual(
+        [live.activeSlot, live.slots.blue.replicas],
+        ['green', 0],
+        'traffic back on the healthy version',
+      );
       const monitoring = new Date(result.status.transitions.find((t) => t.phase === 'Monitoring')!.at).getTime();
       const rollingBack = new Date(result.status.transitions.find((t) => t.phase === 'RollingBack')!.at).getTime();
-      process.stdout.write(`# scrape ${scrape} s: breach seen ${((rollingBack - monitoring) / 1000).toFixed(1)} s into monitoring (warm-up ${result.status.monitor?.warmUpSeconds} s)\n`);
+      process.stdout.write(
+        `# scrape ${scrape} s: breach seen ${((rollingBack - monitoring) / 1000).toFixed(1)} s into monitoring (warm-up ${result.status.monitor?.warmUpSeconds} s)\n`,
+      );
     });
   });
 }

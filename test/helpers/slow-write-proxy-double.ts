@@ -39,7 +39,13 @@ export class SlowWriteProxy {
 
   private forward(req: IncomingMessage, res: ServerResponse): void {
     const upstream = request(
-      { host: this.upstream.hostname, port: this.upstream.port, method: req.method, path: req.url, headers: req.headers },
+      {
+        host: this.upstream.hostname,
+        port: this.upstream.port,
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+      },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(res);

@@ -25,7 +25,8 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 
 function binary(name: string): string {
   const path = `${root}.venv/bin/${name}`;
-  if (!existsSync(path)) throw new Error(`${path} is missing: run 'npm test' (or 'bash scripts/setup.sh') to install it`);
+  if (!existsSync(path))
+    throw new Error(`${path} is missing: run 'npm test' (or 'bash scripts/setup.sh') to install it`);
   return path;
 }
 

@@ -26,19 +26,64 @@ export interface TemporalCredentials {
 }
 
 /** Writes a CA and, signed by it, a server and a client certificate into `dir`. */
-export async function makeCredentials(dir: string): Promise<TemporalCredentials & { serverCertFile: string; serverKeyFile: string }> {
+export async function makeCredentials(
+  dir: string,
+): Promise<TemporalCredentials & { serverCertFile: string; serverKeyFile: string }> {
   const path = (name: string) => join(dir, name);
   const openssl = (...args: string[]) => run('openssl', args);
-  await openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=bluegreen test CA', '-keyout', path('ca.key'), '-out', path('ca.crt'),
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+  await openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=bluegreen test CA',
+    '-keyout',
+    path('ca.key'),
+    '-out',
+    path('ca.crt'),
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  );
   for (const [name, extensions] of [
     ['server', 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n'],
     ['client', 'extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n'],
   ] as const) {
     writeFileSync(path(`${name}.ext`), extensions);
-    await openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=bluegreen ${name}`, '-keyout', path(`${name}.key`), '-out', path(`${name}.csr`));
-    await openssl('x509', '-req', '-in', path(`${name}.csr`), '-CA', path('ca.crt'), '-CAkey', path('ca.key'), '-CAcreateserial', '-days', '2',
-      '-extfile', path(`${name}.ext`), '-out', path(`${name}.crt`));
+    await openssl(
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      `/CN=bluegreen ${name}`,
+      '-keyout',
+      path(`${name}.key`),
+      '-out',
+      path(`${name}.csr`),
+    );
+    await openssl(
+      'x509',
+      '-req',
+      '-in',
+      path(`${name}.csr`),
+      '-CA',
+      path('ca.crt'),
+      '-CAkey',
+      path('ca.key'),
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      path(`${name}.ext`),
+      '-out',
+      path(`${name}.crt`),
+    );
   }
   return {
     caFile: path('ca.crt'),
@@ -61,10 +106,27 @@ export class TemporalTlsTerminator {
   private constructor(private readonly server: Server) {}
 
   /** Listens on a free loopback port; each authenticated connection is piped to `upstreamPort`. */
-  static async start({ upstreamPort, caFile, serverCertFile, serverKeyFile }: { upstreamPort: number; caFile: string; serverCertFile: string; serverKeyFile: string }): Promise<TemporalTlsTerminator> {
+  static async start({
+    upstreamPort,
+    caFile,
+    serverCertFile,
+    serverKeyFile,
+  }: {
+    upstreamPort: number;
+    caFile: string;
+    serverCertFile: string;
+    serverKeyFile: string;
+  }): Promise<TemporalTlsTerminator> {
     let terminator: TemporalTlsTerminator | null = null;
     const server = createServer(
-      { ca: readFileSync(caFile), cert: readFileSync(serverCertFile), key: readFileSync(serverKeyFile), requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2'] },
+      {
+        ca: readFileSync(caFile),
+        cert: readFileSync(serverCertFile),
+        key: readFileSync(serverKeyFile),
+        requestCert: true,
+        rejectUnauthorized: true,
+        ALPNProtocols: ['h2'],
+      },
       (socket: TLSSocket) => {
         terminator!.accepted += 1;
         terminator!.sockets.add(socket);

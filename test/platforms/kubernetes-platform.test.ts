@@ -13,7 +13,13 @@ import { ErrorType } from '../../src/shared/errors.js';
 import { eventually } from '../helpers/eventually.js';
 import { FaultInjectingKubeProxy } from '../helpers/fault-injecting-kube-proxy-double.js';
 import { progress, rejection } from '../helpers/platform-calls.js';
-import { detectionApiTarget, endpointPods, fileNamespace, slotPods, startClusterWithManifests } from '../helpers/kubernetes.js';
+import {
+  detectionApiTarget,
+  endpointPods,
+  fileNamespace,
+  slotPods,
+  startClusterWithManifests,
+} from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
 
 /** This file's namespace on the shared control plane. */
@@ -41,13 +47,33 @@ describe('the kubernetes adapter against a real control plane', () => {
   it('describes the live state from the Service selector and both Deployments', async () => {
     const state = await platform.describe(target);
     assert.equal(state.activeSlot, 'blue');
-    assert.deepEqual(state.slots.blue, { slot: 'blue', deployment: 'detection-api-blue', image: V1, version: 'v2.1.0', run: null, replicas: 3, readyReplicas: 3, updatedReplicas: 3, availableReplicas: 3 });
-    assert.deepEqual([state.slots.green.image, state.slots.green.replicas, state.slots.green.readyReplicas], [V1, 0, 0]);
+    assert.deepEqual(state.slots.blue, {
+      slot: 'blue',
+      deployment: 'detection-api-blue',
+      image: V1,
+      version: 'v2.1.0',
+      run: null,
+      replicas: 3,
+      readyReplicas: 3,
+      updatedReplicas: 3,
+      availableReplicas: 3,
+    });
+    assert.deepEqual(
+      [state.slots.green.image, state.slots.green.replicas, state.slots.green.readyReplicas],
+      [V1, 0, 0],
+    );
   });
 
   it('deploys the idle slot in one patch, returns what was there, writes nothing when re-run, and rolls out new pods for a new run of the same image', async () => {
     const generation = (await readDeployment('detection-api-green')).metadata!.generation!;
-    const before = await platform.deploySlot({ target, slot: 'green', image: V2, version: 'v2.2.0', run: 'run-1', replicas: 2 });
+    const before = await platform.deploySlot({
+      target,
+      slot: 'green',
+      image: V2,
+      version: 'v2.2.0',
+      run: 'run-1',
+      replicas: 2,
+    });
     assert.deepEqual([before.image, before.replicas, before.run], [V1, 0, null]);
     const after = await readDeployment('detection-api-green');
     assert.equal(after.metadata!.generation, generation + 1, 'image, version and run labels and replicas in one write');
@@ -55,7 +81,10 @@ describe('the kubernetes adapter against a real control plane', () => {
     assert.equal(after.spec!.template.spec!.containers[0]!.image, V2);
     assert.equal(after.spec!.template.metadata!.labels!['version'], 'v2.2.0');
     assert.equal(after.spec!.template.metadata!.labels!['bluegreen.dev/run'], 'run-1');
-    assert.ok(after.spec!.template.spec!.containers[0]!.readinessProbe, 'the strategic merge kept the rest of the container');
+    assert.ok(
+      after.spec!.template.spec!.containers[0]!.readinessProbe,
+      'the strategic merge kept the rest of the container',
+    );
 
     const beats = progress();
     const ready = await platform.waitForSlotReady({ target, slot: 'green', replicas: 2, timeoutSeconds: 60 }, beats);
@@ -64,9 +93,20 @@ describe('the kubernetes adapter against a real control plane', () => {
     assert.equal((await slotPods(cluster, 'green', NS)).length, 2);
 
     const resourceVersion = (await readDeployment('detection-api-green')).metadata!.resourceVersion;
-    const again = await platform.deploySlot({ target, slot: 'green', image: V2, version: 'v2.2.0', run: 'run-1', replicas: 2 });
+    const again = await platform.deploySlot({
+      target,
+      slot: 'green',
+      image: V2,
+      version: 'v2.2.0',
+      run: 'run-1',
+      replicas: 2,
+    });
     assert.deepEqual([again.image, again.replicas, again.readyReplicas, again.run], [V2, 2, 2, 'run-1']);
-    assert.equal((await readDeployment('detection-api-green')).metadata!.resourceVersion, resourceVersion, 'the re-run wrote nothing');
+    assert.equal(
+      (await readDeployment('detection-api-green')).metadata!.resourceVersion,
+      resourceVersion,
+      'the re-run wrote nothing',
+    );
 
     // The same image again, from another run (a redeploy after a rollback): new pods, labelled with it.
     const firstPods = await slotPods(cluster, 'green', NS);
@@ -74,26 +114,46 @@ describe('the kubernetes adapter against a real control plane', () => {
     await platform.waitForSlotReady({ target, slot: 'green', replicas: 2, timeoutSeconds: 60 }, progress());
     const rolled = await cluster.core.listNamespacedPod({ namespace: NS, labelSelector: 'slot=green' });
     const running = rolled.items.filter((p) => !p.metadata!.deletionTimestamp);
-    assert.deepEqual(running.map((p) => p.metadata!.labels!['bluegreen.dev/run']), ['run-2', 'run-2']);
-    assert.ok(running.every((p) => !firstPods.includes(p.metadata!.name!)), 'none of the first run\'s pods serves the new run');
+    assert.deepEqual(
+      running.map((p) => p.metadata!.labels!['bluegreen.dev/run']),
+      ['run-2', 'run-2'],
+    );
+    assert.ok(
+      running.every((p) => !firstPods.includes(p.metadata!.name!)),
+      "none of the first run's pods serves the new run",
+    );
     assert.equal((await platform.describe(target)).slots.green.run, 'run-2');
   });
 
   it('sets a canary weight by replica ratio: one Service over both slots, read back from the EndpointSlices; weight 0 selects the stable again', async () => {
     // Blue serves 3 replicas; green (the canary here) runs 2: 2 of 5 endpoints is 40 %.
     const request = { target, router: 'replica-ratio' as const, stable: 'blue' as const, canary: 'green' as const };
-    assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 40 }), { changed: true, previous: 'selector slot=blue' });
+    assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 40 }), {
+      changed: true,
+      previous: 'selector slot=blue',
+    });
     const service = await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: NS });
     assert.equal(service.spec!.selector!['slot'], undefined, 'the slot label is off the selector');
     const split = (await readService()).metadata!.resourceVersion;
-    assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 40 }), { changed: false, previous: 'both slots, by replicas' });
+    assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 40 }), {
+      changed: false,
+      previous: 'both slots, by replicas',
+    });
     assert.equal((await readService()).metadata!.resourceVersion, split, 'the second call wrote nothing');
     const at40 = await platform.verifyTrafficWeight({ ...request, weight: 40, timeoutSeconds: 30 }, progress());
     assert.deepEqual([at40.weight, at40.endpoints], [40, { blue: 3, green: 2 }]);
-    assert.deepEqual(await endpointPods(cluster, 'detection-api-service', NS), [...(await slotPods(cluster, 'blue', NS)), ...(await slotPods(cluster, 'green', NS))].sort());
-    const unheld = await rejection(platform.verifyTrafficWeight({ ...request, weight: 25, timeoutSeconds: 1 }, progress()));
+    assert.deepEqual(
+      await endpointPods(cluster, 'detection-api-service', NS),
+      [...(await slotPods(cluster, 'blue', NS)), ...(await slotPods(cluster, 'green', NS))].sort(),
+    );
+    const unheld = await rejection(
+      platform.verifyTrafficWeight({ ...request, weight: 25, timeoutSeconds: 1 }, progress()),
+    );
     assert.equal(unheld.type, ErrorType.TrafficNotVerified);
-    assert.match(unheld.message, /does not hold 25 % for green after 1 s: 3 ready endpoints in blue, 2 in green \(40 %\)/);
+    assert.match(
+      unheld.message,
+      /does not hold 25 % for green after 1 s: 3 ready endpoints in blue, 2 in green \(40 %\)/,
+    );
     const selector = await rejection(platform.setTrafficWeight({ ...request, router: 'service-selector', weight: 40 }));
     assert.equal(selector.type, ErrorType.InvalidInput);
     assert.match(selector.message, /service-selector cannot send 40 % to one slot/);
@@ -102,7 +162,10 @@ describe('the kubernetes adapter against a real control plane', () => {
     await platform.verifyTrafficWeight({ ...request, weight: 0, timeoutSeconds: 30 }, progress());
     assert.deepEqual(await endpointPods(cluster, 'detection-api-service', NS), await slotPods(cluster, 'blue', NS));
     const reset = (await readService()).metadata!.resourceVersion;
-    assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 0 }), { changed: false, previous: 'selector slot=blue' });
+    assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 0 }), {
+      changed: false,
+      previous: 'selector slot=blue',
+    });
     assert.equal((await readService()).metadata!.resourceVersion, reset, 'the second reset wrote nothing');
   });
 
@@ -114,7 +177,10 @@ describe('the kubernetes adapter against a real control plane', () => {
     assert.equal(verified.endpoints, 2);
     assert.deepEqual(await endpointPods(cluster, 'detection-api-service', NS), await slotPods(cluster, 'green', NS));
     const resourceVersion = (await readService()).metadata!.resourceVersion;
-    assert.deepEqual(await platform.switchTraffic({ target, slot: 'green' }), { changed: false, previousSlot: 'green' });
+    assert.deepEqual(await platform.switchTraffic({ target, slot: 'green' }), {
+      changed: false,
+      previousSlot: 'green',
+    });
     assert.equal((await readService()).metadata!.resourceVersion, resourceVersion, 'no write when already switched');
   });
 
@@ -129,9 +195,9 @@ describe('the kubernetes adapter against a real control plane', () => {
 
   it("collects a crash-looping slot's evidence through the API server: log tails (the previous container's too), BackOff events, restarts, the template diff", async () => {
     // What the crashing container wrote, as the simulated kubelet serves it (see test/k8s-harness/kubelet_logs.go).
-    const crashing = (await cluster.core.listNamespacedPod({ namespace: NS, labelSelector: 'app=detection-api,slot=green' })).items.find(
-      (p) => p.status?.containerStatuses?.[0]?.restartCount === 2,
-    )!;
+    const crashing = (
+      await cluster.core.listNamespacedPod({ namespace: NS, labelSelector: 'app=detection-api,slot=green' })
+    ).items.find((p) => p.status?.containerStatuses?.[0]?.restartCount === 2)!;
     await cluster.core.patchNamespacedPod(
       {
         name: crashing.metadata!.name!,
@@ -139,8 +205,14 @@ describe('the kubernetes adapter against a real control plane', () => {
         body: {
           metadata: {
             annotations: {
-              'k8s-harness.bluegreen.dev/log': ['starting detection-api v2.2.0', 'connecting to the TAK server', 'FATAL: cannot reach tak:8087'].join('\n'),
-              'k8s-harness.bluegreen.dev/previous-log': ['starting detection-api v2.2.0', 'panic: out of memory'].join('\n'),
+              'k8s-harness.bluegreen.dev/log': [
+                'starting detection-api v2.2.0',
+                'connecting to the TAK server',
+                'FATAL: cannot reach tak:8087',
+              ].join('\n'),
+              'k8s-harness.bluegreen.dev/previous-log': ['starting detection-api v2.2.0', 'panic: out of memory'].join(
+                '\n',
+              ),
             },
           },
         },
@@ -151,31 +223,70 @@ describe('the kubernetes adapter against a real control plane', () => {
     assert.equal(evidence.deployment, 'detection-api-green');
     assert.deepEqual(evidence.problems, []);
     const crashed = evidence.containers.find((c) => c.pod === crashing.metadata!.name)!;
-    assert.deepEqual([crashed.restarts, crashed.log, crashed.previousLog], [2, ['connecting to the TAK server', 'FATAL: cannot reach tak:8087'], ['starting detection-api v2.2.0', 'panic: out of memory']], 'the last 2 lines of each');
+    assert.deepEqual(
+      [crashed.restarts, crashed.log, crashed.previousLog],
+      [
+        2,
+        ['connecting to the TAK server', 'FATAL: cannot reach tak:8087'],
+        ['starting detection-api v2.2.0', 'panic: out of memory'],
+      ],
+      'the last 2 lines of each',
+    );
     const healthy = evidence.containers.find((c) => c.pod !== crashing.metadata!.name)!;
     assert.deepEqual([healthy.restarts, healthy.previousLog], [0, null]);
-    assert.match(healthy.log.join('\n'), /sim-kubelet: started container detection-api from registry\.internal\/detection-api:v2\.2\.0/);
+    assert.match(
+      healthy.log.join('\n'),
+      /sim-kubelet: started container detection-api from registry\.internal\/detection-api:v2\.2\.0/,
+    );
     assert.ok(
-      evidence.events.some((e) => e.type === 'Warning' && e.reason === 'BackOff' && e.object === `Pod/${crashing.metadata!.name}`),
+      evidence.events.some(
+        (e) => e.type === 'Warning' && e.reason === 'BackOff' && e.object === `Pod/${crashing.metadata!.name}`,
+      ),
       JSON.stringify(evidence.events.map((e) => `${e.object} ${e.reason}`)),
     );
-    assert.ok(evidence.events.some((e) => e.object === 'Deployment/detection-api-green' && e.reason === 'ScalingReplicaSet'));
-    assert.ok(evidence.events.some((e) => e.object.startsWith('ReplicaSet/detection-api-green-') && e.reason === 'SuccessfulCreate'));
-    assert.ok(evidence.templateDiff.some((line) => /^spec\.containers\[0\]\.image: "registry\.internal\/detection-api:v2\.1\.0" → "registry\.internal\/detection-api:v2\.2\.0"$/.test(line)), evidence.templateDiff.join('\n'));
+    assert.ok(
+      evidence.events.some((e) => e.object === 'Deployment/detection-api-green' && e.reason === 'ScalingReplicaSet'),
+    );
+    assert.ok(
+      evidence.events.some(
+        (e) => e.object.startsWith('ReplicaSet/detection-api-green-') && e.reason === 'SuccessfulCreate',
+      ),
+    );
+    assert.ok(
+      evidence.templateDiff.some((line) =>
+        /^spec\.containers\[0\]\.image: "registry\.internal\/detection-api:v2\.1\.0" → "registry\.internal\/detection-api:v2\.2\.0"$/.test(
+          line,
+        ),
+      ),
+      evidence.templateDiff.join('\n'),
+    );
   });
 
   it('times out a slot whose pod stays unready, naming the counts', async () => {
     const [name] = await slotPods(cluster, 'green', NS);
     const pod = await cluster.core.readNamespacedPod({ name: name!, namespace: NS });
-    pod.status!.conditions = pod.status!.conditions!.map((c) => (c.type === 'Ready' || c.type === 'ContainersReady' ? { ...c, status: 'False' } : c));
+    pod.status!.conditions = pod.status!.conditions!.map((c) =>
+      c.type === 'Ready' || c.type === 'ContainersReady' ? { ...c, status: 'False' } : c,
+    );
     pod.status!.containerStatuses![0]!.ready = false;
     await cluster.core.replaceNamespacedPodStatus({ name: name!, namespace: NS, body: pod });
-    await eventually(async () => (await readDeployment('detection-api-green')).status?.readyReplicas === 1, 'readyReplicas 1');
-    const failure = await rejection(platform.waitForSlotReady({ target, slot: 'green', replicas: 2, timeoutSeconds: 1 }, progress()));
+    await eventually(
+      async () => (await readDeployment('detection-api-green')).status?.readyReplicas === 1,
+      'readyReplicas 1',
+    );
+    const failure = await rejection(
+      platform.waitForSlotReady({ target, slot: 'green', replicas: 2, timeoutSeconds: 1 }, progress()),
+    );
     assert.equal(failure.type, ErrorType.ReadinessTimeout);
     assert.equal(failure.nonRetryable, true);
-    assert.match(failure.message, new RegExp(`detection-api-green in namespace ${NS}: 1 of 2 replicas ready after 1 s .*2 restarts`));
-    await eventually(async () => (await endpointPods(cluster, 'detection-api-service', NS)).length === 1, 'the unready pod left the endpoints');
+    assert.match(
+      failure.message,
+      new RegExp(`detection-api-green in namespace ${NS}: 1 of 2 replicas ready after 1 s .*2 restarts`),
+    );
+    await eventually(
+      async () => (await endpointPods(cluster, 'detection-api-service', NS)).length === 1,
+      'the unready pod left the endpoints',
+    );
   });
 
   it('scales a slot to zero and waits for its pods to go; restores a previous image when asked', async () => {
@@ -184,7 +295,14 @@ describe('the kubernetes adapter against a real control plane', () => {
     assert.deepEqual(await slotPods(cluster, 'blue', NS), []);
     await platform.scaleSlot({ target, slot: 'green', replicas: 0, image: V1 }, progress());
     const green = await readDeployment('detection-api-green');
-    assert.deepEqual([green.spec!.replicas, green.spec!.template.spec!.containers[0]!.image, green.spec!.template.metadata!.labels!['version']], [0, V1, 'v2.1.0']);
+    assert.deepEqual(
+      [
+        green.spec!.replicas,
+        green.spec!.template.spec!.containers[0]!.image,
+        green.spec!.template.metadata!.labels!['version'],
+      ],
+      [0, V1, 'v2.1.0'],
+    );
     assert.deepEqual(await slotPods(cluster, 'green', NS), []);
   });
 
@@ -199,14 +317,28 @@ describe('the kubernetes adapter against a real control plane', () => {
   });
 
   it('maps an invalid patch to InvalidInput with the API server’s own reason (422)', async () => {
-    const failure = await rejection(platform.deploySlot({ target, slot: 'blue', image: V2, version: 'v2.2.0', replicas: -1 }));
+    const failure = await rejection(
+      platform.deploySlot({ target, slot: 'blue', image: V2, version: 'v2.2.0', replicas: -1 }),
+    );
     assert.equal(failure.type, ErrorType.InvalidInput);
     assert.match(failure.message, /patch deployment detection-api-blue: .*spec.replicas: Invalid value: -1/);
-    assert.equal((await readDeployment('detection-api-blue')).spec!.template.spec!.containers[0]!.image, V1, 'nothing changed');
+    assert.equal(
+      (await readDeployment('detection-api-blue')).spec!.template.spec!.containers[0]!.image,
+      V1,
+      'nothing changed',
+    );
   });
 
   it('refuses a container the Deployment does not have, before writing', async () => {
-    const failure = await rejection(platform.deploySlot({ target: { ...target, container: 'sidecar' }, slot: 'blue', image: V2, version: 'v2.2.0', replicas: 1 }));
+    const failure = await rejection(
+      platform.deploySlot({
+        target: { ...target, container: 'sidecar' },
+        slot: 'blue',
+        image: V2,
+        version: 'v2.2.0',
+        replicas: 1,
+      }),
+    );
     assert.equal(failure.type, ErrorType.InvalidInput);
     assert.match(failure.message, /has no container named sidecar \(it has detection-api\)/);
   });
@@ -229,7 +361,12 @@ describe('the kubernetes adapter against a real control plane', () => {
     const failure = await rejection(denied.switchTraffic({ target, slot: 'green' }));
     assert.equal(failure.type, ErrorType.Forbidden);
     assert.equal(failure.nonRetryable, true);
-    assert.match(failure.message, new RegExp(`User "system:serviceaccount:${NS}:no-rights" cannot get resource "services" in API group "" in the namespace "${NS}"`));
+    assert.match(
+      failure.message,
+      new RegExp(
+        `User "system:serviceaccount:${NS}:no-rights" cannot get resource "services" in API group "" in the namespace "${NS}"`,
+      ),
+    );
   });
 
   it('takes a 403 within 30 s of the API server being unreachable for one that has just started (retried), and any other 403 as Forbidden', async () => {
@@ -241,7 +378,11 @@ describe('the kubernetes adapter against a real control plane', () => {
       const path = new RegExp(`/api/v1/namespaces/${NS}/services/detection-api-service$`);
       proxy.permanent = [{ method: 'GET', path, status: 403 }];
       const fresh = await rejection(new KubernetesPlatform(config).describe(target));
-      assert.deepEqual([fresh.type, fresh.nonRetryable], [ErrorType.Forbidden, true], 'a 403 with no outage before it is permanent');
+      assert.deepEqual(
+        [fresh.type, fresh.nonRetryable],
+        [ErrorType.Forbidden, true],
+        'a 403 with no outage before it is permanent',
+      );
 
       // A connection reset is not an outage: a serving API server's connections reset too.
       const reset = new KubernetesPlatform(config);
@@ -249,17 +390,31 @@ describe('the kubernetes adapter against a real control plane', () => {
       await assert.rejects(reset.describe(target), (error: Error) => !(error instanceof ApplicationFailure));
       [proxy.permanent, proxy.transientRate] = [[{ method: 'GET', path, status: 403 }], 0];
       const afterReset = await rejection(reset.describe(target));
-      assert.deepEqual([afterReset.type, afterReset.nonRetryable], [ErrorType.Forbidden, true], 'a 403 after resets and 500s is permanent');
+      assert.deepEqual(
+        [afterReset.type, afterReset.nonRetryable],
+        [ErrorType.Forbidden, true],
+        'a 403 after resets and 500s is permanent',
+      );
 
       const restarted = new KubernetesPlatform(config);
       proxy.unreachable = true;
-      await assert.rejects(restarted.describe(target), (error: Error) => !(error instanceof ApplicationFailure) && /HTTP 502/.test(error.message));
+      await assert.rejects(
+        restarted.describe(target),
+        (error: Error) => !(error instanceof ApplicationFailure) && /HTTP 502/.test(error.message),
+      );
       proxy.unreachable = false;
       const starting = await restarted.describe(target).catch((error: unknown) => error as Error);
-      assert.ok(starting instanceof Error && !(starting instanceof ApplicationFailure), `a plain error, retried by Temporal: ${String(starting)}`);
+      assert.ok(
+        starting instanceof Error && !(starting instanceof ApplicationFailure),
+        `a plain error, retried by Temporal: ${String(starting)}`,
+      );
       assert.match(starting.message, /HTTP 403 from an API server that was unreachable moments ago/);
       proxy.permanent = [];
-      assert.equal((await restarted.describe(target)).activeSlot, (await platform.describe(target)).activeSlot, 'answered once the server authorizes again');
+      assert.equal(
+        (await restarted.describe(target)).activeSlot,
+        (await platform.describe(target)).activeSlot,
+        'answered once the server authorizes again',
+      );
     } finally {
       await proxy.close();
     }
@@ -274,22 +429,35 @@ describe('the kubernetes adapter against a real control plane', () => {
       currentContext: 'gone',
     });
     const error = await new KubernetesPlatform(config).describe(target).catch((e: unknown) => e);
-    assert.ok(error instanceof Error && !(error instanceof ApplicationFailure), `a retryable error, got ${String(error)}`);
-    assert.match((error as Error).message, new RegExp(`kubernetes: read service detection-api-service in namespace ${NS}: .*ECONNREFUSED`));
+    assert.ok(
+      error instanceof Error && !(error instanceof ApplicationFailure),
+      `a retryable error, got ${String(error)}`,
+    );
+    assert.match(
+      (error as Error).message,
+      new RegExp(`kubernetes: read service detection-api-service in namespace ${NS}: .*ECONNREFUSED`),
+    );
   });
 });
 
 describe('which API answers the adapter repeats at once (the drill in kubernetes-api-faults.e2e proves them end to end)', () => {
-  const answer = (code: number, headers: Record<string, string> = {}) => new k8s.ApiException(code, `HTTP ${code}`, '{}', headers);
+  const answer = (code: number, headers: Record<string, string> = {}) =>
+    new k8s.ApiException(code, `HTTP ${code}`, '{}', headers);
 
   it('repeats 409, 429 and 5xx after the backoff, or after a short Retry-After', () => {
-    assert.deepEqual([409, 429, 500, 503].map((code) => transientDelay(answer(code), 400)), [400, 400, 400, 400]);
+    assert.deepEqual(
+      [409, 429, 500, 503].map((code) => transientDelay(answer(code), 400)),
+      [400, 400, 400, 400],
+    );
     assert.equal(transientDelay(answer(429, { 'retry-after': '1' }), 100), 1000);
   });
 
   it('leaves a long Retry-After, permanent answers and programming errors to the caller', () => {
     assert.equal(transientDelay(answer(429, { 'retry-after': '30' }), 100), null);
-    assert.deepEqual([400, 401, 403, 404, 422].map((code) => transientDelay(answer(code), 100)), [null, null, null, null, null]);
+    assert.deepEqual(
+      [400, 401, 403, 404, 422].map((code) => transientDelay(answer(code), 100)),
+      [null, null, null, null, null],
+    );
     assert.equal(transientDelay(new TypeError('x is undefined'), 100), null);
   });
 

@@ -34,12 +34,34 @@ const V1 = 'registry.internal/detection-api:v2.1.0';
 const NS = fileNamespace(import.meta.url);
 const MERGE = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
 
-const gatewayTarget = targetOf(parseDeploymentSpec({ app: 'detection-api', namespace: NS, image: V1, strategy: 'canary', traffic: { router: 'gateway-api', httpRoute: 'detection-api' } }));
-const ingressTarget = targetOf(parseDeploymentSpec({ app: 'detection-api', namespace: NS, image: V1, strategy: 'canary', traffic: { router: 'ingress' } }));
+const gatewayTarget = targetOf(
+  parseDeploymentSpec({
+    app: 'detection-api',
+    namespace: NS,
+    image: V1,
+    strategy: 'canary',
+    traffic: { router: 'gateway-api', httpRoute: 'detection-api' },
+  }),
+);
+const ingressTarget = targetOf(
+  parseDeploymentSpec({
+    app: 'detection-api',
+    namespace: NS,
+    image: V1,
+    strategy: 'canary',
+    traffic: { router: 'ingress' },
+  }),
+);
 
 interface Route {
   metadata: { resourceVersion: string; annotations?: Record<string, string> };
-  spec: { rules: { matches?: unknown[]; filters?: unknown[]; backendRefs: { name: string; port?: number; weight?: number }[] }[] };
+  spec: {
+    rules: {
+      matches?: unknown[];
+      filters?: unknown[];
+      backendRefs: { name: string; port?: number; weight?: number }[];
+    }[];
+  };
 }
 
 describe('the gateway-api and ingress routers against a real control plane', () => {
@@ -49,11 +71,23 @@ describe('the gateway-api and ingress routers against a real control plane', () 
   let networking: k8s.NetworkingV1Api;
   let objects: k8s.KubernetesObjectApi;
 
-  const readRoute = async () => (await custom.getNamespacedCustomObject({ group: GATEWAY_GROUP, version: 'v1', namespace: NS, plural: 'httproutes', name: 'detection-api' })) as Route;
+  const readRoute = async () =>
+    (await custom.getNamespacedCustomObject({
+      group: GATEWAY_GROUP,
+      version: 'v1',
+      namespace: NS,
+      plural: 'httproutes',
+      name: 'detection-api',
+    })) as Route;
   const readIngress = (name: string) => networking.readNamespacedIngress({ name, namespace: NS });
-  const weights = (route: Route, rule = 0) => Object.fromEntries(route.spec.rules[rule]!.backendRefs.map((r) => [r.name, r.weight]));
+  const weights = (route: Route, rule = 0) =>
+    Object.fromEntries(route.spec.rules[rule]!.backendRefs.map((r) => [r.name, r.weight]));
   /** The example route plus a rule of another team's, which the router must never touch. */
-  const FOREIGN_RULE = { matches: [{ path: { type: 'PathPrefix', value: '/docs' } }], filters: [{ type: 'URLRewrite', urlRewrite: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/' } } }], backendRefs: [{ name: 'docs', port: 80 }] };
+  const FOREIGN_RULE = {
+    matches: [{ path: { type: 'PathPrefix', value: '/docs' } }],
+    filters: [{ type: 'URLRewrite', urlRewrite: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/' } } }],
+    backendRefs: [{ name: 'docs', port: 80 }],
+  };
   const applyRoute = async () => {
     const route = manifest<k8s.KubernetesObject & { spec: Route['spec'] }>('gateway-api/httproute.yaml');
     route.metadata = { ...route.metadata, namespace: NS };
@@ -63,7 +97,12 @@ describe('the gateway-api and ingress routers against a real control plane', () 
   const applyIngress = async () => {
     const ingress = manifest<k8s.V1Ingress>('ingress/ingress.yaml');
     ingress.metadata = { ...ingress.metadata, namespace: NS };
-    ingress.spec!.rules!.push({ host: 'docs.internal.example.com', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'docs', port: { number: 80 } } } }] } });
+    ingress.spec!.rules!.push({
+      host: 'docs.internal.example.com',
+      http: {
+        paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'docs', port: { number: 80 } } } }],
+      },
+    });
     await objects.patch(ingress, undefined, undefined, 'router-test', true, k8s.PatchStrategy.ServerSideApply);
   };
 
@@ -76,13 +115,23 @@ describe('the gateway-api and ingress routers against a real control plane', () 
     objects = k8s.KubernetesObjectApi.makeApiClient(config);
     await applyRoute();
     await applyIngress();
-    await networking.deleteNamespacedIngress({ name: 'detection-api-ingress-canary', namespace: NS }).catch(() => undefined);
+    await networking
+      .deleteNamespacedIngress({ name: 'detection-api-ingress-canary', namespace: NS })
+      .catch(() => undefined);
     // The canary slot runs two replicas, so the weighted slots both have endpoints.
     await platform.deploySlot({ target: gatewayTarget, slot: 'green', image: V1, version: 'v2.1.0', replicas: 2 });
-    await platform.waitForSlotReady({ target: gatewayTarget, slot: 'green', replicas: 2, timeoutSeconds: 60 }, progress());
+    await platform.waitForSlotReady(
+      { target: gatewayTarget, slot: 'green', replicas: 2, timeoutSeconds: 60 },
+      progress(),
+    );
     // Ready pods reach the slot Services' EndpointSlices a moment later: the figures below count them.
     // Blue's may still lag too when an earlier file on the shared control plane replaced its pods.
-    await eventually(async () => (await endpointPods(cluster, 'detection-api-green', NS)).length === 2 && (await endpointPods(cluster, 'detection-api-blue', NS)).length === 3, 'three blue and two green endpoints');
+    await eventually(
+      async () =>
+        (await endpointPods(cluster, 'detection-api-green', NS)).length === 2 &&
+        (await endpointPods(cluster, 'detection-api-blue', NS)).length === 3,
+      'three blue and two green endpoints',
+    );
   });
 
   after(async () => {
@@ -92,27 +141,56 @@ describe('the gateway-api and ingress routers against a real control plane', () 
 
   it('gateway-api: reads the live slot from the weights, writes only the slot backendRefs, and writes nothing the second time', async () => {
     assert.equal((await platform.describe(gatewayTarget)).activeSlot, 'blue');
-    const request = { target: gatewayTarget, router: 'gateway-api' as const, stable: 'blue' as const, canary: 'green' as const };
+    const request = {
+      target: gatewayTarget,
+      router: 'gateway-api' as const,
+      stable: 'blue' as const,
+      canary: 'green' as const,
+    };
     const original = await readRoute();
 
-    assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 25 }), { changed: true, previous: 'weights detection-api-blue 100, detection-api-green 0' });
+    assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 25 }), {
+      changed: true,
+      previous: 'weights detection-api-blue 100, detection-api-green 0',
+    });
     const at25 = await readRoute();
     assert.deepEqual(weights(at25), { 'detection-api-blue': 75, 'detection-api-green': 25 });
     assert.deepEqual(at25.spec.rules[0]!.filters, original.spec.rules[0]!.filters, 'the rule’s filter is kept');
     assert.deepEqual(at25.spec.rules[0]!.matches, original.spec.rules[0]!.matches);
-    assert.deepEqual(at25.spec.rules[1], original.spec.rules[1], 'the foreign rule is byte for byte as its owner wrote it');
+    assert.deepEqual(
+      at25.spec.rules[1],
+      original.spec.rules[1],
+      'the foreign rule is byte for byte as its owner wrote it',
+    );
     const verified = await platform.verifyTrafficWeight({ ...request, weight: 25, timeoutSeconds: 30 }, progress());
     assert.deepEqual([verified.weight, verified.endpoints], [25, { blue: 3, green: 2 }]);
 
-    assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 25 }), { changed: false, previous: 'weights detection-api-blue 75, detection-api-green 25' });
-    assert.equal((await readRoute()).metadata.resourceVersion, at25.metadata.resourceVersion, 'the second call wrote nothing');
+    assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 25 }), {
+      changed: false,
+      previous: 'weights detection-api-blue 75, detection-api-green 25',
+    });
+    assert.equal(
+      (await readRoute()).metadata.resourceVersion,
+      at25.metadata.resourceVersion,
+      'the second call wrote nothing',
+    );
     const split = await rejection(platform.describe(gatewayTarget));
     assert.equal(split.type, ErrorType.PreconditionFailed);
-    assert.match(split.message, new RegExp(`httproute detection-api in namespace ${NS} weighs detection-api-blue 75, detection-api-green 25: no slot takes all the traffic`));
+    assert.match(
+      split.message,
+      new RegExp(
+        `httproute detection-api in namespace ${NS} weighs detection-api-blue 75, detection-api-green 25: no slot takes all the traffic`,
+      ),
+    );
 
-    const unheld = await rejection(platform.verifyTrafficWeight({ ...request, weight: 50, timeoutSeconds: 1 }, progress()));
+    const unheld = await rejection(
+      platform.verifyTrafficWeight({ ...request, weight: 50, timeoutSeconds: 1 }, progress()),
+    );
     assert.equal(unheld.type, ErrorType.TrafficNotVerified);
-    assert.match(unheld.message, /does not hold 50 % for green after 1 s: it weighs detection-api-blue 75, detection-api-green 25, with 3 ready endpoints behind blue and 2 behind green/);
+    assert.match(
+      unheld.message,
+      /does not hold 50 % for green after 1 s: it weighs detection-api-blue 75, detection-api-green 25, with 3 ready endpoints behind blue and 2 behind green/,
+    );
 
     await platform.setTrafficWeight({ ...request, weight: 100 });
     assert.deepEqual(weights(await readRoute()), { 'detection-api-blue': 0, 'detection-api-green': 100 });
@@ -123,11 +201,21 @@ describe('the gateway-api and ingress routers against a real control plane', () 
   });
 
   it('gateway-api: blue-green is a 0/100 switch, verified by the weights and the new slot’s endpoints', async () => {
-    assert.deepEqual(await platform.switchTraffic({ target: gatewayTarget, slot: 'green' }), { changed: true, previousSlot: 'blue' });
+    assert.deepEqual(await platform.switchTraffic({ target: gatewayTarget, slot: 'green' }), {
+      changed: true,
+      previousSlot: 'blue',
+    });
     assert.deepEqual(weights(await readRoute()), { 'detection-api-blue': 0, 'detection-api-green': 100 });
-    assert.equal((await platform.verifyTraffic({ target: gatewayTarget, slot: 'green', timeoutSeconds: 30 }, progress())).endpoints, 2);
+    assert.equal(
+      (await platform.verifyTraffic({ target: gatewayTarget, slot: 'green', timeoutSeconds: 30 }, progress()))
+        .endpoints,
+      2,
+    );
     const resourceVersion = (await readRoute()).metadata.resourceVersion;
-    assert.deepEqual(await platform.switchTraffic({ target: gatewayTarget, slot: 'green' }), { changed: false, previousSlot: 'green' });
+    assert.deepEqual(await platform.switchTraffic({ target: gatewayTarget, slot: 'green' }), {
+      changed: false,
+      previousSlot: 'green',
+    });
     assert.equal((await readRoute()).metadata.resourceVersion, resourceVersion);
     await platform.switchTraffic({ target: gatewayTarget, slot: 'blue' });
     await platform.verifyTraffic({ target: gatewayTarget, slot: 'blue', timeoutSeconds: 30 }, progress());
@@ -135,7 +223,12 @@ describe('the gateway-api and ingress routers against a real control plane', () 
 
   it('gateway-api: holds a weight only once the route’s gateways accept its generation (status written as their controller writes it)', async () => {
     // No Gateway implementation runs here: the status a controller would write is written by the test, through the status subresource.
-    const request = { target: gatewayTarget, router: 'gateway-api' as const, stable: 'blue' as const, canary: 'green' as const };
+    const request = {
+      target: gatewayTarget,
+      router: 'gateway-api' as const,
+      stable: 'blue' as const,
+      canary: 'green' as const,
+    };
     await platform.setTrafficWeight({ ...request, weight: 10 });
     const generation = ((await readRoute()) as Route & { metadata: { generation: number } }).metadata.generation;
     const writeStatus = async (accepted: 'True' | 'False', observedGeneration: number) =>
@@ -153,7 +246,14 @@ describe('the gateway-api and ingress routers against a real control plane', () 
                   parentRef: { name: 'platform-gateway' },
                   controllerName: 'example.com/gateway-controller',
                   conditions: [
-                    { type: 'Accepted', status: accepted, reason: accepted === 'True' ? 'Accepted' : 'NotAllowedByListeners', message: accepted === 'True' ? '' : 'no listener allows this route', observedGeneration, lastTransitionTime: new Date().toISOString() },
+                    {
+                      type: 'Accepted',
+                      status: accepted,
+                      reason: accepted === 'True' ? 'Accepted' : 'NotAllowedByListeners',
+                      message: accepted === 'True' ? '' : 'no listener allows this route',
+                      observedGeneration,
+                      lastTransitionTime: new Date().toISOString(),
+                    },
                   ],
                 },
               ],
@@ -163,29 +263,82 @@ describe('the gateway-api and ingress routers against a real control plane', () 
         MERGE,
       );
     await writeStatus('False', generation);
-    const refused = await rejection(platform.verifyTrafficWeight({ ...request, weight: 10, timeoutSeconds: 1 }, progress()));
-    assert.match(refused.message, /its gateways report platform-gateway: Accepted False \(NotAllowedByListeners: no listener allows this route\)/);
+    const refused = await rejection(
+      platform.verifyTrafficWeight({ ...request, weight: 10, timeoutSeconds: 1 }, progress()),
+    );
+    assert.match(
+      refused.message,
+      /its gateways report platform-gateway: Accepted False \(NotAllowedByListeners: no listener allows this route\)/,
+    );
     await writeStatus('True', generation - 1);
-    const stale = await rejection(platform.verifyTrafficWeight({ ...request, weight: 10, timeoutSeconds: 1 }, progress()));
+    const stale = await rejection(
+      platform.verifyTrafficWeight({ ...request, weight: 10, timeoutSeconds: 1 }, progress()),
+    );
     assert.match(stale.message, new RegExp(`platform-gateway has not yet seen generation ${generation}`));
     await writeStatus('True', generation);
-    assert.equal((await platform.verifyTrafficWeight({ ...request, weight: 10, timeoutSeconds: 10 }, progress())).weight, 10);
-    await custom.patchNamespacedCustomObjectStatus({ group: GATEWAY_GROUP, version: 'v1', namespace: NS, plural: 'httproutes', name: 'detection-api', body: { status: { parents: [] } } }, MERGE);
+    assert.equal(
+      (await platform.verifyTrafficWeight({ ...request, weight: 10, timeoutSeconds: 10 }, progress())).weight,
+      10,
+    );
+    await custom.patchNamespacedCustomObjectStatus(
+      {
+        group: GATEWAY_GROUP,
+        version: 'v1',
+        namespace: NS,
+        plural: 'httproutes',
+        name: 'detection-api',
+        body: { status: { parents: [] } },
+      },
+      MERGE,
+    );
     await platform.setTrafficWeight({ ...request, weight: 0 });
   });
 
   it('gateway-api: a rule naming one slot gets the other beside it, with the same port and filters', async () => {
     const route = await readRoute();
-    const only = { ...route.spec.rules[0]!, backendRefs: [{ name: 'detection-api-blue', port: 8000, filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { add: [{ name: 'x-slot', value: 'a' }] } }] }] };
-    await custom.patchNamespacedCustomObject({ group: GATEWAY_GROUP, version: 'v1', namespace: NS, plural: 'httproutes', name: 'detection-api', body: { spec: { rules: [only, FOREIGN_RULE] } } }, MERGE);
-    await platform.setTrafficWeight({ target: gatewayTarget, router: 'gateway-api', stable: 'blue', canary: 'green', weight: 5 });
+    const only = {
+      ...route.spec.rules[0]!,
+      backendRefs: [
+        {
+          name: 'detection-api-blue',
+          port: 8000,
+          filters: [
+            { type: 'RequestHeaderModifier', requestHeaderModifier: { add: [{ name: 'x-slot', value: 'a' }] } },
+          ],
+        },
+      ],
+    };
+    await custom.patchNamespacedCustomObject(
+      {
+        group: GATEWAY_GROUP,
+        version: 'v1',
+        namespace: NS,
+        plural: 'httproutes',
+        name: 'detection-api',
+        body: { spec: { rules: [only, FOREIGN_RULE] } },
+      },
+      MERGE,
+    );
+    await platform.setTrafficWeight({
+      target: gatewayTarget,
+      router: 'gateway-api',
+      stable: 'blue',
+      canary: 'green',
+      weight: 5,
+    });
     const refs = (await readRoute()).spec.rules[0]!.backendRefs;
     assert.deepEqual(refs, [
       { ...only.backendRefs[0], group: '', kind: 'Service', weight: 95 },
       { ...only.backendRefs[0], group: '', kind: 'Service', name: 'detection-api-green', weight: 5 },
     ]);
     await applyRoute();
-    await platform.setTrafficWeight({ target: gatewayTarget, router: 'gateway-api', stable: 'blue', canary: 'green', weight: 0 });
+    await platform.setTrafficWeight({
+      target: gatewayTarget,
+      router: 'gateway-api',
+      stable: 'blue',
+      canary: 'green',
+      weight: 0,
+    });
   });
 
   it('gateway-api: a write landing between our read and our patch is a real 409, read again; neither write is lost', async () => {
@@ -199,7 +352,17 @@ describe('the gateway-api and ingress routers against a real control plane', () 
         return async (...args: Parameters<k8s.CustomObjectsApi['patchNamespacedCustomObject']>) => {
           patches += 1;
           if (patches === 1) {
-            await realCustom.patchNamespacedCustomObject({ group: GATEWAY_GROUP, version: 'v1', namespace: NS, plural: 'httproutes', name: 'detection-api', body: { metadata: { labels: { team: 'edge' } } } }, MERGE);
+            await realCustom.patchNamespacedCustomObject(
+              {
+                group: GATEWAY_GROUP,
+                version: 'v1',
+                namespace: NS,
+                plural: 'httproutes',
+                name: 'detection-api',
+                body: { metadata: { labels: { team: 'edge' } } },
+              },
+              MERGE,
+            );
           }
           return await realCustom.patchNamespacedCustomObject(...args);
         };
@@ -212,77 +375,181 @@ describe('the gateway-api and ingress routers against a real control plane', () 
     const route = (await readRoute()) as Route & { metadata: { labels?: Record<string, string> } };
     assert.equal(route.metadata.labels?.['team'], 'edge', 'the other writer’s change survives');
     assert.deepEqual(weights(route), { 'detection-api-blue': 50, 'detection-api-green': 50 });
-    await platform.setTrafficWeight({ target: gatewayTarget, router: 'gateway-api', stable: 'blue', canary: 'green', weight: 0 });
+    await platform.setTrafficWeight({
+      target: gatewayTarget,
+      router: 'gateway-api',
+      stable: 'blue',
+      canary: 'green',
+      weight: 0,
+    });
   });
 
   it('gateway-api: a missing backend, route or rule is a clear error before any traffic moves', async () => {
     const before = (await readRoute()).metadata.resourceVersion;
-    const missingBackend = retarget(gatewayTarget, { slotServices: { blue: 'detection-api-blue', green: 'no-such-green' } });
-    const backend = await rejection(platform.setTrafficWeight({ target: missingBackend, router: 'gateway-api', stable: 'blue', canary: 'green', weight: 5 }));
+    const missingBackend = retarget(gatewayTarget, {
+      slotServices: { blue: 'detection-api-blue', green: 'no-such-green' },
+    });
+    const backend = await rejection(
+      platform.setTrafficWeight({
+        target: missingBackend,
+        router: 'gateway-api',
+        stable: 'blue',
+        canary: 'green',
+        weight: 5,
+      }),
+    );
     assert.equal(backend.type, ErrorType.NotFound);
-    assert.match(backend.message, new RegExp(`read service no-such-green \\(slot green's backend\\): not found in namespace ${NS}`));
+    assert.match(
+      backend.message,
+      new RegExp(`read service no-such-green \\(slot green's backend\\): not found in namespace ${NS}`),
+    );
     const route = await rejection(platform.describe(retarget(gatewayTarget, { httpRoute: 'no-such-route' })));
     assert.equal(route.type, ErrorType.NotFound);
-    assert.match(route.message, new RegExp(`read httproute no-such-route: not found in namespace ${NS} \\(httproutes.gateway.networking.k8s.io "no-such-route" not found\\)`));
+    assert.match(
+      route.message,
+      new RegExp(
+        `read httproute no-such-route: not found in namespace ${NS} \\(httproutes.gateway.networking.k8s.io "no-such-route" not found\\)`,
+      ),
+    );
     // Services that exist, but that no rule of the route names.
-    const unnamed = retarget(gatewayTarget, { slotServices: { blue: 'detection-api-service', green: 'detection-api-service' } });
-    const rule = await rejection(platform.setTrafficWeight({ target: unnamed, router: 'gateway-api', stable: 'blue', canary: 'green', weight: 5 }));
+    const unnamed = retarget(gatewayTarget, {
+      slotServices: { blue: 'detection-api-service', green: 'detection-api-service' },
+    });
+    const rule = await rejection(
+      platform.setTrafficWeight({ target: unnamed, router: 'gateway-api', stable: 'blue', canary: 'green', weight: 5 }),
+    );
     assert.equal(rule.type, ErrorType.PreconditionFailed);
-    assert.match(rule.message, new RegExp(`httproute detection-api in namespace ${NS} has no rule with a backendRef to detection-api-service or detection-api-service`));
+    assert.match(
+      rule.message,
+      new RegExp(
+        `httproute detection-api in namespace ${NS} has no rule with a backendRef to detection-api-service or detection-api-service`,
+      ),
+    );
     assert.equal((await readRoute()).metadata.resourceVersion, before, 'nothing was written');
   });
 
   it('ingress: blue-green switches the backend of the slot paths only; other hosts, TLS and annotations stay', async () => {
     assert.equal((await platform.describe(ingressTarget)).activeSlot, 'blue');
     const original = await readIngress('detection-api-ingress');
-    assert.deepEqual(await platform.switchTraffic({ target: ingressTarget, slot: 'green' }), { changed: true, previousSlot: 'blue' });
+    assert.deepEqual(await platform.switchTraffic({ target: ingressTarget, slot: 'green' }), {
+      changed: true,
+      previousSlot: 'blue',
+    });
     const switched = await readIngress('detection-api-ingress');
     assert.equal(switched.spec!.rules![0]!.http!.paths[0]!.backend.service!.name, 'detection-api-green');
     assert.equal(switched.spec!.rules![0]!.http!.paths[0]!.backend.service!.port!.number, 8000);
     assert.deepEqual(switched.spec!.rules![1], original.spec!.rules![1], 'the docs host is untouched');
     assert.deepEqual([switched.spec!.tls, switched.spec!.ingressClassName], [original.spec!.tls, 'nginx']);
     assert.equal(switched.metadata!.annotations!['nginx.ingress.kubernetes.io/limit-rps'], '200');
-    assert.equal((await platform.verifyTraffic({ target: ingressTarget, slot: 'green', timeoutSeconds: 30 }, progress())).endpoints, 2);
+    assert.equal(
+      (await platform.verifyTraffic({ target: ingressTarget, slot: 'green', timeoutSeconds: 30 }, progress()))
+        .endpoints,
+      2,
+    );
     assert.equal((await platform.describe(ingressTarget)).activeSlot, 'green');
-    assert.deepEqual(await platform.switchTraffic({ target: ingressTarget, slot: 'green' }), { changed: false, previousSlot: 'green' });
-    assert.equal((await readIngress('detection-api-ingress')).metadata!.resourceVersion, switched.metadata!.resourceVersion, 'the second call wrote nothing');
+    assert.deepEqual(await platform.switchTraffic({ target: ingressTarget, slot: 'green' }), {
+      changed: false,
+      previousSlot: 'green',
+    });
+    assert.equal(
+      (await readIngress('detection-api-ingress')).metadata!.resourceVersion,
+      switched.metadata!.resourceVersion,
+      'the second call wrote nothing',
+    );
     await assert.rejects(readIngress('detection-api-ingress-canary'), 'blue-green makes no canary Ingress');
     await platform.switchTraffic({ target: ingressTarget, slot: 'blue' });
   });
 
   it('ingress: a canary goes through NGINX canary annotations on a second Ingress over the canary slot; promotion moves the stable backend and lets go', async () => {
-    const request = { target: ingressTarget, router: 'ingress' as const, stable: 'blue' as const, canary: 'green' as const };
-    assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 5 }), { changed: true, previous: `ingress detection-api-ingress in namespace ${NS} sends to blue` });
+    const request = {
+      target: ingressTarget,
+      router: 'ingress' as const,
+      stable: 'blue' as const,
+      canary: 'green' as const,
+    };
+    assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 5 }), {
+      changed: true,
+      previous: `ingress detection-api-ingress in namespace ${NS} sends to blue`,
+    });
     const made = await readIngress('detection-api-ingress-canary');
-    assert.deepEqual([made.metadata!.annotations![NGINX_CANARY], made.metadata!.annotations![NGINX_CANARY_WEIGHT]], ['true', '5']);
+    assert.deepEqual(
+      [made.metadata!.annotations![NGINX_CANARY], made.metadata!.annotations![NGINX_CANARY_WEIGHT]],
+      ['true', '5'],
+    );
     assert.equal(made.spec!.ingressClassName, 'nginx');
-    assert.deepEqual(JSON.parse(JSON.stringify(made.spec!.rules)), [{ host: 'detection-api.internal.example.com', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'detection-api-green', port: { number: 8000 } } } }] } }], 'only the slot paths, over the canary');
-    assert.equal((await readIngress('detection-api-ingress')).spec!.rules![0]!.http!.paths[0]!.backend.service!.name, 'detection-api-blue');
+    assert.deepEqual(
+      JSON.parse(JSON.stringify(made.spec!.rules)),
+      [
+        {
+          host: 'detection-api.internal.example.com',
+          http: {
+            paths: [
+              {
+                path: '/',
+                pathType: 'Prefix',
+                backend: { service: { name: 'detection-api-green', port: { number: 8000 } } },
+              },
+            ],
+          },
+        },
+      ],
+      'only the slot paths, over the canary',
+    );
+    assert.equal(
+      (await readIngress('detection-api-ingress')).spec!.rules![0]!.http!.paths[0]!.backend.service!.name,
+      'detection-api-blue',
+    );
     const at5 = await platform.verifyTrafficWeight({ ...request, weight: 5, timeoutSeconds: 30 }, progress());
     assert.deepEqual([at5.weight, at5.endpoints], [5, { blue: 3, green: 2 }]);
 
     // Someone's own annotation on the canary Ingress stays through our writes.
-    await networking.patchNamespacedIngress({ name: 'detection-api-ingress-canary', namespace: NS, body: { metadata: { annotations: { 'example.com/owner': 'edge' } } } }, MERGE);
+    await networking.patchNamespacedIngress(
+      {
+        name: 'detection-api-ingress-canary',
+        namespace: NS,
+        body: { metadata: { annotations: { 'example.com/owner': 'edge' } } },
+      },
+      MERGE,
+    );
     await platform.setTrafficWeight({ ...request, weight: 50 });
     const at50 = await readIngress('detection-api-ingress-canary');
-    assert.deepEqual([at50.metadata!.annotations![NGINX_CANARY_WEIGHT], at50.metadata!.annotations!['example.com/owner']], ['50', 'edge']);
+    assert.deepEqual(
+      [at50.metadata!.annotations![NGINX_CANARY_WEIGHT], at50.metadata!.annotations!['example.com/owner']],
+      ['50', 'edge'],
+    );
     assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 50 }), {
       changed: false,
       previous: `ingress detection-api-ingress in namespace ${NS} sends to blue, canary ingress detection-api-ingress-canary sends 50 % to green`,
     });
-    assert.equal((await readIngress('detection-api-ingress-canary')).metadata!.resourceVersion, at50.metadata!.resourceVersion, 'the second call wrote nothing');
+    assert.equal(
+      (await readIngress('detection-api-ingress-canary')).metadata!.resourceVersion,
+      at50.metadata!.resourceVersion,
+      'the second call wrote nothing',
+    );
 
     await platform.setTrafficWeight({ ...request, weight: 100 });
-    assert.equal((await readIngress('detection-api-ingress')).spec!.rules![0]!.http!.paths[0]!.backend.service!.name, 'detection-api-green');
+    assert.equal(
+      (await readIngress('detection-api-ingress')).spec!.rules![0]!.http!.paths[0]!.backend.service!.name,
+      'detection-api-green',
+    );
     assert.equal((await readIngress('detection-api-ingress-canary')).metadata!.annotations![NGINX_CANARY_WEIGHT], '0');
-    assert.equal((await platform.verifyTrafficWeight({ ...request, weight: 100, timeoutSeconds: 30 }, progress())).weight, 100);
+    assert.equal(
+      (await platform.verifyTrafficWeight({ ...request, weight: 100, timeoutSeconds: 30 }, progress())).weight,
+      100,
+    );
     assert.equal((await platform.describe(ingressTarget)).activeSlot, 'green');
 
     // The next canary runs the other way: the canary Ingress turns to blue in the same write as its weight.
     const back = { ...request, stable: 'green' as const, canary: 'blue' as const };
     await platform.setTrafficWeight({ ...back, weight: 25 });
     const turned = await readIngress('detection-api-ingress-canary');
-    assert.deepEqual([turned.spec!.rules![0]!.http!.paths[0]!.backend.service!.name, turned.metadata!.annotations![NGINX_CANARY_WEIGHT]], ['detection-api-blue', '25']);
+    assert.deepEqual(
+      [
+        turned.spec!.rules![0]!.http!.paths[0]!.backend.service!.name,
+        turned.metadata!.annotations![NGINX_CANARY_WEIGHT],
+      ],
+      ['detection-api-blue', '25'],
+    );
     await platform.setTrafficWeight({ ...back, weight: 0 });
     await platform.verifyTrafficWeight({ ...back, weight: 0, timeoutSeconds: 30 }, progress());
     await platform.switchTraffic({ target: ingressTarget, slot: 'blue' });
@@ -291,22 +558,35 @@ describe('the gateway-api and ingress routers against a real control plane', () 
 
   it('ingress: a missing backend or Ingress, or an Ingress naming neither slot, is a clear error before any traffic moves', async () => {
     const before = (await readIngress('detection-api-ingress')).metadata!.resourceVersion;
-    const backend = await rejection(platform.switchTraffic({ target: retarget(ingressTarget, { slotServices: { blue: 'detection-api-blue', green: 'no-such-green' } }), slot: 'green' }));
+    const backend = await rejection(
+      platform.switchTraffic({
+        target: retarget(ingressTarget, { slotServices: { blue: 'detection-api-blue', green: 'no-such-green' } }),
+        slot: 'green',
+      }),
+    );
     assert.equal(backend.type, ErrorType.NotFound);
     assert.match(backend.message, /read service no-such-green \(slot green's backend\): not found/);
     const missing = await rejection(platform.describe(retarget(ingressTarget, { ingress: 'no-such-ingress' })));
     assert.equal(missing.type, ErrorType.NotFound);
     assert.match(missing.message, new RegExp(`read ingress no-such-ingress: not found in namespace ${NS}`));
-    const neither = await rejection(platform.describe(retarget(ingressTarget, { slotServices: { blue: 'a', green: 'b' } })));
+    const neither = await rejection(
+      platform.describe(retarget(ingressTarget, { slotServices: { blue: 'a', green: 'b' } })),
+    );
     assert.equal(neither.type, ErrorType.PreconditionFailed);
-    assert.match(neither.message, new RegExp(`ingress detection-api-ingress in namespace ${NS} has no path whose backend is a or b`));
+    assert.match(
+      neither.message,
+      new RegExp(`ingress detection-api-ingress in namespace ${NS} has no path whose backend is a or b`),
+    );
     assert.equal((await readIngress('detection-api-ingress')).metadata!.resourceVersion, before, 'nothing was written');
   });
 
   it('needs every verb of each router Role: without any one, a router step is refused with 403', async () => {
     const rbac = cluster.rbac;
-    const base = parseYaml(readFileSync(fileURLToPath(new URL('../../deploy/worker/role.yaml', import.meta.url)), 'utf8')) as k8s.V1Role;
-    const weigh = (p: KubernetesPlatform, target: Target, weight: number) => p.setTrafficWeight({ target, router: target.traffic!.router, stable: 'blue', canary: 'green', weight });
+    const base = parseYaml(
+      readFileSync(fileURLToPath(new URL('../../deploy/worker/role.yaml', import.meta.url)), 'utf8'),
+    ) as k8s.V1Role;
+    const weigh = (p: KubernetesPlatform, target: Target, weight: number) =>
+      p.setTrafficWeight({ target, router: target.traffic!.router, stable: 'blue', canary: 'green', weight });
     const cases = [
       { component: 'gateway-api', target: gatewayTarget },
       // The first canary makes the canary Ingress (create), the next step patches it.
@@ -322,17 +602,36 @@ describe('the gateway-api and ingress routers against a real control plane', () 
       for (const without of [null, ...grants]) {
         // A name of its own per variant: RBAC's informers can never answer from another variant's Role.
         const name = `router-rbac-${run}-${serial++}`;
-        const rules = role.rules!.map((rule, index) => ({ ...rule, verbs: rule.verbs.filter((verb) => !(without && index === without.index && verb === without.verb)) })).filter((r) => r.verbs.length > 0);
+        const rules = role
+          .rules!.map((rule, index) => ({
+            ...rule,
+            verbs: rule.verbs.filter((verb) => !(without && index === without.index && verb === without.verb)),
+          }))
+          .filter((r) => r.verbs.length > 0);
         await cluster.core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name } } });
-        for (const [roleName, roleRules] of [[`${name}-base`, base.rules!], [name, rules]] as const) {
-          await rbac.createNamespacedRole({ namespace: NS, body: { metadata: { name: roleName }, rules: [...roleRules] } });
+        for (const [roleName, roleRules] of [
+          [`${name}-base`, base.rules!],
+          [name, rules],
+        ] as const) {
+          await rbac.createNamespacedRole({
+            namespace: NS,
+            body: { metadata: { name: roleName }, rules: [...roleRules] },
+          });
           await rbac.createNamespacedRoleBinding({
             namespace: NS,
-            body: { metadata: { name: roleName }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: roleName }, subjects: [{ kind: 'ServiceAccount', name, namespace: NS }] },
+            body: {
+              metadata: { name: roleName },
+              roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: roleName },
+              subjects: [{ kind: 'ServiceAccount', name, namespace: NS }],
+            },
           });
         }
-        await networking.deleteNamespacedIngress({ name: 'detection-api-ingress-canary', namespace: NS }).catch(() => undefined);
-        const restricted = new KubernetesPlatform(cluster.plane.configForToken(await cluster.plane.mintToken(NS, name)));
+        await networking
+          .deleteNamespacedIngress({ name: 'detection-api-ingress-canary', namespace: NS })
+          .catch(() => undefined);
+        const restricted = new KubernetesPlatform(
+          cluster.plane.configForToken(await cluster.plane.mintToken(NS, name)),
+        );
         // RBAC reads its objects from informers: give the new Roles a moment to be seen.
         await new Promise((resolve) => setTimeout(resolve, 500));
         const outcome = await weigh(restricted, target, 5)
@@ -349,16 +648,33 @@ describe('the gateway-api and ingress routers against a real control plane', () 
         await weigh(platform, target, 0);
       }
     }
-    assert.deepEqual(denied, ['gateway-api:get', 'gateway-api:patch', 'ingress:get', 'ingress:patch', 'ingress:create']);
+    assert.deepEqual(denied, [
+      'gateway-api:get',
+      'gateway-api:patch',
+      'ingress:get',
+      'ingress:patch',
+      'ingress:create',
+    ]);
   });
 
   it('gateway-api: without the HTTPRoute CRD, says to install the Gateway API before anything moves', async () => {
     const extensions = cluster.plane.adminConfig().makeApiClient(k8s.ApiextensionsV1Api);
     await extensions.deleteCustomResourceDefinition({ name: 'httproutes.gateway.networking.k8s.io' });
     try {
-      const failure = await waitForRejection(() => platform.setTrafficWeight({ target: gatewayTarget, router: 'gateway-api', stable: 'blue', canary: 'green', weight: 5 }));
+      const failure = await waitForRejection(() =>
+        platform.setTrafficWeight({
+          target: gatewayTarget,
+          router: 'gateway-api',
+          stable: 'blue',
+          canary: 'green',
+          weight: 5,
+        }),
+      );
       assert.equal(failure.type, ErrorType.NotFound);
-      assert.match(failure.message, /the API server does not serve httproutes.gateway.networking.k8s.io\/v1: install the Gateway API CRDs/);
+      assert.match(
+        failure.message,
+        /the API server does not serve httproutes.gateway.networking.k8s.io\/v1: install the Gateway API CRDs/,
+      );
     } finally {
       await installGatewayApi(cluster.plane.adminConfig());
       await applyRoute();
@@ -401,8 +717,8 @@ async function waitForRejection(call: () => Promise<unknown>) {
       () => null,
       (e: unknown) => e,
     );
-    if (Date.now() > deadline || (error instanceof Error && /does not serve/.test(error.message))) return await rejection(Promise.reject(error ?? new Error('the call still succeeds')));
+    if (Date.now() > deadline || (error instanceof Error && /does not serve/.test(error.message)))
+      return await rejection(Promise.reject(error ?? new Error('the call still succeeds')));
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }
-

@@ -10,11 +10,14 @@ import { freePort } from '../../src/processes/processes.js';
 
 describe('freePort', () => {
   it('hands out distinct ports below the ephemeral range, each free to bind', async () => {
-    const firstEphemeral = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    const firstEphemeral = Number(
+      readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0],
+    );
     const ports: number[] = [];
     for (let i = 0; i < 200; i++) ports.push(await freePort());
     assert.equal(new Set(ports).size, ports.length, 'no port twice');
-    for (const port of ports) assert.ok(port >= 10_000 && port < firstEphemeral, `${port} lies below ${firstEphemeral}`);
+    for (const port of ports)
+      assert.ok(port >= 10_000 && port < firstEphemeral, `${port} lies below ${firstEphemeral}`);
     const servers = await Promise.all(
       ports.slice(0, 20).map(
         (port) =>

@@ -14,7 +14,11 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const FILES = ['test/processes/fixtures/suite-file.ts', 'test/processes/fixtures/suite-other-file.ts'];
 
 /** The runner on `files`, two at a time; its exit code and output, and the files' log. */
-async function runSuite(failIn: string, files = FILES, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; log: string[]; dir: string }> {
+async function runSuite(
+  failIn: string,
+  files = FILES,
+  extraEnv: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; log: string[]; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'run-suite-'));
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -26,8 +30,11 @@ async function runSuite(failIn: string, files = FILES, extraEnv: NodeJS.ProcessE
   };
   delete env['NODE_TEST_CONTEXT']; // a runner of its own, not a child of this one
   const { code, stdout } = await new Promise<{ code: number; stdout: string }>((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'scripts/run-suite.ts', ...files], { cwd: ROOT, env, timeout: 60_000 }, (error, stdout) =>
-      resolve({ code: error ? Number((error as { code?: number }).code) : 0, stdout }),
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', 'scripts/run-suite.ts', ...files],
+      { cwd: ROOT, env, timeout: 60_000 },
+      (error, stdout) => resolve({ code: error ? Number((error as { code?: number }).code) : 0, stdout }),
     );
   });
   const log = existsSync(join(dir, 'log')) ? readFileSync(join(dir, 'log'), 'utf8').trim().split('\n') : [];
@@ -39,12 +46,22 @@ describe('the suite runner', () => {
     const { code, stdout, log } = await runSuite('');
     assert.equal(code, 0, stdout);
     const at = (line: string) => Number(log.find((l) => l.startsWith(line))?.split(' ')[2]);
-    const [aStart, aEnd, bStart, bEnd] = [at('suite-file.ts start'), at('suite-file.ts end'), at('suite-other-file.ts start'), at('suite-other-file.ts end')];
+    const [aStart, aEnd, bStart, bEnd] = [
+      at('suite-file.ts start'),
+      at('suite-file.ts end'),
+      at('suite-other-file.ts start'),
+      at('suite-other-file.ts end'),
+    ];
     assert.ok(aStart < bEnd && bStart < aEnd, `the two files overlap in time: ${log.join(', ')}`);
     assert.match(stdout, /^suite: 2 files, 2 at a time/m);
     assert.match(stdout, /^suite: 4 passed, 0 failed, 0 skipped$/m);
     assert.match(stdout, /^ℹ pass 4$/m);
-    for (const file of FILES) assert.match(stdout, new RegExp(`^\\* +[\\d.]+ s wall +[\\d.]+ s CPU  ${file}$`, 'm'), `${file}'s time is listed`);
+    for (const file of FILES)
+      assert.match(
+        stdout,
+        new RegExp(`^\\* +[\\d.]+ s wall +[\\d.]+ s CPU  ${file}$`, 'm'),
+        `${file}'s time is listed`,
+      );
   });
 
   it('never runs two files that hold the same resource at once, and ends', async () => {
@@ -52,7 +69,12 @@ describe('the suite runner', () => {
     const { code, stdout, log } = await runSuite('', FILES, { BLUEGREEN_SUITE_HOLDS: JSON.stringify(holds) });
     assert.equal(code, 0, stdout);
     const at = (line: string) => Number(log.find((l) => l.startsWith(line))?.split(' ')[2]);
-    const [aStart, aEnd, bStart, bEnd] = [at('suite-file.ts start'), at('suite-file.ts end'), at('suite-other-file.ts start'), at('suite-other-file.ts end')];
+    const [aStart, aEnd, bStart, bEnd] = [
+      at('suite-file.ts start'),
+      at('suite-file.ts end'),
+      at('suite-other-file.ts start'),
+      at('suite-other-file.ts end'),
+    ];
     assert.ok(aEnd <= bStart || bEnd <= aStart, `one after the other: ${log.join(', ')}`);
     assert.match(stdout, /^suite: 4 passed, 0 failed, 0 skipped$/m);
   });
@@ -64,7 +86,10 @@ describe('the suite runner', () => {
     assert.match(stdout, /^suite: 3 passed, 1 failed, 0 skipped$/m);
     // Each file's output is printed whole: the failing test's name directly under its file's heading.
     const block = stdout.slice(stdout.indexOf('▶ test/processes/fixtures/suite-other-file.ts'));
-    assert.match(block.slice(0, block.indexOf('✖ test/processes/fixtures/suite-other-file.ts')), /✖ fails when told to/);
+    assert.match(
+      block.slice(0, block.indexOf('✖ test/processes/fixtures/suite-other-file.ts')),
+      /✖ fails when told to/,
+    );
     // And again under the summary, with its error, where a short excerpt of the output still shows why.
     const summary = stdout.slice(stdout.indexOf('✖ failed: test/processes/fixtures/suite-other-file.ts'));
     assert.match(summary, /^ {4}✖ fails when told to/m);
@@ -75,13 +100,18 @@ describe('the suite runner', () => {
     // The fixture never ends and holds a `sleep 120` of its own; its tests' own bound is far off.
     const pidFile = join(mkdtempSync(join(tmpdir(), 'run-suite-bound-')), 'pid');
     const started = performance.now();
-    const { code, stdout } = await runSuite('', ['test/processes/fixtures/overruns-its-bound.ts'], { PID_FILE: pidFile, BLUEGREEN_TEST_FILE_TIMEOUT_MS: '3000' });
+    const { code, stdout } = await runSuite('', ['test/processes/fixtures/overruns-its-bound.ts'], {
+      PID_FILE: pidFile,
+      BLUEGREEN_TEST_FILE_TIMEOUT_MS: '3000',
+    });
     assert.equal(code, 1);
     assert.match(stdout, /ended at its bound/);
     assert.match(stdout, /^suite: 0 passed, 1 failed, 0 skipped$/m);
     assert.ok(performance.now() - started < 50_000, 'the runner ended by itself, long before the sleep would have');
     const pid = Number(readFileSync(pidFile, 'utf8'));
-    const state = existsSync(`/proc/${pid}/stat`) ? readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] : 'gone';
+    const state = existsSync(`/proc/${pid}/stat`)
+      ? readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0]
+      : 'gone';
     assert.ok(state === 'gone' || state === 'Z', `the sleep the file started has ended (state ${state})`);
   });
 });

@@ -32,7 +32,15 @@ describe('a test file ended at its bound', () => {
     const { code, stdout } = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
       const runner = execFile(
         process.execPath,
-        ['--import', 'tsx', '--import', './test/helpers/stop-descendants-on-exit.mjs', '--test', '--test-timeout=2000', FIXTURE],
+        [
+          '--import',
+          'tsx',
+          '--import',
+          './test/helpers/stop-descendants-on-exit.mjs',
+          '--test',
+          '--test-timeout=2000',
+          FIXTURE,
+        ],
         { cwd: ROOT, env: { ...env, PID_FILE: pidFile }, timeout: 60_000 },
         (error, stdout) => resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stdout }),
       );

@@ -18,14 +18,22 @@ import {
   worst,
 } from '../../src/shared/analysis.js';
 import type { MonitorCounters } from '../../src/shared/analysis.js';
-import { canaryReplicasFor, replicaRatioReplicas, replicaRatioShare, replicasNeededFor } from '../../src/shared/traffic.js';
+import {
+  canaryReplicasFor,
+  replicaRatioReplicas,
+  replicaRatioShare,
+  replicasNeededFor,
+} from '../../src/shared/traffic.js';
 
 const LIMITS = { failureLimit: 0, consecutiveErrorLimit: 4, inconclusiveLimit: 2 };
 const ZERO: MonitorCounters = { failed: 0, consecutiveErrors: 0, inconclusive: 0 };
 const { Successful, Failed, Inconclusive, Error } = AnalysisResult;
 
 /** Runs a sequence of results through the limits; returns each decision. */
-function decisions(results: AnalysisResult[], options: { warmUpTicks?: number; consecutive?: boolean; limits?: typeof LIMITS } = {}): string[] {
+function decisions(
+  results: AnalysisResult[],
+  options: { warmUpTicks?: number; consecutive?: boolean; limits?: typeof LIMITS } = {},
+): string[] {
   let counters = ZERO;
   return results.map((result, index) => {
     const judged = judgeMonitorTick(options.limits ?? LIMITS, counters, result, {
@@ -40,21 +48,40 @@ function decisions(results: AnalysisResult[], options: { warmUpTicks?: number; c
 describe('judgeMonitorTick: the monitor limits', () => {
   it('breaches on the first failed tick with failureLimit 0, and after the limit otherwise', () => {
     assert.deepEqual(decisions([Successful, Failed]), ['Continue', 'Breach']);
-    assert.deepEqual(decisions([Failed, Successful, Failed], { limits: { ...LIMITS, failureLimit: 1 } }), ['Continue', 'Continue', 'Breach']);
+    assert.deepEqual(decisions([Failed, Successful, Failed], { limits: { ...LIMITS, failureLimit: 1 } }), [
+      'Continue',
+      'Continue',
+      'Breach',
+    ]);
   });
 
   it('ends at consecutiveErrorLimit errors in a row; any other result resets the run', () => {
     assert.deepEqual(decisions([Error, Error, Error, Error]), ['Continue', 'Continue', 'Continue', 'ErrorLimit']);
-    assert.deepEqual(decisions([Error, Error, Error, Inconclusive, Error, Error, Error]).includes(MonitorDecision.ErrorLimit), false);
+    assert.deepEqual(
+      decisions([Error, Error, Error, Inconclusive, Error, Error, Error]).includes(MonitorDecision.ErrorLimit),
+      false,
+    );
   });
 
   it('pauses after more than inconclusiveLimit Inconclusive ticks in a row, and counts afresh after the pause', () => {
     assert.deepEqual(decisions([Inconclusive, Inconclusive, Inconclusive]), ['Continue', 'Continue', 'Pause']);
-    assert.deepEqual(decisions([Inconclusive, Inconclusive, Inconclusive, Inconclusive, Inconclusive, Inconclusive]), ['Continue', 'Continue', 'Pause', 'Continue', 'Continue', 'Pause']);
+    assert.deepEqual(decisions([Inconclusive, Inconclusive, Inconclusive, Inconclusive, Inconclusive, Inconclusive]), [
+      'Continue',
+      'Continue',
+      'Pause',
+      'Continue',
+      'Continue',
+      'Pause',
+    ]);
   });
 
   it('does not count Inconclusive during the warm-up, but a breach there is a breach', () => {
-    assert.deepEqual(decisions([Inconclusive, Inconclusive, Inconclusive, Inconclusive], { warmUpTicks: 3 }), ['Continue', 'Continue', 'Continue', 'Continue']);
+    assert.deepEqual(decisions([Inconclusive, Inconclusive, Inconclusive, Inconclusive], { warmUpTicks: 3 }), [
+      'Continue',
+      'Continue',
+      'Continue',
+      'Continue',
+    ]);
     assert.deepEqual(decisions([Inconclusive, Failed], { warmUpTicks: 3 }), ['Continue', 'Breach']);
   });
 
@@ -86,27 +113,67 @@ describe('monitorWarmUp: the warm-up from the scrape interval', () => {
       [30, 65],
       [60, 125],
     ] as const) {
-      const warmUp = monitorWarmUp({ windowSeconds: 4 * scrape, intervalSeconds: 5, durationSeconds: 600, scrapeIntervalSeconds: scrape });
-      assert.deepEqual([warmUp.seconds, warmUp.scrapeIntervalSeconds, warmUp.warnings], [expected, scrape, []], `scrape ${scrape} s`);
+      const warmUp = monitorWarmUp({
+        windowSeconds: 4 * scrape,
+        intervalSeconds: 5,
+        durationSeconds: 600,
+        scrapeIntervalSeconds: scrape,
+      });
+      assert.deepEqual(
+        [warmUp.seconds, warmUp.scrapeIntervalSeconds, warmUp.warnings],
+        [expected, scrape, []],
+        `scrape ${scrape} s`,
+      );
     }
-    assert.deepEqual(monitorWarmUp({ windowSeconds: 60, intervalSeconds: 5, durationSeconds: 600, scrapeIntervalSeconds: 30, initialDelaySeconds: 10 }).seconds, 10);
+    assert.deepEqual(
+      monitorWarmUp({
+        windowSeconds: 60,
+        intervalSeconds: 5,
+        durationSeconds: 600,
+        scrapeIntervalSeconds: 30,
+        initialDelaySeconds: 10,
+      }).seconds,
+      10,
+    );
   });
 
   it("assumes Prometheus's default 60 s when the interval cannot be read, and says so", () => {
-    const warmUp = monitorWarmUp({ windowSeconds: 60, intervalSeconds: 5, durationSeconds: 300, scrapeIntervalSeconds: null });
+    const warmUp = monitorWarmUp({
+      windowSeconds: 60,
+      intervalSeconds: 5,
+      durationSeconds: 300,
+      scrapeIntervalSeconds: null,
+    });
     assert.equal(warmUp.seconds, 125);
-    assert.match(warmUp.warnings[0]!, /monitor\.window \(60 s\) holds fewer than 2 scrapes at the targets' scrape interval \(Prometheus's default 60 s, assumed\)/);
+    assert.match(
+      warmUp.warnings[0]!,
+      /monitor\.window \(60 s\) holds fewer than 2 scrapes at the targets' scrape interval \(Prometheus's default 60 s, assumed\)/,
+    );
   });
 
   it('warns of a monitor that cannot judge at least 3 ticks after its warm-up', () => {
-    const warmUp = monitorWarmUp({ windowSeconds: 120, intervalSeconds: 10, durationSeconds: 60, scrapeIntervalSeconds: 15 });
-    assert.deepEqual(warmUp.warnings, ['monitor.durationSeconds (60 s) leaves 2 judged tick(s) after a 40 s warm-up (scrape interval 15 s); make it at least 70 s']);
+    const warmUp = monitorWarmUp({
+      windowSeconds: 120,
+      intervalSeconds: 10,
+      durationSeconds: 60,
+      scrapeIntervalSeconds: 15,
+    });
+    assert.deepEqual(warmUp.warnings, [
+      'monitor.durationSeconds (60 s) leaves 2 judged tick(s) after a 40 s warm-up (scrape interval 15 s); make it at least 70 s',
+    ]);
   });
 });
 
 describe('small arithmetic', () => {
   it('reads Prometheus durations', () => {
-    assert.deepEqual(['1m', '1m30s', '500ms', '2h', '', '5x'].map(promDurationSeconds), [60, 90, 0.5, 7200, Number.NaN, Number.NaN]);
+    assert.deepEqual(['1m', '1m30s', '500ms', '2h', '', '5x'].map(promDurationSeconds), [
+      60,
+      90,
+      0.5,
+      7200,
+      Number.NaN,
+      Number.NaN,
+    ]);
   });
 
   it('rounds values for people', () => {
@@ -128,7 +195,11 @@ describe('judgeCanaryTick: a canary tick against its thresholds, the stable slot
     gate: true,
     result: judgeValue(value, comparison, threshold),
   });
-  const input = (canary: ReturnType<typeof m>[], stable: ReturnType<typeof m>[], canaryRequests: number | null = 500) => ({
+  const input = (
+    canary: ReturnType<typeof m>[],
+    stable: ReturnType<typeof m>[],
+    canaryRequests: number | null = 500,
+  ) => ({
     canary,
     stable,
     canaryRequests,
@@ -142,34 +213,62 @@ describe('judgeCanaryTick: a canary tick against its thresholds, the stable slot
     assert.equal(tick.result, AnalysisResult.Successful);
     assert.equal(tick.observedShare, 5);
     assert.equal(tick.sharedCause, null);
-    assert.deepEqual(tick.measurements.at(-1), { name: CANARY_REQUESTS_MEASUREMENT, value: 500, comparison: '>=', threshold: 100, gate: true, result: 'Successful' });
+    assert.deepEqual(tick.measurements.at(-1), {
+      name: CANARY_REQUESTS_MEASUREMENT,
+      value: 500,
+      comparison: '>=',
+      threshold: 100,
+      gate: true,
+      result: 'Successful',
+    });
   });
 
   it('is never Successful below minRequests: Inconclusive, not Failed', () => {
     assert.equal(judgeCanaryTick(input([m('error-rate', 0.001, 0.01)], [], 99)).result, AnalysisResult.Inconclusive);
     assert.equal(judgeCanaryTick(input([m('error-rate', 0.001, 0.01)], [], null)).result, AnalysisResult.Inconclusive);
-    assert.equal(judgeCanaryTick(input([m('error-rate', 0.2, 0.01)], [m('error-rate', 0.001, 0.01)], 3)).result, AnalysisResult.Failed, 'a breach is a breach, however few requests');
+    assert.equal(
+      judgeCanaryTick(input([m('error-rate', 0.2, 0.01)], [m('error-rate', 0.001, 0.01)], 3)).result,
+      AnalysisResult.Failed,
+      'a breach is a breach, however few requests',
+    );
   });
 
   it('holds an SLO against the stable slot: threshold = stable x factor + offset', () => {
-    const tick = judgeCanaryTick({ ...input([m('error-rate', 0.008, 0.01)], [m('error-rate', 0.001, 0.01)]), comparedToStable: { 'error-rate': { factor: 1, offset: 0.005 } } });
+    const tick = judgeCanaryTick({
+      ...input([m('error-rate', 0.008, 0.01)], [m('error-rate', 0.001, 0.01)]),
+      comparedToStable: { 'error-rate': { factor: 1, offset: 0.005 } },
+    });
     assert.equal(tick.result, AnalysisResult.Failed);
     assert.deepEqual(tick.measurements[0]?.stable, { value: 0.001, threshold: 0.006 });
-    const p95 = judgeCanaryTick({ ...input([m('p95', 0.3, 0.5)], [m('p95', 0.25, 0.5)]), comparedToStable: { p95: { factor: 1.25, offset: 0 } } });
+    const p95 = judgeCanaryTick({
+      ...input([m('p95', 0.3, 0.5)], [m('p95', 0.25, 0.5)]),
+      comparedToStable: { p95: { factor: 1.25, offset: 0 } },
+    });
     assert.equal(p95.result, AnalysisResult.Successful, '0.3 is within 1.25 x 0.25');
-    const noBaseline = judgeCanaryTick({ ...input([m('p95', 0.3, 0.5)], [m('p95', null, 0.5)]), comparedToStable: { p95: { factor: 1.25, offset: 0 } } });
+    const noBaseline = judgeCanaryTick({
+      ...input([m('p95', 0.3, 0.5)], [m('p95', null, 0.5)]),
+      comparedToStable: { p95: { factor: 1.25, offset: 0 } },
+    });
     assert.equal(noBaseline.result, AnalysisResult.Inconclusive, 'no stable value: nothing to compare with');
   });
 
   it('tells a breach both slots share from the canary own', () => {
     const shared = judgeCanaryTick(input([m('error-rate', 0.3, 0.01)], [m('error-rate', 0.29, 0.01)]));
     assert.equal(shared.result, AnalysisResult.Failed);
-    assert.match(shared.sharedCause ?? '', /'error-rate' is 0\.3 on the canary and 0\.29 on the stable slot \(must be < 0\.01\)/);
+    assert.match(
+      shared.sharedCause ?? '',
+      /'error-rate' is 0\.3 on the canary and 0\.29 on the stable slot \(must be < 0\.01\)/,
+    );
     const own = judgeCanaryTick(input([m('error-rate', 0.3, 0.01)], [m('error-rate', 0.002, 0.01)]));
     assert.equal(own.sharedCause, null);
-    const mixed = judgeCanaryTick(input([m('error-rate', 0.3, 0.01), m('p95', 2, 0.5)], [m('error-rate', 0.29, 0.01), m('p95', 0.1, 0.5)]));
+    const mixed = judgeCanaryTick(
+      input([m('error-rate', 0.3, 0.01), m('p95', 2, 0.5)], [m('error-rate', 0.29, 0.01), m('p95', 0.1, 0.5)]),
+    );
     assert.equal(mixed.sharedCause, null, 'one breach of its own is enough to roll back');
-    const worseThanShared = judgeCanaryTick({ ...input([m('error-rate', 0.5, 0.01)], [m('error-rate', 0.2, 0.01)]), comparedToStable: { 'error-rate': { factor: 1.25, offset: 0 } } });
+    const worseThanShared = judgeCanaryTick({
+      ...input([m('error-rate', 0.5, 0.01)], [m('error-rate', 0.2, 0.01)]),
+      comparedToStable: { 'error-rate': { factor: 1.25, offset: 0 } },
+    });
     assert.equal(worseThanShared.sharedCause, null, 'worse than the stable allows is the canary own breach');
   });
 });
@@ -186,8 +285,14 @@ describe('traffic routers: what replica-ratio can express', () => {
   });
 
   it('gives weighted routing enough canary replicas for its share, at least one', () => {
-    assert.deepEqual([5, 25, 50, 100].map((w) => canaryReplicasFor('gateway-api', 3, w)), [1, 1, 2, 3]);
-    assert.deepEqual([25, 50, 100].map((w) => canaryReplicasFor('replica-ratio', 3, w)), [1, 3, 3]);
+    assert.deepEqual(
+      [5, 25, 50, 100].map((w) => canaryReplicasFor('gateway-api', 3, w)),
+      [1, 1, 2, 3],
+    );
+    assert.deepEqual(
+      [25, 50, 100].map((w) => canaryReplicasFor('replica-ratio', 3, w)),
+      [1, 3, 3],
+    );
   });
 
   it('never offers a share that a count does not give (property)', () => {

@@ -19,7 +19,11 @@ const slot = (name: 'blue' | 'green', image: string, replicas: number, run: stri
   updatedReplicas: replicas,
   availableReplicas: replicas,
 });
-const planned: LiveState = { activeSlot: 'blue', routing: 'httproute app weighs app-blue 100, app-green 0', slots: { blue: slot('blue', 'r/app:v1', 3), green: slot('green', 'r/app:v0', 0) } };
+const planned: LiveState = {
+  activeSlot: 'blue',
+  routing: 'httproute app weighs app-blue 100, app-green 0',
+  slots: { blue: slot('blue', 'r/app:v1', 3), green: slot('green', 'r/app:v0', 0) },
+};
 
 describe('liveChanges', () => {
   it('finds nothing when nothing changed', () => {
@@ -41,7 +45,13 @@ describe('liveChanges', () => {
 });
 
 describe('sloChecks', () => {
-  const m = (name: string, result: Measurement['result'], value: number | null, gate = true, message?: string): Measurement => ({
+  const m = (
+    name: string,
+    result: Measurement['result'],
+    value: number | null,
+    gate = true,
+    message?: string,
+  ): Measurement => ({
     name,
     value,
     comparison: '<',
@@ -54,8 +64,17 @@ describe('sloChecks', () => {
   it("judges the live slot's values now and the new version's query, each with its reason", () => {
     const checks = sloChecks(
       {
-        live: [m('error-rate', 'Successful', 0.001), m('p95', 'Failed', 0.9), m('cpu', 'Failed', 0.9, false), m('queue', 'Inconclusive', null, true, 'no data')],
-        next: [m('error-rate', 'Inconclusive', null), m('p95', 'Error', null, true, 'query rejected (bad_data): parse error'), m('cpu', 'Successful', 0.2)],
+        live: [
+          m('error-rate', 'Successful', 0.001),
+          m('p95', 'Failed', 0.9),
+          m('cpu', 'Failed', 0.9, false),
+          m('queue', 'Inconclusive', null, true, 'no data'),
+        ],
+        next: [
+          m('error-rate', 'Inconclusive', null),
+          m('p95', 'Error', null, true, 'query rejected (bad_data): parse error'),
+          m('cpu', 'Successful', 0.2),
+        ],
       },
       'blue',
     );

@@ -21,7 +21,9 @@ const DEPLOY = join(ROOT, 'deploy/temporal');
 export const TEMPORAL_SERVER = join(ROOT, '.tools/temporal-server');
 export const TEMPORAL_SQL_TOOL = join(ROOT, '.tools/temporal-sql-tool');
 /** The Temporal server release built and run (deploy/temporal/go.mod), compose's too. */
-export const TEMPORAL_SERVER_VERSION = /go\.temporal\.io\/server (v[0-9.]+)/.exec(readFileSync(join(DEPLOY, 'go.mod'), 'utf8'))![1]!;
+export const TEMPORAL_SERVER_VERSION = /go\.temporal\.io\/server (v[0-9.]+)/.exec(
+  readFileSync(join(DEPLOY, 'go.mod'), 'utf8'),
+)![1]!;
 const POSTGRES_BIN = '/usr/lib/postgresql/15/bin';
 /** PostgreSQL refuses to run as root: it runs as the system's `postgres` user. */
 const POSTGRES_USER = 'postgres';
@@ -44,7 +46,9 @@ export interface TemporalOnPostgres {
 
 /** The uid and gid of a system user, from /etc/passwd. */
 function idsOf(user: string): { uid: number; gid: number } {
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${user}:`));
+  const line = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${user}:`));
   if (!line) throw new Error(`no '${user}' user on this machine: install PostgreSQL with 'bash scripts/setup.sh'`);
   const [, , uid, gid] = line.split(':');
   return { uid: Number(uid), gid: Number(gid) };
@@ -52,7 +56,10 @@ function idsOf(user: string): { uid: number; gid: number } {
 
 export async function startTemporalOnPostgres({ dir }: { dir: string }): Promise<TemporalOnPostgres> {
   for (const path of [TEMPORAL_SERVER, TEMPORAL_SQL_TOOL, join(POSTGRES_BIN, 'postgres')]) {
-    if (!existsSync(path)) throw new Error(`${path} is missing: run 'bash scripts/setup.sh' (it builds Temporal ${TEMPORAL_SERVER_VERSION} and installs PostgreSQL 15)`);
+    if (!existsSync(path))
+      throw new Error(
+        `${path} is missing: run 'bash scripts/setup.sh' (it builds Temporal ${TEMPORAL_SERVER_VERSION} and installs PostgreSQL 15)`,
+      );
   }
   const started = performance.now();
   const ids = idsOf(POSTGRES_USER);
@@ -63,23 +70,33 @@ export async function startTemporalOnPostgres({ dir }: { dir: string }): Promise
   try {
     await run('test', ['-w', dir], { uid: ids.uid, gid: ids.gid });
   } catch {
-    throw new Error(`${dir}: the '${POSTGRES_USER}' user cannot reach it (PostgreSQL runs as that user): use a directory whose parents it may enter`);
+    throw new Error(
+      `${dir}: the '${POSTGRES_USER}' user cannot reach it (PostgreSQL runs as that user): use a directory whose parents it may enter`,
+    );
   }
   const asPostgres = { uid: ids.uid, gid: ids.gid, env: { ...process.env, LC_ALL: 'C.UTF-8' } };
   const password = 'temporal';
   writeFileSync(join(dir, 'pwfile'), `${password}\n`);
   chownSync(join(dir, 'pwfile'), ids.uid, ids.gid);
-  await run(join(POSTGRES_BIN, 'initdb'), ['-D', data, '-U', 'temporal', '--pwfile', join(dir, 'pwfile'), '-A', 'scram-sha-256', '-E', 'UTF8'], asPostgres);
+  await run(
+    join(POSTGRES_BIN, 'initdb'),
+    ['-D', data, '-U', 'temporal', '--pwfile', join(dir, 'pwfile'), '-A', 'scram-sha-256', '-E', 'UTF8'],
+    asPostgres,
+  );
 
   const dbPort = await freePort();
   let postgres: ChildProcess | null = null;
   let postgresLog = '';
   const startPostgres = async () => {
     postgresLog = '';
-    postgres = spawn(join(POSTGRES_BIN, 'postgres'), ['-D', data, '-p', String(dbPort), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${dir}`], {
-      ...asPostgres,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    postgres = spawn(
+      join(POSTGRES_BIN, 'postgres'),
+      ['-D', data, '-p', String(dbPort), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${dir}`],
+      {
+        ...asPostgres,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     postgres.stdout!.on('data', (chunk) => (postgresLog += chunk));
     postgres.stderr!.on('data', (chunk) => (postgresLog += chunk));
     const deadline = Date.now() + 60_000;
@@ -89,15 +106,31 @@ export async function startTemporalOnPostgres({ dir }: { dir: string }): Promise
         () => false,
       );
       if (ready) return;
-      if (postgres.exitCode !== null || Date.now() > deadline) throw new Error(`PostgreSQL did not start:\n${postgresLog}`);
+      if (postgres.exitCode !== null || Date.now() > deadline)
+        throw new Error(`PostgreSQL did not start:\n${postgresLog}`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   };
 
-  const database = { POSTGRES_SEEDS: '127.0.0.1', DB_PORT: String(dbPort), POSTGRES_USER: 'temporal', POSTGRES_PWD: password };
-  const [grpc, http, membership, history, historyMembership, matching, matchingMembership, worker, workerMembership, metrics, pprof] = await Promise.all(
-    Array.from({ length: 11 }, () => freePort()),
-  );
+  const database = {
+    POSTGRES_SEEDS: '127.0.0.1',
+    DB_PORT: String(dbPort),
+    POSTGRES_USER: 'temporal',
+    POSTGRES_PWD: password,
+  };
+  const [
+    grpc,
+    http,
+    membership,
+    history,
+    historyMembership,
+    matching,
+    matchingMembership,
+    worker,
+    workerMembership,
+    metrics,
+    pprof,
+  ] = await Promise.all(Array.from({ length: 11 }, () => freePort()));
   // The embedded config template's variables, as compose sets them (plus the ports, free here).
   const serverEnv = {
     ...database,
@@ -123,12 +156,16 @@ export async function startTemporalOnPostgres({ dir }: { dir: string }): Promise
   let serverLog = '';
   const startServer = async () => {
     serverLog = '';
-    server = spawn(TEMPORAL_SERVER, ['start'], { env: { ...process.env, ...serverEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+    server = spawn(TEMPORAL_SERVER, ['start'], {
+      env: { ...process.env, ...serverEnv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     server.stdout!.on('data', (chunk) => (serverLog += chunk));
     server.stderr!.on('data', (chunk) => (serverLog += chunk));
     const deadline = Date.now() + 90_000;
     for (;;) {
-      if (server.exitCode !== null) throw new Error(`the Temporal server exited with ${server.exitCode}:\n${serverLog.slice(-4000)}`);
+      if (server.exitCode !== null)
+        throw new Error(`the Temporal server exited with ${server.exitCode}:\n${serverLog.slice(-4000)}`);
       const connection = await Connection.connect({ address, connectTimeout: 2000 }).catch(() => null);
       const healthy = await connection?.healthService
         .check({})
@@ -136,7 +173,8 @@ export async function startTemporalOnPostgres({ dir }: { dir: string }): Promise
         .catch(() => false);
       await connection?.close();
       if (healthy) return;
-      if (Date.now() > deadline) throw new Error(`the Temporal server did not answer within 90 s:\n${serverLog.slice(-4000)}`);
+      if (Date.now() > deadline)
+        throw new Error(`the Temporal server did not answer within 90 s:\n${serverLog.slice(-4000)}`);
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
   };
@@ -148,9 +186,14 @@ export async function startTemporalOnPostgres({ dir }: { dir: string }): Promise
   try {
     await startPostgres();
     const schema = join(DEPLOY, 'schema.sh');
-    await run('sh', [schema], { env: { ...process.env, ...database, SCHEMA_DIR: await schemaDir(), SQL_TOOL: TEMPORAL_SQL_TOOL }, maxBuffer: 16 * 1024 * 1024 });
+    await run('sh', [schema], {
+      env: { ...process.env, ...database, SCHEMA_DIR: await schemaDir(), SQL_TOOL: TEMPORAL_SQL_TOOL },
+      maxBuffer: 16 * 1024 * 1024,
+    });
     await startServer();
-    await run('sh', [join(DEPLOY, 'namespace.sh')], { env: { ...process.env, TEMPORAL_HTTP: `http://127.0.0.1:${http}`, NAMESPACE: 'default' } });
+    await run('sh', [join(DEPLOY, 'namespace.sh')], {
+      env: { ...process.env, TEMPORAL_HTTP: `http://127.0.0.1:${http}`, NAMESPACE: 'default' },
+    });
   } catch (error) {
     await stop();
     throw error;

@@ -9,13 +9,25 @@ import type { Server, ServerResponse } from 'node:http';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
-import { abortSignal, abortUpdate, approveSignal, approveUpdate, statusQuery } from '../../src/workflows/definitions.js';
+import {
+  abortSignal,
+  abortUpdate,
+  approveSignal,
+  approveUpdate,
+  statusQuery,
+} from '../../src/workflows/definitions.js';
 import type { DeploymentResult } from '../../src/shared/deployment-status.js';
 import type { MonitorWindowResult } from '../../src/shared/monitor-window.js';
 import { Notifiers, WebhookNotifier } from '../../src/notifications/webhook-notifier.js';
 import { PagerDutyNotifier } from '../../src/notifications/pagerduty-notifier.js';
 import { freePort } from '../helpers/detection-api-process.js';
-import { captureHistory, REFERENCE_TARGET, startDeployment, testSpec, withWorker } from '../helpers/deployment-harness.js';
+import {
+  captureHistory,
+  REFERENCE_TARGET,
+  startDeployment,
+  testSpec,
+  withWorker,
+} from '../helpers/deployment-harness.js';
 import { eventually } from '../helpers/eventually.js';
 import { RecordingPlatformDouble } from '../helpers/recording-platform-double.js';
 import { startTimeSkippingServer } from '../helpers/temporal-servers.js';
@@ -86,21 +98,41 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
 
   it('switches through an Ingress: every traffic call carries the router and its objects, and the history names the Ingress', async () => {
     const double = new RecordingPlatformDouble();
-    const spec = testSpec({ traffic: { router: 'ingress', ingress: 'edge' }, monitor: { durationSeconds: 20, intervalSeconds: 5 }, scaleDownDelaySeconds: 0 });
+    const spec = testSpec({
+      traffic: { router: 'ingress', ingress: 'edge' },
+      monitor: { durationSeconds: 20, intervalSeconds: 5 },
+      scaleDownDelaySeconds: 0,
+    });
     const { result, summaries } = await withWorker(env, double, async (taskQueue) => {
       const handle = await startDeployment(env, taskQueue, spec);
       const result = await deploymentResult(handle);
       await captureHistory(handle, 'succeeded-through-ingress');
       const events = (await handle.fetchHistory()).events ?? [];
-      const summaries = events.map((e) => (e.userMetadata?.summary?.data ? JSON.parse(Buffer.from(e.userMetadata.summary.data).toString()) as string : null)).filter(Boolean);
+      const summaries = events
+        .map((e) =>
+          e.userMetadata?.summary?.data
+            ? (JSON.parse(Buffer.from(e.userMetadata.summary.data).toString()) as string)
+            : null,
+        )
+        .filter(Boolean);
       return { result, summaries };
     });
     assert.equal(result.outcome, 'Succeeded', result.message);
-    const traffic = double.calls.filter((c) => c.name === 'switchTraffic' || c.name === 'verifyTraffic' || c.name === 'describe');
+    const traffic = double.calls.filter(
+      (c) => c.name === 'switchTraffic' || c.name === 'verifyTraffic' || c.name === 'describe',
+    );
     assert.ok(traffic.length >= 3);
     for (const call of traffic) {
-      const target = call.name === 'describe' ? (call.request as typeof REFERENCE_TARGET) : (call.request as { target: typeof REFERENCE_TARGET }).target;
-      assert.deepEqual(target.traffic, { router: 'ingress', slotServices: { blue: 'detection-api-blue', green: 'detection-api-green' }, ingress: 'edge', canaryIngress: 'edge-canary' });
+      const target =
+        call.name === 'describe'
+          ? (call.request as typeof REFERENCE_TARGET)
+          : (call.request as { target: typeof REFERENCE_TARGET }).target;
+      assert.deepEqual(target.traffic, {
+        router: 'ingress',
+        slotServices: { blue: 'detection-api-blue', green: 'detection-api-green' },
+        ingress: 'edge',
+        canaryIngress: 'edge-canary',
+      });
     }
     assert.ok(summaries.includes('switch ingress edge to green'), summaries.join(' | '));
     assert.ok(summaries.includes('verify ingress edge serves green'), summaries.join(' | '));
@@ -115,20 +147,34 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       const result = await deploymentResult(handle);
       await captureHistory(handle, 'succeeded-blue-to-green');
       const events = (await handle.fetchHistory()).events ?? [];
-      const timers = events.filter((e) => e.timerStartedEventAttributes).map((e) => Number(e.timerStartedEventAttributes!.startToFireTimeout!.seconds));
+      const timers = events
+        .filter((e) => e.timerStartedEventAttributes)
+        .map((e) => Number(e.timerStartedEventAttributes!.startToFireTimeout!.seconds));
       // The five-minute window of the procedure, every 5 s (60 ticks), is one activity; then the
       // 30 s scale-down delay. All of it ran on skipped time.
       assert.deepEqual(timers, [30]);
-      const windows = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'monitorWindow');
+      const windows = events.filter(
+        (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'monitorWindow',
+      );
       assert.equal(windows.length, 1);
-      const completed = events.find((e) => String(e.activityTaskCompletedEventAttributes?.scheduledEventId) === String(windows[0]!.eventId));
-      const answer = env.client.options.loadedDataConverter.payloadConverter.fromPayload<MonitorWindowResult>(completed!.activityTaskCompletedEventAttributes!.result!.payloads![0]!);
+      const completed = events.find(
+        (e) => String(e.activityTaskCompletedEventAttributes?.scheduledEventId) === String(windows[0]!.eventId),
+      );
+      const answer = env.client.options.loadedDataConverter.payloadConverter.fromPayload<MonitorWindowResult>(
+        completed!.activityTaskCompletedEventAttributes!.result!.payloads![0]!,
+      );
       // Every sample of the window is in the history, in the activity's result.
-      assert.deepEqual(answer.samples.map((sample) => [sample.tick, sample.result]), Array.from({ length: 60 }, (_, i) => [i + 1, 'Successful']));
+      assert.deepEqual(
+        answer.samples.map((sample) => [sample.tick, sample.result]),
+        Array.from({ length: 60 }, (_, i) => [i + 1, 'Successful']),
+      );
       // 757 events when each tick was a timer and an activity; now 12 activities, 14 workflow tasks,
       // a marker per patch and a search attribute per phase, whatever the window's length.
       const tasks = events.filter((e) => e.workflowTaskCompletedEventAttributes).length;
-      assert.ok(events.length <= 100 && tasks <= 14, `${events.length} history events and ${tasks} workflow tasks for a 60-tick deployment`);
+      assert.ok(
+        events.length <= 100 && tasks <= 14,
+        `${events.length} history events and ${tasks} workflow tasks for a 60-tick deployment`,
+      );
       return result;
     });
 
@@ -143,12 +189,18 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       replicas: 3,
     });
     // The window measures this run's series: the run that labelled the pods.
-    assert.equal((double.calls.find((c) => c.name === 'tick:evaluateSlos')?.request as { run?: string } | undefined)?.run, run);
+    assert.equal(
+      (double.calls.find((c) => c.name === 'tick:evaluateSlos')?.request as { run?: string } | undefined)?.run,
+      run,
+    );
     assert.equal(double.selector, 'green');
     assert.deepEqual(double.slots.green, { image: NEW_IMAGE, replicas: 3, readyReplicas: 3, restarts: 0 });
     assert.equal(double.slots.blue.replicas, 0, 'the old slot is scaled to zero, not left running');
     assert.equal(result.outcome, 'Succeeded');
-    assert.deepEqual([result.fromSlot, result.toSlot, result.liveSlot, result.liveImage], ['blue', 'green', 'green', NEW_IMAGE]);
+    assert.deepEqual(
+      [result.fromSlot, result.toSlot, result.liveSlot, result.liveImage],
+      ['blue', 'green', 'green', NEW_IMAGE],
+    );
     assert.deepEqual(
       result.status.transitions.map((t) => t.phase),
       ['Preflight', 'Deploying', 'SmokeTesting', 'Switching', 'Monitoring', 'CleaningUp', 'Succeeded'],
@@ -167,10 +219,13 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       await captureHistory(next, 'succeeded-green-to-blue');
       return [first, second];
     });
-    assert.deepEqual(results.map((r) => [r.outcome, r.fromSlot, r.toSlot]), [
-      ['Succeeded', 'blue', 'green'],
-      ['Succeeded', 'green', 'blue'],
-    ]);
+    assert.deepEqual(
+      results.map((r) => [r.outcome, r.fromSlot, r.toSlot]),
+      [
+        ['Succeeded', 'blue', 'green'],
+        ['Succeeded', 'green', 'blue'],
+      ],
+    );
     assert.equal(double.selector, 'blue');
     assert.equal(double.slots.blue.image, 'registry.internal/detection-api:v2.3.0');
     assert.equal(double.slots.green.replicas, 0);
@@ -227,7 +282,9 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
   it('restores the idle slot when nobody approves the switch before the approval timeout', async () => {
     const double = new RecordingPlatformDouble();
     const spec = testSpec({ gates: { approveBeforeSwitch: true, approvalTimeoutSeconds: 1800 } });
-    const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, spec)));
+    const result = await withWorker(env, double, async (taskQueue) =>
+      deploymentResult(await startDeployment(env, taskQueue, spec)),
+    );
     assert.deepEqual(double.platformCalls(), [...forwardCalls('runSmokeSuite green'), ...RESTORE_IDLE]);
     assertRestored(double);
     assertRolledBack(result, 'ApprovalTimeout', 'beforeSwitch');
@@ -255,7 +312,9 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
   });
 
   it('captures the evidence of the failing slot after traffic is back and before it is scaled down, and keeps its summary', async () => {
-    const double = new RecordingPlatformDouble({ behaviour: { sloValues: (tick) => (tick === 3 ? { 'error-rate': 0.05 } : {}) } });
+    const double = new RecordingPlatformDouble({
+      behaviour: { sloValues: (tick) => (tick === 3 ? { 'error-rate': 0.05 } : {}) },
+    });
     const result = await withWorker(env, double, async (taskQueue) => {
       const handle = await startDeployment(env, taskQueue, testSpec());
       const result = await deploymentResult(handle);
@@ -264,8 +323,16 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     });
     assertRolledBack(result, 'SloBreach', 'error-rate');
     const order = double.calls.map((c) => c.name).filter((name) => !name.startsWith('tick:'));
-    assert.deepEqual(order.slice(-5), ['switchTraffic', 'verifyTraffic', 'evidence:collectEvidence', 'evidence:rangeSlos', 'scaleSlot'], 'traffic first, evidence next, the slot last');
-    const capture = double.calls.find((c) => c.name === 'evidence:collectEvidence')!.request as { slot: string; peer: string; tailLines: number };
+    assert.deepEqual(
+      order.slice(-5),
+      ['switchTraffic', 'verifyTraffic', 'evidence:collectEvidence', 'evidence:rangeSlos', 'scaleSlot'],
+      'traffic first, evidence next, the slot last',
+    );
+    const capture = double.calls.find((c) => c.name === 'evidence:collectEvidence')!.request as {
+      slot: string;
+      peer: string;
+      tailLines: number;
+    };
     assert.deepEqual([capture.slot, capture.peer, capture.tailLines], ['green', 'blue', 200]);
     const evidence = result.status.evidence!;
     assert.equal(evidence.breach, 'error-rate = 0.05 (must be < 0.01)');
@@ -275,13 +342,16 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
 
   it('rolls back as ever when the evidence cannot be captured, and says why', async () => {
     const double = new RecordingPlatformDouble({ behaviour: { failSmokeCheck: 'health', failEvidence: true } });
-    const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, testSpec())));
+    const result = await withWorker(env, double, async (taskQueue) =>
+      deploymentResult(await startDeployment(env, taskQueue, testSpec())),
+    );
     assertRolledBack(result, 'SmokeFailed', 'health');
     assertRestored(double);
     assert.equal(result.status.evidence ?? null, null);
-    assert.deepEqual(result.warnings.filter((w) => w.startsWith('evidence')), [
-      'evidence of green not captured: read the log of a pod: pods "x" is forbidden: cannot get resource "pods/log"',
-    ]);
+    assert.deepEqual(
+      result.warnings.filter((w) => w.startsWith('evidence')),
+      ['evidence of green not captured: read the log of a pod: pods "x" is forbidden: cannot get resource "pods/log"'],
+    );
   });
 
   it('switches back first and then restores the idle slot on an SLO breach', async () => {
@@ -303,7 +373,9 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
 
   it('rolls back when the new slot restarts a pod during monitoring', async () => {
     const double = new RecordingPlatformDouble({ behaviour: { restartsAt: (tick) => (tick >= 2 ? 1 : 0) } });
-    const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, testSpec())));
+    const result = await withWorker(env, double, async (taskQueue) =>
+      deploymentResult(await startDeployment(env, taskQueue, testSpec())),
+    );
     assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), ...SWITCH_BACK_THEN_RESTORE]);
     assertRestored(double);
     assertRolledBack(result, 'SloBreach', 'pod-restarts');
@@ -355,8 +427,13 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
 
   it('does not pass a monitor window in which nothing could be measured', async () => {
     const double = new RecordingPlatformDouble({ behaviour: { sloValues: () => ({ 'error-rate': null }) } });
-    const spec = testSpec({ monitor: { durationSeconds: 20, intervalSeconds: 5 }, gates: { approvalTimeoutSeconds: 300 } });
-    const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, spec)));
+    const spec = testSpec({
+      monitor: { durationSeconds: 20, intervalSeconds: 5 },
+      gates: { approvalTimeoutSeconds: 300 },
+    });
+    const result = await withWorker(env, double, async (taskQueue) =>
+      deploymentResult(await startDeployment(env, taskQueue, spec)),
+    );
     const paused = result.status.monitor?.pausedTicks ?? 0;
     assert.equal(double.ticks, 4 + paused, 'four inconclusive ticks, under the limit of 6, then the pause measured on');
     assert.ok(paused >= 50, `${paused} ticks while paused`);
@@ -365,9 +442,19 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
   });
 
   it('resumes monitoring when an operator approves after inconclusive data', async () => {
-    const double = new RecordingPlatformDouble({ behaviour: { sloValues: (tick) => (tick <= 2 ? { 'error-rate': null } : {}) } });
+    const double = new RecordingPlatformDouble({
+      behaviour: { sloValues: (tick) => (tick <= 2 ? { 'error-rate': null } : {}) },
+    });
     // No warm-up and no pause ending by itself: only the operator ends it.
-    const spec = testSpec({ monitor: { durationSeconds: 5, intervalSeconds: 1, inconclusiveLimit: 1, initialDelaySeconds: 0, resumeWhenConclusive: 0 } });
+    const spec = testSpec({
+      monitor: {
+        durationSeconds: 5,
+        intervalSeconds: 1,
+        inconclusiveLimit: 1,
+        initialDelaySeconds: 0,
+        resumeWhenConclusive: 0,
+      },
+    });
     const result = await withWorker(env, double, async (taskQueue) => {
       const handle = await startDeployment(env, taskQueue, spec);
       await eventually(async () => (await handle.query(statusQuery)).phase === 'Paused');
@@ -382,43 +469,78 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
   describe('monitoring at the scrape intervals teams run', () => {
     it('counts missing data only after the warm-up the scrape interval needs: a healthy release at 30 s passes unattended', async () => {
       // Scraped every 30 s: no data for the first 60 s (13 ticks at 5 s), then healthy.
-      const double = new RecordingPlatformDouble({ behaviour: { scrapeIntervalSeconds: 30, sloValues: (call) => (call <= 13 ? { 'error-rate': null, 'p95-latency': null } : {}) } });
+      const double = new RecordingPlatformDouble({
+        behaviour: {
+          scrapeIntervalSeconds: 30,
+          sloValues: (call) => (call <= 13 ? { 'error-rate': null, 'p95-latency': null } : {}),
+        },
+      });
       const spec = testSpec({ monitor: { durationSeconds: 300, intervalSeconds: 5, window: '2m' } });
-      const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, spec)));
+      const result = await withWorker(env, double, async (taskQueue) =>
+        deploymentResult(await startDeployment(env, taskQueue, spec)),
+      );
       assert.equal(result.outcome, 'Succeeded', result.message);
       assert.deepEqual([result.status.monitor?.warmUpSeconds, result.status.monitor?.scrapeIntervalSeconds], [65, 30]);
       assert.equal(result.status.monitor?.inconclusive, 13);
       assert.ok(!result.status.transitions.some((t) => t.phase === 'Paused'), 'never paused');
-      assert.match(result.status.transitions.find((t) => t.phase === 'Monitoring')!.message, /missing data counts after a 65 s warm-up \(scrape interval 30 s\)/);
+      assert.match(
+        result.status.transitions.find((t) => t.phase === 'Monitoring')!.message,
+        /missing data counts after a 65 s warm-up \(scrape interval 30 s\)/,
+      );
       assert.deepEqual(result.warnings, []);
     });
 
     it('counts Inconclusive in a row: scattered no-data ticks never pause', async () => {
       // Every third tick has no data (a scrape that landed late), after the warm-up too.
-      const double = new RecordingPlatformDouble({ behaviour: { sloValues: (call) => (call % 3 === 0 ? { 'error-rate': null } : {}) } });
+      const double = new RecordingPlatformDouble({
+        behaviour: { sloValues: (call) => (call % 3 === 0 ? { 'error-rate': null } : {}) },
+      });
       const spec = testSpec({ monitor: { durationSeconds: 100, intervalSeconds: 5, inconclusiveLimit: 1 } });
-      const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, spec)));
+      const result = await withWorker(env, double, async (taskQueue) =>
+        deploymentResult(await startDeployment(env, taskQueue, spec)),
+      );
       assert.equal(result.outcome, 'Succeeded', result.message);
       assert.ok((result.status.monitor?.inconclusive ?? 0) >= 6);
       assert.ok(!result.status.transitions.some((t) => t.phase === 'Paused'));
     });
 
     it('goes on measuring while paused, and ends the pause by itself after 3 successful ticks in a row', async () => {
-      const double = new RecordingPlatformDouble({ behaviour: { sloValues: (call) => (call <= 5 ? { 'error-rate': null } : {}) } });
-      const spec = testSpec({ monitor: { durationSeconds: 30, intervalSeconds: 5, inconclusiveLimit: 2, initialDelaySeconds: 0 } });
-      const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, spec)));
+      const double = new RecordingPlatformDouble({
+        behaviour: { sloValues: (call) => (call <= 5 ? { 'error-rate': null } : {}) },
+      });
+      const spec = testSpec({
+        monitor: { durationSeconds: 30, intervalSeconds: 5, inconclusiveLimit: 2, initialDelaySeconds: 0 },
+      });
+      const result = await withWorker(env, double, async (taskQueue) =>
+        deploymentResult(await startDeployment(env, taskQueue, spec)),
+      );
       assert.equal(result.outcome, 'Succeeded', result.message);
       const phases = result.status.transitions.map((t) => t.phase);
-      assert.deepEqual(phases.slice(phases.indexOf('Monitoring')), ['Monitoring', 'Paused', 'Monitoring', 'CleaningUp', 'Succeeded']);
-      assert.match(result.status.transitions[phases.lastIndexOf('Monitoring')]!.message, /resumed by itself after 3 successful ticks in a row at tick 3\/6/);
+      assert.deepEqual(phases.slice(phases.indexOf('Monitoring')), [
+        'Monitoring',
+        'Paused',
+        'Monitoring',
+        'CleaningUp',
+        'Succeeded',
+      ]);
+      assert.match(
+        result.status.transitions[phases.lastIndexOf('Monitoring')]!.message,
+        /resumed by itself after 3 successful ticks in a row at tick 3\/6/,
+      );
       assert.equal(result.status.monitor?.pausedTicks, 5, 'two more without data, then three with');
       assert.equal(result.status.awaiting, null);
     });
 
     it('rolls back on a breach seen while paused', async () => {
-      const double = new RecordingPlatformDouble({ behaviour: { sloValues: (call) => (call <= 3 ? { 'error-rate': null } : { 'error-rate': 0.2 }) } });
-      const spec = testSpec({ monitor: { durationSeconds: 60, intervalSeconds: 5, inconclusiveLimit: 2, initialDelaySeconds: 0 } });
-      const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, spec)));
+      const double = new RecordingPlatformDouble({
+        behaviour: { sloValues: (call) => (call <= 3 ? { 'error-rate': null } : { 'error-rate': 0.2 }) },
+      });
+      const spec = testSpec({
+        monitor: { durationSeconds: 60, intervalSeconds: 5, inconclusiveLimit: 2, initialDelaySeconds: 0 },
+      });
+      const result = await withWorker(env, double, async (taskQueue) =>
+        deploymentResult(await startDeployment(env, taskQueue, spec)),
+      );
       assertRolledBack(result, 'SloBreach', 'error-rate');
       assert.equal(result.status.monitor?.pausedTicks, 1);
       assertRestored(double);
@@ -427,7 +549,9 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     it('warns, with numbers, of a window or a duration too short for the scrape interval', async () => {
       const double = new RecordingPlatformDouble({ behaviour: { scrapeIntervalSeconds: 60 } });
       const spec = testSpec({ monitor: { durationSeconds: 120, intervalSeconds: 5, window: '1m' } });
-      const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, spec)));
+      const result = await withWorker(env, double, async (taskQueue) =>
+        deploymentResult(await startDeployment(env, taskQueue, spec)),
+      );
       assert.deepEqual(result.warnings, [
         "monitor.window (60 s) holds fewer than 2 scrapes at the targets' scrape interval (60 s): rate() over it has no data at all; make it at least 120 s (4 scrapes, 240 s, is safer)",
         'monitor.durationSeconds (120 s) leaves 0 judged tick(s) after a 125 s warm-up (scrape interval 60 s); make it at least 140 s',
@@ -460,7 +584,10 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
 
     it('posts Slack-compatible messages when a gate waits and when the deployment ends', async () => {
       const double = new RecordingPlatformDouble();
-      const spec = testSpec({ gates: { approveBeforeSwitch: true }, monitor: { durationSeconds: 2, intervalSeconds: 1 } });
+      const spec = testSpec({
+        gates: { approveBeforeSwitch: true },
+        monitor: { durationSeconds: 2, intervalSeconds: 1 },
+      });
       const result = await withWorker(
         env,
         double,
@@ -473,24 +600,43 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
         { notifier: new WebhookNotifier(url) },
       );
       assert.equal(result.outcome, 'Succeeded');
-      assert.deepEqual(received.map((m) => m['kind']), ['awaiting-approval', 'succeeded']);
-      assert.match(String(received[0]!['text']), /^:hourglass: default\/detection-api v2\.2\.0: waiting for approval \(beforeSwitch\).*bluegreen approve detection-api -n default/);
+      assert.deepEqual(
+        received.map((m) => m['kind']),
+        ['awaiting-approval', 'succeeded'],
+      );
+      assert.match(
+        String(received[0]!['text']),
+        /^:hourglass: default\/detection-api v2\.2\.0: waiting for approval \(beforeSwitch\).*bluegreen approve detection-api -n default/,
+      );
       assert.equal(received[1]!['text'], ':white_check_mark: default/detection-api v2.2.0: v2.2.0 is live on green');
     });
 
     it('tells why a deployment rolled back', async () => {
       const double = new RecordingPlatformDouble({ behaviour: { failSmokeCheck: 'metrics' } });
-      const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, testSpec())), {
-        notifier: new WebhookNotifier(url),
-      });
+      const result = await withWorker(
+        env,
+        double,
+        async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, testSpec())),
+        {
+          notifier: new WebhookNotifier(url),
+        },
+      );
       assert.equal(result.outcome, 'RolledBack');
       assert.equal(received.length, 1);
-      assert.deepEqual([received[0]!['kind'], received[0]!['reason'], received[0]!['failedCheck']], ['rolled-back', 'SmokeFailed', 'metrics']);
+      assert.deepEqual(
+        [received[0]!['kind'], received[0]!['reason'], received[0]!['failedCheck']],
+        ['rolled-back', 'SmokeFailed', 'metrics'],
+      );
     });
 
     it('raises an incident on an SLO breach: summary and links as Slack-compatible JSON and as a PagerDuty Events v2 trigger', async () => {
-      const double = new RecordingPlatformDouble({ behaviour: { sloValues: (tick) => (tick === 2 ? { 'error-rate': 0.05 } : {}), restartsAt: () => 2 } });
-      const bases = { temporalUiUrl: 'http://temporal-ui.internal:8233/', prometheusUiUrl: 'http://prometheus.internal:9090' };
+      const double = new RecordingPlatformDouble({
+        behaviour: { sloValues: (tick) => (tick === 2 ? { 'error-rate': 0.05 } : {}), restartsAt: () => 2 },
+      });
+      const bases = {
+        temporalUiUrl: 'http://temporal-ui.internal:8233/',
+        prometheusUiUrl: 'http://prometheus.internal:9090',
+      };
       const pagerDutyUrl = url.replace('/hooks/deployments', '/v2/enqueue');
       const notifier = new Notifiers([
         { name: 'webhook', notifier: new WebhookNotifier(url, 5000, undefined, bases) },
@@ -510,7 +656,11 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       );
       assertRolledBack(result, 'SloBreach', 'error-rate');
       assert.equal(received.length, 2, 'one message in each format');
-      const slack = received.find((m) => 'text' in m)! as { text: string; links: { href: string; text: string }[]; incident: { breach: { from: string; to: string } } };
+      const slack = received.find((m) => 'text' in m)! as {
+        text: string;
+        links: { href: string; text: string }[];
+        incident: { breach: { from: string; to: string } };
+      };
       const temporalLink = `http://temporal-ui.internal:8233/namespaces/default/workflows/${encodeURIComponent(run.workflowId)}/${run.runId}/history`;
       assert.deepEqual(slack.text.split('\n').slice(0, 4), [
         `:rewind: default/detection-api v2.2.0: ${result.message}`,
@@ -519,7 +669,10 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
         'live now: blue (registry.internal/detection-api:v2.1.0)',
       ]);
       assert.equal(slack.links[0]!.href, temporalLink);
-      assert.match(slack.text, new RegExp(`<${temporalLink.replace(/[.?/]/g, '\\$&')}\\|the deployment in the Temporal UI>`));
+      assert.match(
+        slack.text,
+        new RegExp(`<${temporalLink.replace(/[.?/]/g, '\\$&')}\\|the deployment in the Temporal UI>`),
+      );
       // The Prometheus graph: the breached query as the monitor ran it on the new slot and version.
       const graph = new URL(slack.links[1]!.href);
       assert.equal(graph.origin + graph.pathname, 'http://prometheus.internal:9090/graph');
@@ -530,25 +683,41 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       assert.doesNotMatch(expr, /\{\{/, 'every placeholder rendered');
       assert.ok(new Date(slack.incident.breach.from) <= new Date(slack.incident.breach.to));
 
-      const pagerDuty = received.find((m) => 'routing_key' in m)! as Record<string, unknown> & { payload: Record<string, unknown> & { custom_details: Record<string, unknown> } };
+      const pagerDuty = received.find((m) => 'routing_key' in m)! as Record<string, unknown> & {
+        payload: Record<string, unknown> & { custom_details: Record<string, unknown> };
+      };
       assert.deepEqual(
         [pagerDuty['routing_key'], pagerDuty['event_action'], pagerDuty['dedup_key'], pagerDuty['client_url']],
         ['routing-key-0123', 'trigger', `${run.workflowId}/${run.runId}`, temporalLink],
       );
       assert.deepEqual(
-        [pagerDuty.payload['severity'], pagerDuty.payload['source'], pagerDuty.payload['component'], pagerDuty.payload['group'], pagerDuty.payload['class']],
+        [
+          pagerDuty.payload['severity'],
+          pagerDuty.payload['source'],
+          pagerDuty.payload['component'],
+          pagerDuty.payload['group'],
+          pagerDuty.payload['class'],
+        ],
         ['error', run.workflowId, 'detection-api', 'default', 'SloBreach'],
       );
       assert.equal(pagerDuty.payload['summary'], `default/detection-api v2.2.0: ${result.message}`);
-      assert.deepEqual((pagerDuty.payload.custom_details['breach'] as { slo: string; value: number }).slo, 'error-rate');
+      assert.deepEqual(
+        (pagerDuty.payload.custom_details['breach'] as { slo: string; value: number }).slo,
+        'error-rate',
+      );
       assert.equal((pagerDuty['links'] as unknown[]).length, 2);
     });
 
     it('observes the live slot after the cleanup: a breach is notified once, recorded, and changes nothing', async () => {
       // Two monitor ticks, then six observe ticks; the error rate breaches from the second on.
-      const double = new RecordingPlatformDouble({ behaviour: { sloValues: (call) => (call >= 4 ? { 'error-rate': 0.03 } : {}) } });
+      const double = new RecordingPlatformDouble({
+        behaviour: { sloValues: (call) => (call >= 4 ? { 'error-rate': 0.03 } : {}) },
+      });
       // Six ticks of 10 s: the window's activity sleeps in skipped time at 25 times real time.
-      const spec = testSpec({ monitor: { durationSeconds: 10, intervalSeconds: 5 }, observe: { durationSeconds: 60, intervalSeconds: 10 } });
+      const spec = testSpec({
+        monitor: { durationSeconds: 10, intervalSeconds: 5 },
+        observe: { durationSeconds: 60, intervalSeconds: 10 },
+      });
       const result = await withWorker(
         env,
         double,
@@ -563,16 +732,31 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       assert.equal(result.outcome, 'Succeeded', result.message);
       assert.deepEqual([double.selector, double.slots.blue.replicas], ['green', 0], 'nothing undone');
       // The window reads its own restart baseline, after the cleanup.
-      assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), 'scaleSlot blue', 'readRestarts green'], 'the old slot went to zero before the window');
-      assert.equal(double.ticks, 2 + 6);
       assert.deepEqual(
-        result.status.transitions.map((t) => t.phase).slice(-3),
-        ['CleaningUp', 'Observing', 'Succeeded'],
+        double.platformCalls(),
+        [...forwardCalls('readRestarts green'), 'scaleSlot blue', 'readRestarts green'],
+        'the old slot went to zero before the window',
       );
+      assert.equal(double.ticks, 2 + 6);
+      assert.deepEqual(result.status.transitions.map((t) => t.phase).slice(-3), [
+        'CleaningUp',
+        'Observing',
+        'Succeeded',
+      ]);
       const observe = result.status.observe!;
-      assert.deepEqual([observe.tick, observe.ticks, observe.successful, observe.failed, observe.keepOldSlotWarm], [6, 6, 1, 5, false]);
-      assert.deepEqual(observe.breaches.map((b) => [b.name, b.value]), [['error-rate', 0.03]]);
-      assert.deepEqual(received.map((m) => m['kind']), ['observe-breach', 'succeeded'], 'notified once, not every tick');
+      assert.deepEqual(
+        [observe.tick, observe.ticks, observe.successful, observe.failed, observe.keepOldSlotWarm],
+        [6, 6, 1, 5, false],
+      );
+      assert.deepEqual(
+        observe.breaches.map((b) => [b.name, b.value]),
+        [['error-rate', 0.03]],
+      );
+      assert.deepEqual(
+        received.map((m) => m['kind']),
+        ['observe-breach', 'succeeded'],
+        'notified once, not every tick',
+      );
       assert.match(
         String(received[0]!['text']),
         /^:mag: default\/detection-api v2\.2\.0: SLO 'error-rate' breached while observing green: 0\.03 \(must be < 0\.01\), [0-9.]+ min into the window; nothing was changed: to go back, bluegreen undo detection-api -n default\nbreached: error-rate = 0\.03 \(must be < 0\.01\) on green/,
@@ -583,8 +767,13 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     });
 
     it('keeps the old slot warm through the window when asked: a breach then rolls back as during monitoring', async () => {
-      const double = new RecordingPlatformDouble({ behaviour: { sloValues: (call) => (call >= 4 ? { 'error-rate': 0.03 } : {}) } });
-      const spec = testSpec({ monitor: { durationSeconds: 10, intervalSeconds: 5 }, observe: { durationSeconds: 60, intervalSeconds: 10, keepOldSlotWarm: true } });
+      const double = new RecordingPlatformDouble({
+        behaviour: { sloValues: (call) => (call >= 4 ? { 'error-rate': 0.03 } : {}) },
+      });
+      const spec = testSpec({
+        monitor: { durationSeconds: 10, intervalSeconds: 5 },
+        observe: { durationSeconds: 60, intervalSeconds: 10, keepOldSlotWarm: true },
+      });
       const result = await withWorker(env, double, async (taskQueue) => {
         const handle = await startDeployment(env, taskQueue, spec);
         const result = await deploymentResult(handle);
@@ -593,8 +782,16 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       });
       assertRolledBack(result, 'SloBreach', 'error-rate');
       assertRestored(double);
-      assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), 'readRestarts green', ...SWITCH_BACK_THEN_RESTORE], 'blue was never scaled down');
-      assert.deepEqual(result.status.transitions.map((t) => t.phase).slice(-3), ['Observing', 'RollingBack', 'RolledBack']);
+      assert.deepEqual(
+        double.platformCalls(),
+        [...forwardCalls('readRestarts green'), 'readRestarts green', ...SWITCH_BACK_THEN_RESTORE],
+        'blue was never scaled down',
+      );
+      assert.deepEqual(result.status.transitions.map((t) => t.phase).slice(-3), [
+        'Observing',
+        'RollingBack',
+        'RolledBack',
+      ]);
       assert.deepEqual([result.status.observe?.tick, result.status.observe?.keepOldSlotWarm], [2, true]);
     });
 
@@ -604,12 +801,19 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
         // Real time up to the window (no result is awaited, so the server does not skip time).
         // Six ticks of a second: in this test the server did not skip the cold window's time (it
         // passed in real time, 60 s for a minute's window), so the window is kept short.
-        const spec = testSpec({ monitor: { durationSeconds: 2, intervalSeconds: 1 }, scaleDownDelaySeconds: 0, observe: { durationSeconds: 6, intervalSeconds: 1, keepOldSlotWarm } });
+        const spec = testSpec({
+          monitor: { durationSeconds: 2, intervalSeconds: 1 },
+          scaleDownDelaySeconds: 0,
+          observe: { durationSeconds: 6, intervalSeconds: 1, keepOldSlotWarm },
+        });
         const result = await withWorker(env, double, async (taskQueue) => {
           const handle = await startDeployment(env, taskQueue, spec);
           await eventually(async () => (await handle.query(statusQuery)).phase === 'Observing', 'the window');
-          const answer = await handle.executeUpdate(abortUpdate, { args: [{ reason: 'looks wrong', by: 'erin' }] }).catch((error: unknown) => error);
-          if (keepOldSlotWarm) assert.deepEqual(answer, { message: 'abort accepted in Observing: rolling back', phase: 'Observing' });
+          const answer = await handle
+            .executeUpdate(abortUpdate, { args: [{ reason: 'looks wrong', by: 'erin' }] })
+            .catch((error: unknown) => error);
+          if (keepOldSlotWarm)
+            assert.deepEqual(answer, { message: 'abort accepted in Observing: rolling back', phase: 'Observing' });
           else assert.match((answer as WorkflowUpdateFailedError).cause?.message ?? '', /cleanup has begun/);
           return await deploymentResult(handle);
         });
@@ -627,15 +831,36 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       const notices: string[] = [];
       const notifier = new Notifiers([
         { name: 'webhook', notifier: new WebhookNotifier(url) },
-        { name: 'pagerduty', notifier: new PagerDutyNotifier('routing-key-0123', `http://127.0.0.1:${await freePort()}/v2/enqueue`, {}, 1000, (line) => notices.push(line)) },
+        {
+          name: 'pagerduty',
+          notifier: new PagerDutyNotifier(
+            'routing-key-0123',
+            `http://127.0.0.1:${await freePort()}/v2/enqueue`,
+            {},
+            1000,
+            (line) => notices.push(line),
+          ),
+        },
       ]);
       const double = new RecordingPlatformDouble({ behaviour: { failSmokeCheck: 'health' } });
-      const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, testSpec())), { notifier });
+      const result = await withWorker(
+        env,
+        double,
+        async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, testSpec())),
+        { notifier },
+      );
       assert.deepEqual([result.outcome, result.reason], ['RolledBack', 'SmokeFailed']);
       assertRestored(double);
-      assert.deepEqual(received.map((m) => m['kind']), ['rolled-back'], 'the webhook still got it');
+      assert.deepEqual(
+        received.map((m) => m['kind']),
+        ['rolled-back'],
+        'the webhook still got it',
+      );
       assert.equal(notices.length, 1);
-      assert.match(notices[0]!, /notification not delivered \(rolled-back, deploy-[0-9a-f-]+\): incident receiver unreachable: ECONNREFUSED/);
+      assert.match(
+        notices[0]!,
+        /notification not delivered \(rolled-back, deploy-[0-9a-f-]+\): incident receiver unreachable: ECONNREFUSED/,
+      );
     });
 
     for (const [behaviour, answer, expected] of [
@@ -648,8 +873,17 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
         const notices: string[] = [];
         try {
           const double = new RecordingPlatformDouble({ behaviour: { failSmokeCheck: 'health' } });
-          const hook = new WebhookNotifier(`http://127.0.0.1:${(server.address() as { port: number }).port}/`, 1000, (line) => notices.push(line));
-          const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, testSpec())), { notifier: hook });
+          const hook = new WebhookNotifier(
+            `http://127.0.0.1:${(server.address() as { port: number }).port}/`,
+            1000,
+            (line) => notices.push(line),
+          );
+          const result = await withWorker(
+            env,
+            double,
+            async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, testSpec())),
+            { notifier: hook },
+          );
           assert.equal(result.outcome, 'RolledBack');
           assert.equal(result.reason, 'SmokeFailed');
           assertRestored(double);
@@ -664,18 +898,39 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
 
     it('keeps restoring through an API outage, says rollback-stuck after 2 min, and ends rolled back with the restore time', async () => {
       // Sixteen refused switch-backs at backoff 1, 2, 4, 8, then 10 s: well over two minutes.
-      const double = new RecordingPlatformDouble({ behaviour: { sloValues: (call) => (call >= 2 ? { 'error-rate': 0.0872812917 } : {}), failSwitchBack: 16 } });
-      const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, testSpec())), {
-        notifier: new WebhookNotifier(url),
+      const double = new RecordingPlatformDouble({
+        behaviour: { sloValues: (call) => (call >= 2 ? { 'error-rate': 0.0872812917 } : {}), failSwitchBack: 16 },
       });
+      const result = await withWorker(
+        env,
+        double,
+        async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, testSpec())),
+        {
+          notifier: new WebhookNotifier(url),
+        },
+      );
       assertRolledBack(result, 'SloBreach', 'error-rate');
-      assert.equal(result.message, "SLO 'error-rate' breached: 0.0873 (must be < 0.01)", 'the value is rounded for people');
-      assert.equal(double.calls.filter((c) => c.name === 'switchTraffic' && c.slot === 'blue').length, 17, 'sixteen refused, the seventeenth landed');
+      assert.equal(
+        result.message,
+        "SLO 'error-rate' breached: 0.0873 (must be < 0.01)",
+        'the value is rounded for people',
+      );
+      assert.equal(
+        double.calls.filter((c) => c.name === 'switchTraffic' && c.slot === 'blue').length,
+        17,
+        'sixteen refused, the seventeenth landed',
+      );
       assertRestored(double);
       assert.ok((result.rollbackSeconds ?? 0) > 120, `the restore took ${result.rollbackSeconds} s`);
       assert.ok(result.status.rollback?.stuckSince, 'the status says the restore was stuck');
-      assert.deepEqual(received.map((m) => m['kind']), ['rollback-stuck', 'rolled-back']);
-      assert.match(String(received[0]!['text']), /^:warning: default\/detection-api v2\.2\.0: ROLLBACK STUCK for 120 s at 'switch detection-api-service back to blue': still retrying/);
+      assert.deepEqual(
+        received.map((m) => m['kind']),
+        ['rollback-stuck', 'rolled-back'],
+      );
+      assert.match(
+        String(received[0]!['text']),
+        /^:warning: default\/detection-api v2\.2\.0: ROLLBACK STUCK for 120 s at 'switch detection-api-service back to blue': still retrying/,
+      );
     });
 
     it('never lets a failing webhook change the deployment', async () => {
@@ -686,10 +941,17 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
         env,
         double,
         async (taskQueue) => {
-          const handle = await startDeployment(env, taskQueue, testSpec({ monitor: { durationSeconds: 2, intervalSeconds: 1 } }));
+          const handle = await startDeployment(
+            env,
+            taskQueue,
+            testSpec({ monitor: { durationSeconds: 2, intervalSeconds: 1 } }),
+          );
           const result = await deploymentResult(handle);
           const events = (await handle.fetchHistory()).events ?? [];
-          assert.ok(events.some((e) => e.activityTaskCompletedEventAttributes), 'the notify activity completed');
+          assert.ok(
+            events.some((e) => e.activityTaskCompletedEventAttributes),
+            'the notify activity completed',
+          );
           return result;
         },
         { notifier: new WebhookNotifier(refused, 1000, (line) => notices.push(line)) },
@@ -697,15 +959,26 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       assert.equal(result.outcome, 'Succeeded');
       assert.equal(double.selector, 'green');
       assert.equal(notices.length, 1);
-      assert.match(notices[0]!, /^notification not delivered \(succeeded, deploy-[0-9a-f-]+\): webhook unreachable: ECONNREFUSED$/);
+      assert.match(
+        notices[0]!,
+        /^notification not delivered \(succeeded, deploy-[0-9a-f-]+\): webhook unreachable: ECONNREFUSED$/,
+      );
     });
   });
 
   describe('abort', () => {
     const cases = [
-      { during: 'deploy', block: 'waitForSlotReady', expected: [...forwardCalls('waitForSlotReady green'), ...RESTORE_IDLE] },
+      {
+        during: 'deploy',
+        block: 'waitForSlotReady',
+        expected: [...forwardCalls('waitForSlotReady green'), ...RESTORE_IDLE],
+      },
       { during: 'smoke', block: 'runSmokeSuite', expected: [...forwardCalls('runSmokeSuite green'), ...RESTORE_IDLE] },
-      { during: 'switch', block: 'verifyTraffic', expected: [...forwardCalls('verifyTraffic green'), ...SWITCH_BACK_THEN_RESTORE] },
+      {
+        during: 'switch',
+        block: 'verifyTraffic',
+        expected: [...forwardCalls('verifyTraffic green'), ...SWITCH_BACK_THEN_RESTORE],
+      },
     ];
     for (const { during, block, expected } of cases) {
       it(`during ${during}: cancels the waiting call, leaves traffic on the old slot, restores the idle slot`, async () => {
@@ -747,7 +1020,10 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       assert.equal(result.status.monitor?.tick, 0, 'the tick in flight was never judged');
       const scheduled = history.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
       assert.equal(scheduled.filter((name) => name === 'monitorWindow').length, 1, 'one activity for the window');
-      assert.ok(history.some((e) => e.activityTaskCancelRequestedEventAttributes), 'the measurement was cancelled');
+      assert.ok(
+        history.some((e) => e.activityTaskCancelRequestedEventAttributes),
+        'the measurement was cancelled',
+      );
     });
 
     it('during the approval gate: rolls back without waiting for the timeout', async () => {
@@ -812,13 +1088,23 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       const result = await withWorker(env, double, async (taskQueue) => {
         const handle = await startDeployment(env, taskQueue, spec);
         await eventually(async () => (await handle.query(statusQuery)).phase === 'AwaitingApproval');
-        const wrongGate = await handle.executeUpdate(approveUpdate, { args: [{ gate: 'beforeCleanup', by: 'erin' }] }).catch((error: unknown) => error);
+        const wrongGate = await handle
+          .executeUpdate(approveUpdate, { args: [{ gate: 'beforeCleanup', by: 'erin' }] })
+          .catch((error: unknown) => error);
         assert.ok(wrongGate instanceof WorkflowUpdateFailedError);
         assert.equal(wrongGate.cause?.message, "the deployment waits at gate 'beforeSwitch', not 'beforeCleanup'");
         const answer = await handle.executeUpdate(abortUpdate, { args: [{ reason: 'wrong build', by: 'erin' }] });
-        assert.deepEqual(answer, { message: 'abort accepted in AwaitingApproval: rolling back', phase: 'AwaitingApproval' });
-        const late = await handle.executeUpdate(approveUpdate, { args: [{ by: 'frank' }] }).catch((error: unknown) => error);
-        assert.match((late as WorkflowUpdateFailedError).cause?.message ?? '', /approve rejected: an abort is rolling the deployment back \(aborted by erin: wrong build\)/);
+        assert.deepEqual(answer, {
+          message: 'abort accepted in AwaitingApproval: rolling back',
+          phase: 'AwaitingApproval',
+        });
+        const late = await handle
+          .executeUpdate(approveUpdate, { args: [{ by: 'frank' }] })
+          .catch((error: unknown) => error);
+        assert.match(
+          (late as WorkflowUpdateFailedError).cause?.message ?? '',
+          /approve rejected: an abort is rolling the deployment back \(aborted by erin: wrong build\)/,
+        );
         return await deploymentResult(handle);
       });
       assertRolledBack(result, 'Aborted');
@@ -826,7 +1112,11 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     });
 
     it('approve against abort at the same instant, 100 trials: exactly one takes effect, and the history says which', async () => {
-      const spec = testSpec({ gates: { approveBeforeCleanup: true }, monitor: { durationSeconds: 1, intervalSeconds: 1 }, scaleDownDelaySeconds: 0 });
+      const spec = testSpec({
+        gates: { approveBeforeCleanup: true },
+        monitor: { durationSeconds: 1, intervalSeconds: 1 },
+        scaleDownDelaySeconds: 0,
+      });
       const tally = { approve: 0, abort: 0 };
       // One worker and one platform for all trials: each deployment starts where the last ended.
       const double = new RecordingPlatformDouble();
@@ -842,14 +1132,24 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
           const order = trial % 2 === 0 ? (['approve', 'abort'] as const) : (['abort', 'approve'] as const);
           const answers = await Promise.allSettled(order.map((verb) => send[verb]()));
           const accepted = order.filter((_, i) => answers[i]!.status === 'fulfilled');
-          assert.equal(accepted.length, 1, `trial ${trial}: exactly one accepted (${answers.map((a) => a.status).join(', ')})`);
+          assert.equal(
+            accepted.length,
+            1,
+            `trial ${trial}: exactly one accepted (${answers.map((a) => a.status).join(', ')})`,
+          );
           const winner = accepted[0]!;
           tally[winner]++;
           const result = await deploymentResult(handle);
-          assert.equal(result.outcome, winner === 'approve' ? 'Succeeded' : 'RolledBack', `trial ${trial}: ${winner} won, ${result.message}`);
+          assert.equal(
+            result.outcome,
+            winner === 'approve' ? 'Succeeded' : 'RolledBack',
+            `trial ${trial}: ${winner} won, ${result.message}`,
+          );
           assert.equal(double.selector, winner === 'approve' ? result.toSlot : result.fromSlot);
           const history = await handle.fetchHistory();
-          const acceptedUpdates = (history.events ?? []).filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes);
+          const acceptedUpdates = (history.events ?? []).filter(
+            (e) => e.workflowExecutionUpdateAcceptedEventAttributes,
+          );
           assert.deepEqual(
             acceptedUpdates.map((e) => e.workflowExecutionUpdateAcceptedEventAttributes!.acceptedRequest!.input!.name),
             [winner],
@@ -857,28 +1157,40 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
           );
         }
       });
-      process.stdout.write(`# approve against abort: ${tally.approve} approvals and ${tally.abort} aborts took effect, one per trial\n`);
+      process.stdout.write(
+        `# approve against abort: ${tally.approve} approvals and ${tally.abort} aborts took effect, one per trial\n`,
+      );
       assert.equal(tally.approve + tally.abort, 100);
     });
   });
 
   it('reports a degraded cleanup without rolling back when the old slot cannot be scaled down', async () => {
     const double = new RecordingPlatformDouble({ behaviour: { failScaleDown: true } });
-    const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, testSpec())));
+    const result = await withWorker(env, double, async (taskQueue) =>
+      deploymentResult(await startDeployment(env, taskQueue, testSpec())),
+    );
     assert.equal(result.outcome, 'Succeeded');
     assert.equal(double.selector, 'green');
     assert.equal(result.warnings.length, 1);
-    assert.match(result.warnings[0]!, /cleanup degraded: blue \(detection-api-blue\) could not be scaled to zero: serviceaccount bluegreen cannot patch/);
+    assert.match(
+      result.warnings[0]!,
+      /cleanup degraded: blue \(detection-api-blue\) could not be scaled to zero: serviceaccount bluegreen cannot patch/,
+    );
   });
 
   it('fails in preflight without changing anything when the active slot is unhealthy', async () => {
     const double = new RecordingPlatformDouble();
     double.slots.blue.readyReplicas = 1;
-    const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, testSpec())));
+    const result = await withWorker(env, double, async (taskQueue) =>
+      deploymentResult(await startDeployment(env, taskQueue, testSpec())),
+    );
     assert.deepEqual(double.platformCalls(), ['describe']);
     assert.equal(result.outcome, 'Failed');
     assert.equal(result.reason, 'PreflightFailed');
-    assert.match(result.message, /the active slot blue \(detection-api-blue\) is not healthy: 1\/3 replicas ready; nothing was changed/);
+    assert.match(
+      result.message,
+      /the active slot blue \(detection-api-blue\) is not healthy: 1\/3 replicas ready; nothing was changed/,
+    );
   });
 
   it('refuses to deploy onto an active slot that breaches a gated SLO, naming it, with nothing changed', async () => {
@@ -889,18 +1201,33 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       await captureHistory(handle, 'failed-active-slot-unstable');
       return result;
     });
-    assert.deepEqual(double.platformCalls(), ['describe', 'evaluateActiveSlos blue', 'readScrapeInterval blue'], 'nothing was written: preflight read, and only read');
-    assert.deepEqual([result.outcome, result.reason, result.failedCheck, result.liveSlot], ['Failed', 'ActiveSlotUnstable', 'error-rate', 'blue']);
-    assert.match(result.message, /the active slot blue \(detection-api-blue, v2\.1\.0\) breaches SLO 'error-rate': 0\.2 \(must be < 0\.01\): .*allowUnstableActive: true, or deploy --allow-unstable-active.*; nothing was changed/);
+    assert.deepEqual(
+      double.platformCalls(),
+      ['describe', 'evaluateActiveSlos blue', 'readScrapeInterval blue'],
+      'nothing was written: preflight read, and only read',
+    );
+    assert.deepEqual(
+      [result.outcome, result.reason, result.failedCheck, result.liveSlot],
+      ['Failed', 'ActiveSlotUnstable', 'error-rate', 'blue'],
+    );
+    assert.match(
+      result.message,
+      /the active slot blue \(detection-api-blue, v2\.1\.0\) breaches SLO 'error-rate': 0\.2 \(must be < 0\.01\): .*allowUnstableActive: true, or deploy --allow-unstable-active.*; nothing was changed/,
+    );
     assert.deepEqual([double.slots.green.image, double.slots.green.replicas], [IDLE_IMAGE, 0]);
     const check = result.status.activeCheck!;
-    assert.deepEqual([check.slot, check.version, check.verdict, check.allowedUnstable], ['blue', 'v2.1.0', 'breaching', false]);
+    assert.deepEqual(
+      [check.slot, check.version, check.verdict, check.allowedUnstable],
+      ['blue', 'v2.1.0', 'breaching', false],
+    );
     // Measured over the monitor window, scoped to the live version, gated SLOs only.
     const request = double.calls.find((c) => c.name === 'evaluateActiveSlos')!.request as EvaluateSlosRequest;
     assert.deepEqual([request.slot, request.version, request.window], ['blue', 'v2.1.0', testSpec().monitor.window]);
     assert.deepEqual(
       request.slos.map((slo) => slo.name),
-      testSpec().monitor.slos.filter((slo) => slo.gate).map((slo) => slo.name),
+      testSpec()
+        .monitor.slos.filter((slo) => slo.gate)
+        .map((slo) => slo.name),
     );
   });
 
@@ -915,7 +1242,10 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     assert.equal(result.outcome, 'Succeeded', result.message);
     assert.equal(double.selector, 'green');
     assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), 'scaleSlot blue']);
-    assert.deepEqual([result.status.activeCheck?.verdict, result.status.activeCheck?.allowedUnstable], ['breaching', true]);
+    assert.deepEqual(
+      [result.status.activeCheck?.verdict, result.status.activeCheck?.allowedUnstable],
+      ['breaching', true],
+    );
     assert.deepEqual(result.warnings, [
       "deployed onto an unstable active slot: the active slot blue breaches SLO 'error-rate': 0.2 (must be < 0.01); let through by allowUnstableActive",
     ]);
@@ -934,7 +1264,9 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       [quiet, /no data for error-rate/],
       [silent, /the SLOs could not be measured: Prometheus unreachable/],
     ] as const) {
-      const result = await withWorker(env, double, async (taskQueue) => deploymentResult(await startDeployment(env, taskQueue, testSpec())));
+      const result = await withWorker(env, double, async (taskQueue) =>
+        deploymentResult(await startDeployment(env, taskQueue, testSpec())),
+      );
       assert.equal(result.outcome, 'Succeeded', result.message);
       assert.equal(result.status.activeCheck?.verdict, 'unknown');
       assert.match(result.status.activeCheck?.detail ?? '', detail);
@@ -946,7 +1278,13 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     const bad = { ...testSpec(), replicas: 0, image: 'Not An Image' };
     const [result, empty] = await withWorker(env, double, async (taskQueue) => {
       const start = async (spec: unknown, id: string) =>
-        await deploymentResult(await env.client.workflow.start('blueGreenDeploymentWorkflow', { taskQueue, workflowId: `${id}-${taskQueue}`, args: [spec] }));
+        await deploymentResult(
+          await env.client.workflow.start('blueGreenDeploymentWorkflow', {
+            taskQueue,
+            workflowId: `${id}-${taskQueue}`,
+            args: [spec],
+          }),
+        );
       return [await start(bad, 'bad'), await start({}, 'empty')];
     });
     assert.deepEqual(double.calls, []);
@@ -965,10 +1303,18 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
       const handle = await startDeployment(env, taskQueue, spec);
       await double.waitForCall('tick:evaluateSlos', 5);
       const queried = await handle.query(statusQuery);
-      assert.deepEqual([queried.phase, queried.monitor?.tick], ['Monitoring', 0], "the workflow's own status: as the window began");
+      assert.deepEqual(
+        [queried.phase, queried.monitor?.tick],
+        ['Monitoring', 0],
+        "the workflow's own status: as the window began",
+      );
       const client = new DeploymentClient(env.client, taskQueue);
       let status = queried;
-      await eventually(async () => ((status = await client.withLatestTick(handle, await handle.query(statusQuery))).monitor?.tick ?? 0) >= 5, 'the fifth tick in the status');
+      await eventually(
+        async () =>
+          ((status = await client.withLatestTick(handle, await handle.query(statusQuery))).monitor?.tick ?? 0) >= 5,
+        'the fifth tick in the status',
+      );
       assert.match(status.message, /^monitor tick \d+\/600: Successful$/);
       assert.equal(status.monitor?.successful, status.monitor?.tick);
       assert.equal(status.monitor?.latest['error-rate']?.value, 0.001);
@@ -1004,8 +1350,13 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     assert.ok(double.ticks <= 301, `${double.ticks} ticks measured for a 300-tick window`);
     const events = (await handle.fetchHistory()).events ?? [];
     const window = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'monitorWindow')!;
-    const started = events.find((e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId) === String(window.eventId));
-    assert.ok((started?.activityTaskStartedEventAttributes?.attempt ?? 0) >= 2, 'the window was retried on the second worker');
+    const started = events.find(
+      (e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId) === String(window.eventId),
+    );
+    assert.ok(
+      (started?.activityTaskStartedEventAttributes?.attempt ?? 0) >= 2,
+      'the window was retried on the second worker',
+    );
     assert.deepEqual(double.platformCalls(), [...forwardCalls('readRestarts green'), 'scaleSlot blue']);
     assert.equal(double.selector, 'green');
   });

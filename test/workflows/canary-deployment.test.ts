@@ -7,7 +7,13 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
-import { abortUpdate, approveUpdate, promoteSignal, promoteUpdate, statusQuery } from '../../src/workflows/definitions.js';
+import {
+  abortUpdate,
+  approveUpdate,
+  promoteSignal,
+  promoteUpdate,
+  statusQuery,
+} from '../../src/workflows/definitions.js';
 import type { DeploymentResult } from '../../src/shared/deployment-status.js';
 import type { DeploymentSpecInput } from '../../src/deployment-spec/deployment-spec.js';
 import { deploymentResult } from '../../src/client/deployment-client.js';
@@ -26,7 +32,11 @@ function canarySpec(overrides: Partial<DeploymentSpecInput> = {}) {
     strategy: 'canary',
     traffic: { router: 'gateway-api' },
     monitor: { durationSeconds: 60, intervalSeconds: 10, window: '1m' },
-    canary: { steps: [5, 25, 50, 100].map((weight) => ({ weight, holdSeconds: 60 })), minRequests: 100, maxHoldExtensionSeconds: 60 },
+    canary: {
+      steps: [5, 25, 50, 100].map((weight) => ({ weight, holdSeconds: 60 })),
+      minRequests: 100,
+      maxHoldExtensionSeconds: 60,
+    },
     scaleDownDelaySeconds: 30,
     ...overrides,
   });
@@ -39,7 +49,11 @@ function canarySpec(overrides: Partial<DeploymentSpecInput> = {}) {
 function interactiveSpec(overrides: Partial<DeploymentSpecInput> = {}) {
   return canarySpec({
     monitor: { durationSeconds: 3, intervalSeconds: 1, window: '1m' },
-    canary: { steps: [5, 25, 50, 100].map((weight) => ({ weight, holdSeconds: 3 })), minRequests: 100, maxHoldExtensionSeconds: 3 },
+    canary: {
+      steps: [5, 25, 50, 100].map((weight) => ({ weight, holdSeconds: 3 })),
+      minRequests: 100,
+      maxHoldExtensionSeconds: 3,
+    },
     ...overrides,
   });
 }
@@ -56,15 +70,24 @@ function calls(double: RecordingPlatformDouble): string[] {
       .filter((c) => !c.name.startsWith('tick:'))
       .map((c) => {
         const request = c.request as { weight?: number; replicas?: number };
-        if (c.name === 'setTrafficWeight' || c.name === 'verifyTrafficWeight') return `${c.name} ${c.slot} ${request.weight}`;
-        if (c.name === 'deploySlot' || c.name === 'scaleSlot' || c.name === 'waitForSlotReady') return `${c.name} ${c.slot} x${request.replicas}`;
+        if (c.name === 'setTrafficWeight' || c.name === 'verifyTrafficWeight')
+          return `${c.name} ${c.slot} ${request.weight}`;
+        if (c.name === 'deploySlot' || c.name === 'scaleSlot' || c.name === 'waitForSlotReady')
+          return `${c.name} ${c.slot} x${request.replicas}`;
         return `${c.name}${c.slot ? ` ${c.slot}` : ''}`;
       }),
   );
 }
 
 /** Up to the smoke suite: nothing has moved traffic yet. */
-const BEFORE_TRAFFIC = ['describe', 'evaluateActiveSlos blue', 'readScrapeInterval blue', 'deploySlot green x1', 'waitForSlotReady green x1', 'runSmokeSuite green'];
+const BEFORE_TRAFFIC = [
+  'describe',
+  'evaluateActiveSlos blue',
+  'readScrapeInterval blue',
+  'deploySlot green x1',
+  'waitForSlotReady green x1',
+  'runSmokeSuite green',
+];
 
 /**
  * Each step's calls: capacity first (where the step needs more canary replicas), then the weight,
@@ -74,18 +97,37 @@ const STEP_CALLS: Record<number, string[]> = {
   5: ['setTrafficWeight green 5', 'verifyTrafficWeight green 5', 'readRestarts green'],
   25: ['setTrafficWeight green 25', 'verifyTrafficWeight green 25'],
   50: ['deploySlot green x2', 'waitForSlotReady green x2', 'setTrafficWeight green 50', 'verifyTrafficWeight green 50'],
-  100: ['deploySlot green x3', 'waitForSlotReady green x3', 'setTrafficWeight green 100', 'verifyTrafficWeight green 100'],
+  100: [
+    'deploySlot green x3',
+    'waitForSlotReady green x3',
+    'setTrafficWeight green 100',
+    'verifyTrafficWeight green 100',
+  ],
 };
 
 /** The rollback once traffic moved: the weight to 0, verified, before the canary slot is restored. */
 /** Weight 0, verified; then the canary's evidence is captured; then the canary slot restored. */
-const WEIGHT_ZERO_THEN_RESTORE = ['setTrafficWeight green 0', 'verifyTrafficWeight green 0', 'evidence:collectEvidence green', 'evidence:rangeSlos green', 'scaleSlot green x0'];
+const WEIGHT_ZERO_THEN_RESTORE = [
+  'setTrafficWeight green 0',
+  'verifyTrafficWeight green 0',
+  'evidence:collectEvidence green',
+  'evidence:rangeSlos green',
+  'scaleSlot green x0',
+];
 
 function assertRestored(double: RecordingPlatformDouble): void {
   assert.equal(double.selector, 'blue', 'traffic ends on the stable slot');
   assert.equal(double.weight, 0, 'the canary has no weight left');
-  assert.deepEqual({ image: double.slots.blue.image, replicas: double.slots.blue.replicas }, { image: LIVE_IMAGE, replicas: 3 }, 'the stable slot was never shrunk');
-  assert.deepEqual({ image: double.slots.green.image, replicas: double.slots.green.replicas }, { image: IDLE_IMAGE, replicas: 0 }, 'the canary slot is restored');
+  assert.deepEqual(
+    { image: double.slots.blue.image, replicas: double.slots.blue.replicas },
+    { image: LIVE_IMAGE, replicas: 3 },
+    'the stable slot was never shrunk',
+  );
+  assert.deepEqual(
+    { image: double.slots.green.image, replicas: double.slots.green.replicas },
+    { image: IDLE_IMAGE, replicas: 0 },
+    'the canary slot is restored',
+  );
 }
 
 function assertRolledBack(result: DeploymentResult, reason: string): void {
@@ -113,7 +155,14 @@ describe('canaryDeploymentWorkflow on the time-skipping server', () => {
       await captureHistory(handle, 'canary-succeeded');
       return result;
     });
-    assert.deepEqual(calls(double), [...BEFORE_TRAFFIC, ...STEP_CALLS[5]!, ...STEP_CALLS[25]!, ...STEP_CALLS[50]!, ...STEP_CALLS[100]!, 'scaleSlot blue x0']);
+    assert.deepEqual(calls(double), [
+      ...BEFORE_TRAFFIC,
+      ...STEP_CALLS[5]!,
+      ...STEP_CALLS[25]!,
+      ...STEP_CALLS[50]!,
+      ...STEP_CALLS[100]!,
+      'scaleSlot blue x0',
+    ]);
     assert.equal(result.outcome, 'Succeeded', result.message);
     assert.deepEqual([result.liveSlot, result.liveImage], ['green', NEW_IMAGE]);
     assert.equal(double.selector, 'green');
@@ -130,7 +179,8 @@ describe('canaryDeploymentWorkflow on the time-skipping server', () => {
       ],
       'every step is recorded with the share the double reports (500 of 10,000 requests)',
     );
-    for (const step of canary.completed) assert.ok(step.seconds >= 60, `step ${step.step} was held ${step.seconds} s, at least its 60 s`);
+    for (const step of canary.completed)
+      assert.ok(step.seconds >= 60, `step ${step.step} was held ${step.seconds} s, at least its 60 s`);
     // Every tick measured both slots: the stable is the canary's baseline.
     const stableTicks = double.calls.filter((c) => c.name === 'tick:evaluateStableSlos').length;
     assert.equal(stableTicks, double.ticks);
@@ -173,7 +223,9 @@ describe('canaryDeploymentWorkflow on the time-skipping server', () => {
         // it saw complete in the meantime, and does not recover. Aborts that cut a call short are
         // drilled on the real dev server (test/e2e/abort-drills.e2e.test.ts).
         await new Promise((resolve) => setTimeout(resolve, 300));
-        const answer = await handle.executeUpdate(abortUpdate, { args: [{ reason: `drill at ${weight} %`, by: 'test' }] });
+        const answer = await handle.executeUpdate(abortUpdate, {
+          args: [{ reason: `drill at ${weight} %`, by: 'test' }],
+        });
         assert.match(answer.message, /abort accepted/);
         const result = await deploymentResult(handle);
         if (weight === 50) await captureHistory(handle, 'canary-rolled-back-abort');
@@ -190,11 +242,20 @@ describe('canaryDeploymentWorkflow on the time-skipping server', () => {
     const double = new RecordingPlatformDouble();
     const spec = interactiveSpec({
       gates: { approveBeforeSwitch: true },
-      canary: { steps: [{ weight: 25, untilPromote: true }, { weight: 100, holdSeconds: 3 }], minRequests: 100 },
+      canary: {
+        steps: [
+          { weight: 25, untilPromote: true },
+          { weight: 100, holdSeconds: 3 },
+        ],
+        minRequests: 100,
+      },
     });
     const result = await withWorker(env, double, async (taskQueue) => {
       const handle = await startDeployment(env, taskQueue, spec);
-      await eventually(async () => (await handle.query(statusQuery)).awaiting?.gate === 'beforeSwitch', 'the beforeSwitch gate');
+      await eventually(
+        async () => (await handle.query(statusQuery)).awaiting?.gate === 'beforeSwitch',
+        'the beforeSwitch gate',
+      );
       await assert.rejects(handle.executeUpdate(promoteUpdate, { args: [{ by: 'test' }] }), (error: unknown) => {
         assert.ok(error instanceof WorkflowUpdateFailedError);
         assert.match(error.cause?.message ?? '', /the canary has no traffic/);
@@ -233,7 +294,10 @@ describe('canaryDeploymentWorkflow on the time-skipping server', () => {
     assert.equal(result.outcome, 'Succeeded', result.message);
     assert.deepEqual(weightsSet(double), [5, 100]);
     assert.deepEqual(calls(double), [...BEFORE_TRAFFIC, ...STEP_CALLS[5]!, ...STEP_CALLS[100]!, 'scaleSlot blue x0']);
-    assert.deepEqual(result.status.canary?.completed.map((c) => c.weight), [5, 100]);
+    assert.deepEqual(
+      result.status.canary?.completed.map((c) => c.weight),
+      [5, 100],
+    );
   });
 
   it('never calls a step successful on too few requests: extends the hold, pauses, and goes on once the data comes', async () => {
@@ -250,11 +314,19 @@ describe('canaryDeploymentWorkflow on the time-skipping server', () => {
     });
     assert.equal(result.outcome, 'Succeeded', result.message);
     const paused = result.status.transitions.find((t) => t.phase === 'Paused');
-    assert.match(paused?.message ?? '', /step 1\/4: no Successful tick in 1[23]\d s at 5 % \(12 canary requests in the window, at least 100 needed\)/);
-    const resumed = result.status.transitions.find((t) => t.phase === 'Monitoring' && /resumed by itself/.test(t.message));
+    assert.match(
+      paused?.message ?? '',
+      /step 1\/4: no Successful tick in 1[23]\d s at 5 % \(12 canary requests in the window, at least 100 needed\)/,
+    );
+    const resumed = result.status.transitions.find(
+      (t) => t.phase === 'Monitoring' && /resumed by itself/.test(t.message),
+    );
     assert.match(resumed?.message ?? '', /step 1\/4: resumed by itself after 3 successful ticks in a row/);
     const first = result.status.canary!.completed[0]!;
-    assert.ok(first.seconds >= 120, `the first step lasted ${first.seconds} s: its hold, the whole extension, then the pause`);
+    assert.ok(
+      first.seconds >= 120,
+      `the first step lasted ${first.seconds} s: its hold, the whole extension, then the pause`,
+    );
     assert.equal(first.canaryRequests, 400);
     assert.deepEqual(weightsSet(double), [5, 25, 50, 100]);
   });
@@ -277,12 +349,17 @@ describe('canaryDeploymentWorkflow on the time-skipping server', () => {
     double.behaviour.stableSloValues = () => (double.weight === 25 ? { 'error-rate': 0.29 } : {});
     const result = await withWorker(env, double, async (taskQueue) => {
       const handle = await startDeployment(env, taskQueue, interactiveSpec());
-      await eventually(async () => (await handle.query(statusQuery)).awaiting?.gate === 'sharedCause', 'the sharedCause gate');
+      await eventually(
+        async () => (await handle.query(statusQuery)).awaiting?.gate === 'sharedCause',
+        'the sharedCause gate',
+      );
       const status = await handle.query(statusQuery);
       assert.match(status.canary?.sharedCause ?? '', /'error-rate' is 0\.3 on the canary and 0\.29 on the stable slot/);
       assert.match(status.canary?.sharedCause ?? '', /rolling the canary back would not help/);
       assert.deepEqual(weightsSet(double), [5, 25], 'no rollback while the operator decides');
-      await handle.executeUpdate(abortUpdate, { args: [{ reason: 'the shared database is down; stop here', by: 'test' }] });
+      await handle.executeUpdate(abortUpdate, {
+        args: [{ reason: 'the shared database is down; stop here', by: 'test' }],
+      });
       const result = await deploymentResult(handle);
       await captureHistory(handle, 'canary-shared-cause-aborted');
       return result;
@@ -302,14 +379,21 @@ describe('canaryDeploymentWorkflow on the time-skipping server', () => {
     double.behaviour.stableSloValues = () => (slow() ? { 'p95-latency': 0.8 } : {});
     const result = await withWorker(env, double, async (taskQueue) => {
       const handle = await startDeployment(env, taskQueue, interactiveSpec());
-      await eventually(async () => (await handle.query(statusQuery)).awaiting?.gate === 'sharedCause', 'the sharedCause gate');
+      await eventually(
+        async () => (await handle.query(statusQuery)).awaiting?.gate === 'sharedCause',
+        'the sharedCause gate',
+      );
       approvedAt = double.ticks;
       await handle.executeUpdate(approveUpdate, { args: [{ by: 'test', gate: 'sharedCause' }] });
       return await deploymentResult(handle);
     });
     assert.equal(result.outcome, 'Succeeded', result.message);
     assert.deepEqual(weightsSet(double), [5, 25, 50, 100]);
-    assert.ok(result.status.transitions.some((t) => /resumed by an operator after a shared cause: both slots breach/.test(t.message)));
+    assert.ok(
+      result.status.transitions.some((t) =>
+        /resumed by an operator after a shared cause: both slots breach/.test(t.message),
+      ),
+    );
   });
 
   it('rolls back a canary worse than the stable allows, though within its absolute threshold', async () => {
@@ -317,8 +401,14 @@ describe('canaryDeploymentWorkflow on the time-skipping server', () => {
     double.behaviour.sloValues = () => (double.weight === 25 ? { 'error-rate': 0.008 } : {});
     double.behaviour.stableSloValues = () => ({ 'error-rate': 0.001 });
     const spec = canarySpec();
-    spec.monitor.slos = spec.monitor.slos.map((slo) => (slo.name === 'error-rate' ? { ...slo, comparedToStable: { factor: 1, offset: 0.005 } } : slo));
-    const result = await withWorker(env, double, async (taskQueue) => await deploymentResult(await startDeployment(env, taskQueue, spec)));
+    spec.monitor.slos = spec.monitor.slos.map((slo) =>
+      slo.name === 'error-rate' ? { ...slo, comparedToStable: { factor: 1, offset: 0.005 } } : slo,
+    );
+    const result = await withWorker(
+      env,
+      double,
+      async (taskQueue) => await deploymentResult(await startDeployment(env, taskQueue, spec)),
+    );
     assertRolledBack(result, 'SloBreach');
     assert.deepEqual(weightsSet(double), [5, 25, 0]);
     const breach = result.status.monitor?.latest['error-rate'];
@@ -344,6 +434,13 @@ describe('canaryDeploymentWorkflow on the time-skipping server', () => {
     const result = await withWorker(env, double, async () => await deploymentResult(handle), { taskQueue });
     assert.equal(result.outcome, 'Succeeded', result.message);
     assert.deepEqual(weightsSet(double), [5, 25, 50, 100], 'no weight was written twice');
-    assert.deepEqual(calls(double), [...BEFORE_TRAFFIC, ...STEP_CALLS[5]!, ...STEP_CALLS[25]!, ...STEP_CALLS[50]!, ...STEP_CALLS[100]!, 'scaleSlot blue x0']);
+    assert.deepEqual(calls(double), [
+      ...BEFORE_TRAFFIC,
+      ...STEP_CALLS[5]!,
+      ...STEP_CALLS[25]!,
+      ...STEP_CALLS[50]!,
+      ...STEP_CALLS[100]!,
+      'scaleSlot blue x0',
+    ]);
   });
 });

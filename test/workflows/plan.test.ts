@@ -33,9 +33,16 @@ describe('planWorkflow on the time-skipping server', () => {
       await captureHistory(env.client.workflow.getHandle(result.id), 'planned-blue-green');
       const plan = result.plan!;
       assert.equal(plan.proceeds, true, JSON.stringify(plan.checks));
-      assert.deepEqual([plan.liveSlot, plan.idleSlot, plan.strategy, plan.router], ['blue', 'green', 'blueGreen', 'service-selector']);
+      assert.deepEqual(
+        [plan.liveSlot, plan.idleSlot, plan.strategy, plan.router],
+        ['blue', 'green', 'blueGreen', 'service-selector'],
+      );
       assert.deepEqual(plan.changes, [
-        { field: 'image', from: 'registry.internal/detection-api:v2.0.0', to: 'registry.internal/detection-api:v2.2.0' },
+        {
+          field: 'image',
+          from: 'registry.internal/detection-api:v2.0.0',
+          to: 'registry.internal/detection-api:v2.2.0',
+        },
         { field: 'version', from: 'v2.0.0', to: 'v2.2.0' },
         { field: 'replicas', from: 0, to: 3 },
         { field: 'run label', from: null, to: '(this run)' },
@@ -48,7 +55,10 @@ describe('planWorkflow on the time-skipping server', () => {
           ['scale detection-api-blue to 0 at the cleanup', 'ok'],
         ],
       );
-      assert.deepEqual(plan.timeline.map((p) => p.phase), ['Preflight', 'Deploying', 'SmokeTesting', 'Switching', 'Monitoring', 'CleaningUp']);
+      assert.deepEqual(
+        plan.timeline.map((p) => p.phase),
+        ['Preflight', 'Deploying', 'SmokeTesting', 'Switching', 'Monitoring', 'CleaningUp'],
+      );
       assert.equal(plan.leastSeconds, 300 + 30, 'the five-minute window and the scale-down delay');
       assert.deepEqual(
         double.calls.filter((c) => WRITES.includes(c.name)),
@@ -69,9 +79,15 @@ describe('planWorkflow on the time-skipping server', () => {
       assert.deepEqual([outcome.outcome, outcome.reason, outcome.failedCheck], ['Failed', 'PreflightFailed', 'plan']);
       assert.match(
         outcome.message,
-        new RegExp(`the live state changed since plan ${result.id.replace(/\//g, '\\/')}: green's image was registry\\.internal/detection-api:v2\\.0\\.0, is registry\\.internal/detection-api:v2\\.0\\.5`),
+        new RegExp(
+          `the live state changed since plan ${result.id.replace(/\//g, '\\/')}: green's image was registry\\.internal/detection-api:v2\\.0\\.0, is registry\\.internal/detection-api:v2\\.0\\.5`,
+        ),
       );
-      assert.deepEqual(double.calls.filter((c) => WRITES.includes(c.name)), [], 'still nothing written');
+      assert.deepEqual(
+        double.calls.filter((c) => WRITES.includes(c.name)),
+        [],
+        'still nothing written',
+      );
     });
   });
 
@@ -83,7 +99,13 @@ describe('planWorkflow on the time-skipping server', () => {
         strategy: 'canary',
         replicas: 3,
         traffic: { router: 'gateway-api' },
-        canary: { steps: [{ weight: 10, holdSeconds: 60 }, { weight: 50, untilPromote: true }, { weight: 100, holdSeconds: 30 }] },
+        canary: {
+          steps: [
+            { weight: 10, holdSeconds: 60 },
+            { weight: 50, untilPromote: true },
+            { weight: 100, holdSeconds: 30 },
+          ],
+        },
       });
       const plan = (await client.plan(spec)).plan!;
       assert.deepEqual(plan.steps, [
@@ -93,9 +115,15 @@ describe('planWorkflow on the time-skipping server', () => {
         { weight: 100, holdSeconds: 30, replicas: 3 },
       ]);
       assert.ok(plan.gates.includes('promote at 50 %'), plan.gates.join('; '));
-      assert.equal(plan.leastSeconds, 60 + 30 + 30, 'the holds and the scale-down delay; the promoted step waits for a person');
+      assert.equal(
+        plan.leastSeconds,
+        60 + 30 + 30,
+        'the holds and the scale-down delay; the promoted step waits for a person',
+      );
       assert.deepEqual(
-        double.calls.filter((c) => c.name === 'dryRun:setTrafficWeight').map((c) => (c.request as { weight: number }).weight),
+        double.calls
+          .filter((c) => c.name === 'dryRun:setTrafficWeight')
+          .map((c) => (c.request as { weight: number }).weight),
         [10, 50, 100],
       );
       assert.equal(double.weight, 0, 'no weight was set');

@@ -18,7 +18,10 @@ export const ConfigSchema = z.object({
   RUN: z.string().default(''),
   NAMESPACE: z.string().default('default'),
   /** The TAK server's CoT TCP input, host:port. */
-  TAK_ADDRESS: z.string().regex(/^[^\s:]+:[0-9]{1,5}$/, 'TAK_ADDRESS must be host:port').default('127.0.0.1:8087'),
+  TAK_ADDRESS: z
+    .string()
+    .regex(/^[^\s:]+:[0-9]{1,5}$/, 'TAK_ADDRESS must be host:port')
+    .default('127.0.0.1:8087'),
   /** The durable offline queue (SQLite). */
   QUEUE_PATH: z.string().min(1).default('./detection-queue.sqlite'),
   /** NORMAL survives a killed process; FULL also survives power loss, at a disk flush per detection. */

@@ -68,6 +68,8 @@ export class ServiceMetrics {
     this.recentFlags.push(green);
     if (green) this.recentGreen++;
     if (this.recentFlags.length > SUCCESS_RATE_WINDOW && this.recentFlags.shift()) this.recentGreen--;
-    this.successRate.set(this.recentFlags.length < SUCCESS_RATE_MIN_SAMPLES ? Number.NaN : this.recentGreen / this.recentFlags.length);
+    this.successRate.set(
+      this.recentFlags.length < SUCCESS_RATE_MIN_SAMPLES ? Number.NaN : this.recentGreen / this.recentFlags.length,
+    );
   }
 }

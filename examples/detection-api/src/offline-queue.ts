@@ -71,7 +71,9 @@ export class OfflineQueue {
     this.db.pragma(`synchronous = ${synchronous}`);
     // Checkpoints run in a worker thread (checkpoint-worker.js), never on the event loop.
     this.db.pragma('wal_autocheckpoint = 0');
-    this.checkpointer = new Worker(new URL('./checkpoint-worker.js', import.meta.url), { workerData: { path, intervalMs: 1000 } });
+    this.checkpointer = new Worker(new URL('./checkpoint-worker.js', import.meta.url), {
+      workerData: { path, intervalMs: 1000 },
+    });
     this.checkpointer.unref();
     this.db.transaction(() => this.migrate())();
     this.statements = {
@@ -105,7 +107,9 @@ export class OfflineQueue {
       return removed;
     });
     const last = this.db
-      .prepare<[], { seq: number | null }>(`SELECT max(coalesce((SELECT max(seq) FROM detections), 0), coalesce((SELECT max(up_to_seq) FROM deliveries), 0)) AS seq`)
+      .prepare<[], { seq: number | null }>(
+        `SELECT max(coalesce((SELECT max(seq) FROM detections), 0), coalesce((SELECT max(up_to_seq) FROM deliveries), 0)) AS seq`,
+      )
       .get()!;
     this.nextSeq = (last.seq ?? 0) + 1;
   }
@@ -114,8 +118,10 @@ export class OfflineQueue {
   private migrate(): void {
     const version = this.db.pragma('user_version', { simple: true }) as number;
     if (version === SCHEMA_VERSION) return;
-    if (version > SCHEMA_VERSION) throw new Error(`the queue at schema ${version} is newer than this service (schema ${SCHEMA_VERSION})`);
-    const schema1 = this.db.prepare(`SELECT 1 FROM pragma_table_info('detections') WHERE name = 'status'`).get() !== undefined;
+    if (version > SCHEMA_VERSION)
+      throw new Error(`the queue at schema ${version} is newer than this service (schema ${SCHEMA_VERSION})`);
+    const schema1 =
+      this.db.prepare(`SELECT 1 FROM pragma_table_info('detections') WHERE name = 'status'`).get() !== undefined;
     if (schema1) this.db.exec(`ALTER TABLE detections RENAME TO detections_schema1`);
     this.db.exec(`
       CREATE TABLE detections (

@@ -17,13 +17,22 @@ import { TakOutput } from './tak-output.js';
 
 export const DetectionSchema = z.object({
   source: z.string().min(1, 'source must not be empty').max(128),
-  latitude: z.number({ required_error: 'latitude is required' }).min(-90, 'latitude must be within -90..90').max(90, 'latitude must be within -90..90'),
+  latitude: z
+    .number({ required_error: 'latitude is required' })
+    .min(-90, 'latitude must be within -90..90')
+    .max(90, 'latitude must be within -90..90'),
   longitude: z
     .number({ required_error: 'longitude is required' })
     .min(-180, 'longitude must be within -180..180')
     .max(180, 'longitude must be within -180..180'),
-  accuracy_meters: z.number({ required_error: 'accuracy_meters is required' }).positive('accuracy_meters must be greater than 0').finite(),
-  confidence: z.number({ required_error: 'confidence is required' }).min(0, 'confidence must be within 0..1').max(1, 'confidence must be within 0..1'),
+  accuracy_meters: z
+    .number({ required_error: 'accuracy_meters is required' })
+    .positive('accuracy_meters must be greater than 0')
+    .finite(),
+  confidence: z
+    .number({ required_error: 'confidence is required' })
+    .min(0, 'confidence must be within 0..1')
+    .max(1, 'confidence must be within 0..1'),
   class: z.string().min(1).max(64).optional(),
   timestamp: z.string().datetime({ offset: true, message: 'timestamp must be an ISO 8601 date-time' }).optional(),
 });
@@ -74,7 +83,10 @@ export function createDetectionService(config: Config): DetectionService {
       }
       if (config.FAULT_ERROR_RATE > 0 && API.test(request.url) && Math.random() < config.FAULT_ERROR_RATE) {
         // Logged as a real failing service logs its 500s: what a rollback's evidence picks up.
-        request.log.error({ url: request.url, fault: 'FAULT_ERROR_RATE' }, 'request failed: injected fault, answering 500');
+        request.log.error(
+          { url: request.url, fault: 'FAULT_ERROR_RATE' },
+          'request failed: injected fault, answering 500',
+        );
         return reply.code(500).send({ error: 'injected fault (FAULT_ERROR_RATE)' });
       }
     });
@@ -132,7 +144,10 @@ export function createDetectionService(config: Config): DetectionService {
     if (!parsed.success) {
       return reply.code(422).send({
         error: 'invalid detection',
-        fields: parsed.error.issues.map((issue) => ({ field: issue.path.join('.') || '(body)', message: issue.message })),
+        fields: parsed.error.issues.map((issue) => ({
+          field: issue.path.join('.') || '(body)',
+          message: issue.message,
+        })),
       });
     }
     const detection = parsed.data;

@@ -94,7 +94,8 @@ export class TakOutput {
     while (this.link.connected) {
       const batch = this.undelivered.slice(0, 100);
       if (batch.length === 0) return;
-      if (this.options.addedLatencyMs > 0) await new Promise((r) => setTimeout(r, this.options.addedLatencyMs * batch.length));
+      if (this.options.addedLatencyMs > 0)
+        await new Promise((r) => setTimeout(r, this.options.addedLatencyMs * batch.length));
       try {
         // One write per batch: one system call here and one read at TAK, however many events.
         await this.link.send(batch.map((detection) => `${detection.cot}\n`).join(''));

@@ -13,7 +13,8 @@ import type { ActivityOptions } from '@temporalio/workflow';
 import { NON_RETRYABLE_ERROR_TYPES } from '../../shared/errors.js';
 import type { DeploymentSpec } from '../../deployment-spec/deployment-spec.js';
 
-export type CallKind = 'quick' | 'write' | 'readiness' | 'waiting' | 'measure' | 'monitor' | 'restore' | 'cleanup' | 'evidence';
+export type CallKind =
+  'quick' | 'write' | 'readiness' | 'waiting' | 'measure' | 'monitor' | 'restore' | 'cleanup' | 'evidence';
 
 /** The monitor window's heartbeat timeout: a lost worker is noticed this soon (it heartbeats every 2 s). */
 export const MONITOR_HEARTBEAT_TIMEOUT_SECONDS = 10;
@@ -43,12 +44,22 @@ export function activityOptions(spec: DeploymentSpec, persistentRollback = false
      * Reads (and the notification): short, retried a few times; a cancelled read may be abandoned.
      * They heartbeat while in flight, so a read lost with its worker is retried within 5 s.
      */
-    quick: { startToCloseTimeout: '30s', heartbeatTimeout: '5s', retry: { ...RETRY, maximumAttempts: 5 }, cancellationType: TRY_CANCEL },
+    quick: {
+      startToCloseTimeout: '30s',
+      heartbeatTimeout: '5s',
+      retry: { ...RETRY, maximumAttempts: 5 },
+      cancellationType: TRY_CANCEL,
+    },
     /**
      * Single writes (the new image, the selector): as reads, but a cancelled write is waited for.
      * They heartbeat while in flight, so a write lost with its worker is retried within 5 s.
      */
-    write: { startToCloseTimeout: '30s', heartbeatTimeout: '5s', retry: { ...RETRY, maximumAttempts: 5 }, cancellationType: WAIT_CANCELLATION_COMPLETED },
+    write: {
+      startToCloseTimeout: '30s',
+      heartbeatTimeout: '5s',
+      retry: { ...RETRY, maximumAttempts: 5 },
+      cancellationType: WAIT_CANCELLATION_COMPLETED,
+    },
     /** Waiting for replicas: as long as the readiness timeout, heartbeating; stops at once on cancel. */
     readiness: {
       startToCloseTimeout: `${spec.readinessTimeoutSeconds + 30}s`,
@@ -57,7 +68,12 @@ export function activityOptions(spec: DeploymentSpec, persistentRollback = false
       cancellationType: TRY_CANCEL,
     },
     /** Endpoint convergence and the smoke suite: bounded waits that change nothing. */
-    waiting: { startToCloseTimeout: '5m', heartbeatTimeout, retry: { ...RETRY, maximumAttempts: 3 }, cancellationType: TRY_CANCEL },
+    waiting: {
+      startToCloseTimeout: '5m',
+      heartbeatTimeout,
+      retry: { ...RETRY, maximumAttempts: 3 },
+      cancellationType: TRY_CANCEL,
+    },
     /** One SLO tick: never retried, because a failed measurement is counted, not hidden. */
     measure: { startToCloseTimeout: '15s', retry: { maximumAttempts: 1 }, cancellationType: TRY_CANCEL },
     /**

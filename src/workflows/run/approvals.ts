@@ -18,7 +18,10 @@ export async function openGate(run: RunContext, gate: Gate, message: string): Pr
   run.approved = false;
   run.status.awaiting = { gate, since: since.toISOString(), timeoutAt: new Date(deadline).toISOString() };
   run.enterPhase(gate === Gate.Inconclusive ? Phase.Paused : Phase.AwaitingApproval, message);
-  await run.notify('awaiting-approval', `${run.status.message}; approve with: bluegreen approve ${run.spec.app} -n ${run.spec.namespace}`);
+  await run.notify(
+    'awaiting-approval',
+    `${run.status.message}; approve with: bluegreen approve ${run.spec.app} -n ${run.spec.namespace}`,
+  );
   return deadline;
 }
 
@@ -35,7 +38,9 @@ export async function awaitApproval(run: RunContext, gate: Gate, enabled: boolea
   );
   let approved: boolean;
   try {
-    approved = await condition(() => run.approved, timeoutSeconds * 1000, { summary: `${gate}: approval timeout ${timeoutSeconds} s` });
+    approved = await condition(() => run.approved, timeoutSeconds * 1000, {
+      summary: `${gate}: approval timeout ${timeoutSeconds} s`,
+    });
   } finally {
     // An abort cancels the wait: the gate is no longer waiting either way.
     run.status.awaiting = null;

@@ -21,24 +21,35 @@ export function pushEvidenceCapture(run: RunContext, slot: Slot, peer: Slot): vo
   if (!patched(Patch.Evidence) || run.spec.rollback?.captureEvidence === false) return;
   run.undo.push(`capture the evidence of ${slot}`, async () => {
     const failedCheck = run.failure?.failedCheck ?? null;
-    const measured = failedCheck ? (run.status.observe?.latest[failedCheck] ?? run.status.monitor?.latest[failedCheck] ?? null) : null;
+    const measured = failedCheck
+      ? (run.status.observe?.latest[failedCheck] ?? run.status.monitor?.latest[failedCheck] ?? null)
+      : null;
     const transitions = run.status.transitions;
     try {
-      const evidence = await run.act('evidence', `capture the evidence of ${slot} before it is scaled down`).captureEvidence({
-        target: run.target!,
-        slot,
-        peer,
-        image: run.spec.image,
-        version: run.spec.version,
-        run: run.id,
-        window: run.spec.monitor.window,
-        slos: run.spec.monitor.slos,
-        switchedAt: transitions.find((t) => t.phase === 'Switching')?.at ?? null,
-        from: transitions.find((t) => t.phase === 'Deploying')?.at ?? transitions[0]!.at,
-        breach: measured ? { slo: measured.name, value: measured.value, comparison: measured.comparison, threshold: measured.threshold } : null,
-        tailLines: EVIDENCE_TAIL_LINES,
-        maxBytes: EVIDENCE_MAX_BYTES,
-      });
+      const evidence = await run
+        .act('evidence', `capture the evidence of ${slot} before it is scaled down`)
+        .captureEvidence({
+          target: run.target!,
+          slot,
+          peer,
+          image: run.spec.image,
+          version: run.spec.version,
+          run: run.id,
+          window: run.spec.monitor.window,
+          slos: run.spec.monitor.slos,
+          switchedAt: transitions.find((t) => t.phase === 'Switching')?.at ?? null,
+          from: transitions.find((t) => t.phase === 'Deploying')?.at ?? transitions[0]!.at,
+          breach: measured
+            ? {
+                slo: measured.name,
+                value: measured.value,
+                comparison: measured.comparison,
+                threshold: measured.threshold,
+              }
+            : null,
+          tailLines: EVIDENCE_TAIL_LINES,
+          maxBytes: EVIDENCE_MAX_BYTES,
+        });
       run.status.evidence = summarizeEvidence(evidence);
     } catch (error) {
       if (isCancellation(error)) throw error;

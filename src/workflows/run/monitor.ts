@@ -4,14 +4,36 @@
  * goes on measuring. One short activity per tick, then a condition on the abort, so every sample
  * is in the history and an abort interrupts the wait at once.
  */
-import { ActivityCancellationType, ActivityFailure, CancellationScope, CancelledFailure, condition, isCancellation, log, patched } from '@temporalio/workflow';
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  CancellationScope,
+  CancelledFailure,
+  condition,
+  isCancellation,
+  log,
+  patched,
+} from '@temporalio/workflow';
 import type { MonitorWindowRequest } from '../../activities/contract.js';
 import type { Target } from '../../shared/target.js';
-import { AnalysisResult, judgeMonitorTick, judgeTick, MonitorDecision, monitorWarmUp, promDurationSeconds } from '../../shared/analysis.js';
+import {
+  AnalysisResult,
+  judgeMonitorTick,
+  judgeTick,
+  MonitorDecision,
+  monitorWarmUp,
+  promDurationSeconds,
+} from '../../shared/analysis.js';
 import type { Measurement, MonitorCounters } from '../../shared/analysis.js';
 import { Gate, Phase, RollbackReason } from '../../shared/deployment-status.js';
 import type { MonitorProgress } from '../../shared/deployment-status.js';
-import { countTick, freshProgress, MonitorVerdict, RESTARTS_MEASUREMENT, restartsMeasurement as measuredRestarts } from '../../shared/monitor-window.js';
+import {
+  countTick,
+  freshProgress,
+  MonitorVerdict,
+  RESTARTS_MEASUREMENT,
+  restartsMeasurement as measuredRestarts,
+} from '../../shared/monitor-window.js';
 import type { MonitorPolicy, MonitorWindowResult, MonitorWindowState } from '../../shared/monitor-window.js';
 import type { Slot } from '../../shared/slots.js';
 import { awaitApproval, openGate } from './approvals.js';
@@ -29,18 +51,26 @@ export { countTick, RESTARTS_MEASUREMENT };
  * default is assumed, the longer wait. Its warnings (a window or a duration too short for that
  * interval) are given now, before anything changes, and kept in the result.
  */
-export async function planWarmUp(run: RunContext, live: Slot, durationSeconds = run.spec.monitor.durationSeconds): Promise<void> {
+export async function planWarmUp(
+  run: RunContext,
+  live: Slot,
+  durationSeconds = run.spec.monitor.durationSeconds,
+): Promise<void> {
   if (!patched(Patch.ScrapeAwareMonitor)) return;
   const monitor = run.spec.monitor;
   let scrape: { seconds: number | null; source: string } = { seconds: null, source: 'no SLO is measured' };
   if (monitor.slos.length > 0) {
     try {
-      scrape = await run.act('quick', `scrape interval of ${live}'s targets`).readScrapeInterval({ target: run.target!, slot: live });
+      scrape = await run
+        .act('quick', `scrape interval of ${live}'s targets`)
+        .readScrapeInterval({ target: run.target!, slot: live });
     } catch (error) {
       scrape = { seconds: null, source: describeError(error) };
     }
     if (scrape.seconds === null && monitor.initialDelaySeconds === undefined) {
-      run.warnings.push(`the scrape interval could not be read (${scrape.source}): the warm-up assumes Prometheus's default`);
+      run.warnings.push(
+        `the scrape interval could not be read (${scrape.source}): the warm-up assumes Prometheus's default`,
+      );
     }
   }
   run.warmUp = monitorWarmUp({
@@ -68,7 +98,12 @@ export async function readRestartBaseline(run: RunContext, target: Target, slot:
 export function newMonitorProgress(run: RunContext, ticks: number, durationSeconds: number): MonitorProgress {
   const progress = freshProgress(ticks, durationSeconds, run.spec.monitor.intervalSeconds);
   const warmUp = run.warmUp;
-  if (warmUp) Object.assign(progress, { warmUpSeconds: warmUp.seconds, scrapeIntervalSeconds: warmUp.scrapeIntervalSeconds, consecutiveInconclusive: 0 });
+  if (warmUp)
+    Object.assign(progress, {
+      warmUpSeconds: warmUp.seconds,
+      scrapeIntervalSeconds: warmUp.scrapeIntervalSeconds,
+      consecutiveInconclusive: 0,
+    });
   return progress;
 }
 
@@ -88,7 +123,10 @@ export async function monitorSlot(run: RunContext, target: Target, slot: Slot): 
   const progress = newMonitorProgress(run, ticks, monitor.durationSeconds);
   run.status.monitor = progress;
   const warmUp = run.warmUp;
-  run.enterPhase(Phase.Monitoring, `monitoring ${slot} for ${monitor.durationSeconds} s every ${monitor.intervalSeconds} s${warmUpMessage(run)}`);
+  run.enterPhase(
+    Phase.Monitoring,
+    `monitoring ${slot} for ${monitor.durationSeconds} s every ${monitor.intervalSeconds} s${warmUpMessage(run)}`,
+  );
   const startedAt = new Date().getTime();
   let counters: MonitorCounters = { failed: 0, consecutiveErrors: 0, inconclusive: 0 };
   for (let tick = 1; tick <= ticks; tick++) {
@@ -105,7 +143,15 @@ export async function monitorSlot(run: RunContext, target: Target, slot: Slot): 
     if (judged.decision === MonitorDecision.ErrorLimit) throw errorLimitError(run, progress.consecutiveErrors);
     if (judged.decision === MonitorDecision.Pause) {
       if (warmUp) {
-        const paused = await pauseWhileMeasuring(run, target, slot, baseline, progress, counters, `no data for ${monitor.inconclusiveLimit + 1} ticks in a row after the warm-up`);
+        const paused = await pauseWhileMeasuring(
+          run,
+          target,
+          slot,
+          baseline,
+          progress,
+          counters,
+          `no data for ${monitor.inconclusiveLimit + 1} ticks in a row after the warm-up`,
+        );
         counters = paused.counters;
         run.enterPhase(Phase.Monitoring, `monitoring ${slot}: ${paused.how} at tick ${tick}/${ticks}`);
       } else {
@@ -114,13 +160,26 @@ export async function monitorSlot(run: RunContext, target: Target, slot: Slot): 
       }
     }
     run.publishDetails();
-    if (await condition(() => run.abortRequested, monitor.intervalSeconds * 1000, { summary: `monitor tick ${tick}/${ticks}: next in ${monitor.intervalSeconds} s` })) {
+    if (
+      await condition(() => run.abortRequested, monitor.intervalSeconds * 1000, {
+        summary: `monitor tick ${tick}/${ticks}: next in ${monitor.intervalSeconds} s`,
+      })
+    ) {
       throw new PhaseError(RollbackReason.Aborted, run.abortMessage());
     }
   }
   if (progress.successful === 0) {
     // A window in which nothing could be measured proves nothing: an operator decides.
-    if (warmUp) await pauseWhileMeasuring(run, target, slot, baseline, progress, counters, `not one tick of the ${monitor.durationSeconds} s window had data`);
+    if (warmUp)
+      await pauseWhileMeasuring(
+        run,
+        target,
+        slot,
+        baseline,
+        progress,
+        counters,
+        `not one tick of the ${monitor.durationSeconds} s window had data`,
+      );
     else await awaitApproval(run, Gate.Inconclusive, true);
   }
   run.status.message = `monitoring passed: ${progress.successful}/${ticks} ticks successful`;
@@ -133,7 +192,10 @@ export interface WindowSoFar {
   baseline: number | null;
 }
 
-export const NOTHING_SO_FAR: WindowSoFar = { counters: { failed: 0, consecutiveErrors: 0, inconclusive: 0 }, baseline: null };
+export const NOTHING_SO_FAR: WindowSoFar = {
+  counters: { failed: 0, consecutiveErrors: 0, inconclusive: 0 },
+  baseline: null,
+};
 
 /** A monitor window's activity request for a policy, from what was measured so far. */
 export type WindowRequests = (policy: MonitorPolicy, soFar: WindowSoFar) => MonitorWindowRequest;
@@ -159,7 +221,11 @@ export function windowRequests(
     window: monitor.window,
     slos: monitor.slos,
     restarts: { baseline, limit: monitor.restartLimit },
-    limits: { failureLimit: monitor.failureLimit, consecutiveErrorLimit: monitor.consecutiveErrorLimit, inconclusiveLimit: monitor.inconclusiveLimit },
+    limits: {
+      failureLimit: monitor.failureLimit,
+      consecutiveErrorLimit: monitor.consecutiveErrorLimit,
+      inconclusiveLimit: monitor.inconclusiveLimit,
+    },
     ...timing,
     counters,
     progress,
@@ -182,7 +248,10 @@ async function monitorInOneActivity(run: RunContext, target: Target, slot: Slot,
   const { monitor } = run.spec;
   const progress = newMonitorProgress(run, ticks, monitor.durationSeconds);
   run.status.monitor = progress;
-  run.enterPhase(Phase.Monitoring, `monitoring ${slot} for ${monitor.durationSeconds} s every ${monitor.intervalSeconds} s${warmUpMessage(run)}`);
+  run.enterPhase(
+    Phase.Monitoring,
+    `monitoring ${slot} for ${monitor.durationSeconds} s every ${monitor.intervalSeconds} s${warmUpMessage(run)}`,
+  );
   const warmUp = run.warmUp;
   const request = windowRequests(run, target, slot, progress, {
     intervalSeconds: monitor.intervalSeconds,
@@ -192,15 +261,24 @@ async function monitorInOneActivity(run: RunContext, target: Target, slot: Slot,
   let soFar = NOTHING_SO_FAR;
   for (;;) {
     const answer = await run
-      .act('monitor', `monitor ${slot}: ticks ${progress.tick + 1} to ${progress.ticks}, every ${monitor.intervalSeconds} s`, {
-        startToCloseTimeout: windowTimeout(progress.ticks - progress.tick, monitor.intervalSeconds),
-      })
+      .act(
+        'monitor',
+        `monitor ${slot}: ticks ${progress.tick + 1} to ${progress.ticks}, every ${monitor.intervalSeconds} s`,
+        {
+          startToCloseTimeout: windowTimeout(progress.ticks - progress.tick, monitor.intervalSeconds),
+        },
+      )
       .monitorWindow(request({ kind: 'window' }, soFar));
     soFar = takeAnswer(run, progress, answer);
     if (answer.verdict === MonitorVerdict.Passed) break;
     if (answer.verdict === MonitorVerdict.Breach) throw breachOf(answer.last ?? []);
     if (answer.verdict === MonitorVerdict.ErrorLimit) throw errorLimitError(run, progress.consecutiveErrors);
-    const paused = await pauseInOneActivity(run, request, soFar, `no data for ${monitor.inconclusiveLimit + 1} ticks in a row after the warm-up`);
+    const paused = await pauseInOneActivity(
+      run,
+      request,
+      soFar,
+      `no data for ${monitor.inconclusiveLimit + 1} ticks in a row after the warm-up`,
+    );
     soFar = paused.soFar;
     run.enterPhase(Phase.Monitoring, `monitoring ${slot}: ${paused.how} at tick ${progress.tick}/${progress.ticks}`);
   }
@@ -227,11 +305,23 @@ export type WindowEnd = { answer: MonitorWindowResult } | { stopped: MonitorWind
  * it is cancelled and waited for, since its cancellation carries what it measured. An abort
  * leaves it behind: the wait here is cancelled with the forward scope, and the read only reads.
  */
-export async function measureUntil(run: RunContext, summary: string, startToCloseTimeout: string, request: MonitorWindowRequest, stop: () => boolean, timeoutMs?: number): Promise<WindowEnd> {
+export async function measureUntil(
+  run: RunContext,
+  summary: string,
+  startToCloseTimeout: string,
+  request: MonitorWindowRequest,
+  stop: () => boolean,
+  timeoutMs?: number,
+): Promise<WindowEnd> {
   const measuring = new CancellationScope();
   const ended: { end: WindowEnd | null } = { end: null };
   const running = measuring.run(() =>
-    run.act('monitor', summary, { startToCloseTimeout, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED }).monitorWindow(request),
+    run
+      .act('monitor', summary, {
+        startToCloseTimeout,
+        cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+      })
+      .monitorWindow(request),
   );
   void running.then(
     (answer) => (ended.end = { answer }),
@@ -275,11 +365,20 @@ export async function pauseInOneActivity(
     if ('answer' in end) {
       if (end.answer.verdict === MonitorVerdict.Breach) throw breachOf(end.answer.last ?? []);
       if (end.answer.verdict === MonitorVerdict.ErrorLimit) throw errorLimitError(run, progress.consecutiveErrors);
-      if (end.answer.verdict === MonitorVerdict.Resumed) return { how: `resumed by itself after ${end.answer.successes} successful ticks in a row`, soFar: current, last: answer };
+      if (end.answer.verdict === MonitorVerdict.Resumed)
+        return {
+          how: `resumed by itself after ${end.answer.successes} successful ticks in a row`,
+          soFar: current,
+          last: answer,
+        };
     }
     if (run.approved) return { how: 'resumed by an operator', soFar: current, last: answer };
     if (!answer) throw 'error' in end ? end.error : new Error('the pause ended without an answer');
-    throw new PhaseError(RollbackReason.NoDecision, `nobody approved the ${Gate.Inconclusive} gate within ${gates.approvalTimeoutSeconds} s`, Gate.Inconclusive);
+    throw new PhaseError(
+      RollbackReason.NoDecision,
+      `nobody approved the ${Gate.Inconclusive} gate within ${gates.approvalTimeoutSeconds} s`,
+      Gate.Inconclusive,
+    );
   } finally {
     run.status.awaiting = null;
   }
@@ -339,9 +438,17 @@ export async function pauseWhileMeasuring(
     for (let tick = 1; ; tick++) {
       const left = deadline - new Date().getTime();
       if (left <= 0) {
-        throw new PhaseError(RollbackReason.NoDecision, `nobody approved the ${Gate.Inconclusive} gate within ${gates.approvalTimeoutSeconds} s`, Gate.Inconclusive);
+        throw new PhaseError(
+          RollbackReason.NoDecision,
+          `nobody approved the ${Gate.Inconclusive} gate within ${gates.approvalTimeoutSeconds} s`,
+          Gate.Inconclusive,
+        );
       }
-      if (await condition(() => run.approved, Math.min(monitor.intervalSeconds * 1000, left), { summary: `paused: next measurement in ${monitor.intervalSeconds} s` })) {
+      if (
+        await condition(() => run.approved, Math.min(monitor.intervalSeconds * 1000, left), {
+          summary: `paused: next measurement in ${monitor.intervalSeconds} s`,
+        })
+      ) {
         return { how: 'resumed by an operator', counters: current };
       }
       const measurements = await measure(`paused tick ${tick}`);
@@ -356,7 +463,8 @@ export async function pauseWhileMeasuring(
       successes = result === AnalysisResult.Successful ? successes + 1 : 0;
       run.status.message = `paused, still measuring: tick ${tick}: ${result}${resumeAfter > 0 ? ` (${successes}/${resumeAfter} successful in a row)` : ''}`;
       run.publishDetails();
-      if (resumeAfter > 0 && successes >= resumeAfter) return { how: `resumed by itself after ${successes} successful ticks in a row`, counters: current };
+      if (resumeAfter > 0 && successes >= resumeAfter)
+        return { how: `resumed by itself after ${successes} successful ticks in a row`, counters: current };
     }
   } finally {
     run.status.awaiting = null;
@@ -367,15 +475,37 @@ export async function pauseWhileMeasuring(
  * One tick: SLOs and restarts side by side, in one activity (the workflow's round trips per tick
  * are its cost at scale); null when either could not be measured.
  */
-export async function measureSlot(run: RunContext, target: Target, slot: Slot, baseline: number, tick: string): Promise<Measurement[] | null> {
+export async function measureSlot(
+  run: RunContext,
+  target: Target,
+  slot: Slot,
+  baseline: number,
+  tick: string,
+): Promise<Measurement[] | null> {
   const monitor = run.spec.monitor;
   if (patched(Patch.FewerRoundTrips)) {
-    const measured = await measuredOrNull(run.act('measure', `${tick}: SLOs and restarts of ${slot}`).measureSlot({ target, slot, version: run.spec.version, run: run.id, window: monitor.window, slos: monitor.slos }));
+    const measured = await measuredOrNull(
+      run.act('measure', `${tick}: SLOs and restarts of ${slot}`).measureSlot({
+        target,
+        slot,
+        version: run.spec.version,
+        run: run.id,
+        window: monitor.window,
+        slos: monitor.slos,
+      }),
+    );
     return measured && [...measured[0].slos, restartsMeasurement(run, measured[0].restarts, baseline)];
   }
   // Recorded before: two activities a tick.
   const measured = await measuredOrNull(
-    run.act('measure', `${tick}: SLOs of ${slot}`).evaluateSlos({ target, slot, version: run.spec.version, run: run.id, window: monitor.window, slos: monitor.slos }),
+    run.act('measure', `${tick}: SLOs of ${slot}`).evaluateSlos({
+      target,
+      slot,
+      version: run.spec.version,
+      run: run.id,
+      window: monitor.window,
+      slos: monitor.slos,
+    }),
     run.act('measure', `${tick}: restarts of ${slot}`).readRestarts({ target, slot }),
   );
   return measured && [...measured[0], restartsMeasurement(run, measured[1], baseline)];
@@ -385,7 +515,9 @@ export async function measureSlot(run: RunContext, target: Target, slot: Slot, b
  * A tick's reads, side by side; null when any of them failed, which is a measurement error (an
  * Error tick, counted), logged here. A cancellation is the abort's, not an error: it is rethrown.
  */
-export async function measuredOrNull<T extends unknown[]>(...reads: { [K in keyof T]: Promise<T[K]> }): Promise<T | null> {
+export async function measuredOrNull<T extends unknown[]>(
+  ...reads: { [K in keyof T]: Promise<T[K]> }
+): Promise<T | null> {
   const settled = await Promise.allSettled(reads);
   for (const read of settled) {
     if (read.status === 'rejected' && isCancellation(read.reason)) throw read.reason;

@@ -30,7 +30,9 @@ export async function observeLiveSlot(run: RunContext, { warm }: { warm: boolean
     // The deployment has succeeded already: a window cut short (cancelled, or its restart baseline
     // unreadable) ends early and undoes nothing.
     const at = `tick ${run.status.observe?.tick ?? 0}/${run.status.observe?.ticks ?? 0}`;
-    run.warnings.push(`observe: the window ended early at ${at}: ${isCancellation(error) ? 'the workflow was cancelled' : describeError(error)}`);
+    run.warnings.push(
+      `observe: the window ended early at ${at}: ${isCancellation(error) ? 'the workflow was cancelled' : describeError(error)}`,
+    );
   }
 }
 
@@ -76,16 +78,29 @@ async function watch(run: RunContext, warm: boolean): Promise<void> {
  * returns when the window is over, at a breach when warm, or, when cold, at an SLO's first breach,
  * which people are told of before it goes on.
  */
-async function watchInOneActivity(run: RunContext, progress: ObserveProgress, warm: boolean, startedAt: number): Promise<void> {
+async function watchInOneActivity(
+  run: RunContext,
+  progress: ObserveProgress,
+  warm: boolean,
+  startedAt: number,
+): Promise<void> {
   const { target } = run.slots();
   const window = freshProgress(progress.ticks, progress.durationSeconds, progress.intervalSeconds);
-  const request = windowRequests(run, target, progress.slot, window, { intervalSeconds: progress.intervalSeconds, warmUpUntil: null, consecutive: false });
+  const request = windowRequests(run, target, progress.slot, window, {
+    intervalSeconds: progress.intervalSeconds,
+    warmUpUntil: null,
+    consecutive: false,
+  });
   let soFar = NOTHING_SO_FAR;
   for (;;) {
     const answer = await run
-      .act('monitor', `observe ${progress.slot}: ticks ${window.tick + 1} to ${window.ticks}, every ${window.intervalSeconds} s`, {
-        startToCloseTimeout: windowTimeout(window.ticks - window.tick, window.intervalSeconds),
-      })
+      .act(
+        'monitor',
+        `observe ${progress.slot}: ticks ${window.tick + 1} to ${window.ticks}, every ${window.intervalSeconds} s`,
+        {
+          startToCloseTimeout: windowTimeout(window.ticks - window.tick, window.intervalSeconds),
+        },
+      )
       .monitorWindow(request({ kind: 'observe', warm, notified: progress.breaches.map((b) => b.name) }, soFar));
     soFar = { counters: answer.counters, baseline: answer.baseline };
     Object.assign(window, answer.progress);
@@ -93,14 +108,27 @@ async function watchInOneActivity(run: RunContext, progress: ObserveProgress, wa
     Object.assign(progress, { tick, successful, failed, inconclusive, errors, latest });
     run.status.message = answer.message;
     if (answer.verdict === MonitorVerdict.Breach) throw breachOf(answer.last ?? []);
-    if (answer.verdict === MonitorVerdict.NewBreach) await notifyBreaches(run, progress, answer.last ?? [], answer.samples.at(-1)?.at ?? new Date().toISOString(), startedAt);
+    if (answer.verdict === MonitorVerdict.NewBreach)
+      await notifyBreaches(
+        run,
+        progress,
+        answer.last ?? [],
+        answer.samples.at(-1)?.at ?? new Date().toISOString(),
+        startedAt,
+      );
     run.publishDetails();
     if (answer.verdict === MonitorVerdict.Passed) return;
   }
 }
 
 /** Cold: each SLO's first breach is recorded, warned of and notified; nothing is changed. */
-async function notifyBreaches(run: RunContext, progress: ObserveProgress, measurements: Measurement[], at: string, startedAt: number): Promise<void> {
+async function notifyBreaches(
+  run: RunContext,
+  progress: ObserveProgress,
+  measurements: Measurement[],
+  at: string,
+  startedAt: number,
+): Promise<void> {
   const minutes = ((Date.parse(at) - startedAt) / 60_000).toFixed(1);
   for (const m of failedGates(measurements)) {
     if (progress.breaches.some((b) => b.name === m.name)) continue;
@@ -114,12 +142,22 @@ async function notifyBreaches(run: RunContext, progress: ObserveProgress, measur
 }
 
 /** Recorded before Patch.OneLoop: a timer and an activity per tick. */
-async function watchTickByTick(run: RunContext, progress: ObserveProgress, warm: boolean, baseline: number, startedAt: number): Promise<void> {
+async function watchTickByTick(
+  run: RunContext,
+  progress: ObserveProgress,
+  warm: boolean,
+  baseline: number,
+  startedAt: number,
+): Promise<void> {
   const { target } = run.slots();
   const { ticks, intervalSeconds, slot: live } = progress;
   for (let tick = 1; tick <= ticks; tick++) {
     // Waits first: the monitor (or the previous tick) has just measured.
-    if (await condition(() => run.abortRequested, intervalSeconds * 1000, { summary: `observe tick ${tick}/${ticks} in ${intervalSeconds} s` })) {
+    if (
+      await condition(() => run.abortRequested, intervalSeconds * 1000, {
+        summary: `observe tick ${tick}/${ticks} in ${intervalSeconds} s`,
+      })
+    ) {
       // Only reachable while warm: once the cleanup has begun an abort is refused.
       throw new PhaseError(RollbackReason.Aborted, run.abortMessage());
     }

@@ -44,7 +44,11 @@ export async function preflight(run: RunContext, monitorSeconds?: (spec: RunCont
   if (run.planned) {
     const changes = liveChanges(run.planned.live, live);
     if (changes.length > 0) {
-      throw new PhaseError(RollbackReason.PreflightFailed, `the live state changed since plan ${run.planned.id}: ${changes.join('; ')}; nothing was changed (plan again)`, 'plan');
+      throw new PhaseError(
+        RollbackReason.PreflightFailed,
+        `the live state changed since plan ${run.planned.id}: ${changes.join('; ')}; nothing was changed (plan again)`,
+        'plan',
+      );
     }
   }
   const active = live.slots[live.activeSlot];
@@ -61,7 +65,10 @@ export async function preflight(run: RunContext, monitorSeconds?: (spec: RunCont
   const checksStability = patched(Patch.StabilityCheck);
   if (patched(Patch.FewerRoundTrips)) {
     // Two reads of Prometheus that do not depend on each other: one round trip, not two.
-    await Promise.all([checksStability ? checkActiveSlot(run, active) : undefined, planWarmUp(run, live.activeSlot, monitorSeconds?.(run.spec))]);
+    await Promise.all([
+      checksStability ? checkActiveSlot(run, active) : undefined,
+      planWarmUp(run, live.activeSlot, monitorSeconds?.(run.spec)),
+    ]);
     return;
   }
   if (checksStability) await checkActiveSlot(run, active);
@@ -78,7 +85,14 @@ export async function preflight(run: RunContext, monitorSeconds?: (spec: RunCont
 async function checkActiveSlot(run: RunContext, active: SlotState): Promise<void> {
   const slos = run.spec.monitor.slos.filter((slo) => slo.gate);
   if (slos.length === 0) return;
-  const check: ActiveSlotCheck = { slot: active.slot, version: active.version ?? null, verdict: 'unknown', measurements: [], detail: null, allowedUnstable: false };
+  const check: ActiveSlotCheck = {
+    slot: active.slot,
+    version: active.version ?? null,
+    verdict: 'unknown',
+    measurements: [],
+    detail: null,
+    allowedUnstable: false,
+  };
   run.status.activeCheck = check;
   try {
     check.measurements = await run.act('measure', `stability of the active slot ${active.slot}`).evaluateSlos({
@@ -96,14 +110,19 @@ async function checkActiveSlot(run: RunContext, active: SlotState): Promise<void
     return;
   }
   const breaches = check.measurements.filter((m) => m.result === AnalysisResult.Failed);
-  const noData = check.measurements.filter((m) => m.result !== AnalysisResult.Successful && m.result !== AnalysisResult.Failed);
+  const noData = check.measurements.filter(
+    (m) => m.result !== AnalysisResult.Successful && m.result !== AnalysisResult.Failed,
+  );
   if (breaches.length === 0) {
     check.verdict = noData.length === 0 ? 'stable' : 'unknown';
-    if (noData.length > 0) check.detail = `no data for ${noData.map((m) => m.name).join(', ')} (no traffic in the window?)`;
+    if (noData.length > 0)
+      check.detail = `no data for ${noData.map((m) => m.name).join(', ')} (no traffic in the window?)`;
     return;
   }
   check.verdict = 'breaching';
-  const said = breaches.map((m) => `SLO '${m.name}': ${formatValue(m.value)} (must be ${m.comparison} ${m.threshold})`).join(', ');
+  const said = breaches
+    .map((m) => `SLO '${m.name}': ${formatValue(m.value)} (must be ${m.comparison} ${m.threshold})`)
+    .join(', ');
   if (run.spec.allowUnstableActive) {
     check.allowedUnstable = true;
     check.detail = `the active slot ${active.slot} breaches ${said}; let through by allowUnstableActive`;
@@ -191,7 +210,10 @@ export async function scaleDownOldSlot(run: RunContext): Promise<DeploymentResul
   run.cleanupStarted = true;
   run.undo.clear();
   const { target, active: old } = run.slots();
-  run.enterPhase(Phase.CleaningUp, `scaling ${old} (${target.deployments[old]}) to zero in ${run.spec.scaleDownDelaySeconds} s`);
+  run.enterPhase(
+    Phase.CleaningUp,
+    `scaling ${old} (${target.deployments[old]}) to zero in ${run.spec.scaleDownDelaySeconds} s`,
+  );
   await CancellationScope.nonCancellable(async () => {
     if (run.spec.scaleDownDelaySeconds > 0) {
       await sleep(run.spec.scaleDownDelaySeconds * 1000, { summary: `scale-down delay before ${old} goes to zero` });
@@ -199,7 +221,9 @@ export async function scaleDownOldSlot(run: RunContext): Promise<DeploymentResul
     try {
       await run.act('cleanup', `scale ${old} to zero`).scaleSlot({ target, slot: old, replicas: 0 });
     } catch (error) {
-      run.warnings.push(`cleanup degraded: ${old} (${target.deployments[old]}) could not be scaled to zero: ${describeError(error)}; scale it down by hand`);
+      run.warnings.push(
+        `cleanup degraded: ${old} (${target.deployments[old]}) could not be scaled to zero: ${describeError(error)}; scale it down by hand`,
+      );
     }
   });
   await observeLiveSlot(run, { warm: false });

@@ -29,8 +29,21 @@ import { incidentOf } from '../../shared/deployment-event.js';
 import type { DeploymentEvent } from '../../shared/deployment-event.js';
 import { formatValue } from '../../shared/analysis.js';
 import type { WarmUp } from '../../shared/analysis.js';
-import { ABORT_AFTER_CLEANUP_MESSAGE, DeploymentFailureType, Outcome, Phase, PHASE_MESSAGES, RollbackReason } from '../../shared/deployment-status.js';
-import type { AbortRequest, ApproveRequest, DeploymentResult, DeploymentStatus, OperatorAnswer } from '../../shared/deployment-status.js';
+import {
+  ABORT_AFTER_CLEANUP_MESSAGE,
+  DeploymentFailureType,
+  Outcome,
+  Phase,
+  PHASE_MESSAGES,
+  RollbackReason,
+} from '../../shared/deployment-status.js';
+import type {
+  AbortRequest,
+  ApproveRequest,
+  DeploymentResult,
+  DeploymentStatus,
+  OperatorAnswer,
+} from '../../shared/deployment-status.js';
 import { ErrorType } from '../../shared/errors.js';
 import { SearchAttribute } from '../../shared/search-attributes.js';
 import { otherSlot } from '../../shared/slots.js';
@@ -45,7 +58,12 @@ import { describeError, errorTypeOf, PhaseError, phaseErrorFrom } from './phase-
 import { Patch } from './patches.js';
 
 /** The kinds that are incidents (the procedure's §3.1 step 5). */
-const INCIDENT_KINDS: readonly DeploymentEvent['kind'][] = ['rolled-back', 'failed', 'rollback-stuck', 'observe-breach'];
+const INCIDENT_KINDS: readonly DeploymentEvent['kind'][] = [
+  'rolled-back',
+  'failed',
+  'rollback-stuck',
+  'observe-breach',
+];
 
 /** A restore that outlasts this (when the spec, recorded before the field existed, has none). */
 const DEFAULT_STUCK_AFTER_SECONDS = 120;
@@ -58,7 +76,11 @@ const DEFAULT_STUCK_AFTER_SECONDS = 120;
 function deploymentMetrics() {
   return {
     started: metricMeter.createCounter('bluegreen_deployments_started', 'deployments', 'Deployments started'),
-    finished: metricMeter.createCounter('bluegreen_deployments_finished', 'deployments', 'Deployments ended, by outcome and reason'),
+    finished: metricMeter.createCounter(
+      'bluegreen_deployments_finished',
+      'deployments',
+      'Deployments ended, by outcome and reason',
+    ),
     phaseDuration: metricMeter.createHistogram('bluegreen_phase_duration', 'int', 'ms', 'Time spent in each phase'),
   };
 }
@@ -130,15 +152,24 @@ export class RunContext {
     setHandler(statusQuery, () => this.status);
     // The same rules answer the Update (refused: an error to the sender, nothing recorded) and the
     // signal (recorded by Temporal even with no worker; a refused one is kept in the status).
-    setHandler(abortUpdate, (request) => this.takeAbort(request), { validator: (_request: AbortRequest) => refuseWith(this.abortRefusal()) });
-    setHandler(approveUpdate, (request) => this.takeApproval(request), { validator: (request) => refuseWith(this.approvalRefusal(request)) });
+    setHandler(abortUpdate, (request) => this.takeAbort(request), {
+      validator: (_request: AbortRequest) => refuseWith(this.abortRefusal()),
+    });
+    setHandler(approveUpdate, (request) => this.takeApproval(request), {
+      validator: (request) => refuseWith(this.approvalRefusal(request)),
+    });
     setHandler(abortSignal, (request) => {
       const refusal = this.abortRefusal();
       if (refusal === null) {
         this.takeAbort(request);
         return;
       }
-      const entry = { reason: request.reason || 'no reason given', by: request.by || 'unknown', at: now(), message: refusal };
+      const entry = {
+        reason: request.reason || 'no reason given',
+        by: request.by || 'unknown',
+        at: now(),
+        message: refusal,
+      };
       this.status.rejectedAborts.push(entry);
       log.warn(refusal, entry);
     });
@@ -173,7 +204,14 @@ export class RunContext {
     const fromSlot = this.status.fromSlot;
     const fromImage = this.live && fromSlot ? this.live.slots[fromSlot].image : null;
     if (nothingChanged && failure.reason !== RollbackReason.Aborted) {
-      return this.finish(Outcome.Failed, failure.reason, `${failure.message}; nothing was changed`, failure.failedCheck, fromSlot, fromImage);
+      return this.finish(
+        Outcome.Failed,
+        failure.reason,
+        `${failure.message}; nothing was changed`,
+        failure.failedCheck,
+        fromSlot,
+        fromImage,
+      );
     }
     this.enterPhase(Phase.RollingBack, `rolling back (${failure.reason}): ${failure.message}`);
     const incomplete = await CancellationScope.nonCancellable(() => this.runCompensations());
@@ -206,7 +244,12 @@ export class RunContext {
     if (!this.persistentRollback) return await this.undo.runAll();
     this.options = activityOptions(this.spec, true);
     const startedAt = new Date();
-    const progress = { startedAt: startedAt.toISOString(), seconds: null as number | null, stuckSince: null as string | null, step: null as string | null };
+    const progress = {
+      startedAt: startedAt.toISOString(),
+      seconds: null as number | null,
+      stuckSince: null as string | null,
+      step: null as string | null,
+    };
     this.status.rollback = progress;
     let settled = false;
     const undoing = this.undo.runAll((step) => {
@@ -218,11 +261,18 @@ export class RunContext {
       settled = true;
     });
     const stuckAfter = this.spec.rollback?.stuckAfterSeconds ?? DEFAULT_STUCK_AFTER_SECONDS;
-    if (!(await condition(() => settled, stuckAfter * 1000, { summary: `rollback reported stuck after ${stuckAfter} s` }))) {
+    if (
+      !(await condition(() => settled, stuckAfter * 1000, { summary: `rollback reported stuck after ${stuckAfter} s` }))
+    ) {
       progress.stuckSince = now();
       this.status.message = `ROLLBACK STUCK for ${stuckAfter} s at '${progress.step}': still retrying until the platform answers`;
       this.publishDetails();
-      await this.notify('rollback-stuck', this.status.message, this.status.abort ? RollbackReason.Aborted : null, progress.step);
+      await this.notify(
+        'rollback-stuck',
+        this.status.message,
+        this.status.abort ? RollbackReason.Aborted : null,
+        progress.step,
+      );
     }
     const incomplete = await undoing;
     progress.seconds = (new Date().getTime() - startedAt.getTime()) / 1000;
@@ -252,7 +302,12 @@ export class RunContext {
   abortRefusal(): string | null {
     if (this.cleanupStarted) return ABORT_AFTER_CLEANUP_MESSAGE;
     const phase = this.status.phase;
-    if (phase === Phase.RollingBack || phase === Phase.RolledBack || phase === Phase.Failed || phase === Phase.Succeeded) {
+    if (
+      phase === Phase.RollingBack ||
+      phase === Phase.RolledBack ||
+      phase === Phase.Failed ||
+      phase === Phase.Succeeded
+    ) {
       return `abort rejected: the deployment is ${phase}`;
     }
     const awaiting = this.status.awaiting;
@@ -265,7 +320,8 @@ export class RunContext {
 
   /** Why an approval cannot be taken now, or null when it can. */
   approvalRefusal(request: ApproveRequest): string | null {
-    if (this.abortRequested) return `approve rejected: an abort is rolling the deployment back (${this.abortMessage()})`;
+    if (this.abortRequested)
+      return `approve rejected: an abort is rolling the deployment back (${this.abortMessage()})`;
     const awaiting = this.status.awaiting;
     if (!awaiting) return `nothing to approve: the deployment is ${this.status.phase}, not waiting at a gate`;
     if (request.gate !== undefined && request.gate !== awaiting.gate) {
@@ -300,7 +356,8 @@ export class RunContext {
 
   /** Once an abort was requested, whatever interrupted the phase is the abort's doing. */
   failureOf(error: unknown): PhaseError {
-    if (this.abortRequested || isCancellation(error)) return new PhaseError(RollbackReason.Aborted, this.abortMessage());
+    if (this.abortRequested || isCancellation(error))
+      return new PhaseError(RollbackReason.Aborted, this.abortMessage());
     if (error instanceof PhaseError) return error;
     return phaseErrorFrom(error, RollbackReason.ActivityError);
   }
@@ -318,14 +375,34 @@ export class RunContext {
    * deployment. A rollback, a failure and a stuck rollback carry the incident: the summary and
    * what its links are built from.
    */
-  async notify(kind: DeploymentEvent['kind'], message: string, reason: string | null = null, failedCheck: string | null = null): Promise<void> {
+  async notify(
+    kind: DeploymentEvent['kind'],
+    message: string,
+    reason: string | null = null,
+    failedCheck: string | null = null,
+  ): Promise<void> {
     if (!patched(Patch.Notifications)) return;
     const { app, namespace, version, image } = this.status;
     const { workflowId, runId, namespace: temporalNamespace } = workflowInfo();
-    const incident = INCIDENT_KINDS.includes(kind) ? incidentOf({ status: this.status, spec: this.spec, run: this.id, message, failedCheck, now: new Date() }) : null;
+    const incident = INCIDENT_KINDS.includes(kind)
+      ? incidentOf({ status: this.status, spec: this.spec, run: this.id, message, failedCheck, now: new Date() })
+      : null;
     try {
       await CancellationScope.nonCancellable(() =>
-        this.act('quick', `notify: ${kind}`).notify({ kind, app, namespace, version, image, message, reason, failedCheck, workflowId, runId, temporalNamespace, incident }),
+        this.act('quick', `notify: ${kind}`).notify({
+          kind,
+          app,
+          namespace,
+          version,
+          image,
+          message,
+          reason,
+          failedCheck,
+          workflowId,
+          runId,
+          temporalNamespace,
+          incident,
+        }),
       );
     } catch (error) {
       log.warn('notification failed', { kind, error: describeError(error) });
@@ -337,7 +414,11 @@ export class RunContext {
     const options = { ...this.options[kind], ...overrides };
     if (kind === 'write' && !patched(Patch.SettledWrites)) {
       // Recorded before writes were waited for: replay them as they ran.
-      return proxyActivities<Activities>({ ...options, cancellationType: ActivityCancellationType.TRY_CANCEL, summary });
+      return proxyActivities<Activities>({
+        ...options,
+        cancellationType: ActivityCancellationType.TRY_CANCEL,
+        summary,
+      });
     }
     return proxyActivities<Activities>({ ...options, summary });
   }
@@ -373,17 +454,29 @@ export class RunContext {
       `${s.app} ${s.version} (${s.image}), ${s.fromSlot ?? '?'} → ${s.toSlot ?? '?'}, active: ${s.activeSlot ?? '?'}`,
       ...this.detailLines(),
     ];
-    if (s.smoke) lines.push('', `smoke: ${s.smoke.checks.filter((c) => c.verdict !== 'failed').length}/${s.smoke.checks.length} passed`);
+    if (s.smoke)
+      lines.push(
+        '',
+        `smoke: ${s.smoke.checks.filter((c) => c.verdict !== 'failed').length}/${s.smoke.checks.length} passed`,
+      );
     if (s.rollback) {
       const r = s.rollback;
-      lines.push('', `rollback since ${r.startedAt}${r.step ? `, step: ${r.step}` : ''}${r.stuckSince ? `, **stuck since ${r.stuckSince}** (still retrying)` : ''}${r.seconds !== null ? `, done in ${r.seconds.toFixed(1)} s` : ''}`);
+      lines.push(
+        '',
+        `rollback since ${r.startedAt}${r.step ? `, step: ${r.step}` : ''}${r.stuckSince ? `, **stuck since ${r.stuckSince}** (still retrying)` : ''}${r.seconds !== null ? `, done in ${r.seconds.toFixed(1)} s` : ''}`,
+      );
     }
     if (s.monitor) {
       const m = s.monitor;
-      lines.push('', `monitor tick ${m.tick}/${m.ticks}: ${m.successful} ok, ${m.failed} failed, ${m.inconclusive} inconclusive, ${m.errors} errors`);
+      lines.push(
+        '',
+        `monitor tick ${m.tick}/${m.ticks}: ${m.successful} ok, ${m.failed} failed, ${m.inconclusive} inconclusive, ${m.errors} errors`,
+      );
       lines.push('', '| SLO | value | rule | verdict |', '|---|---|---|---|');
       for (const x of Object.values(m.latest)) {
-        lines.push(`| ${x.name}${x.gate ? '' : ' (warning)'} | ${formatValue(x.value)} | ${x.comparison} ${x.threshold} | ${x.result} |`);
+        lines.push(
+          `| ${x.name}${x.gate ? '' : ' (warning)'} | ${formatValue(x.value)} | ${x.comparison} ${x.threshold} | ${x.result} |`,
+        );
       }
     }
     setCurrentDetails(lines.join('\n'));
@@ -397,7 +490,12 @@ export class RunContext {
     liveSlot: Slot | null,
     liveImage: string | null,
   ): Promise<DeploymentResult> {
-    const phase = outcome === Outcome.Succeeded ? Phase.Succeeded : outcome === Outcome.RolledBack ? Phase.RolledBack : Phase.Failed;
+    const phase =
+      outcome === Outcome.Succeeded
+        ? Phase.Succeeded
+        : outcome === Outcome.RolledBack
+          ? Phase.RolledBack
+          : Phase.Failed;
     this.enterPhase(phase, message);
     const { app, namespace, image, version, fromSlot, toSlot } = this.status;
     if (patched(Patch.OutcomeInMemo)) {
@@ -406,7 +504,8 @@ export class RunContext {
     }
     this.metrics.finished.add(1, { app, namespace, outcome, reason: reason ?? 'none' });
     if (this.isIndexed) upsertSearchAttributes([{ key: SearchAttribute.Outcome, value: outcome }]);
-    const kind = outcome === Outcome.Succeeded ? 'succeeded' : outcome === Outcome.RolledBack ? 'rolled-back' : 'failed';
+    const kind =
+      outcome === Outcome.Succeeded ? 'succeeded' : outcome === Outcome.RolledBack ? 'rolled-back' : 'failed';
     await this.notify(kind, message, reason, failedCheck);
     return {
       outcome,

@@ -17,6 +17,24 @@ import type { Evidence, SloSeries, SlotEvidence } from '../shared/evidence.js';
 import type { PlanCheck } from '../shared/plan.js';
 import type { DeploymentSpec, Slo } from '../deployment-spec/deployment-spec.js';
 
+/** The stability check's measurements of the active slot, or why there are none. */
+export type ActiveSlotMeasured = { measurements: Measurement[] } | { error: string };
+
+/**
+ * Preflight's reads in one call: the spec as the worker validated it, the live state, the active
+ * slot's gated SLOs (null: none is gated) and the scrape interval (null: no SLO), and whether this
+ * worker notifies anyone. `invalid`: the spec is refused, with every field at fault.
+ */
+export type PreflightReport =
+  | { invalid: string }
+  | {
+      spec: DeploymentSpec;
+      live: LiveState;
+      stability: ActiveSlotMeasured | null;
+      scrape: ScrapeIntervalReport | null;
+      notifies: boolean;
+    };
+
 export interface DeploySlotRequest {
   target: Target;
   slot: Slot;

@@ -14,6 +14,8 @@ import { judgeCanaryMeasurements, restartsMeasurement } from '../shared/monitor-
 import type { MonitorWindowResult, MonitorWindowState } from '../shared/monitor-window.js';
 import { runMonitorWindow, systemClock } from './monitor-window.js';
 import { planChecks } from './plan-checks.js';
+import { targetOf } from '../shared/target.js';
+import { isHealthySlot } from '../shared/slots.js';
 import type { PlanReport } from '../shared/plan.js';
 import type { Clock } from './monitor-window.js';
 import type { Evidence } from '../shared/evidence.js';
@@ -26,6 +28,7 @@ import type {
   MeasureSlotRequest,
   MonitorWindowRequest,
   Platform,
+  PreflightReport,
   Progress,
   ReadRestartsRequest,
   ScrapeIntervalRequest,
@@ -147,6 +150,49 @@ export function createActivities({ platform, smoke, slo, notifier = null, clock 
     async validateSpec(spec: unknown) {
       // Well within the heartbeat timeout: nothing to wait for.
       return validated(spec, platform);
+    },
+    /**
+     * Preflight's reads in one call (src/workflows/run/phases.ts): the spec validated, the live
+     * state, the active slot's gated SLOs and the scrape interval, side by side where they can be.
+     * A refused spec is an answer (`invalid`); a failure to measure the SLOs is kept, not thrown.
+     */
+    async preflight(spec: unknown): Promise<PreflightReport> {
+      return await heartbeating(async () => {
+        let valid: DeploymentSpec;
+        try {
+          valid = validated(spec, platform);
+        } catch (error) {
+          if (error instanceof ApplicationFailure && error.type === ErrorType.InvalidInput)
+            return { invalid: error.message };
+          throw error;
+        }
+        const target = targetOf(valid);
+        const live = await platform.describe(target);
+        const active = live.slots[live.activeSlot];
+        // An unhealthy live slot stops preflight before anything is measured.
+        if (!isHealthySlot(active))
+          return { spec: valid, live, stability: null, scrape: null, notifies: notifier !== null };
+        const gated = valid.monitor.slos.filter((s) => s.gate);
+        const [stability, scrape] = await Promise.all([
+          gated.length === 0
+            ? null
+            : slo
+                .evaluateSlos({
+                  target,
+                  slot: active.slot,
+                  ...(active.version ? { version: active.version } : {}),
+                  run: active.run ?? '',
+                  window: valid.monitor.window,
+                  slos: gated,
+                })
+                .then(
+                  (measurements) => ({ measurements }),
+                  (error: unknown) => ({ error: (error as Error).message }),
+                ),
+          valid.monitor.slos.length === 0 ? null : slo.readScrapeInterval({ target, slot: live.activeSlot }),
+        ]);
+        return { spec: valid, live, stability, scrape, notifies: notifier !== null };
+      });
     },
     async describe(target: Target) {
       return await heartbeating(() => platform.describe(target));

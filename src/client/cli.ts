@@ -156,11 +156,8 @@ function specOptions(command: Command): Command {
     );
 }
 
-/** The plan `--plan-id` names, if it planned a deployment that would proceed; the spec comes from it, so no other spec source is taken. */
-async function plannedSpec(
-  client: DeploymentClient,
-  options: SpecSources & { planId?: string },
-): Promise<PlanResult & { live: NonNullable<PlanResult['live']> }> {
+/** `--plan-id` takes the spec from the plan: another spec source beside it is bad input. */
+function refuseOtherSources(options: SpecSources): void {
   const sources = (['file', 'app', 'image', 'version', 'replicas', 'set', 'allowUnstableActive'] as const).filter(
     (key) => options[key] !== undefined,
   );
@@ -169,7 +166,14 @@ async function plannedSpec(
       ExitCode.InvalidInput,
       `--plan-id deploys the planned spec as it is: leave out ${sources.map((key) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`,
     );
-  const planned = await client.planResult(options.planId!);
+}
+
+/** The plan `--plan-id` names, if it planned a deployment that would proceed. */
+async function plannedSpec(
+  client: DeploymentClient,
+  planId: string,
+): Promise<PlanResult & { live: NonNullable<PlanResult['live']> }> {
+  const planned = await client.planResult(planId);
   if (!planned.plan || !planned.live)
     throw new Exit(
       ExitCode.InvalidInput,
@@ -246,9 +250,11 @@ export function buildProgram(): Command {
       async (
         options: SpecSources & { planId?: string; wait?: boolean; abortOnInterrupt?: boolean; json?: boolean },
       ) => {
+        // A bad spec or flag exits 2 before anything is connected to.
+        const loaded = options.planId ? (refuseOtherSources(options), null) : loadSpec(options);
         await withClient(program, async (client, config) => {
-          const planned = options.planId ? await plannedSpec(client, options) : undefined;
-          const spec = planned?.spec ?? loadSpec(options);
+          const planned = options.planId ? await plannedSpec(client, options.planId) : undefined;
+          const spec = planned?.spec ?? loaded!;
           const started = (handle: { workflowId: string; firstExecutionRunId: string }) =>
             `started ${handle.workflowId} (run ${handle.firstExecutionRunId}): ${spec.app} ${spec.version} in ${spec.namespace}` +
             `${planned ? `, as planned by ${planned.id}` : ''} [Temporal namespace ${config.TEMPORAL_NAMESPACE}]`;

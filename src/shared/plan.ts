@@ -7,7 +7,7 @@
  */
 import { AnalysisResult, formatValue, monitorWarmUp, promDurationSeconds } from './analysis.js';
 import type { Measurement } from './analysis.js';
-import { otherSlot } from './slots.js';
+import { isHealthySlot, otherSlot } from './slots.js';
 import type { LiveState, Slot } from './slots.js';
 import { routeName, routerOf } from './target.js';
 import type { Target } from './target.js';
@@ -126,17 +126,16 @@ export function buildPlan(spec: DeploymentSpec, target: Target, report: PlanRepo
           detail,
         }))
       : [];
-  const liveChecks: PlanCheck[] =
-    active.replicas > 0 && active.readyReplicas >= active.replicas
-      ? []
-      : [
-          {
-            kind: 'live',
-            name: `live slot ${liveSlot}`,
-            verdict: PlanVerdict.Fail,
-            detail: `${active.deployment} is not healthy: ${active.readyReplicas}/${active.replicas} replicas ready; preflight would stop here`,
-          },
-        ];
+  const liveChecks: PlanCheck[] = isHealthySlot(active)
+    ? []
+    : [
+        {
+          kind: 'live',
+          name: `live slot ${liveSlot}`,
+          verdict: PlanVerdict.Fail,
+          detail: `${active.deployment} is not healthy: ${active.readyReplicas}/${active.replicas} replicas ready; preflight would stop here`,
+        },
+      ];
   const holds = steps.reduce((sum, s) => sum + (s.holdSeconds ?? 0), 0);
   const observe = spec.observe.durationSeconds;
   const timeline: PlannedPhase[] = [

@@ -46,6 +46,11 @@ export interface SlotState {
   availableReplicas: number;
 }
 
+/** Every replica of the slot ready, and at least one: a live slot preflight lets a deployment go on from. */
+export function isHealthySlot(slot: SlotState): boolean {
+  return slot.replicas > 0 && slot.readyReplicas >= slot.replicas;
+}
+
 /** The live state read in preflight: which slot serves, and what each slot runs. */
 export interface LiveState {
   activeSlot: Slot;

@@ -57,9 +57,8 @@ export async function planWarmUp(
   durationSeconds = run.spec.monitor.durationSeconds,
 ): Promise<void> {
   if (!patched(Patch.ScrapeAwareMonitor)) return;
-  const monitor = run.spec.monitor;
   let scrape: { seconds: number | null; source: string } = { seconds: null, source: 'no SLO is measured' };
-  if (monitor.slos.length > 0) {
+  if (run.spec.monitor.slos.length > 0) {
     try {
       scrape = await run
         .act('quick', `scrape interval of ${live}'s targets`)
@@ -67,6 +66,18 @@ export async function planWarmUp(
     } catch (error) {
       scrape = { seconds: null, source: describeError(error) };
     }
+  }
+  applyWarmUp(run, scrape, durationSeconds);
+}
+
+/** The monitor's warm-up from the scrape interval read (`scrape`: what preflight found). */
+export function applyWarmUp(
+  run: RunContext,
+  scrape: { seconds: number | null; source: string },
+  durationSeconds = run.spec.monitor.durationSeconds,
+): void {
+  const monitor = run.spec.monitor;
+  if (monitor.slos.length > 0) {
     if (scrape.seconds === null && monitor.initialDelaySeconds === undefined) {
       run.warnings.push(
         `the scrape interval could not be read (${scrape.source}): the warm-up assumes Prometheus's default`,

@@ -40,4 +40,9 @@ export const Patch = {
    * monitor window's activity too, each with its policy: one measurement loop for all four.
    */
   OneLoop: 'one-loop',
+  /**
+   * Preflight's reads (the spec validated, the live state, the active slot's SLOs, the scrape
+   * interval) are one activity, not four; and with no notifier on the worker, nothing is notified.
+   */
+  LeanPreflight: 'lean-preflight',
 } as const;

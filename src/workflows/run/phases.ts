@@ -7,26 +7,24 @@ import type { LiveState, SlotState } from '../../shared/slots.js';
 import { AnalysisResult, formatValue } from '../../shared/analysis.js';
 import { Outcome, Phase, RollbackReason } from '../../shared/deployment-status.js';
 import type { ActiveSlotCheck, DeploymentResult } from '../../shared/deployment-status.js';
-import { otherSlot } from '../../shared/slots.js';
+import { isHealthySlot, otherSlot } from '../../shared/slots.js';
 import { liveChanges } from '../../shared/plan.js';
 import { routeName, targetOf } from '../../shared/target.js';
 import { activityOptions } from './activity-options.js';
-import { planWarmUp } from './monitor.js';
+import { applyWarmUp, planWarmUp } from './monitor.js';
 import { pushEvidenceCapture } from './evidence.js';
 import { observeLiveSlot } from './observe.js';
 import { Patch } from './patches.js';
 import { describeError, PhaseError, phaseErrorFrom } from './phase-error.js';
 import type { RunContext } from './run-context.js';
-
-function isHealthy(slot: SlotState): boolean {
-  return slot.replicas > 0 && slot.readyReplicas >= slot.replicas;
-}
+import type { ActiveSlotMeasured, PreflightReport } from '../../activities/contract.js';
 
 /**
  * Phase 0: validate the spec and read what is live. Nothing is changed here. `monitorSeconds` is
  * the span the monitor's warm-up warnings are judged against (the canary's shortest hold).
  */
 export async function preflight(run: RunContext, monitorSeconds?: (spec: RunContext['spec']) => number): Promise<void> {
+  if (patched(Patch.LeanPreflight)) return await preflightInOneCall(run, monitorSeconds);
   try {
     run.spec = await run.act('quick', 'validate the spec').validateSpec(run.spec);
   } catch (error) {
@@ -40,6 +38,48 @@ export async function preflight(run: RunContext, monitorSeconds?: (spec: RunCont
   } catch (error) {
     throw phaseErrorFrom(error, RollbackReason.PreflightFailed);
   }
+  const active = takeLive(run, live);
+  const checksStability = patched(Patch.StabilityCheck);
+  if (patched(Patch.FewerRoundTrips)) {
+    // Two reads of Prometheus that do not depend on each other: one round trip, not two.
+    await Promise.all([
+      checksStability ? checkActiveSlot(run, active) : undefined,
+      planWarmUp(run, live.activeSlot, monitorSeconds?.(run.spec)),
+    ]);
+    return;
+  }
+  if (checksStability) await checkActiveSlot(run, active);
+  await planWarmUp(run, live.activeSlot, monitorSeconds?.(run.spec));
+}
+
+/**
+ * Preflight's reads in one activity (patch lean-preflight): the spec validated by the worker, the
+ * live state, the active slot's gated SLOs and the scrape interval, then judged here as before.
+ */
+async function preflightInOneCall(
+  run: RunContext,
+  monitorSeconds?: (spec: RunContext['spec']) => number,
+): Promise<void> {
+  let report: PreflightReport;
+  try {
+    report = await run
+      .act('quick', "validate the spec, read the live state, the active slot's SLOs and the scrape interval")
+      .preflight(run.spec);
+  } catch (error) {
+    throw phaseErrorFrom(error, RollbackReason.PreflightFailed);
+  }
+  if ('invalid' in report) throw new PhaseError(RollbackReason.InvalidSpec, report.invalid, 'spec');
+  run.spec = report.spec;
+  run.options = activityOptions(run.spec);
+  run.target = targetOf(run.spec);
+  run.notifies = report.notifies;
+  const active = takeLive(run, report.live);
+  applyWarmUp(run, report.scrape ?? { seconds: null, source: 'no SLO is measured' }, monitorSeconds?.(run.spec));
+  if (report.stability) judgeActiveSlot(run, active, report.stability);
+}
+
+/** The live state preflight read: kept, checked against a plan's, shown; the active slot, once found healthy. */
+function takeLive(run: RunContext, live: LiveState): SlotState {
   run.live = live;
   if (run.planned) {
     const changes = liveChanges(run.planned.live, live);
@@ -55,24 +95,14 @@ export async function preflight(run: RunContext, monitorSeconds?: (spec: RunCont
   const idle = otherSlot(live.activeSlot);
   Object.assign(run.status, { activeSlot: live.activeSlot, idleSlot: idle, fromSlot: live.activeSlot, toSlot: idle });
   run.status.previous = { slot: active.slot, image: active.image, version: active.version ?? null };
-  if (!isHealthy(active)) {
+  if (!isHealthySlot(active)) {
     throw new PhaseError(
       RollbackReason.PreflightFailed,
       `the active slot ${active.slot} (${active.deployment}) is not healthy: ${active.readyReplicas}/${active.replicas} replicas ready`,
       'active-slot-health',
     );
   }
-  const checksStability = patched(Patch.StabilityCheck);
-  if (patched(Patch.FewerRoundTrips)) {
-    // Two reads of Prometheus that do not depend on each other: one round trip, not two.
-    await Promise.all([
-      checksStability ? checkActiveSlot(run, active) : undefined,
-      planWarmUp(run, live.activeSlot, monitorSeconds?.(run.spec)),
-    ]);
-    return;
-  }
-  if (checksStability) await checkActiveSlot(run, active);
-  await planWarmUp(run, live.activeSlot, monitorSeconds?.(run.spec));
+  return active;
 }
 
 /**
@@ -85,6 +115,27 @@ export async function preflight(run: RunContext, monitorSeconds?: (spec: RunCont
 async function checkActiveSlot(run: RunContext, active: SlotState): Promise<void> {
   const slos = run.spec.monitor.slos.filter((slo) => slo.gate);
   if (slos.length === 0) return;
+  let measured: ActiveSlotMeasured;
+  try {
+    measured = {
+      measurements: await run.act('measure', `stability of the active slot ${active.slot}`).evaluateSlos({
+        target: run.target!,
+        slot: active.slot,
+        ...(active.version ? { version: active.version } : {}),
+        run: active.run ?? '',
+        window: run.spec.monitor.window,
+        slos,
+      }),
+    };
+  } catch (error) {
+    if (isCancellation(error)) throw error;
+    measured = { error: describeError(error) };
+  }
+  judgeActiveSlot(run, active, measured);
+}
+
+/** The stability check's verdict on what was measured (or why nothing could be). */
+function judgeActiveSlot(run: RunContext, active: SlotState, measured: ActiveSlotMeasured): void {
   const check: ActiveSlotCheck = {
     slot: active.slot,
     version: active.version ?? null,
@@ -94,21 +145,12 @@ async function checkActiveSlot(run: RunContext, active: SlotState): Promise<void
     allowedUnstable: false,
   };
   run.status.activeCheck = check;
-  try {
-    check.measurements = await run.act('measure', `stability of the active slot ${active.slot}`).evaluateSlos({
-      target: run.target!,
-      slot: active.slot,
-      ...(active.version ? { version: active.version } : {}),
-      run: active.run ?? '',
-      window: run.spec.monitor.window,
-      slos,
-    });
-  } catch (error) {
-    if (isCancellation(error)) throw error;
-    check.detail = `the SLOs could not be measured: ${describeError(error)}`;
+  if ('error' in measured) {
+    check.detail = `the SLOs could not be measured: ${measured.error}`;
     log.warn(`stability check of ${active.slot} not judged`, { detail: check.detail });
     return;
   }
+  check.measurements = measured.measurements;
   const breaches = check.measurements.filter((m) => m.result === AnalysisResult.Failed);
   const noData = check.measurements.filter(
     (m) => m.result !== AnalysisResult.Successful && m.result !== AnalysisResult.Failed,

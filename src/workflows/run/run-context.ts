@@ -113,6 +113,8 @@ export class RunContext {
   failure: PhaseError | null = null;
   approved = false;
   persistentRollback = false;
+  /** Whether the worker that ran preflight notifies anyone (Patch.LeanPreflight); null: not known, so notify. */
+  notifies: boolean | null = null;
   /** Set in preflight where the scrape-aware monitor applies (see Patch.ScrapeAwareMonitor). */
   warmUp: WarmUp | null = null;
   /**
@@ -381,7 +383,7 @@ export class RunContext {
     reason: string | null = null,
     failedCheck: string | null = null,
   ): Promise<void> {
-    if (!patched(Patch.Notifications)) return;
+    if (!patched(Patch.Notifications) || this.notifies === false) return;
     const { app, namespace, version, image } = this.status;
     const { workflowId, runId, namespace: temporalNamespace } = workflowInfo();
     const incident = INCIDENT_KINDS.includes(kind)

@@ -8,6 +8,11 @@
 # check runs, and is stopped by PID when the suite ends, however it ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The dependencies as package-lock.json has them, first (npm test's pretest does it too): run
+# directly after the lock changed, a background build's setup would reinstall them under the type check.
+if [ ! -d node_modules/@temporalio/worker ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund >&2
+fi
 
 plane_dir="$(mktemp -d)/control-plane"
 node --import tsx test/k8s-harness/main.ts --dir "$plane_dir" > "${plane_dir%/*}/k8s-harness.log" 2>&1 &

@@ -1,6 +1,6 @@
 /**
  * A connected DeploymentClient from the same settings the CLI and the worker read: TEMPORAL_ADDRESS,
- * TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE and the TLS or API-key settings (see the README). For
+ * TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE and the TLS or API-key settings (see docs/configuration.md). For
  * teams that drive deployments from their own tooling.
  */
 import { Client, Connection } from '@temporalio/client';

@@ -614,7 +614,7 @@ export class DeploymentClient {
     if (app || outcome) {
       if (!(await this.isIndexed())) {
         throw new RequestRefusedError(
-          `filtering by app or outcome needs the search attributes ${SEARCH_ATTRIBUTE_KEYS.map((k) => k.name).join(', ')} registered in this namespace (see the README)`,
+          `filtering by app or outcome needs the search attributes ${SEARCH_ATTRIBUTE_KEYS.map((k) => k.name).join(', ')} registered in this namespace (see docs/cli.md)`,
         );
       }
       if (app) conditions.push(`${SearchAttribute.App.name} = '${app.replace(/'/g, '')}'`);

@@ -185,7 +185,7 @@ export function releaseCrd(): Schema {
                 spec: {
                   ...releaseSpecSchema(),
                   description:
-                    'The deployment spec (docs: README, "The deployment spec"); app defaults to the resource name, the namespace is the resource\'s.',
+                    "The deployment spec (docs/spec.md); app defaults to the resource name, the namespace is the resource's.",
                 },
                 status: STATUS_SCHEMA,
               },

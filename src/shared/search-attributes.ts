@@ -2,7 +2,7 @@
  * The typed search attributes a deployment carries where the Temporal namespace has them
  * registered, so deployments can be found by app, version, phase and outcome in the Temporal UI,
  * with `temporal workflow list --query`, and with `bluegreen list`. Register them once per
- * namespace (see the README); on a namespace without them, deployments run the same, unindexed.
+ * namespace (see docs/cli.md); on a namespace without them, deployments run the same, unindexed.
  * Pure module: safe to import from workflow code.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';

@@ -78,6 +78,17 @@ export class RequestRefusedError extends Error {
   }
 }
 
+/** How long `plan()` waits for a worker to answer, by default: a plan takes about a second. */
+const PLAN_ANSWER_MS = 60_000;
+
+/** A plan no worker answered in time (none runs, or none polls the task queue). */
+export class PlanNotAnsweredError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PlanNotAnsweredError';
+  }
+}
+
 /** `deploy --plan-id` naming a plan that does not exist. */
 export class PlanNotFoundError extends Error {
   constructor(message: string) {
@@ -259,13 +270,30 @@ export class DeploymentClient {
    * (`bluegreen/plan/<namespace>/<app>/<id>`), so the plan is kept and `deploy --plan-id` can
    * deploy exactly what was planned.
    */
-  async plan(spec: DeploymentSpec): Promise<PlanResult> {
-    return await this.client.workflow.execute<typeof planWorkflow>('planWorkflow', {
+  async plan(
+    spec: DeploymentSpec,
+    { answerWithinMs = PLAN_ANSWER_MS }: { answerWithinMs?: number } = {},
+  ): Promise<PlanResult> {
+    const handle = await this.client.workflow.start<typeof planWorkflow>('planWorkflow', {
       workflowId: `bluegreen/plan/${spec.namespace}/${spec.app}/${randomUUID().slice(0, 8)}`,
       taskQueue: this.taskQueue,
       args: [spec],
       staticSummary: `plan ${spec.app} ${spec.version} in ${spec.namespace}`,
+      // A plan no worker ever takes up does not stay open.
+      workflowExecutionTimeout: '10 minutes',
     });
+    let timer: NodeJS.Timeout | undefined;
+    const unanswered = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const message = `no worker answered plan ${handle.workflowId} within ${answerWithinMs / 1000} s: is a worker polling task queue ${this.taskQueue}?`;
+        reject(new PlanNotAnsweredError(message));
+      }, answerWithinMs);
+    });
+    try {
+      return await Promise.race([handle.result(), unanswered]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** A plan kept by `plan()`; PlanNotFoundError when there is none. */

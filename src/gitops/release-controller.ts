@@ -17,7 +17,12 @@
  */
 import * as k8s from '@kubernetes/client-node';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { DeploymentAlreadyRunningError, deploymentResult, RequestRefusedError } from '../client/deployment-client.js';
+import {
+  DeploymentAlreadyRunningError,
+  deploymentResult,
+  PlanNotAnsweredError,
+  RequestRefusedError,
+} from '../client/deployment-client.js';
 import type { DeploymentClient, OperatorDelivery, ReleaseOrigin } from '../client/deployment-client.js';
 import { parseDeploymentSpec, SpecValidationError } from '../deployment-spec/deployment-spec.js';
 import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
@@ -56,6 +61,9 @@ export interface ReleaseControllerOptions {
   identity?: string;
   log?: (line: string, fields?: Record<string, unknown>) => void;
 }
+
+/** How long a plan asked for with the annotation may take before it is reported unanswered. */
+const PLAN_ANSWER_MS = 15_000;
 
 const MERGE_PATCH = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
 /** The status fields a deployment sets, some only in some states. */
@@ -361,7 +369,14 @@ export class ReleaseController {
         lines: error.issues.map((i) => `spec.${i.path}: ${i.message}`),
       };
     }
-    const result = await this.deployments.plan(spec);
+    let result;
+    try {
+      // Bounded: a Release's other requests wait behind its plan.
+      result = await this.deployments.plan(spec, { answerWithinMs: PLAN_ANSWER_MS });
+    } catch (error) {
+      if (!(error instanceof PlanNotAnsweredError)) throw error;
+      return { generation, plannedAt: new Date().toISOString(), verdict: 'Unreadable', lines: [error.message] };
+    }
     const verdict = result.error
       ? result.error.invalid
         ? 'InvalidSpec'

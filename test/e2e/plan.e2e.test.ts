@@ -389,6 +389,18 @@ describe('bluegreen plan against a real control plane and Prometheus, as the wor
     }
   });
 
+  it('says so when no worker answers a plan in time, instead of waiting for ever', async () => {
+    const nobody = new DeploymentClient(env.client, 'no-worker-polls-this-queue');
+    await assert.rejects(nobody.plan(testSpec(spec('v2.3.0')), { answerWithinMs: 1000 }), (error: Error) => {
+      assert.equal(error.name, 'PlanNotAnsweredError');
+      assert.match(
+        error.message,
+        /^no worker answered plan bluegreen\/plan\/\S+ within 1 s: is a worker polling task queue no-worker-polls-this-queue\?$/,
+      );
+      return true;
+    });
+  });
+
   it('refuses a canary step below the smallest step the router can hold, as bad input, before planning', async () => {
     const file = join(dir, 'canary.yaml');
     writeFileSync(

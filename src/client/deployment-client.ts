@@ -289,8 +289,16 @@ export class DeploymentClient {
         reject(new PlanNotAnsweredError(message));
       }, answerWithinMs);
     });
+    const answered = handle.result();
     try {
-      return await Promise.race([handle.result(), unanswered]);
+      return await Promise.race([answered, unanswered]);
+    } catch (error) {
+      if (error instanceof PlanNotAnsweredError) {
+        // Not left waiting for a worker: the plan ends here, and its result's wait with it.
+        answered.catch(() => undefined);
+        await handle.terminate(error.message).catch(() => undefined);
+      }
+      throw error;
     } finally {
       clearTimeout(timer);
     }

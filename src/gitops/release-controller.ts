@@ -394,6 +394,18 @@ export class ReleaseController {
     };
   }
 
+  /** A Release's address for a patch, written by this replica. */
+  private ref(namespace: string, name: string) {
+    return {
+      group: RELEASE_GROUP,
+      version: RELEASE_VERSION,
+      namespace,
+      plural: RELEASE_PLURAL,
+      name,
+      fieldManager: this.identity,
+    };
+  }
+
   /** Removes annotations with the resourceVersion read, so two reconciles that race act once. */
   private async removeAnnotations(release: Release, keys: string[]): Promise<void> {
     const { namespace = 'default', name = '' } = release.metadata ?? {};
@@ -404,15 +416,7 @@ export class ReleaseController {
       },
     };
     const patched = (await this.api.patchNamespacedCustomObject(
-      {
-        group: RELEASE_GROUP,
-        version: RELEASE_VERSION,
-        namespace,
-        plural: RELEASE_PLURAL,
-        name,
-        body,
-        fieldManager: this.identity,
-      },
+      { ...this.ref(namespace, name), body },
       MERGE_PATCH,
     )) as Release;
     release.metadata!.resourceVersion = patched.metadata?.resourceVersion;
@@ -456,15 +460,7 @@ export class ReleaseController {
     const cleared = Object.fromEntries(MIRRORED.filter((field) => !(field in status)).map((field) => [field, null]));
     const body = { status: { ...cleared, ...status } };
     const updated = (await this.api.patchNamespacedCustomObjectStatus(
-      {
-        group: RELEASE_GROUP,
-        version: RELEASE_VERSION,
-        namespace,
-        plural: RELEASE_PLURAL,
-        name,
-        body,
-        fieldManager: this.identity,
-      },
+      { ...this.ref(namespace, name), body },
       MERGE_PATCH,
     )) as Release;
     // The cache may lag the write: reconciles in between read what was written.

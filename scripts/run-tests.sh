@@ -14,10 +14,14 @@ if [ ! -d node_modules/@temporalio/worker ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund >&2
 fi
 
+# Every temporary directory the suite's files make (a real node's containerd holds 1.5 GB of image
+# layers) is under one of the run's own, removed when the suite ends, however it ends.
+TMPDIR="$(mktemp -d -t bluegreen-suite-XXXXXX)"
+export TMPDIR
 plane_dir="$(mktemp -d)/control-plane"
 node --import tsx test/k8s-harness/main.ts --dir "$plane_dir" > "${plane_dir%/*}/k8s-harness.log" 2>&1 &
 plane_pid=$!
-trap 'kill "$plane_pid" 2>/dev/null; wait "$plane_pid" 2>/dev/null || true' EXIT
+trap 'kill "$plane_pid" 2>/dev/null; wait "$plane_pid" 2>/dev/null || true; rm -rf --one-file-system "$TMPDIR"' EXIT
 
 checks_started=$(date +%s)
 # The files prettier formats (.prettierrc.json); `npm run format` writes them.

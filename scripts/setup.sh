@@ -18,6 +18,8 @@
 #    module into .tools/temporal-server and .tools/temporal-sql-tool (minutes the first time)
 #  - with `--load-generator` (bench:service's), only the npm dependencies and vegeta, the open-loop
 #    HTTP load generator (Go module github.com/tsenart/vegeta, built into .tools/vegeta)
+#  - with `--dataplane` (the real node's data-plane tests and bench:dataplane), vegeta and Traefik,
+#    the Gateway API and Ingress controller, built from test/traefik's module into .tools/traefik
 # `--without-kubernetes` (the demo's) leaves out what only the tests need: Lua, kubectl, the
 # control plane and Temporal on PostgreSQL. `--without-temporal-server` (npm test's) leaves out
 # Temporal on PostgreSQL, which the suite's runner builds in the background while the first files
@@ -175,12 +177,25 @@ require_go() {
   fi
 }
 
+# The data plane's tools (test/e2e/dataplane.e2e.test.ts): vegeta, and Traefik built with its own
+# version variables from test/traefik's module (which says why that release and what it stubs).
+dataplane() {
+  require_go "vegeta and Traefik"
+  cached_as .tools/vegeta "$VEGETA_VERSION" . env GOBIN="$PWD/.tools" go install "github.com/tsenart/vegeta/v12@${VEGETA_VERSION}"
+  local traefik_version
+  traefik_version="$(grep -o 'github.com/traefik/traefik/v3 v[0-9.]*' test/traefik/go.mod | cut -d' ' -f2)"
+  build_cached .tools/traefik test/traefik -- go build -trimpath \
+    -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$traefik_version" \
+    -o ../../.tools/traefik github.com/traefik/traefik/v3/cmd/traefik
+}
+
 # The flags that build one thing only.
 case "${1:-}" in
   --temporal-server) temporal_on_postgres; exit 0 ;;
   --k8s-harness) k8s_harness; exit 0 ;;
   --real-node) k8s_harness; real_node; exit 0 ;;
   --images) images; exit 0 ;;
+  --dataplane) dataplane; exit 0 ;;
   --load-generator)
     require_go vegeta
     cached_as .tools/vegeta "$VEGETA_VERSION" . env GOBIN="$PWD/.tools" go install "github.com/tsenart/vegeta/v12@${VEGETA_VERSION}"

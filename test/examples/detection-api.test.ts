@@ -26,6 +26,7 @@ describe('detection API: HTTP contract', () => {
       QUEUE_PATH: tempQueuePath(),
       APP_VERSION: 'v2.2.0',
       SLOT: 'green',
+      POD_NAME: 'detection-api-green-7d4f9-x2x7q',
     });
   });
 
@@ -46,6 +47,16 @@ describe('detection API: HTTP contract', () => {
     const ready = await fetch(`${api.url}/ready`);
     assert.equal(ready.status, 200);
     assert.deepEqual(await ready.json(), { status: 'ready', version: 'v2.2.0', slot: 'green' });
+  });
+
+  it('names the replica and the version that answered, on every answer: an error too', async () => {
+    for (const response of [await fetch(`${api.url}/ready`), await fetch(`${api.url}/api/detections/not-an-id`)]) {
+      assert.deepEqual(
+        [response.headers.get('x-served-by'), response.headers.get('x-app-version')],
+        ['detection-api-green-7d4f9-x2x7q', 'v2.2.0'],
+        `${response.url} answered ${response.status}`,
+      );
+    }
   });
 
   it('accepts the seed smoke test detection: an id, a GREEN flag, SYNCED to TAK', async () => {

@@ -2,6 +2,7 @@
  * The detection API's configuration, from the environment, validated: a bad variable stops the
  * service at start with its name and rule, rather than misbehaving later.
  */
+import { hostname } from 'node:os';
 import { z } from 'zod';
 
 const ratio = z.coerce.number().min(0).max(1);
@@ -17,6 +18,11 @@ export const ConfigSchema = z.object({
   /** The deployment run that rolled out this pod (its `bluegreen.dev/run` label); '' for none. */
   RUN: z.string().default(''),
   NAMESPACE: z.string().default('default'),
+  /**
+   * Named in every answer's `x-served-by`, so that a client can tell which replica answered it: the
+   * host name by default, which in a Kubernetes pod is the pod's name.
+   */
+  POD_NAME: z.string().min(1).default(hostname()),
   /** The TAK server's CoT TCP input, host:port. */
   TAK_ADDRESS: z
     .string()

@@ -92,11 +92,14 @@ export function createDetectionService(config: Config): DetectionService {
     });
   }
 
-  // While draining, every answer closes its connection, so kept-alive clients let go (their next
-  // request opens a connection to a replica that serves) and the server can close once the
-  // requests in flight are answered. The hooks on every request take a callback rather than return
-  // a promise: on this path each promise is measurable (bench:service).
+  // Each answer names the replica and the version that gave it (x-served-by, x-app-version), so
+  // that traffic through any router can be attributed. While draining, every answer closes its
+  // connection, so kept-alive clients let go (their next request opens a connection to a replica
+  // that serves) and the server can close once the requests in flight are answered. The hooks on
+  // every request take a callback rather than return a promise: on this path each promise is
+  // measurable (bench:service).
   app.addHook('onSend', (_request, reply, payload, done) => {
+    reply.header('x-served-by', config.POD_NAME).header('x-app-version', config.APP_VERSION);
     if (draining) reply.header('connection', 'close');
     done(null, payload);
   });

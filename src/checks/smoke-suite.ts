@@ -5,6 +5,8 @@
  * failed and why.
  */
 import { lookup } from 'node:dns/promises';
+import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import axios from 'axios';
 import type { AxiosResponse } from 'axios';
 import type { HttpCheck } from '../deployment-spec/deployment-spec.js';
@@ -48,7 +50,51 @@ export function readPath(value: unknown, path: string): unknown {
   return node;
 }
 
+/**
+ * How long the smoke suite waits for the idle slot's endpoint to accept a connection before its
+ * first check. The pods are Ready when the suite starts, but a Service reaches them only once the
+ * EndpointSlice controller has listed them and each node's kube-proxy has written its rules (about
+ * a second on the real node, more under load): until then a Service without endpoints refuses
+ * connections. A version that accepts none within this fails its checks as before.
+ */
+export const SMOKE_CONNECT_GRACE_SECONDS = 15;
+
+/** The connection errors of an endpoint not yet programmed (or not yet listening). */
+const NOT_YET = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH']);
+
+/** One TCP connection to `host:port`: null when it is accepted, else the error's code. */
+async function connectOnce(host: string, port: number): Promise<string | null> {
+  return await new Promise((resolve) => {
+    const socket = connect({ host, port, timeout: 2_000 });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(null);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve('ETIMEDOUT');
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+  });
+}
+
+/** Waits, at most `graceSeconds`, until `endpoint` accepts a TCP connection; the checks report what follows. */
+async function untilAccepting(endpoint: string, graceSeconds: number, progress: Progress): Promise<void> {
+  const url = new URL(endpoint);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
+  const deadline = performance.now() + graceSeconds * 1000;
+  for (let attempt = 1; ; attempt++) {
+    const error = await connectOnce(host, port);
+    if (error === null || !NOT_YET.has(error) || performance.now() > deadline) return;
+    progress.heartbeat({ waitingFor: endpoint, attempt, error });
+    await sleep(250, undefined, { signal: progress.signal });
+  }
+}
+
 export interface SmokeRunnerOptions {
+  /** How long to wait for the endpoint to accept a connection (SMOKE_CONNECT_GRACE_SECONDS). */
+  connectGraceSeconds?: number;
   /**
    * Turns the endpoint the spec names into one this worker can reach: the local platform answers
    * for cluster DNS names (`http://app-green.default.svc:8000`) with its slot Service's router.
@@ -99,6 +145,7 @@ export class HttpSmokeRunner implements SmokeRunner {
   async runSmokeSuite(request: SmokeRequest, progress: Progress): Promise<SmokeReport> {
     const { smoke } = request;
     const { endpoint } = await this.endpointOf(request);
+    await untilAccepting(endpoint, this.options.connectGraceSeconds ?? SMOKE_CONNECT_GRACE_SECONDS, progress);
     const http = axios.create({
       baseURL: endpoint,
       timeout: smoke.timeoutSeconds * 1000,

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { HttpSmokeRunner } from '../../src/checks/smoke-suite.js';
+import { HttpSmokeRunner, SMOKE_CONNECT_GRACE_SECONDS } from '../../src/checks/smoke-suite.js';
 import type { SmokeReport } from '../../src/activities/contract.js';
 import type { DeploymentSpecInput } from '../../src/deployment-spec/deployment-spec.js';
 import { REFERENCE_TARGET, testSpec } from '../helpers/deployment-harness.js';
@@ -117,9 +117,28 @@ describe('smoke suite against the reference detection API', () => {
     });
   });
 
-  it('reports a version that does not answer as failed checks, not a crash', async () => {
+  it('waits for an endpoint that refuses connections at first (a Service whose rules are still being written), then runs its checks', async () => {
+    const port = await freePort();
+    const started = performance.now();
+    // The suite begins while nothing listens on the port; the version starts listening a while later.
+    const report = smoke(`http://127.0.0.1:${port}`, UNHURRIED);
+    const result = await withService(
+      { TAK_ADDRESS: `127.0.0.1:${tak.port}`, PORT: String(port) },
+      async () => await report,
+    );
+    assert.equal(result.passed, true, JSON.stringify(result.checks));
+    assert.equal(result.checks.length, 7);
+    assert.ok(performance.now() - started < SMOKE_CONNECT_GRACE_SECONDS * 1000, 'within the grace');
+  });
+
+  it('reports a version that does not answer as failed checks, not a crash, once its connection grace has passed', async () => {
     const url = `http://127.0.0.1:${await freePort()}`;
-    const report = await smoke(url);
+    const started = performance.now();
+    const report = await new HttpSmokeRunner({ connectGraceSeconds: 1 }).runSmokeSuite(
+      { target: REFERENCE_TARGET, slot: 'green', smoke: testSpec({ smoke: { endpoint: url } }).smoke },
+      progress,
+    );
+    assert.ok(performance.now() - started >= 1000, 'it waited for the endpoint to accept a connection');
     assert.equal(report.passed, false);
     assert.equal(report.checks.length, 7);
     assert.ok(report.checks.every((c) => c.verdict === 'failed'));

@@ -203,7 +203,9 @@ async function main(): Promise<number> {
         )
       : null;
     const afterFaulty = traffic.snapshot();
-    const report = await traffic.stop();
+    // With --keep the traffic goes on (a deployment tried by hand is judged on it); the summary is
+    // what it saw so far.
+    const report = options.keep ? traffic.snapshot() : await traffic.stop();
     const faultyErrors = afterFaulty.serverErrors - beforeFaulty.serverErrors;
 
     say();
@@ -244,6 +246,7 @@ async function main(): Promise<number> {
     if (options.keep) {
       say();
       say(`everything is still running (Ctrl+C stops it). Temporal UI: ${stack.uiUrl}`);
+      say(`   the traffic goes on: ${options.rate} detections/s through ${ENTRY} at ${entry}, until Ctrl+C`);
       say('try a deployment and abort it from another terminal:');
       say(
         `  npx bluegreen deploy -f examples/detection-api/bluegreen.yaml --image ${IMAGE}:v2.2.1 --replicas 2 --wait`,

@@ -198,12 +198,10 @@ interface Build {
 function startBuilds(files: string[]): Map<string, Build> {
   const byCommand = new Map<string, Build>();
   const byFile = new Map<string, Build>();
-  for (const file of files) {
-    const command = BACKGROUND_BUILDS[file];
-    if (!command) continue;
+  const started = (command: readonly string[]): Build => {
     const key = command.join(' ');
     if (!byCommand.has(key)) {
-      const started = performance.now();
+      const startedAt = performance.now();
       const build: Build = { done: false, ended: Promise.resolve(), failure: null };
       build.ended = new Promise((resolve) => {
         const child = spawn(command[0]!, command.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -212,7 +210,7 @@ function startBuilds(files: string[]): Map<string, Build> {
         child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
         child.on('close', (code) => {
           Object.assign(build, { done: true, failure: code === 0 ? null : `${key}: exit ${code}\n${output}` });
-          const seconds = (performance.now() - started) / 1000;
+          const seconds = (performance.now() - startedAt) / 1000;
           process.stdout.write(
             `suite: background build \`${key}\` ${code === 0 ? 'done' : 'FAILED'} in ${seconds.toFixed(1)} s\n`,
           );
@@ -221,7 +219,23 @@ function startBuilds(files: string[]): Map<string, Build> {
       });
       byCommand.set(key, build);
     }
-    byFile.set(file, byCommand.get(key)!);
+    return byCommand.get(key)!;
+  };
+  for (const file of files) {
+    const commands = BACKGROUND_BUILDS[file];
+    if (!commands) continue;
+    const builds = commands.map(started);
+    if (builds.length === 1) {
+      byFile.set(file, builds[0]!);
+      continue;
+    }
+    // A file that needs several builds: done once all are, failed if one did.
+    const all: Build = { done: false, ended: Promise.resolve(), failure: null };
+    all.ended = Promise.all(builds.map((b) => b.ended)).then(() => {
+      const failures = builds.map((b) => b.failure).filter(Boolean);
+      Object.assign(all, { done: true, failure: failures.length > 0 ? failures.join('\n') : null });
+    });
+    byFile.set(file, all);
   }
   return byFile;
 }

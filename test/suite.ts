@@ -26,6 +26,7 @@ export const ALONE: Record<string, string> = {
 export const HOLDS: Record<string, string> = {
   'test/k8s-harness/real-node.test.ts': 'the real node',
   'test/e2e/real-node-deployments.e2e.test.ts': 'the real node',
+  'test/e2e/dataplane.e2e.test.ts': 'the real node',
   // The runner's own test adds its fixtures' (a JSON object of file to resource).
   ...(JSON.parse(process.env['BLUEGREEN_SUITE_HOLDS'] ?? '{}') as Record<string, string>),
 };
@@ -37,6 +38,7 @@ export const HOLDS: Record<string, string> = {
  */
 export const LONGEST_FIRST: readonly string[] = [
   'test/e2e/real-node-deployments.e2e.test.ts',
+  'test/e2e/dataplane.e2e.test.ts',
   'test/e2e/kubernetes-abort-drills.e2e.test.ts',
   'test/e2e/scrape-interval-60s.e2e.test.ts',
   'test/workflows/blue-green-deployment.test.ts',
@@ -63,11 +65,15 @@ export function concurrency(env: NodeJS.ProcessEnv = process.env): number {
 /**
  * Builds only some files need, started in the background when the suite starts (scripts/setup.sh
  * leaves them out of `npm test`'s setup) so that the first files run meanwhile; a file listed
- * here is started once its build has ended, and fails with the build's output if the build did.
+ * here is started once its builds have ended, and fails with a build's output if one failed.
  */
-export const BACKGROUND_BUILDS: Record<string, readonly string[]> = {
-  'test/e2e/temporal-postgres.e2e.test.ts': ['bash', 'scripts/setup.sh', '--temporal-server'],
-  'test/e2e/real-node-deployments.e2e.test.ts': ['bash', 'scripts/setup.sh', '--images'],
+export const BACKGROUND_BUILDS: Record<string, readonly (readonly string[])[]> = {
+  'test/e2e/temporal-postgres.e2e.test.ts': [['bash', 'scripts/setup.sh', '--temporal-server']],
+  'test/e2e/real-node-deployments.e2e.test.ts': [['bash', 'scripts/setup.sh', '--images']],
+  'test/e2e/dataplane.e2e.test.ts': [
+    ['bash', 'scripts/setup.sh', '--images'],
+    ['bash', 'scripts/setup.sh', '--dataplane'],
+  ],
 };
 
 /**

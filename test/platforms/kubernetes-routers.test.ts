@@ -5,8 +5,8 @@
  * (resourceVersion unchanged), foreign rules, filters and annotations untouched, a real 409 from a
  * write that lands between our read and our patch, clear errors before any traffic moves for a
  * missing backend, route, Ingress or CRD, and a 403 for every verb the components' Roles grant.
- * A weight through a route is held only once its gateways accept the route's generation: no
- * Gateway implementation runs here, so that status is written as a controller writes it.
+ * That a weight through a route is held only once its gateways accept the route's generation is
+ * tested where a real Gateway controller (Traefik) writes that status: test/e2e/dataplane.e2e.test.ts.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -219,79 +219,6 @@ describe('the gateway-api and ingress routers against a real control plane', () 
     assert.equal((await readRoute()).metadata.resourceVersion, resourceVersion);
     await platform.switchTraffic({ target: gatewayTarget, slot: 'blue' });
     await platform.verifyTraffic({ target: gatewayTarget, slot: 'blue', timeoutSeconds: 30 }, progress());
-  });
-
-  it('gateway-api: holds a weight only once the route’s gateways accept its generation (status written as their controller writes it)', async () => {
-    // No Gateway implementation runs here: the status a controller would write is written by the test, through the status subresource.
-    const request = {
-      target: gatewayTarget,
-      router: 'gateway-api' as const,
-      stable: 'blue' as const,
-      canary: 'green' as const,
-    };
-    await platform.setTrafficWeight({ ...request, weight: 10 });
-    const generation = ((await readRoute()) as Route & { metadata: { generation: number } }).metadata.generation;
-    const writeStatus = async (accepted: 'True' | 'False', observedGeneration: number) =>
-      await custom.patchNamespacedCustomObjectStatus(
-        {
-          group: GATEWAY_GROUP,
-          version: 'v1',
-          namespace: NS,
-          plural: 'httproutes',
-          name: 'detection-api',
-          body: {
-            status: {
-              parents: [
-                {
-                  parentRef: { name: 'platform-gateway' },
-                  controllerName: 'example.com/gateway-controller',
-                  conditions: [
-                    {
-                      type: 'Accepted',
-                      status: accepted,
-                      reason: accepted === 'True' ? 'Accepted' : 'NotAllowedByListeners',
-                      message: accepted === 'True' ? '' : 'no listener allows this route',
-                      observedGeneration,
-                      lastTransitionTime: new Date().toISOString(),
-                    },
-                  ],
-                },
-              ],
-            },
-          },
-        },
-        MERGE,
-      );
-    await writeStatus('False', generation);
-    const refused = await rejection(
-      platform.verifyTrafficWeight({ ...request, weight: 10, timeoutSeconds: 1 }, progress()),
-    );
-    assert.match(
-      refused.message,
-      /its gateways report platform-gateway: Accepted False \(NotAllowedByListeners: no listener allows this route\)/,
-    );
-    await writeStatus('True', generation - 1);
-    const stale = await rejection(
-      platform.verifyTrafficWeight({ ...request, weight: 10, timeoutSeconds: 1 }, progress()),
-    );
-    assert.match(stale.message, new RegExp(`platform-gateway has not yet seen generation ${generation}`));
-    await writeStatus('True', generation);
-    assert.equal(
-      (await platform.verifyTrafficWeight({ ...request, weight: 10, timeoutSeconds: 10 }, progress())).weight,
-      10,
-    );
-    await custom.patchNamespacedCustomObjectStatus(
-      {
-        group: GATEWAY_GROUP,
-        version: 'v1',
-        namespace: NS,
-        plural: 'httproutes',
-        name: 'detection-api',
-        body: { status: { parents: [] } },
-      },
-      MERGE,
-    );
-    await platform.setTrafficWeight({ ...request, weight: 0 });
   });
 
   it('gateway-api: a rule naming one slot gets the other beside it, with the same port and filters', async () => {

@@ -1,0 +1,134 @@
+/**
+ * bench:dataplane: what traffic saw through real data planes on the real node, one row per entry
+ * point (test/helpers/dataplane.ts): the Service through kube-proxy's rules (service-selector,
+ * replica-ratio), Traefik's Gateway listener (gateway-api) and its NGINX Ingress entry (ingress).
+ * vegeta sends RATE detections/s, open-loop, through the entry point during each case:
+ * - a blue-green switch and the old slot's scale-down;
+ * - ABORTS aborts, each 2 s into monitoring;
+ * - a canary (5 → 25 → 50 → 100; replica-ratio: 33 → 50 → 100, what 2 stable replicas allow),
+ *   each step held HOLD seconds;
+ * - a version that crashes once live (v2.4.0-crashloop), rolled back on its restarts.
+ *
+ * Columns: failed requests (not 2xx, not the faulty version's own 5xx) during the switch, the
+ * aborts and the scale-downs; write → the first request the new slot answered (the router's object
+ * read back every 100 ms) and → the last the old slot answered; abort accepted → the router read
+ * back on the live slot, and → the last request the aborted slot answered (median of the aborts);
+ * the canary's largest distance between the share served and the weight set; the faulty version's
+ * blast radius in requests.
+ *
+ * As root, after `bash scripts/setup.sh --real-node --images --dataplane` (npm run bench:dataplane runs it):
+ *   npm run bench:dataplane
+ *   ABORTS=1 ROUTERS=gateway-api npm run bench:dataplane
+ */
+import { cpus, totalmem } from 'node:os';
+import {
+  abortDuringMonitoring,
+  blueGreenSwitch,
+  canary,
+  faultyRollback,
+  ROUTERS,
+  startDataPlane,
+} from '../test/helpers/dataplane.js';
+import type { Figures, Router } from '../test/helpers/dataplane.js';
+import { median } from './statistics.js';
+
+const RATE = Number(process.env['RATE'] ?? 500);
+const ABORTS = Number(process.env['ABORTS'] ?? 5);
+const HOLD = Number(process.env['HOLD'] ?? 15);
+const CHOSEN = (process.env['ROUTERS']?.split(',') as Router[] | undefined) ?? [...ROUTERS];
+const NS = 'bench-dataplane';
+const TASK_QUEUE = 'bench-dataplane';
+const say = (line: string) => process.stdout.write(`${line}\n`);
+/** The median of the values measured, undefined if none was. */
+const medianOf = (values: (number | undefined)[]) => {
+  const measured = values.filter((v): v is number => v !== undefined);
+  return measured.length > 0 ? median(measured) : undefined;
+};
+
+async function main(): Promise<number> {
+  if (process.getuid?.() !== 0) {
+    say('bench:dataplane runs a real node, which needs root');
+    return 1;
+  }
+  say(
+    `bench:dataplane: ${RATE} requests/s (vegeta, open-loop), ${ABORTS} aborts and a canary held ${HOLD} s per step, per entry point; ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, ${new Date().toISOString()}`,
+  );
+  const dataPlane = await startDataPlane(NS, TASK_QUEUE);
+  const rows: string[][] = [];
+  try {
+    for (const router of CHOSEN) {
+      const entry = dataPlane.entryPoints[router];
+      const cases: Figures[] = [];
+      const record = (figures: Figures) => {
+        cases.push(figures);
+        say(
+          `  ${router} ${figures.scenario}: ${figures.outcome}, ${figures.sent} sent, ${JSON.stringify(figures.tally)}`,
+        );
+        if (figures.samples.length > 0) say(`    failed: ${figures.samples.join('; ')}`);
+      };
+      record(await blueGreenSwitch(dataPlane, TASK_QUEUE, NS, entry, RATE));
+      for (let i = 0; i < ABORTS; i++) record(await abortDuringMonitoring(dataPlane, TASK_QUEUE, NS, entry, RATE));
+      if (router !== 'service-selector') record(await canary(dataPlane, TASK_QUEUE, NS, entry, RATE, HOLD));
+      record(await faultyRollback(dataPlane, TASK_QUEUE, NS, entry, RATE));
+
+      const switched = cases.find((c) => c.scenario === 'blue-green switch')!;
+      const aborts = cases.filter((c) => c.scenario === 'abort during monitoring');
+      const canaried = cases.find((c) => c.scenario === 'canary');
+      const faulty = cases.find((c) => c.scenario === 'faulty version rolled back')!;
+      const sum = (values: (number | undefined)[]) => values.reduce<number>((a, v) => a + (v ?? 0), 0);
+      const ms = (value: number | undefined) => (value === undefined ? '-' : `${Math.round(value)}`);
+      const deviation = canaried?.shares?.length
+        ? Math.max(...canaried.shares.map((s) => Math.abs(s.served - s.weight))).toFixed(2)
+        : '-';
+      rows.push([
+        router,
+        String(sum([switched.failed.switch])),
+        String(sum(aborts.map((a) => a.failed.abort))),
+        String(sum([switched.failed.scaleDown, canaried?.failed.scaleDown])),
+        ms(switched.propagationMs),
+        ms(switched.lastOldMs),
+        ms(medianOf(aborts.map((a) => a.abortReadBackMs))),
+        ms(medianOf(aborts.map((a) => a.abortTrafficMs))),
+        deviation,
+        String(faulty.blastRadius ?? '-'),
+        `${switched.outcome}; ${aborts.map((a) => a.outcome).join(' ')}; ${canaried?.outcome ?? '-'}; ${faulty.outcome}`,
+      ]);
+      if (canaried?.shares)
+        say(
+          `  ${router} canary shares: ${canaried.shares.map((s) => `${s.weight} % set, ${s.served.toFixed(2)} % served of ${s.requests}`).join('; ')}`,
+        );
+    }
+  } finally {
+    await dataPlane.stop();
+  }
+  const titles = [
+    'entry point',
+    'failed: switch',
+    'aborts',
+    'scale-down',
+    'write→new ms',
+    'write→last old ms',
+    'abort→read back ms',
+    'abort→last aborted ms',
+    'canary Δ pp',
+    'blast radius',
+    'outcomes',
+  ];
+  const widths = titles.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => (i === 0 || i === cells.length - 1 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)))
+      .join(' | ');
+  say('');
+  say(line(titles));
+  for (const row of rows) say(line(row));
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`bench:dataplane: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,600 @@
+/**
+ * Deployments of the detection API on the real node with open-loop load through a real data plane,
+ * and what the load saw: the scenarios test/e2e/dataplane.e2e.test.ts asserts on and
+ * bench/dataplane.ts prints. Four entry points, one per traffic router:
+ * - service-selector and replica-ratio: the switched Service, through kube-proxy's rules (its
+ *   NodePort on loopback, which jumps to the chain its ClusterIP does);
+ * - gateway-api: Traefik's Gateway listener, the HTTPRoute's weights;
+ * - ingress: Traefik's NGINX Ingress entry, the Ingress's backend and canary annotations.
+ * Every request is kept with the pod that answered it (the detection API names itself), so each
+ * figure is what traffic saw, beside when the router's object was read back.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { get } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { WorkflowHandle } from '@temporalio/client';
+import * as k8s from '@kubernetes/client-node';
+import { deploymentResult } from '../../src/client/deployment-client.js';
+import type { DeploymentSpecInput } from '../../src/deployment-spec/deployment-spec.js';
+import { KubernetesPlatform } from '../../src/platforms/kubernetes-platform.js';
+import { GATEWAY_GROUP } from '../../src/platforms/kubernetes-routers.js';
+import type { DeploymentResult, Phase } from '../../src/shared/deployment-status.js';
+import { NGINX_CANARY_WEIGHT } from '../../src/shared/traffic.js';
+import type { Slot } from '../../src/shared/slots.js';
+import { otherSlot } from '../../src/shared/slots.js';
+import { blueGreenDeploymentWorkflow } from '../../src/workflows/blue-green-deployment.js';
+import { canaryDeploymentWorkflow } from '../../src/workflows/canary-deployment.js';
+import { statusQuery } from '../../src/workflows/definitions.js';
+import { startControlPlane } from '../k8s-harness/control-plane.js';
+import type { ControlPlane } from '../k8s-harness/control-plane.js';
+import { GATEWAY_CLASS, startTraefik } from '../k8s-harness/traefik.js';
+import type { Traefik } from '../k8s-harness/traefik.js';
+import { testSpec } from './deployment-harness.js';
+import { eventually } from './eventually.js';
+import { applyInNamespace, detectionApiTarget } from './kubernetes.js';
+import { startKubernetesWorker } from './kubernetes-worker.js';
+import type { KubernetesWorker } from './kubernetes-worker.js';
+import { failures, OpenLoopLoad, tally } from './open-loop-load.js';
+import type { Answer, Outcome } from './open-loop-load.js';
+import { startDevServer } from './temporal-servers.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const OVERLAY = join(ROOT, 'test/e2e/dataplane-overlay');
+export const DETECTION_API_IMAGE = join(ROOT, '.tools/images/detection-api.tar');
+const HOST = 'detection-api.internal.example.com';
+export const IMAGE = (tag: string) => `registry.internal/detection-api:${tag}`;
+/** The good versions the images hold (scripts/images/build.sh), deployed in turn. */
+const GOOD = ['v2.2.0', 'v2.3.0', 'v2.1.0'];
+export const FAULTY = 'v2.4.0-crashloop';
+
+export type Router = 'service-selector' | 'replica-ratio' | 'gateway-api' | 'ingress';
+export const ROUTERS: readonly Router[] = ['service-selector', 'replica-ratio', 'gateway-api', 'ingress'];
+
+export interface EntryPoint {
+  router: Router;
+  /** Where the load enters, and the Host header it names. */
+  url: string;
+  host?: string;
+  /** The slot the router's object sends everything to, or null while it splits or is unreadable. */
+  routedSlot(): Promise<Slot | null>;
+  /** Points the router's object at `slot` alone, as the team's object is before a deployment through it. */
+  align(slot: Slot): Promise<void>;
+}
+
+/** The slot of a detection API pod, from its name (detection-api-SLOT-...). */
+export const slotOf = (pod: string | null): Slot | null =>
+  (/^detection-api-(blue|green)-/.exec(pod ?? '')?.[1] as Slot | undefined) ?? null;
+
+export interface DataPlane {
+  env: TestWorkflowEnvironment;
+  plane: ControlPlane;
+  core: k8s.CoreV1Api;
+  apps: k8s.AppsV1Api;
+  traefik: Traefik;
+  worker: KubernetesWorker;
+  entryPoints: Record<Router, EntryPoint>;
+  /** The slot that runs: the one with replicas. */
+  liveSlot(): Promise<Slot>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A Temporal dev server, a control plane with the real node, the detection API from deploy/ (blue
+ * live, 2 replicas each deployment), Traefik serving its Gateway and Ingress, and a worker on
+ * `taskQueue` authenticated as deploy/'s ServiceAccount.
+ */
+export async function startDataPlane(namespace: string, taskQueue: string): Promise<DataPlane> {
+  const dir = mkdtempSync(join(tmpdir(), 'dataplane-'));
+  const started: { env?: TestWorkflowEnvironment; plane?: ControlPlane; traefik?: Traefik; worker?: KubernetesWorker } =
+    {};
+  const stop = async () => {
+    await started.worker?.stop();
+    await started.traefik?.stop();
+    await started.plane?.stop();
+    await started.env?.teardown();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    // Each kept as soon as it is up, so that stop() ends it even if the other failed to start.
+    await Promise.all([
+      startDevServer().then((env) => (started.env = env)),
+      startControlPlane({ dir, realNode: true }).then((plane) => (started.plane = plane)),
+    ]);
+    const plane = started.plane!;
+    const env = started.env!;
+    await plane.realNode!.importImage(DETECTION_API_IMAGE);
+    await applyInNamespace(plane, OVERLAY, namespace, '--server-side', '--force-conflicts');
+    const config = plane.adminConfig();
+    const core = config.makeApiClient(k8s.CoreV1Api);
+    const apps = config.makeApiClient(k8s.AppsV1Api);
+    const networking = config.makeApiClient(k8s.NetworkingV1Api);
+    const custom = config.makeApiClient(k8s.CustomObjectsApi);
+    started.traefik = await startTraefik({
+      dir,
+      kubeconfigPath: plane.kubeconfigPath,
+      adminConfig: config,
+      namespace,
+    });
+    const traefik = started.traefik;
+    await k8s.KubernetesObjectApi.makeApiClient(config).create({
+      apiVersion: `${GATEWAY_GROUP}/v1`,
+      kind: 'Gateway',
+      metadata: { name: 'platform-gateway', namespace },
+      spec: {
+        gatewayClassName: GATEWAY_CLASS,
+        listeners: [{ name: 'http', protocol: 'HTTP', port: traefik.gatewayPort }],
+      },
+    });
+    const platform = new KubernetesPlatform(config);
+    const progress = { heartbeat: () => undefined, signal: new AbortController().signal };
+    const target = detectionApiTarget(namespace);
+    await platform.waitForSlotReady({ target, slot: 'blue', replicas: 3, timeoutSeconds: 180 }, progress);
+    started.worker = await startKubernetesWorker(
+      env,
+      plane.configForToken(await plane.mintToken(namespace, 'bluegreen-worker')),
+      taskQueue,
+    );
+
+    const service = async () => await core.readNamespacedService({ name: 'detection-api-service', namespace });
+    const nodePort = (await service()).spec!.ports![0]!.nodePort!;
+    const selectorSlot = async () => ((await service()).spec!.selector?.['slot'] as Slot | undefined) ?? null;
+    const alignSelector = async (slot: Slot) =>
+      void (await core.patchNamespacedService(
+        { name: 'detection-api-service', namespace, body: { spec: { selector: { app: 'detection-api', slot } } } },
+        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+      ));
+    const route = async () =>
+      (await custom.getNamespacedCustomObject({
+        group: GATEWAY_GROUP,
+        version: 'v1',
+        namespace,
+        plural: 'httproutes',
+        name: 'detection-api',
+      })) as { spec: { rules: { backendRefs: { name: string; port?: number; weight?: number }[] }[] } };
+    const ingress = async (name: string) => await networking.readNamespacedIngress({ name, namespace });
+    const canaryWeight = async () => {
+      try {
+        const canary = await ingress('detection-api-ingress-canary');
+        return Number(canary.metadata?.annotations?.[NGINX_CANARY_WEIGHT] ?? 0);
+      } catch {
+        return 0;
+      }
+    };
+    const entryPoints: Record<Router, EntryPoint> = {
+      'service-selector': {
+        router: 'service-selector',
+        url: `http://127.0.0.1:${nodePort}`,
+        routedSlot: selectorSlot,
+        align: alignSelector,
+      },
+      'replica-ratio': {
+        router: 'replica-ratio',
+        url: `http://127.0.0.1:${nodePort}`,
+        routedSlot: selectorSlot,
+        align: alignSelector,
+      },
+      'gateway-api': {
+        router: 'gateway-api',
+        url: traefik.gatewayUrl,
+        host: HOST,
+        routedSlot: async () => {
+          const refs = (await route()).spec.rules[0]!.backendRefs;
+          const full = refs.find((ref) => (ref.weight ?? 1) > 0 && refs.every((r) => r === ref || r.weight === 0));
+          return slotOf(`${full?.name ?? ''}-`);
+        },
+        align: async (slot) => {
+          const { spec } = await route();
+          const rules = spec.rules.map((rule, i) =>
+            i === 0
+              ? {
+                  ...rule,
+                  backendRefs: (['blue', 'green'] as const).map((s) => ({
+                    name: `detection-api-${s}`,
+                    port: 8000,
+                    weight: s === slot ? 100 : 0,
+                  })),
+                }
+              : rule,
+          );
+          await custom.patchNamespacedCustomObject(
+            {
+              group: GATEWAY_GROUP,
+              version: 'v1',
+              namespace,
+              plural: 'httproutes',
+              name: 'detection-api',
+              body: { spec: { rules } },
+            },
+            k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+          );
+        },
+      },
+      ingress: {
+        router: 'ingress',
+        url: traefik.ingressUrl,
+        host: HOST,
+        routedSlot: async () => {
+          if ((await canaryWeight()) > 0) return null;
+          const backend = (await ingress('detection-api-ingress')).spec!.rules![0]!.http!.paths[0]!.backend;
+          return slotOf(`${backend.service!.name}-`);
+        },
+        align: async (slot) => {
+          await networking.patchNamespacedIngress(
+            {
+              name: 'detection-api-ingress',
+              namespace,
+              body: [
+                {
+                  op: 'replace',
+                  path: '/spec/rules/0/http/paths/0/backend/service/name',
+                  value: `detection-api-${slot}`,
+                },
+              ],
+            },
+            k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch),
+          );
+          if ((await canaryWeight()) > 0) {
+            await networking.patchNamespacedIngress(
+              {
+                name: 'detection-api-ingress-canary',
+                namespace,
+                body: { metadata: { annotations: { [NGINX_CANARY_WEIGHT]: '0' } } },
+              },
+              k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+            );
+          }
+        },
+      },
+    };
+    const liveSlot = async () => {
+      const replicas = async (slot: Slot) =>
+        (await apps.readNamespacedDeployment({ name: `detection-api-${slot}`, namespace })).spec!.replicas ?? 0;
+      return (await replicas('blue')) > 0 ? 'blue' : (await replicas('green')) > 0 ? 'green' : 'blue';
+    };
+    return { env, plane, core, apps, traefik, worker: started.worker, entryPoints, liveSlot, stop };
+  } catch (error) {
+    await stop().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** One request through an entry point: the slot whose pod answered it (node:http, since fetch may not set Host). */
+async function probe(entry: EntryPoint): Promise<Slot | null> {
+  return await new Promise((resolve) => {
+    const request = get(
+      `${entry.url}/ready`,
+      { headers: entry.host ? { host: entry.host } : {}, agent: false, timeout: 2_000 },
+      (response) => {
+        response.resume();
+        response.once('end', () =>
+          resolve(response.statusCode === 200 ? slotOf(String(response.headers['x-served-by'] ?? '')) : null),
+        );
+      },
+    );
+    request.once('timeout', () => request.destroy());
+    request.once('error', () => resolve(null));
+  });
+}
+
+/** Points the entry point's router at the live slot and waits until 20 requests in a row reach it there. */
+export async function prepare(dataPlane: DataPlane, entry: EntryPoint): Promise<Slot> {
+  const live = await dataPlane.liveSlot();
+  if ((await entry.routedSlot()) !== live) await entry.align(live);
+  let inARow = 0;
+  await eventually(
+    async () => {
+      inARow = (await probe(entry)) === live ? inARow + 1 : 0;
+      return inARow >= 20;
+    },
+    `${entry.router}: requests reach the live slot ${live}`,
+    60_000,
+  );
+  return live;
+}
+
+/** A timeline of the slot the router's object names, read every 100 ms. */
+class RouterWatch {
+  readonly changes: { at: number; slot: Slot | null }[] = [];
+  private running = true;
+  private readonly loop: Promise<void>;
+
+  constructor(entry: EntryPoint) {
+    this.loop = (async () => {
+      while (this.running) {
+        const slot = await entry.routedSlot().catch(() => null);
+        if (this.changes.at(-1)?.slot !== slot) this.changes.push({ at: Date.now(), slot });
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+  }
+
+  /** The first time at or after `from` that the object named `slot` alone. */
+  firstAt(slot: Slot, from = 0): number | null {
+    return this.changes.find((c) => c.slot === slot && c.at >= from)?.at ?? null;
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+  }
+}
+
+let sequence = 0;
+const nextGood = () => GOOD[sequence % GOOD.length]!;
+
+/** Starts a deployment of `tag` through the entry point's router. */
+async function start(
+  dataPlane: DataPlane,
+  taskQueue: string,
+  namespace: string,
+  entry: EntryPoint,
+  tag: string,
+  overrides: Partial<DeploymentSpecInput> = {},
+): Promise<WorkflowHandle> {
+  sequence += 1;
+  // The smoke suite goes to the idle slot's Service at its ClusterIP (the host does not resolve Service names).
+  const idle = otherSlot(await dataPlane.liveSlot());
+  const { clusterIP } = (await dataPlane.core.readNamespacedService({ name: `detection-api-${idle}`, namespace }))
+    .spec!;
+  const spec = testSpec({
+    namespace,
+    image: IMAGE(tag),
+    replicas: 2,
+    readinessTimeoutSeconds: 120,
+    smoke: { endpoint: `http://${clusterIP}:8000` },
+    monitor: { durationSeconds: 4, intervalSeconds: 2, slos: [] },
+    scaleDownDelaySeconds: 0,
+    traffic: { router: entry.router, ...(entry.router === 'gateway-api' ? { httpRoute: 'detection-api' } : {}) },
+    // replica-ratio only splits: its deployments are canaries, the first step held as long as a
+    // blue-green's monitoring would be.
+    ...(entry.router === 'replica-ratio'
+      ? {
+          strategy: 'canary' as const,
+          canary: {
+            steps: canarySteps(entry.router).map((weight, i) => ({
+              weight,
+              holdSeconds: i === 0 ? (overrides.monitor?.durationSeconds ?? 4) : 2,
+            })),
+            minRequests: 0,
+          },
+        }
+      : {}),
+    ...overrides,
+  });
+  return await dataPlane.env.client.workflow.start(
+    spec.strategy === 'canary' ? canaryDeploymentWorkflow : blueGreenDeploymentWorkflow,
+    { taskQueue, workflowId: `dataplane-${entry.router}-${sequence}-${Date.now()}`, args: [spec] },
+  );
+}
+
+/** When the deployment ended: its last transition (ms since the epoch). */
+const endOf = (result: DeploymentResult) => new Date(result.status.transitions.at(-1)!.at).getTime();
+
+/** When the deployment entered `phase` (ms since the epoch), or null if it never did. */
+function entered(result: DeploymentResult, phase: Phase): number | null {
+  const transition = result.status.transitions.find((t) => t.phase === phase);
+  return transition ? new Date(transition.at).getTime() : null;
+}
+
+export interface Figures {
+  router: Router;
+  scenario: string;
+  outcome: string;
+  sent: number;
+  tally: Record<Outcome, number>;
+  /** Failed requests (not ok, not the faulty version's own 5xx) in each window. */
+  failed: { total: number; switch?: number; abort?: number; scaleDown?: number };
+  /** Write of the router's object (read back) → the first request the new slot answered, ms. */
+  propagationMs?: number;
+  /** Write → the last request the old slot answered after it, ms (kept-alive connections hold on). */
+  lastOldMs?: number;
+  /** Abort accepted → the router's object read back on the live slot, ms. */
+  abortReadBackMs?: number;
+  /** Abort accepted → the last request the aborted slot answered, as traffic saw it, ms. */
+  abortTrafficMs?: number;
+  /** Requests the aborted slot answered after the rollback was done (its pods gone). */
+  abortedAnsweredAfterDone?: number;
+  /** The canary's served share per step, beside the weight set, in percent. */
+  shares?: { weight: number; served: number; requests: number }[];
+  /** Requests answered badly by the faulty version, or failed while it was live. */
+  blastRadius?: number;
+  samples: string[];
+}
+
+const within = (answers: Answer[], from: number | null, to: number | null) =>
+  from === null ? [] : answers.filter((a) => a.sentAt >= from && (to === null || a.sentAt < to));
+
+const describeFailure = (a: Answer) => `${new Date(a.sentAt).toISOString()} ${a.code || a.error} ${a.pod ?? ''}`.trim();
+
+/** Runs `body` with the load going through `entry` at `rate`, and returns the load's answers with its result. */
+async function underLoad<T>(
+  entry: EntryPoint,
+  rate: number,
+  body: () => Promise<T>,
+): Promise<{ value: T; answers: Answer[] }> {
+  const load = OpenLoopLoad.start({ url: entry.url, rate, ...(entry.host ? { host: entry.host } : {}) });
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const value = await body();
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    return { value, answers: await load.stop() };
+  } catch (error) {
+    await load.stop().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** A blue-green deployment of the next good version: the switch and the old slot's scale-down. */
+export async function blueGreenSwitch(
+  dataPlane: DataPlane,
+  taskQueue: string,
+  namespace: string,
+  entry: EntryPoint,
+  rate: number,
+): Promise<Figures> {
+  const live = await prepare(dataPlane, entry);
+  const idle = otherSlot(live);
+  const watch = new RouterWatch(entry);
+  const { value: result, answers } = await underLoad(entry, rate, async () =>
+    deploymentResult(await start(dataPlane, taskQueue, namespace, entry, nextGood())),
+  );
+  await watch.stop();
+  const writtenAt = watch.firstAt(idle);
+  const afterWrite = writtenAt === null ? [] : answers.filter((a) => a.sentAt >= writtenAt);
+  const firstNew = afterWrite.find((a) => slotOf(a.pod) === idle);
+  const lastOld = afterWrite.filter((a) => slotOf(a.pod) === live).at(-1);
+  const failed = failures(answers);
+  return {
+    router: entry.router,
+    scenario: 'blue-green switch',
+    outcome: result.outcome,
+    sent: answers.length,
+    tally: tally(answers),
+    failed: {
+      total: failed.length,
+      switch: failures(within(answers, entered(result, 'Switching'), entered(result, 'Monitoring'))).length,
+      scaleDown: failures(within(answers, entered(result, 'CleaningUp'), null)).length,
+    },
+    ...(writtenAt !== null && firstNew ? { propagationMs: firstNew.sentAt - writtenAt } : {}),
+    ...(writtenAt !== null && lastOld ? { lastOldMs: lastOld.sentAt - writtenAt } : {}),
+    samples: failed.slice(0, 5).map(describeFailure),
+  };
+}
+
+/** A blue-green deployment aborted 2 s into its monitoring (replica-ratio: a canary, 2 s into its first hold). */
+export async function abortDuringMonitoring(
+  dataPlane: DataPlane,
+  taskQueue: string,
+  namespace: string,
+  entry: EntryPoint,
+  rate: number,
+): Promise<Figures> {
+  const live = await prepare(dataPlane, entry);
+  const idle = otherSlot(live);
+  const watch = new RouterWatch(entry);
+  let acceptedAt = 0;
+  const { value: result, answers } = await underLoad(entry, rate, async () => {
+    const handle = await start(dataPlane, taskQueue, namespace, entry, nextGood(), {
+      monitor: { durationSeconds: 300, intervalSeconds: 2, slos: [] },
+    });
+    await eventually(async () => (await handle.query(statusQuery)).phase === 'Monitoring', 'monitoring', 120_000);
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    await handle.executeUpdate('abort', { args: [{ reason: 'dataplane: abort during monitoring', by: 'test' }] });
+    acceptedAt = Date.now();
+    return await deploymentResult(handle);
+  });
+  await watch.stop();
+  const readBack = watch.firstAt(live, acceptedAt - 1_000);
+  const lastAborted = answers.filter((a) => a.sentAt >= acceptedAt && slotOf(a.pod) === idle).at(-1);
+  const failed = failures(answers);
+  return {
+    router: entry.router,
+    scenario: 'abort during monitoring',
+    outcome: `${result.outcome}/${result.reason ?? ''}`,
+    sent: answers.length,
+    tally: tally(answers),
+    failed: {
+      total: failed.length,
+      switch: failures(within(answers, entered(result, 'Switching'), entered(result, 'Monitoring'))).length,
+      abort: failures(within(answers, acceptedAt, null)).length,
+    },
+    ...(readBack !== null ? { abortReadBackMs: Math.max(0, readBack - acceptedAt) } : {}),
+    abortTrafficMs: lastAborted ? Math.max(0, lastAborted.at - acceptedAt) : 0,
+    abortedAnsweredAfterDone: answers.filter((a) => a.sentAt >= endOf(result) && slotOf(a.pod) === idle).length,
+    samples: failed.slice(0, 5).map(describeFailure),
+  };
+}
+
+/** The steps a canary takes through each router: replica-ratio's shares are those 2 stable replicas allow. */
+export const canarySteps = (router: Router) => (router === 'replica-ratio' ? [33, 50, 100] : [5, 25, 50, 100]);
+
+/** A canary of the next good version, each step held `holdSeconds`; the share each step served. */
+export async function canary(
+  dataPlane: DataPlane,
+  taskQueue: string,
+  namespace: string,
+  entry: EntryPoint,
+  rate: number,
+  holdSeconds: number,
+): Promise<Figures> {
+  const live = await prepare(dataPlane, entry);
+  const idle = otherSlot(live);
+  const steps = canarySteps(entry.router);
+  /** When each weight was set and read back (the workflow's status says so as it enters its hold). */
+  const held: { weight: number; from: number; to: number }[] = [];
+  const { value: result, answers } = await underLoad(entry, rate, async () => {
+    const handle = await start(dataPlane, taskQueue, namespace, entry, nextGood(), {
+      strategy: 'canary',
+      canary: { steps: steps.map((weight) => ({ weight, holdSeconds })), minRequests: 0 },
+    });
+    const outcome = deploymentResult(handle);
+    let done = false;
+    void outcome.finally(() => (done = true)).catch(() => undefined);
+    let current = null as { weight: number; from: number } | null;
+    while (!done) {
+      const status = await handle.query(statusQuery).catch(() => null);
+      const weight = status?.phase === 'Monitoring' ? (status.canary?.weight ?? null) : null;
+      if (weight !== (current?.weight ?? null)) {
+        if (current) held.push({ ...current, to: Date.now() });
+        current = weight === null ? null : { weight, from: Date.now() };
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    if (current) held.push({ ...current, to: Date.now() });
+    return await outcome;
+  });
+  // Each hold's requests from 3 s after it began (the data plane's own delay to apply a change: a
+  // provider's 2 s throttle) to its end.
+  const shares = held
+    .filter((h) => h.weight < 100)
+    .map((h) => {
+      const window = within(answers, h.from + 3_000, h.to).filter((a) => a.pod);
+      const served = window.filter((a) => slotOf(a.pod) === idle).length;
+      return { weight: h.weight, served: window.length ? (100 * served) / window.length : 0, requests: window.length };
+    });
+  const failed = failures(answers);
+  return {
+    router: entry.router,
+    scenario: 'canary',
+    outcome: result.outcome,
+    sent: answers.length,
+    tally: tally(answers),
+    failed: { total: failed.length, scaleDown: failures(within(answers, entered(result, 'CleaningUp'), null)).length },
+    shares,
+    samples: failed.slice(0, 5).map(describeFailure),
+  };
+}
+
+/** A version whose process exits 30 s after each start, rolled back on its restarts once live. */
+export async function faultyRollback(
+  dataPlane: DataPlane,
+  taskQueue: string,
+  namespace: string,
+  entry: EntryPoint,
+  rate: number,
+): Promise<Figures> {
+  await prepare(dataPlane, entry);
+  const { value: result, answers } = await underLoad(entry, rate, async () =>
+    deploymentResult(
+      await start(dataPlane, taskQueue, namespace, entry, FAULTY, {
+        monitor: { durationSeconds: 120, intervalSeconds: 2, slos: [] },
+      }),
+    ),
+  );
+  // From the switch on: every request the faulty slot answered with a 5xx, or that got no answer.
+  const blast = failures(within(answers, entered(result, 'Switching'), null)).length;
+  const failed = failures(answers);
+  return {
+    router: entry.router,
+    scenario: 'faulty version rolled back',
+    outcome: `${result.outcome}/${result.failedCheck ?? result.reason ?? ''}`,
+    sent: answers.length,
+    tally: tally(answers, FAULTY),
+    failed: { total: failed.length, abort: failures(within(answers, entered(result, 'RollingBack'), null)).length },
+    blastRadius: blast,
+    samples: failed.slice(0, 5).map(describeFailure),
+  };
+}

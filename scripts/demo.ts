@@ -11,6 +11,9 @@
  * beside the same faulty version deployed blue-green (a 0/100 switch of the route): the requests
  * each let it answer.
  *
+ * `--platform kubernetes` (as root): the two deployments on a real node, through kube-proxy or
+ * Traefik (scripts/demo-kubernetes.ts).
+ *
  * `--keep` leaves everything up for the Web UI and for trying `abort` by hand. Exit code 0 when
  * every deployment ended as it should and no request went unanswered.
  */
@@ -31,7 +34,17 @@ import { formatShare, TrafficRouter } from '../src/shared/traffic.js';
 
 const program = new Command('demo')
   .description('a good deployment and a rolled-back one, on the embedded default')
-  .option('--keep', 'leave everything running at the end (Ctrl+C stops it)')
+  .option('--keep', 'leave everything running at the end, the traffic flowing (Ctrl+C stops it)')
+  .option(
+    '--platform <platform>',
+    'local (the embedded default), or kubernetes: a real node on this machine, as root (scripts/demo-kubernetes.ts)',
+    'local',
+  )
+  .option(
+    '--router <router>',
+    'with --platform kubernetes: service-selector, gateway-api or ingress',
+    'service-selector',
+  )
   .option('--rate <n>', 'detections per second through the router', '50')
   .option('--scrape-interval <seconds>', 'how often Prometheus scrapes the replicas (teams run 15 s to 1 min)', '15')
   .option(
@@ -46,6 +59,8 @@ const program = new Command('demo')
   .parse();
 const options = program.opts<{
   keep?: boolean;
+  platform: string;
+  router: string;
   rate: string;
   scrapeInterval: string;
   monitorSeconds?: string;
@@ -156,6 +171,14 @@ function trafficLines(report: TrafficScore, faultyErrors: number): string[] {
 }
 
 async function main(): Promise<number> {
+  if (options.platform === 'kubernetes') {
+    const { runKubernetesDemo } = await import('./demo-kubernetes.js');
+    return await runKubernetesDemo({ router: options.router, rate: Number(options.rate), keep: Boolean(options.keep) });
+  }
+  if (options.platform !== 'local') {
+    process.stderr.write(`demo: --platform must be local or kubernetes, not '${options.platform}'\n`);
+    return 2;
+  }
   await assertPortsFree(DEMO_PORTS);
   const stack = new EmbeddedStack({
     stateDir: join(ROOT, '.state/demo'),

@@ -14,7 +14,8 @@ import type { SmokeReport } from '../shared/smoke-report.js';
 import type { Target } from '../shared/target.js';
 import type { TrafficRouter } from '../shared/traffic.js';
 import type { Evidence, SloSeries, SlotEvidence } from '../shared/evidence.js';
-import type { PlanCheck } from '../shared/plan.js';
+import type { PlanCheck } from '../plan/plan.js';
+import type { DeploymentEvent } from '../shared/deployment-event.js';
 import type { DeploymentSpec, Slo } from '../deployment-spec/deployment-spec.js';
 
 /** The stability check's measurements of the active slot, or why there are none. */
@@ -320,6 +321,12 @@ export interface ScrapeIntervalReport {
   seconds: number | null;
   /** In words: which targets it came from, or why it is unknown. */
   source: string;
+}
+
+/** Tells people what a deployment needs or did (a webhook, an incident tool): the notify step's port. */
+export interface Notifier {
+  /** Returns how the delivery went ('delivered', or why not); never throws. */
+  notify(event: DeploymentEvent): Promise<string>;
 }
 
 /** Measures the SLOs of a slot; an unreachable or malformed source throws (counted as Error). */

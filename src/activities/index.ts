@@ -6,7 +6,7 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { ErrorType } from '../shared/errors.js';
-import type { DeploymentEvent, Notifier } from '../notifications/webhook-notifier.js';
+import type { DeploymentEvent } from '../shared/deployment-event.js';
 import { parseDeploymentSpec, SpecValidationError } from '../deployment-spec/deployment-spec.js';
 import type { DeploymentSpec, Slo } from '../deployment-spec/deployment-spec.js';
 import { boundEvidence } from '../shared/evidence.js';
@@ -16,7 +16,7 @@ import { runMonitorWindow, systemClock } from './monitor-window.js';
 import { planChecks } from './plan-checks.js';
 import { targetOf } from '../shared/target.js';
 import { isHealthySlot } from '../shared/slots.js';
-import type { PlanReport } from '../shared/plan.js';
+import type { PlanReport } from '../plan/plan.js';
 import type { Clock } from './monitor-window.js';
 import type { Evidence } from '../shared/evidence.js';
 import type {
@@ -27,6 +27,7 @@ import type {
   MeasureCanaryRequest,
   MeasureSlotRequest,
   MonitorWindowRequest,
+  Notifier,
   Platform,
   PreflightReport,
   Progress,

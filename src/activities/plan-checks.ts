@@ -5,8 +5,8 @@
  * cluster's own words; only an unreadable live state (the objects are missing, the API is down)
  * is an error.
  */
-import { PlanVerdict, sloChecks } from '../shared/plan.js';
-import type { PlanCheck, PlanReport } from '../shared/plan.js';
+import { PlanVerdict, sloChecks } from '../plan/plan.js';
+import type { PlanCheck, PlanReport } from '../plan/plan.js';
 import { otherSlot } from '../shared/slots.js';
 import { routeName, routerOf, targetOf } from '../shared/target.js';
 import { canaryReplicasFor } from '../shared/traffic.js';

@@ -14,8 +14,8 @@ import { SmokeSuite } from '../deployment-spec/deployment-spec.js';
 import { renderTemplate } from '../shared/template.js';
 import { CheckVerdict } from '../activities/contract.js';
 import type { Progress, SmokeCheckResult, SmokeReport, SmokeRequest, SmokeRunner } from '../activities/contract.js';
-import { PlanVerdict } from '../shared/plan.js';
-import type { PlanCheck } from '../shared/plan.js';
+import { PlanVerdict } from '../plan/plan.js';
+import type { PlanCheck } from '../plan/plan.js';
 
 /** The procedure's smoke detections (its API happy path and offline-queue checks, PROCEDURE §3). */
 const HAPPY_PATH_DETECTION = {

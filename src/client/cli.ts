@@ -27,8 +27,8 @@ import {
   PlanNotFoundError,
   RequestRefusedError,
 } from './deployment-client.js';
-import { planLines } from '../shared/plan.js';
-import type { PlanResult } from '../shared/plan.js';
+import { planLines } from '../plan/plan.js';
+import type { PlanResult } from '../plan/plan.js';
 import type { DeploymentClient, OperatorDelivery } from './deployment-client.js';
 import { writeEvidenceBundle } from './evidence-bundle.js';
 import { ProgressPrinter, renderResult, renderSnapshot, renderStatus } from './render.js';

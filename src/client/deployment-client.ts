@@ -39,7 +39,7 @@ import type { MonitorWindowState } from '../shared/monitor-window.js';
 import { SEARCH_ATTRIBUTE_KEYS, SearchAttribute } from '../shared/search-attributes.js';
 import { deploymentWorkflowId } from '../shared/workflow-id.js';
 import { parseDeploymentSpec, Strategy } from '../deployment-spec/deployment-spec.js';
-import type { PlanResult } from '../shared/plan.js';
+import type { PlanResult } from '../plan/plan.js';
 import type { planWorkflow } from '../workflows/plan.js';
 import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
 

@@ -31,7 +31,7 @@ import type { Release } from './release-resource.js';
 import { httpCodeOf } from './leader-election.js';
 import { releaseStatusOf } from './release-status.js';
 import type { OperatorRequestAnswer, ReleasePlan, ReleaseState, ReleaseStatus } from './release-status.js';
-import { planLines } from '../shared/plan.js';
+import { planLines } from '../plan/plan.js';
 
 /** The annotations an operator sets on a Release, with kubectl only, to act on its deployment. */
 export const ReleaseAnnotation = {

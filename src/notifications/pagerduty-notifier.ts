@@ -10,7 +10,7 @@ import type { DeploymentEvent } from '../shared/deployment-event.js';
 import { incidentLinks, linkBasesFromEnv } from './incident-links.js';
 import type { LinkBases } from './incident-links.js';
 import { deliver } from './webhook-notifier.js';
-import type { Notifier } from './webhook-notifier.js';
+import type { Notifier } from '../activities/contract.js';
 
 export const PagerDutyConfigSchema = z.object({
   BLUEGREEN_PAGERDUTY_ROUTING_KEY: z.string().min(1).optional(),

@@ -9,16 +9,10 @@
 import axios from 'axios';
 import { z } from 'zod';
 import { parseEnv } from '../config/env.js';
+import type { Notifier } from '../activities/contract.js';
 import type { DeploymentEvent } from '../shared/deployment-event.js';
 import { incidentLinks, linkBasesFromEnv } from './incident-links.js';
 import type { LinkBases } from './incident-links.js';
-
-export type { DeploymentEvent };
-
-export interface Notifier {
-  /** Returns how the delivery went ('delivered', or why not); never throws. */
-  notify(event: DeploymentEvent): Promise<string>;
-}
 
 export const WebhookConfigSchema = z.object({
   BLUEGREEN_WEBHOOK_URL: z

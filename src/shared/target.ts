@@ -2,7 +2,6 @@
  * The objects a deployment spec names: its Service, and its slot Deployments rendered from the
  * spec's pattern. Pure module: safe to import from workflow code.
  */
-import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
 import { SLOTS } from './slots.js';
 import type { Slot } from './slots.js';
 import { renderTemplate } from './template.js';
@@ -37,7 +36,28 @@ export function routerOf(target: Target): TrafficRouter {
   return target.traffic?.router ?? TrafficRouter.ServiceSelector;
 }
 
-export function targetOf(spec: DeploymentSpec): Target {
+/**
+ * What a target is made from: the fields of a deployment spec (deployment-spec/, which depends on
+ * this module, not the other way round) that name its objects.
+ */
+export interface TargetSpec {
+  app: string;
+  namespace: string;
+  service: string;
+  slotLabelKey: string;
+  container: string;
+  deploymentNamePattern: string;
+  /** Absent in specs recorded before the traffic section had its defaults. */
+  traffic?: {
+    router: TrafficRouter;
+    slotServicePattern?: string;
+    httpRoute?: string;
+    ingress?: string;
+    canaryIngress?: string;
+  };
+}
+
+export function targetOf(spec: TargetSpec): Target {
   const deployment = (slot: Slot) =>
     renderTemplate(spec.deploymentNamePattern, { app: spec.app, namespace: spec.namespace, slot });
   const [blue, green] = SLOTS.map(deployment) as [string, string];

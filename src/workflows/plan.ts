@@ -9,8 +9,8 @@ import { proxyActivities, setCurrentDetails, workflowInfo } from '@temporalio/wo
 import type { Activities } from '../activities/index.js';
 import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
 import { ErrorType } from '../shared/errors.js';
-import { buildPlan, planLines } from '../shared/plan.js';
-import type { PlanResult } from '../shared/plan.js';
+import { buildPlan, planLines } from '../plan/plan.js';
+import type { PlanResult } from '../plan/plan.js';
 import { targetOf } from '../shared/target.js';
 import { describeError, errorTypeOf } from './run/phase-error.js';
 

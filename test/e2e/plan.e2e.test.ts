@@ -19,7 +19,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { stringify as toYaml } from 'yaml';
 import { DeploymentClient, deploymentResult } from '../../src/client/deployment-client.js';
 import type { DeploymentSpecInput } from '../../src/deployment-spec/deployment-spec.js';
-import type { PlanResult } from '../../src/shared/plan.js';
+import type { PlanResult } from '../../src/plan/plan.js';
 import { PlanResultSchema } from '../../src/client/output-schemas.js';
 import { DETECTION_API_SLOS, testSpec } from '../helpers/deployment-harness.js';
 import {

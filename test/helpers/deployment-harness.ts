@@ -14,7 +14,7 @@ import { parse as parseYaml } from 'yaml';
 import { createActivities } from '../../src/activities/index.js';
 import type { Clock } from '../../src/activities/monitor-window.js';
 import type { Target } from '../../src/activities/contract.js';
-import type { Notifier } from '../../src/notifications/webhook-notifier.js';
+import type { Notifier } from '../../src/activities/contract.js';
 import { parseDeploymentSpec } from '../../src/deployment-spec/deployment-spec.js';
 import type { DeploymentSpec, DeploymentSpecInput } from '../../src/deployment-spec/deployment-spec.js';
 import { createDeploymentWorker } from '../../src/worker/worker.js';

@@ -7,7 +7,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../src/activities/index.js';
-import type { Notifier } from '../../src/notifications/webhook-notifier.js';
+import type { Notifier } from '../../src/activities/contract.js';
 import { PrometheusSloSource } from '../../src/checks/prometheus-slo-source.js';
 import { HttpSmokeRunner } from '../../src/checks/smoke-suite.js';
 import { KubernetesPlatform } from '../../src/platforms/kubernetes-platform.js';

@@ -37,8 +37,8 @@ import type { Measurement } from '../../src/shared/analysis.js';
 import { ErrorType } from '../../src/shared/errors.js';
 import type { Slot } from '../../src/shared/slots.js';
 import type { SloSeries, SlotEvidence } from '../../src/shared/evidence.js';
-import { PlanVerdict } from '../../src/shared/plan.js';
-import type { PlanCheck } from '../../src/shared/plan.js';
+import { PlanVerdict } from '../../src/plan/plan.js';
+import type { PlanCheck } from '../../src/plan/plan.js';
 
 export interface SimulatedSlot {
   image: string | null;

@@ -8,7 +8,7 @@ import { AnalysisResult, formatValue } from '../../shared/analysis.js';
 import { Outcome, Phase, RollbackReason } from '../../shared/deployment-status.js';
 import type { ActiveSlotCheck, DeploymentResult } from '../../shared/deployment-status.js';
 import { isHealthySlot, otherSlot } from '../../shared/slots.js';
-import { liveChanges } from '../../shared/plan.js';
+import { liveChanges } from '../../plan/plan.js';
 import { routeName, targetOf } from '../../shared/target.js';
 import { activityOptions } from './activity-options.js';
 import { applyWarmUp, planWarmUp } from './monitor.js';

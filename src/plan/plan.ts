@@ -5,13 +5,13 @@
  * module turns that and the spec into the plan people read. Pure: the plan workflow builds it, so
  * the history holds both what was read and what was concluded.
  */
-import { AnalysisResult, formatValue, monitorWarmUp, promDurationSeconds } from './analysis.js';
-import type { Measurement } from './analysis.js';
-import { isHealthySlot, otherSlot } from './slots.js';
-import type { LiveState, Slot } from './slots.js';
-import { routeName, routerOf } from './target.js';
-import type { Target } from './target.js';
-import { canaryReplicasFor, TrafficRouter } from './traffic.js';
+import { AnalysisResult, formatValue, monitorWarmUp, promDurationSeconds } from '../shared/analysis.js';
+import type { Measurement } from '../shared/analysis.js';
+import { isHealthySlot, otherSlot } from '../shared/slots.js';
+import type { LiveState, Slot } from '../shared/slots.js';
+import { routeName, routerOf } from '../shared/target.js';
+import type { Target } from '../shared/target.js';
+import { canaryReplicasFor, TrafficRouter } from '../shared/traffic.js';
 import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
 
 /** ok: nothing in the way; warning: it would run, but look; fail: the deployment would fail here. */

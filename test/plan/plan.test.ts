@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { liveChanges, sloChecks } from '../../src/shared/plan.js';
+import { liveChanges, sloChecks } from '../../src/plan/plan.js';
 import type { LiveState } from '../../src/shared/slots.js';
 import type { Measurement } from '../../src/shared/analysis.js';
 

@@ -7,6 +7,7 @@
  * once. Writes carry the record's resourceVersion: of two candidates, the API server lets one win.
  */
 import * as k8s from '@kubernetes/client-node';
+import { httpCodeOf } from '../platforms/kubernetes-errors.js';
 
 export interface LeaderElectionOptions {
   namespace: string;
@@ -24,16 +25,6 @@ export interface LeaderElectionOptions {
   /** Called once leadership is lost; the controller's process exits there, as client-go's do. */
   onStoppedLeading: () => Promise<void> | void;
   log?: (line: string, fields?: Record<string, unknown>) => void;
-}
-
-/**
- * The HTTP status of a failed API call: client-node's ApiException has it in `code`, a refused
- * watch (its informer's ERROR event) in `statusCode`.
- */
-export function httpCodeOf(error: unknown): number | undefined {
-  const { code, statusCode } = (error ?? {}) as { code?: unknown; statusCode?: unknown };
-  if (typeof code === 'number') return code;
-  return typeof statusCode === 'number' ? statusCode : undefined;
 }
 
 export class LeaderElector {

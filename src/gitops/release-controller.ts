@@ -28,7 +28,7 @@ import { parseDeploymentSpec, SpecValidationError } from '../deployment-spec/dep
 import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
 import { RELEASE_GROUP, RELEASE_PLURAL, RELEASE_VERSION } from './release-resource.js';
 import type { Release } from './release-resource.js';
-import { httpCodeOf } from './leader-election.js';
+import { httpCodeOf } from '../platforms/kubernetes-errors.js';
 import { releaseStatusOf } from './release-status.js';
 import type { OperatorRequestAnswer, ReleasePlan, ReleaseState, ReleaseStatus } from './release-status.js';
 import { planLines } from '../plan/plan.js';

@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { AnalysisResult, judgeValue, promDurationSeconds } from '../shared/analysis.js';
 import type { Measurement } from '../shared/analysis.js';
 import { renderTemplate } from '../shared/template.js';
-import { ConfigError, parseEnv } from '../config/env.js';
+import { ConfigError } from '../config/env.js';
 import type {
   EvaluateSlosRequest,
   RangeSlosRequest,
@@ -149,10 +149,6 @@ export class PrometheusSloSource implements SloSource {
       httpsAgent: new Agent({ ca, rejectUnauthorized: config.PROMETHEUS_INSECURE_SKIP_VERIFY !== 'true' }),
       validateStatus: () => true,
     });
-  }
-
-  static fromEnv(env: NodeJS.ProcessEnv): PrometheusSloSource {
-    return new PrometheusSloSource(parseEnv(PrometheusConfigSchema, env));
   }
 
   async evaluateSlos(request: EvaluateSlosRequest): Promise<Measurement[]> {

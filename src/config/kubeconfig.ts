@@ -18,8 +18,10 @@ export const KubeConfigEnvSchema = z.object({
 });
 
 /** The KubeConfig the environment names; a ConfigError naming the variable when it cannot work. */
-export function loadKubeConfig(env: NodeJS.ProcessEnv): k8s.KubeConfig {
-  const settings = parseEnv(KubeConfigEnvSchema, env);
+export function loadKubeConfig(
+  env: NodeJS.ProcessEnv,
+  settings: z.output<typeof KubeConfigEnvSchema> = parseEnv(KubeConfigEnvSchema, env),
+): k8s.KubeConfig {
   const config = new k8s.KubeConfig();
   const file = settings.BLUEGREEN_KUBECONFIG ?? env['KUBECONFIG'] ?? join(homedir(), '.kube', 'config');
   if (existsSync(file)) {

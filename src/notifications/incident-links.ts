@@ -29,8 +29,10 @@ export interface Link {
   text: string;
 }
 
-export function linkBasesFromEnv(env: NodeJS.ProcessEnv): LinkBases {
-  const config = IncidentLinksConfigSchema.parse(env);
+export type IncidentLinksConfig = z.output<typeof IncidentLinksConfigSchema>;
+
+/** The links' bases, from the settings read at start. */
+export function linkBases(config: IncidentLinksConfig): LinkBases {
   return {
     temporalUiUrl: config.BLUEGREEN_TEMPORAL_UI_URL,
     prometheusUiUrl: config.BLUEGREEN_PROMETHEUS_UI_URL ?? config.PROMETHEUS_URL,

@@ -5,9 +5,8 @@
  * that fails is reported and logged; it never fails a deployment.
  */
 import { z } from 'zod';
-import { parseEnv } from '../config/env.js';
 import type { DeploymentEvent } from '../shared/deployment-event.js';
-import { incidentLinks, linkBasesFromEnv } from './incident-links.js';
+import { incidentLinks } from './incident-links.js';
 import type { LinkBases } from './incident-links.js';
 import { deliver } from './webhook-notifier.js';
 import type { Notifier } from '../activities/contract.js';
@@ -20,6 +19,8 @@ export const PagerDutyConfigSchema = z.object({
     .default('https://events.pagerduty.com/v2/enqueue'),
   BLUEGREEN_PAGERDUTY_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
 });
+
+export type PagerDutyConfig = z.output<typeof PagerDutyConfigSchema>;
 
 const SEVERITY: Partial<Record<DeploymentEvent['kind'], 'critical' | 'error' | 'warning'>> = {
   'rollback-stuck': 'critical',
@@ -70,14 +71,13 @@ export class PagerDutyNotifier implements Notifier {
     private readonly log: (message: string) => void = (message) => process.stderr.write(`${message}\n`),
   ) {}
 
-  /** The notifier the environment asks for, or null when no routing key is set. */
-  static fromEnv(env: NodeJS.ProcessEnv): PagerDutyNotifier | null {
-    const config = parseEnv(PagerDutyConfigSchema, env);
+  /** The notifier the settings ask for, or null when no routing key is set. */
+  static fromSettings(config: PagerDutyConfig, bases: LinkBases): PagerDutyNotifier | null {
     if (!config.BLUEGREEN_PAGERDUTY_ROUTING_KEY) return null;
     return new PagerDutyNotifier(
       config.BLUEGREEN_PAGERDUTY_ROUTING_KEY,
       config.BLUEGREEN_PAGERDUTY_URL,
-      linkBasesFromEnv(env),
+      bases,
       config.BLUEGREEN_PAGERDUTY_TIMEOUT_MS,
     );
   }

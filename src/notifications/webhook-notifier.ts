@@ -8,10 +8,9 @@
  */
 import axios from 'axios';
 import { z } from 'zod';
-import { parseEnv } from '../config/env.js';
 import type { Notifier } from '../activities/contract.js';
 import type { DeploymentEvent } from '../shared/deployment-event.js';
-import { incidentLinks, linkBasesFromEnv } from './incident-links.js';
+import { incidentLinks } from './incident-links.js';
 import type { LinkBases } from './incident-links.js';
 
 export const WebhookConfigSchema = z.object({
@@ -21,6 +20,8 @@ export const WebhookConfigSchema = z.object({
     .optional(),
   BLUEGREEN_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
 });
+
+export type WebhookConfig = z.output<typeof WebhookConfigSchema>;
 
 const ICONS: Record<DeploymentEvent['kind'], string> = {
   'awaiting-approval': ':hourglass:',
@@ -75,16 +76,10 @@ export class WebhookNotifier implements Notifier {
     private readonly bases: LinkBases = {},
   ) {}
 
-  /** The notifier the environment asks for, or null when no webhook is configured. */
-  static fromEnv(env: NodeJS.ProcessEnv): WebhookNotifier | null {
-    const config = parseEnv(WebhookConfigSchema, env);
+  /** The notifier the settings ask for, or null when no webhook is configured. */
+  static fromSettings(config: WebhookConfig, bases: LinkBases): WebhookNotifier | null {
     return config.BLUEGREEN_WEBHOOK_URL
-      ? new WebhookNotifier(
-          config.BLUEGREEN_WEBHOOK_URL,
-          config.BLUEGREEN_WEBHOOK_TIMEOUT_MS,
-          undefined,
-          linkBasesFromEnv(env),
-        )
+      ? new WebhookNotifier(config.BLUEGREEN_WEBHOOK_URL, config.BLUEGREEN_WEBHOOK_TIMEOUT_MS, undefined, bases)
       : null;
   }
 

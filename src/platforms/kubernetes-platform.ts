@@ -29,7 +29,6 @@ import type {
   WaitForSlotReadyRequest,
 } from '../activities/contract.js';
 import { ConfigError } from '../config/env.js';
-import { KubeConfigEnvSchema, loadKubeConfig } from '../config/kubeconfig.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorType } from '../shared/errors.js';
 import { RUN_LABEL } from '../shared/slots.js';
@@ -44,9 +43,6 @@ import { RoutedPlatform, RoutedTraffic } from './routing.js';
 import { versionFromImage } from '../deployment-spec/deployment-spec.js';
 import { diffObjects } from '../shared/evidence.js';
 import type { SlotEvidence } from '../shared/evidence.js';
-
-/** The worker's settings for the kubernetes platform: where its API server is. */
-export const KubernetesEnvSchema = KubeConfigEnvSchema;
 
 /** The pod label that carries the version, for SLO queries relabelled from pod labels. */
 export const VERSION_LABEL = 'version';
@@ -120,10 +116,6 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
       new GatewayApiRouter(api),
       new IngressRouter(api),
     ]);
-  }
-
-  static fromEnv(env: NodeJS.ProcessEnv): KubernetesPlatform {
-    return new KubernetesPlatform(loadKubeConfig(env));
   }
 
   dryRun(): KubernetesPlatform {

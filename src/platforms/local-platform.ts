@@ -22,7 +22,6 @@ import type {
   Target,
   WaitForSlotReadyRequest,
 } from '../activities/contract.js';
-import { parseEnv } from '../config/env.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorType } from '../shared/errors.js';
 import { RUN_LABEL } from '../shared/slots.js';
@@ -123,10 +122,6 @@ export class LocalPlatform extends RoutedPlatform implements Platform {
       new LocalGatewayApiRouter(api),
       new LocalIngressRouter(api),
     ]);
-  }
-
-  static fromEnv(env: NodeJS.ProcessEnv): LocalPlatform {
-    return new LocalPlatform(parseEnv(LocalPlatformEnvSchema, env).BLUEGREEN_LOCAL_URL);
   }
 
   dryRun(): LocalPlatform {

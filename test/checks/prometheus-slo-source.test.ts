@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { freePort } from '../../src/processes/processes.js';
-import { PrometheusSloSource } from '../../src/checks/prometheus-slo-source.js';
+import { PrometheusConfigSchema, PrometheusSloSource } from '../../src/checks/prometheus-slo-source.js';
+import { parseEnv } from '../../src/config/env.js';
 import type { Measurement } from '../../src/shared/analysis.js';
 import type { Slo } from '../../src/deployment-spec/deployment-spec.js';
 import { DETECTION_API_SLOS, REFERENCE_TARGET } from '../helpers/deployment-harness.js';
@@ -26,7 +27,9 @@ import { startPrometheus } from '../helpers/prometheus.js';
 import type { PrometheusServer } from '../helpers/prometheus.js';
 
 function source(url: string): PrometheusSloSource {
-  return PrometheusSloSource.fromEnv({ PROMETHEUS_URL: url, PROMETHEUS_TIMEOUT_MS: '2000' });
+  return new PrometheusSloSource(
+    parseEnv(PrometheusConfigSchema, { PROMETHEUS_URL: url, PROMETHEUS_TIMEOUT_MS: '2000' }),
+  );
 }
 
 async function evaluate(
@@ -232,14 +235,18 @@ describe('Prometheus SLO source against a real Prometheus', () => {
         window: '5s',
         slos: DETECTION_API_SLOS.slice(3, 4),
       };
-      const refused = await PrometheusSloSource.fromEnv({ PROMETHEUS_URL: prometheus.url }).evaluateSlos(query);
+      const refused = await new PrometheusSloSource(
+        parseEnv(PrometheusConfigSchema, { PROMETHEUS_URL: prometheus.url }),
+      ).evaluateSlos(query);
       assert.equal(refused[0]?.result, 'Error');
       assert.equal(refused[0]?.message, 'Prometheus answered HTTP 401');
-      const authenticated = PrometheusSloSource.fromEnv({
-        PROMETHEUS_URL: prometheus.url,
-        PROMETHEUS_USERNAME: 'bluegreen',
-        PROMETHEUS_PASSWORD: 's3cret-for-tests',
-      });
+      const authenticated = new PrometheusSloSource(
+        parseEnv(PrometheusConfigSchema, {
+          PROMETHEUS_URL: prometheus.url,
+          PROMETHEUS_USERNAME: 'bluegreen',
+          PROMETHEUS_PASSWORD: 's3cret-for-tests',
+        }),
+      );
       // The success rate needs 20 detections before it reads as data.
       for (let i = 0; i < 20; i++) await postDetection(service.url, SEED_DETECTION);
       await eventually(
@@ -292,11 +299,14 @@ describe('Prometheus SLO source against a real Prometheus', () => {
 
   it('names each malformed Prometheus variable', () => {
     assert.throws(
-      () => PrometheusSloSource.fromEnv({ PROMETHEUS_URL: 'prometheus:9090' }),
+      () => new PrometheusSloSource(parseEnv(PrometheusConfigSchema, { PROMETHEUS_URL: 'prometheus:9090' })),
       /PROMETHEUS_URL: PROMETHEUS_URL must be an http\(s\) URL/,
     );
     assert.throws(
-      () => PrometheusSloSource.fromEnv({ PROMETHEUS_URL: 'http://prometheus:9090', PROMETHEUS_USERNAME: 'u' }),
+      () =>
+        new PrometheusSloSource(
+          parseEnv(PrometheusConfigSchema, { PROMETHEUS_URL: 'http://prometheus:9090', PROMETHEUS_USERNAME: 'u' }),
+        ),
       /PROMETHEUS_PASSWORD: basic auth needs both PROMETHEUS_USERNAME and PROMETHEUS_PASSWORD/,
     );
   });

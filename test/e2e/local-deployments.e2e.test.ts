@@ -23,7 +23,8 @@ import type { LiveState } from '../../src/activities/contract.js';
 import { EmbeddedStack, freeStackPorts } from '../../src/embedded/stack.js';
 import { TrafficGenerator } from '../../src/embedded/traffic.js';
 import type { DeploymentResult } from '../../src/shared/deployment-status.js';
-import { PrometheusSloSource } from '../../src/checks/prometheus-slo-source.js';
+import { PrometheusConfigSchema, PrometheusSloSource } from '../../src/checks/prometheus-slo-source.js';
+import { parseEnv } from '../../src/config/env.js';
 import { DETECTION_API_SLOS, REFERENCE_TARGET, testSpec } from '../helpers/deployment-harness.js';
 import { eventually } from '../helpers/eventually.js';
 import { DETECTION_API_IMAGE, deployTag, untilPhase } from '../helpers/embedded-stack.js';
@@ -325,7 +326,9 @@ describe('deployments on the embedded default (dev server, local platform, Prome
     const live = await describeLive();
     const from = live.activeSlot;
     // Until the live version's 500s show in Prometheus, over the window the specs use.
-    const prometheus = PrometheusSloSource.fromEnv({ PROMETHEUS_URL: stack.prometheus!.url });
+    const prometheus = new PrometheusSloSource(
+      parseEnv(PrometheusConfigSchema, { PROMETHEUS_URL: stack.prometheus!.url }),
+    );
     const errorRate = DETECTION_API_SLOS.filter((slo) => slo.name === 'error-rate');
     await eventually(
       async () =>

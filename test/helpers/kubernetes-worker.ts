@@ -8,7 +8,8 @@ import type * as k8s from '@kubernetes/client-node';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../src/activities/index.js';
 import type { Notifier } from '../../src/activities/contract.js';
-import { PrometheusSloSource } from '../../src/checks/prometheus-slo-source.js';
+import { PrometheusConfigSchema, PrometheusSloSource } from '../../src/checks/prometheus-slo-source.js';
+import { parseEnv } from '../../src/config/env.js';
 import { HttpSmokeRunner } from '../../src/checks/smoke-suite.js';
 import { KubernetesPlatform } from '../../src/platforms/kubernetes-platform.js';
 import { createDeploymentWorker } from '../../src/worker/worker.js';
@@ -37,7 +38,7 @@ export async function startKubernetesWorker(
     activities: createActivities({
       platform: new KubernetesPlatform(config),
       smoke: new HttpSmokeRunner(),
-      slo: PrometheusSloSource.fromEnv({ PROMETHEUS_URL: prometheusUrl }),
+      slo: new PrometheusSloSource(parseEnv(PrometheusConfigSchema, { PROMETHEUS_URL: prometheusUrl })),
       notifier,
     }),
     workflowBundle: await workflowBundle(),

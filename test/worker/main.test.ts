@@ -73,6 +73,26 @@ describe('worker process configuration', () => {
     assert.match(output, /PROMETHEUS_URL: Required/);
   });
 
+  it("reads every adapter's settings at once: one error names each variable at fault", async () => {
+    const { code, output } = await startWorker({
+      BLUEGREEN_PLATFORM: 'local',
+      PROMETHEUS_URL: 'prometheus:9090',
+      BLUEGREEN_WEBHOOK_URL: 'hooks.example.com/x',
+      BLUEGREEN_PAGERDUTY_TIMEOUT_MS: '-1',
+      BLUEGREEN_TEMPORAL_UI_URL: 'localhost:8233',
+      BLUEGREEN_LOCAL_URL: 'not a url',
+    });
+    assert.equal(code, 2);
+    for (const variable of [
+      'PROMETHEUS_URL',
+      'BLUEGREEN_WEBHOOK_URL',
+      'BLUEGREEN_PAGERDUTY_TIMEOUT_MS',
+      'BLUEGREEN_TEMPORAL_UI_URL',
+      'BLUEGREEN_LOCAL_URL',
+    ])
+      assert.match(output, new RegExp(`- ${variable}: `), `${variable} named in: ${output}`);
+  });
+
   it('refuses a prebuilt workflow bundle that is not there, saying how to build one', async () => {
     const { code, output } = await startWorker({
       BLUEGREEN_PLATFORM: 'local',

@@ -22,37 +22,7 @@ import type {
 } from '../activities/contract.js';
 import type { SloSeries } from '../shared/evidence.js';
 import type { Slo } from '../deployment-spec/deployment-spec.js';
-
-export const PrometheusConfigSchema = z
-  .object({
-    PROMETHEUS_URL: z
-      .string()
-      .regex(/^https?:\/\/[^\s/]+/, 'PROMETHEUS_URL must be an http(s) URL such as http://prometheus:9090'),
-    PROMETHEUS_BEARER_TOKEN: z.string().min(1).optional(),
-    PROMETHEUS_USERNAME: z.string().min(1).optional(),
-    PROMETHEUS_PASSWORD: z.string().min(1).optional(),
-    PROMETHEUS_CA_PATH: z.string().min(1).optional(),
-    PROMETHEUS_INSECURE_SKIP_VERIFY: z.enum(['true', 'false']).default('false'),
-    PROMETHEUS_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
-  })
-  .superRefine((env, ctx) => {
-    if (Boolean(env.PROMETHEUS_USERNAME) !== Boolean(env.PROMETHEUS_PASSWORD)) {
-      ctx.addIssue({
-        code: z.ZodIssueCode.custom,
-        path: ['PROMETHEUS_PASSWORD'],
-        message: 'basic auth needs both PROMETHEUS_USERNAME and PROMETHEUS_PASSWORD',
-      });
-    }
-    if (env.PROMETHEUS_BEARER_TOKEN && env.PROMETHEUS_USERNAME) {
-      ctx.addIssue({
-        code: z.ZodIssueCode.custom,
-        path: ['PROMETHEUS_BEARER_TOKEN'],
-        message: 'use either a bearer token or basic auth, not both',
-      });
-    }
-  });
-
-export type PrometheusConfig = z.output<typeof PrometheusConfigSchema>;
+import type { PrometheusConfig } from '../config/worker-settings.js';
 
 /** What Prometheus answers to /api/v1/query; anything else is a malformed answer. */
 const sampleValue = z.tuple([z.number(), z.string()]);

@@ -3,21 +3,8 @@
  * breached query over the span from the traffic's move to the incident. Built in the worker,
  * which knows where people reach those UIs (BLUEGREEN_TEMPORAL_UI_URL, BLUEGREEN_PROMETHEUS_UI_URL).
  */
-import { z } from 'zod';
 import type { DeploymentEvent } from '../shared/deployment-event.js';
-
-export const IncidentLinksConfigSchema = z.object({
-  BLUEGREEN_TEMPORAL_UI_URL: z
-    .string()
-    .regex(/^https?:\/\/\S+$/, 'BLUEGREEN_TEMPORAL_UI_URL must be an http(s) URL such as http://localhost:8233')
-    .optional(),
-  /** Where people open Prometheus; defaults to PROMETHEUS_URL (which the worker queries). */
-  BLUEGREEN_PROMETHEUS_UI_URL: z
-    .string()
-    .regex(/^https?:\/\/\S+$/, 'BLUEGREEN_PROMETHEUS_UI_URL must be an http(s) URL')
-    .optional(),
-  PROMETHEUS_URL: z.string().optional(),
-});
+import type { IncidentLinksConfig } from '../config/worker-settings.js';
 
 export interface LinkBases {
   temporalUiUrl?: string | undefined;
@@ -28,8 +15,6 @@ export interface Link {
   href: string;
   text: string;
 }
-
-export type IncidentLinksConfig = z.output<typeof IncidentLinksConfigSchema>;
 
 /** The links' bases, from the settings read at start. */
 export function linkBases(config: IncidentLinksConfig): LinkBases {

@@ -4,23 +4,12 @@
  * One run's events share a dedup key, so a stuck rollback and its end update one alert. A receiver
  * that fails is reported and logged; it never fails a deployment.
  */
-import { z } from 'zod';
 import type { DeploymentEvent } from '../shared/deployment-event.js';
 import { incidentLinks } from './incident-links.js';
 import type { LinkBases } from './incident-links.js';
 import { deliver } from './webhook-notifier.js';
 import type { Notifier } from '../activities/contract.js';
-
-export const PagerDutyConfigSchema = z.object({
-  BLUEGREEN_PAGERDUTY_ROUTING_KEY: z.string().min(1).optional(),
-  BLUEGREEN_PAGERDUTY_URL: z
-    .string()
-    .regex(/^https?:\/\/\S+$/, 'BLUEGREEN_PAGERDUTY_URL must be an http(s) URL')
-    .default('https://events.pagerduty.com/v2/enqueue'),
-  BLUEGREEN_PAGERDUTY_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
-});
-
-export type PagerDutyConfig = z.output<typeof PagerDutyConfigSchema>;
+import type { PagerDutyConfig } from '../config/worker-settings.js';
 
 const SEVERITY: Partial<Record<DeploymentEvent['kind'], 'critical' | 'error' | 'warning'>> = {
   'rollback-stuck': 'critical',

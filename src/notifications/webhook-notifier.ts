@@ -7,21 +7,11 @@
  * caller and logged; it never fails a deployment.
  */
 import axios from 'axios';
-import { z } from 'zod';
 import type { Notifier } from '../activities/contract.js';
 import type { DeploymentEvent } from '../shared/deployment-event.js';
 import { incidentLinks } from './incident-links.js';
 import type { LinkBases } from './incident-links.js';
-
-export const WebhookConfigSchema = z.object({
-  BLUEGREEN_WEBHOOK_URL: z
-    .string()
-    .regex(/^https?:\/\/\S+$/, 'BLUEGREEN_WEBHOOK_URL must be an http(s) URL')
-    .optional(),
-  BLUEGREEN_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
-});
-
-export type WebhookConfig = z.output<typeof WebhookConfigSchema>;
+import type { WebhookConfig } from '../config/worker-settings.js';
 
 const ICONS: Record<DeploymentEvent['kind'], string> = {
   'awaiting-approval': ':hourglass:',

@@ -61,14 +61,6 @@ const DeploymentSchema = z.object({
 });
 type LocalDeploymentState = z.output<typeof DeploymentSchema>;
 
-export const LocalPlatformEnvSchema = z.object({
-  /** The local platform's control API. */
-  BLUEGREEN_LOCAL_URL: z
-    .string()
-    .url('BLUEGREEN_LOCAL_URL must be a URL such as http://127.0.0.1:7070')
-    .default('http://127.0.0.1:7070'),
-});
-
 /** How often waits poll the control API: it answers from memory on loopback. */
 const POLL_MS = 100;
 

@@ -14,7 +14,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { ROOT } from '../src/embedded/local-platform-process.js';
+import { ROOT } from '../src/demo/simulator-process.js';
 import { startDevServer } from '../test/helpers/temporal-servers.js';
 import { median } from './statistics.js';
 

@@ -11,7 +11,7 @@ import { mkdtempSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@temporalio/client';
-import { EmbeddedStack, freeStackPorts } from '../src/embedded/stack.js';
+import { EmbeddedStack, freeStackPorts } from '../src/demo/stack.js';
 import type { DeploymentSpecInput } from '../src/deployment-spec/deployment-spec.js';
 import { testSpec } from '../test/helpers/deployment-harness.js';
 import { DETECTION_API_IMAGE } from '../test/helpers/embedded-stack.js';

@@ -19,8 +19,8 @@
 import { mkdtempSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { EmbeddedStack, freeStackPorts } from '../src/embedded/stack.js';
-import { TrafficGenerator } from '../src/embedded/traffic.js';
+import { EmbeddedStack, freeStackPorts } from '../src/demo/stack.js';
+import { TrafficGenerator } from '../src/demo/traffic.js';
 import { parseDeploymentSpec } from '../src/deployment-spec/deployment-spec.js';
 import { breachToRestored, overhead } from './histories.js';
 import { median } from './statistics.js';

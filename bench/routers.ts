@@ -19,7 +19,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { DeploymentClient, deploymentResult } from '../src/client/deployment-client.js';
-import { ROOT } from '../src/embedded/local-platform-process.js';
+import { ROOT } from '../src/demo/simulator-process.js';
 import { KubernetesPlatform } from '../src/platforms/kubernetes-platform.js';
 import { otherSlot } from '../src/shared/slots.js';
 import type { Slot } from '../src/shared/slots.js';

@@ -13,8 +13,8 @@ import { mkdtempSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { deploymentResult } from '../src/client/deployment-client.js';
-import { EmbeddedStack, freeStackPorts } from '../src/embedded/stack.js';
-import { TrafficGenerator } from '../src/embedded/traffic.js';
+import { EmbeddedStack, freeStackPorts } from '../src/demo/stack.js';
+import { TrafficGenerator } from '../src/demo/traffic.js';
 import { deployTagAtScrapeInterval } from '../test/helpers/embedded-stack.js';
 import { faultOnsetToRestored } from './histories.js';
 

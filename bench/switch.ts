@@ -12,8 +12,8 @@
 import { mkdtempSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { DETECTION_API_TARGET, EmbeddedStack, freeStackPorts } from '../src/embedded/stack.js';
-import { TrafficGenerator } from '../src/embedded/traffic.js';
+import { DETECTION_API_TARGET, EmbeddedStack, freeStackPorts } from '../src/demo/stack.js';
+import { TrafficGenerator } from '../src/demo/traffic.js';
 import type { Slot } from '../src/shared/slots.js';
 import { parseDeploymentSpec } from '../src/deployment-spec/deployment-spec.js';
 import { untilMonitoring } from './deployments.js';

@@ -3,7 +3,7 @@
  * competes with the load generator: counts CoT events on 127.0.0.1:PORT and prints the count when
  * asked to stop (SIGTERM).
  */
-import { startTakSink } from '../src/embedded/tak-sink.js';
+import { startTakSink } from '../src/demo/tak-sink.js';
 
 const sink = await startTakSink(Number(process.env['PORT']));
 process.stdout.write('listening\n');

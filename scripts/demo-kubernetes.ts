@@ -8,7 +8,7 @@
  * back on the restarts the kubelet counts. As root only: the node's network and cgroups are the host's.
  */
 import { execFileSync } from 'node:child_process';
-import { ROOT } from '../src/embedded/local-platform-process.js';
+import { ROOT } from '../src/demo/simulator-process.js';
 import { blueGreenSwitch, faultyRollback, FAULTY, startDataPlane } from '../test/helpers/dataplane.js';
 import type { Figures, Router } from '../test/helpers/dataplane.js';
 import { OpenLoopLoad } from '../test/helpers/open-loop-load.js';

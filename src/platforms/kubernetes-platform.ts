@@ -39,7 +39,7 @@ import { TrafficRouter } from '../shared/traffic.js';
 import { accessNeeded, formatQuantity, podRequests, quantity } from './kubernetes-access.js';
 import { GatewayApiRouter, IngressRouter, SelectorRouter, selectorOf } from './kubernetes-routers.js';
 import type { KubernetesApi } from './kubernetes-routers.js';
-import { RoutedPlatform, RoutedTraffic } from './routing.js';
+import { RoutedPlatform, RoutedTraffic } from './routed-platform.js';
 import { versionFromImage } from '../deployment-spec/deployment-spec.js';
 import { diffObjects } from '../shared/evidence.js';
 import type { SlotEvidence } from '../shared/evidence.js';

@@ -31,7 +31,7 @@ import type { PlanCheck } from '../plan/plan.js';
 import { TrafficRouter } from '../shared/traffic.js';
 import { LocalGatewayApiRouter, LocalIngressRouter, LocalSelectorRouter, LocalServiceSchema } from './local-routers.js';
 import type { LocalApi } from './local-routers.js';
-import { RoutedPlatform, RoutedTraffic } from './routing.js';
+import { RoutedPlatform, RoutedTraffic } from './routed-platform.js';
 import { versionFromImage } from '../deployment-spec/deployment-spec.js';
 import { diffObjects } from '../shared/evidence.js';
 import type { SlotEvidence } from '../shared/evidence.js';

@@ -24,7 +24,7 @@ import {
   smallestStep,
   TrafficRouter,
 } from '../shared/traffic.js';
-import { endpointsServe, liveSlotOf, pollUntil, weightsFor } from './routing.js';
+import { endpointsServe, liveSlotOf, pollUntil, weightsFor } from './routed-platform.js';
 
 /** What a selector router reads: the slot its selector names (null: none), and the ready endpoints by slot. */
 export interface SelectorView {

@@ -9,9 +9,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { deploymentResult } from '../../src/client/deployment-client.js';
-import { followCanary } from '../../src/embedded/canary-shares.js';
-import { TrafficGenerator } from '../../src/embedded/traffic.js';
-import type { EmbeddedStack } from '../../src/embedded/stack.js';
+import { followCanary } from '../../src/demo/canary-shares.js';
+import { TrafficGenerator } from '../../src/demo/traffic.js';
+import type { EmbeddedStack } from '../../src/demo/stack.js';
 import { otherSlot } from '../../src/shared/slots.js';
 import { TrafficRouter } from '../../src/shared/traffic.js';
 import { testSpec } from '../helpers/deployment-harness.js';

@@ -22,7 +22,7 @@ import { blueGreenDeploymentWorkflow } from '../../src/workflows/blue-green-depl
 import { canaryDeploymentWorkflow } from '../../src/workflows/canary-deployment.js';
 import type { RecordingPlatformDouble } from './recording-platform-double.js';
 import { workflowBundle } from './temporal-servers.js';
-import { DETECTION_API_TARGET } from '../../src/embedded/stack.js';
+import { DETECTION_API_TARGET } from '../../src/demo/stack.js';
 
 export const HISTORIES_DIR = fileURLToPath(new URL('../histories/', import.meta.url));
 

@@ -14,7 +14,7 @@ import * as k8s from '@kubernetes/client-node';
 import { startControlPlane, useControlPlane } from '../k8s-harness/control-plane.js';
 import type { ControlPlane } from '../k8s-harness/control-plane.js';
 import type { Target } from '../../src/activities/contract.js';
-import { DETECTION_API_TARGET } from '../../src/embedded/stack.js';
+import { DETECTION_API_TARGET } from '../../src/demo/stack.js';
 import { KubernetesPlatform } from '../../src/platforms/kubernetes-platform.js';
 import { targetOf } from '../../src/shared/target.js';
 import { parseDeploymentSpec } from '../../src/deployment-spec/deployment-spec.js';

@@ -5,8 +5,8 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startLocalPlatformProcess } from '../../src/embedded/local-platform-process.js';
-import type { LocalPlatformProcess } from '../../src/embedded/local-platform-process.js';
+import { startLocalPlatformProcess } from '../../src/demo/simulator-process.js';
+import type { LocalPlatformProcess } from '../../src/demo/simulator-process.js';
 import { freePort } from '../../src/processes/processes.js';
 
 export type { LocalPlatformProcess };

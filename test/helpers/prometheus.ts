@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { freePort } from '../../src/processes/processes.js';
-import { startPrometheus as launch } from '../../src/local-cluster/prometheus-process.js';
-import type { PrometheusOptions, PrometheusProcess } from '../../src/local-cluster/prometheus-process.js';
+import { startPrometheus as launch } from '../../src/cluster-simulator/prometheus-process.js';
+import type { PrometheusOptions, PrometheusProcess } from '../../src/cluster-simulator/prometheus-process.js';
 
 export type PrometheusServer = PrometheusProcess;
 

@@ -8,8 +8,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { deploymentResult } from '../../src/client/deployment-client.js';
-import { DETECTION_API_TARGET } from '../../src/embedded/stack.js';
-import type { EmbeddedStack } from '../../src/embedded/stack.js';
+import { DETECTION_API_TARGET } from '../../src/demo/stack.js';
+import type { EmbeddedStack } from '../../src/demo/stack.js';
 import { deployTagAtScrapeInterval, startStackUnderTraffic, stopStackUnderTraffic } from './embedded-stack.js';
 import type { StackUnderTraffic } from './embedded-stack.js';
 

@@ -1,5 +1,5 @@
 /**
- * Starts the local platform as its own process (`src/local-cluster/main.ts`) from the detection
+ * Starts the local platform as its own process (`src/cluster-simulator/main.ts`) from the detection
  * API's example configuration, with the ports, state directory and replica environment the
  * caller chooses: the demo's fixed ports, or a test's free ones.
  */
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import type { z } from 'zod';
-import type { LocalPlatformConfigSchema } from '../local-cluster/config.js';
+import type { LocalPlatformConfigSchema } from '../cluster-simulator/config.js';
 import { stopProcess, waitUntilReady } from '../processes/processes.js';
 import { LocalPlatform } from '../platforms/local-platform.js';
 import type { TrafficRouter } from '../shared/traffic.js';
@@ -73,7 +73,7 @@ export async function startLocalPlatformProcess({
   const file = join(stateDir, 'local-platform.yaml');
   writeFileSync(file, toYaml(config));
 
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/local-cluster/main.ts', '--config', file], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cluster-simulator/main.ts', '--config', file], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

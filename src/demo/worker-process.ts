@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { exited, stopProcess, waitUntilReady } from '../processes/processes.js';
-import { ROOT } from './local-platform-process.js';
+import { ROOT } from './simulator-process.js';
 
 export interface WorkerProcessOptions {
   /** Node's arguments (default: src/worker/main.ts through tsx). */

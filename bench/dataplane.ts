@@ -66,10 +66,10 @@ async function main(): Promise<number> {
         );
         if (figures.samples.length > 0) say(`    failed: ${figures.samples.join('; ')}`);
       };
-      record(await blueGreenSwitch(dataPlane, TASK_QUEUE, NS, entry, RATE));
-      for (let i = 0; i < ABORTS; i++) record(await abortDuringMonitoring(dataPlane, TASK_QUEUE, NS, entry, RATE));
-      if (router !== 'service-selector') record(await canary(dataPlane, TASK_QUEUE, NS, entry, RATE, HOLD));
-      record(await faultyRollback(dataPlane, TASK_QUEUE, NS, entry, RATE));
+      record(await blueGreenSwitch(dataPlane, entry, RATE));
+      for (let i = 0; i < ABORTS; i++) record(await abortDuringMonitoring(dataPlane, entry, RATE));
+      if (router !== 'service-selector') record(await canary(dataPlane, entry, RATE, HOLD));
+      record(await faultyRollback(dataPlane, entry, RATE));
 
       const switched = cases.find((c) => c.scenario === 'blue-green switch')!;
       const aborts = cases.filter((c) => c.scenario === 'abort during monitoring');

@@ -161,7 +161,7 @@ describe(
     });
 
     it(`${SAMPLE.switch}: a blue-green switch and the old slot's scale-down under ${RATE} requests/s fail no request`, async () => {
-      const figures = await blueGreenSwitch(dataPlane, TASK_QUEUE, NS, dataPlane.entryPoints[SAMPLE.switch], RATE);
+      const figures = await blueGreenSwitch(dataPlane, dataPlane.entryPoints[SAMPLE.switch], RATE);
       show(figures);
       assert.equal(figures.outcome, 'Succeeded');
       assert.ok(figures.sent > RATE * 10, `${figures.sent} requests sent`);
@@ -170,7 +170,7 @@ describe(
     });
 
     it(`${SAMPLE.abort}: an abort during monitoring under ${RATE} requests/s fails no request, and the aborted slot answers nothing once the abort is done`, async () => {
-      const figures = await abortDuringMonitoring(dataPlane, TASK_QUEUE, NS, dataPlane.entryPoints[SAMPLE.abort], RATE);
+      const figures = await abortDuringMonitoring(dataPlane, dataPlane.entryPoints[SAMPLE.abort], RATE);
       show(figures);
       assert.equal(figures.outcome, 'RolledBack/Aborted');
       assert.equal(figures.failed.total, 0, figures.samples.join('; '));
@@ -179,7 +179,7 @@ describe(
     });
 
     it(`${SAMPLE.canary}: a canary ${canarySteps(SAMPLE.canary).join(' → ')} % serves each step's weight within 1 point at ${RATE} requests/s`, async () => {
-      const figures = await canary(dataPlane, TASK_QUEUE, NS, dataPlane.entryPoints[SAMPLE.canary], RATE, 7);
+      const figures = await canary(dataPlane, dataPlane.entryPoints[SAMPLE.canary], RATE, 7);
       show(figures);
       assert.equal(figures.outcome, 'Succeeded');
       assert.deepEqual(
@@ -198,7 +198,7 @@ describe(
 
     it(`${SAMPLE.faulty}: a version that crashes once live is rolled back on its restarts, no request failing before it was live, and the live slot answers again`, async () => {
       const entry = dataPlane.entryPoints[SAMPLE.faulty];
-      const figures = await faultyRollback(dataPlane, TASK_QUEUE, NS, entry, RATE);
+      const figures = await faultyRollback(dataPlane, entry, RATE);
       show(figures);
       assert.equal(figures.outcome, 'RolledBack/pod-restarts');
       assert.equal(

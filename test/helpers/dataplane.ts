@@ -69,6 +69,9 @@ export const slotOf = (pod: string | null): Slot | null =>
   (/^detection-api-(blue|green)-/.exec(pod ?? '')?.[1] as Slot | undefined) ?? null;
 
 export interface DataPlane {
+  /** The namespace the detection API runs in, and the task queue of the worker that deploys it. */
+  namespace: string;
+  taskQueue: string;
   env: TestWorkflowEnvironment;
   plane: ControlPlane;
   core: k8s.CoreV1Api;
@@ -254,7 +257,19 @@ export async function startDataPlane(namespace: string, taskQueue: string): Prom
         (await apps.readNamespacedDeployment({ name: `detection-api-${slot}`, namespace })).spec!.replicas ?? 0;
       return (await replicas('blue')) > 0 ? 'blue' : (await replicas('green')) > 0 ? 'green' : 'blue';
     };
-    return { env, plane, core, apps, traefik, worker: started.worker, entryPoints, liveSlot, stop };
+    return {
+      namespace,
+      taskQueue,
+      env,
+      plane,
+      core,
+      apps,
+      traefik,
+      worker: started.worker,
+      entryPoints,
+      liveSlot,
+      stop,
+    };
   } catch (error) {
     await stop().catch(() => undefined);
     throw error;
@@ -328,12 +343,11 @@ const nextGood = () => GOOD[sequence % GOOD.length]!;
 /** Starts a deployment of `tag` through the entry point's router. */
 async function start(
   dataPlane: DataPlane,
-  taskQueue: string,
-  namespace: string,
   entry: EntryPoint,
   tag: string,
   overrides: Partial<DeploymentSpecInput> = {},
 ): Promise<WorkflowHandle> {
+  const { namespace, taskQueue } = dataPlane;
   sequence += 1;
   // The smoke suite goes to the idle slot's Service at its ClusterIP (the host does not resolve Service names).
   const idle = otherSlot(await dataPlane.liveSlot());
@@ -428,18 +442,12 @@ async function underLoad<T>(
 }
 
 /** A blue-green deployment of the next good version: the switch and the old slot's scale-down. */
-export async function blueGreenSwitch(
-  dataPlane: DataPlane,
-  taskQueue: string,
-  namespace: string,
-  entry: EntryPoint,
-  rate: number,
-): Promise<Figures> {
+export async function blueGreenSwitch(dataPlane: DataPlane, entry: EntryPoint, rate: number): Promise<Figures> {
   const live = await prepare(dataPlane, entry);
   const idle = otherSlot(live);
   const watch = new RouterWatch(entry);
   const { value: result, answers } = await underLoad(entry, rate, async () =>
-    deploymentResult(await start(dataPlane, taskQueue, namespace, entry, nextGood())),
+    deploymentResult(await start(dataPlane, entry, nextGood())),
   );
   await watch.stop();
   const writtenAt = watch.firstAt(idle);
@@ -465,19 +473,13 @@ export async function blueGreenSwitch(
 }
 
 /** A blue-green deployment aborted 2 s into its monitoring (replica-ratio: a canary, 2 s into its first hold). */
-export async function abortDuringMonitoring(
-  dataPlane: DataPlane,
-  taskQueue: string,
-  namespace: string,
-  entry: EntryPoint,
-  rate: number,
-): Promise<Figures> {
+export async function abortDuringMonitoring(dataPlane: DataPlane, entry: EntryPoint, rate: number): Promise<Figures> {
   const live = await prepare(dataPlane, entry);
   const idle = otherSlot(live);
   const watch = new RouterWatch(entry);
   let acceptedAt = 0;
   const { value: result, answers } = await underLoad(entry, rate, async () => {
-    const handle = await start(dataPlane, taskQueue, namespace, entry, nextGood(), {
+    const handle = await start(dataPlane, entry, nextGood(), {
       monitor: { durationSeconds: 300, intervalSeconds: 2, slos: [] },
     });
     await eventually(async () => (await handle.query(statusQuery)).phase === 'Monitoring', 'monitoring', 120_000);
@@ -514,8 +516,6 @@ export const canarySteps = (router: Router) => (router === 'replica-ratio' ? [33
 /** A canary of the next good version, each step held `holdSeconds`; the share each step served. */
 export async function canary(
   dataPlane: DataPlane,
-  taskQueue: string,
-  namespace: string,
   entry: EntryPoint,
   rate: number,
   holdSeconds: number,
@@ -526,7 +526,7 @@ export async function canary(
   /** When each weight was set and read back (the workflow's status says so as it enters its hold). */
   const held: { weight: number; from: number; to: number }[] = [];
   const { value: result, answers } = await underLoad(entry, rate, async () => {
-    const handle = await start(dataPlane, taskQueue, namespace, entry, nextGood(), {
+    const handle = await start(dataPlane, entry, nextGood(), {
       strategy: 'canary',
       canary: { steps: steps.map((weight) => ({ weight, holdSeconds })), minRequests: 0 },
     });
@@ -569,17 +569,11 @@ export async function canary(
 }
 
 /** A version whose process exits 30 s after each start, rolled back on its restarts once live. */
-export async function faultyRollback(
-  dataPlane: DataPlane,
-  taskQueue: string,
-  namespace: string,
-  entry: EntryPoint,
-  rate: number,
-): Promise<Figures> {
+export async function faultyRollback(dataPlane: DataPlane, entry: EntryPoint, rate: number): Promise<Figures> {
   await prepare(dataPlane, entry);
   const { value: result, answers } = await underLoad(entry, rate, async () =>
     deploymentResult(
-      await start(dataPlane, taskQueue, namespace, entry, FAULTY, {
+      await start(dataPlane, entry, FAULTY, {
         monitor: { durationSeconds: 120, intervalSeconds: 2, slos: [] },
       }),
     ),

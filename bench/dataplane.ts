@@ -7,24 +7,28 @@
  * - ABORTS aborts, each 2 s into monitoring;
  * - a canary (5 → 25 → 50 → 100; replica-ratio: 33 → 50 → 100, what 2 stable replicas allow),
  *   each step held HOLD seconds;
- * - a version that crashes once live (v2.4.0-crashloop), rolled back on its restarts.
+ * - a version that crashes once live (v2.4.0-crashloop), rolled back on its restarts;
+ * - a version that degrades once live (v2.4.0-degrades: half its API requests 500 from 40 s after
+ *   start), rolled back on the error rate read from Prometheus, which scrapes the pods every 15 s.
  *
  * Columns: failed requests (not 2xx, not the faulty version's own 5xx) during the switch, the
  * aborts and the scale-downs; write → the first request the new slot answered (the router's object
  * read back every 100 ms) and → the last the old slot answered; abort accepted → the router read
  * back on the live slot, and → the last request the aborted slot answered (median of the aborts);
- * the canary's largest distance between the share served and the weight set; the faulty version's
- * blast radius in requests.
+ * the canary's largest distance between the share served and the weight set; the crashing
+ * version's failed requests; the degrading version's 5xx answers (and any other failure).
  *
  * As root, after `bash scripts/setup.sh --real-node --images --dataplane` (npm run bench:dataplane runs it):
  *   npm run bench:dataplane
  *   ABORTS=1 ROUTERS=gateway-api npm run bench:dataplane
+ *   CASES=canary,degrades npm run bench:dataplane
  */
 import { cpus, totalmem } from 'node:os';
 import {
   abortDuringMonitoring,
   blueGreenSwitch,
   canary,
+  degradedRollback,
   faultyRollback,
   ROUTERS,
   startDataPlane,
@@ -35,6 +39,8 @@ import { median } from './statistics.js';
 const RATE = Number(process.env['RATE'] ?? 500);
 const ABORTS = Number(process.env['ABORTS'] ?? 5);
 const HOLD = Number(process.env['HOLD'] ?? 15);
+/** Which cases run: switch, aborts, canary, crash, degrades (all by default). */
+const CASES = new Set(process.env['CASES']?.split(',') ?? ['switch', 'aborts', 'canary', 'crash', 'degrades']);
 const CHOSEN = (process.env['ROUTERS']?.split(',') as Router[] | undefined) ?? [...ROUTERS];
 const NS = 'bench-dataplane';
 const TASK_QUEUE = 'bench-dataplane';
@@ -66,15 +72,18 @@ async function main(): Promise<number> {
         );
         if (figures.samples.length > 0) say(`    failed: ${figures.samples.join('; ')}`);
       };
-      record(await blueGreenSwitch(dataPlane, entry, RATE));
-      for (let i = 0; i < ABORTS; i++) record(await abortDuringMonitoring(dataPlane, entry, RATE));
-      if (router !== 'service-selector') record(await canary(dataPlane, entry, RATE, HOLD));
-      record(await faultyRollback(dataPlane, entry, RATE));
+      if (CASES.has('switch')) record(await blueGreenSwitch(dataPlane, entry, RATE));
+      if (CASES.has('aborts'))
+        for (let i = 0; i < ABORTS; i++) record(await abortDuringMonitoring(dataPlane, entry, RATE));
+      if (CASES.has('canary') && router !== 'service-selector') record(await canary(dataPlane, entry, RATE, HOLD));
+      if (CASES.has('crash')) record(await faultyRollback(dataPlane, entry, RATE));
+      if (CASES.has('degrades')) record(await degradedRollback(dataPlane, entry, RATE));
 
-      const switched = cases.find((c) => c.scenario === 'blue-green switch')!;
+      const switched = cases.find((c) => c.scenario === 'blue-green switch');
       const aborts = cases.filter((c) => c.scenario === 'abort during monitoring');
       const canaried = cases.find((c) => c.scenario === 'canary');
-      const faulty = cases.find((c) => c.scenario === 'faulty version rolled back')!;
+      const faulty = cases.find((c) => c.scenario === 'faulty version rolled back');
+      const degraded = cases.find((c) => c.scenario === 'degrading version rolled back');
       const sum = (values: (number | undefined)[]) => values.reduce<number>((a, v) => a + (v ?? 0), 0);
       const ms = (value: number | undefined) => (value === undefined ? '-' : `${Math.round(value)}`);
       const deviation = canaried?.shares?.length
@@ -82,16 +91,17 @@ async function main(): Promise<number> {
         : '-';
       rows.push([
         router,
-        String(sum([switched.failed.switch])),
-        String(sum(aborts.map((a) => a.failed.abort))),
-        String(sum([switched.failed.scaleDown, canaried?.failed.scaleDown])),
-        ms(switched.propagationMs),
-        ms(switched.lastOldMs),
+        switched ? String(sum([switched.failed.switch])) : '-',
+        aborts.length ? String(sum(aborts.map((a) => a.failed.abort))) : '-',
+        switched || canaried ? String(sum([switched?.failed.scaleDown, canaried?.failed.scaleDown])) : '-',
+        ms(switched?.propagationMs),
+        ms(switched?.lastOldMs),
         ms(medianOf(aborts.map((a) => a.abortReadBackMs))),
         ms(medianOf(aborts.map((a) => a.abortTrafficMs))),
         deviation,
-        String(faulty.blastRadius ?? '-'),
-        `${switched.outcome}; ${aborts.map((a) => a.outcome).join(' ')}; ${canaried?.outcome ?? '-'}; ${faulty.outcome}`,
+        String(faulty?.blastRadius ?? '-'),
+        degraded ? `${degraded.blastRadius} (${degraded.failed.total})` : '-',
+        cases.map((c) => c.outcome).join('; '),
       ]);
       if (canaried?.shares)
         say(
@@ -111,7 +121,8 @@ async function main(): Promise<number> {
     'abort→read back ms',
     'abort→last aborted ms',
     'canary Δ pp',
-    'blast radius',
+    'crash: failed',
+    'degrades: its 5xx (other failures)',
     'outcomes',
   ];
   const widths = titles.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));

@@ -28,17 +28,21 @@ import { otherSlot } from '../../src/shared/slots.js';
 import { blueGreenDeploymentWorkflow } from '../../src/workflows/blue-green-deployment.js';
 import { canaryDeploymentWorkflow } from '../../src/workflows/canary-deployment.js';
 import { statusQuery } from '../../src/workflows/definitions.js';
+import { startPrometheus } from '../../src/cluster-simulator/prometheus-process.js';
+import type { PrometheusProcess } from '../../src/cluster-simulator/prometheus-process.js';
+import { freePort } from '../../src/processes/processes.js';
 import { startControlPlane } from '../k8s-harness/control-plane.js';
 import type { ControlPlane } from '../k8s-harness/control-plane.js';
 import { GATEWAY_CLASS, startTraefik } from '../k8s-harness/traefik.js';
 import type { Traefik } from '../k8s-harness/traefik.js';
-import { testSpec } from './deployment-harness.js';
+import { DETECTION_API_SLOS, testSpec } from './deployment-harness.js';
 import { eventually } from './eventually.js';
 import { applyInNamespace, detectionApiTarget } from './kubernetes.js';
 import { startKubernetesWorker } from './kubernetes-worker.js';
 import type { KubernetesWorker } from './kubernetes-worker.js';
 import { failures, OpenLoopLoad, tally } from './open-loop-load.js';
 import type { Answer, Outcome } from './open-loop-load.js';
+import { podDiscovery } from './pod-discovery.js';
 import { startDevServer } from './temporal-servers.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -49,6 +53,8 @@ export const IMAGE = (tag: string) => `registry.internal/detection-api:${tag}`;
 /** The good versions the images hold (scripts/images/build.sh), deployed in turn. */
 const GOOD = ['v2.2.0', 'v2.3.0', 'v2.1.0'];
 export const FAULTY = 'v2.4.0-crashloop';
+/** Healthy for 40 s after each start, then half its API requests answer 500. */
+export const DEGRADES = 'v2.4.0-degrades';
 
 export type Router = 'service-selector' | 'replica-ratio' | 'gateway-api' | 'ingress';
 export const ROUTERS: readonly Router[] = ['service-selector', 'replica-ratio', 'gateway-api', 'ingress'];
@@ -91,10 +97,18 @@ export interface DataPlane {
  */
 export async function startDataPlane(namespace: string, taskQueue: string): Promise<DataPlane> {
   const dir = mkdtempSync(join(tmpdir(), 'dataplane-'));
-  const started: { env?: TestWorkflowEnvironment; plane?: ControlPlane; traefik?: Traefik; worker?: KubernetesWorker } =
-    {};
+  const started: {
+    env?: TestWorkflowEnvironment;
+    plane?: ControlPlane;
+    traefik?: Traefik;
+    worker?: KubernetesWorker;
+    discovery?: { url: string; close(): Promise<void> };
+    prometheus?: PrometheusProcess;
+  } = {};
   const stop = async () => {
     await started.worker?.stop();
+    await started.prometheus?.stop();
+    await started.discovery?.close();
     await started.traefik?.stop();
     await started.plane?.stop();
     await started.env?.teardown();
@@ -135,10 +149,20 @@ export async function startDataPlane(namespace: string, taskQueue: string): Prom
     const progress = { heartbeat: () => undefined, signal: new AbortController().signal };
     const target = detectionApiTarget(namespace);
     await platform.waitForSlotReady({ target, slot: 'blue', replicas: 3, timeoutSeconds: 180 }, progress);
+    // Prometheus as teams run it: the pods found through the API server, scraped every 15 s.
+    started.discovery = await podDiscovery(core, namespace);
+    started.prometheus = await startPrometheus({
+      dir: join(dir, 'prometheus'),
+      listen: `127.0.0.1:${await freePort()}`,
+      targets: { http: started.discovery.url },
+      scrapeIntervalSeconds: 15,
+    });
     started.worker = await startKubernetesWorker(
       env,
       plane.configForToken(await plane.mintToken(namespace, 'bluegreen-worker')),
       taskQueue,
+      null,
+      { prometheusUrl: started.prometheus.url },
     );
 
     const service = async () => await core.readNamespacedService({ name: 'detection-api-service', namespace });
@@ -589,6 +613,35 @@ export async function faultyRollback(dataPlane: DataPlane, entry: EntryPoint, ra
     tally: tally(answers, FAULTY),
     failed: { total: failed.length, abort: failures(within(answers, entered(result, 'RollingBack'), null)).length },
     blastRadius: blast,
+    samples: failed.slice(0, 5).map(describeFailure),
+  };
+}
+
+/**
+ * A version that degrades once live (half its API requests 500, 40 s after start), rolled back on
+ * the error rate the monitor reads from Prometheus (every 15 s): its blast radius in 5xx answers.
+ */
+export async function degradedRollback(dataPlane: DataPlane, entry: EntryPoint, rate: number): Promise<Figures> {
+  await prepare(dataPlane, entry);
+  const slos = DETECTION_API_SLOS.filter((slo) => slo.name === 'error-rate');
+  const { value: result, answers } = await underLoad(entry, rate, async () =>
+    deploymentResult(
+      await start(dataPlane, entry, DEGRADES, { monitor: { durationSeconds: 240, intervalSeconds: 5, slos } }),
+    ),
+  );
+  const failed = failures(answers, DEGRADES);
+  const counts = tally(answers, DEGRADES);
+  return {
+    router: entry.router,
+    scenario: 'degrading version rolled back',
+    outcome: `${result.outcome}/${result.failedCheck ?? result.reason ?? ''}`,
+    sent: answers.length,
+    tally: counts,
+    failed: {
+      total: failed.length,
+      abort: failures(within(answers, entered(result, 'RollingBack'), null), DEGRADES).length,
+    },
+    blastRadius: counts['faulty-5xx'],
     samples: failed.slice(0, 5).map(describeFailure),
   };
 }

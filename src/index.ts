@@ -6,7 +6,8 @@
  *   import { connectDeployments, deploymentResult, parseDeploymentSpec } from '@bluegreen-temporal/bluegreen';
  *
  *   const { deployments, close } = await connectDeployments({ TEMPORAL_ADDRESS: 'temporal.example:7233' });
- *   const handle = await deployments.start(parseDeploymentSpec({ app: 'detection-api', image: 'registry.internal/detection-api:v2.2.0' }));
+ *   const handle = await deployments.start(parseDeploymentSpec({ app: 'detection-api', image:
+ * 'registry.internal/detection-api:v2.2.0' }));
  *   const status = await deployments.status('default', 'detection-api');   // phase, monitor, canary step
  *   await deployments.abort('default', 'detection-api', { reason: 'error budget', by: 'release-bot' });
  *   const result = await deploymentResult(handle);                        // outcome, reason, live slot

@@ -41,7 +41,10 @@ export interface DeploySlotRequest {
   slot: Slot;
   image: string;
   version: string;
-  /** Labels the pod template (`bluegreen.dev/run`): a new run rolls out new pods. Absent in histories recorded before. */
+  /**
+   * Labels the pod template (`bluegreen.dev/run`): a new run rolls out new pods. Absent in
+   * histories recorded before.
+   */
   run?: string;
   replicas: number;
 }
@@ -286,7 +289,10 @@ export interface Platform {
    * `problems`; a refusal (403) throws Forbidden, so a missing permission is seen.
    */
   collectEvidence(request: CollectEvidenceRequest): Promise<SlotEvidence>;
-  /** The same platform with every write sent as a dry run (Kubernetes: dryRun=All): checked where it lands, never applied. */
+  /**
+   * The same platform with every write sent as a dry run (Kubernetes: dryRun=All): checked where it
+   * lands, never applied.
+   */
   dryRun(): Platform;
   /** Whether the worker may do each thing a deployment through `router` does (Kubernetes: SelfSubjectAccessReview). */
   reviewAccess(target: Target, router: TrafficRouter): Promise<PlanCheck[]>;

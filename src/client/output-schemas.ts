@@ -287,7 +287,10 @@ const change = z
   })
   .strict();
 
-/** What `plan --json` prints: the plan, the live state it read and the spec it validated (what `deploy --plan-id` deploys). */
+/**
+ * What `plan --json` prints: the plan, the live state it read and the spec it validated (what
+ * `deploy --plan-id` deploys).
+ */
 export const PlanResultSchema = z
   .object({
     id: z.string(),

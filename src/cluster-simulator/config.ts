@@ -66,7 +66,10 @@ const DeploymentSchema = z.object({
 /** How to run an image: a repository (any tag), with environment added for particular tags. */
 const ImageSchema = z.object({
   repository: z.string().min(1),
-  /** argv; `{{node}}` (this Node.js), `{{port}}`, `{{tag}}`, `{{image}}`, `{{pod}}`, `{{namespace}}`, `{{dataDir}}` and `{{label.KEY}}` are filled in. */
+  /**
+   * argv; `{{node}}` (this Node.js), `{{port}}`, `{{tag}}`, `{{image}}`, `{{pod}}`,
+   * `{{namespace}}`, `{{dataDir}}` and `{{label.KEY}}` are filled in.
+   */
   command: z.array(z.string().min(1)).min(1),
   env: z.record(z.string()).default({}),
   /** Environment for particular tags, over `env`: a version with a fault injected, for instance. */

@@ -148,7 +148,10 @@ const GatesSchema = z
 export const SloSchema = z
   .object({
     name: z.string().regex(/^[a-z0-9][-a-z0-9_]*$/, 'name must be lower-case letters, digits, - and _'),
-    /** PromQL over {{app}}, {{namespace}}, {{slot}}, {{version}}, {{run}}, {{window}} and {{service}}; scope it to the new slot, version and run. */
+    /**
+     * PromQL over {{app}}, {{namespace}}, {{slot}}, {{version}}, {{run}}, {{window}} and
+     * {{service}}; scope it to the new slot, version and run.
+     */
     query: template(TEMPLATE_VARIABLES),
     comparison: z.enum([
       Comparison.LessThan,
@@ -402,7 +405,10 @@ const TrafficSchema = z
     httpRoute: objectName('httpRoute').optional(),
     /** ingress: the Ingress whose paths name a slot Service; defaults to `<app>-ingress`. */
     ingress: objectName('ingress').optional(),
-    /** ingress, canary: the second Ingress carrying NGINX's canary annotations; defaults to `<ingress>-canary`, made when missing. */
+    /**
+     * ingress, canary: the second Ingress carrying NGINX's canary annotations; defaults to
+     * `<ingress>-canary`, made when missing.
+     */
     canaryIngress: objectName('canaryIngress').optional(),
   })
   .strict();
@@ -480,7 +486,10 @@ function planIssues(spec: {
   return issues;
 }
 
-/** The spec as written, before defaults: what parseDeploymentSpec checks, and the Release CRD's schema is generated from. */
+/**
+ * The spec as written, before defaults: what parseDeploymentSpec checks, and the Release CRD's
+ * schema is generated from.
+ */
 export const SpecInputSchema = z
   .object({
     app: dnsLabel('app'),

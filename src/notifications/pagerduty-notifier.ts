@@ -1,6 +1,7 @@
 /**
  * Incidents as PagerDuty Events API v2 `trigger` events, a format many incident tools accept:
- * rollbacks, failures, stuck rollbacks and breaches after the deployment only (a wait for approval or a success pages nobody).
+ * rollbacks, failures, stuck rollbacks and breaches after the deployment only (a wait for approval
+ * or a success pages nobody).
  * One run's events share a dedup key, so a stuck rollback and its end update one alert. A receiver
  * that fails is reported and logged; it never fails a deployment.
  */

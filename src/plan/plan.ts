@@ -32,7 +32,10 @@ export interface PlanReport {
   /** The scrape interval of the live slot's targets (null: Prometheus could not tell). */
   scrapeIntervalSeconds: number | null;
   scrapeSource: string;
-  /** The spec's SLOs now: over the live slot (its version and run) and over the new version (no data yet, as expected). */
+  /**
+   * The spec's SLOs now: over the live slot (its version and run) and over the new version (no data
+   * yet, as expected).
+   */
   slos: { live: Measurement[]; next: Measurement[] };
   checks: PlanCheck[];
 }
@@ -53,7 +56,10 @@ export interface PlannedStep {
 
 export interface PlannedPhase {
   phase: string;
-  /** What it waits for at most or at least, in seconds; null when it depends on the cluster (a rollout, the smoke suite). */
+  /**
+   * What it waits for at most or at least, in seconds; null when it depends on the cluster (a
+   * rollout, the smoke suite).
+   */
   seconds: number | null;
   note: string;
 }

@@ -14,7 +14,10 @@ export interface AccessRule {
   why: string;
 }
 
-/** The verbs of a deployment through `router`: deploy/worker/role.yaml, and deploy/routers/ for a route or an Ingress. */
+/**
+ * The verbs of a deployment through `router`: deploy/worker/role.yaml, and deploy/routers/ for a
+ * route or an Ingress.
+ */
 export function accessNeeded(router: TrafficRouter): AccessRule[] {
   const rules: AccessRule[] = [
     { group: 'apps', resource: 'deployments', verb: 'get', why: 'reading the slots' },

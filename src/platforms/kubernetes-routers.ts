@@ -88,7 +88,10 @@ async function slotEndpoints(api: KubernetesApi, target: Target): Promise<Record
   return { blue: blue!.length, green: green!.length };
 }
 
-/** service-selector and replica-ratio on the Service's selector (a JSON merge patch with null removes the slot label). */
+/**
+ * service-selector and replica-ratio on the Service's selector (a JSON merge patch with null
+ * removes the slot label).
+ */
 export class SelectorRouter extends SelectorRouterBase {
   constructor(
     kind: typeof TrafficRouter.ServiceSelector | typeof TrafficRouter.ReplicaRatio,
@@ -211,7 +214,10 @@ export class GatewayApiRouter extends WeightedRouteRouter {
     return { name: route.metadata.name, weights: this.weightsOf(target, route), refusals: parentsRefusing(route) };
   }
 
-  /** Read, reweigh, patch with the read's resourceVersion; a 409 (someone wrote in between) starts again from a fresh read. */
+  /**
+   * Read, reweigh, patch with the read's resourceVersion; a 409 (someone wrote in between) starts
+   * again from a fresh read.
+   */
   protected async writeWeights(target: Target, weights: Record<Slot, number>): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       const route = await this.readRoute(target);
@@ -242,7 +248,10 @@ export class GatewayApiRouter extends WeightedRouteRouter {
     }
   }
 
-  /** The weight of each slot Service across the rules naming them; rules that disagree are an error (someone else edits them). */
+  /**
+   * The weight of each slot Service across the rules naming them; rules that disagree are an error
+   * (someone else edits them).
+   */
   private weightsOf(target: Target, route: HttpRoute): Record<Slot, number> {
     const each = this.slotRules(target, route).map((rule) => {
       const weights = { blue: 0, green: 0 };
@@ -531,7 +540,10 @@ function slotBackends(ingress: k8s.V1Ingress): k8s.V1IngressBackend[] {
   ].filter((b) => b.service);
 }
 
-/** The canary Ingress's rules: the stable Ingress's hosts and paths that name a slot Service, naming `slot`'s (NGINX pairs them by host and path). */
+/**
+ * The canary Ingress's rules: the stable Ingress's hosts and paths that name a slot Service, naming
+ * `slot`'s (NGINX pairs them by host and path).
+ */
 function canaryRules(target: Target, stable: k8s.V1Ingress, slot: Slot): k8s.V1IngressRule[] {
   const services = new Set(Object.values(slotServicesOf(target)));
   const rules = (retarget(target, stable, slot).rules ?? []).map((rule) => ({

@@ -145,7 +145,10 @@ export abstract class SelectorRouterBase implements TrafficRouterPort {
 export interface RouteWeights {
   name: string;
   weights: Record<Slot, number>;
-  /** What the route's gateways report against it (a refused route, a stale generation); empty when all is well or unknown. */
+  /**
+   * What the route's gateways report against it (a refused route, a stale generation); empty when
+   * all is well or unknown.
+   */
   refusals: string[];
 }
 
@@ -250,7 +253,10 @@ export abstract class IngressRouterBase implements TrafficRouterPort {
   protected abstract read(target: Target): Promise<IngressView>;
   /** The stable Ingress's slot backends to `slot`'s Service; false when already there. */
   protected abstract pointStable(target: Target, slot: Slot): Promise<boolean>;
-  /** The canary Ingress to `weight` over `slot`'s Service (null: wherever it points), made when missing and given weight. */
+  /**
+   * The canary Ingress to `weight` over `slot`'s Service (null: wherever it points), made when
+   * missing and given weight.
+   */
   protected abstract weighCanary(target: Target, slot: Slot | null, weight: number): Promise<boolean>;
   protected abstract slotEndpoints(target: Target): Promise<Record<Slot, number>>;
 
@@ -311,7 +317,10 @@ export abstract class IngressRouterBase implements TrafficRouterPort {
   }
 }
 
-/** The view of both Ingresses from what each adapter read: the stable one's slot, and the canary one's slot and weight. */
+/**
+ * The view of both Ingresses from what each adapter read: the stable one's slot, and the canary
+ * one's slot and weight.
+ */
 export function ingressView(
   target: Target,
   stableSlot: Slot,

@@ -75,7 +75,10 @@ export interface CanaryRules {
   minRequests: number;
   /** The SLOs held against the stable slot too, by name. */
   comparedToStable: Record<string, StableComparison>;
-  /** An operator let the canary go on through a breach both slots share: while it lasts, such a tick is no data, not a failure. */
+  /**
+   * An operator let the canary go on through a breach both slots share: while it lasts, such a tick
+   * is no data, not a failure.
+   */
   sharedCauseAccepted: boolean;
 }
 

@@ -53,7 +53,10 @@ export function smallestStep(router: TrafficRouter, replicas: number): number {
   return 1;
 }
 
-/** NGINX Ingress's canary annotations (ingress-nginx "Canary"): what the ingress router writes on the canary Ingress. */
+/**
+ * NGINX Ingress's canary annotations (ingress-nginx "Canary"): what the ingress router writes on
+ * the canary Ingress.
+ */
 export const NGINX_CANARY = 'nginx.ingress.kubernetes.io/canary';
 export const NGINX_CANARY_WEIGHT = 'nginx.ingress.kubernetes.io/canary-weight';
 

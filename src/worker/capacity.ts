@@ -13,7 +13,10 @@ export const RESERVED_MIB = 150;
 export const CACHED_WORKFLOW_MIB = 1.7;
 /** An activity in flight: an API list, a smoke answer, or an evidence capture (512 KB of JSON, copied a few times). */
 export const ACTIVITY_MIB = 2;
-/** One workflow thread runs the workflow tasks: more at once would only queue in the worker, out of other workers' reach. */
+/**
+ * One workflow thread runs the workflow tasks: more at once would only queue in the worker, out of
+ * other workers' reach.
+ */
 export const MAX_WORKFLOW_TASKS = 10;
 
 export interface WorkerCapacity {

@@ -14,7 +14,10 @@ import { linkBases } from '../notifications/incident-links.js';
 import { Notifiers, WebhookNotifier } from '../notifications/webhook-notifier.js';
 import { PagerDutyNotifier } from '../notifications/pagerduty-notifier.js';
 
-/** The dependencies of `createActivities`: the platform, the smoke suite, Prometheus, the webhook and incident receiver. */
+/**
+ * The dependencies of `createActivities`: the platform, the smoke suite, Prometheus, the webhook
+ * and incident receiver.
+ */
 export async function loadActivityDependencies(env: NodeJS.ProcessEnv): Promise<ActivityDependencies> {
   // Every adapter's settings read at once: one error names every variable at fault.
   const settings = readWorkerSettings(env);

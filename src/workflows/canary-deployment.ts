@@ -364,7 +364,10 @@ class CanarySteps {
     }
   }
 
-  /** What a hold's activity measured, shown to people: the counts, and the canary's traffic; returns its counters and baseline. */
+  /**
+   * What a hold's activity measured, shown to people: the counts, and the canary's traffic; returns
+   * its counters and baseline.
+   */
   private takeHoldTick(state: MonitorWindowState): {
     counters: MonitorWindowState['counters'];
     baseline: number | null;
@@ -485,7 +488,10 @@ class CanarySteps {
     }
   }
 
-  /** One tick: both slots' SLOs, the requests each served and the canary's restarts, judged; null on a measurement error. */
+  /**
+   * One tick: both slots' SLOs, the requests each served and the canary's restarts, judged; null on
+   * a measurement error.
+   */
   private async measure(
     target: Target,
     stable: Slot,

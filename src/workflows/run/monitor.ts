@@ -308,7 +308,10 @@ export function takeAnswer(run: RunContext, progress: MonitorProgress, answer: M
   return { counters: answer.counters, baseline: answer.baseline };
 }
 
-/** How a window's activity ended: its answer, or stopped by the workflow with what it had measured (null: nothing came). */
+/**
+ * How a window's activity ended: its answer, or stopped by the workflow with what it had measured
+ * (null: nothing came).
+ */
 export type WindowEnd = { answer: MonitorWindowResult } | { stopped: MonitorWindowState | null; error: unknown };
 
 /**

@@ -10,6 +10,7 @@
  * of the whole suite. Exit code 1 when any test failed or any file did not end by itself.
  */
 import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -272,6 +273,14 @@ async function main(argv: string[]): Promise<number> {
   };
 
   const builds = startBuilds(files);
+  // A build the cache answers ends within seconds: wait that long (at most 15 s), so that the
+  // files waiting on it start first, as the order asks, not once a lane frees up minutes later.
+  const waited = new AbortController();
+  await Promise.race([
+    Promise.all([...new Set(builds.values())].map((b) => b.ended)),
+    sleep(15_000, undefined, { signal: waited.signal }).catch(() => undefined),
+  ]);
+  waited.abort();
   const queue = [...shared];
   /** The resources (test/suite.ts's HOLDS) held by running files. */
   const held = new Set<string>();

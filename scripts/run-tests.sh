@@ -16,7 +16,9 @@ fi
 
 # Every temporary directory the suite's files make (a real node's containerd holds 1.5 GB of image
 # layers) is under one of the run's own, removed when the suite ends, however it ends.
+# Others may enter it, as /tmp: PostgreSQL (test/temporal-harness) runs as its own user.
 TMPDIR="$(mktemp -d -t bluegreen-suite-XXXXXX)"
+chmod 0755 "$TMPDIR"
 export TMPDIR
 plane_dir="$(mktemp -d)/control-plane"
 node --import tsx test/k8s-harness/main.ts --dir "$plane_dir" > "${plane_dir%/*}/k8s-harness.log" 2>&1 &

@@ -10,7 +10,7 @@
  * nothing once its abort is accepted and the old slot drained; each canary step's served share
  * within 1 point of its weight.
  *
- * The suite runs 4 of the 30 cases bench:dataplane runs (SAMPLE below: a switch, an abort, a canary
+ * The suite runs 4 of the 35 cases bench:dataplane runs (SAMPLE below: a switch, an abort, a canary
  * and a faulty version's rollback, each through another entry point, chosen by a fixed seed), after
  * a check that Traefik writes the HTTPRoute's status and the router heeds it.
  */
@@ -41,7 +41,7 @@ const NS = fileNamespace(import.meta.url);
 const TASK_QUEUE = 'bluegreen-dataplane-e2e';
 const RATE = 500;
 /**
- * The suite's sample of bench:dataplane's 30 cases: one of each kind, each through a different
+ * The suite's sample of bench:dataplane's 35 cases: one of each kind, each through a different
  * entry point, the pairing rotated by a fixed seed (the switch among the routers that switch at
  * once, the canary among the weighted data planes, whose shares are exact).
  */

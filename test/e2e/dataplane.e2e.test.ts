@@ -83,6 +83,7 @@ describe(
           name: 'detection-api',
         })) as {
           metadata: { generation: number };
+          spec: { rules: Record<string, unknown>[] };
           status?: {
             parents?: {
               controllerName: string;
@@ -108,13 +109,7 @@ describe(
       // Traefik refuses it, and the router's verification says so in Traefik's words instead of
       // holding a weight nobody serves.
       const live = await dataPlane.liveSlot();
-      const { spec } = (await custom.getNamespacedCustomObject({
-        group: GATEWAY_GROUP,
-        version: 'v1',
-        namespace: NS,
-        plural: 'httproutes',
-        name: 'detection-api',
-      })) as { spec: { rules: Record<string, unknown>[] } };
+      const { spec } = route;
       await custom.createNamespacedCustomObject({
         group: GATEWAY_GROUP,
         version: 'v1',

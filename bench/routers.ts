@@ -32,6 +32,7 @@ import { startDevServer } from '../test/helpers/temporal-servers.js';
 import { untilMonitoring } from './deployments.js';
 import { abortToRestored } from './histories.js';
 import { median } from './statistics.js';
+import { trafficThrough } from '../src/activities/traffic.js';
 
 const RUNS = Number(process.env['RUNS'] ?? 5);
 const TASK_QUEUE = 'bench-routers';
@@ -69,7 +70,8 @@ try {
   });
   /** Every router's objects on the live slot, so that any of them reads the same live slot. */
   const routeAllTo = async (slot: Slot) => {
-    for (const router of TRAFFIC_ROUTERS) await admin.switchTraffic({ target: targetFor(router), slot });
+    for (const router of TRAFFIC_ROUTERS)
+      await trafficThrough(admin.routers).switchTraffic({ target: targetFor(router), slot });
   };
 
   const figures = new Map<TrafficRouter, number[]>();

@@ -135,8 +135,8 @@ export interface LiveRoute {
 
 /**
  * The traffic-router port: how one kind of router (the Service selector, replica counts, an
- * HTTPRoute, an Ingress) moves traffic between the slots. Each adapter has one per router kind it
- * plays; the platform's switch and weight activities pick it by the target's router. Writes check
+ * HTTPRoute, an Ingress) moves traffic between the slots. Each lives in its folder of src/routers/
+ * with its Kubernetes and local adapters; the traffic activities pick it by the target's router. Writes check
  * first and change only what differs; verify reads back what is in effect.
  */
 export interface TrafficRouterPort {
@@ -156,6 +156,13 @@ export interface TrafficRouterPort {
   promote(request: RouteRequest): Promise<RouteReport>;
   /** The smallest share, in percent, it can give the canary beside `replicas` stable replicas. */
   smallestStep(replicas: number): number;
+}
+
+/** The routers a platform plays, by kind (src/routers/registry.ts). */
+export interface Routers {
+  readonly kinds: readonly TrafficRouter[];
+  /** The router a request names (a canary's weights do), else the target's; one not played is refused. */
+  routerFor(target: Target, requested?: TrafficRouter): TrafficRouterPort;
 }
 
 export interface ReadRestartsRequest {
@@ -268,21 +275,15 @@ export interface Progress {
  */
 export interface Platform {
   readonly name: string;
-  /** The traffic routers this platform can drive; the worker rejects a spec naming another. */
-  readonly routers: readonly TrafficRouter[];
+  /** The traffic routers this platform plays (src/routers/); the worker rejects a spec naming another. */
+  readonly routers: Routers;
   describe(target: Target): Promise<LiveState>;
   /** Sets image and replicas of the slot in one write; returns what was there before. */
   deploySlot(request: DeploySlotRequest): Promise<SlotState>;
   waitForSlotReady(request: WaitForSlotReadyRequest, progress: Progress): Promise<ReadyReport>;
-  switchTraffic(request: SwitchTrafficRequest): Promise<SwitchReport>;
-  verifyTraffic(request: VerifyTrafficRequest, progress: Progress): Promise<EndpointsReport>;
   /** Total container restarts of the slot's current pods. */
   readRestarts(request: ReadRestartsRequest): Promise<number>;
   scaleSlot(request: ScaleSlotRequest, progress: Progress): Promise<void>;
-  /** Sets a canary's weight through the router (checks first; writes only what differs). */
-  setTrafficWeight(request: SetWeightRequest): Promise<WeightReport>;
-  /** Waits until the router holds the weight, read back from what is in effect. */
-  verifyTrafficWeight(request: VerifyWeightRequest, progress: Progress): Promise<WeightVerification>;
   /**
    * What the slot's pods and objects hold before it is scaled down: log tails, events, restarts,
    * the pod template's differences from the other slot. A part that cannot be read is named in

@@ -14,6 +14,7 @@ import { judgeCanaryMeasurements, restartsMeasurement } from '../shared/monitor-
 import type { MonitorWindowResult, MonitorWindowState } from '../shared/monitor-window.js';
 import { runMonitorWindow, systemClock } from './monitor-window.js';
 import { planChecks } from './plan-checks.js';
+import { trafficThrough } from './traffic.js';
 import { targetOf } from '../shared/target.js';
 import { isHealthySlot } from '../shared/slots.js';
 import type { PlanReport } from '../plan/plan.js';
@@ -94,14 +95,16 @@ function validated(spec: unknown, platform: Platform): DeploymentSpec {
     }
     throw error;
   }
-  if (!platform.routers.includes(parsed.traffic.router)) {
-    const message = `invalid deployment spec:\n  - traffic.router: the ${platform.name} platform cannot route by '${parsed.traffic.router}' (it can: ${platform.routers.join(', ')})`;
+  const { kinds } = platform.routers;
+  if (!kinds.includes(parsed.traffic.router)) {
+    const message = `invalid deployment spec:\n  - traffic.router: the ${platform.name} platform cannot route by '${parsed.traffic.router}' (it can: ${kinds.join(', ')})`;
     throw ApplicationFailure.create({ type: ErrorType.InvalidInput, message, nonRetryable: true });
   }
   return parsed;
 }
 
 export function createActivities({ platform, smoke, slo, notifier = null, clock = systemClock }: ActivityDependencies) {
+  const traffic = trafficThrough(platform.routers);
   /** A slot's SLOs and its restarts, read side by side. */
   const measureOne = async (request: MeasureSlotRequest): Promise<SlotMeasurements> => {
     const [slos, restarts] = await Promise.all([
@@ -205,16 +208,16 @@ export function createActivities({ platform, smoke, slo, notifier = null, clock 
       return await platform.waitForSlotReady(request, currentProgress());
     },
     async switchTraffic(request: SwitchTrafficRequest) {
-      return await heartbeating(() => platform.switchTraffic(request));
+      return await heartbeating(() => traffic.switchTraffic(request));
     },
     async verifyTraffic(request: VerifyTrafficRequest) {
-      return await platform.verifyTraffic(request, currentProgress());
+      return await traffic.verifyTraffic(request, currentProgress());
     },
     async setTrafficWeight(request: SetWeightRequest) {
-      return await heartbeating(() => platform.setTrafficWeight(request));
+      return await heartbeating(() => traffic.setTrafficWeight(request));
     },
     async verifyTrafficWeight(request: VerifyWeightRequest) {
-      return await platform.verifyTrafficWeight(request, currentProgress());
+      return await traffic.verifyTrafficWeight(request, currentProgress());
     },
     async readRestarts(request: ReadRestartsRequest) {
       return await heartbeating(() => platform.readRestarts(request));

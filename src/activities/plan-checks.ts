@@ -12,6 +12,7 @@ import { routeName, routerOf, targetOf } from '../shared/target.js';
 import { canaryReplicasFor } from '../shared/traffic.js';
 import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
 import type { Platform, SloSource, SmokeRunner } from './contract.js';
+import { trafficThrough } from './traffic.js';
 
 /**
  * The run label a plan's dry-run writes carry, and its queries of the new version select: no
@@ -32,6 +33,7 @@ export async function planChecks(
   const canary = spec.strategy === 'canary';
   const replicas = canary ? canaryReplicasFor(router, spec.replicas, spec.canary.steps[0]!.weight) : spec.replicas;
   const dry = platform.dryRun();
+  const dryTraffic = trafficThrough(dry.routers);
   const tryWrite = async (name: string, write: () => Promise<unknown>): Promise<PlanCheck> => {
     try {
       await write();
@@ -47,10 +49,10 @@ export async function planChecks(
     ...(canary
       ? spec.canary.steps.map((step) =>
           tryWrite(`weight ${step.weight} % to ${idle} through ${routeName(target)}`, () =>
-            dry.setTrafficWeight({ target, router, stable: liveSlot, canary: idle, weight: step.weight }),
+            dryTraffic.setTrafficWeight({ target, router, stable: liveSlot, canary: idle, weight: step.weight }),
           ),
         )
-      : [tryWrite(`switch ${routeName(target)} to ${idle}`, () => dry.switchTraffic({ target, slot: idle }))]),
+      : [tryWrite(`switch ${routeName(target)} to ${idle}`, () => dryTraffic.switchTraffic({ target, slot: idle }))]),
     // The cleanup: the same Deployment write, replicas only.
     tryWrite(`scale ${target.deployments[liveSlot]} to 0 at the cleanup`, () =>
       dry.deploySlot({

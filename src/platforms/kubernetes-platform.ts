@@ -2,7 +2,7 @@
  * The `kubernetes` platform adapter: what the procedure does with kubectl (PROCEDURE §3, §5, §8), through
  * @kubernetes/client-node. Each slot is a Deployment; the live slot is what the target's traffic
  * router holds (the Service's selector, an HTTPRoute's weights, an Ingress's backend: see
- * kubernetes-routers.ts). Every write checks first and writes only what differs; waits poll with backoff and heartbeat.
+ * src/routers/). Every write checks first and writes only what differs; waits poll with backoff and heartbeat.
  * Permanent API answers (400, 403, 404, 422) become non-retryable failures naming the object and
  * the rule. Transient ones (409, 429, 5xx, a lost connection) are retried here, a few times within
  * about two seconds, honouring Retry-After as client-go does; what outlasts that is a plain error,
@@ -35,11 +35,11 @@ import { RUN_LABEL } from '../shared/slots.js';
 import type { Slot } from '../shared/slots.js';
 import { PlanVerdict } from '../plan/plan.js';
 import type { PlanCheck } from '../plan/plan.js';
-import { TrafficRouter } from '../shared/traffic.js';
+import type { TrafficRouter } from '../shared/traffic.js';
 import { accessNeeded, formatQuantity, podRequests, quantity } from './kubernetes-access.js';
-import { GatewayApiRouter, IngressRouter, SelectorRouter, selectorOf } from './kubernetes-routers.js';
-import type { KubernetesApi } from './kubernetes-routers.js';
-import { RoutedPlatform, RoutedTraffic } from './routed-platform.js';
+import { selectorOf } from '../routers/kubernetes-api.js';
+import { kubernetesRouters } from '../routers/registry.js';
+import type { RouterRegistry } from '../routers/registry.js';
 import { versionFromImage } from '../deployment-spec/deployment-spec.js';
 import { diffObjects } from '../shared/evidence.js';
 import type { SlotEvidence } from '../shared/evidence.js';
@@ -73,13 +73,13 @@ const TRANSIENT_NETWORK_CODES = new Set([
   'ECONNABORTED',
 ]);
 
-export class KubernetesPlatform extends RoutedPlatform implements Platform {
+export class KubernetesPlatform implements Platform {
   readonly name = 'kubernetes';
   private readonly core: k8s.CoreV1Api;
   private readonly apps: k8s.AppsV1Api;
   /** When a request last failed to reach the API server (performance.now()), or never. */
   private unreachableAt = -Infinity;
-  protected readonly traffic: RoutedTraffic;
+  readonly routers: RouterRegistry;
 
   private readonly authorization: k8s.AuthorizationV1Api;
 
@@ -88,7 +88,6 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
     private readonly config: k8s.KubeConfig,
     { dryRun = false }: { dryRun?: boolean } = {},
   ) {
-    super();
     const cluster = config.getCurrentCluster();
     if (!cluster)
       throw new ConfigError(
@@ -102,20 +101,14 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
     this.core = writes(new k8s.CoreV1Api(configuration));
     this.apps = writes(new k8s.AppsV1Api(configuration));
     this.authorization = new k8s.AuthorizationV1Api(configuration);
-    const api: KubernetesApi = {
+    this.routers = kubernetesRouters({
       core: this.core,
       apps: this.apps,
       discovery: new k8s.DiscoveryV1Api(configuration),
       networking: writes(new k8s.NetworkingV1Api(configuration)),
       custom: writes(new k8s.CustomObjectsApi(configuration)),
       call: (what, target, request) => this.call(what, target, request),
-    };
-    this.traffic = new RoutedTraffic(this.name, [
-      new SelectorRouter(TrafficRouter.ServiceSelector, api),
-      new SelectorRouter(TrafficRouter.ReplicaRatio, api),
-      new GatewayApiRouter(api),
-      new IngressRouter(api),
-    ]);
+    });
   }
 
   dryRun(): KubernetesPlatform {
@@ -222,7 +215,7 @@ export class KubernetesPlatform extends RoutedPlatform implements Platform {
   }
 
   async describe(target: Target): Promise<LiveState> {
-    const { slot: activeSlot, routing } = await this.traffic.liveSlot(target);
+    const { slot: activeSlot, routing } = await this.routers.liveSlot(target);
     const [blue, green] = await Promise.all([
       this.readDeployment(target, 'blue'),
       this.readDeployment(target, 'green'),

@@ -2,7 +2,7 @@
  * The `local` platform adapter: the platform port over the local platform's control API
  * (`npm run local-platform`). Target names map one to one: the spec's Service is a local Service,
  * its slot Deployments are local Deployments, its HTTPRoute and Ingresses are local ones, and each
- * traffic router writes them as it writes them on Kubernetes (local-routers.ts), so the workflow
+ * traffic router writes them as it writes them on Kubernetes (src/routers/), so the workflow
  * cannot tell the two platforms apart.
  */
 import { ApplicationFailure } from '@temporalio/activity';
@@ -28,10 +28,9 @@ import { RUN_LABEL } from '../shared/slots.js';
 import type { Slot } from '../shared/slots.js';
 import { PlanVerdict } from '../plan/plan.js';
 import type { PlanCheck } from '../plan/plan.js';
-import { TrafficRouter } from '../shared/traffic.js';
-import { LocalGatewayApiRouter, LocalIngressRouter, LocalSelectorRouter, LocalServiceSchema } from './local-routers.js';
-import type { LocalApi } from './local-routers.js';
-import { RoutedPlatform, RoutedTraffic } from './routed-platform.js';
+import { LocalServiceSchema } from '../routers/local-api.js';
+import { localRouters } from '../routers/registry.js';
+import type { RouterRegistry } from '../routers/registry.js';
 import { versionFromImage } from '../deployment-spec/deployment-spec.js';
 import { diffObjects } from '../shared/evidence.js';
 import type { SlotEvidence } from '../shared/evidence.js';
@@ -91,29 +90,22 @@ const EvidenceSchema = z.object({
   ),
 });
 
-export class LocalPlatform extends RoutedPlatform implements Platform {
+export class LocalPlatform implements Platform {
   readonly name = 'local';
   private readonly http: AxiosInstance;
-  protected readonly traffic: RoutedTraffic;
+  readonly routers: RouterRegistry;
 
   /** With `dryRun`, every write is sent with `?dryRun=All`: validated and answered, never applied. */
   constructor(
     readonly baseUrl: string,
     private readonly options: { dryRun?: boolean } = {},
   ) {
-    super();
     this.http = axios.create({
       baseURL: baseUrl.replace(/\/+$/, ''),
       timeout: 10_000,
       ...(options.dryRun ? { params: { dryRun: 'All' } } : {}),
     });
-    const api: LocalApi = { request: (method, path, body) => this.request(method, path, body) };
-    this.traffic = new RoutedTraffic(this.name, [
-      new LocalSelectorRouter(TrafficRouter.ServiceSelector, api),
-      new LocalSelectorRouter(TrafficRouter.ReplicaRatio, api),
-      new LocalGatewayApiRouter(api),
-      new LocalIngressRouter(api),
-    ]);
+    this.routers = localRouters({ request: (method, path, body) => this.request(method, path, body) });
   }
 
   dryRun(): LocalPlatform {
@@ -145,7 +137,7 @@ export class LocalPlatform extends RoutedPlatform implements Platform {
   }
 
   async describe(target: Target): Promise<LiveState> {
-    const { slot: activeSlot, routing } = await this.traffic.liveSlot(target);
+    const { slot: activeSlot, routing } = await this.routers.liveSlot(target);
     const [blue, green] = await Promise.all([this.slotState(target, 'blue'), this.slotState(target, 'green')]);
     return { activeSlot, routing, slots: { blue, green } };
   }

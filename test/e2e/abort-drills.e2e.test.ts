@@ -37,6 +37,7 @@ import {
 } from '../helpers/embedded-stack.js';
 import type { StackUnderTraffic } from '../helpers/embedded-stack.js';
 import { SlowWriteProxy } from '../helpers/slow-write-proxy-double.js';
+import { trafficThrough } from '../../src/activities/traffic.js';
 
 const run = promisify(execFile);
 const CANCEL_REQUESTED = proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED;
@@ -112,7 +113,7 @@ describe('abort drills on the embedded stack', () => {
       'the new slot is back to its previous image and replicas',
     );
     const progress = { heartbeat: () => undefined, signal: new AbortController().signal };
-    await stack.local!.platform.verifyTraffic(
+    await trafficThrough(stack.local!.platform.routers).verifyTraffic(
       { target: DETECTION_API_TARGET, slot: from, timeoutSeconds: 10 },
       progress,
     );

@@ -19,7 +19,7 @@ import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { KubernetesPlatform } from '../../src/platforms/kubernetes-platform.js';
 import { parseDeploymentSpec } from '../../src/deployment-spec/deployment-spec.js';
-import { GATEWAY_GROUP } from '../../src/platforms/kubernetes-routers.js';
+import { GATEWAY_GROUP } from '../../src/routers/gateway-api/kubernetes.js';
 import { otherSlot } from '../../src/shared/slots.js';
 import { targetOf } from '../../src/shared/target.js';
 import {
@@ -36,6 +36,7 @@ import {
 import type { DataPlane, Figures } from '../helpers/dataplane.js';
 import { fileNamespace } from '../helpers/kubernetes.js';
 import { GATEWAY_CONTROLLER } from '../k8s-harness/traefik.js';
+import { trafficThrough } from '../../src/activities/traffic.js';
 
 const NS = fileNamespace(import.meta.url);
 const TASK_QUEUE = 'bluegreen-dataplane-e2e';
@@ -147,7 +148,7 @@ describe(
       const platform = new KubernetesPlatform(dataPlane.plane.adminConfig());
       const progress = { heartbeat: () => undefined, signal: new AbortController().signal };
       await assert.rejects(
-        platform.verifyTrafficWeight(
+        trafficThrough(platform.routers).verifyTrafficWeight(
           { target, router: 'gateway-api', stable: otherSlot(live), canary: live, weight: 100, timeoutSeconds: 20 },
           progress,
         ),

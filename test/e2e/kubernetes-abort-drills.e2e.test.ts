@@ -43,6 +43,7 @@ import { startKubernetesWorker } from '../helpers/kubernetes-worker.js';
 import type { KubernetesWorker } from '../helpers/kubernetes-worker.js';
 import { startDevServer } from '../helpers/temporal-servers.js';
 import { deploymentResult } from '../../src/client/deployment-client.js';
+import { trafficThrough } from '../../src/activities/traffic.js';
 
 /** This file's namespace on the shared control plane. */
 const NS = fileNamespace(import.meta.url);
@@ -198,7 +199,10 @@ describe('abort drills on the Kubernetes control plane', () => {
       ...TARGET,
       traffic: { ...TARGET.traffic!, router: 'gateway-api' as const, httpRoute: 'detection-api' },
     };
-    await new KubernetesPlatform(cluster.plane.adminConfig()).switchTraffic({ target: gatewayTarget, slot: from });
+    await trafficThrough(new KubernetesPlatform(cluster.plane.adminConfig()).routers).switchTraffic({
+      target: gatewayTarget,
+      slot: from,
+    });
     const before = await idleBefore(from);
     const writesBefore = proxy.tap.writes.length;
     proxy.tap.holdNext(ROUTE_PATCH, 5000);

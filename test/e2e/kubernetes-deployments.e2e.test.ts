@@ -42,6 +42,7 @@ import { startKubernetesWorker } from '../helpers/kubernetes-worker.js';
 import type { KubernetesWorker } from '../helpers/kubernetes-worker.js';
 import { startDevServer } from '../helpers/temporal-servers.js';
 import { deploymentResult } from '../../src/client/deployment-client.js';
+import { trafficThrough } from '../../src/activities/traffic.js';
 
 /** This file's namespace on the shared control plane. */
 const NS = fileNamespace(import.meta.url);
@@ -360,10 +361,10 @@ describe('deployments on the dev server against a real control plane, as the wor
         await restricted.describe(target);
         await restricted.deploySlot({ target, slot: idle, image: IMAGE('v9.0.0'), version: 'v9.0.0', replicas: 1 });
         await restricted.waitForSlotReady({ target, slot: idle, replicas: 1, timeoutSeconds: 30 }, progress);
-        await restricted.switchTraffic({ target, slot: idle });
-        await restricted.verifyTraffic({ target, slot: idle, timeoutSeconds: 30 }, progress);
+        await trafficThrough(restricted.routers).switchTraffic({ target, slot: idle });
+        await trafficThrough(restricted.routers).verifyTraffic({ target, slot: idle, timeoutSeconds: 30 }, progress);
         await restricted.readRestarts({ target, slot: idle });
-        await restricted.switchTraffic({ target, slot: live });
+        await trafficThrough(restricted.routers).switchTraffic({ target, slot: live });
         await restricted.collectEvidence({ target, slot: idle, peer: live, tailLines: 10 });
         await restricted.scaleSlot({ target, slot: idle, replicas: 0 }, progress);
       };
@@ -379,7 +380,7 @@ describe('deployments on the dev server against a real control plane, as the wor
       );
       assert.equal(error.type, ErrorType.Forbidden, `without ${variant.label}: ${error.message}`);
       // Put the cluster back as it was for the next variant.
-      await admin.switchTraffic({ target, slot: live });
+      await trafficThrough(admin.routers).switchTraffic({ target, slot: live });
       await admin.scaleSlot({ target, slot: idle, replicas: 0 }, progress);
     }
   });

@@ -12,7 +12,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import * as k8s from '@kubernetes/client-node';
 import { deploymentResult } from '../../src/client/deployment-client.js';
 import type { DeploymentSpecInput } from '../../src/deployment-spec/deployment-spec.js';
-import { GATEWAY_GROUP } from '../../src/platforms/kubernetes-routers.js';
+import { GATEWAY_GROUP } from '../../src/routers/gateway-api/kubernetes.js';
 import { otherSlot } from '../../src/shared/slots.js';
 import type { Slot } from '../../src/shared/slots.js';
 import { blueGreenDeploymentWorkflow } from '../../src/workflows/blue-green-deployment.js';

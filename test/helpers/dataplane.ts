@@ -20,7 +20,7 @@ import * as k8s from '@kubernetes/client-node';
 import { deploymentResult } from '../../src/client/deployment-client.js';
 import type { DeploymentSpecInput } from '../../src/deployment-spec/deployment-spec.js';
 import { KubernetesPlatform } from '../../src/platforms/kubernetes-platform.js';
-import { GATEWAY_GROUP } from '../../src/platforms/kubernetes-routers.js';
+import { GATEWAY_GROUP } from '../../src/routers/gateway-api/kubernetes.js';
 import type { DeploymentResult, Phase } from '../../src/shared/deployment-status.js';
 import { NGINX_CANARY_WEIGHT } from '../../src/shared/traffic.js';
 import type { Slot } from '../../src/shared/slots.js';

@@ -11,6 +11,7 @@ import type { Slot } from '../../src/shared/slots.js';
 import { TRAFFIC_ROUTERS } from '../../src/shared/traffic.js';
 import { testSpec } from './deployment-harness.js';
 import { eventually } from './eventually.js';
+import { trafficThrough } from '../../src/activities/traffic.js';
 
 export const DETECTION_API_IMAGE = (tag: string) => `registry.internal/detection-api:${tag}`;
 
@@ -99,7 +100,7 @@ export async function startStackUnderTraffic(
  */
 export async function routeAllTo(stack: EmbeddedStack, slot: Slot): Promise<void> {
   for (const router of TRAFFIC_ROUTERS) {
-    await stack.local!.platform.switchTraffic({
+    await trafficThrough(stack.local!.platform.routers).switchTraffic({
       target: { ...DETECTION_API_TARGET, traffic: { ...DETECTION_API_TARGET.traffic!, router } },
       slot,
     });

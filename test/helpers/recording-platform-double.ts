@@ -16,6 +16,10 @@ import type {
   Progress,
   RangeSlosRequest,
   ReadRestartsRequest,
+  RouteReport,
+  RouteRequest,
+  Routers,
+  TrafficRouterPort,
   ScaleSlotRequest,
   SetWeightRequest,
   ScrapeIntervalReport,
@@ -32,6 +36,8 @@ import type {
   WeightVerification,
 } from '../../src/activities/contract.js';
 import { TRAFFIC_ROUTERS } from '../../src/shared/traffic.js';
+import type { TrafficRouter } from '../../src/shared/traffic.js';
+import { routerOf } from '../../src/shared/target.js';
 import { judgeValue } from '../../src/shared/analysis.js';
 import type { Measurement } from '../../src/shared/analysis.js';
 import { ErrorType } from '../../src/shared/errors.js';
@@ -105,7 +111,15 @@ const HEALTHY_VALUES: Record<string, number> = {
 
 export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource {
   readonly name = 'recording-double';
-  readonly routers = TRAFFIC_ROUTERS;
+  /**
+   * One router for every kind. Its calls are recorded under the activity that made them
+   * (switchTraffic, verifyTraffic, setTrafficWeight, verifyTrafficWeight), with that activity's
+   * request, so tests read the workflow's traffic calls as the workflow made them.
+   */
+  readonly routers: Routers = {
+    kinds: TRAFFIC_ROUTERS,
+    routerFor: (_target, requested) => this.router(requested),
+  };
   readonly calls: RecordedCall[] = [];
   selector: Slot;
   /** Canary: the weight the router holds (0: all to the live slot). */
@@ -254,16 +268,19 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
       };
       return { ...state, updatedReplicas: slot.readyReplicas, availableReplicas: slot.readyReplicas };
     };
-    const writes: Pick<Platform, 'deploySlot' | 'switchTraffic' | 'setTrafficWeight'> = {
+    const dryRoute = (name: string, request: RouteRequest, weight: number): RouteReport => {
+      this.record(`dryRun:${name}`, request.canary, { ...request, weight });
+      return { changed: this.weight !== weight, previous: `${this.weight} %`, previousSlot: this.selector };
+    };
+    const port: TrafficRouterPort = {
+      ...this.router(),
+      promote: async (request) => dryRoute('promote', request, 100),
+      reset: async (request) => dryRoute('reset', request, 0),
+      setWeight: async (request) => dryRoute('setWeight', request, request.weight),
+    };
+    const writes: Pick<Platform, 'deploySlot' | 'routers'> = {
       deploySlot: async (request) => (this.record('dryRun:deploySlot', request.slot, request), slotOf(request)),
-      switchTraffic: async (request) => (
-        this.record('dryRun:switchTraffic', request.slot, request),
-        { changed: this.selector !== request.slot, previousSlot: this.selector }
-      ),
-      setTrafficWeight: async (request) => (
-        this.record('dryRun:setTrafficWeight', request.canary, request),
-        { changed: this.weight !== request.weight, previous: `${this.weight} %` }
-      ),
+      routers: { kinds: TRAFFIC_ROUTERS, routerFor: () => port },
     };
     return Object.assign(Object.create(this) as Platform, writes);
   }
@@ -300,6 +317,36 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
     }
     this.slots[request.slot].readyReplicas = request.replicas;
     return { readyReplicas: request.replicas, seconds: 0.5 };
+  }
+
+  /**
+   * The router port over the double's traffic calls: a promotion is a switch when the workflow's
+   * switchTraffic activity makes it, else a weight of 100; a read-back is the switch's or the weight's.
+   */
+  private router(requested?: TrafficRouter): TrafficRouterPort {
+    const weighed = (request: RouteRequest, weight: number) =>
+      this.setTrafficWeight({ ...request, router: requested ?? routerOf(request.target), weight }).then(
+        (report): RouteReport => ({ ...report, previousSlot: null }),
+      );
+    return {
+      kind: requested ?? 'service-selector',
+      smallestStep: () => 1,
+      readLive: async () => ({ slot: this.selector, routing: `the double routes to ${this.selector}` }),
+      promote: async (request) =>
+        activityType() === 'switchTraffic'
+          ? { ...(await this.switchTraffic({ target: request.target, slot: request.canary })), previous: '' }
+          : await weighed(request, 100),
+      reset: async (request) => await weighed(request, 0),
+      setWeight: async (request) => await weighed(request, request.weight),
+      verifyWeight: async ({ target, stable, canary, weight, timeoutSeconds }, progress) => {
+        if (activityType() !== 'verifyTraffic') {
+          const router = requested ?? routerOf(target);
+          return await this.verifyTrafficWeight({ target, router, stable, canary, weight, timeoutSeconds }, progress);
+        }
+        const { endpoints, seconds } = await this.verifyTraffic({ target, slot: canary, timeoutSeconds }, progress);
+        return { weight: 100, endpoints: { [canary]: endpoints, [stable]: 0 } as Record<Slot, number>, seconds };
+      },
+    };
   }
 
   async switchTraffic(request: SwitchTrafficRequest) {
@@ -485,6 +532,15 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
         result: judgeValue(value, slo.comparison, slo.threshold),
       };
     });
+  }
+}
+
+/** The activity the call comes from, or null outside one. */
+function activityType(): string | null {
+  try {
+    return Context.current().info.activityType;
+  } catch {
+    return null;
   }
 }
 

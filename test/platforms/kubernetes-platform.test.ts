@@ -21,6 +21,7 @@ import {
   startClusterWithManifests,
 } from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
+import { trafficThrough } from '../../src/activities/traffic.js';
 
 /** This file's namespace on the shared control plane. */
 const NS = fileNamespace(import.meta.url);
@@ -128,41 +129,49 @@ describe('the kubernetes adapter against a real control plane', () => {
   it('sets a canary weight by replica ratio: one Service over both slots, read back from the EndpointSlices; weight 0 selects the stable again', async () => {
     // Blue serves 3 replicas; green (the canary here) runs 2: 2 of 5 endpoints is 40 %.
     const request = { target, router: 'replica-ratio' as const, stable: 'blue' as const, canary: 'green' as const };
-    assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 40 }), {
+    assert.deepEqual(await trafficThrough(platform.routers).setTrafficWeight({ ...request, weight: 40 }), {
       changed: true,
       previous: 'selector slot=blue',
     });
     const service = await cluster.core.readNamespacedService({ name: 'detection-api-service', namespace: NS });
     assert.equal(service.spec!.selector!['slot'], undefined, 'the slot label is off the selector');
     const split = (await readService()).metadata!.resourceVersion;
-    assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 40 }), {
+    assert.deepEqual(await trafficThrough(platform.routers).setTrafficWeight({ ...request, weight: 40 }), {
       changed: false,
       previous: 'both slots, by replicas',
     });
     assert.equal((await readService()).metadata!.resourceVersion, split, 'the second call wrote nothing');
-    const at40 = await platform.verifyTrafficWeight({ ...request, weight: 40, timeoutSeconds: 30 }, progress());
+    const at40 = await trafficThrough(platform.routers).verifyTrafficWeight(
+      { ...request, weight: 40, timeoutSeconds: 30 },
+      progress(),
+    );
     assert.deepEqual([at40.weight, at40.endpoints], [40, { blue: 3, green: 2 }]);
     assert.deepEqual(
       await endpointPods(cluster, 'detection-api-service', NS),
       [...(await slotPods(cluster, 'blue', NS)), ...(await slotPods(cluster, 'green', NS))].sort(),
     );
     const unheld = await rejection(
-      platform.verifyTrafficWeight({ ...request, weight: 25, timeoutSeconds: 1 }, progress()),
+      trafficThrough(platform.routers).verifyTrafficWeight({ ...request, weight: 25, timeoutSeconds: 1 }, progress()),
     );
     assert.equal(unheld.type, ErrorType.TrafficNotVerified);
     assert.match(
       unheld.message,
       /does not hold 25 % for green after 1 s: 3 ready endpoints in blue, 2 in green \(40 %\)/,
     );
-    const selector = await rejection(platform.setTrafficWeight({ ...request, router: 'service-selector', weight: 40 }));
+    const selector = await rejection(
+      trafficThrough(platform.routers).setTrafficWeight({ ...request, router: 'service-selector', weight: 40 }),
+    );
     assert.equal(selector.type, ErrorType.InvalidInput);
     assert.match(selector.message, /service-selector cannot send 40 % to one slot/);
 
-    await platform.setTrafficWeight({ ...request, weight: 0 });
-    await platform.verifyTrafficWeight({ ...request, weight: 0, timeoutSeconds: 30 }, progress());
+    await trafficThrough(platform.routers).setTrafficWeight({ ...request, weight: 0 });
+    await trafficThrough(platform.routers).verifyTrafficWeight(
+      { ...request, weight: 0, timeoutSeconds: 30 },
+      progress(),
+    );
     assert.deepEqual(await endpointPods(cluster, 'detection-api-service', NS), await slotPods(cluster, 'blue', NS));
     const reset = (await readService()).metadata!.resourceVersion;
-    assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 0 }), {
+    assert.deepEqual(await trafficThrough(platform.routers).setTrafficWeight({ ...request, weight: 0 }), {
       changed: false,
       previous: 'selector slot=blue',
     });
@@ -170,14 +179,17 @@ describe('the kubernetes adapter against a real control plane', () => {
   });
 
   it('switches the selector and waits until the EndpointSlices list only the new slot', async () => {
-    const switched = await platform.switchTraffic({ target, slot: 'green' });
+    const switched = await trafficThrough(platform.routers).switchTraffic({ target, slot: 'green' });
     assert.deepEqual(switched, { changed: true, previousSlot: 'blue' });
     assert.equal((await readService()).spec!.selector!['slot'], 'green');
-    const verified = await platform.verifyTraffic({ target, slot: 'green', timeoutSeconds: 30 }, progress());
+    const verified = await trafficThrough(platform.routers).verifyTraffic(
+      { target, slot: 'green', timeoutSeconds: 30 },
+      progress(),
+    );
     assert.equal(verified.endpoints, 2);
     assert.deepEqual(await endpointPods(cluster, 'detection-api-service', NS), await slotPods(cluster, 'green', NS));
     const resourceVersion = (await readService()).metadata!.resourceVersion;
-    assert.deepEqual(await platform.switchTraffic({ target, slot: 'green' }), {
+    assert.deepEqual(await trafficThrough(platform.routers).switchTraffic({ target, slot: 'green' }), {
       changed: false,
       previousSlot: 'green',
     });
@@ -351,14 +363,14 @@ describe('the kubernetes adapter against a real control plane', () => {
     const failure = await rejection(platform.describe(target));
     assert.equal(failure.type, ErrorType.PreconditionFailed);
     assert.match(failure.message, /selects slot=canary, which is neither slot/);
-    await platform.switchTraffic({ target, slot: 'blue' });
+    await trafficThrough(platform.routers).switchTraffic({ target, slot: 'blue' });
   });
 
   it('maps an RBAC denial to Forbidden, naming the ServiceAccount, the verb and the namespace', async () => {
     await cluster.core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name: 'no-rights' } } });
     const token = await cluster.plane.mintToken(NS, 'no-rights');
     const denied = new KubernetesPlatform(cluster.plane.configForToken(token));
-    const failure = await rejection(denied.switchTraffic({ target, slot: 'green' }));
+    const failure = await rejection(trafficThrough(denied.routers).switchTraffic({ target, slot: 'green' }));
     assert.equal(failure.type, ErrorType.Forbidden);
     assert.equal(failure.nonRetryable, true);
     assert.match(

@@ -15,9 +15,10 @@ import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 import type { Target } from '../../src/activities/contract.js';
-import { GATEWAY_GROUP, GatewayApiRouter } from '../../src/platforms/kubernetes-routers.js';
+import { GATEWAY_GROUP, KubernetesHttpRoute } from '../../src/routers/gateway-api/kubernetes.js';
+import { GatewayApiRouter } from '../../src/routers/gateway-api/behaviour.js';
 import { NGINX_CANARY, NGINX_CANARY_WEIGHT } from '../../src/shared/traffic.js';
-import type { KubernetesApi } from '../../src/platforms/kubernetes-routers.js';
+import type { KubernetesApi } from '../../src/routers/kubernetes-api.js';
 import { KubernetesPlatform, toFailure } from '../../src/platforms/kubernetes-platform.js';
 import { ErrorType } from '../../src/shared/errors.js';
 import { targetOf } from '../../src/shared/target.js';
@@ -27,6 +28,7 @@ import { progress, rejection } from '../helpers/platform-calls.js';
 import { endpointPods, fileNamespace, startClusterWithManifests } from '../helpers/kubernetes.js';
 import { eventually } from '../helpers/eventually.js';
 import type { Cluster } from '../helpers/kubernetes.js';
+import { trafficThrough } from '../../src/activities/traffic.js';
 
 const ROUTERS = fileURLToPath(new URL('../../deploy/routers/', import.meta.url));
 const manifest = <T>(path: string) => parseYaml(readFileSync(`${ROUTERS}${path}`, 'utf8')) as T;
@@ -149,7 +151,7 @@ describe('the gateway-api and ingress routers against a real control plane', () 
     };
     const original = await readRoute();
 
-    assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 25 }), {
+    assert.deepEqual(await trafficThrough(platform.routers).setTrafficWeight({ ...request, weight: 25 }), {
       changed: true,
       previous: 'weights detection-api-blue 100, detection-api-green 0',
     });
@@ -162,10 +164,13 @@ describe('the gateway-api and ingress routers against a real control plane', () 
       original.spec.rules[1],
       'the foreign rule is byte for byte as its owner wrote it',
     );
-    const verified = await platform.verifyTrafficWeight({ ...request, weight: 25, timeoutSeconds: 30 }, progress());
+    const verified = await trafficThrough(platform.routers).verifyTrafficWeight(
+      { ...request, weight: 25, timeoutSeconds: 30 },
+      progress(),
+    );
     assert.deepEqual([verified.weight, verified.endpoints], [25, { blue: 3, green: 2 }]);
 
-    assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 25 }), {
+    assert.deepEqual(await trafficThrough(platform.routers).setTrafficWeight({ ...request, weight: 25 }), {
       changed: false,
       previous: 'weights detection-api-blue 75, detection-api-green 25',
     });
@@ -184,7 +189,7 @@ describe('the gateway-api and ingress routers against a real control plane', () 
     );
 
     const unheld = await rejection(
-      platform.verifyTrafficWeight({ ...request, weight: 50, timeoutSeconds: 1 }, progress()),
+      trafficThrough(platform.routers).verifyTrafficWeight({ ...request, weight: 50, timeoutSeconds: 1 }, progress()),
     );
     assert.equal(unheld.type, ErrorType.TrafficNotVerified);
     assert.match(
@@ -192,33 +197,40 @@ describe('the gateway-api and ingress routers against a real control plane', () 
       /does not hold 50 % for green after 1 s: it weighs detection-api-blue 75, detection-api-green 25, with 3 ready endpoints behind blue and 2 behind green/,
     );
 
-    await platform.setTrafficWeight({ ...request, weight: 100 });
+    await trafficThrough(platform.routers).setTrafficWeight({ ...request, weight: 100 });
     assert.deepEqual(weights(await readRoute()), { 'detection-api-blue': 0, 'detection-api-green': 100 });
     assert.equal((await platform.describe(gatewayTarget)).activeSlot, 'green');
-    await platform.setTrafficWeight({ ...request, weight: 0 });
+    await trafficThrough(platform.routers).setTrafficWeight({ ...request, weight: 0 });
     assert.deepEqual(weights(await readRoute()), { 'detection-api-blue': 100, 'detection-api-green': 0 });
     assert.deepEqual((await readRoute()).spec.rules[1], original.spec.rules[1]);
   });
 
   it('gateway-api: blue-green is a 0/100 switch, verified by the weights and the new slot’s endpoints', async () => {
-    assert.deepEqual(await platform.switchTraffic({ target: gatewayTarget, slot: 'green' }), {
+    assert.deepEqual(await trafficThrough(platform.routers).switchTraffic({ target: gatewayTarget, slot: 'green' }), {
       changed: true,
       previousSlot: 'blue',
     });
     assert.deepEqual(weights(await readRoute()), { 'detection-api-blue': 0, 'detection-api-green': 100 });
     assert.equal(
-      (await platform.verifyTraffic({ target: gatewayTarget, slot: 'green', timeoutSeconds: 30 }, progress()))
-        .endpoints,
+      (
+        await trafficThrough(platform.routers).verifyTraffic(
+          { target: gatewayTarget, slot: 'green', timeoutSeconds: 30 },
+          progress(),
+        )
+      ).endpoints,
       2,
     );
     const resourceVersion = (await readRoute()).metadata.resourceVersion;
-    assert.deepEqual(await platform.switchTraffic({ target: gatewayTarget, slot: 'green' }), {
+    assert.deepEqual(await trafficThrough(platform.routers).switchTraffic({ target: gatewayTarget, slot: 'green' }), {
       changed: false,
       previousSlot: 'green',
     });
     assert.equal((await readRoute()).metadata.resourceVersion, resourceVersion);
-    await platform.switchTraffic({ target: gatewayTarget, slot: 'blue' });
-    await platform.verifyTraffic({ target: gatewayTarget, slot: 'blue', timeoutSeconds: 30 }, progress());
+    await trafficThrough(platform.routers).switchTraffic({ target: gatewayTarget, slot: 'blue' });
+    await trafficThrough(platform.routers).verifyTraffic(
+      { target: gatewayTarget, slot: 'blue', timeoutSeconds: 30 },
+      progress(),
+    );
   });
 
   it('gateway-api: a rule naming one slot gets the other beside it, with the same port and filters', async () => {
@@ -246,7 +258,7 @@ describe('the gateway-api and ingress routers against a real control plane', () 
       },
       MERGE,
     );
-    await platform.setTrafficWeight({
+    await trafficThrough(platform.routers).setTrafficWeight({
       target: gatewayTarget,
       router: 'gateway-api',
       stable: 'blue',
@@ -259,7 +271,7 @@ describe('the gateway-api and ingress routers against a real control plane', () 
       { ...only.backendRefs[0], group: '', kind: 'Service', name: 'detection-api-green', weight: 5 },
     ]);
     await applyRoute();
-    await platform.setTrafficWeight({
+    await trafficThrough(platform.routers).setTrafficWeight({
       target: gatewayTarget,
       router: 'gateway-api',
       stable: 'blue',
@@ -295,14 +307,14 @@ describe('the gateway-api and ingress routers against a real control plane', () 
         };
       },
     });
-    const router = new GatewayApiRouter(apiOf(config, { custom: interleaved }));
+    const router = new GatewayApiRouter(new KubernetesHttpRoute(apiOf(config, { custom: interleaved })));
     const report = await router.setWeight({ target: gatewayTarget, stable: 'blue', canary: 'green', weight: 50 });
     assert.equal(report.changed, true);
     assert.equal(patches, 2, 'the first patch met a 409 and was computed again from a fresh read');
     const route = (await readRoute()) as Route & { metadata: { labels?: Record<string, string> } };
     assert.equal(route.metadata.labels?.['team'], 'edge', 'the other writer’s change survives');
     assert.deepEqual(weights(route), { 'detection-api-blue': 50, 'detection-api-green': 50 });
-    await platform.setTrafficWeight({
+    await trafficThrough(platform.routers).setTrafficWeight({
       target: gatewayTarget,
       router: 'gateway-api',
       stable: 'blue',
@@ -317,7 +329,7 @@ describe('the gateway-api and ingress routers against a real control plane', () 
       slotServices: { blue: 'detection-api-blue', green: 'no-such-green' },
     });
     const backend = await rejection(
-      platform.setTrafficWeight({
+      trafficThrough(platform.routers).setTrafficWeight({
         target: missingBackend,
         router: 'gateway-api',
         stable: 'blue',
@@ -343,7 +355,13 @@ describe('the gateway-api and ingress routers against a real control plane', () 
       slotServices: { blue: 'detection-api-service', green: 'detection-api-service' },
     });
     const rule = await rejection(
-      platform.setTrafficWeight({ target: unnamed, router: 'gateway-api', stable: 'blue', canary: 'green', weight: 5 }),
+      trafficThrough(platform.routers).setTrafficWeight({
+        target: unnamed,
+        router: 'gateway-api',
+        stable: 'blue',
+        canary: 'green',
+        weight: 5,
+      }),
     );
     assert.equal(rule.type, ErrorType.PreconditionFailed);
     assert.match(
@@ -358,7 +376,7 @@ describe('the gateway-api and ingress routers against a real control plane', () 
   it('ingress: blue-green switches the backend of the slot paths only; other hosts, TLS and annotations stay', async () => {
     assert.equal((await platform.describe(ingressTarget)).activeSlot, 'blue');
     const original = await readIngress('detection-api-ingress');
-    assert.deepEqual(await platform.switchTraffic({ target: ingressTarget, slot: 'green' }), {
+    assert.deepEqual(await trafficThrough(platform.routers).switchTraffic({ target: ingressTarget, slot: 'green' }), {
       changed: true,
       previousSlot: 'blue',
     });
@@ -369,12 +387,16 @@ describe('the gateway-api and ingress routers against a real control plane', () 
     assert.deepEqual([switched.spec!.tls, switched.spec!.ingressClassName], [original.spec!.tls, 'nginx']);
     assert.equal(switched.metadata!.annotations!['nginx.ingress.kubernetes.io/limit-rps'], '200');
     assert.equal(
-      (await platform.verifyTraffic({ target: ingressTarget, slot: 'green', timeoutSeconds: 30 }, progress()))
-        .endpoints,
+      (
+        await trafficThrough(platform.routers).verifyTraffic(
+          { target: ingressTarget, slot: 'green', timeoutSeconds: 30 },
+          progress(),
+        )
+      ).endpoints,
       2,
     );
     assert.equal((await platform.describe(ingressTarget)).activeSlot, 'green');
-    assert.deepEqual(await platform.switchTraffic({ target: ingressTarget, slot: 'green' }), {
+    assert.deepEqual(await trafficThrough(platform.routers).switchTraffic({ target: ingressTarget, slot: 'green' }), {
       changed: false,
       previousSlot: 'green',
     });
@@ -384,7 +406,7 @@ describe('the gateway-api and ingress routers against a real control plane', () 
       'the second call wrote nothing',
     );
     await assert.rejects(readIngress('detection-api-ingress-canary'), 'blue-green makes no canary Ingress');
-    await platform.switchTraffic({ target: ingressTarget, slot: 'blue' });
+    await trafficThrough(platform.routers).switchTraffic({ target: ingressTarget, slot: 'blue' });
   });
 
   it('ingress: a canary goes through NGINX canary annotations on a second Ingress over the canary slot; promotion moves the stable backend and lets go', async () => {
@@ -394,7 +416,7 @@ describe('the gateway-api and ingress routers against a real control plane', () 
       stable: 'blue' as const,
       canary: 'green' as const,
     };
-    assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 5 }), {
+    assert.deepEqual(await trafficThrough(platform.routers).setTrafficWeight({ ...request, weight: 5 }), {
       changed: true,
       previous: `ingress detection-api-ingress in namespace ${NS} sends to blue`,
     });
@@ -426,7 +448,10 @@ describe('the gateway-api and ingress routers against a real control plane', () 
       (await readIngress('detection-api-ingress')).spec!.rules![0]!.http!.paths[0]!.backend.service!.name,
       'detection-api-blue',
     );
-    const at5 = await platform.verifyTrafficWeight({ ...request, weight: 5, timeoutSeconds: 30 }, progress());
+    const at5 = await trafficThrough(platform.routers).verifyTrafficWeight(
+      { ...request, weight: 5, timeoutSeconds: 30 },
+      progress(),
+    );
     assert.deepEqual([at5.weight, at5.endpoints], [5, { blue: 3, green: 2 }]);
 
     // Someone's own annotation on the canary Ingress stays through our writes.
@@ -438,13 +463,13 @@ describe('the gateway-api and ingress routers against a real control plane', () 
       },
       MERGE,
     );
-    await platform.setTrafficWeight({ ...request, weight: 50 });
+    await trafficThrough(platform.routers).setTrafficWeight({ ...request, weight: 50 });
     const at50 = await readIngress('detection-api-ingress-canary');
     assert.deepEqual(
       [at50.metadata!.annotations![NGINX_CANARY_WEIGHT], at50.metadata!.annotations!['example.com/owner']],
       ['50', 'edge'],
     );
-    assert.deepEqual(await platform.setTrafficWeight({ ...request, weight: 50 }), {
+    assert.deepEqual(await trafficThrough(platform.routers).setTrafficWeight({ ...request, weight: 50 }), {
       changed: false,
       previous: `ingress detection-api-ingress in namespace ${NS} sends to blue, canary ingress detection-api-ingress-canary sends 50 % to green`,
     });
@@ -454,21 +479,26 @@ describe('the gateway-api and ingress routers against a real control plane', () 
       'the second call wrote nothing',
     );
 
-    await platform.setTrafficWeight({ ...request, weight: 100 });
+    await trafficThrough(platform.routers).setTrafficWeight({ ...request, weight: 100 });
     assert.equal(
       (await readIngress('detection-api-ingress')).spec!.rules![0]!.http!.paths[0]!.backend.service!.name,
       'detection-api-green',
     );
     assert.equal((await readIngress('detection-api-ingress-canary')).metadata!.annotations![NGINX_CANARY_WEIGHT], '0');
     assert.equal(
-      (await platform.verifyTrafficWeight({ ...request, weight: 100, timeoutSeconds: 30 }, progress())).weight,
+      (
+        await trafficThrough(platform.routers).verifyTrafficWeight(
+          { ...request, weight: 100, timeoutSeconds: 30 },
+          progress(),
+        )
+      ).weight,
       100,
     );
     assert.equal((await platform.describe(ingressTarget)).activeSlot, 'green');
 
     // The next canary runs the other way: the canary Ingress turns to blue in the same write as its weight.
     const back = { ...request, stable: 'green' as const, canary: 'blue' as const };
-    await platform.setTrafficWeight({ ...back, weight: 25 });
+    await trafficThrough(platform.routers).setTrafficWeight({ ...back, weight: 25 });
     const turned = await readIngress('detection-api-ingress-canary');
     assert.deepEqual(
       [
@@ -477,16 +507,16 @@ describe('the gateway-api and ingress routers against a real control plane', () 
       ],
       ['detection-api-blue', '25'],
     );
-    await platform.setTrafficWeight({ ...back, weight: 0 });
-    await platform.verifyTrafficWeight({ ...back, weight: 0, timeoutSeconds: 30 }, progress());
-    await platform.switchTraffic({ target: ingressTarget, slot: 'blue' });
+    await trafficThrough(platform.routers).setTrafficWeight({ ...back, weight: 0 });
+    await trafficThrough(platform.routers).verifyTrafficWeight({ ...back, weight: 0, timeoutSeconds: 30 }, progress());
+    await trafficThrough(platform.routers).switchTraffic({ target: ingressTarget, slot: 'blue' });
     assert.equal((await platform.describe(ingressTarget)).activeSlot, 'blue');
   });
 
   it('ingress: a missing backend or Ingress, or an Ingress naming neither slot, is a clear error before any traffic moves', async () => {
     const before = (await readIngress('detection-api-ingress')).metadata!.resourceVersion;
     const backend = await rejection(
-      platform.switchTraffic({
+      trafficThrough(platform.routers).switchTraffic({
         target: retarget(ingressTarget, { slotServices: { blue: 'detection-api-blue', green: 'no-such-green' } }),
         slot: 'green',
       }),
@@ -513,7 +543,13 @@ describe('the gateway-api and ingress routers against a real control plane', () 
       readFileSync(fileURLToPath(new URL('../../deploy/worker/role.yaml', import.meta.url)), 'utf8'),
     ) as k8s.V1Role;
     const weigh = (p: KubernetesPlatform, target: Target, weight: number) =>
-      p.setTrafficWeight({ target, router: target.traffic!.router, stable: 'blue', canary: 'green', weight });
+      trafficThrough(p.routers).setTrafficWeight({
+        target,
+        router: target.traffic!.router,
+        stable: 'blue',
+        canary: 'green',
+        weight,
+      });
     const cases = [
       { component: 'gateway-api', target: gatewayTarget },
       // The first canary makes the canary Ingress (create), the next step patches it.
@@ -589,7 +625,7 @@ describe('the gateway-api and ingress routers against a real control plane', () 
     await extensions.deleteCustomResourceDefinition({ name: 'httproutes.gateway.networking.k8s.io' });
     try {
       const failure = await waitForRejection(() =>
-        platform.setTrafficWeight({
+        trafficThrough(platform.routers).setTrafficWeight({
           target: gatewayTarget,
           router: 'gateway-api',
           stable: 'blue',

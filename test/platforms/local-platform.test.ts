@@ -14,6 +14,7 @@ import { eventually } from '../helpers/eventually.js';
 import { progress, rejection } from '../helpers/platform-calls.js';
 import { startLocalPlatform } from '../helpers/local-platform-process.js';
 import type { LocalPlatformProcess } from '../helpers/local-platform-process.js';
+import { trafficThrough } from '../../src/activities/traffic.js';
 
 const target = REFERENCE_TARGET;
 const V1 = 'registry.internal/detection-api:v2.1.0';
@@ -153,12 +154,15 @@ describe('the local platform adapter against the real local platform', () => {
   });
 
   it('switches traffic atomically, verifies it, and writes nothing when already switched', async () => {
-    const switched = await local.platform.switchTraffic({ target, slot: 'green' });
+    const switched = await trafficThrough(local.platform.routers).switchTraffic({ target, slot: 'green' });
     assert.deepEqual(switched, { changed: true, previousSlot: 'blue' });
-    const verified = await local.platform.verifyTraffic({ target, slot: 'green', timeoutSeconds: 10 }, progress());
+    const verified = await trafficThrough(local.platform.routers).verifyTraffic(
+      { target, slot: 'green', timeoutSeconds: 10 },
+      progress(),
+    );
     assert.equal(verified.endpoints, 2);
     assert.deepEqual(await servedBy(local.routerUrl), new Set(['detection-api-green-3', 'detection-api-green-4']));
-    assert.deepEqual(await local.platform.switchTraffic({ target, slot: 'green' }), {
+    assert.deepEqual(await trafficThrough(local.platform.routers).switchTraffic({ target, slot: 'green' }), {
       changed: false,
       previousSlot: 'green',
     });
@@ -184,7 +188,7 @@ describe('the local platform adapter against the real local platform', () => {
 
     // gateway-api: the route's backendRefs weights.
     const gateway = { ...request, router: 'gateway-api' as const };
-    assert.deepEqual(await local.platform.setTrafficWeight({ ...gateway, weight: 25 }), {
+    assert.deepEqual(await trafficThrough(local.platform.routers).setTrafficWeight({ ...gateway, weight: 25 }), {
       changed: true,
       previous: 'weights detection-api-blue 100, detection-api-green 0',
     });
@@ -192,24 +196,30 @@ describe('the local platform adapter against the real local platform', () => {
       { name: 'detection-api-blue', weight: 25 },
       { name: 'detection-api-green', weight: 75 },
     ]);
-    const at25 = await local.platform.verifyTrafficWeight({ ...gateway, weight: 25, timeoutSeconds: 10 }, progress());
+    const at25 = await trafficThrough(local.platform.routers).verifyTrafficWeight(
+      { ...gateway, weight: 25, timeoutSeconds: 10 },
+      progress(),
+    );
     assert.deepEqual([at25.weight, at25.endpoints], [25, { green: 2, blue: 2 }]);
     assert.deepEqual(
       await countServed(local.entryUrls['gateway-api'], routePath, 100),
       { blue: 25, green: 75 },
       'smooth weighted round robin: exactly 25 of every 100',
     );
-    assert.deepEqual(await local.platform.setTrafficWeight({ ...gateway, weight: 25 }), {
+    assert.deepEqual(await trafficThrough(local.platform.routers).setTrafficWeight({ ...gateway, weight: 25 }), {
       changed: false,
       previous: 'weights detection-api-blue 25, detection-api-green 75',
     });
-    await local.platform.setTrafficWeight({ ...gateway, weight: 0 });
-    await local.platform.verifyTrafficWeight({ ...gateway, weight: 0, timeoutSeconds: 10 }, progress());
+    await trafficThrough(local.platform.routers).setTrafficWeight({ ...gateway, weight: 0 });
+    await trafficThrough(local.platform.routers).verifyTrafficWeight(
+      { ...gateway, weight: 0, timeoutSeconds: 10 },
+      progress(),
+    );
     assert.deepEqual(await countServed(local.entryUrls['gateway-api'], routePath, 10), { blue: 0, green: 10 });
 
     // ingress: the entry Ingress's backend moves to the stable slot, a canary Ingress for its host takes the weight.
     const ingress = { ...request, router: 'ingress' as const };
-    await local.platform.setTrafficWeight({ ...ingress, weight: 20 });
+    await trafficThrough(local.platform.routers).setTrafficWeight({ ...ingress, weight: 20 });
     const canaryIngress = await read<{ host: string; backend: string; annotations: Record<string, string> }>(
       ingressPath('detection-api-ingress-canary'),
     );
@@ -227,15 +237,23 @@ describe('the local platform adapter against the real local platform', () => {
       'detection-api-green',
     );
     assert.equal(
-      (await local.platform.verifyTrafficWeight({ ...ingress, weight: 20, timeoutSeconds: 10 }, progress())).weight,
+      (
+        await trafficThrough(local.platform.routers).verifyTrafficWeight(
+          { ...ingress, weight: 20, timeoutSeconds: 10 },
+          progress(),
+        )
+      ).weight,
       20,
     );
     assert.deepEqual(await countServed(local.entryUrls.ingress, ingressPath('detection-api-ingress'), 50), {
       blue: 10,
       green: 40,
     });
-    await local.platform.setTrafficWeight({ ...ingress, weight: 0 });
-    await local.platform.verifyTrafficWeight({ ...ingress, weight: 0, timeoutSeconds: 10 }, progress());
+    await trafficThrough(local.platform.routers).setTrafficWeight({ ...ingress, weight: 0 });
+    await trafficThrough(local.platform.routers).verifyTrafficWeight(
+      { ...ingress, weight: 0, timeoutSeconds: 10 },
+      progress(),
+    );
     assert.deepEqual(await countServed(local.entryUrls.ingress, ingressPath('detection-api-ingress'), 10), {
       blue: 0,
       green: 10,
@@ -243,8 +261,8 @@ describe('the local platform adapter against the real local platform', () => {
 
     // replica-ratio: one Service over both slots.
     const byReplicas = { ...request, router: 'replica-ratio' as const };
-    await local.platform.setTrafficWeight({ ...byReplicas, weight: 50 });
-    const at50 = await local.platform.verifyTrafficWeight(
+    await trafficThrough(local.platform.routers).setTrafficWeight({ ...byReplicas, weight: 50 });
+    const at50 = await trafficThrough(local.platform.routers).verifyTrafficWeight(
       { ...byReplicas, weight: 50, timeoutSeconds: 10 },
       progress(),
     );
@@ -257,15 +275,21 @@ describe('the local platform adapter against the real local platform', () => {
     assert.deepEqual(await countServed(local.routerUrl, servicePath, 40), { blue: 20, green: 20 });
     // A weight the replicas do not hold is not verified: 25 % of 2 + 2 endpoints cannot be.
     const wrong = await rejection(
-      local.platform.verifyTrafficWeight({ ...byReplicas, weight: 25, timeoutSeconds: 1 }, progress()),
+      trafficThrough(local.platform.routers).verifyTrafficWeight(
+        { ...byReplicas, weight: 25, timeoutSeconds: 1 },
+        progress(),
+      ),
     );
     assert.equal(wrong.type, ErrorType.TrafficNotVerified);
     assert.match(
       wrong.message,
       /does not hold 25 % for blue after 1 s: 2 ready endpoints in green, 2 in blue \(50 %\), 0 outside both slots/,
     );
-    await local.platform.setTrafficWeight({ ...byReplicas, weight: 0 });
-    await local.platform.verifyTrafficWeight({ ...byReplicas, weight: 0, timeoutSeconds: 10 }, progress());
+    await trafficThrough(local.platform.routers).setTrafficWeight({ ...byReplicas, weight: 0 });
+    await trafficThrough(local.platform.routers).verifyTrafficWeight(
+      { ...byReplicas, weight: 0, timeoutSeconds: 10 },
+      progress(),
+    );
     assert.deepEqual(await countServed(local.routerUrl, servicePath, 10), { blue: 0, green: 10 });
     assert.deepEqual((await read<{ selector: unknown }>(servicePath)).selector, {
       app: 'detection-api',
@@ -416,7 +440,7 @@ describe('the local platform adapter against the real local platform', () => {
     const neither = await rejection(local.platform.describe(target));
     assert.equal(neither.type, ErrorType.PreconditionFailed);
     assert.match(neither.message, /selects slot=purple, which is neither slot/);
-    await local.platform.switchTraffic({ target, slot: 'green' });
+    await trafficThrough(local.platform.routers).switchTraffic({ target, slot: 'green' });
   });
 
   it('retries (plain error) when the control API cannot be reached', async () => {

@@ -67,7 +67,7 @@ describe('planWorkflow on the time-skipping server', () => {
       );
       assert.deepEqual(
         double.calls.filter((c) => c.name.startsWith('dryRun:')).map((c) => `${c.name} ${c.slot}`),
-        ['dryRun:deploySlot green', 'dryRun:switchTraffic green', 'dryRun:deploySlot blue'],
+        ['dryRun:deploySlot green', 'dryRun:promote green', 'dryRun:deploySlot blue'],
       );
       assert.equal(double.selector, 'blue');
 
@@ -122,7 +122,7 @@ describe('planWorkflow on the time-skipping server', () => {
       );
       assert.deepEqual(
         double.calls
-          .filter((c) => c.name === 'dryRun:setTrafficWeight')
+          .filter((c) => c.name === 'dryRun:setWeight' || c.name === 'dryRun:promote')
           .map((c) => (c.request as { weight: number }).weight),
         [10, 50, 100],
       );

@@ -97,7 +97,9 @@ function validated(spec: unknown, platform: Platform): DeploymentSpec {
   }
   const { kinds } = platform.routers;
   if (!kinds.includes(parsed.traffic.router)) {
-    const message = `invalid deployment spec:\n  - traffic.router: the ${platform.name} platform cannot route by '${parsed.traffic.router}' (it can: ${kinds.join(', ')})`;
+    const message =
+      `invalid deployment spec:\n  - traffic.router: the ${platform.name} platform cannot route by ` +
+      `'${parsed.traffic.router}' (it can: ${kinds.join(', ')})`;
     throw ApplicationFailure.create({ type: ErrorType.InvalidInput, message, nonRetryable: true });
   }
   return parsed;

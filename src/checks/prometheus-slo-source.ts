@@ -142,7 +142,9 @@ export class PrometheusSloSource implements SloSource {
     } catch (cause) {
       return {
         seconds: null,
-        source: `Prometheus unreachable at ${this.config.PROMETHEUS_URL}: ${(cause as { code?: string }).code ?? (cause as Error).message}`,
+        source:
+          `Prometheus unreachable at ${this.config.PROMETHEUS_URL}: ` +
+          `${(cause as { code?: string }).code ?? (cause as Error).message}`,
       };
     }
     const parsed = TargetsResponseSchema.safeParse(body);
@@ -169,7 +171,9 @@ export class PrometheusSloSource implements SloSource {
     if (Number.isFinite(ofAll))
       return {
         seconds: ofAll,
-        source: `no target names ${request.target.deployments[request.slot]}: the longest of ${targets.length} active target(s)`,
+        source:
+          `no target names ${request.target.deployments[request.slot]}: the longest of ` +
+          `${targets.length} active target(s)`,
       };
     return { seconds: null, source: 'Prometheus reports no active target with a scrape interval' };
   }
@@ -195,7 +199,9 @@ export class PrometheusSloSource implements SloSource {
           if (!parsed.success)
             return {
               ...series,
-              error: `Prometheus answered HTTP ${response.status}: ${parsed.error.issues[0]?.message ?? 'unexpected shape'}`,
+              error:
+                `Prometheus answered HTTP ${response.status}: ` +
+                `${parsed.error.issues[0]?.message ?? 'unexpected shape'}`,
             };
           if (parsed.data.status === 'error')
             return { ...series, error: `query rejected (${parsed.data.errorType}): ${parsed.data.error}` };
@@ -213,7 +219,9 @@ export class PrometheusSloSource implements SloSource {
         } catch (cause) {
           return {
             ...series,
-            error: `Prometheus unreachable at ${this.config.PROMETHEUS_URL}: ${(cause as { code?: string }).code ?? (cause as Error).message}`,
+            error:
+              `Prometheus unreachable at ${this.config.PROMETHEUS_URL}: ` +
+              `${(cause as { code?: string }).code ?? (cause as Error).message}`,
           };
         }
       }),

@@ -137,7 +137,9 @@ export class HttpSmokeRunner implements SmokeRunner {
         kind: 'smoke',
         name,
         verdict: PlanVerdict.Fail,
-        detail: `${request.smoke.endpoint} for ${request.slot} does not resolve from the worker: ${code ?? (error as Error).message}`,
+        detail:
+          `${request.smoke.endpoint} for ${request.slot} does not resolve from the worker: ` +
+          `${code ?? (error as Error).message}`,
       };
     }
   }

@@ -152,7 +152,8 @@ function specOptions(command: Command): Command {
     .option('--set <path=value>', 'override any spec field, e.g. monitor.durationSeconds=60 (repeatable)', collect)
     .option(
       '--allow-unstable-active',
-      'deploy even if the active slot breaches its gated SLOs in preflight (a fix during an incident); the result records it',
+      'deploy even if the active slot breaches its gated SLOs in preflight (a fix during an incident); ' +
+        'the result records it',
     );
 }
 
@@ -164,7 +165,8 @@ function refuseOtherSources(options: SpecSources): void {
   if (sources.length > 0)
     throw new Exit(
       ExitCode.InvalidInput,
-      `--plan-id deploys the planned spec as it is: leave out ${sources.map((key) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`,
+      `--plan-id deploys the planned spec as it is: leave out ` +
+        `${sources.map((key) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`,
     );
 }
 
@@ -256,7 +258,8 @@ export function buildProgram(): Command {
           const planned = options.planId ? await plannedSpec(client, options.planId) : undefined;
           const spec = planned?.spec ?? loaded!;
           const started = (handle: { workflowId: string; firstExecutionRunId: string }) =>
-            `started ${handle.workflowId} (run ${handle.firstExecutionRunId}): ${spec.app} ${spec.version} in ${spec.namespace}` +
+            `started ${handle.workflowId} (run ${handle.firstExecutionRunId}): ${spec.app} ${spec.version} ` +
+            `in ${spec.namespace}` +
             `${planned ? `, as planned by ${planned.id}` : ''} [Temporal namespace ${config.TEMPORAL_NAMESPACE}]`;
           await startAndFollow(client, spec, options, started, planned);
         });
@@ -267,7 +270,8 @@ export function buildProgram(): Command {
     program
       .command('plan')
       .description(
-        "what a deployment would do, checked against the cluster, Prometheus and the worker's access, with nothing changed; exit 0: it would proceed, 1: a check says it would fail",
+        "what a deployment would do, checked against the cluster, Prometheus and the worker's access, with " +
+          'nothing changed; exit 0: it would proceed, 1: a check says it would fail',
       ),
   )
     .option('--json', 'machine-readable output (the plan as JSON)')
@@ -281,9 +285,9 @@ export function buildProgram(): Command {
         else {
           for (const line of planLines(result.plan!)) out(line);
           const ui = process.env['BLUEGREEN_TEMPORAL_UI_URL'];
-          out(
-            `plan ${result.id}${ui ? ` (${ui.replace(/\/+$/, '')}/namespaces/${config.TEMPORAL_NAMESPACE}/workflows/${encodeURIComponent(result.id)})` : ''}`,
-          );
+          const workflows = `/namespaces/${config.TEMPORAL_NAMESPACE}/workflows/`;
+          const link = ui ? ` (${ui.replace(/\/+$/, '')}${workflows}${encodeURIComponent(result.id)})` : '';
+          out(`plan ${result.id}${link}`);
           if (result.plan!.proceeds) out(`deploy it: bluegreen deploy --plan-id ${result.id}`);
         }
         if (result.error || !result.plan!.proceeds) process.exitCode = ExitCode.RolledBackOrFailed;
@@ -313,7 +317,8 @@ export function buildProgram(): Command {
             spec,
             options,
             (handle) =>
-              `undoing ${app} ${undone.version} (run ${undone.runId}): deploying ${spec.version} (${spec.image}), the version live before it, ` +
+              `undoing ${app} ${undone.version} (run ${undone.runId}): deploying ${spec.version} (${spec.image}), ` +
+              `the version live before it, ` +
               `with that deployment's spec; started ${handle.workflowId} (run ${handle.firstExecutionRunId})`,
           );
         });
@@ -334,12 +339,14 @@ export function buildProgram(): Command {
         if (!evidence)
           throw new Exit(
             ExitCode.InvalidInput,
-            `run ${runId} of ${options.namespace}/${app} captured no evidence (it did not roll back, or ran before the capture existed)`,
+            `run ${runId} of ${options.namespace}/${app} captured no evidence (it did not roll back, or ran ` +
+              `before the capture existed)`,
           );
         const files = writeEvidenceBundle(evidence, options.output);
         if (options.json) return out(JSON.stringify({ runId, dir: options.output, files }));
         out(
-          `evidence of ${options.namespace}/${app} run ${runId} (${evidence.slot}, ${evidence.image}) in ${options.output}:`,
+          `evidence of ${options.namespace}/${app} run ${runId} (${evidence.slot}, ${evidence.image}) ` +
+            `in ${options.output}:`,
         );
         for (const file of files) out(`  ${file.path} (${file.bytes} bytes)`);
       });

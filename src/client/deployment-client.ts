@@ -245,12 +245,15 @@ export class DeploymentClient {
         typedSearchAttributes,
         // What the Temporal UI shows for this deployment before anyone opens its history.
         staticSummary: spec.undoOf
-          ? `undo ${spec.app} to ${spec.version} (undoing ${spec.undoOf.version}) in ${spec.namespace}${spec.strategy === Strategy.Canary ? ' (canary)' : ''}`
-          : `deploy ${spec.app} ${spec.version} in ${spec.namespace}${spec.strategy === Strategy.Canary ? ' (canary)' : ''}`,
+          ? `undo ${spec.app} to ${spec.version} (undoing ${spec.undoOf.version}) in ` +
+            `${spec.namespace}${spec.strategy === Strategy.Canary ? ' (canary)' : ''}`
+          : `deploy ${spec.app} ${spec.version} in ` +
+            `${spec.namespace}${spec.strategy === Strategy.Canary ? ' (canary)' : ''}`,
         staticDetails: [
           `| app | namespace | version | image | replicas | strategy | monitor |`,
           `|---|---|---|---|---|---|---|`,
-          `| ${spec.app} | ${spec.namespace} | ${spec.version} | ${spec.image} | ${spec.replicas} | ${describeStrategy(spec)} | ${spec.monitor.durationSeconds} s every ${spec.monitor.intervalSeconds} s |`,
+          `| ${spec.app} | ${spec.namespace} | ${spec.version} | ${spec.image} | ${spec.replicas} | ` +
+            `${describeStrategy(spec)} | ${spec.monitor.durationSeconds} s every ${spec.monitor.intervalSeconds} s |`,
         ].join('\n'),
       });
     } catch (error) {
@@ -285,7 +288,9 @@ export class DeploymentClient {
     let timer: NodeJS.Timeout | undefined;
     const unanswered = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        const message = `no worker answered plan ${handle.workflowId} within ${answerWithinMs / 1000} s: is a worker polling task queue ${this.taskQueue}?`;
+        const message =
+          `no worker answered plan ${handle.workflowId} within ${answerWithinMs / 1000} s: is a worker polling task ` +
+          `queue ${this.taskQueue}?`;
         reject(new PlanNotAnsweredError(message));
       }, answerWithinMs);
     });
@@ -345,7 +350,8 @@ export class DeploymentClient {
       const previous = result.status.previous;
       if (!previous?.image) {
         throw new NothingToUndoError(
-          `the last successful deployment of ${namespace}/${app} (${result.version}, run ${run.runId}) did not record what it replaced ` +
+          `the last successful deployment of ${namespace}/${app} (${result.version}, run ${run.runId}) did not ` +
+            `record what it replaced ` +
             '(it ran before the record existed): deploy the earlier image by hand',
         );
       }
@@ -565,7 +571,8 @@ export class DeploymentClient {
     return {
       delivery: 'recorded',
       message:
-        `no worker answered within ${(this.answerTimeoutMs / 1000).toFixed(0)} s (${describePollers(pollers, this.taskQueue)}): ` +
+        `no worker answered within ${(this.answerTimeoutMs / 1000).toFixed(0)} s ` +
+        `(${describePollers(pollers, this.taskQueue)}): ` +
         `the ${verb} is recorded by Temporal and takes effect as soon as a worker runs`,
       phase: null,
     };
@@ -616,7 +623,8 @@ export class DeploymentClient {
         ? `the deployment is over (${description.status.name}) and no worker answered to read its result`
         : pollers === 0
           ? `no worker polls task queue '${this.taskQueue}'`
-          : `no worker answered within ${(this.answerTimeoutMs / 1000).toFixed(0)} s (${describePollers(pollers, this.taskQueue)})`,
+          : `no worker answered within ${(this.answerTimeoutMs / 1000).toFixed(0)} s ` +
+            `(${describePollers(pollers, this.taskQueue)})`,
       workflowId: description.workflowId,
       runId: description.runId,
       ...memoFields(memo),
@@ -650,7 +658,8 @@ export class DeploymentClient {
     if (app || outcome) {
       if (!(await this.isIndexed())) {
         throw new RequestRefusedError(
-          `filtering by app or outcome needs the search attributes ${SEARCH_ATTRIBUTE_KEYS.map((k) => k.name).join(', ')} registered in this namespace (see docs/cli.md)`,
+          `filtering by app or outcome needs the search attributes ` +
+            `${SEARCH_ATTRIBUTE_KEYS.map((k) => k.name).join(', ')} registered in this namespace (see docs/cli.md)`,
         );
       }
       if (app) conditions.push(`${SearchAttribute.App.name} = '${app.replace(/'/g, '')}'`);

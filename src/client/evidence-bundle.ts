@@ -33,7 +33,8 @@ export function writeEvidenceBundle(evidence: Evidence, dir: string): WrittenFil
     [
       `# Evidence: ${evidence.slot} running ${evidence.image}`,
       '',
-      `- captured ${evidence.collectedAt}, before ${evidence.slot} was scaled down; series from ${evidence.from} to ${evidence.to}`,
+      `- captured ${evidence.collectedAt}, before ${evidence.slot} was scaled down; series from ` +
+        `${evidence.from} to ${evidence.to}`,
       `- traffic moved to ${evidence.slot}: ${evidence.switchedAt ?? 'never'}`,
       `- breach: ${summary.breach ?? 'none (rolled back for another reason)'}`,
       `- restarted pods: ${summary.restartedPods.join(', ') || 'none'}`,
@@ -102,23 +103,29 @@ export function chart(
   const low = Math.min(0, ...values);
   const x = (t: number) => left + ((t - start) / (end - start)) * (width - left - right);
   const y = (v: number) => top + (1 - (v - low) / (high - low)) * (height - top - bottom);
+  const rule = `must be ${series.comparison} ${series.threshold}`;
+  const title = `${series.name} on ${evidence.slot} (${evidence.version}): ${rule}`;
   const parts = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ` +
+      `font-family="sans-serif" font-size="12">`,
     `<rect width="${width}" height="${height}" fill="white"/>`,
-    `<text x="${left}" y="22" font-size="15">${escape(`${series.name} on ${evidence.slot} (${evidence.version}): must be ${series.comparison} ${series.threshold}`)}</text>`,
+    `<text x="${left}" y="22" font-size="15">${escape(title)}</text>`,
     `<line x1="${left}" y1="${height - bottom}" x2="${width - right}" y2="${height - bottom}" stroke="#888"/>`,
     `<line x1="${left}" y1="${top}" x2="${left}" y2="${height - bottom}" stroke="#888"/>`,
     `<text x="${left - 6}" y="${y(high) + 4}" text-anchor="end">${formatValue(high)}</text>`,
     `<text x="${left - 6}" y="${y(low) + 4}" text-anchor="end">${formatValue(low)}</text>`,
     `<text x="${left}" y="${height - 12}">${iso(start).slice(11, 19)}</text>`,
     `<text x="${width - right}" y="${height - 12}" text-anchor="end">${iso(end).slice(11, 19)} UTC</text>`,
-    `<line class="threshold" x1="${left}" y1="${y(series.threshold)}" x2="${width - right}" y2="${y(series.threshold)}" stroke="#d33" stroke-dasharray="6 4"/>`,
-    `<text x="${width - right}" y="${y(series.threshold) - 5}" text-anchor="end" fill="#d33">threshold ${series.threshold}</text>`,
+    `<line class="threshold" x1="${left}" y1="${y(series.threshold)}" x2="${width - right}" ` +
+      `y2="${y(series.threshold)}" stroke="#d33" stroke-dasharray="6 4"/>`,
+    `<text x="${width - right}" y="${y(series.threshold) - 5}" text-anchor="end" fill="#d33">threshold ` +
+      `${series.threshold}</text>`,
   ];
   if (evidence.switchedAt) {
     const at = x(Date.parse(evidence.switchedAt) / 1000);
     parts.push(
-      `<line class="switch" x1="${at}" y1="${top}" x2="${at}" y2="${height - bottom}" stroke="#36c" stroke-dasharray="3 3"/>`,
+      `<line class="switch" x1="${at}" y1="${top}" x2="${at}" y2="${height - bottom}" stroke="#36c" ` +
+        `stroke-dasharray="3 3"/>`,
     );
     parts.push(`<text x="${at + 4}" y="${top + 12}" fill="#36c">switch</text>`);
   }
@@ -127,7 +134,8 @@ export function chart(
     parts.push(`<polyline class="series" points="${points}" fill="none" stroke="#222" stroke-width="1.5"/>`);
   } else {
     parts.push(
-      `<text x="${width / 2}" y="${height / 2}" text-anchor="middle" fill="#888">${escape(series.error ?? 'no data in the span')}</text>`,
+      `<text x="${width / 2}" y="${height / 2}" text-anchor="middle" ` +
+        `fill="#888">${escape(series.error ?? 'no data in the span')}</text>`,
     );
   }
   const breach = firstBreach(series, evidence.switchedAt);
@@ -135,7 +143,8 @@ export function chart(
     const [t, v] = breach;
     parts.push(`<circle class="breach" cx="${x(t).toFixed(1)}" cy="${y(v).toFixed(1)}" r="5" fill="#d33"/>`);
     parts.push(
-      `<text x="${x(t) + 8}" y="${y(v) - 8}" fill="#d33">${escape(`breach: ${formatValue(v)} at ${iso(t).slice(11, 19)}`)}</text>`,
+      `<text x="${x(t) + 8}" y="${y(v) - 8}" ` +
+        `fill="#d33">${escape(`breach: ${formatValue(v)} at ${iso(t).slice(11, 19)}`)}</text>`,
     );
   }
   parts.push('</svg>', '');

@@ -25,7 +25,10 @@ export function formatCanary(c: CanaryProgress): string {
     c.canaryRequests === null
       ? 'no canary requests yet'
       : `${Math.round(c.canaryRequests)} canary requests in the window`;
-  return `step ${c.step}/${c.steps}: ${c.weight} % set, ${observed} (${requests}), canary replicas: ${c.canaryReplicas}${c.analysis ? `, ${c.analysis}` : ''}`;
+  return (
+    `step ${c.step}/${c.steps}: ${c.weight} % set, ${observed} (${requests}), canary replicas: ` +
+    `${c.canaryReplicas}${c.analysis ? `, ${c.analysis}` : ''}`
+  );
 }
 
 export function formatMeasurement(m: Measurement): string {
@@ -148,7 +151,8 @@ export function formatActiveCheck(check: ActiveSlotCheck): string {
     check.verdict === 'breaching'
       ? breached.join('; ')
       : (check.detail ?? check.measurements.map(formatMeasurement).join('; '));
-  return `active slot ${check.slot} ${check.verdict}${why ? `: ${why}` : ''}${check.allowedUnstable ? ' (let through: allowUnstableActive)' : ''}`;
+  const through = check.allowedUnstable ? ' (let through: allowUnstableActive)' : '';
+  return `active slot ${check.slot} ${check.verdict}${why ? `: ${why}` : ''}${through}`;
 }
 
 /** The `status` command's view: phase, slots, gate, abort, and the SLO table. */
@@ -156,7 +160,8 @@ export function renderStatus(status: DeploymentStatus): string {
   const lines = [
     `deployment ${status.namespace}/${status.app} ${status.version} (${status.image})`,
     `phase:   ${status.phase}: ${status.message}`,
-    `slots:   ${status.fromSlot ?? '?'} -> ${status.toSlot ?? '?'}; active ${status.activeSlot ?? '?'}, idle ${status.idleSlot ?? '?'}`,
+    `slots:   ${status.fromSlot ?? '?'} -> ${status.toSlot ?? '?'}; active ${status.activeSlot ?? '?'}, idle ` +
+      `${status.idleSlot ?? '?'}`,
   ];
   if (status.activeCheck) lines.push(`preflight: ${formatActiveCheck(status.activeCheck)}`);
   if (status.awaiting) lines.push(`waiting: gate ${status.awaiting.gate} until ${status.awaiting.timeoutAt}`);
@@ -175,16 +180,20 @@ export function renderStatus(status: DeploymentStatus): string {
   if (status.canary) {
     const c = status.canary;
     lines.push(
-      `canary:  ${formatCanary(c)}; router ${c.router}${c.effectiveWeight !== null ? `, ${formatShare(c.effectiveWeight)} % in effect` : ''}`,
+      `canary:  ${formatCanary(c)}; router ` +
+        `${c.router}${c.effectiveWeight !== null ? `, ${formatShare(c.effectiveWeight)} % in effect` : ''}`,
     );
-    if (c.hold)
-      lines.push(
-        `hold:    since ${c.hold.since}, ${c.hold.untilPromote ? 'until promoted' : `${c.hold.seconds} s`}${c.hold.extendedSeconds ? `, extended ${c.hold.extendedSeconds} s` : ''}`,
-      );
+    if (c.hold) {
+      const until = c.hold.untilPromote ? 'until promoted' : `${c.hold.seconds} s`;
+      const extended = c.hold.extendedSeconds ? `, extended ${c.hold.extendedSeconds} s` : '';
+      lines.push(`hold:    since ${c.hold.since}, ${until}${extended}`);
+    }
     if (c.sharedCause) lines.push(`shared cause: ${c.sharedCause}`);
     for (const done of c.completed)
       lines.push(
-        `    step ${done.step} done: ${done.weight} %, ${done.observedShare === null ? 'no share observed' : `${formatShare(done.observedShare)} % observed`}, ${Math.round(done.seconds)} s`,
+        `    step ${done.step} done: ${done.weight} %, ` +
+          `${done.observedShare === null ? 'no share observed' : `${formatShare(done.observedShare)} % observed`}, ` +
+          `${Math.round(done.seconds)} s`,
       );
   }
   if (status.smoke) {
@@ -204,12 +213,14 @@ export function renderStatus(status: DeploymentStatus): string {
   if (status.observe) {
     const o = status.observe;
     lines.push(
-      `observe: tick ${o.tick}/${o.ticks} of ${o.slot} (${o.durationSeconds} s every ${o.intervalSeconds} s, ${o.keepOldSlotWarm ? 'old slot warm: a breach rolls back' : 'a breach is notified'}): ` +
+      `observe: tick ${o.tick}/${o.ticks} of ${o.slot} (${o.durationSeconds} s every ${o.intervalSeconds} s, ` +
+        `${o.keepOldSlotWarm ? 'old slot warm: a breach rolls back' : 'a breach is notified'}): ` +
         `${o.successful} ok, ${o.failed} failed, ${o.inconclusive} inconclusive, ${o.errors} errors`,
     );
     for (const breach of o.breaches)
       lines.push(
-        `    breached ${breach.name}=${formatValue(breach.value)} (${breach.comparison} ${breach.threshold}) at ${breach.at}`,
+        `    breached ${breach.name}=${formatValue(breach.value)} (${breach.comparison} ` +
+          `${breach.threshold}) at ${breach.at}`,
       );
   }
   return lines.join('\n');
@@ -218,16 +229,19 @@ export function renderStatus(status: DeploymentStatus): string {
 /** The `status` view when no worker answers: what Temporal holds, and what waits for a worker. */
 export function renderSnapshot(snapshot: DeploymentSnapshot): string {
   const lines = [
-    `deployment ${snapshot.namespace}/${snapshot.app} ${snapshot.version}: ${snapshot.executionStatus}${snapshot.phase ? `, last recorded phase ${snapshot.phase}` : ''}`,
+    `deployment ${snapshot.namespace}/${snapshot.app} ${snapshot.version}: ` +
+      `${snapshot.executionStatus}${snapshot.phase ? `, last recorded phase ${snapshot.phase}` : ''}`,
     `no live status: ${snapshot.why}`,
-    `workflow ${snapshot.workflowId} run ${snapshot.runId}, started ${snapshot.startTime}${snapshot.closeTime ? `, closed ${snapshot.closeTime}` : ''}`,
+    `workflow ${snapshot.workflowId} run ${snapshot.runId}, started ` +
+      `${snapshot.startTime}${snapshot.closeTime ? `, closed ${snapshot.closeTime}` : ''}`,
   ];
   for (const signal of snapshot.pendingSignals) {
     lines.push(`waiting for a worker: ${signal.name} recorded at ${signal.at} ${JSON.stringify(signal.input)}`);
   }
   for (const activity of snapshot.pendingActivities) {
     lines.push(
-      `pending: ${activity.activity}, attempt ${activity.attempt}${activity.lastFailure ? `, last failure: ${activity.lastFailure}` : ''}`,
+      `pending: ${activity.activity}, attempt ` +
+        `${activity.attempt}${activity.lastFailure ? `, last failure: ${activity.lastFailure}` : ''}`,
     );
   }
   return lines.join('\n');
@@ -241,7 +255,10 @@ export function renderResult(result: DeploymentResult): string {
   if (canary) {
     for (const done of canary.completed) {
       lines.push(
-        `step ${done.step}/${canary.steps}: ${done.weight} % set, ${done.observedShare === null ? 'no share observed' : `${formatShare(done.observedShare)} % observed`} (${done.canaryRequests === null ? 'no' : Math.round(done.canaryRequests)} canary requests in the last window)`,
+        `step ${done.step}/${canary.steps}: ${done.weight} % set, ` +
+          `${done.observedShare === null ? 'no share observed' : `${formatShare(done.observedShare)} % observed`} ` +
+          `(${done.canaryRequests === null ? 'no' : Math.round(done.canaryRequests)} canary requests ` +
+          `in the last window)`,
       );
     }
     if (result.outcome !== 'Succeeded' && canary.step > 0)
@@ -253,7 +270,8 @@ export function renderResult(result: DeploymentResult): string {
   if (evidence) {
     lines.push(
       `evidence of ${evidence.slot} (captured before it was scaled down): ${evidence.breach ?? 'no SLO breach'}; ` +
-        `restarted: ${evidence.restartedPods.join(', ') || 'none'}; ${evidence.errorLines.length} error line(s), ${evidence.events} event(s); ` +
+        `restarted: ${evidence.restartedPods.join(', ') || 'none'}; ${evidence.errorLines.length} error line(s), ` +
+        `${evidence.events} event(s); ` +
         `bluegreen evidence ${result.app} -n ${result.namespace} -o DIR writes it all`,
     );
     for (const line of evidence.errorLines.slice(0, 3)) lines.push(`    ${line}`);

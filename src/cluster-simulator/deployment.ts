@@ -81,7 +81,8 @@ export class LocalDeployment {
     const found = this.images.find((i) => i.repository === repository);
     if (!found) {
       throw new UnknownImageError(
-        `no entry in 'images' runs ${repository}; known repositories: ${this.images.map((i) => i.repository).join(', ')}`,
+        `no entry in 'images' runs ${repository}; known repositories: ` +
+          `${this.images.map((i) => i.repository).join(', ')}`,
       );
     }
     return found;

@@ -112,7 +112,9 @@ export class Pod {
     this.record({
       type: 'Normal',
       reason: 'Started',
-      message: `Started container ${this.spec.deployment} (${this.spec.image})${this.restarts > 0 ? `, restart ${this.restarts}` : ''}`,
+      message:
+        `Started container ${this.spec.deployment} ` +
+        `(${this.spec.image})${this.restarts > 0 ? `, restart ${this.restarts}` : ''}`,
     });
     child.once('error', () => undefined); // a command that cannot start exits with a code too
     child.once('exit', (code, signal) => this.onExit(child, code, signal));
@@ -170,7 +172,9 @@ export class Pod {
     this.record({
       type: 'Warning',
       reason: 'BackOff',
-      message: `Container ${this.spec.deployment} exited (${signal ?? `code ${code}`}); back-off ${backoff} ms restarting it`,
+      message:
+        `Container ${this.spec.deployment} exited (${signal ?? `code ${code}`}); back-off ` +
+        `${backoff} ms restarting it`,
     });
     this.restartTimer = setTimeout(() => {
       if (this.phase === PodPhase.Pending) this.start();

@@ -34,7 +34,8 @@ export function loadKubeConfig(
     config.loadFromCluster();
   } else {
     throw new ConfigError(
-      `no kubeconfig at ${file} and not running in a cluster: set BLUEGREEN_KUBECONFIG (or KUBECONFIG) to a kubeconfig file, or run in a pod with a ServiceAccount`,
+      `no kubeconfig at ${file} and not running in a cluster: set BLUEGREEN_KUBECONFIG (or KUBECONFIG) to a ` +
+        `kubeconfig file, or run in a pod with a ServiceAccount`,
     );
   }
   const context = settings.BLUEGREEN_KUBE_CONTEXT;

@@ -12,7 +12,9 @@ export const PLATFORMS = ['kubernetes', 'local'] as const;
 export const PlatformConfigSchema = z.object({
   BLUEGREEN_PLATFORM: z.enum(PLATFORMS, {
     errorMap: () => ({
-      message: `BLUEGREEN_PLATFORM must be one of ${PLATFORMS.join(', ')}: 'kubernetes' drives a cluster through a kubeconfig, 'local' runs slots as processes on this machine`,
+      message:
+        `BLUEGREEN_PLATFORM must be one of ${PLATFORMS.join(', ')}: 'kubernetes' drives a cluster through a ` +
+        `kubeconfig, 'local' runs slots as processes on this machine`,
     }),
   }),
 });

@@ -133,7 +133,8 @@ export class EmbeddedStack {
         const ended = await this.deployments!.endRunning(this.options.endLeftoverDeployments);
         if (ended.length > 0)
           log(
-            `ended ${ended.length} deployment(s) left running by an earlier run: ${ended.join(', ')} (terminated; the reason is in each history)`,
+            `ended ${ended.length} deployment(s) left running by an earlier run: ${ended.join(', ')} (terminated; ` +
+              `the reason is in each history)`,
           );
       }
       if (this.options.kubeconfig) {

@@ -38,8 +38,13 @@ const PROM_DURATION = /^([0-9]+(ms|s|m|h|d|w|y))+$/;
  * An OCI image reference as the distribution reference grammar defines it, with a tag or a digest
  * required: a deployment of an implicit `latest` cannot be reproduced or rolled back to.
  */
-const IMAGE_REFERENCE =
-  /^(?<name>(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)(?::(?<tag>[\w][\w.-]{0,127}))?(?:@(?<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?$/;
+const DOMAIN_COMPONENT = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
+const DOMAIN = `${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*(?::[0-9]+)?`;
+const PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
+const NAME = `(?:${DOMAIN}\\/)?${PATH_COMPONENT}(?:\\/${PATH_COMPONENT})*`;
+const TAG = '[\\w][\\w.-]{0,127}';
+const DIGEST = '[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}';
+const IMAGE_REFERENCE = new RegExp(`^(?<name>${NAME})(?::(?<tag>${TAG}))?(?:@(?<digest>${DIGEST}))?$`);
 
 /** An image reference with a tag or a digest; shared with the local platform's configuration. */
 export const imageReference = z
@@ -198,7 +203,9 @@ export const DEFAULT_SLOS: Slo[] = [
   {
     name: 'error-rate',
     // `or vector(0)`: no 5xx at all is a ratio of 0, while no traffic at all stays no data.
-    query: `(sum(rate(http_requests_total{${slotSelector},status=~"5.."}[{{window}}])) or vector(0)) / sum(rate(http_requests_total{${slotSelector}}[{{window}}]))`,
+    query:
+      `(sum(rate(http_requests_total{${slotSelector},status=~"5.."}[{{window}}])) or vector(0)) / ` +
+      `sum(rate(http_requests_total{${slotSelector}}[{{window}}]))`,
     comparison: '<',
     threshold: 0.01,
     gate: true,
@@ -206,7 +213,9 @@ export const DEFAULT_SLOS: Slo[] = [
   },
   {
     name: 'p95-latency',
-    query: `histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{${slotSelector}}[{{window}}])))`,
+    query:
+      `histogram_quantile(0.95, sum by (le) ` +
+      `(rate(http_request_duration_seconds_bucket{${slotSelector}}[{{window}}])))`,
     comparison: '<',
     threshold: 0.5,
     gate: true,
@@ -450,7 +459,9 @@ function planIssues(spec: {
     if (!SWITCHING_ROUTERS.includes(router)) {
       issues.push({
         path: ['traffic', 'router'],
-        message: `strategy blueGreen switches all traffic at once, through ${SWITCHING_ROUTERS.join(', ')}; '${router}' only splits traffic, for strategy canary`,
+        message:
+          `strategy blueGreen switches all traffic at once, through ${SWITCHING_ROUTERS.join(', ')}; '${router}' ` +
+          `only splits traffic, for strategy canary`,
       });
     }
     return issues;
@@ -478,9 +489,12 @@ function planIssues(spec: {
     issues.push({
       path: ['canary', 'steps', index, 'weight'],
       message:
-        `${step.weight} % cannot be expressed by replica-ratio with replicas ${spec.replicas}: beside the fully scaled stable slot ` +
-        `the canary's share is c/(${spec.replicas}+c), so the weights it can set (within ${formatShare(1)} point) are ${replicaRatioShares(spec.replicas)}; ` +
-        `set one of those, replicas to at least ${replicasNeededFor(step.weight)}, or traffic.router gateway-api or ingress`,
+        `${step.weight} % cannot be expressed by replica-ratio with replicas ${spec.replicas}: beside the fully ` +
+        `scaled stable slot ` +
+        `the canary's share is c/(${spec.replicas}+c), so the weights it can set (within ${formatShare(1)} point) ` +
+        `are ${replicaRatioShares(spec.replicas)}; ` +
+        `set one of those, replicas to at least ${replicasNeededFor(step.weight)}, or traffic.router ` +
+        `gateway-api or ingress`,
     });
   });
   return issues;

@@ -34,7 +34,8 @@ export const ControllerEnvSchema = z
       s.BLUEGREEN_RENEW_DEADLINE_SECONDS < s.BLUEGREEN_LEASE_DURATION_SECONDS,
     {
       message:
-        'BLUEGREEN_RETRY_PERIOD_SECONDS must be below BLUEGREEN_RENEW_DEADLINE_SECONDS, and that below BLUEGREEN_LEASE_DURATION_SECONDS: a leader stops before its lease can expire',
+        'BLUEGREEN_RETRY_PERIOD_SECONDS must be below BLUEGREEN_RENEW_DEADLINE_SECONDS, and that below ' +
+        'BLUEGREEN_LEASE_DURATION_SECONDS: a leader stops before its lease can expire',
       path: ['BLUEGREEN_RENEW_DEADLINE_SECONDS'],
     },
   );

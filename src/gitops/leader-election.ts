@@ -52,7 +52,8 @@ export class LeaderElector {
     this.retryMs = options.retryMs ?? 2_000;
     if (!(this.retryMs < this.renewDeadlineMs && this.renewDeadlineMs < this.leaseDurationMs)) {
       throw new RangeError(
-        `leader election needs retry (${this.retryMs} ms) < renew deadline (${this.renewDeadlineMs} ms) < lease duration (${this.leaseDurationMs} ms)`,
+        `leader election needs retry (${this.retryMs} ms) < renew deadline (${this.renewDeadlineMs} ms) < lease ` +
+          `duration (${this.leaseDurationMs} ms)`,
       );
     }
     this.log = options.log ?? (() => undefined);

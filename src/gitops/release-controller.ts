@@ -243,7 +243,9 @@ export class ReleaseController {
         // Two Releases of one app would abort each other's deployments without end: this one waits its turn.
         return {
           kind: 'waiting',
-          message: `app ${app} is being deployed by Release ${origin.name} (generation ${origin.generation}, run ${latest.runId}); generation ${generation} starts once it has ended`,
+          message:
+            `app ${app} is being deployed by Release ${origin.name} (generation ${origin.generation}, run ` +
+            `${latest.runId}); generation ${generation} starts once it has ended`,
         };
       }
       const older = origin ? `generation ${origin.generation}` : 'a deployment not started by this Release';

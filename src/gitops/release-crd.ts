@@ -61,7 +61,8 @@ const STATUS_SCHEMA: Schema = {
     phase: {
       type: 'string',
       description:
-        'The deployment phase: Preflight, Deploying, SmokeTesting, Switching, Monitoring, ..., Succeeded, RolledBack, Failed.',
+        'The deployment phase: Preflight, Deploying, SmokeTesting, Switching, Monitoring, ..., Succeeded, ' +
+        'RolledBack, Failed.',
     },
     step: { type: 'integer', description: "The canary's current step (1-based); absent for blue-green." },
     weight: { type: 'number', description: "The canary's share of the traffic, in percent." },
@@ -80,7 +81,8 @@ const STATUS_SCHEMA: Schema = {
     lastRequest: {
       type: 'object',
       description:
-        'The answer to the last operator request made with an annotation (bluegreen.dev/abort, approve or promote); the controller removes the annotation once answered.',
+        'The answer to the last operator request made with an annotation (bluegreen.dev/abort, approve or ' +
+        'promote); the controller removes the annotation once answered.',
       properties: {
         verb: { type: 'string', description: 'abort, approve or promote' },
         value: {
@@ -91,7 +93,8 @@ const STATUS_SCHEMA: Schema = {
           type: 'string',
           enum: ['Accepted', 'Recorded', 'Refused'],
           description:
-            'Accepted by the workflow; Recorded by Temporal while no worker answered (it takes effect once one runs); or Refused, and why.',
+            'Accepted by the workflow; Recorded by Temporal while no worker answered (it takes effect once one ' +
+            'runs); or Refused, and why.',
         },
         message: { type: 'string' },
         runId: { type: 'string' },
@@ -101,7 +104,8 @@ const STATUS_SCHEMA: Schema = {
     plan: {
       type: 'object',
       description:
-        'The last plan asked for with the annotation bluegreen.dev/plan: what a deployment of the spec would do, checked, nothing changed.',
+        'The last plan asked for with the annotation bluegreen.dev/plan: what a deployment of the spec would do, ' +
+        'checked, nothing changed.',
       properties: {
         id: { type: 'string', description: 'The plan workflow: bluegreen deploy --plan-id takes it.' },
         generation: { type: 'integer', format: 'int64', description: 'The generation whose spec was planned.' },
@@ -176,7 +180,8 @@ export function releaseCrd(): Schema {
             openAPIV3Schema: {
               type: 'object',
               description:
-                'A deployment of one app, declared: a change of its spec starts a blue-green or canary deployment as a Temporal workflow.',
+                'A deployment of one app, declared: a change of its spec starts a blue-green or canary deployment ' +
+                'as a Temporal workflow.',
               required: ['spec'],
               properties: {
                 apiVersion: { type: 'string' },
@@ -185,7 +190,8 @@ export function releaseCrd(): Schema {
                 spec: {
                   ...releaseSpecSchema(),
                   description:
-                    "The deployment spec (docs/spec.md); app defaults to the resource name, the namespace is the resource's.",
+                    'The deployment spec (docs/spec.md); app defaults to the resource name, the ' +
+                    "namespace is the resource's.",
                 },
                 status: STATUS_SCHEMA,
               },
@@ -199,5 +205,8 @@ export function releaseCrd(): Schema {
 
 /** The CRD as deploy/gitops/release-crd.yaml holds it. */
 export function releaseCrdYaml(): string {
-  return `# Generated from the deployment spec's zod schema by \`npm run generate:crd\` (src/gitops/release-crd.ts): do not edit.\n${stringify(releaseCrd(), { lineWidth: 0 })}`;
+  return (
+    `# Generated from the deployment spec's zod schema by \`npm run generate:crd\` (src/gitops/release-crd.ts): do ` +
+    `not edit.\n${stringify(releaseCrd(), { lineWidth: 0 })}`
+  );
 }

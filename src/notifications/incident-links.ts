@@ -31,7 +31,9 @@ export function incidentLinks(event: DeploymentEvent, bases: LinkBases): Link[] 
   if (bases.temporalUiUrl && event.runId) {
     const ui = bases.temporalUiUrl.replace(/\/+$/, '');
     links.push({
-      href: `${ui}/namespaces/${encodeURIComponent(event.temporalNamespace ?? 'default')}/workflows/${encodeURIComponent(event.workflowId)}/${encodeURIComponent(event.runId)}/history`,
+      href:
+        `${ui}/namespaces/${encodeURIComponent(event.temporalNamespace ?? 'default')}` +
+        `/workflows/${encodeURIComponent(event.workflowId)}/${encodeURIComponent(event.runId)}/history`,
       text: 'the deployment in the Temporal UI',
     });
   }

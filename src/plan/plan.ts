@@ -139,7 +139,9 @@ export function buildPlan(spec: DeploymentSpec, target: Target, report: PlanRepo
           kind: 'live',
           name: `live slot ${liveSlot}`,
           verdict: PlanVerdict.Fail,
-          detail: `${active.deployment} is not healthy: ${active.readyReplicas}/${active.replicas} replicas ready; preflight would stop here`,
+          detail:
+            `${active.deployment} is not healthy: ${active.readyReplicas}/${active.replicas} replicas ready; ` +
+            `preflight would stop here`,
         },
       ];
   const holds = steps.reduce((sum, s) => sum + (s.holdSeconds ?? 0), 0);
@@ -149,7 +151,9 @@ export function buildPlan(spec: DeploymentSpec, target: Target, report: PlanRepo
     {
       phase: 'Deploying',
       seconds: spec.readinessTimeoutSeconds,
-      note: `${idleSlot} to ${newReplicas} replicas of ${spec.version}; at most ${spec.readinessTimeoutSeconds} s to be ready`,
+      note:
+        `${idleSlot} to ${newReplicas} replicas of ${spec.version}; at most ` +
+        `${spec.readinessTimeoutSeconds} s to be ready`,
     },
     { phase: 'SmokeTesting', seconds: null, note: `the ${spec.smoke.suite} suite against ${idleSlot}` },
     ...(spec.gates.approveBeforeSwitch
@@ -169,7 +173,9 @@ export function buildPlan(spec: DeploymentSpec, target: Target, report: PlanRepo
           {
             phase: 'Monitoring',
             seconds: monitor.durationSeconds,
-            note: `${Math.floor(monitor.durationSeconds / monitor.intervalSeconds)} ticks every ${monitor.intervalSeconds} s; missing data not counted for the first ${warmUp.seconds} s`,
+            note:
+              `${Math.floor(monitor.durationSeconds / monitor.intervalSeconds)} ticks every ` +
+              `${monitor.intervalSeconds} s; missing data not counted for the first ${warmUp.seconds} s`,
           },
         ]),
     ...(observe > 0
@@ -245,7 +251,10 @@ export function sloChecks(slos: { live: Measurement[]; next: Measurement[] }, li
     if (m.result === AnalysisResult.Successful)
       return { kind: 'slo', name: `${m.name} on ${liveSlot}`, verdict: PlanVerdict.Ok, detail: `${value} now` };
     if (m.result === AnalysisResult.Failed) {
-      const detail = `${value} now: ${m.gate ? 'the stability check would refuse to deploy onto it (allowUnstableActive lets a fix through)' : 'a warning, not a gate'}`;
+      const consequence = m.gate
+        ? 'the stability check would refuse to deploy onto it (allowUnstableActive lets a fix through)'
+        : 'a warning, not a gate';
+      const detail = `${value} now: ${consequence}`;
       return {
         kind: 'slo',
         name: `${m.name} on ${liveSlot}`,
@@ -286,7 +295,9 @@ export function sloChecks(slos: { live: Measurement[]; next: Measurement[] }, li
       kind: 'slo',
       name: `${m.name} for the new version`,
       verdict: PlanVerdict.Warning,
-      detail: `already has data (${formatValue(m.value)}): series of this version and slot exist outside any run, check the query's scope`,
+      detail:
+        `already has data (${formatValue(m.value)}): series of this version and slot exist outside any run, ` +
+        `check the query's scope`,
     };
   });
   return [...live, ...next];
@@ -304,19 +315,23 @@ function routerWrites(target: Target, router: TrafficRouter, live: Slot, idle: S
       return [`Service ${target.service}: spec.selector.${target.slotLabelKey} ${live} → ${idle}`];
     case TrafficRouter.ReplicaRatio:
       return [
-        `Service ${target.service}: spec.selector.${target.slotLabelKey} removed while both slots serve (the share is the canary's part of the ready replicas)`,
+        `Service ${target.service}: spec.selector.${target.slotLabelKey} removed while both slots serve (the ` +
+          `share is the canary's part of the ready replicas)`,
         `Deployment ${target.deployments[idle]}: spec.replicas at each step`,
         `Service ${target.service}: spec.selector.${target.slotLabelKey} = ${idle} at 100 %`,
       ];
     case TrafficRouter.GatewayApi:
       return [
-        `HTTPRoute ${target.traffic?.httpRoute ?? target.app}: the weights of the backendRefs naming ${services?.[live]} and ${services?.[idle]}${canary ? ' at each step' : ' (0/100)'}`,
+        `HTTPRoute ${target.traffic?.httpRoute ?? target.app}: the weights of the backendRefs naming ` +
+          `${services?.[live]} and ${services?.[idle]}${canary ? ' at each step' : ' (0/100)'}`,
       ];
     case TrafficRouter.Ingress:
       return canary
         ? [
-            `Ingress ${target.traffic?.canaryIngress}: created or patched over ${services?.[idle]}, nginx.ingress.kubernetes.io/canary-weight at each step`,
-            `Ingress ${target.traffic?.ingress}: the backends naming ${services?.[live]} → ${services?.[idle]} at 100 %`,
+            `Ingress ${target.traffic?.canaryIngress}: created or patched over ${services?.[idle]}, ` +
+              `nginx.ingress.kubernetes.io/canary-weight at each step`,
+            `Ingress ${target.traffic?.ingress}: the backends naming ${services?.[live]} → ` +
+              `${services?.[idle]} at 100 %`,
           ]
         : [`Ingress ${target.traffic?.ingress}: the backends naming ${services?.[live]} → ${services?.[idle]}`];
   }
@@ -359,19 +374,25 @@ export function planLines(plan: Plan): string[] {
   const seconds = (s: number | null) => (s === null ? '' : ` (${s} s)`);
   const change = (c: PlannedChange) => `${c.field}: ${c.from ?? 'none'} → ${c.to ?? 'none'}`;
   return [
-    `${plan.namespace}/${plan.app} ${plan.version} (${plan.image}), ${plan.strategy} through ${plan.router}: ${plan.proceeds ? 'would proceed' : 'WOULD FAIL'}`,
+    `${plan.namespace}/${plan.app} ${plan.version} (${plan.image}), ${plan.strategy} through ${plan.router}: ` +
+      `${plan.proceeds ? 'would proceed' : 'WOULD FAIL'}`,
     `live: ${plan.liveSlot}; deploys to: ${plan.idleSlot}`,
     `${plan.idleSlot} changes: ${plan.changes.map(change).join('; ') || 'none'}`,
     `against the live slot: ${plan.againstLive.map(change).join('; ') || 'the same'}`,
     ...plan.routerWrites.map((w) => `router writes: ${w}`),
-    ...(plan.steps.length
-      ? [
-          `steps: ${plan.steps.map((s) => `${s.weight} % (${s.replicas} replicas, ${s.holdSeconds === null ? 'until promoted' : `${s.holdSeconds} s`})`).join(' → ')}`,
-        ]
-      : []),
+    ...(plan.steps.length ? [`steps: ${plan.steps.map(stepLine).join(' → ')}`] : []),
     `gates: ${plan.gates.join('; ') || 'none'}`,
-    `monitor: ${plan.monitor.ticks} ticks every ${plan.monitor.intervalSeconds} s over a ${plan.monitor.window} window; warm-up ${plan.monitor.warmUpSeconds} s (scrape interval ${plan.monitor.scrapeIntervalSeconds === null ? 'unknown' : `${plan.monitor.scrapeIntervalSeconds} s`})`,
-    `timeline: ${plan.timeline.map((p) => `${p.phase}${seconds(p.seconds)}`).join(' → ')}; at least ${plan.leastSeconds} s`,
+    `monitor: ${plan.monitor.ticks} ticks every ${plan.monitor.intervalSeconds} s over a ${plan.monitor.window} ` +
+      `window; warm-up ${plan.monitor.warmUpSeconds} s (scrape interval ` +
+      `${plan.monitor.scrapeIntervalSeconds === null ? 'unknown' : `${plan.monitor.scrapeIntervalSeconds} s`})`,
+    `timeline: ${plan.timeline.map((p) => `${p.phase}${seconds(p.seconds)}`).join(' → ')}; at least ` +
+      `${plan.leastSeconds} s`,
     ...plan.checks.map((c) => `${MARK[c.verdict]} ${c.kind} ${c.name}: ${c.detail}`),
   ];
+}
+
+/** A canary step in a plan's summary: its weight, its replicas and how long it holds. */
+function stepLine(step: PlannedStep): string {
+  const hold = step.holdSeconds === null ? 'until promoted' : `${step.holdSeconds} s`;
+  return `${step.weight} % (${step.replicas} replicas, ${hold})`;
 }

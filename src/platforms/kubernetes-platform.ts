@@ -157,7 +157,9 @@ export class KubernetesPlatform implements Platform {
           kind: 'access' as const,
           name: `${r.rule.verb} ${r.rule.resource}${r.rule.group ? ` (${r.rule.group})` : ''}`,
           verdict: PlanVerdict.Fail,
-          detail: `denied to the worker in ${target.namespace}${r.reason ? ` (${r.reason})` : ''}: ${r.rule.why} would fail with 403`,
+          detail:
+            `denied to the worker in ${target.namespace}${r.reason ? ` (${r.reason})` : ''}: ${r.rule.why} ` +
+            `would fail with 403`,
         })),
     ];
   }
@@ -198,7 +200,8 @@ export class KubernetesPlatform implements Platform {
         const left = quantity(hard) - quantity(quota.status?.used?.[resource] ?? '0');
         return more * each > left + 1e-9
           ? [
-              `${resource}: ${formatQuantity(more * each)} more needed, ${formatQuantity(Math.max(0, left))} left of ${hard}`,
+              `${resource}: ${formatQuantity(more * each)} more needed, ` +
+                `${formatQuantity(Math.max(0, left))} left of ${hard}`,
             ]
           : [];
       });
@@ -268,8 +271,10 @@ export class KubernetesPlatform implements Platform {
         throw ApplicationFailure.create({
           type: ErrorType.ReadinessTimeout,
           message:
-            `deployment ${target.deployments[slot]} in namespace ${target.namespace}: ${status.readyReplicas ?? 0} of ${replicas} replicas ready ` +
-            `after ${timeoutSeconds} s (updated ${status.updatedReplicas ?? 0}, available ${status.availableReplicas ?? 0}, ${old.length} pods of an older template, ` +
+            `deployment ${target.deployments[slot]} in namespace ${target.namespace}: ` +
+            `${status.readyReplicas ?? 0} of ${replicas} replicas ready ` +
+            `after ${timeoutSeconds} s (updated ${status.updatedReplicas ?? 0}, available ` +
+            `${status.availableReplicas ?? 0}, ${old.length} pods of an older template, ` +
             `${restarts} restarts${waiting.length ? `, waiting: ${waiting.join(', ')}` : ''})`,
           nonRetryable: true,
         });
@@ -299,7 +304,8 @@ export class KubernetesPlatform implements Platform {
       if (pods.length <= replicas) return;
       if (performance.now() > deadline) {
         throw new Error(
-          `deployment ${target.deployments[slot]} in namespace ${target.namespace}: ${pods.length} pods left after ${grace + 30} s (want ${replicas})`,
+          `deployment ${target.deployments[slot]} in namespace ${target.namespace}: ${pods.length} pods left ` +
+            `after ${grace + 30} s (want ${replicas})`,
         );
       }
       await sleep(poll, undefined, { signal: progress.signal });
@@ -470,7 +476,8 @@ export class KubernetesPlatform implements Platform {
           const reason =
             'from an API server that was unreachable moments ago (its authorizer may not have loaded RBAC yet)';
           throw new Error(
-            `kubernetes: ${what} in namespace ${target.namespace}: HTTP 403 ${reason}: ${apiMessage((error as k8s.ApiException<unknown>).body)}`,
+            `kubernetes: ${what} in namespace ${target.namespace}: HTTP 403 ${reason}: ` +
+              `${apiMessage((error as k8s.ApiException<unknown>).body)}`,
             { cause: error },
           );
         }
@@ -595,7 +602,9 @@ function containerOf(target: Target, deployment: k8s.V1Deployment): k8s.V1Contai
   if (!container) {
     throw ApplicationFailure.create({
       type: ErrorType.InvalidInput,
-      message: `deployment ${deployment.metadata?.name} in namespace ${target.namespace} has no container named ${target.container} (it has ${containers.map((c) => c.name).join(', ') || 'none'}); set the spec's container`,
+      message:
+        `deployment ${deployment.metadata?.name} in namespace ${target.namespace} has no container named ` +
+        `${target.container} (it has ${containers.map((c) => c.name).join(', ') || 'none'}); set the spec's container`,
       nonRetryable: true,
     });
   }

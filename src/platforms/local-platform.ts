@@ -178,7 +178,9 @@ export class LocalPlatform implements Platform {
         const restarts = d.pods.reduce((sum, p) => sum + p.restarts, 0);
         throw ApplicationFailure.create({
           type: ErrorType.ReadinessTimeout,
-          message: `deployment ${d.name}: ${d.readyReplicas} of ${replicas} replicas ready after ${timeoutSeconds} s (${restarts} restarts, ${outdated} old pods left)`,
+          message:
+            `deployment ${d.name}: ${d.readyReplicas} of ${replicas} replicas ready after ${timeoutSeconds} s ` +
+            `(${restarts} restarts, ${outdated} old pods left)`,
           nonRetryable: true,
         });
       }
@@ -281,7 +283,9 @@ export class LocalPlatform implements Platform {
     if (d.container !== target.container) {
       throw ApplicationFailure.create({
         type: ErrorType.InvalidInput,
-        message: `deployment ${d.name} in namespace ${target.namespace} has no container named ${target.container} (it runs ${d.container})`,
+        message:
+          `deployment ${d.name} in namespace ${target.namespace} has no container named ${target.container} (it ` +
+          `runs ${d.container})`,
         nonRetryable: true,
       });
     }

@@ -41,7 +41,9 @@ export class RouterRegistry implements Routers {
     if (!port) {
       throw ApplicationFailure.create({
         type: ErrorType.InvalidInput,
-        message: `traffic.router: the ${this.platform} platform cannot route by '${kind}' (it can: ${this.kinds.join(', ')})`,
+        message:
+          `traffic.router: the ${this.platform} platform cannot route by '${kind}' (it can: ` +
+          `${this.kinds.join(', ')})`,
         nonRetryable: true,
       });
     }
@@ -57,7 +59,9 @@ export class RouterRegistry implements Routers {
     if (live.slot === null) {
       throw ApplicationFailure.create({
         type: ErrorType.PreconditionFailed,
-        message: `${live.routing}: no slot takes all the traffic, so neither can be called live (set the router to one slot, or finish the canary in progress)`,
+        message:
+          `${live.routing}: no slot takes all the traffic, so neither can be called live (set the router to one ` +
+          `slot, or finish the canary in progress)`,
         nonRetryable: true,
       });
     }

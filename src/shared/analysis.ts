@@ -134,7 +134,8 @@ export function monitorWarmUp({
   const scrapeSource = scrapeIntervalSeconds === null ? `Prometheus's default ${scrape} s, assumed` : `${scrape} s`;
   if (windowSeconds < 2 * scrape) {
     warnings.push(
-      `monitor.window (${windowSeconds} s) holds fewer than 2 scrapes at the targets' scrape interval (${scrapeSource}): ` +
+      `monitor.window (${windowSeconds} s) holds fewer than 2 scrapes at the targets' scrape interval ` +
+        `(${scrapeSource}): ` +
         `rate() over it has no data at all; make it at least ${2 * scrape} s (4 scrapes, ${4 * scrape} s, is safer)`,
     );
   }
@@ -279,7 +280,8 @@ export function judgeCanaryTick(input: CanaryTickInput): CanaryTick {
         relative !== AnalysisResult.Failed;
       if (bothBreach) {
         shared.push(
-          `'${m.name}' is ${formatValue(m.value)} on the canary and ${formatValue(stable!.value)} on the stable slot (must be ${m.comparison} ${m.threshold})`,
+          `'${m.name}' is ${formatValue(m.value)} on the canary and ${formatValue(stable!.value)} on the stable ` +
+            `slot (must be ${m.comparison} ${m.threshold})`,
         );
       } else {
         ownBreach = true;
@@ -300,7 +302,8 @@ export function judgeCanaryTick(input: CanaryTickInput): CanaryTick {
   });
   const sharedCause =
     shared.length > 0 && !ownBreach
-      ? `both slots breach the same SLO over the same window: ${shared.join('; ')}; the cause is shared (a dependency, a cascade), so rolling the canary back would not help`
+      ? `both slots breach the same SLO over the same window: ${shared.join('; ')}; the cause is shared (a ` +
+        `dependency, a cascade), so rolling the canary back would not help`
       : null;
   const total = (input.canaryRequests ?? 0) + (input.stableRequests ?? 0);
   return {

@@ -99,11 +99,12 @@ export function incidentOf({ status, spec, run, message, failedCheck, now }: Inc
   const lines = [`${status.namespace}/${status.app} ${status.version} (${status.image}): ${message}`];
   if (breach)
     lines.push(
-      `breached: ${breach.slo} = ${formatValue(breach.value)} (must be ${breach.comparison} ${breach.threshold}) on ${breach.slot}`,
+      `breached: ${breach.slo} = ${formatValue(breach.value)} (must be ${breach.comparison} ` +
+        `${breach.threshold}) on ${breach.slot}`,
     );
   if (restarts) lines.push(`pod restarts on ${slot ?? 'the new slot'} during monitoring: ${restarts}`);
-  lines.push(
-    `live now: ${status.activeSlot ?? 'unknown slot'}${status.previous?.image && status.activeSlot === status.previous.slot ? ` (${status.previous.image})` : ''}`,
-  );
+  const backTo =
+    status.previous?.image && status.activeSlot === status.previous.slot ? ` (${status.previous.image})` : '';
+  lines.push(`live now: ${status.activeSlot ?? 'unknown slot'}${backTo}`);
   return { summary: lines.join('\n'), liveSlot: status.activeSlot, breach, restarts };
 }

@@ -280,11 +280,15 @@ export function judgeWindowTick(
     if (judged.decision === MonitorDecision.ErrorLimit) return MonitorVerdict.ErrorLimit;
     const { resumeAfter } = policy;
     state.successes = result === AnalysisResult.Successful ? state.successes + 1 : 0;
-    state.message = `paused, still measuring: tick ${progress.pausedTicks}: ${result}${resumeAfter > 0 ? ` (${state.successes}/${resumeAfter} successful in a row)` : ''}`;
+    state.message =
+      `paused, still measuring: tick ${progress.pausedTicks}: ` +
+      `${result}${resumeAfter > 0 ? ` (${state.successes}/${resumeAfter} successful in a row)` : ''}`;
     return resumeAfter > 0 && state.successes >= resumeAfter ? MonitorVerdict.Resumed : null;
   }
   const warmingUp = request.warmUpUntil !== null && measured.at.getTime() < request.warmUpUntil;
-  state.message = `monitor tick ${progress.tick}/${progress.ticks}: ${result}${warmingUp && result === AnalysisResult.Inconclusive ? ' (warming up: not counted)' : ''}`;
+  state.message =
+    `monitor tick ${progress.tick}/${progress.ticks}: ` +
+    `${result}${warmingUp && result === AnalysisResult.Inconclusive ? ' (warming up: not counted)' : ''}`;
   const judged = judgeMonitorTick(request.limits, state.counters, result, {
     warmingUp,
     consecutive: request.consecutive,
@@ -331,7 +335,9 @@ function judgeHoldTick(
   if (result === AnalysisResult.Successful) return MonitorVerdict.Held;
   if (elapsed >= policy.capSeconds) return MonitorVerdict.Pause;
   canary.extendedSeconds = Math.round(elapsed - policy.holdSeconds);
-  state.message = `${policy.label}: hold extended ${canary.extendedSeconds} s of at most ${policy.capSeconds - policy.holdSeconds} s: last tick ${result}; ${traffic}`;
+  state.message =
+    `${policy.label}: hold extended ${canary.extendedSeconds} s of at most ` +
+    `${policy.capSeconds - policy.holdSeconds} s: last tick ${result}; ${traffic}`;
   return null;
 }
 
@@ -341,12 +347,17 @@ export function canaryTrafficLine(
   tick: { observedShare: number | null; canaryRequests: number | null },
   minRequests: number,
 ): string {
-  return `${weight} % set, ${tick.observedShare === null ? 'no share observed yet' : `${formatShare(tick.observedShare)} % observed`} (${canaryRequestsLine(tick.canaryRequests, minRequests)})`;
+  const observed =
+    tick.observedShare === null ? 'no share observed yet' : `${formatShare(tick.observedShare)} % observed`;
+  return `${weight} % set, ${observed} (${canaryRequestsLine(tick.canaryRequests, minRequests)})`;
 }
 
 /** The canary's requests in the window against the minimum. */
 export function canaryRequestsLine(canaryRequests: number | null, minRequests: number): string {
-  return `${formatValue(canaryRequests === null ? null : Math.round(canaryRequests))} canary requests in the window, at least ${minRequests} needed`;
+  return (
+    `${formatValue(canaryRequests === null ? null : Math.round(canaryRequests))} canary requests in the window, at ` +
+    `least ${minRequests} needed`
+  );
 }
 
 /**

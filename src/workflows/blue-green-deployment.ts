@@ -69,7 +69,8 @@ async function switchServiceSelector(run: RunContext): Promise<void> {
     const traffic = await run
       .act('waiting', `verify ${routeName(target)} serves ${idle}`)
       .verifyTraffic({ target, slot: idle, timeoutSeconds: 60 });
-    run.status.message = `${routeName(target)} serves ${idle}: ${traffic.endpoints} endpoints after ${traffic.seconds.toFixed(1)} s`;
+    run.status.message =
+      `${routeName(target)} serves ${idle}: ${traffic.endpoints} endpoints after ` + `${traffic.seconds.toFixed(1)} s`;
   } catch (error) {
     throw phaseErrorFrom(error, RollbackReason.ActivityError);
   }

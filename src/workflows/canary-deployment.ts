@@ -184,7 +184,13 @@ class CanarySteps {
         canaryRequests: progress.canaryRequests,
         seconds: (new Date().getTime() - startedAt) / 1000,
       });
-      run.status.message = `${label}: ${step.weight} % ${end === 'promoted' ? `promoted by ${progress.promotedBy ?? 'an operator'}` : end === 'resumed' ? 'resumed after a pause' : 'held'}`;
+      const how =
+        end === 'promoted'
+          ? `promoted by ${progress.promotedBy ?? 'an operator'}`
+          : end === 'resumed'
+            ? 'resumed after a pause'
+            : 'held';
+      run.status.message = `${label}: ${step.weight} % ${how}`;
       run.publishDetails();
     }
     run.status.message = `the canary ${canary} serves 100 % after ${this.steps.length} steps`;
@@ -214,7 +220,9 @@ class CanarySteps {
         replicas: needed,
         timeoutSeconds: this.spec.readinessTimeoutSeconds,
       });
-      run.status.message = `${label}: ${ready.readyReplicas}/${needed} replicas of ${canary} ready after ${ready.seconds.toFixed(1)} s`;
+      run.status.message =
+        `${label}: ${ready.readyReplicas}/${needed} replicas of ${canary} ready after ` +
+        `${ready.seconds.toFixed(1)} s`;
     } catch (error) {
       throw phaseErrorFrom(error, RollbackReason.ActivityError);
     }
@@ -244,7 +252,9 @@ class CanarySteps {
         .act('waiting', `verify ${routeName(target)} sends ${weight} % to ${canary}`)
         .verifyTrafficWeight({ target, router, stable, canary, weight, timeoutSeconds: 60 });
       progress.effectiveWeight = verified.weight;
-      run.status.message = `${label}: ${formatShare(verified.weight)} % to ${canary} in effect (${verified.endpoints[canary]} canary and ${verified.endpoints[stable]} stable endpoints) after ${verified.seconds.toFixed(1)} s`;
+      run.status.message =
+        `${label}: ${formatShare(verified.weight)} % to ${canary} in effect (${verified.endpoints[canary]} canary ` +
+        `and ${verified.endpoints[stable]} stable endpoints) after ${verified.seconds.toFixed(1)} s`;
     } catch (error) {
       throw phaseErrorFrom(error, RollbackReason.ActivityError);
     }
@@ -261,9 +271,12 @@ class CanarySteps {
     run.status.monitor = monitorProgress;
     const startedAt = new Date().getTime();
     progress.hold = { since: now(), seconds: step.holdSeconds, extendedSeconds: 0, untilPromote: step.untilPromote };
+    const until = step.untilPromote
+      ? `until promoted (bluegreen promote ${this.spec.app} -n ${this.spec.namespace})`
+      : `for ${step.holdSeconds} s`;
     run.enterPhase(
       Phase.Monitoring,
-      `${label}: holding ${step.weight} % ${step.untilPromote ? `until promoted (bluegreen promote ${this.spec.app} -n ${this.spec.namespace})` : `for ${step.holdSeconds} s`}, ` +
+      `${label}: holding ${step.weight} % ${until}, ` +
         `measuring every ${monitor.intervalSeconds} s${progress.step === 1 ? warmUpMessage(run) : ''}`,
     );
     return { monitorProgress, startedAt };
@@ -351,7 +364,9 @@ class CanarySteps {
           // No Successful tick by the end of the extension.
           const lastAt = answer.samples.at(-1)?.at;
           const elapsed = lastAt ? (Date.parse(lastAt) - startedAt) / 1000 : capSeconds;
-          const why = `${label}: no Successful tick in ${Math.round(elapsed)} s at ${step.weight} % (${canaryRequestsLine(progress.canaryRequests, rules.minRequests)})`;
+          const why =
+            `${label}: no Successful tick in ${Math.round(elapsed)} s at ${step.weight} % ` +
+            `(${canaryRequestsLine(progress.canaryRequests, rules.minRequests)})`;
           const paused = await pauseInOneActivity(run, request, soFar, why);
           if (paused.last) this.takeCanaryTraffic(paused.last);
           this.takePromoteRequest();
@@ -473,7 +488,9 @@ class CanarySteps {
           return 'resumed';
         }
         progress.hold!.extendedSeconds = Math.round(elapsed - step.holdSeconds);
-        run.status.message = `${label}: hold extended ${progress.hold!.extendedSeconds} s of at most ${this.spec.canary.maxHoldExtensionSeconds} s: last tick ${result}${this.trafficLine()}`;
+        run.status.message =
+          `${label}: hold extended ${progress.hold!.extendedSeconds} s of at most ` +
+          `${this.spec.canary.maxHoldExtensionSeconds} s: last tick ${result}${this.trafficLine()}`;
       }
       run.publishDetails();
       const interrupted = await condition(
@@ -607,14 +624,17 @@ class CanarySteps {
       `canary (${p.router}): step ${p.step}/${p.steps}, ${p.weight} % set` +
         (p.effectiveWeight !== null ? ` (${formatShare(p.effectiveWeight)} % in effect)` : '') +
         `, ${p.observedShare === null ? 'no share observed yet' : `${formatShare(p.observedShare)} % observed`}, ` +
-        `${formatValue(p.canaryRequests === null ? null : Math.round(p.canaryRequests))} canary requests, canary replicas: ${p.canaryReplicas}` +
+        `${formatValue(p.canaryRequests === null ? null : Math.round(p.canaryRequests))} canary requests, canary ` +
+        `replicas: ${p.canaryReplicas}` +
         (p.analysis ? `; analysis: ${p.analysis}` : '') +
         (p.hold?.extendedSeconds ? `; hold extended ${p.hold.extendedSeconds} s` : ''),
     ];
     if (p.sharedCause) lines.push('', `**shared cause**: ${p.sharedCause}`);
     for (const c of p.completed)
       lines.push(
-        `- step ${c.step}: ${c.weight} %, ${c.observedShare === null ? 'no share observed' : `${formatShare(c.observedShare)} % observed`}, ${Math.round(c.seconds)} s`,
+        `- step ${c.step}: ${c.weight} %, ` +
+          `${c.observedShare === null ? 'no share observed' : `${formatShare(c.observedShare)} % observed`}, ` +
+          `${Math.round(c.seconds)} s`,
       );
     return lines;
   }

@@ -110,7 +110,9 @@ export class KubernetesHttpRoute implements RouteAccess {
     if (each.some((w) => w.blue !== first.blue || w.green !== first.green)) {
       throw ApplicationFailure.create({
         type: ErrorType.PreconditionFailed,
-        message: `httproute ${route.metadata.name} in namespace ${target.namespace}: its rules naming the slot Services weigh them differently (${each.map((w) => describeWeights(target, w)).join('; ')}); make them agree`,
+        message:
+          `httproute ${route.metadata.name} in namespace ${target.namespace}: its rules naming the slot Services ` +
+          `weigh them differently (${each.map((w) => describeWeights(target, w)).join('; ')}); make them agree`,
         nonRetryable: true,
       });
     }
@@ -126,7 +128,9 @@ export class KubernetesHttpRoute implements RouteAccess {
       const services = slotServicesOf(target);
       throw ApplicationFailure.create({
         type: ErrorType.PreconditionFailed,
-        message: `httproute ${route.metadata.name} in namespace ${target.namespace} has no rule with a backendRef to ${services.blue} or ${services.green}: add one (the router writes only the weights of such rules)`,
+        message:
+          `httproute ${route.metadata.name} in namespace ${target.namespace} has no rule with a backendRef to ` +
+          `${services.blue} or ${services.green}: add one (the router writes only the weights of such rules)`,
         nonRetryable: true,
       });
     }
@@ -183,7 +187,10 @@ export class KubernetesHttpRoute implements RouteAccess {
       ) {
         throw ApplicationFailure.create({
           type: ErrorType.NotFound,
-          message: `read httproute ${name}: the API server does not serve ${HTTP_ROUTES}.${GATEWAY_GROUP}/${GATEWAY_VERSION}: install the Gateway API CRDs (standard channel), or choose another traffic.router`,
+          message:
+            `read httproute ${name}: the API server does not serve ` +
+            `${HTTP_ROUTES}.${GATEWAY_GROUP}/${GATEWAY_VERSION}: install the Gateway API CRDs (standard channel), ` +
+            `or choose another traffic.router`,
           nonRetryable: true,
         });
       }
@@ -203,7 +210,8 @@ function parentsRefusing(route: HttpRoute): string[] {
       if (!current) refusing.push(`${parent.parentRef?.name ?? 'a gateway'} has not yet seen generation ${generation}`);
       else if (condition.status !== 'True')
         refusing.push(
-          `${parent.parentRef?.name ?? 'a gateway'}: ${condition.type} ${condition.status} (${condition.reason ?? ''}${condition.message ? `: ${condition.message}` : ''})`,
+          `${parent.parentRef?.name ?? 'a gateway'}: ${condition.type} ${condition.status} ` +
+            `(${condition.reason ?? ''}${condition.message ? `: ${condition.message}` : ''})`,
         );
     }
   }

@@ -43,7 +43,9 @@ export class LocalHttpRoute implements RouteAccess {
     if (!route.backendRefs.some((ref) => SLOTS.some((slot) => services[slot] === ref.name))) {
       throw ApplicationFailure.create({
         type: ErrorType.PreconditionFailed,
-        message: `httproute ${route.name} in namespace ${target.namespace} has no backendRef to ${services.blue} or ${services.green}: add one (the router writes only the weights of such refs)`,
+        message:
+          `httproute ${route.name} in namespace ${target.namespace} has no backendRef to ${services.blue} or ` +
+          `${services.green}: add one (the router writes only the weights of such refs)`,
         nonRetryable: true,
       });
     }
@@ -53,7 +55,8 @@ export class LocalHttpRoute implements RouteAccess {
   }
 
   private path(target: Target): string {
-    return `/apis/gateway.networking.k8s.io/v1/namespaces/${target.namespace}/httproutes/${target.traffic?.httpRoute ?? target.app}`;
+    const name = target.traffic?.httpRoute ?? target.app;
+    return `/apis/gateway.networking.k8s.io/v1/namespaces/${target.namespace}/httproutes/${name}`;
   }
 
   private async read(target: Target): Promise<z.output<typeof RouteSchema>> {

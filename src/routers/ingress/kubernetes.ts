@@ -104,7 +104,8 @@ export class KubernetesIngresses implements IngressAccess {
         message:
           `${stable ? '' : 'canary '}ingress ${ingress.metadata?.name} in namespace ${target.namespace} ` +
           (slots.size === 0
-            ? `has no path whose backend is ${services.blue} or ${services.green}: add one (the router switches only such backends)`
+            ? `has no path whose backend is ${services.blue} or ${services.green}: add one (the router switches ` +
+              `only such backends)`
             : `sends to both ${services.blue} and ${services.green}; one slot at a time`),
         nonRetryable: true,
       });

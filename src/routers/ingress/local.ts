@@ -85,7 +85,9 @@ export class LocalIngresses implements IngressAccess {
     if (!slot) {
       throw ApplicationFailure.create({
         type: ErrorType.PreconditionFailed,
-        message: `ingress ${ingress.name} in namespace ${target.namespace} has no path whose backend is ${services.blue} or ${services.green} (its backend is ${ingress.backend})`,
+        message:
+          `ingress ${ingress.name} in namespace ${target.namespace} has no path whose backend is ${services.blue} ` +
+          `or ${services.green} (its backend is ${ingress.backend})`,
         nonRetryable: true,
       });
     }

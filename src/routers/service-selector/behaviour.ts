@@ -63,7 +63,9 @@ export function selectorHolds(
   return {
     held,
     effective,
-    unmet: `${endpoints[stable]} ready endpoints in ${stable}, ${endpoints[canary]} in ${canary} (${share}), ${strays} outside both slots`,
+    unmet:
+      `${endpoints[stable]} ready endpoints in ${stable}, ${endpoints[canary]} in ${canary} (${share}), ` +
+      `${strays} outside both slots`,
   };
 }
 

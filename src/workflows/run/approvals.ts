@@ -33,7 +33,8 @@ export async function awaitApproval(run: RunContext, gate: Gate, enabled: boolea
     run,
     gate,
     gate === Gate.Inconclusive
-      ? `${run.status.monitor?.inconclusive ?? 0} inconclusive measurements (no data): approve to go on or abort to roll back`
+      ? `${run.status.monitor?.inconclusive ?? 0} inconclusive measurements (no data): approve to go on ` +
+          `or abort to roll back`
       : `waiting for approval (${gate}) for up to ${timeoutSeconds} s`,
   );
   let approved: boolean;

@@ -122,7 +122,11 @@ export function newMonitorProgress(run: RunContext, ticks: number, durationSecon
 export function warmUpMessage(run: RunContext): string {
   const warmUp = run.warmUp;
   if (!warmUp) return '';
-  return `; missing data counts after a ${warmUp.seconds} s warm-up (${warmUp.scrapeIntervalSeconds === null ? 'monitor.initialDelaySeconds' : `scrape interval ${warmUp.scrapeIntervalSeconds} s`})`;
+  const from =
+    warmUp.scrapeIntervalSeconds === null
+      ? 'monitor.initialDelaySeconds'
+      : `scrape interval ${warmUp.scrapeIntervalSeconds} s`;
+  return `; missing data counts after a ${warmUp.seconds} s warm-up (${from})`;
 }
 
 /** Blue-green's phase 4: every interval for the monitor window, the SLOs and restarts of the new slot. */
@@ -146,7 +150,9 @@ export async function monitorSlot(run: RunContext, target: Target, slot: Slot): 
     const warmingUp = warmUp !== null && new Date().getTime() - startedAt < warmUp.seconds * 1000;
     progress.tick = tick;
     for (const m of measurements ?? []) progress.latest[m.name] = m;
-    run.status.message = `monitor tick ${tick}/${ticks}: ${result}${warmingUp && result === AnalysisResult.Inconclusive ? ' (warming up: not counted)' : ''}`;
+    run.status.message =
+      `monitor tick ${tick}/${ticks}: ` +
+      `${result}${warmingUp && result === AnalysisResult.Inconclusive ? ' (warming up: not counted)' : ''}`;
     const judged = judgeMonitorTick(monitor, counters, result, { warmingUp, consecutive: warmUp !== null });
     counters = judged.counters;
     countTick(progress, result, counters);
@@ -420,7 +426,8 @@ function cancelledState(error: unknown): MonitorWindowState | null {
 export function errorLimitError(run: RunContext, consecutiveErrors: number): PhaseError {
   return new PhaseError(
     RollbackReason.MeasurementErrors,
-    `${consecutiveErrors} consecutive measurement errors (limit ${run.spec.monitor.consecutiveErrorLimit}): the SLOs cannot be verified`,
+    `${consecutiveErrors} consecutive measurement errors (limit ${run.spec.monitor.consecutiveErrorLimit}): the ` +
+      `SLOs cannot be verified`,
     'measurement',
   );
 }
@@ -475,7 +482,9 @@ export async function pauseWhileMeasuring(
       if (judged.decision === MonitorDecision.Breach) throw breachOf(measurements ?? []);
       if (judged.decision === MonitorDecision.ErrorLimit) throw errorLimitError(run, progress.consecutiveErrors);
       successes = result === AnalysisResult.Successful ? successes + 1 : 0;
-      run.status.message = `paused, still measuring: tick ${tick}: ${result}${resumeAfter > 0 ? ` (${successes}/${resumeAfter} successful in a row)` : ''}`;
+      run.status.message =
+        `paused, still measuring: tick ${tick}: ` +
+        `${result}${resumeAfter > 0 ? ` (${successes}/${resumeAfter} successful in a row)` : ''}`;
       run.publishDetails();
       if (resumeAfter > 0 && successes >= resumeAfter)
         return { how: `resumed by itself after ${successes} successful ticks in a row`, counters: current };

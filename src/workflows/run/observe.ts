@@ -31,7 +31,8 @@ export async function observeLiveSlot(run: RunContext, { warm }: { warm: boolean
     // unreadable) ends early and undoes nothing.
     const at = `tick ${run.status.observe?.tick ?? 0}/${run.status.observe?.ticks ?? 0}`;
     run.warnings.push(
-      `observe: the window ended early at ${at}: ${isCancellation(error) ? 'the workflow was cancelled' : describeError(error)}`,
+      `observe: the window ended early at ${at}: ` +
+        `${isCancellation(error) ? 'the workflow was cancelled' : describeError(error)}`,
     );
   }
 }
@@ -134,8 +135,10 @@ async function notifyBreaches(
     if (progress.breaches.some((b) => b.name === m.name)) continue;
     progress.breaches.push({ name: m.name, value: m.value, comparison: m.comparison, threshold: m.threshold, at });
     const message =
-      `SLO '${m.name}' breached while observing ${progress.slot}: ${formatValue(m.value)} (must be ${m.comparison} ${m.threshold}), ` +
-      `${minutes} min into the window; nothing was changed: to go back, bluegreen undo ${run.spec.app} -n ${run.spec.namespace}`;
+      `SLO '${m.name}' breached while observing ${progress.slot}: ${formatValue(m.value)} (must be ` +
+      `${m.comparison} ${m.threshold}), ` +
+      `${minutes} min into the window; nothing was changed: to go back, bluegreen undo ${run.spec.app} -n ` +
+      `${run.spec.namespace}`;
     run.warnings.push(`observe: ${message}`);
     await run.notify('observe-breach', message, RollbackReason.SloBreach, m.name);
   }

@@ -98,7 +98,8 @@ function takeLive(run: RunContext, live: LiveState): SlotState {
   if (!isHealthySlot(active)) {
     throw new PhaseError(
       RollbackReason.PreflightFailed,
-      `the active slot ${active.slot} (${active.deployment}) is not healthy: ${active.readyReplicas}/${active.replicas} replicas ready`,
+      `the active slot ${active.slot} (${active.deployment}) is not healthy: ` +
+        `${active.readyReplicas}/${active.replicas} replicas ready`,
       'active-slot-health',
     );
   }
@@ -174,9 +175,11 @@ function judgeActiveSlot(run: RunContext, active: SlotState, measured: ActiveSlo
   }
   throw new PhaseError(
     RollbackReason.ActiveSlotUnstable,
-    `the active slot ${active.slot} (${active.deployment}${active.version ? `, ${active.version}` : ''}) breaches ${said}: ` +
+    `the active slot ${active.slot} ` +
+      `(${active.deployment}${active.version ? `, ${active.version}` : ''}) breaches ${said}: ` +
       'a deployment onto it could not tell its own faults from the ones already there ' +
-      '(to deploy a fix during the incident all the same: allowUnstableActive: true, or deploy --allow-unstable-active)',
+      '(to deploy a fix during the incident all the same: allowUnstableActive: true, or deploy ' +
+      '--allow-unstable-active)',
     breaches[0]!.name,
   );
 }
@@ -214,7 +217,8 @@ export async function deployIdleSlot(run: RunContext, replicas = run.spec.replic
       replicas,
       timeoutSeconds: run.spec.readinessTimeoutSeconds,
     });
-    run.status.message = `${ready.readyReplicas}/${replicas} replicas of ${idle} ready after ${ready.seconds.toFixed(1)} s`;
+    run.status.message =
+      `${ready.readyReplicas}/${replicas} replicas of ${idle} ready after ` + `${ready.seconds.toFixed(1)} s`;
   } catch (error) {
     throw phaseErrorFrom(error, RollbackReason.ActivityError);
   }
@@ -264,7 +268,8 @@ export async function scaleDownOldSlot(run: RunContext): Promise<DeploymentResul
       await run.act('cleanup', `scale ${old} to zero`).scaleSlot({ target, slot: old, replicas: 0 });
     } catch (error) {
       run.warnings.push(
-        `cleanup degraded: ${old} (${target.deployments[old]}) could not be scaled to zero: ${describeError(error)}; scale it down by hand`,
+        `cleanup degraded: ${old} (${target.deployments[old]}) could not be scaled to zero: ` +
+          `${describeError(error)}; scale it down by hand`,
       );
     }
   });

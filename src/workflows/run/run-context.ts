@@ -222,9 +222,12 @@ export class RunContext {
         Outcome.Failed,
         failure.reason,
         this.persistentRollback
-          ? `${failure.message}; ROLLBACK INCOMPLETE at '${incomplete}': the platform refused it for good, so a person must ` +
-              `restore ${this.status.fromSlot ?? 'the old slot'} by hand (fix the permission or object named above, then ` +
-              `point ${this.target?.service ?? 'the Service'} at ${this.status.fromSlot ?? 'the old slot'} and scale ${this.status.toSlot ?? 'the new slot'} to zero)`
+          ? `${failure.message}; ROLLBACK INCOMPLETE at '${incomplete}': the platform refused it for ` +
+              `good, so a person must ` +
+              `restore ${this.status.fromSlot ?? 'the old slot'} by hand (fix the permission or ` +
+              `object named above, then ` +
+              `point ${this.target?.service ?? 'the Service'} at ${this.status.fromSlot ?? 'the old slot'} and ` +
+              `scale ${this.status.toSlot ?? 'the new slot'} to zero)`
           : `${failure.message}; ROLLBACK INCOMPLETE at '${incomplete}': the cluster needs a person`,
         failure.failedCheck,
         this.status.activeSlot,
@@ -267,7 +270,8 @@ export class RunContext {
       !(await condition(() => settled, stuckAfter * 1000, { summary: `rollback reported stuck after ${stuckAfter} s` }))
     ) {
       progress.stuckSince = now();
-      this.status.message = `ROLLBACK STUCK for ${stuckAfter} s at '${progress.step}': still retrying until the platform answers`;
+      this.status.message =
+        `ROLLBACK STUCK for ${stuckAfter} s at '${progress.step}': still retrying until ` + `the platform answers`;
       this.publishDetails();
       await this.notify(
         'rollback-stuck',
@@ -315,7 +319,10 @@ export class RunContext {
     const awaiting = this.status.awaiting;
     if (this.approved && awaiting && !this.abortRequested) {
       // Both arrived at the same instant: the approval was first, and it is what happens.
-      return `abort rejected: the ${awaiting.gate} gate was approved at the same moment, and the approval came first; abort again to roll back`;
+      return (
+        `abort rejected: the ${awaiting.gate} gate was approved at the same moment, and the approval came first; ` +
+        `abort again to roll back`
+      );
     }
     return null;
   }
@@ -463,21 +470,23 @@ export class RunContext {
       );
     if (s.rollback) {
       const r = s.rollback;
-      lines.push(
-        '',
-        `rollback since ${r.startedAt}${r.step ? `, step: ${r.step}` : ''}${r.stuckSince ? `, **stuck since ${r.stuckSince}** (still retrying)` : ''}${r.seconds !== null ? `, done in ${r.seconds.toFixed(1)} s` : ''}`,
-      );
+      const step = r.step ? `, step: ${r.step}` : '';
+      const stuck = r.stuckSince ? `, **stuck since ${r.stuckSince}** (still retrying)` : '';
+      const done = r.seconds !== null ? `, done in ${r.seconds.toFixed(1)} s` : '';
+      lines.push('', `rollback since ${r.startedAt}${step}${stuck}${done}`);
     }
     if (s.monitor) {
       const m = s.monitor;
       lines.push(
         '',
-        `monitor tick ${m.tick}/${m.ticks}: ${m.successful} ok, ${m.failed} failed, ${m.inconclusive} inconclusive, ${m.errors} errors`,
+        `monitor tick ${m.tick}/${m.ticks}: ${m.successful} ok, ${m.failed} failed, ${m.inconclusive} ` +
+          `inconclusive, ${m.errors} errors`,
       );
       lines.push('', '| SLO | value | rule | verdict |', '|---|---|---|---|');
       for (const x of Object.values(m.latest)) {
         lines.push(
-          `| ${x.name}${x.gate ? '' : ' (warning)'} | ${formatValue(x.value)} | ${x.comparison} ${x.threshold} | ${x.result} |`,
+          `| ${x.name}${x.gate ? '' : ' (warning)'} | ${formatValue(x.value)} | ${x.comparison} ` +
+            `${x.threshold} | ${x.result} |`,
         );
       }
     }

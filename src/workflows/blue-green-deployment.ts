@@ -50,13 +50,13 @@ async function rolloutBlueGreen(run: RunContext): Promise<DeploymentResult> {
 /** Phase 3: the Service selector to the new slot, then endpoints verified to list only it. */
 async function switchServiceSelector(run: RunContext): Promise<void> {
   const { target, active, idle } = run.slots();
-  run.enterPhase(Phase.Switching, `switching ${routeName(target)} from ${active} to ${idle}`);
+  run.report.enterPhase(Phase.Switching, `switching ${routeName(target)} from ${active} to ${idle}`);
   // The old slot is still warm: switching back is the first thing a rollback does. Pushed
   // before the write for the same reason as the deploy's undo.
-  run.undo.push(`switch ${routeName(target)} back to ${active}`, async () => {
+  run.rollback.undo.push(`switch ${routeName(target)} back to ${active}`, async () => {
     await run.act('restore', `switch ${routeName(target)} back to ${active}`).switchTraffic({ target, slot: active });
-    run.status.activeSlot = active;
-    await run.verifyRestoring(() =>
+    run.report.record({ kind: 'restored', active });
+    await run.rollback.verifyRestoring(() =>
       run
         .act('restore', `verify ${routeName(target)} serves ${active}`)
         .verifyTraffic({ target, slot: active, timeoutSeconds: 60 }),
@@ -64,13 +64,16 @@ async function switchServiceSelector(run: RunContext): Promise<void> {
   });
   try {
     await run.act('write', `switch ${routeName(target)} to ${idle}`).switchTraffic({ target, slot: idle });
-    run.status.activeSlot = idle;
-    run.status.idleSlot = active;
+    run.report.record({ kind: 'routed', active: idle });
     const traffic = await run
       .act('waiting', `verify ${routeName(target)} serves ${idle}`)
       .verifyTraffic({ target, slot: idle, timeoutSeconds: 60 });
-    run.status.message =
-      `${routeName(target)} serves ${idle}: ${traffic.endpoints} endpoints after ` + `${traffic.seconds.toFixed(1)} s`;
+    run.report.record({
+      kind: 'message',
+      message:
+        `${routeName(target)} serves ${idle}: ${traffic.endpoints} endpoints after ` +
+        `${traffic.seconds.toFixed(1)} s`,
+    });
   } catch (error) {
     throw phaseErrorFrom(error, RollbackReason.ActivityError);
   }

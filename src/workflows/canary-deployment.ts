@@ -9,7 +9,7 @@
  *
  * Deterministic code only: no I/O, no Node built-ins, activity types imported as types.
  */
-import { condition, log, patched, setHandler } from '@temporalio/workflow';
+import { condition, log, patched } from '@temporalio/workflow';
 import { routeName } from '../shared/target.js';
 import type { Target } from '../shared/target.js';
 import { AnalysisResult, formatValue, judgeCanaryTick, judgeMonitorTick, MonitorDecision } from '../shared/analysis.js';
@@ -19,7 +19,6 @@ import type { CanaryProgress, DeploymentResult, OperatorAnswer, PromoteRequest }
 import type { Slot } from '../shared/slots.js';
 import { canaryReplicasFor, formatShare } from '../shared/traffic.js';
 import type { CanaryStep, DeploymentSpec } from '../deployment-spec/deployment-spec.js';
-import { promoteSignal, promoteUpdate } from './definitions.js';
 import { awaitApproval } from './run/approvals.js';
 import { canaryRequestsLine, canaryTrafficLine, MonitorVerdict } from '../shared/monitor-window.js';
 import type { CanaryRules, HoldPolicy, MonitorWindowState } from '../shared/monitor-window.js';
@@ -44,7 +43,8 @@ import { breachOf, PhaseError, phaseErrorFrom } from './run/phase-error.js';
 import { Patch } from './run/patches.js';
 import { observeLiveSlot } from './run/observe.js';
 import { deployIdleSlot, preflight, scaleDownOldSlot, smokeTestIdleSlot } from './run/phases.js';
-import { endWith, now, refuseWith, RunContext } from './run/run-context.js';
+import { endWith, RunContext } from './run/run-context.js';
+import { now } from './run/status.js';
 import type { DeploymentOptions } from './run/run-context.js';
 
 /**
@@ -90,16 +90,12 @@ class CanarySteps {
   private baseline: number | null = null;
 
   constructor(private readonly run: RunContext) {
-    run.status.strategy = 'canary';
-    run.detailLines = () => this.detailLines();
-    setHandler(promoteUpdate, (request) => this.takePromotion(request), {
-      validator: (_request: PromoteRequest) => refuseWith(this.promotionRefusal()),
-    });
-    setHandler(promoteSignal, (request) => {
-      const refusal = this.promotionRefusal();
-      if (refusal === null) this.takePromotion(request);
-      else log.warn(`promote ignored: ${refusal}`, { by: request.by });
-    });
+    run.report.record({ kind: 'strategy', strategy: 'canary' });
+    run.report.detailLines = () => this.detailLines();
+    run.commands.listenForPromote(
+      (request) => this.takePromotion(request),
+      () => run.commands.promotionRefusal(this.progress),
+    );
   }
 
   private get spec(): DeploymentSpec {
@@ -130,7 +126,7 @@ class CanarySteps {
       completed: [],
       promotedBy: null,
     };
-    this.run.status.canary = this.progress;
+    this.run.report.record({ kind: 'canary', progress: this.progress });
     return this.replicas;
   }
 
@@ -145,14 +141,13 @@ class CanarySteps {
     // Pushed before the first weight is written: a cancelled write may still land, and weight 0
     // (all traffic to the stable slot, which never shrank) is idempotent. It runs before the
     // canary slot is restored: traffic leaves the canary first.
-    run.undo.push(`send all traffic back to ${stable}`, async () => {
+    run.rollback.undo.push(`send all traffic back to ${stable}`, async () => {
       await run
         .act('restore', `set the weight of ${canary} to 0 %`)
         .setTrafficWeight({ target, router, stable, canary, weight: 0 });
       progress.weight = 0;
-      run.status.activeSlot = stable;
-      run.status.idleSlot = canary;
-      await run.verifyRestoring(() =>
+      run.report.record({ kind: 'routed', active: stable });
+      await run.rollback.verifyRestoring(() =>
         run
           .act('restore', `verify ${routeName(target)} sends everything to ${stable}`)
           .verifyTrafficWeight({ target, router, stable, canary, weight: 0, timeoutSeconds: 60 }),
@@ -170,7 +165,7 @@ class CanarySteps {
         hold: null,
       });
       // Each hold is measured afresh: the previous step's ticks are in its `completed` entry.
-      run.status.monitor = null;
+      run.report.record({ kind: 'monitor', progress: null });
       await this.ensureCapacity(target, canary, step, label);
       await this.setWeight(target, stable, canary, step.weight, label);
       const startedAt = new Date().getTime();
@@ -190,10 +185,13 @@ class CanarySteps {
           : end === 'resumed'
             ? 'resumed after a pause'
             : 'held';
-      run.status.message = `${label}: ${step.weight} % ${how}`;
-      run.publishDetails();
+      run.report.record({ kind: 'message', message: `${label}: ${step.weight} % ${how}` });
+      run.report.publishDetails();
     }
-    run.status.message = `the canary ${canary} serves 100 % after ${this.steps.length} steps`;
+    run.report.record({
+      kind: 'message',
+      message: `the canary ${canary} serves 100 % after ${this.steps.length} steps`,
+    });
   }
 
   /** Capacity before weight: the canary has enough Ready replicas for its share first. */
@@ -201,7 +199,7 @@ class CanarySteps {
     const run = this.run;
     const needed = canaryReplicasFor(this.spec.traffic.router, this.spec.replicas, step.weight);
     if (needed <= this.replicas) return;
-    run.enterPhase(
+    run.report.enterPhase(
       Phase.Deploying,
       `${label}: scaling the canary ${canary} to ${needed} replicas before its weight rises to ${step.weight} %`,
     );
@@ -220,9 +218,12 @@ class CanarySteps {
         replicas: needed,
         timeoutSeconds: this.spec.readinessTimeoutSeconds,
       });
-      run.status.message =
-        `${label}: ${ready.readyReplicas}/${needed} replicas of ${canary} ready after ` +
-        `${ready.seconds.toFixed(1)} s`;
+      run.report.record({
+        kind: 'message',
+        message:
+          `${label}: ${ready.readyReplicas}/${needed} replicas of ${canary} ready after ` +
+          `${ready.seconds.toFixed(1)} s`,
+      });
     } catch (error) {
       throw phaseErrorFrom(error, RollbackReason.ActivityError);
     }
@@ -235,7 +236,7 @@ class CanarySteps {
     const run = this.run;
     const progress = this.progress!;
     const router = this.spec.traffic.router;
-    run.enterPhase(
+    run.report.enterPhase(
       Phase.Switching,
       `${label}: ${weight} % of ${routeName(target)} to the canary ${canary} (${router})`,
     );
@@ -245,16 +246,18 @@ class CanarySteps {
         .setTrafficWeight({ target, router, stable, canary, weight });
       progress.weight = weight;
       if (weight >= 100) {
-        run.status.activeSlot = canary;
-        run.status.idleSlot = stable;
+        run.report.record({ kind: 'routed', active: canary });
       }
       const verified = await run
         .act('waiting', `verify ${routeName(target)} sends ${weight} % to ${canary}`)
         .verifyTrafficWeight({ target, router, stable, canary, weight, timeoutSeconds: 60 });
       progress.effectiveWeight = verified.weight;
-      run.status.message =
-        `${label}: ${formatShare(verified.weight)} % to ${canary} in effect (${verified.endpoints[canary]} canary ` +
-        `and ${verified.endpoints[stable]} stable endpoints) after ${verified.seconds.toFixed(1)} s`;
+      run.report.record({
+        kind: 'message',
+        message:
+          `${label}: ${formatShare(verified.weight)} % to ${canary} in effect (${verified.endpoints[canary]} canary ` +
+          `and ${verified.endpoints[stable]} stable endpoints) after ${verified.seconds.toFixed(1)} s`,
+      });
     } catch (error) {
       throw phaseErrorFrom(error, RollbackReason.ActivityError);
     }
@@ -268,13 +271,13 @@ class CanarySteps {
     // A tick at the start and one every interval until the hold is over.
     const ticks = Math.floor(step.holdSeconds / monitor.intervalSeconds) + 1;
     const monitorProgress = newMonitorProgress(run, ticks, step.holdSeconds);
-    run.status.monitor = monitorProgress;
+    run.report.record({ kind: 'monitor', progress: monitorProgress });
     const startedAt = new Date().getTime();
     progress.hold = { since: now(), seconds: step.holdSeconds, extendedSeconds: 0, untilPromote: step.untilPromote };
     const until = step.untilPromote
       ? `until promoted (bluegreen promote ${this.spec.app} -n ${this.spec.namespace})`
       : `for ${step.holdSeconds} s`;
-    run.enterPhase(
+    run.report.enterPhase(
       Phase.Monitoring,
       `${label}: holding ${step.weight} % ${until}, ` +
         `measuring every ${monitor.intervalSeconds} s${progress.step === 1 ? warmUpMessage(run) : ''}`,
@@ -355,7 +358,7 @@ class CanarySteps {
         case MonitorVerdict.SharedCause:
           await awaitApproval(run, Gate.SharedCause, true);
           rules.sharedCauseAccepted = true;
-          run.enterPhase(
+          run.report.enterPhase(
             Phase.Monitoring,
             `${label}: resumed by an operator after a shared cause: ${progress.sharedCause}`,
           );
@@ -370,7 +373,7 @@ class CanarySteps {
           const paused = await pauseInOneActivity(run, request, soFar, why);
           if (paused.last) this.takeCanaryTraffic(paused.last);
           this.takePromoteRequest();
-          run.enterPhase(Phase.Monitoring, `${label}: ${paused.how}`);
+          run.report.enterPhase(Phase.Monitoring, `${label}: ${paused.how}`);
           return 'resumed';
         }
         default:
@@ -388,7 +391,7 @@ class CanarySteps {
     baseline: number | null;
   } {
     this.takeCanaryTraffic(state);
-    const soFar = takeAnswer(this.run, this.run.status.monitor!, state);
+    const soFar = takeAnswer(this.run, state);
     this.baseline = soFar.baseline;
     return soFar;
   }
@@ -456,14 +459,14 @@ class CanarySteps {
       const decision = judgeMonitorTick(monitor, counters, result, { warmingUp: true, consecutive: true });
       counters = decision.counters;
       countTick(monitorProgress, result, counters);
-      run.status.message = `${label} tick ${tick}: ${result}${this.trafficLine()}`;
+      run.report.record({ kind: 'message', message: `${label} tick ${tick}: ${result}${this.trafficLine()}` });
       if (decision.decision === MonitorDecision.Breach || (result === AnalysisResult.Failed && judged?.sharedCause)) {
         if (!judged?.sharedCause) throw breachOf(judged?.measurements ?? []);
         progress.sharedCause = judged.sharedCause;
         counters = { ...counters, failed: Math.max(0, counters.failed - 1) };
         await awaitApproval(run, Gate.SharedCause, true);
         sharedCauseAccepted = true;
-        run.enterPhase(
+        run.report.enterPhase(
           Phase.Monitoring,
           `${label}: resumed by an operator after a shared cause: ${judged.sharedCause}`,
         );
@@ -484,23 +487,27 @@ class CanarySteps {
             async (pausedTick) => (await measure(`${label} ${pausedTick}`))?.measurements ?? null,
           );
           this.takePromoteRequest();
-          run.enterPhase(Phase.Monitoring, `${label}: ${paused.how}`);
+          run.report.enterPhase(Phase.Monitoring, `${label}: ${paused.how}`);
           return 'resumed';
         }
         progress.hold!.extendedSeconds = Math.round(elapsed - step.holdSeconds);
-        run.status.message =
-          `${label}: hold extended ${progress.hold!.extendedSeconds} s of at most ` +
-          `${this.spec.canary.maxHoldExtensionSeconds} s: last tick ${result}${this.trafficLine()}`;
+        run.report.record({
+          kind: 'message',
+          message:
+            `${label}: hold extended ${progress.hold!.extendedSeconds} s of at most ` +
+            `${this.spec.canary.maxHoldExtensionSeconds} s: last tick ${result}${this.trafficLine()}`,
+        });
       }
-      run.publishDetails();
+      run.report.publishDetails();
       const interrupted = await condition(
-        () => run.abortRequested || this.promoteRequested,
+        () => run.commands.abortRequested || this.promoteRequested,
         monitor.intervalSeconds * 1000,
         {
           summary: `${label} tick ${tick}: next in ${monitor.intervalSeconds} s`,
         },
       );
-      if (interrupted && run.abortRequested) throw new PhaseError(RollbackReason.Aborted, run.abortMessage());
+      if (interrupted && run.commands.abortRequested)
+        throw new PhaseError(RollbackReason.Aborted, run.commands.abortMessage());
       if (this.takePromoteRequest()) return 'promoted';
     }
   }
@@ -574,30 +581,6 @@ class CanarySteps {
     return requested;
   }
 
-  /** Why a promotion cannot be taken now, or null when it can. */
-  private promotionRefusal(): string | null {
-    const run = this.run;
-    const phase = run.status.phase;
-    if (run.abortRequested) return `promote rejected: an abort is rolling the deployment back (${run.abortMessage()})`;
-    if (
-      run.cleanupStarted ||
-      phase === Phase.Succeeded ||
-      phase === Phase.RolledBack ||
-      phase === Phase.Failed ||
-      phase === Phase.RollingBack
-    ) {
-      return `nothing to promote: the deployment is ${phase}`;
-    }
-    const progress = this.progress;
-    if (!progress || progress.step === 0)
-      return `nothing to promote yet: the canary has no traffic (the deployment is ${phase})`;
-    const awaiting = run.status.awaiting;
-    if (awaiting && awaiting.gate !== Gate.Inconclusive)
-      return `the deployment waits at gate '${awaiting.gate}': approve or abort it`;
-    if (progress.completed.length === progress.steps) return 'nothing to promote: every step is done';
-    return null;
-  }
-
   private takePromotion(request: PromoteRequest): OperatorAnswer {
     const run = this.run;
     const progress = this.progress!;
@@ -605,7 +588,7 @@ class CanarySteps {
     this.promoteFull ||= request.full === true;
     progress.promotedBy = request.by ?? 'unknown';
     // A pause for missing data is a hold too: promoting ends it.
-    if (run.status.awaiting?.gate === Gate.Inconclusive) run.approved = true;
+    run.commands.approveByPromotion();
     log.info('promote requested', { by: progress.promotedBy, full: this.promoteFull, step: progress.step });
     return {
       message: this.promoteFull

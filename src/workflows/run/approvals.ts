@@ -15,10 +15,13 @@ import type { RunContext } from './run-context.js';
 export async function openGate(run: RunContext, gate: Gate, message: string): Promise<number> {
   const since = new Date();
   const deadline = since.getTime() + run.spec.gates.approvalTimeoutSeconds * 1000;
-  run.approved = false;
-  run.status.awaiting = { gate, since: since.toISOString(), timeoutAt: new Date(deadline).toISOString() };
-  run.enterPhase(gate === Gate.Inconclusive ? Phase.Paused : Phase.AwaitingApproval, message);
-  await run.notify(
+  run.commands.gateOpened();
+  run.report.record({
+    kind: 'gate',
+    awaiting: { gate, since: since.toISOString(), timeoutAt: new Date(deadline).toISOString() },
+  });
+  run.report.enterPhase(gate === Gate.Inconclusive ? Phase.Paused : Phase.AwaitingApproval, message);
+  await run.report.notify(
     'awaiting-approval',
     `${run.status.message}; approve with: bluegreen approve ${run.spec.app} -n ${run.spec.namespace}`,
   );
@@ -39,12 +42,12 @@ export async function awaitApproval(run: RunContext, gate: Gate, enabled: boolea
   );
   let approved: boolean;
   try {
-    approved = await condition(() => run.approved, timeoutSeconds * 1000, {
+    approved = await condition(() => run.commands.approved, timeoutSeconds * 1000, {
       summary: `${gate}: approval timeout ${timeoutSeconds} s`,
     });
   } finally {
     // An abort cancels the wait: the gate is no longer waiting either way.
-    run.status.awaiting = null;
+    run.report.record({ kind: 'gate', awaiting: null });
   }
   if (!approved) {
     throw new PhaseError(

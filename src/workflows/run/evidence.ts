@@ -19,8 +19,8 @@ export function pushEvidenceCapture(run: RunContext, slot: Slot, peer: Slot): vo
   // Decided when pushed, not when run: a step that returned at once would let the rollback's
   // stuck timer be scheduled before the next restore, and recorded rollbacks would not replay.
   if (!patched(Patch.Evidence) || run.spec.rollback?.captureEvidence === false) return;
-  run.undo.push(`capture the evidence of ${slot}`, async () => {
-    const failedCheck = run.failure?.failedCheck ?? null;
+  run.rollback.undo.push(`capture the evidence of ${slot}`, async () => {
+    const failedCheck = run.rollback.failure?.failedCheck ?? null;
     const measured = failedCheck
       ? (run.status.observe?.latest[failedCheck] ?? run.status.monitor?.latest[failedCheck] ?? null)
       : null;
@@ -50,10 +50,10 @@ export function pushEvidenceCapture(run: RunContext, slot: Slot, peer: Slot): vo
           tailLines: EVIDENCE_TAIL_LINES,
           maxBytes: EVIDENCE_MAX_BYTES,
         });
-      run.status.evidence = summarizeEvidence(evidence);
+      run.report.record({ kind: 'evidence', summary: summarizeEvidence(evidence) });
     } catch (error) {
       if (isCancellation(error)) throw error;
-      run.warnings.push(`evidence of ${slot} not captured: ${describeError(error)}`);
+      run.report.warnings.push(`evidence of ${slot} not captured: ${describeError(error)}`);
       log.warn('evidence not captured', { error: describeError(error) });
     }
   });

@@ -79,7 +79,7 @@ export function applyWarmUp(
   const monitor = run.spec.monitor;
   if (monitor.slos.length > 0) {
     if (scrape.seconds === null && monitor.initialDelaySeconds === undefined) {
-      run.warnings.push(
+      run.report.warnings.push(
         `the scrape interval could not be read (${scrape.source}): the warm-up assumes Prometheus's default`,
       );
     }
@@ -91,8 +91,8 @@ export function applyWarmUp(
     scrapeIntervalSeconds: scrape.seconds,
     initialDelaySeconds: monitor.initialDelaySeconds,
   });
-  if (monitor.slos.length > 0) run.warnings.push(...run.warmUp.warnings);
-  for (const warning of run.warnings) log.warn(warning);
+  if (monitor.slos.length > 0) run.report.warnings.push(...run.warmUp.warnings);
+  for (const warning of run.report.warnings) log.warn(warning);
 }
 
 /** The restart count a slot starts monitoring from. */
@@ -136,9 +136,9 @@ export async function monitorSlot(run: RunContext, target: Target, slot: Slot): 
   if (patched(Patch.MonitorLoop)) return await monitorInOneActivity(run, target, slot, ticks);
   const baseline = await readRestartBaseline(run, target, slot);
   const progress = newMonitorProgress(run, ticks, monitor.durationSeconds);
-  run.status.monitor = progress;
+  run.report.record({ kind: 'monitor', progress: progress });
   const warmUp = run.warmUp;
-  run.enterPhase(
+  run.report.enterPhase(
     Phase.Monitoring,
     `monitoring ${slot} for ${monitor.durationSeconds} s every ${monitor.intervalSeconds} s${warmUpMessage(run)}`,
   );
@@ -150,9 +150,12 @@ export async function monitorSlot(run: RunContext, target: Target, slot: Slot): 
     const warmingUp = warmUp !== null && new Date().getTime() - startedAt < warmUp.seconds * 1000;
     progress.tick = tick;
     for (const m of measurements ?? []) progress.latest[m.name] = m;
-    run.status.message =
-      `monitor tick ${tick}/${ticks}: ` +
-      `${result}${warmingUp && result === AnalysisResult.Inconclusive ? ' (warming up: not counted)' : ''}`;
+    run.report.record({
+      kind: 'message',
+      message:
+        `monitor tick ${tick}/${ticks}: ` +
+        `${result}${warmingUp && result === AnalysisResult.Inconclusive ? ' (warming up: not counted)' : ''}`,
+    });
     const judged = judgeMonitorTick(monitor, counters, result, { warmingUp, consecutive: warmUp !== null });
     counters = judged.counters;
     countTick(progress, result, counters);
@@ -170,19 +173,19 @@ export async function monitorSlot(run: RunContext, target: Target, slot: Slot): 
           `no data for ${monitor.inconclusiveLimit + 1} ticks in a row after the warm-up`,
         );
         counters = paused.counters;
-        run.enterPhase(Phase.Monitoring, `monitoring ${slot}: ${paused.how} at tick ${tick}/${ticks}`);
+        run.report.enterPhase(Phase.Monitoring, `monitoring ${slot}: ${paused.how} at tick ${tick}/${ticks}`);
       } else {
         await awaitApproval(run, Gate.Inconclusive, true);
-        run.enterPhase(Phase.Monitoring, `monitoring ${slot}: resumed by an operator at tick ${tick}/${ticks}`);
+        run.report.enterPhase(Phase.Monitoring, `monitoring ${slot}: resumed by an operator at tick ${tick}/${ticks}`);
       }
     }
-    run.publishDetails();
+    run.report.publishDetails();
     if (
-      await condition(() => run.abortRequested, monitor.intervalSeconds * 1000, {
+      await condition(() => run.commands.abortRequested, monitor.intervalSeconds * 1000, {
         summary: `monitor tick ${tick}/${ticks}: next in ${monitor.intervalSeconds} s`,
       })
     ) {
-      throw new PhaseError(RollbackReason.Aborted, run.abortMessage());
+      throw new PhaseError(RollbackReason.Aborted, run.commands.abortMessage());
     }
   }
   if (progress.successful === 0) {
@@ -199,7 +202,10 @@ export async function monitorSlot(run: RunContext, target: Target, slot: Slot): 
       );
     else await awaitApproval(run, Gate.Inconclusive, true);
   }
-  run.status.message = `monitoring passed: ${progress.successful}/${ticks} ticks successful`;
+  run.report.record({
+    kind: 'message',
+    message: `monitoring passed: ${progress.successful}/${ticks} ticks successful`,
+  });
 }
 
 /** What the window's activities have measured so far: the counters and the restart baseline. */
@@ -264,8 +270,8 @@ export function windowTimeout(ticksLeft: number, intervalSeconds: number): strin
 async function monitorInOneActivity(run: RunContext, target: Target, slot: Slot, ticks: number): Promise<void> {
   const { monitor } = run.spec;
   const progress = newMonitorProgress(run, ticks, monitor.durationSeconds);
-  run.status.monitor = progress;
-  run.enterPhase(
+  run.report.record({ kind: 'monitor', progress: progress });
+  run.report.enterPhase(
     Phase.Monitoring,
     `monitoring ${slot} for ${monitor.durationSeconds} s every ${monitor.intervalSeconds} s${warmUpMessage(run)}`,
   );
@@ -286,7 +292,7 @@ async function monitorInOneActivity(run: RunContext, target: Target, slot: Slot,
         },
       )
       .monitorWindow(request({ kind: 'window' }, soFar));
-    soFar = takeAnswer(run, progress, answer);
+    soFar = takeAnswer(run, answer);
     if (answer.verdict === MonitorVerdict.Passed) break;
     if (answer.verdict === MonitorVerdict.Breach) throw breachOf(answer.last ?? []);
     if (answer.verdict === MonitorVerdict.ErrorLimit) throw errorLimitError(run, progress.consecutiveErrors);
@@ -297,20 +303,25 @@ async function monitorInOneActivity(run: RunContext, target: Target, slot: Slot,
       `no data for ${monitor.inconclusiveLimit + 1} ticks in a row after the warm-up`,
     );
     soFar = paused.soFar;
-    run.enterPhase(Phase.Monitoring, `monitoring ${slot}: ${paused.how} at tick ${progress.tick}/${progress.ticks}`);
+    run.report.enterPhase(
+      Phase.Monitoring,
+      `monitoring ${slot}: ${paused.how} at tick ${progress.tick}/${progress.ticks}`,
+    );
   }
   if (progress.successful === 0) {
     // A window in which nothing could be measured proves nothing: an operator decides.
     await pauseInOneActivity(run, request, soFar, `not one tick of the ${monitor.durationSeconds} s window had data`);
   }
-  run.status.message = `monitoring passed: ${progress.successful}/${progress.ticks} ticks successful`;
+  run.report.record({
+    kind: 'message',
+    message: `monitoring passed: ${progress.successful}/${progress.ticks} ticks successful`,
+  });
 }
 
 /** What a window's activity measured, shown to people; returns its counters and baseline. */
-export function takeAnswer(run: RunContext, progress: MonitorProgress, answer: MonitorWindowState): WindowSoFar {
-  Object.assign(progress, answer.progress);
-  run.status.message = answer.message;
-  run.publishDetails();
+export function takeAnswer(run: RunContext, answer: MonitorWindowState): WindowSoFar {
+  run.report.record({ kind: 'monitor-answer', progress: answer.progress, message: answer.message });
+  run.report.publishDetails();
   return { counters: answer.counters, baseline: answer.baseline };
 }
 
@@ -377,11 +388,11 @@ export async function pauseInOneActivity(
       `paused: measuring ${paused.slot} every ${monitor.intervalSeconds} s`,
       `${gates.approvalTimeoutSeconds + 60}s`,
       paused,
-      () => run.approved,
+      () => run.commands.approved,
       Math.max(1, deadline - new Date().getTime()),
     );
     const answer = 'answer' in end ? end.answer : end.stopped;
-    const current = answer ? takeAnswer(run, progress, answer) : soFar;
+    const current = answer ? takeAnswer(run, answer) : soFar;
     if ('answer' in end) {
       if (end.answer.verdict === MonitorVerdict.Breach) throw breachOf(end.answer.last ?? []);
       if (end.answer.verdict === MonitorVerdict.ErrorLimit) throw errorLimitError(run, progress.consecutiveErrors);
@@ -392,7 +403,7 @@ export async function pauseInOneActivity(
           last: answer,
         };
     }
-    if (run.approved) return { how: 'resumed by an operator', soFar: current, last: answer };
+    if (run.commands.approved) return { how: 'resumed by an operator', soFar: current, last: answer };
     if (!answer) throw 'error' in end ? end.error : new Error('the pause ended without an answer');
     throw new PhaseError(
       RollbackReason.NoDecision,
@@ -400,7 +411,7 @@ export async function pauseInOneActivity(
       Gate.Inconclusive,
     );
   } finally {
-    run.status.awaiting = null;
+    run.report.record({ kind: 'gate', awaiting: null });
   }
 }
 
@@ -466,7 +477,7 @@ export async function pauseWhileMeasuring(
         );
       }
       if (
-        await condition(() => run.approved, Math.min(monitor.intervalSeconds * 1000, left), {
+        await condition(() => run.commands.approved, Math.min(monitor.intervalSeconds * 1000, left), {
           summary: `paused: next measurement in ${monitor.intervalSeconds} s`,
         })
       ) {
@@ -482,15 +493,18 @@ export async function pauseWhileMeasuring(
       if (judged.decision === MonitorDecision.Breach) throw breachOf(measurements ?? []);
       if (judged.decision === MonitorDecision.ErrorLimit) throw errorLimitError(run, progress.consecutiveErrors);
       successes = result === AnalysisResult.Successful ? successes + 1 : 0;
-      run.status.message =
-        `paused, still measuring: tick ${tick}: ` +
-        `${result}${resumeAfter > 0 ? ` (${successes}/${resumeAfter} successful in a row)` : ''}`;
-      run.publishDetails();
+      run.report.record({
+        kind: 'message',
+        message:
+          `paused, still measuring: tick ${tick}: ` +
+          `${result}${resumeAfter > 0 ? ` (${successes}/${resumeAfter} successful in a row)` : ''}`,
+      });
+      run.report.publishDetails();
       if (resumeAfter > 0 && successes >= resumeAfter)
         return { how: `resumed by itself after ${successes} successful ticks in a row`, counters: current };
     }
   } finally {
-    run.status.awaiting = null;
+    run.report.record({ kind: 'gate', awaiting: null });
   }
 }
 
@@ -557,6 +571,6 @@ export async function measuredOrNull<T extends unknown[]>(
 export function restartsMeasurement(run: RunContext, restarts: number, baseline: number): Measurement {
   const measured = measuredRestarts(restarts, baseline, run.spec.monitor.restartLimit);
   // The window after the deployment counts from its own baseline: the monitor's count stays as it ended.
-  if (run.status.monitor && run.status.phase !== Phase.Observing) run.status.monitor.restarts = measured.value!;
+  run.report.record({ kind: 'restarts', restarts: measured.value! });
   return measured;
 }

@@ -30,7 +30,7 @@ export async function observeLiveSlot(run: RunContext, { warm }: { warm: boolean
     // The deployment has succeeded already: a window cut short (cancelled, or its restart baseline
     // unreadable) ends early and undoes nothing.
     const at = `tick ${run.status.observe?.tick ?? 0}/${run.status.observe?.ticks ?? 0}`;
-    run.warnings.push(
+    run.report.warnings.push(
       `observe: the window ended early at ${at}: ` +
         `${isCancellation(error) ? 'the workflow was cancelled' : describeError(error)}`,
     );
@@ -57,8 +57,8 @@ async function watch(run: RunContext, warm: boolean): Promise<void> {
     breaches: [],
     latest: {},
   };
-  run.status.observe = progress;
-  run.enterPhase(
+  run.report.record({ kind: 'observe', progress });
+  run.report.enterPhase(
     Phase.Observing,
     `watching ${live} for ${durationSeconds} s every ${intervalSeconds} s: ` +
       (warm ? `${old} stays warm, so a breach rolls back` : 'a breach is notified, nothing is changed'),
@@ -69,9 +69,12 @@ async function watch(run: RunContext, warm: boolean): Promise<void> {
   } else {
     await watchTickByTick(run, progress, warm, baseline!, startedAt);
   }
-  run.status.message =
-    `observed ${live} for ${durationSeconds} s: ${progress.successful}/${ticks} ticks successful` +
-    (progress.breaches.length > 0 ? `, breached: ${progress.breaches.map((b) => b.name).join(', ')} (notified)` : '');
+  run.report.record({
+    kind: 'message',
+    message:
+      `observed ${live} for ${durationSeconds} s: ${progress.successful}/${ticks} ticks successful` +
+      (progress.breaches.length > 0 ? `, breached: ${progress.breaches.map((b) => b.name).join(', ')} (notified)` : ''),
+  });
 }
 
 /**
@@ -107,7 +110,7 @@ async function watchInOneActivity(
     Object.assign(window, answer.progress);
     const { tick, successful, failed, inconclusive, errors, latest } = window;
     Object.assign(progress, { tick, successful, failed, inconclusive, errors, latest });
-    run.status.message = answer.message;
+    run.report.record({ kind: 'message', message: answer.message });
     if (answer.verdict === MonitorVerdict.Breach) throw breachOf(answer.last ?? []);
     if (answer.verdict === MonitorVerdict.NewBreach)
       await notifyBreaches(
@@ -117,7 +120,7 @@ async function watchInOneActivity(
         answer.samples.at(-1)?.at ?? new Date().toISOString(),
         startedAt,
       );
-    run.publishDetails();
+    run.report.publishDetails();
     if (answer.verdict === MonitorVerdict.Passed) return;
   }
 }
@@ -139,8 +142,8 @@ async function notifyBreaches(
       `${m.comparison} ${m.threshold}), ` +
       `${minutes} min into the window; nothing was changed: to go back, bluegreen undo ${run.spec.app} -n ` +
       `${run.spec.namespace}`;
-    run.warnings.push(`observe: ${message}`);
-    await run.notify('observe-breach', message, RollbackReason.SloBreach, m.name);
+    run.report.warnings.push(`observe: ${message}`);
+    await run.report.notify('observe-breach', message, RollbackReason.SloBreach, m.name);
   }
 }
 
@@ -157,12 +160,12 @@ async function watchTickByTick(
   for (let tick = 1; tick <= ticks; tick++) {
     // Waits first: the monitor (or the previous tick) has just measured.
     if (
-      await condition(() => run.abortRequested, intervalSeconds * 1000, {
+      await condition(() => run.commands.abortRequested, intervalSeconds * 1000, {
         summary: `observe tick ${tick}/${ticks} in ${intervalSeconds} s`,
       })
     ) {
       // Only reachable while warm: once the cleanup has begun an abort is refused.
-      throw new PhaseError(RollbackReason.Aborted, run.abortMessage());
+      throw new PhaseError(RollbackReason.Aborted, run.commands.abortMessage());
     }
     const measurements = await measureSlot(run, target, live, baseline, `observe tick ${tick}/${ticks}`);
     const result = measurements === null ? AnalysisResult.Error : judgeTick(measurements);
@@ -172,11 +175,11 @@ async function watchTickByTick(
     if (result === AnalysisResult.Failed) progress.failed++;
     if (result === AnalysisResult.Inconclusive) progress.inconclusive++;
     if (result === AnalysisResult.Error) progress.errors++;
-    run.status.message = `observe tick ${tick}/${ticks}: ${result}`;
+    run.report.record({ kind: 'message', message: `observe tick ${tick}/${ticks}: ${result}` });
     if (result === AnalysisResult.Failed && measurements) {
       if (warm) throw breachOf(measurements);
       await notifyBreaches(run, progress, measurements, new Date().toISOString(), startedAt);
     }
-    run.publishDetails();
+    run.report.publishDetails();
   }
 }

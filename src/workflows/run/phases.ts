@@ -7,10 +7,9 @@ import type { LiveState, SlotState } from '../../shared/slots.js';
 import { AnalysisResult, formatValue } from '../../shared/analysis.js';
 import { Outcome, Phase, RollbackReason } from '../../shared/deployment-status.js';
 import type { ActiveSlotCheck, DeploymentResult } from '../../shared/deployment-status.js';
-import { isHealthySlot, otherSlot } from '../../shared/slots.js';
+import { isHealthySlot } from '../../shared/slots.js';
 import { liveChanges } from '../../plan/plan.js';
-import { routeName, targetOf } from '../../shared/target.js';
-import { activityOptions } from './activity-options.js';
+import { routeName } from '../../shared/target.js';
 import { applyWarmUp, planWarmUp } from './monitor.js';
 import { pushEvidenceCapture } from './evidence.js';
 import { observeLiveSlot } from './observe.js';
@@ -18,6 +17,7 @@ import { Patch } from './patches.js';
 import { describeError, PhaseError, phaseErrorFrom } from './phase-error.js';
 import type { RunContext } from './run-context.js';
 import type { ActiveSlotMeasured, PreflightReport } from '../../activities/contract.js';
+import type { DeploymentSpec } from '../../deployment-spec/deployment-spec.js';
 
 /**
  * Phase 0: validate the spec and read what is live. Nothing is changed here. `monitorSeconds` is
@@ -25,16 +25,16 @@ import type { ActiveSlotMeasured, PreflightReport } from '../../activities/contr
  */
 export async function preflight(run: RunContext, monitorSeconds?: (spec: RunContext['spec']) => number): Promise<void> {
   if (patched(Patch.LeanPreflight)) return await preflightInOneCall(run, monitorSeconds);
+  let validated: DeploymentSpec;
   try {
-    run.spec = await run.act('quick', 'validate the spec').validateSpec(run.spec);
+    validated = await run.act('quick', 'validate the spec').validateSpec(run.spec);
   } catch (error) {
     throw new PhaseError(RollbackReason.InvalidSpec, describeError(error), 'spec');
   }
-  run.options = activityOptions(run.spec);
-  run.target = targetOf(run.spec);
+  const target = run.adoptValidatedSpec(validated);
   let live: LiveState;
   try {
-    live = await run.act('quick', `read ${routeName(run.target)} and both slots`).describe(run.target);
+    live = await run.act('quick', `read ${routeName(target)} and both slots`).describe(target);
   } catch (error) {
     throw phaseErrorFrom(error, RollbackReason.PreflightFailed);
   }
@@ -69,9 +69,7 @@ async function preflightInOneCall(
     throw phaseErrorFrom(error, RollbackReason.PreflightFailed);
   }
   if ('invalid' in report) throw new PhaseError(RollbackReason.InvalidSpec, report.invalid, 'spec');
-  run.spec = report.spec;
-  run.options = activityOptions(run.spec);
-  run.target = targetOf(run.spec);
+  run.adoptValidatedSpec(report.spec);
   run.notifies = report.notifies;
   const active = takeLive(run, report.live);
   applyWarmUp(run, report.scrape ?? { seconds: null, source: 'no SLO is measured' }, monitorSeconds?.(run.spec));
@@ -92,9 +90,7 @@ function takeLive(run: RunContext, live: LiveState): SlotState {
     }
   }
   const active = live.slots[live.activeSlot];
-  const idle = otherSlot(live.activeSlot);
-  Object.assign(run.status, { activeSlot: live.activeSlot, idleSlot: idle, fromSlot: live.activeSlot, toSlot: idle });
-  run.status.previous = { slot: active.slot, image: active.image, version: active.version ?? null };
+  run.report.record({ kind: 'live', live });
   if (!isHealthySlot(active)) {
     throw new PhaseError(
       RollbackReason.PreflightFailed,
@@ -145,7 +141,7 @@ function judgeActiveSlot(run: RunContext, active: SlotState, measured: ActiveSlo
     detail: null,
     allowedUnstable: false,
   };
-  run.status.activeCheck = check;
+  run.report.record({ kind: 'active-check', check });
   if ('error' in measured) {
     check.detail = `the SLOs could not be measured: ${measured.error}`;
     log.warn(`stability check of ${active.slot} not judged`, { detail: check.detail });
@@ -169,7 +165,7 @@ function judgeActiveSlot(run: RunContext, active: SlotState, measured: ActiveSlo
   if (run.spec.allowUnstableActive) {
     check.allowedUnstable = true;
     check.detail = `the active slot ${active.slot} breaches ${said}; let through by allowUnstableActive`;
-    run.warnings.push(`deployed onto an unstable active slot: ${check.detail}`);
+    run.report.warnings.push(`deployed onto an unstable active slot: ${check.detail}`);
     log.warn(check.detail);
     return;
   }
@@ -190,10 +186,10 @@ function judgeActiveSlot(run: RunContext, active: SlotState, measured: ActiveSlo
  */
 export async function deployIdleSlot(run: RunContext, replicas = run.spec.replicas): Promise<void> {
   const { target, idle, idleBefore } = run.slots();
-  run.enterPhase(Phase.Deploying, `deploying ${run.spec.image} to ${idle} (${target.deployments[idle]})`);
+  run.report.enterPhase(Phase.Deploying, `deploying ${run.spec.image} to ${idle} (${target.deployments[idle]})`);
   // Pushed before the write: a deploy cancelled mid-call may still have landed, and restoring
   // the snapshot taken in preflight is idempotent.
-  run.undo.push(`restore ${idle} to ${idleBefore.image ?? 'no image'} x${idleBefore.replicas}`, async () => {
+  run.rollback.undo.push(`restore ${idle} to ${idleBefore.image ?? 'no image'} x${idleBefore.replicas}`, async () => {
     await run.act('restore', `restore ${idle} to ${idleBefore.image ?? 'no image'} x${idleBefore.replicas}`).scaleSlot({
       target,
       slot: idle,
@@ -217,8 +213,10 @@ export async function deployIdleSlot(run: RunContext, replicas = run.spec.replic
       replicas,
       timeoutSeconds: run.spec.readinessTimeoutSeconds,
     });
-    run.status.message =
-      `${ready.readyReplicas}/${replicas} replicas of ${idle} ready after ` + `${ready.seconds.toFixed(1)} s`;
+    run.report.record({
+      kind: 'message',
+      message: `${ready.readyReplicas}/${replicas} replicas of ${idle} ready after ` + `${ready.seconds.toFixed(1)} s`,
+    });
   } catch (error) {
     throw phaseErrorFrom(error, RollbackReason.ActivityError);
   }
@@ -227,7 +225,7 @@ export async function deployIdleSlot(run: RunContext, replicas = run.spec.replic
 /** Phase 2: the smoke suite against the idle slot only; traffic has not moved. */
 export async function smokeTestIdleSlot(run: RunContext): Promise<void> {
   const { target, idle } = run.slots();
-  run.enterPhase(Phase.SmokeTesting, `smoke-testing ${idle}`);
+  run.report.enterPhase(Phase.SmokeTesting, `smoke-testing ${idle}`);
   let report;
   try {
     report = await run.act('waiting', `smoke suite ${run.spec.smoke.suite} against ${idle}`).runSmokeSuite({
@@ -238,9 +236,8 @@ export async function smokeTestIdleSlot(run: RunContext): Promise<void> {
   } catch (error) {
     throw phaseErrorFrom(error, RollbackReason.SmokeFailed);
   }
-  run.status.smoke = report;
   const passed = report.checks.filter((c) => c.verdict !== 'failed').length;
-  run.status.message = `smoke: ${passed}/${report.checks.length} passed`;
+  run.report.record({ kind: 'smoke', report, message: `smoke: ${passed}/${report.checks.length} passed` });
   const failed = report.checks.find((c) => c.verdict === 'failed');
   if (!report.passed || failed) {
     throw new PhaseError(
@@ -253,10 +250,10 @@ export async function smokeTestIdleSlot(run: RunContext): Promise<void> {
 
 /** Phase 5: past the point of no return. The old slot goes to zero; it is the next idle slot. */
 export async function scaleDownOldSlot(run: RunContext): Promise<DeploymentResult> {
-  run.cleanupStarted = true;
-  run.undo.clear();
+  run.commands.cleanupBegins();
+  run.rollback.undo.clear();
   const { target, active: old } = run.slots();
-  run.enterPhase(
+  run.report.enterPhase(
     Phase.CleaningUp,
     `scaling ${old} (${target.deployments[old]}) to zero in ${run.spec.scaleDownDelaySeconds} s`,
   );
@@ -267,7 +264,7 @@ export async function scaleDownOldSlot(run: RunContext): Promise<DeploymentResul
     try {
       await run.act('cleanup', `scale ${old} to zero`).scaleSlot({ target, slot: old, replicas: 0 });
     } catch (error) {
-      run.warnings.push(
+      run.report.warnings.push(
         `cleanup degraded: ${old} (${target.deployments[old]}) could not be scaled to zero: ` +
           `${describeError(error)}; scale it down by hand`,
       );
@@ -275,5 +272,12 @@ export async function scaleDownOldSlot(run: RunContext): Promise<DeploymentResul
   });
   await observeLiveSlot(run, { warm: false });
   const { idle } = run.slots();
-  return run.finish(Outcome.Succeeded, null, `${run.spec.version} is live on ${idle}`, null, idle, run.spec.image);
+  return run.report.finish(
+    Outcome.Succeeded,
+    null,
+    `${run.spec.version} is live on ${idle}`,
+    null,
+    idle,
+    run.spec.image,
+  );
 }

@@ -345,13 +345,7 @@ export interface SloSource {
   rangeSlos(request: RangeSlosRequest): Promise<SloSeries[]>;
 }
 
-export interface RangeSlosRequest {
-  target: Target;
-  slot: Slot;
-  version?: string;
-  run?: string;
-  window: string;
-  slos: Slo[];
+export interface RangeSlosRequest extends EvaluateSlosRequest {
   /** Unix seconds. */
   start: number;
   end: number;

@@ -17,6 +17,7 @@ import { planChecks } from './plan-checks.js';
 import { trafficThrough } from './traffic.js';
 import { targetOf } from '../shared/target.js';
 import { isHealthySlot } from '../shared/slots.js';
+import { replicaRatioMismatch } from '../plan/plan.js';
 import type { PlanReport } from '../plan/plan.js';
 import type { Clock } from './monitor-window.js';
 import type { Evidence } from '../shared/evidence.js';
@@ -175,6 +176,8 @@ export function createActivities({ platform, smoke, slo, notifier = null, clock 
         const target = targetOf(valid);
         const live = await platform.describe(target);
         const active = live.slots[live.activeSlot];
+        const mismatch = replicaRatioMismatch(valid, active);
+        if (mismatch) return { invalid: `invalid deployment spec:\n  - ${mismatch}` };
         // An unhealthy live slot stops preflight before anything is measured.
         if (!isHealthySlot(active))
           return { spec: valid, live, stability: null, scrape: null, notifies: notifier !== null };

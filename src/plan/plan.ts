@@ -8,7 +8,7 @@
 import { AnalysisResult, formatValue, monitorWarmUp, promDurationSeconds } from '../shared/analysis.js';
 import type { Measurement } from '../shared/analysis.js';
 import { isHealthySlot, otherSlot } from '../shared/slots.js';
-import type { LiveState, Slot } from '../shared/slots.js';
+import type { LiveState, Slot, SlotState } from '../shared/slots.js';
 import { routeName, routerOf } from '../shared/target.js';
 import type { Target } from '../shared/target.js';
 import { canaryReplicasFor, TrafficRouter } from '../shared/traffic.js';
@@ -132,8 +132,12 @@ export function buildPlan(spec: DeploymentSpec, target: Target, report: PlanRepo
           detail,
         }))
       : [];
+  const mismatch = replicaRatioMismatch(spec, active);
+  const ratioChecks: PlanCheck[] = mismatch
+    ? [{ kind: 'live', name: `replicas of ${liveSlot}`, verdict: PlanVerdict.Fail, detail: mismatch }]
+    : [];
   const liveChecks: PlanCheck[] = isHealthySlot(active)
-    ? []
+    ? ratioChecks
     : [
         {
           kind: 'live',
@@ -395,4 +399,21 @@ export function planLines(plan: Plan): string[] {
 function stepLine(step: PlannedStep): string {
   const hold = step.holdSeconds === null ? 'until promoted' : `${step.holdSeconds} s`;
   return `${step.weight} % (${step.replicas} replicas, ${hold})`;
+}
+
+/**
+ * A replica-ratio canary's shares come from replica counts: its steps are sized beside `replicas`
+ * stable ones. A live slot running another count would take other shares than the steps say, and
+ * each step would fail its read-back only at its timeout, so preflight refuses it first, naming
+ * the field. Null when the counts agree, or for another router or strategy.
+ */
+export function replicaRatioMismatch(spec: DeploymentSpec, active: SlotState): string | null {
+  if (spec.strategy !== 'canary' || spec.traffic.router !== TrafficRouter.ReplicaRatio) return null;
+  if (active.replicas === spec.replicas) return null;
+  return (
+    `replicas: replica-ratio splits traffic by replica counts, and its steps are sized beside ` +
+    `${spec.replicas} stable replicas, but the live slot ${active.slot} (${active.deployment}) runs ` +
+    `${active.replicas}: set replicas to ${active.replicas}, or scale ${active.deployment} to ` +
+    `${spec.replicas} before the canary`
+  );
 }

@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { liveChanges, sloChecks } from '../../src/plan/plan.js';
+import { liveChanges, replicaRatioMismatch, sloChecks } from '../../src/plan/plan.js';
+import { parseDeploymentSpec } from '../../src/deployment-spec/deployment-spec.js';
 import type { LiveState } from '../../src/shared/slots.js';
 import type { Measurement } from '../../src/shared/analysis.js';
 
@@ -41,6 +42,41 @@ describe('liveChanges', () => {
       "green's replicas were 0, are 2",
       'green was rolled out again since (run run-9)',
     ]);
+  });
+});
+
+describe('replicaRatioMismatch', () => {
+  const spec = (router: string, strategy = 'canary') =>
+    parseDeploymentSpec({
+      app: 'app',
+      image: 'r/app:v2',
+      replicas: 2,
+      strategy,
+      traffic: { router },
+      ...(strategy === 'canary'
+        ? {
+            canary: {
+              steps: [
+                { weight: 50, holdSeconds: 60 },
+                { weight: 100, holdSeconds: 60 },
+              ],
+            },
+          }
+        : {}),
+    });
+
+  it('refuses a replica-ratio canary whose live slot runs another count than replicas, naming the field and both counts', () => {
+    assert.equal(
+      replicaRatioMismatch(spec('replica-ratio'), slot('blue', 'r/app:v1', 3)),
+      'replicas: replica-ratio splits traffic by replica counts, and its steps are sized beside 2 stable ' +
+        'replicas, but the live slot blue (app-blue) runs 3: set replicas to 3, or scale app-blue to 2 before the canary',
+    );
+  });
+
+  it('lets through equal counts, and another router', () => {
+    assert.equal(replicaRatioMismatch(spec('replica-ratio'), slot('blue', 'r/app:v1', 2)), null);
+    assert.equal(replicaRatioMismatch(spec('gateway-api'), slot('blue', 'r/app:v1', 3)), null);
+    assert.equal(replicaRatioMismatch(spec('service-selector', 'blueGreen'), slot('blue', 'r/app:v1', 3)), null);
   });
 });
 

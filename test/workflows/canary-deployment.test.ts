@@ -331,6 +331,33 @@ describe('canaryDeploymentWorkflow on the time-skipping server', () => {
     assert.deepEqual(weightsSet(double), [5, 25, 50, 100]);
   });
 
+  it('refuses a replica-ratio canary whose live slot runs another count than replicas, before anything is written', async () => {
+    const double = new RecordingPlatformDouble();
+    const result = await withWorker(env, double, async (taskQueue) => {
+      const spec = canarySpec({
+        replicas: 2,
+        traffic: { router: 'replica-ratio' },
+        canary: {
+          steps: [
+            { weight: 50, holdSeconds: 60 },
+            { weight: 100, holdSeconds: 60 },
+          ],
+          minRequests: 100,
+          maxHoldExtensionSeconds: 60,
+        },
+      });
+      const handle = await startDeployment(env, taskQueue, spec);
+      return await deploymentResult(handle);
+    });
+    assert.deepEqual([result.outcome, result.reason, result.failedCheck], ['Failed', 'InvalidSpec', 'spec']);
+    assert.match(
+      result.message,
+      /- replicas: replica-ratio splits traffic by replica counts, .* the live slot blue \(detection-api-blue\) runs 3/,
+    );
+    assert.deepEqual(weightsSet(double), [], 'no weight was set');
+    assert.equal(double.calls.filter((c) => c.name === 'deploySlot').length, 0, 'nothing was deployed');
+  });
+
   it('rolls back when the requests never come and nobody decides', async () => {
     const double = new RecordingPlatformDouble();
     double.behaviour.requests = () => ({ canary: 3, stable: 200 });

@@ -743,7 +743,7 @@ function describeStrategy(spec: DeploymentSpec): string {
 }
 
 /** Whether a call failed because no worker answered in time (as opposed to a refusal or an error). */
-function isNoAnswer(error: unknown): boolean {
+export function isNoAnswer(error: unknown): boolean {
   if (error instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return true;
   const code =
     (error as { code?: unknown; cause?: { code?: unknown } } | null)?.code ??

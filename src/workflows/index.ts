@@ -2,3 +2,4 @@
 export { blueGreenDeploymentWorkflow } from './blue-green-deployment.js';
 export { canaryDeploymentWorkflow } from './canary-deployment.js';
 export { planWorkflow } from './plan.js';
+export { releaseTrainWorkflow } from './release-train.js';

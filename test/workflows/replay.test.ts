@@ -45,6 +45,11 @@ describe('replay of captured deployment histories', () => {
       'canary-shared-cause-aborted',
       'planned-blue-green',
       'failed-plan-stale',
+      'train-succeeded',
+      'train-rolled-back-undone',
+      'train-held',
+      'train-aborted-undone',
+      'train-waited-for-window',
     ]) {
       assert.ok(names.includes(expected), `test/histories/${expected}.json is missing`);
     }

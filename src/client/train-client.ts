@@ -1,0 +1,128 @@
+/**
+ * The release train's client: start a train (its spec parsed and every stage's deployment
+ * validated first, src/train/train-spec.ts), read its status, and send its verbs (approve, abort,
+ * skip) as Updates, falling back to a signal (approve, abort) when no worker answers within 5 s.
+ */
+import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { trainWorkflowId } from '../shared/train.js';
+import type { TrainAnswer, TrainPlan, TrainStatus } from '../shared/train.js';
+import { releaseTrainWorkflow } from '../workflows/release-train.js';
+import {
+  trainAbortSignal,
+  trainAbortUpdate,
+  trainApproveSignal,
+  trainApproveUpdate,
+  trainSkipUpdate,
+  trainStatusQuery,
+} from '../workflows/train-definitions.js';
+import { DeploymentAlreadyRunningError, isNoAnswer, RequestRefusedError } from './deployment-client.js';
+import type { OperatorDelivery } from './deployment-client.js';
+
+const ANSWER_TIMEOUT_MS = 5_000;
+
+export class TrainClient {
+  constructor(
+    private readonly client: Client,
+    /** The queue of the worker that runs the train itself (it needs no cluster's credentials). */
+    private readonly taskQueue: string,
+  ) {}
+
+  async start(plan: TrainPlan): Promise<WorkflowHandle<typeof releaseTrainWorkflow>> {
+    const workflowId = trainWorkflowId(plan.name);
+    try {
+      return await this.client.workflow.start(releaseTrainWorkflow, {
+        workflowId,
+        taskQueue: this.taskQueue,
+        args: [plan],
+        memo: { train: plan.name, version: plan.version, image: plan.image },
+        staticSummary: `train ${plan.name}: ${plan.version} through ${plan.stages.map((s) => s.name).join(' → ')}`,
+      });
+    } catch (error) {
+      if (error instanceof WorkflowExecutionAlreadyStartedError)
+        throw new DeploymentAlreadyRunningError(workflowId, undefined, null);
+      throw error;
+    }
+  }
+
+  handle(name: string): WorkflowHandle<typeof releaseTrainWorkflow> {
+    return this.client.workflow.getHandle(trainWorkflowId(name));
+  }
+
+  /** The train's status: from the running train, or from its result once it ended. */
+  async status(name: string): Promise<TrainStatus> {
+    const handle = this.handle(name);
+    const { status } = await handle.describe();
+    if (status.name === 'RUNNING') return await this.withDeadline(() => handle.query(trainStatusQuery));
+    return await trainResult(handle);
+  }
+
+  async approve(name: string, request: { stage?: string; by: string }): Promise<OperatorDelivery> {
+    return await this.send(
+      name,
+      'approve',
+      (h) => h.executeUpdate(trainApproveUpdate, { args: [request] }),
+      (h) => h.signal(trainApproveSignal, request),
+    );
+  }
+
+  async abort(name: string, request: { reason: string; by: string }): Promise<OperatorDelivery> {
+    return await this.send(
+      name,
+      'abort',
+      (h) => h.executeUpdate(trainAbortUpdate, { args: [request] }),
+      (h) => h.signal(trainAbortSignal, request),
+    );
+  }
+
+  async skip(name: string, request: { stage: string; by: string }): Promise<OperatorDelivery> {
+    return await this.send(name, 'skip', (h) => h.executeUpdate(trainSkipUpdate, { args: [request] }), null);
+  }
+
+  private async send(
+    name: string,
+    verb: string,
+    update: (handle: WorkflowHandle) => Promise<TrainAnswer>,
+    signal: ((handle: WorkflowHandle) => Promise<void>) | null,
+  ): Promise<OperatorDelivery> {
+    const handle = this.handle(name);
+    const { status } = await handle.describe();
+    if (status.name !== 'RUNNING')
+      throw new RequestRefusedError(`${verb} rejected: the train is over (${status.name})`);
+    try {
+      const answer = await this.withDeadline(() => update(handle));
+      return { delivery: 'accepted', message: answer.message, phase: null };
+    } catch (error) {
+      if (error instanceof WorkflowUpdateFailedError)
+        throw new RequestRefusedError(error.cause?.message ?? error.message);
+      if (!isNoAnswer(error) || signal === null) throw error;
+    }
+    await signal(handle);
+    return {
+      delivery: 'recorded',
+      message:
+        `no worker answered within ${ANSWER_TIMEOUT_MS / 1000} s: ` +
+        `the ${verb} is recorded and takes effect once one runs`,
+      phase: null,
+    };
+  }
+
+  private async withDeadline<T>(call: () => Promise<T>): Promise<T> {
+    return await this.client.connection.withDeadline(Date.now() + ANSWER_TIMEOUT_MS, call);
+  }
+}
+
+/**
+ * A train's end: its status, whether it succeeded or not (a train that did not succeed fails its
+ * workflow with its status as the failure's details).
+ */
+export async function trainResult(handle: WorkflowHandle): Promise<TrainStatus> {
+  try {
+    return (await handle.result()) as TrainStatus;
+  } catch (error) {
+    const details = (error as { cause?: { details?: unknown[] } }).cause?.details;
+    const status = details?.[0] as TrainStatus | undefined;
+    if (status?.stages) return status;
+    throw error;
+  }
+}

@@ -1,0 +1,419 @@
+/**
+ * The release train: one durable release across clusters, stage by stage. Each stage waits for its
+ * window (and the end of any freeze) on a durable timer, for its approval when it needs one, then
+ * runs one deployment per cluster as a child workflow on that cluster's task queue: the existing
+ * deployment workflows, unchanged, run by the worker that holds that cluster's credentials. The
+ * train holds none and calls no activity. A stage's soak is its deployments' observe window
+ * (keepOldSlotWarm), so a breach there rolls that stage back and stops the train. On a failure or
+ * an operator's abort, `onFailure` decides: `hold` stops (earlier stages keep the new version),
+ * `rollbackCompleted` undoes the stages that succeeded, newest first, by deploying again what each
+ * replaced. Every decision is in the history and in the status, with who made it.
+ *
+ * Deterministic code only: no I/O, no Node built-ins; time from the SDK's `Date`.
+ */
+import {
+  ApplicationFailure,
+  ChildWorkflowCancellationType,
+  ChildWorkflowFailure,
+  condition,
+  log,
+  ParentClosePolicy,
+  setHandler,
+  startChild,
+} from '@temporalio/workflow';
+import type { ChildWorkflowHandle } from '@temporalio/workflow';
+import { DeploymentFailureType, Outcome } from '../shared/deployment-status.js';
+import type { DeploymentResult } from '../shared/deployment-status.js';
+import { freezeAt, nextStart, StageState, trainChildId, TrainOnFailure } from '../shared/train.js';
+import type {
+  TrainAbortRequest,
+  TrainAnswer,
+  TrainApproveRequest,
+  TrainPlan,
+  TrainResult,
+  TrainSkipRequest,
+  TrainStage,
+  TrainStageStatus,
+  TrainStatus,
+  TrainTarget,
+  TrainTargetStatus,
+} from '../shared/train.js';
+import { blueGreenDeploymentWorkflow } from './blue-green-deployment.js';
+import { canaryDeploymentWorkflow } from './canary-deployment.js';
+import { abortSignal } from './definitions.js';
+import {
+  trainAbortSignal,
+  trainAbortUpdate,
+  trainApproveSignal,
+  trainApproveUpdate,
+  trainSkipUpdate,
+  trainStatusQuery,
+} from './train-definitions.js';
+
+const now = () => new Date().toISOString();
+
+type Deployment = typeof blueGreenDeploymentWorkflow;
+
+export async function releaseTrainWorkflow(plan: TrainPlan): Promise<TrainResult> {
+  return await new Train(plan).run();
+}
+
+class Train {
+  private readonly status: TrainStatus;
+  private readonly approved = new Set<string>();
+  private readonly skipped = new Set<string>();
+  private abort: { by: string; reason: string } | null = null;
+  /** The children deploying now, by workflow id: an abort is sent to each. */
+  private readonly running = new Map<string, ChildWorkflowHandle<Deployment>>();
+
+  constructor(private readonly plan: TrainPlan) {
+    this.status = {
+      name: plan.name,
+      image: plan.image,
+      version: plan.version,
+      state: 'Running',
+      message: `train ${plan.name}: ${plan.version} through ${plan.stages.map((s) => s.name).join(' → ')}`,
+      stages: plan.stages.map((stage) => ({
+        name: stage.name,
+        state: StageState.Pending,
+        startedAt: null,
+        endedAt: null,
+        waitingUntil: null,
+        approvedBy: null,
+        targets: stage.targets.map((t) => ({
+          cluster: t.cluster,
+          taskQueue: t.taskQueue,
+          workflowId: trainChildId(plan.name, stage.name, t.cluster),
+          state: 'Pending',
+          outcome: null,
+          reason: null,
+          message: null,
+          liveSlot: null,
+          previous: null,
+        })),
+      })),
+      decisions: [],
+    };
+    setHandler(trainStatusQuery, () => this.status);
+    setHandler(trainApproveUpdate, (request) => this.takeApproval(request), {
+      validator: (request) => refuse(this.approvalRefusal(request)),
+    });
+    setHandler(trainApproveSignal, (request) => {
+      const refusal = this.approvalRefusal(request);
+      if (refusal === null) this.takeApproval(request);
+      else log.warn(`approval ignored: ${refusal}`, { ...request });
+    });
+    setHandler(trainAbortUpdate, (request) => this.takeAbort(request), {
+      validator: (_request: TrainAbortRequest) => refuse(this.abortRefusal()),
+    });
+    setHandler(trainAbortSignal, (request) => {
+      if (this.abortRefusal() === null) this.takeAbort(request);
+    });
+    setHandler(trainSkipUpdate, (request) => this.takeSkip(request), {
+      validator: (request) => refuse(this.skipRefusal(request)),
+    });
+  }
+
+  async run(): Promise<TrainResult> {
+    for (const [index, stage] of this.plan.stages.entries()) {
+      const status = this.status.stages[index]!;
+      if (this.abort) return await this.stop(index, null);
+      if (this.skipped.has(stage.name)) {
+        this.mark(status, StageState.Skipped);
+        continue;
+      }
+      const due = (await this.waitForWindow(stage, status)) && (await this.waitForApproval(stage, status));
+      if (this.abort) return await this.stop(index, null);
+      if (!due) continue;
+      const failed = await this.deployStage(stage, status);
+      if (failed || this.abort) return await this.stop(index, failed);
+      this.mark(status, StageState.Succeeded);
+    }
+    return this.end('Succeeded', `${this.plan.version} is live through every stage`);
+  }
+
+  /** Waits on a durable timer until the stage's window opens and no freeze holds; false: skipped or aborted. */
+  private async waitForWindow(stage: TrainStage, status: TrainStageStatus): Promise<boolean> {
+    for (;;) {
+      const at = new Date();
+      const next = nextStart(at, stage.windows, this.plan.freezes, stage.soakSeconds);
+      if (next === null) {
+        throw ApplicationFailure.create({
+          type: 'TrainWindowNeverOpens',
+          message: `stage ${stage.name}: no window opens within 14 days (its windows and the freezes leave no minute)`,
+          nonRetryable: true,
+        });
+      }
+      if (next.getTime() <= at.getTime()) return true;
+      const frozen = freezeAt(at, this.plan.freezes);
+      this.mark(status, StageState.WaitingForWindow, next.toISOString());
+      this.status.message =
+        `stage ${stage.name} waits until ${next.toISOString()}` +
+        (frozen ? ` (freeze: ${frozen.reason})` : ' (its next window)');
+      const interrupted = await condition(
+        () => this.abort !== null || this.skipped.has(stage.name),
+        next.getTime() - at.getTime(),
+        { summary: `stage ${stage.name}: waits for its window until ${next.toISOString()}` },
+      );
+      if (interrupted) return this.interrupted(stage, status);
+    }
+  }
+
+  private async waitForApproval(stage: TrainStage, status: TrainStageStatus): Promise<boolean> {
+    if (stage.approval !== 'required') return true;
+    this.mark(status, StageState.AwaitingApproval);
+    const command = `bluegreen train approve ${this.plan.name} ${stage.name}`;
+    this.status.message = `stage ${stage.name} waits for approval: ${command}`;
+    await condition(() => this.approved.has(stage.name) || this.abort !== null || this.skipped.has(stage.name));
+    if (this.abort !== null || this.skipped.has(stage.name)) return this.interrupted(stage, status);
+    return true;
+  }
+
+  private interrupted(stage: TrainStage, status: TrainStageStatus): boolean {
+    if (this.abort === null && this.skipped.has(stage.name)) this.mark(status, StageState.Skipped);
+    return false;
+  }
+
+  /**
+   * One child deployment per cluster, at most `maxParallel` at once; returns why the stage failed
+   * (more failures than its budget), or null.
+   */
+  private async deployStage(stage: TrainStage, status: TrainStageStatus): Promise<string | null> {
+    this.mark(status, StageState.Deploying);
+    const clusters = stage.targets.map((t) => t.cluster).join(', ');
+    this.status.message = `stage ${stage.name}: deploying ${this.plan.version} to ${clusters}`;
+    const queue = stage.targets.map((target, i) => ({ target, status: status.targets[i]! }));
+    let failures = 0;
+    const lanes = Array.from({ length: Math.max(1, Math.min(stage.maxParallel, queue.length)) }, async () => {
+      for (let next = queue.shift(); next; next = queue.shift()) {
+        if (this.abort || failures > stage.failureBudget) {
+          next.status.state = 'Pending';
+          continue;
+        }
+        const ok = await this.deploy(next.target, next.status);
+        if (!ok) failures += 1;
+      }
+    });
+    await Promise.all(lanes);
+    if (failures > stage.failureBudget) {
+      const failed = status.targets.filter((t) => t.state === 'RolledBack' || t.state === 'Failed');
+      return (
+        `stage ${stage.name}: ${failed.length} of ${stage.targets.length} deployments failed ` +
+        `(budget ${stage.failureBudget}): ` +
+        failed.map((t) => `${t.cluster} ${t.outcome ?? t.state}${t.reason ? ` (${t.reason})` : ''}`).join(', ')
+      );
+    }
+    return null;
+  }
+
+  /** Runs one cluster's deployment to its end; true when the new version is live there. */
+  private async deploy(target: TrainTarget, status: TrainTargetStatus): Promise<boolean> {
+    status.state = 'Running';
+    const result = await this.child(target, target.spec, status.workflowId);
+    status.outcome = result.outcome;
+    status.reason = result.reason;
+    status.message = result.message;
+    status.liveSlot = result.liveSlot;
+    const previous = result.status.previous;
+    status.previous = previous ? { image: previous.image, version: previous.version } : null;
+    status.state =
+      result.outcome === Outcome.Succeeded
+        ? 'Succeeded'
+        : result.outcome === Outcome.RolledBack
+          ? 'RolledBack'
+          : 'Failed';
+    return result.outcome === Outcome.Succeeded;
+  }
+
+  /** Starts a deployment on the cluster's queue and waits for its result (a failed one's result is in its failure). */
+  private async child(
+    target: TrainTarget,
+    spec: TrainTarget['spec'],
+    workflowId: string,
+    { undo = false }: { undo?: boolean } = {},
+  ): Promise<DeploymentResult> {
+    const workflow = spec.strategy === 'canary' ? canaryDeploymentWorkflow : blueGreenDeploymentWorkflow;
+    const handle = (await startChild(workflow, {
+      workflowId,
+      taskQueue: target.taskQueue,
+      args: [spec as never],
+      // A deployment finishes or rolls back by itself: it never dies with the train.
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      cancellationType: ChildWorkflowCancellationType.ABANDON,
+      staticSummary: `train ${this.plan.name}: ${spec.app} ${spec.version} on ${target.cluster} (${spec.namespace})`,
+    })) as ChildWorkflowHandle<Deployment>;
+    // An undo is what the abort asked for: it is not told to abort.
+    if (!undo) this.running.set(workflowId, handle);
+    try {
+      if (this.abort && !undo) await this.sendAbort(handle);
+      return await handle.result();
+    } catch (error) {
+      const result = resultOf(error);
+      if (result) return result;
+      throw error;
+    } finally {
+      this.running.delete(workflowId);
+    }
+  }
+
+  /** The line stops at `index`: nothing more starts, and `onFailure` decides about what went live. */
+  private async stop(index: number, failure: string | null): Promise<TrainResult> {
+    const why = this.abort ? `aborted by ${this.abort.by}: ${this.abort.reason}` : failure!;
+    const stopped = this.status.stages[index]!;
+    // A stage that deployed failed (or was aborted mid-way); one that had not begun is skipped.
+    this.mark(stopped, stopped.state === StageState.Deploying ? StageState.Failed : StageState.Skipped);
+    for (const later of this.status.stages.slice(index + 1)) this.mark(later, StageState.Skipped);
+    const live = this.status.stages.filter((s) => s.targets.some((t) => t.state === 'Succeeded'));
+    if (this.plan.onFailure === TrainOnFailure.Hold || live.length === 0) {
+      const kept = live.map((s) => s.name).join(', ');
+      return this.end(
+        live.length === 0 ? (this.abort ? 'Aborted' : 'Failed') : 'Held',
+        `${why}; ` + (kept ? `held: ${kept} keep ${this.plan.version}` : 'no stage went live'),
+      );
+    }
+    const undone = await this.undo(live.reverse());
+    return this.end(
+      undone ? 'RolledBack' : 'Failed',
+      `${why}; ` +
+        (undone
+          ? `undone, newest first: ${live.map((s) => s.name).join(', ')}`
+          : `the undo of ${live.map((s) => s.name).join(', ')} did not complete: see each stage`),
+    );
+  }
+
+  /** Deploys again what each succeeded deployment replaced, stage by stage, newest first. */
+  private async undo(stages: TrainStageStatus[]): Promise<boolean> {
+    let complete = true;
+    for (const stage of stages) {
+      this.mark(stage, StageState.Undoing);
+      this.status.message = `undoing stage ${stage.name}`;
+      const plan = this.plan.stages.find((s) => s.name === stage.name)!;
+      const done = await Promise.all(
+        stage.targets.map(async (status, i) => {
+          if (status.state !== 'Succeeded') return true;
+          const target = plan.targets[i]!;
+          if (!status.previous?.image) {
+            status.state = 'UndoFailed';
+            status.message = `${target.cluster} recorded nothing it replaced: deploy the earlier image by hand`;
+            return false;
+          }
+          const spec = {
+            ...target.spec,
+            image: status.previous.image,
+            version: status.previous.version ?? target.spec.version,
+            allowUnstableActive: true,
+            undoOf: { runId: status.workflowId, version: target.spec.version },
+          };
+          const result = await this.child(target, spec, `${status.workflowId}/undo`, { undo: true });
+          status.state = result.outcome === Outcome.Succeeded ? 'Undone' : 'UndoFailed';
+          status.message = result.message;
+          status.liveSlot = result.liveSlot;
+          return result.outcome === Outcome.Succeeded;
+        }),
+      );
+      const ok = done.every(Boolean);
+      this.mark(stage, ok ? StageState.Undone : StageState.UndoFailed);
+      complete &&= ok;
+    }
+    return complete;
+  }
+
+  private end(state: TrainStatus['state'], message: string): TrainResult {
+    this.status.state = state;
+    this.status.message = message;
+    log.info(`train ${state}: ${message}`);
+    if (state === 'Succeeded') return this.status;
+    throw ApplicationFailure.create({
+      type: state === 'Held' ? 'TrainHeld' : state === 'RolledBack' ? 'TrainRolledBack' : 'TrainFailed',
+      message: `${state}: ${message}`,
+      details: [this.status],
+      nonRetryable: true,
+    });
+  }
+
+  private mark(status: TrainStageStatus, state: StageState, waitingUntil: string | null = null): void {
+    if (status.startedAt === null && state !== StageState.Pending) status.startedAt = now();
+    status.state = state;
+    status.waitingUntil = waitingUntil;
+    const ended: StageState[] = [StageState.Succeeded, StageState.Failed, StageState.Skipped, StageState.Undone];
+    if (ended.includes(state)) status.endedAt = now();
+  }
+
+  private current(): TrainStageStatus | null {
+    return this.status.stages.find((s) => !['Succeeded', 'Skipped', 'Failed'].includes(s.state)) ?? null;
+  }
+
+  private approvalRefusal(request: TrainApproveRequest): string | null {
+    if (this.status.state !== 'Running') return `the train is ${this.status.state}`;
+    if (this.abort) return `the train is aborting (${this.abort.reason})`;
+    const current = this.current();
+    if (!current || current.state !== StageState.AwaitingApproval)
+      return `no stage waits for approval (${current ? `${current.name} is ${current.state}` : 'none is left'})`;
+    if (request.stage !== undefined && request.stage !== current.name)
+      return `stage ${current.name} waits for approval, not ${request.stage}`;
+    return null;
+  }
+
+  private takeApproval(request: TrainApproveRequest): TrainAnswer {
+    const stage = this.current()!;
+    const by = request.by || 'unknown';
+    this.approved.add(stage.name);
+    stage.approvedBy = by;
+    this.status.decisions.push({ at: now(), by, what: `approved stage ${stage.name}` });
+    return { message: `approved stage ${stage.name}` };
+  }
+
+  private abortRefusal(): string | null {
+    if (this.status.state !== 'Running') return `the train is ${this.status.state}`;
+    if (this.abort) return `already aborting: ${this.abort.reason}`;
+    return null;
+  }
+
+  private takeAbort(request: TrainAbortRequest): TrainAnswer {
+    const by = request.by || 'unknown';
+    const reason = request.reason || 'no reason given';
+    this.abort = { by, reason };
+    this.status.decisions.push({ at: now(), by, what: `aborted the train: ${reason}` });
+    this.status.message = `abort requested by ${by}: ${reason}`;
+    for (const handle of this.running.values()) void this.sendAbort(handle);
+    return { message: `train abort accepted: ${this.running.size} running deployment(s) told to abort` };
+  }
+
+  private async sendAbort(handle: ChildWorkflowHandle<Deployment>): Promise<void> {
+    const abort = this.abort!;
+    try {
+      await handle.signal(abortSignal, { reason: `train ${this.plan.name}: ${abort.reason}`, by: abort.by });
+    } catch (error) {
+      log.warn('abort not delivered to a deployment', { workflowId: handle.workflowId, error: String(error) });
+    }
+  }
+
+  private skipRefusal(request: TrainSkipRequest): string | null {
+    if (this.status.state !== 'Running') return `the train is ${this.status.state}`;
+    const stage = this.status.stages.find((s) => s.name === request.stage);
+    if (!stage) return `no stage ${request.stage} (the stages: ${this.status.stages.map((s) => s.name).join(', ')})`;
+    if (![StageState.Pending, StageState.WaitingForWindow, StageState.AwaitingApproval].includes(stage.state as never))
+      return `stage ${stage.name} is ${stage.state}: only a stage that has not started deploying can be skipped`;
+    return null;
+  }
+
+  private takeSkip(request: TrainSkipRequest): TrainAnswer {
+    const by = request.by || 'unknown';
+    this.skipped.add(request.stage);
+    this.status.decisions.push({ at: now(), by, what: `skipped stage ${request.stage}` });
+    return { message: `stage ${request.stage} will be skipped` };
+  }
+}
+
+/** A deployment that did not succeed fails its workflow with its result as the failure's details (endWith). */
+function resultOf(error: unknown): DeploymentResult | null {
+  if (!(error instanceof ChildWorkflowFailure)) return null;
+  const cause = error.cause;
+  if (!(cause instanceof ApplicationFailure)) return null;
+  if (cause.type !== DeploymentFailureType.RolledBack && cause.type !== DeploymentFailureType.Failed) return null;
+  return (cause.details?.[0] as DeploymentResult | undefined) ?? null;
+}
+
+function refuse(refusal: string | null): void {
+  if (refusal !== null) throw new Error(refusal);
+}

@@ -31,6 +31,9 @@ import { planLines } from '../plan/plan.js';
 import type { PlanResult } from '../plan/plan.js';
 import type { DeploymentClient, OperatorDelivery } from './deployment-client.js';
 import { writeEvidenceBundle } from './evidence-bundle.js';
+import { trainCommand } from './train-cli.js';
+import type { TrainClient } from './train-client.js';
+import { TrainSpecError } from '../train/train-spec.js';
 import { ProgressPrinter, renderResult, renderSnapshot, renderStatus } from './render.js';
 import { loadSpec } from './spec-source.js';
 import type { SpecSources } from './spec-source.js';
@@ -73,16 +76,16 @@ function defaultOperator(): string {
 
 async function connect(
   program: Command,
-): Promise<{ client: DeploymentClient; connection: Connection; config: TemporalConfig }> {
+): Promise<{ client: DeploymentClient; trains: TrainClient; connection: Connection; config: TemporalConfig }> {
   const globals = program.opts<GlobalOptions>();
   try {
-    const { deployments, connection, config } = await connectDeployments({
+    const { deployments, trains, connection, config } = await connectDeployments({
       ...process.env,
       ...(globals.address ? { TEMPORAL_ADDRESS: globals.address } : {}),
       ...(globals.temporalNamespace ? { TEMPORAL_NAMESPACE: globals.temporalNamespace } : {}),
       ...(globals.taskQueue ? { TEMPORAL_TASK_QUEUE: globals.taskQueue } : {}),
     });
-    return { client: deployments, connection, config };
+    return { client: deployments, trains, connection, config };
   } catch (error) {
     if (error instanceof TemporalUnreachableError) throw new Exit(ExitCode.Unreachable, error.message);
     throw error;
@@ -92,11 +95,11 @@ async function connect(
 /** Runs `body` with a connected client, closing the connection after. */
 async function withClient<T>(
   program: Command,
-  body: (client: DeploymentClient, config: TemporalConfig) => Promise<T>,
+  body: (client: DeploymentClient, config: TemporalConfig, trains: TrainClient) => Promise<T>,
 ): Promise<T> {
-  const { client, connection, config } = await connect(program);
+  const { client, trains, connection, config } = await connect(program);
   try {
-    return await body(client, config);
+    return await body(client, config, trains);
   } catch (error) {
     if (error instanceof WorkflowNotFoundError) {
       throw new Exit(ExitCode.InvalidInput, `no deployment found: ${error.message}`);
@@ -112,7 +115,7 @@ function out(line: string): void {
 }
 
 /** Prints how an operator's verb landed; a verb only recorded (no worker) exits 5. */
-function report(verb: 'abort' | 'approve' | 'promote', app: string, answer: OperatorDelivery, json = false): void {
+function report(verb: string, app: string, answer: OperatorDelivery, json = false): void {
   if (json) out(JSON.stringify({ verb, ...answer }));
   else if (answer.delivery === 'accepted') out(`${verb} ${app}: ${answer.message}`);
   else out(`${verb} ${app} RECORDED, not yet answered: ${answer.message}`);
@@ -468,6 +471,14 @@ export function buildProgram(): Command {
       });
     });
 
+  program.addCommand(
+    trainCommand({
+      withTrains: (body) => withClient(program, (_client, _config, trains) => body(trains)),
+      report: (verb, name, answer, json) => report(verb, name, answer, json),
+      defaultOperator,
+    }),
+  );
+
   return program;
 }
 
@@ -487,6 +498,7 @@ export async function runCli(argv: string[]): Promise<number> {
         : error instanceof SpecValidationError ||
             error instanceof ConfigError ||
             error instanceof NothingToUndoError ||
+            error instanceof TrainSpecError ||
             error instanceof PlanNotFoundError
           ? [ExitCode.InvalidInput, error.message]
           : error instanceof DeploymentAlreadyRunningError || error instanceof RequestRefusedError

@@ -8,9 +8,12 @@ import { connectionOptions, TemporalConfigSchema } from '../config/temporal.js';
 import type { TemporalConfig } from '../config/temporal.js';
 import { parseEnv } from '../config/env.js';
 import { DeploymentClient } from './deployment-client.js';
+import { TrainClient } from './train-client.js';
 
 export interface ConnectedDeployments {
   deployments: DeploymentClient;
+  /** Release trains, started on the same task queue (the train needs no cluster's credentials). */
+  trains: TrainClient;
   connection: Connection;
   config: TemporalConfig;
   /** Closes the connection to Temporal. */
@@ -42,6 +45,7 @@ export async function connectDeployments(
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
   return {
     deployments: new DeploymentClient(client, config.TEMPORAL_TASK_QUEUE),
+    trains: new TrainClient(client, config.TEMPORAL_TASK_QUEUE),
     connection,
     config,
     close: () => connection.close(),

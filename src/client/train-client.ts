@@ -7,7 +7,7 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError } from 
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { trainWorkflowId } from '../shared/train.js';
 import type { TrainAnswer, TrainPlan, TrainStatus } from '../shared/train.js';
-import { releaseTrainWorkflow } from '../workflows/release-train.js';
+import type { releaseTrainWorkflow } from '../workflows/release-train.js';
 import {
   trainAbortSignal,
   trainAbortUpdate,
@@ -31,7 +31,7 @@ export class TrainClient {
   async start(plan: TrainPlan): Promise<WorkflowHandle<typeof releaseTrainWorkflow>> {
     const workflowId = trainWorkflowId(plan.name);
     try {
-      return await this.client.workflow.start(releaseTrainWorkflow, {
+      return await this.client.workflow.start<typeof releaseTrainWorkflow>('releaseTrainWorkflow', {
         workflowId,
         taskQueue: this.taskQueue,
         args: [plan],

@@ -4,6 +4,12 @@
  * soak inside the window, freezes).
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
 import { describe, it } from 'node:test';
 import { parseTrainSpec, TrainSpecError } from '../../src/train/train-spec.js';
 import type { TrainSpecInput } from '../../src/train/train-spec.js';
@@ -115,6 +121,32 @@ describe('parseTrainSpec', () => {
         'stages.3.name: stage prod-a is named twice',
       ],
     );
+  });
+});
+
+describe('the example train and the CLI', () => {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+
+  it('accepts examples/detection-api/train.yaml', () => {
+    const plan = parseTrainSpec(parseYaml(readFileSync(`${root}examples/detection-api/train.yaml`, 'utf8')));
+    assert.deepEqual(
+      plan.stages.map((s) => `${s.name}: ${s.targets.map((t) => t.cluster).join(', ')}`),
+      ['staging: staging', 'prod-a: prod-a', 'prod-wave: prod-b, local-2'],
+    );
+  });
+
+  it('bluegreen train start refuses a bad train with exit 2, naming the field, before connecting anywhere', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'train-'));
+    const file = join(dir, 'train.yaml');
+    writeFileSync(file, JSON.stringify(train({ stages: [{ name: 'prod', cluster: 'nowhere' }] })));
+    const run = spawnSync('node', [`${root}bin/bluegreen.js`, 'train', 'start', '-f', file], {
+      encoding: 'utf8',
+      // Nothing listens here: the refusal must come before any connection.
+      env: { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:1' },
+      timeout: 60_000,
+    });
+    assert.equal(run.status, 2, run.stderr);
+    assert.match(run.stderr, /invalid train spec:\n {2}- stages\.0\.cluster: unknown cluster 'nowhere'/);
   });
 });
 

@@ -148,7 +148,11 @@ export function renderTrain(status: TrainStatus): string {
   lines.push(['STAGE'.padEnd(16), 'STATE'.padEnd(18), 'CLUSTERS'].join(' '));
   for (const stage of status.stages) {
     const clusters = stage.targets
-      .map((t) => `${t.cluster} ${t.state}${t.liveSlot ? ` (${t.liveSlot})` : ''}${t.reason ? ` ${t.reason}` : ''}`)
+      .map((t) => {
+        const worker = t.workerSeen === false ? ` (no worker polls ${t.taskQueue})` : '';
+        const slot = t.liveSlot ? ` (${t.liveSlot})` : '';
+        return `${t.cluster} ${t.state}${slot}${t.reason ? ` ${t.reason}` : ''}${worker}`;
+      })
       .join(', ');
     const wait = stage.waitingUntil ? ` until ${stage.waitingUntil}` : '';
     lines.push([stage.name.padEnd(16), `${stage.state}${wait}`.padEnd(18), clusters].join(' '));

@@ -5,6 +5,7 @@
  */
 import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Client, WorkflowHandle } from '@temporalio/client';
+import proto from '@temporalio/proto';
 import { trainWorkflowId } from '../shared/train.js';
 import type { TrainAnswer, TrainPlan, TrainStatus } from '../shared/train.js';
 import type { releaseTrainWorkflow } from '../workflows/release-train.js';
@@ -53,8 +54,27 @@ export class TrainClient {
   async status(name: string): Promise<TrainStatus> {
     const handle = this.handle(name);
     const { status } = await handle.describe();
-    if (status.name === 'RUNNING') return await this.withDeadline(() => handle.query(trainStatusQuery));
-    return await trainResult(handle);
+    if (status.name !== 'RUNNING') return await trainResult(handle);
+    const train = await this.withDeadline(() => handle.query(trainStatusQuery));
+    const running = train.stages.flatMap((s) => s.targets).filter((t) => t.state === 'Running');
+    await Promise.all(
+      running.map(async (target) => {
+        target.workerSeen = (await this.pollers(target.taskQueue)) > 0;
+      }),
+    );
+    return train;
+  }
+
+  /** The workers the server heard polling `taskQueue` for workflow tasks in the last minute or so. */
+  private async pollers(taskQueue: string): Promise<number> {
+    const answer = await this.client.workflowService
+      .describeTaskQueue({
+        namespace: this.client.options.namespace,
+        taskQueue: { name: taskQueue, kind: proto.temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+        taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+      })
+      .catch(() => null);
+    return answer?.pollers?.length ?? 0;
   }
 
   async approve(name: string, request: { stage?: string; by: string }): Promise<OperatorDelivery> {

@@ -95,6 +95,11 @@ export interface TrainTargetStatus {
   liveSlot: Slot | null;
   /** What the deployment replaced: what an undo deploys again. */
   previous: { image: string | null; version: string | null } | null;
+  /**
+   * Set by the client's status while the deployment runs: whether any worker polled its queue in
+   * the last minute or so (false: the stage waits for that cluster's worker).
+   */
+  workerSeen?: boolean;
 }
 
 export interface TrainStageStatus {

@@ -8,11 +8,15 @@
  * 1. staging → prod succeeds: each cluster's Service selects green, whose pods run v2.2.0.
  * 2. v2.3.0 fails prod's smoke suite with rollbackCompleted: prod rolls back by itself, then the
  *    train undoes staging by deploying again what it replaced: each cluster ends on v2.2.0.
+ * 3. A stage whose cluster's worker is not running waits, and `train status` names the queue no
+ *    worker polls; once a worker starts on it, the stage deploys.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { TrainClient, trainResult } from '../../src/client/train-client.js';
+import { renderTrain } from '../../src/client/train-cli.js';
+import { eventually } from '../helpers/eventually.js';
 import { parseTrainSpec } from '../../src/train/train-spec.js';
 import type { TrainSpecInput } from '../../src/train/train-spec.js';
 import { fileNamespace, startClusterWithManifests } from '../helpers/kubernetes.js';
@@ -115,5 +119,26 @@ describe('a release train across two real API servers, each cluster with its own
     assert.match(status.message, /prod RolledBack \(SmokeFailed\).*undone, newest first: staging/);
     assert.equal(await liveOn(prod), `green ${IMAGE('v2.2.0')} x2`, 'prod never left v2.2.0');
     assert.equal(await liveOn(staging), `green ${IMAGE('v2.2.0')} x2`, 'staging is back on what it replaced');
+  });
+
+  it('waits for a cluster whose worker is missing, naming its queue, and deploys once one polls it', async () => {
+    const late = 'train-e2e-late';
+    const trains = new TrainClient(env.client, QUEUES.staging);
+    const spec = train('e2e-late', 'v2.4.0', workers[1]!.referenceUrl, 'hold');
+    spec.clusters = { ...spec.clusters, staging: { taskQueue: late } };
+    spec.stages = [spec.stages[0]!];
+    const plan = parseTrainSpec(spec);
+    // The train itself runs on prod's worker's queue here: staging's has no worker yet.
+    const handle = await new TrainClient(env.client, QUEUES.prod).start(plan);
+    await eventually(
+      async () => (await trains.status(plan.name)).stages[0]!.targets[0]!.workerSeen === false,
+      'the status says no worker polls the late queue',
+    );
+    assert.match(renderTrain(await trains.status(plan.name)), /staging Running \(no worker polls train-e2e-late\)/);
+    const token = await staging.plane.mintToken(NS, 'bluegreen-worker');
+    workers.push(await startKubernetesWorker(env, staging.plane.configForToken(token), late));
+    const status = await trainResult(handle);
+    assert.equal(status.state, 'Succeeded', status.message);
+    assert.equal(await liveOn(staging), `blue ${IMAGE('v2.4.0')} x2`);
   });
 });

@@ -18,6 +18,7 @@ import {
   condition,
   log,
   ParentClosePolicy,
+  setCurrentDetails,
   setHandler,
   startChild,
 } from '@temporalio/workflow';
@@ -209,6 +210,7 @@ class Train {
   /** Runs one cluster's deployment to its end; true when the new version is live there. */
   private async deploy(target: TrainTarget, status: TrainTargetStatus): Promise<boolean> {
     status.state = 'Running';
+    this.publishDetails();
     const result = await this.child(target, target.spec, status.workflowId);
     status.outcome = result.outcome;
     status.reason = result.reason;
@@ -222,6 +224,7 @@ class Train {
         : result.outcome === Outcome.RolledBack
           ? 'RolledBack'
           : 'Failed';
+    this.publishDetails();
     return result.outcome === Outcome.Succeeded;
   }
 
@@ -321,6 +324,7 @@ class Train {
   private end(state: TrainStatus['state'], message: string): TrainResult {
     this.status.state = state;
     this.status.message = message;
+    this.publishDetails();
     log.info(`train ${state}: ${message}`);
     if (state === 'Succeeded') return this.status;
     throw ApplicationFailure.create({
@@ -337,6 +341,24 @@ class Train {
     status.waitingUntil = waitingUntil;
     const ended: StageState[] = [StageState.Succeeded, StageState.Failed, StageState.Skipped, StageState.Undone];
     if (ended.includes(state)) status.endedAt = now();
+    this.publishDetails();
+  }
+
+  /** The Temporal UI's current details: the train's state and a table of its stages, as markdown. */
+  private publishDetails(): void {
+    const s = this.status;
+    const lines = [
+      `**${s.state}**: ${s.message}`,
+      '',
+      '| stage | state | clusters |',
+      '|---|---|---|',
+      ...s.stages.map((stage) => {
+        const wait = stage.waitingUntil ? ` until ${stage.waitingUntil}` : '';
+        const clusters = stage.targets.map((t) => `${t.cluster} ${t.state}`).join(', ');
+        return `| ${stage.name} | ${stage.state}${wait} | ${clusters} |`;
+      }),
+    ];
+    setCurrentDetails(lines.join('\n'));
   }
 
   private current(): TrainStageStatus | null {

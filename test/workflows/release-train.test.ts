@@ -209,6 +209,11 @@ describe('releaseTrainWorkflow on the time-skipping server', () => {
       const handle = await new TrainClient(env.client, queues.staging).start(plan);
       const status = await trainResult(handle);
       await captureHistory(handle, 'train-held');
+      // What the Temporal UI shows of the train: its end and a table of its stages.
+      const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+      assert.match(metadata.currentDetails ?? '', /^\*\*Held\*\*: stage prod-a: 1 of 1 deployments failed/);
+      assert.match(metadata.currentDetails ?? '', /\| staging \| Succeeded \| staging Succeeded \|/);
+      assert.match(metadata.currentDetails ?? '', /\| prod-a \| Failed \| prod-a RolledBack \|/);
       return { status, doubles };
     });
     assert.equal(status.state, 'Held', status.message);

@@ -78,49 +78,30 @@ describe('parseTrainSpec', () => {
 
   it('refuses a bad train before anything starts, naming every field: unknown cluster, empty wave, overlapping windows, a bad override', () => {
     const window = { days: ['mon' as const, 'tue' as const], from: '09:00', to: '12:00', timeZone: 'Europe/Berlin' };
+    const stages: TrainSpecInput['stages'] = [
+      { name: 'staging', cluster: 'stagign' },
+      { name: 'wave', clusters: [] },
+      {
+        name: 'prod-a',
+        cluster: 'prod-a',
+        windows: [window, { ...window, days: ['tue' as const], from: '11:00', to: '13:00' }],
+        overrides: { replicas: 0 },
+      },
+      { name: 'prod-a', cluster: 'prod-b' },
+    ];
+    const badZone = { ...stages[3]!, windows: [{ ...window, timeZone: 'Mars/Olympus' }] };
     assert.deepEqual(
-      issuesOf(
-        train({
-          stages: [
-            { name: 'staging', cluster: 'stagign' },
-            { name: 'wave', clusters: [] },
-            {
-              name: 'prod-a',
-              cluster: 'prod-a',
-              windows: [window, { ...window, days: ['tue' as const], from: '11:00', to: '13:00' }],
-              overrides: { replicas: 0 },
-            },
-            { name: 'prod-a', cluster: 'prod-b', windows: [{ ...window, timeZone: 'Mars/Olympus' }] },
-          ],
-        }),
-      ),
+      issuesOf(train({ stages: [...stages.slice(0, 3), badZone] })),
       ["stages.3.windows.0.timeZone: unknown time zone 'Mars/Olympus' (use an IANA name)"],
       'the schema refuses the time zone first',
     );
-    assert.deepEqual(
-      issuesOf(
-        train({
-          stages: [
-            { name: 'staging', cluster: 'stagign' },
-            { name: 'wave', clusters: [] },
-            {
-              name: 'prod-a',
-              cluster: 'prod-a',
-              windows: [window, { ...window, days: ['tue' as const], from: '11:00', to: '13:00' }],
-              overrides: { replicas: 0 },
-            },
-            { name: 'prod-a', cluster: 'prod-b' },
-          ],
-        }),
-      ),
-      [
-        "stages.0.cluster: unknown cluster 'stagign' (clusters: staging, prod-a, prod-b, local-2)",
-        'stages.1.clusters: a stage needs a cluster; a wave cannot be empty',
-        'stages.2.windows.1: overlaps window 0: merge them',
-        'stages.2 (base + overrides).replicas: replicas must be at least 1',
-        'stages.3.name: stage prod-a is named twice',
-      ],
-    );
+    assert.deepEqual(issuesOf(train({ stages })), [
+      "stages.0.cluster: unknown cluster 'stagign' (clusters: staging, prod-a, prod-b, local-2)",
+      'stages.1.clusters: a stage needs a cluster; a wave cannot be empty',
+      'stages.2.windows.1: overlaps window 0: merge them',
+      'stages.2 (base + overrides).replicas: replicas must be at least 1',
+      'stages.3.name: stage prod-a is named twice',
+    ]);
   });
 });
 

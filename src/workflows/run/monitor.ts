@@ -136,7 +136,7 @@ export async function monitorSlot(run: RunContext, target: Target, slot: Slot): 
   if (patched(Patch.MonitorLoop)) return await monitorInOneActivity(run, target, slot, ticks);
   const baseline = await readRestartBaseline(run, target, slot);
   const progress = newMonitorProgress(run, ticks, monitor.durationSeconds);
-  run.report.record({ kind: 'monitor', progress: progress });
+  run.report.record({ kind: 'monitor', progress });
   const warmUp = run.warmUp;
   run.report.enterPhase(
     Phase.Monitoring,
@@ -144,6 +144,8 @@ export async function monitorSlot(run: RunContext, target: Target, slot: Slot): 
   );
   const startedAt = new Date().getTime();
   let counters: MonitorCounters = { failed: 0, consecutiveErrors: 0, inconclusive: 0 };
+  /** A pause for missing data, measuring on (with the warm-up), until the data comes or a person decides. */
+  const pause = (why: string) => pauseWhileMeasuring(run, target, slot, baseline, progress, counters, why);
   for (let tick = 1; tick <= ticks; tick++) {
     const measurements = await measureSlot(run, target, slot, baseline, `monitor tick ${tick}/${ticks}`);
     const result = measurements === null ? AnalysisResult.Error : judgeTick(measurements);
@@ -163,15 +165,7 @@ export async function monitorSlot(run: RunContext, target: Target, slot: Slot): 
     if (judged.decision === MonitorDecision.ErrorLimit) throw errorLimitError(run, progress.consecutiveErrors);
     if (judged.decision === MonitorDecision.Pause) {
       if (warmUp) {
-        const paused = await pauseWhileMeasuring(
-          run,
-          target,
-          slot,
-          baseline,
-          progress,
-          counters,
-          `no data for ${monitor.inconclusiveLimit + 1} ticks in a row after the warm-up`,
-        );
+        const paused = await pause(`no data for ${monitor.inconclusiveLimit + 1} ticks in a row after the warm-up`);
         counters = paused.counters;
         run.report.enterPhase(Phase.Monitoring, `monitoring ${slot}: ${paused.how} at tick ${tick}/${ticks}`);
       } else {
@@ -190,16 +184,7 @@ export async function monitorSlot(run: RunContext, target: Target, slot: Slot): 
   }
   if (progress.successful === 0) {
     // A window in which nothing could be measured proves nothing: an operator decides.
-    if (warmUp)
-      await pauseWhileMeasuring(
-        run,
-        target,
-        slot,
-        baseline,
-        progress,
-        counters,
-        `not one tick of the ${monitor.durationSeconds} s window had data`,
-      );
+    if (warmUp) await pause(`not one tick of the ${monitor.durationSeconds} s window had data`);
     else await awaitApproval(run, Gate.Inconclusive, true);
   }
   run.report.record({
@@ -270,7 +255,7 @@ export function windowTimeout(ticksLeft: number, intervalSeconds: number): strin
 async function monitorInOneActivity(run: RunContext, target: Target, slot: Slot, ticks: number): Promise<void> {
   const { monitor } = run.spec;
   const progress = newMonitorProgress(run, ticks, monitor.durationSeconds);
-  run.report.record({ kind: 'monitor', progress: progress });
+  run.report.record({ kind: 'monitor', progress });
   run.report.enterPhase(
     Phase.Monitoring,
     `monitoring ${slot} for ${monitor.durationSeconds} s every ${monitor.intervalSeconds} s${warmUpMessage(run)}`,

@@ -38,3 +38,8 @@ export type {
   PromoteRequest,
 } from './shared/deployment-status.js';
 export { TrafficRouter } from './shared/traffic.js';
+// Release trains (docs/trains.md): `connectDeployments(...).trains.start(parseTrainSpec(yaml))`.
+export { TrainClient, trainResult } from './client/train-client.js';
+export { parseTrainSpec, TrainSpecError } from './train/train-spec.js';
+export type { TrainSpecInput } from './train/train-spec.js';
+export type { TrainPlan, TrainStatus, TrainStageStatus, TrainTargetStatus } from './shared/train.js';

@@ -195,8 +195,8 @@ export function freezeAt(at: Date, freezes: TrainFreeze[]): TrainFreeze | null {
 
 /**
  * The first minute from `at` at which a stage may start: in one of its windows (any time, if it
- * has none) with `fitSeconds` (its soak) still inside that window, and in no freeze at its start
- * or its end. A stage due at 17:55 with a window closing at 18:00 and a 10-minute soak waits for
+ * has none) with `fitSeconds` (its soak) still inside that window, and no freeze from its start
+ * to its end. A stage due at 17:55 with a window closing at 18:00 and a 10-minute soak waits for
  * the next window. Looks 14 days ahead, minute by minute; null when none comes by then.
  */
 export function nextStart(at: Date, windows: TrainWindow[], freezes: TrainFreeze[], fitSeconds = 0): Date | null {
@@ -204,7 +204,7 @@ export function nextStart(at: Date, windows: TrainWindow[], freezes: TrainFreeze
   const allowed = (t: Date) => {
     const end = new Date(t.getTime() + fit);
     const windowed = windows.length === 0 || windows.some((w) => inWindow(t, w) && inWindow(end, w));
-    return windowed && !freezeAt(t, freezes) && !freezeAt(end, freezes);
+    return windowed && !freezes.some((f) => Date.parse(f.from) <= end.getTime() && t.getTime() < Date.parse(f.to));
   };
   if (allowed(at)) return at;
   const first = Math.ceil(at.getTime() / 60_000) * 60_000;

@@ -152,6 +152,9 @@ describe('when a stage may start', () => {
     const at = new Date('2026-12-24T10:00:00Z');
     const freeze = { from: '2026-12-24T00:00:00Z', to: '2026-12-27T00:00:00Z', reason: 'holidays' };
     assert.equal(nextStart(at, [utc], [freeze])?.toISOString(), '2026-12-27T09:00:00.000Z');
+    // A freeze that begins inside the soak is waited out too: the stage would soak into it.
+    const later = { from: '2026-12-24T10:05:00Z', to: '2026-12-24T12:00:00Z', reason: 'a board meeting' };
+    assert.equal(nextStart(at, [utc], [later], 600)?.toISOString(), '2026-12-24T12:00:00.000Z');
     const long = { ...freeze, to: '2027-02-01T00:00:00Z' };
     assert.equal(nextStart(at, [utc], [long]), null);
   });

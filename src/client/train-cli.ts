@@ -94,6 +94,23 @@ export function trainCommand({ withTrains, report, defaultOperator }: TrainComma
     });
 
   train
+    .command('retry')
+    .description('go on from a stage that failed for a reason outside the release (a new run of the train)')
+    .argument('<name>', 'the train')
+    .argument('<stage>', 'the failed stage')
+    .option('--by <operator>', 'who is retrying', defaultOperator())
+    .option('--wait', 'follow the train to its end; the exit code is its outcome')
+    .option('--json', 'machine-readable output')
+    .action(async (name: string, stage: string, options: { by: string; wait?: boolean; json?: boolean }) => {
+      await withTrains(async (trains) => {
+        const handle = await trains.retry(name, { stage, by: options.by });
+        if (!options.json) out(`train ${name} goes on from stage ${stage}`);
+        else if (!options.wait) out(JSON.stringify({ workflowId: handle.workflowId, train: name, from: stage }));
+        if (options.wait) end(await follow(trains, name, options.json === true), options.json === true);
+      });
+    });
+
+  train
     .command('skip')
     .description('skip a stage that has not begun deploying')
     .argument('<name>', 'the train')

@@ -46,6 +46,39 @@ export class TrainClient {
     }
   }
 
+  /**
+   * `train retry NAME STAGE`: a train that held or failed at STAGE for a reason outside the release
+   * (a cluster down, say) goes on from there, as a new run of the same train. The stages before it
+   * succeeded and are left out, and so are STAGE's clusters that succeeded.
+   */
+  async retry(name: string, { stage, by }: { stage: string; by: string }) {
+    const handle = this.handle(name);
+    const { status: execution, runId } = await handle.describe();
+    if (execution.name === 'RUNNING') throw new RequestRefusedError(`retry rejected: train ${name} is still running`);
+    const ended = await trainResult(handle);
+    const at = ended.stages.findIndex((s) => s.name === stage);
+    const failed = ended.stages[at];
+    if (!failed) throw new RequestRefusedError(`retry rejected: train ${name} has no stage ${stage}`);
+    if (failed.state !== 'Failed')
+      throw new RequestRefusedError(
+        `retry rejected: stage ${stage} is ${failed.state}; only a failed stage is retried`,
+      );
+    if (ended.state !== 'Held' && ended.state !== 'Failed')
+      throw new RequestRefusedError(
+        `retry rejected: the train ended ${ended.state}: ` +
+          'what went live was undone or a person stopped it; start it again',
+      );
+    const input = ((await handle.fetchHistory()).events ?? [])[0]?.workflowExecutionStartedEventAttributes?.input
+      ?.payloads?.[0];
+    if (!input) throw new RequestRefusedError(`retry rejected: the history of train ${name} holds no plan`);
+    const plan = this.client.options.loadedDataConverter.payloadConverter.fromPayload<TrainPlan>(input);
+    const succeeded = new Set(failed.targets.filter((t) => t.state === 'Succeeded').map((t) => t.cluster));
+    const stages = plan.stages
+      .slice(at)
+      .map((s, i) => (i === 0 ? { ...s, targets: s.targets.filter((t) => !succeeded.has(t.cluster)) } : s));
+    return await this.start({ ...plan, stages, retry: { stage, by, at: new Date().toISOString(), runId } });
+  }
+
   handle(name: string): WorkflowHandle<typeof releaseTrainWorkflow> {
     return this.client.workflow.getHandle(trainWorkflowId(name));
   }

@@ -67,6 +67,11 @@ export interface TrainPlan {
   stages: TrainStage[];
   freezes: TrainFreeze[];
   onFailure: TrainOnFailure;
+  /**
+   * Set by `train retry`: this run goes on from a stage an earlier run of the train failed at (the
+   * stages before it, and that stage's clusters that succeeded, are left out).
+   */
+  retry?: { stage: string; by: string; at: string; runId: string };
 }
 
 export const StageState = {

@@ -93,7 +93,15 @@ class Train {
           previous: null,
         })),
       })),
-      decisions: [],
+      decisions: plan.retry
+        ? [
+            {
+              at: plan.retry.at,
+              by: plan.retry.by,
+              what: `retried from stage ${plan.retry.stage} (run ${plan.retry.runId})`,
+            },
+          ]
+        : [],
     };
     setHandler(trainStatusQuery, () => this.status);
     setHandler(trainApproveUpdate, (request) => this.takeApproval(request), {

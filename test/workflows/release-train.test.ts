@@ -223,6 +223,39 @@ describe('releaseTrainWorkflow on the time-skipping server', () => {
     assert.equal(liveOf(doubles)['prod-a'], `blue ${LIVE_IMAGE}`);
   });
 
+  it('goes on from prod-a with train retry once the cause is gone, leaving staging as it was', async () => {
+    // prod-a breaches on its first run only (a cause outside the release: the double's second tick).
+    const breach: DoubleBehaviour = { sloValues: (tick) => (tick === 2 ? { 'error-rate': 0.05 } : {}) };
+    const { held, retried, doubles, stagingCalls } = await withClusters(
+      env,
+      { 'prod-a': breach },
+      async (queues, doubles) => {
+        const plan = parseTrainSpec(trainSpec(queues, { onFailure: 'hold' }));
+        const trains = new TrainClient(env.client, queues.staging);
+        const held = await trainResult(await trains.start(plan));
+        const stagingCalls = doubles.staging.calls.length;
+        const refused = await trains.retry(plan.name, { stage: 'staging', by: 'carol' }).catch((e: Error) => e);
+        assert.match(String(refused), /stage staging is Succeeded; only a failed stage is retried/);
+        const handle = await trains.retry(plan.name, { stage: 'prod-a', by: 'carol' });
+        const retried = await trainResult(handle);
+        await captureHistory(handle, 'train-retried');
+        return { held, retried, doubles, stagingCalls };
+      },
+    );
+    assert.equal(held.state, 'Held', held.message);
+    assert.equal(retried.state, 'Succeeded', retried.message);
+    assert.deepEqual(stagesOf(retried), ['prod-a Succeeded', 'prod-wave Succeeded']);
+    assert.match(retried.decisions[0]!.what, /^retried from stage prod-a \(run /);
+    assert.equal(retried.decisions[0]!.by, 'carol');
+    assert.equal(doubles.staging.calls.length, stagingCalls, 'staging was not deployed again');
+    assert.deepEqual(liveOf(doubles), {
+      staging: `green ${NEW_IMAGE}`,
+      'prod-a': `green ${NEW_IMAGE}`,
+      'prod-b': `green ${NEW_IMAGE}`,
+      'prod-c': `green ${NEW_IMAGE}`,
+    });
+  });
+
   it('stops the line on abort while prod-a awaits approval, and undoes staging', async () => {
     const { status, doubles } = await withClusters(env, {}, async (queues, doubles) => {
       const spec = trainSpec(queues, { onFailure: 'rollbackCompleted' });

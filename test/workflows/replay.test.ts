@@ -48,6 +48,7 @@ describe('replay of captured deployment histories', () => {
       'train-succeeded',
       'train-rolled-back-undone',
       'train-held',
+      'train-retried',
       'train-aborted-undone',
       'train-waited-for-window',
     ]) {

@@ -115,6 +115,14 @@ export function parseTrainSpec(input: unknown): TrainPlan {
         path: `${at}.failureBudget`,
         message: `a budget of ${stage.failureBudget} failures lets every one of the ${clusters.length} clusters fail`,
       });
+    for (const [j, w] of stage.windows.entries()) {
+      const minutes = minutesOf(w.to) - minutesOf(w.from);
+      if (stage.soakSeconds > minutes * 60)
+        issues.push({
+          path: `${at}.soakSeconds`,
+          message: `a ${stage.soakSeconds} s soak does not fit in window ${j} (${w.from} to ${w.to}, ${minutes} min)`,
+        });
+    }
     for (const [j, a] of stage.windows.entries())
       for (const [k, b] of stage.windows.entries())
         if (k > j && windowsOverlap(a as TrainWindow, b as TrainWindow))
@@ -195,4 +203,9 @@ function isTimeZone(zone: string): boolean {
   } catch {
     return false;
   }
+}
+
+function minutesOf(hhmm: string): number {
+  const [h, m] = hhmm.split(':').map(Number);
+  return h! * 60 + m!;
 }

@@ -64,6 +64,8 @@ class Train {
   private readonly approved = new Set<string>();
   private readonly skipped = new Set<string>();
   private abort: { by: string; reason: string } | null = null;
+  /** Why a stage can never start: no window (with its soak) in the next 14 days. */
+  private windowFailure: string | null = null;
   /** The children deploying now, by workflow id: an abort is sent to each. */
   private readonly running = new Map<string, ChildWorkflowHandle<Deployment>>();
 
@@ -132,7 +134,7 @@ class Train {
         continue;
       }
       const due = (await this.waitForWindow(stage, status)) && (await this.waitForApproval(stage, status));
-      if (this.abort) return await this.stop(index, null);
+      if (this.abort || this.windowFailure) return await this.stop(index, this.windowFailure);
       if (!due) continue;
       const failed = await this.deployStage(stage, status);
       if (failed || this.abort) return await this.stop(index, failed);
@@ -147,11 +149,10 @@ class Train {
       const at = new Date();
       const next = nextStart(at, stage.windows, this.plan.freezes, stage.soakSeconds);
       if (next === null) {
-        throw ApplicationFailure.create({
-          type: 'TrainWindowNeverOpens',
-          message: `stage ${stage.name}: no window opens within 14 days (its windows and the freezes leave no minute)`,
-          nonRetryable: true,
-        });
+        // The line stops here, and onFailure decides about what went live before.
+        this.windowFailure =
+          `stage ${stage.name}: no window opens within 14 days ` + '(its windows and the freezes leave no minute)';
+        return false;
       }
       if (next.getTime() <= at.getTime()) return true;
       const frozen = freezeAt(at, this.plan.freezes);

@@ -95,6 +95,11 @@ describe('parseTrainSpec', () => {
       ["stages.3.windows.0.timeZone: unknown time zone 'Mars/Olympus' (use an IANA name)"],
       'the schema refuses the time zone first',
     );
+    const shortWindow = { ...window, from: '09:00', to: '09:30' };
+    assert.deepEqual(
+      issuesOf(train({ stages: [{ name: 'staging', cluster: 'staging', soakSeconds: 3600, windows: [shortWindow] }] })),
+      ['stages.0.soakSeconds: a 3600 s soak does not fit in window 0 (09:00 to 09:30, 30 min)'],
+    );
     assert.deepEqual(issuesOf(train({ stages })), [
       "stages.0.cluster: unknown cluster 'stagign' (clusters: staging, prod-a, prod-b, local-2)",
       'stages.1.clusters: a stage needs a cluster; a wave cannot be empty',

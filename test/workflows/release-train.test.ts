@@ -256,6 +256,28 @@ describe('releaseTrainWorkflow on the time-skipping server', () => {
     });
   });
 
+  it('holds when a stage can never start: a freeze longer than the 14 days looked ahead', async () => {
+    const { status, doubles } = await withClusters(env, {}, async (queues, doubles) => {
+      const now = await env.currentTimeMs();
+      const freeze = {
+        from: new Date(now + 600_000).toISOString(),
+        to: new Date(now + 30 * 86_400_000).toISOString(),
+        reason: 'year-end',
+      };
+      const spec = trainSpec(queues, { onFailure: 'hold', freezes: [freeze] });
+      // staging deploys before the freeze begins; prod-a's hour of soak would reach into it.
+      spec.stages[0] = { ...spec.stages[0]!, soakSeconds: 0 };
+      spec.stages[1] = { ...spec.stages[1]!, soakSeconds: 3600 };
+      const plan = parseTrainSpec(spec);
+      const handle = await new TrainClient(env.client, queues.staging).start(plan);
+      return { status: await trainResult(handle), doubles };
+    });
+    assert.equal(status.state, 'Held', status.message);
+    assert.match(status.message, /^stage prod-a: no window opens within 14 days .*; held: staging keep v2\.2\.0$/);
+    assert.deepEqual(stagesOf(status), ['staging Succeeded', 'prod-a Skipped', 'prod-wave Skipped']);
+    assert.equal(doubles['prod-a'].calls.length, 0, 'prod-a never started');
+  });
+
   it('stops the line on abort while prod-a awaits approval, and undoes staging', async () => {
     const { status, doubles } = await withClusters(env, {}, async (queues, doubles) => {
       const spec = trainSpec(queues, { onFailure: 'rollbackCompleted' });

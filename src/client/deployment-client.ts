@@ -171,7 +171,7 @@ export async function deploymentResult(handle: { result(): Promise<unknown> }): 
 }
 
 /** How long the client waits for a worker's answer before it falls back (the signal, the history). */
-const DEFAULT_ANSWER_TIMEOUT_MS = 5000;
+export const DEFAULT_ANSWER_TIMEOUT_MS = 5000;
 
 /** One line of `bluegreen list`. */
 export interface DeploymentSummary {
@@ -553,29 +553,15 @@ export class DeploymentClient {
     update: (handle: WorkflowHandle<typeof blueGreenDeploymentWorkflow>) => Promise<OperatorAnswer>,
     signal: (handle: WorkflowHandle<typeof blueGreenDeploymentWorkflow>) => Promise<void>,
   ): Promise<OperatorDelivery> {
-    const handle = this.handle(namespace, app);
-    const { status } = await handle.describe();
-    if (status.name !== 'RUNNING')
-      throw new RequestRefusedError(`${verb} rejected: the deployment is over (${status.name})`);
-    try {
-      const answer = await this.withDeadline(() => update(handle));
-      return { delivery: 'accepted', message: answer.message, phase: answer.phase };
-    } catch (error) {
-      if (error instanceof WorkflowUpdateFailedError) {
-        throw new RequestRefusedError(error.cause?.message ?? error.message);
-      }
-      if (!isNoAnswer(error)) throw error;
-    }
-    await signal(handle);
-    const pollers = await this.workerPollers();
-    return {
-      delivery: 'recorded',
-      message:
-        `no worker answered within ${(this.answerTimeoutMs / 1000).toFixed(0)} s ` +
-        `(${describePollers(pollers, this.taskQueue)}): ` +
-        `the ${verb} is recorded by Temporal and takes effect as soon as a worker runs`,
-      phase: null,
-    };
+    return await deliverVerb(this.client, {
+      handle: this.handle(namespace, app),
+      what: 'the deployment',
+      verb,
+      taskQueue: this.taskQueue,
+      answerTimeoutMs: this.answerTimeoutMs,
+      update,
+      signal,
+    });
   }
 
   /**
@@ -583,14 +569,7 @@ export class DeploymentClient {
    * minute or so (a worker killed seconds ago is still among them).
    */
   private async workerPollers(): Promise<number> {
-    const answer = await this.client.workflowService
-      .describeTaskQueue({
-        namespace: this.client.options.namespace,
-        taskQueue: { name: this.taskQueue, kind: proto.temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-        taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-      })
-      .catch(() => null);
-    return answer?.pollers?.length ?? 0;
+    return await queuePollers(this.client, this.taskQueue);
   }
 
   private async snapshot(
@@ -750,6 +729,62 @@ export function isNoAnswer(error: unknown): boolean {
     (error as { cause?: { code?: unknown } } | null)?.cause?.code;
   // DEADLINE_EXCEEDED (4), or the query's own "no worker" answers.
   return code === 4 || /deadline|timed? ?out|no poller|Failed to query Workflow/i.test((error as Error)?.message ?? '');
+}
+
+/**
+ * An operator's verb to a running workflow: an Update answered within `answerTimeoutMs` (refused:
+ * RequestRefusedError with the workflow's reason); with no answer, the signal, which Temporal keeps
+ * until a worker runs, and the queue's pollers named.
+ */
+export async function deliverVerb<H extends WorkflowHandle>(
+  client: Client,
+  options: {
+    handle: H;
+    /** What the handle is, for a refusal: 'the deployment', 'the train'. */
+    what: string;
+    verb: string;
+    taskQueue: string;
+    answerTimeoutMs: number;
+    update: (handle: H) => Promise<{ message: string; phase?: OperatorAnswer['phase'] }>;
+    signal: (handle: H) => Promise<void>;
+  },
+): Promise<OperatorDelivery> {
+  const { handle, what, verb, taskQueue, answerTimeoutMs, update, signal } = options;
+  const { status } = await handle.describe();
+  if (status.name !== 'RUNNING') throw new RequestRefusedError(`${verb} rejected: ${what} is over (${status.name})`);
+  try {
+    const answer = await client.connection.withDeadline(Date.now() + answerTimeoutMs, () => update(handle));
+    return { delivery: 'accepted', message: answer.message, phase: answer.phase ?? null };
+  } catch (error) {
+    if (error instanceof WorkflowUpdateFailedError)
+      throw new RequestRefusedError(error.cause?.message ?? error.message);
+    if (!isNoAnswer(error)) throw error;
+  }
+  await signal(handle);
+  const pollers = await queuePollers(client, taskQueue);
+  return {
+    delivery: 'recorded',
+    message:
+      `no worker answered within ${(answerTimeoutMs / 1000).toFixed(0)} s ` +
+      `(${describePollers(pollers, taskQueue)}): ` +
+      `the ${verb} is recorded by Temporal and takes effect as soon as a worker runs`,
+    phase: null,
+  };
+}
+
+/**
+ * The workers the server heard polling `taskQueue` for workflow tasks in the last minute or so (a
+ * worker killed seconds ago is still among them); 0 when the server cannot tell.
+ */
+export async function queuePollers(client: Client, taskQueue: string): Promise<number> {
+  const answer = await client.workflowService
+    .describeTaskQueue({
+      namespace: client.options.namespace,
+      taskQueue: { name: taskQueue, kind: proto.temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+      taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    })
+    .catch(() => null);
+  return answer?.pollers?.length ?? 0;
 }
 
 function describePollers(pollers: number, taskQueue: string): string {

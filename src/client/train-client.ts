@@ -3,9 +3,8 @@
  * validated first, src/train/train-spec.ts), read its status, and send its verbs (approve, abort,
  * skip) as Updates, falling back to a signal (approve, abort) when no worker answers within 5 s.
  */
-import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import proto from '@temporalio/proto';
 import { trainWorkflowId } from '../shared/train.js';
 import type { TrainAnswer, TrainPlan, TrainStatus } from '../shared/train.js';
 import type { releaseTrainWorkflow } from '../workflows/release-train.js';
@@ -17,10 +16,14 @@ import {
   trainSkipUpdate,
   trainStatusQuery,
 } from '../workflows/train-definitions.js';
-import { DeploymentAlreadyRunningError, isNoAnswer, RequestRefusedError } from './deployment-client.js';
+import {
+  DEFAULT_ANSWER_TIMEOUT_MS,
+  deliverVerb,
+  DeploymentAlreadyRunningError,
+  queuePollers,
+  RequestRefusedError,
+} from './deployment-client.js';
 import type { OperatorDelivery } from './deployment-client.js';
-
-const ANSWER_TIMEOUT_MS = 5_000;
 
 export class TrainClient {
   constructor(
@@ -90,24 +93,13 @@ export class TrainClient {
     if (status.name !== 'RUNNING') return await trainResult(handle);
     const train = await this.withDeadline(() => handle.query(trainStatusQuery));
     const running = train.stages.flatMap((s) => s.targets).filter((t) => t.state === 'Running');
-    await Promise.all(
-      running.map(async (target) => {
-        target.workerSeen = (await this.pollers(target.taskQueue)) > 0;
-      }),
+    // One question per queue: a wave's clusters may share one.
+    const queues = [...new Set(running.map((t) => t.taskQueue))];
+    const polled = new Map(
+      await Promise.all(queues.map(async (queue) => [queue, (await queuePollers(this.client, queue)) > 0] as const)),
     );
+    for (const target of running) target.workerSeen = polled.get(target.taskQueue)!;
     return train;
-  }
-
-  /** The workers the server heard polling `taskQueue` for workflow tasks in the last minute or so. */
-  private async pollers(taskQueue: string): Promise<number> {
-    const answer = await this.client.workflowService
-      .describeTaskQueue({
-        namespace: this.client.options.namespace,
-        taskQueue: { name: taskQueue, kind: proto.temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-        taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-      })
-      .catch(() => null);
-    return answer?.pollers?.length ?? 0;
   }
 
   async approve(name: string, request: { stage?: string; by: string }): Promise<OperatorDelivery> {
@@ -139,29 +131,25 @@ export class TrainClient {
     signal: ((handle: WorkflowHandle) => Promise<void>) | null,
   ): Promise<OperatorDelivery> {
     const handle = this.handle(name);
-    const { status } = await handle.describe();
-    if (status.name !== 'RUNNING')
-      throw new RequestRefusedError(`${verb} rejected: the train is over (${status.name})`);
-    try {
-      const answer = await this.withDeadline(() => update(handle));
-      return { delivery: 'accepted', message: answer.message, phase: null };
-    } catch (error) {
-      if (error instanceof WorkflowUpdateFailedError)
-        throw new RequestRefusedError(error.cause?.message ?? error.message);
-      if (!isNoAnswer(error) || signal === null) throw error;
-    }
-    await signal(handle);
-    return {
-      delivery: 'recorded',
-      message:
-        `no worker answered within ${ANSWER_TIMEOUT_MS / 1000} s: ` +
-        `the ${verb} is recorded and takes effect once one runs`,
-      phase: null,
-    };
+    return await deliverVerb(this.client, {
+      handle,
+      what: 'the train',
+      verb,
+      // The train runs on this client's queue: its worker answers the verb.
+      taskQueue: this.taskQueue,
+      answerTimeoutMs: DEFAULT_ANSWER_TIMEOUT_MS,
+      update,
+      // skip has no signal: with no worker answering it is an error, not recorded.
+      signal:
+        signal ??
+        (async () => {
+          throw new RequestRefusedError(`train ${name}: no worker answered the ${verb}; try again once one runs`);
+        }),
+    });
   }
 
   private async withDeadline<T>(call: () => Promise<T>): Promise<T> {
-    return await this.client.connection.withDeadline(Date.now() + ANSWER_TIMEOUT_MS, call);
+    return await this.client.connection.withDeadline(Date.now() + DEFAULT_ANSWER_TIMEOUT_MS, call);
   }
 }
 

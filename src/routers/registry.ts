@@ -9,15 +9,18 @@ import { ErrorType } from '../shared/errors.js';
 import type { Slot } from '../shared/slots.js';
 import type { TrafficRouter } from '../shared/traffic.js';
 import { GatewayApiRouter } from './gateway-api/behaviour.js';
+import type { RouteAccess } from './gateway-api/behaviour.js';
 import { KubernetesHttpRoute } from './gateway-api/kubernetes.js';
 import { LocalHttpRoute } from './gateway-api/local.js';
 import { IngressRouter } from './ingress/behaviour.js';
+import type { IngressAccess } from './ingress/behaviour.js';
 import { KubernetesIngresses } from './ingress/kubernetes.js';
 import { LocalIngresses } from './ingress/local.js';
 import type { KubernetesApi } from './kubernetes-api.js';
 import type { LocalApi } from './local-api.js';
 import { ReplicaRatioRouter } from './replica-ratio/behaviour.js';
 import { ServiceSelectorRouter } from './service-selector/behaviour.js';
+import type { SelectorAccess } from './service-selector/behaviour.js';
 import { KubernetesServiceSelector } from './service-selector/kubernetes.js';
 import { LocalServiceSelector } from './service-selector/local.js';
 
@@ -69,24 +72,32 @@ export class RouterRegistry implements Routers {
   }
 }
 
-/** The four routers on Kubernetes: the Service's selector, an HTTPRoute, the Ingresses. */
-export function kubernetesRouters(api: KubernetesApi): RouterRegistry {
-  const service = new KubernetesServiceSelector(api);
-  return new RouterRegistry('kubernetes', [
+/** The four routers over one platform's objects: the Service's selector, the route, the Ingresses. */
+function routersOver(
+  platform: string,
+  service: SelectorAccess,
+  route: RouteAccess,
+  ingresses: IngressAccess,
+): RouterRegistry {
+  return new RouterRegistry(platform, [
     new ServiceSelectorRouter(service),
     new ReplicaRatioRouter(service),
-    new GatewayApiRouter(new KubernetesHttpRoute(api)),
-    new IngressRouter(new KubernetesIngresses(api)),
+    new GatewayApiRouter(route),
+    new IngressRouter(ingresses),
   ]);
+}
+
+/** The four routers on Kubernetes: the Service's selector, an HTTPRoute, the Ingresses. */
+export function kubernetesRouters(api: KubernetesApi): RouterRegistry {
+  return routersOver(
+    'kubernetes',
+    new KubernetesServiceSelector(api),
+    new KubernetesHttpRoute(api),
+    new KubernetesIngresses(api),
+  );
 }
 
 /** The four routers on the local platform, over its control API. */
 export function localRouters(api: LocalApi): RouterRegistry {
-  const service = new LocalServiceSelector(api);
-  return new RouterRegistry('local', [
-    new ServiceSelectorRouter(service),
-    new ReplicaRatioRouter(service),
-    new GatewayApiRouter(new LocalHttpRoute(api)),
-    new IngressRouter(new LocalIngresses(api)),
-  ]);
+  return routersOver('local', new LocalServiceSelector(api), new LocalHttpRoute(api), new LocalIngresses(api));
 }

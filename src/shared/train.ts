@@ -4,7 +4,7 @@
  * (src/train/train-spec.ts), and the windows and freezes that say when a stage may start.
  * Pure module: workflow-safe, no I/O; time zones through Intl, which the sandbox has.
  */
-import type { DeploymentStatus, Outcome, RollbackReason } from './deployment-status.js';
+import type { Outcome, RollbackReason } from './deployment-status.js';
 import type { Slot } from './slots.js';
 
 export const TrainOnFailure = { Hold: 'hold', RollbackCompleted: 'rollbackCompleted' } as const;
@@ -167,10 +167,11 @@ export function trainChildId(train: string, stage: string, cluster: string): str
   return `${trainWorkflowId(train)}/${stage}/${cluster}`;
 }
 
-const minutesOf = (hhmm: string): number => {
+/** Minutes since midnight of an HH:MM time (24:00 is 1440). */
+export function minutesOf(hhmm: string): number {
   const [h, m] = hhmm.split(':').map(Number);
   return h! * 60 + m!;
-};
+}
 
 /** The weekday and minute of the day of `at` in `timeZone`. */
 export function localTime(at: Date, timeZone: string): { day: Weekday; minute: number } {
@@ -226,6 +227,3 @@ export function windowsOverlap(a: TrainWindow, b: TrainWindow): boolean {
   const sharedDay = a.days.some((d) => b.days.includes(d));
   return sharedDay && minutesOf(a.from) < minutesOf(b.to) && minutesOf(b.from) < minutesOf(a.to);
 }
-
-/** A stage's child deployments' statuses are their own: the train keeps what it needs of each. */
-export type ChildStatus = Pick<DeploymentStatus, 'phase' | 'message' | 'activeSlot'>;

@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import { parseDeploymentSpec, SpecValidationError } from '../deployment-spec/deployment-spec.js';
 import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
-import { TrainOnFailure, WEEKDAYS, windowsOverlap } from '../shared/train.js';
+import { minutesOf, TrainOnFailure, WEEKDAYS, windowsOverlap } from '../shared/train.js';
 import type { TrainPlan, TrainStage, TrainWindow } from '../shared/train.js';
 
 const HHMM = /^([01]\d|2[0-3]):[0-5]\d$|^24:00$/;
@@ -203,9 +203,4 @@ function isTimeZone(zone: string): boolean {
   } catch {
     return false;
   }
-}
-
-function minutesOf(hhmm: string): number {
-  const [h, m] = hhmm.split(':').map(Number);
-  return h! * 60 + m!;
 }

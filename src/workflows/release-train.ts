@@ -42,6 +42,8 @@ import type {
 import { blueGreenDeploymentWorkflow } from './blue-green-deployment.js';
 import { canaryDeploymentWorkflow } from './canary-deployment.js';
 import { abortSignal } from './definitions.js';
+import { refuseWith } from './run/commands.js';
+import { now } from './run/status.js';
 import {
   trainAbortSignal,
   trainAbortUpdate,
@@ -50,8 +52,6 @@ import {
   trainSkipUpdate,
   trainStatusQuery,
 } from './train-definitions.js';
-
-const now = () => new Date().toISOString();
 
 type Deployment = typeof blueGreenDeploymentWorkflow;
 
@@ -107,7 +107,7 @@ class Train {
     };
     setHandler(trainStatusQuery, () => this.status);
     setHandler(trainApproveUpdate, (request) => this.takeApproval(request), {
-      validator: (request) => refuse(this.approvalRefusal(request)),
+      validator: (request) => refuseWith(this.approvalRefusal(request)),
     });
     setHandler(trainApproveSignal, (request) => {
       const refusal = this.approvalRefusal(request);
@@ -115,13 +115,13 @@ class Train {
       else log.warn(`approval ignored: ${refusal}`, { ...request });
     });
     setHandler(trainAbortUpdate, (request) => this.takeAbort(request), {
-      validator: (_request: TrainAbortRequest) => refuse(this.abortRefusal()),
+      validator: (_request: TrainAbortRequest) => refuseWith(this.abortRefusal()),
     });
     setHandler(trainAbortSignal, (request) => {
       if (this.abortRefusal() === null) this.takeAbort(request);
     });
     setHandler(trainSkipUpdate, (request) => this.takeSkip(request), {
-      validator: (request) => refuse(this.skipRefusal(request)),
+      validator: (request) => refuseWith(this.skipRefusal(request)),
     });
   }
 
@@ -443,8 +443,4 @@ function resultOf(error: unknown): DeploymentResult | null {
   if (!(cause instanceof ApplicationFailure)) return null;
   if (cause.type !== DeploymentFailureType.RolledBack && cause.type !== DeploymentFailureType.Failed) return null;
   return (cause.details?.[0] as DeploymentResult | undefined) ?? null;
-}
-
-function refuse(refusal: string | null): void {
-  if (refusal !== null) throw new Error(refusal);
 }

@@ -171,3 +171,56 @@ export function roundTrips(events: Event[]): RoundTrips {
     timers: count((e) => e.timerStartedEventAttributes),
   };
 }
+
+/** A child workflow's run in its parent's history: from its start to its end. */
+function childRuns(events: Event[]): [number, number][] {
+  const started = new Map<string, number>();
+  const runs: [number, number][] = [];
+  for (const event of events) {
+    const start = event.childWorkflowExecutionStartedEventAttributes;
+    if (start) started.set(String(start.workflowExecution?.workflowId), ms(event));
+    const end =
+      event.childWorkflowExecutionCompletedEventAttributes ?? event.childWorkflowExecutionFailedEventAttributes;
+    if (end) runs.push([started.get(String(end.workflowExecution?.workflowId)) ?? ms(event), ms(event)]);
+  }
+  return runs;
+}
+
+/**
+ * A release train's own cost: its wall time minus the time any of its deployments was running (a
+ * wave's side by side counted once). The soaks and monitor windows are inside the deployments; what
+ * is left is the train's: starting, deciding between stages, starting each child, ending.
+ */
+export function trainOverhead(events: Event[]): { wall: number; deploying: number; overhead: number } {
+  const wall = ms(events.at(-1)) - ms(events[0]);
+  let deploying = 0;
+  let reached = -Infinity;
+  for (const [from, to] of childRuns(events).sort((a, b) => a[0] - b[0])) {
+    deploying += Math.max(0, to - Math.max(from, reached));
+    reached = Math.max(reached, to);
+  }
+  return { wall, deploying, overhead: wall - deploying };
+}
+
+/**
+ * From a train's abort (its Update accepted) to the moment every deployment it was running had
+ * read back its traffic on the old slot (each child's verifyTraffic after the abort): the last one.
+ */
+export function trainAbortToRestored(train: Event[], children: Event[][]): number {
+  const abort = train.find(
+    (e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === 'abort',
+  );
+  if (!abort) throw new Error('the train holds no abort');
+  const restored = children.map((events) => abortAt(events) + abortToRestored(events));
+  return Math.max(...restored) - ms(abort);
+}
+
+/** When a deployment's history recorded its abort (the signal the train sends). */
+function abortAt(events: Event[]): number {
+  const abort = events.find(
+    (e) =>
+      (e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name ??
+        e.workflowExecutionSignaledEventAttributes?.signalName) === 'abort',
+  );
+  return ms(abort);
+}

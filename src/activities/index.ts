@@ -18,6 +18,11 @@ import { trafficThrough } from './traffic.js';
 import { targetOf } from '../shared/target.js';
 import { isHealthySlot } from '../shared/slots.js';
 import { replicaRatioMismatch } from '../plan/plan.js';
+import { isGrpcServiceError } from '@temporalio/client';
+import { pollerCount } from '../client/deployment-client.js';
+
+/** gRPC's status for a method the server does not implement. */
+const GRPC_UNIMPLEMENTED = 12;
 import type { PlanReport } from '../plan/plan.js';
 import type { Clock } from './monitor-window.js';
 import type { Evidence } from '../shared/evidence.js';
@@ -342,6 +347,19 @@ export function createActivities({ platform, smoke, slo, notifier = null, clock 
      */
     async planChecks(spec: DeploymentSpec): Promise<PlanReport> {
       return await heartbeating(() => planChecks(spec, { platform, smoke, slo }));
+    },
+    /**
+     * How many workers polled a task queue for workflow tasks lately: a release train asks about a
+     * cluster's queue when its deployment is slow, through the worker's own Temporal client. Null
+     * when the server cannot tell (the time-skipping test server does not implement the question).
+     */
+    async taskQueuePollers(taskQueue: string): Promise<number | null> {
+      try {
+        return await pollerCount(Context.current().client, taskQueue);
+      } catch (error) {
+        if (isGrpcServiceError(error) && error.code === GRPC_UNIMPLEMENTED) return null;
+        throw error;
+      }
     },
     /** Never throws: a notification that cannot be delivered must not change a deployment. */
     async notify(event: DeploymentEvent): Promise<string> {

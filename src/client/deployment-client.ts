@@ -777,14 +777,17 @@ export async function deliverVerb<H extends WorkflowHandle>(
  * worker killed seconds ago is still among them); 0 when the server cannot tell.
  */
 export async function queuePollers(client: Client, taskQueue: string): Promise<number> {
-  const answer = await client.workflowService
-    .describeTaskQueue({
-      namespace: client.options.namespace,
-      taskQueue: { name: taskQueue, kind: proto.temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-      taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-    })
-    .catch(() => null);
-  return answer?.pollers?.length ?? 0;
+  return await pollerCount(client, taskQueue).catch(() => 0);
+}
+
+/** As `queuePollers`, but a server that cannot tell throws (a train's worker asks again, rather than notify). */
+export async function pollerCount(client: Client, taskQueue: string): Promise<number> {
+  const answer = await client.workflowService.describeTaskQueue({
+    namespace: client.options.namespace,
+    taskQueue: { name: taskQueue, kind: proto.temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+    taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+  });
+  return answer.pollers?.length ?? 0;
 }
 
 function describePollers(pollers: number, taskQueue: string): string {

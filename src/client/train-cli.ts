@@ -166,7 +166,8 @@ export function renderTrain(status: TrainStatus): string {
   for (const stage of status.stages) {
     const clusters = stage.targets
       .map((t) => {
-        const worker = t.workerSeen === false ? ` (no worker polls ${t.taskQueue})` : '';
+        const since = t.workerMissingSince ? ` since ${t.workerMissingSince}, people notified` : '';
+        const worker = t.workerSeen === false || since ? ` (no worker polls ${t.taskQueue}${since})` : '';
         const slot = t.liveSlot ? ` (${t.liveSlot})` : '';
         return `${t.cluster} ${t.state}${slot}${t.reason ? ` ${t.reason}` : ''}${worker}`;
       })

@@ -20,6 +20,7 @@ const ICONS: Record<DeploymentEvent['kind'], string> = {
   failed: ':rotating_light:',
   succeeded: ':white_check_mark:',
   'observe-breach': ':mag:',
+  'worker-missing': ':electric_plug:',
 };
 
 /**

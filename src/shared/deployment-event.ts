@@ -8,7 +8,15 @@ import { renderTemplate } from './template.js';
 
 /** What the workflow reports; plain JSON, recorded in the history as the activity's input. */
 export interface DeploymentEvent {
-  kind: 'awaiting-approval' | 'rollback-stuck' | 'rolled-back' | 'failed' | 'succeeded' | 'observe-breach';
+  kind:
+    | 'awaiting-approval'
+    | 'rollback-stuck'
+    | 'rolled-back'
+    | 'failed'
+    | 'succeeded'
+    | 'observe-breach'
+    /** A release train's deployment waits for its cluster's worker, which no longer polls. */
+    | 'worker-missing';
   app: string;
   namespace: string;
   version: string;

@@ -68,6 +68,11 @@ export interface TrainPlan {
   freezes: TrainFreeze[];
   onFailure: TrainOnFailure;
   /**
+   * How long a deployment runs before the train asks whether its cluster's worker polls; none:
+   * people are notified. Absent in trains started before it existed (no notice then).
+   */
+  workerNoticeSeconds?: number;
+  /**
    * Set by `train retry`: this run goes on from a stage an earlier run of the train failed at (the
    * stages before it, and that stage's clusters that succeeded, are left out).
    */
@@ -100,6 +105,11 @@ export interface TrainTargetStatus {
   liveSlot: Slot | null;
   /** What the deployment replaced: what an undo deploys again. */
   previous: { image: string | null; version: string | null } | null;
+  /**
+   * Since when no worker polls the cluster's queue, as the train found it after
+   * `workerNoticeSeconds` (and notified people); null once one does.
+   */
+  workerMissingSince?: string | null;
   /**
    * Set by the client's status while the deployment runs: whether any worker polled its queue in
    * the last minute or so (false: the stage waits for that cluster's worker).

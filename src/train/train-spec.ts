@@ -62,6 +62,16 @@ const TrainSpecSchema = z
     stages: z.array(StageSchema).min(1, 'a train needs at least one stage'),
     freezes: z.array(FreezeSchema).default([]),
     onFailure: z.enum([TrainOnFailure.Hold, TrainOnFailure.RollbackCompleted]).default(TrainOnFailure.Hold),
+    /**
+     * How long a stage's deployment may run before the train asks whether its cluster's worker
+     * polls at all; with none, people are notified, and asked again each time this passes.
+     */
+    workerNoticeSeconds: z
+      .number()
+      .int()
+      .min(10, 'at least 10 s: a worker that is restarting is not missing')
+      .max(86_400)
+      .default(120),
   })
   .strict();
 
@@ -158,6 +168,7 @@ export function parseTrainSpec(input: unknown): TrainPlan {
     stages,
     freezes: train.freezes,
     onFailure: train.onFailure,
+    workerNoticeSeconds: train.workerNoticeSeconds,
   };
 }
 

@@ -3,8 +3,10 @@
  * window (and the end of any freeze) on a durable timer, for its approval when it needs one, then
  * runs one deployment per cluster as a child workflow on that cluster's task queue: the existing
  * deployment workflows, unchanged, run by the worker that holds that cluster's credentials. The
- * train holds none and calls no activity. A stage's soak is its deployments' observe window
- * (keepOldSlotWarm), so a breach there rolls that stage back and stops the train. On a failure or
+ * train holds none. Its only activities, on its own worker, ask whether a slow deployment's
+ * cluster has a worker polling at all, and notify people when it has none. A stage's soak is its
+ * deployments' observe window (keepOldSlotWarm), so a breach there rolls that stage back and stops
+ * the train. On a failure or
  * an operator's abort, `onFailure` decides: `hold` stops (earlier stages keep the new version),
  * `rollbackCompleted` undoes the stages that succeeded, newest first, by deploying again what each
  * replaced. Every decision is in the history and in the status, with who made it.
@@ -18,11 +20,15 @@ import {
   condition,
   log,
   ParentClosePolicy,
+  patched,
+  proxyActivities,
   setCurrentDetails,
   setHandler,
   startChild,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { ChildWorkflowHandle } from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
 import { DeploymentFailureType, Outcome } from '../shared/deployment-status.js';
 import type { DeploymentResult } from '../shared/deployment-status.js';
 import { freezeAt, nextStart, StageState, trainChildId, TrainOnFailure } from '../shared/train.js';
@@ -43,6 +49,7 @@ import { blueGreenDeploymentWorkflow } from './blue-green-deployment.js';
 import { canaryDeploymentWorkflow } from './canary-deployment.js';
 import { abortSignal } from './definitions.js';
 import { refuseWith } from './run/commands.js';
+import { Patch } from './run/patches.js';
 import { now } from './run/status.js';
 import {
   trainAbortSignal,
@@ -54,6 +61,12 @@ import {
 } from './train-definitions.js';
 
 type Deployment = typeof blueGreenDeploymentWorkflow;
+
+/** On the train's own worker: short, retried; a failed question is asked again at the next bound. */
+const { taskQueuePollers, notify } = proxyActivities<Activities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '1s', maximumAttempts: 3 },
+});
 
 export async function releaseTrainWorkflow(plan: TrainPlan): Promise<TrainResult> {
   return await new Train(plan).run();
@@ -220,7 +233,7 @@ class Train {
   private async deploy(target: TrainTarget, status: TrainTargetStatus): Promise<boolean> {
     status.state = 'Running';
     this.publishDetails();
-    const result = await this.child(target, target.spec, status.workflowId);
+    const result = await this.child(target, target.spec, status.workflowId, { watch: status });
     status.outcome = result.outcome;
     status.reason = result.reason;
     status.message = result.message;
@@ -242,7 +255,7 @@ class Train {
     target: TrainTarget,
     spec: TrainTarget['spec'],
     workflowId: string,
-    { undo = false }: { undo?: boolean } = {},
+    { undo = false, watch }: { undo?: boolean; watch?: TrainTargetStatus } = {},
   ): Promise<DeploymentResult> {
     const workflow = spec.strategy === 'canary' ? canaryDeploymentWorkflow : blueGreenDeploymentWorkflow;
     const handle = (await startChild(workflow, {
@@ -256,6 +269,8 @@ class Train {
     })) as ChildWorkflowHandle<Deployment>;
     // An undo is what the abort asked for: it is not told to abort.
     if (!undo) this.running.set(workflowId, handle);
+    let ended = false;
+    const watching = watch ? this.watchWorker(target, spec, watch, () => ended) : null;
     try {
       if (this.abort && !undo) await this.sendAbort(handle);
       return await handle.result();
@@ -264,7 +279,65 @@ class Train {
       if (result) return result;
       throw error;
     } finally {
+      ended = true;
       this.running.delete(workflowId);
+      await watching;
+    }
+  }
+
+  /**
+   * A deployment still running after `workerNoticeSeconds` may be waiting for a worker its cluster
+   * no longer runs: the train asks whether any polls the cluster's queue. None: the target says
+   * since when, people are notified, and the train asks again at each bound until one polls. It
+   * never fails the train: the deployment goes on once its worker is back. Never throws.
+   */
+  private async watchWorker(
+    target: TrainTarget,
+    spec: TrainTarget['spec'],
+    status: TrainTargetStatus,
+    ended: () => boolean,
+  ): Promise<void> {
+    const bound = this.plan.workerNoticeSeconds;
+    if (bound === undefined || !patched(Patch.TrainWorkerNotice)) return;
+    for (;;) {
+      if (await condition(ended, bound * 1000)) break;
+      let pollers: number | null;
+      try {
+        pollers = await taskQueuePollers(target.taskQueue);
+      } catch (error) {
+        log.warn('could not ask for the pollers of a queue', { taskQueue: target.taskQueue, error: String(error) });
+        continue;
+      }
+      // A worker polls (or the server cannot tell): it is not asked again.
+      if (ended() || pollers === null || pollers > 0) break;
+      if (status.workerMissingSince) continue;
+      status.workerMissingSince = now();
+      const message =
+        `train ${this.plan.name}: the deployment to ${target.cluster} has waited ${bound} s and no worker ` +
+        `polls task queue ${target.taskQueue}; it goes on once that cluster's worker runs again`;
+      this.status.message = message;
+      this.publishDetails();
+      const { workflowId, runId, namespace: temporalNamespace } = workflowInfo();
+      try {
+        await notify({
+          kind: 'worker-missing',
+          app: spec.app,
+          namespace: spec.namespace,
+          version: spec.version,
+          image: spec.image,
+          message,
+          workflowId,
+          runId,
+          temporalNamespace,
+        });
+      } catch (error) {
+        log.warn('notification failed', { error: String(error) });
+      }
+    }
+    if (status.workerMissingSince) {
+      status.workerMissingSince = null;
+      this.status.message = `${target.cluster}'s worker polls ${target.taskQueue} again: its deployment goes on`;
+      this.publishDetails();
     }
   }
 

@@ -1,60 +1,96 @@
 /**
- * A release train on the Temporal dev server across two real Kubernetes API servers: "staging" is
- * the suite's shared control plane, "prod" a control plane of this file's own. Each cluster has its
- * own worker on its own task queue, authenticated with a token its cluster minted for deploy/'s
- * worker ServiceAccount, so neither worker can touch the other cluster; the train runs on
- * staging's queue and calls no activity. The smoke suites check a locally running reference
- * service (the clusters' pods are simulated; pods that run are tested on the real node).
- * 1. staging → prod succeeds: each cluster's Service selects green, whose pods run v2.2.0.
+ * A release train on the Temporal dev server across three clusters: the local platform (its
+ * detection-API replicas real processes), and two real Kubernetes API servers: "staging" is the
+ * suite's shared control plane, "prod" a control plane of this file's own. Each cluster has its
+ * own worker on its own task queue; the Kubernetes ones are authenticated with a token their
+ * cluster minted for deploy/'s worker ServiceAccount, so neither can touch the other cluster. The
+ * train runs on staging's queue. The Kubernetes clusters' smoke suites check a locally running
+ * reference service (their pods are simulated; pods that run are tested on the real node).
+ * 1. local → a wave of [staging, prod] succeeds: the local platform and each API server's Service
+ *    select green, whose replicas run v2.2.0.
  * 2. v2.3.0 fails prod's smoke suite with rollbackCompleted: prod rolls back by itself, then the
  *    train undoes staging by deploying again what it replaced: each cluster ends on v2.2.0.
- * 3. A stage whose cluster's worker is not running waits, and `train status` names the queue no
- *    worker polls; once a worker starts on it, the stage deploys.
+ * 3. A stage whose cluster's worker is missing waits: `train status` names the queue no worker
+ *    polls; after the train's bound (10 s here) people are notified once, through the train
+ *    worker's webhook, while the worker stays missing past a second bound; once a worker starts on
+ *    the queue, the stage deploys.
  */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { TrainClient, trainResult } from '../../src/client/train-client.js';
 import { renderTrain } from '../../src/client/train-cli.js';
 import { eventually } from '../helpers/eventually.js';
+import { captureHistory } from '../helpers/deployment-harness.js';
 import { parseTrainSpec } from '../../src/train/train-spec.js';
 import type { TrainSpecInput } from '../../src/train/train-spec.js';
 import { fileNamespace, startClusterWithManifests } from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
-import { startKubernetesWorker } from '../helpers/kubernetes-worker.js';
+import { startKubernetesWorker, startLocalWorker } from '../helpers/kubernetes-worker.js';
 import type { KubernetesWorker } from '../helpers/kubernetes-worker.js';
 import { startDevServer } from '../helpers/temporal-servers.js';
+import { startLocalPlatform } from '../helpers/local-platform-process.js';
+import type { LocalPlatformProcess } from '../helpers/local-platform-process.js';
+import { TakListener } from '../helpers/detection-api-process.js';
+import { DETECTION_API_TARGET } from '../../src/demo/stack.js';
+import { WebhookNotifier } from '../../src/notifications/webhook-notifier.js';
 
 const NS = fileNamespace(import.meta.url);
 const IMAGE = (tag: string) => `registry.internal/detection-api:${tag}`;
-const QUEUES = { staging: 'train-e2e-staging', prod: 'train-e2e-prod' } as const;
+const QUEUES = { staging: 'train-e2e-staging', prod: 'train-e2e-prod', local: 'train-e2e-local' } as const;
 
-describe('a release train across two real API servers, each cluster with its own worker and queue', () => {
+describe('a release train across the local platform and two real API servers, each cluster with its own worker and queue', () => {
   let env: TestWorkflowEnvironment;
   let staging: Cluster;
   let prod: Cluster;
+  let tak: TakListener;
+  let local: LocalPlatformProcess;
+  let webhook: Server;
+  /** What the train's worker's webhook received. */
+  const notified: Record<string, unknown>[] = [];
   const workers: KubernetesWorker[] = [];
 
   before(async () => {
-    [env, staging, prod] = await Promise.all([
+    webhook = createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk) => (body += chunk));
+      request.on('end', () => {
+        notified.push(JSON.parse(body) as Record<string, unknown>);
+        response.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+    const hook = new WebhookNotifier(`http://127.0.0.1:${(webhook.address() as AddressInfo).port}/hook`);
+    tak = await TakListener.start();
+    [env, staging, prod, local] = await Promise.all([
       startDevServer(),
       startClusterWithManifests({ namespace: NS }),
       startClusterWithManifests({ own: true, namespace: NS }),
+      startLocalPlatform({ takAddress: `127.0.0.1:${tak.port}` }),
     ]);
     for (const [cluster, queue] of [
       [staging, QUEUES.staging],
       [prod, QUEUES.prod],
     ] as const) {
       const token = await cluster.plane.mintToken(NS, 'bluegreen-worker');
-      workers.push(await startKubernetesWorker(env, cluster.plane.configForToken(token), queue));
+      // prod's worker runs the train in the last test: its webhook receives the train's notice.
+      const notifier = queue === QUEUES.prod ? hook : null;
+      workers.push(await startKubernetesWorker(env, cluster.plane.configForToken(token), queue, notifier));
     }
+    workers.push(await startLocalWorker(env, local.platform, QUEUES.local));
   });
 
   after(async () => {
     for (const worker of workers) await worker.stop();
+    await local?.stop();
+    await tak?.close();
     await prod?.plane.stop();
     await staging?.plane.stop();
     await env?.teardown();
+    webhook?.close();
   });
 
   /** What a cluster serves: the slot its Service selects, and that slot's image and replicas. */
@@ -82,7 +118,11 @@ describe('a release train across two real API servers, each cluster with its own
         monitor: { durationSeconds: 4, intervalSeconds: 1, slos: [] },
         scaleDownDelaySeconds: 0,
       },
-      clusters: { staging: { taskQueue: QUEUES.staging }, prod: { taskQueue: QUEUES.prod } },
+      clusters: {
+        staging: { taskQueue: QUEUES.staging },
+        prod: { taskQueue: QUEUES.prod },
+        local: { taskQueue: QUEUES.local },
+      },
       stages: [
         { name: 'staging', cluster: 'staging', overrides: { smoke: { endpoint: workers[0]!.referenceUrl } } },
         { name: 'prod', cluster: 'prod', overrides: { smoke: { endpoint: prodSmoke } } },
@@ -91,14 +131,29 @@ describe('a release train across two real API servers, each cluster with its own
     };
   }
 
-  it('takes v2.2.0 through staging, then prod, each deployed by its own cluster’s worker', async () => {
+  it('takes v2.2.0 through the local platform, then a wave of two API servers, each by its own worker', async () => {
     const trains = new TrainClient(env.client, QUEUES.staging);
-    const handle = await trains.start(parseTrainSpec(train('e2e-first', 'v2.2.0', workers[1]!.referenceUrl, 'hold')));
-    const status = await trainResult(handle);
+    const spec = train('e2e-first', 'v2.2.0', workers[1]!.referenceUrl, 'hold');
+    spec.stages = [
+      { name: 'local', cluster: 'local', namespace: 'default' },
+      {
+        name: 'wave',
+        clusters: ['staging', 'prod'],
+        maxParallel: 2,
+        // One reference service answers both clusters' smoke suites.
+        overrides: { smoke: { endpoint: workers[0]!.referenceUrl } },
+      },
+    ];
+    const status = await trainResult(await trains.start(parseTrainSpec(spec)));
     assert.equal(status.state, 'Succeeded', status.message);
     assert.deepEqual(
       status.stages.map((s) => `${s.name} ${s.state} ${s.targets.map((t) => `${t.cluster}:${t.liveSlot}`).join(',')}`),
-      ['staging Succeeded staging:green', 'prod Succeeded prod:green'],
+      ['local Succeeded local:green', 'wave Succeeded staging:green,prod:green'],
+    );
+    const onLocal = await local.platform.describe(DETECTION_API_TARGET);
+    assert.deepEqual(
+      [onLocal.activeSlot, onLocal.slots.green.image, onLocal.slots.green.readyReplicas, onLocal.slots.blue.replicas],
+      ['green', IMAGE('v2.2.0'), 2, 0],
     );
     assert.equal(await liveOn(staging), `green ${IMAGE('v2.2.0')} x2`);
     assert.equal(await liveOn(prod), `green ${IMAGE('v2.2.0')} x2`);
@@ -121,13 +176,16 @@ describe('a release train across two real API servers, each cluster with its own
     assert.equal(await liveOn(staging), `green ${IMAGE('v2.2.0')} x2`, 'staging is back on what it replaced');
   });
 
-  it('waits for a cluster whose worker is missing, naming its queue, and deploys once one polls it', async () => {
+  it('waits for a cluster whose worker is missing, names its queue, notifies once, and deploys once one polls', async () => {
     const late = 'train-e2e-late';
     const trains = new TrainClient(env.client, QUEUES.staging);
     const spec = train('e2e-late', 'v2.4.0', workers[1]!.referenceUrl, 'hold');
     spec.clusters = { ...spec.clusters, staging: { taskQueue: late } };
     spec.stages = [spec.stages[0]!];
+    spec.workerNoticeSeconds = 10;
     const plan = parseTrainSpec(spec);
+    // Only the train's notice from here on (the deployments before notified through prod's worker too).
+    notified.length = 0;
     // The train itself runs on prod's worker's queue here: staging's has no worker yet.
     const handle = await new TrainClient(env.client, QUEUES.prod).start(plan);
     await eventually(
@@ -135,10 +193,26 @@ describe('a release train across two real API servers, each cluster with its own
       'the status says no worker polls the late queue',
     );
     assert.match(renderTrain(await trains.status(plan.name)), /staging Running \(no worker polls train-e2e-late\)/);
+    await eventually(async () => notified.length > 0, 'people are notified after the bound', 30_000);
+    const missing = await trains.status(plan.name);
+    assert.ok(missing.stages[0]!.targets[0]!.workerMissingSince, 'the train says since when');
+    assert.match(renderTrain(missing), /staging Running \(no worker polls train-e2e-late since .*, people notified\)/);
+    // Missing past a second bound: still one notification, not one per bound.
+    await new Promise((resolve) => setTimeout(resolve, 12_000));
+    assert.deepEqual(
+      notified.map((n) => `${n['kind']} ${n['workflowId']}`),
+      [`worker-missing bluegreen-train/${plan.name}`],
+    );
+    assert.match(
+      String(notified[0]!['text']),
+      /^:electric_plug: .*the deployment to staging has waited 10 s and no worker polls task queue train-e2e-late;/,
+    );
     const token = await staging.plane.mintToken(NS, 'bluegreen-worker');
     workers.push(await startKubernetesWorker(env, staging.plane.configForToken(token), late));
     const status = await trainResult(handle);
+    await captureHistory(handle, 'train-worker-missing-notified');
     assert.equal(status.state, 'Succeeded', status.message);
+    assert.equal(status.stages[0]!.targets[0]!.workerMissingSince, null, 'the worker came back');
     assert.equal(await liveOn(staging), `blue ${IMAGE('v2.4.0')} x2`);
   });
 });

@@ -2,7 +2,8 @@
  * A deployment worker in the test process that drives the control plane through `config` (the
  * worker ServiceAccount's token, straight to the API server or through a proxy), and a real
  * reference service for the smoke suite to check. No SLO queries unless given a Prometheus: the
- * cluster's pods are simulated, so the monitor gates on their restarts.
+ * cluster's pods are simulated, so the monitor gates on their restarts. `startLocalWorker` drives
+ * a local platform process the same way (its smoke suite calls the slots' own replicas).
  */
 import type * as k8s from '@kubernetes/client-node';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -12,7 +13,9 @@ import { PrometheusSloSource } from '../../src/checks/prometheus-slo-source.js';
 import { PrometheusConfigSchema } from '../../src/config/worker-settings.js';
 import { parseEnv } from '../../src/config/env.js';
 import { HttpSmokeRunner } from '../../src/checks/smoke-suite.js';
+import type { Platform, SmokeRunner } from '../../src/activities/contract.js';
 import { KubernetesPlatform } from '../../src/platforms/kubernetes-platform.js';
+import type { LocalPlatform } from '../../src/platforms/local-platform.js';
 import { createDeploymentWorker } from '../../src/worker/worker.js';
 import { startDetectionApi, TakListener, tempQueuePath } from './detection-api-process.js';
 import { workflowBundle } from './temporal-servers.js';
@@ -28,6 +31,28 @@ export async function startKubernetesWorker(
   config: k8s.KubeConfig,
   taskQueue: string,
   notifier: Notifier | null = null,
+  options: { prometheusUrl?: string } = {},
+): Promise<KubernetesWorker> {
+  const platform = new KubernetesPlatform(config);
+  return await startPlatformWorker(env, { platform, smoke: new HttpSmokeRunner() }, taskQueue, notifier, options);
+}
+
+/** A worker in the test process that drives a local platform process, as a cluster of its own. */
+export async function startLocalWorker(
+  env: TestWorkflowEnvironment,
+  local: LocalPlatform,
+  taskQueue: string,
+  notifier: Notifier | null = null,
+): Promise<KubernetesWorker> {
+  const smoke = new HttpSmokeRunner({ resolveEndpoint: (url) => local.resolveServiceUrl(url) });
+  return await startPlatformWorker(env, { platform: local, smoke }, taskQueue, notifier);
+}
+
+async function startPlatformWorker(
+  env: TestWorkflowEnvironment,
+  { platform, smoke }: { platform: Platform; smoke: SmokeRunner },
+  taskQueue: string,
+  notifier: Notifier | null,
   { prometheusUrl = 'http://127.0.0.1:9' }: { prometheusUrl?: string } = {},
 ): Promise<KubernetesWorker> {
   const tak = await TakListener.start();
@@ -37,8 +62,8 @@ export async function startKubernetesWorker(
     namespace: 'default',
     taskQueue,
     activities: createActivities({
-      platform: new KubernetesPlatform(config),
-      smoke: new HttpSmokeRunner(),
+      platform,
+      smoke,
       slo: new PrometheusSloSource(parseEnv(PrometheusConfigSchema, { PROMETHEUS_URL: prometheusUrl })),
       notifier,
     }),

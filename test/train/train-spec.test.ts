@@ -57,6 +57,7 @@ describe('parseTrainSpec', () => {
     assert.equal(plan.name, 'detection-api');
     assert.equal(plan.version, 'v2.2.0');
     assert.equal(plan.onFailure, 'rollbackCompleted');
+    assert.equal(plan.workerNoticeSeconds, 120, 'people hear of a missing worker after 2 minutes by default');
     assert.deepEqual(
       plan.stages.map((s) => [s.name, s.targets.map((t) => `${t.cluster}@${t.taskQueue}`), s.maxParallel]),
       [
@@ -100,6 +101,9 @@ describe('parseTrainSpec', () => {
       issuesOf(train({ stages: [{ name: 'staging', cluster: 'staging', soakSeconds: 3600, windows: [shortWindow] }] })),
       ['stages.0.soakSeconds: a 3600 s soak does not fit in window 0 (09:00 to 09:30, 30 min)'],
     );
+    assert.deepEqual(issuesOf(train({ workerNoticeSeconds: 5 })), [
+      'workerNoticeSeconds: at least 10 s: a worker that is restarting is not missing',
+    ]);
     assert.deepEqual(issuesOf(train({ stages })), [
       "stages.0.cluster: unknown cluster 'stagign' (clusters: staging, prod-a, prod-b, local-2)",
       'stages.1.clusters: a stage needs a cluster; a wave cannot be empty',

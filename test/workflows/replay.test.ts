@@ -51,6 +51,8 @@ describe('replay of captured deployment histories', () => {
       'train-retried',
       'train-aborted-undone',
       'train-waited-for-window',
+      'train-succeeded-asked-for-pollers',
+      'train-worker-missing-notified',
     ]) {
       assert.ok(names.includes(expected), `test/histories/${expected}.json is missing`);
     }

@@ -45,4 +45,9 @@ export const Patch = {
    * interval) are one activity, not four; and with no notifier on the worker, nothing is notified.
    */
   LeanPreflight: 'lean-preflight',
+  /**
+   * A release train asks whether a cluster's worker polls once its deployment has run for
+   * `workerNoticeSeconds`, and notifies people while none does.
+   */
+  TrainWorkerNotice: 'train-worker-notice',
 } as const;

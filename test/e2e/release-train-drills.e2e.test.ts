@@ -1,0 +1,107 @@
+/**
+ * Release-train drills on the embedded stack (test/helpers/train-stack.ts): two local clusters,
+ * each with its own worker process, and the train on a worker process of its own, with the dev
+ * server keeping its history in a file.
+ * 1. The train's worker is SIGKILLed during staging's soak. The soak (staging's deployment) goes
+ *    on without it and ends; nothing more happens while no worker runs the train; once one does,
+ *    the train goes on to prod. Both clusters end on the new version.
+ * 2. The Temporal server restarts while a wave deploys to both clusters. Every process reconnects,
+ *    both deployments finish, and the train succeeds.
+ * 3. An abort during a wave stops the line: both running deployments roll back, and both clusters
+ *    serve what they served before the train.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { parseTrainSpec } from '../../src/train/train-spec.js';
+import { trainChildId } from '../../src/shared/train.js';
+import { eventually } from '../helpers/eventually.js';
+import { localTrain, TRAIN_IMAGE, TrainStack } from '../helpers/train-stack.js';
+
+describe('release-train drills: the train’s worker SIGKILLed, the server restarted, an abort mid-wave', () => {
+  const train = new TrainStack();
+
+  before(async () => {
+    await train.start();
+  });
+
+  after(async () => {
+    await train.stop();
+  });
+
+  /** Waits until the train's deployment on `cluster` in `stage` is in `phase`. */
+  async function untilPhase(name: string, stage: string, cluster: string, phase: string) {
+    await eventually(
+      async () => (await train.deploymentStatus(trainChildId(name, stage, cluster)))?.phase === phase,
+      `${stage} on ${cluster} reaches ${phase}`,
+      90_000,
+    );
+  }
+
+  it('goes on to prod after its worker was SIGKILLed during staging’s soak and a new one started', async () => {
+    const plan = parseTrainSpec(
+      localTrain('drill-soak', 'v2.2.0', [
+        { name: 'staging', cluster: 'local', soakSeconds: 12 },
+        { name: 'prod', cluster: 'local-2' },
+      ]),
+    );
+    await train.trains.start(plan);
+    await untilPhase(plan.name, 'staging', 'local', 'Observing');
+    await train.killTrainWorker();
+    // The soak is staging's deployment: it ends by itself, on its own cluster's worker.
+    const staging = train.client.workflow.getHandle(trainChildId(plan.name, 'staging', 'local'));
+    await staging.result();
+    const prodBefore = await train.served('local-2');
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    assert.equal(await train.served('local-2'), prodBefore, 'no train worker, no next stage');
+    assert.equal((await train.trains.handle(plan.name).describe()).status.name, 'RUNNING');
+    await train.startTrainWorker();
+    const status = await train.result(plan.name);
+    assert.equal(status.state, 'Succeeded', status.message);
+    assert.deepEqual(
+      status.stages.map((s) => `${s.name} ${s.state}`),
+      ['staging Succeeded', 'prod Succeeded'],
+    );
+    assert.equal(await train.served('local'), `green ${TRAIN_IMAGE('v2.2.0')} x2, blue x0`);
+    assert.equal(await train.served('local-2'), `green ${TRAIN_IMAGE('v2.2.0')} x2, blue x0`);
+  });
+
+  it('finishes a wave across both clusters when the Temporal server restarts during it', async () => {
+    const plan = parseTrainSpec(
+      localTrain('drill-restart', 'v2.4.0', [{ name: 'wave', clusters: ['local', 'local-2'], maxParallel: 2 }]),
+    );
+    await train.trains.start(plan);
+    await untilPhase(plan.name, 'wave', 'local', 'Monitoring');
+    await untilPhase(plan.name, 'wave', 'local-2', 'Monitoring');
+    await train.stack.restartTemporal();
+    const status = await train.result(plan.name);
+    assert.equal(status.state, 'Succeeded', status.message);
+    assert.deepEqual(
+      status.stages[0]!.targets.map((t) => `${t.cluster} ${t.state} ${t.liveSlot}`),
+      ['local Succeeded blue', 'local-2 Succeeded blue'],
+    );
+    assert.equal(await train.served('local'), `blue ${TRAIN_IMAGE('v2.4.0')} x2, green x0`);
+    assert.equal(await train.served('local-2'), `blue ${TRAIN_IMAGE('v2.4.0')} x2, green x0`);
+  });
+
+  it('stops the line on abort during a wave: both deployments roll back, both clusters serve what they did', async () => {
+    const before = [await train.served('local'), await train.served('local-2')];
+    const plan = parseTrainSpec(
+      localTrain('drill-abort', 'v2.5.0', [{ name: 'wave', clusters: ['local', 'local-2'], maxParallel: 2 }], {
+        monitorSeconds: 60,
+      }),
+    );
+    await train.trains.start(plan);
+    await untilPhase(plan.name, 'wave', 'local', 'Monitoring');
+    await untilPhase(plan.name, 'wave', 'local-2', 'Monitoring');
+    const answer = await train.trains.abort(plan.name, { reason: 'drill', by: 'drills' });
+    assert.equal(answer.delivery, 'accepted');
+    assert.match(answer.message, /2 running deployment\(s\) told to abort/);
+    const status = await train.result(plan.name);
+    assert.equal(status.state, 'Aborted', status.message);
+    assert.deepEqual(
+      status.stages[0]!.targets.map((t) => `${t.cluster} ${t.state} ${t.reason}`),
+      ['local RolledBack Aborted', 'local-2 RolledBack Aborted'],
+    );
+    assert.deepEqual([await train.served('local'), await train.served('local-2')], before);
+  });
+});

@@ -67,12 +67,15 @@ describe('release-train drills: the train’s worker SIGKILLed, the server resta
 
   it('finishes a wave across both clusters when the Temporal server restarts during it', async () => {
     const plan = parseTrainSpec(
-      localTrain('drill-restart', 'v2.4.0', [{ name: 'wave', clusters: ['local', 'local-2'], maxParallel: 2 }]),
+      localTrain('drill-restart', 'v2.4.0', [{ name: 'wave', clusters: ['local', 'local-2'], maxParallel: 2 }], {
+        monitorSeconds: 15,
+      }),
     );
     await train.trains.start(plan);
     await untilPhase(plan.name, 'wave', 'local', 'Monitoring');
     await untilPhase(plan.name, 'wave', 'local-2', 'Monitoring');
     await train.stack.restartTemporal();
+    assert.equal((await train.trains.handle(plan.name).describe()).status.name, 'RUNNING', 'restarted mid-wave');
     const status = await train.result(plan.name);
     assert.equal(status.state, 'Succeeded', status.message);
     assert.deepEqual(

@@ -4,9 +4,10 @@
  * skip) as Updates, falling back to a signal (approve, abort) when no worker answers within 5 s.
  */
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { trainWorkflowId } from '../shared/train.js';
 import type { TrainAnswer, TrainPlan, TrainStatus } from '../shared/train.js';
+import type { ReleaseTrainOrigin } from '../gitops/release-train-resource.js';
 import type { releaseTrainWorkflow } from '../workflows/release-train.js';
 import {
   trainAbortSignal,
@@ -32,14 +33,23 @@ export class TrainClient {
     private readonly taskQueue: string,
   ) {}
 
-  async start(plan: TrainPlan): Promise<WorkflowHandle<typeof releaseTrainWorkflow>> {
+  /** Starts a train; `origin`: the ReleaseTrain resource and generation that started it (in its memo). */
+  async start(
+    plan: TrainPlan,
+    { origin }: { origin?: ReleaseTrainOrigin } = {},
+  ): Promise<WorkflowHandleWithFirstExecutionRunId<typeof releaseTrainWorkflow>> {
     const workflowId = trainWorkflowId(plan.name);
     try {
       return await this.client.workflow.start<typeof releaseTrainWorkflow>('releaseTrainWorkflow', {
         workflowId,
         taskQueue: this.taskQueue,
         args: [plan],
-        memo: { train: plan.name, version: plan.version, image: plan.image },
+        memo: {
+          train: plan.name,
+          version: plan.version,
+          image: plan.image,
+          ...(origin ? { releaseTrain: origin } : {}),
+        },
         staticSummary: `train ${plan.name}: ${plan.version} through ${plan.stages.map((s) => s.name).join(' → ')}`,
       });
     } catch (error) {
@@ -82,13 +92,14 @@ export class TrainClient {
     return await this.start({ ...plan, stages, retry: { stage, by, at: new Date().toISOString(), runId } });
   }
 
-  handle(name: string): WorkflowHandle<typeof releaseTrainWorkflow> {
-    return this.client.workflow.getHandle(trainWorkflowId(name));
+  /** The train's latest run, or the run `runId`. */
+  handle(name: string, runId?: string): WorkflowHandle<typeof releaseTrainWorkflow> {
+    return this.client.workflow.getHandle(trainWorkflowId(name), runId);
   }
 
-  /** The train's status: from the running train, or from its result once it ended. */
-  async status(name: string): Promise<TrainStatus> {
-    const handle = this.handle(name);
+  /** The status of the train's latest run (or run `runId`): from the running train, or its result once ended. */
+  async status(name: string, runId?: string): Promise<TrainStatus> {
+    const handle = this.handle(name, runId);
     const { status } = await handle.describe();
     if (status.name !== 'RUNNING') return await trainResult(handle);
     const train = await this.withDeadline(() => handle.query(trainStatusQuery));

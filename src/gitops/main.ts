@@ -1,7 +1,7 @@
 /**
- * The Release controller's process: Temporal from the same settings as the CLI and the worker, the
- * API server from a kubeconfig or the pod's ServiceAccount, and a Lease so that of several replicas
- * exactly one acts. A replica that loses the Lease exits (its Deployment restarts it as a
+ * The GitOps controller's process (Releases and ReleaseTrains): Temporal from the same settings as
+ * the CLI and the worker, the API server from a kubeconfig or the pod's ServiceAccount, and a Lease
+ * so that of several replicas exactly one acts. A replica that loses the Lease exits (its Deployment restarts it as a
  * candidate), as client-go's controllers do: it never acts beside a new leader. SIGTERM and SIGINT
  * hand the Lease back, so that another replica takes over at once instead of after it expires.
  */
@@ -15,6 +15,7 @@ import { loadKubeConfig } from '../config/kubeconfig.js';
 import { ControllerEnvSchema } from './controller-config.js';
 import { LeaderElector } from './leader-election.js';
 import { ReleaseController } from './release-controller.js';
+import { ReleaseTrainController } from './release-train-controller.js';
 
 const IN_CLUSTER_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
@@ -33,16 +34,15 @@ async function main(): Promise<void> {
   const kubeConfig = loadKubeConfig(process.env);
   const namespace = settings.BLUEGREEN_RELEASE_NAMESPACE ?? podNamespace() ?? 'default';
   const identity = settings.BLUEGREEN_CONTROLLER_ID ?? process.env['POD_NAME'] ?? `${hostname()}-${process.pid}`;
-  const { deployments, config, close } = await connectDeployments(process.env);
+  const { deployments, trains, config, close } = await connectDeployments(process.env);
   const log = (line: string, fields?: Record<string, unknown>) => logger.info(fields ?? {}, line);
   const retryMs = settings.BLUEGREEN_RETRY_PERIOD_SECONDS * 1000;
-  const controller = new ReleaseController(kubeConfig, deployments, {
-    namespace,
-    identity,
-    resyncMs: settings.BLUEGREEN_RESYNC_SECONDS * 1000,
-    retryMs,
-    log,
-  });
+  const options = { namespace, identity, resyncMs: settings.BLUEGREEN_RESYNC_SECONDS * 1000, retryMs, log };
+  // Both under one Lease: Releases and ReleaseTrains.
+  const controllers = [
+    new ReleaseController(kubeConfig, deployments, options),
+    new ReleaseTrainController(kubeConfig, trains, options),
+  ];
   let stopping = false;
   const elector = new LeaderElector(kubeConfig, {
     namespace,
@@ -53,8 +53,10 @@ async function main(): Promise<void> {
     retryMs,
     log,
     // Not awaited: the elector keeps renewing while the first list is slow.
-    onStartedLeading: () => void controller.start(),
-    onStoppedLeading: () => controller.stop(),
+    onStartedLeading: () => controllers.forEach((c) => void c.start()),
+    onStoppedLeading: async () => {
+      await Promise.all(controllers.map((c) => c.stop()));
+    },
   });
   const shutdown = () => {
     if (stopping) return;

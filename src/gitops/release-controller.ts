@@ -15,7 +15,7 @@
  *   into `status.lastRequest`. Removing first makes a request act at most once: a promote sent twice
  *   would skip a canary step.
  */
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import {
   DeploymentAlreadyRunningError,
@@ -28,7 +28,8 @@ import { parseDeploymentSpec, SpecValidationError } from '../deployment-spec/dep
 import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
 import { RELEASE_GROUP, RELEASE_PLURAL, RELEASE_VERSION } from './release-resource.js';
 import type { Release } from './release-resource.js';
-import { httpCodeOf } from '../platforms/kubernetes-errors.js';
+import { canonical, MERGE_PATCH, ResourceWatcher } from './resource-watcher.js';
+import type { ResourceWatcherOptions } from './resource-watcher.js';
 import { releaseStatusOf } from './release-status.js';
 import type { OperatorRequestAnswer, ReleasePlan, ReleaseState, ReleaseStatus } from './release-status.js';
 import { planLines } from '../plan/plan.js';
@@ -50,22 +51,11 @@ const VERBS = [
   ['promote', ReleaseAnnotation.Promote],
 ] as const;
 
-export interface ReleaseControllerOptions {
-  /** The namespace to watch; all namespaces when absent. */
-  namespace?: string | undefined;
-  /** How often every Release is reconciled again, so that running deployments are mirrored. */
-  resyncMs?: number;
-  /** How long to wait before a failed list or watch is tried again. */
-  retryMs?: number;
-  /** Who writes: the field manager of the status patches (the replica's name), and the operator in `by`. */
-  identity?: string;
-  log?: (line: string, fields?: Record<string, unknown>) => void;
-}
+export type ReleaseControllerOptions = ResourceWatcherOptions;
 
 /** How long a plan asked for with the annotation may take before it is reported unanswered. */
 const PLAN_ANSWER_MS = 15_000;
 
-const MERGE_PATCH = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
 /** The status fields a deployment sets, some only in some states. */
 const MIRRORED = [
   'phase',
@@ -80,133 +70,40 @@ const MIRRORED = [
   'runId',
 ];
 
-/** JSON with sorted keys, to compare a status written with one read back. */
-function canonical(value: unknown): string {
-  return JSON.stringify(value, (_key, inner: unknown) =>
-    inner && typeof inner === 'object' && !Array.isArray(inner)
-      ? Object.fromEntries(Object.entries(inner as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
-      : inner,
-  );
-}
-
-export class ReleaseController {
-  private readonly api: k8s.CustomObjectsApi;
-  private readonly informer: k8s.Informer<Release> & k8s.ObjectCache<Release>;
-  private timer: NodeJS.Timeout | null = null;
-  private retry: NodeJS.Timeout | null = null;
-  private running = false;
-  /** Releases being reconciled now, by namespace/name: one reconcile at a time each. */
-  private readonly busy = new Set<string>();
+export class ReleaseController extends ResourceWatcher<Release> {
   /** Runs this controller has asked to abort, so it asks once. */
   private readonly aborted = new Set<string>();
   /** Runs whose end this controller waits for, to mirror it at once. */
   private readonly awaitingEnd = new Set<string>();
-  private readonly log: NonNullable<ReleaseControllerOptions['log']>;
-  private readonly identity: string;
 
   constructor(
     kubeConfig: k8s.KubeConfig,
     private readonly deployments: DeploymentClient,
-    private readonly options: ReleaseControllerOptions = {},
+    options: ReleaseControllerOptions = {},
   ) {
-    this.api = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
-    this.log = options.log ?? (() => undefined);
-    this.identity = options.identity ?? 'bluegreen-release-controller';
-    const { namespace } = options;
-    const path = namespace
-      ? `/apis/${RELEASE_GROUP}/${RELEASE_VERSION}/namespaces/${namespace}/${RELEASE_PLURAL}`
-      : `/apis/${RELEASE_GROUP}/${RELEASE_VERSION}/${RELEASE_PLURAL}`;
-    const list = () =>
-      (namespace
-        ? this.api.listNamespacedCustomObject({
-            group: RELEASE_GROUP,
-            version: RELEASE_VERSION,
-            namespace,
-            plural: RELEASE_PLURAL,
-          })
-        : this.api.listClusterCustomObject({
-            group: RELEASE_GROUP,
-            version: RELEASE_VERSION,
-            plural: RELEASE_PLURAL,
-          })) as Promise<k8s.KubernetesListObject<Release>>;
-    this.informer = k8s.makeInformer<Release>(kubeConfig, path, list);
-    const kick = (release: Release) => void this.reconcile(release);
-    this.informer.on('add', kick);
-    this.informer.on('update', kick);
-    this.informer.on('error', (error) => this.watchFailed(error));
+    super(
+      kubeConfig,
+      { group: RELEASE_GROUP, version: RELEASE_VERSION, plural: RELEASE_PLURAL, noun: 'release' },
+      options,
+      'bluegreen-release-controller',
+    );
   }
 
-  /**
-   * Starts watching and resyncing; resolves once the first watch is open. A failed list or watch
-   * (the API server down, a permission missing) is logged with its HTTP code and tried again every
-   * `retryMs` until `stop`.
-   */
-  async start(): Promise<void> {
-    this.running = true;
-    await this.watch();
-    this.timer ??= setInterval(() => {
-      for (const release of this.informer.list()) void this.reconcile(release);
-    }, this.options.resyncMs ?? 2000);
-  }
-
-  async stop(): Promise<void> {
-    this.running = false;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    if (this.retry) clearTimeout(this.retry);
-    await this.informer.stop();
-  }
-
-  private async watch(): Promise<void> {
-    if (!this.running) return;
-    try {
-      await this.informer.start();
-    } catch (error) {
-      this.watchFailed(error);
-    }
-  }
-
-  private watchFailed(error: unknown): void {
-    this.log('release watch failed; restarting it', {
-      code: httpCodeOf(error),
-      error: error instanceof Error ? error.message : String(error),
-    });
-    if (this.running && !this.retry) {
-      this.retry = setTimeout(() => {
-        this.retry = null;
-        void this.watch();
-      }, this.options.retryMs ?? 1000);
-    }
-  }
-
-  /** Brings one Release's deployment and status to its newest generation; never throws. */
-  async reconcile(release: Release): Promise<void> {
+  /** Brings one Release's deployment and status to its newest generation. */
+  protected async reconcileOne(release: Release): Promise<void> {
     const { namespace = 'default', name = '', uid = '', generation = 1 } = release.metadata ?? {};
-    const key = `${namespace}/${name}`;
-    if (this.busy.has(key)) return;
-    this.busy.add(key);
-    try {
-      // An operator's request first: it must not wait behind a slow read of the deployment.
-      const lastRequest = (await this.answerRequests(release)) ?? release.status?.lastRequest;
-      const plan = (await this.planOnRequest(release)) ?? release.status?.plan;
-      const kept = { ...(lastRequest ? { lastRequest } : {}), ...(plan ? { plan } : {}) };
-      const state = await this.advance(release, { namespace, name, uid, generation });
-      if (state)
-        await this.writeStatus(release, {
-          ...releaseStatusOf(state, generation, release.status?.conditions ?? []),
-          ...kept,
-        });
-      else if (lastRequest !== release.status?.lastRequest || plan !== release.status?.plan)
-        await this.writeStatus(release, { ...(release.status as ReleaseStatus), ...kept });
-    } catch (error) {
-      this.log('release reconcile failed; tried again at the next resync', {
-        release: key,
-        code: httpCodeOf(error),
-        error: error instanceof Error ? error.message : String(error),
+    // An operator's request first: it must not wait behind a slow read of the deployment.
+    const lastRequest = (await this.answerRequests(release)) ?? release.status?.lastRequest;
+    const plan = (await this.planOnRequest(release)) ?? release.status?.plan;
+    const kept = { ...(lastRequest ? { lastRequest } : {}), ...(plan ? { plan } : {}) };
+    const state = await this.advance(release, { namespace, name, uid, generation });
+    if (state)
+      await this.writeStatus(release, {
+        ...releaseStatusOf(state, generation, release.status?.conditions ?? []),
+        ...kept,
       });
-    } finally {
-      this.busy.delete(key);
-    }
+    else if (lastRequest !== release.status?.lastRequest || plan !== release.status?.plan)
+      await this.writeStatus(release, { ...(release.status as ReleaseStatus), ...kept });
   }
 
   /** What the newest generation's deployment is now, after starting or aborting what it needs. */
@@ -396,18 +293,6 @@ export class ReleaseController {
     };
   }
 
-  /** A Release's address for a patch, written by this replica. */
-  private ref(namespace: string, name: string) {
-    return {
-      group: RELEASE_GROUP,
-      version: RELEASE_VERSION,
-      namespace,
-      plural: RELEASE_PLURAL,
-      name,
-      fieldManager: this.identity,
-    };
-  }
-
   /** Removes annotations with the resourceVersion read, so two reconciles that race act once. */
   private async removeAnnotations(release: Release, keys: string[]): Promise<void> {
     const { namespace = 'default', name = '' } = release.metadata ?? {};
@@ -450,8 +335,7 @@ export class ReleaseController {
       .catch(() => undefined)
       .finally(() => {
         this.awaitingEnd.delete(runId);
-        const release = this.running ? this.informer.get(name, namespace) : undefined;
-        if (release) void this.reconcile(release);
+        this.reconcileLater(namespace, name);
       });
   }
 

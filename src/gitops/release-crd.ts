@@ -10,6 +10,8 @@ import { stringify } from 'yaml';
 import { zodToJsonSchema } from 'zod-to-json-schema';
 import { SpecInputSchema } from '../deployment-spec/deployment-spec.js';
 import { RELEASE_GROUP, RELEASE_KIND, RELEASE_PLURAL, RELEASE_VERSION } from './release-resource.js';
+import { TrainSpecSchema } from '../train/train-spec.js';
+import { RELEASE_TRAIN_KIND, RELEASE_TRAIN_PLURAL } from './release-train-resource.js';
 
 /** An OpenAPI v3 schema node, as a CRD carries it. */
 export type Schema = { [key: string]: unknown };
@@ -208,5 +210,134 @@ export function releaseCrdYaml(): string {
   return (
     `# Generated from the deployment spec's zod schema by \`npm run generate:crd\` (src/gitops/release-crd.ts): do ` +
     `not edit.\n${stringify(releaseCrd(), { lineWidth: 0 })}`
+  );
+}
+
+/**
+ * The train spec's schema, made structural: the base deployment spec and each stage's overrides
+ * are kept as written (the controller merges and validates them with the deployment spec's zod
+ * schema, naming the stage), the rest checked by the API server.
+ */
+export function releaseTrainSpecSchema(): Schema {
+  const generated = structural(
+    zodToJsonSchema(TrainSpecSchema, {
+      target: 'openApi3',
+      $refStrategy: 'none',
+      pipeStrategy: 'input',
+      effectStrategy: 'input',
+    }) as Schema,
+  );
+  const kept = (description: string): Schema => ({
+    type: 'object',
+    description,
+    'x-kubernetes-preserve-unknown-fields': true,
+  });
+  const properties = generated['properties'] as Record<string, Schema>;
+  properties['base'] = kept(
+    "The app's deployment spec without its image (docs/spec.md): what every stage starts from.",
+  );
+  const stage = (properties['stages']!['items'] as Schema)['properties'] as Record<string, Schema>;
+  stage['overrides'] = kept('Fields of the base this stage changes: merged object by object, lists replaced.');
+  return generated;
+}
+
+const TRAIN_STATUS_SCHEMA: Schema = {
+  type: 'object',
+  properties: {
+    state: {
+      type: 'string',
+      description: 'Running, Succeeded, Held, RolledBack, Failed or Aborted (the train); Waiting or Invalid.',
+    },
+    message: { type: 'string' },
+    image: { type: 'string' },
+    version: { type: 'string' },
+    stages: {
+      type: 'array',
+      description: "Each stage: its state, until when it waits, and each cluster's state.",
+      items: {
+        type: 'object',
+        properties: {
+          name: { type: 'string' },
+          state: { type: 'string' },
+          waitingUntil: { type: 'string', format: 'date-time' },
+          clusters: { type: 'string' },
+        },
+      },
+    },
+    workflowId: { type: 'string' },
+    runId: { type: 'string' },
+    observedGeneration: {
+      type: 'integer',
+      format: 'int64',
+      description: 'The generation whose train the status describes.',
+    },
+  },
+};
+
+/** The CustomResourceDefinition of `ReleaseTrain`, as applied to a cluster. */
+export function releaseTrainCrd(): Schema {
+  const column = (name: string, type: string, jsonPath: string, description: string) => ({
+    name,
+    type,
+    jsonPath,
+    description,
+  });
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${RELEASE_TRAIN_PLURAL}.${RELEASE_GROUP}` },
+    spec: {
+      group: RELEASE_GROUP,
+      names: {
+        kind: RELEASE_TRAIN_KIND,
+        listKind: `${RELEASE_TRAIN_KIND}List`,
+        plural: RELEASE_TRAIN_PLURAL,
+        singular: 'releasetrain',
+        shortNames: ['train'],
+        categories: ['bluegreen'],
+      },
+      scope: 'Namespaced',
+      versions: [
+        {
+          name: RELEASE_VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: [
+            column('Image', 'string', '.spec.image', 'The image declared'),
+            column('State', 'string', '.status.state', "The train's state"),
+            column('Message', 'string', '.status.message', 'What the train does now, or how it ended'),
+            column('Age', 'date', '.metadata.creationTimestamp', ''),
+          ],
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              description:
+                'A release train, declared: a change of its spec (its image, say) takes the version through its ' +
+                'stages, cluster by cluster, as a Temporal workflow.',
+              required: ['spec'],
+              properties: {
+                apiVersion: { type: 'string' },
+                kind: { type: 'string' },
+                metadata: { type: 'object' },
+                spec: {
+                  ...releaseTrainSpecSchema(),
+                  description: "The train spec (docs/trains.md); the train's name defaults to the resource name.",
+                },
+                status: TRAIN_STATUS_SCHEMA,
+              },
+            },
+          },
+        },
+      ],
+    },
+  };
+}
+
+/** The CRD as deploy/gitops/release-train-crd.yaml holds it. */
+export function releaseTrainCrdYaml(): string {
+  return (
+    `# Generated from the train spec's zod schema by \`npm run generate:crd\` (src/gitops/release-crd.ts): do ` +
+    `not edit.\n${stringify(releaseTrainCrd(), { lineWidth: 0 })}`
   );
 }

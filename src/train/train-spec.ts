@@ -51,7 +51,7 @@ const StageSchema = z
   })
   .strict();
 
-const TrainSpecSchema = z
+export const TrainSpecSchema = z
   .object({
     /** The train's name (its workflow id): the base spec's app by default. */
     name: z.string().min(1).optional(),

@@ -15,7 +15,8 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { parseDeploymentSpec } from '../../src/deployment-spec/deployment-spec.js';
-import { releaseCrdYaml } from '../../src/gitops/release-crd.js';
+import { releaseCrdYaml, releaseTrainCrdYaml } from '../../src/gitops/release-crd.js';
+import { parseTrainSpec } from '../../src/train/train-spec.js';
 import { useControlPlane } from '../k8s-harness/control-plane.js';
 import type { ControlPlane } from '../k8s-harness/control-plane.js';
 import { eventually } from '../helpers/eventually.js';
@@ -23,6 +24,8 @@ import { eventually } from '../helpers/eventually.js';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CRD = join(ROOT, 'deploy/gitops/release-crd.yaml');
 const EXAMPLE = join(ROOT, 'examples/detection-api/release.yaml');
+const TRAIN_CRD = join(ROOT, 'deploy/gitops/release-train-crd.yaml');
+const TRAIN_EXAMPLE = join(ROOT, 'examples/detection-api/release-train.yaml');
 const run = promisify(execFile);
 
 describe('the Release custom resource on a real API server', () => {
@@ -42,8 +45,9 @@ describe('the Release custom resource on a real API server', () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'release-crd-'));
     plane = await useControlPlane({ dir });
-    await kubectl('apply', '-f', CRD);
+    await kubectl('apply', '-f', CRD, '-f', TRAIN_CRD);
     await kubectl('wait', '--for', 'condition=Established', 'crd/releases.bluegreen.dev', '--timeout=60s');
+    await kubectl('wait', '--for', 'condition=Established', 'crd/releasetrains.bluegreen.dev', '--timeout=60s');
     // Discovery, and the OpenAPI document `kubectl explain` reads, catch up with a new resource
     // some seconds after it is Established.
     await eventually(
@@ -63,11 +67,65 @@ describe('the Release custom resource on a real API server', () => {
   after(async () => {
     // The CRD stays: other files on the shared control plane (the controller's) run beside this one.
     await kubectl('delete', '-f', EXAMPLE, '--ignore-not-found', '--wait=false').catch(() => undefined);
+    await kubectl('delete', '-f', TRAIN_EXAMPLE, '--ignore-not-found', '--wait=false').catch(() => undefined);
     await plane?.stop();
   });
 
   it('is what the generator writes from the zod schema (npm run generate:crd after a spec change)', () => {
     assert.equal(readFileSync(CRD, 'utf8'), releaseCrdYaml());
+    assert.equal(
+      readFileSync(TRAIN_CRD, 'utf8'),
+      releaseTrainCrdYaml(),
+      'and the ReleaseTrain CRD from the train spec',
+    );
+  });
+
+  it('takes the example ReleaseTrain, whose spec is a valid train, and refuses a bad one naming each field', async () => {
+    const example = parseYaml(readFileSync(TRAIN_EXAMPLE, 'utf8')) as {
+      metadata: { name: string };
+      spec: Record<string, unknown>;
+    };
+    assert.deepEqual(
+      parseTrainSpec({ ...example.spec, name: example.metadata.name }).stages.map((s) => s.name),
+      ['staging', 'prod-a', 'prod-b'],
+    );
+    await kubectl('apply', '-f', TRAIN_EXAMPLE);
+    await kubectl(
+      'patch',
+      'releasetrain',
+      'detection-api',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status: { state: 'Running', message: 'stage staging: deploying', observedGeneration: 1 } }),
+    );
+    const { stdout } = await kubectl('get', 'releasetrains', '-n', 'default');
+    const [header, row] = stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.trim().split(/\s{2,}/));
+    assert.deepEqual(header, ['NAME', 'IMAGE', 'STATE', 'MESSAGE', 'AGE']);
+    assert.deepEqual(row!.slice(0, 4), [
+      'detection-api',
+      'registry.internal/detection-api:v2.2.0',
+      'Running',
+      'stage staging: deploying',
+    ]);
+    const file = join(dir, 'bad-train.yaml');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        apiVersion: 'bluegreen.dev/v1alpha1',
+        kind: 'ReleaseTrain',
+        metadata: { name: 'bad-train', namespace: 'default' },
+        spec: { base: {}, clusters: {}, stages: [{ name: 'a', cluster: 'x', approval: 'maybe' }], onFailure: 'pray' },
+      }),
+    );
+    const invalid = await refused('apply', '-f', file);
+    assert.match(invalid, /spec\.image: Required value/);
+    assert.match(invalid, /spec\.stages\[0\]\.approval: Unsupported value: "maybe"/);
+    assert.match(invalid, /spec\.onFailure: Unsupported value: "pray"/);
+    await kubectl('delete', 'releasetrain', 'detection-api', '-n', 'default');
   });
 
   it('is explained by kubectl explain, down to the canary steps', async () => {

@@ -214,8 +214,8 @@ export function releaseCrdYaml(): string {
 }
 
 /**
- * The train spec's schema, made structural: the base deployment spec and each stage's overrides
- * are kept as written (the controller merges and validates them with the deployment spec's zod
+ * The train spec's schema, made structural: the base deployment spec and each cluster's and
+ * stage's overrides are kept as written (the controller merges and validates them with the deployment spec's zod
  * schema, naming the stage), the rest checked by the API server.
  */
 export function releaseTrainSpecSchema(): Schema {
@@ -238,6 +238,10 @@ export function releaseTrainSpecSchema(): Schema {
   );
   const stage = (properties['stages']!['items'] as Schema)['properties'] as Record<string, Schema>;
   stage['overrides'] = kept('Fields of the base this stage changes: merged object by object, lists replaced.');
+  const cluster = (properties['clusters']!['additionalProperties'] as Schema)['properties'] as Record<string, Schema>;
+  cluster['overrides'] = kept(
+    "Fields of the base this cluster's deployments change on every stage (its namespace...).",
+  );
   return generated;
 }
 

@@ -58,7 +58,13 @@ export const TrainSpecSchema = z
     image: z.string().min(1),
     /** The app's deployment spec without its image: what every stage starts from. */
     base: z.record(z.unknown()),
-    clusters: z.record(z.object({ taskQueue: z.string().min(1) }).strict()),
+    /**
+     * Each cluster's task queue, and what its deployments change of the base on every stage (its
+     * namespace, its smoke endpoint, its router...); a stage's own overrides come after them.
+     */
+    clusters: z.record(
+      z.object({ taskQueue: z.string().min(1), overrides: z.record(z.unknown()).default({}) }).strict(),
+    ),
     stages: z.array(StageSchema).min(1, 'a train needs at least one stage'),
     freezes: z.array(FreezeSchema).default([]),
     onFailure: z.enum([TrainOnFailure.Hold, TrainOnFailure.RollbackCompleted]).default(TrainOnFailure.Hold),
@@ -137,22 +143,22 @@ export function parseTrainSpec(input: unknown): TrainPlan {
       for (const [k, b] of stage.windows.entries())
         if (k > j && windowsOverlap(a as TrainWindow, b as TrainWindow))
           issues.push({ path: `${at}.windows.${k}`, message: `overlaps window ${j}: merge them` });
-    let spec: DeploymentSpec;
-    try {
-      spec = stageSpec(train.base, train.image, stage);
-    } catch (error) {
-      if (!(error instanceof SpecValidationError)) throw error;
-      for (const issue of error.issues)
-        issues.push({ path: `${at} (base + overrides).${issue.path}`, message: issue.message });
-      continue;
+    const targets = [];
+    for (const cluster of clusters.filter((c) => known.includes(c))) {
+      try {
+        const spec = stageSpec(train.base, train.clusters[cluster]!.overrides, train.image, stage);
+        targets.push({ cluster, taskQueue: train.clusters[cluster]!.taskQueue, spec });
+        version = spec.version;
+        app = spec.app;
+      } catch (error) {
+        if (!(error instanceof SpecValidationError)) throw error;
+        for (const issue of error.issues)
+          issues.push({ path: `${at} on ${cluster} (base + overrides).${issue.path}`, message: issue.message });
+      }
     }
-    version = spec.version;
-    app = spec.app;
     stages.push({
       name: stage.name,
-      targets: clusters
-        .filter((c) => known.includes(c))
-        .map((cluster) => ({ cluster, taskQueue: train.clusters[cluster]!.taskQueue, spec })),
+      targets,
       maxParallel: Math.min(stage.maxParallel ?? clusters.length, Math.max(1, clusters.length)),
       failureBudget: stage.failureBudget,
       soakSeconds: stage.soakSeconds,
@@ -172,9 +178,17 @@ export function parseTrainSpec(input: unknown): TrainPlan {
   };
 }
 
-/** A stage's deployment spec: the base, its overrides merged in, the image, the namespace and the soak. */
-function stageSpec(base: Record<string, unknown>, image: string, stage: z.output<typeof StageSchema>): DeploymentSpec {
-  const merged = merge(base, stage.overrides);
+/**
+ * A stage's deployment spec on one cluster: the base, the cluster's overrides and then the stage's
+ * merged in, the image, the stage's namespace and the soak.
+ */
+function stageSpec(
+  base: Record<string, unknown>,
+  cluster: Record<string, unknown>,
+  image: string,
+  stage: z.output<typeof StageSchema>,
+): DeploymentSpec {
+  const merged = merge(merge(base, cluster), stage.overrides);
   const soak =
     stage.soakSeconds > 0
       ? {

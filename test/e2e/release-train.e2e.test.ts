@@ -1,13 +1,14 @@
 /**
- * A release train on the Temporal dev server across three clusters: the local platform (its
- * detection-API replicas real processes), and two real Kubernetes API servers: "staging" is the
- * suite's shared control plane, "prod" a control plane of this file's own. Each cluster has its
+ * A release train on the Temporal dev server across four clusters: two local platforms (their
+ * detection-API replicas real processes), "local" and "local-2", and two real Kubernetes API
+ * servers: "staging" is the suite's shared control plane, "prod" a control plane of this file's own. Each cluster has its
  * own worker on its own task queue; the Kubernetes ones are authenticated with a token their
  * cluster minted for deploy/'s worker ServiceAccount, so neither can touch the other cluster. The
  * train runs on staging's queue. The Kubernetes clusters' smoke suites check a locally running
  * reference service (their pods are simulated; pods that run are tested on the real node).
- * 1. local → a wave of [staging, prod] succeeds: the local platform and each API server's Service
- *    select green, whose replicas run v2.2.0.
+ * 1. local → staging as a replica-ratio canary (25 % → 100 %) → a wave of [prod, local-2]
+ *    succeeds: both local platforms and each API server's Service select green, whose replicas
+ *    run v2.2.0.
  * 2. v2.3.0 fails prod's smoke suite with rollbackCompleted: prod rolls back by itself, then the
  *    train undoes staging by deploying again what it replaced: each cluster ends on v2.2.0.
  * 3. A stage whose cluster's worker is missing waits: `train status` names the queue no worker
@@ -40,14 +41,20 @@ import { WebhookNotifier } from '../../src/notifications/webhook-notifier.js';
 
 const NS = fileNamespace(import.meta.url);
 const IMAGE = (tag: string) => `registry.internal/detection-api:${tag}`;
-const QUEUES = { staging: 'train-e2e-staging', prod: 'train-e2e-prod', local: 'train-e2e-local' } as const;
+const QUEUES = {
+  staging: 'train-e2e-staging',
+  prod: 'train-e2e-prod',
+  local: 'train-e2e-local',
+  'local-2': 'train-e2e-local-2',
+} as const;
 
-describe('a release train across the local platform and two real API servers, each cluster with its own worker and queue', () => {
+describe('a release train across two local platforms and two real API servers, each cluster with its own worker and queue', () => {
   let env: TestWorkflowEnvironment;
   let staging: Cluster;
   let prod: Cluster;
   let tak: TakListener;
   let local: LocalPlatformProcess;
+  let local2: LocalPlatformProcess;
   let webhook: Server;
   /** What the train's worker's webhook received. */
   const notified: Record<string, unknown>[] = [];
@@ -65,10 +72,11 @@ describe('a release train across the local platform and two real API servers, ea
     await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
     const hook = new WebhookNotifier(`http://127.0.0.1:${(webhook.address() as AddressInfo).port}/hook`);
     tak = await TakListener.start();
-    [env, staging, prod, local] = await Promise.all([
+    [env, staging, prod, local, local2] = await Promise.all([
       startDevServer(),
       startClusterWithManifests({ namespace: NS }),
       startClusterWithManifests({ own: true, namespace: NS }),
+      startLocalPlatform({ takAddress: `127.0.0.1:${tak.port}` }),
       startLocalPlatform({ takAddress: `127.0.0.1:${tak.port}` }),
     ]);
     for (const [cluster, queue] of [
@@ -81,11 +89,13 @@ describe('a release train across the local platform and two real API servers, ea
       workers.push(await startKubernetesWorker(env, cluster.plane.configForToken(token), queue, notifier));
     }
     workers.push(await startLocalWorker(env, local.platform, QUEUES.local));
+    workers.push(await startLocalWorker(env, local2.platform, QUEUES['local-2']));
   });
 
   after(async () => {
     for (const worker of workers) await worker.stop();
     await local?.stop();
+    await local2?.stop();
     await tak?.close();
     await prod?.plane.stop();
     await staging?.plane.stop();
@@ -118,44 +128,61 @@ describe('a release train across the local platform and two real API servers, ea
         monitor: { durationSeconds: 4, intervalSeconds: 1, slos: [] },
         scaleDownDelaySeconds: 0,
       },
+      // Each API server's smoke suite checks a reference service; the local platforms' their own
+      // replicas, in the namespace their objects are in.
       clusters: {
-        staging: { taskQueue: QUEUES.staging },
-        prod: { taskQueue: QUEUES.prod },
-        local: { taskQueue: QUEUES.local },
+        staging: { taskQueue: QUEUES.staging, overrides: { smoke: { endpoint: workers[0]!.referenceUrl } } },
+        prod: { taskQueue: QUEUES.prod, overrides: { smoke: { endpoint: workers[1]!.referenceUrl } } },
+        local: { taskQueue: QUEUES.local, overrides: { namespace: 'default' } },
+        'local-2': { taskQueue: QUEUES['local-2'], overrides: { namespace: 'default' } },
       },
       stages: [
-        { name: 'staging', cluster: 'staging', overrides: { smoke: { endpoint: workers[0]!.referenceUrl } } },
+        { name: 'staging', cluster: 'staging' },
+        // A stage's overrides come after its cluster's: prodSmoke is where prod's smoke suite calls.
         { name: 'prod', cluster: 'prod', overrides: { smoke: { endpoint: prodSmoke } } },
       ],
       onFailure,
     };
   }
 
-  it('takes v2.2.0 through the local platform, then a wave of two API servers, each by its own worker', async () => {
+  it('takes v2.2.0 through local, a canary on staging and a wave of [prod, local-2], each cluster by its own worker', async () => {
     const trains = new TrainClient(env.client, QUEUES.staging);
     const spec = train('e2e-first', 'v2.2.0', workers[1]!.referenceUrl, 'hold');
     spec.stages = [
-      { name: 'local', cluster: 'local', namespace: 'default' },
+      { name: 'local', cluster: 'local' },
       {
-        name: 'wave',
-        clusters: ['staging', 'prod'],
-        maxParallel: 2,
-        // One reference service answers both clusters' smoke suites.
-        overrides: { smoke: { endpoint: workers[0]!.referenceUrl } },
+        name: 'staging',
+        cluster: 'staging',
+        overrides: {
+          // A replica-ratio canary keeps the live slot's replica count (the manifests run 3).
+          replicas: 3,
+          strategy: 'canary',
+          traffic: { router: 'replica-ratio' },
+          canary: {
+            steps: [
+              { weight: 25, holdSeconds: 3 },
+              { weight: 100, holdSeconds: 2 },
+            ],
+            minRequests: 0,
+          },
+        },
       },
+      { name: 'wave', clusters: ['prod', 'local-2'], maxParallel: 2 },
     ];
     const status = await trainResult(await trains.start(parseTrainSpec(spec)));
     assert.equal(status.state, 'Succeeded', status.message);
     assert.deepEqual(
       status.stages.map((s) => `${s.name} ${s.state} ${s.targets.map((t) => `${t.cluster}:${t.liveSlot}`).join(',')}`),
-      ['local Succeeded local:green', 'wave Succeeded staging:green,prod:green'],
+      ['local Succeeded local:green', 'staging Succeeded staging:green', 'wave Succeeded prod:green,local-2:green'],
     );
-    const onLocal = await local.platform.describe(DETECTION_API_TARGET);
-    assert.deepEqual(
-      [onLocal.activeSlot, onLocal.slots.green.image, onLocal.slots.green.readyReplicas, onLocal.slots.blue.replicas],
-      ['green', IMAGE('v2.2.0'), 2, 0],
-    );
-    assert.equal(await liveOn(staging), `green ${IMAGE('v2.2.0')} x2`);
+    for (const platform of [local, local2]) {
+      const live = await platform.platform.describe(DETECTION_API_TARGET);
+      assert.deepEqual(
+        [live.activeSlot, live.slots.green.image, live.slots.green.readyReplicas, live.slots.blue.replicas],
+        ['green', IMAGE('v2.2.0'), 2, 0],
+      );
+    }
+    assert.equal(await liveOn(staging), `green ${IMAGE('v2.2.0')} x3`);
     assert.equal(await liveOn(prod), `green ${IMAGE('v2.2.0')} x2`);
   });
 
@@ -180,7 +207,7 @@ describe('a release train across the local platform and two real API servers, ea
     const late = 'train-e2e-late';
     const trains = new TrainClient(env.client, QUEUES.staging);
     const spec = train('e2e-late', 'v2.4.0', workers[1]!.referenceUrl, 'hold');
-    spec.clusters = { ...spec.clusters, staging: { taskQueue: late } };
+    spec.clusters = { ...spec.clusters, staging: { ...spec.clusters['staging']!, taskQueue: late } };
     spec.stages = [spec.stages[0]!];
     spec.workerNoticeSeconds = 10;
     const plan = parseTrainSpec(spec);

@@ -77,6 +77,17 @@ describe('parseTrainSpec', () => {
     assert.equal(plan.stages[1]!.approval, 'required');
   });
 
+  it("merges a cluster's overrides before the stage's: a wave whose clusters differ in namespace and replicas", () => {
+    const spec = train();
+    spec.clusters['local-2'] = { taskQueue: 'bluegreen-local-2', overrides: { namespace: 'default', replicas: 2 } };
+    spec.stages[2] = { ...spec.stages[2]!, overrides: { replicas: 4 } };
+    const [prodB, local2] = parseTrainSpec(spec).stages[2]!.targets.map((t) => t.spec as Record<string, unknown>);
+    assert.deepEqual([prodB!['namespace'], prodB!['replicas']], ['detection', 4]);
+    assert.deepEqual([local2!['namespace'], local2!['replicas']], ['default', 4], "the stage's replicas win");
+    spec.clusters['local-2'] = { taskQueue: 'bluegreen-local-2', overrides: { strategy: 'sideways' } };
+    assert.match(issuesOf(spec).join('\n'), /^stages\.2 on local-2 \(base \+ overrides\)\.strategy: /);
+  });
+
   it('refuses a bad train before anything starts, naming every field: unknown cluster, empty wave, overlapping windows, a bad override', () => {
     const window = { days: ['mon' as const, 'tue' as const], from: '09:00', to: '12:00', timeZone: 'Europe/Berlin' };
     const stages: TrainSpecInput['stages'] = [
@@ -108,7 +119,7 @@ describe('parseTrainSpec', () => {
       "stages.0.cluster: unknown cluster 'stagign' (clusters: staging, prod-a, prod-b, local-2)",
       'stages.1.clusters: a stage needs a cluster; a wave cannot be empty',
       'stages.2.windows.1: overlaps window 0: merge them',
-      'stages.2 (base + overrides).replicas: replicas must be at least 1',
+      'stages.2 on prod-a (base + overrides).replicas: replicas must be at least 1',
       'stages.3.name: stage prod-a is named twice',
     ]);
   });

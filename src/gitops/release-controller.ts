@@ -28,7 +28,7 @@ import { parseDeploymentSpec, SpecValidationError } from '../deployment-spec/dep
 import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
 import { RELEASE_GROUP, RELEASE_PLURAL, RELEASE_VERSION } from './release-resource.js';
 import type { Release } from './release-resource.js';
-import { canonical, MERGE_PATCH, ResourceWatcher } from './resource-watcher.js';
+import { MERGE_PATCH, ResourceWatcher } from './resource-watcher.js';
 import type { ResourceWatcherOptions } from './resource-watcher.js';
 import { releaseStatusOf } from './release-status.js';
 import type { OperatorRequestAnswer, ReleasePlan, ReleaseState, ReleaseStatus } from './release-status.js';
@@ -73,8 +73,6 @@ const MIRRORED = [
 export class ReleaseController extends ResourceWatcher<Release> {
   /** Runs this controller has asked to abort, so it asks once. */
   private readonly aborted = new Set<string>();
-  /** Runs whose end this controller waits for, to mirror it at once. */
-  private readonly awaitingEnd = new Set<string>();
 
   constructor(
     kubeConfig: k8s.KubeConfig,
@@ -98,12 +96,13 @@ export class ReleaseController extends ResourceWatcher<Release> {
     const kept = { ...(lastRequest ? { lastRequest } : {}), ...(plan ? { plan } : {}) };
     const state = await this.advance(release, { namespace, name, uid, generation });
     if (state)
-      await this.writeStatus(release, {
-        ...releaseStatusOf(state, generation, release.status?.conditions ?? []),
-        ...kept,
-      });
+      await this.writeStatus(
+        release,
+        { ...releaseStatusOf(state, generation, release.status?.conditions ?? []), ...kept },
+        MIRRORED,
+      );
     else if (lastRequest !== release.status?.lastRequest || plan !== release.status?.plan)
-      await this.writeStatus(release, { ...(release.status as ReleaseStatus), ...kept });
+      await this.writeStatus(release, { ...(release.status as ReleaseStatus), ...kept }, MIRRORED);
   }
 
   /** What the newest generation's deployment is now, after starting or aborting what it needs. */
@@ -319,37 +318,5 @@ export class ReleaseController extends ResourceWatcher<Release> {
       return status ? { kind: 'running', workflowId: handle.workflowId, runId, status } : null;
     }
     return { kind: 'ended', workflowId: handle.workflowId, runId, result: await deploymentResult(handle) };
-  }
-
-  /** Reconciles the Release as soon as its deployment ends (a long poll), not at the next resync. */
-  private reconcileWhenEnded(
-    namespace: string,
-    name: string,
-    runId: string,
-    handle: ReturnType<DeploymentClient['handle']>,
-  ): void {
-    if (this.awaitingEnd.has(runId)) return;
-    this.awaitingEnd.add(runId);
-    void handle
-      .result()
-      .catch(() => undefined)
-      .finally(() => {
-        this.awaitingEnd.delete(runId);
-        this.reconcileLater(namespace, name);
-      });
-  }
-
-  private async writeStatus(release: Release, status: ReleaseStatus): Promise<void> {
-    const { namespace = 'default', name = '' } = release.metadata ?? {};
-    if (canonical(release.status ?? {}) === canonical(status)) return;
-    // A merge patch keeps what it does not name: the fields of an older generation's status go by name.
-    const cleared = Object.fromEntries(MIRRORED.filter((field) => !(field in status)).map((field) => [field, null]));
-    const body = { status: { ...cleared, ...status } };
-    const updated = (await this.api.patchNamespacedCustomObjectStatus(
-      { ...this.ref(namespace, name), body },
-      MERGE_PATCH,
-    )) as Release;
-    // The cache may lag the write: reconciles in between read what was written.
-    release.status = updated.status ?? status;
   }
 }

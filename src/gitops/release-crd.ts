@@ -141,26 +141,44 @@ const STATUS_SCHEMA: Schema = {
   },
 };
 
-/** The CustomResourceDefinition of `Release`, as applied to a cluster. */
-export function releaseCrd(): Schema {
-  const column = (name: string, type: string, jsonPath: string, description: string) => ({
-    name,
-    type,
-    jsonPath,
-    description,
-  });
+/** A printer column of `kubectl get`. */
+const column = (name: string, type: string, jsonPath: string, description: string) => ({
+  name,
+  type,
+  jsonPath,
+  description,
+});
+
+/** A namespaced CRD of group bluegreen.dev, one version, with a status subresource. */
+function customResourceDefinition({
+  kind,
+  plural,
+  shortName,
+  columns,
+  description,
+  spec,
+  status,
+}: {
+  kind: string;
+  plural: string;
+  shortName: string;
+  columns: Schema[];
+  description: string;
+  spec: Schema;
+  status: Schema;
+}): Schema {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
-    metadata: { name: `${RELEASE_PLURAL}.${RELEASE_GROUP}` },
+    metadata: { name: `${plural}.${RELEASE_GROUP}` },
     spec: {
       group: RELEASE_GROUP,
       names: {
-        kind: RELEASE_KIND,
-        listKind: `${RELEASE_KIND}List`,
-        plural: RELEASE_PLURAL,
-        singular: 'release',
-        shortNames: ['rel'],
+        kind,
+        listKind: `${kind}List`,
+        plural,
+        singular: kind.toLowerCase(),
+        shortNames: [shortName],
         categories: ['bluegreen'],
       },
       scope: 'Namespaced',
@@ -170,32 +188,18 @@ export function releaseCrd(): Schema {
           served: true,
           storage: true,
           subresources: { status: {} },
-          additionalPrinterColumns: [
-            column('Image', 'string', '.spec.image', 'The image declared'),
-            column('Phase', 'string', '.status.phase', 'The deployment phase'),
-            column('Step', 'integer', '.status.step', "The canary's step"),
-            column('Weight', 'number', '.status.weight', "The canary's share of the traffic, in percent"),
-            column('Outcome', 'string', '.status.outcome', 'Succeeded, RolledBack or Failed'),
-            column('Age', 'date', '.metadata.creationTimestamp', ''),
-          ],
+          additionalPrinterColumns: [...columns, column('Age', 'date', '.metadata.creationTimestamp', '')],
           schema: {
             openAPIV3Schema: {
               type: 'object',
-              description:
-                'A deployment of one app, declared: a change of its spec starts a blue-green or canary deployment ' +
-                'as a Temporal workflow.',
+              description,
               required: ['spec'],
               properties: {
                 apiVersion: { type: 'string' },
                 kind: { type: 'string' },
                 metadata: { type: 'object' },
-                spec: {
-                  ...releaseSpecSchema(),
-                  description:
-                    'The deployment spec (docs/spec.md); app defaults to the resource name, the ' +
-                    "namespace is the resource's.",
-                },
-                status: STATUS_SCHEMA,
+                spec,
+                status,
               },
             },
           },
@@ -203,6 +207,31 @@ export function releaseCrd(): Schema {
       ],
     },
   };
+}
+
+/** The CustomResourceDefinition of `Release`, as applied to a cluster. */
+export function releaseCrd(): Schema {
+  return customResourceDefinition({
+    kind: RELEASE_KIND,
+    plural: RELEASE_PLURAL,
+    shortName: 'rel',
+    columns: [
+      column('Image', 'string', '.spec.image', 'The image declared'),
+      column('Phase', 'string', '.status.phase', 'The deployment phase'),
+      column('Step', 'integer', '.status.step', "The canary's step"),
+      column('Weight', 'number', '.status.weight', "The canary's share of the traffic, in percent"),
+      column('Outcome', 'string', '.status.outcome', 'Succeeded, RolledBack or Failed'),
+    ],
+    description:
+      'A deployment of one app, declared: a change of its spec starts a blue-green or canary deployment ' +
+      'as a Temporal workflow.',
+    spec: {
+      ...releaseSpecSchema(),
+      description:
+        "The deployment spec (docs/spec.md); app defaults to the resource name, the namespace is the resource's.",
+    },
+    status: STATUS_SCHEMA,
+  });
 }
 
 /** The CRD as deploy/gitops/release-crd.yaml holds it. */
@@ -280,62 +309,24 @@ const TRAIN_STATUS_SCHEMA: Schema = {
 
 /** The CustomResourceDefinition of `ReleaseTrain`, as applied to a cluster. */
 export function releaseTrainCrd(): Schema {
-  const column = (name: string, type: string, jsonPath: string, description: string) => ({
-    name,
-    type,
-    jsonPath,
-    description,
-  });
-  return {
-    apiVersion: 'apiextensions.k8s.io/v1',
-    kind: 'CustomResourceDefinition',
-    metadata: { name: `${RELEASE_TRAIN_PLURAL}.${RELEASE_GROUP}` },
+  return customResourceDefinition({
+    kind: RELEASE_TRAIN_KIND,
+    plural: RELEASE_TRAIN_PLURAL,
+    shortName: 'train',
+    columns: [
+      column('Image', 'string', '.spec.image', 'The image declared'),
+      column('State', 'string', '.status.state', "The train's state"),
+      column('Message', 'string', '.status.message', 'What the train does now, or how it ended'),
+    ],
+    description:
+      'A release train, declared: a change of its spec (its image, say) takes the version through its ' +
+      'stages, cluster by cluster, as a Temporal workflow.',
     spec: {
-      group: RELEASE_GROUP,
-      names: {
-        kind: RELEASE_TRAIN_KIND,
-        listKind: `${RELEASE_TRAIN_KIND}List`,
-        plural: RELEASE_TRAIN_PLURAL,
-        singular: 'releasetrain',
-        shortNames: ['train'],
-        categories: ['bluegreen'],
-      },
-      scope: 'Namespaced',
-      versions: [
-        {
-          name: RELEASE_VERSION,
-          served: true,
-          storage: true,
-          subresources: { status: {} },
-          additionalPrinterColumns: [
-            column('Image', 'string', '.spec.image', 'The image declared'),
-            column('State', 'string', '.status.state', "The train's state"),
-            column('Message', 'string', '.status.message', 'What the train does now, or how it ended'),
-            column('Age', 'date', '.metadata.creationTimestamp', ''),
-          ],
-          schema: {
-            openAPIV3Schema: {
-              type: 'object',
-              description:
-                'A release train, declared: a change of its spec (its image, say) takes the version through its ' +
-                'stages, cluster by cluster, as a Temporal workflow.',
-              required: ['spec'],
-              properties: {
-                apiVersion: { type: 'string' },
-                kind: { type: 'string' },
-                metadata: { type: 'object' },
-                spec: {
-                  ...releaseTrainSpecSchema(),
-                  description: "The train spec (docs/trains.md); the train's name defaults to the resource name.",
-                },
-                status: TRAIN_STATUS_SCHEMA,
-              },
-            },
-          },
-        },
-      ],
+      ...releaseTrainSpecSchema(),
+      description: "The train spec (docs/trains.md); the train's name defaults to the resource name.",
     },
-  };
+    status: TRAIN_STATUS_SCHEMA,
+  });
 }
 
 /** The CRD as deploy/gitops/release-train-crd.yaml holds it. */

@@ -17,7 +17,7 @@ import type { TrainClient } from '../client/train-client.js';
 import { trainResult } from '../client/train-client.js';
 import { parseTrainSpec, TrainSpecError } from '../train/train-spec.js';
 import type { TrainPlan } from '../shared/train.js';
-import { canonical, MERGE_PATCH, ResourceWatcher } from './resource-watcher.js';
+import { ResourceWatcher } from './resource-watcher.js';
 import type { ResourceWatcherOptions } from './resource-watcher.js';
 import {
   RELEASE_TRAIN_GROUP,
@@ -33,8 +33,6 @@ const MIRRORED = ['image', 'version', 'stages', 'workflowId', 'runId'];
 export class ReleaseTrainController extends ResourceWatcher<ReleaseTrain> {
   /** Trains this controller has asked to abort, by run, so it asks once. */
   private readonly aborted = new Set<string>();
-  /** Trains whose end this controller waits for, to mirror it at once. */
-  private readonly awaitingEnd = new Set<string>();
 
   constructor(
     kubeConfig: k8s.KubeConfig,
@@ -56,7 +54,7 @@ export class ReleaseTrainController extends ResourceWatcher<ReleaseTrain> {
 
   protected async reconcileOne(resource: ReleaseTrain): Promise<void> {
     const status = await this.advance(resource);
-    if (status) await this.writeStatus(resource, status);
+    if (status) await this.writeStatus(resource, status, MIRRORED);
   }
 
   /** Where the newest generation's train stands, after starting or aborting what it needs; null: nothing to write. */
@@ -146,35 +144,5 @@ export class ReleaseTrainController extends ResourceWatcher<ReleaseTrain> {
     this.reconcileWhenEnded(namespace, name, runId, handle);
     const train = await this.trains.status(trainName, runId).catch(() => null);
     return train ? releaseTrainStatusOf(train, generation, run) : null;
-  }
-
-  /** Reconciles the resource as soon as its train ends (a long poll), not at the next resync. */
-  private reconcileWhenEnded(
-    namespace: string,
-    name: string,
-    runId: string,
-    handle: ReturnType<TrainClient['handle']>,
-  ): void {
-    if (this.awaitingEnd.has(runId)) return;
-    this.awaitingEnd.add(runId);
-    void handle
-      .result()
-      .catch(() => undefined)
-      .finally(() => {
-        this.awaitingEnd.delete(runId);
-        this.reconcileLater(namespace, name);
-      });
-  }
-
-  private async writeStatus(resource: ReleaseTrain, status: ReleaseTrainStatus): Promise<void> {
-    const { namespace = 'default', name = '' } = resource.metadata ?? {};
-    if (canonical(resource.status ?? {}) === canonical(status)) return;
-    const cleared = Object.fromEntries(MIRRORED.filter((field) => !(field in status)).map((field) => [field, null]));
-    const updated = (await this.api.patchNamespacedCustomObjectStatus(
-      { ...this.ref(namespace, name), body: { status: { ...cleared, ...status } } },
-      MERGE_PATCH,
-    )) as ReleaseTrain;
-    // The cache may lag the write: reconciles in between read what was written.
-    resource.status = updated.status ?? status;
   }
 }

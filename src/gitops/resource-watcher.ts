@@ -31,7 +31,7 @@ export interface CustomResource {
 export const MERGE_PATCH = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
 
 /** JSON with sorted keys, to compare a status written with one read back. */
-export function canonical(value: unknown): string {
+function canonical(value: unknown): string {
   return JSON.stringify(value, (_key, inner: unknown) =>
     inner && typeof inner === 'object' && !Array.isArray(inner)
       ? Object.fromEntries(Object.entries(inner as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
@@ -39,7 +39,7 @@ export function canonical(value: unknown): string {
   );
 }
 
-export abstract class ResourceWatcher<T extends k8s.KubernetesObject> {
+export abstract class ResourceWatcher<T extends k8s.KubernetesObject & { status?: object }> {
   protected readonly api: k8s.CustomObjectsApi;
   protected readonly informer: k8s.Informer<T> & k8s.ObjectCache<T>;
   protected running = false;
@@ -49,6 +49,8 @@ export abstract class ResourceWatcher<T extends k8s.KubernetesObject> {
   private retry: NodeJS.Timeout | null = null;
   /** Objects being reconciled now, by namespace/name: one reconcile at a time each. */
   private readonly busy = new Set<string>();
+  /** Runs whose end this controller waits for, to mirror it at once. */
+  private readonly awaitingEnd = new Set<string>();
 
   constructor(
     kubeConfig: k8s.KubeConfig,
@@ -124,10 +126,40 @@ export abstract class ResourceWatcher<T extends k8s.KubernetesObject> {
     return { group, version, namespace, plural, name, fieldManager: this.identity };
   }
 
-  /** Reconciles the object again at once, if this controller still runs and it still exists. */
-  protected reconcileLater(namespace: string, name: string): void {
-    const object = this.running ? this.informer.get(name, namespace) : undefined;
-    if (object) void this.reconcile(object);
+  /** Reconciles the object as soon as its workflow run ends (a long poll), not at the next resync. */
+  protected reconcileWhenEnded(
+    namespace: string,
+    name: string,
+    runId: string,
+    handle: { result(): Promise<unknown> },
+  ): void {
+    if (this.awaitingEnd.has(runId)) return;
+    this.awaitingEnd.add(runId);
+    void handle
+      .result()
+      .catch(() => undefined)
+      .finally(() => {
+        this.awaitingEnd.delete(runId);
+        const object = this.running ? this.informer.get(name, namespace) : undefined;
+        if (object) void this.reconcile(object);
+      });
+  }
+
+  /**
+   * Writes `status` through the status subresource unless it is what the object holds. A merge
+   * patch keeps what it does not name: the `mirrored` fields `status` lacks (an older generation's)
+   * are cleared by name.
+   */
+  protected async writeStatus(object: T, status: object, mirrored: readonly string[]): Promise<void> {
+    const { namespace = 'default', name = '' } = object.metadata ?? {};
+    if (canonical(object.status ?? {}) === canonical(status)) return;
+    const cleared = Object.fromEntries(mirrored.filter((field) => !(field in status)).map((field) => [field, null]));
+    const updated = (await this.api.patchNamespacedCustomObjectStatus(
+      { ...this.ref(namespace, name), body: { status: { ...cleared, ...status } } },
+      MERGE_PATCH,
+    )) as T;
+    // The cache may lag the write: reconciles in between read what was written.
+    object.status = updated.status ?? status;
   }
 
   private async watch(): Promise<void> {

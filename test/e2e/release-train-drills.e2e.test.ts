@@ -37,6 +37,16 @@ describe('release-train drills: the train’s worker SIGKILLed, the server resta
     );
   }
 
+  /** Starts a train of one wave over both clusters, and waits until both deployments monitor. */
+  async function waveMonitoring(name: string, tag: string, monitorSeconds: number): Promise<string> {
+    const wave = [{ name: 'wave', clusters: ['local', 'local-2'], maxParallel: 2 }];
+    const plan = parseTrainSpec(localTrain(name, tag, wave, { monitorSeconds }));
+    await train.trains.start(plan);
+    await untilPhase(plan.name, 'wave', 'local', 'Monitoring');
+    await untilPhase(plan.name, 'wave', 'local-2', 'Monitoring');
+    return plan.name;
+  }
+
   it('goes on to prod after its worker was SIGKILLed during staging’s soak and a new one started', async () => {
     const plan = parseTrainSpec(
       localTrain('drill-soak', 'v2.2.0', [
@@ -66,17 +76,10 @@ describe('release-train drills: the train’s worker SIGKILLed, the server resta
   });
 
   it('finishes a wave across both clusters when the Temporal server restarts during it', async () => {
-    const plan = parseTrainSpec(
-      localTrain('drill-restart', 'v2.4.0', [{ name: 'wave', clusters: ['local', 'local-2'], maxParallel: 2 }], {
-        monitorSeconds: 15,
-      }),
-    );
-    await train.trains.start(plan);
-    await untilPhase(plan.name, 'wave', 'local', 'Monitoring');
-    await untilPhase(plan.name, 'wave', 'local-2', 'Monitoring');
+    const name = await waveMonitoring('drill-restart', 'v2.4.0', 15);
     await train.stack.restartTemporal();
-    assert.equal((await train.trains.handle(plan.name).describe()).status.name, 'RUNNING', 'restarted mid-wave');
-    const status = await train.result(plan.name);
+    assert.equal((await train.trains.handle(name).describe()).status.name, 'RUNNING', 'restarted mid-wave');
+    const status = await train.result(name);
     assert.equal(status.state, 'Succeeded', status.message);
     assert.deepEqual(
       status.stages[0]!.targets.map((t) => `${t.cluster} ${t.state} ${t.liveSlot}`),
@@ -88,18 +91,11 @@ describe('release-train drills: the train’s worker SIGKILLed, the server resta
 
   it('stops the line on abort during a wave: both deployments roll back, both clusters serve what they did', async () => {
     const before = [await train.served('local'), await train.served('local-2')];
-    const plan = parseTrainSpec(
-      localTrain('drill-abort', 'v2.5.0', [{ name: 'wave', clusters: ['local', 'local-2'], maxParallel: 2 }], {
-        monitorSeconds: 60,
-      }),
-    );
-    await train.trains.start(plan);
-    await untilPhase(plan.name, 'wave', 'local', 'Monitoring');
-    await untilPhase(plan.name, 'wave', 'local-2', 'Monitoring');
-    const answer = await train.trains.abort(plan.name, { reason: 'drill', by: 'drills' });
+    const name = await waveMonitoring('drill-abort', 'v2.5.0', 60);
+    const answer = await train.trains.abort(name, { reason: 'drill', by: 'drills' });
     assert.equal(answer.delivery, 'accepted');
     assert.match(answer.message, /2 running deployment\(s\) told to abort/);
-    const status = await train.result(plan.name);
+    const status = await train.result(name);
     assert.equal(status.state, 'Aborted', status.message);
     assert.deepEqual(
       status.stages[0]!.targets.map((t) => `${t.cluster} ${t.state} ${t.reason}`),

@@ -16,6 +16,8 @@
 #   workers-chaos          3 workers, 50 deployments, one worker SIGKILLed every 20 s: outcomes, cluster state, repeated writes
 #   temporal-postgres      Temporal on PostgreSQL: deployments through a server restart and a database restart
 #   release-controller     the GitOps controller: an abort annotation with no worker, the leader SIGKILLed, a 403 without each verb
+#   train-worker-missing   a release train whose cluster's worker is missing 2 min: it waits, notifies once, goes on (npm test: 25 s)
+#   train                  a release train's worker SIGKILLed during a soak, the server restarted during a wave, an abort mid-wave
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,7 +40,9 @@ case "${1:-}" in
   workers-chaos) files=(test/e2e/workers-chaos.e2e.test.ts) ;;
   temporal-postgres) files=(test/e2e/temporal-postgres.e2e.test.ts) ;;
   release-controller) files=(test/gitops/release-controller.e2e.test.ts) ;;
-  *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  train-worker-missing) files=(test/e2e/release-train.e2e.test.ts) pattern='worker is missing' full=1 ;;
+  train) files=(test/e2e/release-train-drills.e2e.test.ts) ;;
+  *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
 
 bash scripts/setup.sh

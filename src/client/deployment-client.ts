@@ -776,7 +776,7 @@ export async function deliverVerb<H extends WorkflowHandle>(
  * The workers the server heard polling `taskQueue` for workflow tasks in the last minute or so (a
  * worker killed seconds ago is still among them); 0 when the server cannot tell.
  */
-export async function queuePollers(client: Client, taskQueue: string): Promise<number> {
+async function queuePollers(client: Client, taskQueue: string): Promise<number> {
   return await pollerCount(client, taskQueue).catch(() => 0);
 }
 

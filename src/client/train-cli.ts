@@ -159,7 +159,10 @@ function end(status: TrainStatus, json: boolean): void {
   if (status.state !== 'Succeeded') process.exitCode = 1;
 }
 
-/** The train as a table of stages: state, each cluster's outcome, and a wait's end. */
+/**
+ * The train as a table of stages: each stage's state (until when it waits, or when its next window
+ * opens) and each cluster's: its state, live slot, phase, the soak left, a missing worker.
+ */
 export function renderTrain(status: TrainStatus): string {
   const lines = [`train ${status.name}: ${status.version} (${status.image})`, `${status.state}: ${status.message}`, ''];
   lines.push(['STAGE'.padEnd(16), 'STATE'.padEnd(18), 'CLUSTERS'].join(' '));
@@ -169,10 +172,16 @@ export function renderTrain(status: TrainStatus): string {
         const since = t.workerMissingSince ? ` since ${t.workerMissingSince}, people notified` : '';
         const worker = t.workerSeen === false || since ? ` (no worker polls ${t.taskQueue}${since})` : '';
         const slot = t.liveSlot ? ` (${t.liveSlot})` : '';
-        return `${t.cluster} ${t.state}${slot}${t.reason ? ` ${t.reason}` : ''}${worker}`;
+        const soak = t.soakLeftSeconds != null ? `, soak ${t.soakLeftSeconds} s left` : '';
+        const phase = t.phase && t.state === 'Running' ? ` (${t.phase}${soak})` : '';
+        return `${t.cluster} ${t.state}${slot}${phase}${t.reason ? ` ${t.reason}` : ''}${worker}`;
       })
       .join(', ');
-    const wait = stage.waitingUntil ? ` until ${stage.waitingUntil}` : '';
+    const wait = stage.waitingUntil
+      ? ` until ${stage.waitingUntil}`
+      : stage.nextWindow
+        ? ` (next window ${stage.nextWindow})`
+        : '';
     lines.push([stage.name.padEnd(16), `${stage.state}${wait}`.padEnd(18), clusters].join(' '));
   }
   if (status.decisions.length) {

@@ -9,6 +9,7 @@ import { trainWorkflowId } from '../shared/train.js';
 import type { TrainAnswer, TrainPlan, TrainStatus } from '../shared/train.js';
 import type { ReleaseTrainOrigin } from '../gitops/release-train-resource.js';
 import type { releaseTrainWorkflow } from '../workflows/release-train.js';
+import { statusQuery } from '../workflows/definitions.js';
 import {
   trainAbortSignal,
   trainAbortUpdate,
@@ -21,7 +22,7 @@ import {
   DEFAULT_ANSWER_TIMEOUT_MS,
   deliverVerb,
   DeploymentAlreadyRunningError,
-  queuePollers,
+  pollerCount,
   RequestRefusedError,
 } from './deployment-client.js';
 import type { OperatorDelivery } from './deployment-client.js';
@@ -106,10 +107,39 @@ export class TrainClient {
     const running = train.stages.flatMap((s) => s.targets).filter((t) => t.state === 'Running');
     // One question per queue: a wave's clusters may share one.
     const queues = [...new Set(running.map((t) => t.taskQueue))];
+    // Unknown (undefined) where the server cannot tell, as the time-skipping test server cannot.
     const polled = new Map(
-      await Promise.all(queues.map(async (queue) => [queue, (await queuePollers(this.client, queue)) > 0] as const)),
+      await Promise.all(
+        queues.map(
+          async (queue) =>
+            [
+              queue,
+              await pollerCount(this.client, queue).then(
+                (n) => n > 0,
+                () => undefined,
+              ),
+            ] as const,
+        ),
+      ),
     );
-    for (const target of running) target.workerSeen = polled.get(target.taskQueue)!;
+    for (const target of running) {
+      const seen = polled.get(target.taskQueue);
+      if (seen !== undefined) target.workerSeen = seen;
+    }
+    // Each running deployment's phase, and in its soak (its observe window) the time left.
+    await Promise.all(
+      running.map(async (target) => {
+        if (target.workerSeen === false) return;
+        const deployment = await this.withDeadline(() =>
+          this.client.workflow.getHandle(target.workflowId).query(statusQuery),
+        ).catch(() => null);
+        if (!deployment) return;
+        target.phase = deployment.phase;
+        const observe = deployment.observe;
+        if (deployment.phase === 'Observing' && observe)
+          target.soakLeftSeconds = Math.max(0, (observe.ticks - observe.tick) * observe.intervalSeconds);
+      }),
+    );
     return train;
   }
 

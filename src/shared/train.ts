@@ -115,6 +115,9 @@ export interface TrainTargetStatus {
    * the last minute or so (false: the stage waits for that cluster's worker).
    */
   workerSeen?: boolean;
+  /** Set by the client's status while the deployment runs: its phase, and in its soak the seconds left. */
+  phase?: string;
+  soakLeftSeconds?: number | null;
 }
 
 export interface TrainStageStatus {
@@ -125,6 +128,8 @@ export interface TrainStageStatus {
   /** While waiting for a window or a freeze's end: until when. */
   waitingUntil: string | null;
   approvedBy: string | null;
+  /** In the status query, for a stage not begun that has windows: when its next window opens (with its soak). */
+  nextWindow?: string | null;
   targets: TrainTargetStatus[];
 }
 

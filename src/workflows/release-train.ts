@@ -118,7 +118,7 @@ class Train {
           ]
         : [],
     };
-    setHandler(trainStatusQuery, () => this.status);
+    setHandler(trainStatusQuery, () => this.statusNow());
     setHandler(trainApproveUpdate, (request) => this.takeApproval(request), {
       validator: (request) => refuseWith(this.approvalRefusal(request)),
     });
@@ -441,6 +441,20 @@ class Train {
       }),
     ];
     setCurrentDetails(lines.join('\n'));
+  }
+
+  /** The status, with when each stage not begun could start next (its windows, the freezes, its soak). */
+  private statusNow(): TrainStatus {
+    const at = new Date();
+    return {
+      ...this.status,
+      stages: this.status.stages.map((stage, i) => {
+        const plan = this.plan.stages[i]!;
+        if (stage.state !== StageState.Pending || plan.windows.length === 0) return stage;
+        const next = nextStart(at, plan.windows, this.plan.freezes, plan.soakSeconds);
+        return { ...stage, nextWindow: next ? next.toISOString() : null };
+      }),
+    };
   }
 
   private current(): TrainStageStatus | null {

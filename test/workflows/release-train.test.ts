@@ -13,6 +13,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { parseTrainSpec } from '../../src/train/train-spec.js';
 import type { TrainSpecInput } from '../../src/train/train-spec.js';
 import { TrainClient, trainResult } from '../../src/client/train-client.js';
+import { renderTrain } from '../../src/client/train-cli.js';
 import { WEEKDAYS } from '../../src/shared/train.js';
 import type { TrainStatus } from '../../src/shared/train.js';
 import { captureHistory, DETECTION_API_PRESET, withWorker } from '../helpers/deployment-harness.js';
@@ -140,6 +141,16 @@ describe('releaseTrainWorkflow on the time-skipping server', () => {
       );
       const trains = new TrainClient(env.client, queues.staging);
       const handle = await trains.start(plan);
+      // staging's soak is its deployment's observe window: `train status` says how long is left.
+      let soaking: TrainStatus | null = null;
+      for (let round = 0; round < 100 && soaking === null; round++) {
+        const status = await trains.status(plan.name);
+        if (status.stages[0]!.targets[0]!.phase === 'Observing') soaking = status;
+        else await env.sleep(5_000);
+      }
+      const soakLeft = soaking?.stages[0]!.targets[0]!.soakLeftSeconds;
+      assert.ok(soakLeft != null && soakLeft > 0 && soakLeft <= 120, `soak left: ${soakLeft}`);
+      assert.match(renderTrain(soaking!), new RegExp(`staging Running \\(Observing, soak ${soakLeft} s left\\)`));
       await untilStage(env, trains, plan.name, 1, 'AwaitingApproval');
       assert.deepEqual(liveOf(doubles), {
         staging: `green ${NEW_IMAGE}`,
@@ -309,14 +320,12 @@ describe('releaseTrainWorkflow on the time-skipping server', () => {
       const now = new Date(await env.currentTimeMs());
       const today = WEEKDAYS[now.getUTCDay()]!;
       const tomorrow = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1));
+      const windows = [{ days: WEEKDAYS.filter((d) => d !== today), from: '00:00', to: '24:00', timeZone: 'UTC' }];
       const plan = parseTrainSpec(
         trainSpec(queues, {
           stages: [
-            {
-              name: 'staging',
-              cluster: 'staging',
-              windows: [{ days: WEEKDAYS.filter((d) => d !== today), from: '00:00', to: '24:00', timeZone: 'UTC' }],
-            },
+            { name: 'staging', cluster: 'staging', windows },
+            { name: 'prod-a', cluster: 'prod-a', windows },
           ],
         }),
       );
@@ -328,6 +337,9 @@ describe('releaseTrainWorkflow on the time-skipping server', () => {
         return waiting.stages[0]!.state === 'WaitingForWindow';
       }, 'staging waits for its window');
       assert.equal(waiting!.stages[0]!.waitingUntil, tomorrow.toISOString());
+      // A stage not begun says when its next window opens.
+      assert.equal(waiting!.stages[1]!.nextWindow, tomorrow.toISOString());
+      assert.match(renderTrain(waiting!), new RegExp(`prod-a +Pending \\(next window ${tomorrow.toISOString()}\\)`));
       const status = await trainResult(handle);
       await captureHistory(handle, 'train-waited-for-window');
       return { status, waiting: waiting! };

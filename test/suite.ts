@@ -49,6 +49,9 @@ export const LONGEST_FIRST: readonly string[] = [
   'test/gitops/release-controller.e2e.test.ts',
   'test/e2e/temporal-postgres.e2e.test.ts',
   'test/e2e/abort-drills.e2e.test.ts',
+  'test/workflows/release-train.test.ts',
+  'test/e2e/release-train.e2e.test.ts',
+  'test/e2e/release-train-drills.e2e.test.ts',
 ];
 
 /**

@@ -108,20 +108,8 @@ export class TrainClient {
     // One question per queue: a wave's clusters may share one.
     const queues = [...new Set(running.map((t) => t.taskQueue))];
     // Unknown (undefined) where the server cannot tell, as the time-skipping test server cannot.
-    const polled = new Map(
-      await Promise.all(
-        queues.map(
-          async (queue) =>
-            [
-              queue,
-              await pollerCount(this.client, queue).then(
-                (n) => n > 0,
-                () => undefined,
-              ),
-            ] as const,
-        ),
-      ),
-    );
+    const polls = (queue: string) => pollerCount(this.client, queue).then((n) => n > 0, unknown);
+    const polled = new Map(await Promise.all(queues.map(async (queue) => [queue, await polls(queue)] as const)));
     for (const target of running) {
       const seen = polled.get(target.taskQueue);
       if (seen !== undefined) target.workerSeen = seen;
@@ -193,6 +181,8 @@ export class TrainClient {
     return await this.client.connection.withDeadline(Date.now() + DEFAULT_ANSWER_TIMEOUT_MS, call);
   }
 }
+
+const unknown = (): undefined => undefined;
 
 /**
  * A train's end: its status, whether it succeeded or not (a train that did not succeed fails its

@@ -6,10 +6,10 @@
  * train holds none. Its only activities, on its own worker, ask whether a slow deployment's
  * cluster has a worker polling at all, and notify people when it has none. A stage's soak is its
  * deployments' observe window (keepOldSlotWarm), so a breach there rolls that stage back and stops
- * the train. On a failure or
- * an operator's abort, `onFailure` decides: `hold` stops (earlier stages keep the new version),
- * `rollbackCompleted` undoes the stages that succeeded, newest first, by deploying again what each
- * replaced. Every decision is in the history and in the status, with who made it.
+ * the train. On a failure or an operator's abort, `onFailure` decides: `hold` stops (earlier stages
+ * keep the new version), `rollbackCompleted` undoes the stages that succeeded, newest first, by
+ * deploying again what each replaced. Every decision is in the history and in the status, with
+ * who made it.
  *
  * Deterministic code only: no I/O, no Node built-ins; time from the SDK's `Date`.
  */

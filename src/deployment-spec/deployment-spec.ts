@@ -493,7 +493,7 @@ function planIssues(spec: {
         `scaled stable slot ` +
         `the canary's share is c/(${spec.replicas}+c), so the weights it can set (within ${formatShare(1)} point) ` +
         `are ${replicaRatioShares(spec.replicas)}; ` +
-        `set one of those, replicas to at least ${replicasNeededFor(step.weight)}, or traffic.router ` +
+        `set one of those, replicas to ${replicasNeededFor(step.weight)} (the fewest that can), or traffic.router ` +
         `gateway-api or ingress`,
     });
   });

@@ -191,7 +191,7 @@ describe('deployment spec: the canary strategy', () => {
     const issues = issuesOf({ ...base, strategy: 'canary', replicas: 3 });
     assert.match(
       issues['canary.steps.0.weight'] ?? '',
-      /^5 % cannot be expressed by replica-ratio with replicas 3: beside the fully scaled stable slot the canary's share is c\/\(3\+c\), so the weights it can set \(within 1 point\) are 25, 40, 50 and 100; set one of those, replicas to at least 16, or traffic.router gateway-api or ingress$/,
+      /^5 % cannot be expressed by replica-ratio with replicas 3: beside the fully scaled stable slot the canary's share is c\/\(3\+c\), so the weights it can set \(within 1 point\) are 25, 40, 50 and 100; set one of those, replicas to 16 \(the fewest that can\), or traffic.router gateway-api or ingress$/,
     );
     assert.equal(issues['canary.steps.1.weight'], undefined, '25 % is 1 canary beside 3 stable replicas');
     assert.doesNotThrow(() =>

@@ -133,12 +133,7 @@ export function faultOnsetToRestored(events: Event[], faultAfterMs: number): num
  */
 export function abortToRestored(events: Event[]): number {
   const types = activityTypes(events);
-  const abort = events.find(
-    (e) =>
-      (e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name ??
-        e.workflowExecutionSignaledEventAttributes?.signalName) === 'abort',
-  );
-  if (!abort) throw new Error('the history holds no abort');
+  const abort = abortEvent(events);
   const verified = events.find((e) => {
     const completed = e.activityTaskCompletedEventAttributes;
     if (!completed || ms(e) < ms(abort)) return false;
@@ -207,20 +202,17 @@ export function trainOverhead(events: Event[]): { wall: number; deploying: numbe
  * read back its traffic on the old slot (each child's verifyTraffic after the abort): the last one.
  */
 export function trainAbortToRestored(train: Event[], children: Event[][]): number {
-  const abort = train.find(
-    (e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === 'abort',
-  );
-  if (!abort) throw new Error('the train holds no abort');
-  const restored = children.map((events) => abortAt(events) + abortToRestored(events));
-  return Math.max(...restored) - ms(abort);
+  const restored = children.map((events) => ms(abortEvent(events)) + abortToRestored(events));
+  return Math.max(...restored) - ms(abortEvent(train));
 }
 
-/** When a deployment's history recorded its abort (the signal the train sends). */
-function abortAt(events: Event[]): number {
+/** A deployment's operator abort: the Update accepted, or the signal recorded (as a train sends it). */
+function abortEvent(events: Event[]): Event {
   const abort = events.find(
     (e) =>
       (e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name ??
         e.workflowExecutionSignaledEventAttributes?.signalName) === 'abort',
   );
-  return ms(abort);
+  if (!abort) throw new Error('the history holds no abort');
+  return abort;
 }

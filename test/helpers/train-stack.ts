@@ -38,6 +38,9 @@ export const TRAIN_IMAGE = (tag: string) => `registry.internal/detection-api:${t
 
 export class TrainStack {
   stack!: EmbeddedStack;
+  /** Built once the stack's server answers (its connection outlives a server restart). */
+  client!: Client;
+  trains!: TrainClient;
   /** The clusters beyond the stack's own, each a local platform process and its worker process. */
   private readonly others = new Map<LocalCluster, { local: LocalPlatformProcess; worker: WorkerProcess | null }>();
   private trainWorker: WorkerProcess | null = null;
@@ -61,6 +64,8 @@ export class TrainStack {
     });
     try {
       await this.stack.start();
+      this.client = new Client({ connection: this.stack.connection!, namespace: 'default' });
+      this.trains = new TrainClient(this.client, TRAIN_QUEUE);
       for (const cluster of this.extra) {
         const local = await startLocalPlatform({ takAddress: `127.0.0.1:${this.stack.options.ports.tak}` });
         this.others.set(cluster, { local, worker: null });
@@ -98,14 +103,6 @@ export class TrainStack {
   async killTrainWorker(): Promise<void> {
     await this.trainWorker?.kill();
     this.trainWorker = null;
-  }
-
-  get client(): Client {
-    return new Client({ connection: this.stack.connection!, namespace: 'default' });
-  }
-
-  get trains(): TrainClient {
-    return new TrainClient(this.client, TRAIN_QUEUE);
   }
 
   /** What a cluster runs now. */

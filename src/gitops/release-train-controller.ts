@@ -14,9 +14,8 @@
 import type * as k8s from '@kubernetes/client-node';
 import { DeploymentAlreadyRunningError, RequestRefusedError } from '../client/deployment-client.js';
 import type { TrainClient } from '../client/train-client.js';
-import { trainResult } from '../client/train-client.js';
 import { parseTrainSpec, TrainSpecError } from '../train/train-spec.js';
-import type { TrainPlan } from '../shared/train.js';
+import type { TrainPlan, TrainStatus } from '../shared/train.js';
 import { ResourceWatcher } from './resource-watcher.js';
 import type { ResourceWatcherOptions } from './resource-watcher.js';
 import {
@@ -138,11 +137,19 @@ export class ReleaseTrainController extends ResourceWatcher<ReleaseTrain> {
     generation: number,
   ): Promise<ReleaseTrainStatus | null> {
     const handle = this.trains.handle(trainName, runId);
-    const run = { workflowId: handle.workflowId, runId };
-    const description = await handle.describe();
-    if (description.status.name !== 'RUNNING') return releaseTrainStatusOf(await trainResult(handle), generation, run);
-    this.reconcileWhenEnded(namespace, name, runId, handle);
-    const train = await this.trains.status(trainName, runId).catch(() => null);
-    return train ? releaseTrainStatusOf(train, generation, run) : null;
+    let train: TrainStatus;
+    try {
+      // A running train's query, or an ended one's result: one describe either way.
+      train = await this.trains.status(trainName, runId);
+    } catch (error) {
+      // A running train whose worker does not answer yet: mirrored at a later resync.
+      this.log('release train not answered; mirrored at the next resync', {
+        releaseTrain: `${namespace}/${name}`,
+        error: error instanceof Error ? error.message : String(error),
+      });
+      return null;
+    }
+    if (train.state === 'Running') this.reconcileWhenEnded(namespace, name, runId, handle);
+    return releaseTrainStatusOf(train, generation, { workflowId: handle.workflowId, runId });
   }
 }

@@ -22,6 +22,8 @@
  *   npm run bench:dataplane
  *   ABORTS=1 ROUTERS=gateway-api npm run bench:dataplane
  *   CASES=canary,degrades npm run bench:dataplane
+ * PROBE=0 verifies each full route by the router's object only (traffic.probe left out), SAMPLES=N
+ * lists N failed requests per case (5).
  */
 import { cpus, totalmem } from 'node:os';
 import {

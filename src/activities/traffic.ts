@@ -4,6 +4,7 @@
  * switch is verified as 100 % to the new slot.
  */
 import { otherSlot } from '../shared/slots.js';
+import type { Slot } from '../shared/slots.js';
 import type {
   EndpointsReport,
   Progress,
@@ -16,6 +17,26 @@ import type {
   WeightReport,
   WeightVerification,
 } from './contract.js';
+import type { Target } from './contract.js';
+import { probeUntilServedBy } from './traffic-probe.js';
+
+/**
+ * A full route read back (everything on `slot`), then, where the target has a probe, verified by
+ * traffic within what is left of `timeoutSeconds`: the seconds of both.
+ */
+async function byTrafficToo<T extends { seconds: number }>(
+  target: Target,
+  slot: Slot,
+  timeoutSeconds: number,
+  readBack: T,
+  progress: Progress,
+): Promise<T> {
+  const probe = target.traffic?.probe;
+  if (!probe) return readBack;
+  const left = Math.max(1, timeoutSeconds - readBack.seconds);
+  const { seconds } = await probeUntilServedBy(probe, target.deployments[slot], left, progress);
+  return { ...readBack, seconds: readBack.seconds + seconds };
+}
 
 export function trafficThrough(routers: Routers) {
   return {
@@ -28,9 +49,15 @@ export function trafficThrough(routers: Routers) {
       { target, slot, timeoutSeconds }: VerifyTrafficRequest,
       progress: Progress,
     ): Promise<EndpointsReport> {
-      const verified = await routers
-        .routerFor(target)
-        .verifyWeight({ target, stable: otherSlot(slot), canary: slot, weight: 100, timeoutSeconds }, progress);
+      const verified = await byTrafficToo(
+        target,
+        slot,
+        timeoutSeconds,
+        await routers
+          .routerFor(target)
+          .verifyWeight({ target, stable: otherSlot(slot), canary: slot, weight: 100, timeoutSeconds }, progress),
+        progress,
+      );
       return { endpoints: verified.endpoints[slot], seconds: verified.seconds };
     },
 
@@ -48,9 +75,11 @@ export function trafficThrough(routers: Routers) {
 
     async verifyTrafficWeight(request: VerifyWeightRequest, progress: Progress): Promise<WeightVerification> {
       const { target, router, stable, canary, weight, timeoutSeconds } = request;
-      return await routers
+      const verified = await routers
         .routerFor(target, router)
         .verifyWeight({ target, stable, canary, weight, timeoutSeconds }, progress);
+      if (weight > 0 && weight < 100) return verified;
+      return await byTrafficToo(target, weight <= 0 ? stable : canary, timeoutSeconds, verified, progress);
     },
   };
 }

@@ -394,6 +394,23 @@ const CanarySchema = z
 
 const objectName = (what: string) => z.string().max(253).regex(DNS_SUBDOMAIN, `${what} must be an RFC 1123 subdomain`);
 
+const TrafficProbeSchema = z
+  .object({
+    /** Where clients enter, e.g. `http://{{service}}.{{namespace}}.svc:8000/ready`, a Gateway's listener. */
+    url: template(['app', 'namespace', 'service']).refine((url) => /^https?:\/\/[^/]/.test(url), {
+      message: 'probe.url must be an http:// or https:// URL',
+    }),
+    /** The Host header, for a Gateway or an Ingress that routes by host. */
+    host: z.string().min(1).optional(),
+    /** The answer's header that names the pod that answered (its name begins with the slot Deployment's). */
+    servedByHeader: z
+      .string()
+      .regex(/^[A-Za-z0-9-]+$/, 'probe.servedByHeader must be an HTTP header name')
+      .default('x-served-by'),
+    inARow: z.number().int().min(1).max(1000).default(20),
+  })
+  .strict();
+
 const TrafficSchema = z
   .object({
     /**
@@ -419,6 +436,12 @@ const TrafficSchema = z
      * `<ingress>-canary`, made when missing.
      */
     canaryIngress: objectName('canaryIngress').optional(),
+    /**
+     * Verify a full route by traffic too, not only by reading the router's object back: requests
+     * to `url` must be answered by the slot's pods `inARow` times in a row before a switch, a
+     * canary's 100 % or a restore counts as done (and before the other slot is scaled down).
+     */
+    probe: TrafficProbeSchema.optional(),
   })
   .strict();
 

@@ -29,6 +29,17 @@ export interface TargetTraffic {
   httpRoute?: string;
   ingress?: string;
   canaryIngress?: string;
+  /** Where a full route is verified by traffic too (activities/traffic-probe.ts); absent: by its object only. */
+  probe?: TargetProbe;
+}
+
+/** Verification by traffic: requests to `url` (with `host`) answered by the slot's pods `inARow` times. */
+export interface TargetProbe {
+  url: string;
+  host?: string;
+  /** The answer's header naming the pod that answered. */
+  servedByHeader: string;
+  inARow: number;
 }
 
 /** The router a target uses: its own, or the selector's for targets recorded before it had one. */
@@ -54,6 +65,7 @@ export interface TargetSpec {
     httpRoute?: string;
     ingress?: string;
     canaryIngress?: string;
+    probe?: TargetProbe;
   };
 }
 
@@ -82,6 +94,18 @@ export function targetOf(spec: TargetSpec): Target {
       ...(traffic.httpRoute ? { httpRoute: traffic.httpRoute } : {}),
       ...(traffic.ingress ? { ingress: traffic.ingress } : {}),
       ...(traffic.canaryIngress ? { canaryIngress: traffic.canaryIngress } : {}),
+      ...(traffic.probe
+        ? {
+            probe: {
+              ...traffic.probe,
+              url: renderTemplate(traffic.probe.url, {
+                app: spec.app,
+                namespace: spec.namespace,
+                service: spec.service,
+              }),
+            },
+          }
+        : {}),
     },
   };
 }

@@ -318,10 +318,36 @@ async function probe(entry: EntryPoint): Promise<Slot | null> {
   });
 }
 
-/** Points the entry point's router at the live slot and waits until 20 requests in a row reach it there. */
+/** The replicas each deployment runs (deploy/ starts the live slot with 3). */
+const REPLICAS = 2;
+
+/**
+ * Points the entry point's router at the live slot and waits until 20 requests in a row reach it
+ * there. For replica-ratio, the live slot runs REPLICAS first: its canary's shares are those of
+ * REPLICAS stable replicas, and preflight refuses a canary beside another count.
+ */
 export async function prepare(dataPlane: DataPlane, entry: EntryPoint): Promise<Slot> {
   const live = await dataPlane.liveSlot();
   if ((await entry.routedSlot()) !== live) await entry.align(live);
+  if (entry.router === 'replica-ratio') {
+    const name = `detection-api-${live}`;
+    const { namespace, apps } = dataPlane;
+    const deployment = await apps.readNamespacedDeployment({ name, namespace });
+    if (deployment.spec!.replicas !== REPLICAS) {
+      await apps.patchNamespacedDeploymentScale(
+        { name, namespace, body: { spec: { replicas: REPLICAS } } },
+        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+      );
+      await eventually(
+        async () => {
+          const { status } = await apps.readNamespacedDeployment({ name, namespace });
+          return status?.replicas === REPLICAS && status.readyReplicas === REPLICAS;
+        },
+        `${name} at ${REPLICAS} replicas`,
+        120_000,
+      );
+    }
+  }
   let inARow = 0;
   await eventually(
     async () => {
@@ -380,12 +406,20 @@ async function start(
   const spec = testSpec({
     namespace,
     image: IMAGE(tag),
-    replicas: 2,
+    replicas: REPLICAS,
     readinessTimeoutSeconds: 120,
     smoke: { endpoint: `http://${clusterIP}:8000` },
     monitor: { durationSeconds: 4, intervalSeconds: 2, slos: [] },
     scaleDownDelaySeconds: 0,
-    traffic: { router: entry.router, ...(entry.router === 'gateway-api' ? { httpRoute: 'detection-api' } : {}) },
+    traffic: {
+      router: entry.router,
+      ...(entry.router === 'gateway-api' ? { httpRoute: 'detection-api' } : {}),
+      // Each full route verified by traffic through the entry point too, as a team would set it
+      // (PROBE=0: by the router's object only, to measure without it).
+      ...(process.env['PROBE'] !== '0'
+        ? { probe: { url: `${entry.url}/ready`, ...(entry.host ? { host: entry.host } : {}) } }
+        : {}),
+    },
     // replica-ratio only splits: its deployments are canaries, the first step held as long as a
     // blue-green's monitoring would be.
     ...(entry.router === 'replica-ratio'
@@ -442,6 +476,9 @@ export interface Figures {
   samples: string[];
 }
 
+/** How many failed requests each case lists (SAMPLES in the environment; 5 by default). */
+const SAMPLES = Number(process.env['SAMPLES'] ?? 5);
+
 const within = (answers: Answer[], from: number | null, to: number | null) =>
   from === null ? [] : answers.filter((a) => a.sentAt >= from && (to === null || a.sentAt < to));
 
@@ -492,7 +529,7 @@ export async function blueGreenSwitch(dataPlane: DataPlane, entry: EntryPoint, r
     },
     ...(writtenAt !== null && firstNew ? { propagationMs: firstNew.sentAt - writtenAt } : {}),
     ...(writtenAt !== null && lastOld ? { lastOldMs: lastOld.sentAt - writtenAt } : {}),
-    samples: failed.slice(0, 5).map(describeFailure),
+    samples: failed.slice(0, SAMPLES).map(describeFailure),
   };
 }
 
@@ -530,7 +567,7 @@ export async function abortDuringMonitoring(dataPlane: DataPlane, entry: EntryPo
     ...(readBack !== null ? { abortReadBackMs: Math.max(0, readBack - acceptedAt) } : {}),
     abortTrafficMs: lastAborted ? Math.max(0, lastAborted.at - acceptedAt) : 0,
     abortedAnsweredAfterDone: answers.filter((a) => a.sentAt >= endOf(result) && slotOf(a.pod) === idle).length,
-    samples: failed.slice(0, 5).map(describeFailure),
+    samples: failed.slice(0, SAMPLES).map(describeFailure),
   };
 }
 
@@ -588,7 +625,7 @@ export async function canary(
     tally: tally(answers),
     failed: { total: failed.length, scaleDown: failures(within(answers, entered(result, 'CleaningUp'), null)).length },
     shares,
-    samples: failed.slice(0, 5).map(describeFailure),
+    samples: failed.slice(0, SAMPLES).map(describeFailure),
   };
 }
 
@@ -613,7 +650,7 @@ export async function faultyRollback(dataPlane: DataPlane, entry: EntryPoint, ra
     tally: tally(answers, FAULTY),
     failed: { total: failed.length, abort: failures(within(answers, entered(result, 'RollingBack'), null)).length },
     blastRadius: blast,
-    samples: failed.slice(0, 5).map(describeFailure),
+    samples: failed.slice(0, SAMPLES).map(describeFailure),
   };
 }
 
@@ -642,6 +679,6 @@ export async function degradedRollback(dataPlane: DataPlane, entry: EntryPoint, 
       abort: failures(within(answers, entered(result, 'RollingBack'), null), DEGRADES).length,
     },
     blastRadius: counts['faulty-5xx'],
-    samples: failed.slice(0, 5).map(describeFailure),
+    samples: failed.slice(0, SAMPLES).map(describeFailure),
   };
 }

@@ -13,9 +13,10 @@
  *
  * Columns: failed requests (not 2xx, not the faulty version's own 5xx) during the switch, the
  * aborts and the scale-downs; write → the first request the new slot answered (the router's object
- * read back every 100 ms) and → the last the old slot answered; abort accepted → the router read
- * back on the live slot, and → the last request the aborted slot answered (median of the aborts);
- * the canary's largest distance between the share served and the weight set; the crashing
+ * read back every 100 ms) and → the last the old slot answered; of 20 requests on new connections
+ * as the monitor starts (the switch verified), how many the new slot answered; abort accepted → the
+ * router read back on the live slot, and → the last request the aborted slot answered (median of
+ * the aborts); the canary's largest distance between the share served and the weight set; the crashing
  * version's failed requests; the degrading version's 5xx answers (and any other failure).
  *
  * As root, after `bash scripts/setup.sh --real-node --images --dataplane` (npm run bench:dataplane runs it):
@@ -98,6 +99,9 @@ async function main(): Promise<number> {
         switched || canaried ? String(sum([switched?.failed.scaleDown, canaried?.failed.scaleDown])) : '-',
         ms(switched?.propagationMs),
         ms(switched?.lastOldMs),
+        switched?.newConnectionsAtMonitoring
+          ? `${switched.newConnectionsAtMonitoring.toNew}/${switched.newConnectionsAtMonitoring.sent}`
+          : '-',
         ms(medianOf(aborts.map((a) => a.abortReadBackMs))),
         ms(medianOf(aborts.map((a) => a.abortTrafficMs))),
         deviation,
@@ -120,6 +124,7 @@ async function main(): Promise<number> {
     'scale-down',
     'write→new ms',
     'write→last old ms',
+    'new conns at monitor',
     'abort→read back ms',
     'abort→last aborted ms',
     'canary Δ pp',

@@ -461,6 +461,12 @@ export interface Figures {
   failed: { total: number; switch?: number; abort?: number; scaleDown?: number };
   /** Write of the router's object (read back) → the first request the new slot answered, ms. */
   propagationMs?: number;
+  /**
+   * Of NEW_CONNECTIONS requests sent on new connections as the monitor started (the switch
+   * verified), how many the new slot answered: a kept-alive client may stay on the old slot a while
+   * (lastOldMs), but no new connection should.
+   */
+  newConnectionsAtMonitoring?: { toNew: number; sent: number };
   /** Write → the last request the old slot answered after it, ms (kept-alive connections hold on). */
   lastOldMs?: number;
   /** Abort accepted → the router's object read back on the live slot, ms. */
@@ -502,14 +508,28 @@ async function underLoad<T>(
   }
 }
 
+const NEW_CONNECTIONS = 20;
+
+/** Once the deployment monitors, NEW_CONNECTIONS requests each on a new connection: how many `slot` answered. */
+async function newConnectionsAtMonitoring(handle: WorkflowHandle, entry: EntryPoint, slot: Slot) {
+  await eventually(async () => (await handle.query(statusQuery)).phase === 'Monitoring', 'monitoring', 120_000);
+  let toNew = 0;
+  for (let i = 0; i < NEW_CONNECTIONS; i++) if ((await probe(entry)) === slot) toNew += 1;
+  return { toNew, sent: NEW_CONNECTIONS };
+}
+
 /** A blue-green deployment of the next good version: the switch and the old slot's scale-down. */
 export async function blueGreenSwitch(dataPlane: DataPlane, entry: EntryPoint, rate: number): Promise<Figures> {
   const live = await prepare(dataPlane, entry);
   const idle = otherSlot(live);
   const watch = new RouterWatch(entry);
-  const { value: result, answers } = await underLoad(entry, rate, async () =>
-    deploymentResult(await start(dataPlane, entry, nextGood())),
-  );
+  let atMonitoring: { toNew: number; sent: number } | null = null;
+  const { value: result, answers } = await underLoad(entry, rate, async () => {
+    const handle = await start(dataPlane, entry, nextGood());
+    // replica-ratio's deployment is a canary: its monitoring begins on a split.
+    if (entry.router !== 'replica-ratio') atMonitoring = await newConnectionsAtMonitoring(handle, entry, idle);
+    return await deploymentResult(handle);
+  });
   await watch.stop();
   const writtenAt = watch.firstAt(idle);
   const afterWrite = writtenAt === null ? [] : answers.filter((a) => a.sentAt >= writtenAt);
@@ -529,6 +549,7 @@ export async function blueGreenSwitch(dataPlane: DataPlane, entry: EntryPoint, r
     },
     ...(writtenAt !== null && firstNew ? { propagationMs: firstNew.sentAt - writtenAt } : {}),
     ...(writtenAt !== null && lastOld ? { lastOldMs: lastOld.sentAt - writtenAt } : {}),
+    ...(atMonitoring ? { newConnectionsAtMonitoring: atMonitoring } : {}),
     samples: failed.slice(0, SAMPLES).map(describeFailure),
   };
 }

@@ -163,8 +163,18 @@ describe(
       assert.ok(figures.sent > RATE * 10, `${figures.sent} requests sent`);
       assert.equal(figures.failed.total, 0, figures.samples.join('; '));
       assert.ok(figures.propagationMs !== undefined, 'the new slot answered once the router was written');
-      // Verified by traffic (traffic.probe): once the deployment monitors, every new connection
-      // reaches the new slot, however late the data plane applied the switch.
+      assert.deepEqual(figures.newConnectionsAtMonitoring, { toNew: 20, sent: 20 });
+    });
+
+    it(`service-selector: with kube-proxy paused 8 s from the smoke suite on, the switch is verified by traffic: the monitor starts only once new connections reach the new slot`, async () => {
+      // The EndpointSlices move at the switch, kube-proxy's rules only once it resumes. Read back
+      // alone (traffic.probe left out), the monitor started while all 20 new connections still
+      // went to the old slot (0 of 20, and 19.9 s until vegeta's first answer from the new one).
+      const figures = await blueGreenSwitch(dataPlane, dataPlane.entryPoints['service-selector'], RATE, {
+        stallKubeProxyMs: 8_000,
+      });
+      show(figures);
+      assert.equal(figures.outcome, 'Succeeded');
       assert.deepEqual(figures.newConnectionsAtMonitoring, { toNew: 20, sent: 20 });
     });
 

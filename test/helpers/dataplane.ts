@@ -518,16 +518,37 @@ async function newConnectionsAtMonitoring(handle: WorkflowHandle, entry: EntryPo
   return { toNew, sent: NEW_CONNECTIONS };
 }
 
-/** A blue-green deployment of the next good version: the switch and the old slot's scale-down. */
-export async function blueGreenSwitch(dataPlane: DataPlane, entry: EntryPoint, rate: number): Promise<Figures> {
+/**
+ * A blue-green deployment of the next good version: the switch and the old slot's scale-down. With
+ * `stallKubeProxyMs`, the node's kube-proxy is paused that long from the smoke suite (or the
+ * switch, when the smoke suite was too quick to be seen) on, so that
+ * the switch lands while the rules still send every new connection to the old slot.
+ */
+export async function blueGreenSwitch(
+  dataPlane: DataPlane,
+  entry: EntryPoint,
+  rate: number,
+  { stallKubeProxyMs = 0 } = {},
+): Promise<Figures> {
   const live = await prepare(dataPlane, entry);
   const idle = otherSlot(live);
   const watch = new RouterWatch(entry);
   let atMonitoring: { toNew: number; sent: number } | null = null;
   const { value: result, answers } = await underLoad(entry, rate, async () => {
     const handle = await start(dataPlane, entry, nextGood());
+    let stalled: Promise<void> = Promise.resolve();
+    if (stallKubeProxyMs > 0) {
+      // Read every 25 ms: the smoke suite may take less than a second.
+      const deadline = Date.now() + 120_000;
+      while (!['SmokeTesting', 'Switching'].includes((await handle.query(statusQuery)).phase)) {
+        if (Date.now() > deadline) throw new Error('the deployment never reached its smoke suite');
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      stalled = dataPlane.plane.realNode!.stallKubeProxy(stallKubeProxyMs);
+    }
     // replica-ratio's deployment is a canary: its monitoring begins on a split.
     if (entry.router !== 'replica-ratio') atMonitoring = await newConnectionsAtMonitoring(handle, entry, idle);
+    await stalled;
     return await deploymentResult(handle);
   });
   await watch.stop();

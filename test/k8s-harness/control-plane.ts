@@ -61,7 +61,7 @@ export interface ControlPlane {
    */
   apiServer?: { stop(): Promise<void>; start(): Promise<void> };
   /** The real node, on a control plane started with `realNode`: its address, and where images go in. */
-  realNode?: Pick<RealNode, 'name' | 'ip' | 'importImage'>;
+  realNode?: Pick<RealNode, 'name' | 'ip' | 'importImage' | 'stallKubeProxy'>;
 }
 
 /**

@@ -39,6 +39,13 @@ export class Parts {
     await stopProcess(part.child, 10_000);
   }
 
+  /** Sends `signal` to the part named (SIGSTOP and SIGCONT pause and resume it). */
+  signal(name: string, signal: NodeJS.Signals): void {
+    const part = this.parts.find((p) => p.name === name);
+    if (!part) throw new Error(`no part named ${name}`);
+    part.child.kill(signal);
+  }
+
   /** Stops every part, the last launched first. */
   async stopAll(): Promise<void> {
     for (const { name } of [...this.parts].reverse()) await this.stop(name);

@@ -89,6 +89,12 @@ export interface RealNode {
   join(plane: { kubeconfigPath: string; adminConfig: () => k8s.KubeConfig }): Promise<void>;
   /** Imports an image archive (docker-archive or oci-archive) into the node's containerd. */
   importImage(archive: string): Promise<void>;
+  /**
+   * Pauses kube-proxy (SIGSTOP) for `ms`, then resumes it: the rules in the kernel go on routing
+   * as they were, and every EndpointSlice change meanwhile is written only once it resumes, as on
+   * a node whose kube-proxy is starved of CPU.
+   */
+  stallKubeProxy(ms: number): Promise<void>;
   /** Stops the kubelet and kube-proxy, every container and containerd, and unmounts what they mounted. */
   stop(): Promise<void>;
   /** Then (once the control plane bound to its address has stopped): its network state, the host's settings, the lock. */
@@ -254,6 +260,14 @@ export async function prepareRealNode({ dir, harness, log = () => undefined }: R
       }
     },
     importImage: async (archive) => void (await ctr('images', 'import', '--all-platforms', archive)),
+    stallKubeProxy: async (ms) => {
+      parts.signal('kube-proxy', 'SIGSTOP');
+      try {
+        await new Promise((resolve) => setTimeout(resolve, ms));
+      } finally {
+        parts.signal('kube-proxy', 'SIGCONT');
+      }
+    },
     stop,
     release,
   };

@@ -8,11 +8,13 @@
  * Every request is attributed to the pod that answered it. The assertions are on what the traffic
  * saw: no failed request during a switch, an abort or a scale-down; the aborted slot answering
  * nothing once its abort is accepted and the old slot drained; each canary step's served share
- * within 1 point of its weight.
+ * within 1 point of its weight; once a switch is verified (each deployment verifies its full
+ * routes by traffic, traffic.probe), every new connection reaching the new slot.
  *
  * The suite runs 4 of the 35 cases bench:dataplane runs (SAMPLE below: a switch, an abort, a canary
  * and a faulty version's rollback, each through another entry point, chosen by a fixed seed), after
- * a check that Traefik writes the HTTPRoute's status and the router heeds it.
+ * a check that Traefik writes the HTTPRoute's status and the router heeds it, and a switch through
+ * the Service with the node's kube-proxy paused (its rules late, as on a starved node).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';

@@ -521,8 +521,8 @@ async function newConnectionsAtMonitoring(handle: WorkflowHandle, entry: EntryPo
 /**
  * A blue-green deployment of the next good version: the switch and the old slot's scale-down. With
  * `stallKubeProxyMs`, the node's kube-proxy is paused that long from the smoke suite (or the
- * switch, when the smoke suite was too quick to be seen) on, so that
- * the switch lands while the rules still send every new connection to the old slot.
+ * switch, when the smoke suite was too quick to be seen) on, so that the switch lands while the
+ * rules still send every new connection to the old slot.
  */
 export async function blueGreenSwitch(
   dataPlane: DataPlane,

@@ -330,23 +330,11 @@ export async function prepare(dataPlane: DataPlane, entry: EntryPoint): Promise<
   const live = await dataPlane.liveSlot();
   if ((await entry.routedSlot()) !== live) await entry.align(live);
   if (entry.router === 'replica-ratio') {
-    const name = `detection-api-${live}`;
-    const { namespace, apps } = dataPlane;
-    const deployment = await apps.readNamespacedDeployment({ name, namespace });
-    if (deployment.spec!.replicas !== REPLICAS) {
-      await apps.patchNamespacedDeploymentScale(
-        { name, namespace, body: { spec: { replicas: REPLICAS } } },
-        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
-      );
-      await eventually(
-        async () => {
-          const { status } = await apps.readNamespacedDeployment({ name, namespace });
-          return status?.replicas === REPLICAS && status.readyReplicas === REPLICAS;
-        },
-        `${name} at ${REPLICAS} replicas`,
-        120_000,
-      );
-    }
+    const platform = new KubernetesPlatform(dataPlane.plane.adminConfig());
+    const progress = { heartbeat: () => undefined, signal: new AbortController().signal };
+    const target = detectionApiTarget(dataPlane.namespace);
+    await platform.scaleSlot({ target, slot: live, replicas: REPLICAS }, progress);
+    await platform.waitForSlotReady({ target, slot: live, replicas: REPLICAS, timeoutSeconds: 120 }, progress);
   }
   let inARow = 0;
   await eventually(
@@ -539,11 +527,14 @@ export async function blueGreenSwitch(
     let stalled: Promise<void> = Promise.resolve();
     if (stallKubeProxyMs > 0) {
       // Read every 25 ms: the smoke suite may take less than a second.
-      const deadline = Date.now() + 120_000;
-      while (!['SmokeTesting', 'Switching'].includes((await handle.query(statusQuery)).phase)) {
-        if (Date.now() > deadline) throw new Error('the deployment never reached its smoke suite');
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
+      const phase = async () => (await handle.query(statusQuery)).phase;
+      await eventually(
+        async () => ['SmokeTesting', 'Switching'].includes(await phase()),
+        'the smoke suite',
+        120_000,
+        undefined,
+        25,
+      );
       stalled = dataPlane.plane.realNode!.stallKubeProxy(stallKubeProxyMs);
     }
     // replica-ratio's deployment is a canary: its monitoring begins on a split.

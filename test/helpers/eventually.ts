@@ -1,5 +1,5 @@
 /**
- * Polls `predicate` until it holds; bounded, so a test that waits for the wrong thing fails, with
+ * Polls `predicate` (every `everyMs`) until it holds; bounded, so a test that waits for the wrong thing fails, with
  * `explain()`'s account of the state then if given.
  */
 export async function eventually(
@@ -7,11 +7,12 @@ export async function eventually(
   what = 'condition',
   timeoutMs = 30_000,
   explain?: () => Promise<string>,
+  everyMs = 200,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await predicate()) return;
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
   const state = explain
     ? await explain().catch((error: unknown) => `(the state could not be read: ${String(error)})`)

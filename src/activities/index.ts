@@ -56,6 +56,14 @@ import type {
 /** The name the requests query is measured under, beside the SLOs. */
 const REQUESTS = 'requests';
 
+/**
+ * How long preflight reads the live slot again before it calls it unhealthy. A pod that misses one
+ * readiness probe leaves its Service until the next passes (the procedure's probe: every 5 s, out
+ * on a single failure), so one slow answer on a busy node must not refuse a deployment: three probe
+ * periods. A slot that stays short of ready this long is refused, as before.
+ */
+export const ACTIVE_SLOT_SETTLE_MS = 15_000;
+
 export interface ActivityDependencies {
   platform: Platform;
   smoke: SmokeRunner;
@@ -154,6 +162,16 @@ export function createActivities({ platform, smoke, slo, notifier = null, clock 
     };
     return canaryRestarts === undefined ? measured : { ...measured, canaryRestarts };
   };
+  /** The live state, read again each second while the live slot has replicas not ready, up to ACTIVE_SLOT_SETTLE_MS. */
+  const liveSettled = async (target: Target) => {
+    const until = performance.now() + ACTIVE_SLOT_SETTLE_MS;
+    for (;;) {
+      const live = await platform.describe(target);
+      const active = live.slots[live.activeSlot];
+      if (isHealthySlot(active) || active.replicas === 0 || performance.now() >= until) return live;
+      await Context.current().sleep(1_000);
+    }
+  };
   return {
     /**
      * Validates a spec again inside the worker, so a deployment started without our client (say,
@@ -179,7 +197,7 @@ export function createActivities({ platform, smoke, slo, notifier = null, clock 
           throw error;
         }
         const target = targetOf(valid);
-        const live = await platform.describe(target);
+        const live = await liveSettled(target);
         const active = live.slots[live.activeSlot];
         const mismatch = replicaRatioMismatch(valid, active);
         if (mismatch) return { invalid: `invalid deployment spec:\n  - ${mismatch}` };

@@ -101,6 +101,8 @@ async function relay(host: string, target: string): Promise<{ address: string; c
  */
 function slowUpload(url: string): {
   finish(): Promise<{ status: number; connection: string | undefined; body: string }>;
+  /** Stops the trickle and closes the connection: a test that failed before finish() leaves nothing running. */
+  abandon(): void;
 } {
   const detection = JSON.stringify({
     source: 'slow-link-uav',
@@ -131,6 +133,10 @@ function slowUpload(url: string): {
       let body = '';
       for await (const chunk of response) body += chunk;
       return { status: response.statusCode!, connection: response.headers.connection, body };
+    },
+    abandon: () => {
+      clearInterval(trickle);
+      upload.destroy();
     },
   };
 }
@@ -276,6 +282,9 @@ describe(
         pod: pod.metadata!.name!,
         upload: slowUpload(`http://${pod.status!.podIP}:8000/api/detections`),
       }));
+      // Left in flight by a failure before they are finished, they would keep this file's process
+      // alive (a byte a second for 10 minutes) until its bound ends it.
+      t.after(() => uploads.forEach(({ upload }) => upload.abandon()));
       const { idle, handle } = await deploy('v2.2.0');
       // Each upload is finished once its pod has been told to stop (its SIGTERM, logged), while the
       // deployment runs its cleanup (the scale-down waits for the old pods to go).

@@ -1179,19 +1179,36 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     );
   });
 
-  it('fails in preflight without changing anything when the active slot is unhealthy', async () => {
+  it('fails in preflight without changing anything when the active slot stays unhealthy', async () => {
     const double = new RecordingPlatformDouble();
     double.slots.blue.readyReplicas = 1;
     const result = await withWorker(env, double, async (taskQueue) =>
       deploymentResult(await startDeployment(env, taskQueue, testSpec())),
     );
-    assert.deepEqual(double.platformCalls(), ['describe']);
+    // Read again each second for ACTIVE_SLOT_SETTLE_MS (15 s), then refused: only reads.
+    const calls = double.platformCalls();
+    assert.ok(calls.length >= 10, `${calls.length} reads of the live state`);
+    assert.deepEqual(new Set(calls), new Set(['describe']));
     assert.equal(result.outcome, 'Failed');
     assert.equal(result.reason, 'PreflightFailed');
     assert.match(
       result.message,
       /the active slot blue \(detection-api-blue\) is not healthy: 1\/3 replicas ready; nothing was changed/,
     );
+  });
+
+  it('goes on when a live pod that missed a readiness probe is Ready again within the settle', async () => {
+    const double = new RecordingPlatformDouble();
+    double.slots.blue.readyReplicas = 2;
+    // Back in its Service at the next probe, 3 s on.
+    const back = setTimeout(() => (double.slots.blue.readyReplicas = 3), 3_000);
+    const result = await withWorker(env, double, async (taskQueue) =>
+      deploymentResult(await startDeployment(env, taskQueue, testSpec())),
+    ).finally(() => clearTimeout(back));
+    assert.equal(result.outcome, 'Succeeded', result.message);
+    assert.equal(double.selector, 'green');
+    const reads = double.platformCalls().filter((c) => c === 'describe').length;
+    assert.ok(reads >= 2, `the live state read ${reads} times`);
   });
 
   it('refuses to deploy onto an active slot that breaches a gated SLO, naming it, with nothing changed', async () => {

@@ -40,18 +40,23 @@ export const HOLDS: Record<string, string> = {
  */
 export const LONGEST_FIRST: readonly string[] = [
   'test/e2e/real-node-deployments.e2e.test.ts',
+  'test/e2e/abort-drills.e2e.test.ts',
   'test/e2e/kubernetes-abort-drills.e2e.test.ts',
   'test/e2e/scrape-interval-60s.e2e.test.ts',
   'test/workflows/blue-green-deployment.test.ts',
-  'test/e2e/drills.e2e.test.ts',
+  'test/workflows/blue-green-operators.test.ts',
+  'test/client/cli.e2e.test.ts',
   'test/e2e/local-deployments.e2e.test.ts',
-  'test/e2e/scrape-interval-15s.e2e.test.ts',
-  'test/gitops/release-controller.e2e.test.ts',
-  'test/e2e/temporal-postgres.e2e.test.ts',
-  'test/e2e/abort-drills.e2e.test.ts',
-  'test/workflows/release-train.test.ts',
-  'test/e2e/release-train.e2e.test.ts',
+  'test/e2e/drills.e2e.test.ts',
   'test/e2e/release-train-drills.e2e.test.ts',
+  'test/workflows/release-train.test.ts',
+  'test/gitops/release-controller.e2e.test.ts',
+  'test/client/package.e2e.test.ts',
+  'test/e2e/release-train.e2e.test.ts',
+  'test/workflows/canary-deployment.test.ts',
+  'test/e2e/canary-deployments.e2e.test.ts',
+  'test/e2e/scrape-interval-15s.e2e.test.ts',
+  'test/e2e/temporal-postgres.e2e.test.ts',
 ];
 
 /**
@@ -88,8 +93,8 @@ export const FILE_TIMEOUT_MS = Number(process.env['BLUEGREEN_TEST_FILE_TIMEOUT_M
 
 /**
  * Each test's bound (node --test's --test-timeout), which node --test also sets on each file as a
- * whole: it counts a file as a test. The blue-green workflow file (48 scenarios, each on a
- * time-skipping server of its own) took 532 s beside three other files on 2 cores (2026-12-07),
- * close to the 10 minutes this was; one run had ended it at that bound.
+ * whole: it counts a file as a test. The blue-green workflow file (then 48 scenarios, each on a
+ * time-skipping server of its own; since split in two) took 532 s beside three other files on 2
+ * cores (2026-12-07), close to the 10 minutes this was; one run had ended it at that bound.
  */
 export const TEST_TIMEOUT_MS = 15 * 60_000;

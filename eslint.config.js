@@ -51,7 +51,7 @@ const DETERMINISM = {
 };
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.venv/', '.state/', 'dist/', 'test/histories/'] },
+  { ignores: ['node_modules/', '.venv/', '.state/', 'dist/', 'examples/detection-api/dist/', 'test/histories/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

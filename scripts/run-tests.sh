@@ -13,6 +13,8 @@ cd "$(dirname "$0")/.."
 if [ ! -d node_modules/@temporalio/worker ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund >&2
 fi
+# The local platform's replicas run the detection API compiled: again if a source is newer.
+bash scripts/setup.sh --detection-api
 
 # Every temporary directory the suite's files make (a real node's containerd holds 1.5 GB of image
 # layers) is under one of the run's own, removed when the suite ends, however it ends.
@@ -25,6 +27,11 @@ node --import tsx test/k8s-harness/main.ts --dir "$plane_dir" > "${plane_dir%/*}
 plane_pid=$!
 trap 'kill "$plane_pid" 2>/dev/null; wait "$plane_pid" 2>/dev/null || true; rm -rf --one-file-system "$TMPDIR"' EXIT
 
+# The workflows bundled once for the whole suite (a few CPU-seconds each time), beside the checks:
+# every worker the files start, in their processes or as processes of their own, loads this file.
+export BLUEGREEN_WORKFLOW_BUNDLE="$TMPDIR/workflow-bundle.js"
+node --import tsx scripts/bundle-workflows.ts --out "$BLUEGREEN_WORKFLOW_BUNDLE" > /dev/null & bundle_pid=$!
+
 checks_started=$(date +%s)
 # The files prettier formats (.prettierrc.json); `npm run format` writes them.
 FORMATTED=('src/**/*.ts' 'test/**/*.ts' 'examples/**/*.ts' 'bench/**/*.ts' 'scripts/**/*.ts' 'bin/*.js')
@@ -35,6 +42,7 @@ tsc_code=0; lint_code=0; format_code=0
 wait "$tsc_pid" || tsc_code=$?
 wait "$lint_pid" || lint_code=$?
 wait "$format_pid" || format_code=$?
+wait "$bundle_pid" || { echo "bundling the workflows failed (scripts/bundle-workflows.ts)" >&2; exit 1; }
 [ "$format_code" -eq 0 ] || echo "not formatted: npm run format writes the files above as prettier formats them" >&2
 [ "$tsc_code" -eq 0 ] && [ "$lint_code" -eq 0 ] && [ "$format_code" -eq 0 ] ||
   { echo "type check (exit $tsc_code), lint (exit $lint_code) or format check (exit $format_code) failed" >&2; exit 1; }

@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../src/shared/search-attributes.js';
 import { installRuntime } from '../../src/worker/runtime.js';
 import { freePort } from './detection-api-process.js';
-import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { WorkflowBundleOption } from '@temporalio/worker';
 import { WORKFLOWS_PATH } from '../../src/worker/worker.js';
 
 // The product's runtime set-up, with its metrics exporter on a free loopback port; logs at ERROR
@@ -53,11 +53,18 @@ export async function startDevServer({ indexed = true } = {}): Promise<TestWorkf
 
 export const TEMPORAL_CLI = () => binary('temporal');
 
-let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+let bundle: Promise<WorkflowBundleOption> | undefined;
 
-/** The workflow bundle, built once per test process and shared by its workers. */
-export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
+/**
+ * The workflow bundle the test process's workers share: the suite's, built once by
+ * scripts/run-tests.sh (BLUEGREEN_WORKFLOW_BUNDLE, which the worker processes the tests start read
+ * too), or, for a file run on its own, built once by this process.
+ */
+export function workflowBundle(): Promise<WorkflowBundleOption> {
+  const prebuilt = process.env['BLUEGREEN_WORKFLOW_BUNDLE'];
+  bundle ??= prebuilt
+    ? Promise.resolve({ codePath: prebuilt })
+    : bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
   return bundle;
 }
 

@@ -3,11 +3,12 @@
  * API's example configuration, with the ports, state directory and replica environment the
  * caller chooses: the demo's fixed ports, or a test's free ones.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import type { z } from 'zod';
 import type { LocalPlatformConfigSchema } from '../cluster-simulator/config.js';
@@ -61,6 +62,9 @@ export async function startLocalPlatformProcess({
   blueReplicas?: number;
 }): Promise<LocalPlatformProcess> {
   mkdirSync(stateDir, { recursive: true });
+  // The replicas run the detection API compiled (examples/detection-api/dist): compiled again here
+  // if a source is newer, so that a bench or a test run on its own runs the sources as they are.
+  await promisify(execFile)('bash', ['scripts/setup.sh', '--detection-api'], { cwd: ROOT });
   const config = parseYaml(readFileSync(EXAMPLE_CONFIG, 'utf8')) as z.input<typeof LocalPlatformConfigSchema>;
   config.control = `127.0.0.1:${ports.control}`;
   config.stateDir = stateDir;

@@ -25,7 +25,15 @@ export TMPDIR
 plane_dir="$(mktemp -d)/control-plane"
 node --import tsx test/k8s-harness/main.ts --dir "$plane_dir" > "${plane_dir%/*}/k8s-harness.log" 2>&1 &
 plane_pid=$!
-trap 'kill "$plane_pid" 2>/dev/null; wait "$plane_pid" 2>/dev/null || true; rm -rf --one-file-system "$TMPDIR"' EXIT
+# Stops the control plane and removes the run's directory; a file killed past its bound may have
+# left a real node's mounts in it, unmounted first (deepest first).
+cleanup() {
+  kill "$plane_pid" 2>/dev/null; wait "$plane_pid" 2>/dev/null || true
+  awk -v d="$TMPDIR/" 'index($2, d) == 1 { print length($2), $2 }' /proc/mounts | sort -rn | cut -d' ' -f2- |
+    xargs -r -d '\n' umount -l || true
+  rm -rf --one-file-system "$TMPDIR"
+}
+trap cleanup EXIT
 
 # The workflows bundled once for the whole suite (a few CPU-seconds each time), beside the checks:
 # every worker the files start, in their processes or as processes of their own, loads this file.

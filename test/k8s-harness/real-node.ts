@@ -14,7 +14,7 @@
  * second is refused, naming the first. `stop()` ends every container and process it started,
  * unmounts what they mounted, and removes its network state, leaving the host as it found it.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { Resolver } from 'node:dns/promises';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -132,15 +132,22 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** Takes the machine's one real node, or says who holds it. */
-function takeLock(): void {
+/**
+ * Takes the machine's one real node, or says who holds it. The lock holds its process and its
+ * directory; a lock whose process is gone names the directory of a node that ended without its
+ * `stop()` (its process killed), for the new node to clear what that one left.
+ */
+function takeLock(dir: string): string | null {
+  let left: string | null = null;
   if (existsSync(LOCK)) {
-    const holder = Number(readFileSync(LOCK, 'utf8'));
-    if (holder && isAlive(holder)) {
+    const [holder, holderDir] = readFileSync(LOCK, 'utf8').trim().split(' ');
+    if (Number(holder) && isAlive(Number(holder))) {
       throw new Error(`a real node already runs on this machine (process ${holder}, ${LOCK}): bridges, iptables chains and cgroups are host-wide, so one runs at a time`);
     }
+    left = holderDir || null;
   }
-  writeFileSync(LOCK, String(process.pid));
+  writeFileSync(LOCK, `${process.pid} ${dir}`);
+  return left;
 }
 
 /**
@@ -148,7 +155,22 @@ function takeLock(): void {
  * ready to `join` a control plane.
  */
 export async function prepareRealNode({ dir, harness, log = () => undefined }: RealNodeOptions): Promise<RealNode> {
-  takeLock();
+  const left = takeLock(dir);
+  if (left) {
+    // A node whose process was killed: its containers, shims and mounts outlived it.
+    await killCgroup('kubepods');
+    await killShims(join(left, 'containerd'));
+    await unmountUnder(left);
+    log(`cleared what a real node killed before its stop() left in ${left}`);
+  }
+  // However this process ends (a file ended at its bound exits on SIGTERM), the shims and the mounts
+  // its pods made go with it (a process killed outright leaves them to the next node's start);
+  // stop() does it all in order when the node ends normally.
+  const unmountAtExit = () => {
+    void killShims(join(dir, 'containerd')); // synchronous: it awaits nothing
+    for (const mount of mountsUnder(dir)) spawnSync('umount', ['-l', mount]);
+  };
+  process.once('exit', unmountAtExit);
   const binaries = {
     containerd: join(NODE_TOOLS, 'containerd'),
     ctr: join(NODE_TOOLS, 'ctr'),
@@ -178,6 +200,7 @@ export async function prepareRealNode({ dir, harness, log = () => undefined }: R
       () => parts.stop('containerd'),
       () => killShims(containerdDir),
       () => unmountUnder(dir),
+      async () => void process.off('exit', unmountAtExit),
     ];
     let failure: unknown = null;
     for (const step of steps) await step().catch((error: unknown) => (failure ??= error));
@@ -361,14 +384,19 @@ async function killShims(containerdDir: string): Promise<void> {
   }
 }
 
-/** Unmounts every mount under `dir` (overlay rootfs, shm, secrets, netns), deepest first. */
+/** Every mount under `dir` (overlay rootfs, shm, secrets) and the pods' network namespaces, deepest first. */
+function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((m): m is string => Boolean(m) && (m!.startsWith(`${dir}/`) || m!.startsWith('/run/netns/cni-')))
+    .sort((a, b) => b.length - a.length);
+}
+
+/** Unmounts every mount under `dir`, deepest first. */
 async function unmountUnder(dir: string): Promise<void> {
   for (let pass = 0; pass < 3; pass++) {
-    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
-      .split('\n')
-      .map((l) => l.split(' ')[4])
-      .filter((m): m is string => Boolean(m) && (m!.startsWith(`${dir}/`) || m!.startsWith('/run/netns/cni-')))
-      .sort((a, b) => b.length - a.length);
+    const mounts = mountsUnder(dir);
     if (mounts.length === 0) return;
     for (const mount of mounts) await quietly('umount', ['-l', mount]);
   }

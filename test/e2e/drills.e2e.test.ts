@@ -8,14 +8,11 @@
  * anywhere in the histories of these runs. The worker loads its workflows bundled ahead of time.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
-import { ROOT } from '../../src/demo/simulator-process.js';
 import { DETECTION_API_TARGET, EmbeddedStack, freeStackPorts } from '../../src/demo/stack.js';
 import { TrafficGenerator } from '../../src/demo/traffic.js';
 import type { DeploymentResult } from '../../src/shared/deployment-status.js';
@@ -23,9 +20,9 @@ import type { Slot } from '../../src/shared/slots.js';
 import { DETECTION_API_IMAGE, deployTag, untilPhase } from '../helpers/embedded-stack.js';
 import { makeCredentials, TemporalTlsTerminator } from '../helpers/temporal-tls-terminator.js';
 import { deploymentResult } from '../../src/client/deployment-client.js';
+import { workflowBundleFile } from '../helpers/workflow-bundle-file.js';
 
 const IMAGE = DETECTION_API_IMAGE;
-const run = promisify(execFile);
 const PROMETHEUS_TOKEN = `prometheus-token-${randomBytes(12).toString('hex')}`;
 const WEBHOOK_SECRET = `webhook-secret-${randomBytes(12).toString('hex')}`;
 const TEMPORAL_API_KEY = `temporal-api-key-${randomBytes(12).toString('hex')}`;
@@ -44,8 +41,7 @@ describe('resilience drills on the embedded stack', () => {
     clientKey = readFileSync(credentials.keyFile, 'utf8');
     tls = await TemporalTlsTerminator.start({ upstreamPort: ports.temporal, ...credentials });
     // And with its workflows bundled ahead of time, as the Dockerfile builds it.
-    const bundle = join(stateDir, 'workflow-bundle.js');
-    await run(process.execPath, ['--import', 'tsx', 'scripts/bundle-workflows.ts', '--out', bundle], { cwd: ROOT });
+    const bundle = await workflowBundleFile(stateDir);
     stack = new EmbeddedStack({
       stateDir,
       ports,

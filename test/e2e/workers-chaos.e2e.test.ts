@@ -12,17 +12,14 @@
  * exactly its outcome's, and its Deployments rolled out once per change, never once per attempt.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DeploymentClient, deploymentResult } from '../../src/client/deployment-client.js';
 import { parseDeploymentSpec } from '../../src/deployment-spec/deployment-spec.js';
-import { ROOT } from '../../src/demo/simulator-process.js';
 import { startWorkerProcess } from '../../src/demo/worker-process.js';
 import type { WorkerProcess } from '../../src/demo/worker-process.js';
 import { freePort } from '../../src/processes/processes.js';
@@ -41,8 +38,8 @@ import {
 } from '../helpers/kubernetes.js';
 import type { Cluster } from '../helpers/kubernetes.js';
 import { startDevServer } from '../helpers/temporal-servers.js';
+import { workflowBundleFile } from '../helpers/workflow-bundle-file.js';
 
-const run = promisify(execFile);
 const APPS = 50;
 const WORKERS = 3;
 const KILL_EVERY_MS = 20_000;
@@ -111,10 +108,7 @@ describe('three workers on one task queue, one SIGKILLed every 20 s, under 50 de
     const token = await cluster.plane.mintToken(NAMESPACE, 'bluegreen-worker', 3600);
     writeFileSync(kubeconfig, cluster.plane.configForToken(token, proxy.url).exportConfig());
     // Bundled once, so that a worker started after a kill polls within seconds.
-    const bundle = join(dir, 'workflow-bundle.js');
-    await run(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts/bundle-workflows.ts'), '--out', bundle], {
-      cwd: ROOT,
-    });
+    const bundle = await workflowBundleFile(dir);
     workerEnv = {
       BLUEGREEN_PLATFORM: 'kubernetes',
       BLUEGREEN_KUBECONFIG: kubeconfig,

@@ -8,16 +8,13 @@
  * The drills SIGKILL the train's worker and restart the server; bench:train measures a train's
  * overhead and an abort's restore on it. Every process is stopped by PID.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { Client } from '@temporalio/client';
 import type { LiveState } from '../../src/activities/contract.js';
 import { TrainClient, trainResult } from '../../src/client/train-client.js';
 import { statusQuery } from '../../src/workflows/definitions.js';
-import { ROOT } from '../../src/demo/simulator-process.js';
 import { DETECTION_API_TARGET, EmbeddedStack, freeStackPorts } from '../../src/demo/stack.js';
 import { startWorkerProcess } from '../../src/demo/worker-process.js';
 import type { WorkerProcess } from '../../src/demo/worker-process.js';
@@ -27,8 +24,7 @@ import type { TrainStatus } from '../../src/shared/train.js';
 import type { TrainSpecInput } from '../../src/train/train-spec.js';
 import { startLocalPlatform } from './local-platform-process.js';
 import type { LocalPlatformProcess } from './local-platform-process.js';
-
-const run = promisify(execFile);
+import { workflowBundleFile } from './workflow-bundle-file.js';
 
 export type LocalCluster = 'local' | 'local-2' | 'local-3';
 export const TRAIN_QUEUE = 'train-itself';
@@ -51,10 +47,7 @@ export class TrainStack {
   async start(): Promise<void> {
     const stateDir = mkdtempSync(join(tmpdir(), 'train-stack-'));
     // Three worker processes and their restarts load one bundle, built once.
-    this.bundle = join(stateDir, 'workflow-bundle.js');
-    await run(process.execPath, ['--import', 'tsx', 'scripts/bundle-workflows.ts', '--out', this.bundle], {
-      cwd: ROOT,
-    });
+    this.bundle = await workflowBundleFile(stateDir);
     this.stack = new EmbeddedStack({
       stateDir,
       ports: await freeStackPorts(),

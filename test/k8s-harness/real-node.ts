@@ -169,6 +169,7 @@ export async function prepareRealNode({ dir, harness, log = () => undefined }: R
   const unmountAtExit = () => {
     void killShims(join(dir, 'containerd')); // synchronous: it awaits nothing
     for (const mount of mountsUnder(dir)) spawnSync('umount', ['-l', mount]);
+    removeNetnsFiles();
   };
   process.once('exit', unmountAtExit);
   const binaries = {
@@ -393,12 +394,25 @@ function mountsUnder(dir: string): string[] {
     .sort((a, b) => b.length - a.length);
 }
 
-/** Unmounts every mount under `dir`, deepest first. */
+/** Unmounts every mount under `dir`, deepest first, then removes the pods' network-namespace files. */
 async function unmountUnder(dir: string): Promise<void> {
   for (let pass = 0; pass < 3; pass++) {
     const mounts = mountsUnder(dir);
-    if (mounts.length === 0) return;
+    if (mounts.length === 0) break;
     for (const mount of mounts) await quietly('umount', ['-l', mount]);
+  }
+  removeNetnsFiles();
+}
+
+/**
+ * The CNI plugins name each pod's network namespace `/run/netns/cni-*`; once unmounted, the file
+ * stays. Only the machine's one real node makes them, so those no longer mounted are its leftovers.
+ */
+function removeNetnsFiles(): void {
+  const mounted = new Set(mountsUnder('/run/netns'));
+  for (const name of unlessGone(() => readdirSync('/run/netns'), [] as string[])) {
+    const path = join('/run/netns', name);
+    if (name.startsWith('cni-') && !mounted.has(path)) rmSync(path, { force: true });
   }
 }
 

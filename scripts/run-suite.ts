@@ -16,13 +16,12 @@ import { availableParallelism } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  ALONE,
   BACKGROUND_BUILDS,
   concurrency,
   FILE_TIMEOUT_MS,
   HOLDS,
   LONGEST_FIRST,
-  NICE_OTHERS,
-  PRIORITY,
   TEST_TIMEOUT_MS,
 } from '../test/suite.js';
 
@@ -151,11 +150,8 @@ function runFile(file: string, options: string[]): Promise<{ run: FileRun; outpu
     file,
   ];
   const started = performance.now();
-  // A process group of its own, so that a file past its bound is ended whole (see below); niced
-  // unless it has the CPU first (test/suite.ts).
-  const shell = ['bash', '-c', script, 'bash', ...args];
-  const [command, ...rest] = file in PRIORITY ? shell : ['nice', '-n', String(NICE_OTHERS), ...shell];
-  const child = spawn(command!, rest, {
+  // A process group of its own, so that a file past its bound is ended whole (see below).
+  const child = spawn('bash', ['-c', script, 'bash', ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
     env: { ...process.env, FORCE_COLOR: '0' },
@@ -250,10 +246,17 @@ async function main(argv: string[]): Promise<number> {
   const chosen = argv.filter((a) => !a.startsWith('--')).map((f) => relative(ROOT, join(process.cwd(), f)));
   const files = chosen.length > 0 ? chosen : testFiles('test');
   const last = lastTimes();
-  const queue = ordered(files, last);
+  const alone = ordered(
+    files.filter((f) => f in ALONE),
+    last,
+  );
+  const shared = ordered(
+    files.filter((f) => !(f in ALONE)),
+    last,
+  );
   const width = concurrency();
   process.stdout.write(
-    `suite: ${files.length} files, ${width} at a time; every file niced (${NICE_OTHERS}) but ${Object.keys(PRIORITY).join(', ')}\n`,
+    `suite: ${files.length} files, ${width} at a time; alone afterwards: ${alone.length > 0 ? alone.join(', ') : 'none'}\n`,
   );
 
   const busyAtStart = machineBusySeconds();
@@ -278,6 +281,7 @@ async function main(argv: string[]): Promise<number> {
     sleep(15_000, undefined, { signal: waited.signal }).catch(() => undefined),
   ]);
   waited.abort();
+  const queue = [...shared];
   /** The resources (test/suite.ts's HOLDS) held by running files. */
   const held = new Set<string>();
   /** Settles when a build ends or a resource is let go: what can make a waiting file ready. */
@@ -327,6 +331,12 @@ async function main(argv: string[]): Promise<number> {
     }
   };
   await Promise.all(Array.from({ length: Math.min(width, queue.length) }, lane));
+  for (const file of alone) {
+    process.stdout.write(`▷ ${file} (alone: ${ALONE[file]})\n`);
+    await builds.get(file)?.ended;
+    await run(file);
+  }
+
   const wall = (performance.now() - started) / 1000;
   const busy = machineBusySeconds() - busyAtStart;
   report(runs, wall, busy);

@@ -1,36 +1,24 @@
 /**
- * How the suite runs its files (scripts/run-suite.ts), in one place: which files have the CPU first, how
+ * How the suite runs its files (scripts/run-suite.ts), in one place: which files run alone, how
  * many run side by side, and which start first.
  *
  * Files share nothing unless listed here: each starts its own Temporal server, picks free ports,
  * and keeps to its own namespace on the shared control plane (test/helpers/kubernetes.ts). So the
  * runner starts several at once, and a file that fails only when others run beside it has an
- * isolation bug to fix, not a reason to keep it from the others.
+ * isolation bug to fix, not a reason to be listed in ALONE.
  */
 import { availableParallelism, totalmem } from 'node:os';
 
 /**
- * Files that have the CPU whenever they want it, and why: every other file's processes run niced
- * (NICE_OTHERS), so that beside one of these they get what it leaves, and it runs almost as if
- * alone. They run side by side with the rest, not after it: run alone after the rest (as they were
- * until 2026-12-07), they left most of the two cores idle for the suite's last 8.5 minutes.
+ * Files that run one at a time, after every other file has ended, each with the machine to
+ * itself, and why. Keep this list short: a file here adds its whole wall time to the suite's.
  */
-export const PRIORITY: Record<string, string> = {
+export const ALONE: Record<string, string> = {
   'test/e2e/workers-chaos.e2e.test.ts':
     'three workers and fifty deployments on two cores: its SIGKILLs are timed to catch writes in flight, which CPU taken by other files moves',
   'test/e2e/dataplane.e2e.test.ts':
-    '500 requests/s through real data planes, each answered within 5 s: beside other files at their priority, pods starved of CPU missed that bound (645 timeouts in one run), which is the machine, not the data plane',
-  'test/e2e/real-node-deployments.e2e.test.ts':
-    "a real node's pods run the procedure's readiness probe (a 3 s timeout): starved of CPU by other files, a live pod missed one and left its Service",
-  'test/k8s-harness/real-node.test.ts': "a real node's kubelet, containerd and pods, timed as on a node of their own",
+    '500 requests/s through real data planes, each answered within 5 s: beside other files, pods starved of CPU missed that bound (645 timeouts in one run), which is the machine, not the data plane',
 };
-
-/**
- * The niceness of every file not in PRIORITY (and of all it starts): a nice 10 process weighs a
- * tenth of a nice 0 one in the kernel's scheduler. Among themselves, files at the same niceness
- * share as before.
- */
-export const NICE_OTHERS = 10;
 
 /**
  * Files that hold a resource of which the machine has one, by the resource's name: two files that
@@ -52,25 +40,23 @@ export const HOLDS: Record<string, string> = {
  */
 export const LONGEST_FIRST: readonly string[] = [
   'test/e2e/real-node-deployments.e2e.test.ts',
-  'test/e2e/dataplane.e2e.test.ts',
-  'test/workflows/blue-green-deployment.test.ts',
+  'test/e2e/abort-drills.e2e.test.ts',
   'test/e2e/kubernetes-abort-drills.e2e.test.ts',
   'test/e2e/scrape-interval-60s.e2e.test.ts',
-  'test/e2e/abort-drills.e2e.test.ts',
+  'test/workflows/blue-green-deployment.test.ts',
   'test/workflows/blue-green-operators.test.ts',
-  'test/e2e/local-deployments.e2e.test.ts',
-  'test/e2e/workers-chaos.e2e.test.ts',
-  'test/e2e/drills.e2e.test.ts',
-  'test/gitops/release-controller.e2e.test.ts',
-  'test/workflows/canary-deployment.test.ts',
-  'test/workflows/release-train.test.ts',
   'test/client/cli.e2e.test.ts',
-  'test/e2e/scrape-interval-15s.e2e.test.ts',
+  'test/e2e/local-deployments.e2e.test.ts',
+  'test/e2e/drills.e2e.test.ts',
   'test/e2e/release-train-drills.e2e.test.ts',
-  'test/e2e/release-train.e2e.test.ts',
-  'test/e2e/temporal-postgres.e2e.test.ts',
+  'test/workflows/release-train.test.ts',
+  'test/gitops/release-controller.e2e.test.ts',
   'test/client/package.e2e.test.ts',
+  'test/e2e/release-train.e2e.test.ts',
+  'test/workflows/canary-deployment.test.ts',
   'test/e2e/canary-deployments.e2e.test.ts',
+  'test/e2e/scrape-interval-15s.e2e.test.ts',
+  'test/e2e/temporal-postgres.e2e.test.ts',
 ];
 
 /**

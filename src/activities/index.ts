@@ -13,6 +13,7 @@ import { boundEvidence } from '../shared/evidence.js';
 import { judgeCanaryMeasurements, restartsMeasurement } from '../shared/monitor-window.js';
 import type { MonitorWindowResult, MonitorWindowState } from '../shared/monitor-window.js';
 import { runMonitorWindow, systemClock } from './monitor-window.js';
+import { settledLiveState } from './live-state.js';
 import { planChecks } from './plan-checks.js';
 import { trafficThrough } from './traffic.js';
 import { targetOf } from '../shared/target.js';
@@ -55,14 +56,6 @@ import type {
 
 /** The name the requests query is measured under, beside the SLOs. */
 const REQUESTS = 'requests';
-
-/**
- * How long preflight reads the live slot again before it calls it unhealthy. A pod that misses one
- * readiness probe leaves its Service until the next passes (the procedure's probe: every 5 s, out
- * on a single failure), so one slow answer on a busy node must not refuse a deployment: three probe
- * periods. A slot that stays short of ready this long is refused, as before.
- */
-export const ACTIVE_SLOT_SETTLE_MS = 15_000;
 
 export interface ActivityDependencies {
   platform: Platform;
@@ -162,16 +155,6 @@ export function createActivities({ platform, smoke, slo, notifier = null, clock 
     };
     return canaryRestarts === undefined ? measured : { ...measured, canaryRestarts };
   };
-  /** The live state, read again each second while the live slot has replicas not ready, up to ACTIVE_SLOT_SETTLE_MS. */
-  const liveSettled = async (target: Target) => {
-    const until = performance.now() + ACTIVE_SLOT_SETTLE_MS;
-    for (;;) {
-      const live = await platform.describe(target);
-      const active = live.slots[live.activeSlot];
-      if (isHealthySlot(active) || active.replicas === 0 || performance.now() >= until) return live;
-      await Context.current().sleep(1_000);
-    }
-  };
   return {
     /**
      * Validates a spec again inside the worker, so a deployment started without our client (say,
@@ -197,7 +180,7 @@ export function createActivities({ platform, smoke, slo, notifier = null, clock 
           throw error;
         }
         const target = targetOf(valid);
-        const live = await liveSettled(target);
+        const live = await settledLiveState(platform, target, clock, currentProgress());
         const active = live.slots[live.activeSlot];
         const mismatch = replicaRatioMismatch(valid, active);
         if (mismatch) return { invalid: `invalid deployment spec:\n  - ${mismatch}` };
@@ -364,7 +347,7 @@ export function createActivities({ platform, smoke, slo, notifier = null, clock 
      * deployment of `spec` would find and whether each of its steps would be let through.
      */
     async planChecks(spec: DeploymentSpec): Promise<PlanReport> {
-      return await heartbeating(() => planChecks(spec, { platform, smoke, slo }));
+      return await heartbeating(() => planChecks(spec, { platform, smoke, slo, clock }, currentProgress()));
     },
     /**
      * How many workers polled a task queue for workflow tasks lately: a release train asks about a

@@ -11,7 +11,9 @@ import { otherSlot } from '../shared/slots.js';
 import { routeName, routerOf, targetOf } from '../shared/target.js';
 import { canaryReplicasFor } from '../shared/traffic.js';
 import type { DeploymentSpec } from '../deployment-spec/deployment-spec.js';
-import type { Platform, SloSource, SmokeRunner } from './contract.js';
+import type { Platform, Progress, SloSource, SmokeRunner } from './contract.js';
+import { settledLiveState } from './live-state.js';
+import type { Clock } from './monitor-window.js';
 import { trafficThrough } from './traffic.js';
 
 /**
@@ -22,10 +24,12 @@ export const PLAN_RUN = 'plan';
 
 export async function planChecks(
   spec: DeploymentSpec,
-  { platform, smoke, slo }: { platform: Platform; smoke: SmokeRunner; slo: SloSource },
+  { platform, smoke, slo, clock }: { platform: Platform; smoke: SmokeRunner; slo: SloSource; clock: Clock },
+  progress: Progress,
 ): Promise<PlanReport> {
   const target = targetOf(spec);
-  const live = await platform.describe(target);
+  // As preflight reads it: a pod that missed one readiness probe is given its next.
+  const live = await settledLiveState(platform, target, clock, progress);
   const liveSlot = live.activeSlot;
   const idle = otherSlot(liveSlot);
   const active = live.slots[liveSlot];

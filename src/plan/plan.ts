@@ -7,7 +7,7 @@
  */
 import { AnalysisResult, formatValue, monitorWarmUp, promDurationSeconds } from '../shared/analysis.js';
 import type { Measurement } from '../shared/analysis.js';
-import { isHealthySlot, otherSlot } from '../shared/slots.js';
+import { ACTIVE_SLOT_SETTLE_MS, isHealthySlot, otherSlot } from '../shared/slots.js';
 import type { LiveState, Slot, SlotState } from '../shared/slots.js';
 import { routeName, routerOf } from '../shared/target.js';
 import type { Target } from '../shared/target.js';
@@ -144,8 +144,8 @@ export function buildPlan(spec: DeploymentSpec, target: Target, report: PlanRepo
           name: `live slot ${liveSlot}`,
           verdict: PlanVerdict.Fail,
           detail:
-            `${active.deployment} is not healthy: ${active.readyReplicas}/${active.replicas} replicas ready; ` +
-            `preflight would stop here`,
+            `${active.deployment} is not healthy: ${active.readyReplicas}/${active.replicas} replicas ready ` +
+            `after ${ACTIVE_SLOT_SETTLE_MS / 1000} s of reads; preflight would stop here`,
         },
       ];
   const holds = steps.reduce((sum, s) => sum + (s.holdSeconds ?? 0), 0);

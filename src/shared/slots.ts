@@ -51,6 +51,14 @@ export function isHealthySlot(slot: SlotState): boolean {
   return slot.replicas > 0 && slot.readyReplicas >= slot.replicas;
 }
 
+/**
+ * How long the live slot is read again before it is called unhealthy. A pod that misses one
+ * readiness probe leaves its Service until the next passes (the procedure's probe: every 5 s, out
+ * on a single failure), so one slow answer on a busy node must not refuse a deployment: three probe
+ * periods. A slot that stays short of ready this long is refused, as before.
+ */
+export const ACTIVE_SLOT_SETTLE_MS = 15_000;
+
 /** The live state read in preflight: which slot serves, and what each slot runs. */
 export interface LiveState {
   activeSlot: Slot;

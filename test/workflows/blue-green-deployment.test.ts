@@ -527,9 +527,10 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
     const result = await withWorker(env, double, async (taskQueue) =>
       deploymentResult(await startDeployment(env, taskQueue, testSpec())),
     );
-    // Read again each second for ACTIVE_SLOT_SETTLE_MS (15 s), then refused: only reads.
+    // Read again each second of the deployment's time (skipped here) for ACTIVE_SLOT_SETTLE_MS
+    // (15 s), then refused: only reads.
     const calls = double.platformCalls();
-    assert.ok(calls.length >= 10, `${calls.length} reads of the live state`);
+    assert.equal(calls.length, 16, `${calls.length} reads of the live state`);
     assert.deepEqual(new Set(calls), new Set(['describe']));
     assert.equal(result.outcome, 'Failed');
     assert.equal(result.reason, 'PreflightFailed');
@@ -542,15 +543,19 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
   it('goes on when a live pod that missed a readiness probe is Ready again within the settle', async () => {
     const double = new RecordingPlatformDouble();
     double.slots.blue.readyReplicas = 2;
-    // Back in its Service at the next probe, 3 s on.
-    const back = setTimeout(() => (double.slots.blue.readyReplicas = 3), 3_000);
+    // Back in its Service at the next probe: ready from the live state's third read (2 s on).
+    const describe = double.describe.bind(double);
+    let reads = 0;
+    double.describe = async (target) => {
+      if (++reads === 3) double.slots.blue.readyReplicas = 3;
+      return await describe(target);
+    };
     const result = await withWorker(env, double, async (taskQueue) =>
       deploymentResult(await startDeployment(env, taskQueue, testSpec())),
-    ).finally(() => clearTimeout(back));
+    );
     assert.equal(result.outcome, 'Succeeded', result.message);
     assert.equal(double.selector, 'green');
-    const reads = double.platformCalls().filter((c) => c === 'describe').length;
-    assert.ok(reads >= 2, `the live state read ${reads} times`);
+    assert.ok(reads >= 3, `the live state read ${reads} times`);
   });
 
   it('refuses to deploy onto an active slot that breaches a gated SLO, naming it, with nothing changed', async () => {

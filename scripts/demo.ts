@@ -163,6 +163,9 @@ function trafficLines(report: TrafficScore, faultyErrors: number): string[] {
     `requests sent through ${ENTRY}: ${report.sent} in ${report.seconds.toFixed(0)} s`,
     `  answered 2xx:                            ${report.ok}`,
     `  connection-level failures (target 0):     ${report.connectionFailures}${report.failureSamples.length ? `  e.g. ${report.failureSamples[0]}` : ''}`,
+    ...(report.resentAfterIdleClose > 0
+      ? [`  sent again, their kept-alive connection closed as idle: ${report.resentAfterIdleClose}`]
+      : []),
     `  5xx from the faulty version before its rollback: ${faultyErrors}`,
     `  other 5xx:                               ${report.serverErrors - faultyErrors}`,
     `  served by: ${served}`,

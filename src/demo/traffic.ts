@@ -15,6 +15,11 @@ export interface TrafficScore {
   otherAnswers: number;
   /** No HTTP answer at all: refused, reset, timed out. The zero-downtime target is none. */
   connectionFailures: number;
+  /**
+   * Requests sent again because the router had closed the idle kept-alive connection they went out
+   * on, before reading them (the keep-alive race every HTTP client meets; see `send`).
+   */
+  resentAfterIdleClose: number;
   /** Answers per Deployment that served them (from the router's x-served-by). */
   servedBy: Record<string, number>;
   /** 5xx answers per Deployment that gave them. */
@@ -48,6 +53,7 @@ export class TrafficGenerator {
     serverErrors: 0,
     otherAnswers: 0,
     connectionFailures: 0,
+    resentAfterIdleClose: 0,
     servedBy: {},
     serverErrorsBy: {},
     failureSamples: [],
@@ -106,45 +112,66 @@ export class TrafficGenerator {
   private send(target: URL): Promise<void> {
     this.report.sent += 1;
     const started = performance.now();
-    return new Promise((resolve) => {
-      const call = request(
-        target,
-        {
-          method: 'POST',
-          agent: this.agent,
-          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(DETECTION) },
-          timeout: 10_000,
-        },
-        (answer) => {
-          answer.resume();
-          answer.once('end', () => {
-            this.latencies.push(performance.now() - started);
-            const status = answer.statusCode ?? 0;
-            if (status >= 200 && status < 300) this.report.ok += 1;
-            else if (status >= 500) this.report.serverErrors += 1;
-            else this.report.otherAnswers += 1;
-            const pod = answer.headers['x-served-by'];
-            if (typeof pod === 'string') {
-              const deployment = pod.replace(/-[0-9]+$/, '');
-              this.report.servedBy[deployment] = (this.report.servedBy[deployment] ?? 0) + 1;
-              if (status >= 500)
-                this.report.serverErrorsBy[deployment] = (this.report.serverErrorsBy[deployment] ?? 0) + 1;
-            }
-            resolve();
-          });
-          answer.once('error', (error) => this.fail(error, resolve));
-        },
-      );
-      call.once('timeout', () => call.destroy(new Error('no answer within 10 s')));
-      call.once('error', (error) => this.fail(error, resolve));
-      call.end(DETECTION);
-    });
+    return new Promise((resolve) => this.attempt(target, started, resolve, false));
   }
 
-  private fail(error: Error, done: () => void): void {
+  /**
+   * One try of a request. A kept-alive connection the router closed as idle (its keep-alive
+   * timeout) can be picked for a request at the moment it closes: the request then fails with
+   * ECONNRESET on a reused socket, never read by the router. As browsers and Node's documentation
+   * do, such a request is sent once more, on a new connection, and counted apart; any other failure
+   * is the router's and counts against zero downtime.
+   */
+  private attempt(target: URL, started: number, done: () => void, again: boolean): void {
+    const call = request(
+      target,
+      {
+        method: 'POST',
+        agent: this.agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(DETECTION) },
+        timeout: 10_000,
+      },
+      (answer) => {
+        answer.resume();
+        answer.once('end', () => {
+          this.latencies.push(performance.now() - started);
+          const status = answer.statusCode ?? 0;
+          if (status >= 200 && status < 300) this.report.ok += 1;
+          else if (status >= 500) this.report.serverErrors += 1;
+          else this.report.otherAnswers += 1;
+          const pod = answer.headers['x-served-by'];
+          if (typeof pod === 'string') {
+            const deployment = pod.replace(/-[0-9]+$/, '');
+            this.report.servedBy[deployment] = (this.report.servedBy[deployment] ?? 0) + 1;
+            if (status >= 500)
+              this.report.serverErrorsBy[deployment] = (this.report.serverErrorsBy[deployment] ?? 0) + 1;
+          }
+          done();
+        });
+        answer.once('error', (error) => this.fail(error, done));
+      },
+    );
+    call.once('timeout', () => call.destroy(new Error('no answer within 10 s')));
+    call.once('error', (error: NodeJS.ErrnoException) => {
+      if (!again && call.reusedSocket && error.code === 'ECONNRESET') {
+        this.report.resentAfterIdleClose += 1;
+        return this.attempt(target, started, done, true);
+      }
+      this.fail(error, done, call.reusedSocket);
+    });
+    call.end(DETECTION);
+  }
+
+  /** A connection-level failure, the first few kept with when it came and on what connection. */
+  private fail(error: Error, done: () => void, reused?: boolean): void {
     this.report.connectionFailures += 1;
-    if (this.report.failureSamples.length < 5)
-      this.report.failureSamples.push(`${(error as NodeJS.ErrnoException).code ?? ''} ${error.message}`.trim());
+    if (this.report.failureSamples.length < 5) {
+      const at = ((performance.now() - this.startedAt) / 1000).toFixed(1);
+      const connection = reused === undefined ? '' : reused ? ', on a kept-alive connection' : ', on a new connection';
+      this.report.failureSamples.push(
+        `${`${(error as NodeJS.ErrnoException).code ?? ''} ${error.message}`.trim()} (${at} s in${connection})`,
+      );
+    }
     done();
   }
 }

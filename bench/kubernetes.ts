@@ -107,6 +107,22 @@ function cpuOf(pid: number): number {
 }
 
 /** CPU seconds spent so far by every running process, summed by command name (from /proc). */
+/** The API server's requests so far, by verb and in all (its apiserver_request_total, as `kubectl get --raw /metrics` reads it). */
+async function apiRequests(kubeconfig: string): Promise<Map<string, number>> {
+  const { stdout } = await run('kubectl', ['--kubeconfig', kubeconfig, 'get', '--raw', '/metrics'], {
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const counts = new Map<string, number>();
+  for (const line of stdout.split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    const verb = /verb="([A-Z]+)"/.exec(line)?.[1] ?? '?';
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    counts.set(verb, (counts.get(verb) ?? 0) + value);
+    counts.set('all', (counts.get('all') ?? 0) + value);
+  }
+  return counts;
+}
+
 function cpuByCommand(): Map<string, number> {
   const seconds = new Map<string, number>();
   for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
@@ -267,6 +283,7 @@ async function main(): Promise<void> {
     const sampler = setInterval(() => (peakDuring = Math.max(peakDuring, memoryOf(worker).rss)), 200);
     const cpuBefore = cpuByCommand();
     const serverBefore = cpuOf(server);
+    const requestsBefore = await apiRequests(plane.kubeconfigPath);
     const started = performance.now();
     const handles = await Promise.all(
       Array.from({ length: APPS }, (_, i) => client.start(spec(appName(i), 'v2.0.0', TICKS * 2, 1))),
@@ -274,6 +291,7 @@ async function main(): Promise<void> {
     const results: DeploymentResult[] = await Promise.all(handles.map((h) => deploymentResult(h)));
     const allSeconds = (performance.now() - started) / 1000;
     const serverPerConcurrent = (cpuOf(server) - serverBefore) / APPS;
+    const requestsAfter = await apiRequests(plane.kubeconfigPath);
     clearInterval(sampler);
     const cpu = [...cpuByCommand()]
       .map(([command, total]) => [command, total - (cpuBefore.get(command) ?? 0)] as const)
@@ -313,6 +331,13 @@ async function main(): Promise<void> {
     for (const r of failed.slice(0, 5)) say(`  ${r.outcome}: ${r.message}`);
     say(
       `  CPU seconds meanwhile (of ${(allSeconds * cpus().length).toFixed(0)} available): ${cpu.map(([command, used]) => `${command} ${used.toFixed(0)}`).join(', ')}`,
+    );
+    const requests = (verb?: string) =>
+      (requestsAfter.get(verb ?? 'all') ?? 0) - (requestsBefore.get(verb ?? 'all') ?? 0);
+    say(
+      `  API server requests meanwhile, every client's (the worker, the controllers, the scheduler, the nodes): ${requests()}, ` +
+        `${(requests() / APPS).toFixed(0)} a deployment; of them GET ${requests('GET')}, LIST ${requests('LIST')}, WATCH ${requests('WATCH')}, ` +
+        `PATCH ${requests('PATCH')}, PUT ${requests('PUT')}, CREATE ${requests('POST')}`,
     );
     const p95 = percentile(overheads, 95);
     const parts = [...new Set(spent.flatMap((s) => Object.keys(s)))].sort();

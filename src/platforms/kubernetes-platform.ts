@@ -251,14 +251,19 @@ export class KubernetesPlatform implements Platform {
     for (let poll = FIRST_POLL_MS; ; poll = Math.min(MAX_POLL_MS, poll * 1.5)) {
       const deployment = await this.readDeployment(target, slot);
       const status = deployment.status ?? {};
-      const old = await this.podsOfOlderTemplates(target, deployment);
-      progress.heartbeat({ ready: status.readyReplicas ?? 0, of: replicas, oldPods: old.length });
       const caughtUp = (status.observedGeneration ?? 0) >= (deployment.metadata?.generation ?? 0);
       const counts = [status.updatedReplicas ?? 0, status.readyReplicas ?? 0, status.availableReplicas ?? 0];
-      if (caughtUp && counts.every((n) => n === replicas) && old.length === 0) {
+      // Pods of an older template are looked for (two lists) only once the Deployment's own counts
+      // are complete: before that it is not ready anyway, and a poll is one read, not three (a
+      // hundred rollouts at once polled the API server about 200 times a second).
+      const complete = caughtUp && counts.every((n) => n === replicas);
+      const old = complete ? await this.podsOfOlderTemplates(target, deployment) : null;
+      progress.heartbeat({ ready: status.readyReplicas ?? 0, of: replicas, ...(old ? { oldPods: old.length } : {}) });
+      if (old?.length === 0) {
         return { readyReplicas: replicas, seconds: (performance.now() - started) / 1000 };
       }
       if (performance.now() - started > timeoutSeconds * 1000) {
+        const older = old ?? (await this.podsOfOlderTemplates(target, deployment));
         const pods = await this.podsOf(target, deployment);
         const restarts = pods.reduce((sum, pod) => sum + restartsOf(pod), 0);
         const waiting = [
@@ -274,7 +279,7 @@ export class KubernetesPlatform implements Platform {
             `deployment ${target.deployments[slot]} in namespace ${target.namespace}: ` +
             `${status.readyReplicas ?? 0} of ${replicas} replicas ready ` +
             `after ${timeoutSeconds} s (updated ${status.updatedReplicas ?? 0}, available ` +
-            `${status.availableReplicas ?? 0}, ${old.length} pods of an older template, ` +
+            `${status.availableReplicas ?? 0}, ${older.length} pods of an older template, ` +
             `${restarts} restarts${waiting.length ? `, waiting: ${waiting.join(', ')}` : ''})`,
           nonRetryable: true,
         });

@@ -31,9 +31,19 @@ cleanup() {
   kill "$plane_pid" 2>/dev/null; wait "$plane_pid" 2>/dev/null || true
   awk -v d="$TMPDIR/" 'index($2, d) == 1 { print length($2), $2 }' /proc/mounts | sort -rn | cut -d' ' -f2- |
     xargs -r -d '\n' umount -l || true
-  rm -rf --one-file-system "$TMPDIR"
+  rm -rf --one-file-system "$TMPDIR" "${BLUEGREEN_COMPILED_SRC:-}"
 }
 trap cleanup EXIT
+
+# Our own processes the files start (workers, the local platform) run transpiled JavaScript, not
+# through tsx (a worker loaded in 1.9 CPU-seconds against 4.0): src/ transpiled once (esbuild,
+# about a second) beside src/, so that the paths they derive from their own location hold.
+# The type check below is what checks the types.
+export BLUEGREEN_COMPILED_SRC="$PWD/.suite-build"
+rm -rf "$BLUEGREEN_COMPILED_SRC"
+mapfile -t sources < <(find src -name '*.ts' ! -name '*.d.ts')
+npx esbuild "${sources[@]}" --outbase=src --outdir="$BLUEGREEN_COMPILED_SRC" --platform=node --format=esm \
+  --target=node20 --log-level=warning
 
 # The workflows bundled once for the whole suite (a few CPU-seconds each time), beside the checks:
 # every worker the files start, in their processes or as processes of their own, loads this file.

@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { exited, stopProcess, waitUntilReady } from '../processes/processes.js';
-import { ROOT } from './simulator-process.js';
+import { nodeEntry, ROOT } from './simulator-process.js';
 
 export interface WorkerProcessOptions {
   /** Node's arguments (default: src/worker/main.ts through tsx). */
@@ -30,7 +30,7 @@ export interface WorkerProcess {
 /** Starts a worker process; resolves when it polls its task queue. */
 export async function startWorkerProcess({ command, env, metricsPort }: WorkerProcessOptions): Promise<WorkerProcess> {
   let output = '';
-  const child = spawn(process.execPath, command ?? ['--import', 'tsx', 'src/worker/main.ts'], {
+  const child = spawn(process.execPath, command ?? nodeEntry('src/worker/main.ts'), {
     cwd: ROOT,
     env: { ...process.env, ...env, BLUEGREEN_METRICS_ADDRESS: `127.0.0.1:${metricsPort}` },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -68,7 +68,6 @@ describe('three workers on one task queue, one SIGKILLed every 20 s, under 50 de
 
   const startWorker = async () =>
     await startWorkerProcess({
-      command: ['--import', 'tsx', 'src/worker/main.ts'],
       env: workerEnv,
       metricsPort: await freePort(),
     });

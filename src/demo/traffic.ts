@@ -17,7 +17,7 @@ export interface TrafficScore {
   connectionFailures: number;
   /**
    * Requests sent again because the router had closed the idle kept-alive connection they went out
-   * on, before reading them (the keep-alive race every HTTP client meets; see `send`).
+   * on, before reading them (the keep-alive race every HTTP client meets; see `attempt`).
    */
   resentAfterIdleClose: number;
   /** Answers per Deployment that served them (from the router's x-served-by). */

@@ -106,7 +106,6 @@ function cpuOf(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** CPU seconds spent so far by every running process, summed by command name (from /proc). */
 /** The API server's requests so far, by verb and in all (its apiserver_request_total, as `kubectl get --raw /metrics` reads it). */
 async function apiRequests(kubeconfig: string): Promise<Map<string, number>> {
   const { stdout } = await run('kubectl', ['--kubeconfig', kubeconfig, 'get', '--raw', '/metrics'], {
@@ -123,6 +122,7 @@ async function apiRequests(kubeconfig: string): Promise<Map<string, number>> {
   return counts;
 }
 
+/** CPU seconds spent so far by every running process, summed by command name (from /proc). */
 function cpuByCommand(): Map<string, number> {
   const seconds = new Map<string, number>();
   for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {

@@ -149,6 +149,20 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
     this.behaviour = options.behaviour ?? {};
   }
 
+  /** Reads of the live state (`describe`) since the last `missProbe`. */
+  liveReads = 0;
+  private probe: { slot: Slot; backAtRead: number } | null = null;
+
+  /**
+   * A pod out of its Service after a missed readiness probe: `slot` has `readyReplicas` ready until
+   * the live state's `backAtRead`-th read from now (never, by default), then all its replicas again.
+   */
+  missProbe(slot: Slot, readyReplicas: number, backAtRead = Infinity): void {
+    this.slots[slot].readyReplicas = readyReplicas;
+    this.probe = { slot, backAtRead };
+    this.liveReads = 0;
+  }
+
   /** The calls as `name slot` strings, without the monitor's per-tick measurements. */
   platformCalls(): string[] {
     return inPreflightOrder(
@@ -225,6 +239,11 @@ export class RecordingPlatformDouble implements Platform, SmokeRunner, SloSource
 
   async describe(target: Target): Promise<LiveState> {
     this.record('describe', null, target);
+    this.liveReads += 1;
+    if (this.probe && this.liveReads >= this.probe.backAtRead) {
+      this.slots[this.probe.slot].readyReplicas = this.slots[this.probe.slot].replicas;
+      this.probe = null;
+    }
     const state = (slot: Slot) => ({
       slot,
       deployment: target.deployments[slot],

@@ -159,17 +159,16 @@ export async function prepareRealNode({ dir, harness, log = () => undefined }: R
   if (left) {
     // A node whose process was killed: its containers, shims and mounts outlived it.
     await killCgroup('kubepods');
-    await killShims(join(left, 'containerd'));
-    await unmountUnder(left);
+    killShims(join(left, 'containerd'));
+    unmountUnder(left);
     log(`cleared what a real node killed before its stop() left in ${left}`);
   }
   // However this process ends (a file ended at its bound exits on SIGTERM), the shims and the mounts
   // its pods made go with it (a process killed outright leaves them to the next node's start);
   // stop() does it all in order when the node ends normally.
   const unmountAtExit = () => {
-    void killShims(join(dir, 'containerd')); // synchronous: it awaits nothing
-    for (const mount of mountsUnder(dir)) spawnSync('umount', ['-l', mount]);
-    removeNetnsFiles();
+    killShims(join(dir, 'containerd'));
+    unmountUnder(dir);
   };
   process.once('exit', unmountAtExit);
   const binaries = {
@@ -199,8 +198,8 @@ export async function prepareRealNode({ dir, harness, log = () => undefined }: R
       () => parts.stop('kubelet'),
       () => killCgroup('kubepods'),
       () => parts.stop('containerd'),
-      () => killShims(containerdDir),
-      () => unmountUnder(dir),
+      async () => killShims(containerdDir),
+      async () => unmountUnder(dir),
       async () => void process.off('exit', unmountAtExit),
     ];
     let failure: unknown = null;
@@ -374,7 +373,7 @@ async function killCgroup(name: string): Promise<void> {
 }
 
 /** containerd's runc shims outlive containerd: they are found by the socket directory in their command line. */
-async function killShims(containerdDir: string): Promise<void> {
+function killShims(containerdDir: string): void {
   for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
     try {
       const command = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
@@ -394,12 +393,15 @@ function mountsUnder(dir: string): string[] {
     .sort((a, b) => b.length - a.length);
 }
 
-/** Unmounts every mount under `dir`, deepest first, then removes the pods' network-namespace files. */
-async function unmountUnder(dir: string): Promise<void> {
+/**
+ * Unmounts every mount under `dir`, deepest first, then removes the pods' network-namespace files.
+ * Synchronous, so that a process's 'exit' handler can run it too.
+ */
+function unmountUnder(dir: string): void {
   for (let pass = 0; pass < 3; pass++) {
     const mounts = mountsUnder(dir);
     if (mounts.length === 0) break;
-    for (const mount of mounts) await quietly('umount', ['-l', mount]);
+    for (const mount of mounts) spawnSync('umount', ['-l', mount], { stdio: 'ignore' });
   }
   removeNetnsFiles();
 }

@@ -542,20 +542,14 @@ describe('blueGreenDeploymentWorkflow on the time-skipping server', () => {
 
   it('goes on when a live pod that missed a readiness probe is Ready again within the settle', async () => {
     const double = new RecordingPlatformDouble();
-    double.slots.blue.readyReplicas = 2;
     // Back in its Service at the next probe: ready from the live state's third read (2 s on).
-    const describe = double.describe.bind(double);
-    let reads = 0;
-    double.describe = async (target) => {
-      if (++reads === 3) double.slots.blue.readyReplicas = 3;
-      return await describe(target);
-    };
+    double.missProbe('blue', 2, 3);
     const result = await withWorker(env, double, async (taskQueue) =>
       deploymentResult(await startDeployment(env, taskQueue, testSpec())),
     );
     assert.equal(result.outcome, 'Succeeded', result.message);
     assert.equal(double.selector, 'green');
-    assert.ok(reads >= 3, `the live state read ${reads} times`);
+    assert.ok(double.liveReads >= 3, `the live state read ${double.liveReads} times`);
   });
 
   it('refuses to deploy onto an active slot that breaches a gated SLO, naming it, with nothing changed', async () => {

@@ -131,28 +131,19 @@ describe('planWorkflow on the time-skipping server', () => {
   });
   it('gives a live pod that missed a readiness probe the settle preflight gives it, and fails a slot still short after it', async () => {
     const double = new RecordingPlatformDouble();
-    double.slots.blue.readyReplicas = 2;
     // Back in its Service at the next probe: ready from the live state's third read (2 s on).
-    const describe = double.describe.bind(double);
-    let reads = 0;
-    let backAt = 3;
-    double.describe = async (target) => {
-      if (++reads === backAt) double.slots.blue.readyReplicas = 3;
-      return await describe(target);
-    };
+    double.missProbe('blue', 2, 3);
     await withWorker(env, double, async (taskQueue) => {
       const client = new DeploymentClient(env.client, taskQueue);
       const back = (await client.plan(testSpec())).plan!;
       assert.equal(back.proceeds, true, JSON.stringify(back.checks));
-      assert.equal(reads, 3);
+      assert.equal(double.liveReads, 3);
 
       // Short for good: read each second of the plan's time (skipped here) for 15 s, then failed.
-      double.slots.blue.readyReplicas = 1;
-      reads = 0;
-      backAt = Infinity;
+      double.missProbe('blue', 1);
       const short = (await client.plan(testSpec())).plan!;
       assert.equal(short.proceeds, false);
-      assert.equal(reads, 16);
+      assert.equal(double.liveReads, 16);
       assert.deepEqual(
         short.checks.filter((c) => c.kind === 'live').map((c) => [c.name, c.verdict, c.detail]),
         [

@@ -4,7 +4,8 @@
  * Prometheus file_sd targets file listing every running pod. It outlives any worker, so a worker
  * that crashes and restarts finds its slots as it left them.
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
@@ -96,6 +97,7 @@ export class LocalCluster {
   readonly targetsFile: string;
   private control: FastifyInstance | null = null;
   private targetsPending = false;
+  private targetsWritten: Promise<unknown> = Promise.resolve();
   /** The cluster's events, newest last; a repeat of the last one for an object is counted, not added. */
   private readonly events: ClusterEvent[] = [];
 
@@ -127,7 +129,7 @@ export class LocalCluster {
   }
 
   async start(): Promise<void> {
-    this.writeTargets();
+    await this.writeTargets();
     for (const listener of [...this.services, ...this.routes, ...this.ingresses]) await listener.listen();
     await Promise.all(this.deployments.map((d) => d.reconcile()));
     this.control = this.controlApi();
@@ -139,6 +141,7 @@ export class LocalCluster {
     await this.control?.close();
     await Promise.all([...this.services, ...this.routes, ...this.ingresses].map((s) => s.close()));
     await Promise.all(this.deployments.map((d) => d.shutdown()));
+    await this.targetsWritten;
   }
 
   private record(event: ObjectEvent): void {
@@ -311,18 +314,25 @@ export class LocalCluster {
     return app;
   }
 
-  /** Coalesces bursts of pod changes into one write of the targets file. */
+  /**
+   * Coalesces bursts of pod changes into one write of the targets file, one write at a time, each
+   * of the pods as they are when it starts. Off the event loop: the routers serve from this process,
+   * and a synchronous write on a disk busy with others' writes held every request for seconds.
+   */
   private scheduleTargets(): void {
     if (this.targetsPending) return;
     this.targetsPending = true;
-    setImmediate(() => {
-      this.targetsPending = false;
-      this.writeTargets();
-    });
+    this.targetsWritten = this.targetsWritten
+      .then(() => new Promise((resolve) => setImmediate(resolve)))
+      .then(() => {
+        this.targetsPending = false;
+        return this.writeTargets();
+      })
+      .catch((error: unknown) => process.stderr.write(`prometheus targets not written: ${String(error)}\n`));
   }
 
   /** Prometheus file_sd: one group per running pod, written atomically. */
-  private writeTargets(): void {
+  private async writeTargets(): Promise<void> {
     const groups = this.deployments.flatMap((d) =>
       d
         .allPods()
@@ -333,7 +343,7 @@ export class LocalCluster {
         })),
     );
     const temporary = `${this.targetsFile}.tmp`;
-    writeFileSync(temporary, JSON.stringify(groups, null, 2));
-    renameSync(temporary, this.targetsFile);
+    await writeFile(temporary, JSON.stringify(groups, null, 2));
+    await rename(temporary, this.targetsFile);
   }
 }

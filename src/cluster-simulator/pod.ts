@@ -1,7 +1,9 @@
 /**
  * One replica of a local Deployment: a child process on a port of its own, probed for readiness
- * like a kubelet would (its readiness path, every 250 ms), restarted with backoff when it dies and
- * counted as a restart, and stopped with SIGTERM, then SIGKILL after the grace period.
+ * like a kubelet would (its readiness path, one probe at a time, 250 ms apart, each with a second's
+ * timeout; unready after three failures in a row, Kubernetes' default failureThreshold, and ready
+ * again on one success), restarted with backoff when it dies and counted as a restart, and stopped
+ * with SIGTERM, then SIGKILL after the grace period.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -45,6 +47,12 @@ export interface PodStatus {
 }
 
 const PROBE_INTERVAL_MS = 250;
+/**
+ * Probes failed in a row before a ready pod leaves its Service's endpoints (Kubernetes' default).
+ * One slow answer is not an outage: on a loaded node a probe's 1 s timeout passes now and then, and
+ * a pod dropped on it leaves the Service with no endpoint (503) when its peer is as slow.
+ */
+const FAILURE_THRESHOLD = 3;
 const MAX_BACKOFF_MS = 5_000;
 /** Lines each container instance keeps for `logs` (a kubelet keeps files; the evidence reads the tail). */
 const LOG_RING_LINES = 1000;
@@ -81,6 +89,8 @@ export class Pod {
   private probe: NodeJS.Timeout | null = null;
   private restartTimer: NodeJS.Timeout | null = null;
   private terminated: Promise<void> | null = null;
+  /** Readiness probes failed since the last that passed. */
+  private failedProbes = 0;
   /** The running container's log, and the one before it (after a restart), as `kubectl logs --previous`. */
   private log = new LogRing();
   private previousLog: LogRing | null = null;
@@ -109,6 +119,7 @@ export class Pod {
     child.once('close', () => file.end());
     this.child = child;
     this.phase = PodPhase.Running;
+    this.failedProbes = 0;
     this.record({
       type: 'Normal',
       reason: 'Started',
@@ -118,7 +129,7 @@ export class Pod {
     });
     child.once('error', () => undefined); // a command that cannot start exits with a code too
     child.once('exit', (code, signal) => this.onExit(child, code, signal));
-    this.probe ??= setInterval(() => void this.probeReadiness(), PROBE_INTERVAL_MS);
+    if (!this.probe) this.probeAfterInterval();
     this.onChange();
   }
 
@@ -151,7 +162,7 @@ export class Pod {
     this.phase = PodPhase.Terminating;
     this.record({ type: 'Normal', reason: 'Killing', message: `Stopping container ${this.spec.deployment}` });
     this.setReady(false);
-    if (this.probe) clearInterval(this.probe);
+    if (this.probe) clearTimeout(this.probe);
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.onChange();
     if (this.child) await stopProcess(this.child, this.spec.terminationGracePeriodSeconds * 1000);
@@ -181,6 +192,17 @@ export class Pod {
     }, backoff);
   }
 
+  /** The next probe, an interval after the last one ended: as a kubelet, one probe at a time. */
+  private probeAfterInterval(): void {
+    this.probe = setTimeout(
+      () =>
+        void this.probeReadiness().then(() => {
+          if (this.phase !== PodPhase.Terminating && this.phase !== PodPhase.Terminated) this.probeAfterInterval();
+        }),
+      PROBE_INTERVAL_MS,
+    );
+  }
+
   private async probeReadiness(): Promise<void> {
     if (this.phase !== PodPhase.Running || !this.child) return;
     const child = this.child;
@@ -194,7 +216,9 @@ export class Pod {
     } catch {
       ready = false;
     }
-    if (this.phase === PodPhase.Running && this.child === child) this.setReady(ready);
+    if (this.phase !== PodPhase.Running || this.child !== child) return;
+    this.failedProbes = ready ? 0 : this.failedProbes + 1;
+    if (ready || this.failedProbes >= FAILURE_THRESHOLD) this.setReady(ready);
   }
 
   private setReady(ready: boolean): void {

@@ -4,6 +4,7 @@
  * from the service's own 5xx, which slot served, and the latency of every answer.
  */
 import { Agent, request } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 export interface TrafficScore {
   sent: number;
@@ -29,6 +30,13 @@ export interface TrafficScore {
   seconds: number;
   /** The first few connection failures, for a report a person can act on. */
   failureSamples: string[];
+  /** The first few 5xx answers: status, who answered, the start of the body, when. */
+  serverErrorSamples: string[];
+  /**
+   * The longest this generator's own process was held from running, in ms: a request's 10 s
+   * timeout is this process's timer, so a stall here times out answers that had come.
+   */
+  generatorStallMs: number;
 }
 
 const DETECTION = JSON.stringify({
@@ -47,7 +55,8 @@ export class TrafficGenerator {
   private readonly latencies: number[] = [];
   private startedAt = 0;
   private stoppedAt = 0;
-  private readonly report: Omit<TrafficScore, 'p50Ms' | 'p99Ms' | 'seconds'> = {
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: 20 });
+  private readonly report: Omit<TrafficScore, 'p50Ms' | 'p99Ms' | 'seconds' | 'generatorStallMs'> = {
     sent: 0,
     ok: 0,
     serverErrors: 0,
@@ -57,6 +66,7 @@ export class TrafficGenerator {
     servedBy: {},
     serverErrorsBy: {},
     failureSamples: [],
+    serverErrorSamples: [],
   };
 
   /** `rate` requests per second to `url` + /api/detections, at most `maxInFlight` at once. */
@@ -69,6 +79,7 @@ export class TrafficGenerator {
   start(): void {
     this.running = true;
     this.startedAt = performance.now();
+    this.loopDelay.enable();
     this.loop = this.run();
   }
 
@@ -78,6 +89,7 @@ export class TrafficGenerator {
     await this.loop;
     await Promise.all(this.inFlight);
     this.stoppedAt = performance.now();
+    this.loopDelay.disable();
     this.agent.destroy();
     return this.snapshot();
   }
@@ -93,6 +105,7 @@ export class TrafficGenerator {
       p50Ms: at(0.5),
       p99Ms: at(0.99),
       seconds: (end - this.startedAt) / 1000,
+      generatorStallMs: Math.round(this.loopDelay.max / 1e6),
     };
   }
 
@@ -132,14 +145,16 @@ export class TrafficGenerator {
         timeout: 10_000,
       },
       (answer) => {
-        answer.resume();
+        const status = answer.statusCode ?? 0;
+        let body = '';
+        if (status >= 500) answer.on('data', (chunk: Buffer) => (body = (body + chunk.toString()).slice(0, 200)));
+        else answer.resume();
         answer.once('end', () => {
           this.latencies.push(performance.now() - started);
-          const status = answer.statusCode ?? 0;
-          if (status >= 200 && status < 300) this.report.ok += 1;
-          else if (status >= 500) this.report.serverErrors += 1;
-          else this.report.otherAnswers += 1;
           const pod = answer.headers['x-served-by'];
+          if (status >= 200 && status < 300) this.report.ok += 1;
+          else if (status >= 500) this.serverError(status, pod, body);
+          else this.report.otherAnswers += 1;
           if (typeof pod === 'string') {
             const deployment = pod.replace(/-[0-9]+$/, '');
             this.report.servedBy[deployment] = (this.report.servedBy[deployment] ?? 0) + 1;
@@ -160,6 +175,15 @@ export class TrafficGenerator {
       this.fail(error, done, call.reusedSocket);
     });
     call.end(DETECTION);
+  }
+
+  /** A 5xx answer, the first few kept with when it came, who gave it and what it said. */
+  private serverError(status: number, pod: string | string[] | undefined, body: string): void {
+    this.report.serverErrors += 1;
+    if (this.report.serverErrorSamples.length < 5) {
+      const at = ((performance.now() - this.startedAt) / 1000).toFixed(1);
+      this.report.serverErrorSamples.push(`${status} from ${pod ?? 'the router'}: ${body.trim()} (${at} s in)`);
+    }
   }
 
   /** A connection-level failure, the first few kept with when it came and on what connection. */

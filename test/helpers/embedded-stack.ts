@@ -111,5 +111,10 @@ export async function routeAllTo(stack: EmbeddedStack, slot: Slot): Promise<void
 export async function stopStackUnderTraffic(running: Partial<StackUnderTraffic>): Promise<void> {
   const score = await running.traffic?.stop();
   await running.stack?.stop();
-  assert.equal(score?.connectionFailures ?? 0, 0, `requests went unanswered: ${score?.failureSamples.join('; ')}`);
+  assert.equal(
+    score?.connectionFailures ?? 0,
+    0,
+    `requests went unanswered: ${score?.failureSamples.join('; ')} ` +
+      `(the generator's own process stalled up to ${score?.generatorStallMs} ms)`,
+  );
 }

@@ -67,16 +67,20 @@ export interface ControlPlane {
 /**
  * `realNode`: instead of simulated nodes, one real node on this machine (real-node.ts), the API
  * server bound to the node's address so that pods reach it through the `kubernetes` Service.
+ * `controllerQps`: the controller manager's requests per second to the API server (its
+ * `--kube-api-qps`, burst twice that); unset, Kubernetes' default of 20.
  */
 export async function startControlPlane({
   dir,
   nodes = 2,
   realNode = false,
+  controllerQps,
   log = () => undefined,
 }: {
   dir: string;
   nodes?: number;
   realNode?: boolean;
+  controllerQps?: number;
   log?: (line: string) => void;
 }): Promise<ControlPlane> {
   await buildHarness(log);
@@ -161,6 +165,7 @@ export async function startControlPlane({
       `--secure-port=${await freePort()}`,
       '--bind-address=127.0.0.1',
       '--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller',
+      ...(controllerQps ? [`--kube-api-qps=${controllerQps}`, `--kube-api-burst=${2 * controllerQps}`] : []),
       '--v=0',
     ]);
     launch('kube-scheduler', [`--kubeconfig=${kubeconfigPath}`, '--leader-elect=false', `--secure-port=${await freePort()}`, '--bind-address=127.0.0.1', '--v=0']);

@@ -1,14 +1,7 @@
 #!/usr/bin/env node
-// The Release controller (GitOps; configuration from the environment: see the README). Installed
-// from the package, it runs the compiled controller in dist/; in a checkout (where src/ is), the
-// TypeScript through tsx, as `npm run controller` does.
-import { existsSync } from 'node:fs';
+// The Release controller (GitOps; configuration from the environment: see the README): the
+// compiled controller when installed, its TypeScript in a checkout, as `npm run controller` runs it
+// (entry.js).
+import { importEntry } from './entry.js';
 
-const source = new URL('../src/gitops/main.ts', import.meta.url);
-if (existsSync(source)) {
-  const { register } = await import('tsx/esm/api');
-  register();
-  await import(source.href);
-} else {
-  await import(new URL('../dist/gitops/main.js', import.meta.url).href);
-}
+await importEntry('gitops/main');

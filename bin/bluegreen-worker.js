@@ -1,14 +1,6 @@
 #!/usr/bin/env node
-// The deployment worker (configuration from the environment: see the README). Installed from the
-// package, it runs the compiled worker in dist/; in a checkout (where src/ is), the TypeScript
-// through tsx, as `npm run worker` does.
-import { existsSync } from 'node:fs';
+// The deployment worker (configuration from the environment: see the README): the compiled worker
+// when installed, its TypeScript in a checkout, as `npm run worker` runs it (entry.js).
+import { importEntry } from './entry.js';
 
-const source = new URL('../src/worker/main.ts', import.meta.url);
-if (existsSync(source)) {
-  const { register } = await import('tsx/esm/api');
-  register();
-  await import(source.href);
-} else {
-  await import(new URL('../dist/worker/main.js', import.meta.url).href);
-}
+await importEntry('worker/main');

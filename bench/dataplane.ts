@@ -36,7 +36,7 @@ import {
   ROUTERS,
   startDataPlane,
 } from '../test/helpers/dataplane.js';
-import type { Figures, Router } from '../test/helpers/dataplane.js';
+import type { DataPlane, Figures, Router } from '../test/helpers/dataplane.js';
 import { median } from './statistics.js';
 
 const RATE = Number(process.env['RATE'] ?? 500);
@@ -53,6 +53,27 @@ const medianOf = (values: (number | undefined)[]) => {
   const measured = values.filter((v): v is number => v !== undefined);
   return measured.length > 0 ? median(measured) : undefined;
 };
+
+/**
+ * The containers the kubelet has restarted so far, but the crashing version's, with the last
+ * liveness failure it reported: a live slot restarted under the traffic is a failure the routers
+ * did not cause.
+ */
+async function restarts(dataPlane: DataPlane): Promise<string> {
+  const pods = await dataPlane.core.listNamespacedPod({ namespace: dataPlane.namespace });
+  const restarted = pods.items
+    .filter((p) => !p.spec?.containers[0]?.image?.includes('crashloop'))
+    .flatMap((p) => (p.status?.containerStatuses ?? []).map((c) => ({ pod: p.metadata!.name!, c })))
+    .filter(({ c }) => c.restartCount > 0)
+    .map(({ pod, c }) => `${pod} ${c.restartCount}x (${c.lastState?.terminated?.reason ?? '?'})`);
+  const events = await dataPlane.core.listNamespacedEvent({ namespace: dataPlane.namespace });
+  const liveness = events.items.filter((e) => e.reason === 'Unhealthy' && /Liveness/.test(e.message ?? ''));
+  return (
+    `containers restarted (the crashing version's aside): ${restarted.length ? restarted.join(', ') : 'none'}; ` +
+    `liveness failures reported: ${liveness.reduce((n, e) => n + (e.count ?? 1), 0)}` +
+    (liveness.length ? ` (last: ${liveness.at(-1)!.message})` : '')
+  );
+}
 
 async function main(): Promise<number> {
   if (process.getuid?.() !== 0) {
@@ -109,6 +130,7 @@ async function main(): Promise<number> {
         degraded ? `${degraded.blastRadius} (${degraded.failed.total})` : '-',
         cases.map((c) => c.outcome).join('; '),
       ]);
+      say(`  ${router} ${await restarts(dataPlane)}`);
       if (canaried?.shares)
         say(
           `  ${router} canary shares: ${canaried.shares.map((s) => `${s.weight} % set, ${s.served.toFixed(2)} % served of ${s.requests}`).join('; ')}`,

@@ -216,7 +216,7 @@ describe('detection API: TAK down', () => {
     }
   });
 
-  it('turns /health 503 with the reason when the oldest queued detection is too old', async () => {
+  it('turns /health 503 with the reason when the oldest queued detection is too old, while /live, the liveness probe, stays 200', async () => {
     const api = await startDetectionApi({
       TAK_ADDRESS: '127.0.0.1:1',
       QUEUE_PATH: tempQueuePath(),
@@ -230,6 +230,9 @@ describe('detection API: TAK down', () => {
       const body = (await health.json()) as { status: string; reason: string };
       assert.equal(body.status, 'unhealthy');
       assert.match(body.reason, /oldest undelivered detection waits \d+ s \(limit 1 s\)/);
+      // A restart would not bring TAK back: the process answers, so it lives.
+      const live = await fetch(`${api.url}/live`);
+      assert.deepEqual([live.status, await live.json()], [200, { status: 'alive' }]);
     } finally {
       api.kill('SIGKILL');
       await api.exited;

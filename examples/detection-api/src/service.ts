@@ -121,6 +121,10 @@ export function createDetectionService(config: Config): DetectionService {
     return reply.code(status).send({ error: status === 500 ? 'internal error' : error.message, fields: [] });
   });
 
+  // Liveness: the process answers. Never a dependency's state: a restart does not bring TAK back,
+  // and every replica, started together, would restart together (the deep check is /health).
+  app.get('/live', async () => ({ status: 'alive' }));
+
   app.get('/health', async (_request, reply) => {
     if (draining) return reply.code(503).send({ status: 'shutting_down' });
     const { depth, oldestReceivedAt } = output.backlog();

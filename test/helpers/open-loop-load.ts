@@ -6,9 +6,9 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stopProcess } from '../../src/processes/processes.js';
 
@@ -114,6 +114,8 @@ export class OpenLoopLoad {
     let out = '';
     encode.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
     await new Promise((resolve) => encode.once('close', resolve));
+    // The results (8 to 25 MB a case) are read: a bench's dozens of cases left them all in /tmp.
+    rmSync(dirname(this.results), { recursive: true, force: true });
     return out
       .split('\n')
       .filter(Boolean)

@@ -32,6 +32,7 @@ import {
   blueGreenSwitch,
   canary,
   degradedRollback,
+  FAULTY,
   faultyRollback,
   ROUTERS,
   startDataPlane,
@@ -62,7 +63,7 @@ const medianOf = (values: (number | undefined)[]) => {
 async function restarts(dataPlane: DataPlane): Promise<string> {
   const pods = await dataPlane.core.listNamespacedPod({ namespace: dataPlane.namespace });
   const restarted = pods.items
-    .filter((p) => !p.spec?.containers[0]?.image?.includes('crashloop'))
+    .filter((p) => !p.spec?.containers[0]?.image?.endsWith(`:${FAULTY}`))
     .flatMap((p) => (p.status?.containerStatuses ?? []).map((c) => ({ pod: p.metadata!.name!, c })))
     .filter(({ c }) => c.restartCount > 0)
     .map(({ pod, c }) => `${pod} ${c.restartCount}x (${c.lastState?.terminated?.reason ?? '?'})`);

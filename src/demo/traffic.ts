@@ -39,6 +39,9 @@ export interface TrafficScore {
   generatorStallMs: number;
 }
 
+/** Failures and 5xx answers kept as samples, each kind. */
+const SAMPLES = 5;
+
 const DETECTION = JSON.stringify({
   source: 'demo-uav',
   latitude: 34.0522,
@@ -146,8 +149,10 @@ export class TrafficGenerator {
       },
       (answer) => {
         const status = answer.statusCode ?? 0;
+        // Only a 5xx that will be kept as a sample is read; every other body is discarded.
+        const sampled = status >= 500 && this.report.serverErrorSamples.length < SAMPLES;
         let body = '';
-        if (status >= 500) answer.on('data', (chunk: Buffer) => (body = (body + chunk.toString()).slice(0, 200)));
+        if (sampled) answer.on('data', (chunk: Buffer) => (body = (body + chunk.toString()).slice(0, 200)));
         else answer.resume();
         answer.once('end', () => {
           this.latencies.push(performance.now() - started);
@@ -180,22 +185,26 @@ export class TrafficGenerator {
   /** A 5xx answer, the first few kept with when it came, who gave it and what it said. */
   private serverError(status: number, pod: string | string[] | undefined, body: string): void {
     this.report.serverErrors += 1;
-    if (this.report.serverErrorSamples.length < 5) {
-      const at = ((performance.now() - this.startedAt) / 1000).toFixed(1);
-      this.report.serverErrorSamples.push(`${status} from ${pod ?? 'the router'}: ${body.trim()} (${at} s in)`);
+    if (this.report.serverErrorSamples.length < SAMPLES) {
+      this.report.serverErrorSamples.push(
+        `${status} from ${pod ?? 'the router'}: ${body.trim()} (${this.secondsIn()} s in)`,
+      );
     }
   }
 
   /** A connection-level failure, the first few kept with when it came and on what connection. */
   private fail(error: Error, done: () => void, reused?: boolean): void {
     this.report.connectionFailures += 1;
-    if (this.report.failureSamples.length < 5) {
-      const at = ((performance.now() - this.startedAt) / 1000).toFixed(1);
+    if (this.report.failureSamples.length < SAMPLES) {
       const connection = reused === undefined ? '' : reused ? ', on a kept-alive connection' : ', on a new connection';
-      this.report.failureSamples.push(
-        `${`${(error as NodeJS.ErrnoException).code ?? ''} ${error.message}`.trim()} (${at} s in${connection})`,
-      );
+      const what = `${(error as NodeJS.ErrnoException).code ?? ''} ${error.message}`.trim();
+      this.report.failureSamples.push(`${what} (${this.secondsIn()} s in${connection})`);
     }
     done();
+  }
+
+  /** Seconds since the traffic started, as the samples say it. */
+  private secondsIn(): string {
+    return ((performance.now() - this.startedAt) / 1000).toFixed(1);
   }
 }

@@ -4,12 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Pod } from '../../src/cluster-simulator/pod.js';
 import type { PodEvent } from '../../src/cluster-simulator/pod.js';
+import { freePort } from '../../src/processes/processes.js';
 import { eventually } from '../helpers/eventually.js';
 
 /**
@@ -25,14 +25,6 @@ require('node:http').createServer((req, res) => {
   res.writeHead(probes > after && probes <= after + failures ? 503 : 200).end();
 }).listen(port, '127.0.0.1');
 `;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** The events of a pod of the flaky server, until four probes have passed after its failures. */
 async function podThrough(after: number, failures: number): Promise<PodEvent[]> {

@@ -20,6 +20,7 @@ import {
   routeAllTo,
   startStackUnderTraffic,
   stopStackUnderTraffic,
+  unanswered,
 } from '../helpers/embedded-stack.js';
 import type { StackUnderTraffic } from '../helpers/embedded-stack.js';
 import { REFERENCE_TARGET } from '../helpers/deployment-harness.js';
@@ -51,11 +52,7 @@ async function underTraffic<T>(
     return await body(traffic);
   } finally {
     const score = await traffic.stop();
-    assert.equal(
-      score.connectionFailures,
-      0,
-      `requests through ${router} went unanswered: ${score.failureSamples.join('; ')}`,
-    );
+    assert.equal(score.connectionFailures, 0, `through ${router}, ${unanswered(score)}`);
   }
 }
 

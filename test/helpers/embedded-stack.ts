@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { DETECTION_API_TARGET, EmbeddedStack, freeStackPorts } from '../../src/demo/stack.js';
 import type { StackOptions, StackPorts } from '../../src/demo/stack.js';
 import { TrafficGenerator } from '../../src/demo/traffic.js';
+import type { TrafficScore } from '../../src/demo/traffic.js';
 import type { DeploymentStatus } from '../../src/shared/deployment-status.js';
 import type { Slot } from '../../src/shared/slots.js';
 import { TRAFFIC_ROUTERS } from '../../src/shared/traffic.js';
@@ -111,10 +112,13 @@ export async function routeAllTo(stack: EmbeddedStack, slot: Slot): Promise<void
 export async function stopStackUnderTraffic(running: Partial<StackUnderTraffic>): Promise<void> {
   const score = await running.traffic?.stop();
   await running.stack?.stop();
-  assert.equal(
-    score?.connectionFailures ?? 0,
-    0,
-    `requests went unanswered: ${score?.failureSamples.join('; ')} ` +
-      `(the generator's own process stalled up to ${score?.generatorStallMs} ms)`,
-  );
+  if (score) assert.equal(score.connectionFailures, 0, unanswered(score));
 }
+
+/** What went unanswered, and how long the generator itself stalled (its own timer times requests out). */
+export const unanswered = (score: TrafficScore) =>
+  `requests went unanswered: ${score.failureSamples.join('; ')} ` +
+  `(the generator's own process stalled up to ${score.generatorStallMs} ms)`;
+
+/** The first 5xx answers: who gave them and what they said. */
+export const answered5xx = (score: TrafficScore) => `no request answered 5xx: ${score.serverErrorSamples.join('; ')}`;

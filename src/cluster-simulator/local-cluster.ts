@@ -12,6 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { LocalPlatformConfig } from './config.js';
 import { LocalDeployment, UnknownImageError } from './deployment.js';
+import { logger } from './logger.js';
 import type { ObjectEvent } from './deployment.js';
 import { PodPhase } from './pod.js';
 import { repositoryFromImage, versionFromImage } from '../deployment-spec/deployment-spec.js';
@@ -155,6 +156,7 @@ export class LocalCluster {
       return;
     }
     this.events.push({ ...event, at, count: 1 });
+    if (event.type === 'Warning') logger.warn({ object: event.object, reason: event.reason }, event.message);
     if (this.events.length > MAX_EVENTS) this.events.splice(0, this.events.length - MAX_EVENTS);
   }
 

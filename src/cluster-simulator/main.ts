@@ -4,12 +4,24 @@
  * started within their grace periods.
  */
 import { Command } from 'commander';
-import { pino } from 'pino';
 import { ConfigError } from '../config/env.js';
 import { loadLocalPlatformConfig } from './config.js';
 import { LocalCluster } from './local-cluster.js';
+import { logger } from './logger.js';
 
-const logger = pino({ name: 'bluegreen-local-platform' });
+/** A timer this much later than due means every router here held its requests as long: logged. */
+const STALL_LOGGED_MS = 1_000;
+const STALL_TICK_MS = 250;
+
+/** Logs each stall of this process's event loop: its routers answer nothing meanwhile. */
+function logStalls(): void {
+  let due = performance.now() + STALL_TICK_MS;
+  setInterval(() => {
+    const late = performance.now() - due;
+    if (late >= STALL_LOGGED_MS) logger.warn({ stalledMs: Math.round(late) }, 'the event loop stalled');
+    due = performance.now() + STALL_TICK_MS;
+  }, STALL_TICK_MS).unref();
+}
 
 const program = new Command('local-platform')
   .description('Slots as local processes behind a router per Service, driven through a control API on loopback')
@@ -20,6 +32,7 @@ async function main(): Promise<void> {
   const { config: file } = program.opts<{ config: string }>();
   const cluster = new LocalCluster(loadLocalPlatformConfig(file));
   await cluster.start();
+  logStalls();
   logger.info(
     {
       control: cluster.controlUrl,

@@ -12,6 +12,7 @@
 import { Agent, createServer, request as httpRequest } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { ServiceConfig } from './config.js';
+import { logger } from './logger.js';
 import type { Pod } from './pod.js';
 
 export interface ServiceStatus {
@@ -28,6 +29,9 @@ export interface ServiceStatus {
 export function selects(selector: Record<string, string>, labels: Record<string, string>): boolean {
   return Object.entries(selector).every(([key, value]) => labels[key] === value);
 }
+
+/** A pod still silent this long after a request was sent to it is logged (a client times out at 10 s). */
+const SLOW_ANSWER_MS = 5_000;
 
 const NEVER_REACHED = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE']);
 const HOP_BY_HOP = ['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection'];
@@ -110,11 +114,22 @@ export class LocalService {
       const headers = { ...req.headers };
       for (const name of HOP_BY_HOP) delete headers[name];
       headers['content-length'] = String(body.length);
+      const sentAt = new Date().toISOString();
+      const slow = setTimeout(
+        () =>
+          logger.warn(
+            { service: this.key, pod: pod.spec.name, method: req.method, path: req.url, sentAt },
+            `a pod has not answered for ${SLOW_ANSWER_MS / 1000} s`,
+          ),
+        SLOW_ANSWER_MS,
+      );
+      slow.unref();
       const upstream = httpRequest(
         { host: '127.0.0.1', port: pod.spec.port, method: req.method, path: req.url, headers, agent: this.agent },
         (answer) => {
           const answerHeaders = { ...answer.headers };
           for (const name of HOP_BY_HOP) delete answerHeaders[name];
+          clearTimeout(slow);
           res.writeHead(answer.statusCode ?? 502, { ...answerHeaders, 'x-served-by': pod.spec.name });
           answer.pipe(res);
           answer.once('end', () => {
@@ -128,6 +143,7 @@ export class LocalService {
         },
       );
       upstream.once('error', (error: NodeJS.ErrnoException) => {
+        clearTimeout(slow);
         const neverReached =
           error.code === 'ECONNREFUSED' || (upstream.reusedSocket && NEVER_REACHED.has(error.code ?? ''));
         if (neverReached && !res.headersSent) return resolve('retry');

@@ -193,7 +193,7 @@ describe('abort drills on the embedded stack', () => {
     assert.equal((await live()).activeSlot, from);
     const after = traffic.snapshot();
     assert.equal(after.serverErrors - score.serverErrors, 0, answered5xx(after));
-    assert.equal(after.connectionFailures - score.connectionFailures, 0, unanswered(after));
+    assert.equal(after.connectionFailures - score.connectionFailures, 0, unanswered(after, stack));
     await assertNothingPending(handle.workflowId);
   });
 
@@ -224,7 +224,7 @@ describe('abort drills on the embedded stack', () => {
     assert.equal((await live()).activeSlot, from);
     const after = traffic.snapshot();
     assert.equal(after.serverErrors - score.serverErrors, 0, answered5xx(after));
-    assert.equal(after.connectionFailures - score.connectionFailures, 0, unanswered(after));
+    assert.equal(after.connectionFailures - score.connectionFailures, 0, unanswered(after, stack));
     await assertNothingPending(handle.workflowId);
   });
 
@@ -256,7 +256,7 @@ describe('abort drills on the embedded stack', () => {
     process.stdout.write(
       `# abort sweep (local platform): Deploying ${spans.deployMs} ms, Switching ${spans.switchMs} ms; ${summarise(runs)}\n`,
     );
-    assert.equal(after.connectionFailures - score.connectionFailures, 0, unanswered(after));
+    assert.equal(after.connectionFailures - score.connectionFailures, 0, unanswered(after, stack));
     assert.equal(after.serverErrors - score.serverErrors, 0, answered5xx(after));
     assert.ok(
       runs.some((r) => r.acceptedIn === 'Deploying') && runs.some((r) => r.acceptedIn === 'Switching'),

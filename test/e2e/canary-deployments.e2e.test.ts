@@ -52,7 +52,7 @@ async function underTraffic<T>(
     return await body(traffic);
   } finally {
     const score = await traffic.stop();
-    assert.equal(score.connectionFailures, 0, `through ${router}, ${unanswered(score)}`);
+    assert.equal(score.connectionFailures, 0, `through ${router}, ${unanswered(score, stack)}`);
   }
 }
 

@@ -72,7 +72,7 @@ describe('resilience drills on the embedded stack', () => {
     await stack?.stop();
     await tls?.close();
     assert.ok(score, 'the traffic ran');
-    assert.equal(score.connectionFailures, 0, `during the drills, ${unanswered(score)}`);
+    assert.equal(score.connectionFailures, 0, `during the drills, ${unanswered(score, stack)}`);
   });
 
   const live = () => stack.local!.platform.describe(DETECTION_API_TARGET);

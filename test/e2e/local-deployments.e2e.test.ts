@@ -127,7 +127,7 @@ describe('deployments on the embedded default (dev server, local platform, Prome
       [0, 0],
       'the old slot is scaled to zero',
     );
-    assert.equal(score.connectionFailures, 0, unanswered(score));
+    assert.equal(score.connectionFailures, 0, unanswered(score, stack));
     assert.equal(score.serverErrors - before.serverErrors, 0);
     assert.ok(
       (score.servedBy['detection-api-blue'] ?? 0) > 0 && (score.servedBy['detection-api-green'] ?? 0) > 0,
@@ -259,7 +259,7 @@ describe('deployments on the embedded default (dev server, local platform, Prome
       [0, IMAGE('v2.1.0')],
       'the idle slot is restored as it was',
     );
-    assert.equal(traffic.snapshot().connectionFailures, 0, unanswered(traffic.snapshot()));
+    assert.equal(traffic.snapshot().connectionFailures, 0, unanswered(traffic.snapshot(), stack));
     const answer = await fetch(`${stack.local!.routerUrl}/ready`);
     assert.deepEqual(await answer.json(), { status: 'ready', version: 'v2.2.0', slot: 'green' });
   });
@@ -275,7 +275,7 @@ describe('deployments on the embedded default (dev server, local platform, Prome
     const live = await describeLive();
     assert.equal(live.activeSlot, 'green');
     assert.equal(live.slots.blue.replicas, 0);
-    assert.equal(traffic.snapshot().connectionFailures, 0, unanswered(traffic.snapshot()));
+    assert.equal(traffic.snapshot().connectionFailures, 0, unanswered(traffic.snapshot(), stack));
   });
 
   it('finishes a deployment whose worker was killed mid-monitoring, once a new worker starts', async () => {
@@ -293,7 +293,7 @@ describe('deployments on the embedded default (dev server, local platform, Prome
     assert.equal(live.activeSlot, 'blue');
     assert.deepEqual([live.slots.blue.image, live.slots.green.replicas], [IMAGE('v2.2.2'), 0]);
     const score = await traffic.stop();
-    assert.equal(score.connectionFailures, 0, unanswered(score));
+    assert.equal(score.connectionFailures, 0, unanswered(score, stack));
     assert.ok(score.ok > 500, `traffic flowed throughout: ${JSON.stringify(score)}`);
   });
 
@@ -314,7 +314,7 @@ describe('deployments on the embedded default (dev server, local platform, Prome
       ['green', IMAGE('v2.2.0'), 0],
     );
     const score = await traffic.stop();
-    assert.equal(score.connectionFailures, 0, unanswered(score));
+    assert.equal(score.connectionFailures, 0, unanswered(score, stack));
     assert.equal(score.serverErrors - before.serverErrors, 0);
     assert.ok((score.servedBy['detection-api-green'] ?? 0) > 0, JSON.stringify(score.servedBy));
   });
@@ -381,7 +381,7 @@ describe('deployments on the embedded default (dev server, local platform, Prome
     );
     assert.equal((await describeLive()).slots[fix.toSlot!].image, IMAGE('v2.2.3'));
     const score = await traffic.stop();
-    assert.equal(score.connectionFailures, 0, unanswered(score));
+    assert.equal(score.connectionFailures, 0, unanswered(score, stack));
   });
 
   it('judges a redeploy under the same tag, to the slot where that tag just failed, on its own series: the fixed build goes live', async () => {
@@ -450,6 +450,6 @@ describe('deployments on the embedded default (dev server, local platform, Prome
       `the slot and version's series hold the failed run's errors: ${JSON.stringify(unscoped)}`,
     );
     const score = await traffic.stop();
-    assert.equal(score.connectionFailures, 0, unanswered(score));
+    assert.equal(score.connectionFailures, 0, unanswered(score, stack));
   });
 });

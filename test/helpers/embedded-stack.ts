@@ -112,13 +112,26 @@ export async function routeAllTo(stack: EmbeddedStack, slot: Slot): Promise<void
 export async function stopStackUnderTraffic(running: Partial<StackUnderTraffic>): Promise<void> {
   const score = await running.traffic?.stop();
   await running.stack?.stop();
-  if (score) assert.equal(score.connectionFailures, 0, unanswered(score));
+  if (score) assert.equal(score.connectionFailures, 0, unanswered(score, running.stack!));
 }
 
-/** What went unanswered, and how long the generator itself stalled (its own timer times requests out). */
-export const unanswered = (score: TrafficScore) =>
+/**
+ * What went unanswered, how long the generator itself stalled (its own timer times requests out),
+ * and what the local platform warned of meanwhile: its routers' pods silent for 5 s, its own
+ * event loop's stalls, its pods' failed probes. Together they say who held the requests.
+ */
+export const unanswered = (score: TrafficScore, stack: EmbeddedStack) =>
   `requests went unanswered: ${score.failureSamples.join('; ')} ` +
-  `(the generator's own process stalled up to ${score.generatorStallMs} ms)`;
+  `(the generator's own process stalled up to ${score.generatorStallMs} ms); ` +
+  `the local platform warned: ${platformWarnings(stack).join('\n') || 'nothing'}`;
+
+/** The local platform's log lines at warning level or above, the last 40. */
+function platformWarnings(stack: EmbeddedStack): string[] {
+  return (stack.local?.output() ?? '')
+    .split('\n')
+    .filter((line) => /"level":(4|5|6)0\b/.test(line))
+    .slice(-40);
+}
 
 /** The first 5xx answers: who gave them and what they said. */
 export const answered5xx = (score: TrafficScore) => `no request answered 5xx: ${score.serverErrorSamples.join('; ')}`;

@@ -25,7 +25,14 @@
  *   CASES=canary,degrades npm run bench:dataplane
  * PROBE=0 verifies each full route by the router's object only (traffic.probe left out), SAMPLES=N
  * lists N failed requests per case (5).
+ *
+ * After the crashing version's rollback, the load goes on for AFTERMATH seconds (by default the
+ * kernel's SYN_SENT conntrack timeout, 120 s; 0 leaves it out), counted apart as the crash's
+ * aftermath (`+N after`): the connections kube-proxy refused while the Service had no endpoint
+ * left entries that refuse a client reusing their source port until they expire. Without it, the
+ * next case (the next router's) counted them as its own.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import {
   abortDuringMonitoring,
@@ -45,6 +52,11 @@ const ABORTS = Number(process.env['ABORTS'] ?? 5);
 const HOLD = Number(process.env['HOLD'] ?? 15);
 /** Which cases run: switch, aborts, canary, crash, degrades (all by default). */
 const CASES = new Set(process.env['CASES']?.split(',') ?? ['switch', 'aborts', 'canary', 'crash', 'degrades']);
+/** The kernel's SYN_SENT conntrack timeout: how long a refused connection's entry outlives it. */
+const SYN_SENT_TIMEOUT = '/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_syn_sent';
+const AFTERMATH = Number(
+  process.env['AFTERMATH'] ?? (existsSync(SYN_SENT_TIMEOUT) ? readFileSync(SYN_SENT_TIMEOUT, 'utf8').trim() : 120),
+);
 const CHOSEN = (process.env['ROUTERS']?.split(',') as Router[] | undefined) ?? [...ROUTERS];
 const NS = 'bench-dataplane';
 const TASK_QUEUE = 'bench-dataplane';
@@ -82,7 +94,7 @@ async function main(): Promise<number> {
     return 1;
   }
   say(
-    `bench:dataplane: ${RATE} requests/s (vegeta, open-loop), ${ABORTS} aborts and a canary held ${HOLD} s per step, per entry point; ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, ${new Date().toISOString()}`,
+    `bench:dataplane: ${RATE} requests/s (vegeta, open-loop), ${ABORTS} aborts and a canary held ${HOLD} s per step, per entry point, the crash's aftermath watched ${AFTERMATH} s; ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, ${new Date().toISOString()}`,
   );
   const dataPlane = await startDataPlane(NS, TASK_QUEUE);
   const rows: string[][] = [];
@@ -101,7 +113,7 @@ async function main(): Promise<number> {
       if (CASES.has('aborts'))
         for (let i = 0; i < ABORTS; i++) record(await abortDuringMonitoring(dataPlane, entry, RATE));
       if (CASES.has('canary') && router !== 'service-selector') record(await canary(dataPlane, entry, RATE, HOLD));
-      if (CASES.has('crash')) record(await faultyRollback(dataPlane, entry, RATE));
+      if (CASES.has('crash')) record(await faultyRollback(dataPlane, entry, RATE, { aftermathSeconds: AFTERMATH }));
       if (CASES.has('degrades')) record(await degradedRollback(dataPlane, entry, RATE));
 
       const switched = cases.find((c) => c.scenario === 'blue-green switch');
@@ -127,7 +139,7 @@ async function main(): Promise<number> {
         ms(medianOf(aborts.map((a) => a.abortReadBackMs))),
         ms(medianOf(aborts.map((a) => a.abortTrafficMs))),
         deviation,
-        String(faulty?.blastRadius ?? '-'),
+        faulty ? `${faulty.blastRadius}${faulty.aftermath === undefined ? '' : ` (+${faulty.aftermath} after)`}` : '-',
         degraded ? `${degraded.blastRadius} (${degraded.failed.total})` : '-',
         cases.map((c) => c.outcome).join('; '),
       ]);

@@ -465,8 +465,15 @@ export interface Figures {
   abortedAnsweredAfterDone?: number;
   /** The canary's served share per step, beside the weight set, in percent. */
   shares?: { weight: number; served: number; requests: number }[];
-  /** Requests answered badly by the faulty version, or failed while it was live. */
+  /** Requests answered badly by the faulty version, or failed while it was live (until its rollback ended). */
   blastRadius?: number;
+  /**
+   * Requests failed in the `aftermathSeconds` after the faulty version's rollback ended: while its
+   * pods crashed, the Service had no endpoint, and each connection kube-proxy refused then left an
+   * un-NATed conntrack entry (SYN_SENT, 120 s by default); a client that reuses that source port
+   * before it expires is refused again (kubernetes/kubernetes#48719, #101607).
+   */
+  aftermath?: number;
   samples: string[];
 }
 
@@ -663,17 +670,26 @@ export async function canary(
 }
 
 /** A version whose process exits 30 s after each start, rolled back on its restarts once live. */
-export async function faultyRollback(dataPlane: DataPlane, entry: EntryPoint, rate: number): Promise<Figures> {
+export async function faultyRollback(
+  dataPlane: DataPlane,
+  entry: EntryPoint,
+  rate: number,
+  { aftermathSeconds = 0 }: { aftermathSeconds?: number } = {},
+): Promise<Figures> {
   await prepare(dataPlane, entry);
-  const { value: result, answers } = await underLoad(entry, rate, async () =>
-    deploymentResult(
+  const { value, answers } = await underLoad(entry, rate, async () => {
+    const result = await deploymentResult(
       await start(dataPlane, entry, FAULTY, {
         monitor: { durationSeconds: 120, intervalSeconds: 2, slos: [] },
       }),
-    ),
-  );
+    );
+    const ended = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, aftermathSeconds * 1000));
+    return { result, ended };
+  });
+  const { result, ended } = value;
   // From the switch on: every request the faulty slot answered with a 5xx, or that got no answer.
-  const blast = failures(within(answers, entered(result, 'Switching'), null)).length;
+  const blast = failures(within(answers, entered(result, 'Switching'), ended)).length;
   const failed = failures(answers);
   return {
     router: entry.router,
@@ -683,6 +699,7 @@ export async function faultyRollback(dataPlane: DataPlane, entry: EntryPoint, ra
     tally: tally(answers, FAULTY),
     failed: { total: failed.length, abort: failures(within(answers, entered(result, 'RollingBack'), null)).length },
     blastRadius: blast,
+    ...(aftermathSeconds > 0 ? { aftermath: failures(within(answers, ended, null)).length } : {}),
     samples: failed.slice(0, SAMPLES).map(describeFailure),
   };
 }

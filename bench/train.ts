@@ -16,7 +16,6 @@
  */
 import { cpus, totalmem } from 'node:os';
 import { parseTrainSpec } from '../src/train/train-spec.js';
-import { trainChildId } from '../src/shared/train.js';
 import { localTrain, TrainStack } from '../test/helpers/train-stack.js';
 import type { LocalCluster } from '../test/helpers/train-stack.js';
 import { trainAbortToRestored, trainOverhead } from './histories.js';
@@ -61,8 +60,7 @@ async function main(): Promise<void> {
       );
       const abortHandle = await train.trains.start(aborted);
       for (const cluster of CLUSTERS) {
-        const id = trainChildId(aborted.name, 'wave', cluster);
-        while ((await train.deploymentStatus(id))?.phase !== 'Monitoring') await sleep(100);
+        while ((await train.deploymentStatus(cluster))?.phase !== 'Monitoring') await sleep(100);
       }
       const sent = Date.now();
       await train.trains.abort(aborted.name, { reason: 'bench', by: 'bench:train' });
@@ -74,9 +72,7 @@ async function main(): Promise<void> {
       const ended = await train.result(aborted.name);
       if (ended.state !== 'Aborted')
         throw new Error(`run ${run}: the aborted train ended ${ended.state}: ${ended.message}`);
-      const children = await Promise.all(
-        CLUSTERS.map((c) => events(train.client.workflow.getHandle(trainChildId(aborted.name, 'wave', c)))),
-      );
+      const children = await Promise.all(CLUSTERS.map((c) => events(train.deployment(c))));
       const byHistory = trainAbortToRestored(await events(abortHandle), children);
       restoredByHistory.push(byHistory);
       restoredByService.push(byService);

@@ -37,7 +37,7 @@ import { DeploymentFailureType, Phase } from '../shared/deployment-status.js';
 import type { Evidence } from '../shared/evidence.js';
 import type { MonitorWindowState } from '../shared/monitor-window.js';
 import { SEARCH_ATTRIBUTE_KEYS, SearchAttribute } from '../shared/search-attributes.js';
-import { deploymentWorkflowId } from '../shared/workflow-id.js';
+import { DEFAULT_TASK_QUEUE, deploymentWorkflowId } from '../shared/workflow-id.js';
 import { parseDeploymentSpec, Strategy } from '../deployment-spec/deployment-spec.js';
 import type { PlanResult } from '../plan/plan.js';
 import type { planWorkflow } from '../workflows/plan.js';
@@ -219,7 +219,7 @@ export class DeploymentClient {
     spec: DeploymentSpec,
     { release, planned }: { release?: ReleaseOrigin; planned?: PlanResult } = {},
   ): Promise<WorkflowHandleWithFirstExecutionRunId<typeof blueGreenDeploymentWorkflow>> {
-    const workflowId = deploymentWorkflowId(spec.namespace, spec.app);
+    const workflowId = deploymentWorkflowId(spec.namespace, spec.app, this.taskQueue);
     const typedSearchAttributes = (await this.isIndexed())
       ? [
           { key: SearchAttribute.App, value: spec.app },
@@ -328,7 +328,7 @@ export class DeploymentClient {
    * Undoing again goes back to the version undone, as `kubectl rollout undo` does.
    */
   async planUndo(namespace: string, app: string): Promise<UndoPlan> {
-    const workflowId = deploymentWorkflowId(namespace, app);
+    const workflowId = deploymentWorkflowId(namespace, app, this.taskQueue);
     const completed: { runId: string; closeTime: Date | undefined }[] = [];
     // The latest run first, read directly: visibility lists a run a moment after it ends.
     const latest = await this.client.workflow
@@ -394,10 +394,9 @@ export class DeploymentClient {
     app: string,
     runId?: string,
   ): Promise<{ runId: string; evidence: Evidence | null }> {
-    const handle = this.client.workflow.getHandle(deploymentWorkflowId(namespace, app), runId);
+    const handle = this.handle(namespace, app, runId);
     const run = runId ?? (await handle.describe()).runId;
-    const events =
-      (await this.client.workflow.getHandle(deploymentWorkflowId(namespace, app), run).fetchHistory()).events ?? [];
+    const events = (await this.handle(namespace, app, run).fetchHistory()).events ?? [];
     const scheduled = events.find(
       (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'captureEvidence',
     );
@@ -416,12 +415,35 @@ export class DeploymentClient {
     };
   }
 
-  /** The latest deployment of an app (running or finished), or its run `runId`. */
+  /** The latest deployment of an app on this client's cluster (running or finished), or its run `runId`. */
   handle(namespace: string, app: string, runId?: string): WorkflowHandle<typeof blueGreenDeploymentWorkflow> {
     return this.client.workflow.getHandle<typeof blueGreenDeploymentWorkflow>(
-      deploymentWorkflowId(namespace, app),
+      deploymentWorkflowId(namespace, app, this.taskQueue),
       runId,
     );
+  }
+
+  /**
+   * The app's deployment, for an operator's verb or a status. On a queue other than the default, a
+   * deployment started before the id carried the queue runs as `bluegreen/<namespace>/<app>`: while
+   * it runs on this queue, it is the one found, so an abort still reaches it.
+   */
+  private async located(namespace: string, app: string): Promise<WorkflowHandle<typeof blueGreenDeploymentWorkflow>> {
+    const handle = this.handle(namespace, app);
+    if (this.taskQueue === DEFAULT_TASK_QUEUE) return handle;
+    const exists = await handle.describe().then(
+      () => true,
+      (error: unknown) => !(error instanceof WorkflowNotFoundError),
+    );
+    if (exists) return handle;
+    const earlier = this.client.workflow.getHandle<typeof blueGreenDeploymentWorkflow>(
+      deploymentWorkflowId(namespace, app),
+    );
+    const runsHere = await earlier.describe().then(
+      (d) => d.status.name === 'RUNNING' && d.taskQueue === this.taskQueue,
+      () => false,
+    );
+    return runsHere ? earlier : handle;
   }
 
   /** The live status, from the workflow (needs a worker to answer the query), with the monitor's latest tick. */
@@ -482,7 +504,7 @@ export class DeploymentClient {
     namespace: string,
     app: string,
   ): Promise<{ status: DeploymentStatus } | { snapshot: DeploymentSnapshot }> {
-    const handle = this.handle(namespace, app);
+    const handle = await this.located(namespace, app);
     const description = await handle.describe();
     if (description.status.name === 'RUNNING') {
       try {
@@ -554,7 +576,7 @@ export class DeploymentClient {
     signal: (handle: WorkflowHandle<typeof blueGreenDeploymentWorkflow>) => Promise<void>,
   ): Promise<OperatorDelivery> {
     return await deliverVerb(this.client, {
-      handle: this.handle(namespace, app),
+      handle: await this.located(namespace, app),
       what: 'the deployment',
       verb,
       taskQueue: this.taskQueue,

@@ -101,6 +101,18 @@ export function parseTrainSpec(input: unknown): TrainPlan {
   const train = parsed.data;
   const issues: { path: string; message: string }[] = [];
   const known = Object.keys(train.clusters);
+  // A deployment's workflow id is the app's on its cluster's queue: two clusters on one queue
+  // would be one cluster to Temporal, their deployments refused as one already running.
+  const byQueue = new Map<string, string>();
+  for (const [cluster, { taskQueue }] of Object.entries(train.clusters)) {
+    const other = byQueue.get(taskQueue);
+    if (other !== undefined)
+      issues.push({
+        path: `clusters.${cluster}.taskQueue`,
+        message: `task queue '${taskQueue}' is cluster ${other}'s too: each cluster polls a queue of its own`,
+      });
+    byQueue.set(taskQueue, cluster);
+  }
   const names = new Set<string>();
   const stages: TrainStage[] = [];
   let version = '';

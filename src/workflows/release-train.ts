@@ -28,10 +28,12 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ChildWorkflowHandle } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
 import { DeploymentFailureType, Outcome } from '../shared/deployment-status.js';
 import type { DeploymentResult } from '../shared/deployment-status.js';
 import { freezeAt, nextStart, StageState, trainChildId, TrainOnFailure } from '../shared/train.js';
+import { deploymentWorkflowId } from '../shared/workflow-id.js';
 import type {
   TrainAbortRequest,
   TrainAnswer,
@@ -62,6 +64,9 @@ import {
 
 type Deployment = typeof blueGreenDeploymentWorkflow;
 
+/** A deployment of the app already runs on the target's cluster: the train's was not started. */
+class AppBusy extends Error {}
+
 /** On the train's own worker: short, retried; a failed question is asked again at the next bound. */
 const { taskQueuePollers, notify } = proxyActivities<Activities>({
   startToCloseTimeout: '30s',
@@ -82,7 +87,11 @@ class Train {
   /** The children deploying now, by workflow id: an abort is sent to each. */
   private readonly running = new Map<string, ChildWorkflowHandle<Deployment>>();
 
+  /** Whether each deployment is the app's own on its cluster (Patch.TrainChildIsTheAppsDeployment). */
+  private readonly appsOwnIds: boolean;
+
   constructor(private readonly plan: TrainPlan) {
+    this.appsOwnIds = patched(Patch.TrainChildIsTheAppsDeployment);
     this.status = {
       name: plan.name,
       image: plan.image,
@@ -99,7 +108,9 @@ class Train {
         targets: stage.targets.map((t) => ({
           cluster: t.cluster,
           taskQueue: t.taskQueue,
-          workflowId: trainChildId(plan.name, stage.name, t.cluster),
+          workflowId: this.appsOwnIds
+            ? deploymentWorkflowId(t.spec.namespace, t.spec.app, t.taskQueue)
+            : trainChildId(plan.name, stage.name, t.cluster),
           state: 'Pending',
           outcome: null,
           reason: null,
@@ -223,7 +234,12 @@ class Train {
       return (
         `stage ${stage.name}: ${failed.length} of ${stage.targets.length} deployments failed ` +
         `(budget ${stage.failureBudget}): ` +
-        failed.map((t) => `${t.cluster} ${t.outcome ?? t.state}${t.reason ? ` (${t.reason})` : ''}`).join(', ')
+        failed
+          .map(
+            (t) =>
+              `${t.cluster} ${t.outcome ?? t.state}${t.reason ? ` (${t.reason})` : t.outcome ? '' : `: ${t.message}`}`,
+          )
+          .join(', ')
       );
     }
     return null;
@@ -233,7 +249,16 @@ class Train {
   private async deploy(target: TrainTarget, status: TrainTargetStatus): Promise<boolean> {
     status.state = 'Running';
     this.publishDetails();
-    const result = await this.child(target, target.spec, status.workflowId, { watch: status });
+    let result: DeploymentResult;
+    try {
+      result = await this.child(target, target.spec, status.workflowId, { watch: status });
+    } catch (error) {
+      if (!(error instanceof AppBusy)) throw error;
+      status.state = 'Failed';
+      status.message = error.message;
+      this.publishDetails();
+      return false;
+    }
     status.outcome = result.outcome;
     status.reason = result.reason;
     status.message = result.message;
@@ -258,15 +283,24 @@ class Train {
     { undo = false, watch }: { undo?: boolean; watch?: TrainTargetStatus } = {},
   ): Promise<DeploymentResult> {
     const workflow = spec.strategy === 'canary' ? canaryDeploymentWorkflow : blueGreenDeploymentWorkflow;
-    const handle = (await startChild(workflow, {
-      workflowId,
-      taskQueue: target.taskQueue,
-      args: [spec as never],
-      // A deployment finishes or rolls back by itself: it never dies with the train.
-      parentClosePolicy: ParentClosePolicy.ABANDON,
-      cancellationType: ChildWorkflowCancellationType.ABANDON,
-      staticSummary: `train ${this.plan.name}: ${spec.app} ${spec.version} on ${target.cluster} (${spec.namespace})`,
-    })) as ChildWorkflowHandle<Deployment>;
+    let handle: ChildWorkflowHandle<Deployment>;
+    try {
+      handle = (await startChild(workflow, {
+        workflowId,
+        taskQueue: target.taskQueue,
+        args: [spec as never],
+        // A deployment finishes or rolls back by itself: it never dies with the train.
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+        cancellationType: ChildWorkflowCancellationType.ABANDON,
+        staticSummary: `train ${this.plan.name}: ${spec.app} ${spec.version} on ${target.cluster} (${spec.namespace})`,
+      })) as ChildWorkflowHandle<Deployment>;
+    } catch (error) {
+      if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+      throw new AppBusy(
+        `a deployment of ${spec.app} in ${spec.namespace} already runs on ${target.cluster} (${workflowId}): ` +
+          `the train starts none beside it; let it end (or abort it), then retry the train`,
+      );
+    }
     // An undo is what the abort asked for: it is not told to abort.
     if (!undo) this.running.set(workflowId, handle);
     let ended = false;
@@ -389,7 +423,16 @@ class Train {
             allowUnstableActive: true,
             undoOf: { runId: status.workflowId, version: target.spec.version },
           };
-          const result = await this.child(target, spec, `${status.workflowId}/undo`, { undo: true });
+          const undoId = this.appsOwnIds ? status.workflowId : `${status.workflowId}/undo`;
+          let result: DeploymentResult;
+          try {
+            result = await this.child(target, spec, undoId, { undo: true });
+          } catch (error) {
+            if (!(error instanceof AppBusy)) throw error;
+            status.state = 'UndoFailed';
+            status.message = error.message;
+            return false;
+          }
           status.state = result.outcome === Outcome.Succeeded ? 'Undone' : 'UndoFailed';
           status.message = result.message;
           status.liveSlot = result.liveSlot;

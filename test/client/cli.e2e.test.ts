@@ -13,7 +13,7 @@ import type { Worker } from '@temporalio/worker';
 import { z } from 'zod';
 import { Client } from '@temporalio/client';
 import { createActivities } from '../../src/activities/index.js';
-import { DeploymentClient } from '../../src/client/deployment-client.js';
+import { DeploymentClient, deploymentResult } from '../../src/client/deployment-client.js';
 import { testSpec } from '../helpers/deployment-harness.js';
 import {
   DeploymentResultSchema,
@@ -25,6 +25,7 @@ import {
 } from '../../src/client/output-schemas.js';
 import type { DeploymentStatus } from '../../src/shared/deployment-status.js';
 import { createDeploymentWorker } from '../../src/worker/worker.js';
+import { deploymentWorkflowId } from '../../src/shared/workflow-id.js';
 import { eventually } from '../helpers/eventually.js';
 import { RecordingPlatformDouble } from '../helpers/recording-platform-double.js';
 import { sample } from '../helpers/prometheus-text.js';
@@ -136,7 +137,7 @@ describe('bluegreen CLI against the Temporal dev server', () => {
       'CleaningUp',
       'Succeeded',
     ]);
-    assert.match(run.stdout, /started bluegreen\/default\/detection-api \(run [0-9a-f-]+\)/, run.stdout);
+    assert.match(run.stdout, /started bluegreen\/bluegreen-e2e\/default\/detection-api \(run [0-9a-f-]+\)/, run.stdout);
     assert.match(run.stdout, /smoke passed +health/);
     assert.match(run.stdout, /monitor 3\/3: error-rate=0\.001 \(< 0\.01\) ok/);
     assert.match(run.stdout, /Succeeded: v2\.2\.0 is live on green/);
@@ -147,7 +148,7 @@ describe('bluegreen CLI against the Temporal dev server', () => {
     assert.equal(shown.phase, 'Succeeded');
 
     // Readable in the Temporal UI without our CLI: a summary, details, and a summary per event.
-    const handle = env.client.workflow.getHandle('bluegreen/default/detection-api');
+    const handle = env.client.workflow.getHandle(deploymentWorkflowId('default', 'detection-api', TASK_QUEUE));
     const description = await handle.describe();
     assert.equal(await description.staticSummary(), 'deploy detection-api v2.2.0 in default');
     assert.match(
@@ -228,7 +229,7 @@ describe('bluegreen CLI against the Temporal dev server', () => {
     assert.equal(second.code, 4, second.stderr);
     assert.match(
       second.stderr,
-      /a deployment of this app is already running: v2\.4\.0 \(registry\.internal\/detection-api:v2\.4\.0\), phase AwaitingApproval; workflow bluegreen\/default\/detection-api run [0-9a-f-]+/,
+      /a deployment of this app is already running: v2\.4\.0 \(registry\.internal\/detection-api:v2\.4\.0\), phase AwaitingApproval; workflow bluegreen\/bluegreen-e2e\/default\/detection-api run [0-9a-f-]+/,
     );
 
     const abort = await cli('abort', 'detection-api', '--reason', 'wrong build', '--by', 'alice');
@@ -252,6 +253,20 @@ describe('bluegreen CLI against the Temporal dev server', () => {
     assert.match(approve.stderr, /approve rejected: the deployment is over/);
   });
 
+  it('status and abort reach a deployment started under the id from before the id carried the queue', async () => {
+    // Started as before: `bluegreen/<namespace>/<app>`, on this (not the default) queue.
+    const earlier = await env.client.workflow.start('blueGreenDeploymentWorkflow', {
+      workflowId: 'bluegreen/default/earlier',
+      taskQueue: TASK_QUEUE,
+      args: [testSpec({ app: 'earlier', image: 'registry.internal/earlier:v1', gates: { approveBeforeSwitch: true } })],
+    });
+    await eventually(async () => (await status('earlier')).phase === 'AwaitingApproval');
+    const abort = await cli('abort', 'earlier', '--reason', 'found by its old id', '--by', 'alice');
+    assert.equal(abort.code, 0, abort.stderr);
+    assert.match(abort.stdout, /abort default\/earlier: abort accepted in AwaitingApproval/);
+    assert.equal((await deploymentResult(earlier)).outcome, 'RolledBack');
+  });
+
   it('approve lets a deployment through its gate', async () => {
     const start = await cli(
       'deploy',
@@ -267,7 +282,7 @@ describe('bluegreen CLI against the Temporal dev server', () => {
     assert.equal(start.code, 0, start.stderr);
     assert.equal(
       StartedSchema.parse(JSON.parse(start.stdout)).workflowId,
-      'bluegreen/default/gated',
+      'bluegreen/bluegreen-e2e/default/gated',
       'with --json, stdout is only JSON',
     );
     await eventually(async () => (await status('gated')).phase === 'AwaitingApproval');
@@ -439,7 +454,7 @@ describe('bluegreen CLI against the Temporal dev server', () => {
         (error, stdout) => (error ? reject(error) : resolve(stdout)),
       ),
     );
-    assert.match(temporal, /"workflowId": "bluegreen\/default\/interrupted"/);
+    assert.match(temporal, /"workflowId": "bluegreen\/bluegreen-e2e\/default\/interrupted"/);
     // What the Temporal UI's Failures view asks for.
     const failed = await new Promise<string>((resolve, reject) =>
       execFile(
@@ -448,8 +463,8 @@ describe('bluegreen CLI against the Temporal dev server', () => {
         (error, stdout) => (error ? reject(error) : resolve(stdout)),
       ),
     );
-    assert.match(failed, /"workflowId": "bluegreen\/default\/interrupted"/);
-    assert.doesNotMatch(failed, /"workflowId": "bluegreen\/default\/gated"/);
+    assert.match(failed, /"workflowId": "bluegreen\/bluegreen-e2e\/default\/interrupted"/);
+    assert.doesNotMatch(failed, /"workflowId": "bluegreen\/bluegreen-e2e\/default\/gated"/);
   });
 
   it('counts deployments by outcome and times phases in the worker metrics', async () => {
@@ -534,7 +549,7 @@ describe('bluegreen CLI against the Temporal dev server', () => {
       );
       assert.equal(run.code, 0, run.stderr);
     }
-    const v2 = await env.client.workflow.getHandle('bluegreen/default/undone').describe();
+    const v2 = await env.client.workflow.getHandle(deploymentWorkflowId('default', 'undone', TASK_QUEUE)).describe();
     // Right after v2 ends: the latest run is read directly, not from visibility, which lags.
     const undo = await cli('undo', 'undone', '--wait', '--json');
     assert.equal(undo.code, 0, undo.stderr);
@@ -544,7 +559,7 @@ describe('bluegreen CLI against the Temporal dev server', () => {
       ['Succeeded', 'registry.internal/undone:v1', 'v1', 'registry.internal/undone:v2'],
     );
     assert.equal(double.slots[double.selector].image, 'registry.internal/undone:v1', 'v1 is live again');
-    const handle = env.client.workflow.getHandle('bluegreen/default/undone');
+    const handle = env.client.workflow.getHandle(deploymentWorkflowId('default', 'undone', TASK_QUEUE));
     const description = await handle.describe();
     assert.equal(await description.staticSummary(), 'undo undone to v1 (undoing v2) in default');
     assert.deepEqual(description.memo?.['undoOf'], { runId: v2.runId, version: 'v2' });
@@ -664,7 +679,7 @@ describe('bluegreen CLI against the Temporal dev server', () => {
       async () => (ended = await orphaned.endRunning('the platform was started afresh')).length > 0,
       'visibility lists the running deployment',
     );
-    assert.deepEqual(ended, ['bluegreen/default/leftover']);
+    assert.deepEqual(ended, ['bluegreen/no-worker-polls-this/default/leftover']);
     const description = await handle.describe();
     assert.equal(description.status.name, 'TERMINATED');
     const history = await handle.fetchHistory();

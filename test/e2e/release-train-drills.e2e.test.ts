@@ -9,13 +9,18 @@
  *    both deployments finish, and the train succeeds.
  * 3. An abort during a wave stops the line: both running deployments roll back, and both clusters
  *    serve what they served before the train.
+ * 4. A train's deployment and a direct one of the same app on the same cluster never run at once:
+ *    the train started beside a direct deployment stops, saying why, and leaves it be; a direct
+ *    deployment started beside a train's is refused, naming it.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { deploymentResult, DeploymentAlreadyRunningError } from '../../src/client/deployment-client.js';
 import { parseTrainSpec } from '../../src/train/train-spec.js';
-import { trainChildId } from '../../src/shared/train.js';
+import { testSpec } from '../helpers/deployment-harness.js';
 import { eventually } from '../helpers/eventually.js';
 import { localTrain, TRAIN_IMAGE, TrainStack } from '../helpers/train-stack.js';
+import type { LocalCluster } from '../helpers/train-stack.js';
 
 describe('release-train drills: the train’s worker SIGKILLed, the server restarted, an abort mid-wave', () => {
   const train = new TrainStack();
@@ -29,9 +34,9 @@ describe('release-train drills: the train’s worker SIGKILLed, the server resta
   });
 
   /** Waits until the train's deployment on `cluster` in `stage` is in `phase`. */
-  async function untilPhase(name: string, stage: string, cluster: string, phase: string) {
+  async function untilPhase(stage: string, cluster: LocalCluster, phase: string) {
     await eventually(
-      async () => (await train.deploymentStatus(trainChildId(name, stage, cluster)))?.phase === phase,
+      async () => (await train.deploymentStatus(cluster))?.phase === phase,
       `${stage} on ${cluster} reaches ${phase}`,
       90_000,
     );
@@ -42,8 +47,8 @@ describe('release-train drills: the train’s worker SIGKILLed, the server resta
     const wave = [{ name: 'wave', clusters: ['local', 'local-2'], maxParallel: 2 }];
     const plan = parseTrainSpec(localTrain(name, tag, wave, { monitorSeconds }));
     await train.trains.start(plan);
-    await untilPhase(plan.name, 'wave', 'local', 'Monitoring');
-    await untilPhase(plan.name, 'wave', 'local-2', 'Monitoring');
+    await untilPhase('wave', 'local', 'Monitoring');
+    await untilPhase('wave', 'local-2', 'Monitoring');
     return plan.name;
   }
 
@@ -55,10 +60,10 @@ describe('release-train drills: the train’s worker SIGKILLed, the server resta
       ]),
     );
     await train.trains.start(plan);
-    await untilPhase(plan.name, 'staging', 'local', 'Observing');
+    await untilPhase('staging', 'local', 'Observing');
     await train.killTrainWorker();
     // The soak is staging's deployment: it ends by itself, on its own cluster's worker.
-    const staging = train.client.workflow.getHandle(trainChildId(plan.name, 'staging', 'local'));
+    const staging = train.deployment('local');
     await staging.result();
     const prodBefore = await train.served('local-2');
     await new Promise((resolve) => setTimeout(resolve, 3000));
@@ -102,5 +107,49 @@ describe('release-train drills: the train’s worker SIGKILLed, the server resta
       ['local RolledBack Aborted', 'local-2 RolledBack Aborted'],
     );
     assert.deepEqual([await train.served('local'), await train.served('local-2')], before);
+  });
+
+  it('never runs a train’s deployment beside a direct one of the same app on the same cluster, either way round', async () => {
+    const before = await train.served('local');
+    // A direct deployment on local first: the train's, started meanwhile, is refused, and the train stops.
+    const direct = await train.stack.deployments!.start(
+      testSpec({
+        image: TRAIN_IMAGE('v2.6.0'),
+        replicas: 2,
+        readinessTimeoutSeconds: 60,
+        monitor: { durationSeconds: 60, intervalSeconds: 1, slos: [] },
+        scaleDownDelaySeconds: 1,
+      }),
+    );
+    await untilPhase('direct', 'local', 'Monitoring');
+    const refused = parseTrainSpec(localTrain('drill-busy', 'v2.6.1', [{ name: 'staging', cluster: 'local' }]));
+    await train.trains.start(refused);
+    const stopped = await train.result(refused.name);
+    assert.notEqual(stopped.state, 'Succeeded', stopped.message);
+    const [target] = stopped.stages[0]!.targets;
+    assert.equal(target!.state, 'Failed');
+    assert.match(target!.message ?? '', /already runs on local \(bluegreen\/train-local\/default\/detection-api\)/);
+    assert.match(stopped.message, /already runs on local/, 'the train says why it stopped');
+    assert.equal((await direct.describe()).status.name, 'RUNNING', 'the direct deployment goes on, untouched');
+    await train.stack.deployments!.abort('default', 'detection-api', { reason: 'drill', by: 'drills' });
+    assert.equal((await deploymentResult(direct)).outcome, 'RolledBack');
+    assert.equal(await train.served('local'), before);
+
+    // A train's deployment on local first: a direct one is refused, naming it.
+    const running = parseTrainSpec(
+      localTrain('drill-busy-2', 'v2.6.2', [{ name: 'staging', cluster: 'local' }], { monitorSeconds: 60 }),
+    );
+    await train.trains.start(running);
+    await untilPhase('staging', 'local', 'Monitoring');
+    await assert.rejects(
+      train.stack.deployments!.start(testSpec({ image: TRAIN_IMAGE('v2.6.3'), replicas: 2 })),
+      (error: Error) =>
+        error instanceof DeploymentAlreadyRunningError &&
+        error.workflowId === 'bluegreen/train-local/default/detection-api' &&
+        /v2\.6\.2/.test(error.message),
+    );
+    await train.trains.abort(running.name, { reason: 'drill', by: 'drills' });
+    assert.equal((await train.result(running.name)).state, 'Aborted');
+    assert.equal(await train.served('local'), before);
   });
 });

@@ -100,7 +100,7 @@ describe('the Release controller, on a real control plane and Temporal', () => {
   const runsOf = async (app: string) => {
     const runs: string[] = [];
     for await (const execution of env.client.workflow.list({
-      query: `WorkflowId = '${deploymentWorkflowId(NAMESPACE, app)}'`,
+      query: `WorkflowId = '${deploymentWorkflowId(NAMESPACE, app, TASK_QUEUE)}'`,
     }))
       runs.push(execution.runId);
     return runs;
@@ -205,7 +205,7 @@ describe('the Release controller, on a real control plane and Temporal', () => {
     );
     const { status } = await read('rel-a');
     assert.equal(status!.observedGeneration, 1);
-    assert.equal(status!.workflowId, deploymentWorkflowId(NAMESPACE, 'rel-a'));
+    assert.equal(status!.workflowId, deploymentWorkflowId(NAMESPACE, 'rel-a', TASK_QUEUE));
     assert.deepEqual([status!.image, status!.liveSlot], ['registry.internal/rel-a:v2.0.0', 'green']);
     const conditions = Object.fromEntries(status!.conditions!.map((c) => [c.type, c.status]));
     assert.deepEqual(conditions, {

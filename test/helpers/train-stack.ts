@@ -12,6 +12,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import type { LiveState } from '../../src/activities/contract.js';
 import { TrainClient, trainResult } from '../../src/client/train-client.js';
 import { statusQuery } from '../../src/workflows/definitions.js';
@@ -21,6 +22,7 @@ import type { WorkerProcess } from '../../src/demo/worker-process.js';
 import { freePort } from '../../src/processes/processes.js';
 import type { DeploymentStatus } from '../../src/shared/deployment-status.js';
 import type { TrainStatus } from '../../src/shared/train.js';
+import { deploymentWorkflowId } from '../../src/shared/workflow-id.js';
 import type { TrainSpecInput } from '../../src/train/train-spec.js';
 import { startLocalPlatform } from './local-platform-process.js';
 import type { LocalPlatformProcess } from './local-platform-process.js';
@@ -113,10 +115,17 @@ export class TrainStack {
     return `${slot} ${image} x${readyReplicas}, ${other} x${state.slots[other].replicas}`;
   }
 
-  /** A stage's deployment's status on a cluster (its child workflow's query), or null while it cannot answer. */
-  async deploymentStatus(childId: string): Promise<DeploymentStatus | null> {
-    return await this.client.workflow
-      .getHandle(childId)
+  /**
+   * The detection API's latest deployment on a cluster: a train's deployment there has the app's
+   * own workflow id on the cluster's queue, as a direct one has.
+   */
+  deployment(cluster: LocalCluster): WorkflowHandle {
+    return this.client.workflow.getHandle(deploymentWorkflowId('default', 'detection-api', queueOf(cluster)));
+  }
+
+  /** The status of the latest deployment on a cluster (its workflow's query), or null while it cannot answer. */
+  async deploymentStatus(cluster: LocalCluster): Promise<DeploymentStatus | null> {
+    return await this.deployment(cluster)
       .query(statusQuery)
       .catch(() => null);
   }

@@ -88,6 +88,14 @@ describe('parseTrainSpec', () => {
     assert.match(issuesOf(spec).join('\n'), /^stages\.2 on local-2 \(base \+ overrides\)\.strategy: /);
   });
 
+  it('refuses two clusters on one task queue: to Temporal they are one cluster, one deployment of the app at a time', () => {
+    const spec = train();
+    spec.clusters['local-2'] = { taskQueue: 'bluegreen-prod-a' };
+    assert.deepEqual(issuesOf(spec), [
+      "clusters.local-2.taskQueue: task queue 'bluegreen-prod-a' is cluster prod-a's too: each cluster polls a queue of its own",
+    ]);
+  });
+
   it('refuses a bad train before anything starts, naming every field: unknown cluster, empty wave, overlapping windows, a bad override', () => {
     const window = { days: ['mon' as const, 'tue' as const], from: '09:00', to: '12:00', timeZone: 'Europe/Berlin' };
     const stages: TrainSpecInput['stages'] = [

@@ -50,4 +50,10 @@ export const Patch = {
    * `workerNoticeSeconds`, and notifies people while none does.
    */
   TrainWorkerNotice: 'train-worker-notice',
+  /**
+   * A train's deployment (and its undo) takes the app's own workflow id on its cluster's queue
+   * (`deploymentWorkflowId`), not one of the train's: a direct deployment of the same app on the
+   * same cluster and a train's never run at once. Started while one runs, the train's fails.
+   */
+  TrainChildIsTheAppsDeployment: 'train-child-is-the-apps-deployment',
 } as const;

@@ -688,8 +688,9 @@ export async function faultyRollback(
     return { result, ended };
   });
   const { result, ended } = value;
-  // From the switch on: every request the faulty slot answered with a 5xx, or that got no answer.
-  const blast = failures(within(answers, entered(result, 'Switching'), ended)).length;
+  // From the switch on (to the rollback's end when its aftermath is counted apart): every request
+  // the faulty slot answered with a 5xx, or that got no answer.
+  const blast = failures(within(answers, entered(result, 'Switching'), aftermathSeconds > 0 ? ended : null)).length;
   const failed = failures(answers);
   return {
     router: entry.router,

@@ -60,6 +60,11 @@ const DeploymentSchema = z.object({
   image: imageReference.nullable().default(null),
   replicas: z.number().int().min(0).max(50).default(0),
   readinessPath: z.string().startsWith('/').default('/ready'),
+  /**
+   * How often a ready pod is probed (a kubelet's periodSeconds; the reference's probe says 5). A pod
+   * not ready yet is probed every 250 ms, as a startup probe would, so that it joins at once.
+   */
+  readinessPeriodSeconds: z.number().min(0.1).max(300).default(5),
   terminationGracePeriodSeconds: z.number().int().min(0).max(600).default(30),
 });
 

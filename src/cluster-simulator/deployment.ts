@@ -183,6 +183,7 @@ export class LocalDeployment {
         dataDir,
         port,
         readinessPath: this.config.readinessPath,
+        readinessPeriodSeconds: this.config.readinessPeriodSeconds,
         terminationGracePeriodSeconds: this.config.terminationGracePeriodSeconds,
       },
       this.options.onChange,

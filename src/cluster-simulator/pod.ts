@@ -1,9 +1,10 @@
 /**
  * One replica of a local Deployment: a child process on a port of its own, probed for readiness
- * like a kubelet would (its readiness path, one probe at a time, 250 ms apart, each with a second's
- * timeout; unready after three failures in a row, Kubernetes' default failureThreshold, and ready
- * again on one success), restarted with backoff when it dies and counted as a restart, and stopped
- * with SIGTERM, then SIGKILL after the grace period.
+ * like a kubelet would (its readiness path, one probe at a time, each with a second's timeout:
+ * every 250 ms until it is ready, as a startup probe, then every `readinessPeriodSeconds`; unready
+ * after three failures in a row, Kubernetes' default failureThreshold, and ready again on one
+ * success), restarted with backoff when it dies and counted as a restart, and stopped with SIGTERM,
+ * then SIGKILL after the grace period. A pod stopped or exited leaves its Service at once.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -23,6 +24,8 @@ export interface PodSpec {
   dataDir: string;
   port: number;
   readinessPath: string;
+  /** The ready pod's probe period (a kubelet's periodSeconds). */
+  readinessPeriodSeconds: number;
   terminationGracePeriodSeconds: number;
 }
 
@@ -46,11 +49,15 @@ export interface PodStatus {
   restarts: number;
 }
 
-const PROBE_INTERVAL_MS = 250;
+/** A pod not ready yet is probed this often: it joins its Service as soon as it answers. */
+const STARTUP_PROBE_INTERVAL_MS = 250;
 /**
  * Probes failed in a row before a ready pod leaves its Service's endpoints (Kubernetes' default).
  * One slow answer is not an outage: on a loaded node a probe's 1 s timeout passes now and then, and
- * a pod dropped on it leaves the Service with no endpoint (503) when its peer is as slow.
+ * a pod dropped on it leaves the Service with no endpoint (503) when its peer is as slow. With the
+ * ready pod's period, it takes seconds of silence (15 s at 5 s), as on a node, not one stall of
+ * this process: probed every 250 ms, both pods of a slot left at once after a 4 s stall of a loaded
+ * machine, and the router answered 503 (CI, twice).
  */
 const FAILURE_THRESHOLD = 3;
 const MAX_BACKOFF_MS = 5_000;
@@ -87,6 +94,8 @@ export class Pod {
   restarts = 0;
   private child: ChildProcess | null = null;
   private probe: NodeJS.Timeout | null = null;
+  /** A probe is in flight: it schedules the next when it ends. */
+  private probing = false;
   private restartTimer: NodeJS.Timeout | null = null;
   private terminated: Promise<void> | null = null;
   /** Readiness probes failed since the last that passed. */
@@ -129,7 +138,11 @@ export class Pod {
     });
     child.once('error', () => undefined); // a command that cannot start exits with a code too
     child.once('exit', (code, signal) => this.onExit(child, code, signal));
-    if (!this.probe) this.probeAfterInterval();
+    // A restarted container is probed as a new one: at the startup interval, not the ready period.
+    if (!this.probing) {
+      if (this.probe) clearTimeout(this.probe);
+      this.probeAfterInterval();
+    }
     this.onChange();
   }
 
@@ -195,11 +208,14 @@ export class Pod {
   /** The next probe, an interval after the last one ended: as a kubelet, one probe at a time. */
   private probeAfterInterval(): void {
     this.probe = setTimeout(
-      () =>
+      () => {
+        this.probing = true;
         void this.probeReadiness().then(() => {
+          this.probing = false;
           if (this.phase !== PodPhase.Terminating && this.phase !== PodPhase.Terminated) this.probeAfterInterval();
-        }),
-      PROBE_INTERVAL_MS,
+        });
+      },
+      this.ready ? this.spec.readinessPeriodSeconds * 1000 : STARTUP_PROBE_INTERVAL_MS,
     );
   }
 

@@ -26,8 +26,8 @@ require('node:http').createServer((req, res) => {
 }).listen(port, '127.0.0.1');
 `;
 
-/** The events of a pod of the flaky server, until four probes have passed after its failures. */
-async function podThrough(after: number, failures: number): Promise<PodEvent[]> {
+/** A pod of the flaky server, probed every `periodSeconds` once ready; `probes()` asks the server how many it answered. */
+async function flakyPod(after: number, failures: number, periodSeconds: number) {
   const port = await freePort();
   const events: PodEvent[] = [];
   const pod = new Pod(
@@ -43,26 +43,29 @@ async function podThrough(after: number, failures: number): Promise<PodEvent[]> 
       dataDir: mkdtempSync(join(tmpdir(), 'pod-')),
       port,
       readinessPath: '/ready',
+      readinessPeriodSeconds: periodSeconds,
       terminationGracePeriodSeconds: 1,
     },
     () => undefined,
     (event) => events.push(event),
   );
   pod.start();
+  const probes = async () =>
+    Number(
+      await fetch(`http://127.0.0.1:${port}/probes`).then(
+        (r) => r.text(),
+        () => '0',
+      ),
+    );
+  return { pod, events, probes };
+}
+
+/** The events of a pod of the flaky server (probed every 250 ms), until four probes have passed after its failures. */
+async function podThrough(after: number, failures: number): Promise<PodEvent[]> {
+  const { pod, events, probes } = await flakyPod(after, failures, 0.25);
   try {
     // Probes pass `after` times, fail `failures` times, then pass: a few more past that.
-    await eventually(
-      async () =>
-        Number(
-          await fetch(`http://127.0.0.1:${port}/probes`).then(
-            (r) => r.text(),
-            () => '0',
-          ),
-        ) >
-        after + failures + 4,
-      'the probes past the failures',
-      20_000,
-    );
+    await eventually(async () => (await probes()) > after + failures + 4, 'the probes past the failures', 20_000);
     return events;
   } finally {
     await pod.terminate();
@@ -79,5 +82,18 @@ describe('a local pod readiness probe', () => {
 
   it('takes a pod out after three failed probes in a row, and back in on the next that passes', async () => {
     assert.deepEqual(readiness(await podThrough(3, 3)), ['Ready', 'Unhealthy', 'Ready']);
+  });
+
+  it('probes a pod every 250 ms until it is ready, then every readinessPeriodSeconds', async () => {
+    const { pod, events, probes } = await flakyPod(0, 0, 1);
+    try {
+      await eventually(async () => readiness(events).includes('Ready'), 'the pod ready', 10_000);
+      const before = await probes();
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      const during = (await probes()) - before;
+      assert.ok(during >= 2 && during <= 4, `${during} probes in 3 s at a 1 s period (at 250 ms: about 12)`);
+    } finally {
+      await pod.terminate();
+    }
   });
 });

@@ -192,7 +192,7 @@ describe('abort drills on the embedded stack', () => {
     await new Promise((resolve) => setTimeout(resolve, 1000));
     assert.equal((await live()).activeSlot, from);
     const after = traffic.snapshot();
-    assert.equal(after.serverErrors - score.serverErrors, 0, answered5xx(after));
+    assert.equal(after.serverErrors - score.serverErrors, 0, answered5xx(after, stack));
     assert.equal(after.connectionFailures - score.connectionFailures, 0, unanswered(after, stack));
     await assertNothingPending(handle.workflowId);
   });
@@ -223,7 +223,7 @@ describe('abort drills on the embedded stack', () => {
     await new Promise((resolve) => setTimeout(resolve, 1000));
     assert.equal((await live()).activeSlot, from);
     const after = traffic.snapshot();
-    assert.equal(after.serverErrors - score.serverErrors, 0, answered5xx(after));
+    assert.equal(after.serverErrors - score.serverErrors, 0, answered5xx(after, stack));
     assert.equal(after.connectionFailures - score.connectionFailures, 0, unanswered(after, stack));
     await assertNothingPending(handle.workflowId);
   });
@@ -257,7 +257,7 @@ describe('abort drills on the embedded stack', () => {
       `# abort sweep (local platform): Deploying ${spans.deployMs} ms, Switching ${spans.switchMs} ms; ${summarise(runs)}\n`,
     );
     assert.equal(after.connectionFailures - score.connectionFailures, 0, unanswered(after, stack));
-    assert.equal(after.serverErrors - score.serverErrors, 0, answered5xx(after));
+    assert.equal(after.serverErrors - score.serverErrors, 0, answered5xx(after, stack));
     assert.ok(
       runs.some((r) => r.acceptedIn === 'Deploying') && runs.some((r) => r.acceptedIn === 'Switching'),
       summarise(runs),
@@ -320,7 +320,7 @@ describe('abort drills on the embedded stack', () => {
     assert.equal(service.selector['slot'], from, 'the selector names the stable slot again: no split left');
     await assertRestored(from, before);
     const after = traffic.snapshot();
-    assert.equal(after.serverErrors - score.serverErrors, 0, answered5xx(after));
+    assert.equal(after.serverErrors - score.serverErrors, 0, answered5xx(after, stack));
     await assertNothingPending(handle.workflowId, { cancelledWindow: true });
   });
 });

@@ -122,16 +122,18 @@ export async function stopStackUnderTraffic(running: Partial<StackUnderTraffic>)
  */
 export const unanswered = (score: TrafficScore, stack: EmbeddedStack) =>
   `requests went unanswered: ${score.failureSamples.join('; ')} ` +
-  `(the generator's own process stalled up to ${score.generatorStallMs} ms); ` +
-  `the local platform warned: ${platformWarnings(stack).join('\n') || 'nothing'}`;
+  `(the generator's own process stalled up to ${score.generatorStallMs} ms); ${warned(stack)}`;
+
+/** The first 5xx answers (who gave them and what they said), and what the local platform warned of meanwhile. */
+export const answered5xx = (score: TrafficScore, stack: EmbeddedStack) =>
+  `no request answered 5xx: ${score.serverErrorSamples.join('; ')}; ${warned(stack)}`;
 
 /** The local platform's log lines at warning level or above, the last 40. */
-function platformWarnings(stack: EmbeddedStack): string[] {
-  return (stack.local?.output() ?? '')
-    .split('\n')
-    .filter((line) => /"level":(4|5|6)0\b/.test(line))
-    .slice(-40);
-}
-
-/** The first 5xx answers: who gave them and what they said. */
-export const answered5xx = (score: TrafficScore) => `no request answered 5xx: ${score.serverErrorSamples.join('; ')}`;
+const warned = (stack: EmbeddedStack) =>
+  `the local platform warned: ${
+    (stack.local?.output() ?? '')
+      .split('\n')
+      .filter((line) => /"level":(4|5|6)0\b/.test(line))
+      .slice(-40)
+      .join('\n') || 'nothing'
+  }`;

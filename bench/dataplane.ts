@@ -88,6 +88,26 @@ async function restarts(dataPlane: DataPlane): Promise<string> {
   );
 }
 
+/**
+ * Each pod's longest event-loop stall in the last `seconds`, longest first, from the detection API's
+ * own `nodejs_eventloop_lag_max_seconds` (each scrape reads the longest since the one before): a
+ * pod whose process stalls holds every request sent to it meanwhile, whatever the router does.
+ */
+async function podStalls(dataPlane: DataPlane, seconds: number): Promise<string> {
+  const query = `max by (pod) (max_over_time(nodejs_eventloop_lag_max_seconds[${Math.ceil(seconds)}s]))`;
+  const answer = await fetch(`${dataPlane.prometheusUrl}/api/v1/query?query=${encodeURIComponent(query)}`)
+    .then(
+      async (r) => (await r.json()) as { data?: { result?: { metric: { pod?: string }; value: [number, string] }[] } },
+    )
+    .catch(() => null);
+  const stalls = (answer?.data?.result ?? [])
+    .map((r) => ({ pod: r.metric.pod ?? '?', ms: Math.round(Number(r.value[1]) * 1000) }))
+    .sort((a, b) => b.ms - a.ms);
+  return stalls.length
+    ? `pods' longest event-loop stall: ${stalls.map((s) => `${s.pod} ${s.ms} ms`).join(', ')}`
+    : "pods' longest event-loop stall: not read (no series)";
+}
+
 async function main(): Promise<number> {
   if (process.getuid?.() !== 0) {
     say('bench:dataplane runs a real node, which needs root');
@@ -101,6 +121,7 @@ async function main(): Promise<number> {
   try {
     for (const router of CHOSEN) {
       const entry = dataPlane.entryPoints[router];
+      const routerStarted = Date.now();
       const cases: Figures[] = [];
       const record = (figures: Figures) => {
         cases.push(figures);
@@ -144,6 +165,7 @@ async function main(): Promise<number> {
         cases.map((c) => c.outcome).join('; '),
       ]);
       say(`  ${router} ${await restarts(dataPlane)}`);
+      say(`  ${router} ${await podStalls(dataPlane, (Date.now() - routerStarted) / 1000)}`);
       if (canaried?.shares)
         say(
           `  ${router} canary shares: ${canaried.shares.map((s) => `${s.weight} % set, ${s.served.toFixed(2)} % served of ${s.requests}`).join('; ')}`,

@@ -84,6 +84,8 @@ export interface DataPlane {
   apps: k8s.AppsV1Api;
   traefik: Traefik;
   worker: KubernetesWorker;
+  /** Prometheus, scraping the detection API's pods every 15 s. */
+  prometheusUrl: string;
   entryPoints: Record<Router, EntryPoint>;
   /** The slot that runs: the one with replicas. */
   liveSlot(): Promise<Slot>;
@@ -290,6 +292,7 @@ export async function startDataPlane(namespace: string, taskQueue: string): Prom
       apps,
       traefik,
       worker: started.worker,
+      prometheusUrl: started.prometheus.url,
       entryPoints,
       liveSlot,
       stop,

@@ -143,7 +143,8 @@ export class TrafficGenerator {
       target,
       {
         method: 'POST',
-        agent: this.agent,
+        // Sent again, on a connection of its own: the pool may hold other sockets closed as idle.
+        agent: again ? false : this.agent,
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(DETECTION) },
         timeout: 10_000,
       },

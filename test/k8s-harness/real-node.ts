@@ -46,12 +46,16 @@ const LOCK = '/run/bluegreen-real-node.pid';
 /** A container's ID without its runtime's prefix (`containerd://`). */
 const bareId = (containerId: string) => containerId.replace(/^containerd:\/\//, '');
 
-/** `read()`, or `fallback` if what it reads is gone: a container that exits takes its cgroup with it. */
+/**
+ * `read()`, or `fallback` if what it reads is gone: a container that exits takes its cgroup with it
+ * (ENOENT once removed; ENODEV while the kernel removes it, as a stop's clean-up once met).
+ */
 function unlessGone<T>(read: () => T, fallback: T): T {
   try {
     return read();
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return fallback;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENODEV') return fallback;
     throw error;
   }
 }

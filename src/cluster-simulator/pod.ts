@@ -49,7 +49,7 @@ export interface PodStatus {
   restarts: number;
 }
 
-/** A pod not ready yet is probed this often: it joins its Service as soon as it answers. */
+/** A pod not ready yet is probed this often (a ready one once a period): it joins its Service at once. */
 const STARTUP_PROBE_INTERVAL_MS = 250;
 /**
  * Probes failed in a row before a ready pod leaves its Service's endpoints (Kubernetes' default).
@@ -94,8 +94,8 @@ export class Pod {
   restarts = 0;
   private child: ChildProcess | null = null;
   private probe: NodeJS.Timeout | null = null;
-  /** A probe is in flight: it schedules the next when it ends. */
-  private probing = false;
+  /** When the last probe started (performance.now()): a ready pod is probed once a period. */
+  private lastProbe = 0;
   private restartTimer: NodeJS.Timeout | null = null;
   private terminated: Promise<void> | null = null;
   /** Readiness probes failed since the last that passed. */
@@ -138,11 +138,7 @@ export class Pod {
     });
     child.once('error', () => undefined); // a command that cannot start exits with a code too
     child.once('exit', (code, signal) => this.onExit(child, code, signal));
-    // A restarted container is probed as a new one: at the startup interval, not the ready period.
-    if (!this.probing) {
-      if (this.probe) clearTimeout(this.probe);
-      this.probeAfterInterval();
-    }
+    if (!this.probe) this.probeAfterInterval();
     this.onChange();
   }
 
@@ -205,22 +201,22 @@ export class Pod {
     }, backoff);
   }
 
-  /** The next probe, an interval after the last one ended: as a kubelet, one probe at a time. */
+  /**
+   * Every 250 ms, a probe if one is due: always while the pod is not ready (a restarted container
+   * too), once a period while it is. As a kubelet, one probe at a time.
+   */
   private probeAfterInterval(): void {
-    this.probe = setTimeout(
-      () => {
-        this.probing = true;
-        void this.probeReadiness().then(() => {
-          this.probing = false;
-          if (this.phase !== PodPhase.Terminating && this.phase !== PodPhase.Terminated) this.probeAfterInterval();
-        });
-      },
-      this.ready ? this.spec.readinessPeriodSeconds * 1000 : STARTUP_PROBE_INTERVAL_MS,
-    );
+    this.probe = setTimeout(() => {
+      const due = !this.ready || performance.now() - this.lastProbe >= this.spec.readinessPeriodSeconds * 1000;
+      void (due ? this.probeReadiness() : Promise.resolve()).then(() => {
+        if (this.phase !== PodPhase.Terminating && this.phase !== PodPhase.Terminated) this.probeAfterInterval();
+      });
+    }, STARTUP_PROBE_INTERVAL_MS);
   }
 
   private async probeReadiness(): Promise<void> {
     if (this.phase !== PodPhase.Running || !this.child) return;
+    this.lastProbe = performance.now();
     const child = this.child;
     let ready: boolean;
     try {

@@ -4,8 +4,10 @@
  * escalates to SIGKILL after a grace period.
  */
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** Where the kernel's ephemeral ports (port-0 binds, outgoing connections) begin: Linux's setting, else IANA's. */
 const FIRST_EPHEMERAL_PORT = (() => {
@@ -22,6 +24,35 @@ const FIRST_CHOSEN_PORT = 10_000;
 const handedOut = new Set<number>();
 
 /**
+ * Ports handed out by any process of this machine, one file each, so that two processes (the
+ * suite's files run side by side) never hand out the same port between its check and its bind: a
+ * worker once failed on a metrics port another file had been given a moment before. A port is
+ * held for RESERVED_MS, long enough for the slowest process to bind it.
+ */
+const RESERVATIONS = join(tmpdir(), 'bluegreen-ports');
+const RESERVED_MS = 5 * 60_000;
+
+/** True if this process now holds `port`'s reservation: none was there, or it had expired. */
+function reserve(port: number): boolean {
+  const file = join(RESERVATIONS, String(port));
+  try {
+    mkdirSync(RESERVATIONS, { recursive: true });
+    writeFileSync(file, String(process.pid), { flag: 'wx' });
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') return true; // no shared directory: the bind check alone
+  }
+  try {
+    if (Date.now() - statSync(file).mtimeMs < RESERVED_MS) return false;
+    const now = new Date();
+    utimesSync(file, now, now);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Ports the Fetch standard calls bad: `fetch()` refuses them outright, so a server on one is never
  * seen ready (the Fetch standard's list, from 10,000 up; a worker once got 10080 and its metrics
  * endpoint never answered).
@@ -33,13 +64,15 @@ const FETCH_BAD_PORTS = new Set([10080]);
  * chosen at random below the kernel's ephemeral range, so that between now and that bind no
  * other process can take it by binding port 0 or by connecting out (the Temporal dev server picks
  * a handful of its own ports that way as it starts), and it is never handed out twice by this
- * process. Where the range leaves no room below it, the kernel picks.
+ * process nor by another on this machine within RESERVED_MS. Where the range leaves no room below
+ * it, the kernel picks.
  */
 export async function freePort(): Promise<number> {
   const span = FIRST_EPHEMERAL_PORT - FIRST_CHOSEN_PORT;
   for (let attempt = 0; span >= 1000 && attempt < 100; attempt++) {
     const port = FIRST_CHOSEN_PORT + Math.floor(Math.random() * span);
     if (handedOut.has(port) || FETCH_BAD_PORTS.has(port) || (await bindAndRelease(port)) === null) continue;
+    if (!reserve(port)) continue;
     handedOut.add(port);
     return port;
   }

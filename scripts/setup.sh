@@ -118,7 +118,8 @@ k8s_harness() {
   build_cached .tools/k8s-harness test/k8s-harness -- go build -trimpath -ldflags "$k8s_ldflags" -o ../../.tools/k8s-harness .
 }
 
-# The real node (test/k8s-harness/real-node.ts): Debian's runc, CNI plugins, podman and iptables;
+# The real node (test/k8s-harness/real-node.ts): Debian's runc, CNI plugins, podman, iptables and
+# conntrack (whose events explain a data-plane case's refused connections, test/helpers/dataplane-evidence.ts);
 # containerd v2 built from the Go module proxy (Debian's 1.6 is too old for Kubernetes 1.36); the
 # pause image built from Kubernetes' own pause.c, as an archive containerd imports.
 CONTAINERD_VERSION=v2.4.2
@@ -128,6 +129,7 @@ real_node() {
   command -v podman >/dev/null 2>&1 || apt_install podman podman
   command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap debootstrap
   command -v iptables >/dev/null 2>&1 || apt_install iptables iptables
+  command -v conntrack >/dev/null 2>&1 || apt_install conntrack conntrack
   command -v gcc >/dev/null 2>&1 || apt_install gcc gcc
   require_go "containerd"
   local module=github.com/containerd/containerd/v2

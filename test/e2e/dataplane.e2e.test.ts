@@ -178,6 +178,7 @@ describe(
       show(figures);
       assert.equal(figures.outcome, 'Succeeded');
       assert.deepEqual(figures.newConnectionsAtMonitoring, { toNew: 20, sent: 20 });
+      assert.equal(figures.failed.total, 0, figures.samples.join('; '));
     });
 
     it(`${SAMPLE.abort}: an abort during monitoring under ${RATE} requests/s fails no request, and the aborted slot answers nothing once the abort is done`, async () => {

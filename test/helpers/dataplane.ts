@@ -35,6 +35,7 @@ import { startControlPlane } from '../k8s-harness/control-plane.js';
 import type { ControlPlane } from '../k8s-harness/control-plane.js';
 import { GATEWAY_CLASS, startTraefik } from '../k8s-harness/traefik.js';
 import type { Traefik } from '../k8s-harness/traefik.js';
+import { DataPlaneEvidence } from './dataplane-evidence.js';
 import { DETECTION_API_SLOS, testSpec } from './deployment-harness.js';
 import { eventually } from './eventually.js';
 import { applyInNamespace, detectionApiTarget } from './kubernetes.js';
@@ -87,6 +88,8 @@ export interface DataPlane {
   /** Prometheus, scraping the detection API's pods every 15 s. */
   prometheusUrl: string;
   entryPoints: Record<Router, EntryPoint>;
+  /** The Service's ready endpoints and the NodePort's un-NATed connections, recorded throughout. */
+  evidence: DataPlaneEvidence;
   /** The slot that runs: the one with replicas. */
   liveSlot(): Promise<Slot>;
   stop(): Promise<void>;
@@ -106,8 +109,10 @@ export async function startDataPlane(namespace: string, taskQueue: string): Prom
     worker?: KubernetesWorker;
     discovery?: { url: string; close(): Promise<void> };
     prometheus?: PrometheusProcess;
+    evidence?: DataPlaneEvidence;
   } = {};
   const stop = async () => {
+    await started.evidence?.stop();
     await started.worker?.stop();
     await started.prometheus?.stop();
     await started.discovery?.close();
@@ -169,6 +174,7 @@ export async function startDataPlane(namespace: string, taskQueue: string): Prom
 
     const service = async () => await core.readNamespacedService({ name: 'detection-api-service', namespace });
     const nodePort = (await service()).spec!.ports![0]!.nodePort!;
+    started.evidence = new DataPlaneEvidence(config, namespace, 'detection-api-service', nodePort);
     const selectorSlot = async () => ((await service()).spec!.selector?.['slot'] as Slot | undefined) ?? null;
     const alignSelector = async (slot: Slot) =>
       void (await core.patchNamespacedService(
@@ -294,6 +300,7 @@ export async function startDataPlane(namespace: string, taskQueue: string): Prom
       worker: started.worker,
       prometheusUrl: started.prometheus.url,
       entryPoints,
+      evidence: started.evidence,
       liveSlot,
       stop,
     };
@@ -477,6 +484,7 @@ export interface Figures {
    * before it expires is refused again (kubernetes/kubernetes#48719, #101607).
    */
   aftermath?: number;
+  /** The first failed requests, then what the node did meanwhile (its endpoints, un-NATed connections). */
   samples: string[];
 }
 
@@ -487,6 +495,15 @@ const within = (answers: Answer[], from: number | null, to: number | null) =>
   from === null ? [] : answers.filter((a) => a.sentAt >= from && (to === null || a.sentAt < to));
 
 const describeFailure = (a: Answer) => `${new Date(a.sentAt).toISOString()} ${a.code || a.error} ${a.pod ?? ''}`.trim();
+
+/** The first SAMPLES failed requests and, if any failed, what the node did meanwhile (DataPlaneEvidence). */
+const samplesOf = (dataPlane: DataPlane, failed: Answer[], answers: Answer[]) =>
+  failed.length === 0
+    ? []
+    : [
+        ...failed.slice(0, SAMPLES).map(describeFailure),
+        ...dataPlane.evidence.explain(answers[0]!.sentAt, answers.at(-1)!.at),
+      ];
 
 /** Runs `body` with the load going through `entry` at `rate`, and returns the load's answers with its result. */
 async function underLoad<T>(
@@ -572,7 +589,7 @@ export async function blueGreenSwitch(
     ...(writtenAt !== null && firstNew ? { propagationMs: firstNew.sentAt - writtenAt } : {}),
     ...(writtenAt !== null && lastOld ? { lastOldMs: lastOld.sentAt - writtenAt } : {}),
     ...(atMonitoring ? { newConnectionsAtMonitoring: atMonitoring } : {}),
-    samples: failed.slice(0, SAMPLES).map(describeFailure),
+    samples: samplesOf(dataPlane, failed, answers),
   };
 }
 
@@ -610,7 +627,7 @@ export async function abortDuringMonitoring(dataPlane: DataPlane, entry: EntryPo
     ...(readBack !== null ? { abortReadBackMs: Math.max(0, readBack - acceptedAt) } : {}),
     abortTrafficMs: lastAborted ? Math.max(0, lastAborted.at - acceptedAt) : 0,
     abortedAnsweredAfterDone: answers.filter((a) => a.sentAt >= endOf(result) && slotOf(a.pod) === idle).length,
-    samples: failed.slice(0, SAMPLES).map(describeFailure),
+    samples: samplesOf(dataPlane, failed, answers),
   };
 }
 
@@ -668,7 +685,7 @@ export async function canary(
     tally: tally(answers),
     failed: { total: failed.length, scaleDown: failures(within(answers, entered(result, 'CleaningUp'), null)).length },
     shares,
-    samples: failed.slice(0, SAMPLES).map(describeFailure),
+    samples: samplesOf(dataPlane, failed, answers),
   };
 }
 
@@ -704,7 +721,7 @@ export async function faultyRollback(
     failed: { total: failed.length, abort: failures(within(answers, entered(result, 'RollingBack'), null)).length },
     blastRadius: blast,
     ...(aftermathSeconds > 0 ? { aftermath: failures(within(answers, ended, null)).length } : {}),
-    samples: failed.slice(0, SAMPLES).map(describeFailure),
+    samples: samplesOf(dataPlane, failed, answers),
   };
 }
 
@@ -733,6 +750,6 @@ export async function degradedRollback(dataPlane: DataPlane, entry: EntryPoint, 
       abort: failures(within(answers, entered(result, 'RollingBack'), null), DEGRADES).length,
     },
     blastRadius: counts['faulty-5xx'],
-    samples: failed.slice(0, SAMPLES).map(describeFailure),
+    samples: samplesOf(dataPlane, failed, answers),
   };
 }

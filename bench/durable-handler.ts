@@ -17,7 +17,12 @@ import { TakOutput } from '../examples/detection-api/src/tak-output.js';
 
 const queue = new OfflineQueue(join(mkdtempSync(join(tmpdir(), 'durable-handler-')), 'queue.sqlite'));
 const link = new TakLink('127.0.0.1', Number(process.env['TAK_PORT']));
-const output = new TakOutput(queue, link, { syncTimeoutMs: 250, addedLatencyMs: 0, onDelivered: () => undefined });
+const output = new TakOutput(queue, link, {
+  syncTimeoutMs: 250,
+  heldInMemory: 10_000,
+  addedLatencyMs: 0,
+  onDelivered: () => undefined,
+});
 link.start();
 
 const app = Fastify({ logger: false });

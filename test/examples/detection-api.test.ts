@@ -42,7 +42,7 @@ describe('detection API: HTTP contract', () => {
     assert.deepEqual(await health.json(), {
       status: 'healthy',
       tak: 'connected',
-      queue: { depth: 0, oldestAgeSeconds: 0 },
+      queue: { depth: 0, held: 0, oldestAgeSeconds: 0 },
     });
     const ready = await fetch(`${api.url}/ready`);
     assert.equal(ready.status, 200);
@@ -168,11 +168,13 @@ describe('detection API: HTTP contract', () => {
 });
 
 describe('detection API: TAK down', () => {
-  it('queues detections durably, survives SIGKILL, and delivers them in order once TAK returns', async () => {
+  it('queues detections durably, survives SIGKILL, and delivers them in order once TAK returns, 3 held in memory at a time', async () => {
     const tak = await TakListener.start();
     await tak.close(); // the port is known, nothing listens: TAK is down
     const queuePath = tempQueuePath();
-    const env = { TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: queuePath };
+    // 3 in memory: the first process holds 3 of its 20 and counts the rest in the file; the
+    // second reads them from the file 3 at a time as delivery goes.
+    const env = { TAK_ADDRESS: `127.0.0.1:${tak.port}`, QUEUE_PATH: queuePath, QUEUE_HELD_IN_MEMORY: '3' };
     const first = await startDetectionApi(env);
     const ids: string[] = [];
     try {
@@ -182,8 +184,11 @@ describe('detection API: TAK down', () => {
         assert.equal(body['status'], 'PENDING_SYNC');
         ids.push(String(body['detection_id']));
       }
-      const health = (await (await fetch(`${first.url}/health`)).json()) as { tak: string; queue: { depth: number } };
-      assert.deepEqual([health.tak, health.queue.depth], ['disconnected', 20]);
+      const health = (await (await fetch(`${first.url}/health`)).json()) as {
+        tak: string;
+        queue: { depth: number; held: number };
+      };
+      assert.deepEqual([health.tak, health.queue.depth, health.queue.held], ['disconnected', 20, 3]);
     } finally {
       first.kill('SIGKILL');
       await first.exited;
@@ -195,8 +200,15 @@ describe('detection API: TAK down', () => {
         ((await (await fetch(`${second.url}/api/detections/${ids[7]}`)).json()) as { status: string }).status,
         'PENDING_SYNC',
       );
+      // Five more, while its 3 held are the oldest: they wait in the file behind the rest.
+      for (let i = 20; i < 25; i++) {
+        const { body } = await postDetection(second.url, { ...SEED_DETECTION, source: `uav-${i}` });
+        ids.push(String(body['detection_id']));
+      }
+      const health = (await (await fetch(`${second.url}/health`)).json()) as { queue: { depth: number; held: number } };
+      assert.deepEqual([health.queue.depth, health.queue.held], [25, 3]);
       await tak.listen(); // TAK is back
-      const events = await tak.waitForEvents(20);
+      const events = await tak.waitForEvents(25);
       await new Promise((resolve) => setTimeout(resolve, 500)); // nothing more may arrive
       assert.deepEqual(
         tak.events.map((e) => e.uid),
@@ -207,7 +219,7 @@ describe('detection API: TAK down', () => {
         events.map((e) => e.remarks.split(' ')[0]),
         ids.map((_, i) => `source=uav-${i}`),
       );
-      const stored = (await (await fetch(`${second.url}/api/detections/${ids[19]}`)).json()) as { status: string };
+      const stored = (await (await fetch(`${second.url}/api/detections/${ids[24]}`)).json()) as { status: string };
       assert.equal(stored.status, 'SYNCED');
     } finally {
       second.kill('SIGKILL');

@@ -32,6 +32,11 @@ export const ConfigSchema = z.object({
   QUEUE_PATH: z.string().min(1).default('./detection-queue.sqlite'),
   /** NORMAL survives a killed process; FULL also survives power loss, at a disk flush per detection. */
   QUEUE_SYNCHRONOUS: z.enum(['NORMAL', 'FULL']).default('NORMAL'),
+  /**
+   * How many undelivered detections are held in memory, oldest first; the rest wait in the queue's
+   * file and are read in pages as delivery catches up, so a TAK outage fills the disk, not the memory.
+   */
+  QUEUE_HELD_IN_MEMORY: z.coerce.number().int().min(1).default(10_000),
   /** /health turns 503 when the oldest undelivered detection is older than this. */
   QUEUE_MAX_AGE_SECONDS: nonNegative.default(300),
   /** How long a request waits for TAK delivery before answering PENDING_SYNC. */

@@ -80,8 +80,11 @@ export class OfflineQueue {
       insert: this.db.prepare<[number, string, string, string, number]>(
         `INSERT INTO detections (seq, id, flag, cot, received_at) VALUES (?, ?, ?, ?, ?)`,
       ),
-      pending: this.db.prepare<[], Row>(
-        `SELECT * FROM detections WHERE seq > (SELECT coalesce(max(up_to_seq), 0) FROM deliveries) ORDER BY seq`,
+      pending: this.db.prepare<[number, number], Row>(
+        `SELECT * FROM detections WHERE seq > max(?, (SELECT coalesce(max(up_to_seq), 0) FROM deliveries)) ORDER BY seq LIMIT ?`,
+      ),
+      pendingCount: this.db.prepare<[], { count: number }>(
+        `SELECT count(*) AS count FROM detections WHERE seq > (SELECT coalesce(max(up_to_seq), 0) FROM deliveries)`,
       ),
       delivered: this.db.prepare<[number, number]>(`INSERT INTO deliveries (up_to_seq, synced_at) VALUES (?, ?)`),
       byId: this.db.prepare<[string], Row>(`
@@ -156,9 +159,14 @@ export class OfflineQueue {
     return { seq, id, flag, status: DeliveryStatus.PendingSync, cot, receivedAt, syncedAt: null };
   }
 
-  /** Every undelivered detection, in delivery order (read once, at start). */
-  pending(): StoredDetection[] {
-    return this.statements.pending.all().map(fromRow);
+  /** The undelivered detections after `afterSeq`, in delivery order, at most `limit` (-1: all). */
+  pending(afterSeq = 0, limit = -1): StoredDetection[] {
+    return this.statements.pending.all(afterSeq, limit).map(fromRow);
+  }
+
+  /** How many detections are undelivered. */
+  pendingCount(): number {
+    return this.statements.pendingCount.get()!.count;
   }
 
   /** Marks every detection up to `seq` delivered, in one append. */

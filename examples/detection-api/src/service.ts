@@ -55,6 +55,7 @@ export function createDetectionService(config: Config): DetectionService {
   const metrics = new ServiceMetrics(config);
   const output = new TakOutput(queue, link, {
     syncTimeoutMs: config.TAK_SYNC_TIMEOUT_MS,
+    heldInMemory: config.QUEUE_HELD_IN_MEMORY,
     addedLatencyMs: config.FAULT_TAK_LATENCY_MS,
     onDelivered: (detection, syncedAt) => metrics.takLatency.observe((syncedAt - detection.receivedAt) / 1000),
   });
@@ -127,9 +128,9 @@ export function createDetectionService(config: Config): DetectionService {
 
   app.get('/health', async (_request, reply) => {
     if (draining) return reply.code(503).send({ status: 'shutting_down' });
-    const { depth, oldestReceivedAt } = output.backlog();
+    const { depth, held, oldestReceivedAt } = output.backlog();
     const oldestAgeSeconds = oldestReceivedAt === null ? 0 : (Date.now() - oldestReceivedAt) / 1000;
-    const details = { tak: link.connected ? 'connected' : 'disconnected', queue: { depth, oldestAgeSeconds } };
+    const details = { tak: link.connected ? 'connected' : 'disconnected', queue: { depth, held, oldestAgeSeconds } };
     if (oldestAgeSeconds > config.QUEUE_MAX_AGE_SECONDS) {
       return reply.code(503).send({
         status: 'unhealthy',

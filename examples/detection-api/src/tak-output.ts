@@ -4,8 +4,9 @@
  * a detection accepted while older ones wait can never overtake them. A request waits a short
  * while for its own delivery: SYNCED if it made it, PENDING_SYNC if it is queued.
  *
- * The undelivered detections are also held here, in order, so the loop never has to ask the
- * database what is next: SQLite is written on every change and read once, at start.
+ * The oldest undelivered detections are also held here, in order, so the loop seldom has to ask
+ * the database what is next: at most `heldInMemory` of them, the rest read from SQLite in pages as
+ * delivery catches up, so that a long TAK outage fills the file, not the memory.
  */
 import type { OfflineQueue, StoredDetection } from './offline-queue.js';
 import { DeliveryStatus, PRUNE_AT_MOST } from './offline-queue.js';
@@ -13,6 +14,8 @@ import type { TakLink } from './tak-link.js';
 
 export interface TakOutputOptions {
   syncTimeoutMs: number;
+  /** How many of the oldest undelivered detections are held in memory. */
+  heldInMemory: number;
   /** Fault injection: delay before each send. */
   addedLatencyMs: number;
   onDelivered: (detection: StoredDetection, syncedAt: number) => void;
@@ -23,8 +26,15 @@ const KEEP_DELIVERED_MS = 24 * 60 * 60 * 1000;
 
 export class TakOutput {
   private draining: Promise<void> | null = null;
-  /** Undelivered detections, oldest first: the database's rows past its last delivery. */
+  /**
+   * The oldest undelivered detections, oldest first: the database's rows past its last delivery,
+   * all of them unless `spilled`. While spilled, it holds at least half of `heldInMemory`.
+   */
   private readonly undelivered: StoredDetection[];
+  /** Undelivered detections in the database past the last one held. */
+  private spilled: boolean;
+  /** How many detections are undelivered, held or not. */
+  private depth: number;
   /** Requests waiting for their detection's delivery, by seq: in delivery order, so deadline order. */
   private readonly waiters = new Map<number, { deadline: number; resolve: (synced: boolean) => void }>();
   private expiry: NodeJS.Timeout | null = null;
@@ -35,19 +45,27 @@ export class TakOutput {
     private readonly link: TakLink,
     private readonly options: TakOutputOptions,
   ) {
-    this.undelivered = queue.pending();
+    this.undelivered = queue.pending(0, options.heldInMemory);
+    this.depth = queue.pendingCount();
+    this.spilled = this.depth > this.undelivered.length;
     link.on('connected', () => void this.kick());
   }
 
-  /** How many detections wait for TAK, and since when the oldest has (ms since epoch). */
-  backlog(): { depth: number; oldestReceivedAt: number | null } {
-    return { depth: this.undelivered.length, oldestReceivedAt: this.undelivered[0]?.receivedAt ?? null };
+  /** How many detections wait for TAK, how many of them are held in memory, and since when the oldest has (ms since epoch). */
+  backlog(): { depth: number; held: number; oldestReceivedAt: number | null } {
+    return {
+      depth: this.depth,
+      held: this.undelivered.length,
+      oldestReceivedAt: this.undelivered[0]?.receivedAt ?? null,
+    };
   }
 
   /** Commits a detection and tries to deliver it; says where it stands. */
   async submit(id: string, flag: StoredDetection['flag'], cot: string, receivedAt: number): Promise<DeliveryStatus> {
     const stored = this.queue.insert(id, flag, cot, receivedAt);
-    this.undelivered.push(stored);
+    this.depth += 1;
+    if (!this.spilled && this.undelivered.length < this.options.heldInMemory) this.undelivered.push(stored);
+    else this.spilled = true;
     if (!this.link.connected) return DeliveryStatus.PendingSync;
     const synced = new Promise<boolean>((resolve) => {
       this.waiters.set(stored.seq, { deadline: performance.now() + this.options.syncTimeoutMs, resolve });
@@ -75,6 +93,15 @@ export class TakOutput {
       }
       this.expireLater();
     }, oldest.deadline - performance.now());
+  }
+
+  /** Tops the held detections up from the database, after the last held (or `delivered`, if none is). */
+  private readMore(delivered: number): void {
+    const after = this.undelivered.at(-1)?.seq ?? delivered;
+    const room = this.options.heldInMemory - this.undelivered.length;
+    const more = this.queue.pending(after, room);
+    this.undelivered.push(...more);
+    if (more.length < room) this.spilled = false;
   }
 
   /** Starts the delivery loop unless it runs; resolves when it has nothing left it can send. */
@@ -105,6 +132,8 @@ export class TakOutput {
       const syncedAt = Date.now();
       this.queue.markDelivered(batch.at(-1)!.seq, syncedAt);
       this.undelivered.splice(0, batch.length);
+      this.depth -= batch.length;
+      if (this.spilled && this.undelivered.length < this.options.heldInMemory / 2) this.readMore(batch.at(-1)!.seq);
       for (const detection of batch) {
         this.options.onDelivered(detection, syncedAt);
         this.waiters.get(detection.seq)?.resolve(true);

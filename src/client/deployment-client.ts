@@ -192,6 +192,14 @@ export interface DeploymentSummary {
   closeTime: string | null;
 }
 
+/** Whether the client's namespace has the deployments' search attributes registered (false if it cannot tell). */
+export async function hasSearchAttributes(client: Client): Promise<boolean> {
+  return await client.connection.operatorService
+    .listSearchAttributes({ namespace: client.options.namespace })
+    .then((answer) => SEARCH_ATTRIBUTE_KEYS.every((key) => key.name in (answer.customAttributes ?? {})))
+    .catch(() => false);
+}
+
 export class DeploymentClient {
   constructor(
     private readonly client: Client,
@@ -203,10 +211,7 @@ export class DeploymentClient {
 
   /** Whether the namespace has the deployments' search attributes registered (asked once). */
   isIndexed(): Promise<boolean> {
-    this.indexed ??= this.client.connection.operatorService
-      .listSearchAttributes({ namespace: this.client.options.namespace })
-      .then((answer) => SEARCH_ATTRIBUTE_KEYS.every((key) => key.name in (answer.customAttributes ?? {})))
-      .catch(() => false);
+    this.indexed ??= hasSearchAttributes(this.client);
     return this.indexed;
   }
 

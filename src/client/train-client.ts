@@ -22,6 +22,7 @@ import {
   DEFAULT_ANSWER_TIMEOUT_MS,
   deliverVerb,
   DeploymentAlreadyRunningError,
+  hasSearchAttributes,
   pollerCount,
   RequestRefusedError,
 } from './deployment-client.js';
@@ -44,7 +45,7 @@ export class TrainClient {
       return await this.client.workflow.start<typeof releaseTrainWorkflow>('releaseTrainWorkflow', {
         workflowId,
         taskQueue: this.taskQueue,
-        args: [plan],
+        args: [{ ...plan, indexed: await hasSearchAttributes(this.client) }],
         memo: {
           train: plan.name,
           version: plan.version,

@@ -77,6 +77,12 @@ export interface TrainPlan {
    * stages before it, and that stage's clusters that succeeded, are left out).
    */
   retry?: { stage: string; by: string; at: string; runId: string };
+  /**
+   * Set by the client at start: the namespace has the deployments' search attributes registered,
+   * so the train's deployments carry them, as a direct deploy's do (`bluegreen list --app` finds
+   * them). Absent in trains started before it existed: their deployments carry none.
+   */
+  indexed?: boolean;
 }
 
 export const StageState = {

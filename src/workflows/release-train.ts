@@ -32,6 +32,8 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
 import { DeploymentFailureType, Outcome } from '../shared/deployment-status.js';
 import type { DeploymentResult } from '../shared/deployment-status.js';
+import { Phase } from '../shared/deployment-status.js';
+import { SearchAttribute } from '../shared/search-attributes.js';
 import { freezeAt, nextStart, StageState, trainChildId, TrainOnFailure } from '../shared/train.js';
 import { deploymentWorkflowId } from '../shared/workflow-id.js';
 import type {
@@ -292,6 +294,25 @@ class Train {
         // A deployment finishes or rolls back by itself: it never dies with the train.
         parentClosePolicy: ParentClosePolicy.ABANDON,
         cancellationType: ChildWorkflowCancellationType.ABANDON,
+        // Found and read as a direct deploy is (bluegreen list, status): its memo, and its search
+        // attributes where the namespace has them (the plan says). Replay checks a child's id and
+        // type, not these, so the train histories from before them replay (test/histories).
+        memo: {
+          app: spec.app,
+          namespace: spec.namespace,
+          version: spec.version,
+          image: spec.image,
+          train: this.plan.name,
+        },
+        ...(this.plan.indexed
+          ? {
+              typedSearchAttributes: [
+                { key: SearchAttribute.App, value: spec.app },
+                { key: SearchAttribute.Version, value: spec.version },
+                { key: SearchAttribute.Phase, value: Phase.Preflight },
+              ],
+            }
+          : {}),
         staticSummary: `train ${this.plan.name}: ${spec.app} ${spec.version} on ${target.cluster} (${spec.namespace})`,
       })) as ChildWorkflowHandle<Deployment>;
     } catch (error) {

@@ -23,6 +23,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DeploymentClient } from '../../src/client/deployment-client.js';
 import { TrainClient, trainResult } from '../../src/client/train-client.js';
 import { renderTrain } from '../../src/client/train-cli.js';
 import { eventually } from '../helpers/eventually.js';
@@ -192,6 +193,16 @@ describe('a release train across two local platforms and two real API servers, e
     }
     assert.equal(await liveOn(staging), `green ${IMAGE('v2.2.0')} x3`);
     assert.equal(await liveOn(prod), `green ${IMAGE('v2.2.0')} x2`);
+    // Its deployments are listed by app, as direct ones: their memo, and the outcome each upserted.
+    const ids = status.stages.flatMap((s) => s.targets.map((t) => t.workflowId)).sort();
+    await eventually(async () => {
+      const listed = await new DeploymentClient(env.client, QUEUES.staging).list({ app: 'detection-api', limit: 100 });
+      const train = listed.filter((d) => ids.includes(d.workflowId));
+      return (
+        JSON.stringify(train.map((d) => `${d.workflowId} ${d.version} ${d.outcome}`).sort()) ===
+        JSON.stringify(ids.map((id) => `${id} v2.2.0 Succeeded`))
+      );
+    }, "the train's deployments listed by app, each Succeeded");
   });
 
   it('undoes staging when prod fails its smoke suite with rollbackCompleted: both clusters end on v2.2.0', async () => {

@@ -30,9 +30,8 @@ import {
 import type { ChildWorkflowHandle } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
-import { DeploymentFailureType, Outcome } from '../shared/deployment-status.js';
+import { DeploymentFailureType, Outcome, Phase } from '../shared/deployment-status.js';
 import type { DeploymentResult } from '../shared/deployment-status.js';
-import { Phase } from '../shared/deployment-status.js';
 import { SearchAttribute } from '../shared/search-attributes.js';
 import { freezeAt, nextStart, StageState, trainChildId, TrainOnFailure } from '../shared/train.js';
 import { deploymentWorkflowId } from '../shared/workflow-id.js';

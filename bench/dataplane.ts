@@ -43,6 +43,7 @@ import {
   faultyRollback,
   ROUTERS,
   startDataPlane,
+  whyFailed,
 } from '../test/helpers/dataplane.js';
 import type { DataPlane, Figures, Router } from '../test/helpers/dataplane.js';
 import { median } from './statistics.js';
@@ -128,7 +129,7 @@ async function main(): Promise<number> {
         say(
           `  ${router} ${figures.scenario}: ${figures.outcome}, ${figures.sent} sent, ${JSON.stringify(figures.tally)}`,
         );
-        if (figures.samples.length > 0) say(`    failed: ${figures.samples.join('; ')}`);
+        if (figures.samples.length > 0) say(`    failed: ${whyFailed(figures)}`);
       };
       if (CASES.has('switch')) record(await blueGreenSwitch(dataPlane, entry, RATE));
       if (CASES.has('aborts'))

@@ -31,12 +31,14 @@ const handedOut = new Set<number>();
  */
 const RESERVATIONS = join(tmpdir(), 'bluegreen-ports');
 const RESERVED_MS = 5 * 60_000;
+/** The directory, once this process has made sure it exists. */
+let reservationsMade: string | undefined;
 
 /** True if this process now holds `port`'s reservation: none was there, or it had expired. */
 function reserve(port: number): boolean {
   const file = join(RESERVATIONS, String(port));
   try {
-    mkdirSync(RESERVATIONS, { recursive: true });
+    reservationsMade ??= mkdirSync(RESERVATIONS, { recursive: true }) ?? RESERVATIONS;
     writeFileSync(file, String(process.pid), { flag: 'wx' });
     return true;
   } catch (error) {

@@ -34,6 +34,7 @@ import {
   prepare,
   ROUTERS,
   startDataPlane,
+  whyFailed,
 } from '../helpers/dataplane.js';
 import type { DataPlane, Figures } from '../helpers/dataplane.js';
 import { fileNamespace } from '../helpers/kubernetes.js';
@@ -163,7 +164,7 @@ describe(
       show(figures);
       assert.equal(figures.outcome, 'Succeeded');
       assert.ok(figures.sent > RATE * 10, `${figures.sent} requests sent`);
-      assert.equal(figures.failed.total, 0, figures.samples.join('; '));
+      assert.equal(figures.failed.total, 0, whyFailed(figures));
       assert.ok(figures.propagationMs !== undefined, 'the new slot answered once the router was written');
       assert.deepEqual(figures.newConnectionsAtMonitoring, { toNew: 20, sent: 20 });
     });
@@ -178,14 +179,14 @@ describe(
       show(figures);
       assert.equal(figures.outcome, 'Succeeded');
       assert.deepEqual(figures.newConnectionsAtMonitoring, { toNew: 20, sent: 20 });
-      assert.equal(figures.failed.total, 0, figures.samples.join('; '));
+      assert.equal(figures.failed.total, 0, whyFailed(figures));
     });
 
     it(`${SAMPLE.abort}: an abort during monitoring under ${RATE} requests/s fails no request, and the aborted slot answers nothing once the abort is done`, async () => {
       const figures = await abortDuringMonitoring(dataPlane, dataPlane.entryPoints[SAMPLE.abort], RATE);
       show(figures);
       assert.equal(figures.outcome, 'RolledBack/Aborted');
-      assert.equal(figures.failed.total, 0, figures.samples.join('; '));
+      assert.equal(figures.failed.total, 0, whyFailed(figures));
       assert.ok(figures.abortReadBackMs !== undefined, 'the router was read back on the live slot');
       assert.equal(figures.abortedAnsweredAfterDone, 0, 'the aborted slot answered nothing once the abort was done');
     });
@@ -205,7 +206,7 @@ describe(
           `${share.weight} % set, ${share.served.toFixed(2)} % served`,
         );
       }
-      assert.equal(figures.failed.total, 0, figures.samples.join('; '));
+      assert.equal(figures.failed.total, 0, whyFailed(figures));
     });
 
     it(`${SAMPLE.faulty}: a version that crashes once live is rolled back on its restarts, no request failing before it was live, and the live slot answers again`, async () => {

@@ -1,6 +1,6 @@
 /**
  * What the node did while a data-plane case ran, for the message of a case that failed requests:
- * - the Service's ready endpoints, read every 100 ms (a refused connection through kube-proxy
+ * - the Service's ready endpoints, as its EndpointSlices' watch reports them (a refused connection through kube-proxy
  *   means it had none to send it to, or its rules said so);
  * - the connections to the Service's NodePort that conntrack saw leave un-NATed (no endpoint's
  *   rule matched; the SYN met the REJECT or a closed port), from `conntrack -E`: each such entry
@@ -18,31 +18,45 @@ const STALE_ENTRY_MS = 120_000;
 export class DataPlaneEvidence {
   private readonly endpoints: { at: number; ready: string }[] = [];
   private readonly unNated: { at: number; sport: number }[] = [];
-  private running = true;
-  private readonly polling: Promise<void>;
+  private readonly slices: k8s.Informer<k8s.V1EndpointSlice> & k8s.ObjectCache<k8s.V1EndpointSlice>;
   private readonly conntrack: ChildProcess | null;
+  private retry: NodeJS.Timeout | null = null;
 
-  constructor(config: k8s.KubeConfig, namespace: string, service: string, nodePort: number) {
+  private constructor(config: k8s.KubeConfig, namespace: string, service: string, nodePort: number) {
+    // Watched, not polled: each change of the Service's EndpointSlices as it comes, and no load on
+    // the API server the cases measure through.
     const discovery = config.makeApiClient(k8s.DiscoveryV1Api);
     const labelSelector = `kubernetes.io/service-name=${service}`;
-    this.polling = (async () => {
-      while (this.running) {
-        try {
-          const slices = (await discovery.listNamespacedEndpointSlice({ namespace, labelSelector })).items;
-          const ready = slices
-            .flatMap((slice) => slice.endpoints ?? [])
-            .filter((e) => e.conditions?.ready)
-            .map((e) => e.targetRef?.name ?? e.addresses[0])
-            .sort()
-            .join(' ');
-          if (this.endpoints.at(-1)?.ready !== ready) this.endpoints.push({ at: Date.now(), ready });
-        } catch {
-          // the API server busy: the next read
-        }
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    })();
+    this.slices = k8s.makeInformer(
+      config,
+      `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`,
+      () => discovery.listNamespacedEndpointSlice({ namespace, labelSelector }),
+      labelSelector,
+    );
+    const record = () => {
+      const ready = this.slices
+        .list()
+        .flatMap((slice) => slice.endpoints ?? [])
+        .filter((e) => e.conditions?.ready)
+        .map((e) => e.targetRef?.name ?? e.addresses[0])
+        .sort()
+        .join(' ');
+      if (this.endpoints.at(-1)?.ready !== ready) this.endpoints.push({ at: Date.now(), ready });
+    };
+    for (const event of ['add', 'update', 'delete'] as const) this.slices.on(event, record);
+    // A watch the API server ended is opened again.
+    this.slices.on(
+      'error',
+      () => (this.retry = setTimeout(() => void this.slices.start().catch(() => undefined), 1000)),
+    );
     this.conntrack = startConntrack(nodePort, (at, sport) => this.unNated.push({ at, sport }));
+  }
+
+  /** Starts recording; resolves once the EndpointSlices' watch is open. */
+  static async start(config: k8s.KubeConfig, namespace: string, service: string, nodePort: number) {
+    const evidence = new DataPlaneEvidence(config, namespace, service, nodePort);
+    await evidence.slices.start();
+    return evidence;
   }
 
   /**
@@ -70,9 +84,9 @@ export class DataPlaneEvidence {
   }
 
   async stop(): Promise<void> {
-    this.running = false;
+    if (this.retry) clearTimeout(this.retry);
     this.conntrack?.kill();
-    await this.polling;
+    await this.slices.stop();
   }
 }
 

@@ -174,7 +174,7 @@ export async function startDataPlane(namespace: string, taskQueue: string): Prom
 
     const service = async () => await core.readNamespacedService({ name: 'detection-api-service', namespace });
     const nodePort = (await service()).spec!.ports![0]!.nodePort!;
-    started.evidence = new DataPlaneEvidence(config, namespace, 'detection-api-service', nodePort);
+    started.evidence = await DataPlaneEvidence.start(config, namespace, 'detection-api-service', nodePort);
     const selectorSlot = async () => ((await service()).spec!.selector?.['slot'] as Slot | undefined) ?? null;
     const alignSelector = async (slot: Slot) =>
       void (await core.patchNamespacedService(
@@ -484,8 +484,10 @@ export interface Figures {
    * before it expires is refused again (kubernetes/kubernetes#48719, #101607).
    */
   aftermath?: number;
-  /** The first failed requests, then what the node did meanwhile (its endpoints, un-NATed connections). */
+  /** The first failed requests. */
   samples: string[];
+  /** When any failed: what the node did meanwhile (its endpoints, un-NATed connections). */
+  evidence?: string[];
 }
 
 /** How many failed requests each case lists (SAMPLES in the environment; 5 by default). */
@@ -497,13 +499,13 @@ const within = (answers: Answer[], from: number | null, to: number | null) =>
 const describeFailure = (a: Answer) => `${new Date(a.sentAt).toISOString()} ${a.code || a.error} ${a.pod ?? ''}`.trim();
 
 /** The first SAMPLES failed requests and, if any failed, what the node did meanwhile (DataPlaneEvidence). */
-const samplesOf = (dataPlane: DataPlane, failed: Answer[], answers: Answer[]) =>
-  failed.length === 0
-    ? []
-    : [
-        ...failed.slice(0, SAMPLES).map(describeFailure),
-        ...dataPlane.evidence.explain(answers[0]!.sentAt, answers.at(-1)!.at),
-      ];
+const failuresOf = (dataPlane: DataPlane, failed: Answer[], answers: Answer[]) => ({
+  samples: failed.slice(0, SAMPLES).map(describeFailure),
+  ...(failed.length > 0 ? { evidence: dataPlane.evidence.explain(answers[0]!.sentAt, answers.at(-1)!.at) } : {}),
+});
+
+/** A case's failed requests and the node's evidence, for a message. */
+export const whyFailed = (figures: Figures) => [...figures.samples, ...(figures.evidence ?? [])].join('; ');
 
 /** Runs `body` with the load going through `entry` at `rate`, and returns the load's answers with its result. */
 async function underLoad<T>(
@@ -589,7 +591,7 @@ export async function blueGreenSwitch(
     ...(writtenAt !== null && firstNew ? { propagationMs: firstNew.sentAt - writtenAt } : {}),
     ...(writtenAt !== null && lastOld ? { lastOldMs: lastOld.sentAt - writtenAt } : {}),
     ...(atMonitoring ? { newConnectionsAtMonitoring: atMonitoring } : {}),
-    samples: samplesOf(dataPlane, failed, answers),
+    ...failuresOf(dataPlane, failed, answers),
   };
 }
 
@@ -627,7 +629,7 @@ export async function abortDuringMonitoring(dataPlane: DataPlane, entry: EntryPo
     ...(readBack !== null ? { abortReadBackMs: Math.max(0, readBack - acceptedAt) } : {}),
     abortTrafficMs: lastAborted ? Math.max(0, lastAborted.at - acceptedAt) : 0,
     abortedAnsweredAfterDone: answers.filter((a) => a.sentAt >= endOf(result) && slotOf(a.pod) === idle).length,
-    samples: samplesOf(dataPlane, failed, answers),
+    ...failuresOf(dataPlane, failed, answers),
   };
 }
 
@@ -685,7 +687,7 @@ export async function canary(
     tally: tally(answers),
     failed: { total: failed.length, scaleDown: failures(within(answers, entered(result, 'CleaningUp'), null)).length },
     shares,
-    samples: samplesOf(dataPlane, failed, answers),
+    ...failuresOf(dataPlane, failed, answers),
   };
 }
 
@@ -721,7 +723,7 @@ export async function faultyRollback(
     failed: { total: failed.length, abort: failures(within(answers, entered(result, 'RollingBack'), null)).length },
     blastRadius: blast,
     ...(aftermathSeconds > 0 ? { aftermath: failures(within(answers, ended, null)).length } : {}),
-    samples: samplesOf(dataPlane, failed, answers),
+    ...failuresOf(dataPlane, failed, answers),
   };
 }
 
@@ -750,6 +752,6 @@ export async function degradedRollback(dataPlane: DataPlane, entry: EntryPoint, 
       abort: failures(within(answers, entered(result, 'RollingBack'), null), DEGRADES).length,
     },
     blastRadius: counts['faulty-5xx'],
-    samples: samplesOf(dataPlane, failed, answers),
+    ...failuresOf(dataPlane, failed, answers),
   };
 }

@@ -28,11 +28,9 @@ export class TakOutput {
   private draining: Promise<void> | null = null;
   /**
    * The oldest undelivered detections, oldest first: the database's rows past its last delivery,
-   * all of them unless `spilled`. While spilled, it holds at least half of `heldInMemory`.
+   * all of them unless more wait in the file (`depth` beyond them); then at least half of `heldInMemory`.
    */
   private readonly undelivered: StoredDetection[];
-  /** Undelivered detections in the database past the last one held. */
-  private spilled: boolean;
   /** How many detections are undelivered, held or not. */
   private depth: number;
   /** Requests waiting for their detection's delivery, by seq: in delivery order, so deadline order. */
@@ -47,7 +45,6 @@ export class TakOutput {
   ) {
     this.undelivered = queue.pending(0, options.heldInMemory);
     this.depth = queue.pendingCount();
-    this.spilled = this.depth > this.undelivered.length;
     link.on('connected', () => void this.kick());
   }
 
@@ -63,9 +60,9 @@ export class TakOutput {
   /** Commits a detection and tries to deliver it; says where it stands. */
   async submit(id: string, flag: StoredDetection['flag'], cot: string, receivedAt: number): Promise<DeliveryStatus> {
     const stored = this.queue.insert(id, flag, cot, receivedAt);
+    // Held only if every older one is, and there is room: else it waits in the file, behind them.
+    if (this.undelivered.length === this.depth && this.depth < this.options.heldInMemory) this.undelivered.push(stored);
     this.depth += 1;
-    if (!this.spilled && this.undelivered.length < this.options.heldInMemory) this.undelivered.push(stored);
-    else this.spilled = true;
     if (!this.link.connected) return DeliveryStatus.PendingSync;
     const synced = new Promise<boolean>((resolve) => {
       this.waiters.set(stored.seq, { deadline: performance.now() + this.options.syncTimeoutMs, resolve });
@@ -101,7 +98,6 @@ export class TakOutput {
     const room = this.options.heldInMemory - this.undelivered.length;
     const more = this.queue.pending(after, room);
     this.undelivered.push(...more);
-    if (more.length < room) this.spilled = false;
   }
 
   /** Starts the delivery loop unless it runs; resolves when it has nothing left it can send. */
@@ -133,7 +129,8 @@ export class TakOutput {
       this.queue.markDelivered(batch.at(-1)!.seq, syncedAt);
       this.undelivered.splice(0, batch.length);
       this.depth -= batch.length;
-      if (this.spilled && this.undelivered.length < this.options.heldInMemory / 2) this.readMore(batch.at(-1)!.seq);
+      if (this.depth > this.undelivered.length && this.undelivered.length < this.options.heldInMemory / 2)
+        this.readMore(batch.at(-1)!.seq);
       for (const detection of batch) {
         this.options.onDelivered(detection, syncedAt);
         this.waiters.get(detection.seq)?.resolve(true);

@@ -293,25 +293,7 @@ class Train {
         // A deployment finishes or rolls back by itself: it never dies with the train.
         parentClosePolicy: ParentClosePolicy.ABANDON,
         cancellationType: ChildWorkflowCancellationType.ABANDON,
-        // Found and read as a direct deploy is (bluegreen list, status): its memo, and its search
-        // attributes where the namespace has them (the plan says). Replay checks a child's id and
-        // type, not these, so the train histories from before them replay (test/histories).
-        memo: {
-          app: spec.app,
-          namespace: spec.namespace,
-          version: spec.version,
-          image: spec.image,
-          train: this.plan.name,
-        },
-        ...(this.plan.indexed
-          ? {
-              typedSearchAttributes: [
-                { key: SearchAttribute.App, value: spec.app },
-                { key: SearchAttribute.Version, value: spec.version },
-                { key: SearchAttribute.Phase, value: Phase.Preflight },
-              ],
-            }
-          : {}),
+        ...(patched(Patch.TrainChildListed) ? listedAs(spec, this.plan) : {}),
         staticSummary: `train ${this.plan.name}: ${spec.app} ${spec.version} on ${target.cluster} (${spec.namespace})`,
       })) as ChildWorkflowHandle<Deployment>;
     } catch (error) {
@@ -593,4 +575,23 @@ function resultOf(error: unknown): DeploymentResult | null {
   if (!(cause instanceof ApplicationFailure)) return null;
   if (cause.type !== DeploymentFailureType.RolledBack && cause.type !== DeploymentFailureType.Failed) return null;
   return (cause.details?.[0] as DeploymentResult | undefined) ?? null;
+}
+
+/**
+ * A train's deployment as a direct deploy is found and read (bluegreen list, status): its memo,
+ * and its search attributes where the namespace has them registered.
+ */
+function listedAs(spec: TrainTarget['spec'], plan: TrainPlan) {
+  return {
+    memo: { app: spec.app, namespace: spec.namespace, version: spec.version, image: spec.image, train: plan.name },
+    ...(plan.indexed
+      ? {
+          typedSearchAttributes: [
+            { key: SearchAttribute.App, value: spec.app },
+            { key: SearchAttribute.Version, value: spec.version },
+            { key: SearchAttribute.Phase, value: Phase.Preflight },
+          ],
+        }
+      : {}),
+  };
 }

@@ -56,4 +56,9 @@ export const Patch = {
    * same cluster and a train's never run at once. Started while one runs, the train's fails.
    */
   TrainChildIsTheAppsDeployment: 'train-child-is-the-apps-deployment',
+  /**
+   * A train's deployment carries a direct deploy's memo and, where the namespace has them
+   * registered (the plan's `indexed`), its search attributes: `bluegreen list --app` finds it.
+   */
+  TrainChildListed: 'train-child-listed',
 } as const;

@@ -11,17 +11,18 @@
  */
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  ALONE,
   BACKGROUND_BUILDS,
   concurrency,
   FILE_TIMEOUT_MS,
   HOLDS,
   LONGEST_FIRST,
+  OTHERS_CPU_SHARES,
+  PRIORITY,
   TEST_TIMEOUT_MS,
 } from '../test/suite.js';
 
@@ -124,20 +125,80 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
+/** Removes the run's cgroup, if it made one (othersCgroup). */
+let removeCgroup = () => undefined as void;
+
 // Interrupted (Ctrl+C, CI's deadline): the running files end as at their bound.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     for (const pid of running) signalGroup(pid, 'SIGTERM');
+    removeCgroup();
     process.exit(signal === 'SIGINT' ? 130 : 143);
   });
+}
+
+/** What the files of PRIORITY hold while they run, so that two never run at once. */
+const THE_CPU_FIRST = 'the CPU first';
+
+/** The resources a file holds while it runs: its own (test/suite.ts's HOLDS), and the CPU first for a file of PRIORITY. */
+function resourcesOf(file: string): string[] {
+  return [HOLDS[file], file in PRIORITY ? THE_CPU_FIRST : undefined].filter((r): r is string => r !== undefined);
+}
+
+/** The cgroup the files not in PRIORITY run in: its `cgroup.procs`, and its share of the CPU lowered or restored. */
+interface OthersCgroup {
+  procs: string;
+  throttle(on: boolean): void;
+  remove(): void;
+}
+
+/**
+ * A cgroup of the v1 `cpu` controller for the files not in PRIORITY, at OTHERS_CPU_SHARES'
+ * unthrottled share; null where none can be made (not root, no cgroup v1 `cpu` controller).
+ */
+function othersCgroup(): OthersCgroup | null {
+  const mount = existsSync('/proc/mounts')
+    ? readFileSync('/proc/mounts', 'utf8')
+        .split('\n')
+        .map((line) => line.split(' '))
+        .find(([, , type, options]) => type === 'cgroup' && options?.split(',').includes('cpu'))?.[1]
+    : undefined;
+  if (!mount) return null;
+  const dir = join(mount, `bluegreen-suite-${process.pid}`);
+  const share = (shares: number) => writeFileSync(join(dir, 'cpu.shares'), String(shares));
+  try {
+    mkdirSync(dir);
+    share(OTHERS_CPU_SHARES.unthrottled);
+  } catch {
+    return null;
+  }
+  return {
+    procs: join(dir, 'cgroup.procs'),
+    throttle: (on) => share(on ? OTHERS_CPU_SHARES.throttled : OTHERS_CPU_SHARES.unthrottled),
+    remove: () => {
+      // A process left behind (a file ended at its bound stops its own) goes back to the root group, so that the group can go.
+      for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean))
+        try {
+          writeFileSync(join(mount, 'cgroup.procs'), pid);
+        } catch {
+          // ended meanwhile
+        }
+      try {
+        rmdirSync(dir);
+      } catch {
+        // a process still moving out: the group stays, empty, until the machine restarts
+      }
+    },
+  };
 }
 
 /**
  * One file in a `node --test` of its own, under bash so that `times` reports the CPU its processes
  * used (those reaped by it or by their parents: every process a file starts is stopped by PID).
+ * With `cgroupProcs`, the file and every process it starts run in that cgroup.
  */
-function runFile(file: string, options: string[]): Promise<{ run: FileRun; output: string }> {
-  const script = 'node "$@"; code=$?; times >&3; exit $code';
+function runFile(file: string, options: string[], cgroupProcs?: string): Promise<{ run: FileRun; output: string }> {
+  const script = 'if [ -n "$1" ]; then echo $$ > "$1" || exit 97; fi; shift; node "$@"; code=$?; times >&3; exit $code';
   const args = [
     '--import',
     'tsx',
@@ -151,7 +212,7 @@ function runFile(file: string, options: string[]): Promise<{ run: FileRun; outpu
   ];
   const started = performance.now();
   // A process group of its own, so that a file past its bound is ended whole (see below).
-  const child = spawn('bash', ['-c', script, 'bash', ...args], {
+  const child = spawn('bash', ['-c', script, 'bash', cgroupProcs ?? '', ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
     env: { ...process.env, FORCE_COLOR: '0' },
@@ -246,17 +307,29 @@ async function main(argv: string[]): Promise<number> {
   const chosen = argv.filter((a) => !a.startsWith('--')).map((f) => relative(ROOT, join(process.cwd(), f)));
   const files = chosen.length > 0 ? chosen : testFiles('test');
   const last = lastTimes();
-  const alone = ordered(
-    files.filter((f) => f in ALONE),
-    last,
-  );
+  const cgroup = othersCgroup();
+  if (cgroup) removeCgroup = () => cgroup.remove();
+  // Without the cgroup, the files of PRIORITY run alone after the rest, the machine to themselves.
+  const alone = cgroup
+    ? []
+    : ordered(
+        files.filter((f) => f in PRIORITY),
+        last,
+      );
   const shared = ordered(
-    files.filter((f) => !(f in ALONE)),
+    files.filter((f) => !alone.includes(f)),
     last,
   );
   const width = concurrency();
   process.stdout.write(
-    `suite: ${files.length} files, ${width} at a time; alone afterwards: ${alone.length > 0 ? alone.join(', ') : 'none'}\n`,
+    `suite: ${files.length} files, ${width} at a time; ` +
+      (cgroup
+        ? `the CPU first (the others' cpu.shares ${OTHERS_CPU_SHARES.unthrottled} → ${OTHERS_CPU_SHARES.throttled} meanwhile): ${
+            Object.keys(PRIORITY)
+              .filter((f) => files.includes(f))
+              .join(', ') || 'none'
+          }\n`
+        : `alone afterwards (no cgroup to lower the others' CPU share): ${alone.length > 0 ? alone.join(', ') : 'none'}\n`),
   );
 
   const busyAtStart = machineBusySeconds();
@@ -292,8 +365,7 @@ async function main(argv: string[]): Promise<number> {
     changed = new Promise<void>((resolve) => (wake = resolve));
   };
   for (const build of new Set(builds.values())) void build.ended.then(changes);
-  const ready = (file: string) =>
-    builds.get(file)?.done !== false && (HOLDS[file] === undefined || !held.has(HOLDS[file]));
+  const ready = (file: string) => builds.get(file)?.done !== false && resourcesOf(file).every((r) => !held.has(r));
   /** The next file whose build (if any) has ended and whose resource (if any) is free; waits for one otherwise. */
   const next = async (): Promise<string | undefined> => {
     for (;;) {
@@ -301,7 +373,7 @@ async function main(argv: string[]): Promise<number> {
       if (at !== -1) {
         // Held from here, before another lane looks.
         const file = queue.splice(at, 1)[0]!;
-        if (HOLDS[file] !== undefined) held.add(HOLDS[file]);
+        for (const resource of resourcesOf(file)) held.add(resource);
         return file;
       }
       if (queue.length === 0) return undefined;
@@ -317,24 +389,32 @@ async function main(argv: string[]): Promise<number> {
         output: `its build failed:\n${failure}`,
       });
     }
-    finish(await runFile(file, options));
+    const first = file in PRIORITY;
+    if (first) cgroup?.throttle(true);
+    try {
+      finish(await runFile(file, options, first ? undefined : cgroup?.procs));
+    } finally {
+      if (first) cgroup?.throttle(false);
+    }
   };
   const lane = async () => {
     for (let file = await next(); file !== undefined; file = await next()) {
-      const resource = HOLDS[file];
-      process.stdout.write(`▷ ${file}\n`);
+      process.stdout.write(`▷ ${file}${file in PRIORITY ? ` (the CPU first: ${PRIORITY[file]})` : ''}\n`);
       await run(file);
-      if (resource !== undefined) {
-        held.delete(resource);
-        changes();
-      }
+      const resources = resourcesOf(file);
+      for (const resource of resources) held.delete(resource);
+      if (resources.length > 0) changes();
     }
   };
-  await Promise.all(Array.from({ length: Math.min(width, queue.length) }, lane));
-  for (const file of alone) {
-    process.stdout.write(`▷ ${file} (alone: ${ALONE[file]})\n`);
-    await builds.get(file)?.ended;
-    await run(file);
+  try {
+    await Promise.all(Array.from({ length: Math.min(width, queue.length) }, lane));
+    for (const file of alone) {
+      process.stdout.write(`▷ ${file} (alone: ${PRIORITY[file]})\n`);
+      await builds.get(file)?.ended;
+      await run(file);
+    }
+  } finally {
+    cgroup?.remove();
   }
 
   const wall = (performance.now() - started) / 1000;

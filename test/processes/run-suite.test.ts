@@ -79,6 +79,36 @@ describe('the suite runner', () => {
     assert.match(stdout, /^suite: 4 passed, 0 failed, 0 skipped$/m);
   });
 
+  it('runs a file that has the CPU first beside the others, whose cgroup has a smaller share meanwhile', async () => {
+    const [first, other] = FILES as [string, string];
+    const { code, stdout, log } = await runSuite('', FILES, {
+      BLUEGREEN_SUITE_PRIORITY: JSON.stringify({ [first]: 'told to' }),
+    });
+    assert.equal(code, 0, stdout);
+    const at = (line: string) => Number(log.find((l) => l.startsWith(line))?.split(' ')[2]);
+    const cgroupOf = (file: string) => log.find((l) => l.startsWith(`${file.split('/').at(-1)} cgroup `))?.split(' ');
+    const [, , firstGroup] = cgroupOf(first) ?? [];
+    const [, , otherGroup, otherShares] = cgroupOf(other) ?? [];
+    if (/^suite: .* alone afterwards/m.test(stdout)) {
+      // No cgroup here (not root, or no cgroup v1): the file that has the CPU first runs after the rest.
+      assert.ok(at('suite-other-file.ts end') <= at('suite-file.ts start'), `after the other: ${log.join(', ')}`);
+      return;
+    }
+    assert.match(
+      stdout,
+      /^suite: 2 files, 2 at a time; the CPU first \(the others' cpu.shares 4096 → 256 meanwhile\): test\/processes\/fixtures\/suite-file.ts$/m,
+    );
+    assert.ok(
+      at('suite-file.ts start') < at('suite-other-file.ts end') &&
+        at('suite-other-file.ts start') < at('suite-file.ts end'),
+      `side by side: ${log.join(', ')}`,
+    );
+    assert.equal(firstGroup, '/', `the file with the CPU first runs in the root group: ${log.join(', ')}`);
+    assert.match(otherGroup ?? '', /^\/bluegreen-suite-\d+$/, `the other in the run's group: ${log.join(', ')}`);
+    assert.equal(otherShares, '256', `the others' share lowered while the first runs: ${log.join(', ')}`);
+    assert.ok(!existsSync(`/sys/fs/cgroup/cpu${otherGroup}`), 'the group is gone once the run has ended');
+  });
+
   it('fails the run when one test of one file fails, and names the file', async () => {
     const { code, stdout } = await runSuite('suite-other-file.ts');
     assert.equal(code, 1);

@@ -177,16 +177,16 @@ function othersCgroup(): OthersCgroup | null {
     throttle: (on) => share(on ? OTHERS_CPU_SHARES.throttled : OTHERS_CPU_SHARES.unthrottled),
     remove: () => {
       // A process left behind (a file ended at its bound stops its own) goes back to the root group, so that the group can go.
-      for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean))
-        try {
-          writeFileSync(join(mount, 'cgroup.procs'), pid);
-        } catch {
-          // ended meanwhile
-        }
       try {
+        for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean))
+          try {
+            writeFileSync(join(mount, 'cgroup.procs'), pid);
+          } catch {
+            // ended meanwhile
+          }
         rmdirSync(dir);
       } catch {
-        // a process still moving out: the group stays, empty, until the machine restarts
+        // gone already, or a process still moving out: the group stays, empty, until the machine restarts
       }
     },
   };
@@ -198,7 +198,9 @@ function othersCgroup(): OthersCgroup | null {
  * With `cgroupProcs`, the file and every process it starts run in that cgroup.
  */
 function runFile(file: string, options: string[], cgroupProcs?: string): Promise<{ run: FileRun; output: string }> {
-  const script = 'if [ -n "$1" ]; then echo $$ > "$1" || exit 97; fi; shift; node "$@"; code=$?; times >&3; exit $code';
+  const script =
+    'if [ -n "$1" ]; then echo $$ > "$1" || { echo "could not join the cgroup of $1" >&2; exit 97; }; fi; shift; ' +
+    'node "$@"; code=$?; times >&3; exit $code';
   const args = [
     '--import',
     'tsx',

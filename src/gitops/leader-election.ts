@@ -7,6 +7,7 @@
  * once. Writes carry the record's resourceVersion: of two candidates, the API server lets one win.
  */
 import * as k8s from '@kubernetes/client-node';
+import { keptAliveConfiguration } from '../platforms/kubernetes-connections.js';
 import { httpCodeOf } from '../platforms/kubernetes-errors.js';
 
 export interface LeaderElectionOptions {
@@ -46,7 +47,7 @@ export class LeaderElector {
     kubeConfig: k8s.KubeConfig,
     private readonly options: LeaderElectionOptions,
   ) {
-    this.api = kubeConfig.makeApiClient(k8s.CoordinationV1Api);
+    this.api = new k8s.CoordinationV1Api(keptAliveConfiguration(kubeConfig));
     this.leaseDurationMs = options.leaseDurationMs ?? 15_000;
     this.renewDeadlineMs = options.renewDeadlineMs ?? 10_000;
     this.retryMs = options.retryMs ?? 2_000;

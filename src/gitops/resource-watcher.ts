@@ -5,6 +5,7 @@
  * Each controller (`Release`, `ReleaseTrain`) says what reconciling one object means.
  */
 import * as k8s from '@kubernetes/client-node';
+import { keptAliveConfiguration } from '../platforms/kubernetes-connections.js';
 import { httpCodeOf } from '../platforms/kubernetes-errors.js';
 
 export interface ResourceWatcherOptions {
@@ -58,7 +59,7 @@ export abstract class ResourceWatcher<T extends k8s.KubernetesObject & { status?
     protected readonly options: ResourceWatcherOptions,
     defaultIdentity: string,
   ) {
-    this.api = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+    this.api = new k8s.CustomObjectsApi(keptAliveConfiguration(kubeConfig));
     this.log = options.log ?? (() => undefined);
     this.identity = options.identity ?? defaultIdentity;
     const { namespace } = options;

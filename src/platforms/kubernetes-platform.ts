@@ -12,7 +12,6 @@
  * just started answers before its authorizer has loaded RBAC, and refuses every request for a
  * moment (the drill of an API server restarted during a rollback met it), so then it is retried.
  */
-import { Agent } from 'node:https';
 import { ApplicationFailure } from '@temporalio/activity';
 import * as k8s from '@kubernetes/client-node';
 import type {
@@ -28,7 +27,6 @@ import type {
   Target,
   WaitForSlotReadyRequest,
 } from '../activities/contract.js';
-import { ConfigError } from '../config/env.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorType } from '../shared/errors.js';
 import { RUN_LABEL } from '../shared/slots.js';
@@ -38,6 +36,7 @@ import type { PlanCheck } from '../plan/plan.js';
 import type { TrafficRouter } from '../shared/traffic.js';
 import { accessNeeded, formatQuantity, podRequests, quantity } from './kubernetes-access.js';
 import { selectorOf } from '../routers/kubernetes-api.js';
+import { keptAliveConfiguration } from './kubernetes-connections.js';
 import { kubernetesRouters } from '../routers/registry.js';
 import type { RouterRegistry } from '../routers/registry.js';
 import { versionFromImage } from '../deployment-spec/deployment-spec.js';
@@ -88,15 +87,7 @@ export class KubernetesPlatform implements Platform {
     private readonly config: k8s.KubeConfig,
     { dryRun = false }: { dryRun?: boolean } = {},
   ) {
-    const cluster = config.getCurrentCluster();
-    if (!cluster)
-      throw new ConfigError(
-        'the kubeconfig has no current cluster: set its current-context, or BLUEGREEN_KUBE_CONTEXT',
-      );
-    const configuration = k8s.createConfiguration({
-      baseServer: new k8s.ServerConfiguration(cluster.server, {}),
-      authMethods: { default: new KeptAliveConnections(config) },
-    });
+    const configuration = keptAliveConfiguration(config);
     const writes = <T extends object>(client: T): T => (dryRun ? dryRunWrites(client) : client);
     this.core = writes(new k8s.CoreV1Api(configuration));
     this.apps = writes(new k8s.AppsV1Api(configuration));
@@ -536,36 +527,6 @@ export function transientDelay(error: unknown, backoffMs: number): number | null
   }
   const code = (error as NodeJS.ErrnoException | null)?.code;
   return typeof code === 'string' && TRANSIENT_NETWORK_CODES.has(code) ? backoffMs : null;
-}
-
-/**
- * The kubeconfig's authentication, with connections kept alive. client-node builds a new
- * https.Agent for every request, so each request would open, and handshake, a TLS connection of
- * its own: hundreds a minute when many deployments poll. One agent is kept for the TLS identity
- * (CA, client certificate and key) and replaced when a credential rotates; proxies and plain HTTP
- * keep the agent client-node made.
- */
-class KeptAliveConnections implements k8s.SecurityAuthentication {
-  private kept: { identity: string; agent: Agent } | null = null;
-
-  constructor(private readonly config: k8s.KubeConfig) {}
-
-  getName(): string {
-    return 'kubeconfig, connections kept alive';
-  }
-
-  async applySecurityAuthentication(context: k8s.RequestContext): Promise<void> {
-    await this.config.applySecurityAuthentication(context);
-    const made = context.getAgent();
-    if (!(made instanceof Agent)) return;
-    const { ca, cert, key, pfx, passphrase, rejectUnauthorized, servername } = made.options;
-    const identity = [ca, cert, key, pfx, passphrase, rejectUnauthorized, servername]
-      .map((v) => (v === undefined ? '' : String(v)))
-      .join('\0');
-    if (this.kept?.identity !== identity)
-      this.kept = { identity, agent: new Agent({ ...made.options, keepAlive: true }) };
-    context.setAgent(this.kept.agent);
-  }
 }
 
 /** ApiException to ApplicationFailure (permanent) or Error (retried), with the API's own words. */

@@ -16,6 +16,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  ALONE,
   BACKGROUND_BUILDS,
   concurrency,
   FILE_TIMEOUT_MS,
@@ -311,13 +312,11 @@ async function main(argv: string[]): Promise<number> {
   const last = lastTimes();
   const cgroup = othersCgroup();
   if (cgroup) removeCgroup = () => cgroup.remove();
-  // Without the cgroup, the files of PRIORITY run alone after the rest, the machine to themselves.
-  const alone = cgroup
-    ? []
-    : ordered(
-        files.filter((f) => f in PRIORITY),
-        last,
-      );
+  // Without the cgroup, the files of PRIORITY run alone after the rest too, the machine to themselves.
+  const alone = ordered(
+    files.filter((f) => f in ALONE || (!cgroup && f in PRIORITY)),
+    last,
+  );
   const shared = ordered(
     files.filter((f) => !alone.includes(f)),
     last,
@@ -330,8 +329,9 @@ async function main(argv: string[]): Promise<number> {
             Object.keys(PRIORITY)
               .filter((f) => files.includes(f))
               .join(', ') || 'none'
-          }\n`
-        : `alone afterwards (no cgroup to lower the others' CPU share): ${alone.length > 0 ? alone.join(', ') : 'none'}\n`),
+          }; `
+        : '') +
+      `alone afterwards${cgroup ? '' : " (no cgroup to lower the others' CPU share)"}: ${alone.length > 0 ? alone.join(', ') : 'none'}\n`,
   );
 
   const busyAtStart = machineBusySeconds();
@@ -411,7 +411,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     await Promise.all(Array.from({ length: Math.min(width, queue.length) }, lane));
     for (const file of alone) {
-      process.stdout.write(`▷ ${file} (alone: ${PRIORITY[file]})\n`);
+      process.stdout.write(`▷ ${file} (alone: ${ALONE[file] ?? PRIORITY[file]})\n`);
       await builds.get(file)?.ended;
       await run(file);
     }

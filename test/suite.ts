@@ -1,28 +1,33 @@
 /**
- * How the suite runs its files (scripts/run-suite.ts), in one place: which files have the CPU
- * first, how many run side by side, and which start first.
+ * How the suite runs its files (scripts/run-suite.ts), in one place: which files run alone,
+ * which have the CPU first, how many run side by side, and which start first.
  *
  * Files share nothing unless listed here: each starts its own Temporal server, picks free ports,
  * and keeps to its own namespace on the shared control plane (test/helpers/kubernetes.ts). So the
  * runner starts several at once, and a file that fails only when others run beside it has an
- * isolation bug to fix, not a reason to be listed in PRIORITY.
+ * isolation bug to fix, not a reason to be listed in ALONE or PRIORITY.
  */
 import { availableParallelism, totalmem } from 'node:os';
+
+/**
+ * Files that run one at a time, after every other file has ended, each with the machine to
+ * itself, and why. Keep this list short: a file here adds its whole wall time to the suite's.
+ */
+export const ALONE: Record<string, string> = {
+  'test/e2e/dataplane.e2e.test.ts':
+    "500 requests/s through real data planes, each answered within 5 s: beside other files, pods starved of CPU missed that bound (645 timeouts in one run); given the CPU first beside them, it starved theirs (the embedded canary file's p95 latency 0.95 s against its 0.5 s SLO)",
+};
 
 /**
  * Files that have the CPU first, and why: each runs beside the others, which meanwhile share a
  * small part of the CPU (a cgroup of theirs whose `cpu.shares` the runner lowers while such a file
  * runs), so that when the two cores are short it is the others that wait. Two of these never run
- * at once: each is heavy enough to starve the other (a clean-clone run with both beside each other
- * restarted a worker past 60 s and timed out four data-plane cases). Where the runner cannot make
- * that cgroup (not root, no cgroup v1 `cpu` controller), they run one at a time after every other
- * file has ended, the machine to themselves. Keep this list short.
+ * at once. Where the runner cannot make that cgroup (not root, no cgroup v1 `cpu` controller),
+ * they run alone after the rest, as ALONE's files do. Keep this list short.
  */
 export const PRIORITY: Record<string, string> = {
   'test/e2e/workers-chaos.e2e.test.ts':
     'three workers and fifty deployments on two cores: its SIGKILLs are timed to catch writes in flight, which CPU taken by other files moves',
-  'test/e2e/dataplane.e2e.test.ts':
-    '500 requests/s through real data planes, each answered within 5 s: beside other files at an equal share, pods starved of CPU missed that bound (645 timeouts in one run), which is the machine, not the data plane',
   // The runner's own test adds its fixtures' (a JSON object of file to reason).
   ...(JSON.parse(process.env['BLUEGREEN_SUITE_PRIORITY'] ?? '{}') as Record<string, string>),
 };
@@ -55,7 +60,6 @@ export const HOLDS: Record<string, string> = {
  * these, in path order; the runner also reorders by the times of the previous run on this machine.
  */
 export const LONGEST_FIRST: readonly string[] = [
-  'test/e2e/dataplane.e2e.test.ts',
   'test/e2e/real-node-deployments.e2e.test.ts',
   'test/e2e/workers-chaos.e2e.test.ts',
   'test/e2e/abort-drills.e2e.test.ts',

@@ -126,14 +126,10 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-/** Removes the run's cgroup, if it made one (othersCgroup). */
-let removeCgroup = () => undefined as void;
-
 // Interrupted (Ctrl+C, CI's deadline): the running files end as at their bound.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     for (const pid of running) signalGroup(pid, 'SIGTERM');
-    removeCgroup();
     process.exit(signal === 'SIGINT' ? 130 : 143);
   });
 }
@@ -311,7 +307,8 @@ async function main(argv: string[]): Promise<number> {
   const files = chosen.length > 0 ? chosen : testFiles('test');
   const last = lastTimes();
   const cgroup = othersCgroup();
-  if (cgroup) removeCgroup = () => cgroup.remove();
+  // However the runner ends, interrupted too (its signal handlers exit).
+  if (cgroup) process.once('exit', () => cgroup.remove());
   // Without the cgroup, the files of PRIORITY run alone after the rest too, the machine to themselves.
   const alone = ordered(
     files.filter((f) => f in ALONE || (!cgroup && f in PRIORITY)),
@@ -322,16 +319,15 @@ async function main(argv: string[]): Promise<number> {
     last,
   );
   const width = concurrency();
+  const list = (some: string[]) => (some.length > 0 ? some.join(', ') : 'none');
+  const cpuFirst = shared.filter((f) => f in PRIORITY);
+  const { unthrottled, throttled } = OTHERS_CPU_SHARES;
   process.stdout.write(
     `suite: ${files.length} files, ${width} at a time; ` +
       (cgroup
-        ? `the CPU first (the others' cpu.shares ${OTHERS_CPU_SHARES.unthrottled} → ${OTHERS_CPU_SHARES.throttled} meanwhile): ${
-            Object.keys(PRIORITY)
-              .filter((f) => files.includes(f))
-              .join(', ') || 'none'
-          }; `
-        : '') +
-      `alone afterwards${cgroup ? '' : " (no cgroup to lower the others' CPU share)"}: ${alone.length > 0 ? alone.join(', ') : 'none'}\n`,
+        ? `the CPU first (the others' cpu.shares ${unthrottled} → ${throttled} meanwhile): ${list(cpuFirst)}; alone afterwards: `
+        : "alone afterwards (no cgroup to lower the others' CPU share): ") +
+      `${list(alone)}\n`,
   );
 
   const busyAtStart = machineBusySeconds();
@@ -408,15 +404,11 @@ async function main(argv: string[]): Promise<number> {
       if (resources.length > 0) changes();
     }
   };
-  try {
-    await Promise.all(Array.from({ length: Math.min(width, queue.length) }, lane));
-    for (const file of alone) {
-      process.stdout.write(`▷ ${file} (alone: ${ALONE[file] ?? PRIORITY[file]})\n`);
-      await builds.get(file)?.ended;
-      await run(file);
-    }
-  } finally {
-    cgroup?.remove();
+  await Promise.all(Array.from({ length: Math.min(width, queue.length) }, lane));
+  for (const file of alone) {
+    process.stdout.write(`▷ ${file} (alone: ${ALONE[file] ?? PRIORITY[file]})\n`);
+    await builds.get(file)?.ended;
+    await run(file);
   }
 
   const wall = (performance.now() - started) / 1000;

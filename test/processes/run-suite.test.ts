@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
+import { cpuCgroup } from './fixtures/cpu-cgroup.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const FILES = ['test/processes/fixtures/suite-file.ts', 'test/processes/fixtures/suite-other-file.ts'];
@@ -103,7 +104,7 @@ describe('the suite runner', () => {
       /^suite: 2 files, 2 at a time; the CPU first \(the others' cpu.shares 4096 → 256 meanwhile\): test\/processes\/fixtures\/suite-file.ts; alone afterwards: none$/m,
     );
     // The runner's own group (this test's process's, whose child it is) for the first; a group of the run's for the other.
-    const own = /^\d+:(?:[^:]*,)?cpu(?:,[^:]*)?:(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
+    const own = cpuCgroup().group;
     assert.equal(firstGroup, own, `the file with the CPU first stays in the runner's group: ${log.join(', ')}`);
     assert.match(otherGroup ?? '', /^\/bluegreen-suite-\d+$/, `the other in the run's group: ${log.join(', ')}`);
     assert.notEqual(otherGroup, own);

@@ -528,6 +528,9 @@ describe(
     it('runs the Release controller as two pods from deploy/gitops: one leads through the Lease, and when its pod is deleted the other takes over', async () => {
       await applyInNamespace(cluster.plane, join(ROOT, 'deploy/gitops'), NS);
       kubectl('set', 'env', 'deployment/bluegreen-release-controller', `TEMPORAL_ADDRESS=${temporalForPods!.address}`);
+      // The change rolls the pods over: the first ones, as applied, may already hold the Lease, and the
+      // rollout deletes them soon after. The drill starts from the rolled-out pair.
+      kubectl('rollout', 'status', 'deployment/bluegreen-release-controller', '--timeout=120s');
       const controllerPods = async () =>
         (
           await cluster.core.listNamespacedPod({
@@ -562,7 +565,14 @@ describe(
       await cluster.core.deleteNamespacedPod({ name: leader, namespace: NS });
       const follower = names.find((name) => name !== leader)!;
       // The leader hands the Lease back on SIGTERM: the other replica takes it within a retry period or two, not a lease duration.
-      await eventually(async () => (await holder()) === follower, `${follower} holding the Lease`, 30_000);
+      await eventually(
+        async () => (await holder()) === follower,
+        `${follower} holding the Lease`,
+        30_000,
+        async () =>
+          `the Lease is held by ${(await holder()) ?? 'nobody'}; the controller pods' logs:\n` +
+          kubectl('logs', '-l', 'app.kubernetes.io/name=bluegreen-release-controller', '--prefix', '--tail=20'),
+      );
       console.log(
         `Release controller: the leader's pod deleted to the other replica leading in ${((performance.now() - deleted) / 1000).toFixed(1)} s`,
       );

@@ -16,7 +16,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  ALONE,
+  APART,
   BACKGROUND_BUILDS,
   concurrency,
   FILE_TIMEOUT_MS,
@@ -134,12 +134,15 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-/** What the files of PRIORITY hold while they run, so that two never run at once. */
+/** What the files of PRIORITY and APART hold while they run, so that two never run at once. */
 const THE_CPU_FIRST = 'the CPU first';
 
-/** The resources a file holds while it runs: its own (test/suite.ts's HOLDS), and the CPU first for a file of PRIORITY. */
+/** Whether a file has the CPU first while it runs (test/suite.ts's PRIORITY and APART). */
+const cpuFirst = (file: string) => file in PRIORITY || file in APART;
+
+/** The resources a file holds while it runs: its own (test/suite.ts's HOLDS), and the CPU first. */
 function resourcesOf(file: string): string[] {
-  return [HOLDS[file], file in PRIORITY ? THE_CPU_FIRST : undefined].filter((r): r is string => r !== undefined);
+  return [HOLDS[file], cpuFirst(file) ? THE_CPU_FIRST : undefined].filter((r): r is string => r !== undefined);
 }
 
 /** The cgroup the files not in PRIORITY run in: its `cgroup.procs`, and its share of the CPU lowered or restored. */
@@ -309,25 +312,29 @@ async function main(argv: string[]): Promise<number> {
   const cgroup = othersCgroup();
   // However the runner ends, interrupted too (its signal handlers exit).
   if (cgroup) process.once('exit', () => cgroup.remove());
-  // Without the cgroup, the files of PRIORITY run alone after the rest too, the machine to themselves.
-  const alone = ordered(
-    files.filter((f) => f in ALONE || (!cgroup && f in PRIORITY)),
+  // Without the cgroup, the files that would have the CPU first run alone after the rest, the machine to themselves.
+  const alone = cgroup ? [] : ordered(files.filter(cpuFirst), last);
+  // The files apart start first: until each has ended, only the files beside it start.
+  const apart = ordered(
+    files.filter((f) => f in APART && !alone.includes(f)),
     last,
   );
-  const shared = ordered(
-    files.filter((f) => !alone.includes(f)),
-    last,
-  );
+  const shared = [
+    ...apart,
+    ...ordered(
+      files.filter((f) => !alone.includes(f) && !apart.includes(f)),
+      last,
+    ),
+  ];
   const width = concurrency();
   const list = (some: string[]) => (some.length > 0 ? some.join(', ') : 'none');
-  const cpuFirst = shared.filter((f) => f in PRIORITY);
   const { unthrottled, throttled } = OTHERS_CPU_SHARES;
   process.stdout.write(
     `suite: ${files.length} files, ${width} at a time; ` +
       (cgroup
-        ? `the CPU first (the others' cpu.shares ${unthrottled} → ${throttled} meanwhile): ${list(cpuFirst)}; alone afterwards: `
-        : "alone afterwards (no cgroup to lower the others' CPU share): ") +
-      `${list(alone)}\n`,
+        ? `the CPU first (the others' cpu.shares ${unthrottled} → ${throttled} meanwhile): ` +
+          `${list(shared.filter((f) => f in PRIORITY))}; first, beside only their own: ${list(apart)}\n`
+        : `alone afterwards (no cgroup to lower the others' CPU share): ${list(alone)}\n`),
   );
 
   const busyAtStart = machineBusySeconds();
@@ -363,7 +370,16 @@ async function main(argv: string[]): Promise<number> {
     changed = new Promise<void>((resolve) => (wake = resolve));
   };
   for (const build of new Set(builds.values())) void build.ended.then(changes);
-  const ready = (file: string) => builds.get(file)?.done !== false && resourcesOf(file).every((r) => !held.has(r));
+  /** The files running, and the files apart not yet ended. */
+  const runningFiles = new Set<string>();
+  const apartLeft = new Set(apart);
+  /** A file apart starts beside its own only; while one is left, only its own start. */
+  const company = (file: string) =>
+    file in APART
+      ? [...runningFiles].every((f) => APART[file]!.beside.includes(f))
+      : [...apartLeft].every((a) => APART[a]!.beside.includes(file));
+  const ready = (file: string) =>
+    builds.get(file)?.done !== false && resourcesOf(file).every((r) => !held.has(r)) && company(file);
   /** The next file whose build (if any) has ended and whose resource (if any) is free; waits for one otherwise. */
   const next = async (): Promise<string | undefined> => {
     for (;;) {
@@ -372,6 +388,7 @@ async function main(argv: string[]): Promise<number> {
         // Held from here, before another lane looks.
         const file = queue.splice(at, 1)[0]!;
         for (const resource of resourcesOf(file)) held.add(resource);
+        runningFiles.add(file);
         return file;
       }
       if (queue.length === 0) return undefined;
@@ -387,7 +404,7 @@ async function main(argv: string[]): Promise<number> {
         output: `its build failed:\n${failure}`,
       });
     }
-    const first = file in PRIORITY;
+    const first = cpuFirst(file);
     if (first) cgroup?.throttle(true);
     try {
       finish(await runFile(file, options, first ? undefined : cgroup?.procs));
@@ -397,16 +414,18 @@ async function main(argv: string[]): Promise<number> {
   };
   const lane = async () => {
     for (let file = await next(); file !== undefined; file = await next()) {
-      process.stdout.write(`▷ ${file}${file in PRIORITY ? ` (the CPU first: ${PRIORITY[file]})` : ''}\n`);
+      const why = PRIORITY[file] ?? APART[file]?.why;
+      process.stdout.write(`▷ ${file}${why ? ` (the CPU first: ${why})` : ''}\n`);
       await run(file);
-      const resources = resourcesOf(file);
-      for (const resource of resources) held.delete(resource);
-      if (resources.length > 0) changes();
+      for (const resource of resourcesOf(file)) held.delete(resource);
+      runningFiles.delete(file);
+      apartLeft.delete(file);
+      changes();
     }
   };
   await Promise.all(Array.from({ length: Math.min(width, queue.length) }, lane));
   for (const file of alone) {
-    process.stdout.write(`▷ ${file} (alone: ${ALONE[file] ?? PRIORITY[file]})\n`);
+    process.stdout.write(`▷ ${file} (alone: ${PRIORITY[file] ?? APART[file]?.why})\n`);
     await builds.get(file)?.ended;
     await run(file);
   }

@@ -1,21 +1,39 @@
 /**
- * How the suite runs its files (scripts/run-suite.ts), in one place: which files run alone,
+ * How the suite runs its files (scripts/run-suite.ts), in one place: which files run apart,
  * which have the CPU first, how many run side by side, and which start first.
  *
  * Files share nothing unless listed here: each starts its own Temporal server, picks free ports,
  * and keeps to its own namespace on the shared control plane (test/helpers/kubernetes.ts). So the
  * runner starts several at once, and a file that fails only when others run beside it has an
- * isolation bug to fix, not a reason to be listed in ALONE or PRIORITY.
+ * isolation bug to fix, not a reason to be listed in APART or PRIORITY.
  */
 import { availableParallelism, totalmem } from 'node:os';
 
 /**
- * Files that run one at a time, after every other file has ended, each with the machine to
- * itself, and why. Keep this list short: a file here adds its whole wall time to the suite's.
+ * Files that run apart, and why: first, with the CPU first (as PRIORITY's), beside none but the
+ * files listed with them. A file whose pods must answer within a bound, beside other files at an
+ * equal share of the CPU, misses it; with the CPU first beside them, it starves theirs. The files
+ * beside it measure no process's latency: the time-skipping workflow files, whose platform is a
+ * recording double, only wait longer. Without the runner's cgroup (see PRIORITY), these run alone
+ * after the rest. Keep this list short: every other file waits for it.
  */
-export const ALONE: Record<string, string> = {
-  'test/e2e/dataplane.e2e.test.ts':
-    "500 requests/s through real data planes, each answered within 5 s: beside other files, pods starved of CPU missed that bound (645 timeouts in one run); given the CPU first beside them, it starved theirs (the embedded canary file's p95 latency 0.95 s against its 0.5 s SLO)",
+export const APART: Record<string, { why: string; beside: readonly string[] }> = {
+  'test/e2e/dataplane.e2e.test.ts': {
+    why: "500 requests/s through real data planes, each answered within 5 s: beside other files, pods starved of CPU missed that bound (645 timeouts in one run); given the CPU first beside them, it starved theirs (the embedded canary file's p95 latency 0.95 s against its 0.5 s SLO)",
+    beside: [
+      'test/workflows/blue-green-deployment.test.ts',
+      'test/workflows/blue-green-operators.test.ts',
+      'test/workflows/canary-deployment.test.ts',
+      'test/workflows/release-train.test.ts',
+      'test/workflows/plan.test.ts',
+      'test/workflows/replay.test.ts',
+    ],
+  },
+  // The runner's own test adds its fixtures' (a JSON object of file to { why, beside }).
+  ...(JSON.parse(process.env['BLUEGREEN_SUITE_APART'] ?? '{}') as Record<
+    string,
+    { why: string; beside: readonly string[] }
+  >),
 };
 
 /**
@@ -23,7 +41,7 @@ export const ALONE: Record<string, string> = {
  * small part of the CPU (a cgroup of theirs whose `cpu.shares` the runner lowers while such a file
  * runs), so that when the two cores are short it is the others that wait. Two of these never run
  * at once. Where the runner cannot make that cgroup (not root, no cgroup v1 `cpu` controller),
- * they run alone after the rest, as ALONE's files do. Keep this list short.
+ * they run alone after the rest. Keep this list short.
  */
 export const PRIORITY: Record<string, string> = {
   'test/e2e/workers-chaos.e2e.test.ts':

@@ -101,7 +101,7 @@ describe('the suite runner', () => {
     assert.equal(code, 0, stdout);
     assert.match(
       stdout,
-      /^suite: 2 files, 2 at a time; the CPU first \(the others' cpu.shares 4096 → 256 meanwhile\): test\/processes\/fixtures\/suite-file.ts; alone afterwards: none$/m,
+      /^suite: 2 files, 2 at a time; the CPU first \(the others' cpu.shares 4096 → 256 meanwhile\): test\/processes\/fixtures\/suite-file.ts; first, beside only their own: none$/m,
     );
     // The runner's own group (this test's process's, whose child it is) for the first; a group of the run's for the other.
     const own = cpuCgroup().group;
@@ -110,6 +110,33 @@ describe('the suite runner', () => {
     assert.notEqual(otherGroup, own);
     assert.equal(otherShares, '256', `the others' share lowered while the first runs: ${log.join(', ')}`);
     assert.ok(!existsSync(`/sys/fs/cgroup/cpu${otherGroup}`), 'the group is gone once the run has ended');
+  });
+
+  it('runs a file apart first, beside only the files listed with it, and the others once it has ended', async () => {
+    const [apart, beside] = FILES as [string, string];
+    const third = 'test/processes/fixtures/suite-third-file.ts';
+    const name = (file: string) => file.split('/').at(-1)!;
+    const { code, stdout, log } = await runSuite('', [third, beside, apart], {
+      BLUEGREEN_TEST_CONCURRENCY: '3',
+      BLUEGREEN_SUITE_APART: JSON.stringify({ [apart]: { why: 'told to', beside: [beside] } }),
+      // The file apart ends only once the one beside it has read its share: they run side by side.
+      SUITE_WAIT_FOR: JSON.stringify({ [name(apart)]: `${name(beside)} cgroup` }),
+    });
+    assert.equal(code, 0, stdout);
+    assert.match(stdout, /^suite: 6 passed, 0 failed, 0 skipped$/m);
+    const at = (line: string) => Number(log.find((l) => l.startsWith(line))?.split(' ')[2]);
+    const start = (file: string) => at(`${name(file)} start`);
+    const end = (file: string) => at(`${name(file)} end`);
+    if (/^suite: .* alone afterwards \(no cgroup/m.test(stdout)) {
+      // No cgroup here: the file apart runs alone after the rest.
+      assert.ok(end(beside) <= start(apart) && end(third) <= start(apart), `after the others: ${log.join(', ')}`);
+      return;
+    }
+    assert.match(stdout, /; first, beside only their own: test\/processes\/fixtures\/suite-file.ts$/m);
+    assert.ok(start(beside) < end(apart) && start(apart) < end(beside), `apart and beside overlap: ${log.join(', ')}`);
+    assert.ok(end(apart) <= start(third), `the third starts once the file apart has ended: ${log.join(', ')}`);
+    const shares = log.find((l) => l.startsWith(`${name(beside)} cgroup `))?.split(' ')[3];
+    assert.equal(shares, '256', `the file beside it at the lowered share: ${log.join(', ')}`);
   });
 
   it('fails the run when one test of one file fails, and names the file', async () => {

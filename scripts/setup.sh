@@ -171,7 +171,7 @@ images() {
   command -v podman >/dev/null 2>&1 || apt_install podman podman
   command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap debootstrap
   image detection-api tsconfig.json examples/detection-api/Dockerfile examples/detection-api/package.json \
-    examples/detection-api/package-lock.json examples/detection-api/src
+    examples/detection-api/package-lock.json examples/detection-api/tsconfig.build.json examples/detection-api/src
   image worker Dockerfile package.json package-lock.json tsconfig.json tsconfig.build.json scripts/bundle-workflows.ts \
     deploy/worker/deployment.yaml src bin
 }

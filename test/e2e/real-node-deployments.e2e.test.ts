@@ -337,7 +337,7 @@ describe(
       assert.equal(live.length, 2);
       for (const pod of live) {
         const status = pod.status!.containerStatuses![0]!;
-        assert.match(commandOf(status.containerID!).command, /^node --import tsx src\/main\.ts/);
+        assert.match(commandOf(status.containerID!).command, /^node dist\/main\.js/);
         const ready = pod.status!.conditions!.find((c) => c.type === 'Ready')!;
         const waited =
           (new Date(ready.lastTransitionTime!).getTime() - new Date(status.state!.running!.startedAt!).getTime()) /

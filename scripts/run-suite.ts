@@ -145,7 +145,7 @@ function resourcesOf(file: string): string[] {
   return [HOLDS[file], cpuFirst(file) ? THE_CPU_FIRST : undefined].filter((r): r is string => r !== undefined);
 }
 
-/** The cgroup the files not in PRIORITY run in: its `cgroup.procs`, and its share of the CPU lowered or restored. */
+/** The cgroup the other files (those without the CPU first) run in: its `cgroup.procs`, and its share of the CPU lowered or restored. */
 interface OthersCgroup {
   procs: string;
   throttle(on: boolean): void;
@@ -153,7 +153,7 @@ interface OthersCgroup {
 }
 
 /**
- * A cgroup of the v1 `cpu` controller for the files not in PRIORITY, at OTHERS_CPU_SHARES'
+ * A cgroup of the v1 `cpu` controller for the other files (those without the CPU first), at OTHERS_CPU_SHARES'
  * unthrottled share; null where none can be made (not root, no cgroup v1 `cpu` controller).
  */
 function othersCgroup(): OthersCgroup | null {

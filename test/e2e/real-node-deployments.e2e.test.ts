@@ -528,8 +528,8 @@ describe(
     it('runs the Release controller as two pods from deploy/gitops: one leads through the Lease, and when its pod is deleted the other takes over', async () => {
       await applyInNamespace(cluster.plane, join(ROOT, 'deploy/gitops'), NS);
       kubectl('set', 'env', 'deployment/bluegreen-release-controller', `TEMPORAL_ADDRESS=${temporalForPods!.address}`);
-      // The change rolls the pods over: the first ones, as applied, may already hold the Lease, and the
-      // rollout deletes them soon after. The drill starts from the rolled-out pair.
+      // The change rolls the pods over. A pod of the first ReplicaSet, still trying the manifest's Temporal
+      // address before it exits, counts as Ready and never leads: the drill starts from the rolled-out pair.
       kubectl('rollout', 'status', 'deployment/bluegreen-release-controller', '--timeout=120s');
       const controllerPods = async () =>
         (

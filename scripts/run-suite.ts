@@ -164,6 +164,15 @@ function othersCgroup(): OthersCgroup | null {
         .find(([, , type, options]) => type === 'cgroup' && options?.split(',').includes('cpu'))?.[1]
     : undefined;
   if (!mount) return null;
+  // A run that was killed (SIGKILL runs no exit handler) left its group: removed, once empty, by the next.
+  for (const group of readdirSync(mount).filter((name) => /^bluegreen-suite-\d+$/.test(name))) {
+    if (existsSync(`/proc/${group.slice('bluegreen-suite-'.length)}`)) continue; // its run goes on
+    try {
+      rmdirSync(join(mount, group));
+    } catch {
+      // a process of that run still in it: left
+    }
+  }
   const dir = join(mount, `bluegreen-suite-${process.pid}`);
   const share = (shares: number) => writeFileSync(join(dir, 'cpu.shares'), String(shares));
   try {

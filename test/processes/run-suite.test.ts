@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,6 +83,16 @@ describe('the suite runner', () => {
   it('runs a file that has the CPU first beside the others, whose cgroup has a smaller share meanwhile', async () => {
     const [first, other] = FILES as [string, string];
     const name = (file: string) => file.split('/').at(-1)!;
+    // The group a killed run left (its process gone), which this run removes.
+    const gone = await new Promise<number>((resolve) => {
+      const child = execFile('true', () => resolve(child.pid!));
+    });
+    const stale = `/sys/fs/cgroup/cpu/bluegreen-suite-${gone}`;
+    try {
+      mkdirSync(stale);
+    } catch {
+      // no cgroup v1 `cpu` controller here, or not root: see below
+    }
     const { code, stdout, log } = await runSuite('', FILES, {
       BLUEGREEN_SUITE_PRIORITY: JSON.stringify({ [first]: 'told to' }),
       // The first ends only once the other has read its share: they run side by side, and the other reads it meanwhile.
@@ -110,6 +120,7 @@ describe('the suite runner', () => {
     assert.notEqual(otherGroup, own);
     assert.equal(otherShares, '256', `the others' share lowered while the first runs: ${log.join(', ')}`);
     assert.ok(!existsSync(`/sys/fs/cgroup/cpu${otherGroup}`), 'the group is gone once the run has ended');
+    assert.ok(!existsSync(stale), `the group of a run whose process is gone (${stale}) was removed`);
   });
 
   it('runs a file apart first, beside only the files listed with it, and the others once it has ended', async () => {

@@ -137,8 +137,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 /** What the files of PRIORITY and APART hold while they run, so that two never run at once. */
 const THE_CPU_FIRST = 'the CPU first';
 
-/** Whether a file has the CPU first while it runs (test/suite.ts's PRIORITY and APART). */
-const cpuFirst = (file: string) => file in PRIORITY || file in APART;
+/** Why a file has the CPU first while it runs (test/suite.ts's PRIORITY and APART); undefined for the others. */
+const cpuFirstWhy = (file: string): string | undefined => PRIORITY[file] ?? APART[file]?.why;
+const cpuFirst = (file: string) => cpuFirstWhy(file) !== undefined;
 
 /** The resources a file holds while it runs: its own (test/suite.ts's HOLDS), and the CPU first. */
 function resourcesOf(file: string): string[] {
@@ -324,10 +325,12 @@ async function main(argv: string[]): Promise<number> {
   // Without the cgroup, the files that would have the CPU first run alone after the rest, the machine to themselves.
   const alone = cgroup ? [] : ordered(files.filter(cpuFirst), last);
   // The files apart start first: until each has ended, only the files beside it start.
-  const apart = ordered(
-    files.filter((f) => f in APART && !alone.includes(f)),
-    last,
-  );
+  const apart = cgroup
+    ? ordered(
+        files.filter((f) => f in APART),
+        last,
+      )
+    : [];
   const shared = [
     ...apart,
     ...ordered(
@@ -379,14 +382,13 @@ async function main(argv: string[]): Promise<number> {
     changed = new Promise<void>((resolve) => (wake = resolve));
   };
   for (const build of new Set(builds.values())) void build.ended.then(changes);
-  /** The files running, and the files apart not yet ended. */
+  /** The files running. */
   const runningFiles = new Set<string>();
-  const apartLeft = new Set(apart);
-  /** A file apart starts beside its own only; while one is left, only its own start. */
+  /** A file apart starts beside its own only; while one is still to run or running, only its own start. */
   const company = (file: string) =>
     file in APART
       ? [...runningFiles].every((f) => APART[file]!.beside.includes(f))
-      : [...apartLeft].every((a) => APART[a]!.beside.includes(file));
+      : apart.filter((a) => queue.includes(a) || runningFiles.has(a)).every((a) => APART[a]!.beside.includes(file));
   const ready = (file: string) =>
     builds.get(file)?.done !== false && resourcesOf(file).every((r) => !held.has(r)) && company(file);
   /** The next file whose build (if any) has ended and whose resource (if any) is free; waits for one otherwise. */
@@ -423,18 +425,17 @@ async function main(argv: string[]): Promise<number> {
   };
   const lane = async () => {
     for (let file = await next(); file !== undefined; file = await next()) {
-      const why = PRIORITY[file] ?? APART[file]?.why;
+      const why = cpuFirstWhy(file);
       process.stdout.write(`▷ ${file}${why ? ` (the CPU first: ${why})` : ''}\n`);
       await run(file);
       for (const resource of resourcesOf(file)) held.delete(resource);
       runningFiles.delete(file);
-      apartLeft.delete(file);
       changes();
     }
   };
   await Promise.all(Array.from({ length: Math.min(width, queue.length) }, lane));
   for (const file of alone) {
-    process.stdout.write(`▷ ${file} (alone: ${PRIORITY[file] ?? APART[file]?.why})\n`);
+    process.stdout.write(`▷ ${file} (alone: ${cpuFirstWhy(file)})\n`);
     await builds.get(file)?.ended;
     await run(file);
   }

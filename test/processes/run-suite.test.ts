@@ -14,6 +14,12 @@ import { cpuCgroup } from './fixtures/cpu-cgroup.js';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const FILES = ['test/processes/fixtures/suite-file.ts', 'test/processes/fixtures/suite-other-file.ts'];
 
+/** A fixture's file name, as it logs itself. */
+const name = (file: string) => file.split('/').at(-1)!;
+
+/** The time (ms since the epoch) of the log line that starts with `line`. */
+const at = (log: string[], line: string) => Number(log.find((l) => l.startsWith(line))?.split(' ')[2]);
+
 /** The runner on `files`, two at a time; its exit code and output, and the files' log. */
 async function runSuite(
   failIn: string,
@@ -46,12 +52,11 @@ describe('the suite runner', () => {
   it('runs files side by side and counts every test of every file', async () => {
     const { code, stdout, log } = await runSuite('');
     assert.equal(code, 0, stdout);
-    const at = (line: string) => Number(log.find((l) => l.startsWith(line))?.split(' ')[2]);
     const [aStart, aEnd, bStart, bEnd] = [
-      at('suite-file.ts start'),
-      at('suite-file.ts end'),
-      at('suite-other-file.ts start'),
-      at('suite-other-file.ts end'),
+      at(log, 'suite-file.ts start'),
+      at(log, 'suite-file.ts end'),
+      at(log, 'suite-other-file.ts start'),
+      at(log, 'suite-other-file.ts end'),
     ];
     assert.ok(aStart < bEnd && bStart < aEnd, `the two files overlap in time: ${log.join(', ')}`);
     assert.match(stdout, /^suite: 2 files, 2 at a time/m);
@@ -69,12 +74,11 @@ describe('the suite runner', () => {
     const holds = Object.fromEntries(FILES.map((file) => [file, 'the one thing']));
     const { code, stdout, log } = await runSuite('', FILES, { BLUEGREEN_SUITE_HOLDS: JSON.stringify(holds) });
     assert.equal(code, 0, stdout);
-    const at = (line: string) => Number(log.find((l) => l.startsWith(line))?.split(' ')[2]);
     const [aStart, aEnd, bStart, bEnd] = [
-      at('suite-file.ts start'),
-      at('suite-file.ts end'),
-      at('suite-other-file.ts start'),
-      at('suite-other-file.ts end'),
+      at(log, 'suite-file.ts start'),
+      at(log, 'suite-file.ts end'),
+      at(log, 'suite-other-file.ts start'),
+      at(log, 'suite-other-file.ts end'),
     ];
     assert.ok(aEnd <= bStart || bEnd <= aStart, `one after the other: ${log.join(', ')}`);
     assert.match(stdout, /^suite: 4 passed, 0 failed, 0 skipped$/m);
@@ -82,7 +86,6 @@ describe('the suite runner', () => {
 
   it('runs a file that has the CPU first beside the others, whose cgroup has a smaller share meanwhile', async () => {
     const [first, other] = FILES as [string, string];
-    const name = (file: string) => file.split('/').at(-1)!;
     // The group a killed run left (its process gone), which this run removes.
     const gone = await new Promise<number>((resolve) => {
       const child = execFile('true', () => resolve(child.pid!));
@@ -104,8 +107,7 @@ describe('the suite runner', () => {
     if (/^suite: .* alone afterwards \(no cgroup/m.test(stdout)) {
       // No cgroup here (not root, or no cgroup v1): the file that has the CPU first runs after the rest.
       assert.equal(code, 0, stdout);
-      const at = (line: string) => Number(log.find((l) => l.startsWith(line))?.split(' ')[2]);
-      assert.ok(at(`${name(other)} end`) <= at(`${name(first)} start`), `after the other: ${log.join(', ')}`);
+      assert.ok(at(log, `${name(other)} end`) <= at(log, `${name(first)} start`), `after the other: ${log.join(', ')}`);
       return;
     }
     assert.equal(code, 0, stdout);
@@ -126,7 +128,6 @@ describe('the suite runner', () => {
   it('runs a file apart first, beside only the files listed with it, and the others once it has ended', async () => {
     const [apart, beside] = FILES as [string, string];
     const third = 'test/processes/fixtures/suite-third-file.ts';
-    const name = (file: string) => file.split('/').at(-1)!;
     const { code, stdout, log } = await runSuite('', [third, beside, apart], {
       BLUEGREEN_TEST_CONCURRENCY: '3',
       BLUEGREEN_SUITE_APART: JSON.stringify({ [apart]: { why: 'told to', beside: [beside] } }),
@@ -135,9 +136,8 @@ describe('the suite runner', () => {
     });
     assert.equal(code, 0, stdout);
     assert.match(stdout, /^suite: 6 passed, 0 failed, 0 skipped$/m);
-    const at = (line: string) => Number(log.find((l) => l.startsWith(line))?.split(' ')[2]);
-    const start = (file: string) => at(`${name(file)} start`);
-    const end = (file: string) => at(`${name(file)} end`);
+    const start = (file: string) => at(log, `${name(file)} start`);
+    const end = (file: string) => at(log, `${name(file)} end`);
     if (/^suite: .* alone afterwards \(no cgroup/m.test(stdout)) {
       // No cgroup here: the file apart runs alone after the rest.
       assert.ok(end(beside) <= start(apart) && end(third) <= start(apart), `after the others: ${log.join(', ')}`);
